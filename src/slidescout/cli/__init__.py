@@ -1,0 +1,51 @@
+"""The ``slidescout`` command. User errors print one line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from slidescout.cli.app import app, err_console
+from slidescout.errors import SlidescoutError
+
+# Each module registers its commands on ``app`` (or a group) when imported.
+_COMMAND_MODULES = [
+    "slides_cmd",  # info, render, thumbnail
+    "synth_cmd",  # synth
+    "agent_cmd",  # ask, demo, trace show
+    "tools_cmd",  # tools list/show, experts add/list
+    "knowledge_cmd",  # kb add, lookup
+    "eval_cmd",  # eval, report, compare
+    "view_cmd",  # view
+    "mcp_cmd",  # mcp
+]
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(f"slidescout.cli.{_name}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line on stderr."""
+    try:
+        app(standalone_mode=False)
+    except SlidescoutError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            err_console.print("aborted")
+            sys.exit(1)
+        raise
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,25 @@
+"""The typer application and its command groups. Command modules register on these."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="slidescout",
+    help="An agent that reads gigapixel pathology slides the way a pathologist does.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+trace_app = typer.Typer(help="Inspect traces.", no_args_is_help=True)
+tools_app = typer.Typer(help="List and inspect tools (built-in and plugins).", no_args_is_help=True)
+experts_app = typer.Typer(help="Register and list expert models (checkpoints with a model card).", no_args_is_help=True)
+kb_app = typer.Typer(help="Manage the knowledge base used by the lookup tool.", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+app.add_typer(tools_app, name="tools")
+app.add_typer(experts_app, name="experts")
+app.add_typer(kb_app, name="kb")
+
+console = Console()
+err_console = Console(stderr=True)

@@ -1,0 +1,3 @@
+"""CLI commands (eval_cmd)."""
+
+from slidescout.cli.app import app  # noqa: F401

@@ -1,0 +1,3 @@
+"""CLI commands (knowledge_cmd)."""
+
+from slidescout.cli.app import app  # noqa: F401

@@ -1,0 +1,3 @@
+"""CLI commands (mcp_cmd)."""
+
+from slidescout.cli.app import app  # noqa: F401
