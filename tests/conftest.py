@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 
 import pytest
@@ -46,8 +45,9 @@ def _no_network():
 
 
 @pytest.fixture(autouse=True)
-def _no_real_keys(monkeypatch):
+def _no_real_keys(monkeypatch, tmp_path_factory):
     """Real provider keys never reach a test; tests that need a key set a fake one."""
     for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("SLIDESCOUT_HOME", os.environ.get("SLIDESCOUT_TEST_HOME", "/tmp/slidescout-test-home"))
+    # user state (knowledge base, expert registry) goes to a fresh folder per test
+    monkeypatch.setenv("SLIDESCOUT_HOME", str(tmp_path_factory.mktemp("home")))
