@@ -1,0 +1,28 @@
+"""Prompt templates (package data). ``load(name)`` returns the text and ``sha256(name)`` its hash."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from importlib import resources
+from string import Template
+
+from slidescout.errors import ConfigError
+
+
+@lru_cache(maxsize=None)
+def load(name: str) -> str:
+    """The text of ``prompts/<name>.md``."""
+    try:
+        return resources.files(__package__).joinpath(f"{name}.md").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no prompt named {name!r} in slidescout/prompts") from None
+
+
+def sha256(name: str) -> str:
+    return hashlib.sha256(load(name).encode("utf-8")).hexdigest()
+
+
+def render(name: str, **values: object) -> str:
+    """Fill ``$placeholders`` of a prompt; unknown ones stay as they are."""
+    return Template(load(name)).safe_substitute({k: str(v) for k, v in values.items()}).strip()

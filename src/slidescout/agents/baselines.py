@@ -1,0 +1,108 @@
+"""GIANT's baselines: one thumbnail; and random tissue patches, one call each, majority vote."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from slidescout.agents.context import store_image
+from slidescout.agents.messages import ModelRequest, SystemMessage, TextPart, UserMessage
+from slidescout.agents.sample import AgentSample
+from slidescout.slides.tissue import tissue_mask
+from slidescout.traces.rundir import RunDir
+from slidescout.traces.schema import AnswerEvent, ImageEvent, NoteEvent, Trace
+
+if TYPE_CHECKING:
+    from slidescout.agents.loop import Agent
+
+
+def answer_key(text: str) -> str:
+    """A normalised key for voting: the JSON ``answer`` value, an ``Answer: X`` line, or the last line."""
+    m = re.search(r"\"answer\"\s*:\s*\"?([^\",}\n]+)", text or "", re.I)
+    if not m:
+        m = re.search(r"answer\s*[:=]\s*\**\s*\(?([A-Za-z0-9][^\n)*]*)", text or "", re.I)
+    if m:
+        return m.group(1).strip().lower()
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1].lower() if lines else ""
+
+
+async def run_thumbnail(agent: "Agent", env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: Any) -> Trace:
+    view = env.overview(agent.preset.overview_side or 1024, guides=False)
+    part = store_image(run.blobs, rgb=view.image, box=view.box.as_tuple(), level=view.level, mpp=view.mpp,
+                       source=env.source_id, label="thumbnail", quality=agent.jpeg_quality)
+    trace.events.append(ImageEvent(id=ids("i"), image=part.image, purpose="thumbnail", step=0))
+    messages = [SystemMessage(content=agent._system_prompt(env)),
+                UserMessage(parts=[TextPart(text=sample.question), part])]
+    req = ModelRequest(messages=messages, tools=[], tool_choice="none", temperature=agent.temperature, seed=agent.seed)
+    resp = await agent._call_model(req, trace, ids, 0, True, 1)
+    trace.messages = [*messages, *( [resp.message] if resp else [])]
+    if resp is None or not resp.message.text.strip():
+        return agent._finish(trace, run, "error")
+    agent._answer(trace, ids, 0, resp.message, forced=False)
+    return agent._finish(trace, run, "answered")
+
+
+def sample_tissue_boxes(env: Any, n: int, size: int, seed: int | None) -> list[tuple[int, int, int, int]]:
+    """``n`` random level-0 boxes of ``size`` px whose centre lies on tissue (thumbnail mask)."""
+    w, h = env.size
+    thumb = env.overview(1024, guides=False)
+    mask = tissue_mask(thumb.image)
+    rng = np.random.default_rng(seed)
+    ys, xs = np.nonzero(mask)
+    sx, sy = thumb.box.w / thumb.width, thumb.box.h / thumb.height
+    boxes = []
+    for _ in range(n):
+        if len(xs):
+            i = int(rng.integers(len(xs)))
+            cx = thumb.box.x + (xs[i] + rng.random()) * sx
+            cy = thumb.box.y + (ys[i] + rng.random()) * sy
+        else:  # no tissue detected: anywhere
+            cx, cy = rng.random() * w, rng.random() * h
+        x = int(min(max(0, cx - size / 2), max(0, w - size)))
+        y = int(min(max(0, cy - size / 2), max(0, h - size)))
+        boxes.append((x, y, min(size, w), min(size, h)))
+    return boxes
+
+
+async def run_patches(agent: "Agent", env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: Any) -> Trace:
+    size = agent.preset.patch_size
+    n = min(agent.preset.n_patches, agent.max_steps)
+    boxes = sample_tissue_boxes(env, n, size, agent.seed)
+    system = SystemMessage(content=agent._system_prompt(env))
+    replies: list[tuple[str, str, int]] = []
+    t0 = time.monotonic()
+    for step, box in enumerate(boxes):
+        exceeded = agent.budget.exceeded()
+        if exceeded:
+            trace.events.append(NoteEvent(id=ids("n"), step=step, message=agent.budget.describe(exceeded)))
+            break
+        view = env.slide.read(box, max_side=size)
+        part = store_image(run.blobs, rgb=view.image, box=view.box.as_tuple(), level=view.level, mpp=view.mpp,
+                           source=env.source_id, label="patch", quality=agent.jpeg_quality)
+        trace.events.append(ImageEvent(id=ids("i"), image=part.image, purpose="patch", step=step))
+        req = ModelRequest(messages=[system, UserMessage(parts=[TextPart(text=sample.question), part])],
+                           tools=[], tool_choice="none", temperature=agent.temperature, seed=agent.seed)
+        resp = await agent._call_model(req, trace, ids, step, False, 1)
+        if resp is not None and resp.message.text.strip():
+            replies.append((answer_key(resp.message.text), resp.message.text, step))
+    if not replies:
+        return agent._finish(trace, run, "error")
+    votes = Counter(k for k, _, _ in replies if k)
+    if not votes:
+        return agent._finish(trace, run, "error")
+    best = max(votes.items(), key=lambda kv: (kv[1], -min(s for k, _, s in replies if k == kv[0])))[0]
+    text = next(t for k, t, _ in replies if k == best)
+    summary = f"Majority vote over {len(replies)} patch answers: {dict(votes.most_common())}"
+    trace.answer = text
+    trace.rationale = summary
+    trace.events.append(AnswerEvent(id=ids("a"), step=len(boxes), text=text, rationale=summary,
+                                    supporting_steps=[s + 1 for k, _, s in replies if k == best],
+                                    duration_s=time.monotonic() - t0))
+    trace.events.append(NoteEvent(id=ids("n"), message=json.dumps({"votes": dict(votes)})))
+    return agent._finish(trace, run, "answered")

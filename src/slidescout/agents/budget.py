@@ -1,0 +1,50 @@
+"""Budgets in steps, tokens, dollars and wall time, shared by the samples of a run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from slidescout.agents.messages import Usage
+
+
+@dataclass
+class Budget:
+    """Thread-safe running totals against optional limits. ``exceeded()`` names the first limit hit."""
+
+    usd: float | None = None
+    tokens: int | None = None
+    seconds: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    spent_usd: float = 0.0
+    spent_tokens: int = 0
+    unknown_cost_calls: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def charge(self, usage: Usage) -> None:
+        with self._lock:
+            self.spent_tokens += usage.input_tokens + usage.output_tokens
+            if usage.cost_usd is None:
+                self.unknown_cost_calls += 1
+            else:
+                self.spent_usd += usage.cost_usd
+
+    def exceeded(self) -> str | None:
+        """``"budget_usd"``, ``"budget_tokens"``, ``"budget_time"`` or None."""
+        if self.usd is not None and self.spent_usd >= self.usd:
+            return "budget_usd"
+        if self.tokens is not None and self.spent_tokens >= self.tokens:
+            return "budget_tokens"
+        if self.seconds is not None and time.monotonic() - self.started >= self.seconds:
+            return "budget_time"
+        return None
+
+    def describe(self, kind: str) -> str:
+        if kind == "budget_usd":
+            return f"dollar budget spent: ${self.spent_usd:.4f} of ${self.usd:.2f}"
+        if kind == "budget_tokens":
+            return f"token budget spent: {self.spent_tokens} of {self.tokens}"
+        if kind == "budget_time":
+            return f"time budget spent: {time.monotonic() - self.started:.1f} s of {self.seconds:.0f} s"
+        return kind

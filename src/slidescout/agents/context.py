@@ -1,0 +1,108 @@
+"""What the model sees: images stored once by hash, and a context kept within K images."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from slidescout.agents.messages import (
+    ImagePart,
+    ImageRef,
+    Message,
+    TextPart,
+    ToolMessage,
+    ToolResultPart,
+    UserMessage,
+)
+from slidescout.traces.rundir import BlobStore
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb[..., :3]), "RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def store_image(blobs: BlobStore, *, rgb: np.ndarray | None = None, data: bytes | None = None,
+                media_type: str = "image/jpeg", box: tuple[int, int, int, int] | None = None,
+                level: int | None = None, mpp: float | None = None, source: str | None = None,
+                label: str | None = None, quality: int = 90, detail: str = "high") -> ImagePart:
+    """Encode (if needed), store once in the blob store, and return the part to send."""
+    if data is None:
+        if rgb is None:
+            raise ValueError("store_image needs rgb or data")
+        data = encode_jpeg(rgb, quality)
+        media_type = "image/jpeg"
+        h, w = rgb.shape[:2]
+    else:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    sha = blobs.put(data, media_type)
+    ref = ImageRef(sha256=sha, media_type=media_type, width=int(w), height=int(h), box=box,
+                   level=level, mpp=mpp, source=source, label=label)
+    return ImagePart(image=ref, data=data, detail=detail)  # type: ignore[arg-type]
+
+
+def image_note(ref: ImageRef) -> str:
+    """The text that replaces an image pruned from the context."""
+    where = f"region (x={ref.box[0]}, y={ref.box[1]}, w={ref.box[2]}, h={ref.box[3]})" if ref.box else "an image"
+    mpp = f" at {ref.mpp:.2f} µm/px" if ref.mpp else ""
+    label = f" [{ref.label}]" if ref.label else ""
+    return f"[image no longer shown to save context: {where}{mpp}{label}]"
+
+
+def _count_images(messages: list[Message]) -> list[tuple[int, int, int | None]]:
+    """Positions of every image: (message index, part index, content index or None)."""
+    pos: list[tuple[int, int, int | None]] = []
+    for mi, m in enumerate(messages):
+        if isinstance(m, UserMessage):
+            pos.extend((mi, pi, None) for pi, p in enumerate(m.parts) if isinstance(p, ImagePart))
+        elif isinstance(m, ToolMessage):
+            for ri, r in enumerate(m.results):
+                pos.extend((mi, ri, ci) for ci, c in enumerate(r.content) if isinstance(c, ImagePart))
+    return pos
+
+
+def prune_images(messages: list[Message], keep_last: int | None, keep_first: int = 1) -> list[Message]:
+    """A copy of ``messages`` with all but the first ``keep_first`` (the overview) and the last
+    ``keep_last`` images replaced by a text note. ``keep_last=None`` keeps every image."""
+    positions = _count_images(messages)
+    if keep_last is None or len(positions) <= keep_first + keep_last:
+        return list(messages)
+    drop = set(positions[keep_first: len(positions) - keep_last])
+    out: list[Message] = []
+    for mi, m in enumerate(messages):
+        if isinstance(m, UserMessage) and any((mi, pi, None) in drop for pi in range(len(m.parts))):
+            parts = [TextPart(text=image_note(p.image)) if (mi, pi, None) in drop and isinstance(p, ImagePart) else p
+                     for pi, p in enumerate(m.parts)]
+            out.append(UserMessage(parts=parts))
+        elif isinstance(m, ToolMessage) and any(d[0] == mi for d in drop):
+            results = []
+            for ri, r in enumerate(m.results):
+                content = [TextPart(text=image_note(c.image)) if (mi, ri, ci) in drop and isinstance(c, ImagePart) else c
+                           for ci, c in enumerate(r.content)]
+                results.append(ToolResultPart(tool_call_id=r.tool_call_id, name=r.name, content=content,
+                                              is_error=r.is_error))
+            out.append(ToolMessage(results=results))
+        else:
+            out.append(m)
+    return out
+
+
+def images_in(messages: list[Message]) -> int:
+    return len(_count_images(messages))
+
+
+def request_size(messages: list[Message]) -> int:
+    """Approximate request bytes: text length plus base64 size of images still in the context."""
+    total = 0
+    for m in messages:
+        total += len(m.model_dump_json())
+    for mi, pi, ci in _count_images(messages):
+        m = messages[mi]
+        part = m.parts[pi] if ci is None else m.results[pi].content[ci]  # type: ignore[union-attr]
+        if isinstance(part, ImagePart) and part.data:
+            total += (len(part.data) * 4) // 3
+    return total

@@ -1,0 +1,349 @@
+"""The think, act, rethink loop: a planner model navigates a slide through tools until it answers.
+
+One ``Agent.run(sample)`` writes one trace. Errors never lose a sample: a ``ToolError`` or a
+malformed call goes back to the model as an error observation; an unexpected exception is
+recorded on the step; after ``max_errors`` consecutive failing steps the sample ends with
+status ``error`` and its trace is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+import traceback
+from typing import Any
+
+from slidescout import prompts
+from slidescout.agents.budget import Budget
+from slidescout.agents.context import prune_images, request_size, images_in, store_image
+from slidescout.agents.messages import (
+    AssistantMessage,
+    ImagePart,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    SystemMessage,
+    TextPart,
+    ToolMessage,
+    ToolResultPart,
+    ToolSpec,
+    UserMessage,
+)
+from slidescout.agents.presets import Preset
+from slidescout.agents.sample import AgentSample
+from slidescout.errors import ModelError, SlidescoutError, ToolError
+from slidescout.traces.rundir import RunDir
+from slidescout.traces.schema import (
+    AnswerEvent,
+    ErrorEvent,
+    ImageEvent,
+    ModelCallEvent,
+    NoteEvent,
+    Rethink,
+    SlideRef,
+    ToolEvent,
+    Trace,
+    utcnow,
+)
+
+_RETHINK = re.compile(r"<rethink>\s*(\{.*?\})\s*</rethink>", re.S | re.I)
+_SUPPORT = re.compile(r"supporting steps?\s*[:=]\s*([\d,\s and]+)", re.I)
+
+
+def parse_rethink(text: str) -> Rethink | None:
+    """The last ``<rethink>{json}</rethink>`` block of a reply, if any and valid."""
+    blocks = _RETHINK.findall(text or "")
+    for raw in reversed(blocks):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            conf = data.get("confidence")
+            try:
+                conf = None if conf is None else max(0.0, min(1.0, float(conf)))
+            except (TypeError, ValueError):
+                conf = None
+            diff = data.get("differential") or []
+            return Rethink(hypothesis=str(data.get("hypothesis", "")),
+                           differential=[str(d) for d in diff] if isinstance(diff, list) else [str(diff)],
+                           confidence=conf, needed_evidence=str(data.get("needed_evidence", "")))
+    return None
+
+
+def parse_supporting_steps(text: str) -> list[int]:
+    m = _SUPPORT.search(text or "")
+    return sorted({int(n) for n in re.findall(r"\d+", m.group(1))}) if m else []
+
+
+class _Ids:
+    def __init__(self) -> None:
+        self._n = itertools.count(1)
+
+    def __call__(self, prefix: str) -> str:
+        return f"{prefix}{next(self._n)}"
+
+
+class Agent:
+    """Runs samples with one model, one preset and one tool set, writing traces into a run dir.
+
+    Args:
+        model: a ``Model`` (see ``slidescout.agents.models.resolve_model``).
+        preset: the protocol.
+        tools: tool names offered to the model (default: the preset's).
+        max_steps: step budget T (the last step is reserved for the answer).
+        max_side: long side of every image (default: by provider, as GIANT).
+        keep_images: images kept in the context besides the overview (None: all).
+        max_errors: consecutive failing steps before the sample ends with status ``error``.
+        budget: shared limits (dollars, tokens, wall time) for the whole run.
+        sample_seconds: wall-time limit for one sample.
+    """
+
+    def __init__(self, model: Any, preset: Preset, *, tools: list[str] | None = None,
+                 max_steps: int | None = None, max_side: int | None = None,
+                 keep_images: int | None = -1, guides: bool | None = None, max_errors: int = 3,
+                 budget: Budget | None = None, sample_seconds: float | None = None,
+                 seed: int | None = None, temperature: float | None = None, jpeg_quality: int = 90,
+                 registry: Any = None, device: str | None = None) -> None:
+        self.model = model
+        self.preset = preset
+        self.provider = model.name.split(":", 1)[0] if ":" in model.name else model.name
+        self.max_steps = max_steps or preset.max_steps
+        self.max_side = max_side or preset.max_side_for(self.provider)
+        self.keep_images = preset.keep_images if keep_images == -1 else keep_images
+        self.guides = preset.guides if guides is None else guides
+        self.max_errors = max_errors
+        self.budget = budget or Budget()
+        self.sample_seconds = sample_seconds
+        self.seed = seed
+        self.temperature = temperature
+        self.jpeg_quality = jpeg_quality
+        self.device = device
+        self.tool_names = list(preset.tools if tools is None else tools)
+        self._registry = registry
+        self._tools: dict[str, Any] | None = None
+
+    # -- configuration recorded in the manifest and the trace ---------------------
+    def config(self) -> dict[str, Any]:
+        return {
+            "model": self.model.name, "api": getattr(self.model, "api", ""), "preset": self.preset.name,
+            "tools": self.tool_names, "max_steps": self.max_steps, "max_side": self.max_side,
+            "keep_images": self.keep_images, "guides": self.guides, "max_errors": self.max_errors,
+            "seed": self.seed, "temperature": self.temperature,
+            "budget": {"usd": self.budget.usd, "tokens": self.budget.tokens, "seconds": self.budget.seconds},
+            "sample_seconds": self.sample_seconds,
+        }
+
+    def prompt_hashes(self) -> dict[str, str]:
+        names = [self.preset.system_prompt, "final_step"]
+        return {n: prompts.sha256(n) for n in names}
+
+    def _tool_map(self) -> dict[str, Any]:
+        if self._tools is None:
+            from slidescout.tools.registry import default_registry
+
+            reg = self._registry or default_registry()
+            self._tools = {name: reg.get(name) for name in self.tool_names}
+        return self._tools
+
+    def tool_specs(self) -> list[ToolSpec]:
+        return [t.spec for t in self._tool_map().values()]
+
+    # -- running -----------------------------------------------------------------
+    async def run(self, sample: AgentSample, run: RunDir, *, run_id: str = "") -> Trace:
+        """Run one sample to an answer (or a clear status) and write its trace."""
+        from slidescout.agents.environment import open_environment
+
+        trace = Trace(sample_id=sample.sample_id, run_id=run_id or run.path.name, task=sample.task,
+                      question=sample.question, options=sample.options,
+                      slide=SlideRef(path=sample.slide_path or "", kind="imageset" if sample.image_paths else "slide",
+                                     images=sample.image_paths),
+                      truth=sample.truth, model=self.model.name, preset=self.preset.name,
+                      config=self.config(), prompt_hashes=self.prompt_hashes())
+        ids = _Ids()
+        started = time.monotonic()
+        try:
+            env = open_environment(sample)
+        except SlidescoutError as exc:
+            trace.events.append(ErrorEvent(id=ids("e"), message=str(exc), error_type=type(exc).__name__, fatal=True))
+            return self._finish(trace, run, "error")
+        trace.slide = env.slide_ref(trace.slide)
+        try:
+            if self.preset.mode == "thumbnail":
+                from slidescout.agents.baselines import run_thumbnail
+
+                return await run_thumbnail(self, env, sample, run, trace, ids)
+            if self.preset.mode == "patch":
+                from slidescout.agents.baselines import run_patches
+
+                return await run_patches(self, env, sample, run, trace, ids)
+            return await self._run_agent(env, sample, run, trace, ids, started)
+        except asyncio.CancelledError:
+            self._finish(trace, run, "cancelled")
+            raise
+        except Exception as exc:  # never lose a sample: record and keep the trace
+            trace.events.append(ErrorEvent(id=ids("e"), message=f"{type(exc).__name__}: {exc}",
+                                           error_type=type(exc).__name__, fatal=True))
+            trace.events.append(NoteEvent(id=ids("n"), message="".join(traceback.format_exc(limit=6))[-4000:]))
+            return self._finish(trace, run, "error")
+        finally:
+            env.close()
+
+    def _system_prompt(self, env: Any) -> str:
+        w, h = env.size
+        mpp = env.mpp
+        mpp_note = f", at {mpp:.3f} µm per pixel" if mpp else ""
+        return prompts.render(self.preset.system_prompt, width=w, height=h, max_side=self.max_side,
+                              max_steps=self.max_steps, max_tool_steps=max(0, self.max_steps - 1),
+                              mpp_note=mpp_note, patch_size=self.preset.patch_size)
+
+    async def _call_model(self, req: ModelRequest, trace: Trace, ids: _Ids, step: int, forced: bool,
+                          n_images: int) -> ModelResponse | None:
+        t0 = time.monotonic()
+        try:
+            resp = await self.model.request(req)
+        except ModelError as exc:
+            trace.events.append(ErrorEvent(id=ids("e"), step=step, message=str(exc), error_type="ModelError",
+                                           fatal=True, duration_s=time.monotonic() - t0))
+            return None
+        self.budget.charge(resp.usage)
+        trace.usage = trace.usage + resp.usage
+        ev = ModelCallEvent(id=ids("m"), step=step, model=resp.model or self.model.name, api=resp.api,
+                            output=resp.message, usage=resp.usage, latency_s=resp.latency_s,
+                            duration_s=time.monotonic() - t0,
+                            request_bytes=resp.request_bytes or request_size(req.messages),
+                            images_in_context=n_images, retries=resp.retries,
+                            tools_offered=[t.name for t in req.tools], forced_final=forced,
+                            stop_reason=resp.stop_reason)
+        if self.preset.rethink:
+            ev.rethink = parse_rethink(resp.message.text)
+        trace.events.append(ev)
+        return resp
+
+    async def _run_agent(self, env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: _Ids,
+                         started: float) -> Trace:
+        tools = self._tool_map()
+        specs = self.tool_specs()
+        ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
+                               run_dir=run.path, sample_id=sample.sample_id, device=self.device)
+        overview = env.overview(self.preset.overview_side or self.max_side, guides=self.guides)
+        ov_part = store_image(run.blobs, rgb=overview.image, box=overview.box.as_tuple(), level=overview.level,
+                              mpp=overview.mpp, source=env.source_id, label="overview", quality=self.jpeg_quality)
+        trace.events.append(ImageEvent(id=ids("i"), image=ov_part.image, purpose="overview", step=0))
+        messages: list[Message] = [
+            SystemMessage(content=self._system_prompt(env)),
+            UserMessage(parts=[TextPart(text=sample.question), TextPart(text=env.overview_caption(overview)), ov_part]),
+        ]
+        consecutive_errors = 0
+        status = None
+        for step in range(self.max_steps):
+            exceeded = self.budget.exceeded()
+            if exceeded is None and self.sample_seconds and time.monotonic() - started > self.sample_seconds:
+                exceeded = "budget_time"
+            if exceeded:
+                trace.events.append(NoteEvent(id=ids("n"), step=step, message=self.budget.describe(exceeded)))
+                status = exceeded
+                break
+            last = step == self.max_steps - 1
+            if last:
+                messages.append(UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())]))
+            context = prune_images(messages, self.keep_images)
+            req = ModelRequest(messages=context, tools=[] if last else specs,
+                               tool_choice="none" if last or not specs else "auto",
+                               temperature=self.temperature, seed=self.seed)
+            resp = await self._call_model(req, trace, ids, step, last, images_in(context))
+            trace.messages = messages
+            if resp is None:
+                status = "error"
+                break
+            msg = resp.message
+            messages.append(msg)
+            calls = msg.tool_calls
+            if not calls:
+                if not msg.text.strip():
+                    consecutive_errors += 1
+                    trace.events.append(ErrorEvent(id=ids("e"), step=step, message="the model replied with neither a tool call nor text"))
+                    if consecutive_errors >= self.max_errors or last:
+                        status = "error"
+                        break
+                    messages.append(UserMessage(parts=[TextPart(text="Your reply was empty. Call a tool or give your final answer.")]))
+                    continue
+                self._answer(trace, ids, step, msg, forced=last)
+                status = "answered"
+                break
+            if last:
+                # tools were withdrawn but the model still asked for one: keep any text as the answer
+                if msg.text.strip():
+                    self._answer(trace, ids, step, msg, forced=True)
+                    status = "answered"
+                else:
+                    status = "max_steps"
+                break
+            remaining = self.max_steps - 2 - step
+            results, n_failed = await self._run_calls(calls, tools, ctx, run, trace, ids, step, remaining, env)
+            messages.append(ToolMessage(results=results))
+            consecutive_errors = consecutive_errors + 1 if n_failed == len(calls) else 0
+            run.write_trace(trace)  # the viewer can follow a sample while it runs
+            if consecutive_errors >= self.max_errors:
+                trace.events.append(ErrorEvent(id=ids("e"), step=step, fatal=True,
+                                               message=f"{consecutive_errors} consecutive steps failed; stopping"))
+                status = "error"
+                break
+        trace.messages = messages
+        return self._finish(trace, run, status or "max_steps")
+
+    async def _run_calls(self, calls, tools, ctx, run, trace, ids, step, remaining, env):
+        results: list[ToolResultPart] = []
+        n_failed = 0
+        for call in calls:
+            t0 = time.monotonic()
+            ev = ToolEvent(id=ids("t"), step=step, call=call)
+            content: list[Any] = []
+            if call.parse_error:
+                ev.error = f"could not parse the arguments of {call.name}: {call.parse_error}. Send valid JSON arguments."
+            elif call.name not in tools:
+                ev.error = f"unknown tool {call.name!r}; available tools: {', '.join(tools) or 'none'}"
+            else:
+                try:
+                    result = await tools[call.name].invoke(call.arguments, ctx)
+                except ToolError as exc:
+                    ev.error = str(exc)
+                except Exception as exc:
+                    ev.internal_error = f"{type(exc).__name__}: {exc}"
+                    ev.error = f"the tool {call.name} failed unexpectedly ({type(exc).__name__}); try something else"
+                else:
+                    ev.text = result.text or ""
+                    ev.data = dict(getattr(result, "data", {}) or {})
+                    for img in result.images:
+                        part = store_image(run.blobs, **env.image_fields(img), quality=self.jpeg_quality)
+                        ev.images.append(part.image)
+                        content.append(part)
+            ev.duration_s = time.monotonic() - t0
+            note = f"{remaining} tool calls remain." if remaining > 0 else "No tool calls remain: give your final answer next."
+            if ev.error:
+                n_failed += 1
+                text = f"Error: {ev.error}\n{note}"
+            else:
+                text = f"{ev.text}\n{note}".strip()
+            results.append(ToolResultPart(tool_call_id=call.id, name=call.name,
+                                          content=[TextPart(text=text), *content], is_error=bool(ev.error)))
+            trace.events.append(ev)
+        return results, n_failed
+
+    def _answer(self, trace: Trace, ids: _Ids, step: int, msg: AssistantMessage, *, forced: bool) -> None:
+        text = msg.text
+        trace.answer = text
+        trace.rationale = _RETHINK.sub("", text).strip()
+        trace.events.append(AnswerEvent(id=ids("a"), step=step, text=text, rationale=trace.rationale,
+                                        supporting_steps=parse_supporting_steps(text), forced=forced))
+
+    def _finish(self, trace: Trace, run: RunDir, status: str) -> Trace:
+        trace.status = status  # type: ignore[assignment]
+        trace.finished_at = utcnow()
+        run.write_trace(trace)
+        return trace
+
+

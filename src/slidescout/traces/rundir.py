@@ -1,0 +1,223 @@
+"""The run directory: manifest, append-only results, one trace per sample, images stored once.
+
+Layout (DESIGN.md)::
+
+    RUN/manifest.json          config, versions, prompt hashes, git revision
+    RUN/results.jsonl          one line per finished sample, appended and flushed
+    RUN/traces/<sample>.json   ordered events of one sample
+    RUN/blobs/<sha256>.jpg     every image, stored once, referenced by hash
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from slidescout.errors import SlidescoutError
+from slidescout.traces.schema import Trace
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(sample_id: str) -> str:
+    """A file name for a sample id: stable, readable, never escaping the folder."""
+    name = _SAFE.sub("_", sample_id.replace("/", "__")).strip("._") or "sample"
+    if name != sample_id.replace("/", "__"):
+        # keep distinct ids distinct after sanitising
+        name = f"{name}-{hashlib.sha1(sample_id.encode()).hexdigest()[:8]}"
+    return name[:180]
+
+
+class BlobStore:
+    """Content-addressed image store: ``put`` returns the sha256; identical bytes are written once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def ext_for(media_type: str) -> str:
+        return {"image/png": "png", "image/jpeg": "jpg"}.get(media_type, "bin")
+
+    def put(self, data: bytes, media_type: str = "image/jpeg") -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.root / f"{sha}.{self.ext_for(media_type)}"
+        if not path.exists():
+            tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return sha
+
+    def path(self, sha: str) -> Path | None:
+        if not re.fullmatch(r"[0-9a-f]{64}", sha):
+            return None
+        for ext in ("jpg", "png", "bin"):
+            p = self.root / f"{sha}.{ext}"
+            if p.exists():
+                return p
+        return None
+
+    def get(self, sha: str) -> bytes:
+        p = self.path(sha)
+        if p is None:
+            raise SlidescoutError(f"image {sha[:12]}… is not in {self.root}")
+        return p.read_bytes()
+
+
+def git_revision(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of what shapes a run's results (lightweight: no torch import)."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("slidescout", "openslide-python", "openslide-bin", "pyvips", "openai", "anthropic", "torch"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+class RunDir:
+    """Writer and reader of one run directory. Safe to share between threads of one process."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.traces_dir = self.path / "traces"
+        self.blobs = BlobStore(self.path / "blobs")
+        self.traces_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    # -- creation ------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path | str, config: dict[str, Any], prompt_hashes: dict[str, str] | None = None,
+               *, resume: bool = False) -> "RunDir":
+        """Make (or, with ``resume``, reopen) a run directory and write its manifest."""
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if manifest_path.exists() and not resume and (path / "results.jsonl").exists():
+            raise SlidescoutError(
+                f"{path} already holds a run; pass --resume to continue it or choose another --out")
+        run = cls(path)
+        manifest: dict[str, Any] = {}
+        if manifest_path.exists():
+            manifest = json.loads(manifest_path.read_text())
+        manifest.setdefault("run_id", path.name)
+        manifest.setdefault("created_at", datetime.now(timezone.utc).isoformat())
+        manifest["config"] = config
+        manifest["versions"] = versions()
+        manifest["prompt_hashes"] = prompt_hashes or {}
+        manifest["git_revision"] = git_revision()
+        if resume:
+            manifest.setdefault("resumed_at", []).append(datetime.now(timezone.utc).isoformat())
+        run._write_json_atomic(manifest_path, manifest)
+        return run
+
+    @classmethod
+    def open(cls, path: Path | str) -> "RunDir":
+        path = Path(path)
+        if not path.is_dir():
+            raise SlidescoutError(f"{path} is not a run directory (no such folder)")
+        if not (path / "manifest.json").exists() and not (path / "traces").is_dir():
+            raise SlidescoutError(f"{path} is not a run directory (no manifest.json or traces/)")
+        return cls(path)
+
+    # -- writing -------------------------------------------------------------
+    @staticmethod
+    def _write_json_atomic(path: Path, obj: Any) -> None:
+        tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def trace_path(self, sample_id: str) -> Path:
+        return self.traces_dir / f"{safe_name(sample_id)}.json"
+
+    def write_trace(self, trace: Trace) -> Path:
+        """Write (or overwrite) a sample's trace atomically."""
+        path = self.trace_path(trace.sample_id)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(trace.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    def append_result(self, record: dict[str, Any]) -> None:
+        """Append one finished sample to results.jsonl, flushed and synced before returning."""
+        line = json.dumps(record, default=str, ensure_ascii=False)
+        with self._lock, open(self.path / "results.jsonl", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    # -- reading -------------------------------------------------------------
+    @property
+    def manifest(self) -> dict[str, Any]:
+        p = self.path / "manifest.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def results(self) -> list[dict[str, Any]]:
+        """Finished samples; a torn last line (a crash mid-write) is ignored. Last record per key wins."""
+        p = self.path / "results.jsonl"
+        if not p.exists():
+            return []
+        out: dict[tuple[str, int], dict[str, Any]] = {}
+        with open(p, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                out[(str(rec.get("sample_id")), int(rec.get("repeat", 0) or 0))] = rec
+        return list(out.values())
+
+    def finished_keys(self) -> set[tuple[str, int]]:
+        return {(str(r.get("sample_id")), int(r.get("repeat", 0) or 0)) for r in self.results()}
+
+    def read_trace(self, sample_id_or_path: str | Path) -> Trace:
+        p = Path(sample_id_or_path)
+        if not p.exists():
+            p = self.trace_path(str(sample_id_or_path))
+        return load_trace(p)
+
+    def iter_traces(self) -> Iterator[Path]:
+        yield from sorted(self.traces_dir.glob("*.json"))
+
+
+def load_trace(path: Path | str) -> Trace:
+    """Read a trace file with a clear error for missing or malformed files."""
+    p = Path(path)
+    if not p.is_file():
+        raise SlidescoutError(f"{p}: no such trace file")
+    try:
+        return Trace.from_json(p.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        first = str(exc).splitlines()[0]
+        raise SlidescoutError(f"{p}: not a slidescout trace ({first})") from None
+
+
+def find_run_dir(trace_path: Path) -> RunDir | None:
+    """The run directory a trace file belongs to (``RUN/traces/x.json``), if any."""
+    parent = Path(trace_path).resolve().parent
+    if parent.name == "traces" and (parent.parent / "blobs").is_dir():
+        return RunDir(parent.parent)
+    return None
