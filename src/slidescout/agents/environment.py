@@ -72,7 +72,8 @@ class SlideEnvironment:
     def tool_context(self, **options: Any) -> Any:
         from slidescout.tools.context import ToolContext
 
-        return ToolContext(slide=self.slide, slide_id=self.slide.slide_id, **options)
+        return ToolContext(slide=self.slide, slide_id=self.slide.slide_id,
+                           **{k: v for k, v in options.items() if v is not None})
 
     def image_fields(self, img: Any) -> dict[str, Any]:
         return image_fields(img, self.source_id)
