@@ -33,14 +33,22 @@ def answer_key(text: str) -> str:
 
 
 async def run_thumbnail(agent: "Agent", env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: Any) -> Trace:
-    view = env.overview(agent.preset.overview_side or 1024, guides=False)
-    part = store_image(run.blobs, rgb=view.image, box=view.box.as_tuple(), level=view.level, mpp=view.mpp,
-                       source=env.source_id, label="thumbnail", quality=agent.jpeg_quality)
-    trace.events.append(ImageEvent(id=ids("i"), image=part.image, purpose="thumbnail", step=0))
-    messages = [SystemMessage(content=agent._system_prompt(env)),
-                UserMessage(parts=[TextPart(text=sample.question), part])]
+    """One call: the slide's thumbnail, or, for an image set, every image in one message."""
+    side = agent.preset.overview_side or 1024
+    if getattr(env, "kind", "slide") == "imageset":
+        views = [env.imageset.view(i + 1, side) for i in range(len(env.imageset))]
+    else:
+        views = [env.overview(side, guides=False)]
+    parts: list = [TextPart(text=sample.question)]
+    for view in views:
+        part = store_image(run.blobs, rgb=view.image, box=view.box.as_tuple(), level=view.level, mpp=view.mpp,
+                           source=view.meta.get("source") or env.source_id, label=view.meta.get("label") or "thumbnail",
+                           quality=agent.jpeg_quality)
+        trace.events.append(ImageEvent(id=ids("i"), image=part.image, purpose="thumbnail", step=0))
+        parts.append(part)
+    messages = [SystemMessage(content=agent._system_prompt(env)), UserMessage(parts=parts)]
     req = ModelRequest(messages=messages, tools=[], tool_choice="none", temperature=agent.temperature, seed=agent.seed)
-    resp = await agent._call_model(req, trace, ids, 0, True, 1)
+    resp = await agent._call_model(req, trace, ids, 0, True, len(views))
     trace.messages = [*messages, *( [resp.message] if resp else [])]
     if resp is None or not resp.message.text.strip():
         return agent._finish(trace, run, "error")

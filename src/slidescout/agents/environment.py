@@ -40,6 +40,8 @@ def image_fields(img: Any, source: str | None) -> dict[str, Any]:
 class SlideEnvironment:
     """A single whole-slide image."""
 
+    kind = "slide"
+
     def __init__(self, path: str) -> None:
         from slidescout.slides import open_slide
 

@@ -49,6 +49,9 @@ from slidescout.traces.schema import (
     utcnow,
 )
 
+IMAGESET_TOOLS = ("view_image", "crop_image", "compare_images")
+SLIDE_FREE_TOOLS = ("lookup",)  # tools that make sense without a slide
+
 _RETHINK = re.compile(r"<rethink>\s*(\{.*?\})\s*</rethink>", re.S | re.I)
 _SUPPORT = re.compile(r"supporting steps?\s*[:=]\s*([\d,\s and]+)", re.I)
 
@@ -124,7 +127,7 @@ class Agent:
         self.device = device
         self.tool_names = list(preset.tools if tools is None else tools)
         self._registry = registry
-        self._tools: dict[str, Any] | None = None
+        self._tools_by_env: dict[str, dict[str, Any]] = {}
 
     # -- configuration recorded in the manifest and the trace ---------------------
     def config(self) -> dict[str, Any]:
@@ -138,19 +141,23 @@ class Agent:
         }
 
     def prompt_hashes(self) -> dict[str, str]:
-        names = [self.preset.system_prompt, "final_step"]
+        names = [self.preset.system_prompt, "final_step", "imageset_system", "rethink_block"]
         return {n: prompts.sha256(n) for n in names}
 
-    def _tool_map(self) -> dict[str, Any]:
-        if self._tools is None:
+    def _tool_map(self, env_kind: str = "slide") -> dict[str, Any]:
+        """The tools offered for an environment: an image set swaps slide navigation for image tools."""
+        if env_kind not in self._tools_by_env:
             from slidescout.tools.registry import default_registry
 
             reg = self._registry or default_registry()
-            self._tools = {name: reg.get(name) for name in self.tool_names}
-        return self._tools
+            names = self.tool_names
+            if env_kind == "imageset":
+                names = list(IMAGESET_TOOLS) + [n for n in names if n in SLIDE_FREE_TOOLS]
+            self._tools_by_env[env_kind] = {name: reg.get(name) for name in names}
+        return self._tools_by_env[env_kind]
 
-    def tool_specs(self) -> list[ToolSpec]:
-        return [t.spec for t in self._tool_map().values()]
+    def tool_specs(self, env_kind: str = "slide") -> list[ToolSpec]:
+        return [t.spec for t in self._tool_map(env_kind).values()]
 
     # -- running -----------------------------------------------------------------
     async def run(self, sample: AgentSample, run: RunDir, *, run_id: str = "") -> Trace:
@@ -193,6 +200,9 @@ class Agent:
             env.close()
 
     def _system_prompt(self, env: Any) -> str:
+        if getattr(env, "kind", "slide") == "imageset":
+            return prompts.render("imageset_system", n_images=len(env.imageset), max_steps=self.max_steps,
+                                  rethink_instructions=prompts.load("rethink_block") if self.preset.rethink else "")
         w, h = env.size
         mpp = env.mpp
         mpp_note = f", at {mpp:.3f} µm per pixel" if mpp else ""
@@ -225,8 +235,9 @@ class Agent:
 
     async def _run_agent(self, env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: _Ids,
                          started: float) -> Trace:
-        tools = self._tool_map()
-        specs = self.tool_specs()
+        kind = getattr(env, "kind", "slide")
+        tools = self._tool_map(kind)
+        specs = [t.spec for t in tools.values()]
         ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
                                run_dir=run.path, sample_id=sample.sample_id, device=self.device)
         overview = env.overview(self.preset.overview_side or self.max_side, guides=self.guides)
