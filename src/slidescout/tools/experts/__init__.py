@@ -1,0 +1,1 @@
+"""Expert tools: a torch runtime, built-in experts that need no downloaded weights, checkpoint loading."""
