@@ -1,0 +1,174 @@
+"""What the offline expert planner sees in an image: tissue pieces, hotspots, and findings."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from slidescout.slides.tissue import tissue_mask
+from slidescout.tools.experts.nuclei import NucleiStats, hematoxylin, segment_nuclei
+
+CLASSES = ("tumor", "lymphocytes", "necrosis", "normal")
+
+
+def decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def clean_guides(rgb: np.ndarray) -> np.ndarray:
+    """Whiten pixels of GIANT-style guides (green lines, red border): H&E has no such colours."""
+    img = rgb.astype(np.int16)
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    guide = ((g > r + 15) & (g > b + 15)) | ((r > 180) & (g < 80) & (b < 80))
+    out = rgb.copy()
+    out[guide] = 245
+    return out
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A tissue piece on the overview, in level-0 pixels."""
+
+    box: tuple[int, int, int, int]
+    area_px0: float
+
+
+@dataclass(frozen=True)
+class Overview:
+    pieces: tuple[Piece, ...]
+    candidates: tuple[tuple[int, int, int, int], ...]  # ranked mid-magnification boxes
+    slide_box: tuple[int, int, int, int]
+
+
+@lru_cache(maxsize=64)
+def analyze_overview(data: bytes, box: tuple[int, int, int, int], mpp: float | None, mid_side: int) -> Overview:
+    """Tissue pieces and a ranked list of level-0 boxes of ``mid_side`` px that cover the tissue."""
+    from scipy import ndimage as ndi
+
+    rgb = clean_guides(decode(data))
+    h, w = rgb.shape[:2]
+    sx, sy = box[2] / w, box[3] / h
+    mask = ndi.binary_opening(tissue_mask(rgb), iterations=1)
+    mask = ndi.binary_fill_holes(ndi.binary_closing(mask, iterations=2))
+    labels, n = ndi.label(mask)
+    pieces = []
+    min_px = max(20, int(0.002 * w * h))
+    for i, sl in enumerate(ndi.find_objects(labels), 1):
+        if sl is None:
+            continue
+        area = int((labels[sl] == i).sum())
+        if area < min_px:
+            continue
+        y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+        pieces.append(Piece((int(box[0] + x0 * sx), int(box[1] + y0 * sy), int((x1 - x0) * sx), int((y1 - y0) * sy)),
+                            area * sx * sy))
+    pieces.sort(key=lambda p: -p.area_px0)
+    # candidate windows: a grid over each piece, ranked by tissue cover, then by haematoxylin texture
+    hem = hematoxylin(rgb)
+    cands: list[tuple[float, tuple[int, int, int, int]]] = []
+    step = mid_side * 0.9
+    for p in pieces:
+        px, py, pw, ph = p.box
+        nx, ny = max(1, int(np.ceil(pw / step))), max(1, int(np.ceil(ph / step)))
+        for j in range(ny):
+            for i in range(nx):
+                cx = px + (i + 0.5) * pw / nx
+                cy = py + (j + 0.5) * ph / ny
+                bx, by = int(cx - mid_side / 2), int(cy - mid_side / 2)
+                x0, y0 = int((bx - box[0]) / sx), int((by - box[1]) / sy)
+                x1, y1 = int((bx + mid_side - box[0]) / sx), int((by + mid_side - box[1]) / sy)
+                win = mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
+                if win.size == 0 or win.mean() < 0.15:
+                    continue
+                tex = float(hem[max(0, y0):max(0, y1), max(0, x0):max(0, x1)][win].std()) if win.any() else 0.0
+                cands.append((win.mean() + 5 * tex, (bx, by, mid_side, mid_side)))
+    cands.sort(key=lambda c: -c[0])
+    # one per piece first (breadth), then the rest
+    ordered: list[tuple[int, int, int, int]] = []
+    for p in pieces:
+        for _, c in cands:
+            if _inside(c, p.box) and c not in ordered:
+                ordered.append(c)
+                break
+    ordered += [c for _, c in cands if c not in ordered]
+    return Overview(tuple(pieces), tuple(ordered), box)
+
+
+def _inside(c: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> bool:
+    cx, cy = c[0] + c[2] / 2, c[1] + c[3] / 2
+    return box[0] <= cx <= box[0] + box[2] and box[1] <= cy <= box[1] + box[3]
+
+
+@lru_cache(maxsize=256)
+def hotspots(data: bytes, box: tuple[int, int, int, int], mpp: float | None, block_um: float = 120.0
+             ) -> list[tuple[float, tuple[int, int]]]:
+    """Blocks of a mid-magnification view that look least like the view's typical tissue.
+
+    Returns (score, level-0 centre) pairs, most unusual first. The score combines the block's
+    nuclear cover and nuclear size against the median block (robust z-scores); tissue without
+    nuclei (necrosis) scores high too.
+    """
+    rgb = clean_guides(decode(data))
+    h, w = rgb.shape[:2]
+    view_mpp = mpp or 1.0
+    bs = max(8, int(block_um / view_mpp))
+    tissue = tissue_mask(rgb)
+    hem = hematoxylin(rgb)
+    nuc = (hem > max(0.05, float(np.percentile(hem[tissue], 75)) if tissue.any() else 0.05)) & tissue
+    rows = []
+    for y in range(0, h - bs + 1, max(1, bs // 2)):
+        for x in range(0, w - bs + 1, max(1, bs // 2)):
+            t = tissue[y:y + bs, x:x + bs].mean()
+            if t < 0.6:
+                continue
+            n = nuc[y:y + bs, x:x + bs].mean() / max(t, 1e-6)
+            dark = float(hem[y:y + bs, x:x + bs][tissue[y:y + bs, x:x + bs]].mean())
+            rows.append((x + bs / 2, y + bs / 2, n, dark))
+    if not rows:
+        return []
+    arr = np.array(rows)
+    out = []
+    for col in (2, 3):
+        med = np.median(arr[:, col])
+        mad = np.median(np.abs(arr[:, col] - med)) + 1e-3
+        out.append(np.abs(arr[:, col] - med) / mad)
+    score = out[0] + out[1]
+    sx, sy = box[2] / w, box[3] / h
+    order = np.argsort(-score)
+    return [(float(score[i]), (int(box[0] + arr[i, 0] * sx), int(box[1] + arr[i, 1] * sy))) for i in order[:20]]
+
+
+@dataclass
+class Finding:
+    box: tuple[int, int, int, int]
+    label: str
+    confidence: float
+    stats: NucleiStats
+    step: int
+
+
+def classify(stats: NucleiStats, baseline: NucleiStats | None = None) -> tuple[str, float]:
+    """A lesion class from nuclear morphometry at ~0.5 µm/px, with a rough confidence."""
+    if stats.tissue_fraction < 0.2:
+        return "normal", 0.3
+    dens = stats.density_per_mm2 or 0.0
+    area = stats.mean_area_um2 or 0.0
+    cv = stats.area_cv or 0.0
+    base_d = (baseline.density_per_mm2 if baseline and baseline.density_per_mm2 else 1500.0)
+    base_a = (baseline.mean_area_um2 if baseline and baseline.mean_area_um2 else 30.0)
+    if dens < 0.25 * base_d or stats.count < 5:
+        return "necrosis", min(0.95, 0.6 + 0.4 * (1 - dens / max(base_d, 1)))
+    if area > 1.45 * base_a and (cv > 0.3 or area > 2 * base_a):
+        return "tumor", min(0.95, 0.5 + 0.2 * area / base_a)
+    if dens > 2.0 * base_d and area < 1.2 * base_a:
+        return "lymphocytes", min(0.95, 0.5 + 0.1 * dens / base_d)
+    return "normal", 0.6
+
+
+def morphometry(data: bytes, mpp: float | None) -> NucleiStats:
+    return segment_nuclei(clean_guides(decode(data)), mpp)[1]
