@@ -1,0 +1,311 @@
+"""Scores: accuracy, balanced accuracy, per-class recall, bootstrap CIs, majority vote.
+
+A run writes one :class:`ResultRecord` per finished (sample, repeat). :func:`score_run` groups
+them by task and returns a :class:`TaskScore` each:
+
+- ``value``: the task's metric. With several repeats it is the *mean of runs* (each repeat's
+  metric, averaged: how GIANT reports), otherwise the single run's metric.
+- ``ci_low``/``ci_high``: percentile bootstrap over samples (seeded, ``n_bootstrap`` draws); a
+  drawn sample brings all its repeats, so the CI is for the same statistic as ``value``.
+- ``majority_vote``: the metric of the per-sample majority answer across repeats (ties go to the
+  answer given first, i.e. in the lowest repeat; unparsed answers do not vote unless all are).
+- Unparsed answers (``parsed_ok`` False) and failed samples count as wrong; ``n_unparsed`` and
+  ``n_errors`` say how many. Balanced accuracy is the mean recall over the classes present in
+  the ground truth. A (sample_id, repeat) written twice counts once: the last line wins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from slidescout.eval.parsing import ParsedAnswer
+from slidescout.eval.samples import Metric, Sample
+
+__all__ = ["ResultRecord", "TaskScore", "accuracy", "balanced_accuracy", "bootstrap_ci", "majority_vote",
+           "per_class_recall", "score_run", "score_task"]
+
+Value = int | str
+
+
+def _key(v: Value | None) -> str | None:
+    return None if v is None else str(v).strip().lower()
+
+
+class ResultRecord(BaseModel):
+    """One finished (sample, repeat): one JSON line of ``results.jsonl``. Extra fields are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sample_id: str
+    task: str
+    metric: Metric = "accuracy"
+    truth: Value | None = None
+    predicted: Value | None = None  # ParsedAnswer.value; None when unparsed or the run failed
+    parsed_ok: bool = False
+    repeat: int = 0
+    status: str = "answered"  # a trace status: answered, error, max_steps, budget_usd, ...
+    n_steps: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None  # None = unknown (e.g. a local model without a price)
+    latency_s: float | None = None
+    error: str | None = None  # run error or parse error
+    answer_format: str | None = None
+    truth_label: str | None = None
+    parse_method: str | None = None
+
+    @property
+    def correct(self) -> bool:
+        return self.parsed_ok and self.predicted is not None and _key(self.predicted) == _key(self.truth)
+
+    @classmethod
+    def from_answer(cls, sample: Sample, parsed: ParsedAnswer | None, *, repeat: int = 0, **fields: Any) -> ResultRecord:
+        """The record of ``sample`` answered with ``parsed`` (None when the run gave no reply)."""
+        ok = bool(parsed and parsed.ok)
+        base: dict[str, Any] = dict(
+            sample_id=sample.sample_id, task=sample.task, metric=sample.metric, truth=sample.answer,
+            truth_label=sample.answer_label, answer_format=sample.answer_format, repeat=repeat,
+            predicted=parsed.value if ok and parsed else None, parsed_ok=ok,
+            parse_method=parsed.method if parsed else None,
+        )
+        if parsed is not None and not ok and fields.get("error") is None:
+            base["error"] = parsed.error
+        base.update(fields)
+        return cls(**base)
+
+
+class TaskScore(BaseModel):
+    task: str
+    metric: Metric
+    n: int  # distinct samples
+    n_records: int
+    repeats: int  # distinct repeat indices
+    value: float  # mean of runs when repeats > 1, else the single run's metric (0..1)
+    ci_low: float
+    ci_high: float
+    ci_level: float = 0.95
+    n_bootstrap: int = 1000
+    n_correct: int = 0  # records
+    n_unparsed: int = 0  # records whose answer could not be parsed (counted wrong)
+    n_errors: int = 0  # records whose status is not "answered"
+    n_incomplete: int = 0  # samples missing from some repeat
+    per_class_recall: dict[str, float] = Field(default_factory=dict)  # pooled over repeats
+    run_values: list[float] = Field(default_factory=list)  # each repeat's metric, by repeat index
+    mean_of_runs: float | None = None  # when repeats > 1
+    majority_vote: float | None = None  # when repeats > 1
+    majority_ci: tuple[float, float] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0  # sum of the known costs
+    n_cost_unknown: int = 0
+    mean_latency_s: float | None = None
+
+
+# ---- plain metrics --------------------------------------------------------------------------
+
+def _correct(truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None) -> np.ndarray:
+    if len(truth) != len(predicted) or (parsed_ok is not None and len(parsed_ok) != len(truth)):
+        raise ValueError("truth, predicted and parsed_ok must have the same length")
+    ok = parsed_ok if parsed_ok is not None else [True] * len(truth)
+    return np.array([bool(o) and p is not None and _key(p) == _key(t) for t, p, o in zip(truth, predicted, ok, strict=True)], dtype=bool)
+
+
+def _class_order(keys: Iterable[str]) -> list[str]:
+    def sort_key(k: str) -> tuple[int, float, str]:
+        try:
+            return (0, float(k), k)
+        except ValueError:
+            return (1, 0.0, k)
+    return sorted(set(keys), key=sort_key)
+
+
+def accuracy(truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None = None) -> float:
+    """Fraction correct; unparsed (``parsed_ok`` False) or None predictions are wrong. NaN if empty."""
+    c = _correct(truth, predicted, parsed_ok)
+    return float(c.mean()) if c.size else math.nan
+
+
+def per_class_recall(truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None = None) -> dict[str, float]:
+    """Recall of each ground-truth class (keyed by the class as text, in natural order)."""
+    c = _correct(truth, predicted, parsed_ok)
+    keys = [str(_key(t)) for t in truth]
+    out: dict[str, list[bool]] = {}
+    for k, ok in zip(keys, c, strict=True):
+        out.setdefault(k, []).append(bool(ok))
+    labels = {str(_key(t)): str(t) for t in truth}
+    return {labels[k]: float(np.mean(out[k])) for k in _class_order(out)}
+
+
+def balanced_accuracy(truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None = None) -> float:
+    """Mean per-class recall over the classes present in ``truth``. NaN if empty."""
+    recalls = per_class_recall(truth, predicted, parsed_ok)
+    return float(np.mean(list(recalls.values()))) if recalls else math.nan
+
+
+def majority_vote(predicted: Sequence[Value | None], parsed_ok: Sequence[bool] | None = None) -> Value | None:
+    """The most frequent parsed answer, in repeat order; a tie goes to the answer given first.
+    Unparsed answers (None or ``parsed_ok`` False) do not vote; None if nothing parsed."""
+    ok = parsed_ok if parsed_ok is not None else [True] * len(predicted)
+    counts: dict[str, int] = {}
+    first: dict[str, tuple[int, Value]] = {}
+    for i, (p, o) in enumerate(zip(predicted, ok, strict=True)):
+        if not o or p is None:
+            continue
+        k = str(_key(p))
+        counts[k] = counts.get(k, 0) + 1
+        first.setdefault(k, (i, p))
+    if not counts:
+        return None
+    best = max(counts, key=lambda k: (counts[k], -first[k][0]))
+    return first[best][1]
+
+
+# ---- vectorised core ------------------------------------------------------------------------
+
+def _metric_batch(idx: np.ndarray, codes: np.ndarray, correct: np.ndarray, mask: np.ndarray,
+                  n_classes: int, metric: str) -> np.ndarray:
+    """Mean over repeats of the metric, for each row of sample indices ``idx`` (B, n)."""
+    b, _ = idx.shape
+    r = correct.shape[1]
+    cb = correct[idx] & mask[idx]  # (B, n, R)
+    mb = mask[idx]
+    if metric == "accuracy":
+        hits, counts = cb.sum(axis=1), mb.sum(axis=1)  # (B, R)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_run = hits / counts
+    else:
+        cls = codes[idx]  # (B, n)
+        flat = (np.arange(b)[:, None, None] * r + np.arange(r)[None, None, :]) * n_classes + cls[:, :, None]
+        size = b * r * n_classes
+        counts = np.bincount(flat.ravel(), weights=mb.ravel(), minlength=size).reshape(b, r, n_classes)
+        hits = np.bincount(flat.ravel(), weights=cb.ravel(), minlength=size).reshape(b, r, n_classes)
+        present = counts > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = np.where(present, hits / np.where(present, counts, 1), 0.0)
+            per_run = recall.sum(axis=2) / present.sum(axis=2)  # (B, R)
+    valid = ~np.isnan(per_run)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid, per_run, 0.0).sum(axis=1) / valid.sum(axis=1)
+
+
+def _bootstrap(codes: np.ndarray, correct: np.ndarray, mask: np.ndarray, n_classes: int, metric: str,
+               n_boot: int, level: float, seed: int) -> tuple[float, float]:
+    n, r = correct.shape
+    if n == 0 or n_boot <= 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    block = max(1, 4_000_000 // max(1, n * r * 2))
+    stats = np.concatenate([_metric_batch(idx[i:i + block], codes, correct, mask, n_classes, metric)
+                            for i in range(0, n_boot, block)])
+    stats = stats[~np.isnan(stats)]
+    if stats.size == 0:
+        return math.nan, math.nan
+    lo, hi = np.percentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(truth: Sequence[Any], predicted: Sequence[Any], metric: str = "accuracy", *,
+                 parsed_ok: Sequence[bool] | None = None, n: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``metric`` ("accuracy" or "balanced_accuracy") over samples."""
+    c = _correct(truth, predicted, parsed_ok)
+    keys = [str(_key(t)) for t in truth]
+    order = {k: i for i, k in enumerate(_class_order(keys))}
+    codes = np.array([order[k] for k in keys], dtype=np.int64)
+    return _bootstrap(codes, c[:, None], np.ones((len(c), 1), dtype=bool), max(1, len(order)),
+                      _check_metric(metric), n, level, seed)
+
+
+def _check_metric(metric: str) -> str:
+    if metric not in ("accuracy", "balanced_accuracy"):
+        raise ValueError(f"unknown metric {metric!r}: use accuracy or balanced_accuracy")
+    return metric
+
+
+# ---- scoring records ------------------------------------------------------------------------
+
+def _records(records: Iterable[ResultRecord | Mapping[str, Any]]) -> list[ResultRecord]:
+    out = [r if isinstance(r, ResultRecord) else ResultRecord.model_validate(dict(r)) for r in records]
+    latest: dict[tuple[str, int], ResultRecord] = {}
+    for r in out:
+        latest[(r.sample_id, r.repeat)] = r  # a line written again (resume) replaces the old one
+    return list(latest.values())
+
+
+def score_task(records: Iterable[ResultRecord | Mapping[str, Any]], *, n_bootstrap: int = 1000,
+               level: float = 0.95, seed: int = 0) -> TaskScore:
+    """Score the records of one task (see the module docstring for what each number means)."""
+    recs = _records(records)
+    if not recs:
+        raise ValueError("no records to score")
+    tasks = {r.task for r in recs}
+    if len(tasks) > 1:
+        raise ValueError(f"score_task got records of several tasks ({', '.join(sorted(tasks))}); use score_run")
+    metrics = {r.metric for r in recs}
+    if len(metrics) > 1:
+        raise ValueError(f"records of task {recs[0].task} disagree on the metric ({', '.join(sorted(metrics))})")
+    metric = _check_metric(recs[0].metric)
+    sample_ids = list(dict.fromkeys(r.sample_id for r in recs))
+    repeat_ids = sorted({r.repeat for r in recs})
+    s_pos = {s: i for i, s in enumerate(sample_ids)}
+    r_pos = {k: i for i, k in enumerate(repeat_ids)}
+    n, nr = len(sample_ids), len(repeat_ids)
+    correct = np.zeros((n, nr), dtype=bool)
+    mask = np.zeros((n, nr), dtype=bool)
+    truth: dict[str, Value | None] = {}
+    for r in recs:
+        i, j = s_pos[r.sample_id], r_pos[r.repeat]
+        correct[i, j], mask[i, j] = r.correct, True
+        truth.setdefault(r.sample_id, r.truth)
+    keys = [str(_key(truth[s])) for s in sample_ids]
+    order = {k: i for i, k in enumerate(_class_order(keys))}
+    codes = np.array([order[k] for k in keys], dtype=np.int64)
+    k = max(1, len(order))
+
+    all_idx = np.arange(n)[None, :]
+    run_values = [float(_metric_batch(all_idx, codes, correct[:, [j]], mask[:, [j]], k, metric)[0]) for j in range(nr)]
+    value = float(_metric_batch(all_idx, codes, correct, mask, k, metric)[0])
+    lo, hi = _bootstrap(codes, correct, mask, k, metric, n_bootstrap, level, seed)
+
+    by_sample: dict[str, list[ResultRecord]] = {}
+    for r in sorted(recs, key=lambda r: r.repeat):
+        by_sample.setdefault(r.sample_id, []).append(r)
+    maj_value: float | None = None
+    maj_ci: tuple[float, float] | None = None
+    if nr > 1:
+        votes = [majority_vote([r.predicted for r in by_sample[s]], [r.parsed_ok for r in by_sample[s]]) for s in sample_ids]
+        mc = np.array([v is not None and _key(v) == _key(truth[s]) for v, s in zip(votes, sample_ids, strict=True)], dtype=bool)[:, None]
+        ones = np.ones((n, 1), dtype=bool)
+        maj_value = float(_metric_batch(all_idx, codes, mc, ones, k, metric)[0])
+        maj_ci = _bootstrap(codes, mc, ones, k, metric, n_bootstrap, level, seed)
+
+    recall = per_class_recall([r.truth for r in recs], [r.predicted for r in recs], [r.parsed_ok for r in recs])
+    latencies = [r.latency_s for r in recs if r.latency_s is not None]
+    return TaskScore(
+        task=recs[0].task, metric=metric, n=n, n_records=len(recs), repeats=nr, value=value,  # type: ignore[arg-type]
+        ci_low=lo, ci_high=hi, ci_level=level, n_bootstrap=n_bootstrap,
+        n_correct=sum(r.correct for r in recs), n_unparsed=sum(not r.parsed_ok for r in recs),
+        n_errors=sum(r.status != "answered" for r in recs), n_incomplete=int((~mask).any(axis=1).sum()),
+        per_class_recall=recall, run_values=run_values, mean_of_runs=value if nr > 1 else None,
+        majority_vote=maj_value, majority_ci=maj_ci,
+        input_tokens=sum(r.input_tokens or 0 for r in recs), output_tokens=sum(r.output_tokens or 0 for r in recs),
+        cost_usd=float(sum(r.cost_usd for r in recs if r.cost_usd is not None)),
+        n_cost_unknown=sum(r.cost_usd is None for r in recs),
+        mean_latency_s=float(np.mean(latencies)) if latencies else None,
+    )
+
+
+def score_run(records: Iterable[ResultRecord | Mapping[str, Any]], *, n_bootstrap: int = 1000,
+              level: float = 0.95, seed: int = 0) -> dict[str, TaskScore]:
+    """Score every task in a run's records (ResultRecord objects or ``results.jsonl`` dicts),
+    in the order tasks first appear."""
+    by_task: dict[str, list[ResultRecord]] = {}
+    for r in _records(records):
+        by_task.setdefault(r.task, []).append(r)
+    return {t: score_task(rs, n_bootstrap=n_bootstrap, level=level, seed=seed) for t, rs in by_task.items()}
