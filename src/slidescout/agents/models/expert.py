@@ -131,7 +131,9 @@ class ExpertModel:
             if spots:
                 score, (cx, cy) = spots[0]
                 side = int(max_side * (DETAIL_MPP / slide_mpp)) if slide_mpp else max(256, ib[2] // 4)
-                target = (max(0, cx - side // 2), max(0, cy - side // 2), side, side)
+                sb = ov.slide_box
+                target = (int(min(max(sb[0], cx - side // 2), max(sb[0], sb[0] + sb[2] - side))),
+                          int(min(max(sb[1], cy - side // 2), max(sb[1], sb[1] + sb[3] - side))), side, side)
                 if target not in detailed:
                     why = (f"In the screen at ({ib[0]},{ib[1]}) the most unusual area (score {score:.1f}) is around "
                            f"({cx},{cy}); I zoom in to {DETAIL_MPP} µm/px to look at the nuclei there.")
@@ -217,7 +219,7 @@ class ExpertModel:
         options = _options(question)
         abnormal = sorted([f for f in findings if f.label != "normal"], key=lambda f: -f.confidence)
         lead = abnormal[0] if abnormal else None
-        q = question.lower()
+        q = _stem(question).lower()
         idx: int | None = None
         reason = ""
         if options:
@@ -237,12 +239,12 @@ class ExpertModel:
         text = f"Findings:\n{summary}\n\n{reason}".strip()
         if supporting:
             text += f"\nSupporting steps: {', '.join(map(str, supporting))}"
-        letter_format = bool(re.search(r"answer:\s*\$?letter", q))
+        letter_format = bool(re.search(r"answer:\s*\$?letter", question.lower()))
         if idx is None:
             idx = 1
         if letter_format:
             text += f"\nAnswer: {chr(ord('A') + idx - 1)}"
-        elif "isup_grade" in q:
+        elif "isup_grade" in question.lower():
             text += "\n```json\n" + json.dumps({"isup_grade": 0}) + "\n```"
         else:
             text += "\n```json\n" + json.dumps({"answer": idx}) + "\n```"
@@ -282,6 +284,12 @@ def _near(a, b, factor: float = 1.5) -> bool:
     ax, ay = a[0] + a[2] / 2, a[1] + a[3] / 2
     bx, by = b[0] + b[2] / 2, b[1] + b[3] / 2
     return abs(ax - bx) < factor * max(a[2], b[2]) and abs(ay - by) < factor * max(a[3], b[3])
+
+
+def _stem(question: str) -> str:
+    """The question without its option list and answer-format instructions."""
+    cut = re.split(r"\n\s*(?:select from|options?:|please choose|\(?[A-H][.)]\s|1[.)]\s)", question, maxsplit=1, flags=re.I)
+    return cut[0]
 
 
 def _options(question: str) -> list[str]:

@@ -79,7 +79,9 @@ def analyze_overview(data: bytes, box: tuple[int, int, int, int], mpp: float | N
             for i in range(nx):
                 cx = px + (i + 0.5) * pw / nx
                 cy = py + (j + 0.5) * ph / ny
-                bx, by = int(cx - mid_side / 2), int(cy - mid_side / 2)
+                # keep the window on the slide when the slide is larger than the window
+                bx = int(min(max(cx - mid_side / 2, box[0]), max(box[0], box[0] + box[2] - mid_side)))
+                by = int(min(max(cy - mid_side / 2, box[1]), max(box[1], box[1] + box[3] - mid_side)))
                 x0, y0 = int((bx - box[0]) / sx), int((by - box[1]) / sy)
                 x1, y1 = int((bx + mid_side - box[0]) / sx), int((by + mid_side - box[1]) / sy)
                 win = mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
