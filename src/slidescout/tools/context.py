@@ -1,0 +1,108 @@
+"""What a tool sees besides its arguments: the sample's slide, render options, state and limits.
+
+The agent loop builds one :class:`ToolContext` per sample and passes it to every call. A tool asks
+for it by annotating one parameter with ``ToolContext`` (any name); that parameter stays out of the
+JSON schema the model is offered.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slidescout.errors import SlidescoutError, ToolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from slidescout.slides.types import View
+
+
+class ToolCancelled(SlidescoutError):
+    """The run was cancelled (budget, timeout, Ctrl-C) while a tool was working."""
+
+
+@dataclass
+class ToolContext:
+    """Per-sample context handed to tools.
+
+    Attributes:
+        slide: the sample's ``Slide`` (None for an image-set question).
+        slide_id: a stable id of the slide (file stem, TCGA id...).
+        imageset: the sample's ``ImageSet`` for multi-image questions, else None.
+        state: mutable per-sample scratch space; navigation keeps ``last_view`` and ``views`` here.
+        max_side: long side in pixels of every image shown to the model (GIANT: 1000 / 500).
+        guides: draw GIANT's coordinate guides on images.
+        jpeg_quality: JPEG quality used when images are encoded for the model.
+        run_dir: the run directory, if any (tools may write artefacts under it).
+        sample_id: the sample's id.
+        device: torch device string for model-backed tools ("cpu", "cuda:0").
+        limiter: an ``anyio.CapacityLimiter`` bounding worker threads for blocking tools (None:
+            anyio's default).
+        limiters: named limiters (e.g. ``"gpu"``); a tool whose ``limiter`` attribute names one
+            runs under it.
+        cancel_event: set by the loop to ask long-running tools to stop (see ``check_cancelled``).
+        extras: free-form values for plugins (configuration, shared caches).
+    """
+
+    slide: Any = None
+    slide_id: str = ""
+    imageset: Any = None
+    state: dict[str, Any] = field(default_factory=dict)
+    max_side: int = 1000
+    guides: bool = True
+    jpeg_quality: int = 90
+    run_dir: Path | None = None
+    sample_id: str = ""
+    device: str = "cpu"
+    limiter: Any = None
+    limiters: dict[str, Any] = field(default_factory=dict)
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    # -- helpers for tools ---------------------------------------------------
+    def require_slide(self) -> Any:
+        """The current slide, or a ToolError the model can act on when there is none."""
+        if self.slide is None:
+            if self.imageset is not None:
+                raise ToolError("this question is about a set of images, not a slide; "
+                                "slide tools cannot be used here")
+            raise ToolError("no slide is open for this question")
+        return self.slide
+
+    def check_cancelled(self) -> None:
+        """Raise ``ToolCancelled`` if the run was cancelled; call it between long work units."""
+        if self.cancel_event.is_set():
+            raise ToolCancelled("the run was cancelled while a tool was running")
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def last_view(self) -> dict[str, Any] | None:
+        """The last region shown by a navigation tool: ``{"tool", "box", "mpp", "level", ...}``."""
+        return self.state.get("last_view")
+
+    @property
+    def views(self) -> list[dict[str, Any]]:
+        return self.state.setdefault("views", [])
+
+    def record_view(self, view: View, *, tool: str, requested_mpp: float | None = None) -> dict[str, Any]:
+        """Remember a region the model was shown (``state['last_view']`` and ``state['views']``).
+
+        ``requested_mpp`` is the resolution the tool was asked for (``view_region``); ``pan`` keeps it.
+        """
+        record = {
+            "tool": tool,
+            "box": view.box,
+            "mpp": view.mpp,
+            "level": view.level,
+            "requested_mpp": requested_mpp,
+            "clamped": bool(view.clamped),
+        }
+        self.state["last_view"] = record
+        self.views.append(record)
+        return record
+
+
+__all__ = ["ToolCancelled", "ToolContext"]
