@@ -51,9 +51,11 @@ def make_agent(model: str | Any = None, *, preset: str = "giant", base_url: str 
         from slidescout.tools.registry import resolve_toolset
 
         tool_names = resolve_toolset(tool_names, tools)
-    return Agent(model_obj, p, tools=tool_names, max_steps=max_steps, max_side=max_side, keep_images=keep_images,
-                 budget=budget, seed=seed, temperature=temperature, max_errors=max_errors,
-                 sample_seconds=sample_seconds, device=device)
+    agent = Agent(model_obj, p, tools=tool_names, max_steps=max_steps, max_side=max_side, keep_images=keep_images,
+                  budget=budget, seed=seed, temperature=temperature, max_errors=max_errors,
+                  sample_seconds=sample_seconds, device=device)
+    agent.tool_specs()  # unknown or broken tools are a configuration error, raised before any sample runs
+    return agent
 
 
 @dataclass

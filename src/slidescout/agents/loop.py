@@ -127,7 +127,7 @@ class Agent:
         self.device = device
         self.tool_names = list(preset.tools if tools is None else tools)
         self._registry = registry
-        self._tools_by_env: dict[str, dict[str, Any]] = {}
+        self._tools_by_env: dict[str, Any] = {}
 
     # -- configuration recorded in the manifest and the trace ---------------------
     def config(self) -> dict[str, Any]:
@@ -144,8 +144,8 @@ class Agent:
         names = [self.preset.system_prompt, "final_step", "imageset_system", "rethink_block"]
         return {n: prompts.sha256(n) for n in names}
 
-    def _tool_map(self, env_kind: str = "slide") -> dict[str, Any]:
-        """The tools offered for an environment: an image set swaps slide navigation for image tools."""
+    def _tool_map(self, env_kind: str = "slide") -> Any:
+        """The ToolSet offered for an environment: an image set swaps slide navigation for image tools."""
         if env_kind not in self._tools_by_env:
             from slidescout.tools.registry import default_registry
 
@@ -153,11 +153,11 @@ class Agent:
             names = self.tool_names
             if env_kind == "imageset":
                 names = list(IMAGESET_TOOLS) + [n for n in names if n in SLIDE_FREE_TOOLS]
-            self._tools_by_env[env_kind] = {name: reg.get(name) for name in names}
+            self._tools_by_env[env_kind] = reg.select(names)
         return self._tools_by_env[env_kind]
 
     def tool_specs(self, env_kind: str = "slide") -> list[ToolSpec]:
-        return [t.spec for t in self._tool_map(env_kind).values()]
+        return list(self._tool_map(env_kind).specs)
 
     # -- running -----------------------------------------------------------------
     async def run(self, sample: AgentSample, run: RunDir, *, run_id: str = "") -> Trace:
@@ -237,7 +237,7 @@ class Agent:
                          started: float) -> Trace:
         kind = getattr(env, "kind", "slide")
         tools = self._tool_map(kind)
-        specs = [t.spec for t in tools.values()]
+        specs = list(tools.specs)
         ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
                                run_dir=run.path, sample_id=sample.sample_id, device=self.device)
         overview = env.overview(self.preset.overview_side or self.max_side, guides=self.guides)
@@ -252,10 +252,11 @@ class Agent:
         status = None
         for step in range(self.max_steps):
             exceeded = self.budget.exceeded()
-            if exceeded is None and self.sample_seconds and time.monotonic() - started > self.sample_seconds:
-                exceeded = "budget_time"
+            message = self.budget.describe(exceeded) if exceeded else ""
+            if exceeded is None and self._time_left(started) == 0:
+                exceeded, message = "budget_time", f"sample time limit of {self.sample_seconds:.0f} s reached"
             if exceeded:
-                trace.events.append(NoteEvent(id=ids("n"), step=step, message=self.budget.describe(exceeded)))
+                trace.events.append(NoteEvent(id=ids("n"), step=step, message=message))
                 status = exceeded
                 break
             last = step == self.max_steps - 1
@@ -265,7 +266,14 @@ class Agent:
             req = ModelRequest(messages=context, tools=[] if last else specs,
                                tool_choice="none" if last or not specs else "auto",
                                temperature=self.temperature, seed=self.seed)
-            resp = await self._call_model(req, trace, ids, step, last, images_in(context))
+            try:
+                resp = await asyncio.wait_for(self._call_model(req, trace, ids, step, last, images_in(context)),
+                                              timeout=self._time_left(started))
+            except asyncio.TimeoutError:
+                trace.events.append(NoteEvent(id=ids("n"), step=step,
+                                              message=f"sample time limit of {self.sample_seconds:.0f} s reached during a model call"))
+                status = "budget_time"
+                break
             trace.messages = messages
             if resp is None:
                 status = "error"
@@ -306,6 +314,15 @@ class Agent:
         trace.messages = messages
         return self._finish(trace, run, status or "max_steps")
 
+    def _time_left(self, started: float) -> float | None:
+        """Seconds left of the per-sample or run-wide time limit (None: no limit; 0: spent)."""
+        limits = []
+        if self.sample_seconds:
+            limits.append(self.sample_seconds - (time.monotonic() - started))
+        if self.budget.seconds:
+            limits.append(self.budget.seconds - (time.monotonic() - self.budget.started))
+        return max(0.0, min(limits)) if limits else None
+
     async def _run_calls(self, calls, tools, ctx, run, trace, ids, step, remaining, env):
         results: list[ToolResultPart] = []
         n_failed = 0
@@ -316,10 +333,11 @@ class Agent:
             if call.parse_error:
                 ev.error = f"could not parse the arguments of {call.name}: {call.parse_error}. Send valid JSON arguments."
             elif call.name not in tools:
-                ev.error = f"unknown tool {call.name!r}; available tools: {', '.join(tools) or 'none'}"
+                offered = ", ".join(s.name for s in tools.specs) or "none"
+                ev.error = f"unknown tool {call.name!r}; available tools: {offered}"
             else:
                 try:
-                    result = await tools[call.name].invoke(call.arguments, ctx)
+                    result = await tools.invoke(call.name, call.arguments, ctx)
                 except ToolError as exc:
                     ev.error = str(exc)
                 except Exception as exc:

@@ -1,0 +1,207 @@
+"""Anthropic Messages API adapter (``/v1/messages``).
+
+Choices:
+
+- System text goes into ``system``; images are base64 ``image`` blocks.
+- Tool results are ``tool_result`` blocks (text and image blocks inside, ``is_error`` set),
+  first in the user turn that follows the ``tool_use`` turn; consecutive turns of one role are
+  merged, empty text blocks are left out (the API rejects both).
+- Thinking: ``thinking_budget=N`` enables extended thinking (or pass ``thinking={...}`` as the
+  API takes it). ``thinking`` and ``redacted_thinking`` blocks are kept whole in
+  ``ReasoningPart.provider_data`` (signature / data included) and sent back verbatim before the
+  turn's tool calls, as the API requires. With thinking on, ``temperature`` is not sent and
+  ``tool_choice="required"`` becomes "auto" (the API allows no forced tool use with thinking).
+- ``tool_choice``: auto → auto, required → any, none → none. A request without tools whose
+  history holds tool calls (the loop's forced final step) declares stub definitions of those
+  tools with ``tool_choice`` none: the API requires tools to be defined when ``tool_use``
+  blocks are present.
+- ``max_tokens`` is required: ``max_output_tokens`` (request or option), default 4096, raised
+  above the thinking budget when needed.
+- Prompt caching (``prompt_cache=True``, default): one ``cache_control`` breakpoint on the last
+  block of the request, so each turn reads the previous turns from the cache. Cache reads are
+  billed at the cached rate, cache writes at the cache-write rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slidescout.agents.messages import (
+    AssistantMessage,
+    ImagePart,
+    ModelRequest,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+    ToolMessage,
+    UserMessage,
+)
+from slidescout.agents.models.base import (
+    ModelAdapter,
+    Parsed,
+    TokenCounts,
+    image_b64,
+    parse_arguments,
+    split_known,
+    system_text,
+)
+from slidescout.errors import ConfigError
+
+PROVIDER_TAG = "anthropic"
+DEFAULT_MAX_TOKENS = 4096
+_STOP = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls", "max_tokens": "length",
+         "refusal": "content_filter"}
+_TOOL_CHOICE = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
+
+
+class AnthropicModel(ModelAdapter):
+    """``anthropic:MODEL``. Options: ``thinking_budget``, ``thinking`` (raw), ``prompt_cache``,
+    ``parallel_tool_calls``, plus the common ones of ``ModelAdapter``."""
+
+    api = "anthropic-messages"
+
+    def __init__(self, provider: Any, model: str, *, thinking_budget: int | None = None,
+                 thinking: dict[str, Any] | None = None, prompt_cache: bool = True,
+                 parallel_tool_calls: bool | None = None, **common: Any) -> None:
+        super().__init__(provider, model, **common)
+        if thinking_budget is not None and thinking_budget < 1024:
+            raise ConfigError("thinking_budget must be at least 1024 tokens (Anthropic's minimum)")
+        if thinking is None and thinking_budget:
+            thinking = {"type": "enabled", "budget_tokens": int(thinking_budget)}
+        self.thinking = thinking
+        self.prompt_cache = bool(prompt_cache)
+        self.parallel_tool_calls = parallel_tool_calls
+
+    @property
+    def thinking_on(self) -> bool:
+        return bool(self.thinking) and self.thinking.get("type") != "disabled"  # type: ignore[union-attr]
+
+    # -- request -----------------------------------------------------------------------------
+    @staticmethod
+    def _image(part: ImagePart) -> dict[str, Any]:
+        return {"type": "image", "source": {"type": "base64", "media_type": part.image.media_type,
+                                            "data": image_b64(part)}}
+
+    def _blocks(self, parts: list[Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for p in parts:
+            if isinstance(p, TextPart):
+                if p.text.strip():
+                    out.append({"type": "text", "text": p.text})
+            elif isinstance(p, ImagePart):
+                out.append(self._image(p))
+        return out
+
+    def _turns(self, req: ModelRequest) -> list[dict[str, Any]]:
+        turns: list[dict[str, Any]] = []
+
+        def add(role: str, blocks: list[dict[str, Any]]) -> None:
+            if not blocks:
+                return
+            if turns and turns[-1]["role"] == role:
+                turns[-1]["content"].extend(blocks)
+            else:
+                turns.append({"role": role, "content": blocks})
+
+        for msg in req.messages:
+            if isinstance(msg, UserMessage):
+                add("user", self._blocks(list(msg.parts)))
+            elif isinstance(msg, AssistantMessage):
+                blocks: list[dict[str, Any]] = []
+                for p in msg.parts:
+                    if isinstance(p, ReasoningPart):
+                        data = p.provider_data
+                        if p.provider == PROVIDER_TAG and data.get("type") in ("thinking", "redacted_thinking"):
+                            blocks.append(dict(data))
+                    elif isinstance(p, TextPart):
+                        if p.text.strip():
+                            blocks.append({"type": "text", "text": p.text})
+                    elif isinstance(p, ToolCallPart):
+                        args = p.arguments if not p.parse_error else {}
+                        blocks.append({"type": "tool_use", "id": p.id, "name": p.name, "input": args})
+                add("assistant", blocks)
+            elif isinstance(msg, ToolMessage):
+                results: list[dict[str, Any]] = []
+                for r in msg.results:
+                    content = self._blocks(list(r.content))
+                    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": r.tool_call_id,
+                                             "content": content or [{"type": "text", "text": "(no output)"}]}
+                    if r.is_error:
+                        block["is_error"] = True
+                    results.append(block)
+                add("user", results)
+        return turns
+
+    @staticmethod
+    def _used_tools(turns: list[dict[str, Any]]) -> list[str]:
+        names: list[str] = []
+        for t in turns:
+            for b in t["content"]:
+                if b.get("type") == "tool_use" and b["name"] not in names:
+                    names.append(b["name"])
+        return names
+
+    def build_request(self, req: ModelRequest) -> dict[str, Any]:
+        turns = self._turns(req)
+        max_tokens = req.max_output_tokens or self.max_output_tokens or DEFAULT_MAX_TOKENS
+        body: dict[str, Any] = {"model": self.model, "messages": turns}
+        system = system_text(req.messages)
+        if system:
+            body["system"] = system
+        choice = req.tool_choice
+        if req.tools:
+            body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+                             for t in req.tools]
+        elif self._used_tools(turns):
+            body["tools"] = [{"name": n, "description": "(not available this turn)",
+                              "input_schema": {"type": "object", "properties": {}}}
+                             for n in self._used_tools(turns)]
+            choice = "none"
+        if "tools" in body:
+            if choice == "required" and self.thinking_on:
+                choice = "auto"
+            tc: dict[str, Any] = dict(_TOOL_CHOICE[choice])
+            if self.parallel_tool_calls is False and choice != "none":
+                tc["disable_parallel_tool_use"] = True
+            body["tool_choice"] = tc
+        if self.thinking_on:
+            body["thinking"] = self.thinking
+            budget = int(self.thinking.get("budget_tokens") or 0)  # type: ignore[union-attr]
+            if budget and max_tokens <= budget:
+                max_tokens = budget + max_tokens
+        else:
+            temperature = req.temperature if req.temperature is not None else self.temperature
+            if temperature is not None:
+                body["temperature"] = temperature
+        body["max_tokens"] = max_tokens
+        if self.prompt_cache and turns:
+            last = turns[-1]["content"][-1]
+            if last.get("type") not in ("thinking", "redacted_thinking"):
+                last["cache_control"] = {"type": "ephemeral"}
+        return body
+
+    async def send(self, body: dict[str, Any]) -> Any:
+        create = self.provider.client.messages.create
+        return await create(**split_known(create, body))
+
+    # -- response ----------------------------------------------------------------------------
+    def parse_response(self, raw: dict[str, Any]) -> Parsed:
+        parts: list[Any] = []
+        for block in raw.get("content") or []:
+            kind = block.get("type")
+            if kind == "thinking":
+                parts.append(ReasoningPart(text=block.get("thinking", ""), provider=PROVIDER_TAG, provider_data=block))
+            elif kind == "redacted_thinking":
+                parts.append(ReasoningPart(text="", provider=PROVIDER_TAG, provider_data=block))
+            elif kind == "text":
+                parts.append(TextPart(text=block.get("text", "")))
+            elif kind == "tool_use":
+                parts.append(parse_arguments(block.get("id", ""), block.get("name", ""), block.get("input")))
+        message = AssistantMessage(parts=parts, provider_response_id=raw.get("id"))
+        usage = raw.get("usage") or {}
+        read = int(usage.get("cache_read_input_tokens") or 0)
+        write = int(usage.get("cache_creation_input_tokens") or 0)
+        counts = TokenCounts(input=int(usage.get("input_tokens") or 0) + read + write,
+                             output=int(usage.get("output_tokens") or 0), cached=read, cache_write=write)
+        stop = raw.get("stop_reason")
+        return Parsed(message=message, counts=counts, stop_reason=_STOP.get(stop, stop) if stop else None)

@@ -1,0 +1,256 @@
+"""The ``Model`` protocol and the base of the provider adapters.
+
+A model adapter translates provider-neutral messages to one wire format and back; the
+``Provider`` it holds is only the authenticated client (key, base URL, timeout). So one OpenAI
+Chat adapter serves OpenAI, vLLM, Ollama and llama.cpp alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from slidescout.agents.messages import (
+    AssistantMessage,
+    ImagePart,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    SystemMessage,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+    Usage,
+)
+from slidescout.agents.models import json_actions
+from slidescout.agents.models.pricing import estimate_cost
+from slidescout.agents.models.providers import Provider
+from slidescout.agents.models.retry import RetryPolicy, call_with_retries
+from slidescout.errors import ModelError
+
+log = logging.getLogger("slidescout.models")
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What the loop needs from a planner model."""
+
+    @property
+    def name(self) -> str:
+        """``provider:model``, e.g. ``openai:gpt-5``."""
+
+    @property
+    def api(self) -> str:
+        """"openai-responses", "openai-chat", "anthropic-messages", "expert" or "replay"."""
+
+    @property
+    def supports_tools(self) -> bool:
+        """False: tools go through the JSON-action fallback."""
+
+    @property
+    def supports_images(self) -> bool: ...
+
+    async def request(self, req: ModelRequest) -> ModelResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class TokenCounts:
+    """Raw token counts of one call. ``input`` includes cached and cache-written tokens;
+    ``output`` includes reasoning tokens."""
+
+    input: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cached: int = 0
+    cache_write: int = 0
+
+
+@dataclass
+class Parsed:
+    message: AssistantMessage
+    counts: TokenCounts
+    stop_reason: str | None = None
+
+
+# -- helpers shared by the adapters -------------------------------------------------------------
+
+def image_b64(part: ImagePart) -> str:
+    if part.data is None:
+        raise ModelError(f"image {part.image.sha256[:12]} has no bytes in memory; load it from the run's "
+                         "blob store before sending the request", retryable=False)
+    return base64.b64encode(part.data).decode("ascii")
+
+
+def image_data_url(part: ImagePart) -> str:
+    return f"data:{part.image.media_type};base64,{image_b64(part)}"
+
+
+def system_text(messages: list[Message]) -> str | None:
+    texts = [m.content for m in messages if isinstance(m, SystemMessage) and m.content.strip()]
+    return "\n\n".join(texts) if texts else None
+
+
+def result_text(result: ToolResultPart) -> str:
+    text = "\n".join(c.text for c in result.content if isinstance(c, TextPart)).strip()
+    if not text:
+        n = sum(isinstance(c, ImagePart) for c in result.content)
+        text = f"({n} image{'s' if n != 1 else ''} below)" if n else "(no output)"
+    return text
+
+
+def result_images(result: ToolResultPart) -> list[ImagePart]:
+    return [c for c in result.content if isinstance(c, ImagePart)]
+
+
+def arguments_json(call: ToolCallPart) -> str:
+    """A past call's arguments as the model sent them (raw when they were not valid JSON)."""
+    if call.parse_error and call.raw_arguments is not None:
+        return call.raw_arguments
+    return json.dumps(call.arguments)
+
+
+def parse_arguments(call_id: str, name: str, raw: Any) -> ToolCallPart:
+    """A ``ToolCallPart`` from arguments as a provider sent them: a JSON string or an object.
+    Malformed arguments never raise: they set ``parse_error`` and keep ``raw_arguments``."""
+    if isinstance(raw, dict):
+        return ToolCallPart(id=call_id, name=name, arguments=raw)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return ToolCallPart(id=call_id, name=name, arguments={})
+    if not isinstance(raw, str):
+        return ToolCallPart(id=call_id, name=name, raw_arguments=json.dumps(raw, default=str),
+                            parse_error="the arguments must be a JSON object")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return ToolCallPart(id=call_id, name=name, raw_arguments=raw,
+                            parse_error=f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+    if not isinstance(value, dict):
+        return ToolCallPart(id=call_id, name=name, raw_arguments=raw,
+                            parse_error="the arguments must be a JSON object")
+    return ToolCallPart(id=call_id, name=name, arguments=value)
+
+
+_SIG_CACHE: dict[Any, frozenset[str]] = {}
+
+
+def split_known(method: Callable[..., Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for an SDK ``create`` method: parameters it does not declare go into
+    ``extra_body`` (servers' extensions, parameters newer or older than the SDK)."""
+    import inspect
+
+    key = getattr(method, "__func__", method)
+    names = _SIG_CACHE.get(key)
+    if names is None:
+        names = frozenset(inspect.signature(method).parameters)
+        _SIG_CACHE[key] = names
+    kwargs = {k: v for k, v in body.items() if k in names and k != "extra_body"}
+    extra = {k: v for k, v in body.items() if k not in names}
+    if extra:
+        kwargs["extra_body"] = extra
+    return kwargs
+
+
+def to_plain(obj: Any) -> dict[str, Any]:
+    """An SDK response object as a plain dict, extra fields the server added included."""
+    if isinstance(obj, dict):
+        return obj
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None:
+        return dump(mode="json", exclude_none=True, warnings=False)
+    raise ModelError(f"unexpected response object {type(obj).__name__}", retryable=False)
+
+
+class ModelAdapter:
+    """Base of the provider adapters: request translation, retries, usage and cost.
+
+    Subclasses implement ``build_request(req) -> dict`` (the wire body), ``send(body)`` (one SDK
+    call) and ``parse_response(raw) -> Parsed``.
+    """
+
+    api: ClassVar[str] = ""
+    default_tools: ClassVar[bool] = True
+
+    def __init__(self, provider: Provider, model: str, *, retry: RetryPolicy | None = None,
+                 tools: bool | None = None, images: bool = True, max_output_tokens: int | None = None,
+                 temperature: float | None = None, extra_body: dict[str, Any] | None = None) -> None:
+        self.provider = provider
+        self.model = model
+        self.name = f"{provider.name}:{model}"
+        self.retry = retry or RetryPolicy()
+        self.supports_tools = self.default_tools_for(model) if tools is None else bool(tools)
+        self.supports_images = bool(images)
+        self.max_output_tokens = max_output_tokens
+        self.temperature = temperature
+        self.extra_body = dict(extra_body or {})
+
+    # -- to implement -----------------------------------------------------------------------
+    def default_tools_for(self, model: str) -> bool:
+        return self.default_tools
+
+    def build_request(self, req: ModelRequest) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def send(self, body: dict[str, Any]) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def parse_response(self, raw: dict[str, Any]) -> Parsed:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return self.provider.base_url
+
+    def prepare(self, req: ModelRequest) -> ModelRequest:
+        """The request as this model can take it (JSON actions, no images)."""
+        if not self.supports_tools:
+            req = json_actions.to_text_only(req)
+        if not self.supports_images:
+            req = json_actions.without_images(req)
+        return req
+
+    def cost(self, counts: TokenCounts) -> float | None:
+        return estimate_cost(self.provider.name, self.model, input_tokens=counts.input,
+                             output_tokens=counts.output, cached_input_tokens=counts.cached,
+                             cache_write_tokens=counts.cache_write,
+                             custom_endpoint=self.provider.custom_endpoint)
+
+    async def request(self, req: ModelRequest) -> ModelResponse:
+        t0 = time.monotonic()
+        body = self.build_request(self.prepare(req))
+        if self.extra_body:
+            body = {**body, **self.extra_body}
+        request_bytes = len(json.dumps(body, separators=(",", ":"), default=str).encode("utf-8"))
+        raw, retries = await call_with_retries(lambda: self.send(body), self.retry, label=self.name,
+                                               redact=self.provider.redact, key_env=self.provider.key_env)
+        try:
+            parsed = self.parse_response(to_plain(raw))
+        except ModelError:
+            raise
+        except Exception as exc:  # a malformed response: say so, without the payload
+            raise ModelError(f"{self.name}: could not read the provider's response "
+                             f"({type(exc).__name__}: {self.provider.redact(str(exc))[:200]})",
+                             retryable=False) from None
+        message = parsed.message
+        if not self.supports_tools:
+            message = json_actions.reparse_message(message)
+        c = parsed.counts
+        usage = Usage(input_tokens=c.input, output_tokens=c.output, reasoning_tokens=c.reasoning,
+                      cached_input_tokens=c.cached, cost_usd=self.cost(c))
+        return ModelResponse(message=message, usage=usage, model=self.name, api=self.api,
+                             latency_s=round(time.monotonic() - t0, 4), request_bytes=request_bytes,
+                             retries=retries, stop_reason=parsed.stop_reason)
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, api={self.api!r}, base_url={self.base_url!r}, "
+                f"tools={self.supports_tools}, images={self.supports_images})")

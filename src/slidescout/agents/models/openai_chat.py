@@ -1,0 +1,168 @@
+"""OpenAI Chat Completions adapter (``/v1/chat/completions``): any OpenAI-compatible server.
+
+The default for a ``--base-url`` that is not OpenAI's (vLLM, Ollama, llama.cpp, proxies).
+
+Choices:
+
+- Images are ``image_url`` parts with a base64 data URL and the part's ``detail``.
+- Tool messages are text-only in Chat Completions: a tool result's text goes into the ``tool``
+  message, and its images follow in one user message after all the tool messages of the turn.
+- Reasoning that a server returns (``reasoning_content``, DeepSeek/vLLM style, or
+  ``reasoning``) is kept as a ``ReasoningPart`` but never sent back (DeepSeek rejects it).
+- Malformed tool-call argument JSON becomes a ``ToolCallPart`` with ``parse_error`` set.
+- ``max_completion_tokens`` for OpenAI's endpoint, ``max_tokens`` for other servers.
+- A model without function calling (``tools=False``, or a known name such as llava) gets the
+  JSON-action fallback of ``json_actions``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slidescout.agents.messages import (
+    AssistantMessage,
+    ImagePart,
+    ModelRequest,
+    ReasoningPart,
+    SystemMessage,
+    TextPart,
+    ToolCallPart,
+    ToolMessage,
+    UserMessage,
+)
+from slidescout.agents.models.base import (
+    ModelAdapter,
+    Parsed,
+    TokenCounts,
+    arguments_json,
+    image_data_url,
+    parse_arguments,
+    result_images,
+    result_text,
+    split_known,
+)
+
+log = logging.getLogger("slidescout.models")
+
+PROVIDER_TAG = "openai-chat"
+# vision models known to lack function calling (local servers); tools=True overrides
+_NO_TOOLS = re.compile(r"(llava|bakllava|moondream|minicpm-v|llama3\.2-vision|gemma3|o1-mini|o1-preview)", re.I)
+_FINISH = {"stop": "stop", "tool_calls": "tool_calls", "function_call": "tool_calls", "length": "length",
+           "content_filter": "content_filter"}
+
+
+class OpenAIChatModel(ModelAdapter):
+    """``openai:MODEL`` through Chat Completions. Options: ``parallel_tool_calls``,
+    ``reasoning_effort`` (sent as is), plus the common ones of ``ModelAdapter``."""
+
+    api = "openai-chat"
+
+    def __init__(self, provider: Any, model: str, *, parallel_tool_calls: bool | None = None,
+                 reasoning_effort: str | None = None, **common: Any) -> None:
+        super().__init__(provider, model, **common)
+        self.parallel_tool_calls = parallel_tool_calls
+        self.reasoning_effort = reasoning_effort
+
+    def default_tools_for(self, model: str) -> bool:
+        return not _NO_TOOLS.search(model)
+
+    # -- request -----------------------------------------------------------------------------
+    @staticmethod
+    def _image(part: ImagePart) -> dict[str, Any]:
+        return {"type": "image_url", "image_url": {"url": image_data_url(part), "detail": part.detail}}
+
+    def _user(self, parts: list[Any]) -> dict[str, Any]:
+        if all(isinstance(p, TextPart) for p in parts):
+            return {"role": "user", "content": "\n".join(p.text for p in parts)}
+        return {"role": "user", "content": [{"type": "text", "text": p.text} if isinstance(p, TextPart)
+                                            else self._image(p) for p in parts]}
+
+    def _messages(self, req: ModelRequest) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for msg in req.messages:
+            if isinstance(msg, SystemMessage):
+                out.append({"role": "system", "content": msg.content})
+            elif isinstance(msg, UserMessage):
+                if msg.parts:
+                    out.append(self._user(list(msg.parts)))
+            elif isinstance(msg, AssistantMessage):
+                text = "\n".join(p.text for p in msg.parts if isinstance(p, TextPart) and p.text)
+                calls = [p for p in msg.parts if isinstance(p, ToolCallPart)]
+                # "" rather than null: several servers' chat templates concatenate the content
+                entry: dict[str, Any] = {"role": "assistant", "content": text}
+                if calls:
+                    entry["tool_calls"] = [{"id": c.id, "type": "function",
+                                            "function": {"name": c.name, "arguments": arguments_json(c)}}
+                                           for c in calls]
+                out.append(entry)
+            elif isinstance(msg, ToolMessage):
+                followers: list[Any] = []
+                for r in msg.results:
+                    out.append({"role": "tool", "tool_call_id": r.tool_call_id, "content": result_text(r)})
+                    images = result_images(r)
+                    if images:
+                        followers.append(TextPart(text=f"Image{'s' if len(images) > 1 else ''} returned by "
+                                                       f"{r.name} (call {r.tool_call_id}):"))
+                        followers.extend(images)
+                if followers:
+                    out.append(self._user(followers))
+        return out
+
+    def build_request(self, req: ModelRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": self._messages(req)}
+        if req.tools:
+            body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                               "parameters": t.parameters}} for t in req.tools]
+            body["tool_choice"] = req.tool_choice
+            if self.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = self.parallel_tool_calls
+        max_out = req.max_output_tokens or self.max_output_tokens
+        if max_out:
+            body["max_tokens" if self.provider.custom_endpoint else "max_completion_tokens"] = max_out
+        temperature = req.temperature if req.temperature is not None else self.temperature
+        if temperature is not None:
+            body["temperature"] = temperature
+        if req.seed is not None:
+            body["seed"] = req.seed
+        if self.reasoning_effort:
+            body["reasoning_effort"] = self.reasoning_effort
+        return body
+
+    async def send(self, body: dict[str, Any]) -> Any:
+        create = self.provider.client.chat.completions.create
+        return await create(**split_known(create, body))
+
+    # -- response ----------------------------------------------------------------------------
+    def parse_response(self, raw: dict[str, Any]) -> Parsed:
+        choices = raw.get("choices") or []
+        if not choices:
+            raise ValueError("the response has no choices")
+        choice = choices[0]
+        msg = choice.get("message") or {}
+        parts: list[Any] = []
+        reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+        if isinstance(reasoning, str) and reasoning.strip():
+            parts.append(ReasoningPart(text=reasoning, provider=PROVIDER_TAG))
+        content = msg.get("content")
+        if isinstance(content, list):  # a few servers return content parts
+            content = "".join(c.get("text", "") for c in content if isinstance(c, dict))
+        if content:
+            parts.append(TextPart(text=content))
+        if msg.get("refusal"):
+            parts.append(TextPart(text=f"[refusal] {msg['refusal']}"))
+        for i, call in enumerate(msg.get("tool_calls") or []):
+            fn = call.get("function") or {}
+            parts.append(parse_arguments(call.get("id") or f"call_{i}", fn.get("name", ""), fn.get("arguments")))
+        message = AssistantMessage(parts=parts, provider_response_id=raw.get("id"))
+        usage = raw.get("usage") or {}
+        counts = TokenCounts(
+            input=int(usage.get("prompt_tokens") or 0),
+            output=int(usage.get("completion_tokens") or 0),
+            reasoning=int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
+            cached=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
+        )
+        finish = choice.get("finish_reason")
+        stop = _FINISH.get(finish, finish) if finish else ("tool_calls" if message.tool_calls else None)
+        return Parsed(message=message, counts=counts, stop_reason=stop)

@@ -1,0 +1,228 @@
+"""OpenAI Responses API adapter (``/v1/responses``), the default for OpenAI's own endpoint.
+
+Choices (as GIANT: the full history goes back every turn, reasoning included):
+
+- System text goes into ``instructions``.
+- Requests are stateless: ``store=False`` by default (slide images are not kept on OpenAI's side
+  and no ``previous_response_id`` is needed). For reasoning models the request asks for
+  ``include=["reasoning.encrypted_content"]``; every reasoning item returned is kept whole
+  (id, summary, encrypted_content) in ``ReasoningPart.provider_data`` and sent back verbatim on
+  the next turn. A reasoning item without encrypted content cannot be resolved when
+  ``store=False`` and is left out.
+- Reasoning summaries are not requested unless ``reasoning_summary`` is set ("auto",
+  "concise", "detailed"): some organisations must be verified to get them.
+- Tool results are ``function_call_output`` items with the result's text as ``output``. Their
+  images follow in one user message (``input_image``, base64 JPEG data URL, the part's detail),
+  which every Responses implementation accepts. ``tool_result_images="inline"`` sends them
+  inside ``output`` (list form) instead.
+- ``temperature`` is dropped for reasoning models (they reject it); ``seed`` is not part of the
+  Responses API and is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Literal
+
+from slidescout.agents.messages import (
+    AssistantMessage,
+    ImagePart,
+    ModelRequest,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+    ToolMessage,
+    UserMessage,
+)
+from slidescout.agents.models.base import (
+    ModelAdapter,
+    Parsed,
+    TokenCounts,
+    arguments_json,
+    image_data_url,
+    parse_arguments,
+    result_images,
+    result_text,
+    split_known,
+    system_text,
+)
+from slidescout.errors import ConfigError, ModelError
+
+log = logging.getLogger("slidescout.models")
+
+PROVIDER_TAG = "openai-responses"
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5|gpt-6|codex)", re.I)
+_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
+def is_reasoning_model(model: str) -> bool:
+    return bool(_REASONING_MODEL.match(model)) and "-chat" not in model
+
+
+def _flush_text(items: list[dict[str, Any]], texts: list[str]) -> None:
+    """Pending assistant text as one assistant message item."""
+    if texts:
+        items.append({"role": "assistant", "content": "\n".join(texts)})
+        texts.clear()
+
+
+class OpenAIResponsesModel(ModelAdapter):
+    """``openai:MODEL`` through the Responses API.
+
+    Options: ``reasoning`` (None: by model name), ``reasoning_effort``, ``reasoning_summary``,
+    ``store`` (default False), ``tool_result_images`` ("user" or "inline"),
+    ``parallel_tool_calls``, plus the common ones of ``ModelAdapter``.
+    """
+
+    api = "openai-responses"
+
+    def __init__(self, provider: Any, model: str, *, reasoning: bool | None = None,
+                 reasoning_effort: str | None = None, reasoning_summary: str | None = None,
+                 store: bool = False, tool_result_images: Literal["user", "inline"] = "user",
+                 parallel_tool_calls: bool | None = None, **common: Any) -> None:
+        super().__init__(provider, model, **common)
+        if reasoning_effort is not None and reasoning_effort not in _EFFORTS:
+            raise ConfigError(f"reasoning_effort must be one of {', '.join(_EFFORTS)}, not {reasoning_effort!r}")
+        if tool_result_images not in ("user", "inline"):
+            raise ConfigError("tool_result_images must be 'user' or 'inline'")
+        self.reasoning = is_reasoning_model(model) if reasoning is None else bool(reasoning)
+        self.reasoning_effort = reasoning_effort
+        self.reasoning_summary = reasoning_summary
+        self.store = bool(store)
+        self.tool_result_images = tool_result_images
+        self.parallel_tool_calls = parallel_tool_calls
+
+    # -- request -----------------------------------------------------------------------------
+    @staticmethod
+    def _image(part: ImagePart) -> dict[str, Any]:
+        return {"type": "input_image", "image_url": image_data_url(part), "detail": part.detail}
+
+    def _reasoning_item(self, part: ReasoningPart) -> dict[str, Any] | None:
+        data = part.provider_data
+        if part.provider != PROVIDER_TAG or data.get("type") != "reasoning" or not data.get("id"):
+            return None  # another provider's reasoning cannot be replayed here
+        if not self.store and not data.get("encrypted_content"):
+            return None  # would be looked up by id, and nothing is stored
+        return dict(data)
+
+    def _items(self, req: ModelRequest) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for msg in req.messages:
+            if isinstance(msg, UserMessage):
+                content = [{"type": "input_text", "text": p.text} if isinstance(p, TextPart) else self._image(p)
+                           for p in msg.parts]
+                if content:
+                    items.append({"role": "user", "content": content})
+            elif isinstance(msg, AssistantMessage):
+                texts: list[str] = []
+                for p in msg.parts:
+                    if isinstance(p, TextPart):
+                        if p.text:
+                            texts.append(p.text)
+                        continue
+                    _flush_text(items, texts)
+                    if isinstance(p, ReasoningPart):
+                        item = self._reasoning_item(p)
+                        if item is not None:
+                            items.append(item)
+                    elif isinstance(p, ToolCallPart):
+                        items.append({"type": "function_call", "call_id": p.id, "name": p.name,
+                                      "arguments": arguments_json(p)})
+                _flush_text(items, texts)
+            elif isinstance(msg, ToolMessage):
+                followers: list[dict[str, Any]] = []
+                for r in msg.results:
+                    images = result_images(r)
+                    text = result_text(r)
+                    if images and self.tool_result_images == "inline":
+                        output: Any = [{"type": "input_text", "text": text}, *(self._image(i) for i in images)]
+                    else:
+                        output = text
+                        if images:
+                            followers.append({"type": "input_text",
+                                              "text": f"Image{'s' if len(images) > 1 else ''} returned by "
+                                                      f"{r.name} (call {r.tool_call_id}):"})
+                            followers.extend(self._image(i) for i in images)
+                    items.append({"type": "function_call_output", "call_id": r.tool_call_id, "output": output})
+                if followers:
+                    items.append({"role": "user", "content": followers})
+            # system messages go to ``instructions``
+        return items
+
+    def build_request(self, req: ModelRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "input": self._items(req), "store": self.store}
+        instructions = system_text(req.messages)
+        if instructions:
+            body["instructions"] = instructions
+        if req.tools:
+            body["tools"] = [{"type": "function", "name": t.name, "description": t.description,
+                              "parameters": t.parameters, "strict": False} for t in req.tools]
+            body["tool_choice"] = req.tool_choice
+            if self.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = self.parallel_tool_calls
+        max_out = req.max_output_tokens or self.max_output_tokens
+        if max_out:
+            body["max_output_tokens"] = max_out
+        temperature = req.temperature if req.temperature is not None else self.temperature
+        if temperature is not None:
+            if self.reasoning:
+                log.debug("%s: temperature is not supported by reasoning models; not sent", self.name)
+            else:
+                body["temperature"] = temperature
+        if self.reasoning:
+            reasoning: dict[str, Any] = {}
+            if self.reasoning_effort:
+                reasoning["effort"] = self.reasoning_effort
+            if self.reasoning_summary:
+                reasoning["summary"] = self.reasoning_summary
+            if reasoning:
+                body["reasoning"] = reasoning
+            if not self.store:
+                body["include"] = ["reasoning.encrypted_content"]
+        return body
+
+    async def send(self, body: dict[str, Any]) -> Any:
+        create = self.provider.client.responses.create
+        return await create(**split_known(create, body))
+
+    # -- response ----------------------------------------------------------------------------
+    def parse_response(self, raw: dict[str, Any]) -> Parsed:
+        status = raw.get("status")
+        if status == "failed":
+            err = raw.get("error") or {}
+            raise ModelError(f"{self.name}: the response failed: {self.provider.redact(str(err.get('message', '')))}"
+                             f" ({err.get('code', 'no code')})", retryable=False)
+        parts: list[Any] = []
+        for item in raw.get("output") or []:
+            kind = item.get("type")
+            if kind == "reasoning":
+                texts = [s.get("text", "") for s in item.get("summary") or []]
+                texts += [c.get("text", "") for c in item.get("content") or [] if c.get("type") == "reasoning_text"]
+                parts.append(ReasoningPart(text="\n\n".join(t for t in texts if t), provider=PROVIDER_TAG,
+                                           provider_data=item))
+            elif kind == "message":
+                for c in item.get("content") or []:
+                    if c.get("type") == "output_text":
+                        parts.append(TextPart(text=c.get("text", "")))
+                    elif c.get("type") == "refusal":
+                        parts.append(TextPart(text=f"[refusal] {c.get('refusal', '')}"))
+            elif kind == "function_call":
+                parts.append(parse_arguments(item.get("call_id") or item.get("id") or "", item.get("name", ""),
+                                             item.get("arguments")))
+            else:
+                log.debug("%s: ignoring output item of type %r", self.name, kind)
+        message = AssistantMessage(parts=parts, provider_response_id=raw.get("id"))
+        usage = raw.get("usage") or {}
+        counts = TokenCounts(
+            input=int(usage.get("input_tokens") or 0),
+            output=int(usage.get("output_tokens") or 0),
+            reasoning=int((usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
+            cached=int((usage.get("input_tokens_details") or {}).get("cached_tokens") or 0),
+        )
+        if status == "incomplete":
+            reason = (raw.get("incomplete_details") or {}).get("reason") or "incomplete"
+            stop = {"max_output_tokens": "length"}.get(reason, reason)
+        else:
+            stop = "tool_calls" if message.tool_calls else "stop"
+        return Parsed(message=message, counts=counts, stop_reason=stop)

@@ -1,0 +1,127 @@
+"""Providers: an authenticated SDK client (key, base URL, timeout). Model adapters use them.
+
+Keys come only from the providers' usual environment variables (``OPENAI_API_KEY``,
+``ANTHROPIC_API_KEY``). A provider never shows its key: not in ``repr``, and every error text
+passes through ``redact`` before it reaches a message or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+from urllib.parse import urlparse
+
+from slidescout.errors import ConfigError
+
+OPENAI_URL = "https://api.openai.com/v1"
+ANTHROPIC_URL = "https://api.anthropic.com"
+PLACEHOLDER_KEY = "not-needed"
+
+# key-like tokens that a server may echo back ("Incorrect API key provided: sk-ab***yz")
+_KEYLIKE = re.compile(r"\b(sk-(?:ant-)?[A-Za-z0-9_\-*.]{4,}|Bearer\s+\S+)")
+
+
+def _host(url: str | None) -> str:
+    return (urlparse(url).hostname or "").lower() if url else ""
+
+
+class Provider:
+    """Base of the providers. ``custom_endpoint`` is True for any base URL that is not the
+    provider's own (a local server, a proxy): such models are priced only from the user's file."""
+
+    name: str = ""
+    key_env: str = ""
+    default_url: str = ""
+
+    def __init__(self, *, base_url: str | None, api_key: str, timeout_s: float) -> None:
+        self.base_url = (base_url or self.default_url).rstrip("/")
+        self.timeout_s = float(timeout_s)
+        self.__key = api_key
+        self._client: Any = None
+
+    @property
+    def custom_endpoint(self) -> bool:
+        return _host(self.base_url) != _host(self.default_url)
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key (and anything key-like) masked."""
+        if not text:
+            return text
+        key = self.__key
+        if key and len(key) >= 8:
+            text = text.replace(key, "[redacted]")
+        return _KEYLIKE.sub("[redacted]", text)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client(self.__key)
+        return self._client
+
+    def _make_client(self, key: str) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    __str__ = __repr__
+
+    def __getstate__(self) -> dict[str, Any]:  # never pickle a key into a worker payload
+        raise TypeError(f"{type(self).__name__} holds credentials and cannot be pickled; "
+                        "resolve the model again in the worker")
+
+
+def _key_from_env(env: str, *, custom: bool, hint: str) -> str:
+    key = os.environ.get(env, "").strip()
+    if key:
+        return key
+    if custom:
+        return PLACEHOLDER_KEY  # local servers (vLLM, Ollama, llama.cpp) usually need none
+    raise ConfigError(f"{env} is not set; export {env}=... {hint}")
+
+
+class OpenAIProvider(Provider):
+    """OpenAI or any OpenAI-compatible server (vLLM, Ollama, llama.cpp, proxies)."""
+
+    name = "openai"
+    key_env = "OPENAI_API_KEY"
+    default_url = OPENAI_URL
+
+    @classmethod
+    def from_env(cls, base_url: str | None = None, *, timeout_s: float = 120.0) -> OpenAIProvider:
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        custom = _host(base_url) not in ("", _host(OPENAI_URL))
+        key = _key_from_env(cls.key_env, custom=custom,
+                            hint="to use OpenAI, or pass --base-url for a local OpenAI-compatible server")
+        return cls(base_url=base_url, api_key=key, timeout_s=timeout_s)
+
+    def _make_client(self, key: str) -> Any:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
+
+
+class AnthropicProvider(Provider):
+    """Anthropic's Messages API, or a compatible endpoint at ``base_url``."""
+
+    name = "anthropic"
+    key_env = "ANTHROPIC_API_KEY"
+    default_url = ANTHROPIC_URL
+
+    @classmethod
+    def from_env(cls, base_url: str | None = None, *, timeout_s: float = 120.0) -> AnthropicProvider:
+        base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        custom = _host(base_url) not in ("", _host(ANTHROPIC_URL))
+        key = _key_from_env(cls.key_env, custom=custom, hint="to use Anthropic models")
+        return cls(base_url=base_url, api_key=key, timeout_s=timeout_s)
+
+    def _make_client(self, key: str) -> Any:
+        from anthropic import AsyncAnthropic
+
+        return AsyncAnthropic(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
