@@ -66,12 +66,12 @@ def test_zoom_then_answer_writes_a_complete_trace(slide_path, tmp_path):
 
 def test_last_step_withdraws_tools_and_forces_an_answer(slide_path, tmp_path):
     def fn(req, turn):
-        return ANSWER if not req.tools else reply("", ZOOM)
+        return ANSWER if req.tool_choice == "none" else reply("", ZOOM)
 
     model = FunctionModel(fn)
     trace = _run(model, slide_path, tmp_path, max_steps=4)
     assert trace.status == "answered"
-    assert [bool(r.tools) for r in model.requests] == [True, True, True, False]
+    assert [r.tool_choice for r in model.requests] == ["auto", "auto", "auto", "none"]
     last = model.requests[-1]
     assert last.tool_choice == "none"
     assert "final step" in last.messages[-1].parts[0].text
@@ -205,7 +205,7 @@ def test_replay_reproduces_a_run(slide_path, tmp_path):
 def test_thumbnail_and_patch_baselines(slide_path, tmp_path):
     model = FunctionModel(lambda req, turn: ANSWER)
     trace = _run(model, slide_path, tmp_path / "t", preset="thumbnail")
-    assert trace.status == "answered" and trace.n_steps == 1 and not model.requests[0].tools
+    assert trace.status == "answered" and trace.n_steps == 1 and model.requests[0].tool_choice == "none"
     ref = trace.images()[0]
     assert max(ref.width, ref.height) == 1024
     model2 = FunctionModel(lambda req, turn: ANSWER if turn % 3 else reply('{"answer": 2}'))

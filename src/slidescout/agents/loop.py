@@ -216,7 +216,9 @@ class Agent:
         try:
             resp = await self.model.request(req)
         except ModelError as exc:
-            trace.events.append(ErrorEvent(id=ids("e"), step=step, message=str(exc), error_type="ModelError",
+            retries = getattr(exc, "retries", []) or []
+            note = f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})" if retries else ""
+            trace.events.append(ErrorEvent(id=ids("e"), step=step, message=f"{exc}{note}", error_type="ModelError",
                                            fatal=True, duration_s=time.monotonic() - t0))
             return None
         self.budget.charge(resp.usage)
@@ -263,7 +265,9 @@ class Agent:
             if last:
                 messages.append(UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())]))
             context = prune_images(messages, self.keep_images)
-            req = ModelRequest(messages=context, tools=[] if last else specs,
+            # on the last step the tools stay declared (providers need them to read the history,
+            # and prompt caches stay warm) but tool_choice "none" withdraws them
+            req = ModelRequest(messages=context, tools=specs,
                                tool_choice="none" if last or not specs else "auto",
                                temperature=self.temperature, seed=self.seed)
             try:

@@ -112,7 +112,7 @@ class ExpertModel:
         obs = self._observations(req)
         findings, screened, detailed = self._findings(obs, slide_mpp)
         remaining = self._remaining(obs)
-        if not tools or (remaining is not None and remaining <= 0):
+        if not tools or req.tool_choice == "none" or (remaining is not None and remaining <= 0):
             return self._final(question, findings, ov, self._summary(findings, ov))
         zoom = "view_region" if "view_region" in tools else ("slide_zoom" if "slide_zoom" in tools else None)
         if zoom is None:
