@@ -21,10 +21,19 @@ def decode(data: bytes) -> np.ndarray:
 
 
 def clean_guides(rgb: np.ndarray) -> np.ndarray:
-    """Whiten pixels of GIANT-style guides (green lines, red border): H&E has no such colours."""
+    """Whiten GIANT-style guides: green lines, the red border and the grey/black coordinate labels.
+
+    H&E has none of these colours: nuclei are saturated purple, never neutral grey or black.
+    """
+    from scipy import ndimage as ndi
+
     img = rgb.astype(np.int16)
     r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    mx, mn = img.max(axis=2), img.min(axis=2)
     guide = ((g > r + 15) & (g > b + 15)) | ((r > 180) & (g < 80) & (b < 80))
+    text = (mx < 110) & (mx - mn < 40)  # black label outlines (and JPEG halos around them)
+    if text.any():
+        guide |= ndi.binary_dilation(text, iterations=3)
     out = rgb.copy()
     out[guide] = 245
     return out

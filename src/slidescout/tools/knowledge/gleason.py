@@ -1,0 +1,117 @@
+"""Gleason patterns, scores and ISUP grade groups: the arithmetic and the graph nodes for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel
+
+from slidescout.errors import DatasetError
+
+GLEASON_SOURCE = "gleason.md"
+
+
+def isup_grade_group(primary: int, secondary: int) -> int | None:
+    """ISUP grade group for a Gleason primary+secondary pair; 0 for ``0+0`` (no carcinoma, the
+    PANDA convention); None where the ISUP scheme has no group (7 made of patterns 2 and 5)."""
+    if (primary, secondary) == (0, 0):
+        return 0
+    if not (1 <= primary <= 5 and 1 <= secondary <= 5):
+        raise ValueError(f"Gleason patterns run from 1 to 5 (got {primary}+{secondary})")
+    total = primary + secondary
+    if total <= 6:
+        return 1
+    if total == 7:
+        return {(3, 4): 2, (4, 3): 3}.get((primary, secondary))
+    if total == 8:
+        return 4
+    return 5
+
+
+GRADE_GROUP_TEXT = {
+    0: "no carcinoma (benign; PANDA labels it isup_grade 0, Gleason 0+0)",
+    1: "Gleason score 6 or less (3+3)",
+    2: "Gleason 3+4=7",
+    3: "Gleason 4+3=7",
+    4: "Gleason score 8 (4+4, 3+5, 5+3)",
+    5: "Gleason score 9-10 (4+5, 5+4, 5+5)",
+}
+
+
+class GleasonGrade(BaseModel):
+    primary: int
+    secondary: int
+    total: int
+    grade_group: int | None
+    note: str = ""
+    citation: str = f"{GLEASON_SOURCE} § ISUP grade groups"
+
+
+def add_gleason_nodes(g: nx.MultiDiGraph, patterns: dict[Any, Any], origin: str) -> None:
+    for group, text in GRADE_GROUP_TEXT.items():
+        aliases = [
+            f"isup grade {group}",
+            f"grade group {group}",
+            f"isup grade group {group}",
+            f"gg{group}",
+        ]
+        g.add_node(
+            f"isup:{group}",
+            kind="isup",
+            label=f"ISUP grade group {group}",
+            value=group,
+            description=text,
+            aliases=aliases,
+            citation=f"{GLEASON_SOURCE} § ISUP grade groups",
+        )
+    for total in range(2, 11):
+        g.add_node(
+            f"gleason_score:{total}",
+            kind="gleason_score",
+            label=f"Gleason score {total}",
+            value=total,
+            aliases=[f"gleason score {total}"],
+        )
+    for number in range(1, 6):
+        spec = patterns.get(number) or patterns.get(str(number)) or {}
+        node = f"gleason_pattern:{number}"
+        g.add_node(
+            node,
+            kind="gleason_pattern",
+            label=f"Gleason pattern {number}",
+            aliases=[f"gleason pattern {number}", f"pattern {number}", f"gleason grade {number}"],
+            citation=f"{GLEASON_SOURCE} § {spec.get('section', f'Pattern {number}')}",
+        )
+        for feature in spec.get("features", []):
+            require_node(
+                g,
+                f"feature:{feature}",
+                origin,
+                f"Gleason pattern {number} names unknown feature {feature!r}",
+            )
+            g.add_edge(node, f"feature:{feature}", key="has_feature")
+    for primary in range(1, 6):
+        for secondary in range(1, 6):
+            pair = f"gleason:{primary}+{secondary}"
+            g.add_node(
+                pair,
+                kind="gleason",
+                label=f"Gleason {primary}+{secondary}={primary + secondary}",
+                aliases=[f"gleason {primary} {secondary}"],
+            )
+            g.add_edge(f"gleason_pattern:{primary}", pair, key="primary_of")
+            g.add_edge(f"gleason_pattern:{secondary}", pair, key="secondary_of")
+            g.add_edge(pair, f"gleason_score:{primary + secondary}", key="totals")
+            isup = isup_grade_group(primary, secondary)
+            if isup is not None:
+                g.add_edge(pair, f"isup:{isup}", key="grade_group")
+    prostate = "entity:prostate_adenocarcinoma"
+    if prostate in g:
+        for number in range(1, 6):
+            g.add_edge(prostate, f"gleason_pattern:{number}", key="graded_by")
+
+
+def require_node(g: nx.MultiDiGraph, node: str, origin: str, message: str) -> None:
+    if node not in g:
+        raise DatasetError(f"{origin}: {message}")

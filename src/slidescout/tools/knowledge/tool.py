@@ -1,0 +1,28 @@
+"""The ``lookup`` tool: the agent's reference shelf (local corpus + concept graph)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from slidescout.tools.base import ToolResult, tool
+
+
+@tool
+def lookup(query: str, k: Annotated[int, Field(ge=1, le=20)] = 5) -> ToolResult:
+    """Look up pathology reference knowledge: histological hallmarks of tumours and normal organs,
+    how to tell two entities apart, Gleason patterns and ISUP grade groups, mitotic grading.
+
+    Args:
+        query: what to look up, e.g. "features of lung adenocarcinoma", "distinguish LUAD from LUSC",
+            "ISUP grade for Gleason 4+3", "cribriform glands".
+        k: how many passages to return when searching text.
+    """
+    from slidescout.tools.knowledge import lookup as kb_lookup
+
+    res = kb_lookup(query, k=k)
+    return ToolResult(text=res.text, data={"kind": res.kind, "citations": [h.citation for h in res.hits]})
+
+
+TOOLS = [lookup]

@@ -1,0 +1,222 @@
+"""Concept graph: name matching, features, comparisons, feature lookups and Gleason -> ISUP."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from slidescout.errors import DatasetError
+from slidescout.tools.knowledge import ConceptGraph, isup_grade_group, load_graph, starter_files
+from slidescout.tools.knowledge.corpus import markdown_chunks
+from slidescout.tools.knowledge.graph import build_graph, normalize_name
+
+
+@pytest.fixture(scope="module")
+def graph() -> ConceptGraph:
+    return load_graph()
+
+
+@pytest.fixture(scope="module")
+def sections() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in starter_files():
+        _, chunks = markdown_chunks(path.read_text(encoding="utf-8"))
+        for chunk in chunks:
+            key = f"{path.name} § {chunk.section}"
+            out[key] = out.get(key, "") + "\n" + chunk.text
+    return out
+
+
+def test_graph_has_the_expected_shape(graph):
+    entities = graph.nodes("entity")
+    kinds = [graph.graph.nodes[e]["entity_kind"] for e in entities]
+    assert kinds.count("cancer") == 30 and kinds.count("normal") == 20
+    assert len(graph.nodes("gleason_pattern")) == 5
+    assert len(graph.nodes("gleason")) == 25
+    for entity in entities:  # every entity hangs off an organ and has features
+        assert any(k == "has_entity" for _, _, k in graph.graph.in_edges(entity, keys=True))
+        assert graph.feature_nodes(entity)
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("LUAD", "Lung adenocarcinoma"),
+        ("luad", "Lung adenocarcinoma"),
+        ("Lung Adenocarcinoma", "Lung adenocarcinoma"),
+        ("adenocarcinoma of the lung", "Lung adenocarcinoma"),
+        ("lung adenocarcinomas", "Lung adenocarcinoma"),
+        ("lung adenocarcinom", "Lung adenocarcinoma"),  # misspelt
+        ("ccRCC", "Kidney renal clear cell carcinoma"),
+        ("clear-cell renal cell carcinoma", "Kidney renal clear cell carcinoma"),
+        ("GBM", "Glioblastoma multiforme"),
+        ("glioblastoma", "Glioblastoma multiforme"),
+        ("oesophageal carcinoma", "Esophageal carcinoma"),
+        ("DLBCL", "Lymphoid Neoplasm Diffuse Large B-cell Lymphoma"),
+        ("COAD", "Colon Rectum adenocarcinoma"),
+        ("colorectal cancer", "Colon Rectum adenocarcinoma"),
+        ("phaeochromocytoma", "Pheochromocytoma and Paraganglioma"),
+        ("malignant mixed Müllerian tumour", "Uterine Carcinosarcoma"),
+        ("oligodendroglioma", "Brain Lower Grade Glioma"),
+        ("the thymoma", "Thymoma"),
+        ("Small Intestine", "Small Intestine"),
+        ("adrenal", "Adrenal Gland"),
+        ("normal lung", "Normal lung"),
+        ("gleason pattern 4", "Gleason pattern 4"),
+    ],
+)
+def test_forgiving_name_matching(graph, name, label):
+    node = graph.resolve(name, kinds=("entity", "organ", "gleason_pattern"))
+    assert node is not None and graph.label(node) == label
+
+
+def test_unknown_names_do_not_match(graph):
+    assert graph.resolve("xylophone quasar") is None
+    assert graph.resolve("") is None
+
+
+def test_ambiguous_abbreviations_need_capitals_in_free_text(graph):
+    assert graph.mentions("please read the slide", kinds=("entity",)) == []
+    assert graph.mentions("READ and LUSC", kinds=("entity",)) == [
+        "entity:colon_rectum_adenocarcinoma",
+        "entity:lung_squamous_cell_carcinoma",
+    ]
+
+
+def test_features_of_lung_adenocarcinoma(graph):
+    profile = graph.profile("lung adenocarcinoma")
+    assert profile.code == "LUAD" and profile.kind == "cancer" and profile.organs == ["Lung"]
+    assert "lepidic growth" in profile.features["architecture"]
+    assert "TTF-1 positive" in profile.features["ihc"]
+    assert "Lung squamous cell carcinoma (LUSC)" in profile.differentials
+    assert profile.citation == "tumors_thoracic.md § Lung adenocarcinoma (LUAD)"
+
+
+def test_features_of_an_organ_come_from_its_normal_histology(graph):
+    profile = graph.profile("Kidney")
+    assert profile.kind == "organ"
+    assert {"glomeruli", "proximal and distal tubules"} <= set(profile.features["normal structure"])
+    assert "Kidney Chromophobe (KICH)" in profile.entities and "Normal kidney" in profile.entities
+    assert profile.citation == "normal_endocrine_urogenital.md § Kidney"
+
+
+def test_distinguish_lists_unique_and_shared_features(graph):
+    c = graph.distinguish("LUAD", "lung squamous cell carcinoma")
+    assert "TTF-1 positive" in c.only_a and "lepidic growth" in c.only_a
+    assert "keratinization" in c.only_b and "p40/p63 positive" in c.only_b
+    assert "solid sheets" in c.shared
+    assert not set(c.only_a) & set(c.only_b)
+    assert c.listed_as_differential
+    reverse = graph.distinguish("LUSC", "LUAD")
+    assert reverse.only_a == c.only_b and reverse.only_b == c.only_a
+    assert graph.distinguish("LUAD", "no such thing") is None
+
+
+def test_entities_with_a_feature(graph):
+    assert graph.entities_with("psammoma bodies") == [
+        "Kidney renal papillary cell carcinoma (KIRP)",
+        "Ovarian serous cystadenocarcinoma (OV)",
+        "Thyroid carcinoma (THCA)",
+    ]
+    cribriform = graph.entities_with("cribriform")
+    assert (
+        "Gleason pattern 4" in cribriform
+        and "Colon Rectum adenocarcinoma (COAD/READ)" in cribriform
+    )
+    halos = graph.entities_with("perinuclear halo")
+    assert {"Kidney Chromophobe (KICH)", "Brain Lower Grade Glioma (LGG)"} <= set(halos)
+    assert graph.entities_with("unknown feature xyz") == []
+
+
+EXPECTED_ISUP = {
+    (3, 3): 1,
+    (3, 4): 2,
+    (4, 3): 3,
+    (4, 4): 4,
+    (3, 5): 4,
+    (5, 3): 4,
+    (4, 5): 5,
+    (5, 4): 5,
+    (5, 5): 5,
+    (2, 5): None,
+    (5, 2): None,
+}
+
+
+@pytest.mark.parametrize("primary", range(1, 6))
+@pytest.mark.parametrize("secondary", range(1, 6))
+def test_isup_mapping_for_every_gleason_pair(graph, primary, secondary):
+    total = primary + secondary
+    expected = EXPECTED_ISUP.get((primary, secondary), 1 if total <= 6 else None)
+    assert isup_grade_group(primary, secondary) == expected
+    grade = graph.gleason(primary, secondary)
+    assert grade.total == total and grade.grade_group == expected
+
+
+@pytest.mark.parametrize("total", range(2, 11))
+def test_every_gleason_sum_maps_to_pairs(graph, total):
+    pairs = graph.pairs_for_total(total)
+    assert pairs and all(int(p[0]) + int(p[2]) == total for p, _ in pairs)
+    groups = {g for p, g in pairs if min(int(p[0]), int(p[2])) >= 3}
+    expected = {6: {1}, 7: {2, 3}, 8: {4}, 9: {5}, 10: {5}}.get(total)
+    if expected is not None:
+        assert groups == expected
+
+
+def test_grade_groups_list_their_pairs(graph):
+    assert graph.pairs_for_grade_group(1) == ["3+3"]
+    assert graph.pairs_for_grade_group(2) == ["3+4"]
+    assert graph.pairs_for_grade_group(3) == ["4+3"]
+    assert graph.pairs_for_grade_group(4) == ["3+5", "4+4", "5+3"]
+    assert graph.pairs_for_grade_group(5) == ["4+5", "5+4", "5+5"]
+    assert graph.gleason(0, 0).grade_group == 0
+    with pytest.raises(ValueError):
+        isup_grade_group(6, 1)
+
+
+def test_gleason_patterns_connect_to_their_features(graph):
+    assert set(graph.profile("pattern 4").features["architecture"]) == {
+        "cribriform architecture",
+        "fused glands",
+        "poorly formed glands",
+        "glomeruloid glands",
+    }
+    c = graph.distinguish("Gleason pattern 4", "Gleason pattern 5")
+    assert "comedonecrosis" in c.only_b and "fused glands" in c.only_a
+
+
+def test_graph_features_are_described_in_the_cited_corpus_sections(graph, sections):
+    """The graph stays consistent with the text: every feature of every entity appears (by its
+    label or an alias) in the corpus section the entity cites."""
+    problems = []
+    for node in graph.nodes("entity") + graph.nodes("gleason_pattern"):
+        citation = graph.citation(node)
+        if citation not in sections:
+            problems.append(f"{node}: missing section {citation}")
+            continue
+        text = f" {normalize_name(sections[citation])} "
+        for feature in graph.feature_nodes(node):
+            names = {normalize_name(a) for a in graph.aliases(feature)}
+            if not any(f" {n} " in text for n in names if n):
+                problems.append(f"{node}: {graph.label(feature)}")
+    assert problems == []
+
+
+def test_bad_concept_files_raise_dataset_errors(tmp_path):
+    with pytest.raises(DatasetError, match="unknown feature"):
+        build_graph(
+            {"organs": {"lung": {}}, "entities": {"x": {"organs": ["lung"], "features": ["nope"]}}}
+        )
+    with pytest.raises(DatasetError, match="not found"):
+        ConceptGraph.load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("features: [unclosed", encoding="utf-8")
+    with pytest.raises(DatasetError, match="not valid YAML"):
+        ConceptGraph.load(bad)
+
+
+def test_normalize_name():
+    assert normalize_name("  Clear-Cell  RCC (ccRCC)! ") == "clear cell rcc ccrcc"
+    assert normalize_name("Oesophageal tumour") == "esophageal tumor"
+    assert re.fullmatch(r"[a-z0-9 ]*", normalize_name("Müllerian & B-cell"))

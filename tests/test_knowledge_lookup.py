@@ -1,0 +1,201 @@
+"""``lookup``: graph answers, search fallback, bounded text with citations, friendly failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from slidescout.errors import ToolError
+from slidescout.tools.knowledge import MAX_TEXT_CHARS, KnowledgeBase, default_index_path, lookup
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory) -> KnowledgeBase:
+    return KnowledgeBase.open(tmp_path_factory.mktemp("kb") / "index.sqlite", embedder="")
+
+
+def test_features_of_lung_adenocarcinoma(kb):
+    result = lookup("features of lung adenocarcinoma", kb=kb)
+    assert result.kind == "graph"
+    assert "Lung adenocarcinoma (LUAD)" in result.text
+    assert "lepidic growth" in result.text and "TTF-1 positive" in result.text
+    assert "tumors_thoracic.md § Lung adenocarcinoma (LUAD)" in result.text
+    assert (
+        result.hits and result.hits[0].citation == "tumors_thoracic.md § Lung adenocarcinoma (LUAD)"
+    )
+    assert result.data["profile"]["code"] == "LUAD"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "distinguish lung adenocarcinoma from lung squamous cell carcinoma",
+        "How do I tell LUAD from LUSC?",
+        "LUAD vs LUSC",
+        "difference between lung adenocarcinoma and lung squamous cell carcinoma",
+        "compare LUAD with LUSC",
+    ],
+)
+def test_distinguish_questions(kb, query):
+    result = lookup(query, kb=kb)
+    assert result.kind == "graph"
+    assert "Only LUAD:" in result.text and "Only LUSC:" in result.text and "Shared:" in result.text
+    assert "How to tell apart:" in result.text and "p40" in result.text
+    cited = {h.citation for h in result.hits}
+    assert {
+        "tumors_thoracic.md § Lung adenocarcinoma (LUAD)",
+        "tumors_thoracic.md § Lung squamous cell carcinoma (LUSC)",
+    } <= cited
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("ISUP grade for Gleason 4+3", "ISUP grade group 3"),
+        ("ISUP grade for Gleason 3+4", "ISUP grade group 2"),
+        ("What ISUP grade group is Gleason 4 + 3 = 7?", "ISUP grade group 3"),
+        ("4+3", "ISUP grade group 3"),
+        ("gleason 3+3", "ISUP grade group 1"),
+        ("gleason 5+3", "ISUP grade group 4"),
+        ("gleason 4+5", "ISUP grade group 5"),
+        ("gleason score 9", "grade group 5"),
+        ("Gleason score 7", "3+4 -> grade group 2; 4+3 -> grade group 3"),
+        ("ISUP grade group 4", "4+4"),
+        ("isup grade 0+0", "no carcinoma"),
+        ("gleason 2+5", "no ISUP grade group"),
+    ],
+)
+def test_gleason_questions(kb, query, expected):
+    result = lookup(query, kb=kb)
+    assert result.kind == "graph"
+    assert expected in result.text
+    assert "gleason.md § ISUP grade groups" in result.text
+    assert any(h.citation == "gleason.md § ISUP grade groups" for h in result.hits)
+
+
+def test_other_graph_questions(kb):
+    psammoma = lookup("which tumors have psammoma bodies?", kb=kb)
+    assert psammoma.kind == "graph" and "Thyroid carcinoma (THCA)" in psammoma.text
+    kidney = lookup("tumors of the kidney", kb=kb)
+    assert kidney.kind == "graph" and "Kidney Chromophobe (KICH)" in kidney.text
+    pattern = lookup("gleason pattern 4", kb=kb)
+    assert pattern.kind == "graph" and "cribriform architecture" in pattern.text
+    assert "4+3 -> GG3" in pattern.text
+    organ = lookup("features of Colon", kb=kb)
+    assert organ.kind == "graph" and "straight evenly spaced crypts" in organ.text
+    bare = lookup("ccRCC", kb=kb)
+    assert bare.kind == "graph" and "CA IX positive" in bare.text
+
+
+def test_text_search_fallback_with_citations(kb):
+    result = lookup("cribriform glands gleason", k=3, kb=kb)
+    assert result.kind == "search"
+    assert len(result.hits) == 3
+    assert result.hits[0].citation == "gleason.md § Pattern 4"
+    assert result.text.startswith('References for "cribriform glands gleason":')
+    assert "[1] gleason.md § Pattern 4" in result.text and "[3] " in result.text
+    mitosis = lookup("Nottingham mitotic count cut-offs per mm2", kb=kb)
+    assert "mitosis_grading.md § Nottingham grade (breast)" in mitosis.text
+
+
+@pytest.mark.parametrize(
+    ("query", "citation"),
+    [
+        (
+            "histology of cribriform glands in prostate cancer grading",
+            "tumors_genitourinary.md § Prostate adenocarcinoma (PRAD)",
+        ),
+        ("breast grading", "mitosis_grading.md § Nottingham grade (breast)"),
+    ],
+)
+def test_a_query_mentioning_an_organ_is_not_hijacked_by_the_graph(kb, query, citation):
+    result = lookup(query, kb=kb)
+    assert result.kind == "search"
+    assert citation in [h.citation for h in result.hits]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "features of lung adenocarcinoma",
+        "distinguish GBM from LGG",
+        "ISUP grade for Gleason 4+3",
+        "which tumors have necrosis",
+        "lymphocytes necrosis tumor",
+        "tumors of the lung",
+        "features of Lung",
+        "breast carcinoma mitotic count HPF area",
+        "x" * 3000,
+    ],
+)
+def test_text_is_bounded(kb, query):
+    result = lookup(query, k=20, kb=kb)
+    assert len(result.text) <= MAX_TEXT_CHARS
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"unbalanced',
+        "NOT AND OR",
+        "a* OR (b",
+        "'; DROP TABLE chunks; --",
+        "?!",
+        "4+",
+        "+3",
+        "vs",
+        "features of",
+    ],
+)
+def test_punctuation_never_crashes(kb, query):
+    result = lookup(query, kb=kb)
+    assert result.kind in ("graph", "search", "no_match")
+    assert result.text
+
+
+def test_no_match_and_empty_corpus_messages(kb, tmp_path):
+    none = lookup("xylophone quasar", kb=kb)
+    assert none.kind == "no_match" and none.hits == []
+    assert "No reference matched" in none.text
+    empty = KnowledgeBase.open(tmp_path / "empty.sqlite", starter=False, embedder="")
+    result = lookup("cribriform glands", kb=empty)
+    assert result.kind == "empty" and "slidescout kb add" in result.text
+    graph_only = lookup("ISUP grade for Gleason 4+3", kb=empty)  # the graph still answers
+    assert (
+        graph_only.kind == "graph" and "grade group 3" in graph_only.text and graph_only.hits == []
+    )
+
+
+def test_bad_arguments_raise_tool_errors(kb):
+    with pytest.raises(ToolError, match="needs a query"):
+        lookup("   ", kb=kb)
+    with pytest.raises(ToolError, match="between 1 and 20"):
+        lookup("gleason", k=0, kb=kb)
+    with pytest.raises(ToolError):
+        lookup("gleason", k=21, kb=kb)
+
+
+def test_default_knowledge_base_is_built_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLIDESCOUT_HOME", str(tmp_path / "home"))
+    result = lookup("signet ring cells linitis plastica")
+    assert result.kind == "search"
+    assert result.hits[0].citation == "tumors_gastrointestinal.md § Stomach adenocarcinoma (STAD)"
+    assert default_index_path().is_file()
+
+
+def test_an_unusable_home_falls_back_to_an_in_memory_index(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SLIDESCOUT_HOME", str(blocker))
+    result = lookup("zellballen")
+    assert result.kind == "search" and "Pheochromocytoma" in result.text
+
+
+def test_concurrent_lookups_share_the_default_index(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("SLIDESCOUT_HOME", str(tmp_path / "home"))
+    queries = ["cribriform glands gleason", "LUAD vs LUSC", "gleason 4+3", "zellballen"] * 5
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lookup, queries))
+    assert [r.kind for r in results[:4]] == ["search", "graph", "graph", "search"]
+    assert all(r.text == results[i % 4].text for i, r in enumerate(results))
