@@ -242,9 +242,10 @@ class Agent:
         specs = list(tools.specs)
         ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
                                run_dir=run.path, sample_id=sample.sample_id, device=self.device)
-        overview = env.overview(self.preset.overview_side or self.max_side, guides=self.guides)
-        ov_part = store_image(run.blobs, rgb=overview.image, box=overview.box.as_tuple(), level=overview.level,
-                              mpp=overview.mpp, source=env.source_id, label="overview", quality=self.jpeg_quality)
+        overview = await asyncio.to_thread(env.overview, self.preset.overview_side or self.max_side, self.guides)
+        ov_part = await asyncio.to_thread(
+            store_image, run.blobs, rgb=overview.image, box=overview.box.as_tuple(), level=overview.level,
+            mpp=overview.mpp, source=env.source_id, label="overview", quality=self.jpeg_quality)
         trace.events.append(ImageEvent(id=ids("i"), image=ov_part.image, purpose="overview", step=0))
         messages: list[Message] = [
             SystemMessage(content=self._system_prompt(env)),
@@ -309,7 +310,7 @@ class Agent:
             results, n_failed = await self._run_calls(calls, tools, ctx, run, trace, ids, step, remaining, env)
             messages.append(ToolMessage(results=results))
             consecutive_errors = consecutive_errors + 1 if n_failed == len(calls) else 0
-            run.write_trace(trace)  # the viewer can follow a sample while it runs
+            await asyncio.to_thread(run.write_trace, trace)  # the viewer can follow a sample while it runs
             if consecutive_errors >= self.max_errors:
                 trace.events.append(ErrorEvent(id=ids("e"), step=step, fatal=True,
                                                message=f"{consecutive_errors} consecutive steps failed; stopping"))
@@ -350,8 +351,9 @@ class Agent:
                 else:
                     ev.text = result.text or ""
                     ev.data = dict(getattr(result, "data", {}) or {})
-                    for img in result.images:
-                        part = store_image(run.blobs, **env.image_fields(img), quality=self.jpeg_quality)
+                    for img in result.images:  # encode + store off the event loop
+                        part = await asyncio.to_thread(store_image, run.blobs, **env.image_fields(img),
+                                                       quality=self.jpeg_quality)
                         ev.images.append(part.image)
                         content.append(part)
             ev.duration_s = time.monotonic() - t0

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -81,11 +83,38 @@ class Parsed:
 
 # -- helpers shared by the adapters -------------------------------------------------------------
 
+_B64_CACHE: OrderedDict[str, str] = OrderedDict()
+_B64_LOCK = threading.Lock()
+
+
 def image_b64(part: ImagePart) -> str:
+    """Base64 of an image's bytes, cached by hash: every step re-sends the images in the context."""
     if part.data is None:
         raise ModelError(f"image {part.image.sha256[:12]} has no bytes in memory; load it from the run's "
                          "blob store before sending the request", retryable=False)
-    return base64.b64encode(part.data).decode("ascii")
+    key = part.image.sha256
+    with _B64_LOCK:
+        hit = _B64_CACHE.get(key)
+        if hit is not None:
+            _B64_CACHE.move_to_end(key)
+            return hit
+    enc = base64.b64encode(part.data).decode("ascii")
+    with _B64_LOCK:
+        _B64_CACHE[key] = enc
+        while len(_B64_CACHE) > 256:
+            _B64_CACHE.popitem(last=False)
+    return enc
+
+
+def json_size(obj: Any) -> int:
+    """Approximate bytes of ``obj`` as compact JSON, without encoding it (strings dominate)."""
+    if isinstance(obj, str):
+        return len(obj) + 2
+    if isinstance(obj, dict):
+        return 2 + sum(len(str(k)) + 3 + json_size(v) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return 2 + sum(json_size(v) + 1 for v in obj)
+    return len(str(obj))
 
 
 def image_data_url(part: ImagePart) -> str:
@@ -140,9 +169,14 @@ def parse_arguments(call_id: str, name: str, raw: Any) -> ToolCallPart:
 _SIG_CACHE: dict[Any, frozenset[str]] = {}
 
 
-def split_known(method: Callable[..., Any], body: dict[str, Any]) -> dict[str, Any]:
+def split_known(method: Callable[..., Any], body: dict[str, Any], raw: tuple[str, ...] = ()) -> dict[str, Any]:
     """Keyword arguments for an SDK ``create`` method: parameters it does not declare go into
-    ``extra_body`` (servers' extensions, parameters newer or older than the SDK)."""
+    ``extra_body`` (servers' extensions, parameters newer or older than the SDK).
+
+    Keys in ``raw`` (the message history: already in wire format, holding every base64 image)
+    also go through ``extra_body``, which the SDK sends as is: its recursive type transform of
+    the history otherwise costs tens of milliseconds per step and grows with the context. A
+    declared parameter gets an empty placeholder, which ``extra_body`` overrides."""
     import inspect
 
     key = getattr(method, "__func__", method)
@@ -150,8 +184,11 @@ def split_known(method: Callable[..., Any], body: dict[str, Any]) -> dict[str, A
     if names is None:
         names = frozenset(inspect.signature(method).parameters)
         _SIG_CACHE[key] = names
-    kwargs = {k: v for k, v in body.items() if k in names and k != "extra_body"}
-    extra = {k: v for k, v in body.items() if k not in names}
+    kwargs = {k: v for k, v in body.items() if k in names and k != "extra_body" and k not in raw}
+    extra = {k: v for k, v in body.items() if k not in names or k in raw}
+    for k in raw:
+        if k in body and k in names:
+            kwargs[k] = []
     if extra:
         kwargs["extra_body"] = extra
     return kwargs
@@ -227,7 +264,7 @@ class ModelAdapter:
         body = self.build_request(self.prepare(req))
         if self.extra_body:
             body = {**body, **self.extra_body}
-        request_bytes = len(json.dumps(body, separators=(",", ":"), default=str).encode("utf-8"))
+        request_bytes = json_size(body)
         raw, retries = await call_with_retries(lambda: self.send(body), self.retry, label=self.name,
                                                redact=self.provider.redact, key_env=self.provider.key_env)
         try:
