@@ -1,3 +1,57 @@
-"""CLI commands (view_cmd)."""
+"""``slidescout view`` (local web viewer) and ``slidescout report-html`` (self-contained report)."""
 
-from slidescout.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from slidescout.cli.app import app, console, err_console
+from slidescout.errors import ConfigError
+
+
+@app.command("view")
+def view(
+    path: Path | None = typer.Argument(None, help="A run directory, or one trace file (RUN/traces/ID.json)."),
+    port: int = typer.Option(0, "--port", help="Port to listen on (default: a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback exposes the run."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
+    install: bool = typer.Option(True, "--install/--no-install",
+                                 help="Install OpenSeadragon with npm on first use (else: static thumbnails)."),
+    setup: bool = typer.Option(False, "--setup", help="Only install the viewer's npm packages, then exit."),
+) -> None:
+    """Serve a local web viewer: the samples of a run, and each trace over its slide in deep zoom."""
+    from slidescout.traces.viewer import assets
+
+    if setup:
+        where = assets.install()
+        console.print(f"OpenSeadragon installed: {where}", highlight=False, soft_wrap=True)
+        return
+    if path is None:
+        raise ConfigError("give a run directory or a trace file: slidescout view RUN_DIR")
+    if not path.exists():
+        raise ConfigError(f"{path}: no such run directory or trace file")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be 0 to 65535, got {port}")
+    from slidescout.traces.viewer.server import serve
+
+    osd = assets.ensure_openseadragon(allow_install=install,
+                                      log=lambda line: err_console.print(line, highlight=False, soft_wrap=True))
+    serve(path, host=host, port=port, open_browser=open_browser, openseadragon_dir=osd,
+          echo=lambda line: console.print(line, highlight=False, soft_wrap=True))
+
+
+@app.command("report-html")
+def report_html(
+    path: Path = typer.Argument(..., help="A run directory, or one trace file."),
+    out: Path = typer.Option(Path("report.html"), "-o", "--out", help="The HTML file to write."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many samples (in run order)."),
+) -> None:
+    """Write one self-contained HTML file (images embedded) that opens offline in any browser."""
+    from slidescout.traces.viewer.report import write_report
+
+    if not path.exists():
+        raise ConfigError(f"{path}: no such run directory or trace file")
+    written = write_report(path, out, limit=limit)
+    size = written.stat().st_size / 1e6
+    console.print(f"wrote {written} ({size:.1f} MB)", highlight=False)

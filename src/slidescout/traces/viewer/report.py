@@ -1,0 +1,385 @@
+"""One self-contained HTML file for a run or a trace: opens offline, from file://, in any browser.
+
+Every image is embedded as a data URI; the stylesheet and the small script are inlined; a
+Content-Security-Policy forbids any request, so the file cannot fetch anything even by mistake.
+For each sample: question, answer, truth, status, the slide thumbnail with the viewed regions
+(numbered, SVG) and the truth regions, and the step timeline with the exact images the model saw.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from slidescout.errors import SlidescoutError
+from slidescout.traces.viewer.runindex import RunIndex
+from slidescout.traces.viewer.sampleview import build_sample
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+THUMB_SIDE = 1024
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _data_uri(data: bytes, media: str) -> str:
+    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _cost(v: float | None) -> str:
+    if v is None:
+        return "?"
+    if v == 0:
+        return "$0"
+    return f"${v:.4f}" if v < 1 else f"${v:.2f}"
+
+
+def _int(v: int | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v / 1000:.1f}k" if v >= 10000 else str(v)
+
+
+def _secs(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.1f} s"
+
+
+def _box(b: list[int] | None) -> str:
+    return f"({b[0]:,}, {b[1]:,}) {b[2]:,}×{b[3]:,}" if b else ""
+
+
+def _verdict(correct: bool | None) -> str:
+    if correct is True:
+        return '<span class="badge badge-ok">correct</span>'
+    if correct is False:
+        return '<span class="badge badge-bad">wrong</span>'
+    return '<span class="badge badge-muted">not scored</span>'
+
+
+def _status(status: str) -> str:
+    kind = "neutral" if status == "answered" else "run" if status == "running" else "warn"
+    return f'<span class="badge badge-{kind}">{_e(status)}</span>'
+
+
+class _Images:
+    """Blob data URIs, each file read once."""
+
+    def __init__(self, index: RunIndex) -> None:
+        self.index = index
+        self._cache: dict[str, str | None] = {}
+
+    def __call__(self, ref: Any) -> str | None:
+        sha = ref.sha256
+        if sha not in self._cache:
+            found = self.index.blob_bytes(sha)
+            self._cache[sha] = _data_uri(*found) if found else None
+        return self._cache[sha]
+
+
+# -- slide figure -------------------------------------------------------------------------------
+
+
+def _thumbnail(index: RunIndex, tiles: Any, img: dict[str, Any]) -> tuple[str | None, list[int] | None]:
+    entry = index.slide(img["key"]) if img.get("key") else None
+    if entry is not None:
+        try:
+            data, box = tiles.thumbnail(entry.path, THUMB_SIDE)
+            return _data_uri(data, "image/jpeg"), list(box)
+        except SlidescoutError as exc:
+            log.warning("no thumbnail for %s: %s", entry.path, exc)
+    if img.get("overview"):
+        return img["overview"]["url"], img["overview"]["box"]
+    return None, None
+
+
+def _figure(img: dict[str, Any], d: dict[str, Any], src: str | None, box: list[int] | None) -> str:
+    if box is None:
+        box = [0, 0, int(img.get("width") or 1), int(img.get("height") or 1)]
+    bx, by, bw, bh = box
+    fs = max(bw, bh) / 42
+    views = [r for r in d["regions"] if r["image"] == img["index"]]
+    parts = ['<g class="sv-heat">']
+    for r in d["overlays"]:
+        if r["image"] == img["index"] and r["url"]:
+            x, y, w, h = r["box"]
+            parts.append(f'<image href="{_e(r["url"])}" x="{x}" y="{y}" width="{w}" height="{h}" preserveAspectRatio="none"/>')
+    parts.append("</g>")
+    for t in d["truth_regions"]:
+        if t["image"] != img["index"]:
+            continue
+        x, y, w, h = t["box"]
+        parts.append(f'<g class="sv-truth"><rect x="{x}" y="{y}" width="{w}" height="{h}" vector-effect="non-scaling-stroke"/>'
+                     f'<text x="{x}" y="{y + h}" dy="1em">{_e(t["label"])}</text></g>')
+    if len(views) > 1:
+        pts = " ".join(f"{r['box'][0] + r['box'][2] / 2:g},{r['box'][1] + r['box'][3] / 2:g}" for r in views)
+        parts.append(f'<polyline class="sv-path" vector-effect="non-scaling-stroke" points="{pts}"/>')
+    for r in sorted((r for r in views if not r["dup_of"]), key=lambda r: -r["box"][2] * r["box"][3]):
+        x, y, w, h = r["box"]
+        ns = [r["n"], *r["also"]]
+        parts.append(f'<g class="sv-region" data-n="{r["n"]}" data-ns="{" ".join(map(str, ns))}" data-entry="{r["entry"]}" '
+                     f'data-box="{x},{y},{w},{h}"><title>region {", ".join(map(str, ns))}: {_e(_box(r["box"]))}</title>'
+                     f'<rect x="{x}" y="{y}" width="{w}" height="{h}" vector-effect="non-scaling-stroke"/>'
+                     f'<text x="{x}" y="{y}" dx="0.2em" dy="1em">{" · ".join(map(str, ns))}</text></g>')
+    pic = (f'<img class="sv-img" src="{_e(src)}" alt="{_e(img["name"])}: thumbnail">' if src
+           else '<div class="sv-missing">slide file not available</div>')
+    caption = f'<figcaption>{_e(img["name"])}</figcaption>' if len(d["images"]) > 1 else ""
+    return (f'<figure class="sv-fig"><div class="sv" style="aspect-ratio:{bw}/{bh}" data-box="{bx} {by} {bw} {bh}">'
+            f'<div class="sv-inner">{pic}<svg class="sv-svg" viewBox="{bx} {by} {bw} {bh}" preserveAspectRatio="none" '
+            f'style="--fs:{fs:.1f}px" role="img" aria-label="{len(views)} viewed regions">{"".join(parts)}</svg>'
+            f"</div></div>{caption}</figure>")
+
+
+# -- timeline -------------------------------------------------------------------------------------
+
+
+def _seen(img: dict[str, Any], label: str | None = None) -> str:
+    cap = " · ".join(x for x in (
+        f"#{img['region']}" if img.get("region") else None, label or img.get("label"), _box(img.get("box")) or None,
+        f"{img['mpp']:.2f} µm/px" if img.get("mpp") else None, f"{img['width']}×{img['height']} px") if x)
+    if not img.get("url"):
+        return f'<figure class="seen"><div class="thumb-missing">image not stored</div><figcaption>{_e(cap)}</figcaption></figure>'
+    cls = "seen seen-heat" if img.get("overlay") else "seen"
+    return (f'<figure class="{cls}"><img src="{img["url"]}" alt="Image the model saw: {_e(cap)}" loading="lazy" '
+            f'width="{img["width"]}" height="{img["height"]}"><figcaption>{_e(cap)}</figcaption></figure>')
+
+
+def _args(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (args or {}).items())
+
+
+def _step(e: dict[str, Any], running: bool) -> str:
+    tools = [c["name"] for c in e["calls"]]
+    title = "Answer" if e["answer"] else ", ".join(tools) if tools else "Setup" if e["step"] is None else "Thought"
+    u = e["usage"]
+    metrics = ""
+    if u:
+        metrics += f'<span title="input → output tokens">{_int(u["input_tokens"])} → {_int(u["output_tokens"])} tok</span>'
+        metrics += f'<span title="cost">{_cost(u["cost_usd"])}</span>'
+    if e["latency_s"] is not None:
+        metrics += f'<span title="model latency">{_secs(e["latency_s"])}</span>'
+    rnums = "".join(f'<span class="rnum">{n}</span>' for n in e["regions"])
+    classes = "step" + (" has-error" if e["errors"] else "") + (" is-answer" if e["answer"] else "")
+    label = f'{e["title"]}: {title}' + (f', regions {", ".join(map(str, e["regions"]))}' if e["regions"] else "")
+    body: list[str] = []
+    if e["shown"]:
+        body.append('<div class="seen-row">' + "".join(_seen(i, i.get("purpose")) for i in e["shown"]) + "</div>")
+    if e["reasoning"]:
+        body.append(f'<details class="reasoning"><summary>Reasoning</summary><div class="pre">{_e(chr(10).join(e["reasoning"]))}</div></details>')
+    if e["thought"] and not (e["answer"] and e["answer"]["text"].strip() == e["thought"].strip()):
+        body.append(f'<div class="thought pre">{_e(e["thought"])}</div>')
+    rt = e["rethink"]
+    if rt and (rt.get("hypothesis") or rt.get("differential") or rt.get("confidence") is not None):
+        conf = rt.get("confidence")
+        conf_html = (f'<span class="conf"><meter min="0" max="1" value="{conf}" aria-label="confidence"></meter> {conf * 100:.0f}%</span>'
+                     if conf is not None else "")
+        diff = "".join(f'<span class="chip">{_e(x)}</span>' for x in rt.get("differential") or [])
+        body.append('<div class="rethink"><div class="rethink-head"><span class="k">Hypothesis</span>' + conf_html + "</div>"
+                    + (f'<p>{_e(rt["hypothesis"])}</p>' if rt.get("hypothesis") else "")
+                    + (f'<p class="diff"><span class="k">Differential</span>{diff}</p>' if diff else "")
+                    + (f'<p class="muted"><span class="k">Needs</span>{_e(rt["needed_evidence"])}</p>' if rt.get("needed_evidence") else "")
+                    + "</div>")
+    for c in e["calls"]:
+        res = c["result"]
+        sig = _e(c["raw_arguments"] or _args(c["arguments"]))
+        part = f'<div class="call"><code class="call-sig"><span class="fn">{_e(c["name"])}</span>({sig})</code>'
+        if res and res.get("duration_s"):
+            part += f' <span class="muted small">{_secs(res["duration_s"])}</span>'
+        if c["parse_error"]:
+            part += f'<p class="err">could not parse arguments: {_e(c["parse_error"])}</p>'
+        if res:
+            if res["error"]:
+                part += f'<p class="err"><strong>Error: </strong>{_e(res["error"])}</p>'
+            if res["internal_error"]:
+                part += f'<p class="err small">internal: {_e(res["internal_error"])}</p>'
+            if res["text"]:
+                part += f'<details class="result"><summary>Tool result</summary><div class="pre">{_e(res["text"])}</div></details>'
+            if res["images"]:
+                part += '<div class="seen-row">' + "".join(_seen(i) for i in res["images"]) + "</div>"
+        elif running:
+            part += '<p class="muted small">running…</p>'
+        body.append(part + "</div>")
+    for err in e["errors"]:
+        body.append(f'<p class="err"><strong>{"Fatal error" if err["fatal"] else "Error"}: </strong>{_e(err["message"])}</p>')
+    if e["retries"]:
+        body.append(f'<p class="muted small">{len(e["retries"])} retries: {_e(", ".join(r["reason"] for r in e["retries"]))}</p>')
+    for n in e["notes"]:
+        first = n.split("\n")[0][:120]
+        rest = f'<div class="pre small">{_e(n)}</div>' if "\n" in n else ""
+        body.append(f'<details class="note"><summary>{_e(first)}</summary>{rest}</details>')
+    if e["answer"]:
+        k = "Final answer (forced)" if e["answer"]["forced"] else "Final answer"
+        body.append(f'<div class="answer"><span class="k">{k}</span><div class="pre">{_e(e["answer"]["text"])}</div></div>')
+    no = "·" if e["step"] is None else str(e["step"] + 1)
+    return (f'<li class="{classes}" tabindex="0" data-entry="{e["index"]}" data-regions="{" ".join(map(str, e["regions"]))}" '
+            f'aria-label="{_e(label)}"><div class="step-head"><span class="step-no" aria-hidden="true">{no}</span>'
+            f'<span class="step-title">{_e(title)}</span><span class="step-regions">{rnums}</span>'
+            f'<span class="step-metrics">{metrics}</span></div><div class="step-body">{"".join(body)}</div></li>')
+
+
+# -- page -------------------------------------------------------------------------------------------
+
+
+def _sample_html(i: int, d: dict[str, Any], row: dict[str, Any] | None, figures: str) -> str:
+    row = row or {}
+    u = d["usage"]
+    meta = [("Task", d["task"]) if d["task"] else None, ("Model", d["model"]), ("Preset", d["preset"]),
+            ("Steps", str(d["n_steps"])), ("Tokens", f'{_int(u["input_tokens"])} in · {_int(u["output_tokens"])} out'),
+            ("Cost", _cost(u["cost_usd"]))]
+    sl = d["slide"]
+    if sl["kind"] == "slide" and sl["width"]:
+        meta.append(("Slide", f'{sl["width"]:,} × {sl["height"]:,} px' + (f' · {sl["mpp"]:.3f} µm/px' if sl["mpp"] else "")))
+    meta_html = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in (m for m in meta if m))
+    answer = row.get("answer") if row.get("answer") is not None else (d["answer"] or "").split("\n")[0] or "–"
+    truth = row.get("truth") if row.get("truth") is not None else d["truth"] or "–"
+    options = ""
+    if d["options"] and not all(o in d["question"] for o in d["options"]):
+        options = '<ol class="options">' + "".join(f"<li>{_e(o)}</li>" for o in d["options"]) + "</ol>"
+    n_view = len(d["regions"])
+    n_heat = sum(bool(r["url"]) for r in d["overlays"])
+    n_truth = len(d["truth_regions"])
+
+    def toggle(layer: str, label: str, n: int, on: bool) -> str:
+        dis = " disabled" if not n else ""
+        return (f'<label class="toggle{dis}"><input type="checkbox" data-layer="{layer}"{" checked" if on else ""}{dis}>'
+                f'<span class="swatch sw-{layer}" aria-hidden="true"></span>{label} ({n})</label>')
+
+    steps = "".join(_step(e, d["status"] == "running") for e in d["steps"]) or '<li class="empty">No events.</li>'
+    return f"""
+<article class="report-sample" id="sample-{i}" aria-labelledby="sample-{i}-title">
+  <header class="sample-head">
+    <div class="title-row"><h2 id="sample-{i}-title">{_e(d["sample_id"])}</h2>{_status(row.get("status") or d["status"])}{_verdict(row.get("correct"))}
+      <dl class="meta">{meta_html}</dl></div>
+    <div class="qa"><div class="qa-q"><span class="k">Question</span><div><div class="q-text">{_e(d["question"])}</div>{options}</div></div>
+      <div class="qa-a"><div><span class="k">Answer</span><span class="v">{_e(answer)}</span></div>
+        <div><span class="k">Truth</span><span class="v">{_e(truth)}</span></div></div></div>
+  </header>
+  <div class="report-grid">
+    <section class="report-view" aria-label="Slide with viewed regions">
+      <div class="viewer-bar" role="toolbar" aria-label="Layers">{toggle("regions", "Viewed regions", n_view, True)}{toggle("truth", "Ground truth", n_truth, True)}{toggle("heat", "Heatmaps", n_heat, False)}
+        <span class="spacer"></span><button type="button" class="btn btn-small home">Whole slide</button></div>
+      <div class="slide-static hide-heat"><div class="sv-row">{figures}</div></div>
+      <p class="legend small muted">Numbered boxes: regions the model viewed, in order; dashed green: ground truth. Click a step or a box.</p>
+    </section>
+    <section class="report-steps" aria-label="Timeline"><ol class="steps">{steps}</ol></section>
+  </div>
+</article>"""
+
+
+def _index_table(rows: list[dict[str, Any]], anchors: dict[str, int]) -> str:
+    out = []
+    for r in rows:
+        i = anchors.get(r["id"])
+        sid = f'<a href="#sample-{i}">{_e(r["sample_id"])}</a>' if i is not None else _e(r["sample_id"])
+        out.append(f'<tr><td class="c-id">{sid}</td><td class="c-task">{_e(r["task"] or "–")}</td>'
+                   f'<td class="c-q" title="{_e(r["question"])}">{_e(r["question"])}</td>'
+                   f'<td class="c-ans">{_e(r["answer"] if r["answer"] is not None else "–")}</td>'
+                   f'<td class="c-ans">{_e(r["truth"] if r["truth"] is not None else "–")}</td>'
+                   f'<td class="c-res">{_verdict(r["correct"])}</td><td class="c-status">{_status(r["status"])}</td>'
+                   f'<td class="c-num">{_e(r["steps"] if r["steps"] is not None else "–")}</td>'
+                   f'<td class="c-num">{_cost(r["cost_usd"])}</td></tr>')
+    head = "".join(f'<th scope="col" class="{c}">{t}</th>' for c, t in (
+        ("c-id", "Sample"), ("c-task", "Task"), ("c-q", "Question"), ("c-ans", "Answer"), ("c-ans", "Truth"),
+        ("c-res", "Result"), ("c-status", "Status"), ("c-num", "Steps"), ("c-num", "Cost")))
+    return (f'<div class="table-wrap report-table"><table class="samples"><caption class="sr-only">Samples</caption>'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(out)}</tbody></table></div>')
+
+
+def render_report(path_in: Path | str, *, limit: int | None = None) -> str:
+    """The report's HTML text (see ``write_report``)."""
+    from slidescout.traces.viewer.dzi import TileServer
+
+    index = RunIndex(path_in)
+    summary = index.summary()
+    rows = summary["samples"]
+    tiles = TileServer()
+    images = _Images(index)
+    sections: list[str] = []
+    anchors: dict[str, int] = {}
+    seen_traces: set[str] = set()
+    for row in rows:
+        stem = row["trace"]
+        if not stem or stem in seen_traces:
+            continue
+        if limit is not None and len(sections) >= limit:
+            break
+        seen_traces.add(stem)
+        try:
+            trace = index.load(stem)
+        except SlidescoutError as exc:
+            log.warning("skipping %s: %s", stem, exc)
+            continue
+        if trace is None:
+            continue
+        d = build_sample(trace, images, index.slide_key_for)
+        figures = "".join(_figure(img, d, *_thumbnail(index, tiles, img)) for img in d["images"])
+        i = len(sections)
+        anchors[row["id"]] = i
+        sections.append(_sample_html(i, d, row, figures))
+
+    css = (STATIC_DIR / "viewer.css").read_text(encoding="utf-8") + (STATIC_DIR / "report.css").read_text(encoding="utf-8")
+    js = (STATIC_DIR / "staticview.js").read_text(encoding="utf-8") + (STATIC_DIR / "report.js").read_text(encoding="utf-8")
+    acc = (f'{100 * summary["n_correct"] / summary["n_scored"]:.1f}%' if summary["n_scored"] else "–")
+    stats = "".join(
+        f'<div class="stat"><div class="stat-label">{k}</div><div class="stat-value">{_e(v)}</div><div class="stat-sub">{_e(sub)}</div></div>'
+        for k, v, sub in (
+            ("Samples", str(summary["n_samples"]), f'{summary["n_running"]} running' if summary["n_running"] else "all finished"),
+            ("Accuracy", acc, f'{summary["n_correct"]} of {summary["n_scored"]} scored' if summary["n_scored"] else "no ground truth"),
+            ("Cost", _cost(summary["cost_usd"]), f'{summary["cost_unknown"]} unknown' if summary["cost_unknown"] else "total"),
+            ("Model", summary["model"] or "–", f'preset {summary["preset"]}' if summary["preset"] else ""),
+        ))
+    note = ""
+    shown = len(sections)
+    total = len({r["trace"] for r in rows if r["trace"]})
+    if shown < total:
+        note = f'<p class="notice">Showing the first {shown} of {total} traced samples (--limit).</p>'
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # keep inlined code from closing its element early
+    js = js.replace("</", "<\\/")
+    css = css.replace("</", "<\\/")
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="slidescout report-html">
+<title>{_e(summary["name"])} · slidescout report</title>
+<style>{css}</style>
+</head>
+<body class="report">
+<a class="skip-link" href="#main">Skip to content</a>
+<header class="topbar"><span class="brand"><span class="logo" aria-hidden="true"></span>slidescout</span>
+<span class="report-title">report · {_e(summary["name"])}</span><span class="report-when">{generated}</span></header>
+<main id="main" class="report-main">
+<h1 class="sr-only">Report of {_e(summary["name"])}</h1>
+<section class="stats" aria-label="Run totals">{stats}</section>
+{note}
+{_index_table(rows, anchors)}
+{"".join(sections)}
+</main>
+<script>{js}</script>
+</body>
+</html>
+"""
+
+
+def write_report(path_in: Path | str, out_html: Path | str, *, limit: int | None = None) -> Path:
+    """Write the self-contained HTML report of a run directory or trace file; returns its path."""
+    out = Path(out_html)
+    text = render_report(path_in, limit=limit)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out

@@ -1,0 +1,330 @@
+"""End-to-end: the viewer and the report in headless Chromium (Debian's, driven by Playwright).
+
+Skipped only where /usr/bin/chromium is missing; the deep-zoom tests also need OpenSeadragon from
+npm (``npm ci --prefix src/slidescout/traces/viewer/web``, which ``.ci/run`` does). Screenshots go
+to the test's tmp folder, or to ``$SLIDESCOUT_SCREENSHOTS`` when set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from test_viewer_fixtures import ZOOM_2, build_run
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+from slidescout.traces.viewer import start_in_thread, write_report  # noqa: E402
+from slidescout.traces.viewer.assets import find_openseadragon  # noqa: E402
+
+OSD = find_openseadragon()
+needs_osd = pytest.mark.skipif(OSD is None, reason="OpenSeadragon is not installed: run "
+                               "`npm ci --prefix src/slidescout/traces/viewer/web` (or `slidescout view --setup`)")
+
+
+def _shot(page, tmp_path: Path, name: str) -> Path:
+    out = Path(os.environ.get("SLIDESCOUT_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return build_run(tmp_path_factory.mktemp("viewer-e2e"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.errors = errors
+    yield pg
+    ctx.close()
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def static_server(built):
+    srv = start_in_thread(built["run"], openseadragon_dir=None)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def osd_server(built):
+    if OSD is None:
+        pytest.skip("OpenSeadragon is not installed")
+    srv = start_in_thread(built["run"], openseadragon_dir=OSD)
+    yield srv
+    srv.stop()
+
+
+def _rows(page) -> list[str]:
+    return page.locator("table.samples tbody tr td.c-id").all_inner_texts()
+
+
+def test_run_page_table_filters_and_sort(page, static_server, tmp_path):
+    page.goto(static_server.url)
+    page.wait_for_selector("table.samples tbody tr")
+    assert sorted(_rows(page)) == ["case-1", "case-2", "case-3", "set-1"]
+    assert "1 running" in page.locator(".stats").inner_text()
+    row = page.locator("tr", has_text="case-2")
+    assert "wrong" in row.inner_text() and "yes" in row.inner_text()
+    page.select_option("#f-correct", "wrong")
+    assert _rows(page) == ["case-2"]
+    page.select_option("#f-correct", "")
+    page.select_option("#f-status", "running")
+    assert _rows(page) == ["case-3"]
+    page.select_option("#f-status", "")
+    page.select_option("#f-task", "medframeqa")
+    assert _rows(page) == ["set-1"]
+    page.select_option("#f-task", "")
+    page.fill("#f-q", "necrosis")
+    assert _rows(page) == ["case-2"]
+    page.fill("#f-q", "")
+    page.click("th.c-num >> nth=1 >> button")  # Cost, ascending
+    assert _rows(page)[0] == "case-3"
+    assert page.locator("th.c-num >> nth=1").get_attribute("aria-sort") == "ascending"
+    page.click("th.c-num >> nth=1 >> button")
+    assert _rows(page)[0] == "case-1"
+    assert "sort=-cost_usd" in page.url
+    _shot(page, tmp_path, "viewer-run")
+    # rows open their sample (by mouse, and by keyboard through the link)
+    page.click("tr:has-text('case-2') td.c-q")
+    page.wait_for_selector("li.step")
+    assert "#/s/case-2" in page.url
+
+
+def _centre(page) -> list[float]:
+    return page.evaluate("""() => {
+        const v = window.__slidescout.page().view.viewer;
+        const p = v.world.getItemAt(0).viewportToImageCoordinates(v.viewport.getCenter(true));
+        return [p.x, p.y];
+    }""")
+
+
+def _settle(page):
+    """Wait for the viewer's fly animation to end (its centre stops moving)."""
+    page.wait_for_timeout(150)
+    prev = None
+    for _ in range(60):
+        cur = page.evaluate("() => { const v = window.__slidescout.page().view.viewer.viewport;"
+                            " const c = v.getCenter(true); return [c.x, c.y, v.getZoom(true)]; }")
+        if prev is not None and all(abs(a - b) < 1e-6 for a, b in zip(cur, prev, strict=True)):
+            return
+        prev = cur
+        page.wait_for_timeout(100)
+
+
+@needs_osd
+def test_sample_deep_zoom_click_step_flies_to_its_box(page, osd_server, tmp_path):
+    page.goto(osd_server.url + "#/s/case-1")
+    page.wait_for_function("() => window.__slidescout && window.__slidescout.page()"
+                           " && window.__slidescout.page().view && window.__slidescout.page().view.kind === 'deepzoom'")
+    page.wait_for_function("() => window.__slidescout.page().view.viewer.world.getItemAt(0).getFullyLoaded()")
+    assert page.locator(".ov-region").count() == 2 and page.locator(".ov-truth").count() == 1
+    x0, y0 = _centre(page)
+    assert abs(x0 - 3000) < 200 and abs(y0 - 2000) < 200  # whole slide
+    page.click("li.step[data-entry='1'] .step-head")
+    _settle(page)
+    x1, y1 = _centre(page)
+    cx, cy = ZOOM_2[0] + ZOOM_2[2] / 2, ZOOM_2[1] + ZOOM_2[3] / 2
+    assert abs(x1 - cx) < 150 and abs(y1 - cy) < 150, (x1, y1)
+    zoom = page.evaluate("() => window.__slidescout.page().view.viewer.viewport.getZoom(true)")
+    assert zoom > 3
+    assert page.locator(".ov-region.sel").get_attribute("data-n") == "2"
+    assert page.locator("li.step[data-entry='1']").get_attribute("aria-current") == "step"
+    assert page.url.endswith("#/s/case-1/1")
+    # heatmap layer: off by default, on with its checkbox
+    assert not page.locator(".ov-heat").is_visible()
+    page.check("#layer-heat")
+    assert page.locator(".ov-heat").is_visible()
+    _shot(page, tmp_path, "viewer-sample")
+    # clicking a box selects its step
+    page.click("#home")
+    _settle(page)
+    page.locator(".ov-region[data-n='1']").click(position={"x": 20, "y": 20})
+    page.wait_for_selector("li.step[data-entry='0'][aria-current='step']")
+    assert page.locator(".ov-region.sel").get_attribute("data-n") == "1"
+    # keyboard: arrow down moves to the next step and flies there
+    page.focus("li.step[data-entry='0']")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_selector("li.step[data-entry='1'][aria-current='step']")
+    _settle(page)
+    x2, y2 = _centre(page)
+    assert abs(x2 - cx) < 150 and abs(y2 - cy) < 150
+    # the exact image the model saw, enlarged
+    page.click("li.step[data-entry='0'] .thumb-btn >> nth=1")
+    assert page.locator("#image-dialog").is_visible()
+    page.keyboard.press("Escape")
+
+
+@needs_osd
+def test_image_set_side_by_side(page, osd_server):
+    page.goto(osd_server.url + "#/s/set-1")
+    page.wait_for_function("() => window.__slidescout && window.__slidescout.page() && window.__slidescout.page().view"
+                           " && window.__slidescout.page().view.viewer.world.getItemCount() === 2")
+    bounds = page.evaluate("""() => { const w = window.__slidescout.page().view.viewer.world;
+        return [0, 1].map(i => { const b = w.getItemAt(i).getBounds(); return [b.x, b.width]; }); }""")
+    assert bounds[0][0] == 0 and bounds[1][0] > 1  # the second image sits to the right of the first
+    assert page.locator(".ov-imglabel").all_inner_texts() == ["Image 1", "Image 2"]
+    page.click("li.step[data-entry='0'] .step-head")
+    _settle(page)
+    c = page.evaluate("""() => { const v = window.__slidescout.page().view.viewer;
+        const p = v.world.getItemAt(1).viewportToImageCoordinates(v.viewport.getCenter(true)); return [p.x, p.y]; }""")
+    assert abs(c[0] - 300) < 40 and abs(c[1] - 200) < 40  # the crop's centre, on image 2
+
+
+def test_static_fallback_without_openseadragon(page, static_server, tmp_path):
+    page.goto(static_server.url + "#/s/case-1")
+    page.wait_for_selector(".slide-view[data-mode='static'] .sv-region")
+    assert page.locator(".sv-region").count() == 2 and page.locator(".sv-truth").count() == 1
+    page.wait_for_function("() => document.querySelector('.sv-img').complete && document.querySelector('.sv-img').naturalWidth > 0")
+    page.click("li.step[data-entry='1'] .step-head")
+    assert page.locator("g.sv-region.sel").get_attribute("data-n") == "2"
+    assert "scale" in page.locator(".sv-inner").get_attribute("style")
+    page.wait_for_timeout(700)
+    _shot(page, tmp_path, "viewer-static")
+    page.click("#home")
+    page.locator("g.sv-region[data-n='1'] rect").click(position={"x": 3, "y": 30})
+    page.wait_for_selector("li.step[data-entry='0'][aria-current='step']")
+    # image sets: one figure per image, the crop on the second
+    page.goto(static_server.url + "#/s/set-1")
+    page.wait_for_function("() => document.querySelectorAll('.sv-fig').length === 2")
+    assert page.locator(".sv-fig >> nth=1").locator(".sv-region").count() == 1
+
+
+def test_refresh_shows_new_samples_while_running(page, built, tmp_path):
+    from slidescout.traces.rundir import RunDir
+
+    run_path = tmp_path / "run"
+    shutil.copytree(built["run"], run_path)
+    srv = start_in_thread(run_path)
+    try:
+        page.goto(srv.url)
+        page.wait_for_selector("table.samples tbody tr")
+        assert len(_rows(page)) == 4
+        run = RunDir(run_path)
+        t = run.read_trace("case-3").model_copy(update={"sample_id": "case-9"})
+        run.write_trace(t)
+        page.click("#refresh")
+        page.wait_for_function("() => document.querySelectorAll('table.samples tbody tr').length === 5")
+        assert "case-9" in _rows(page)
+        assert "2 running" in page.locator(".stats").inner_text()
+    finally:
+        srv.stop()
+
+
+def test_report_from_file_url(page, built, tmp_path):
+    report = write_report(built["run"], tmp_path / "report.html")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(report.as_uri())
+    assert page.locator("article.report-sample").count() == 4
+    art = page.locator("#sample-0")
+    assert art.locator("g.sv-region").count() == 2
+    assert art.locator(".seen img").count() >= 3
+    loaded = page.evaluate("() => [...document.querySelectorAll('#sample-0 img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert loaded
+    art.locator("li.step[data-entry='1'] .step-head").click()
+    assert art.locator("g.sv-region.sel").get_attribute("data-n") == "2"
+    assert art.locator("li.step[data-entry='1']").get_attribute("aria-current") == "step"
+    assert "scale" in art.locator(".sv-inner").get_attribute("style")
+    page.wait_for_timeout(700)
+    art.scroll_into_view_if_needed()
+    _shot(page, tmp_path, "report")
+    art.locator(".home").click()
+    art.locator("g.sv-region[data-n='1'] rect").click(position={"x": 3, "y": 30})
+    assert art.locator("li.step[data-entry='0']").get_attribute("aria-current") == "step"
+    assert all(u.startswith(("file:", "data:")) for u in requests), [u[:60] for u in requests]
+
+
+@needs_osd
+def test_demo_run(page, tmp_path):
+    """A run made like ``slidescout demo`` (synthetic slide, offline expert planner), smaller and shorter."""
+    try:
+        from slidescout.agents.api import run
+        from slidescout.slides.synth.demo import demo_sample
+    except ImportError as exc:  # pragma: no cover - the demo is built elsewhere
+        pytest.skip(f"slidescout demo is not available: {exc}")
+    slide, question, options, truth = demo_sample(tmp_path / "slides", seed=3, size=(4000, 3000))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
+        res = pool.submit(run, slide, question, options, model="expert", preset="vitar", out=tmp_path / "run",
+                          seed=3, max_steps=5).result()
+    srv = start_in_thread(res.run_dir, openseadragon_dir=OSD)
+    try:
+        page.goto(srv.url)
+        page.wait_for_selector("table.samples tbody tr")
+        assert _rows(page) == [res.trace.sample_id]
+        page.click("table.samples tbody tr td.c-q")
+        page.wait_for_function("() => window.__slidescout && window.__slidescout.page()"
+                               " && window.__slidescout.page().view && window.__slidescout.page().view.kind === 'deepzoom'")
+        regions = page.evaluate("() => window.__slidescout.page().data.regions.map(r => r.box)")
+        assert regions, "the demo run viewed no region"
+        page.click("li.step[data-entry='1'] .step-head")
+        _settle(page)
+        box = page.evaluate("() => window.__slidescout.page().data.steps[1].regions")
+        x, y = _centre(page)
+        b = regions[box[0] - 1]
+        assert b[0] <= x <= b[0] + b[2] and b[1] <= y <= b[1] + b[3], (x, y, b)
+        _shot(page, tmp_path, "viewer-demo")
+    finally:
+        srv.stop()
+
+
+
+def test_a_thousand_samples_load_fast(page, built, tmp_path):
+    import json
+    import time
+
+    from slidescout.traces.rundir import RunDir
+
+    run_path = tmp_path / "run"
+    shutil.copytree(built["run"], run_path)
+    run = RunDir(run_path)
+    base = json.loads((run_path / "traces" / "case-1.json").read_text())
+    for i in range(1000):
+        sid = f"big-{i:04d}"
+        (run_path / "traces" / f"{sid}.json").write_text(json.dumps({**base, "sample_id": sid}))
+        run.append_result({"sample_id": sid, "task": ("tcga", "gtex", "panda")[i % 3], "status": "answered",
+                           "choice": "tumour" if i % 2 else "stroma", "truth": "tumour", "n_steps": 3,
+                           "cost_usd": 0.001 * i})
+    srv = start_in_thread(run_path)
+    try:
+        t0 = time.monotonic()
+        page.goto(srv.url)
+        page.wait_for_function("() => document.querySelectorAll('table.samples tbody tr').length === 1004")
+        assert time.monotonic() - t0 < 5
+        t0 = time.monotonic()
+        page.select_option("#f-task", "gtex")
+        page.click("th.c-num >> nth=1 >> button")
+        page.wait_for_function("() => document.querySelectorAll('table.samples tbody tr').length === 333")
+        assert time.monotonic() - t0 < 2
+        assert _rows(page)[0] == "big-0001"
+    finally:
+        srv.stop()
