@@ -80,6 +80,7 @@ def result_record(trace: Trace, sample: AgentSample, latency_s: float, choice: s
     return {
         "sample_id": sample.sample_id, "repeat": sample.repeat, "task": sample.task, "status": trace.status,
         "answer_text": trace.answer, "choice": choice, "truth": sample.truth.answer if sample.truth else None,
+        "correct": (choice == sample.truth.answer) if sample.truth and sample.truth.answer is not None else None,
         "n_steps": trace.n_steps, "n_images": len(trace.images()),
         "input_tokens": trace.usage.input_tokens, "output_tokens": trace.usage.output_tokens,
         "cost_usd": trace.usage.cost_usd, "latency_s": round(latency_s, 3), "model": trace.model,

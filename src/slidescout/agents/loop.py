@@ -18,10 +18,9 @@ from typing import Any
 
 from slidescout import prompts
 from slidescout.agents.budget import Budget
-from slidescout.agents.context import prune_images, request_size, images_in, store_image
+from slidescout.agents.context import images_in, prune_images, request_size, store_image
 from slidescout.agents.messages import (
     AssistantMessage,
-    ImagePart,
     Message,
     ModelRequest,
     ModelResponse,

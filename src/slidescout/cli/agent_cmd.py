@@ -81,7 +81,9 @@ def demo(
 ) -> None:
     """Offline demo: generate a synthetic slide and question, run the expert planner, show answer and truth."""
     from slidescout.agents.api import run
-    from slidescout.slides.synth import demo_sample
+    from slidescout.agents.sample import sample_for_question
+    from slidescout.slides.synth import demo_sample, load_truth
+    from slidescout.traces.schema import GroundTruth
 
     t0 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
@@ -91,8 +93,11 @@ def demo(
         console.print(f"slide: {slide_path} ({time.monotonic() - t0:.1f} s)")
         console.print(f"question: {question}")
     run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    sample = sample_for_question(slide_path, question, options)
+    regions = [{"label": les.cls, "box": list(les.box)} for les in load_truth(slide_path).lesions]
+    sample.truth = GroundTruth(answer=truth, regions=regions)
     with console.status(f"running {model} ({preset})..."):
-        res = run(slide_path, question, options, model=model, preset=preset, out=run_dir, seed=seed)
+        res = run(slide_path, question, options, model=model, preset=preset, out=run_dir, seed=seed, sample=sample)
     _print_result(res, as_json, truth=truth)
     if not as_json:
         verdict = "[green]correct[/]" if res.choice == truth else "[red]wrong[/]"

@@ -39,8 +39,8 @@ KEYWORDS = {
     "necrosis": ("necros", "necrot", "infarct"),
     "normal": ("normal", "benign", "no significant", "unremarkable", "healthy", "no lesion", "none"),
 }
-SCREEN_MPP = 1.0  # µm/px of screening views
-DETAIL_MPP = 0.5  # µm/px of detail views (20x)
+SCREEN_MPP = 1.0  # µm/px of screening views (~10x)
+DETAIL_MPP = 0.25  # µm/px of detail views (40x)
 
 
 class ExpertModel:
@@ -76,155 +76,134 @@ class ExpertModel:
         return None, ""
 
     @staticmethod
-    def _observations(req: ModelRequest) -> list[tuple[str, dict, list[ImagePart], str]]:
-        """(tool name, arguments, images, text) for every tool result so far, in order."""
-        calls: dict[str, tuple[str, dict]] = {}
-        out = []
+    def _history(req: ModelRequest) -> tuple[list[tuple[str, dict]], list[tuple[str, list[ImagePart], str]], list[str]]:
+        """Calls made (name, args), observations (name, images still in context, text), and the
+        planner's own earlier thoughts. Its thoughts are its memory: they survive context pruning."""
+        calls: list[tuple[str, dict]] = []
+        names: dict[str, str] = {}
+        obs: list[tuple[str, list[ImagePart], str]] = []
+        thoughts: list[str] = []
         for m in req.messages:
             if isinstance(m, AssistantMessage):
+                thoughts.append(m.text)
                 for c in m.tool_calls:
-                    calls[c.id] = (c.name, c.arguments)
+                    calls.append((c.name, c.arguments))
+                    names[c.id] = c.name
             elif isinstance(m, ToolMessage):
                 for r in m.results:
-                    name, args = calls.get(r.tool_call_id, (r.name, {}))
                     imgs = [c for c in r.content if isinstance(c, ImagePart) and c.data]
                     text = "\n".join(c.text for c in r.content if isinstance(c, TextPart))
-                    out.append((name, args, imgs, text))
-        return out
+                    obs.append((names.get(r.tool_call_id, r.name), imgs, text))
+        return calls, obs, thoughts
 
     # -- deciding ---------------------------------------------------------------
     def _decide(self, req: ModelRequest) -> AssistantMessage:
         self._n += 1
         ov_part, question = self._overview(req)
-        tools = {t.name for t in req.tools}
+        tools = {t.name for t in req.tools} if req.tool_choice != "none" else set()
         if ov_part is None or ov_part.data is None or ov_part.image.box is None:
             return self._final(question, [], None, "I could not see an overview image, so I answer from the question alone.")
+        system = "\n".join(getattr(x, "content", "") for x in req.messages if getattr(x, "role", "") == "system")
+        m = re.search(r"at ([\d.]+) µm per pixel", system)
+        slide_mpp = float(m.group(1)) if m else None
         box = tuple(ov_part.image.box)
-        slide_mpp = None
-        m = re.search(r"at ([\d.]+) µm per pixel", "\n".join(getattr(x, "content", "") for x in req.messages
-                                                            if getattr(x, "role", "") == "system"))
-        if m:
-            slide_mpp = float(m.group(1))
         max_side = max(ov_part.image.width, ov_part.image.height)
-        level0_per_screen = (SCREEN_MPP / slide_mpp) if slide_mpp else max(1.0, box[2] / max_side / 8)
-        mid_side = int(max_side * level0_per_screen)
-        ov = analyze_overview(ov_part.data, box, ov_part.image.mpp, mid_side)
-        obs = self._observations(req)
-        findings, screened, detailed = self._findings(obs, slide_mpp)
+        scale = (1.0 / slide_mpp) if slide_mpp else max(1.0, box[2] / max_side / 8) / SCREEN_MPP
+        screen_side = int(max_side * SCREEN_MPP * scale)
+        detail_side = max(64, int(max_side * max(DETAIL_MPP, slide_mpp or DETAIL_MPP) * scale))
+        ov = analyze_overview(ov_part.data, box, ov_part.image.mpp, screen_side)
+        calls, obs, thoughts = self._history(req)
+        findings = _parse_findings(thoughts)
+        prefix = ""
+        # what did the last observation show?
+        last = obs[-1] if obs else None
+        last_img = last[1][0] if last and last[1] else None
+        if last_img is not None and last_img.image.box and not _is_screen(last_img, screen_side):
+            b = tuple(last_img.image.box)
+            if not any(f.box == b for f in findings):
+                st = morphometry(last_img.data, last_img.image.mpp)
+                label, conf = classify(st)
+                f = Finding(b, label, conf, st, len(thoughts))
+                findings.append(f)
+                prefix = _finding_line(f) + "\n"
         remaining = self._remaining(obs)
-        if not tools or req.tool_choice == "none" or (remaining is not None and remaining <= 0):
-            return self._final(question, findings, ov, self._summary(findings, ov))
-        zoom = "view_region" if "view_region" in tools else ("slide_zoom" if "slide_zoom" in tools else None)
+        if not tools or (remaining is not None and remaining <= 0):
+            return self._final(question, findings, ov, self._summary(findings), prefix)
+        zoom = "slide_zoom" if "slide_zoom" in tools else ("view_region" if "view_region" in tools else None)
         if zoom is None:
-            return self._final(question, findings, ov, "No navigation tool is available; answering from the overview.")
-        # 1) detail the best hotspot of the latest screen not yet detailed
-        for name, args, imgs, _ in reversed(obs):
-            im = imgs[0] if imgs else None
-            if im is None or im.image.label in ("nuclei overlay", "heatmap"):
-                continue
-            ib = tuple(im.image.box or ())
-            if not ib or not self._is_screen(im, slide_mpp):
-                continue
-            if ib in screened and screened[ib]:
-                break
-            spots = hotspots(im.data, ib, im.image.mpp)
+            return self._final(question, findings, ov, "No navigation tool is available; answering from the overview.", prefix)
+        screened = [tuple(_call_box(a)) for n, a in calls if n in ("slide_zoom", "view_region") and _call_box(a)[2] >= 0.75 * screen_side]
+        detailed = [tuple(_call_box(a)) for n, a in calls if n in ("slide_zoom", "view_region") and _call_box(a)[2] < 0.75 * screen_side]
+        confirmed = {n for n, _ in calls}
+        lead = _lead(findings)
+        # 1) after a screen: detail its most unusual spot at high magnification
+        if last_img is not None and last_img.image.box and _is_screen(last_img, screen_side):
+            ib = tuple(last_img.image.box)
+            spots = [sp for sp in hotspots(last_img.data, ib, last_img.image.mpp)
+                     if not any(_centre_in((sp[1][0], sp[1][1], 1, 1), d) for d in detailed)]
             if spots:
                 score, (cx, cy) = spots[0]
-                side = int(max_side * (DETAIL_MPP / slide_mpp)) if slide_mpp else max(256, ib[2] // 4)
-                sb = ov.slide_box
-                target = (int(min(max(sb[0], cx - side // 2), max(sb[0], sb[0] + sb[2] - side))),
-                          int(min(max(sb[1], cy - side // 2), max(sb[1], sb[1] + sb[3] - side))), side, side)
-                if target not in detailed:
-                    why = (f"In the screen at ({ib[0]},{ib[1]}) the most unusual area (score {score:.1f}) is around "
-                           f"({cx},{cy}); I zoom in to {DETAIL_MPP} µm/px to look at the nuclei there.")
-                    return self._call(zoom, target, why, DETAIL_MPP)
-            break
-        # 2) stop early once an abnormal finding is confident and every piece was screened
+                target = _clamp_box((cx - detail_side // 2, cy - detail_side // 2, detail_side, detail_side), ov.slide_box)
+                why = (f"{prefix}In the screen at ({ib[0]},{ib[1]}) the most unusual area (score {score:.1f}) is around "
+                       f"({cx},{cy}); I zoom in to about {DETAIL_MPP} µm/px to look at the nuclei there.")
+                return self._call(zoom, target, why)
+        budget_left = remaining if remaining is not None else 99
+        # 2) enough seen: confirm with the expert tools, then answer
         pieces_seen = all(any(_centre_in(s, p.box) for s in screened) for p in ov.pieces)
-        confident = [f for f in findings if f.label != "normal" and f.confidence >= 0.75]
-        if confident and pieces_seen and len(findings) >= 2:
-            return self._final(question, findings, ov, self._summary(findings, ov))
-        # 3) screen the next candidate
-        for cand in ov.candidates:
-            if cand not in screened and not any(_overlap(cand, s) > 0.5 for s in screened):
-                n_done = len(screened)
-                why = (f"The overview shows {len(ov.pieces)} tissue piece(s). I screen region {n_done + 1} "
-                       f"at ({cand[0]},{cand[1]}) at {SCREEN_MPP} µm/px to look for areas that differ from the rest.")
-                return self._call(zoom, cand, why, SCREEN_MPP)
-        return self._final(question, findings, ov, self._summary(findings, ov))
-
-    def _is_screen(self, im: ImagePart, slide_mpp: float | None) -> bool:
-        mpp = im.image.mpp
-        return mpp is None or mpp > (DETAIL_MPP + SCREEN_MPP) / 2
-
-    def _findings(self, obs, slide_mpp):
-        findings: list[Finding] = []
-        screened: dict[tuple, bool] = {}
-        detailed: set[tuple] = set()
-        stats_seen = []
-        for step, (name, args, imgs, _text) in enumerate(obs):
-            for im in imgs[:1]:
-                b = tuple(im.image.box or ())
-                if not b:
-                    continue
-                if self._is_screen(im, slide_mpp):
-                    screened.setdefault(b, False)
-                else:
-                    req_box = tuple(int(args.get(k, 0)) for k in (("x", "y", "w", "h") if "x" in args else ("x0", "y0", "w", "h")))
-                    detailed.add(req_box)
-                    st = morphometry(im.data, im.image.mpp)
-                    stats_seen.append(st)
-                    # mark the most recent screen containing this box as detailed
-                    for s in reversed(list(screened)):
-                        if _centre_in(b, s):
-                            screened[s] = True
-                            break
-                    findings.append(Finding(b, "normal", 0.0, st, step + 1))
-        baseline = _baseline(stats_seen)
-        for f in findings:
-            f.label, f.confidence = classify(f.stats, baseline)
-        return findings, screened, detailed
+        confident = lead is not None and lead.confidence >= 0.75
+        candidates = [c for c in ov.candidates if not any(_overlap(c, s) > 0.5 for s in screened)]
+        done_scanning = (confident and pieces_seen) or not candidates or budget_left <= 3
+        if done_scanning:
+            if lead is not None and "nuclei_morphometry" in tools and "nuclei_morphometry" not in confirmed and budget_left >= 1:
+                x, y, w, h = lead.box
+                why = (f"{prefix}My leading finding is {lead.label} at ({x},{y}). I confirm it with the nuclei expert "
+                       "(colour deconvolution and watershed) to get its morphometry and an outline image.")
+                return AssistantMessage(parts=[TextPart(text=why), ToolCallPart(
+                    id=f"expert_{self._n}", name="nuclei_morphometry",
+                    arguments={"x": x, "y": y, "w": w, "h": h, "mpp": max(DETAIL_MPP, slide_mpp or DETAIL_MPP)})])
+            if lead is not None and "lookup" in tools and "lookup" not in confirmed and budget_left >= 1:
+                why = f"{prefix}I check the reference for the features of {LOOKUP_TERMS[lead.label]}."
+                return AssistantMessage(parts=[TextPart(text=why), ToolCallPart(
+                    id=f"expert_{self._n}", name="lookup", arguments={"query": f"features of {LOOKUP_TERMS[lead.label]}", "k": 2})])
+            return self._final(question, findings, ov, self._summary(findings), prefix)
+        # 3) screen the next candidate at low-medium magnification
+        cand = candidates[0]
+        why = (f"{prefix}The overview shows {len(ov.pieces)} tissue piece(s). I screen region {len(screened) + 1} "
+               f"at ({cand[0]},{cand[1]}) at about {SCREEN_MPP} µm/px to look for areas that differ from the rest.")
+        return self._call(zoom, cand, why)
 
     @staticmethod
     def _remaining(obs) -> int | None:
         if not obs:
             return None
-        m = re.search(r"(\d+) tool calls? remain", obs[-1][3])
+        m = re.search(r"(\d+) tool calls? remain", obs[-1][2])
         if m:
             return int(m.group(1))
-        return 0 if "No tool calls remain" in obs[-1][3] else None
+        return 0 if "No tool calls remain" in obs[-1][2] else None
 
-    def _call(self, tool: str, box: tuple[int, int, int, int], thought: str, mpp: float) -> AssistantMessage:
+    def _call(self, tool: str, box: tuple[int, int, int, int], thought: str) -> AssistantMessage:
         x, y, w, h = (int(v) for v in box)
-        if tool == "view_region":
-            args: dict[str, Any] = {"x": x, "y": y, "w": w, "h": h}
-        else:
-            args = {"x0": x, "y0": y, "w": w, "h": h}
+        args: dict[str, Any] = {"x": x, "y": y, "w": w, "h": h} if tool == "view_region" else {"x0": x, "y0": y, "w": w, "h": h}
         self._n += 1
         return AssistantMessage(parts=[TextPart(text=thought),
                                        ToolCallPart(id=f"expert_{self._n}", name=tool, arguments=args)])
 
-    def _summary(self, findings: list[Finding], ov) -> str:
+    def _summary(self, findings: list[Finding]) -> str:
         if not findings:
             return "I did not get a close look at any region."
-        lines = []
-        for f in findings:
-            s = f.stats
-            lines.append(f"step {f.step}: region ({f.box[0]},{f.box[1]}) looks {f.label} "
-                         f"({f.confidence:.0%}): {s.summary()}")
-        return "\n".join(lines)
+        return "\n".join(_finding_line(f) for f in findings)
 
     # -- answering ----------------------------------------------------------------
-    def _final(self, question: str, findings: list[Finding], ov, summary: str) -> AssistantMessage:
+    def _final(self, question: str, findings: list[Finding], ov, summary: str, prefix: str = "") -> AssistantMessage:
         options = _options(question)
         abnormal = sorted([f for f in findings if f.label != "normal"], key=lambda f: -f.confidence)
-        lead = abnormal[0] if abnormal else None
+        lead = _lead(findings)
         q = _stem(question).lower()
         idx: int | None = None
         reason = ""
         if options:
             if re.search(r"how many|number of|count", q):
-                n = len(ov.pieces) if ov and re.search(r"tissue (piece|fragment|section)", q) else len(_distinct(abnormal))
+                n = len(ov.pieces) if ov and re.search(r"piece|fragment|section|tissue", q) else len(_distinct(abnormal))
                 idx = _match_number(options, n)
                 reason = f"I count {n}."
             elif re.search(r"where|which (region|quadrant|part|side)|locat", q) and lead is not None and ov is not None:
@@ -237,6 +216,7 @@ class ExpertModel:
                 reason = f"My leading finding is {label}."
         supporting = [f.step for f in findings if lead is not None and f.label == lead.label] or [f.step for f in findings]
         text = f"Findings:\n{summary}\n\n{reason}".strip()
+        del prefix  # the summary already lists every finding
         if supporting:
             text += f"\nSupporting steps: {', '.join(map(str, supporting))}"
         letter_format = bool(re.search(r"answer:\s*\$?letter", question.lower()))
@@ -251,13 +231,58 @@ class ExpertModel:
         return AssistantMessage(parts=[TextPart(text=text)])
 
 
-def _baseline(stats):
-    """The typical (median-density) region seen so far, as a reference for relative thresholds."""
-    valid = [s for s in stats if s.density_per_mm2 and s.count >= 5]
-    if len(valid) < 3:
-        return None
-    valid.sort(key=lambda s: s.density_per_mm2)
-    return valid[len(valid) // 2]
+LOOKUP_TERMS = {"tumor": "carcinoma", "lymphocytes": "lymphocytic infiltrate", "necrosis": "necrosis",
+                "normal": "normal stroma"}
+_FINDING = re.compile(r"Finding: region \((\d+),(\d+),(\d+),(\d+)\) at step (\d+) looks (\w+) \((\d+)%\)"
+                      r"(?:; nuclear cover ([\d.]+), mean area ([\d.]+) µm², CV ([\d.]+), (\d+) nuclei)?")
+
+
+def _finding_line(f: Finding) -> str:
+    s = f.stats
+    return (f"Finding: region ({f.box[0]},{f.box[1]},{f.box[2]},{f.box[3]}) at step {f.step} looks {f.label} "
+            f"({f.confidence:.0%}); nuclear cover {s.dark_fraction:.3f}, mean area {s.mean_area_um2 or 0:.1f} µm², "
+            f"CV {s.area_cv or 0:.2f}, {s.count} nuclei")
+
+
+def _parse_findings(thoughts: list[str]) -> list[Finding]:
+    """Findings the planner wrote in its earlier thoughts (its memory across context pruning)."""
+    from slidescout.tools.experts.nuclei import NucleiStats
+
+    out: list[Finding] = []
+    for t in thoughts:
+        for m in _FINDING.finditer(t or ""):
+            x, y, w, h, step = (int(m.group(i)) for i in range(1, 6))
+            dark = float(m.group(8) or 0)
+            st = NucleiStats(count=int(m.group(11) or 0), tissue_area_mm2=None, density_per_mm2=None,
+                             mean_area_um2=float(m.group(9) or 0), area_cv=float(m.group(10) or 0),
+                             mean_eccentricity=None, mean_solidity=None, hematoxylin_mean=0.0,
+                             dark_fraction=dark, tissue_fraction=1.0, mpp=None)
+            if not any(f.box == (x, y, w, h) for f in out):
+                out.append(Finding((x, y, w, h), m.group(6), int(m.group(7)) / 100, st, step))
+    return out
+
+
+def _lead(findings: list[Finding]) -> Finding | None:
+    abnormal = sorted([f for f in findings if f.label != "normal"], key=lambda f: -f.confidence)
+    return abnormal[0] if abnormal else None
+
+
+def _call_box(args: dict) -> tuple[int, int, int, int]:
+    keys = ("x", "y", "w", "h") if "x" in args else ("x0", "y0", "w", "h")
+    try:
+        return tuple(int(args.get(k, 0)) for k in keys)  # type: ignore[return-value]
+    except (TypeError, ValueError):
+        return (0, 0, 0, 0)
+
+
+def _is_screen(im: ImagePart, screen_side: int) -> bool:
+    return bool(im.image.box) and im.image.box[2] >= 0.75 * screen_side
+
+
+def _clamp_box(b, slide_box) -> tuple[int, int, int, int]:
+    x = int(min(max(slide_box[0], b[0]), max(slide_box[0], slide_box[0] + slide_box[2] - b[2])))
+    y = int(min(max(slide_box[1], b[1]), max(slide_box[1], slide_box[1] + slide_box[3] - b[3])))
+    return (x, y, int(b[2]), int(b[3]))
 
 
 def _centre_in(b, box) -> bool:
