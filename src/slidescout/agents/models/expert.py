@@ -203,7 +203,8 @@ class ExpertModel:
         reason = ""
         if options:
             if re.search(r"how many|number of|count", q):
-                n = len(ov.pieces) if ov and re.search(r"piece|fragment|section|tissue", q) else len(_distinct(abnormal))
+                n = (len(ov.pieces) if ov and re.search(r"piece|fragment|section|tissue", q)
+                     else len(_distinct([f for f in abnormal if lead and f.label == lead.label and f.confidence >= 0.7])))
                 idx = _match_number(options, n)
                 reason = f"I count {n}."
             elif re.search(r"where|which (region|quadrant|part|side)|locat", q) and lead is not None and ov is not None:
@@ -263,7 +264,8 @@ def _parse_findings(thoughts: list[str]) -> list[Finding]:
 
 
 def _lead(findings: list[Finding]) -> Finding | None:
-    abnormal = sorted([f for f in findings if f.label != "normal"], key=lambda f: -f.confidence)
+    """The most confident abnormal finding; weak ones (< 55%) do not outweigh normal tissue."""
+    abnormal = sorted([f for f in findings if f.label != "normal" and f.confidence >= 0.55], key=lambda f: -f.confidence)
     return abnormal[0] if abnormal else None
 
 

@@ -13,6 +13,7 @@ from slidescout.slides.tissue import tissue_mask
 from slidescout.tools.experts.nuclei import NucleiStats, hematoxylin, segment_nuclei
 
 CLASSES = ("tumor", "lymphocytes", "necrosis", "normal")
+STROMA_COVER = 0.05  # nuclear cover of ordinary stroma at 40x (SynthPath calibration)
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -176,7 +177,7 @@ def classify(stats: NucleiStats, baseline: NucleiStats | None = None) -> tuple[s
     dark = stats.dark_fraction
     area = stats.mean_area_um2 or 0.0
     cv = stats.area_cv or 0.0
-    base = baseline.dark_fraction if baseline is not None and baseline.dark_fraction > 0.01 else 0.05
+    base = baseline.dark_fraction if baseline is not None and baseline.dark_fraction > 0.01 else STROMA_COVER
     if dark < 0.6 * base or stats.count < 5:
         return "necrosis", min(0.95, 0.6 + 0.4 * (1 - dark / max(base, 1e-3)))
     if dark > 1.5 * base:
@@ -187,5 +188,30 @@ def classify(stats: NucleiStats, baseline: NucleiStats | None = None) -> tuple[s
 
 
 @lru_cache(maxsize=256)
-def morphometry(data: bytes, mpp: float | None) -> NucleiStats:
-    return segment_nuclei(clean_guides(decode(data)), mpp)[1]
+def morphometry(data: bytes, mpp: float | None, block_um: float = 100.0) -> NucleiStats:
+    """Morphometry of a detail view: the whole view, or its most cellular ~100 µm block when that
+    block is hypercellular (a small infiltrate or tumour focus rarely fills a view, and measuring
+    the whole view would dilute it). Necrosis (few nuclei) is judged on the whole view."""
+    rgb = clean_guides(decode(data))
+    labels, whole = segment_nuclei(rgb, mpp)
+    h, w = labels.shape
+    bs = int(block_um / (mpp or 0.5))
+    if bs * 1.5 >= min(h, w):
+        return whole
+    tissue = tissue_mask(rgb)
+    nuc = labels > 0
+    best, best_score = None, -1.0
+    step = max(8, bs // 2)
+    for y in range(0, h - bs + 1, step):
+        for x in range(0, w - bs + 1, step):
+            t = tissue[y:y + bs, x:x + bs]
+            if t.mean() < 0.7:
+                continue
+            score = float(nuc[y:y + bs, x:x + bs][t].mean())  # the most cellular block
+            if score > best_score:
+                best, best_score = (y, x), score
+    if best is None:
+        return whole
+    y, x = best
+    block = segment_nuclei(rgb[y:y + bs, x:x + bs], mpp)[1]
+    return block if block.dark_fraction > 2.0 * STROMA_COVER else whole
