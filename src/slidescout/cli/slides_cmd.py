@@ -1,3 +1,117 @@
-"""CLI commands (slides_cmd)."""
+"""CLI: ``slidescout info``, ``slidescout render``, ``slidescout thumbnail``.
 
-from slidescout.cli.app import app  # noqa: F401
+The slide engine is imported inside each command so that ``slidescout --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from slidescout.cli.app import app, console
+from slidescout.errors import SlideError
+
+if TYPE_CHECKING:
+    from slidescout.slides import Slide, View
+
+_IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def _open(path: Path, backend: str) -> Slide:
+    from slidescout.slides import Slide
+
+    return Slide.open(path, backend=backend)
+
+
+def _save(view: View, out: Path, quality: int) -> None:
+    fmt = _IMAGE_SUFFIXES.get(out.suffix.lower())
+    if fmt is None:
+        raise SlideError(f"cannot tell the image format from {out.name!r}; use .jpg, .png, .webp or .tif")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "JPEG":
+            out.write_bytes(view.encode("JPEG", quality=quality))
+        else:
+            view.to_pil().save(out, fmt)
+    except OSError as exc:
+        raise SlideError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _fmt_mpp(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.4g} µm/px"
+
+
+@app.command("info")
+def info_cmd(
+    slide: Path = typer.Argument(..., help="Slide file (SVS, NDPI, MRXS, tiled TIFF, ..., or PNG/JPEG)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the full SlideInfo as JSON."),
+    backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
+) -> None:
+    """Show a slide's format, size, pyramid levels, resolution and associated image names."""
+    with _open(slide, backend) as s:
+        info = s.info()
+    if json_out:
+        typer.echo(info.to_json())
+        return
+    from rich.table import Table
+
+    console.print(f"[bold]{info.slide_id}[/]  {info.path}", highlight=False, soft_wrap=True)
+    rows = [
+        ("format", f"{info.format}" + (f" (vendor {info.vendor})" if info.vendor and info.vendor != info.format else "")),
+        ("backend", info.backend),
+        ("level 0", f"{info.width} x {info.height} px"),
+        ("mpp", f"{_fmt_mpp(info.mpp)} ({info.mpp_source.value})" + (f", {info.mpp_note}" if info.mpp_note else "")),
+        ("objective power", f"{info.objective_power:g}x" if info.objective_power else "unknown"),
+        ("bounds", "none" if info.bounds is None else "x={} y={} w={} h={}".format(*info.bounds)),
+        ("associated images", ", ".join(info.associated_images) or "none"),
+    ]
+    for key, value in rows:
+        console.print(f"  {key:<18} {value}", highlight=False, soft_wrap=True)
+    table = Table("level", "width", "height", "downsample", "mpp", box=None, pad_edge=False)
+    for lv in info.levels:
+        table.add_row(str(lv.level), str(lv.width), str(lv.height), f"{lv.downsample:.4g}", _fmt_mpp(lv.mpp))
+    console.print(table)
+
+
+@app.command("render")
+def render_cmd(
+    slide: Path = typer.Argument(..., help="Slide file."),
+    box: str = typer.Option(..., "--box", help="Level-0 box x,y,w,h (pixels)."),
+    max_side: int | None = typer.Option(None, "--max-side", help="Longest output side in px (default 1000; never upscaled)."),
+    mpp: float | None = typer.Option(None, "--mpp", help="Render at this output resolution (µm/px) instead."),
+    guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Output image (.jpg/.png); default SLIDEID_x_y_w_h.jpg."),
+    quality: int = typer.Option(90, "--quality", help="JPEG quality."),
+    backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
+) -> None:
+    """Render a level-0 box of a slide to an image file."""
+    with _open(slide, backend) as s:
+        if mpp is not None:
+            view = s.read_mpp(box, mpp, max_side=max_side, guides=guides)
+        else:
+            view = s.read(box, max_side=1000 if max_side is None else max_side, guides=guides)
+        target = out or Path(f"{s.slide_id}_{view.box.x}_{view.box.y}_{view.box.w}_{view.box.h}.jpg")
+    _save(view, target, quality)
+    note = " (clamped to the slide)" if view.clamped else ""
+    console.print(f"{target}: {view.describe()}, level {view.level}{note}", highlight=False, soft_wrap=True)
+    if view.meta.get("note"):
+        console.print(f"note: {view.meta['note']}", highlight=False, soft_wrap=True)
+
+
+@app.command("thumbnail")
+def thumbnail_cmd(
+    slide: Path = typer.Argument(..., help="Slide file."),
+    max_side: int = typer.Option(1024, "--max-side", help="Longest output side in px."),
+    guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Output image; default SLIDEID_thumb.jpg."),
+    quality: int = typer.Option(90, "--quality", help="JPEG quality."),
+    backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
+) -> None:
+    """Write the slide overview (never the label or macro image)."""
+    with _open(slide, backend) as s:
+        view = s.thumbnail(max_side=max_side, guides=guides)
+        target = out or Path(f"{s.slide_id}_thumb.jpg")
+    _save(view, target, quality)
+    console.print(f"{target}: {view.describe()}, level {view.level}", highlight=False, soft_wrap=True)
