@@ -36,13 +36,12 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # usage errors (typer may vendor its own click: match by shape)
+        names = {c.__name__ for c in type(exc).__mro__}
+        if "ClickException" in names and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(getattr(exc, "exit_code", 2))
+        if "Abort" in names:
             err_console.print("aborted")
             sys.exit(1)
         raise

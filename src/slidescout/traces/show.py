@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from slidescout.traces.rundir import load_trace
 from slidescout.traces.schema import (
@@ -28,8 +28,13 @@ def resolve_trace_paths(path: Path) -> list[Path]:
 
 
 def _short(text: str, n: int, full: bool) -> str:
+    """Shortened and escaped for rich markup (model text may hold [brackets])."""
     text = (text or "").strip()
-    return text if full or len(text) <= n else text[: n - 1] + "…"
+    return escape(text if full or len(text) <= n else text[: n - 1] + "…")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
 
 
 def _fmt_box(box) -> str:
@@ -44,45 +49,49 @@ def render_trace(path: Path, console: Console, *, full: bool = False) -> None:
     if tr.slide.width:
         mpp = f", {tr.slide.mpp:.3f} µm/px ({tr.slide.mpp_source})" if tr.slide.mpp else ""
         console.print(f"[dim]slide {tr.slide.slide_id}: {tr.slide.width} x {tr.slide.height} px{mpp}[/]", highlight=False)
-    table = Table(show_lines=True, expand=True)
-    for col, kw in (("step", {"width": 4}), ("thought / call", {"ratio": 3}), ("viewed", {"ratio": 2}),
-                    ("tokens", {"width": 11}), ("cost", {"width": 9}), ("s", {"width": 6})):
-        table.add_column(col, **kw)
     for ev in tr.events:
         if isinstance(ev, ModelCallEvent):
-            lines = []
+            c = "cost ?" if ev.usage.cost_usd is None else f"${ev.usage.cost_usd:.4f}"
+            console.print(f"\n[bold]Step {(ev.step or 0) + 1}[/] [dim]· {ev.usage.input_tokens} in / "
+                          f"{ev.usage.output_tokens} out tokens · {c} · {ev.latency_s:.2f} s · "
+                          f"{ev.images_in_context} images in context"
+                          f"{' · final step' if ev.forced_final else ''}[/]", highlight=False)
             for r in ev.output.reasoning:
                 if r.text:
-                    lines.append(f"[magenta]reasoning:[/] {_short(r.text, 300, full)}")
+                    console.print(f"  [magenta]reasoning:[/] {_short(r.text, 300, full)}", highlight=False)
             if ev.output.text:
-                lines.append(_short(ev.output.text, 500, full))
+                console.print(_indent(_short(ev.output.text, 600, full)), highlight=False)
             if ev.rethink:
                 rt = ev.rethink
                 conf = f" ({rt.confidence:.0%})" if rt.confidence is not None else ""
-                lines.append(f"[cyan]hypothesis:[/] {rt.hypothesis}{conf}; differential: {', '.join(rt.differential)}")
-            for c in ev.output.tool_calls:
-                lines.append(f"[yellow]→ {c.name}[/]({', '.join(f'{k}={v}' for k, v in c.arguments.items())})")
+                console.print(f"  [cyan]hypothesis:[/] {rt.hypothesis}{conf}; differential: "
+                              f"{', '.join(rt.differential) or '-'}; needs: {rt.needed_evidence or '-'}", highlight=False)
+            for call in ev.output.tool_calls:
+                args = ", ".join(f"{k}={v}" for k, v in call.arguments.items())
+                console.print(f"  [yellow]→ {call.name}({args})[/]", highlight=False)
             if ev.retries:
-                lines.append(f"[red]{len(ev.retries)} retries[/]: {', '.join(r.reason for r in ev.retries)}")
-            c = "?" if ev.usage.cost_usd is None else f"${ev.usage.cost_usd:.4f}"
-            table.add_row(str((ev.step or 0) + 1), "\n".join(lines) or "-", f"{ev.images_in_context} img in context",
-                          f"{ev.usage.input_tokens}/{ev.usage.output_tokens}", c, f"{ev.latency_s:.2f}")
+                console.print(f"  [red]{len(ev.retries)} retries:[/] {', '.join(r.reason for r in ev.retries)}")
         elif isinstance(ev, ToolEvent):
-            views = "\n".join(f"{_fmt_box(i.box)}" + (f" @ {i.mpp:.2f} µm/px" if i.mpp else "") + (f" [{i.label}]" if i.label else "")
-                              for i in ev.images)
-            txt = f"[red]error:[/] {ev.error}" if ev.error else _short(ev.text, 300, full)
-            table.add_row("", f"[green]{ev.call.name}[/] {txt}", views or "-", "", "", f"{ev.duration_s:.2f}")
+            if ev.error:
+                console.print(f"  [red]✗ {ev.call.name}: {_short(ev.error, 300, full)}[/]", highlight=False)
+            else:
+                console.print(f"  [green]✓ {ev.call.name}[/] [dim]({ev.duration_s:.2f} s)[/] {_short(ev.text, 240, full)}",
+                              highlight=False)
+            for i in ev.images:
+                mpp = f" at {i.mpp:.2f} µm/px" if i.mpp else ""
+                console.print(f"    [dim]viewed {_fmt_box(i.box)}{mpp}{escape(f' [{i.label}]') if i.label else ''} "
+                              f"→ {i.width}x{i.height} px, blob {i.sha256[:12]}[/]", highlight=False)
         elif isinstance(ev, ImageEvent):
-            table.add_row("", f"[dim]{ev.purpose}[/]", _fmt_box(ev.image.box), "", "", "")
+            console.print(f"[dim]{ev.purpose}: {_fmt_box(ev.image.box)} → {ev.image.width}x{ev.image.height} px[/]",
+                          highlight=False)
         elif isinstance(ev, ErrorEvent):
-            table.add_row("", f"[red]{'fatal ' if ev.fatal else ''}error:[/] {_short(ev.message, 400, full)}", "", "", "", "")
+            console.print(f"  [red]{'fatal ' if ev.fatal else ''}error:[/] {_short(ev.message, 400, full)}", highlight=False)
         elif isinstance(ev, NoteEvent):
-            table.add_row("", f"[dim]{_short(ev.message, 300, full)}[/]", "", "", "", "")
+            console.print(f"  [dim]{_short(ev.message, 300, full)}[/]", highlight=False)
         elif isinstance(ev, AnswerEvent):
             sup = f" (supporting steps {', '.join(map(str, ev.supporting_steps))})" if ev.supporting_steps else ""
-            table.add_row("", f"[bold green]answer{' (forced)' if ev.forced else ''}:[/] {_short(ev.text, 800, full)}{sup}",
-                          "", "", "", "")
-    console.print(table)
-    console.print(f"[dim]{tr.n_steps} model calls · {len(tr.images())} images · "
+            console.print(f"\n[bold green]Answer{' (forced)' if ev.forced else ''}{sup}:[/]", highlight=False)
+            console.print(_indent(_short(ev.text, 1200, full)), highlight=False)
+    console.print(f"\n[dim]{tr.n_steps} model calls · {len(tr.images())} images · "
                   f"{tr.usage.input_tokens} in / {tr.usage.output_tokens} out tokens · "
                   f"cost {'unknown' if cost is None else f'${cost:.4f}'}[/]", highlight=False)
