@@ -108,6 +108,10 @@ async def arun(slide: str | Path, question: str, options: list[str] | None = Non
     budget = Budget(usd=budget_usd)
     agent = make_agent(model, preset=preset, budget=budget, **agent_options)
     sample = sample or sample_for_question(slide, question, options)
+    if not sample.image_paths:
+        from slidescout.slides import open_slide
+
+        open_slide(sample.slide_path or slide)  # a bad file is the user's error: say so before running
     run_path = Path(out) if out else default_run_dir(Path(slide).stem)
     run = RunDir.create(run_path, agent.config(), agent.prompt_hashes(), resume=True)
     t0 = time.monotonic()

@@ -1,0 +1,368 @@
+"""Where samples run: in this process with asyncio (default), or on a Ray cluster.
+
+Both executors take the work items of a run and call ``on_record(record)`` in the driver for each
+finished (sample, repeat); the runner appends it to ``results.jsonl`` and updates the progress bar.
+Neither starts a new sample once ``should_stop()`` says so (a budget is spent); samples already
+running either finish or stop at their next step with a ``budget_*`` status (the loop checks the
+shared budget before every model call). Cancelling ``run`` (Ctrl-C) cancels the samples in flight:
+their traces end ``cancelled`` and a ``cancelled`` record (not finished) is reported for each.
+
+- :class:`AsyncioExecutor`: ``concurrency`` workers pull samples from a queue; every model request
+  goes through a semaphore per model endpoint (``max_connections``). Rate limits are retried by
+  the model adapters, so they slow a run down instead of failing samples.
+- :class:`RayExecutor`: samples as Ray tasks. ``mode="actors"`` (default) keeps a pool of async
+  worker actors, each running many samples' loops concurrently and holding whatever expert models
+  those load (on a share of a GPU when the cluster has GPUs: the actors are the GPU holders);
+  ``mode="tasks"`` runs each sample as one Ray task with ``asyncio.run`` inside. Workers write
+  traces and images into the run directory themselves (a shared file system on a multi-node
+  cluster) and return the record to the driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slidescout.agents.budget import Budget
+from slidescout.errors import ConfigError
+from slidescout.eval.grounding import DEFAULT_MAX_MPP
+from slidescout.eval.sample_run import AgentSpec, failed_record, run_sample
+from slidescout.eval.samples import Sample
+from slidescout.traces.rundir import RunDir
+
+__all__ = ["AsyncioExecutor", "LimitedModel", "RayExecutor", "StopBudget", "WorkItem", "make_executor"]
+
+OnRecord = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    sample: Sample
+    repeat: int
+
+
+class LimitedModel:
+    """A model whose requests wait for a slot of the endpoint's limiter (``max_connections``)."""
+
+    def __init__(self, model: Any, limiter: asyncio.Semaphore) -> None:
+        self._model = model
+        self._limiter = limiter
+
+    async def request(self, req: Any) -> Any:
+        async with self._limiter:
+            return await self._model.request(req)
+
+    async def aclose(self) -> None:
+        close = getattr(self._model, "aclose", None)
+        if close is not None:
+            await close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+class StopBudget(Budget):
+    """A :class:`Budget` that can also be stopped from outside (the Ray driver tells its workers)."""
+
+    forced: str | None = None
+
+    def force(self, kind: str) -> None:
+        self.forced = kind
+
+    def exceeded(self) -> str | None:
+        return self.forced or super().exceeded()
+
+
+async def _close(agent: Any) -> None:
+    close = getattr(getattr(agent, "model", None), "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # closing a client must not hide the run's outcome
+            pass
+
+
+# ---- asyncio --------------------------------------------------------------------------------
+
+class AsyncioExecutor:
+    """Samples as asyncio tasks in this process (slide reads and tools run in worker threads)."""
+
+    name = "asyncio"
+
+    def __init__(self, spec: AgentSpec | None = None, *, agent_factory: Callable[..., Any] | None = None,
+                 concurrency: int = 16, max_connections: int | None = None, max_mpp: float = DEFAULT_MAX_MPP) -> None:
+        if spec is None and agent_factory is None:
+            raise ConfigError("an executor needs an AgentSpec or an agent_factory")
+        self.spec = spec
+        self.agent_factory = agent_factory
+        self.concurrency = max(1, int(concurrency))
+        self.max_connections = max(1, int(max_connections or self.concurrency))
+        self.max_mpp = max_mpp
+
+    def _agent(self, agents: dict[int, Any], repeat: int, budget: Budget, limiter: asyncio.Semaphore) -> Any:
+        if repeat not in agents:
+            wrap = lambda m: LimitedModel(m, limiter)  # noqa: E731
+            if self.agent_factory is not None:
+                agent = self.agent_factory(budget=budget, repeat=repeat)
+                agent.model = wrap(agent.model)
+            else:
+                agent = self.spec.build(budget, repeat=repeat, wrap_model=wrap)  # type: ignore[union-attr]
+            agents[repeat] = agent
+        return agents[repeat]
+
+    async def run(self, items: list[WorkItem], run: RunDir, budget: Budget, on_record: OnRecord,
+                  should_stop: Callable[[], bool], on_start: Callable[[WorkItem], None] | None = None) -> None:
+        queue = deque(items)
+        limiter = asyncio.Semaphore(self.max_connections)
+        agents: dict[int, Any] = {}
+
+        async def worker() -> None:
+            while queue and not should_stop():
+                item = queue.popleft()
+                agent = self._agent(agents, item.repeat, budget, limiter)
+                if on_start:
+                    on_start(item)
+                t0 = time.monotonic()
+                try:
+                    rec = await run_sample(agent, item.sample, item.repeat, run, max_mpp=self.max_mpp, budget=budget)
+                except asyncio.CancelledError:
+                    on_record(failed_record(item.sample, item.repeat, "cancelled", "the run was interrupted",
+                                            time.monotonic() - t0))
+                    raise
+                on_record(rec)
+
+        tasks = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(items)))]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            for agent in agents.values():
+                await _close(agent)
+
+
+# ---- Ray ------------------------------------------------------------------------------------
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the Ray executor needs ray: pip install 'ray[default]'") from None
+    return ray
+
+
+class _SampleWorker:
+    """A Ray actor running samples' agent loops on its own event loop (many at once)."""
+
+    def __init__(self, spec: AgentSpec, run_path: str, limits: dict[str, Any], max_mpp: float,
+                 max_connections: int) -> None:
+        import slidescout.tools.imageset_tools  # noqa: F401  (the image-set tools register themselves)
+
+        self.spec = spec
+        self.run = RunDir(run_path)
+        self.budget = StopBudget(**limits)
+        self.max_mpp = max_mpp
+        self.max_connections = max_connections
+        self.agents: dict[int, Any] = {}
+        self.limiter: asyncio.Semaphore | None = None
+
+    async def run_sample(self, sample: Sample, repeat: int) -> dict[str, Any]:
+        if self.limiter is None:
+            self.limiter = asyncio.Semaphore(self.max_connections)
+        if repeat not in self.agents:
+            limiter = self.limiter
+            self.agents[repeat] = self.spec.build(self.budget, repeat=repeat,
+                                                  wrap_model=lambda m: LimitedModel(m, limiter))
+        return await run_sample(self.agents[repeat], sample, repeat, self.run, max_mpp=self.max_mpp,
+                                budget=self.budget)
+
+    def stop(self, kind: str) -> None:
+        self.budget.force(kind)
+
+    async def close(self) -> None:
+        for agent in self.agents.values():
+            await _close(agent)
+
+
+def _task_run_sample(spec: AgentSpec, sample: Sample, repeat: int, run_path: str, limits: dict[str, Any],
+                     max_mpp: float) -> dict[str, Any]:
+    """One sample as one Ray task: build the agent, run its loop with ``asyncio.run``."""
+    import slidescout.tools.imageset_tools  # noqa: F401
+
+    async def go() -> dict[str, Any]:
+        budget = StopBudget(**limits)
+        agent = spec.build(budget, repeat=repeat)
+        try:
+            return await run_sample(agent, sample, repeat, RunDir(run_path), max_mpp=max_mpp, budget=budget)
+        finally:
+            await _close(agent)
+
+    return asyncio.run(go())
+
+
+class RayExecutor:
+    """Samples as Ray tasks on a local instance or a cluster (``address``).
+
+    Args:
+        spec: the agent to build in each worker (a custom Python factory cannot travel).
+        concurrency: samples in flight at once.
+        max_connections: concurrent model requests over the whole run.
+        address: a cluster address (``ray://...`` or ``auto``); None starts (or reuses) a local instance.
+        mode: ``"actors"`` (a pool of async worker actors, default) or ``"tasks"`` (one task per sample).
+        workers: number of worker actors (default: one per available CPU, at most ``concurrency``).
+        num_cpus: CPUs each worker actor (or task) reserves.
+        num_gpus: GPUs each worker actor (or task) reserves; None: share the cluster's GPUs among
+            the actors when it has any (the expert models then run there), else 0.
+    """
+
+    name = "ray"
+
+    def __init__(self, spec: AgentSpec, *, concurrency: int = 16, max_connections: int | None = None,
+                 address: str | None = None, mode: str = "actors", workers: int | None = None,
+                 num_cpus: float = 1.0, num_gpus: float | None = None, max_mpp: float = DEFAULT_MAX_MPP) -> None:
+        if not isinstance(spec, AgentSpec):
+            raise ConfigError("the Ray executor builds agents from an AgentSpec (model id, preset...); "
+                              "a Python agent factory cannot be sent to workers")
+        if mode not in ("actors", "tasks"):
+            raise ConfigError(f"unknown Ray mode {mode!r}: use actors or tasks")
+        self.spec = spec
+        self.concurrency = max(1, int(concurrency))
+        self.max_connections = max(1, int(max_connections or self.concurrency))
+        self.address = address
+        self.mode = mode
+        self.workers = workers
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.max_mpp = max_mpp
+        self._started_ray = False
+
+    def _init(self) -> Any:
+        ray = _ray()
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, include_dashboard=False, ignore_reinit_error=True,
+                         log_to_driver=False, configure_logging=False)
+            except ConnectionError as exc:
+                raise ConfigError(f"cannot connect to the Ray cluster at {self.address}: {exc}") from None
+            self._started_ray = self.address is None
+        return ray
+
+    def _gpus_each(self, ray: Any, n: int) -> float:
+        if self.num_gpus is not None:
+            return float(self.num_gpus)
+        total = float(ray.cluster_resources().get("GPU", 0))
+        return math.floor(total / n * 100) / 100 if total > 0 else 0.0
+
+    async def run(self, items: list[WorkItem], run: RunDir, budget: Budget, on_record: OnRecord,
+                  should_stop: Callable[[], bool], on_start: Callable[[WorkItem], None] | None = None) -> None:
+        if not items:
+            return
+        ray = self._init()
+        limits = {"usd": budget.usd, "tokens": budget.tokens,
+                  "seconds": None if budget.seconds is None else max(0.0, budget.seconds - (time.monotonic() - budget.started))}
+        spec = self.spec
+        if self._gpus_each(ray, 1) > 0 and spec.device is None:
+            spec = AgentSpec(**{**spec.to_dict(), "device": "cuda"})
+        in_flight = min(self.concurrency, len(items))
+        actors: list[Any] = []
+        if self.mode == "actors":
+            cpus = float(ray.available_resources().get("CPU", ray.cluster_resources().get("CPU", 1)))
+            n = self.workers or max(1, min(in_flight, int(cpus // max(self.num_cpus, 1e-9)) or 1))
+            per_actor = math.ceil(in_flight / n)
+            conns = max(1, math.ceil(self.max_connections / n))
+            cls = ray.remote(_SampleWorker).options(num_cpus=self.num_cpus, num_gpus=self._gpus_each(ray, n),
+                                                    max_concurrency=per_actor + 2)
+            actors = [cls.remote(spec, str(run.path), limits, self.max_mpp, conns) for _ in range(n)]
+            slots = {i: 0 for i in range(n)}
+        else:
+            task = ray.remote(_task_run_sample).options(num_cpus=self.num_cpus, num_gpus=self._gpus_each(ray, 1),
+                                                        max_retries=0)
+        queue = deque(items)
+        pending: dict[Any, tuple[WorkItem, int, float, Any]] = {}  # future -> (item, actor, start, ref)
+
+        def submit() -> None:
+            while queue and len(pending) < in_flight and not should_stop():
+                item = queue.popleft()
+                if actors:
+                    i = min(slots, key=lambda k: slots[k])
+                    slots[i] += 1
+                    ref = actors[i].run_sample.remote(item.sample, item.repeat)
+                else:
+                    i = -1
+                    ref = task.remote(spec, item.sample, item.repeat, str(run.path), limits, self.max_mpp)
+                if on_start:
+                    on_start(item)
+                pending[asyncio.ensure_future(_await_ref(ref))] = (item, i, time.monotonic(), ref)
+
+        stopped = False
+        try:
+            submit()
+            while pending:
+                done, _ = await asyncio.wait(list(pending), return_when=asyncio.FIRST_COMPLETED)
+                for fut in done:
+                    item, i, t0, _ = pending.pop(fut)
+                    if actors:
+                        slots[i] -= 1
+                    try:
+                        rec = fut.result()
+                    except Exception as exc:  # a worker died or the task failed outside the loop
+                        rec = failed_record(item.sample, item.repeat, "error", f"Ray: {type(exc).__name__}: {exc}",
+                                            time.monotonic() - t0)
+                    on_record(rec)
+                if should_stop() and not stopped and actors:
+                    stopped = True
+                    kind = budget.exceeded() or "cancelled"
+                    for a in actors:
+                        a.stop.remote(kind)
+                submit()
+        except BaseException:
+            for fut, (item, _, t0, _ref) in list(pending.items()):
+                fut.cancel()
+                on_record(failed_record(item.sample, item.repeat, "cancelled", "the run was interrupted",
+                                        time.monotonic() - t0))
+            raise
+        finally:
+            for _item, _i, _t0, ref in pending.values():
+                try:
+                    ray.cancel(ref)
+                except Exception:
+                    pass
+            if actors:
+                try:
+                    await asyncio.wait_for(asyncio.gather(*[_await_ref(a.close.remote()) for a in actors],
+                                                          return_exceptions=True), timeout=10)
+                except (asyncio.TimeoutError, Exception):
+                    pass
+                for a in actors:
+                    ray.kill(a)
+            if self._started_ray:
+                ray.shutdown()
+                self._started_ray = False
+
+
+async def _await_ref(ref: Any) -> Any:
+    return await ref
+
+
+def make_executor(name: str, spec: AgentSpec | None, *, agent_factory: Callable[..., Any] | None = None,
+                  concurrency: int = 16, max_connections: int | None = None, max_mpp: float = DEFAULT_MAX_MPP,
+                  **ray_options: Any) -> AsyncioExecutor | RayExecutor:
+    if name == "asyncio":
+        if ray_options.get("address"):
+            raise ConfigError("--address is for the Ray executor; add --executor ray")
+        return AsyncioExecutor(spec, agent_factory=agent_factory, concurrency=concurrency,
+                               max_connections=max_connections, max_mpp=max_mpp)
+    if name == "ray":
+        if spec is None:
+            raise ConfigError("the Ray executor needs a model id and preset (an AgentSpec), not a Python factory")
+        return RayExecutor(spec, concurrency=concurrency, max_connections=max_connections, max_mpp=max_mpp,
+                           **{k: v for k, v in ray_options.items() if v is not None})
+    raise ConfigError(f"unknown executor {name!r}: use asyncio or ray")

@@ -1,0 +1,310 @@
+"""The evaluation runner: many samples, concurrently, resumably, within a budget.
+
+``await run_eval(samples, agent=AgentSpec(model="openai:gpt-5"), out="runs/x", repeats=5)``:
+
+- Every finished (sample, repeat) is appended to ``RUN/results.jsonl`` (flushed and synced) the
+  moment it finishes; a killed run loses only the samples in flight.
+- A failing sample (bad slide, model error) is recorded with its status; the run goes on.
+- ``concurrency`` samples run at once; ``max_connections`` bounds concurrent requests to the
+  model endpoint. Rate limits are retried by the model adapters and slow the run down.
+- A budget (dollars, tokens, seconds) stops new samples from starting; samples in flight stop at
+  their next step with a ``budget_*`` status. Such records are kept but are not *finished*, so a
+  resumed run (with more budget) runs them again; Ctrl-C does the same with ``cancelled``.
+- ``resume=True`` skips every (sample, repeat) with a finished record, and never runs one twice.
+- ``executor="ray"`` runs samples on a Ray cluster (see :mod:`slidescout.eval.executors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from slidescout.agents.budget import Budget
+from slidescout.errors import ConfigError
+from slidescout.eval.executors import WorkItem, make_executor
+from slidescout.eval.grounding import DEFAULT_MAX_MPP
+from slidescout.eval.metrics import TaskScore, score_run
+from slidescout.eval.sample_run import AgentSpec, is_finished, record_key
+from slidescout.eval.samples import Sample
+from slidescout.traces.rundir import RunDir
+
+__all__ = ["RunSummary", "finished_records", "load_run_records", "run_eval", "run_eval_sync"]
+
+
+class RunSummary(BaseModel):
+    """What a run did (this invocation) and where the run stands (all invocations)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    run_dir: str
+    n_samples: int  # distinct samples given
+    repeats: int
+    n_total: int  # (sample, repeat) pairs in the run
+    n_skipped: int = 0  # already finished (resume)
+    n_run: int = 0  # records written by this invocation
+    n_finished: int = 0  # finished pairs in the run directory (all invocations)
+    n_unfinished: int = 0  # pairs not finished: budget stop, cancelled, or never started
+    stopped: str | None = None  # budget_usd | budget_tokens | budget_time | interrupted
+    statuses: dict[str, int] = Field(default_factory=dict)  # of this invocation's records
+    cost_usd: float = 0.0  # this invocation, known costs
+    n_cost_unknown: int = 0
+    tokens: int = 0
+    wall_s: float = 0.0
+    scores: dict[str, TaskScore] = Field(default_factory=dict)  # over the finished records
+
+
+def load_run_records(run: RunDir | str | Path) -> list[dict[str, Any]]:
+    """The run's records, last line per (sample, repeat) winning (a torn last line is ignored)."""
+    rd = run if isinstance(run, RunDir) else RunDir.open(run)
+    return rd.results()
+
+
+def finished_records(records: Iterable[dict[str, Any]], *, retry_errors: bool = False) -> list[dict[str, Any]]:
+    return [r for r in records if is_finished(r, retry_errors=retry_errors)]
+
+
+def _check_resumable(run_path: Path, config: dict[str, Any]) -> None:
+    manifest = run_path / "manifest.json"
+    if not manifest.exists():
+        return
+    import json
+
+    try:
+        old = json.loads(manifest.read_text()).get("config", {})
+    except ValueError:
+        return
+    old_agent = old.get("agent", old)
+    new_agent = config.get("agent", config)
+    for key in ("model", "preset"):
+        if old_agent.get(key) and new_agent.get(key) and old_agent.get(key) != new_agent.get(key):
+            raise ConfigError(f"{run_path} was run with {key} {old_agent.get(key)!r}, not {new_agent.get(key)!r}; "
+                              f"resume it with the same {key} or choose another output folder")
+
+
+class _Progress:
+    """Rich progress bars: samples done, running cost and tokens, samples in flight."""
+
+    def __init__(self, enabled: bool, total: int, done: int, console: Any = None) -> None:
+        self.enabled = enabled and total > 0
+        self.cost = 0.0
+        self.unknown = 0
+        self.tokens = 0
+        self.running = 0
+        self.errors = 0
+        if not self.enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[stats]}"), console=console, transient=False)
+        self.task = self.progress.add_task("samples", total=total, completed=done, stats="")
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self._refresh()
+            self.progress.stop()
+
+    def _refresh(self, advance: int = 0) -> None:
+        if not self.enabled:
+            return
+        cost = f"${self.cost:.4f}" + (f" (+{self.unknown} unknown)" if self.unknown else "")
+        stats = f"cost {cost} · {self.tokens:,} tok · {self.running} running" + (f" · {self.errors} failed" if self.errors else "")
+        self.progress.update(self.task, advance=advance, stats=stats)
+
+    def started(self) -> None:
+        self.running += 1
+        self._refresh()
+
+    def record(self, rec: dict[str, Any]) -> None:
+        self.running = max(0, self.running - 1)
+        if rec.get("cost_usd") is None:
+            self.unknown += 1
+        else:
+            self.cost += float(rec["cost_usd"])
+        self.tokens += int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
+        self.errors += rec.get("status") not in ("answered",)
+        self._refresh(advance=1 if is_finished(rec) else 0)
+
+
+async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec | None = None,
+                   agent_factory: Callable[..., Any] | None = None, repeats: int = 1, concurrency: int = 16,
+                   max_connections: int | None = None, budget_usd: float | None = None,
+                   budget_tokens: int | None = None, budget_seconds: float | None = None, resume: bool = False,
+                   executor: str = "asyncio", ray_address: str | None = None, ray_options: dict[str, Any] | None = None,
+                   progress: bool = True, retry_errors: bool = False, max_mpp: float = DEFAULT_MAX_MPP,
+                   dataset: dict[str, Any] | None = None, console: Any = None,
+                   n_bootstrap: int = 1000) -> RunSummary:
+    """Run ``samples`` × ``repeats`` with an agent and write a scored run directory.
+
+    Args:
+        samples: eval samples (``load_dataset``...); ids must be unique.
+        out: the run directory.
+        agent: how to build the agent (model id, preset, overrides). Default: ``AgentSpec()``.
+        agent_factory: instead of ``agent``, ``fn(budget=, repeat=) -> Agent`` (asyncio executor only).
+        repeats: runs of each sample (for the mean of runs and the majority vote).
+        concurrency: samples in flight at once.
+        max_connections: concurrent requests to the model endpoint (default: ``concurrency``).
+        budget_usd, budget_tokens, budget_seconds: limits for the whole run (this invocation).
+        resume: continue ``out``: finished (sample, repeat) pairs are skipped.
+        executor: ``"asyncio"`` (in this process) or ``"ray"``.
+        ray_address: the Ray cluster (None: a local instance).
+        ray_options: ``mode``, ``workers``, ``num_cpus``, ``num_gpus`` for :class:`RayExecutor`.
+        progress: show progress bars.
+        retry_errors: on resume, also run again the pairs that ended with status ``error``.
+        max_mpp: resolution a view needs for grounding to count a lesion as seen.
+        dataset: what was loaded (name, source, counts), stored in the manifest.
+    """
+    if repeats < 1:
+        raise ConfigError("repeats must be at least 1")
+    ids = [s.sample_id for s in samples]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise ConfigError(f"sample id {dup!r} appears twice; sample ids must be unique")
+    if agent is None and agent_factory is None:
+        agent = AgentSpec()
+    import slidescout.tools.imageset_tools  # noqa: F401  (image-set tools for multi-image samples)
+
+    t_start = time.monotonic()
+    budget = Budget(usd=budget_usd, tokens=budget_tokens, seconds=budget_seconds)
+    probe = agent.build(budget) if agent is not None else agent_factory(budget=budget, repeat=0)  # type: ignore[misc]
+    try:
+        agent_config = probe.config()
+        prompt_hashes = probe.prompt_hashes()
+    finally:
+        close = getattr(probe.model, "aclose", None)
+        if close is not None:
+            await close()
+    config = {"agent": agent_config, "eval": {
+        "repeats": repeats, "concurrency": concurrency, "max_connections": max_connections or concurrency,
+        "executor": executor, "ray_address": ray_address, "max_mpp": max_mpp,
+        "budget": {"usd": budget_usd, "tokens": budget_tokens, "seconds": budget_seconds},
+        "n_samples": len(samples), "dataset": dataset or {}}}
+    out = Path(out)
+    if resume:
+        _check_resumable(out, config)
+    run = RunDir.create(out, config, prompt_hashes, resume=resume)
+
+    done_keys = {record_key(r) for r in finished_records(run.results(), retry_errors=retry_errors)}
+    wanted = {(s.sample_id, r) for r in range(repeats) for s in samples}
+    items = [WorkItem(s, r) for r in range(repeats) for s in samples if (s.sample_id, r) not in done_keys]
+    n_skipped = len(wanted & done_keys)
+
+    summary = RunSummary(run_dir=str(run.path), n_samples=len(samples), repeats=repeats, n_total=len(wanted),
+                         n_skipped=n_skipped)
+    statuses: Counter[str] = Counter()
+    stop_reason: list[str] = []
+
+    def should_stop() -> bool:
+        hit = budget.exceeded()
+        if hit and not stop_reason:
+            stop_reason.append(hit)
+        return hit is not None
+
+    ex = make_executor(executor, agent, agent_factory=agent_factory, concurrency=concurrency,
+                       max_connections=max_connections, max_mpp=max_mpp, address=ray_address,
+                       **(ray_options or {}))
+    writer = _Appender(run)
+    with _Progress(progress, len(wanted), n_skipped, console) as bar:
+        def on_record(rec: dict[str, Any]) -> None:
+            writer.append(rec)  # in order, each flushed and synced before the next one is written
+            if executor != "asyncio":  # workers charged their own budgets; the driver's is the run's
+                from slidescout.agents.messages import Usage
+
+                budget.charge(Usage(input_tokens=int(rec.get("input_tokens") or 0),
+                                    output_tokens=int(rec.get("output_tokens") or 0), cost_usd=rec.get("cost_usd")))
+            statuses[str(rec.get("status"))] += 1
+            summary.n_run += 1
+            if rec.get("cost_usd") is None:
+                summary.n_cost_unknown += 1
+            else:
+                summary.cost_usd += float(rec["cost_usd"])
+            summary.tokens += int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
+            bar.record(rec)
+
+        try:
+            await ex.run(items, run, budget, on_record, should_stop, on_start=lambda item: bar.started())
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            summary.stopped = "interrupted"
+            raise
+        finally:
+            writer.close()  # waits for the records still being written
+            summary.statuses = dict(statuses)
+            summary.wall_s = round(time.monotonic() - t_start, 3)
+            if summary.stopped is None and stop_reason:
+                summary.stopped = stop_reason[0]
+            _finish_summary(summary, run, wanted, n_bootstrap)
+    return summary
+
+
+class _Appender:
+    """Appends records to ``results.jsonl`` from one writer thread, in the order they finished,
+    so the event loop never waits for an fsync."""
+
+    def __init__(self, run: RunDir) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.run = run
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-writer")
+        self.futures: list[Any] = []
+
+    def append(self, rec: dict[str, Any]) -> None:
+        self.futures = [f for f in self.futures if not f.done() or f.exception() is not None]
+        self.futures.append(self.pool.submit(self.run.append_result, rec))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        for f in self.futures:
+            f.result()  # a failed write (disk full...) is an error of the run
+
+
+def _finish_summary(summary: RunSummary, run: RunDir, wanted: set[tuple[str, int]], n_bootstrap: int) -> None:
+    records = [r for r in finished_records(run.results()) if record_key(r) in wanted]
+    summary.n_finished = len(records)
+    summary.n_unfinished = len(wanted) - len(records)
+    if records:
+        summary.scores = score_run(records, n_bootstrap=n_bootstrap)
+    _write_summary(run, summary)
+
+
+def _write_summary(run: RunDir, summary: RunSummary) -> None:
+    """``RUN/summary.json``: the last invocation, and the wall time of all invocations."""
+    import json
+    import os
+
+    path = run.path / "summary.json"
+    previous: dict[str, Any] = {}
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            previous = {}
+    data = summary.model_dump(mode="json", exclude={"scores"})
+    data["wall_s_total"] = round(float(previous.get("wall_s_total") or 0.0) + summary.wall_s, 3)
+    data["invocations"] = int(previous.get("invocations") or 0) + 1
+    tmp = path.with_name(f"summary.json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_eval_sync(samples: list[Sample], **kwargs: Any) -> RunSummary:
+    """``run_eval`` from synchronous code."""
+    return asyncio.run(run_eval(samples, **kwargs))
