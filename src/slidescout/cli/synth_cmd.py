@@ -88,4 +88,4 @@ def synth(
     console.print(f"wrote {len(done)} slides (.tiff, .geojson, .json) to {out_dir} "
                   f"in {time.monotonic() - t0:.1f} s", highlight=False)
     console.print(f"questions: {csv_path} ({n_questions} rows)", highlight=False)
-    console.print(f"evaluate: slidescout eval {csv_path} --model expert", highlight=False)
+    console.print(f"evaluate: slidescout eval synth --data {csv_path.parent} --model expert", highlight=False)

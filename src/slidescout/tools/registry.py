@@ -34,6 +34,7 @@ BUILTIN_MODULES: list[str] = [
     "slidescout.tools.navigation",
     "slidescout.tools.experts.tools",
     "slidescout.tools.knowledge.tool",
+    "slidescout.tools.imageset_tools",
 ]
 
 _EXTRA_BUILTINS: list[Tool] = []

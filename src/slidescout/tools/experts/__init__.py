@@ -1,1 +1,35 @@
-"""Expert tools: a torch runtime, built-in experts that need no downloaded weights, checkpoint loading."""
+"""Expert tools: a torch runtime, built-in experts that need no downloaded weights, checkpoint loading.
+
+- ``tools.py``: the tools offered to models (``tissue_map``, ``nuclei_morphometry``,
+  ``stain_summary``, ``patch_classifier``).
+- ``runtime.py``: :func:`run_patches` tiles a region (or all the tissue) into patches at a model's
+  mpp and runs them in batches on the best device with a reader thread pool.
+- ``cards.py`` / ``loading.py`` / ``catalog.py``: model cards, TorchScript / state_dict / ONNX
+  loaders, and the user's registry (``$SLIDESCOUT_HOME/experts.json``).
+- ``nuclei.py``, ``tissue.py``, ``stain.py``: the weight-free experts.
+
+Names are imported lazily, so ``import slidescout.tools.experts`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Card": "cards", "ModelCard": "cards", "load_card": "cards",
+    "check_model": "loading", "load_runner": "loading", "resolve_device": "loading",
+    "ModelPool": "pool", "model_pool": "pool", "device_lock": "pool",
+    "PatchPlan": "tiling", "PatchLimitExceeded": "tiling", "plan_patches": "tiling",
+    "PatchRun": "runtime", "RuntimeStats": "runtime", "run_patches": "runtime",
+    "NucleiStats": "nuclei", "segment_nuclei": "nuclei", "outline_overlay": "nuclei",
+    "find_tissue": "tissue", "stain_stats": "stain",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
