@@ -18,6 +18,7 @@ _COMMAND_MODULES = [
     "eval_cmd",  # eval, report, compare
     "view_cmd",  # view
     "mcp_cmd",  # mcp
+    "experts_cmd",  # experts add/list/show/remove/run
 ]
 
 for _name in _COMMAND_MODULES:

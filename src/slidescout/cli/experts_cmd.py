@@ -1,0 +1,171 @@
+"""``slidescout experts add|list|show|remove|run``: register checkpoints with a model card and run
+them over a slide.
+
+Registered experts live in ``$SLIDESCOUT_HOME/experts.json`` and are offered to agents through the
+``patch_classifier`` tool. Torch is imported only by the commands that load a model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from slidescout.cli.app import console, experts_app
+from slidescout.errors import ConfigError
+
+
+@experts_app.command("add")
+def experts_add(
+    card: Path = typer.Argument(..., help="Model card (.yaml, .toml or .json) next to its weights."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an expert of the same name."),
+    device: str = typer.Option("cpu", "--device", help="Device for the check load (cpu, cuda, auto)."),
+) -> None:
+    """Validate a model card, load its checkpoint once to check the output shape, and register it."""
+    from slidescout.tools.experts import catalog
+    from slidescout.tools.experts.cards import load_card
+    from slidescout.tools.experts.loading import check_model, resolve_device
+
+    c = load_card(card)
+    c.check_weights()
+    report = check_model(c, resolve_device(device))
+    catalog.add(c, replace=replace, info={"output_width": report.output_width})
+    console.print(f"registered {escape(c.card.describe())}; "
+                  f"{report.output_width} values per patch (loaded in {report.load_s:.2f} s)",
+                  highlight=False, soft_wrap=True)
+
+
+def _status(entry: dict) -> tuple[str, object]:
+    from slidescout.tools.experts.cards import load_card
+
+    try:
+        c = load_card(entry["card"])
+    except ConfigError as exc:
+        return f"broken: {exc}", None
+    if not c.weights.is_file():
+        return f"weights missing: {c.weights}", c
+    return "ok", c
+
+
+@experts_app.command("list")
+def experts_list(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the registered experts and whether their card and weights are still in place."""
+    from slidescout.tools.experts import catalog
+
+    entries = catalog.entries()
+    rows = []
+    for name in sorted(entries):
+        status, c = _status(entries[name])
+        card = getattr(c, "card", None)
+        rows.append({
+            "name": name, "status": status, "card": entries[name]["card"],
+            "format": card.format if card else entries[name].get("format"),
+            "mpp": card.mpp if card else None, "patch_size": card.patch_size if card else None,
+            "output": card.output if card else None, "labels": list(card.labels) if card else [],
+        })
+    if as_json:
+        console.print_json(json.dumps({"registry": str(catalog.registry_path()), "experts": rows}))
+        return
+    if not rows:
+        console.print(f"no experts registered ({escape(str(catalog.registry_path()))}); add one with "
+                      "`slidescout experts add CARD`", highlight=False)
+        return
+    table = Table(title="registered experts")
+    for col in ("name", "format", "input", "output", "status", "card"):
+        table.add_column(col, no_wrap=col in ("name", "format"))
+    for r in rows:
+        inp = f"{r['patch_size']} px @ {r['mpp']:g} µm/px" if r["mpp"] else "?"
+        out = f"{r['output']}: {', '.join(r['labels'])}" if r["output"] else "?"
+        style = "green" if r["status"] == "ok" else "red"
+        table.add_row(escape(r["name"]), escape(str(r["format"])), inp, escape(out),
+                      f"[{style}]{escape(r['status'])}[/]", escape(r["card"]))
+    console.print(table)
+
+
+@experts_app.command("show")
+def experts_show(name: str = typer.Argument(..., help="Registered expert name.")) -> None:
+    """Show a registered expert's model card (as validated)."""
+    from slidescout.tools.experts import catalog
+
+    c = catalog.get(name)
+    payload = {"card_file": str(c.file), "weights": str(c.weights), **c.card.model_dump()}
+    console.print_json(json.dumps(payload))
+
+
+@experts_app.command("remove")
+def experts_remove(name: str = typer.Argument(..., help="Registered expert name.")) -> None:
+    """Unregister an expert (its card and weights are left where they are)."""
+    from slidescout.tools.experts import catalog
+
+    entry = catalog.remove(name)
+    console.print(f"removed [bold cyan]{escape(name)}[/] (card {escape(entry['card'])} left in place)",
+                  highlight=False)
+
+
+@experts_app.command("run")
+def experts_run(
+    model: str = typer.Argument(..., help="Registered expert name, or a model card file."),
+    slide: Path = typer.Argument(..., help="Slide file."),
+    box: str | None = typer.Option(None, "--box", help="Region x,y,w,h in level-0 px (default: all tissue)."),
+    label: str | None = typer.Option(None, "--label", help="Class the heatmap shows."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Default: 16 on CPU, 64 on GPU."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Reader threads."),
+    max_patches: int = typer.Option(100_000, "--max-patches", min=1),
+    min_tissue: float | None = typer.Option(None, "--min-tissue", min=0.0, max=1.0,
+                                            help="Skip patches with less tissue (default 0.25 whole slide, 0 region)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the heatmap here (PNG)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Run an expert over a region (or all the tissue) and report class fractions and timing."""
+    from PIL import Image
+
+    from slidescout.slides import open_slide
+    from slidescout.slides.types import Box
+    from slidescout.tools.experts import catalog
+    from slidescout.tools.experts.runtime import run_patches
+
+    card = catalog.resolve(model)
+    if label is not None and label not in card.card.labels:
+        raise ConfigError(f"model {card.name!r} has no label {label!r}; its labels are "
+                          f"{', '.join(card.card.labels) or 'none'}")
+    s = open_slide(slide)
+    try:
+        region = Box.of(box) if box else None
+    except ValueError as exc:
+        raise ConfigError(f"--box: {exc}") from None
+    run = run_patches(s, card, region, device=device, batch_size=batch_size, workers=workers,
+                      max_patches=max_patches, min_tissue=min_tissue)
+    result: dict[str, Any] = {"model": card.name, "slide": str(slide), "patches": len(run.plan),
+              "plan": run.plan.describe(), "stats": run.stats.to_dict()}
+    if run.is_classifier:
+        result["class_fractions"] = run.class_fractions()
+        result["mean_probs"] = run.mean_probs()
+    if out is not None and len(run.plan):
+        heat = run.heatmap(s, label, max_side=2048)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(heat.image).save(out)
+        result["heatmap"] = {"path": str(out), "box": list(heat.box.as_tuple()), "mpp": heat.mpp,
+                             "legend": heat.legend}
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    console.print(f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}: {escape(run.plan.describe())}",
+                  highlight=False, soft_wrap=True)
+    for key in ("class_fractions", "mean_probs"):
+        if key in result:
+            console.print(f"  {key.replace('_', ' ')}: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in result[key].items()), highlight=False)
+    console.print(f"  {escape(run.stats.describe())}", highlight=False, soft_wrap=True)
+    if "heatmap" in result:
+        console.print(f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",
+                      highlight=False, soft_wrap=True)
+
+
+__all__ = ["experts_add", "experts_list", "experts_remove", "experts_run", "experts_show"]

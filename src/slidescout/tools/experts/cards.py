@@ -1,0 +1,222 @@
+"""Model cards: a small YAML or TOML file that says how to run a checkpoint on slide patches.
+
+    name: tiny-tumor
+    format: torchscript          # torchscript | state_dict | onnx
+    path: tiny_tumor.pt          # relative to the card
+    mpp: 0.5                     # input resolution, µm per pixel (0.5 ≈ 20x)
+    patch_size: 224
+    mean: [0.485, 0.456, 0.406]  # on pixels scaled to [0, 1]
+    std: [0.229, 0.224, 0.225]
+    labels: [normal, tumor]
+    output: logits               # logits | probabilities | score | embedding
+    heatmap_label: tumor
+
+A ``state_dict`` card also names its ``architecture``: a built-in one (``tiny_cnn``, ``resnet18``,
+``resnet34``, ``resnet50``; see ``archs.py``) or a timm model (``timm:<name>``, or any other name),
+used only when timm is installed. Every error names the card file and the bad field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from slidescout.errors import ConfigError
+
+CARD_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Triple = Annotated[list[float], Field(min_length=3, max_length=3)]
+
+
+class ModelCard(BaseModel):
+    """How to run one checkpoint on slide patches (validated; unknown fields are errors)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Registry name: lowercase letters, digits, '.', '_' or '-'.")
+    format: Literal["torchscript", "state_dict", "onnx"]
+    path: str = Field(min_length=1, description="Weights file, relative to the card.")
+    architecture: str | None = Field(None, description="state_dict only: built-in or timm name.")
+    architecture_args: dict[str, Any] = Field(default_factory=dict)
+    mpp: float = Field(gt=0.05, le=64, description="Input resolution in µm per pixel.")
+    patch_size: int = Field(ge=16, le=4096, description="Input side in pixels.")
+    mean: Triple = Field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: Triple = Field(default_factory=lambda: list(IMAGENET_STD))
+    labels: list[str] = Field(default_factory=list)
+    output: Literal["logits", "probabilities", "score", "embedding"] = "logits"
+    embedding_dim: int | None = Field(None, ge=1)
+    heatmap_label: str | None = None
+    score_range: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
+    description: str = ""
+    source: str = ""
+    license: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError("use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a "
+                             "letter or digit")
+        return v
+
+    @field_validator("std")
+    @classmethod
+    def _std(cls, v: list[float]) -> list[float]:
+        if any(s <= 0 for s in v):
+            raise ValueError("every std value must be > 0")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: list[str]) -> list[str]:
+        if any(not str(s).strip() for s in v):
+            raise ValueError("labels must be non-empty strings")
+        if len(set(v)) != len(v):
+            raise ValueError("labels must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelCard:
+        if self.format == "state_dict" and not self.architecture:
+            raise ValueError("field 'architecture': a state_dict card must name its architecture "
+                             "(a built-in one such as resnet50, or a timm model name)")
+        if self.output != "embedding" and not self.labels:
+            raise ValueError(f"field 'labels': a model with output '{self.output}' needs its labels, "
+                             "one per output value")
+        if self.heatmap_label is not None and self.heatmap_label not in self.labels:
+            raise ValueError(f"field 'heatmap_label': {self.heatmap_label!r} is not one of the labels "
+                             f"{self.labels}")
+        if self.score_range is not None and self.score_range[1] <= self.score_range[0]:
+            raise ValueError("field 'score_range': give [low, high] with low < high")
+        return self
+
+    # -- derived --------------------------------------------------------------------------------
+    @property
+    def num_outputs(self) -> int | None:
+        """Values per patch the model must produce (None: any, for an embedding without a dim)."""
+        if self.output == "embedding":
+            return self.embedding_dim
+        return len(self.labels)
+
+    @property
+    def magnification(self) -> float:
+        return 10.0 / self.mpp
+
+    def describe(self) -> str:
+        what = (f"{len(self.labels)} classes ({', '.join(self.labels)})" if self.output in
+                ("logits", "probabilities") else f"{self.output} ({', '.join(self.labels) or 'vector'})")
+        return (f"{self.name}: {self.format}, {self.patch_size} px patches at {self.mpp:g} µm/px "
+                f"(≈{self.magnification:.0f}x), {what}")
+
+
+class Card:
+    """A validated card and the file it came from (weights resolve relative to it)."""
+
+    def __init__(self, card: ModelCard, file: Path) -> None:
+        self.card = card
+        self.file = file.resolve()
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def weights(self) -> Path:
+        p = Path(self.card.path).expanduser()
+        return p if p.is_absolute() else (self.file.parent / p).resolve()
+
+    def check_weights(self) -> Path:
+        w = self.weights
+        if not w.is_file():
+            raise ConfigError(f"model card {self.file.name}: checkpoint not found: {w} (field 'path' "
+                              "is resolved relative to the card)")
+        return w
+
+    def key(self) -> str:
+        """Changes whenever the card or its weights change (cache key of loaded models)."""
+        w = self.weights
+        stamp = f"{w.stat().st_mtime_ns}:{w.stat().st_size}" if w.exists() else "missing"
+        return f"{self.file}:{self.card.model_dump_json()}:{stamp}"
+
+    def __repr__(self) -> str:
+        return f"Card({self.name!r}, {self.file})"
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            data: Any = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # yaml.YAMLError, TOMLDecodeError, JSONDecodeError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"model card {path.name}: not valid {suffix.lstrip('.').upper()} ({first})") from None
+    if isinstance(data, dict) and set(data) == {"model"} and isinstance(data["model"], dict):
+        data = data["model"]  # TOML cards may put everything under [model]
+    if not isinstance(data, dict):
+        raise ConfigError(f"model card {path.name}: expected a mapping of fields (name, format, path, "
+                          f"mpp, patch_size, labels...), got {type(data).__name__}")
+    return data
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        kind = err.get("type", "")
+        if kind == "missing":
+            problems.append(f"missing field '{loc}'")
+        elif kind == "extra_forbidden":
+            problems.append(f"unknown field '{loc}'")
+        elif loc:
+            got = json.dumps(err.get("input"), default=str)
+            got = got if len(got) <= 60 else got[:57] + "..."
+            problems.append(f"field '{loc}': {msg} (got {got})")
+        else:
+            problems.append(msg)
+    return f"model card {path.name}: " + "; ".join(problems)
+
+
+def card_from_dict(data: dict[str, Any], file: Path) -> Card:
+    """Validate ``data`` as the card stored in ``file`` (a ConfigError names the bad field)."""
+    try:
+        return Card(ModelCard.model_validate(data), Path(file))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(Path(file), exc)) from None
+
+
+def load_card(path: str | Path) -> Card:
+    """Read and validate a card file (YAML, TOML or JSON). Does not touch the weights."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ConfigError(f"model card not found: {p}")
+    if p.is_dir():
+        cards = sorted(c for c in p.iterdir() if c.suffix.lower() in CARD_SUFFIXES)
+        if len(cards) != 1:
+            raise ConfigError(f"{p} is a directory; give the model card file itself "
+                              f"({'found ' + ', '.join(c.name for c in cards) if cards else 'no card found'})")
+        p = cards[0]
+    if p.suffix.lower() not in CARD_SUFFIXES:
+        raise ConfigError(f"model card {p.name}: expected a .yaml, .yml, .toml or .json file")
+    return card_from_dict(_parse(p), p)
+
+
+__all__ = ["CARD_SUFFIXES", "Card", "ModelCard", "card_from_dict", "load_card"]

@@ -1,0 +1,443 @@
+"""Load a checkpoint named by a model card and wrap it as a *runner*: uint8 patches in, one row of
+float32 values per patch out.
+
+- ``torchscript``: ``torch.jit.load(path, map_location=device)``.
+- ``state_dict``: ``torch.load(path, weights_only=True)`` into a built-in architecture
+  (``archs.py``) or a timm model (only when timm is installed). Wrappers such as
+  ``{"state_dict": ...}`` / ``{"model": ...}`` and ``module.`` prefixes are undone.
+- ``onnx``: an ``onnxruntime`` session (CUDA provider when asked for and available), when
+  onnxruntime is installed.
+
+A runner normalises on the device (``x / 255``, then the card's mean/std), runs under
+``torch.inference_mode`` in channels-last layout, with bf16 autocast on CUDA when enabled, and
+returns a NumPy array ``(N, K)``. :func:`check_model` runs two blank patches through a fresh load
+and compares the output width with the card (labels count or embedding size).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from slidescout.errors import ConfigError
+from slidescout.tools.experts.cards import Card
+
+BUILTIN_ARCHITECTURES = ("tiny_cnn", "resnet18", "resnet34", "resnet50")
+
+
+class Runner(Protocol):
+    """A loaded model on one device."""
+
+    device: str
+    card: Card
+
+    def __call__(self, batch: Any) -> np.ndarray:
+        """``batch``: uint8 (N, P, P, 3) NumPy array or torch tensor -> float32 (N, K)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# devices
+# ---------------------------------------------------------------------------------------------
+def resolve_device(device: str | None = None) -> str:
+    """``None``/``""``/``"auto"``: ``cuda`` when torch sees a GPU, else ``cpu``; otherwise the
+    device string as given (``cuda`` is checked)."""
+    d = (device or "auto").strip().lower()
+    if d in ("auto", "best"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if d.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} was requested but torch sees no CUDA GPU; "
+                              "use device 'cpu' or 'auto'")
+        return "cuda" if d == "cuda:0" else d
+    if d in ("cpu", "mps") or d.startswith("xpu"):
+        return d
+    raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+
+
+def device_kind(device: str) -> str:
+    """Name of the limiter a device's work runs under: ``gpu`` for accelerators, else ``cpu``."""
+    return "cpu" if device == "cpu" else "gpu"
+
+
+# ---------------------------------------------------------------------------------------------
+# torch
+# ---------------------------------------------------------------------------------------------
+def _unwrap_state_dict(obj: Any, card: Card) -> dict[str, Any]:
+    import torch
+
+    for key in ("state_dict", "model", "model_state_dict", "net", "weights"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ConfigError(f"model card {card.file.name}: {card.weights.name} is not a state_dict "
+                          "(a mapping of parameter names to tensors); for a whole saved model use "
+                          "format 'torchscript'")
+    for prefix in ("module.", "model.", "_orig_mod."):
+        if all(k.startswith(prefix) for k in obj):
+            obj = {k[len(prefix):]: v for k, v in obj.items()}
+    return obj
+
+
+def build_architecture(card: Card) -> Any:
+    """The untrained module a ``state_dict`` card names."""
+    c = card.card
+    arch = (c.architecture or "").strip()
+    n_out = c.num_outputs if c.num_outputs is not None else 0
+    forced_timm = arch.startswith(("timm:", "timm/"))
+    name = arch[5:] if forced_timm else arch
+    if not forced_timm and name in BUILTIN_ARCHITECTURES:
+        from slidescout.tools.experts.archs import ARCHITECTURES
+
+        try:
+            return ARCHITECTURES[name](n_out, **c.architecture_args)
+        except TypeError as exc:
+            raise ConfigError(f"model card {card.file.name}: field 'architecture_args': {exc}") from None
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError(
+            f"model card {card.file.name}: architecture {arch!r} needs timm, which is not installed "
+            f"(pip install timm); built-in architectures: {', '.join(BUILTIN_ARCHITECTURES)}") from None
+    try:
+        return timm.create_model(name, pretrained=False, num_classes=n_out, **c.architecture_args)
+    except Exception as exc:  # RuntimeError: unknown model, TypeError: bad kwargs
+        raise ConfigError(f"model card {card.file.name}: timm cannot build {name!r} ({exc})") from None
+
+
+class HostNormalizer:
+    """The card's normalisation done on the host, one patch at a time, into planar float32.
+
+    ``prepare(tile, out)`` writes ``(tile / 255 - mean) / std`` of a uint8 (P, P, 3) tile into a
+    float32 (3, P, P) slice. Per patch and per channel this stays in cache and costs a fraction of
+    a batched tensor op; the runtime's reader threads call it, off the model's thread.
+    """
+
+    def _init_host(self, card: Card) -> None:
+        c = card.card
+        std = np.asarray(c.std, np.float32)
+        self._host_scale = (1.0 / (255.0 * std)).astype(np.float32)
+        self._host_shift = (-np.asarray(c.mean, np.float32) / std).astype(np.float32)
+
+    def prepare(self, tile: np.ndarray, out: np.ndarray) -> None:
+        for ch in range(3):
+            np.multiply(tile[..., ch], self._host_scale[ch], out=out[ch])
+            out[ch] += self._host_shift[ch]
+
+    def prepared(self, batch: np.ndarray) -> np.ndarray:
+        """A whole uint8 (N, P, P, 3) batch prepared (N, 3, P, P)."""
+        out = np.empty((batch.shape[0], 3, batch.shape[1], batch.shape[2]), np.float32)
+        for i in range(batch.shape[0]):
+            self.prepare(batch[i], out[i])
+        return out
+
+
+class TorchRunner(HostNormalizer):
+    """A torch module on one device.
+
+    Takes uint8 patches (N, P, P, 3) (normalised on the device: one multiply-add) or, from the
+    runtime's CPU path, float32 (N, 3, P, P) already normalised by :meth:`prepare`.
+    """
+
+    def __init__(self, module: Any, card: Card, device: str, *, autocast: bool | None = None,
+                 channels_last: bool = True) -> None:
+        import torch
+
+        self.card = card
+        self.device = device
+        self.module = module
+        self.channels_last = channels_last
+        self.autocast = device.startswith("cuda") if autocast is None else autocast
+        if self.autocast and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+            self.autocast = False
+        c = card.card
+        std = torch.tensor(c.std, dtype=torch.float32)
+        mean = torch.tensor(c.mean, dtype=torch.float32)
+        self._scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(device)
+        self._shift = (-mean / std).view(1, 3, 1, 1).to(device)
+        self._init_host(card)
+        self.host_prepare = device == "cpu"  # the runtime hands over prepared float batches
+
+    def __call__(self, batch: Any) -> np.ndarray:
+        import torch
+
+        x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
+        with torch.inference_mode():
+            if x.dtype == torch.float32 and x.ndim == 4 and x.shape[1] == 3:  # prepared (N, 3, P, P)
+                x = x.to(self.device, non_blocking=True)
+            elif x.ndim == 4 and x.shape[-1] == 3:
+                x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # channels-last strides
+                x = x.float() * self._scale + self._shift
+            else:
+                raise ValueError(f"expected uint8 patches (N, H, W, 3), got shape {tuple(x.shape)}")
+            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+            if self.autocast:
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                    y = self.module(x)
+            else:
+                y = self.module(x)
+            y = _first(y)
+            y = y.float().reshape(y.shape[0], -1)
+            return y.cpu().numpy()
+
+
+def _load_torch(card: Card, device: str, **kw: Any) -> TorchRunner:
+    import torch
+
+    path = card.check_weights()
+    c = card.card
+    if c.format == "torchscript":
+        try:
+            module = torch.jit.load(str(path), map_location=device)
+        except Exception as exc:
+            raise ConfigError(f"model card {card.file.name}: {path.name} is not a TorchScript file "
+                              f"({_first_line(exc)}); save it with torch.jit.save(torch.jit.script(m)) "
+                              "or torch.jit.trace, or use format 'state_dict'") from None
+    else:
+        module = build_architecture(card)
+        if _is_torchscript_archive(path):
+            raise ConfigError(f"model card {card.file.name}: {path.name} is a TorchScript file, not a "
+                              "state_dict; set format: torchscript")
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ConfigError(f"model card {card.file.name}: cannot read {path.name} as a state_dict "
+                              f"with weights_only=True ({_first_line(exc)})") from None
+        state = _unwrap_state_dict(obj, card)
+        missing, unexpected = _key_mismatch(module, state)
+        if missing or unexpected:
+            detail = []
+            if missing:
+                detail.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
+            if unexpected:
+                detail.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
+            raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
+                              f"architecture {c.architecture!r}: {'; '.join(detail)} parameter names")
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:  # shape mismatches
+            msg = " ".join(str(exc).split())
+            raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
+                              f"architecture {c.architecture!r} ({msg[:300]})") from None
+        module = module.to(device)
+    module.eval()
+    optimize = kw.pop("optimize", None)
+    if device == "cpu" and optimize is not False and kw.get("channels_last", True):
+        module, kw["channels_last"] = optimize_for_cpu(module, c.patch_size)
+        return TorchRunner(module, card, device, **kw)
+    if kw.get("channels_last", True):
+        try:
+            module = module.to(memory_format=torch.channels_last)
+        except Exception:  # noqa: BLE001 - some scripted modules refuse; NCHW still works
+            kw["channels_last"] = False
+    return TorchRunner(module, card, device, **kw)
+
+
+def _first(y: Any) -> Any:
+    if isinstance(y, (tuple, list)):
+        return y[0]
+    if isinstance(y, dict):
+        return next(iter(y.values()))
+    return y
+
+
+def optimize_for_cpu(module: Any, patch_size: int) -> tuple[Any, bool]:
+    """The fastest CPU form of ``module`` and whether it wants channels-last input.
+
+    Candidates: the module in channels-last; its frozen TorchScript graph (batch norms folded into
+    convolutions) in channels-last; that graph optimised for inference (oneDNN) on NCHW. A
+    candidate that cannot be built or whose outputs differ from the module's is dropped; the rest
+    are timed on one batch (interleaved, best of a few) and the fastest wins.
+    """
+    import torch
+
+    size = min(int(patch_size), 512)
+    x = torch.rand(3, 3, size, size)  # another batch size than the trace's
+    candidates: list[tuple[str, Any, bool]] = []
+    with torch.inference_mode(False), torch.no_grad():
+        want = _first(module(x)).float()
+        try:
+            if isinstance(module, torch.jit.ScriptModule):
+                graph = module
+            else:
+                try:
+                    graph = torch.jit.script(module)
+                except Exception:  # noqa: BLE001 - many modules are not scriptable; tracing works for CNNs
+                    graph = torch.jit.trace(module, torch.rand(2, 3, size, size), check_trace=False)
+            candidates.append(("frozen", torch.jit.freeze(graph.eval()), True))
+            candidates.append(("optimized", torch.jit.optimize_for_inference(torch.jit.freeze(graph.eval())),
+                               False))
+        except Exception:  # noqa: BLE001 - optimisation is best effort
+            pass
+        try:
+            module = module.to(memory_format=torch.channels_last)
+            candidates.insert(0, ("eager", module, True))
+        except Exception:  # noqa: BLE001
+            candidates.insert(0, ("eager", module, False))
+        checked = []
+        for name, m, cl in candidates:
+            try:
+                got = _first(m(x.contiguous(memory_format=torch.channels_last) if cl else x))
+                if isinstance(got, torch.Tensor) and got.shape == want.shape and torch.allclose(
+                        got.float(), want, rtol=1e-3, atol=1e-3):
+                    checked.append((name, m, cl))
+            except Exception:  # noqa: BLE001
+                continue
+        if len(checked) <= 1:
+            return (checked or candidates)[0][1:]  # type: ignore[return-value]
+        with torch.inference_mode():
+            batch = torch.rand(16, 3, size, size)  # NCHW, as the runtime's readers prepare it
+            best = [float("inf")] * len(checked)
+            for rep in range(4):
+                for i, (_, m, cl) in enumerate(checked):
+                    t0 = time.perf_counter()
+                    m(batch.contiguous(memory_format=torch.channels_last) if cl else batch)
+                    if rep:  # the first call of each is a warm-up
+                        best[i] = min(best[i], time.perf_counter() - t0)
+                if rep and max(best) > 0.25:  # a big model: one timed call each is enough
+                    break
+    i = min(range(len(checked)), key=best.__getitem__)
+    return checked[i][1], checked[i][2]
+
+
+def _is_torchscript_archive(path: Any) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _key_mismatch(module: Any, state: dict[str, Any]) -> tuple[list[str], list[str]]:
+    expected = set(module.state_dict())
+    given = set(state)
+    skip = ("num_batches_tracked",)
+    missing = sorted(k for k in expected - given if not k.endswith(skip))
+    unexpected = sorted(k for k in given - expected if not k.endswith(skip))
+    return missing, unexpected
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX
+# ---------------------------------------------------------------------------------------------
+class OnnxRunner(HostNormalizer):
+    """An onnxruntime session on NCHW float32 input, normalised on the host."""
+
+    host_prepare = True
+
+    def __init__(self, session: Any, card: Card, device: str) -> None:
+        self.session = session
+        self.card = card
+        self.device = device
+        self.input_name = session.get_inputs()[0].name
+        self._init_host(card)
+
+    def __call__(self, batch: Any) -> np.ndarray:
+        arr = np.asarray(batch.numpy() if hasattr(batch, "numpy") and not isinstance(batch, np.ndarray) else batch)
+        x = arr if arr.dtype == np.float32 and arr.shape[1] == 3 else self.prepared(arr)
+        y = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        return np.asarray(y, np.float32).reshape(y.shape[0], -1)
+
+
+def _load_onnx(card: Card, device: str) -> OnnxRunner:
+    path = card.check_weights()
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError(f"model card {card.file.name}: format 'onnx' needs onnxruntime, which is not "
+                          "installed (pip install onnxruntime, or onnxruntime-gpu)") from None
+    available = ort.get_available_providers()
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda") and "CUDAExecutionProvider" in available:
+        providers.insert(0, "CUDAExecutionProvider")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:
+        raise ConfigError(f"model card {card.file.name}: onnxruntime cannot load {path.name} "
+                          f"({_first_line(exc)})") from None
+    used = "cuda" if "CUDAExecutionProvider" in session.get_providers() else "cpu"
+    return OnnxRunner(session, card, used)
+
+
+# ---------------------------------------------------------------------------------------------
+# entry points
+# ---------------------------------------------------------------------------------------------
+def load_runner(card: Card, device: str = "cpu", **kw: Any) -> Runner:
+    """Load the card's checkpoint on ``device`` (a fresh instance; see :class:`ModelPool`)."""
+    if card.card.format == "onnx":
+        return _load_onnx(card, device)
+    return _load_torch(card, device, **kw)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What :func:`check_model` found."""
+
+    output_width: int
+    load_s: float
+    forward_s: float
+
+
+def check_model(card: Card, device: str = "cpu", runner: Runner | None = None) -> CheckReport:
+    """Load once and run two blank patches; ``ConfigError`` when the output does not fit the card."""
+    t0 = time.perf_counter()
+    runner = runner or load_runner(card, device)
+    t1 = time.perf_counter()
+    c = card.card
+    blank = np.full((2, c.patch_size, c.patch_size, 3), 230, np.uint8)
+    try:
+        y = runner(blank)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"model card {card.file.name}: the model fails on a batch of "
+                          f"{c.patch_size}×{c.patch_size} RGB patches ({_first_line(exc)}); check "
+                          "'patch_size' and that the model takes (N, 3, H, W) input") from None
+    t2 = time.perf_counter()
+    if y.ndim != 2 or y.shape[0] != 2:
+        raise ConfigError(f"model card {card.file.name}: the model returned shape {tuple(y.shape)} for "
+                          "2 patches; it must return one row of values per patch")
+    k = int(y.shape[1])
+    if c.output == "embedding":
+        if c.embedding_dim is not None and k != c.embedding_dim:
+            raise ConfigError(f"model card {card.file.name}: the model outputs {k} values per patch but "
+                              f"field 'embedding_dim' says {c.embedding_dim}")
+    elif k != len(c.labels):
+        raise ConfigError(f"model card {card.file.name}: the model outputs {k} values per patch but the "
+                          f"card lists {len(c.labels)} labels ({', '.join(c.labels)}); fix field 'labels'")
+    if not np.all(np.isfinite(y)):
+        raise ConfigError(f"model card {card.file.name}: the model returned NaN or infinite values on "
+                          "blank patches")
+    return CheckReport(k, t1 - t0, t2 - t1)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+__all__ = [
+    "BUILTIN_ARCHITECTURES",
+    "CheckReport",
+    "OnnxRunner",
+    "Runner",
+    "TorchRunner",
+    "build_architecture",
+    "check_model",
+    "optimize_for_cpu",
+    "device_kind",
+    "load_runner",
+    "resolve_device",
+]
