@@ -36,7 +36,7 @@ class ToolContext:
         jpeg_quality: JPEG quality used when images are encoded for the model.
         run_dir: the run directory, if any (tools may write artefacts under it).
         sample_id: the sample's id.
-        device: torch device string for model-backed tools ("cpu", "cuda:0").
+        device: torch device for model-backed tools ("auto", "cpu", "cuda:0").
         limiter: an ``anyio.CapacityLimiter`` bounding worker threads for blocking tools (None:
             anyio's default).
         limiters: named limiters (e.g. ``"gpu"``); a tool whose ``limiter`` attribute names one
@@ -54,7 +54,7 @@ class ToolContext:
     jpeg_quality: int = 90
     run_dir: Path | None = None
     sample_id: str = ""
-    device: str = "cpu"
+    device: str = "auto"  # the expert runtime resolves it: CUDA when present, else CPU
     limiter: Any = None
     limiters: dict[str, Any] = field(default_factory=dict)
     cancel_event: threading.Event = field(default_factory=threading.Event)
