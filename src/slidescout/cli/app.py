@@ -21,5 +21,5 @@ app.add_typer(tools_app, name="tools")
 app.add_typer(experts_app, name="experts")
 app.add_typer(kb_app, name="kb")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long lines (paths) are not broken: output stays greppable
+err_console = Console(stderr=True, soft_wrap=True)
