@@ -82,7 +82,7 @@ def overhead(slide: Path, steps: int) -> list[float]:
             events = tr.events
             # step wall time: from one model call's end to the next call's end, minus the next call's latency
             calls = [e for e in events if e.kind == "model_call"]
-            for a, b in zip(calls, calls[1:]):
+            for a, b in zip(calls, calls[1:], strict=False):
                 wall = (b.timestamp - a.timestamp).total_seconds()
                 per_step.append(wall - b.duration_s)
     return per_step

@@ -32,7 +32,7 @@ def answer_key(text: str) -> str:
     return lines[-1].lower() if lines else ""
 
 
-async def run_thumbnail(agent: "Agent", env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: Any) -> Trace:
+async def run_thumbnail(agent: Agent, env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: Any) -> Trace:
     """One call: the slide's thumbnail, or, for an image set, every image in one message."""
     side = agent.preset.overview_side or 1024
     if getattr(env, "kind", "slide") == "imageset":
@@ -78,7 +78,7 @@ def sample_tissue_boxes(env: Any, n: int, size: int, seed: int | None) -> list[t
     return boxes
 
 
-async def run_patches(agent: "Agent", env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: Any) -> Trace:
+async def run_patches(agent: Agent, env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: Any) -> Trace:
     size = agent.preset.patch_size
     n = min(agent.preset.n_patches, agent.max_steps)
     boxes = sample_tissue_boxes(env, n, size, agent.seed)

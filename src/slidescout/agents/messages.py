@@ -7,7 +7,7 @@ and is never serialized.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +23,7 @@ class Usage(BaseModel):
     cached_input_tokens: int = 0
     cost_usd: float | None = 0.0
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
@@ -90,12 +90,12 @@ class ToolResultPart(BaseModel):
     kind: Literal["tool_result"] = "tool_result"
     tool_call_id: str
     name: str
-    content: list[Annotated[Union[TextPart, ImagePart], Field(discriminator="kind")]] = Field(default_factory=list)
+    content: list[Annotated[TextPart | ImagePart, Field(discriminator="kind")]] = Field(default_factory=list)
     is_error: bool = False
 
 
-UserPart = Annotated[Union[TextPart, ImagePart], Field(discriminator="kind")]
-AssistantPart = Annotated[Union[TextPart, ReasoningPart, ToolCallPart], Field(discriminator="kind")]
+UserPart = Annotated[TextPart | ImagePart, Field(discriminator="kind")]
+AssistantPart = Annotated[TextPart | ReasoningPart | ToolCallPart, Field(discriminator="kind")]
 
 
 class SystemMessage(BaseModel):
@@ -133,7 +133,7 @@ class ToolMessage(BaseModel):
     results: list[ToolResultPart]
 
 
-Message = Annotated[Union[SystemMessage, UserMessage, AssistantMessage, ToolMessage], Field(discriminator="role")]
+Message = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")]
 
 
 class ToolSpec(BaseModel):

@@ -32,7 +32,7 @@ class Preset:
     def max_side_for(self, provider: str) -> int:
         return self.max_side_by_provider.get(provider, self.max_side_by_provider["default"])
 
-    def with_overrides(self, **kw: object) -> "Preset":
+    def with_overrides(self, **kw: object) -> Preset:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})  # type: ignore[arg-type]
 
 

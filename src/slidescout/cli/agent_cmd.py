@@ -6,7 +6,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -44,18 +43,18 @@ def _print_result(res, as_json: bool, truth: str | None = None) -> None:
 def ask(
     slide: Path = typer.Argument(..., help="A whole-slide image (SVS, NDPI, MRXS, TIFF...) or a PNG/JPEG."),
     question: str = typer.Argument(..., help="The question to answer."),
-    option: Optional[list[str]] = typer.Option(None, "--option", help="An answer option (repeat for each)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="provider:model, e.g. openai:gpt-5, anthropic:claude-sonnet-4-5, expert, replay:TRACE. Default: by available key, else expert."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="An OpenAI- or Anthropic-compatible server (vLLM, Ollama, llama.cpp)."),
+    option: list[str] | None = typer.Option(None, "--option", help="An answer option (repeat for each)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="provider:model, e.g. openai:gpt-5, anthropic:claude-sonnet-4-5, expert, replay:TRACE. Default: by available key, else expert."),
+    base_url: str | None = typer.Option(None, "--base-url", help="An OpenAI- or Anthropic-compatible server (vLLM, Ollama, llama.cpp)."),
     api: str = typer.Option("auto", "--api", help="OpenAI API: auto, responses or chat."),
     preset: str = typer.Option("giant", "--preset", "-p", help="giant, vitar, thumbnail or patch."),
-    tools: Optional[str] = typer.Option(None, "--tools", help="Change the preset's tools: '+lookup,-pan' or a full list 'slide_zoom,measure'."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, max=200, help="Step budget (the last step is reserved for the answer)."),
-    max_side: Optional[int] = typer.Option(None, "--max-side", min=64, max=4096, help="Long side of every image (default 1000, 500 for Claude)."),
-    keep_images: Optional[int] = typer.Option(None, "--keep-images", min=0, help="Images kept in the context besides the overview (default: the preset's)."),
-    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", min=0.0, help="Stop when this many dollars are spent."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run directory (default under runs/)."),
+    tools: str | None = typer.Option(None, "--tools", help="Change the preset's tools: '+lookup,-pan' or a full list 'slide_zoom,measure'."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, max=200, help="Step budget (the last step is reserved for the answer)."),
+    max_side: int | None = typer.Option(None, "--max-side", min=64, max=4096, help="Long side of every image (default 1000, 500 for Claude)."),
+    keep_images: int | None = typer.Option(None, "--keep-images", min=0, help="Images kept in the context besides the overview (default: the preset's)."),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", min=0.0, help="Stop when this many dollars are spent."),
+    seed: int | None = typer.Option(None, "--seed"),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Run directory (default under runs/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer and the run directory as one JSON object."),
 ) -> None:
     """Ask a question about a slide; prints the answer, a rationale and where the trace went."""

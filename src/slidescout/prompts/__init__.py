@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from string import Template
 
 from slidescout.errors import ConfigError
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> str:
     """The text of ``prompts/<name>.md``."""
     try:

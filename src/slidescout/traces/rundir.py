@@ -109,7 +109,7 @@ class RunDir:
     # -- creation ------------------------------------------------------------
     @classmethod
     def create(cls, path: Path | str, config: dict[str, Any], prompt_hashes: dict[str, str] | None = None,
-               *, resume: bool = False) -> "RunDir":
+               *, resume: bool = False) -> RunDir:
         """Make (or, with ``resume``, reopen) a run directory and write its manifest."""
         path = Path(path)
         manifest_path = path / "manifest.json"
@@ -132,7 +132,7 @@ class RunDir:
         return run
 
     @classmethod
-    def open(cls, path: Path | str) -> "RunDir":
+    def open(cls, path: Path | str) -> RunDir:
         path = Path(path)
         if not path.is_dir():
             raise SlidescoutError(f"{path} is not a run directory (no such folder)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -113,7 +113,7 @@ class NoteEvent(EventBase):
 
 
 Event = Annotated[
-    Union[ModelCallEvent, ToolEvent, ImageEvent, ErrorEvent, AnswerEvent, NoteEvent],
+    ModelCallEvent | ToolEvent | ImageEvent | ErrorEvent | AnswerEvent | NoteEvent,
     Field(discriminator="kind"),
 ]
 
@@ -186,7 +186,7 @@ class Trace(BaseModel):
         return self.model_dump_json(indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "Trace":
+    def from_json(cls, text: str) -> Trace:
         return cls.model_validate_json(text)
 
     @classmethod
