@@ -53,19 +53,19 @@ def border_width(width: int, height: int) -> int:
 def draw_guides(image: np.ndarray, box: Box) -> np.ndarray:
     """A copy of ``image`` (H, W, 3 uint8 showing level-0 ``box``) with guides drawn on it."""
     h, w = image.shape[:2]
-    base = Image.fromarray(np.ascontiguousarray(image), "RGB").convert("RGBA")
-    overlay = Image.new("RGBA", (w, h), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
+    out = np.array(image[..., :3], dtype=np.uint8, copy=True)
     xs_px, ys_px = guide_positions(w), guide_positions(h)
+    # 1-px lines alpha-blended in place (numpy: a full RGBA composite costs ~10x more)
+    alpha = LINE_RGBA[3] / 255.0
+    colour = np.array(LINE_RGBA[:3], dtype=np.float32) * alpha
     for px in xs_px:
-        draw.line([(px, 0), (px, h - 1)], fill=LINE_RGBA, width=1)
+        out[:, px] = (out[:, px] * (1 - alpha) + colour).astype(np.uint8)
     for py in ys_px:
-        draw.line([(0, py), (w - 1, py)], fill=LINE_RGBA, width=1)
-    img = Image.alpha_composite(base, overlay).convert("RGB")
-
-    draw = ImageDraw.Draw(img)
+        out[py, :] = (out[py, :] * (1 - alpha) + colour).astype(np.uint8)
     bw = border_width(w, h)
-    draw.rectangle([(0, 0), (w - 1, h - 1)], outline=BORDER_RGB, width=bw)
+    out[:bw], out[-bw:], out[:, :bw], out[:, -bw:] = BORDER_RGB, BORDER_RGB, BORDER_RGB, BORDER_RGB
+    img = Image.fromarray(out, "RGB")
+    draw = ImageDraw.Draw(img)
 
     size = font_size(w, h)
     font = _font(size)
