@@ -1,0 +1,349 @@
+"""Slide-reading benchmark: slidescout's engine vs GIANT's way vs the JPEG decode floor.
+
+    python3 benchmarks/bench_slides.py [--slide PATH] [--boxes 40] [--seed 0]
+
+Makes (once, cached in /tmp/slidescout-bench/) a 100,000 x 80,000 px tiled JPEG pyramidal TIFF
+with a procedural tissue-like texture, then measures on the same random boxes (1k-50k px long
+side, output 1000 px): our ``Slide.read`` (uncached), GIANT's ``crop_to_image`` recipe
+(OpenSlide ``read_region`` + PIL LANCZOS, its level choice), and the floor of only decoding
+the JPEG tiles our view needs (raw tile bytes via tifffile, decoded by PIL/libjpeg-turbo).
+Also: a 1024 px thumbnail vs GIANT's overview, and 1 vs 2 threads throughput for views and for
+224 px patches. Prints medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH_DIR = Path(os.environ.get("SLIDESCOUT_BENCH_DIR", "/tmp/slidescout-bench"))
+WIDTH, HEIGHT = 100_000, 80_000
+
+
+# ------------------------------------------------------------------------------------------
+# the benchmark slide
+
+
+def make_bench_slide(path: Path, width: int = WIDTH, height: int = HEIGHT, seed: int = 0) -> Path:
+    """Procedural H&E-like tiled JPEG TIFF (256 px tiles, 2x pyramid, mpp 0.25)."""
+    import pyvips
+
+    rng = np.random.default_rng(seed)
+    # a 4093 px texture tile (not a multiple of the 256 px JPEG tile, so tiles differ)
+    t, pad = 4093, 32
+    n = t + 2 * pad
+    field = pyvips.Image.new_from_array(rng.normal(0, 1, (n // 8 + 1, n // 8 + 1)).astype(np.float32))
+    field = field.resize(8, kernel="cubic").crop(0, 0, n, n).gaussblur(3)
+    fine = pyvips.Image.new_from_array(rng.normal(0, 1, (n, n)).astype(np.float32)).gaussblur(1.2)
+    nuclei = (pyvips.Image.new_from_array(rng.random((n // 6 + 1, n // 6 + 1)).astype(np.float32))
+              .resize(6, kernel="cubic").crop(0, 0, n, n))
+    stain = field * 0.6 + fine * 0.5
+    pink = [232.0, 160.0, 196.0]
+    purple = [95.0, 55.0, 140.0]
+    nmask = (nuclei > 0.86).cast("float").gaussblur(1.0) / 255.0
+    base = (stain * 18).bandjoin([stain * 26, stain * 14]) + pink
+    tex = (base * (1 - nmask) + nmask * purple).crop(pad, pad, t, t)
+    tex = tex.cast("uchar").copy(interpretation="srgb").copy_memory()
+    tiled = tex.replicate(width // t + 1, height // t + 1).crop(0, 0, width, height)
+    # tissue islands on a white background
+    low = pyvips.Image.new_from_array(rng.normal(0, 1, (height // 2000 + 2, width // 2000 + 2)).astype(np.float32))
+    mask = low.resize(2000, kernel="cubic").crop(0, 0, width, height)
+    mask = ((mask + 0.3) * 255 * 3).cast("uchar")  # soft edges, ~60% tissue
+    white = pyvips.Image.black(width, height, bands=3) + 244
+    slide = mask.ifthenelse(tiled, white.cast("uchar"), blend=True).copy(interpretation="srgb")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.tif")
+    slide.tiffsave(str(tmp), tile=True, tile_width=256, tile_height=256, pyramid=True,
+                   compression="jpeg", Q=80, bigtiff=True, xres=4000.0, yres=4000.0, resunit="cm")
+    tmp.rename(path)
+    return path
+
+
+def bench_slide() -> Path:
+    path = BENCH_DIR / f"bench_{WIDTH}x{HEIGHT}.tif"
+    if not path.exists():
+        t0 = time.perf_counter()
+        print(f"making {path} ...", flush=True)
+        make_bench_slide(path)
+        print(f"  done in {time.perf_counter() - t0:.0f} s, {path.stat().st_size / 1e9:.2f} GB", flush=True)
+    return path
+
+
+# ------------------------------------------------------------------------------------------
+# the three ways of making a view
+
+
+def random_boxes(n: int, seed: int, width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Boxes with a log-uniform long side of 1k..50k px, aspect 0.6..1, anywhere on the slide."""
+    rng = np.random.default_rng(seed)
+    boxes = []
+    for _ in range(n):
+        long_side = int(math.exp(rng.uniform(math.log(1000), math.log(50_000))))
+        short = int(long_side * rng.uniform(0.6, 1.0))
+        w, h = (long_side, short) if rng.random() < 0.5 else (short, long_side)
+        boxes.append((int(rng.integers(0, width - w)), int(rng.integers(0, height - h)), w, h))
+    return boxes
+
+
+class GiantWay:
+    """GIANT's crop_to_image recipe (reimplemented from its description in DESIGN.md):
+    ds = long/target; level = best_level_for_downsample(max(1, 0.85 ds)), one level finer if the
+    read would be smaller than the target; OpenSlide read_region at the box origin; LANCZOS down."""
+
+    def __init__(self, path: Path) -> None:
+        import openslide
+
+        self.osr = openslide.OpenSlide(str(path))
+
+    def view(self, x: int, y: int, w: int, h: int, target: int = 1000):
+        from PIL import Image
+
+        osr = self.osr
+        ds = max(w, h) / target
+        level = osr.get_best_level_for_downsample(max(1.0, ds * 0.85))
+        down = osr.level_downsamples[level]
+        rw, rh = max(1, round(w / down)), max(1, round(h / down))
+        if max(rw, rh) < target and level > 0:
+            level -= 1
+            down = osr.level_downsamples[level]
+            rw, rh = max(1, round(w / down)), max(1, round(h / down))
+        img = osr.read_region((x, y), level, (rw, rh)).convert("RGB")
+        if max(img.size) > target:
+            scale = target / max(img.size)
+            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                             Image.Resampling.LANCZOS)
+        return img
+
+
+class DecodeFloor:
+    """Only decode the JPEG tiles a view needs: raw tile bytes (tifffile's offsets, os.pread),
+    JPEGTables spliced in, decoded by PIL (libjpeg-turbo) in one thread. No resampling."""
+
+    def __init__(self, path: Path) -> None:
+        import tifffile
+
+        self.fd = os.open(path, os.O_RDONLY)
+        self.pages = []
+        with tifffile.TiffFile(path) as tif:
+            for page in tif.pages:
+                self.pages.append(dict(
+                    offsets=np.asarray(page.dataoffsets), counts=np.asarray(page.databytecounts),
+                    tw=page.tilewidth, th=page.tilelength, cols=math.ceil(page.imagewidth / page.tilewidth),
+                    tables=bytes(page.jpegtables or b""),
+                ))
+
+    def decode_region(self, page: int, x0: float, y0: float, x1: float, y1: float) -> int:
+        import io
+
+        from PIL import Image
+
+        p = self.pages[page]
+        tw, th, cols = p["tw"], p["th"], p["cols"]
+        head = p["tables"][:-2]  # tables stream without its EOI
+        n = 0
+        for ty in range(int(y0) // th, (math.ceil(y1) - 1) // th + 1):
+            for tx in range(int(x0) // tw, (math.ceil(x1) - 1) // tw + 1):
+                i = ty * cols + tx
+                data = os.pread(self.fd, int(p["counts"][i]), int(p["offsets"][i]))
+                stream = head + data[2:] if head else data
+                with Image.open(io.BytesIO(stream)) as im:
+                    im.load()
+                n += 1
+        return n
+
+
+# ------------------------------------------------------------------------------------------
+# measuring
+
+
+def timed(f) -> tuple[float, float]:
+    """(wall ms, CPU ms of this process) for one call."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    f()
+    return (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
+
+
+def med(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def throughput(fn, items: list, threads: int, batches: bool = False) -> float:
+    """Items per second with ``threads`` worker threads taking items one by one, or (``batches``)
+    each working through its own contiguous share, as the expert runtime's reader threads do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t0 = time.perf_counter()
+    if threads == 1:
+        for it in items:
+            fn(it)
+    elif batches:
+        k = -(-len(items) // threads)
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda part: [fn(it) for it in part], [items[i : i + k] for i in range(0, len(items), k)]))
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(fn, items))
+    return len(items) / (time.perf_counter() - t0)
+
+
+def run(path: Path, n_boxes: int, seed: int, out_side: int = 1000) -> dict:
+    import pyvips
+
+    from slidescout.slides import Slide, clear_cache
+    from slidescout.slides.backend_vips import realize
+    from slidescout.slides.render import fit_output, plan_region
+    from slidescout.slides.types import Box
+
+    pyvips.cache_set_max(0)  # no libvips operation cache: every view is computed
+    slide = Slide.open(path)
+    slide_1core = Slide.open(path)  # own level images: no decoded tiles shared with `slide`
+    giant = GiantWay(path)
+    floor = DecodeFloor(path)
+    width, height = slide.dimensions
+    boxes = random_boxes(n_boxes, seed, width, height)
+
+    def ours(b, s=slide, mode="adaptive"):
+        realize.mode = mode
+        clear_cache()  # measure rendering, not the view cache
+        return s.read(b, out_side)
+
+    def floor_for(b):
+        box = Box(*b)
+        region = plan_region(slide._b, box, *fit_output(box, out_side))
+        page = slide._b.pages[region.level]
+        return floor.decode_region(page, region.x, region.y, region.x + region.w, region.y + region.h)
+
+    for b in random_boxes(3, seed + 99, width, height):  # warm up: page loads, file cache
+        ours(b), ours(b, slide_1core, "serial"), giant.view(*b, target=out_side), floor_for(b)
+
+    methods = {
+        "ours": lambda b: ours(b),
+        "ours_1core": lambda b: ours(b, slide_1core, "serial"),
+        "giant": lambda b: giant.view(*b, target=out_side),
+        "floor": floor_for,
+    }
+    res: dict = {f"{k}_{u}": [] for k in methods for u in ("wall", "cpu")}
+    names = list(methods)
+    for i, b in enumerate(boxes):  # rotate the order, so background load hits all alike
+        for name in names[i % 4 :] + names[: i % 4]:
+            wall, cpu = timed(lambda name=name, b=b: methods[name](b))
+            res[f"{name}_wall"].append(wall)
+            res[f"{name}_cpu"].append(cpu)
+    realize.mode = "adaptive"
+    res["ratio_giant"] = [g / o for g, o in zip(res["giant_wall"], res["ours_wall"], strict=True)]
+    res["ratio_giant_cpu"] = [g / o for g, o in zip(res["giant_cpu"], res["ours_1core_cpu"], strict=True)]
+    res["ratio_floor"] = [o / f for o, f in zip(res["ours_wall"], res["floor_wall"], strict=True)]
+    res["ratio_floor_cpu"] = [o / f for o, f in zip(res["ours_1core_cpu"], res["floor_cpu"], strict=True)]
+
+    # thumbnail vs GIANT's overview (the same crop function on the whole slide)
+    thumbs = {
+        "thumb": lambda: (clear_cache(), slide.thumbnail(1024)),
+        "thumb_1core": lambda: (setattr(realize, "mode", "serial"), clear_cache(), slide_1core.thumbnail(1024),
+                                setattr(realize, "mode", "adaptive")),
+        "over": lambda: giant.view(0, 0, width, height, target=1024),
+        "thumb_open": lambda: (clear_cache(), Slide.open(path).thumbnail(1024)),
+        "over_open": lambda: GiantWay(path).view(0, 0, width, height, target=1024),
+    }
+    for key in thumbs:
+        res[key + "_wall"], res[key + "_cpu"] = [], []
+    for _ in range(9):
+        for key, fn in thumbs.items():
+            wall, cpu = timed(fn)
+            res[key + "_wall"].append(wall)
+            res[key + "_cpu"].append(cpu)
+
+    # 1 vs 2 threads: views (adaptive, and one core per view), 224 px patches at level 1.
+    # Best of 3 alternating rounds (fresh boxes and areas each time): the machine is shared,
+    # and a transient load elsewhere only ever lowers a throughput.
+    realize.mode = "adaptive"
+    lw, lh = slide.level_dimensions[1]
+    reader = slide.patch_reader(1)
+    ds1 = slide.level_downsamples[1]
+
+    def patch(c):
+        return reader.fetch(c[0], c[1], 224, 224)
+
+    def os_patch(c):
+        return giant.osr.read_region((int(c[0] * ds1), int(c[1] * ds1)), 1, (224, 224))
+
+    def grid(x0: int, y0: int, n: int = 28) -> list[tuple[int, int]]:
+        return [(x0 + x, y0 + y) for y in range(0, 224 * n, 224) for x in range(0, 224 * n, 224)]
+
+    rng = np.random.default_rng(seed + 2)
+    for key in ("views{}_adaptive", "views{}_serial", "grid{}", "rand{}", "os_grid{}"):
+        for t in (1, 2):
+            res[key.format(t)] = 0.0
+    for rnd in range(3):
+        for t in (1, 2):
+            for k, mode in enumerate(("adaptive", "serial")):
+                # boxes never seen before: libvips keeps decoded tiles of recent reads
+                tp_boxes = random_boxes(n_boxes, seed + 100 * rnd + 10 * t + k + 1, width, height)
+                rate = throughput(lambda b, m=mode: ours(b, slide, m), tp_boxes, t)
+                res[f"views{t}_{mode}"] = max(res[f"views{t}_{mode}"], rate)
+            y0 = 1_000 + 7_000 * (2 * rnd + t - 1)
+            res[f"grid{t}"] = max(res[f"grid{t}"], throughput(patch, grid(1_000, y0), t, batches=True))
+            res[f"os_grid{t}"] = max(res[f"os_grid{t}"], throughput(os_patch, grid(25_000, y0), t, batches=True))
+            rand = [(int(rng.integers(0, lw - 224)), int(rng.integers(0, lh - 224))) for _ in range(500)]
+            res[f"rand{t}"] = max(res[f"rand{t}"], throughput(patch, rand, t))
+    realize.mode = "adaptive"
+    return res
+
+
+def report(res: dict, n_boxes: int) -> str:
+    def row(label: str, key: str) -> str:
+        return f"  {label:34s} {med(res[key + '_wall']):8.1f} {med(res[key + '_cpu']):8.1f}"
+
+    lines = [
+        f"views: {n_boxes} random boxes, 1k-50k px long side, output 1000 px; median ms",
+        f"  {'':34s} {'wall':>8s} {'CPU':>8s}",
+        row("slidescout Slide.read (default)", "ours"),
+        row("slidescout, one core per view", "ours_1core"),
+        row("GIANT way (OpenSlide + PIL)", "giant"),
+        row("decode floor (tiles only, 1 thr)", "floor"),
+        f"  GIANT / ours, per box (median):   wall {med(res['ratio_giant']):.1f}x, "
+        f"CPU (one core each) {med(res['ratio_giant_cpu']):.1f}x",
+        f"  ours / floor, per box (median):   wall {med(res['ratio_floor']):.2f}, "
+        f"CPU (one core each) {med(res['ratio_floor_cpu']):.2f}",
+        "thumbnail 1024 px vs GIANT's overview (the same crop on the whole slide); median ms",
+        f"  {'':34s} {'wall':>8s} {'CPU':>8s}",
+        row("slidescout thumbnail (default)", "thumb"),
+        row("slidescout, one core", "thumb_1core"),
+        row("GIANT overview", "over"),
+        row("slidescout open + thumbnail", "thumb_open"),
+        row("GIANT open + overview", "over_open"),
+        f"  GIANT / ours: wall {med(res['over_wall']) / med(res['thumb_wall']):.1f}x, "
+        f"CPU (one core each) {med(res['over_cpu']) / med(res['thumb_1core_cpu']):.1f}x; "
+        f"with opening: wall {med(res['over_open_wall']) / med(res['thumb_open_wall']):.1f}x",
+        "throughput, 1 thread -> 2 threads:",
+    ]
+    for key, what in (("views{}_adaptive", "views/s, default (all cores when alone)"),
+                      ("views{}_serial", "views/s, one core per view"),
+                      ("grid{}", "224 px patches/s, level 1, grid, batches"),
+                      ("rand{}", "224 px patches/s, level 1, random"),
+                      ("os_grid{}", "  same grid with OpenSlide read_region")):
+        a, b = res[key.format(1)], res[key.format(2)]
+        lines.append(f"  {what:42s} {a:7.1f} -> {b:7.1f}  ({b / a:.2f}x)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--slide", type=Path, default=None, help="slide to use (default: the generated one)")
+    ap.add_argument("--boxes", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    path = args.slide or bench_slide()
+    print(f"slide: {path} ({path.stat().st_size / 1e9:.2f} GB), cores: {os.cpu_count()}, "
+          f"load avg before: {os.getloadavg()[0]:.2f}", flush=True)
+    res = run(path, args.boxes, args.seed)
+    print(report(res, args.boxes))
+    print(f"load avg after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
