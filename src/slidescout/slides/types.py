@@ -28,7 +28,7 @@ class Box:
     h: int
 
     @classmethod
-    def of(cls, value: "Box | tuple | list | str") -> "Box":
+    def of(cls, value: Box | tuple | list | str) -> Box:
         """Parse a Box from a Box, a 4-sequence, or a string ``"x,y,w,h"``.
 
         Raises ``ValueError`` with a readable message on anything else (callers turn it into a
@@ -70,7 +70,7 @@ class Box:
     def as_tuple(self) -> tuple[int, int, int, int]:
         return (self.x, self.y, self.w, self.h)
 
-    def intersect(self, other: "Box") -> "Box | None":
+    def intersect(self, other: Box) -> Box | None:
         x1, y1 = max(self.x, other.x), max(self.y, other.y)
         x2, y2 = min(self.x2, other.x2), min(self.y2, other.y2)
         if x2 <= x1 or y2 <= y1:
