@@ -15,7 +15,7 @@ from slidescout.agents.messages import ModelRequest, SystemMessage, TextPart, Us
 from slidescout.agents.sample import AgentSample
 from slidescout.slides.tissue import tissue_mask
 from slidescout.traces.rundir import RunDir
-from slidescout.traces.schema import AnswerEvent, ImageEvent, NoteEvent, Trace
+from slidescout.traces.schema import AnswerEvent, ErrorEvent, ImageEvent, NoteEvent, Trace
 
 if TYPE_CHECKING:
     from slidescout.agents.loop import Agent
@@ -79,6 +79,10 @@ def sample_tissue_boxes(env: Any, n: int, size: int, seed: int | None) -> list[t
 
 
 async def run_patches(agent: Agent, env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: Any) -> Trace:
+    if getattr(env, "kind", "slide") != "slide":
+        trace.events.append(ErrorEvent(id=ids("e"), fatal=True, error_type="ConfigError",
+                                       message="the patch baseline needs a slide; use thumbnail for image sets"))
+        return agent._finish(trace, run, "error")
     size = agent.preset.patch_size
     n = min(agent.preset.n_patches, agent.max_steps)
     boxes = sample_tissue_boxes(env, n, size, agent.seed)

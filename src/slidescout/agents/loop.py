@@ -199,6 +199,8 @@ class Agent:
             env.close()
 
     def _system_prompt(self, env: Any) -> str:
+        if getattr(env, "kind", "slide") == "imageset" and self.preset.mode != "agent":
+            return prompts.render("imageset_all", n_images=len(env.imageset))
         if getattr(env, "kind", "slide") == "imageset":
             return prompts.render("imageset_system", n_images=len(env.imageset), max_steps=self.max_steps,
                                   rethink_instructions=prompts.load("rethink_block") if self.preset.rethink else "")
