@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 
 import numpy as np
 from PIL import Image
@@ -18,11 +20,28 @@ from slidescout.agents.messages import (
 )
 from slidescout.traces.rundir import BlobStore
 
+_ENCODED: OrderedDict[int, tuple[np.ndarray, int, bytes]] = OrderedDict()
+_ENCODED_LOCK = threading.Lock()
+
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG bytes of an RGB array. Read-only arrays (views shared through the slide's view cache,
+    e.g. one overview for every sample of a run) are encoded once."""
+    shared = not rgb.flags.writeable
+    if shared:
+        with _ENCODED_LOCK:
+            hit = _ENCODED.get(id(rgb))
+            if hit is not None and hit[0] is rgb and hit[1] == quality:
+                return hit[2]
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb[..., :3]), "RGB").save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    data = buf.getvalue()
+    if shared:
+        with _ENCODED_LOCK:
+            _ENCODED[id(rgb)] = (rgb, quality, data)  # holding rgb keeps its id from being reused
+            while len(_ENCODED) > 16:
+                _ENCODED.popitem(last=False)
+    return data
 
 
 def store_image(blobs: BlobStore, *, rgb: np.ndarray | None = None, data: bytes | None = None,

@@ -14,6 +14,7 @@ import dataclasses
 import math
 import numbers
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -40,6 +41,8 @@ from slidescout.slides.types import Box, MppSource, View
 
 READ_LEVEL_MAX_PX = 64 * 1024 * 1024  # one read_level call returns at most this many pixels
 
+_inflight: dict[tuple, threading.Lock] = {}
+_inflight_guard = threading.Lock()
 _views: LRUCache[tuple, View] = LRUCache(max_bytes=VIEW_CACHE_BYTES, sizeof=lambda v: int(v.image.nbytes) + 512)
 
 
@@ -221,22 +224,35 @@ class Slide:
         key = (self._key, shown.as_tuple(), out_w, out_h, bool(guides))
         cached = _views.get(key)
         if cached is None:
-            region = plan_region(self._b, shown, out_w, out_h)
-            image = self._b.render(region)
-            if guides:
-                image = draw_guides(image, shown)
-            image = np.ascontiguousarray(image)
-            image.setflags(write=False)  # shared through the cache
-            ds = (shown.w / out_w + shown.h / out_h) / 2
-            cached = _views.put(key, View(
-                image=image, box=shown, level=region.level, downsample=ds,
-                mpp=self.mpp * ds if self.mpp else None, guides=bool(guides),
-                meta={"slide_id": self.slide_id, "backend": self.backend_name,
-                      "level_downsample": self.level_downsamples[region.level],
-                      "mpp_source": self.mpp_source.value},
-            ))
+            # single flight: concurrent requests for the same view (32 samples opening the same
+            # overview) wait for one render instead of each rendering it
+            with _inflight_guard:
+                lock = _inflight.setdefault(key, threading.Lock())
+            with lock:
+                cached = _views.get(key)
+                if cached is None:
+                    cached = self._render_view(key, shown, out_w, out_h, guides)
+            with _inflight_guard:
+                _inflight.pop(key, None)
         return dataclasses.replace(cached, requested=requested, clamped=requested != shown,
                                    meta=dict(cached.meta))
+
+    def _render_view(self, key: tuple, shown: Box, out_w: int, out_h: int, guides: bool) -> View:
+        region = plan_region(self._b, shown, out_w, out_h)
+        image = self._b.render(region)
+        if guides:
+            image = draw_guides(image, shown)
+        image = np.ascontiguousarray(image)
+        image.setflags(write=False)  # shared through the cache
+        ds = (shown.w / out_w + shown.h / out_h) / 2
+        cached = _views.put(key, View(
+            image=image, box=shown, level=region.level, downsample=ds,
+            mpp=self.mpp * ds if self.mpp else None, guides=bool(guides),
+            meta={"slide_id": self.slide_id, "backend": self.backend_name,
+                  "level_downsample": self.level_downsamples[region.level],
+                  "mpp_source": self.mpp_source.value},
+        ))
+        return cached
 
     # -- raw pixels --------------------------------------------------------------------------
     def _check_level(self, level: object) -> int:

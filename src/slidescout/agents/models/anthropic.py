@@ -182,7 +182,7 @@ class AnthropicModel(ModelAdapter):
 
     async def send(self, body: dict[str, Any]) -> Any:
         create = self.provider.client.messages.create
-        return await create(**split_known(create, body, raw=("messages",)))
+        return await create(**split_known(create, body, raw=("messages", "tools")))
 
     # -- response ----------------------------------------------------------------------------
     def parse_response(self, raw: dict[str, Any]) -> Parsed:

@@ -184,7 +184,7 @@ class OpenAIResponsesModel(ModelAdapter):
 
     async def send(self, body: dict[str, Any]) -> Any:
         create = self.provider.client.responses.create
-        return await create(**split_known(create, body, raw=("input",)))
+        return await create(**split_known(create, body, raw=("input", "tools")))
 
     # -- response ----------------------------------------------------------------------------
     def parse_response(self, raw: dict[str, Any]) -> Parsed:
