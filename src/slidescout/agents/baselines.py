@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from slidescout.agents.context import store_image
+from slidescout.agents.context import store_view
 from slidescout.agents.messages import ModelRequest, SystemMessage, TextPart, UserMessage
 from slidescout.agents.sample import AgentSample
 from slidescout.slides.tissue import tissue_mask
@@ -41,9 +41,8 @@ async def run_thumbnail(agent: Agent, env: Any, sample: AgentSample, run: RunDir
         views = [env.overview(side, guides=False)]
     parts: list = [TextPart(text=sample.question)]
     for view in views:
-        part = store_image(run.blobs, rgb=view.image, box=view.box.as_tuple(), level=view.level, mpp=view.mpp,
-                           source=view.meta.get("source") or env.source_id, label=view.meta.get("label") or "thumbnail",
-                           quality=agent.jpeg_quality)
+        part = store_view(run.blobs, view, source=view.meta.get("source") or env.source_id,
+                          label=view.meta.get("label") or "thumbnail", quality=agent.jpeg_quality)
         trace.events.append(ImageEvent(id=ids("i"), image=part.image, purpose="thumbnail", step=0))
         parts.append(part)
     messages = [SystemMessage(content=agent._system_prompt(env)), UserMessage(parts=parts)]
@@ -95,8 +94,7 @@ async def run_patches(agent: Agent, env: Any, sample: AgentSample, run: RunDir, 
             trace.events.append(NoteEvent(id=ids("n"), step=step, message=agent.budget.describe(exceeded)))
             break
         view = env.slide.read(box, max_side=size)
-        part = store_image(run.blobs, rgb=view.image, box=view.box.as_tuple(), level=view.level, mpp=view.mpp,
-                           source=env.source_id, label="patch", quality=agent.jpeg_quality)
+        part = store_view(run.blobs, view, source=env.source_id, label="patch", quality=agent.jpeg_quality)
         trace.events.append(ImageEvent(id=ids("i"), image=part.image, purpose="patch", step=step))
         req = ModelRequest(messages=[system, UserMessage(parts=[TextPart(text=sample.question), part])],
                            tools=[], tool_choice="none", temperature=agent.temperature, seed=agent.seed)

@@ -18,6 +18,7 @@ from slidescout.agents.messages import (
     ToolResultPart,
     UserMessage,
 )
+from slidescout.slides.types import View
 from slidescout.traces.rundir import BlobStore
 
 _ENCODED: OrderedDict[int, tuple[np.ndarray, int, bytes]] = OrderedDict()
@@ -44,24 +45,13 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     return data
 
 
-def store_image(blobs: BlobStore, *, rgb: np.ndarray | None = None, data: bytes | None = None,
-                media_type: str = "image/jpeg", box: tuple[int, int, int, int] | None = None,
-                level: int | None = None, mpp: float | None = None, source: str | None = None,
-                label: str | None = None, quality: int = 90, detail: str = "high") -> ImagePart:
-    """Encode (if needed), store once in the blob store, and return the part to send."""
-    if data is None:
-        if rgb is None:
-            raise ValueError("store_image needs rgb or data")
-        data = encode_jpeg(rgb, quality)
-        media_type = "image/jpeg"
-        h, w = rgb.shape[:2]
-    else:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-    sha = blobs.put(data, media_type)
-    ref = ImageRef(sha256=sha, media_type=media_type, width=int(w), height=int(h), box=box,
-                   level=level, mpp=mpp, source=source, label=label)
-    return ImagePart(image=ref, data=data, detail=detail)  # type: ignore[arg-type]
+def store_view(blobs: BlobStore, view: View, *, source: str | None, label: str,
+               quality: int = 90) -> ImagePart:
+    """A rendered view encoded as JPEG (once, for shared views), stored by hash, ready to send."""
+    data = encode_jpeg(view.image, quality)
+    ref = ImageRef(sha256=blobs.put(data, "image/jpeg"), width=view.width, height=view.height,
+                   box=view.box.as_tuple(), level=view.level, mpp=view.mpp, source=source, label=label)
+    return ImagePart(image=ref, data=data)
 
 
 def image_note(ref: ImageRef) -> str:

@@ -5,36 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from slidescout.agents.sample import AgentSample
 from slidescout.errors import SlideError
-from slidescout.slides.types import Box, View
+from slidescout.slides.types import View
 from slidescout.traces.schema import SlideRef
-
-
-def _box_tuple(box: Any) -> tuple[int, int, int, int] | None:
-    if box is None:
-        return None
-    if isinstance(box, Box):
-        return box.as_tuple()
-    return tuple(int(v) for v in box)  # type: ignore[return-value]
-
-
-def image_fields(img: Any, source: str | None) -> dict[str, Any]:
-    """Arguments of ``store_image`` for a tool's image (a ``View`` or a ``ToolImage``)."""
-    if isinstance(img, View):
-        return {"rgb": img.image, "box": img.box.as_tuple(), "level": img.level, "mpp": img.mpp,
-                "source": source, "label": img.meta.get("label") if img.meta else None}
-    rgb = getattr(img, "image", None)
-    if rgb is None:
-        rgb = getattr(img, "array", None)
-    data = getattr(img, "data", None)
-    return {"rgb": rgb if isinstance(rgb, np.ndarray) else None, "data": data if isinstance(data, bytes | bytearray) else None,
-            "media_type": getattr(img, "media_type", None) or "image/jpeg",
-            "box": _box_tuple(getattr(img, "box", None)), "level": getattr(img, "level", None),
-            "mpp": getattr(img, "mpp", None), "source": getattr(img, "source", None) or source,
-            "label": getattr(img, "label", None)}
 
 
 class SlideEnvironment:
@@ -76,9 +50,6 @@ class SlideEnvironment:
 
         return ToolContext(slide=self.slide, slide_id=self.slide.slide_id,
                            **{k: v for k, v in options.items() if v is not None})
-
-    def image_fields(self, img: Any) -> dict[str, Any]:
-        return image_fields(img, self.source_id)
 
     def close(self) -> None:  # handles stay in the shared cache
         return None

@@ -18,9 +18,10 @@ from typing import Any
 
 from slidescout import prompts
 from slidescout.agents.budget import Budget
-from slidescout.agents.context import images_in, prune_images, request_size, store_image
+from slidescout.agents.context import images_in, prune_images, request_size, store_view
 from slidescout.agents.messages import (
     AssistantMessage,
+    ImagePart,
     Message,
     ModelRequest,
     ModelResponse,
@@ -79,6 +80,13 @@ def parse_rethink(text: str) -> Rethink | None:
 def parse_supporting_steps(text: str) -> list[int]:
     m = _SUPPORT.search(text or "")
     return sorted({int(n) for n in re.findall(r"\d+", m.group(1))}) if m else []
+
+
+def _store_tool_image(run: RunDir, img: Any, quality: int, source: str) -> ImagePart:
+    """A tool's ``ToolImage`` encoded once (``to_ref``), stored by hash, ready to send."""
+    ref, data = img.to_ref(quality, source)
+    run.blobs.put(data, ref.media_type)
+    return ImagePart(image=ref, data=data, detail=img.detail)
 
 
 class _Ids:
@@ -244,9 +252,8 @@ class Agent:
         ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
                                run_dir=run.path, sample_id=sample.sample_id, device=self.device)
         overview = await asyncio.to_thread(env.overview, self.preset.overview_side or self.max_side, self.guides)
-        ov_part = await asyncio.to_thread(
-            store_image, run.blobs, rgb=overview.image, box=overview.box.as_tuple(), level=overview.level,
-            mpp=overview.mpp, source=env.source_id, label="overview", quality=self.jpeg_quality)
+        ov_part = await asyncio.to_thread(store_view, run.blobs, overview, source=env.source_id,
+                                          label="overview", quality=self.jpeg_quality)
         trace.events.append(ImageEvent(id=ids("i"), image=ov_part.image, purpose="overview", step=0))
         messages: list[Message] = [
             SystemMessage(content=self._system_prompt(env)),
@@ -353,8 +360,8 @@ class Agent:
                     ev.text = result.text or ""
                     ev.data = dict(getattr(result, "data", {}) or {})
                     for img in result.images:  # encode + store off the event loop
-                        part = await asyncio.to_thread(store_image, run.blobs, **env.image_fields(img),
-                                                       quality=self.jpeg_quality)
+                        part = await asyncio.to_thread(_store_tool_image, run, img, self.jpeg_quality,
+                                                       env.source_id)
                         ev.images.append(part.image)
                         content.append(part)
             ev.duration_s = time.monotonic() - t0

@@ -106,13 +106,5 @@ class ImageSetEnvironment:
         return ToolContext(imageset=self.imageset, slide_id=self.source_id,
                            **{k: v for k, v in options.items() if v is not None})
 
-    def image_fields(self, img: Any) -> dict[str, Any]:
-        from slidescout.agents.environment import image_fields
-
-        fields = image_fields(img, None)
-        if isinstance(img, View):
-            fields["source"] = img.meta.get("source")
-        return fields
-
     def close(self) -> None:
         return None

@@ -164,20 +164,19 @@ class Finding:
     step: int
 
 
-def classify(stats: NucleiStats, baseline: NucleiStats | None = None) -> tuple[str, float]:
+def classify(stats: NucleiStats) -> tuple[str, float]:
     """A lesion class from nuclear morphometry at ~0.25 µm/px (40x), with a rough confidence.
 
     Thresholds were set on SynthPath views (docs/benchmarks.md): necrosis has almost no nuclear
     area; lymphocytic infiltrates and carcinoma have two to three times the nuclear cover of
-    stroma, carcinoma with larger (> ~29 µm²) and more variable nuclei. When a typical region of
-    the same slide has been measured (``baseline``), cover is judged relative to it.
+    stroma, carcinoma with larger (> ~29 µm²) and more variable nuclei.
     """
     if stats.tissue_fraction < 0.2:
         return "normal", 0.3
     dark = stats.dark_fraction
     area = stats.mean_area_um2 or 0.0
     cv = stats.area_cv or 0.0
-    base = baseline.dark_fraction if baseline is not None and baseline.dark_fraction > 0.01 else STROMA_COVER
+    base = STROMA_COVER
     if dark < 0.6 * base or stats.count < 5:
         return "necrosis", min(0.95, 0.6 + 0.4 * (1 - dark / max(base, 1e-3)))
     if dark > 1.5 * base:
