@@ -93,7 +93,7 @@ class InProcessModel:
         self.steps, self.latency = steps, latency
 
     async def request(self, req):
-        from slidescout.agents.messages import (
+        from slidescout.core.messages import (
             AssistantMessage,
             ModelResponse,
             TextPart,
@@ -116,9 +116,9 @@ class InProcessModel:
 
 
 def run_once(executor: str, samples: list, url: str | None, args: argparse.Namespace, out: Path) -> dict:
-    from slidescout.agents.api import make_agent
+    from slidescout.agents.config import AgentConfig
+    from slidescout.agents.loop import make_agent
     from slidescout.eval.runner import run_eval
-    from slidescout.eval.sample_run import AgentSpec
 
     spec = factory = None
     if url is None:
@@ -126,7 +126,7 @@ def run_once(executor: str, samples: list, url: str | None, args: argparse.Names
         factory = lambda budget, repeat: make_agent(model, preset="giant", budget=budget,  # noqa: E731
                                                     max_steps=args.steps + 2)
     else:
-        spec = AgentSpec(model="openai:bench-vlm", base_url=url, preset="giant", max_steps=args.steps + 2)
+        spec = AgentConfig(model="openai:bench-vlm", base_url=url, preset="giant", max_steps=args.steps + 2)
     ray_options = {}
     if executor == "ray":
         import ray

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from slidescout.agents.api import make_agent
-from slidescout.agents.sample import sample_for_question
+from slidescout.agents.loop import make_agent
+from slidescout.eval.ask import question_sample
 from slidescout.testing.fake_openai import FakeOpenAI, Reply, ToolCall
 from slidescout.traces.rundir import RunDir
 
@@ -61,7 +61,7 @@ async def run_samples(base_url: str, slide: Path, n: int, steps: int, out: Path,
                       tools: str | None = None) -> tuple[float, list]:
     agent = make_agent("openai:gpt-5", base_url=base_url, api="responses", max_steps=steps + 1, tools=tools)
     run = RunDir.create(out, agent.config(), agent.prompt_hashes())
-    samples = [sample_for_question(slide, "What is the diagnosis?", ["A", "B"], sample_id=f"s{i}") for i in range(n)]
+    samples = [question_sample(slide, "What is the diagnosis?", ["A", "B"], sample_id=f"s{i}") for i in range(n)]
     t0 = time.perf_counter()
     traces = await asyncio.gather(*(agent.run(s, run) for s in samples))
     return time.perf_counter() - t0, traces

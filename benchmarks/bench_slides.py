@@ -194,10 +194,10 @@ def throughput(fn, items: list, threads: int, batches: bool = False) -> float:
 def run(path: Path, n_boxes: int, seed: int, out_side: int = 1000) -> dict:
     import pyvips
 
+    from slidescout.core.types import Box
     from slidescout.slides import Slide, clear_cache
     from slidescout.slides.backend_vips import realize
     from slidescout.slides.render import fit_output, plan_region
-    from slidescout.slides.types import Box
 
     pyvips.cache_set_max(0)  # no libvips operation cache: every view is computed
     slide = Slide.open(path)

@@ -89,4 +89,4 @@ def test_demo_runs_offline_and_scores(tmp_path):
     out = json.loads(r.stdout)
     assert out["status"] == "answered" and out["truth"] and out["choice"]
     rec = json.loads((tmp_path / "demo").glob("run-*/results.jsonl").__next__().read_text())
-    assert rec["truth"] == out["truth"] and rec["correct"] == (out["choice"] == out["truth"])
+    assert rec["truth_label"] == out["truth"] and rec["correct"] == (out["choice"] == out["truth"])

@@ -12,15 +12,15 @@ from PIL import Image
 from slidefactory import is_label_colour, is_macro_colour, make_svs, make_tiff
 
 from slidescout.agents.budget import Budget
+from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import Agent, parse_rethink, parse_supporting_steps
-from slidescout.agents.messages import ImagePart, ModelResponse, ToolMessage, Usage, UserMessage
 from slidescout.agents.models.replay import ReplayModel
-from slidescout.agents.presets import get_preset
-from slidescout.agents.sample import sample_for_question
+from slidescout.core.messages import ImagePart, ModelResponse, ToolMessage, Usage, UserMessage
+from slidescout.core.trace import ModelCallEvent, ToolEvent, Trace
 from slidescout.errors import ModelError
+from slidescout.eval.ask import question_sample
 from slidescout.testing.scripted import FunctionModel, reply, script
 from slidescout.traces.rundir import RunDir, load_trace
-from slidescout.traces.schema import ModelCallEvent, ToolEvent, Trace
 
 ZOOM = ("slide_zoom", {"x0": 1000, "y0": 1000, "w": 2000, "h": 2000})
 ANSWER = reply('The region shows tumour.\n```json\n{"answer": 1}\n```')
@@ -33,11 +33,13 @@ def slide_path(tmp_path_factory) -> Path:
     return p
 
 
-def _run(model, slide_path, tmp_path, preset="giant", **kw) -> Trace:
-    agent = Agent(model, get_preset(preset), **kw)
-    sample = sample_for_question(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
+def _run(model, slide_path, tmp_path, preset="giant", budget=None, tools=None, **kw) -> Trace:
+    if tools is not None:
+        kw["tools"] = ",".join(tools)
+    agent = Agent(model, AgentConfig(preset=preset, **kw), budget=budget)
+    sample = question_sample(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
     run = RunDir.create(tmp_path / "run", agent.config(), agent.prompt_hashes())
-    return asyncio.run(agent.run(sample, run))
+    return asyncio.run(agent.run(sample, run.recorder()))
 
 
 def test_zoom_then_answer_writes_a_complete_trace(slide_path, tmp_path):

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from test_eval_runner_data import make_mpqa, read_results
 
+from slidescout.agents.config import AgentConfig
 from slidescout.cli import main
 from slidescout.cli.app import console, err_console
 from slidescout.eval import load_multipathqa
 from slidescout.eval.runner import run_eval
-from slidescout.eval.sample_run import AgentSpec
 from slidescout.testing.fake_openai import FakeOpenAI, Reply
 
 
@@ -42,10 +42,10 @@ def runs(data, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("cli-runs")
     samples = load_multipathqa(data[0], slides_dir=data[1]).samples
     with FakeOpenAI(auto_turns=2) as srv:
-        spec = AgentSpec(model="openai:fake-vlm", base_url=srv.base_url, max_steps=5)
+        spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, max_steps=5)
         asyncio.run(run_eval(samples, out=root / "a", agent=spec, repeats=2, concurrency=4, progress=False))
     with FakeOpenAI(auto_turns=0, auto_answer='{"answer": 2}') as srv:
-        spec = AgentSpec(model="openai:other-vlm", base_url=srv.base_url, max_steps=5)
+        spec = AgentConfig(model="openai:other-vlm", base_url=srv.base_url, max_steps=5)
         asyncio.run(run_eval(samples, out=root / "b", agent=spec, concurrency=4, progress=False))
     return root / "a", root / "b"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from slidescout.core.parsing import extract_json_objects
 from slidescout.eval import Sample, isup_from_gleason, parse_answer
-from slidescout.eval.parsing import extract_json_objects
 
 TCGA_OPTIONS = [
     "Glioblastoma multiforme", "Ovarian serous cystadenocarcinoma", "Liver hepatocellular carcinoma",
@@ -244,6 +244,8 @@ def test_extract_json_objects_skips_braces_in_strings_and_prose() -> None:
 
 def test_unknown_format_and_no_options() -> None:
     assert not parse_answer('{"answer": 1}', _s("index", [])).ok
-    s = TCGA.model_copy(update={"answer_format": "free"})
+    s = TCGA.model_copy(update={"answer_format": "bogus"})
     p = parse_answer("x", s)
     assert not p.ok and "unknown answer format" in (p.error or "")
+    free = parse_answer("  A poorly differentiated carcinoma.\n", TCGA.model_copy(update={"answer_format": "free"}))
+    assert free.ok and free.value == "A poorly differentiated carcinoma." and free.method == "free"

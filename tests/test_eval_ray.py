@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from test_eval_runner_data import finished_keys, make_mpqa, read_results
 
+from slidescout.agents.config import AgentConfig
 from slidescout.eval import load_multipathqa
 from slidescout.eval.runner import run_eval
-from slidescout.eval.sample_run import AgentSpec
 from slidescout.testing.fake_openai import FakeOpenAI
 
 ray = pytest.importorskip("ray")
@@ -27,7 +27,7 @@ async def test_ray_actors_and_tasks(local_ray, tmp_path: Path) -> None:
     csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=4, n_gtex=2, bad=1)
     samples = load_multipathqa(csv_path, slides_dir=slides).samples
     with FakeOpenAI(auto_turns=2, latency_s=0.05) as srv:
-        spec = AgentSpec(model="openai:fake-vlm", base_url=srv.base_url, max_steps=5)
+        spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, max_steps=5)
         summary = await run_eval(samples, out=tmp_path / "actors", agent=spec, repeats=2, concurrency=4,
                                  executor="ray", progress=False)
         lines = read_results(tmp_path / "actors")

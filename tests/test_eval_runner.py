@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 from test_eval_runner_data import finished_keys, make_mpqa, read_results
 
-from slidescout.agents.api import make_agent
-from slidescout.agents.messages import AssistantMessage, ModelResponse, TextPart, Usage
+from slidescout.agents.config import AgentConfig
+from slidescout.agents.loop import make_agent
+from slidescout.core.messages import AssistantMessage, ModelResponse, TextPart, Usage
 from slidescout.errors import ConfigError
 from slidescout.eval import load_multipathqa, load_synth
 from slidescout.eval.runner import run_eval
-from slidescout.eval.sample_run import AgentSpec, agent_sample, trace_file
+from slidescout.eval.sample_run import truth_regions
 from slidescout.testing.fake_openai import FakeOpenAI
+from slidescout.traces.rundir import trace_file
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,8 @@ def _samples(mpqa: tuple[Path, Path]):
     return load_multipathqa(mpqa[0], slides_dir=mpqa[1]).samples
 
 
-def _spec(srv: FakeOpenAI, **kw) -> AgentSpec:
-    return AgentSpec(model="openai:fake-vlm", base_url=srv.base_url, preset="giant", max_steps=5, **kw)
+def _spec(srv: FakeOpenAI, **kw) -> AgentConfig:
+    return AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, preset="giant", max_steps=5, **kw)
 
 
 async def test_end_to_end_fake_openai_with_a_bad_slide(mpqa, tmp_path: Path) -> None:
@@ -96,7 +98,7 @@ async def test_connections_limited_per_endpoint(mpqa, tmp_path: Path) -> None:
                              max_connections=2, progress=False)
     assert model.peak == 2
     assert summary.n_finished == 18 and summary.cost_usd == pytest.approx(15 * 0.001)  # 3 failed on the bad slide
-    with pytest.raises(ConfigError, match="AgentSpec"):
+    with pytest.raises(ConfigError, match="AgentConfig"):
         await run_eval(_samples(mpqa), out=tmp_path / "ray", agent_factory=factory, executor="ray", progress=False)
 
 
@@ -169,7 +171,7 @@ def test_resume_after_sigkill_gives_the_same_samples(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr[-2000:]
         assert "tcga" in out.stdout and "gtex" in out.stdout  # the score tables
         straight = asyncio.run(run_eval(samples, out=tmp_path / "straight", repeats=2, concurrency=8, progress=False,
-                                        agent=AgentSpec(model="openai:fake-vlm", base_url=srv.base_url, max_steps=4)))
+                                        agent=AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, max_steps=4)))
     after = finished_keys(read_results(run))
     assert len(after) == len(set(after))  # no (sample, repeat) recorded twice
     assert set(before) <= set(after)
@@ -179,25 +181,25 @@ def test_resume_after_sigkill_gives_the_same_samples(tmp_path: Path) -> None:
     assert killed == {(r["sample_id"], r["repeat"]): r["predicted"] for r in read_results(tmp_path / "straight")}
 
 
-def test_agent_sample_carries_truth_regions(tmp_path: Path) -> None:
+def test_run_sample_carries_truth_regions(tmp_path: Path) -> None:
     from slidescout.slides.synth import generate_dataset
 
     csv_path = generate_dataset(tmp_path / "synth", 1, size=(1536, 1152), seed=5)
     load = load_synth(csv_path, tasks="synth_diagnosis")
     s = load.samples[0]
-    a = agent_sample(s, repeat=2)
-    assert a.slide_path == s.image_path and a.image_paths == [] and a.repeat == 2
-    assert a.truth.answer == s.answer_label
+    assert not s.is_image_set and s.images == []
+    regions = truth_regions(s)
     truth = __import__("json").loads(Path(s.meta["truth_path"]).read_text())
-    assert [r["box"] for r in a.truth.regions] == [les["box"] for les in truth["lesions"]]
-
-
+    assert [r["box"] for r in regions] == [les["box"] for les in truth["lesions"]]
+    withregions = s.model_copy(update={"regions": regions})
+    assert withregions.truth is not None and withregions.truth.answer == s.answer_label
+    assert [r["box"] for r in withregions.truth.regions] == [les["box"] for les in truth["lesions"]]
 async def test_expert_on_synthpath_with_grounding(tmp_path: Path) -> None:
     from slidescout.slides.synth import generate_dataset
 
     csv_path = generate_dataset(tmp_path / "synth", 1, size=(2048, 1536), seed=11)
     load = load_synth(csv_path)
-    summary = await run_eval(load.samples, out=tmp_path / "run", agent=AgentSpec(model="expert", max_steps=3),
+    summary = await run_eval(load.samples, out=tmp_path / "run", agent=AgentConfig(model="expert", max_steps=3),
                              concurrency=4, progress=False)
     lines = read_results(tmp_path / "run")
     assert len(lines) == len(load.samples) >= 2

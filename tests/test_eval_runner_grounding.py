@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from slidescout.agents.messages import AssistantMessage, ImageRef, TextPart, ToolCallPart, Usage
-from slidescout.eval.grounding import grounding, mag_bucket, trace_scores, trace_views
-from slidescout.eval.sample_run import build_record, is_finished
-from slidescout.eval.samples import Sample
-from slidescout.traces.rundir import BlobStore
-from slidescout.traces.schema import (
+from slidescout.core.messages import AssistantMessage, ImageRef, TextPart, ToolCallPart, Usage
+from slidescout.core.trace import (
     GroundTruth,
     ImageEvent,
     ModelCallEvent,
@@ -22,6 +18,10 @@ from slidescout.traces.schema import (
     ToolEvent,
     Trace,
 )
+from slidescout.eval.grounding import grounding, mag_bucket, trace_scores, trace_views
+from slidescout.eval.sample_run import build_record, is_finished
+from slidescout.eval.samples import Sample
+from slidescout.traces.rundir import BlobStore
 
 W, H = 10000, 8000
 REGIONS = [{"id": "a", "label": "tumor", "box": [1000, 1000, 500, 500]},

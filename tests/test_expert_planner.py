@@ -8,8 +8,8 @@ import csv
 
 import pytest
 
-from slidescout.agents.api import arun
-from slidescout.agents.sample import AgentSample
+from slidescout.core.sample import Sample
+from slidescout.eval.ask import arun
 from slidescout.slides.synth import generate_dataset
 
 
@@ -24,9 +24,9 @@ def _ask(out, row, tmp_path, preset="giant"):
     opts = ast.literal_eval(row["options"])
     question = row["prompt"].replace("{options}", "".join(f"{i}. {o}\n" for i, o in enumerate(opts, 1)))
     question = question.replace("{{", "{").replace("}}", "}")
-    sample = AgentSample(sample_id=row["benchmark_id"], question=question, options=opts,
-                         slide_path=str(out / row["image_path"]))
-    res = asyncio.run(arun(sample.slide_path, question, opts, model="expert", preset=preset,
+    sample = Sample(sample_id=row["benchmark_id"], question=question, options=opts,
+                    image_path=str(out / row["image_path"]))
+    res = asyncio.run(arun(sample.image_path, question, opts, model="expert", preset=preset,
                            out=tmp_path / preset, sample=sample))
     return res, opts[int(row["answer"]) - 1]
 

@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 import slidescout.cli.experts_cmd  # noqa: F401  (registers the commands)
 from slidescout.cli.app import app
+from slidescout.core.types import Box
 from slidescout.errors import ConfigError
 from slidescout.slides import open_slide
-from slidescout.slides.types import Box
 from slidescout.tools.experts import catalog
 from slidescout.tools.experts.cards import load_card
 from slidescout.tools.experts.loading import check_model, load_runner

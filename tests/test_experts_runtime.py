@@ -19,9 +19,9 @@ from test_experts_support import (
     redness_to_fraction,
 )
 
+from slidescout.core.types import Box
 from slidescout.errors import ConfigError, ToolError
 from slidescout.slides import open_slide
-from slidescout.slides.types import Box
 from slidescout.tools.context import ToolCancelled
 from slidescout.tools.experts.cards import load_card
 from slidescout.tools.experts.pool import ModelPool

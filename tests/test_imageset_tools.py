@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from slidescout.agents.config import AgentConfig
 from slidescout.errors import ToolError
 from slidescout.eval import load_medframeqa
 from slidescout.eval.runner import run_eval
-from slidescout.eval.sample_run import AgentSpec
 from slidescout.slides.imageset import ImageSet
 from slidescout.testing.fake_openai import FakeOpenAI, Reply, ToolCall
 from slidescout.tools import ToolContext, default_registry
@@ -140,7 +140,7 @@ async def test_medframeqa_agent_and_thumbnail_baseline(tmp_path: Path, monkeypat
     assert [len(s.image_paths) for s in load.samples] == [2, 3]
 
     with FakeOpenAI(agent_script) as srv:
-        spec = AgentSpec(model="openai:fake-vlm", base_url=srv.base_url, preset="giant", max_steps=6)
+        spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, preset="giant", max_steps=6)
         summary = await run_eval(load.samples, out=tmp_path / "run-agent", agent=spec, concurrency=2, progress=False)
         tools_offered = {t["function"]["name"] for b in srv.bodies for t in b.get("tools", [])}
     assert tools_offered == {"view_image", "crop_image", "compare_images"}
@@ -156,7 +156,7 @@ async def test_medframeqa_agent_and_thumbnail_baseline(tmp_path: Path, monkeypat
     assert sources[:2] == ["image:1", "image:2"]
 
     with FakeOpenAI(lambda body: Reply(text="All images together.\nAnswer: C")) as srv:
-        spec = AgentSpec(model="openai:fake-vlm", base_url=srv.base_url, preset="thumbnail")
+        spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, preset="thumbnail")
         summary = await run_eval(load.samples, out=tmp_path / "run-thumb", agent=spec, concurrency=2, progress=False)
         per_request = sorted(_images_in(b) for b in srv.bodies)
         assert len(srv.bodies) == 2 and all(not b.get("tools") for b in srv.bodies)

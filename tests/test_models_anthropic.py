@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from slidescout.agents.messages import (
+from slidescout.agents.models import RetryPolicy, resolve_model
+from slidescout.core.messages import (
     AssistantMessage,
     ModelRequest,
     ReasoningPart,
@@ -18,7 +19,6 @@ from slidescout.agents.messages import (
     ToolSpec,
     UserMessage,
 )
-from slidescout.agents.models import RetryPolicy, resolve_model
 from slidescout.errors import ModelError
 from slidescout.testing.fake_anthropic import FakeAnthropic, Fault, Reply, ToolCall
 from slidescout.testing.fake_common import jpeg_image_part

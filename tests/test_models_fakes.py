@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from slidescout.agents.messages import (
+from slidescout.agents.models import RetryPolicy, resolve_model
+from slidescout.core.messages import (
     ModelRequest,
     SystemMessage,
     TextPart,
@@ -15,7 +16,6 @@ from slidescout.agents.messages import (
     ToolSpec,
     UserMessage,
 )
-from slidescout.agents.models import RetryPolicy, resolve_model
 from slidescout.errors import ModelError
 from slidescout.testing.fake_anthropic import FakeAnthropic
 from slidescout.testing.fake_common import example_arguments, jpeg_image_part

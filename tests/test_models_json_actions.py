@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from slidescout.agents.messages import (
+from slidescout.agents.models.json_actions import (
+    parse_json_action,
+    render_tools_as_text,
+    to_text_only,
+    without_images,
+)
+from slidescout.core.messages import (
     AssistantMessage,
     ModelRequest,
     SystemMessage,
@@ -12,12 +18,6 @@ from slidescout.agents.messages import (
     ToolResultPart,
     ToolSpec,
     UserMessage,
-)
-from slidescout.agents.models.json_actions import (
-    parse_json_action,
-    render_tools_as_text,
-    to_text_only,
-    without_images,
 )
 from slidescout.testing.fake_common import jpeg_image_part
 

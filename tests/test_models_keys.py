@@ -8,8 +8,8 @@ import traceback
 
 import pytest
 
-from slidescout.agents.messages import ModelRequest, TextPart, ToolSpec, UserMessage
 from slidescout.agents.models import RetryPolicy, resolve_model
+from slidescout.core.messages import ModelRequest, TextPart, ToolSpec, UserMessage
 from slidescout.errors import ModelError
 from slidescout.testing.fake_anthropic import FakeAnthropic
 from slidescout.testing.fake_openai import FakeOpenAI, Fault, Reply, ToolCall, hang

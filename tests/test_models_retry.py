@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from slidescout.agents.messages import ModelRequest, TextPart, UserMessage
 from slidescout.agents.models import RetryPolicy, resolve_model
 from slidescout.agents.models.retry import call_with_retries, parse_retry_after, should_retry
+from slidescout.core.messages import ModelRequest, TextPart, UserMessage
 from slidescout.errors import ModelError
 from slidescout.testing.fake_openai import FakeOpenAI, Fault, Reply
 

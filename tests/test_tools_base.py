@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from slidescout.agents.messages import ImagePart, TextPart, ToolSpec
+from slidescout.core.messages import ImagePart, TextPart, ToolSpec
+from slidescout.core.types import Box, View
 from slidescout.errors import ConfigError, SlideError, ToolError
-from slidescout.slides.types import Box, View
 from slidescout.tools import (
     Tool,
     ToolCancelled,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from slidescout.core.types import Box, View
 from slidescout.errors import SlideError, ToolError
-from slidescout.slides.types import Box, View
 from slidescout.tools import ToolContext, ToolRegistry, ToolSet
 
 W, H = 4000, 3000

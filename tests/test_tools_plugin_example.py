@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from slidescout.core.types import Box, View
 from slidescout.errors import ToolError
-from slidescout.slides.types import Box, View
 from slidescout.tools import ToolContext, ToolRegistry
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "slidescout-plugin-example"

@@ -15,8 +15,8 @@ from slidefactory import is_label_colour, is_macro_colour, make_svs
 from starlette.testclient import TestClient
 from test_viewer_fixtures import SLIDE_H, SLIDE_W, ZOOM_2, build_run
 
+from slidescout.core.trace import SlideRef, Trace
 from slidescout.traces.rundir import RunDir
-from slidescout.traces.schema import SlideRef, Trace
 from slidescout.traces.viewer.app import create_app
 from slidescout.traces.viewer.dzi import DeepZoom
 

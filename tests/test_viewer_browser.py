@@ -266,7 +266,7 @@ def test_report_from_file_url(page, built, tmp_path):
 def test_demo_run(page, tmp_path):
     """A run made like ``slidescout demo`` (synthetic slide, offline expert planner), smaller and shorter."""
     try:
-        from slidescout.agents.api import run
+        from slidescout.eval.ask import run
         from slidescout.slides.synth.demo import demo_sample
     except ImportError as exc:  # pragma: no cover - the demo is built elsewhere
         pytest.skip(f"slidescout demo is not available: {exc}")

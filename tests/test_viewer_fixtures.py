@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from slidefactory import make_png, make_tiff
 
-from slidescout.agents.messages import (
+from slidescout.core.messages import (
     AssistantMessage,
     ImageRef,
     ReasoningPart,
@@ -25,8 +25,7 @@ from slidescout.agents.messages import (
     ToolCallPart,
     Usage,
 )
-from slidescout.traces.rundir import RunDir
-from slidescout.traces.schema import (
+from slidescout.core.trace import (
     AnswerEvent,
     GroundTruth,
     ImageEvent,
@@ -37,6 +36,7 @@ from slidescout.traces.schema import (
     ToolEvent,
     Trace,
 )
+from slidescout.traces.rundir import RunDir
 
 SLIDE_W, SLIDE_H = 6000, 4000
 ZOOM_1 = (1000, 800, 2000, 1500)

@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Agent", "RunResult", "Slide", "View", "Box", "run", "arun", "make_agent", "__version__"]
+__all__ = ["Agent", "AgentConfig", "RunResult", "Sample", "Slide", "View", "Box", "run", "arun", "make_agent", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from slidescout.agents.api import RunResult, arun, make_agent, run
     from slidescout.agents.loop import Agent
+    from slidescout.core.types import Box, View
     from slidescout.slides import Slide
-    from slidescout.slides.types import Box, View
 
 _LAZY = {
-    "Agent": "slidescout.agents.loop", "RunResult": "slidescout.agents.api", "run": "slidescout.agents.api",
-    "arun": "slidescout.agents.api", "make_agent": "slidescout.agents.api", "Slide": "slidescout.slides",
-    "View": "slidescout.slides.types", "Box": "slidescout.slides.types",
+    "Agent": "slidescout.agents.loop", "AgentConfig": "slidescout.agents.config", "RunResult": "slidescout.eval.ask",
+    "run": "slidescout.eval.ask", "arun": "slidescout.eval.ask", "make_agent": "slidescout.agents.loop",
+    "Sample": "slidescout.core.sample", "Slide": "slidescout.slides", "View": "slidescout.core.types",
+    "Box": "slidescout.core.types",
 }
 
 
@@ -27,3 +28,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'slidescout' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from slidescout_plugin_example import ColorHistogram, tissue_fraction
 
+from slidescout.core.types import Box, View
 from slidescout.errors import SlideError, ToolError
-from slidescout.slides.types import Box, View
 from slidescout.tools import Tool, ToolContext, ToolRegistry
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from slidescout.agents.messages import Usage
+from slidescout.core.messages import Usage
 
 
 @dataclass

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import threading
-from collections import OrderedDict
-
-import numpy as np
-from PIL import Image
-
-from slidescout.agents.messages import (
+from slidescout.core.imaging import encode_jpeg
+from slidescout.core.messages import (
     ImagePart,
     ImageRef,
     Message,
@@ -18,38 +12,15 @@ from slidescout.agents.messages import (
     ToolResultPart,
     UserMessage,
 )
-from slidescout.slides.types import View
-from slidescout.traces.rundir import BlobStore
-
-_ENCODED: OrderedDict[int, tuple[np.ndarray, int, bytes]] = OrderedDict()
-_ENCODED_LOCK = threading.Lock()
+from slidescout.core.recorder import Recorder
+from slidescout.core.types import View
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    """JPEG bytes of an RGB array. Read-only arrays (views shared through the slide's view cache,
-    e.g. one overview for every sample of a run) are encoded once."""
-    shared = not rgb.flags.writeable
-    if shared:
-        with _ENCODED_LOCK:
-            hit = _ENCODED.get(id(rgb))
-            if hit is not None and hit[0] is rgb and hit[1] == quality:
-                return hit[2]
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb[..., :3]), "RGB").save(buf, "JPEG", quality=quality)
-    data = buf.getvalue()
-    if shared:
-        with _ENCODED_LOCK:
-            _ENCODED[id(rgb)] = (rgb, quality, data)  # holding rgb keeps its id from being reused
-            while len(_ENCODED) > 16:
-                _ENCODED.popitem(last=False)
-    return data
-
-
-def store_view(blobs: BlobStore, view: View, *, source: str | None, label: str,
+def store_view(recorder: Recorder, view: View, *, source: str | None, label: str,
                quality: int = 90) -> ImagePart:
     """A rendered view encoded as JPEG (once, for shared views), stored by hash, ready to send."""
     data = encode_jpeg(view.image, quality)
-    ref = ImageRef(sha256=blobs.put(data, "image/jpeg"), width=view.width, height=view.height,
+    ref = ImageRef(sha256=recorder.put_image(data, "image/jpeg"), width=view.width, height=view.height,
                    box=view.box.as_tuple(), level=view.level, mpp=view.mpp, source=source, label=label)
     return ImagePart(image=ref, data=data)
 

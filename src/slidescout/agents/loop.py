@@ -1,9 +1,15 @@
 """The think, act, rethink loop: a planner model navigates a slide through tools until it answers.
 
-One ``Agent.run(sample)`` writes one trace. Errors never lose a sample: a ``ToolError`` or a
-malformed call goes back to the model as an error observation; an unexpected exception is
-recorded on the step; after ``max_errors`` consecutive failing steps the sample ends with
-status ``error`` and its trace is kept.
+``Agent.run(sample, recorder)`` runs one sample and returns its trace. The state of a sample is
+one :class:`SampleState`; :meth:`Agent.step` runs one step and returns the status that ends the
+sample, or None to go on. How a sample is run is a :class:`Strategy`: the agentic loop, or one
+of GIANT's baselines (``baselines.py``), which use the same public hooks (``system_prompt``,
+``call_model``, ``show``, ``record_answer``). The agent never writes files: images and the trace
+go to the :class:`~slidescout.core.recorder.Recorder`.
+
+Errors never lose a sample: a ``ToolError`` or a malformed call goes back to the model as an
+error observation; an unexpected exception is recorded on the step; after ``max_errors``
+consecutive failing steps the sample ends with status ``error`` and its trace is kept.
 """
 
 from __future__ import annotations
@@ -14,12 +20,19 @@ import json
 import re
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from slidescout import prompts
+from slidescout.agents.baselines import PatchStrategy, ThumbnailStrategy
 from slidescout.agents.budget import Budget
+from slidescout.agents.config import AgentConfig
 from slidescout.agents.context import images_in, prune_images, request_size, store_view
-from slidescout.agents.messages import (
+from slidescout.agents.environment import Environment, open_environment
+from slidescout.agents.models import Model
+from slidescout.agents.presets import Preset, get_preset
+from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
     Message,
@@ -32,11 +45,9 @@ from slidescout.agents.messages import (
     ToolSpec,
     UserMessage,
 )
-from slidescout.agents.presets import Preset
-from slidescout.agents.sample import AgentSample
-from slidescout.errors import ModelError, SlidescoutError, ToolError
-from slidescout.traces.rundir import RunDir
-from slidescout.traces.schema import (
+from slidescout.core.recorder import Recorder
+from slidescout.core.sample import Sample
+from slidescout.core.trace import (
     AnswerEvent,
     ErrorEvent,
     ImageEvent,
@@ -44,10 +55,16 @@ from slidescout.traces.schema import (
     NoteEvent,
     Rethink,
     SlideRef,
+    Status,
     ToolEvent,
     Trace,
     utcnow,
 )
+from slidescout.core.types import View
+from slidescout.errors import ModelError, SlidescoutError, ToolError
+from slidescout.tools.base import ToolImage
+from slidescout.tools.context import ToolContext
+from slidescout.tools.registry import ToolRegistry, ToolSet, default_registry
 
 IMAGESET_TOOLS = ("view_image", "crop_image", "compare_images")
 SLIDE_FREE_TOOLS = ("lookup",)  # tools that make sense without a slide
@@ -82,14 +99,9 @@ def parse_supporting_steps(text: str) -> list[int]:
     return sorted({int(n) for n in re.findall(r"\d+", m.group(1))}) if m else []
 
 
-def _store_tool_image(run: RunDir, img: Any, quality: int, source: str) -> ImagePart:
-    """A tool's ``ToolImage`` encoded once (``to_ref``), stored by hash, ready to send."""
-    ref, data = img.to_ref(quality, source)
-    run.blobs.put(data, ref.media_type)
-    return ImagePart(image=ref, data=data, detail=img.detail)
-
-
 class _Ids:
+    """Event ids of one trace: ``m1``, ``t2``, ``i3``..."""
+
     def __init__(self) -> None:
         self._n = itertools.count(1)
 
@@ -97,65 +109,97 @@ class _Ids:
         return f"{prefix}{next(self._n)}"
 
 
+@dataclass
+class SampleState:
+    """Everything one running sample owns: its trace, environment, history and counters."""
+
+    sample: Sample
+    env: Environment
+    recorder: Recorder
+    trace: Trace
+    started: float = field(default_factory=time.monotonic)
+    ids: _Ids = field(default_factory=_Ids)
+    messages: list[Message] = field(default_factory=list)
+    tools: ToolSet | None = None
+    ctx: ToolContext | None = None
+    consecutive_errors: int = 0
+
+    def note(self, message: str, step: int | None = None) -> None:
+        self.trace.events.append(NoteEvent(id=self.ids("n"), step=step, message=message))
+
+    def error(self, message: str, *, step: int | None = None, fatal: bool = False, error_type: str = "",
+              duration_s: float = 0.0) -> None:
+        self.trace.events.append(ErrorEvent(id=self.ids("e"), step=step, message=message, fatal=fatal,
+                                            error_type=error_type, duration_s=duration_s))
+
+
+class Strategy(Protocol):
+    """How a sample is run: the agentic loop, or a baseline. Returns the final status."""
+
+    async def run(self, agent: Agent, state: SampleState) -> Status: ...
+
+
+class AgentStrategy:
+    """Think, act, rethink: the overview, then one step at a time until an answer or a limit."""
+
+    async def run(self, agent: Agent, state: SampleState) -> Status:
+        await agent.start(state)
+        for step in range(agent.max_steps):
+            status = await agent.step(state, step)
+            if status is not None:
+                return status
+        return "max_steps"
+
+
 class Agent:
-    """Runs samples with one model, one preset and one tool set, writing traces into a run dir.
+    """Runs samples with one model and one :class:`AgentConfig`, recording into a ``Recorder``.
 
     Args:
         model: a ``Model`` (see ``slidescout.agents.models.resolve_model``).
-        preset: the protocol.
-        tools: tool names offered to the model (default: the preset's).
-        max_steps: step budget T (the last step is reserved for the answer).
-        max_side: long side of every image (default: by provider, as GIANT).
-        keep_images: images kept in the context besides the overview (None: all).
-        max_errors: consecutive failing steps before the sample ends with status ``error``.
+        config: the preset and its overrides.
         budget: shared limits (dollars, tokens, wall time) for the whole run.
-        sample_seconds: wall-time limit for one sample.
+        registry: where tools are looked up (default: built-ins and plugins).
     """
 
-    def __init__(self, model: Any, preset: Preset, *, tools: list[str] | None = None,
-                 max_steps: int | None = None, max_side: int | None = None,
-                 keep_images: int | None = -1, guides: bool | None = None, max_errors: int = 3,
-                 budget: Budget | None = None, sample_seconds: float | None = None,
-                 seed: int | None = None, temperature: float | None = None, jpeg_quality: int = 90,
-                 registry: Any = None, device: str | None = None) -> None:
+    def __init__(self, model: Model, config: AgentConfig | None = None, *, budget: Budget | None = None,
+                 registry: ToolRegistry | None = None) -> None:
         self.model = model
-        self.preset = preset
+        self.settings = config or AgentConfig()
+        self.preset: Preset = get_preset(self.settings.preset)
+        cfg, preset = self.settings, self.preset
         self.provider = model.name.split(":", 1)[0] if ":" in model.name else model.name
-        self.max_steps = max_steps or preset.max_steps
-        self.max_side = max_side or preset.max_side_for(self.provider)
-        self.keep_images = preset.keep_images if keep_images == -1 else keep_images
-        self.guides = preset.guides if guides is None else guides
-        self.max_errors = max_errors
+        self.max_steps = cfg.max_steps or preset.max_steps
+        self.max_side = cfg.max_side or preset.max_side_for(self.provider)
+        keep = preset.keep_images if cfg.keep_images is None else cfg.keep_images
+        self.keep_images: int | None = None if keep == "all" else keep
+        self.guides = preset.guides if cfg.guides is None else cfg.guides
+        self.jpeg_quality = cfg.jpeg_quality or preset.jpeg_quality
         self.budget = budget or Budget()
-        self.sample_seconds = sample_seconds
-        self.seed = seed
-        self.temperature = temperature
-        self.jpeg_quality = jpeg_quality
-        self.device = device
-        self.tool_names = list(preset.tools if tools is None else tools)
+        self.tool_names = list(preset.tools)
+        if cfg.tools:
+            self.tool_names = (registry or default_registry()).resolve_toolset(self.tool_names, cfg.tools)
         self._registry = registry
-        self._tools_by_env: dict[str, Any] = {}
+        self._tools_by_env: dict[str, ToolSet] = {}
+        self.strategy: Strategy = _strategy_for(preset)
 
     # -- configuration recorded in the manifest and the trace ---------------------
-    def config(self) -> dict[str, Any]:
+    def config(self) -> dict[str, object]:
+        """The settings in force (the preset's defaults resolved), as the manifest records them."""
         return {
-            "model": self.model.name, "api": getattr(self.model, "api", ""), "preset": self.preset.name,
+            **self.settings.to_dict(), "model": self.model.name, "api": getattr(self.model, "api", ""),
             "tools": self.tool_names, "max_steps": self.max_steps, "max_side": self.max_side,
-            "keep_images": self.keep_images, "guides": self.guides, "max_errors": self.max_errors,
-            "seed": self.seed, "temperature": self.temperature,
+            "keep_images": "all" if self.keep_images is None else self.keep_images, "guides": self.guides,
+            "jpeg_quality": self.jpeg_quality,
             "budget": {"usd": self.budget.usd, "tokens": self.budget.tokens, "seconds": self.budget.seconds},
-            "sample_seconds": self.sample_seconds,
         }
 
     def prompt_hashes(self) -> dict[str, str]:
         names = [self.preset.system_prompt, "final_step", "imageset_system", "rethink_block"]
         return {n: prompts.sha256(n) for n in names}
 
-    def _tool_map(self, env_kind: str = "slide") -> Any:
-        """The ToolSet offered for an environment: an image set swaps slide navigation for image tools."""
+    def toolset(self, env_kind: str = "slide") -> ToolSet:
+        """The tools offered for an environment: an image set swaps slide navigation for image tools."""
         if env_kind not in self._tools_by_env:
-            from slidescout.tools.registry import default_registry
-
             reg = self._registry or default_registry()
             names = self.tool_names
             if env_kind == "imageset":
@@ -164,53 +208,50 @@ class Agent:
         return self._tools_by_env[env_kind]
 
     def tool_specs(self, env_kind: str = "slide") -> list[ToolSpec]:
-        return list(self._tool_map(env_kind).specs)
+        return list(self.toolset(env_kind).specs)
+
+    async def aclose(self) -> None:
+        """Close the model's client (inside the event loop that used it)."""
+        close = getattr(self.model, "aclose", None)
+        if close is not None:
+            await close()
 
     # -- running -----------------------------------------------------------------
-    async def run(self, sample: AgentSample, run: RunDir, *, run_id: str = "") -> Trace:
-        """Run one sample to an answer (or a clear status) and write its trace."""
-        from slidescout.agents.environment import open_environment
-
-        trace = Trace(sample_id=sample.sample_id, run_id=run_id or run.path.name, task=sample.task,
+    async def run(self, sample: Sample, recorder: Recorder, *, run_id: str = "", repeat: int = 0) -> Trace:
+        """Run one sample to an answer (or a clear status); its trace goes to ``recorder``."""
+        trace = Trace(sample_id=sample.sample_id, run_id=run_id, task=sample.task, repeat=repeat,
                       question=sample.question, options=sample.options,
-                      slide=SlideRef(path=sample.slide_path or "", kind="imageset" if sample.image_paths else "slide",
-                                     images=sample.image_paths),
+                      slide=SlideRef(path="" if sample.is_image_set else sample.image_path,
+                                     kind="imageset" if sample.is_image_set else "slide", images=sample.images),
                       truth=sample.truth, model=self.model.name, preset=self.preset.name,
                       config=self.config(), prompt_hashes=self.prompt_hashes())
-        ids = _Ids()
-        started = time.monotonic()
         try:
             env = open_environment(sample)
         except SlidescoutError as exc:
-            trace.events.append(ErrorEvent(id=ids("e"), message=str(exc), error_type=type(exc).__name__, fatal=True))
-            return self._finish(trace, run, "error")
+            trace.events.append(ErrorEvent(id="e1", message=str(exc), error_type=type(exc).__name__, fatal=True))
+            return self._finish(trace, recorder, "error")
         trace.slide = env.slide_ref(trace.slide)
+        state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace)
         try:
-            if self.preset.mode == "thumbnail":
-                from slidescout.agents.baselines import run_thumbnail
-
-                return await run_thumbnail(self, env, sample, run, trace, ids)
-            if self.preset.mode == "patch":
-                from slidescout.agents.baselines import run_patches
-
-                return await run_patches(self, env, sample, run, trace, ids)
-            return await self._run_agent(env, sample, run, trace, ids, started)
+            status = await self.strategy.run(self, state)
         except asyncio.CancelledError:
-            self._finish(trace, run, "cancelled")
+            self._finish(trace, recorder, "cancelled")
             raise
         except Exception as exc:  # never lose a sample: record and keep the trace
-            trace.events.append(ErrorEvent(id=ids("e"), message=f"{type(exc).__name__}: {exc}",
-                                           error_type=type(exc).__name__, fatal=True))
-            trace.events.append(NoteEvent(id=ids("n"), message="".join(traceback.format_exc(limit=6))[-4000:]))
-            return self._finish(trace, run, "error")
+            state.error(f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__, fatal=True)
+            state.note("".join(traceback.format_exc(limit=6))[-4000:])
+            status = "error"
         finally:
             env.close()
+        trace.messages = state.messages or trace.messages
+        return self._finish(trace, recorder, status)
 
-    def _system_prompt(self, env: Any) -> str:
-        if getattr(env, "kind", "slide") == "imageset" and self.preset.mode != "agent":
-            return prompts.render("imageset_all", n_images=len(env.imageset))
-        if getattr(env, "kind", "slide") == "imageset":
-            return prompts.render("imageset_system", n_images=len(env.imageset), max_steps=self.max_steps,
+    # -- public hooks (the strategies use these) ------------------------------------
+    def system_prompt(self, env: Environment) -> str:
+        if env.kind == "imageset" and self.preset.mode != "agent":
+            return prompts.render("imageset_all", n_images=len(_imageset_of(env)))
+        if env.kind == "imageset":
+            return prompts.render("imageset_system", n_images=len(_imageset_of(env)), max_steps=self.max_steps,
                                   rethink_instructions=prompts.load("rethink_block") if self.preset.rethink else "")
         w, h = env.size
         mpp = env.mpp
@@ -219,20 +260,40 @@ class Agent:
                               max_steps=self.max_steps, max_tool_steps=max(0, self.max_steps - 1),
                               mpp_note=mpp_note, patch_size=self.preset.patch_size)
 
-    async def _call_model(self, req: ModelRequest, trace: Trace, ids: _Ids, step: int, forced: bool,
-                          n_images: int) -> ModelResponse | None:
+    def show(self, state: SampleState, view: View, *, purpose: str, label: str | None = None,
+             step: int = 0) -> ImagePart:
+        """Encode and record a view the model is about to see; the part is ready to send."""
+        part = store_view(state.recorder, view, source=view.meta.get("source") or state.env.source_id,
+                          label=label or view.meta.get("label") or purpose, quality=self.jpeg_quality)
+        state.trace.events.append(ImageEvent(id=state.ids("i"), image=part.image, purpose=purpose, step=step))
+        return part
+
+    def limit_reached(self, state: SampleState, step: int) -> Status | None:
+        """The budget or time limit that ends the sample before ``step``, noted on the trace."""
+        exceeded = self.budget.exceeded()
+        if exceeded is not None:
+            state.note(self.budget.describe(exceeded), step)
+            return exceeded  # type: ignore[return-value]
+        if self._time_left(state.started) == 0:
+            state.note(f"sample time limit of {self.settings.sample_seconds:.0f} s reached", step)
+            return "budget_time"
+        return None
+
+    async def call_model(self, state: SampleState, req: ModelRequest, *, step: int, forced: bool,
+                         n_images: int) -> ModelResponse | None:
+        """One model call, recorded with its usage; None (and a fatal error event) when it failed."""
         t0 = time.monotonic()
         try:
             resp = await self.model.request(req)
         except ModelError as exc:
-            retries = getattr(exc, "retries", []) or []
+            retries = exc.retries
             note = f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})" if retries else ""
-            trace.events.append(ErrorEvent(id=ids("e"), step=step, message=f"{exc}{note}", error_type="ModelError",
-                                           fatal=True, duration_s=time.monotonic() - t0))
+            state.error(f"{exc}{note}", step=step, error_type="ModelError", fatal=True,
+                        duration_s=time.monotonic() - t0)
             return None
         self.budget.charge(resp.usage)
-        trace.usage = trace.usage + resp.usage
-        ev = ModelCallEvent(id=ids("m"), step=step, model=resp.model or self.model.name, api=resp.api,
+        state.trace.usage = state.trace.usage + resp.usage
+        ev = ModelCallEvent(id=state.ids("m"), step=step, model=resp.model or self.model.name, api=resp.api,
                             output=resp.message, usage=resp.usage, latency_s=resp.latency_s,
                             duration_s=time.monotonic() - t0,
                             request_bytes=resp.request_bytes or request_size(req.messages),
@@ -241,108 +302,115 @@ class Agent:
                             stop_reason=resp.stop_reason)
         if self.preset.rethink:
             ev.rethink = parse_rethink(resp.message.text)
-        trace.events.append(ev)
+        state.trace.events.append(ev)
         return resp
 
-    async def _run_agent(self, env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: _Ids,
-                         started: float) -> Trace:
-        kind = getattr(env, "kind", "slide")
-        tools = self._tool_map(kind)
-        specs = list(tools.specs)
-        ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
-                               run_dir=run.path, sample_id=sample.sample_id, device=self.device)
+    def record_answer(self, state: SampleState, step: int, text: str, *, forced: bool = False,
+                      rationale: str | None = None, supporting_steps: list[int] | None = None) -> None:
+        """The sample's final answer."""
+        trace = state.trace
+        trace.answer = text
+        trace.rationale = _RETHINK.sub("", text).strip() if rationale is None else rationale
+        steps = parse_supporting_steps(text) if supporting_steps is None else supporting_steps
+        trace.events.append(AnswerEvent(id=state.ids("a"), step=step, text=text, rationale=trace.rationale,
+                                        supporting_steps=steps, forced=forced))
+
+    # -- the agentic loop ------------------------------------------------------------
+    async def start(self, state: SampleState) -> None:
+        """The first message: the question and the overview; tools and their context."""
+        env = state.env
+        state.tools = self.toolset(env.kind)
+        state.ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
+                                     run_dir=state.recorder.location, sample_id=state.sample.sample_id,
+                                     device=self.settings.device)
         overview = await asyncio.to_thread(env.overview, self.preset.overview_side or self.max_side, self.guides)
-        ov_part = await asyncio.to_thread(store_view, run.blobs, overview, source=env.source_id,
-                                          label="overview", quality=self.jpeg_quality)
-        trace.events.append(ImageEvent(id=ids("i"), image=ov_part.image, purpose="overview", step=0))
-        messages: list[Message] = [
-            SystemMessage(content=self._system_prompt(env)),
-            UserMessage(parts=[TextPart(text=sample.question), TextPart(text=env.overview_caption(overview)), ov_part]),
+        ov_part = await asyncio.to_thread(self.show, state, overview, purpose="overview", label="overview")
+        state.messages = [
+            SystemMessage(content=self.system_prompt(env)),
+            UserMessage(parts=[TextPart(text=state.sample.question), TextPart(text=env.overview_caption(overview)),
+                               ov_part]),
         ]
-        consecutive_errors = 0
-        status = None
-        for step in range(self.max_steps):
-            exceeded = self.budget.exceeded()
-            message = self.budget.describe(exceeded) if exceeded else ""
-            if exceeded is None and self._time_left(started) == 0:
-                exceeded, message = "budget_time", f"sample time limit of {self.sample_seconds:.0f} s reached"
-            if exceeded:
-                trace.events.append(NoteEvent(id=ids("n"), step=step, message=message))
-                status = exceeded
-                break
-            last = step == self.max_steps - 1
-            if last:
-                messages.append(UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())]))
-            context = prune_images(messages, self.keep_images)
-            # on the last step the tools stay declared (providers need them to read the history,
-            # and prompt caches stay warm) but tool_choice "none" withdraws them
-            req = ModelRequest(messages=context, tools=specs,
-                               tool_choice="none" if last or not specs else "auto",
-                               temperature=self.temperature, seed=self.seed)
-            try:
-                resp = await asyncio.wait_for(self._call_model(req, trace, ids, step, last, images_in(context)),
-                                              timeout=self._time_left(started))
-            except asyncio.TimeoutError:
-                trace.events.append(NoteEvent(id=ids("n"), step=step,
-                                              message=f"sample time limit of {self.sample_seconds:.0f} s reached during a model call"))
-                status = "budget_time"
-                break
-            trace.messages = messages
-            if resp is None:
-                status = "error"
-                break
-            msg = resp.message
-            messages.append(msg)
-            calls = msg.tool_calls
-            if not calls:
-                if not msg.text.strip():
-                    consecutive_errors += 1
-                    trace.events.append(ErrorEvent(id=ids("e"), step=step, message="the model replied with neither a tool call nor text"))
-                    if consecutive_errors >= self.max_errors or last:
-                        status = "error"
-                        break
-                    messages.append(UserMessage(parts=[TextPart(text="Your reply was empty. Call a tool or give your final answer.")]))
-                    continue
-                self._answer(trace, ids, step, msg, forced=last)
-                status = "answered"
-                break
-            if last:
-                # tools were withdrawn but the model still asked for one: keep any text as the answer
-                if msg.text.strip():
-                    self._answer(trace, ids, step, msg, forced=True)
-                    status = "answered"
-                else:
-                    status = "max_steps"
-                break
-            remaining = self.max_steps - 2 - step
-            results, n_failed = await self._run_calls(calls, tools, ctx, run, trace, ids, step, remaining, env)
-            messages.append(ToolMessage(results=results))
-            consecutive_errors = consecutive_errors + 1 if n_failed == len(calls) else 0
-            await asyncio.to_thread(run.write_trace, trace)  # the viewer can follow a sample while it runs
-            if consecutive_errors >= self.max_errors:
-                trace.events.append(ErrorEvent(id=ids("e"), step=step, fatal=True,
-                                               message=f"{consecutive_errors} consecutive steps failed; stopping"))
-                status = "error"
-                break
-        trace.messages = messages
-        return self._finish(trace, run, status or "max_steps")
+
+    async def step(self, state: SampleState, step: int) -> Status | None:
+        """One step: ask the model, run its tool calls. Returns the status that ends the sample, or None."""
+        limit = self.limit_reached(state, step)
+        if limit is not None:
+            return limit
+        last = step == self.max_steps - 1
+        if last:
+            state.messages.append(UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())]))
+        context = prune_images(state.messages, self.keep_images)
+        specs = list(state.tools.specs) if state.tools is not None else []
+        # on the last step the tools stay declared (providers need them to read the history,
+        # and prompt caches stay warm) but tool_choice "none" withdraws them
+        req = ModelRequest(messages=context, tools=specs, tool_choice="none" if last or not specs else "auto",
+                           temperature=self.settings.temperature, seed=self.settings.seed)
+        try:
+            resp = await asyncio.wait_for(
+                self.call_model(state, req, step=step, forced=last, n_images=images_in(context)),
+                timeout=self._time_left(state.started))
+        except asyncio.TimeoutError:
+            state.note(f"sample time limit of {self.settings.sample_seconds:.0f} s reached during a model call", step)
+            return "budget_time"
+        state.trace.messages = state.messages
+        if resp is None:
+            return "error"
+        msg = resp.message
+        state.messages.append(msg)
+        if not msg.tool_calls:
+            return self._on_reply(state, step, msg, last)
+        if last:  # tools were withdrawn but the model still asked for one: keep any text as the answer
+            if msg.text.strip():
+                self.record_answer(state, step, msg.text, forced=True)
+                return "answered"
+            return "max_steps"
+        return await self._on_tool_calls(state, step, msg)
+
+    def _on_reply(self, state: SampleState, step: int, msg: AssistantMessage, last: bool) -> Status | None:
+        if msg.text.strip():
+            self.record_answer(state, step, msg.text, forced=last)
+            return "answered"
+        state.consecutive_errors += 1
+        state.error("the model replied with neither a tool call nor text", step=step)
+        if state.consecutive_errors >= self.settings.max_errors or last:
+            return "error"
+        state.messages.append(UserMessage(parts=[TextPart(text="Your reply was empty. Call a tool or give your final answer.")]))
+        return None
+
+    async def _on_tool_calls(self, state: SampleState, step: int, msg: AssistantMessage) -> Status | None:
+        calls = msg.tool_calls
+        remaining = self.max_steps - 2 - step
+        results, n_failed = await self._run_calls(state, step, remaining)
+        state.messages.append(ToolMessage(results=results))
+        state.consecutive_errors = state.consecutive_errors + 1 if n_failed == len(calls) else 0
+        state.trace.messages = state.messages
+        await asyncio.to_thread(state.recorder.write_trace, state.trace)  # the viewer can follow a running sample
+        if state.consecutive_errors >= self.settings.max_errors:
+            state.error(f"{state.consecutive_errors} consecutive steps failed; stopping", step=step, fatal=True)
+            return "error"
+        return None
 
     def _time_left(self, started: float) -> float | None:
         """Seconds left of the per-sample or run-wide time limit (None: no limit; 0: spent)."""
         limits = []
-        if self.sample_seconds:
-            limits.append(self.sample_seconds - (time.monotonic() - started))
+        if self.settings.sample_seconds:
+            limits.append(self.settings.sample_seconds - (time.monotonic() - started))
         if self.budget.seconds:
             limits.append(self.budget.seconds - (time.monotonic() - self.budget.started))
         return max(0.0, min(limits)) if limits else None
 
-    async def _run_calls(self, calls, tools, ctx, run, trace, ids, step, remaining, env):
+    async def _run_calls(self, state: SampleState, step: int, remaining: int) -> tuple[list[ToolResultPart], int]:
+        """Run the tool calls of the last assistant message, in order; results and failure count."""
+        last = state.messages[-1]
+        calls = last.tool_calls if isinstance(last, AssistantMessage) else []
+        tools, ctx = state.tools, state.ctx
+        assert tools is not None and ctx is not None, "start() sets the tools"
         results: list[ToolResultPart] = []
         n_failed = 0
         for call in calls:
             t0 = time.monotonic()
-            ev = ToolEvent(id=ids("t"), step=step, call=call)
-            content: list[Any] = []
+            ev = ToolEvent(id=state.ids("t"), step=step, call=call)
+            content: list[TextPart | ImagePart] = []
             if call.parse_error:
                 ev.error = f"could not parse the arguments of {call.name}: {call.parse_error}. Send valid JSON arguments."
             elif call.name not in tools:
@@ -358,10 +426,9 @@ class Agent:
                     ev.error = f"the tool {call.name} failed unexpectedly ({type(exc).__name__}); try something else"
                 else:
                     ev.text = result.text or ""
-                    ev.data = dict(getattr(result, "data", {}) or {})
+                    ev.data = dict(result.data or {})
                     for img in result.images:  # encode + store off the event loop
-                        part = await asyncio.to_thread(_store_tool_image, run, img, self.jpeg_quality,
-                                                       env.source_id)
+                        part = await asyncio.to_thread(self._store_tool_image, state, img)
                         ev.images.append(part.image)
                         content.append(part)
             ev.duration_s = time.monotonic() - t0
@@ -373,20 +440,72 @@ class Agent:
                 text = f"{ev.text}\n{note}".strip()
             results.append(ToolResultPart(tool_call_id=call.id, name=call.name,
                                           content=[TextPart(text=text), *content], is_error=bool(ev.error)))
-            trace.events.append(ev)
+            state.trace.events.append(ev)
         return results, n_failed
 
-    def _answer(self, trace: Trace, ids: _Ids, step: int, msg: AssistantMessage, *, forced: bool) -> None:
-        text = msg.text
-        trace.answer = text
-        trace.rationale = _RETHINK.sub("", text).strip()
-        trace.events.append(AnswerEvent(id=ids("a"), step=step, text=text, rationale=trace.rationale,
-                                        supporting_steps=parse_supporting_steps(text), forced=forced))
+    def _store_tool_image(self, state: SampleState, img: ToolImage) -> ImagePart:
+        """A tool's image encoded once (``to_ref``), recorded by hash, ready to send."""
+        ref, data = img.to_ref(self.jpeg_quality, state.env.source_id)
+        state.recorder.put_image(data, ref.media_type)
+        return ImagePart(image=ref, data=data, detail=img.detail)
 
-    def _finish(self, trace: Trace, run: RunDir, status: str) -> Trace:
-        trace.status = status  # type: ignore[assignment]
+    @staticmethod
+    def _finish(trace: Trace, recorder: Recorder, status: Status) -> Trace:
+        trace.status = status
         trace.finished_at = utcnow()
-        run.write_trace(trace)
+        if status != "answered" and trace.error is None:
+            trace.error = failure_reason(trace)
+        recorder.write_trace(trace)
         return trace
 
 
+def failure_reason(trace: Trace) -> str | None:
+    """Why a sample that did not answer ended: its fatal error, or the note of the limit it hit."""
+    for ev in reversed(trace.events):
+        if isinstance(ev, ErrorEvent) and (ev.fatal or trace.status == "error"):
+            return ev.message[:500]
+    if trace.status.startswith("budget") or trace.status == "cancelled":
+        note = next((ev.message for ev in reversed(trace.events) if isinstance(ev, NoteEvent)), None)
+        return (note or trace.status)[:500]
+    if trace.status == "max_steps":
+        return f"the step budget ran out ({trace.n_steps} model calls) with no answer"
+    return None
+
+
+def _imageset_of(env: Environment) -> list[str]:
+    images = getattr(env, "imageset", None)
+    return list(images.paths) if images is not None else []
+
+
+def _strategy_for(preset: Preset) -> Strategy:
+    if preset.mode == "thumbnail":
+        return ThumbnailStrategy()
+    if preset.mode == "patch":
+        return PatchStrategy()
+    return AgentStrategy()
+
+
+def build_agent(config: AgentConfig, budget: Budget | None = None, *, repeat: int = 0,
+                wrap_model: Callable[[Model], Model] | None = None, model: Model | None = None,
+                registry: ToolRegistry | None = None) -> Agent:
+    """An ``Agent`` from a config; with a seed, repeat *r* uses ``seed + r`` so repeats are not copies.
+
+    Unknown or broken tools are a configuration error, raised here before any sample runs."""
+    resolved = model if model is not None else config.resolve_model()
+    if wrap_model is not None:
+        resolved = wrap_model(resolved)
+    if config.seed is not None and repeat:
+        config = config.model_copy(update={"seed": config.seed + repeat})
+    agent = Agent(resolved, config, budget=budget, registry=registry)
+    agent.tool_specs()
+    return agent
+
+
+
+def make_agent(model: str | Model | None = None, *, budget: Budget | None = None,
+               registry: ToolRegistry | None = None, **settings: object) -> Agent:
+    """An ``Agent`` from a model id (or a ``Model``) and :class:`AgentConfig` fields:
+    ``make_agent("expert", preset="vitar", max_steps=8)``."""
+    config = AgentConfig.model_validate({**settings, "model": model if isinstance(model, str) else None})
+    return build_agent(config, budget, model=None if model is None or isinstance(model, str) else model,
+                       registry=registry)

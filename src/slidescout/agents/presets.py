@@ -26,6 +26,7 @@ class Preset:
     guides: bool = True
     rethink: bool = False
     keep_images: int | None = None  # None: every image stays in the context
+    jpeg_quality: int = 90
     n_patches: int = 30
     patch_size: int = 224
 

@@ -8,101 +8,97 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+from rich.panel import Panel
 
+from slidescout.agents.config import AgentConfig
 from slidescout.cli.app import app, console, err_console, trace_app
+from slidescout.cli.options import agent_options
 from slidescout.errors import ConfigError
+from slidescout.eval.ask import RunResult, question_sample, run
+from slidescout.slides.synth import demo_sample, load_truth
+from slidescout.traces.show import render_trace, resolve_trace_paths
 
 
-def _print_result(res, as_json: bool, truth: str | None = None) -> None:
+def _print_result(res: RunResult, as_json: bool, truth: str | None = None) -> None:
+    rec = res.record
     if as_json:
-        out = {"answer": res.answer, "choice": res.choice, "status": res.status, "rationale": res.rationale,
-               "steps": res.trace.n_steps, "cost_usd": res.trace.usage.cost_usd,
-               "trace": str(res.trace_path), "run_dir": str(res.run_dir)}
+        out = {"choice": res.choice, "answer": res.answer, "rationale": res.rationale, "status": res.status,
+               "error": res.error, "steps": rec.get("n_steps"), "cost_usd": rec.get("cost_usd"),
+               "trace": str(res.trace_path), "run_dir": str(res.run_dir), "record": rec}
         if truth is not None:
             out["truth"] = truth
-        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.write(json.dumps(out, default=str) + "\n")
         return
-    from rich.panel import Panel
-
     body = []
     if res.choice:
-        body.append(f"[bold]Answer:[/] {res.choice}")
+        body.append(f"[bold]Answer:[/] {escape(res.choice)}")
     if res.answer:
-        body.append(f"[bold]Reply:[/] {res.answer.strip()[:1500]}")
+        body.append(f"[bold]Reply:[/] {escape(res.answer.strip()[:1500])}")
     if truth is not None:
-        body.append(f"[bold]Ground truth:[/] {truth}")
-    cost = res.trace.usage.cost_usd
-    body.append(f"[dim]status {res.status} · {res.trace.n_steps} steps · "
-                f"{res.trace.usage.input_tokens + res.trace.usage.output_tokens} tokens · "
+        body.append(f"[bold]Ground truth:[/] {escape(truth)}")
+    cost = rec.get("cost_usd")
+    tokens = int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
+    body.append(f"[dim]status {res.status} · {rec.get('n_steps') or 0} steps · {tokens} tokens · "
                 f"cost {'unknown' if cost is None else f'${cost:.4f}'}[/]")
-    body.append(f"[dim]trace: {res.trace_path}[/]")
+    body.append(f"[dim]trace: {escape(str(res.trace_path))}[/]")
     console.print(Panel("\n".join(body), title="slidescout", expand=False), highlight=False)
 
 
+def _fail_unless_answered(res: RunResult) -> None:
+    if not res.ok:
+        reason = (res.error or "").splitlines()[0] if res.error else ""
+        err_console.print(f"error: no answer ({res.status}){': ' + reason if reason and reason != res.status else ''}",
+                          highlight=False, markup=False)
+        raise typer.Exit(1)
+
+
 @app.command()
+@agent_options()
 def ask(
     slide: Path = typer.Argument(..., help="A whole-slide image (SVS, NDPI, MRXS, TIFF...) or a PNG/JPEG."),
     question: str = typer.Argument(..., help="The question to answer."),
     option: list[str] | None = typer.Option(None, "--option", help="An answer option (repeat for each)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="provider:model, e.g. openai:gpt-5, anthropic:claude-sonnet-4-5, expert, replay:TRACE. Default: by available key, else expert."),
-    base_url: str | None = typer.Option(None, "--base-url", help="An OpenAI- or Anthropic-compatible server (vLLM, Ollama, llama.cpp)."),
-    api: str = typer.Option("auto", "--api", help="OpenAI API: auto, responses or chat."),
-    preset: str = typer.Option("giant", "--preset", "-p", help="giant, vitar, thumbnail or patch."),
-    tools: str | None = typer.Option(None, "--tools", help="Change the preset's tools: '+lookup,-pan' or a full list 'slide_zoom,measure'."),
-    max_steps: int | None = typer.Option(None, "--max-steps", min=1, max=200, help="Step budget (the last step is reserved for the answer)."),
-    max_side: int | None = typer.Option(None, "--max-side", min=64, max=4096, help="Long side of every image (default 1000, 500 for Claude)."),
-    keep_images: int | None = typer.Option(None, "--keep-images", min=0, help="Images kept in the context besides the overview (default: the preset's)."),
     budget_usd: float | None = typer.Option(None, "--budget-usd", min=0.0, help="Stop when this many dollars are spent."),
-    seed: int | None = typer.Option(None, "--seed"),
     out: Path | None = typer.Option(None, "-o", "--out", help="Run directory (default under runs/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer and the run directory as one JSON object."),
+    agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Ask a question about a slide; prints the answer, a rationale and where the trace went."""
-    from slidescout.agents.api import run
-
-    res = run(slide, question, option or [], model=model, preset=preset, out=out, base_url=base_url, api=api,
-              tools=tools, max_steps=max_steps, max_side=max_side, budget_usd=budget_usd, seed=seed,
-              keep_images=-1 if keep_images is None else keep_images)
+    res = run(slide, question, option or [], config=agent, out=out, budget_usd=budget_usd)
     _print_result(res, as_json)
-    if not res.ok:
-        reason = next((e.message for e in reversed(res.trace.events) if e.kind in ("error", "note")), res.status)
-        err_console.print(f"error: no answer ({res.status}): {reason.splitlines()[0] if reason else ''}", highlight=False)
-        raise typer.Exit(1)
+    _fail_unless_answered(res)
 
 
 @app.command()
+@agent_options(model="expert", preset="vitar", seed=7)
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "-o", "--out", help="Where the synthetic slide and the run go."),
-    seed: int = typer.Option(7, "--seed"),
-    model: str = typer.Option("expert", "--model", "-m"),
-    preset: str = typer.Option("vitar", "--preset", "-p"),
-    as_json: bool = typer.Option(False, "--json"),
+    slide_seed: int | None = typer.Option(None, "--slide-seed", help="Seed of the generated slide and question (default: --seed)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer and the run directory as one JSON object."),
+    agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Offline demo: generate a synthetic slide and question, run the expert planner, show answer and truth."""
-    from slidescout.agents.api import run
-    from slidescout.agents.sample import sample_for_question
-    from slidescout.slides.synth import demo_sample, load_truth
-    from slidescout.traces.schema import GroundTruth
-
     t0 = time.monotonic()
+    agent.resolve_model()  # a bad model id fails before the slide is generated
     out.mkdir(parents=True, exist_ok=True)
     with console.status("generating a synthetic slide..."):
-        slide_path, question, options, truth = demo_sample(out / "slides", seed=seed)
+        slide_path, question, options, truth = demo_sample(out / "slides", seed=(agent.seed or 0) if slide_seed is None else slide_seed)
     if not as_json:
-        console.print(f"slide: {slide_path} ({time.monotonic() - t0:.1f} s)")
-        console.print(f"question: {question}")
+        console.print(f"slide: {slide_path} ({time.monotonic() - t0:.1f} s)", highlight=False, markup=False)
+        console.print(f"question: {question}", highlight=False, markup=False)
     run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
-    sample = sample_for_question(slide_path, question, options)
-    regions = [{"label": les.cls, "box": list(les.box)} for les in load_truth(slide_path).lesions]
-    sample.truth = GroundTruth(answer=truth, regions=regions)
-    with console.status(f"running {model} ({preset})..."):
-        res = run(slide_path, question, options, model=model, preset=preset, out=run_dir, seed=seed, sample=sample)
+    sample = question_sample(slide_path, question, options, answer=truth)
+    regions = [{"id": f"lesion{i + 1}", "label": les.cls, "box": list(les.box)}
+               for i, les in enumerate(load_truth(slide_path).lesions)]
+    sample = sample.model_copy(update={"regions": regions})
+    with console.status(f"running {agent.model_id} ({agent.preset})..."):
+        res = run(slide_path, question, options, config=agent, out=run_dir, sample=sample)
     _print_result(res, as_json, truth=truth)
     if not as_json:
         verdict = "[green]correct[/]" if res.choice == truth else "[red]wrong[/]"
-        console.print(f"{verdict} · {time.monotonic() - t0:.1f} s · view it: slidescout view {res.run_dir}")
-    if not res.ok:
-        raise typer.Exit(1)
+        console.print(f"{verdict} · {time.monotonic() - t0:.1f} s · view it: slidescout view {escape(str(res.run_dir))}")
+    _fail_unless_answered(res)
 
 
 @trace_app.command("show")
@@ -111,8 +107,6 @@ def trace_show(
     full: bool = typer.Option(False, "--full", help="Do not shorten long texts."),
 ) -> None:
     """Print a trace's steps: thought, tool call, what was viewed, tokens, cost, latency."""
-    from slidescout.traces.show import render_trace, resolve_trace_paths
-
     paths = resolve_trace_paths(trace)
     if not paths:
         raise ConfigError(f"{trace}: no traces found")

@@ -4,8 +4,6 @@ and ``slidescout judge``."""
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -13,8 +11,23 @@ from typing import Any
 
 import typer
 
+from slidescout.agents.config import AgentConfig
+from slidescout.agents.models.registry import parse_model_id
 from slidescout.cli.app import app, console, err_console
+from slidescout.cli.options import agent_options, with_options
+from slidescout.cli.synth_cmd import parse_size
+from slidescout.core.sample import Sample
 from slidescout.errors import ConfigError, DatasetError
+from slidescout.eval import load_dataset, load_medframeqa, load_multipathqa, load_synth
+from slidescout.eval.ask import default_run_dir
+from slidescout.eval.compare import compare_data, load_runs, print_compare
+from slidescout.eval.judge import judge_run
+from slidescout.eval.report import judge_summary, load_run, print_report, report_data, write_plots
+from slidescout.eval.runner import run_eval
+from slidescout.eval.samples import DatasetLoad
+from slidescout.slides.synth import generate_dataset
+from slidescout.traces.rundir import RunDir
+from slidescout.traces.viewer.report import write_report
 
 eval_app = typer.Typer(help="Score an agent on a benchmark (MultiPathQA, MedFrameQA, SynthPath).",
                        no_args_is_help=True)
@@ -22,22 +35,12 @@ app.add_typer(eval_app, name="eval")
 
 # Options every `eval` command takes: (name, annotation, typer.Option)
 _COMMON: list[tuple[str, Any, Any]] = [
-    ("model", str | None, typer.Option(None, "--model", "-m", help="provider:model (openai:gpt-5, anthropic:claude-sonnet-4-5, expert...). Default: by available key, else expert.")),
-    ("preset", str, typer.Option("giant", "--preset", "-p", help="giant, vitar, thumbnail or patch.")),
-    ("base_url", str | None, typer.Option(None, "--base-url", help="An OpenAI- or Anthropic-compatible server (vLLM, Ollama, llama.cpp).")),
-    ("api", str, typer.Option("auto", "--api", help="OpenAI API: auto, responses or chat.")),
-    ("tools", str | None, typer.Option(None, "--tools", help="Change the preset's tools: '+lookup,-pan' or a full list.")),
-    ("max_steps", int | None, typer.Option(None, "--max-steps", min=1, max=200, help="Step budget per sample.")),
-    ("max_side", int | None, typer.Option(None, "--max-side", min=64, max=4096, help="Long side of every image.")),
-    ("seed", int | None, typer.Option(None, "--model-seed", help="Model seed (repeat r uses seed + r).")),
-    ("temperature", float | None, typer.Option(None, "--temperature", help="Sampling temperature.")),
     ("repeats", int, typer.Option(1, "--repeats", "-r", min=1, max=100, help="Runs of every sample (mean of runs, majority vote).")),
     ("concurrency", int, typer.Option(16, "--concurrency", "-c", min=1, max=1024, help="Samples in flight at once.")),
     ("max_connections", int | None, typer.Option(None, "--max-connections", min=1, help="Concurrent requests to the model endpoint (default: --concurrency).")),
     ("budget_usd", float | None, typer.Option(None, "--budget-usd", min=0.0, help="Stop starting samples once this many dollars are spent.")),
     ("budget_tokens", int | None, typer.Option(None, "--budget-tokens", min=0, help="Stop starting samples once this many tokens are used.")),
     ("budget_time", float | None, typer.Option(None, "--budget-time", min=0.0, help="Stop starting samples after this many seconds.")),
-    ("sample_timeout", float | None, typer.Option(None, "--sample-timeout", min=1.0, help="Wall-time limit of one sample, seconds.")),
     ("out", Path | None, typer.Option(None, "-o", "--out", help="Run directory (default runs/<time>-<dataset>).")),
     ("resume", Path | None, typer.Option(None, "--resume", help="Continue this run directory: finished samples are kept and not run again.")),
     ("retry_errors", bool, typer.Option(False, "--retry-errors", help="With --resume, also rerun samples that ended in error.")),
@@ -56,27 +59,13 @@ _COMMON: list[tuple[str, Any, Any]] = [
 
 
 def _with_common(fn: Any) -> Any:
-    """Add the common options to an eval command; they arrive as one ``common`` dict."""
-    sig = inspect.signature(fn)
-    own = [p for p in sig.parameters.values() if p.name != "common"]
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
-             for name, ann, opt in _COMMON]
-
-    @functools.wraps(fn)
-    def wrapper(**kwargs: Any) -> Any:
-        common = {name: kwargs.pop(name) for name, _, _ in _COMMON}
-        return fn(**kwargs, common=common)
-
-    wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{n: a for n, a, _ in _COMMON}}
-    return wrapper
+    """Add the agent flags and the common eval options; they arrive as ``agent`` and a ``common`` dict."""
+    return agent_options()(with_options(_COMMON, lambda values: values, "common")(fn))
 
 
-def _check_model(model: str | None) -> None:
-    if model:
-        from slidescout.agents.models.registry import parse_model_id
-
-        parse_model_id(model)  # ConfigError naming the valid forms
+def _check_model(agent: AgentConfig) -> None:
+    if agent.model:
+        parse_model_id(agent.model)  # ConfigError naming the valid forms
 
 
 def _run_dir(common: dict[str, Any], dataset: str) -> Path:
@@ -89,8 +78,6 @@ def _run_dir(common: dict[str, Any], dataset: str) -> Path:
         return Path(resume)
     if out is not None:
         return Path(out)
-    from slidescout.agents.api import default_run_dir
-
     return default_run_dir(f"eval-{dataset}")
 
 
@@ -107,16 +94,10 @@ def _select(load: Any, common: dict[str, Any], what: str) -> list[Any]:
     return samples
 
 
-def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str) -> None:
-    from slidescout.eval.report import print_report, write_plots
-    from slidescout.eval.runner import run_eval
-    from slidescout.eval.sample_run import AgentSpec
-
-    _check_model(common["model"])
+def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], dataset: str,
+             agent: AgentConfig) -> None:
+    _check_model(agent)
     run_dir = _run_dir(common, dataset)
-    spec = AgentSpec(model=common["model"], preset=common["preset"], base_url=common["base_url"], api=common["api"],
-                     tools=common["tools"], max_steps=common["max_steps"], max_side=common["max_side"],
-                     seed=common["seed"], temperature=common["temperature"], sample_seconds=common["sample_timeout"])
     if not common["as_json"]:
         console.print(load.summary(), highlight=False)
         if common["limit"]:
@@ -126,7 +107,7 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
             "n_missing": load.n_missing, "n_invalid": load.n_invalid, "tasks": common["tasks"], "limit": common["limit"]}
     try:
         summary = asyncio.run(run_eval(
-            samples, out=run_dir, agent=spec, repeats=common["repeats"], concurrency=common["concurrency"],
+            samples, out=run_dir, agent=agent, repeats=common["repeats"], concurrency=common["concurrency"],
             max_connections=common["max_connections"], budget_usd=common["budget_usd"],
             budget_tokens=common["budget_tokens"], budget_seconds=common["budget_time"],
             resume=common["resume"] is not None, executor=common["executor"], ray_address=common["address"],
@@ -157,13 +138,12 @@ def eval_multipathqa(
     csv_path: Path = typer.Option(..., "--csv", help="MultiPathQA.csv (GIANT's question file)."),
     slides: Path = typer.Option(..., "--slides", help="Folder holding the downloaded slides (searched recursively)."),
     common: Any = None,
+    agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Run MultiPathQA (TCGA, GTEx, PANDA, SlideBench, ExpertVQA) on the slides found under --slides."""
-    from slidescout.eval import load_multipathqa
-
-    _check_model(common["model"])
+    _check_model(agent)
     load = load_multipathqa(csv_path, slides_dir=slides, tasks=common["tasks"])
-    _execute(load, _select(load, common, "slides"), common, "multipathqa")
+    _execute(load, _select(load, common, "slides"), common, "multipathqa", agent)
 
 
 @eval_app.command("medframeqa")
@@ -172,16 +152,15 @@ def eval_medframeqa(
     data: Path = typer.Option(..., "--data", help="MedFrameQA parquet file (or folder of shards), or the JSON/JSONL with image paths."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where parquet images are extracted (default $SLIDESCOUT_HOME/cache/images)."),
     common: Any = None,
+    agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Run MedFrameQA (2-5 frames per question) with the image-set tools."""
-    from slidescout.eval import load_medframeqa
-
-    _check_model(common["model"])
+    _check_model(agent)
     load = load_medframeqa(data, cache_dir=cache_dir)
     if common["tasks"]:
         wanted = {t.strip() for t in common["tasks"].split(",") if t.strip()}
         load.samples = [s for s in load.samples if s.task in wanted or str(s.meta.get("system", "")) in wanted]
-    _execute(load, _select(load, common, "images"), common, "medframeqa")
+    _execute(load, _select(load, common, "images"), common, "medframeqa", agent)
 
 
 @eval_app.command("file")
@@ -191,16 +170,15 @@ def eval_file(
     slides: Path | None = typer.Option(None, "--slides", help="Folder of the slides (MultiPathQA CSVs)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where parquet images are extracted."),
     common: Any = None,
+    agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Run any supported question file; the dataset is recognised from the file."""
-    from slidescout.eval import load_dataset
-
-    _check_model(common["model"])
+    _check_model(agent)
     load = load_dataset(path, slides_dir=slides, tasks=common["tasks"], cache_dir=cache_dir)
     if load.dataset == "multipathqa" and slides is None:
         raise ConfigError("a MultiPathQA CSV needs --slides (the folder holding the downloaded slides)")
     name = {"synthpath": "synth"}.get(load.dataset, load.dataset)
-    _execute(load, _select(load, common, "images" if name == "medframeqa" else "slides"), common, name)
+    _execute(load, _select(load, common, "images" if name == "medframeqa" else "slides"), common, name, agent)
 
 
 def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:
@@ -215,25 +193,21 @@ def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:
 def eval_synth(
     n: int = typer.Option(20, "--n", "-n", min=1, max=10000, help="Number of synthetic slides."),
     size: str = typer.Option("16000x12000", "--size", help="Level-0 size WIDTHxHEIGHT of each slide."),
-    data_seed: int = typer.Option(0, "--seed", help="Seed of the dataset."),
+    data_seed: int = typer.Option(0, "--data-seed", help="Seed of the generated dataset."),
     data: Path | None = typer.Option(None, "--data", help="Dataset folder: used as is if it holds questions.csv, else generated there (default: a cache under $SLIDESCOUT_HOME)."),
     common: Any = None,
+    agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Generate SynthPath slides (cached) and score the agent, including grounding on the lesions."""
-    from slidescout.cli.synth_cmd import parse_size
-    from slidescout.eval import load_synth
-
-    _check_model(common["model"])
+    _check_model(agent)
     width, height = parse_size(size)
     folder = data if data is not None else _synth_cache(n, (width, height), data_seed)
     csv_path = folder / "questions.csv"
     if data is None or not csv_path.exists():
-        from slidescout.slides.synth import generate_dataset
-
         with console.status(f"generating {n} SynthPath slides ({width}x{height}) in {folder}..."):
             generate_dataset(folder, n, size=(width, height), seed=data_seed)
     load = load_synth(csv_path, tasks=common["tasks"])
-    _execute(load, _select(load, common, "slides"), common, "synth")
+    _execute(load, _select(load, common, "slides"), common, "synth", agent)
 
 
 # ---- report, compare, judge -----------------------------------------------------------------
@@ -246,8 +220,6 @@ def report_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Print a run's score tables again, and optionally write plots or an HTML report."""
-    from slidescout.eval.report import load_run, print_report, report_data, write_plots
-
     rep = load_run(run)
     if as_json:
         sys.stdout.write(json.dumps(report_data(rep), default=str) + "\n")
@@ -260,10 +232,6 @@ def report_cmd(
     if out is not None:
         if out.suffix.lower() not in (".html", ".htm"):
             raise ConfigError(f"-o {out}: the report is HTML; give a path ending in .html")
-        try:
-            from slidescout.traces.viewer.report import write_report
-        except ImportError as exc:
-            raise ConfigError(f"the HTML report is not available in this installation ({exc})") from None
         path = write_report(run, out)
         if not as_json:
             console.print(f"report: {path}", highlight=False)
@@ -276,9 +244,6 @@ def compare_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Put runs side by side: score per task with intervals, and the paired difference from the first."""
-    from slidescout.eval.compare import compare_data, load_runs, print_compare
-    from slidescout.eval.report import write_plots
-
     if as_json:
         reports = load_runs(list(runs))
         sys.stdout.write(json.dumps(compare_data(reports), default=str) + "\n")
@@ -298,11 +263,7 @@ def judge_cmd(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Grade at most N records."),
 ) -> None:
     """Grade the rationales of a run's answers with an LLM judge (writes RUN/judge.jsonl)."""
-    from slidescout.eval.judge import judge_run
-    from slidescout.eval.report import judge_summary
-    from slidescout.traces.rundir import RunDir
-
-    _check_model(model)
+    parse_model_id(model)
     RunDir.open(run)
     written = asyncio.run(judge_run(run, model, base_url=base_url, api=api, concurrency=concurrency, limit=limit))
     failed = sum(1 for w in written if w.get("score") is None)

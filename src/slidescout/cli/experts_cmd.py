@@ -126,8 +126,8 @@ def experts_run(
     """Run an expert over a region (or all the tissue) and report class fractions and timing."""
     from PIL import Image
 
+    from slidescout.core.types import Box
     from slidescout.slides import open_slide
-    from slidescout.slides.types import Box
     from slidescout.tools.experts import catalog
     from slidescout.tools.experts.runtime import run_patches
 

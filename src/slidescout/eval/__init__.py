@@ -3,6 +3,7 @@
 The runner and the Ray executor live in their own modules and are imported from there.
 """
 
+from slidescout.core.parsing import ParsedAnswer, isup_from_gleason, parse_answer
 from slidescout.eval.datasets import load_dataset, load_multipathqa, load_synth
 from slidescout.eval.medframeqa import load_medframeqa
 from slidescout.eval.metrics import (
@@ -16,7 +17,6 @@ from slidescout.eval.metrics import (
     score_run,
     score_task,
 )
-from slidescout.eval.parsing import ParsedAnswer, isup_from_gleason, parse_answer
 from slidescout.eval.samples import DatasetLoad, Sample, SlideIndex
 
 __all__ = [

@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from slidescout.agents.budget import Budget
+from slidescout.agents.config import AgentConfig
+from slidescout.agents.loop import build_agent
 from slidescout.errors import ConfigError
 from slidescout.eval.grounding import DEFAULT_MAX_MPP
-from slidescout.eval.sample_run import AgentSpec, failed_record, run_sample
+from slidescout.eval.sample_run import failed_record, run_sample
 from slidescout.eval.samples import Sample
 from slidescout.traces.rundir import RunDir
 
@@ -94,10 +96,10 @@ class AsyncioExecutor:
 
     name = "asyncio"
 
-    def __init__(self, spec: AgentSpec | None = None, *, agent_factory: Callable[..., Any] | None = None,
+    def __init__(self, spec: AgentConfig | None = None, *, agent_factory: Callable[..., Any] | None = None,
                  concurrency: int = 16, max_connections: int | None = None, max_mpp: float = DEFAULT_MAX_MPP) -> None:
         if spec is None and agent_factory is None:
-            raise ConfigError("an executor needs an AgentSpec or an agent_factory")
+            raise ConfigError("an executor needs an AgentConfig or an agent_factory")
         self.spec = spec
         self.agent_factory = agent_factory
         self.concurrency = max(1, int(concurrency))
@@ -111,7 +113,8 @@ class AsyncioExecutor:
                 agent = self.agent_factory(budget=budget, repeat=repeat)
                 agent.model = wrap(agent.model)
             else:
-                agent = self.spec.build(budget, repeat=repeat, wrap_model=wrap)  # type: ignore[union-attr]
+                assert self.spec is not None
+                agent = build_agent(self.spec, budget, repeat=repeat, wrap_model=wrap)
             agents[repeat] = agent
         return agents[repeat]
 
@@ -129,7 +132,7 @@ class AsyncioExecutor:
                     on_start(item)
                 t0 = time.monotonic()
                 try:
-                    rec = await run_sample(agent, item.sample, item.repeat, run, max_mpp=self.max_mpp, budget=budget)
+                    rec = (await run_sample(agent, item.sample, item.repeat, run, max_mpp=self.max_mpp, budget=budget)).record
                 except asyncio.CancelledError:
                     on_record(failed_record(item.sample, item.repeat, "cancelled", "the run was interrupted",
                                             time.monotonic() - t0))
@@ -162,10 +165,8 @@ def _ray() -> Any:
 class _SampleWorker:
     """A Ray actor running samples' agent loops on its own event loop (many at once)."""
 
-    def __init__(self, spec: AgentSpec, run_path: str, limits: dict[str, Any], max_mpp: float,
+    def __init__(self, spec: AgentConfig, run_path: str, limits: dict[str, Any], max_mpp: float,
                  max_connections: int) -> None:
-        import slidescout.tools.imageset_tools  # noqa: F401  (the image-set tools register themselves)
-
         self.spec = spec
         self.run = RunDir(run_path)
         self.budget = StopBudget(**limits)
@@ -179,10 +180,11 @@ class _SampleWorker:
             self.limiter = asyncio.Semaphore(self.max_connections)
         if repeat not in self.agents:
             limiter = self.limiter
-            self.agents[repeat] = self.spec.build(self.budget, repeat=repeat,
-                                                  wrap_model=lambda m: LimitedModel(m, limiter))
-        return await run_sample(self.agents[repeat], sample, repeat, self.run, max_mpp=self.max_mpp,
-                                budget=self.budget)
+            self.agents[repeat] = build_agent(self.spec, self.budget, repeat=repeat,
+                                              wrap_model=lambda m: LimitedModel(m, limiter))
+        outcome = await run_sample(self.agents[repeat], sample, repeat, self.run, max_mpp=self.max_mpp,
+                                   budget=self.budget)
+        return outcome.record
 
     def stop(self, kind: str) -> None:
         self.budget.force(kind)
@@ -192,16 +194,15 @@ class _SampleWorker:
             await _close(agent)
 
 
-def _task_run_sample(spec: AgentSpec, sample: Sample, repeat: int, run_path: str, limits: dict[str, Any],
+def _task_run_sample(spec: AgentConfig, sample: Sample, repeat: int, run_path: str, limits: dict[str, Any],
                      max_mpp: float) -> dict[str, Any]:
     """One sample as one Ray task: build the agent, run its loop with ``asyncio.run``."""
-    import slidescout.tools.imageset_tools  # noqa: F401
-
     async def go() -> dict[str, Any]:
         budget = StopBudget(**limits)
-        agent = spec.build(budget, repeat=repeat)
+        agent = build_agent(spec, budget, repeat=repeat)
         try:
-            return await run_sample(agent, sample, repeat, RunDir(run_path), max_mpp=max_mpp, budget=budget)
+            outcome = await run_sample(agent, sample, repeat, RunDir(run_path), max_mpp=max_mpp, budget=budget)
+            return outcome.record
         finally:
             await _close(agent)
 
@@ -225,11 +226,11 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, spec: AgentSpec, *, concurrency: int = 16, max_connections: int | None = None,
+    def __init__(self, spec: AgentConfig, *, concurrency: int = 16, max_connections: int | None = None,
                  address: str | None = None, mode: str = "actors", workers: int | None = None,
                  num_cpus: float = 1.0, num_gpus: float | None = None, max_mpp: float = DEFAULT_MAX_MPP) -> None:
-        if not isinstance(spec, AgentSpec):
-            raise ConfigError("the Ray executor builds agents from an AgentSpec (model id, preset...); "
+        if not isinstance(spec, AgentConfig):
+            raise ConfigError("the Ray executor builds agents from an AgentConfig (model id, preset...); "
                               "a Python agent factory cannot be sent to workers")
         if mode not in ("actors", "tasks"):
             raise ConfigError(f"unknown Ray mode {mode!r}: use actors or tasks")
@@ -270,7 +271,7 @@ class RayExecutor:
                   "seconds": None if budget.seconds is None else max(0.0, budget.seconds - (time.monotonic() - budget.started))}
         spec = self.spec
         if self._gpus_each(ray, 1) > 0 and spec.device is None:
-            spec = AgentSpec(**{**spec.to_dict(), "device": "cuda"})
+            spec = spec.model_copy(update={"device": "cuda"})
         in_flight = min(self.concurrency, len(items))
         actors: list[Any] = []
         if self.mode == "actors":
@@ -352,7 +353,7 @@ async def _await_ref(ref: Any) -> Any:
     return await ref
 
 
-def make_executor(name: str, spec: AgentSpec | None, *, agent_factory: Callable[..., Any] | None = None,
+def make_executor(name: str, spec: AgentConfig | None, *, agent_factory: Callable[..., Any] | None = None,
                   concurrency: int = 16, max_connections: int | None = None, max_mpp: float = DEFAULT_MAX_MPP,
                   **ray_options: Any) -> AsyncioExecutor | RayExecutor:
     if name == "asyncio":
@@ -362,7 +363,7 @@ def make_executor(name: str, spec: AgentSpec | None, *, agent_factory: Callable[
                                max_connections=max_connections, max_mpp=max_mpp)
     if name == "ray":
         if spec is None:
-            raise ConfigError("the Ray executor needs a model id and preset (an AgentSpec), not a Python factory")
+            raise ConfigError("the Ray executor needs a model id and preset (an AgentConfig), not a Python factory")
         return RayExecutor(spec, concurrency=concurrency, max_connections=max_connections, max_mpp=max_mpp,
                            **{k: v for k, v in ray_options.items() if v is not None})
     raise ConfigError(f"unknown executor {name!r}: use asyncio or ray")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from slidescout.traces.schema import ImageEvent, ToolEvent, Trace
+from slidescout.core.trace import ImageEvent, ToolEvent, Trace
 
 __all__ = ["DEFAULT_MAX_MPP", "MAG_BUCKETS", "GroundingScore", "LesionHit", "TraceScores", "View", "grounding",
            "mag_bucket", "score_trace", "trace_scores", "trace_views"]

@@ -14,10 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from slidescout.agents.models import resolve_model
+from slidescout.core.messages import ModelRequest, SystemMessage, TextPart, UserMessage
+from slidescout.core.parsing import extract_json_objects
+from slidescout.core.trace import Trace, load_trace
+from slidescout.errors import ModelError
 from slidescout.eval.grounding import trace_views
-from slidescout.eval.parsing import extract_json_objects
+from slidescout.eval.sample_run import is_finished, record_key
 from slidescout.eval.samples import fill_template, load_template
-from slidescout.traces.schema import Trace
+from slidescout.traces.rundir import RunDir
 
 __all__ = ["JudgeScore", "judge_prompt", "judge_run", "judge_trace"]
 
@@ -68,8 +73,6 @@ def _read(text: str) -> tuple[float | None, bool | None, str, str | None]:
 async def judge_trace(trace: Trace, model: str | Any, *, truth: str | None = None, base_url: str | None = None,
                       api: str = "auto", temperature: float | None = 0.0) -> JudgeScore:
     """Grade one trace's rationale. ``model`` is a model id (``resolve_model``) or a Model object."""
-    from slidescout.agents.messages import ModelRequest, SystemMessage, TextPart, UserMessage
-    from slidescout.errors import ModelError
 
     own = isinstance(model, str)
     model_obj: Any
@@ -103,9 +106,6 @@ async def judge_run(run_path: str | Path, model: str, *, base_url: str | None = 
     """Grade every finished record of a run that is not graded yet; append to ``RUN/judge.jsonl``."""
     import json
 
-    from slidescout.agents.models import resolve_model
-    from slidescout.eval.sample_run import is_finished, record_key
-    from slidescout.traces.rundir import RunDir, load_trace
 
     run = RunDir.open(run_path)
     out_path = run.path / "judge.jsonl"

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from slidescout.eval.parsing import ParsedAnswer
+from slidescout.core.parsing import ParsedAnswer
 from slidescout.eval.samples import Metric, Sample
 
 __all__ = ["ResultRecord", "TaskScore", "accuracy", "balanced_accuracy", "bootstrap_ci", "majority_vote",
@@ -59,8 +59,18 @@ class ResultRecord(BaseModel):
     truth_label: str | None = None
     parse_method: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_fields(cls, data: Any) -> Any:
+        """``correct`` is written for readers of results.jsonl but always derived again."""
+        if isinstance(data, dict) and "correct" in data:
+            data = {k: v for k, v in data.items() if k != "correct"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def correct(self) -> bool:
+        """Whether the parsed answer equals the truth (False when unparsed or failed)."""
         return self.parsed_ok and self.predicted is not None and _key(self.predicted) == _key(self.truth)
 
     @classmethod

@@ -1,6 +1,6 @@
 """The evaluation runner: many samples, concurrently, resumably, within a budget.
 
-``await run_eval(samples, agent=AgentSpec(model="openai:gpt-5"), out="runs/x", repeats=5)``:
+``await run_eval(samples, agent=AgentConfig(model="openai:gpt-5"), out="runs/x", repeats=5)``:
 
 - Every finished (sample, repeat) is appended to ``RUN/results.jsonl`` (flushed and synced) the
   moment it finishes; a killed run loses only the samples in flight.
@@ -26,11 +26,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from slidescout.agents.budget import Budget
+from slidescout.agents.config import AgentConfig
+from slidescout.agents.loop import build_agent
+from slidescout.core.messages import Usage
 from slidescout.errors import ConfigError
 from slidescout.eval.executors import WorkItem, make_executor
 from slidescout.eval.grounding import DEFAULT_MAX_MPP
 from slidescout.eval.metrics import TaskScore, score_run
-from slidescout.eval.sample_run import AgentSpec, is_finished, record_key
+from slidescout.eval.sample_run import is_finished, record_key
 from slidescout.eval.samples import Sample
 from slidescout.traces.rundir import RunDir
 
@@ -145,7 +148,7 @@ class _Progress:
         self._refresh(advance=1 if is_finished(rec) else 0)
 
 
-async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec | None = None,
+async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig | None = None,
                    agent_factory: Callable[..., Any] | None = None, repeats: int = 1, concurrency: int = 16,
                    max_connections: int | None = None, budget_usd: float | None = None,
                    budget_tokens: int | None = None, budget_seconds: float | None = None, resume: bool = False,
@@ -158,7 +161,7 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec |
     Args:
         samples: eval samples (``load_dataset``...); ids must be unique.
         out: the run directory.
-        agent: how to build the agent (model id, preset, overrides). Default: ``AgentSpec()``.
+        agent: how to build the agent (model id, preset, overrides). Default: ``AgentConfig()``.
         agent_factory: instead of ``agent``, ``fn(budget=, repeat=) -> Agent`` (asyncio executor only).
         repeats: runs of each sample (for the mean of runs and the majority vote).
         concurrency: samples in flight at once.
@@ -180,19 +183,15 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec |
         dup = next(i for i, c in Counter(ids).items() if c > 1)
         raise ConfigError(f"sample id {dup!r} appears twice; sample ids must be unique")
     if agent is None and agent_factory is None:
-        agent = AgentSpec()
-    import slidescout.tools.imageset_tools  # noqa: F401  (image-set tools for multi-image samples)
-
+        agent = AgentConfig()
     t_start = time.monotonic()
     budget = Budget(usd=budget_usd, tokens=budget_tokens, seconds=budget_seconds)
-    probe = agent.build(budget) if agent is not None else agent_factory(budget=budget, repeat=0)  # type: ignore[misc]
+    probe = build_agent(agent, budget) if agent is not None else agent_factory(budget=budget, repeat=0)  # type: ignore[misc]
     try:
         agent_config = probe.config()
         prompt_hashes = probe.prompt_hashes()
     finally:
-        close = getattr(probe.model, "aclose", None)
-        if close is not None:
-            await close()
+        await probe.aclose()
     config = {"agent": agent_config, "eval": {
         "repeats": repeats, "concurrency": concurrency, "max_connections": max_connections or concurrency,
         "executor": executor, "ray_address": ray_address, "max_mpp": max_mpp,
@@ -227,8 +226,6 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec |
         def on_record(rec: dict[str, Any]) -> None:
             writer.append(rec)  # in order, each flushed and synced before the next one is written
             if executor != "asyncio":  # workers charged their own budgets; the driver's is the run's
-                from slidescout.agents.messages import Usage
-
                 budget.charge(Usage(input_tokens=int(rec.get("input_tokens") or 0),
                                     output_tokens=int(rec.get("output_tokens") or 0), cost_usd=rec.get("cost_usd")))
             statuses[str(rec.get("status"))] += 1

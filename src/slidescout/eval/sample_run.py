@@ -1,96 +1,35 @@
-"""Running one (sample, repeat) and turning its trace into a result record.
+"""Running one (sample, repeat) and turning its trace into a result record: the one path from a
+question to its ``results.jsonl`` line, shared by ``slidescout ask``, the asyncio executor and the
+Ray workers, so a record has the same shape wherever it came from.
 
-Shared by the executors: the in-process asyncio executor and the Ray workers call
-:func:`run_sample` the same way, so a record is the same wherever the sample ran.
-
-- :class:`AgentSpec`: everything needed to build an agent, picklable (it travels to Ray workers,
-  which build their own model client).
-- :func:`agent_sample`: an eval :class:`Sample` as the loop's :class:`AgentSample` (question,
-  options, slide or images, truth answer and, for SynthPath, the lesion regions).
+- :func:`truth_regions`: ground-truth regions of a sample (SynthPath lesions, or given).
 - :func:`run_sample`: run the agent, parse the answer, score the trace (steps, images, area seen,
-  grounding) and return the ``results.jsonl`` line.
+  grounding) and return the record with the trace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import math
-import os
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slidescout.agents.budget import Budget
+from slidescout.agents.loop import Agent
+from slidescout.core.parsing import ParsedAnswer, parse_answer
+from slidescout.core.sample import Sample
+from slidescout.core.trace import Trace
 from slidescout.eval.grounding import DEFAULT_MAX_MPP, score_trace
 from slidescout.eval.metrics import ResultRecord
-from slidescout.eval.parsing import parse_answer
-from slidescout.eval.samples import Sample
-from slidescout.traces.rundir import RunDir, safe_name
-from slidescout.traces.schema import ErrorEvent, GroundTruth, NoteEvent, Trace
+from slidescout.traces.rundir import BlobStore, RunDir, trace_file
 
-__all__ = ["FINAL_STATUSES", "AgentSpec", "SampleRunDir", "agent_sample", "build_record", "is_finished",
-           "record_key", "run_sample", "trace_file", "truth_regions"]
+__all__ = ["FINAL_STATUSES", "SampleOutcome", "build_record", "failed_record", "is_finished", "record_key",
+           "run_sample", "truth_regions"]
 
 # statuses that end a sample for good; the others (budget_*, cancelled) are run again on resume
 FINAL_STATUSES = frozenset({"answered", "error", "max_steps"})
-
-
-@dataclass
-class AgentSpec:
-    """How to build the agent of a run (model, preset and overrides). Picklable."""
-
-    model: str | None = None  # provider:model; None: by the keys available, else the offline expert
-    preset: str = "giant"
-    base_url: str | None = None
-    api: str = "auto"
-    tools: str | None = None
-    max_steps: int | None = None
-    max_side: int | None = None
-    keep_images: int | None = -1
-    seed: int | None = None
-    temperature: float | None = None
-    max_errors: int = 3
-    sample_seconds: float | None = None
-    device: str | None = None
-    model_options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def model_id(self) -> str:
-        if self.model:
-            return self.model
-        from slidescout.agents.api import default_model_id
-
-        return default_model_id()
-
-    @property
-    def endpoint(self) -> str:
-        """The key of the model endpoint whose connections are limited together."""
-        provider = self.model_id.split(":", 1)[0]
-        return f"{provider}@{self.base_url}" if self.base_url else provider
-
-    def resolve_model(self) -> Any:
-        from slidescout.agents.models import resolve_model
-
-        return resolve_model(self.model_id, base_url=self.base_url, api=self.api,  # type: ignore[arg-type]
-                             **self.model_options)
-
-    def build(self, budget: Any = None, *, repeat: int = 0, wrap_model: Callable[[Any], Any] | None = None) -> Any:
-        """An ``Agent``; with a seed, repeat *r* uses ``seed + r`` so repeats are not copies."""
-        from slidescout.agents.api import make_agent
-
-        model = self.resolve_model()
-        if wrap_model is not None:
-            model = wrap_model(model)
-        agent = make_agent(model, preset=self.preset, tools=self.tools, max_steps=self.max_steps,
-                           max_side=self.max_side, keep_images=self.keep_images, budget=budget,
-                           seed=None if self.seed is None else self.seed + repeat, temperature=self.temperature,
-                           max_errors=self.max_errors, sample_seconds=self.sample_seconds, device=self.device)
-        return agent
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ---- samples --------------------------------------------------------------------------------
@@ -119,66 +58,6 @@ def truth_regions(sample: Sample) -> list[dict[str, Any]]:
     return out
 
 
-def agent_sample(sample: Sample, repeat: int = 0) -> Any:
-    """The loop's ``AgentSample`` for an eval sample: a slide, or an image set (MedFrameQA)."""
-    from slidescout.agents.sample import AgentSample
-
-    multi = len(sample.image_paths) > 1 or sample.meta.get("dataset") == "medframeqa"
-    images = list(sample.image_paths or [sample.image_path]) if multi else []
-    return AgentSample(
-        sample_id=sample.sample_id, question=sample.question, options=list(sample.options),
-        slide_path=None if multi else sample.image_path, image_paths=images, task=sample.task,
-        answer_format=sample.answer_format, repeat=repeat,
-        truth=GroundTruth(answer=str(sample.answer_label), regions=truth_regions(sample)),
-        meta={"answer": sample.answer, "answer_index": sample.answer_index, "metric": sample.metric,
-              **{k: v for k, v in sample.meta.items() if isinstance(v, (str, int, float, bool)) or v is None}},
-    )
-
-
-# ---- where a repeat's trace goes --------------------------------------------------------------
-
-def trace_file(sample_id: str, repeat: int = 0) -> str:
-    """``traces/`` file name of a (sample, repeat): ``<id>.json``, ``<id>.r01.json`` for repeat 1..."""
-    stem = safe_name(sample_id)
-    return f"{stem}.json" if repeat == 0 else f"{stem}.r{repeat:02d}.json"
-
-
-class SampleRunDir:
-    """The run directory as one (sample, repeat) sees it: its trace goes to :func:`trace_file`,
-    so the repeats of a sample keep separate traces. Everything else is the run's.
-
-    The loop rewrites a running sample's trace after every step so the viewer can follow it; in a
-    run of many samples that is throttled to one write per ``live_interval`` seconds per sample
-    (the final trace is always written).
-    """
-
-    def __init__(self, run: RunDir, repeat: int, *, live_interval: float = 2.0) -> None:
-        self._run = run
-        self.repeat = repeat
-        self.path = run.path
-        self.blobs = run.blobs
-        self.traces_dir = run.traces_dir
-        self.live_interval = live_interval
-        self._last_write = -math.inf
-
-    def trace_path(self, sample_id: str) -> Path:
-        return self.traces_dir / trace_file(sample_id, self.repeat)
-
-    def write_trace(self, trace: Trace) -> Path:
-        path = self.trace_path(trace.sample_id)
-        now = time.monotonic()
-        if trace.status == "running" and now - self._last_write < self.live_interval:
-            return path
-        self._last_write = now
-        tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(trace.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._run, name)
-
-
 # ---- records --------------------------------------------------------------------------------
 
 def record_key(rec: dict[str, Any]) -> tuple[str, int]:
@@ -195,17 +74,7 @@ def is_finished(rec: dict[str, Any], *, retry_errors: bool = False) -> bool:
     return bool(finished)
 
 
-def _run_error(trace: Trace) -> str | None:
-    for ev in reversed(trace.events):
-        if isinstance(ev, ErrorEvent) and (ev.fatal or trace.status == "error"):
-            return ev.message[:500]
-    if trace.status.startswith("budget") or trace.status == "cancelled":
-        note = next((ev.message for ev in reversed(trace.events) if isinstance(ev, NoteEvent)), None)
-        return (note or trace.status)[:500]
-    return None
-
-
-def build_record(sample: Sample, trace: Trace, *, repeat: int = 0, latency_s: float = 0.0, blobs: Any = None,
+def build_record(sample: Sample, trace: Trace, *, repeat: int = 0, latency_s: float = 0.0, blobs: BlobStore | None = None,
                  max_mpp: float = DEFAULT_MAX_MPP, run_budget_hit: str | None = None,
                  trace_name: str | None = None) -> dict[str, Any]:
     """The ``results.jsonl`` line of a sample's trace: parsed answer, status, usage, trace scores.
@@ -220,10 +89,11 @@ def build_record(sample: Sample, trace: Trace, *, repeat: int = 0, latency_s: fl
     fields: dict[str, Any] = {
         "status": status, "finished": finished, "n_steps": trace.n_steps,
         "input_tokens": trace.usage.input_tokens, "output_tokens": trace.usage.output_tokens,
-        "cost_usd": trace.usage.cost_usd, "latency_s": round(latency_s, 3), "error": _run_error(trace),
+        "cost_usd": trace.usage.cost_usd, "latency_s": round(latency_s, 3), "error": trace.error if trace.status != "answered" else None,
         "model": trace.model, "preset": trace.preset,
         "answer_text": None if trace.answer is None else trace.answer[-4000:],
         "trace": f"traces/{trace_name or trace_file(sample.sample_id, repeat)}",
+        "answer_label": _answer_label(sample, parsed),
         "dataset": sample.meta.get("dataset"),
     }
     try:
@@ -245,23 +115,48 @@ def failed_record(sample: Sample, repeat: int, status: str, message: str, latenc
     return rec.model_dump(mode="json")
 
 
-async def run_sample(agent: Any, sample: Sample, repeat: int, run: RunDir, *, max_mpp: float = DEFAULT_MAX_MPP,
-                     budget: Any = None) -> dict[str, Any]:
-    """Run one (sample, repeat) with ``agent`` and return its record. Never raises for a failing
-    sample (a bad slide, a model error); cancellation propagates after the trace is written."""
-    import asyncio
+def _answer_label(sample: Sample, parsed: ParsedAnswer | None) -> str | None:
+    """The option text the answer names (index/letter formats), or the parsed value as text."""
+    if parsed is None or not parsed.ok or parsed.value is None:
+        return None
+    if sample.answer_format == "index" and isinstance(parsed.value, int) and 1 <= parsed.value <= len(sample.options):
+        return sample.options[parsed.value - 1]
+    if sample.answer_format == "letter" and isinstance(parsed.value, str) and len(parsed.value) == 1:
+        i = ord(parsed.value.upper()) - ord("A")
+        if 0 <= i < len(sample.options):
+            return sample.options[i]
+    return str(parsed.value)
 
+
+@dataclass
+class SampleOutcome:
+    """A finished (sample, repeat): its ``results.jsonl`` record and, when the loop ran, its trace."""
+
+    record: dict[str, Any]
+    trace: Trace | None = None
+
+
+async def run_sample(agent: Agent, sample: Sample, repeat: int, run: RunDir, *, max_mpp: float = DEFAULT_MAX_MPP,
+                     budget: Budget | None = None, live_interval: float = 2.0) -> SampleOutcome:
+    """Run one (sample, repeat) with ``agent`` and return its record (and trace). Never raises for a
+    failing sample (a bad slide, a model error); cancellation propagates after the trace is written."""
     t0 = time.monotonic()
-    srun = SampleRunDir(run, repeat)
+    if not sample.regions:
+        regions = truth_regions(sample)
+        if regions:
+            sample = sample.model_copy(update={"regions": regions})
+    recorder = run.recorder(repeat, live_interval=live_interval)
     try:
-        trace = await agent.run(agent_sample(sample, repeat), srun)  # type: ignore[arg-type]
+        trace = await agent.run(sample, recorder, run_id=run.path.name, repeat=repeat)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # the loop records sample failures itself; this is a bug somewhere
-        return failed_record(sample, repeat, "error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
+        return SampleOutcome(failed_record(sample, repeat, "error", f"{type(exc).__name__}: {exc}",
+                                           time.monotonic() - t0))
     latency = time.monotonic() - t0
     hit = budget.exceeded() if budget is not None else None
     # built right here (a few ms), so a sample whose trace is complete cannot be cancelled before
     # its record exists
-    return build_record(sample, trace, repeat=repeat, latency_s=latency, blobs=run.blobs, max_mpp=max_mpp,
-                        run_budget_hit=hit)
+    record = build_record(sample, trace, repeat=repeat, latency_s=latency, blobs=run.blobs, max_mpp=max_mpp,
+                          run_budget_hit=hit)
+    return SampleOutcome(record, trace)

@@ -14,42 +14,15 @@ import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from slidescout.core.parsing import LETTERS
+from slidescout.core.sample import AnswerFormat, Metric, Sample
 from slidescout.errors import DatasetError
 
-Metric = Literal["accuracy", "balanced_accuracy"]
-AnswerFormat = Literal["index", "label", "isup_json", "letter"]
-
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-class Sample(BaseModel):
-    """One question of a benchmark, ready for the agent and for scoring.
-
-    ``answer`` is the normalised ground truth, comparable with ``ParsedAnswer.value``:
-    the 1-based option index (int) for ``index``, the option text for ``label``, the ISUP
-    grade 0-5 (int) for ``isup_json``, the upper-case letter for ``letter``.
-    """
-
-    sample_id: str  # stable across runs: "<task>/<benchmark id>", "~2" etc. for a repeated id
-    task: str
-    question: str  # the full text the model sees, options and answer instructions included
-    options: list[str] = Field(default_factory=list)
-    answer: int | str
-    answer_label: str  # option text (index/label/letter), or the grade as text (isup_json)
-    answer_index: int | None = None  # 1-based position of the answer in ``options``, if any
-    metric: Metric = "accuracy"
-    answer_format: AnswerFormat = "index"
-    image_path: str  # the slide (or first image): absolute once resolved, else the name as given
-    image_paths: list[str] = Field(default_factory=list)  # every image (one for a slide)
-    meta: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def is_multi_image(self) -> bool:
-        return len(self.image_paths) > 1
+__all__ = ["LETTERS", "AnswerFormat", "DatasetLoad", "Metric", "Sample"]
 
 
 class DatasetLoad(BaseModel):

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from slidescout.slides.types import Box
+from slidescout.core.types import Box
 
 N_LINES = 4
 LINE_RGBA = (0, 255, 0, 170)

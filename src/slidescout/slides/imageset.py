@@ -1,4 +1,4 @@
-"""A set of 2 to 5 ordinary images for one question (MedFrameQA), as an agent environment.
+"""A set of 2 to 5 ordinary images for one question (MedFrameQA).
 
 Each member is opened as a one-level ``Slide``, so viewing, cropping, guides and never-upscale
 rules are the slide engine's.
@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from slidescout.core.types import Box, View
 from slidescout.errors import SlideError
-from slidescout.slides.types import Box, View
-from slidescout.traces.schema import SlideRef
+from slidescout.slides.slide import Slide
 
 MAX_IMAGES = 8
 
@@ -23,8 +23,6 @@ class ImageSet:
     """Images addressed by 1-based index, as the model sees them ("Image 1", "Image 2"...)."""
 
     def __init__(self, paths: list[str | Path]) -> None:
-        from slidescout.slides import Slide
-
         if not paths:
             raise SlideError("an image set needs at least one image")
         if len(paths) > MAX_IMAGES:
@@ -64,47 +62,3 @@ class ImageSet:
             draw.text((x + 4, 3), f"Image {i + 1}", fill=(0, 0, 0))
             x += t.shape[1] + gap
         return np.asarray(canvas)
-
-
-class ImageSetEnvironment:
-    """The agent's world for a multi-image question."""
-
-    kind = "imageset"
-
-    def __init__(self, paths: list[str]) -> None:
-        self.imageset = ImageSet(paths)
-        self.source_id = "imageset"
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.imageset.get(1).dimensions
-
-    @property
-    def mpp(self) -> float | None:
-        return None
-
-    def slide_ref(self, ref: SlideRef) -> SlideRef:
-        return ref.model_copy(update={"kind": "imageset", "images": [str(p) for p in self.imageset.paths],
-                                      "slide_id": f"{len(self.imageset)} images"})
-
-    def overview(self, max_side: int, guides: bool = False) -> View:
-        arr = self.montage(max_side)
-        return View(image=arr, box=Box(0, 0, arr.shape[1], arr.shape[0]), level=0, downsample=1.0, mpp=None,
-                    meta={"label": "all images"})
-
-    def montage(self, max_side: int) -> np.ndarray:
-        return self.imageset.montage(max_side)
-
-    def overview_caption(self, view: View) -> str:
-        sizes = ", ".join(f"image {i + 1}: {s.dimensions[0]} x {s.dimensions[1]} px"
-                          for i, s in enumerate(self.imageset.images))
-        return f"All {len(self.imageset)} images side by side ({sizes})."
-
-    def tool_context(self, **options: Any) -> Any:
-        from slidescout.tools.context import ToolContext
-
-        return ToolContext(imageset=self.imageset, slide_id=self.source_id,
-                           **{k: v for k, v in options.items() if v is not None})
-
-    def close(self) -> None:
-        return None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from slidescout.slides.types import Box, MppSource
+from slidescout.core.types import Box, MppSource
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import math
 import numbers
 from collections.abc import Sequence
 
+from slidescout.core.types import Box
 from slidescout.errors import SlideError
 from slidescout.slides.backends import Backend, Region
-from slidescout.slides.types import Box
 
 MAX_SIDE_LIMIT = 4096  # largest output side a view may have
 MIN_SIDE = 8

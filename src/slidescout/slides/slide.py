@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from slidescout.core.types import Box, MppSource, View
 from slidescout.errors import SlideError
 from slidescout.slides.backends import Backend, PatchReader, open_backend, padded_read
 from slidescout.slides.cache import HANDLE_CACHE_SIZE, VIEW_CACHE_BYTES, LRUCache
@@ -37,7 +38,6 @@ from slidescout.slides.render import (
     plan_region,
     size_text,
 )
-from slidescout.slides.types import Box, MppSource, View
 
 READ_LEVEL_MAX_PX = 64 * 1024 * 1024  # one read_level call returns at most this many pixels
 

@@ -385,7 +385,7 @@ def jpeg_image_part(width: int = 16, height: int = 16, color: tuple[int, int, in
 
     from PIL import Image
 
-    from slidescout.agents.messages import ImagePart, ImageRef
+    from slidescout.core.messages import ImagePart, ImageRef
 
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, "JPEG", quality=90)

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from slidescout.agents.messages import (
+from slidescout.core.messages import (
     AssistantMessage,
     ModelRequest,
     ModelResponse,

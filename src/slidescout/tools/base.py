@@ -43,9 +43,10 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from slidescout.agents.messages import ImagePart, ImageRef, TextPart, ToolSpec
+from slidescout.core.imaging import encode_jpeg
+from slidescout.core.messages import ImagePart, ImageRef, TextPart, ToolSpec
+from slidescout.core.types import Box, View
 from slidescout.errors import ConfigError, SlideError, ToolError
-from slidescout.slides.types import Box, View
 from slidescout.tools.context import ToolContext
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -124,9 +125,7 @@ class ToolImage:
         """``(bytes, media_type)``: the given bytes as they are, or the pixels as JPEG."""
         if self.data is not None:
             return self.data, self.media_type
-        buf = io.BytesIO()
-        Image.fromarray(self.to_array(), "RGB").save(buf, "JPEG", quality=quality)
-        return buf.getvalue(), "image/jpeg"
+        return encode_jpeg(self.to_array(), quality), "image/jpeg"
 
     def to_ref(self, quality: int = 90, source: str | None = None) -> tuple[ImageRef, bytes]:
         """The :class:`ImageRef` recorded in traces (sha256 of the encoded bytes) and the bytes."""

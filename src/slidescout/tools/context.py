@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from slidescout.errors import SlidescoutError, ToolError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from slidescout.slides.types import View
+    from slidescout.core.types import View
 
 
 class ToolCancelled(SlidescoutError):

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pydantic import Field
 
+from slidescout.core.types import Box, View
 from slidescout.errors import ToolError
-from slidescout.slides.types import Box, View
 from slidescout.tools.base import ToolImage, ToolResult, tool
 from slidescout.tools.context import ToolContext
 

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from slidescout.core.types import Box, View
 from slidescout.errors import SlideError, ToolError
-from slidescout.slides.types import Box, View
 from slidescout.tools.base import ToolResult, tool
 from slidescout.tools.context import ToolContext
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from slidescout.agents.messages import ToolSpec
+from slidescout.core.messages import ToolSpec
 from slidescout.errors import ConfigError, ToolError
 from slidescout.tools.base import Tool, ToolResult, as_tools
 from slidescout.tools.context import ToolContext

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from slidescout.core.trace import Trace, load_trace
 from slidescout.errors import SlidescoutError
-from slidescout.traces.schema import Trace
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -96,6 +98,12 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def trace_file(sample_id: str, repeat: int = 0) -> str:
+    """``traces/`` file name of a (sample, repeat): ``<id>.json``, ``<id>.r01.json`` for repeat 1..."""
+    stem = safe_name(sample_id)
+    return f"{stem}.json" if repeat == 0 else f"{stem}.r{repeat:02d}.json"
+
+
 class RunDir:
     """Writer and reader of one run directory. Safe to share between threads of one process."""
 
@@ -147,16 +155,20 @@ class RunDir:
         tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
         os.replace(tmp, path)
 
-    def trace_path(self, sample_id: str) -> Path:
-        return self.traces_dir / f"{safe_name(sample_id)}.json"
+    def trace_path(self, sample_id: str, repeat: int = 0) -> Path:
+        return self.traces_dir / trace_file(sample_id, repeat)
 
-    def write_trace(self, trace: Trace) -> Path:
+    def write_trace(self, trace: Trace, repeat: int = 0) -> Path:
         """Write (or overwrite) a sample's trace atomically."""
-        path = self.trace_path(trace.sample_id)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        path = self.trace_path(trace.sample_id, repeat)
+        tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(trace.to_json(), encoding="utf-8")
         os.replace(tmp, path)
         return path
+
+    def recorder(self, repeat: int = 0, *, live_interval: float = 0.0) -> TraceRecorder:
+        """The :class:`~slidescout.core.recorder.Recorder` of one (sample, repeat) of this run."""
+        return TraceRecorder(self, repeat, live_interval=live_interval)
 
     def append_result(self, record: dict[str, Any]) -> None:
         """Append one finished sample to results.jsonl, flushed and synced before returning."""
@@ -203,21 +215,45 @@ class RunDir:
         yield from sorted(self.traces_dir.glob("*.json"))
 
 
-def load_trace(path: Path | str) -> Trace:
-    """Read a trace file with a clear error for missing or malformed files."""
-    p = Path(path)
-    if not p.is_file():
-        raise SlidescoutError(f"{p}: no such trace file")
-    try:
-        return Trace.from_json(p.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        first = str(exc).splitlines()[0]
-        raise SlidescoutError(f"{p}: not a slidescout trace ({first})") from None
-
-
 def find_run_dir(trace_path: Path) -> RunDir | None:
     """The run directory a trace file belongs to (``RUN/traces/x.json``), if any."""
     parent = Path(trace_path).resolve().parent
     if parent.name == "traces" and (parent.parent / "blobs").is_dir():
         return RunDir(parent.parent)
     return None
+
+
+class TraceRecorder:
+    """The run directory as one (sample, repeat) records into it: images go to ``blobs/``, the
+    trace to :func:`trace_file`, so the repeats of a sample keep separate traces.
+
+    A running trace is rewritten after every step so the viewer can follow it; with
+    ``live_interval`` that is throttled to one write per interval (the final trace is always
+    written).
+    """
+
+    def __init__(self, run: RunDir, repeat: int = 0, *, live_interval: float = 0.0) -> None:
+        self.run = run
+        self.repeat = repeat
+        self.live_interval = live_interval
+        self._last_write = -math.inf
+
+    @property
+    def location(self) -> Path:
+        return self.run.path
+
+    def put_image(self, data: bytes, media_type: str = "image/jpeg") -> str:
+        return self.run.blobs.put(data, media_type)
+
+    def get_image(self, sha256: str) -> bytes:
+        return self.run.blobs.get(sha256)
+
+    def trace_path(self, sample_id: str) -> Path:
+        return self.run.trace_path(sample_id, self.repeat)
+
+    def write_trace(self, trace: Trace) -> None:
+        now = time.monotonic()
+        if trace.status == "running" and now - self._last_write < self.live_interval:
+            return
+        self._last_write = now
+        self.run.write_trace(trace, self.repeat)

@@ -7,8 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from slidescout.traces.rundir import load_trace
-from slidescout.traces.schema import (
+from slidescout.core.trace import (
     AnswerEvent,
     ErrorEvent,
     ImageEvent,
@@ -16,6 +15,7 @@ from slidescout.traces.schema import (
     NoteEvent,
     ToolEvent,
 )
+from slidescout.traces.rundir import load_trace
 
 
 def resolve_trace_paths(path: Path) -> list[Path]:

@@ -26,16 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from slidescout.agents.messages import (
-    AssistantMessage,
-    ImagePart,
-    ModelRequest,
-    ReasoningPart,
-    TextPart,
-    ToolCallPart,
-    ToolMessage,
-    UserMessage,
-)
 from slidescout.agents.models.base import (
     ModelAdapter,
     Parsed,
@@ -44,6 +34,16 @@ from slidescout.agents.models.base import (
     parse_arguments,
     split_known,
     system_text,
+)
+from slidescout.core.messages import (
+    AssistantMessage,
+    ImagePart,
+    ModelRequest,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+    ToolMessage,
+    UserMessage,
 )
 from slidescout.errors import ConfigError
 

@@ -17,7 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from slidescout.agents.messages import (
+from slidescout.agents.models import json_actions
+from slidescout.agents.models.pricing import estimate_cost
+from slidescout.agents.models.providers import Provider
+from slidescout.agents.models.retry import RetryPolicy, call_with_retries
+from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
     Message,
@@ -29,10 +33,6 @@ from slidescout.agents.messages import (
     ToolResultPart,
     Usage,
 )
-from slidescout.agents.models import json_actions
-from slidescout.agents.models.pricing import estimate_cost
-from slidescout.agents.models.providers import Provider
-from slidescout.agents.models.retry import RetryPolicy, call_with_retries
 from slidescout.errors import ModelError
 
 log = logging.getLogger("slidescout.models")

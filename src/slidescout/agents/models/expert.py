@@ -14,7 +14,14 @@ import re
 import time
 from typing import Any
 
-from slidescout.agents.messages import (
+from slidescout.agents.models.expert_vision import (
+    Finding,
+    analyze_overview,
+    classify,
+    hotspots,
+    morphometry,
+)
+from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
     ModelRequest,
@@ -25,13 +32,7 @@ from slidescout.agents.messages import (
     Usage,
     UserMessage,
 )
-from slidescout.agents.models.expert_vision import (
-    Finding,
-    analyze_overview,
-    classify,
-    hotspots,
-    morphometry,
-)
+from slidescout.tools.experts.nuclei import NucleiStats
 
 KEYWORDS = {
     "tumor": ("tumor", "tumour", "carcinoma", "malignan", "neoplas", "cancer", "pleomorph", "atypi"),
@@ -119,7 +120,8 @@ class ExpertModel:
         last = obs[-1] if obs else None
         last_img = last[1][0] if last and last[1] else None
         if last_img is not None and last_img.image.box and not _is_screen(last_img, screen_side):
-            b = tuple(last_img.image.box)
+            x, y, w, h = last_img.image.box
+            b = (x, y, w, h)
             if not any(f.box == b for f in findings):
                 st = morphometry(last_img.data, last_img.image.mpp)
                 label, conf = classify(st)
@@ -247,8 +249,6 @@ def _finding_line(f: Finding) -> str:
 
 def _parse_findings(thoughts: list[str]) -> list[Finding]:
     """Findings the planner wrote in its earlier thoughts (its memory across context pruning)."""
-    from slidescout.tools.experts.nuclei import NucleiStats
-
     out: list[Finding] = []
     for t in thoughts:
         for m in _FINDING.finditer(t or ""):
@@ -278,7 +278,8 @@ def _call_box(args: dict) -> tuple[int, int, int, int]:
 
 
 def _is_screen(im: ImagePart, screen_side: int) -> bool:
-    return bool(im.image.box) and im.image.box[2] >= 0.75 * screen_side
+    box = im.image.box
+    return box is not None and box[2] >= 0.75 * screen_side
 
 
 def _clamp_box(b, slide_box) -> tuple[int, int, int, int]:

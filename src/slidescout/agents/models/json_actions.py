@@ -21,7 +21,7 @@ import re
 import uuid
 from typing import Any
 
-from slidescout.agents.messages import (
+from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
     Message,

@@ -21,17 +21,6 @@ import logging
 import re
 from typing import Any
 
-from slidescout.agents.messages import (
-    AssistantMessage,
-    ImagePart,
-    ModelRequest,
-    ReasoningPart,
-    SystemMessage,
-    TextPart,
-    ToolCallPart,
-    ToolMessage,
-    UserMessage,
-)
 from slidescout.agents.models.base import (
     ModelAdapter,
     Parsed,
@@ -42,6 +31,17 @@ from slidescout.agents.models.base import (
     result_images,
     result_text,
     split_known,
+)
+from slidescout.core.messages import (
+    AssistantMessage,
+    ImagePart,
+    ModelRequest,
+    ReasoningPart,
+    SystemMessage,
+    TextPart,
+    ToolCallPart,
+    ToolMessage,
+    UserMessage,
 )
 
 log = logging.getLogger("slidescout.models")

@@ -25,16 +25,6 @@ import logging
 import re
 from typing import Any, Literal
 
-from slidescout.agents.messages import (
-    AssistantMessage,
-    ImagePart,
-    ModelRequest,
-    ReasoningPart,
-    TextPart,
-    ToolCallPart,
-    ToolMessage,
-    UserMessage,
-)
 from slidescout.agents.models.base import (
     ModelAdapter,
     Parsed,
@@ -46,6 +36,16 @@ from slidescout.agents.models.base import (
     result_text,
     split_known,
     system_text,
+)
+from slidescout.core.messages import (
+    AssistantMessage,
+    ImagePart,
+    ModelRequest,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+    ToolMessage,
+    UserMessage,
 )
 from slidescout.errors import ConfigError, ModelError
 

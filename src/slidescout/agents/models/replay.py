@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slidescout.agents.messages import ModelRequest, ModelResponse
+from slidescout.core.messages import ModelRequest, ModelResponse
+from slidescout.core.trace import load_trace
 from slidescout.errors import ConfigError, ModelError
 
 
@@ -18,8 +19,6 @@ class ReplayModel:
     supports_images = True
 
     def __init__(self, path: str | Path) -> None:
-        from slidescout.traces.rundir import load_trace
-
         self.path = Path(path)
         if not self.path.is_file():
             raise ConfigError(f"replay: {self.path} is not a trace file")

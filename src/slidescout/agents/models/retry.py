@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from slidescout.agents.messages import RetryInfo
+from slidescout.core.messages import RetryInfo
 from slidescout.errors import ModelError
 
 log = logging.getLogger("slidescout.models")

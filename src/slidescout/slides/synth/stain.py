@@ -18,6 +18,10 @@ _E_VECTOR = (0.12, 0.90, 0.42)
 _GLASS = (242.0, 241.0, 244.0)
 
 
+def _triple(v: np.ndarray) -> tuple[float, float, float]:
+    return float(v[0]), float(v[1]), float(v[2])
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
@@ -39,10 +43,10 @@ class Stain:
         h = _unit(np.array(_H_VECTOR) + rng.normal(0.0, 0.25 * a, 3)).clip(0.05)
         e = _unit(np.array(_E_VECTOR) + rng.normal(0.0, 0.25 * a, 3)).clip(0.05)
         glass = np.clip(np.array(_GLASS) + rng.normal(0.0, 1.0, 1) * 40 * a + rng.normal(0.0, 4 * a, 3), 225, 250)
-        return cls(h_vector=tuple(float(x) for x in _unit(h)), e_vector=tuple(float(x) for x in _unit(e)),
+        return cls(h_vector=_triple(_unit(h)), e_vector=_triple(_unit(e)),
                    h_max=2.5 * float(np.exp(rng.normal(0.0, a))),
                    e_max=1.25 * float(np.exp(rng.normal(0.0, a))),
-                   glass=tuple(float(x) for x in glass))
+                   glass=_triple(glass))
 
     def rgb(self, h: np.ndarray, e: np.ndarray) -> np.ndarray:
         """Float RGB (..., 3) in 0-255 of densities ``h``, ``e`` in [0, 1] (any equal shapes)."""

@@ -60,7 +60,7 @@ class Parts:
         hematoxylin scaled by ``kn``."""
         bh = np.broadcast_to(np.clip(np.float32(self.bg_h) + np.float32(dh), 0.0, 1.0), self.size)
         be = np.broadcast_to(np.clip(np.float32(self.bg_e) + np.float32(de), 0.0, 1.0), self.size)
-        if self.cov is None:
+        if self.cov is None or self.nuc_h is None or self.nuc_e is None:
             return np.array(bh, np.float32), np.array(be, np.float32)
         h = bh + self.cov * (self.nuc_h * np.float32(kn) - bh)
         e = be + self.cov * (self.nuc_e - be)

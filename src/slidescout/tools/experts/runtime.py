@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from slidescout.slides.types import Box
+from slidescout.core.types import Box
 from slidescout.tools.context import ToolCancelled
 from slidescout.tools.experts import heatmap as hm
 from slidescout.tools.experts.cards import Card

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from slidescout.core.types import Box
 from slidescout.errors import ToolError
 from slidescout.slides.tissue import tissue_mask
-from slidescout.slides.types import Box
 
 MASK_SIDE = 1024  # long side of the view the tissue mask is computed on (region mode)
 THUMB_SIDE = 2048  # ... and for the whole slide

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from slidescout.core.types import Box
 from slidescout.slides.tissue import tissue_mask
-from slidescout.slides.types import Box
 
 THUMB_SIDE = 2048
 MIN_PIECE_SHARE = 0.002  # pieces smaller than this share of all tissue are specks

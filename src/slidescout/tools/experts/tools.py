@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
+from slidescout.core.types import Box
 from slidescout.errors import ConfigError, ToolError
-from slidescout.slides.types import Box
 from slidescout.tools.base import ToolImage, ToolResult, tool
 from slidescout.tools.context import ToolContext
 

@@ -9,7 +9,6 @@ views cannot contain them, and there is no endpoint for associated images.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from slidescout.core.imaging import encode_jpeg
 from slidescout.slides.cache import LRUCache
 
 TILE_SIZE = 254
@@ -74,12 +74,6 @@ class DeepZoom:
                 f'<Size Width="{self.width}" Height="{self.height}"/></Image>\n')
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int = QUALITY) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb[..., :3]), "RGB").save(buf, "JPEG", quality=quality, optimize=False)
-    return buf.getvalue()
-
-
 class TileServer:
     """Descriptors, tiles and thumbnails of slide files, with an LRU of encoded tiles."""
 
@@ -125,7 +119,7 @@ class TileServer:
         rgb = view.image
         if rgb.shape[1] != tw or rgb.shape[0] != th:
             rgb = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((tw, th), Image.Resampling.LANCZOS))
-        return self._tiles.put(key, encode_jpeg(rgb))
+        return self._tiles.put(key, encode_jpeg(rgb, QUALITY))
 
     def thumbnail(self, path: Path, max_side: int = 1024) -> tuple[bytes, tuple[int, int, int, int]]:
         """A JPEG of the whole slide (its ``bounds`` when it has some) and the level-0 box it shows."""

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slidescout.core.trace import Trace
 from slidescout.errors import SlidescoutError
 from slidescout.traces.rundir import RunDir, load_trace
-from slidescout.traces.schema import Trace
 
 _SHA = re.compile(r"[0-9a-f]{64}")
 _BLOB_EXTS = ("jpg", "png", "bin")

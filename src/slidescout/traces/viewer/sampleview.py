@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from slidescout.agents.messages import ImageRef
-from slidescout.traces.schema import (
+from slidescout.core.messages import ImageRef
+from slidescout.core.trace import (
     AnswerEvent,
     ErrorEvent,
     ImageEvent,

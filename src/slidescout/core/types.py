@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
 from PIL import Image
+
+from slidescout.core.imaging import encode_image
 
 
 class MppSource(str, Enum):
@@ -113,13 +114,7 @@ class View:
 
     def encode(self, fmt: str = "JPEG", quality: int = 90) -> bytes:
         """Encode as JPEG (default) or PNG bytes."""
-        buf = io.BytesIO()
-        img = self.to_pil()
-        if fmt.upper() in ("JPG", "JPEG"):
-            img.save(buf, "JPEG", quality=quality, optimize=False)
-        else:
-            img.save(buf, fmt.upper())
-        return buf.getvalue()
+        return encode_image(self.image, fmt, quality)
 
     def describe(self) -> str:
         """One line for a model or a trace: box, level, mpp."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from slidescout.agents.messages import (
+from slidescout.core.errors import TraceError
+from slidescout.core.messages import (
     AssistantMessage,
     ImageRef,
     Message,
@@ -21,7 +23,7 @@ from slidescout.agents.messages import (
     Usage,
 )
 
-TRACE_SCHEMA_VERSION = "1.0"
+TRACE_SCHEMA_VERSION = "1.1"  # 1.1: ``error`` and ``repeat``; 1.0 traces read as they are
 
 Status = Literal[
     "answered",  # the model gave a final answer
@@ -153,6 +155,8 @@ class Trace(BaseModel):
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
     status: Status = "running"
+    error: str | None = None  # why a sample that did not answer ended (the failure reason)
+    repeat: int = 0
     answer: str | None = None
     rationale: str = ""
     usage: Usage = Field(default_factory=Usage)
@@ -192,6 +196,18 @@ class Trace(BaseModel):
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
         return cls.model_json_schema()
+
+
+def load_trace(path: Path | str) -> Trace:
+    """Read a trace file with a clear error for missing or malformed files."""
+    p = Path(path)
+    if not p.is_file():
+        raise TraceError(f"{p}: no such trace file")
+    try:
+        return Trace.from_json(p.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        first = str(exc).splitlines()[0]
+        raise TraceError(f"{p}: not a slidescout trace ({first})") from None
 
 
 def dump_schema(path: str) -> None:

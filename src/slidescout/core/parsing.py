@@ -12,6 +12,7 @@ Formats (``Sample.answer_format``):
   from the Gleason patterns (or the total score when that is unambiguous).
 - ``letter``: MedFrameQA's final ``Answer: B`` line; the last such line wins. ``**Answer:** (B)``,
   lower case, ``\\boxed{B}`` and "the answer is (B)" are accepted too.
+- ``free``: no options; the reply's text is the answer (``slidescout ask`` without options).
 
 The newest (last) explicit answer in a reply wins. A reply that cannot be parsed gives
 ``ok=False`` with an ``error``; metrics count it wrong and report it separately.
@@ -26,14 +27,17 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from slidescout.eval.samples import LETTERS
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-__all__ = ["ParsedAnswer", "extract_json_objects", "isup_from_gleason", "parse_answer"]
+__all__ = ["LETTERS", "ParsedAnswer", "extract_json_objects", "isup_from_gleason", "parse_answer"]
 
 
 class _SampleLike(Protocol):
-    answer_format: str
-    options: list[str]
+    @property
+    def answer_format(self) -> str: ...
+
+    @property
+    def options(self) -> list[str]: ...
 
 
 class ParsedAnswer(BaseModel):
@@ -367,6 +371,8 @@ def parse_answer(text: str | None, sample: _SampleLike) -> ParsedAnswer:
     options = list(sample.options or [])
     if not text.strip():
         return ParsedAnswer(raw="", ok=False, method="none", error="empty reply")
+    if fmt == "free":
+        return ParsedAnswer(value=text.strip(), raw=_tail(text), ok=True, method="free")
     if fmt == "isup_json":
         return _parse_isup(text)
     if fmt == "letter":

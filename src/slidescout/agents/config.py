@@ -1,0 +1,71 @@
+"""``AgentConfig``: every setting of an agent, spelled once.
+
+The CLI's ``ask`` and ``eval`` derive their flags from these fields (same names, same help),
+the manifest records the config as it is, and Ray workers rebuild the agent from it (it is
+picklable).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from slidescout.agents.models import Model, resolve_model
+
+__all__ = ["AgentConfig", "KeepImages", "default_model_id"]
+
+KeepImages = int | Literal["all"] | None
+
+
+def default_model_id() -> str:
+    """``openai:gpt-5`` or ``anthropic:claude-sonnet-4-5`` when their key is set, else the offline ``expert``."""
+    if os.environ.get("OPENAI_API_KEY"):
+        return "openai:gpt-5"
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return "anthropic:claude-sonnet-4-5"
+    return "expert"
+
+
+class AgentConfig(BaseModel):
+    """How to build an agent: the model, the protocol (preset) and overrides of the preset."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str | None = Field(None, description="provider:model (openai:gpt-5, anthropic:claude-sonnet-4-5, "
+                                                "expert, replay:TRACE); default: by the API key set, else expert")
+    preset: str = Field("giant", description="protocol: giant, vitar, thumbnail or patch")
+    base_url: str | None = Field(None, description="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    api: Literal["auto", "responses", "chat"] = Field("auto", description="OpenAI API: responses, chat or auto")
+    tools: str | None = Field(None, description="change the preset's tools: '+name,-name' (or a full list)")
+    max_steps: int | None = Field(None, ge=1, description="step budget T (default: the preset's)")
+    max_side: int | None = Field(None, ge=64, le=8192, description="long side of every image in px "
+                                                                   "(default: the preset's, by provider)")
+    keep_images: KeepImages = Field(None, description="images kept in the context besides the overview: "
+                                                      "a number, or 'all' (default: the preset's)")
+    guides: bool | None = Field(None, description="draw coordinate guides on images (default: the preset's)")
+    jpeg_quality: int | None = Field(None, ge=1, le=100, description="JPEG quality of images sent "
+                                                                     "(default: the preset's)")
+    seed: int | None = Field(None, description="model sampling seed (repeat r uses seed + r)")
+    temperature: float | None = Field(None, ge=0, le=2, description="model sampling temperature")
+    max_errors: int = Field(3, ge=1, description="consecutive failing steps before a sample ends in error")
+    sample_seconds: float | None = Field(None, gt=0, description="wall-time limit of one sample, in seconds")
+    device: str | None = Field(None, description="device of expert tools: cpu, cuda, cuda:N (default: cuda if present)")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="extra options of the model adapter")
+
+    @property
+    def model_id(self) -> str:
+        return self.model or default_model_id()
+
+    @property
+    def endpoint(self) -> str:
+        """The key of the model endpoint whose connections are limited together."""
+        provider = self.model_id.split(":", 1)[0]
+        return f"{provider}@{self.base_url}" if self.base_url else provider
+
+    def resolve_model(self) -> Model:
+        return resolve_model(self.model_id, base_url=self.base_url, api=self.api, **self.model_options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

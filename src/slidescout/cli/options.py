@@ -1,0 +1,107 @@
+"""Options shared by commands, derived from the config types so a setting is spelled once.
+
+``agent_options`` adds one flag per :class:`~slidescout.agents.config.AgentConfig` field (same
+name and help in ``ask``, ``demo`` and every ``eval`` command); the command receives them as one
+``AgentConfig`` in its ``agent`` parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+
+from slidescout.agents.config import AgentConfig
+from slidescout.errors import ConfigError
+
+__all__ = ["AGENT_FLAGS", "agent_options", "parse_keep_images", "with_options"]
+
+# AgentConfig field -> (flag names, CLI annotation); the help text is the field's description
+AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "model": (("--model", "-m"), str | None),
+    "preset": (("--preset", "-p"), str | None),
+    "base_url": (("--base-url",), str | None),
+    "api": (("--api",), str | None),
+    "tools": (("--tools",), str | None),
+    "max_steps": (("--max-steps",), int | None),
+    "max_side": (("--max-side",), int | None),
+    "keep_images": (("--keep-images",), str | None),
+    "guides": (("--guides/--no-guides",), bool | None),
+    "jpeg_quality": (("--jpeg-quality",), int | None),
+    "seed": (("--seed", "--model-seed"), int | None),
+    "temperature": (("--temperature",), float | None),
+    "max_errors": (("--max-errors",), int | None),
+    "sample_seconds": (("--sample-timeout",), float | None),
+    "device": (("--device",), str | None),
+}
+
+
+def parse_keep_images(value: str | None) -> int | str | None:
+    """``--keep-images``: a number, or ``all``."""
+    if value is None or value == "all":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"--keep-images takes a number or 'all', not {value!r}") from None
+    if n < 0:
+        raise ConfigError("--keep-images must be 0 or more (or 'all')")
+    return n
+
+
+def _agent_params(defaults: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    params = []
+    for name, (flags, annotation) in AGENT_FLAGS.items():
+        field = AgentConfig.model_fields[name]
+        help_text = (field.description or "").rstrip(".") + "."
+        if name in defaults:
+            help_text += f" [default: {defaults[name]}]"
+        params.append((name, annotation, typer.Option(None, *flags, help=help_text, show_default=False)))
+    return params
+
+
+def with_options(params: list[tuple[str, Any, Any]], collect: Callable[[dict[str, Any]], Any],
+                 as_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add ``params`` (name, annotation, typer.Option) to a command; ``collect`` turns their values
+    into the one object the command receives as ``as_name``."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn)
+        own = [p for p in sig.parameters.values() if p.name != as_name]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
+                 for name, ann, opt in params]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name, _, _ in params}
+            return fn(**kwargs, **{as_name: collect(values)})
+
+        wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{n: a for n, a, _ in params}}
+        return wrapper
+
+    return decorate
+
+
+def agent_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add every agent flag to a command, which receives an ``agent: AgentConfig``.
+
+    ``defaults`` override AgentConfig's defaults for this command (e.g. ``demo``'s model)."""
+
+    def collect(values: dict[str, Any]) -> AgentConfig:
+        given = {k: v for k, v in values.items() if v is not None}
+        if "keep_images" in given:
+            given["keep_images"] = parse_keep_images(given["keep_images"])
+        try:
+            return AgentConfig.model_validate({**defaults, **given})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0]) if err["loc"] else ""
+            flag = AGENT_FLAGS.get(name, ((f"--{name}",), None))[0][0].split("/")[0]
+            raise ConfigError(f"{flag}: {err['msg']}") from None
+
+    return with_options(_agent_params(defaults), collect, "agent")

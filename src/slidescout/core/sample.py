@@ -1,0 +1,62 @@
+"""The one sample type: a question on a slide (or a set of images), with its truth when known.
+
+``slidescout ask`` and every benchmark loader produce a :class:`Sample`; the loop runs it, the
+parser reads its ``answer_format`` and the record compares with its ``answer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from slidescout.core.trace import GroundTruth
+
+Metric = Literal["accuracy", "balanced_accuracy"]
+AnswerFormat = Literal["index", "label", "isup_json", "letter", "free"]
+
+__all__ = ["AnswerFormat", "Metric", "Sample"]
+
+
+class Sample(BaseModel):
+    """One question, ready for the agent and for scoring.
+
+    ``answer`` is the normalised ground truth, comparable with ``ParsedAnswer.value``: the
+    1-based option index (int) for ``index``, the option text for ``label``, the ISUP grade 0-5
+    (int) for ``isup_json``, the upper-case letter for ``letter``; None when the truth is unknown
+    (a question asked with ``slidescout ask``).
+    """
+
+    sample_id: str  # stable across runs: "<task>/<benchmark id>", "~2" etc. for a repeated id
+    task: str = "ask"
+    question: str  # the full text the model sees, options and answer instructions included
+    options: list[str] = Field(default_factory=list)
+    answer: int | str | None = None
+    answer_label: str | None = None  # option text (index/label/letter), or the grade as text (isup_json)
+    answer_index: int | None = None  # 1-based position of the answer in ``options``, if any
+    metric: Metric = "accuracy"
+    answer_format: AnswerFormat = "index"
+    image_path: str  # the slide (or first image): absolute once resolved, else the name as given
+    image_paths: list[str] = Field(default_factory=list)  # every image (one for a slide)
+    regions: list[dict[str, Any]] = Field(default_factory=list)  # truth regions {"id","label","box"}
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_multi_image(self) -> bool:
+        return len(self.image_paths) > 1
+
+    @property
+    def is_image_set(self) -> bool:
+        """Whether the agent sees an image set (MedFrameQA) rather than one slide."""
+        return self.is_multi_image or self.meta.get("dataset") == "medframeqa"
+
+    @property
+    def images(self) -> list[str]:
+        """The image-set members (empty for a slide)."""
+        return list(self.image_paths or [self.image_path]) if self.is_image_set else []
+
+    @property
+    def truth(self) -> GroundTruth | None:
+        if self.answer_label is None and not self.regions:
+            return None
+        return GroundTruth(answer=self.answer_label, regions=[dict(r) for r in self.regions])

@@ -1,0 +1,95 @@
+"""The package keeps its layers: core, then slides, tools, agents, eval, and the apps on top.
+
+A module imports only from its own layer or below (``if TYPE_CHECKING:`` blocks excepted), and
+no module hides an import of another slidescout module inside a function to dodge a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import slidescout
+
+ROOT = Path(slidescout.__file__).parent
+
+# most specific prefix first
+LAYERS: list[tuple[str, int]] = [
+    ("slidescout.cli", 5), ("slidescout.traces.viewer", 5), ("slidescout.tools.mcp_server", 5),
+    ("slidescout.__main__", 5),
+    ("slidescout.eval", 4), ("slidescout.traces", 4),
+    ("slidescout.agents", 3), ("slidescout.testing", 3),
+    ("slidescout.tools", 2),
+    ("slidescout.slides", 1),
+    ("slidescout.core", 0), ("slidescout.errors", 0), ("slidescout.prompts", 0),
+]
+NAMES = {0: "core", 1: "slides", 2: "tools", 3: "agents", 4: "eval", 5: "apps"}
+
+
+def layer_of(module: str) -> int | None:
+    for prefix, layer in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            return layer
+    return None
+
+
+def _module_name(path: Path) -> tuple[str, str]:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+        return ".".join(parts), ".".join(parts)
+    return ".".join(parts), ".".join(parts[:-1])
+
+
+def _imports() -> list[tuple[str, str, int, bool, bool]]:
+    """(module, imported module, line, inside a function, inside ``if TYPE_CHECKING``)."""
+    out = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if "node_modules" in path.parts:
+            continue
+        module, package = _module_name(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    targets = [".".join(base + ([node.module] if node.module else []))]
+                else:
+                    targets = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            in_function = type_checking = False
+            p = parents.get(node)
+            while p is not None:
+                in_function |= isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef))
+                type_checking |= isinstance(p, ast.If) and "TYPE_CHECKING" in ast.unparse(p.test)
+                p = parents.get(p)
+            out.extend((module, t, node.lineno, in_function, type_checking)
+                       for t in targets if t.startswith("slidescout"))
+    return out
+
+
+def test_every_module_has_a_layer() -> None:
+    modules = {m for m, *_ in _imports()}
+    assert {m for m in modules if m != "slidescout" and layer_of(m) is None} == set()
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    upward = [f"{m}:{line} imports {t} ({NAMES[layer_of(m)]} -> {NAMES[layer_of(t)]})"  # type: ignore[index]
+              for m, t, line, _, tc in _imports()
+              if not tc and layer_of(m) is not None and layer_of(t) is not None and layer_of(t) > layer_of(m)]  # type: ignore[operator]
+    assert upward == []
+
+
+def test_no_slidescout_import_hides_in_a_function() -> None:
+    hidden = [f"{m}:{line} imports {t} inside a function" for m, t, line, fn, _ in _imports()
+              if fn and m != "slidescout"]
+    assert hidden == []
+
+
+def test_layer_rules_catch_an_upward_import() -> None:
+    assert layer_of("slidescout.core.messages") == 0 and layer_of("slidescout.agents.loop") == 3
+    assert layer_of("slidescout.traces.viewer.app") == 5 and layer_of("slidescout.traces.rundir") == 4
