@@ -16,6 +16,7 @@ _COMMAND_MODULES = [
     "tools_cmd",  # tools list/show, experts add/list
     "knowledge_cmd",  # kb add, lookup
     "eval_cmd",  # eval, report, compare
+    "data_cmd",  # data fetch/status/manifest
     "view_cmd",  # view
     "mcp_cmd",  # mcp
     "experts_cmd",  # experts add/list/show/remove/run
