@@ -5,22 +5,26 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from slidescout.cli.app import app, console
 from slidescout.errors import ConfigError, DatasetError
-from slidescout.eval.fetch import (GDC_URL, GTEX_URL, FetchConfig, FetchSummary, RetryPolicy, default_csv,
-                                   fetch_slides, folder_status, human_bytes, plan_slides, write_manifest)
-from slidescout.eval.fetch.sources import gdc_infos
-from slidescout.eval.fetch.state import FetchState
 
+if TYPE_CHECKING:
+    from slidescout.eval.fetch import FetchConfig, FetchSummary, SlideItem
+
+# The eval layer is imported inside the commands: importing it costs about a second, which every
+# other command would pay.
 data_app = typer.Typer(help="Get benchmark slides: fetch (resumable, verified), status, GDC manifest.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 DATASETS = ("multipathqa",)
+_GDC = "https://api.gdc.cancer.gov/"  # shown in --help; the value used is eval.fetch.plan.GDC_URL
+_GTEX = "https://brd.nci.nih.gov/brd/imagedownload/"
 _TASKS_HELP = "Only these tasks, comma-separated (tcga, gtex, panda, tcga_slidebench, tcga_expert_vqa); default all."
 
 
@@ -30,10 +34,14 @@ def _dataset(name: str) -> None:
 
 
 def _csv(path: Path | None) -> Path:
+    from slidescout.eval.fetch import default_csv
+
     return path if path is not None else default_csv()
 
 
 def _print_summary(summary: FetchSummary, root: Path) -> None:
+    from slidescout.eval.fetch import human_bytes
+
     fetched, present, failed = summary.of("fetched"), summary.of("present"), summary.of("failed")
     table = Table(title=f"slides in {root}", title_justify="left")
     for col in ("fetched", "already present", "failed", "bytes fetched"):
@@ -56,22 +64,27 @@ def fetch_cmd(
     tasks: str | None = typer.Option(None, "--tasks", help=_TASKS_HELP),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N slides (after --tasks)."),
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=64, help="Slides downloaded at once."),
-    gdc_url: str = typer.Option(GDC_URL, "--gdc-url", help="GDC API base URL (files and data endpoints)."),
-    gtex_url: str = typer.Option(GTEX_URL, "--gtex-url", help="GTEx image download base URL (the sample id is appended)."),
+    gdc_url: str | None = typer.Option(None, "--gdc-url", help=f"GDC API base URL (files and data endpoints; default {_GDC})."),
+    gtex_url: str | None = typer.Option(None, "--gtex-url", help=f"GTEx image download base URL, the sample id is appended (default {_GTEX})."),
     retries: int = typer.Option(8, "--retries", min=1, max=100, help="Attempts per request (connection errors, 429, 5xx)."),
+    retry_wait: float = typer.Option(1.0, "--retry-wait", min=0.0, help="First wait before a retry, seconds (doubles each time; a server's Retry-After wins)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Download the slides a question file names: resumable, checked (md5/size, opens as a slide)."""
+    from slidescout.eval.fetch import GDC_URL, GTEX_URL, FetchConfig, RetryPolicy, plan_slides
+
     _dataset(dataset)
     items = plan_slides(_csv(csv_path), tasks, limit)
     if not items:
         raise DatasetError("no slides to fetch for these tasks")
-    cfg = FetchConfig(root=to.expanduser(), gdc_url=gdc_url, gtex_url=gtex_url, concurrency=concurrency,
-                      policy=RetryPolicy(attempts=retries), progress=not no_progress, console=console)
+    cfg = FetchConfig(root=to.expanduser(), gdc_url=gdc_url or GDC_URL, gtex_url=gtex_url or GTEX_URL, concurrency=concurrency,
+                      policy=RetryPolicy(attempts=retries, base=retry_wait), progress=not no_progress, console=console)
     _run_fetch(items, cfg)
 
 
-def _run_fetch(items: list, cfg: FetchConfig) -> FetchSummary:
+def _run_fetch(items: list[SlideItem], cfg: FetchConfig) -> FetchSummary:
+    from slidescout.eval.fetch import fetch_slides
+
     summary = fetch_slides(items, cfg)
     _print_summary(summary, cfg.root)
     failed = summary.of("failed")
@@ -92,6 +105,8 @@ def status_cmd(
     verify: bool = typer.Option(False, "--verify", help="Also check md5 (TCGA) or that each slide opens (GTEx, PANDA)."),
 ) -> None:
     """Per task: slides present, missing or damaged, and how many questions can run."""
+    from slidescout.eval.fetch import folder_status, human_bytes
+
     _dataset(dataset)
     rep = folder_status(_csv(csv_path), to.expanduser(), tasks, verify=verify)
     table = Table(title=f"slides under {rep.root}", title_justify="left")
@@ -119,10 +134,14 @@ def manifest_cmd(
     csv_path: Path | None = typer.Option(None, "--csv", help="Question file (default: the shipped MultiPathQA.csv)."),
     tasks: str | None = typer.Option(None, "--tasks", help=_TASKS_HELP),
     to: Path | None = typer.Option(None, "--to", help="A fetch folder whose remembered md5s and sizes to use."),
-    gdc_url: str = typer.Option(GDC_URL, "--gdc-url", help="GDC API base URL, asked for md5 and size."),
+    gdc_url: str | None = typer.Option(None, "--gdc-url", help=f"GDC API base URL, asked for md5 and size (default {_GDC})."),
     offline: bool = typer.Option(False, "--offline", help="Ask nothing: write only the id and filename columns."),
 ) -> None:
     """Write a GDC manifest of the TCGA slides, for users who prefer the gdc-client."""
+    from slidescout.eval.fetch import GDC_URL, RetryPolicy, plan_slides, write_manifest
+    from slidescout.eval.fetch.sources import gdc_infos
+    from slidescout.eval.fetch.state import FetchState
+
     _dataset(dataset)
     items = [it for it in plan_slides(_csv(csv_path), tasks) if it.source == "tcga"]
     if not items:
@@ -130,7 +149,7 @@ def manifest_cmd(
     infos = dict(FetchState.load(to.expanduser()).remote) if to is not None else {}
     if not offline:
         todo = [it for it in items if it.key not in infos or not infos[it.key].md5]
-        got, errors = asyncio.run(gdc_infos(todo, gdc_url, RetryPolicy()))
+        got, errors = asyncio.run(gdc_infos(todo, gdc_url or GDC_URL, RetryPolicy()))
         if errors:
             key, reason = next(iter(errors.items()))
             raise DatasetError(f"the GDC files endpoint failed for {len(errors)} of {len(todo)} files "

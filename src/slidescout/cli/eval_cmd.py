@@ -163,6 +163,11 @@ def eval_multipathqa(
 
     _check_model(common["model"])
     load = load_multipathqa(csv_path, slides_dir=slides, tasks=common["tasks"])
+    if load.n_missing and not common["as_json"]:
+        from slidescout.eval.fetch.status import can_run_line
+
+        console.print(f"{can_run_line(len(load.samples), len(load.samples) + load.n_missing, slides)}; "
+                      f"fetch the rest with: slidescout data fetch multipathqa --to {slides}", highlight=False)
     _execute(load, _select(load, common, "slides"), common, "multipathqa")
 
 

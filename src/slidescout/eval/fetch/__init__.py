@@ -10,7 +10,13 @@
 from slidescout.eval.fetch.lock import FolderLock
 from slidescout.eval.fetch.plan import GDC_URL, GTEX_URL, SlideItem, default_csv, plan_slides
 from slidescout.eval.fetch.retry import RetryPolicy, SlideFailed
-from slidescout.eval.fetch.runner import FetchConfig, FetchSummary, Outcome, fetch_slides, human_bytes
+from slidescout.eval.fetch.runner import (
+           FetchConfig,
+           FetchSummary,
+           Outcome,
+           fetch_slides,
+           human_bytes,
+)
 from slidescout.eval.fetch.status import SlideStatus, StatusReport, folder_status, write_manifest
 
 __all__ = ["GDC_URL", "GTEX_URL", "FetchConfig", "FetchSummary", "FolderLock", "Outcome", "RetryPolicy",

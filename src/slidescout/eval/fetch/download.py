@@ -14,7 +14,13 @@ from pathlib import Path
 
 import httpx
 
-from slidescout.eval.fetch.retry import RetryPolicy, SlideFailed, TransientError, check_response, retrying
+from slidescout.eval.fetch.retry import (
+    RetryPolicy,
+    SlideFailed,
+    TransientError,
+    check_response,
+    retrying,
+)
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 CHUNK = 1 << 20

@@ -17,8 +17,15 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from slidescout.errors import DatasetError
 from slidescout.eval.datasets import SlideFinder
@@ -26,8 +33,15 @@ from slidescout.eval.fetch.download import download, md5_of, part_path
 from slidescout.eval.fetch.lock import FolderLock
 from slidescout.eval.fetch.plan import GDC_URL, GTEX_URL, SlideItem
 from slidescout.eval.fetch.retry import RetryPolicy, SlideFailed, describe, retrying
-from slidescout.eval.fetch.sources import (gdc_data_url, gdc_info, gtex_size, gtex_url, kaggle_download,
-                                           load_kaggle, opens_as_slide)
+from slidescout.eval.fetch.sources import (
+    gdc_data_url,
+    gdc_info,
+    gtex_size,
+    gtex_url,
+    kaggle_download,
+    load_kaggle,
+    opens_as_slide,
+)
 from slidescout.eval.fetch.state import FetchState, RemoteInfo
 
 
@@ -52,8 +66,8 @@ class FetchConfig:
     gtex_url: str = GTEX_URL
     concurrency: int = 4
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    disk_free: Callable[[Path], int] = disk_free
-    kaggle: Callable[[], Any] = load_kaggle
+    disk_free: Callable[[Path], int] | None = None  # default: this module's disk_free
+    kaggle: Callable[[], Any] | None = None  # default: sources.load_kaggle
     progress: bool = True
     console: Console | None = None
 
@@ -225,7 +239,7 @@ class Fetcher:
             raise SlideFailed(self._kaggle_error)
         if self._kaggle is None:
             try:
-                self._kaggle = self.cfg.kaggle()
+                self._kaggle = (self.cfg.kaggle or load_kaggle)()
             except SlideFailed as exc:
                 self._kaggle_error = str(exc)
                 raise
@@ -302,7 +316,7 @@ class Fetcher:
         need, unknown = self._remaining(todo)
         if not need:
             return
-        free = self.cfg.disk_free(self.root)
+        free = (self.cfg.disk_free or disk_free)(self.root)
         if need > free:
             more = f" (plus {unknown} slides of unknown size)" if unknown else ""
             raise DatasetError(f"not enough disk space in {self.root}: {human_bytes(need)} still to fetch{more}, "

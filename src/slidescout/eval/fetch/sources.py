@@ -13,8 +13,14 @@ from urllib.parse import quote
 import httpx
 
 from slidescout.eval.fetch.plan import PANDA_COMPETITION, SlideItem
-from slidescout.eval.fetch.retry import (RetryPolicy, SlideFailed, TransientError, check_response, describe,
-                                         retrying)
+from slidescout.eval.fetch.retry import (
+    RetryPolicy,
+    SlideFailed,
+    TransientError,
+    check_response,
+    describe,
+    retrying,
+)
 from slidescout.eval.fetch.state import RemoteInfo
 from slidescout.slides import open_slide
 
