@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from rich.markup import escape
+
 from slidescout.cli.app import app, err_console
 from slidescout.errors import SlidescoutError
 
@@ -31,7 +33,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SlidescoutError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

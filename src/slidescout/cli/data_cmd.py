@@ -43,11 +43,8 @@ def _print_summary(summary: FetchSummary, root: Path) -> None:
     from slidescout.eval.fetch import human_bytes
 
     fetched, present, failed = summary.of("fetched"), summary.of("present"), summary.of("failed")
-    table = Table(title=f"slides in {root}", title_justify="left")
-    for col in ("fetched", "already present", "failed", "bytes fetched"):
-        table.add_column(col, justify="right")
-    table.add_row(str(len(fetched)), str(len(present)), str(len(failed)), human_bytes(summary.bytes_fetched))
-    console.print(table)
+    console.print(f"{len(fetched)} fetched, {len(present)} already present, {len(failed)} failed; "
+                  f"{human_bytes(summary.bytes_fetched)} fetched into {root}", highlight=False)
     by_reason: dict[str, list[str]] = defaultdict(list)
     for o in failed:
         by_reason[o.reason].append(o.item.name)

@@ -2,7 +2,7 @@
 endpoint, on 127.0.0.1 in a thread, for testing ``slidescout data fetch`` without the network.
 
 It serves byte strings (small generated slides) with ``Range`` support and records every request.
-Faults are queued per (endpoint, id) and each is used once:
+Faults are queued per (endpoint, id) and each is used once, by a GET (HEAD requests never fail):
 
 - ``"drop"``: send the headers and half the body, then close the connection;
 - ``"corrupt"``: serve the bytes with one byte changed (a wrong md5);
@@ -139,7 +139,7 @@ def _handler(srv: FakeSlideServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             endpoint, id = self._route()
             rng = self.headers.get("Range")
-            fault = srv._next_fault(endpoint, id) if endpoint else None
+            fault = srv._next_fault(endpoint, id) if endpoint and self.command == "GET" else None
             content = self._content(endpoint, id)
             status = 404 if content is None else 200
             if fault in ("429", "500", "404"):

@@ -78,7 +78,7 @@ async def _attempt(client: httpx.AsyncClient, url: str, part: Path, expected: in
                 raise SlideFailed(f"{what} serves {total} bytes but the files endpoint says {expected}")
             on_size(total)
         with part.open(mode) as f:
-            async for chunk in resp.aiter_bytes(CHUNK):
+            async for chunk in resp.aiter_bytes():  # no chunk_size: a buffer would lose bytes on a drop
                 f.write(chunk)
                 advance(len(chunk))
     size = part.stat().st_size
