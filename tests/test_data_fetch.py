@@ -142,7 +142,7 @@ def test_status_counts_what_eval_runs(tcga, tmp_path, monkeypatch, capsys) -> No
 
     victim.unlink()
     with FakeOpenAI(auto_turns=0, auto_answer='{"answer": 1}') as fake:
-        code, out, err = cli(monkeypatch, capsys, "eval", "multipathqa", "--csv", default_csv(), "--slides", tmp_path,
+        code, out, err = cli(monkeypatch, capsys, "eval", "multipathqa", "--slides", tmp_path,
                              "--tasks", "tcga", "-m", "openai:fake-vlm", "--base-url", fake.base_url, "--no-progress",
                              "-o", tmp_path / "run")
     assert code == 0, err

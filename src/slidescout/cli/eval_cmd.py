@@ -154,17 +154,18 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
 @eval_app.command("multipathqa")
 @_with_common
 def eval_multipathqa(
-    csv_path: Path = typer.Option(..., "--csv", help="MultiPathQA.csv (GIANT's question file)."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="MultiPathQA.csv (GIANT's question file; default: the copy shipped with slidescout)."),
     slides: Path = typer.Option(..., "--slides", help="Folder holding the downloaded slides (searched recursively)."),
     common: Any = None,
 ) -> None:
     """Run MultiPathQA (TCGA, GTEx, PANDA, SlideBench, ExpertVQA) on the slides found under --slides."""
     from slidescout.eval import load_multipathqa
+    from slidescout.eval.fetch import default_csv
 
     _check_model(common["model"])
-    load = load_multipathqa(csv_path, slides_dir=slides, tasks=common["tasks"])
+    load = load_multipathqa(csv_path or default_csv(), slides_dir=slides, tasks=common["tasks"])
     if load.n_missing and not common["as_json"]:
-        from slidescout.eval.fetch.status import can_run_line
+        from slidescout.eval.fetch import can_run_line
 
         console.print(f"{can_run_line(len(load.samples), len(load.samples) + load.n_missing, slides)}; "
                       f"fetch the rest with: slidescout data fetch multipathqa --to {slides}", highlight=False)

@@ -17,8 +17,14 @@ from slidescout.eval.fetch.runner import (
            fetch_slides,
            human_bytes,
 )
-from slidescout.eval.fetch.status import SlideStatus, StatusReport, folder_status, write_manifest
+from slidescout.eval.fetch.status import (
+    SlideStatus,
+    StatusReport,
+    can_run_line,
+    folder_status,
+    write_manifest,
+)
 
 __all__ = ["GDC_URL", "GTEX_URL", "FetchConfig", "FetchSummary", "FolderLock", "Outcome", "RetryPolicy",
-           "SlideFailed", "SlideItem", "SlideStatus", "StatusReport", "default_csv", "fetch_slides",
+           "SlideFailed", "SlideItem", "SlideStatus", "StatusReport", "can_run_line", "default_csv", "fetch_slides",
            "folder_status", "human_bytes", "plan_slides", "write_manifest"]

@@ -184,7 +184,8 @@ class Fetcher:
 
     # -- fetching ------------------------------------------------------------------------------
     def _accept(self, item: SlideItem, got: Path, dest: Path, info: RemoteInfo | None) -> str | None:
-        """Verify ``got`` (out of the slide search's sight) and give it its final name."""
+        """Verify ``got`` (out of the slide search's sight) and give it its final name (runs in a
+        worker thread: it leaves the shared state alone)."""
         check = self.root / ".slidescout" / "verify" / dest.name
         check.parent.mkdir(parents=True, exist_ok=True)
         os.replace(got, check)
@@ -194,7 +195,6 @@ class Fetcher:
             return problem
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(check, dest)
-        self.state.mark_verified(dest, info.md5 if info else None)
         return None
 
     async def _get_bytes(self, client: httpx.AsyncClient, item: SlideItem, dest: Path, info: RemoteInfo | None,
@@ -260,6 +260,9 @@ class Fetcher:
                 finally:
                     self.state.save()
                 if bad is None:
+                    info = self.state.remote.get(item.key)
+                    self.state.mark_verified(dest, info.md5 if info else None)  # in the loop's thread
+                    self.state.save()
                     return Outcome(item, "fetched", path=dest, bytes=total)
                 problem = bad
                 if round_ == 1:

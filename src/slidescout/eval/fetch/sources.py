@@ -110,7 +110,7 @@ def kaggle_download(api: Any, item: SlideItem, work: Path) -> Path:
         if isinstance(exc, KeyboardInterrupt):
             raise
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "403" in text or "401" in text:
+        if any(code in text for code in ("401", "403", "404")):
             raise SlideFailed(f"Kaggle refused {item.remote_id} ({text}); {KAGGLE_HINT}") from None
         raise TransientError(f"Kaggle download of {item.remote_id} failed: {text}") from None
     got = work / Path(item.remote_id).name
