@@ -275,3 +275,36 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_wait_honours_retry_after() -> None:
+    from tenacity import RetryCallState
+
+    from slidescout.eval.fetch.retry import TransientError, wait_seconds
+
+    policy = RetryPolicy(base=0.01, max_retry_after=30)
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.set_exception((TransientError, TransientError("429", retry_after=7.0), None))
+    assert wait_seconds(policy, state) == 7.0
+    state.set_exception((TransientError, TransientError("429", retry_after=900.0), None))
+    assert wait_seconds(policy, state) == 30.0  # capped
+    state.set_exception((TransientError, TransientError("500"), None))
+    assert 0.005 <= wait_seconds(policy, state) <= 0.01
+
+
+def test_part_from_an_earlier_run_is_resumed_and_files_elsewhere_are_accepted(tcga, slide_bytes, tmp_path, monkeypatch,
+                                                                              capsys) -> None:
+    srv, items = tcga
+    # an interrupted earlier run left half of the first slide; GIANT's puller put the second elsewhere
+    (tmp_path / "tcga").mkdir()
+    (tmp_path / "tcga" / f"{items[0].name}.part").write_bytes(slide_bytes[0][:1000])
+    (tmp_path / "tcga_slidebench").mkdir()
+    (tmp_path / "tcga_slidebench" / items[1].name).write_bytes(slide_bytes[1])
+    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "3",
+                         "--to", tmp_path, "--gdc-url", srv.gdc_url, *FAST)
+    assert code == 0, err
+    assert [(r.status, r.range) for r in srv.seen("data", items[0].remote_id)] == [(206, "bytes=1000-")]
+    assert (tmp_path / "tcga" / items[0].name).read_bytes() == slide_bytes[0]
+    assert srv.seen("data", items[1].remote_id) == []  # verified by md5 where it was
+    assert not (tmp_path / "tcga" / items[1].name).exists()
+    assert "2 fetched, 1 already present, 0 failed" in out
