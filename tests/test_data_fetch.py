@@ -308,3 +308,25 @@ def test_part_from_an_earlier_run_is_resumed_and_files_elsewhere_are_accepted(tc
     assert srv.seen("data", items[1].remote_id) == []  # verified by md5 where it was
     assert not (tmp_path / "tcga" / items[1].name).exists()
     assert "2 fetched, 1 already present, 0 failed" in out
+
+
+def test_a_server_that_ignores_range_restarts_the_file_and_verify_finds_flipped_bytes(tcga, slide_bytes, tmp_path,
+                                                                                      monkeypatch, capsys) -> None:
+    srv, items = tcga
+    (tmp_path / "tcga").mkdir()
+    (tmp_path / "tcga" / f"{items[0].name}.part").write_bytes(b"\0" * 1000)  # not even a prefix of the file
+    srv.fault("data", items[0].remote_id, "norange")
+    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "1",
+                         "--to", tmp_path, "--gdc-url", srv.gdc_url, *FAST)
+    assert code == 0, err
+    assert [(r.status, r.range) for r in srv.seen("data", items[0].remote_id)] == [(200, "bytes=1000-")]
+    slide = tmp_path / "tcga" / items[0].name
+    assert slide.read_bytes() == slide_bytes[0]
+    data = bytearray(slide.read_bytes())
+    data[-10] ^= 0xFF  # same size, other bytes: only --verify can tell
+    slide.write_bytes(bytes(data))
+    code, out, _ = cli(monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path)
+    assert "0 damaged" in out
+    code, out, _ = cli(monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path,
+                       "--verify")
+    assert "1 damaged" in out and f"damaged {slide}: md5 " in out

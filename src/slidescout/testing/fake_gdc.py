@@ -6,6 +6,7 @@ Faults are queued per (endpoint, id) and each is used once, by a GET (HEAD reque
 
 - ``"drop"``: send the headers and half the body, then close the connection;
 - ``"corrupt"``: serve the bytes with one byte changed (a wrong md5);
+- ``"norange"``: ignore a ``Range`` header and send the whole file with 200;
 - ``"429"`` (with ``Retry-After: 0``), ``"500"``, ``"404"``: that status instead of the answer.
 
 An id the server does not hold answers 404 on every endpoint.
@@ -166,7 +167,7 @@ def _handler(srv: FakeSlideServer) -> type[BaseHTTPRequestHandler]:
 
         def _bytes(self, endpoint: str, id: str, data: bytes, rng: str | None, fault: str | None) -> None:
             start, status = 0, 200
-            m = _RANGE.match(rng or "")
+            m = _RANGE.match(rng or "") if fault != "norange" else None
             if m:
                 start = int(m.group(1))
                 if start >= len(data):

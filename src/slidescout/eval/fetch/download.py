@@ -51,7 +51,6 @@ async def _attempt(client: httpx.AsyncClient, url: str, part: Path, expected: in
     offset = part.stat().st_size if part.exists() else 0
     if expected is not None and offset > expected:
         part.unlink()
-        advance(-offset)
         offset = 0
     if expected is not None and offset == expected and offset > 0:
         return expected
@@ -67,9 +66,7 @@ async def _attempt(client: httpx.AsyncClient, url: str, part: Path, expected: in
             if cr is None or cr[0] != offset:
                 raise TransientError(f"{what} answered Range bytes={offset}- with {resp.headers.get('content-range')!r}")
             total, mode = cr[1], "ab"
-        else:  # 200: the whole file
-            if offset:
-                advance(-offset)
+        else:  # 200: the whole file (bytes received before count again: they came twice)
             offset, mode = 0, "wb"
             length = resp.headers.get("content-length")
             total = int(length) if length and length.isdigit() else None

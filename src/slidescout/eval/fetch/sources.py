@@ -91,9 +91,9 @@ def opens_as_slide(path: Path) -> str | None:
 def load_kaggle() -> Any:
     """The authenticated ``kaggle`` API, or :class:`SlideFailed` with the one-line fix."""
     try:
-        from kaggle.api.kaggle_api_extended import KaggleApi  # optional extra
-        api = KaggleApi()
-        api.authenticate()
+        import kaggle  # optional extra; authenticates on import
+
+        api = kaggle.api
     except BaseException as exc:  # noqa: BLE001 - kaggle raises OSError, SystemExit...; never a traceback
         if isinstance(exc, KeyboardInterrupt):
             raise
