@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from rich.markup import escape
+
 from slidescout.cli.app import app, err_console
 from slidescout.errors import SlidescoutError
 
@@ -16,6 +18,7 @@ _COMMAND_MODULES = [
     "tools_cmd",  # tools list/show, experts add/list
     "knowledge_cmd",  # kb add, lookup
     "eval_cmd",  # eval, report, compare
+    "data_cmd",  # data fetch/status/manifest
     "view_cmd",  # view
     "mcp_cmd",  # mcp
     "experts_cmd",  # experts add/list/show/remove/run
@@ -30,7 +33,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SlidescoutError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -21,6 +21,7 @@ from slidescout.errors import ConfigError, DatasetError
 from slidescout.eval import load_dataset, load_medframeqa, load_multipathqa, load_synth
 from slidescout.eval.ask import default_run_dir
 from slidescout.eval.compare import compare_data, load_runs, print_compare
+from slidescout.eval.fetch import can_run_line, default_csv
 from slidescout.eval.judge import judge_run
 from slidescout.eval.report import judge_summary, load_run, print_report, report_data, write_plots
 from slidescout.eval.runner import run_eval
@@ -135,14 +136,17 @@ def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], d
 @eval_app.command("multipathqa")
 @_with_common
 def eval_multipathqa(
-    csv_path: Path = typer.Option(..., "--csv", help="MultiPathQA.csv (GIANT's question file)."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="MultiPathQA.csv (GIANT's question file; default: the copy shipped with slidescout)."),
     slides: Path = typer.Option(..., "--slides", help="Folder holding the downloaded slides (searched recursively)."),
     common: Any = None,
     agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Run MultiPathQA (TCGA, GTEx, PANDA, SlideBench, ExpertVQA) on the slides found under --slides."""
     _check_model(agent)
-    load = load_multipathqa(csv_path, slides_dir=slides, tasks=common["tasks"])
+    load = load_multipathqa(csv_path or default_csv(), slides_dir=slides, tasks=common["tasks"])
+    if load.n_missing and not common["as_json"]:
+        console.print(f"{can_run_line(len(load.samples), len(load.samples) + load.n_missing, slides)}; "
+                      f"fetch the rest with: slidescout data fetch multipathqa --to {slides}", highlight=False)
     _execute(load, _select(load, common, "slides"), common, "multipathqa", agent)
 
 

@@ -12,6 +12,7 @@ import typer
 
 from slidescout.cli.app import app, console
 from slidescout.errors import SlideError
+from slidescout.slides import Slide
 
 if TYPE_CHECKING:
     from slidescout.slides import Slide, View
@@ -20,8 +21,6 @@ _IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEB
 
 
 def _open(path: Path, backend: str) -> Slide:
-    from slidescout.slides import Slide
-
     return Slide.open(path, backend=backend)
 
 

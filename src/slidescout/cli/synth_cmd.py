@@ -10,6 +10,8 @@ import typer
 
 from slidescout.cli.app import app, console
 from slidescout.errors import ConfigError
+from slidescout.slides.synth import generate_dataset
+from slidescout.slides.synth.generator import check_params
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×,]\s*(\d+)\s*$")
 
@@ -57,8 +59,6 @@ def synth(
     diameters = _parse_range(lesion_size)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from slidescout.slides.synth import generate_dataset
-    from slidescout.slides.synth.generator import check_params
 
     check_params("x", (width, height), mpp, lesions, diameters, stain_jitter, None, None)  # fail before any work
     t0 = time.monotonic()

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from slidescout.cli.app import app, console, tools_app  # noqa: F401
+from slidescout.tools.registry import default_registry
 
 
 @tools_app.command("list")
@@ -19,8 +20,6 @@ def tools_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List every tool: built-ins and plugins, with broken plugins and their errors below."""
-    from slidescout.tools.registry import default_registry
-
     registry = default_registry()
     tools = list(registry)
     errors = registry.errors
@@ -56,8 +55,6 @@ def tools_show(
     as_json: bool = typer.Option(False, "--json", help="Print the tool spec as JSON."),
 ) -> None:
     """Show one tool: description, source and the JSON schema of its arguments."""
-    from slidescout.tools.registry import default_registry
-
     t = default_registry().get(name)  # ConfigError (one line, exit 2) for an unknown name
     if as_json:
         console.print_json(json.dumps({"name": t.name, "source": t.source,

@@ -18,6 +18,7 @@ How MultiPathQA questions are rendered (reproducing GIANT's ``scripts/run_benchm
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,33 @@ from slidescout.eval.samples import (
     require_file,
 )
 
-__all__ = ["DatasetLoad", "Sample", "SlideIndex", "load_dataset", "load_medframeqa",
+__all__ = ["DatasetLoad", "Sample", "SlideFinder", "SlideIndex", "load_dataset", "load_medframeqa",
            "load_multipathqa", "load_synth", "parse_options"]
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
+
+
+class SlideFinder(SlideIndex):
+    """:class:`SlideIndex` that also finds a GDC-named file: ``TCGA-...-DX1.<uuid>.svs`` (the name
+    the gdc-client saves) for ``TCGA-...-DX1.svs`` (the name in the question file). ``eval`` and
+    ``data status`` both search with it, so they count the same slides."""
+
+    def __init__(self, root: str | Path, extensions: list[str] | None = None) -> None:
+        super().__init__(root, extensions)
+        self._by_prefix: dict[str, list[Path]] = {}
+        for stem, paths in self._by_stem.items():
+            prefix = stem.split(".", 1)[0]
+            if prefix != stem:
+                self._by_prefix.setdefault(prefix, []).extend(paths)
+
+    def find(self, name: str) -> Path | None:
+        hit = super().find(name)
+        if hit is not None:
+            return hit
+        stem = os.path.splitext(os.path.basename(name.replace("\\", "/")))[0].lower()
+        candidates = self._by_prefix.get(stem, [])
+        return min(candidates, key=str) if candidates else None
 
 
 def _flag(value: str | None, default: bool = True) -> bool:
@@ -135,7 +158,7 @@ def _load_csv(path: str | Path, *, dataset: str, slides_dir: str | Path | None, 
     if wanted is not None and wanted - set(present):
         raise DatasetError(f"unknown task(s) {', '.join(sorted(wanted - set(present)))} for {path}; "
                            f"its tasks are {', '.join(present)}")
-    index = SlideIndex(slides_dir, schema["slide_extensions"]) if slides_dir is not None else None
+    index = SlideFinder(slides_dir, schema["slide_extensions"]) if slides_dir is not None else None
     out = DatasetLoad(dataset=dataset, source=str(path), n_rows=len(rows),
                       search_dir=str(index.root) if index else (str(base_dir) if base_dir else None))
     ids = IdMaker()

@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from slidescout.core.trace import ImageEvent, ToolEvent, Trace
+from slidescout.slides.tissue import tissue_mask
 
 __all__ = ["DEFAULT_MAX_MPP", "MAG_BUCKETS", "GroundingScore", "LesionHit", "TraceScores", "View", "grounding",
            "mag_bucket", "score_trace", "trace_scores", "trace_views"]
@@ -122,7 +123,6 @@ def _tissue_grid(blobs: Any, sha: str) -> np.ndarray:
         return hit
     from PIL import Image
 
-    from slidescout.slides.tissue import tissue_mask
 
     with Image.open(io.BytesIO(blobs.get(sha))) as im:
         scale = min(1.0, _MASK_SIDE / max(im.size))

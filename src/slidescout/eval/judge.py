@@ -77,8 +77,6 @@ async def judge_trace(trace: Trace, model: str | Any, *, truth: str | None = Non
     own = isinstance(model, str)
     model_obj: Any
     if own:
-        from slidescout.agents.models import resolve_model
-
         model_obj = resolve_model(model, base_url=base_url, api=api)  # type: ignore[arg-type]
     else:
         model_obj = model

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from slidescout.errors import SlidescoutError
-from slidescout.eval.metrics import TaskScore, score_run
+from slidescout.eval.metrics import ResultRecord, TaskScore, score_run
 from slidescout.eval.sample_run import is_finished
 from slidescout.traces.rundir import RunDir
 
@@ -229,8 +229,6 @@ def grounding_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]
 
 
 def _correct(r: dict[str, Any]) -> bool:
-    from slidescout.eval.metrics import ResultRecord
-
     try:
         return ResultRecord.model_validate(r).correct
     except Exception:

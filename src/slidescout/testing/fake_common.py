@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from slidescout.core.messages import ImagePart, ImageRef
+
 
 @dataclass
 class ToolCall:
@@ -385,7 +387,6 @@ def jpeg_image_part(width: int = 16, height: int = 16, color: tuple[int, int, in
 
     from PIL import Image
 
-    from slidescout.core.messages import ImagePart, ImageRef
 
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, "JPEG", quality=90)

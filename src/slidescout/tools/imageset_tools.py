@@ -138,14 +138,4 @@ def compare_images(a: Annotated[int, Field(ge=1)], b: Annotated[int, Field(ge=1)
 TOOLS = [view_image, crop_image, compare_images]
 
 
-def _register() -> None:
-    """Make the tools known to every registry even when this module is not in BUILTIN_MODULES."""
-    from slidescout.tools.registry import BUILTIN_MODULES, register_builtin
-
-    if __name__ not in BUILTIN_MODULES:
-        register_builtin(TOOLS)
-
-
-_register()
-
 __all__ = ["TOOLS", "compare_images", "crop_image", "side_by_side", "view_image"]

@@ -21,6 +21,7 @@ import re
 import uuid
 from typing import Any
 
+from slidescout import prompts
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
@@ -85,8 +86,6 @@ def render_tools_as_text(tools: list[ToolSpec]) -> str:
 
 def tools_prompt(tools: list[ToolSpec]) -> str:
     """The instruction block appended to the system text (prompt ``json_actions``)."""
-    from slidescout import prompts
-
     return prompts.render("json_actions", tools=render_tools_as_text(tools))
 
 

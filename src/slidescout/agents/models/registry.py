@@ -18,7 +18,10 @@ import inspect
 import re
 from typing import Any, Literal
 
+from slidescout.agents.models.anthropic import AnthropicModel
 from slidescout.agents.models.base import Model, ModelAdapter
+from slidescout.agents.models.openai_chat import OpenAIChatModel
+from slidescout.agents.models.openai_responses import OpenAIResponsesModel
 from slidescout.agents.models.providers import AnthropicProvider, OpenAIProvider, _host
 from slidescout.agents.models.retry import RetryPolicy
 from slidescout.errors import ConfigError
@@ -125,15 +128,11 @@ def resolve_model(model_id: str, *, base_url: str | None = None, api: ApiChoice 
         provider = OpenAIProvider.from_env(base_url, timeout_s=timeout_s)
         chosen = choose_openai_api(None if provider.base_url == OpenAIProvider.default_url else provider.base_url, api)
         if chosen == "responses":
-            from slidescout.agents.models.openai_responses import OpenAIResponsesModel
-
             return _construct(OpenAIResponsesModel, provider, model, options)
-        from slidescout.agents.models.openai_chat import OpenAIChatModel
 
         return _construct(OpenAIChatModel, provider, model, options)
     if api not in ("auto",):
         raise ConfigError(f"api={api!r} applies to openai: models only")
-    from slidescout.agents.models.anthropic import AnthropicModel
 
     anthropic = AnthropicProvider.from_env(base_url, timeout_s=timeout_s)
     return _construct(AnthropicModel, anthropic, model, options)
