@@ -38,6 +38,7 @@ from types import ModuleType
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
 import anyio.to_thread
+import docstring_parser
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -222,62 +223,18 @@ def _coerce_images(value: Any) -> list[ToolImage]:
 # ---------------------------------------------------------------------------------------------
 # docstrings
 # ---------------------------------------------------------------------------------------------
-_SECTION_RE = re.compile(
-    r"^(args|arguments|parameters|params|keyword args|keyword arguments|other parameters|"
-    r"returns?|yields?|raises|examples?|notes?|attributes|see also|warnings?|todo|references)"
-    r"\s*:\s*$", re.IGNORECASE)
-_ARG_SECTIONS = {"args", "arguments", "parameters", "params", "keyword args", "keyword arguments",
-                 "other parameters"}
-_PARAM_RE = re.compile(r"^\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
-_SPHINX_RE = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
-
-
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
-    """``(description, {param: description})`` from a google-style (or ``:param x:``) docstring.
+    """``(description, {param: description})`` of a google, reST (``:param x:``) or numpy docstring.
 
-    The description is the text before the first section (summary and body).
+    The description is the summary and body (``docstring_parser`` does the parsing); parameter
+    texts are joined into one line each.
     """
     if not doc:
         return "", {}
-    desc: list[str] = []
-    params: dict[str, str] = {}
-    section: str | None = None
-    current: str | None = None
-    base_indent: int | None = None
-    for line in inspect.cleandoc(doc).splitlines():
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        header = _SECTION_RE.match(stripped) if indent == 0 else None
-        if header:
-            section, current, base_indent = header.group(1).lower(), None, None
-            continue
-        sphinx = _SPHINX_RE.match(stripped)
-        if sphinx:
-            section, current = "sphinx", sphinx.group(1)
-            params[current] = sphinx.group(2).strip()
-            continue
-        if section is None:
-            desc.append(line)
-        elif section == "sphinx":
-            if stripped.startswith(":"):
-                current = None
-            elif current and stripped:
-                params[current] = f"{params[current]} {stripped}".strip()
-        elif section in _ARG_SECTIONS:
-            if not stripped:
-                continue
-            if indent == 0:  # text after the section at the top level: the section ended
-                section, current = "other", None
-                continue
-            if base_indent is None:
-                base_indent = indent
-            m = _PARAM_RE.match(stripped) if indent <= base_indent else None
-            if m:
-                current = m.group(1)
-                params[current] = m.group(2).strip()
-            elif current:
-                params[current] = f"{params[current]} {stripped}".strip()
-    return _reflow(desc), params
+    parsed = docstring_parser.parse(inspect.cleandoc(doc))
+    body = "\n\n".join(p for p in (parsed.short_description, parsed.long_description) if p)
+    params = {p.arg_name.lstrip("*"): " ".join((p.description or "").split()) for p in parsed.params}
+    return _reflow(body.splitlines()), params
 
 
 _LIST_ITEM_RE = re.compile(r"^\s*([-*•]|\d+[.)])\s")
