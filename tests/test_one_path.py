@@ -109,3 +109,16 @@ def test_question_sample_refuses_bad_questions(tmp_path: Path) -> None:
     s = question_sample(tmp_path / "s.tiff", "Diagnosis?", ["A", "B"], answer="B")
     assert s.answer == 2 and s.answer_label == "B" and s.answer_format == "index"
     assert question_sample(tmp_path / "s.tiff", "Describe it.").answer_format == "free"
+
+
+def test_a_schema_1_0_trace_still_reads(tmp_path: Path) -> None:
+    from slidescout.core.trace import TRACE_SCHEMA_VERSION, Trace, load_trace
+
+    old = {"schema_version": "1.0", "sample_id": "s", "question": "q", "model": "m", "preset": "giant",
+           "slide": {"path": "x.svs"}, "status": "error", "events": [
+               {"kind": "error", "id": "e1", "message": "slide unreadable", "fatal": True}]}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(old))
+    trace = load_trace(path)
+    assert trace.schema_version == "1.0" and trace.error is None and trace.repeat == 0
+    assert TRACE_SCHEMA_VERSION == "1.1" and Trace.model_validate(old).status == "error"
