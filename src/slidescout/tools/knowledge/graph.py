@@ -24,6 +24,7 @@ from slidescout.errors import DatasetError
 from slidescout.tools.knowledge.corpus import starter_corpus_dir
 from slidescout.tools.knowledge.gleason import (
     GRADE_GROUP_TEXT,
+    INVALID_PAIR_NOTE,
     GleasonGrade,
     add_gleason_nodes,
     require_node,
@@ -331,9 +332,7 @@ class ConceptGraph:
         group = int(self.graph.nodes[groups[0]]["value"]) if groups else None
         notes = []
         if group is None:
-            notes.append(
-                "a score of 7 made of patterns 2 and 5 has no ISUP grade group; pattern 2 is not assigned today"
-            )
+            notes.append(INVALID_PAIR_NOTE)
         elif min(primary, secondary) < 3:
             notes.append(
                 "patterns 1 and 2 are not assigned on needle biopsies today; scores of 2-5 are not reported"

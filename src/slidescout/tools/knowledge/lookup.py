@@ -218,7 +218,9 @@ def _gleason_answer(q: str, graph: ConceptGraph) -> GraphAnswer | None:
             return None
         grade = graph.gleason(primary, secondary)
         if grade.grade_group is None:
-            head = f"Gleason {primary}+{secondary}={grade.total}: no ISUP grade group."
+            head = (
+                f"Gleason {primary}+{secondary}: not a valid pattern pair, so no ISUP grade group."
+            )
         elif grade.grade_group == 0:
             head = "Gleason 0+0: no carcinoma; PANDA labels this isup_grade 0 (not an ISUP grade group)."
         else:
