@@ -31,7 +31,7 @@ def sections() -> dict[str, str]:
 def test_graph_has_the_expected_shape(graph):
     entities = graph.nodes("entity")
     kinds = [graph.graph.nodes[e]["entity_kind"] for e in entities]
-    assert kinds.count("cancer") == 30 and kinds.count("normal") == 20
+    assert kinds.count("cancer") == 31 and kinds.count("normal") == 24
     assert len(graph.nodes("gleason_pattern")) == 5
     assert len(graph.nodes("gleason")) == 25
     for entity in entities:  # every entity hangs off an organ and has features

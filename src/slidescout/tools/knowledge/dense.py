@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from slidescout.errors import ConfigError
+from slidescout.tools.knowledge.corpus import without_source
 
 if TYPE_CHECKING:
     import numpy as np
@@ -210,7 +211,7 @@ class VectorStore:
         for start in range(0, len(rows), batch):
             part = rows[start : start + batch]
             vectors = np.asarray(
-                embedder.encode([f"{s}\n{t}" for _, s, t in part]), dtype=np.float32
+                embedder.encode([f"{s}\n{without_source(t)}" for _, s, t in part]), dtype=np.float32
             )
             if vectors.ndim != 2 or vectors.shape[0] != len(part):
                 raise ConfigError(

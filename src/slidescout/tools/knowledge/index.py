@@ -22,7 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from slidescout.errors import ConfigError, DatasetError
-from slidescout.tools.knowledge.corpus import is_supported, read_document, starter_files
+from slidescout.tools.knowledge.corpus import (
+    is_supported,
+    read_document,
+    starter_files,
+    without_source,
+)
 from slidescout.tools.knowledge.dense import (
     EMBEDDER_ENV,
     Embedder,
@@ -420,7 +425,7 @@ class KnowledgeBase:
                 )
                 cur.execute(
                     "INSERT INTO chunks_fts(rowid, title, section, text) VALUES(?,?,?,?)",
-                    (cur.lastrowid, doc.title, chunk.section, chunk.text),
+                    (cur.lastrowid, doc.title, chunk.section, without_source(chunk.text)),
                 )
             report.indexed.append(name)
             report.chunks += len(doc.chunks)
