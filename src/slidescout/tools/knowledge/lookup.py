@@ -238,7 +238,8 @@ def _match(text: str, graph: ConceptGraph, kinds: tuple[str, ...]) -> str | None
     """A node whose name covers every distinguishing word of ``text``. Words left over may only
     be generic ('tumor', 'cell'), question words, marker words or the names of features asked
     about ('GATA3 in urothelial carcinoma'); a close misspelling of a whole name also counts."""
-    words = content_words(re.sub(r"^(?:the|a|an)\s+", "", text.strip(" ?.!,;:")))
+    text = re.sub(r"^(?:the|a|an)\s+", "", text.strip(" ?.!,;:"))
+    words = content_words(text)
     if not words:
         return None
     joined = " ".join(words)
@@ -247,8 +248,8 @@ def _match(text: str, graph: ConceptGraph, kinds: tuple[str, ...]) -> str | None
         for feature in graph.mentions(joined, kinds=("feature",)):
             for name in graph.names(feature):
                 allowed.update(name.split())
-    candidates = [graph.resolve(joined, kinds=kinds)]
-    candidates += graph.mentions(joined, kinds=kinds, strict_abbreviations=False)
+    candidates = [graph.resolve(text, kinds=kinds), graph.resolve(joined, kinds=kinds)]
+    candidates += graph.mentions(text, kinds=kinds, strict_abbreviations=False)
     for node in dict.fromkeys(c for c in candidates if c):
         if _covers(graph.names(node), words, allowed):
             return node
@@ -257,7 +258,7 @@ def _match(text: str, graph: ConceptGraph, kinds: tuple[str, ...]) -> str | None
 
 def _covers(names: set[str], words: list[str], allowed: set[str]) -> bool:
     joined = " ".join(words)
-    for name in names:
+    for name in {" ".join(content_words(n)) for n in names} - {""}:
         if name == joined:
             return True
         if f" {name} " in f" {joined} ":
