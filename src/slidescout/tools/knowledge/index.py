@@ -529,7 +529,16 @@ class KnowledgeBase:
             if self.embedder is None or not dense:
                 return list(lexical.values())[:k]
             dense_ids = self._vectors.rank(self._conn, self.embedder, self._write, query, n)
-            fused = reciprocal_rank_fusion([list(lexical), dense_ids])[:k]
+            # Dense similarity re-ranks the passages that share words with the query; passages
+            # found only by meaning come after them (a synonym still surfaces when few match).
+            within = [cid for cid in dense_ids if cid in lexical]
+            fused = reciprocal_rank_fusion([list(lexical), within])
+            fused += [
+                (cid, score)
+                for cid, score in reciprocal_rank_fusion([dense_ids])
+                if cid not in lexical
+            ]
+            fused = fused[:k]
             dense_rank = {cid: rank for rank, cid in enumerate(dense_ids, start=1)}
             missing = [cid for cid, _ in fused if cid not in lexical]
             extra = self._hits_by_id(missing)

@@ -41,6 +41,7 @@ from slidescout.tools.knowledge.text import (
     clip,
     content_words,
     focus_terms,
+    numbered_sources,
     plain,
     references,
     sentences,
@@ -489,6 +490,7 @@ def _terms(query: str, graph: ConceptGraph) -> dict[str, float]:
     markers = {
         w
         for node in graph.mentions(query, kinds=("feature",))
+        if graph.graph.nodes[node].get("category") in ("ihc", "molecular")
         for name in graph.names(node)
         for w in name.split()
     }
@@ -504,13 +506,11 @@ def _format_hits(
     terms = _terms(query, graph)
     numbers = wants_numbers(query)
     header = header or f'References for "{clip(query, 80)}":'
-    refs = {h.citation: h.reference for h in hits}
-    sources = sources_line([h.citation for h in hits], refs).replace("Sources: ", "Sources: ", 1)
-    sources = clip(sources, 400)
-    share = (MAX_TEXT_CHARS - len(header) - len(sources) - 8) // (len(hits) + 1)
+    sources = clip(numbered_sources(hits), 400)
+    share = (MAX_TEXT_CHARS - len(header) - len(sources) - 8) // (len(hits) + 2)
     parts = [header]
     for number, hit in enumerate(hits, start=1):
-        budget = share * 2 if number == 1 else share  # the best passage gets more room
+        budget = share * 3 if number == 1 else share  # the best passage gets more room
         title = f"[{number}] {hit.citation}"
         body = snippet(
             hit.text, terms, max(budget - len(title) - 2, 80), numbers=numbers, phrase=phrase

@@ -159,3 +159,16 @@ def sources_line(citations: list[str], refs: dict[str, str]) -> str:
         else:
             parts.append(citation)
     return "Sources: " + "; ".join(parts) if parts else ""
+
+
+def numbered_sources(hits: list[Hit]) -> str:
+    """'Sources: [1, 3] WHO ...; [2] Mills ...': each published reference once, with its hits."""
+    groups: dict[str, list[int]] = {}
+    for number, hit in enumerate(hits, start=1):
+        if hit.reference:
+            groups.setdefault(hit.reference, []).append(number)
+    if not groups:
+        return ""
+    return "Sources: " + "; ".join(
+        f"[{', '.join(map(str, numbers))}] {ref}" for ref, numbers in groups.items()
+    )
