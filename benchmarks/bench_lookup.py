@@ -24,6 +24,7 @@ import yaml
 
 from slidescout.tools.knowledge import KnowledgeBase, LookupResult, lookup
 from slidescout.tools.knowledge.dense import packaged_minilm
+from slidescout.tools.knowledge.lookup import search_text
 
 QA_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "lookup_qa.yaml"
 
@@ -52,7 +53,7 @@ def evaluate(kb: KnowledgeBase, items: list[dict[str, Any]]) -> dict[str, Any]:
         start = time.perf_counter()
         result = lookup(item["question"], kb=kb)
         elapsed = time.perf_counter() - start
-        hits = kb.search(item["question"], k=1)
+        hits = kb.search(search_text(item["question"]), k=1)
         rows.append(
             {
                 "id": item["id"],

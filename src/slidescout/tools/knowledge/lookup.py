@@ -33,7 +33,12 @@ from slidescout.tools.knowledge.graph import (
     load_graph,
     normalize_name,
 )
-from slidescout.tools.knowledge.index import Hit, KnowledgeBase, default_knowledge_base
+from slidescout.tools.knowledge.index import (
+    STOPWORDS,
+    Hit,
+    KnowledgeBase,
+    default_knowledge_base,
+)
 from slidescout.tools.knowledge.text import (
     FILLER,
     GENERIC,
@@ -96,6 +101,7 @@ _COMPARISON_WORDS = re.compile(
 _IN_ORGAN = re.compile(
     r"\b(?:tumou?rs|cancers|entities|neoplasms|carcinomas)\s+(?:that\s+)?(?:arise\s+|arising\s+|occur\s+|occurring\s+|are\s+found\s+)?(?:of|in|from)\s+(?:the\s+)?(.+)$"
 )
+_NOT_TUMOURS = frozenset({"stroma", "stromas", "soma", "coma"})
 _CANCER_WORDS = frozenset(
     "tumor tumors cancer cancers carcinoma carcinomas neoplasm neoplasms".split()
 )
@@ -157,7 +163,7 @@ def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupRes
     unresolved = _asked_subjects(query.lower().strip(" ?.!"), graph)
     if unresolved:
         return _uncovered_subject(query, unresolved, kb, graph, k)
-    hits = kb.search(query, k=k)
+    hits = kb.search(search_text(query), k=k)
     if not hits:
         return LookupResult(
             query=query,
@@ -330,10 +336,10 @@ def _asked_subjects(q: str, graph: ConceptGraph) -> list[str]:
 def _named(text: str, graph: ConceptGraph) -> bool:
     """Whether ``text`` names an entity-like subject (not a feature, organ or topic)."""
     words = [w for w in content_words(text) if w not in MARKER_WORDS]
-    cancer = words[-1] in _CANCER_WORDS if words else False
-    if not words or (not cancer and graph.mentions(" ".join(words), kinds=("feature",))):
-        return False
-    return cancer or len(words) <= 3
+    if not words or all(w in GENERIC for w in words):
+        return False  # "features of carcinoma": a topic for text search
+    head = words[-1]
+    return head in _CANCER_WORDS or (head.endswith(("oma", "omas")) and head not in _NOT_TUMOURS)
 
 
 def _uncovered_subject(
@@ -356,7 +362,7 @@ def _uncovered_subject(
                     ),
                 )
                 return LookupResult(query=query, kind="search", text=text, hits=hits)
-    hits = with_references(kb, kb.search(" ".join(subjects), k=min(k, 3)))
+    hits = with_references(kb, kb.search(search_text(" ".join(subjects)), k=min(k, 3)))
     return _not_covered(query, subjects[0], hits, graph, subjects)
 
 
@@ -413,6 +419,13 @@ def _nearest_entities(text: str, graph: ConceptGraph, n: int = 3) -> list[str]:
         if shared or best > 0.6:
             scored.append((shared + best, node))
     return [graph.short(node) for _, node in sorted(scored, reverse=True)[:n]]
+
+
+def search_text(query: str) -> str:
+    """The query without words that only ask ('features of', 'histology'), which would rank
+    passages that happen to say 'features' first; unchanged when nothing else is left."""
+    kept = [w for w in query.split() if normalize_name(w) not in FILLER]
+    return " ".join(kept) if any(normalize_name(w) not in STOPWORDS for w in kept) else query
 
 
 def _salient_phrase(query: str) -> str:
