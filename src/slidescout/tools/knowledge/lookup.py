@@ -520,10 +520,12 @@ def _format_hits(
     numbers = wants_numbers(query)
     header = header or f'References for "{clip(query, 80)}":'
     sources = clip(numbered_sources(hits), 400)
-    share = (MAX_TEXT_CHARS - len(header) - len(sources) - 8) // (len(hits) + 2)
+    room = MAX_TEXT_CHARS - len(header) - len(sources) - 8
+    first = min(max(room * 3 // (len(hits) + 2), 560), room)  # the best passage gets more room
+    share = (room - first) // max(len(hits) - 1, 1)
     parts = [header]
     for number, hit in enumerate(hits, start=1):
-        budget = share * 3 if number == 1 else share  # the best passage gets more room
+        budget = first if number == 1 else share
         title = f"[{number}] {hit.citation}"
         body = snippet(
             hit.text, terms, max(budget - len(title) - 2, 80), numbers=numbers, phrase=phrase
