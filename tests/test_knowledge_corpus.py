@@ -108,3 +108,20 @@ def test_grading_topics_are_covered():
         "Tissue classes: tumor, lymphocytes, necrosis, normal",
     ):
         assert topic in general
+
+
+def test_corrected_corpus_text_from_issue_15():
+    """The Markdown rows of issue 15's table of factual errors stay corrected."""
+    from slidescout.tools.knowledge import starter_corpus_dir
+
+    def text(name: str) -> str:
+        return " ".join((starter_corpus_dir() / name).read_text(encoding="utf-8").split())
+
+    head_neck = text("tumors_head_neck_endocrine.md")
+    assert "at least three times as tall as wide" in head_neck and "30% of tumor cells" in head_neck
+    assert "two to three times" not in head_neck
+    assert "GAPP uses" in head_neck and "not a mitotic count" in head_neck
+    assert "mostly the middle third" in text("tumors_gastrointestinal.md")
+    assert "muscle-invasive only" in text("tumors_genitourinary.md")
+    kidney = text("normal_endocrine_urogenital.md")
+    assert "medulla forms pyramids" in kidney and "arranged in rays" not in kidney

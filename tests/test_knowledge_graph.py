@@ -31,7 +31,7 @@ def sections() -> dict[str, str]:
 def test_graph_has_the_expected_shape(graph):
     entities = graph.nodes("entity")
     kinds = [graph.graph.nodes[e]["entity_kind"] for e in entities]
-    assert kinds.count("cancer") == 30 and kinds.count("normal") == 20
+    assert kinds.count("cancer") == 31 and kinds.count("normal") == 24
     assert len(graph.nodes("gleason_pattern")) == 5
     assert len(graph.nodes("gleason")) == 25
     for entity in entities:  # every entity hangs off an organ and has features
@@ -141,6 +141,13 @@ EXPECTED_ISUP = {
     (5, 5): 5,
     (2, 5): None,
     (5, 2): None,
+    # a pattern 1-2 beside a pattern 4-5 is not a valid grading (issue 15: 5+1 and 4+2 were GG1)
+    (5, 1): None,
+    (1, 5): None,
+    (4, 2): None,
+    (2, 4): None,
+    (4, 1): None,
+    (1, 4): None,
 }
 
 
@@ -220,3 +227,51 @@ def test_normalize_name():
     assert normalize_name("  Clear-Cell  RCC (ccRCC)! ") == "clear cell rcc ccrcc"
     assert normalize_name("Oesophageal tumour") == "esophageal tumor"
     assert re.fullmatch(r"[a-z0-9 ]*", normalize_name("Müllerian & B-cell"))
+
+
+_ALLOWED_KEYS = {
+    "features": {"label", "category", "aliases"},
+    "organs": {"label", "aliases"},
+    "entities": {"label", "kind", "code", "aliases", "organs", "source", "section", "features", "differentials"},
+}
+
+
+def test_concepts_yaml_labels_load_whole():
+    """An unquoted label with commas splits into extra keys (issue 15: 'TTF-1, PAX8 and
+    thyroglobulin positive' loaded as 'TTF-1'): every mapping has only known keys, no empty values,
+    and every label in the file is quoted."""
+    import yaml
+
+    from slidescout.tools.knowledge import starter_corpus_dir
+
+    path = starter_corpus_dir() / "concepts.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, allowed in _ALLOWED_KEYS.items():
+        for key, spec in data[section].items():
+            assert set(spec) <= allowed, f"{section}.{key} has stray keys {set(spec) - allowed}"
+            assert all(value is not None for value in spec.values()), f"{section}.{key}"
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if "label:" in line and not line.lstrip().startswith("#"):
+            assert 'label: "' in line, f"concepts.yaml line {number}: quote the label"
+    labels = {data["features"][k]["label"] for k in ("thyroid_markers", "melanocytic_markers", "b_cell_markers", "muscle_markers")}
+    assert labels == {
+        "thyroglobulin positive",
+        "SOX10, S100, Melan-A and HMB-45 positive",
+        "CD20, CD79a and PAX5 positive",
+        "SMA, desmin and h-caldesmon positive",
+    }
+
+
+def test_corrected_facts_from_issue_15(graph):
+    """The concept-graph rows of issue 15's table of factual errors."""
+    assert "estrogen receptor positive" in graph.distinguish("HGSC", "endometrioid carcinoma").shared
+    luad_lusc = graph.distinguish("LUAD", "LUSC")
+    assert not {"nests", "necrosis", "desmoplastic stroma"} & set(luad_lusc.only_b)
+    kirc_kich = graph.distinguish("KIRC", "KICH")
+    assert not {"solid sheets", "abundant eosinophilic cytoplasm"} & set(kirc_kich.only_b)
+    assert "spindle cell fascicles" not in str(graph.profile("normal skeletal muscle").features)
+    pcpg = graph.profile("carotid body tumor")
+    assert pcpg is not None and {"Head and neck", "Retroperitoneum"} <= set(pcpg.organs)
+    assert "Normal colon" in graph.entities_with("Paneth cells")
+    ttf1 = graph.entities_with("TTF-1")
+    assert {"Lung adenocarcinoma (LUAD)", "Thyroid carcinoma (THCA)"} <= set(ttf1)

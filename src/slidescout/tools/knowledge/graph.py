@@ -24,6 +24,7 @@ from slidescout.errors import DatasetError
 from slidescout.tools.knowledge.corpus import starter_corpus_dir
 from slidescout.tools.knowledge.gleason import (
     GRADE_GROUP_TEXT,
+    INVALID_PAIR_NOTE,
     GleasonGrade,
     add_gleason_nodes,
     require_node,
@@ -161,14 +162,43 @@ class ConceptGraph:
     def aliases(self, node: str) -> list[str]:
         return list(self.graph.nodes[node].get("aliases", ()))
 
+    def names(self, node: str) -> set[str]:
+        """The normalised names of a node (aliases, codes and their simple plural forms)."""
+        out: set[str] = set()
+        for alias in self.aliases(node):
+            norm = normalize_name(alias)
+            if norm:
+                out |= _variants(norm) if self.kind(node) != "gleason" else {norm}
+        return out
+
+    def organs_of(self, node: str) -> list[str]:
+        """Organ nodes of an entity (the organ itself for an organ node)."""
+        if self.kind(node) == "organ":
+            return [node]
+        return self._sources(node, "has_entity")
+
+    def entities_of_organ(self, organ: str) -> list[str]:
+        """Entity nodes (cancers and normal tissue) of an organ node."""
+        return self._targets(organ, "has_entity")
+
     def nodes(self, kind: str) -> list[str]:
         return [n for n, d in self.graph.nodes(data=True) if d["kind"] == kind]
 
-    def _pick(self, candidates: set[str], kinds: tuple[str, ...] | None) -> str | None:
+    def _pick(
+        self, candidates: set[str], kinds: tuple[str, ...] | None, name: str = ""
+    ) -> str | None:
+        """The best node for a name shared by several: by kind, then the most specific (the
+        node whose own label is closest to the name), never by alphabet alone."""
         pool = [c for c in candidates if kinds is None or self.kind(c) in kinds]
         if not pool:
             return None
-        return min(pool, key=lambda n: (_KIND_PRIORITY.get(self.kind(n), 9), n))
+
+        def key(node: str) -> tuple[int, int, float, str]:
+            label = normalize_name(self.label(node))
+            closeness = difflib.SequenceMatcher(None, name, label).ratio() if name else 0.0
+            return (_KIND_PRIORITY.get(self.kind(node), 9), label != name, -closeness, node)
+
+        return min(pool, key=key)
 
     def resolve(self, name: str, kinds: tuple[str, ...] | None = None) -> str | None:
         """The node a name refers to, or None. Tries the exact (normalised) name, then a close
@@ -177,13 +207,13 @@ class ConceptGraph:
         norm = re.sub(r"^(?:the|a|an)\s+", "", norm)
         if not norm:
             return None
-        hit = self._pick(self._index.get(norm, set()), kinds)
+        hit = self._pick(self._index.get(norm, set()), kinds, norm)
         if hit:
             return hit
         pool = [a for a, ns in self._index.items() if self._pick(ns, kinds)]
         close = difflib.get_close_matches(norm, pool, n=1, cutoff=0.86)
         if close:
-            return self._pick(self._index[close[0]], kinds)
+            return self._pick(self._index[close[0]], kinds, close[0])
         found = self.mentions(name, kinds=kinds, strict_abbreviations=False)
         return found[0] if found else None
 
@@ -206,7 +236,7 @@ class ConceptGraph:
                     and not re.search(rf"\b{re.escape(phrase.upper())}\b", text)
                 ):
                     continue
-                node = self._pick(candidates, kinds)
+                node = self._pick(candidates, kinds, phrase)
                 if node is None:
                     continue
                 if node not in found:
@@ -331,9 +361,7 @@ class ConceptGraph:
         group = int(self.graph.nodes[groups[0]]["value"]) if groups else None
         notes = []
         if group is None:
-            notes.append(
-                "a score of 7 made of patterns 2 and 5 has no ISUP grade group; pattern 2 is not assigned today"
-            )
+            notes.append(INVALID_PAIR_NOTE)
         elif min(primary, secondary) < 3:
             notes.append(
                 "patterns 1 and 2 are not assigned on needle biopsies today; scores of 2-5 are not reported"

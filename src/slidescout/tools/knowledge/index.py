@@ -22,7 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from slidescout.errors import ConfigError, DatasetError
-from slidescout.tools.knowledge.corpus import is_supported, read_document, starter_files
+from slidescout.tools.knowledge.corpus import (
+    is_supported,
+    read_document,
+    starter_files,
+    without_source,
+)
 from slidescout.tools.knowledge.dense import (
     EMBEDDER_ENV,
     Embedder,
@@ -420,7 +425,7 @@ class KnowledgeBase:
                 )
                 cur.execute(
                     "INSERT INTO chunks_fts(rowid, title, section, text) VALUES(?,?,?,?)",
-                    (cur.lastrowid, doc.title, chunk.section, chunk.text),
+                    (cur.lastrowid, doc.title, chunk.section, without_source(chunk.text)),
                 )
             report.indexed.append(name)
             report.chunks += len(doc.chunks)
@@ -476,44 +481,64 @@ class KnowledgeBase:
             for i, t, n, s, k in rows
         ]
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
+    def search_phrase(self, phrase: str, k: int = 5) -> list[Hit]:
+        """The ``k`` chunks (BM25 order) that contain the words of ``phrase`` in sequence."""
+        tokens = re.findall(r"[^\W_]+", phrase.lower()[:400])
+        if not tokens:
+            return []
+        with self._lock:
+            return list(self._bm25('"' + " ".join(tokens) + '"', k).values())
+
+    def _bm25(self, expression: str, n: int) -> dict[int, Hit]:
+        rows = self._conn.execute(
+            "SELECT c.id, c.text, s.name, c.section, s.key, "
+            f"bm25(chunks_fts, {_TITLE_W}, {_SECTION_W}, {_TEXT_W}) AS rank "
+            "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+            "JOIN sources s ON s.id = c.source_id "
+            "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
+            (expression, n),
+        ).fetchall()
+        return {
+            row[0]: Hit(
+                chunk_id=row[0],
+                text=row[1],
+                source=row[2],
+                section=row[3],
+                path=row[4],
+                score=-row[5],
+                bm25_rank=rank,
+            )
+            for rank, row in enumerate(rows, start=1)
+        }
+
+    def search(self, query: str, k: int = 5, *, dense: bool = True) -> list[Hit]:
         """The ``k`` chunks that best match a free-text query, best first.
 
         Any text is accepted: quotes, operators and punctuation are neutralised. With an
-        embedder set, BM25 and dense rankings are fused by reciprocal rank fusion. Returns an
-        empty list when nothing matches (or the index is empty).
+        embedder set (and ``dense``), BM25 and dense rankings are fused by reciprocal rank
+        fusion. Returns an empty list when nothing matches (or the index is empty).
         """
         if k < 1:
             raise ConfigError(f"k must be at least 1 (got {k})")
         expression = fts_query(query)
         if expression is None:
             return []
-        n = k if self.embedder is None else max(_CANDIDATES, 5 * k)
+        n = k if self.embedder is None or not dense else max(_CANDIDATES, 5 * k)
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT c.id, c.text, s.name, c.section, s.key, "
-                f"bm25(chunks_fts, {_TITLE_W}, {_SECTION_W}, {_TEXT_W}) AS rank "
-                "FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-                "JOIN sources s ON s.id = c.source_id "
-                "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
-                (expression, n),
-            ).fetchall()
-            lexical = {
-                row[0]: Hit(
-                    chunk_id=row[0],
-                    text=row[1],
-                    source=row[2],
-                    section=row[3],
-                    path=row[4],
-                    score=-row[5],
-                    bm25_rank=rank,
-                )
-                for rank, row in enumerate(rows, start=1)
-            }
-            if self.embedder is None:
+            lexical = self._bm25(expression, n)
+            if self.embedder is None or not dense:
                 return list(lexical.values())[:k]
             dense_ids = self._vectors.rank(self._conn, self.embedder, self._write, query, n)
-            fused = reciprocal_rank_fusion([list(lexical), dense_ids])[:k]
+            # Dense similarity re-ranks the passages that share words with the query; passages
+            # found only by meaning come after them (a synonym still surfaces when few match).
+            within = [cid for cid in dense_ids if cid in lexical]
+            fused = reciprocal_rank_fusion([list(lexical), within])
+            fused += [
+                (cid, score)
+                for cid, score in reciprocal_rank_fusion([dense_ids])
+                if cid not in lexical
+            ]
+            fused = fused[:k]
             dense_rank = {cid: rank for rank, cid in enumerate(dense_ids, start=1)}
             missing = [cid for cid, _ in fused if cid not in lexical]
             extra = self._hits_by_id(missing)

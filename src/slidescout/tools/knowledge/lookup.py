@@ -1,8 +1,11 @@
 """``lookup``: the one function the agent's knowledge tool wraps.
 
 A question is first matched against the concept graph (Gleason/ISUP arithmetic, "features of X",
-"distinguish X from Y", "which entities show F", "tumors of organ O"); anything else goes to text
-search. The answer is compact text with citations (at most ``MAX_TEXT_CHARS``) plus the hits.
+"markers of X", "distinguish X from Y", "which entities show F", "tumors of organ O"); anything
+else goes to text search. A name matches an entity only when the entity's name covers every
+distinguishing word of it ("follicular thyroid carcinoma" is not "thyroid carcinoma"). A subject
+the reference does not cover gets a "not covered" answer with the nearest entries. The answer is
+compact text with citations and published sources (at most ``MAX_TEXT_CHARS``) plus the hits.
 """
 
 from __future__ import annotations
@@ -15,14 +18,44 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from slidescout.errors import SlidescoutError, ToolError
-from slidescout.tools.knowledge.gleason import GLEASON_SOURCE, GRADE_GROUP_TEXT
+from slidescout.tools.knowledge.answers import (
+    GraphAnswer,
+    comparison_answer,
+    feature_answer,
+    gleason_answer,
+    markers_answer,
+    organ_answer,
+    profile_answer,
+)
 from slidescout.tools.knowledge.graph import (
     AMBIGUOUS_ABBREVIATIONS,
     ConceptGraph,
     load_graph,
     normalize_name,
 )
-from slidescout.tools.knowledge.index import STOPWORDS, Hit, KnowledgeBase, default_knowledge_base
+from slidescout.tools.knowledge.index import (
+    STOPWORDS,
+    Hit,
+    KnowledgeBase,
+    default_knowledge_base,
+)
+from slidescout.tools.knowledge.text import (
+    FILLER,
+    GENERIC,
+    MARKER_WORDS,
+    clip,
+    content_words,
+    focus_terms,
+    numbered_sources,
+    plain,
+    references,
+    sentences,
+    snippet,
+    sources_line,
+    stem,
+    wants_numbers,
+    with_references,
+)
 
 log = logging.getLogger("slidescout.knowledge")
 
@@ -31,15 +64,14 @@ MAX_K = 20
 _SUBJECT_KINDS = ("entity", "organ", "gleason_pattern")
 
 # --- question shapes (matched on a lower-cased, whitespace-collapsed query)
-_PAIR = re.compile(r"(?<![\d.])([0-5])\s*\+\s*([0-5])(?![\d.])")
-_GLEASON_WORDS = re.compile(r"\b(gleason|isup|grade|score|pattern|prostate|panda|gg)\b")
-_TOTAL = re.compile(r"\bgleason\s+(score|sum|total)?\s*(?:of\s+|=\s*)?(\d{1,2})\b(?!\s*\+)")
-_GRADE_GROUP = re.compile(
-    r"\b(?:isup\s+(?:grade\s+)?(?:group\s+)?|grade\s+group\s+|gg\s*)([0-5])\b"
-)
 _FEATURES_OF = re.compile(
     r"\b(?:features?|hallmarks?|histology|histologic\s+features?|morphology|characteristics?|criteria|"
     r"findings|appearance|look\s+like)\s+(?:of|for|in)\s+(.+)$"
+)
+_WHAT_IS = re.compile(r"^(?:what|who)\s+(?:is|are)\s+(?:an?\s+|the\s+)?(.+)$")
+_MARKERS = re.compile(
+    r"\b(?:markers?|ihc|immunohistochem\w*|immunoprofile|immunophenotype|immunostains?|stains?|"
+    r"staining|antibod(?:y|ies))\b"
 )
 _DISTINGUISH = [
     re.compile(
@@ -54,7 +86,7 @@ _WITH_FEATURE = [
     re.compile(
         r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(?:entities|entity|tumou?rs?|cancers?|carcinomas?|tissues?|neoplasms?|"
         r"lesions?|diagnos[ie]s|types?|patterns?|organs?)\s+(?:have|has|show|shows|display|displays|contain|contains|"
-        r"with|feature|features|are\s+associated\s+with|exhibit|exhibits)\s+(.+)$"
+        r"with|feature|features|are\s+associated\s+with|exhibit|exhibits|are|is|express|expresses)\s+(.+)$"
     ),
     re.compile(
         r"^(?:entities|tumou?rs|cancers|tissues|patterns)\s+(?:with|showing|having)\s+(?:the\s+)?(?:feature\s+)?(.+)$"
@@ -66,23 +98,22 @@ _WITH_FEATURE = [
 _COMPARISON_WORDS = re.compile(
     r"\b(?:vs|versus|from|distinguish\w*|differen\w*|compar\w*|or|and)\b"
 )
-# Words that ask about a subject without naming it ("what do LUAD look like").
-_FILLER = frozenset(
-    "feature features hallmark hallmarks histology histological histologic morphology morphologic "
-    "morphological appearance look looks like characteristic characteristics typical key main "
-    "diagnosis diagnostic criteria".split()
-)
 _IN_ORGAN = re.compile(
     r"\b(?:tumou?rs|cancers|entities|neoplasms|carcinomas)\s+(?:that\s+)?(?:arise\s+|arising\s+|occur\s+|occurring\s+|are\s+found\s+)?(?:of|in|from)\s+(?:the\s+)?(.+)$"
+)
+_NOT_TUMOURS = frozenset({"stroma", "stromas", "soma", "coma"})
+_CANCER_WORDS = frozenset(
+    "tumor tumors cancer cancers carcinoma carcinomas neoplasm neoplasms".split()
 )
 
 
 class LookupResult(BaseModel):
-    """A lookup's answer: ``text`` for the model (with citations), the hits behind it, and for
-    graph answers the structured ``data``."""
+    """A lookup's answer: ``text`` for the model (with citations and sources), the hits behind
+    it, and for graph answers the structured ``data``. ``not_covered``: the reference has no
+    entry for the subject asked about; the hits are the nearest entries."""
 
     query: str
-    kind: Literal["graph", "search", "no_match", "empty"]
+    kind: Literal["graph", "search", "not_covered", "no_match", "empty"]
     text: str
     hits: list[Hit] = []
     data: dict[str, Any] | None = None
@@ -90,6 +121,9 @@ class LookupResult(BaseModel):
 
 def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupResult:
     """Answer a pathology reference question from the concept graph or the knowledge index.
+
+    When the question names a subject that the reference does not cover, the answer says so
+    and lists the nearest entries instead of an unrelated passage.
 
     Args:
         query: a question or keywords, e.g. "features of lung adenocarcinoma", "distinguish
@@ -110,12 +144,15 @@ def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupRes
     answer = _graph_answer(query, graph)
     if answer is not None:
         text, citations, data = answer
-        hits = _section_hits(kb, citations)
+        hits = with_references(kb, _section_hits(kb, citations))
+        refs = references(kb, citations)
         focus = _contrast(hits, data, graph) if "comparison" in data else ""
         excerpt = not any(key in data for key in ("gleason", "gleason_score", "isup_grade_group"))
-        text = _finish(text, hits[:k] if excerpt else [], citations, focus)
-        hits = hits[:k]
-        return LookupResult(query=query, kind="graph", text=text, hits=hits, data=data)
+        limit = 420 if "markers" in data else 600
+        text = _finish(
+            query, text, hits[:k] if excerpt else [], citations, refs, graph, focus, limit
+        )
+        return LookupResult(query=query, kind="graph", text=text, hits=hits[:k], data=data)
     if len(kb) == 0:
         return LookupResult(
             query=query,
@@ -123,16 +160,24 @@ def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupRes
             text="The knowledge base is empty: add references with `slidescout kb add DIR` "
             "(folders of .md, .txt or .pdf files).",
         )
-    hits = kb.search(query, k=k)
+    unresolved = _asked_subjects(query.lower().strip(" ?.!"), graph)
+    if unresolved:
+        return _uncovered_subject(query, unresolved, kb, graph, k)
+    hits = kb.search(search_text(query), k=k)
     if not hits:
         return LookupResult(
             query=query,
             kind="no_match",
-            text=f'No reference matched "{_clip(query, 120)}". Try other words: an entity '
+            text=f'No reference matched "{clip(query, 120)}". Try other words: an entity '
             "(e.g. 'lung adenocarcinoma'), a feature (e.g. 'cribriform') or a grading topic "
             "(e.g. 'Gleason 4+3', 'Nottingham mitotic count').",
         )
-    return LookupResult(query=query, kind="search", text=_format_hits(query, hits), hits=hits)
+    hits = with_references(kb, hits)
+    if not _well_matched(query, hits[0]):
+        return _not_covered(query, _salient_phrase(query), hits, graph, [])
+    return LookupResult(
+        query=query, kind="search", text=_format_hits(query, hits, graph), hits=hits
+    )
 
 
 def _default_kb() -> KnowledgeBase:
@@ -145,43 +190,50 @@ def _default_kb() -> KnowledgeBase:
 
 # ---------------------------------------------------------------------- graph questions
 
-GraphAnswer = tuple[str, list[str], dict[str, Any]]
-
 
 def _graph_answer(query: str, graph: ConceptGraph) -> GraphAnswer | None:
     q = query.lower().strip(" ?.!")
-    gleason = _gleason_answer(q, graph)
+    gleason = gleason_answer(q, graph)
     if gleason is not None:
         return gleason
     for pattern in _DISTINGUISH:
         m = pattern.search(q)
         if m:
-            a, b = _subject(m.group(1), graph), _subject(m.group(2), graph)
+            a, b = _pair(m.group(1), m.group(2), graph)
             if a and b and a != b:
-                return _comparison_answer(a, b, graph)
+                return comparison_answer(a, b, graph)
     for pattern in _WITH_FEATURE:
         m = pattern.search(q)
         if m:
             feature = _match(m.group(1), graph, ("feature",))
             if feature:
-                return _feature_answer(feature, graph)
+                return feature_answer(feature, graph)
+    if _MARKERS.search(q):
+        node = _subject(_strip_markers(q), graph)
+        if node and graph.kind(node) == "entity":
+            return markers_answer(node, graph)
     m = _IN_ORGAN.search(q)
     if m:
         organ = _match(m.group(1), graph, ("organ",))
         if organ:
-            return _organ_answer(organ, graph)
-    m = _FEATURES_OF.search(q)
+            return organ_answer(organ, graph)
+    m = _FEATURES_OF.search(q) or _WHAT_IS.search(q)
     node = _subject(m.group(1), graph) if m else None
     if node is None and not _COMPARISON_WORDS.search(q):
-        # the query is (nearly) just a name: "LUAD", "what is gleason pattern 4"
-        node = _subject(q, graph, coverage=0.75)
+        node = _subject(q, graph)  # the query is (nearly) just a name: "LUAD", "gleason pattern 4"
+    if node and graph.kind(node) == "organ" and _CANCER_WORDS & set(normalize_name(q).split()):
+        return organ_answer(node, graph)  # "lung cancer": the cancer types of the lung
     if node and _has_content(node, graph):
-        return _profile_answer(node, graph)
+        return profile_answer(node, graph)
     return None
 
 
-def _subject(text: str, graph: ConceptGraph, coverage: float = 0.6) -> str | None:
-    return _match(text, graph, _SUBJECT_KINDS, coverage)
+def _strip_markers(q: str) -> str:
+    return " ".join(w for w in normalize_name(q).split() if w not in MARKER_WORDS)
+
+
+def _subject(text: str, graph: ConceptGraph) -> str | None:
+    return _match(text, graph, _SUBJECT_KINDS)
 
 
 def _has_content(node: str, graph: ConceptGraph) -> bool:
@@ -189,179 +241,206 @@ def _has_content(node: str, graph: ConceptGraph) -> bool:
     return bool(profile.features or profile.citation)
 
 
-def _match(
-    text: str, graph: ConceptGraph, kinds: tuple[str, ...], coverage: float = 0.6
-) -> str | None:
-    """A node named by ``text`` when the name covers most of it (so that 'cribriform glands in
-    prostate' does not turn into the prostate)."""
+def _match(text: str, graph: ConceptGraph, kinds: tuple[str, ...]) -> str | None:
+    """A node whose name covers every distinguishing word of ``text``. Words left over may only
+    be generic ('tumor', 'cell'), question words, marker words or the names of features asked
+    about ('GATA3 in urothelial carcinoma'); a close misspelling of a whole name also counts."""
     text = re.sub(r"^(?:the|a|an)\s+", "", text.strip(" ?.!,;:"))
-    words = [w for w in normalize_name(text).split() if w not in STOPWORDS and w not in _FILLER]
+    words = content_words(text)
     if not words:
         return None
-    node = graph.resolve(" ".join(words), kinds=kinds)
-    if node is None:
-        return None
     joined = " ".join(words)
-    names = {n for n in (normalize_name(a) for a in graph.aliases(node)) if n}
-    if joined in names:
-        return node
-    covered = max((len(n.split()) for n in names if f" {n} " in f" {joined} "), default=0)
-    similar = max(difflib.SequenceMatcher(None, joined, n).ratio() for n in names)
-    return node if covered >= coverage * len(words) or similar >= 0.86 else None
-
-
-def _gleason_answer(q: str, graph: ConceptGraph) -> GraphAnswer | None:
-    pair = _PAIR.search(q)
-    if pair and (_GLEASON_WORDS.search(q) or len(q) <= 12):
-        primary, secondary = int(pair.group(1)), int(pair.group(2))
-        if (primary == 0) != (secondary == 0):
-            return None
-        grade = graph.gleason(primary, secondary)
-        if grade.grade_group is None:
-            head = f"Gleason {primary}+{secondary}={grade.total}: no ISUP grade group."
-        elif grade.grade_group == 0:
-            head = "Gleason 0+0: no carcinoma; PANDA labels this isup_grade 0 (not an ISUP grade group)."
-        else:
-            head = f"Gleason {primary}+{secondary}={grade.total} -> ISUP grade group {grade.grade_group}."
-        text = "\n".join(filter(None, [head, grade.note and f"Note: {grade.note}.", _GRADE_TABLE]))
-        citations = [grade.citation]
-        if grade.total == 7:
-            citations.append(f"{GLEASON_SOURCE} § Gleason 3+4 versus 4+3")
-        return text, citations, {"gleason": grade.model_dump()}
-    total = _TOTAL.search(q)
-    if total:
-        value = int(total.group(2))
-        if total.group(1) is None and 1 <= value <= 5:  # "gleason 4" means pattern 4
-            return _profile_answer(f"gleason_pattern:{value}", graph)
-        pairs = graph.pairs_for_total(value)
-        if pairs:
-            shown = [
-                f"{p} -> grade group {g}" if g is not None else f"{p} -> no group"
-                for p, g in pairs
-                if min(int(p[0]), int(p[2])) >= 3
-            ] or [f"{p} -> grade group {g}" for p, g in pairs if g is not None]
-            text = f"Gleason score {value}: " + "; ".join(shown) + "."
-            if value <= 6:
-                text += " Scores below 6 (patterns 1-2) are not assigned on biopsies today."
-            text += "\n" + _GRADE_TABLE
-            citations = [f"{GLEASON_SOURCE} § ISUP grade groups"]
-            if value == 7:
-                citations.append(f"{GLEASON_SOURCE} § Gleason 3+4 versus 4+3")
-            return text, citations, {"gleason_score": value, "pairs": pairs}
-    group = _GRADE_GROUP.search(q)
-    if group and ("isup" in q or "grade group" in q or re.search(r"\bgg\s*\d", q)):
-        value = int(group.group(1))
-        members = graph.pairs_for_grade_group(value)
-        text = f"ISUP grade group {value}: {GRADE_GROUP_TEXT[value]}."
-        if members:
-            text += " Pattern pairs: " + ", ".join(members) + "."
-        text += "\n" + _GRADE_TABLE
-        return (
-            text,
-            [f"{GLEASON_SOURCE} § ISUP grade groups"],
-            {"isup_grade_group": value, "pairs": members},
-        )
+    allowed = set(GENERIC) | set(FILLER) | set(MARKER_WORDS)
+    if "feature" not in kinds:
+        for feature in graph.mentions(joined, kinds=("feature",)):
+            for name in graph.names(feature):
+                allowed.update(name.split())
+    candidates = [graph.resolve(text, kinds=kinds), graph.resolve(joined, kinds=kinds)]
+    candidates += graph.mentions(text, kinds=kinds, strict_abbreviations=False)
+    for node in dict.fromkeys(c for c in candidates if c):
+        if _covers(graph.names(node), words, allowed):
+            return node
     return None
 
 
-_GRADE_TABLE = (
-    "ISUP: GG1 = 6 or less (3+3); GG2 = 3+4=7; GG3 = 4+3=7; GG4 = 8 (4+4, 3+5, 5+3); "
-    "GG5 = 9-10 (4+5, 5+4, 5+5). Primary = most extensive pattern; on biopsies secondary = highest remaining."
-)
+def _covers(names: set[str], words: list[str], allowed: set[str]) -> bool:
+    joined = " ".join(words)
+    for name in {" ".join(content_words(n)) for n in names} - {""}:
+        if name == joined:
+            return True
+        if f" {name} " in f" {joined} ":
+            named = set(name.split())
+            if all(w in named or w in allowed for w in words):
+                return True
+        elif _misspelled(joined, name):
+            return True
+    return False
 
 
-def _profile_answer(node: str, graph: ConceptGraph) -> GraphAnswer:
-    profile = graph.profile_of(node)
-    head = graph.short(node)
-    kind = {
-        "cancer": "cancer type",
-        "normal": "normal tissue",
-        "organ": "organ",
-        "gleason_pattern": "prostate cancer grading pattern",
-    }.get(profile.kind, profile.kind)
-    lines = [
-        f"{head}: {kind}"
-        + (f"; organ: {', '.join(profile.organs)}" if profile.organs else "")
-        + "."
+def _misspelled(text: str, name: str) -> bool:
+    """The same words as ``name``, each spelled closely enough ('adenocarcinoma of the lugn')."""
+    a, b = text.split(), name.split()
+    if len(a) != len(b) or difflib.SequenceMatcher(None, text, name).ratio() < 0.86:
+        return False
+    return all(
+        difflib.SequenceMatcher(None, x, y).ratio() >= 0.75 for x, y in zip(a, b, strict=True)
+    )
+
+
+def _pair(a_text: str, b_text: str, graph: ConceptGraph) -> tuple[str | None, str | None]:
+    """Both sides of a comparison. A side that names only a histotype ('squamous cell carcinoma')
+    takes the organ of the other side ('lung adenocarcinoma'): organ words outrank histotype."""
+    a, b = _subject(a_text, graph), _subject(b_text, graph)
+    if a and not b:
+        b = _in_organs(b_text, graph.organs_of(a), graph)
+    elif b and not a:
+        a = _in_organs(a_text, graph.organs_of(b), graph)
+    return a, b
+
+
+def _in_organs(text: str, organs: list[str], graph: ConceptGraph) -> str | None:
+    words = [w for w in content_words(text) if w not in GENERIC or w in ("cell", "carcinoma")]
+    phrase = " ".join(words)
+    if not phrase:
+        return None
+    found = [
+        entity
+        for organ in organs
+        for entity in graph.entities_of_organ(organ)
+        if any(f" {phrase} " in f" {name} " for name in graph.names(entity))
     ]
-    if profile.kind == "organ":
-        lines[0] = f"{head}: organ. Normal histology features below."
-    for category, labels in profile.features.items():
-        lines.append(f"{_category_title(category)}: {'; '.join(labels)}.")
-    if profile.kind == "gleason_pattern":
-        number = int(node.split(":")[1])
-        as_primary = [
-            p
-            for p in graph.pairs_for_grade_group(2)
-            + graph.pairs_for_grade_group(3)
-            + graph.pairs_for_grade_group(4)
-            + graph.pairs_for_grade_group(5)
-            + ["3+3"]
-            if int(p[0]) == number
-        ]
-        if as_primary:
-            groups = ", ".join(
-                f"{p} -> GG{graph.gleason(int(p[0]), int(p[2])).grade_group}"
-                for p in sorted(set(as_primary))
-            )
-            lines.append(f"As primary pattern: {groups}.")
-    if profile.entities:
-        lines.append(f"Entities in this organ: {'; '.join(profile.entities)}.")
-    if profile.differentials:
-        lines.append(f"Differentials: {'; '.join(profile.differentials)}.")
-    citations = [profile.citation] if profile.citation else []
-    return "\n".join(lines), citations, {"profile": profile.model_dump()}
+    found = list(dict.fromkeys(found))
+    return min(found, key=lambda e: len(graph.label(e))) if found else None
 
 
-def _comparison_answer(a: str, b: str, graph: ConceptGraph) -> GraphAnswer:
-    comparison = graph.distinguish(a, b)
-    assert comparison is not None
-    short_a, short_b = _code_or_label(a, graph), _code_or_label(b, graph)
-    lines = [f"{comparison.a} vs {comparison.b}."]
-    lines.append(f"Only {short_a}: {'; '.join(comparison.only_a) or 'none listed'}.")
-    lines.append(f"Only {short_b}: {'; '.join(comparison.only_b) or 'none listed'}.")
-    lines.append(f"Shared: {'; '.join(comparison.shared) or 'none listed'}.")
-    data = {"comparison": comparison.model_dump(), "a": a, "b": b}
-    return "\n".join(lines), comparison.citations, data
+# ---------------------------------------------------------------------- uncovered subjects
 
 
-def _feature_answer(feature: str, graph: ConceptGraph) -> GraphAnswer:
-    holders = graph.entities_with(feature)
-    label = graph.label(feature)
-    category = graph.graph.nodes[feature].get("category", "")
-    text = f"Entities with {label} ({category}): {'; '.join(holders) if holders else 'none in the concept graph'}."
-    citations: list[str] = []
-    for node, _, key in graph.graph.in_edges(feature, keys=True):
-        citation = graph.citation(node)
-        if key == "has_feature" and citation:
-            citations.append(citation)
-    return text, citations[:6], {"feature": label, "entities": holders}
+def _asked_subjects(q: str, graph: ConceptGraph) -> list[str]:
+    """The subjects a question asks about by name that the concept graph does not know
+    ('features of seminoma'); [] when the question names none or names only known ones."""
+    for pattern in _DISTINGUISH:
+        m = pattern.search(q)
+        if m:
+            a, b = _pair(m.group(1), m.group(2), graph)
+            return [
+                t for t, n in ((m.group(1), a), (m.group(2), b)) if n is None and _named(t, graph)
+            ]
+    m = _FEATURES_OF.search(q) or _WHAT_IS.search(q)
+    text = m.group(1) if m else (_strip_markers(q) if _MARKERS.search(q) else "")
+    if text and _subject(text, graph) is None and _named(text, graph):
+        return [text]
+    return []
 
 
-def _organ_answer(organ: str, graph: ConceptGraph) -> GraphAnswer:
-    entities = graph.entities_in(organ)
-    normal = [e for e in entities if e.startswith("Normal ")]
-    cancers = [e for e in entities if e not in normal]
-    text = (
-        f"{graph.label(organ)}: cancer types: {'; '.join(cancers) or 'none in the concept graph'}; "
-        f"normal tissue: {'; '.join(normal) or 'none'}."
+def _named(text: str, graph: ConceptGraph) -> bool:
+    """Whether ``text`` names an entity-like subject (not a feature, organ or topic)."""
+    words = [w for w in content_words(text) if w not in MARKER_WORDS]
+    if not words or all(w in GENERIC for w in words):
+        return False  # "features of carcinoma": a topic for text search
+    head = words[-1]
+    return head in _CANCER_WORDS or (head.endswith(("oma", "omas")) and head not in _NOT_TUMOURS)
+
+
+def _uncovered_subject(
+    query: str, subjects: list[str], kb: KnowledgeBase, graph: ConceptGraph, k: int
+) -> LookupResult:
+    """A subject without an entry: passages that mention it by name, else 'not covered'."""
+    for subject in subjects:
+        for phrase in _phrases(subject, graph):
+            hits = kb.search_phrase(phrase, k=k)
+            if hits:
+                hits = with_references(kb, hits)
+                text = _format_hits(
+                    query,
+                    hits,
+                    graph,
+                    phrase=phrase,
+                    header=(
+                        f'"{clip(subject, 80)}" has no section of its own; passages that mention '
+                        f"{phrase}:"
+                    ),
+                )
+                return LookupResult(query=query, kind="search", text=text, hits=hits)
+    hits = with_references(kb, kb.search(search_text(" ".join(subjects)), k=min(k, 3)))
+    return _not_covered(query, subjects[0], hits, graph, subjects)
+
+
+def _phrases(subject: str, graph: ConceptGraph) -> list[str]:
+    """The subject's words, then the same without organ words ('follicular carcinoma')."""
+    words = [w for w in content_words(subject) if w not in MARKER_WORDS]
+    out = [" ".join(words)]
+    organ_words = {
+        w
+        for o in graph.mentions(" ".join(words), kinds=("organ",))
+        for n in graph.names(o)
+        for w in n.split()
+    }
+    rest = [w for w in words if w not in organ_words]
+    if len(rest) >= 2 and rest != words:
+        out.append(" ".join(rest))
+    return [p for p in out if p]
+
+
+def _not_covered(
+    query: str, subject: str, hits: list[Hit], graph: ConceptGraph, subjects: list[str]
+) -> LookupResult:
+    nearest = _nearest_entities(" ".join(subjects) or subject, graph)
+    lines = [
+        f'Not covered: the reference has no entry for "{clip(subject, 80)}". '
+        "Do not rely on the lookup for it."
+    ]
+    if nearest:
+        lines.append("Nearest entries in the concept graph: " + "; ".join(nearest) + ".")
+    if hits:
+        lines.append(
+            "Nearest passages: "
+            + "; ".join(f"[{i}] {h.citation}" for i, h in enumerate(hits, 1))
+            + "."
+        )
+    return LookupResult(
+        query=query,
+        kind="not_covered",
+        text=clip("\n".join(lines), MAX_TEXT_CHARS),
+        hits=hits,
+        data={"nearest": nearest},
     )
-    citations: list[str] = []
-    for _, target, key in graph.graph.out_edges(organ, keys=True):
-        citation = graph.citation(target)
-        if key == "has_entity" and citation:
-            citations.append(citation)
-    return text, citations[:6], {"organ": graph.label(organ), "entities": entities}
 
 
-def _code_or_label(node: str, graph: ConceptGraph) -> str:
-    return graph.graph.nodes[node].get("code") or graph.label(node)
+def _nearest_entities(text: str, graph: ConceptGraph, n: int = 3) -> list[str]:
+    words = set(content_words(text)) - GENERIC
+    scored: list[tuple[float, str]] = []
+    for node in graph.nodes("entity"):
+        names = graph.names(node)
+        best = max(
+            difflib.SequenceMatcher(None, " ".join(sorted(words)), nm).ratio() for nm in names
+        )
+        shared = max(len(words & set(nm.split())) for nm in names)
+        if shared or best > 0.6:
+            scored.append((shared + best, node))
+    return [graph.short(node) for _, node in sorted(scored, reverse=True)[:n]]
 
 
-def _category_title(category: str) -> str:
-    return {"ihc": "IHC", "normal structure": "Normal structures"}.get(
-        category, category.capitalize()
-    )
+def search_text(query: str) -> str:
+    """The query without words that only ask ('features of', 'histology'), which would rank
+    passages that happen to say 'features' first; unchanged when nothing else is left."""
+    kept = [w for w in query.split() if normalize_name(w) not in FILLER]
+    return " ".join(kept) if any(normalize_name(w) not in STOPWORDS for w in kept) else query
+
+
+def _salient_phrase(query: str) -> str:
+    return " ".join(w for w in content_words(query) if w not in GENERIC) or query
+
+
+def _well_matched(query: str, hit: Hit) -> bool:
+    """Whether the best passage carries at least half of the query's distinguishing words."""
+    terms = {stem(w) for w in content_words(query) if w not in GENERIC and w not in MARKER_WORDS}
+    if not terms:
+        return True
+    words = {
+        stem(w) for w in normalize_name(f"{hit.source} {hit.section} {plain(hit.text)}").split()
+    }
+    return len(terms & words) * 2 >= len(terms)
 
 
 # ---------------------------------------------------------------------- text
@@ -384,81 +463,73 @@ def _contrast(hits: list[Hit], data: dict[str, Any], graph: ConceptGraph) -> str
         citation = graph.citation_for(node)
         names = {normalize_name(n) for n in graph.aliases(other)}
         names = {n for n in names if len(n) > 2 and n not in AMBIGUOUS_ABBREVIATIONS}
-        text = " ".join(_plain(h.text) for h in hits if h.citation == citation)
-        for sentence in _sentences(text):
+        text = " ".join(plain(h.text) for h in hits if h.citation == citation)
+        for sentence in sentences(text):
             padded = f" {normalize_name(sentence)} "
             if any(f" {n} " in padded for n in names):
                 found.append(re.sub(r"^[A-Z]\w*(?: \w+){0,2}\. ", "", sentence.strip()))
     return " ".join(dict.fromkeys(found))
 
 
-def _finish(text: str, hits: list[Hit], citations: list[str], focus: str = "") -> str:
-    """Append reference excerpts (sentences comparing the two, or the opening) and sources."""
-    sources = "Sources: " + "; ".join(dict.fromkeys(citations)) if citations else ""
+def _finish(
+    query: str,
+    text: str,
+    hits: list[Hit],
+    citations: list[str],
+    refs: dict[str, str],
+    graph: ConceptGraph,
+    focus: str = "",
+    limit: int = 600,
+) -> str:
+    """Append reference excerpts (sentences comparing the two, or the sentences carrying what was
+    asked for) and the sources with their published references."""
+    sources = sources_line(citations, refs)
     room = MAX_TEXT_CHARS - len(text) - len(sources) - 4
     if focus and room > 160:
-        text = f"{text}\nHow to tell apart: {_clip(focus, room - 20)}"
+        text = f"{text}\nHow to tell apart: {clip(focus, room - 20)}"
     elif hits and room > 160:
-        excerpt = _clip(" ".join(_plain(h.text) for h in hits[:1]), min(room - 12, 600))
-        if len(hits) > 1 and room > 700:
+        terms = _terms(query, graph)
+        numbers = wants_numbers(query)
+        if len(hits) > 1 and room > 700 and "markers" not in text.split("\n")[0]:
             per = (room - 20) // 2
-            excerpt = " | ".join(_clip(_plain(h.text), per) for h in hits[:2])
+            excerpt = " | ".join(snippet(h.text, terms, per, numbers=numbers) for h in hits[:2])
+        else:
+            excerpt = snippet(hits[0].text, terms, min(room - 12, limit), numbers=numbers)
         text = f"{text}\nReference: {excerpt}"
-    return _clip(f"{text}\n{sources}" if sources else text, MAX_TEXT_CHARS)
+    return clip(f"{text}\n{sources}" if sources else text, MAX_TEXT_CHARS)
 
 
-def _format_hits(query: str, hits: list[Hit]) -> str:
-    terms = {t[:5] for t in normalize_name(query).split() if t not in STOPWORDS}
-    header = f'References for "{_clip(query, 80)}":'
-    budget = (MAX_TEXT_CHARS - len(header) - 4) // len(hits)
+def _terms(query: str, graph: ConceptGraph) -> dict[str, float]:
+    markers = {
+        w
+        for node in graph.mentions(query, kinds=("feature",))
+        if graph.graph.nodes[node].get("category") in ("ihc", "molecular")
+        for name in graph.names(node)
+        for w in name.split()
+    }
+    terms = focus_terms(query, markers)
+    if _MARKERS.search(query.lower()):
+        terms["ihc"] = 3.0
+    return terms
+
+
+def _format_hits(
+    query: str, hits: list[Hit], graph: ConceptGraph, *, phrase: str = "", header: str = ""
+) -> str:
+    terms = _terms(query, graph)
+    numbers = wants_numbers(query)
+    header = header or f'References for "{clip(query, 80)}":'
+    sources = clip(numbered_sources(hits), 400)
+    room = MAX_TEXT_CHARS - len(header) - len(sources) - 8
+    first = min(max(room * 3 // (len(hits) + 2), 560), room)  # the best passage gets more room
+    share = (room - first) // max(len(hits) - 1, 1)
     parts = [header]
     for number, hit in enumerate(hits, start=1):
+        budget = first if number == 1 else share
         title = f"[{number}] {hit.citation}"
-        parts.append(f"{title}\n{_snippet(hit.text, terms, max(budget - len(title) - 2, 80))}")
-    return _clip("\n".join(parts), MAX_TEXT_CHARS)
-
-
-def _snippet(text: str, terms: set[str], budget: int) -> str:
-    """The sentences that share the most words with the query, in their original order."""
-    text = _plain(text)
-    if len(text) <= budget:
-        return text
-    sentences = _sentences(text)
-    scored = []
-    for i, sentence in enumerate(sentences):
-        words = {w[:5] for w in normalize_name(sentence).split()}
-        scored.append((len(words & terms), -i, i))
-    keep: list[int] = []
-    used = 0
-    for _, _, i in sorted(scored, reverse=True):
-        size = len(sentences[i]) + 1
-        if used + size > budget and keep:
-            continue
-        keep.append(i)
-        used += size
-        if used >= budget:
-            break
-    return _clip(" ... ".join(sentences[i] for i in sorted(keep)), budget)
-
-
-def _sentences(text: str) -> list[str]:
-    """Sentences, with short lead-ins such as "Differential." kept with what follows."""
-    out: list[str] = []
-    carry = ""
-    for piece in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])", text):
-        if not carry and len(piece.split()) <= 3 and piece.endswith("."):
-            carry = piece
-            continue
-        out.append(f"{carry} {piece}" if carry else piece)
-        carry = ""
-    if carry:
-        out.append(carry)
-    return out
-
-
-def _plain(text: str) -> str:
-    return " ".join(text.replace("**", "").split())
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 3, 0)].rstrip() + "..."
+        body = snippet(
+            hit.text, terms, max(budget - len(title) - 2, 80), numbers=numbers, phrase=phrase
+        )
+        parts.append(f"{title}\n{body}")
+    parts.append(sources)
+    return clip("\n".join(parts), MAX_TEXT_CHARS)

@@ -12,7 +12,9 @@ from slidescout.tools.base import ToolResult, tool
 @tool
 def lookup(query: str, k: Annotated[int, Field(ge=1, le=20)] = 5) -> ToolResult:
     """Look up pathology reference knowledge: histological hallmarks of tumours and normal organs,
-    how to tell two entities apart, Gleason patterns and ISUP grade groups, mitotic grading.
+    how to tell two entities apart, markers (IHC) of an entity, Gleason patterns and ISUP grade
+    groups, mitotic grading. Answers name their published source (WHO, ISUP, CAP); a topic the
+    reference does not cover is answered "Not covered" with the nearest entries.
 
     Args:
         query: what to look up, e.g. "features of lung adenocarcinoma", "distinguish LUAD from LUSC",
@@ -22,7 +24,14 @@ def lookup(query: str, k: Annotated[int, Field(ge=1, le=20)] = 5) -> ToolResult:
     from slidescout.tools.knowledge import lookup as kb_lookup
 
     res = kb_lookup(query, k=k)
-    return ToolResult(text=res.text, data={"kind": res.kind, "citations": [h.citation for h in res.hits]})
+    return ToolResult(
+        text=res.text,
+        data={
+            "kind": res.kind,
+            "citations": [h.citation for h in res.hits],
+            "sources": [h.reference for h in res.hits],
+        },
+    )
 
 
 TOOLS = [lookup]
