@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,29 +14,55 @@ from slidescout.cli.app import app, console, err_console, trace_app
 from slidescout.errors import ConfigError
 
 
-def _print_result(res, as_json: bool, truth: str | None = None) -> None:
+_STATUS_TEXT = {
+    "max_steps": "the step budget ran out before the model answered (raise --max-steps)",
+    "budget_usd": "the dollar budget was spent", "budget_tokens": "the token budget was spent",
+    "budget_time": "the time limit was reached", "cancelled": "the run was interrupted",
+    "error": "the run failed",
+}
+
+
+def failure_reason(res: Any) -> str | None:
+    """Why a run did not answer, in one line: the last error (never a traceback), else the budget
+    note, else what the status means. None when it answered."""
+    if res.ok:
+        return None
+    events = list(reversed(res.trace.events))
+    errors = [e for e in events if e.kind == "error"]
+    chosen = next((e for e in errors if getattr(e, "fatal", False)), errors[0] if errors else None)
+    text = chosen.message if chosen is not None else None
+    if text is None and res.status.startswith("budget"):
+        text = next((e.message for e in events if e.kind == "note" and not e.message.startswith("Traceback")), None)
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not ln.startswith("Traceback")]
+    if lines and lines[0] != res.status:
+        return lines[0]
+    return _STATUS_TEXT.get(res.status, res.status)
+
+
+def _print_result(res: Any, as_json: bool, truth: str | None = None) -> None:
     if as_json:
         out = {"answer": res.answer, "choice": res.choice, "status": res.status, "rationale": res.rationale,
-               "steps": res.trace.n_steps, "cost_usd": res.trace.usage.cost_usd,
+               "error": failure_reason(res), "steps": res.trace.n_steps, "cost_usd": res.trace.usage.cost_usd,
                "trace": str(res.trace_path), "run_dir": str(res.run_dir)}
         if truth is not None:
             out["truth"] = truth
         sys.stdout.write(json.dumps(out) + "\n")
         return
+    from rich.markup import escape
     from rich.panel import Panel
 
     body = []
     if res.choice:
-        body.append(f"[bold]Answer:[/] {res.choice}")
+        body.append(f"[bold]Answer:[/] {escape(res.choice)}")
     if res.answer:
-        body.append(f"[bold]Reply:[/] {res.answer.strip()[:1500]}")
+        body.append(f"[bold]Reply:[/] {escape(res.answer.strip()[:1500])}")
     if truth is not None:
-        body.append(f"[bold]Ground truth:[/] {truth}")
+        body.append(f"[bold]Ground truth:[/] {escape(truth)}")
     cost = res.trace.usage.cost_usd
     body.append(f"[dim]status {res.status} · {res.trace.n_steps} steps · "
                 f"{res.trace.usage.input_tokens + res.trace.usage.output_tokens} tokens · "
                 f"cost {'unknown' if cost is None else f'${cost:.4f}'}[/]")
-    body.append(f"[dim]trace: {res.trace_path}[/]")
+    body.append(f"[dim]trace: {escape(str(res.trace_path))}[/]")
     console.print(Panel("\n".join(body), title="slidescout", expand=False), highlight=False)
 
 
@@ -65,8 +92,7 @@ def ask(
               keep_images=-1 if keep_images is None else keep_images)
     _print_result(res, as_json)
     if not res.ok:
-        reason = next((e.message for e in reversed(res.trace.events) if e.kind in ("error", "note")), res.status)
-        err_console.print(f"error: no answer ({res.status}): {reason.splitlines()[0] if reason else ''}", highlight=False)
+        err_console.print(f"error: no answer ({res.status}): {failure_reason(res)}", highlight=False, markup=False)
         raise typer.Exit(1)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console
+from slidescout.cli.signals import interrupt_code, terminated
 from slidescout.errors import ConfigError, DatasetError
 
 eval_app = typer.Typer(help="Score an agent on a benchmark (MultiPathQA, MedFrameQA, SynthPath).",
@@ -133,9 +134,9 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
             ray_options=ray_options, progress=not common["no_progress"] and not common["as_json"],
             retry_errors=common["retry_errors"], max_mpp=common["max_mpp"], dataset=info, console=console))
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: finished samples are kept in {run_dir}; continue with "
+        err_console.print(f"{'terminated' if terminated() else 'interrupted'}: finished samples are kept in {run_dir}; continue with "
                           f"`slidescout eval {dataset} ... --resume {run_dir}`", highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(interrupt_code()) from None
     if common["as_json"]:
         data = summary.model_dump(mode="json")
         sys.stdout.write(json.dumps(data) + "\n")
