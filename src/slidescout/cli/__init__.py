@@ -9,6 +9,7 @@ import sys
 from rich.markup import escape
 
 from slidescout.cli.app import app, err_console
+from slidescout.cli.paths import os_error_text
 from slidescout.cli.signals import install_signal_handlers, interrupt_code, terminated
 from slidescout.errors import SlidescoutError
 
@@ -43,6 +44,9 @@ def main() -> None:
         sys.exit(interrupt_code())
     except SystemExit:
         raise
+    except OSError as exc:  # a path that cannot be written, a full disk: one line, no traceback
+        err_console.print(f"[bold red]error:[/] {escape(os_error_text(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except Exception as exc:  # usage errors (typer may vendor its own click: match by shape)
         names = {c.__name__ for c in type(exc).__mro__}
         if "ClickException" in names and hasattr(exc, "show"):

@@ -11,8 +11,8 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console, trace_app
+from slidescout.cli.paths import ensure_dir
 from slidescout.errors import ConfigError
-
 
 _STATUS_TEXT = {
     "max_steps": "the step budget ran out before the model answered (raise --max-steps)",
@@ -87,6 +87,8 @@ def ask(
     """Ask a question about a slide; prints the answer, a rationale and where the trace went."""
     from slidescout.agents.api import run
 
+    if out is not None:
+        ensure_dir(out, "run directory")
     res = run(slide, question, option or [], model=model, preset=preset, out=out, base_url=base_url, api=api,
               tools=tools, max_steps=max_steps, max_side=max_side, budget_usd=budget_usd, seed=seed,
               keep_images=-1 if keep_images is None else keep_images)
@@ -111,7 +113,7 @@ def demo(
     from slidescout.traces.schema import GroundTruth
 
     t0 = time.monotonic()
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out, "output folder")
     with console.status("generating a synthetic slide..."):
         slide_path, question, options, truth = demo_sample(out / "slides", seed=seed)
     if not as_json:

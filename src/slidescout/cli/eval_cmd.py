@@ -14,8 +14,15 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console
+from slidescout.cli.paths import (
+    check_input_dir,
+    check_input_file,
+    check_output_file,
+    ensure_dir,
+    os_error_text,
+)
 from slidescout.cli.signals import interrupt_code, terminated
-from slidescout.errors import ConfigError, DatasetError
+from slidescout.errors import ConfigError, DatasetError, SlidescoutError
 
 eval_app = typer.Typer(help="Score an agent on a benchmark (MultiPathQA, MedFrameQA, SynthPath).",
                        no_args_is_help=True)
@@ -85,11 +92,9 @@ def _run_dir(common: dict[str, Any], dataset: str) -> Path:
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise ConfigError(f"--resume {resume} and -o {out} name different folders; give one of them")
-        if not Path(resume).is_dir():
-            raise ConfigError(f"--resume {resume}: no such run directory")
-        return Path(resume)
+        return check_input_dir(resume, "--resume run directory")
     if out is not None:
-        return Path(out)
+        return ensure_dir(out, "run directory (-o)")
     from slidescout.agents.api import default_run_dir
 
     return default_run_dir(f"eval-{dataset}")
@@ -115,6 +120,8 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
 
     _check_model(common["model"])
     run_dir = _run_dir(common, dataset)
+    if common["plots"]:
+        ensure_dir(common["plots"], "--plots folder")
     spec = AgentSpec(model=common["model"], preset=common["preset"], base_url=common["base_url"], api=common["api"],
                      tools=common["tools"], max_steps=common["max_steps"], max_side=common["max_side"],
                      seed=common["seed"], temperature=common["temperature"], sample_seconds=common["sample_timeout"])
@@ -137,6 +144,9 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
         err_console.print(f"{'terminated' if terminated() else 'interrupted'}: finished samples are kept in {run_dir}; continue with "
                           f"`slidescout eval {dataset} ... --resume {run_dir}`", highlight=False)
         raise typer.Exit(interrupt_code()) from None
+    except OSError as exc:  # a full disk, a folder gone: the finished samples are on disk
+        raise SlidescoutError(f"{os_error_text(exc)}; finished samples are kept in {run_dir}; fix that and "
+                              f"continue with --resume {run_dir}") from None
     if common["as_json"]:
         data = summary.model_dump(mode="json")
         sys.stdout.write(json.dumps(data) + "\n")
@@ -163,6 +173,8 @@ def eval_multipathqa(
     from slidescout.eval import load_multipathqa
 
     _check_model(common["model"])
+    check_input_file(csv_path, "--csv")
+    check_input_dir(slides, "--slides")
     load = load_multipathqa(csv_path, slides_dir=slides, tasks=common["tasks"])
     _execute(load, _select(load, common, "slides"), common, "multipathqa")
 
@@ -178,6 +190,10 @@ def eval_medframeqa(
     from slidescout.eval import load_medframeqa
 
     _check_model(common["model"])
+    if not Path(data).exists():
+        raise ConfigError(f"--data {data}: no such file or folder")
+    if cache_dir is not None:
+        ensure_dir(cache_dir, "--cache-dir")
     load = load_medframeqa(data, cache_dir=cache_dir)
     if common["tasks"]:
         wanted = {t.strip() for t in common["tasks"].split(",") if t.strip()}
@@ -197,6 +213,11 @@ def eval_file(
     from slidescout.eval import load_dataset
 
     _check_model(common["model"])
+    check_input_file(path, "question file")
+    if slides is not None:
+        check_input_dir(slides, "--slides")
+    if cache_dir is not None:
+        ensure_dir(cache_dir, "--cache-dir")
     load = load_dataset(path, slides_dir=slides, tasks=common["tasks"], cache_dir=cache_dir)
     if load.dataset == "multipathqa" and slides is None:
         raise ConfigError("a MultiPathQA CSV needs --slides (the folder holding the downloaded slides)")
@@ -226,7 +247,7 @@ def eval_synth(
 
     _check_model(common["model"])
     width, height = parse_size(size)
-    folder = data if data is not None else _synth_cache(n, (width, height), data_seed)
+    folder = ensure_dir(data if data is not None else _synth_cache(n, (width, height), data_seed), "--data folder")
     csv_path = folder / "questions.csv"
     if data is None or not csv_path.exists():
         from slidescout.slides.synth import generate_dataset
@@ -249,6 +270,10 @@ def report_cmd(
     """Print a run's score tables again, and optionally write plots or an HTML report."""
     from slidescout.eval.report import load_run, print_report, report_data, write_plots
 
+    if plots:
+        ensure_dir(plots, "--plots folder")
+    if out is not None:
+        check_output_file(out, "-o", suffixes=(".html", ".htm"))
     rep = load_run(run)
     if as_json:
         sys.stdout.write(json.dumps(report_data(rep), default=str) + "\n")
@@ -280,6 +305,10 @@ def compare_cmd(
     from slidescout.eval.compare import compare_data, load_runs, print_compare
     from slidescout.eval.report import write_plots
 
+    if len(runs) < 2:
+        raise ConfigError("compare needs two or more run directories (use `slidescout report RUN` for one)")
+    if plots:
+        ensure_dir(plots, "--plots folder")
     if as_json:
         reports = load_runs(list(runs))
         sys.stdout.write(json.dumps(compare_data(reports), default=str) + "\n")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from slidescout.cli.app import app, console, err_console
+from slidescout.cli.paths import check_output_file
 from slidescout.errors import ConfigError
 
 
@@ -52,6 +53,9 @@ def report_html(
 
     if not path.exists():
         raise ConfigError(f"{path}: no such run directory or trace file")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: give 1 or more samples")
+    check_output_file(out, "-o", suffixes=(".html", ".htm"))
     written = write_report(path, out, limit=limit)
     size = written.stat().st_size / 1e6
     console.print(f"wrote {written} ({size:.1f} MB)", highlight=False)

@@ -33,6 +33,7 @@ from slidescout.eval.metrics import TaskScore, score_run
 from slidescout.eval.sample_run import AgentSpec, is_finished, record_key
 from slidescout.eval.samples import Sample
 from slidescout.traces.rundir import RunDir
+from slidescout.traces.runlock import RunLock
 
 __all__ = ["RunSummary", "finished_records", "load_run_records", "run_eval", "run_eval_sync"]
 
@@ -199,60 +200,67 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec |
         "budget": {"usd": budget_usd, "tokens": budget_tokens, "seconds": budget_seconds},
         "n_samples": len(samples), "dataset": dataset or {}}}
     out = Path(out)
-    if resume:
-        _check_resumable(out, config)
-    run = RunDir.create(out, config, prompt_hashes, resume=resume)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run directory {out}: {exc.strerror}") from None
+    with RunLock(out):  # one writer per run directory
+        if resume:
+            _check_resumable(out, config)
+        run = RunDir.create(out, config, prompt_hashes, resume=resume)
 
-    done_keys = {record_key(r) for r in finished_records(run.results(), retry_errors=retry_errors)}
-    wanted = {(s.sample_id, r) for r in range(repeats) for s in samples}
-    items = [WorkItem(s, r) for r in range(repeats) for s in samples if (s.sample_id, r) not in done_keys]
-    n_skipped = len(wanted & done_keys)
+        done_keys = {record_key(r) for r in finished_records(run.results(), retry_errors=retry_errors)}
+        wanted = {(s.sample_id, r) for r in range(repeats) for s in samples}
+        items = [WorkItem(s, r) for r in range(repeats) for s in samples if (s.sample_id, r) not in done_keys]
+        n_skipped = len(wanted & done_keys)
 
-    summary = RunSummary(run_dir=str(run.path), n_samples=len(samples), repeats=repeats, n_total=len(wanted),
-                         n_skipped=n_skipped)
-    statuses: Counter[str] = Counter()
-    stop_reason: list[str] = []
+        summary = RunSummary(run_dir=str(run.path), n_samples=len(samples), repeats=repeats, n_total=len(wanted),
+                             n_skipped=n_skipped)
+        statuses: Counter[str] = Counter()
+        stop_reason: list[str] = []
 
-    def should_stop() -> bool:
-        hit = budget.exceeded()
-        if hit and not stop_reason:
-            stop_reason.append(hit)
-        return hit is not None
+        def should_stop() -> bool:
+            if writer.failed is not None:  # results cannot be written (a full disk): start nothing more
+                return True
+            hit = budget.exceeded()
+            if hit and not stop_reason:
+                stop_reason.append(hit)
+            return hit is not None
 
-    ex = make_executor(executor, agent, agent_factory=agent_factory, concurrency=concurrency,
-                       max_connections=max_connections, max_mpp=max_mpp, address=ray_address,
-                       **(ray_options or {}))
-    writer = _Appender(run)
-    with _Progress(progress, len(wanted), n_skipped, console) as bar:
-        def on_record(rec: dict[str, Any]) -> None:
-            writer.append(rec)  # in order, each flushed and synced before the next one is written
-            if executor != "asyncio":  # workers charged their own budgets; the driver's is the run's
-                from slidescout.agents.messages import Usage
+        ex = make_executor(executor, agent, agent_factory=agent_factory, concurrency=concurrency,
+                           max_connections=max_connections, max_mpp=max_mpp, address=ray_address,
+                           **(ray_options or {}))
+        writer = _Appender(run)
+        with _Progress(progress, len(wanted), n_skipped, console) as bar:
+            def on_record(rec: dict[str, Any]) -> None:
+                writer.append(rec)  # in order, each flushed and synced before the next one is written
+                if executor != "asyncio":  # workers charged their own budgets; the driver's is the run's
+                    from slidescout.agents.messages import Usage
 
-                budget.charge(Usage(input_tokens=int(rec.get("input_tokens") or 0),
-                                    output_tokens=int(rec.get("output_tokens") or 0), cost_usd=rec.get("cost_usd")))
-            statuses[str(rec.get("status"))] += 1
-            summary.n_run += 1
-            if rec.get("cost_usd") is None:
-                summary.n_cost_unknown += 1
-            else:
-                summary.cost_usd += float(rec["cost_usd"])
-            summary.tokens += int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
-            bar.record(rec)
+                    budget.charge(Usage(input_tokens=int(rec.get("input_tokens") or 0),
+                                        output_tokens=int(rec.get("output_tokens") or 0), cost_usd=rec.get("cost_usd")))
+                statuses[str(rec.get("status"))] += 1
+                summary.n_run += 1
+                if rec.get("cost_usd") is None:
+                    summary.n_cost_unknown += 1
+                else:
+                    summary.cost_usd += float(rec["cost_usd"])
+                summary.tokens += int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
+                bar.record(rec)
 
-        try:
-            await ex.run(items, run, budget, on_record, should_stop, on_start=lambda item: bar.started())
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            summary.stopped = "interrupted"
-            raise
-        finally:
-            writer.close()  # waits for the records still being written
-            summary.statuses = dict(statuses)
-            summary.wall_s = round(time.monotonic() - t_start, 3)
-            if summary.stopped is None and stop_reason:
-                summary.stopped = stop_reason[0]
-            _finish_summary(summary, run, wanted, n_bootstrap)
-    return summary
+            try:
+                await ex.run(items, run, budget, on_record, should_stop, on_start=lambda item: bar.started())
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                summary.stopped = "interrupted"
+                raise
+            finally:
+                writer.close()  # waits for the records still being written
+                summary.statuses = dict(statuses)
+                summary.wall_s = round(time.monotonic() - t_start, 3)
+                if summary.stopped is None and stop_reason:
+                    summary.stopped = stop_reason[0]
+                _finish_summary(summary, run, wanted, n_bootstrap)
+        return summary
 
 
 class _Appender:
@@ -265,15 +273,25 @@ class _Appender:
         self.run = run
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-writer")
         self.futures: list[Any] = []
+        self.failed: BaseException | None = None
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        if self.failed is not None:  # never append after a failed (possibly torn) write
+            raise self.failed
+        try:
+            self.run.append_result(rec)
+        except BaseException as exc:
+            self.failed = exc
+            raise
 
     def append(self, rec: dict[str, Any]) -> None:
         self.futures = [f for f in self.futures if not f.done() or f.exception() is not None]
-        self.futures.append(self.pool.submit(self.run.append_result, rec))
+        self.futures.append(self.pool.submit(self._write, rec))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-        for f in self.futures:
-            f.result()  # a failed write (disk full...) is an error of the run
+        if self.failed is not None:  # a failed write (disk full...) is an error of the run
+            raise self.failed
 
 
 def _finish_summary(summary: RunSummary, run: RunDir, wanted: set[tuple[str, int]], n_bootstrap: int) -> None:

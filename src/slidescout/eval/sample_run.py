@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +26,7 @@ from slidescout.eval.metrics import ResultRecord
 from slidescout.eval.parsing import parse_answer
 from slidescout.eval.samples import Sample
 from slidescout.traces.rundir import RunDir, safe_name
+from slidescout.traces.safeio import atomic_write
 from slidescout.traces.schema import ErrorEvent, GroundTruth, NoteEvent, Trace
 
 __all__ = ["FINAL_STATUSES", "AgentSpec", "SampleRunDir", "agent_sample", "build_record", "is_finished",
@@ -170,10 +169,7 @@ class SampleRunDir:
         if trace.status == "running" and now - self._last_write < self.live_interval:
             return path
         self._last_write = now
-        tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(trace.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, trace.to_json())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._run, name)

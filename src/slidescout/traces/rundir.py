@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from slidescout.errors import SlidescoutError
+from slidescout.traces.safeio import atomic_write, repair_jsonl_tail
 from slidescout.traces.schema import Trace
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -53,9 +54,7 @@ class BlobStore:
         sha = hashlib.sha256(data).hexdigest()
         path = self.root / f"{sha}.{self.ext_for(media_type)}"
         if not path.exists():
-            tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            atomic_write(path, data)
         return sha
 
     def path(self, sha: str) -> Path | None:
@@ -117,6 +116,7 @@ class RunDir:
             raise SlidescoutError(
                 f"{path} already holds a run; pass --resume to continue it or choose another --out")
         run = cls(path)
+        repair_jsonl_tail(path / "results.jsonl")  # a torn last line must not swallow the next record
         manifest: dict[str, Any] = {}
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text())
@@ -143,20 +143,14 @@ class RunDir:
     # -- writing -------------------------------------------------------------
     @staticmethod
     def _write_json_atomic(path: Path, obj: Any) -> None:
-        tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(obj, indent=1, default=str))
 
     def trace_path(self, sample_id: str) -> Path:
         return self.traces_dir / f"{safe_name(sample_id)}.json"
 
     def write_trace(self, trace: Trace) -> Path:
         """Write (or overwrite) a sample's trace atomically."""
-        path = self.trace_path(trace.sample_id)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(trace.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write(self.trace_path(trace.sample_id), trace.to_json())
 
     def append_result(self, record: dict[str, Any]) -> None:
         """Append one finished sample to results.jsonl, flushed and synced before returning."""
