@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console, trace_app
+from slidescout.cli.model_opts import MODEL_OPTIONS, model_options
 from slidescout.cli.paths import ensure_dir
 from slidescout.errors import ConfigError
 
@@ -37,6 +38,19 @@ def failure_reason(res: Any) -> str | None:
     if lines and lines[0] != res.status:
         return lines[0]
     return _STATUS_TEXT.get(res.status, res.status)
+
+
+def check_question(question: str, options: list[str]) -> None:
+    """An empty question, or a single answer option, is a mistake: say so before any work."""
+    if not question.strip():
+        raise ConfigError("the question is empty; give the question to answer")
+    if len(options) == 1:
+        raise ConfigError(f"one --option ({options[0]!r}) leaves nothing to choose; give two or more, or none "
+                          "for a free-text answer")
+    if any(not o.strip() for o in options):
+        raise ConfigError("an --option is empty")
+    if len({o.strip().lower() for o in options}) != len(options):
+        raise ConfigError("the --option values repeat; give each answer once")
 
 
 def _print_result(res: Any, as_json: bool, truth: str | None = None) -> None:
@@ -83,15 +97,25 @@ def ask(
     seed: int | None = typer.Option(None, "--seed"),
     out: Path | None = typer.Option(None, "-o", "--out", help="Run directory (default under runs/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer and the run directory as one JSON object."),
+    sample_timeout: float | None = typer.Option(None, "--sample-timeout", min=1.0, help="Wall-time limit of the whole run, seconds."),
+    timeout: float | None = MODEL_OPTIONS[0][2],
+    retries: int | None = MODEL_OPTIONS[1][2],
+    price_in: float | None = MODEL_OPTIONS[2][2],
+    price_out: float | None = MODEL_OPTIONS[3][2],
+    pricing: Path | None = MODEL_OPTIONS[4][2],
 ) -> None:
     """Ask a question about a slide; prints the answer, a rationale and where the trace went."""
     from slidescout.agents.api import run
 
+    check_question(question, option or [])
+    opts = model_options(model, base_url=base_url, api=api, timeout=timeout, retries=retries, price_in=price_in,
+                         price_out=price_out, pricing=pricing, budget_usd=budget_usd)
     if out is not None:
         ensure_dir(out, "run directory")
     res = run(slide, question, option or [], model=model, preset=preset, out=out, base_url=base_url, api=api,
               tools=tools, max_steps=max_steps, max_side=max_side, budget_usd=budget_usd, seed=seed,
-              keep_images=-1 if keep_images is None else keep_images)
+              keep_images=-1 if keep_images is None else keep_images, sample_seconds=sample_timeout,
+              model_options=opts)
     _print_result(res, as_json)
     if not res.ok:
         err_console.print(f"error: no answer ({res.status}): {failure_reason(res)}", highlight=False, markup=False)

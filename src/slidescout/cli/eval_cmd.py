@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console
+from slidescout.cli.model_opts import MODEL_OPTIONS, model_options
 from slidescout.cli.paths import (
     check_input_dir,
     check_input_file,
@@ -57,6 +58,8 @@ _COMMON: list[tuple[str, Any, Any]] = [
     ("ray_workers", int | None, typer.Option(None, "--ray-workers", min=1, help="Ray worker actors (default: one per CPU).")),
     ("num_gpus", float | None, typer.Option(None, "--num-gpus", min=0.0, help="GPUs per Ray worker (default: the cluster's GPUs shared among workers).")),
     ("max_mpp", float, typer.Option(1.0, "--grounding-mpp", min=0.01, help="Grounding: a lesion counts as seen in a view at this µm/px or finer.")),
+    *MODEL_OPTIONS,
+    ("stop_after_failures", int, typer.Option(5, "--stop-after-failures", min=0, help="Stop when the model endpoint failed every call of this many samples in a row (0: never).")),
     ("plots", Path | None, typer.Option(None, "--plots", help="Also write plots into this folder.")),
     ("no_progress", bool, typer.Option(False, "--no-progress", help="No progress bars.")),
     ("as_json", bool, typer.Option(False, "--json", help="Print the run summary as JSON instead of tables.")),
@@ -119,12 +122,16 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
     from slidescout.eval.sample_run import AgentSpec
 
     _check_model(common["model"])
+    opts = model_options(common["model"], base_url=common["base_url"], api=common["api"], timeout=common["timeout"],
+                         retries=common["retries"], price_in=common["price_in"], price_out=common["price_out"],
+                         pricing=common["pricing"], budget_usd=common["budget_usd"])
     run_dir = _run_dir(common, dataset)
     if common["plots"]:
         ensure_dir(common["plots"], "--plots folder")
     spec = AgentSpec(model=common["model"], preset=common["preset"], base_url=common["base_url"], api=common["api"],
                      tools=common["tools"], max_steps=common["max_steps"], max_side=common["max_side"],
-                     seed=common["seed"], temperature=common["temperature"], sample_seconds=common["sample_timeout"])
+                     seed=common["seed"], temperature=common["temperature"], sample_seconds=common["sample_timeout"],
+                     model_options=opts)
     if not common["as_json"]:
         console.print(load.summary(), highlight=False)
         if common["limit"]:
@@ -139,7 +146,8 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
             budget_tokens=common["budget_tokens"], budget_seconds=common["budget_time"],
             resume=common["resume"] is not None, executor=common["executor"], ray_address=common["address"],
             ray_options=ray_options, progress=not common["no_progress"] and not common["as_json"],
-            retry_errors=common["retry_errors"], max_mpp=common["max_mpp"], dataset=info, console=console))
+            retry_errors=common["retry_errors"], max_mpp=common["max_mpp"], dataset=info, console=console,
+            stop_after_failures=common["stop_after_failures"]))
     except KeyboardInterrupt:
         err_console.print(f"{'terminated' if terminated() else 'interrupted'}: finished samples are kept in {run_dir}; continue with "
                           f"`slidescout eval {dataset} ... --resume {run_dir}`", highlight=False)
@@ -152,7 +160,11 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
         sys.stdout.write(json.dumps(data) + "\n")
     else:
         print_report(run_dir, console)
-        if summary.stopped:
+        if summary.stopped == "endpoint_failed":
+            err_console.print(f"stopped: the model endpoint failed every call of the last {common['stop_after_failures']} "
+                              f"samples (last error: {summary.stop_detail}). Check the server and --base-url, then "
+                              f"continue with --resume {run_dir} --retry-errors.", highlight=False, markup=False)
+        elif summary.stopped:
             console.print(f"[yellow]stopped: {summary.stopped}[/]; {summary.n_unfinished} samples not finished. "
                           f"Continue with --resume {run_dir} (and a larger budget).", highlight=False)
         console.print(f"run directory: {run_dir} · view it: slidescout view {run_dir}", highlight=False)
@@ -160,6 +172,11 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
         for p in write_plots(run_dir, common["plots"]):
             if not common["as_json"]:
                 console.print(f"plot: {p}", highlight=False)
+    if summary.stopped == "endpoint_failed":
+        if common["as_json"]:
+            err_console.print(f"error: the model endpoint failed every call of the last "
+                              f"{common['stop_after_failures']} samples", highlight=False, markup=False)
+        raise typer.Exit(1)
 
 
 @eval_app.command("multipathqa")

@@ -51,7 +51,8 @@ class RunSummary(BaseModel):
     n_run: int = 0  # records written by this invocation
     n_finished: int = 0  # finished pairs in the run directory (all invocations)
     n_unfinished: int = 0  # pairs not finished: budget stop, cancelled, or never started
-    stopped: str | None = None  # budget_usd | budget_tokens | budget_time | interrupted
+    stopped: str | None = None  # budget_usd | budget_tokens | budget_time | endpoint_failed | interrupted
+    stop_detail: str | None = None  # endpoint_failed: the last error
     statuses: dict[str, int] = Field(default_factory=dict)  # of this invocation's records
     cost_usd: float = 0.0  # this invocation, known costs
     n_cost_unknown: int = 0
@@ -153,7 +154,7 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec |
                    executor: str = "asyncio", ray_address: str | None = None, ray_options: dict[str, Any] | None = None,
                    progress: bool = True, retry_errors: bool = False, max_mpp: float = DEFAULT_MAX_MPP,
                    dataset: dict[str, Any] | None = None, console: Any = None,
-                   n_bootstrap: int = 1000) -> RunSummary:
+                   n_bootstrap: int = 1000, stop_after_failures: int = 5) -> RunSummary:
     """Run ``samples`` × ``repeats`` with an agent and write a scored run directory.
 
     Args:
@@ -173,6 +174,8 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec |
         retry_errors: on resume, also run again the pairs that ended with status ``error``.
         max_mpp: resolution a view needs for grounding to count a lesion as seen.
         dataset: what was loaded (name, source, counts), stored in the manifest.
+        stop_after_failures: stop starting samples once this many samples in a row ended with
+            every call to the model endpoint failed (a dead server, a wrong URL); 0: never.
     """
     if repeats < 1:
         raise ConfigError("repeats must be at least 1")
@@ -218,9 +221,15 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec |
                              n_skipped=n_skipped)
         statuses: Counter[str] = Counter()
         stop_reason: list[str] = []
+        failing = _FailureStreak(stop_after_failures)
 
         def should_stop() -> bool:
             if writer.failed is not None:  # results cannot be written (a full disk): start nothing more
+                return True
+            if failing.tripped():
+                if not stop_reason:
+                    stop_reason.append("endpoint_failed")
+                    summary.stop_detail = failing.last_error
                 return True
             hit = budget.exceeded()
             if hit and not stop_reason:
@@ -240,6 +249,7 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec |
                     budget.charge(Usage(input_tokens=int(rec.get("input_tokens") or 0),
                                         output_tokens=int(rec.get("output_tokens") or 0), cost_usd=rec.get("cost_usd")))
                 statuses[str(rec.get("status"))] += 1
+                failing.record(rec)
                 summary.n_run += 1
                 if rec.get("cost_usd") is None:
                     summary.n_cost_unknown += 1
@@ -261,6 +271,35 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentSpec |
                     summary.stopped = stop_reason[0]
                 _finish_summary(summary, run, wanted, n_bootstrap)
         return summary
+
+
+class _FailureStreak:
+    """Counts samples in a row whose every model call failed (status ``error``, no tokens used,
+    the error raised by the model adapter): a dead endpoint, not a hard question."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = int(limit)
+        self.count = 0
+        self.last_error: str | None = None
+
+    @staticmethod
+    def endpoint_failed(rec: dict[str, Any]) -> bool:
+        error = str(rec.get("error") or "")
+        model = str(rec.get("model") or "")
+        used = int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
+        return rec.get("status") == "error" and used == 0 and bool(model) and error.startswith(f"{model}:")
+
+    def record(self, rec: dict[str, Any]) -> None:
+        if rec.get("status") == "cancelled":
+            return
+        if self.endpoint_failed(rec):
+            self.count += 1
+            self.last_error = str(rec.get("error") or "")[:300]
+        else:
+            self.count = 0
+
+    def tripped(self) -> bool:
+        return self.limit > 0 and self.count >= self.limit
 
 
 class _Appender:

@@ -30,7 +30,7 @@ from slidescout.agents.messages import (
     Usage,
 )
 from slidescout.agents.models import json_actions
-from slidescout.agents.models.pricing import estimate_cost
+from slidescout.agents.models.pricing import Price, estimate_cost
 from slidescout.agents.models.providers import Provider
 from slidescout.agents.models.retry import RetryPolicy, call_with_retries
 from slidescout.errors import ModelError
@@ -216,8 +216,10 @@ class ModelAdapter:
 
     def __init__(self, provider: Provider, model: str, *, retry: RetryPolicy | None = None,
                  tools: bool | None = None, images: bool = True, max_output_tokens: int | None = None,
-                 temperature: float | None = None, extra_body: dict[str, Any] | None = None) -> None:
+                 temperature: float | None = None, extra_body: dict[str, Any] | None = None,
+                 price: Price | None = None) -> None:
         self.provider = provider
+        self.price = price  # a price the user gave (USD per 1M tokens): wins over the tables
         self.model = model
         self.name = f"{provider.name}:{model}"
         self.retry = retry or RetryPolicy()
@@ -254,6 +256,9 @@ class ModelAdapter:
         return req
 
     def cost(self, counts: TokenCounts) -> float | None:
+        if self.price is not None:
+            return self.price.cost(input_tokens=counts.input, output_tokens=counts.output,
+                                   cached_input_tokens=counts.cached, cache_write_tokens=counts.cache_write)
         return estimate_cost(self.provider.name, self.model, input_tokens=counts.input,
                              output_tokens=counts.output, cached_input_tokens=counts.cached,
                              cache_write_tokens=counts.cache_write,
