@@ -230,7 +230,8 @@ def eval_file(
     from slidescout.eval import load_dataset
 
     _check_model(common["model"])
-    check_input_file(path, "question file")
+    if not Path(path).exists():
+        raise ConfigError(f"question file {path}: no such file or folder")
     if slides is not None:
         check_input_dir(slides, "--slides")
     if cache_dir is not None:
@@ -238,6 +239,11 @@ def eval_file(
     load = load_dataset(path, slides_dir=slides, tasks=common["tasks"], cache_dir=cache_dir)
     if load.dataset == "multipathqa" and slides is None:
         raise ConfigError("a MultiPathQA CSV needs --slides (the folder holding the downloaded slides)")
+    if load.dataset != "multipathqa" and slides is not None:
+        raise ConfigError(f"--slides applies to MultiPathQA CSVs only; {path} is a {load.dataset} file, whose "
+                          "image paths are in the file itself: drop --slides")
+    if load.dataset != "medframeqa" and cache_dir is not None:
+        raise ConfigError(f"--cache-dir applies to MedFrameQA parquet files only; drop it for {path}")
     name = {"synthpath": "synth"}.get(load.dataset, load.dataset)
     _execute(load, _select(load, common, "images" if name == "medframeqa" else "slides"), common, name)
 

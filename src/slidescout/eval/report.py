@@ -62,6 +62,17 @@ class RunReport:
         return [r for r in self.records if not is_finished(r)]
 
 
+def _no_records_reason(path: Path) -> str:
+    """Why a run has no records: no file, an empty file, or lines that are not records."""
+    if not path.exists():
+        return f"{path.parent} has no results yet (no results.jsonl)"
+    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    if not lines:
+        return f"{path.parent} has no results yet (results.jsonl is empty)"
+    return (f"{path} is malformed: none of its {len(lines)} lines is a JSON record "
+            f"(line 1 starts {lines[0][:60]!r})")
+
+
 def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
     p = Path(path)
     if p.is_file() and p.name == "results.jsonl":
@@ -69,7 +80,7 @@ def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
     run = RunDir.open(p)
     records = run.results()
     if not records:
-        raise SlidescoutError(f"{p} has no results yet (results.jsonl is missing or empty)")
+        raise SlidescoutError(_no_records_reason(p / "results.jsonl"))
     finished = [r for r in records if is_finished(r)]
     scores = score_run(finished, n_bootstrap=n_bootstrap) if finished else {}
     summary: dict[str, Any] = {}
