@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console, trace_app
-from slidescout.cli.model_opts import MODEL_OPTIONS, model_options
+from slidescout.cli.model_opts import MODEL_OPTIONS, model_options, warn_unused_tools
 from slidescout.cli.paths import ensure_dir
 from slidescout.errors import ConfigError
 
@@ -108,6 +108,7 @@ def ask(
     from slidescout.agents.api import run
 
     check_question(question, option or [])
+    warn_unused_tools(model, tools)
     opts = model_options(model, base_url=base_url, api=api, timeout=timeout, retries=retries, price_in=price_in,
                          price_out=price_out, pricing=pricing, budget_usd=budget_usd)
     if out is not None:
@@ -132,10 +133,14 @@ def demo(
 ) -> None:
     """Offline demo: generate a synthetic slide and question, run the expert planner, show answer and truth."""
     from slidescout.agents.api import run
+    from slidescout.agents.presets import get_preset
     from slidescout.agents.sample import sample_for_question
     from slidescout.slides.synth import demo_sample, load_truth
     from slidescout.traces.schema import GroundTruth
 
+    get_preset(preset)  # a bad model or preset fails now, not after the slide is generated
+    opts = model_options(model, base_url=None, api="auto", timeout=None, retries=None, price_in=None,
+                         price_out=None, pricing=None, budget_usd=None)
     t0 = time.monotonic()
     ensure_dir(out, "output folder")
     with console.status("generating a synthetic slide..."):
@@ -148,7 +153,8 @@ def demo(
     regions = [{"label": les.cls, "box": list(les.box)} for les in load_truth(slide_path).lesions]
     sample.truth = GroundTruth(answer=truth, regions=regions)
     with console.status(f"running {model} ({preset})..."):
-        res = run(slide_path, question, options, model=model, preset=preset, out=run_dir, seed=seed, sample=sample)
+        res = run(slide_path, question, options, model=model, preset=preset, out=run_dir, seed=seed, sample=sample,
+                  model_options=opts)
     _print_result(res, as_json, truth=truth)
     if not as_json:
         verdict = "[green]correct[/]" if res.choice == truth else "[red]wrong[/]"

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console
-from slidescout.cli.model_opts import MODEL_OPTIONS, model_options
+from slidescout.cli.model_opts import MODEL_OPTIONS, model_options, warn_unused_tools
 from slidescout.cli.paths import (
     check_input_dir,
     check_input_file,
@@ -125,6 +125,7 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
     opts = model_options(common["model"], base_url=common["base_url"], api=common["api"], timeout=common["timeout"],
                          retries=common["retries"], price_in=common["price_in"], price_out=common["price_out"],
                          pricing=common["pricing"], budget_usd=common["budget_usd"])
+    warn_unused_tools(common["model"], common["tools"])
     run_dir = _run_dir(common, dataset)
     if common["plots"]:
         ensure_dir(common["plots"], "--plots folder")

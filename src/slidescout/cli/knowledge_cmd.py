@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from slidescout.cli.app import app, console, err_console, kb_app
+from slidescout.errors import ConfigError
 
 if TYPE_CHECKING:
     from slidescout.tools.knowledge import AddReport, KnowledgeBase
@@ -19,6 +20,13 @@ _EMBEDDER_HELP = (
     "Dense retrieval fused with BM25: the folder of a local sentence-transformers model, or 'hashing'. "
     "Default: $SLIDESCOUT_KB_EMBEDDER; never downloads."
 )
+
+
+def _existing(index: Path | None) -> None:
+    """Commands that only read an index never create one (nor its folders)."""
+    if index is not None and not index.is_file():
+        raise ConfigError(f"--index {index}: no such index file; build one with "
+                          f"`slidescout kb add FOLDER --index {index}`")
 
 
 def _open(index: Path | None, embedder: str | None) -> KnowledgeBase:
@@ -75,6 +83,7 @@ def kb_list(
     """List indexed sources with their chunk counts."""
     from rich.table import Table
 
+    _existing(index)
     kb = _open(index, "")
     sources = kb.sources()
     if as_json:
@@ -107,6 +116,7 @@ def kb_remove(
     index: Path | None = typer.Option(None, "--index", help=_INDEX_HELP),
 ) -> None:
     """Remove a folder (or file) added with `kb add`."""
+    _existing(index)
     removed = _open(index, "").remove(directory)
     console.print(f"removed {removed} file(s)", highlight=False)
 
@@ -117,6 +127,7 @@ def kb_refresh(
     embedder: str | None = typer.Option(None, "--embedder", help=_EMBEDDER_HELP),
 ) -> None:
     """Re-scan every folder added so far (and the starter corpus)."""
+    _existing(index)
     reports = _open(index, embedder).refresh()
     if not reports:
         console.print(
@@ -139,6 +150,7 @@ def lookup_cmd(
     """Consult the knowledge base the way the agent's lookup tool does."""
     from slidescout.tools.knowledge import lookup
 
+    _existing(index)
     kb = _open(index, embedder) if (index is not None or embedder is not None) else None
     result = lookup(query, k=k, kb=kb)
     if as_json:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from enum import Enum
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def mcp_serve(
         raise ConfigError(f"--max-side must be 64 to 4096 pixels, got {max_side}")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {port}")
+    if not re.fullmatch(r"auto|best|cpu|mps|(cuda|xpu)(:\d+)?", device.strip().lower()):
+        raise ConfigError(f"unknown --device {device!r}; use auto, cpu, cuda or cuda:N")
     from slidescout.tools.mcp_server.transports import check_host
 
     if transport is Transport.http:

@@ -12,12 +12,9 @@ from typing import Any
 
 import typer
 
-from slidescout.agents.api import default_model_id
-from slidescout.agents.models import TokenCounts, parse_model_id, resolve_model
-from slidescout.agents.models.pricing import ceiling_price, user_price
 from slidescout.cli.app import err_console
 
-__all__ = ["MODEL_OPTIONS", "model_options"]
+__all__ = ["MODEL_OPTIONS", "model_options", "warn_unused_tools"]
 
 # (name, annotation, typer.Option) of the options `ask` and `eval` share
 MODEL_OPTIONS: list[tuple[str, Any, Any]] = [
@@ -34,6 +31,10 @@ def model_options(model: str | None, *, base_url: str | None, api: str, timeout:
                   pricing: Path | None, budget_usd: float | None) -> dict[str, Any]:
     """``model_options`` for ``make_agent``/``AgentSpec``; checks the model and its endpoint now,
     before any work, and warns when a dollar budget meets an unknown price."""
+    from slidescout.agents.api import default_model_id  # lazy, as every command: a fast CLI start
+    from slidescout.agents.models import TokenCounts, parse_model_id, resolve_model
+    from slidescout.agents.models.pricing import ceiling_price, user_price
+
     model_id = model or default_model_id()
     provider, name = parse_model_id(model_id)
     if provider not in ("openai", "anthropic"):
@@ -61,3 +62,23 @@ def model_options(model: str | None, *, base_url: str | None, api: str, timeout:
             f"stop early. Give the real price with --price-in/--price-out or --pricing FILE.",
             highlight=False, markup=False)
     return opts
+
+
+def warn_unused_tools(model: str | None, tools: str | None) -> None:
+    """Warn when ``--tools`` names a tool the offline expert planner never calls."""
+    if not tools:
+        return
+    from slidescout.agents.api import default_model_id
+    from slidescout.agents.models import parse_model_id
+
+    provider, _ = parse_model_id(model or default_model_id())
+    if provider != "expert":
+        return
+    from slidescout.agents.models.expert import ExpertModel
+
+    named = [t.strip().lstrip("+") for t in tools.split(",") if t.strip() and not t.strip().startswith("-")]
+    unused = [t for t in named if t not in ExpertModel.uses_tools]
+    if unused:
+        err_console.print(f"warning: the offline expert planner never calls {', '.join(unused)} (it calls only "
+                          f"{', '.join(sorted(ExpertModel.uses_tools))}); use an LLM model (--model) to try "
+                          f"{'them' if len(unused) > 1 else 'it'}", highlight=False, markup=False)

@@ -83,7 +83,7 @@ def render_cmd(
     mpp: float | None = typer.Option(None, "--mpp", help="Render at this output resolution (µm/px) instead."),
     guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Output image (.jpg/.png); default SLIDEID_x_y_w_h.jpg."),
-    quality: int = typer.Option(90, "--quality", help="JPEG quality."),
+    quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality (1-100)."),
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
 ) -> None:
     """Render a level-0 box of a slide to an image file."""
@@ -106,7 +106,7 @@ def thumbnail_cmd(
     max_side: int = typer.Option(1024, "--max-side", help="Longest output side in px."),
     guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Output image; default SLIDEID_thumb.jpg."),
-    quality: int = typer.Option(90, "--quality", help="JPEG quality."),
+    quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality (1-100)."),
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
 ) -> None:
     """Write the slide overview (never the label or macro image)."""
