@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console
+from slidescout.cli.memory import memory_warning
 from slidescout.cli.model_opts import MODEL_OPTIONS, model_options, warn_unused_tools
 from slidescout.cli.paths import (
     check_input_dir,
@@ -95,6 +96,8 @@ def _run_dir(common: dict[str, Any], dataset: str) -> Path:
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise ConfigError(f"--resume {resume} and -o {out} name different folders; give one of them")
+        if not Path(resume).exists():
+            raise ConfigError(f"--resume {resume}: no such run directory")
         return check_input_dir(resume, "--resume run directory")
     if out is not None:
         return ensure_dir(out, "run directory (-o)")
@@ -126,6 +129,12 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
                          retries=common["retries"], price_in=common["price_in"], price_out=common["price_out"],
                          pricing=common["pricing"], budget_usd=common["budget_usd"])
     warn_unused_tools(common["model"], common["tools"])
+    if common["executor"] == "asyncio":
+        from slidescout.agents.api import default_model_id
+
+        warning = memory_warning(common["concurrency"], common["model"] or default_model_id())
+        if warning:
+            err_console.print(warning, highlight=False, markup=False)
     run_dir = _run_dir(common, dataset)
     if common["plots"]:
         ensure_dir(common["plots"], "--plots folder")

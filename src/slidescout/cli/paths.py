@@ -76,7 +76,7 @@ def check_input_file(path: Path | str, what: str = "input file") -> Path:
     """An existing, readable file (not a folder)."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise ConfigError(f"{what} {p}: no such file")
+        raise ConfigError(f"{what} {p} does not exist")
     if p.is_dir():
         raise ConfigError(f"{what} {p} is a folder; give a file")
     if not os.access(p, os.R_OK):
@@ -88,7 +88,7 @@ def check_input_dir(path: Path | str, what: str = "folder") -> Path:
     """An existing folder (not a file)."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise ConfigError(f"{what} {p}: no such folder")
+        raise ConfigError(f"{what} {p} does not exist")
     if not p.is_dir():
         raise ConfigError(f"{what} {p} is a file, not a folder")
     return p
