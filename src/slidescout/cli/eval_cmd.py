@@ -280,6 +280,8 @@ def eval_synth(
 
     _check_model(common["model"])
     width, height = parse_size(size)
+    if common["out"] is not None or common["resume"] is not None:
+        _run_dir(common, "synth")  # a bad -o/--resume fails before slides are generated
     folder = ensure_dir(data if data is not None else _synth_cache(n, (width, height), data_seed), "--data folder")
     csv_path = folder / "questions.csv"
     if data is None or not csv_path.exists():

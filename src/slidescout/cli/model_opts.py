@@ -76,6 +76,9 @@ def warn_unused_tools(model: str | None, tools: str | None) -> None:
         return
     from slidescout.agents.models.expert import ExpertModel
 
+    from slidescout.tools.registry import resolve_toolset
+
+    resolve_toolset([], tools)  # an unknown tool is an error first (naming the known ones)
     named = [t.strip().lstrip("+") for t in tools.split(",") if t.strip() and not t.strip().startswith("-")]
     unused = [t for t in named if t not in ExpertModel.uses_tools]
     if unused:
