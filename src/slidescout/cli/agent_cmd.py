@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -14,6 +15,7 @@ from slidescout.cli.app import app, console, err_console, trace_app
 from slidescout.cli.model_opts import MODEL_OPTIONS, model_options, warn_unused_tools
 from slidescout.cli.paths import ensure_dir
 from slidescout.errors import ConfigError
+from slidescout.traces.runlock import RunLock
 
 _STATUS_TEXT = {
     "max_steps": "the step budget ran out before the model answered (raise --max-steps)",
@@ -113,10 +115,11 @@ def ask(
                          price_out=price_out, pricing=pricing, budget_usd=budget_usd)
     if out is not None:
         ensure_dir(out, "run directory")
-    res = run(slide, question, option or [], model=model, preset=preset, out=out, base_url=base_url, api=api,
-              tools=tools, max_steps=max_steps, max_side=max_side, budget_usd=budget_usd, seed=seed,
-              keep_images=-1 if keep_images is None else keep_images, sample_seconds=sample_timeout,
-              model_options=opts)
+    with RunLock(out) if out is not None else contextlib.nullcontext():  # one writer per run directory
+        res = run(slide, question, option or [], model=model, preset=preset, out=out, base_url=base_url, api=api,
+                  tools=tools, max_steps=max_steps, max_side=max_side, budget_usd=budget_usd, seed=seed,
+                  keep_images=-1 if keep_images is None else keep_images, sample_seconds=sample_timeout,
+                  model_options=opts)
     _print_result(res, as_json)
     if not res.ok:
         err_console.print(f"error: no answer ({res.status}): {failure_reason(res)}", highlight=False, markup=False)

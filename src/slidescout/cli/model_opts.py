@@ -75,7 +75,6 @@ def warn_unused_tools(model: str | None, tools: str | None) -> None:
     if provider != "expert":
         return
     from slidescout.agents.models.expert import ExpertModel
-
     from slidescout.tools.registry import resolve_toolset
 
     resolve_toolset([], tools)  # an unknown tool is an error first (naming the known ones)
