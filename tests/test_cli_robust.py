@@ -443,3 +443,41 @@ def test_replay_of_another_question_fails_and_expert_tool_warning(capsys, slide:
     rc, out, err = run_cli(capsys, "ask", str(slide), "Where is the tumour?", "-m", f"replay:{trace}",
                            "--max-steps", "3", "-o", str(tmp_path / "c"), "--json")
     assert rc == 0 and json.loads(out)["status"] == "answered"
+
+
+def test_eval_interrupted_exits_130(capsys, monkeypatch, tmp_path: Path) -> None:
+    import slidescout.eval.runner as runner
+
+    async def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=2, n_gtex=0)
+    monkeypatch.setattr(runner, "run_eval", interrupted)
+    rc, _, err = run_cli(capsys, "eval", "multipathqa", "--csv", str(csv_path), "--slides", str(slides),
+                         "-m", "expert", "--no-progress", "-o", str(tmp_path / "run"))
+    assert rc == 130 and "interrupted: finished samples are kept" in err and "Traceback" not in err
+
+
+def test_sigterm_inside_asyncio_run_cancels_like_ctrl_c() -> None:
+    import asyncio
+
+    from slidescout.cli import signals
+
+    cancelled: list[bool] = []
+
+    async def work() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    signals.install_signal_handlers()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(work())
+        assert cancelled == [True] and signals.interrupt_code() == 143
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signals._terminated.clear()

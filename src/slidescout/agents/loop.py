@@ -226,7 +226,7 @@ class Agent:
             resp = await self.model.request(req)
         except ModelError as exc:
             retries = getattr(exc, "retries", []) or []
-            note = f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})" if retries else ""
+            note = f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})" if retries and "retried:" not in str(exc) else ""
             trace.events.append(ErrorEvent(id=ids("e"), step=step, message=f"{exc}{note}", error_type="ModelError",
                                            fatal=True, duration_s=time.monotonic() - t0))
             return None
