@@ -481,3 +481,15 @@ def test_sigterm_inside_asyncio_run_cancels_like_ctrl_c() -> None:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signals._terminated.clear()
+
+
+def test_model_text_with_markup_prints_as_text(capsys, slide: Path, tmp_path: Path) -> None:
+    with FakeOpenAI(auto_turns=1, auto_answer='{"answer": 1} see [/] and [bold]x[/bold] :x:') as srv:
+        rc, out, err = run_cli(capsys, "ask", str(slide), "Diagnosis?", "--option", "A", "--option", "B",
+                               "-m", "openai:x:", "--base-url", srv.base_url, "--max-steps", "3",
+                               "-o", str(tmp_path / "run"))
+    assert rc == 0, err
+    assert "see [/] and [bold]x[/bold] :x:" in out and "\u274c" not in out
+    rc, out, err = run_cli(capsys, "trace", "show", str(tmp_path / "run"))
+    assert rc == 0, err
+    assert "openai:x:" in out and "[bold]x[/bold] :x:" in out

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from slidescout.errors import SlidescoutError
 from slidescout.eval.metrics import TaskScore, score_run
 from slidescout.eval.sample_run import is_finished
@@ -296,7 +298,8 @@ def print_report(path: str | Path | RunReport, console: Any = None, *, n_bootstr
     rep = path if isinstance(path, RunReport) else load_run(path, n_bootstrap=n_bootstrap)
     console = console or Console()
     a = rep.agent
-    console.print(f"[bold]{rep.path}[/]: model {a.get('model', '?')} · preset {a.get('preset', '?')} · "
+    console.print(f"[bold]{escape(str(rep.path))}[/]: model {escape(str(a.get('model', '?')))} · "
+                  f"preset {escape(str(a.get('preset', '?')))} · "
                   f"{len(rep.finished)} finished records", highlight=False)
     if rep.scores:
         console.print(score_table(rep.scores, rep.finished))
