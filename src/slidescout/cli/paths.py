@@ -66,7 +66,10 @@ def check_output_file(path: Path | str, what: str = "output file", *, suffixes: 
         raise ConfigError(f"{what} {p} is a folder; give a file path (e.g. {p / ('out' + (suffixes[0] if suffixes else ''))})")
     if suffixes and p.suffix.lower() not in suffixes:
         raise ConfigError(f"{what} {p}: give a path ending in {' or '.join(suffixes)}")
-    ensure_dir(p.parent, f"the folder of {what}")
+    blocker = _first_file_on_path(p.parent)
+    if blocker is not None:
+        raise ConfigError(f"cannot write {what} {p}: {blocker} is a file, not a folder")
+    ensure_dir(p.parent, f"the folder of {what} {p}")
     if p.exists() and not os.access(p, os.W_OK):
         raise ConfigError(f"{what} {p} is not writable")
     return p

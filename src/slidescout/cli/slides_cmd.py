@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from slidescout.cli.app import app, console
+from slidescout.cli.paths import check_output_file
 from slidescout.errors import SlideError
 
 if TYPE_CHECKING:
@@ -29,8 +30,8 @@ def _save(view: View, out: Path, quality: int) -> None:
     fmt = _IMAGE_SUFFIXES.get(out.suffix.lower())
     if fmt is None:
         raise SlideError(f"cannot tell the image format from {out.name!r}; use .jpg, .png, .webp or .tif")
+    check_output_file(out, "-o")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "JPEG":
             out.write_bytes(view.encode("JPEG", quality=quality))
         else:
