@@ -63,7 +63,10 @@ async def run_samples(base_url: str, slide: Path, n: int, steps: int, out: Path,
     run = RunDir.create(out, agent.config(), agent.prompt_hashes())
     samples = [question_sample(slide, "What is the diagnosis?", ["A", "B"], sample_id=f"s{i}") for i in range(n)]
     t0 = time.perf_counter()
-    traces = await asyncio.gather(*(agent.run(s, run) for s in samples))
+    try:
+        traces = await asyncio.gather(*(agent.run(s, run) for s in samples))
+    finally:
+        await agent.model.aclose()  # inside this loop: a client closed after its loop is gone spews tracebacks
     return time.perf_counter() - t0, traces
 
 

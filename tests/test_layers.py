@@ -84,9 +84,14 @@ def test_no_module_imports_a_higher_layer() -> None:
     assert upward == []
 
 
+# an app whose third-party SDK takes seconds to import loads when its command runs, not at CLI start
+ON_DEMAND_APPS = ("slidescout.tools.mcp_server",)
+
+
 def test_no_slidescout_import_hides_in_a_function() -> None:
     hidden = [f"{m}:{line} imports {t} inside a function" for m, t, line, fn, _ in _imports()
-              if fn and m != "slidescout"]
+              if fn and m != "slidescout"
+              and not (m.startswith("slidescout.cli.") and t.startswith(ON_DEMAND_APPS))]
     assert hidden == []
 
 

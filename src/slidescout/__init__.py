@@ -8,9 +8,11 @@ __version__ = "0.1.0"
 __all__ = ["Agent", "AgentConfig", "RunResult", "Sample", "Slide", "View", "Box", "run", "arun", "make_agent", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from slidescout.agents.api import RunResult, arun, make_agent, run
-    from slidescout.agents.loop import Agent
+    from slidescout.agents.config import AgentConfig
+    from slidescout.agents.loop import Agent, make_agent
+    from slidescout.core.sample import Sample
     from slidescout.core.types import Box, View
+    from slidescout.eval.ask import RunResult, arun, run
     from slidescout.slides import Slide
 
 _LAZY = {

@@ -1,4 +1,8 @@
-"""Budgets in steps, tokens, dollars and wall time, shared by the samples of a run."""
+"""Budgets in steps, tokens, dollars and wall time, shared by the samples of a run.
+
+A call whose price is unknown (a ``--base-url`` model, a model newer than the price list) is
+charged against a dollar budget at the highest list price known (``ceiling_price``): the run may
+stop early, but an unknown price never means unbounded spending."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from slidescout.agents.models.pricing import Price, ceiling_price
 from slidescout.core.messages import Usage
 
 
@@ -20,6 +25,8 @@ class Budget:
     spent_usd: float = 0.0
     spent_tokens: int = 0
     unknown_cost_calls: int = 0
+    estimated_usd: float = 0.0  # part of spent_usd charged at the ceiling price (unknown prices)
+    unknown_price: Price | None = None  # what an unknown-price call is charged (default: ceiling_price())
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def charge(self, usage: Usage) -> None:
@@ -27,6 +34,11 @@ class Budget:
             self.spent_tokens += usage.input_tokens + usage.output_tokens
             if usage.cost_usd is None:
                 self.unknown_cost_calls += 1
+                if self.usd is not None:
+                    price = self.unknown_price or ceiling_price()
+                    est = price.cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+                    self.estimated_usd += est
+                    self.spent_usd += est
             else:
                 self.spent_usd += usage.cost_usd
 
@@ -42,7 +54,9 @@ class Budget:
 
     def describe(self, kind: str) -> str:
         if kind == "budget_usd":
-            return f"dollar budget spent: ${self.spent_usd:.4f} of ${self.usd:.2f}"
+            note = (f" (${self.estimated_usd:.4f} of it estimated at the highest known list price for "
+                    f"{self.unknown_cost_calls} calls of unknown price)" if self.estimated_usd else "")
+            return f"dollar budget spent: ${self.spent_usd:.4f} of ${self.usd:.2f}{note}"
         if kind == "budget_tokens":
             return f"token budget spent: {self.spent_tokens} of {self.tokens}"
         if kind == "budget_time":

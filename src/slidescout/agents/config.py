@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from slidescout.agents.models import Model, resolve_model
+from slidescout.agents.models import Model, parse_model_id, resolve_model
+from slidescout.agents.models.pricing import user_price
 
 __all__ = ["AgentConfig", "KeepImages", "default_model_id"]
 
@@ -52,6 +53,16 @@ class AgentConfig(BaseModel):
     max_errors: int = Field(3, ge=1, description="consecutive failing steps before a sample ends in error")
     sample_seconds: float | None = Field(None, gt=0, description="wall-time limit of one sample, in seconds")
     device: str | None = Field(None, description="device of expert tools: cpu, cuda, cuda:N (default: cuda if present)")
+    timeout: float | None = Field(None, gt=0, description="seconds one model request may take before it is "
+                                                         "retried (default 120)")
+    retries: int | None = Field(None, ge=0, le=20, description="retries of a failed model request (default 5): a dead "
+                                                              "server is given up after timeout × (retries + 1) plus backoff")
+    price_in: float | None = Field(None, ge=0, description="USD per 1M input tokens, for a model with no known price "
+                                                          "(with --price-out)")
+    price_out: float | None = Field(None, ge=0, description="USD per 1M output tokens, for a model with no known "
+                                                           "price (with --price-in)")
+    pricing: str | None = Field(None, description="a pricing TOML file ([openai.\"MODEL\"] input/output per 1M "
+                                                  "tokens) for this run")
     model_options: dict[str, Any] = Field(default_factory=dict, description="extra options of the model adapter")
 
     @property
@@ -64,8 +75,28 @@ class AgentConfig(BaseModel):
         provider = self.model_id.split(":", 1)[0]
         return f"{provider}@{self.base_url}" if self.base_url else provider
 
+    def adapter_options(self) -> dict[str, Any]:
+        """Options for ``resolve_model``: ``model_options`` with the timeout and retries."""
+        opts = dict(self.model_options)
+        if self.timeout is not None:
+            opts["timeout_s"] = float(self.timeout)
+        if self.retries is not None:
+            opts["max_retries"] = int(self.retries)
+        return opts
+
     def resolve_model(self) -> Model:
-        return resolve_model(self.model_id, base_url=self.base_url, api=self.api, **self.model_options)
+        """The model, with the price the user gave (``price_in``/``price_out`` or ``pricing``) when any."""
+        opts = self.adapter_options()
+        provider, name = parse_model_id(self.model_id)
+        given = self.price_in is not None or self.price_out is not None or self.pricing is not None
+        if provider in ("openai", "anthropic") and given:
+            probe = resolve_model(self.model_id, base_url=self.base_url, api=self.api, **opts)  # no request
+            custom = bool(getattr(getattr(probe, "provider", None), "custom_endpoint", False))
+            price = user_price(provider, name, price_in=self.price_in, price_out=self.price_out,
+                               pricing_file=self.pricing, custom_endpoint=custom)
+            if price is not None:
+                opts["price"] = price
+        return resolve_model(self.model_id, base_url=self.base_url, api=self.api, **opts)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

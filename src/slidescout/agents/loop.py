@@ -287,7 +287,7 @@ class Agent:
             resp = await self.model.request(req)
         except ModelError as exc:
             retries = exc.retries
-            note = f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})" if retries else ""
+            note = f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})" if retries and "retried:" not in str(exc) else ""
             state.error(f"{exc}{note}", step=step, error_type="ModelError", fatal=True,
                         duration_s=time.monotonic() - t0)
             return None
@@ -459,17 +459,29 @@ class Agent:
         return trace
 
 
+_STATUS_TEXT = {
+    "max_steps": "the step budget ran out before the model answered (raise --max-steps)",
+    "budget_usd": "the dollar budget was spent", "budget_tokens": "the token budget was spent",
+    "budget_time": "the time limit was reached", "cancelled": "the run was interrupted",
+    "error": "the run failed",
+}
+
+
 def failure_reason(trace: Trace) -> str | None:
-    """Why a sample that did not answer ended: its fatal error, or the note of the limit it hit."""
-    for ev in reversed(trace.events):
-        if isinstance(ev, ErrorEvent) and (ev.fatal or trace.status == "error"):
-            return ev.message[:500]
-    if trace.status.startswith("budget") or trace.status == "cancelled":
-        note = next((ev.message for ev in reversed(trace.events) if isinstance(ev, NoteEvent)), None)
-        return (note or trace.status)[:500]
-    if trace.status == "max_steps":
-        return f"the step budget ran out ({trace.n_steps} model calls) with no answer"
-    return None
+    """Why a sample that did not answer ended, in one line (never a traceback): its fatal error (else
+    its last error), the note of the limit it hit, or what the status means."""
+    if trace.status in ("answered", "running"):
+        return None
+    errors = [ev for ev in reversed(trace.events) if isinstance(ev, ErrorEvent)]
+    chosen = next((e for e in errors if e.fatal), errors[0] if errors else None)
+    text = chosen.message if chosen is not None else None
+    if text is None and (trace.status.startswith("budget") or trace.status == "cancelled"):
+        text = next((ev.message for ev in reversed(trace.events)
+                     if isinstance(ev, NoteEvent) and not ev.message.startswith("Traceback")), None)
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not ln.startswith("Traceback")]
+    if lines and lines[0] != trace.status:
+        return lines[0][:500]
+    return _STATUS_TEXT.get(trace.status, trace.status)
 
 
 def _imageset_of(env: Environment) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -12,11 +13,15 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from slidescout.agents.config import AgentConfig
+from slidescout.agents.presets import get_preset
 from slidescout.cli.app import app, console, err_console, trace_app
+from slidescout.cli.model_opts import warn_price, warn_unused_tools
 from slidescout.cli.options import agent_options
+from slidescout.cli.paths import ensure_dir
 from slidescout.errors import ConfigError
 from slidescout.eval.ask import RunResult, question_sample, run
 from slidescout.slides.synth import demo_sample, load_truth
+from slidescout.traces.runlock import RunLock
 from slidescout.traces.show import render_trace, resolve_trace_paths
 
 
@@ -65,7 +70,13 @@ def ask(
     agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Ask a question about a slide; prints the answer, a rationale and where the trace went."""
-    res = run(slide, question, option or [], config=agent, out=out, budget_usd=budget_usd)
+    sample = question_sample(slide, question, option or [])  # a bad question fails before any work
+    warn_unused_tools(agent)
+    warn_price(agent, budget_usd)
+    if out is not None:
+        ensure_dir(out, "run directory")
+    with RunLock(out) if out is not None else contextlib.nullcontext():  # one writer per run directory
+        res = run(slide, question, option or [], config=agent, out=out, budget_usd=budget_usd, sample=sample)
     _print_result(res, as_json)
     _fail_unless_answered(res)
 
@@ -80,8 +91,9 @@ def demo(
 ) -> None:
     """Offline demo: generate a synthetic slide and question, run the expert planner, show answer and truth."""
     t0 = time.monotonic()
-    agent.resolve_model()  # a bad model id fails before the slide is generated
-    out.mkdir(parents=True, exist_ok=True)
+    agent.resolve_model()  # a bad model id or preset fails before the slide is generated
+    get_preset(agent.preset)
+    ensure_dir(out, "output folder")
     with console.status("generating a synthetic slide..."):
         slide_path, question, options, truth = demo_sample(out / "slides", seed=(agent.seed or 0) if slide_seed is None else slide_seed)
     if not as_json:

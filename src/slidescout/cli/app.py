@@ -21,5 +21,6 @@ app.add_typer(tools_app, name="tools")
 app.add_typer(experts_app, name="experts")
 app.add_typer(kb_app, name="kb")
 
-console = Console(soft_wrap=True)  # long lines (paths) are not broken: output stays greppable
-err_console = Console(stderr=True, soft_wrap=True)
+# emoji=False: a model id such as ``openai:x:`` prints as text, never as an emoji
+console = Console(soft_wrap=True, emoji=False)  # long lines (paths) are not broken: output stays greppable
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)

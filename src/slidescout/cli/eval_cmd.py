@@ -14,10 +14,20 @@ import typer
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.models.registry import parse_model_id
 from slidescout.cli.app import app, console, err_console
+from slidescout.cli.memory import memory_warning
+from slidescout.cli.model_opts import warn_price, warn_unused_tools
 from slidescout.cli.options import agent_options, with_options
+from slidescout.cli.paths import (
+    check_input_dir,
+    check_input_file,
+    check_output_file,
+    ensure_dir,
+    os_error_text,
+)
+from slidescout.cli.signals import interrupt_code, terminated
 from slidescout.cli.synth_cmd import parse_size
 from slidescout.core.sample import Sample
-from slidescout.errors import ConfigError, DatasetError
+from slidescout.errors import ConfigError, DatasetError, SlidescoutError
 from slidescout.eval import load_dataset, load_medframeqa, load_multipathqa, load_synth
 from slidescout.eval.ask import default_run_dir
 from slidescout.eval.compare import compare_data, load_runs, print_compare
@@ -53,6 +63,8 @@ _COMMON: list[tuple[str, Any, Any]] = [
     ("ray_workers", int | None, typer.Option(None, "--ray-workers", min=1, help="Ray worker actors (default: one per CPU).")),
     ("num_gpus", float | None, typer.Option(None, "--num-gpus", min=0.0, help="GPUs per Ray worker (default: the cluster's GPUs shared among workers).")),
     ("max_mpp", float, typer.Option(1.0, "--grounding-mpp", min=0.01, help="Grounding: a lesion counts as seen in a view at this µm/px or finer.")),
+
+    ("stop_after_failures", int, typer.Option(5, "--stop-after-failures", min=0, help="Stop when the model endpoint failed every call of this many samples in a row (0: never).")),
     ("plots", Path | None, typer.Option(None, "--plots", help="Also write plots into this folder.")),
     ("no_progress", bool, typer.Option(False, "--no-progress", help="No progress bars.")),
     ("as_json", bool, typer.Option(False, "--json", help="Print the run summary as JSON instead of tables.")),
@@ -74,11 +86,11 @@ def _run_dir(common: dict[str, Any], dataset: str) -> Path:
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise ConfigError(f"--resume {resume} and -o {out} name different folders; give one of them")
-        if not Path(resume).is_dir():
+        if not Path(resume).exists():
             raise ConfigError(f"--resume {resume}: no such run directory")
-        return Path(resume)
+        return check_input_dir(resume, "--resume run directory")
     if out is not None:
-        return Path(out)
+        return ensure_dir(out, "run directory (-o)")
     return default_run_dir(f"eval-{dataset}")
 
 
@@ -98,7 +110,15 @@ def _select(load: Any, common: dict[str, Any], what: str) -> list[Any]:
 def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], dataset: str,
              agent: AgentConfig) -> None:
     _check_model(agent)
+    warn_price(agent, common["budget_usd"])
+    warn_unused_tools(agent)
+    if common["executor"] == "asyncio":
+        warning = memory_warning(common["concurrency"], agent.model_id)
+        if warning:
+            err_console.print(warning, highlight=False, markup=False)
     run_dir = _run_dir(common, dataset)
+    if common["plots"]:
+        ensure_dir(common["plots"], "--plots folder")
     if not common["as_json"]:
         console.print(load.summary(), highlight=False)
         if common["limit"]:
@@ -113,17 +133,25 @@ def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], d
             budget_tokens=common["budget_tokens"], budget_seconds=common["budget_time"],
             resume=common["resume"] is not None, executor=common["executor"], ray_address=common["address"],
             ray_options=ray_options, progress=not common["no_progress"] and not common["as_json"],
-            retry_errors=common["retry_errors"], max_mpp=common["max_mpp"], dataset=info, console=console))
+            retry_errors=common["retry_errors"], max_mpp=common["max_mpp"], dataset=info, console=console,
+            stop_after_failures=common["stop_after_failures"]))
     except KeyboardInterrupt:
-        err_console.print(f"interrupted: finished samples are kept in {run_dir}; continue with "
+        err_console.print(f"{'terminated' if terminated() else 'interrupted'}: finished samples are kept in {run_dir}; continue with "
                           f"`slidescout eval {dataset} ... --resume {run_dir}`", highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(interrupt_code()) from None
+    except OSError as exc:  # a full disk, a folder gone: the finished samples are on disk
+        raise SlidescoutError(f"{os_error_text(exc)}; finished samples are kept in {run_dir}; fix that and "
+                              f"continue with --resume {run_dir}") from None
     if common["as_json"]:
         data = summary.model_dump(mode="json")
         sys.stdout.write(json.dumps(data) + "\n")
     else:
         print_report(run_dir, console)
-        if summary.stopped:
+        if summary.stopped == "endpoint_failed":
+            err_console.print(f"stopped: the model endpoint failed every call of the last {common['stop_after_failures']} "
+                              f"samples (last error: {summary.stop_detail}). Check the server and --base-url, then "
+                              f"continue with --resume {run_dir} --retry-errors.", highlight=False, markup=False)
+        elif summary.stopped:
             console.print(f"[yellow]stopped: {summary.stopped}[/]; {summary.n_unfinished} samples not finished. "
                           f"Continue with --resume {run_dir} (and a larger budget).", highlight=False)
         console.print(f"run directory: {run_dir} · view it: slidescout view {run_dir}", highlight=False)
@@ -131,6 +159,11 @@ def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], d
         for p in write_plots(run_dir, common["plots"]):
             if not common["as_json"]:
                 console.print(f"plot: {p}", highlight=False)
+    if summary.stopped == "endpoint_failed":
+        if common["as_json"]:
+            err_console.print(f"error: the model endpoint failed every call of the last "
+                              f"{common['stop_after_failures']} samples", highlight=False, markup=False)
+        raise typer.Exit(1)
 
 
 @eval_app.command("multipathqa")
@@ -143,6 +176,8 @@ def eval_multipathqa(
 ) -> None:
     """Run MultiPathQA (TCGA, GTEx, PANDA, SlideBench, ExpertVQA) on the slides found under --slides."""
     _check_model(agent)
+    check_input_file(csv_path or default_csv(), "--csv")
+    check_input_dir(slides, "--slides")
     load = load_multipathqa(csv_path or default_csv(), slides_dir=slides, tasks=common["tasks"])
     if load.n_missing and not common["as_json"]:
         console.print(f"{can_run_line(len(load.samples), len(load.samples) + load.n_missing, slides)}; "
@@ -160,6 +195,10 @@ def eval_medframeqa(
 ) -> None:
     """Run MedFrameQA (2-5 frames per question) with the image-set tools."""
     _check_model(agent)
+    if not Path(data).exists():
+        raise ConfigError(f"--data {data}: no such file or folder")
+    if cache_dir is not None:
+        ensure_dir(cache_dir, "--cache-dir")
     load = load_medframeqa(data, cache_dir=cache_dir)
     if common["tasks"]:
         wanted = {t.strip() for t in common["tasks"].split(",") if t.strip()}
@@ -178,9 +217,20 @@ def eval_file(
 ) -> None:
     """Run any supported question file; the dataset is recognised from the file."""
     _check_model(agent)
+    if not Path(path).exists():
+        raise ConfigError(f"question file {path}: no such file or folder")
+    if slides is not None:
+        check_input_dir(slides, "--slides")
+    if cache_dir is not None:
+        ensure_dir(cache_dir, "--cache-dir")
     load = load_dataset(path, slides_dir=slides, tasks=common["tasks"], cache_dir=cache_dir)
     if load.dataset == "multipathqa" and slides is None:
         raise ConfigError("a MultiPathQA CSV needs --slides (the folder holding the downloaded slides)")
+    if load.dataset != "multipathqa" and slides is not None:
+        raise ConfigError(f"--slides applies to MultiPathQA CSVs only; {path} is a {load.dataset} file, whose "
+                          "image paths are in the file itself: drop --slides")
+    if load.dataset != "medframeqa" and cache_dir is not None:
+        raise ConfigError(f"--cache-dir applies to MedFrameQA parquet files only; drop it for {path}")
     name = {"synthpath": "synth"}.get(load.dataset, load.dataset)
     _execute(load, _select(load, common, "images" if name == "medframeqa" else "slides"), common, name, agent)
 
@@ -205,7 +255,9 @@ def eval_synth(
     """Generate SynthPath slides (cached) and score the agent, including grounding on the lesions."""
     _check_model(agent)
     width, height = parse_size(size)
-    folder = data if data is not None else _synth_cache(n, (width, height), data_seed)
+    if common["out"] is not None or common["resume"] is not None:
+        _run_dir(common, "synth")  # a bad -o/--resume fails before slides are generated
+    folder = ensure_dir(data if data is not None else _synth_cache(n, (width, height), data_seed), "--data folder")
     csv_path = folder / "questions.csv"
     if data is None or not csv_path.exists():
         with console.status(f"generating {n} SynthPath slides ({width}x{height}) in {folder}..."):
@@ -224,6 +276,10 @@ def report_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Print a run's score tables again, and optionally write plots or an HTML report."""
+    if plots:
+        ensure_dir(plots, "--plots folder")
+    if out is not None:
+        check_output_file(out, "-o", suffixes=(".html", ".htm"))
     rep = load_run(run)
     if as_json:
         sys.stdout.write(json.dumps(report_data(rep), default=str) + "\n")
@@ -248,6 +304,10 @@ def compare_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Put runs side by side: score per task with intervals, and the paired difference from the first."""
+    if len(runs) < 2:
+        raise ConfigError("compare needs two or more run directories (use `slidescout report RUN` for one)")
+    if plots:
+        ensure_dir(plots, "--plots folder")
     if as_json:
         reports = load_runs(list(runs))
         sys.stdout.write(json.dumps(compare_data(reports), default=str) + "\n")

@@ -16,7 +16,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from slidescout.cli.app import console, experts_app
+from slidescout.core.types import Box
 from slidescout.errors import ConfigError
+from slidescout.slides import open_slide
+from slidescout.tools.experts import catalog
+from slidescout.tools.experts.cards import load_card
+from slidescout.tools.experts.loading import check_model, resolve_device
+from slidescout.tools.experts.runtime import run_patches
 
 
 @experts_app.command("add")
@@ -26,9 +32,6 @@ def experts_add(
     device: str = typer.Option("cpu", "--device", help="Device for the check load (cpu, cuda, auto)."),
 ) -> None:
     """Validate a model card, load its checkpoint once to check the output shape, and register it."""
-    from slidescout.tools.experts import catalog
-    from slidescout.tools.experts.cards import load_card
-    from slidescout.tools.experts.loading import check_model, resolve_device
 
     c = load_card(card)
     c.check_weights()
@@ -40,8 +43,6 @@ def experts_add(
 
 
 def _status(entry: dict) -> tuple[str, object]:
-    from slidescout.tools.experts.cards import load_card
-
     try:
         c = load_card(entry["card"])
     except ConfigError as exc:
@@ -56,8 +57,6 @@ def experts_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the registered experts and whether their card and weights are still in place."""
-    from slidescout.tools.experts import catalog
-
     entries = catalog.entries()
     rows = []
     for name in sorted(entries):
@@ -91,8 +90,6 @@ def experts_list(
 @experts_app.command("show")
 def experts_show(name: str = typer.Argument(..., help="Registered expert name.")) -> None:
     """Show a registered expert's model card (as validated)."""
-    from slidescout.tools.experts import catalog
-
     c = catalog.get(name)
     payload = {"card_file": str(c.file), "weights": str(c.weights), **c.card.model_dump()}
     console.print_json(json.dumps(payload))
@@ -101,8 +98,6 @@ def experts_show(name: str = typer.Argument(..., help="Registered expert name.")
 @experts_app.command("remove")
 def experts_remove(name: str = typer.Argument(..., help="Registered expert name.")) -> None:
     """Unregister an expert (its card and weights are left where they are)."""
-    from slidescout.tools.experts import catalog
-
     entry = catalog.remove(name)
     console.print(f"removed [bold cyan]{escape(name)}[/] (card {escape(entry['card'])} left in place)",
                   highlight=False)
@@ -126,10 +121,6 @@ def experts_run(
     """Run an expert over a region (or all the tissue) and report class fractions and timing."""
     from PIL import Image
 
-    from slidescout.core.types import Box
-    from slidescout.slides import open_slide
-    from slidescout.tools.experts import catalog
-    from slidescout.tools.experts.runtime import run_patches
 
     card = catalog.resolve(model)
     if label is not None and label not in card.card.labels:

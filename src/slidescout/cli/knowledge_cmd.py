@@ -10,6 +10,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from slidescout.cli.app import app, console, err_console, kb_app
+from slidescout.errors import ConfigError
+from slidescout.tools.knowledge import (
+    KnowledgeBase,  # lazy: keep CLI start-up fast
+    lookup,
+)
 
 if TYPE_CHECKING:
     from slidescout.tools.knowledge import AddReport, KnowledgeBase
@@ -22,9 +27,14 @@ _EMBEDDER_HELP = (
 )
 
 
-def _open(index: Path | None, embedder: str | None) -> KnowledgeBase:
-    from slidescout.tools.knowledge import KnowledgeBase  # lazy: keep CLI start-up fast
+def _existing(index: Path | None) -> None:
+    """Commands that only read an index never create one (nor its folders)."""
+    if index is not None and not index.is_file():
+        raise ConfigError(f"--index {index}: no such index file; build one with "
+                          f"`slidescout kb add FOLDER --index {index}`")
 
+
+def _open(index: Path | None, embedder: str | None) -> KnowledgeBase:
     return KnowledgeBase.open(index, embedder=embedder)
 
 
@@ -76,6 +86,7 @@ def kb_list(
     """List indexed sources with their chunk counts."""
     from rich.table import Table
 
+    _existing(index)
     kb = _open(index, "")
     sources = kb.sources()
     if as_json:
@@ -108,6 +119,7 @@ def kb_remove(
     index: Path | None = typer.Option(None, "--index", help=_INDEX_HELP),
 ) -> None:
     """Remove a folder (or file) added with `kb add`."""
+    _existing(index)
     removed = _open(index, "").remove(directory)
     console.print(f"removed {removed} file(s)", highlight=False)
 
@@ -118,6 +130,7 @@ def kb_refresh(
     embedder: str | None = typer.Option(None, "--embedder", help=_EMBEDDER_HELP),
 ) -> None:
     """Re-scan every folder added so far (and the starter corpus)."""
+    _existing(index)
     reports = _open(index, embedder).refresh()
     if not reports:
         console.print(
@@ -138,8 +151,7 @@ def lookup_cmd(
     embedder: str | None = typer.Option(None, "--embedder", help=_EMBEDDER_HELP),
 ) -> None:
     """Consult the knowledge base the way the agent's lookup tool does."""
-    from slidescout.tools.knowledge import lookup
-
+    _existing(index)
     kb = _open(index, embedder) if (index is not None or embedder is not None) else None
     result = lookup(query, k=k, kb=kb)
     if as_json:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from enum import Enum
 from pathlib import Path
 
@@ -49,7 +50,17 @@ def mcp_serve(
         raise ConfigError(f"--max-side must be 64 to 4096 pixels, got {max_side}")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {port}")
-    from slidescout.tools.mcp_server.transports import check_host
+    if not re.fullmatch(r"auto|best|cpu|mps|(cuda|xpu)(:\d+)?", device.strip().lower()):
+        raise ConfigError(f"unknown --device {device!r}; use auto, cpu, cuda or cuda:N")
+
+    # the MCP SDK takes seconds to import: the server loads only when this command runs
+    from slidescout.tools.mcp_server.server import ServerOptions, SlidescoutMCP
+    from slidescout.tools.mcp_server.transports import (
+        HTTP_PATH,
+        check_host,
+        http_server,
+        serve_stdio,
+    )
 
     if transport is Transport.http:
         check_host(host, allow_remote)  # before anything is loaded
@@ -58,8 +69,6 @@ def mcp_serve(
 
     import anyio
 
-    from slidescout.tools.mcp_server.server import ServerOptions, SlidescoutMCP
-    from slidescout.tools.mcp_server.transports import HTTP_PATH, http_server, serve_stdio
 
     mcp_app = SlidescoutMCP(slide_dir, tools=tools, options=ServerOptions(
         max_side=max_side, guides=guides, jpeg_quality=jpeg_quality, device=device))

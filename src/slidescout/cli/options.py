@@ -37,6 +37,11 @@ AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
     "max_errors": (("--max-errors",), int | None),
     "sample_seconds": (("--sample-timeout",), float | None),
     "device": (("--device",), str | None),
+    "timeout": (("--timeout",), float | None),
+    "retries": (("--retries",), int | None),
+    "price_in": (("--price-in",), float | None),
+    "price_out": (("--price-out",), float | None),
+    "pricing": (("--pricing",), str | None),
 }
 
 

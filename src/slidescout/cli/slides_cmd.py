@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from slidescout.cli.app import app, console
+from slidescout.cli.paths import check_output_file
 from slidescout.errors import SlideError
 from slidescout.slides import Slide
 
@@ -28,8 +29,8 @@ def _save(view: View, out: Path, quality: int) -> None:
     fmt = _IMAGE_SUFFIXES.get(out.suffix.lower())
     if fmt is None:
         raise SlideError(f"cannot tell the image format from {out.name!r}; use .jpg, .png, .webp or .tif")
+    check_output_file(out, "-o")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "JPEG":
             out.write_bytes(view.encode("JPEG", quality=quality))
         else:
@@ -82,7 +83,7 @@ def render_cmd(
     mpp: float | None = typer.Option(None, "--mpp", help="Render at this output resolution (µm/px) instead."),
     guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Output image (.jpg/.png); default SLIDEID_x_y_w_h.jpg."),
-    quality: int = typer.Option(90, "--quality", help="JPEG quality."),
+    quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality (1-100)."),
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
 ) -> None:
     """Render a level-0 box of a slide to an image file."""
@@ -105,7 +106,7 @@ def thumbnail_cmd(
     max_side: int = typer.Option(1024, "--max-side", help="Longest output side in px."),
     guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Output image; default SLIDEID_thumb.jpg."),
-    quality: int = typer.Option(90, "--quality", help="JPEG quality."),
+    quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality (1-100)."),
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
 ) -> None:
     """Write the slide overview (never the label or macro image)."""

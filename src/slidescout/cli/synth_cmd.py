@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from slidescout.cli.app import app, console
+from slidescout.cli.paths import ensure_dir
 from slidescout.errors import ConfigError
 from slidescout.slides.synth import generate_dataset
 from slidescout.slides.synth.generator import check_params
@@ -56,6 +57,7 @@ def synth(
 ) -> None:
     """Generate synthetic H&E slides with lesions visible only at high magnification, and questions."""
     width, height = parse_size(size)
+    ensure_dir(out_dir, "output folder")
     diameters = _parse_range(lesion_size)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

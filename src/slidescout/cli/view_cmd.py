@@ -7,7 +7,11 @@ from pathlib import Path
 import typer
 
 from slidescout.cli.app import app, console, err_console
+from slidescout.cli.paths import check_output_file
 from slidescout.errors import ConfigError
+from slidescout.traces.viewer import assets
+from slidescout.traces.viewer.report import write_report
+from slidescout.traces.viewer.server import serve
 
 
 @app.command("view")
@@ -21,8 +25,6 @@ def view(
     setup: bool = typer.Option(False, "--setup", help="Only install the viewer's npm packages, then exit."),
 ) -> None:
     """Serve a local web viewer: the samples of a run, and each trace over its slide in deep zoom."""
-    from slidescout.traces.viewer import assets
-
     if setup:
         where = assets.install()
         console.print(f"OpenSeadragon installed: {where}", highlight=False, soft_wrap=True)
@@ -33,7 +35,6 @@ def view(
         raise ConfigError(f"{path}: no such run directory or trace file")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {port}")
-    from slidescout.traces.viewer.server import serve
 
     osd = assets.ensure_openseadragon(allow_install=install,
                                       log=lambda line: err_console.print(line, highlight=False, soft_wrap=True))
@@ -48,10 +49,11 @@ def report_html(
     limit: int | None = typer.Option(None, "--limit", help="At most this many samples (in run order)."),
 ) -> None:
     """Write one self-contained HTML file (images embedded) that opens offline in any browser."""
-    from slidescout.traces.viewer.report import write_report
-
     if not path.exists():
         raise ConfigError(f"{path}: no such run directory or trace file")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: give 1 or more samples")
+    check_output_file(out, "-o", suffixes=(".html", ".htm"))
     written = write_report(path, out, limit=limit)
     size = written.stat().st_size / 1e6
     console.print(f"wrote {written} ({size:.1f} MB)", highlight=False)

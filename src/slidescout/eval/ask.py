@@ -51,9 +51,14 @@ def question_sample(slide: str | Path, question: str, options: list[str] | None 
     ``answer``, when known, is an option's text (or its 1-based number)."""
     options = [str(o) for o in (options or [])]
     if not question.strip():
-        raise ConfigError("the question is empty")
+        raise ConfigError("the question is empty; give the question to answer")
     if len(options) == 1:
-        raise ConfigError("give at least two options, or none for a free-text answer")
+        raise ConfigError(f"one option ({options[0]!r}) leaves nothing to choose; give two or more (--option), "
+                          "or none for a free-text answer")
+    if any(not o.strip() for o in options):
+        raise ConfigError("an option is empty")
+    if len({o.strip().lower() for o in options}) != len(options):
+        raise ConfigError("the options repeat; give each answer once")
     truth: int | None = None
     if answer is not None and options:
         truth = int(answer) if answer.isdigit() else (options.index(answer) + 1 if answer in options else None)

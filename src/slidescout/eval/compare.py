@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from slidescout.errors import SlidescoutError
 from slidescout.eval.metrics import score_run
 from slidescout.eval.report import RunReport, fmt_ci, fmt_cost, fmt_pct, load_run, write_plots
@@ -44,7 +46,7 @@ def compare_table(reports: list[RunReport]) -> Any:
     t = Table(title="Runs side by side (score %, task metric)", title_justify="left")
     t.add_column("task")
     for i, rep in enumerate(reports):
-        t.add_column(f"{rep.label}", justify="right")
+        t.add_column(escape(rep.label), justify="right")
         if i:
             t.add_column(f"Δ vs {reports[0].name}", justify="right")
     tasks = list(dict.fromkeys(task for r in reports for task in r.scores))

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from slidescout.errors import SlidescoutError
 from slidescout.eval.metrics import ResultRecord, TaskScore, score_run
 from slidescout.eval.sample_run import is_finished
@@ -62,6 +64,17 @@ class RunReport:
         return [r for r in self.records if not is_finished(r)]
 
 
+def _no_records_reason(path: Path) -> str:
+    """Why a run has no records: no file, an empty file, or lines that are not records."""
+    if not path.exists():
+        return f"{path.parent} has no results yet (no results.jsonl)"
+    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    if not lines:
+        return f"{path.parent} has no results yet (results.jsonl is empty)"
+    return (f"{path} is malformed: none of its {len(lines)} lines is a JSON record "
+            f"(line 1 starts {lines[0][:60]!r})")
+
+
 def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
     p = Path(path)
     if p.is_file() and p.name == "results.jsonl":
@@ -69,7 +82,7 @@ def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
     run = RunDir.open(p)
     records = run.results()
     if not records:
-        raise SlidescoutError(f"{p} has no results yet (results.jsonl is missing or empty)")
+        raise SlidescoutError(_no_records_reason(p / "results.jsonl"))
     finished = [r for r in records if is_finished(r)]
     scores = score_run(finished, n_bootstrap=n_bootstrap) if finished else {}
     summary: dict[str, Any] = {}
@@ -283,7 +296,8 @@ def print_report(path: str | Path | RunReport, console: Any = None, *, n_bootstr
     rep = path if isinstance(path, RunReport) else load_run(path, n_bootstrap=n_bootstrap)
     console = console or Console()
     a = rep.agent
-    console.print(f"[bold]{rep.path}[/]: model {a.get('model', '?')} · preset {a.get('preset', '?')} · "
+    console.print(f"[bold]{escape(str(rep.path))}[/]: model {escape(str(a.get('model', '?')))} · "
+                  f"preset {escape(str(a.get('preset', '?')))} · "
                   f"{len(rep.finished)} finished records", highlight=False)
     if rep.scores:
         console.print(score_table(rep.scores, rep.finished))

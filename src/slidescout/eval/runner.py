@@ -36,6 +36,7 @@ from slidescout.eval.metrics import TaskScore, score_run
 from slidescout.eval.sample_run import is_finished, record_key
 from slidescout.eval.samples import Sample
 from slidescout.traces.rundir import RunDir
+from slidescout.traces.runlock import RunLock
 
 __all__ = ["RunSummary", "finished_records", "load_run_records", "run_eval", "run_eval_sync"]
 
@@ -53,7 +54,8 @@ class RunSummary(BaseModel):
     n_run: int = 0  # records written by this invocation
     n_finished: int = 0  # finished pairs in the run directory (all invocations)
     n_unfinished: int = 0  # pairs not finished: budget stop, cancelled, or never started
-    stopped: str | None = None  # budget_usd | budget_tokens | budget_time | interrupted
+    stopped: str | None = None  # budget_usd | budget_tokens | budget_time | endpoint_failed | interrupted
+    stop_detail: str | None = None  # endpoint_failed: the last error
     statuses: dict[str, int] = Field(default_factory=dict)  # of this invocation's records
     cost_usd: float = 0.0  # this invocation, known costs
     n_cost_unknown: int = 0
@@ -155,7 +157,7 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
                    executor: str = "asyncio", ray_address: str | None = None, ray_options: dict[str, Any] | None = None,
                    progress: bool = True, retry_errors: bool = False, max_mpp: float = DEFAULT_MAX_MPP,
                    dataset: dict[str, Any] | None = None, console: Any = None,
-                   n_bootstrap: int = 1000) -> RunSummary:
+                   n_bootstrap: int = 1000, stop_after_failures: int = 5) -> RunSummary:
     """Run ``samples`` × ``repeats`` with an agent and write a scored run directory.
 
     Args:
@@ -175,6 +177,8 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
         retry_errors: on resume, also run again the pairs that ended with status ``error``.
         max_mpp: resolution a view needs for grounding to count a lesion as seen.
         dataset: what was loaded (name, source, counts), stored in the manifest.
+        stop_after_failures: stop starting samples once this many samples in a row ended with
+            every call to the model endpoint failed (a dead server, a wrong URL); 0: never.
     """
     if repeats < 1:
         raise ConfigError("repeats must be at least 1")
@@ -198,58 +202,101 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
         "budget": {"usd": budget_usd, "tokens": budget_tokens, "seconds": budget_seconds},
         "n_samples": len(samples), "dataset": dataset or {}}}
     out = Path(out)
-    if resume:
-        _check_resumable(out, config)
-    run = RunDir.create(out, config, prompt_hashes, resume=resume)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run directory {out}: {exc.strerror}") from None
+    with RunLock(out):  # one writer per run directory
+        if resume:
+            _check_resumable(out, config)
+        run = RunDir.create(out, config, prompt_hashes, resume=resume)
 
-    done_keys = {record_key(r) for r in finished_records(run.results(), retry_errors=retry_errors)}
-    wanted = {(s.sample_id, r) for r in range(repeats) for s in samples}
-    items = [WorkItem(s, r) for r in range(repeats) for s in samples if (s.sample_id, r) not in done_keys]
-    n_skipped = len(wanted & done_keys)
+        done_keys = {record_key(r) for r in finished_records(run.results(), retry_errors=retry_errors)}
+        wanted = {(s.sample_id, r) for r in range(repeats) for s in samples}
+        items = [WorkItem(s, r) for r in range(repeats) for s in samples if (s.sample_id, r) not in done_keys]
+        n_skipped = len(wanted & done_keys)
 
-    summary = RunSummary(run_dir=str(run.path), n_samples=len(samples), repeats=repeats, n_total=len(wanted),
-                         n_skipped=n_skipped)
-    statuses: Counter[str] = Counter()
-    stop_reason: list[str] = []
+        summary = RunSummary(run_dir=str(run.path), n_samples=len(samples), repeats=repeats, n_total=len(wanted),
+                             n_skipped=n_skipped)
+        statuses: Counter[str] = Counter()
+        stop_reason: list[str] = []
+        failing = _FailureStreak(stop_after_failures)
 
-    def should_stop() -> bool:
-        hit = budget.exceeded()
-        if hit and not stop_reason:
-            stop_reason.append(hit)
-        return hit is not None
+        def should_stop() -> bool:
+            if writer.failed is not None:  # results cannot be written (a full disk): start nothing more
+                return True
+            if failing.tripped():
+                if not stop_reason:
+                    stop_reason.append("endpoint_failed")
+                    summary.stop_detail = failing.last_error
+                return True
+            hit = budget.exceeded()
+            if hit and not stop_reason:
+                stop_reason.append(hit)
+            return hit is not None
 
-    ex = make_executor(executor, agent, agent_factory=agent_factory, concurrency=concurrency,
-                       max_connections=max_connections, max_mpp=max_mpp, address=ray_address,
-                       **(ray_options or {}))
-    writer = _Appender(run)
-    with _Progress(progress, len(wanted), n_skipped, console) as bar:
-        def on_record(rec: dict[str, Any]) -> None:
-            writer.append(rec)  # in order, each flushed and synced before the next one is written
-            if executor != "asyncio":  # workers charged their own budgets; the driver's is the run's
-                budget.charge(Usage(input_tokens=int(rec.get("input_tokens") or 0),
-                                    output_tokens=int(rec.get("output_tokens") or 0), cost_usd=rec.get("cost_usd")))
-            statuses[str(rec.get("status"))] += 1
-            summary.n_run += 1
-            if rec.get("cost_usd") is None:
-                summary.n_cost_unknown += 1
-            else:
-                summary.cost_usd += float(rec["cost_usd"])
-            summary.tokens += int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
-            bar.record(rec)
+        ex = make_executor(executor, agent, agent_factory=agent_factory, concurrency=concurrency,
+                           max_connections=max_connections, max_mpp=max_mpp, address=ray_address,
+                           **(ray_options or {}))
+        writer = _Appender(run)
+        with _Progress(progress, len(wanted), n_skipped, console) as bar:
+            def on_record(rec: dict[str, Any]) -> None:
+                writer.append(rec)  # in order, each flushed and synced before the next one is written
+                if executor != "asyncio":  # workers charged their own budgets; the driver's is the run's
+                    budget.charge(Usage(input_tokens=int(rec.get("input_tokens") or 0),
+                                        output_tokens=int(rec.get("output_tokens") or 0), cost_usd=rec.get("cost_usd")))
+                statuses[str(rec.get("status"))] += 1
+                failing.record(rec)
+                summary.n_run += 1
+                if rec.get("cost_usd") is None:
+                    summary.n_cost_unknown += 1
+                else:
+                    summary.cost_usd += float(rec["cost_usd"])
+                summary.tokens += int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
+                bar.record(rec)
 
-        try:
-            await ex.run(items, run, budget, on_record, should_stop, on_start=lambda item: bar.started())
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            summary.stopped = "interrupted"
-            raise
-        finally:
-            writer.close()  # waits for the records still being written
-            summary.statuses = dict(statuses)
-            summary.wall_s = round(time.monotonic() - t_start, 3)
-            if summary.stopped is None and stop_reason:
-                summary.stopped = stop_reason[0]
-            _finish_summary(summary, run, wanted, n_bootstrap)
-    return summary
+            try:
+                await ex.run(items, run, budget, on_record, should_stop, on_start=lambda item: bar.started())
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                summary.stopped = "interrupted"
+                raise
+            finally:
+                writer.close()  # waits for the records still being written
+                summary.statuses = dict(statuses)
+                summary.wall_s = round(time.monotonic() - t_start, 3)
+                if summary.stopped is None and stop_reason:
+                    summary.stopped = stop_reason[0]
+                _finish_summary(summary, run, wanted, n_bootstrap)
+        return summary
+
+
+class _FailureStreak:
+    """Counts samples in a row whose every model call failed (status ``error``, no tokens used,
+    the error raised by the model adapter): a dead endpoint, not a hard question."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = int(limit)
+        self.count = 0
+        self.last_error: str | None = None
+
+    @staticmethod
+    def endpoint_failed(rec: dict[str, Any]) -> bool:
+        error = str(rec.get("error") or "")
+        model = str(rec.get("model") or "")
+        used = int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
+        return rec.get("status") == "error" and used == 0 and bool(model) and error.startswith(f"{model}:")
+
+    def record(self, rec: dict[str, Any]) -> None:
+        if rec.get("status") == "cancelled":
+            return
+        if self.endpoint_failed(rec):
+            self.count += 1
+            self.last_error = str(rec.get("error") or "")[:300]
+        else:
+            self.count = 0
+
+    def tripped(self) -> bool:
+        return self.limit > 0 and self.count >= self.limit
 
 
 class _Appender:
@@ -262,15 +309,25 @@ class _Appender:
         self.run = run
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-writer")
         self.futures: list[Any] = []
+        self.failed: BaseException | None = None
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        if self.failed is not None:  # never append after a failed (possibly torn) write
+            raise self.failed
+        try:
+            self.run.append_result(rec)
+        except BaseException as exc:
+            self.failed = exc
+            raise
 
     def append(self, rec: dict[str, Any]) -> None:
         self.futures = [f for f in self.futures if not f.done() or f.exception() is not None]
-        self.futures.append(self.pool.submit(self.run.append_result, rec))
+        self.futures.append(self.pool.submit(self._write, rec))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-        for f in self.futures:
-            f.result()  # a failed write (disk full...) is an error of the run
+        if self.failed is not None:  # a failed write (disk full...) is an error of the run
+            raise self.failed
 
 
 def _finish_summary(summary: RunSummary, run: RunDir, wanted: set[tuple[str, int]], n_bootstrap: int) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from slidescout.core.trace import Trace, load_trace
 from slidescout.errors import SlidescoutError
+from slidescout.traces.safeio import atomic_write, repair_jsonl_tail
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -55,9 +56,7 @@ class BlobStore:
         sha = hashlib.sha256(data).hexdigest()
         path = self.root / f"{sha}.{self.ext_for(media_type)}"
         if not path.exists():
-            tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            atomic_write(path, data)
         return sha
 
     def path(self, sha: str) -> Path | None:
@@ -125,6 +124,7 @@ class RunDir:
             raise SlidescoutError(
                 f"{path} already holds a run; pass --resume to continue it or choose another --out")
         run = cls(path)
+        repair_jsonl_tail(path / "results.jsonl")  # a torn last line must not swallow the next record
         manifest: dict[str, Any] = {}
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text())
@@ -151,20 +151,14 @@ class RunDir:
     # -- writing -------------------------------------------------------------
     @staticmethod
     def _write_json_atomic(path: Path, obj: Any) -> None:
-        tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(obj, indent=1, default=str))
 
     def trace_path(self, sample_id: str, repeat: int = 0) -> Path:
         return self.traces_dir / trace_file(sample_id, repeat)
 
     def write_trace(self, trace: Trace, repeat: int = 0) -> Path:
         """Write (or overwrite) a sample's trace atomically."""
-        path = self.trace_path(trace.sample_id, repeat)
-        tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(trace.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write(self.trace_path(trace.sample_id, repeat), trace.to_json())
 
     def recorder(self, repeat: int = 0, *, live_interval: float = 0.0) -> TraceRecorder:
         """The :class:`~slidescout.core.recorder.Recorder` of one (sample, repeat) of this run."""

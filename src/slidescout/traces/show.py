@@ -44,7 +44,7 @@ def _fmt_box(box) -> str:
 def render_trace(path: Path, console: Console, *, full: bool = False) -> None:
     tr = load_trace(path)
     cost = tr.usage.cost_usd
-    console.rule(f"[bold]{tr.sample_id}[/] · {tr.model} · {tr.preset} · status [bold]{tr.status}[/]")
+    console.rule(f"[bold]{escape(tr.sample_id)}[/] · {escape(tr.model)} · {escape(tr.preset)} · status [bold]{tr.status}[/]")
     console.print(f"[bold]Q:[/] {_short(tr.question, 600, full)}", highlight=False)
     if tr.slide.width:
         mpp = f", {tr.slide.mpp:.3f} µm/px ({tr.slide.mpp_source})" if tr.slide.mpp else ""
@@ -64,18 +64,19 @@ def render_trace(path: Path, console: Console, *, full: bool = False) -> None:
             if ev.rethink:
                 rt = ev.rethink
                 conf = f" ({rt.confidence:.0%})" if rt.confidence is not None else ""
-                console.print(f"  [cyan]hypothesis:[/] {rt.hypothesis}{conf}; differential: "
-                              f"{', '.join(rt.differential) or '-'}; needs: {rt.needed_evidence or '-'}", highlight=False)
+                console.print(f"  [cyan]hypothesis:[/] {escape(str(rt.hypothesis))}{conf}; differential: "
+                              f"{escape(', '.join(rt.differential) or '-')}; needs: {escape(str(rt.needed_evidence or '-'))}",
+                              highlight=False)
             for call in ev.output.tool_calls:
                 args = ", ".join(f"{k}={v}" for k, v in call.arguments.items())
-                console.print(f"  [yellow]→ {call.name}({args})[/]", highlight=False)
+                console.print(f"  [yellow]→ {escape(f'{call.name}({args})')}[/]", highlight=False)
             if ev.retries:
                 console.print(f"  [red]{len(ev.retries)} retries:[/] {', '.join(r.reason for r in ev.retries)}")
         elif isinstance(ev, ToolEvent):
             if ev.error:
-                console.print(f"  [red]✗ {ev.call.name}: {_short(ev.error, 300, full)}[/]", highlight=False)
+                console.print(f"  [red]✗ {escape(ev.call.name)}: {_short(ev.error, 300, full)}[/]", highlight=False)
             else:
-                console.print(f"  [green]✓ {ev.call.name}[/] [dim]({ev.duration_s:.2f} s)[/] {_short(ev.text, 240, full)}",
+                console.print(f"  [green]✓ {escape(ev.call.name)}[/] [dim]({ev.duration_s:.2f} s)[/] {_short(ev.text, 240, full)}",
                               highlight=False)
             for i in ev.images:
                 mpp = f" at {i.mpp:.2f} µm/px" if i.mpp else ""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from slidescout.agents.models import json_actions
-from slidescout.agents.models.pricing import estimate_cost
+from slidescout.agents.models.pricing import Price, estimate_cost
 from slidescout.agents.models.providers import Provider
 from slidescout.agents.models.retry import RetryPolicy, call_with_retries
 from slidescout.core.messages import (
@@ -216,8 +216,10 @@ class ModelAdapter:
 
     def __init__(self, provider: Provider, model: str, *, retry: RetryPolicy | None = None,
                  tools: bool | None = None, images: bool = True, max_output_tokens: int | None = None,
-                 temperature: float | None = None, extra_body: dict[str, Any] | None = None) -> None:
+                 temperature: float | None = None, extra_body: dict[str, Any] | None = None,
+                 price: Price | None = None) -> None:
         self.provider = provider
+        self.price = price  # a price the user gave (USD per 1M tokens): wins over the tables
         self.model = model
         self.name = f"{provider.name}:{model}"
         self.retry = retry or RetryPolicy()
@@ -254,6 +256,9 @@ class ModelAdapter:
         return req
 
     def cost(self, counts: TokenCounts) -> float | None:
+        if self.price is not None:
+            return self.price.cost(input_tokens=counts.input, output_tokens=counts.output,
+                                   cached_input_tokens=counts.cached, cache_write_tokens=counts.cache_write)
         return estimate_cost(self.provider.name, self.model, input_tokens=counts.input,
                              output_tokens=counts.output, cached_input_tokens=counts.cached,
                              cache_write_tokens=counts.cache_write,
@@ -265,8 +270,13 @@ class ModelAdapter:
         if self.extra_body:
             body = {**body, **self.extra_body}
         request_bytes = json_size(body)
-        raw, retries = await call_with_retries(lambda: self.send(body), self.retry, label=self.name,
+        raw, retries = await call_with_retries(lambda: self._send_checked(body), self.retry, label=self.name,
                                                redact=self.provider.redact, key_env=self.provider.key_env)
+        if isinstance(raw, (str, bytes)):
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            what = "an HTML page" if "<html" in text[:2000].lower() or "<!doctype" in text[:200].lower() else "text"
+            raise ModelError(f"{self.name}: the server at {self.base_url} answered with {what}, not an API reply; "
+                             "check that --base-url is the API root (e.g. http://localhost:8000/v1)", retryable=False)
         try:
             parsed = self.parse_response(to_plain(raw))
         except ModelError:
@@ -284,6 +294,15 @@ class ModelAdapter:
         return ModelResponse(message=message, usage=usage, model=self.name, api=self.api,
                              latency_s=round(time.monotonic() - t0, 4), request_bytes=request_bytes,
                              retries=retries, stop_reason=parsed.stop_reason)
+
+    async def _send_checked(self, body: dict[str, Any]) -> Any:
+        """``send``, with a reply that is not valid JSON (cut off by a proxy or a crash) as a
+        retryable ``ModelError`` instead of a bare decoding error."""
+        try:
+            return await self.send(body)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{self.name}: the server at {self.base_url} sent a reply that is not valid JSON "
+                             f"({exc.msg}, at char {exc.pos}: cut off?)", retryable=True) from None
 
     async def aclose(self) -> None:
         await self.provider.aclose()

@@ -49,6 +49,8 @@ class ExpertModel:
 
     name = "expert"
     api = "expert"
+    # the tools this planner can call; any other tool it is offered is never used
+    uses_tools: frozenset[str] = frozenset({"slide_zoom", "view_region", "nuclei_morphometry", "lookup"})
     supports_tools = True
     supports_images = True
 

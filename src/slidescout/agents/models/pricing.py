@@ -21,6 +21,7 @@ OpenAI model while its price does not.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -188,6 +189,40 @@ def price_table() -> PriceTable:
         _cache.clear()
         _cache[key] = table
     return table
+
+
+@functools.lru_cache(maxsize=1)
+def ceiling_price() -> Price:
+    """The highest built-in input and output prices: what a call of unknown price is charged
+    against a dollar budget, so an unknown price never means unbounded spending."""
+    table = load_price_table(use_env=False)
+    prices = [p for section in table.builtin.values() for p in section.values()]
+    return Price(input=max(p.input for p in prices), output=max(p.output for p in prices), source="ceiling")
+
+
+def user_price(provider: str, model: str, *, price_in: float | None = None, price_out: float | None = None,
+               pricing_file: str | Path | None = None, custom_endpoint: bool = False) -> Price | None:
+    """The price a user gave: ``price_in``/``price_out`` (USD per 1M tokens, both needed), or the
+    entry for ``provider:model`` in ``pricing_file`` (an error when it has none)."""
+    if (price_in is None) != (price_out is None):
+        raise ConfigError("give both --price-in and --price-out (USD per 1M input and output tokens)")
+    if price_in is not None and price_out is not None:
+        if price_in < 0 or price_out < 0:
+            raise ConfigError("--price-in and --price-out must be 0 or more (USD per 1M tokens)")
+        if pricing_file is not None:
+            raise ConfigError("give either --price-in/--price-out or --pricing, not both")
+        return Price(input=float(price_in), output=float(price_out), source="command line")
+    if pricing_file is None:
+        return None
+    path = Path(pricing_file).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"--pricing {path}: no such file")
+    table = load_price_table(path)
+    price = table._find(table.user.get(provider.lower(), {}), model)
+    if price is None:
+        raise ConfigError(f"--pricing {path} has no price for {provider}:{model}; add a table "
+                          f"[{provider}.\"{model}\"] with input and output in USD per 1M tokens")
+    return price
 
 
 def estimate_cost(provider: str, model: str, *, input_tokens: int, output_tokens: int,

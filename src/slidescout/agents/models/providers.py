@@ -26,6 +26,18 @@ def _host(url: str | None) -> str:
     return (urlparse(url).hostname or "").lower() if url else ""
 
 
+def check_base_url(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host; else a ConfigError saying what is expected."""
+    parsed = urlparse(url.strip())
+    try:
+        port_ok = parsed.port is None or 0 < parsed.port < 65536
+    except ValueError:
+        port_ok = False
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or not port_ok:
+        raise ConfigError(f"base URL {url!r} is not an http(s) URL; expected e.g. http://localhost:8000/v1")
+    return url
+
+
 class Provider:
     """Base of the providers. ``custom_endpoint`` is True for any base URL that is not the
     provider's own (a local server, a proxy): such models are priced only from the user's file."""
@@ -35,6 +47,8 @@ class Provider:
     default_url: str = ""
 
     def __init__(self, *, base_url: str | None, api_key: str, timeout_s: float) -> None:
+        if base_url:
+            check_base_url(base_url)
         self.base_url = (base_url or self.default_url).rstrip("/")
         self.timeout_s = float(timeout_s)
         self.__key = api_key
@@ -96,6 +110,8 @@ class OpenAIProvider(Provider):
     @classmethod
     def from_env(cls, base_url: str | None = None, *, timeout_s: float = 120.0) -> OpenAIProvider:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        if base_url:
+            check_base_url(base_url)
         custom = _host(base_url) not in ("", _host(OPENAI_URL))
         key = _key_from_env(cls.key_env, custom=custom,
                             hint="to use OpenAI, or pass --base-url for a local OpenAI-compatible server")
@@ -117,6 +133,8 @@ class AnthropicProvider(Provider):
     @classmethod
     def from_env(cls, base_url: str | None = None, *, timeout_s: float = 120.0) -> AnthropicProvider:
         base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        if base_url:
+            check_base_url(base_url)
         custom = _host(base_url) not in ("", _host(ANTHROPIC_URL))
         key = _key_from_env(cls.key_env, custom=custom, hint="to use Anthropic models")
         return cls(base_url=base_url, api_key=key, timeout_s=timeout_s)

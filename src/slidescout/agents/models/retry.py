@@ -208,12 +208,16 @@ def _final_error(exc: BaseException, retries: list[RetryInfo], *, label: str,
                  redact: Callable[[str], str], key_env: str) -> ModelError:
     decision = should_retry(exc)
     detail = redact(decision.message)[:600]
+    if detail.startswith(f"{label}: "):  # a ModelError of the adapter already names the model
+        detail = detail[len(label) + 2:]
     attempts = len(retries) + 1
     what = f"HTTP {decision.status}" if decision.status else decision.reason
+    if decision.reason == "model error" and not decision.status:
+        what = ""
     if decision.retry:
         summary = ", ".join(r.reason for r in retries)
         msg = (f"{label}: gave up after {attempts} attempt{'s' if attempts > 1 else ''}"
-               f"{f' (retried: {summary})' if summary else ''}; last error {what}"
+               f"{f' (retried: {summary})' if summary else ''}; last error{f' {what}' if what else ''}"
                f"{f': {detail}' if detail else ''}. Try again later or raise the retry limits.")
     else:
         hint = _HINTS.get(decision.status or 0, "the request was refused").format(env=key_env)

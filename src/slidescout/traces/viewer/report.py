@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from slidescout.errors import SlidescoutError
+from slidescout.traces.safeio import atomic_write
 from slidescout.traces.viewer.runindex import RunIndex
 from slidescout.traces.viewer.sampleview import build_sample
 
@@ -379,7 +380,4 @@ def write_report(path_in: Path | str, out_html: Path | str, *, limit: int | None
     out = Path(out_html)
     text = render_report(path_in, limit=limit)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic_write(out, text)  # no .tmp left behind when the write fails

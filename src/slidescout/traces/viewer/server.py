@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import threading
@@ -32,8 +33,13 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                          "choose another --port, or omit it for a free one") from None
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(f"cannot listen on {host}: not an address of this machine; give --host 127.0.0.1 "
+                              "(this machine only) or one of its own addresses") from None
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"cannot listen on {host}:{port}: the port is in use; choose another --port, "
+                              "or omit it for a free one") from None
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
