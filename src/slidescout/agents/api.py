@@ -13,7 +13,8 @@ from typing import Any
 
 from slidescout.agents.budget import Budget
 from slidescout.agents.loop import Agent
-from slidescout.agents.presets import get_preset
+from slidescout.agents.presets import DEFAULT_PRESET, get_preset
+from slidescout.agents.protocol import apply_model_defaults, check_model_settings, read_prompt_file
 from slidescout.agents.sample import AgentSample, sample_for_question
 from slidescout.traces.rundir import RunDir
 from slidescout.traces.schema import Trace
@@ -33,19 +34,34 @@ def default_run_dir(stem: str) -> Path:
     return Path("runs") / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{safe}"
 
 
-def make_agent(model: str | Any = None, *, preset: str = "giant", base_url: str | None = None, api: str = "auto",
+def make_agent(model: str | Any = None, *, preset: str = DEFAULT_PRESET, base_url: str | None = None, api: str = "auto",
                tools: str | None = None, max_steps: int | None = None, max_side: int | None = None,
                keep_images: int | None = -1, budget: Budget | None = None, seed: int | None = None,
                temperature: float | None = None, max_errors: int = 3, sample_seconds: float | None = None,
-               device: str | None = None, model_options: dict[str, Any] | None = None) -> Agent:
-    """Build an Agent from a model id (or a Model object), a preset name and overrides."""
+               device: str | None = None, model_options: dict[str, Any] | None = None,
+               system_prompt: str | Path | None = None, settings: dict[str, Any] | None = None) -> Agent:
+    """Build an Agent from a model id (or a Model object), a preset name and overrides.
+
+    ``settings``: reasoning settings set by the user (``reasoning_effort``, ``reasoning_summary``,
+    ``thinking_budget``, ``max_output_tokens``); the preset's defaults fill the rest.
+    ``system_prompt``: a prompt file used instead of the preset's prompt."""
+    from dataclasses import replace
+
     from slidescout.agents.models import resolve_model
 
     p = get_preset(preset)
+    if system_prompt:
+        read_prompt_file(system_prompt)  # a missing or empty file is the user's error: say so now
+        p = replace(p, prompt_file=str(system_prompt))
     if model is None or isinstance(model, str):
-        model_obj = resolve_model(model or default_model_id(), base_url=base_url, api=api, **(model_options or {}))
+        model_id = model or default_model_id()
+        given = check_model_settings(model_id, settings or {})
+        model_obj = resolve_model(model_id, base_url=base_url, api=api, **{**(model_options or {}), **given})
     else:
         model_obj = model
+        given = check_model_settings(getattr(model_obj, "name", ""), settings or {})
+        apply_model_defaults(model_obj, {getattr(model_obj, "api", ""): given})
+    apply_model_defaults(model_obj, p.model_defaults)
     tool_names = list(p.tools)
     if tools:
         from slidescout.tools.registry import resolve_toolset
@@ -102,7 +118,7 @@ def pick_option(text: str | None, options: list[str]) -> str | None:
 
 
 async def arun(slide: str | Path, question: str, options: list[str] | None = None, *, model: str | Any = None,
-               preset: str = "giant", out: str | Path | None = None, sample: AgentSample | None = None,
+               preset: str = DEFAULT_PRESET, out: str | Path | None = None, sample: AgentSample | None = None,
                budget_usd: float | None = None, **agent_options: Any) -> RunResult:
     """Ask one question about one slide; write a run directory of one sample."""
     budget = Budget(usd=budget_usd)

@@ -6,12 +6,13 @@ import json
 import re
 import time
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from slidescout.agents.context import store_view
-from slidescout.agents.messages import ModelRequest, SystemMessage, TextPart, UserMessage
+from slidescout.agents.messages import ImagePart, ImageRef, ModelRequest, SystemMessage, TextPart, UserMessage
 from slidescout.agents.sample import AgentSample
 from slidescout.slides.tissue import tissue_mask
 from slidescout.traces.rundir import RunDir
@@ -32,22 +33,53 @@ def answer_key(text: str) -> str:
     return lines[-1].lower() if lines else ""
 
 
+_MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+          ".webp": "image/webp"}
+
+
+def original_image(run: RunDir, path: str, index: int, size: tuple[int, int]) -> ImagePart | None:
+    """An image file's own bytes as a part (MedFrameQA's official protocol sends the original files),
+    or None when providers do not accept its format (then it is re-encoded)."""
+    p = Path(path)
+    media = _MEDIA.get(p.suffix.lower())
+    if media is None:
+        return None
+    data = p.read_bytes()
+    ref = ImageRef(sha256=run.blobs.put(data, media), media_type=media, width=size[0], height=size[1],
+                   source=f"image:{index}", label=f"image {index}")
+    return ImagePart(image=ref, data=data, detail=None)
+
+
+def official_question(sample: AgentSample) -> str:
+    """MedFrameQA's user message: the question, then the options as the Python list's text."""
+    question = str(sample.meta.get("raw_question") or sample.question)
+    return f"{question}\n{sample.options!s}" if sample.meta.get("raw_question") else question
+
+
 async def run_thumbnail(agent: Agent, env: Any, sample: AgentSample, run: RunDir, trace: Trace, ids: Any) -> Trace:
     """One call: the slide's thumbnail, or, for an image set, every image in one message."""
-    side = agent.preset.overview_side or 1024
-    if getattr(env, "kind", "slide") == "imageset":
-        views = [env.imageset.view(i + 1, side) for i in range(len(env.imageset))]
-    else:
-        views = [env.overview(side, guides=False)]
-    parts: list = [TextPart(text=sample.question)]
-    for view in views:
-        part = store_view(run.blobs, view, source=view.meta.get("source") or env.source_id,
-                          label=view.meta.get("label") or "thumbnail", quality=agent.jpeg_quality)
+    p = agent.preset
+    side = p.overview_side or 1024
+    imageset = getattr(env, "kind", "slide") == "imageset"
+    official = imageset and p.parser == "medframeqa"
+    parts: list = [TextPart(text=official_question(sample) if official else sample.question)]
+    n_images = len(env.imageset) if imageset else 1
+    for i in range(n_images):
+        part = None
+        if official:  # the original file, as the official evaluation sends it
+            part = original_image(run, str(env.imageset.paths[i]), i + 1, env.imageset.get(i + 1).dimensions)
+        if part is None:
+            view = env.imageset.view(i + 1, side) if imageset else env.overview(side, False)
+            part = store_view(run.blobs, view, source=view.meta.get("source") or env.source_id,
+                              label=view.meta.get("label") or "thumbnail", quality=agent.jpeg_quality)
+            part = ImagePart(image=part.image, data=part.data, detail=p.overview_detail)
         trace.events.append(ImageEvent(id=ids("i"), image=part.image, purpose="thumbnail", step=0))
         parts.append(part)
-    messages = [SystemMessage(content=agent._system_prompt(env)), UserMessage(parts=parts)]
+    system = agent._system_prompt(env)
+    messages: list[Any] = [SystemMessage(content=system)] if system else []  # GIANT's thumbnail: none
+    messages.append(UserMessage(parts=parts))
     req = ModelRequest(messages=messages, tools=[], tool_choice="none", temperature=agent.temperature, seed=agent.seed)
-    resp = await agent._call_model(req, trace, ids, 0, True, len(views))
+    resp = await agent._call_model(req, trace, ids, 0, True, n_images)
     trace.messages = [*messages, *( [resp.message] if resp else [])]
     if resp is None or not resp.message.text.strip():
         return agent._finish(trace, run, "error")
@@ -85,7 +117,8 @@ async def run_patches(agent: Agent, env: Any, sample: AgentSample, run: RunDir, 
     size = agent.preset.patch_size
     n = min(agent.preset.n_patches, agent.max_steps)
     boxes = sample_tissue_boxes(env, n, size, agent.seed)
-    system = SystemMessage(content=agent._system_prompt(env))
+    system_text = agent._system_prompt(env)
+    system = [SystemMessage(content=system_text)] if system_text else []  # GIANT's patch baseline: none
     replies: list[tuple[str, str, int]] = []
     t0 = time.monotonic()
     for step, box in enumerate(boxes):
@@ -96,7 +129,7 @@ async def run_patches(agent: Agent, env: Any, sample: AgentSample, run: RunDir, 
         view = env.slide.read(box, max_side=size)
         part = store_view(run.blobs, view, source=env.source_id, label="patch", quality=agent.jpeg_quality)
         trace.events.append(ImageEvent(id=ids("i"), image=part.image, purpose="patch", step=step))
-        req = ModelRequest(messages=[system, UserMessage(parts=[TextPart(text=sample.question), part])],
+        req = ModelRequest(messages=[*system, UserMessage(parts=[TextPart(text=sample.question), part])],
                            tools=[], tool_choice="none", temperature=agent.temperature, seed=agent.seed)
         resp = await agent._call_model(req, trace, ids, step, False, 1)
         if resp is not None and resp.message.text.strip():

@@ -18,7 +18,7 @@ from typing import Any
 
 from slidescout import prompts
 from slidescout.agents.budget import Budget
-from slidescout.agents.context import images_in, prune_images, request_size, store_view
+from slidescout.agents.context import images_in, prune_images, request_size
 from slidescout.agents.messages import (
     AssistantMessage,
     ImagePart,
@@ -33,13 +33,20 @@ from slidescout.agents.messages import (
     UserMessage,
 )
 from slidescout.agents.presets import Preset
+from slidescout.agents.protocol import (
+    imageset_baseline_prompt,
+    opening_message,
+    prompt_hashes,
+    protocol_config,
+    run_with_reruns,
+    slide_system_prompt,
+)
 from slidescout.agents.sample import AgentSample
 from slidescout.errors import ModelError, SlidescoutError, ToolError
 from slidescout.traces.rundir import RunDir
 from slidescout.traces.schema import (
     AnswerEvent,
     ErrorEvent,
-    ImageEvent,
     ModelCallEvent,
     NoteEvent,
     Rethink,
@@ -116,7 +123,7 @@ class Agent:
                  max_steps: int | None = None, max_side: int | None = None,
                  keep_images: int | None = -1, guides: bool | None = None, max_errors: int = 3,
                  budget: Budget | None = None, sample_seconds: float | None = None,
-                 seed: int | None = None, temperature: float | None = None, jpeg_quality: int = 90,
+                 seed: int | None = None, temperature: float | None = None, jpeg_quality: int | None = None,
                  registry: Any = None, device: str | None = None) -> None:
         self.model = model
         self.preset = preset
@@ -129,8 +136,9 @@ class Agent:
         self.budget = budget or Budget()
         self.sample_seconds = sample_seconds
         self.seed = seed
-        self.temperature = temperature
-        self.jpeg_quality = jpeg_quality
+        self.temperature = preset.temperature if temperature is None else temperature
+        self.jpeg_quality = jpeg_quality or preset.jpeg_quality
+        self.one_call = self.provider in preset.one_call_providers  # GIANT's Claude: first call only
         self.device = device
         self.tool_names = list(preset.tools if tools is None else tools)
         self._registry = registry
@@ -144,12 +152,11 @@ class Agent:
             "keep_images": self.keep_images, "guides": self.guides, "max_errors": self.max_errors,
             "seed": self.seed, "temperature": self.temperature,
             "budget": {"usd": self.budget.usd, "tokens": self.budget.tokens, "seconds": self.budget.seconds},
-            "sample_seconds": self.sample_seconds,
+            "sample_seconds": self.sample_seconds, **protocol_config(self),
         }
 
     def prompt_hashes(self) -> dict[str, str]:
-        names = [self.preset.system_prompt, "final_step", "imageset_system", "rethink_block"]
-        return {n: prompts.sha256(n) for n in names}
+        return prompt_hashes(self)
 
     def _tool_map(self, env_kind: str = "slide") -> Any:
         """The ToolSet offered for an environment: an image set swaps slide navigation for image tools."""
@@ -194,7 +201,8 @@ class Agent:
                 from slidescout.agents.baselines import run_patches
 
                 return await run_patches(self, env, sample, run, trace, ids)
-            return await self._run_agent(env, sample, run, trace, ids, started)
+            return await run_with_reruns(self, lambda: self._run_agent(env, sample, run, trace, ids, started),
+                                         trace, ids, run)
         except asyncio.CancelledError:
             self._finish(trace, run, "cancelled")
             raise
@@ -208,16 +216,11 @@ class Agent:
 
     def _system_prompt(self, env: Any) -> str:
         if getattr(env, "kind", "slide") == "imageset" and self.preset.mode != "agent":
-            return prompts.render("imageset_all", n_images=len(env.imageset))
+            return imageset_baseline_prompt(self, env)
         if getattr(env, "kind", "slide") == "imageset":
             return prompts.render("imageset_system", n_images=len(env.imageset), max_steps=self.max_steps,
                                   rethink_instructions=prompts.load("rethink_block") if self.preset.rethink else "")
-        w, h = env.size
-        mpp = env.mpp
-        mpp_note = f", at {mpp:.3f} µm per pixel" if mpp else ""
-        return prompts.render(self.preset.system_prompt, width=w, height=h, max_side=self.max_side,
-                              max_steps=self.max_steps, max_tool_steps=max(0, self.max_steps - 1),
-                              mpp_note=mpp_note, patch_size=self.preset.patch_size)
+        return slide_system_prompt(self, env)
 
     async def _call_model(self, req: ModelRequest, trace: Trace, ids: _Ids, step: int, forced: bool,
                           n_images: int) -> ModelResponse | None:
@@ -249,16 +252,13 @@ class Agent:
         kind = getattr(env, "kind", "slide")
         tools = self._tool_map(kind)
         specs = list(tools.specs)
+        p = self.preset
         ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
-                               run_dir=run.path, sample_id=sample.sample_id, device=self.device)
-        overview = await asyncio.to_thread(env.overview, self.preset.overview_side or self.max_side, self.guides)
-        ov_part = await asyncio.to_thread(store_view, run.blobs, overview, source=env.source_id,
-                                          label="overview", quality=self.jpeg_quality)
-        trace.events.append(ImageEvent(id=ids("i"), image=ov_part.image, purpose="overview", step=0))
-        messages: list[Message] = [
-            SystemMessage(content=self._system_prompt(env)),
-            UserMessage(parts=[TextPart(text=sample.question), TextPart(text=env.overview_caption(overview)), ov_part]),
-        ]
+                               run_dir=run.path, sample_id=sample.sample_id, device=self.device,
+                               show_mpp=p.show_mpp, level_rule=p.level_rule, guide_style=p.guide_style)
+        system = self._system_prompt(env)
+        messages: list[Message] = [SystemMessage(content=system)] if system else []
+        messages.append(await opening_message(self, env, sample.question, run, trace, ids))
         consecutive_errors = 0
         status = None
         for step in range(self.max_steps):
@@ -271,16 +271,17 @@ class Agent:
                 status = exceeded
                 break
             last = step == self.max_steps - 1
-            if last:
+            forced = last and p.forced_answer  # giant: tools stay offered on every step
+            if forced:
                 messages.append(UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())]))
             context = prune_images(messages, self.keep_images)
             # on the last step the tools stay declared (providers need them to read the history,
             # and prompt caches stay warm) but tool_choice "none" withdraws them
             req = ModelRequest(messages=context, tools=specs,
-                               tool_choice="none" if last or not specs else "auto",
+                               tool_choice="none" if forced or not specs else "auto",
                                temperature=self.temperature, seed=self.seed)
             try:
-                resp = await asyncio.wait_for(self._call_model(req, trace, ids, step, last, images_in(context)),
+                resp = await asyncio.wait_for(self._call_model(req, trace, ids, step, forced, images_in(context)),
                                               timeout=self._time_left(started))
             except asyncio.TimeoutError:
                 trace.events.append(NoteEvent(id=ids("n"), step=step,
@@ -298,13 +299,18 @@ class Agent:
                 if not msg.text.strip():
                     consecutive_errors += 1
                     trace.events.append(ErrorEvent(id=ids("e"), step=step, message="the model replied with neither a tool call nor text"))
-                    if consecutive_errors >= self.max_errors or last:
+                    if consecutive_errors >= self.max_errors or forced:
                         status = "error"
                         break
                     messages.append(UserMessage(parts=[TextPart(text="Your reply was empty. Call a tool or give your final answer.")]))
                     continue
-                self._answer(trace, ids, step, msg, forced=last)
+                self._answer(trace, ids, step, msg, forced=forced)
                 status = "answered"
+                break
+            if last and not forced:  # a tool call at step T: this attempt overran (giant reruns it)
+                trace.events.append(NoteEvent(id=ids("n"), step=step, message=(
+                    f"the model called a tool at the last step ({self.max_steps}); the attempt overran")))
+                status = "max_steps"
                 break
             if last:
                 # tools were withdrawn but the model still asked for one: keep any text as the answer
@@ -343,7 +349,10 @@ class Agent:
             t0 = time.monotonic()
             ev = ToolEvent(id=ids("t"), step=step, call=call)
             content: list[Any] = []
-            if call.parse_error:
+            if self.one_call and results:  # GIANT's Claude agent runs the first call of a turn only
+                ev.error = ("only one tool call per turn is allowed; this call was not run. Make one "
+                            "tool call at a time.")
+            elif call.parse_error:
                 ev.error = f"could not parse the arguments of {call.name}: {call.parse_error}. Send valid JSON arguments."
             elif call.name not in tools:
                 offered = ", ".join(s.name for s in tools.specs) or "none"

@@ -47,7 +47,7 @@ def ask(
     model: str | None = typer.Option(None, "--model", "-m", help="provider:model, e.g. openai:gpt-5, anthropic:claude-sonnet-4-5, expert, replay:TRACE. Default: by available key, else expert."),
     base_url: str | None = typer.Option(None, "--base-url", help="An OpenAI- or Anthropic-compatible server (vLLM, Ollama, llama.cpp)."),
     api: str = typer.Option("auto", "--api", help="OpenAI API: auto, responses or chat."),
-    preset: str = typer.Option("giant", "--preset", "-p", help="giant, vitar, thumbnail or patch."),
+    preset: str = typer.Option("scout", "--preset", "-p", help="scout (default), giant, vitar, thumbnail, patch or medframeqa."),
     tools: str | None = typer.Option(None, "--tools", help="Change the preset's tools: '+lookup,-pan' or a full list 'slide_zoom,measure'."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, max=200, help="Step budget (the last step is reserved for the answer)."),
     max_side: int | None = typer.Option(None, "--max-side", min=64, max=4096, help="Long side of every image (default 1000, 500 for Claude)."),
@@ -56,13 +56,20 @@ def ask(
     seed: int | None = typer.Option(None, "--seed"),
     out: Path | None = typer.Option(None, "-o", "--out", help="Run directory (default under runs/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer and the run directory as one JSON object."),
+    reasoning_effort: str | None = typer.Option(None, "--reasoning-effort", help="OpenAI reasoning models: none, minimal, low, medium, high, xhigh (giant: high)."),
+    reasoning_summary: str | None = typer.Option(None, "--reasoning-summary", help="OpenAI reasoning models: auto, concise or detailed (giant: detailed)."),
+    thinking_budget: int | None = typer.Option(None, "--thinking-budget", min=1024, help="Claude: extended thinking budget in tokens (giant: 1024)."),
+    max_output_tokens: int | None = typer.Option(None, "--max-output-tokens", min=1, help="Output token limit per call (giant, Claude: 30000)."),
+    system_prompt: Path | None = typer.Option(None, "--system-prompt", "--prompt-file", help="A system prompt file used instead of the preset's (e.g. GIANT's exact text); its hash goes into the manifest."),
 ) -> None:
     """Ask a question about a slide; prints the answer, a rationale and where the trace went."""
     from slidescout.agents.api import run
 
     res = run(slide, question, option or [], model=model, preset=preset, out=out, base_url=base_url, api=api,
               tools=tools, max_steps=max_steps, max_side=max_side, budget_usd=budget_usd, seed=seed,
-              keep_images=-1 if keep_images is None else keep_images)
+              keep_images=-1 if keep_images is None else keep_images, system_prompt=system_prompt,
+              settings={"reasoning_effort": reasoning_effort, "reasoning_summary": reasoning_summary,
+                        "thinking_budget": thinking_budget, "max_output_tokens": max_output_tokens})
     _print_result(res, as_json)
     if not res.ok:
         reason = next((e.message for e in reversed(res.trace.events) if e.kind in ("error", "note")), res.status)

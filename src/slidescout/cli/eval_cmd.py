@@ -23,7 +23,12 @@ app.add_typer(eval_app, name="eval")
 # Options every `eval` command takes: (name, annotation, typer.Option)
 _COMMON: list[tuple[str, Any, Any]] = [
     ("model", str | None, typer.Option(None, "--model", "-m", help="provider:model (openai:gpt-5, anthropic:claude-sonnet-4-5, expert...). Default: by available key, else expert.")),
-    ("preset", str, typer.Option("giant", "--preset", "-p", help="giant, vitar, thumbnail or patch.")),
+    ("preset", str, typer.Option("scout", "--preset", "-p", help="scout (default), giant, vitar, thumbnail, patch or medframeqa.")),
+    ("reasoning_effort", str | None, typer.Option(None, "--reasoning-effort", help="OpenAI reasoning models: none, minimal, low, medium, high, xhigh (giant: high).")),
+    ("reasoning_summary", str | None, typer.Option(None, "--reasoning-summary", help="OpenAI reasoning models: auto, concise or detailed (giant: detailed).")),
+    ("thinking_budget", int | None, typer.Option(None, "--thinking-budget", min=1024, help="Claude: extended thinking budget in tokens (giant: 1024).")),
+    ("max_output_tokens", int | None, typer.Option(None, "--max-output-tokens", min=1, help="Output token limit per call (giant, Claude: 30000).")),
+    ("system_prompt", Path | None, typer.Option(None, "--system-prompt", "--prompt-file", help="A system prompt file used instead of the preset's; its hash goes into the manifest.")),
     ("base_url", str | None, typer.Option(None, "--base-url", help="An OpenAI- or Anthropic-compatible server (vLLM, Ollama, llama.cpp).")),
     ("api", str, typer.Option("auto", "--api", help="OpenAI API: auto, responses or chat.")),
     ("tools", str | None, typer.Option(None, "--tools", help="Change the preset's tools: '+lookup,-pan' or a full list.")),
@@ -112,11 +117,22 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
     from slidescout.eval.runner import run_eval
     from slidescout.eval.sample_run import AgentSpec
 
+    from slidescout.agents.api import default_model_id
+    from slidescout.agents.presets import get_preset
+    from slidescout.agents.protocol import check_model_settings, read_prompt_file
+
     _check_model(common["model"])
+    get_preset(common["preset"])
+    settings = check_model_settings(common["model"] or default_model_id(), {
+        k: common[k] for k in ("reasoning_effort", "reasoning_summary", "thinking_budget", "max_output_tokens")})
+    if common["system_prompt"] is not None:
+        read_prompt_file(common["system_prompt"])
     run_dir = _run_dir(common, dataset)
     spec = AgentSpec(model=common["model"], preset=common["preset"], base_url=common["base_url"], api=common["api"],
                      tools=common["tools"], max_steps=common["max_steps"], max_side=common["max_side"],
-                     seed=common["seed"], temperature=common["temperature"], sample_seconds=common["sample_timeout"])
+                     seed=common["seed"], temperature=common["temperature"], sample_seconds=common["sample_timeout"],
+                     model_options=settings,
+                     system_prompt=None if common["system_prompt"] is None else str(common["system_prompt"]))
     if not common["as_json"]:
         console.print(load.summary(), highlight=False)
         if common["limit"]:

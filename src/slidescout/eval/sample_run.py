@@ -42,7 +42,7 @@ class AgentSpec:
     """How to build the agent of a run (model, preset and overrides). Picklable."""
 
     model: str | None = None  # provider:model; None: by the keys available, else the offline expert
-    preset: str = "giant"
+    preset: str = "scout"
     base_url: str | None = None
     api: str = "auto"
     tools: str | None = None
@@ -55,6 +55,7 @@ class AgentSpec:
     sample_seconds: float | None = None
     device: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None  # a prompt file used instead of the preset's prompt
 
     @property
     def model_id(self) -> str:
@@ -86,7 +87,8 @@ class AgentSpec:
         agent = make_agent(model, preset=self.preset, tools=self.tools, max_steps=self.max_steps,
                            max_side=self.max_side, keep_images=self.keep_images, budget=budget,
                            seed=None if self.seed is None else self.seed + repeat, temperature=self.temperature,
-                           max_errors=self.max_errors, sample_seconds=self.sample_seconds, device=self.device)
+                           max_errors=self.max_errors, sample_seconds=self.sample_seconds, device=self.device,
+                           system_prompt=self.system_prompt)
         return agent
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,7 +216,8 @@ def build_record(sample: Sample, trace: Trace, *, repeat: int = 0, latency_s: fl
     by it is not finished (a resumed run with more budget runs it again), while ``budget_time``
     from the per-sample time limit alone is final.
     """
-    parsed = parse_answer(trace.answer, sample) if trace.answer is not None else None  # type: ignore[arg-type]
+    mode = str((trace.config.get("protocol") or {}).get("parser") or "default")
+    parsed = parse_answer(trace.answer, sample, mode=mode) if trace.answer is not None else None  # type: ignore[arg-type]
     status = trace.status
     finished = status in FINAL_STATUSES or (status == "budget_time" and run_budget_hit is None)
     fields: dict[str, Any] = {
