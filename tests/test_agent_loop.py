@@ -33,7 +33,7 @@ def slide_path(tmp_path_factory) -> Path:
     return p
 
 
-def _run(model, slide_path, tmp_path, preset="giant", **kw) -> Trace:
+def _run(model, slide_path, tmp_path, preset="scout", **kw) -> Trace:
     agent = Agent(model, get_preset(preset), **kw)
     sample = sample_for_question(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
     run = RunDir.create(tmp_path / "run", agent.config(), agent.prompt_hashes())

@@ -129,8 +129,9 @@ def _result(ctx: ToolContext, slide: Any, view: View, tool_name: str, requested:
 
 def _read_at(ctx: ToolContext, slide: Any, box: Box, mpp: float | None) -> View:
     if mpp is None:
-        return _call(slide, slide.read, box, max_side=ctx.max_side, guides=ctx.guides,
-                     level_rule=ctx.level_rule, guide_style=ctx.guide_style)
+        style = {k: v for k, v in (("level_rule", ctx.level_rule), ("guide_style", ctx.guide_style))
+                 if v not in ("fine", "scout")}  # only when not the defaults: duck-typed slides keep working
+        return _call(slide, slide.read, box, max_side=ctx.max_side, guides=ctx.guides, **style)
     return _call(slide, slide.read_mpp, box, mpp, max_side=ctx.max_side, guides=ctx.guides)
 
 
