@@ -81,8 +81,10 @@ async def run_thumbnail(agent: Agent, env: Any, sample: AgentSample, run: RunDir
     req = ModelRequest(messages=messages, tools=[], tool_choice="none", temperature=agent.temperature, seed=agent.seed)
     resp = await agent._call_model(req, trace, ids, 0, True, n_images)
     trace.messages = [*messages, *( [resp.message] if resp else [])]
-    if resp is None or not resp.message.text.strip():
+    if resp is None:
         return agent._finish(trace, run, "error")
+    # an empty reply is an answer that scores as "empty reply" (MedFrameQA's official score leaves
+    # such replies out of its denominator; the report gives both)
     agent._answer(trace, ids, 0, resp.message, forced=False)
     return agent._finish(trace, run, "answered")
 

@@ -90,7 +90,6 @@ GIANT = Preset(
     reruns=3,
     one_call_providers=("anthropic",),
     answer_tag="response",
-    imageset_start="montage",
     model_defaults=GIANT_MODEL_DEFAULTS,
 )
 
