@@ -1,0 +1,65 @@
+"""``scout``, the default protocol: forced final answer, resolution stated, overview plus the last K images."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+
+import pytest
+from slidefactory import make_tiff
+
+from slidescout.agents.api import make_agent
+from slidescout.agents.models import resolve_model
+from slidescout.agents.presets import DEFAULT_PRESET, PRESETS
+from slidescout.agents.sample import sample_for_question
+from slidescout.eval.sample_run import AgentSpec
+from slidescout.testing.fake_openai import FakeOpenAI, Reply, ToolCall
+from slidescout.traces.rundir import RunDir
+
+
+@pytest.fixture(scope="module")
+def slide_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("scout") / "s.tiff"
+    make_tiff(p, 6000, 4000, mpp=0.25)
+    return p
+
+
+def test_scout_is_the_default_everywhere() -> None:
+    from slidescout.cli.agent_cmd import ask
+
+    assert DEFAULT_PRESET == "scout" and AgentSpec().preset == "scout"
+    assert inspect.signature(make_agent).parameters["preset"].default == "scout"
+    assert inspect.signature(ask).parameters["preset"].default.default == "scout"
+    vitar, scout = PRESETS["vitar"], PRESETS["scout"]
+    assert (vitar.forced_answer, vitar.show_mpp, vitar.keep_images, vitar.reruns) == (
+        scout.forced_answer, scout.show_mpp, scout.keep_images, scout.reruns)
+
+
+def test_scout_requests(slide_path: Path, tmp_path: Path) -> None:
+    T = 12
+    zoom = ToolCall("slide_zoom", {"x0": 1000, "y0": 800, "w": 2000, "h": 1500})
+    with FakeOpenAI(lambda body: Reply(tool_calls=[zoom])) as srv:  # never stops zooming by itself
+        model = resolve_model("openai:gpt-5", base_url=srv.base_url, api="responses")
+        agent = make_agent(model, max_steps=T)
+        sample = sample_for_question(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
+        run = RunDir.create(tmp_path / "run", agent.config(), agent.prompt_hashes())
+
+        async def go():
+            try:
+                return await agent.run(sample, run)
+            finally:
+                await model.aclose()
+
+        trace = asyncio.run(go())
+        bodies = srv.bodies
+    assert len(bodies) == T and trace.status == "max_steps"  # no reruns: the forced last step ends it
+    assert "µm per pixel" in bodies[0]["instructions"] and "40x" in bodies[0]["instructions"]
+    assert [b["tool_choice"] for b in bodies] == ["auto"] * (T - 1) + ["none"]
+    assert "tools are no longer available" in str(bodies[-1]["input"][-1])
+    assert "reasoning" not in bodies[0]  # no preset reasoning defaults: the API's own
+    outputs = [i for i in bodies[-1]["input"] if i.get("type") == "function_call_output"]
+    assert all(isinstance(o["output"], str) for o in outputs) and "µm/px" in outputs[-1]["output"]
+    # overview plus the last 8 images in the context
+    n_images = str(bodies[-1]["input"]).count("'input_image'")
+    assert n_images == 1 + 8
