@@ -202,3 +202,43 @@ def test_reasoning_flags_a_model_cannot_take_are_a_clear_error(model_id: str, se
     with pytest.raises(ConfigError, match=message):
         make_agent(model_id, preset="giant", base_url="http://127.0.0.1:9/v1", api="responses"
                    if model_id.startswith("openai") else "auto", settings=settings)
+
+
+def test_thumbnail_and_patch_baselines_send_no_system_prompt(slide_path: Path, tmp_path: Path) -> None:
+    for preset, n in (("thumbnail", 1), ("patch", 3)):
+        with FakeOpenAI(lambda body: Reply(text='{"answer": 1}')) as srv:
+            model = resolve_model("openai:gpt-5", base_url=srv.base_url, api="responses")
+            agent = make_agent(model, preset=preset, max_steps=n)
+            sample = sample_for_question(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
+            run = RunDir.create(tmp_path / preset, agent.config(), agent.prompt_hashes())
+
+            async def go() -> Trace:
+                try:
+                    return await agent.run(sample, run)
+                finally:
+                    await model.aclose()
+
+            trace = asyncio.run(go())
+            bodies = srv.bodies
+        assert trace.status == "answered" and len(bodies) == n
+        for body in bodies:
+            assert "instructions" not in body and body["reasoning"] == {"effort": "high"}
+            (user,) = body["input"]
+            images = [c for c in user["content"] if c["type"] == "input_image"]
+            assert len(images) == 1 and "detail" not in images[0]
+            assert _jpeg_quality_tables(_data_url_bytes(images[0]["image_url"])) == _q75_tables((64, 64))
+        if preset == "thumbnail":
+            assert max(Image.open(io.BytesIO(_data_url_bytes(images[0]["image_url"]))).size) == 1024
+
+
+def test_edge_labels_use_the_box_shown(slide_path: Path) -> None:
+    # GIANT labels a clamped edge box from the unclamped size (wrong); ours follow the box shown
+    from slidescout.slides import Slide
+    from slidescout.slides.guides import guide_labels
+
+    with Slide.open(slide_path) as slide:
+        view = slide.read((5000, 3000, 2000, 2000), max_side=1000, guides=True, level_rule="giant",
+                          guide_style="giant")
+    assert view.clamped and view.box.as_tuple() == (5000, 3000, 1000, 1000)
+    xs, ys = guide_labels(view.box, view.width, view.height)
+    assert max(xs) < 6000 and max(ys) < 4000 and xs[-1] == 5800

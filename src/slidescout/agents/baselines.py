@@ -130,6 +130,7 @@ async def run_patches(agent: Agent, env: Any, sample: AgentSample, run: RunDir, 
             break
         view = env.slide.read(box, max_side=size)
         part = store_view(run.blobs, view, source=env.source_id, label="patch", quality=agent.jpeg_quality)
+        part = ImagePart(image=part.image, data=part.data, detail=agent.preset.overview_detail)
         trace.events.append(ImageEvent(id=ids("i"), image=part.image, purpose="patch", step=step))
         req = ModelRequest(messages=[*system, UserMessage(parts=[TextPart(text=sample.question), part])],
                            tools=[], tool_choice="none", temperature=agent.temperature, seed=agent.seed)
