@@ -74,13 +74,29 @@ def _count_images(messages: list[Message]) -> list[tuple[int, int, int | None]]:
     return pos
 
 
-def prune_images(messages: list[Message], keep_last: int | None, keep_first: int = 1) -> list[Message]:
+def pruned_count(n: int, keep_last: int, block: int = 0) -> int:
+    """How many of ``n`` images (after the first ones) are dropped to keep the last ``keep_last``,
+    dropping in steps of ``block + 1``: between two steps the context only grows, so the request
+    prefix stays the same and providers' prompt caches keep hitting (from ``keep_last`` to
+    ``keep_last + block`` images stay visible)."""
+    if n <= keep_last:
+        return 0
+    step = max(1, block + 1)
+    return step * ((n - keep_last) // step)
+
+
+def prune_images(messages: list[Message], keep_last: int | None, keep_first: int = 1,
+                 block: int = 0) -> list[Message]:
     """A copy of ``messages`` with all but the first ``keep_first`` (the overview) and the last
-    ``keep_last`` images replaced by a text note. ``keep_last=None`` keeps every image."""
+    ``keep_last`` images replaced by a text note, dropped in blocks (``pruned_count``).
+    ``keep_last=None`` keeps every image."""
     positions = _count_images(messages)
     if keep_last is None or len(positions) <= keep_first + keep_last:
         return list(messages)
-    drop = set(positions[keep_first: len(positions) - keep_last])
+    n_drop = pruned_count(len(positions) - keep_first, keep_last, block)
+    if not n_drop:
+        return list(messages)
+    drop = set(positions[keep_first: keep_first + n_drop])
     out: list[Message] = []
     for mi, m in enumerate(messages):
         if isinstance(m, UserMessage) and any((mi, pi, None) in drop for pi in range(len(m.parts))):

@@ -259,6 +259,7 @@ class Agent:
         system = self._system_prompt(env)
         messages: list[Message] = [SystemMessage(content=system)] if system else []
         messages.append(await opening_message(self, env, sample.question, run, trace, ids))
+        n_first = images_in(messages)  # the overview, or every frame of an image set, always stays
         consecutive_errors = 0
         status = None
         for step in range(self.max_steps):
@@ -274,7 +275,7 @@ class Agent:
             forced = last and p.forced_answer  # giant: tools stay offered on every step
             if forced:
                 messages.append(UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())]))
-            context = prune_images(messages, self.keep_images)
+            context = prune_images(messages, self.keep_images, keep_first=n_first, block=p.prune_block)
             # on the last step the tools stay declared (providers need them to read the history,
             # and prompt caches stay warm) but tool_choice "none" withdraws them
             req = ModelRequest(messages=context, tools=specs,

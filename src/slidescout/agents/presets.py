@@ -1,7 +1,9 @@
 """Presets: a protocol (prompt, tools, step budget, images, model settings) under one name.
 
 - ``scout`` (the default): our protocol. A forced final answer on the last step, retries, the
-  resolution (µm/px and magnification) stated, the overview plus the last K images in context.
+  resolution (µm/px and magnification) stated, the overview plus the last K images in context
+  (K = 2 to 6: older images are dropped four at a time, so prompt caches keep hitting between
+  drops; docs/benchmarks.md "Protocols" measures it).
 - ``giant``: GIANT's protocol point for point (docs/fidelity.md lists each point and its test):
   tools on every step and a rerun of a trajectory that overruns T, reasoning effort high with a
   detailed summary (OpenAI) or a 1024-token thinking budget and 30000 max tokens (Claude), one
@@ -43,6 +45,7 @@ class Preset:
     show_mpp: bool = True  # µm/px and magnification in the prompt, the captions and tool results
     rethink: bool = False
     keep_images: int | None = None  # None: every image stays in the context
+    prune_block: int = 0  # older images are dropped in blocks of this + 1 (keeps prompt caches warm)
     # the last step: True withdraws the tools and asks for the answer; False offers them on every
     # step, and a tool call at step T ends the attempt (status max_steps)
     forced_answer: bool = True
@@ -72,8 +75,9 @@ GIANT_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 
 SCOUT = Preset(
     name="scout",
-    description="Our protocol: slide_zoom, forced final answer, µm/px and magnification stated, overview plus the last 8 images.",
-    keep_images=8,
+    description="Our protocol: slide_zoom, forced final answer, µm/px and magnification stated, overview plus the last 2-6 images.",
+    keep_images=2,
+    prune_block=4,
     answer_tag="response",
 )
 
