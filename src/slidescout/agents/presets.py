@@ -2,7 +2,7 @@
 
 - ``scout`` (the default): our protocol. A forced final answer on the last step, retries, the
   resolution (µm/px and magnification) stated, the overview plus the last K images in context
-  (K = 2 to 6: older images are dropped four at a time, so prompt caches keep hitting between
+  (K = 2 to 4: older images are dropped three at a time, so prompt caches keep hitting between
   drops; docs/benchmarks.md "Protocols" measures it).
 - ``giant``: GIANT's protocol point for point (docs/fidelity.md lists each point and its test):
   tools on every step and a rerun of a trajectory that overruns T, reasoning effort high with a
@@ -75,9 +75,9 @@ GIANT_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 
 SCOUT = Preset(
     name="scout",
-    description="Our protocol: slide_zoom, forced final answer, µm/px and magnification stated, overview plus the last 2-6 images.",
+    description="Our protocol: slide_zoom, forced final answer, µm/px and magnification stated, overview plus the last 2-4 images.",
     keep_images=2,
-    prune_block=4,
+    prune_block=2,
     answer_tag="response",
 )
 
