@@ -39,8 +39,9 @@ def slide_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return p
 
 
-def _run(model: Any, slide_path: Path, tmp_path: Path, **kw: Any) -> Trace:
-    agent = make_agent(model, preset="giant", max_steps=T, **kw)
+def _run(model: Any, slide_path: Path, tmp_path: Path, preset: str = "giant", max_steps: int = T,
+         **kw: Any) -> Trace:
+    agent = make_agent(model, preset=preset, max_steps=max_steps, **kw)
     sample = sample_for_question(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
     run = RunDir.create(tmp_path / "run", agent.config(), agent.prompt_hashes())
 
@@ -208,17 +209,7 @@ def test_thumbnail_and_patch_baselines_send_no_system_prompt(slide_path: Path, t
     for preset, n in (("thumbnail", 1), ("patch", 3)):
         with FakeOpenAI(lambda body: Reply(text='{"answer": 1}')) as srv:
             model = resolve_model("openai:gpt-5", base_url=srv.base_url, api="responses")
-            agent = make_agent(model, preset=preset, max_steps=n)
-            sample = sample_for_question(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
-            run = RunDir.create(tmp_path / preset, agent.config(), agent.prompt_hashes())
-
-            async def go() -> Trace:
-                try:
-                    return await agent.run(sample, run)
-                finally:
-                    await model.aclose()
-
-            trace = asyncio.run(go())
+            trace = _run(model, slide_path, tmp_path / preset, preset=preset, max_steps=n)
             bodies = srv.bodies
         assert trace.status == "answered" and len(bodies) == n
         for body in bodies:

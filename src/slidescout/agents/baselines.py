@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from slidescout.agents.context import store_view
-from slidescout.agents.messages import ImagePart, ImageRef, ModelRequest, SystemMessage, TextPart, UserMessage
+from slidescout.agents.messages import (
+    ImagePart,
+    ImageRef,
+    ModelRequest,
+    SystemMessage,
+    TextPart,
+    UserMessage,
+)
 from slidescout.agents.sample import AgentSample
 from slidescout.slides.tissue import tissue_mask
 from slidescout.traces.rundir import RunDir

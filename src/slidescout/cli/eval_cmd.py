@@ -113,13 +113,12 @@ def _select(load: Any, common: dict[str, Any], what: str) -> list[Any]:
 
 
 def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str) -> None:
-    from slidescout.eval.report import print_report, write_plots
-    from slidescout.eval.runner import run_eval
-    from slidescout.eval.sample_run import AgentSpec
-
     from slidescout.agents.api import default_model_id
     from slidescout.agents.presets import get_preset
     from slidescout.agents.protocol import check_model_settings, read_prompt_file
+    from slidescout.eval.report import print_report, write_plots
+    from slidescout.eval.runner import run_eval
+    from slidescout.eval.sample_run import AgentSpec
 
     _check_model(common["model"])
     get_preset(common["preset"])
