@@ -1,4 +1,5 @@
-"""GIANT's baselines: one thumbnail; and random tissue patches, one call each, majority vote."""
+"""GIANT's baselines: one thumbnail; and random patches of the CLAM-style tissue grid, one call
+each, majority vote. MedFrameQA's official protocol is the one-call image-set case."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from slidescout.agents.messages import (
     UserMessage,
 )
 from slidescout.agents.sample import AgentSample
-from slidescout.slides.tissue import tissue_mask
+from slidescout.slides.tissue import clam_grid, clam_mask, tissue_mask
 from slidescout.traces.rundir import RunDir
 from slidescout.traces.schema import AnswerEvent, ErrorEvent, ImageEvent, NoteEvent, Trace
 
@@ -96,6 +97,23 @@ async def run_thumbnail(agent: Agent, env: Any, sample: AgentSample, run: RunDir
     return agent._finish(trace, run, "answered")
 
 
+# the segmentation values of the CLAM preset in GIANT's repository (clam_presets/panda.csv)
+GIANT_CLAM_PRESET = {"sthresh": 4, "mthresh": 5, "close": 3}
+
+
+def sample_grid_boxes(env: Any, n: int, size: int, seed: int | None) -> list[tuple[int, int, int, int]]:
+    """``n`` random patches (without replacement) of the CLAM-style tissue grid: ``size`` px cells
+    at level 0 whose four inner points lie on tissue (``slides.tissue.clam_grid``); [] when the
+    grid is empty."""
+    thumb = env.overview(2048, guides=False)
+    grid = clam_grid(clam_mask(thumb.image, **GIANT_CLAM_PRESET), thumb.box.as_tuple(), size)
+    if not len(grid):
+        return []
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(grid), size=min(n, len(grid)), replace=False)
+    return [(int(grid[i][0]), int(grid[i][1]), size, size) for i in picks]
+
+
 def sample_tissue_boxes(env: Any, n: int, size: int, seed: int | None) -> list[tuple[int, int, int, int]]:
     """``n`` random level-0 boxes of ``size`` px whose centre lies on tissue (thumbnail mask)."""
     w, h = env.size
@@ -125,7 +143,7 @@ async def run_patches(agent: Agent, env: Any, sample: AgentSample, run: RunDir, 
         return agent._finish(trace, run, "error")
     size = agent.preset.patch_size
     n = min(agent.preset.n_patches, agent.max_steps)
-    boxes = sample_tissue_boxes(env, n, size, agent.seed)
+    boxes = sample_grid_boxes(env, n, size, agent.seed) or sample_tissue_boxes(env, n, size, agent.seed)
     system_text = agent._system_prompt(env)
     system = [SystemMessage(content=system_text)] if system_text else []  # GIANT's patch baseline: none
     replies: list[tuple[str, str, int]] = []
