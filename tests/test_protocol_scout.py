@@ -64,3 +64,34 @@ def test_scout_requests(slide_path: Path, tmp_path: Path) -> None:
     counts = [str(b["input"]).count("'input_image'") for b in bodies]
     assert counts == [1, 2, 3, 4, 5, 6, 7, 3, 4, 5, 6, 7]
     assert "image no longer shown" in str(bodies[-1]["input"])
+
+
+def test_cli_reasoning_flags_prompt_file_and_manifest(slide_path: Path, tmp_path: Path) -> None:
+    import json
+
+    from test_agent_cli import cli
+
+    def one_line_error(r: object) -> bool:
+        err = r.stderr.strip()  # type: ignore[attr-defined]
+        return r.returncode != 0 and err.startswith("error:") and len(err.splitlines()) == 1  # type: ignore[attr-defined]
+
+    r = cli("ask", str(slide_path), "q", "-m", "anthropic:claude-sonnet-4-5", "--reasoning-effort", "high",
+            env={"ANTHROPIC_API_KEY": "sk-ant-test"})
+    assert one_line_error(r) and "--thinking-budget" in r.stderr
+    from slidescout.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="missing.txt: cannot read it"):
+        make_agent("expert", system_prompt=tmp_path / "missing.txt")
+    prompt = tmp_path / "p.md"
+    prompt.write_text("Exact prompt text for a $width x $height slide.", encoding="utf-8")
+    with FakeOpenAI([Reply(text='<response>{"answer": 1}</response>')]) as srv:
+        r = cli("ask", str(slide_path), "What is it?", "--option", "A", "--option", "B", "-m", "openai:gpt-5",
+                "--base-url", srv.base_url, "--api", "responses", "-p", "giant", "--reasoning-effort", "medium",
+                "--prompt-file", str(prompt), "-o", str(tmp_path / "run"), "--json", env={"OPENAI_API_KEY": "sk-test"})
+        body = srv.bodies[0]
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["choice"] == "A"
+    assert body["reasoning"] == {"effort": "medium", "summary": "detailed"}
+    assert body["instructions"] == "Exact prompt text for a 6000 x 4000 slide."
+    protocol = json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]["protocol"]
+    assert protocol["model_settings"]["reasoning_effort"] == "medium" and protocol["system_prompt"] == "file:p.md"

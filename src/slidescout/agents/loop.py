@@ -275,7 +275,8 @@ class Agent:
             forced = last and p.forced_answer  # giant: tools stay offered on every step
             if forced:
                 messages.append(UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())]))
-            context = prune_images(messages, self.keep_images, keep_first=n_first, block=p.prune_block)
+            context = prune_images(messages, self.keep_images, keep_first=n_first, block=p.prune_block,
+                                   show_mpp=p.show_mpp)
             # on the last step the tools stay declared (providers need them to read the history,
             # and prompt caches stay warm) but tool_choice "none" withdraws them
             req = ModelRequest(messages=context, tools=specs,
