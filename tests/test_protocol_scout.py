@@ -95,3 +95,19 @@ def test_cli_reasoning_flags_prompt_file_and_manifest(slide_path: Path, tmp_path
     assert body["instructions"] == "Exact prompt text for a 6000 x 4000 slide."
     protocol = json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]["protocol"]
     assert protocol["model_settings"]["reasoning_effort"] == "medium" and protocol["system_prompt"] == "file:p.md"
+
+
+def test_resume_refuses_another_prompt_or_reasoning_setting(tmp_path: Path) -> None:
+    import json
+
+    from slidescout.errors import ConfigError
+    from slidescout.eval.runner import _check_resumable
+
+    old = {"agent": {"model": "openai:gpt-5", "preset": "giant",
+                     "protocol": {"system_prompt_sha256": "a" * 64, "model_settings": {"reasoning_effort": "high"}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"config": old}))
+    _check_resumable(tmp_path, old)
+    new = json.loads(json.dumps(old))
+    new["agent"]["protocol"]["model_settings"] = {"reasoning_effort": "low"}
+    with pytest.raises(ConfigError, match="reasoning settings"):
+        _check_resumable(tmp_path, new)
