@@ -33,7 +33,7 @@ def slide_path(tmp_path_factory) -> Path:
     return p
 
 
-def _run(model, slide_path, tmp_path, preset="giant", budget=None, tools=None, **kw) -> Trace:
+def _run(model, slide_path, tmp_path, preset="scout", budget=None, tools=None, **kw) -> Trace:
     if tools is not None:
         kw["tools"] = ",".join(tools)
     agent = Agent(model, AgentConfig(preset=preset, **kw), budget=budget)
@@ -164,7 +164,7 @@ def test_unknown_cost_is_not_zero(slide_path, tmp_path):
 
 def test_context_keeps_overview_and_last_k_images(slide_path, tmp_path):
     model = FunctionModel(lambda req, turn: reply("", ZOOM) if turn < 5 else ANSWER)
-    trace = _run(model, slide_path, tmp_path, keep_images=2)
+    trace = _run(model, slide_path, tmp_path, preset="giant", keep_images=2)  # prune_block 0
     last = model.requests[-1]
     images = [p for m in last.messages if isinstance(m, UserMessage) for p in m.parts if isinstance(p, ImagePart)]
     images += [c for m in last.messages if isinstance(m, ToolMessage) for r in m.results for c in r.content

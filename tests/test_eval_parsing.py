@@ -180,7 +180,6 @@ def test_panda_grade_beats_patterns_and_failures() -> None:
     assert p.value == 3 and p.details["primary_pattern"] == 3
     for reply, error in [
         ('{"isup_grade": 7}', "not a grade 0-5"),
-        ('{"primary_pattern": null, "secondary_pattern": null, "total_score": null, "isup_grade": "N/A"}', "not a grade"),
         ('{"total_score": 7}', "do not decide a grade"),
         ("The tissue is insufficient for grading.", "no ISUP grade found"),
     ]:
@@ -249,3 +248,53 @@ def test_unknown_format_and_no_options() -> None:
     assert not p.ok and "unknown answer format" in (p.error or "")
     free = parse_answer("  A poorly differentiated carcinoma.\n", TCGA.model_copy(update={"answer_format": "free"}))
     assert free.ok and free.value == "A poorly differentiated carcinoma." and free.method == "free"
+
+
+@pytest.mark.parametrize("reply, method", [
+    ('{"primary_pattern": null, "secondary_pattern": null, "total_score": null, "isup_grade": null}', "isup_null"),
+    ('{"primary_pattern": null, "secondary_pattern": null, "total_score": null, "isup_grade": "N/A"}', "isup_null"),
+    ('```json\n{"isup_grade": "Benign"}\n```', "isup_null"),
+    ('{"isup_grade": "no cancer"}', "isup_null"),
+    ("Benign", "benign_text"),
+    ("Benign prostatic tissue; no cancer seen.", "benign_text"),
+    ("ISUP grade 0", "regex_isup"),
+    ('{"isup_grade": 0}', "json_isup_grade"),
+])
+def test_panda_null_and_benign_are_isup_0(reply: str, method: str) -> None:
+    # the PANDA prompt defines grades 1-5 only: benign tissue answered with null / N/A / Benign is ISUP 0
+    p = parse_answer(reply, PANDA)
+    assert (p.value, p.ok, p.method) == (0, True, method), p
+
+
+def test_panda_not_benign_and_patterns_still_decide() -> None:
+    assert parse_answer("Not benign: Gleason 4+3.", PANDA).value == 3
+    p = parse_answer('{"primary_pattern": 4, "secondary_pattern": 4, "isup_grade": null}', PANDA)
+    assert (p.value, p.method) == (4, "json_gleason")
+
+
+def test_panda_unclosed_json_is_salvaged() -> None:
+    p = parse_answer('```json\n{"primary_pattern": 3, "secondary_pattern": 4, "total_score": 7, "isup_grade": 2', PANDA)
+    assert (p.value, p.ok, p.method) == (2, True, "json_isup_grade")
+    assert parse_answer('{"isup_grade": null', PANDA).value == 0
+
+
+def test_response_tag_is_parsed_first() -> None:
+    reply = "<report>Option 2 was considered, then ruled out.</report>\n<response>{\"answer\": 3}</response>"
+    p = parse_answer(reply, Sample(sample_id="t", task="t", question="q", options=["a", "b", "c"],
+                                   answer=3, answer_label="c", answer_format="index", image_path="x.svs"))
+    assert (p.value, p.details.get("from")) == (3, "response_tag")
+
+
+@pytest.mark.parametrize("reply, letter, method", [
+    ("So it is \\boxed{C}. Answer: B", "C", "official_boxed"),  # boxed{} comes first in the official order
+    ("Answer: A\nOn reflection... Answer: (D)", "D", "official_answer"),
+    ("I choose (B) here", "B", "official_form"),
+    ("B. is the one", "B", "official_form"),
+    ("It must be the liver lesion", "C", "official_text"),
+])
+def test_medframeqa_official_order(reply: str, letter: str, method: str) -> None:
+    sample = Sample(sample_id="m", task="medframeqa", question="q", options=["kidney", "spleen", "liver lesion", "lung"],
+                    answer="C", answer_label="liver lesion", answer_format="letter", image_path="x.png")
+    p = parse_answer(reply, sample, mode="medframeqa")
+    assert (p.value, p.ok, p.method) == (letter, True, method), p
+    assert parse_answer("", sample, mode="medframeqa").error == "empty reply"

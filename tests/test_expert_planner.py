@@ -20,7 +20,7 @@ def dataset(tmp_path_factory):
     return out, list(csv.DictReader(open(csv_path)))
 
 
-def _ask(out, row, tmp_path, preset="giant"):
+def _ask(out, row, tmp_path, preset="scout"):
     opts = ast.literal_eval(row["options"])
     question = row["prompt"].replace("{options}", "".join(f"{i}. {o}\n" for i, o in enumerate(opts, 1)))
     question = question.replace("{{", "{").replace("}}", "}")

@@ -1,4 +1,5 @@
-"""GIANT's baselines as strategies: one thumbnail; random tissue patches, one call each, majority vote.
+"""GIANT's baselines as strategies: one thumbnail; random patches of the CLAM-style tissue grid, one
+call each, majority vote. MedFrameQA's official protocol is the one-call image-set case.
 
 They run through the agent's public hooks (``system_prompt``, ``show``, ``call_model``,
 ``record_answer``), so their calls, images and answers are recorded like the loop's.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,9 +18,10 @@ import numpy as np
 from slidescout.agents.environment import Environment, ImageSetEnvironment, SlideEnvironment
 from slidescout.core.messages import ImagePart, ModelRequest, SystemMessage, TextPart, UserMessage
 from slidescout.core.parsing import ParsedAnswer, parse_answer
+from slidescout.core.sample import Sample
 from slidescout.core.trace import Status
 from slidescout.core.types import View
-from slidescout.slides.tissue import tissue_mask
+from slidescout.slides.tissue import clam_grid, clam_mask, tissue_mask
 
 if TYPE_CHECKING:
     from slidescout.agents.loop import Agent, SampleState
@@ -26,32 +29,72 @@ if TYPE_CHECKING:
 __all__ = ["PatchStrategy", "ThumbnailStrategy", "majority_answer", "sample_tissue_boxes"]
 
 
+_MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+          ".webp": "image/webp"}
+
+
+def official_question(sample: Sample) -> str:
+    """MedFrameQA's user message: the question, then the options as the Python list's text."""
+    question = str(sample.meta.get("raw_question") or sample.question)
+    return f"{question}\n{sample.options!s}" if sample.meta.get("raw_question") else question
+
+
 class ThumbnailStrategy:
-    """One call: the slide's thumbnail, or, for an image set, every image in one message."""
+    """One call: the slide's thumbnail, or, for an image set, every image in one message (under the
+    ``medframeqa`` preset, the original files as the official evaluation sends them)."""
 
     async def run(self, agent: Agent, state: SampleState) -> Status:
-        env = state.env
-        side = agent.preset.overview_side or 1024
-        views: list[View]
+        env, p = state.env, agent.preset
+        side = p.overview_side or 1024
+        official = isinstance(env, ImageSetEnvironment) and p.parser == "medframeqa"
+        parts: list[TextPart | ImagePart] = [TextPart(text=official_question(state.sample) if official
+                                                      else state.sample.question)]
         if isinstance(env, ImageSetEnvironment):
-            views = [env.imageset.view(i + 1, side) for i in range(len(env.imageset))]
+            for i in range(len(env.imageset)):
+                path = Path(env.imageset.paths[i])
+                media = _MEDIA.get(path.suffix.lower()) if official else None
+                if media is not None:
+                    parts.append(agent.show_file(state, path.read_bytes(), media, env.imageset.get(i + 1).dimensions,
+                                                 source=f"image:{i + 1}", label=f"image {i + 1}"))
+                else:
+                    parts.append(self._part(agent, state, env.imageset.view(i + 1, side)))
         else:
-            views = [env.overview(side, guides=False)]
-        parts: list[TextPart | ImagePart] = [TextPart(text=state.sample.question)]
-        parts += [agent.show(state, view, purpose="thumbnail", label=view.meta.get("label") or "thumbnail")
-                  for view in views]
-        state.messages = [SystemMessage(content=agent.system_prompt(env)), UserMessage(parts=parts)]
-        req = ModelRequest(messages=state.messages, tools=[], tool_choice="none",
-                           temperature=agent.settings.temperature, seed=agent.settings.seed)
-        resp = await agent.call_model(state, req, step=0, forced=True, n_images=len(views))
+            parts.append(self._part(agent, state, env.overview(side, guides=False)))
+        system = agent.system_prompt(env)
+        state.messages = [SystemMessage(content=system)] if system else []  # GIANT's thumbnail: none
+        state.messages.append(UserMessage(parts=parts))
+        req = ModelRequest(messages=state.messages, tools=[], tool_choice="none", temperature=agent.temperature,
+                           seed=agent.settings.seed)
+        resp = await agent.call_model(state, req, step=0, forced=True, n_images=len(parts) - 1)
         if resp is None:
             return "error"
         state.messages.append(resp.message)
-        if not resp.message.text.strip():
-            state.error("the model gave an empty reply", step=0, fatal=True)
-            return "error"
+        # an empty reply is an answer that scores as "empty reply" (MedFrameQA's official score leaves
+        # such replies out of its denominator; the report gives both)
         agent.record_answer(state, 0, resp.message.text)
         return "answered"
+
+    @staticmethod
+    def _part(agent: Agent, state: SampleState, view: View) -> ImagePart:
+        part = agent.show(state, view, purpose="thumbnail", label=view.meta.get("label") or "thumbnail")
+        return ImagePart(image=part.image, data=part.data, detail=agent.preset.overview_detail)
+
+
+# the segmentation values of the CLAM preset in GIANT's repository (clam_presets/panda.csv)
+GIANT_CLAM_PRESET = {"sthresh": 4, "mthresh": 5, "close": 3}
+
+
+def sample_grid_boxes(env: Environment, n: int, size: int, seed: int | None) -> list[tuple[int, int, int, int]]:
+    """``n`` random patches (without replacement) of the CLAM-style tissue grid: ``size`` px cells
+    at level 0 whose four inner points lie on tissue (``slides.tissue.clam_grid``); [] when the
+    grid is empty."""
+    thumb = env.overview(2048, guides=False)
+    grid = clam_grid(clam_mask(thumb.image, **GIANT_CLAM_PRESET), thumb.box.as_tuple(), size)
+    if not len(grid):
+        return []
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(grid), size=min(n, len(grid)), replace=False)
+    return [(int(grid[i][0]), int(grid[i][1]), size, size) for i in picks]
 
 
 def sample_tissue_boxes(env: Environment, n: int, size: int, seed: int | None) -> list[tuple[int, int, int, int]]:
@@ -105,8 +148,10 @@ class PatchStrategy:
                         error_type="ConfigError")
             return "error"
         size = agent.preset.patch_size
-        boxes = sample_tissue_boxes(env, min(agent.preset.n_patches, agent.max_steps), size, agent.settings.seed)
-        system = SystemMessage(content=agent.system_prompt(env))
+        n, seed = min(agent.preset.n_patches, agent.max_steps), agent.settings.seed
+        boxes = sample_grid_boxes(env, n, size, seed) or sample_tissue_boxes(env, n, size, seed)
+        system_text = agent.system_prompt(env)
+        system = [SystemMessage(content=system_text)] if system_text else []  # GIANT's patch baseline: none
         replies: list[tuple[ParsedAnswer, int, str]] = []
         t0 = time.monotonic()
         for step, box in enumerate(boxes):
@@ -114,13 +159,13 @@ class PatchStrategy:
             if limit is not None:
                 break
             part = agent.show(state, env.slide.read(box, max_side=size), purpose="patch", label="patch", step=step)
-            req = ModelRequest(messages=[system, UserMessage(parts=[TextPart(text=state.sample.question), part])],
-                               tools=[], tool_choice="none", temperature=agent.settings.temperature,
-                               seed=agent.settings.seed)
+            part = ImagePart(image=part.image, data=part.data, detail=agent.preset.overview_detail)
+            req = ModelRequest(messages=[*system, UserMessage(parts=[TextPart(text=state.sample.question), part])],
+                               tools=[], tool_choice="none", temperature=agent.temperature, seed=seed)
             resp = await agent.call_model(state, req, step=step, forced=False, n_images=1)
             if resp is not None and resp.message.text.strip():
                 text = resp.message.text
-                replies.append((parse_answer(text, state.sample), step, text))
+                replies.append((parse_answer(text, state.sample, agent.preset.parser), step, text))
         won = majority_answer([(p, s) for p, s, _ in replies])
         if won is None:
             state.error(f"none of the {len(replies)} patch replies could be parsed", fatal=True)

@@ -8,12 +8,15 @@ picklable).
 from __future__ import annotations
 
 import os
+from pathlib import PurePath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from slidescout.agents.models import Model, parse_model_id, resolve_model
 from slidescout.agents.models.pricing import user_price
+from slidescout.agents.presets import DEFAULT_PRESET, get_preset
+from slidescout.agents.protocol import MODEL_SETTINGS, check_model_settings, read_prompt_file
 
 __all__ = ["AgentConfig", "KeepImages", "default_model_id"]
 
@@ -36,7 +39,8 @@ class AgentConfig(BaseModel):
 
     model: str | None = Field(None, description="provider:model (openai:gpt-5, anthropic:claude-sonnet-4-5, "
                                                 "expert, replay:TRACE); default: by the API key set, else expert")
-    preset: str = Field("giant", description="protocol: giant, vitar, thumbnail or patch")
+    preset: str = Field(DEFAULT_PRESET, description="protocol: scout (default), giant, vitar, thumbnail, patch "
+                                                    "or medframeqa")
     base_url: str | None = Field(None, description="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
     api: Literal["auto", "responses", "chat"] = Field("auto", description="OpenAI API: responses, chat or auto")
     tools: str | None = Field(None, description="change the preset's tools: '+name,-name' (or a full list)")
@@ -63,7 +67,21 @@ class AgentConfig(BaseModel):
                                                            "price (with --price-in)")
     pricing: str | None = Field(None, description="a pricing TOML file ([openai.\"MODEL\"] input/output per 1M "
                                                   "tokens) for this run")
+    reasoning_effort: str | None = Field(None, description="OpenAI reasoning models: none, minimal, low, medium, "
+                                                          "high, xhigh (giant: high)")
+    reasoning_summary: str | None = Field(None, description="OpenAI reasoning models: auto, concise or detailed "
+                                                           "(giant: detailed)")
+    thinking_budget: int | None = Field(None, ge=1024, description="Claude: extended thinking budget in tokens "
+                                                                  "(giant: 1024)")
+    max_output_tokens: int | None = Field(None, ge=1, description="output token limit per call (giant, Claude: 30000)")
+    system_prompt: str | None = Field(None, description="a system prompt file used instead of the preset's (e.g. "
+                                                        "GIANT's exact text); its hash goes into the manifest")
     model_options: dict[str, Any] = Field(default_factory=dict, description="extra options of the model adapter")
+
+    @field_validator("system_prompt", "pricing", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, PurePath) else value
 
     @property
     def model_id(self) -> str:
@@ -75,9 +93,22 @@ class AgentConfig(BaseModel):
         provider = self.model_id.split(":", 1)[0]
         return f"{provider}@{self.base_url}" if self.base_url else provider
 
+    def check(self) -> None:
+        """Fail now, with one line, on a malformed model id, an unknown preset, a reasoning setting
+        the provider cannot take or an unreadable prompt file: before any slide is opened."""
+        parse_model_id(self.model_id)
+        get_preset(self.preset)
+        self.model_settings()
+        if self.system_prompt:
+            read_prompt_file(self.system_prompt)
+
+    def model_settings(self) -> dict[str, Any]:
+        """The reasoning settings the user set, checked against the provider (one-line ``ConfigError``)."""
+        return check_model_settings(self.model_id, {k: getattr(self, k) for k in MODEL_SETTINGS})
+
     def adapter_options(self) -> dict[str, Any]:
-        """Options for ``resolve_model``: ``model_options`` with the timeout and retries."""
-        opts = dict(self.model_options)
+        """Options for ``resolve_model``: ``model_options`` with the timeout, retries and reasoning settings."""
+        opts = {**self.model_options, **self.model_settings()}
         if self.timeout is not None:
             opts["timeout_s"] = float(self.timeout)
         if self.retries is not None:

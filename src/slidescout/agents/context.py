@@ -25,10 +25,10 @@ def store_view(recorder: Recorder, view: View, *, source: str | None, label: str
     return ImagePart(image=ref, data=data)
 
 
-def image_note(ref: ImageRef) -> str:
+def image_note(ref: ImageRef, show_mpp: bool = True) -> str:
     """The text that replaces an image pruned from the context."""
     where = f"region (x={ref.box[0]}, y={ref.box[1]}, w={ref.box[2]}, h={ref.box[3]})" if ref.box else "an image"
-    mpp = f" at {ref.mpp:.2f} µm/px" if ref.mpp else ""
+    mpp = f" at {ref.mpp:.2f} µm/px" if ref.mpp and show_mpp else ""
     label = f" [{ref.label}]" if ref.label else ""
     return f"[image no longer shown to save context: {where}{mpp}{label}]"
 
@@ -45,23 +45,39 @@ def _count_images(messages: list[Message]) -> list[tuple[int, int, int | None]]:
     return pos
 
 
-def prune_images(messages: list[Message], keep_last: int | None, keep_first: int = 1) -> list[Message]:
+def pruned_count(n: int, keep_last: int, block: int = 0) -> int:
+    """How many of ``n`` images (after the first ones) are dropped to keep the last ``keep_last``,
+    dropping in steps of ``block + 1``: between two steps the context only grows, so the request
+    prefix stays the same and providers' prompt caches keep hitting (from ``keep_last`` to
+    ``keep_last + block`` images stay visible)."""
+    if n <= keep_last:
+        return 0
+    step = max(1, block + 1)
+    return step * ((n - keep_last) // step)
+
+
+def prune_images(messages: list[Message], keep_last: int | None, keep_first: int = 1,
+                 block: int = 0, show_mpp: bool = True) -> list[Message]:
     """A copy of ``messages`` with all but the first ``keep_first`` (the overview) and the last
-    ``keep_last`` images replaced by a text note. ``keep_last=None`` keeps every image."""
+    ``keep_last`` images replaced by a text note, dropped in blocks (``pruned_count``).
+    ``keep_last=None`` keeps every image."""
     positions = _count_images(messages)
     if keep_last is None or len(positions) <= keep_first + keep_last:
         return list(messages)
-    drop = set(positions[keep_first: len(positions) - keep_last])
+    n_drop = pruned_count(len(positions) - keep_first, keep_last, block)
+    if not n_drop:
+        return list(messages)
+    drop = set(positions[keep_first: keep_first + n_drop])
     out: list[Message] = []
     for mi, m in enumerate(messages):
         if isinstance(m, UserMessage) and any((mi, pi, None) in drop for pi in range(len(m.parts))):
-            parts = [TextPart(text=image_note(p.image)) if (mi, pi, None) in drop and isinstance(p, ImagePart) else p
+            parts = [TextPart(text=image_note(p.image, show_mpp)) if (mi, pi, None) in drop and isinstance(p, ImagePart) else p
                      for pi, p in enumerate(m.parts)]
             out.append(UserMessage(parts=parts))
         elif isinstance(m, ToolMessage) and any(d[0] == mi for d in drop):
             results = []
             for ri, r in enumerate(m.results):
-                content = [TextPart(text=image_note(c.image)) if (mi, ri, ci) in drop and isinstance(c, ImagePart) else c
+                content = [TextPart(text=image_note(c.image, show_mpp)) if (mi, ri, ci) in drop and isinstance(c, ImagePart) else c
                            for ci, c in enumerate(r.content)]
                 results.append(ToolResultPart(tool_call_id=r.tool_call_id, name=r.name, content=content,
                                               is_error=r.is_error))

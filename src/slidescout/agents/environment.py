@@ -71,13 +71,15 @@ class SlideEnvironment:
                                       "mpp_source": str(p.get("mpp_source") or ""),
                                       "objective_power": p.get("objective_power")})
 
-    def overview(self, max_side: int, guides: bool) -> View:
-        return self.slide.thumbnail(max_side, guides=guides)
+    def overview(self, max_side: int, guides: bool, level_rule: str = "fine", guide_style: str = "scout") -> View:
+        return self.slide.thumbnail(max_side, guides=guides, level_rule=level_rule, guide_style=guide_style)
 
-    def overview_caption(self, view: View) -> str:
+    def overview_caption(self, view: View, show_mpp: bool = True) -> str:
         w, h = self.size
-        return (f"Overview of the whole slide ({w} x {h} px at level 0), shown at {view.width} x {view.height} px. "
-                f"{view.describe()}.")
+        text = f"Overview of the whole slide ({w} x {h} px at level 0), shown at {view.width} x {view.height} px."
+        if not show_mpp:  # GIANT: no resolution anywhere
+            return text
+        return f"{text} {view.describe()}."
 
     def tool_context(self, **options: Any) -> ToolContext:
         return ToolContext(slide=self.slide, slide_id=self.slide.slide_id,

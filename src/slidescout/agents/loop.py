@@ -21,7 +21,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from slidescout import prompts
@@ -29,12 +29,23 @@ from slidescout.agents.baselines import PatchStrategy, ThumbnailStrategy
 from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.context import images_in, prune_images, request_size, store_view
-from slidescout.agents.environment import Environment, open_environment
+from slidescout.agents.environment import Environment, ImageSetEnvironment, open_environment
 from slidescout.agents.models import Model
 from slidescout.agents.presets import Preset, get_preset
+from slidescout.agents.protocol import (
+    apply_model_defaults,
+    imageset_baseline_prompt,
+    opening_message,
+    prompt_hashes,
+    protocol_config,
+    read_prompt_file,
+    run_with_reruns,
+    slide_system_prompt,
+)
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
+    ImageRef,
     Message,
     ModelRequest,
     ModelResponse,
@@ -123,6 +134,7 @@ class SampleState:
     tools: ToolSet | None = None
     ctx: ToolContext | None = None
     consecutive_errors: int = 0
+    n_first: int = 1  # images of the opening message (the overview, or every frame): never pruned
 
     def note(self, message: str, step: int | None = None) -> None:
         self.trace.events.append(NoteEvent(id=self.ids("n"), step=step, message=message))
@@ -140,9 +152,15 @@ class Strategy(Protocol):
 
 
 class AgentStrategy:
-    """Think, act, rethink: the overview, then one step at a time until an answer or a limit."""
+    """Think, act, rethink: the overview, then one step at a time until an answer or a limit.
+
+    A trajectory that overruns its step budget is run again when the preset says so (GIANT)."""
 
     async def run(self, agent: Agent, state: SampleState) -> Status:
+        return await run_with_reruns(agent, state, lambda: self.attempt(agent, state))
+
+    @staticmethod
+    async def attempt(agent: Agent, state: SampleState) -> Status:
         await agent.start(state)
         for step in range(agent.max_steps):
             status = await agent.step(state, step)
@@ -165,8 +183,13 @@ class Agent:
                  registry: ToolRegistry | None = None) -> None:
         self.model = model
         self.settings = config or AgentConfig()
-        self.preset: Preset = get_preset(self.settings.preset)
-        cfg, preset = self.settings, self.preset
+        preset = get_preset(self.settings.preset)
+        if self.settings.system_prompt:
+            read_prompt_file(self.settings.system_prompt)  # a missing or empty file: say so now
+            preset = replace(preset, prompt_file=self.settings.system_prompt)
+        self.preset: Preset = preset
+        cfg = self.settings
+        apply_model_defaults(model, preset.model_defaults)  # GIANT's reasoning settings, where unset
         self.provider = model.name.split(":", 1)[0] if ":" in model.name else model.name
         self.max_steps = cfg.max_steps or preset.max_steps
         self.max_side = cfg.max_side or preset.max_side_for(self.provider)
@@ -174,6 +197,8 @@ class Agent:
         self.keep_images: int | None = None if keep == "all" else keep
         self.guides = preset.guides if cfg.guides is None else cfg.guides
         self.jpeg_quality = cfg.jpeg_quality or preset.jpeg_quality
+        self.temperature = preset.temperature if cfg.temperature is None else cfg.temperature
+        self.one_call = self.provider in preset.one_call_providers  # GIANT's Claude: first call only
         self.budget = budget or Budget()
         self.tool_names = list(preset.tools)
         if cfg.tools:
@@ -189,13 +214,13 @@ class Agent:
             **self.settings.to_dict(), "model": self.model.name, "api": getattr(self.model, "api", ""),
             "tools": self.tool_names, "max_steps": self.max_steps, "max_side": self.max_side,
             "keep_images": "all" if self.keep_images is None else self.keep_images, "guides": self.guides,
-            "jpeg_quality": self.jpeg_quality,
+            "jpeg_quality": self.jpeg_quality, "temperature": self.temperature,
             "budget": {"usd": self.budget.usd, "tokens": self.budget.tokens, "seconds": self.budget.seconds},
+            **protocol_config(self),
         }
 
     def prompt_hashes(self) -> dict[str, str]:
-        names = [self.preset.system_prompt, "final_step", "imageset_system", "rethink_block"]
-        return {n: prompts.sha256(n) for n in names}
+        return prompt_hashes(self)
 
     def toolset(self, env_kind: str = "slide") -> ToolSet:
         """The tools offered for an environment: an image set swaps slide navigation for image tools."""
@@ -248,17 +273,13 @@ class Agent:
 
     # -- public hooks (the strategies use these) ------------------------------------
     def system_prompt(self, env: Environment) -> str:
-        if env.kind == "imageset" and self.preset.mode != "agent":
-            return prompts.render("imageset_all", n_images=len(_imageset_of(env)))
-        if env.kind == "imageset":
-            return prompts.render("imageset_system", n_images=len(_imageset_of(env)), max_steps=self.max_steps,
+        """The system prompt for ``env`` under the preset ("" : none, as GIANT's baselines)."""
+        if isinstance(env, ImageSetEnvironment):
+            if self.preset.mode != "agent":
+                return imageset_baseline_prompt(self, env)
+            return prompts.render("imageset_system", n_images=len(env.imageset), max_steps=self.max_steps,
                                   rethink_instructions=prompts.load("rethink_block") if self.preset.rethink else "")
-        w, h = env.size
-        mpp = env.mpp
-        mpp_note = f", at {mpp:.3f} µm per pixel" if mpp else ""
-        return prompts.render(self.preset.system_prompt, width=w, height=h, max_side=self.max_side,
-                              max_steps=self.max_steps, max_tool_steps=max(0, self.max_steps - 1),
-                              mpp_note=mpp_note, patch_size=self.preset.patch_size)
+        return slide_system_prompt(self, env)
 
     def show(self, state: SampleState, view: View, *, purpose: str, label: str | None = None,
              step: int = 0) -> ImagePart:
@@ -267,6 +288,14 @@ class Agent:
                           label=label or view.meta.get("label") or purpose, quality=self.jpeg_quality)
         state.trace.events.append(ImageEvent(id=state.ids("i"), image=part.image, purpose=purpose, step=step))
         return part
+
+    def show_file(self, state: SampleState, data: bytes, media_type: str, size: tuple[int, int], *,
+                  source: str, label: str) -> ImagePart:
+        """Record an image file's own bytes (MedFrameQA's official protocol sends the originals)."""
+        ref = ImageRef(sha256=state.recorder.put_image(data, media_type), media_type=media_type, width=size[0],
+                       height=size[1], source=source, label=label)
+        state.trace.events.append(ImageEvent(id=state.ids("i"), image=ref, purpose="thumbnail", step=0))
+        return ImagePart(image=ref, data=data, detail=None)
 
     def limit_reached(self, state: SampleState, step: int) -> Status | None:
         """The budget or time limit that ends the sample before ``step``, noted on the trace."""
@@ -318,36 +347,37 @@ class Agent:
     # -- the agentic loop ------------------------------------------------------------
     async def start(self, state: SampleState) -> None:
         """The first message: the question and the overview; tools and their context."""
-        env = state.env
+        env, p = state.env, self.preset
         state.tools = self.toolset(env.kind)
         state.ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
                                      run_dir=state.recorder.location, sample_id=state.sample.sample_id,
-                                     device=self.settings.device)
-        overview = await asyncio.to_thread(env.overview, self.preset.overview_side or self.max_side, self.guides)
-        ov_part = await asyncio.to_thread(self.show, state, overview, purpose="overview", label="overview")
-        state.messages = [
-            SystemMessage(content=self.system_prompt(env)),
-            UserMessage(parts=[TextPart(text=state.sample.question), TextPart(text=env.overview_caption(overview)),
-                               ov_part]),
-        ]
+                                     device=self.settings.device, show_mpp=p.show_mpp, level_rule=p.level_rule,
+                                     guide_style=p.guide_style)
+        system = self.system_prompt(env)
+        state.messages = [SystemMessage(content=system)] if system else []
+        state.messages.append(await opening_message(self, state))
+        state.n_first = images_in(state.messages)
 
     async def step(self, state: SampleState, step: int) -> Status | None:
         """One step: ask the model, run its tool calls. Returns the status that ends the sample, or None."""
         limit = self.limit_reached(state, step)
         if limit is not None:
             return limit
+        p = self.preset
         last = step == self.max_steps - 1
-        if last:
+        forced = last and p.forced_answer  # giant: the tools stay offered on every step
+        if forced:
             state.messages.append(UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())]))
-        context = prune_images(state.messages, self.keep_images)
+        context = prune_images(state.messages, self.keep_images, keep_first=state.n_first, block=p.prune_block,
+                               show_mpp=p.show_mpp)
         specs = list(state.tools.specs) if state.tools is not None else []
-        # on the last step the tools stay declared (providers need them to read the history,
+        # on a forced last step the tools stay declared (providers need them to read the history,
         # and prompt caches stay warm) but tool_choice "none" withdraws them
-        req = ModelRequest(messages=context, tools=specs, tool_choice="none" if last or not specs else "auto",
-                           temperature=self.settings.temperature, seed=self.settings.seed)
+        req = ModelRequest(messages=context, tools=specs, tool_choice="none" if forced or not specs else "auto",
+                           temperature=self.temperature, seed=self.settings.seed)
         try:
             resp = await asyncio.wait_for(
-                self.call_model(state, req, step=step, forced=last, n_images=images_in(context)),
+                self.call_model(state, req, step=step, forced=forced, n_images=images_in(context)),
                 timeout=self._time_left(state.started))
         except asyncio.TimeoutError:
             state.note(f"sample time limit of {self.settings.sample_seconds:.0f} s reached during a model call", step)
@@ -358,7 +388,10 @@ class Agent:
         msg = resp.message
         state.messages.append(msg)
         if not msg.tool_calls:
-            return self._on_reply(state, step, msg, last)
+            return self._on_reply(state, step, msg, forced)
+        if last and not forced:  # a tool call at step T: this attempt overran (giant reruns it)
+            state.note(f"the model called a tool at the last step ({self.max_steps}); the attempt overran", step)
+            return "max_steps"
         if last:  # tools were withdrawn but the model still asked for one: keep any text as the answer
             if msg.text.strip():
                 self.record_answer(state, step, msg.text, forced=True)
@@ -366,13 +399,13 @@ class Agent:
             return "max_steps"
         return await self._on_tool_calls(state, step, msg)
 
-    def _on_reply(self, state: SampleState, step: int, msg: AssistantMessage, last: bool) -> Status | None:
+    def _on_reply(self, state: SampleState, step: int, msg: AssistantMessage, forced: bool) -> Status | None:
         if msg.text.strip():
-            self.record_answer(state, step, msg.text, forced=last)
+            self.record_answer(state, step, msg.text, forced=forced)
             return "answered"
         state.consecutive_errors += 1
         state.error("the model replied with neither a tool call nor text", step=step)
-        if state.consecutive_errors >= self.settings.max_errors or last:
+        if state.consecutive_errors >= self.settings.max_errors or forced:
             return "error"
         state.messages.append(UserMessage(parts=[TextPart(text="Your reply was empty. Call a tool or give your final answer.")]))
         return None
@@ -411,7 +444,10 @@ class Agent:
             t0 = time.monotonic()
             ev = ToolEvent(id=state.ids("t"), step=step, call=call)
             content: list[TextPart | ImagePart] = []
-            if call.parse_error:
+            if self.one_call and results:  # GIANT's Claude agent runs the first call of a turn only
+                ev.error = ("only one tool call per turn is allowed; this call was not run. Make one "
+                            "tool call at a time.")
+            elif call.parse_error:
                 ev.error = f"could not parse the arguments of {call.name}: {call.parse_error}. Send valid JSON arguments."
             elif call.name not in tools:
                 offered = ", ".join(s.name for s in tools.specs) or "none"
@@ -484,11 +520,6 @@ def failure_reason(trace: Trace) -> str | None:
     return _STATUS_TEXT.get(trace.status, trace.status)
 
 
-def _imageset_of(env: Environment) -> list[str]:
-    images = getattr(env, "imageset", None)
-    return list(images.paths) if images is not None else []
-
-
 def _strategy_for(preset: Preset) -> Strategy:
     if preset.mode == "thumbnail":
         return ThumbnailStrategy()
@@ -503,6 +534,8 @@ def build_agent(config: AgentConfig, budget: Budget | None = None, *, repeat: in
     """An ``Agent`` from a config; with a seed, repeat *r* uses ``seed + r`` so repeats are not copies.
 
     Unknown or broken tools are a configuration error, raised here before any sample runs."""
+    if model is not None:  # a Model object: the user's reasoning settings go onto it
+        apply_model_defaults(model, {getattr(model, "api", ""): config.model_settings()})
     resolved = model if model is not None else config.resolve_model()
     if wrap_model is not None:
         resolved = wrap_model(resolved)
@@ -517,7 +550,12 @@ def build_agent(config: AgentConfig, budget: Budget | None = None, *, repeat: in
 def make_agent(model: str | Model | None = None, *, budget: Budget | None = None,
                registry: ToolRegistry | None = None, **settings: object) -> Agent:
     """An ``Agent`` from a model id (or a ``Model``) and :class:`AgentConfig` fields:
-    ``make_agent("expert", preset="vitar", max_steps=8)``."""
-    config = AgentConfig.model_validate({**settings, "model": model if isinstance(model, str) else None})
+    ``make_agent("expert", preset="vitar", max_steps=8)``; ``settings={"reasoning_effort": ...}``
+    may also hold the reasoning settings as one dict."""
+    fields = dict(settings)
+    extra = fields.pop("settings", None)
+    if isinstance(extra, dict):
+        fields.update({k: v for k, v in extra.items() if v is not None})
+    config = AgentConfig.model_validate({**fields, "model": model if isinstance(model, str) else None})
     return build_agent(config, budget, model=None if model is None or isinstance(model, str) else model,
                        registry=registry)

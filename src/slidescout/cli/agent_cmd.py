@@ -13,7 +13,6 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from slidescout.agents.config import AgentConfig
-from slidescout.agents.presets import get_preset
 from slidescout.cli.app import app, console, err_console, trace_app
 from slidescout.cli.model_opts import warn_price, warn_unused_tools
 from slidescout.cli.options import agent_options
@@ -71,6 +70,7 @@ def ask(
 ) -> None:
     """Ask a question about a slide; prints the answer, a rationale and where the trace went."""
     sample = question_sample(slide, question, option or [])  # a bad question fails before any work
+    agent.check()
     warn_unused_tools(agent)
     warn_price(agent, budget_usd)
     if out is not None:
@@ -91,8 +91,8 @@ def demo(
 ) -> None:
     """Offline demo: generate a synthetic slide and question, run the expert planner, show answer and truth."""
     t0 = time.monotonic()
-    agent.resolve_model()  # a bad model id or preset fails before the slide is generated
-    get_preset(agent.preset)
+    agent.check()  # a bad model id or preset fails before the slide is generated
+    agent.resolve_model()
     ensure_dir(out, "output folder")
     with console.status("generating a synthetic slide..."):
         slide_path, question, options, truth = demo_sample(out / "slides", seed=(agent.seed or 0) if slide_seed is None else slide_seed)

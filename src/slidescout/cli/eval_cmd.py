@@ -77,8 +77,7 @@ def _with_common(fn: Any) -> Any:
 
 
 def _check_model(agent: AgentConfig) -> None:
-    if agent.model:
-        parse_model_id(agent.model)  # ConfigError naming the valid forms
+    agent.check()  # a ConfigError naming the valid forms, before any slide is opened
 
 
 def _run_dir(common: dict[str, Any], dataset: str) -> Path:

@@ -42,6 +42,11 @@ AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
     "price_in": (("--price-in",), float | None),
     "price_out": (("--price-out",), float | None),
     "pricing": (("--pricing",), str | None),
+    "reasoning_effort": (("--reasoning-effort",), str | None),
+    "reasoning_summary": (("--reasoning-summary",), str | None),
+    "thinking_budget": (("--thinking-budget",), int | None),
+    "max_output_tokens": (("--max-output-tokens",), int | None),
+    "system_prompt": (("--system-prompt", "--prompt-file"), str | None),
 }
 
 

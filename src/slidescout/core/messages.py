@@ -61,7 +61,7 @@ class ImagePart(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     kind: Literal["image"] = "image"
     image: ImageRef
-    detail: Literal["auto", "low", "high"] = "high"
+    detail: Literal["auto", "low", "high"] | None = "high"  # None: not sent (the provider's default)
     data: bytes | None = Field(default=None, exclude=True, repr=False)
 
 

@@ -11,8 +11,19 @@ Formats (``Sample.answer_format``):
   ``isup_grade``; ``isup_grade`` wins when it is a valid 0-5, otherwise the grade is derived
   from the Gleason patterns (or the total score when that is unambiguous).
 - ``letter``: MedFrameQA's final ``Answer: B`` line; the last such line wins. ``**Answer:** (B)``,
-  lower case, ``\\boxed{B}`` and "the answer is (B)" are accepted too.
-- ``free``: no options; the reply's text is the answer (``slidescout ask`` without options).
+  lower case, ``\\boxed{B}`` and "the answer is (B)" are accepted too. ``mode="medframeqa"``
+  applies the official evaluation's rules in its order instead (:func:`parse_medframeqa_official`).
+
+A reply holding a ``<response>...</response>`` block (the ``giant`` and ``scout`` prompts ask for
+one) is parsed from its last such block; the whole reply is the fallback.
+
+PANDA: the prompt defines grades 1-5 only, and models answer benign tissue with
+``"isup_grade": null``, "N/A", "Benign" or "no cancer": all of these are ISUP 0 (method
+``isup_null`` or ``benign_text``, counted in the report). A JSON object cut off before its closing
+brace is salvaged.
+
+- ``free``: no options; the reply's text (or its ``<response>`` block) is the answer (``slidescout
+  ask`` without options).
 
 The newest (last) explicit answer in a reply wins. A reply that cannot be parsed gives
 ``ok=False`` with an ``error``; metrics count it wrong and report it separately.
@@ -29,7 +40,10 @@ from pydantic import BaseModel, Field
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-__all__ = ["LETTERS", "ParsedAnswer", "extract_json_objects", "isup_from_gleason", "parse_answer"]
+__all__ = ["ISUP0_METHODS", "LETTERS", "ParsedAnswer", "extract_json_objects", "isup_from_gleason", "parse_answer",
+           "parse_medframeqa_official", "response_block"]
+
+ISUP0_METHODS = ("isup_null", "benign_text")  # PANDA replies scored as ISUP 0 without a stated grade
 
 
 class _SampleLike(Protocol):
@@ -293,16 +307,46 @@ _GLEASON_TEXT = re.compile(r"\bgleason\b[^\d\n]{0,20}(\d)\s*\+\s*(\d)", re.I)
 _ISUP_KEYS = ("isup_grade", "isup", "isup_grade_group", "grade_group", "primary_pattern", "secondary_pattern", "total_score", "gleason_score")
 
 
+_NULL_GRADE = re.compile(r"^\s*(?:null|none|n/?a|not applicable|benign(?: tissue| prostat\w*)?|no cancer|no carcinoma|"
+                         r"no tumou?r|negative|not? malignan\w*|-)?\s*\.?\s*$", re.I)
+_BENIGN_TEXT = re.compile(r"(?<!not )(?<!non-)(?<!non )\b(?:benign|no (?:evidence of )?(?:cancer|carcinoma|tumou?r|malignancy)|"
+                          r"negative for (?:cancer|carcinoma|malignancy)|(?:isup\s*)?grade\s*(?:group\s*)?0)\b", re.I)
+_OPEN_JSON = re.compile(r"\{[^{}]*$", re.S)
+
+
+def _null_grade(value: Any) -> bool:
+    """``null``, "N/A", "Benign", "no cancer", "": a grade that says there is no cancer (ISUP 0)."""
+    return value is None or (isinstance(value, str) and bool(_NULL_GRADE.match(value)))
+
+
+def _salvage_open_json(text: str) -> list[tuple[dict[str, Any], str]]:
+    """A JSON object cut off before its closing brace (``{"isup_grade": 2``), closed and parsed."""
+    m = _OPEN_JSON.search(text or "")
+    if not m or ":" not in m.group(0):
+        return []
+    snippet = m.group(0).rstrip().rstrip("`").rstrip().rstrip(",") + "}"
+    obj = _loads_lenient(snippet)
+    return [({str(k).strip().lower(): v for k, v in obj.items()}, m.group(0))] if obj else []
+
+
 def _parse_isup(text: str) -> ParsedAnswer:
-    objs = [(o, s) for o, s in extract_json_objects(text) if any(k in o for k in _ISUP_KEYS)]
+    found = extract_json_objects(text)
+    objs = [(o, s) for o, s in found if any(k in o for k in _ISUP_KEYS)]
+    if not objs:
+        objs = [(o, s) for o, s in _salvage_open_json(text) if any(k in o for k in _ISUP_KEYS)]
     error: str | None = None
     if objs:
         obj, snippet = objs[-1]
         details: dict[str, Any] = {k: obj.get(k) for k in ("primary_pattern", "secondary_pattern", "total_score", "isup_grade") if k in obj}
-        grade_raw = next((obj[k] for k in ("isup_grade", "isup", "isup_grade_group", "grade_group") if k in obj), None)
+        grade_key = next((k for k in ("isup_grade", "isup", "isup_grade_group", "grade_group") if k in obj), None)
+        grade_raw = obj[grade_key] if grade_key else None
         grade = _to_int(grade_raw)
         if grade is not None and 0 <= grade <= 5:
             return ParsedAnswer(value=grade, raw=snippet, ok=True, method="json_isup_grade", details=details)
+        patterns = [_to_int(obj.get(k)) for k in ("primary_pattern", "secondary_pattern", "total_score")]
+        if grade_key and _null_grade(grade_raw) and not any(v for v in patterns if v is not None):
+            # the PANDA prompt defines grades 1-5 only; null / "N/A" / "Benign" means no cancer
+            return ParsedAnswer(value=0, raw=snippet, ok=True, method="isup_null", details=details)
         if grade_raw is not None:
             error = f"isup_grade {grade_raw!r} is not a grade 0-5"
         primary, secondary = _to_int(obj.get("primary_pattern")), _to_int(obj.get("secondary_pattern"))
@@ -324,6 +368,8 @@ def _parse_isup(text: str) -> ParsedAnswer:
         if derived is not None:
             return ParsedAnswer(value=derived, raw=g.group(0), ok=True, method="regex_gleason",
                                 details={"primary_pattern": int(g.group(1)), "secondary_pattern": int(g.group(2))})
+    if _null_grade(text.strip().strip("`*_\"'")) or _BENIGN_TEXT.search(text):
+        return ParsedAnswer(value=0, raw=_tail(text), ok=True, method="benign_text")
     return ParsedAnswer(raw=_tail(text), ok=False, method="none",
                         error=error or "no ISUP grade found (expected JSON with isup_grade)")
 
@@ -364,15 +410,68 @@ def _parse_letter(text: str, options: list[str]) -> ParsedAnswer:
     return ParsedAnswer(raw=_tail(text), ok=False, method="none", error="no final 'Answer: LETTER' line found")
 
 
-def parse_answer(text: str | None, sample: _SampleLike) -> ParsedAnswer:
-    """Parse a final reply for ``sample`` (anything with ``answer_format`` and ``options``)."""
+_RESPONSE = re.compile(r"<response>\s*(.*?)\s*(?:</response>|$)", re.S | re.I)
+
+
+def response_block(text: str | None) -> str | None:
+    """The content of the last ``<response>...</response>`` block (an unclosed last block counts)."""
+    blocks = _RESPONSE.findall(text or "")
+    return blocks[-1] if blocks and blocks[-1].strip() else None
+
+
+_OFFICIAL_BOXED = re.compile(r"boxed\{\s*(?:\\text\{)?\s*\(?([A-Za-z])\)?")
+_OFFICIAL_ANSWER = re.compile(r"Answer\s*:", re.I)
+_OFFICIAL_FORMS = re.compile(r"\(([A-Z])\)|(?<![A-Za-z])([A-Z])\.(?=\s|$)")
+
+
+def parse_medframeqa_official(text: str | None, options: list[str]) -> ParsedAnswer:
+    """MedFrameQA's official rules, in its order: a ``boxed{X}`` answer; the letter after the
+    last ``Answer:``; an ``(X)`` or ``X.`` form; then an option's text. Empty: an ``empty reply``
+    error (the official score leaves such replies out of the denominator)."""
+    text = text or ""
+    if not text.strip():
+        return ParsedAnswer(raw="", ok=False, method="none", error="empty reply")
+    valid = LETTERS[: len(options) or 26]
+    boxed = [m for m in _OFFICIAL_BOXED.finditer(text) if m.group(1).upper() in valid]
+    if boxed:
+        return ParsedAnswer(value=boxed[-1].group(1).upper(), raw=boxed[-1].group(0), ok=True, method="official_boxed")
+    answers = list(_OFFICIAL_ANSWER.finditer(text))
+    if answers:
+        after = text[answers[-1].end():]
+        m = re.match(r"[\s*_]*\(?([A-Za-z])\)?(?![A-Za-z])", after)
+        if m and m.group(1).upper() in valid:
+            return ParsedAnswer(value=m.group(1).upper(), raw=text[answers[-1].start():answers[-1].end() + m.end()],
+                                ok=True, method="official_answer")
+    forms = [m for m in _OFFICIAL_FORMS.finditer(text) if (m.group(1) or m.group(2)) in valid]
+    if forms:
+        letter = forms[-1].group(1) or forms[-1].group(2)
+        return ParsedAnswer(value=letter, raw=forms[-1].group(0), ok=True, method="official_form")
+    low = text.lower()
+    hits = [i for i, o in enumerate(options) if o.strip() and o.strip().lower() in low]
+    if len(hits) == 1:
+        return ParsedAnswer(value=LETTERS[hits[0]], raw=options[hits[0]][:200], ok=True, method="official_text")
+    return ParsedAnswer(raw=_tail(text), ok=False, method="none", error="no answer letter found (official rules)")
+
+
+def parse_answer(text: str | None, sample: _SampleLike, mode: str = "default") -> ParsedAnswer:
+    """Parse a final reply for ``sample`` (anything with ``answer_format`` and ``options``).
+
+    ``mode="medframeqa"``: letter questions follow MedFrameQA's official rules."""
     text = text or ""
     fmt = sample.answer_format
     options = list(sample.options or [])
     if not text.strip():
         return ParsedAnswer(raw="", ok=False, method="none", error="empty reply")
+    if fmt == "letter" and mode == "medframeqa":
+        return parse_medframeqa_official(text, options)
+    block = response_block(text)
     if fmt == "free":
-        return ParsedAnswer(value=text.strip(), raw=_tail(text), ok=True, method="free")
+        return ParsedAnswer(value=(block or text).strip(), raw=_tail(text), ok=True, method="free")
+    if block is not None:
+        parsed = parse_answer(block, sample, mode)
+        if parsed.ok:
+            parsed.details["from"] = "response_tag"
+            return parsed
     if fmt == "isup_json":
         return _parse_isup(text)
     if fmt == "letter":

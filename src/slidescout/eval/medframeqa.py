@@ -210,7 +210,7 @@ def load_medframeqa(path: str | Path, cache_dir: str | Path | None = None) -> Da
         idx = LETTERS.index(letter)
         question = fill_template(template, question=str(rec["question"]).strip(), options=lettered_options(options))
         meta = {k: rec[k] for k in schema["meta_columns"] if rec.get(k) not in (None, "")}
-        meta.update(dataset="medframeqa", row=i, n_images=len(images))
+        meta.update(dataset="medframeqa", row=i, n_images=len(images), raw_question=str(rec["question"]).strip())
         out.samples.append(Sample(
             sample_id=sid, task=schema["task"], question=question, options=options, answer=letter,
             answer_label=options[idx], answer_index=idx + 1, metric=schema["metric"],

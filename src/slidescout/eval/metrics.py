@@ -4,11 +4,18 @@ A run writes one :class:`ResultRecord` per finished (sample, repeat). :func:`sco
 them by task and returns a :class:`TaskScore` each:
 
 - ``value``: the task's metric. With several repeats it is the *mean of runs* (each repeat's
-  metric, averaged: how GIANT reports), otherwise the single run's metric.
+  metric, averaged), otherwise the single run's metric.
 - ``ci_low``/``ci_high``: percentile bootstrap over samples (seeded, ``n_bootstrap`` draws); a
   drawn sample brings all its repeats, so the CI is for the same statistic as ``value``.
-- ``majority_vote``: the metric of the per-sample majority answer across repeats (ties go to the
-  answer given first, i.e. in the lowest repeat; unparsed answers do not vote unless all are).
+- ``boot_mean``/``boot_std``: the mean and standard deviation of the same bootstrap draws. This
+  is how the GIANT paper reports its numbers (bootstrap mean ± std; GIANT's code has no scorer),
+  so compare ``boot_mean ± boot_std`` with the paper, not the percentile CI.
+- ``majority_vote``: the metric of the per-sample majority answer across repeats (the paper's
+  "×5" is this over 5 runs; ties go to the answer given first, i.e. in the lowest repeat;
+  unparsed answers do not vote unless all are), with its own bootstrap mean ± std.
+- ``n_isup0_null``: PANDA replies scored as ISUP 0 because they named no grade (``null``,
+  "N/A", "Benign", "no cancer"). ``n_empty``: empty replies; ``value_excluding_empty`` leaves
+  them out of the denominator, as MedFrameQA's official evaluation does.
 - Unparsed answers (``parsed_ok`` False) and failed samples count as wrong; ``n_unparsed`` and
   ``n_errors`` say how many. Balanced accuracy is the mean recall over the classes present in
   the ground truth. A (sample_id, repeat) written twice counts once: the last line wins.
@@ -23,7 +30,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from slidescout.core.parsing import ParsedAnswer
+from slidescout.core.parsing import ISUP0_METHODS, ParsedAnswer
 from slidescout.eval.samples import Metric, Sample
 
 __all__ = ["ResultRecord", "TaskScore", "accuracy", "balanced_accuracy", "bootstrap_ci", "majority_vote",
@@ -109,6 +116,13 @@ class TaskScore(BaseModel):
     mean_of_runs: float | None = None  # when repeats > 1
     majority_vote: float | None = None  # when repeats > 1
     majority_ci: tuple[float, float] | None = None
+    boot_mean: float | None = None  # bootstrap mean and std of ``value`` (the GIANT paper's report)
+    boot_std: float | None = None
+    majority_boot_mean: float | None = None
+    majority_boot_std: float | None = None
+    n_isup0_null: int = 0  # PANDA replies with no grade (null, N/A, Benign...) scored as ISUP 0
+    n_empty: int = 0  # empty replies (counted wrong in ``value``)
+    value_excluding_empty: float | None = None  # empty replies left out (MedFrameQA's official score)
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0  # sum of the known costs
@@ -203,21 +217,34 @@ def _metric_batch(idx: np.ndarray, codes: np.ndarray, correct: np.ndarray, mask:
         return np.where(valid, per_run, 0.0).sum(axis=1) / valid.sum(axis=1)
 
 
-def _bootstrap(codes: np.ndarray, correct: np.ndarray, mask: np.ndarray, n_classes: int, metric: str,
-               n_boot: int, level: float, seed: int) -> tuple[float, float]:
+def _bootstrap_stats(codes: np.ndarray, correct: np.ndarray, mask: np.ndarray, n_classes: int, metric: str,
+                     n_boot: int, seed: int) -> np.ndarray:
+    """The metric of each bootstrap draw of samples (NaN draws dropped)."""
     n, r = correct.shape
     if n == 0 or n_boot <= 0:
-        return math.nan, math.nan
+        return np.zeros(0)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
     block = max(1, 4_000_000 // max(1, n * r * 2))
     stats = np.concatenate([_metric_batch(idx[i:i + block], codes, correct, mask, n_classes, metric)
                             for i in range(0, n_boot, block)])
-    stats = stats[~np.isnan(stats)]
+    return stats[~np.isnan(stats)]
+
+
+def _percentiles(stats: np.ndarray, level: float) -> tuple[float, float]:
     if stats.size == 0:
         return math.nan, math.nan
     lo, hi = np.percentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
+
+
+def _mean_std(stats: np.ndarray) -> tuple[float | None, float | None]:
+    return (float(stats.mean()), float(stats.std())) if stats.size else (None, None)
+
+
+def _bootstrap(codes: np.ndarray, correct: np.ndarray, mask: np.ndarray, n_classes: int, metric: str,
+               n_boot: int, level: float, seed: int) -> tuple[float, float]:
+    return _percentiles(_bootstrap_stats(codes, correct, mask, n_classes, metric, n_boot, seed), level)
 
 
 def bootstrap_ci(truth: Sequence[Any], predicted: Sequence[Any], metric: str = "accuracy", *,
@@ -281,19 +308,32 @@ def score_task(records: Iterable[ResultRecord | Mapping[str, Any]], *, n_bootstr
     all_idx = np.arange(n)[None, :]
     run_values = [float(_metric_batch(all_idx, codes, correct[:, [j]], mask[:, [j]], k, metric)[0]) for j in range(nr)]
     value = float(_metric_batch(all_idx, codes, correct, mask, k, metric)[0])
-    lo, hi = _bootstrap(codes, correct, mask, k, metric, n_bootstrap, level, seed)
+    stats = _bootstrap_stats(codes, correct, mask, k, metric, n_bootstrap, seed)
+    lo, hi = _percentiles(stats, level)
+    boot_mean, boot_std = _mean_std(stats)
+    empty = np.zeros((n, nr), dtype=bool)
+    for r in recs:
+        if r.error == "empty reply":
+            empty[s_pos[r.sample_id], r_pos[r.repeat]] = True
+    value_ne: float | None = None
+    if empty.any() and (mask & ~empty).any():
+        value_ne = float(_metric_batch(all_idx, codes, correct, mask & ~empty, k, metric)[0])
 
     by_sample: dict[str, list[ResultRecord]] = {}
     for r in sorted(recs, key=lambda r: r.repeat):
         by_sample.setdefault(r.sample_id, []).append(r)
     maj_value: float | None = None
     maj_ci: tuple[float, float] | None = None
+    maj_mean: float | None = None
+    maj_std: float | None = None
     if nr > 1:
         votes = [majority_vote([r.predicted for r in by_sample[s]], [r.parsed_ok for r in by_sample[s]]) for s in sample_ids]
         mc = np.array([v is not None and _key(v) == _key(truth[s]) for v, s in zip(votes, sample_ids, strict=True)], dtype=bool)[:, None]
         ones = np.ones((n, 1), dtype=bool)
         maj_value = float(_metric_batch(all_idx, codes, mc, ones, k, metric)[0])
-        maj_ci = _bootstrap(codes, mc, ones, k, metric, n_bootstrap, level, seed)
+        maj_stats = _bootstrap_stats(codes, mc, ones, k, metric, n_bootstrap, seed)
+        maj_ci = _percentiles(maj_stats, level)
+        maj_mean, maj_std = _mean_std(maj_stats)
 
     recall = per_class_recall([r.truth for r in recs], [r.predicted for r in recs], [r.parsed_ok for r in recs])
     latencies = [r.latency_s for r in recs if r.latency_s is not None]
@@ -303,7 +343,10 @@ def score_task(records: Iterable[ResultRecord | Mapping[str, Any]], *, n_bootstr
         n_correct=sum(r.correct for r in recs), n_unparsed=sum(not r.parsed_ok for r in recs),
         n_errors=sum(r.status != "answered" for r in recs), n_incomplete=int((~mask).any(axis=1).sum()),
         per_class_recall=recall, run_values=run_values, mean_of_runs=value if nr > 1 else None,
-        majority_vote=maj_value, majority_ci=maj_ci,
+        majority_vote=maj_value, majority_ci=maj_ci, boot_mean=boot_mean, boot_std=boot_std,
+        majority_boot_mean=maj_mean, majority_boot_std=maj_std,
+        n_isup0_null=sum(r.parse_method in ISUP0_METHODS for r in recs), n_empty=int(empty.sum()),
+        value_excluding_empty=value_ne,
         input_tokens=sum(r.input_tokens or 0 for r in recs), output_tokens=sum(r.output_tokens or 0 for r in recs),
         cost_usd=float(sum(r.cost_usd for r in recs if r.cost_usd is not None)),
         n_cost_unknown=sum(r.cost_usd is None for r in recs),

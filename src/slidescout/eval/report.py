@@ -7,9 +7,11 @@
   steps used, cost per correct answer), imported lazily with the Agg backend.
 
 Numbers: the task's metric (accuracy or balanced accuracy) as the mean of runs with a
-percentile-bootstrap CI over samples, the majority vote over repeats, n samples, unparsed answers
-and failed samples (both counted wrong), tokens, cost (``unknown`` when a model has no price) and
-time per sample.
+percentile-bootstrap CI over samples, beside it the bootstrap mean ± std (how the GIANT paper
+reports), the majority vote over repeats (the paper's "×5") with its bootstrap mean ± std, n
+samples, unparsed answers and failed samples (both counted wrong), tokens, cost (``unknown`` when a
+model has no price) and time per sample. Under the table: PANDA replies scored ISUP 0 because they
+named no grade, and accuracy with empty replies left out (MedFrameQA's official score).
 """
 
 from __future__ import annotations
@@ -152,18 +154,21 @@ def score_table(scores: dict[str, TaskScore], records: list[dict[str, Any]] | No
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
-    for col in ("task", "metric", "score % [95% CI]", "majority %", "n", "unparsed", "errors", "tokens", "cost",
-                "s/sample"):
+    for col in ("task", "metric", "score % [95% CI]", "boot mean ± std", "majority % (± std)", "n", "unparsed",
+                "errors", "tokens", "cost", "s/sample"):
         t.add_column(col, justify="left" if col in ("task", "metric") else "right")
     by_task = _by_task(records or [])
     for task, s in scores.items():
         recs = by_task.get(task, [])
         maj = f"{fmt_pct(s.majority_vote)}" if s.majority_vote is not None else "-"
+        if s.majority_vote is not None and s.majority_boot_std is not None:
+            maj += f" (±{100 * s.majority_boot_std:.1f})"
         lats = [r["latency_s"] for r in recs if r.get("latency_s") is not None]
         lat = statistics.fmean(lats) if lats else s.mean_latency_s
         n = f"{s.n}×{s.repeats}" if s.repeats > 1 else str(s.n)
         t.add_row(task, "bal.acc" if s.metric == "balanced_accuracy" else "acc",
-                  f"{fmt_pct(s.value)} {fmt_ci(s.ci_low, s.ci_high)}".strip(), maj, n, str(_unparsed(s, recs)),
+                  f"{fmt_pct(s.value)} {fmt_ci(s.ci_low, s.ci_high)}".strip(), fmt_mean_std(s.boot_mean, s.boot_std),
+                  maj, n, str(_unparsed(s, recs)),
                   str(s.n_errors), fmt_tokens(s.input_tokens + s.output_tokens),
                   fmt_cost(s.cost_usd, s.n_cost_unknown, s.n_records), f"{lat:.1f}" if lat is not None else "-")
     if len(scores) > 1:
@@ -171,11 +176,29 @@ def score_table(scores: dict[str, TaskScore], records: list[dict[str, Any]] | No
         n_rec = sum(s.n_records for s in allr)
         vals = [s.value for s in allr if not math.isnan(s.value)]
         t.add_section()
-        t.add_row("all (macro)", "", fmt_pct(statistics.fmean(vals) if vals else None), "", str(sum(s.n for s in allr)),
+        t.add_row("all (macro)", "", fmt_pct(statistics.fmean(vals) if vals else None), "", "", str(sum(s.n for s in allr)),
                   str(sum(_unparsed(s, by_task.get(t, [])) for t, s in scores.items())), str(sum(s.n_errors for s in allr)),
                   fmt_tokens(sum(s.input_tokens + s.output_tokens for s in allr)),
                   fmt_cost(sum(s.cost_usd for s in allr), sum(s.n_cost_unknown for s in allr), n_rec), "")
     return t
+
+
+def fmt_mean_std(mean: float | None, std: float | None) -> str:
+    return "-" if mean is None or std is None else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def protocol_notes(scores: dict[str, TaskScore]) -> list[str]:
+    """Lines under the score table: ISUP 0 from replies naming no grade; the official MedFrameQA score."""
+    out = []
+    for task, s in scores.items():
+        if s.n_isup0_null:
+            out.append(f"{task}: {s.n_isup0_null} replies named no grade (null, N/A, Benign, no cancer) and "
+                       "were scored as ISUP 0")
+        if s.n_empty:
+            official = fmt_pct(s.value_excluding_empty) if s.value_excluding_empty is not None else "-"
+            out.append(f"{task}: {s.n_empty} empty replies; score with them left out (MedFrameQA's official "
+                       f"rule) {official}%, counted wrong {fmt_pct(s.value)}%")
+    return out
 
 
 def _unparsed(score: TaskScore, records: list[dict[str, Any]]) -> int:
@@ -301,6 +324,8 @@ def print_report(path: str | Path | RunReport, console: Any = None, *, n_bootstr
                   f"{len(rep.finished)} finished records", highlight=False)
     if rep.scores:
         console.print(score_table(rep.scores, rep.finished))
+        for line in protocol_notes(rep.scores):
+            console.print(line, highlight=False)
     if rep.unfinished:
         kinds = Counter(str(r.get("status")) for r in rep.unfinished)
         console.print(f"[yellow]{len(rep.unfinished)} not finished[/] ({', '.join(f'{k} {v}' for k, v in kinds.items())}); "

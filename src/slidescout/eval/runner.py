@@ -90,6 +90,11 @@ def _check_resumable(run_path: Path, config: dict[str, Any]) -> None:
         if old_agent.get(key) and new_agent.get(key) and old_agent.get(key) != new_agent.get(key):
             raise ConfigError(f"{run_path} was run with {key} {old_agent.get(key)!r}, not {new_agent.get(key)!r}; "
                               f"resume it with the same {key} or choose another output folder")
+    old_p, new_p = old_agent.get("protocol") or {}, new_agent.get("protocol") or {}
+    for key, what in (("system_prompt_sha256", "system prompt"), ("model_settings", "reasoning settings")):
+        if key in old_p and key in new_p and old_p[key] != new_p[key]:
+            raise ConfigError(f"{run_path} was run with another {what} ({old_p[key]!r}, now {new_p[key]!r}); "
+                              "resume it with the same flags or choose another output folder")
 
 
 class _Progress:

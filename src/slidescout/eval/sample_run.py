@@ -83,7 +83,8 @@ def build_record(sample: Sample, trace: Trace, *, repeat: int = 0, latency_s: fl
     by it is not finished (a resumed run with more budget runs it again), while ``budget_time``
     from the per-sample time limit alone is final.
     """
-    parsed = parse_answer(trace.answer, sample) if trace.answer is not None else None  # type: ignore[arg-type]
+    mode = str((trace.config.get("protocol") or {}).get("parser") or "default")
+    parsed = parse_answer(trace.answer, sample, mode=mode) if trace.answer is not None else None
     status = trace.status
     finished = status in FINAL_STATUSES or (status == "budget_time" and run_budget_hit is None)
     fields: dict[str, Any] = {

@@ -2,12 +2,20 @@
 
 Four vertical and four horizontal 1-px green lines (with alpha) at 1/5 .. 4/5 of the image, each
 labelled with the LEVEL-0 coordinate of the pixel row or column it sits on; a red border; and the
-box origin ``(x0, y0)`` in the top-left corner. Labels are white with a dark outline, in a
-scalable TrueType font sized to the image (about 22 px at 1000 px, 12 px at 500 px).
+box origin ``(x0, y0)`` in the top-left corner.
+
+- ``style="scout"``: white labels with a dark outline in Pillow's scalable font at 2.2% of the
+  long side; an opaque red border of at least 2 px.
+- ``style="giant"``: as GIANT draws them: DejaVu Sans at about 2% of the short side on black
+  boxes (alpha 150), x labels along the top and y labels along the left; 1 px green lines (alpha
+  180); a 1 px red border (alpha 180). One deliberate difference: at a box clamped to the slide
+  edge GIANT labels the lines from the unclamped size, so its labels are wrong there; ours are
+  computed from the box actually shown (docs/fidelity.md).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -30,6 +38,40 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+GIANT_LINE_ALPHA = 180
+GIANT_BORDER_ALPHA = 180
+GIANT_LABEL_BG_ALPHA = 150
+_DEJAVU_PATHS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                 "/usr/share/fonts/TTF/DejaVuSans.ttf", "/Library/Fonts/DejaVuSans.ttf")
+
+
+def dejavu_path() -> str | None:
+    """DejaVu Sans (freely licensed): the system's copy, else matplotlib's bundled copy."""
+    for p in _DEJAVU_PATHS:
+        if os.path.exists(p):
+            return p
+    try:
+        import matplotlib
+
+        p = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
+        return p if os.path.exists(p) else None
+    except Exception:  # matplotlib missing or broken: fall back to Pillow's font
+        return None
+
+
+@lru_cache(maxsize=32)
+def _dejavu(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    path = dejavu_path()
+    if path is None:
+        return _font(size)
+    return ImageFont.truetype(path, size)
+
+
+def giant_font_size(width: int, height: int) -> int:
+    """About 2% of the image's short side (at least 8 px)."""
+    return max(8, round(min(width, height) * 0.02))
+
+
 def font_size(width: int, height: int) -> int:
     return int(min(40, max(12, round(max(width, height) * 0.022))))
 
@@ -50,8 +92,42 @@ def border_width(width: int, height: int) -> int:
     return max(2, round(max(width, height) / 500))
 
 
-def draw_guides(image: np.ndarray, box: Box) -> np.ndarray:
+def draw_giant_guides(image: np.ndarray, box: Box) -> np.ndarray:
+    """GIANT's guide style (see the module doc), with labels computed from the box shown."""
+    h, w = image.shape[:2]
+    base = Image.fromarray(np.ascontiguousarray(image[..., :3], dtype=np.uint8), "RGB").convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    xs_px, ys_px = guide_positions(w), guide_positions(h)
+    green = (0, 255, 0, GIANT_LINE_ALPHA)
+    for px in xs_px:
+        draw.line([(px, 0), (px, h - 1)], fill=green, width=1)
+    for py in ys_px:
+        draw.line([(0, py), (w - 1, py)], fill=green, width=1)
+    draw.rectangle([0, 0, w - 1, h - 1], outline=(255, 0, 0, GIANT_BORDER_ALPHA), width=1)
+    font = _dejavu(giant_font_size(w, h))
+    pad = 2
+
+    def label(xy: tuple[float, float], text: str) -> None:
+        left, top, right, bottom = draw.textbbox(xy, text, font=font)
+        draw.rectangle([left - pad, top - pad, right + pad, bottom + pad], fill=(0, 0, 0, GIANT_LABEL_BG_ALPHA))
+        draw.text(xy, text, font=font, fill=(255, 255, 255, 255))
+
+    xs_l0, ys_l0 = guide_labels(box, w, h)
+    for px, value in zip(xs_px, xs_l0, strict=True):
+        label((px + 3, pad + 1), str(value))
+    for py, value in zip(ys_px, ys_l0, strict=True):
+        label((pad + 1, py + 3), str(value))
+    corner = f"({box.x}, {box.y})"
+    _, top, _, bottom = draw.textbbox((0, 0), corner, font=font)
+    label((pad + 1, pad + 1 + (bottom - top) + 2 * pad + 2), corner)
+    return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
+
+
+def draw_guides(image: np.ndarray, box: Box, style: str = "scout") -> np.ndarray:
     """A copy of ``image`` (H, W, 3 uint8 showing level-0 ``box``) with guides drawn on it."""
+    if style == "giant":
+        return draw_giant_guides(image, box)
     h, w = image.shape[:2]
     out = np.array(image[..., :3], dtype=np.uint8, copy=True)
     xs_px, ys_px = guide_positions(w), guide_positions(h)

@@ -7,6 +7,10 @@ Rules:
   a level at most one pyramid step finer than the output;
 - the box is mapped into that level's pixel grid exactly (fractional), and the backend resamples
   that rectangle, so the image shows exactly the requested box.
+
+``rule="giant"`` picks the level as GIANT does instead: ``ds = box long side / output long side``,
+the coarsest level whose downsample is at most ``max(1, 0.85 * ds)``, then one level finer when
+the box read at that level would be smaller than the output.
 """
 
 from __future__ import annotations
@@ -78,10 +82,27 @@ def choose_level(scales: Sequence[tuple[float, float]], box_w: float, box_h: flo
     return best
 
 
-def plan_region(backend: Backend, box: Box, out_w: int, out_h: int) -> Region:
+def giant_level(downsamples: Sequence[float], box_w: float, box_h: float, out_w: int, out_h: int) -> int:
+    """GIANT's level: ``best_level_for_downsample(max(1, 0.85 * ds))``, one level finer when the
+    read would be smaller than the output (``ds`` = box long side / output long side)."""
+    long_box, long_out = max(box_w, box_h), max(out_w, out_h)
+    target = max(1.0, 0.85 * long_box / max(1, long_out))
+    level = 0
+    for i, ds in enumerate(downsamples):
+        if ds <= target * 1.0001:  # OpenSlide's best_level_for_downsample: largest ds not above
+            level = i
+    if level > 0 and long_box / downsamples[level] < long_out:
+        level -= 1
+    return level
+
+
+def plan_region(backend: Backend, box: Box, out_w: int, out_h: int, rule: str = "fine") -> Region:
     """The level and exact level-pixel rectangle to resample for ``box`` at ``out_w x out_h``."""
     scales = [backend.level_scale(i) for i in range(len(backend.level_dimensions))]
-    level = choose_level(scales, box.w, box.h, out_w, out_h)
+    if rule == "giant":
+        level = giant_level(list(backend.level_downsamples), box.w, box.h, out_w, out_h)
+    else:
+        level = choose_level(scales, box.w, box.h, out_w, out_h)
     sx, sy = scales[level]
     lw, lh = backend.level_dimensions[level]
     x0, y0 = min(box.x / sx, lw - 1.0), min(box.y / sy, lh - 1.0)

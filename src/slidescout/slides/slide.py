@@ -173,16 +173,18 @@ class Slide:
         requested = parse_box(box, self._name(), w, h)
         return requested, clamp_box(requested, self._name(), w, h)
 
-    def read(self, box: Box | tuple | list | str, max_side: int = 1000, *, guides: bool = False) -> View:
+    def read(self, box: Box | tuple | list | str, max_side: int = 1000, *, guides: bool = False,
+             level_rule: str = "fine", guide_style: str = "scout") -> View:
         """View of a level-0 box, long side ``min(max_side, box long side)`` (never upscaled).
 
         A box partly outside the slide is clamped (``view.clamped``, ``view.requested``); one wholly
-        outside, of zero/negative size or not numeric raises ``SlideError``.
+        outside, of zero/negative size or not numeric raises ``SlideError``. ``level_rule`` "giant"
+        and ``guide_style`` "giant" render as GIANT does (see ``render`` and ``guides``).
         """
         side = check_max_side(max_side)
         requested, shown = self._shown_box(box)
         out_w, out_h = fit_output(shown, side)
-        return self._view(shown, out_w, out_h, guides, requested)
+        return self._view(shown, out_w, out_h, guides, requested, level_rule, guide_style)
 
     def read_mpp(self, box: Box | tuple | list | str, mpp: float, *, max_side: int | None = None,
                  guides: bool = False) -> View:
@@ -210,18 +212,23 @@ class Slide:
                                  f"{self.mpp:.4g} µm/px; shown at native resolution (never upsampled)")
         return view
 
-    def thumbnail(self, max_side: int = 1024, *, guides: bool = False) -> View:
+    def thumbnail(self, max_side: int = 1024, *, guides: bool = False, level_rule: str = "fine",
+                  guide_style: str = "scout") -> View:
         """The overview: the whole slide, or its ``bounds`` region when the format records one."""
         side = check_max_side(max_side)
         w, h = self.dimensions
         box = self.bounds or Box(0, 0, w, h)
         out_w, out_h = fit_output(box, side)
-        view = self._view(box, out_w, out_h, guides, box)
+        view = self._view(box, out_w, out_h, guides, box, level_rule, guide_style)
         view.meta["kind"] = "thumbnail"
         return view
 
-    def _view(self, shown: Box, out_w: int, out_h: int, guides: bool, requested: Box) -> View:
-        key = (self._key, shown.as_tuple(), out_w, out_h, bool(guides))
+    def _view(self, shown: Box, out_w: int, out_h: int, guides: bool, requested: Box,
+              level_rule: str = "fine", guide_style: str = "scout") -> View:
+        if level_rule not in ("fine", "giant") or guide_style not in ("scout", "giant"):
+            raise SlideError(f"level_rule must be fine or giant and guide_style scout or giant, "
+                             f"got {level_rule!r} and {guide_style!r}")
+        key = (self._key, shown.as_tuple(), out_w, out_h, bool(guides) and guide_style, level_rule)
         cached = _views.get(key)
         if cached is None:
             # single flight: concurrent requests for the same view (32 samples opening the same
@@ -231,17 +238,18 @@ class Slide:
             with lock:
                 cached = _views.get(key)
                 if cached is None:
-                    cached = self._render_view(key, shown, out_w, out_h, guides)
+                    cached = self._render_view(key, shown, out_w, out_h, guides, level_rule, guide_style)
             with _inflight_guard:
                 _inflight.pop(key, None)
         return dataclasses.replace(cached, requested=requested, clamped=requested != shown,
                                    meta=dict(cached.meta))
 
-    def _render_view(self, key: tuple, shown: Box, out_w: int, out_h: int, guides: bool) -> View:
-        region = plan_region(self._b, shown, out_w, out_h)
+    def _render_view(self, key: tuple, shown: Box, out_w: int, out_h: int, guides: bool,
+                     level_rule: str = "fine", guide_style: str = "scout") -> View:
+        region = plan_region(self._b, shown, out_w, out_h, level_rule)
         image = self._b.render(region)
         if guides:
-            image = draw_guides(image, shown)
+            image = draw_guides(image, shown, style=guide_style)
         image = np.ascontiguousarray(image)
         image.setflags(write=False)  # shared through the cache
         ds = (shown.w / out_w + shown.h / out_h) / 2

@@ -34,6 +34,9 @@ class ToolContext:
         max_side: long side in pixels of every image shown to the model (GIANT: 1000 / 500).
         guides: draw GIANT's coordinate guides on images.
         jpeg_quality: JPEG quality used when images are encoded for the model.
+        show_mpp: state µm/px and magnification in results (False under the ``giant`` preset).
+        level_rule: "fine" (ours) or "giant" (GIANT's ``best_level(0.85·ds)``), see slides.render.
+        guide_style: "scout" or "giant" (see slides.guides).
         run_dir: the run directory, if any (tools may write artefacts under it).
         sample_id: the sample's id.
         device: torch device for model-backed tools ("auto", "cpu", "cuda:0").
@@ -52,6 +55,9 @@ class ToolContext:
     max_side: int = 1000
     guides: bool = True
     jpeg_quality: int = 90
+    show_mpp: bool = True
+    level_rule: str = "fine"
+    guide_style: str = "scout"
     run_dir: Path | None = None
     sample_id: str = ""
     device: str = "auto"  # the expert runtime resolves it: CUDA when present, else CPU

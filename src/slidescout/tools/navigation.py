@@ -84,14 +84,16 @@ def _call(slide: Any, fn: Any, *args: Any, **kw: Any) -> View:
         raise ToolError(f"{exc} (the slide is {_size_text(slide)})") from exc
 
 
-def _view_text(slide: Any, view: View, requested: Box | None = None) -> str:
+def _view_text(slide: Any, view: View, requested: Box | None = None, show_mpp: bool = True) -> str:
     b = view.box
     sw, sh = _size(slide)
     text = (f"Here is the region with top-left corner at ({b.x},{b.y}) and size {b.w}×{b.h} pixels. "
             f"REMINDER: Full slide resolution is {sw} × {sh} pixels - all coordinates must "
             "reference this full resolution.")
     res = f"The image is {view.width}×{view.height} px"
-    if view.mpp:
+    if not show_mpp:  # GIANT states no resolution anywhere
+        res += "."
+    elif view.mpp:
         res += f" at {view.mpp:.3f} µm/px (≈{_fmt_mag(view.mpp)}){_mpp_note(slide)}."
     else:
         res += f", downsampled {view.downsample:.1f}× from level 0 (the slide's µm/px is unknown)."
@@ -121,13 +123,15 @@ def _view_data(slide: Any, view: View, requested: Box | None) -> dict[str, Any]:
 def _result(ctx: ToolContext, slide: Any, view: View, tool_name: str, requested: Box | None,
             requested_mpp: float | None = None, prefix: str = "") -> ToolResult:
     ctx.record_view(view, tool=tool_name, requested_mpp=requested_mpp)
-    text = prefix + _view_text(slide, view, requested)
+    text = prefix + _view_text(slide, view, requested, ctx.show_mpp)
     return ToolResult.from_view(view, text, label=tool_name, data=_view_data(slide, view, requested))
 
 
 def _read_at(ctx: ToolContext, slide: Any, box: Box, mpp: float | None) -> View:
     if mpp is None:
-        return _call(slide, slide.read, box, max_side=ctx.max_side, guides=ctx.guides)
+        style = {k: v for k, v in (("level_rule", ctx.level_rule), ("guide_style", ctx.guide_style))
+                 if v not in ("fine", "scout")}  # only when not the defaults: duck-typed slides keep working
+        return _call(slide, slide.read, box, max_side=ctx.max_side, guides=ctx.guides, **style)
     return _call(slide, slide.read_mpp, box, mpp, max_side=ctx.max_side, guides=ctx.guides)
 
 

@@ -17,8 +17,10 @@ Choices:
   blocks are present.
 - ``max_tokens`` is required: ``max_output_tokens`` (request or option), default 4096, raised
   above the thinking budget when needed.
-- Prompt caching (``prompt_cache=True``, default): one ``cache_control`` breakpoint on the last
-  block of the request, so each turn reads the previous turns from the cache. Cache reads are
+- Prompt caching (``prompt_cache=True``, default): a ``cache_control`` breakpoint on the last
+  block of the request, so each turn reads the previous turns from the cache, and one at the end
+  of the first turn (the question and the overview), which stays cached when older images are
+  pruned from the context. Cache reads are
   billed at the cached rate, cache writes at the cache-write rate.
 """
 
@@ -175,9 +177,12 @@ class AnthropicModel(ModelAdapter):
                 body["temperature"] = temperature
         body["max_tokens"] = max_tokens
         if self.prompt_cache and turns:
-            last = turns[-1]["content"][-1]
-            if last.get("type") not in ("thinking", "redacted_thinking"):
-                last["cache_control"] = {"type": "ephemeral"}
+            # breakpoints on the last block and on the end of the first turn (question and overview):
+            # when a pruned image changes the history, that prefix is still read from the cache
+            for turn in {id(turns[0]): turns[0], id(turns[-1]): turns[-1]}.values():
+                last = turn["content"][-1]
+                if last.get("type") not in ("thinking", "redacted_thinking"):
+                    last["cache_control"] = {"type": "ephemeral"}
         return body
 
     async def send(self, body: dict[str, Any]) -> Any:

@@ -71,7 +71,10 @@ class OpenAIChatModel(ModelAdapter):
     # -- request -----------------------------------------------------------------------------
     @staticmethod
     def _image(part: ImagePart) -> dict[str, Any]:
-        return {"type": "image_url", "image_url": {"url": image_data_url(part), "detail": part.detail}}
+        url: dict[str, Any] = {"url": image_data_url(part)}
+        if part.detail is not None:
+            url["detail"] = part.detail
+        return {"type": "image_url", "image_url": url}
 
     def _user(self, parts: list[Any]) -> dict[str, Any]:
         if all(isinstance(p, TextPart) for p in parts):

@@ -13,8 +13,9 @@ Choices (as GIANT: the full history goes back every turn, reasoning included):
   "concise", "detailed"): some organisations must be verified to get them.
 - Tool results are ``function_call_output`` items with the result's text as ``output``. Their
   images follow in one user message (``input_image``, base64 JPEG data URL, the part's detail),
-  which every Responses implementation accepts. ``tool_result_images="inline"`` sends them
-  inside ``output`` (list form) instead.
+  which every Responses implementation accepts. ``tool_result_images="inline"`` (the ``giant``
+  preset, as GIANT does) sends them inside ``output`` (list form: the text, then the images).
+  An image part whose detail is None is sent without ``detail``.
 - ``temperature`` is dropped for reasoning models (they reject it); ``seed`` is not part of the
   Responses API and is ignored.
 """
@@ -79,14 +80,17 @@ class OpenAIResponsesModel(ModelAdapter):
 
     def __init__(self, provider: Any, model: str, *, reasoning: bool | None = None,
                  reasoning_effort: str | None = None, reasoning_summary: str | None = None,
-                 store: bool = False, tool_result_images: Literal["user", "inline"] = "user",
+                 store: bool = False, tool_result_images: Literal["user", "inline"] | None = None,
                  parallel_tool_calls: bool | None = None, **common: Any) -> None:
         super().__init__(provider, model, **common)
         if reasoning_effort is not None and reasoning_effort not in _EFFORTS:
             raise ConfigError(f"reasoning_effort must be one of {', '.join(_EFFORTS)}, not {reasoning_effort!r}")
-        if tool_result_images not in ("user", "inline"):
+        if tool_result_images not in (None, "user", "inline"):
             raise ConfigError("tool_result_images must be 'user' or 'inline'")
         self.reasoning = is_reasoning_model(model) if reasoning is None else bool(reasoning)
+        if not self.reasoning and (reasoning_effort or reasoning_summary):
+            raise ConfigError(f"{model} is not a reasoning model, so it takes no reasoning effort or summary; "
+                              "drop --reasoning-effort/--reasoning-summary (or pass reasoning=True)")
         self.reasoning_effort = reasoning_effort
         self.reasoning_summary = reasoning_summary
         self.store = bool(store)
@@ -96,7 +100,10 @@ class OpenAIResponsesModel(ModelAdapter):
     # -- request -----------------------------------------------------------------------------
     @staticmethod
     def _image(part: ImagePart) -> dict[str, Any]:
-        return {"type": "input_image", "image_url": image_data_url(part), "detail": part.detail}
+        item: dict[str, Any] = {"type": "input_image", "image_url": image_data_url(part)}
+        if part.detail is not None:  # GIANT sends its overview with detail unset
+            item["detail"] = part.detail
+        return item
 
     def _reasoning_item(self, part: ReasoningPart) -> dict[str, Any] | None:
         data = part.provider_data
