@@ -493,3 +493,14 @@ def test_model_text_with_markup_prints_as_text(capsys, slide: Path, tmp_path: Pa
     rc, out, err = run_cli(capsys, "trace", "show", str(tmp_path / "run"))
     assert rc == 0, err
     assert "openai:x:" in out and "[bold]x[/bold] :x:" in out
+
+
+def test_eval_on_a_dead_endpoint_exits_1_with_the_reason(capsys, tmp_path: Path) -> None:
+    csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=3, n_gtex=0)
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    rc, _, err = run_cli(capsys, "eval", "multipathqa", "--csv", str(csv_path), "--slides", str(slides),
+                         "-m", "openai:x", "--base-url", url, "--retries", "0", "--stop-after-failures", "2",
+                         "-c", "4", "--no-progress", "-o", str(tmp_path / "run"))
+    line = one_error_line(err)
+    assert rc == 1 and "failed every call of the last 2 samples" in line and "could not connect" in line
+    assert "--retry-errors" in line

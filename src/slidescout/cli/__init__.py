@@ -4,6 +4,7 @@ command exits non-zero; Ctrl-C exits 130 and SIGTERM 143, both after the same cl
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from rich.markup import escape
@@ -45,6 +46,12 @@ def main() -> None:
         sys.exit(interrupt_code())
     except SystemExit:
         raise
+    except BrokenPipeError:  # output piped into `head`: stop quietly, as other tools do
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (Python flushes stdout at exit)
+        except OSError:
+            pass
+        sys.exit(141)
     except OSError as exc:  # a path that cannot be written, a full disk: one line, no traceback
         err_console.print(f"[bold red]error:[/] {escape(os_error_text(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -146,11 +146,7 @@ def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], d
         sys.stdout.write(json.dumps(data) + "\n")
     else:
         print_report(run_dir, console)
-        if summary.stopped == "endpoint_failed":
-            err_console.print(f"stopped: the model endpoint failed every call of the last {common['stop_after_failures']} "
-                              f"samples (last error: {summary.stop_detail}). Check the server and --base-url, then "
-                              f"continue with --resume {run_dir} --retry-errors.", highlight=False, markup=False)
-        elif summary.stopped:
+        if summary.stopped and summary.stopped != "endpoint_failed":
             console.print(f"[yellow]stopped: {summary.stopped}[/]; {summary.n_unfinished} samples not finished. "
                           f"Continue with --resume {run_dir} (and a larger budget).", highlight=False)
         console.print(f"run directory: {run_dir} · view it: slidescout view {run_dir}", highlight=False)
@@ -159,9 +155,9 @@ def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], d
             if not common["as_json"]:
                 console.print(f"plot: {p}", highlight=False)
     if summary.stopped == "endpoint_failed":
-        if common["as_json"]:
-            err_console.print(f"error: the model endpoint failed every call of the last "
-                              f"{common['stop_after_failures']} samples", highlight=False, markup=False)
+        err_console.print(f"error: the model endpoint failed every call of the last {common['stop_after_failures']} "
+                          f"samples (last error: {summary.stop_detail}). Check the server and --base-url, then "
+                          f"continue with --resume {run_dir} --retry-errors", highlight=False, markup=False)
         raise typer.Exit(1)
 
 

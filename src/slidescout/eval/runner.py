@@ -271,6 +271,8 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
                 summary.wall_s = round(time.monotonic() - t_start, 3)
                 if summary.stopped is None and stop_reason:
                     summary.stopped = stop_reason[0]
+                if summary.stopped is None and failing.tripped():  # the last samples all failed to connect
+                    summary.stopped, summary.stop_detail = "endpoint_failed", failing.last_error
                 _finish_summary(summary, run, wanted, n_bootstrap)
         return summary
 
