@@ -73,6 +73,9 @@ _MARKERS = re.compile(
     r"\b(?:markers?|ihc|immunohistochem\w*|immunoprofile|immunophenotype|immunostains?|stains?|"
     r"staining|antibod(?:y|ies))\b"
 )
+_MARKERS_OF = re.compile(
+    r"\b(?:markers?|ihc|immunohistochem\w*|immunostains?|stains?|staining)\s+(?:of|in|for|on)\s+(.+)$"
+)
 _DISTINGUISH = [
     re.compile(
         r"\b(?:distinguish(?:es|ing)?|differentiat(?:e|es|ing)|tell\s+apart|separate|discriminate)\s+(.+?)\s+(?:from|and|vs\.?|versus)\s+(.+)$"
@@ -209,7 +212,7 @@ def _graph_answer(query: str, graph: ConceptGraph) -> GraphAnswer | None:
             if feature:
                 return feature_answer(feature, graph)
     if _MARKERS.search(q):
-        node = _subject(_strip_markers(q), graph)
+        node = _marker_subject(q, graph)
         if node and graph.kind(node) == "entity":
             return markers_answer(node, graph)
     m = _IN_ORGAN.search(q)
@@ -226,6 +229,17 @@ def _graph_answer(query: str, graph: ConceptGraph) -> GraphAnswer | None:
     if node and _has_content(node, graph):
         return profile_answer(node, graph)
     return None
+
+
+def _marker_subject(q: str, graph: ConceptGraph) -> str | None:
+    """The entity a marker question is about: the whole question without marker words, else
+    what follows 'markers in/of' ('basal cell markers in prostate cancer': the words before
+    'markers' say which markers, not which tumour)."""
+    node = _subject(_strip_markers(q), graph)
+    if node is None:
+        m = _MARKERS_OF.search(q)
+        node = _subject(m.group(1), graph) if m else None
+    return node
 
 
 def _strip_markers(q: str) -> str:
@@ -327,8 +341,10 @@ def _asked_subjects(q: str, graph: ConceptGraph) -> list[str]:
                 t for t, n in ((m.group(1), a), (m.group(2), b)) if n is None and _named(t, graph)
             ]
     m = _FEATURES_OF.search(q) or _WHAT_IS.search(q)
-    text = m.group(1) if m else (_strip_markers(q) if _MARKERS.search(q) else "")
-    if text and _subject(text, graph) is None and _named(text, graph):
+    marker = bool(_MARKERS.search(q)) and not m
+    text = m.group(1) if m else (_strip_markers(q) if marker else "")
+    known = _marker_subject(q, graph) if marker else _subject(text, graph)
+    if text and known is None and _named(text, graph):
         return [text]
     return []
 
