@@ -254,7 +254,9 @@ def _uncovered_subject(
                     ),
                 )
                 return LookupResult(query=query, kind="search", text=text, hits=hits)
-    hits = with_references(kb, kb.search(search_text(" ".join(subjects)), k=min(k, 3)))
+    distinct = [w for w in content_words(" ".join(subjects)) if w not in GENERIC]
+    hits = kb.search(" ".join(distinct), k=min(k, 3)) if distinct else []
+    hits = with_references(kb, hits)
     return _not_covered(query, subjects[0], hits, graph, subjects)
 
 
