@@ -275,3 +275,21 @@ def test_corrected_facts_from_issue_15(graph):
     assert "Normal colon" in graph.entities_with("Paneth cells")
     ttf1 = graph.entities_with("TTF-1")
     assert {"Lung adenocarcinoma (LUAD)", "Thyroid carcinoma (THCA)"} <= set(ttf1)
+
+
+def test_ties_are_broken_by_specificity_not_alphabet():
+    """Two features share the alias 'TTF-1': the one whose label is the marker alone wins, even
+    though its key sorts last (issue 15: ties were broken alphabetically)."""
+    from slidescout.tools.knowledge.graph import build_graph
+
+    data = {
+        "features": {
+            "a_thyroid_panel": {"label": "TTF-1, PAX8 and thyroglobulin positive", "category": "ihc", "aliases": ["ttf-1"]},
+            "z_ttf1": {"label": "TTF-1 positive", "category": "ihc", "aliases": ["ttf-1"]},
+        },
+        "organs": {},
+        "entities": {},
+    }
+    small = ConceptGraph(build_graph(data))
+    assert small.resolve("TTF-1", kinds=("feature",)) == "feature:z_ttf1"
+    assert small.resolve("TTF-1, PAX8 and thyroglobulin positive", kinds=("feature",)) == "feature:a_thyroid_panel"

@@ -339,3 +339,15 @@ def test_invalid_gleason_pairs_are_refused(kb):
     for pair in ("5+1", "4+2", "1+5"):
         result = lookup(f"gleason {pair}", kb=kb)
         assert "not a valid pattern pair" in result.text and "grade group 1" not in result.text.split("\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("query", "answer"),
+    [
+        ("neuroendocrine markers in pheochromocytoma", "Pheochromocytoma and Paraganglioma (PCPG): markers."),
+        ("germ cell markers of seminoma", "Testicular germ cell tumors (TGCT): markers."),
+    ],
+)
+def test_words_before_markers_say_which_markers_not_which_tumour(kb, query, answer):
+    result = lookup(query, kb=kb)
+    assert result.kind == "graph" and result.text.startswith(answer)

@@ -39,6 +39,23 @@ from slidescout.tools.knowledge.index import (
     KnowledgeBase,
     default_knowledge_base,
 )
+from slidescout.tools.knowledge.questions import (
+    CANCER_WORDS,
+    COMPARISON_WORDS,
+    DISTINGUISH,
+    FEATURES_OF,
+    IN_ORGAN,
+    MARKERS,
+    NOT_TUMOURS,
+    WHAT_IS,
+    WITH_FEATURE,
+    has_content,
+    marker_subject,
+    match,
+    pair,
+    strip_markers,
+    subject_node,
+)
 from slidescout.tools.knowledge.text import (
     FILLER,
     GENERIC,
@@ -61,50 +78,6 @@ log = logging.getLogger("slidescout.knowledge")
 
 MAX_TEXT_CHARS = 1500
 MAX_K = 20
-_SUBJECT_KINDS = ("entity", "organ", "gleason_pattern")
-
-# --- question shapes (matched on a lower-cased, whitespace-collapsed query)
-_FEATURES_OF = re.compile(
-    r"\b(?:features?|hallmarks?|histology|histologic\s+features?|morphology|characteristics?|criteria|"
-    r"findings|appearance|look\s+like)\s+(?:of|for|in)\s+(.+)$"
-)
-_WHAT_IS = re.compile(r"^(?:what|who)\s+(?:is|are)\s+(?:an?\s+|the\s+)?(.+)$")
-_MARKERS = re.compile(
-    r"\b(?:markers?|ihc|immunohistochem\w*|immunoprofile|immunophenotype|immunostains?|stains?|"
-    r"staining|antibod(?:y|ies))\b"
-)
-_DISTINGUISH = [
-    re.compile(
-        r"\b(?:distinguish(?:es|ing)?|differentiat(?:e|es|ing)|tell\s+apart|separate|discriminate)\s+(.+?)\s+(?:from|and|vs\.?|versus)\s+(.+)$"
-    ),
-    re.compile(r"\bdifferences?\s+between\s+(.+?)\s+and\s+(.+)$"),
-    re.compile(r"\bcompar(?:e|ing)\s+(.+?)\s+(?:and|with|to|vs\.?|versus)\s+(.+)$"),
-    re.compile(r"^(.+?)\s+(?:vs\.?|versus)\s+(.+)$"),
-    re.compile(r"\btell\s+(.+?)\s+(?:from|and)\s+(.+?)(?:\s+apart)?$"),
-]
-_WITH_FEATURE = [
-    re.compile(
-        r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(?:entities|entity|tumou?rs?|cancers?|carcinomas?|tissues?|neoplasms?|"
-        r"lesions?|diagnos[ie]s|types?|patterns?|organs?)\s+(?:have|has|show|shows|display|displays|contain|contains|"
-        r"with|feature|features|are\s+associated\s+with|exhibit|exhibits|are|is|express|expresses)\s+(.+)$"
-    ),
-    re.compile(
-        r"^(?:entities|tumou?rs|cancers|tissues|patterns)\s+(?:with|showing|having)\s+(?:the\s+)?(?:feature\s+)?(.+)$"
-    ),
-    re.compile(
-        r"\bwhere\s+(?:are|is|do|does)\s+(?:you\s+)?(?:see\s+|find\s+)?(.+?)\s*(?:seen|found|occur|present)?$"
-    ),
-]
-_COMPARISON_WORDS = re.compile(
-    r"\b(?:vs|versus|from|distinguish\w*|differen\w*|compar\w*|or|and)\b"
-)
-_IN_ORGAN = re.compile(
-    r"\b(?:tumou?rs|cancers|entities|neoplasms|carcinomas)\s+(?:that\s+)?(?:arise\s+|arising\s+|occur\s+|occurring\s+|are\s+found\s+)?(?:of|in|from)\s+(?:the\s+)?(.+)$"
-)
-_NOT_TUMOURS = frozenset({"stroma", "stromas", "soma", "coma"})
-_CANCER_WORDS = frozenset(
-    "tumor tumors cancer cancers carcinoma carcinomas neoplasm neoplasms".split()
-)
 
 
 class LookupResult(BaseModel):
@@ -196,121 +169,38 @@ def _graph_answer(query: str, graph: ConceptGraph) -> GraphAnswer | None:
     gleason = gleason_answer(q, graph)
     if gleason is not None:
         return gleason
-    for pattern in _DISTINGUISH:
+    for pattern in DISTINGUISH:
         m = pattern.search(q)
         if m:
-            a, b = _pair(m.group(1), m.group(2), graph)
+            a, b = pair(m.group(1), m.group(2), graph)
             if a and b and a != b:
                 return comparison_answer(a, b, graph)
-    for pattern in _WITH_FEATURE:
+    for pattern in WITH_FEATURE:
         m = pattern.search(q)
         if m:
-            feature = _match(m.group(1), graph, ("feature",))
+            feature = match(m.group(1), graph, ("feature",))
             if feature:
                 return feature_answer(feature, graph)
-    if _MARKERS.search(q):
-        node = _subject(_strip_markers(q), graph)
+    if MARKERS.search(q):
+        node = marker_subject(q, graph)
         if node and graph.kind(node) == "entity":
             return markers_answer(node, graph)
-    m = _IN_ORGAN.search(q)
+    m = IN_ORGAN.search(q)
     if m:
-        organ = _match(m.group(1), graph, ("organ",))
+        organ = match(m.group(1), graph, ("organ",))
         if organ:
             return organ_answer(organ, graph)
-    m = _FEATURES_OF.search(q) or _WHAT_IS.search(q)
-    node = _subject(m.group(1), graph) if m else None
-    if node is None and not _COMPARISON_WORDS.search(q):
-        node = _subject(q, graph)  # the query is (nearly) just a name: "LUAD", "gleason pattern 4"
-    if node and graph.kind(node) == "organ" and _CANCER_WORDS & set(normalize_name(q).split()):
+    m = FEATURES_OF.search(q) or WHAT_IS.search(q)
+    node = subject_node(m.group(1), graph) if m else None
+    if node is None and not COMPARISON_WORDS.search(q):
+        node = subject_node(
+            q, graph
+        )  # the query is (nearly) just a name: "LUAD", "gleason pattern 4"
+    if node and graph.kind(node) == "organ" and CANCER_WORDS & set(normalize_name(q).split()):
         return organ_answer(node, graph)  # "lung cancer": the cancer types of the lung
-    if node and _has_content(node, graph):
+    if node and has_content(node, graph):
         return profile_answer(node, graph)
     return None
-
-
-def _strip_markers(q: str) -> str:
-    return " ".join(w for w in normalize_name(q).split() if w not in MARKER_WORDS)
-
-
-def _subject(text: str, graph: ConceptGraph) -> str | None:
-    return _match(text, graph, _SUBJECT_KINDS)
-
-
-def _has_content(node: str, graph: ConceptGraph) -> bool:
-    profile = graph.profile_of(node)
-    return bool(profile.features or profile.citation)
-
-
-def _match(text: str, graph: ConceptGraph, kinds: tuple[str, ...]) -> str | None:
-    """A node whose name covers every distinguishing word of ``text``. Words left over may only
-    be generic ('tumor', 'cell'), question words, marker words or the names of features asked
-    about ('GATA3 in urothelial carcinoma'); a close misspelling of a whole name also counts."""
-    text = re.sub(r"^(?:the|a|an)\s+", "", text.strip(" ?.!,;:"))
-    words = content_words(text)
-    if not words:
-        return None
-    joined = " ".join(words)
-    allowed = set(GENERIC) | set(FILLER) | set(MARKER_WORDS)
-    if "feature" not in kinds:
-        for feature in graph.mentions(joined, kinds=("feature",)):
-            for name in graph.names(feature):
-                allowed.update(name.split())
-    candidates = [graph.resolve(text, kinds=kinds), graph.resolve(joined, kinds=kinds)]
-    candidates += graph.mentions(text, kinds=kinds, strict_abbreviations=False)
-    for node in dict.fromkeys(c for c in candidates if c):
-        if _covers(graph.names(node), words, allowed):
-            return node
-    return None
-
-
-def _covers(names: set[str], words: list[str], allowed: set[str]) -> bool:
-    joined = " ".join(words)
-    for name in {" ".join(content_words(n)) for n in names} - {""}:
-        if name == joined:
-            return True
-        if f" {name} " in f" {joined} ":
-            named = set(name.split())
-            if all(w in named or w in allowed for w in words):
-                return True
-        elif _misspelled(joined, name):
-            return True
-    return False
-
-
-def _misspelled(text: str, name: str) -> bool:
-    """The same words as ``name``, each spelled closely enough ('adenocarcinoma of the lugn')."""
-    a, b = text.split(), name.split()
-    if len(a) != len(b) or difflib.SequenceMatcher(None, text, name).ratio() < 0.86:
-        return False
-    return all(
-        difflib.SequenceMatcher(None, x, y).ratio() >= 0.75 for x, y in zip(a, b, strict=True)
-    )
-
-
-def _pair(a_text: str, b_text: str, graph: ConceptGraph) -> tuple[str | None, str | None]:
-    """Both sides of a comparison. A side that names only a histotype ('squamous cell carcinoma')
-    takes the organ of the other side ('lung adenocarcinoma'): organ words outrank histotype."""
-    a, b = _subject(a_text, graph), _subject(b_text, graph)
-    if a and not b:
-        b = _in_organs(b_text, graph.organs_of(a), graph)
-    elif b and not a:
-        a = _in_organs(a_text, graph.organs_of(b), graph)
-    return a, b
-
-
-def _in_organs(text: str, organs: list[str], graph: ConceptGraph) -> str | None:
-    words = [w for w in content_words(text) if w not in GENERIC or w in ("cell", "carcinoma")]
-    phrase = " ".join(words)
-    if not phrase:
-        return None
-    found = [
-        entity
-        for organ in organs
-        for entity in graph.entities_of_organ(organ)
-        if any(f" {phrase} " in f" {name} " for name in graph.names(entity))
-    ]
-    found = list(dict.fromkeys(found))
-    return min(found, key=lambda e: len(graph.label(e))) if found else None
 
 
 # ---------------------------------------------------------------------- uncovered subjects
@@ -319,16 +209,18 @@ def _in_organs(text: str, organs: list[str], graph: ConceptGraph) -> str | None:
 def _asked_subjects(q: str, graph: ConceptGraph) -> list[str]:
     """The subjects a question asks about by name that the concept graph does not know
     ('features of seminoma'); [] when the question names none or names only known ones."""
-    for pattern in _DISTINGUISH:
+    for pattern in DISTINGUISH:
         m = pattern.search(q)
         if m:
-            a, b = _pair(m.group(1), m.group(2), graph)
+            a, b = pair(m.group(1), m.group(2), graph)
             return [
                 t for t, n in ((m.group(1), a), (m.group(2), b)) if n is None and _named(t, graph)
             ]
-    m = _FEATURES_OF.search(q) or _WHAT_IS.search(q)
-    text = m.group(1) if m else (_strip_markers(q) if _MARKERS.search(q) else "")
-    if text and _subject(text, graph) is None and _named(text, graph):
+    m = FEATURES_OF.search(q) or WHAT_IS.search(q)
+    marker = bool(MARKERS.search(q)) and not m
+    text = m.group(1) if m else (strip_markers(q) if marker else "")
+    known = marker_subject(q, graph) if marker else subject_node(text, graph)
+    if text and known is None and _named(text, graph):
         return [text]
     return []
 
@@ -339,7 +231,7 @@ def _named(text: str, graph: ConceptGraph) -> bool:
     if not words or all(w in GENERIC for w in words):
         return False  # "features of carcinoma": a topic for text search
     head = words[-1]
-    return head in _CANCER_WORDS or (head.endswith(("oma", "omas")) and head not in _NOT_TUMOURS)
+    return head in CANCER_WORDS or (head.endswith(("oma", "omas")) and head not in NOT_TUMOURS)
 
 
 def _uncovered_subject(
@@ -362,7 +254,9 @@ def _uncovered_subject(
                     ),
                 )
                 return LookupResult(query=query, kind="search", text=text, hits=hits)
-    hits = with_references(kb, kb.search(search_text(" ".join(subjects)), k=min(k, 3)))
+    distinct = [w for w in content_words(" ".join(subjects)) if w not in GENERIC]
+    hits = kb.search(" ".join(distinct), k=min(k, 3)) if distinct else []
+    hits = with_references(kb, hits)
     return _not_covered(query, subjects[0], hits, graph, subjects)
 
 
@@ -508,7 +402,7 @@ def _terms(query: str, graph: ConceptGraph) -> dict[str, float]:
         for w in name.split()
     }
     terms = focus_terms(query, markers)
-    if _MARKERS.search(query.lower()):
+    if MARKERS.search(query.lower()):
         terms["ihc"] = 3.0
     return terms
 

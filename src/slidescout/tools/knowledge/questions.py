@@ -1,0 +1,156 @@
+"""Question shapes for ``lookup`` and matching names in them to concept-graph nodes.
+
+A name matches a node only when the node's name covers every distinguishing word of it
+("follicular thyroid carcinoma" is not "thyroid carcinoma"); in a comparison, a side that names
+only a histotype takes the organ of the other side (organ words outrank histotype words).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from slidescout.tools.knowledge.graph import ConceptGraph, normalize_name
+from slidescout.tools.knowledge.text import FILLER, GENERIC, MARKER_WORDS, content_words
+
+SUBJECT_KINDS = ("entity", "organ", "gleason_pattern")
+
+# --- question shapes (matched on a lower-cased, whitespace-collapsed query)
+FEATURES_OF = re.compile(
+    r"\b(?:features?|hallmarks?|histology|histologic\s+features?|morphology|characteristics?|criteria|"
+    r"findings|appearance|look\s+like)\s+(?:of|for|in)\s+(.+)$"
+)
+WHAT_IS = re.compile(r"^(?:what|who)\s+(?:is|are)\s+(?:an?\s+|the\s+)?(.+)$")
+MARKERS = re.compile(
+    r"\b(?:markers?|ihc|immunohistochem\w*|immunoprofile|immunophenotype|immunostains?|stains?|"
+    r"staining|antibod(?:y|ies))\b"
+)
+MARKERS_OF = re.compile(
+    r"\b(?:markers?|ihc|immunohistochem\w*|immunostains?|stains?|staining)\s+(?:of|in|for|on)\s+(.+)$"
+)
+DISTINGUISH = [
+    re.compile(
+        r"\b(?:distinguish(?:es|ing)?|differentiat(?:e|es|ing)|tell\s+apart|separate|discriminate)\s+(.+?)\s+(?:from|and|vs\.?|versus)\s+(.+)$"
+    ),
+    re.compile(r"\bdifferences?\s+between\s+(.+?)\s+and\s+(.+)$"),
+    re.compile(r"\bcompar(?:e|ing)\s+(.+?)\s+(?:and|with|to|vs\.?|versus)\s+(.+)$"),
+    re.compile(r"^(.+?)\s+(?:vs\.?|versus)\s+(.+)$"),
+    re.compile(r"\btell\s+(.+?)\s+(?:from|and)\s+(.+?)(?:\s+apart)?$"),
+]
+WITH_FEATURE = [
+    re.compile(
+        r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(?:entities|entity|tumou?rs?|cancers?|carcinomas?|tissues?|neoplasms?|"
+        r"lesions?|diagnos[ie]s|types?|patterns?|organs?)\s+(?:have|has|show|shows|display|displays|contain|contains|"
+        r"with|feature|features|are\s+associated\s+with|exhibit|exhibits|are|is|express|expresses)\s+(.+)$"
+    ),
+    re.compile(
+        r"^(?:entities|tumou?rs|cancers|tissues|patterns)\s+(?:with|showing|having)\s+(?:the\s+)?(?:feature\s+)?(.+)$"
+    ),
+    re.compile(
+        r"\bwhere\s+(?:are|is|do|does)\s+(?:you\s+)?(?:see\s+|find\s+)?(.+?)\s*(?:seen|found|occur|present)?$"
+    ),
+]
+COMPARISON_WORDS = re.compile(r"\b(?:vs|versus|from|distinguish\w*|differen\w*|compar\w*|or|and)\b")
+IN_ORGAN = re.compile(
+    r"\b(?:tumou?rs|cancers|entities|neoplasms|carcinomas)\s+(?:that\s+)?(?:arise\s+|arising\s+|occur\s+|occurring\s+|are\s+found\s+)?(?:of|in|from)\s+(?:the\s+)?(.+)$"
+)
+NOT_TUMOURS = frozenset({"stroma", "stromas", "soma", "coma"})
+CANCER_WORDS = frozenset(
+    "tumor tumors cancer cancers carcinoma carcinomas neoplasm neoplasms".split()
+)
+
+
+def marker_subject(q: str, graph: ConceptGraph) -> str | None:
+    """The entity a marker question is about: the whole question without marker words, else
+    what follows 'markers in/of' ('basal cell markers in prostate cancer': the words before
+    'markers' say which markers, not which tumour)."""
+    node = subject_node(strip_markers(q), graph)
+    if node is None:
+        m = MARKERS_OF.search(q)
+        node = subject_node(m.group(1), graph) if m else None
+    return node
+
+
+def strip_markers(q: str) -> str:
+    return " ".join(w for w in normalize_name(q).split() if w not in MARKER_WORDS)
+
+
+def subject_node(text: str, graph: ConceptGraph) -> str | None:
+    return match(text, graph, SUBJECT_KINDS)
+
+
+def has_content(node: str, graph: ConceptGraph) -> bool:
+    profile = graph.profile_of(node)
+    return bool(profile.features or profile.citation)
+
+
+def match(text: str, graph: ConceptGraph, kinds: tuple[str, ...]) -> str | None:
+    """A node whose name covers every distinguishing word of ``text``. Words left over may only
+    be generic ('tumor', 'cell'), question words, marker words or the names of features asked
+    about ('GATA3 in urothelial carcinoma'); a close misspelling of a whole name also counts."""
+    text = re.sub(r"^(?:the|a|an)\s+", "", text.strip(" ?.!,;:"))
+    words = content_words(text)
+    if not words:
+        return None
+    joined = " ".join(words)
+    allowed = set(GENERIC) | set(FILLER) | set(MARKER_WORDS)
+    if "feature" not in kinds:
+        for feature in graph.mentions(joined, kinds=("feature",)):
+            for name in graph.names(feature):
+                allowed.update(name.split())
+    candidates = [graph.resolve(text, kinds=kinds), graph.resolve(joined, kinds=kinds)]
+    candidates += graph.mentions(text, kinds=kinds, strict_abbreviations=False)
+    for node in dict.fromkeys(c for c in candidates if c):
+        if _covers(graph.names(node), words, allowed):
+            return node
+    return None
+
+
+def _covers(names: set[str], words: list[str], allowed: set[str]) -> bool:
+    joined = " ".join(words)
+    for name in {" ".join(content_words(n)) for n in names} - {""}:
+        if name == joined:
+            return True
+        if f" {name} " in f" {joined} ":
+            named = set(name.split())
+            if all(w in named or w in allowed for w in words):
+                return True
+        elif _misspelled(joined, name):
+            return True
+    return False
+
+
+def _misspelled(text: str, name: str) -> bool:
+    """The same words as ``name``, each spelled closely enough ('adenocarcinoma of the lugn')."""
+    a, b = text.split(), name.split()
+    if len(a) != len(b) or difflib.SequenceMatcher(None, text, name).ratio() < 0.86:
+        return False
+    return all(
+        difflib.SequenceMatcher(None, x, y).ratio() >= 0.75 for x, y in zip(a, b, strict=True)
+    )
+
+
+def pair(a_text: str, b_text: str, graph: ConceptGraph) -> tuple[str | None, str | None]:
+    """Both sides of a comparison. A side that names only a histotype ('squamous cell carcinoma')
+    takes the organ of the other side ('lung adenocarcinoma'): organ words outrank histotype."""
+    a, b = subject_node(a_text, graph), subject_node(b_text, graph)
+    if a and not b:
+        b = in_organs(b_text, graph.organs_of(a), graph)
+    elif b and not a:
+        a = in_organs(a_text, graph.organs_of(b), graph)
+    return a, b
+
+
+def in_organs(text: str, organs: list[str], graph: ConceptGraph) -> str | None:
+    words = [w for w in content_words(text) if w not in GENERIC or w in ("cell", "carcinoma")]
+    phrase = " ".join(words)
+    if not phrase:
+        return None
+    found = [
+        entity
+        for organ in organs
+        for entity in graph.entities_of_organ(organ)
+        if any(f" {phrase} " in f" {name} " for name in graph.names(entity))
+    ]
+    found = list(dict.fromkeys(found))
+    return min(found, key=lambda e: len(graph.label(e))) if found else None
