@@ -489,6 +489,22 @@ def _map_levels(dims: tuple[tuple[int, int], ...], pages: list[TiffPage]) -> lis
     return mapping
 
 
+def _tiff_fields(img) -> dict[str, str]:
+    """OpenSlide-style resolution and description properties of an image read by tiffload."""
+    fields = img.get_fields()
+    props: dict[str, str] = {}
+    if "image-description" in fields:
+        props["tiff.ImageDescription"] = str(img.get("image-description"))[:4000]
+    unit = str(img.get("resolution-unit")) if "resolution-unit" in fields else ""
+    if unit in ("cm", "in"):  # libvips keeps xres/yres in px/mm whatever the file's unit
+        props["tiff.ResolutionUnit"] = "centimeter" if unit == "cm" else "inch"
+        for axis in ("x", "y"):
+            res = float(img.get(f"{axis}res"))
+            if res > 0:
+                props[f"openslide.mpp-{axis}"] = f"{1000.0 / res:.6g}"
+    return props
+
+
 class VipsImageBackend(_VipsBackendBase):
     """A plain image (PNG, JPEG, WebP, GIF, HEIF, untiled TIFF, BMP via PIL) as a one-level slide."""
 
@@ -520,7 +536,10 @@ class VipsImageBackend(_VipsBackendBase):
         except pyvips.Error as exc:
             raise SlideError(f"slide {path.name}: cannot decode it as an image ({_reason(exc)}); "
                              "the file may be truncated or corrupt") from None
-        return cls(path, img, loader.removesuffix("_source").removesuffix("_file"))
+        backend = cls(path, img, loader.removesuffix("_source").removesuffix("_file"))
+        if loader.startswith("tiffload"):
+            backend.properties = {**backend.properties, **_tiff_fields(img)}
+        return backend
 
     @classmethod
     def _open_with_pil(cls, path: Path) -> VipsImageBackend:

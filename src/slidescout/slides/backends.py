@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image
 
 from slidescout.errors import SlideError
+from slidescout.slides import tiffmeta
+from slidescout.slides.tiffmeta import PYVIPS_COMPRESSIONS, TiffStructure, compression_name
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,9 @@ class Backend(ABC):
     level_dimensions: tuple[tuple[int, int], ...]
     level_downsamples: tuple[float, ...]
     associated_names: tuple[str, ...] = ()
+    reason: str = ""  # why this backend was chosen for the file (shown by ``info``)
+    channels: tuple[str, ...] = ()  # channel names of a multi-channel (fluorescence) image
+    channel_mapping: tuple[tuple[str, str], ...] = ()  # (channel, display colour) of the composite
 
     # -- geometry ---------------------------------------------------------------------------
     def level_scale(self, level: int) -> tuple[float, float]:
@@ -135,6 +140,44 @@ def padded_read(backend: Backend, level: int, x: int, y: int, w: int, h: int) ->
     out = np.full((h, w, 3), WHITE, np.uint8)
     if x1 > x0 and y1 > y0:
         out[y0 - y : y1 - y, x0 - x : x1 - x] = backend.read_level(level, x0, y0, x1 - x0, y1 - y0)
+    return out
+
+
+class ReadPatchReader:
+    """A patch reader over ``padded_read`` (for backends whose reads are already thread-safe)."""
+
+    def __init__(self, backend: Backend, level: int) -> None:
+        self.backend = backend
+        self.level = level
+
+    def fetch(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        return padded_read(self.backend, self.level, int(x), int(y), int(w), int(h))
+
+
+def render_by_reads(backend: Backend, region: Region, budget_px: int) -> np.ndarray:
+    """``region`` rendered from ``read_level`` calls with PIL's Lanczos, in strips of at most
+    ``budget_px`` level pixels, so memory stays bounded for any box."""
+    lw, lh = backend.level_dimensions[region.level]
+    if region.is_identity:
+        return padded_read(backend, region.level, int(region.x), int(region.y), region.out_w, region.out_h)
+    m = region.margin()
+    rx0 = max(0, math.floor(region.x) - m)
+    rx1 = min(lw, math.ceil(region.x + region.w) + m)
+    sy = region.scale_y
+    src_rows = max(1, budget_px // max(1, rx1 - rx0) - 2 * m)
+    rows_per_chunk = max(1, int(src_rows * sy))
+    out = np.empty((region.out_h, region.out_w, 3), np.uint8)
+    for o0 in range(0, region.out_h, rows_per_chunk):
+        o1 = min(region.out_h, o0 + rows_per_chunk)
+        src0 = region.y + o0 / sy
+        src1 = region.y + o1 / sy
+        ry0 = max(0, math.floor(src0) - m)
+        ry1 = min(lh, math.ceil(src1) + m)
+        part = Image.fromarray(backend.read_level(region.level, rx0, ry0, rx1 - rx0, ry1 - ry0), "RGB")
+        box = (region.x - rx0, src0 - ry0, region.x + region.w - rx0, src1 - ry0)
+        # reducing_gap: an integer box-reduce first for large factors, like libvips' resize
+        part = part.resize((region.out_w, o1 - o0), Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
+        out[o0:o1] = np.asarray(part)
     return out
 
 
@@ -279,8 +322,45 @@ def _reason(exc: BaseException) -> str:
 # the factory
 
 
+_SIGNATURES = ((b"%PDF", "a PDF document"), (b"MATLAB", "a MATLAB matrix file"), (b"PK\x03\x04", "a ZIP archive"),
+               (b"\x89HDF", "an HDF5 file"), (b"SQLite format", "an SQLite database"))
+_TEXT_KINDS = {".csv": "a CSV table", ".tsv": "a TSV table", ".mat": "a matrix file", ".json": "a JSON file",
+               ".jsonl": "a JSON lines file", ".txt": "a text file", ".md": "a text file", ".xml": "an XML file"}
+# loaders of libvips that read any table or raw bytes as an "image"
+NON_IMAGE_LOADERS = ("csvload", "matrixload", "matload", "rawload", "fitsload")
+
+
+def non_slide_kind(path: Path) -> str | None:
+    """What a file is when it is plainly not a slide or an image (a PDF, a CSV, text...), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    for sig, kind in _SIGNATURES:
+        if head.startswith(sig):
+            return kind
+    if b"\x00" in head or head[:1] == b"P" and head[1:2].isdigit() or b"<svg" in head[:1024]:
+        return None  # binary, or a PNM/SVG image written as text
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not merely a character cut at the end of the head
+            return None
+    return _TEXT_KINDS.get(path.suffix.lower(), "a text file")
+
+
+def _refuse(path: Path, kind: str) -> SlideError:
+    return SlideError(f"slide {path.name}: {kind}, not a slide or an image (unsupported format); expected an "
+                      "OpenSlide format (SVS, NDPI, MRXS, SCN, tiled TIFF, OME-TIFF, DICOM...) or PNG/JPEG/TIFF")
+
+
 def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
-    """Open ``path`` with the requested backend; every failure is a ``SlideError``."""
+    """Open ``path`` with the requested backend; every failure is a ``SlideError``.
+
+    Each reader is asked what it can do: OpenSlide for the formats it knows; tifffile for the
+    structure of any TIFF that OpenSlide cannot open, or reads only in part (SubIFD / OME-TIFF /
+    QPTIFF pyramids, channels), decoded by pyvips or, for codecs pyvips lacks, by tifffile."""
     if backend not in BACKENDS:
         raise SlideError(f"unknown slide backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     p = Path(path).expanduser()
@@ -300,10 +380,12 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
 
     from slidescout.slides import backend_openslide as bos
     from slidescout.slides import backend_vips as bv
-
     fmt = bos.detect_format(p)
+    tiff = is_tiff(p)
+    if fmt is None and not tiff and (kind := non_slide_kind(p)) is not None:
+        raise _refuse(p, kind)
     pages: list[TiffPage] | None = None
-    if is_tiff(p):
+    if tiff:
         # plain TIFFs and the TIFF layouts pyvips reads are checked here; other vendors' TIFFs
         # (NDPI's 64-bit offset extension, ...) are left to OpenSlide, which reports its errors
         strict = fmt is None or fmt in VIPS_TIFF_FORMATS
@@ -315,24 +397,85 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
             log.debug("%s: cannot parse its TIFF structure; leaving it to OpenSlide", p.name)
         if pages is not None and strict:
             check_not_truncated(p, pages)
+    structure = None
+    if tiff and fmt in (None, "generic-tiff") and backend != "openslide":
+        try:
+            structure = tiffmeta.read_structure(p)
+        except SlideError as exc:
+            log.debug("%s: %s", p.name, exc)
     if fmt is None:
+        if structure is not None and (structure.levels[0].tile_w or len(structure.levels) > 1
+                                      or structure.kind in ("ome", "qpi") or structure.is_multichannel):
+            return _structure_backend(p, structure, backend, "OpenSlide does not recognise it")
         if backend == "openslide":
             raise SlideError(f"slide {p.name}: OpenSlide does not recognise this file format; "
                              "use backend 'auto' for plain images")
-        return bv.VipsImageBackend.open(p)
+        img = bv.VipsImageBackend.open(p)
+        if img.properties.get("slidescout.loader", "").startswith(NON_IMAGE_LOADERS):
+            img.close()
+            raise _refuse(p, non_slide_kind(p) or f"a {img.properties['slidescout.loader']} file")
+        return img
 
-    osr = bos.open_openslide(p, fmt)
+    try:
+        osr = bos.open_openslide(p, fmt)
+    except SlideError as exc:
+        if structure is None:
+            raise
+        return _structure_backend(p, structure, backend, str(exc).split(": ", 1)[-1])
+    if structure is not None:
+        why = _structure_better(structure, len(osr.level_dimensions))
+        if why:
+            osr.close()
+            return _structure_backend(p, structure, backend, why)
     try:
         if backend != "openslide":
             reason = bv.VipsTiffBackend.unsupported_reason(fmt, osr, pages)
             if reason is None:
                 assert pages is not None
-                return bv.VipsTiffBackend(p, fmt, osr, pages)
+                b: Backend = bv.VipsTiffBackend(p, fmt, osr, pages)
+                b.reason = f"OpenSlide reads it as {fmt}; pixels from pyvips tiffload"
+                return b
             if backend == "pyvips":
                 raise SlideError(f"slide {p.name}: the pyvips backend cannot read it ({reason}); "
                                  "use backend 'auto' or 'openslide'")
             log.debug("%s: using OpenSlide for pixels (%s)", p.name, reason)
-        return bos.OpenSlideBackend(p, fmt, osr)
+        b = bos.OpenSlideBackend(p, fmt, osr)
+        b.reason = (f"OpenSlide reads it as {fmt}" + (" (requested)" if backend == "openslide" else
+                                                      f"; pyvips cannot ({reason})"))
+        return b
     except BaseException:
         osr.close()
         raise
+
+
+def _structure_better(st: TiffStructure, openslide_levels: int) -> str:
+    """Why tifffile's view of a TIFF that OpenSlide opened beats OpenSlide's, or ''."""
+    if len(st.levels) > openslide_levels:
+        how = "SubIFD pyramid" if st.uses_subifds() else "pyramid"
+        return f"OpenSlide reads {openslide_levels} of its {len(st.levels)} levels ({how})"
+    if st.kind in ("ome", "qpi"):
+        return f"{st.format} metadata (resolution, channels) that OpenSlide does not read"
+    if st.is_multichannel:
+        return f"{len(st.levels[0].planes)} channel pages that OpenSlide does not combine"
+    return ""
+
+
+def _structure_backend(p: Path, st: TiffStructure, backend: str, why: str) -> Backend:
+    """The pyvips or tifffile backend over a tifffile structure; ``why``: what OpenSlide lacks."""
+    from slidescout.slides import backend_tiff as bt
+    if backend == "openslide":
+        raise SlideError(f"slide {p.name}: {why}; use backend 'auto'")
+    comps = sorted(st.compressions)
+    names = ", ".join(compression_name(c) for c in comps)
+    if all(c in PYVIPS_COMPRESSIONS for c in comps):
+        return bt.TiffPyramidBackend(p, st, f"{why}; structure from tifffile ({st.format}, {len(st.levels)} "
+                                               f"levels), reading with pyvips")
+    if backend == "pyvips":
+        raise SlideError(f"slide {p.name}: pyvips cannot decode TIFF compression {names}; use backend 'auto'")
+    try:
+        import imagecodecs  # noqa: F401
+    except Exception:
+        raise SlideError(f"slide {p.name}: TIFF compression {names} needs imagecodecs to be decoded "
+                         "(pip install imagecodecs)") from None
+    return bt.TifffileBackend(p, st, f"{why}; pyvips cannot decode TIFF compression {names}, "
+                                     f"reading with tifffile + imagecodecs")
