@@ -36,7 +36,7 @@ _UNITS = {"m": 1e6, "cm": 1e4, "mm": 1e3, "µm": 1.0, "um": 1.0, "μm": 1.0, "mi
 # ImageDescription keys that state an objective power: Aperio "AppMag = 40", libvips/OpenSlide
 # property dumps "openslide.objective-power", "objective_power=40", "Magnification: 20x", ...
 _POWER_RE = re.compile(
-    r"(?:AppMag|objective[ _.-]?power|NominalMagnification|Objective[ _]?Magnification|Magnification)"
+    r"(?:AppMag|objective[ _.-]?power|NominalMagnification|Objective[ _]?Magnification|Magnification|Objective)"
     r"\W{0,40}?(\d+(?:\.\d+)?)\s*[xX]?", re.IGNORECASE)
 # nuclear stains shown in blue in a fluorescence composite
 _NUCLEAR = re.compile(r"dapi|hoechst|nuclear|nucleus|draq5|sytox|\bdna\b", re.IGNORECASE)
@@ -204,14 +204,11 @@ def _qpi_name(description: str | None, index: int) -> str:
 
 def objective_power(description: str) -> float | None:
     """An objective power stated in an ImageDescription, or None."""
-    m = _POWER_RE.search(description or "")
-    if m is None:
-        return None
-    try:
+    for m in _POWER_RE.finditer(description or ""):
         value = float(m.group(1))
-    except ValueError:
-        return None
-    return value if 0.5 <= value <= 200 else None
+        if 0.5 <= value <= 200:
+            return value
+    return None
 
 
 def composite_mapping(names: list[str]) -> list[tuple[str, str]]:
