@@ -219,3 +219,14 @@ def test_cli_info_refuses_csv_in_one_line(tmp_path):
     assert r.returncode != 0
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
     assert len(lines) == 1 and "questions.csv: a CSV table, not a slide" in lines[0]
+
+
+def test_whole_file_with_codec_pyvips_lacks_is_not_called_truncated(tmp_path):
+    pytest.importorskip("imagecodecs", reason="JPEG 2000 needs imagecodecs")
+    import tifffile
+
+    p = tmp_path / "strips.tif"
+    tifffile.imwrite(p, sf.render_pattern(300, 200), rowsperstrip=64, compression="jpeg2000", photometric="rgb")
+    s = Slide.open(p)
+    assert s.backend_name == "tifffile" and "JPEG 2000" in s.info().backend_reason
+    assert s.read_level(0, 0, 0, 300, 200).shape == (200, 300, 3)

@@ -28,6 +28,7 @@ from slidescout.slides.backends import (
     TiffPage,
     _reason,
     padded_read,
+    truncation_hint,
 )
 
 # TIFF compressions that pyvips-binary's tiffload decodes (no JPEG 2000 in the wheel).
@@ -489,6 +490,21 @@ def _map_levels(dims: tuple[tuple[int, int], ...], pages: list[TiffPage]) -> lis
     return mapping
 
 
+def _cut_short(path: Path) -> str:
+    """'; the file is truncated ...' when a PNG or JPEG lacks its end marker, else ''."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(max(0, path.stat().st_size - 32))
+            tail = f.read()
+    except OSError:
+        return ""
+    png, jpeg = head.startswith(b"\x89PNG"), head.startswith(b"\xff\xd8")
+    if (png and b"IEND" not in tail) or (jpeg and b"\xff\xd9" not in tail):
+        return "; the file is truncated (it ends before the image's end marker): copy or download it again"
+    return ""
+
+
 def _tiff_fields(img) -> dict[str, str]:
     """OpenSlide-style resolution and description properties of an image read by tiffload."""
     fields = img.get_fields()
@@ -534,8 +550,8 @@ class VipsImageBackend(_VipsBackendBase):
             if img.width * img.height <= EAGER_DECODE_PX:
                 img = img.copy_memory()  # decode now: broken files fail at open
         except pyvips.Error as exc:
-            raise SlideError(f"slide {path.name}: cannot decode it as an image ({_reason(exc)}); "
-                             "the file may be truncated or corrupt") from None
+            raise SlideError(f"slide {path.name}: cannot decode it as an image ({_reason(exc)})"
+                             + (truncation_hint(exc) or _cut_short(path))) from None
         backend = cls(path, img, loader.removesuffix("_source").removesuffix("_file"))
         if loader.startswith("tiffload"):
             backend.properties = {**backend.properties, **_tiff_fields(img)}
@@ -560,8 +576,8 @@ class VipsImageBackend(_VipsBackendBase):
                 "expected an OpenSlide format (SVS, NDPI, MRXS, SCN, tiled TIFF, DICOM...) or "
                 "PNG/JPEG/TIFF") from None
         except (OSError, ValueError, SyntaxError) as exc:
-            raise SlideError(f"slide {path.name}: cannot decode it as an image ({_reason(exc)}); "
-                             "the file may be truncated or corrupt") from None
+            raise SlideError(f"slide {path.name}: cannot decode it as an image ({_reason(exc)})"
+                             + truncation_hint(exc)) from None
         img = _vips().Image.new_from_array(np.ascontiguousarray(arr), interpretation="srgb").copy_memory()
         return cls(path, img, f"pil:{fmt.lower()}")
 

@@ -236,8 +236,8 @@ def tiff_pages(path: Path) -> list[TiffPage]:
     except SlideError:
         raise
     except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise SlideError(f"slide {path.name}: cannot parse its TIFF structure ({_reason(exc)}); "
-                         "the file may be truncated or corrupt") from None
+        raise SlideError(f"slide {path.name}: cannot parse its TIFF structure ({_reason(exc)})"
+                         + truncation_hint(exc)) from None
 
 
 def _read_ifds(f, size: int) -> list[TiffPage]:
@@ -307,6 +307,16 @@ def check_not_truncated(path: Path, pages: list[TiffPage], used: list[int] | Non
             raise SlideError(
                 f"slide {path.name} is truncated: page {p.index} ({p.width}x{p.height}) needs "
                 f"{p.data_end} bytes but the file has {size}; copy or download it again")
+
+
+_TRUNCATION_WORDS = ("end of the file", "truncat", "premature", "end of file", "eof", "short read",
+                     "unexpected end", "out of data")
+
+
+def truncation_hint(exc: BaseException) -> str:
+    """'; the file is truncated or corrupt' when the failure says the data ends early, else ''."""
+    text = f"{exc} {getattr(exc, 'detail', '')}".lower()
+    return "; the file may be truncated or corrupt" if any(w in text for w in _TRUNCATION_WORDS) else ""
 
 
 def _reason(exc: BaseException) -> str:
@@ -405,7 +415,8 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
             log.debug("%s: %s", p.name, exc)
     if fmt is None:
         if structure is not None and (structure.levels[0].tile_w or len(structure.levels) > 1
-                                      or structure.kind in ("ome", "qpi") or structure.is_multichannel):
+                                      or structure.kind in ("ome", "qpi") or structure.is_multichannel
+                                      or not structure.compressions <= PYVIPS_COMPRESSIONS):
             return _structure_backend(p, structure, backend, "OpenSlide does not recognise it")
         if backend == "openslide":
             raise SlideError(f"slide {p.name}: OpenSlide does not recognise this file format; "
