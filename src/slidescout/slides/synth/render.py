@@ -48,11 +48,31 @@ class _Canvas:
         return self.repeat(np.dstack([_u8(h), _u8(e)]), phase).copy(interpretation="multiband")
 
 
-def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image) -> pyvips.Image:
+class _CentreBlend:
+    """The variant blend weight at the centre of the nucleus covering each pixel.
+
+    ``blend`` is the coarse map (one value per ``scale`` x ``scale`` block); a pixel looks it up
+    at its own position plus the offset to its nucleus' centre (``mapim``, nearest)."""
+
+    def __init__(self, coarse_blend: np.ndarray, scale: int) -> None:
+        self.small = pyvips.Image.new_from_array(np.ascontiguousarray(coarse_blend))
+        self.scale = scale
+        self.nearest = pyvips.Interpolate.new("nearest")
+
+    def at_centres(self, offsets: pyvips.Image) -> pyvips.Image:
+        xyz = pyvips.Image.xyz(offsets.width, offsets.height)
+        index = (xyz + offsets.cast("int")).cast("float") * (1.0 / self.scale)
+        return self.small.mapim(index, interpolate=self.nearest)
+
+
+def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image,
+                centre_blend: _CentreBlend | None = None) -> pyvips.Image:
     """The whole-slide (lazy) density image of one class texture.
 
-    Variant backgrounds are mixed by ``blend``; their own nuclei are switched, not mixed (where
-    ``blend`` is over half), so no nucleus shows at half strength.
+    Variant backgrounds are mixed by ``blend``; their own nuclei are switched, not mixed, so no
+    nucleus shows at half strength: each nucleus is shown whole by the variant whose side of
+    half the blend its centre lies on (with ``centre_blend`` and the texture's centre offsets),
+    so the switch never cuts a nucleus along the coarse map's block edges.
     """
     variants = tex.variants()
     if len(tex.parts) > 1:  # different stroma tiles: independent phases
@@ -63,14 +83,23 @@ def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image) -> pyvi
         bases = [canvas.densities(h, e, phase) for (h, e), _ in variants]
     img = bases[0] if len(bases) == 1 else blend.ifthenelse(bases[0], bases[1], blend=True)
     nuclei = []
-    for _, own in variants[:2]:
+    whole = centre_blend is not None and len(tex.own_centres) >= 2
+    for k, (_, own) in enumerate(variants[:2]):
         layer = None
-        for oh, oe in own:
-            plane = canvas.densities(oh, oe)
+        for j, (oh, oe) in enumerate(own):
+            phase = (int(canvas.rng.integers(oh.shape[1])), int(canvas.rng.integers(oh.shape[0])))
+            plane = canvas.densities(oh, oe, phase)
+            if whole and len(variants) == 2:
+                assert centre_blend is not None
+                at = centre_blend.at_centres(canvas.repeat(tex.own_centres[k][j], phase))
+                plane = ((at > 127) if k == 0 else (at <= 127)).ifthenelse(plane, 0)
             layer = plane if layer is None else layer.maxpair(plane)
         nuclei.append(layer)
     if len(nuclei) == 2 and nuclei[0] is not None and nuclei[1] is not None:
-        img = img.maxpair((blend > 127).ifthenelse(nuclei[0], nuclei[1]))
+        if whole:
+            img = img.maxpair(nuclei[0].maxpair(nuclei[1]))
+        else:
+            img = img.maxpair((blend > 127).ifthenelse(nuclei[0], nuclei[1]))
     elif nuclei and nuclei[0] is not None:
         img = img.maxpair(nuclei[0])
     for h, e in tex.extra_tiles():
@@ -108,11 +137,13 @@ def compose(layout: Layout, textures: dict[str, ClassTexture], stain: Stain, rng
     canvas = _Canvas(w, h, rng)
     # smooth maps on the coarse grid, repeated by nearest neighbour (cheap, and too smooth for
     # the steps to show): the blend between the two stroma variants and the staining tone
-    coarse = pyvips.Image.new_from_array(_coarse_maps(layout, rng, mpp)).zoom(s, s).crop(0, 0, w, h)
+    maps = _coarse_maps(layout, rng, mpp)
+    coarse = pyvips.Image.new_from_array(maps).zoom(s, s).crop(0, 0, w, h)
     blend = coarse[0]
+    centre_blend = _CentreBlend(maps[..., 0], s)
     tone = coarse.extract_band(1, n=2)
     edge = _edge_noise(canvas, ppu)
-    img = class_plane(textures["normal"], canvas, blend)
+    img = class_plane(textures["normal"], canvas, blend, centre_blend)
     lesion_planes: dict[str, pyvips.Image] = {}
     for les in layout.lesions:
         if les.cls == "normal" or les.mask is None:
