@@ -214,13 +214,14 @@ class TiffPage:
     data_end: int  # largest offset + bytecount of the page's tiles or strips
     tile_w: int = 0
     tile_h: int = 0
+    subifds: int = 0  # how many SubIFDs (reduced levels in a SubIFD pyramid) the page has
 
 
 _TIFF_TYPES = {1: "u1", 2: "u1", 3: "u2", 4: "u4", 5: "u4", 6: "i1", 7: "u1", 8: "i2", 9: "i4",
                10: "i4", 11: "f4", 12: "f8", 13: "u4", 16: "u8", 17: "i8", 18: "u8"}
 _TIFF_COUNT_MULT = {5: 2, 10: 2}  # rationals are two numbers
 _TAGS = {256: "width", 257: "height", 259: "compression", 273: "offsets", 279: "counts",
-         322: "tile_w", 323: "tile_h", 324: "offsets", 325: "counts"}
+         322: "tile_w", 323: "tile_h", 324: "offsets", 325: "counts", 330: "subifds"}
 MAX_IFDS = 4096
 
 
@@ -289,6 +290,7 @@ def _read_ifds(f, size: int) -> list[TiffPage]:
             int(fields["compression"][0]) if "compression" in fields else 1, end,
             int(fields["tile_w"][0]) if "tile_w" in fields else 0,
             int(fields["tile_h"][0]) if "tile_h" in fields else 0,
+            int(fields["subifds"].size) if "subifds" in fields else 0,
         ))
         nxt = raw[n * entry : n * entry + inline]
         offset = int(np.frombuffer(nxt, order + off_t)[0])
@@ -408,11 +410,11 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
         if pages is not None and strict:
             check_not_truncated(p, pages)
     structure = None
-    if tiff and fmt in (None, "generic-tiff") and backend != "openslide":
-        try:
-            structure = tiffmeta.read_structure(p)
-        except SlideError as exc:
-            log.debug("%s: %s", p.name, exc)
+    # tifffile reads the structure only where OpenSlide may fall short: files it does not know,
+    # SubIFD pyramids, OME-TIFF/QPTIFF (checked below once OpenSlide has the description)
+    if tiff and backend != "openslide" and (fmt is None or fmt == "generic-tiff" and pages is not None
+                                            and any(pg.subifds for pg in pages)):
+        structure = _read_structure(p)
     if fmt is None:
         if structure is not None and (structure.levels[0].tile_w or len(structure.levels) > 1
                                       or structure.kind in ("ome", "qpi") or structure.is_multichannel
@@ -430,9 +432,13 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     try:
         osr = bos.open_openslide(p, fmt)
     except SlideError as exc:
+        if tiff and structure is None and backend != "openslide" and fmt == "generic-tiff":
+            structure = _read_structure(p)
         if structure is None:
             raise
         return _structure_backend(p, structure, backend, str(exc).split(": ", 1)[-1])
+    if structure is None and fmt == "generic-tiff" and backend != "openslide" and _rich_description(osr.properties):
+        structure = _read_structure(p)
     if structure is not None:
         why = _structure_better(structure, len(osr.level_dimensions))
         if why:
@@ -457,6 +463,21 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     except BaseException:
         osr.close()
         raise
+
+
+def _read_structure(p: Path) -> TiffStructure | None:
+    try:
+        return tiffmeta.read_structure(p)
+    except SlideError as exc:
+        log.debug("%s: %s", p.name, exc)
+        return None
+
+
+def _rich_description(props: Mapping[str, str]) -> bool:
+    """OME-XML or PerkinElmer QPI metadata, which OpenSlide's generic-tiff does not read."""
+    desc = props.get("tiff.ImageDescription", "").rstrip()
+    return desc.endswith("OME>") or "PerkinElmer-QPI" in desc[:400] or \
+        props.get("tiff.Software", "").startswith("PerkinElmer-QPI")
 
 
 def _structure_better(st: TiffStructure, openslide_levels: int) -> str:
