@@ -24,8 +24,9 @@ import numpy as np
 from PIL import Image
 
 from slidescout.errors import SlideError
-from slidescout.slides.backends import Backend, PatchReader, open_backend, padded_read
+from slidescout.slides.backends import Backend, PatchReader, padded_read
 from slidescout.slides.cache import HANDLE_CACHE_SIZE, VIEW_CACHE_BYTES, LRUCache
+from slidescout.slides.factory import open_backend
 from slidescout.slides.guides import draw_guides
 from slidescout.slides.metadata import LevelInfo, SlideInfo, parse_bounds, resolve_mpp
 from slidescout.slides.render import (
