@@ -125,9 +125,11 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
             raise SlideError(f"slide {p.name}: OpenSlide does not recognise this file format; "
                              "use backend 'auto' for plain images")
         img = VipsImageBackend.open(p)
-        if img.properties.get("slidescout.loader", "").startswith(NON_IMAGE_LOADERS):
+        loader = img.properties.get("slidescout.loader", "")
+        if loader.startswith(NON_IMAGE_LOADERS):
             img.close()
-            raise _refuse(p, non_slide_kind(p) or f"a {img.properties['slidescout.loader']} file")
+            raise _refuse(p, non_slide_kind(p) or f"a {loader} file")
+        img.reason = f"not an OpenSlide format; a plain image ({loader})"
         return img
 
     try:
