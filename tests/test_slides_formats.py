@@ -230,3 +230,19 @@ def test_whole_file_with_codec_pyvips_lacks_is_not_called_truncated(tmp_path):
     s = Slide.open(p)
     assert s.backend_name == "tifffile" and "JPEG 2000" in s.info().backend_reason
     assert s.read_level(0, 0, 0, 300, 200).shape == (200, 300, 3)
+
+
+def test_ome_tiff_with_main_chain_pyramid_keeps_openslide_levels_and_ome_mpp(tmp_path):
+    import tifffile
+
+    p = tmp_path / "main.ome.tif"
+    levels = sf.pyramid(sf.render_pattern(W, H, "tissue"))
+    with tifffile.TiffWriter(p, ome=True) as tw:  # reduced levels as further main-chain pages
+        tw.write(levels[0], tile=(128, 128), photometric="rgb",
+                 metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+        for lv in levels[1:]:
+            tw.write(lv, tile=(128, 128), photometric="rgb", subfiletype=1)
+    for backend in ("auto", "openslide"):
+        s = Slide.open(p, backend=backend)
+        assert s.level_dimensions == tuple(LEVELS)
+        assert s.mpp == pytest.approx(0.5) and "mpp from its OME-XML" in s.info().backend_reason

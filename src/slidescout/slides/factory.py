@@ -140,10 +140,10 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
         if structure is None:
             raise
         return _structure_backend(p, structure, backend, str(exc).split(": ", 1)[-1])
-    if structure is None and fmt == "generic-tiff" and backend != "openslide" and _rich_description(osr.properties):
-        structure = _read_structure(p)
-    if structure is not None:
-        why = _structure_better(structure, len(osr.level_dimensions))
+    if structure is None and fmt == "generic-tiff" and _rich_description(osr.properties):
+        structure = _read_structure(p)  # for OpenSlide's reading too: mpp from the OME-XML
+    if structure is not None and backend != "openslide":
+        why = _structure_better(structure, len(set(osr.level_dimensions)))
         if why:
             osr.close()
             return _structure_backend(p, structure, backend, why)
@@ -154,7 +154,7 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
                 assert pages is not None
                 b: Backend = bv.VipsTiffBackend(p, fmt, osr, pages)
                 b.reason = f"OpenSlide reads it as {fmt}; pixels from pyvips tiffload"
-                return b
+                return _with_ome_resolution(b, structure)
             if backend == "pyvips":
                 raise SlideError(f"slide {p.name}: the pyvips backend cannot read it ({reason}); "
                                  "use backend 'auto' or 'openslide'")
@@ -162,7 +162,7 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
         b = bos.OpenSlideBackend(p, fmt, osr)
         b.reason = (f"OpenSlide reads it as {fmt}" + (" (requested)" if backend == "openslide" else
                                                       f"; pyvips cannot ({reason})"))
-        return b
+        return _with_ome_resolution(b, structure)
     except BaseException:
         osr.close()
         raise
@@ -183,11 +183,27 @@ def _rich_description(props: Mapping[str, str]) -> bool:
         props.get("tiff.Software", "").startswith("PerkinElmer-QPI")
 
 
+def _with_ome_resolution(b: Backend, st: TiffStructure | None) -> Backend:
+    """OpenSlide's reading of a file with OME-XML, plus the OME mpp and magnification (OpenSlide's
+    generic-tiff reads only the resolution tags, often a writer's default)."""
+    if st is None or st.properties.get("tiff.ResolutionUnit") != "ome":
+        return b
+    keys = ("openslide.mpp-x", "openslide.mpp-y", "tiff.ResolutionUnit")
+    extra = {k: st.properties[k] for k in keys if k in st.properties}
+    if "openslide.objective-power" in st.properties and "openslide.objective-power" not in b.properties:
+        extra["openslide.objective-power"] = st.properties["openslide.objective-power"]
+    b.properties = {**b.properties, **extra}
+    b.reason += "; mpp from its OME-XML"
+    return b
+
+
 def _structure_better(st: TiffStructure, openslide_levels: int) -> str:
     """Why tifffile's view of a TIFF that OpenSlide opened beats OpenSlide's, or ''."""
     if len(st.levels) > openslide_levels:
         how = "SubIFD pyramid" if st.uses_subifds() else "pyramid"
         return f"OpenSlide reads {openslide_levels} of its {len(st.levels)} levels ({how})"
+    if len(st.levels) < openslide_levels:  # e.g. an OME-TIFF whose pyramid is in the main chain
+        return ""
     if st.kind in ("ome", "qpi"):
         return f"{st.format} metadata (resolution, channels) that OpenSlide does not read"
     if st.is_multichannel:

@@ -58,7 +58,7 @@ def resolve_mpp(props: Mapping[str, str], fmt: str, name: str = "") -> Resolutio
     note = ""
     if mx is not None and my is not None:
         unit = props.get("tiff.ResolutionUnit", "").lower()
-        if fmt in ("generic-tiff", "image") and unit not in ("centimeter", "inch"):
+        if fmt in ("generic-tiff", "image") and unit not in ("centimeter", "inch", "ome"):
             note = f"ignored TIFF resolution with unit {unit or 'none'!r}"
         elif not all(MPP_RANGE[0] <= m <= MPP_RANGE[1] for m in (mx, my)):
             note = f"ignored implausible mpp {mx:g} x {my:g} (a writer's default resolution)"
