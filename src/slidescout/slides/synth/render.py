@@ -24,6 +24,7 @@ from slidescout.slides.synth.textures import ClassTexture, periodic_noise
 TILE = 256
 QUALITY = 85
 _BACKGROUND = (1, 2)  # (h, e) bytes of bare glass
+SWITCH_TILE = 64  # tiles of the per-nucleus variant switch (see _CentreBlend)
 
 
 def _u8(a: np.ndarray) -> np.ndarray:
@@ -49,20 +50,43 @@ class _Canvas:
 
 
 class _CentreBlend:
-    """The variant blend weight at the centre of the nucleus covering each pixel.
+    """Which side of half the variant blend the centre of the nucleus covering each pixel lies on.
 
-    ``blend`` is the coarse map (one value per ``scale`` x ``scale`` block); a pixel looks it up
-    at its own position plus the offset to its nucleus' centre (``mapim``, nearest)."""
+    ``blend`` is the coarse map (one value per ``scale`` x ``scale`` block). Near a switch (a
+    block within a nucleus' reach of the other side) a pixel looks the map up at its nucleus'
+    centre (its own position plus the tile's centre offset, ``mapim``); elsewhere at its own
+    position, which gives the same answer. ``ifthenelse`` computes only the branch a region needs,
+    so the lookup costs only along the switch lines."""
 
     def __init__(self, coarse_blend: np.ndarray, scale: int) -> None:
-        self.small = pyvips.Image.new_from_array(np.ascontiguousarray(coarse_blend))
+        self.coarse = np.ascontiguousarray(coarse_blend)
+        self.small = pyvips.Image.new_from_array(self.coarse)
         self.scale = scale
         self.nearest = pyvips.Interpolate.new("nearest")
+        self._near: dict[int, pyvips.Image] = {}
 
-    def at_centres(self, offsets: pyvips.Image) -> pyvips.Image:
-        xyz = pyvips.Image.xyz(offsets.width, offsets.height)
+    def _near_switch(self, reach: int) -> pyvips.Image:
+        cells = reach // self.scale + 1
+        if cells not in self._near:
+            from scipy import ndimage
+
+            side = self.coarse > 127
+            grow = np.ones((2 * cells + 1, 2 * cells + 1), bool)
+            near = ndimage.binary_dilation(side, grow) & ndimage.binary_dilation(~side, grow)
+            self._near[cells] = pyvips.Image.new_from_array((near * 255).astype(np.uint8))
+        return self._near[cells].zoom(self.scale, self.scale)
+
+    def first_side(self, offsets: pyvips.Image, reach: int) -> pyvips.Image:
+        """255 where the pixel's nucleus centre has blend > 127 (the first variant), else 0."""
+        w, h = offsets.width, offsets.height
+        here = self.small.zoom(self.scale, self.scale).crop(0, 0, w, h) > 127
+        xyz = pyvips.Image.xyz(w, h)
         index = (xyz + offsets.cast("int")).cast("float") * (1.0 / self.scale)
-        return self.small.mapim(index, interpolate=self.nearest)
+        centre = self.small.mapim(index, interpolate=self.nearest) > 127
+        choice = self._near_switch(reach).crop(0, 0, w, h).ifthenelse(centre, here)
+        # evaluated in small tiles, so most tiles lie wholly off the switch lines and skip mapim
+        return choice.tilecache(tile_width=SWITCH_TILE, tile_height=SWITCH_TILE,
+                                max_tiles=2 * (-(-w // SWITCH_TILE)) + 64, threaded=True)
 
 
 def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image,
@@ -91,8 +115,9 @@ def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image,
             plane = canvas.densities(oh, oe, phase)
             if whole and len(variants) == 2:
                 assert centre_blend is not None
-                at = centre_blend.at_centres(canvas.repeat(tex.own_centres[k][j], phase))
-                plane = ((at > 127) if k == 0 else (at <= 127)).ifthenelse(plane, 0)
+                offsets = tex.own_centres[k][j]
+                first = centre_blend.first_side(canvas.repeat(offsets, phase), int(np.abs(offsets).max()))
+                plane = first.ifthenelse(plane, 0) if k == 0 else first.ifthenelse(0, plane)
             layer = plane if layer is None else layer.maxpair(plane)
         nuclei.append(layer)
     if len(nuclei) == 2 and nuclei[0] is not None and nuclei[1] is not None:
