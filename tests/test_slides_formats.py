@@ -256,3 +256,20 @@ def test_ome_tiff_with_main_chain_pyramid_keeps_openslide_levels_and_ome_mpp(tmp
         s = Slide.open(p, backend=backend)
         assert s.level_dimensions == tuple(LEVELS)
         assert s.mpp == pytest.approx(0.5) and "mpp from its OME-XML" in s.info().backend_reason
+
+
+@pytest.mark.parametrize("text,power", [
+    ("Aperio Image Library v12.0.5 |AppMag = 20|MPP = 0.499", 20),
+    ("<property>\n  <name>openslide.objective-power</name>\n  <value type=\"VipsRefString\">40</value>", 40),
+    ("<name>aperio.AppMag</name><value type=\"gchararray\">10</value>", 10),
+    ('<Objective ID="Objective:0" NominalMagnification="63.0"/>', 63),
+    ("SynthPath ...; objective_power=40|AppMag = 40|MPP = 0.25", 40),
+    ("Objective Magnification: 20x", 20),
+    ("<Objective>20x</Objective>", 20),
+    ("scanned at 0.25 um/px, no magnification stated", None),
+    ("AppMag = 0", None),
+])
+def test_objective_power_in_descriptions(text, power):
+    from slidescout.slides.tiffmeta import objective_power
+
+    assert objective_power(text) == power

@@ -38,6 +38,9 @@ _UNITS = {"m": 1e6, "cm": 1e4, "mm": 1e3, "µm": 1.0, "um": 1.0, "μm": 1.0, "mi
 _POWER_RE = re.compile(
     r"(?:AppMag|objective[ _.-]?power|NominalMagnification|Objective[ _]?Magnification|Magnification|Objective)"
     r"\W{0,40}?(\d+(?:\.\d+)?)\s*[xX]?", re.IGNORECASE)
+# libvips' XML dump of image properties (tiffsave properties=True): <name>KEY</name><value>40</value>
+_POWER_XML_RE = re.compile(
+    r"(?:objective-power|AppMag|NominalMagnification)</name>\s*<value[^>]*>\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 # nuclear stains shown in blue in a fluorescence composite
 _NUCLEAR = re.compile(r"dapi|hoechst|nuclear|nucleus|draq5|sytox|\bdna\b", re.IGNORECASE)
 
@@ -204,7 +207,8 @@ def _qpi_name(description: str | None, index: int) -> str:
 
 def objective_power(description: str) -> float | None:
     """An objective power stated in an ImageDescription, or None."""
-    for m in _POWER_RE.finditer(description or ""):
+    text = description or ""
+    for m in (*_POWER_XML_RE.finditer(text), *_POWER_RE.finditer(text)):
         value = float(m.group(1))
         if 0.5 <= value <= 200:
             return value
