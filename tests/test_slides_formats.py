@@ -273,3 +273,16 @@ def test_objective_power_in_descriptions(text, power):
     from slidescout.slides.tiffmeta import objective_power
 
     assert objective_power(text) == power
+
+
+def test_single_16bit_channel_is_stretched_grey(tmp_path):
+    import tifffile
+
+    p = tmp_path / "one.ome.tif"
+    data = sf.channel_data(600, 400, 1)[..., 0]
+    tifffile.imwrite(p, data, tile=(128, 128), compression="zlib", ome=True,
+                     metadata={"axes": "YX", "Channel": {"Name": ["DAPI"]}, "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    s = Slide.open(p)
+    assert s.info().channel_mapping == {"DAPI": "grey"}
+    img = s.read_level(0, 0, 0, 600, 400)
+    assert (img[..., 0] == img[..., 2]).all() and img.max() > 200 and img.min() < 50

@@ -42,7 +42,11 @@ def _composite_np(chans: list[np.ndarray], mapping: list[tuple[str, str]],
     out = np.zeros((h, w, 3), np.uint8)
     for arr, (_, colour), (lo, hi) in zip(chans, mapping, windows, strict=False):
         scaled = (arr.astype(np.float32) - lo) * (255.0 / (hi - lo))
-        out[..., COLOUR_BAND[colour]] = np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+        value = np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+        if colour == "grey":
+            out[:] = value[..., None]
+        else:
+            out[..., COLOUR_BAND[colour]] = value
     return out
 
 
@@ -122,7 +126,11 @@ class TiffPyramidBackend(_TiffMixin, _VipsBackendBase):
         slots = [_vips().Image.black(w, h)] * 3
         for i, ((_, colour), (lo, hi)) in enumerate(zip(self.channel_mapping, self._windows, strict=True)):
             scale = 255.0 / (hi - lo)
-            slots[COLOUR_BAND[colour]] = self._plane(level, i, revalidate).linear(scale, -lo * scale + 0.5).cast("uchar")
+            band = self._plane(level, i, revalidate).linear(scale, -lo * scale + 0.5).cast("uchar")
+            if colour == "grey":
+                slots = [band] * 3
+            else:
+                slots[COLOUR_BAND[colour]] = band
         return slots[0].bandjoin(slots[1:]).copy(interpretation="srgb")
 
     def close(self) -> None:

@@ -217,8 +217,10 @@ def objective_power(description: str) -> float | None:
 
 def composite_mapping(names: list[str]) -> list[tuple[str, str]]:
     """(channel name, display colour) for up to three channels: a nuclear stain in blue, the
-    others in green, red, blue order."""
+    others in green, red, blue order; a single channel in grey."""
     shown = names[:3]
+    if len(shown) == 1:
+        return [(shown[0], "grey")]
     colours: dict[int, str] = {}
     nuclear = next((i for i, n in enumerate(shown) if _NUCLEAR.search(n)), None)
     if nuclear is not None:
