@@ -31,6 +31,17 @@ WIDTH, HEIGHT = 100_000, 80_000
 
 def make_bench_slide(path: Path, width: int = WIDTH, height: int = HEIGHT, seed: int = 0) -> Path:
     """Procedural H&E-like tiled JPEG TIFF (256 px tiles, 2x pyramid, mpp 0.25)."""
+    slide = bench_image(width, height, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.tif")
+    slide.tiffsave(str(tmp), tile=True, tile_width=256, tile_height=256, pyramid=True,
+                   compression="jpeg", Q=80, bigtiff=True, xres=4000.0, yres=4000.0, resunit="cm")
+    tmp.rename(path)
+    return path
+
+
+def bench_image(width: int = WIDTH, height: int = HEIGHT, seed: int = 0):
+    """The benchmark slide's pixels as a lazy pyvips image (procedural, H&E-like)."""
     import pyvips
 
     rng = np.random.default_rng(seed)
@@ -55,13 +66,7 @@ def make_bench_slide(path: Path, width: int = WIDTH, height: int = HEIGHT, seed:
     mask = low.resize(2000, kernel="cubic").crop(0, 0, width, height)
     mask = ((mask + 0.3) * 255 * 3).cast("uchar")  # soft edges, ~60% tissue
     white = pyvips.Image.black(width, height, bands=3) + 244
-    slide = mask.ifthenelse(tiled, white.cast("uchar"), blend=True).copy(interpretation="srgb")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part.tif")
-    slide.tiffsave(str(tmp), tile=True, tile_width=256, tile_height=256, pyramid=True,
-                   compression="jpeg", Q=80, bigtiff=True, xres=4000.0, yres=4000.0, resunit="cm")
-    tmp.rename(path)
-    return path
+    return mask.ifthenelse(tiled, white.cast("uchar"), blend=True).copy(interpretation="srgb")
 
 
 def bench_slide() -> Path:

@@ -11,6 +11,11 @@ Writers:
 - ``make_svs``: tifffile with JPEG tiles pre-encoded by PIL, following the Aperio layout
   (level 0, stripped thumbnail, tiled levels, label, macro); OpenSlide 4 reads it as ``aperio``.
 - ``make_png`` / ``make_jpeg``: plain one-level images.
+- ``make_vips_tiff``: pyvips ``tiffsave`` with JPEG/WebP/deflate tiles, optionally ``subifd``.
+- ``make_ome_tiff``: tifffile OME-TIFF with a SubIFD pyramid, RGB or named channels (uint16).
+- ``make_qptiff``: a QPTIFF-like file (Akoya/PerkinElmer layout: channel pages with QPI XML,
+  a thumbnail, reduced-resolution channel pages, resolution in px/cm).
+- ``make_jp2k_tiff``: tifffile with JPEG 2000 tiles (needs imagecodecs).
 """
 
 from __future__ import annotations
@@ -123,6 +128,127 @@ def make_tiff(
         px_per_mm = 1000.0 / mpp
         kwargs.update(xres=px_per_mm, yres=px_per_mm, resunit=resunit)
     img.tiffsave(str(path), **kwargs)
+    return path
+
+
+# ---------------------------------------------------------------- third-party layouts
+
+
+def halve(arr: np.ndarray) -> np.ndarray:
+    """2x2 mean (floor size), channels last, dtype kept."""
+    h, w = arr.shape[0] // 2 * 2, arr.shape[1] // 2 * 2
+    a = arr[:h, :w].astype(np.float32)
+    out = (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]) / 4
+    return (out + 0.5).astype(arr.dtype)
+
+
+def pyramid(arr: np.ndarray, min_side: int = 200) -> list[np.ndarray]:
+    levels = [arr]
+    while min(levels[-1].shape[:2]) // 2 >= min_side:
+        levels.append(halve(levels[-1]))
+    return levels
+
+
+def make_vips_tiff(path: str | Path, width: int, height: int, compression: str = "webp", *, subifd: bool = False,
+                   mpp: float = 0.5, tile: int = 256, pattern: str | Pattern = "tissue") -> Path:
+    """pyvips ``tiffsave``: tiled pyramid in the main chain, or in SubIFDs with ``subifd``."""
+    import pyvips
+
+    path = Path(path)
+    img = pyvips.Image.new_from_array(render_pattern(width, height, pattern), interpretation="srgb")
+    img.tiffsave(str(path), tile=True, tile_width=tile, tile_height=tile, pyramid=True, subifd=subifd,
+                 compression=compression, Q=90, xres=1000.0 / mpp, yres=1000.0 / mpp, resunit="cm")
+    return path
+
+
+def channel_data(width: int, height: int, n: int) -> np.ndarray:
+    """(height, width, n) uint16 fluorescence-like channels: dim background, bright spots."""
+    base = render_pattern(width, height, "tissue").astype(np.uint16)
+    grad = render_pattern(width, height, "gradient").astype(np.uint16)
+    planes = [(255 - base[..., 1]) * 12 + 40, grad[..., 0] * 9 + 30, grad[..., 1] * 5 + 20 * (base[..., 0] < 200)]
+    return np.stack([planes[i % 3] for i in range(n)], axis=-1).astype(np.uint16)
+
+
+def make_ome_tiff(path: str | Path, width: int, height: int, channels: list[str] | None = None, *,
+                  mpp: float = 0.25, unit: str = "µm", magnification: float | None = None,
+                  tile: int = 256) -> Path:
+    """tifffile OME-TIFF, deflate tiles, pyramid in SubIFDs; RGB, or uint16 ``channels`` (CYX)."""
+    import tifffile
+
+    path = Path(path)
+    size = mpp / {"µm": 1.0, "nm": 1e-3, "mm": 1e3}[unit]
+    if channels:
+        levels = [lv.transpose(2, 0, 1) for lv in pyramid(channel_data(width, height, len(channels)))]
+        meta: dict = {"axes": "CYX", "Channel": {"Name": list(channels)}}
+        photometric = "minisblack"
+    else:
+        levels = pyramid(render_pattern(width, height, "tissue"))
+        meta = {"axes": "YXS"}
+        photometric = "rgb"
+    meta.update(PhysicalSizeX=size, PhysicalSizeXUnit=unit, PhysicalSizeY=size, PhysicalSizeYUnit=unit)
+    opts = dict(tile=(tile, tile), photometric=photometric, compression="zlib")
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        tw.write(levels[0], subifds=len(levels) - 1, metadata=meta, **opts)
+        for lv in levels[1:]:
+            tw.write(lv, subfiletype=1, **opts)
+    if magnification:  # tifffile writes no Instrument: add one as Bio-Formats does
+        with tifffile.TiffFile(path, mode="r+b") as tif:
+            xml = tif.pages[0].description
+            obj = (f'<Instrument ID="Instrument:0"><Objective ID="Objective:0" '
+                   f'NominalMagnification="{magnification:g}"/></Instrument>')
+            tif.pages[0].tags["ImageDescription"].overwrite(xml.replace("<Image ", obj + "<Image ", 1).encode())
+    return path
+
+
+def _qpi_xml(kind: str, name: str = "") -> str:
+    return ('<?xml version="1.0" encoding="utf-8"?><PerkinElmer-QPI-ImageDescription>'
+            f"<DescriptionVersion>2</DescriptionVersion><AcquisitionSoftware>PerkinElmer-QPI</AcquisitionSoftware>"
+            f"<ImageType>{kind}</ImageType><Name>{name}</Name><Objective>20x</Objective>"
+            "</PerkinElmer-QPI-ImageDescription>")
+
+
+def make_qptiff(path: str | Path, width: int, height: int, channels: tuple[str, ...] = ("DAPI", "FITC", "Cy5"),
+                *, mpp: float = 0.4965, tile: int = 256) -> Path:
+    """A QPTIFF-like file: per-channel full-resolution pages, a thumbnail, per-channel reduced
+    pages (halving), resolution tags in px/cm. No OME-XML: names live in each page's QPI XML."""
+    import tifffile
+
+    path = Path(path)
+    data = channel_data(width, height, len(channels))
+    levels = pyramid(data)
+    res = (1e4 / mpp, 1e4 / mpp)
+    soft = "PerkinElmer-QPI"
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        for i, name in enumerate(channels):
+            tw.write(levels[0][..., i], tile=(tile, tile), compression="zlib", description=_qpi_xml("FullResolution", name),
+                     software=soft, resolution=res, resolutionunit="CENTIMETER", metadata=None)
+        thumb = (levels[-1][..., :3] >> 4).clip(0, 255).astype(np.uint8)
+        tw.write(thumb, photometric="rgb", description=_qpi_xml("Thumbnail"), software=soft, metadata=None)
+        for lv in levels[1:]:
+            for i, name in enumerate(channels):
+                tw.write(lv[..., i], tile=(tile, tile), compression="zlib", description=_qpi_xml("ReducedResolution", name),
+                         software=soft, resolution=(res[0] / 2, res[1] / 2), resolutionunit="CENTIMETER",
+                         subfiletype=1, metadata=None)
+    return path
+
+
+def make_jp2k_tiff(path: str | Path, width: int, height: int, *, code: int = 33004, mpp: float = 0.25,
+                   tile: int = 256) -> Path:
+    """JPEG 2000 tiles (written by imagecodecs as 34712, the tag then set to ``code``), SubIFD level."""
+    import tifffile
+
+    path = Path(path)
+    levels = pyramid(render_pattern(width, height, "tissue"))
+    opts = dict(tile=(tile, tile), photometric="rgb", compression="jpeg2000", compressionargs={"level": 95})
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(levels[0], subifds=len(levels) - 1, resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER",
+                 description=f"scanner test |AppMag = 40|MPP = {mpp}", metadata=None, **opts)
+        for lv in levels[1:]:
+            tw.write(lv, subfiletype=1, metadata=None, **opts)
+    if code != 34712:
+        with tifffile.TiffFile(path, mode="r+b") as tif:
+            for page in [tif.pages[0], *(tif.pages[0].pages or [])]:
+                page.tags["Compression"].overwrite(code)
     return path
 
 

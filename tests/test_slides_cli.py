@@ -104,3 +104,16 @@ def test_real_entry_point_subprocess(svs, tmp_path):
     assert proc.returncode == 2
     assert "empty" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_info_names_backend_reason_and_channels(monkeypatch, capsys, tmp_path):
+    p = sf.make_ome_tiff(tmp_path / "fl.ome.tif", 800, 600, ["DAPI", "CD8", "PanCK"], tile=128)
+    code, out, err = run_cli(monkeypatch, capsys, "info", str(p))
+    assert code == 0, err
+    for needle in ("ome-tiff", "SubIFD pyramid", "reading with pyvips", "DAPI, CD8, PanCK",
+                   "DAPI as blue, CD8 as green, PanCK as red"):
+        assert needle in out
+    code, out, _ = run_cli(monkeypatch, capsys, "info", "--json", str(p))
+    info = json.loads(out)
+    assert info["channel_mapping"] == {"DAPI": "blue", "CD8": "green", "PanCK": "red"}
+    assert "tifffile" in info["backend_reason"]

@@ -10,7 +10,7 @@ import slidefactory as sf
 
 from slidescout.errors import SlideError
 from slidescout.slides import MppSource, Slide, SlideInfo, clear_cache, open_slide
-from slidescout.slides.backends import open_backend
+from slidescout.slides.factory import open_backend
 
 
 @pytest.fixture(scope="module")

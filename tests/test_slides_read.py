@@ -13,7 +13,7 @@ import slidefactory as sf
 from slidescout.errors import SlideError
 from slidescout.slides import MAX_SIDE_LIMIT, Box, Slide, clear_cache
 from slidescout.slides import slide as slide_mod
-from slidescout.slides.backends import open_backend
+from slidescout.slides.factory import open_backend
 from slidescout.slides.render import choose_level, fit_output, plan_region
 
 W, H = 3000, 2000

@@ -116,6 +116,8 @@ def test_slidescout_slide_reads_it(same_seed):
     with slides.Slide.open(s.path) as slide:
         assert slide.dimensions == SIZE
         assert slide.mpp == pytest.approx(0.25, rel=1e-3)
+        assert slide.mpp_source.value == "metadata"
+        assert slide.objective_power == pytest.approx(s.truth.objective_power) == pytest.approx(40)
         les = s.truth.lesions[0]
         view = slide.read(les.box, max_side=512)
         assert max(view.width, view.height) <= 512 and view.image.std() > 3

@@ -60,13 +60,16 @@ def info_cmd(
     console.print(f"[bold]{info.slide_id}[/]  {info.path}", highlight=False, soft_wrap=True)
     rows = [
         ("format", f"{info.format}" + (f" (vendor {info.vendor})" if info.vendor and info.vendor != info.format else "")),
-        ("backend", info.backend),
+        ("backend", info.backend + (f" ({info.backend_reason})" if info.backend_reason else "")),
         ("level 0", f"{info.width} x {info.height} px"),
         ("mpp", f"{_fmt_mpp(info.mpp)} ({info.mpp_source.value})" + (f", {info.mpp_note}" if info.mpp_note else "")),
         ("objective power", f"{info.objective_power:g}x" if info.objective_power else "unknown"),
         ("bounds", "none" if info.bounds is None else "x={} y={} w={} h={}".format(*info.bounds)),
         ("associated images", ", ".join(info.associated_images) or "none"),
     ]
+    if info.channels:
+        rows.append(("channels", ", ".join(info.channels)))
+        rows.append(("composite", ", ".join(f"{c} as {col}" for c, col in info.channel_mapping.items())))
     for key, value in rows:
         console.print(f"  {key:<18} {value}", highlight=False, soft_wrap=True)
     table = Table("level", "width", "height", "downsample", "mpp", box=None, pad_edge=False)

@@ -120,4 +120,5 @@ class View:
         """One line for a model or a trace: box, level, mpp."""
         mpp = f"{self.mpp:.3f} µm/px" if self.mpp else "unknown mpp"
         return (f"region with top-left ({self.box.x},{self.box.y}) and size {self.box.w} x {self.box.h}"
-                f" (level-0 px), shown at {self.width}x{self.height} px, {mpp}")
+                f" (level-0 px), shown at {self.width}x{self.height} px, {mpp}"
+                + (f"; {self.meta['channels']}" if self.meta.get("channels") else ""))

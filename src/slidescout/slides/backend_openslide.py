@@ -8,14 +8,22 @@ strips so memory stays bounded for any box, even on a slide without a pyramid.
 
 from __future__ import annotations
 
-import math
+import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from slidescout.errors import SlideError
-from slidescout.slides.backends import Backend, Region, _reason, padded_read, rgba_to_rgb
+from slidescout.slides.backends import (
+    Backend,
+    ReadPatchReader,
+    Region,
+    _reason,
+    render_by_reads,
+    rgba_to_rgb,
+)
+from slidescout.slides.tiffmeta import compression_name
 
 # the most level pixels one OpenSlide read may cover (RGBA: 4 bytes each)
 READ_BUDGET_PX = 16 * 1024 * 1024
@@ -41,17 +49,12 @@ def open_openslide(path: Path, fmt: str):
         raise SlideError(f"slide {path.name}: OpenSlide recognises it as {fmt} but cannot open it "
                          "(unsupported variant of the format)") from None
     except (openslide.OpenSlideError, OSError, ValueError) as exc:
-        raise SlideError(f"slide {path.name}: OpenSlide cannot open it as {fmt} ({_reason(exc)}); "
-                         "the file may be truncated or corrupt") from None
-
-
-class _OpenSlidePatchReader:
-    def __init__(self, backend: OpenSlideBackend, level: int) -> None:
-        self.backend = backend
-        self.level = level
-
-    def fetch(self, x: int, y: int, w: int, h: int) -> np.ndarray:
-        return padded_read(self.backend, self.level, int(x), int(y), int(w), int(h))
+        reason = _reason(exc)
+        m = re.search(r"Unsupported TIFF compression: (\d+)", reason)
+        if m:
+            raise SlideError(f"slide {path.name}: TIFF compression {compression_name(int(m.group(1)))} "
+                             "is not supported by OpenSlide") from None
+        raise SlideError(f"slide {path.name}: OpenSlide cannot open it as {fmt} ({reason})") from None
 
 
 class OpenSlideBackend(Backend):
@@ -86,31 +89,10 @@ class OpenSlideBackend(Backend):
         return rgba_to_rgb(self._read_rgba(level, x, y, w, h))
 
     def render(self, region: Region) -> np.ndarray:
-        lw, lh = self.level_dimensions[region.level]
-        if region.is_identity:
-            return padded_read(self, region.level, int(region.x), int(region.y), region.out_w, region.out_h)
-        m = region.margin()
-        rx0 = max(0, math.floor(region.x) - m)
-        rx1 = min(lw, math.ceil(region.x + region.w) + m)
-        sy = region.scale_y
-        src_rows = max(1, READ_BUDGET_PX // max(1, rx1 - rx0) - 2 * m)
-        rows_per_chunk = max(1, int(src_rows * sy))
-        out = np.empty((region.out_h, region.out_w, 3), np.uint8)
-        for o0 in range(0, region.out_h, rows_per_chunk):
-            o1 = min(region.out_h, o0 + rows_per_chunk)
-            src0 = region.y + o0 / sy
-            src1 = region.y + o1 / sy
-            ry0 = max(0, math.floor(src0) - m)
-            ry1 = min(lh, math.ceil(src1) + m)
-            part = Image.fromarray(self.read_level(region.level, rx0, ry0, rx1 - rx0, ry1 - ry0), "RGB")
-            box = (region.x - rx0, src0 - ry0, region.x + region.w - rx0, src1 - ry0)
-            # reducing_gap: an integer box-reduce first for large factors, like libvips' resize
-            part = part.resize((region.out_w, o1 - o0), Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
-            out[o0:o1] = np.asarray(part)
-        return out
+        return render_by_reads(self, region, READ_BUDGET_PX)
 
-    def patch_reader(self, level: int) -> _OpenSlidePatchReader:
-        return _OpenSlidePatchReader(self, level)
+    def patch_reader(self, level: int) -> ReadPatchReader:
+        return ReadPatchReader(self, level)
 
     def associated_image(self, name: str) -> Image.Image:
         import openslide

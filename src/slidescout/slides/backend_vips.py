@@ -40,8 +40,6 @@ STRIP_ROWS = 64
 # after two renders overlapped, renders stay single-threaded for this long (a busy server keeps
 # its threads on one core each instead of splitting every view)
 OVERLAP_MEMORY_S = 0.25
-# plain images up to this size are decoded at open, so a truncated file fails there
-EAGER_DECODE_PX = 16 * 1024 * 1024
 # decoded tiles a patch reader keeps per level and thread (256 px RGB tiles: ~12 MB):
 # neighbouring patches share tiles, and without a cache every fetch decodes every tile it
 # touches again (~9x slower for a grid of 224 px patches)
@@ -487,68 +485,3 @@ def _map_levels(dims: tuple[tuple[int, int], ...], pages: list[TiffPage]) -> lis
         used.add(match)
         mapping.append(match)
     return mapping
-
-
-class VipsImageBackend(_VipsBackendBase):
-    """A plain image (PNG, JPEG, WebP, GIF, HEIF, untiled TIFF, BMP via PIL) as a one-level slide."""
-
-    format = "image"
-    vendor = None
-
-    def __init__(self, path: Path, image, loader: str) -> None:
-        super().__init__()
-        self.path = path
-        self._image = image
-        self.properties = {"slidescout.loader": loader}
-        self.level_dimensions = ((int(image.width), int(image.height)),)
-        self.level_downsamples = (1.0,)
-
-    @classmethod
-    def open(cls, path: Path) -> VipsImageBackend:
-        pyvips = _vips()
-        try:
-            img = pyvips.Image.new_from_file(str(path), access="random", fail_on="truncated")
-        except pyvips.Error:
-            return cls._open_with_pil(path)  # not a format libvips knows (or broken): try PIL
-        loader = str(img.get("vips-loader")) if "vips-loader" in img.get_fields() else "vips"
-        try:
-            if loader.startswith(("jpegload", "pngload", "webpload", "heifload", "tiffload")):
-                img = img.autorot()
-            img = to_srgb8(img)
-            if img.width * img.height <= EAGER_DECODE_PX:
-                img = img.copy_memory()  # decode now: broken files fail at open
-        except pyvips.Error as exc:
-            raise SlideError(f"slide {path.name}: cannot decode it as an image ({_reason(exc)}); "
-                             "the file may be truncated or corrupt") from None
-        return cls(path, img, loader.removesuffix("_source").removesuffix("_file"))
-
-    @classmethod
-    def _open_with_pil(cls, path: Path) -> VipsImageBackend:
-        import warnings
-
-        from PIL import UnidentifiedImageError
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with Image.open(path) as im:
-                    fmt = im.format or "unknown"
-                    im.load()
-                    arr = np.asarray(im.convert("RGB"))
-        except UnidentifiedImageError:
-            raise SlideError(
-                f"slide {path.name}: not a slide or an image slidescout can read (unsupported format); "
-                "expected an OpenSlide format (SVS, NDPI, MRXS, SCN, tiled TIFF, DICOM...) or "
-                "PNG/JPEG/TIFF") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise SlideError(f"slide {path.name}: cannot decode it as an image ({_reason(exc)}); "
-                             "the file may be truncated or corrupt") from None
-        img = _vips().Image.new_from_array(np.ascontiguousarray(arr), interpretation="srgb").copy_memory()
-        return cls(path, img, f"pil:{fmt.lower()}")
-
-    def _load_level(self, level: int, revalidate: bool = False):
-        return self._image
-
-    def close(self) -> None:
-        self._levels.clear()
-        self._readers.clear()

@@ -1,13 +1,15 @@
-"""Pixel backends behind one interface, and the factory that picks one for a file.
+"""Pixel backends behind one interface (``Backend``), and helpers they share.
 
 - ``VipsTiffBackend`` (backend_vips.py): TIFF-family slides OpenSlide recognises as
   ``generic-tiff`` or ``aperio``. OpenSlide gives the metadata and the level table; pyvips
   ``tiffload(page=N)`` reads the pixels (the pyvips wheel has no ``openslideload``).
 - ``OpenSlideBackend`` (backend_openslide.py): every other OpenSlide format (NDPI, MRXS, SCN,
   DICOM, ...), and any TIFF whose pages pyvips cannot decode (e.g. JPEG 2000 SVS).
-- ``VipsImageBackend`` (backend_vips.py): plain PNG/JPEG/WebP/TIFF... as a one-level slide.
+- ``TiffPyramidBackend`` / ``TifffileBackend`` (backend_tiff.py): TIFFs OpenSlide cannot open or
+  reads in part (SubIFD / OME-TIFF / QPTIFF pyramids, WebP or JPEG 2000 tiles, channels).
+- ``VipsImageBackend`` (backend_image.py): plain PNG/JPEG/WebP/TIFF... as a one-level slide.
 
-A backend works in *level* pixel coordinates; the level-0 geometry (boxes, clamping, level
+``factory.open_backend`` picks one for a file. A backend works in *level* pixel coordinates; the level-0 geometry (boxes, clamping, level
 choice) lives in ``render.py`` and ``slide.py``. Library exceptions never escape a backend: they
 become ``SlideError`` naming the file and the reason.
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -88,6 +89,9 @@ class Backend(ABC):
     level_dimensions: tuple[tuple[int, int], ...]
     level_downsamples: tuple[float, ...]
     associated_names: tuple[str, ...] = ()
+    reason: str = ""  # why this backend was chosen for the file (shown by ``info``)
+    channels: tuple[str, ...] = ()  # channel names of a multi-channel (fluorescence) image
+    channel_mapping: tuple[tuple[str, str], ...] = ()  # (channel, display colour) of the composite
 
     # -- geometry ---------------------------------------------------------------------------
     def level_scale(self, level: int) -> tuple[float, float]:
@@ -138,6 +142,44 @@ def padded_read(backend: Backend, level: int, x: int, y: int, w: int, h: int) ->
     return out
 
 
+class ReadPatchReader:
+    """A patch reader over ``padded_read`` (for backends whose reads are already thread-safe)."""
+
+    def __init__(self, backend: Backend, level: int) -> None:
+        self.backend = backend
+        self.level = level
+
+    def fetch(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        return padded_read(self.backend, self.level, int(x), int(y), int(w), int(h))
+
+
+def render_by_reads(backend: Backend, region: Region, budget_px: int) -> np.ndarray:
+    """``region`` rendered from ``read_level`` calls with PIL's Lanczos, in strips of at most
+    ``budget_px`` level pixels, so memory stays bounded for any box."""
+    lw, lh = backend.level_dimensions[region.level]
+    if region.is_identity:
+        return padded_read(backend, region.level, int(region.x), int(region.y), region.out_w, region.out_h)
+    m = region.margin()
+    rx0 = max(0, math.floor(region.x) - m)
+    rx1 = min(lw, math.ceil(region.x + region.w) + m)
+    sy = region.scale_y
+    src_rows = max(1, budget_px // max(1, rx1 - rx0) - 2 * m)
+    rows_per_chunk = max(1, int(src_rows * sy))
+    out = np.empty((region.out_h, region.out_w, 3), np.uint8)
+    for o0 in range(0, region.out_h, rows_per_chunk):
+        o1 = min(region.out_h, o0 + rows_per_chunk)
+        src0 = region.y + o0 / sy
+        src1 = region.y + o1 / sy
+        ry0 = max(0, math.floor(src0) - m)
+        ry1 = min(lh, math.ceil(src1) + m)
+        part = Image.fromarray(backend.read_level(region.level, rx0, ry0, rx1 - rx0, ry1 - ry0), "RGB")
+        box = (region.x - rx0, src0 - ry0, region.x + region.w - rx0, src1 - ry0)
+        # reducing_gap: an integer box-reduce first for large factors, like libvips' resize
+        part = part.resize((region.out_w, o1 - o0), Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
+        out[o0:o1] = np.asarray(part)
+    return out
+
+
 def rgba_to_rgb(img: Image.Image) -> np.ndarray:
     """OpenSlide's RGBA (transparent where there is no tissue scan) composited on white."""
     arr = np.asarray(img)
@@ -171,13 +213,14 @@ class TiffPage:
     data_end: int  # largest offset + bytecount of the page's tiles or strips
     tile_w: int = 0
     tile_h: int = 0
+    subifds: int = 0  # how many SubIFDs (reduced levels in a SubIFD pyramid) the page has
 
 
 _TIFF_TYPES = {1: "u1", 2: "u1", 3: "u2", 4: "u4", 5: "u4", 6: "i1", 7: "u1", 8: "i2", 9: "i4",
                10: "i4", 11: "f4", 12: "f8", 13: "u4", 16: "u8", 17: "i8", 18: "u8"}
 _TIFF_COUNT_MULT = {5: 2, 10: 2}  # rationals are two numbers
 _TAGS = {256: "width", 257: "height", 259: "compression", 273: "offsets", 279: "counts",
-         322: "tile_w", 323: "tile_h", 324: "offsets", 325: "counts"}
+         322: "tile_w", 323: "tile_h", 324: "offsets", 325: "counts", 330: "subifds"}
 MAX_IFDS = 4096
 
 
@@ -193,8 +236,8 @@ def tiff_pages(path: Path) -> list[TiffPage]:
     except SlideError:
         raise
     except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise SlideError(f"slide {path.name}: cannot parse its TIFF structure ({_reason(exc)}); "
-                         "the file may be truncated or corrupt") from None
+        raise SlideError(f"slide {path.name}: cannot parse its TIFF structure ({_reason(exc)})"
+                         + truncation_hint(exc)) from None
 
 
 def _read_ifds(f, size: int) -> list[TiffPage]:
@@ -246,6 +289,7 @@ def _read_ifds(f, size: int) -> list[TiffPage]:
             int(fields["compression"][0]) if "compression" in fields else 1, end,
             int(fields["tile_w"][0]) if "tile_w" in fields else 0,
             int(fields["tile_h"][0]) if "tile_h" in fields else 0,
+            int(fields["subifds"].size) if "subifds" in fields else 0,
         ))
         nxt = raw[n * entry : n * entry + inline]
         offset = int(np.frombuffer(nxt, order + off_t)[0])
@@ -266,6 +310,16 @@ def check_not_truncated(path: Path, pages: list[TiffPage], used: list[int] | Non
                 f"{p.data_end} bytes but the file has {size}; copy or download it again")
 
 
+_TRUNCATION_WORDS = ("end of the file", "truncat", "premature", "end of file", "eof", "short read",
+                     "unexpected end", "out of data")
+
+
+def truncation_hint(exc: BaseException) -> str:
+    """'; the file is truncated or corrupt' when the failure says the data ends early, else ''."""
+    text = f"{exc} {getattr(exc, 'detail', '')}".lower()
+    return "; the file may be truncated or corrupt" if any(w in text for w in _TRUNCATION_WORDS) else ""
+
+
 def _reason(exc: BaseException) -> str:
     """One short line saying why a library call failed (pyvips keeps the cause in ``detail``)."""
     lines = [ln.strip() for ln in str(getattr(exc, "detail", "") or "").splitlines() if ln.strip()]
@@ -273,66 +327,3 @@ def _reason(exc: BaseException) -> str:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     msg = "; ".join(dict.fromkeys(lines[:2])) if lines else type(exc).__name__
     return msg[:300]
-
-
-# ------------------------------------------------------------------------------------------
-# the factory
-
-
-def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
-    """Open ``path`` with the requested backend; every failure is a ``SlideError``."""
-    if backend not in BACKENDS:
-        raise SlideError(f"unknown slide backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise SlideError(f"slide file not found: {p}")
-    if p.is_dir():
-        raise SlideError(f"slide path {p} is a directory; give the slide file itself "
-                         "(for MRXS the .mrxs file, for DICOM any .dcm file of the slide)")
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise SlideError(f"cannot read slide file {p}: {exc.strerror or exc}") from None
-    if size == 0:
-        raise SlideError(f"slide file {p.name} is empty (0 bytes); copy or download it again")
-    if not os.access(p, os.R_OK):
-        raise SlideError(f"slide file {p.name} is not readable (permission denied)")
-
-    from slidescout.slides import backend_openslide as bos
-    from slidescout.slides import backend_vips as bv
-
-    fmt = bos.detect_format(p)
-    pages: list[TiffPage] | None = None
-    if is_tiff(p):
-        # plain TIFFs and the TIFF layouts pyvips reads are checked here; other vendors' TIFFs
-        # (NDPI's 64-bit offset extension, ...) are left to OpenSlide, which reports its errors
-        strict = fmt is None or fmt in VIPS_TIFF_FORMATS
-        try:
-            pages = tiff_pages(p)
-        except SlideError:
-            if strict:
-                raise
-            log.debug("%s: cannot parse its TIFF structure; leaving it to OpenSlide", p.name)
-        if pages is not None and strict:
-            check_not_truncated(p, pages)
-    if fmt is None:
-        if backend == "openslide":
-            raise SlideError(f"slide {p.name}: OpenSlide does not recognise this file format; "
-                             "use backend 'auto' for plain images")
-        return bv.VipsImageBackend.open(p)
-
-    osr = bos.open_openslide(p, fmt)
-    try:
-        if backend != "openslide":
-            reason = bv.VipsTiffBackend.unsupported_reason(fmt, osr, pages)
-            if reason is None:
-                assert pages is not None
-                return bv.VipsTiffBackend(p, fmt, osr, pages)
-            if backend == "pyvips":
-                raise SlideError(f"slide {p.name}: the pyvips backend cannot read it ({reason}); "
-                                 "use backend 'auto' or 'openslide'")
-            log.debug("%s: using OpenSlide for pixels (%s)", p.name, reason)
-        return bos.OpenSlideBackend(p, fmt, osr)
-    except BaseException:
-        osr.close()
-        raise

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from slidescout.core.types import Box, MppSource
+from slidescout.slides.tiffmeta import objective_power
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Resolution:
 def resolve_mpp(props: Mapping[str, str], fmt: str, name: str = "") -> Resolution:
     """mpp from metadata when plausible, else estimated as 10 / objective power, else unknown."""
     power = _float(props.get("openslide.objective-power"))
+    if power is None:  # scanners and libvips state it in the ImageDescription (Aperio "AppMag = 40")
+        power = objective_power(props.get("tiff.ImageDescription", ""))
     if power is not None and not (POWER_RANGE[0] <= power <= POWER_RANGE[1]):
         power = None
     mx = _float(props.get("openslide.mpp-x"))
@@ -55,7 +58,7 @@ def resolve_mpp(props: Mapping[str, str], fmt: str, name: str = "") -> Resolutio
     note = ""
     if mx is not None and my is not None:
         unit = props.get("tiff.ResolutionUnit", "").lower()
-        if fmt == "generic-tiff" and unit not in ("centimeter", "inch"):
+        if fmt in ("generic-tiff", "image") and unit not in ("centimeter", "inch", "ome"):
             note = f"ignored TIFF resolution with unit {unit or 'none'!r}"
         elif not all(MPP_RANGE[0] <= m <= MPP_RANGE[1] for m in (mx, my)):
             note = f"ignored implausible mpp {mx:g} x {my:g} (a writer's default resolution)"
@@ -101,6 +104,7 @@ class SlideInfo(BaseModel):
     format: str
     vendor: str | None
     backend: str
+    backend_reason: str = Field("", description="why this backend reads the file")
     file_size: int
     width: int
     height: int
@@ -114,6 +118,9 @@ class SlideInfo(BaseModel):
     objective_power: float | None
     bounds: tuple[int, int, int, int] | None = Field(None, description="x, y, w, h in level-0 px")
     associated_images: list[str] = Field(default_factory=list, description="names only, never pixels")
+    channels: list[str] = Field(default_factory=list, description="channel names of a multi-channel image")
+    channel_mapping: dict[str, str] = Field(default_factory=dict,
+                                            description="channel -> display colour of the composite shown")
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)

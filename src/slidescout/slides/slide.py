@@ -25,8 +25,9 @@ from PIL import Image
 
 from slidescout.core.types import Box, MppSource, View
 from slidescout.errors import SlideError
-from slidescout.slides.backends import Backend, PatchReader, open_backend, padded_read
+from slidescout.slides.backends import Backend, PatchReader, padded_read
 from slidescout.slides.cache import HANDLE_CACHE_SIZE, VIEW_CACHE_BYTES, LRUCache
+from slidescout.slides.factory import open_backend
 from slidescout.slides.guides import draw_guides
 from slidescout.slides.metadata import LevelInfo, SlideInfo, parse_bounds, resolve_mpp
 from slidescout.slides.render import (
@@ -152,17 +153,30 @@ class Slide:
                   for i, ((lw, lh), ds) in enumerate(zip(self.level_dimensions, self.level_downsamples, strict=True))]
         return SlideInfo(
             path=str(self.path), slide_id=self.slide_id, format=self.format, vendor=self.vendor,
-            backend=self.backend_name, file_size=self._file_size, width=w, height=h,
+            backend=self.backend_name, backend_reason=self._b.reason, file_size=self._file_size, width=w, height=h,
             level_count=self.level_count, levels=levels, mpp_x=self.mpp_x, mpp_y=self.mpp_y, mpp=mpp,
             mpp_source=self.mpp_source, mpp_note=self._res.note, objective_power=self.objective_power,
             bounds=self.bounds.as_tuple() if self.bounds else None, associated_images=self.associated_names,
+            channels=list(self._b.channels), channel_mapping=dict(self._b.channel_mapping),
         )
 
     def model_properties(self) -> dict[str, Any]:
         """The allow-list of properties that may be shown to a model (DESIGN.md: privacy)."""
         w, h = self.dimensions
-        return {"width": w, "height": h, "mpp": self.mpp, "mpp_source": self.mpp_source.value,
-                "objective_power": self.objective_power}
+        props: dict[str, Any] = {"width": w, "height": h, "mpp": self.mpp, "mpp_source": self.mpp_source.value,
+                                 "objective_power": self.objective_power}
+        if self.channels_text:
+            props["channels"] = self.channels_text
+        return props
+
+    @property
+    def channels_text(self) -> str:
+        """How a multi-channel image is shown, e.g. "DAPI as blue, CD8 as green (3 channels)"; '' if RGB."""
+        if not self._b.channel_mapping:
+            return ""
+        shown = ", ".join(f"{name} as {colour}" for name, colour in self._b.channel_mapping)
+        n = len(self._b.channels)
+        return f"fluorescence composite: {shown}" + (f" (first 3 of {n} channels)" if n > 3 else "")
 
     # -- views -------------------------------------------------------------------------------
     def _name(self) -> str:
@@ -258,7 +272,8 @@ class Slide:
             mpp=self.mpp * ds if self.mpp else None, guides=bool(guides),
             meta={"slide_id": self.slide_id, "backend": self.backend_name,
                   "level_downsample": self.level_downsamples[region.level],
-                  "mpp_source": self.mpp_source.value},
+                  "mpp_source": self.mpp_source.value,
+                  **({"channels": self.channels_text} if self.channels_text else {})},
         ))
         return cached
 

@@ -221,8 +221,10 @@ def generate_slide(out_dir: str | Path, slide_id: str, *, size: tuple[int, int] 
     tiff = out / f"{slide_id}.tiff"
     tmp = out / f".{slide_id}.tiff.part"
     power = round(10.0 / mpp, 2)
+    # Aperio-style keys (AppMag, MPP) as scanners write them: slidescout, QuPath and other
+    # readers take the objective power from AppMag; the resolution tags carry the mpp
     description = (f"SynthPath synthetic H&E slide {slide_id}; seed={seed}; mpp={mpp}; "
-                   f"objective_power={power:g}")
+                   f"objective_power={power:g}|AppMag = {power:g}|MPP = {mpp:g}")
     save_tiff(image, str(tmp), mpp, description, progress)
     os.replace(tmp, tiff)
 

@@ -24,6 +24,7 @@ from slidescout.slides.synth.textures import ClassTexture, periodic_noise
 TILE = 256
 QUALITY = 85
 _BACKGROUND = (1, 2)  # (h, e) bytes of bare glass
+SWITCH_TILE = 64  # tiles of the per-nucleus variant switch (see _CentreBlend)
 
 
 def _u8(a: np.ndarray) -> np.ndarray:
@@ -48,11 +49,54 @@ class _Canvas:
         return self.repeat(np.dstack([_u8(h), _u8(e)]), phase).copy(interpretation="multiband")
 
 
-def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image) -> pyvips.Image:
+class _CentreBlend:
+    """Which side of half the variant blend the centre of the nucleus covering each pixel lies on.
+
+    ``blend`` is the coarse map (one value per ``scale`` x ``scale`` block). Near a switch (a
+    block within a nucleus' reach of the other side) a pixel looks the map up at its nucleus'
+    centre (its own position plus the tile's centre offset, ``mapim``); elsewhere at its own
+    position, which gives the same answer. ``ifthenelse`` computes only the branch a region needs,
+    so the lookup costs only along the switch lines."""
+
+    def __init__(self, coarse_blend: np.ndarray, scale: int) -> None:
+        self.coarse = np.ascontiguousarray(coarse_blend)
+        self.small = pyvips.Image.new_from_array(self.coarse)
+        self.scale = scale
+        self.nearest = pyvips.Interpolate.new("nearest")
+        self._near: dict[int, pyvips.Image] = {}
+
+    def _near_switch(self, reach: int) -> pyvips.Image:
+        cells = reach // self.scale + 1
+        if cells not in self._near:
+            from scipy import ndimage
+
+            side = self.coarse > 127
+            grow = np.ones((2 * cells + 1, 2 * cells + 1), bool)
+            near = ndimage.binary_dilation(side, grow) & ndimage.binary_dilation(~side, grow)
+            self._near[cells] = pyvips.Image.new_from_array((near * 255).astype(np.uint8))
+        return self._near[cells].zoom(self.scale, self.scale)
+
+    def first_side(self, offsets: pyvips.Image, reach: int) -> pyvips.Image:
+        """255 where the pixel's nucleus centre has blend > 127 (the first variant), else 0."""
+        w, h = offsets.width, offsets.height
+        here = self.small.zoom(self.scale, self.scale).crop(0, 0, w, h) > 127
+        xyz = pyvips.Image.xyz(w, h)
+        index = (xyz + offsets.cast("int")).cast("float") * (1.0 / self.scale)
+        centre = self.small.mapim(index, interpolate=self.nearest) > 127
+        choice = self._near_switch(reach).crop(0, 0, w, h).ifthenelse(centre, here)
+        # evaluated in small tiles, so most tiles lie wholly off the switch lines and skip mapim
+        return choice.tilecache(tile_width=SWITCH_TILE, tile_height=SWITCH_TILE,
+                                max_tiles=2 * (-(-w // SWITCH_TILE)) + 64, threaded=True)
+
+
+def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image,
+                centre_blend: _CentreBlend | None = None) -> pyvips.Image:
     """The whole-slide (lazy) density image of one class texture.
 
-    Variant backgrounds are mixed by ``blend``; their own nuclei are switched, not mixed (where
-    ``blend`` is over half), so no nucleus shows at half strength.
+    Variant backgrounds are mixed by ``blend``; their own nuclei are switched, not mixed, so no
+    nucleus shows at half strength: each nucleus is shown whole by the variant whose side of
+    half the blend its centre lies on (with ``centre_blend`` and the texture's centre offsets),
+    so the switch never cuts a nucleus along the coarse map's block edges.
     """
     variants = tex.variants()
     if len(tex.parts) > 1:  # different stroma tiles: independent phases
@@ -63,14 +107,24 @@ def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image) -> pyvi
         bases = [canvas.densities(h, e, phase) for (h, e), _ in variants]
     img = bases[0] if len(bases) == 1 else blend.ifthenelse(bases[0], bases[1], blend=True)
     nuclei = []
-    for _, own in variants[:2]:
+    whole = centre_blend is not None and len(tex.own_centres) >= 2
+    for k, (_, own) in enumerate(variants[:2]):
         layer = None
-        for oh, oe in own:
-            plane = canvas.densities(oh, oe)
+        for j, (oh, oe) in enumerate(own):
+            phase = (int(canvas.rng.integers(oh.shape[1])), int(canvas.rng.integers(oh.shape[0])))
+            plane = canvas.densities(oh, oe, phase)
+            if whole and len(variants) == 2:
+                assert centre_blend is not None
+                offsets = tex.own_centres[k][j]
+                first = centre_blend.first_side(canvas.repeat(offsets, phase), int(np.abs(offsets).max()))
+                plane = first.ifthenelse(plane, 0) if k == 0 else first.ifthenelse(0, plane)
             layer = plane if layer is None else layer.maxpair(plane)
         nuclei.append(layer)
     if len(nuclei) == 2 and nuclei[0] is not None and nuclei[1] is not None:
-        img = img.maxpair((blend > 127).ifthenelse(nuclei[0], nuclei[1]))
+        if whole:
+            img = img.maxpair(nuclei[0].maxpair(nuclei[1]))
+        else:
+            img = img.maxpair((blend > 127).ifthenelse(nuclei[0], nuclei[1]))
     elif nuclei and nuclei[0] is not None:
         img = img.maxpair(nuclei[0])
     for h, e in tex.extra_tiles():
@@ -108,11 +162,13 @@ def compose(layout: Layout, textures: dict[str, ClassTexture], stain: Stain, rng
     canvas = _Canvas(w, h, rng)
     # smooth maps on the coarse grid, repeated by nearest neighbour (cheap, and too smooth for
     # the steps to show): the blend between the two stroma variants and the staining tone
-    coarse = pyvips.Image.new_from_array(_coarse_maps(layout, rng, mpp)).zoom(s, s).crop(0, 0, w, h)
+    maps = _coarse_maps(layout, rng, mpp)
+    coarse = pyvips.Image.new_from_array(maps).zoom(s, s).crop(0, 0, w, h)
     blend = coarse[0]
+    centre_blend = _CentreBlend(maps[..., 0], s)
     tone = coarse.extract_band(1, n=2)
     edge = _edge_noise(canvas, ppu)
-    img = class_plane(textures["normal"], canvas, blend)
+    img = class_plane(textures["normal"], canvas, blend, centre_blend)
     lesion_planes: dict[str, pyvips.Image] = {}
     for les in layout.lesions:
         if les.cls == "normal" or les.mask is None:

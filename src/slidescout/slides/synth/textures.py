@@ -37,6 +37,7 @@ class Parts:
     cov: np.ndarray | None = None
     nuc_h: np.ndarray | None = None
     nuc_e: np.ndarray | None = None
+    centre: np.ndarray | None = None  # (2, rows, cols) int16: offset (dx, dy) to the owning nucleus' centre
 
     @classmethod
     def of(cls, h: np.ndarray | float, e: np.ndarray | float, shape: tuple[int, int]) -> Parts:
@@ -55,6 +56,12 @@ class Parts:
             self.cov, self.nuc_h, self.nuc_e = (np.zeros(self.size, np.float32) for _ in range(3))
         return self.cov, self.nuc_h, self.nuc_e
 
+    def centres(self) -> np.ndarray:
+        """Per pixel, the offset ``(dx, dy)`` from it to the centre of the nucleus covering it."""
+        if self.centre is None:
+            self.centre = np.zeros((2, *self.size), np.int16)
+        return self.centre
+
     def compose(self, dh: float = 0.0, de: float = 0.0, kn: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Final ``(h, e)`` densities: ``dh``/``de`` added to the background, nuclei's
         hematoxylin scaled by ``kn``."""
@@ -62,8 +69,9 @@ class Parts:
         be = np.broadcast_to(np.clip(np.float32(self.bg_e) + np.float32(de), 0.0, 1.0), self.size)
         if self.cov is None or self.nuc_h is None or self.nuc_e is None:
             return np.array(bh, np.float32), np.array(be, np.float32)
-        h = bh + self.cov * (self.nuc_h * np.float32(kn) - bh)
-        e = be + self.cov * (self.nuc_e - be)
+        cov, nuc_h, nuc_e = self.nuclei()
+        h = bh + cov * (nuc_h * np.float32(kn) - bh)
+        e = be + cov * (nuc_e - be)
         return np.clip(h, 0.0, 1.0), np.clip(e, 0.0, 1.0)
 
 
@@ -86,6 +94,9 @@ class ClassTexture:
     parts: list[Parts]
     extra: list[Densities]  # nuclei-only tiles over every variant
     own: list[list[Densities]] = field(default_factory=list)  # nuclei-only tiles per variant
+    # per own tile, (rows, cols, 2) int16 offsets to each nucleus' centre: the renderer shows a
+    # nucleus of a variant whole or not at all, by the blend at its centre
+    own_centres: list[list[np.ndarray]] = field(default_factory=list)
     offsets: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 0.0)])
     nuclear_scale: float = 1.0  # hematoxylin of every nucleus, lowered only when colour matching needs it
 
@@ -214,6 +225,33 @@ class NucleusStyle:
     nucleolus: float = 0.0  # chance of a prominent (eosinophilic) nucleolus
 
 
+def _nucleus_window(cy: float, cx: float, a: float, b: float, theta: float,
+                    terms: list[tuple[int, float, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and normalised radius ``r`` of the window holding a whole nucleus.
+
+    ``r`` is 1 on the outline (semi-axes ``a``, ``b`` along ``theta``, the outline scaled by
+    ``1 + sum(amp * cos(k * angle + phase))`` over ``terms``); coverage reaches zero at
+    ``r = 1 + 0.5 / (0.9 b)``. The window reaches that far on every side, so no nucleus is ever
+    cut by a straight window edge (the wobble may stretch it to twice ``a``)."""
+    wmin = max(0.5, 1.0 - sum(abs(amp) for _, amp, _ in terms))
+    reach = int(np.ceil(a * (1.0 + 0.6 / max(b, 0.5)) / wmin)) + 2
+    ys = np.arange(int(np.floor(cy)) - reach, int(np.floor(cy)) + reach + 2)
+    xs = np.arange(int(np.floor(cx)) - reach, int(np.floor(cx)) + reach + 2)
+    yy = (ys - cy)[:, None]
+    xx = (xs - cx)[None, :]
+    c, s = np.cos(theta), np.sin(theta)
+    u = (xx * c + yy * s) / a
+    v = (-xx * s + yy * c) / b
+    r = np.sqrt(u * u + v * v)
+    if terms:
+        ang = np.arctan2(v, u)
+        wobble = 1.0
+        for k, amp, phase in terms:
+            wobble = wobble + amp * np.cos(k * ang + phase)
+        r = r / np.maximum(wobble, 0.5)
+    return ys, xs, r
+
+
 def stamp_nuclei(parts: Parts, rng: np.random.Generator, centres: np.ndarray, style: NucleusStyle,
                  ppu: float, grain: np.ndarray, angles: np.ndarray | None = None) -> None:
     """Draw one nucleus of ``style`` at each centre (y, x px), wrapping around the tile edges."""
@@ -228,21 +266,11 @@ def stamp_nuclei(parts: Parts, rng: np.random.Generator, centres: np.ndarray, st
         a = radii[i]
         b = a / aspects[i]
         cy, cx = centres[i]
-        reach = int(np.ceil(a * (1 + 3 * style.irregular) + 2))
-        ys = np.arange(int(cy) - reach, int(cy) + reach + 1)
-        xs = np.arange(int(cx) - reach, int(cx) + reach + 1)
+        terms = [(k, amp * style.irregular * rng.normal(), rng.uniform(0, 2 * np.pi))
+                 for k, amp in ((2, 1.0), (3, 0.7), (4, 0.4))] if style.irregular > 0 else []
+        ys, xs, r = _nucleus_window(cy, cx, a, b, thetas[i], terms)
         yy = (ys - cy)[:, None]
         xx = (xs - cx)[None, :]
-        c, s = np.cos(thetas[i]), np.sin(thetas[i])
-        u = (xx * c + yy * s) / a
-        v = (-xx * s + yy * c) / b
-        r = np.sqrt(u * u + v * v)
-        if style.irregular > 0:
-            ang = np.arctan2(v, u)
-            wobble = 1.0
-            for k, amp in ((2, 1.0), (3, 0.7), (4, 0.4)):
-                wobble = wobble + amp * style.irregular * rng.normal() * np.cos(k * ang + rng.uniform(0, 2 * np.pi))
-            r = r / np.maximum(wobble, 0.5)
         cov = np.clip((1.0 - r) * b * 0.9 + 0.5, 0.0, 1.0)
         if not cov.any():
             continue
@@ -264,6 +292,9 @@ def stamp_nuclei(parts: Parts, rng: np.random.Generator, centres: np.ndarray, st
         nuc_h[iy, ix] = np.where(take, hval, nuc_h[iy, ix])
         nuc_e[iy, ix] = np.where(take, eval_, nuc_e[iy, ix])
         cov_all[iy, ix] = np.maximum(old, cov)
+        cen = parts.centres()
+        cen[0][iy, ix] = np.where(take, np.rint(cx - xs)[None, :].astype(np.int16), cen[0][iy, ix])
+        cen[1][iy, ix] = np.where(take, np.rint(cy - ys)[:, None].astype(np.int16), cen[1][iy, ix])
 
 
 def _random_points(rng: np.random.Generator, shape: tuple[int, int], per_um2: float, ppu: float) -> np.ndarray:
@@ -319,13 +350,13 @@ def stroma_parts(rng: np.random.Generator, shape: tuple[int, int], ppu: float, a
 
 
 def spindle_nuclei(rng: np.random.Generator, shape: tuple[int, int], ppu: float, angle: float,
-                   per_um2: float) -> Densities:
-    """A nuclei-only tile of fibroblast nuclei lying along ``angle``."""
+                   per_um2: float) -> tuple[Densities, np.ndarray]:
+    """A nuclei-only tile of fibroblast nuclei lying along ``angle``, and its centre offsets."""
     cells = _nuclei_only(shape)
     grain = periodic_noise(rng, shape, 0.5 * ppu)
     pts = _random_points(rng, shape, per_um2, ppu)
     stamp_nuclei(cells, rng, pts, _SPINDLE, ppu, grain, angles=angle + rng.normal(0.0, 0.2, len(pts)))
-    return _final_nuclei(cells)
+    return _final_nuclei(cells), np.ascontiguousarray(cells.centres().transpose(1, 2, 0))
 
 
 def normal_texture(rng: np.random.Generator, ppu: float, tile: float = 1.0) -> ClassTexture:
@@ -335,13 +366,14 @@ def normal_texture(rng: np.random.Generator, ppu: float, tile: float = 1.0) -> C
     a1 = a0 + rng.uniform(0.8, 1.6)
     dense = stroma_parts(rng, (_size(352 * tile, ppu), _size(365 * tile, ppu)), ppu, a0)
     loose = stroma_parts(rng, (_size(339 * tile, ppu), _size(371 * tile, ppu)), ppu, a1, density=0.85)
-    own = [[spindle_nuclei(rng, (_size(287 * tile, ppu), _size(331 * tile, ppu)), ppu, a0, 1 / 900)],
-           [spindle_nuclei(rng, (_size(323 * tile, ppu), _size(277 * tile, ppu)), ppu, a1, 1 / 700)]]
+    s0 = spindle_nuclei(rng, (_size(287 * tile, ppu), _size(331 * tile, ppu)), ppu, a0, 1 / 900)
+    s1 = spindle_nuclei(rng, (_size(323 * tile, ppu), _size(277 * tile, ppu)), ppu, a1, 1 / 700)
+    own, own_centres = [[s0[0]], [s1[0]]], [[s0[1]], [s1[1]]]
     shape = (_size(301 * tile, ppu), _size(317 * tile, ppu))
     cells = _nuclei_only(shape)
     grain = periodic_noise(rng, shape, 0.5 * ppu)
     stamp_nuclei(cells, rng, _random_points(rng, shape, 1 / 9000, ppu), _LYMPHOCYTE, ppu, grain)
-    return ClassTexture("normal", [dense, loose], [_final_nuclei(cells)], own=own)
+    return ClassTexture("normal", [dense, loose], [_final_nuclei(cells)], own=own, own_centres=own_centres)
 
 
 def tumor_texture(rng: np.random.Generator, ppu: float, tile: float = 1.0) -> ClassTexture:
