@@ -69,7 +69,7 @@ def apply_model_defaults(model: Model, defaults: dict[str, dict[str, Any]]) -> d
                 applied[key] = value
         elif key == "thinking_budget":
             if getattr(model, "thinking", "absent") is None:
-                model.thinking = {"type": "enabled", "budget_tokens": int(value)}
+                model.thinking = {"type": "enabled", "budget_tokens": int(value)}  # type: ignore[attr-defined]
                 applied[key] = value
         elif key == "tool_result_images":
             if getattr(model, key, "absent") is None:

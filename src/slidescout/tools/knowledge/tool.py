@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from slidescout.tools.base import ToolResult, tool
+from slidescout.tools.knowledge import lookup as kb_lookup
 
 
 @tool
@@ -21,8 +22,6 @@ def lookup(query: str, k: Annotated[int, Field(ge=1, le=20)] = 5) -> ToolResult:
             "ISUP grade for Gleason 4+3", "cribriform glands".
         k: how many passages to return when searching text.
     """
-    from slidescout.tools.knowledge import lookup as kb_lookup
-
     res = kb_lookup(query, k=k)
     return ToolResult(
         text=res.text,

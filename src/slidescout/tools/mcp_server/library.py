@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from slidescout.errors import ConfigError, SlidescoutError, ToolError
+from slidescout.slides import open_slide
 from slidescout.tools.base import ToolResult, tool
 from slidescout.tools.context import ToolContext
 
@@ -117,8 +118,6 @@ class SlideLibrary:
 
     def open(self, slide_id: Any) -> Any:
         """The open (cached) :class:`Slide` of an id; errors as ``ToolError`` without host paths."""
-        from slidescout.slides import open_slide
-
         path = self.resolve(slide_id)
         try:
             return open_slide(path)

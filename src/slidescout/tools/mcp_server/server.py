@@ -33,7 +33,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from slidescout import __version__
 from slidescout.errors import SlidescoutError, ToolError
-from slidescout.tools.base import Tool, ToolResult
+from slidescout.tools.base import Tool, ToolImage, ToolResult
 from slidescout.tools.context import ToolContext
 from slidescout.tools.mcp_server.library import LIBRARY_KEY, SlideLibrary, list_slides
 from slidescout.tools.registry import ToolRegistry, default_registry
@@ -290,7 +290,6 @@ class SlidescoutMCP:
                 lambda: slide.thumbnail(self.options.max_side, guides=False))
         except SlidescoutError as exc:
             raise MCPError(RESOURCE_NOT_FOUND, self.library.scrub(str(exc))) from None
-        from slidescout.tools.base import ToolImage
 
         data, media_type = ToolImage.from_view(view).encode(self.options.jpeg_quality)
         return types.ReadResourceResult(contents=[types.BlobResourceContents(
