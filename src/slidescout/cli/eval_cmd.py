@@ -16,7 +16,7 @@ from slidescout.agents.models.registry import parse_model_id
 from slidescout.cli.app import app, console, err_console
 from slidescout.cli.memory import memory_warning
 from slidescout.cli.model_opts import warn_price, warn_unused_tools
-from slidescout.cli.options import agent_options, with_options
+from slidescout.cli.options import agent_options, eval_options, with_options
 from slidescout.cli.paths import (
     check_input_dir,
     check_input_file,
@@ -31,6 +31,7 @@ from slidescout.errors import ConfigError, DatasetError, SlidescoutError
 from slidescout.eval import load_dataset, load_medframeqa, load_multipathqa, load_synth
 from slidescout.eval.ask import default_run_dir
 from slidescout.eval.compare import compare_data, load_runs, print_compare
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.fetch import can_run_line, default_csv
 from slidescout.eval.judge import judge_run
 from slidescout.eval.report import judge_summary, load_run, print_report, report_data, write_plots
@@ -46,25 +47,14 @@ app.add_typer(eval_app, name="eval")
 
 # Options every `eval` command takes: (name, annotation, typer.Option)
 _COMMON: list[tuple[str, Any, Any]] = [
-    ("repeats", int, typer.Option(1, "--repeats", "-r", min=1, max=100, help="Runs of every sample (mean of runs, majority vote).")),
-    ("concurrency", int, typer.Option(16, "--concurrency", "-c", min=1, max=1024, help="Samples in flight at once.")),
-    ("max_connections", int | None, typer.Option(None, "--max-connections", min=1, help="Concurrent requests to the model endpoint (default: --concurrency).")),
-    ("budget_usd", float | None, typer.Option(None, "--budget-usd", min=0.0, help="Stop starting samples once this many dollars are spent.")),
-    ("budget_tokens", int | None, typer.Option(None, "--budget-tokens", min=0, help="Stop starting samples once this many tokens are used.")),
-    ("budget_time", float | None, typer.Option(None, "--budget-time", min=0.0, help="Stop starting samples after this many seconds.")),
     ("out", Path | None, typer.Option(None, "-o", "--out", help="Run directory (default runs/<time>-<dataset>).")),
     ("resume", Path | None, typer.Option(None, "--resume", help="Continue this run directory: finished samples are kept and not run again.")),
-    ("retry_errors", bool, typer.Option(False, "--retry-errors", help="With --resume, also rerun samples that ended in error.")),
     ("tasks", str | None, typer.Option(None, "--tasks", help="Only these tasks, comma-separated (e.g. tcga,gtex).")),
     ("limit", int | None, typer.Option(None, "--limit", min=1, help="Only the first N samples (after --tasks).")),
-    ("executor", str, typer.Option("asyncio", "--executor", help="asyncio (this process) or ray.")),
-    ("address", str | None, typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance).")),
     ("ray_mode", str, typer.Option("actors", "--ray-mode", help="actors (async worker actors, default) or tasks (one Ray task per sample).")),
     ("ray_workers", int | None, typer.Option(None, "--ray-workers", min=1, help="Ray worker actors (default: one per CPU).")),
     ("num_gpus", float | None, typer.Option(None, "--num-gpus", min=0.0, help="GPUs per Ray worker (default: the cluster's GPUs shared among workers).")),
-    ("max_mpp", float, typer.Option(1.0, "--grounding-mpp", min=0.01, help="Grounding: a lesion counts as seen in a view at this µm/px or finer.")),
 
-    ("stop_after_failures", int, typer.Option(5, "--stop-after-failures", min=0, help="Stop when the model endpoint failed every call of this many samples in a row (0: never).")),
     ("plots", Path | None, typer.Option(None, "--plots", help="Also write plots into this folder.")),
     ("no_progress", bool, typer.Option(False, "--no-progress", help="No progress bars.")),
     ("as_json", bool, typer.Option(False, "--json", help="Print the run summary as JSON instead of tables.")),
@@ -73,7 +63,7 @@ _COMMON: list[tuple[str, Any, Any]] = [
 
 def _with_common(fn: Any) -> Any:
     """Add the agent flags and the common eval options; they arrive as ``agent`` and a ``common`` dict."""
-    return agent_options()(with_options(_COMMON, lambda values: values, "common")(fn))
+    return agent_options()(eval_options()(with_options(_COMMON, lambda values: values, "common")(fn)))
 
 
 def _check_model(agent: AgentConfig) -> None:
@@ -107,12 +97,12 @@ def _select(load: Any, common: dict[str, Any], what: str) -> list[Any]:
 
 
 def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], dataset: str,
-             agent: AgentConfig) -> None:
+             agent: AgentConfig, settings: EvalConfig) -> None:
     _check_model(agent)
-    warn_price(agent, common["budget_usd"])
+    warn_price(agent, settings.budget_usd)
     warn_unused_tools(agent)
-    if common["executor"] == "asyncio":
-        warning = memory_warning(common["concurrency"], agent.model_id)
+    if settings.executor == "asyncio":
+        warning = memory_warning(settings.concurrency, agent.model_id)
         if warning:
             err_console.print(warning, highlight=False, markup=False)
     run_dir = _run_dir(common, dataset)
@@ -126,14 +116,11 @@ def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], d
     info = {"name": load.dataset, "source": load.source, "n_loaded": len(load.samples), "n_run": len(samples),
             "n_missing": load.n_missing, "n_invalid": load.n_invalid, "tasks": common["tasks"], "limit": common["limit"]}
     try:
-        summary = asyncio.run(run_eval(
-            samples, out=run_dir, agent=agent, repeats=common["repeats"], concurrency=common["concurrency"],
-            max_connections=common["max_connections"], budget_usd=common["budget_usd"],
-            budget_tokens=common["budget_tokens"], budget_seconds=common["budget_time"],
-            resume=common["resume"] is not None, executor=common["executor"], ray_address=common["address"],
-            ray_options=ray_options, progress=not common["no_progress"] and not common["as_json"],
-            retry_errors=common["retry_errors"], max_mpp=common["max_mpp"], dataset=info, console=console,
-            stop_after_failures=common["stop_after_failures"]))
+        config = settings.model_copy(update={
+            "resume": common["resume"] is not None, "ray_options": {k: v for k, v in ray_options.items() if v is not None},
+            "progress": not common["no_progress"] and not common["as_json"]})
+        summary = asyncio.run(run_eval(samples, out=run_dir, agent=agent, config=config, dataset=info,
+                                       console=console))
     except KeyboardInterrupt:
         err_console.print(f"{'terminated' if terminated() else 'interrupted'}: finished samples are kept in {run_dir}; continue with "
                           f"`slidescout eval {dataset} ... --resume {run_dir}`", highlight=False)
@@ -155,7 +142,7 @@ def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], d
             if not common["as_json"]:
                 console.print(f"plot: {p}", highlight=False)
     if summary.stopped == "endpoint_failed":
-        err_console.print(f"error: the model endpoint failed every call of the last {common['stop_after_failures']} "
+        err_console.print(f"error: the model endpoint failed every call of the last {settings.stop_after_failures} "
                           f"samples (last error: {summary.stop_detail}). Check the server and --base-url, then "
                           f"continue with --resume {run_dir} --retry-errors", highlight=False, markup=False)
         raise typer.Exit(1)
@@ -168,6 +155,7 @@ def eval_multipathqa(
     slides: Path = typer.Option(..., "--slides", help="Folder holding the downloaded slides (searched recursively)."),
     common: Any = None,
     agent: AgentConfig = AgentConfig(),
+    settings: EvalConfig = EvalConfig(),
 ) -> None:
     """Run MultiPathQA (TCGA, GTEx, PANDA, SlideBench, ExpertVQA) on the slides found under --slides."""
     _check_model(agent)
@@ -177,7 +165,7 @@ def eval_multipathqa(
     if load.n_missing and not common["as_json"]:
         console.print(f"{can_run_line(len(load.samples), len(load.samples) + load.n_missing, slides)}; "
                       f"fetch the rest with: slidescout data fetch multipathqa --to {slides}", highlight=False)
-    _execute(load, _select(load, common, "slides"), common, "multipathqa", agent)
+    _execute(load, _select(load, common, "slides"), common, "multipathqa", agent, settings)
 
 
 @eval_app.command("medframeqa")
@@ -187,6 +175,7 @@ def eval_medframeqa(
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where parquet images are extracted (default $SLIDESCOUT_HOME/cache/images)."),
     common: Any = None,
     agent: AgentConfig = AgentConfig(),
+    settings: EvalConfig = EvalConfig(),
 ) -> None:
     """Run MedFrameQA (2-5 frames per question) with the image-set tools."""
     _check_model(agent)
@@ -198,7 +187,7 @@ def eval_medframeqa(
     if common["tasks"]:
         wanted = {t.strip() for t in common["tasks"].split(",") if t.strip()}
         load.samples = [s for s in load.samples if s.task in wanted or str(s.meta.get("system", "")) in wanted]
-    _execute(load, _select(load, common, "images"), common, "medframeqa", agent)
+    _execute(load, _select(load, common, "images"), common, "medframeqa", agent, settings)
 
 
 @eval_app.command("file")
@@ -209,6 +198,7 @@ def eval_file(
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where parquet images are extracted."),
     common: Any = None,
     agent: AgentConfig = AgentConfig(),
+    settings: EvalConfig = EvalConfig(),
 ) -> None:
     """Run any supported question file; the dataset is recognised from the file."""
     _check_model(agent)
@@ -227,7 +217,7 @@ def eval_file(
     if load.dataset != "medframeqa" and cache_dir is not None:
         raise ConfigError(f"--cache-dir applies to MedFrameQA parquet files only; drop it for {path}")
     name = {"synthpath": "synth"}.get(load.dataset, load.dataset)
-    _execute(load, _select(load, common, "images" if name == "medframeqa" else "slides"), common, name, agent)
+    _execute(load, _select(load, common, "images" if name == "medframeqa" else "slides"), common, name, agent, settings)
 
 
 def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:
@@ -246,6 +236,7 @@ def eval_synth(
     data: Path | None = typer.Option(None, "--data", help="Dataset folder: used as is if it holds questions.csv, else generated there (default: a cache under $SLIDESCOUT_HOME)."),
     common: Any = None,
     agent: AgentConfig = AgentConfig(),
+    settings: EvalConfig = EvalConfig(),
 ) -> None:
     """Generate SynthPath slides (cached) and score the agent, including grounding on the lesions."""
     _check_model(agent)
@@ -258,7 +249,7 @@ def eval_synth(
         with console.status(f"generating {n} SynthPath slides ({width}x{height}) in {folder}..."):
             generate_dataset(folder, n, size=(width, height), seed=data_seed)
     load = load_synth(csv_path, tasks=common["tasks"])
-    _execute(load, _select(load, common, "slides"), common, "synth", agent)
+    _execute(load, _select(load, common, "slides"), common, "synth", agent, settings)
 
 
 # ---- report, compare, judge -----------------------------------------------------------------

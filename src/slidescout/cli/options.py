@@ -10,15 +10,18 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from slidescout.agents.config import AgentConfig
 from slidescout.errors import ConfigError
+from slidescout.eval.config import EvalConfig
 
-__all__ = ["AGENT_FLAGS", "agent_options", "parse_keep_images", "with_options"]
+M = TypeVar("M", bound=BaseModel)
+
+__all__ = ["AGENT_FLAGS", "EVAL_FLAGS", "agent_options", "eval_options", "parse_keep_images", "with_options"]
 
 # AgentConfig field -> (flag names, CLI annotation); the help text is the field's description
 AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
@@ -50,6 +53,22 @@ AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
 }
 
 
+# EvalConfig field -> (flag names, CLI annotation); the help text is the field's description
+EVAL_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "repeats": (("--repeats", "-r"), int | None),
+    "concurrency": (("--concurrency", "-c"), int | None),
+    "max_connections": (("--max-connections",), int | None),
+    "budget_usd": (("--budget-usd",), float | None),
+    "budget_tokens": (("--budget-tokens",), int | None),
+    "budget_seconds": (("--budget-time",), float | None),
+    "retry_errors": (("--retry-errors",), bool),
+    "executor": (("--executor",), str | None),
+    "ray_address": (("--address",), str | None),
+    "max_mpp": (("--grounding-mpp",), float | None),
+    "stop_after_failures": (("--stop-after-failures",), int | None),
+}
+
+
 def parse_keep_images(value: str | None) -> int | str | None:
     """``--keep-images``: a number, or ``all``."""
     if value is None or value == "all":
@@ -63,15 +82,29 @@ def parse_keep_images(value: str | None) -> int | str | None:
     return n
 
 
-def _agent_params(defaults: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+def _params(model: type[BaseModel], flags_by_field: dict[str, tuple[tuple[str, ...], Any]],
+            defaults: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """One typer option per field: its flags, and its description as the help."""
     params = []
-    for name, (flags, annotation) in AGENT_FLAGS.items():
-        field = AgentConfig.model_fields[name]
+    for name, (flags, annotation) in flags_by_field.items():
+        field = model.model_fields[name]
         help_text = (field.description or "").rstrip(".") + "."
-        if name in defaults:
-            help_text += f" [default: {defaults[name]}]"
-        params.append((name, annotation, typer.Option(None, *flags, help=help_text, show_default=False)))
+        default = defaults.get(name, field.default)
+        if default not in (None, {}, False):
+            help_text += f" [default: {default}]"
+        first = False if annotation is bool else None
+        params.append((name, annotation, typer.Option(first, *flags, help=help_text, show_default=False)))
     return params
+
+
+def _validated(model: type[M], values: dict[str, Any], flags_by_field: dict[str, tuple[tuple[str, ...], Any]]) -> M:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else ""
+        flag = flags_by_field.get(name, ((f"--{name.replace('_', '-')}",), None))[0][0].split("/")[0]
+        raise ConfigError(f"{flag}: {err['msg']}") from None
 
 
 def with_options(params: list[tuple[str, Any, Any]], collect: Callable[[dict[str, Any]], Any],
@@ -106,12 +139,15 @@ def agent_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..
         given = {k: v for k, v in values.items() if v is not None}
         if "keep_images" in given:
             given["keep_images"] = parse_keep_images(given["keep_images"])
-        try:
-            return AgentConfig.model_validate({**defaults, **given})
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            name = str(err["loc"][0]) if err["loc"] else ""
-            flag = AGENT_FLAGS.get(name, ((f"--{name}",), None))[0][0].split("/")[0]
-            raise ConfigError(f"{flag}: {err['msg']}") from None
+        return _validated(AgentConfig, {**defaults, **given}, AGENT_FLAGS)
 
-    return with_options(_agent_params(defaults), collect, "agent")
+    return with_options(_params(AgentConfig, AGENT_FLAGS, defaults), collect, "agent")
+
+
+def eval_options() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the run flags of an evaluation, which the command receives as ``settings: EvalConfig``."""
+
+    def collect(values: dict[str, Any]) -> EvalConfig:
+        return _validated(EvalConfig, {k: v for k, v in values.items() if v is not None}, EVAL_FLAGS)
+
+    return with_options(_params(EvalConfig, EVAL_FLAGS, {}), collect, "settings")

@@ -23,15 +23,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import build_agent
 from slidescout.core.messages import Usage
 from slidescout.errors import ConfigError
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.executors import WorkItem, make_executor
-from slidescout.eval.grounding import DEFAULT_MAX_MPP
 from slidescout.eval.metrics import TaskScore, score_run
 from slidescout.eval.sample_run import is_finished, record_key
 from slidescout.eval.samples import Sample
@@ -156,37 +156,27 @@ class _Progress:
 
 
 async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig | None = None,
-                   agent_factory: Callable[..., Any] | None = None, repeats: int = 1, concurrency: int = 16,
-                   max_connections: int | None = None, budget_usd: float | None = None,
-                   budget_tokens: int | None = None, budget_seconds: float | None = None, resume: bool = False,
-                   executor: str = "asyncio", ray_address: str | None = None, ray_options: dict[str, Any] | None = None,
-                   progress: bool = True, retry_errors: bool = False, max_mpp: float = DEFAULT_MAX_MPP,
-                   dataset: dict[str, Any] | None = None, console: Any = None,
-                   n_bootstrap: int = 1000, stop_after_failures: int = 5) -> RunSummary:
+                   config: EvalConfig | None = None, agent_factory: Callable[..., Any] | None = None,
+                   dataset: dict[str, Any] | None = None, console: Any = None, **settings: Any) -> RunSummary:
     """Run ``samples`` × ``repeats`` with an agent and write a scored run directory.
 
     Args:
         samples: eval samples (``load_dataset``...); ids must be unique.
         out: the run directory.
         agent: how to build the agent (model id, preset, overrides). Default: ``AgentConfig()``.
+        config: how to run (repeats, concurrency, budgets, resume, executor...): an
+            :class:`EvalConfig`; ``settings`` are its fields as keywords, over ``config``.
         agent_factory: instead of ``agent``, ``fn(budget=, repeat=) -> Agent`` (asyncio executor only).
-        repeats: runs of each sample (for the mean of runs and the majority vote).
-        concurrency: samples in flight at once.
-        max_connections: concurrent requests to the model endpoint (default: ``concurrency``).
-        budget_usd, budget_tokens, budget_seconds: limits for the whole run (this invocation).
-        resume: continue ``out``: finished (sample, repeat) pairs are skipped.
-        executor: ``"asyncio"`` (in this process) or ``"ray"``.
-        ray_address: the Ray cluster (None: a local instance).
-        ray_options: ``mode``, ``workers``, ``num_cpus``, ``num_gpus`` for :class:`RayExecutor`.
-        progress: show progress bars.
-        retry_errors: on resume, also run again the pairs that ended with status ``error``.
-        max_mpp: resolution a view needs for grounding to count a lesion as seen.
         dataset: what was loaded (name, source, counts), stored in the manifest.
-        stop_after_failures: stop starting samples once this many samples in a row ended with
-            every call to the model endpoint failed (a dead server, a wrong URL); 0: never.
+        console: where progress bars go.
     """
-    if repeats < 1:
-        raise ConfigError("repeats must be at least 1")
+    base = config or EvalConfig()
+    try:
+        cfg = EvalConfig.model_validate({**base.model_dump(), **settings})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+    repeats, concurrency, executor = cfg.repeats, cfg.concurrency, cfg.executor
     ids = [s.sample_id for s in samples]
     if len(set(ids)) != len(ids):
         dup = next(i for i, c in Counter(ids).items() if c > 1)
@@ -194,29 +184,26 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
     if agent is None and agent_factory is None:
         agent = AgentConfig()
     t_start = time.monotonic()
-    budget = Budget(usd=budget_usd, tokens=budget_tokens, seconds=budget_seconds)
+    budget = Budget(usd=cfg.budget_usd, tokens=cfg.budget_tokens, seconds=cfg.budget_seconds)
     probe = build_agent(agent, budget) if agent is not None else agent_factory(budget=budget, repeat=0)  # type: ignore[misc]
     try:
         agent_config = probe.config()
         prompt_hashes = probe.prompt_hashes()
     finally:
         await probe.aclose()
-    config = {"agent": agent_config, "eval": {
-        "repeats": repeats, "concurrency": concurrency, "max_connections": max_connections or concurrency,
-        "executor": executor, "ray_address": ray_address, "max_mpp": max_mpp,
-        "budget": {"usd": budget_usd, "tokens": budget_tokens, "seconds": budget_seconds},
-        "n_samples": len(samples), "dataset": dataset or {}}}
+    manifest_config = {"agent": agent_config,
+                       "eval": {**cfg.manifest(), "n_samples": len(samples), "dataset": dataset or {}}}
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the run directory {out}: {exc.strerror}") from None
     with RunLock(out):  # one writer per run directory
-        if resume:
-            _check_resumable(out, config)
-        run = RunDir.create(out, config, prompt_hashes, resume=resume)
+        if cfg.resume:
+            _check_resumable(out, manifest_config)
+        run = RunDir.create(out, manifest_config, prompt_hashes, resume=cfg.resume)
 
-        done_keys = {record_key(r) for r in finished_records(run.results(), retry_errors=retry_errors)}
+        done_keys = {record_key(r) for r in finished_records(run.results(), retry_errors=cfg.retry_errors)}
         wanted = {(s.sample_id, r) for r in range(repeats) for s in samples}
         items = [WorkItem(s, r) for r in range(repeats) for s in samples if (s.sample_id, r) not in done_keys]
         n_skipped = len(wanted & done_keys)
@@ -225,7 +212,7 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
                              n_skipped=n_skipped)
         statuses: Counter[str] = Counter()
         stop_reason: list[str] = []
-        failing = _FailureStreak(stop_after_failures)
+        failing = _FailureStreak(cfg.stop_after_failures)
 
         def should_stop() -> bool:
             if writer.failed is not None:  # results cannot be written (a full disk): start nothing more
@@ -241,10 +228,10 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
             return hit is not None
 
         ex = make_executor(executor, agent, agent_factory=agent_factory, concurrency=concurrency,
-                           max_connections=max_connections, max_mpp=max_mpp, address=ray_address,
-                           **(ray_options or {}))
+                           max_connections=cfg.max_connections, max_mpp=cfg.max_mpp, address=cfg.ray_address,
+                           **cfg.ray_options)
         writer = _Appender(run)
-        with _Progress(progress, len(wanted), n_skipped, console) as bar:
+        with _Progress(cfg.progress, len(wanted), n_skipped, console) as bar:
             def on_record(rec: dict[str, Any]) -> None:
                 writer.append(rec)  # in order, each flushed and synced before the next one is written
                 if executor != "asyncio":  # workers charged their own budgets; the driver's is the run's
@@ -273,7 +260,7 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
                     summary.stopped = stop_reason[0]
                 if summary.stopped is None and failing.tripped():  # the last samples all failed to connect
                     summary.stopped, summary.stop_detail = "endpoint_failed", failing.last_error
-                _finish_summary(summary, run, wanted, n_bootstrap)
+                _finish_summary(summary, run, wanted, cfg.n_bootstrap)
         return summary
 
 
