@@ -72,6 +72,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """True when the agent answered."""
         return self.status == "answered"
 
 
@@ -128,5 +129,16 @@ async def arun(slide: str | Path, question: str, options: list[str] | None = Non
 
 
 def run(slide: str | Path, question: str, options: list[str] | None = None, **kwargs: Any) -> RunResult:
-    """Synchronous ``arun``: ``slidescout.run("slide.svs", "What is the diagnosis?", ["A", "B"], model="expert")``."""
-    return asyncio.run(arun(slide, question, options, **kwargs))
+    """Synchronous ``arun``: ``slidescout.run("slide.svs", "What is the diagnosis?", ["A", "B"], model="expert")``.
+
+    Inside a running event loop (a Jupyter cell) it runs ``arun`` on a worker thread's own loop and
+    blocks until it ends; ``await slidescout.arun(...)`` there keeps the notebook's loop free.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun(slide, question, options, **kwargs))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="slidescout-run") as pool:
+        return pool.submit(lambda: asyncio.run(arun(slide, question, options, **kwargs))).result()

@@ -23,20 +23,22 @@ def _print_result(res, as_json: bool, truth: str | None = None) -> None:
         sys.stdout.write(json.dumps(out) + "\n")
         return
     from rich.panel import Panel
+    from rich.text import Text
 
-    body = []
+    body = Text()  # plain text, not markup: a reply or a model name may hold brackets or colons
     if res.choice:
-        body.append(f"[bold]Answer:[/] {res.choice}")
+        body.append("Answer: ", style="bold").append(f"{res.choice}\n")
     if res.answer:
-        body.append(f"[bold]Reply:[/] {res.answer.strip()[:1500]}")
+        body.append("Reply: ", style="bold").append(f"{res.answer.strip()[:1500]}\n")
     if truth is not None:
-        body.append(f"[bold]Ground truth:[/] {truth}")
+        body.append("Ground truth: ", style="bold").append(f"{truth}\n")
     cost = res.trace.usage.cost_usd
-    body.append(f"[dim]status {res.status} · {res.trace.n_steps} steps · "
+    body.append(f"status {res.status} · {res.trace.n_steps} steps · "
                 f"{res.trace.usage.input_tokens + res.trace.usage.output_tokens} tokens · "
-                f"cost {'unknown' if cost is None else f'${cost:.4f}'}[/]")
-    body.append(f"[dim]trace: {res.trace_path}[/]")
-    console.print(Panel("\n".join(body), title="slidescout", expand=False), highlight=False)
+                f"cost {'unknown' if cost is None else f'${cost:.4f}'}\n", style="dim")
+    body.append(f"trace: {res.trace_path}", style="dim")
+    # the panel wraps long replies at word boundaries and folds long paths (nothing is cut)
+    console.print(Panel(body, title="slidescout", expand=False), highlight=False)
 
 
 @app.command()
@@ -53,7 +55,7 @@ def ask(
     max_side: int | None = typer.Option(None, "--max-side", min=64, max=4096, help="Long side of every image (default 1000, 500 for Claude)."),
     keep_images: int | None = typer.Option(None, "--keep-images", min=0, help="Images kept in the context besides the overview (default: the preset's)."),
     budget_usd: float | None = typer.Option(None, "--budget-usd", min=0.0, help="Stop when this many dollars are spent."),
-    seed: int | None = typer.Option(None, "--seed"),
+    seed: int | None = typer.Option(None, "--seed", help="Model seed, where the provider supports one."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Run directory (default under runs/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer and the run directory as one JSON object."),
 ) -> None:
@@ -72,26 +74,29 @@ def ask(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "-o", "--out", help="Where the synthetic slide and the run go."),
-    seed: int = typer.Option(7, "--seed"),
-    model: str = typer.Option("expert", "--model", "-m"),
-    preset: str = typer.Option("vitar", "--preset", "-p"),
-    as_json: bool = typer.Option(False, "--json"),
+    out: Path | None = typer.Option(None, "-o", "--out",
+                                    help="Run directory, as for ask (the synthetic slide goes in its slides/ folder). "
+                                         "Default: runs/<time>-demo."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the synthetic slide and question (and of the model)."),
+    model: str = typer.Option("expert", "--model", "-m", help="provider:model; the default runs offline."),
+    preset: str = typer.Option("vitar", "--preset", "-p", help="giant, vitar, thumbnail or patch."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer, the truth and the run directory as one JSON object."),
 ) -> None:
     """Offline demo: generate a synthetic slide and question, run the expert planner, show answer and truth."""
-    from slidescout.agents.api import run
+    from slidescout.agents.api import default_run_dir, run
     from slidescout.agents.sample import sample_for_question
     from slidescout.slides.synth import demo_sample, load_truth
     from slidescout.traces.schema import GroundTruth
 
     t0 = time.monotonic()
-    out.mkdir(parents=True, exist_ok=True)
+    # -o X is the run directory, as for ask; without it the slide is cached in runs/demo/slides
+    run_dir = out if out is not None else default_run_dir("demo")
+    slides_dir = out / "slides" if out is not None else Path("runs/demo/slides")
     with console.status("generating a synthetic slide..."):
-        slide_path, question, options, truth = demo_sample(out / "slides", seed=seed)
+        slide_path, question, options, truth = demo_sample(slides_dir, seed=seed)
     if not as_json:
-        console.print(f"slide: {slide_path} ({time.monotonic() - t0:.1f} s)")
-        console.print(f"question: {question}")
-    run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+        console.print(f"slide: {slide_path} ({time.monotonic() - t0:.1f} s)", highlight=False, markup=False)
+        console.print(f"question: {question}", highlight=False, markup=False)
     sample = sample_for_question(slide_path, question, options)
     regions = [{"label": les.cls, "box": list(les.box)} for les in load_truth(slide_path).lesions]
     sample.truth = GroundTruth(answer=truth, regions=regions)

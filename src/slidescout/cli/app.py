@@ -16,10 +16,26 @@ trace_app = typer.Typer(help="Inspect traces.", no_args_is_help=True)
 tools_app = typer.Typer(help="List and inspect tools (built-in and plugins).", no_args_is_help=True)
 experts_app = typer.Typer(help="Register and list expert models (checkpoints with a model card).", no_args_is_help=True)
 kb_app = typer.Typer(help="Manage the knowledge base used by the lookup tool.", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from slidescout import __version__
+
+        Console().print(f"slidescout {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """An agent that reads gigapixel pathology slides the way a pathologist does."""
+
+
 app.add_typer(trace_app, name="trace")
 app.add_typer(tools_app, name="tools")
 app.add_typer(experts_app, name="experts")
 app.add_typer(kb_app, name="kb")
 
-console = Console(soft_wrap=True)  # long lines (paths) are not broken: output stays greppable
-err_console = Console(stderr=True, soft_wrap=True)
+console = Console()  # wraps at the terminal width (80 when piped); paths are printed with soft_wrap
+err_console = Console(stderr=True)

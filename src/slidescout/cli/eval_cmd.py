@@ -294,7 +294,7 @@ def judge_cmd(
     model: str = typer.Option(..., "--model", "-m", help="The judge model, provider:model."),
     base_url: str | None = typer.Option(None, "--base-url", help="An OpenAI- or Anthropic-compatible server."),
     api: str = typer.Option("auto", "--api", help="OpenAI API: auto, responses or chat."),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, max=256),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, max=256, help="Answers graded at once."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Grade at most N records."),
 ) -> None:
     """Grade the rationales of a run's answers with an LLM judge (writes RUN/judge.jsonl)."""
