@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console
-from slidescout.errors import ConfigError, DatasetError
+from slidescout.errors import ConfigError, DatasetError, SlidescoutError
 
 eval_app = typer.Typer(help="Score an agent on a benchmark (MultiPathQA, MedFrameQA, SynthPath).",
                        no_args_is_help=True)
@@ -108,7 +108,7 @@ def _select(load: Any, common: dict[str, Any], what: str) -> list[Any]:
 
 
 def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str) -> None:
-    from slidescout.eval.report import print_report, write_plots
+    from slidescout.eval.report import load_run, print_report, report_data, write_plots
     from slidescout.eval.runner import run_eval
     from slidescout.eval.sample_run import AgentSpec
 
@@ -136,9 +136,14 @@ def _execute(load: Any, samples: list[Any], common: dict[str, Any], dataset: str
         err_console.print(f"interrupted: finished samples are kept in {run_dir}; continue with "
                           f"`slidescout eval {dataset} ... --resume {run_dir}`", highlight=False)
         raise typer.Exit(130) from None
-    if common["as_json"]:
-        data = summary.model_dump(mode="json")
-        sys.stdout.write(json.dumps(data) + "\n")
+    if common["as_json"]:  # exactly what `slidescout report RUN --json` prints
+        try:
+            data = report_data(load_run(run_dir))
+        except SlidescoutError:  # nothing written (a budget of 0): the same keys, empty
+            data = {"run": str(run_dir), "agent": {}, "n_records": 0, "n_finished": 0, "unfinished": {},
+                    "scores": {}, "grounding": {}, "judge": {},
+                    "summary": summary.model_dump(mode="json", exclude={"scores"})}
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
     else:
         print_report(run_dir, console)
         if summary.stopped:
