@@ -14,6 +14,8 @@ from typing import Any
 import typer
 
 from slidescout.cli.app import app, console, err_console
+from slidescout.cli.progress import slide_progress
+from slidescout.cli.synth_cmd import DEFAULT_SIZE
 from slidescout.errors import ConfigError, DatasetError, SlidescoutError
 
 eval_app = typer.Typer(help="Score an agent on a benchmark (MultiPathQA, MedFrameQA, SynthPath).",
@@ -219,7 +221,7 @@ def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:
 @_with_common
 def eval_synth(
     n: int = typer.Option(20, "--n", "-n", min=1, max=10000, help="Number of synthetic slides."),
-    size: str = typer.Option("16000x12000", "--size", help="Level-0 size WIDTHxHEIGHT of each slide."),
+    size: str = typer.Option(DEFAULT_SIZE, "--size", help="Level-0 size WIDTHxHEIGHT of each slide (as for synth)."),
     data_seed: int = typer.Option(0, "--seed", help="Seed of the dataset."),
     data: Path | None = typer.Option(None, "--data", help="Dataset folder: used as is if it holds questions.csv, else generated there (default: a cache under $SLIDESCOUT_HOME)."),
     common: Any = None,
@@ -235,8 +237,10 @@ def eval_synth(
     if data is None or not csv_path.exists():
         from slidescout.slides.synth import generate_dataset
 
-        with console.status(f"generating {n} SynthPath slides ({width}x{height}) in {folder}..."):
-            generate_dataset(folder, n, size=(width, height), seed=data_seed)
+        out_console = err_console if common["as_json"] else console  # --json keeps stdout for the JSON
+        with slide_progress(out_console, n, f"generating {n} SynthPath slides {width}x{height} in {folder}") as prog:
+            generate_dataset(folder, n, size=(width, height), seed=data_seed, on_slide=prog.on_slide,
+                             on_done=prog.on_done)
     load = load_synth(csv_path, tasks=common["tasks"])
     _execute(load, _select(load, common, "slides"), common, "synth")
 
