@@ -46,12 +46,17 @@ def report_html(
     path: Path = typer.Argument(..., help="A run directory, or one trace file."),
     out: Path = typer.Option(Path("report.html"), "-o", "--out", help="The HTML file to write."),
     limit: int | None = typer.Option(None, "--limit", help="At most this many samples (in run order)."),
+    max_mb: float = typer.Option(50.0, "--max-mb", min=1.0,
+                                 help="Size to stay within: images are embedded smaller until the file fits."),
 ) -> None:
-    """Write one self-contained HTML file (images embedded) that opens offline in any browser."""
+    """Write one self-contained HTML file (images embedded, downscaled to fit --max-mb) that opens offline."""
     from slidescout.traces.viewer.report import write_report
 
     if not path.exists():
         raise ConfigError(f"{path}: no such run directory or trace file")
-    written = write_report(path, out, limit=limit)
+    written = write_report(path, out, limit=limit, max_bytes=int(max_mb * 1e6))
     size = written.stat().st_size / 1e6
-    console.print(f"wrote {written} ({size:.1f} MB)", highlight=False)
+    console.print(f"wrote {written} ({size:.1f} MB)", highlight=False, soft_wrap=True)
+    if size > max_mb:
+        err_console.print(f"warning: the report is over {max_mb:g} MB ({size:.1f} MB) even with the smallest images; "
+                          "give --limit N to include fewer samples", highlight=False)
