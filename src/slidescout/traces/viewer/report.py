@@ -57,6 +57,28 @@ def _box(b: list[int] | None) -> str:
     return f"({b[0]:,}, {b[1]:,}) {b[2]:,}×{b[3]:,}" if b else ""
 
 
+def _sid(sample_id: str) -> str:
+    """A sample id that loses its middle, not its distinguishing end, when the column is narrow."""
+    cut = max(len(sample_id) - 14, 10) if len(sample_id) > 24 else len(sample_id)
+    tail = f'<span class="sid-tail">{_e(sample_id[cut:])}</span>' if cut < len(sample_id) else ""
+    return f'<span class="sid" title="{_e(sample_id)}"><span class="sid-head">{_e(sample_id[:cut])}</span>{tail}</span>'
+
+
+def _heat_legends(d: dict[str, Any]) -> str:
+    """What each heatmap's colours mean, as the tool that drew it said."""
+    out = []
+    for r in d["overlays"]:
+        if not r["url"]:
+            continue
+        step = "·" if r.get("step") is None else str(r["step"] + 1)
+        legend = r.get("legend") or "the tool recorded no legend for this heatmap"
+        scale = ('<span class="heat-scale" aria-hidden="true">0 <span class="heat-bar"></span> 1</span>'
+                 if "blue = low" in legend else "")
+        out.append(f'<p class="heat-legend small"><span class="k">Heatmap · step {step}'
+                   f'{" · " + _e(r["label"]) if r.get("label") else ""}</span> {scale}<span class="muted">{_e(legend)}</span></p>')
+    return f'<div class="heat-legends">{"".join(out)}</div>' if out else ""
+
+
 def _verdict(correct: bool | None) -> str:
     if correct is True:
         return '<span class="badge badge-ok">correct</span>'
@@ -282,6 +304,7 @@ def _sample_html(i: int, d: dict[str, Any], row: dict[str, Any] | None, figures:
         <span class="spacer"></span><button type="button" class="btn btn-small home">Whole slide</button></div>
       <div class="slide-static hide-heat"><div class="sv-row">{figures}</div></div>
       <p class="legend small muted">Numbered boxes: regions the model viewed, in order; dashed green: ground truth. Click a step or a box.</p>
+      {_heat_legends(d)}
     </section>
     <section class="report-steps" aria-label="Timeline"><ol class="steps">{steps}</ol></section>
   </div>
@@ -292,7 +315,7 @@ def _index_table(rows: list[dict[str, Any]], anchors: dict[str, int]) -> str:
     out = []
     for r in rows:
         i = anchors.get(r["id"])
-        sid = f'<a href="#sample-{i}">{_e(r["sample_id"])}</a>' if i is not None else _e(r["sample_id"])
+        sid = f'<a href="#sample-{i}">{_sid(r["sample_id"])}</a>' if i is not None else _sid(r["sample_id"])
         out.append(f'<tr><td class="c-id">{sid}</td><td class="c-task">{_e(r["task"] or "–")}</td>'
                    f'<td class="c-q" title="{_e(r["question"])}">{_e(r["question"])}</td>'
                    f'<td class="c-ans">{_e(r["answer"] if r["answer"] is not None else "–")}</td>'
