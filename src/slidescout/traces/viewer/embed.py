@@ -50,14 +50,14 @@ class EmbeddedImages:
     n_downscaled: int
 
 
-def fit_image(data: bytes, media: str, side: int, cache: dict[tuple[int, int], Image.Image] | None = None,
-              key: int = 0) -> tuple[bytes, str, bool]:
+def fit_image(data: bytes, media: str, side: int) -> tuple[bytes, str, bool]:
     """``data`` when its long side is at most ``side``; else a downscaled JPEG (PNG when it has alpha)."""
-    img = Image.open(io.BytesIO(data))
-    if max(img.size) <= side:
+    opened = Image.open(io.BytesIO(data))
+    if max(opened.size) <= side:
         return data, media, False
-    if img.format == "JPEG":
-        img.draft("RGB", (side, side))  # DCT scaling: decode a smaller image directly
+    if opened.format == "JPEG":
+        opened.draft("RGB", (side, side))  # DCT scaling: decode a smaller image directly
+    img: Image.Image = opened
     alpha = img.mode in ("RGBA", "LA", "P") and ("transparency" in img.info or img.mode != "P")
     img = img.convert("RGBA" if alpha else "RGB")
     img.thumbnail((side, side), Image.Resampling.LANCZOS)

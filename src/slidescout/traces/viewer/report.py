@@ -9,6 +9,7 @@ For each sample: question, answer, truth, status, the slide thumbnail with the v
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -18,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from slidescout.errors import SlidescoutError
-from slidescout.traces.viewer.embed import DEFAULT_MAX_BYTES, EmbeddedImages, Source, embed, placeholder
+from slidescout.traces.viewer.embed import (
+    DEFAULT_MAX_BYTES,
+    EmbeddedImages,
+    Source,
+    embed,
+    placeholder,
+)
 from slidescout.traces.viewer.runindex import RunIndex
 from slidescout.traces.viewer.sampleview import build_sample
 
@@ -92,6 +99,10 @@ def _status(status: str) -> str:
     return f'<span class="badge badge-{kind}">{_e(status)}</span>'
 
 
+def _jpeg(data: bytes) -> tuple[bytes, str]:
+    return data, "image/jpeg"
+
+
 class _Images:
     """Placeholders for blobs and slide thumbnails; ``sources`` says how to load each (see ``embed``)."""
 
@@ -105,7 +116,7 @@ class _Images:
         if sha not in self.sources:
             if self.index.blob_path(sha) is None:
                 return None
-            self.sources[sha] = Source(lambda sha=sha: self.index.blob_bytes(sha))
+            self.sources[sha] = Source(functools.partial(self.index.blob_bytes, sha))
         return placeholder(sha)
 
     def thumbnail(self, tiles: Any, path: Path) -> tuple[str, list[int]] | None:
@@ -118,7 +129,7 @@ class _Images:
                 log.warning("no thumbnail for %s: %s", path, exc)
                 self.thumbs[key] = None
             else:
-                self.sources[key] = Source(lambda data=data: (data, "image/jpeg"), thumbnail=True)
+                self.sources[key] = Source(functools.partial(_jpeg, data), thumbnail=True)
                 self.thumbs[key] = (placeholder(key), list(box))
         return self.thumbs[key]
 

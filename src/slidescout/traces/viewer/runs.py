@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from slidescout.errors import SlidescoutError
 from slidescout.traces.viewer.app import JSON, STATIC_DIR, SecurityHeaders, create_app
@@ -156,7 +157,7 @@ def create_runs_app(root: Path | str, *, openseadragon_dir: Path | None = None,
     def api_runs(request: Request) -> Response:
         return JSON({"root": str(folder.root), "runs": folder.rows()})
 
-    async def dispatch(scope: dict, receive: Any, send: Any) -> None:
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         root_path, path = scope.get("root_path", ""), scope["path"]
         rest = path[len(root_path):] if path.startswith(root_path) else path  # "/<name>/..." below /runs
         name = folder.match(rest)
