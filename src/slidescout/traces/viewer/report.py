@@ -78,10 +78,10 @@ def _heat_legends(d: dict[str, Any]) -> str:
         if not r["url"]:
             continue
         step = "·" if r.get("step") is None else str(r["step"] + 1)
-        legend = r.get("legend") or "the tool recorded no legend for this heatmap"
+        legend = r.get("legend") or "no colour scale recorded by the tool"
         scale = ('<span class="heat-scale" aria-hidden="true">0 <span class="heat-bar"></span> 1</span>'
                  if "blue = low" in legend else "")
-        out.append(f'<p class="heat-legend small"><span class="k">Heatmap · step {step}'
+        out.append(f'<p class="heat-legend small"><span class="k">Layer · step {step}'
                    f'{" · " + _e(r["label"]) if r.get("label") else ""}</span> {scale}<span class="muted">{_e(legend)}</span></p>')
     return f'<div class="heat-legends">{"".join(out)}</div>' if out else ""
 

@@ -195,9 +195,9 @@ function heatLegends(d) {
   const heats = d.overlays.filter(r => r.url);
   if (!heats.length) return null;
   return h('div', {class: 'heat-legends'}, heats.map(r => h('p', {class: 'heat-legend small'},
-    h('span', {class: 'k'}, `Heatmap · step ${r.step === null || r.step === undefined ? '·' : r.step + 1}${r.label ? ' · ' + r.label : ''} `),
+    h('span', {class: 'k'}, `Layer · step ${r.step === null || r.step === undefined ? '·' : r.step + 1}${r.label ? ' · ' + r.label : ''} `),
     /blue = low/.test(r.legend || '') ? h('span', {class: 'heat-scale', 'aria-hidden': 'true'}, '0 ', h('span', {class: 'heat-bar'}), ' 1') : null,
-    ' ', h('span', {class: 'muted'}, r.legend || 'the tool recorded no legend for this heatmap'))));
+    ' ', h('span', {class: 'muted'}, r.legend || 'no colour scale recorded by the tool'))));
 }
 
 /** The region number a box is drawn under (a revisited box is drawn once, as its first visit). */
