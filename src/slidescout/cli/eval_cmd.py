@@ -274,8 +274,12 @@ def report_cmd(
         except ImportError as exc:
             raise ConfigError(f"the HTML report is not available in this installation ({exc})") from None
         path = write_report(run, out)
+        size = path.stat().st_size / 1e6
         if not as_json:
-            console.print(f"report: {path}", highlight=False)
+            console.print(f"report: {path} ({size:.1f} MB)", highlight=False, soft_wrap=True)
+        if size > 50:
+            err_console.print(f"warning: the report is over 50 MB ({size:.1f} MB); `slidescout report-html RUN "
+                              "--limit N` includes fewer samples", highlight=False)
 
 
 @app.command("compare")
