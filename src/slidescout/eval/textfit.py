@@ -1,7 +1,7 @@
 """Rich tables that fit the terminal, without cutting a cell.
 
-:func:`print_table` prints a table at its natural width when it fits; otherwise in a compact box;
-otherwise wrapped at word boundaries when every column can keep its longest word whole; and
+:func:`print_table` prints a table at its natural width when it fits; otherwise in a compact box
+(no edges, then no padding); otherwise wrapped at word boundaries when every column can keep its longest word whole; and
 otherwise stacked, one block per row (``header: value`` pairs filled to the width). Task names,
 intervals and paths are never cut with an ellipsis, at 100 columns or piped (80).
 """
@@ -77,6 +77,10 @@ def print_table(console: Console, table: Table) -> None:
         console.print(table)
         return
     _compact(table)
+    if _natural_width(console, table) <= width:
+        console.print(table)
+        return
+    table.padding = (0, 0, 0, 0)  # the box's blank divider still keeps one space between columns
     if _natural_width(console, table) <= width:
         console.print(table)
         return
