@@ -29,7 +29,7 @@ def _scores() -> dict[str, TaskScore]:
 
 def _render(table: Table, width: int, terminal: bool = False) -> str:
     buf = io.StringIO()
-    con = Console(file=buf, width=width, force_terminal=terminal, color_system=None)
+    con = Console(file=buf, width=width, force_terminal=terminal, color_system=None, soft_wrap=True)  # as the CLI
     print_table(con, table)
     return buf.getvalue()
 

@@ -38,7 +38,7 @@ def _print_result(res, as_json: bool, truth: str | None = None) -> None:
                 f"cost {'unknown' if cost is None else f'${cost:.4f}'}\n", style="dim")
     body.append(f"trace: {res.trace_path}", style="dim")
     # the panel wraps long replies at word boundaries and folds long paths (nothing is cut)
-    console.print(Panel(body, title="slidescout", expand=False), highlight=False)
+    console.print(Panel(body, title="slidescout", expand=False), highlight=False, soft_wrap=False)
 
 
 @app.command()

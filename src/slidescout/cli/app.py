@@ -37,5 +37,8 @@ app.add_typer(tools_app, name="tools")
 app.add_typer(experts_app, name="experts")
 app.add_typer(kb_app, name="kb")
 
-console = Console()  # wraps at the terminal width (80 when piped); paths are printed with soft_wrap
-err_console = Console(stderr=True)
+# One-line messages are not broken (paths stay whole and greppable; a terminal wraps them itself).
+# Tables and panels are printed with soft_wrap=False so that they wrap their cells instead of
+# cropping them: see slidescout.eval.textfit.print_table and the ask panel.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)

@@ -74,15 +74,15 @@ def print_table(console: Console, table: Table) -> None:
     """Print ``table`` so that no cell is cut (see the module docstring for the fallbacks)."""
     width = console.width
     if _natural_width(console, table) <= width:
-        console.print(table)
+        console.print(table, soft_wrap=False)
         return
     _compact(table)
     if _natural_width(console, table) <= width:
-        console.print(table)
+        console.print(table, soft_wrap=False)
         return
     table.padding = (0, 0, 0, 0)  # the box's blank divider still keeps one space between columns
     if _natural_width(console, table) <= width:
-        console.print(table)
+        console.print(table, soft_wrap=False)
         return
     ranges = [_column_range(console, c) for c in table.columns]
     room = width - _frame_width(table)
@@ -91,7 +91,7 @@ def print_table(console: Console, table: Table) -> None:
             col.width, col.min_width, col.max_width = w, None, None
             col.no_wrap = False
             col.overflow = "fold"
-        console.print(table)
+        console.print(table, soft_wrap=False)
         return
     for line in stacked_lines(console, table, width):
         console.print(line, highlight=False, soft_wrap=True)
