@@ -12,7 +12,8 @@ from slidescout.errors import ConfigError
 
 @app.command("view")
 def view(
-    path: Path | None = typer.Argument(None, help="A run directory, or one trace file (RUN/traces/ID.json)."),
+    path: Path | None = typer.Argument(None, help="A run directory, one trace file (RUN/traces/ID.json), "
+                                       "or a folder of runs (all of them are listed)."),
     port: int = typer.Option(0, "--port", help="Port to listen on (default: a free one)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback exposes the run."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
@@ -20,7 +21,7 @@ def view(
                                  help="Install OpenSeadragon with npm on first use (else: static thumbnails)."),
     setup: bool = typer.Option(False, "--setup", help="Only install the viewer's npm packages, then exit."),
 ) -> None:
-    """Serve a local web viewer: the samples of a run, and each trace over its slide in deep zoom."""
+    """Serve a local web viewer: the samples of a run (or every run of a folder), and each trace over its slide."""
     from slidescout.traces.viewer import assets
 
     if setup:
@@ -28,7 +29,7 @@ def view(
         console.print(f"OpenSeadragon installed: {where}", highlight=False, soft_wrap=True)
         return
     if path is None:
-        raise ConfigError("give a run directory or a trace file: slidescout view RUN_DIR")
+        raise ConfigError("give a run directory, a trace file or a folder of runs: slidescout view RUN_DIR")
     if not path.exists():
         raise ConfigError(f"{path}: no such run directory or trace file")
     if not 0 <= port <= 65535:
