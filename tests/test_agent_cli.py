@@ -88,5 +88,6 @@ def test_demo_runs_offline_and_scores(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["status"] == "answered" and out["truth"] and out["choice"]
-    rec = json.loads((tmp_path / "demo").glob("run-*/results.jsonl").__next__().read_text())
+    rec = json.loads((tmp_path / "demo" / "results.jsonl").read_text())  # -o is the run directory, as for ask
     assert rec["truth_label"] == out["truth"] and rec["correct"] == (out["choice"] == out["truth"])
+    assert out["run_dir"] == str(tmp_path / "demo") and (tmp_path / "demo" / "slides" / "demo-7.tiff").is_file()

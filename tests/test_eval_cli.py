@@ -130,7 +130,12 @@ def test_eval_synth_with_the_expert(tmp_path: Path, monkeypatch, capsys) -> None
     code, out, err = cli(monkeypatch, capsys, "eval", "file", tmp_path / "synth" / "questions.csv", "-m", "expert",
                          "--max-steps", "2", "--tasks", "synth_diagnosis", "--json", "-o", tmp_path / "run2")
     assert code == 0, err
-    assert json.loads(out)["n_finished"] == 1
+    evaluated = json.loads(out)
+    assert evaluated["n_finished"] == 1
+    code, out, err = cli(monkeypatch, capsys, "report", tmp_path / "run2", "--json")
+    reported = json.loads(out)  # one shape: eval --json prints what report --json prints for its run
+    assert code == 0 and sorted(evaluated) == sorted(reported)
+    assert evaluated["scores"] == reported["scores"] and evaluated["summary"] == reported["summary"]
 
 
 def test_eval_medframeqa_thumbnail_json(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -83,3 +83,16 @@ async def test_streamable_http_on_loopback(tmp_path):
                     assert bad.is_error
         finally:
             uv.should_exit = True
+
+
+def test_start_up_line_lists_every_name_a_tool_accepts():
+    from types import SimpleNamespace
+
+    from slidescout.cli.mcp_cmd import accepted_names
+
+    plugin = SimpleNamespace(name="my-plugin/tissue_fraction", short_name="tissue_fraction")
+    builtin = SimpleNamespace(name="slide_zoom", short_name="slide_zoom")
+    app = SimpleNamespace(entries={"slide_zoom": SimpleNamespace(tool=builtin),
+                                   "my-plugin__tissue_fraction": SimpleNamespace(tool=plugin)})
+    assert accepted_names(app) == ["slide_zoom",
+                                   "my-plugin__tissue_fraction (or my-plugin/tissue_fraction, tissue_fraction)"]

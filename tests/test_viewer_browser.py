@@ -328,3 +328,89 @@ def test_a_thousand_samples_load_fast(page, built, tmp_path):
         assert _rows(page)[0] == "big-0001"
     finally:
         srv.stop()
+
+
+@needs_osd
+def test_scale_magnification_cursor_focus_and_legend(page, osd_server, tmp_path):
+    """What a pathologist expects of a slide viewer: scale bar, magnification, cursor position in
+    level-0 px and µm, the keyboard on the timeline from the start, heatmap legends on the page."""
+    page.goto(osd_server.url + "#/s/case-1")
+    page.wait_for_function("() => window.__slidescout && window.__slidescout.page() && window.__slidescout.page().view"
+                           " && window.__slidescout.page().view.kind === 'deepzoom'")
+    page.wait_for_function("() => window.__slidescout.page().view.viewer.world.getItemAt(0).getFullyLoaded()")
+    assert page.evaluate("() => document.activeElement.matches('li.step')")  # ↑/↓ work at once
+    page.keyboard.press("ArrowDown")
+    page.wait_for_selector("li.step[data-entry='1'][aria-current='step']")
+    _settle(page)
+    zoom = float(page.locator(".hud").get_attribute("data-zoom"))  # screen px per level-0 px
+    um_per_px = 0.25 / zoom
+    mag = page.locator(".hud-mag").inner_text()
+    assert mag.endswith("µm/px") and "×" in mag
+    assert abs(float(mag.split("×")[0]) - 10 / um_per_px) / (10 / um_per_px) < 0.06, (mag, um_per_px)
+    label = page.locator(".scalebar-label").inner_text()
+    length_um = float(label.split()[0]) * (1000 if label.endswith("mm") else 1)
+    bar_px = page.locator(".scalebar-bar").bounding_box()["width"]
+    assert abs(bar_px * um_per_px - length_um) / length_um < 0.05 and 20 < bar_px <= 160, (label, bar_px)
+    box = page.locator("#slide-view").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    pos = page.locator(".hud-pos").inner_text()
+    import re
+
+    m = re.search(r"x ([\d,]+), y ([\d,]+) px", pos)
+    assert m, pos
+    x, y = (int(v.replace(",", "")) for v in m.groups())
+    cx, cy = _centre(page)
+    assert abs(x - cx) < 60 and abs(y - cy) < 60, (pos, cx, cy)
+    assert f"{round(x * 0.25):,} µm" in pos, pos
+    legend = page.locator(".heat-legend")
+    assert legend.count() == 1 and "P(tumour): blue = low (0)" in legend.inner_text()
+    assert page.locator(".heat-legend .heat-bar").count() == 1
+    page.check("#layer-heat")
+    _shot(page, tmp_path, "viewer-pathologist")
+
+
+def test_long_sample_ids_keep_their_end(page, built, tmp_path):
+    import json
+
+    run_path = tmp_path / "run"
+    shutil.copytree(built["run"], run_path)
+    base = json.loads((run_path / "traces" / "case-1.json").read_text())
+    ids = [f"tcga_expert_vqa__TCGA-AB-1234-01Z-00-DX1.0123456789ABCDEF-question-{i:03d}" for i in (7, 8)]
+    for sid in ids:
+        (run_path / "traces" / f"{sid}.json").write_text(json.dumps({**base, "sample_id": sid}))
+    srv = start_in_thread(run_path)
+    try:
+        page.set_viewport_size({"width": 1100, "height": 800})
+        page.goto(srv.url)
+        page.wait_for_selector("table.samples tbody tr >> nth=5")
+        for sid in ids:
+            cell = page.locator(f"td.c-id .sid[title='{sid}']")
+            tail = cell.locator(".sid-tail")
+            assert tail.inner_text().endswith(sid[-3:]) and tail.is_visible()
+            head, cut = cell.locator(".sid-head").bounding_box(), cell.bounding_box()
+            tb = tail.bounding_box()
+            assert tb["x"] + tb["width"] <= cut["x"] + cut["width"] + 1 and head["width"] > 0  # the end is shown whole
+    finally:
+        srv.stop()
+
+
+def test_a_folder_of_runs_lists_every_run(page, built, tmp_path):
+    folder = tmp_path / "runs"
+    for name in ("first", "second"):
+        shutil.copytree(built["run"], folder / name)
+    srv = start_in_thread(folder)
+    try:
+        page.goto(srv.url)
+        links = page.locator("table.runs td.c-id a")
+        assert sorted(links.all_inner_texts()) == ["first", "second"]
+        page.click("text=second")
+        page.wait_for_selector("table.samples tbody tr")
+        assert len(_rows(page)) == 4 and "/runs/second/" in page.url
+        assert page.locator("#crumbs a", has_text="All runs").count() == 1
+        page.click("table.samples tbody tr >> nth=0 >> td.c-q")
+        page.wait_for_selector("ol.steps li.step")
+        assert page.locator("#crumbs a", has_text="All runs").count() == 1
+        page.click("#crumbs a >> text=All runs")
+        page.wait_for_selector("table.runs")
+    finally:
+        srv.stop()

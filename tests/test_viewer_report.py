@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import json
 import re
 import socket
 import stat
@@ -41,14 +43,29 @@ def test_report_is_self_contained(report):
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
 
 
+def _stored_images(text: str) -> dict[str, bytes]:
+    block = re.search(r'<script type="application/json" id="report-images">(.*?)</script>', text, re.S)
+    assert block is not None
+    return {k: base64.b64decode(v.split(",", 1)[1]) for k, v in json.loads(block.group(1)).items()}
+
+
 def test_report_embeds_the_images_the_model_saw(report, built):
+    from PIL import Image
+
     text = report.read_text(encoding="utf-8")
-    uris = re.findall(r'data:image/(?:jpeg|png);base64,([A-Za-z0-9+/=]+)', text)
-    hashes = {hashlib.sha256(base64.b64decode(u)).hexdigest() for u in uris}
+    stored = _stored_images(text)
     for name in ("overview", "zoom1", "zoom2", "heat", "crop"):
-        assert built["blobs"][name] in hashes, name
-    # plus a slide thumbnail per display image (not a blob)
-    assert len(hashes - set(built["blobs"].values())) >= 3
+        sha = built["blobs"][name]
+        assert sha in stored and f'data-img="{sha}"' in text, name
+        side = max(Image.open(io.BytesIO(stored[sha])).size)
+        if name in ("heat", "crop"):  # small enough: the stored bytes as they are
+            assert hashlib.sha256(stored[sha]).hexdigest() == sha
+        else:  # 800-1000 px: downscaled to the embedding side
+            assert side == 512, (name, side)
+    # plus one thumbnail per slide file (not a blob), stored once: case.tiff (3 samples), 2 frames (1 each)
+    thumbs = [k for k in stored if k.startswith("t")]
+    assert sorted(text.count(f'data-img="{k}"') for k in thumbs) == [1, 1, 3]
+    assert "@@img" not in text
 
 
 def test_report_content(report):

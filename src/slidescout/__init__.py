@@ -23,6 +23,11 @@ _LAZY = {
 }
 
 
+def __dir__() -> list[str]:
+    """The public names, including the lazily imported ones (for ``dir()`` and tab completion)."""
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__") and n.endswith("__"))})
+
+
 def __getattr__(name: str) -> Any:
     """Import public names on first use, so ``import slidescout`` stays light."""
     if name in _LAZY:

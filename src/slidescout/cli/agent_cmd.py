@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 from rich.panel import Panel
+from rich.text import Text
 
 from slidescout.agents.config import AgentConfig
 from slidescout.cli.app import app, console, err_console, trace_app
@@ -18,7 +19,7 @@ from slidescout.cli.model_opts import warn_price, warn_unused_tools
 from slidescout.cli.options import agent_options
 from slidescout.cli.paths import ensure_dir
 from slidescout.errors import ConfigError
-from slidescout.eval.ask import RunResult, question_sample, run
+from slidescout.eval.ask import RunResult, default_run_dir, question_sample, run
 from slidescout.slides.synth import demo_sample, load_truth
 from slidescout.traces.runlock import RunLock
 from slidescout.traces.show import render_trace, resolve_trace_paths
@@ -34,19 +35,20 @@ def _print_result(res: RunResult, as_json: bool, truth: str | None = None) -> No
             out["truth"] = truth
         sys.stdout.write(json.dumps(out, default=str) + "\n")
         return
-    body = []
+    body = Text()  # plain text, not markup: a reply or a model name may hold brackets or colons
     if res.choice:
-        body.append(f"[bold]Answer:[/] {escape(res.choice)}")
+        body.append("Answer: ", style="bold").append(f"{res.choice}\n")
     if res.answer:
-        body.append(f"[bold]Reply:[/] {escape(res.answer.strip()[:1500])}")
+        body.append("Reply: ", style="bold").append(f"{res.answer.strip()[:1500]}\n")
     if truth is not None:
-        body.append(f"[bold]Ground truth:[/] {escape(truth)}")
+        body.append("Ground truth: ", style="bold").append(f"{truth}\n")
     cost = rec.get("cost_usd")
     tokens = int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
-    body.append(f"[dim]status {res.status} · {rec.get('n_steps') or 0} steps · {tokens} tokens · "
-                f"cost {'unknown' if cost is None else f'${cost:.4f}'}[/]")
-    body.append(f"[dim]trace: {escape(str(res.trace_path))}[/]")
-    console.print(Panel("\n".join(body), title="slidescout", expand=False), highlight=False)
+    body.append(f"status {res.status} · {rec.get('n_steps') or 0} steps · {tokens} tokens · "
+                f"cost {'unknown' if cost is None else f'${cost:.4f}'}\n", style="dim")
+    body.append(f"trace: {res.trace_path}", style="dim")
+    # the panel wraps long replies at word boundaries and folds long paths (nothing is cut)
+    console.print(Panel(body, title="slidescout", expand=False), highlight=False, soft_wrap=False)
 
 
 def _fail_unless_answered(res: RunResult) -> None:
@@ -84,22 +86,26 @@ def ask(
 @app.command()
 @agent_options(model="expert", preset="vitar", seed=7)
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "-o", "--out", help="Where the synthetic slide and the run go."),
+    out: Path | None = typer.Option(None, "-o", "--out",
+                                    help="Run directory, as for ask (the synthetic slide goes in its slides/ folder). "
+                                         "Default: runs/<time>-demo."),
     slide_seed: int | None = typer.Option(None, "--slide-seed", help="Seed of the generated slide and question (default: --seed)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the answer and the run directory as one JSON object."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer, the truth and the run directory as one JSON object."),
     agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Offline demo: generate a synthetic slide and question, run the expert planner, show answer and truth."""
     t0 = time.monotonic()
     agent.check()  # a bad model id or preset fails before the slide is generated
     agent.resolve_model()
-    ensure_dir(out, "output folder")
+    # -o X is the run directory, as for ask; without it the slide is cached in runs/demo/slides
+    run_dir = ensure_dir(out, "run directory") if out is not None else default_run_dir("demo")
+    slides_dir = ensure_dir(run_dir / "slides", "slides folder") if out is not None else Path("runs/demo/slides")
     with console.status("generating a synthetic slide..."):
-        slide_path, question, options, truth = demo_sample(out / "slides", seed=(agent.seed or 0) if slide_seed is None else slide_seed)
+        slide_path, question, options, truth = demo_sample(slides_dir, seed=(agent.seed or 0) if slide_seed is None
+                                                           else slide_seed)
     if not as_json:
         console.print(f"slide: {slide_path} ({time.monotonic() - t0:.1f} s)", highlight=False, markup=False)
         console.print(f"question: {question}", highlight=False, markup=False)
-    run_dir = out / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     sample = question_sample(slide_path, question, options, answer=truth)
     regions = [{"id": f"lesion{i + 1}", "label": les.cls, "box": list(les.box)}
                for i, les in enumerate(load_truth(slide_path).lesions)]

@@ -24,8 +24,9 @@ from slidescout.cli.paths import (
     ensure_dir,
     os_error_text,
 )
+from slidescout.cli.progress import slide_progress
 from slidescout.cli.signals import interrupt_code, terminated
-from slidescout.cli.synth_cmd import parse_size
+from slidescout.cli.synth_cmd import DEFAULT_SIZE, parse_size
 from slidescout.core.sample import Sample
 from slidescout.errors import ConfigError, DatasetError, SlidescoutError
 from slidescout.eval import load_dataset, load_medframeqa, load_multipathqa, load_synth
@@ -128,9 +129,14 @@ def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], d
     except OSError as exc:  # a full disk, a folder gone: the finished samples are on disk
         raise SlidescoutError(f"{os_error_text(exc)}; finished samples are kept in {run_dir}; fix that and "
                               f"continue with --resume {run_dir}") from None
-    if common["as_json"]:
-        data = summary.model_dump(mode="json")
-        sys.stdout.write(json.dumps(data) + "\n")
+    if common["as_json"]:  # exactly what `slidescout report RUN --json` prints
+        try:
+            data = report_data(load_run(run_dir))
+        except SlidescoutError:  # nothing written (a budget of 0): the same keys, empty
+            data = {"run": str(run_dir), "agent": {}, "n_records": 0, "n_finished": 0, "unfinished": {},
+                    "scores": {}, "grounding": {}, "judge": {},
+                    "summary": summary.model_dump(mode="json", exclude={"scores"})}
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
     else:
         print_report(run_dir, console)
         if summary.stopped and summary.stopped != "endpoint_failed":
@@ -231,7 +237,7 @@ def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:
 @_with_common
 def eval_synth(
     n: int = typer.Option(20, "--n", "-n", min=1, max=10000, help="Number of synthetic slides."),
-    size: str = typer.Option("16000x12000", "--size", help="Level-0 size WIDTHxHEIGHT of each slide."),
+    size: str = typer.Option(DEFAULT_SIZE, "--size", help="Level-0 size WIDTHxHEIGHT of each slide (as for synth)."),
     data_seed: int = typer.Option(0, "--data-seed", help="Seed of the generated dataset."),
     data: Path | None = typer.Option(None, "--data", help="Dataset folder: used as is if it holds questions.csv, else generated there (default: a cache under $SLIDESCOUT_HOME)."),
     common: Any = None,
@@ -246,8 +252,10 @@ def eval_synth(
     folder = ensure_dir(data if data is not None else _synth_cache(n, (width, height), data_seed), "--data folder")
     csv_path = folder / "questions.csv"
     if data is None or not csv_path.exists():
-        with console.status(f"generating {n} SynthPath slides ({width}x{height}) in {folder}..."):
-            generate_dataset(folder, n, size=(width, height), seed=data_seed)
+        out_console = err_console if common["as_json"] else console  # --json keeps stdout for the JSON
+        with slide_progress(out_console, n, f"generating {n} SynthPath slides {width}x{height} in {folder}") as prog:
+            generate_dataset(folder, n, size=(width, height), seed=data_seed, on_slide=prog.on_slide,
+                             on_done=prog.on_done)
     load = load_synth(csv_path, tasks=common["tasks"])
     _execute(load, _select(load, common, "slides"), common, "synth", agent, settings)
 
@@ -279,8 +287,12 @@ def report_cmd(
         if out.suffix.lower() not in (".html", ".htm"):
             raise ConfigError(f"-o {out}: the report is HTML; give a path ending in .html")
         path = write_report(run, out)
+        size = path.stat().st_size / 1e6
         if not as_json:
-            console.print(f"report: {path}", highlight=False)
+            console.print(f"report: {path} ({size:.1f} MB)", highlight=False, soft_wrap=True)
+        if size > 50:
+            err_console.print(f"warning: the report is over 50 MB ({size:.1f} MB); `slidescout report-html RUN "
+                              "--limit N` includes fewer samples", highlight=False)
 
 
 @app.command("compare")
@@ -309,7 +321,7 @@ def judge_cmd(
     model: str = typer.Option(..., "--model", "-m", help="The judge model, provider:model."),
     base_url: str | None = typer.Option(None, "--base-url", help="An OpenAI- or Anthropic-compatible server."),
     api: str = typer.Option("auto", "--api", help="OpenAI API: auto, responses or chat."),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, max=256),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, max=256, help="Answers graded at once."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Grade at most N records."),
 ) -> None:
     """Grade the rationales of a run's answers with an LLM judge (writes RUN/judge.jsonl)."""

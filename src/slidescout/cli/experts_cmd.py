@@ -112,7 +112,7 @@ def experts_run(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Default: 16 on CPU, 64 on GPU."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Reader threads."),
-    max_patches: int = typer.Option(100_000, "--max-patches", min=1),
+    max_patches: int = typer.Option(100_000, "--max-patches", min=1, help="Stop after this many tissue patches."),
     min_tissue: float | None = typer.Option(None, "--min-tissue", min=0.0, max=1.0,
                                             help="Skip patches with less tissue (default 0.25 whole slide, 0 region)."),
     out: Path | None = typer.Option(None, "--out", help="Write the heatmap here (PNG)."),

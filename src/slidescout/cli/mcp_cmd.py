@@ -14,6 +14,13 @@ import typer
 
 from slidescout.cli.app import app, err_console
 from slidescout.errors import ConfigError
+from slidescout.tools.mcp_server.server import ServerOptions, SlidescoutMCP
+from slidescout.tools.mcp_server.transports import (
+        HTTP_PATH,
+        check_host,
+        http_server,
+        serve_stdio,
+    )
 
 
 class Transport(str, Enum):
@@ -54,13 +61,6 @@ def mcp_serve(
         raise ConfigError(f"unknown --device {device!r}; use auto, cpu, cuda or cuda:N")
 
     # the MCP SDK takes seconds to import: the server loads only when this command runs
-    from slidescout.tools.mcp_server.server import ServerOptions, SlidescoutMCP
-    from slidescout.tools.mcp_server.transports import (
-        HTTP_PATH,
-        check_host,
-        http_server,
-        serve_stdio,
-    )
 
     if transport is Transport.http:
         check_host(host, allow_remote)  # before anything is loaded
@@ -77,14 +77,25 @@ def mcp_serve(
     n_slides = len(mcp_app.library.ids())
     where = "stdio" if transport is Transport.stdio else f"http://{host}:{port}{HTTP_PATH}"
     err_console.print(f"slidescout mcp: {n_slides} slide(s) in {mcp_app.library.root}, "
-                      f"{len(mcp_app.tool_names)} tools ({', '.join(mcp_app.tool_names)}), on {where}",
-                      highlight=False, soft_wrap=True)
+                      f"{len(mcp_app.tool_names)} tools ({', '.join(accepted_names(mcp_app))}), on {where}",
+                      highlight=False, markup=False, soft_wrap=True)
     if transport is Transport.stdio:
         anyio.run(serve_stdio, mcp_app.server)
         return
     uv = http_server(mcp_app.server, host=host, port=port, allow_remote=allow_remote,
                      log_level="info" if verbose else "warning")
     anyio.run(uv.serve)
+
+
+def accepted_names(mcp_app: object) -> list[str]:
+    """Each served tool as clients call it, with the other spellings it accepts
+    (``pkg__name (or pkg/name, name)`` for a plugin)."""
+    out = []
+    for wire, entry in getattr(mcp_app, "entries", {}).items():
+        tool = entry.tool
+        others = [n for n in dict.fromkeys((tool.name, getattr(tool, "short_name", tool.name))) if n != wire]
+        out.append(f"{wire} (or {', '.join(others)})" if others else wire)
+    return out
 
 
 def _free_port(host: str) -> int:

@@ -10,11 +10,14 @@ import typer
 
 from slidescout.cli.app import app, console
 from slidescout.cli.paths import ensure_dir
+from slidescout.cli.progress import slide_progress
 from slidescout.errors import ConfigError
 from slidescout.slides.synth import generate_dataset
 from slidescout.slides.synth.generator import check_params
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×,]\s*(\d+)\s*$")
+# One default for `synth` and `eval synth`: about 15 s of one core per slide (time grows with the area)
+DEFAULT_SIZE = "16000x12000"
 
 
 def parse_size(text: str, what: str = "--size") -> tuple[int, int]:
@@ -47,7 +50,7 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
 def synth(
     out_dir: Path = typer.Argument(..., help="Folder for the slides, their ground truth and questions.csv."),
     n: int = typer.Option(20, "--n", "-n", min=1, max=10000, help="Number of slides."),
-    size: str = typer.Option("40000x30000", "--size", help="Level-0 size WIDTHxHEIGHT in pixels."),
+    size: str = typer.Option(DEFAULT_SIZE, "--size", help="Level-0 size WIDTHxHEIGHT in pixels (time grows with the area)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the whole dataset."),
     lesions: int | None = typer.Option(None, "--lesions", min=0, max=12, help="Lesions per slide (default 2-4 at random)."),
     lesion_size: str | None = typer.Option(None, "--lesion-size", help="Lesion diameters MIN-MAX in level-0 px (default from the slide size)."),
@@ -59,35 +62,18 @@ def synth(
     width, height = parse_size(size)
     ensure_dir(out_dir, "output folder")
     diameters = _parse_range(lesion_size)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 
     check_params("x", (width, height), mpp, lesions, diameters, stain_jitter, None, None)  # fail before any work
     t0 = time.monotonic()
-    done: list[str] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
-        overall = bar.add_task(f"{n} slides {width}x{height}", total=n)
-        current = bar.add_task("", total=100, visible=False)
-
-        def on_slide(i: int, slide_id: str):
-            bar.update(current, description=f"  {slide_id}", completed=0, visible=True)
-            return lambda fraction: bar.update(current, completed=round(100 * fraction))
-
-        def on_done(item) -> None:
-            truth = getattr(item, "truth", item)
-            done.append(truth.slide_id)
-            bar.update(current, visible=False)
-            bar.advance(overall)
-
+    with slide_progress(console, n, f"{n} slides {width}x{height}") as prog:
         csv_path = generate_dataset(out_dir, n, size=(width, height), seed=seed, n_lesions=lesions,
                                     lesion_size=diameters, stain_jitter=stain_jitter, mpp=mpp, overwrite=overwrite,
-                                    on_slide=on_slide, on_done=on_done)
+                                    on_slide=prog.on_slide, on_done=prog.on_done)
     import csv
 
     with csv_path.open(newline="", encoding="utf-8") as f:
         n_questions = sum(1 for _ in csv.DictReader(f))
-    console.print(f"wrote {len(done)} slides (.tiff, .geojson, .json) to {out_dir} "
+    console.print(f"wrote {prog.done} slides (.tiff, .geojson, .json) to {out_dir} "
                   f"in {time.monotonic() - t0:.1f} s", highlight=False)
     console.print(f"questions: {csv_path} ({n_questions} rows)", highlight=False)
     console.print(f"evaluate: slidescout eval synth --data {csv_path.parent} --model expert", highlight=False)

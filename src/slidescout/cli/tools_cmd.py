@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from slidescout.cli.app import app, console, tools_app  # noqa: F401
+from slidescout.eval.textfit import print_table
 from slidescout.tools.registry import default_registry
 
 
@@ -31,13 +33,19 @@ def tools_list(
         }
         console.print_json(json.dumps(payload))
         return
-    table = Table(title="slidescout tools", show_lines=False)
-    table.add_column("name", style="bold cyan", no_wrap=True)
-    table.add_column("source", style="green", no_wrap=True)
-    table.add_column("description")
-    for t in tools:
-        table.add_row(escape(t.name), escape(t.source), escape(t.summary))
-    console.print(table)
+    if console.is_terminal:
+        table = Table(title="slidescout tools", show_lines=False)
+        table.add_column("name", style="bold cyan", no_wrap=True)
+        table.add_column("source", style="green", no_wrap=True)
+        table.add_column("description")
+        for t in tools:
+            table.add_row(escape(t.name), escape(t.source), escape(t.summary))
+        print_table(console, table)
+    else:  # piped: one line per tool (greppable), its description wrapped and indented below
+        for t in tools:
+            console.print(f"{t.name}  ({t.source})", highlight=False, markup=False, soft_wrap=True)
+            for line in textwrap.wrap(t.summary, max(40, console.width - 4)):
+                console.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)
     missing = [e for e in errors if e.kind == "builtin" and e.error == "module not present"]
     broken = [e for e in errors if e not in missing]
     if broken:

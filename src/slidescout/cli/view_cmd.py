@@ -16,7 +16,8 @@ from slidescout.traces.viewer.server import serve
 
 @app.command("view")
 def view(
-    path: Path | None = typer.Argument(None, help="A run directory, or one trace file (RUN/traces/ID.json)."),
+    path: Path | None = typer.Argument(None, help="A run directory, one trace file (RUN/traces/ID.json), "
+                                       "or a folder of runs (all of them are listed)."),
     port: int = typer.Option(0, "--port", help="Port to listen on (default: a free one)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback exposes the run."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
@@ -24,13 +25,13 @@ def view(
                                  help="Install OpenSeadragon with npm on first use (else: static thumbnails)."),
     setup: bool = typer.Option(False, "--setup", help="Only install the viewer's npm packages, then exit."),
 ) -> None:
-    """Serve a local web viewer: the samples of a run, and each trace over its slide in deep zoom."""
+    """Serve a local web viewer: the samples of a run (or every run of a folder), and each trace over its slide."""
     if setup:
         where = assets.install()
         console.print(f"OpenSeadragon installed: {where}", highlight=False, soft_wrap=True)
         return
     if path is None:
-        raise ConfigError("give a run directory or a trace file: slidescout view RUN_DIR")
+        raise ConfigError("give a run directory, a trace file or a folder of runs: slidescout view RUN_DIR")
     if not path.exists():
         raise ConfigError(f"{path}: no such run directory or trace file")
     if not 0 <= port <= 65535:
@@ -47,13 +48,18 @@ def report_html(
     path: Path = typer.Argument(..., help="A run directory, or one trace file."),
     out: Path = typer.Option(Path("report.html"), "-o", "--out", help="The HTML file to write."),
     limit: int | None = typer.Option(None, "--limit", help="At most this many samples (in run order)."),
+    max_mb: float = typer.Option(50.0, "--max-mb", min=1.0,
+                                 help="Size to stay within: images are embedded smaller until the file fits."),
 ) -> None:
-    """Write one self-contained HTML file (images embedded) that opens offline in any browser."""
+    """Write one self-contained HTML file (images embedded, downscaled to fit --max-mb) that opens offline."""
     if not path.exists():
         raise ConfigError(f"{path}: no such run directory or trace file")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: give 1 or more samples")
     check_output_file(out, "-o", suffixes=(".html", ".htm"))
-    written = write_report(path, out, limit=limit)
+    written = write_report(path, out, limit=limit, max_bytes=int(max_mb * 1e6))
     size = written.stat().st_size / 1e6
-    console.print(f"wrote {written} ({size:.1f} MB)", highlight=False)
+    console.print(f"wrote {written} ({size:.1f} MB)", highlight=False, soft_wrap=True)
+    if size > max_mb:
+        err_console.print(f"warning: the report is over {max_mb:g} MB ({size:.1f} MB) even with the smallest images; "
+                          "give --limit N to include fewer samples", highlight=False)

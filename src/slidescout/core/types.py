@@ -58,20 +58,25 @@ class Box:
 
     @property
     def x2(self) -> int:
+        """Right edge (exclusive)."""
         return self.x + self.w
 
     @property
     def y2(self) -> int:
+        """Bottom edge (exclusive)."""
         return self.y + self.h
 
     @property
     def area(self) -> int:
+        """Area in level-0 pixels (0 for an empty box)."""
         return max(0, self.w) * max(0, self.h)
 
     def as_tuple(self) -> tuple[int, int, int, int]:
+        """``(x, y, w, h)``."""
         return (self.x, self.y, self.w, self.h)
 
     def intersect(self, other: Box) -> Box | None:
+        """The overlap of two boxes, or None when they do not overlap."""
         x1, y1 = max(self.x, other.x), max(self.y, other.y)
         x2, y2 = min(self.x2, other.x2), min(self.y2, other.y2)
         if x2 <= x1 or y2 <= y1:
@@ -82,7 +87,7 @@ class Box:
         return f"({self.x},{self.y},{self.w},{self.h})"
 
 
-@dataclass
+@dataclass(repr=False)
 class View:
     """An RGB image of a level-0 box, as a model would see it.
 
@@ -103,13 +108,25 @@ class View:
 
     @property
     def width(self) -> int:
+        """Width of the image in pixels."""
         return int(self.image.shape[1])
 
     @property
     def height(self) -> int:
+        """Height of the image in pixels."""
         return int(self.image.shape[0])
 
+    def __repr__(self) -> str:
+        mpp = f"{self.mpp:.3g}" if self.mpp else "None"
+        return (f"View(box={self.box}, {self.width}x{self.height} px, level={self.level}, "
+                f"downsample={self.downsample:.3g}, mpp={mpp}{', clamped' if self.clamped else ''})")
+
+    def _repr_png_(self) -> bytes:
+        """PNG bytes, so a notebook shows the image itself."""
+        return self.encode("PNG")
+
     def to_pil(self) -> Image.Image:
+        """The image as a PIL RGB image."""
         return Image.fromarray(self.image, "RGB")
 
     def encode(self, fmt: str = "JPEG", quality: int = 90) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,6 +87,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """True when the agent answered."""
         return self.status == "answered"
 
 
@@ -121,10 +123,12 @@ async def arun(slide: str | Path, question: str, options: list[str] | None = Non
 def run(slide: str | Path, question: str, options: list[str] | None = None, **kwargs: Any) -> RunResult:
     """Synchronous :func:`arun`: ``slidescout.run("slide.svs", "Diagnosis?", ["A", "B"], model="expert")``.
 
-    Inside a running event loop (Jupyter) use ``await slidescout.arun(...)``."""
+    Inside a running event loop (a Jupyter cell) it runs ``arun`` on a worker thread's own loop and
+    blocks until it ends; ``await slidescout.arun(...)`` there keeps the notebook's loop free.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(arun(slide, question, options, **kwargs))
-    raise ConfigError("slidescout.run() was called inside a running event loop (Jupyter?); "
-                      "use `await slidescout.arun(...)` there")
+    with ThreadPoolExecutor(1, thread_name_prefix="slidescout-run") as pool:
+        return pool.submit(lambda: asyncio.run(arun(slide, question, options, **kwargs))).result()

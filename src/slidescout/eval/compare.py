@@ -16,6 +16,7 @@ from slidescout.errors import SlidescoutError
 from slidescout.eval.metrics import score_run
 from slidescout.eval.report import RunReport, fmt_ci, fmt_cost, fmt_pct, load_run, write_plots
 from slidescout.eval.sample_run import record_key
+from slidescout.eval.textfit import print_table
 
 __all__ = ["compare_data", "compare_table", "load_runs", "paired_delta", "print_compare"]
 
@@ -88,7 +89,7 @@ def print_compare(paths: list[str | Path], console: Any = None, *, plots: str | 
 
     console = console or Console()
     reports = load_runs(paths)
-    console.print(compare_table(reports))
+    print_table(console, compare_table(reports))
     if plots:
         for p in write_plots(reports, plots):
             console.print(f"plot: {p}", highlight=False)

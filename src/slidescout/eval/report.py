@@ -29,6 +29,7 @@ from rich.markup import escape
 from slidescout.errors import SlidescoutError
 from slidescout.eval.metrics import ResultRecord, TaskScore, score_run
 from slidescout.eval.sample_run import is_finished
+from slidescout.eval.textfit import print_table
 from slidescout.traces.rundir import RunDir
 
 __all__ = ["RunReport", "fmt_cost", "fmt_pct", "grounding_table", "load_run", "print_report", "report_data",
@@ -323,7 +324,7 @@ def print_report(path: str | Path | RunReport, console: Any = None, *, n_bootstr
                   f"preset {escape(str(a.get('preset', '?')))} · "
                   f"{len(rep.finished)} finished records", highlight=False)
     if rep.scores:
-        console.print(score_table(rep.scores, rep.finished))
+        print_table(console, score_table(rep.scores, rep.finished))
         for line in protocol_notes(rep.scores):
             console.print(line, highlight=False)
     if rep.unfinished:
@@ -331,10 +332,10 @@ def print_report(path: str | Path | RunReport, console: Any = None, *, n_bootstr
         console.print(f"[yellow]{len(rep.unfinished)} not finished[/] ({', '.join(f'{k} {v}' for k, v in kinds.items())}); "
                       f"`slidescout eval ... --resume {rep.path}` runs them", highlight=False)
     if rep.finished:
-        console.print(trace_table(rep.finished))
+        print_table(console, trace_table(rep.finished))
     g = grounding_table(rep.finished)
     if g is not None:
-        console.print(g)
+        print_table(console, g)
     js = judge_summary(rep.path)
     if js:
         console.print("judge: " + ", ".join(f"{t} {v['mean_score']:.2f} (n={v['n']})" for t, v in js.items()),

@@ -67,6 +67,7 @@ class Slide:
         return cls(open_backend(path, backend))
 
     def close(self) -> None:
+        """Release the file handle."""
         self._b.close()
 
     def __enter__(self) -> Slide:
@@ -82,54 +83,67 @@ class Slide:
     # -- metadata ----------------------------------------------------------------------------
     @property
     def slide_id(self) -> str:
+        """The file name without its extension."""
         return self.path.stem
 
     @property
     def format(self) -> str:
+        """The file format the backend detected."""
         return self._b.format
 
     @property
     def vendor(self) -> str | None:
+        """The scanner vendor, when known."""
         return self._b.vendor
 
     @property
     def backend_name(self) -> str:
+        """The reader in use (openslide, pyvips, pillow...)."""
         return self._b.name
 
     @property
     def dimensions(self) -> tuple[int, int]:
+        """Level-0 ``(width, height)`` in pixels."""
         return self._b.level_dimensions[0]
 
     @property
     def level_count(self) -> int:
+        """Number of pyramid levels."""
         return len(self._b.level_dimensions)
 
     @property
     def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        """``(width, height)`` of every level, level 0 first."""
         return self._b.level_dimensions
 
     @property
     def level_downsamples(self) -> tuple[float, ...]:
+        """Level-0 pixels per pixel of every level."""
         return self._b.level_downsamples
 
     @property
     def mpp_x(self) -> float | None:
+        """Microns per pixel along x at level 0 (None when unknown)."""
         return self._res.mpp_x
 
     @property
     def mpp_y(self) -> float | None:
+        """Microns per pixel along y at level 0 (None when unknown)."""
         return self._res.mpp_y
 
     @property
     def mpp(self) -> float | None:
+        """Microns per pixel at level 0 (None when unknown)."""
         return self._res.mpp
 
     @property
     def mpp_source(self) -> MppSource:
+        """Where the mpp came from: metadata, estimated or unknown."""
         return self._res.source
 
     @property
     def objective_power(self) -> float | None:
+        """The scan's objective power (40 for 40x), when known."""
         return self._res.objective_power
 
     @property
@@ -139,6 +153,7 @@ class Slide:
 
     @property
     def associated_names(self) -> list[str]:
+        """Names of the associated images (label, macro...); never sent to a model."""
         return list(self._b.associated_names)
 
     @property
@@ -147,6 +162,7 @@ class Slide:
         return MappingProxyType(dict(self._b.properties))
 
     def info(self) -> SlideInfo:
+        """A summary for people and models: size, levels, mpp and its source."""
         w, h = self.dimensions
         mpp = self.mpp
         levels = [LevelInfo(level=i, width=lw, height=lh, downsample=ds, mpp=mpp * ds if mpp else None)

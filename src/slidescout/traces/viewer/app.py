@@ -91,6 +91,7 @@ class ViewerApp:
     def run(self, request: Request) -> Response:
         out = self.index.summary()
         out["deep_zoom"] = self.osd_dir is not None
+        out["runs_home"] = request.scope.get("slidescout.runs_home")  # set when served from a folder of runs
         return JSON(out)
 
     def samples(self, request: Request) -> Response:
@@ -105,17 +106,20 @@ class ViewerApp:
         if trace is None:
             return _not_found(f"no sample {stem!r} in this run")
 
+        root = str(request.scope.get("root_path", "")).rstrip("/")  # "/runs/<name>" in a folder of runs
+
         def image_url(ref: Any) -> str | None:
-            return f"/blobs/{ref.sha256}" if self.index.blob_path(ref.sha256) else None
+            return f"{root}/blobs/{ref.sha256}" if self.index.blob_path(ref.sha256) else None
 
         payload = build_sample(trace, image_url, self.index.slide_key_for)
         for img in payload["images"]:
-            self._describe_slide(img)
+            self._describe_slide(img, root)
         payload["row"] = next((r for r in self.index.rows() if r["trace"] == stem), None)
         payload["deep_zoom"] = self.osd_dir is not None
+        payload["runs_home"] = request.scope.get("slidescout.runs_home")
         return JSON(payload)
 
-    def _describe_slide(self, img: dict[str, Any]) -> None:
+    def _describe_slide(self, img: dict[str, Any], root: str = "") -> None:
         """Fill the size, DZI and thumbnail URLs of a display image whose slide file is at hand."""
         entry = self.index.slide(img["key"]) if img.get("key") else None
         img["available"] = entry is not None
@@ -127,8 +131,8 @@ class ViewerApp:
         except SlidescoutError as exc:
             img.update(available=False, key=None, error=str(exc))
             return
-        img.update(width=geometry.width, height=geometry.height, dzi=f"/slides/{entry.key}.dzi",
-                   thumbnail=f"/slides/{entry.key}_thumb.jpeg", thumb_box=list(self.tiles.thumb_box(entry.path)))
+        img.update(width=geometry.width, height=geometry.height, dzi=f"{root}/slides/{entry.key}.dzi",
+                   thumbnail=f"{root}/slides/{entry.key}_thumb.jpeg", thumb_box=list(self.tiles.thumb_box(entry.path)))
 
     # -- files ------------------------------------------------------------------------------------
     def blob(self, request: Request) -> Response:

@@ -1,6 +1,7 @@
 """One self-contained HTML file for a run or a trace: opens offline, from file://, in any browser.
 
-Every image is embedded as a data URI; the stylesheet and the small script are inlined; a
+Every image is embedded once, as a data URI, downscaled so that the file stays within a size (50 MB
+by default, see ``embed``); the stylesheet and the small script are inlined; a
 Content-Security-Policy forbids any request, so the file cannot fetch anything even by mistake.
 For each sample: question, answer, truth, status, the slide thumbnail with the viewed regions
 (numbered, SVG) and the truth regions, and the step timeline with the exact images the model saw.
@@ -8,7 +9,8 @@ For each sample: question, answer, truth, status, the slide thumbnail with the v
 
 from __future__ import annotations
 
-import base64
+import functools
+import hashlib
 import html
 import json
 import logging
@@ -18,6 +20,13 @@ from typing import Any
 
 from slidescout.errors import SlidescoutError
 from slidescout.traces.safeio import atomic_write
+from slidescout.traces.viewer.embed import (
+    DEFAULT_MAX_BYTES,
+    EmbeddedImages,
+    Source,
+    embed,
+    placeholder,
+)
 from slidescout.traces.viewer.runindex import RunIndex
 from slidescout.traces.viewer.sampleview import build_sample
 
@@ -30,10 +39,6 @@ THUMB_SIDE = 1024
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
-
-
-def _data_uri(data: bytes, media: str) -> str:
-    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _cost(v: float | None) -> str:
@@ -60,6 +65,28 @@ def _box(b: list[int] | None) -> str:
     return f"({b[0]:,}, {b[1]:,}) {b[2]:,}×{b[3]:,}" if b else ""
 
 
+def _sid(sample_id: str) -> str:
+    """A sample id that loses its middle, not its distinguishing end, when the column is narrow."""
+    cut = max(len(sample_id) - 14, 10) if len(sample_id) > 24 else len(sample_id)
+    tail = f'<span class="sid-tail">{_e(sample_id[cut:])}</span>' if cut < len(sample_id) else ""
+    return f'<span class="sid" title="{_e(sample_id)}"><span class="sid-head">{_e(sample_id[:cut])}</span>{tail}</span>'
+
+
+def _heat_legends(d: dict[str, Any]) -> str:
+    """What each heatmap's colours mean, as the tool that drew it said."""
+    out = []
+    for r in d["overlays"]:
+        if not r["url"]:
+            continue
+        step = "·" if r.get("step") is None else str(r["step"] + 1)
+        legend = r.get("legend") or "no colour scale recorded by the tool"
+        scale = ('<span class="heat-scale" aria-hidden="true">0 <span class="heat-bar"></span> 1</span>'
+                 if "blue = low" in legend else "")
+        out.append(f'<p class="heat-legend small"><span class="k">Layer · step {step}'
+                   f'{" · " + _e(r["label"]) if r.get("label") else ""}</span> {scale}<span class="muted">{_e(legend)}</span></p>')
+    return f'<div class="heat-legends">{"".join(out)}</div>' if out else ""
+
+
 def _verdict(correct: bool | None) -> str:
     if correct is True:
         return '<span class="badge badge-ok">correct</span>'
@@ -73,32 +100,50 @@ def _status(status: str) -> str:
     return f'<span class="badge badge-{kind}">{_e(status)}</span>'
 
 
+def _jpeg(data: bytes) -> tuple[bytes, str]:
+    return data, "image/jpeg"
+
+
 class _Images:
-    """Blob data URIs, each file read once."""
+    """Placeholders for blobs and slide thumbnails; ``sources`` says how to load each (see ``embed``)."""
 
     def __init__(self, index: RunIndex) -> None:
         self.index = index
-        self._cache: dict[str, str | None] = {}
+        self.sources: dict[str, Source] = {}
+        self.thumbs: dict[str, tuple[str, list[int]] | None] = {}
 
     def __call__(self, ref: Any) -> str | None:
         sha = ref.sha256
-        if sha not in self._cache:
-            found = self.index.blob_bytes(sha)
-            self._cache[sha] = _data_uri(*found) if found else None
-        return self._cache[sha]
+        if sha not in self.sources:
+            if self.index.blob_path(sha) is None:
+                return None
+            self.sources[sha] = Source(functools.partial(self.index.blob_bytes, sha))
+        return placeholder(sha)
+
+    def thumbnail(self, tiles: Any, path: Path) -> tuple[str, list[int]] | None:
+        """One thumbnail per slide file, however many samples show it."""
+        key = "t" + hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:24]
+        if key not in self.thumbs:
+            try:
+                data, box = tiles.thumbnail(path, THUMB_SIDE)
+            except SlidescoutError as exc:
+                log.warning("no thumbnail for %s: %s", path, exc)
+                self.thumbs[key] = None
+            else:
+                self.sources[key] = Source(functools.partial(_jpeg, data), thumbnail=True)
+                self.thumbs[key] = (placeholder(key), list(box))
+        return self.thumbs[key]
 
 
 # -- slide figure -------------------------------------------------------------------------------
 
 
-def _thumbnail(index: RunIndex, tiles: Any, img: dict[str, Any]) -> tuple[str | None, list[int] | None]:
+def _thumbnail(index: RunIndex, tiles: Any, images: _Images, img: dict[str, Any]) -> tuple[str | None, list[int] | None]:
     entry = index.slide(img["key"]) if img.get("key") else None
     if entry is not None:
-        try:
-            data, box = tiles.thumbnail(entry.path, THUMB_SIDE)
-            return _data_uri(data, "image/jpeg"), list(box)
-        except SlidescoutError as exc:
-            log.warning("no thumbnail for %s: %s", entry.path, exc)
+        found = images.thumbnail(tiles, entry.path)
+        if found is not None:
+            return found
     if img.get("overview"):
         return img["overview"]["url"], img["overview"]["box"]
     return None, None
@@ -271,6 +316,7 @@ def _sample_html(i: int, d: dict[str, Any], row: dict[str, Any] | None, figures:
         <span class="spacer"></span><button type="button" class="btn btn-small home">Whole slide</button></div>
       <div class="slide-static hide-heat"><div class="sv-row">{figures}</div></div>
       <p class="legend small muted">Numbered boxes: regions the model viewed, in order; dashed green: ground truth. Click a step or a box.</p>
+      {_heat_legends(d)}
     </section>
     <section class="report-steps" aria-label="Timeline"><ol class="steps">{steps}</ol></section>
   </div>
@@ -281,7 +327,7 @@ def _index_table(rows: list[dict[str, Any]], anchors: dict[str, int]) -> str:
     out = []
     for r in rows:
         i = anchors.get(r["id"])
-        sid = f'<a href="#sample-{i}">{_e(r["sample_id"])}</a>' if i is not None else _e(r["sample_id"])
+        sid = f'<a href="#sample-{i}">{_sid(r["sample_id"])}</a>' if i is not None else _sid(r["sample_id"])
         out.append(f'<tr><td class="c-id">{sid}</td><td class="c-task">{_e(r["task"] or "–")}</td>'
                    f'<td class="c-q" title="{_e(r["question"])}">{_e(r["question"])}</td>'
                    f'<td class="c-ans">{_e(r["answer"] if r["answer"] is not None else "–")}</td>'
@@ -296,8 +342,14 @@ def _index_table(rows: list[dict[str, Any]], anchors: dict[str, int]) -> str:
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(out)}</tbody></table></div>')
 
 
-def render_report(path_in: Path | str, *, limit: int | None = None) -> str:
+def render_report(path_in: Path | str, *, limit: int | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The report's HTML text (see ``write_report``)."""
+    return render_report_info(path_in, limit=limit, max_bytes=max_bytes)[0]
+
+
+def render_report_info(path_in: Path | str, *, limit: int | None = None,
+                       max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, EmbeddedImages]:
+    """The report's HTML text, and how its images were embedded."""
     from slidescout.traces.viewer.dzi import TileServer
 
     index = RunIndex(path_in)
@@ -323,7 +375,7 @@ def render_report(path_in: Path | str, *, limit: int | None = None) -> str:
         if trace is None:
             continue
         d = build_sample(trace, images, index.slide_key_for)
-        figures = "".join(_figure(img, d, *_thumbnail(index, tiles, img)) for img in d["images"])
+        figures = "".join(_figure(img, d, *_thumbnail(index, tiles, images, img)) for img in d["images"])
         i = len(sections)
         anchors[row["id"]] = i
         sections.append(_sample_html(i, d, row, figures))
@@ -348,7 +400,7 @@ def render_report(path_in: Path | str, *, limit: int | None = None) -> str:
     # keep inlined code from closing its element early
     js = js.replace("</", "<\\/")
     css = css.replace("</", "<\\/")
-    return f"""<!doctype html>
+    page = f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -366,18 +418,33 @@ def render_report(path_in: Path | str, *, limit: int | None = None) -> str:
 <h1 class="sr-only">Report of {_e(summary["name"])}</h1>
 <section class="stats" aria-label="Run totals">{stats}</section>
 {note}
+<!--report-note-->
 {_index_table(rows, anchors)}
 {"".join(sections)}
 </main>
+<noscript><p class="notice">The images of this report are shown by its script: allow JavaScript for this file.</p></noscript>
+<!--report-images-->
 <script>{js}</script>
 </body>
 </html>
 """
+    page, info = embed(page, images.sources, max_bytes=max_bytes)
+    if info.n_downscaled:
+        note = (f'<p class="notice small">Images are embedded at up to {info.side} px on their long side '
+                f"({info.n_downscaled} of {info.n_images} downscaled); the full-size ones are in the run's "
+                "blobs/ folder: <code>slidescout view RUN</code> shows them.</p>")
+        page = page.replace("<!--report-note-->", note, 1)
+    return page, info
 
 
-def write_report(path_in: Path | str, out_html: Path | str, *, limit: int | None = None) -> Path:
-    """Write the self-contained HTML report of a run directory or trace file; returns its path."""
+def write_report(path_in: Path | str, out_html: Path | str, *, limit: int | None = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
+    """Write the self-contained HTML report of a run directory or trace file; returns its path.
+
+    Images are downscaled so that the file stays within ``max_bytes`` where it can; the caller
+    checks the written size (a run with very long texts can still exceed it).
+    """
     out = Path(out_html)
-    text = render_report(path_in, limit=limit)
+    text = render_report(path_in, limit=limit, max_bytes=max_bytes)
     out.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(out, text)  # no .tmp left behind when the write fails

@@ -143,9 +143,13 @@ def build_sample(trace: Trace, image_url: ImageUrl, slide_key: SlideKey | None =
                                    "raw_arguments": call.raw_arguments, "parse_error": call.parse_error,
                                    "result": None})
         elif isinstance(ev, ToolEvent):
+            first_overlay = len(overlays)
             result = {"text": ev.text, "error": ev.error, "internal_error": ev.internal_error,
                       "duration_s": ev.duration_s, "data": ev.data,
                       "images": [image(r, e, whole=False) for r in ev.images]}
+            heat = ev.data.get("heatmap") if isinstance(ev.data, dict) else None
+            for item in overlays[first_overlay:]:  # what the colours mean, as the tool said it
+                item["legend"] = heat.get("legend") if isinstance(heat, dict) else None
             call = next((c for c in e["calls"] if c["id"] == ev.call.id and c["result"] is None), None)
             if call is None:
                 call = {"id": ev.call.id, "name": ev.call.name, "arguments": ev.call.arguments,

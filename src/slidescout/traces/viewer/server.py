@@ -75,9 +75,17 @@ def _server(path: Path | str, sock: socket.socket, openseadragon_dir: Path | Non
     import uvicorn
 
     from slidescout.traces.viewer.app import create_app
+    from slidescout.traces.viewer.runs import create_runs_app, find_runs, is_run_dir
 
     host = sock.getsockname()[0]
-    app = create_app(path, openseadragon_dir=openseadragon_dir, allowed_hosts=_allowed_hosts(host))
+    p = Path(path)
+    if p.is_dir() and not is_run_dir(p):  # a folder of runs: list them all
+        if not find_runs(p):
+            raise ConfigError(f"{p} is neither a run directory nor a folder of runs (no manifest.json or "
+                              "traces/ in it or in its subfolders); pass a run directory or a trace file")
+        app = create_runs_app(p, openseadragon_dir=openseadragon_dir, allowed_hosts=_allowed_hosts(host))
+    else:
+        app = create_app(path, openseadragon_dir=openseadragon_dir, allowed_hosts=_allowed_hosts(host))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     return uvicorn.Server(config)
 
@@ -86,7 +94,11 @@ def start_in_thread(path: Path | str, *, host: str = "127.0.0.1", port: int = 0,
                     openseadragon_dir: Path | None = None) -> Running:
     """Serve in a daemon thread and return once it accepts connections."""
     sock = bind(host, port)
-    server = _server(path, sock, openseadragon_dir)
+    try:
+        server = _server(path, sock, openseadragon_dir)
+    except BaseException:
+        sock.close()
+        raise
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name="slidescout-viewer")
     thread.start()
@@ -103,7 +115,11 @@ def serve(path: Path | str, *, host: str = "127.0.0.1", port: int = 0, open_brow
           openseadragon_dir: Path | None = None, echo: Callable[[str], None] = print) -> None:
     """Serve until interrupted; prints the address; opens a browser only when asked."""
     sock = bind(host, port)
-    server = _server(path, sock, openseadragon_dir)
+    try:
+        server = _server(path, sock, openseadragon_dir)
+    except BaseException:
+        sock.close()
+        raise
     url = url_for(sock)
     if not is_loopback(host):
         echo(f"warning: serving on {host}, reachable from other machines; traces and slides are not "

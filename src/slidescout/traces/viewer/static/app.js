@@ -34,7 +34,9 @@ async function route() {
       main.setAttribute('aria-busy', 'true');
       await renderRun(main, hash.split('?')[1] || '', setCrumbs);
     }
-    if (moved) main.focus({preventScroll: true});
+    // on a sample page the keyboard starts on the timeline (↑/↓ move through the steps)
+    const step = m ? main.querySelector('li.step[aria-current="step"]') || main.querySelector('li.step') : null;
+    if (moved) (step || main).focus({preventScroll: true});
   } catch (err) {
     main.replaceChildren(h('div', {class: 'notice notice-error', role: 'alert'},
       h('strong', {}, 'Could not load this page: '), err.message, ' ', h('a', {href: '#/'}, 'Back to the run')));

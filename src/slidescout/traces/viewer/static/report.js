@@ -4,6 +4,15 @@
   'use strict';
   const SV = window.SlidescoutStatic;
 
+  // Images are stored once, in a JSON block, and shared by every <img>/<image> that shows them.
+  const store = document.getElementById('report-images');
+  const uris = store ? JSON.parse(store.textContent) : {};
+  document.querySelectorAll('[data-img]').forEach(el => {
+    const uri = uris[el.getAttribute('data-img')];
+    if (!uri) return;
+    if (el.tagName.toLowerCase() === 'image') el.setAttribute('href', uri); else el.src = uri;
+  });
+
   function select(article, li, fly) {
     article.querySelectorAll('li.step').forEach(x => {
       const on = x === li;

@@ -1,5 +1,5 @@
 // The run page: totals, filters, and the sortable sample table (fast for thousands of rows).
-import {h, getJSON, fmtCost, fmtInt, pct, verdictBadge, statusBadge, announce} from './util.js';
+import {h, getJSON, fmtCost, fmtInt, pct, verdictBadge, statusBadge, announce, sampleIdEl} from './util.js';
 
 const COLUMNS = [
   {key: 'sample_id', label: 'Sample', cls: 'c-id'},
@@ -77,7 +77,7 @@ function rowEl(r) {
   const href = r.trace ? `#/s/${encodeURIComponent(r.trace)}` : null;
   const tr = document.createElement('tr');
   if (href) tr.dataset.href = href;
-  const idCell = href ? h('a', {href}, r.sample_id) : h('span', {title: 'no trace file'}, r.sample_id);
+  const idCell = href ? sampleIdEl(r.sample_id, 'a', {href}) : sampleIdEl(r.sample_id, 'span', {class: 'no-trace'});
   if (r.repeat) idCell.append(h('span', {class: 'repeat'}, ` #${r.repeat}`));
   const cells = [
     idCell, r.task || '–', r.question || '', r.answer ?? '–', r.truth ?? '–',
@@ -181,7 +181,7 @@ function wire(root, tbody, thead) {
 }
 
 async function refresh(root) {
-  const d = await getJSON('/api/run');
+  const d = await getJSON('api/run');
   state.data = d;
   root.querySelector('.stats').replaceWith(stats(d));
   const keepFocus = document.activeElement && document.activeElement.id;
@@ -201,11 +201,11 @@ function schedule(root) {
 }
 
 export async function renderRun(main, query, setCrumbs) {
-  const d = await getJSON('/api/run');
+  const d = await getJSON('api/run');
   const q = parseQuery(query);
   if (state && state.timer) clearTimeout(state.timer);
   state = {data: d, filters: q.filters, sort: q.sort, timer: null};
-  setCrumbs([[d.name, '#/']], d);
+  setCrumbs(d.runs_home ? [['All runs', d.runs_home], [d.name, '#/']] : [[d.name, '#/']], d);
   document.title = `${d.name} · slidescout`;
   const thead = h('thead', {}, headerRow());
   const tbody = h('tbody');

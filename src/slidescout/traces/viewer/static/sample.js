@@ -1,5 +1,6 @@
 // The sample page: slide viewer (deep zoom, or static fallback) beside the step timeline.
 import {h, s, getJSON, fmtCost, fmtInt, fmtSecs, fmtBox, fmtArgs, verdictBadge, statusBadge, announce} from './util.js';
+import {scaleAndCursor, heatLegends} from './hud.js';
 
 const POLL_MS = 3000;
 let page = null;  // {id, data, view, selected, timer}
@@ -13,7 +14,7 @@ function loadOSD() {
   if (!osdPromise) {
     osdPromise = new Promise((resolve, reject) => {
       const tag = document.createElement('script');
-      tag.src = '/vendor/openseadragon/openseadragon.min.js';
+      tag.src = 'vendor/openseadragon/openseadragon.min.js';
       tag.onload = () => resolve(window.OpenSeadragon);
       tag.onerror = () => { osdPromise = null; reject(new Error('could not load OpenSeadragon')); };
       document.head.append(tag);
@@ -28,7 +29,7 @@ async function deepZoomView(container, data, onRegion) {
   const OSD = await loadOSD();
   const viewer = OSD({
     element: container,
-    prefixUrl: '/vendor/openseadragon/images/',
+    prefixUrl: 'vendor/openseadragon/images/',
     drawer: 'canvas',
     showNavigator: true,
     navigatorPosition: 'BOTTOM_RIGHT',
@@ -124,6 +125,7 @@ async function deepZoomView(container, data, onRegion) {
   }
 
   draw(data);
+  scaleAndCursor(viewer, items, data, container);
   return {
     kind: 'deepzoom', viewer, draw, highlight, fly,
     home: () => viewer.viewport.goHome(),
@@ -407,7 +409,7 @@ async function poll() {
   page.timer = setTimeout(async () => {
     const id = page.id;
     try {
-      const d = await getJSON(`/api/samples/${encodeURIComponent(id)}`);
+      const d = await getJSON(`api/samples/${encodeURIComponent(id)}`);
       if (!page || page.id !== id) return;
       if (d.steps.length !== page.data.steps.length || d.status !== page.data.status
           || JSON.stringify(d.steps.at(-1)) !== JSON.stringify(page.data.steps.at(-1))) {
@@ -426,9 +428,9 @@ async function poll() {
 
 export async function renderSample(main, id, entry, setCrumbs) {
   leaveSample();
-  const d = await getJSON(`/api/samples/${encodeURIComponent(id)}`);
+  const d = await getJSON(`api/samples/${encodeURIComponent(id)}`);
   page = {id, data: d, view: null, selected: null, timer: null};
-  setCrumbs([[d.run_id || 'run', '#/'], [d.sample_id, null]]);
+  setCrumbs([...(d.runs_home ? [['All runs', d.runs_home]] : []), [d.run_id || 'run', '#/'], [d.sample_id, null]]);
   document.title = `${d.sample_id} · slidescout`;
   const deep = d.deep_zoom && d.images.every(img => img.dzi);
   const stage = h('div', {id: 'slide-view', class: 'slide-view', role: 'region', 'aria-label': 'Slide with viewed regions'});
@@ -437,7 +439,8 @@ export async function renderSample(main, id, entry, setCrumbs) {
     header(d),
     h('div', {class: 'workspace'},
       h('section', {class: 'viewer-pane', 'aria-label': 'Slide'}, toolbar(d, deep ? 'deepzoom' : 'static'), stage,
-        h('p', {class: 'legend small muted'}, 'Numbered boxes: regions the model viewed, in order. Click a box to select its step; click a step to fly to it.')),
+        h('p', {class: 'legend small muted'}, 'Numbered boxes: regions the model viewed, in order. Click a box to select its step; click a step to fly to it.'),
+        heatLegends(d)),
       h('section', {class: 'timeline-pane', 'aria-label': 'Timeline'},
         h('h2', {class: 'pane-title'}, 'Timeline ', h('span', {class: 'muted small'}, `${d.steps.length} ${d.steps.length === 1 ? 'entry' : 'entries'} · ↑/↓ to move`)), ol)),
     imageDialog());

@@ -102,3 +102,17 @@ export function announce(text) {
   const live = document.getElementById('live');
   if (live) live.textContent = text;
 }
+
+/** A sample id that, when it must be shortened, loses its middle and keeps its distinguishing end. */
+export function sampleIdEl(id, tag = 'span', attrs = {}) {
+  const text = String(id);
+  const cut = text.length > 24 ? Math.max(text.length - 14, 10) : text.length;
+  return h(tag, {...attrs, class: ((attrs.class || '') + ' sid').trim(), title: text},
+    h('span', {class: 'sid-head'}, text.slice(0, cut)), cut < text.length ? h('span', {class: 'sid-tail'}, text.slice(cut)) : null);
+}
+
+/** µm (or mm from 10 mm up) with thousands separators. */
+export function fmtMicrons(um) {
+  if (Math.abs(um) >= 10000) return `${(um / 1000).toFixed(2)} mm`;
+  return `${Math.round(um).toLocaleString('en-US')} µm`;
+}

@@ -1,0 +1,63 @@
+"""Progress of slide generation: one line per slide with counts and an ETA when piped; bars on a TTY."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import typer.main
+from rich.console import Console
+
+from slidescout.cli import app
+from slidescout.cli.progress import fmt_clock, slide_progress
+
+
+def _truth(i: int) -> SimpleNamespace:
+    return SimpleNamespace(slide_id=f"synth-{i:03d}")
+
+
+def test_piped_prints_one_line_per_slide_with_counts_and_eta(monkeypatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr("slidescout.cli.progress.time.monotonic", lambda: now[0])
+    buf = io.StringIO()
+    con = Console(file=buf, width=80, color_system=None)
+    with slide_progress(con, 3, "3 slides 100x100") as prog:
+        prog.on_done(_truth(0))  # kept from an earlier run: costs nothing, no ETA yet
+        now[0] = 2.0
+        assert prog.on_slide(1, "synth-001") is None
+        now[0] = 12.0
+        prog.on_done(SimpleNamespace(truth=_truth(1)))  # written in 10 s
+        prog.on_slide(2, "synth-002")
+        now[0] = 22.0
+        prog.on_done(SimpleNamespace(truth=_truth(2)))
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "3 slides 100x100:"
+    assert lines[1] == "[1/3] synth-000 kept (already there) · elapsed 0:00"
+    assert lines[2] == "[2/3] synth-001 written in 10.0 s · elapsed 0:12 · ETA 0:10"
+    assert lines[3] == "[3/3] synth-002 written in 10.0 s · elapsed 0:22"
+    assert prog.done == 3
+
+
+def test_terminal_shows_bars_with_eta() -> None:
+    buf = io.StringIO()
+    con = Console(file=buf, width=100, force_terminal=True, color_system=None)
+    with slide_progress(con, 2, "2 slides") as prog:
+        step = prog.on_slide(0, "synth-000")
+        assert step is not None
+        step(0.5)
+        prog.on_done(SimpleNamespace(truth=_truth(0)))
+        prog.on_slide(1, "synth-001")
+        prog.on_done(SimpleNamespace(truth=_truth(1)))
+    out = buf.getvalue()
+    assert "2 slides" in out and "2/2" in out and "ETA" in out
+
+
+def test_fmt_clock() -> None:
+    assert [fmt_clock(s) for s in (0, 37, 725, 3729)] == ["0:00", "0:37", "12:05", "1:02:09"]
+
+
+def test_synth_and_eval_synth_share_one_default_size() -> None:
+    root = typer.main.get_command(app)
+    synth = next(p for p in root.commands["synth"].params if p.name == "size")
+    eval_synth = next(p for p in root.commands["eval"].commands["synth"].params if p.name == "size")
+    assert synth.default == eval_synth.default == "16000x12000"
