@@ -14,13 +14,6 @@ import typer
 
 from slidescout.cli.app import app, err_console
 from slidescout.errors import ConfigError
-from slidescout.tools.mcp_server.server import ServerOptions, SlidescoutMCP
-from slidescout.tools.mcp_server.transports import (
-        HTTP_PATH,
-        check_host,
-        http_server,
-        serve_stdio,
-    )
 
 
 class Transport(str, Enum):
@@ -61,6 +54,13 @@ def mcp_serve(
         raise ConfigError(f"unknown --device {device!r}; use auto, cpu, cuda or cuda:N")
 
     # the MCP SDK takes seconds to import: the server loads only when this command runs
+    from slidescout.tools.mcp_server.server import ServerOptions, SlidescoutMCP
+    from slidescout.tools.mcp_server.transports import (
+        HTTP_PATH,
+        check_host,
+        http_server,
+        serve_stdio,
+    )
 
     if transport is Transport.http:
         check_host(host, allow_remote)  # before anything is loaded
@@ -68,7 +68,6 @@ def mcp_serve(
                         format="%(levelname)s %(name)s: %(message)s")  # stderr: stdout is the wire
 
     import anyio
-
 
     mcp_app = SlidescoutMCP(slide_dir, tools=tools, options=ServerOptions(
         max_side=max_side, guides=guides, jpeg_quality=jpeg_quality, device=device))
