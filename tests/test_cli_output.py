@@ -117,10 +117,9 @@ def test_ask_panel_wraps_long_replies_and_keeps_brackets(monkeypatch, capsys) ->
     from slidescout.cli.agent_cmd import _print_result
 
     reply = "Findings: " + "tumour cells in sheets " * 20 + "[bold]not markup[/] openai:x: " + "/a/" * 40 + "END"
-    usage = SimpleNamespace(cost_usd=None, input_tokens=10, output_tokens=5)
+    record = {"n_steps": 3, "input_tokens": 10, "output_tokens": 5, "cost_usd": None}
     res = SimpleNamespace(choice="Lung squamous cell carcinoma", answer=reply, status="answered", rationale="",
-                          trace=SimpleNamespace(n_steps=3, usage=usage), trace_path=Path("runs/x/traces/s.json"),
-                          run_dir=Path("runs/x"))
+                          error=None, record=record, trace_path=Path("runs/x/traces/s.json"), run_dir=Path("runs/x"))
     monkeypatch.setattr(cli_console, "width", 80)
     _print_result(res, False)
     out = capsys.readouterr().out

@@ -85,6 +85,7 @@ class AgentConfig(BaseModel):
 
     @property
     def model_id(self) -> str:
+        """The model id in force: ``model``, else the default by the API key set."""
         return self.model or default_model_id()
 
     @property
@@ -130,4 +131,5 @@ class AgentConfig(BaseModel):
         return resolve_model(self.model_id, base_url=self.base_url, api=self.api, **opts)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-able data (the manifest's form)."""
         return self.model_dump(mode="json")

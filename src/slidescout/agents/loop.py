@@ -56,6 +56,7 @@ from slidescout.core.messages import (
     ToolSpec,
     UserMessage,
 )
+from slidescout.core.parsing import split_reply
 from slidescout.core.recorder import Recorder
 from slidescout.core.sample import Sample
 from slidescout.core.trace import (
@@ -73,9 +74,10 @@ from slidescout.core.trace import (
 )
 from slidescout.core.types import View
 from slidescout.errors import ModelError, SlidescoutError, ToolError
+from slidescout.tools import registry as tool_registry
 from slidescout.tools.base import ToolImage
 from slidescout.tools.context import ToolContext
-from slidescout.tools.registry import ToolRegistry, ToolSet, default_registry
+from slidescout.tools.registry import ToolRegistry, ToolSet
 
 IMAGESET_TOOLS = ("view_image", "crop_image", "compare_images")
 SLIDE_FREE_TOOLS = ("lookup",)  # tools that make sense without a slide
@@ -202,7 +204,7 @@ class Agent:
         self.budget = budget or Budget()
         self.tool_names = list(preset.tools)
         if cfg.tools:
-            self.tool_names = (registry or default_registry()).resolve_toolset(self.tool_names, cfg.tools)
+            self.tool_names = (registry or tool_registry.default_registry()).resolve_toolset(self.tool_names, cfg.tools)
         self._registry = registry
         self._tools_by_env: dict[str, ToolSet] = {}
         self.strategy: Strategy = _strategy_for(preset)
@@ -220,12 +222,13 @@ class Agent:
         }
 
     def prompt_hashes(self) -> dict[str, str]:
+        """sha256 of every prompt a run may send (a prompt file as read), for the manifest."""
         return prompt_hashes(self)
 
     def toolset(self, env_kind: str = "slide") -> ToolSet:
         """The tools offered for an environment: an image set swaps slide navigation for image tools."""
         if env_kind not in self._tools_by_env:
-            reg = self._registry or default_registry()
+            reg = self._registry or tool_registry.default_registry()
             names = self.tool_names
             if env_kind == "imageset":
                 names = list(IMAGESET_TOOLS) + [n for n in names if n in SLIDE_FREE_TOOLS]
@@ -233,6 +236,7 @@ class Agent:
         return self._tools_by_env[env_kind]
 
     def tool_specs(self, env_kind: str = "slide") -> list[ToolSpec]:
+        """The tools as offered to the model (name, description, JSON schema)."""
         return list(self.toolset(env_kind).specs)
 
     async def aclose(self) -> None:
@@ -339,7 +343,7 @@ class Agent:
         """The sample's final answer."""
         trace = state.trace
         trace.answer = text
-        trace.rationale = _RETHINK.sub("", text).strip() if rationale is None else rationale
+        trace.rationale = split_reply(_RETHINK.sub("", text))[1] if rationale is None else rationale
         steps = parse_supporting_steps(text) if supporting_steps is None else supporting_steps
         trace.events.append(AnswerEvent(id=state.ids("a"), step=step, text=text, rationale=trace.rationale,
                                         supporting_steps=steps, forced=forced))

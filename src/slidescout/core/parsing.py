@@ -41,7 +41,7 @@ from pydantic import BaseModel, Field
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 __all__ = ["ISUP0_METHODS", "LETTERS", "ParsedAnswer", "extract_json_objects", "isup_from_gleason", "parse_answer",
-           "parse_medframeqa_official", "response_block"]
+           "parse_medframeqa_official", "report_block", "response_block", "split_reply"]
 
 ISUP0_METHODS = ("isup_null", "benign_text")  # PANDA replies scored as ISUP 0 without a stated grade
 
@@ -411,6 +411,27 @@ def _parse_letter(text: str, options: list[str]) -> ParsedAnswer:
 
 
 _RESPONSE = re.compile(r"<response>\s*(.*?)\s*(?:</response>|$)", re.S | re.I)
+
+
+_REPORT = re.compile(r"<report>(.*?)(?:</report>|$)", re.S | re.I)
+
+
+def report_block(text: str | None) -> str | None:
+    """The content of the last ``<report>...</report>`` block (GIANT's report part), if any."""
+    blocks = _REPORT.findall(text or "")
+    return blocks[-1].strip() if blocks and blocks[-1].strip() else None
+
+
+def split_reply(text: str | None) -> tuple[str, str]:
+    """``(answer, rationale)`` of a final reply: the ``<response>`` and ``<report>`` parts when the
+    reply has them, else the whole reply as the answer and the reply without the answer's JSON
+    block as the rationale."""
+    text = (text or "").strip()
+    response = response_block(text)
+    if response is not None:
+        return response.strip(), report_block(text) or _RESPONSE.sub("", text).strip()
+    rationale = re.sub(r"```(?:json)?\s*\{.*?\}\s*```", "", text, flags=re.S).strip()
+    return text, rationale if rationale else text
 
 
 def response_block(text: str | None) -> str | None:

@@ -43,6 +43,7 @@ class Sample(BaseModel):
 
     @property
     def is_multi_image(self) -> bool:
+        """Whether the sample has several images."""
         return len(self.image_paths) > 1
 
     @property
@@ -57,6 +58,7 @@ class Sample(BaseModel):
 
     @property
     def truth(self) -> GroundTruth | None:
+        """The truth recorded in the trace (answer label and regions), None when unknown."""
         if self.answer_label is None and not self.regions:
             return None
         return GroundTruth(answer=self.answer_label, regions=[dict(r) for r in self.regions])

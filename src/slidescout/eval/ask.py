@@ -19,6 +19,7 @@ from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import build_agent
 from slidescout.agents.models import Model
+from slidescout.core.parsing import split_reply
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Trace
 from slidescout.errors import ConfigError
@@ -75,9 +76,9 @@ def question_sample(slide: str | Path, question: str, options: list[str] | None 
 class RunResult:
     """What ``run`` returns: the answer, the option it names, the record and where the trace is."""
 
-    answer: str | None
-    choice: str | None
-    rationale: str
+    answer: str | None  # the final answer part of the reply (its <response> block when it has one)
+    choice: str | None  # the option the parsed answer names
+    rationale: str  # the reasoning part (its <report> block, or the reply without the answer JSON)
     status: str
     error: str | None
     record: dict[str, Any]
@@ -114,7 +115,8 @@ async def arun(slide: str | Path, question: str, options: list[str] | None = Non
         await agent.aclose()
     run_dir.append_result(outcome.record)
     rec, trace = outcome.record, outcome.trace
-    return RunResult(answer=trace.answer if trace else None, choice=rec.get("answer_label"),
+    return RunResult(answer=split_reply(trace.answer)[0] if trace and trace.answer is not None else None,
+                     choice=rec.get("answer_label"),
                      rationale=trace.rationale if trace else "", status=str(rec.get("status")),
                      error=rec.get("error"), record=rec, trace=trace,
                      trace_path=run_dir.path / str(rec.get("trace")), run_dir=run_dir.path)
