@@ -88,9 +88,15 @@ def test_no_module_imports_a_higher_layer() -> None:
 ON_DEMAND_APPS = ("slidescout.tools.mcp_server",)
 
 
-def test_no_slidescout_import_hides_in_a_function() -> None:
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])  # slidescout.slides, slidescout.tools, ...
+
+
+def test_no_import_between_packages_hides_in_a_function() -> None:
+    """Between packages, imports sit at the top; inside one package a module may load a sibling on
+    first use (one that pulls torch, starlette or another heavy third-party library)."""
     hidden = [f"{m}:{line} imports {t} inside a function" for m, t, line, fn, _ in _imports()
-              if fn and m != "slidescout"
+              if fn and m != "slidescout" and _package(m) != _package(t)
               and not (m.startswith("slidescout.cli.") and t.startswith(ON_DEMAND_APPS))]
     assert hidden == []
 

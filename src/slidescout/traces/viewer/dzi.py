@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from slidescout.core.imaging import encode_jpeg
+from slidescout.slides import open_slide
 from slidescout.slides.cache import LRUCache
 
 TILE_SIZE = 254
@@ -82,8 +83,6 @@ class TileServer:
 
     @staticmethod
     def _open(path: Path):
-        from slidescout.slides import open_slide
-
         return open_slide(path)
 
     def geometry(self, path: Path) -> DeepZoom:

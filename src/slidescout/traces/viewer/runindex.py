@@ -314,8 +314,8 @@ class RunIndex:
         """One row per results record, plus one per trace without a record (still running)."""
         state = state or self.state
         by_sample: dict[str, list[str]] = {}
-        for stem, s in state.traces.items():
-            by_sample.setdefault(s.sample_id, []).append(stem)
+        for name, summary in state.traces.items():
+            by_sample.setdefault(summary.sample_id, []).append(name)
         used: set[str] = set()
         rows: list[dict[str, Any]] = []
         for rec in state.results:
@@ -327,7 +327,7 @@ class RunIndex:
             if stem:
                 used.add(stem)
             options = s.options if s else []
-            answer = rec.get("choice")
+            answer = rec.get("answer_label") or rec.get("choice")  # "choice": records of older `ask` runs
             if answer is None and rec.get("predicted") is not None:
                 answer = _option_label(rec.get("predicted"), options)
             if answer is None:
@@ -352,16 +352,17 @@ class RunIndex:
                 "error": rec.get("error"),
                 "model": rec.get("model") or (s.model if s else ""),
             })
-        for stem, s in state.traces.items():
-            if stem in used:
+        for name, running in state.traces.items():
+            if name in used:
                 continue
             rows.append({
-                "id": stem, "trace": stem, "sample_id": s.sample_id, "repeat": 0, "task": s.task,
-                "question": s.question[:400], "answer": _first_line(s.answer),
-                "truth": _option_label(s.truth, s.options) if s.truth and s.truth.isdigit() else s.truth,
-                "correct": None, "status": s.status, "steps": s.n_steps, "cost_usd": s.cost_usd,
-                "tokens": s.input_tokens + s.output_tokens, "latency_s": None, "error": None,
-                "model": s.model,
+                "id": name, "trace": name, "sample_id": running.sample_id, "repeat": 0, "task": running.task,
+                "question": running.question[:400], "answer": _first_line(running.answer),
+                "truth": (_option_label(running.truth, running.options) if running.truth and running.truth.isdigit()
+                          else running.truth),
+                "correct": None, "status": running.status, "steps": running.n_steps, "cost_usd": running.cost_usd,
+                "tokens": running.input_tokens + running.output_tokens, "latency_s": None, "error": None,
+                "model": running.model,
             })
         return rows
 
@@ -372,7 +373,10 @@ class RunIndex:
         manifest = self.manifest()
         scored = [r for r in rows if r["correct"] is not None]
         costs = [r["cost_usd"] for r in rows if isinstance(r["cost_usd"], (int, float))]
-        config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+        raw = manifest.get("config")
+        config: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if isinstance(config.get("agent"), dict):  # {"agent": ..., "eval": ...}; older `ask` runs: the agent's
+            config = config["agent"]
         return {
             "name": self.name,
             "kind": "trace" if self.single_trace else "run",

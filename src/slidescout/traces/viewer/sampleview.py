@@ -150,13 +150,13 @@ def build_sample(trace: Trace, image_url: ImageUrl, slide_key: SlideKey | None =
             heat = ev.data.get("heatmap") if isinstance(ev.data, dict) else None
             for item in overlays[first_overlay:]:  # what the colours mean, as the tool said it
                 item["legend"] = heat.get("legend") if isinstance(heat, dict) else None
-            call = next((c for c in e["calls"] if c["id"] == ev.call.id and c["result"] is None), None)
-            if call is None:
-                call = {"id": ev.call.id, "name": ev.call.name, "arguments": ev.call.arguments,
-                        "raw_arguments": ev.call.raw_arguments, "parse_error": ev.call.parse_error,
-                        "result": None}
-                e["calls"].append(call)
-            call["result"] = result
+            entry = next((c for c in e["calls"] if c["id"] == ev.call.id and c["result"] is None), None)
+            if entry is None:
+                entry = {"id": ev.call.id, "name": ev.call.name, "arguments": ev.call.arguments,
+                         "raw_arguments": ev.call.raw_arguments, "parse_error": ev.call.parse_error,
+                         "result": None}
+                e["calls"].append(entry)
+            entry["result"] = result
         elif isinstance(ev, ImageEvent):
             whole = ev.purpose in WHOLE_IMAGE_LABELS or (ev.image.label or "") in WHOLE_IMAGE_LABELS
             img = image(ev.image, e, whole=whole)
