@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from slidescout.agents.environment import Environment, ImageSetEnvironment, SlideEnvironment
+from slidescout.agents.state import SampleState
 from slidescout.core.messages import ImagePart, ModelRequest, SystemMessage, TextPart, UserMessage
 from slidescout.core.parsing import ParsedAnswer, parse_answer
 from slidescout.core.sample import Sample
@@ -24,7 +25,7 @@ from slidescout.core.types import View
 from slidescout.slides.tissue import clam_grid, clam_mask, tissue_mask
 
 if TYPE_CHECKING:
-    from slidescout.agents.loop import Agent, SampleState
+    from slidescout.agents.loop import Agent
 
 __all__ = ["PatchStrategy", "ThumbnailStrategy", "majority_answer", "sample_tissue_boxes"]
 

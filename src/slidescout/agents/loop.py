@@ -15,13 +15,10 @@ consecutive failing steps the sample ends with status ``error`` and its trace is
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
-import re
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Protocol
 
 from slidescout import prompts
@@ -42,11 +39,17 @@ from slidescout.agents.protocol import (
     run_with_reruns,
     slide_system_prompt,
 )
+from slidescout.agents.replies import (
+    RETHINK_BLOCK,
+    failure_reason,
+    parse_rethink,
+    parse_supporting_steps,
+)
+from slidescout.agents.state import SampleState
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
     ImageRef,
-    Message,
     ModelRequest,
     ModelResponse,
     SystemMessage,
@@ -64,8 +67,6 @@ from slidescout.core.trace import (
     ErrorEvent,
     ImageEvent,
     ModelCallEvent,
-    NoteEvent,
-    Rethink,
     SlideRef,
     Status,
     ToolEvent,
@@ -76,76 +77,10 @@ from slidescout.core.types import View
 from slidescout.errors import ModelError, SlidescoutError, ToolError
 from slidescout.tools import registry as tool_registry
 from slidescout.tools.base import ToolImage
-from slidescout.tools.context import ToolContext
 from slidescout.tools.registry import ToolRegistry, ToolSet
 
 IMAGESET_TOOLS = ("view_image", "crop_image", "compare_images")
 SLIDE_FREE_TOOLS = ("lookup",)  # tools that make sense without a slide
-
-_RETHINK = re.compile(r"<rethink>\s*(\{.*?\})\s*</rethink>", re.S | re.I)
-_SUPPORT = re.compile(r"supporting steps?\s*[:=]\s*([\d,\s and]+)", re.I)
-
-
-def parse_rethink(text: str) -> Rethink | None:
-    """The last ``<rethink>{json}</rethink>`` block of a reply, if any and valid."""
-    blocks = _RETHINK.findall(text or "")
-    for raw in reversed(blocks):
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict):
-            conf = data.get("confidence")
-            try:
-                conf = None if conf is None else max(0.0, min(1.0, float(conf)))
-            except (TypeError, ValueError):
-                conf = None
-            diff = data.get("differential") or []
-            return Rethink(hypothesis=str(data.get("hypothesis", "")),
-                           differential=[str(d) for d in diff] if isinstance(diff, list) else [str(diff)],
-                           confidence=conf, needed_evidence=str(data.get("needed_evidence", "")))
-    return None
-
-
-def parse_supporting_steps(text: str) -> list[int]:
-    m = _SUPPORT.search(text or "")
-    return sorted({int(n) for n in re.findall(r"\d+", m.group(1))}) if m else []
-
-
-class _Ids:
-    """Event ids of one trace: ``m1``, ``t2``, ``i3``..."""
-
-    def __init__(self) -> None:
-        self._n = itertools.count(1)
-
-    def __call__(self, prefix: str) -> str:
-        return f"{prefix}{next(self._n)}"
-
-
-@dataclass
-class SampleState:
-    """Everything one running sample owns: its trace, environment, history and counters."""
-
-    sample: Sample
-    env: Environment
-    recorder: Recorder
-    trace: Trace
-    started: float = field(default_factory=time.monotonic)
-    ids: _Ids = field(default_factory=_Ids)
-    messages: list[Message] = field(default_factory=list)
-    tools: ToolSet | None = None
-    ctx: ToolContext | None = None
-    consecutive_errors: int = 0
-    n_first: int = 1  # images of the opening message (the overview, or every frame): never pruned
-
-    def note(self, message: str, step: int | None = None) -> None:
-        self.trace.events.append(NoteEvent(id=self.ids("n"), step=step, message=message))
-
-    def error(self, message: str, *, step: int | None = None, fatal: bool = False, error_type: str = "",
-              duration_s: float = 0.0) -> None:
-        self.trace.events.append(ErrorEvent(id=self.ids("e"), step=step, message=message, fatal=fatal,
-                                            error_type=error_type, duration_s=duration_s))
-
 
 class Strategy(Protocol):
     """How a sample is run: the agentic loop, or a baseline. Returns the final status."""
@@ -343,7 +278,7 @@ class Agent:
         """The sample's final answer."""
         trace = state.trace
         trace.answer = text
-        trace.rationale = split_reply(_RETHINK.sub("", text))[1] if rationale is None else rationale
+        trace.rationale = split_reply(RETHINK_BLOCK.sub("", text))[1] if rationale is None else rationale
         steps = parse_supporting_steps(text) if supporting_steps is None else supporting_steps
         trace.events.append(AnswerEvent(id=state.ids("a"), step=step, text=text, rationale=trace.rationale,
                                         supporting_steps=steps, forced=forced))
@@ -497,31 +432,6 @@ class Agent:
             trace.error = failure_reason(trace)
         recorder.write_trace(trace)
         return trace
-
-
-_STATUS_TEXT = {
-    "max_steps": "the step budget ran out before the model answered (raise --max-steps)",
-    "budget_usd": "the dollar budget was spent", "budget_tokens": "the token budget was spent",
-    "budget_time": "the time limit was reached", "cancelled": "the run was interrupted",
-    "error": "the run failed",
-}
-
-
-def failure_reason(trace: Trace) -> str | None:
-    """Why a sample that did not answer ended, in one line (never a traceback): its fatal error (else
-    its last error), the note of the limit it hit, or what the status means."""
-    if trace.status in ("answered", "running"):
-        return None
-    errors = [ev for ev in reversed(trace.events) if isinstance(ev, ErrorEvent)]
-    chosen = next((e for e in errors if e.fatal), errors[0] if errors else None)
-    text = chosen.message if chosen is not None else None
-    if text is None and (trace.status.startswith("budget") or trace.status == "cancelled"):
-        text = next((ev.message for ev in reversed(trace.events)
-                     if isinstance(ev, NoteEvent) and not ev.message.startswith("Traceback")), None)
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not ln.startswith("Traceback")]
-    if lines and lines[0] != trace.status:
-        return lines[0][:500]
-    return _STATUS_TEXT.get(trace.status, trace.status)
 
 
 def _strategy_for(preset: Preset) -> Strategy:

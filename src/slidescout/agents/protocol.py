@@ -24,7 +24,8 @@ from slidescout.core.trace import NoteEvent, Status
 from slidescout.errors import ConfigError
 
 if TYPE_CHECKING:
-    from slidescout.agents.loop import Agent, SampleState
+    from slidescout.agents.loop import Agent
+    from slidescout.agents.state import SampleState
 
 # settings a user may set as flags (``--reasoning-effort`` ...); presets give defaults
 MODEL_SETTINGS = ("reasoning_effort", "reasoning_summary", "thinking_budget", "max_output_tokens")
