@@ -31,10 +31,7 @@ def _save(view: View, out: Path, quality: int) -> None:
         raise SlideError(f"cannot tell the image format from {out.name!r}; use .jpg, .png, .webp or .tif")
     check_output_file(out, "-o")
     try:
-        if fmt == "JPEG":
-            out.write_bytes(view.encode("JPEG", quality=quality))
-        else:
-            view.to_pil().save(out, fmt)
+        out.write_bytes(view.encode(fmt, quality=quality))
     except OSError as exc:
         raise SlideError(f"cannot write {out}: {exc.strerror or exc}") from None
 

@@ -21,19 +21,23 @@ _ENCODED_LOCK = threading.Lock()
 _FORMATS = {"JPG": "JPEG", "JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "TIF": "TIFF", "TIFF": "TIFF"}
 
 
-def encode_image(rgb: np.ndarray | Image.Image, fmt: str = "JPEG", quality: int = 90) -> bytes:
-    """Bytes of an RGB image in ``fmt`` (JPEG, PNG, WEBP or TIFF); ``quality`` applies to JPEG/WEBP."""
+def encode_image(rgb: np.ndarray | Image.Image, fmt: str = "JPEG", quality: int = 90, *,
+                 optimize: bool = False) -> bytes:
+    """Bytes of an image in ``fmt`` (JPEG, PNG, WEBP or TIFF); ``quality`` applies to JPEG/WEBP.
+
+    An array is RGB; a PIL image keeps its alpha in PNG. ``optimize`` trades encoding time for
+    smaller files (reports that are shared)."""
     name = _FORMATS.get(fmt.upper())
     if name is None:
         raise ValueError(f"unsupported image format {fmt!r}; use JPEG, PNG, WEBP or TIFF")
-    if name == "JPEG" and isinstance(rgb, np.ndarray):
+    if name == "JPEG" and isinstance(rgb, np.ndarray) and not optimize:
         return encode_jpeg(rgb, quality)
     img = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.ascontiguousarray(rgb[..., :3]), "RGB")
     buf = io.BytesIO()
     if name in ("JPEG", "WEBP"):
-        img.convert("RGB").save(buf, name, quality=quality)
+        img.convert("RGB").save(buf, name, quality=quality, optimize=optimize)
     else:
-        img.save(buf, name)
+        img.save(buf, name, optimize=optimize) if name == "PNG" else img.save(buf, name)
     return buf.getvalue()
 
 

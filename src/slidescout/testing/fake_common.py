@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from slidescout.core.imaging import encode_image
 from slidescout.core.messages import ImagePart, ImageRef
 
 
@@ -383,13 +384,9 @@ def jpeg_image_part(width: int = 16, height: int = 16, color: tuple[int, int, in
                     detail: str = "high", **ref: Any) -> Any:
     """A small real JPEG as an ``ImagePart`` (bytes in memory), for adapter tests."""
     import hashlib
-    import io
 
     from PIL import Image
 
-
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buf, "JPEG", quality=90)
-    data = buf.getvalue()
+    data = encode_image(Image.new("RGB", (width, height), color), "JPEG", quality=90)
     image = ImageRef(sha256=hashlib.sha256(data).hexdigest(), width=width, height=height, **ref)
     return ImagePart(image=image, data=data, detail=detail)  # type: ignore[arg-type]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from slidescout.core.imaging import encode_image
+
 __all__ = ["DEFAULT_MAX_BYTES", "EmbeddedImages", "Source", "embed", "fit_image", "placeholder"]
 
 DEFAULT_MAX_BYTES = 50_000_000
@@ -61,12 +63,9 @@ def fit_image(data: bytes, media: str, side: int) -> tuple[bytes, str, bool]:
     alpha = img.mode in ("RGBA", "LA", "P") and ("transparency" in img.info or img.mode != "P")
     img = img.convert("RGBA" if alpha else "RGB")
     img.thumbnail((side, side), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
     if alpha:
-        img.save(buf, "PNG", optimize=True)
-        return buf.getvalue(), "image/png", True
-    img.save(buf, "JPEG", quality=72, optimize=True)
-    return buf.getvalue(), "image/jpeg", True
+        return encode_image(img, "PNG", optimize=True), "image/png", True
+    return encode_image(img, "JPEG", quality=72, optimize=True), "image/jpeg", True
 
 
 def _encode_all(sources: dict[str, tuple[bytes, str, bool]], side: int) -> dict[str, tuple[bytes, str, bool]]:
