@@ -147,7 +147,7 @@ class VisionTransformer(nn.Module):
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
         b, d, gh, gw = x.shape
         x = x.flatten(2).transpose(1, 2)
-        pos = self.pos_embed
+        pos: torch.Tensor = self.pos_embed
         if (gh, gw) != (self.grid, self.grid):
             if not self.dynamic_img_size:
                 raise ValueError(f"input grid {gh}x{gw} differs from the model's {self.grid}x{self.grid}")
