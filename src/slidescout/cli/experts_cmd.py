@@ -132,6 +132,9 @@ def experts_run(
     from slidescout.tools.experts.runtime import run_patches
 
     card = catalog.resolve(model)
+    if card.card.spatial:
+        _run_segmentation(card, slide, box, device, batch_size, workers, out, as_json)
+        return
     if label is not None and label not in card.card.labels:
         raise ConfigError(f"model {card.name!r} has no label {label!r}; its labels are "
                           f"{', '.join(card.card.labels) or 'none'}")
@@ -165,6 +168,48 @@ def experts_run(
     console.print(f"  {escape(run.stats.describe())}", highlight=False, soft_wrap=True)
     if "heatmap" in result:
         console.print(f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",
+                      highlight=False, soft_wrap=True)
+
+
+def _run_segmentation(card: Any, slide: Path, box: str | None, device: str, batch_size: int | None,
+                      workers: int | None, out: Path | None, as_json: bool) -> None:
+    from PIL import Image
+
+    from slidescout.errors import ToolError
+    from slidescout.slides import open_slide
+    from slidescout.slides.types import Box
+    from slidescout.tools.experts.segment import run_segmentation
+
+    if not box:
+        raise ConfigError(f"model {card.name!r} segments a region: give --box x,y,w,h (level-0 px), about "
+                          "1-2 mm across")
+    try:
+        region = Box.of(box)
+    except ValueError as exc:
+        raise ConfigError(f"--box: {exc}") from None
+    s = open_slide(slide)
+    try:
+        seg = run_segmentation(s, card, region, device=device, batch_size=batch_size, workers=workers)
+    except ToolError as exc:
+        raise ConfigError(str(exc)) from None
+    result: dict[str, Any] = {"model": card.name, "slide": str(slide), "patches": len(seg.plan),
+                              "segmentation": seg.summary(), "stats": seg.stats.to_dict() if seg.stats else {}}
+    if out is not None:
+        over = seg.overlay(max_side=2048)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(over.image).save(out)
+        result["overlay"] = {"path": str(out), "box": list(over.box.as_tuple()), "mpp": over.mpp,
+                             "legend": over.legend}
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    console.print(f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}, region {escape(str(seg.box))} at "
+                  f"{seg.mpp:g} µm/px in {len(seg.plan)} patches: {escape(seg.describe())}",
+                  highlight=False, soft_wrap=True)
+    if seg.stats:
+        console.print(f"  {escape(seg.stats.describe())}", highlight=False, soft_wrap=True)
+    if "overlay" in result:
+        console.print(f"  overlay: {escape(str(out))} ({escape(result['overlay']['legend'])})",
                       highlight=False, soft_wrap=True)
 
 

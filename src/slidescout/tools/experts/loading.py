@@ -234,6 +234,7 @@ class TorchRunner(HostNormalizer):
         self._shift = (-mean / std).view(1, 3, 1, 1).to(device)
         self._init_host(card)
         self.host_prepare = device == "cpu"  # the runtime hands over prepared float batches
+        self.spatial = card.card.spatial
 
     def __call__(self, batch: Any) -> np.ndarray:
         import torch
@@ -253,6 +254,8 @@ class TorchRunner(HostNormalizer):
                     y = self.module(x)
             else:
                 y = self.module(x)
+            if self.spatial:
+                return maps_of(y).cpu().numpy()
             y = _first(y)
             y = y.float().reshape(y.shape[0], -1)
             return y.cpu().numpy()
@@ -308,6 +311,26 @@ def _load_torch(card: Card, device: str, **kw: Any) -> TorchRunner:
         except Exception:  # noqa: BLE001 - some scripted modules refuse; NCHW still works
             kw["channels_last"] = False
     return TorchRunner(module, card, device, **kw)
+
+
+MAP_KEYS = ("np", "nuclei", "hv", "tp", "type")
+
+
+def maps_of(y: Any) -> Any:
+    """A segmentation model's output as one float (N, C, h, w) tensor: a tensor as it is; a tuple or
+    list, or a dict (``np``, ``hv``, ``tp`` first, as HoVer-Net names them), concatenated on the
+    channels; (N, h, w) parts get a channel axis."""
+    import torch
+
+    if isinstance(y, dict):
+        keys = sorted(y, key=lambda k: MAP_KEYS.index(k) if k in MAP_KEYS else len(MAP_KEYS))
+        parts = [y[k] for k in keys]
+    elif isinstance(y, (tuple, list)):
+        parts = list(y)
+    else:
+        parts = [y]
+    parts = [p.unsqueeze(1) if p.ndim == 3 else p for p in parts]
+    return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).float()
 
 
 def _first(y: Any) -> Any:
@@ -416,7 +439,11 @@ class OnnxRunner(HostNormalizer):
     def __call__(self, batch: Any) -> np.ndarray:
         arr = np.asarray(batch.numpy() if hasattr(batch, "numpy") and not isinstance(batch, np.ndarray) else batch)
         x = arr if arr.dtype == np.float32 and arr.shape[1] == 3 else self.prepared(arr)
-        y = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        outs = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
+        if self.card.card.spatial:
+            parts = [np.asarray(o, np.float32) for o in outs]
+            return np.concatenate([o[:, None] if o.ndim == 3 else o for o in parts], axis=1)
+        y = outs[0]
         return np.asarray(y, np.float32).reshape(y.shape[0], -1)
 
 
@@ -477,6 +504,8 @@ def check_model(card: Card, device: str = "cpu", runner: Runner | None = None) -
                           f"{c.patch_size}×{c.patch_size} RGB patches ({_first_line(exc)}); check "
                           "'patch_size' and that the model takes (N, 3, H, W) input") from None
     t2 = time.perf_counter()
+    if c.spatial:
+        return _check_maps(card, y, t1 - t0, t2 - t1)
     if y.ndim != 2 or y.shape[0] != 2:
         raise ConfigError(f"model card {card.file.name}: the model returned shape {tuple(y.shape)} for "
                           "2 patches; it must return one row of values per patch")
@@ -492,6 +521,31 @@ def check_model(card: Card, device: str = "cpu", runner: Runner | None = None) -
         raise ConfigError(f"model card {card.file.name}: the model returned NaN or infinite values on "
                           "blank patches")
     return CheckReport(k, t1 - t0, t2 - t1)
+
+
+def _check_maps(card: Card, y: np.ndarray, load_s: float, forward_s: float) -> CheckReport:
+    c = card.card
+    name = card.file.name
+    if y.ndim != 4 or y.shape[0] != 2:
+        raise ConfigError(f"model card {name}: output '{c.output}' needs maps (N, C, h, w), but the model "
+                          f"returned shape {tuple(y.shape)} for 2 patches")
+    k, h, w = (int(v) for v in y.shape[1:])
+    want = c.num_outputs
+    if k != want:
+        layout = ("one channel per label" if c.output == "mask" else
+                  "NP background, NP foreground, H, V, then one type channel per label" if c.decoder == "hovernet"
+                  else "background and foreground")
+        raise ConfigError(f"model card {name}: the model returns {k} channels but the card needs {want} "
+                          f"({layout})")
+    if h != w or h > c.patch_size or (c.patch_size - h) % 2:
+        raise ConfigError(f"model card {name}: output maps of {h}x{w} for {c.patch_size} px patches; they "
+                          "must be square, as large as the input, or smaller and centred (an even margin)")
+    if h < c.stride:
+        raise ConfigError(f"model card {name}: output maps of {h} px leave gaps between patches {c.stride} px "
+                          f"apart; set field 'overlap' to at least {c.patch_size - h}")
+    if not np.all(np.isfinite(y)):
+        raise ConfigError(f"model card {name}: the model returned NaN or infinite values on blank patches")
+    return CheckReport(k, load_s, forward_s)
 
 
 def _first_line(exc: BaseException) -> str:
