@@ -114,6 +114,8 @@ def experts_run(
     slide: Path = typer.Argument(..., help="Slide file."),
     box: str | None = typer.Option(None, "--box", help="Region x,y,w,h in level-0 px (default: all tissue)."),
     label: str | None = typer.Option(None, "--label", help="Class the heatmap shows."),
+    labels: str | None = typer.Option(None, "--labels", help="Zero-shot models: labels to choose between, "
+                                      "comma-separated (default: the card's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Default: 16 on CPU, 64 on GPU."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Reader threads."),
@@ -132,6 +134,9 @@ def experts_run(
     from slidescout.tools.experts.runtime import run_patches
 
     card = catalog.resolve(model)
+    if card.card.output == "zero_shot":
+        _run_zero_shot(card, slide, box, labels, device, batch_size, workers, max_patches, min_tissue, out, as_json)
+        return
     if card.card.spatial:
         _run_segmentation(card, slide, box, device, batch_size, workers, out, as_json)
         return
@@ -165,6 +170,54 @@ def experts_run(
         if key in result:
             console.print(f"  {key.replace('_', ' ')}: " + ", ".join(
                 f"{k} {v:.3f}" for k, v in result[key].items()), highlight=False)
+    console.print(f"  {escape(run.stats.describe())}", highlight=False, soft_wrap=True)
+    if "heatmap" in result:
+        console.print(f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",
+                      highlight=False, soft_wrap=True)
+
+
+def _run_zero_shot(card: Any, slide: Path, box: str | None, labels: str | None, device: str,
+                   batch_size: int | None, workers: int | None, max_patches: int, min_tissue: float | None,
+                   out: Path | None, as_json: bool) -> None:
+    from PIL import Image
+
+    from slidescout.errors import ToolError
+    from slidescout.slides import open_slide
+    from slidescout.slides.types import Box
+    from slidescout.tools.experts.loading import resolve_device
+    from slidescout.tools.experts.model_tools import (
+        zero_shot_labels,
+        zero_shot_run,
+        zero_shot_summary,
+    )
+
+    try:
+        chosen = zero_shot_labels(card, labels.split(",") if labels else None)
+        region = Box.of(box) if box else None
+    except (ToolError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    s = open_slide(slide)
+    tissue = min_tissue if min_tissue is not None else (0.25 if region is None else 0.1)
+    run = zero_shot_run(s, card, region, chosen, resolve_device(device), max_patches, min_tissue=tissue,
+                        batch_size=batch_size, workers=workers)
+    result: dict[str, Any] = {"model": card.name, "slide": str(slide), "patches": len(run.plan),
+                              "plan": run.plan.describe(), "stats": run.stats.to_dict()}
+    if not len(run.plan):
+        raise ConfigError("no tissue patches in the region; choose a region with tissue or lower --min-tissue")
+    text, data = zero_shot_summary(run)
+    result.update(data)
+    if out is not None:
+        heat = run.heatmap(s, data["best"], max_side=2048)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(heat.image).save(out)
+        result["heatmap"] = {"path": str(out), "box": list(heat.box.as_tuple()), "mpp": heat.mpp,
+                             "legend": heat.legend}
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return
+    console.print(f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}: {escape(run.plan.describe())}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"  {escape(text)}", highlight=False, soft_wrap=True)
     console.print(f"  {escape(run.stats.describe())}", highlight=False, soft_wrap=True)
     if "heatmap" in result:
         console.print(f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",

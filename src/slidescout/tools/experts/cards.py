@@ -186,6 +186,11 @@ class Card:
 
     def check_weights(self) -> Path:
         w = self.weights
+        if self.card.format == "transformers":
+            if (w / "config.json").is_file() or self.card.hub:
+                return w
+            raise ConfigError(f"model card {self.file.name}: no Hugging Face model folder at {w} (it needs "
+                              "config.json; or set field 'hub' to download it)")
         if not w.is_file():
             raise ConfigError(f"model card {self.file.name}: checkpoint not found: {w} (field 'path' "
                               "is resolved relative to the card)")

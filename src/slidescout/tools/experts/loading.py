@@ -25,6 +25,7 @@ import numpy as np
 
 from slidescout.errors import ConfigError
 from slidescout.tools.experts.cards import Card
+from slidescout.tools.experts.zeroshot import load_zero_shot
 
 BUILTIN_ARCHITECTURES = ("tiny_cnn", "resnet18", "resnet34", "resnet50", "vit_* (timm names)")
 
@@ -476,6 +477,8 @@ def load_runner(card: Card, device: str = "cpu", **kw: Any) -> Runner:
     """Load the card's checkpoint on ``device`` (a fresh instance; see :class:`ModelPool`)."""
     if card.card.format == "onnx":
         return _load_onnx(card, device)
+    if card.card.format == "transformers":
+        return load_zero_shot(card, device)
     return _load_torch(card, device, **kw)
 
 
@@ -506,11 +509,21 @@ def check_model(card: Card, device: str = "cpu", runner: Runner | None = None) -
     t2 = time.perf_counter()
     if c.spatial:
         return _check_maps(card, y, t1 - t0, t2 - t1)
+    if c.output == "zero_shot":
+        labels = list(c.labels) or ["tumor", "normal tissue"]
+        try:
+            probs = runner.classifier(labels)(blank)  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise ConfigError(f"model card {card.file.name}: the text side fails on the prompts "
+                              f"{c.prompts} ({_first_line(exc)})") from None
+        if probs.shape != (2, len(labels)) or not np.all(np.isfinite(probs)):
+            raise ConfigError(f"model card {card.file.name}: label probabilities of shape {probs.shape} "
+                              f"(want (2, {len(labels)})) or not finite")
     if y.ndim != 2 or y.shape[0] != 2:
         raise ConfigError(f"model card {card.file.name}: the model returned shape {tuple(y.shape)} for "
                           "2 patches; it must return one row of values per patch")
     k = int(y.shape[1])
-    if c.output == "embedding":
+    if c.output in ("embedding", "zero_shot"):
         if c.embedding_dim is not None and k != c.embedding_dim:
             raise ConfigError(f"model card {card.file.name}: the model outputs {k} values per patch but "
                               f"field 'embedding_dim' says {c.embedding_dim}")
