@@ -21,22 +21,82 @@ from slidescout.errors import ConfigError
 
 @experts_app.command("add")
 def experts_add(
-    card: Path = typer.Argument(..., help="Model card (.yaml, .toml or .json) next to its weights."),
+    card: Path = typer.Argument(..., help="Model card (.yaml, .toml or .json) next to its weights, or a "
+                                "name from `slidescout experts catalog`."),
     replace: bool = typer.Option(False, "--replace", help="Replace an expert of the same name."),
     device: str = typer.Option("cpu", "--device", help="Device for the check load (cpu, cuda, auto)."),
+    weights: Path | None = typer.Option(None, "--weights", help="Catalog models: weights file (or model "
+                                        "folder) already on disk, instead of downloading them."),
 ) -> None:
     """Validate a model card, load its checkpoint once to check the output shape, and register it."""
-    from slidescout.tools.experts import catalog
+    from slidescout.tools.experts import catalog, named
     from slidescout.tools.experts.cards import load_card
     from slidescout.tools.experts.loading import check_model, resolve_device
 
-    c = load_card(card)
+    entry = named.get(str(card)) if not card.exists() else None
+    if entry is not None:
+        c = load_card(_catalog_card(entry, weights))
+    elif weights is not None:
+        raise ConfigError("--weights is for catalog models (`slidescout experts catalog`); a card file names "
+                          "its weights in field 'path'")
+    else:
+        c = load_card(card)
     c.check_weights()
     report = check_model(c, resolve_device(device))
     catalog.add(c, replace=replace, info={"output_width": report.output_width})
     console.print(f"registered {escape(c.card.describe())}; "
                   f"{report.output_width} values per patch (loaded in {report.load_s:.2f} s)",
                   highlight=False, soft_wrap=True)
+
+
+def _catalog_card(entry: Any, weights: Path | None) -> Path:
+    """Write the catalog model's card under $SLIDESCOUT_HOME/cards, its weights fetched (or given)."""
+    import yaml
+
+    from slidescout.tools.experts import catalog
+    from slidescout.tools.experts.hub import hub_download
+
+    if not entry.loadable:
+        raise ConfigError(f"{entry.name}: slidescout cannot load this model ({'; '.join(entry.notes)})")
+    if weights is not None:
+        path = weights.expanduser().resolve()
+        if not path.exists():
+            raise ConfigError(f"--weights: {path} does not exist")
+    else:
+        dest = catalog.home() / "weights" / entry.name
+        console.print(f"fetching {escape(entry.hub)} from the Hugging Face hub into {escape(str(dest))} "
+                      f"({escape(entry.gate)}; licence: {escape(entry.license)})", highlight=False, soft_wrap=True)
+        path = hub_download(entry.hub, dest, what=entry.name, filenames=entry.files)
+    card = {"name": entry.name, "path": str(path), **entry.card, "hub": entry.hub, "description": entry.title,
+            "source": entry.source, "license": entry.license}
+    out = catalog.home() / "cards" / f"{entry.name}.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    console.print(f"wrote card {escape(str(out))}", highlight=False, soft_wrap=True)
+    return out
+
+
+@experts_app.command("catalog")
+def experts_catalog(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List ready cards for published pathology models (add one with `slidescout experts add NAME`)."""
+    from slidescout.tools.experts import named
+
+    rows = [m.summary() for m in named.NAMED.values()]
+    if as_json:
+        console.print_json(json.dumps({"models": rows}))
+        return
+    table = Table(title="ready model cards (no weights ship: `experts add NAME` fetches them with your "
+                  "Hugging Face token, or `--weights PATH`)")
+    for col in ("name", "model", "hub repo", "licence", "access", "input", "normalisation", "output"):
+        table.add_column(col, no_wrap=col == "name")
+    for r in rows:
+        inp = f"{r['patch_size']} px @ {r['mpp']:g} µm/px" if r["loadable"] else "n/a"
+        out = r["output"] if r["loadable"] else "[red]not loadable[/]"
+        table.add_row(escape(r["name"]), escape(r["title"]), escape(r["hub"] or ""), escape(r["license"]),
+                      escape(r["gate"]), inp, escape(r["normalisation"]), out)
+    console.print(table)
 
 
 def _status(entry: dict) -> tuple[str, object]:
@@ -266,4 +326,4 @@ def _run_segmentation(card: Any, slide: Path, box: str | None, device: str, batc
                       highlight=False, soft_wrap=True)
 
 
-__all__ = ["experts_add", "experts_list", "experts_remove", "experts_run", "experts_show"]
+__all__ = ["experts_add", "experts_catalog", "experts_list", "experts_remove", "experts_run", "experts_show"]

@@ -280,7 +280,12 @@ def _load_torch(card: Card, device: str, **kw: Any) -> TorchRunner:
             raise ConfigError(f"model card {card.file.name}: {path.name} is a TorchScript file, not a "
                               "state_dict; set format: torchscript")
         try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                obj = load_file(str(path), device="cpu")
+            else:
+                obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ConfigError(f"model card {card.file.name}: cannot read {path.name} as a state_dict "
                               f"with weights_only=True ({_first_line(exc)})") from None

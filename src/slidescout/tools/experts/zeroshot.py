@@ -21,7 +21,6 @@ logit_scale) * cos + logit_bias)`` per label, as the models were trained.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from slidescout.errors import ConfigError
 from slidescout.tools.experts.cards import Card
+from slidescout.tools.experts.hub import hub_download
 
 FAMILIES = ("clip", "siglip")
 
@@ -55,32 +55,6 @@ def model_folder(card: Card) -> Path:
         raise ConfigError(f"model card {card.file.name}: no Hugging Face model folder at {folder} (it needs "
                           "config.json; save one with save_pretrained, or set field 'hub')")
     return hub_download(card.card.hub, folder, what=f"model card {card.file.name}")
-
-
-def hub_download(repo: str, dest: Path, *, what: str, filename: str | None = None) -> Path:
-    """Download ``repo`` (or one file of it) into ``dest`` with the user's token (``HF_TOKEN`` or
-    ``huggingface-cli login``); one-line ConfigErrors for gated, missing or offline repos."""
-    try:
-        import huggingface_hub as hub
-        from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError
-    except Exception:  # noqa: BLE001
-        raise ConfigError(f"{what}: downloading {repo!r} needs huggingface_hub (pip install huggingface_hub), "
-                          "or download it yourself and give its path") from None
-    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        if filename:
-            return Path(hub.hf_hub_download(repo, filename, local_dir=str(dest), token=token))
-        return Path(hub.snapshot_download(repo, local_dir=str(dest), token=token))
-    except GatedRepoError:
-        raise ConfigError(f"{what}: {repo!r} is gated: accept its terms at https://huggingface.co/{repo} "
-                          "with your account, then log in (huggingface-cli login, or set HF_TOKEN)") from None
-    except RepositoryNotFoundError:
-        raise ConfigError(f"{what}: no Hugging Face repo {repo!r} (or it is private and you are not "
-                          "logged in: huggingface-cli login, or set HF_TOKEN)") from None
-    except Exception as exc:  # noqa: BLE001 - network, disk, missing file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ConfigError(f"{what}: downloading {repo!r} failed ({type(exc).__name__}: {first})") from None
 
 
 class ZeroShotRunner:
@@ -218,4 +192,4 @@ def _line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {(text[0] if text else '')[:200]}"
 
 
-__all__ = ["LabelRunner", "ZeroShotRunner", "hub_download", "load_zero_shot", "model_folder"]
+__all__ = ["LabelRunner", "ZeroShotRunner", "load_zero_shot", "model_folder"]
