@@ -8,6 +8,7 @@ Registered experts live in ``$SLIDESCOUT_HOME/experts.json`` and are offered to 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from rich.table import Table
 
 from slidescout.cli.app import console, experts_app
 from slidescout.errors import ConfigError
+
+DEFAULT_RUN_PATCHES = 10_000
 
 
 @experts_app.command("add")
@@ -42,10 +45,19 @@ def experts_add(
     else:
         c = load_card(card)
     c.check_weights()
-    report = check_model(c, resolve_device(device))
+    t0 = time.perf_counter()
+
+    def step(msg: str) -> None:
+        console.print(f"  [{time.perf_counter() - t0:5.1f} s] {escape(msg)}", highlight=False, soft_wrap=True)
+
+    step(f"card {c.file.name} is valid: {c.card.describe()}")
+    dev = resolve_device(device)
+    report = check_model(c, dev, progress=step)
+    step(f"checked the output on 2 blank patches: {report.output_width} values per patch")
     catalog.add(c, replace=replace, info={"output_width": report.output_width})
     console.print(f"registered {escape(c.card.describe())}; "
-                  f"{report.output_width} values per patch (loaded in {report.load_s:.2f} s)",
+                  f"{report.output_width} values per patch (loaded in {report.load_s:.2f} s, "
+                  f"{time.perf_counter() - t0:.1f} s in all)",
                   highlight=False, soft_wrap=True)
 
 
@@ -179,7 +191,9 @@ def experts_run(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Default: 16 on CPU, 64 on GPU."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Reader threads."),
-    max_patches: int = typer.Option(100_000, "--max-patches", min=1),
+    max_patches: int = typer.Option(DEFAULT_RUN_PATCHES, "--max-patches", min=1,
+                                    help="Refuse runs with more patches (a whole slide at 20x holds "
+                                    "10,000-50,000; on a CPU a ResNet-50 does roughly 30 a second)."),
     min_tissue: float | None = typer.Option(None, "--min-tissue", min=0.0, max=1.0,
                                             help="Skip patches with less tissue (default 0.25 whole slide, 0 region)."),
     out: Path | None = typer.Option(None, "--out", help="Write the heatmap here (PNG)."),
@@ -208,8 +222,14 @@ def experts_run(
         region = Box.of(box) if box else None
     except ValueError as exc:
         raise ConfigError(f"--box: {exc}") from None
-    run = run_patches(s, card, region, device=device, batch_size=batch_size, workers=workers,
-                      max_patches=max_patches, min_tissue=min_tissue)
+    from slidescout.tools.experts.tiling import PatchLimitExceeded
+
+    try:
+        with _Progress(card.name, as_json) as bar:
+            run = run_patches(s, card, region, device=device, batch_size=batch_size, workers=workers,
+                              max_patches=max_patches, min_tissue=min_tissue, progress=bar)
+    except PatchLimitExceeded as exc:
+        raise ConfigError(f"{exc}; or raise --max-patches") from None
     result: dict[str, Any] = {"model": card.name, "slide": str(slide), "patches": len(run.plan),
               "plan": run.plan.describe(), "stats": run.stats.to_dict()}
     if run.is_classifier:
@@ -236,6 +256,46 @@ def experts_run(
                       highlight=False, soft_wrap=True)
 
 
+class _Progress:
+    """A rich progress bar with an ETA on stderr (nothing when ``quiet``): ``with _Progress(...) as
+    p: run(..., progress=p)``."""
+
+    def __init__(self, what: str, quiet: bool) -> None:
+        self.what, self.quiet = what, quiet
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if not self.quiet:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            from slidescout.cli.app import err_console
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("patches"), TimeElapsedColumn(), TextColumn("ETA"),
+                                TimeRemainingColumn(), console=err_console, transient=True)
+            self.bar.__enter__()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task(self.what, total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
 def _run_zero_shot(card: Any, slide: Path, box: str | None, labels: str | None, device: str,
                    batch_size: int | None, workers: int | None, max_patches: int, min_tissue: float | None,
                    out: Path | None, as_json: bool) -> None:
@@ -258,8 +318,9 @@ def _run_zero_shot(card: Any, slide: Path, box: str | None, labels: str | None, 
         raise ConfigError(str(exc)) from None
     s = open_slide(slide)
     tissue = min_tissue if min_tissue is not None else (0.25 if region is None else 0.1)
-    run = zero_shot_run(s, card, region, chosen, resolve_device(device), max_patches, min_tissue=tissue,
-                        batch_size=batch_size, workers=workers)
+    with _Progress(card.name, as_json) as bar:
+        run = zero_shot_run(s, card, region, chosen, resolve_device(device), max_patches, min_tissue=tissue,
+                            batch_size=batch_size, workers=workers, progress=bar)
     result: dict[str, Any] = {"model": card.name, "slide": str(slide), "patches": len(run.plan),
                               "plan": run.plan.describe(), "stats": run.stats.to_dict()}
     if not len(run.plan):
@@ -302,7 +363,9 @@ def _run_segmentation(card: Any, slide: Path, box: str | None, device: str, batc
         raise ConfigError(f"--box: {exc}") from None
     s = open_slide(slide)
     try:
-        seg = run_segmentation(s, card, region, device=device, batch_size=batch_size, workers=workers)
+        with _Progress(card.name, as_json) as bar:
+            seg = run_segmentation(s, card, region, device=device, batch_size=batch_size, workers=workers,
+                                   progress=bar)
     except ToolError as exc:
         raise ConfigError(str(exc)) from None
     result: dict[str, Any] = {"model": card.name, "slide": str(slide), "patches": len(seg.plan),

@@ -17,7 +17,6 @@ and compares the output width with the card (labels count or embedding size).
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from slidescout.errors import ConfigError
 from slidescout.tools.experts.cards import Card
+from slidescout.tools.experts.cpuform import Progress, cache_key, optimize_for_cpu
 from slidescout.tools.experts.zeroshot import load_zero_shot
 
 BUILTIN_ARCHITECTURES = ("tiny_cnn", "resnet18", "resnet34", "resnet50", "vit_* (timm names)")
@@ -262,11 +262,13 @@ class TorchRunner(HostNormalizer):
             return y.cpu().numpy()
 
 
-def _load_torch(card: Card, device: str, **kw: Any) -> TorchRunner:
+def _load_torch(card: Card, device: str, progress: Progress | None = None, **kw: Any) -> TorchRunner:
     import torch
 
+    say = progress or (lambda _msg: None)
     path = card.check_weights()
     c = card.card
+    t0 = time.perf_counter()
     if c.format == "torchscript":
         try:
             module = torch.jit.load(str(path), map_location=device)
@@ -275,41 +277,14 @@ def _load_torch(card: Card, device: str, **kw: Any) -> TorchRunner:
                               f"({_first_line(exc)}); save it with torch.jit.save(torch.jit.script(m)) "
                               "or torch.jit.trace, or use format 'state_dict'") from None
     else:
-        module = build_architecture(card)
-        if _is_torchscript_archive(path):
-            raise ConfigError(f"model card {card.file.name}: {path.name} is a TorchScript file, not a "
-                              "state_dict; set format: torchscript")
-        try:
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                obj = load_file(str(path), device="cpu")
-            else:
-                obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ConfigError(f"model card {card.file.name}: cannot read {path.name} as a state_dict "
-                              f"with weights_only=True ({_first_line(exc)})") from None
-        state = _unwrap_state_dict(obj, card)
-        missing, unexpected = _key_mismatch(module, state)
-        if missing or unexpected:
-            detail = []
-            if missing:
-                detail.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
-            if unexpected:
-                detail.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
-            raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
-                              f"architecture {c.architecture!r}: {'; '.join(detail)} parameter names")
-        try:
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as exc:  # shape mismatches
-            msg = " ".join(str(exc).split())
-            raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
-                              f"architecture {c.architecture!r} ({msg[:300]})") from None
+        module = _load_state_dict(card, path)
         module = module.to(device)
     module.eval()
+    say(f"loaded {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")
     optimize = kw.pop("optimize", None)
     if device == "cpu" and optimize is not False and kw.get("channels_last", True):
-        module, kw["channels_last"] = optimize_for_cpu(module, c.patch_size)
+        module, kw["channels_last"] = optimize_for_cpu(module, c.patch_size, key=cache_key(card.key()),
+                                                       progress=say)
         return TorchRunner(module, card, device, **kw)
     if kw.get("channels_last", True):
         try:
@@ -317,6 +292,67 @@ def _load_torch(card: Card, device: str, **kw: Any) -> TorchRunner:
         except Exception:  # noqa: BLE001 - some scripted modules refuse; NCHW still works
             kw["channels_last"] = False
     return TorchRunner(module, card, device, **kw)
+
+
+def _load_state_dict(card: Card, path: Any) -> Any:
+    """The card's architecture with the checkpoint's weights. Built-in architectures are built on
+    the meta device and take the checkpoint's tensors as they are (no random initialisation, which
+    costs seconds for a ViT-g)."""
+    import torch
+
+    c = card.card
+    if _is_torchscript_archive(path):
+        raise ConfigError(f"model card {card.file.name}: {path.name} is a TorchScript file, not a "
+                          "state_dict; set format: torchscript")
+    arch = (c.architecture or "").strip()
+    on_meta = arch in builtin_architectures()
+    if on_meta:
+        with torch.device("meta"):
+            module = build_architecture(card)
+    else:
+        module = build_architecture(card)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"model card {card.file.name}: cannot read {path.name} as a state_dict "
+                          f"({_first_line(exc)})") from None
+    state = _unwrap_state_dict(obj, card)
+    missing, unexpected = _key_mismatch(module, state)
+    if missing or unexpected:
+        detail = []
+        if missing:
+            detail.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            detail.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
+        raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
+                          f"architecture {c.architecture!r}: {'; '.join(detail)} parameter names")
+    try:
+        module.load_state_dict(state, strict=not on_meta, assign=on_meta)
+    except RuntimeError as exc:  # shape mismatches
+        msg = " ".join(str(exc).split())
+        raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
+                          f"architecture {c.architecture!r} ({msg[:300]})") from None
+    if on_meta:
+        _materialise_leftovers(module)
+    return module
+
+
+def _materialise_leftovers(module: Any) -> None:
+    """Buffers a checkpoint may leave out (BatchNorm's ``num_batches_tracked``) get their defaults."""
+    import torch
+
+    for sub in module.modules():
+        for name, buf in list(sub.named_buffers(recurse=False)):
+            if buf is not None and buf.is_meta:
+                sub.register_buffer(name, torch.zeros(buf.shape, dtype=buf.dtype))
+        for name, par in list(sub.named_parameters(recurse=False)):
+            if par.is_meta:
+                raise ConfigError(f"parameter {name} of {type(sub).__name__} has no weights in the checkpoint")
 
 
 MAP_KEYS = ("np", "nuclei", "hv", "tp", "type")
@@ -345,67 +381,6 @@ def _first(y: Any) -> Any:
     if isinstance(y, dict):
         return next(iter(y.values()))
     return y
-
-
-def optimize_for_cpu(module: Any, patch_size: int) -> tuple[Any, bool]:
-    """The fastest CPU form of ``module`` and whether it wants channels-last input.
-
-    Candidates: the module in channels-last; its frozen TorchScript graph (batch norms folded into
-    convolutions) in channels-last; that graph optimised for inference (oneDNN) on NCHW. A
-    candidate that cannot be built or whose outputs differ from the module's is dropped; the rest
-    are timed on one batch (interleaved, best of a few) and the fastest wins.
-    """
-    import torch
-
-    size = min(int(patch_size), 512)
-    x = torch.rand(3, 3, size, size)  # another batch size than the trace's
-    candidates: list[tuple[str, Any, bool]] = []
-    with torch.inference_mode(False), torch.no_grad():
-        want = _first(module(x)).float()
-        try:
-            if isinstance(module, torch.jit.ScriptModule):
-                graph = module
-            else:
-                try:
-                    graph = torch.jit.script(module)
-                except Exception:  # noqa: BLE001 - many modules are not scriptable; tracing works for CNNs
-                    with warnings.catch_warnings():  # shape checks frozen at the card's patch size
-                        warnings.simplefilter("ignore")
-                        graph = torch.jit.trace(module, torch.rand(2, 3, size, size), check_trace=False)
-            candidates.append(("frozen", torch.jit.freeze(graph.eval()), True))
-            candidates.append(("optimized", torch.jit.optimize_for_inference(torch.jit.freeze(graph.eval())),
-                               False))
-        except Exception:  # noqa: BLE001 - optimisation is best effort
-            pass
-        try:
-            module = module.to(memory_format=torch.channels_last)
-            candidates.insert(0, ("eager", module, True))
-        except Exception:  # noqa: BLE001
-            candidates.insert(0, ("eager", module, False))
-        checked = []
-        for name, m, cl in candidates:
-            try:
-                got = _first(m(x.contiguous(memory_format=torch.channels_last) if cl else x))
-                if isinstance(got, torch.Tensor) and got.shape == want.shape and torch.allclose(
-                        got.float(), want, rtol=1e-3, atol=1e-3):
-                    checked.append((name, m, cl))
-            except Exception:  # noqa: BLE001
-                continue
-        if len(checked) <= 1:
-            return (checked or candidates)[0][1:]  # type: ignore[return-value]
-        with torch.inference_mode():
-            batch = torch.rand(16, 3, size, size)  # NCHW, as the runtime's readers prepare it
-            best = [float("inf")] * len(checked)
-            for rep in range(4):
-                for i, (_, m, cl) in enumerate(checked):
-                    t0 = time.perf_counter()
-                    m(batch.contiguous(memory_format=torch.channels_last) if cl else batch)
-                    if rep:  # the first call of each is a warm-up
-                        best[i] = min(best[i], time.perf_counter() - t0)
-                if rep and max(best) > 0.25:  # a big model: one timed call each is enough
-                    break
-    i = min(range(len(checked)), key=best.__getitem__)
-    return checked[i][1], checked[i][2]
 
 
 def _is_torchscript_archive(path: Any) -> bool:
@@ -478,13 +453,14 @@ def _load_onnx(card: Card, device: str) -> OnnxRunner:
 # ---------------------------------------------------------------------------------------------
 # entry points
 # ---------------------------------------------------------------------------------------------
-def load_runner(card: Card, device: str = "cpu", **kw: Any) -> Runner:
-    """Load the card's checkpoint on ``device`` (a fresh instance; see :class:`ModelPool`)."""
+def load_runner(card: Card, device: str = "cpu", progress: Progress | None = None, **kw: Any) -> Runner:
+    """Load the card's checkpoint on ``device`` (a fresh instance; see :class:`ModelPool`);
+    ``progress(message)`` hears each step."""
     if card.card.format == "onnx":
         return _load_onnx(card, device)
     if card.card.format == "transformers":
         return load_zero_shot(card, device)
-    return _load_torch(card, device, **kw)
+    return _load_torch(card, device, progress, **kw)
 
 
 @dataclass(frozen=True)
@@ -496,10 +472,11 @@ class CheckReport:
     forward_s: float
 
 
-def check_model(card: Card, device: str = "cpu", runner: Runner | None = None) -> CheckReport:
+def check_model(card: Card, device: str = "cpu", runner: Runner | None = None,
+                progress: Progress | None = None) -> CheckReport:
     """Load once and run two blank patches; ``ConfigError`` when the output does not fit the card."""
     t0 = time.perf_counter()
-    runner = runner or load_runner(card, device)
+    runner = runner or load_runner(card, device, progress)
     t1 = time.perf_counter()
     c = card.card
     blank = np.full((2, c.patch_size, c.patch_size, 3), 230, np.uint8)

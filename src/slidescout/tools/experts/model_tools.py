@@ -96,7 +96,7 @@ async def segment(x: int, y: int, w: int, h: int, model: str, ctx: ToolContext) 
 # ---------------------------------------------------------------------------------------------
 def zero_shot_run(slide: Any, card: Any, box: Box | None, labels: list[str], device: str, max_patches: int,
                   cancel: Any = None, *, min_tissue: float = PATCH_MIN_TISSUE, batch_size: int | None = None,
-                  workers: int | None = None) -> Any:
+                  workers: int | None = None, progress: Any = None) -> Any:
     """The region's tissue patches through a zero-shot card: a ``PatchRun`` of label probabilities."""
     from slidescout.tools.experts.pool import model_pool
     from slidescout.tools.experts.runtime import run_patches
@@ -105,7 +105,8 @@ def zero_shot_run(slide: Any, card: Any, box: Box | None, labels: list[str], dev
     c = card.card
     return run_patches(slide, base.classifier(labels), box, mpp=c.mpp, patch_size=c.patch_size,
                        min_tissue=min_tissue, max_patches=max_patches, cancel=cancel, device=device,
-                       labels=labels, output="probabilities", batch_size=batch_size, workers=workers)
+                       labels=labels, output="probabilities", batch_size=batch_size, workers=workers,
+                       progress=progress)
 
 
 def zero_shot_labels(card: Any, labels: list[str] | None) -> list[str]:

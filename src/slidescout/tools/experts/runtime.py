@@ -288,7 +288,8 @@ def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: B
                 max_patches: int | None = DEFAULT_MAX_PATCHES, cancel: threading.Event | None = None,
                 pool: ModelPool | None = None, labels: list[str] | None = None,
                 output: str = "score", plan: PatchPlan | None = None,
-                sink: Callable[[int, np.ndarray], None] | None = None) -> PatchRun:
+                sink: Callable[[int, np.ndarray], None] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> PatchRun:
     """Run ``model`` over the patches of ``region`` (None: all the tissue of the slide).
 
     ``model`` is a :class:`Card` (loaded once per device through the pool) or any callable taking
@@ -297,6 +298,7 @@ def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: B
     slide and 0 for a region. Raises ``PatchLimitExceeded`` (a ``ToolError``) past ``max_patches``
     and ``ToolCancelled`` when ``cancel`` is set. ``sink(first_index, outputs)`` takes each batch's
     raw outputs instead of collecting them (segmentation maps; ``PatchRun.outputs`` is then empty).
+    ``progress(done, total)`` is called after each batch (patches).
     """
     t_start = time.perf_counter()
     card = model if isinstance(model, Card) else None
@@ -331,7 +333,7 @@ def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: B
     if str(dev) == "cpu":
         _leave_cores_for_readers(workers)
     outputs = _pipeline(slide, plan, runner, stats, prefetch or workers + 1, str(dev).startswith("cuda"),
-                        cancel, sink)
+                        cancel, sink, progress)
     stats.total_s = time.perf_counter() - t_start
     notes = []
     if plan.mpp < plan.slide_mpp * 0.99:
@@ -346,7 +348,8 @@ def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: B
 
 def _pipeline(slide: Any, plan: PatchPlan, runner: Callable[[Any], np.ndarray], stats: RuntimeStats,
               prefetch: int, pinned: bool, cancel: threading.Event | None,
-              sink: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
+              sink: Callable[[int, np.ndarray], None] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Outputs (M, K) of every patch, in plan order; with ``sink``, each batch's raw outputs go to
     ``sink(first_index, outputs)`` instead (segmentation maps) and an empty array comes back."""
     n, bsz, size = len(plan), stats.batch_size, plan.patch_size
@@ -408,6 +411,8 @@ def _pipeline(slide: Any, plan: PatchPlan, runner: Callable[[Any], np.ndarray], 
             buffers.put(buf)
             stats.device_wait_s += t2 - t1
             stats.model_s += t3 - t2
+            if progress is not None:
+                progress(b * bsz + m, n)
             if sink is not None:
                 sink(b * bsz, y)
                 continue

@@ -17,6 +17,7 @@ box fits).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,7 +266,8 @@ def plan_segmentation(slide: Any, card: Card, region: Box, *, max_side: int = MA
 def run_segmentation(slide: Any, card: Card, region: Box | tuple, *, device: str | None = None,
                      batch_size: int | None = None, workers: int | None = None, min_tissue: float = 0.0,
                      max_side: int = MAX_SIDE, view_side: int = VIEW_SIDE,
-                     cancel: threading.Event | None = None) -> SegRun:
+                     cancel: threading.Event | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> SegRun:
     """Segment ``region`` with a ``mask`` or ``instances`` card: stitch, decode, measure."""
     c = card.card
     if not c.spatial:
@@ -275,7 +277,7 @@ def run_segmentation(slide: Any, card: Card, region: Box | tuple, *, device: str
     plan = plan_segmentation(slide, card, box, max_side=max_side, min_tissue=min_tissue)
     stitch = Stitcher(plan, card)
     run = run_patches(slide, card, box, plan=plan, device=device, batch_size=batch_size, workers=workers,
-                      cancel=cancel, sink=stitch.add)
+                      cancel=cancel, sink=stitch.add, progress=progress)
     f = plan.patch_l0 / plan.patch_size  # level-0 px per canvas px
     ox, oy = plan.origin
     x0, x1 = (max(0, min(stitch.shape[1], round((v - ox) / f))) for v in (box.x, box.x + box.w))
