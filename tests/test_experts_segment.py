@@ -120,7 +120,7 @@ def test_mask_card_matches_hand_stitched_unet(tmp_path, nuclei_slide):
     assert (seg.plan.rows, seg.plan.cols) == (9, 9) and seg.box == REGION
     want = hand_stitch(nuclei_slide, seg.plan, model, 3).argmax(axis=0)
     assert seg.classes.shape == want.shape == (448, 448)
-    assert (seg.classes == want).mean() > 0.999
+    assert (seg.classes == want).mean() > 0.999  # 1.0 here; argmax ties may differ in the last bit
     s = seg.summary()
     areas = {k: v["area_um2"] for k, v in s["classes"].items()}
     counts = np.bincount(want.ravel(), minlength=3)
@@ -255,3 +255,15 @@ def test_map_cards_are_checked(tmp_path):
     runner = load_runner(load_card(path), "cpu", optimize=False)
     assert runner(np.zeros((2, P, P, 3), np.uint8)).shape == (2, 3, P, P)
     assert ModelPool  # the pool loads map models like any other
+
+
+def test_patch_classifier_points_segmentation_models_to_segment(tmp_path, nuclei_slide, nuclei_card, monkeypatch):
+    from slidescout.tools.experts.tools import patch_classifier
+
+    monkeypatch.setenv("SLIDESCOUT_HOME", str(tmp_path / "home"))
+    catalog.add(nuclei_card[1])
+    with pytest.raises(ToolError, match="has output 'instances'; use the segment tool for it"):
+        asyncio.run(patch_classifier.invoke({"x": 0, "y": 0, "w": 100, "h": 100, "model": "darknuclei"},
+                                            ToolContext(slide=nuclei_slide, device="cpu")))
+    listed = CliRunner().invoke(app, ["experts", "list", "--json"])
+    assert json.loads(listed.output)["experts"][0]["status"] == "ok"

@@ -118,7 +118,9 @@ def _status(entry: dict) -> tuple[str, object]:
         c = load_card(entry["card"])
     except ConfigError as exc:
         return f"broken: {exc}", None
-    if not c.weights.is_file():
+    try:
+        c.check_weights()
+    except ConfigError:
         return f"weights missing: {c.weights}", c
     return "ok", c
 
