@@ -35,13 +35,25 @@ def _cache_file() -> Path:
     return Path(home).expanduser() / "cpu_forms.json"
 
 
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_threads() -> int:
+    """Torch threads the runtime's CPU path uses: the cores its reader threads leave free (one
+    reader per 4 cores, at least one; ``SLIDESCOUT_TORCH_THREADS`` overrides), as in
+    ``runtime._leave_cores_for_readers``."""
+    cpus = _cpus()
+    env = int(os.environ.get("SLIDESCOUT_TORCH_THREADS", "0") or 0)
+    return env or max(1, cpus - max(1, min(8, cpus // 4)))
+
+
 def cache_key(card_key: str) -> str:
     import hashlib
 
     import torch
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    raw = f"{card_key}|torch {torch.__version__}|{cpus} cpus|{torch.get_num_threads()} threads"
+    raw = f"{card_key}|torch {torch.__version__}|{_cpus()} cpus|{run_threads()} threads"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -125,6 +137,17 @@ def optimize_for_cpu(module: Any, patch_size: int, *, key: str | None = None,
         except Exception:  # noqa: BLE001 - rebuild the choice below
             pass
     x = torch.rand(TIME_BATCH, 3, size, size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(threads, run_threads()))  # time the forms as the runtime will run them
+    try:
+        return _choose(module, x, size, key, say)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _choose(module: Any, x: Any, size: int, key: str | None, say: Progress) -> tuple[Any, bool]:
+    import torch
+
     with torch.inference_mode(False), torch.no_grad():
         t0 = time.perf_counter()
         want = _first(module(x)).float()
@@ -168,4 +191,5 @@ def optimize_for_cpu(module: Any, patch_size: int, *, key: str | None = None,
     return timed[0][2], timed[0][3]
 
 
-__all__ = ["FORMS", "build_form", "cache_key", "cached_form", "optimize_for_cpu", "remember_form"]
+__all__ = ["FORMS", "build_form", "cache_key", "cached_form", "optimize_for_cpu", "remember_form",
+           "run_threads"]
