@@ -236,7 +236,7 @@ async def test_segment_tool_is_served_over_mcp(tmp_path, nuclei_slide, nuclei_ca
     server = SlidescoutMCP(nuclei_slide.path.parent)
     async with Client(server.server) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
-        assert "segment" in tools
+        assert "segment" in tools and "zero_shot" in tools
         res = await client.call_tool("segment", {"slide_id": nuclei_slide.path.name, "x": 64, "y": 64,
                                                  "w": 448, "h": 448, "model": "darknuclei"})
     assert not res.is_error
