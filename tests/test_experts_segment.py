@@ -169,6 +169,8 @@ def test_instances_card_stitches_decodes_and_measures(nuclei_slide, nuclei_card)
     assert s["count"] == 196
     assert s["analysed_mm2"] == pytest.approx(448 * 448 * 0.25 / 1e6)
     assert s["density_per_mm2"] == pytest.approx(196 / (448 * 448 * 0.25 / 1e6), rel=1e-3)
+    assert s["tissue_mm2"] == pytest.approx(s["analysed_mm2"], rel=0.02)  # all of it is (pink) tissue
+    assert s["density_per_mm2_tissue"] == pytest.approx(s["density_per_mm2"], rel=0.02)
     disc = np.pi * RADIUS ** 2 * 0.25  # µm²
     m = s["morphometry"]
     assert m["mean_area_um2"] == pytest.approx(disc, rel=0.15)

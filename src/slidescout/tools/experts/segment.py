@@ -295,7 +295,9 @@ def run_segmentation(slide: Any, card: Card, region: Box | tuple, *, device: str
         typed = c.decoder == "hovernet" and bool(c.labels)
         table = decoders.instance_table(instances, plan.mpp, classes if typed else None)
     view = slide.read(seg_box, max_side=view_side)
-    tissue = float(tissue_mask(np.asarray(view.image)).mean())
+    tissue_px = tissue_mask(np.asarray(view.image))
+    seen = _resize_nearest(covered.astype(np.uint8), (tissue_px.shape[1], tissue_px.shape[0])) > 0
+    tissue = float((tissue_px & seen).sum() / max(1, seen.sum()))  # share of the analysed area
     seg = SegRun(card=card, plan=plan, box=seg_box, mpp=plan.mpp, covered=covered, classes=classes,
                  instances=instances, table=table, stats=run.stats, view=view, tissue_fraction=tissue,
                  notes=list(run.notes))
