@@ -151,6 +151,11 @@ class LabelRunner:
 def load_zero_shot(card: Card, device: str = "cpu") -> ZeroShotRunner:
     """Load a CLIP or SigLIP folder (``transformers`` AutoModel and AutoTokenizer) on ``device``."""
     tf = _transformers(card)
+    try:  # no download bars or processor warnings on the user's terminal
+        tf.utils.logging.disable_progress_bar()
+        tf.utils.logging.set_verbosity_error()
+    except Exception:  # noqa: BLE001 - older or newer transformers without these helpers
+        pass
     folder = model_folder(card)
     name = card.file.name
     try:
