@@ -24,7 +24,8 @@ Outputs:
   is not tissue of interest (left out of the overlay).
 - ``instances``: maps decoded to nuclei. ``decoder: hovernet``: channels [NP background, NP
   foreground, H, V] then optional type logits, one per label (or a dict/tuple ``np, hv[, tp]``);
-  ``decoder: foreground``: [background, foreground] logits, split by a distance watershed.
+  ``decoder: foreground``: [background, foreground] logits, split by a distance watershed;
+  ``decoder: stardist``: [object probability (0-1), then ``rays`` distances in px].
   Output maps the size of the input, or smaller and centred (valid convolutions), at the same mpp.
 - ``zero_shot``: ``format: transformers``, a CLIP or SigLIP folder (or ``hub: org/name``);
   ``prompts`` are templates such as "an H&E image of {}." and ``labels`` the default classes.
@@ -69,7 +70,8 @@ class ModelCard(BaseModel):
     labels: list[str] = Field(default_factory=list)
     output: Literal["logits", "probabilities", "score", "embedding", "mask", "instances", "zero_shot"] = "logits"
     embedding_dim: int | None = Field(None, ge=1)
-    decoder: Literal["hovernet", "foreground"] = "hovernet"
+    decoder: Literal["hovernet", "foreground", "stardist"] = "hovernet"
+    rays: int = Field(32, ge=3, le=256, description="stardist: rays per pixel.")
     background: str | None = None
     overlap: int | None = Field(None, ge=0, description="mask/instances: px shared by neighbouring patches.")
     prompts: list[str] = Field(default_factory=lambda: ["an H&E image of {}."])
@@ -136,6 +138,8 @@ class ModelCard(BaseModel):
         if self.output in ("embedding", "zero_shot"):
             return self.embedding_dim
         if self.output == "instances":
+            if self.decoder == "stardist":
+                return 1 + self.rays
             return (4 if self.decoder == "hovernet" else 2) + (len(self.labels) if self.decoder == "hovernet" else 0)
         return len(self.labels)
 

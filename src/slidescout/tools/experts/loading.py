@@ -438,6 +438,7 @@ def _check_maps(card: Card, y: np.ndarray, load_s: float, forward_s: float) -> C
     if k != want:
         layout = ("one channel per label" if c.output == "mask" else
                   "NP background, NP foreground, H, V, then one type channel per label" if c.decoder == "hovernet"
+                  else f"object probability, then {c.rays} ray distances" if c.decoder == "stardist"
                   else "background and foreground")
         raise ConfigError(f"model card {name}: the model returns {k} channels but the card needs {want} "
                           f"({layout})")

@@ -8,7 +8,9 @@ Tiling: patches ``patch_size`` px apart by ``card.stride`` (the card's ``overlap
 neighbours). Each patch's output map covers its centre (all of it when as large as the input); of
 the part two neighbours share, each keeps the half nearer its own centre, so the kept cores tile the
 region exactly and no patch border shows. Instance maps (HoVer-Net NP/HV, foreground) are stitched
-*before* decoding, so a nucleus cut by a patch border is decoded whole.
+*before* decoding, so a nucleus cut by a patch border is decoded whole; StarDist candidates (local
+maxima of the probability, found on each patch's whole map) are kept from each patch's core and
+their polygons drawn once over the region.
 
 The canvas is at the model's mpp; its memory is bounded by ``max_side`` (a ``ToolError`` says which
 box fits).
@@ -49,6 +51,7 @@ class Stitcher:
         self.covered = np.zeros(self.shape, bool)
         self.classes = np.zeros(self.shape, np.uint8)  # mask: class; instances: type (0 without types)
         self.maps = (np.zeros((3, *self.shape), np.float32) if self.kind == "instances" else None)  # fg, h, v
+        self.stars: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # stardist: points, probs, rays
 
     def add(self, first: int, y: np.ndarray) -> None:
         p, s = self.card.card.patch_size, self.stride
@@ -64,6 +67,9 @@ class Stitcher:
             ys, xs = slice(t0, out - b0), slice(l0, out - r0)
             cy, cx = r * s + off + t0, c * s + off + l0
             dst = (slice(cy, cy + out - b0 - t0), slice(cx, cx + out - r0 - l0))
+            if self.decoder == "stardist" and self.kind == "instances":
+                pts, pr, d = decoders.stardist_candidates(y[j][0], y[j][1:], ys, xs)
+                self.stars.append((pts + (cy, cx), pr, d))
             self._paste(y[j][:, ys, xs], dst)
 
     def _paste(self, m: np.ndarray, dst: tuple[slice, slice]) -> None:
@@ -72,6 +78,9 @@ class Stitcher:
             self.classes[dst] = m.argmax(axis=0).astype(np.uint8)
             return
         assert self.maps is not None
+        if self.decoder == "stardist":
+            self.maps[0][dst] = m[0]
+            return
         self.maps[0][dst] = decoders.softmax(m[:2], axis=0)[1]
         if self.decoder == "hovernet":
             self.maps[1][dst], self.maps[2][dst] = m[2], m[3]
@@ -149,7 +158,7 @@ class SegRun:
         if s["output"] == "mask":
             parts = [f"{lab} {v['area_um2'] / 1e6:.4f} mm² ({v['fraction']:.0%})" for lab, v in s["classes"].items()]
             return f"area per class over {s['analysed_mm2']:.4f} mm²: " + ", ".join(parts)
-        text = f"{s['count']} nuclei in {s['analysed_mm2']:.4f} mm²"
+        text = f"{s['count']} {'nucleus' if s['count'] == 1 else 'nuclei'} in {s['analysed_mm2']:.4f} mm²"
         if s["density_per_mm2_tissue"] is not None:
             text += f" ({s['density_per_mm2_tissue']:.0f} per mm² of tissue)"
         if "morphometry" in s:
@@ -290,8 +299,12 @@ def run_segmentation(slide: Any, card: Card, region: Box | tuple, *, device: str
         assert stitch.maps is not None
         fg, hmap, vmap = (m[crop] for m in stitch.maps)
         fg = fg * covered
-        instances = (decoders.hovernet_instances(fg, hmap, vmap) if c.decoder == "hovernet"
-                     else decoders.foreground_instances(fg))
+        if c.decoder == "stardist":
+            instances = _stars_in(stitch, (y0, y1, x0, x1))
+        elif c.decoder == "hovernet":
+            instances = decoders.hovernet_instances(fg, hmap, vmap)
+        else:
+            instances = decoders.foreground_instances(fg)
         typed = c.decoder == "hovernet" and bool(c.labels)
         table = decoders.instance_table(instances, plan.mpp, classes if typed else None)
     view = slide.read(seg_box, max_side=view_side)
@@ -302,6 +315,18 @@ def run_segmentation(slide: Any, card: Card, region: Box | tuple, *, device: str
                  instances=instances, table=table, stats=run.stats, view=view, tissue_fraction=tissue,
                  notes=list(run.notes))
     return seg
+
+
+def _stars_in(stitch: Stitcher, window: tuple[int, int, int, int]) -> np.ndarray:
+    """StarDist polygons of the candidates inside the cropped window, in its coordinates."""
+    y0, y1, x0, x1 = window
+    if not stitch.stars:
+        return np.zeros((y1 - y0, x1 - x0), np.int32)
+    pts = np.concatenate([s[0] for s in stitch.stars])
+    probs = np.concatenate([s[1] for s in stitch.stars])
+    dists = np.concatenate([s[2] for s in stitch.stars])
+    inside = (pts[:, 0] >= y0) & (pts[:, 0] < y1) & (pts[:, 1] >= x0) & (pts[:, 1] < x1)
+    return decoders.star_instances((y1 - y0, x1 - x0), pts[inside] - (y0, x0), probs[inside], dists[inside])
 
 
 __all__ = ["MAX_SIDE", "OverlayImage", "SegRun", "Stitcher", "canvas_side", "plan_segmentation",
