@@ -324,3 +324,55 @@ def test_stardist_card_through_the_runtime(tmp_path, nuclei_slide):
     pts, pr, d = decoders.stardist_candidates(maps[0], maps[1:], slice(0, 448), slice(0, 448))
     want = decoders.star_instances((448, 448), pts, pr, d)
     assert int(want.max()) == 196 and ((want > 0) == (seg.instances > 0)).mean() > 0.999
+
+
+def label_net():
+    from torch import nn
+
+    class PatchLabels(nn.Module):
+        """Instance ids per patch from the dark pixels: the id of each 32 px cell of the *patch*
+        (so one nucleus gets a different id in each patch, and in one patch whenever it crosses a
+        cell line); the runtime must merge the pieces that meet across patch borders."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            dark = (x.mean(dim=1, keepdim=True) < 0.55).float()
+            h, w = x.shape[2], x.shape[3]
+            ys = torch.arange(h).view(1, 1, h, 1) // 32
+            xs = torch.arange(w).view(1, 1, 1, w) // 32
+            return dark * (ys * 8 + xs + 1).float()
+
+    return PatchLabels().eval()
+
+
+def test_label_map_card_merges_pieces_across_patch_borders(tmp_path, nuclei_slide):
+    from skimage.measure import label
+
+    from slidescout.tools.experts.segment import Stitcher, plan_segmentation
+
+    torch.jit.save(torch.jit.script(label_net()), str(tmp_path / "ids.pt"))
+    # patches 64 px apart (overlap 0) starting on the 32 px nucleus grid: the per-patch cells hold
+    # whole nuclei, so the network's ids are right and nothing needs merging
+    card = load_card(write_card(tmp_path, "ids", "ids.pt", format="torchscript", output="instances",
+                                decoder="label_map", patch_size=P, overlap=OVERLAP))
+    aligned = load_card(write_card(tmp_path, "ids0", "ids.pt", format="torchscript", output="instances",
+                                   decoder="label_map", patch_size=P, overlap=0))
+    assert run_segmentation(nuclei_slide, aligned, REGION, device="cpu").summary()["count"] == 196
+    # true per-patch instance ids (connected components of each patch) on a grid whose borders cut
+    # through nuclei: the seams must rejoin every cut nucleus, and nothing else
+    box = Box(REGION.x + 8, REGION.y + 8, 424, 424)
+    plan = plan_segmentation(nuclei_slide, card, box)
+    stitch = Stitcher(plan, card)
+    reader = nuclei_slide.patch_reader(0)
+    ox, oy = (round(v) for v in plan.origin)
+    s = card.card.stride
+    for i, (r, c) in enumerate(plan.cells):
+        tile = reader.fetch(ox + int(c) * s, oy + int(r) * s, P, P)
+        ids = label(tile.mean(axis=2) < 0.55 * 255).astype(np.float32)
+        stitch.add(i, ids[None, None])
+    merged = stitch.merged_ids((0, stitch.shape[0], 0, stitch.shape[1]))
+    truth = label(stitch.maps[0] > 0)
+    assert len(np.unique(stitch.ids)) - 1 > truth.max() + 20  # before merging: many cut pieces
+    assert merged.max() == truth.max() > 196  # every nucleus whole (and the partial ones at the edge)
+    assert ((merged > 0) == (truth > 0)).all()
+    ids = decoders.merge_at_seams(np.array([[1, 2, 0], [3, 4, 0]]), seam_rows=[1], seam_cols=[1])
+    assert ids.max() == 1 and ids[0, 2] == 0

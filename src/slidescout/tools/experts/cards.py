@@ -25,7 +25,9 @@ Outputs:
 - ``instances``: maps decoded to nuclei. ``decoder: hovernet``: channels [NP background, NP
   foreground, H, V] then optional type logits, one per label (or a dict/tuple ``np, hv[, tp]``);
   ``decoder: foreground``: [background, foreground] logits, split by a distance watershed;
-  ``decoder: stardist``: [object probability (0-1), then ``rays`` distances in px].
+  ``decoder: stardist``: [object probability (0-1), then ``rays`` distances in px];
+  ``decoder: label_map``: one channel of instance ids per patch (0 = background), merged across
+  patch borders.
   Output maps the size of the input, or smaller and centred (valid convolutions), at the same mpp.
 - ``zero_shot``: ``format: transformers``, a CLIP or SigLIP folder (or ``hub: org/name``);
   ``prompts`` are templates such as "an H&E image of {}." and ``labels`` the default classes.
@@ -70,7 +72,7 @@ class ModelCard(BaseModel):
     labels: list[str] = Field(default_factory=list)
     output: Literal["logits", "probabilities", "score", "embedding", "mask", "instances", "zero_shot"] = "logits"
     embedding_dim: int | None = Field(None, ge=1)
-    decoder: Literal["hovernet", "foreground", "stardist"] = "hovernet"
+    decoder: Literal["hovernet", "foreground", "stardist", "label_map"] = "hovernet"
     rays: int = Field(32, ge=3, le=256, description="stardist: rays per pixel.")
     background: str | None = None
     overlap: int | None = Field(None, ge=0, description="mask/instances: px shared by neighbouring patches.")
@@ -140,6 +142,8 @@ class ModelCard(BaseModel):
         if self.output == "instances":
             if self.decoder == "stardist":
                 return 1 + self.rays
+            if self.decoder == "label_map":
+                return 1
             return (4 if self.decoder == "hovernet" else 2) + (len(self.labels) if self.decoder == "hovernet" else 0)
         return len(self.labels)
 

@@ -14,6 +14,9 @@
   probability above a threshold; their star-convex polygons are drawn best first, and one that
   overlaps already-drawn nuclei by more than ``overlap`` of its area is suppressed (a rasterised
   form of StarDist's non-maximum suppression).
+- :func:`merge_at_seams`: instance ids made unique per patch and pasted core by core; labels that
+  touch across a seam between two patches' cores are one nucleus cut by the border and are merged
+  (two distinct nuclei touching exactly on a seam are merged too: a known limit).
 - :func:`instance_table`: per-instance morphometry (µm when the mpp is known) and the majority type.
 
 All take float32 maps at one resolution and return int32 label images (0 = background).
@@ -124,6 +127,33 @@ def star_instances(shape: tuple[int, int], points: np.ndarray, probs: np.ndarray
     return _relabel(_drop_small(labels, min_area))
 
 
+def merge_at_seams(ids: np.ndarray, seam_rows: list[int], seam_cols: list[int]) -> np.ndarray:
+    """Relabel ``ids`` (int, 0 = background) so labels that touch across a seam (row ``y``: between
+    rows y-1 and y; column likewise) become one; returns consecutive int32 labels."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    uniq, inv = np.unique(ids, return_inverse=True)
+    lab: np.ndarray = np.asarray(inv).reshape(ids.shape).astype(np.int64)  # 0 stays 0 (ids >= 0)
+    if uniq[0] != 0:
+        lab += 1
+    n = int(lab.max()) + 1
+    a_parts = [lab[y - 1] for y in seam_rows if 0 < y < lab.shape[0]]
+    b_parts = [lab[y] for y in seam_rows if 0 < y < lab.shape[0]]
+    a_parts += [lab[:, x - 1] for x in seam_cols if 0 < x < lab.shape[1]]
+    b_parts += [lab[:, x] for x in seam_cols if 0 < x < lab.shape[1]]
+    if a_parts:
+        a, b = np.concatenate(a_parts), np.concatenate(b_parts)
+        keep = (a > 0) & (b > 0) & (a != b)
+        a, b = a[keep], b[keep]
+    else:
+        a = b = np.zeros(0, np.int64)
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    out = np.where(lab > 0, comp.astype(np.int64)[lab] + 1, 0)
+    return _relabel(out.astype(np.int32))
+
+
 def _unit_range(a: np.ndarray) -> np.ndarray:
     hi = float(a.max())
     return a / hi if hi > 0 else a
@@ -186,4 +216,4 @@ def majority_type(labels: np.ndarray, types: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["foreground_instances", "hovernet_instances", "instance_table", "majority_type", "softmax",
-           "star_instances", "stardist_candidates"]
+           "merge_at_seams", "star_instances", "stardist_candidates"]

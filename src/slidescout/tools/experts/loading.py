@@ -439,6 +439,7 @@ def _check_maps(card: Card, y: np.ndarray, load_s: float, forward_s: float) -> C
         layout = ("one channel per label" if c.output == "mask" else
                   "NP background, NP foreground, H, V, then one type channel per label" if c.decoder == "hovernet"
                   else f"object probability, then {c.rays} ray distances" if c.decoder == "stardist"
+                  else "one channel of instance ids" if c.decoder == "label_map"
                   else "background and foreground")
         raise ConfigError(f"model card {name}: the model returns {k} channels but the card needs {want} "
                           f"({layout})")

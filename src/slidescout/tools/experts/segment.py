@@ -52,12 +52,16 @@ class Stitcher:
         self.classes = np.zeros(self.shape, np.uint8)  # mask: class; instances: type (0 without types)
         self.maps = (np.zeros((3, *self.shape), np.float32) if self.kind == "instances" else None)  # fg, h, v
         self.stars: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # stardist: points, probs, rays
+        self.ids = np.zeros(self.shape, np.int64) if self.decoder == "label_map" and self.kind == "instances" else None
+        self._next_id = 1
+        self.core_start = 0  # canvas offset of the first core seam within a patch (set on the first batch)
 
     def add(self, first: int, y: np.ndarray) -> None:
         p, s = self.card.card.patch_size, self.stride
         out = y.shape[-1]
         off = (p - out) // 2  # a smaller output covers the centre of the input
         ov = out - s
+        self.core_start = off + ov // 2
         for j in range(y.shape[0]):
             r, c = (int(v) for v in self.plan.cells[first + j])
             t0 = ov // 2 if r > 0 else 0
@@ -72,12 +76,27 @@ class Stitcher:
                 self.stars.append((pts + (cy, cx), pr, d))
             self._paste(y[j][:, ys, xs], dst)
 
+    def merged_ids(self, window: tuple[int, int, int, int]) -> np.ndarray:
+        """label_map: the pasted ids inside ``window`` (y0, y1, x0, x1), merged across the seams."""
+        assert self.ids is not None
+        y0, y1, x0, x1 = window
+        rows = [r * self.stride + self.core_start - y0 for r in range(1, self.plan.rows)]
+        cols = [k * self.stride + self.core_start - x0 for k in range(1, self.plan.cols)]
+        return decoders.merge_at_seams(self.ids[y0:y1, x0:x1], rows, cols)
+
     def _paste(self, m: np.ndarray, dst: tuple[slice, slice]) -> None:
         self.covered[dst] = True
         if self.kind == "mask":
             self.classes[dst] = m.argmax(axis=0).astype(np.uint8)
             return
         assert self.maps is not None
+        if self.ids is not None:  # instance ids, made unique per patch
+            local = np.rint(m[0]).astype(np.int64)
+            fg = local > 0
+            self.ids[dst] = np.where(fg, local + self._next_id, 0)
+            self.maps[0][dst] = fg
+            self._next_id += int(local.max()) + 1 if fg.any() else 0
+            return
         if self.decoder == "stardist":
             self.maps[0][dst] = m[0]
             return
@@ -301,6 +320,8 @@ def run_segmentation(slide: Any, card: Card, region: Box | tuple, *, device: str
         fg = fg * covered
         if c.decoder == "stardist":
             instances = _stars_in(stitch, (y0, y1, x0, x1))
+        elif c.decoder == "label_map":
+            instances = stitch.merged_ids((y0, y1, x0, x1))
         elif c.decoder == "hovernet":
             instances = decoders.hovernet_instances(fg, hmap, vmap)
         else:
