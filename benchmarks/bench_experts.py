@@ -2,6 +2,8 @@
 
     python benchmarks/bench_experts.py                       # small CNN, CPU, 40k x 30k slide
     python benchmarks/bench_experts.py --model resnet50-like --device cuda --patches 4000
+    python benchmarks/bench_experts.py --path segment --size 16000x12000      # UNet mask + HoVer-style nuclei
+    python benchmarks/bench_experts.py --path zero-shot --size 16000x12000    # a random CLIP ViT-B/32
 
 Both sides run the same checkpoint (saved as a state_dict with a model card and loaded through the
 card path) on the same patches: 224 px at 0.5 µm/px (20x) from the tissue of a generated
@@ -14,6 +16,13 @@ SynthPath slide (cached in /tmp/slidescout-bench).
 
 Also reported: the model's own throughput (batches already in memory), the reader pool's
 throughput with a no-op model, and the share of time the model waited for data.
+
+``--path segment``: a random UNet (TorchScript, 3-class mask) and a random HoVer-Net-style head
+(``module:Class`` state_dict, NP/HV/type maps decoded to nuclei) over a square region of tissue
+at 0.5 µm/px, 256 px patches overlapping by 32 px: patches/s, megapixels/s of stitched map, and the
+time spent decoding and measuring after inference. ``--path zero-shot``: a random CLIP ViT-B/32
+(transformers' default CLIPConfig) over the tissue patches of a region: patches/s and the time to
+embed the prompts. No downloads: every model is built at random.
 """
 
 from __future__ import annotations
@@ -138,6 +147,159 @@ def model_only(card, device: str, batch: int, repeats: int = 5) -> float:
     return batch * repeats / (time.perf_counter() - t0)
 
 
+SEG_NET = """
+import torch
+from torch import nn
+
+
+class BenchUNet(nn.Module):
+    def __init__(self, out: int = 3, width: int = 16):
+        super().__init__()
+        w = width
+        self.e1 = nn.Sequential(nn.Conv2d(3, w, 3, padding=1), nn.ReLU(), nn.Conv2d(w, w, 3, padding=1), nn.ReLU())
+        self.e2 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU())
+        self.e3 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU())
+        self.u2 = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(4 * w, 2 * w, 3, padding=1), nn.ReLU())
+        self.u1 = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(4 * w, w, 3, padding=1), nn.ReLU())
+        self.head = nn.Conv2d(2 * w, out, 1)
+
+    def forward(self, x):
+        a = self.e1(x)
+        b = self.e2(a)
+        c = self.u2(self.e3(b))
+        return self.head(torch.cat([a, self.u1(torch.cat([b, c], 1))], 1))
+
+
+class BenchHover(nn.Module):
+    def __init__(self, types: int = 3, width: int = 16):
+        super().__init__()
+        self.trunk = BenchUNet(out=2 * width, width=width)
+        self.np_head = nn.Conv2d(2 * width, 2, 1)
+        self.hv_head = nn.Conv2d(2 * width, 2, 1)
+        self.tp_head = nn.Conv2d(2 * width, types, 1)
+
+    def forward(self, x):
+        f = torch.relu(self.trunk(x))
+        return {"np": self.np_head(f), "hv": torch.tanh(self.hv_head(f)), "tp": self.tp_head(f)}
+"""
+
+
+def _tissue_region(slide, side_l0: int):
+    """A square level-0 box of ``side_l0`` px centred on the largest piece of tissue."""
+    from slidescout.core.types import Box
+    from slidescout.tools.experts.tissue import find_tissue
+
+    tmap = find_tissue(slide)
+    cx, cy = tmap.pieces[0].centroid if tmap.pieces else (slide.dimensions[0] // 2, slide.dimensions[1] // 2)
+    return Box(max(0, int(cx) - side_l0 // 2), max(0, int(cy) - side_l0 // 2), side_l0, side_l0)
+
+
+def bench_segment(slide, device: str, side_px: int, rounds: int) -> dict:
+    import torch
+    import yaml
+
+    from slidescout.tools.experts.cards import load_card
+    from slidescout.tools.experts.segment import run_segmentation
+
+    folder = CACHE / "experts-seg"
+    (folder / "benchsegnets").mkdir(parents=True, exist_ok=True)
+    (folder / "benchsegnets" / "__init__.py").write_text("")
+    (folder / "benchsegnets" / "nets.py").write_text(SEG_NET)
+    sys.path.insert(0, str(folder))
+    from benchsegnets.nets import BenchHover, BenchUNet  # type: ignore[import-not-found]
+
+    torch.manual_seed(0)
+    torch.jit.save(torch.jit.script(BenchUNet().eval()), str(folder / "unet.pt"))
+    torch.save(BenchHover().state_dict(), folder / "hover.pth")
+    common = {"mpp": 0.5, "patch_size": 256, "overlap": 32, "mean": [0.5] * 3, "std": [0.25] * 3}
+    cards = {
+        "mask": {"name": "bench-unet", "format": "torchscript", "path": "unet.pt", "output": "mask",
+                 "labels": ["background", "tumour", "stroma"], "background": "background", **common},
+        "instances": {"name": "bench-hover", "format": "state_dict", "path": "hover.pth",
+                      "architecture": "benchsegnets.nets:BenchHover", "output": "instances",
+                      "decoder": "hovernet", "labels": ["epithelial", "lymphocyte", "other"], **common},
+    }
+    region = _tissue_region(slide, int(side_px * 0.5 / slide.mpp))
+    out: dict = {"region": list(region.as_tuple()), "side_px": side_px}
+    for kind, fields in cards.items():
+        path = folder / f"{kind}.yaml"
+        path.write_text(yaml.safe_dump(fields, sort_keys=False))
+        card = load_card(path)
+        run_segmentation(slide, card, region, device=device)  # load, choose the CPU form, warm up
+        best = None
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            seg = run_segmentation(slide, card, region, device=device)
+            total = time.perf_counter() - t0
+            if best is None or total < best[0]:
+                best = (total, seg)
+        assert best is not None
+        total, seg = best
+        st = seg.stats
+        assert st is not None
+        px = seg.covered.size / 1e6
+        out[kind] = {"patches": st.patches, "total_s": round(total, 2), "inference_s": round(st.total_s, 2),
+                     "after_inference_s": round(total - st.total_s, 2),
+                     "patches_per_s": round(st.patches / total, 1), "megapixels_per_s": round(px / total, 2),
+                     "wait_fraction": round(st.wait_fraction, 3), "batch_size": st.batch_size,
+                     "summary": {k: v for k, v in seg.summary().items() if k in ("count", "classes", "analysed_mm2")}}
+    return out
+
+
+def bench_zero_shot(slide, device: str, patches: int, rounds: int) -> dict:
+    import torch
+    import transformers
+    import yaml
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    from slidescout.tools.experts.cards import load_card
+    from slidescout.tools.experts.model_tools import zero_shot_run
+    from slidescout.tools.experts.pool import model_pool
+
+    folder = CACHE / "experts-clip"
+    model_dir = folder / "clip-b32"
+    if not (model_dir / "config.json").is_file():
+        words = "an h&e image of tumour stroma fat necrosis lymphocytes normal tissue .".split()
+        vocab = {"<unk>": 0, "<pad>": 1, "<|startoftext|>": 2, "<|endoftext|>": 3}
+        vocab.update({w: i + 4 for i, w in enumerate(words)})
+        tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok.post_processor = processors.TemplateProcessing(
+            single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", 2), ("<|endoftext|>", 3)])
+        transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                             bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+                                             model_max_length=77).save_pretrained(str(model_dir))
+        torch.manual_seed(0)
+        config = transformers.CLIPConfig(text_config={"eos_token_id": 3, "bos_token_id": 2, "pad_token_id": 1})
+        transformers.CLIPModel(config).save_pretrained(str(model_dir))
+    card_path = folder / "card.yaml"
+    card_path.write_text(yaml.safe_dump({"name": "bench-clip", "format": "transformers", "path": "clip-b32",
+                                         "output": "zero_shot", "mpp": 0.5, "patch_size": 224,
+                                         "prompts": ["an h&e image of {} ."]}, sort_keys=False))
+    card = load_card(card_path)
+    labels = ["tumour", "stroma", "fat", "necrosis", "lymphocytes"]
+    side = int((patches ** 0.5) * 224 * 0.5 / slide.mpp)
+    region = _tissue_region(slide, side)
+    t0 = time.perf_counter()
+    base = model_pool().get(card, device)
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    base.text_embeddings(list(labels))
+    text_s = time.perf_counter() - t0
+    zero_shot_run(slide, card, region, labels, device, 10**6)  # warm up
+    best = None
+    for _ in range(rounds):
+        run = zero_shot_run(slide, card, region, labels, device, 10**6)
+        if best is None or run.stats.patches_per_s > best.stats.patches_per_s:
+            best = run
+    assert best is not None
+    st = best.stats
+    return {"region": list(region.as_tuple()), "labels": len(labels), "load_s": round(load_s, 2),
+            "text_embedding_s": round(text_s, 3), "patches": st.patches,
+            "patches_per_s": round(st.patches_per_s, 1), "wait_fraction": round(st.wait_fraction, 3),
+            "batch_size": st.batch_size, "model_patches_per_s": round(st.model_patches_per_s, 1)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--slide", type=Path, help="a slide to use instead of the generated one")
@@ -151,7 +313,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is kept")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--path", choices=("classify", "segment", "zero-shot"), default="classify",
+                    help="which expert path to measure (default: patch classification)")
+    ap.add_argument("--side", type=int, default=1536, help="segment: region side in px at 0.5 µm/px")
     args = ap.parse_args(argv)
+    if args.path != "classify":
+        return _other_path(args)
 
     import torch
 
@@ -229,6 +396,29 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  readers only {readers_ps:8.1f} patches/s   (no-op model)")
         print(f"  (best of {args.rounds} interleaved rounds; runtime rounds: "
               f"{', '.join(str(round(r.stats.patches_per_s)) for r in runs)})")
+    return result
+
+
+def _other_path(args: argparse.Namespace) -> dict:
+    import torch
+
+    from slidescout.slides import open_slide
+    from slidescout.tools.experts.loading import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    path = args.slide or bench_slide((w, h))
+    slide = open_slide(path)
+    if args.path == "segment":
+        result = bench_segment(slide, device, args.side, args.rounds)
+    else:
+        result = bench_zero_shot(slide, device, args.patches if args.patches else 256, args.rounds)
+    result.update(path=args.path, slide=str(path), device=device, torch_threads=torch.get_num_threads(),
+                  cpus=os.cpu_count(), rounds=args.rounds,
+                  gpu=torch.cuda.get_device_name(0) if device.startswith("cuda") else None)
+    print(json.dumps(result, indent=2, default=str))
     return result
 
 

@@ -146,7 +146,7 @@ def test_loading_errors_are_one_line_config_errors(tmp_path):
 
 def test_timm_architecture_needs_timm(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)  # as if not installed
-    _, path = tiny_state_dict(tmp_path, "vit", architecture="vit_small_patch16_224")
+    _, path = tiny_state_dict(tmp_path, "vit", architecture="convnext_tiny")
     with pytest.raises(ConfigError, match=r"needs timm, which is not installed.*built-in architectures: tiny_cnn"):
         load_runner(load_card(path))
 

@@ -33,6 +33,7 @@ ENTRY_POINT_GROUP = "slidescout.tools"
 BUILTIN_MODULES: list[str] = [
     "slidescout.tools.navigation",
     "slidescout.tools.experts.tools",
+    "slidescout.tools.experts.model_tools",
     "slidescout.tools.knowledge.tool",
     "slidescout.tools.imageset_tools",
 ]

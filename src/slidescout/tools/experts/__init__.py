@@ -1,11 +1,15 @@
 """Expert tools: a torch runtime, built-in experts that need no downloaded weights, checkpoint loading.
 
 - ``tools.py``: the tools offered to models (``tissue_map``, ``nuclei_morphometry``,
-  ``stain_summary``, ``patch_classifier``).
+  ``stain_summary``, ``patch_classifier``); ``model_tools.py``: ``segment`` and ``zero_shot``.
 - ``runtime.py``: :func:`run_patches` tiles a region (or all the tissue) into patches at a model's
   mpp and runs them in batches on the best device with a reader thread pool.
-- ``cards.py`` / ``loading.py`` / ``catalog.py``: model cards, TorchScript / state_dict / ONNX
-  loaders, and the user's registry (``$SLIDESCOUT_HOME/experts.json``).
+- ``segment.py`` / ``decoders.py``: segmentation models tiled with overlap, stitched, decoded to
+  nuclei (HoVer-Net style) and measured; ``zeroshot.py``: CLIP / SigLIP through transformers.
+- ``cards.py`` / ``loading.py`` / ``builders.py`` / ``cpuform.py`` / ``catalog.py``: model cards,
+  TorchScript / state_dict / ONNX loaders, architectures (``archs.py``, timm-named ViTs in
+  ``vit.py``), the CPU-form choice, and the user's registry (``$SLIDESCOUT_HOME/experts.json``);
+  ``named.py``: ready cards for published models (``experts catalog``); ``hub.py``: downloads.
 - ``nuclei.py``, ``tissue.py``, ``stain.py``: the weight-free experts.
 
 Names are imported lazily, so ``import slidescout.tools.experts`` never imports torch.

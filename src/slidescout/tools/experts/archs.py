@@ -5,6 +5,8 @@ torchvision.
 - ``resnet18``, ``resnet34``, ``resnet50``: ResNets whose parameter names match torchvision's
   (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``, ``fc``...), which timm's
   ResNets share, so many published pathology checkpoints load as they are.
+- ``vit_*``: timm-named Vision Transformers (``vit.py``), e.g. ``vit_large_patch16_224`` (UNI),
+  ``vit_huge_patch14_224`` (Virchow), ``vit_giant_patch14_reg4_dinov2`` (H-optimus-0).
 
 Every builder takes ``num_outputs`` (the card's label count or embedding size; 0 drops the
 classifier head so the model returns its pooled features) plus the card's ``architecture_args``.
@@ -17,6 +19,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from slidescout.tools.experts.vit import VIT_CONFIGS, vit_builder
 
 
 class TinyCNN(nn.Module):
@@ -147,6 +151,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    **{name: vit_builder(name) for name in VIT_CONFIGS},
 }
 
 __all__ = ["ARCHITECTURES", "ResNet", "TinyCNN", "resnet18", "resnet34", "resnet50", "tiny_cnn"]

@@ -8,12 +8,31 @@
     mean: [0.485, 0.456, 0.406]  # on pixels scaled to [0, 1]
     std: [0.229, 0.224, 0.225]
     labels: [normal, tumor]
-    output: logits               # logits | probabilities | score | embedding
+    output: logits               # logits | probabilities | score | embedding | mask | instances | zero_shot
     heatmap_label: tumor
 
 A ``state_dict`` card also names its ``architecture``: a built-in one (``tiny_cnn``, ``resnet18``,
-``resnet34``, ``resnet50``; see ``archs.py``) or a timm model (``timm:<name>``, or any other name),
-used only when timm is installed. Every error names the card file and the bad field.
+``resnet34``, ``resnet50``, timm-named ViTs such as ``vit_large_patch16_224``; see ``archs.py`` and
+``vit.py``), an author's own class (``package.module:Class``, called with ``architecture_args``),
+or a timm model (``timm:<name>``, or any other name), used only when timm is installed.
+
+Outputs:
+- ``logits`` / ``probabilities`` / ``score``: one value per label and patch.
+- ``embedding``: the model's pooled features; built-in and timm architectures get *no head*
+  (``num_classes=0``), and ``embedding_dim``, when given, is checked against the output width.
+- ``mask``: per-pixel class logits ``(N, len(labels), h, w)``; ``background`` names the label that
+  is not tissue of interest (left out of the overlay).
+- ``instances``: maps decoded to nuclei. ``decoder: hovernet``: channels [NP background, NP
+  foreground, H, V] then optional type logits, one per label (or a dict/tuple ``np, hv[, tp]``);
+  ``decoder: foreground``: [background, foreground] logits, split by a distance watershed;
+  ``decoder: stardist``: [object probability (0-1), then ``rays`` distances in px];
+  ``decoder: label_map``: one channel of instance ids per patch (0 = background), merged across
+  patch borders.
+  Output maps the size of the input, or smaller and centred (valid convolutions), at the same mpp.
+- ``zero_shot``: ``format: transformers``, a CLIP or SigLIP folder (or ``hub: org/name``);
+  ``prompts`` are templates such as "an H&E image of {}." and ``labels`` the default classes.
+
+Every error names the card file and the bad field.
 """
 
 from __future__ import annotations
@@ -41,17 +60,23 @@ class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="Registry name: lowercase letters, digits, '.', '_' or '-'.")
-    format: Literal["torchscript", "state_dict", "onnx"]
-    path: str = Field(min_length=1, description="Weights file, relative to the card.")
-    architecture: str | None = Field(None, description="state_dict only: built-in or timm name.")
+    format: Literal["torchscript", "state_dict", "onnx", "transformers"]
+    path: str = Field(min_length=1, description="Weights file (or folder), relative to the card.")
+    hub: str | None = Field(None, description="Hugging Face repo id the weights come from.")
+    architecture: str | None = Field(None, description="state_dict only: built-in, module:Class or timm name.")
     architecture_args: dict[str, Any] = Field(default_factory=dict)
     mpp: float = Field(gt=0.05, le=64, description="Input resolution in µm per pixel.")
     patch_size: int = Field(ge=16, le=4096, description="Input side in pixels.")
     mean: Triple = Field(default_factory=lambda: list(IMAGENET_MEAN))
     std: Triple = Field(default_factory=lambda: list(IMAGENET_STD))
     labels: list[str] = Field(default_factory=list)
-    output: Literal["logits", "probabilities", "score", "embedding"] = "logits"
+    output: Literal["logits", "probabilities", "score", "embedding", "mask", "instances", "zero_shot"] = "logits"
     embedding_dim: int | None = Field(None, ge=1)
+    decoder: Literal["hovernet", "foreground", "stardist", "label_map"] = "hovernet"
+    rays: int = Field(32, ge=3, le=256, description="stardist: rays per pixel.")
+    background: str | None = None
+    overlap: int | None = Field(None, ge=0, description="mask/instances: px shared by neighbouring patches.")
+    prompts: list[str] = Field(default_factory=lambda: ["an H&E image of {}."])
     heatmap_label: str | None = None
     score_range: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
     description: str = ""
@@ -87,7 +112,18 @@ class ModelCard(BaseModel):
         if self.format == "state_dict" and not self.architecture:
             raise ValueError("field 'architecture': a state_dict card must name its architecture "
                              "(a built-in one such as resnet50, or a timm model name)")
-        if self.output != "embedding" and not self.labels:
+        if self.format == "transformers" and self.output != "zero_shot":
+            raise ValueError("field 'output': a 'transformers' card is a zero_shot model")
+        if self.output == "zero_shot" and self.format != "transformers":
+            raise ValueError("field 'format': zero_shot models load with format 'transformers' (a "
+                             "CLIP or SigLIP folder in Hugging Face format)")
+        if any("{}" not in t for t in self.prompts) or not self.prompts:
+            raise ValueError("field 'prompts': each template needs '{}' where the label goes")
+        if self.background is not None and self.background not in self.labels:
+            raise ValueError(f"field 'background': {self.background!r} is not one of the labels")
+        if self.overlap is not None and self.overlap >= self.patch_size:
+            raise ValueError("field 'overlap': must be smaller than patch_size")
+        if self.output not in ("embedding", "instances", "zero_shot") and not self.labels:
             raise ValueError(f"field 'labels': a model with output '{self.output}' needs its labels, "
                              "one per output value")
         if self.heatmap_label is not None and self.heatmap_label not in self.labels:
@@ -100,10 +136,34 @@ class ModelCard(BaseModel):
     # -- derived --------------------------------------------------------------------------------
     @property
     def num_outputs(self) -> int | None:
-        """Values per patch the model must produce (None: any, for an embedding without a dim)."""
-        if self.output == "embedding":
+        """Values (or channels, for maps) per patch the model must produce (None: any)."""
+        if self.output in ("embedding", "zero_shot"):
             return self.embedding_dim
+        if self.output == "instances":
+            if self.decoder == "stardist":
+                return 1 + self.rays
+            if self.decoder == "label_map":
+                return 1
+            return (4 if self.decoder == "hovernet" else 2) + (len(self.labels) if self.decoder == "hovernet" else 0)
         return len(self.labels)
+
+    @property
+    def head_outputs(self) -> int:
+        """Head size a built-in or timm architecture gets: 0 (no head) for an embedding."""
+        if self.output in ("embedding", "zero_shot"):
+            return 0
+        return self.num_outputs or 0
+
+    @property
+    def spatial(self) -> bool:
+        """The model returns maps (mask or instances) rather than one row per patch."""
+        return self.output in ("mask", "instances")
+
+    @property
+    def stride(self) -> int:
+        """Patch step for maps: patch_size minus the overlap (even, default 1/8 of the patch)."""
+        ov = self.overlap if self.overlap is not None else 2 * (self.patch_size // 16)
+        return self.patch_size - ov
 
     @property
     def magnification(self) -> float:
@@ -111,7 +171,7 @@ class ModelCard(BaseModel):
 
     def describe(self) -> str:
         what = (f"{len(self.labels)} classes ({', '.join(self.labels)})" if self.output in
-                ("logits", "probabilities") else f"{self.output} ({', '.join(self.labels) or 'vector'})")
+                ("logits", "probabilities", "mask") else f"{self.output} ({', '.join(self.labels) or 'vector'})")
         return (f"{self.name}: {self.format}, {self.patch_size} px patches at {self.mpp:g} µm/px "
                 f"(≈{self.magnification:.0f}x), {what}")
 
@@ -134,6 +194,11 @@ class Card:
 
     def check_weights(self) -> Path:
         w = self.weights
+        if self.card.format == "transformers":
+            if (w / "config.json").is_file() or self.card.hub:
+                return w
+            raise ConfigError(f"model card {self.file.name}: no Hugging Face model folder at {w} (it needs "
+                              "config.json; or set field 'hub' to download it)")
         if not w.is_file():
             raise ConfigError(f"model card {self.file.name}: checkpoint not found: {w} (field 'path' "
                               "is resolved relative to the card)")

@@ -23,9 +23,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from slidescout.errors import ConfigError
+from slidescout.tools.experts.builders import (
+    BUILTIN_ARCHITECTURES,
+    build_architecture,
+    builtin_architectures,
+)
 from slidescout.tools.experts.cards import Card
-
-BUILTIN_ARCHITECTURES = ("tiny_cnn", "resnet18", "resnet34", "resnet50")
+from slidescout.tools.experts.cpuform import Progress, cache_key, optimize_for_cpu
+from slidescout.tools.experts.zeroshot import load_zero_shot
 
 
 class Runner(Protocol):
@@ -87,32 +92,6 @@ def _unwrap_state_dict(obj: Any, card: Card) -> dict[str, Any]:
     return obj
 
 
-def build_architecture(card: Card) -> Any:
-    """The untrained module a ``state_dict`` card names."""
-    c = card.card
-    arch = (c.architecture or "").strip()
-    n_out = c.num_outputs if c.num_outputs is not None else 0
-    forced_timm = arch.startswith(("timm:", "timm/"))
-    name = arch[5:] if forced_timm else arch
-    if not forced_timm and name in BUILTIN_ARCHITECTURES:
-        from slidescout.tools.experts.archs import ARCHITECTURES
-
-        try:
-            return ARCHITECTURES[name](n_out, **c.architecture_args)
-        except TypeError as exc:
-            raise ConfigError(f"model card {card.file.name}: field 'architecture_args': {exc}") from None
-    try:
-        import timm
-    except ImportError:
-        raise ConfigError(
-            f"model card {card.file.name}: architecture {arch!r} needs timm, which is not installed "
-            f"(pip install timm); built-in architectures: {', '.join(BUILTIN_ARCHITECTURES)}") from None
-    try:
-        return timm.create_model(name, pretrained=False, num_classes=n_out, **c.architecture_args)
-    except Exception as exc:  # RuntimeError: unknown model, TypeError: bad kwargs
-        raise ConfigError(f"model card {card.file.name}: timm cannot build {name!r} ({exc})") from None
-
-
 class HostNormalizer:
     """The card's normalisation done on the host, one patch at a time, into planar float32.
 
@@ -165,6 +144,7 @@ class TorchRunner(HostNormalizer):
         self._shift = (-mean / std).view(1, 3, 1, 1).to(device)
         self._init_host(card)
         self.host_prepare = device == "cpu"  # the runtime hands over prepared float batches
+        self.spatial = card.card.spatial
 
     def __call__(self, batch: Any) -> np.ndarray:
         import torch
@@ -184,16 +164,20 @@ class TorchRunner(HostNormalizer):
                     y = self.module(x)
             else:
                 y = self.module(x)
+            if self.spatial:
+                return maps_of(y).cpu().numpy()
             y = _first(y)
             y = y.float().reshape(y.shape[0], -1)
             return y.cpu().numpy()
 
 
-def _load_torch(card: Card, device: str, **kw: Any) -> TorchRunner:
+def _load_torch(card: Card, device: str, progress: Progress | None = None, **kw: Any) -> TorchRunner:
     import torch
 
+    say = progress or (lambda _msg: None)
     path = card.check_weights()
     c = card.card
+    t0 = time.perf_counter()
     if c.format == "torchscript":
         try:
             module = torch.jit.load(str(path), map_location=device)
@@ -202,36 +186,14 @@ def _load_torch(card: Card, device: str, **kw: Any) -> TorchRunner:
                               f"({_first_line(exc)}); save it with torch.jit.save(torch.jit.script(m)) "
                               "or torch.jit.trace, or use format 'state_dict'") from None
     else:
-        module = build_architecture(card)
-        if _is_torchscript_archive(path):
-            raise ConfigError(f"model card {card.file.name}: {path.name} is a TorchScript file, not a "
-                              "state_dict; set format: torchscript")
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ConfigError(f"model card {card.file.name}: cannot read {path.name} as a state_dict "
-                              f"with weights_only=True ({_first_line(exc)})") from None
-        state = _unwrap_state_dict(obj, card)
-        missing, unexpected = _key_mismatch(module, state)
-        if missing or unexpected:
-            detail = []
-            if missing:
-                detail.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
-            if unexpected:
-                detail.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
-            raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
-                              f"architecture {c.architecture!r}: {'; '.join(detail)} parameter names")
-        try:
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as exc:  # shape mismatches
-            msg = " ".join(str(exc).split())
-            raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
-                              f"architecture {c.architecture!r} ({msg[:300]})") from None
+        module = _load_state_dict(card, path)
         module = module.to(device)
     module.eval()
+    say(f"loaded {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")
     optimize = kw.pop("optimize", None)
     if device == "cpu" and optimize is not False and kw.get("channels_last", True):
-        module, kw["channels_last"] = optimize_for_cpu(module, c.patch_size)
+        module, kw["channels_last"] = optimize_for_cpu(module, c.patch_size, key=cache_key(card.key()),
+                                                       progress=say)
         return TorchRunner(module, card, device, **kw)
     if kw.get("channels_last", True):
         try:
@@ -241,71 +203,93 @@ def _load_torch(card: Card, device: str, **kw: Any) -> TorchRunner:
     return TorchRunner(module, card, device, **kw)
 
 
+def _load_state_dict(card: Card, path: Any) -> Any:
+    """The card's architecture with the checkpoint's weights. Built-in architectures are built on
+    the meta device and take the checkpoint's tensors as they are (no random initialisation, which
+    costs seconds for a ViT-g)."""
+    import torch
+
+    c = card.card
+    if _is_torchscript_archive(path):
+        raise ConfigError(f"model card {card.file.name}: {path.name} is a TorchScript file, not a "
+                          "state_dict; set format: torchscript")
+    arch = (c.architecture or "").strip()
+    on_meta = arch in builtin_architectures()
+    if on_meta:
+        with torch.device("meta"):
+            module = build_architecture(card)
+    else:
+        module = build_architecture(card)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"model card {card.file.name}: cannot read {path.name} as a state_dict "
+                          f"({_first_line(exc)})") from None
+    state = _unwrap_state_dict(obj, card)
+    missing, unexpected = _key_mismatch(module, state)
+    if missing or unexpected:
+        detail = []
+        if missing:
+            detail.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            detail.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
+        raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
+                          f"architecture {c.architecture!r}: {'; '.join(detail)} parameter names")
+    try:
+        module.load_state_dict(state, strict=not on_meta, assign=on_meta)
+    except RuntimeError as exc:  # shape mismatches
+        msg = " ".join(str(exc).split())
+        raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
+                          f"architecture {c.architecture!r} ({msg[:300]})") from None
+    if on_meta:
+        _materialise_leftovers(module)
+    return module
+
+
+def _materialise_leftovers(module: Any) -> None:
+    """Buffers a checkpoint may leave out (BatchNorm's ``num_batches_tracked``) get their defaults."""
+    import torch
+
+    for sub in module.modules():
+        for name, buf in list(sub.named_buffers(recurse=False)):
+            if buf is not None and buf.is_meta:
+                sub.register_buffer(name, torch.zeros(buf.shape, dtype=buf.dtype))
+        for name, par in list(sub.named_parameters(recurse=False)):
+            if par.is_meta:
+                raise ConfigError(f"parameter {name} of {type(sub).__name__} has no weights in the checkpoint")
+
+
+MAP_KEYS = ("np", "nuclei", "hv", "tp", "type")
+
+
+def maps_of(y: Any) -> Any:
+    """A segmentation model's output as one float (N, C, h, w) tensor: a tensor as it is; a tuple or
+    list, or a dict (``np``, ``hv``, ``tp`` first, as HoVer-Net names them), concatenated on the
+    channels; (N, h, w) parts get a channel axis."""
+    import torch
+
+    if isinstance(y, dict):
+        keys = sorted(y, key=lambda k: MAP_KEYS.index(k) if k in MAP_KEYS else len(MAP_KEYS))
+        parts = [y[k] for k in keys]
+    elif isinstance(y, (tuple, list)):
+        parts = list(y)
+    else:
+        parts = [y]
+    parts = [p.unsqueeze(1) if p.ndim == 3 else p for p in parts]
+    return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).float()
+
+
 def _first(y: Any) -> Any:
     if isinstance(y, (tuple, list)):
         return y[0]
     if isinstance(y, dict):
         return next(iter(y.values()))
     return y
-
-
-def optimize_for_cpu(module: Any, patch_size: int) -> tuple[Any, bool]:
-    """The fastest CPU form of ``module`` and whether it wants channels-last input.
-
-    Candidates: the module in channels-last; its frozen TorchScript graph (batch norms folded into
-    convolutions) in channels-last; that graph optimised for inference (oneDNN) on NCHW. A
-    candidate that cannot be built or whose outputs differ from the module's is dropped; the rest
-    are timed on one batch (interleaved, best of a few) and the fastest wins.
-    """
-    import torch
-
-    size = min(int(patch_size), 512)
-    x = torch.rand(3, 3, size, size)  # another batch size than the trace's
-    candidates: list[tuple[str, Any, bool]] = []
-    with torch.inference_mode(False), torch.no_grad():
-        want = _first(module(x)).float()
-        try:
-            if isinstance(module, torch.jit.ScriptModule):
-                graph = module
-            else:
-                try:
-                    graph = torch.jit.script(module)
-                except Exception:  # noqa: BLE001 - many modules are not scriptable; tracing works for CNNs
-                    graph = torch.jit.trace(module, torch.rand(2, 3, size, size), check_trace=False)
-            candidates.append(("frozen", torch.jit.freeze(graph.eval()), True))
-            candidates.append(("optimized", torch.jit.optimize_for_inference(torch.jit.freeze(graph.eval())),
-                               False))
-        except Exception:  # noqa: BLE001 - optimisation is best effort
-            pass
-        try:
-            module = module.to(memory_format=torch.channels_last)
-            candidates.insert(0, ("eager", module, True))
-        except Exception:  # noqa: BLE001
-            candidates.insert(0, ("eager", module, False))
-        checked = []
-        for name, m, cl in candidates:
-            try:
-                got = _first(m(x.contiguous(memory_format=torch.channels_last) if cl else x))
-                if isinstance(got, torch.Tensor) and got.shape == want.shape and torch.allclose(
-                        got.float(), want, rtol=1e-3, atol=1e-3):
-                    checked.append((name, m, cl))
-            except Exception:  # noqa: BLE001
-                continue
-        if len(checked) <= 1:
-            return (checked or candidates)[0][1:]  # type: ignore[return-value]
-        with torch.inference_mode():
-            batch = torch.rand(16, 3, size, size)  # NCHW, as the runtime's readers prepare it
-            best = [float("inf")] * len(checked)
-            for rep in range(4):
-                for i, (_, m, cl) in enumerate(checked):
-                    t0 = time.perf_counter()
-                    m(batch.contiguous(memory_format=torch.channels_last) if cl else batch)
-                    if rep:  # the first call of each is a warm-up
-                        best[i] = min(best[i], time.perf_counter() - t0)
-                if rep and max(best) > 0.25:  # a big model: one timed call each is enough
-                    break
-    i = min(range(len(checked)), key=best.__getitem__)
-    return checked[i][1], checked[i][2]
 
 
 def _is_torchscript_archive(path: Any) -> bool:
@@ -345,7 +329,11 @@ class OnnxRunner(HostNormalizer):
     def __call__(self, batch: Any) -> np.ndarray:
         arr = np.asarray(batch.numpy() if hasattr(batch, "numpy") and not isinstance(batch, np.ndarray) else batch)
         x = arr if arr.dtype == np.float32 and arr.shape[1] == 3 else self.prepared(arr)
-        y = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        outs = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
+        if self.card.card.spatial:
+            parts = [np.asarray(o, np.float32) for o in outs]
+            return np.concatenate([o[:, None] if o.ndim == 3 else o for o in parts], axis=1)
+        y = outs[0]
         return np.asarray(y, np.float32).reshape(y.shape[0], -1)
 
 
@@ -374,11 +362,14 @@ def _load_onnx(card: Card, device: str) -> OnnxRunner:
 # ---------------------------------------------------------------------------------------------
 # entry points
 # ---------------------------------------------------------------------------------------------
-def load_runner(card: Card, device: str = "cpu", **kw: Any) -> Runner:
-    """Load the card's checkpoint on ``device`` (a fresh instance; see :class:`ModelPool`)."""
+def load_runner(card: Card, device: str = "cpu", progress: Progress | None = None, **kw: Any) -> Runner:
+    """Load the card's checkpoint on ``device`` (a fresh instance; see :class:`ModelPool`);
+    ``progress(message)`` hears each step."""
     if card.card.format == "onnx":
         return _load_onnx(card, device)
-    return _load_torch(card, device, **kw)
+    if card.card.format == "transformers":
+        return load_zero_shot(card, device)
+    return _load_torch(card, device, progress, **kw)
 
 
 @dataclass(frozen=True)
@@ -390,10 +381,11 @@ class CheckReport:
     forward_s: float
 
 
-def check_model(card: Card, device: str = "cpu", runner: Runner | None = None) -> CheckReport:
+def check_model(card: Card, device: str = "cpu", runner: Runner | None = None,
+                progress: Progress | None = None) -> CheckReport:
     """Load once and run two blank patches; ``ConfigError`` when the output does not fit the card."""
     t0 = time.perf_counter()
-    runner = runner or load_runner(card, device)
+    runner = runner or load_runner(card, device, progress)
     t1 = time.perf_counter()
     c = card.card
     blank = np.full((2, c.patch_size, c.patch_size, 3), 230, np.uint8)
@@ -406,11 +398,23 @@ def check_model(card: Card, device: str = "cpu", runner: Runner | None = None) -
                           f"{c.patch_size}×{c.patch_size} RGB patches ({_first_line(exc)}); check "
                           "'patch_size' and that the model takes (N, 3, H, W) input") from None
     t2 = time.perf_counter()
+    if c.spatial:
+        return _check_maps(card, y, t1 - t0, t2 - t1)
+    if c.output == "zero_shot":
+        labels = list(c.labels) or ["tumor", "normal tissue"]
+        try:
+            probs = runner.classifier(labels)(blank)  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise ConfigError(f"model card {card.file.name}: the text side fails on the prompts "
+                              f"{c.prompts} ({_first_line(exc)})") from None
+        if probs.shape != (2, len(labels)) or not np.all(np.isfinite(probs)):
+            raise ConfigError(f"model card {card.file.name}: label probabilities of shape {probs.shape} "
+                              f"(want (2, {len(labels)})) or not finite")
     if y.ndim != 2 or y.shape[0] != 2:
         raise ConfigError(f"model card {card.file.name}: the model returned shape {tuple(y.shape)} for "
                           "2 patches; it must return one row of values per patch")
     k = int(y.shape[1])
-    if c.output == "embedding":
+    if c.output in ("embedding", "zero_shot"):
         if c.embedding_dim is not None and k != c.embedding_dim:
             raise ConfigError(f"model card {card.file.name}: the model outputs {k} values per patch but "
                               f"field 'embedding_dim' says {c.embedding_dim}")
@@ -421,6 +425,33 @@ def check_model(card: Card, device: str = "cpu", runner: Runner | None = None) -
         raise ConfigError(f"model card {card.file.name}: the model returned NaN or infinite values on "
                           "blank patches")
     return CheckReport(k, t1 - t0, t2 - t1)
+
+
+def _check_maps(card: Card, y: np.ndarray, load_s: float, forward_s: float) -> CheckReport:
+    c = card.card
+    name = card.file.name
+    if y.ndim != 4 or y.shape[0] != 2:
+        raise ConfigError(f"model card {name}: output '{c.output}' needs maps (N, C, h, w), but the model "
+                          f"returned shape {tuple(y.shape)} for 2 patches")
+    k, h, w = (int(v) for v in y.shape[1:])
+    want = c.num_outputs
+    if k != want:
+        layout = ("one channel per label" if c.output == "mask" else
+                  "NP background, NP foreground, H, V, then one type channel per label" if c.decoder == "hovernet"
+                  else f"object probability, then {c.rays} ray distances" if c.decoder == "stardist"
+                  else "one channel of instance ids" if c.decoder == "label_map"
+                  else "background and foreground")
+        raise ConfigError(f"model card {name}: the model returns {k} channels but the card needs {want} "
+                          f"({layout})")
+    if h != w or h > c.patch_size or (c.patch_size - h) % 2:
+        raise ConfigError(f"model card {name}: output maps of {h}x{w} for {c.patch_size} px patches; they "
+                          "must be square, as large as the input, or smaller and centred (an even margin)")
+    if h < c.stride:
+        raise ConfigError(f"model card {name}: output maps of {h} px leave gaps between patches {c.stride} px "
+                          f"apart; set field 'overlap' to at least {c.patch_size - h}")
+    if not np.all(np.isfinite(y)):
+        raise ConfigError(f"model card {name}: the model returned NaN or infinite values on blank patches")
+    return CheckReport(k, load_s, forward_s)
 
 
 def _first_line(exc: BaseException) -> str:

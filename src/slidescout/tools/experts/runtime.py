@@ -287,14 +287,18 @@ def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: B
                 workers: int | None = None, prefetch: int | None = None, device: str | None = None,
                 max_patches: int | None = DEFAULT_MAX_PATCHES, cancel: threading.Event | None = None,
                 pool: ModelPool | None = None, labels: list[str] | None = None,
-                output: str = "score", plan: PatchPlan | None = None) -> PatchRun:
+                output: str = "score", plan: PatchPlan | None = None,
+                sink: Callable[[int, np.ndarray], None] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> PatchRun:
     """Run ``model`` over the patches of ``region`` (None: all the tissue of the slide).
 
     ``model`` is a :class:`Card` (loaded once per device through the pool) or any callable taking
     uint8 patches (N, P, P, 3) and returning (N, K) values (then give ``mpp`` and ``patch_size``;
     ``labels`` and ``output`` describe its values). ``min_tissue`` defaults to 0.25 for the whole
     slide and 0 for a region. Raises ``PatchLimitExceeded`` (a ``ToolError``) past ``max_patches``
-    and ``ToolCancelled`` when ``cancel`` is set.
+    and ``ToolCancelled`` when ``cancel`` is set. ``sink(first_index, outputs)`` takes each batch's
+    raw outputs instead of collecting them (segmentation maps; ``PatchRun.outputs`` is then empty).
+    ``progress(done, total)`` is called after each batch (patches).
     """
     t_start = time.perf_counter()
     card = model if isinstance(model, Card) else None
@@ -329,7 +333,7 @@ def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: B
     if str(dev) == "cpu":
         _leave_cores_for_readers(workers)
     outputs = _pipeline(slide, plan, runner, stats, prefetch or workers + 1, str(dev).startswith("cuda"),
-                        cancel)
+                        cancel, sink, progress)
     stats.total_s = time.perf_counter() - t_start
     notes = []
     if plan.mpp < plan.slide_mpp * 0.99:
@@ -343,7 +347,11 @@ def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: B
 
 
 def _pipeline(slide: Any, plan: PatchPlan, runner: Callable[[Any], np.ndarray], stats: RuntimeStats,
-              prefetch: int, pinned: bool, cancel: threading.Event | None) -> np.ndarray:
+              prefetch: int, pinned: bool, cancel: threading.Event | None,
+              sink: Callable[[int, np.ndarray], None] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Outputs (M, K) of every patch, in plan order; with ``sink``, each batch's raw outputs go to
+    ``sink(first_index, outputs)`` instead (segmentation maps) and an empty array comes back."""
     n, bsz, size = len(plan), stats.batch_size, plan.patch_size
     if n == 0:
         return np.zeros((0, 0), np.float32)
@@ -403,6 +411,11 @@ def _pipeline(slide: Any, plan: PatchPlan, runner: Callable[[Any], np.ndarray], 
             buffers.put(buf)
             stats.device_wait_s += t2 - t1
             stats.model_s += t3 - t2
+            if progress is not None:
+                progress(b * bsz + m, n)
+            if sink is not None:
+                sink(b * bsz, y)
+                continue
             if y.ndim == 1:
                 y = y[:, None]
             if out is None:
@@ -418,7 +431,8 @@ def _pipeline(slide: Any, plan: PatchPlan, runner: Callable[[Any], np.ndarray], 
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
         stats.read_s = float(sum(read_times))
-    assert out is not None
+    if out is None:
+        return np.zeros((0, 0), np.float32)
     return out
 
 

@@ -298,6 +298,9 @@ async def patch_classifier(
     box, clamped = _region(slide, x, y, w, h)
     card = _expert_card(model)
     c = card.card
+    if c.spatial or c.output == "zero_shot":
+        raise ToolError(f"model {card.name!r} has output {c.output!r}; use the "
+                        f"{'segment' if c.spatial else 'zero_shot'} tool for it")
     if label is not None and label not in c.labels:
         raise ToolError(f"model {card.name!r} has no label {label!r}; its labels are "
                         f"{', '.join(c.labels) or 'none (it returns embeddings)'}")
