@@ -106,6 +106,8 @@ class ZeroShotRunner:
 
         key = tuple(labels)
         if key not in self._text:
+            if len(self._text) >= 256:  # label sets asked for in one process: keep the cache bounded
+                self._text.clear()
             prompts = [t.format(lab) for lab in labels for t in self.card.card.prompts]
             pad: Any = "max_length" if self.family == "siglip" else True
             tok = self.tokenizer(prompts, padding=pad, truncation=True, return_tensors="pt")
