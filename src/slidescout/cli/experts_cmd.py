@@ -20,9 +20,8 @@ from slidescout.cli.app import console, err_console, experts_app
 from slidescout.core.types import Box
 from slidescout.errors import ConfigError, ToolError
 from slidescout.slides import open_slide
-from slidescout.tools.experts import catalog, named
+from slidescout.tools.experts import catalog, hub, named
 from slidescout.tools.experts.cards import load_card
-from slidescout.tools.experts.hub import hub_download
 from slidescout.tools.experts.loading import check_model, resolve_device
 from slidescout.tools.experts.model_tools import (
     zero_shot_labels,
@@ -87,7 +86,7 @@ def _catalog_card(entry: Any, weights: Path | None) -> Path:
         dest = catalog.home() / "weights" / entry.name
         console.print(f"fetching {escape(entry.hub)} from the Hugging Face hub into {escape(str(dest))} "
                       f"({escape(entry.gate)}; licence: {escape(entry.license)})", highlight=False, soft_wrap=True)
-        path = hub_download(entry.hub, dest, what=entry.name, filenames=entry.files)
+        path = hub.hub_download(entry.hub, dest, what=entry.name, filenames=entry.files)
     card = {"name": entry.name, "path": str(path), **entry.card, "hub": entry.hub, "description": entry.title,
             "source": entry.source, "license": entry.license}
     out = catalog.home() / "cards" / f"{entry.name}.yaml"
