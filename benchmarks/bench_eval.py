@@ -38,8 +38,19 @@ sys.stdin.read()
 srv.stop()
 """
 
-COLUMNS = ["benchmark_name", "benchmark_id", "image_path", "answer", "options", "image_exists",
-           "patch_exists", "is_valid", "metric_type", "file_id", "prompt"]
+COLUMNS = [
+    "benchmark_name",
+    "benchmark_id",
+    "image_path",
+    "answer",
+    "options",
+    "image_exists",
+    "patch_exists",
+    "is_valid",
+    "metric_type",
+    "file_id",
+    "prompt",
+]
 
 
 def make_dataset(root: Path, n: int) -> tuple[Path, Path]:
@@ -54,25 +65,49 @@ def make_dataset(root: Path, n: int) -> tuple[Path, Path]:
     for k in range(4):
         path = slides / f"bench-{k}.tiff"
         if not path.exists():
-            make_tiff(path, 2048 + 256 * k, 1536, mpp=0.5, pattern="tissue" if k % 2 else "gradient")
-    options = ["Lung adenocarcinoma", "Hepatocellular carcinoma", "Renal cell carcinoma", "Melanoma"]
-    prompt = ("What is the primary diagnosis?\n\nSelect from the following options:\n{options}\n"
-              "Respond in the following JSON format:\n```json\n{{\"answer\": YOUR_ANSWER}}\n```")
+            make_tiff(
+                path, 2048 + 256 * k, 1536, mpp=0.5, pattern="tissue" if k % 2 else "gradient"
+            )
+    options = [
+        "Lung adenocarcinoma",
+        "Hepatocellular carcinoma",
+        "Renal cell carcinoma",
+        "Melanoma",
+    ]
+    prompt = (
+        "What is the primary diagnosis?\n\nSelect from the following options:\n{options}\n"
+        'Respond in the following JSON format:\n```json\n{{"answer": YOUR_ANSWER}}\n```'
+    )
     csv_path = root / "bench.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         for i in range(n):
-            w.writerow({"benchmark_name": "tcga", "benchmark_id": f"B{i:04d}", "image_path": f"bench-{i % 4}.tiff",
-                        "answer": str(i % 4 + 1), "options": repr(options), "image_exists": "True",
-                        "patch_exists": "True", "is_valid": "True", "metric_type": "balanced_accuracy",
-                        "file_id": f"B{i:04d}", "prompt": prompt})
+            w.writerow(
+                {
+                    "benchmark_name": "tcga",
+                    "benchmark_id": f"B{i:04d}",
+                    "image_path": f"bench-{i % 4}.tiff",
+                    "answer": str(i % 4 + 1),
+                    "options": repr(options),
+                    "image_exists": "True",
+                    "patch_exists": "True",
+                    "is_valid": "True",
+                    "metric_type": "balanced_accuracy",
+                    "file_id": f"B{i:04d}",
+                    "prompt": prompt,
+                }
+            )
     return csv_path, slides
 
 
 def start_server(steps: int, latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(steps - 1), str(latency)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(steps - 1), str(latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     url = proc.stdout.readline().strip()
     if not url.startswith("http"):
         proc.kill()
@@ -105,17 +140,29 @@ class InProcessModel:
         await asyncio.sleep(self.latency)
         done = sum(len(m.results) for m in req.messages if isinstance(m, ToolMessage))
         if done < self.steps - 1 and req.tools:
-            parts = [ToolCallPart(id=f"c{done}", name="slide_zoom", arguments={"x0": 100, "y0": 100, "w": 100, "h": 100})]
+            parts = [
+                ToolCallPart(
+                    id=f"c{done}",
+                    name="slide_zoom",
+                    arguments={"x0": 100, "y0": 100, "w": 100, "h": 100},
+                )
+            ]
         else:
             parts = [TextPart(text='{"answer": 1}')]
-        return ModelResponse(message=AssistantMessage(parts=parts), usage=Usage(cost_usd=None), model=self.name,
-                             latency_s=self.latency)
+        return ModelResponse(
+            message=AssistantMessage(parts=parts),
+            usage=Usage(cost_usd=None),
+            model=self.name,
+            latency_s=self.latency,
+        )
 
     async def aclose(self) -> None:
         return None
 
 
-def run_once(executor: str, samples: list, url: str | None, args: argparse.Namespace, out: Path) -> dict:
+def run_once(
+    executor: str, samples: list, url: str | None, args: argparse.Namespace, out: Path
+) -> dict:
     from slidescout.agents.config import AgentConfig
     from slidescout.agents.loop import make_agent
     from slidescout.eval.runner import run_eval
@@ -123,10 +170,14 @@ def run_once(executor: str, samples: list, url: str | None, args: argparse.Names
     spec = factory = None
     if url is None:
         model = InProcessModel(args.steps, args.latency)
-        factory = lambda budget, repeat: make_agent(model, preset="giant", budget=budget,  # noqa: E731
-                                                    max_steps=args.steps + 2)
+
+        def factory(budget, repeat):  # noqa: ANN001, ANN202
+            return make_agent(model, preset="giant", budget=budget, max_steps=args.steps + 2)
+
     else:
-        spec = AgentConfig(model="openai:bench-vlm", base_url=url, preset="giant", max_steps=args.steps + 2)
+        spec = AgentConfig(
+            model="openai:bench-vlm", base_url=url, preset="giant", max_steps=args.steps + 2
+        )
     ray_options = {}
     if executor == "ray":
         import ray
@@ -137,8 +188,18 @@ def run_once(executor: str, samples: list, url: str | None, args: argparse.Names
 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    summary = asyncio.run(run_eval(samples, out=out, agent=spec, agent_factory=factory, concurrency=args.concurrency,
-                                   executor=executor, ray_options=ray_options, progress=False))
+    summary = asyncio.run(
+        run_eval(
+            samples,
+            out=out,
+            agent=spec,
+            agent_factory=factory,
+            concurrency=args.concurrency,
+            executor=executor,
+            ray_options=ray_options,
+            progress=False,
+        )
+    )
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -146,25 +207,44 @@ def run_once(executor: str, samples: list, url: str | None, args: argparse.Names
         import ray
 
         ray.shutdown()
-    steps = [json.loads(line)["n_steps"] for line in (out / "results.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["n_steps"] for line in (out / "results.jsonl").read_text().splitlines()
+    ]
     ideal = len(samples) * args.steps * args.latency / args.concurrency
-    return {"executor": executor if url else f"{executor}, in-process model", "samples": len(samples), "finished": summary.n_finished,
-            "statuses": summary.statuses, "mean_steps": sum(steps) / max(1, len(steps)), "wall_s": round(wall, 2),
-            "ideal_s": round(ideal, 2), "ratio": round(wall / ideal, 3),
-            "driver_cpu_s": round(cpu, 2), "driver_cpu_ms_per_step": round(1000 * cpu / max(1, sum(steps)), 2)}
+    return {
+        "executor": executor if url else f"{executor}, in-process model",
+        "samples": len(samples),
+        "finished": summary.n_finished,
+        "statuses": summary.statuses,
+        "mean_steps": sum(steps) / max(1, len(steps)),
+        "wall_s": round(wall, 2),
+        "ideal_s": round(ideal, 2),
+        "ratio": round(wall / ideal, 3),
+        "driver_cpu_s": round(cpu, 2),
+        "driver_cpu_ms_per_step": round(1000 * cpu / max(1, sum(steps)), 2),
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--executor", default="asyncio,ray", help="comma-separated: asyncio, ray")
-    ap.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local Ray instance (= worker actors)")
-    ap.add_argument("--inprocess", action="store_true",
-                    help="also run the asyncio executor with an in-process model (no HTTP, no SDK)")
-    ap.add_argument("--record", type=Path, default=None, help="append the results to this markdown file")
+    ap.add_argument(
+        "--ray-cpus", type=int, default=2, help="CPUs of the local Ray instance (= worker actors)"
+    )
+    ap.add_argument(
+        "--inprocess",
+        action="store_true",
+        help="also run the asyncio executor with an in-process model (no HTTP, no SDK)",
+    )
+    ap.add_argument(
+        "--record", type=Path, default=None, help="append the results to this markdown file"
+    )
     args = ap.parse_args()
 
     from slidescout.eval import load_multipathqa
@@ -188,19 +268,25 @@ def main() -> None:
         proc.stdin.close()
         proc.wait(timeout=10)
     cmd = " ".join(["python3 benchmarks/bench_eval.py", *sys.argv[1:]])
-    lines = ["| executor | samples | steps/sample | concurrency | latency | ideal | wall | wall / ideal | driver CPU |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| executor | samples | steps/sample | concurrency | latency | ideal | wall | wall / ideal | driver CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r['executor']} | {r['finished']}/{r['samples']} | {r['mean_steps']:.1f} | {args.concurrency} | "
-                     f"{args.latency * 1000:.0f} ms | {r['ideal_s']:.1f} s | {r['wall_s']:.1f} s | {r['ratio']:.2f}x | "
-                     f"{r['driver_cpu_s']:.1f} s ({r['driver_cpu_ms_per_step']:.1f} ms/step) |")
+        lines.append(
+            f"| {r['executor']} | {r['finished']}/{r['samples']} | {r['mean_steps']:.1f} | {args.concurrency} | "
+            f"{args.latency * 1000:.0f} ms | {r['ideal_s']:.1f} s | {r['wall_s']:.1f} s | {r['ratio']:.2f}x | "
+            f"{r['driver_cpu_s']:.1f} s ({r['driver_cpu_ms_per_step']:.1f} ms/step) |"
+        )
     table = "\n".join(lines)
     print(f"\n{cmd}\n\n{table}")
     if args.record:
         load = os.getloadavg()[0]
         with args.record.open("a", encoding="utf-8") as f:
-            f.write(f"\n`{cmd}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average {load:.1f}):"
-                    f"\n\n{table}\n")
+            f.write(
+                f"\n`{cmd}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average {load:.1f}):"
+                f"\n\n{table}\n"
+            )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,11 @@ CACHE = Path(os.environ.get("SLIDESCOUT_BENCH_CACHE", "/tmp/slidescout-bench"))
 # small: 4 strided 3x3 conv stages (8-64 channels), ~0.1M parameters, ~0.03 GFLOP per 224 px patch;
 # medium: the same at twice the width (~0.4M parameters, ~0.1 GFLOP); resnet50-like: ResNet-50
 # (25M parameters, ~4 GFLOP), all randomly initialised (no downloads).
-MODELS = {"small": ("tiny_cnn", {"width": 8}), "medium": ("tiny_cnn", {"width": 16}),
-          "resnet50-like": ("resnet50", {})}
+MODELS = {
+    "small": ("tiny_cnn", {"width": 8}),
+    "medium": ("tiny_cnn", {"width": 16}),
+    "resnet50-like": ("resnet50", {}),
+}
 
 
 def bench_slide(size: tuple[int, int], seed: int = 0) -> Path:
@@ -71,9 +74,17 @@ def make_card(model: str) -> Path:
     torch.manual_seed(0)
     net = ARCHITECTURES[arch](2, **args).eval()
     torch.save(net.state_dict(), folder / "weights.pth")
-    card = {"name": f"bench-{model}", "format": "state_dict", "path": "weights.pth", "architecture": arch,
-            "architecture_args": args, "mpp": 0.5, "patch_size": 224, "labels": ["other", "tumor"],
-            "output": "logits"}
+    card = {
+        "name": f"bench-{model}",
+        "format": "state_dict",
+        "path": "weights.pth",
+        "architecture": arch,
+        "architecture_args": args,
+        "mpp": 0.5,
+        "patch_size": 224,
+        "labels": ["other", "tumor"],
+        "output": "logits",
+    }
     path = folder / "card.yaml"
     path.write_text(yaml.safe_dump(card, sort_keys=False))
     return path
@@ -115,7 +126,7 @@ def naive_loop(path: Path, plan, card, device: str, n: int) -> float:
         if side != plan.patch_size:
             img = img.resize((plan.patch_size, plan.patch_size), Image.Resampling.BILINEAR)
         x = torch.from_numpy(np.array(img)).permute(2, 0, 1).unsqueeze(0).float().div(255)
-        x = ((x.to(device) - mean) / std)
+        x = (x.to(device) - mean) / std
         with torch.no_grad():
             net(x).softmax(1).cpu()
 
@@ -190,7 +201,11 @@ def _tissue_region(slide, side_l0: int):
     from slidescout.tools.experts.tissue import find_tissue
 
     tmap = find_tissue(slide)
-    cx, cy = tmap.pieces[0].centroid if tmap.pieces else (slide.dimensions[0] // 2, slide.dimensions[1] // 2)
+    cx, cy = (
+        tmap.pieces[0].centroid
+        if tmap.pieces
+        else (slide.dimensions[0] // 2, slide.dimensions[1] // 2)
+    )
     return Box(max(0, int(cx) - side_l0 // 2), max(0, int(cy) - side_l0 // 2), side_l0, side_l0)
 
 
@@ -213,11 +228,25 @@ def bench_segment(slide, device: str, side_px: int, rounds: int) -> dict:
     torch.save(BenchHover().state_dict(), folder / "hover.pth")
     common = {"mpp": 0.5, "patch_size": 256, "overlap": 32, "mean": [0.5] * 3, "std": [0.25] * 3}
     cards = {
-        "mask": {"name": "bench-unet", "format": "torchscript", "path": "unet.pt", "output": "mask",
-                 "labels": ["background", "tumour", "stroma"], "background": "background", **common},
-        "instances": {"name": "bench-hover", "format": "state_dict", "path": "hover.pth",
-                      "architecture": "benchsegnets.nets:BenchHover", "output": "instances",
-                      "decoder": "hovernet", "labels": ["epithelial", "lymphocyte", "other"], **common},
+        "mask": {
+            "name": "bench-unet",
+            "format": "torchscript",
+            "path": "unet.pt",
+            "output": "mask",
+            "labels": ["background", "tumour", "stroma"],
+            "background": "background",
+            **common,
+        },
+        "instances": {
+            "name": "bench-hover",
+            "format": "state_dict",
+            "path": "hover.pth",
+            "architecture": "benchsegnets.nets:BenchHover",
+            "output": "instances",
+            "decoder": "hovernet",
+            "labels": ["epithelial", "lymphocyte", "other"],
+            **common,
+        },
     }
     region = _tissue_region(slide, int(side_px * 0.5 / slide.mpp))
     out: dict = {"region": list(region.as_tuple()), "side_px": side_px}
@@ -238,11 +267,19 @@ def bench_segment(slide, device: str, side_px: int, rounds: int) -> dict:
         st = seg.stats
         assert st is not None
         px = seg.covered.size / 1e6
-        out[kind] = {"patches": st.patches, "total_s": round(total, 2), "inference_s": round(st.total_s, 2),
-                     "after_inference_s": round(total - st.total_s, 2),
-                     "patches_per_s": round(st.patches / total, 1), "megapixels_per_s": round(px / total, 2),
-                     "wait_fraction": round(st.wait_fraction, 3), "batch_size": st.batch_size,
-                     "summary": {k: v for k, v in seg.summary().items() if k in ("count", "classes", "analysed_mm2")}}
+        out[kind] = {
+            "patches": st.patches,
+            "total_s": round(total, 2),
+            "inference_s": round(st.total_s, 2),
+            "after_inference_s": round(total - st.total_s, 2),
+            "patches_per_s": round(st.patches / total, 1),
+            "megapixels_per_s": round(px / total, 2),
+            "wait_fraction": round(st.wait_fraction, 3),
+            "batch_size": st.batch_size,
+            "summary": {
+                k: v for k, v in seg.summary().items() if k in ("count", "classes", "analysed_mm2")
+            },
+        }
     return out
 
 
@@ -265,20 +302,40 @@ def bench_zero_shot(slide, device: str, patches: int, rounds: int) -> dict:
         tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         tok.post_processor = processors.TemplateProcessing(
-            single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", 2), ("<|endoftext|>", 3)])
-        transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
-                                             bos_token="<|startoftext|>", eos_token="<|endoftext|>",
-                                             model_max_length=77).save_pretrained(str(model_dir))
+            single="<|startoftext|> $A <|endoftext|>",
+            special_tokens=[("<|startoftext|>", 2), ("<|endoftext|>", 3)],
+        )
+        transformers.PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            unk_token="<unk>",
+            pad_token="<pad>",
+            bos_token="<|startoftext|>",
+            eos_token="<|endoftext|>",
+            model_max_length=77,
+        ).save_pretrained(str(model_dir))
         torch.manual_seed(0)
-        config = transformers.CLIPConfig(text_config={"eos_token_id": 3, "bos_token_id": 2, "pad_token_id": 1})
+        config = transformers.CLIPConfig(
+            text_config={"eos_token_id": 3, "bos_token_id": 2, "pad_token_id": 1}
+        )
         transformers.CLIPModel(config).save_pretrained(str(model_dir))
     card_path = folder / "card.yaml"
-    card_path.write_text(yaml.safe_dump({"name": "bench-clip", "format": "transformers", "path": "clip-b32",
-                                         "output": "zero_shot", "mpp": 0.5, "patch_size": 224,
-                                         "prompts": ["an h&e image of {} ."]}, sort_keys=False))
+    card_path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "bench-clip",
+                "format": "transformers",
+                "path": "clip-b32",
+                "output": "zero_shot",
+                "mpp": 0.5,
+                "patch_size": 224,
+                "prompts": ["an h&e image of {} ."],
+            },
+            sort_keys=False,
+        )
+    )
     card = load_card(card_path)
     labels = ["tumour", "stroma", "fat", "necrosis", "lymphocytes"]
-    side = int((patches ** 0.5) * 224 * 0.5 / slide.mpp)
+    side = int((patches**0.5) * 224 * 0.5 / slide.mpp)
     region = _tissue_region(slide, side)
     t0 = time.perf_counter()
     base = model_pool().get(card, device)
@@ -294,28 +351,55 @@ def bench_zero_shot(slide, device: str, patches: int, rounds: int) -> dict:
             best = run
     assert best is not None
     st = best.stats
-    return {"region": list(region.as_tuple()), "labels": len(labels), "load_s": round(load_s, 2),
-            "text_embedding_s": round(text_s, 3), "patches": st.patches,
-            "patches_per_s": round(st.patches_per_s, 1), "wait_fraction": round(st.wait_fraction, 3),
-            "batch_size": st.batch_size, "model_patches_per_s": round(st.model_patches_per_s, 1)}
+    return {
+        "region": list(region.as_tuple()),
+        "labels": len(labels),
+        "load_s": round(load_s, 2),
+        "text_embedding_s": round(text_s, 3),
+        "patches": st.patches,
+        "patches_per_s": round(st.patches_per_s, 1),
+        "wait_fraction": round(st.wait_fraction, 3),
+        "batch_size": st.batch_size,
+        "model_patches_per_s": round(st.model_patches_per_s, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--slide", type=Path, help="a slide to use instead of the generated one")
-    ap.add_argument("--size", default="40000x30000", help="generated slide size (default 40000x30000)")
+    ap.add_argument(
+        "--size", default="40000x30000", help="generated slide size (default 40000x30000)"
+    )
     ap.add_argument("--model", choices=sorted(MODELS), default="small")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    ap.add_argument("--patches", type=int, default=2000, help="patches through the runtime (0: all tissue)")
-    ap.add_argument("--naive-patches", type=int, default=None, help="patches through the naive loop")
-    ap.add_argument("--batch-size", type=int, default=None, help="default: the runtime's (16 CPU, 64 GPU)")
-    ap.add_argument("--workers", type=int, default=None, help="reader threads (default: cores, 2-8)")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is kept")
+    ap.add_argument(
+        "--patches", type=int, default=2000, help="patches through the runtime (0: all tissue)"
+    )
+    ap.add_argument(
+        "--naive-patches", type=int, default=None, help="patches through the naive loop"
+    )
+    ap.add_argument(
+        "--batch-size", type=int, default=None, help="default: the runtime's (16 CPU, 64 GPU)"
+    )
+    ap.add_argument(
+        "--workers", type=int, default=None, help="reader threads (default: cores, 2-8)"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds; the best of each is kept"
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--path", choices=("classify", "segment", "zero-shot"), default="classify",
-                    help="which expert path to measure (default: patch classification)")
-    ap.add_argument("--side", type=int, default=1536, help="segment: region side in px at 0.5 µm/px")
+    ap.add_argument(
+        "--path",
+        choices=("classify", "segment", "zero-shot"),
+        default="classify",
+        help="which expert path to measure (default: patch classification)",
+    )
+    ap.add_argument(
+        "--side", type=int, default=1536, help="segment: region side in px at 0.5 µm/px"
+    )
     args = ap.parse_args(argv)
     if args.path != "classify":
         return _other_path(args)
@@ -341,8 +425,14 @@ def main(argv: list[str] | None = None) -> dict:
     plan = subset(full, args.patches) if args.patches else full
     naive_n = args.naive_patches or min(len(plan), 40 if args.model == "resnet50-like" else 300)
 
-    run_patches(slide, card, plan=subset(plan, 128), device=device,
-                batch_size=args.batch_size, workers=args.workers)  # load and warm up
+    run_patches(
+        slide,
+        card,
+        plan=subset(plan, 128),
+        device=device,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )  # load and warm up
 
     def noop(batch):
         return np.zeros((len(batch), 1), np.float32)
@@ -351,51 +441,90 @@ def main(argv: list[str] | None = None) -> dict:
     runs, readers, model_ps, naive_ps, cpu_rt, cpu_naive = [], [], [], [], [], []
     for _ in range(args.rounds):
         c0 = time.process_time()
-        runs.append(run_patches(slide, card, plan=plan, device=device, batch_size=args.batch_size,
-                                workers=args.workers))
+        runs.append(
+            run_patches(
+                slide,
+                card,
+                plan=plan,
+                device=device,
+                batch_size=args.batch_size,
+                workers=args.workers,
+            )
+        )
         c1 = time.process_time()
         naive_ps.append(naive_loop(path, plan, card, device, naive_n))
         c2 = time.process_time()
         cpu_rt.append(len(plan) / max(c1 - c0, 1e-9))
         cpu_naive.append((naive_n + 3) / max(c2 - c1, 1e-9))
-        readers.append(run_patches(slide, noop, plan=plan, mpp=0.5, patch_size=224,
-                                   batch_size=args.batch_size, workers=args.workers).stats.patches_per_s)
+        readers.append(
+            run_patches(
+                slide,
+                noop,
+                plan=plan,
+                mpp=0.5,
+                patch_size=224,
+                batch_size=args.batch_size,
+                workers=args.workers,
+            ).stats.patches_per_s
+        )
         model_ps.append(model_only(card, device, runs[-1].stats.batch_size))
     run = max(runs, key=lambda r: r.stats.patches_per_s)
     naive_ps, readers_ps, model_ps = max(naive_ps), max(readers), max(model_ps)
     s = run.stats
     result = {
-        "slide": str(path), "slide_size": list(slide.dimensions), "tissue_patches": len(full),
-        "plan_s": round(plan_s, 2), "model": args.model, "device": s.device,
+        "slide": str(path),
+        "slide_size": list(slide.dimensions),
+        "tissue_patches": len(full),
+        "plan_s": round(plan_s, 2),
+        "model": args.model,
+        "device": s.device,
         "gpu": torch.cuda.get_device_name(0) if s.device.startswith("cuda") else None,
-        "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-        "batch_size": s.batch_size, "workers": s.workers, "patches": s.patches,
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "batch_size": s.batch_size,
+        "workers": s.workers,
+        "patches": s.patches,
         "runtime_patches_per_s": round(s.patches_per_s, 1),
-        "naive_patches_per_s": round(naive_ps, 1), "naive_patches": naive_n,
+        "naive_patches_per_s": round(naive_ps, 1),
+        "naive_patches": naive_n,
         "speedup": round(s.patches_per_s / naive_ps, 2),
-        "runtime_patches_per_cpu_s": round(max(cpu_rt), 1), "naive_patches_per_cpu_s": round(max(cpu_naive), 1),
+        "runtime_patches_per_cpu_s": round(max(cpu_rt), 1),
+        "naive_patches_per_cpu_s": round(max(cpu_naive), 1),
         "cpu_efficiency_ratio": round(max(cpu_rt) / max(cpu_naive), 2),
         "wait_fraction": round(s.wait_fraction, 3),
         "model_only_patches_per_s": round(model_ps, 1),
-        "readers_only_patches_per_s": round(readers_ps, 1), "rounds": args.rounds,
+        "readers_only_patches_per_s": round(readers_ps, 1),
+        "rounds": args.rounds,
         "runtime_rounds": [round(r.stats.patches_per_s, 1) for r in runs],
         "runtime_stats": s.to_dict(),
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"slide {path.name} {w}x{h}, {len(full)} tissue patches of 224 px at 0.5 µm/px (plan {plan_s:.1f} s)")
-        print(f"model {args.model} on {result['gpu'] or s.device} (torch threads {result['torch_threads']}), "
-              f"batch {s.batch_size}, {s.workers} reader threads, {s.patches} patches")
-        print(f"  runtime      {s.patches_per_s:8.1f} patches/s   model waited for data {s.wait_fraction:.1%}")
-        print(f"  naive loop   {naive_ps:8.1f} patches/s   ({naive_n} patches, OpenSlide + batch of 1)")
+        print(
+            f"slide {path.name} {w}x{h}, {len(full)} tissue patches of 224 px at 0.5 µm/px (plan {plan_s:.1f} s)"
+        )
+        print(
+            f"model {args.model} on {result['gpu'] or s.device} (torch threads {result['torch_threads']}), "
+            f"batch {s.batch_size}, {s.workers} reader threads, {s.patches} patches"
+        )
+        print(
+            f"  runtime      {s.patches_per_s:8.1f} patches/s   model waited for data {s.wait_fraction:.1%}"
+        )
+        print(
+            f"  naive loop   {naive_ps:8.1f} patches/s   ({naive_n} patches, OpenSlide + batch of 1)"
+        )
         print(f"  speedup      {s.patches_per_s / naive_ps:8.1f}x")
-        print(f"  per CPU-second: runtime {max(cpu_rt):.0f}, naive {max(cpu_naive):.0f} patches "
-              f"({max(cpu_rt) / max(cpu_naive):.1f}x; independent of other load on the machine)")
+        print(
+            f"  per CPU-second: runtime {max(cpu_rt):.0f}, naive {max(cpu_naive):.0f} patches "
+            f"({max(cpu_rt) / max(cpu_naive):.1f}x; independent of other load on the machine)"
+        )
         print(f"  model only   {model_ps:8.1f} patches/s   (in-memory batches)")
         print(f"  readers only {readers_ps:8.1f} patches/s   (no-op model)")
-        print(f"  (best of {args.rounds} interleaved rounds; runtime rounds: "
-              f"{', '.join(str(round(r.stats.patches_per_s)) for r in runs)})")
+        print(
+            f"  (best of {args.rounds} interleaved rounds; runtime rounds: "
+            f"{', '.join(str(round(r.stats.patches_per_s)) for r in runs)})"
+        )
     return result
 
 
@@ -415,9 +544,15 @@ def _other_path(args: argparse.Namespace) -> dict:
         result = bench_segment(slide, device, args.side, args.rounds)
     else:
         result = bench_zero_shot(slide, device, args.patches if args.patches else 256, args.rounds)
-    result.update(path=args.path, slide=str(path), device=device, torch_threads=torch.get_num_threads(),
-                  cpus=os.cpu_count(), rounds=args.rounds,
-                  gpu=torch.cuda.get_device_name(0) if device.startswith("cuda") else None)
+    result.update(
+        path=args.path,
+        slide=str(path),
+        device=device,
+        torch_threads=torch.get_num_threads(),
+        cpus=os.cpu_count(),
+        rounds=args.rounds,
+        gpu=torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
+    )
     print(json.dumps(result, indent=2, default=str))
     return result
 

@@ -50,8 +50,13 @@ def main() -> None:
         rates, md5s = [], []
         for _ in range(a.repeats):
             with tempfile.TemporaryDirectory() as d:
-                cfg = FetchConfig(root=Path(d), gdc_url=url, concurrency=a.concurrency, progress=False,
-                                  policy=RetryPolicy(base=0.01))
+                cfg = FetchConfig(
+                    root=Path(d),
+                    gdc_url=url,
+                    concurrency=a.concurrency,
+                    progress=False,
+                    policy=RetryPolicy(base=0.01),
+                )
                 t = time.perf_counter()
                 s = fetch_slides(items, cfg)
                 dt = time.perf_counter() - t
@@ -63,8 +68,10 @@ def main() -> None:
                 md5s.append(total / (time.perf_counter() - t) / 1e6)
     finally:
         server.terminate()
-    print(f"{a.files} files x {a.mb} MiB, concurrency {a.concurrency}: fetch {statistics.median(rates):.0f} MB/s "
-          f"(median of {a.repeats}), md5 alone {statistics.median(md5s):.0f} MB/s")
+    print(
+        f"{a.files} files x {a.mb} MiB, concurrency {a.concurrency}: fetch {statistics.median(rates):.0f} MB/s "
+        f"(median of {a.repeats}), md5 alone {statistics.median(md5s):.0f} MB/s"
+    )
 
 
 if __name__ == "__main__":

@@ -22,11 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_slides import BENCH_DIR, bench_image  # noqa: E402
 
-OME = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
-       '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="{w}" SizeY="{h}" '
-       'SizeC="3" SizeZ="1" SizeT="1" Interleaved="true" PhysicalSizeX="0.25" PhysicalSizeXUnit="µm" '
-       'PhysicalSizeY="0.25" PhysicalSizeYUnit="µm"><Channel ID="Channel:0:0" SamplesPerPixel="3"/>'
-       '<TiffData IFD="0" PlaneCount="1"/></Pixels></Image></OME>')
+OME = (
+    '<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+    '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="{w}" SizeY="{h}" '
+    'SizeC="3" SizeZ="1" SizeT="1" Interleaved="true" PhysicalSizeX="0.25" PhysicalSizeXUnit="µm" '
+    'PhysicalSizeY="0.25" PhysicalSizeYUnit="µm"><Channel ID="Channel:0:0" SamplesPerPixel="3"/>'
+    '<TiffData IFD="0" PlaneCount="1"/></Pixels></Image></OME>'
+)
 
 
 def make(path: Path, width: int, height: int, subifd: bool) -> Path:
@@ -40,10 +42,25 @@ def make(path: Path, width: int, height: int, subifd: bool) -> Path:
         img.set_type(pyvips.GValue.gstr_type, "image-description", OME.format(w=width, h=height))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.tif")
-    img.tiffsave(str(tmp), tile=True, tile_width=256, tile_height=256, pyramid=True, subifd=subifd,
-                 compression="jpeg", Q=80, bigtiff=True, xres=4000.0, yres=4000.0, resunit="cm")
+    img.tiffsave(
+        str(tmp),
+        tile=True,
+        tile_width=256,
+        tile_height=256,
+        pyramid=True,
+        subifd=subifd,
+        compression="jpeg",
+        Q=80,
+        bigtiff=True,
+        xres=4000.0,
+        yres=4000.0,
+        resunit="cm",
+    )
     tmp.rename(path)
-    print(f"made {path.name} in {time.perf_counter() - t0:.0f} s ({path.stat().st_size / 1e9:.2f} GB)", flush=True)
+    print(
+        f"made {path.name} in {time.perf_counter() - t0:.0f} s ({path.stat().st_size / 1e9:.2f} GB)",
+        flush=True,
+    )
     return path
 
 
@@ -60,8 +77,10 @@ def measure(path: Path, box: tuple[int, int, int, int]) -> tuple[float, float, s
     t1 = time.perf_counter()
     view = s.read(box, 1000)
     t2 = time.perf_counter()
-    desc = (f"{s.format}, {s.level_count} levels, backend {s.backend_name}, mpp {s.mpp}, "
-            f"thumbnail from level {thumb.level}, view from level {view.level}")
+    desc = (
+        f"{s.format}, {s.level_count} levels, backend {s.backend_name}, mpp {s.mpp}, "
+        f"thumbnail from level {thumb.level}, view from level {view.level}"
+    )
     s.close()
     return t1 - t0, t2 - t1, desc
 
@@ -73,8 +92,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     w, h = args.width, args.height
-    files = {"main-chain": make(BENCH_DIR / f"formats_main_{w}x{h}.tif", w, h, subifd=False),
-             "ome-subifd": make(BENCH_DIR / f"formats_ome_{w}x{h}.ome.tif", w, h, subifd=True)}
+    files = {
+        "main-chain": make(BENCH_DIR / f"formats_main_{w}x{h}.tif", w, h, subifd=False),
+        "ome-subifd": make(BENCH_DIR / f"formats_ome_{w}x{h}.ome.tif", w, h, subifd=True),
+    }
     box = (w // 2 - 2000, h // 2 - 2000, 4000, 4000)
     times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in files}
     for _ in range(args.repeats):
@@ -85,10 +106,14 @@ def main() -> None:
     med = {k: (statistics.median(a), statistics.median(b)) for k, (a, b) in times.items()}
     for key, path in files.items():
         print(f"{key:<11} {measure(path, box)[2]}")
-        print(f"{'':<11} open + 1024 px thumbnail: median {med[key][0] * 1000:.0f} ms; "
-              f"1000 px view of a 4000 px box: median {med[key][1] * 1000:.0f} ms")
-    print(f"ratio OME / main-chain: thumbnail {med['ome-subifd'][0] / med['main-chain'][0]:.2f}x, "
-          f"view {med['ome-subifd'][1] / med['main-chain'][1]:.2f}x")
+        print(
+            f"{'':<11} open + 1024 px thumbnail: median {med[key][0] * 1000:.0f} ms; "
+            f"1000 px view of a 4000 px box: median {med[key][1] * 1000:.0f} ms"
+        )
+    print(
+        f"ratio OME / main-chain: thumbnail {med['ome-subifd'][0] / med['main-chain'][0]:.2f}x, "
+        f"view {med['ome-subifd'][1] / med['main-chain'][1]:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ def bench_slide(path: str | None) -> Path:
     return p
 
 
-def zoom_script(srv: FakeOpenAI, steps: int, size: tuple[int, int], seed: int = 0, tool: str = "slide_zoom"):
+def zoom_script(
+    srv: FakeOpenAI, steps: int, size: tuple[int, int], seed: int = 0, tool: str = "slide_zoom"
+):
     rng = random.Random(seed)
 
     def fn(body):
@@ -51,22 +53,32 @@ def zoom_script(srv: FakeOpenAI, steps: int, size: tuple[int, int], seed: int = 
         side = int(10 ** rng.uniform(3, 4.4))  # 1k..25k px boxes
         x, y = rng.randrange(0, max(1, size[0] - side)), rng.randrange(0, max(1, size[1] - side))
         if tool == "measure":  # no image: isolates the loop's own concurrency from slide rendering
-            return Reply(tool_calls=[ToolCall("measure", {"x1": x, "y1": y, "x2": x + side, "y2": y + side})])
+            return Reply(
+                tool_calls=[ToolCall("measure", {"x1": x, "y1": y, "x2": x + side, "y2": y + side})]
+            )
         return Reply(tool_calls=[ToolCall("slide_zoom", {"x0": x, "y0": y, "w": side, "h": side})])
 
     return fn
 
 
-async def run_samples(base_url: str, slide: Path, n: int, steps: int, out: Path,
-                      tools: str | None = None) -> tuple[float, list]:
-    agent = make_agent("openai:gpt-5", base_url=base_url, api="responses", max_steps=steps + 1, tools=tools)
+async def run_samples(
+    base_url: str, slide: Path, n: int, steps: int, out: Path, tools: str | None = None
+) -> tuple[float, list]:
+    agent = make_agent(
+        "openai:gpt-5", base_url=base_url, api="responses", max_steps=steps + 1, tools=tools
+    )
     run = RunDir.create(out, agent.config(), agent.prompt_hashes())
-    samples = [question_sample(slide, "What is the diagnosis?", ["A", "B"], sample_id=f"s{i}") for i in range(n)]
+    samples = [
+        question_sample(slide, "What is the diagnosis?", ["A", "B"], sample_id=f"s{i}")
+        for i in range(n)
+    ]
     t0 = time.perf_counter()
     try:
         traces = await asyncio.gather(*(agent.run(s, run) for s in samples))
     finally:
-        await agent.model.aclose()  # inside this loop: a client closed after its loop is gone spews tracebacks
+        await (
+            agent.model.aclose()
+        )  # inside this loop: a client closed after its loop is gone spews tracebacks
     return time.perf_counter() - t0, traces
 
 
@@ -104,7 +116,9 @@ def _serve(port_q, steps: int, size: tuple[int, int], latency: float, tool: str)
     threading.Event().wait()
 
 
-def concurrency(slide: Path, steps: int, n: int, latency: float, tool: str = "slide_zoom") -> tuple[float, float]:
+def concurrency(
+    slide: Path, steps: int, n: int, latency: float, tool: str = "slide_zoom"
+) -> tuple[float, float]:
     import multiprocessing as mp
 
     from slidescout.slides import open_slide
@@ -119,7 +133,9 @@ def concurrency(slide: Path, steps: int, n: int, latency: float, tool: str = "sl
         with tempfile.TemporaryDirectory() as d:
             tools = "+measure" if tool == "measure" else None
             one, _ = asyncio.run(run_samples(base_url, slide, 1, steps, Path(d) / "one", tools))
-            many, traces = asyncio.run(run_samples(base_url, slide, n, steps, Path(d) / "many", tools))
+            many, traces = asyncio.run(
+                run_samples(base_url, slide, n, steps, Path(d) / "many", tools)
+            )
             bad = [t.status for t in traces if t.status != "answered"]
             if bad:
                 print(f"warning: {len(bad)} samples did not answer: {set(bad)}", file=sys.stderr)
@@ -129,7 +145,9 @@ def concurrency(slide: Path, steps: int, n: int, latency: float, tool: str = "sl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--latency", type=float, default=0.2)
@@ -141,14 +159,18 @@ def main() -> None:
     steps = overhead(slide, args.steps)
     med = statistics.median(steps) * 1000
     p90 = sorted(steps)[int(0.9 * (len(steps) - 1))] * 1000
-    print(f"per-step loop overhead at 1000 px (n={len(steps)}): median {med:.1f} ms, p90 {p90:.1f} ms "
-          f"(target < 50 ms: {'OK' if med < 50 else 'MISSED'})")
+    print(
+        f"per-step loop overhead at 1000 px (n={len(steps)}): median {med:.1f} ms, p90 {p90:.1f} ms "
+        f"(target < 50 ms: {'OK' if med < 50 else 'MISSED'})"
+    )
     for tool in ("slide_zoom", "measure"):
         one, many = concurrency(slide, args.steps, args.samples, args.latency, tool)
         ratio = many / one
-        print(f"{tool}: {args.samples} concurrent samples x {args.steps} steps at {args.latency * 1000:.0f} ms/call: "
-              f"one sample {one:.2f} s, {args.samples} samples {many:.2f} s, ratio {ratio:.2f}x "
-              f"(target <= 1.25x: {'OK' if ratio <= 1.25 else 'MISSED'})")
+        print(
+            f"{tool}: {args.samples} concurrent samples x {args.steps} steps at {args.latency * 1000:.0f} ms/call: "
+            f"one sample {one:.2f} s, {args.samples} samples {many:.2f} s, ratio {ratio:.2f}x "
+            f"(target <= 1.25x: {'OK' if ratio <= 1.25 else 'MISSED'})"
+        )
 
 
 if __name__ == "__main__":

@@ -68,7 +68,9 @@ def script(srv: Any, path: str, steps: int) -> Any:
     def fn(body: dict[str, Any]) -> Reply:
         done = srv.prior_tool_calls(body, path)
         if done >= steps - 1 or srv.tool_choice(body, path) == "none":
-            return Reply(text="<report>Glands and nuclei examined.</report>\n<response>{\"answer\": 1}</response>")
+            return Reply(
+                text='<report>Glands and nuclei examined.</report>\n<response>{"answer": 1}</response>'
+            )
         x, y, w, h = regions[done]
         return Reply(tool_calls=[ToolCall("slide_zoom", {"x0": x, "y0": y, "w": w, "h": h})])
 
@@ -93,13 +95,17 @@ def blocks(body: dict[str, Any], api: str) -> tuple[list[tuple[str, int]], int]:
     else:
         parts = [body.get("tools"), body.get("system")]
         for i, m in enumerate(body.get("messages", [])):
-            parts += [[m["role"], b] for b in m["content"]] if isinstance(m["content"], list) else [m]
+            parts += (
+                [[m["role"], b] for b in m["content"]] if isinstance(m["content"], list) else [m]
+            )
             if i == 0:
                 first = len(parts)
     out = []
     for p in parts:
         plain = _strip(p)
-        out.append((json.dumps(plain, sort_keys=True), estimate_input_tokens(plain) if plain else 0))
+        out.append(
+            (json.dumps(plain, sort_keys=True), estimate_input_tokens(plain) if plain else 0)
+        )
     return out, first
 
 
@@ -137,7 +143,11 @@ async def run_one(provider: str, preset: str, slide: Path, steps: int, out: Path
     server._scripted = True
     async with server:
         model_id = "openai:gpt-5" if provider == "openai" else "anthropic:claude-sonnet-4-5"
-        model = resolve_model(model_id, base_url=server.base_url, **({"api": "responses"} if provider == "openai" else {}))
+        model = resolve_model(
+            model_id,
+            base_url=server.base_url,
+            **({"api": "responses"} if provider == "openai" else {}),
+        )
         agent = make_agent(model, preset=preset, max_steps=steps)
         run = RunDir.create(out / f"{provider}-{preset}", agent.config(), agent.prompt_hashes())
         sample = question_sample(slide, "What is the diagnosis?", ["Adenocarcinoma", "Benign"])
@@ -149,9 +159,18 @@ async def run_one(provider: str, preset: str, slide: Path, steps: int, out: Path
         sizes = [r.size for r in server.requests]
     cached, billed = cache_stats(bodies, provider)
     views = {tuple(i.box) for i in trace.images() if i.box}
-    return {"provider": provider, "preset": preset, "status": trace.status, "requests": len(bodies),
-            "images": sum(count_images(b) for b in bodies), "bytes": sum(sizes),
-            "input_tokens": trace.usage.input_tokens, "cached": cached, "billed": billed, "views": len(views)}
+    return {
+        "provider": provider,
+        "preset": preset,
+        "status": trace.status,
+        "requests": len(bodies),
+        "images": sum(count_images(b) for b in bodies),
+        "bytes": sum(sizes),
+        "input_tokens": trace.usage.input_tokens,
+        "cached": cached,
+        "billed": billed,
+        "views": len(views),
+    }
 
 
 def main() -> None:
@@ -164,19 +183,45 @@ def main() -> None:
         for provider in ("openai", "anthropic"):
             for preset in ("giant", "scout"):
                 rows.append(asyncio.run(run_one(provider, preset, slide, args.steps, Path(d))))
-    head = ("provider", "preset", "status", "requests", "image inclusions", "request MB", "input tokens",
-            "cached-rate tokens", "billed (full-rate eq.)", "distinct views")
+    head = (
+        "provider",
+        "preset",
+        "status",
+        "requests",
+        "image inclusions",
+        "request MB",
+        "input tokens",
+        "cached-rate tokens",
+        "billed (full-rate eq.)",
+        "distinct views",
+    )
     print(" | ".join(head))
     for r in rows:
-        print(" | ".join(str(v) for v in (r["provider"], r["preset"], r["status"], r["requests"], r["images"],
-                                         f"{r['bytes'] / 1e6:.2f}", r["input_tokens"], r["cached"],
-                                         f"{r['billed']:.0f}", r["views"])))
+        print(
+            " | ".join(
+                str(v)
+                for v in (
+                    r["provider"],
+                    r["preset"],
+                    r["status"],
+                    r["requests"],
+                    r["images"],
+                    f"{r['bytes'] / 1e6:.2f}",
+                    r["input_tokens"],
+                    r["cached"],
+                    f"{r['billed']:.0f}",
+                    r["views"],
+                )
+            )
+        )
     for provider in ("openai", "anthropic"):
         g = next(r for r in rows if r["provider"] == provider and r["preset"] == "giant")
         s = next(r for r in rows if r["provider"] == provider and r["preset"] == "scout")
-        print(f"{provider}: scout/giant input tokens {s['input_tokens'] / g['input_tokens']:.2f}, "
-              f"billed {s['billed'] / g['billed']:.2f}, request bytes {s['bytes'] / g['bytes']:.2f}, "
-              f"distinct views {s['views']} vs {g['views']}")
+        print(
+            f"{provider}: scout/giant input tokens {s['input_tokens'] / g['input_tokens']:.2f}, "
+            f"billed {s['billed'] / g['billed']:.2f}, request bytes {s['bytes'] / g['bytes']:.2f}, "
+            f"distinct views {s['views']} vs {g['views']}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,19 @@ def make_bench_slide(path: Path, width: int = WIDTH, height: int = HEIGHT, seed:
     slide = bench_image(width, height, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.tif")
-    slide.tiffsave(str(tmp), tile=True, tile_width=256, tile_height=256, pyramid=True,
-                   compression="jpeg", Q=80, bigtiff=True, xres=4000.0, yres=4000.0, resunit="cm")
+    slide.tiffsave(
+        str(tmp),
+        tile=True,
+        tile_width=256,
+        tile_height=256,
+        pyramid=True,
+        compression="jpeg",
+        Q=80,
+        bigtiff=True,
+        xres=4000.0,
+        yres=4000.0,
+        resunit="cm",
+    )
     tmp.rename(path)
     return path
 
@@ -48,11 +59,16 @@ def bench_image(width: int = WIDTH, height: int = HEIGHT, seed: int = 0):
     # a 4093 px texture tile (not a multiple of the 256 px JPEG tile, so tiles differ)
     t, pad = 4093, 32
     n = t + 2 * pad
-    field = pyvips.Image.new_from_array(rng.normal(0, 1, (n // 8 + 1, n // 8 + 1)).astype(np.float32))
+    field = pyvips.Image.new_from_array(
+        rng.normal(0, 1, (n // 8 + 1, n // 8 + 1)).astype(np.float32)
+    )
     field = field.resize(8, kernel="cubic").crop(0, 0, n, n).gaussblur(3)
     fine = pyvips.Image.new_from_array(rng.normal(0, 1, (n, n)).astype(np.float32)).gaussblur(1.2)
-    nuclei = (pyvips.Image.new_from_array(rng.random((n // 6 + 1, n // 6 + 1)).astype(np.float32))
-              .resize(6, kernel="cubic").crop(0, 0, n, n))
+    nuclei = (
+        pyvips.Image.new_from_array(rng.random((n // 6 + 1, n // 6 + 1)).astype(np.float32))
+        .resize(6, kernel="cubic")
+        .crop(0, 0, n, n)
+    )
     stain = field * 0.6 + fine * 0.5
     pink = [232.0, 160.0, 196.0]
     purple = [95.0, 55.0, 140.0]
@@ -62,7 +78,9 @@ def bench_image(width: int = WIDTH, height: int = HEIGHT, seed: int = 0):
     tex = tex.cast("uchar").copy(interpretation="srgb").copy_memory()
     tiled = tex.replicate(width // t + 1, height // t + 1).crop(0, 0, width, height)
     # tissue islands on a white background
-    low = pyvips.Image.new_from_array(rng.normal(0, 1, (height // 2000 + 2, width // 2000 + 2)).astype(np.float32))
+    low = pyvips.Image.new_from_array(
+        rng.normal(0, 1, (height // 2000 + 2, width // 2000 + 2)).astype(np.float32)
+    )
     mask = low.resize(2000, kernel="cubic").crop(0, 0, width, height)
     mask = ((mask + 0.3) * 255 * 3).cast("uchar")  # soft edges, ~60% tissue
     white = pyvips.Image.black(width, height, bands=3) + 244
@@ -75,7 +93,10 @@ def bench_slide() -> Path:
         t0 = time.perf_counter()
         print(f"making {path} ...", flush=True)
         make_bench_slide(path)
-        print(f"  done in {time.perf_counter() - t0:.0f} s, {path.stat().st_size / 1e9:.2f} GB", flush=True)
+        print(
+            f"  done in {time.perf_counter() - t0:.0f} s, {path.stat().st_size / 1e9:.2f} GB",
+            flush=True,
+        )
     return path
 
 
@@ -120,8 +141,10 @@ class GiantWay:
         img = osr.read_region((x, y), level, (rw, rh)).convert("RGB")
         if max(img.size) > target:
             scale = target / max(img.size)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.Resampling.LANCZOS)
+            img = img.resize(
+                (max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                Image.Resampling.LANCZOS,
+            )
         return img
 
 
@@ -136,11 +159,16 @@ class DecodeFloor:
         self.pages = []
         with tifffile.TiffFile(path) as tif:
             for page in tif.pages:
-                self.pages.append(dict(
-                    offsets=np.asarray(page.dataoffsets), counts=np.asarray(page.databytecounts),
-                    tw=page.tilewidth, th=page.tilelength, cols=math.ceil(page.imagewidth / page.tilewidth),
-                    tables=bytes(page.jpegtables or b""),
-                ))
+                self.pages.append(
+                    dict(
+                        offsets=np.asarray(page.dataoffsets),
+                        counts=np.asarray(page.databytecounts),
+                        tw=page.tilewidth,
+                        th=page.tilelength,
+                        cols=math.ceil(page.imagewidth / page.tilewidth),
+                        tables=bytes(page.jpegtables or b""),
+                    )
+                )
 
     def decode_region(self, page: int, x0: float, y0: float, x1: float, y1: float) -> int:
         import io
@@ -189,7 +217,12 @@ def throughput(fn, items: list, threads: int, batches: bool = False) -> float:
     elif batches:
         k = -(-len(items) // threads)
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda part: [fn(it) for it in part], [items[i : i + k] for i in range(0, len(items), k)]))
+            list(
+                pool.map(
+                    lambda part: [fn(it) for it in part],
+                    [items[i : i + k] for i in range(0, len(items), k)],
+                )
+            )
     else:
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(fn, items))
@@ -221,7 +254,9 @@ def run(path: Path, n_boxes: int, seed: int, out_side: int = 1000) -> dict:
         box = Box(*b)
         region = plan_region(slide._b, box, *fit_output(box, out_side))
         page = slide._b.pages[region.level]
-        return floor.decode_region(page, region.x, region.y, region.x + region.w, region.y + region.h)
+        return floor.decode_region(
+            page, region.x, region.y, region.x + region.w, region.y + region.h
+        )
 
     for b in random_boxes(3, seed + 99, width, height):  # warm up: page loads, file cache
         ours(b), ours(b, slide_1core, "serial"), giant.view(*b, target=out_side), floor_for(b)
@@ -241,15 +276,23 @@ def run(path: Path, n_boxes: int, seed: int, out_side: int = 1000) -> dict:
             res[f"{name}_cpu"].append(cpu)
     realize.mode = "adaptive"
     res["ratio_giant"] = [g / o for g, o in zip(res["giant_wall"], res["ours_wall"], strict=True)]
-    res["ratio_giant_cpu"] = [g / o for g, o in zip(res["giant_cpu"], res["ours_1core_cpu"], strict=True)]
+    res["ratio_giant_cpu"] = [
+        g / o for g, o in zip(res["giant_cpu"], res["ours_1core_cpu"], strict=True)
+    ]
     res["ratio_floor"] = [o / f for o, f in zip(res["ours_wall"], res["floor_wall"], strict=True)]
-    res["ratio_floor_cpu"] = [o / f for o, f in zip(res["ours_1core_cpu"], res["floor_cpu"], strict=True)]
+    res["ratio_floor_cpu"] = [
+        o / f for o, f in zip(res["ours_1core_cpu"], res["floor_cpu"], strict=True)
+    ]
 
     # thumbnail vs GIANT's overview (the same crop function on the whole slide)
     thumbs = {
         "thumb": lambda: (clear_cache(), slide.thumbnail(1024)),
-        "thumb_1core": lambda: (setattr(realize, "mode", "serial"), clear_cache(), slide_1core.thumbnail(1024),
-                                setattr(realize, "mode", "adaptive")),
+        "thumb_1core": lambda: (
+            setattr(realize, "mode", "serial"),
+            clear_cache(),
+            slide_1core.thumbnail(1024),
+            setattr(realize, "mode", "adaptive"),
+        ),
         "over": lambda: giant.view(0, 0, width, height, target=1024),
         "thumb_open": lambda: (clear_cache(), Slide.open(path).thumbnail(1024)),
         "over_open": lambda: GiantWay(path).view(0, 0, width, height, target=1024),
@@ -291,9 +334,15 @@ def run(path: Path, n_boxes: int, seed: int, out_side: int = 1000) -> dict:
                 rate = throughput(lambda b, m=mode: ours(b, slide, m), tp_boxes, t)
                 res[f"views{t}_{mode}"] = max(res[f"views{t}_{mode}"], rate)
             y0 = 1_000 + 7_000 * (2 * rnd + t - 1)
-            res[f"grid{t}"] = max(res[f"grid{t}"], throughput(patch, grid(1_000, y0), t, batches=True))
-            res[f"os_grid{t}"] = max(res[f"os_grid{t}"], throughput(os_patch, grid(25_000, y0), t, batches=True))
-            rand = [(int(rng.integers(0, lw - 224)), int(rng.integers(0, lh - 224))) for _ in range(500)]
+            res[f"grid{t}"] = max(
+                res[f"grid{t}"], throughput(patch, grid(1_000, y0), t, batches=True)
+            )
+            res[f"os_grid{t}"] = max(
+                res[f"os_grid{t}"], throughput(os_patch, grid(25_000, y0), t, batches=True)
+            )
+            rand = [
+                (int(rng.integers(0, lw - 224)), int(rng.integers(0, lh - 224))) for _ in range(500)
+            ]
             res[f"rand{t}"] = max(res[f"rand{t}"], throughput(patch, rand, t))
     realize.mode = "adaptive"
     return res
@@ -326,11 +375,13 @@ def report(res: dict, n_boxes: int) -> str:
         f"with opening: wall {med(res['over_open_wall']) / med(res['thumb_open_wall']):.1f}x",
         "throughput, 1 thread -> 2 threads:",
     ]
-    for key, what in (("views{}_adaptive", "views/s, default (all cores when alone)"),
-                      ("views{}_serial", "views/s, one core per view"),
-                      ("grid{}", "224 px patches/s, level 1, grid, batches"),
-                      ("rand{}", "224 px patches/s, level 1, random"),
-                      ("os_grid{}", "  same grid with OpenSlide read_region")):
+    for key, what in (
+        ("views{}_adaptive", "views/s, default (all cores when alone)"),
+        ("views{}_serial", "views/s, one core per view"),
+        ("grid{}", "224 px patches/s, level 1, grid, batches"),
+        ("rand{}", "224 px patches/s, level 1, random"),
+        ("os_grid{}", "  same grid with OpenSlide read_region"),
+    ):
         a, b = res[key.format(1)], res[key.format(2)]
         lines.append(f"  {what:42s} {a:7.1f} -> {b:7.1f}  ({b / a:.2f}x)")
     return "\n".join(lines)
@@ -338,13 +389,18 @@ def report(res: dict, n_boxes: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--slide", type=Path, default=None, help="slide to use (default: the generated one)")
+    ap.add_argument(
+        "--slide", type=Path, default=None, help="slide to use (default: the generated one)"
+    )
     ap.add_argument("--boxes", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     path = args.slide or bench_slide()
-    print(f"slide: {path} ({path.stat().st_size / 1e9:.2f} GB), cores: {os.cpu_count()}, "
-          f"load avg before: {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"slide: {path} ({path.stat().st_size / 1e9:.2f} GB), cores: {os.cpu_count()}, "
+        f"load avg before: {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     res = run(path, args.boxes, args.seed)
     print(report(res, args.boxes))
     print(f"load avg after: {os.getloadavg()[0]:.2f}")

@@ -25,13 +25,17 @@ def _is_local(address) -> bool:
 
 def _guarded_connect(self, address):
     if not _is_local(address):
-        raise RuntimeError(f"network access in tests is forbidden (tried {address!r}); use a local fake server")
+        raise RuntimeError(
+            f"network access in tests is forbidden (tried {address!r}); use a local fake server"
+        )
     return _real_connect(self, address)
 
 
 def _guarded_connect_ex(self, address):
     if not _is_local(address):
-        raise RuntimeError(f"network access in tests is forbidden (tried {address!r}); use a local fake server")
+        raise RuntimeError(
+            f"network access in tests is forbidden (tried {address!r}); use a local fake server"
+        )
     return _real_connect_ex(self, address)
 
 
@@ -47,10 +51,20 @@ def _no_network():
 @pytest.fixture(autouse=True)
 def _no_real_keys(monkeypatch, tmp_path_factory):
     """Real provider keys never reach a test; tests that need a key set a fake one."""
-    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "HF_TOKEN",
-                "HUGGING_FACE_HUB_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
+    for var in (
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_BASE_URL",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "KAGGLE_USERNAME",
+        "KAGGLE_KEY",
+    ):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the Hugging Face hub is never asked, not even by DNS
+    monkeypatch.setenv(
+        "HF_HUB_OFFLINE", "1"
+    )  # the Hugging Face hub is never asked, not even by DNS
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     # user state (knowledge base, expert registry) goes to a fresh folder per test
     monkeypatch.setenv("SLIDESCOUT_HOME", str(tmp_path_factory.mktemp("home")))

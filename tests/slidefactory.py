@@ -122,7 +122,12 @@ def make_tiff(
     arr = render_pattern(width, height, pattern)
     img = pyvips.Image.new_from_array(arr, interpretation="srgb")
     kwargs: dict = dict(
-        tile=True, tile_width=tile, tile_height=tile, pyramid=pyramid, compression="jpeg", Q=quality,
+        tile=True,
+        tile_width=tile,
+        tile_height=tile,
+        pyramid=pyramid,
+        compression="jpeg",
+        Q=quality,
     )
     if mpp is not None:
         px_per_mm = 1000.0 / mpp
@@ -149,15 +154,35 @@ def pyramid(arr: np.ndarray, min_side: int = 200) -> list[np.ndarray]:
     return levels
 
 
-def make_vips_tiff(path: str | Path, width: int, height: int, compression: str = "webp", *, subifd: bool = False,
-                   mpp: float = 0.5, tile: int = 256, pattern: str | Pattern = "tissue") -> Path:
+def make_vips_tiff(
+    path: str | Path,
+    width: int,
+    height: int,
+    compression: str = "webp",
+    *,
+    subifd: bool = False,
+    mpp: float = 0.5,
+    tile: int = 256,
+    pattern: str | Pattern = "tissue",
+) -> Path:
     """pyvips ``tiffsave``: tiled pyramid in the main chain, or in SubIFDs with ``subifd``."""
     import pyvips
 
     path = Path(path)
     img = pyvips.Image.new_from_array(render_pattern(width, height, pattern), interpretation="srgb")
-    img.tiffsave(str(path), tile=True, tile_width=tile, tile_height=tile, pyramid=True, subifd=subifd,
-                 compression=compression, Q=90, xres=1000.0 / mpp, yres=1000.0 / mpp, resunit="cm")
+    img.tiffsave(
+        str(path),
+        tile=True,
+        tile_width=tile,
+        tile_height=tile,
+        pyramid=True,
+        subifd=subifd,
+        compression=compression,
+        Q=90,
+        xres=1000.0 / mpp,
+        yres=1000.0 / mpp,
+        resunit="cm",
+    )
     return path
 
 
@@ -165,27 +190,43 @@ def channel_data(width: int, height: int, n: int) -> np.ndarray:
     """(height, width, n) uint16 fluorescence-like channels: dim background, bright spots."""
     base = render_pattern(width, height, "tissue").astype(np.uint16)
     grad = render_pattern(width, height, "gradient").astype(np.uint16)
-    planes = [(255 - base[..., 1]) * 12 + 40, grad[..., 0] * 9 + 30, grad[..., 1] * 5 + 20 * (base[..., 0] < 200)]
+    planes = [
+        (255 - base[..., 1]) * 12 + 40,
+        grad[..., 0] * 9 + 30,
+        grad[..., 1] * 5 + 20 * (base[..., 0] < 200),
+    ]
     return np.stack([planes[i % 3] for i in range(n)], axis=-1).astype(np.uint16)
 
 
-def make_ome_tiff(path: str | Path, width: int, height: int, channels: list[str] | None = None, *,
-                  mpp: float = 0.25, unit: str = "µm", magnification: float | None = None,
-                  tile: int = 256) -> Path:
+def make_ome_tiff(
+    path: str | Path,
+    width: int,
+    height: int,
+    channels: list[str] | None = None,
+    *,
+    mpp: float = 0.25,
+    unit: str = "µm",
+    magnification: float | None = None,
+    tile: int = 256,
+) -> Path:
     """tifffile OME-TIFF, deflate tiles, pyramid in SubIFDs; RGB, or uint16 ``channels`` (CYX)."""
     import tifffile
 
     path = Path(path)
     size = mpp / {"µm": 1.0, "nm": 1e-3, "mm": 1e3}[unit]
     if channels:
-        levels = [lv.transpose(2, 0, 1) for lv in pyramid(channel_data(width, height, len(channels)))]
+        levels = [
+            lv.transpose(2, 0, 1) for lv in pyramid(channel_data(width, height, len(channels)))
+        ]
         meta: dict = {"axes": "CYX", "Channel": {"Name": list(channels)}}
         photometric = "minisblack"
     else:
         levels = pyramid(render_pattern(width, height, "tissue"))
         meta = {"axes": "YXS"}
         photometric = "rgb"
-    meta.update(PhysicalSizeX=size, PhysicalSizeXUnit=unit, PhysicalSizeY=size, PhysicalSizeYUnit=unit)
+    meta.update(
+        PhysicalSizeX=size, PhysicalSizeXUnit=unit, PhysicalSizeY=size, PhysicalSizeYUnit=unit
+    )
     opts = dict(tile=(tile, tile), photometric=photometric, compression="zlib")
     with tifffile.TiffWriter(path, bigtiff=True) as tw:
         tw.write(levels[0], subifds=len(levels) - 1, metadata=meta, **opts)
@@ -194,21 +235,34 @@ def make_ome_tiff(path: str | Path, width: int, height: int, channels: list[str]
     if magnification:  # tifffile writes no Instrument: add one as Bio-Formats does
         with tifffile.TiffFile(path, mode="r+b") as tif:
             xml = tif.pages[0].description
-            obj = (f'<Instrument ID="Instrument:0"><Objective ID="Objective:0" '
-                   f'NominalMagnification="{magnification:g}"/></Instrument>')
-            tif.pages[0].tags["ImageDescription"].overwrite(xml.replace("<Image ", obj + "<Image ", 1).encode())
+            obj = (
+                f'<Instrument ID="Instrument:0"><Objective ID="Objective:0" '
+                f'NominalMagnification="{magnification:g}"/></Instrument>'
+            )
+            tif.pages[0].tags["ImageDescription"].overwrite(
+                xml.replace("<Image ", obj + "<Image ", 1).encode()
+            )
     return path
 
 
 def _qpi_xml(kind: str, name: str = "") -> str:
-    return ('<?xml version="1.0" encoding="utf-8"?><PerkinElmer-QPI-ImageDescription>'
-            f"<DescriptionVersion>2</DescriptionVersion><AcquisitionSoftware>PerkinElmer-QPI</AcquisitionSoftware>"
-            f"<ImageType>{kind}</ImageType><Name>{name}</Name><Objective>20x</Objective>"
-            "</PerkinElmer-QPI-ImageDescription>")
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><PerkinElmer-QPI-ImageDescription>'
+        f"<DescriptionVersion>2</DescriptionVersion><AcquisitionSoftware>PerkinElmer-QPI</AcquisitionSoftware>"
+        f"<ImageType>{kind}</ImageType><Name>{name}</Name><Objective>20x</Objective>"
+        "</PerkinElmer-QPI-ImageDescription>"
+    )
 
 
-def make_qptiff(path: str | Path, width: int, height: int, channels: tuple[str, ...] = ("DAPI", "FITC", "Cy5"),
-                *, mpp: float = 0.4965, tile: int = 256) -> Path:
+def make_qptiff(
+    path: str | Path,
+    width: int,
+    height: int,
+    channels: tuple[str, ...] = ("DAPI", "FITC", "Cy5"),
+    *,
+    mpp: float = 0.4965,
+    tile: int = 256,
+) -> Path:
     """A QPTIFF-like file: per-channel full-resolution pages, a thumbnail, per-channel reduced
     pages (halving), resolution tags in px/cm. No OME-XML: names live in each page's QPI XML."""
     import tifffile
@@ -220,29 +274,67 @@ def make_qptiff(path: str | Path, width: int, height: int, channels: tuple[str, 
     soft = "PerkinElmer-QPI"
     with tifffile.TiffWriter(path, bigtiff=True) as tw:
         for i, name in enumerate(channels):
-            tw.write(levels[0][..., i], tile=(tile, tile), compression="zlib", description=_qpi_xml("FullResolution", name),
-                     software=soft, resolution=res, resolutionunit="CENTIMETER", metadata=None)
+            tw.write(
+                levels[0][..., i],
+                tile=(tile, tile),
+                compression="zlib",
+                description=_qpi_xml("FullResolution", name),
+                software=soft,
+                resolution=res,
+                resolutionunit="CENTIMETER",
+                metadata=None,
+            )
         thumb = (levels[-1][..., :3] >> 4).clip(0, 255).astype(np.uint8)
-        tw.write(thumb, photometric="rgb", description=_qpi_xml("Thumbnail"), software=soft, metadata=None)
+        tw.write(
+            thumb,
+            photometric="rgb",
+            description=_qpi_xml("Thumbnail"),
+            software=soft,
+            metadata=None,
+        )
         for lv in levels[1:]:
             for i, name in enumerate(channels):
-                tw.write(lv[..., i], tile=(tile, tile), compression="zlib", description=_qpi_xml("ReducedResolution", name),
-                         software=soft, resolution=(res[0] / 2, res[1] / 2), resolutionunit="CENTIMETER",
-                         subfiletype=1, metadata=None)
+                tw.write(
+                    lv[..., i],
+                    tile=(tile, tile),
+                    compression="zlib",
+                    description=_qpi_xml("ReducedResolution", name),
+                    software=soft,
+                    resolution=(res[0] / 2, res[1] / 2),
+                    resolutionunit="CENTIMETER",
+                    subfiletype=1,
+                    metadata=None,
+                )
     return path
 
 
-def make_jp2k_tiff(path: str | Path, width: int, height: int, *, code: int = 33004, mpp: float = 0.25,
-                   tile: int = 256) -> Path:
+def make_jp2k_tiff(
+    path: str | Path,
+    width: int,
+    height: int,
+    *,
+    code: int = 33004,
+    mpp: float = 0.25,
+    tile: int = 256,
+) -> Path:
     """JPEG 2000 tiles (written by imagecodecs as 34712, the tag then set to ``code``), SubIFD level."""
     import tifffile
 
     path = Path(path)
     levels = pyramid(render_pattern(width, height, "tissue"))
-    opts = dict(tile=(tile, tile), photometric="rgb", compression="jpeg2000", compressionargs={"level": 95})
+    opts = dict(
+        tile=(tile, tile), photometric="rgb", compression="jpeg2000", compressionargs={"level": 95}
+    )
     with tifffile.TiffWriter(path) as tw:
-        tw.write(levels[0], subifds=len(levels) - 1, resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER",
-                 description=f"scanner test |AppMag = 40|MPP = {mpp}", metadata=None, **opts)
+        tw.write(
+            levels[0],
+            subifds=len(levels) - 1,
+            resolution=(1e4 / mpp, 1e4 / mpp),
+            resolutionunit="CENTIMETER",
+            description=f"scanner test |AppMag = 40|MPP = {mpp}",
+            metadata=None,
+            **opts,
+        )
         for lv in levels[1:]:
             tw.write(lv, subfiletype=1, metadata=None, **opts)
     if code != 34712:
@@ -293,7 +385,9 @@ def _tiles(arr: np.ndarray, tile: int, quality: int):
 def _downscale(arr: np.ndarray, factor: int) -> np.ndarray:
     h, w = arr.shape[:2]
     img = Image.fromarray(arr, "RGB")
-    return np.asarray(img.resize((max(1, w // factor), max(1, h // factor)), Image.Resampling.LANCZOS))
+    return np.asarray(
+        img.resize((max(1, w // factor), max(1, h // factor)), Image.Resampling.LANCZOS)
+    )
 
 
 def make_svs(
@@ -326,9 +420,14 @@ def make_svs(
     base = render_pattern(width, height, pattern)
     levels = [base]
     factor = level_factor
-    while max(width // factor, height // factor) >= min_level_side and min(width // factor, height // factor) >= 1:
+    while (
+        max(width // factor, height // factor) >= min_level_side
+        and min(width // factor, height // factor) >= 1
+    ):
         size = (width // factor, height // factor)
-        levels.append(np.asarray(Image.fromarray(base, "RGB").resize(size, Image.Resampling.LANCZOS)))
+        levels.append(
+            np.asarray(Image.fromarray(base, "RGB").resize(size, Image.Resampling.LANCZOS))
+        )
         factor *= level_factor
 
     head = f"Aperio Image Library v12.0.15 \r\n{width}x{height} [0,0 {width}x{height}] ({tile}x{tile}) JPEG/RGB Q={quality}"
@@ -342,7 +441,9 @@ def make_svs(
 
     thumb = _downscale(base, max(1, max(width, height) // 512 + 1))
 
-    def write_tiled(tw: tifffile.TiffWriter, arr: np.ndarray, description: str, subfiletype: int) -> None:
+    def write_tiled(
+        tw: tifffile.TiffWriter, arr: np.ndarray, description: str, subfiletype: int
+    ) -> None:
         tw.write(
             _tiles(arr, tile, quality),
             shape=arr.shape,
@@ -357,7 +458,9 @@ def make_svs(
             metadata=None,
         )
 
-    def write_stripped(tw: tifffile.TiffWriter, arr: np.ndarray, description: str, subfiletype: int) -> None:
+    def write_stripped(
+        tw: tifffile.TiffWriter, arr: np.ndarray, description: str, subfiletype: int
+    ) -> None:
         tw.write(
             np.ascontiguousarray(arr),
             photometric="rgb",
@@ -390,7 +493,9 @@ def make_png(path: str | Path, w: int, h: int, pattern: str | Pattern = "gradien
     return path
 
 
-def make_jpeg(path: str | Path, w: int, h: int, pattern: str | Pattern = "gradient", quality: int = 90) -> Path:
+def make_jpeg(
+    path: str | Path, w: int, h: int, pattern: str | Pattern = "gradient", quality: int = 90
+) -> Path:
     """A plain JPEG (one level, no mpp)."""
     path = Path(path)
     Image.fromarray(render_pattern(w, h, pattern), "RGB").save(path, "JPEG", quality=quality)

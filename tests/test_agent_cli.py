@@ -17,9 +17,15 @@ def cli(*args, env=None, timeout=240):
 
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "slidescout.cli", *args] if False else
-                          [sys.executable, "-c", "from slidescout.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout, env=e)
+    return subprocess.run(
+        [sys.executable, "-m", "slidescout.cli", *args]
+        if False
+        else [sys.executable, "-c", "from slidescout.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=e,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +36,20 @@ def slide(tmp_path_factory):
 
 
 def test_ask_expert_json(slide, tmp_path):
-    r = cli("ask", str(slide), "What is the main finding?", "--option", "Tumour", "--option", "Normal",
-            "--model", "expert", "-o", str(tmp_path / "run"), "--json")
+    r = cli(
+        "ask",
+        str(slide),
+        "What is the main finding?",
+        "--option",
+        "Tumour",
+        "--option",
+        "Normal",
+        "--model",
+        "expert",
+        "-o",
+        str(tmp_path / "run"),
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["status"] == "answered" and out["choice"] in ("Tumour", "Normal")
@@ -45,9 +63,25 @@ def test_ask_expert_json(slide, tmp_path):
 def test_ask_through_openai_sdk_against_fake_server(slide, tmp_path):
     sentinel = "sk-test-SENTINEL-0042"
     with FakeOpenAI(auto_turns=2) as srv:
-        r = cli("ask", str(slide), "Diagnosis?", "--option", "A", "--option", "B", "--model", "openai:gpt-5",
-                "--base-url", srv.base_url, "--api", "responses", "-o", str(tmp_path / "run"), "--json",
-                env={"OPENAI_API_KEY": sentinel})
+        r = cli(
+            "ask",
+            str(slide),
+            "Diagnosis?",
+            "--option",
+            "A",
+            "--option",
+            "B",
+            "--model",
+            "openai:gpt-5",
+            "--base-url",
+            srv.base_url,
+            "--api",
+            "responses",
+            "-o",
+            str(tmp_path / "run"),
+            "--json",
+            env={"OPENAI_API_KEY": sentinel},
+        )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["choice"] == "A" and out["steps"] == 3
@@ -59,13 +93,16 @@ def test_ask_through_openai_sdk_against_fake_server(slide, tmp_path):
     assert sentinel not in r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["ask", "/nonexistent/slide.svs", "q", "--model", "expert"], "slide.svs"),
-    (["ask", "{slide}", "q", "--model", "nosuch:model"], "nosuch"),
-    (["ask", "{slide}", "q", "--model", "expert", "--preset", "bogus"], "bogus"),
-    (["ask", "{slide}", "q", "--model", "expert", "--tools", "+no_such_tool"], "no_such_tool"),
-    (["ask", "{slide}", "q", "--model", "openai:gpt-5"], "OPENAI_API_KEY"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["ask", "/nonexistent/slide.svs", "q", "--model", "expert"], "slide.svs"),
+        (["ask", "{slide}", "q", "--model", "nosuch:model"], "nosuch"),
+        (["ask", "{slide}", "q", "--model", "expert", "--preset", "bogus"], "bogus"),
+        (["ask", "{slide}", "q", "--model", "expert", "--tools", "+no_such_tool"], "no_such_tool"),
+        (["ask", "{slide}", "q", "--model", "openai:gpt-5"], "OPENAI_API_KEY"),
+    ],
+)
 def test_user_errors_are_one_line(slide, tmp_path, args, needle):
     args = [a.replace("{slide}", str(slide)) for a in args] + ["-o", str(tmp_path / "r")]
     r = cli(*args)
@@ -88,6 +125,11 @@ def test_demo_runs_offline_and_scores(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["status"] == "answered" and out["truth"] and out["choice"]
-    rec = json.loads((tmp_path / "demo" / "results.jsonl").read_text())  # -o is the run directory, as for ask
+    rec = json.loads(
+        (tmp_path / "demo" / "results.jsonl").read_text()
+    )  # -o is the run directory, as for ask
     assert rec["truth_label"] == out["truth"] and rec["correct"] == (out["choice"] == out["truth"])
-    assert out["run_dir"] == str(tmp_path / "demo") and (tmp_path / "demo" / "slides" / "demo-7.tiff").is_file()
+    assert (
+        out["run_dir"] == str(tmp_path / "demo")
+        and (tmp_path / "demo" / "slides" / "demo-7.tiff").is_file()
+    )

@@ -52,7 +52,9 @@ def test_zoom_then_answer_writes_a_complete_trace(slide_path, tmp_path):
     assert tools[0].images[0].box == (1000, 1000, 2000, 2000)
     # the budget is stated the GIANT way: tool results count down the calls left
     results = [m for m in model.requests[2].messages if isinstance(m, ToolMessage)]
-    texts = [c.text for r in results for part in r.results for c in part.content if hasattr(c, "text")]
+    texts = [
+        c.text for r in results for part in r.results for c in part.content if hasattr(c, "text")
+    ]
     assert any("18 tool calls remain" in t for t in texts)
     # system prompt states the level-0 size and the step budget
     assert "6000 x 4000" in model.requests[0].messages[0].content
@@ -88,9 +90,11 @@ def test_model_that_never_answers_ends_with_max_steps(slide_path, tmp_path):
 
 
 def test_malformed_calls_become_error_observations_then_error_status(slide_path, tmp_path):
-    bad = [reply("", ("no_such_tool", {})),
-           reply("", ("slide_zoom", {"x0": "left", "y0": 0, "w": 10, "h": 10})),
-           reply("", ("slide_zoom", {"x0": 10**9, "y0": 10**9, "w": 10, "h": 10}))]
+    bad = [
+        reply("", ("no_such_tool", {})),
+        reply("", ("slide_zoom", {"x0": "left", "y0": 0, "w": 10, "h": 10})),
+        reply("", ("slide_zoom", {"x0": 10**9, "y0": 10**9, "w": 10, "h": 10})),
+    ]
     model = FunctionModel(script(*bad))
     trace = _run(model, slide_path, tmp_path, max_errors=3)
     assert trace.status == "error"
@@ -105,7 +109,13 @@ def test_malformed_calls_become_error_observations_then_error_status(slide_path,
 
 
 def test_errors_reset_after_a_good_step(slide_path, tmp_path):
-    seq = [reply("", ("nope", {})), reply("", ("nope", {})), reply("", ZOOM), reply("", ("nope", {})), ANSWER]
+    seq = [
+        reply("", ("nope", {})),
+        reply("", ("nope", {})),
+        reply("", ZOOM),
+        reply("", ("nope", {})),
+        ANSWER,
+    ]
     trace = _run(FunctionModel(script(*seq)), slide_path, tmp_path, max_errors=3)
     assert trace.status == "answered"
 
@@ -138,7 +148,9 @@ def test_model_error_ends_sample_with_error_and_keeps_trace(slide_path, tmp_path
     assert load_trace(tmp_path / "run" / "traces" / "s.json").status == "error"
 
 
-@pytest.mark.parametrize("budget,status", [(Budget(usd=0.0025), "budget_usd"), (Budget(tokens=250), "budget_tokens")])
+@pytest.mark.parametrize(
+    "budget,status", [(Budget(usd=0.0025), "budget_usd"), (Budget(tokens=250), "budget_tokens")]
+)
 def test_budgets_stop_with_a_clear_status(slide_path, tmp_path, budget, status):
     model = FunctionModel(lambda req, turn: reply("", ZOOM))  # each call: 120 tokens, $0.001
     trace = _run(model, slide_path, tmp_path, budget=budget)
@@ -157,7 +169,9 @@ def test_time_budget(slide_path, tmp_path):
 
 
 def test_unknown_cost_is_not_zero(slide_path, tmp_path):
-    model = FunctionModel(script(ANSWER), usage=Usage(input_tokens=10, output_tokens=5, cost_usd=None))
+    model = FunctionModel(
+        script(ANSWER), usage=Usage(input_tokens=10, output_tokens=5, cost_usd=None)
+    )
     trace = _run(model, slide_path, tmp_path)
     assert trace.usage.cost_usd is None
 
@@ -166,13 +180,31 @@ def test_context_keeps_overview_and_last_k_images(slide_path, tmp_path):
     model = FunctionModel(lambda req, turn: reply("", ZOOM) if turn < 5 else ANSWER)
     trace = _run(model, slide_path, tmp_path, preset="giant", keep_images=2)  # prune_block 0
     last = model.requests[-1]
-    images = [p for m in last.messages if isinstance(m, UserMessage) for p in m.parts if isinstance(p, ImagePart)]
-    images += [c for m in last.messages if isinstance(m, ToolMessage) for r in m.results for c in r.content
-               if isinstance(c, ImagePart)]
+    images = [
+        p
+        for m in last.messages
+        if isinstance(m, UserMessage)
+        for p in m.parts
+        if isinstance(p, ImagePart)
+    ]
+    images += [
+        c
+        for m in last.messages
+        if isinstance(m, ToolMessage)
+        for r in m.results
+        for c in r.content
+        if isinstance(c, ImagePart)
+    ]
     assert len(images) == 3  # overview + 2
     assert images[0].image.label == "overview"
-    notes = [c.text for m in last.messages if isinstance(m, ToolMessage) for r in m.results for c in r.content
-             if getattr(c, "text", "").startswith("[image no longer shown")]
+    notes = [
+        c.text
+        for m in last.messages
+        if isinstance(m, ToolMessage)
+        for r in m.results
+        for c in r.content
+        if getattr(c, "text", "").startswith("[image no longer shown")
+    ]
     assert len(notes) == 3 and "x=1000" in notes[0]
     calls = [e for e in trace.events if isinstance(e, ModelCallEvent)]
     assert [c.images_in_context for c in calls] == [1, 2, 3, 3, 3, 3]
@@ -181,8 +213,17 @@ def test_context_keeps_overview_and_last_k_images(slide_path, tmp_path):
 
 def test_vitar_records_rethink_and_supporting_steps(slide_path, tmp_path):
     rt = '<rethink>{"hypothesis": "tumour", "differential": ["normal"], "confidence": 0.7, "needed_evidence": "nuclei"}</rethink>'
-    seq = [reply(rt, ZOOM), reply("Large pleomorphic nuclei. Supporting steps: 1\n```json\n{\"answer\": 1}\n```")]
-    trace = _run(FunctionModel(script(*seq)), slide_path, tmp_path, preset="vitar", tools=["slide_zoom", "measure"])
+    seq = [
+        reply(rt, ZOOM),
+        reply('Large pleomorphic nuclei. Supporting steps: 1\n```json\n{"answer": 1}\n```'),
+    ]
+    trace = _run(
+        FunctionModel(script(*seq)),
+        slide_path,
+        tmp_path,
+        preset="vitar",
+        tools=["slide_zoom", "measure"],
+    )
     first = trace.model_calls[0]
     assert first.rethink.hypothesis == "tumour" and first.rethink.confidence == 0.7
     assert trace.events[-1].supporting_steps == [1]
@@ -191,23 +232,37 @@ def test_vitar_records_rethink_and_supporting_steps(slide_path, tmp_path):
 
 def test_parse_helpers():
     assert parse_rethink("x <rethink>{bad json}</rethink>") is None
-    assert parse_rethink('<rethink>{"hypothesis": "a", "confidence": 3}</rethink>').confidence == 1.0
+    assert (
+        parse_rethink('<rethink>{"hypothesis": "a", "confidence": 3}</rethink>').confidence == 1.0
+    )
     assert parse_supporting_steps("Supporting steps: 2, 5 and 7") == [2, 5, 7]
 
 
 def test_replay_reproduces_a_run(slide_path, tmp_path):
-    model = FunctionModel(script(reply("zoom", ZOOM), reply("again", ("slide_zoom", {"x0": 0, "y0": 0, "w": 500, "h": 500})), ANSWER))
+    model = FunctionModel(
+        script(
+            reply("zoom", ZOOM),
+            reply("again", ("slide_zoom", {"x0": 0, "y0": 0, "w": 500, "h": 500})),
+            ANSWER,
+        )
+    )
     first = _run(model, slide_path, tmp_path / "a")
     replay = ReplayModel(tmp_path / "a" / "run" / "traces" / "s.json")
     second = _run(replay, slide_path, tmp_path / "b")
     assert second.status == "answered" and second.answer == first.answer
-    assert [e.images[0].sha256 for e in second.tool_events] == [e.images[0].sha256 for e in first.tool_events]
+    assert [e.images[0].sha256 for e in second.tool_events] == [
+        e.images[0].sha256 for e in first.tool_events
+    ]
 
 
 def test_thumbnail_and_patch_baselines(slide_path, tmp_path):
     model = FunctionModel(lambda req, turn: ANSWER)
     trace = _run(model, slide_path, tmp_path / "t", preset="thumbnail")
-    assert trace.status == "answered" and trace.n_steps == 1 and model.requests[0].tool_choice == "none"
+    assert (
+        trace.status == "answered"
+        and trace.n_steps == 1
+        and model.requests[0].tool_choice == "none"
+    )
     ref = trace.images()[0]
     assert max(ref.width, ref.height) == 1024
     model2 = FunctionModel(lambda req, turn: ANSWER if turn % 3 else reply('{"answer": 2}'))
@@ -220,7 +275,9 @@ def test_privacy_no_label_no_key_in_any_file(tmp_path, monkeypatch):
     sentinel = "sk-SENTINEL-do-not-leak-1234"
     monkeypatch.setenv("OPENAI_API_KEY", sentinel)
     svs = make_svs(tmp_path / "p.svs", 3000, 2000)
-    model = FunctionModel(script(reply("", ("slide_zoom", {"x0": 0, "y0": 0, "w": 3000, "h": 2000})), ANSWER))
+    model = FunctionModel(
+        script(reply("", ("slide_zoom", {"x0": 0, "y0": 0, "w": 3000, "h": 2000})), ANSWER)
+    )
     _run(model, svs, tmp_path)
     run = tmp_path / "run"
     for f in run.rglob("*"):
@@ -244,7 +301,9 @@ def test_bad_slide_is_an_error_sample_not_a_crash(tmp_path):
 def test_model_response_usage_accumulates(slide_path, tmp_path):
     def fn(req, turn):
         msg = ANSWER if turn == 2 else reply("", ZOOM)
-        return ModelResponse(message=msg, usage=Usage(input_tokens=1000, output_tokens=10, cost_usd=0.01), model="m")
+        return ModelResponse(
+            message=msg, usage=Usage(input_tokens=1000, output_tokens=10, cost_usd=0.01), model="m"
+        )
 
     trace = _run(FunctionModel(fn), slide_path, tmp_path)
     assert trace.usage.input_tokens == 3000 and trace.usage.cost_usd == pytest.approx(0.03)

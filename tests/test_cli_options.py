@@ -35,7 +35,9 @@ def _options(cmd: Any) -> dict[str, Any]:
     return {o: p for p in cmd.params if p.param_type_name == "option" for o in p.opts}
 
 
-@pytest.mark.parametrize("command", ["ask", "demo", "eval file", "eval multipathqa", "eval medframeqa", "eval synth"])
+@pytest.mark.parametrize(
+    "command", ["ask", "demo", "eval file", "eval multipathqa", "eval medframeqa", "eval synth"]
+)
 def test_agent_flags_are_the_same_everywhere(command: str) -> None:
     ask, other = _options(_commands()["ask"]), _options(_commands()[command])
     for field, (flags, _) in AGENT_FLAGS.items():
@@ -61,7 +63,11 @@ def test_seed_has_one_name_with_the_old_alias() -> None:
 
 
 def test_keep_images_takes_a_number_or_all() -> None:
-    assert parse_keep_images("3") == 3 and parse_keep_images("all") == "all" and parse_keep_images(None) is None
+    assert (
+        parse_keep_images("3") == 3
+        and parse_keep_images("all") == "all"
+        and parse_keep_images(None) is None
+    )
     with pytest.raises(ConfigError, match="--keep-images"):
         parse_keep_images("some")
     with pytest.raises(ConfigError, match="0 or more"):

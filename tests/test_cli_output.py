@@ -21,15 +21,32 @@ TASKS = ["tcga_expert_vqa", "synth_diagnosis_of_a_rather_long_task_name", "gtex"
 
 
 def _scores() -> dict[str, TaskScore]:
-    return {t: TaskScore(task=t, metric="balanced_accuracy", n=12, n_records=24, repeats=2, value=0.5 + i / 10,
-                         ci_low=0.25, ci_high=1.0, majority_vote=0.5, input_tokens=123_456, output_tokens=7890,
-                         cost_usd=1.2345, n_cost_unknown=1 if i == 1 else 0, mean_latency_s=12.3)
-            for i, t in enumerate(TASKS)}
+    return {
+        t: TaskScore(
+            task=t,
+            metric="balanced_accuracy",
+            n=12,
+            n_records=24,
+            repeats=2,
+            value=0.5 + i / 10,
+            ci_low=0.25,
+            ci_high=1.0,
+            majority_vote=0.5,
+            input_tokens=123_456,
+            output_tokens=7890,
+            cost_usd=1.2345,
+            n_cost_unknown=1 if i == 1 else 0,
+            mean_latency_s=12.3,
+        )
+        for i, t in enumerate(TASKS)
+    }
 
 
 def _render(table: Table, width: int, terminal: bool = False) -> str:
     buf = io.StringIO()
-    con = Console(file=buf, width=width, force_terminal=terminal, color_system=None, soft_wrap=True)  # as the CLI
+    con = Console(
+        file=buf, width=width, force_terminal=terminal, color_system=None, soft_wrap=True
+    )  # as the CLI
     print_table(con, table)
     return buf.getvalue()
 
@@ -50,14 +67,20 @@ def test_wide_table_is_kept_when_it_fits_and_stacked_when_not() -> None:
     assert "┏" in wide and "score % [95% CI]" in wide  # the boxed table at its natural width
     narrow = _render(score_table(_scores()), 80)
     assert "┏" not in narrow
-    assert "\ntcga_expert_vqa\n" in narrow and "  metric: bal.acc · score % [95% CI]: 50.0 [25.0–100.0]" in narrow
+    assert (
+        "\ntcga_expert_vqa\n" in narrow
+        and "  metric: bal.acc · score % [95% CI]: 50.0 [25.0–100.0]" in narrow
+    )
 
 
 def test_long_text_column_wraps_at_words() -> None:
     t = Table(title="tools")
     for c in ("name", "source", "description"):
         t.add_column(c)
-    desc = "Segment and measure the nuclei in a region (colour deconvolution, thresholding, watershed) " * 2
+    desc = (
+        "Segment and measure the nuclei in a region (colour deconvolution, thresholding, watershed) "
+        * 2
+    )
     t.add_row("nuclei_morphometry", "builtin", desc)
     out = _render(t, 80)
     assert "nuclei_morphometry" in out and "…" not in out and "watershed)" in out
@@ -69,7 +92,9 @@ def test_wrap_pairs_keeps_pairs_whole() -> None:
     assert lines[0] == "  a: 1 · bb: 22" and all(len(line) <= 20 for line in lines)
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, width: int, *args: str) -> tuple[int, str]:
+def _cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, width: int, *args: str
+) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["slidescout", *map(str, args)])
     monkeypatch.setattr(cli_console, "width", width)
     code = 0
@@ -116,13 +141,29 @@ def test_tools_list_piped_is_one_line_per_tool(monkeypatch, capsys) -> None:
 def test_ask_panel_wraps_long_replies_and_keeps_brackets(monkeypatch, capsys) -> None:
     from slidescout.cli.agent_cmd import _print_result
 
-    reply = "Findings: " + "tumour cells in sheets " * 20 + "[bold]not markup[/] openai:x: " + "/a/" * 40 + "END"
+    reply = (
+        "Findings: "
+        + "tumour cells in sheets " * 20
+        + "[bold]not markup[/] openai:x: "
+        + "/a/" * 40
+        + "END"
+    )
     record = {"n_steps": 3, "input_tokens": 10, "output_tokens": 5, "cost_usd": None}
-    res = SimpleNamespace(choice="Lung squamous cell carcinoma", answer=reply, status="answered", rationale="",
-                          error=None, record=record, trace_path=Path("runs/x/traces/s.json"), run_dir=Path("runs/x"))
+    res = SimpleNamespace(
+        choice="Lung squamous cell carcinoma",
+        answer=reply,
+        status="answered",
+        rationale="",
+        error=None,
+        record=record,
+        trace_path=Path("runs/x/traces/s.json"),
+        run_dir=Path("runs/x"),
+    )
     monkeypatch.setattr(cli_console, "width", 80)
     _print_result(res, False)
     out = capsys.readouterr().out
     flat = "".join(line.strip("│ ") for line in out.splitlines())
     assert "[bold]not markup[/]" in out and "openai:x:" in out and "END" in flat
-    assert "Lung squamous cell carcinoma" in out and all(len(line) <= 80 for line in out.splitlines())
+    assert "Lung squamous cell carcinoma" in out and all(
+        len(line) <= 80 for line in out.splitlines()
+    )

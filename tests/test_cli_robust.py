@@ -59,10 +59,28 @@ def _closed_port() -> int:
 
 # ---- 1. exit codes ----------------------------------------------------------------------------
 
-def test_ask_against_a_refused_port_exits_1_with_an_error_field(capsys, slide: Path, tmp_path: Path) -> None:
+
+def test_ask_against_a_refused_port_exits_1_with_an_error_field(
+    capsys, slide: Path, tmp_path: Path
+) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/v1"
-    rc, out, err = run_cli(capsys, "ask", str(slide), "Diagnosis?", "-m", "openai:x", "--base-url", url,
-                           "--retries", "0", "--timeout", "2", "-o", str(tmp_path / "run"), "--json")
+    rc, out, err = run_cli(
+        capsys,
+        "ask",
+        str(slide),
+        "Diagnosis?",
+        "-m",
+        "openai:x",
+        "--base-url",
+        url,
+        "--retries",
+        "0",
+        "--timeout",
+        "2",
+        "-o",
+        str(tmp_path / "run"),
+        "--json",
+    )
     assert rc == 1
     data = json.loads(out)
     assert data["status"] == "error" and "could not connect" in data["error"]
@@ -70,25 +88,49 @@ def test_ask_against_a_refused_port_exits_1_with_an_error_field(capsys, slide: P
 
 
 def test_ask_against_a_server_that_never_answers_ends_within_timeout_times_attempts(
-        capsys, slide: Path, tmp_path: Path) -> None:
+    capsys, slide: Path, tmp_path: Path
+) -> None:
     import openai  # noqa: F401  (its first import takes seconds on a loaded machine: not what is measured)
 
     with FakeOpenAI(lambda body: hang(30)) as srv:
         t0 = time.monotonic()
-        rc, out, _ = run_cli(capsys, "ask", str(slide), "Diagnosis?", "-m", "openai:x", "--base-url", srv.base_url,
-                             "--timeout", "0.5", "--retries", "1", "-o", str(tmp_path / "run"), "--json")
+        rc, out, _ = run_cli(
+            capsys,
+            "ask",
+            str(slide),
+            "Diagnosis?",
+            "-m",
+            "openai:x",
+            "--base-url",
+            srv.base_url,
+            "--timeout",
+            "0.5",
+            "--retries",
+            "1",
+            "-o",
+            str(tmp_path / "run"),
+            "--json",
+        )
         elapsed = time.monotonic() - t0
     assert rc == 1 and "timed out" in json.loads(out)["error"]
     assert len(srv.requests) == 2  # two attempts of 0.5 s and one backoff of about a second,
     assert elapsed < 20  # not 2 × 30 s (slack for a loaded machine)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--model", "openai:x", "--base-url", "notaurl"], "not an http(s) URL"),
-    (["--model", "expert", "--option", "A"], "one option"),
-    (["--model", "openai:x", "--base-url", "http://127.0.0.1:9/v1", "--price-in", "1"], "--price-out"),
-])
-def test_ask_refuses_bad_options_before_any_work(capsys, slide: Path, tmp_path: Path, args, needle) -> None:
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--model", "openai:x", "--base-url", "notaurl"], "not an http(s) URL"),
+        (["--model", "expert", "--option", "A"], "one option"),
+        (
+            ["--model", "openai:x", "--base-url", "http://127.0.0.1:9/v1", "--price-in", "1"],
+            "--price-out",
+        ),
+    ],
+)
+def test_ask_refuses_bad_options_before_any_work(
+    capsys, slide: Path, tmp_path: Path, args, needle
+) -> None:
     rc, _, err = run_cli(capsys, "ask", str(slide), "Diagnosis?", *args, "-o", str(tmp_path / "r"))
     assert rc == 2 and needle in one_error_line(err)
     assert not (tmp_path / "r").exists()
@@ -101,17 +143,51 @@ def test_ask_refuses_an_empty_question(capsys, slide: Path) -> None:
 
 # ---- 2. budgets with unknown prices -------------------------------------------------------------
 
-def test_budget_usd_with_an_unknown_price_warns_and_is_enforced(capsys, slide: Path, tmp_path: Path) -> None:
+
+def test_budget_usd_with_an_unknown_price_warns_and_is_enforced(
+    capsys, slide: Path, tmp_path: Path
+) -> None:
     with FakeOpenAI(auto_turns=5) as srv:
-        rc, out, err = run_cli(capsys, "ask", str(slide), "Diagnosis?", "-m", "openai:gpt-6", "--base-url",
-                               srv.base_url, "--budget-usd", "0.0001", "-o", str(tmp_path / "a"), "--json")
+        rc, out, err = run_cli(
+            capsys,
+            "ask",
+            str(slide),
+            "Diagnosis?",
+            "-m",
+            "openai:gpt-6",
+            "--base-url",
+            srv.base_url,
+            "--budget-usd",
+            "0.0001",
+            "-o",
+            str(tmp_path / "a"),
+            "--json",
+        )
         assert "warning: no price is known for openai:gpt-6" in err and "--price-in" in err
         assert rc == 1 and json.loads(out)["status"] == "budget_usd"
         assert len(srv.requests) == 1  # stopped after the first call, charged at the ceiling price
         # a price the user gives: no warning, the real cost
-        rc, out, err = run_cli(capsys, "ask", str(slide), "Diagnosis?", "-m", "openai:gpt-6", "--base-url",
-                               srv.base_url, "--budget-usd", "5", "--price-in", "1", "--price-out", "2",
-                               "--max-steps", "3", "-o", str(tmp_path / "b"), "--json")
+        rc, out, err = run_cli(
+            capsys,
+            "ask",
+            str(slide),
+            "Diagnosis?",
+            "-m",
+            "openai:gpt-6",
+            "--base-url",
+            srv.base_url,
+            "--budget-usd",
+            "5",
+            "--price-in",
+            "1",
+            "--price-out",
+            "2",
+            "--max-steps",
+            "3",
+            "-o",
+            str(tmp_path / "b"),
+            "--json",
+        )
     assert rc == 0 and "warning" not in err
     data = json.loads(out)
     assert data["status"] == "answered" and data["cost_usd"] > 0
@@ -120,8 +196,18 @@ def test_budget_usd_with_an_unknown_price_warns_and_is_enforced(capsys, slide: P
 def test_pricing_file_must_name_the_model(capsys, slide: Path, tmp_path: Path) -> None:
     f = tmp_path / "p.toml"
     f.write_text('[openai."other"]\ninput = 1.0\noutput = 2.0\n')
-    rc, _, err = run_cli(capsys, "ask", str(slide), "q", "-m", "openai:x", "--base-url", "http://127.0.0.1:9/v1",
-                         "--pricing", str(f))
+    rc, _, err = run_cli(
+        capsys,
+        "ask",
+        str(slide),
+        "q",
+        "-m",
+        "openai:x",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--pricing",
+        str(f),
+    )
     assert rc == 2 and "has no price for openai:x" in one_error_line(err)
 
 
@@ -151,17 +237,23 @@ def test_bad_paths_are_one_line(capsys, slide: Path, tmp_path: Path, args: list[
     f.write_text("x")
     d = tmp_path / "adir"
     d.mkdir()
-    args = [a.replace("{file}", str(f)).replace("{dir}", str(d)).replace("{slide}", str(slide)) for a in args]
+    args = [
+        a.replace("{file}", str(f)).replace("{dir}", str(d)).replace("{slide}", str(slide))
+        for a in args
+    ]
     rc, _, err = run_cli(capsys, *args)
     assert rc == 2
     one_error_line(err)
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["report-html", "{dir}", "--limit", "-1"], "--limit"),
-    (["compare", "{dir}"], "two or more"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["report-html", "{dir}", "--limit", "-1"], "--limit"),
+        (["compare", "{dir}"], "two or more"),
+    ],
+)
 def test_accepted_but_wrong_report_inputs(capsys, tmp_path: Path, args, needle) -> None:
     d = tmp_path / "adir"
     d.mkdir()
@@ -171,15 +263,35 @@ def test_accepted_but_wrong_report_inputs(capsys, tmp_path: Path, args, needle) 
 
 # ---- 1, 3, 4. SIGTERM, one writer, torn tail ---------------------------------------------------
 
+
 def test_sigterm_second_writer_and_torn_tail(tmp_path: Path) -> None:
     csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=6, n_gtex=2)
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(auto_turns=1, latency_s=0.6) as srv:
-        cmd = [sys.executable, "-c", "from slidescout.cli import main; main()", "eval", "multipathqa",
-               "--csv", str(csv_path), "--slides", str(slides), "-m", "openai:fake-vlm", "--base-url", srv.base_url,
-               "-c", "1", "--max-steps", "4", "--no-progress"]
-        proc = subprocess.Popen([*cmd, "-o", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cmd = [
+            sys.executable,
+            "-c",
+            "from slidescout.cli import main; main()",
+            "eval",
+            "multipathqa",
+            "--csv",
+            str(csv_path),
+            "--slides",
+            str(slides),
+            "-m",
+            "openai:fake-vlm",
+            "--base-url",
+            srv.base_url,
+            "-c",
+            "1",
+            "--max-steps",
+            "4",
+            "--no-progress",
+        ]
+        proc = subprocess.Popen(
+            [*cmd, "-o", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         try:
             deadline = time.monotonic() + 90
             while len(finished_keys(read_results(run))) < 1:
@@ -188,9 +300,13 @@ def test_sigterm_second_writer_and_torn_tail(tmp_path: Path) -> None:
                 time.sleep(0.05)
             lock = json.loads((run / ".lock").read_text())
             assert lock["pid"] == proc.pid
-            second = subprocess.run([*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120)
+            second = subprocess.run(
+                [*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120
+            )
             assert second.returncode == 2
-            assert f"being written by pid {proc.pid} on {socket.gethostname()}" in one_error_line(second.stderr)
+            assert f"being written by pid {proc.pid} on {socket.gethostname()}" in one_error_line(
+                second.stderr
+            )
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(timeout=30)
         finally:
@@ -204,7 +320,9 @@ def test_sigterm_second_writer_and_torn_tail(tmp_path: Path) -> None:
         assert 1 <= len(before) < 8
         with open(run / "results.jsonl", "ab") as f:  # a kill in the middle of a write
             f.write(b'{"sample_id": "tcga/TCGA-0')
-        out = subprocess.run([*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr[-2000:]
     after = finished_keys(read_results(run))
     assert set(before) <= set(after) and len(after) == len(set(after)) == 8
@@ -213,6 +331,7 @@ def test_sigterm_second_writer_and_torn_tail(tmp_path: Path) -> None:
 
 
 # ---- 3. full disk, torn tails, the lock (units) -----------------------------------------------
+
 
 def test_full_disk_is_one_line_and_leaves_no_tmp(capsys, monkeypatch, tmp_path: Path) -> None:
     import errno
@@ -233,8 +352,22 @@ def test_full_disk_is_one_line_and_leaves_no_tmp(capsys, monkeypatch, tmp_path: 
 
     monkeypatch.setattr(os, "replace", full)
     monkeypatch.setattr(RunDir, "append_result", append_full)
-    rc, _, err = run_cli(capsys, "eval", "multipathqa", "--csv", str(csv_path), "--slides", str(slides),
-                         "-m", "expert", "-c", "1", "--no-progress", "-o", str(run))
+    rc, _, err = run_cli(
+        capsys,
+        "eval",
+        "multipathqa",
+        "--csv",
+        str(csv_path),
+        "--slides",
+        str(slides),
+        "-m",
+        "expert",
+        "-c",
+        "1",
+        "--no-progress",
+        "-o",
+        str(run),
+    )
     line = one_error_line(err)
     assert rc == 2 and "no space left on the device" in line and f"--resume {run}" in line
     assert not list(run.rglob("*.tmp"))
@@ -273,7 +406,9 @@ def test_run_lock_takes_over_a_dead_pid_and_refuses_another_host(tmp_path: Path)
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (tmp_path / ".lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "x"}))
+    (tmp_path / ".lock").write_text(
+        json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "x"})
+    )
     with RunLock(tmp_path) as lock:
         assert lock.held and lock.took_over and lock.took_over["pid"] == dead.pid
         assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
@@ -284,6 +419,7 @@ def test_run_lock_takes_over_a_dead_pid_and_refuses_another_host(tmp_path: Path)
 
 
 # ---- 2. budget units ---------------------------------------------------------------------------
+
 
 def test_unknown_cost_is_charged_at_the_ceiling_only_against_a_dollar_budget() -> None:
     from slidescout.agents.budget import Budget
@@ -305,6 +441,7 @@ def test_unknown_cost_is_charged_at_the_ceiling_only_against_a_dollar_budget() -
 
 # ---- 5. endpoint failures stop an eval ---------------------------------------------------------
 
+
 async def test_eval_stops_after_n_samples_whose_every_call_failed(tmp_path: Path) -> None:
     from slidescout.agents.config import AgentConfig
     from slidescout.eval import load_multipathqa
@@ -312,25 +449,41 @@ async def test_eval_stops_after_n_samples_whose_every_call_failed(tmp_path: Path
 
     csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=6, n_gtex=2)
     samples = load_multipathqa(csv_path, slides_dir=slides).samples
-    spec = AgentConfig(model="openai:x", base_url=f"http://127.0.0.1:{_closed_port()}/v1",
-                     model_options={"max_retries": 0})
-    summary = await run_eval(samples, out=tmp_path / "run", agent=spec, concurrency=1, progress=False,
-                             stop_after_failures=3)
+    spec = AgentConfig(
+        model="openai:x",
+        base_url=f"http://127.0.0.1:{_closed_port()}/v1",
+        model_options={"max_retries": 0},
+    )
+    summary = await run_eval(
+        samples,
+        out=tmp_path / "run",
+        agent=spec,
+        concurrency=1,
+        progress=False,
+        stop_after_failures=3,
+    )
     assert summary.stopped == "endpoint_failed" and summary.n_run == 3
     assert summary.stop_detail and "could not connect" in summary.stop_detail
 
 
 # ---- 6. memory ---------------------------------------------------------------------------------
 
+
 def test_memory_warning_names_the_peak_and_a_concurrency_that_fits() -> None:
     from slidescout.cli.memory import memory_warning
 
     assert memory_warning(4, "expert", available=16000) is None
     msg = memory_warning(1024, "expert", available=8000)
-    assert msg is not None and "--concurrency 1024" in msg and "70.2 GB" in msg and "--concurrency 53 " in msg
+    assert (
+        msg is not None
+        and "--concurrency 1024" in msg
+        and "70.2 GB" in msg
+        and "--concurrency 53 " in msg
+    )
 
 
 # ---- 8. messages -------------------------------------------------------------------------------
+
 
 def _raw_server(body: bytes, ctype: str):
     import http.server
@@ -353,10 +506,17 @@ def _raw_server(body: bytes, ctype: str):
     return srv
 
 
-@pytest.mark.parametrize("body,ctype,needle", [
-    (b'{"id": "x", "choices": [{"mess', "application/json", "not valid JSON"),
-    (b"<!doctype html><html><body>login</body></html>", "text/html", "answered with an HTML page"),
-])
+@pytest.mark.parametrize(
+    "body,ctype,needle",
+    [
+        (b'{"id": "x", "choices": [{"mess', "application/json", "not valid JSON"),
+        (
+            b"<!doctype html><html><body>login</body></html>",
+            "text/html",
+            "answered with an HTML page",
+        ),
+    ],
+)
 async def test_cut_off_or_html_replies_are_named(body: bytes, ctype: str, needle: str) -> None:
     from slidescout.agents.models import resolve_model
     from slidescout.core.messages import ModelRequest, TextPart, UserMessage
@@ -364,9 +524,13 @@ async def test_cut_off_or_html_replies_are_named(body: bytes, ctype: str, needle
 
     srv = _raw_server(body, ctype)
     try:
-        model = resolve_model("openai:x", base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1", max_retries=0)
+        model = resolve_model(
+            "openai:x", base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1", max_retries=0
+        )
         with pytest.raises(ModelError) as info:
-            await model.request(ModelRequest(messages=[UserMessage(parts=[TextPart(text="hi")])], tools=[]))
+            await model.request(
+                ModelRequest(messages=[UserMessage(parts=[TextPart(text="hi")])], tools=[])
+            )
         await model.aclose()
     finally:
         srv.shutdown()
@@ -397,12 +561,21 @@ def test_failure_reason_is_never_a_traceback_or_the_status_again() -> None:
     from slidescout.core.trace import ErrorEvent, NoteEvent, SlideRef, Trace
 
     def res(status, events):
-        return Trace(sample_id="s", question="q", model="m", preset="p", slide=SlideRef(path="x"), status=status,
-                     events=events)
+        return Trace(
+            sample_id="s",
+            question="q",
+            model="m",
+            preset="p",
+            slide=SlideRef(path="x"),
+            status=status,
+            events=events,
+        )
 
     assert "step budget ran out" in (failure_reason(res("max_steps", [])) or "")
-    events = [ErrorEvent(id="e1", message="JSONDecodeError: cut", fatal=True),
-              NoteEvent(id="n1", message="Traceback (most recent call last):\n  File x")]
+    events = [
+        ErrorEvent(id="e1", message="JSONDecodeError: cut", fatal=True),
+        NoteEvent(id="n1", message="Traceback (most recent call last):\n  File x"),
+    ]
     assert failure_reason(res("error", events)) == "JSONDecodeError: cut"
     assert failure_reason(res("answered", [])) is None
 
@@ -411,37 +584,90 @@ def test_eval_file_refuses_slides_for_a_file_that_does_not_use_them(capsys, tmp_
     from slidescout.slides.synth import generate_dataset
 
     csv_path = generate_dataset(tmp_path / "synth", 1, size=(1024, 1024), seed=0)
-    rc, _, err = run_cli(capsys, "eval", "file", str(csv_path), "--slides", str(tmp_path), "-m", "expert",
-                         "-o", str(tmp_path / "run"))
+    rc, _, err = run_cli(
+        capsys,
+        "eval",
+        "file",
+        str(csv_path),
+        "--slides",
+        str(tmp_path),
+        "-m",
+        "expert",
+        "-o",
+        str(tmp_path / "run"),
+    )
     assert rc == 2 and "--slides applies to MultiPathQA" in one_error_line(err)
 
 
 # ---- 9. accepted but wrong ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("args,needle", [
-    (["render", "{slide}", "--quality", "500", "-o", "{tmp}/x.jpg"], "--quality"),
-    (["lookup", "x", "--index", "{tmp}/no/x.sqlite"], "no such index"),
-    (["mcp", "{tmp}", "--device", "bogus"], "unknown --device"),
-    (["demo", "--model", "bogus", "-o", "{tmp}/demo"], "malformed model id"),
-])
-def test_wrong_inputs_are_refused_before_any_work(capsys, slide: Path, tmp_path: Path, args, needle) -> None:
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["render", "{slide}", "--quality", "500", "-o", "{tmp}/x.jpg"], "--quality"),
+        (["lookup", "x", "--index", "{tmp}/no/x.sqlite"], "no such index"),
+        (["mcp", "{tmp}", "--device", "bogus"], "unknown --device"),
+        (["demo", "--model", "bogus", "-o", "{tmp}/demo"], "malformed model id"),
+    ],
+)
+def test_wrong_inputs_are_refused_before_any_work(
+    capsys, slide: Path, tmp_path: Path, args, needle
+) -> None:
     args = [a.replace("{slide}", str(slide)).replace("{tmp}", str(tmp_path)) for a in args]
     rc, _, err = run_cli(capsys, *args)
     assert rc == 2 and needle in err and "Traceback" not in err
     assert not (tmp_path / "no").exists() and not (tmp_path / "demo").exists()
 
 
-def test_replay_of_another_question_fails_and_expert_tool_warning(capsys, slide: Path, tmp_path: Path) -> None:
-    rc, out, err = run_cli(capsys, "ask", str(slide), "Where is the tumour?", "-m", "expert", "--tools", "+measure",
-                           "--max-steps", "3", "-o", str(tmp_path / "a"), "--json")
+def test_replay_of_another_question_fails_and_expert_tool_warning(
+    capsys, slide: Path, tmp_path: Path
+) -> None:
+    rc, out, err = run_cli(
+        capsys,
+        "ask",
+        str(slide),
+        "Where is the tumour?",
+        "-m",
+        "expert",
+        "--tools",
+        "+measure",
+        "--max-steps",
+        "3",
+        "-o",
+        str(tmp_path / "a"),
+        "--json",
+    )
     assert rc == 0, err
     assert "warning: the offline expert planner never calls measure" in err
     trace = json.loads(out)["trace"]
-    rc, out, err = run_cli(capsys, "ask", str(slide), "Is this benign?", "-m", f"replay:{trace}",
-                           "--max-steps", "3", "-o", str(tmp_path / "b"), "--json")
+    rc, out, err = run_cli(
+        capsys,
+        "ask",
+        str(slide),
+        "Is this benign?",
+        "-m",
+        f"replay:{trace}",
+        "--max-steps",
+        "3",
+        "-o",
+        str(tmp_path / "b"),
+        "--json",
+    )
     assert rc == 1 and "recorded the question 'Where is the tumour?'" in json.loads(out)["error"]
-    rc, out, err = run_cli(capsys, "ask", str(slide), "Where is the tumour?", "-m", f"replay:{trace}",
-                           "--max-steps", "3", "-o", str(tmp_path / "c"), "--json")
+    rc, out, err = run_cli(
+        capsys,
+        "ask",
+        str(slide),
+        "Where is the tumour?",
+        "-m",
+        f"replay:{trace}",
+        "--max-steps",
+        "3",
+        "-o",
+        str(tmp_path / "c"),
+        "--json",
+    )
     assert rc == 0 and json.loads(out)["status"] == "answered"
 
 
@@ -453,8 +679,20 @@ def test_eval_interrupted_exits_130(capsys, monkeypatch, tmp_path: Path) -> None
 
     csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=2, n_gtex=0)
     monkeypatch.setattr(runner, "run_eval", interrupted)
-    rc, _, err = run_cli(capsys, "eval", "multipathqa", "--csv", str(csv_path), "--slides", str(slides),
-                         "-m", "expert", "--no-progress", "-o", str(tmp_path / "run"))
+    rc, _, err = run_cli(
+        capsys,
+        "eval",
+        "multipathqa",
+        "--csv",
+        str(csv_path),
+        "--slides",
+        str(slides),
+        "-m",
+        "expert",
+        "--no-progress",
+        "-o",
+        str(tmp_path / "run"),
+    )
     assert rc == 130 and "interrupted: finished samples are kept" in err and "Traceback" not in err
 
 
@@ -484,10 +722,27 @@ def test_sigterm_inside_asyncio_run_cancels_like_ctrl_c() -> None:
 
 
 def test_model_text_with_markup_prints_as_text(capsys, slide: Path, tmp_path: Path) -> None:
-    with FakeOpenAI(auto_turns=1, auto_answer='{"answer": 1} see [/] and [bold]x[/bold] :x:') as srv:
-        rc, out, err = run_cli(capsys, "ask", str(slide), "Diagnosis?", "--option", "A", "--option", "B",
-                               "-m", "openai:x:", "--base-url", srv.base_url, "--max-steps", "3",
-                               "-o", str(tmp_path / "run"))
+    with FakeOpenAI(
+        auto_turns=1, auto_answer='{"answer": 1} see [/] and [bold]x[/bold] :x:'
+    ) as srv:
+        rc, out, err = run_cli(
+            capsys,
+            "ask",
+            str(slide),
+            "Diagnosis?",
+            "--option",
+            "A",
+            "--option",
+            "B",
+            "-m",
+            "openai:x:",
+            "--base-url",
+            srv.base_url,
+            "--max-steps",
+            "3",
+            "-o",
+            str(tmp_path / "run"),
+        )
     assert rc == 0, err
     assert "see [/] and [bold]x[/bold] :x:" in out and "\u274c" not in out
     rc, out, err = run_cli(capsys, "trace", "show", str(tmp_path / "run"))
@@ -498,9 +753,32 @@ def test_model_text_with_markup_prints_as_text(capsys, slide: Path, tmp_path: Pa
 def test_eval_on_a_dead_endpoint_exits_1_with_the_reason(capsys, tmp_path: Path) -> None:
     csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=3, n_gtex=0)
     url = f"http://127.0.0.1:{_closed_port()}/v1"
-    rc, _, err = run_cli(capsys, "eval", "multipathqa", "--csv", str(csv_path), "--slides", str(slides),
-                         "-m", "openai:x", "--base-url", url, "--retries", "0", "--stop-after-failures", "2",
-                         "-c", "4", "--no-progress", "-o", str(tmp_path / "run"))
+    rc, _, err = run_cli(
+        capsys,
+        "eval",
+        "multipathqa",
+        "--csv",
+        str(csv_path),
+        "--slides",
+        str(slides),
+        "-m",
+        "openai:x",
+        "--base-url",
+        url,
+        "--retries",
+        "0",
+        "--stop-after-failures",
+        "2",
+        "-c",
+        "4",
+        "--no-progress",
+        "-o",
+        str(tmp_path / "run"),
+    )
     line = one_error_line(err)
-    assert rc == 1 and "failed every call of the last 2 samples" in line and "could not connect" in line
+    assert (
+        rc == 1
+        and "failed every call of the last 2 samples" in line
+        and "could not connect" in line
+    )
     assert "--retry-errors" in line

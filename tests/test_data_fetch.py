@@ -33,7 +33,9 @@ from slidescout.testing.fake_gdc import FakeSlideServer
 FAST = ["--retry-wait", "0.01", "--no-progress"]
 
 
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
+def cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object
+) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["slidescout", *map(str, args)])
     monkeypatch.setattr(console, "width", 250)
     monkeypatch.setattr(err_console, "width", 250)
@@ -52,7 +54,9 @@ def slide_bytes(tmp_path_factory) -> list[bytes]:
     d = tmp_path_factory.mktemp("fetch-slides")
     out = []
     for i, size in enumerate([(700, 500), (640, 480), (600, 520)]):
-        out.append(make_svs(d / f"s{i}.svs", *size, with_label=False, with_macro=False).read_bytes())
+        out.append(
+            make_svs(d / f"s{i}.svs", *size, with_label=False, with_macro=False).read_bytes()
+        )
     out.append(make_tiff(d / "g.tiff", 512, 384, mpp=0.5, pattern="tissue").read_bytes())
     return out
 
@@ -67,7 +71,9 @@ def tcga(slide_bytes):
         yield srv, items
 
 
-def test_fetch_resumes_refetches_retries_and_second_run_fetches_nothing(tcga, slide_bytes, tmp_path, monkeypatch, capsys) -> None:
+def test_fetch_resumes_refetches_retries_and_second_run_fetches_nothing(
+    tcga, slide_bytes, tmp_path, monkeypatch, capsys
+) -> None:
     srv, items = tcga
     a, b, c = (it.remote_id for it in items[:3])
     srv.fault("data", a, "drop")  # connection dropped halfway
@@ -75,8 +81,22 @@ def test_fetch_resumes_refetches_retries_and_second_run_fetches_nothing(tcga, sl
     srv.fault("data", c, "429", "500")
     srv.fault("files", c, "500")
     dest = tmp_path / "slides"
-    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "3",
-                         "--to", dest, "--gdc-url", srv.gdc_url, *FAST)
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "fetch",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "--limit",
+        "3",
+        "--to",
+        dest,
+        "--gdc-url",
+        srv.gdc_url,
+        *FAST,
+    )
     assert code == 0, err
     for it, data in zip(items[:3], slide_bytes, strict=False):
         got = dest / "tcga" / it.name
@@ -94,21 +114,54 @@ def test_fetch_resumes_refetches_retries_and_second_run_fetches_nothing(tcga, sl
     assert [r.status for r in srv.seen("data", c)] == [429, 500, 200]
     assert [r.status for r in srv.seen("files", c)] == [500, 200]
     received = len(slide_bytes[0]) + 2 * len(slide_bytes[1]) + len(slide_bytes[2])  # b came twice
-    assert f"3 fetched, 0 already present, 0 failed; {human_bytes(received)} fetched into {dest}" in out
+    assert (
+        f"3 fetched, 0 already present, 0 failed; {human_bytes(received)} fetched into {dest}"
+        in out
+    )
     # a second run asks nothing and fetches nothing
     n = len(srv.requests)
-    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "3",
-                         "--to", dest, "--gdc-url", srv.gdc_url, *FAST)
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "fetch",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "--limit",
+        "3",
+        "--to",
+        dest,
+        "--gdc-url",
+        srv.gdc_url,
+        *FAST,
+    )
     assert code == 0, err
     assert len(srv.requests) == n
     assert f"0 fetched, 3 already present, 0 failed; 0 B fetched into {dest}" in out
 
 
-def test_a_slide_that_cannot_be_had_exits_non_zero_with_one_line(tcga, tmp_path, monkeypatch, capsys) -> None:
+def test_a_slide_that_cannot_be_had_exits_non_zero_with_one_line(
+    tcga, tmp_path, monkeypatch, capsys
+) -> None:
     srv, items = tcga
     srv.fault("data", items[1].remote_id, "404")  # the data endpoint refuses: no retry
-    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "4",
-                         "--to", tmp_path, "--gdc-url", srv.gdc_url, *FAST)
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "fetch",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "--limit",
+        "4",
+        "--to",
+        tmp_path,
+        "--gdc-url",
+        srv.gdc_url,
+        *FAST,
+    )
     assert code != 0
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: 2 of 4 slides could not be fetched: ")
@@ -116,16 +169,34 @@ def test_a_slide_that_cannot_be_had_exits_non_zero_with_one_line(tcga, tmp_path,
     assert len(srv.seen("data", items[1].remote_id)) == 1  # a 404 is not retried
     assert len(srv.seen("files", items[3].remote_id)) == 1
     assert f"{items[3].name}: HTTP 404 Not Found from the GDC files endpoint" in out
-    assert (tmp_path / "tcga" / items[0].name).is_file() and (tmp_path / "tcga" / items[2].name).is_file()
+    assert (tmp_path / "tcga" / items[0].name).is_file() and (
+        tmp_path / "tcga" / items[2].name
+    ).is_file()
     assert "Traceback" not in out + err
 
 
 def test_status_counts_what_eval_runs(tcga, tmp_path, monkeypatch, capsys) -> None:
     srv, items = tcga
-    code, _, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "3",
-                       "--to", tmp_path, "--gdc-url", srv.gdc_url, *FAST)
+    code, _, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "fetch",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "--limit",
+        "3",
+        "--to",
+        tmp_path,
+        "--gdc-url",
+        srv.gdc_url,
+        *FAST,
+    )
     assert code == 0, err
-    code, out, err = cli(monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path)
+    code, out, err = cli(
+        monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path
+    )
     assert code == 0, err
     load = load_multipathqa(default_csv(), slides_dir=tmp_path, tasks="tcga")
     assert len(load.samples) == 3
@@ -135,16 +206,32 @@ def test_status_counts_what_eval_runs(tcga, tmp_path, monkeypatch, capsys) -> No
     # a truncated slide is damaged (its size is remembered from the files endpoint)
     victim = tmp_path / "tcga" / items[0].name
     victim.write_bytes(victim.read_bytes()[:100])
-    code, out, _ = cli(monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path)
+    code, out, _ = cli(
+        monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path
+    )
     assert "1 damaged" in out and f"damaged {victim}: 100 bytes, expected" in out
     # eval prints the same count, and runs those questions
     from slidescout.testing.fake_openai import FakeOpenAI
 
     victim.unlink()
     with FakeOpenAI(auto_turns=0, auto_answer='{"answer": 1}') as fake:
-        code, out, err = cli(monkeypatch, capsys, "eval", "multipathqa", "--slides", tmp_path,
-                             "--tasks", "tcga", "-m", "openai:fake-vlm", "--base-url", fake.base_url, "--no-progress",
-                             "-o", tmp_path / "run")
+        code, out, err = cli(
+            monkeypatch,
+            capsys,
+            "eval",
+            "multipathqa",
+            "--slides",
+            tmp_path,
+            "--tasks",
+            "tcga",
+            "-m",
+            "openai:fake-vlm",
+            "--base-url",
+            fake.base_url,
+            "--no-progress",
+            "-o",
+            tmp_path / "run",
+        )
     assert code == 0, err
     assert f"2 of 221 questions can run with the slides under {tmp_path}" in out
     assert "multipathqa: 2 samples (tcga 2)" in out
@@ -156,15 +243,33 @@ def test_gtex_size_and_slide_checks(slide_bytes, tmp_path, monkeypatch, capsys) 
         srv.add_gtex(items[0].remote_id, slide_bytes[3])
         srv.add_gtex(items[1].remote_id, b"II*\x00 not a slide at all" * 50)
         srv.fault("gtex", items[0].remote_id, "drop")
-        code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "gtex", "--limit", "2",
-                             "--to", tmp_path, "--gtex-url", srv.gtex_url, *FAST)
+        code, out, err = cli(
+            monkeypatch,
+            capsys,
+            "data",
+            "fetch",
+            "multipathqa",
+            "--tasks",
+            "gtex",
+            "--limit",
+            "2",
+            "--to",
+            tmp_path,
+            "--gtex-url",
+            srv.gtex_url,
+            *FAST,
+        )
         gets = [r for r in srv.seen("gtex", items[0].remote_id) if r.method == "GET"]
         assert [r.status for r in gets] == [200, 206]
-        assert len([r for r in srv.seen("gtex", items[1].remote_id) if r.method == "GET"]) == 2  # fetched again once
+        assert (
+            len([r for r in srv.seen("gtex", items[1].remote_id) if r.method == "GET"]) == 2
+        )  # fetched again once
     assert code != 0
     assert (tmp_path / "gtex" / items[0].name).read_bytes() == slide_bytes[3]
     assert not (tmp_path / "gtex" / items[1].name).exists()
-    assert err.startswith(f"error: 1 of 2 slides could not be fetched: {items[1].name}: the file does not open as a slide")
+    assert err.startswith(
+        f"error: 1 of 2 slides could not be fetched: {items[1].name}: the file does not open as a slide"
+    )
     assert "again after fetching it a second time" in err
 
 
@@ -175,30 +280,52 @@ class FakeKaggle:
         self.data = data
         self.calls: list[tuple[str, str]] = []
 
-    def competition_download_file(self, competition: str, file_name: str, path: str, quiet: bool = True) -> None:
+    def competition_download_file(
+        self, competition: str, file_name: str, path: str, quiet: bool = True
+    ) -> None:
         self.calls.append((competition, file_name))
         name = Path(file_name).name
         with zipfile.ZipFile(Path(path) / f"{name}.zip", "w") as z:
             z.writestr(name, self.data)
 
 
-def test_panda_through_kaggle_or_one_line_without_it(slide_bytes, tmp_path, monkeypatch, capsys) -> None:
+def test_panda_through_kaggle_or_one_line_without_it(
+    slide_bytes, tmp_path, monkeypatch, capsys
+) -> None:
     items = plan_slides(default_csv(), "panda", 1)
     fake = FakeKaggle(slide_bytes[3])
-    summary = fetch_slides(items, FetchConfig(root=tmp_path / "a", kaggle=lambda: fake, progress=False))
+    summary = fetch_slides(
+        items, FetchConfig(root=tmp_path / "a", kaggle=lambda: fake, progress=False)
+    )
     assert [o.status for o in summary.outcomes] == ["fetched"]
-    assert fake.calls == [("prostate-cancer-grade-assessment", f"train_images/{items[0].remote_id}")]
+    assert fake.calls == [
+        ("prostate-cancer-grade-assessment", f"train_images/{items[0].remote_id}")
+    ]
     assert (tmp_path / "a" / "panda" / items[0].name).read_bytes() == slide_bytes[3]
 
     monkeypatch.setitem(sys.modules, "kaggle", None)  # import fails as when it is not installed
-    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "panda", "--limit", "2",
-                         "--to", tmp_path / "b", *FAST)
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "fetch",
+        "multipathqa",
+        "--tasks",
+        "panda",
+        "--limit",
+        "2",
+        "--to",
+        tmp_path / "b",
+        *FAST,
+    )
     assert code != 0 and len(err.strip().splitlines()) == 1
     assert "pip install 'slidescout[kaggle]'" in err and "kaggle.json" in err
     assert "Traceback" not in out + err
 
 
-def test_lock_refuses_a_second_fetch_and_takes_over_a_stale_one(tcga, tmp_path, monkeypatch, capsys) -> None:
+def test_lock_refuses_a_second_fetch_and_takes_over_a_stale_one(
+    tcga, tmp_path, monkeypatch, capsys
+) -> None:
     srv, items = tcga
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -206,9 +333,25 @@ def test_lock_refuses_a_second_fetch_and_takes_over_a_stale_one(tcga, tmp_path, 
         lock.parent.mkdir(parents=True)
         import socket
 
-        lock.write_text(f'{{"pid": {holder.pid}, "host": "{socket.gethostname()}", "since": "2026-01-01T00:00:00Z"}}')
-        code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "1",
-                             "--to", tmp_path, "--gdc-url", srv.gdc_url, *FAST)
+        lock.write_text(
+            f'{{"pid": {holder.pid}, "host": "{socket.gethostname()}", "since": "2026-01-01T00:00:00Z"}}'
+        )
+        code, out, err = cli(
+            monkeypatch,
+            capsys,
+            "data",
+            "fetch",
+            "multipathqa",
+            "--tasks",
+            "tcga",
+            "--limit",
+            "1",
+            "--to",
+            tmp_path,
+            "--gdc-url",
+            srv.gdc_url,
+            *FAST,
+        )
         assert code != 0 and len(err.strip().splitlines()) == 1
         assert f"pid {holder.pid} on host {socket.gethostname()}" in err
         assert srv.requests == []
@@ -216,25 +359,67 @@ def test_lock_refuses_a_second_fetch_and_takes_over_a_stale_one(tcga, tmp_path, 
         holder.kill()
         holder.wait()
     # the holder is gone: its lock is stale and taken over; released at the end
-    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "1",
-                         "--to", tmp_path, "--gdc-url", srv.gdc_url, *FAST)
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "fetch",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "--limit",
+        "1",
+        "--to",
+        tmp_path,
+        "--gdc-url",
+        srv.gdc_url,
+        *FAST,
+    )
     assert code == 0, err
     assert not lock.exists()
-    with FolderLock(tmp_path), pytest.raises(DatasetError, match=r"another slidescout data fetch \(pid \d+ on host"):
+    with (
+        FolderLock(tmp_path),
+        pytest.raises(DatasetError, match=r"another slidescout data fetch \(pid \d+ on host"),
+    ):
         FolderLock(tmp_path).acquire()
 
 
 def test_disk_space_refusal_before_any_download(tcga, tmp_path, monkeypatch, capsys) -> None:
     srv, items = tcga
     monkeypatch.setattr(fetch_runner, "disk_free", lambda path: 1000)
-    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "3",
-                         "--to", tmp_path, "--gdc-url", srv.gdc_url, *FAST)
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "fetch",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "--limit",
+        "3",
+        "--to",
+        tmp_path,
+        "--gdc-url",
+        srv.gdc_url,
+        *FAST,
+    )
     assert code != 0 and len(err.strip().splitlines()) == 1
-    assert f"error: not enough disk space in {tmp_path}: " in err and "still to fetch, 1.0 KB free" in err
+    assert (
+        f"error: not enough disk space in {tmp_path}: " in err
+        and "still to fetch, 1.0 KB free" in err
+    )
     assert srv.seen("data") == [] and len(srv.seen("files")) == 3
     with pytest.raises(DatasetError, match="not enough disk space"):
-        fetch_slides(items[:3], FetchConfig(root=tmp_path, gdc_url=srv.gdc_url, disk_free=lambda p: 0, progress=False,
-                                            policy=RetryPolicy(base=0.01)))
+        fetch_slides(
+            items[:3],
+            FetchConfig(
+                root=tmp_path,
+                gdc_url=srv.gdc_url,
+                disk_free=lambda p: 0,
+                progress=False,
+                policy=RetryPolicy(base=0.01),
+            ),
+        )
 
 
 def test_manifest(tcga, tmp_path, monkeypatch, capsys) -> None:
@@ -246,19 +431,49 @@ def test_manifest(tcga, tmp_path, monkeypatch, capsys) -> None:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    code, out, err = cli(monkeypatch, capsys, "data", "manifest", "multipathqa", "--csv", small, "-o", tmp_path / "m.txt",
-                         "--gdc-url", srv.gdc_url)
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "manifest",
+        "multipathqa",
+        "--csv",
+        small,
+        "-o",
+        tmp_path / "m.txt",
+        "--gdc-url",
+        srv.gdc_url,
+    )
     assert code == 0, err
     lines = (tmp_path / "m.txt").read_text().splitlines()
     assert lines[0] == "id\tfilename\tmd5\tsize\tstate"
     first = lines[1].split("\t")
-    assert first[0] == items[0].remote_id and first[1] == items[0].name.replace(".svs", ".0000-uuid.svs")
-    assert first[2] == hashlib.md5(srv.gdc[items[0].remote_id][1]).hexdigest() and first[4] == "released"
-    code, out, err = cli(monkeypatch, capsys, "data", "manifest", "multipathqa", "--tasks", "tcga", "-o",
-                         tmp_path / "o.txt", "--offline")
+    assert first[0] == items[0].remote_id and first[1] == items[0].name.replace(
+        ".svs", ".0000-uuid.svs"
+    )
+    assert (
+        first[2] == hashlib.md5(srv.gdc[items[0].remote_id][1]).hexdigest()
+        and first[4] == "released"
+    )
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "manifest",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "-o",
+        tmp_path / "o.txt",
+        "--offline",
+    )
     assert code == 0, err
     off = (tmp_path / "o.txt").read_text().splitlines()
-    assert off[0] == "id\tfilename" and len(off) == 222 and off[1] == f"{items[0].remote_id}\t{items[0].name}"
+    assert (
+        off[0] == "id\tfilename"
+        and len(off) == 222
+        and off[1] == f"{items[0].remote_id}\t{items[0].name}"
+    )
 
 
 def test_gdc_client_names_are_found(tmp_path) -> None:
@@ -273,7 +488,9 @@ def test_gdc_client_names_are_found(tmp_path) -> None:
 
 def test_retry_after_parsing() -> None:
     assert retry_after_seconds("7") == 7.0
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(
+        10.0
+    )
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
 
 
@@ -292,41 +509,89 @@ def test_wait_honours_retry_after() -> None:
     assert 0.005 <= wait_seconds(policy, state) <= 0.01
 
 
-def test_part_from_an_earlier_run_is_resumed_and_files_elsewhere_are_accepted(tcga, slide_bytes, tmp_path, monkeypatch,
-                                                                              capsys) -> None:
+def test_part_from_an_earlier_run_is_resumed_and_files_elsewhere_are_accepted(
+    tcga, slide_bytes, tmp_path, monkeypatch, capsys
+) -> None:
     srv, items = tcga
     # an interrupted earlier run left half of the first slide; GIANT's puller put the second elsewhere
     (tmp_path / "tcga").mkdir()
     (tmp_path / "tcga" / f"{items[0].name}.part").write_bytes(slide_bytes[0][:1000])
     (tmp_path / "tcga_slidebench").mkdir()
     (tmp_path / "tcga_slidebench" / items[1].name).write_bytes(slide_bytes[1])
-    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "3",
-                         "--to", tmp_path, "--gdc-url", srv.gdc_url, *FAST)
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "fetch",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "--limit",
+        "3",
+        "--to",
+        tmp_path,
+        "--gdc-url",
+        srv.gdc_url,
+        *FAST,
+    )
     assert code == 0, err
-    assert [(r.status, r.range) for r in srv.seen("data", items[0].remote_id)] == [(206, "bytes=1000-")]
+    assert [(r.status, r.range) for r in srv.seen("data", items[0].remote_id)] == [
+        (206, "bytes=1000-")
+    ]
     assert (tmp_path / "tcga" / items[0].name).read_bytes() == slide_bytes[0]
     assert srv.seen("data", items[1].remote_id) == []  # verified by md5 where it was
     assert not (tmp_path / "tcga" / items[1].name).exists()
     assert "2 fetched, 1 already present, 0 failed" in out
 
 
-def test_a_server_that_ignores_range_restarts_the_file_and_verify_finds_flipped_bytes(tcga, slide_bytes, tmp_path,
-                                                                                      monkeypatch, capsys) -> None:
+def test_a_server_that_ignores_range_restarts_the_file_and_verify_finds_flipped_bytes(
+    tcga, slide_bytes, tmp_path, monkeypatch, capsys
+) -> None:
     srv, items = tcga
     (tmp_path / "tcga").mkdir()
-    (tmp_path / "tcga" / f"{items[0].name}.part").write_bytes(b"\0" * 1000)  # not even a prefix of the file
+    (tmp_path / "tcga" / f"{items[0].name}.part").write_bytes(
+        b"\0" * 1000
+    )  # not even a prefix of the file
     srv.fault("data", items[0].remote_id, "norange")
-    code, out, err = cli(monkeypatch, capsys, "data", "fetch", "multipathqa", "--tasks", "tcga", "--limit", "1",
-                         "--to", tmp_path, "--gdc-url", srv.gdc_url, *FAST)
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "fetch",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "--limit",
+        "1",
+        "--to",
+        tmp_path,
+        "--gdc-url",
+        srv.gdc_url,
+        *FAST,
+    )
     assert code == 0, err
-    assert [(r.status, r.range) for r in srv.seen("data", items[0].remote_id)] == [(200, "bytes=1000-")]
+    assert [(r.status, r.range) for r in srv.seen("data", items[0].remote_id)] == [
+        (200, "bytes=1000-")
+    ]
     slide = tmp_path / "tcga" / items[0].name
     assert slide.read_bytes() == slide_bytes[0]
     data = bytearray(slide.read_bytes())
     data[-10] ^= 0xFF  # same size, other bytes: only --verify can tell
     slide.write_bytes(bytes(data))
-    code, out, _ = cli(monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path)
+    code, out, _ = cli(
+        monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path
+    )
     assert "0 damaged" in out
-    code, out, _ = cli(monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path,
-                       "--verify")
+    code, out, _ = cli(
+        monkeypatch,
+        capsys,
+        "data",
+        "status",
+        "multipathqa",
+        "--tasks",
+        "tcga",
+        "--to",
+        tmp_path,
+        "--verify",
+    )
     assert "1 damaged" in out and f"damaged {slide}: md5 " in out

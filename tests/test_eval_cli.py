@@ -18,7 +18,9 @@ from slidescout.eval.runner import run_eval
 from slidescout.testing.fake_openai import FakeOpenAI, Reply
 
 
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+def cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str
+) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["slidescout", *map(str, args)])
     monkeypatch.setattr(console, "width", 220)
     monkeypatch.setattr(err_console, "width", 220)
@@ -43,7 +45,9 @@ def runs(data, tmp_path_factory) -> tuple[Path, Path]:
     samples = load_multipathqa(data[0], slides_dir=data[1]).samples
     with FakeOpenAI(auto_turns=2) as srv:
         spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, max_steps=5)
-        asyncio.run(run_eval(samples, out=root / "a", agent=spec, repeats=2, concurrency=4, progress=False))
+        asyncio.run(
+            run_eval(samples, out=root / "a", agent=spec, repeats=2, concurrency=4, progress=False)
+        )
     with FakeOpenAI(auto_turns=0, auto_answer='{"answer": 2}') as srv:
         spec = AgentConfig(model="openai:other-vlm", base_url=srv.base_url, max_steps=5)
         asyncio.run(run_eval(samples, out=root / "b", agent=spec, concurrency=4, progress=False))
@@ -52,16 +56,41 @@ def runs(data, tmp_path_factory) -> tuple[Path, Path]:
 
 def test_eval_multipathqa(data, tmp_path: Path, monkeypatch, capsys) -> None:
     with FakeOpenAI(auto_turns=1) as srv:
-        code, out, err = cli(monkeypatch, capsys, "eval", "multipathqa", "--csv", data[0], "--slides", data[1],
-                             "-m", "openai:fake-vlm", "--base-url", srv.base_url, "-c", "3", "--tasks", "tcga",
-                             "--no-progress", "-o", tmp_path / "run", "--plots", tmp_path / "plots")
+        code, out, err = cli(
+            monkeypatch,
+            capsys,
+            "eval",
+            "multipathqa",
+            "--csv",
+            data[0],
+            "--slides",
+            data[1],
+            "-m",
+            "openai:fake-vlm",
+            "--base-url",
+            srv.base_url,
+            "-c",
+            "3",
+            "--tasks",
+            "tcga",
+            "--no-progress",
+            "-o",
+            tmp_path / "run",
+            "--plots",
+            tmp_path / "plots",
+        )
     assert code == 0, err
     assert "multipathqa: 4 samples (tcga 4); 1 skipped, file not found" in out
-    assert "tcga" in out and "bal.acc" in out and "unknown" in out  # cost of an unpriced local model
+    assert (
+        "tcga" in out and "bal.acc" in out and "unknown" in out
+    )  # cost of an unpriced local model
     assert "gtex" not in out.split("skipped")[1]
     assert len(read_results(tmp_path / "run")) == 4
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["accuracy_vs_steps.png", "cost_per_correct.png",
-                                                                      "scores.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "accuracy_vs_steps.png",
+        "cost_per_correct.png",
+        "scores.png",
+    ]
 
 
 def test_eval_errors_are_one_line(data, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -73,12 +102,17 @@ def test_eval_errors_are_one_line(data, tmp_path: Path, monkeypatch, capsys) -> 
         (["--csv", data[0], "--slides", tmp_path / "no-dir"], "does not exist"),
         (["--csv", data[0], "--slides", data[1], "-m", "gpt5"], "malformed model id"),
         (["--csv", data[0], "--slides", data[1], "-m", "foo:bar"], "unknown model provider"),
-        (["--csv", data[0], "--slides", data[1], "--resume", tmp_path / "missing-run"], "no such run directory"),
+        (
+            ["--csv", data[0], "--slides", data[1], "--resume", tmp_path / "missing-run"],
+            "no such run directory",
+        ),
         (["--csv", data[0], "--slides", data[1], "--tasks", "nope"], "unknown task"),
     ]
     for args, message in cases:
         out_args = [] if "--resume" in args else ["-o", tmp_path / "r"]
-        code, out, err = cli(monkeypatch, capsys, "eval", "multipathqa", *args, "--no-progress", *out_args)
+        code, out, err = cli(
+            monkeypatch, capsys, "eval", "multipathqa", *args, "--no-progress", *out_args
+        )
         assert code == 2, (args, out, err)
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) <= 3, err
 
@@ -119,21 +153,57 @@ def test_compare_side_by_side(runs, tmp_path: Path, monkeypatch, capsys) -> None
 
 
 def test_eval_synth_with_the_expert(tmp_path: Path, monkeypatch, capsys) -> None:
-    code, out, err = cli(monkeypatch, capsys, "eval", "synth", "--n", "1", "--size", "1536x1152", "--seed", "2",
-                         "--data", tmp_path / "synth", "-m", "expert", "--max-steps", "3", "--tasks", "synth_diagnosis",
-                         "--no-progress", "-o", tmp_path / "run")
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "eval",
+        "synth",
+        "--n",
+        "1",
+        "--size",
+        "1536x1152",
+        "--seed",
+        "2",
+        "--data",
+        tmp_path / "synth",
+        "-m",
+        "expert",
+        "--max-steps",
+        "3",
+        "--tasks",
+        "synth_diagnosis",
+        "--no-progress",
+        "-o",
+        tmp_path / "run",
+    )
     assert code == 0, err
     assert (tmp_path / "synth" / "questions.csv").exists()
     assert "synth_diagnosis" in out and "Traces" in out
     rec = read_results(tmp_path / "run")[0]
     assert rec["model"] == "expert" and rec["status"] == "answered"
-    code, out, err = cli(monkeypatch, capsys, "eval", "file", tmp_path / "synth" / "questions.csv", "-m", "expert",
-                         "--max-steps", "2", "--tasks", "synth_diagnosis", "--json", "-o", tmp_path / "run2")
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "eval",
+        "file",
+        tmp_path / "synth" / "questions.csv",
+        "-m",
+        "expert",
+        "--max-steps",
+        "2",
+        "--tasks",
+        "synth_diagnosis",
+        "--json",
+        "-o",
+        tmp_path / "run2",
+    )
     assert code == 0, err
     evaluated = json.loads(out)
     assert evaluated["n_finished"] == 1
     code, out, err = cli(monkeypatch, capsys, "report", tmp_path / "run2", "--json")
-    reported = json.loads(out)  # one shape: eval --json prints what report --json prints for its run
+    reported = json.loads(
+        out
+    )  # one shape: eval --json prints what report --json prints for its run
     assert code == 0 and sorted(evaluated) == sorted(reported)
     assert evaluated["scores"] == reported["scores"] and evaluated["summary"] == reported["summary"]
 
@@ -143,9 +213,25 @@ def test_eval_medframeqa_thumbnail_json(tmp_path: Path, monkeypatch, capsys) -> 
 
     parquet = _parquet(tmp_path / "mfqa.parquet")
     with FakeOpenAI(lambda body: Reply(text="Answer: A")) as srv:
-        code, out, err = cli(monkeypatch, capsys, "eval", "medframeqa", "--data", parquet, "--cache-dir", tmp_path / "c",
-                             "-m", "openai:fake-vlm", "--base-url", srv.base_url, "-p", "thumbnail", "--json",
-                             "-o", tmp_path / "run")
+        code, out, err = cli(
+            monkeypatch,
+            capsys,
+            "eval",
+            "medframeqa",
+            "--data",
+            parquet,
+            "--cache-dir",
+            tmp_path / "c",
+            "-m",
+            "openai:fake-vlm",
+            "--base-url",
+            srv.base_url,
+            "-p",
+            "thumbnail",
+            "--json",
+            "-o",
+            tmp_path / "run",
+        )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["n_finished"] == 2 and summary["scores"]["medframeqa"]["n_correct"] == 1
@@ -156,9 +242,13 @@ def test_judge(runs, tmp_path: Path, monkeypatch, capsys) -> None:
 
     run = tmp_path / "a"
     shutil.copytree(runs[0], run)
-    reply = Reply(text='Here is my grade: {"score": 4, "answer_correct": true, "comment": "Looked at tissue."}')
+    reply = Reply(
+        text='Here is my grade: {"score": 4, "answer_correct": true, "comment": "Looked at tissue."}'
+    )
     with FakeOpenAI(lambda body: reply) as srv:
-        code, out, err = cli(monkeypatch, capsys, "judge", run, "-m", "openai:judge", "--base-url", srv.base_url)
+        code, out, err = cli(
+            monkeypatch, capsys, "judge", run, "-m", "openai:judge", "--base-url", srv.base_url
+        )
         assert code == 0, err
         prompt = srv.bodies[0]["messages"][-1]["content"]
         prompt = prompt if isinstance(prompt, str) else prompt[0]["text"]
@@ -182,14 +272,36 @@ def test_real_multipathqa_csv_runs_the_slides_present(tmp_path: Path, monkeypatc
     slides = tmp_path / "slides"
     slides.mkdir()
     make_tiff(slides / "GTEX-OIZH-0626.tiff", 1024, 768, mpp=0.5, pattern="tissue")
-    make_tiff(slides / "TCGA-02-0266-01Z-00-DX1.tiff", 1024, 768, mpp=0.5)  # another extension, same stem
+    make_tiff(
+        slides / "TCGA-02-0266-01Z-00-DX1.tiff", 1024, 768, mpp=0.5
+    )  # another extension, same stem
     with FakeOpenAI(auto_turns=1) as srv:
-        code, out, err = cli(monkeypatch, capsys, "eval", "multipathqa", "--csv", REAL_CSV, "--slides", slides,
-                             "-m", "openai:fake-vlm", "--base-url", srv.base_url, "--tasks", "tcga,gtex",
-                             "--no-progress", "-o", tmp_path / "run")
+        code, out, err = cli(
+            monkeypatch,
+            capsys,
+            "eval",
+            "multipathqa",
+            "--csv",
+            REAL_CSV,
+            "--slides",
+            slides,
+            "-m",
+            "openai:fake-vlm",
+            "--base-url",
+            srv.base_url,
+            "--tasks",
+            "tcga,gtex",
+            "--no-progress",
+            "-o",
+            tmp_path / "run",
+        )
     assert code == 0, err
-    assert "multipathqa: 2 samples (gtex 1, tcga 1); 410 skipped, file not found" in " ".join(out.split())
+    assert "multipathqa: 2 samples (gtex 1, tcga 1); 410 skipped, file not found" in " ".join(
+        out.split()
+    )
     lines = read_results(tmp_path / "run")
-    assert {r["task"] for r in lines} == {"tcga", "gtex"} and all(r["status"] == "answered" for r in lines)
+    assert {r["task"] for r in lines} == {"tcga", "gtex"} and all(
+        r["status"] == "answered" for r in lines
+    )
     gtex = next(r for r in lines if r["task"] == "gtex")
     assert gtex["predicted"] == "Esophagus" and gtex["parsed_ok"]  # option 1, mapped to its label

@@ -23,8 +23,19 @@ from slidescout.eval.samples import fill_template, numbered_options, option_numb
 CSV_PATH = Path(__file__).resolve().parents[2] / "shared/data/multipathqa/MultiPathQA.csv"
 needs_csv = pytest.mark.skipif(not CSV_PATH.exists(), reason="MultiPathQA.csv not present")
 
-COLUMNS = ["benchmark_name", "benchmark_id", "image_path", "answer", "options", "image_exists",
-           "patch_exists", "is_valid", "metric_type", "file_id", "prompt"]
+COLUMNS = [
+    "benchmark_name",
+    "benchmark_id",
+    "image_path",
+    "answer",
+    "options",
+    "image_exists",
+    "patch_exists",
+    "is_valid",
+    "metric_type",
+    "file_id",
+    "prompt",
+]
 EXPECTED = {"tcga": 221, "gtex": 191, "panda": 197, "tcga_slidebench": 197, "tcga_expert_vqa": 128}
 
 
@@ -47,6 +58,7 @@ def _write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] = COLU
 
 
 # ---- the real file --------------------------------------------------------------------------
+
 
 @needs_csv
 def test_counts_per_task_match_design(mpqa: DatasetLoad) -> None:
@@ -97,13 +109,20 @@ def test_questions_render_like_giant(mpqa: DatasetLoad) -> None:
     by = mpqa.by_task()
     tcga = by["tcga"][0]
     assert "{options}" not in tcga.question and "{{" not in tcga.question
-    assert "Select from the following options:\n1. Glioblastoma multiforme\n2. Ovarian" in tcga.question
-    assert "30. Thymoma\n\n\nPlease choose the number" in tcga.question  # GIANT's trailing newline per option
+    assert (
+        "Select from the following options:\n1. Glioblastoma multiforme\n2. Ovarian"
+        in tcga.question
+    )
+    assert (
+        "30. Thymoma\n\n\nPlease choose the number" in tcga.question
+    )  # GIANT's trailing newline per option
     assert '```json\n{"answer": YOUR_ANSWER}\n```' in tcga.question
     gtex = by["gtex"][0]
     assert "\n16. Small Intestine\n" in gtex.question
     panda = by["panda"][0]
-    assert '{\n  "primary_pattern": PRIMARY_NUMBER,' in panda.question and "{{" not in panda.question
+    assert (
+        '{\n  "primary_pattern": PRIMARY_NUMBER,' in panda.question and "{{" not in panda.question
+    )
     sb = next(s for s in by["tcga_slidebench"] if s.meta["benchmark_id"] == "2270")
     assert sb.question.startswith("What is the secondary Gleason pattern")
     assert "Select from the following options:\n1. 2\n2. 3\n3. 4\n4. 5\n" in sb.question
@@ -141,8 +160,14 @@ def test_missing_slides_are_skipped_and_reported(tmp_path: Path) -> None:
     assert d.n_missing == 218 and len(d.missing_sample_ids) == 218
     assert rows[3]["image_path"] in d.missing_files and len(d.missing_files) == 218
     found = {Path(s.image_path).name for s in d.samples}
-    assert found == {rows[0]["image_path"], rows[1]["image_path"], Path(rows[2]["image_path"]).stem + ".tiff"}
-    assert all(Path(s.image_path).is_absolute() and s.meta["file_name"].endswith(".svs") for s in d.samples)
+    assert found == {
+        rows[0]["image_path"],
+        rows[1]["image_path"],
+        Path(rows[2]["image_path"]).stem + ".tiff",
+    }
+    assert all(
+        Path(s.image_path).is_absolute() and s.meta["file_name"].endswith(".svs") for s in d.samples
+    )
     line = d.summary()
     assert "218 skipped" in line and str(slides) in line and "+215 more" in line
     # the ids do not depend on which slides are present
@@ -166,32 +191,63 @@ def test_slide_index_prefers_exact_name(tmp_path: Path) -> None:
 
 # ---- small hand-made files ------------------------------------------------------------------
 
+
 def _row(**kw: str) -> dict[str, str]:
-    base = {"benchmark_name": "tcga_expert_vqa", "benchmark_id": "1", "image_path": "S1.svs", "answer": "2",
-            "options": "['Low', 'Medium', 'High', 'Cannot determine']", "image_exists": "True",
-            "patch_exists": "True", "is_valid": "True", "metric_type": "accuracy", "file_id": "f",
-            "prompt": "What is the level of mitotic activity?"}
+    base = {
+        "benchmark_name": "tcga_expert_vqa",
+        "benchmark_id": "1",
+        "image_path": "S1.svs",
+        "answer": "2",
+        "options": "['Low', 'Medium', 'High', 'Cannot determine']",
+        "image_exists": "True",
+        "patch_exists": "True",
+        "is_valid": "True",
+        "metric_type": "accuracy",
+        "file_id": "f",
+        "prompt": "What is the level of mitotic activity?",
+    }
     base.update(kw)
     return base
 
 
 def test_invalid_rows_and_repeated_ids(tmp_path: Path) -> None:
-    p = _write_csv(tmp_path / "q.csv", [
-        _row(), _row(answer="3"), _row(is_valid="False"), _row(benchmark_id="2"), _row(),
-        _row(benchmark_name="gtex", answer="skin", options="['Skin', 'Lung']", metric_type="balanced_accuracy"),
-    ])
+    p = _write_csv(
+        tmp_path / "q.csv",
+        [
+            _row(),
+            _row(answer="3"),
+            _row(is_valid="False"),
+            _row(benchmark_id="2"),
+            _row(),
+            _row(
+                benchmark_name="gtex",
+                answer="skin",
+                options="['Skin', 'Lung']",
+                metric_type="balanced_accuracy",
+            ),
+        ],
+    )
     d = load_multipathqa(p)
     assert d.n_invalid == 1 and d.n_rows == 6
-    assert [s.sample_id for s in d.samples] == ["tcga_expert_vqa/1", "tcga_expert_vqa/1~2", "tcga_expert_vqa/2",
-                                                "tcga_expert_vqa/1~3", "gtex/1"]
-    assert d.samples[-1].answer == "Skin" and d.samples[-1].answer_index == 1  # case-insensitive label
+    assert [s.sample_id for s in d.samples] == [
+        "tcga_expert_vqa/1",
+        "tcga_expert_vqa/1~2",
+        "tcga_expert_vqa/2",
+        "tcga_expert_vqa/1~3",
+        "gtex/1",
+    ]
+    assert (
+        d.samples[-1].answer == "Skin" and d.samples[-1].answer_index == 1
+    )  # case-insensitive label
     assert "1 invalid rows excluded" in d.summary()
 
 
 def test_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="does not exist"):
         load_multipathqa(tmp_path / "missing.csv")
-    bad_cols = _write_csv(tmp_path / "cols.csv", [_row()], [c for c in COLUMNS if c not in ("answer", "prompt")])
+    bad_cols = _write_csv(
+        tmp_path / "cols.csv", [_row()], [c for c in COLUMNS if c not in ("answer", "prompt")]
+    )
     with pytest.raises(DatasetError, match="missing column\\(s\\) answer, prompt"):
         load_multipathqa(bad_cols)
     with pytest.raises(DatasetError, match=r"opts.csv:2: options is not a Python list literal"):
@@ -199,7 +255,11 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"answer '7' is not a 1-based option index \(1-4\)"):
         load_multipathqa(_write_csv(tmp_path / "ans.csv", [_row(answer="7")]))
     with pytest.raises(DatasetError, match="not an ISUP grade"):
-        load_multipathqa(_write_csv(tmp_path / "panda.csv", [_row(benchmark_name="panda", options="", answer="6")]))
+        load_multipathqa(
+            _write_csv(
+                tmp_path / "panda.csv", [_row(benchmark_name="panda", options="", answer="6")]
+            )
+        )
     with pytest.raises(DatasetError, match="metric_type 'f1'"):
         load_multipathqa(_write_csv(tmp_path / "metric.csv", [_row(metric_type="f1")]))
 
@@ -207,10 +267,14 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
 def test_template_helpers() -> None:
     assert numbered_options(["a", "b"]) == "1. a\n2. b\n"
     assert option_numbers(4) == "1, 2, 3, or 4" and option_numbers(2) == "1 or 2"
-    assert fill_template('{options}x {{"a": {b}}} {question}', options="O") == 'Ox {"a": {b}} {question}'
+    assert (
+        fill_template('{options}x {{"a": {b}}} {question}', options="O")
+        == 'Ox {"a": {b}} {question}'
+    )
 
 
 # ---- SynthPath --------------------------------------------------------------------------------
+
 
 def _synth(tmp_path: Path) -> Path:
     root = tmp_path / "synth"
@@ -219,14 +283,32 @@ def _synth(tmp_path: Path) -> Path:
         (root / "slides" / f"{name}.tiff").write_bytes(b"II*\x00")
     (root / "slides" / "s1.json").write_text(json.dumps({"label": "carcinoma"}))
     (root / "slides" / "s2.geojson").write_text("{}")
-    prompt = "What is the diagnosis?\n\nSelect from the following options:\n{options}\n\nRespond as ```json\n{{\"answer\": N}}\n```"
+    prompt = 'What is the diagnosis?\n\nSelect from the following options:\n{options}\n\nRespond as ```json\n{{"answer": N}}\n```'
     rows = [
-        _row(benchmark_name="synth_diagnosis", benchmark_id="d1", image_path="slides/s1.tiff", answer="1",
-             options="['carcinoma', 'benign']", prompt=prompt),
-        _row(benchmark_name="synth_count", benchmark_id="c1", image_path="slides/s2.tiff", answer="3",
-             options="['1', '2', '3', '4']", prompt="How many nodules are there?"),
-        _row(benchmark_name="synth_location", benchmark_id="l1", image_path="slides/gone.tiff", answer="1",
-             options="['top left', 'bottom right']", prompt="Where is the lesion?"),
+        _row(
+            benchmark_name="synth_diagnosis",
+            benchmark_id="d1",
+            image_path="slides/s1.tiff",
+            answer="1",
+            options="['carcinoma', 'benign']",
+            prompt=prompt,
+        ),
+        _row(
+            benchmark_name="synth_count",
+            benchmark_id="c1",
+            image_path="slides/s2.tiff",
+            answer="3",
+            options="['1', '2', '3', '4']",
+            prompt="How many nodules are there?",
+        ),
+        _row(
+            benchmark_name="synth_location",
+            benchmark_id="l1",
+            image_path="slides/gone.tiff",
+            answer="1",
+            options="['top left', 'bottom right']",
+            prompt="Where is the lesion?",
+        ),
     ]
     return _write_csv(root / "synth.csv", rows)
 
@@ -237,9 +319,13 @@ def test_load_synth_resolves_relative_paths_and_truth(tmp_path: Path) -> None:
     assert d.dataset == "synthpath" and len(d.samples) == 2 and d.n_missing == 1
     assert d.missing_files == ["gone.tiff"]
     s1, s2 = d.samples
-    assert s1.sample_id == "synth_diagnosis/d1" and s1.answer == 1 and s1.answer_label == "carcinoma"
+    assert (
+        s1.sample_id == "synth_diagnosis/d1" and s1.answer == 1 and s1.answer_label == "carcinoma"
+    )
     assert Path(s1.image_path) == (p.parent / "slides/s1.tiff").resolve()
-    assert s1.meta["truth_path"].endswith("s1.json") and s2.meta["truth_path"].endswith("s2.geojson")
+    assert s1.meta["truth_path"].endswith("s1.json") and s2.meta["truth_path"].endswith(
+        "s2.geojson"
+    )
     assert "1. carcinoma\n2. benign\n" in s1.question and '{"answer": N}' in s1.question
     assert "OPTION NUMBER (1, 2, 3, or 4)" in s2.question
     assert isinstance(s1, Sample) and s1.metric == "accuracy"

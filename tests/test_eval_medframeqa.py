@@ -31,31 +31,93 @@ def _jpeg(color: tuple[int, int, int]) -> bytes:
 
 
 ROWS = [
-    {"question_id": "q-101", "video_id": "vid1", "system": "Cardiovascular", "organ": "Heart", "keyword": "aortic dissection",
-     "modality": "CT", "question": "Comparing the first and second image, which finding is most likely?",
-     "options": ["Aortic dissection", "Pericardial effusion", "Aortic aneurysm", "Pulmonary embolism"],
-     "correct_answer": "A", "frames": [_png((255, 0, 0)), _png((0, 255, 0))]},
-    {"question_id": "q-102", "video_id": "vid2", "system": "Nervous", "organ": "Brain", "keyword": "glioma",
-     "modality": "MRI", "question": "Across all five images, what is the most likely diagnosis?",
-     "options": ["Glioblastoma", "Meningioma", "Abscess", "Metastasis", "Lymphoma", "Demyelination"],
-     "correct_answer": "D", "frames": [_png((0, 0, 255)), _jpeg((10, 10, 10)), _png((255, 0, 0)), _png((1, 2, 3)), _png((4, 5, 6))]},
-    {"question_id": None, "video_id": "vid3", "system": "Digestive", "organ": "Liver", "keyword": "cirrhosis",
-     "modality": "Ultrasound", "question": "What do the three images show?",
-     "options": ["Cirrhosis", "Steatosis", "Hepatitis", "Normal liver", "Hemangioma"],
-     "correct_answer": "B", "frames": [_png((7, 7, 7)), _png((8, 8, 8)), _png((9, 9, 9))]},
+    {
+        "question_id": "q-101",
+        "video_id": "vid1",
+        "system": "Cardiovascular",
+        "organ": "Heart",
+        "keyword": "aortic dissection",
+        "modality": "CT",
+        "question": "Comparing the first and second image, which finding is most likely?",
+        "options": [
+            "Aortic dissection",
+            "Pericardial effusion",
+            "Aortic aneurysm",
+            "Pulmonary embolism",
+        ],
+        "correct_answer": "A",
+        "frames": [_png((255, 0, 0)), _png((0, 255, 0))],
+    },
+    {
+        "question_id": "q-102",
+        "video_id": "vid2",
+        "system": "Nervous",
+        "organ": "Brain",
+        "keyword": "glioma",
+        "modality": "MRI",
+        "question": "Across all five images, what is the most likely diagnosis?",
+        "options": [
+            "Glioblastoma",
+            "Meningioma",
+            "Abscess",
+            "Metastasis",
+            "Lymphoma",
+            "Demyelination",
+        ],
+        "correct_answer": "D",
+        "frames": [
+            _png((0, 0, 255)),
+            _jpeg((10, 10, 10)),
+            _png((255, 0, 0)),
+            _png((1, 2, 3)),
+            _png((4, 5, 6)),
+        ],
+    },
+    {
+        "question_id": None,
+        "video_id": "vid3",
+        "system": "Digestive",
+        "organ": "Liver",
+        "keyword": "cirrhosis",
+        "modality": "Ultrasound",
+        "question": "What do the three images show?",
+        "options": ["Cirrhosis", "Steatosis", "Hepatitis", "Normal liver", "Hemangioma"],
+        "correct_answer": "B",
+        "frames": [_png((7, 7, 7)), _png((8, 8, 8)), _png((9, 9, 9))],
+    },
 ]
 
 
 def _parquet(path: Path, rows: list[dict] = ROWS) -> Path:
-    cols: dict[str, list] = {k: [r[k] for r in rows] for k in
-                             ("question_id", "system", "organ", "keyword", "modality", "video_id", "question",
-                              "options", "correct_answer")}
+    cols: dict[str, list] = {
+        k: [r[k] for r in rows]
+        for k in (
+            "question_id",
+            "system",
+            "organ",
+            "keyword",
+            "modality",
+            "video_id",
+            "question",
+            "options",
+            "correct_answer",
+        )
+    }
     cols["reasoning_chain"] = ["because ..."] * len(rows)
-    arrays = {k: pa.array(v, type=pa.list_(pa.string()) if k == "options" else pa.string()) for k, v in cols.items()}
+    arrays = {
+        k: pa.array(v, type=pa.list_(pa.string()) if k == "options" else pa.string())
+        for k, v in cols.items()
+    }
     for slot in range(5):
         arrays[f"image_{slot + 1}"] = pa.array(
-            [{"bytes": r["frames"][slot], "path": f"{r['video_id']}_{slot}.png"} if slot < len(r["frames"]) else None
-             for r in rows], type=IMAGE)
+            [
+                {"bytes": r["frames"][slot], "path": f"{r['video_id']}_{slot}.png"}
+                if slot < len(r["frames"])
+                else None
+                for r in rows
+            ],
+            type=IMAGE,
+        )
     pq.write_table(pa.table(arrays), path)
     return path
 
@@ -65,13 +127,21 @@ def test_parquet_official_schema(tmp_path: Path) -> None:
     d = load_medframeqa(_parquet(tmp_path / "test-00000.parquet"), cache_dir=cache)
     assert d.dataset == "medframeqa" and d.n_rows == 3 and len(d.samples) == 3 and d.n_missing == 0
     a, b, c = d.samples
-    assert [s.sample_id for s in d.samples] == ["medframeqa/q-101", "medframeqa/q-102", "medframeqa/q00002"]
+    assert [s.sample_id for s in d.samples] == [
+        "medframeqa/q-101",
+        "medframeqa/q-102",
+        "medframeqa/q00002",
+    ]
     assert [len(s.image_paths) for s in d.samples] == [2, 5, 3]
     assert a.image_path == a.image_paths[0] and a.is_multi_image
     assert (a.answer, a.answer_label, a.answer_index) == ("A", "Aortic dissection", 1)
     assert (b.answer, b.answer_label, b.answer_index) == ("D", "Metastasis", 4)
     assert a.metric == "accuracy" and a.answer_format == "letter" and a.task == "medframeqa"
-    assert a.meta["organ"] == "Heart" and a.meta["modality"] == "CT" and "reasoning_chain" not in a.meta
+    assert (
+        a.meta["organ"] == "Heart"
+        and a.meta["modality"] == "CT"
+        and "reasoning_chain" not in a.meta
+    )
     # images are real files named by their content hash
     for s, row in zip(d.samples, ROWS, strict=True):
         for p, data in zip(s.image_paths, row["frames"], strict=True):
@@ -82,7 +152,10 @@ def test_parquet_official_schema(tmp_path: Path) -> None:
     # the question: lettered options and the official final-line instruction
     assert "'Answer: $LETTER'" in b.question and "Think step by step" in b.question
     assert "Question: Across all five images" in b.question
-    assert "Options:\nA. Glioblastoma\nB. Meningioma\nC. Abscess\nD. Metastasis\nE. Lymphoma\nF. Demyelination" in b.question
+    assert (
+        "Options:\nA. Glioblastoma\nB. Meningioma\nC. Abscess\nD. Metastasis\nE. Lymphoma\nF. Demyelination"
+        in b.question
+    )
     # a second load is identical and writes nothing new
     mtimes = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
     again = load_medframeqa(tmp_path / "test-00000.parquet", cache_dir=cache)
@@ -101,13 +174,19 @@ def test_parquet_folder_and_default_cache(tmp_path: Path, monkeypatch: pytest.Mo
     _parquet(folder / "test-00001-of-00002.parquet", ROWS[2:])
     d = load_dataset(folder)
     assert len(d.samples) == 3 and d.samples[2].sample_id == "medframeqa/q00002"
-    assert all(Path(p).is_relative_to(tmp_path / "home" / "cache" / "images") for s in d.samples for p in s.image_paths)
+    assert all(
+        Path(p).is_relative_to(tmp_path / "home" / "cache" / "images")
+        for s in d.samples
+        for p in s.image_paths
+    )
 
 
 def test_parquet_wrong_schema(tmp_path: Path) -> None:
     p = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"question": ["q"], "choices": [["a", "b"]]}), p)
-    with pytest.raises(DatasetError, match="missing options, correct_answer or answer, image_1..image_5"):
+    with pytest.raises(
+        DatasetError, match="missing options, correct_answer or answer, image_1..image_5"
+    ):
         load_medframeqa(p, cache_dir=tmp_path / "c")
 
 
@@ -117,14 +196,37 @@ def _json_dataset(tmp_path: Path) -> Path:
     for name, color in (("f1.png", (1, 1, 1)), ("f2.png", (2, 2, 2)), ("f3.jpg", (3, 3, 3))):
         (root / "images" / name).write_bytes(_png(color))
     items = [
-        {"question_id": "j1", "question": "Which?", "options": ["Alpha", "Beta", "Gamma", "Delta"],
-         "correct_answer": "C", "image_path": ["images/f1.png", "images/f2.png"], "organ": "Kidney"},
-        {"question_id": "j2", "question": "Which now?", "options": "['Alpha', 'Beta']",
-         "correct_answer": "(B)", "image_1": "images/f3.jpg", "image_2": "images/f1.png", "image_3": None},
-        {"question_id": "j3", "question": "Gone?", "options": ["Alpha", "Beta", "Gamma"],
-         "correct_answer": "A", "image_path": ["images/f1.png", "images/missing.png"]},
-        {"question_id": "j1", "question": "Same id again", "options": ["Alpha", "Beta"],
-         "answer": "Beta", "images": ["images/f2.png"]},
+        {
+            "question_id": "j1",
+            "question": "Which?",
+            "options": ["Alpha", "Beta", "Gamma", "Delta"],
+            "correct_answer": "C",
+            "image_path": ["images/f1.png", "images/f2.png"],
+            "organ": "Kidney",
+        },
+        {
+            "question_id": "j2",
+            "question": "Which now?",
+            "options": "['Alpha', 'Beta']",
+            "correct_answer": "(B)",
+            "image_1": "images/f3.jpg",
+            "image_2": "images/f1.png",
+            "image_3": None,
+        },
+        {
+            "question_id": "j3",
+            "question": "Gone?",
+            "options": ["Alpha", "Beta", "Gamma"],
+            "correct_answer": "A",
+            "image_path": ["images/f1.png", "images/missing.png"],
+        },
+        {
+            "question_id": "j1",
+            "question": "Same id again",
+            "options": ["Alpha", "Beta"],
+            "answer": "Beta",
+            "images": ["images/f2.png"],
+        },
     ]
     p = root / "MedFrameQA.json"
     p.write_text(json.dumps(items))
@@ -135,9 +237,16 @@ def test_json_variant_relative_paths(tmp_path: Path) -> None:
     p = _json_dataset(tmp_path)
     d = load_medframeqa(p, cache_dir=tmp_path / "cache")
     assert [s.sample_id for s in d.samples] == ["medframeqa/j1", "medframeqa/j2", "medframeqa/j1~2"]
-    assert d.n_missing == 1 and d.missing_files == ["missing.png"] and d.missing_sample_ids == ["medframeqa/j3"]
+    assert (
+        d.n_missing == 1
+        and d.missing_files == ["missing.png"]
+        and d.missing_sample_ids == ["medframeqa/j3"]
+    )
     j1, j2, dup = d.samples
-    assert j1.image_paths == [str((p.parent / "images/f1.png").resolve()), str((p.parent / "images/f2.png").resolve())]
+    assert j1.image_paths == [
+        str((p.parent / "images/f1.png").resolve()),
+        str((p.parent / "images/f2.png").resolve()),
+    ]
     assert j2.answer == "B" and j2.options == ["Alpha", "Beta"] and len(j2.image_paths) == 2
     assert dup.answer == "B" and dup.answer_label == "Beta"
     assert not (tmp_path / "cache").exists()  # nothing to extract from JSON

@@ -87,16 +87,35 @@ def test_bootstrap_matches_naive_loop_and_is_seeded() -> None:
         bootstrap_ci([1], [1], "f1")
 
 
-def _rec(sid: str, truth, pred, repeat: int = 0, ok: bool = True, task: str = "t", metric: str = "accuracy", **kw):
-    return ResultRecord(sample_id=sid, task=task, metric=metric, truth=truth, predicted=pred if ok else None,  # type: ignore[arg-type]
-                        parsed_ok=ok, repeat=repeat, **kw)
+def _rec(
+    sid: str,
+    truth,
+    pred,
+    repeat: int = 0,
+    ok: bool = True,
+    task: str = "t",
+    metric: str = "accuracy",
+    **kw,
+):
+    return ResultRecord(
+        sample_id=sid,
+        task=task,
+        metric=metric,
+        truth=truth,
+        predicted=pred if ok else None,  # type: ignore[arg-type]
+        parsed_ok=ok,
+        repeat=repeat,
+        **kw,
+    )
 
 
 def test_score_task_single_run() -> None:
-    recs = [_rec("s1", 1, 1, cost_usd=0.5, input_tokens=100, output_tokens=10, latency_s=2.0),
-            _rec("s2", 1, 2, cost_usd=0.25, latency_s=4.0),
-            _rec("s3", 2, 2, cost_usd=None),
-            _rec("s4", 3, None, ok=False, status="error", error="boom")]
+    recs = [
+        _rec("s1", 1, 1, cost_usd=0.5, input_tokens=100, output_tokens=10, latency_s=2.0),
+        _rec("s2", 1, 2, cost_usd=0.25, latency_s=4.0),
+        _rec("s3", 2, 2, cost_usd=None),
+        _rec("s4", 3, None, ok=False, status="error", error="boom"),
+    ]
     s = score_task(recs, seed=0)
     assert (s.n, s.n_records, s.repeats) == (4, 4, 1)
     assert s.value == pytest.approx(0.5) and s.mean_of_runs is None and s.majority_vote is None
@@ -118,8 +137,11 @@ def test_score_task_repeats_mean_of_runs_and_majority() -> None:
         2: ["B", "A", "B", "C"],
     }
     truth = {"s1": "A", "s2": "A", "s3": "B", "s4": "C"}
-    recs = [_rec(sid, truth[sid], p, repeat=r, ok=p is not None, metric="balanced_accuracy")
-            for r, preds in answers.items() for sid, p in zip(truth, preds, strict=True)]
+    recs = [
+        _rec(sid, truth[sid], p, repeat=r, ok=p is not None, metric="balanced_accuracy")
+        for r, preds in answers.items()
+        for sid, p in zip(truth, preds, strict=True)
+    ]
     s = score_task(recs)
     # repeat 0: A 1/2, B 1, C 0 -> 0.5 ; repeat 1: A 1, B 0, C 0 -> 1/3 ; repeat 2: A 1/2, B 1, C 1 -> 5/6
     assert s.run_values == pytest.approx([0.5, 1 / 3, 5 / 6])
@@ -135,14 +157,42 @@ def test_score_task_repeats_mean_of_runs_and_majority() -> None:
 
 def test_score_run_groups_tasks_dedupes_and_reads_jsonl_dicts() -> None:
     lines = [
-        {"sample_id": "tcga/1", "task": "tcga", "metric": "balanced_accuracy", "truth": 3, "predicted": 5,
-         "parsed_ok": True, "repeat": 0, "status": "answered", "model": "openai:gpt-5"},
-        {"sample_id": "tcga/1", "task": "tcga", "metric": "balanced_accuracy", "truth": 3, "predicted": 3,
-         "parsed_ok": True, "repeat": 0},  # written again on resume: the last line wins
-        {"sample_id": "tcga/2", "task": "tcga", "metric": "balanced_accuracy", "truth": 7, "predicted": 7,
-         "parsed_ok": True},
-        {"sample_id": "gtex/1", "task": "gtex", "metric": "balanced_accuracy", "truth": "Colon", "predicted": "Skin",
-         "parsed_ok": True},
+        {
+            "sample_id": "tcga/1",
+            "task": "tcga",
+            "metric": "balanced_accuracy",
+            "truth": 3,
+            "predicted": 5,
+            "parsed_ok": True,
+            "repeat": 0,
+            "status": "answered",
+            "model": "openai:gpt-5",
+        },
+        {
+            "sample_id": "tcga/1",
+            "task": "tcga",
+            "metric": "balanced_accuracy",
+            "truth": 3,
+            "predicted": 3,
+            "parsed_ok": True,
+            "repeat": 0,
+        },  # written again on resume: the last line wins
+        {
+            "sample_id": "tcga/2",
+            "task": "tcga",
+            "metric": "balanced_accuracy",
+            "truth": 7,
+            "predicted": 7,
+            "parsed_ok": True,
+        },
+        {
+            "sample_id": "gtex/1",
+            "task": "gtex",
+            "metric": "balanced_accuracy",
+            "truth": "Colon",
+            "predicted": "Skin",
+            "parsed_ok": True,
+        },
     ]
     lines = [json.loads(json.dumps(x)) for x in lines]
     scores = score_run(lines)
@@ -167,11 +217,27 @@ def test_incomplete_repeats_are_counted() -> None:
 
 
 def test_record_from_parsed_answer() -> None:
-    sample = Sample(sample_id="gtex/G1", task="gtex", question="q", options=["Colon", "Skin"], answer="Colon",
-                    answer_label="Colon", answer_index=1, metric="balanced_accuracy", answer_format="label",
-                    image_path="G1.tiff")
-    rec = ResultRecord.from_answer(sample, parse_answer('{"answer": 1}', sample), repeat=2, n_steps=7, cost_usd=0.1)
-    assert rec.correct and rec.predicted == "Colon" and rec.repeat == 2 and rec.parse_method == "json_number"
+    sample = Sample(
+        sample_id="gtex/G1",
+        task="gtex",
+        question="q",
+        options=["Colon", "Skin"],
+        answer="Colon",
+        answer_label="Colon",
+        answer_index=1,
+        metric="balanced_accuracy",
+        answer_format="label",
+        image_path="G1.tiff",
+    )
+    rec = ResultRecord.from_answer(
+        sample, parse_answer('{"answer": 1}', sample), repeat=2, n_steps=7, cost_usd=0.1
+    )
+    assert (
+        rec.correct
+        and rec.predicted == "Colon"
+        and rec.repeat == 2
+        and rec.parse_method == "json_number"
+    )
     assert rec.metric == "balanced_accuracy" and rec.truth_label == "Colon" and rec.n_steps == 7
     bad = ResultRecord.from_answer(sample, parse_answer("no idea", sample))
     assert not bad.correct and not bad.parsed_ok and bad.predicted is None and bad.error
@@ -186,8 +252,17 @@ def test_bootstrap_speed_on_a_large_run() -> None:
     import time
 
     rng = np.random.default_rng(0)
-    recs = [_rec(f"s{i}", int(t), int(t) if rng.random() < 0.5 else -1, repeat=r, metric="balanced_accuracy")
-            for i, t in enumerate(rng.integers(0, 30, 934)) for r in range(5)]
+    recs = [
+        _rec(
+            f"s{i}",
+            int(t),
+            int(t) if rng.random() < 0.5 else -1,
+            repeat=r,
+            metric="balanced_accuracy",
+        )
+        for i, t in enumerate(rng.integers(0, 30, 934))
+        for r in range(5)
+    ]
     t0 = time.perf_counter()
     s = score_task(recs)
     assert time.perf_counter() - t0 < 10

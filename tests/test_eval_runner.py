@@ -36,17 +36,27 @@ def _samples(mpqa: tuple[Path, Path]):
 
 
 def _spec(srv: FakeOpenAI, **kw) -> AgentConfig:
-    return AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, preset="giant", max_steps=5, **kw)
+    return AgentConfig(
+        model="openai:fake-vlm", base_url=srv.base_url, preset="giant", max_steps=5, **kw
+    )
 
 
 async def test_end_to_end_fake_openai_with_a_bad_slide(mpqa, tmp_path: Path) -> None:
     samples = _samples(mpqa)
     with FakeOpenAI(auto_turns=2) as srv:
-        summary = await run_eval(samples, out=tmp_path / "run", agent=_spec(srv), repeats=2, concurrency=4,
-                                 progress=False)
+        summary = await run_eval(
+            samples,
+            out=tmp_path / "run",
+            agent=_spec(srv),
+            repeats=2,
+            concurrency=4,
+            progress=False,
+        )
     lines = read_results(tmp_path / "run")
     assert len(lines) == 12  # one line per (sample, repeat)
-    assert sorted(finished_keys(lines)) == sorted({(s.sample_id, r) for s in samples for r in (0, 1)})
+    assert sorted(finished_keys(lines)) == sorted(
+        {(s.sample_id, r) for s in samples for r in (0, 1)}
+    )
     status = Counter((r["sample_id"], r["status"]) for r in lines)
     assert status[("tcga/TCGA-00", "error")] == 2  # the corrupt slide: recorded, the run went on
     bad = next(r for r in lines if r["sample_id"] == "tcga/TCGA-00")
@@ -54,15 +64,24 @@ async def test_end_to_end_fake_openai_with_a_bad_slide(mpqa, tmp_path: Path) -> 
     good = [r for r in lines if r["status"] == "answered"]
     assert len(good) == 10 and all(r["n_steps"] == 3 and r["predicted"] is not None for r in good)
     assert all(r["cost_usd"] is None for r in good)  # a local model without a price: unknown, not 0
-    assert {r["predicted"] for r in good if r["task"] == "gtex"} == {"Lung"}  # option 1 mapped to its label
+    assert {r["predicted"] for r in good if r["task"] == "gtex"} == {
+        "Lung"
+    }  # option 1 mapped to its label
     for r in lines:  # every repeat has its own trace
         assert (tmp_path / "run" / r["trace"]).exists()
     assert r["trace"].endswith(trace_file(r["sample_id"], r["repeat"]))
     assert summary.n_finished == 12 and summary.n_unfinished == 0 and summary.stopped is None
     tcga, gtex = summary.scores["tcga"], summary.scores["gtex"]
-    assert tcga.metric == "balanced_accuracy" and tcga.n == 4 and tcga.repeats == 2 and tcga.n_errors == 2
+    assert (
+        tcga.metric == "balanced_accuracy"
+        and tcga.n == 4
+        and tcga.repeats == 2
+        and tcga.n_errors == 2
+    )
     assert tcga.majority_vote is not None and gtex.value == pytest.approx(0.5)
-    assert (tmp_path / "run" / "summary.json").exists() and (tmp_path / "run" / "manifest.json").exists()
+    assert (tmp_path / "run" / "summary.json").exists() and (
+        tmp_path / "run" / "manifest.json"
+    ).exists()
 
 
 class CountingModel:
@@ -84,8 +103,11 @@ class CountingModel:
             await asyncio.sleep(0.05)
         finally:
             self.active -= 1
-        return ModelResponse(message=AssistantMessage(parts=[TextPart(text='{"answer": 2}')]),
-                             usage=Usage(input_tokens=10, output_tokens=2, cost_usd=0.001), model=self.name)
+        return ModelResponse(
+            message=AssistantMessage(parts=[TextPart(text='{"answer": 2}')]),
+            usage=Usage(input_tokens=10, output_tokens=2, cost_usd=0.001),
+            model=self.name,
+        )
 
     async def aclose(self) -> None:
         pass
@@ -94,19 +116,36 @@ class CountingModel:
 async def test_connections_limited_per_endpoint(mpqa, tmp_path: Path) -> None:
     model = CountingModel()
     factory = lambda budget, repeat: make_agent(model, preset="giant", budget=budget)  # noqa: E731
-    summary = await run_eval(_samples(mpqa), out=tmp_path / "run", agent_factory=factory, repeats=3, concurrency=8,
-                             max_connections=2, progress=False)
+    summary = await run_eval(
+        _samples(mpqa),
+        out=tmp_path / "run",
+        agent_factory=factory,
+        repeats=3,
+        concurrency=8,
+        max_connections=2,
+        progress=False,
+    )
     assert model.peak == 2
-    assert summary.n_finished == 18 and summary.cost_usd == pytest.approx(15 * 0.001)  # 3 failed on the bad slide
+    assert summary.n_finished == 18 and summary.cost_usd == pytest.approx(
+        15 * 0.001
+    )  # 3 failed on the bad slide
     with pytest.raises(ConfigError, match="AgentConfig"):
-        await run_eval(_samples(mpqa), out=tmp_path / "ray", agent_factory=factory, executor="ray", progress=False)
+        await run_eval(
+            _samples(mpqa),
+            out=tmp_path / "ray",
+            agent_factory=factory,
+            executor="ray",
+            progress=False,
+        )
 
 
 async def test_budget_stops_new_samples_and_resume_finishes(mpqa, tmp_path: Path) -> None:
     samples = _samples(mpqa)
     run = tmp_path / "run"
     with FakeOpenAI(auto_turns=2) as srv:
-        summary = await run_eval(samples, out=run, agent=_spec(srv), concurrency=1, budget_tokens=1, progress=False)
+        summary = await run_eval(
+            samples, out=run, agent=_spec(srv), concurrency=1, budget_tokens=1, progress=False
+        )
         assert summary.stopped == "budget_tokens"
         lines = read_results(run)
         # the corrupt slide fails before any model call; the next sample is stopped by the loop after one call
@@ -114,8 +153,12 @@ async def test_budget_stops_new_samples_and_resume_finishes(mpqa, tmp_path: Path
         assert lines[1]["finished"] is False and summary.n_unfinished == len(samples) - 1
         with pytest.raises(Exception, match="already holds a run"):
             await run_eval(samples, out=run, agent=_spec(srv), progress=False)
-        resumed = await run_eval(samples, out=run, agent=_spec(srv), concurrency=3, resume=True, progress=False)
-    assert resumed.n_skipped == 1 and resumed.n_run == len(samples) - 1 and resumed.n_unfinished == 0
+        resumed = await run_eval(
+            samples, out=run, agent=_spec(srv), concurrency=3, resume=True, progress=False
+        )
+    assert (
+        resumed.n_skipped == 1 and resumed.n_run == len(samples) - 1 and resumed.n_unfinished == 0
+    )
     keys = finished_keys(read_results(run))
     assert len(keys) == len(set(keys)) == len(samples)  # nothing run twice
 
@@ -124,7 +167,9 @@ async def test_ctrl_c_cancels_in_flight_and_keeps_finished(mpqa, tmp_path: Path)
     samples = _samples(mpqa)
     run = tmp_path / "run"
     with FakeOpenAI(auto_turns=2, latency_s=0.3) as srv:
-        task = asyncio.create_task(run_eval(samples, out=run, agent=_spec(srv), concurrency=2, progress=False))
+        task = asyncio.create_task(
+            run_eval(samples, out=run, agent=_spec(srv), concurrency=2, progress=False)
+        )
         deadline = time.monotonic() + 20
         while not any(r["status"] == "answered" for r in read_results(run)):
             assert time.monotonic() < deadline
@@ -138,7 +183,9 @@ async def test_ctrl_c_cancels_in_flight_and_keeps_finished(mpqa, tmp_path: Path)
         for r in cancelled:
             assert '"status": "cancelled"' in (run / r["trace"]).read_text()
         done_before = set(finished_keys(lines))
-        resumed = await run_eval(samples, out=run, agent=_spec(srv), concurrency=3, resume=True, progress=False)
+        resumed = await run_eval(
+            samples, out=run, agent=_spec(srv), concurrency=3, resume=True, progress=False
+        )
     assert resumed.n_skipped == len(done_before) and resumed.n_unfinished == 0
     keys = finished_keys(read_results(run))
     assert len(keys) == len(set(keys)) == len(samples)
@@ -150,10 +197,31 @@ def test_resume_after_sigkill_gives_the_same_samples(tmp_path: Path) -> None:
     run = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(auto_turns=1, latency_s=0.2) as srv:
-        cmd = [sys.executable, "-c", "from slidescout.cli import main; main()", "eval", "multipathqa",
-               "--csv", str(csv_path), "--slides", str(slides), "-m", "openai:fake-vlm", "--base-url", srv.base_url,
-               "-c", "2", "-r", "2", "--max-steps", "4", "--no-progress"]
-        proc = subprocess.Popen([*cmd, "-o", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cmd = [
+            sys.executable,
+            "-c",
+            "from slidescout.cli import main; main()",
+            "eval",
+            "multipathqa",
+            "--csv",
+            str(csv_path),
+            "--slides",
+            str(slides),
+            "-m",
+            "openai:fake-vlm",
+            "--base-url",
+            srv.base_url,
+            "-c",
+            "2",
+            "-r",
+            "2",
+            "--max-steps",
+            "4",
+            "--no-progress",
+        ]
+        proc = subprocess.Popen(
+            [*cmd, "-o", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         try:
             deadline = time.monotonic() + 60
             while len(finished_keys(read_results(run))) < 4:
@@ -167,18 +235,30 @@ def test_resume_after_sigkill_gives_the_same_samples(tmp_path: Path) -> None:
                 proc.kill()
         before = finished_keys(read_results(run))
         assert 4 <= len(before) < 2 * len(samples)  # killed mid-way
-        out = subprocess.run([*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         assert "tcga" in out.stdout and "gtex" in out.stdout  # the score tables
-        straight = asyncio.run(run_eval(samples, out=tmp_path / "straight", repeats=2, concurrency=8, progress=False,
-                                        agent=AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, max_steps=4)))
+        straight = asyncio.run(
+            run_eval(
+                samples,
+                out=tmp_path / "straight",
+                repeats=2,
+                concurrency=8,
+                progress=False,
+                agent=AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, max_steps=4),
+            )
+        )
     after = finished_keys(read_results(run))
     assert len(after) == len(set(after))  # no (sample, repeat) recorded twice
     assert set(before) <= set(after)
     expected = finished_keys(read_results(tmp_path / "straight"))
     assert set(after) == set(expected) and straight.n_finished == len(expected) == 2 * len(samples)
     killed = {(r["sample_id"], r["repeat"]): r["predicted"] for r in read_results(run)}
-    assert killed == {(r["sample_id"], r["repeat"]): r["predicted"] for r in read_results(tmp_path / "straight")}
+    assert killed == {
+        (r["sample_id"], r["repeat"]): r["predicted"] for r in read_results(tmp_path / "straight")
+    }
 
 
 def test_run_sample_carries_truth_regions(tmp_path: Path) -> None:
@@ -194,13 +274,20 @@ def test_run_sample_carries_truth_regions(tmp_path: Path) -> None:
     withregions = s.model_copy(update={"regions": regions})
     assert withregions.truth is not None and withregions.truth.answer == s.answer_label
     assert [r["box"] for r in withregions.truth.regions] == [les["box"] for les in truth["lesions"]]
+
+
 async def test_expert_on_synthpath_with_grounding(tmp_path: Path) -> None:
     from slidescout.slides.synth import generate_dataset
 
     csv_path = generate_dataset(tmp_path / "synth", 1, size=(2048, 1536), seed=11)
     load = load_synth(csv_path)
-    summary = await run_eval(load.samples, out=tmp_path / "run", agent=AgentConfig(model="expert", max_steps=3),
-                             concurrency=4, progress=False)
+    summary = await run_eval(
+        load.samples,
+        out=tmp_path / "run",
+        agent=AgentConfig(model="expert", max_steps=3),
+        concurrency=4,
+        progress=False,
+    )
     lines = read_results(tmp_path / "run")
     assert len(lines) == len(load.samples) >= 2
     assert all(r["status"] == "answered" and r["parsed_ok"] for r in lines)

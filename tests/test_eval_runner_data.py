@@ -12,19 +12,45 @@ from typing import Any
 
 from slidefactory import make_tiff
 
-COLUMNS = ["benchmark_name", "benchmark_id", "image_path", "answer", "options", "image_exists",
-           "patch_exists", "is_valid", "metric_type", "file_id", "prompt"]
-TCGA_OPTIONS = ["Lung adenocarcinoma", "Hepatocellular carcinoma", "Clear cell renal cell carcinoma"]
+COLUMNS = [
+    "benchmark_name",
+    "benchmark_id",
+    "image_path",
+    "answer",
+    "options",
+    "image_exists",
+    "patch_exists",
+    "is_valid",
+    "metric_type",
+    "file_id",
+    "prompt",
+]
+TCGA_OPTIONS = [
+    "Lung adenocarcinoma",
+    "Hepatocellular carcinoma",
+    "Clear cell renal cell carcinoma",
+]
 GTEX_OPTIONS = ["Lung", "Liver", "Kidney"]
-TCGA_PROMPT = ("What is the primary diagnosis?\n\nSelect from the following options:\n{options}\n"
-               "Please choose the number of the correct option and respond in the following JSON format:\n"
-               "```json\n{{\"answer\": YOUR_ANSWER}}\n```")
-GTEX_PROMPT = ("Which organ is this tissue from?\n\nSelect from the following options:\n{options}\n"
-               "Respond in the following JSON format:\n```json\n{{\"answer\": YOUR_ANSWER}}\n```")
+TCGA_PROMPT = (
+    "What is the primary diagnosis?\n\nSelect from the following options:\n{options}\n"
+    "Please choose the number of the correct option and respond in the following JSON format:\n"
+    '```json\n{{"answer": YOUR_ANSWER}}\n```'
+)
+GTEX_PROMPT = (
+    "Which organ is this tissue from?\n\nSelect from the following options:\n{options}\n"
+    'Respond in the following JSON format:\n```json\n{{"answer": YOUR_ANSWER}}\n```'
+)
 
 
-def make_mpqa(root: Path, n_tcga: int = 4, n_gtex: int = 2, *, bad: int = 0, missing: int = 1,
-              size: tuple[int, int] = (1024, 768)) -> tuple[Path, Path]:
+def make_mpqa(
+    root: Path,
+    n_tcga: int = 4,
+    n_gtex: int = 2,
+    *,
+    bad: int = 0,
+    missing: int = 1,
+    size: tuple[int, int] = (1024, 768),
+) -> tuple[Path, Path]:
     """``(csv_path, slides_dir)``: ``n_tcga`` + ``n_gtex`` questions on two small TIFFs; the first
     ``bad`` tcga questions point at a corrupt slide; ``missing`` extra questions name absent slides.
 
@@ -38,12 +64,41 @@ def make_mpqa(root: Path, n_tcga: int = 4, n_gtex: int = 2, *, bad: int = 0, mis
     rows: list[dict[str, Any]] = []
     for i in range(n_tcga):
         name = "corrupt.tiff" if i < bad else ("good-a.tiff" if i % 2 == 0 else "good-b.tiff")
-        rows.append(_row("tcga", f"TCGA-{i:02d}", name, str(i % 3 + 1), TCGA_OPTIONS, "balanced_accuracy", TCGA_PROMPT))
+        rows.append(
+            _row(
+                "tcga",
+                f"TCGA-{i:02d}",
+                name,
+                str(i % 3 + 1),
+                TCGA_OPTIONS,
+                "balanced_accuracy",
+                TCGA_PROMPT,
+            )
+        )
     for i in range(n_gtex):
-        rows.append(_row("gtex", f"GTEX-{i:02d}", "good-b.tiff", GTEX_OPTIONS[i % 3], GTEX_OPTIONS,
-                         "balanced_accuracy", GTEX_PROMPT))
+        rows.append(
+            _row(
+                "gtex",
+                f"GTEX-{i:02d}",
+                "good-b.tiff",
+                GTEX_OPTIONS[i % 3],
+                GTEX_OPTIONS,
+                "balanced_accuracy",
+                GTEX_PROMPT,
+            )
+        )
     for i in range(missing):
-        rows.append(_row("tcga", f"TCGA-M{i}", f"absent-{i}.svs", "1", TCGA_OPTIONS, "balanced_accuracy", TCGA_PROMPT))
+        rows.append(
+            _row(
+                "tcga",
+                f"TCGA-M{i}",
+                f"absent-{i}.svs",
+                "1",
+                TCGA_OPTIONS,
+                "balanced_accuracy",
+                TCGA_PROMPT,
+            )
+        )
     csv_path = root / "MultiPathQA.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -52,10 +107,22 @@ def make_mpqa(root: Path, n_tcga: int = 4, n_gtex: int = 2, *, bad: int = 0, mis
     return csv_path, slides
 
 
-def _row(task: str, bid: str, image: str, answer: str, options: list[str], metric: str, prompt: str) -> dict[str, Any]:
-    return {"benchmark_name": task, "benchmark_id": bid, "image_path": image, "answer": answer,
-            "options": repr(options), "image_exists": "True", "patch_exists": "True", "is_valid": "True",
-            "metric_type": metric, "file_id": bid, "prompt": prompt}
+def _row(
+    task: str, bid: str, image: str, answer: str, options: list[str], metric: str, prompt: str
+) -> dict[str, Any]:
+    return {
+        "benchmark_name": task,
+        "benchmark_id": bid,
+        "image_path": image,
+        "answer": answer,
+        "options": repr(options),
+        "image_exists": "True",
+        "patch_exists": "True",
+        "is_valid": "True",
+        "metric_type": metric,
+        "file_id": bid,
+        "prompt": prompt,
+    }
 
 
 def read_results(run: Path) -> list[dict[str, Any]]:

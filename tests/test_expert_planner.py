@@ -22,12 +22,27 @@ def dataset(tmp_path_factory):
 
 def _ask(out, row, tmp_path, preset="scout"):
     opts = ast.literal_eval(row["options"])
-    question = row["prompt"].replace("{options}", "".join(f"{i}. {o}\n" for i, o in enumerate(opts, 1)))
+    question = row["prompt"].replace(
+        "{options}", "".join(f"{i}. {o}\n" for i, o in enumerate(opts, 1))
+    )
     question = question.replace("{{", "{").replace("}}", "}")
-    sample = Sample(sample_id=row["benchmark_id"], question=question, options=opts,
-                    image_path=str(out / row["image_path"]))
-    res = asyncio.run(arun(sample.image_path, question, opts, model="expert", preset=preset,
-                           out=tmp_path / preset, sample=sample))
+    sample = Sample(
+        sample_id=row["benchmark_id"],
+        question=question,
+        options=opts,
+        image_path=str(out / row["image_path"]),
+    )
+    res = asyncio.run(
+        arun(
+            sample.image_path,
+            question,
+            opts,
+            model="expert",
+            preset=preset,
+            out=tmp_path / preset,
+            sample=sample,
+        )
+    )
     return res, opts[int(row["answer"]) - 1]
 
 
@@ -48,11 +63,17 @@ def test_expert_planner_beats_chance_on_synthpath(dataset, tmp_path):
 
 def test_expert_planner_uses_expert_tools_in_vitar(dataset, tmp_path):
     out, rows = dataset
-    row = next(r for r in rows if r["benchmark_name"] == "synth_diagnosis" and r["answer"] != "4")  # abnormal
+    row = next(
+        r for r in rows if r["benchmark_name"] == "synth_diagnosis" and r["answer"] != "4"
+    )  # abnormal
     res, _ = _ask(out, row, tmp_path, preset="vitar")
     names = [e.call.name for e in res.trace.tool_events]
     assert "nuclei_morphometry" in names and "lookup" in names
     assert res.trace.events[-1].kind == "answer" and res.trace.events[-1].supporting_steps
     # its written findings are its memory: no region is screened twice despite context pruning
-    boxes = [tuple(e.call.arguments.values()) for e in res.trace.tool_events if e.call.name == "slide_zoom"]
+    boxes = [
+        tuple(e.call.arguments.values())
+        for e in res.trace.tool_events
+        if e.call.name == "slide_zoom"
+    ]
     assert len(boxes) == len(set(boxes))

@@ -19,21 +19,29 @@ torch = pytest.importorskip("torch")
 runner = CliRunner()
 
 # (blocks, embedding width, state_dict entries of one block) per timm's configurations
-EXPECTED = {"uni": (24, 1024, 14), "virchow": (32, 2560, 14), "h-optimus-0": (40, 1536, 14),
-            "prov-gigapath": (40, 1536, 14)}
+EXPECTED = {
+    "uni": (24, 1024, 14),
+    "virchow": (32, 2560, 14),
+    "h-optimus-0": (40, 1536, 14),
+    "prov-gigapath": (40, 1536, 14),
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_catalog_backbones_build_at_full_size_on_the_meta_device(name):
     entry = named.NAMED[name]
-    card = card_from_dict({"name": name, "path": "w.bin", **entry.card}, Path("/tmp") / f"{name}.yaml")
+    card = card_from_dict(
+        {"name": name, "path": "w.bin", **entry.card}, Path("/tmp") / f"{name}.yaml"
+    )
     with torch.device("meta"):
         module = build_architecture(card)
         out = module(torch.zeros(2, 3, card.card.patch_size, card.card.patch_size))
     depth, width, per_block = EXPECTED[name]
     keys = list(module.state_dict())
     assert sum(k.startswith("blocks.0.") for k in keys) == per_block
-    assert f"blocks.{depth - 1}.mlp.fc2.weight" in keys and f"blocks.{depth}.norm1.weight" not in keys
+    assert (
+        f"blocks.{depth - 1}.mlp.fc2.weight" in keys and f"blocks.{depth}.norm1.weight" not in keys
+    )
     assert not any(k.startswith("head.") for k in keys)  # embeddings: no head
     assert tuple(out.shape) == (2, width) == (2, card.card.embedding_dim)
     if name == "h-optimus-0":
@@ -50,10 +58,14 @@ def test_catalog_lists_every_card_with_its_facts():
     result = runner.invoke(app, ["experts", "catalog", "--json"])
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.output)["models"]}
-    assert {"uni", "virchow", "h-optimus-0", "prov-gigapath", "plip", "quiltnet", "conch"} <= set(rows)
+    assert {"uni", "virchow", "h-optimus-0", "prov-gigapath", "plip", "quiltnet", "conch"} <= set(
+        rows
+    )
     for r in rows.values():
         assert r["hub"] and r["license"] and r["gate"] and r["normalisation"] and r["source"]
-    assert rows["uni"]["license"].startswith("CC-BY-NC-ND-4.0") and rows["uni"]["gate"].startswith("gated")
+    assert rows["uni"]["license"].startswith("CC-BY-NC-ND-4.0") and rows["uni"]["gate"].startswith(
+        "gated"
+    )
     assert rows["conch"]["loadable"] is False
     table = runner.invoke(app, ["experts", "catalog"], env={"COLUMNS": "220"})
     assert table.exit_code == 0 and "MahmoodLab/UNI" in table.output
@@ -61,16 +73,30 @@ def test_catalog_lists_every_card_with_its_facts():
 
 def _tiny_entry(monkeypatch):
     entry = named.NamedModel(
-        name="tiny-uni", title="tiny", hub="someone/tiny-uni", files=("pytorch_model.bin",),
-        card=dict(format="state_dict", architecture="vit_large_patch16_224", patch_size=32,
-                  architecture_args={"depth": 1, "embed_dim": 32, "num_heads": 2, "init_values": 1e-5},
-                  mpp=0.5, output="embedding", embedding_dim=32, **named.IMAGENET),
-        license="test", gate="open", source="test")
+        name="tiny-uni",
+        title="tiny",
+        hub="someone/tiny-uni",
+        files=("pytorch_model.bin",),
+        card=dict(
+            format="state_dict",
+            architecture="vit_large_patch16_224",
+            patch_size=32,
+            architecture_args={"depth": 1, "embed_dim": 32, "num_heads": 2, "init_values": 1e-5},
+            mpp=0.5,
+            output="embedding",
+            embedding_dim=32,
+            **named.IMAGENET,
+        ),
+        license="test",
+        gate="open",
+        source="test",
+    )
     monkeypatch.setitem(named.NAMED, "tiny-uni", entry)
     from slidescout.tools.experts.archs import ARCHITECTURES
 
-    model = ARCHITECTURES["vit_large_patch16_224"](0, img_size=32, depth=1, embed_dim=32, num_heads=2,
-                                                   init_values=1e-5)
+    model = ARCHITECTURES["vit_large_patch16_224"](
+        0, img_size=32, depth=1, embed_dim=32, num_heads=2, init_values=1e-5
+    )
     return model
 
 
@@ -78,7 +104,9 @@ def test_add_named_with_weights_path(tmp_path, monkeypatch):
     monkeypatch.setenv("SLIDESCOUT_HOME", str(tmp_path / "home"))
     model = _tiny_entry(monkeypatch)
     torch.save(model.state_dict(), tmp_path / "mine.bin")
-    result = runner.invoke(app, ["experts", "add", "tiny-uni", "--weights", str(tmp_path / "mine.bin")])
+    result = runner.invoke(
+        app, ["experts", "add", "tiny-uni", "--weights", str(tmp_path / "mine.bin")]
+    )
     assert result.exit_code == 0, result.output
     entry = catalog.entries()["tiny-uni"]
     card_file = Path(entry["card"])
@@ -101,16 +129,30 @@ def test_add_named_fetches_from_the_hub(tmp_path, monkeypatch):
     monkeypatch.setattr("slidescout.tools.experts.hub.hub_download", fake_download)
     result = runner.invoke(app, ["experts", "add", "tiny-uni"])
     assert result.exit_code == 0, result.output
-    assert calls == [("someone/tiny-uni", tmp_path / "home" / "weights" / "tiny-uni", ("pytorch_model.bin",))]
+    assert calls == [
+        ("someone/tiny-uni", tmp_path / "home" / "weights" / "tiny-uni", ("pytorch_model.bin",))
+    ]
     assert "fetching someone/tiny-uni" in result.output
-    assert catalog.get("tiny-uni").weights == tmp_path / "home" / "weights" / "tiny-uni" / "pytorch_model.bin"
+    assert (
+        catalog.get("tiny-uni").weights
+        == tmp_path / "home" / "weights" / "tiny-uni" / "pytorch_model.bin"
+    )
 
 
-@pytest.mark.parametrize(("argv", "needle"), [
-    (["experts", "add", "conch"], "conch: slidescout cannot load this model"),
-    (["experts", "add", "uni", "--weights", "/nonexistent/uni.bin"], "--weights: /nonexistent/uni.bin does not exist"),
-    (["experts", "add", "{tmp}/card.yaml", "--weights", "x.bin"], "--weights is for catalog models"),
-])
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["experts", "add", "conch"], "conch: slidescout cannot load this model"),
+        (
+            ["experts", "add", "uni", "--weights", "/nonexistent/uni.bin"],
+            "--weights: /nonexistent/uni.bin does not exist",
+        ),
+        (
+            ["experts", "add", "{tmp}/card.yaml", "--weights", "x.bin"],
+            "--weights is for catalog models",
+        ),
+    ],
+)
 def test_add_named_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, needle):
     import sys
 

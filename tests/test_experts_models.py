@@ -39,11 +39,20 @@ def tiny_state_dict(folder, name="tiny", num_outputs=3, **card_fields):
 
     torch.manual_seed(0)
     model = tiny_cnn(num_outputs, width=8).eval()
-    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
-               folder / f"{name}.pth")
-    fields = {"format": "state_dict", "architecture": "tiny_cnn", "architecture_args": {"width": 8},
-              "labels": ["a", "b", "c"], "patch_size": 64, "mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2],
-              **card_fields}
+    torch.save(
+        {"epoch": 3, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}},
+        folder / f"{name}.pth",
+    )
+    fields = {
+        "format": "state_dict",
+        "architecture": "tiny_cnn",
+        "architecture_args": {"width": 8},
+        "labels": ["a", "b", "c"],
+        "patch_size": 64,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.2, 0.2, 0.2],
+        **card_fields,
+    }
     return model, write_card(folder, name, f"{name}.pth", **fields)
 
 
@@ -52,25 +61,43 @@ def tiny_state_dict(folder, name="tiny", num_outputs=3, **card_fields):
 # ---------------------------------------------------------------------------------------------
 def test_card_yaml_and_toml(tmp_path):
     y = load_card(redness_card(tmp_path))
-    assert y.name == "redness" and y.card.format == "torchscript" and y.weights == tmp_path / "redness.pt"
-    t = load_card(write_card(tmp_path, "tomlcard", "redness.pt", suffix=".toml", format="onnx",
-                             labels=["x", "y"], output="logits"))
-    assert t.card.labels == ["x", "y"] and t.card.mpp == 0.5 and t.weights == tmp_path / "redness.pt"
+    assert (
+        y.name == "redness"
+        and y.card.format == "torchscript"
+        and y.weights == tmp_path / "redness.pt"
+    )
+    t = load_card(
+        write_card(
+            tmp_path,
+            "tomlcard",
+            "redness.pt",
+            suffix=".toml",
+            format="onnx",
+            labels=["x", "y"],
+            output="logits",
+        )
+    )
+    assert (
+        t.card.labels == ["x", "y"] and t.card.mpp == 0.5 and t.weights == tmp_path / "redness.pt"
+    )
     assert "224 px patches at 0.5 µm/px" in t.card.describe()
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"patch_size": -3}, "field 'patch_size'"),
-    ({"patchsize": 3}, "unknown field 'patchsize'"),
-    ({"format": "pickle"}, "field 'format'"),
-    ({"name": "Bad Name"}, "field 'name'"),
-    ({"std": [1, 0, 1]}, "field 'std'"),
-    ({"mean": [0, 0]}, "field 'mean'"),
-    ({"labels": []}, "field 'labels'"),
-    ({"labels": ["a", "a"]}, "labels must be unique"),
-    ({"heatmap_label": "tumour"}, "field 'heatmap_label'"),
-    ({"format": "state_dict"}, "field 'architecture'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"patch_size": -3}, "field 'patch_size'"),
+        ({"patchsize": 3}, "unknown field 'patchsize'"),
+        ({"format": "pickle"}, "field 'format'"),
+        ({"name": "Bad Name"}, "field 'name'"),
+        ({"std": [1, 0, 1]}, "field 'std'"),
+        ({"mean": [0, 0]}, "field 'mean'"),
+        ({"labels": []}, "field 'labels'"),
+        ({"labels": ["a", "a"]}, "labels must be unique"),
+        ({"heatmap_label": "tumour"}, "field 'heatmap_label'"),
+        ({"format": "state_dict"}, "field 'architecture'"),
+    ],
+)
 def test_bad_cards_name_the_field(tmp_path, change, message):
     path = redness_card(tmp_path)
     data = yaml.safe_load(path.read_text())
@@ -127,27 +154,43 @@ def test_loading_errors_are_one_line_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="checkpoint not found: .*ghost.pt"):
         load_runner(card)
     # wrong number of labels for the model's output
-    wrong = load_card(classifier_card(tmp_path, "threeway", labels=["a", "b", "c"], heatmap_label=None))
-    with pytest.raises(ConfigError, match=r"outputs 2 values per patch but the card lists 3 labels"):
+    wrong = load_card(
+        classifier_card(tmp_path, "threeway", labels=["a", "b", "c"], heatmap_label=None)
+    )
+    with pytest.raises(
+        ConfigError, match=r"outputs 2 values per patch but the card lists 3 labels"
+    ):
         check_model(wrong)
     # a state_dict whose shapes do not fit (card says 2 labels, weights have 3 outputs)
     _, path = tiny_state_dict(tmp_path, "misfit", labels=["a", "b"])
     with pytest.raises(ConfigError, match="do not fit architecture 'tiny_cnn'"):
         load_runner(load_card(path))
     # a state_dict card pointing at a TorchScript file, and vice versa
-    ts = load_card(write_card(tmp_path, "notsd", "threeway.pt", format="state_dict",
-                              architecture="tiny_cnn", labels=["a", "b"]))
+    ts = load_card(
+        write_card(
+            tmp_path,
+            "notsd",
+            "threeway.pt",
+            format="state_dict",
+            architecture="tiny_cnn",
+            labels=["a", "b"],
+        )
+    )
     with pytest.raises(ConfigError, match="notsd.yaml: threeway.pt is a TorchScript file"):
         load_runner(ts)
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="is not a TorchScript file"):
-        load_runner(load_card(write_card(tmp_path, "junk", "junk.pt", format="torchscript", labels=["a"])))
+        load_runner(
+            load_card(write_card(tmp_path, "junk", "junk.pt", format="torchscript", labels=["a"]))
+        )
 
 
 def test_timm_architecture_needs_timm(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)  # as if not installed
     _, path = tiny_state_dict(tmp_path, "vit", architecture="convnext_tiny")
-    with pytest.raises(ConfigError, match=r"needs timm, which is not installed.*built-in architectures: tiny_cnn"):
+    with pytest.raises(
+        ConfigError, match=r"needs timm, which is not installed.*built-in architectures: tiny_cnn"
+    ):
         load_runner(load_card(path))
 
 
@@ -157,16 +200,27 @@ def test_onnx_matches_torchscript(tmp_path):
     import torch
 
     module = red_classifier_module()
-    torch.onnx.export(module, (torch.zeros(2, 3, 224, 224),), str(tmp_path / "red.onnx"), dynamo=False,
-                      input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
-    onnx_card = load_card(write_card(tmp_path, "red-onnx", "red.onnx", format="onnx",
-                                     labels=["blue", "red"], output="logits"))
+    torch.onnx.export(
+        module,
+        (torch.zeros(2, 3, 224, 224),),
+        str(tmp_path / "red.onnx"),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}},
+    )
+    onnx_card = load_card(
+        write_card(
+            tmp_path, "red-onnx", "red.onnx", format="onnx", labels=["blue", "red"], output="logits"
+        )
+    )
     ts_card = load_card(classifier_card(tmp_path))
     assert check_model(onnx_card).output_width == 2
     rng = np.random.default_rng(1)
     batch = rng.integers(0, 255, (5, 224, 224, 3), dtype=np.uint8)
-    np.testing.assert_allclose(load_runner(onnx_card)(batch), load_runner(ts_card)(batch), atol=1e-4)
+    np.testing.assert_allclose(
+        load_runner(onnx_card)(batch), load_runner(ts_card)(batch), atol=1e-4
+    )
     slide = open_slide(checker_slide(tmp_path / "c.tiff", cols=4, rows=2))
     run = run_patches(slide, onnx_card, Box(0, 0, 4 * CELL, 2 * CELL), pool=ModelPool())
     assert run.class_fractions() == {"blue": 0.5, "red": 0.5}
@@ -184,7 +238,11 @@ def test_cli_add_list_show_run_remove(tmp_path):
 
     res = runner.invoke(app, ["experts", "list", "--json"])
     listed = json.loads(res.output)["experts"]
-    assert listed[0]["name"] == "redness" and listed[0]["status"] == "ok" and listed[0]["labels"] == ["red"]
+    assert (
+        listed[0]["name"] == "redness"
+        and listed[0]["status"] == "ok"
+        and listed[0]["labels"] == ["red"]
+    )
     res = runner.invoke(app, ["experts", "list"])
     assert res.exit_code == 0 and "redness" in res.output
 
@@ -193,8 +251,22 @@ def test_cli_add_list_show_run_remove(tmp_path):
 
     slide = checker_slide(tmp_path / "checker.tiff", cols=4, rows=2)
     out = tmp_path / "heat.png"
-    res = runner.invoke(app, ["experts", "run", "redness", str(slide), "--box", f"0,0,{4 * CELL},{2 * CELL}",
-                              "--device", "cpu", "--out", str(out), "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "experts",
+            "run",
+            "redness",
+            str(slide),
+            "--box",
+            f"0,0,{4 * CELL},{2 * CELL}",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.output)
     assert payload["patches"] == 8 and payload["stats"]["patches_per_s"] > 0 and out.is_file()
@@ -221,13 +293,16 @@ def test_cli_add_twice_needs_replace(tmp_path):
     assert catalog.entries()["redness"]["card"] == str((b / "redness.yaml").resolve())
 
 
-@pytest.mark.parametrize(("argv", "needle"), [
-    (["experts", "add", "{tmp}/missing.yaml"], "model card not found"),
-    (["experts", "add", "{tmp}/ghost.yaml"], "checkpoint not found"),
-    (["experts", "add", "{tmp}/threeway.yaml"], "card lists 3 labels"),
-    (["experts", "remove", "nothing"], "no expert model named 'nothing'"),
-    (["experts", "show", "nothing"], "no expert model named 'nothing'"),
-])
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["experts", "add", "{tmp}/missing.yaml"], "model card not found"),
+        (["experts", "add", "{tmp}/ghost.yaml"], "checkpoint not found"),
+        (["experts", "add", "{tmp}/threeway.yaml"], "card lists 3 labels"),
+        (["experts", "remove", "nothing"], "no expert model named 'nothing'"),
+        (["experts", "show", "nothing"], "no expert model named 'nothing'"),
+    ],
+)
 def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, needle):
     from slidescout.cli import main
 

@@ -91,7 +91,12 @@ def test_plan_geometry_level_and_centred_grid(checker):
     assert plan.patch_l0 == pytest.approx(CELL)
     assert plan.origin == (0.0, 0.0)
     boxes = plan.boxes()
-    assert boxes[0].tolist() == [0, 0, CELL, CELL] and boxes[-1].tolist() == [5 * CELL, 3 * CELL, CELL, CELL]
+    assert boxes[0].tolist() == [0, 0, CELL, CELL] and boxes[-1].tolist() == [
+        5 * CELL,
+        3 * CELL,
+        CELL,
+        CELL,
+    ]
     # a region smaller than one patch gets one patch centred on it
     small = plan_patches(checker, Box(1000, 1000, 100, 60), mpp=0.5, patch_size=224)
     (b,) = small.boxes().tolist()
@@ -102,8 +107,12 @@ def test_plan_geometry_level_and_centred_grid(checker):
 
 
 def test_plan_limits_and_errors(checker):
-    with pytest.raises(PatchLimitExceeded, match=r"more than the limit of 10 per call; choose a smaller region"):
-        plan_patches(checker, Box(0, 0, 6 * CELL, 4 * CELL), mpp=0.5, patch_size=224, max_patches=10)
+    with pytest.raises(
+        PatchLimitExceeded, match=r"more than the limit of 10 per call; choose a smaller region"
+    ):
+        plan_patches(
+            checker, Box(0, 0, 6 * CELL, 4 * CELL), mpp=0.5, patch_size=224, max_patches=10
+        )
     assert issubclass(PatchLimitExceeded, ToolError)
     with pytest.raises(ToolError, match="outside the slide"):
         plan_patches(checker, Box(90000, 0, 10, 10), mpp=0.5, patch_size=224)
@@ -113,7 +122,9 @@ def test_plan_tissue_filter(tmp_path):
     from slidefactory import make_tiff
     from test_experts_support import blobs_pattern
 
-    path = make_tiff(tmp_path / "blob.tiff", 3584, 2688, pattern=blobs_pattern([(900, 1300, 600, 900)]))
+    path = make_tiff(
+        tmp_path / "blob.tiff", 3584, 2688, pattern=blobs_pattern([(900, 1300, 600, 900)])
+    )
     slide = open_slide(path)
     everything = plan_patches(slide, None, mpp=0.5, patch_size=224, min_tissue=0.0)
     tissue = plan_patches(slide, None, mpp=0.5, patch_size=224, min_tissue=0.5)
@@ -136,8 +147,9 @@ def test_outputs_match_the_painted_pattern_for_any_region(checker):
 
 def test_heatmap_aligned_with_pattern(checker):
     region = Box(0, 0, 6 * CELL, 4 * CELL)
-    run = run_patches(checker, mean_red, region, mpp=0.5, patch_size=224, output="score",
-                      labels=["red"])
+    run = run_patches(
+        checker, mean_red, region, mpp=0.5, patch_size=224, output="score", labels=["red"]
+    )
     run.score_range = (BLUE[0] / 255, RED[0] / 255)
     grid = run.grid()
     expected = (np.add.outer(np.arange(4), np.arange(6)) % 2 == 0).astype(float)
@@ -153,7 +165,11 @@ def test_heatmap_aligned_with_pattern(checker):
             assert (red > blue) == ((r + c) % 2 == 0), (r, c, px[y, x])
     # with the slide behind it: same size as the region's view, recorded box and mpp
     over = run.heatmap(checker, max_side=300)
-    assert over.box == region and max(over.image.shape[:2]) == 300 and over.mpp == pytest.approx(0.25 * region.w / 300)
+    assert (
+        over.box == region
+        and max(over.image.shape[:2]) == 300
+        and over.mpp == pytest.approx(0.25 * region.w / 300)
+    )
 
 
 def test_batches_threads_and_bounded_prefetch(checker):
@@ -165,17 +181,33 @@ def test_batches_threads_and_bounded_prefetch(checker):
         fetched_at_batch.append(slide.fetched)
         return model(batch)
 
-    run = run_patches(slide, watch, Box(0, 0, 6 * CELL, 4 * CELL), mpp=0.5, patch_size=224,
-                      batch_size=5, workers=3, prefetch=2)
+    run = run_patches(
+        slide,
+        watch,
+        Box(0, 0, 6 * CELL, 4 * CELL),
+        mpp=0.5,
+        patch_size=224,
+        batch_size=5,
+        workers=3,
+        prefetch=2,
+    )
     assert model.sizes == [5, 5, 5, 5, 4] and run.stats.batches == 5
     assert model.threads == {threading.current_thread().name}  # the model runs in the caller
     assert slide.threads and all(t.startswith("slidescout-reader") for t in slide.threads)
-    for b, fetched in enumerate(fetched_at_batch):  # never more than prefetch + 1 batches read ahead
+    for b, fetched in enumerate(
+        fetched_at_batch
+    ):  # never more than prefetch + 1 batches read ahead
         assert fetched - b * 5 <= (2 + 1) * 5
     s = run.stats
     assert s.patches == 24 and s.workers == 3 and s.model_s > 0.04 and s.total_s > 0
     assert 0.0 <= s.wait_fraction <= 1.0 and s.patches_per_s > 0 and s.reader_patches_per_s > 0
-    assert set(s.to_dict()) >= {"patches_per_s", "wait_fraction", "data_wait_s", "model_s", "read_s"}
+    assert set(s.to_dict()) >= {
+        "patches_per_s",
+        "wait_fraction",
+        "data_wait_s",
+        "model_s",
+        "read_s",
+    }
 
 
 def test_resized_patches(checker):
@@ -191,15 +223,30 @@ def test_cap_cancel_and_model_errors_stop_cleanly(checker):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(ToolCancelled):
-        run_patches(checker, mean_red, Box(0, 0, 2000, 2000), mpp=0.5, patch_size=224, cancel=cancel,
-                    batch_size=2)
+        run_patches(
+            checker,
+            mean_red,
+            Box(0, 0, 2000, 2000),
+            mpp=0.5,
+            patch_size=224,
+            cancel=cancel,
+            batch_size=2,
+        )
 
     def broken(batch):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        run_patches(checker, broken, Box(0, 0, 2000, 2000), mpp=0.5, patch_size=224, batch_size=1,
-                    workers=2, prefetch=1)
+        run_patches(
+            checker,
+            broken,
+            Box(0, 0, 2000, 2000),
+            mpp=0.5,
+            patch_size=224,
+            batch_size=1,
+            workers=2,
+            prefetch=1,
+        )
     left = [t for t in threading.enumerate() if t.name.startswith("slidescout-reader")]
     assert not left  # the reader pool was shut down
 
@@ -283,7 +330,9 @@ def test_torch_runner_normalises_channels_last(tmp_path):
     batch[..., 0] = 255
     y = runner(batch)
     assert seen == {"channels_last": True, "grad": False, "dtype": torch.float32}
-    np.testing.assert_allclose(y[0], [(1 - 0.5) / 0.25, (0 - 0.5) / 0.25, (0 - 0.5) / 0.25], atol=1e-5)
+    np.testing.assert_allclose(
+        y[0], [(1 - 0.5) / 0.25, (0 - 0.5) / 0.25, (0 - 0.5) / 0.25], atol=1e-5
+    )
 
 
 def test_host_prepared_batches_match_device_normalisation(tmp_path):
@@ -295,17 +344,27 @@ def test_host_prepared_batches_match_device_normalisation(tmp_path):
     batch = np.random.default_rng(3).integers(0, 255, (5, 224, 224, 3), dtype=np.uint8)
     prepared = runner.prepared(batch)
     assert prepared.shape == (5, 3, 224, 224) and prepared.dtype == np.float32
-    np.testing.assert_allclose(prepared[:, 0], (batch[..., 0] / 255 - 0.2) / 0.3, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        prepared[:, 0], (batch[..., 0] / 255 - 0.2) / 0.3, rtol=1e-5, atol=1e-5
+    )
     np.testing.assert_allclose(runner(prepared), runner(batch), atol=1e-5)
-    np.testing.assert_allclose(runner(batch)[:, 0], (batch[..., 0] / 255 - 0.2).mean(axis=(1, 2)) / 0.3,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        runner(batch)[:, 0], (batch[..., 0] / 255 - 0.2).mean(axis=(1, 2)) / 0.3, atol=1e-4
+    )
 
 
 def test_whole_slide_and_embedding_outputs(checker):
     def embed(batch):
         a = np.asarray(batch, np.float32) / 255
-        return np.stack([a[..., 0].mean(axis=(1, 2)), a[..., 2].mean(axis=(1, 2)),
-                         a.std(axis=(1, 2, 3)), np.zeros(len(a))], axis=1)
+        return np.stack(
+            [
+                a[..., 0].mean(axis=(1, 2)),
+                a[..., 2].mean(axis=(1, 2)),
+                a.std(axis=(1, 2, 3)),
+                np.zeros(len(a)),
+            ],
+            axis=1,
+        )
 
     run = run_patches(checker, embed, None, mpp=0.5, patch_size=224, output="embedding")
     assert len(run.plan) == 24 and run.outputs.shape == (24, 4)  # all of it is "tissue"

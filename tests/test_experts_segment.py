@@ -36,8 +36,14 @@ P, OVERLAP = 64, 16
 
 @pytest.fixture(scope="module")
 def nuclei_slide(tmp_path_factory):
-    path = make_tiff(tmp_path_factory.mktemp("seg") / "nuclei.tiff", 640, 640, mpp=0.5, quality=95,
-                     pattern=blobs_pattern([(320, 320, 600, 600)], nuclei_every=EVERY, radius=RADIUS))
+    path = make_tiff(
+        tmp_path_factory.mktemp("seg") / "nuclei.tiff",
+        640,
+        640,
+        mpp=0.5,
+        quality=95,
+        pattern=blobs_pattern([(320, 320, 600, 600)], nuclei_every=EVERY, radius=RADIUS),
+    )
     return open_slide(path)
 
 
@@ -105,15 +111,24 @@ def hand_stitch(slide, plan, forward, channels):
         for c in range(plan.cols):
             x0 = c * s + (P - s) // 2 if c else 0
             x1 = c * s + P - (P - s) // 2 if c < plan.cols - 1 else side_x
-            canvas[:, yy, x0:x1] = outs[r, c][:, yy - r * s, x0 - c * s: x1 - c * s]
+            canvas[:, yy, x0:x1] = outs[r, c][:, yy - r * s, x0 - c * s : x1 - c * s]
     return canvas
 
 
 def test_mask_card_matches_hand_stitched_unet(tmp_path, nuclei_slide):
     model = unet()
     torch.jit.save(torch.jit.script(model), str(tmp_path / "unet.pt"))
-    path = write_card(tmp_path, "unet", "unet.pt", format="torchscript", output="mask", patch_size=P,
-                      overlap=OVERLAP, labels=["background", "tumour", "stroma"], background="background")
+    path = write_card(
+        tmp_path,
+        "unet",
+        "unet.pt",
+        format="torchscript",
+        output="mask",
+        patch_size=P,
+        overlap=OVERLAP,
+        labels=["background", "tumour", "stroma"],
+        background="background",
+    )
     card = load_card(path)
     assert check_model(card).output_width == 3
     seg = run_segmentation(nuclei_slide, card, REGION, device="cpu", batch_size=5)
@@ -128,7 +143,11 @@ def test_mask_card_matches_hand_stitched_unet(tmp_path, nuclei_slide):
         assert areas[lab] == pytest.approx(counts[i] * 0.25, rel=0.01, abs=1)
     assert sum(areas.values()) == pytest.approx(448 * 448 * 0.25, rel=1e-5)
     over = seg.overlay(max_side=300)
-    assert over.image.shape == (300, 300, 3) and "tumour" in over.legend and "background" not in over.legend
+    assert (
+        over.image.shape == (300, 300, 3)
+        and "tumour" in over.legend
+        and "background" not in over.legend
+    )
 
 
 @pytest.fixture()
@@ -145,9 +164,18 @@ def nuclei_card(tmp_path, monkeypatch):
     torch.manual_seed(5)
     net = DarkNuclei().eval()
     torch.save(net.state_dict(), tmp_path / "hover.pth")
-    path = write_card(tmp_path, "darknuclei", "hover.pth", format="state_dict",
-                      architecture="labnets.hover:DarkNuclei", output="instances", decoder="hovernet",
-                      labels=["epithelial", "lymphocyte"], patch_size=P, overlap=OVERLAP)
+    path = write_card(
+        tmp_path,
+        "darknuclei",
+        "hover.pth",
+        format="state_dict",
+        architecture="labnets.hover:DarkNuclei",
+        output="instances",
+        decoder="hovernet",
+        labels=["epithelial", "lymphocyte"],
+        patch_size=P,
+        overlap=OVERLAP,
+    )
     return net, load_card(path)
 
 
@@ -169,9 +197,11 @@ def test_instances_card_stitches_decodes_and_measures(nuclei_slide, nuclei_card)
     assert s["count"] == 196
     assert s["analysed_mm2"] == pytest.approx(448 * 448 * 0.25 / 1e6)
     assert s["density_per_mm2"] == pytest.approx(196 / (448 * 448 * 0.25 / 1e6), rel=1e-3)
-    assert s["tissue_mm2"] == pytest.approx(s["analysed_mm2"], rel=0.02)  # all of it is (pink) tissue
+    assert s["tissue_mm2"] == pytest.approx(
+        s["analysed_mm2"], rel=0.02
+    )  # all of it is (pink) tissue
     assert s["density_per_mm2_tissue"] == pytest.approx(s["density_per_mm2"], rel=0.02)
-    disc = np.pi * RADIUS ** 2 * 0.25  # µm²
+    disc = np.pi * RADIUS**2 * 0.25  # µm²
     m = s["morphometry"]
     assert m["mean_area_um2"] == pytest.approx(disc, rel=0.15)
     assert m["mean_eccentricity"] < 0.4 and m["mean_solidity"] > 0.9
@@ -209,19 +239,44 @@ def test_segment_tool_mcp_and_cli(tmp_path, nuclei_slide, nuclei_card, monkeypat
 
     assert "segment" in ToolRegistry(plugins=False).names()
     ctx = ToolContext(slide=nuclei_slide, device="cpu")
-    res = asyncio.run(segment.invoke({"x": 64, "y": 64, "w": 448, "h": 448, "model": "darknuclei"}, ctx))
+    res = asyncio.run(
+        segment.invoke({"x": 64, "y": 64, "w": 448, "h": 448, "model": "darknuclei"}, ctx)
+    )
     assert res.data["count"] == 196 and "196 nuclei in 0.0502 mm²" in res.text
-    assert res.images[0].label == "segmentation overlay" and "epithelial" in res.data["overlay"]["legend"]
+    assert (
+        res.images[0].label == "segmentation overlay"
+        and "epithelial" in res.data["overlay"]["legend"]
+    )
     from slidescout.tools.experts.segment import plan_segmentation
 
-    with pytest.raises(ToolError, match=r"choose a box of at most 160 x 160 level-0 pixels, e.g. \(240,240,160,160\)"):
+    with pytest.raises(
+        ToolError,
+        match=r"choose a box of at most 160 x 160 level-0 pixels, e.g. \(240,240,160,160\)",
+    ):
         plan_segmentation(nuclei_slide, card, Box(0, 0, 640, 640), max_side=200)
     with pytest.raises(ToolError, match="is a logits model, not a segmentation model"):
-        run_segmentation(nuclei_slide, load_card(write_card(tmp_path, "cls", "hover.pth", format="torchscript",
-                                                            labels=["a"])), REGION)
+        run_segmentation(
+            nuclei_slide,
+            load_card(write_card(tmp_path, "cls", "hover.pth", format="torchscript", labels=["a"])),
+            REGION,
+        )
     out = tmp_path / "overlay.png"
-    result = CliRunner().invoke(app, ["experts", "run", "darknuclei", str(nuclei_slide.path), "--box",
-                                      "64,64,448,448", "--device", "cpu", "--out", str(out), "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "experts",
+            "run",
+            "darknuclei",
+            str(nuclei_slide.path),
+            "--box",
+            "64,64,448,448",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["segmentation"]["count"] == 196 and out.is_file()
@@ -239,8 +294,17 @@ async def test_segment_tool_is_served_over_mcp(tmp_path, nuclei_slide, nuclei_ca
     async with Client(server.server) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
         assert "segment" in tools and "zero_shot" in tools
-        res = await client.call_tool("segment", {"slide_id": nuclei_slide.path.name, "x": 64, "y": 64,
-                                                 "w": 448, "h": 448, "model": "darknuclei"})
+        res = await client.call_tool(
+            "segment",
+            {
+                "slide_id": nuclei_slide.path.name,
+                "x": 64,
+                "y": 64,
+                "w": 448,
+                "h": 448,
+                "model": "darknuclei",
+            },
+        )
     assert not res.is_error
     assert res.structured_content["data"]["count"] == 196
 
@@ -248,8 +312,15 @@ async def test_segment_tool_is_served_over_mcp(tmp_path, nuclei_slide, nuclei_ca
 def test_map_cards_are_checked(tmp_path):
     model = unet()
     torch.jit.save(torch.jit.script(model), str(tmp_path / "unet.pt"))
-    path = write_card(tmp_path, "unet4", "unet.pt", format="torchscript", output="mask", patch_size=P,
-                      labels=["a", "b", "c", "d"])
+    path = write_card(
+        tmp_path,
+        "unet4",
+        "unet.pt",
+        format="torchscript",
+        output="mask",
+        patch_size=P,
+        labels=["a", "b", "c", "d"],
+    )
     from slidescout.errors import ConfigError
 
     with pytest.raises(ConfigError, match="returns 3 channels but the card needs 4"):
@@ -259,14 +330,20 @@ def test_map_cards_are_checked(tmp_path):
     assert ModelPool  # the pool loads map models like any other
 
 
-def test_patch_classifier_points_segmentation_models_to_segment(tmp_path, nuclei_slide, nuclei_card, monkeypatch):
+def test_patch_classifier_points_segmentation_models_to_segment(
+    tmp_path, nuclei_slide, nuclei_card, monkeypatch
+):
     from slidescout.tools.experts.tools import patch_classifier
 
     monkeypatch.setenv("SLIDESCOUT_HOME", str(tmp_path / "home"))
     catalog.add(nuclei_card[1])
     with pytest.raises(ToolError, match="has output 'instances'; use the segment tool for it"):
-        asyncio.run(patch_classifier.invoke({"x": 0, "y": 0, "w": 100, "h": 100, "model": "darknuclei"},
-                                            ToolContext(slide=nuclei_slide, device="cpu")))
+        asyncio.run(
+            patch_classifier.invoke(
+                {"x": 0, "y": 0, "w": 100, "h": 100, "model": "darknuclei"},
+                ToolContext(slide=nuclei_slide, device="cpu"),
+            )
+        )
     listed = CliRunner().invoke(app, ["experts", "list", "--json"])
     assert json.loads(listed.output)["experts"][0]["status"] == "ok"
 
@@ -285,7 +362,9 @@ def star_net(rays: int = 8, radius: float = 12.0):
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             dark = 0.55 - x.mean(dim=1, keepdim=True)
-            smooth = torch.nn.functional.avg_pool2d(dark, 25, stride=1, padding=12, count_include_pad=False)
+            smooth = torch.nn.functional.avg_pool2d(
+                dark, 25, stride=1, padding=12, count_include_pad=False
+            )
             prob = torch.sigmoid(smooth * 60.0)
             dist = torch.full((x.shape[0], self.rays, x.shape[2], x.shape[3]), self.radius)
             return torch.cat([prob, dist], dim=1)
@@ -311,14 +390,23 @@ def test_stardist_decoder_on_synthetic_maps():
 def test_stardist_card_through_the_runtime(tmp_path, nuclei_slide):
     model = star_net()
     torch.jit.save(torch.jit.script(model), str(tmp_path / "star.pt"))
-    path = write_card(tmp_path, "star", "star.pt", format="torchscript", output="instances", decoder="stardist",
-                      rays=8, patch_size=P, overlap=OVERLAP)
+    path = write_card(
+        tmp_path,
+        "star",
+        "star.pt",
+        format="torchscript",
+        output="instances",
+        decoder="stardist",
+        rays=8,
+        patch_size=P,
+        overlap=OVERLAP,
+    )
     card = load_card(path)
     assert check_model(card).output_width == 9
     seg = run_segmentation(nuclei_slide, card, REGION, device="cpu")
     s = seg.summary()
     assert s["count"] == 196  # each painted nucleus once, whichever patch its centre fell in
-    octagon = 0.5 * 8 * 12 ** 2 * np.sin(2 * np.pi / 8) * 0.25  # µm²
+    octagon = 0.5 * 8 * 12**2 * np.sin(2 * np.pi / 8) * 0.25  # µm²
     assert s["morphometry"]["mean_area_um2"] == pytest.approx(octagon, rel=0.15)
     maps = hand_stitch(nuclei_slide, seg.plan, model, 9)
     pts, pr, d = decoders.stardist_candidates(maps[0], maps[1:], slice(0, 448), slice(0, 448))
@@ -352,10 +440,30 @@ def test_label_map_card_merges_pieces_across_patch_borders(tmp_path, nuclei_slid
     torch.jit.save(torch.jit.script(label_net()), str(tmp_path / "ids.pt"))
     # patches 64 px apart (overlap 0) starting on the 32 px nucleus grid: the per-patch cells hold
     # whole nuclei, so the network's ids are right and nothing needs merging
-    card = load_card(write_card(tmp_path, "ids", "ids.pt", format="torchscript", output="instances",
-                                decoder="label_map", patch_size=P, overlap=OVERLAP))
-    aligned = load_card(write_card(tmp_path, "ids0", "ids.pt", format="torchscript", output="instances",
-                                   decoder="label_map", patch_size=P, overlap=0))
+    card = load_card(
+        write_card(
+            tmp_path,
+            "ids",
+            "ids.pt",
+            format="torchscript",
+            output="instances",
+            decoder="label_map",
+            patch_size=P,
+            overlap=OVERLAP,
+        )
+    )
+    aligned = load_card(
+        write_card(
+            tmp_path,
+            "ids0",
+            "ids.pt",
+            format="torchscript",
+            output="instances",
+            decoder="label_map",
+            patch_size=P,
+            overlap=0,
+        )
+    )
     assert run_segmentation(nuclei_slide, aligned, REGION, device="cpu").summary()["count"] == 196
     # true per-patch instance ids (connected components of each patch) on a grid whose borders cut
     # through nuclei: the seams must rejoin every cut nucleus, and nothing else
@@ -372,7 +480,9 @@ def test_label_map_card_merges_pieces_across_patch_borders(tmp_path, nuclei_slid
     merged = stitch.merged_ids((0, stitch.shape[0], 0, stitch.shape[1]))
     truth = label(stitch.maps[0] > 0)
     assert len(np.unique(stitch.ids)) - 1 > truth.max() + 20  # before merging: many cut pieces
-    assert merged.max() == truth.max() > 196  # every nucleus whole (and the partial ones at the edge)
+    assert (
+        merged.max() == truth.max() > 196
+    )  # every nucleus whole (and the partial ones at the edge)
     assert ((merged > 0) == (truth > 0)).all()
     ids = decoders.merge_at_seams(np.array([[1, 2, 0], [3, 4, 0]]), seam_rows=[1], seam_cols=[1])
     assert ids.max() == 1 and ids[0, 2] == 0

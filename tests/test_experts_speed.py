@@ -30,8 +30,16 @@ def _resnet_card(tmp_path, drop_counters=False):
     if drop_counters:
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     torch.save(state, tmp_path / "r18.pth")
-    path = write_card(tmp_path, "r18", "r18.pth", format="state_dict", architecture="resnet18",
-                      architecture_args={"width": 8}, labels=["a", "b"], patch_size=64)
+    path = write_card(
+        tmp_path,
+        "r18",
+        "r18.pth",
+        format="state_dict",
+        architecture="resnet18",
+        architecture_args={"width": 8},
+        labels=["a", "b"],
+        patch_size=64,
+    )
     return model, path
 
 
@@ -53,9 +61,13 @@ def test_add_reports_each_step_and_remembers_the_cpu_form(tmp_path):
     again = runner.invoke(app, ["experts", "add", str(path), "--replace"])
     assert again.exit_code == 0, again.output
     assert f"CPU form: {chosen} (remembered for this checkpoint)" in again.output
-    path.write_text(path.read_text().replace("patch_size: 64", "patch_size: 96"))  # another card: new key
+    path.write_text(
+        path.read_text().replace("patch_size: 64", "patch_size: 96")
+    )  # another card: new key
     third = runner.invoke(app, ["experts", "add", str(path), "--replace"])
-    assert "remembered" not in third.output and len(json.loads(cpuform._cache_file().read_text())) == 2
+    assert (
+        "remembered" not in third.output and len(json.loads(cpuform._cache_file().read_text())) == 2
+    )
 
 
 def test_state_dict_without_batch_counters_loads_on_meta(tmp_path):
@@ -71,7 +83,14 @@ def test_state_dict_without_batch_counters_loads_on_meta(tmp_path):
 def test_run_reports_progress(tmp_path):
     slide = open_slide(checker_slide(tmp_path / "c.tiff", cols=3, rows=2))
     seen = []
-    run = run_patches(slide, lambda b: np.zeros((len(b), 1), np.float32), (0, 0, 3 * CELL, 2 * CELL), mpp=0.5,
-                      patch_size=112, batch_size=5, progress=lambda done, total: seen.append((done, total)))
+    run = run_patches(
+        slide,
+        lambda b: np.zeros((len(b), 1), np.float32),
+        (0, 0, 3 * CELL, 2 * CELL),
+        mpp=0.5,
+        patch_size=112,
+        batch_size=5,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     n = len(run.plan)
     assert n == 24 and seen == [(min(n, 5 * (i + 1)), n) for i in range(5)]

@@ -49,7 +49,7 @@ def blobs_pattern(blobs, nuclei_every: int = 0, radius: int = 12):
     """White glass with pink ellipses ``(cx, cy, rx, ry)``; optional purple discs on a grid."""
 
     def pattern(x0: int, y0: int, w: int, h: int, width: int, height: int) -> np.ndarray:
-        yy, xx = np.mgrid[y0: y0 + h, x0: x0 + w]
+        yy, xx = np.mgrid[y0 : y0 + h, x0 : x0 + w]
         out = np.full((h, w, 3), 245, np.uint8)
         inside = np.zeros((h, w), bool)
         for cx, cy, rx, ry in blobs:
@@ -65,7 +65,9 @@ def blobs_pattern(blobs, nuclei_every: int = 0, radius: int = 12):
 
 
 def checker_slide(path: Path, cols: int = 6, rows: int = 4, cell: int = CELL) -> Path:
-    return make_tiff(path, cols * cell, rows * cell, mpp=0.25, pattern=checker_pattern(cell), quality=95)
+    return make_tiff(
+        path, cols * cell, rows * cell, mpp=0.25, pattern=checker_pattern(cell), quality=95
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,8 +110,15 @@ def save_torchscript(module, path: Path, size: int = 32) -> Path:
 
 
 def write_card(folder: Path, name: str, weights: str, *, suffix: str = ".yaml", **fields) -> Path:
-    card = {"name": name, "path": weights, "mpp": 0.5, "patch_size": 224, "mean": [0, 0, 0],
-            "std": [1, 1, 1], **fields}
+    card = {
+        "name": name,
+        "path": weights,
+        "mpp": 0.5,
+        "patch_size": 224,
+        "mean": [0, 0, 0],
+        "std": [1, 1, 1],
+        **fields,
+    }
     path = folder / f"{name}{suffix}"
     if suffix == ".toml":
         lines = []
@@ -117,7 +126,9 @@ def write_card(folder: Path, name: str, weights: str, *, suffix: str = ".yaml", 
             if isinstance(v, str):
                 lines.append(f'{k} = "{v}"')
             elif isinstance(v, list):
-                lines.append(f"{k} = [{', '.join(repr(x) if not isinstance(x, str) else chr(34) + x + chr(34) for x in v)}]")
+                lines.append(
+                    f"{k} = [{', '.join(repr(x) if not isinstance(x, str) else chr(34) + x + chr(34) for x in v)}]"
+                )
             else:
                 lines.append(f"{k} = {v}")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -128,12 +139,21 @@ def write_card(folder: Path, name: str, weights: str, *, suffix: str = ".yaml", 
 
 def redness_card(folder: Path, name: str = "redness", **fields) -> Path:
     weights = save_torchscript(redness_module(), folder / f"{name}.pt")
-    defaults = {"format": "torchscript", "labels": ["red"], "output": "score", "score_range": [0.0, 1.0]}
+    defaults = {
+        "format": "torchscript",
+        "labels": ["red"],
+        "output": "score",
+        "score_range": [0.0, 1.0],
+    }
     return write_card(folder, name, weights.name, **{**defaults, **fields})
 
 
 def classifier_card(folder: Path, name: str = "redclass", **fields) -> Path:
     weights = save_torchscript(red_classifier_module(), folder / f"{name}.pt")
-    defaults = {"format": "torchscript", "labels": ["blue", "red"], "output": "logits",
-                "heatmap_label": "red"}
+    defaults = {
+        "format": "torchscript",
+        "labels": ["blue", "red"],
+        "output": "logits",
+        "heatmap_label": "red",
+    }
     return write_card(folder, name, weights.name, **{**defaults, **fields})

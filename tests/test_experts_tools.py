@@ -33,8 +33,12 @@ BLOBS = [(800, 950, 500, 700), (2300, 1000, 450, 650)]
 
 @pytest.fixture(scope="module")
 def blobs(tmp_path_factory):
-    path = make_tiff(tmp_path_factory.mktemp("blobs") / "blobs.tiff", 3200, 2000,
-                     pattern=blobs_pattern(BLOBS, nuclei_every=80, radius=12))
+    path = make_tiff(
+        tmp_path_factory.mktemp("blobs") / "blobs.tiff",
+        3200,
+        2000,
+        pattern=blobs_pattern(BLOBS, nuclei_every=80, radius=12),
+    )
     return open_slide(path)
 
 
@@ -49,10 +53,12 @@ def call(tool, slide, **args):
 
 
 def test_importing_the_tools_does_not_import_torch():
-    code = ("import sys; from slidescout.tools.registry import ToolRegistry; "
-            "r = ToolRegistry(plugins=False); names = r.names(); "
-            "assert {'tissue_map', 'nuclei_morphometry', 'stain_summary', 'patch_classifier'} <= set(names); "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from slidescout.tools.registry import ToolRegistry; "
+        "r = ToolRegistry(plugins=False); names = r.names(); "
+        "assert {'tissue_map', 'nuclei_morphometry', 'stain_summary', 'patch_classifier'} <= set(names); "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
@@ -75,7 +81,7 @@ def test_tissue_map_pieces_boxes_and_areas(blobs):
         x, y, w, h = piece["box"]
         assert abs(x - (cx - rx)) < 30 and abs(y - (cy - ry)) < 30
         assert abs(w - 2 * rx) < 50 and abs(h - 2 * ry) < 50
-        expected_mm2 = math.pi * rx * ry * 0.25 ** 2 / 1e6
+        expected_mm2 = math.pi * rx * ry * 0.25**2 / 1e6
         assert piece["area_mm2"] == pytest.approx(expected_mm2, rel=0.05)
     (img,) = res.images
     assert img.label == "tissue map" and img.box.as_tuple() == (0, 0, 3200, 2000)
@@ -87,7 +93,7 @@ def test_nuclei_morphometry_counts_and_sizes(blobs):
     res = call(nuclei_morphometry, blobs, x=500, y=600, w=640, h=640)
     d = res.data
     assert 56 <= d["count"] <= 72  # 64 discs, minus/plus edge effects
-    assert d["mean_area_um2"] == pytest.approx(math.pi * 3.0 ** 2, rel=0.3)
+    assert d["mean_area_um2"] == pytest.approx(math.pi * 3.0**2, rel=0.3)
     assert d["analysis_mpp"] == pytest.approx(0.5, rel=0.01) and d["box"] == [500, 600, 640, 640]
     assert d["density_per_mm2"] == pytest.approx(d["count"] / d["tissue_area_mm2"])
     assert "nuclei" in res.text and "µm²" in res.text
@@ -99,7 +105,9 @@ def test_nuclei_morphometry_counts_and_sizes(blobs):
 
 
 def test_nuclei_morphometry_errors(blobs):
-    with pytest.raises(ToolError, match=r"at most 2048 x 2048 level-0 pixels .* e\.g\. \(576,0,2048,2000\)"):
+    with pytest.raises(
+        ToolError, match=r"at most 2048 x 2048 level-0 pixels .* e\.g\. \(576,0,2048,2000\)"
+    ):
         call(nuclei_morphometry, blobs, x=0, y=0, w=3200, h=2000, mpp=0.25)
     with pytest.raises(ToolError, match="from 0.2 to 1.0 µm/px"):
         call(nuclei_morphometry, blobs, x=0, y=0, w=100, h=100, mpp=4)
@@ -140,13 +148,18 @@ def test_patch_classifier_runs_a_registered_checkpoint(tmp_path, checker):
     ctx = ToolContext(slide=checker, device="cpu", limiters={"cpu": anyio.CapacityLimiter(1)})
 
     async def three():
-        return await asyncio.gather(*[patch_classifier.invoke({**region, "model": "redclass"}, ctx)
-                                      for _ in range(3)])
+        return await asyncio.gather(
+            *[patch_classifier.invoke({**region, "model": "redclass"}, ctx) for _ in range(3)]
+        )
 
     results = asyncio.run(three())
     assert model_pool().loads - before == 1  # one instance for every concurrent call
     res = results[0]
-    assert "blue 50%, red 50%" in res.text and "Highest P(red)" in res.text and "Heatmap: P(red)" in res.text
+    assert (
+        "blue 50%, red 50%" in res.text
+        and "Highest P(red)" in res.text
+        and "Heatmap: P(red)" in res.text
+    )
     assert res.data["patches"] == 24 and res.data["class_fractions"] == {"blue": 0.5, "red": 0.5}
     grid = np.array(res.data["grid"], dtype=float)
     expected = np.add.outer(np.arange(4), np.arange(6)) % 2 == 0
@@ -174,7 +187,9 @@ def test_patch_classifier_errors(tmp_path, checker):
     with pytest.raises(ToolError, match="has no label 'tumor'; its labels are blue, red"):
         call(patch_classifier, checker, x=0, y=0, w=100, h=100, model="redclass", label="tumor")
     ctx = ToolContext(slide=checker, device="cpu", extras={"experts.max_patches": 4})
-    with pytest.raises(ToolError, match="more than the limit of 4 per call; choose a smaller region"):
+    with pytest.raises(
+        ToolError, match="more than the limit of 4 per call; choose a smaller region"
+    ):
         call(patch_classifier, checker, x=0, y=0, w=6 * CELL, h=4 * CELL, model="redclass", ctx=ctx)
     with pytest.raises(ToolError, match="entirely outside"):
         call(patch_classifier, checker, x=0, y=99999, w=10, h=10, model="redclass")

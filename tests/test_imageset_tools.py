@@ -28,7 +28,11 @@ IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 def _png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
     arr = np.zeros((size[1], size[0], 3), np.uint8)
     arr[:, :] = color
-    arr[: size[1] // 2, : size[0] // 2] = (255, 255, 255)  # a white top-left quarter, to check crops
+    arr[: size[1] // 2, : size[0] // 2] = (
+        255,
+        255,
+        255,
+    )  # a white top-left quarter, to check crops
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
@@ -45,7 +49,9 @@ def images(tmp_path: Path) -> list[Path]:
 
 
 def _ctx(paths: list[Path], **kw) -> ToolContext:
-    return ToolContext(imageset=ImageSet([str(p) for p in paths]), slide_id="imageset", guides=False, **kw)
+    return ToolContext(
+        imageset=ImageSet([str(p) for p in paths]), slide_id="imageset", guides=False, **kw
+    )
 
 
 async def test_view_crop_compare(images: list[Path]) -> None:
@@ -54,7 +60,9 @@ async def test_view_crop_compare(images: list[Path]) -> None:
     assert "Image 2 of 3: 64 x 48 px" in res.text
     img = res.images[0]
     assert img.source == "image:2" and img.box.as_tuple() == (0, 0, 64, 48) and img.mpp is None
-    assert tuple(img.image[30, 40]) == pytest.approx((30, 200, 30), abs=3)  # never upscaled: 64 px wide
+    assert tuple(img.image[30, 40]) == pytest.approx(
+        (30, 200, 30), abs=3
+    )  # never upscaled: 64 px wide
     assert img.image.shape[:2] == (48, 64)
 
     res = await crop_image.invoke({"index": 1, "x": 0, "y": 0, "w": 32, "h": 24}, ctx)
@@ -93,22 +101,50 @@ def test_registered_in_the_default_registry() -> None:
 
 # ---- MedFrameQA end to end ------------------------------------------------------------------
 
+
 def _parquet(path: Path) -> Path:
     rows = [
-        {"question_id": "q-1", "video_id": "v1", "question": "Which finding do the frames show?",
-         "options": ["Aortic dissection", "Effusion", "Aneurysm", "Embolism"], "correct_answer": "A",
-         "frames": [_png((200, 30, 30)), _png((30, 200, 30))]},
-        {"question_id": "q-2", "video_id": "v2", "question": "What is the most likely diagnosis?",
-         "options": ["Glioma", "Meningioma", "Abscess", "Metastasis", "Lymphoma"], "correct_answer": "C",
-         "frames": [_png((10, 10, 10)), _png((90, 90, 90)), _png((200, 200, 30))]},
+        {
+            "question_id": "q-1",
+            "video_id": "v1",
+            "question": "Which finding do the frames show?",
+            "options": ["Aortic dissection", "Effusion", "Aneurysm", "Embolism"],
+            "correct_answer": "A",
+            "frames": [_png((200, 30, 30)), _png((30, 200, 30))],
+        },
+        {
+            "question_id": "q-2",
+            "video_id": "v2",
+            "question": "What is the most likely diagnosis?",
+            "options": ["Glioma", "Meningioma", "Abscess", "Metastasis", "Lymphoma"],
+            "correct_answer": "C",
+            "frames": [_png((10, 10, 10)), _png((90, 90, 90)), _png((200, 200, 30))],
+        },
     ]
-    cols = {k: [r[k] for r in rows] for k in ("question_id", "video_id", "question", "options", "correct_answer")}
-    cols.update(system=["Cardiovascular", "Nervous"], organ=["Heart", "Brain"], keyword=["x", "y"], modality=["CT", "MRI"])
-    arrays = {k: pa.array(v, type=pa.list_(pa.string()) if k == "options" else pa.string()) for k, v in cols.items()}
+    cols = {
+        k: [r[k] for r in rows]
+        for k in ("question_id", "video_id", "question", "options", "correct_answer")
+    }
+    cols.update(
+        system=["Cardiovascular", "Nervous"],
+        organ=["Heart", "Brain"],
+        keyword=["x", "y"],
+        modality=["CT", "MRI"],
+    )
+    arrays = {
+        k: pa.array(v, type=pa.list_(pa.string()) if k == "options" else pa.string())
+        for k, v in cols.items()
+    }
     for slot in range(5):
         arrays[f"image_{slot + 1}"] = pa.array(
-            [{"bytes": r["frames"][slot], "path": f"{r['video_id']}_{slot}.png"} if slot < len(r["frames"]) else None
-             for r in rows], type=IMAGE)
+            [
+                {"bytes": r["frames"][slot], "path": f"{r['video_id']}_{slot}.png"}
+                if slot < len(r["frames"])
+                else None
+                for r in rows
+            ],
+            type=IMAGE,
+        )
     pq.write_table(pa.table(arrays), path)
     return path
 
@@ -127,37 +163,56 @@ def _images_in(body: dict) -> int:
 
 def agent_script(body: dict) -> Reply:
     k = _n_tool_results(body)
-    calls = [ToolCall("view_image", {"index": 1}), ToolCall("crop_image", {"index": 2, "x": 0, "y": 0, "w": 20, "h": 20}),
-             ToolCall("compare_images", {"a": 1, "b": 2})]
+    calls = [
+        ToolCall("view_image", {"index": 1}),
+        ToolCall("crop_image", {"index": 2, "x": 0, "y": 0, "w": 20, "h": 20}),
+        ToolCall("compare_images", {"a": 1, "b": 2}),
+    ]
     if k < len(calls):
         return Reply(text=f"Looking closer ({k}).", tool_calls=[calls[k]])
     return Reply(text="Comparing the frames, the first option fits best.\nAnswer: A")
 
 
-async def test_medframeqa_agent_and_thumbnail_baseline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_medframeqa_agent_and_thumbnail_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     load = load_medframeqa(_parquet(tmp_path / "mfqa.parquet"), cache_dir=tmp_path / "cache")
     assert [len(s.image_paths) for s in load.samples] == [2, 3]
 
     with FakeOpenAI(agent_script) as srv:
-        spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, preset="giant", max_steps=6)
-        summary = await run_eval(load.samples, out=tmp_path / "run-agent", agent=spec, concurrency=2, progress=False)
+        spec = AgentConfig(
+            model="openai:fake-vlm", base_url=srv.base_url, preset="giant", max_steps=6
+        )
+        summary = await run_eval(
+            load.samples, out=tmp_path / "run-agent", agent=spec, concurrency=2, progress=False
+        )
         tools_offered = {t["function"]["name"] for b in srv.bodies for t in b.get("tools", [])}
     assert tools_offered == {"view_image", "crop_image", "compare_images"}
-    recs = [json.loads(line) for line in (tmp_path / "run-agent" / "results.jsonl").read_text().splitlines()]
+    recs = [
+        json.loads(line)
+        for line in (tmp_path / "run-agent" / "results.jsonl").read_text().splitlines()
+    ]
     assert len(recs) == 2 and {r["status"] for r in recs} == {"answered"}
-    assert {r["sample_id"]: r["predicted"] for r in recs} == {"medframeqa/q-1": "A", "medframeqa/q-2": "A"}
+    assert {r["sample_id"]: r["predicted"] for r in recs} == {
+        "medframeqa/q-1": "A",
+        "medframeqa/q-2": "A",
+    }
     assert all(r["n_steps"] == 4 and r["n_views"] == 3 for r in recs)
     s = summary.scores["medframeqa"]
     assert s.n == 2 and s.n_correct == 1 and s.value == pytest.approx(0.5)
     trace = json.loads((tmp_path / "run-agent" / recs[0]["trace"]).read_text())
     assert trace["slide"]["kind"] == "imageset"
-    sources = [img["source"] for ev in trace["events"] if ev["kind"] == "tool" for img in ev["images"]]
+    sources = [
+        img["source"] for ev in trace["events"] if ev["kind"] == "tool" for img in ev["images"]
+    ]
     assert sources[:2] == ["image:1", "image:2"]
 
     with FakeOpenAI(lambda body: Reply(text="All images together.\nAnswer: C")) as srv:
         spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, preset="thumbnail")
-        summary = await run_eval(load.samples, out=tmp_path / "run-thumb", agent=spec, concurrency=2, progress=False)
+        summary = await run_eval(
+            load.samples, out=tmp_path / "run-thumb", agent=spec, concurrency=2, progress=False
+        )
         per_request = sorted(_images_in(b) for b in srv.bodies)
         assert len(srv.bodies) == 2 and all(not b.get("tools") for b in srv.bodies)
     assert per_request == [2, 3]  # every image in one message

@@ -232,7 +232,17 @@ def test_normalize_name():
 _ALLOWED_KEYS = {
     "features": {"label", "category", "aliases"},
     "organs": {"label", "aliases"},
-    "entities": {"label", "kind", "code", "aliases", "organs", "source", "section", "features", "differentials"},
+    "entities": {
+        "label",
+        "kind",
+        "code",
+        "aliases",
+        "organs",
+        "source",
+        "section",
+        "features",
+        "differentials",
+    },
 }
 
 
@@ -253,7 +263,10 @@ def test_concepts_yaml_labels_load_whole():
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if "label:" in line and not line.lstrip().startswith("#"):
             assert 'label: "' in line, f"concepts.yaml line {number}: quote the label"
-    labels = {data["features"][k]["label"] for k in ("thyroid_markers", "melanocytic_markers", "b_cell_markers", "muscle_markers")}
+    labels = {
+        data["features"][k]["label"]
+        for k in ("thyroid_markers", "melanocytic_markers", "b_cell_markers", "muscle_markers")
+    }
     assert labels == {
         "thyroglobulin positive",
         "SOX10, S100, Melan-A and HMB-45 positive",
@@ -264,7 +277,9 @@ def test_concepts_yaml_labels_load_whole():
 
 def test_corrected_facts_from_issue_15(graph):
     """The concept-graph rows of issue 15's table of factual errors."""
-    assert "estrogen receptor positive" in graph.distinguish("HGSC", "endometrioid carcinoma").shared
+    assert (
+        "estrogen receptor positive" in graph.distinguish("HGSC", "endometrioid carcinoma").shared
+    )
     luad_lusc = graph.distinguish("LUAD", "LUSC")
     assert not {"nests", "necrosis", "desmoplastic stroma"} & set(luad_lusc.only_b)
     kirc_kich = graph.distinguish("KIRC", "KICH")
@@ -284,7 +299,11 @@ def test_ties_are_broken_by_specificity_not_alphabet():
 
     data = {
         "features": {
-            "a_thyroid_panel": {"label": "TTF-1, PAX8 and thyroglobulin positive", "category": "ihc", "aliases": ["ttf-1"]},
+            "a_thyroid_panel": {
+                "label": "TTF-1, PAX8 and thyroglobulin positive",
+                "category": "ihc",
+                "aliases": ["ttf-1"],
+            },
             "z_ttf1": {"label": "TTF-1 positive", "category": "ihc", "aliases": ["ttf-1"]},
         },
         "organs": {},
@@ -292,4 +311,7 @@ def test_ties_are_broken_by_specificity_not_alphabet():
     }
     small = ConceptGraph(build_graph(data))
     assert small.resolve("TTF-1", kinds=("feature",)) == "feature:z_ttf1"
-    assert small.resolve("TTF-1, PAX8 and thyroglobulin positive", kinds=("feature",)) == "feature:a_thyroid_panel"
+    assert (
+        small.resolve("TTF-1, PAX8 and thyroglobulin positive", kinds=("feature",))
+        == "feature:a_thyroid_panel"
+    )

@@ -321,14 +321,20 @@ def test_readme_example_names_lung_squamous_cell_carcinoma(kb):
     """Issue 12 item 10: organ words outrank histotype words."""
     result = lookup("distinguish lung adenocarcinoma from squamous cell carcinoma", kb=kb)
     assert result.kind == "graph"
-    assert result.text.startswith("Lung adenocarcinoma (LUAD) vs Lung squamous cell carcinoma (LUSC)")
+    assert result.text.startswith(
+        "Lung adenocarcinoma (LUAD) vs Lung squamous cell carcinoma (LUSC)"
+    )
     assert "Head and Neck" not in result.text.split("\n")[0]
     other = lookup("squamous cell carcinoma versus adenocarcinoma of the lung", kb=kb)
     assert "Lung squamous cell carcinoma (LUSC) vs Lung adenocarcinoma (LUAD)" in other.text
 
 
 def test_every_answer_names_its_published_source(kb):
-    for query in ("features of lung adenocarcinoma", "ISUP grade for Gleason 4+3", "cribriform glands"):
+    for query in (
+        "features of lung adenocarcinoma",
+        "ISUP grade for Gleason 4+3",
+        "cribriform glands",
+    ):
         result = lookup(query, kb=kb)
         assert "WHO Classification of Tumours, 5th ed." in result.text or "ISUP 2014" in result.text
     hits = lookup("cribriform glands", kb=kb).hits
@@ -338,13 +344,19 @@ def test_every_answer_names_its_published_source(kb):
 def test_invalid_gleason_pairs_are_refused(kb):
     for pair in ("5+1", "4+2", "1+5"):
         result = lookup(f"gleason {pair}", kb=kb)
-        assert "not a valid pattern pair" in result.text and "grade group 1" not in result.text.split("\n")[0]
+        assert (
+            "not a valid pattern pair" in result.text
+            and "grade group 1" not in result.text.split("\n")[0]
+        )
 
 
 @pytest.mark.parametrize(
     ("query", "answer"),
     [
-        ("neuroendocrine markers in pheochromocytoma", "Pheochromocytoma and Paraganglioma (PCPG): markers."),
+        (
+            "neuroendocrine markers in pheochromocytoma",
+            "Pheochromocytoma and Paraganglioma (PCPG): markers.",
+        ),
         ("germ cell markers of seminoma", "Testicular germ cell tumors (TGCT): markers."),
     ],
 )

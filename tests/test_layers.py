@@ -15,13 +15,19 @@ ROOT = Path(slidescout.__file__).parent
 
 # most specific prefix first
 LAYERS: list[tuple[str, int]] = [
-    ("slidescout.cli", 5), ("slidescout.traces.viewer", 5), ("slidescout.tools.mcp_server", 5),
+    ("slidescout.cli", 5),
+    ("slidescout.traces.viewer", 5),
+    ("slidescout.tools.mcp_server", 5),
     ("slidescout.__main__", 5),
-    ("slidescout.eval", 4), ("slidescout.traces", 4),
-    ("slidescout.agents", 3), ("slidescout.testing", 3),
+    ("slidescout.eval", 4),
+    ("slidescout.traces", 4),
+    ("slidescout.agents", 3),
+    ("slidescout.testing", 3),
     ("slidescout.tools", 2),
     ("slidescout.slides", 1),
-    ("slidescout.core", 0), ("slidescout.errors", 0), ("slidescout.prompts", 0),
+    ("slidescout.core", 0),
+    ("slidescout.errors", 0),
+    ("slidescout.prompts", 0),
 ]
 NAMES = {0: "core", 1: "slides", 2: "tools", 3: "agents", 4: "eval", 5: "apps"}
 
@@ -67,8 +73,11 @@ def _imports() -> list[tuple[str, str, int, bool, bool]]:
                 in_function |= isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef))
                 type_checking |= isinstance(p, ast.If) and "TYPE_CHECKING" in ast.unparse(p.test)
                 p = parents.get(p)
-            out.extend((module, t, node.lineno, in_function, type_checking)
-                       for t in targets if t.startswith("slidescout"))
+            out.extend(
+                (module, t, node.lineno, in_function, type_checking)
+                for t in targets
+                if t.startswith("slidescout")
+            )
     return out
 
 
@@ -78,9 +87,14 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_no_module_imports_a_higher_layer() -> None:
-    upward = [f"{m}:{line} imports {t} ({NAMES[layer_of(m)]} -> {NAMES[layer_of(t)]})"  # type: ignore[index]
-              for m, t, line, _, tc in _imports()
-              if not tc and layer_of(m) is not None and layer_of(t) is not None and layer_of(t) > layer_of(m)]  # type: ignore[operator]
+    upward = [
+        f"{m}:{line} imports {t} ({NAMES[layer_of(m)]} -> {NAMES[layer_of(t)]})"  # type: ignore[index]
+        for m, t, line, _, tc in _imports()
+        if not tc
+        and layer_of(m) is not None
+        and layer_of(t) is not None
+        and layer_of(t) > layer_of(m)
+    ]  # type: ignore[operator]
     assert upward == []
 
 
@@ -95,12 +109,19 @@ def _package(module: str) -> str:
 def test_no_import_between_packages_hides_in_a_function() -> None:
     """Between packages, imports sit at the top; inside one package a module may load a sibling on
     first use (one that pulls torch, starlette or another heavy third-party library)."""
-    hidden = [f"{m}:{line} imports {t} inside a function" for m, t, line, fn, _ in _imports()
-              if fn and m != "slidescout" and _package(m) != _package(t)
-              and not (m.startswith("slidescout.cli.") and t.startswith(ON_DEMAND_APPS))]
+    hidden = [
+        f"{m}:{line} imports {t} inside a function"
+        for m, t, line, fn, _ in _imports()
+        if fn
+        and m != "slidescout"
+        and _package(m) != _package(t)
+        and not (m.startswith("slidescout.cli.") and t.startswith(ON_DEMAND_APPS))
+    ]
     assert hidden == []
 
 
 def test_layer_rules_catch_an_upward_import() -> None:
     assert layer_of("slidescout.core.messages") == 0 and layer_of("slidescout.agents.loop") == 3
-    assert layer_of("slidescout.traces.viewer.app") == 5 and layer_of("slidescout.traces.rundir") == 4
+    assert (
+        layer_of("slidescout.traces.viewer.app") == 5 and layer_of("slidescout.traces.rundir") == 4
+    )

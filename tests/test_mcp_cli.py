@@ -52,9 +52,11 @@ def test_loopback_rule():
 
 
 def test_cli_start_up_imports_neither_mcp_nor_torch():
-    code = ("import sys, slidescout.cli; "
-            "bad = [m for m in ('mcp', 'torch', 'uvicorn') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, slidescout.cli; "
+        "bad = [m for m in ('mcp', 'torch', 'uvicorn') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
@@ -75,8 +77,9 @@ async def test_streamable_http_on_loopback(tmp_path):
                 async with Client(url) as client:
                     names = [t.name for t in (await client.list_tools()).tools]
                     assert "slide_zoom" in names and "list_slides" in names
-                    result = await client.call_tool("slide_zoom", {"slide_id": "a.tiff", "x0": 0,
-                                                                   "y0": 0, "w": 600, "h": 450})
+                    result = await client.call_tool(
+                        "slide_zoom", {"slide_id": "a.tiff", "x0": 0, "y0": 0, "w": 600, "h": 450}
+                    )
                     assert not result.is_error
                     assert [b.type for b in result.content][:2] == ["text", "image"]
                     bad = await client.call_tool("overview", {"slide_id": "../a.tiff"})
@@ -92,7 +95,13 @@ def test_start_up_line_lists_every_name_a_tool_accepts():
 
     plugin = SimpleNamespace(name="my-plugin/tissue_fraction", short_name="tissue_fraction")
     builtin = SimpleNamespace(name="slide_zoom", short_name="slide_zoom")
-    app = SimpleNamespace(entries={"slide_zoom": SimpleNamespace(tool=builtin),
-                                   "my-plugin__tissue_fraction": SimpleNamespace(tool=plugin)})
-    assert accepted_names(app) == ["slide_zoom",
-                                   "my-plugin__tissue_fraction (or my-plugin/tissue_fraction, tissue_fraction)"]
+    app = SimpleNamespace(
+        entries={
+            "slide_zoom": SimpleNamespace(tool=builtin),
+            "my-plugin__tissue_fraction": SimpleNamespace(tool=plugin),
+        }
+    )
+    assert accepted_names(app) == [
+        "slide_zoom",
+        "my-plugin__tissue_fraction (or my-plugin/tissue_fraction, tissue_fraction)",
+    ]

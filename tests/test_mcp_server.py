@@ -53,7 +53,9 @@ def _images(result) -> list[np.ndarray]:
     for block in result.content:
         if block.type == "image":
             raw = base64.b64decode(block.data)
-            assert raw[:3] == b"\xff\xd8\xff" or raw[:8] == b"\x89PNG\r\n\x1a\n", "not JPEG/PNG bytes"
+            assert raw[:3] == b"\xff\xd8\xff" or raw[:8] == b"\x89PNG\r\n\x1a\n", (
+                "not JPEG/PNG bytes"
+            )
             with Image.open(io.BytesIO(raw)) as im:
                 assert im.format in ("JPEG", "PNG")
                 assert im.get_format_mimetype() == block.mime_type
@@ -78,7 +80,9 @@ async def test_list_tools_schemas_come_from_the_registry(app):
         assert schema["required"][0] == "slide_id"
         assert schema["properties"]["slide_id"]["type"] == "string"
         own = registry.get(name).parameters
-        assert {k: v for k, v in schema["properties"].items() if k != "slide_id"} == own["properties"]
+        assert {k: v for k, v in schema["properties"].items() if k != "slide_id"} == own[
+            "properties"
+        ]
         assert schema["required"][1:] == own["required"]
         assert tools[name].description == registry.get(name).description
     if "lookup" in tools:  # slide-free: no slide_id
@@ -109,8 +113,9 @@ async def test_list_slides(app):
 
 async def test_slide_zoom_returns_a_real_image_with_its_box(app):
     async with Client(app.server) as client:
-        result = await client.call_tool("slide_zoom", {"slide_id": "a.tiff", "x0": 0, "y0": 0,
-                                                       "w": 2000, "h": 1500})
+        result = await client.call_tool(
+            "slide_zoom", {"slide_id": "a.tiff", "x0": 0, "y0": 0, "w": 2000, "h": 1500}
+        )
     assert not result.is_error, _text(result)
     [img] = _images(result)
     assert img.shape == (750, 1000, 3)
@@ -128,10 +133,14 @@ async def test_label_and_macro_never_served(app):
     async with Client(app.server) as client:
         results = [
             await client.call_tool("overview", {"slide_id": "sub/b.svs"}),
-            await client.call_tool("slide_zoom", {"slide_id": "sub/b.svs", "x0": -500, "y0": -500,
-                                                  "w": 5000, "h": 5000}),
-            await client.call_tool("view_region", {"slide_id": "sub/b.svs", "x": 0, "y": 0,
-                                                   "w": 1600, "h": 1200, "mpp": 2.0}),
+            await client.call_tool(
+                "slide_zoom",
+                {"slide_id": "sub/b.svs", "x0": -500, "y0": -500, "w": 5000, "h": 5000},
+            ),
+            await client.call_tool(
+                "view_region",
+                {"slide_id": "sub/b.svs", "x": 0, "y": 0, "w": 1600, "h": 1200, "mpp": 2.0},
+            ),
         ]
         blob = await client.read_resource(slide_uri("sub/b.svs", overview=True))
         info = await client.read_resource(slide_uri("sub/b.svs"))
@@ -144,30 +153,36 @@ async def test_label_and_macro_never_served(app):
     for r in results:
         said = (_text(r) + str(r.structured_content["data"])).lower()
         assert "label" not in said and "macro" not in said and "associated" not in said
-        assert [m["label"] for m in r.structured_content["images"]] == [r.structured_content["tool"]]
+        assert [m["label"] for m in r.structured_content["images"]] == [
+            r.structured_content["tool"]
+        ]
     assert "label" not in info.contents[0].text and "macro" not in info.contents[0].text
 
 
-@pytest.mark.parametrize("slide_id, fragment", [
-    ("../outside/secret.tiff", "'..'"),
-    ("sub/../a.tiff", "'..'"),
-    ("./a.tiff", "'..' or '.'"),
-    ("/etc/passwd.tiff", "absolute"),
-    ("C:/slides/a.tiff", "absolute"),
-    ("~/a.tiff", "absolute"),
-    ("sub\\b.svs", "backslash"),
-    ("escape.tiff", "outside the slide folder"),
-    ("linkdir/secret.tiff", "outside the slide folder"),
-    (".hidden.tiff", "unknown slide id"),
-    ("nope.tiff", "unknown slide id"),
-    ("notes.txt", "not a slide file"),
-    ("", "non-empty string"),
-    (42, "non-empty string"),
-])
+@pytest.mark.parametrize(
+    "slide_id, fragment",
+    [
+        ("../outside/secret.tiff", "'..'"),
+        ("sub/../a.tiff", "'..'"),
+        ("./a.tiff", "'..' or '.'"),
+        ("/etc/passwd.tiff", "absolute"),
+        ("C:/slides/a.tiff", "absolute"),
+        ("~/a.tiff", "absolute"),
+        ("sub\\b.svs", "backslash"),
+        ("escape.tiff", "outside the slide folder"),
+        ("linkdir/secret.tiff", "outside the slide folder"),
+        (".hidden.tiff", "unknown slide id"),
+        ("nope.tiff", "unknown slide id"),
+        ("notes.txt", "not a slide file"),
+        ("", "non-empty string"),
+        (42, "non-empty string"),
+    ],
+)
 async def test_path_escapes_are_tool_errors(app, slide_dir, slide_id, fragment):
     async with Client(app.server) as client:
-        result = await client.call_tool("slide_zoom", {"slide_id": slide_id, "x0": 0, "y0": 0,
-                                                       "w": 100, "h": 100})
+        result = await client.call_tool(
+            "slide_zoom", {"slide_id": slide_id, "x0": 0, "y0": 0, "w": 100, "h": 100}
+        )
     assert result.is_error
     text = _text(result)
     assert fragment in text
@@ -184,26 +199,38 @@ async def test_absolute_path_of_a_real_slide_is_refused(app, slide_dir):
 async def test_unknown_tool_and_bad_arguments_are_errors(app):
     async with Client(app.server) as client:
         unknown = await client.call_tool("slide_zooom", {"slide_id": "a.tiff"})
-        assert unknown.is_error and "unknown tool" in _text(unknown) and "slide_zoom" in _text(unknown)
+        assert (
+            unknown.is_error and "unknown tool" in _text(unknown) and "slide_zoom" in _text(unknown)
+        )
         missing_id = await client.call_tool("overview", {})
         assert missing_id.is_error and "slide_id" in _text(missing_id)
-        bad = await client.call_tool("slide_zoom", {"slide_id": "a.tiff", "x0": "left", "y0": 0, "w": 10})
+        bad = await client.call_tool(
+            "slide_zoom", {"slide_id": "a.tiff", "x0": "left", "y0": 0, "w": 10}
+        )
         assert bad.is_error and "invalid arguments" in _text(bad)
         assert "x0" in _text(bad) and "missing required argument 'h'" in _text(bad)
         extra = await client.call_tool("overview", {"slide_id": "a.tiff", "zoom": 3})
         assert extra.is_error and "unexpected argument 'zoom'" in _text(extra)
-        outside = await client.call_tool("slide_zoom", {"slide_id": "a.tiff", "x0": 9000, "y0": 9000,
-                                                        "w": 10, "h": 10})
+        outside = await client.call_tool(
+            "slide_zoom", {"slide_id": "a.tiff", "x0": 9000, "y0": 9000, "w": 10, "h": 10}
+        )
         assert outside.is_error and "outside the slide" in _text(outside)
-        ok = await client.call_tool("measure", {"slide_id": "a.tiff", "x1": 0, "y1": 0, "x2": 400, "y2": 0})
-        assert not ok.is_error and ok.structured_content["data"]["um"] == pytest.approx(100, rel=1e-3)
+        ok = await client.call_tool(
+            "measure", {"slide_id": "a.tiff", "x1": 0, "y1": 0, "x2": 400, "y2": 0}
+        )
+        assert not ok.is_error and ok.structured_content["data"]["um"] == pytest.approx(
+            100, rel=1e-3
+        )
 
 
 async def test_pan_state_is_per_slide_and_per_session(app):
     async with Client(app.server) as client:
-        await client.call_tool("slide_zoom", {"slide_id": "a.tiff", "x0": 0, "y0": 0, "w": 1000, "h": 750})
-        await client.call_tool("slide_zoom", {"slide_id": "sub/b.svs", "x0": 800, "y0": 400,
-                                              "w": 400, "h": 300})
+        await client.call_tool(
+            "slide_zoom", {"slide_id": "a.tiff", "x0": 0, "y0": 0, "w": 1000, "h": 750}
+        )
+        await client.call_tool(
+            "slide_zoom", {"slide_id": "sub/b.svs", "x0": 800, "y0": 400, "w": 400, "h": 300}
+        )
         a = await client.call_tool("pan", {"slide_id": "a.tiff", "direction": "right"})
         b = await client.call_tool("pan", {"slide_id": "sub/b.svs", "direction": "down"})
         fresh = await client.call_tool("pan", {"slide_id": "alias.tiff", "direction": "left"})
@@ -217,8 +244,12 @@ async def test_pan_state_is_per_slide_and_per_session(app):
 
 async def test_legacy_handshake_session_keeps_state(app):
     async with Client(app.server, mode="legacy") as client:
-        await client.call_tool("slide_zoom", {"slide_id": "a.tiff", "x0": 0, "y0": 0, "w": 800, "h": 600})
-        moved = await client.call_tool("pan", {"slide_id": "a.tiff", "direction": "down", "fraction": 1.0})
+        await client.call_tool(
+            "slide_zoom", {"slide_id": "a.tiff", "x0": 0, "y0": 0, "w": 800, "h": 600}
+        )
+        moved = await client.call_tool(
+            "pan", {"slide_id": "a.tiff", "direction": "down", "fraction": 1.0}
+        )
     assert not moved.is_error, _text(moved)
     assert moved.structured_content["data"]["box"] == [0, 600, 800, 600]
 
@@ -245,8 +276,10 @@ async def test_a_failing_tool_is_an_error_result_not_a_crash(slide_dir):
 def test_tools_option_like_the_agent(slide_dir):
     reg = _registry_with()
     assert "pan" not in SlidescoutMCP(slide_dir, tools="-pan", registry=reg).tool_names
-    assert SlidescoutMCP(slide_dir, tools="slide_zoom", registry=reg).tool_names == ["list_slides",
-                                                                                    "slide_zoom"]
+    assert SlidescoutMCP(slide_dir, tools="slide_zoom", registry=reg).tool_names == [
+        "list_slides",
+        "slide_zoom",
+    ]
     with pytest.raises(ConfigError, match="unknown tool"):
         SlidescoutMCP(slide_dir, tools="+nonexistent", registry=reg)
     with pytest.raises(ConfigError, match="does not exist"):

@@ -24,9 +24,15 @@ from slidescout.testing.fake_anthropic import FakeAnthropic, Fault, Reply, ToolC
 from slidescout.testing.fake_common import jpeg_image_part
 
 FAST = RetryPolicy(max_retries=3, base_wait_s=0.01, max_wait_s=0.1, max_total_wait_s=5)
-ZOOM = ToolSpec(name="slide_zoom", description="Zoom into a level-0 box.",
-                parameters={"type": "object", "required": ["x0", "y0", "w", "h"],
-                            "properties": {k: {"type": "integer", "minimum": 0} for k in ("x0", "y0", "w", "h")}})
+ZOOM = ToolSpec(
+    name="slide_zoom",
+    description="Zoom into a level-0 box.",
+    parameters={
+        "type": "object",
+        "required": ["x0", "y0", "w", "h"],
+        "properties": {k: {"type": "integer", "minimum": 0} for k in ("x0", "y0", "w", "h")},
+    },
+)
 
 
 @pytest.fixture(autouse=True)
@@ -39,26 +45,48 @@ def claude(srv, **kw):
 
 
 def ask():
-    return [SystemMessage(content="You are a pathologist."),
-            UserMessage(parts=[TextPart(text="Which organ?"), jpeg_image_part()])]
+    return [
+        SystemMessage(content="You are a pathologist."),
+        UserMessage(parts=[TextPart(text="Which organ?"), jpeg_image_part()]),
+    ]
 
 
 async def test_thinking_and_tool_result_round_trip():
-    script = [Reply(reasoning="Glands everywhere.", redacted=True, text="Let me zoom.",
-                    tool_calls=[ToolCall("slide_zoom", {"x0": 1, "y0": 2, "w": 3, "h": 4})]),
-              Reply(text="Colon.")]
+    script = [
+        Reply(
+            reasoning="Glands everywhere.",
+            redacted=True,
+            text="Let me zoom.",
+            tool_calls=[ToolCall("slide_zoom", {"x0": 1, "y0": 2, "w": 3, "h": 4})],
+        ),
+        Reply(text="Colon."),
+    ]
     with FakeAnthropic(script) as srv:
         model = claude(srv, thinking_budget=2048)
         msgs = ask()
-        first = await model.request(ModelRequest(messages=msgs, tools=[ZOOM], tool_choice="required"))
+        first = await model.request(
+            ModelRequest(messages=msgs, tools=[ZOOM], tool_choice="required")
+        )
         thinking, redacted = first.message.reasoning
         assert thinking.text == "Glands everywhere." and thinking.provider_data["signature"]
-        assert redacted.provider_data["type"] == "redacted_thinking" and redacted.provider_data["data"]
+        assert (
+            redacted.provider_data["type"] == "redacted_thinking" and redacted.provider_data["data"]
+        )
         (call,) = first.message.tool_calls
         assert first.stop_reason == "tool_calls" and first.message.text == "Let me zoom."
         img = jpeg_image_part(color=(5, 5, 5))
-        msgs += [first.message, ToolMessage(results=[ToolResultPart(
-            tool_call_id=call.id, name=call.name, content=[TextPart(text="region (1,2) 3x4"), img])])]
+        msgs += [
+            first.message,
+            ToolMessage(
+                results=[
+                    ToolResultPart(
+                        tool_call_id=call.id,
+                        name=call.name,
+                        content=[TextPart(text="region (1,2) 3x4"), img],
+                    )
+                ]
+            ),
+        ]
         second = await model.request(ModelRequest(messages=msgs, tools=[ZOOM]))
         await model.aclose()
         b1, b2 = srv.bodies
@@ -66,8 +94,13 @@ async def test_thinking_and_tool_result_round_trip():
     assert b1["system"] == "You are a pathologist."
     assert b1["thinking"] == {"type": "enabled", "budget_tokens": 2048} and b1["max_tokens"] > 2048
     assert b1["tool_choice"] == {"type": "auto"}  # forced tool use is not allowed with thinking
-    assert b1["tools"] == [{"name": "slide_zoom", "description": "Zoom into a level-0 box.",
-                            "input_schema": ZOOM.parameters}]
+    assert b1["tools"] == [
+        {
+            "name": "slide_zoom",
+            "description": "Zoom into a level-0 box.",
+            "input_schema": ZOOM.parameters,
+        }
+    ]
     image = b1["messages"][0]["content"][1]
     assert image["type"] == "image" and image["source"]["type"] == "base64"
     assert image["source"]["media_type"] == "image/jpeg"
@@ -75,8 +108,12 @@ async def test_thinking_and_tool_result_round_trip():
     assistant = b2["messages"][1]["content"]
     assert assistant[0] == thinking.provider_data and assistant[1] == redacted.provider_data
     assert assistant[2] == {"type": "text", "text": "Let me zoom."}
-    assert assistant[3] == {"type": "tool_use", "id": call.id, "name": "slide_zoom",
-                            "input": {"x0": 1, "y0": 2, "w": 3, "h": 4}}
+    assert assistant[3] == {
+        "type": "tool_use",
+        "id": call.id,
+        "name": "slide_zoom",
+        "input": {"x0": 1, "y0": 2, "w": 3, "h": 4},
+    }
     result = b2["messages"][2]["content"][0]
     assert result["type"] == "tool_result" and result["tool_use_id"] == call.id
     assert result["content"][0] == {"type": "text", "text": "region (1,2) 3x4"}
@@ -87,7 +124,9 @@ async def test_thinking_and_tool_result_round_trip():
 async def test_tool_choice_mapping_and_defaults():
     with FakeAnthropic([Reply(text="a"), Reply(text="b"), Reply(text="c")]) as srv:
         model = claude(srv, prompt_cache=False, parallel_tool_calls=False)
-        await model.request(ModelRequest(messages=ask(), tools=[ZOOM], tool_choice="required", temperature=0.5))
+        await model.request(
+            ModelRequest(messages=ask(), tools=[ZOOM], tool_choice="required", temperature=0.5)
+        )
         await model.request(ModelRequest(messages=ask(), tools=[ZOOM], tool_choice="none"))
         await model.request(ModelRequest(messages=ask()))
         await model.aclose()
@@ -101,9 +140,23 @@ async def test_tool_choice_mapping_and_defaults():
 
 async def test_final_step_without_tools_keeps_history_valid():
     msgs = ask() + [
-        AssistantMessage(parts=[ToolCallPart(id="toolu_1", name="slide_zoom", arguments={"x0": 0, "y0": 0, "w": 1, "h": 1})]),
-        ToolMessage(results=[ToolResultPart(tool_call_id="toolu_1", name="slide_zoom", is_error=True,
-                                            content=[TextPart(text="Error: box outside the slide")])]),
+        AssistantMessage(
+            parts=[
+                ToolCallPart(
+                    id="toolu_1", name="slide_zoom", arguments={"x0": 0, "y0": 0, "w": 1, "h": 1}
+                )
+            ]
+        ),
+        ToolMessage(
+            results=[
+                ToolResultPart(
+                    tool_call_id="toolu_1",
+                    name="slide_zoom",
+                    is_error=True,
+                    content=[TextPart(text="Error: box outside the slide")],
+                )
+            ]
+        ),
         UserMessage(parts=[TextPart(text="Give your final answer now.")]),
     ]
     with FakeAnthropic([Reply(text="Liver.")]) as srv:  # strict: tool blocks need tools defined
@@ -112,16 +165,32 @@ async def test_final_step_without_tools_keeps_history_valid():
         await model.aclose()
         body = srv.last_body
     assert resp.message.text == "Liver."
-    assert [t["name"] for t in body["tools"]] == ["slide_zoom"] and body["tool_choice"] == {"type": "none"}
+    assert [t["name"] for t in body["tools"]] == ["slide_zoom"] and body["tool_choice"] == {
+        "type": "none"
+    }
     user = body["messages"][2]["content"]  # tool_result first, then the user's text, in one turn
-    assert user[0]["type"] == "tool_result" and user[0]["is_error"] is True and user[1]["type"] == "text"
+    assert (
+        user[0]["type"] == "tool_result"
+        and user[0]["is_error"] is True
+        and user[1]["type"] == "text"
+    )
 
 
 async def test_empty_text_and_foreign_reasoning_are_left_out():
-    msgs = ask() + [AssistantMessage(parts=[ReasoningPart(text="x", provider="openai-responses",
-                                                          provider_data={"type": "reasoning", "id": "rs"}),
-                                            TextPart(text=""), TextPart(text="Hmm.")]),
-                    UserMessage(parts=[TextPart(text="  "), TextPart(text="continue")])]
+    msgs = ask() + [
+        AssistantMessage(
+            parts=[
+                ReasoningPart(
+                    text="x",
+                    provider="openai-responses",
+                    provider_data={"type": "reasoning", "id": "rs"},
+                ),
+                TextPart(text=""),
+                TextPart(text="Hmm."),
+            ]
+        ),
+        UserMessage(parts=[TextPart(text="  "), TextPart(text="continue")]),
+    ]
     with FakeAnthropic([Reply(text="ok")]) as srv:
         model = claude(srv)
         await model.request(ModelRequest(messages=msgs))
@@ -133,7 +202,9 @@ async def test_usage_cache_tokens_and_builtin_cost(monkeypatch):
     from slidescout.agents.models.providers import AnthropicProvider
 
     monkeypatch.setattr(AnthropicProvider, "custom_endpoint", property(lambda self: False))
-    with FakeAnthropic([Reply(text="ok", usage={"input": 100, "cached": 800, "cache_write": 100, "output": 50})]) as srv:
+    with FakeAnthropic(
+        [Reply(text="ok", usage={"input": 100, "cached": 800, "cache_write": 100, "output": 50})]
+    ) as srv:
         model = claude(srv)
         resp = await model.request(ModelRequest(messages=ask()))
         await model.aclose()
@@ -143,7 +214,9 @@ async def test_usage_cache_tokens_and_builtin_cost(monkeypatch):
 
 
 async def test_non_object_tool_input_is_a_parse_error():
-    with FakeAnthropic([Reply(tool_calls=[ToolCall("slide_zoom", raw_arguments="{not json")])]) as srv:
+    with FakeAnthropic(
+        [Reply(tool_calls=[ToolCall("slide_zoom", raw_arguments="{not json")])]
+    ) as srv:
         model = claude(srv)
         resp = await model.request(ModelRequest(messages=ask(), tools=[ZOOM]))
         await model.aclose()
@@ -152,8 +225,14 @@ async def test_non_object_tool_input_is_a_parse_error():
 
 
 async def test_faults_overloaded_rate_limit_and_auth():
-    with FakeAnthropic([Fault(529, "Overloaded"), Fault(429, retry_after=0.02), Reply(text="ok"),
-                        Fault(404, "model: claude-nope")]) as srv:
+    with FakeAnthropic(
+        [
+            Fault(529, "Overloaded"),
+            Fault(429, retry_after=0.02),
+            Reply(text="ok"),
+            Fault(404, "model: claude-nope"),
+        ]
+    ) as srv:
         model = claude(srv)
         resp = await model.request(ModelRequest(messages=ask()))
         assert [(r.reason, r.wait_s) for r in resp.retries][0][0] == "529"
@@ -161,13 +240,17 @@ async def test_faults_overloaded_rate_limit_and_auth():
         with pytest.raises(ModelError) as ei:
             await model.request(ModelRequest(messages=ask()))
         await model.aclose()
-    assert ei.value.status == 404 and not ei.value.retryable and "check the model id" in str(ei.value)
+    assert (
+        ei.value.status == 404 and not ei.value.retryable and "check the model id" in str(ei.value)
+    )
 
 
 async def test_strict_fake_rejects_unpaired_tool_use():
     # guards the guard: a history with an unanswered tool_use is refused like the real API does
-    msgs = ask() + [AssistantMessage(parts=[ToolCallPart(id="toolu_9", name="slide_zoom", arguments={})]),
-                    UserMessage(parts=[TextPart(text="hello")])]
+    msgs = ask() + [
+        AssistantMessage(parts=[ToolCallPart(id="toolu_9", name="slide_zoom", arguments={})]),
+        UserMessage(parts=[TextPart(text="hello")]),
+    ]
     with FakeAnthropic([Reply(text="never")]) as srv:
         model = claude(srv)
         with pytest.raises(ModelError, match="tool_result"):

@@ -21,11 +21,19 @@ from slidescout.core.messages import (
 )
 from slidescout.testing.fake_common import jpeg_image_part
 
-ZOOM = ToolSpec(name="slide_zoom", description="Zoom into a box of the slide.",
-                parameters={"type": "object", "required": ["x0", "y0"],
-                            "properties": {"x0": {"type": "integer", "minimum": 0, "description": "left"},
-                                           "y0": {"type": "integer", "minimum": 0},
-                                           "mode": {"type": "string", "enum": ["fast", "best"]}}})
+ZOOM = ToolSpec(
+    name="slide_zoom",
+    description="Zoom into a box of the slide.",
+    parameters={
+        "type": "object",
+        "required": ["x0", "y0"],
+        "properties": {
+            "x0": {"type": "integer", "minimum": 0, "description": "left"},
+            "y0": {"type": "integer", "minimum": 0},
+            "mode": {"type": "string", "enum": ["fast", "best"]},
+        },
+    },
+)
 
 
 def test_render_tools_as_text():
@@ -38,18 +46,27 @@ def test_render_tools_as_text():
 def test_valid_action():
     msg = parse_json_action('{"tool": "slide_zoom", "arguments": {"x0": 1, "y0": 2}}')
     (call,) = msg.tool_calls
-    assert call.name == "slide_zoom" and call.arguments == {"x0": 1, "y0": 2} and call.parse_error is None
+    assert (
+        call.name == "slide_zoom"
+        and call.arguments == {"x0": 1, "y0": 2}
+        and call.parse_error is None
+    )
     assert call.id
 
 
 def test_fenced_action_and_thought():
-    msg = parse_json_action('```json\n{"thought": "look left", "tool": "slide_zoom", "arguments": {"x0": 0}}\n```')
+    msg = parse_json_action(
+        '```json\n{"thought": "look left", "tool": "slide_zoom", "arguments": {"x0": 0}}\n```'
+    )
     assert msg.tool_calls[0].arguments == {"x0": 0}
     assert msg.text == "look left"
 
 
 def test_plain_text_and_answer_objects_are_answers():
-    assert parse_json_action("The diagnosis is adenocarcinoma.").text == "The diagnosis is adenocarcinoma."
+    assert (
+        parse_json_action("The diagnosis is adenocarcinoma.").text
+        == "The diagnosis is adenocarcinoma."
+    )
     msg = parse_json_action('{"answer": 3}')
     assert not msg.tool_calls and msg.text == '{"answer": 3}'
     panda = '{"primary_pattern": 3, "secondary_pattern": 4, "total_score": 7, "isup_grade": 3}'
@@ -76,17 +93,34 @@ def test_garbage_becomes_parse_error_never_exception():
 
 def test_to_text_only_rewrites_history():
     img = jpeg_image_part()
-    req = ModelRequest(messages=[
-        SystemMessage(content="You are a pathologist."),
-        UserMessage(parts=[TextPart(text="q"), img]),
-        AssistantMessage(parts=[ToolCallPart(id="c1", name="slide_zoom", arguments={"x0": 1, "y0": 2})]),
-        ToolMessage(results=[ToolResultPart(tool_call_id="c1", name="slide_zoom",
-                                            content=[TextPart(text="region shown"), img])]),
-    ], tools=[ZOOM], tool_choice="required")
+    req = ModelRequest(
+        messages=[
+            SystemMessage(content="You are a pathologist."),
+            UserMessage(parts=[TextPart(text="q"), img]),
+            AssistantMessage(
+                parts=[ToolCallPart(id="c1", name="slide_zoom", arguments={"x0": 1, "y0": 2})]
+            ),
+            ToolMessage(
+                results=[
+                    ToolResultPart(
+                        tool_call_id="c1",
+                        name="slide_zoom",
+                        content=[TextPart(text="region shown"), img],
+                    )
+                ]
+            ),
+        ],
+        tools=[ZOOM],
+        tool_choice="required",
+    )
     out = to_text_only(req)
     assert out.tools == []
     sys = out.messages[0]
-    assert isinstance(sys, SystemMessage) and "slide_zoom" in sys.content and "exactly one JSON object" in sys.content
+    assert (
+        isinstance(sys, SystemMessage)
+        and "slide_zoom" in sys.content
+        and "exactly one JSON object" in sys.content
+    )
     assert "must call a tool" in sys.content
     assert out.messages[2].text == '{"tool": "slide_zoom", "arguments": {"x0": 1, "y0": 2}}'
     last = out.messages[3]

@@ -53,8 +53,14 @@ async def test_key_absent_everywhere(model_id, api, fake, monkeypatch):
 
     # treat the fake as the provider's own endpoint so the real key is used, as in production
     monkeypatch.setattr(Provider, "custom_endpoint", property(lambda self: False))
-    script = [Fault(400, ECHO), Fault(500, ECHO), Fault(500, ECHO), hang(0.5), hang(0.5),
-              Reply(text="fine", tool_calls=[ToolCall("t", raw_arguments="{bad")])]
+    script = [
+        Fault(400, ECHO),
+        Fault(500, ECHO),
+        Fault(500, ECHO),
+        hang(0.5),
+        hang(0.5),
+        Reply(text="fine", tool_calls=[ToolCall("t", raw_arguments="{bad")]),
+    ]
     with fake(script) as srv:
         model = resolve_model(model_id, base_url=srv.base_url, api=api, retry=FAST, timeout_s=0.15)
         _clean(repr(model))
@@ -65,8 +71,10 @@ async def test_key_absent_everywhere(model_id, api, fake, monkeypatch):
         resp = await model.request(REQ)
         _clean(resp.model_dump_json())
         await model.aclose()
-        assert srv.requests[0].headers.get("authorization", "").endswith(SENTINEL) or \
-            srv.requests[0].headers.get("x-api-key") == SENTINEL  # it was sent, as a header only
+        assert (
+            srv.requests[0].headers.get("authorization", "").endswith(SENTINEL)
+            or srv.requests[0].headers.get("x-api-key") == SENTINEL
+        )  # it was sent, as a header only
         for r in srv.requests:
             _clean(str(r.body))
     with fake([], api_key="another-key") as srv:  # the server echoes the wrong key back
@@ -83,7 +91,9 @@ async def test_connection_errors_are_clean():
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    model = resolve_model("openai:gpt-5", base_url=f"http://127.0.0.1:{port}/v1", api="responses", retry=FAST)
+    model = resolve_model(
+        "openai:gpt-5", base_url=f"http://127.0.0.1:{port}/v1", api="responses", retry=FAST
+    )
     with pytest.raises(ModelError) as ei:
         await model.request(REQ)
     await model.aclose()

@@ -41,20 +41,28 @@ def test_cost_arithmetic_reasoning_billed_as_output():
     usd = p.cost(input_tokens=1_000_000, output_tokens=100_000, cached_input_tokens=400_000)
     assert usd == pytest.approx(0.6 * 1.25 + 0.4 * 0.125 + 0.1 * 10.0)
     a = Price(input=3.0, output=15.0, cached_input=0.3, cache_write=3.75)
-    usd = a.cost(input_tokens=1_000_000, output_tokens=0, cached_input_tokens=500_000, cache_write_tokens=250_000)
+    usd = a.cost(
+        input_tokens=1_000_000,
+        output_tokens=0,
+        cached_input_tokens=500_000,
+        cache_write_tokens=250_000,
+    )
     assert usd == pytest.approx(0.25 * 3.0 + 0.5 * 0.3 + 0.25 * 3.75)
 
 
 def test_user_file_overrides_and_extends(tmp_path, monkeypatch):
     f = tmp_path / "prices.toml"
-    f.write_text('[openai."gpt-5"]\ninput = 2.0\noutput = 20.0\n\n[openai."qwen2.5-vl"]\ninput = 0.1\noutput = 0.2\n')
+    f.write_text(
+        '[openai."gpt-5"]\ninput = 2.0\noutput = 20.0\n\n[openai."qwen2.5-vl"]\ninput = 0.1\noutput = 0.2\n'
+    )
     monkeypatch.setenv("SLIDESCOUT_PRICING", str(f))
     table = price_table()
     assert table.lookup("openai", "gpt-5").input == 2.0
     assert table.lookup("openai", "gpt-5").source == str(f)
     assert table.lookup("openai", "qwen2.5-vl", custom_endpoint=True).output == 0.2
-    assert estimate_cost("openai", "qwen2.5-vl", input_tokens=1_000_000, output_tokens=0,
-                         custom_endpoint=True) == pytest.approx(0.1)
+    assert estimate_cost(
+        "openai", "qwen2.5-vl", input_tokens=1_000_000, output_tokens=0, custom_endpoint=True
+    ) == pytest.approx(0.1)
     assert table.lookup("openai", "gpt-4o").input == 2.5  # built-ins still there
 
 

@@ -39,23 +39,39 @@ def test_api_choice():
 def test_resolve_openai_and_anthropic(keys):
     m = resolve_model("openai:gpt-5")
     assert isinstance(m, Model)
-    assert (m.name, m.api, m.supports_tools, m.supports_images) == ("openai:gpt-5", "openai-responses", True, True)
+    assert (m.name, m.api, m.supports_tools, m.supports_images) == (
+        "openai:gpt-5",
+        "openai-responses",
+        True,
+        True,
+    )
     local = resolve_model("openai:qwen2.5-vl", base_url="http://localhost:8000/v1")
     assert local.api == "openai-chat" and local.name == "openai:qwen2.5-vl"
-    assert resolve_model("openai:qwen2.5-vl", base_url="http://localhost:8000/v1", api="responses").api == \
-        "openai-responses"
+    assert (
+        resolve_model("openai:qwen2.5-vl", base_url="http://localhost:8000/v1", api="responses").api
+        == "openai-responses"
+    )
     assert resolve_model("openai:gpt-4o", api="chat").api == "openai-chat"
     a = resolve_model("anthropic:claude-sonnet-4-5")
     assert a.api == "anthropic-messages" and a.name == "anthropic:claude-sonnet-4-5"
-    assert resolve_model("anthropic:claude-x", base_url="http://127.0.0.1:9/").base_url == "http://127.0.0.1:9"
+    assert (
+        resolve_model("anthropic:claude-x", base_url="http://127.0.0.1:9/").base_url
+        == "http://127.0.0.1:9"
+    )
     with pytest.raises(ConfigError, match="openai: models only"):
         resolve_model("anthropic:claude-sonnet-4-5", api="chat")
 
 
 def test_tools_support_defaults_and_override(keys):
-    assert not resolve_model("openai:llava:13b", base_url="http://localhost:11434/v1").supports_tools
-    assert resolve_model("openai:llava:13b", base_url="http://localhost:11434/v1", tools=True).supports_tools
-    assert not resolve_model("openai:qwen", base_url="http://localhost:1/v1", tools=False).supports_tools
+    assert not resolve_model(
+        "openai:llava:13b", base_url="http://localhost:11434/v1"
+    ).supports_tools
+    assert resolve_model(
+        "openai:llava:13b", base_url="http://localhost:11434/v1", tools=True
+    ).supports_tools
+    assert not resolve_model(
+        "openai:qwen", base_url="http://localhost:1/v1", tools=False
+    ).supports_tools
 
 
 def test_unknown_option_lists_valid_ones(keys):
@@ -104,4 +120,8 @@ def test_expert_and_replay_routing(tmp_path, monkeypatch):
 def test_repr_hides_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-SENTINEL-do-not-leak-42")
     m = resolve_model("openai:gpt-5")
-    assert "SENTINEL" not in repr(m) and "SENTINEL" not in repr(m.provider) and "SENTINEL" not in str(vars(m))
+    assert (
+        "SENTINEL" not in repr(m)
+        and "SENTINEL" not in repr(m.provider)
+        and "SENTINEL" not in str(vars(m))
+    )

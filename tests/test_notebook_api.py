@@ -24,11 +24,17 @@ def _png(path: Path) -> Path:
 
 def test_run_inside_a_running_event_loop(tmp_path: Path) -> None:
     slide = _png(tmp_path / "s.png")
-    model = FunctionModel(script(reply("", ("slide_zoom", {"x0": 0, "y0": 0, "w": 200, "h": 200})),
-                                 reply('Tumour. {"answer": 2}')))
+    model = FunctionModel(
+        script(
+            reply("", ("slide_zoom", {"x0": 0, "y0": 0, "w": 200, "h": 200})),
+            reply('Tumour. {"answer": 2}'),
+        )
+    )
 
     async def cell() -> slidescout.RunResult:  # what a Jupyter cell is: code inside a running loop
-        return slidescout.run(slide, "What is it?", ["normal", "tumour"], model=model, out=tmp_path / "run")
+        return slidescout.run(
+            slide, "What is it?", ["normal", "tumour"], model=model, out=tmp_path / "run"
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "coroutine ... was never awaited" would fail here
@@ -40,14 +46,30 @@ def test_run_inside_a_running_event_loop(tmp_path: Path) -> None:
 
 def test_dir_lists_the_lazy_public_names() -> None:
     names = dir(slidescout)
-    for n in ("Agent", "RunResult", "Slide", "View", "Box", "run", "arun", "make_agent", "__version__"):
+    for n in (
+        "Agent",
+        "RunResult",
+        "Slide",
+        "View",
+        "Box",
+        "run",
+        "arun",
+        "make_agent",
+        "__version__",
+    ):
         assert n in names
     assert "_LAZY" not in names and "TYPE_CHECKING" not in names
 
 
 def test_view_repr_is_short_and_png_shows_the_image() -> None:
-    v = View(image=np.zeros((50, 80, 3), np.uint8), box=Box(100, 200, 800, 500), level=1, downsample=10.0,
-             mpp=2.5, clamped=True)
+    v = View(
+        image=np.zeros((50, 80, 3), np.uint8),
+        box=Box(100, 200, 800, 500),
+        level=1,
+        downsample=10.0,
+        mpp=2.5,
+        clamped=True,
+    )
     text = repr(v)
     assert text == "View(box=(100,200,800,500), 80x50 px, level=1, downsample=10, mpp=2.5, clamped)"
     img = Image.open(io.BytesIO(v._repr_png_()))
@@ -65,7 +87,9 @@ def test_public_members_have_docstrings() -> None:
             missing.append(name)
         if inspect.isclass(obj) and name not in skip:
             for attr, value in vars(obj).items():
-                fn = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+                fn = (
+                    value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+                )
                 if not attr.startswith("_") and callable(fn) and not (fn.__doc__ or "").strip():
                     missing.append(f"{name}.{attr}")
     assert missing == []

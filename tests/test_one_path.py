@@ -22,9 +22,11 @@ from slidescout.eval.ask import arun, question_sample
 from slidescout.eval.runner import run_eval
 from slidescout.testing.scripted import FunctionModel, reply, script
 
-ECHO_THEN_FINAL = ('The prompt asks for JSON such as {"answer": 2}. Having looked at the slide, '
-                   'the cells are hepatocytes.\n```json\n{"answer": 2}\n```\n'
-                   'On reflection the clear cytoplasm settles it:\n```json\n{"answer": 3}\n```')
+ECHO_THEN_FINAL = (
+    'The prompt asks for JSON such as {"answer": 2}. Having looked at the slide, '
+    'the cells are hepatocytes.\n```json\n{"answer": 2}\n```\n'
+    'On reflection the clear cytoplasm settles it:\n```json\n{"answer": 3}\n```'
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,15 @@ def test_ask_and_eval_write_the_same_record(mpqa, tmp_path: Path) -> None:
     sample = load_multipathqa(csv_path, slides_dir=slides).samples[0]
     options = sample.options
 
-    asked = asyncio.run(arun(sample.image_path, "What is the primary diagnosis?", options,
-                             model=FunctionModel(script(reply(ECHO_THEN_FINAL))), out=tmp_path / "ask"))
+    asked = asyncio.run(
+        arun(
+            sample.image_path,
+            "What is the primary diagnosis?",
+            options,
+            model=FunctionModel(script(reply(ECHO_THEN_FINAL))),
+            out=tmp_path / "ask",
+        )
+    )
 
     def factory(budget, repeat):  # noqa: ANN001, ANN202
         return make_agent(FunctionModel(script(reply(ECHO_THEN_FINAL))), budget=budget)
@@ -60,26 +69,48 @@ def test_ask_failure_carries_its_reason(tmp_path: Path) -> None:
     def boom(_req, _turn):  # noqa: ANN001, ANN202
         raise RuntimeError("the server went away")
 
-    res = asyncio.run(arun(slide, "Diagnosis?", ["A", "B"], model=FunctionModel(boom), out=tmp_path / "r",
-                           max_steps=3))
+    res = asyncio.run(
+        arun(
+            slide,
+            "Diagnosis?",
+            ["A", "B"],
+            model=FunctionModel(boom),
+            out=tmp_path / "r",
+            max_steps=3,
+        )
+    )
     assert res.status == "error" and res.choice is None
     assert res.error is not None and "the server went away" in res.error
-    assert res.record["error"] == res.error and res.trace is not None and res.trace.error == res.error
+    assert (
+        res.record["error"] == res.error and res.trace is not None and res.trace.error == res.error
+    )
 
 
 def _isup(grade: int) -> str:
-    return ('```json\n{"primary_pattern": 4, "secondary_pattern": 4, "total_score": 8, '
-            f'"isup_grade": {grade}}}\n```')
+    return (
+        '```json\n{"primary_pattern": 4, "secondary_pattern": 4, "total_score": 8, '
+        f'"isup_grade": {grade}}}\n```'
+    )
 
 
 def test_patch_vote_on_panda_picks_the_majority_grade(tmp_path: Path) -> None:
     slide = tmp_path / "prostate.tiff"
     make_tiff(slide, 4096, 3072, mpp=0.5, pattern="tissue")
     replies = [reply(_isup(4)) for _ in range(29)] + [reply(_isup(1))]
-    replies.insert(0, replies.pop())  # the lone ISUP 1 comes first: a raw-text vote would tie-break to it
-    sample = Sample(sample_id="panda/x", task="panda", question="Grade this biopsy.", image_path=str(slide),
-                    image_paths=[str(slide)], answer_format="isup_json", answer=4, answer_label="4",
-                    metric="balanced_accuracy")
+    replies.insert(
+        0, replies.pop()
+    )  # the lone ISUP 1 comes first: a raw-text vote would tie-break to it
+    sample = Sample(
+        sample_id="panda/x",
+        task="panda",
+        question="Grade this biopsy.",
+        image_path=str(slide),
+        image_paths=[str(slide)],
+        answer_format="isup_json",
+        answer=4,
+        answer_label="4",
+        metric="balanced_accuracy",
+    )
     agent = Agent(FunctionModel(script(*replies)), AgentConfig(preset="patch", seed=3))
     recorder = MemoryRecorder()
     trace = asyncio.run(agent.run(sample, recorder))
@@ -87,7 +118,9 @@ def test_patch_vote_on_panda_picks_the_majority_grade(tmp_path: Path) -> None:
     parsed = parse_answer(trace.answer, sample)
     assert parsed.ok and parsed.value == 4
     assert "'4': 29" in trace.rationale and "'1': 1" in trace.rationale
-    assert recorder.trace is trace and len(recorder.images) == 30  # 30 distinct patches, stored by hash
+    assert (
+        recorder.trace is trace and len(recorder.images) == 30
+    )  # 30 distinct patches, stored by hash
 
 
 def test_majority_ignores_unparsed_and_breaks_ties_by_first() -> None:
@@ -114,9 +147,16 @@ def test_question_sample_refuses_bad_questions(tmp_path: Path) -> None:
 def test_a_schema_1_0_trace_still_reads(tmp_path: Path) -> None:
     from slidescout.core.trace import TRACE_SCHEMA_VERSION, Trace, load_trace
 
-    old = {"schema_version": "1.0", "sample_id": "s", "question": "q", "model": "m", "preset": "giant",
-           "slide": {"path": "x.svs"}, "status": "error", "events": [
-               {"kind": "error", "id": "e1", "message": "slide unreadable", "fatal": True}]}
+    old = {
+        "schema_version": "1.0",
+        "sample_id": "s",
+        "question": "q",
+        "model": "m",
+        "preset": "giant",
+        "slide": {"path": "x.svs"},
+        "status": "error",
+        "events": [{"kind": "error", "id": "e1", "message": "slide unreadable", "fatal": True}],
+    }
     path = tmp_path / "s.json"
     path.write_text(json.dumps(old))
     trace = load_trace(path)

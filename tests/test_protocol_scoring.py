@@ -13,15 +13,32 @@ from slidescout.slides.guides import GIANT_LABEL_BG_ALPHA, dejavu_path, draw_gui
 from slidescout.slides.render import choose_level, giant_level
 
 
-def _rec(i: int, truth: int, predicted: int | None, method: str = "json_isup_grade", repeat: int = 0,
-         error: str | None = None) -> dict:
-    return {"sample_id": f"s{i}", "task": "panda", "metric": "balanced_accuracy", "truth": truth,
-            "predicted": predicted, "parsed_ok": predicted is not None, "parse_method": method, "repeat": repeat,
-            "error": error}
+def _rec(
+    i: int,
+    truth: int,
+    predicted: int | None,
+    method: str = "json_isup_grade",
+    repeat: int = 0,
+    error: str | None = None,
+) -> dict:
+    return {
+        "sample_id": f"s{i}",
+        "task": "panda",
+        "metric": "balanced_accuracy",
+        "truth": truth,
+        "predicted": predicted,
+        "parsed_ok": predicted is not None,
+        "parse_method": method,
+        "repeat": repeat,
+        "error": error,
+    }
 
 
 def test_bootstrap_mean_std_beside_the_ci_and_isup0_counted() -> None:
-    recs = [_rec(i, i % 3, i % 3 if i % 4 else 0, "isup_null" if i % 4 == 0 else "json_isup_grade") for i in range(40)]
+    recs = [
+        _rec(i, i % 3, i % 3 if i % 4 else 0, "isup_null" if i % 4 == 0 else "json_isup_grade")
+        for i in range(40)
+    ]
     s = score_task(recs, n_bootstrap=500)
     assert s.boot_mean is not None and s.boot_std is not None and 0 < s.boot_std < 0.2
     assert abs(s.boot_mean - s.value) < 0.05 and s.ci_low <= s.boot_mean <= s.ci_high
@@ -37,23 +54,39 @@ def test_majority_vote_has_its_own_bootstrap_mean_std() -> None:
 
 
 def test_empty_replies_left_out_and_counted_wrong() -> None:
-    recs = [{"sample_id": f"q{i}", "task": "medframeqa", "metric": "accuracy", "truth": "A",
-             "predicted": "A" if i < 6 else None, "parsed_ok": i < 6,
-             "error": "empty reply" if i >= 8 else None} for i in range(10)]
+    recs = [
+        {
+            "sample_id": f"q{i}",
+            "task": "medframeqa",
+            "metric": "accuracy",
+            "truth": "A",
+            "predicted": "A" if i < 6 else None,
+            "parsed_ok": i < 6,
+            "error": "empty reply" if i >= 8 else None,
+        }
+        for i in range(10)
+    ]
     s = score_task(recs, n_bootstrap=100)
-    assert s.value == pytest.approx(0.6) and s.n_empty == 2 and s.value_excluding_empty == pytest.approx(0.75)
+    assert (
+        s.value == pytest.approx(0.6)
+        and s.n_empty == 2
+        and s.value_excluding_empty == pytest.approx(0.75)
+    )
     assert "75.0%" in protocol_notes({"medframeqa": s})[0]
 
 
-@pytest.mark.parametrize("box_long, expected", [
-    (1000, 0),  # ds 1: level 0
-    (2000, 0),  # 0.85 * 2 = 1.7: level 0 (ds 1)
-    (2400, 1),  # 0.85 * 2.4 = 2.04: level 1 (ds 2), read 1200 px
-    (4000, 1),  # 3.4: level 1, read 2000 px
-    (5000, 2),  # 4.25: level 2 (ds 4), read 1250 px
-    (9000, 2),  # 7.65: level 2, read 2250 px
-    (9500, 3),  # 8.08: level 3 (ds 8), read 1188 px
-])
+@pytest.mark.parametrize(
+    "box_long, expected",
+    [
+        (1000, 0),  # ds 1: level 0
+        (2000, 0),  # 0.85 * 2 = 1.7: level 0 (ds 1)
+        (2400, 1),  # 0.85 * 2.4 = 2.04: level 1 (ds 2), read 1200 px
+        (4000, 1),  # 3.4: level 1, read 2000 px
+        (5000, 2),  # 4.25: level 2 (ds 4), read 1250 px
+        (9000, 2),  # 7.65: level 2, read 2250 px
+        (9500, 3),  # 8.08: level 3 (ds 8), read 1188 px
+    ],
+)
 def test_giant_level_rule(box_long: int, expected: int) -> None:
     downsamples = [1.0, 2.0, 4.0, 8.0, 16.0]
     assert giant_level(downsamples, box_long, box_long // 2, 1000, 500) == expected
@@ -70,8 +103,10 @@ def test_giant_level_never_reads_under_the_target() -> None:
 def test_giant_and_fine_rules_differ_on_a_x2_pyramid() -> None:
     scales = [(d, d) for d in (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)]
     ds = [s[0] for s in scales]
-    differ = sum(giant_level(ds, L, L, 1000, 1000) != choose_level(scales, L, L, 1000, 1000)
-                 for L in range(1000, 32000, 37))
+    differ = sum(
+        giant_level(ds, L, L, 1000, 1000) != choose_level(scales, L, L, 1000, 1000)
+        for L in range(1000, 32000, 37)
+    )
     assert differ > 0  # the rules are not the same: which one runs is a preset field
 
 
@@ -79,7 +114,11 @@ def test_giant_guides_style() -> None:
     img = np.full((500, 1000, 3), 200, np.uint8)
     out = draw_guides(img, Box(0, 0, 10000, 5000), style="giant")
     # 1 px red border with alpha 180 over grey 200
-    assert tuple(out[250, 0]) == (round(255 * 180 / 255 + 200 * 75 / 255), round(200 * 75 / 255), round(200 * 75 / 255))
+    assert tuple(out[250, 0]) == (
+        round(255 * 180 / 255 + 200 * 75 / 255),
+        round(200 * 75 / 255),
+        round(200 * 75 / 255),
+    )
     assert tuple(out[250, 1]) == (200, 200, 200)  # the border is 1 px wide
     # a 1 px green line at 1/5 of the width, alpha 180
     col = out[350, 200]

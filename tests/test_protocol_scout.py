@@ -33,7 +33,11 @@ def test_scout_is_the_default_everywhere() -> None:
     assert "scout (default)" in str(inspect.signature(ask).parameters["preset"].default.help)
     vitar, scout = PRESETS["vitar"], PRESETS["scout"]
     assert (vitar.forced_answer, vitar.show_mpp, vitar.keep_images, vitar.reruns) == (
-        scout.forced_answer, scout.show_mpp, scout.keep_images, scout.reruns)
+        scout.forced_answer,
+        scout.show_mpp,
+        scout.keep_images,
+        scout.reruns,
+    )
 
 
 def test_scout_requests(slide_path: Path, tmp_path: Path) -> None:
@@ -53,7 +57,9 @@ def test_scout_requests(slide_path: Path, tmp_path: Path) -> None:
 
         trace = asyncio.run(go())
         bodies = srv.bodies
-    assert len(bodies) == T and trace.status == "max_steps"  # no reruns: the forced last step ends it
+    assert (
+        len(bodies) == T and trace.status == "max_steps"
+    )  # no reruns: the forced last step ends it
     assert "µm per pixel" in bodies[0]["instructions"] and "40x" in bodies[0]["instructions"]
     assert [b["tool_choice"] for b in bodies] == ["auto"] * (T - 1) + ["none"]
     assert "tools are no longer available" in str(bodies[-1]["input"][-1])
@@ -75,8 +81,16 @@ def test_cli_reasoning_flags_prompt_file_and_manifest(slide_path: Path, tmp_path
         err = r.stderr.strip()  # type: ignore[attr-defined]
         return r.returncode != 0 and err.startswith("error:") and len(err.splitlines()) == 1  # type: ignore[attr-defined]
 
-    r = cli("ask", str(slide_path), "q", "-m", "anthropic:claude-sonnet-4-5", "--reasoning-effort", "high",
-            env={"ANTHROPIC_API_KEY": "sk-ant-test"})
+    r = cli(
+        "ask",
+        str(slide_path),
+        "q",
+        "-m",
+        "anthropic:claude-sonnet-4-5",
+        "--reasoning-effort",
+        "high",
+        env={"ANTHROPIC_API_KEY": "sk-ant-test"},
+    )
     assert one_line_error(r) and "--thinking-budget" in r.stderr
     from slidescout.errors import ConfigError
 
@@ -85,16 +99,43 @@ def test_cli_reasoning_flags_prompt_file_and_manifest(slide_path: Path, tmp_path
     prompt = tmp_path / "p.md"
     prompt.write_text("Exact prompt text for a $width x $height slide.", encoding="utf-8")
     with FakeOpenAI([Reply(text='<response>{"answer": 1}</response>')]) as srv:
-        r = cli("ask", str(slide_path), "What is it?", "--option", "A", "--option", "B", "-m", "openai:gpt-5",
-                "--base-url", srv.base_url, "--api", "responses", "-p", "giant", "--reasoning-effort", "medium",
-                "--prompt-file", str(prompt), "-o", str(tmp_path / "run"), "--json", env={"OPENAI_API_KEY": "sk-test"})
+        r = cli(
+            "ask",
+            str(slide_path),
+            "What is it?",
+            "--option",
+            "A",
+            "--option",
+            "B",
+            "-m",
+            "openai:gpt-5",
+            "--base-url",
+            srv.base_url,
+            "--api",
+            "responses",
+            "-p",
+            "giant",
+            "--reasoning-effort",
+            "medium",
+            "--prompt-file",
+            str(prompt),
+            "-o",
+            str(tmp_path / "run"),
+            "--json",
+            env={"OPENAI_API_KEY": "sk-test"},
+        )
         body = srv.bodies[0]
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["choice"] == "A"
     assert body["reasoning"] == {"effort": "medium", "summary": "detailed"}
     assert body["instructions"] == "Exact prompt text for a 6000 x 4000 slide."
-    protocol = json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]["agent"]["protocol"]
-    assert protocol["model_settings"]["reasoning_effort"] == "medium" and protocol["system_prompt"] == "file:p.md"
+    protocol = json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]["agent"][
+        "protocol"
+    ]
+    assert (
+        protocol["model_settings"]["reasoning_effort"] == "medium"
+        and protocol["system_prompt"] == "file:p.md"
+    )
 
 
 def test_resume_refuses_another_prompt_or_reasoning_setting(tmp_path: Path) -> None:
@@ -103,8 +144,16 @@ def test_resume_refuses_another_prompt_or_reasoning_setting(tmp_path: Path) -> N
     from slidescout.errors import ConfigError
     from slidescout.eval.runner import _check_resumable
 
-    old = {"agent": {"model": "openai:gpt-5", "preset": "giant",
-                     "protocol": {"system_prompt_sha256": "a" * 64, "model_settings": {"reasoning_effort": "high"}}}}
+    old = {
+        "agent": {
+            "model": "openai:gpt-5",
+            "preset": "giant",
+            "protocol": {
+                "system_prompt_sha256": "a" * 64,
+                "model_settings": {"reasoning_effort": "high"},
+            },
+        }
+    }
     (tmp_path / "manifest.json").write_text(json.dumps({"config": old}))
     _check_resumable(tmp_path, old)
     new = json.loads(json.dumps(old))

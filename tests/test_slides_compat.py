@@ -30,15 +30,20 @@ def test_same_metadata(pair):
     assert a.format == b.format and a.vendor == b.vendor
     assert a.level_dimensions == b.level_dimensions
     assert a.level_downsamples == b.level_downsamples
-    assert a.info().model_dump(exclude={"backend", "backend_reason"}) == b.info().model_dump(exclude={"backend", "backend_reason"})
+    assert a.info().model_dump(exclude={"backend", "backend_reason"}) == b.info().model_dump(
+        exclude={"backend", "backend_reason"}
+    )
     assert a.model_properties() == b.model_properties()
 
 
 def test_same_raw_pixels_at_every_level(pair):
     a, b = pair
     for level, (lw, lh) in enumerate(a.level_dimensions):
-        for x, y, w, h in [(0, 0, min(lw, 300), min(lh, 200)), (lw // 3, lh // 4, 97, 61),
-                           (max(0, lw - 150), max(0, lh - 90), 200, 120)]:
+        for x, y, w, h in [
+            (0, 0, min(lw, 300), min(lh, 200)),
+            (lw // 3, lh // 4, 97, 61),
+            (max(0, lw - 150), max(0, lh - 90), 200, 120),
+        ]:
             pa, pb = a.read_level(level, x, y, w, h), b.read_level(level, x, y, w, h)
             assert pa.shape == pb.shape == (h, w, 3)
             diff = np.abs(pa.astype(np.int16) - pb)
@@ -66,7 +71,12 @@ def test_same_views(pair, box, max_side):
     a, b = pair
     clear_cache()
     va, vb = a.read(box, max_side), b.read(box, max_side)
-    assert (va.box, va.level, va.image.shape, va.clamped) == (vb.box, vb.level, vb.image.shape, vb.clamped)
+    assert (va.box, va.level, va.image.shape, va.clamped) == (
+        vb.box,
+        vb.level,
+        vb.image.shape,
+        vb.clamped,
+    )
     assert va.downsample == pytest.approx(vb.downsample) and va.mpp == pytest.approx(vb.mpp)
     diff = np.abs(va.image.astype(np.int16) - vb.image)
     inner = diff[2:-2, 2:-2] if min(diff.shape[:2]) > 8 else diff

@@ -27,7 +27,9 @@ def files(tmp_path_factory):
         "jpeg": sf.make_vips_tiff(d / "jpeg.tif", W, H, "jpeg", tile=128),
         "subifd": sf.make_vips_tiff(d / "subifd.tif", W, H, "jpeg", subifd=True, tile=128),
         "ome_rgb": sf.make_ome_tiff(d / "rgb.ome.tif", W, H, mpp=0.25, magnification=40, tile=128),
-        "ome_3c": sf.make_ome_tiff(d / "fl.ome.tif", W, H, ["DAPI", "CD8", "PanCK"], mpp=0.325, unit="nm", tile=128),
+        "ome_3c": sf.make_ome_tiff(
+            d / "fl.ome.tif", W, H, ["DAPI", "CD8", "PanCK"], mpp=0.325, unit="nm", tile=128
+        ),
         "qptiff": sf.make_qptiff(d / "fl.qptiff", W, H, ("FITC", "DAPI", "Cy5"), tile=128),
     }
     yield out
@@ -62,8 +64,16 @@ def _assert_close(a: np.ndarray, b: np.ndarray, tol: int) -> None:
     assert diff.max() <= tol, f"max diff {diff.max()}, mean {diff.mean():.3f}"
 
 
-@pytest.mark.parametrize("key,mpp,tol", [("webp", 0.5, 0), ("deflate", 0.5, 0), ("jpeg", 0.5, 2),
-                                         ("subifd", 0.5, 2), ("ome_rgb", 0.25, 0)])
+@pytest.mark.parametrize(
+    "key,mpp,tol",
+    [
+        ("webp", 0.5, 0),
+        ("deflate", 0.5, 0),
+        ("jpeg", 0.5, 2),
+        ("subifd", 0.5, 2),
+        ("ome_rgb", 0.25, 0),
+    ],
+)
 def test_rgb_tiffs_match_tifffile_at_each_level(files, key, mpp, tol):
     if key in ("jpeg", "subifd", "webp"):
         _optional("imagecodecs")  # tifffile decodes JPEG and WebP tiles with it
@@ -156,7 +166,9 @@ def test_tiffslide_agrees(files):
         assert tuple(tuple(d) for d in ts.level_dimensions) == s.level_dimensions
         for level in range(s.level_count):
             x, y, w, h = _box(s, level)
-            whole = np.asarray(ts.read_region((0, 0), level, s.level_dimensions[level], as_array=True))
+            whole = np.asarray(
+                ts.read_region((0, 0), level, s.level_dimensions[level], as_array=True)
+            )
             _assert_close(s.read_level(level, x, y, w, h), whole[y : y + h, x : x + w, :3], 0)
         ts.close()
 
@@ -171,7 +183,9 @@ def test_jpeg2000_tiles_read_with_tifffile(tmp_path, code):
     assert s.mpp == pytest.approx(0.25) and s.objective_power == 40
     for level in range(2):
         x, y, w, h = _box(s, level)
-        _assert_close(s.read_level(level, x, y, w, h), _tifffile_level(p, level)[y : y + h, x : x + w], 0)
+        _assert_close(
+            s.read_level(level, x, y, w, h), _tifffile_level(p, level)[y : y + h, x : x + w], 0
+        )
     assert s.read((0, 0, 800, 600), 200).image.shape == (150, 200, 3)
     pr = s.patch_reader(0)
     assert pr.fetch(790, 590, 20, 20)[15, 15].tolist() == [255, 255, 255]
@@ -182,12 +196,16 @@ def test_jpeg2000_tiles_read_with_tifffile(tmp_path, code):
 # ------------------------------------------------------------------------------ resolution tags
 
 
-@pytest.mark.parametrize("unit,res,mpp", [("CENTIMETER", 20000, 0.5), ("INCH", 50800, 0.5), ("INCH", 72, None)])
+@pytest.mark.parametrize(
+    "unit,res,mpp", [("CENTIMETER", 20000, 0.5), ("INCH", 50800, 0.5), ("INCH", 72, None)]
+)
 def test_plain_tiff_resolution_tags(tmp_path, unit, res, mpp):
     import tifffile
 
     p = tmp_path / "plain.tif"
-    tifffile.imwrite(p, sf.render_pattern(300, 200), rowsperstrip=64, resolution=(res, res), resolutionunit=unit)
+    tifffile.imwrite(
+        p, sf.render_pattern(300, 200), rowsperstrip=64, resolution=(res, res), resolutionunit=unit
+    )
     s = Slide.open(p)
     assert s.format == "image" and "plain image (tiffload)" in s.info().backend_reason
     assert s.mpp == (pytest.approx(mpp, rel=1e-4) if mpp else None)
@@ -199,7 +217,9 @@ def test_objective_power_from_image_description(tmp_path):
     img = pyvips.Image.new_from_array(sf.render_pattern(600, 400), interpretation="srgb").copy()
     img.set_type(pyvips.GValue.gstr_type, "image-description", "scanner X |AppMag = 20|")
     p = tmp_path / "desc.tif"
-    img.tiffsave(str(p), tile=True, pyramid=True, compression="jpeg", xres=4000, yres=4000, resunit="cm")
+    img.tiffsave(
+        str(p), tile=True, pyramid=True, compression="jpeg", xres=4000, yres=4000, resunit="cm"
+    )
     s = Slide.open(p)
     assert s.format == "generic-tiff" and s.objective_power == 20 and s.mpp == pytest.approx(0.25)
 
@@ -207,12 +227,19 @@ def test_objective_power_from_image_description(tmp_path):
 # ------------------------------------------------------------------------------ not slides
 
 
-@pytest.mark.parametrize("name,content,kind", [
-    ("questions.csv", "id,question,answer\n1,what is it?,tumour\n2,where?,left\n", "a CSV table"),
-    ("m.mat", "2 2\n1 2\n3 4\n", "a matrix file"),
-    ("notes.txt", "just some notes\n", "a text file"),
-    ("doc.pdf", "%PDF-1.4\n1 0 obj\n", "a PDF document"),
-])
+@pytest.mark.parametrize(
+    "name,content,kind",
+    [
+        (
+            "questions.csv",
+            "id,question,answer\n1,what is it?,tumour\n2,where?,left\n",
+            "a CSV table",
+        ),
+        ("m.mat", "2 2\n1 2\n3 4\n", "a matrix file"),
+        ("notes.txt", "just some notes\n", "a text file"),
+        ("doc.pdf", "%PDF-1.4\n1 0 obj\n", "a PDF document"),
+    ],
+)
 def test_non_slides_refused_by_name(tmp_path, name, content, kind):
     p = tmp_path / name
     p.write_text(content)
@@ -224,8 +251,12 @@ def test_non_slides_refused_by_name(tmp_path, name, content, kind):
 def test_cli_info_refuses_csv_in_one_line(tmp_path):
     p = tmp_path / "questions.csv"
     p.write_text("id,question\n" + "".join(f"{i},why {i}?\n" for i in range(700)))
-    r = subprocess.run([sys.executable, "-c", "from slidescout.cli import main; main()", "info", str(p)],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", "from slidescout.cli import main; main()", "info", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
     assert len(lines) == 1 and "questions.csv: a CSV table, not a slide" in lines[0]
@@ -236,7 +267,9 @@ def test_whole_file_with_codec_pyvips_lacks_is_not_called_truncated(tmp_path):
     import tifffile
 
     p = tmp_path / "strips.tif"
-    tifffile.imwrite(p, sf.render_pattern(300, 200), rowsperstrip=64, compression="jpeg2000", photometric="rgb")
+    tifffile.imwrite(
+        p, sf.render_pattern(300, 200), rowsperstrip=64, compression="jpeg2000", photometric="rgb"
+    )
     s = Slide.open(p)
     assert s.backend_name == "tifffile" and "JPEG 2000" in s.info().backend_reason
     assert s.read_level(0, 0, 0, 300, 200).shape == (200, 300, 3)
@@ -248,8 +281,12 @@ def test_ome_tiff_with_main_chain_pyramid_keeps_openslide_levels_and_ome_mpp(tmp
     p = tmp_path / "main.ome.tif"
     levels = sf.pyramid(sf.render_pattern(W, H, "tissue"))
     with tifffile.TiffWriter(p, ome=True) as tw:  # reduced levels as further main-chain pages
-        tw.write(levels[0], tile=(128, 128), photometric="rgb",
-                 metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+        tw.write(
+            levels[0],
+            tile=(128, 128),
+            photometric="rgb",
+            metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5},
+        )
         for lv in levels[1:]:
             tw.write(lv, tile=(128, 128), photometric="rgb", subfiletype=1)
     for backend in ("auto", "openslide"):
@@ -258,17 +295,23 @@ def test_ome_tiff_with_main_chain_pyramid_keeps_openslide_levels_and_ome_mpp(tmp
         assert s.mpp == pytest.approx(0.5) and "mpp from its OME-XML" in s.info().backend_reason
 
 
-@pytest.mark.parametrize("text,power", [
-    ("Aperio Image Library v12.0.5 |AppMag = 20|MPP = 0.499", 20),
-    ("<property>\n  <name>openslide.objective-power</name>\n  <value type=\"VipsRefString\">40</value>", 40),
-    ("<name>aperio.AppMag</name><value type=\"gchararray\">10</value>", 10),
-    ('<Objective ID="Objective:0" NominalMagnification="63.0"/>', 63),
-    ("SynthPath ...; objective_power=40|AppMag = 40|MPP = 0.25", 40),
-    ("Objective Magnification: 20x", 20),
-    ("<Objective>20x</Objective>", 20),
-    ("scanned at 0.25 um/px, no magnification stated", None),
-    ("AppMag = 0", None),
-])
+@pytest.mark.parametrize(
+    "text,power",
+    [
+        ("Aperio Image Library v12.0.5 |AppMag = 20|MPP = 0.499", 20),
+        (
+            '<property>\n  <name>openslide.objective-power</name>\n  <value type="VipsRefString">40</value>',
+            40,
+        ),
+        ('<name>aperio.AppMag</name><value type="gchararray">10</value>', 10),
+        ('<Objective ID="Objective:0" NominalMagnification="63.0"/>', 63),
+        ("SynthPath ...; objective_power=40|AppMag = 40|MPP = 0.25", 40),
+        ("Objective Magnification: 20x", 20),
+        ("<Objective>20x</Objective>", 20),
+        ("scanned at 0.25 um/px, no magnification stated", None),
+        ("AppMag = 0", None),
+    ],
+)
 def test_objective_power_in_descriptions(text, power):
     from slidescout.slides.tiffmeta import objective_power
 
@@ -280,8 +323,19 @@ def test_single_16bit_channel_is_stretched_grey(tmp_path):
 
     p = tmp_path / "one.ome.tif"
     data = sf.channel_data(600, 400, 1)[..., 0]
-    tifffile.imwrite(p, data, tile=(128, 128), compression="zlib", ome=True,
-                     metadata={"axes": "YX", "Channel": {"Name": ["DAPI"]}, "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    tifffile.imwrite(
+        p,
+        data,
+        tile=(128, 128),
+        compression="zlib",
+        ome=True,
+        metadata={
+            "axes": "YX",
+            "Channel": {"Name": ["DAPI"]},
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeY": 0.5,
+        },
+    )
     s = Slide.open(p)
     assert s.info().channel_mapping == {"DAPI": "grey"}
     img = s.read_level(0, 0, 0, 600, 400)

@@ -20,9 +20,12 @@ def files(tmp_path_factory):
         "tiff": sf.make_tiff(d / "gen.tif", 3000, 2000, mpp=0.25),
         "tiff_nompp": sf.make_tiff(d / "nompp.tif", 1200, 800, mpp=None),
         "svs": sf.make_svs(d / "case.svs", 3000, 2000),
-        "svs_power_only": sf.make_svs(d / "power.svs", 1200, 800, mpp=None, app_mag=20, with_macro=False),
-        "svs_bare": sf.make_svs(d / "bare.svs", 1200, 800, mpp=None, app_mag=None, with_label=False,
-                                with_macro=False),
+        "svs_power_only": sf.make_svs(
+            d / "power.svs", 1200, 800, mpp=None, app_mag=20, with_macro=False
+        ),
+        "svs_bare": sf.make_svs(
+            d / "bare.svs", 1200, 800, mpp=None, app_mag=None, with_label=False, with_macro=False
+        ),
         "png": sf.make_png(d / "photo.png", 300, 200),
         "jpeg": sf.make_jpeg(d / "photo.jpg", 320, 240),
         "dir": d,
@@ -40,7 +43,11 @@ def test_generic_tiff_info(files):
     assert s.level_count == 5
     assert s.level_dimensions[1] == (1500, 1000)
     assert s.level_downsamples[:4] == (1.0, 2.0, 4.0, 8.0)
-    assert s.mpp_x == pytest.approx(0.25) and s.mpp_y == pytest.approx(0.25) and s.mpp == pytest.approx(0.25)
+    assert (
+        s.mpp_x == pytest.approx(0.25)
+        and s.mpp_y == pytest.approx(0.25)
+        and s.mpp == pytest.approx(0.25)
+    )
     assert s.mpp_source is MppSource.METADATA
     assert s.objective_power is None
     assert s.bounds is None
@@ -76,8 +83,13 @@ def test_model_properties_is_an_allow_list(files):
     s = Slide.open(files["svs"])
     props = s.model_properties()
     assert set(props) == {"width", "height", "mpp", "mpp_source", "objective_power"}
-    assert props == {"width": 3000, "height": 2000, "mpp": pytest.approx(0.252), "mpp_source": "metadata",
-                     "objective_power": 40}
+    assert props == {
+        "width": 3000,
+        "height": 2000,
+        "mpp": pytest.approx(0.252),
+        "mpp_source": "metadata",
+        "objective_power": 40,
+    }
     # raw properties hold scanner/file details that must not reach a model
     assert "aperio.ScanScope ID" in s.properties
     assert "SS1234" not in json.dumps(props)
@@ -184,7 +196,9 @@ def test_unknown_backend_name(files):
 def test_auto_falls_back_to_openslide_when_pyvips_cannot(files, monkeypatch):
     from slidescout.slides.backend_vips import VipsTiffBackend
 
-    monkeypatch.setattr(VipsTiffBackend, "unsupported_reason", staticmethod(lambda *a: "JPEG 2000 tiles"))
+    monkeypatch.setattr(
+        VipsTiffBackend, "unsupported_reason", staticmethod(lambda *a: "JPEG 2000 tiles")
+    )
     s = Slide.open(files["svs"])
     assert s.backend_name == "openslide"
     assert s.read((0, 0, 3000, 2000), 300).image.shape == (200, 300, 3)
@@ -217,8 +231,12 @@ def test_associated_images_only_through_associated_image(files):
     macro = np.asarray(s.associated_image("macro"))
     assert sf.is_label_colour(label).mean() > 0.3
     assert sf.is_macro_colour(macro).mean() > 0.5
-    views = [s.thumbnail(1024), s.thumbnail(64), s.read((0, 0, 3000, 2000), 4096),
-             s.read((0, 0, 3000, 2000), 100)]
+    views = [
+        s.thumbnail(1024),
+        s.thumbnail(64),
+        s.read((0, 0, 3000, 2000), 4096),
+        s.read((0, 0, 3000, 2000), 100),
+    ]
     views += [s.read((x, y, 700, 500), 500) for x in (0, 2300) for y in (0, 1500)]
     for v in views:
         assert not sf.is_label_colour(v.image).any()
@@ -269,8 +287,15 @@ def test_tiff_page_reader_matches_tifffile(files, tmp_path):
     from slidescout.slides.backends import tiff_pages
 
     big = tmp_path / "big.tif"
-    pyvips.Image.new_from_file(str(files["png"])).tiffsave(str(big), tile=True, pyramid=True, bigtiff=True,
-                                                          tile_width=64, tile_height=64, compression="jpeg")
+    pyvips.Image.new_from_file(str(files["png"])).tiffsave(
+        str(big),
+        tile=True,
+        pyramid=True,
+        bigtiff=True,
+        tile_width=64,
+        tile_height=64,
+        compression="jpeg",
+    )
     be = tmp_path / "be.tif"
     tifffile.imwrite(be, sf.render_pattern(300, 200), byteorder=">", tile=(64, 64))
     strip = tmp_path / "strip.tif"
@@ -282,7 +307,12 @@ def test_tiff_page_reader_matches_tifffile(files, tmp_path):
             for mine, page in zip(ours, tif.pages, strict=True):
                 end = int((np.asarray(page.dataoffsets) + np.asarray(page.databytecounts)).max())
                 assert (mine.width, mine.height, mine.tiled, mine.compression, mine.data_end) == (
-                    page.imagewidth, page.imagelength, page.is_tiled, int(page.compression), end)
+                    page.imagewidth,
+                    page.imagelength,
+                    page.is_tiled,
+                    int(page.compression),
+                    end,
+                )
                 assert (mine.tile_w, mine.tile_h) == (page.tilewidth, page.tilelength)
     # a plain stripped TIFF is a one-level image slide
     s = Slide.open(strip)

@@ -63,8 +63,15 @@ def test_view_records_box_level_downsample_mpp(slide):
     assert "region with top-left (400,300) and size 2000 x 1000" in v.describe()
 
 
-@pytest.mark.parametrize("box,max_side", [((400, 300, 2000, 1000), 500), ((1234, 567, 999, 777), 400),
-                                          ((0, 0, W, H), 300), ((2500, 1500, 500, 500), 1000)])
+@pytest.mark.parametrize(
+    "box,max_side",
+    [
+        ((400, 300, 2000, 1000), 500),
+        ((1234, 567, 999, 777), 400),
+        ((0, 0, W, H), 300),
+        ((2500, 1500, 500, 500), 1000),
+    ],
+)
 def test_view_shows_the_requested_box(slide, box, max_side):
     v = slide.read(box, max_side)
     ref = _expected(Box.of(box), (v.width, v.height))
@@ -75,8 +82,15 @@ def test_view_shows_the_requested_box(slide, box, max_side):
 
 
 @pytest.mark.parametrize("backend", ["pyvips", "openslide"])
-@pytest.mark.parametrize("box,max_side", [((1234, 567, 999, 777), 400), ((250, 130, 1600, 1100), 400),
-                                          ((2011, 1013, 987, 985), 333), ((33, 17, 2900, 1900), 777)])
+@pytest.mark.parametrize(
+    "box,max_side",
+    [
+        ((1234, 567, 999, 777), 400),
+        ((250, 130, 1600, 1100), 400),
+        ((2011, 1013, 987, 985), 333),
+        ((33, 17, 2900, 1900), 777),
+    ],
+)
 def test_view_is_placed_to_a_fraction_of_a_pixel(tiff, backend, box, max_side):
     """Against PIL's exact-box Lanczos on the same level's pixels, a view is far closer than the
     same reference shifted by half an output pixel: its placement error is a small fraction of
@@ -92,8 +106,11 @@ def test_view_is_placed_to_a_fraction_of_a_pixel(tiff, backend, box, max_side):
 
     def err(dx: float, dy: float) -> float:
         x0, y0 = b.x / sx + dx * v.downsample / sx, b.y / sy + dy * v.downsample / sy
-        ref = level.resize((v.width, v.height), Image.Resampling.LANCZOS,
-                           box=(x0, y0, min(lw, x0 + b.w / sx), min(lh, y0 + b.h / sy)))
+        ref = level.resize(
+            (v.width, v.height),
+            Image.Resampling.LANCZOS,
+            box=(x0, y0, min(lw, x0 + b.w / sx), min(lh, y0 + b.h / sy)),
+        )
         return float(np.abs(v.image.astype(np.int16) - np.asarray(ref))[3:-3, 3:-3].mean())
 
     exact = err(0, 0)
@@ -145,7 +162,9 @@ class _HugeBackend:
         return 100_000 / w, 80_000 / h
 
 
-@pytest.mark.parametrize("box", [(0, 0, 100_000, 80_000), (0, 0, 50_000, 50_000), (12_345, 6_789, 1_000, 700)])
+@pytest.mark.parametrize(
+    "box", [(0, 0, 100_000, 80_000), (0, 0, 50_000, 50_000), (12_345, 6_789, 1_000, 700)]
+)
 def test_any_box_reads_a_bounded_region(box):
     backend = _HugeBackend()
     b = Box(*box)
@@ -176,19 +195,22 @@ def test_partly_outside_is_clamped(slide):
     assert v.clamped and v.box == Box(0, 0, 200, 150)
 
 
-@pytest.mark.parametrize("box,needle", [
-    ((5000, 100, 100, 100), "lies outside the slide"),
-    ((-500, -500, 100, 100), "lies outside the slide"),
-    ((3000, 0, 10, 10), "lies outside the slide"),
-    ((0, 0, 0, 100), "zero or negative size"),
-    ((10, 10, -5, 100), "zero or negative size"),
-    ((10, 10, 100, 0.2), "zero or negative size"),
-    ((float("nan"), 0, 10, 10), "finite numbers"),
-    (("a", 0, 10, 10), "must be numbers"),
-    ("1,2,3", "needs 4 numbers"),
-    (None, "bad box"),
-    ((1, 2, 3, True), "must be numbers"),
-])
+@pytest.mark.parametrize(
+    "box,needle",
+    [
+        ((5000, 100, 100, 100), "lies outside the slide"),
+        ((-500, -500, 100, 100), "lies outside the slide"),
+        ((3000, 0, 10, 10), "lies outside the slide"),
+        ((0, 0, 0, 100), "zero or negative size"),
+        ((10, 10, -5, 100), "zero or negative size"),
+        ((10, 10, 100, 0.2), "zero or negative size"),
+        ((float("nan"), 0, 10, 10), "finite numbers"),
+        (("a", 0, 10, 10), "must be numbers"),
+        ("1,2,3", "needs 4 numbers"),
+        (None, "bad box"),
+        ((1, 2, 3, True), "must be numbers"),
+    ],
+)
 def test_bad_boxes_name_the_slide_size(slide, box, needle):
     with pytest.raises(SlideError) as exc:
         slide.read(box, 500)
@@ -208,7 +230,9 @@ def test_box_strings_and_boxes(slide):
     assert a.box == b.box == c.box == Box(100, 200, 300, 400)
 
 
-@pytest.mark.parametrize("max_side", [0, 7, MAX_SIDE_LIMIT + 1, 10.5, "big", None, True, float("inf")])
+@pytest.mark.parametrize(
+    "max_side", [0, 7, MAX_SIDE_LIMIT + 1, 10.5, "big", None, True, float("inf")]
+)
 def test_max_side_limits(slide, max_side):
     with pytest.raises(SlideError, match="max_side must be a whole number from 8 to 4096"):
         slide.read((0, 0, 100, 100), max_side)
@@ -221,13 +245,21 @@ def test_read_mpp(slide):
     v = slide.read_mpp((0, 0, 2000, 1000), 1.0)  # native 0.25 -> downsample 4
     assert v.image.shape == (250, 500, 3) and v.level == 2 and v.mpp == pytest.approx(1.0)
     v = slide.read_mpp((0, 0, 400, 200), 0.1)  # finer than native: native, noted
-    assert v.image.shape == (200, 400, 3) and v.mpp == pytest.approx(0.25) and "native" in v.meta["note"]
+    assert (
+        v.image.shape == (200, 400, 3)
+        and v.mpp == pytest.approx(0.25)
+        and "native" in v.meta["note"]
+    )
 
 
 def test_read_mpp_too_large_says_the_limit(slide):
-    with pytest.raises(SlideError, match=r"would be 3000 x 2000 px; the most is 4096 px|the most is 1000 px"):
+    with pytest.raises(
+        SlideError, match=r"would be 3000 x 2000 px; the most is 4096 px|the most is 1000 px"
+    ):
         slide.read_mpp((0, 0, W, H), 0.25, max_side=1000)
-    with pytest.raises(SlideError, match="the most is 1000 px on the long side.*at most 2000 level-0 px"):
+    with pytest.raises(
+        SlideError, match="the most is 1000 px on the long side.*at most 2000 level-0 px"
+    ):
         slide.read_mpp((0, 0, W, H), 0.5, max_side=1000)
 
 
@@ -250,8 +282,13 @@ def test_thumbnail_whole_slide(slide):
 
 def test_thumbnail_honours_bounds(tiff):
     backend = open_backend(tiff)
-    backend.properties = {**backend.properties, "openslide.bounds-x": "1000", "openslide.bounds-y": "500",
-                          "openslide.bounds-width": "1500", "openslide.bounds-height": "1000"}
+    backend.properties = {
+        **backend.properties,
+        "openslide.bounds-x": "1000",
+        "openslide.bounds-y": "500",
+        "openslide.bounds-width": "1500",
+        "openslide.bounds-height": "1000",
+    }
     s = Slide(backend)
     assert s.bounds == Box(1000, 500, 1500, 1000)
     assert s.info().bounds == (1000, 500, 1500, 1000)
@@ -357,7 +394,11 @@ def test_crop_alignment_keeps_sub_pixel_shifts_small():
 
     rng = random.Random(0)
     for _ in range(3000):
-        scale = rng.choice([1.0, 0.5, 0.25, 0.8, 2 / 3, 0.75, 1 / 3]) if rng.random() < 0.5 else rng.uniform(0.2, 1)
+        scale = (
+            rng.choice([1.0, 0.5, 0.25, 0.8, 2 / 3, 0.75, 1 / 3])
+            if rng.random() < 0.5
+            else rng.uniform(0.2, 1)
+        )
         f0 = rng.randint(0, 5000) + rng.choice([0, 0.25, 0.5, 0.75, rng.random()])
         margin = math.ceil(3 / scale) + 1
         r0, r1 = _span(f0, f0 + 700, scale, margin, 256)

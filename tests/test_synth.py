@@ -32,8 +32,11 @@ def _tile_bytes(path, indices) -> list[bytes]:
 def _tiles_over(box, width, tile=256) -> list[int]:
     x, y, w, h = box
     across = -(-width // tile)
-    return [r * across + c for r in range(y // tile, (y + h - 1) // tile + 1)
-            for c in range(x // tile, (x + w - 1) // tile + 1)]
+    return [
+        r * across + c
+        for r in range(y // tile, (y + h - 1) // tile + 1)
+        for c in range(x // tile, (x + w - 1) // tile + 1)
+    ]
 
 
 def _polygon_mask(coords, shape, scale) -> np.ndarray:
@@ -58,8 +61,12 @@ def _nuclear_measure(rgb: np.ndarray) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def same_seed(tmp_path_factory):
-    a = generate_slide(tmp_path_factory.mktemp("a"), "s", size=SIZE, seed=5, primary="tumor", n_lesions=3)
-    b = generate_slide(tmp_path_factory.mktemp("b"), "s", size=SIZE, seed=5, primary="tumor", n_lesions=3)
+    a = generate_slide(
+        tmp_path_factory.mktemp("a"), "s", size=SIZE, seed=5, primary="tumor", n_lesions=3
+    )
+    b = generate_slide(
+        tmp_path_factory.mktemp("b"), "s", size=SIZE, seed=5, primary="tumor", n_lesions=3
+    )
     return a, b
 
 
@@ -68,8 +75,9 @@ def by_class(tmp_path_factory, same_seed):
     out = tmp_path_factory.mktemp("classes")
     slides = {"tumor": same_seed[0]}
     for i, cls in enumerate(("lymphocytes", "necrosis")):
-        slides[cls] = generate_slide(out, f"c-{cls}", size=SIZE, seed=31 + i, primary=cls, n_lesions=2,
-                                     lesion_size=LESION)
+        slides[cls] = generate_slide(
+            out, f"c-{cls}", size=SIZE, seed=31 + i, primary=cls, n_lesions=2, lesion_size=LESION
+        )
     return slides
 
 
@@ -130,7 +138,17 @@ def test_truth_schema_and_annotations(same_seed):
     truth = load_truth(s.path)  # from the .tiff path: the .json beside it
     assert truth == load_truth(s.truth_path) == s.truth
     raw = json.loads(s.truth_path.read_text())
-    assert {"slide_id", "width", "height", "mpp", "seed", "params", "lesions", "tissue", "primary"} <= raw.keys()
+    assert {
+        "slide_id",
+        "width",
+        "height",
+        "mpp",
+        "seed",
+        "params",
+        "lesions",
+        "tissue",
+        "primary",
+    } <= raw.keys()
     assert all({"id", "class", "box"} <= les.keys() for les in raw["lesions"])
     assert truth.primary == "tumor" and truth.lesions_of("tumor")
     assert truth.objective_power == pytest.approx(40)
@@ -191,12 +209,20 @@ def test_colour_matched_at_thumbnail_but_separable_at_high_power(by_class):
                 m = _polygon_mask(feat["geometry"]["coordinates"][0], tissue.shape, scale)
                 inner = ndimage.binary_erosion(m, iterations=2)
                 width = int(max(6, 0.5 * np.sqrt(m.sum())))
-                ring = (ndimage.binary_dilation(m, iterations=width) & ~ndimage.binary_dilation(m, iterations=2)
-                        & tissue & ~lesion_any)
+                ring = (
+                    ndimage.binary_dilation(m, iterations=width)
+                    & ~ndimage.binary_dilation(m, iterations=2)
+                    & tissue
+                    & ~lesion_any
+                )
                 diff = thumb[inner].mean(axis=0) - thumb[ring].mean(axis=0)
                 assert np.abs(diff).max() < 8, (cls, les.id, diff)
                 x, y, w, h = les.box
-                crop = np.asarray(sl.read_region((x + w // 2 - 200, y + h // 2 - 200), 0, (400, 400)).convert("RGB"))
+                crop = np.asarray(
+                    sl.read_region((x + w // 2 - 200, y + h // 2 - 200), 0, (400, 400)).convert(
+                        "RGB"
+                    )
+                )
                 measures.setdefault(les.cls, []).append(_nuclear_measure(crop))
     dark = {c: np.mean([m[0] for m in v]) for c, v in measures.items()}
     blob = {c: np.median([m[1] for m in v]) for c, v in measures.items()}
@@ -209,19 +235,30 @@ def test_colour_matched_at_thumbnail_but_separable_at_high_power(by_class):
 
 def test_progress_and_normal_slide(tmp_path):
     seen = []
-    s = generate_slide(tmp_path, "n", size=(2048, 1536), seed=2, primary="normal", n_lesions=2, progress=seen.append)
+    s = generate_slide(
+        tmp_path,
+        "n",
+        size=(2048, 1536),
+        seed=2,
+        primary="normal",
+        n_lesions=2,
+        progress=seen.append,
+    )
     assert seen and seen[-1] == 1.0
     assert s.truth.primary == "normal" and all(les.cls == "normal" for les in s.truth.lesions)
     assert isinstance(s.truth, SynthTruth) and not list(tmp_path.glob("*.part"))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"size": (100, 100)}, "too small"),
-    ({"size": ("a", 3)}, "bad slide size"),
-    ({"primary": "cancer"}, "unknown primary"),
-    ({"mpp": 0}, "mpp"),
-    ({"lesion_size": (500, 100)}, "lesion size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"size": (100, 100)}, "too small"),
+        ({"size": ("a", 3)}, "bad slide size"),
+        ({"primary": "cancer"}, "unknown primary"),
+        ({"mpp": 0}, "mpp"),
+        ({"lesion_size": (500, 100)}, "lesion size"),
+    ],
+)
 def test_bad_parameters(tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         generate_slide(tmp_path, "x", **kwargs)
@@ -233,6 +270,6 @@ def test_load_truth_errors(tmp_path):
     with pytest.raises(DatasetError, match="no SynthPath ground truth"):
         load_truth(tmp_path / "missing.tiff")
     bad = tmp_path / "bad.json"
-    bad.write_text("{\"slide_id\": 3}")
+    bad.write_text('{"slide_id": 3}')
     with pytest.raises(DatasetError, match="not a SynthPath truth file"):
         load_truth(bad)

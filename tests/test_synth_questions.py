@@ -12,8 +12,19 @@ from slidescout.errors import ConfigError
 from slidescout.slides.synth import COLUMNS, generate_dataset, load_truth
 from slidescout.slides.synth.questions import DIAGNOSIS_OPTIONS, LOCATION_OPTIONS
 
-MULTIPATHQA_COLUMNS = ["benchmark_name", "benchmark_id", "image_path", "answer", "options", "image_exists",
-                       "patch_exists", "is_valid", "metric_type", "file_id", "prompt"]
+MULTIPATHQA_COLUMNS = [
+    "benchmark_name",
+    "benchmark_id",
+    "image_path",
+    "answer",
+    "options",
+    "image_exists",
+    "patch_exists",
+    "is_valid",
+    "metric_type",
+    "file_id",
+    "prompt",
+]
 SMALL = (2048, 1536)
 
 
@@ -34,7 +45,11 @@ def test_csv_has_multipathqa_columns_and_valid_rows(dataset):
     assert csv_path == out / "questions.csv"
     header, rows = _rows(csv_path)
     assert header == MULTIPATHQA_COLUMNS == COLUMNS
-    assert {r["benchmark_name"] for r in rows} <= {"synth_diagnosis", "synth_location", "synth_count"}
+    assert {r["benchmark_name"] for r in rows} <= {
+        "synth_diagnosis",
+        "synth_location",
+        "synth_count",
+    }
     ids = [(r["benchmark_name"], r["benchmark_id"]) for r in rows]
     assert len(ids) == len(set(ids))
     for r in rows:
@@ -103,8 +118,9 @@ def test_cli_synth(tmp_path):
     from slidescout.cli.synth_cmd import synth  # noqa: F401  (registers the command)
 
     out = tmp_path / "cli"
-    result = CliRunner().invoke(app, ["synth", str(out), "--n", "1", "--size", "2048x1536", "--seed", "4",
-                                      "--lesions", "2"])
+    result = CliRunner().invoke(
+        app, ["synth", str(out), "--n", "1", "--size", "2048x1536", "--seed", "4", "--lesions", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert "questions.csv" in result.output and str(out) in result.output.replace("\n", "")
     assert (out / "synth-000.tiff").is_file() and (out / "synth-000.geojson").is_file()

@@ -19,8 +19,14 @@ def test_no_nucleus_is_cut_by_its_window(name):
     for _ in range(150):
         a = float(np.exp(rng.uniform(*np.log(style.radius)))) * ppu
         b = a / rng.uniform(*style.aspect)
-        terms = [(k, amp * style.irregular * rng.normal(), rng.uniform(0, 2 * np.pi))
-                 for k, amp in ((2, 1.0), (3, 0.7), (4, 0.4))] if style.irregular > 0 else []
+        terms = (
+            [
+                (k, amp * style.irregular * rng.normal(), rng.uniform(0, 2 * np.pi))
+                for k, amp in ((2, 1.0), (3, 0.7), (4, 0.4))
+            ]
+            if style.irregular > 0
+            else []
+        )
         cy, cx = rng.uniform(-5, 105, 2)
         ys, xs, r = T._nucleus_window(cy, cx, a, b, rng.uniform(0, np.pi), terms)
         cov = np.clip((1.0 - r) * b * 0.9 + 0.5, 0.0, 1.0)
@@ -45,7 +51,11 @@ def test_no_straight_seams_at_tile_borders(cls):
     for tile in tiles:
         for lines in _jump_lines(np.asarray(tile, np.float32)):
             # a cut along the border would make it the sharpest line of the tile
-            assert lines[-1] <= max(2, int(np.percentile(lines[:-1], 99.5))), (cls, lines[-1], lines.max())
+            assert lines[-1] <= max(2, int(np.percentile(lines[:-1], 99.5))), (
+                cls,
+                lines[-1],
+                lines.max(),
+            )
 
 
 def _boundary_ratio(h: np.ndarray, block: int, thr: int = 60) -> float:
@@ -53,7 +63,9 @@ def _boundary_ratio(h: np.ndarray, block: int, thr: int = 60) -> float:
     cols = (np.abs(np.diff(h.astype(int), axis=1)) > thr).sum(0)  # jump between x and x+1
     rows = (np.abs(np.diff(h.astype(int), axis=0)) > thr).sum(1)
     on = np.concatenate([cols[block - 1 :: block], rows[block - 1 :: block]])
-    off = np.concatenate([np.delete(cols, np.s_[block - 1 :: block]), np.delete(rows, np.s_[block - 1 :: block])])
+    off = np.concatenate(
+        [np.delete(cols, np.s_[block - 1 :: block]), np.delete(rows, np.s_[block - 1 :: block])]
+    )
     return float(on.mean() / max(off.mean(), 1e-9))
 
 

@@ -73,8 +73,10 @@ def test_schema_from_hints_and_docstring():
     t = sample_tool
     assert isinstance(t, Tool)
     assert t.name == "sample_tool" and t.source == "builtin"
-    assert t.description == ("Do something with a region.\n\nA second paragraph that is part of the "
-                             "description and spans two lines.")
+    assert t.description == (
+        "Do something with a region.\n\nA second paragraph that is part of the "
+        "description and spans two lines."
+    )
     s = t.parameters
     assert s["type"] == "object" and s["additionalProperties"] is False
     props = s["properties"]
@@ -85,7 +87,9 @@ def test_schema_from_hints_and_docstring():
     assert props["label"]["description"] == "A label for the thing, continued on a second line."
     assert props["fraction"]["minimum"] == 0 and props["fraction"]["maximum"] == 1
     assert props["fraction"]["default"] == 0.5 and props["fraction"]["type"] == "number"
-    assert props["direction"]["enum"] == ["left", "right"] and props["direction"]["default"] == "left"
+    assert (
+        props["direction"]["enum"] == ["left", "right"] and props["direction"]["default"] == "left"
+    )
     assert {"type": "null"} in props["limit"]["anyOf"]
     assert props["flag"] == {"type": "boolean", "default": False}
     assert "title" not in s and all("title" not in p for p in props.values())
@@ -213,15 +217,18 @@ async def test_invoke_validates_and_injects_context():
     assert res.text == "7|a|0.5|left|None|['t']|False|ToolContext"
 
 
-@pytest.mark.parametrize("args, fragments", [
-    ({"label": "a"}, ["missing required argument 'x'"]),
-    ({"x": "seven", "label": "a"}, ["'x'", "valid integer", '"seven"']),
-    ({"x": 1.5, "label": "a"}, ["'x'", "fractional part"]),
-    ({"x": 1, "label": "a", "fraction": 2}, ["'fraction'", "less than or equal to 1"]),
-    ({"x": 1, "label": "a", "direction": "up"}, ["'direction'", "'left' or 'right'"]),
-    ({"x": 1, "label": "a", "bogus": 1}, ["unexpected argument 'bogus'"]),
-    ([1, 2], ["must be a JSON object"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        ({"label": "a"}, ["missing required argument 'x'"]),
+        ({"x": "seven", "label": "a"}, ["'x'", "valid integer", '"seven"']),
+        ({"x": 1.5, "label": "a"}, ["'x'", "fractional part"]),
+        ({"x": 1, "label": "a", "fraction": 2}, ["'fraction'", "less than or equal to 1"]),
+        ({"x": 1, "label": "a", "direction": "up"}, ["'direction'", "'left' or 'right'"]),
+        ({"x": 1, "label": "a", "bogus": 1}, ["unexpected argument 'bogus'"]),
+        ([1, 2], ["must be a JSON object"]),
+    ],
+)
 async def test_validation_errors_are_tool_errors(args, fragments):
     with pytest.raises(ToolError) as info:
         await sample_tool.invoke(args, ToolContext())
@@ -334,7 +341,11 @@ async def test_class_tool_schema_and_lazy_setup_once_under_concurrency():
     t = Tool.from_class(Counter)
     assert t.name == "counter"
     assert t.description == "Count things with a model that is slow to load."
-    assert t.parameters["properties"]["n"] == {"type": "integer", "minimum": 0, "description": "How many."}
+    assert t.parameters["properties"]["n"] == {
+        "type": "integer",
+        "minimum": 0,
+        "description": "How many.",
+    }
     inst = t.origin
     assert inst.setups == 0 and not inst.is_set_up  # nothing loaded at definition time
     ctx = ToolContext(device="cuda:1")

@@ -40,11 +40,21 @@ class EP:
 
 @pytest.fixture
 def plugins(monkeypatch):
-    eps = [EP("greet", "demo_plugin:greet", greet),
-           EP("bad", "bad_plugin:x", error=ModuleNotFoundError("No module named 'cv3'"), dist="bad-plugin")]
+    eps = [
+        EP("greet", "demo_plugin:greet", greet),
+        EP(
+            "bad",
+            "bad_plugin:x",
+            error=ModuleNotFoundError("No module named 'cv3'"),
+            dist="bad-plugin",
+        ),
+    ]
     real = importlib.metadata.entry_points
-    monkeypatch.setattr(importlib.metadata, "entry_points",
-                        lambda **kw: eps if kw.get("group") == "slidescout.tools" else real(**kw))
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda **kw: eps if kw.get("group") == "slidescout.tools" else real(**kw),
+    )
     default_registry.cache_clear()
     yield
     default_registry.cache_clear()
@@ -91,8 +101,19 @@ def test_tools_show(plugins, monkeypatch):
 
 
 def test_tools_show_unknown_is_one_line_error():
-    proc = subprocess.run([sys.executable, "-c", "from slidescout.cli import main; main()",
-                           "tools", "show", "slide_zom"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from slidescout.cli import main; main()",
+            "tools",
+            "show",
+            "slide_zom",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "unknown tool 'slide_zom'" in proc.stderr and "did you mean slide_zoom" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -33,9 +33,16 @@ class FakeSlide:
             raise SlideError(f"box {req} is outside the slide")
         ow, oh = max(1, round(shown.w / ds)), max(1, round(shown.h / ds))
         img = np.full((oh, ow, 3), 200, np.uint8)
-        return View(image=img, box=shown, level=0 if ds < 2 else 1, downsample=ds,
-                    mpp=self.mpp * ds if self.mpp else None, requested=req, clamped=shown != req,
-                    guides=guides)
+        return View(
+            image=img,
+            box=shown,
+            level=0 if ds < 2 else 1,
+            downsample=ds,
+            mpp=self.mpp * ds if self.mpp else None,
+            requested=req,
+            clamped=shown != req,
+            guides=guides,
+        )
 
     def read(self, box, max_side=1000, guides=False) -> View:
         self.calls.append(("read", Box.of(box), max_side, guides))
@@ -65,8 +72,9 @@ def ctx() -> ToolContext:
 
 async def test_slide_zoom_reports_region_like_giant(nav, ctx):
     res = await nav.invoke("slide_zoom", {"x0": 1000, "y0": 500, "w": 2000, "h": 1000}, ctx)
-    assert res.text.startswith("Here is the region with top-left corner at (1000,500) and size "
-                               "2000×1000 pixels.")
+    assert res.text.startswith(
+        "Here is the region with top-left corner at (1000,500) and size 2000×1000 pixels."
+    )
     assert "Full slide resolution is 4000 × 3000 pixels" in res.text
     assert "0.500 µm/px (≈20x)" in res.text and "clamped" not in res.text
     [img] = res.images
@@ -93,7 +101,9 @@ async def test_slide_zoom_clamps_and_rejects(nav, ctx):
 
 
 async def test_view_region_at_mpp_and_magnification(nav, ctx):
-    res = await nav.invoke("view_region", {"x": 100, "y": 100, "w": 1000, "h": 800, "mpp": 0.5}, ctx)
+    res = await nav.invoke(
+        "view_region", {"x": 100, "y": 100, "w": 1000, "h": 800, "mpp": 0.5}, ctx
+    )
     assert ctx.slide.calls[-1][0] == "read_mpp" and ctx.slide.calls[-1][2] == 0.5
     assert res.images[0].image.shape == (400, 500, 3)
     assert "0.500 µm/px (≈20x)" in res.text
@@ -101,7 +111,9 @@ async def test_view_region_at_mpp_and_magnification(nav, ctx):
     await nav.invoke("view_region", {"x": 0, "y": 0, "w": 900, "h": 900, "magnification": 10}, ctx)
     assert ctx.slide.calls[-1][2] == pytest.approx(1.0)
     # 40x on a 0.25 slide is the scan resolution: allowed
-    res = await nav.invoke("view_region", {"x": 0, "y": 0, "w": 600, "h": 400, "magnification": 40}, ctx)
+    res = await nav.invoke(
+        "view_region", {"x": 0, "y": 0, "w": 600, "h": 400, "magnification": 40}, ctx
+    )
     assert res.images[0].mpp == pytest.approx(0.25)
     # neither: fitted like slide_zoom
     await nav.invoke("view_region", {"x": 0, "y": 0, "w": 4000, "h": 3000}, ctx)
@@ -109,17 +121,23 @@ async def test_view_region_at_mpp_and_magnification(nav, ctx):
 
 
 async def test_view_region_errors(nav, ctx):
-    with pytest.raises(ToolError, match=r"more than the 1000 px limit; choose a box at most 2000 x 2000"):
+    with pytest.raises(
+        ToolError, match=r"more than the 1000 px limit; choose a box at most 2000 x 2000"
+    ):
         await nav.invoke("view_region", {"x": 0, "y": 0, "w": 3000, "h": 1000, "mpp": 0.5}, ctx)
     with pytest.raises(ToolError, match="finer than the slide's scan resolution"):
         await nav.invoke("view_region", {"x": 0, "y": 0, "w": 100, "h": 100, "mpp": 0.1}, ctx)
     with pytest.raises(ToolError, match="either mpp or magnification"):
-        await nav.invoke("view_region", {"x": 0, "y": 0, "w": 100, "h": 100, "mpp": 1, "magnification": 10}, ctx)
+        await nav.invoke(
+            "view_region", {"x": 0, "y": 0, "w": 100, "h": 100, "mpp": 1, "magnification": 10}, ctx
+        )
     with pytest.raises(ToolError, match="greater than 0"):
         await nav.invoke("view_region", {"x": 0, "y": 0, "w": 100, "h": 100, "mpp": -1}, ctx)
     no_mpp = ToolContext(slide=FakeSlide(mpp=None))
     with pytest.raises(ToolError, match="no resolution metadata"):
-        await nav.invoke("view_region", {"x": 0, "y": 0, "w": 100, "h": 100, "magnification": 20}, no_mpp)
+        await nav.invoke(
+            "view_region", {"x": 0, "y": 0, "w": 100, "h": 100, "magnification": 20}, no_mpp
+        )
 
 
 async def test_pan(nav, ctx):
@@ -131,7 +149,9 @@ async def test_pan(nav, ctx):
     assert res.text.startswith("Panned right by 500 level-0 pixels. Here is the region")
     res = await nav.invoke("pan", {"direction": "up", "fraction": 1.0}, ctx)
     assert res.images[0].box == Box(1500, 200, 1000, 800)
-    res = await nav.invoke("pan", {"direction": "up"}, ctx)  # only 200 px left above: stops at the edge
+    res = await nav.invoke(
+        "pan", {"direction": "up"}, ctx
+    )  # only 200 px left above: stops at the edge
     assert res.images[0].box == Box(1500, 0, 1000, 800)
     with pytest.raises(ToolError, match="already at the up edge"):
         await nav.invoke("pan", {"direction": "up"}, ctx)
@@ -154,7 +174,9 @@ async def test_overview(nav, ctx):
     res = await nav.invoke("overview", {}, ctx)
     assert ctx.slide.calls[-1] == ("thumbnail", 500, True)
     assert res.images[0].box == Box(0, 0, W, H) and res.images[0].image.shape[1] == 500
-    assert res.text.startswith("Overview of the whole slide. Here is the region with top-left corner at (0,0)")
+    assert res.text.startswith(
+        "Overview of the whole slide. Here is the region with top-left corner at (0,0)"
+    )
     assert ctx.last_view["tool"] == "overview"
 
 
@@ -180,7 +202,9 @@ async def test_measure_and_area(nav, ctx):
 
 async def test_no_slide(nav):
     with pytest.raises(ToolError, match="set of images"):
-        await nav.invoke("slide_zoom", {"x0": 0, "y0": 0, "w": 1, "h": 1}, ToolContext(imageset=object()))
+        await nav.invoke(
+            "slide_zoom", {"x0": 0, "y0": 0, "w": 1, "h": 1}, ToolContext(imageset=object())
+        )
     with pytest.raises(ToolError, match="no slide"):
         await nav.invoke("overview", {}, ToolContext())
 
@@ -190,7 +214,9 @@ async def test_no_slide(nav):
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_slide(tmp_path_factory):
-    slide_mod = pytest.importorskip("slidescout.slides.slide", reason="slide engine not present yet")
+    slide_mod = pytest.importorskip(
+        "slidescout.slides.slide", reason="slide engine not present yet"
+    )
     from slidefactory import make_tiff
 
     path = make_tiff(tmp_path_factory.mktemp("nav") / "s.tiff", 3000, 2000, mpp=0.25)

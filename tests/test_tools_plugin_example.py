@@ -39,8 +39,15 @@ class TissueSlide:
         img[:, xs < 1000] = (230, 150, 190)
         ds = max(1, max(shown.w, shown.h) // max_side)
         img = img[::ds, ::ds]
-        return View(image=img, box=shown, level=0, downsample=float(ds), mpp=self.mpp * ds,
-                    requested=req, clamped=shown != req)
+        return View(
+            image=img,
+            box=shown,
+            level=0,
+            downsample=float(ds),
+            mpp=self.mpp * ds,
+            requested=req,
+            clamped=shown != req,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +55,31 @@ def installed(tmp_path_factory):
     """pip install --no-deps --no-build-isolation --target TMP (from a copy: no build/ in the repo)."""
     tmp = tmp_path_factory.mktemp("plugin")
     src = tmp / "src"
-    shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    shutil.copytree(
+        EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
     target = tmp / "site"
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-         "--quiet", "--target", str(target), str(src)],
-        capture_output=True, text=True, env=env, timeout=240)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert time.perf_counter() - t0 < 120
     sys.path.insert(0, str(target))
@@ -69,7 +93,10 @@ def installed(tmp_path_factory):
 async def test_example_plugin_is_discovered_and_works(installed):
     reg = ToolRegistry(builtin_modules=["slidescout.tools.navigation"])
     names = reg.names()
-    assert f"{NS}/tissue_fraction" in names and f"{NS}/color_histogram" in names, (names, reg.errors)
+    assert f"{NS}/tissue_fraction" in names and f"{NS}/color_histogram" in names, (
+        names,
+        reg.errors,
+    )
     assert not [e for e in reg.errors if NS in e.name]
     tf = reg.get(f"{NS}/tissue_fraction")
     assert tf.source == f"{NS} 0.1.0"
@@ -82,7 +109,9 @@ async def test_example_plugin_is_discovered_and_works(installed):
     ts = reg.select(names)
     ctx = ToolContext(slide=TissueSlide(), max_side=1000)
 
-    res = await ts.invoke(tf.wire_name, {"x": 500, "y": 0, "w": 1000, "h": 1000, "show_mask": True}, ctx)
+    res = await ts.invoke(
+        tf.wire_name, {"x": 500, "y": 0, "w": 1000, "h": 1000, "show_mask": True}, ctx
+    )
     assert res.data["tissue_fraction"] == pytest.approx(0.5, abs=0.01)
     assert "Tissue covers 50.0%" in res.text
     assert len(res.images) == 1 and res.images[0].box == Box(500, 0, 1000, 1000)
@@ -94,7 +123,9 @@ async def test_example_plugin_is_discovered_and_works(installed):
     ch = reg.get(f"{NS}/color_histogram")
     inst = ch.origin
     assert inst.setup_calls == 0  # lazy: nothing loaded at discovery
-    res = await ts.invoke("slidescout-plugin-example__color_histogram", {"x": 0, "y": 0, "w": 800, "h": 800}, ctx)
+    res = await ts.invoke(
+        "slidescout-plugin-example__color_histogram", {"x": 0, "y": 0, "w": 800, "h": 800}, ctx
+    )
     assert res.data["eosin_od"] > 0.05 and len(res.data["histogram"]["r"]) == 8
     await ts.invoke(ch.wire_name, {"x": 0, "y": 0, "w": 400, "h": 400, "bins": 4}, ctx)
     assert inst.setup_calls == 1

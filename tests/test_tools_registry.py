@@ -92,8 +92,12 @@ def plugin_eps(monkeypatch):
         FakeEP("hello", "fake_plugin:hello", hello),
         FakeEP("module", "fake_plugin_mod", module, dist="other.plugin", version="0.1"),
         FakeEP("plain", "fake_plugin:plain_function", plain_function),
-        FakeEP("broken", "broken_plugin:thing", error=ImportError("No module named 'torchvision'"),
-               dist="broken-plugin"),
+        FakeEP(
+            "broken",
+            "broken_plugin:thing",
+            error=ImportError("No module named 'torchvision'"),
+            dist="broken-plugin",
+        ),
         FakeEP("notatool", "fake_plugin:CONST", 42),
     ]
     install_eps(monkeypatch, eps)
@@ -105,8 +109,10 @@ def make_registry(**kw):
 
 
 def test_builtins_are_loaded_lazily_and_listed():
-    reg = ToolRegistry(builtin_modules=["slidescout.tools.navigation", "slidescout.tools.nope_missing"],
-                       plugins=False)
+    reg = ToolRegistry(
+        builtin_modules=["slidescout.tools.navigation", "slidescout.tools.nope_missing"],
+        plugins=False,
+    )
     assert not reg._loaded
     names = reg.names()
     assert names[:3] == ["slide_zoom", "view_region", "pan"]
@@ -133,20 +139,27 @@ def test_plugins_are_discovered_namespaced_and_broken_ones_skipped(plugin_eps):
     assert "fake-plugin/plain_function" in names
     assert "other-plugin/shout" in names and "other-plugin/lazy" in names
     t = reg.get("fake-plugin/hello")
-    assert t.source == "fake-plugin 1.2.3" and t.short_name == "hello" and t.namespace == "fake-plugin"
+    assert (
+        t.source == "fake-plugin 1.2.3" and t.short_name == "hello" and t.namespace == "fake-plugin"
+    )
     assert t.spec.name == "fake-plugin__hello"
     assert reg.get("other-plugin/lazy").source == "other-plugin 0.1"
     # the original builtin-style tool object is untouched
     assert hello.name == "hello" and hello.source == "builtin"
     errors = {e.name.split(":")[0]: e for e in reg.errors}
     assert "broken-plugin" in errors
-    assert "ImportError" in errors["broken-plugin"].error and "torchvision" in errors["broken-plugin"].error
+    assert (
+        "ImportError" in errors["broken-plugin"].error
+        and "torchvision" in errors["broken-plugin"].error
+    )
     assert any("is not a tool" in e.error and "notatool" in e.name for e in reg.errors)
     assert all(e.kind == "plugin" for e in reg.errors)
 
 
 def test_plugin_raising_systemexit_does_not_kill_the_registry(monkeypatch):
-    install_eps(monkeypatch, [FakeEP("exit", "x:y", error=SystemExit(3)), FakeEP("hello", "a:b", hello)])
+    install_eps(
+        monkeypatch, [FakeEP("exit", "x:y", error=SystemExit(3)), FakeEP("hello", "a:b", hello)]
+    )
     reg = make_registry()
     assert "fake-plugin/hello" in reg.names()
     assert "SystemExit" in reg.errors[0].error
@@ -156,7 +169,9 @@ def test_real_entry_point_objects_without_dist(monkeypatch):
     mod = types.ModuleType("realish_plugin")
     mod.hello = hello
     monkeypatch.setitem(sys.modules, "realish_plugin", mod)
-    ep = importlib.metadata.EntryPoint(name="hello", value="realish_plugin:hello", group="slidescout.tools")
+    ep = importlib.metadata.EntryPoint(
+        name="hello", value="realish_plugin:hello", group="slidescout.tools"
+    )
     install_eps(monkeypatch, [ep])
     reg = make_registry()
     assert reg.get("realish-plugin/hello").source == "realish-plugin"
@@ -174,8 +189,10 @@ def test_get_accepts_wire_and_short_names_and_suggests(plugin_eps):
 
 
 def test_ambiguous_short_name(monkeypatch):
-    install_eps(monkeypatch, [FakeEP("a", "a:hello", hello, dist="pkg-a"),
-                              FakeEP("b", "b:hello", hello, dist="pkg-b")])
+    install_eps(
+        monkeypatch,
+        [FakeEP("a", "a:hello", hello, dist="pkg-a"), FakeEP("b", "b:hello", hello, dist="pkg-b")],
+    )
     reg = make_registry()
     assert {"pkg-a/hello", "pkg-b/hello"} <= set(reg.names())
     with pytest.raises(ConfigError, match="ambiguous"):
@@ -221,9 +238,11 @@ def test_default_registry_is_cached():
 
 
 def test_importing_the_registry_does_not_import_torch():
-    code = ("import sys, slidescout.tools, slidescout.tools.registry, slidescout.cli; "
-            "assert 'torch' not in sys.modules, 'torch imported'; "
-            "import slidescout.tools.navigation; assert 'torch' not in sys.modules")
+    code = (
+        "import sys, slidescout.tools, slidescout.tools.registry, slidescout.cli; "
+        "assert 'torch' not in sys.modules, 'torch imported'; "
+        "import slidescout.tools.navigation; assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

@@ -15,20 +15,35 @@ import pytest
 from test_viewer_fixtures import ZOOM_2, build_run
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.browser
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    pytest.skip(
+        f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright Python package is not installed"
+)
 
 from slidescout.traces.viewer import start_in_thread, write_report  # noqa: E402
 from slidescout.traces.viewer.assets import find_openseadragon  # noqa: E402
 
 OSD = find_openseadragon()
-needs_osd = pytest.mark.skipif(OSD is None, reason="OpenSeadragon is not installed: run "
-                               "`npm ci --prefix src/slidescout/traces/viewer/web` (or `slidescout view --setup`)")
+needs_osd = pytest.mark.skipif(
+    OSD is None,
+    reason="OpenSeadragon is not installed: run "
+    "`npm ci --prefix src/slidescout/traces/viewer/web` (or `slidescout view --setup`)",
+)
 
 
 def _shot(page, tmp_path: Path, name: str) -> Path:
@@ -131,8 +146,10 @@ def _settle(page):
     page.wait_for_timeout(150)
     prev = None
     for _ in range(60):
-        cur = page.evaluate("() => { const v = window.__slidescout.page().view.viewer.viewport;"
-                            " const c = v.getCenter(true); return [c.x, c.y, v.getZoom(true)]; }")
+        cur = page.evaluate(
+            "() => { const v = window.__slidescout.page().view.viewer.viewport;"
+            " const c = v.getCenter(true); return [c.x, c.y, v.getZoom(true)]; }"
+        )
         if prev is not None and all(abs(a - b) < 1e-6 for a, b in zip(cur, prev, strict=True)):
             return
         prev = cur
@@ -142,9 +159,13 @@ def _settle(page):
 @needs_osd
 def test_sample_deep_zoom_click_step_flies_to_its_box(page, osd_server, tmp_path):
     page.goto(osd_server.url + "#/s/case-1")
-    page.wait_for_function("() => window.__slidescout && window.__slidescout.page()"
-                           " && window.__slidescout.page().view && window.__slidescout.page().view.kind === 'deepzoom'")
-    page.wait_for_function("() => window.__slidescout.page().view.viewer.world.getItemAt(0).getFullyLoaded()")
+    page.wait_for_function(
+        "() => window.__slidescout && window.__slidescout.page()"
+        " && window.__slidescout.page().view && window.__slidescout.page().view.kind === 'deepzoom'"
+    )
+    page.wait_for_function(
+        "() => window.__slidescout.page().view.viewer.world.getItemAt(0).getFullyLoaded()"
+    )
     assert page.locator(".ov-region").count() == 2 and page.locator(".ov-truth").count() == 1
     x0, y0 = _centre(page)
     assert abs(x0 - 3000) < 200 and abs(y0 - 2000) < 200  # whole slide
@@ -185,8 +206,10 @@ def test_sample_deep_zoom_click_step_flies_to_its_box(page, osd_server, tmp_path
 @needs_osd
 def test_image_set_side_by_side(page, osd_server):
     page.goto(osd_server.url + "#/s/set-1")
-    page.wait_for_function("() => window.__slidescout && window.__slidescout.page() && window.__slidescout.page().view"
-                           " && window.__slidescout.page().view.viewer.world.getItemCount() === 2")
+    page.wait_for_function(
+        "() => window.__slidescout && window.__slidescout.page() && window.__slidescout.page().view"
+        " && window.__slidescout.page().view.viewer.world.getItemCount() === 2"
+    )
     bounds = page.evaluate("""() => { const w = window.__slidescout.page().view.viewer.world;
         return [0, 1].map(i => { const b = w.getItemAt(i).getBounds(); return [b.x, b.width]; }); }""")
     assert bounds[0][0] == 0 and bounds[1][0] > 1  # the second image sits to the right of the first
@@ -202,7 +225,9 @@ def test_static_fallback_without_openseadragon(page, static_server, tmp_path):
     page.goto(static_server.url + "#/s/case-1")
     page.wait_for_selector(".slide-view[data-mode='static'] .sv-region")
     assert page.locator(".sv-region").count() == 2 and page.locator(".sv-truth").count() == 1
-    page.wait_for_function("() => document.querySelector('.sv-img').complete && document.querySelector('.sv-img').naturalWidth > 0")
+    page.wait_for_function(
+        "() => document.querySelector('.sv-img').complete && document.querySelector('.sv-img').naturalWidth > 0"
+    )
     page.click("li.step[data-entry='1'] .step-head")
     assert page.locator("g.sv-region.sel").get_attribute("data-n") == "2"
     assert "scale" in page.locator(".sv-inner").get_attribute("style")
@@ -231,7 +256,9 @@ def test_refresh_shows_new_samples_while_running(page, built, tmp_path):
         t = run.read_trace("case-3").model_copy(update={"sample_id": "case-9"})
         run.write_trace(t)
         page.click("#refresh")
-        page.wait_for_function("() => document.querySelectorAll('table.samples tbody tr').length === 5")
+        page.wait_for_function(
+            "() => document.querySelectorAll('table.samples tbody tr').length === 5"
+        )
         assert "case-9" in _rows(page)
         assert "2 running" in page.locator(".stats").inner_text()
     finally:
@@ -247,7 +274,9 @@ def test_report_from_file_url(page, built, tmp_path):
     art = page.locator("#sample-0")
     assert art.locator("g.sv-region").count() == 2
     assert art.locator(".seen img").count() >= 3
-    loaded = page.evaluate("() => [...document.querySelectorAll('#sample-0 img')].every(i => i.complete && i.naturalWidth > 0)")
+    loaded = page.evaluate(
+        "() => [...document.querySelectorAll('#sample-0 img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     assert loaded
     art.locator("li.step[data-entry='1'] .step-head").click()
     assert art.locator("g.sv-region.sel").get_attribute("data-n") == "2"
@@ -274,16 +303,27 @@ def test_demo_run(page, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
-        res = pool.submit(run, slide, question, options, model="expert", preset="vitar", out=tmp_path / "run",
-                          seed=3, max_steps=5).result()
+        res = pool.submit(
+            run,
+            slide,
+            question,
+            options,
+            model="expert",
+            preset="vitar",
+            out=tmp_path / "run",
+            seed=3,
+            max_steps=5,
+        ).result()
     srv = start_in_thread(res.run_dir, openseadragon_dir=OSD)
     try:
         page.goto(srv.url)
         page.wait_for_selector("table.samples tbody tr")
         assert _rows(page) == [res.trace.sample_id]
         page.click("table.samples tbody tr td.c-q")
-        page.wait_for_function("() => window.__slidescout && window.__slidescout.page()"
-                               " && window.__slidescout.page().view && window.__slidescout.page().view.kind === 'deepzoom'")
+        page.wait_for_function(
+            "() => window.__slidescout && window.__slidescout.page()"
+            " && window.__slidescout.page().view && window.__slidescout.page().view.kind === 'deepzoom'"
+        )
         regions = page.evaluate("() => window.__slidescout.page().data.regions.map(r => r.box)")
         assert regions, "the demo run viewed no region"
         page.click("li.step[data-entry='1'] .step-head")
@@ -295,7 +335,6 @@ def test_demo_run(page, tmp_path):
         _shot(page, tmp_path, "viewer-demo")
     finally:
         srv.stop()
-
 
 
 def test_a_thousand_samples_load_fast(page, built, tmp_path):
@@ -311,19 +350,31 @@ def test_a_thousand_samples_load_fast(page, built, tmp_path):
     for i in range(1000):
         sid = f"big-{i:04d}"
         (run_path / "traces" / f"{sid}.json").write_text(json.dumps({**base, "sample_id": sid}))
-        run.append_result({"sample_id": sid, "task": ("tcga", "gtex", "panda")[i % 3], "status": "answered",
-                           "choice": "tumour" if i % 2 else "stroma", "truth": "tumour", "n_steps": 3,
-                           "cost_usd": 0.001 * i})
+        run.append_result(
+            {
+                "sample_id": sid,
+                "task": ("tcga", "gtex", "panda")[i % 3],
+                "status": "answered",
+                "choice": "tumour" if i % 2 else "stroma",
+                "truth": "tumour",
+                "n_steps": 3,
+                "cost_usd": 0.001 * i,
+            }
+        )
     srv = start_in_thread(run_path)
     try:
         t0 = time.monotonic()
         page.goto(srv.url)
-        page.wait_for_function("() => document.querySelectorAll('table.samples tbody tr').length === 1004")
+        page.wait_for_function(
+            "() => document.querySelectorAll('table.samples tbody tr').length === 1004"
+        )
         assert time.monotonic() - t0 < 5
         t0 = time.monotonic()
         page.select_option("#f-task", "gtex")
         page.click("th.c-num >> nth=1 >> button")
-        page.wait_for_function("() => document.querySelectorAll('table.samples tbody tr').length === 333")
+        page.wait_for_function(
+            "() => document.querySelectorAll('table.samples tbody tr').length === 333"
+        )
         assert time.monotonic() - t0 < 2
         assert _rows(page)[0] == "big-0001"
     finally:
@@ -335,9 +386,13 @@ def test_scale_magnification_cursor_focus_and_legend(page, osd_server, tmp_path)
     """What a pathologist expects of a slide viewer: scale bar, magnification, cursor position in
     level-0 px and µm, the keyboard on the timeline from the start, heatmap legends on the page."""
     page.goto(osd_server.url + "#/s/case-1")
-    page.wait_for_function("() => window.__slidescout && window.__slidescout.page() && window.__slidescout.page().view"
-                           " && window.__slidescout.page().view.kind === 'deepzoom'")
-    page.wait_for_function("() => window.__slidescout.page().view.viewer.world.getItemAt(0).getFullyLoaded()")
+    page.wait_for_function(
+        "() => window.__slidescout && window.__slidescout.page() && window.__slidescout.page().view"
+        " && window.__slidescout.page().view.kind === 'deepzoom'"
+    )
+    page.wait_for_function(
+        "() => window.__slidescout.page().view.viewer.world.getItemAt(0).getFullyLoaded()"
+    )
     assert page.evaluate("() => document.activeElement.matches('li.step')")  # ↑/↓ work at once
     page.keyboard.press("ArrowDown")
     page.wait_for_selector("li.step[data-entry='1'][aria-current='step']")
@@ -346,11 +401,17 @@ def test_scale_magnification_cursor_focus_and_legend(page, osd_server, tmp_path)
     um_per_px = 0.25 / zoom
     mag = page.locator(".hud-mag").inner_text()
     assert mag.endswith("µm/px") and "×" in mag
-    assert abs(float(mag.split("×")[0]) - 10 / um_per_px) / (10 / um_per_px) < 0.06, (mag, um_per_px)
+    assert abs(float(mag.split("×")[0]) - 10 / um_per_px) / (10 / um_per_px) < 0.06, (
+        mag,
+        um_per_px,
+    )
     label = page.locator(".scalebar-label").inner_text()
     length_um = float(label.split()[0]) * (1000 if label.endswith("mm") else 1)
     bar_px = page.locator(".scalebar-bar").bounding_box()["width"]
-    assert abs(bar_px * um_per_px - length_um) / length_um < 0.05 and 20 < bar_px <= 160, (label, bar_px)
+    assert abs(bar_px * um_per_px - length_um) / length_um < 0.05 and 20 < bar_px <= 160, (
+        label,
+        bar_px,
+    )
     box = page.locator("#slide-view").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     pos = page.locator(".hud-pos").inner_text()
@@ -375,7 +436,10 @@ def test_long_sample_ids_keep_their_end(page, built, tmp_path):
     run_path = tmp_path / "run"
     shutil.copytree(built["run"], run_path)
     base = json.loads((run_path / "traces" / "case-1.json").read_text())
-    ids = [f"tcga_expert_vqa__TCGA-AB-1234-01Z-00-DX1.0123456789ABCDEF-question-{i:03d}" for i in (7, 8)]
+    ids = [
+        f"tcga_expert_vqa__TCGA-AB-1234-01Z-00-DX1.0123456789ABCDEF-question-{i:03d}"
+        for i in (7, 8)
+    ]
     for sid in ids:
         (run_path / "traces" / f"{sid}.json").write_text(json.dumps({**base, "sample_id": sid}))
     srv = start_in_thread(run_path)
@@ -389,7 +453,9 @@ def test_long_sample_ids_keep_their_end(page, built, tmp_path):
             assert tail.inner_text().endswith(sid[-3:]) and tail.is_visible()
             head, cut = cell.locator(".sid-head").bounding_box(), cell.bounding_box()
             tb = tail.bounding_box()
-            assert tb["x"] + tb["width"] <= cut["x"] + cut["width"] + 1 and head["width"] > 0  # the end is shown whole
+            assert (
+                tb["x"] + tb["width"] <= cut["x"] + cut["width"] + 1 and head["width"] > 0
+            )  # the end is shown whole
     finally:
         srv.stop()
 

@@ -44,7 +44,9 @@ def test_report_is_self_contained(report):
 
 
 def _stored_images(text: str) -> dict[str, bytes]:
-    block = re.search(r'<script type="application/json" id="report-images">(.*?)</script>', text, re.S)
+    block = re.search(
+        r'<script type="application/json" id="report-images">(.*?)</script>', text, re.S
+    )
     assert block is not None
     return {k: base64.b64decode(v.split(",", 1)[1]) for k, v in json.loads(block.group(1)).items()}
 
@@ -70,9 +72,18 @@ def test_report_embeds_the_images_the_model_saw(report, built):
 
 def test_report_content(report):
     text = report.read_text(encoding="utf-8")
-    for s in ("Which tissue is shown?", "Is there necrosis?", "Which frame shows the lesion?",
-              "Still thinking about this one?", "dense cellular area, maybe tumour", "slide_zoom",
-              "a box needs a positive width and height", "Answer: 1 (tumour)", "badge-ok", "badge-bad"):
+    for s in (
+        "Which tissue is shown?",
+        "Is there necrosis?",
+        "Which frame shows the lesion?",
+        "Still thinking about this one?",
+        "dense cellular area, maybe tumour",
+        "slide_zoom",
+        "a box needs a positive width and height",
+        "Answer: 1 (tumour)",
+        "badge-ok",
+        "badge-bad",
+    ):
         assert s in text, s
     assert text.count('class="report-sample"') == 4
     assert text.count('<g class="sv-region" data-n="') == 4  # 2 zooms + 1 running + 1 crop
@@ -120,7 +131,9 @@ def test_cli_view_errors_are_one_line(tmp_path):
     from slidescout.cli import app
 
     res = CliRunner().invoke(app, ["view", str(tmp_path / "missing")])
-    assert isinstance(res.exception, SlidescoutError) and "no such run directory" in str(res.exception)
+    assert isinstance(res.exception, SlidescoutError) and "no such run directory" in str(
+        res.exception
+    )
     res = CliRunner().invoke(app, ["view"])
     assert isinstance(res.exception, SlidescoutError)
 
@@ -152,8 +165,12 @@ def test_cli_view_serves_on_loopback(built, monkeypatch):
     port = _free_port()
     runner = CliRunner()
     result: dict = {}
-    t = threading.Thread(target=lambda: result.update(
-        r=runner.invoke(app, ["view", str(built["run"]), "--port", str(port), "--no-install"])), daemon=True)
+    t = threading.Thread(
+        target=lambda: result.update(
+            r=runner.invoke(app, ["view", str(built["run"]), "--port", str(port), "--no-install"])
+        ),
+        daemon=True,
+    )
     t.start()
     for _ in range(300):
         if started and getattr(started[0], "started", False):
@@ -223,9 +240,13 @@ def test_assets_install_failure_and_success_with_a_fake_npm(tmp_path):
     with pytest.raises(assets.AssetsError, match="network request failed"):
         assets.install(tmp_path / "c1", npm=str(bad))
     good = tmp_path / "npm-good"
-    good.write_text("#!/bin/sh\nmkdir -p node_modules/openseadragon/build/openseadragon/images\n"
-                    "echo '/* osd */' > node_modules/openseadragon/build/openseadragon/openseadragon.min.js\n")
+    good.write_text(
+        "#!/bin/sh\nmkdir -p node_modules/openseadragon/build/openseadragon/images\n"
+        "echo '/* osd */' > node_modules/openseadragon/build/openseadragon/openseadragon.min.js\n"
+    )
     good.chmod(good.stat().st_mode | stat.S_IEXEC)
     found = assets.install(tmp_path / "c2", npm=str(good))
-    assert (found / "openseadragon.min.js").is_file() and str(found).startswith(str(tmp_path / "c2"))
+    assert (found / "openseadragon.min.js").is_file() and str(found).startswith(
+        str(tmp_path / "c2")
+    )
     assert not list(tmp_path.glob(".install-*"))

@@ -42,7 +42,9 @@ def test_each_run_is_served_below_its_name(folder: Path) -> None:
     r = client.get("/runs/group/beta/run", follow_redirects=False)
     assert r.status_code in (302, 307) and r.headers["location"] == "/runs/group/beta/run/"
     page = client.get("/runs/group/beta/run/")
-    assert page.status_code == 200 and 'src="static/app.js"' in page.text  # relative: resolves below the run
+    assert (
+        page.status_code == 200 and 'src="static/app.js"' in page.text
+    )  # relative: resolves below the run
     assert client.get("/runs/group/beta/run/static/app.js").status_code == 200
     run = client.get("/runs/group/beta/run/api/run").json()
     assert run["n_samples"] == 3 and run["runs_home"] == "/"
@@ -53,8 +55,16 @@ def test_each_run_is_served_below_its_name(folder: Path) -> None:
     assert client.get(url).headers["content-type"] == "image/jpeg"
 
 
-@pytest.mark.parametrize("path", ["/runs/nope/api/run", "/runs/../alpha/run/api/run", "/runs/alpha/api/run",
-                                  "/runs/%2e%2e/etc/passwd", "/runs/alpha/run/../../notes"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/runs/nope/api/run",
+        "/runs/../alpha/run/api/run",
+        "/runs/alpha/api/run",
+        "/runs/%2e%2e/etc/passwd",
+        "/runs/alpha/run/../../notes",
+    ],
+)
 def test_only_listed_runs_are_served(folder: Path, path: str) -> None:
     client = TestClient(create_runs_app(folder))
     r = client.get(path)

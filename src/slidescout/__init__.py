@@ -5,7 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Agent", "AgentConfig", "RunResult", "Sample", "Slide", "View", "Box", "run", "arun", "make_agent", "__version__"]
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "RunResult",
+    "Sample",
+    "Slide",
+    "View",
+    "Box",
+    "run",
+    "arun",
+    "make_agent",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from slidescout.agents.config import AgentConfig
@@ -16,9 +28,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from slidescout.slides import Slide
 
 _LAZY = {
-    "Agent": "slidescout.agents.loop", "AgentConfig": "slidescout.agents.config", "RunResult": "slidescout.eval.ask",
-    "run": "slidescout.eval.ask", "arun": "slidescout.eval.ask", "make_agent": "slidescout.agents.loop",
-    "Sample": "slidescout.core.sample", "Slide": "slidescout.slides", "View": "slidescout.core.types",
+    "Agent": "slidescout.agents.loop",
+    "AgentConfig": "slidescout.agents.config",
+    "RunResult": "slidescout.eval.ask",
+    "run": "slidescout.eval.ask",
+    "arun": "slidescout.eval.ask",
+    "make_agent": "slidescout.agents.loop",
+    "Sample": "slidescout.core.sample",
+    "Slide": "slidescout.slides",
+    "View": "slidescout.core.types",
     "Box": "slidescout.core.types",
 }
 

@@ -11,5 +11,13 @@ from slidescout.core.errors import (
     TraceError,
 )
 
-__all__ = ["BudgetExceeded", "ConfigError", "DatasetError", "ModelError", "SlideError", "SlidescoutError",
-           "ToolError", "TraceError"]
+__all__ = [
+    "BudgetExceeded",
+    "ConfigError",
+    "DatasetError",
+    "ModelError",
+    "SlideError",
+    "SlidescoutError",
+    "ToolError",
+    "TraceError",
+]

@@ -26,9 +26,16 @@ class ArraySlide:
         shown = req.intersect(Box(0, 0, *self.dimensions))
         if shown is None:
             raise SlideError(f"box {req} is outside the slide {self.dimensions}")
-        crop = self.image[shown.y:shown.y2, shown.x:shown.x2]
-        return View(image=crop, box=shown, level=0, downsample=1.0, mpp=self.mpp, requested=req,
-                    clamped=shown != req)
+        crop = self.image[shown.y : shown.y2, shown.x : shown.x2]
+        return View(
+            image=crop,
+            box=shown,
+            level=0,
+            downsample=1.0,
+            mpp=self.mpp,
+            requested=req,
+            clamped=shown != req,
+        )
 
 
 @pytest.fixture

@@ -30,8 +30,13 @@ if TYPE_CHECKING:
 __all__ = ["PatchStrategy", "ThumbnailStrategy", "majority_answer", "sample_tissue_boxes"]
 
 
-_MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-          ".webp": "image/webp"}
+_MEDIA = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 
 def official_question(sample: Sample) -> str:
@@ -48,24 +53,40 @@ class ThumbnailStrategy:
         env, p = state.env, agent.preset
         side = p.overview_side or 1024
         official = isinstance(env, ImageSetEnvironment) and p.parser == "medframeqa"
-        parts: list[TextPart | ImagePart] = [TextPart(text=official_question(state.sample) if official
-                                                      else state.sample.question)]
+        parts: list[TextPart | ImagePart] = [
+            TextPart(text=official_question(state.sample) if official else state.sample.question)
+        ]
         if isinstance(env, ImageSetEnvironment):
             for i in range(len(env.imageset)):
                 path = Path(env.imageset.paths[i])
                 media = _MEDIA.get(path.suffix.lower()) if official else None
                 if media is not None:
-                    parts.append(agent.show_file(state, path.read_bytes(), media, env.imageset.get(i + 1).dimensions,
-                                                 source=f"image:{i + 1}", label=f"image {i + 1}"))
+                    parts.append(
+                        agent.show_file(
+                            state,
+                            path.read_bytes(),
+                            media,
+                            env.imageset.get(i + 1).dimensions,
+                            source=f"image:{i + 1}",
+                            label=f"image {i + 1}",
+                        )
+                    )
                 else:
                     parts.append(self._part(agent, state, env.imageset.view(i + 1, side)))
         else:
             parts.append(self._part(agent, state, env.overview(side, guides=False)))
         system = agent.system_prompt(env)
-        state.messages = [SystemMessage(content=system)] if system else []  # GIANT's thumbnail: none
+        state.messages = (
+            [SystemMessage(content=system)] if system else []
+        )  # GIANT's thumbnail: none
         state.messages.append(UserMessage(parts=parts))
-        req = ModelRequest(messages=state.messages, tools=[], tool_choice="none", temperature=agent.temperature,
-                           seed=agent.settings.seed)
+        req = ModelRequest(
+            messages=state.messages,
+            tools=[],
+            tool_choice="none",
+            temperature=agent.temperature,
+            seed=agent.settings.seed,
+        )
         resp = await agent.call_model(state, req, step=0, forced=True, n_images=len(parts) - 1)
         if resp is None:
             return "error"
@@ -77,7 +98,9 @@ class ThumbnailStrategy:
 
     @staticmethod
     def _part(agent: Agent, state: SampleState, view: View) -> ImagePart:
-        part = agent.show(state, view, purpose="thumbnail", label=view.meta.get("label") or "thumbnail")
+        part = agent.show(
+            state, view, purpose="thumbnail", label=view.meta.get("label") or "thumbnail"
+        )
         return ImagePart(image=part.image, data=part.data, detail=agent.preset.overview_detail)
 
 
@@ -85,7 +108,9 @@ class ThumbnailStrategy:
 GIANT_CLAM_PRESET = {"sthresh": 4, "mthresh": 5, "close": 3}
 
 
-def sample_grid_boxes(env: Environment, n: int, size: int, seed: int | None) -> list[tuple[int, int, int, int]]:
+def sample_grid_boxes(
+    env: Environment, n: int, size: int, seed: int | None
+) -> list[tuple[int, int, int, int]]:
     """``n`` random patches (without replacement) of the CLAM-style tissue grid: ``size`` px cells
     at level 0 whose four inner points lie on tissue (``slides.tissue.clam_grid``); [] when the
     grid is empty."""
@@ -98,7 +123,9 @@ def sample_grid_boxes(env: Environment, n: int, size: int, seed: int | None) -> 
     return [(int(grid[i][0]), int(grid[i][1]), size, size) for i in picks]
 
 
-def sample_tissue_boxes(env: Environment, n: int, size: int, seed: int | None) -> list[tuple[int, int, int, int]]:
+def sample_tissue_boxes(
+    env: Environment, n: int, size: int, seed: int | None
+) -> list[tuple[int, int, int, int]]:
     """``n`` random level-0 boxes of ``size`` px whose centre lies on tissue (thumbnail mask)."""
     w, h = env.size
     thumb = env.overview(1024, guides=False)
@@ -120,7 +147,9 @@ def sample_tissue_boxes(env: Environment, n: int, size: int, seed: int | None) -
     return boxes
 
 
-def majority_answer(parsed: list[tuple[ParsedAnswer, int]]) -> tuple[ParsedAnswer, int, Counter[str]] | None:
+def majority_answer(
+    parsed: list[tuple[ParsedAnswer, int]],
+) -> tuple[ParsedAnswer, int, Counter[str]] | None:
     """The majority of the parsed answers (value, case-insensitive); ties go to the answer given first.
 
     Unparsed answers do not vote. Returns the winning answer, the step it was first given and
@@ -145,24 +174,36 @@ class PatchStrategy:
     async def run(self, agent: Agent, state: SampleState) -> Status:
         env = state.env
         if not isinstance(env, SlideEnvironment):
-            state.error("the patch baseline needs a slide; use thumbnail for image sets", fatal=True,
-                        error_type="ConfigError")
+            state.error(
+                "the patch baseline needs a slide; use thumbnail for image sets",
+                fatal=True,
+                error_type="ConfigError",
+            )
             return "error"
         size = agent.preset.patch_size
         n, seed = min(agent.preset.n_patches, agent.max_steps), agent.settings.seed
         boxes = sample_grid_boxes(env, n, size, seed) or sample_tissue_boxes(env, n, size, seed)
         system_text = agent.system_prompt(env)
-        system = [SystemMessage(content=system_text)] if system_text else []  # GIANT's patch baseline: none
+        system = (
+            [SystemMessage(content=system_text)] if system_text else []
+        )  # GIANT's patch baseline: none
         replies: list[tuple[ParsedAnswer, int, str]] = []
         t0 = time.monotonic()
         for step, box in enumerate(boxes):
             limit = agent.limit_reached(state, step)
             if limit is not None:
                 break
-            part = agent.show(state, env.slide.read(box, max_side=size), purpose="patch", label="patch", step=step)
+            part = agent.show(
+                state, env.slide.read(box, max_side=size), purpose="patch", label="patch", step=step
+            )
             part = ImagePart(image=part.image, data=part.data, detail=agent.preset.overview_detail)
-            req = ModelRequest(messages=[*system, UserMessage(parts=[TextPart(text=state.sample.question), part])],
-                               tools=[], tool_choice="none", temperature=agent.temperature, seed=seed)
+            req = ModelRequest(
+                messages=[*system, UserMessage(parts=[TextPart(text=state.sample.question), part])],
+                tools=[],
+                tool_choice="none",
+                temperature=agent.temperature,
+                seed=seed,
+            )
             resp = await agent.call_model(state, req, step=step, forced=False, n_images=1)
             if resp is not None and resp.message.text.strip():
                 text = resp.message.text
@@ -174,8 +215,16 @@ class PatchStrategy:
         answer, first_step, votes = won
         text = next(t for p, s, t in replies if s == first_step)
         summary = f"Majority vote over {sum(votes.values())} parsed patch answers: {dict(votes.most_common())}"
-        winners = [s + 1 for p, s, _ in replies if p.ok and str(p.value).strip().lower() == str(answer.value).strip().lower()]
+        winners = [
+            s + 1
+            for p, s, _ in replies
+            if p.ok and str(p.value).strip().lower() == str(answer.value).strip().lower()
+        ]
         agent.record_answer(state, len(boxes), text, rationale=summary, supporting_steps=winners)
         state.trace.events[-1].duration_s = time.monotonic() - t0
-        state.note(json.dumps({"votes": dict(votes), "unparsed": sum(1 for p, _, _ in replies if not p.ok)}))
+        state.note(
+            json.dumps(
+                {"votes": dict(votes), "unparsed": sum(1 for p, _, _ in replies if not p.ok)}
+            )
+        )
         return "answered"

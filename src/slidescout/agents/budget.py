@@ -26,7 +26,9 @@ class Budget:
     spent_tokens: int = 0
     unknown_cost_calls: int = 0
     estimated_usd: float = 0.0  # part of spent_usd charged at the ceiling price (unknown prices)
-    unknown_price: Price | None = None  # what an unknown-price call is charged (default: ceiling_price())
+    unknown_price: Price | None = (
+        None  # what an unknown-price call is charged (default: ceiling_price())
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def charge(self, usage: Usage) -> None:
@@ -36,7 +38,9 @@ class Budget:
                 self.unknown_cost_calls += 1
                 if self.usd is not None:
                     price = self.unknown_price or ceiling_price()
-                    est = price.cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+                    est = price.cost(
+                        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens
+                    )
                     self.estimated_usd += est
                     self.spent_usd += est
             else:
@@ -54,8 +58,12 @@ class Budget:
 
     def describe(self, kind: str) -> str:
         if kind == "budget_usd":
-            note = (f" (${self.estimated_usd:.4f} of it estimated at the highest known list price for "
-                    f"{self.unknown_cost_calls} calls of unknown price)" if self.estimated_usd else "")
+            note = (
+                f" (${self.estimated_usd:.4f} of it estimated at the highest known list price for "
+                f"{self.unknown_cost_calls} calls of unknown price)"
+                if self.estimated_usd
+                else ""
+            )
             return f"dollar budget spent: ${self.spent_usd:.4f} of ${self.usd:.2f}{note}"
         if kind == "budget_tokens":
             return f"token budget spent: {self.spent_tokens} of {self.tokens}"

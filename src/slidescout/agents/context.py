@@ -16,18 +16,31 @@ from slidescout.core.recorder import Recorder
 from slidescout.core.types import View
 
 
-def store_view(recorder: Recorder, view: View, *, source: str | None, label: str,
-               quality: int = 90) -> ImagePart:
+def store_view(
+    recorder: Recorder, view: View, *, source: str | None, label: str, quality: int = 90
+) -> ImagePart:
     """A rendered view encoded as JPEG (once, for shared views), stored by hash, ready to send."""
     data = encode_jpeg(view.image, quality)
-    ref = ImageRef(sha256=recorder.put_image(data, "image/jpeg"), width=view.width, height=view.height,
-                   box=view.box.as_tuple(), level=view.level, mpp=view.mpp, source=source, label=label)
+    ref = ImageRef(
+        sha256=recorder.put_image(data, "image/jpeg"),
+        width=view.width,
+        height=view.height,
+        box=view.box.as_tuple(),
+        level=view.level,
+        mpp=view.mpp,
+        source=source,
+        label=label,
+    )
     return ImagePart(image=ref, data=data)
 
 
 def image_note(ref: ImageRef, show_mpp: bool = True) -> str:
     """The text that replaces an image pruned from the context."""
-    where = f"region (x={ref.box[0]}, y={ref.box[1]}, w={ref.box[2]}, h={ref.box[3]})" if ref.box else "an image"
+    where = (
+        f"region (x={ref.box[0]}, y={ref.box[1]}, w={ref.box[2]}, h={ref.box[3]})"
+        if ref.box
+        else "an image"
+    )
     mpp = f" at {ref.mpp:.2f} µm/px" if ref.mpp and show_mpp else ""
     label = f" [{ref.label}]" if ref.label else ""
     return f"[image no longer shown to save context: {where}{mpp}{label}]"
@@ -41,7 +54,9 @@ def _count_images(messages: list[Message]) -> list[tuple[int, int, int | None]]:
             pos.extend((mi, pi, None) for pi, p in enumerate(m.parts) if isinstance(p, ImagePart))
         elif isinstance(m, ToolMessage):
             for ri, r in enumerate(m.results):
-                pos.extend((mi, ri, ci) for ci, c in enumerate(r.content) if isinstance(c, ImagePart))
+                pos.extend(
+                    (mi, ri, ci) for ci, c in enumerate(r.content) if isinstance(c, ImagePart)
+                )
     return pos
 
 
@@ -56,8 +71,13 @@ def pruned_count(n: int, keep_last: int, block: int = 0) -> int:
     return step * ((n - keep_last) // step)
 
 
-def prune_images(messages: list[Message], keep_last: int | None, keep_first: int = 1,
-                 block: int = 0, show_mpp: bool = True) -> list[Message]:
+def prune_images(
+    messages: list[Message],
+    keep_last: int | None,
+    keep_first: int = 1,
+    block: int = 0,
+    show_mpp: bool = True,
+) -> list[Message]:
     """A copy of ``messages`` with all but the first ``keep_first`` (the overview) and the last
     ``keep_last`` images replaced by a text note, dropped in blocks (``pruned_count``).
     ``keep_last=None`` keeps every image."""
@@ -67,20 +87,34 @@ def prune_images(messages: list[Message], keep_last: int | None, keep_first: int
     n_drop = pruned_count(len(positions) - keep_first, keep_last, block)
     if not n_drop:
         return list(messages)
-    drop = set(positions[keep_first: keep_first + n_drop])
+    drop = set(positions[keep_first : keep_first + n_drop])
     out: list[Message] = []
     for mi, m in enumerate(messages):
         if isinstance(m, UserMessage) and any((mi, pi, None) in drop for pi in range(len(m.parts))):
-            parts = [TextPart(text=image_note(p.image, show_mpp)) if (mi, pi, None) in drop and isinstance(p, ImagePart) else p
-                     for pi, p in enumerate(m.parts)]
+            parts = [
+                TextPart(text=image_note(p.image, show_mpp))
+                if (mi, pi, None) in drop and isinstance(p, ImagePart)
+                else p
+                for pi, p in enumerate(m.parts)
+            ]
             out.append(UserMessage(parts=parts))
         elif isinstance(m, ToolMessage) and any(d[0] == mi for d in drop):
             results = []
             for ri, r in enumerate(m.results):
-                content = [TextPart(text=image_note(c.image, show_mpp)) if (mi, ri, ci) in drop and isinstance(c, ImagePart) else c
-                           for ci, c in enumerate(r.content)]
-                results.append(ToolResultPart(tool_call_id=r.tool_call_id, name=r.name, content=content,
-                                              is_error=r.is_error))
+                content = [
+                    TextPart(text=image_note(c.image, show_mpp))
+                    if (mi, ri, ci) in drop and isinstance(c, ImagePart)
+                    else c
+                    for ci, c in enumerate(r.content)
+                ]
+                results.append(
+                    ToolResultPart(
+                        tool_call_id=r.tool_call_id,
+                        name=r.name,
+                        content=content,
+                        is_error=r.is_error,
+                    )
+                )
             out.append(ToolMessage(results=results))
         else:
             out.append(m)

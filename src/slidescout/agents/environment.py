@@ -66,13 +66,23 @@ class SlideEnvironment:
 
     def slide_ref(self, ref: SlideRef) -> SlideRef:
         p = self.slide.model_properties()
-        return ref.model_copy(update={"slide_id": self.slide.slide_id, "width": p.get("width"),
-                                      "height": p.get("height"), "mpp": p.get("mpp"),
-                                      "mpp_source": str(p.get("mpp_source") or ""),
-                                      "objective_power": p.get("objective_power")})
+        return ref.model_copy(
+            update={
+                "slide_id": self.slide.slide_id,
+                "width": p.get("width"),
+                "height": p.get("height"),
+                "mpp": p.get("mpp"),
+                "mpp_source": str(p.get("mpp_source") or ""),
+                "objective_power": p.get("objective_power"),
+            }
+        )
 
-    def overview(self, max_side: int, guides: bool, level_rule: str = "fine", guide_style: str = "scout") -> View:
-        return self.slide.thumbnail(max_side, guides=guides, level_rule=level_rule, guide_style=guide_style)
+    def overview(
+        self, max_side: int, guides: bool, level_rule: str = "fine", guide_style: str = "scout"
+    ) -> View:
+        return self.slide.thumbnail(
+            max_side, guides=guides, level_rule=level_rule, guide_style=guide_style
+        )
 
     def overview_caption(self, view: View, show_mpp: bool = True) -> str:
         w, h = self.size
@@ -82,8 +92,11 @@ class SlideEnvironment:
         return f"{text} {view.describe()}."
 
     def tool_context(self, **options: Any) -> ToolContext:
-        return ToolContext(slide=self.slide, slide_id=self.slide.slide_id,
-                           **{k: v for k, v in options.items() if v is not None})
+        return ToolContext(
+            slide=self.slide,
+            slide_id=self.slide.slide_id,
+            **{k: v for k, v in options.items() if v is not None},
+        )
 
     def close(self) -> None:  # handles stay in the shared cache
         return None
@@ -108,22 +121,38 @@ class ImageSetEnvironment:
         return None
 
     def slide_ref(self, ref: SlideRef) -> SlideRef:
-        return ref.model_copy(update={"kind": "imageset", "images": [str(p) for p in self.imageset.paths],
-                                      "slide_id": f"{len(self.imageset)} images"})
+        return ref.model_copy(
+            update={
+                "kind": "imageset",
+                "images": [str(p) for p in self.imageset.paths],
+                "slide_id": f"{len(self.imageset)} images",
+            }
+        )
 
     def overview(self, max_side: int, guides: bool = False) -> View:
         arr = self.imageset.montage(max_side)
-        return View(image=arr, box=Box(0, 0, arr.shape[1], arr.shape[0]), level=0, downsample=1.0, mpp=None,
-                    meta={"label": "all images"})
+        return View(
+            image=arr,
+            box=Box(0, 0, arr.shape[1], arr.shape[0]),
+            level=0,
+            downsample=1.0,
+            mpp=None,
+            meta={"label": "all images"},
+        )
 
     def overview_caption(self, view: View) -> str:
-        sizes = ", ".join(f"image {i + 1}: {s.dimensions[0]} x {s.dimensions[1]} px"
-                          for i, s in enumerate(self.imageset.images))
+        sizes = ", ".join(
+            f"image {i + 1}: {s.dimensions[0]} x {s.dimensions[1]} px"
+            for i, s in enumerate(self.imageset.images)
+        )
         return f"All {len(self.imageset)} images side by side ({sizes})."
 
     def tool_context(self, **options: Any) -> ToolContext:
-        return ToolContext(imageset=self.imageset, slide_id=self.source_id,
-                           **{k: v for k, v in options.items() if v is not None})
+        return ToolContext(
+            imageset=self.imageset,
+            slide_id=self.source_id,
+            **{k: v for k, v in options.items() if v is not None},
+        )
 
     def close(self) -> None:
         return None

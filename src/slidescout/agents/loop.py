@@ -82,6 +82,7 @@ from slidescout.tools.registry import ToolRegistry, ToolSet
 IMAGESET_TOOLS = ("view_image", "crop_image", "compare_images")
 SLIDE_FREE_TOOLS = ("lookup",)  # tools that make sense without a slide
 
+
 class Strategy(Protocol):
     """How a sample is run: the agentic loop, or a baseline. Returns the final status."""
 
@@ -116,8 +117,14 @@ class Agent:
         registry: where tools are looked up (default: built-ins and plugins).
     """
 
-    def __init__(self, model: Model, config: AgentConfig | None = None, *, budget: Budget | None = None,
-                 registry: ToolRegistry | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        config: AgentConfig | None = None,
+        *,
+        budget: Budget | None = None,
+        registry: ToolRegistry | None = None,
+    ) -> None:
         self.model = model
         self.settings = config or AgentConfig()
         preset = get_preset(self.settings.preset)
@@ -126,7 +133,9 @@ class Agent:
             preset = replace(preset, prompt_file=self.settings.system_prompt)
         self.preset: Preset = preset
         cfg = self.settings
-        apply_model_defaults(model, preset.model_defaults)  # GIANT's reasoning settings, where unset
+        apply_model_defaults(
+            model, preset.model_defaults
+        )  # GIANT's reasoning settings, where unset
         self.provider = model.name.split(":", 1)[0] if ":" in model.name else model.name
         self.max_steps = cfg.max_steps or preset.max_steps
         self.max_side = cfg.max_side or preset.max_side_for(self.provider)
@@ -135,11 +144,15 @@ class Agent:
         self.guides = preset.guides if cfg.guides is None else cfg.guides
         self.jpeg_quality = cfg.jpeg_quality or preset.jpeg_quality
         self.temperature = preset.temperature if cfg.temperature is None else cfg.temperature
-        self.one_call = self.provider in preset.one_call_providers  # GIANT's Claude: first call only
+        self.one_call = (
+            self.provider in preset.one_call_providers
+        )  # GIANT's Claude: first call only
         self.budget = budget or Budget()
         self.tool_names = list(preset.tools)
         if cfg.tools:
-            self.tool_names = (registry or tool_registry.default_registry()).resolve_toolset(self.tool_names, cfg.tools)
+            self.tool_names = (registry or tool_registry.default_registry()).resolve_toolset(
+                self.tool_names, cfg.tools
+            )
         self._registry = registry
         self._tools_by_env: dict[str, ToolSet] = {}
         self.strategy: Strategy = _strategy_for(preset)
@@ -148,11 +161,21 @@ class Agent:
     def config(self) -> dict[str, object]:
         """The settings in force (the preset's defaults resolved), as the manifest records them."""
         return {
-            **self.settings.to_dict(), "model": self.model.name, "api": getattr(self.model, "api", ""),
-            "tools": self.tool_names, "max_steps": self.max_steps, "max_side": self.max_side,
-            "keep_images": "all" if self.keep_images is None else self.keep_images, "guides": self.guides,
-            "jpeg_quality": self.jpeg_quality, "temperature": self.temperature,
-            "budget": {"usd": self.budget.usd, "tokens": self.budget.tokens, "seconds": self.budget.seconds},
+            **self.settings.to_dict(),
+            "model": self.model.name,
+            "api": getattr(self.model, "api", ""),
+            "tools": self.tool_names,
+            "max_steps": self.max_steps,
+            "max_side": self.max_side,
+            "keep_images": "all" if self.keep_images is None else self.keep_images,
+            "guides": self.guides,
+            "jpeg_quality": self.jpeg_quality,
+            "temperature": self.temperature,
+            "budget": {
+                "usd": self.budget.usd,
+                "tokens": self.budget.tokens,
+                "seconds": self.budget.seconds,
+            },
             **protocol_config(self),
         }
 
@@ -181,18 +204,34 @@ class Agent:
             await close()
 
     # -- running -----------------------------------------------------------------
-    async def run(self, sample: Sample, recorder: Recorder, *, run_id: str = "", repeat: int = 0) -> Trace:
+    async def run(
+        self, sample: Sample, recorder: Recorder, *, run_id: str = "", repeat: int = 0
+    ) -> Trace:
         """Run one sample to an answer (or a clear status); its trace goes to ``recorder``."""
-        trace = Trace(sample_id=sample.sample_id, run_id=run_id, task=sample.task, repeat=repeat,
-                      question=sample.question, options=sample.options,
-                      slide=SlideRef(path="" if sample.is_image_set else sample.image_path,
-                                     kind="imageset" if sample.is_image_set else "slide", images=sample.images),
-                      truth=sample.truth, model=self.model.name, preset=self.preset.name,
-                      config=self.config(), prompt_hashes=self.prompt_hashes())
+        trace = Trace(
+            sample_id=sample.sample_id,
+            run_id=run_id,
+            task=sample.task,
+            repeat=repeat,
+            question=sample.question,
+            options=sample.options,
+            slide=SlideRef(
+                path="" if sample.is_image_set else sample.image_path,
+                kind="imageset" if sample.is_image_set else "slide",
+                images=sample.images,
+            ),
+            truth=sample.truth,
+            model=self.model.name,
+            preset=self.preset.name,
+            config=self.config(),
+            prompt_hashes=self.prompt_hashes(),
+        )
         try:
             env = open_environment(sample)
         except SlidescoutError as exc:
-            trace.events.append(ErrorEvent(id="e1", message=str(exc), error_type=type(exc).__name__, fatal=True))
+            trace.events.append(
+                ErrorEvent(id="e1", message=str(exc), error_type=type(exc).__name__, fatal=True)
+            )
             return self._finish(trace, recorder, "error")
         trace.slide = env.slide_ref(trace.slide)
         state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace)
@@ -216,24 +255,58 @@ class Agent:
         if isinstance(env, ImageSetEnvironment):
             if self.preset.mode != "agent":
                 return imageset_baseline_prompt(self, env)
-            return prompts.render("imageset_system", n_images=len(env.imageset), max_steps=self.max_steps,
-                                  rethink_instructions=prompts.load("rethink_block") if self.preset.rethink else "")
+            return prompts.render(
+                "imageset_system",
+                n_images=len(env.imageset),
+                max_steps=self.max_steps,
+                rethink_instructions=prompts.load("rethink_block") if self.preset.rethink else "",
+            )
         return slide_system_prompt(self, env)
 
-    def show(self, state: SampleState, view: View, *, purpose: str, label: str | None = None,
-             step: int = 0) -> ImagePart:
+    def show(
+        self,
+        state: SampleState,
+        view: View,
+        *,
+        purpose: str,
+        label: str | None = None,
+        step: int = 0,
+    ) -> ImagePart:
         """Encode and record a view the model is about to see; the part is ready to send."""
-        part = store_view(state.recorder, view, source=view.meta.get("source") or state.env.source_id,
-                          label=label or view.meta.get("label") or purpose, quality=self.jpeg_quality)
-        state.trace.events.append(ImageEvent(id=state.ids("i"), image=part.image, purpose=purpose, step=step))
+        part = store_view(
+            state.recorder,
+            view,
+            source=view.meta.get("source") or state.env.source_id,
+            label=label or view.meta.get("label") or purpose,
+            quality=self.jpeg_quality,
+        )
+        state.trace.events.append(
+            ImageEvent(id=state.ids("i"), image=part.image, purpose=purpose, step=step)
+        )
         return part
 
-    def show_file(self, state: SampleState, data: bytes, media_type: str, size: tuple[int, int], *,
-                  source: str, label: str) -> ImagePart:
+    def show_file(
+        self,
+        state: SampleState,
+        data: bytes,
+        media_type: str,
+        size: tuple[int, int],
+        *,
+        source: str,
+        label: str,
+    ) -> ImagePart:
         """Record an image file's own bytes (MedFrameQA's official protocol sends the originals)."""
-        ref = ImageRef(sha256=state.recorder.put_image(data, media_type), media_type=media_type, width=size[0],
-                       height=size[1], source=source, label=label)
-        state.trace.events.append(ImageEvent(id=state.ids("i"), image=ref, purpose="thumbnail", step=0))
+        ref = ImageRef(
+            sha256=state.recorder.put_image(data, media_type),
+            media_type=media_type,
+            width=size[0],
+            height=size[1],
+            source=source,
+            label=label,
+        )
+        state.trace.events.append(
+            ImageEvent(id=state.ids("i"), image=ref, purpose="thumbnail", step=0)
+        )
         return ImagePart(image=ref, data=data, detail=None)
 
     def limit_reached(self, state: SampleState, step: int) -> Status | None:
@@ -247,51 +320,95 @@ class Agent:
             return "budget_time"
         return None
 
-    async def call_model(self, state: SampleState, req: ModelRequest, *, step: int, forced: bool,
-                         n_images: int) -> ModelResponse | None:
+    async def call_model(
+        self, state: SampleState, req: ModelRequest, *, step: int, forced: bool, n_images: int
+    ) -> ModelResponse | None:
         """One model call, recorded with its usage; None (and a fatal error event) when it failed."""
         t0 = time.monotonic()
         try:
             resp = await self.model.request(req)
         except ModelError as exc:
             retries = exc.retries
-            note = f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})" if retries and "retried:" not in str(exc) else ""
-            state.error(f"{exc}{note}", step=step, error_type="ModelError", fatal=True,
-                        duration_s=time.monotonic() - t0)
+            note = (
+                f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})"
+                if retries and "retried:" not in str(exc)
+                else ""
+            )
+            state.error(
+                f"{exc}{note}",
+                step=step,
+                error_type="ModelError",
+                fatal=True,
+                duration_s=time.monotonic() - t0,
+            )
             return None
         self.budget.charge(resp.usage)
         state.trace.usage = state.trace.usage + resp.usage
-        ev = ModelCallEvent(id=state.ids("m"), step=step, model=resp.model or self.model.name, api=resp.api,
-                            output=resp.message, usage=resp.usage, latency_s=resp.latency_s,
-                            duration_s=time.monotonic() - t0,
-                            request_bytes=resp.request_bytes or request_size(req.messages),
-                            images_in_context=n_images, retries=resp.retries,
-                            tools_offered=[t.name for t in req.tools], forced_final=forced,
-                            stop_reason=resp.stop_reason)
+        ev = ModelCallEvent(
+            id=state.ids("m"),
+            step=step,
+            model=resp.model or self.model.name,
+            api=resp.api,
+            output=resp.message,
+            usage=resp.usage,
+            latency_s=resp.latency_s,
+            duration_s=time.monotonic() - t0,
+            request_bytes=resp.request_bytes or request_size(req.messages),
+            images_in_context=n_images,
+            retries=resp.retries,
+            tools_offered=[t.name for t in req.tools],
+            forced_final=forced,
+            stop_reason=resp.stop_reason,
+        )
         if self.preset.rethink:
             ev.rethink = parse_rethink(resp.message.text)
         state.trace.events.append(ev)
         return resp
 
-    def record_answer(self, state: SampleState, step: int, text: str, *, forced: bool = False,
-                      rationale: str | None = None, supporting_steps: list[int] | None = None) -> None:
+    def record_answer(
+        self,
+        state: SampleState,
+        step: int,
+        text: str,
+        *,
+        forced: bool = False,
+        rationale: str | None = None,
+        supporting_steps: list[int] | None = None,
+    ) -> None:
         """The sample's final answer."""
         trace = state.trace
         trace.answer = text
-        trace.rationale = split_reply(RETHINK_BLOCK.sub("", text))[1] if rationale is None else rationale
+        trace.rationale = (
+            split_reply(RETHINK_BLOCK.sub("", text))[1] if rationale is None else rationale
+        )
         steps = parse_supporting_steps(text) if supporting_steps is None else supporting_steps
-        trace.events.append(AnswerEvent(id=state.ids("a"), step=step, text=text, rationale=trace.rationale,
-                                        supporting_steps=steps, forced=forced))
+        trace.events.append(
+            AnswerEvent(
+                id=state.ids("a"),
+                step=step,
+                text=text,
+                rationale=trace.rationale,
+                supporting_steps=steps,
+                forced=forced,
+            )
+        )
 
     # -- the agentic loop ------------------------------------------------------------
     async def start(self, state: SampleState) -> None:
         """The first message: the question and the overview; tools and their context."""
         env, p = state.env, self.preset
         state.tools = self.toolset(env.kind)
-        state.ctx = env.tool_context(max_side=self.max_side, guides=self.guides, jpeg_quality=self.jpeg_quality,
-                                     run_dir=state.recorder.location, sample_id=state.sample.sample_id,
-                                     device=self.settings.device, show_mpp=p.show_mpp, level_rule=p.level_rule,
-                                     guide_style=p.guide_style)
+        state.ctx = env.tool_context(
+            max_side=self.max_side,
+            guides=self.guides,
+            jpeg_quality=self.jpeg_quality,
+            run_dir=state.recorder.location,
+            sample_id=state.sample.sample_id,
+            device=self.settings.device,
+            show_mpp=p.show_mpp,
+            level_rule=p.level_rule,
+            guide_style=p.guide_style,
+        )
         system = self.system_prompt(env)
         state.messages = [SystemMessage(content=system)] if system else []
         state.messages.append(await opening_message(self, state))
@@ -306,20 +423,36 @@ class Agent:
         last = step == self.max_steps - 1
         forced = last and p.forced_answer  # giant: the tools stay offered on every step
         if forced:
-            state.messages.append(UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())]))
-        context = prune_images(state.messages, self.keep_images, keep_first=state.n_first, block=p.prune_block,
-                               show_mpp=p.show_mpp)
+            state.messages.append(
+                UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())])
+            )
+        context = prune_images(
+            state.messages,
+            self.keep_images,
+            keep_first=state.n_first,
+            block=p.prune_block,
+            show_mpp=p.show_mpp,
+        )
         specs = list(state.tools.specs) if state.tools is not None else []
         # on a forced last step the tools stay declared (providers need them to read the history,
         # and prompt caches stay warm) but tool_choice "none" withdraws them
-        req = ModelRequest(messages=context, tools=specs, tool_choice="none" if forced or not specs else "auto",
-                           temperature=self.temperature, seed=self.settings.seed)
+        req = ModelRequest(
+            messages=context,
+            tools=specs,
+            tool_choice="none" if forced or not specs else "auto",
+            temperature=self.temperature,
+            seed=self.settings.seed,
+        )
         try:
             resp = await asyncio.wait_for(
                 self.call_model(state, req, step=step, forced=forced, n_images=images_in(context)),
-                timeout=self._time_left(state.started))
+                timeout=self._time_left(state.started),
+            )
         except asyncio.TimeoutError:
-            state.note(f"sample time limit of {self.settings.sample_seconds:.0f} s reached during a model call", step)
+            state.note(
+                f"sample time limit of {self.settings.sample_seconds:.0f} s reached during a model call",
+                step,
+            )
             return "budget_time"
         state.trace.messages = state.messages
         if resp is None:
@@ -329,16 +462,23 @@ class Agent:
         if not msg.tool_calls:
             return self._on_reply(state, step, msg, forced)
         if last and not forced:  # a tool call at step T: this attempt overran (giant reruns it)
-            state.note(f"the model called a tool at the last step ({self.max_steps}); the attempt overran", step)
+            state.note(
+                f"the model called a tool at the last step ({self.max_steps}); the attempt overran",
+                step,
+            )
             return "max_steps"
-        if last:  # tools were withdrawn but the model still asked for one: keep any text as the answer
+        if (
+            last
+        ):  # tools were withdrawn but the model still asked for one: keep any text as the answer
             if msg.text.strip():
                 self.record_answer(state, step, msg.text, forced=True)
                 return "answered"
             return "max_steps"
         return await self._on_tool_calls(state, step, msg)
 
-    def _on_reply(self, state: SampleState, step: int, msg: AssistantMessage, forced: bool) -> Status | None:
+    def _on_reply(
+        self, state: SampleState, step: int, msg: AssistantMessage, forced: bool
+    ) -> Status | None:
         if msg.text.strip():
             self.record_answer(state, step, msg.text, forced=forced)
             return "answered"
@@ -346,19 +486,33 @@ class Agent:
         state.error("the model replied with neither a tool call nor text", step=step)
         if state.consecutive_errors >= self.settings.max_errors or forced:
             return "error"
-        state.messages.append(UserMessage(parts=[TextPart(text="Your reply was empty. Call a tool or give your final answer.")]))
+        state.messages.append(
+            UserMessage(
+                parts=[
+                    TextPart(text="Your reply was empty. Call a tool or give your final answer.")
+                ]
+            )
+        )
         return None
 
-    async def _on_tool_calls(self, state: SampleState, step: int, msg: AssistantMessage) -> Status | None:
+    async def _on_tool_calls(
+        self, state: SampleState, step: int, msg: AssistantMessage
+    ) -> Status | None:
         calls = msg.tool_calls
         remaining = self.max_steps - 2 - step
         results, n_failed = await self._run_calls(state, step, remaining)
         state.messages.append(ToolMessage(results=results))
         state.consecutive_errors = state.consecutive_errors + 1 if n_failed == len(calls) else 0
         state.trace.messages = state.messages
-        await asyncio.to_thread(state.recorder.write_trace, state.trace)  # the viewer can follow a running sample
+        await asyncio.to_thread(
+            state.recorder.write_trace, state.trace
+        )  # the viewer can follow a running sample
         if state.consecutive_errors >= self.settings.max_errors:
-            state.error(f"{state.consecutive_errors} consecutive steps failed; stopping", step=step, fatal=True)
+            state.error(
+                f"{state.consecutive_errors} consecutive steps failed; stopping",
+                step=step,
+                fatal=True,
+            )
             return "error"
         return None
 
@@ -371,7 +525,9 @@ class Agent:
             limits.append(self.budget.seconds - (time.monotonic() - self.budget.started))
         return max(0.0, min(limits)) if limits else None
 
-    async def _run_calls(self, state: SampleState, step: int, remaining: int) -> tuple[list[ToolResultPart], int]:
+    async def _run_calls(
+        self, state: SampleState, step: int, remaining: int
+    ) -> tuple[list[ToolResultPart], int]:
         """Run the tool calls of the last assistant message, in order; results and failure count."""
         last = state.messages[-1]
         calls = last.tool_calls if isinstance(last, AssistantMessage) else []
@@ -384,8 +540,10 @@ class Agent:
             ev = ToolEvent(id=state.ids("t"), step=step, call=call)
             content: list[TextPart | ImagePart] = []
             if self.one_call and results:  # GIANT's Claude agent runs the first call of a turn only
-                ev.error = ("only one tool call per turn is allowed; this call was not run. Make one "
-                            "tool call at a time.")
+                ev.error = (
+                    "only one tool call per turn is allowed; this call was not run. Make one "
+                    "tool call at a time."
+                )
             elif call.parse_error:
                 ev.error = f"could not parse the arguments of {call.name}: {call.parse_error}. Send valid JSON arguments."
             elif call.name not in tools:
@@ -407,14 +565,24 @@ class Agent:
                         ev.images.append(part.image)
                         content.append(part)
             ev.duration_s = time.monotonic() - t0
-            note = f"{remaining} tool calls remain." if remaining > 0 else "No tool calls remain: give your final answer next."
+            note = (
+                f"{remaining} tool calls remain."
+                if remaining > 0
+                else "No tool calls remain: give your final answer next."
+            )
             if ev.error:
                 n_failed += 1
                 text = f"Error: {ev.error}\n{note}"
             else:
                 text = f"{ev.text}\n{note}".strip()
-            results.append(ToolResultPart(tool_call_id=call.id, name=call.name,
-                                          content=[TextPart(text=text), *content], is_error=bool(ev.error)))
+            results.append(
+                ToolResultPart(
+                    tool_call_id=call.id,
+                    name=call.name,
+                    content=[TextPart(text=text), *content],
+                    is_error=bool(ev.error),
+                )
+            )
             state.trace.events.append(ev)
         return results, n_failed
 
@@ -442,9 +610,15 @@ def _strategy_for(preset: Preset) -> Strategy:
     return AgentStrategy()
 
 
-def build_agent(config: AgentConfig, budget: Budget | None = None, *, repeat: int = 0,
-                wrap_model: Callable[[Model], Model] | None = None, model: Model | None = None,
-                registry: ToolRegistry | None = None) -> Agent:
+def build_agent(
+    config: AgentConfig,
+    budget: Budget | None = None,
+    *,
+    repeat: int = 0,
+    wrap_model: Callable[[Model], Model] | None = None,
+    model: Model | None = None,
+    registry: ToolRegistry | None = None,
+) -> Agent:
     """An ``Agent`` from a config; with a seed, repeat *r* uses ``seed + r`` so repeats are not copies.
 
     Unknown or broken tools are a configuration error, raised here before any sample runs."""
@@ -460,9 +634,13 @@ def build_agent(config: AgentConfig, budget: Budget | None = None, *, repeat: in
     return agent
 
 
-
-def make_agent(model: str | Model | None = None, *, budget: Budget | None = None,
-               registry: ToolRegistry | None = None, **settings: object) -> Agent:
+def make_agent(
+    model: str | Model | None = None,
+    *,
+    budget: Budget | None = None,
+    registry: ToolRegistry | None = None,
+    **settings: object,
+) -> Agent:
     """An ``Agent`` from a model id (or a ``Model``) and :class:`AgentConfig` fields:
     ``make_agent("expert", preset="vitar", max_steps=8)``; ``settings={"reasoning_effort": ...}``
     may also hold the reasoning settings as one dict."""
@@ -470,6 +648,12 @@ def make_agent(model: str | Model | None = None, *, budget: Budget | None = None
     extra = fields.pop("settings", None)
     if isinstance(extra, dict):
         fields.update({k: v for k, v in extra.items() if v is not None})
-    config = AgentConfig.model_validate({**fields, "model": model if isinstance(model, str) else None})
-    return build_agent(config, budget, model=None if model is None or isinstance(model, str) else model,
-                       registry=registry)
+    config = AgentConfig.model_validate(
+        {**fields, "model": model if isinstance(model, str) else None}
+    )
+    return build_agent(
+        config,
+        budget,
+        model=None if model is None or isinstance(model, str) else model,
+        registry=registry,
+    )

@@ -30,12 +30,16 @@ class Preset:
     name: str
     description: str
     mode: Literal["agent", "thumbnail", "patch"] = "agent"
-    system_prompt: str = "scout_system"  # a prompt name in slidescout/prompts ("" : no system message)
+    system_prompt: str = (
+        "scout_system"  # a prompt name in slidescout/prompts ("" : no system message)
+    )
     prompt_file: str | None = None  # a user's prompt file, used instead of ``system_prompt``
     tools: tuple[str, ...] = ("slide_zoom",)
     max_steps: int = 20
     # long side of every image by provider (GIANT: 1000 for OpenAI, 500 for Claude)
-    max_side_by_provider: dict[str, int] = field(default_factory=lambda: {"anthropic": 500, "default": 1000})
+    max_side_by_provider: dict[str, int] = field(
+        default_factory=lambda: {"anthropic": 500, "default": 1000}
+    )
     overview_side: int | None = None  # None: same as max_side
     guides: bool = True
     guide_style: Literal["scout", "giant"] = "scout"
@@ -45,7 +49,9 @@ class Preset:
     show_mpp: bool = True  # µm/px and magnification in the prompt, the captions and tool results
     rethink: bool = False
     keep_images: int | None = None  # None: every image stays in the context
-    prune_block: int = 0  # older images are dropped in blocks of this + 1 (keeps prompt caches warm)
+    prune_block: int = (
+        0  # older images are dropped in blocks of this + 1 (keeps prompt caches warm)
+    )
     # the last step: True withdraws the tools and asks for the answer; False offers them on every
     # step, and a tool call at step T ends the attempt (status max_steps)
     forced_answer: bool = True
@@ -53,7 +59,9 @@ class Preset:
     one_call_providers: tuple[str, ...] = ()  # providers whose turns run only their first tool call
     answer_tag: str | None = None  # the answer is read from <tag>...</tag> when present
     parser: Literal["default", "medframeqa"] = "default"
-    imageset_start: Literal["montage", "frames"] = "frames"  # image sets: every frame as its own image
+    imageset_start: Literal["montage", "frames"] = (
+        "frames"  # image sets: every frame as its own image
+    )
     temperature: float | None = None
     # model settings by api ("openai-responses", "openai-chat", "anthropic-messages"); flags win
     model_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -69,7 +77,11 @@ class Preset:
 
 # GIANT's request settings, by API (DESIGN.md "What GIANT does")
 GIANT_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "openai-responses": {"reasoning_effort": "high", "reasoning_summary": "detailed", "tool_result_images": "inline"},
+    "openai-responses": {
+        "reasoning_effort": "high",
+        "reasoning_summary": "detailed",
+        "tool_result_images": "inline",
+    },
     "anthropic-messages": {"thinking_budget": 1024, "max_output_tokens": 30000},
 }
 
@@ -105,7 +117,15 @@ PRESETS: dict[str, Preset] = {
         name="vitar",
         description="scout plus think, act, rethink: navigation, expert models and lookup; a stated hypothesis after every observation.",
         system_prompt="vitar_system",
-        tools=("slide_zoom", "view_region", "pan", "measure", "nuclei_morphometry", "tissue_map", "lookup"),
+        tools=(
+            "slide_zoom",
+            "view_region",
+            "pan",
+            "measure",
+            "nuclei_morphometry",
+            "tissue_map",
+            "lookup",
+        ),
         rethink=True,
         answer_tag=None,
     ),

@@ -31,11 +31,14 @@ if TYPE_CHECKING:
 MODEL_SETTINGS = ("reasoning_effort", "reasoning_summary", "thinking_budget", "max_output_tokens")
 _OPENAI_ONLY = ("reasoning_effort", "reasoning_summary")
 _ANTHROPIC_ONLY = ("thinking_budget",)
-ONE_CALL_NOTE = ("Make exactly one tool call per turn: only the first call of a turn is run, and any "
-                 "further calls in that turn are rejected.")
+ONE_CALL_NOTE = (
+    "Make exactly one tool call per turn: only the first call of a turn is run, and any "
+    "further calls in that turn are rejected."
+)
 
 
 # ---- model settings -----------------------------------------------------------------------------
+
 
 def check_model_settings(model_id: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The settings that were set, or a one-line ``ConfigError`` when the provider cannot take one."""
@@ -44,15 +47,21 @@ def check_model_settings(model_id: str, settings: dict[str, Any]) -> dict[str, A
     if provider == "anthropic":
         bad = [k for k in _OPENAI_ONLY if k in given]
         if bad:
-            raise ConfigError(f"--{bad[0].replace('_', '-')} applies to OpenAI reasoning models; for Claude "
-                              "use --thinking-budget")
+            raise ConfigError(
+                f"--{bad[0].replace('_', '-')} applies to OpenAI reasoning models; for Claude "
+                "use --thinking-budget"
+            )
     elif provider == "openai":
         if "thinking_budget" in given:
-            raise ConfigError("--thinking-budget applies to Claude (anthropic:) models; for OpenAI reasoning "
-                              "models use --reasoning-effort")
+            raise ConfigError(
+                "--thinking-budget applies to Claude (anthropic:) models; for OpenAI reasoning "
+                "models use --reasoning-effort"
+            )
     elif given and provider in ("expert", "replay"):
-        raise ConfigError(f"{', '.join('--' + k.replace('_', '-') for k in given)} apply to OpenAI and Claude "
-                          f"models, not to {provider}")
+        raise ConfigError(
+            f"{', '.join('--' + k.replace('_', '-') for k in given)} apply to OpenAI and Claude "
+            f"models, not to {provider}"
+        )
     return given
 
 
@@ -88,7 +97,9 @@ def model_settings(model: Model) -> dict[str, Any]:
     out = {
         "reasoning_effort": getattr(model, "reasoning_effort", None),
         "reasoning_summary": getattr(model, "reasoning_summary", None),
-        "thinking_budget": (thinking or {}).get("budget_tokens") if isinstance(thinking, dict) else None,
+        "thinking_budget": (thinking or {}).get("budget_tokens")
+        if isinstance(thinking, dict)
+        else None,
         "max_output_tokens": getattr(model, "max_output_tokens", None),
         "tool_result_images": getattr(model, "tool_result_images", None),
     }
@@ -97,13 +108,16 @@ def model_settings(model: Model) -> dict[str, Any]:
 
 # ---- prompts ------------------------------------------------------------------------------------
 
+
 def read_prompt_file(path: str | Path) -> str:
     """A user's system prompt file (e.g. GIANT's exact text), or a one-line ``ConfigError``."""
     p = Path(path).expanduser()
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--system-prompt {path}: cannot read it ({type(exc).__name__}); give a UTF-8 text file") from None
+        raise ConfigError(
+            f"--system-prompt {path}: cannot read it ({type(exc).__name__}); give a UTF-8 text file"
+        ) from None
     if not text.strip():
         raise ConfigError(f"--system-prompt {path}: the file is empty")
     return text
@@ -133,10 +147,17 @@ def slide_system_prompt(agent: Agent, env: Environment) -> str:
     if mpp:
         mag = 10.0 / mpp
         mpp_note = f", at {mpp:.3f} µm per pixel (about {mag:.0f}x objective magnification)"
-    return render_template(text, width=w, height=h, max_side=agent.max_side, max_steps=agent.max_steps,
-                           max_tool_steps=max(0, agent.max_steps - 1), mpp_note=mpp_note,
-                           patch_size=agent.preset.patch_size,
-                           one_call_note=ONE_CALL_NOTE if agent.one_call else "")
+    return render_template(
+        text,
+        width=w,
+        height=h,
+        max_side=agent.max_side,
+        max_steps=agent.max_steps,
+        max_tool_steps=max(0, agent.max_steps - 1),
+        mpp_note=mpp_note,
+        patch_size=agent.preset.patch_size,
+        one_call_note=ONE_CALL_NOTE if agent.one_call else "",
+    )
 
 
 def imageset_baseline_prompt(agent: Agent, env: ImageSetEnvironment) -> str:
@@ -159,17 +180,29 @@ def protocol_config(agent: Agent) -> dict[str, Any]:
     """The protocol part of a run's config (manifest and trace)."""
     p = agent.preset
     name, text = prompt_template(p)
-    return {"protocol": {
-        "forced_answer": p.forced_answer, "reruns": p.reruns, "one_tool_call_per_turn": agent.one_call,
-        "show_mpp": p.show_mpp, "level_rule": p.level_rule, "guide_style": p.guide_style,
-        "jpeg_quality": agent.jpeg_quality, "overview_detail": p.overview_detail, "parser": p.parser,
-        "answer_tag": p.answer_tag, "system_prompt": name or None,
-        "system_prompt_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest() if text else None,
-        "model_settings": model_settings(agent.model),
-    }}
+    return {
+        "protocol": {
+            "forced_answer": p.forced_answer,
+            "reruns": p.reruns,
+            "one_tool_call_per_turn": agent.one_call,
+            "show_mpp": p.show_mpp,
+            "level_rule": p.level_rule,
+            "guide_style": p.guide_style,
+            "jpeg_quality": agent.jpeg_quality,
+            "overview_detail": p.overview_detail,
+            "parser": p.parser,
+            "answer_tag": p.answer_tag,
+            "system_prompt": name or None,
+            "system_prompt_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()
+            if text
+            else None,
+            "model_settings": model_settings(agent.model),
+        }
+    }
 
 
 # ---- the opening message --------------------------------------------------------------------------
+
 
 async def opening_message(agent: Agent, state: SampleState) -> UserMessage:
     """The question and what the model sees first: the slide's overview, or for an image set every
@@ -178,38 +211,54 @@ async def opening_message(agent: Agent, state: SampleState) -> UserMessage:
     parts: list[TextPart | ImagePart] = [TextPart(text=state.sample.question)]
     if isinstance(env, ImageSetEnvironment) and p.imageset_start == "frames":
         n = len(env.imageset)
-        parts.append(TextPart(text=f"The {n} images, each shown whole (up to {agent.max_side} px on its long side):"))
+        parts.append(
+            TextPart(
+                text=f"The {n} images, each shown whole (up to {agent.max_side} px on its long side):"
+            )
+        )
         for i in range(n):
             view = await asyncio.to_thread(env.imageset.view, i + 1, agent.max_side)
             view.meta.setdefault("source", f"image:{i + 1}")
-            part = await asyncio.to_thread(agent.show, state, view, purpose="overview", label=f"image {i + 1}")
+            part = await asyncio.to_thread(
+                agent.show, state, view, purpose="overview", label=f"image {i + 1}"
+            )
             w, h = env.imageset.get(i + 1).dimensions
             parts += [TextPart(text=f"Image {i + 1} ({w} x {h} px):"), part]
         return UserMessage(parts=parts)
     side = p.overview_side or agent.max_side
     if isinstance(env, SlideEnvironment):
-        overview = await asyncio.to_thread(env.overview, side, agent.guides, p.level_rule, p.guide_style)
+        overview = await asyncio.to_thread(
+            env.overview, side, agent.guides, p.level_rule, p.guide_style
+        )
         caption = env.overview_caption(overview, p.show_mpp)
     else:
         overview = await asyncio.to_thread(env.overview, side, agent.guides)
         caption = env.overview_caption(overview)
-    part = await asyncio.to_thread(agent.show, state, overview, purpose="overview", label="overview")
+    part = await asyncio.to_thread(
+        agent.show, state, overview, purpose="overview", label="overview"
+    )
     part = ImagePart(image=part.image, data=part.data, detail=p.overview_detail)
     return UserMessage(parts=[*parts, TextPart(text=caption), part])
 
 
 # ---- reruns -------------------------------------------------------------------------------------
 
+
 def _spent(after: Usage, before: Usage) -> Usage:
-    return Usage(input_tokens=after.input_tokens - before.input_tokens,
-                 output_tokens=after.output_tokens - before.output_tokens,
-                 reasoning_tokens=after.reasoning_tokens - before.reasoning_tokens,
-                 cached_input_tokens=after.cached_input_tokens - before.cached_input_tokens,
-                 cost_usd=None if after.cost_usd is None or before.cost_usd is None
-                 else after.cost_usd - before.cost_usd)
+    return Usage(
+        input_tokens=after.input_tokens - before.input_tokens,
+        output_tokens=after.output_tokens - before.output_tokens,
+        reasoning_tokens=after.reasoning_tokens - before.reasoning_tokens,
+        cached_input_tokens=after.cached_input_tokens - before.cached_input_tokens,
+        cost_usd=None
+        if after.cost_usd is None or before.cost_usd is None
+        else after.cost_usd - before.cost_usd,
+    )
 
 
-async def run_with_reruns(agent: Agent, state: SampleState, attempt_fn: Callable[[], Awaitable[Status]]) -> Status:
+async def run_with_reruns(
+    agent: Agent, state: SampleState, attempt_fn: Callable[[], Awaitable[Status]]
+) -> Status:
     """Run one trajectory; when it overruns T (status ``max_steps``: a tool call on the last step)
     run it again from the start, up to ``preset.reruns`` more times, as GIANT's benchmark runner
     does. Each discarded attempt is kept in the trace as a note and in ``config["reruns"]``
@@ -230,13 +279,29 @@ async def run_with_reruns(agent: Agent, state: SampleState, attempt_fn: Callable
             return status
         spent = _spent(trace.usage, before)
         boxes = [list(i.box) for i in trace.images() if i.box]
-        summary = {"rerun_of_attempt": attempt + 1, "status": status, "model_calls": trace.n_steps,
-                   "input_tokens": spent.input_tokens, "output_tokens": spent.output_tokens,
-                   "cost_usd": spent.cost_usd, "views": boxes}
+        summary = {
+            "rerun_of_attempt": attempt + 1,
+            "status": status,
+            "model_calls": trace.n_steps,
+            "input_tokens": spent.input_tokens,
+            "output_tokens": spent.output_tokens,
+            "cost_usd": spent.cost_usd,
+            "views": boxes,
+        }
         attempts.append(summary)
-        notes.append(NoteEvent(id=state.ids("n"), message=json.dumps(
-            {"rerun": attempt + 1, "of": reruns, "reason": "the model still called a tool at the last step",
-             **summary})))
+        notes.append(
+            NoteEvent(
+                id=state.ids("n"),
+                message=json.dumps(
+                    {
+                        "rerun": attempt + 1,
+                        "of": reruns,
+                        "reason": "the model still called a tool at the last step",
+                        **summary,
+                    }
+                ),
+            )
+        )
         trace.events = []
         trace.answer = None
         state.messages = []

@@ -29,9 +29,12 @@ def parse_rethink(text: str) -> Rethink | None:
             except (TypeError, ValueError):
                 conf = None
             diff = data.get("differential") or []
-            return Rethink(hypothesis=str(data.get("hypothesis", "")),
-                           differential=[str(d) for d in diff] if isinstance(diff, list) else [str(diff)],
-                           confidence=conf, needed_evidence=str(data.get("needed_evidence", "")))
+            return Rethink(
+                hypothesis=str(data.get("hypothesis", "")),
+                differential=[str(d) for d in diff] if isinstance(diff, list) else [str(diff)],
+                confidence=conf,
+                needed_evidence=str(data.get("needed_evidence", "")),
+            )
     return None
 
 
@@ -42,8 +45,10 @@ def parse_supporting_steps(text: str) -> list[int]:
 
 _STATUS_TEXT = {
     "max_steps": "the step budget ran out before the model answered (raise --max-steps)",
-    "budget_usd": "the dollar budget was spent", "budget_tokens": "the token budget was spent",
-    "budget_time": "the time limit was reached", "cancelled": "the run was interrupted",
+    "budget_usd": "the dollar budget was spent",
+    "budget_tokens": "the token budget was spent",
+    "budget_time": "the time limit was reached",
+    "cancelled": "the run was interrupted",
     "error": "the run failed",
 }
 
@@ -57,11 +62,19 @@ def failure_reason(trace: Trace) -> str | None:
     chosen = next((e for e in errors if e.fatal), errors[0] if errors else None)
     text = chosen.message if chosen is not None else None
     if text is None and (trace.status.startswith("budget") or trace.status == "cancelled"):
-        text = next((ev.message for ev in reversed(trace.events)
-                     if isinstance(ev, NoteEvent) and not ev.message.startswith("Traceback")), None)
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not ln.startswith("Traceback")]
+        text = next(
+            (
+                ev.message
+                for ev in reversed(trace.events)
+                if isinstance(ev, NoteEvent) and not ev.message.startswith("Traceback")
+            ),
+            None,
+        )
+    lines = [
+        ln.strip()
+        for ln in (text or "").splitlines()
+        if ln.strip() and not ln.startswith("Traceback")
+    ]
     if lines and lines[0] != trace.status:
         return lines[0][:500]
     return _STATUS_TEXT.get(trace.status, trace.status)
-
-

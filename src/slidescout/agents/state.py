@@ -46,9 +46,22 @@ class SampleState:
     def note(self, message: str, step: int | None = None) -> None:
         self.trace.events.append(NoteEvent(id=self.ids("n"), step=step, message=message))
 
-    def error(self, message: str, *, step: int | None = None, fatal: bool = False, error_type: str = "",
-              duration_s: float = 0.0) -> None:
-        self.trace.events.append(ErrorEvent(id=self.ids("e"), step=step, message=message, fatal=fatal,
-                                            error_type=error_type, duration_s=duration_s))
-
-
+    def error(
+        self,
+        message: str,
+        *,
+        step: int | None = None,
+        fatal: bool = False,
+        error_type: str = "",
+        duration_s: float = 0.0,
+    ) -> None:
+        self.trace.events.append(
+            ErrorEvent(
+                id=self.ids("e"),
+                step=step,
+                message=message,
+                fatal=fatal,
+                error_type=error_type,
+                duration_s=duration_s,
+            )
+        )

@@ -39,7 +39,9 @@ def main() -> None:
     try:
         rc = app(standalone_mode=False)
     except SlidescoutError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("terminated" if terminated() else "interrupted")
@@ -53,7 +55,9 @@ def main() -> None:
             pass
         sys.exit(141)
     except OSError as exc:  # a path that cannot be written, a full disk: one line, no traceback
-        err_console.print(f"[bold red]error:[/] {escape(os_error_text(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(os_error_text(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
     except Exception as exc:  # usage errors (typer may vendor its own click: match by shape)
         names = {c.__name__ for c in type(exc).__mro__}

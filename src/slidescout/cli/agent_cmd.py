@@ -28,9 +28,18 @@ from slidescout.traces.show import render_trace, resolve_trace_paths
 def _print_result(res: RunResult, as_json: bool, truth: str | None = None) -> None:
     rec = res.record
     if as_json:
-        out = {"choice": res.choice, "answer": res.answer, "rationale": res.rationale, "status": res.status,
-               "error": res.error, "steps": rec.get("n_steps"), "cost_usd": rec.get("cost_usd"),
-               "trace": str(res.trace_path), "run_dir": str(res.run_dir), "record": rec}
+        out = {
+            "choice": res.choice,
+            "answer": res.answer,
+            "rationale": res.rationale,
+            "status": res.status,
+            "error": res.error,
+            "steps": rec.get("n_steps"),
+            "cost_usd": rec.get("cost_usd"),
+            "trace": str(res.trace_path),
+            "run_dir": str(res.run_dir),
+            "record": rec,
+        }
         if truth is not None:
             out["truth"] = truth
         sys.stdout.write(json.dumps(out, default=str) + "\n")
@@ -44,8 +53,11 @@ def _print_result(res: RunResult, as_json: bool, truth: str | None = None) -> No
         body.append("Ground truth: ", style="bold").append(f"{truth}\n")
     cost = rec.get("cost_usd")
     tokens = int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
-    body.append(f"status {res.status} · {rec.get('n_steps') or 0} steps · {tokens} tokens · "
-                f"cost {'unknown' if cost is None else f'${cost:.4f}'}\n", style="dim")
+    body.append(
+        f"status {res.status} · {rec.get('n_steps') or 0} steps · {tokens} tokens · "
+        f"cost {'unknown' if cost is None else f'${cost:.4f}'}\n",
+        style="dim",
+    )
     body.append(f"trace: {res.trace_path}", style="dim")
     # the panel wraps long replies at word boundaries and folds long paths (nothing is cut)
     console.print(Panel(body, title="slidescout", expand=False), highlight=False, soft_wrap=False)
@@ -54,20 +66,33 @@ def _print_result(res: RunResult, as_json: bool, truth: str | None = None) -> No
 def _fail_unless_answered(res: RunResult) -> None:
     if not res.ok:
         reason = (res.error or "").splitlines()[0] if res.error else ""
-        err_console.print(f"error: no answer ({res.status}){': ' + reason if reason and reason != res.status else ''}",
-                          highlight=False, markup=False)
+        err_console.print(
+            f"error: no answer ({res.status}){': ' + reason if reason and reason != res.status else ''}",
+            highlight=False,
+            markup=False,
+        )
         raise typer.Exit(1)
 
 
 @app.command()
 @agent_options()
 def ask(
-    slide: Path = typer.Argument(..., help="A whole-slide image (SVS, NDPI, MRXS, TIFF...) or a PNG/JPEG."),
+    slide: Path = typer.Argument(
+        ..., help="A whole-slide image (SVS, NDPI, MRXS, TIFF...) or a PNG/JPEG."
+    ),
     question: str = typer.Argument(..., help="The question to answer."),
-    option: list[str] | None = typer.Option(None, "--option", help="An answer option (repeat for each)."),
-    budget_usd: float | None = typer.Option(None, "--budget-usd", min=0.0, help="Stop when this many dollars are spent."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Run directory (default under runs/)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the answer and the run directory as one JSON object."),
+    option: list[str] | None = typer.Option(
+        None, "--option", help="An answer option (repeat for each)."
+    ),
+    budget_usd: float | None = typer.Option(
+        None, "--budget-usd", min=0.0, help="Stop when this many dollars are spent."
+    ),
+    out: Path | None = typer.Option(
+        None, "-o", "--out", help="Run directory (default under runs/)."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the answer and the run directory as one JSON object."
+    ),
     agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Ask a question about a slide; prints the answer, a rationale and where the trace went."""
@@ -77,8 +102,18 @@ def ask(
     warn_price(agent, budget_usd)
     if out is not None:
         ensure_dir(out, "run directory")
-    with RunLock(out) if out is not None else contextlib.nullcontext():  # one writer per run directory
-        res = run(slide, question, option or [], config=agent, out=out, budget_usd=budget_usd, sample=sample)
+    with (
+        RunLock(out) if out is not None else contextlib.nullcontext()
+    ):  # one writer per run directory
+        res = run(
+            slide,
+            question,
+            option or [],
+            config=agent,
+            out=out,
+            budget_usd=budget_usd,
+            sample=sample,
+        )
     _print_result(res, as_json)
     _fail_unless_answered(res)
 
@@ -86,11 +121,21 @@ def ask(
 @app.command()
 @agent_options(model="expert", preset="vitar", seed=7)
 def demo(
-    out: Path | None = typer.Option(None, "-o", "--out",
-                                    help="Run directory, as for ask (the synthetic slide goes in its slides/ folder). "
-                                         "Default: runs/<time>-demo."),
-    slide_seed: int | None = typer.Option(None, "--slide-seed", help="Seed of the generated slide and question (default: --seed)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the answer, the truth and the run directory as one JSON object."),
+    out: Path | None = typer.Option(
+        None,
+        "-o",
+        "--out",
+        help="Run directory, as for ask (the synthetic slide goes in its slides/ folder). "
+        "Default: runs/<time>-demo.",
+    ),
+    slide_seed: int | None = typer.Option(
+        None, "--slide-seed", help="Seed of the generated slide and question (default: --seed)."
+    ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the answer, the truth and the run directory as one JSON object.",
+    ),
     agent: AgentConfig = AgentConfig(),
 ) -> None:
     """Offline demo: generate a synthetic slide and question, run the expert planner, show answer and truth."""
@@ -99,23 +144,34 @@ def demo(
     agent.resolve_model()
     # -o X is the run directory, as for ask; without it the slide is cached in runs/demo/slides
     run_dir = ensure_dir(out, "run directory") if out is not None else default_run_dir("demo")
-    slides_dir = ensure_dir(run_dir / "slides", "slides folder") if out is not None else Path("runs/demo/slides")
+    slides_dir = (
+        ensure_dir(run_dir / "slides", "slides folder")
+        if out is not None
+        else Path("runs/demo/slides")
+    )
     with console.status("generating a synthetic slide..."):
-        slide_path, question, options, truth = demo_sample(slides_dir, seed=(agent.seed or 0) if slide_seed is None
-                                                           else slide_seed)
+        slide_path, question, options, truth = demo_sample(
+            slides_dir, seed=(agent.seed or 0) if slide_seed is None else slide_seed
+        )
     if not as_json:
-        console.print(f"slide: {slide_path} ({time.monotonic() - t0:.1f} s)", highlight=False, markup=False)
+        console.print(
+            f"slide: {slide_path} ({time.monotonic() - t0:.1f} s)", highlight=False, markup=False
+        )
         console.print(f"question: {question}", highlight=False, markup=False)
     sample = question_sample(slide_path, question, options, answer=truth)
-    regions = [{"id": f"lesion{i + 1}", "label": les.cls, "box": list(les.box)}
-               for i, les in enumerate(load_truth(slide_path).lesions)]
+    regions = [
+        {"id": f"lesion{i + 1}", "label": les.cls, "box": list(les.box)}
+        for i, les in enumerate(load_truth(slide_path).lesions)
+    ]
     sample = sample.model_copy(update={"regions": regions})
     with console.status(f"running {agent.model_id} ({agent.preset})..."):
         res = run(slide_path, question, options, config=agent, out=run_dir, sample=sample)
     _print_result(res, as_json, truth=truth)
     if not as_json:
         verdict = "[green]correct[/]" if res.choice == truth else "[red]wrong[/]"
-        console.print(f"{verdict} · {time.monotonic() - t0:.1f} s · view it: slidescout view {escape(str(res.run_dir))}")
+        console.print(
+            f"{verdict} · {time.monotonic() - t0:.1f} s · view it: slidescout view {escape(str(res.run_dir))}"
+        )
     _fail_unless_answered(res)
 
 

@@ -16,8 +16,12 @@ app = typer.Typer(
 )
 trace_app = typer.Typer(help="Inspect traces.", no_args_is_help=True)
 tools_app = typer.Typer(help="List and inspect tools (built-in and plugins).", no_args_is_help=True)
-experts_app = typer.Typer(help="Register and list expert models (checkpoints with a model card).", no_args_is_help=True)
-kb_app = typer.Typer(help="Manage the knowledge base used by the lookup tool.", no_args_is_help=True)
+experts_app = typer.Typer(
+    help="Register and list expert models (checkpoints with a model card).", no_args_is_help=True
+)
+kb_app = typer.Typer(
+    help="Manage the knowledge base used by the lookup tool.", no_args_is_help=True
+)
 
 
 def _print_version(value: bool) -> None:
@@ -27,8 +31,15 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
     """An agent that reads gigapixel pathology slides the way a pathologist does."""
 
 

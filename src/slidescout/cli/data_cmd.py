@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
 # The eval layer is imported inside the commands: importing it costs about a second, which every
 # other command would pay.
-data_app = typer.Typer(help="Get benchmark slides: fetch (resumable, verified), status, GDC manifest.",
-                       no_args_is_help=True)
+data_app = typer.Typer(
+    help="Get benchmark slides: fetch (resumable, verified), status, GDC manifest.",
+    no_args_is_help=True,
+)
 app.add_typer(data_app, name="data")
 
 DATASETS = ("multipathqa",)
@@ -44,7 +46,9 @@ _TASKS_HELP = "Only these tasks, comma-separated (tcga, gtex, panda, tcga_slideb
 
 def _dataset(name: str) -> None:
     if name.lower() not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; the one with downloadable slides is: {', '.join(DATASETS)}")
+        raise ConfigError(
+            f"unknown dataset {name!r}; the one with downloadable slides is: {', '.join(DATASETS)}"
+        )
 
 
 def _csv(path: Path | None) -> Path:
@@ -53,8 +57,11 @@ def _csv(path: Path | None) -> Path:
 
 def _print_summary(summary: FetchSummary, root: Path) -> None:
     fetched, present, failed = summary.of("fetched"), summary.of("present"), summary.of("failed")
-    console.print(f"{len(fetched)} fetched, {len(present)} already present, {len(failed)} failed; "
-                  f"{human_bytes(summary.bytes_fetched)} fetched into {root}", highlight=False)
+    console.print(
+        f"{len(fetched)} fetched, {len(present)} already present, {len(failed)} failed; "
+        f"{human_bytes(summary.bytes_fetched)} fetched into {root}",
+        highlight=False,
+    )
     by_reason: dict[str, list[str]] = defaultdict(list)
     for o in failed:
         by_reason[o.reason].append(o.item.name)
@@ -67,14 +74,33 @@ def _print_summary(summary: FetchSummary, root: Path) -> None:
 def fetch_cmd(
     dataset: str = typer.Argument(..., help="multipathqa"),
     to: Path = typer.Option(..., "--to", help="Folder for the slides (one subfolder per source)."),
-    csv_path: Path | None = typer.Option(None, "--csv", help="Question file (default: the MultiPathQA.csv shipped with slidescout)."),
+    csv_path: Path | None = typer.Option(
+        None, "--csv", help="Question file (default: the MultiPathQA.csv shipped with slidescout)."
+    ),
     tasks: str | None = typer.Option(None, "--tasks", help=_TASKS_HELP),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N slides (after --tasks)."),
-    concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=64, help="Slides downloaded at once."),
-    gdc_url: str | None = typer.Option(None, "--gdc-url", help=f"GDC API base URL (files and data endpoints; default {_GDC})."),
-    gtex_url: str | None = typer.Option(None, "--gtex-url", help=f"GTEx image download base URL, the sample id is appended (default {_GTEX})."),
-    retries: int = typer.Option(8, "--retries", min=1, max=100, help="Attempts per request (connection errors, 429, 5xx)."),
-    retry_wait: float = typer.Option(1.0, "--retry-wait", min=0.0, help="First wait before a retry, seconds (doubles each time; a server's Retry-After wins)."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Only the first N slides (after --tasks)."
+    ),
+    concurrency: int = typer.Option(
+        4, "--concurrency", "-c", min=1, max=64, help="Slides downloaded at once."
+    ),
+    gdc_url: str | None = typer.Option(
+        None, "--gdc-url", help=f"GDC API base URL (files and data endpoints; default {_GDC})."
+    ),
+    gtex_url: str | None = typer.Option(
+        None,
+        "--gtex-url",
+        help=f"GTEx image download base URL, the sample id is appended (default {_GTEX}).",
+    ),
+    retries: int = typer.Option(
+        8, "--retries", min=1, max=100, help="Attempts per request (connection errors, 429, 5xx)."
+    ),
+    retry_wait: float = typer.Option(
+        1.0,
+        "--retry-wait",
+        min=0.0,
+        help="First wait before a retry, seconds (doubles each time; a server's Retry-After wins).",
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Download the slides a question file names: resumable, checked (md5/size, opens as a slide)."""
@@ -82,8 +108,15 @@ def fetch_cmd(
     items = plan_slides(_csv(csv_path), tasks, limit)
     if not items:
         raise DatasetError("no slides to fetch for these tasks")
-    cfg = FetchConfig(root=to.expanduser(), gdc_url=gdc_url or GDC_URL, gtex_url=gtex_url or GTEX_URL, concurrency=concurrency,
-                      policy=RetryPolicy(attempts=retries, base=retry_wait), progress=not no_progress, console=console)
+    cfg = FetchConfig(
+        root=to.expanduser(),
+        gdc_url=gdc_url or GDC_URL,
+        gtex_url=gtex_url or GTEX_URL,
+        concurrency=concurrency,
+        policy=RetryPolicy(attempts=retries, base=retry_wait),
+        progress=not no_progress,
+        console=console,
+    )
     _run_fetch(items, cfg)
 
 
@@ -94,8 +127,10 @@ def _run_fetch(items: list[SlideItem], cfg: FetchConfig) -> FetchSummary:
     if failed:
         first = failed[0]
         more = f" (and {len(failed) - 1} more, listed above)" if len(failed) > 1 else ""
-        raise DatasetError(f"{len(failed)} of {len(summary.outcomes)} slides could not be fetched: "
-                           f"{first.item.name}: {first.reason}{more}")
+        raise DatasetError(
+            f"{len(failed)} of {len(summary.outcomes)} slides could not be fetched: "
+            f"{first.item.name}: {first.reason}{more}"
+        )
     return summary
 
 
@@ -103,9 +138,13 @@ def _run_fetch(items: list[SlideItem], cfg: FetchConfig) -> FetchSummary:
 def status_cmd(
     dataset: str = typer.Argument(..., help="multipathqa"),
     to: Path = typer.Option(..., "--to", help="The folder the slides were fetched into."),
-    csv_path: Path | None = typer.Option(None, "--csv", help="Question file (default: the shipped MultiPathQA.csv)."),
+    csv_path: Path | None = typer.Option(
+        None, "--csv", help="Question file (default: the shipped MultiPathQA.csv)."
+    ),
     tasks: str | None = typer.Option(None, "--tasks", help=_TASKS_HELP),
-    verify: bool = typer.Option(False, "--verify", help="Also check md5 (TCGA) or that each slide opens (GTEx, PANDA)."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Also check md5 (TCGA) or that each slide opens (GTEx, PANDA)."
+    ),
 ) -> None:
     """Per task: slides present, missing or damaged, and how many questions can run."""
     _dataset(dataset)
@@ -114,14 +153,23 @@ def status_cmd(
     for col in ("task", "slides", "present", "missing", "damaged", "questions", "can run"):
         table.add_column(col, justify="left" if col == "task" else "right")
     for t in rep.tasks:
-        table.add_row(t.task, str(t.slides), str(t.present), str(t.missing), str(t.damaged), str(t.questions),
-                      str(t.runnable))
+        table.add_row(
+            t.task,
+            str(t.slides),
+            str(t.present),
+            str(t.missing),
+            str(t.damaged),
+            str(t.questions),
+            str(t.runnable),
+        )
     console.print(table)
     known, missing, unknown = rep.bytes()
     unk = f"; size unknown for {unknown} slides (run data fetch to learn it)" if unknown else ""
-    console.print(f"{len(rep.slides)} slides: {rep.count('present')} present, {rep.count('missing')} missing, "
-                  f"{rep.count('damaged')} damaged; {human_bytes(known)} in all, {human_bytes(missing)} still to fetch{unk}",
-                  highlight=False)
+    console.print(
+        f"{len(rep.slides)} slides: {rep.count('present')} present, {rep.count('missing')} missing, "
+        f"{rep.count('damaged')} damaged; {human_bytes(known)} in all, {human_bytes(missing)} still to fetch{unk}",
+        highlight=False,
+    )
     for s in rep.slides:
         if s.state == "damaged":
             console.print(f"[red]damaged[/] {s.path}: {s.reason}", highlight=False)
@@ -131,28 +179,44 @@ def status_cmd(
 @data_app.command("manifest")
 def manifest_cmd(
     dataset: str = typer.Argument(..., help="multipathqa"),
-    out: Path = typer.Option(..., "-o", "--out", help="The manifest file to write (for gdc-client download -m)."),
-    csv_path: Path | None = typer.Option(None, "--csv", help="Question file (default: the shipped MultiPathQA.csv)."),
+    out: Path = typer.Option(
+        ..., "-o", "--out", help="The manifest file to write (for gdc-client download -m)."
+    ),
+    csv_path: Path | None = typer.Option(
+        None, "--csv", help="Question file (default: the shipped MultiPathQA.csv)."
+    ),
     tasks: str | None = typer.Option(None, "--tasks", help=_TASKS_HELP),
-    to: Path | None = typer.Option(None, "--to", help="A fetch folder whose remembered md5s and sizes to use."),
-    gdc_url: str | None = typer.Option(None, "--gdc-url", help=f"GDC API base URL, asked for md5 and size (default {_GDC})."),
-    offline: bool = typer.Option(False, "--offline", help="Ask nothing: write only the id and filename columns."),
+    to: Path | None = typer.Option(
+        None, "--to", help="A fetch folder whose remembered md5s and sizes to use."
+    ),
+    gdc_url: str | None = typer.Option(
+        None, "--gdc-url", help=f"GDC API base URL, asked for md5 and size (default {_GDC})."
+    ),
+    offline: bool = typer.Option(
+        False, "--offline", help="Ask nothing: write only the id and filename columns."
+    ),
 ) -> None:
     """Write a GDC manifest of the TCGA slides, for users who prefer the gdc-client."""
 
     _dataset(dataset)
     items = [it for it in plan_slides(_csv(csv_path), tasks) if it.source == "tcga"]
     if not items:
-        raise DatasetError("no TCGA slides among these tasks; a GDC manifest lists only TCGA slides")
+        raise DatasetError(
+            "no TCGA slides among these tasks; a GDC manifest lists only TCGA slides"
+        )
     infos = dict(FetchState.load(to.expanduser()).remote) if to is not None else {}
     if not offline:
         todo = [it for it in items if it.key not in infos or not infos[it.key].md5]
         got, errors = asyncio.run(gdc_infos(todo, gdc_url or GDC_URL, RetryPolicy()))
         if errors:
             key, reason = next(iter(errors.items()))
-            raise DatasetError(f"the GDC files endpoint failed for {len(errors)} of {len(todo)} files "
-                               f"({key.split(':', 1)[1]}: {reason}); retry, or use --offline")
+            raise DatasetError(
+                f"the GDC files endpoint failed for {len(errors)} of {len(todo)} files "
+                f"({key.split(':', 1)[1]}: {reason}); retry, or use --offline"
+            )
         infos.update(got)
     n = write_manifest(items, infos, out)
-    console.print(f"wrote {out}: {n} TCGA files; download them with: gdc-client download -m {out} -d DIR",
-                  highlight=False)
+    console.print(
+        f"wrote {out}: {n} TCGA files; download them with: gdc-client download -m {out} -d DIR",
+        highlight=False,
+    )

@@ -42,29 +42,82 @@ from slidescout.slides.synth import generate_dataset
 from slidescout.traces.rundir import RunDir
 from slidescout.traces.viewer.report import write_report
 
-eval_app = typer.Typer(help="Score an agent on a benchmark (MultiPathQA, MedFrameQA, SynthPath).",
-                       no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Score an agent on a benchmark (MultiPathQA, MedFrameQA, SynthPath).", no_args_is_help=True
+)
 app.add_typer(eval_app, name="eval")
 
 # Options every `eval` command takes: (name, annotation, typer.Option)
 _COMMON: list[tuple[str, Any, Any]] = [
-    ("out", Path | None, typer.Option(None, "-o", "--out", help="Run directory (default runs/<time>-<dataset>).")),
-    ("resume", Path | None, typer.Option(None, "--resume", help="Continue this run directory: finished samples are kept and not run again.")),
-    ("tasks", str | None, typer.Option(None, "--tasks", help="Only these tasks, comma-separated (e.g. tcga,gtex).")),
-    ("limit", int | None, typer.Option(None, "--limit", min=1, help="Only the first N samples (after --tasks).")),
-    ("ray_mode", str, typer.Option("actors", "--ray-mode", help="actors (async worker actors, default) or tasks (one Ray task per sample).")),
-    ("ray_workers", int | None, typer.Option(None, "--ray-workers", min=1, help="Ray worker actors (default: one per CPU).")),
-    ("num_gpus", float | None, typer.Option(None, "--num-gpus", min=0.0, help="GPUs per Ray worker (default: the cluster's GPUs shared among workers).")),
-
-    ("plots", Path | None, typer.Option(None, "--plots", help="Also write plots into this folder.")),
+    (
+        "out",
+        Path | None,
+        typer.Option(None, "-o", "--out", help="Run directory (default runs/<time>-<dataset>)."),
+    ),
+    (
+        "resume",
+        Path | None,
+        typer.Option(
+            None,
+            "--resume",
+            help="Continue this run directory: finished samples are kept and not run again.",
+        ),
+    ),
+    (
+        "tasks",
+        str | None,
+        typer.Option(None, "--tasks", help="Only these tasks, comma-separated (e.g. tcga,gtex)."),
+    ),
+    (
+        "limit",
+        int | None,
+        typer.Option(None, "--limit", min=1, help="Only the first N samples (after --tasks)."),
+    ),
+    (
+        "ray_mode",
+        str,
+        typer.Option(
+            "actors",
+            "--ray-mode",
+            help="actors (async worker actors, default) or tasks (one Ray task per sample).",
+        ),
+    ),
+    (
+        "ray_workers",
+        int | None,
+        typer.Option(
+            None, "--ray-workers", min=1, help="Ray worker actors (default: one per CPU)."
+        ),
+    ),
+    (
+        "num_gpus",
+        float | None,
+        typer.Option(
+            None,
+            "--num-gpus",
+            min=0.0,
+            help="GPUs per Ray worker (default: the cluster's GPUs shared among workers).",
+        ),
+    ),
+    (
+        "plots",
+        Path | None,
+        typer.Option(None, "--plots", help="Also write plots into this folder."),
+    ),
     ("no_progress", bool, typer.Option(False, "--no-progress", help="No progress bars.")),
-    ("as_json", bool, typer.Option(False, "--json", help="Print the run summary as JSON instead of tables.")),
+    (
+        "as_json",
+        bool,
+        typer.Option(False, "--json", help="Print the run summary as JSON instead of tables."),
+    ),
 ]
 
 
 def _with_common(fn: Any) -> Any:
     """Add the agent flags and the common eval options; they arrive as ``agent`` and a ``common`` dict."""
-    return agent_options()(eval_options()(with_options(_COMMON, lambda values: values, "common")(fn)))
+    return agent_options()(
+        eval_options()(with_options(_COMMON, lambda values: values, "common")(fn))
+    )
 
 
 def _check_model(agent: AgentConfig) -> None:
@@ -75,7 +128,9 @@ def _run_dir(common: dict[str, Any], dataset: str) -> Path:
     out, resume = common["out"], common["resume"]
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
-            raise ConfigError(f"--resume {resume} and -o {out} name different folders; give one of them")
+            raise ConfigError(
+                f"--resume {resume} and -o {out} name different folders; give one of them"
+            )
         if not Path(resume).exists():
             raise ConfigError(f"--resume {resume}: no such run directory")
         return check_input_dir(resume, "--resume run directory")
@@ -89,16 +144,24 @@ def _select(load: Any, common: dict[str, Any], what: str) -> list[Any]:
     if not samples:
         if load.n_missing:
             where = f" under {load.search_dir}" if load.search_dir else ""
-            raise DatasetError(f"no {what} found{where}: all {load.n_missing} questions' files are missing "
-                               f"(e.g. {', '.join(load.missing_files[:3])}); check the folder")
+            raise DatasetError(
+                f"no {what} found{where}: all {load.n_missing} questions' files are missing "
+                f"(e.g. {', '.join(load.missing_files[:3])}); check the folder"
+            )
         raise DatasetError(f"{load.source}: no questions to run")
     if common["limit"]:
         samples = samples[: common["limit"]]
     return samples
 
 
-def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], dataset: str,
-             agent: AgentConfig, settings: EvalConfig) -> None:
+def _execute(
+    load: DatasetLoad,
+    samples: list[Sample],
+    common: dict[str, Any],
+    dataset: str,
+    agent: AgentConfig,
+    settings: EvalConfig,
+) -> None:
     _check_model(agent)
     warn_price(agent, settings.budget_usd)
     warn_unused_tools(agent)
@@ -113,52 +176,99 @@ def _execute(load: DatasetLoad, samples: list[Sample], common: dict[str, Any], d
         console.print(load.summary(), highlight=False)
         if common["limit"]:
             console.print(f"running the first {len(samples)} samples (--limit)", highlight=False)
-    ray_options = {"mode": common["ray_mode"], "workers": common["ray_workers"], "num_gpus": common["num_gpus"]}
-    info = {"name": load.dataset, "source": load.source, "n_loaded": len(load.samples), "n_run": len(samples),
-            "n_missing": load.n_missing, "n_invalid": load.n_invalid, "tasks": common["tasks"], "limit": common["limit"]}
+    ray_options = {
+        "mode": common["ray_mode"],
+        "workers": common["ray_workers"],
+        "num_gpus": common["num_gpus"],
+    }
+    info = {
+        "name": load.dataset,
+        "source": load.source,
+        "n_loaded": len(load.samples),
+        "n_run": len(samples),
+        "n_missing": load.n_missing,
+        "n_invalid": load.n_invalid,
+        "tasks": common["tasks"],
+        "limit": common["limit"],
+    }
     try:
-        config = settings.model_copy(update={
-            "resume": common["resume"] is not None, "ray_options": {k: v for k, v in ray_options.items() if v is not None},
-            "progress": not common["no_progress"] and not common["as_json"]})
-        summary = asyncio.run(run_eval(samples, out=run_dir, agent=agent, config=config, dataset=info,
-                                       console=console))
+        config = settings.model_copy(
+            update={
+                "resume": common["resume"] is not None,
+                "ray_options": {k: v for k, v in ray_options.items() if v is not None},
+                "progress": not common["no_progress"] and not common["as_json"],
+            }
+        )
+        summary = asyncio.run(
+            run_eval(
+                samples, out=run_dir, agent=agent, config=config, dataset=info, console=console
+            )
+        )
     except KeyboardInterrupt:
-        err_console.print(f"{'terminated' if terminated() else 'interrupted'}: finished samples are kept in {run_dir}; continue with "
-                          f"`slidescout eval {dataset} ... --resume {run_dir}`", highlight=False)
+        err_console.print(
+            f"{'terminated' if terminated() else 'interrupted'}: finished samples are kept in {run_dir}; continue with "
+            f"`slidescout eval {dataset} ... --resume {run_dir}`",
+            highlight=False,
+        )
         raise typer.Exit(interrupt_code()) from None
     except OSError as exc:  # a full disk, a folder gone: the finished samples are on disk
-        raise SlidescoutError(f"{os_error_text(exc)}; finished samples are kept in {run_dir}; fix that and "
-                              f"continue with --resume {run_dir}") from None
+        raise SlidescoutError(
+            f"{os_error_text(exc)}; finished samples are kept in {run_dir}; fix that and "
+            f"continue with --resume {run_dir}"
+        ) from None
     if common["as_json"]:  # exactly what `slidescout report RUN --json` prints
         try:
             data = report_data(load_run(run_dir))
         except SlidescoutError:  # nothing written (a budget of 0): the same keys, empty
-            data = {"run": str(run_dir), "agent": {}, "n_records": 0, "n_finished": 0, "unfinished": {},
-                    "scores": {}, "grounding": {}, "judge": {},
-                    "summary": summary.model_dump(mode="json", exclude={"scores"})}
+            data = {
+                "run": str(run_dir),
+                "agent": {},
+                "n_records": 0,
+                "n_finished": 0,
+                "unfinished": {},
+                "scores": {},
+                "grounding": {},
+                "judge": {},
+                "summary": summary.model_dump(mode="json", exclude={"scores"}),
+            }
         sys.stdout.write(json.dumps(data, default=str) + "\n")
     else:
         print_report(run_dir, console)
         if summary.stopped and summary.stopped != "endpoint_failed":
-            console.print(f"[yellow]stopped: {summary.stopped}[/]; {summary.n_unfinished} samples not finished. "
-                          f"Continue with --resume {run_dir} (and a larger budget).", highlight=False)
-        console.print(f"run directory: {run_dir} · view it: slidescout view {run_dir}", highlight=False)
+            console.print(
+                f"[yellow]stopped: {summary.stopped}[/]; {summary.n_unfinished} samples not finished. "
+                f"Continue with --resume {run_dir} (and a larger budget).",
+                highlight=False,
+            )
+        console.print(
+            f"run directory: {run_dir} · view it: slidescout view {run_dir}", highlight=False
+        )
     if common["plots"]:
         for p in write_plots(run_dir, common["plots"]):
             if not common["as_json"]:
                 console.print(f"plot: {p}", highlight=False)
     if summary.stopped == "endpoint_failed":
-        err_console.print(f"error: the model endpoint failed every call of the last {settings.stop_after_failures} "
-                          f"samples (last error: {summary.stop_detail}). Check the server and --base-url, then "
-                          f"continue with --resume {run_dir} --retry-errors", highlight=False, markup=False)
+        err_console.print(
+            f"error: the model endpoint failed every call of the last {settings.stop_after_failures} "
+            f"samples (last error: {summary.stop_detail}). Check the server and --base-url, then "
+            f"continue with --resume {run_dir} --retry-errors",
+            highlight=False,
+            markup=False,
+        )
         raise typer.Exit(1)
 
 
 @eval_app.command("multipathqa")
 @_with_common
 def eval_multipathqa(
-    csv_path: Path | None = typer.Option(None, "--csv", help="MultiPathQA.csv (GIANT's question file; default: the copy shipped with slidescout)."),
-    slides: Path = typer.Option(..., "--slides", help="Folder holding the downloaded slides (searched recursively)."),
+    csv_path: Path | None = typer.Option(
+        None,
+        "--csv",
+        help="MultiPathQA.csv (GIANT's question file; default: the copy shipped with slidescout).",
+    ),
+    slides: Path = typer.Option(
+        ..., "--slides", help="Folder holding the downloaded slides (searched recursively)."
+    ),
     common: Any = None,
     agent: AgentConfig = AgentConfig(),
     settings: EvalConfig = EvalConfig(),
@@ -169,16 +279,27 @@ def eval_multipathqa(
     check_input_dir(slides, "--slides")
     load = load_multipathqa(csv_path or default_csv(), slides_dir=slides, tasks=common["tasks"])
     if load.n_missing and not common["as_json"]:
-        console.print(f"{can_run_line(len(load.samples), len(load.samples) + load.n_missing, slides)}; "
-                      f"fetch the rest with: slidescout data fetch multipathqa --to {slides}", highlight=False)
+        console.print(
+            f"{can_run_line(len(load.samples), len(load.samples) + load.n_missing, slides)}; "
+            f"fetch the rest with: slidescout data fetch multipathqa --to {slides}",
+            highlight=False,
+        )
     _execute(load, _select(load, common, "slides"), common, "multipathqa", agent, settings)
 
 
 @eval_app.command("medframeqa")
 @_with_common
 def eval_medframeqa(
-    data: Path = typer.Option(..., "--data", help="MedFrameQA parquet file (or folder of shards), or the JSON/JSONL with image paths."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where parquet images are extracted (default $SLIDESCOUT_HOME/cache/images)."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="MedFrameQA parquet file (or folder of shards), or the JSON/JSONL with image paths.",
+    ),
+    cache_dir: Path | None = typer.Option(
+        None,
+        "--cache-dir",
+        help="Where parquet images are extracted (default $SLIDESCOUT_HOME/cache/images).",
+    ),
     common: Any = None,
     agent: AgentConfig = AgentConfig(),
     settings: EvalConfig = EvalConfig(),
@@ -192,16 +313,24 @@ def eval_medframeqa(
     load = load_medframeqa(data, cache_dir=cache_dir)
     if common["tasks"]:
         wanted = {t.strip() for t in common["tasks"].split(",") if t.strip()}
-        load.samples = [s for s in load.samples if s.task in wanted or str(s.meta.get("system", "")) in wanted]
+        load.samples = [
+            s for s in load.samples if s.task in wanted or str(s.meta.get("system", "")) in wanted
+        ]
     _execute(load, _select(load, common, "images"), common, "medframeqa", agent, settings)
 
 
 @eval_app.command("file")
 @_with_common
 def eval_file(
-    path: Path = typer.Argument(..., help="A question file: MultiPathQA or SynthPath CSV, MedFrameQA parquet/JSON."),
-    slides: Path | None = typer.Option(None, "--slides", help="Folder of the slides (MultiPathQA CSVs)."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where parquet images are extracted."),
+    path: Path = typer.Argument(
+        ..., help="A question file: MultiPathQA or SynthPath CSV, MedFrameQA parquet/JSON."
+    ),
+    slides: Path | None = typer.Option(
+        None, "--slides", help="Folder of the slides (MultiPathQA CSVs)."
+    ),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Where parquet images are extracted."
+    ),
     common: Any = None,
     agent: AgentConfig = AgentConfig(),
     settings: EvalConfig = EvalConfig(),
@@ -216,14 +345,27 @@ def eval_file(
         ensure_dir(cache_dir, "--cache-dir")
     load = load_dataset(path, slides_dir=slides, tasks=common["tasks"], cache_dir=cache_dir)
     if load.dataset == "multipathqa" and slides is None:
-        raise ConfigError("a MultiPathQA CSV needs --slides (the folder holding the downloaded slides)")
+        raise ConfigError(
+            "a MultiPathQA CSV needs --slides (the folder holding the downloaded slides)"
+        )
     if load.dataset != "multipathqa" and slides is not None:
-        raise ConfigError(f"--slides applies to MultiPathQA CSVs only; {path} is a {load.dataset} file, whose "
-                          "image paths are in the file itself: drop --slides")
+        raise ConfigError(
+            f"--slides applies to MultiPathQA CSVs only; {path} is a {load.dataset} file, whose "
+            "image paths are in the file itself: drop --slides"
+        )
     if load.dataset != "medframeqa" and cache_dir is not None:
-        raise ConfigError(f"--cache-dir applies to MedFrameQA parquet files only; drop it for {path}")
+        raise ConfigError(
+            f"--cache-dir applies to MedFrameQA parquet files only; drop it for {path}"
+        )
     name = {"synthpath": "synth"}.get(load.dataset, load.dataset)
-    _execute(load, _select(load, common, "images" if name == "medframeqa" else "slides"), common, name, agent, settings)
+    _execute(
+        load,
+        _select(load, common, "images" if name == "medframeqa" else "slides"),
+        common,
+        name,
+        agent,
+        settings,
+    )
 
 
 def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:
@@ -237,9 +379,15 @@ def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:
 @_with_common
 def eval_synth(
     n: int = typer.Option(20, "--n", "-n", min=1, max=10000, help="Number of synthetic slides."),
-    size: str = typer.Option(DEFAULT_SIZE, "--size", help="Level-0 size WIDTHxHEIGHT of each slide (as for synth)."),
+    size: str = typer.Option(
+        DEFAULT_SIZE, "--size", help="Level-0 size WIDTHxHEIGHT of each slide (as for synth)."
+    ),
     data_seed: int = typer.Option(0, "--data-seed", help="Seed of the generated dataset."),
-    data: Path | None = typer.Option(None, "--data", help="Dataset folder: used as is if it holds questions.csv, else generated there (default: a cache under $SLIDESCOUT_HOME)."),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Dataset folder: used as is if it holds questions.csv, else generated there (default: a cache under $SLIDESCOUT_HOME).",
+    ),
     common: Any = None,
     agent: AgentConfig = AgentConfig(),
     settings: EvalConfig = EvalConfig(),
@@ -249,24 +397,39 @@ def eval_synth(
     width, height = parse_size(size)
     if common["out"] is not None or common["resume"] is not None:
         _run_dir(common, "synth")  # a bad -o/--resume fails before slides are generated
-    folder = ensure_dir(data if data is not None else _synth_cache(n, (width, height), data_seed), "--data folder")
+    folder = ensure_dir(
+        data if data is not None else _synth_cache(n, (width, height), data_seed), "--data folder"
+    )
     csv_path = folder / "questions.csv"
     if data is None or not csv_path.exists():
-        out_console = err_console if common["as_json"] else console  # --json keeps stdout for the JSON
-        with slide_progress(out_console, n, f"generating {n} SynthPath slides {width}x{height} in {folder}") as prog:
-            generate_dataset(folder, n, size=(width, height), seed=data_seed, on_slide=prog.on_slide,
-                             on_done=prog.on_done)
+        out_console = (
+            err_console if common["as_json"] else console
+        )  # --json keeps stdout for the JSON
+        with slide_progress(
+            out_console, n, f"generating {n} SynthPath slides {width}x{height} in {folder}"
+        ) as prog:
+            generate_dataset(
+                folder,
+                n,
+                size=(width, height),
+                seed=data_seed,
+                on_slide=prog.on_slide,
+                on_done=prog.on_done,
+            )
     load = load_synth(csv_path, tasks=common["tasks"])
     _execute(load, _select(load, common, "slides"), common, "synth", agent, settings)
 
 
 # ---- report, compare, judge -----------------------------------------------------------------
 
+
 @app.command("report")
 def report_cmd(
     run: Path = typer.Argument(..., help="A run directory."),
     plots: Path | None = typer.Option(None, "--plots", help="Write plots (PNG) into this folder."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Write a self-contained HTML report (a path ending in .html)."),
+    out: Path | None = typer.Option(
+        None, "-o", "--out", help="Write a self-contained HTML report (a path ending in .html)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Print a run's score tables again, and optionally write plots or an HTML report."""
@@ -291,19 +454,26 @@ def report_cmd(
         if not as_json:
             console.print(f"report: {path} ({size:.1f} MB)", highlight=False, soft_wrap=True)
         if size > 50:
-            err_console.print(f"warning: the report is over 50 MB ({size:.1f} MB); `slidescout report-html RUN "
-                              "--limit N` includes fewer samples", highlight=False)
+            err_console.print(
+                f"warning: the report is over 50 MB ({size:.1f} MB); `slidescout report-html RUN "
+                "--limit N` includes fewer samples",
+                highlight=False,
+            )
 
 
 @app.command("compare")
 def compare_cmd(
     runs: list[Path] = typer.Argument(..., help="Two or more run directories."),
-    plots: Path | None = typer.Option(None, "--plots", help="Write comparison plots into this folder."),
+    plots: Path | None = typer.Option(
+        None, "--plots", help="Write comparison plots into this folder."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Put runs side by side: score per task with intervals, and the paired difference from the first."""
     if len(runs) < 2:
-        raise ConfigError("compare needs two or more run directories (use `slidescout report RUN` for one)")
+        raise ConfigError(
+            "compare needs two or more run directories (use `slidescout report RUN` for one)"
+        )
     if plots:
         ensure_dir(plots, "--plots folder")
     if as_json:
@@ -319,17 +489,26 @@ def compare_cmd(
 def judge_cmd(
     run: Path = typer.Argument(..., help="A run directory."),
     model: str = typer.Option(..., "--model", "-m", help="The judge model, provider:model."),
-    base_url: str | None = typer.Option(None, "--base-url", help="An OpenAI- or Anthropic-compatible server."),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="An OpenAI- or Anthropic-compatible server."
+    ),
     api: str = typer.Option("auto", "--api", help="OpenAI API: auto, responses or chat."),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, max=256, help="Answers graded at once."),
+    concurrency: int = typer.Option(
+        8, "--concurrency", "-c", min=1, max=256, help="Answers graded at once."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Grade at most N records."),
 ) -> None:
     """Grade the rationales of a run's answers with an LLM judge (writes RUN/judge.jsonl)."""
     parse_model_id(model)
     RunDir.open(run)
-    written = asyncio.run(judge_run(run, model, base_url=base_url, api=api, concurrency=concurrency, limit=limit))
+    written = asyncio.run(
+        judge_run(run, model, base_url=base_url, api=api, concurrency=concurrency, limit=limit)
+    )
     failed = sum(1 for w in written if w.get("score") is None)
-    console.print(f"graded {len(written) - failed} answers" + (f", {failed} could not be graded" if failed else ""),
-                  highlight=False)
+    console.print(
+        f"graded {len(written) - failed} answers"
+        + (f", {failed} could not be graded" if failed else ""),
+        highlight=False,
+    )
     for task, v in judge_summary(run).items():
         console.print(f"{task}: mean score {v['mean_score']:.2f} (n={v['n']})", highlight=False)

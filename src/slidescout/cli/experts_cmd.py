@@ -37,12 +37,21 @@ DEFAULT_RUN_PATCHES = 10_000
 
 @experts_app.command("add")
 def experts_add(
-    card: Path = typer.Argument(..., help="Model card (.yaml, .toml or .json) next to its weights, or a "
-                                "name from `slidescout experts catalog`."),
+    card: Path = typer.Argument(
+        ...,
+        help="Model card (.yaml, .toml or .json) next to its weights, or a "
+        "name from `slidescout experts catalog`.",
+    ),
     replace: bool = typer.Option(False, "--replace", help="Replace an expert of the same name."),
-    device: str = typer.Option("cpu", "--device", help="Device for the check load (cpu, cuda, auto)."),
-    weights: Path | None = typer.Option(None, "--weights", help="Catalog models: weights file (or model "
-                                        "folder) already on disk, instead of downloading them."),
+    device: str = typer.Option(
+        "cpu", "--device", help="Device for the check load (cpu, cuda, auto)."
+    ),
+    weights: Path | None = typer.Option(
+        None,
+        "--weights",
+        help="Catalog models: weights file (or model "
+        "folder) already on disk, instead of downloading them.",
+    ),
 ) -> None:
     """Validate a model card, load its checkpoint once to check the output shape, and register it."""
 
@@ -50,45 +59,64 @@ def experts_add(
     if entry is not None:
         c = load_card(_catalog_card(entry, weights))
     elif weights is not None:
-        raise ConfigError("--weights is for catalog models (`slidescout experts catalog`); a card file names "
-                          "its weights in field 'path'")
+        raise ConfigError(
+            "--weights is for catalog models (`slidescout experts catalog`); a card file names "
+            "its weights in field 'path'"
+        )
     else:
         c = load_card(card)
     c.check_weights()
     t0 = time.perf_counter()
 
     def step(msg: str) -> None:
-        console.print(f"  [{time.perf_counter() - t0:5.1f} s] {escape(msg)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"  [{time.perf_counter() - t0:5.1f} s] {escape(msg)}", highlight=False, soft_wrap=True
+        )
 
     step(f"card {c.file.name} is valid: {c.card.describe()}")
     dev = resolve_device(device)
     report = check_model(c, dev, progress=step)
     step(f"checked the output on 2 blank patches: {report.output_width} values per patch")
     catalog.add(c, replace=replace, info={"output_width": report.output_width})
-    console.print(f"registered {escape(c.card.describe())}; "
-                  f"{report.output_width} values per patch (loaded in {report.load_s:.2f} s, "
-                  f"{time.perf_counter() - t0:.1f} s in all)",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"registered {escape(c.card.describe())}; "
+        f"{report.output_width} values per patch (loaded in {report.load_s:.2f} s, "
+        f"{time.perf_counter() - t0:.1f} s in all)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _catalog_card(entry: Any, weights: Path | None) -> Path:
     """Write the catalog model's card under $SLIDESCOUT_HOME/cards, its weights fetched (or given)."""
     import yaml
 
-
     if not entry.loadable:
-        raise ConfigError(f"{entry.name}: slidescout cannot load this model ({'; '.join(entry.notes)})")
+        raise ConfigError(
+            f"{entry.name}: slidescout cannot load this model ({'; '.join(entry.notes)})"
+        )
     if weights is not None:
         path = weights.expanduser().resolve()
         if not path.exists():
             raise ConfigError(f"--weights: {path} does not exist")
     else:
         dest = catalog.home() / "weights" / entry.name
-        console.print(f"fetching {escape(entry.hub)} from the Hugging Face hub into {escape(str(dest))} "
-                      f"({escape(entry.gate)}; licence: {escape(entry.license)})", highlight=False, soft_wrap=True)
+        console.print(
+            f"fetching {escape(entry.hub)} from the Hugging Face hub into {escape(str(dest))} "
+            f"({escape(entry.gate)}; licence: {escape(entry.license)})",
+            highlight=False,
+            soft_wrap=True,
+        )
         path = hub.hub_download(entry.hub, dest, what=entry.name, filenames=entry.files)
-    card = {"name": entry.name, "path": str(path), **entry.card, "hub": entry.hub, "description": entry.title,
-            "source": entry.source, "license": entry.license}
+    card = {
+        "name": entry.name,
+        "path": str(path),
+        **entry.card,
+        "hub": entry.hub,
+        "description": entry.title,
+        "source": entry.source,
+        "license": entry.license,
+    }
     out = catalog.home() / "cards" / f"{entry.name}.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -105,15 +133,34 @@ def experts_catalog(
     if as_json:
         console.print_json(json.dumps({"models": rows}))
         return
-    table = Table(title="ready model cards (no weights ship: `experts add NAME` fetches them with your "
-                  "Hugging Face token, or `--weights PATH`)")
-    for col in ("name", "model", "hub repo", "licence", "access", "input", "normalisation", "output"):
+    table = Table(
+        title="ready model cards (no weights ship: `experts add NAME` fetches them with your "
+        "Hugging Face token, or `--weights PATH`)"
+    )
+    for col in (
+        "name",
+        "model",
+        "hub repo",
+        "licence",
+        "access",
+        "input",
+        "normalisation",
+        "output",
+    ):
         table.add_column(col, no_wrap=col == "name")
     for r in rows:
         inp = f"{r['patch_size']} px @ {r['mpp']:g} µm/px" if r["loadable"] else "n/a"
         out = r["output"] if r["loadable"] else "[red]not loadable[/]"
-        table.add_row(escape(r["name"]), escape(r["title"]), escape(r["hub"] or ""), escape(r["license"]),
-                      escape(r["gate"]), inp, escape(r["normalisation"]), out)
+        table.add_row(
+            escape(r["name"]),
+            escape(r["title"]),
+            escape(r["hub"] or ""),
+            escape(r["license"]),
+            escape(r["gate"]),
+            inp,
+            escape(r["normalisation"]),
+            out,
+        )
     console.print(table)
 
 
@@ -139,18 +186,27 @@ def experts_list(
     for name in sorted(entries):
         status, c = _status(entries[name])
         card = getattr(c, "card", None)
-        rows.append({
-            "name": name, "status": status, "card": entries[name]["card"],
-            "format": card.format if card else entries[name].get("format"),
-            "mpp": card.mpp if card else None, "patch_size": card.patch_size if card else None,
-            "output": card.output if card else None, "labels": list(card.labels) if card else [],
-        })
+        rows.append(
+            {
+                "name": name,
+                "status": status,
+                "card": entries[name]["card"],
+                "format": card.format if card else entries[name].get("format"),
+                "mpp": card.mpp if card else None,
+                "patch_size": card.patch_size if card else None,
+                "output": card.output if card else None,
+                "labels": list(card.labels) if card else [],
+            }
+        )
     if as_json:
         console.print_json(json.dumps({"registry": str(catalog.registry_path()), "experts": rows}))
         return
     if not rows:
-        console.print(f"no experts registered ({escape(str(catalog.registry_path()))}); add one with "
-                      "`slidescout experts add CARD`", highlight=False)
+        console.print(
+            f"no experts registered ({escape(str(catalog.registry_path()))}); add one with "
+            "`slidescout experts add CARD`",
+            highlight=False,
+        )
         return
     table = Table(title="registered experts")
     for col in ("name", "format", "input", "output", "status", "card"):
@@ -159,8 +215,14 @@ def experts_list(
         inp = f"{r['patch_size']} px @ {r['mpp']:g} µm/px" if r["mpp"] else "?"
         out = f"{r['output']}: {', '.join(r['labels'])}" if r["output"] else "?"
         style = "green" if r["status"] == "ok" else "red"
-        table.add_row(escape(r["name"]), escape(str(r["format"])), inp, escape(out),
-                      f"[{style}]{escape(r['status'])}[/]", escape(r["card"]))
+        table.add_row(
+            escape(r["name"]),
+            escape(str(r["format"])),
+            inp,
+            escape(out),
+            f"[{style}]{escape(r['status'])}[/]",
+            escape(r["card"]),
+        )
     console.print(table)
 
 
@@ -176,43 +238,74 @@ def experts_show(name: str = typer.Argument(..., help="Registered expert name.")
 def experts_remove(name: str = typer.Argument(..., help="Registered expert name.")) -> None:
     """Unregister an expert (its card and weights are left where they are)."""
     entry = catalog.remove(name)
-    console.print(f"removed [bold cyan]{escape(name)}[/] (card {escape(entry['card'])} left in place)",
-                  highlight=False)
+    console.print(
+        f"removed [bold cyan]{escape(name)}[/] (card {escape(entry['card'])} left in place)",
+        highlight=False,
+    )
 
 
 @experts_app.command("run")
 def experts_run(
     model: str = typer.Argument(..., help="Registered expert name, or a model card file."),
     slide: Path = typer.Argument(..., help="Slide file."),
-    box: str | None = typer.Option(None, "--box", help="Region x,y,w,h in level-0 px (default: all tissue)."),
+    box: str | None = typer.Option(
+        None, "--box", help="Region x,y,w,h in level-0 px (default: all tissue)."
+    ),
     label: str | None = typer.Option(None, "--label", help="Class the heatmap shows."),
-    labels: str | None = typer.Option(None, "--labels", help="Zero-shot models: labels to choose between, "
-                                      "comma-separated (default: the card's)."),
+    labels: str | None = typer.Option(
+        None,
+        "--labels",
+        help="Zero-shot models: labels to choose between, comma-separated (default: the card's).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Default: 16 on CPU, 64 on GPU."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="Default: 16 on CPU, 64 on GPU."
+    ),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Reader threads."),
-    max_patches: int = typer.Option(DEFAULT_RUN_PATCHES, "--max-patches", min=1,
-                                    help="Refuse runs with more patches (a whole slide at 20x holds "
-                                    "10,000-50,000; on a CPU a ResNet-50 does roughly 30 a second)."),
-    min_tissue: float | None = typer.Option(None, "--min-tissue", min=0.0, max=1.0,
-                                            help="Skip patches with less tissue (default 0.25 whole slide, 0 region)."),
+    max_patches: int = typer.Option(
+        DEFAULT_RUN_PATCHES,
+        "--max-patches",
+        min=1,
+        help="Refuse runs with more patches (a whole slide at 20x holds "
+        "10,000-50,000; on a CPU a ResNet-50 does roughly 30 a second).",
+    ),
+    min_tissue: float | None = typer.Option(
+        None,
+        "--min-tissue",
+        min=0.0,
+        max=1.0,
+        help="Skip patches with less tissue (default 0.25 whole slide, 0 region).",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write the heatmap here (PNG)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Run an expert over a region (or all the tissue) and report class fractions and timing."""
     from PIL import Image
 
-
     card = catalog.resolve(model)
     if card.card.output == "zero_shot":
-        _run_zero_shot(card, slide, box, labels, device, batch_size, workers, max_patches, min_tissue, out, as_json)
+        _run_zero_shot(
+            card,
+            slide,
+            box,
+            labels,
+            device,
+            batch_size,
+            workers,
+            max_patches,
+            min_tissue,
+            out,
+            as_json,
+        )
         return
     if card.card.spatial:
         _run_segmentation(card, slide, box, device, batch_size, workers, out, as_json)
         return
     if label is not None and label not in card.card.labels:
-        raise ConfigError(f"model {card.name!r} has no label {label!r}; its labels are "
-                          f"{', '.join(card.card.labels) or 'none'}")
+        raise ConfigError(
+            f"model {card.name!r} has no label {label!r}; its labels are "
+            f"{', '.join(card.card.labels) or 'none'}"
+        )
     s = open_slide(slide)
     try:
         region = Box.of(box) if box else None
@@ -221,12 +314,26 @@ def experts_run(
 
     try:
         with _Progress(card.name, as_json) as bar:
-            run = run_patches(s, card, region, device=device, batch_size=batch_size, workers=workers,
-                              max_patches=max_patches, min_tissue=min_tissue, progress=bar)
+            run = run_patches(
+                s,
+                card,
+                region,
+                device=device,
+                batch_size=batch_size,
+                workers=workers,
+                max_patches=max_patches,
+                min_tissue=min_tissue,
+                progress=bar,
+            )
     except PatchLimitExceeded as exc:
         raise ConfigError(f"{exc}; or raise --max-patches") from None
-    result: dict[str, Any] = {"model": card.name, "slide": str(slide), "patches": len(run.plan),
-              "plan": run.plan.describe(), "stats": run.stats.to_dict()}
+    result: dict[str, Any] = {
+        "model": card.name,
+        "slide": str(slide),
+        "patches": len(run.plan),
+        "plan": run.plan.describe(),
+        "stats": run.stats.to_dict(),
+    }
     if run.is_classifier:
         result["class_fractions"] = run.class_fractions()
         result["mean_probs"] = run.mean_probs()
@@ -234,21 +341,34 @@ def experts_run(
         heat = run.heatmap(s, label, max_side=2048)
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(heat.image).save(out)
-        result["heatmap"] = {"path": str(out), "box": list(heat.box.as_tuple()), "mpp": heat.mpp,
-                             "legend": heat.legend}
+        result["heatmap"] = {
+            "path": str(out),
+            "box": list(heat.box.as_tuple()),
+            "mpp": heat.mpp,
+            "legend": heat.legend,
+        }
     if as_json:
         console.print_json(json.dumps(result, default=str))
         return
-    console.print(f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}: {escape(run.plan.describe())}",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}: {escape(run.plan.describe())}",
+        highlight=False,
+        soft_wrap=True,
+    )
     for key in ("class_fractions", "mean_probs"):
         if key in result:
-            console.print(f"  {key.replace('_', ' ')}: " + ", ".join(
-                f"{k} {v:.3f}" for k, v in result[key].items()), highlight=False)
+            console.print(
+                f"  {key.replace('_', ' ')}: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in result[key].items()),
+                highlight=False,
+            )
     console.print(f"  {escape(run.stats.describe())}", highlight=False, soft_wrap=True)
     if "heatmap" in result:
-        console.print(f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 class _Progress:
@@ -271,10 +391,17 @@ class _Progress:
                 TimeRemainingColumn,
             )
 
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("patches"), TimeElapsedColumn(), TextColumn("ETA"),
-                                TimeRemainingColumn(), console=err_console, transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("patches"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
             self.bar.__enter__()
         return self
 
@@ -290,11 +417,20 @@ class _Progress:
             self.bar.__exit__(*exc)
 
 
-def _run_zero_shot(card: Any, slide: Path, box: str | None, labels: str | None, device: str,
-                   batch_size: int | None, workers: int | None, max_patches: int, min_tissue: float | None,
-                   out: Path | None, as_json: bool) -> None:
+def _run_zero_shot(
+    card: Any,
+    slide: Path,
+    box: str | None,
+    labels: str | None,
+    device: str,
+    batch_size: int | None,
+    workers: int | None,
+    max_patches: int,
+    min_tissue: float | None,
+    out: Path | None,
+    as_json: bool,
+) -> None:
     from PIL import Image
-
 
     try:
         chosen = zero_shot_labels(card, labels.split(",") if labels else None)
@@ -304,40 +440,76 @@ def _run_zero_shot(card: Any, slide: Path, box: str | None, labels: str | None, 
     s = open_slide(slide)
     tissue = min_tissue if min_tissue is not None else (0.25 if region is None else 0.1)
     with _Progress(card.name, as_json) as bar:
-        run = zero_shot_run(s, card, region, chosen, resolve_device(device), max_patches, min_tissue=tissue,
-                            batch_size=batch_size, workers=workers, progress=bar)
-    result: dict[str, Any] = {"model": card.name, "slide": str(slide), "patches": len(run.plan),
-                              "plan": run.plan.describe(), "stats": run.stats.to_dict()}
+        run = zero_shot_run(
+            s,
+            card,
+            region,
+            chosen,
+            resolve_device(device),
+            max_patches,
+            min_tissue=tissue,
+            batch_size=batch_size,
+            workers=workers,
+            progress=bar,
+        )
+    result: dict[str, Any] = {
+        "model": card.name,
+        "slide": str(slide),
+        "patches": len(run.plan),
+        "plan": run.plan.describe(),
+        "stats": run.stats.to_dict(),
+    }
     if not len(run.plan):
-        raise ConfigError("no tissue patches in the region; choose a region with tissue or lower --min-tissue")
+        raise ConfigError(
+            "no tissue patches in the region; choose a region with tissue or lower --min-tissue"
+        )
     text, data = zero_shot_summary(run)
     result.update(data)
     if out is not None:
         heat = run.heatmap(s, data["best"], max_side=2048)
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(heat.image).save(out)
-        result["heatmap"] = {"path": str(out), "box": list(heat.box.as_tuple()), "mpp": heat.mpp,
-                             "legend": heat.legend}
+        result["heatmap"] = {
+            "path": str(out),
+            "box": list(heat.box.as_tuple()),
+            "mpp": heat.mpp,
+            "legend": heat.legend,
+        }
     if as_json:
         console.print_json(json.dumps(result, default=str))
         return
-    console.print(f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}: {escape(run.plan.describe())}",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}: {escape(run.plan.describe())}",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(f"  {escape(text)}", highlight=False, soft_wrap=True)
     console.print(f"  {escape(run.stats.describe())}", highlight=False, soft_wrap=True)
     if "heatmap" in result:
-        console.print(f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
-def _run_segmentation(card: Any, slide: Path, box: str | None, device: str, batch_size: int | None,
-                      workers: int | None, out: Path | None, as_json: bool) -> None:
+def _run_segmentation(
+    card: Any,
+    slide: Path,
+    box: str | None,
+    device: str,
+    batch_size: int | None,
+    workers: int | None,
+    out: Path | None,
+    as_json: bool,
+) -> None:
     from PIL import Image
 
-
     if not box:
-        raise ConfigError(f"model {card.name!r} segments a region: give --box x,y,w,h (level-0 px), about "
-                          "1-2 mm across")
+        raise ConfigError(
+            f"model {card.name!r} segments a region: give --box x,y,w,h (level-0 px), about "
+            "1-2 mm across"
+        )
     try:
         region = Box.of(box)
     except ValueError as exc:
@@ -345,29 +517,52 @@ def _run_segmentation(card: Any, slide: Path, box: str | None, device: str, batc
     s = open_slide(slide)
     try:
         with _Progress(card.name, as_json) as bar:
-            seg = run_segmentation(s, card, region, device=device, batch_size=batch_size, workers=workers,
-                                   progress=bar)
+            seg = run_segmentation(
+                s, card, region, device=device, batch_size=batch_size, workers=workers, progress=bar
+            )
     except ToolError as exc:
         raise ConfigError(str(exc)) from None
-    result: dict[str, Any] = {"model": card.name, "slide": str(slide), "patches": len(seg.plan),
-                              "segmentation": seg.summary(), "stats": seg.stats.to_dict() if seg.stats else {}}
+    result: dict[str, Any] = {
+        "model": card.name,
+        "slide": str(slide),
+        "patches": len(seg.plan),
+        "segmentation": seg.summary(),
+        "stats": seg.stats.to_dict() if seg.stats else {},
+    }
     if out is not None:
         over = seg.overlay(max_side=2048)
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(over.image).save(out)
-        result["overlay"] = {"path": str(out), "box": list(over.box.as_tuple()), "mpp": over.mpp,
-                             "legend": over.legend}
+        result["overlay"] = {
+            "path": str(out),
+            "box": list(over.box.as_tuple()),
+            "mpp": over.mpp,
+            "legend": over.legend,
+        }
     if as_json:
         console.print_json(json.dumps(result, default=str))
         return
-    console.print(f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}, region {escape(str(seg.box))} at "
-                  f"{seg.mpp:g} µm/px in {len(seg.plan)} patches: {escape(seg.describe())}",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}, region {escape(str(seg.box))} at "
+        f"{seg.mpp:g} µm/px in {len(seg.plan)} patches: {escape(seg.describe())}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if seg.stats:
         console.print(f"  {escape(seg.stats.describe())}", highlight=False, soft_wrap=True)
     if "overlay" in result:
-        console.print(f"  overlay: {escape(str(out))} ({escape(result['overlay']['legend'])})",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"  overlay: {escape(str(out))} ({escape(result['overlay']['legend'])})",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
-__all__ = ["experts_add", "experts_catalog", "experts_list", "experts_remove", "experts_run", "experts_show"]
+__all__ = [
+    "experts_add",
+    "experts_catalog",
+    "experts_list",
+    "experts_remove",
+    "experts_run",
+    "experts_show",
+]

@@ -30,8 +30,10 @@ _EMBEDDER_HELP = (
 def _existing(index: Path | None) -> None:
     """Commands that only read an index never create one (nor its folders)."""
     if index is not None and not index.is_file():
-        raise ConfigError(f"--index {index}: no such index file; build one with "
-                          f"`slidescout kb add FOLDER --index {index}`")
+        raise ConfigError(
+            f"--index {index}: no such index file; build one with "
+            f"`slidescout kb add FOLDER --index {index}`"
+        )
 
 
 def _open(index: Path | None, embedder: str | None) -> KnowledgeBase:

@@ -23,22 +23,46 @@ class Transport(str, Enum):
 
 @app.command("mcp")
 def mcp_serve(
-    slide_dir: Path = typer.Argument(..., help="Folder of slides to serve; clients address them by "
-                                     "their path relative to it, and nothing outside it is served."),
-    transport: Transport = typer.Option(Transport.stdio, "--transport",
-                                        help="stdio (the client starts the server) or http "
-                                        "(streamable HTTP at http://HOST:PORT/mcp)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address for --transport http; loopback only "
-                             "unless --allow-remote."),
+    slide_dir: Path = typer.Argument(
+        ...,
+        help="Folder of slides to serve; clients address them by "
+        "their path relative to it, and nothing outside it is served.",
+    ),
+    transport: Transport = typer.Option(
+        Transport.stdio,
+        "--transport",
+        help="stdio (the client starts the server) or http "
+        "(streamable HTTP at http://HOST:PORT/mcp).",
+    ),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Address for --transport http; loopback only unless --allow-remote.",
+    ),
     port: int = typer.Option(8000, "--port", help="Port for --transport http (0: a free one)."),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host "
-                                      "(anyone who reaches it can read every slide)."),
-    tools: str | None = typer.Option(None, "--tools", help="Change the tool set: '+lookup,-pan', "
-                                        "or a full list 'slide_zoom,measure' (default: every tool)."),
-    max_side: int = typer.Option(1000, "--max-side", help="Long side in pixels of every image returned."),
-    guides: bool = typer.Option(True, "--guides/--no-guides", help="Draw coordinate guides on images."),
-    jpeg_quality: int = typer.Option(90, "--jpeg-quality", help="JPEG quality of returned images (1-100)."),
-    device: str = typer.Option("auto", "--device", help="Device for expert models: auto, cpu, cuda, cuda:N."),
+    allow_remote: bool = typer.Option(
+        False,
+        "--allow-remote",
+        help="Allow a non-loopback --host (anyone who reaches it can read every slide).",
+    ),
+    tools: str | None = typer.Option(
+        None,
+        "--tools",
+        help="Change the tool set: '+lookup,-pan', "
+        "or a full list 'slide_zoom,measure' (default: every tool).",
+    ),
+    max_side: int = typer.Option(
+        1000, "--max-side", help="Long side in pixels of every image returned."
+    ),
+    guides: bool = typer.Option(
+        True, "--guides/--no-guides", help="Draw coordinate guides on images."
+    ),
+    jpeg_quality: int = typer.Option(
+        90, "--jpeg-quality", help="JPEG quality of returned images (1-100)."
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="Device for expert models: auto, cpu, cuda, cuda:N."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log requests on stderr."),
 ) -> None:
     """Serve the agent's tools (navigation, experts, lookup, plugins) over MCP for a folder of slides."""
@@ -64,25 +88,41 @@ def mcp_serve(
 
     if transport is Transport.http:
         check_host(host, allow_remote)  # before anything is loaded
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")  # stderr: stdout is the wire
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )  # stderr: stdout is the wire
 
     import anyio
 
-    mcp_app = SlidescoutMCP(slide_dir, tools=tools, options=ServerOptions(
-        max_side=max_side, guides=guides, jpeg_quality=jpeg_quality, device=device))
+    mcp_app = SlidescoutMCP(
+        slide_dir,
+        tools=tools,
+        options=ServerOptions(
+            max_side=max_side, guides=guides, jpeg_quality=jpeg_quality, device=device
+        ),
+    )
     if transport is Transport.http and port == 0:
         port = _free_port(host)
     n_slides = len(mcp_app.library.ids())
     where = "stdio" if transport is Transport.stdio else f"http://{host}:{port}{HTTP_PATH}"
-    err_console.print(f"slidescout mcp: {n_slides} slide(s) in {mcp_app.library.root}, "
-                      f"{len(mcp_app.tool_names)} tools ({', '.join(accepted_names(mcp_app))}), on {where}",
-                      highlight=False, markup=False, soft_wrap=True)
+    err_console.print(
+        f"slidescout mcp: {n_slides} slide(s) in {mcp_app.library.root}, "
+        f"{len(mcp_app.tool_names)} tools ({', '.join(accepted_names(mcp_app))}), on {where}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
     if transport is Transport.stdio:
         anyio.run(serve_stdio, mcp_app.server)
         return
-    uv = http_server(mcp_app.server, host=host, port=port, allow_remote=allow_remote,
-                     log_level="info" if verbose else "warning")
+    uv = http_server(
+        mcp_app.server,
+        host=host,
+        port=port,
+        allow_remote=allow_remote,
+        log_level="info" if verbose else "warning",
+    )
     anyio.run(uv.serve)
 
 
@@ -92,7 +132,11 @@ def accepted_names(mcp_app: object) -> list[str]:
     out = []
     for wire, entry in getattr(mcp_app, "entries", {}).items():
         tool = entry.tool
-        others = [n for n in dict.fromkeys((tool.name, getattr(tool, "short_name", tool.name))) if n != wire]
+        others = [
+            n
+            for n in dict.fromkeys((tool.name, getattr(tool, "short_name", tool.name)))
+            if n != wire
+        ]
         out.append(f"{wire} (or {', '.join(others)})" if others else wire)
     return out
 

@@ -44,6 +44,8 @@ def memory_warning(concurrency: int, model_id: str, available: float | None = No
         return None
     per = PER_SAMPLE_MB["expert" if model_id.split(":", 1)[0] == "expert" else "other"]
     fits = max(1, int((0.5 * avail - BASE_MB) // per))
-    return (f"warning: --concurrency {concurrency} may need about {peak / 1024:.1f} GB (about {per:.0f} MB per "
-            f"sample in flight) and {avail / 1024:.1f} GB is available; --concurrency {fits} or less keeps it "
-            "under half of that")
+    return (
+        f"warning: --concurrency {concurrency} may need about {peak / 1024:.1f} GB (about {per:.0f} MB per "
+        f"sample in flight) and {avail / 1024:.1f} GB is available; --concurrency {fits} or less keeps it "
+        "under half of that"
+    )

@@ -21,11 +21,16 @@ def warn_price(config: AgentConfig, budget_usd: float | None) -> None:
     """Check the model and its endpoint now, before any work; warn when a dollar budget meets an
     unknown price, and when price options are given for a model that makes no paid requests."""
     provider, _ = parse_model_id(config.model_id)
-    given = config.price_in is not None or config.price_out is not None or config.pricing is not None
+    given = (
+        config.price_in is not None or config.price_out is not None or config.pricing is not None
+    )
     if provider not in ("openai", "anthropic"):
         if given:
-            err_console.print(f"warning: {config.model_id} makes no paid requests; the price options are ignored",
-                              highlight=False, markup=False)
+            err_console.print(
+                f"warning: {config.model_id} makes no paid requests; the price options are ignored",
+                highlight=False,
+                markup=False,
+            )
         return
     model = config.resolve_model()  # builds no client and sends no request
     cost = getattr(model, "cost", None)
@@ -33,12 +38,18 @@ def warn_price(config: AgentConfig, budget_usd: float | None) -> None:
         return
     custom = bool(getattr(getattr(model, "provider", None), "custom_endpoint", False))
     top = ceiling_price()
-    why = "a model behind --base-url is priced only from your pricing file" if custom else "it is not in the price list"
+    why = (
+        "a model behind --base-url is priced only from your pricing file"
+        if custom
+        else "it is not in the price list"
+    )
     err_console.print(
         f"warning: no price is known for {config.model_id} ({why}); --budget-usd {budget_usd:g} is charged at the "
         f"highest list price known (${top.input:g} in / ${top.output:g} out per 1M tokens), so the run may "
         f"stop early. Give the real price with --price-in/--price-out or --pricing FILE.",
-        highlight=False, markup=False)
+        highlight=False,
+        markup=False,
+    )
 
 
 def warn_unused_tools(config: AgentConfig) -> None:
@@ -50,9 +61,17 @@ def warn_unused_tools(config: AgentConfig) -> None:
     if provider != "expert":
         return
     resolve_toolset([], tools)  # an unknown tool is an error first (naming the known ones)
-    named = [t.strip().lstrip("+") for t in tools.split(",") if t.strip() and not t.strip().startswith("-")]
+    named = [
+        t.strip().lstrip("+")
+        for t in tools.split(",")
+        if t.strip() and not t.strip().startswith("-")
+    ]
     unused = [t for t in named if t not in ExpertModel.uses_tools]
     if unused:
-        err_console.print(f"warning: the offline expert planner never calls {', '.join(unused)} (it calls only "
-                          f"{', '.join(sorted(ExpertModel.uses_tools))}); use an LLM model (--model) to try "
-                          f"{'them' if len(unused) > 1 else 'it'}", highlight=False, markup=False)
+        err_console.print(
+            f"warning: the offline expert planner never calls {', '.join(unused)} (it calls only "
+            f"{', '.join(sorted(ExpertModel.uses_tools))}); use an LLM model (--model) to try "
+            f"{'them' if len(unused) > 1 else 'it'}",
+            highlight=False,
+            markup=False,
+        )

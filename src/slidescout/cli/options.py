@@ -21,7 +21,14 @@ from slidescout.eval.config import EvalConfig
 
 M = TypeVar("M", bound=BaseModel)
 
-__all__ = ["AGENT_FLAGS", "EVAL_FLAGS", "agent_options", "eval_options", "parse_keep_images", "with_options"]
+__all__ = [
+    "AGENT_FLAGS",
+    "EVAL_FLAGS",
+    "agent_options",
+    "eval_options",
+    "parse_keep_images",
+    "with_options",
+]
 
 # AgentConfig field -> (flag names, CLI annotation); the help text is the field's description
 AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
@@ -82,8 +89,11 @@ def parse_keep_images(value: str | None) -> int | str | None:
     return n
 
 
-def _params(model: type[BaseModel], flags_by_field: dict[str, tuple[tuple[str, ...], Any]],
-            defaults: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+def _params(
+    model: type[BaseModel],
+    flags_by_field: dict[str, tuple[tuple[str, ...], Any]],
+    defaults: dict[str, Any],
+) -> list[tuple[str, Any, Any]]:
     """One typer option per field: its flags, and its description as the help."""
     params = []
     for name, (flags, annotation) in flags_by_field.items():
@@ -93,30 +103,39 @@ def _params(model: type[BaseModel], flags_by_field: dict[str, tuple[tuple[str, .
         if default not in (None, {}, False):
             help_text += f" [default: {default}]"
         first = False if annotation is bool else None
-        params.append((name, annotation, typer.Option(first, *flags, help=help_text, show_default=False)))
+        params.append(
+            (name, annotation, typer.Option(first, *flags, help=help_text, show_default=False))
+        )
     return params
 
 
-def _validated(model: type[M], values: dict[str, Any], flags_by_field: dict[str, tuple[tuple[str, ...], Any]]) -> M:
+def _validated(
+    model: type[M], values: dict[str, Any], flags_by_field: dict[str, tuple[tuple[str, ...], Any]]
+) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else ""
-        flag = flags_by_field.get(name, ((f"--{name.replace('_', '-')}",), None))[0][0].split("/")[0]
+        flag = flags_by_field.get(name, ((f"--{name.replace('_', '-')}",), None))[0][0].split("/")[
+            0
+        ]
         raise ConfigError(f"{flag}: {err['msg']}") from None
 
 
-def with_options(params: list[tuple[str, Any, Any]], collect: Callable[[dict[str, Any]], Any],
-                 as_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def with_options(
+    params: list[tuple[str, Any, Any]], collect: Callable[[dict[str, Any]], Any], as_name: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add ``params`` (name, annotation, typer.Option) to a command; ``collect`` turns their values
     into the one object the command receives as ``as_name``."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn)
         own = [p for p in sig.parameters.values() if p.name != as_name]
-        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
-                 for name, ann, opt in params]
+        extra = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
+            for name, ann, opt in params
+        ]
 
         @functools.wraps(fn)
         def wrapper(**kwargs: Any) -> Any:
@@ -124,7 +143,10 @@ def with_options(params: list[tuple[str, Any, Any]], collect: Callable[[dict[str
             return fn(**kwargs, **{as_name: collect(values)})
 
         wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{n: a for n, a, _ in params}}
+        wrapper.__annotations__ = {
+            **{p.name: p.annotation for p in own},
+            **{n: a for n, a, _ in params},
+        }
         return wrapper
 
     return decorate
@@ -148,6 +170,8 @@ def eval_options() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add the run flags of an evaluation, which the command receives as ``settings: EvalConfig``."""
 
     def collect(values: dict[str, Any]) -> EvalConfig:
-        return _validated(EvalConfig, {k: v for k, v in values.items() if v is not None}, EVAL_FLAGS)
+        return _validated(
+            EvalConfig, {k: v for k, v in values.items() if v is not None}, EVAL_FLAGS
+        )
 
     return with_options(_params(EvalConfig, EVAL_FLAGS, {}), collect, "settings")

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from slidescout.errors import ConfigError
 
-__all__ = ["check_input_dir", "check_input_file", "check_output_file", "ensure_dir", "os_error_text"]
+__all__ = [
+    "check_input_dir",
+    "check_input_file",
+    "check_output_file",
+    "ensure_dir",
+    "os_error_text",
+]
 
 _PLAIN = {
     errno.ENOSPC: "no space left on the device",
@@ -53,17 +59,23 @@ def ensure_dir(path: Path | str, what: str = "folder") -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create {what} {p}: {_PLAIN.get(exc.errno or -1) or exc.strerror}") from None
+        raise ConfigError(
+            f"cannot create {what} {p}: {_PLAIN.get(exc.errno or -1) or exc.strerror}"
+        ) from None
     if not os.access(p, os.W_OK | os.X_OK):
         raise ConfigError(f"{what} {p} is not writable")
     return p
 
 
-def check_output_file(path: Path | str, what: str = "output file", *, suffixes: tuple[str, ...] = ()) -> Path:
+def check_output_file(
+    path: Path | str, what: str = "output file", *, suffixes: tuple[str, ...] = ()
+) -> Path:
     """An output file path: not a folder, its folder created, with one of ``suffixes`` if given."""
     p = Path(path).expanduser()
     if p.is_dir():
-        raise ConfigError(f"{what} {p} is a folder; give a file path (e.g. {p / ('out' + (suffixes[0] if suffixes else ''))})")
+        raise ConfigError(
+            f"{what} {p} is a folder; give a file path (e.g. {p / ('out' + (suffixes[0] if suffixes else ''))})"
+        )
     if suffixes and p.suffix.lower() not in suffixes:
         raise ConfigError(f"{what} {p}: give a path ending in {' or '.join(suffixes)}")
     blocker = _first_file_on_path(p.parent)

@@ -66,8 +66,10 @@ class SlideProgress:
             return
         what = f"written in {self.written[-1]:.1f} s" if written else "kept (already there)"
         eta = self.eta()
-        line = (f"[{self.done}/{self.n}] {truth.slide_id} {what} · elapsed {fmt_clock(time.monotonic() - self.t0)}"
-                + (f" · ETA {fmt_clock(eta)}" if eta is not None and self.done < self.n else ""))
+        line = (
+            f"[{self.done}/{self.n}] {truth.slide_id} {what} · elapsed {fmt_clock(time.monotonic() - self.t0)}"
+            + (f" · ETA {fmt_clock(eta)}" if eta is not None and self.done < self.n else "")
+        )
         self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
@@ -87,6 +89,14 @@ def slide_progress(console: Console, n: int, label: str) -> Iterator[SlideProgre
         TimeRemainingColumn,
     )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         yield SlideProgress(console, n, label, bar=bar)

@@ -18,7 +18,14 @@ from slidescout.slides import Slide
 if TYPE_CHECKING:
     from slidescout.slides import Slide, View
 
-_IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+_IMAGE_SUFFIXES = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 
 def _open(path: Path, backend: str) -> Slide:
@@ -28,7 +35,9 @@ def _open(path: Path, backend: str) -> Slide:
 def _save(view: View, out: Path, quality: int) -> None:
     fmt = _IMAGE_SUFFIXES.get(out.suffix.lower())
     if fmt is None:
-        raise SlideError(f"cannot tell the image format from {out.name!r}; use .jpg, .png, .webp or .tif")
+        raise SlideError(
+            f"cannot tell the image format from {out.name!r}; use .jpg, .png, .webp or .tif"
+        )
     check_output_file(out, "-o")
     try:
         out.write_bytes(view.encode(fmt, quality=quality))
@@ -42,7 +51,9 @@ def _fmt_mpp(value: float | None) -> str:
 
 @app.command("info")
 def info_cmd(
-    slide: Path = typer.Argument(..., help="Slide file (SVS, NDPI, MRXS, tiled TIFF, ..., or PNG/JPEG)."),
+    slide: Path = typer.Argument(
+        ..., help="Slide file (SVS, NDPI, MRXS, tiled TIFF, ..., or PNG/JPEG)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the full SlideInfo as JSON."),
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
 ) -> None:
@@ -56,22 +67,34 @@ def info_cmd(
 
     console.print(f"[bold]{info.slide_id}[/]  {info.path}", highlight=False, soft_wrap=True)
     rows = [
-        ("format", f"{info.format}" + (f" (vendor {info.vendor})" if info.vendor and info.vendor != info.format else "")),
+        (
+            "format",
+            f"{info.format}"
+            + (f" (vendor {info.vendor})" if info.vendor and info.vendor != info.format else ""),
+        ),
         ("backend", info.backend + (f" ({info.backend_reason})" if info.backend_reason else "")),
         ("level 0", f"{info.width} x {info.height} px"),
-        ("mpp", f"{_fmt_mpp(info.mpp)} ({info.mpp_source.value})" + (f", {info.mpp_note}" if info.mpp_note else "")),
+        (
+            "mpp",
+            f"{_fmt_mpp(info.mpp)} ({info.mpp_source.value})"
+            + (f", {info.mpp_note}" if info.mpp_note else ""),
+        ),
         ("objective power", f"{info.objective_power:g}x" if info.objective_power else "unknown"),
         ("bounds", "none" if info.bounds is None else "x={} y={} w={} h={}".format(*info.bounds)),
         ("associated images", ", ".join(info.associated_images) or "none"),
     ]
     if info.channels:
         rows.append(("channels", ", ".join(info.channels)))
-        rows.append(("composite", ", ".join(f"{c} as {col}" for c, col in info.channel_mapping.items())))
+        rows.append(
+            ("composite", ", ".join(f"{c} as {col}" for c, col in info.channel_mapping.items()))
+        )
     for key, value in rows:
         console.print(f"  {key:<18} {value}", highlight=False, soft_wrap=True)
     table = Table("level", "width", "height", "downsample", "mpp", box=None, pad_edge=False)
     for lv in info.levels:
-        table.add_row(str(lv.level), str(lv.width), str(lv.height), f"{lv.downsample:.4g}", _fmt_mpp(lv.mpp))
+        table.add_row(
+            str(lv.level), str(lv.width), str(lv.height), f"{lv.downsample:.4g}", _fmt_mpp(lv.mpp)
+        )
     console.print(table)
 
 
@@ -79,10 +102,16 @@ def info_cmd(
 def render_cmd(
     slide: Path = typer.Argument(..., help="Slide file."),
     box: str = typer.Option(..., "--box", help="Level-0 box x,y,w,h (pixels)."),
-    max_side: int | None = typer.Option(None, "--max-side", help="Longest output side in px (default 1000; never upscaled)."),
-    mpp: float | None = typer.Option(None, "--mpp", help="Render at this output resolution (µm/px) instead."),
+    max_side: int | None = typer.Option(
+        None, "--max-side", help="Longest output side in px (default 1000; never upscaled)."
+    ),
+    mpp: float | None = typer.Option(
+        None, "--mpp", help="Render at this output resolution (µm/px) instead."
+    ),
     guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Output image (.jpg/.png); default SLIDEID_x_y_w_h.jpg."),
+    out: Path | None = typer.Option(
+        None, "-o", "--out", help="Output image (.jpg/.png); default SLIDEID_x_y_w_h.jpg."
+    ),
     quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality (1-100)."),
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
 ) -> None:
@@ -92,10 +121,14 @@ def render_cmd(
             view = s.read_mpp(box, mpp, max_side=max_side, guides=guides)
         else:
             view = s.read(box, max_side=1000 if max_side is None else max_side, guides=guides)
-        target = out or Path(f"{s.slide_id}_{view.box.x}_{view.box.y}_{view.box.w}_{view.box.h}.jpg")
+        target = out or Path(
+            f"{s.slide_id}_{view.box.x}_{view.box.y}_{view.box.w}_{view.box.h}.jpg"
+        )
     _save(view, target, quality)
     note = " (clamped to the slide)" if view.clamped else ""
-    console.print(f"{target}: {view.describe()}, level {view.level}{note}", highlight=False, soft_wrap=True)
+    console.print(
+        f"{target}: {view.describe()}, level {view.level}{note}", highlight=False, soft_wrap=True
+    )
     if view.meta.get("note"):
         console.print(f"note: {view.meta['note']}", highlight=False, soft_wrap=True)
 
@@ -105,7 +138,9 @@ def thumbnail_cmd(
     slide: Path = typer.Argument(..., help="Slide file."),
     max_side: int = typer.Option(1024, "--max-side", help="Longest output side in px."),
     guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Output image; default SLIDEID_thumb.jpg."),
+    out: Path | None = typer.Option(
+        None, "-o", "--out", help="Output image; default SLIDEID_thumb.jpg."
+    ),
     quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality (1-100)."),
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
 ) -> None:
@@ -114,4 +149,6 @@ def thumbnail_cmd(
         view = s.thumbnail(max_side=max_side, guides=guides)
         target = out or Path(f"{s.slide_id}_thumb.jpg")
     _save(view, target, quality)
-    console.print(f"{target}: {view.describe()}, level {view.level}", highlight=False, soft_wrap=True)
+    console.print(
+        f"{target}: {view.describe()}, level {view.level}", highlight=False, soft_wrap=True
+    )

@@ -42,38 +42,77 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or not 0 < values[0] <= values[1]:
-        raise ConfigError(f"bad --lesion-size {text!r}: expected MIN-MAX diameters in level-0 px, e.g. 1500-3000")
+        raise ConfigError(
+            f"bad --lesion-size {text!r}: expected MIN-MAX diameters in level-0 px, e.g. 1500-3000"
+        )
     return values[0], values[1]
 
 
 @app.command()
 def synth(
-    out_dir: Path = typer.Argument(..., help="Folder for the slides, their ground truth and questions.csv."),
+    out_dir: Path = typer.Argument(
+        ..., help="Folder for the slides, their ground truth and questions.csv."
+    ),
     n: int = typer.Option(20, "--n", "-n", min=1, max=10000, help="Number of slides."),
-    size: str = typer.Option(DEFAULT_SIZE, "--size", help="Level-0 size WIDTHxHEIGHT in pixels (time grows with the area)."),
+    size: str = typer.Option(
+        DEFAULT_SIZE,
+        "--size",
+        help="Level-0 size WIDTHxHEIGHT in pixels (time grows with the area).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the whole dataset."),
-    lesions: int | None = typer.Option(None, "--lesions", min=0, max=12, help="Lesions per slide (default 2-4 at random)."),
-    lesion_size: str | None = typer.Option(None, "--lesion-size", help="Lesion diameters MIN-MAX in level-0 px (default from the slide size)."),
-    stain_jitter: float = typer.Option(0.1, "--stain-jitter", min=0.0, max=1.0, help="Stain variation between slides (0 none, 0.1 mild)."),
+    lesions: int | None = typer.Option(
+        None, "--lesions", min=0, max=12, help="Lesions per slide (default 2-4 at random)."
+    ),
+    lesion_size: str | None = typer.Option(
+        None,
+        "--lesion-size",
+        help="Lesion diameters MIN-MAX in level-0 px (default from the slide size).",
+    ),
+    stain_jitter: float = typer.Option(
+        0.1,
+        "--stain-jitter",
+        min=0.0,
+        max=1.0,
+        help="Stain variation between slides (0 none, 0.1 mild).",
+    ),
     mpp: float = typer.Option(0.25, "--mpp", help="Microns per pixel at level 0 (0.25 is 40x)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate slides that already exist."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Regenerate slides that already exist."
+    ),
 ) -> None:
     """Generate synthetic H&E slides with lesions visible only at high magnification, and questions."""
     width, height = parse_size(size)
     ensure_dir(out_dir, "output folder")
     diameters = _parse_range(lesion_size)
 
-    check_params("x", (width, height), mpp, lesions, diameters, stain_jitter, None, None)  # fail before any work
+    check_params(
+        "x", (width, height), mpp, lesions, diameters, stain_jitter, None, None
+    )  # fail before any work
     t0 = time.monotonic()
     with slide_progress(console, n, f"{n} slides {width}x{height}") as prog:
-        csv_path = generate_dataset(out_dir, n, size=(width, height), seed=seed, n_lesions=lesions,
-                                    lesion_size=diameters, stain_jitter=stain_jitter, mpp=mpp, overwrite=overwrite,
-                                    on_slide=prog.on_slide, on_done=prog.on_done)
+        csv_path = generate_dataset(
+            out_dir,
+            n,
+            size=(width, height),
+            seed=seed,
+            n_lesions=lesions,
+            lesion_size=diameters,
+            stain_jitter=stain_jitter,
+            mpp=mpp,
+            overwrite=overwrite,
+            on_slide=prog.on_slide,
+            on_done=prog.on_done,
+        )
     import csv
 
     with csv_path.open(newline="", encoding="utf-8") as f:
         n_questions = sum(1 for _ in csv.DictReader(f))
-    console.print(f"wrote {prog.done} slides (.tiff, .geojson, .json) to {out_dir} "
-                  f"in {time.monotonic() - t0:.1f} s", highlight=False)
+    console.print(
+        f"wrote {prog.done} slides (.tiff, .geojson, .json) to {out_dir} "
+        f"in {time.monotonic() - t0:.1f} s",
+        highlight=False,
+    )
     console.print(f"questions: {csv_path} ({n_questions} rows)", highlight=False)
-    console.print(f"evaluate: slidescout eval synth --data {csv_path.parent} --model expert", highlight=False)
+    console.print(
+        f"evaluate: slidescout eval synth --data {csv_path.parent} --model expert", highlight=False
+    )

@@ -27,8 +27,15 @@ def tools_list(
     errors = registry.errors
     if as_json:
         payload = {
-            "tools": [{"name": t.name, "wire_name": t.wire_name, "source": t.source,
-                       "description": t.summary} for t in tools],
+            "tools": [
+                {
+                    "name": t.name,
+                    "wire_name": t.wire_name,
+                    "source": t.source,
+                    "description": t.summary,
+                }
+                for t in tools
+            ],
             "errors": [{"name": e.name, "kind": e.kind, "error": e.error} for e in errors],
         }
         console.print_json(json.dumps(payload))
@@ -49,12 +56,16 @@ def tools_list(
     missing = [e for e in errors if e.kind == "builtin" and e.error == "module not present"]
     broken = [e for e in errors if e not in missing]
     if broken:
-        console.print(f"[bold red]{len(broken)} tool module(s) or plugin(s) could not be loaded:[/]")
+        console.print(
+            f"[bold red]{len(broken)} tool module(s) or plugin(s) could not be loaded:[/]"
+        )
         for e in broken:
             console.print(f"  [red]{escape(e.name)}[/]: {escape(e.error)}", soft_wrap=True)
     if missing:
-        console.print("[dim]built-in tool modules not installed: "
-                      f"{escape(', '.join(e.name for e in missing))}[/]")
+        console.print(
+            "[dim]built-in tool modules not installed: "
+            f"{escape(', '.join(e.name for e in missing))}[/]"
+        )
 
 
 @tools_app.command("show")
@@ -65,8 +76,9 @@ def tools_show(
     """Show one tool: description, source and the JSON schema of its arguments."""
     t = default_registry().get(name)  # ConfigError (one line, exit 2) for an unknown name
     if as_json:
-        console.print_json(json.dumps({"name": t.name, "source": t.source,
-                                       "spec": t.spec.model_dump()}))
+        console.print_json(
+            json.dumps({"name": t.name, "source": t.source, "spec": t.spec.model_dump()})
+        )
         return
     console.print(f"[bold cyan]{escape(t.name)}[/]  [green]{escape(t.source)}[/]")
     if t.wire_name != t.name:

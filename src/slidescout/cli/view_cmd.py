@@ -16,14 +16,24 @@ from slidescout.traces.viewer.server import serve
 
 @app.command("view")
 def view(
-    path: Path | None = typer.Argument(None, help="A run directory, one trace file (RUN/traces/ID.json), "
-                                       "or a folder of runs (all of them are listed)."),
+    path: Path | None = typer.Argument(
+        None,
+        help="A run directory, one trace file (RUN/traces/ID.json), "
+        "or a folder of runs (all of them are listed).",
+    ),
     port: int = typer.Option(0, "--port", help="Port to listen on (default: a free one)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback exposes the run."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; anything but loopback exposes the run."
+    ),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
-    install: bool = typer.Option(True, "--install/--no-install",
-                                 help="Install OpenSeadragon with npm on first use (else: static thumbnails)."),
-    setup: bool = typer.Option(False, "--setup", help="Only install the viewer's npm packages, then exit."),
+    install: bool = typer.Option(
+        True,
+        "--install/--no-install",
+        help="Install OpenSeadragon with npm on first use (else: static thumbnails).",
+    ),
+    setup: bool = typer.Option(
+        False, "--setup", help="Only install the viewer's npm packages, then exit."
+    ),
 ) -> None:
     """Serve a local web viewer: the samples of a run (or every run of a folder), and each trace over its slide."""
     if setup:
@@ -31,25 +41,41 @@ def view(
         console.print(f"OpenSeadragon installed: {where}", highlight=False, soft_wrap=True)
         return
     if path is None:
-        raise ConfigError("give a run directory, a trace file or a folder of runs: slidescout view RUN_DIR")
+        raise ConfigError(
+            "give a run directory, a trace file or a folder of runs: slidescout view RUN_DIR"
+        )
     if not path.exists():
         raise ConfigError(f"{path}: no such run directory or trace file")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {port}")
 
-    osd = assets.ensure_openseadragon(allow_install=install,
-                                      log=lambda line: err_console.print(line, highlight=False, soft_wrap=True))
-    serve(path, host=host, port=port, open_browser=open_browser, openseadragon_dir=osd,
-          echo=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    osd = assets.ensure_openseadragon(
+        allow_install=install,
+        log=lambda line: err_console.print(line, highlight=False, soft_wrap=True),
+    )
+    serve(
+        path,
+        host=host,
+        port=port,
+        open_browser=open_browser,
+        openseadragon_dir=osd,
+        echo=lambda line: console.print(line, highlight=False, soft_wrap=True),
+    )
 
 
 @app.command("report-html")
 def report_html(
     path: Path = typer.Argument(..., help="A run directory, or one trace file."),
     out: Path = typer.Option(Path("report.html"), "-o", "--out", help="The HTML file to write."),
-    limit: int | None = typer.Option(None, "--limit", help="At most this many samples (in run order)."),
-    max_mb: float = typer.Option(50.0, "--max-mb", min=1.0,
-                                 help="Size to stay within: images are embedded smaller until the file fits."),
+    limit: int | None = typer.Option(
+        None, "--limit", help="At most this many samples (in run order)."
+    ),
+    max_mb: float = typer.Option(
+        50.0,
+        "--max-mb",
+        min=1.0,
+        help="Size to stay within: images are embedded smaller until the file fits.",
+    ),
 ) -> None:
     """Write one self-contained HTML file (images embedded, downscaled to fit --max-mb) that opens offline."""
     if not path.exists():
@@ -61,5 +87,8 @@ def report_html(
     size = written.stat().st_size / 1e6
     console.print(f"wrote {written} ({size:.1f} MB)", highlight=False, soft_wrap=True)
     if size > max_mb:
-        err_console.print(f"warning: the report is over {max_mb:g} MB ({size:.1f} MB) even with the smallest images; "
-                          "give --limit N to include fewer samples", highlight=False)
+        err_console.print(
+            f"warning: the report is over {max_mb:g} MB ({size:.1f} MB) even with the smallest images; "
+            "give --limit N to include fewer samples",
+            highlight=False,
+        )

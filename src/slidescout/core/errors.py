@@ -18,8 +18,15 @@ class ToolError(SlidescoutError):
 class ModelError(SlidescoutError):
     """A model provider failed. ``retryable`` says whether trying again may help."""
 
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None,
-                 retry_after: float | None = None, retries: list | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retries: list | None = None,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retries = list(retries or [])  # RetryInfo records of the attempts before this failure

@@ -18,11 +18,19 @@ __all__ = ["encode_image", "encode_jpeg"]
 
 _ENCODED: OrderedDict[int, tuple[np.ndarray, int, bytes]] = OrderedDict()
 _ENCODED_LOCK = threading.Lock()
-_FORMATS = {"JPG": "JPEG", "JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "TIF": "TIFF", "TIFF": "TIFF"}
+_FORMATS = {
+    "JPG": "JPEG",
+    "JPEG": "JPEG",
+    "PNG": "PNG",
+    "WEBP": "WEBP",
+    "TIF": "TIFF",
+    "TIFF": "TIFF",
+}
 
 
-def encode_image(rgb: np.ndarray | Image.Image, fmt: str = "JPEG", quality: int = 90, *,
-                 optimize: bool = False) -> bytes:
+def encode_image(
+    rgb: np.ndarray | Image.Image, fmt: str = "JPEG", quality: int = 90, *, optimize: bool = False
+) -> bytes:
     """Bytes of an image in ``fmt`` (JPEG, PNG, WEBP or TIFF); ``quality`` applies to JPEG/WEBP.
 
     An array is RGB; a PIL image keeps its alpha in PNG. ``optimize`` trades encoding time for
@@ -32,7 +40,11 @@ def encode_image(rgb: np.ndarray | Image.Image, fmt: str = "JPEG", quality: int 
         raise ValueError(f"unsupported image format {fmt!r}; use JPEG, PNG, WEBP or TIFF")
     if name == "JPEG" and isinstance(rgb, np.ndarray) and not optimize:
         return encode_jpeg(rgb, quality)
-    img = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.ascontiguousarray(rgb[..., :3]), "RGB")
+    img = (
+        rgb
+        if isinstance(rgb, Image.Image)
+        else Image.fromarray(np.ascontiguousarray(rgb[..., :3]), "RGB")
+    )
     buf = io.BytesIO()
     if name in ("JPEG", "WEBP"):
         img.convert("RGB").save(buf, name, quality=quality, optimize=optimize)

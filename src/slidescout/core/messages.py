@@ -24,7 +24,11 @@ class Usage(BaseModel):
     cost_usd: float | None = 0.0
 
     def __add__(self, other: Usage) -> Usage:
-        cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
+        cost = (
+            None
+            if self.cost_usd is None or other.cost_usd is None
+            else self.cost_usd + other.cost_usd
+        )
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
@@ -61,7 +65,9 @@ class ImagePart(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     kind: Literal["image"] = "image"
     image: ImageRef
-    detail: Literal["auto", "low", "high"] | None = "high"  # None: not sent (the provider's default)
+    detail: Literal["auto", "low", "high"] | None = (
+        "high"  # None: not sent (the provider's default)
+    )
     data: bytes | None = Field(default=None, exclude=True, repr=False)
 
 
@@ -90,7 +96,9 @@ class ToolResultPart(BaseModel):
     kind: Literal["tool_result"] = "tool_result"
     tool_call_id: str
     name: str
-    content: list[Annotated[TextPart | ImagePart, Field(discriminator="kind")]] = Field(default_factory=list)
+    content: list[Annotated[TextPart | ImagePart, Field(discriminator="kind")]] = Field(
+        default_factory=list
+    )
     is_error: bool = False
 
 
@@ -133,7 +141,9 @@ class ToolMessage(BaseModel):
     results: list[ToolResultPart]
 
 
-Message = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")]
+Message = Annotated[
+    SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")
+]
 
 
 class ToolSpec(BaseModel):

@@ -40,10 +40,23 @@ from pydantic import BaseModel, Field
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-__all__ = ["ISUP0_METHODS", "LETTERS", "ParsedAnswer", "extract_json_objects", "isup_from_gleason", "parse_answer",
-           "parse_medframeqa_official", "report_block", "response_block", "split_reply"]
+__all__ = [
+    "ISUP0_METHODS",
+    "LETTERS",
+    "ParsedAnswer",
+    "extract_json_objects",
+    "isup_from_gleason",
+    "parse_answer",
+    "parse_medframeqa_official",
+    "report_block",
+    "response_block",
+    "split_reply",
+]
 
-ISUP0_METHODS = ("isup_null", "benign_text")  # PANDA replies scored as ISUP 0 without a stated grade
+ISUP0_METHODS = (
+    "isup_null",
+    "benign_text",
+)  # PANDA replies scored as ISUP 0 without a stated grade
 
 
 class _SampleLike(Protocol):
@@ -60,10 +73,13 @@ class ParsedAnswer(BaseModel):
     ok: bool = False
     method: str = ""  # json | answer_line | answer_text | option_mention | label_mention | bare | boxed | regex_isup | gleason | ...
     error: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)  # e.g. the Gleason patterns a grade came from
+    details: dict[str, Any] = Field(
+        default_factory=dict
+    )  # e.g. the Gleason patterns a grade came from
 
 
 # ---- lenient JSON ---------------------------------------------------------------------------
+
 
 def _balanced_objects(text: str) -> list[tuple[int, str]]:
     """Every top-level ``{...}`` span, in order, skipping braces inside quoted strings."""
@@ -87,7 +103,7 @@ def _balanced_objects(text: str) -> list[tuple[int, str]]:
         elif ch == "}" and depth > 0:
             depth -= 1
             if depth == 0:
-                out.append((start, text[start:i + 1]))
+                out.append((start, text[start : i + 1]))
     return out
 
 
@@ -115,7 +131,9 @@ def _loads_lenient(snippet: str) -> dict[str, Any] | None:
             return v
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         pass
-    pairs = {m.group(1).strip(): m.group(2).strip().strip("'\"").strip() for m in _KV.finditer(s[1:-1])}
+    pairs = {
+        m.group(1).strip(): m.group(2).strip().strip("'\"").strip() for m in _KV.finditer(s[1:-1])
+    }
     return pairs or None
 
 
@@ -129,7 +147,9 @@ def extract_json_objects(text: str) -> list[tuple[dict[str, Any], str]]:
     return out
 
 
-def _last_with(objs: list[tuple[dict[str, Any], str]], keys: tuple[str, ...]) -> tuple[Any, str] | None:
+def _last_with(
+    objs: list[tuple[dict[str, Any], str]], keys: tuple[str, ...]
+) -> tuple[Any, str] | None:
     for obj, snippet in reversed(objs):
         for key in keys:
             if key in obj:
@@ -144,6 +164,7 @@ def _last_with(objs: list[tuple[dict[str, Any], str]], keys: tuple[str, ...]) ->
 
 
 # ---- options --------------------------------------------------------------------------------
+
 
 def _norm(s: str) -> str:
     return re.sub(r"\s+", " ", s.strip().strip("\"'`*_.:;,!()[] \t")).lower()
@@ -168,11 +189,18 @@ def _mentioned_option(text: str, options: list[str]) -> int | None:
             continue
         pat = r"(?<![A-Za-z0-9])" + re.escape(o).replace(r"\ ", r"\s+") + r"(?![A-Za-z0-9])"
         spans += [(m.start(), m.end(), i) for m in re.finditer(pat, text, re.I)]
-    kept = {i for s, e, i in spans if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)}
+    kept = {
+        i
+        for s, e, i in spans
+        if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in spans)
+    }
     return kept.pop() if len(kept) == 1 else None
 
 
-_LEADING_NUM = re.compile(r"^\s*[\[(]?\s*(?:option|choice|answer|no\.?|number|#)?\s*#?\s*(\d{1,3})\s*[\])]?(?:\s*$|[.:)\-\u2013\u2014,\s])", re.I)
+_LEADING_NUM = re.compile(
+    r"^\s*[\[(]?\s*(?:option|choice|answer|no\.?|number|#)?\s*#?\s*(\d{1,3})\s*[\])]?(?:\s*$|[.:)\-\u2013\u2014,\s])",
+    re.I,
+)
 
 
 def _index_from_value(value: Any, options: list[str]) -> tuple[int | None, str, str | None]:
@@ -208,10 +236,15 @@ def _index_from_value(value: Any, options: list[str]) -> tuple[int | None, str, 
 
 # ---- per format -----------------------------------------------------------------------------
 
-_ANSWER_NUM = re.compile(r"\banswer\b[\"'*_\s]*(?:is\b)?[\s:=*_\"'-]*[\[(]?\s*(?:option|choice)?\s*#?\s*(\d{1,3})(?![\d.]\d)", re.I)
+_ANSWER_NUM = re.compile(
+    r"\banswer\b[\"'*_\s]*(?:is\b)?[\s:=*_\"'-]*[\[(]?\s*(?:option|choice)?\s*#?\s*(\d{1,3})(?![\d.]\d)",
+    re.I,
+)
 _BARE_NUM = re.compile(r"[\[(]?\s*(?:option|choice)?\s*#?\s*(\d{1,3})\s*[\])]?\.?", re.I)
 _OPTION_NUM = re.compile(r"\b(?:option|choice)\s*#?\s*(\d{1,3})\b", re.I)
-_AFTER_ANSWER = re.compile(r"\b(?:final\s+answer|answer)\b[\"'*_\s]*(?:is\b)?[\s:=*_\"'-]*([^\n]{1,200})", re.I)
+_AFTER_ANSWER = re.compile(
+    r"\b(?:final\s+answer|answer)\b[\"'*_\s]*(?:is\b)?[\s:=*_\"'-]*([^\n]{1,200})", re.I
+)
 
 
 def _tail(text: str, n: int = 200) -> str:
@@ -220,14 +253,18 @@ def _tail(text: str, n: int = 200) -> str:
 
 
 def _last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip() and not ln.strip().startswith("```")]
+    lines = [
+        ln for ln in text.strip().splitlines() if ln.strip() and not ln.strip().startswith("```")
+    ]
     return lines[-1] if lines else ""
 
 
 def _parse_options_answer(text: str, options: list[str]) -> ParsedAnswer:
     """index of the chosen option (shared by ``index`` and ``label``)."""
     first_error: str | None = None
-    found = _last_with(extract_json_objects(text), ("answer", "final_answer", "answer_index", "option", "choice"))
+    found = _last_with(
+        extract_json_objects(text), ("answer", "final_answer", "answer_index", "option", "choice")
+    )
     if found is not None:
         idx, how, err = _index_from_value(found[0], options)
         if idx is not None:
@@ -257,19 +294,31 @@ def _parse_options_answer(text: str, options: list[str]) -> ParsedAnswer:
     if len(numbers) == 1:
         idx, how, err = _index_from_value(numbers.pop(), options)
         if idx is not None:
-            return ParsedAnswer(value=idx, raw=_OPTION_NUM.findall(text)[-1], ok=True, method="option_mention")
+            return ParsedAnswer(
+                value=idx, raw=_OPTION_NUM.findall(text)[-1], ok=True, method="option_mention"
+            )
         first_error = first_error or err
     elif len(numbers) > 1:
-        first_error = first_error or f"several options mentioned ({', '.join(map(str, sorted(numbers)))}) and no explicit answer"
+        first_error = (
+            first_error
+            or f"several options mentioned ({', '.join(map(str, sorted(numbers)))}) and no explicit answer"
+        )
     line = _last_line(text)
     idx = _mentioned_option(line, options) if line else None
     if idx is not None:
         return ParsedAnswer(value=idx, raw=line[:200], ok=True, method="label_mention")
-    return ParsedAnswer(raw=_tail(text), ok=False, method="none",
-                        error=first_error or "no answer found (expected {\"answer\": N})")
+    return ParsedAnswer(
+        raw=_tail(text),
+        ok=False,
+        method="none",
+        error=first_error or 'no answer found (expected {"answer": N})',
+    )
 
 
-_INT_TEXT = re.compile(r"\s*(?:isup\s*)?(?:grade\s*(?:group)?|pattern|score)?\s*[:#=]?\s*(\d{1,2})(?:\.0+)?(?![\d.]*\s*\+)\b", re.I)
+_INT_TEXT = re.compile(
+    r"\s*(?:isup\s*)?(?:grade\s*(?:group)?|pattern|score)?\s*[:#=]?\s*(\d{1,2})(?:\.0+)?(?![\d.]*\s*\+)\b",
+    re.I,
+)
 
 
 def _to_int(value: Any) -> int | None:
@@ -282,7 +331,9 @@ def _to_int(value: Any) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def isup_from_gleason(primary: int | None, secondary: int | None, total: int | None = None) -> int | None:
+def isup_from_gleason(
+    primary: int | None, secondary: int | None, total: int | None = None
+) -> int | None:
     """ISUP grade group from Gleason patterns: <=6 → 1, 3+4 → 2, 4+3 → 3, 8 → 4, 9-10 → 5;
     a pattern or total of 0 (no cancer) → 0. None when it cannot be decided."""
     if primary is not None and secondary is not None:
@@ -302,15 +353,32 @@ def isup_from_gleason(primary: int | None, secondary: int | None, total: int | N
     return {8: 4, 9: 5, 10: 5}.get(total)
 
 
-_ISUP_TEXT = re.compile(r"\b(?:isup\s*(?:grade(?:\s*group)?)?|grade\s*group)\s*(?:is|of|=|:)?\s*[*_\"']*\s*(\d)\b", re.I)
+_ISUP_TEXT = re.compile(
+    r"\b(?:isup\s*(?:grade(?:\s*group)?)?|grade\s*group)\s*(?:is|of|=|:)?\s*[*_\"']*\s*(\d)\b", re.I
+)
 _GLEASON_TEXT = re.compile(r"\bgleason\b[^\d\n]{0,20}(\d)\s*\+\s*(\d)", re.I)
-_ISUP_KEYS = ("isup_grade", "isup", "isup_grade_group", "grade_group", "primary_pattern", "secondary_pattern", "total_score", "gleason_score")
+_ISUP_KEYS = (
+    "isup_grade",
+    "isup",
+    "isup_grade_group",
+    "grade_group",
+    "primary_pattern",
+    "secondary_pattern",
+    "total_score",
+    "gleason_score",
+)
 
 
-_NULL_GRADE = re.compile(r"^\s*(?:null|none|n/?a|not applicable|benign(?: tissue| prostat\w*)?|no cancer|no carcinoma|"
-                         r"no tumou?r|negative|not? malignan\w*|-)?\s*\.?\s*$", re.I)
-_BENIGN_TEXT = re.compile(r"(?<!not )(?<!non-)(?<!non )\b(?:benign|no (?:evidence of )?(?:cancer|carcinoma|tumou?r|malignancy)|"
-                          r"negative for (?:cancer|carcinoma|malignancy)|(?:isup\s*)?grade\s*(?:group\s*)?0)\b", re.I)
+_NULL_GRADE = re.compile(
+    r"^\s*(?:null|none|n/?a|not applicable|benign(?: tissue| prostat\w*)?|no cancer|no carcinoma|"
+    r"no tumou?r|negative|not? malignan\w*|-)?\s*\.?\s*$",
+    re.I,
+)
+_BENIGN_TEXT = re.compile(
+    r"(?<!not )(?<!non-)(?<!non )\b(?:benign|no (?:evidence of )?(?:cancer|carcinoma|tumou?r|malignancy)|"
+    r"negative for (?:cancer|carcinoma|malignancy)|(?:isup\s*)?grade\s*(?:group\s*)?0)\b",
+    re.I,
+)
 _OPEN_JSON = re.compile(r"\{[^{}]*$", re.S)
 
 
@@ -337,46 +405,84 @@ def _parse_isup(text: str) -> ParsedAnswer:
     error: str | None = None
     if objs:
         obj, snippet = objs[-1]
-        details: dict[str, Any] = {k: obj.get(k) for k in ("primary_pattern", "secondary_pattern", "total_score", "isup_grade") if k in obj}
-        grade_key = next((k for k in ("isup_grade", "isup", "isup_grade_group", "grade_group") if k in obj), None)
+        details: dict[str, Any] = {
+            k: obj.get(k)
+            for k in ("primary_pattern", "secondary_pattern", "total_score", "isup_grade")
+            if k in obj
+        }
+        grade_key = next(
+            (k for k in ("isup_grade", "isup", "isup_grade_group", "grade_group") if k in obj), None
+        )
         grade_raw = obj[grade_key] if grade_key else None
         grade = _to_int(grade_raw)
         if grade is not None and 0 <= grade <= 5:
-            return ParsedAnswer(value=grade, raw=snippet, ok=True, method="json_isup_grade", details=details)
-        patterns = [_to_int(obj.get(k)) for k in ("primary_pattern", "secondary_pattern", "total_score")]
+            return ParsedAnswer(
+                value=grade, raw=snippet, ok=True, method="json_isup_grade", details=details
+            )
+        patterns = [
+            _to_int(obj.get(k)) for k in ("primary_pattern", "secondary_pattern", "total_score")
+        ]
         if grade_key and _null_grade(grade_raw) and not any(v for v in patterns if v is not None):
             # the PANDA prompt defines grades 1-5 only; null / "N/A" / "Benign" means no cancer
             return ParsedAnswer(value=0, raw=snippet, ok=True, method="isup_null", details=details)
         if grade_raw is not None:
             error = f"isup_grade {grade_raw!r} is not a grade 0-5"
-        primary, secondary = _to_int(obj.get("primary_pattern")), _to_int(obj.get("secondary_pattern"))
+        primary, secondary = (
+            _to_int(obj.get("primary_pattern")),
+            _to_int(obj.get("secondary_pattern")),
+        )
         gs = obj.get("gleason_score")
         if (primary is None or secondary is None) and isinstance(gs, str) and "+" in gs:
             a, b = gs.split("+", 1)
             primary, secondary = _to_int(a), _to_int(b.split("=")[0])
         derived = isup_from_gleason(primary, secondary, _to_int(obj.get("total_score")))
         if derived is not None:
-            return ParsedAnswer(value=derived, raw=snippet, ok=True, method="json_gleason", details=details, error=None)
-        error = error or "JSON has no usable isup_grade and its Gleason patterns do not decide a grade"
+            return ParsedAnswer(
+                value=derived,
+                raw=snippet,
+                ok=True,
+                method="json_gleason",
+                details=details,
+                error=None,
+            )
+        error = (
+            error or "JSON has no usable isup_grade and its Gleason patterns do not decide a grade"
+        )
     grades = list(_ISUP_TEXT.finditer(text))
     if grades and 0 <= int(grades[-1].group(1)) <= 5:
-        return ParsedAnswer(value=int(grades[-1].group(1)), raw=grades[-1].group(0), ok=True, method="regex_isup")
+        return ParsedAnswer(
+            value=int(grades[-1].group(1)), raw=grades[-1].group(0), ok=True, method="regex_isup"
+        )
     gleasons = list(_GLEASON_TEXT.finditer(text))
     if gleasons:
         g = gleasons[-1]
         derived = isup_from_gleason(int(g.group(1)), int(g.group(2)))
         if derived is not None:
-            return ParsedAnswer(value=derived, raw=g.group(0), ok=True, method="regex_gleason",
-                                details={"primary_pattern": int(g.group(1)), "secondary_pattern": int(g.group(2))})
+            return ParsedAnswer(
+                value=derived,
+                raw=g.group(0),
+                ok=True,
+                method="regex_gleason",
+                details={"primary_pattern": int(g.group(1)), "secondary_pattern": int(g.group(2))},
+            )
     if _null_grade(text.strip().strip("`*_\"'")) or _BENIGN_TEXT.search(text):
         return ParsedAnswer(value=0, raw=_tail(text), ok=True, method="benign_text")
-    return ParsedAnswer(raw=_tail(text), ok=False, method="none",
-                        error=error or "no ISUP grade found (expected JSON with isup_grade)")
+    return ParsedAnswer(
+        raw=_tail(text),
+        ok=False,
+        method="none",
+        error=error or "no ISUP grade found (expected JSON with isup_grade)",
+    )
 
 
-_ANSWER_LETTER = re.compile(r"\banswer\b\s*[*_]*\s*[:\uff1a]\s*[*_]*\s*[\[(]?\s*([A-Za-z])\s*[\])]?(?![A-Za-z0-9])(?P<rest>[^\n]{0,3})", re.I)
+_ANSWER_LETTER = re.compile(
+    r"\banswer\b\s*[*_]*\s*[:\uff1a]\s*[*_]*\s*[\[(]?\s*([A-Za-z])\s*[\])]?(?![A-Za-z0-9])(?P<rest>[^\n]{0,3})",
+    re.I,
+)
 _BOXED = re.compile(r"\\boxed\s*\{\s*(?:\\text\{)?\s*\(?([A-Za-z])\)?\s*\}?\s*\}")
-_ANSWER_IS = re.compile(r"\b(?:final\s+answer|correct\s+answer|answer|correct\s+option)\s+is\s*[:*_\s]*[\[(]?([A-Z])[\])]?(?![A-Za-z0-9])")
+_ANSWER_IS = re.compile(
+    r"\b(?:final\s+answer|correct\s+answer|answer|correct\s+option)\s+is\s*[:*_\s]*[\[(]?([A-Z])[\])]?(?![A-Za-z0-9])"
+)
 
 
 def _letter_ok(letter: str, rest: str) -> bool:
@@ -393,12 +499,18 @@ def _parse_letter(text: str, options: list[str]) -> ParsedAnswer:
         letter = m.group(1).upper()
         if letter in valid:
             return ParsedAnswer(value=letter, raw=m.group(0).strip(), ok=True, method="answer_line")
-        return ParsedAnswer(raw=m.group(0).strip(), ok=False, method="answer_line",
-                            error=f"answer letter {letter} is not among the options A-{valid[-1]}")
+        return ParsedAnswer(
+            raw=m.group(0).strip(),
+            ok=False,
+            method="answer_line",
+            error=f"answer letter {letter} is not among the options A-{valid[-1]}",
+        )
     for pattern, method in ((_BOXED, "boxed"), (_ANSWER_IS, "answer_is")):
         found = [m for m in pattern.finditer(text) if m.group(1).upper() in valid]
         if found:
-            return ParsedAnswer(value=found[-1].group(1).upper(), raw=found[-1].group(0), ok=True, method=method)
+            return ParsedAnswer(
+                value=found[-1].group(1).upper(), raw=found[-1].group(0), ok=True, method=method
+            )
     bare = re.fullmatch(r"[\s*_`\"']*[\[(]?([A-Za-z])[\])]?[.:]?[\s*_`\"']*", text or "")
     if bare and bare.group(1).upper() in valid:
         return ParsedAnswer(value=bare.group(1).upper(), raw=text.strip(), ok=True, method="bare")
@@ -406,8 +518,12 @@ def _parse_letter(text: str, options: list[str]) -> ParsedAnswer:
     if options and line:
         idx = _label_index(line, options) or _mentioned_option(line, options)
         if idx is not None:
-            return ParsedAnswer(value=LETTERS[idx - 1], raw=line[:200], ok=True, method="label_mention")
-    return ParsedAnswer(raw=_tail(text), ok=False, method="none", error="no final 'Answer: LETTER' line found")
+            return ParsedAnswer(
+                value=LETTERS[idx - 1], raw=line[:200], ok=True, method="label_mention"
+            )
+    return ParsedAnswer(
+        raw=_tail(text), ok=False, method="none", error="no final 'Answer: LETTER' line found"
+    )
 
 
 _RESPONSE = re.compile(r"<response>\s*(.*?)\s*(?:</response>|$)", re.S | re.I)
@@ -455,14 +571,23 @@ def parse_medframeqa_official(text: str | None, options: list[str]) -> ParsedAns
     valid = LETTERS[: len(options) or 26]
     boxed = [m for m in _OFFICIAL_BOXED.finditer(text) if m.group(1).upper() in valid]
     if boxed:
-        return ParsedAnswer(value=boxed[-1].group(1).upper(), raw=boxed[-1].group(0), ok=True, method="official_boxed")
+        return ParsedAnswer(
+            value=boxed[-1].group(1).upper(),
+            raw=boxed[-1].group(0),
+            ok=True,
+            method="official_boxed",
+        )
     answers = list(_OFFICIAL_ANSWER.finditer(text))
     if answers:
-        after = text[answers[-1].end():]
+        after = text[answers[-1].end() :]
         m = re.match(r"[\s*_]*\(?([A-Za-z])\)?(?![A-Za-z])", after)
         if m and m.group(1).upper() in valid:
-            return ParsedAnswer(value=m.group(1).upper(), raw=text[answers[-1].start():answers[-1].end() + m.end()],
-                                ok=True, method="official_answer")
+            return ParsedAnswer(
+                value=m.group(1).upper(),
+                raw=text[answers[-1].start() : answers[-1].end() + m.end()],
+                ok=True,
+                method="official_answer",
+            )
     forms = [m for m in _OFFICIAL_FORMS.finditer(text) if (m.group(1) or m.group(2)) in valid]
     if forms:
         letter = forms[-1].group(1) or forms[-1].group(2)
@@ -470,8 +595,12 @@ def parse_medframeqa_official(text: str | None, options: list[str]) -> ParsedAns
     low = text.lower()
     hits = [i for i, o in enumerate(options) if o.strip() and o.strip().lower() in low]
     if len(hits) == 1:
-        return ParsedAnswer(value=LETTERS[hits[0]], raw=options[hits[0]][:200], ok=True, method="official_text")
-    return ParsedAnswer(raw=_tail(text), ok=False, method="none", error="no answer letter found (official rules)")
+        return ParsedAnswer(
+            value=LETTERS[hits[0]], raw=options[hits[0]][:200], ok=True, method="official_text"
+        )
+    return ParsedAnswer(
+        raw=_tail(text), ok=False, method="none", error="no answer letter found (official rules)"
+    )
 
 
 def parse_answer(text: str | None, sample: _SampleLike, mode: str = "default") -> ParsedAnswer:
@@ -499,10 +628,14 @@ def parse_answer(text: str | None, sample: _SampleLike, mode: str = "default") -
         return _parse_letter(text, options)
     if fmt in ("index", "label"):
         if not options:
-            return ParsedAnswer(raw=_tail(text), ok=False, method="none", error="the sample has no options")
+            return ParsedAnswer(
+                raw=_tail(text), ok=False, method="none", error="the sample has no options"
+            )
         parsed = _parse_options_answer(text, options)
         if parsed.ok and fmt == "label":
             parsed.details["index"] = parsed.value
             parsed.value = options[int(parsed.value) - 1]  # type: ignore[arg-type]
         return parsed
-    return ParsedAnswer(raw=_tail(text), ok=False, method="none", error=f"unknown answer format {fmt!r}")
+    return ParsedAnswer(
+        raw=_tail(text), ok=False, method="none", error=f"unknown answer format {fmt!r}"
+    )

@@ -32,13 +32,17 @@ class Sample(BaseModel):
     question: str  # the full text the model sees, options and answer instructions included
     options: list[str] = Field(default_factory=list)
     answer: int | str | None = None
-    answer_label: str | None = None  # option text (index/label/letter), or the grade as text (isup_json)
+    answer_label: str | None = (
+        None  # option text (index/label/letter), or the grade as text (isup_json)
+    )
     answer_index: int | None = None  # 1-based position of the answer in ``options``, if any
     metric: Metric = "accuracy"
     answer_format: AnswerFormat = "index"
     image_path: str  # the slide (or first image): absolute once resolved, else the name as given
     image_paths: list[str] = Field(default_factory=list)  # every image (one for a slide)
-    regions: list[dict[str, Any]] = Field(default_factory=list)  # truth regions {"id","label","box"}
+    regions: list[dict[str, Any]] = Field(
+        default_factory=list
+    )  # truth regions {"id","label","box"}
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @property

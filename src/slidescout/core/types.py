@@ -118,8 +118,10 @@ class View:
 
     def __repr__(self) -> str:
         mpp = f"{self.mpp:.3g}" if self.mpp else "None"
-        return (f"View(box={self.box}, {self.width}x{self.height} px, level={self.level}, "
-                f"downsample={self.downsample:.3g}, mpp={mpp}{', clamped' if self.clamped else ''})")
+        return (
+            f"View(box={self.box}, {self.width}x{self.height} px, level={self.level}, "
+            f"downsample={self.downsample:.3g}, mpp={mpp}{', clamped' if self.clamped else ''})"
+        )
 
     def _repr_png_(self) -> bytes:
         """PNG bytes, so a notebook shows the image itself."""
@@ -136,6 +138,8 @@ class View:
     def describe(self) -> str:
         """One line for a model or a trace: box, level, mpp."""
         mpp = f"{self.mpp:.3f} µm/px" if self.mpp else "unknown mpp"
-        return (f"region with top-left ({self.box.x},{self.box.y}) and size {self.box.w} x {self.box.h}"
-                f" (level-0 px), shown at {self.width}x{self.height} px, {mpp}"
-                + (f"; {self.meta['channels']}" if self.meta.get("channels") else ""))
+        return (
+            f"region with top-left ({self.box.x},{self.box.y}) and size {self.box.w} x {self.box.h}"
+            f" (level-0 px), shown at {self.width}x{self.height} px, {mpp}"
+            + (f"; {self.meta['channels']}" if self.meta.get("channels") else "")
+        )

@@ -41,13 +41,21 @@ def format_question(question: str, options: list[str]) -> str:
     if not options:
         return question.strip()
     lines = "\n".join(f"{i}. {o}" for i, o in enumerate(options, 1))
-    return (f"{question.strip()}\n\nSelect from the following options:\n{lines}\n\n"
-            "Please choose the number of the correct option and respond in the following JSON format:\n"
-            "```json\n{\"answer\": YOUR_ANSWER}\n```")
+    return (
+        f"{question.strip()}\n\nSelect from the following options:\n{lines}\n\n"
+        "Please choose the number of the correct option and respond in the following JSON format:\n"
+        '```json\n{"answer": YOUR_ANSWER}\n```'
+    )
 
 
-def question_sample(slide: str | Path, question: str, options: list[str] | None = None, *,
-                    sample_id: str | None = None, answer: str | None = None) -> Sample:
+def question_sample(
+    slide: str | Path,
+    question: str,
+    options: list[str] | None = None,
+    *,
+    sample_id: str | None = None,
+    answer: str | None = None,
+) -> Sample:
     """The :class:`Sample` of a question asked on the command line (options answered by number).
 
     ``answer``, when known, is an option's text (or its 1-based number)."""
@@ -55,21 +63,34 @@ def question_sample(slide: str | Path, question: str, options: list[str] | None 
     if not question.strip():
         raise ConfigError("the question is empty; give the question to answer")
     if len(options) == 1:
-        raise ConfigError(f"one option ({options[0]!r}) leaves nothing to choose; give two or more (--option), "
-                          "or none for a free-text answer")
+        raise ConfigError(
+            f"one option ({options[0]!r}) leaves nothing to choose; give two or more (--option), "
+            "or none for a free-text answer"
+        )
     if any(not o.strip() for o in options):
         raise ConfigError("an option is empty")
     if len({o.strip().lower() for o in options}) != len(options):
         raise ConfigError("the options repeat; give each answer once")
     truth: int | None = None
     if answer is not None and options:
-        truth = int(answer) if answer.isdigit() else (options.index(answer) + 1 if answer in options else None)
+        truth = (
+            int(answer)
+            if answer.isdigit()
+            else (options.index(answer) + 1 if answer in options else None)
+        )
         if truth is None or not 1 <= truth <= len(options):
             raise ConfigError(f"the answer {answer!r} is not one of the options")
-    return Sample(sample_id=sample_id or Path(slide).stem, question=format_question(question, options),
-                  options=options, image_path=str(slide), image_paths=[str(slide)],
-                  answer_format="index" if options else "free", answer=truth,
-                  answer_label=options[truth - 1] if truth else None, answer_index=truth)
+    return Sample(
+        sample_id=sample_id or Path(slide).stem,
+        question=format_question(question, options),
+        options=options,
+        image_path=str(slide),
+        image_paths=[str(slide)],
+        answer_format="index" if options else "free",
+        answer=truth,
+        answer_label=options[truth - 1] if truth else None,
+        answer_index=truth,
+    )
 
 
 @dataclass
@@ -92,37 +113,64 @@ class RunResult:
         return self.status == "answered"
 
 
-async def arun(slide: str | Path, question: str, options: list[str] | None = None, *,
-               model: str | Model | None = None, config: AgentConfig | None = None, out: str | Path | None = None,
-               sample: Sample | None = None, budget: Budget | None = None, budget_usd: float | None = None,
-               **settings: Any) -> RunResult:
+async def arun(
+    slide: str | Path,
+    question: str,
+    options: list[str] | None = None,
+    *,
+    model: str | Model | None = None,
+    config: AgentConfig | None = None,
+    out: str | Path | None = None,
+    sample: Sample | None = None,
+    budget: Budget | None = None,
+    budget_usd: float | None = None,
+    **settings: Any,
+) -> RunResult:
     """Ask one question about one slide and write a run directory of one sample.
 
     ``settings`` are :class:`AgentConfig` fields (``preset``, ``max_steps``...) over ``config``."""
     base = config or AgentConfig()
-    cfg = base.model_validate({**base.model_dump(), **settings,
-                               **({"model": model} if isinstance(model, str) else {})})
+    cfg = base.model_validate(
+        {**base.model_dump(), **settings, **({"model": model} if isinstance(model, str) else {})}
+    )
     sample = sample or question_sample(slide, question, options)
     if not sample.is_image_set:
         open_slide(sample.image_path)  # a bad file is the user's error: say so before running
-    agent = build_agent(cfg, budget or Budget(usd=budget_usd),
-                        model=model if model is not None and not isinstance(model, str) else None)
-    run_dir = RunDir.create(Path(out) if out else default_run_dir(Path(slide).stem), {"agent": agent.config()},
-                            agent.prompt_hashes(), resume=True)
+    agent = build_agent(
+        cfg,
+        budget or Budget(usd=budget_usd),
+        model=model if model is not None and not isinstance(model, str) else None,
+    )
+    run_dir = RunDir.create(
+        Path(out) if out else default_run_dir(Path(slide).stem),
+        {"agent": agent.config()},
+        agent.prompt_hashes(),
+        resume=True,
+    )
     try:
-        outcome = await run_sample(agent, sample, 0, run_dir, budget=agent.budget, live_interval=0.0)
+        outcome = await run_sample(
+            agent, sample, 0, run_dir, budget=agent.budget, live_interval=0.0
+        )
     finally:
         await agent.aclose()
     run_dir.append_result(outcome.record)
     rec, trace = outcome.record, outcome.trace
-    return RunResult(answer=split_reply(trace.answer)[0] if trace and trace.answer is not None else None,
-                     choice=rec.get("answer_label"),
-                     rationale=trace.rationale if trace else "", status=str(rec.get("status")),
-                     error=rec.get("error"), record=rec, trace=trace,
-                     trace_path=run_dir.path / str(rec.get("trace")), run_dir=run_dir.path)
+    return RunResult(
+        answer=split_reply(trace.answer)[0] if trace and trace.answer is not None else None,
+        choice=rec.get("answer_label"),
+        rationale=trace.rationale if trace else "",
+        status=str(rec.get("status")),
+        error=rec.get("error"),
+        record=rec,
+        trace=trace,
+        trace_path=run_dir.path / str(rec.get("trace")),
+        run_dir=run_dir.path,
+    )
 
 
-def run(slide: str | Path, question: str, options: list[str] | None = None, **kwargs: Any) -> RunResult:
+def run(
+    slide: str | Path, question: str, options: list[str] | None = None, **kwargs: Any
+) -> RunResult:
     """Synchronous :func:`arun`: ``slidescout.run("slide.svs", "Diagnosis?", ["A", "B"], model="expert")``.
 
     Inside a running event loop (a Jupyter cell) it runs ``arun`` on a worker thread's own loop and

@@ -59,8 +59,10 @@ def compare_table(reports: list[RunReport]) -> Any:
                 row.append("-")
             else:
                 maj = f" maj {fmt_pct(s.majority_vote)}" if s.majority_vote is not None else ""
-                row.append(f"{fmt_pct(s.value)} {fmt_ci(s.ci_low, s.ci_high)}{maj}\n"
-                           f"n={s.n} · {fmt_cost(s.cost_usd, s.n_cost_unknown, s.n_records)}")
+                row.append(
+                    f"{fmt_pct(s.value)} {fmt_ci(s.ci_low, s.ci_high)}{maj}\n"
+                    f"n={s.n} · {fmt_cost(s.cost_usd, s.n_cost_unknown, s.n_records)}"
+                )
             if i:
                 d, n = paired_delta(reports[0], rep, task)
                 row.append("-" if d is None else f"{100 * d:+.1f} (n={n})")
@@ -70,12 +72,18 @@ def compare_table(reports: list[RunReport]) -> Any:
 
 def compare_data(reports: list[RunReport]) -> dict[str, Any]:
     tasks = list(dict.fromkeys(task for r in reports for task in r.scores))
-    out: dict[str, Any] = {"runs": [{"run": str(r.path), "agent": r.agent} for r in reports], "tasks": {}}
+    out: dict[str, Any] = {
+        "runs": [{"run": str(r.path), "agent": r.agent} for r in reports],
+        "tasks": {},
+    }
     for task in tasks:
         out["tasks"][task] = []
         for i, rep in enumerate(reports):
             s = rep.scores.get(task)
-            entry: dict[str, Any] = {"run": str(rep.path), "score": None if s is None else s.model_dump(mode="json")}
+            entry: dict[str, Any] = {
+                "run": str(rep.path),
+                "score": None if s is None else s.model_dump(mode="json"),
+            }
             if i:
                 d, n = paired_delta(reports[0], rep, task)
                 entry["delta_vs_first"] = d
@@ -84,7 +92,9 @@ def compare_data(reports: list[RunReport]) -> dict[str, Any]:
     return out
 
 
-def print_compare(paths: list[str | Path], console: Any = None, *, plots: str | Path | None = None) -> list[RunReport]:
+def print_compare(
+    paths: list[str | Path], console: Any = None, *, plots: str | Path | None = None
+) -> list[RunReport]:
     from rich.console import Console
 
     console = console or Console()

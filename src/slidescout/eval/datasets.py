@@ -39,8 +39,17 @@ from slidescout.eval.samples import (
     require_file,
 )
 
-__all__ = ["DatasetLoad", "Sample", "SlideFinder", "SlideIndex", "load_dataset", "load_medframeqa",
-           "load_multipathqa", "load_synth", "parse_options"]
+__all__ = [
+    "DatasetLoad",
+    "Sample",
+    "SlideFinder",
+    "SlideIndex",
+    "load_dataset",
+    "load_medframeqa",
+    "load_multipathqa",
+    "load_synth",
+    "parse_options",
+]
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -95,8 +104,12 @@ def _read_rows(path: Path, schema: dict[str, Any]) -> list[dict[str, str]]:
             if missing:
                 raise DatasetError(
                     f"{path} is not a MultiPathQA-style CSV: missing column(s) {', '.join(missing)} "
-                    f"(found: {', '.join(columns) or 'none'}); expected {', '.join(schema['required_columns'])}")
-            return [{(k or "").strip(): (v if v is not None else "") for k, v in row.items()} for row in reader]
+                    f"(found: {', '.join(columns) or 'none'}); expected {', '.join(schema['required_columns'])}"
+                )
+            return [
+                {(k or "").strip(): (v if v is not None else "") for k, v in row.items()}
+                for row in reader
+            ]
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path} is not UTF-8 text ({e}); is it really the CSV?") from None
     except csv.Error as e:
@@ -107,7 +120,9 @@ def _task_config(task: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema["default_task"], **schema["tasks"].get(task, {})}
 
 
-def _ground_truth(row: dict[str, str], options: list[str], fmt: str, where: str) -> tuple[int | str, str, int | None, str]:
+def _ground_truth(
+    row: dict[str, str], options: list[str], fmt: str, where: str
+) -> tuple[int | str, str, int | None, str]:
     """(answer, answer_label, answer_index, answer_format) of one row."""
     raw = row["answer"].strip()
     lowered = {o.strip().lower(): i for i, o in enumerate(options, 1)}
@@ -117,7 +132,9 @@ def _ground_truth(row: dict[str, str], options: list[str], fmt: str, where: str)
             raise DatasetError(f"{where}answer {raw!r} is not an ISUP grade 0-5")
         return grade, str(grade), None, fmt
     if not options:
-        raise DatasetError(f"{where}the row has no options but its task expects a choice among options")
+        raise DatasetError(
+            f"{where}the row has no options but its task expects a choice among options"
+        )
     if fmt == "label":
         idx = lowered.get(raw.lower())
         if idx is None:
@@ -127,7 +144,9 @@ def _ground_truth(row: dict[str, str], options: list[str], fmt: str, where: str)
     if idx is None and raw.lower() in lowered:  # a label where an index was expected
         idx = lowered[raw.lower()]
     if idx is None or not 1 <= idx <= len(options):
-        raise DatasetError(f"{where}answer {raw!r} is not a 1-based option index (1-{len(options)})")
+        raise DatasetError(
+            f"{where}answer {raw!r} is not a 1-based option index (1-{len(options)})"
+        )
     return idx, options[idx - 1], idx, fmt
 
 
@@ -135,8 +154,12 @@ def _question(prompt: str, options: list[str], cfg: dict[str, Any]) -> str:
     opts = numbered_options(options)
     if not options or "{options}" in prompt:
         return fill_template(prompt, options=opts)
-    return fill_template(load_template(cfg.get("wrap") or "multipathqa_mcq"), question=prompt,
-                         options=opts, option_numbers=option_numbers(len(options)))
+    return fill_template(
+        load_template(cfg.get("wrap") or "multipathqa_mcq"),
+        question=prompt,
+        options=opts,
+        option_numbers=option_numbers(len(options)),
+    )
 
 
 def _normalise_tasks(tasks: Iterable[str] | str | None) -> set[str] | None:
@@ -148,19 +171,31 @@ def _normalise_tasks(tasks: Iterable[str] | str | None) -> set[str] | None:
     return wanted or None
 
 
-def _load_csv(path: str | Path, *, dataset: str, slides_dir: str | Path | None, base_dir: Path | None,
-              tasks: Iterable[str] | str | None) -> DatasetLoad:
+def _load_csv(
+    path: str | Path,
+    *,
+    dataset: str,
+    slides_dir: str | Path | None,
+    base_dir: Path | None,
+    tasks: Iterable[str] | str | None,
+) -> DatasetLoad:
     path = require_file(path, f"{dataset} question file")
     schema = load_schema("multipathqa")
     rows = _read_rows(path, schema)
     wanted = _normalise_tasks(tasks)
     present = sorted({r["benchmark_name"].strip() for r in rows})
     if wanted is not None and wanted - set(present):
-        raise DatasetError(f"unknown task(s) {', '.join(sorted(wanted - set(present)))} for {path}; "
-                           f"its tasks are {', '.join(present)}")
+        raise DatasetError(
+            f"unknown task(s) {', '.join(sorted(wanted - set(present)))} for {path}; "
+            f"its tasks are {', '.join(present)}"
+        )
     index = SlideFinder(slides_dir, schema["slide_extensions"]) if slides_dir is not None else None
-    out = DatasetLoad(dataset=dataset, source=str(path), n_rows=len(rows),
-                      search_dir=str(index.root) if index else (str(base_dir) if base_dir else None))
+    out = DatasetLoad(
+        dataset=dataset,
+        source=str(path),
+        n_rows=len(rows),
+        search_dir=str(index.root) if index else (str(base_dir) if base_dir else None),
+    )
     ids = IdMaker()
     missing: set[str] = set()
     for line, row in enumerate(rows, start=2):  # line 1 is the header
@@ -182,16 +217,23 @@ def _load_csv(path: str | Path, *, dataset: str, slides_dir: str | Path | None, 
         answer, label, answer_index, fmt = _ground_truth(row, options, fmt, where)
         metric = row.get("metric_type", "").strip() or cfg["metric"]
         if metric not in ("accuracy", "balanced_accuracy"):
-            raise DatasetError(f"{where}metric_type {metric!r} is neither accuracy nor balanced_accuracy")
+            raise DatasetError(
+                f"{where}metric_type {metric!r} is neither accuracy nor balanced_accuracy"
+            )
         name = row["image_path"].strip()
         if not name:
             raise DatasetError(f"{where}image_path is empty")
         bench_id = row["benchmark_id"].strip() or f"row{line}"
         sid = ids.make(task, bench_id)
-        meta: dict[str, Any] = {"dataset": dataset, "benchmark_id": bench_id, "file_name": name,
-                                "file_id": row.get("file_id", "").strip(), "row": line,
-                                "image_exists": _flag(row.get("image_exists"), True),
-                                "patch_exists": _flag(row.get("patch_exists"), True)}
+        meta: dict[str, Any] = {
+            "dataset": dataset,
+            "benchmark_id": bench_id,
+            "file_name": name,
+            "file_id": row.get("file_id", "").strip(),
+            "row": line,
+            "image_exists": _flag(row.get("image_exists"), True),
+            "patch_exists": _flag(row.get("patch_exists"), True),
+        }
         image_path = name
         found: Path | None = None
         if index is not None:
@@ -207,21 +249,41 @@ def _load_csv(path: str | Path, *, dataset: str, slides_dir: str | Path | None, 
         if found is not None:
             image_path = str(found)
             if base_dir is not None:
-                truth = next((found.with_suffix(ext) for ext in (".json", ".geojson")
-                              if found.with_suffix(ext).is_file()), None)
+                truth = next(
+                    (
+                        found.with_suffix(ext)
+                        for ext in (".json", ".geojson")
+                        if found.with_suffix(ext).is_file()
+                    ),
+                    None,
+                )
                 if truth is not None:
                     meta["truth_path"] = str(truth)
-        out.samples.append(Sample(
-            sample_id=sid, task=task, question=_question(row["prompt"], options, cfg), options=options,
-            answer=answer, answer_label=label, answer_index=answer_index, metric=metric,  # type: ignore[arg-type]
-            answer_format=fmt, image_path=image_path, image_paths=[image_path], meta=meta,  # type: ignore[arg-type]
-        ))
+        out.samples.append(
+            Sample(
+                sample_id=sid,
+                task=task,
+                question=_question(row["prompt"], options, cfg),
+                options=options,
+                answer=answer,
+                answer_label=label,
+                answer_index=answer_index,
+                metric=metric,  # type: ignore[arg-type]
+                answer_format=fmt,
+                image_path=image_path,
+                image_paths=[image_path],
+                meta=meta,  # type: ignore[arg-type]
+            )
+        )
     out.missing_files = sorted(missing)
     return out
 
 
-def load_multipathqa(csv_path: str | Path, slides_dir: str | Path | None = None,
-                     tasks: Iterable[str] | str | None = None) -> DatasetLoad:
+def load_multipathqa(
+    csv_path: str | Path,
+    slides_dir: str | Path | None = None,
+    tasks: Iterable[str] | str | None = None,
+) -> DatasetLoad:
     """Load ``MultiPathQA.csv`` (934 questions, 5 tasks).
 
     Args:
@@ -231,7 +293,9 @@ def load_multipathqa(csv_path: str | Path, slides_dir: str | Path | None = None,
             slide is not there are skipped and reported; ``image_path`` is then absolute.
         tasks: keep only these tasks (names or a comma-separated string).
     """
-    return _load_csv(csv_path, dataset="multipathqa", slides_dir=slides_dir, base_dir=None, tasks=tasks)
+    return _load_csv(
+        csv_path, dataset="multipathqa", slides_dir=slides_dir, base_dir=None, tasks=tasks
+    )
 
 
 def load_synth(csv_path: str | Path, tasks: Iterable[str] | str | None = None) -> DatasetLoad:
@@ -241,7 +305,13 @@ def load_synth(csv_path: str | Path, tasks: Iterable[str] | str | None = None) -
     ``meta['truth_path']``. Rows whose slide file is missing are skipped and reported.
     """
     csv_path = require_file(csv_path, "SynthPath question file")
-    return _load_csv(csv_path, dataset="synthpath", slides_dir=None, base_dir=csv_path.resolve().parent, tasks=tasks)
+    return _load_csv(
+        csv_path,
+        dataset="synthpath",
+        slides_dir=None,
+        base_dir=csv_path.resolve().parent,
+        tasks=tasks,
+    )
 
 
 def _is_synth_csv(path: Path) -> bool:
@@ -254,8 +324,13 @@ def _is_synth_csv(path: Path) -> bool:
     return bool(names) and all(n.startswith("synth") for n in names)
 
 
-def load_dataset(path: str | Path, *, slides_dir: str | Path | None = None,
-                 tasks: Iterable[str] | str | None = None, cache_dir: str | Path | None = None) -> DatasetLoad:
+def load_dataset(
+    path: str | Path,
+    *,
+    slides_dir: str | Path | None = None,
+    tasks: Iterable[str] | str | None = None,
+    cache_dir: str | Path | None = None,
+) -> DatasetLoad:
     """Pick the loader from the file: a CSV whose tasks are all ``synth*`` is SynthPath, another
     CSV is MultiPathQA; ``.parquet`` (or a folder of them), ``.json`` and ``.jsonl`` are MedFrameQA."""
     p = require_file(path, "dataset")
@@ -266,5 +341,7 @@ def load_dataset(path: str | Path, *, slides_dir: str | Path | None = None,
         if _is_synth_csv(p):
             return load_synth(p, tasks=tasks)
         return load_multipathqa(p, slides_dir=slides_dir, tasks=tasks)
-    raise DatasetError(f"cannot tell the dataset of {p}: expected a .csv (MultiPathQA/SynthPath), "
-                       ".parquet, .json or .jsonl (MedFrameQA)")
+    raise DatasetError(
+        f"cannot tell the dataset of {p}: expected a .csv (MultiPathQA/SynthPath), "
+        ".parquet, .json or .jsonl (MedFrameQA)"
+    )

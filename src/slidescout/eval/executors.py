@@ -37,7 +37,14 @@ from slidescout.eval.sample_run import failed_record, run_sample
 from slidescout.eval.samples import Sample
 from slidescout.traces.rundir import RunDir
 
-__all__ = ["AsyncioExecutor", "LimitedModel", "RayExecutor", "StopBudget", "WorkItem", "make_executor"]
+__all__ = [
+    "AsyncioExecutor",
+    "LimitedModel",
+    "RayExecutor",
+    "StopBudget",
+    "WorkItem",
+    "make_executor",
+]
 
 OnRecord = Callable[[dict[str, Any]], None]
 
@@ -91,13 +98,21 @@ async def _close(agent: Any) -> None:
 
 # ---- asyncio --------------------------------------------------------------------------------
 
+
 class AsyncioExecutor:
     """Samples as asyncio tasks in this process (slide reads and tools run in worker threads)."""
 
     name = "asyncio"
 
-    def __init__(self, spec: AgentConfig | None = None, *, agent_factory: Callable[..., Any] | None = None,
-                 concurrency: int = 16, max_connections: int | None = None, max_mpp: float = DEFAULT_MAX_MPP) -> None:
+    def __init__(
+        self,
+        spec: AgentConfig | None = None,
+        *,
+        agent_factory: Callable[..., Any] | None = None,
+        concurrency: int = 16,
+        max_connections: int | None = None,
+        max_mpp: float = DEFAULT_MAX_MPP,
+    ) -> None:
         if spec is None and agent_factory is None:
             raise ConfigError("an executor needs an AgentConfig or an agent_factory")
         self.spec = spec
@@ -106,7 +121,9 @@ class AsyncioExecutor:
         self.max_connections = max(1, int(max_connections or self.concurrency))
         self.max_mpp = max_mpp
 
-    def _agent(self, agents: dict[int, Any], repeat: int, budget: Budget, limiter: asyncio.Semaphore) -> Any:
+    def _agent(
+        self, agents: dict[int, Any], repeat: int, budget: Budget, limiter: asyncio.Semaphore
+    ) -> Any:
         if repeat not in agents:
             wrap = lambda m: LimitedModel(m, limiter)  # noqa: E731
             if self.agent_factory is not None:
@@ -118,8 +135,15 @@ class AsyncioExecutor:
             agents[repeat] = agent
         return agents[repeat]
 
-    async def run(self, items: list[WorkItem], run: RunDir, budget: Budget, on_record: OnRecord,
-                  should_stop: Callable[[], bool], on_start: Callable[[WorkItem], None] | None = None) -> None:
+    async def run(
+        self,
+        items: list[WorkItem],
+        run: RunDir,
+        budget: Budget,
+        on_record: OnRecord,
+        should_stop: Callable[[], bool],
+        on_start: Callable[[WorkItem], None] | None = None,
+    ) -> None:
         queue = deque(items)
         limiter = asyncio.Semaphore(self.max_connections)
         agents: dict[int, Any] = {}
@@ -132,10 +156,26 @@ class AsyncioExecutor:
                     on_start(item)
                 t0 = time.monotonic()
                 try:
-                    rec = (await run_sample(agent, item.sample, item.repeat, run, max_mpp=self.max_mpp, budget=budget)).record
+                    rec = (
+                        await run_sample(
+                            agent,
+                            item.sample,
+                            item.repeat,
+                            run,
+                            max_mpp=self.max_mpp,
+                            budget=budget,
+                        )
+                    ).record
                 except asyncio.CancelledError:
-                    on_record(failed_record(item.sample, item.repeat, "cancelled", "the run was interrupted",
-                                            time.monotonic() - t0))
+                    on_record(
+                        failed_record(
+                            item.sample,
+                            item.repeat,
+                            "cancelled",
+                            "the run was interrupted",
+                            time.monotonic() - t0,
+                        )
+                    )
                     raise
                 on_record(rec)
 
@@ -154,6 +194,7 @@ class AsyncioExecutor:
 
 # ---- Ray ------------------------------------------------------------------------------------
 
+
 def _ray() -> Any:
     try:
         import ray
@@ -165,8 +206,14 @@ def _ray() -> Any:
 class _SampleWorker:
     """A Ray actor running samples' agent loops on its own event loop (many at once)."""
 
-    def __init__(self, spec: AgentConfig, run_path: str, limits: dict[str, Any], max_mpp: float,
-                 max_connections: int) -> None:
+    def __init__(
+        self,
+        spec: AgentConfig,
+        run_path: str,
+        limits: dict[str, Any],
+        max_mpp: float,
+        max_connections: int,
+    ) -> None:
         self.spec = spec
         self.run = RunDir(run_path)
         self.budget = StopBudget(**limits)
@@ -180,10 +227,12 @@ class _SampleWorker:
             self.limiter = asyncio.Semaphore(self.max_connections)
         if repeat not in self.agents:
             limiter = self.limiter
-            self.agents[repeat] = build_agent(self.spec, self.budget, repeat=repeat,
-                                              wrap_model=lambda m: LimitedModel(m, limiter))
-        outcome = await run_sample(self.agents[repeat], sample, repeat, self.run, max_mpp=self.max_mpp,
-                                   budget=self.budget)
+            self.agents[repeat] = build_agent(
+                self.spec, self.budget, repeat=repeat, wrap_model=lambda m: LimitedModel(m, limiter)
+            )
+        outcome = await run_sample(
+            self.agents[repeat], sample, repeat, self.run, max_mpp=self.max_mpp, budget=self.budget
+        )
         return outcome.record
 
     def stop(self, kind: str) -> None:
@@ -194,14 +243,23 @@ class _SampleWorker:
             await _close(agent)
 
 
-def _task_run_sample(spec: AgentConfig, sample: Sample, repeat: int, run_path: str, limits: dict[str, Any],
-                     max_mpp: float) -> dict[str, Any]:
+def _task_run_sample(
+    spec: AgentConfig,
+    sample: Sample,
+    repeat: int,
+    run_path: str,
+    limits: dict[str, Any],
+    max_mpp: float,
+) -> dict[str, Any]:
     """One sample as one Ray task: build the agent, run its loop with ``asyncio.run``."""
+
     async def go() -> dict[str, Any]:
         budget = StopBudget(**limits)
         agent = build_agent(spec, budget, repeat=repeat)
         try:
-            outcome = await run_sample(agent, sample, repeat, RunDir(run_path), max_mpp=max_mpp, budget=budget)
+            outcome = await run_sample(
+                agent, sample, repeat, RunDir(run_path), max_mpp=max_mpp, budget=budget
+            )
             return outcome.record
         finally:
             await _close(agent)
@@ -226,12 +284,24 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, spec: AgentConfig, *, concurrency: int = 16, max_connections: int | None = None,
-                 address: str | None = None, mode: str = "actors", workers: int | None = None,
-                 num_cpus: float = 1.0, num_gpus: float | None = None, max_mpp: float = DEFAULT_MAX_MPP) -> None:
+    def __init__(
+        self,
+        spec: AgentConfig,
+        *,
+        concurrency: int = 16,
+        max_connections: int | None = None,
+        address: str | None = None,
+        mode: str = "actors",
+        workers: int | None = None,
+        num_cpus: float = 1.0,
+        num_gpus: float | None = None,
+        max_mpp: float = DEFAULT_MAX_MPP,
+    ) -> None:
         if not isinstance(spec, AgentConfig):
-            raise ConfigError("the Ray executor builds agents from an AgentConfig (model id, preset...); "
-                              "a Python agent factory cannot be sent to workers")
+            raise ConfigError(
+                "the Ray executor builds agents from an AgentConfig (model id, preset...); "
+                "a Python agent factory cannot be sent to workers"
+            )
         if mode not in ("actors", "tasks"):
             raise ConfigError(f"unknown Ray mode {mode!r}: use actors or tasks")
         self.spec = spec
@@ -249,10 +319,17 @@ class RayExecutor:
         ray = _ray()
         if not ray.is_initialized():
             try:
-                ray.init(address=self.address, include_dashboard=False, ignore_reinit_error=True,
-                         log_to_driver=False, configure_logging=False)
+                ray.init(
+                    address=self.address,
+                    include_dashboard=False,
+                    ignore_reinit_error=True,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
             except ConnectionError as exc:
-                raise ConfigError(f"cannot connect to the Ray cluster at {self.address}: {exc}") from None
+                raise ConfigError(
+                    f"cannot connect to the Ray cluster at {self.address}: {exc}"
+                ) from None
             self._started_ray = self.address is None
         return ray
 
@@ -262,32 +339,54 @@ class RayExecutor:
         total = float(ray.cluster_resources().get("GPU", 0))
         return math.floor(total / n * 100) / 100 if total > 0 else 0.0
 
-    async def run(self, items: list[WorkItem], run: RunDir, budget: Budget, on_record: OnRecord,
-                  should_stop: Callable[[], bool], on_start: Callable[[WorkItem], None] | None = None) -> None:
+    async def run(
+        self,
+        items: list[WorkItem],
+        run: RunDir,
+        budget: Budget,
+        on_record: OnRecord,
+        should_stop: Callable[[], bool],
+        on_start: Callable[[WorkItem], None] | None = None,
+    ) -> None:
         if not items:
             return
         ray = self._init()
-        limits = {"usd": budget.usd, "tokens": budget.tokens,
-                  "seconds": None if budget.seconds is None else max(0.0, budget.seconds - (time.monotonic() - budget.started))}
+        limits = {
+            "usd": budget.usd,
+            "tokens": budget.tokens,
+            "seconds": None
+            if budget.seconds is None
+            else max(0.0, budget.seconds - (time.monotonic() - budget.started)),
+        }
         spec = self.spec
         if self._gpus_each(ray, 1) > 0 and spec.device is None:
             spec = spec.model_copy(update={"device": "cuda"})
         in_flight = min(self.concurrency, len(items))
         actors: list[Any] = []
         if self.mode == "actors":
-            cpus = float(ray.available_resources().get("CPU", ray.cluster_resources().get("CPU", 1)))
+            cpus = float(
+                ray.available_resources().get("CPU", ray.cluster_resources().get("CPU", 1))
+            )
             n = self.workers or max(1, min(in_flight, int(cpus // max(self.num_cpus, 1e-9)) or 1))
             per_actor = math.ceil(in_flight / n)
             conns = max(1, math.ceil(self.max_connections / n))
-            cls = ray.remote(_SampleWorker).options(num_cpus=self.num_cpus, num_gpus=self._gpus_each(ray, n),
-                                                    max_concurrency=per_actor + 2)
-            actors = [cls.remote(spec, str(run.path), limits, self.max_mpp, conns) for _ in range(n)]
+            cls = ray.remote(_SampleWorker).options(
+                num_cpus=self.num_cpus,
+                num_gpus=self._gpus_each(ray, n),
+                max_concurrency=per_actor + 2,
+            )
+            actors = [
+                cls.remote(spec, str(run.path), limits, self.max_mpp, conns) for _ in range(n)
+            ]
             slots = {i: 0 for i in range(n)}
         else:
-            task = ray.remote(_task_run_sample).options(num_cpus=self.num_cpus, num_gpus=self._gpus_each(ray, 1),
-                                                        max_retries=0)
+            task = ray.remote(_task_run_sample).options(
+                num_cpus=self.num_cpus, num_gpus=self._gpus_each(ray, 1), max_retries=0
+            )
         queue = deque(items)
-        pending: dict[Any, tuple[WorkItem, int, float, Any]] = {}  # future -> (item, actor, start, ref)
+        pending: dict[
+            Any, tuple[WorkItem, int, float, Any]
+        ] = {}  # future -> (item, actor, start, ref)
 
         def submit() -> None:
             while queue and len(pending) < in_flight and not should_stop():
@@ -298,7 +397,9 @@ class RayExecutor:
                     ref = actors[i].run_sample.remote(item.sample, item.repeat)
                 else:
                     i = -1
-                    ref = task.remote(spec, item.sample, item.repeat, str(run.path), limits, self.max_mpp)
+                    ref = task.remote(
+                        spec, item.sample, item.repeat, str(run.path), limits, self.max_mpp
+                    )
                 if on_start:
                     on_start(item)
                 pending[asyncio.ensure_future(_await_ref(ref))] = (item, i, time.monotonic(), ref)
@@ -315,8 +416,13 @@ class RayExecutor:
                     try:
                         rec = fut.result()
                     except Exception as exc:  # a worker died or the task failed outside the loop
-                        rec = failed_record(item.sample, item.repeat, "error", f"Ray: {type(exc).__name__}: {exc}",
-                                            time.monotonic() - t0)
+                        rec = failed_record(
+                            item.sample,
+                            item.repeat,
+                            "error",
+                            f"Ray: {type(exc).__name__}: {exc}",
+                            time.monotonic() - t0,
+                        )
                     on_record(rec)
                 if should_stop() and not stopped and actors:
                     stopped = True
@@ -327,8 +433,15 @@ class RayExecutor:
         except BaseException:
             for fut, (item, _, t0, _ref) in list(pending.items()):
                 fut.cancel()
-                on_record(failed_record(item.sample, item.repeat, "cancelled", "the run was interrupted",
-                                        time.monotonic() - t0))
+                on_record(
+                    failed_record(
+                        item.sample,
+                        item.repeat,
+                        "cancelled",
+                        "the run was interrupted",
+                        time.monotonic() - t0,
+                    )
+                )
             raise
         finally:
             for _item, _i, _t0, ref in pending.values():
@@ -338,8 +451,12 @@ class RayExecutor:
                     pass
             if actors:
                 try:
-                    await asyncio.wait_for(asyncio.gather(*[_await_ref(a.close.remote()) for a in actors],
-                                                          return_exceptions=True), timeout=10)
+                    await asyncio.wait_for(
+                        asyncio.gather(
+                            *[_await_ref(a.close.remote()) for a in actors], return_exceptions=True
+                        ),
+                        timeout=10,
+                    )
                 except (asyncio.TimeoutError, Exception):
                     pass
                 for a in actors:
@@ -353,17 +470,36 @@ async def _await_ref(ref: Any) -> Any:
     return await ref
 
 
-def make_executor(name: str, spec: AgentConfig | None, *, agent_factory: Callable[..., Any] | None = None,
-                  concurrency: int = 16, max_connections: int | None = None, max_mpp: float = DEFAULT_MAX_MPP,
-                  **ray_options: Any) -> AsyncioExecutor | RayExecutor:
+def make_executor(
+    name: str,
+    spec: AgentConfig | None,
+    *,
+    agent_factory: Callable[..., Any] | None = None,
+    concurrency: int = 16,
+    max_connections: int | None = None,
+    max_mpp: float = DEFAULT_MAX_MPP,
+    **ray_options: Any,
+) -> AsyncioExecutor | RayExecutor:
     if name == "asyncio":
         if ray_options.get("address"):
             raise ConfigError("--address is for the Ray executor; add --executor ray")
-        return AsyncioExecutor(spec, agent_factory=agent_factory, concurrency=concurrency,
-                               max_connections=max_connections, max_mpp=max_mpp)
+        return AsyncioExecutor(
+            spec,
+            agent_factory=agent_factory,
+            concurrency=concurrency,
+            max_connections=max_connections,
+            max_mpp=max_mpp,
+        )
     if name == "ray":
         if spec is None:
-            raise ConfigError("the Ray executor needs a model id and preset (an AgentConfig), not a Python factory")
-        return RayExecutor(spec, concurrency=concurrency, max_connections=max_connections, max_mpp=max_mpp,
-                           **{k: v for k, v in ray_options.items() if v is not None})
+            raise ConfigError(
+                "the Ray executor needs a model id and preset (an AgentConfig), not a Python factory"
+            )
+        return RayExecutor(
+            spec,
+            concurrency=concurrency,
+            max_connections=max_connections,
+            max_mpp=max_mpp,
+            **{k: v for k, v in ray_options.items() if v is not None},
+        )
     raise ConfigError(f"unknown executor {name!r}: use asyncio or ray")

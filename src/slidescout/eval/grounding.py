@@ -30,15 +30,31 @@ from pydantic import BaseModel, Field
 from slidescout.core.trace import ImageEvent, ToolEvent, Trace
 from slidescout.slides.tissue import tissue_mask
 
-__all__ = ["DEFAULT_MAX_MPP", "MAG_BUCKETS", "GroundingScore", "LesionHit", "TraceScores", "View", "grounding",
-           "mag_bucket", "score_trace", "trace_scores", "trace_views"]
+__all__ = [
+    "DEFAULT_MAX_MPP",
+    "MAG_BUCKETS",
+    "GroundingScore",
+    "LesionHit",
+    "TraceScores",
+    "View",
+    "grounding",
+    "mag_bucket",
+    "score_trace",
+    "trace_scores",
+    "trace_views",
+]
 
 DEFAULT_MAX_MPP = 1.0  # µm/px: 10x or finer counts as "seen at sufficient resolution"
 DEFAULT_MIN_OVERLAP = 0.1  # of the smaller of (lesion box, view box)
 
 # name, upper mpp bound (bounds at the geometric means of 40x=0.25, 20x=0.5, 10x=1, 5x=2)
 MAG_BUCKETS: tuple[tuple[str, float], ...] = (
-    ("40x", 0.354), ("20x", 0.707), ("10x", 1.414), ("5x", 2.83), ("<5x", math.inf))
+    ("40x", 0.354),
+    ("20x", 0.707),
+    ("10x", 1.414),
+    ("5x", 2.83),
+    ("<5x", math.inf),
+)
 
 _WHOLE_SLIDE_PURPOSES = ("overview", "thumbnail")
 
@@ -89,13 +105,25 @@ def trace_views(trace: Trace) -> list[View]:
             mpp = ref.mpp
             if mpp is None and slide_mpp and ref.box and ref.width:
                 mpp = slide_mpp * ref.box[2] / ref.width
-            out.append(View(index=n, step=step, box=tuple(ref.box) if ref.box else None, mpp=mpp,  # type: ignore[arg-type]
-                            width=ref.width, height=ref.height, kind=kind, sha256=ref.sha256, source=ref.source))
+            out.append(
+                View(
+                    index=n,
+                    step=step,
+                    box=ref.box,
+                    mpp=mpp,
+                    width=ref.width,
+                    height=ref.height,
+                    kind=kind,
+                    sha256=ref.sha256,
+                    source=ref.source,
+                )
+            )
             n += 1
     return out
 
 
 # ---- trace scores ---------------------------------------------------------------------------
+
 
 class TraceScores(BaseModel):
     n_steps: int = 0  # model calls
@@ -106,13 +134,19 @@ class TraceScores(BaseModel):
     cost_usd: float | None = None
     model_latency_s: float = 0.0  # sum over model calls
     tool_s: float = 0.0  # sum over tool calls
-    viewed_mm2: dict[str, float] = Field(default_factory=dict)  # slide area seen, per magnification bucket
-    tissue_mm2: dict[str, float] = Field(default_factory=dict)  # tissue area seen, per bucket (needs the overview)
+    viewed_mm2: dict[str, float] = Field(
+        default_factory=dict
+    )  # slide area seen, per magnification bucket
+    tissue_mm2: dict[str, float] = Field(
+        default_factory=dict
+    )  # tissue area seen, per bucket (needs the overview)
     finest_mpp: float | None = None
 
 
 _MASK_SIDE = 512  # long side of the tissue grid (cells of ~200 level-0 px on a 100k px slide)
-_MASKS: dict[str, np.ndarray] = {}  # overview sha256 -> tissue mask (the same overview recurs across repeats)
+_MASKS: dict[
+    str, np.ndarray
+] = {}  # overview sha256 -> tissue mask (the same overview recurs across repeats)
 _MASKS_LOCK = threading.Lock()
 
 
@@ -123,11 +157,13 @@ def _tissue_grid(blobs: Any, sha: str) -> np.ndarray:
         return hit
     from PIL import Image
 
-
     with Image.open(io.BytesIO(blobs.get(sha))) as im:
         scale = min(1.0, _MASK_SIDE / max(im.size))
         if scale < 1.0:  # JPEG: decode at a reduced DCT scale, much cheaper than full size
-            im.draft("RGB", (max(1, math.ceil(im.size[0] * scale)), max(1, math.ceil(im.size[1] * scale))))
+            im.draft(
+                "RGB",
+                (max(1, math.ceil(im.size[0] * scale)), max(1, math.ceil(im.size[1] * scale))),
+            )
         rgb = im.convert("RGB")
         if max(rgb.size) > _MASK_SIDE:
             rgb.thumbnail((_MASK_SIDE, _MASK_SIDE))
@@ -139,7 +175,9 @@ def _tissue_grid(blobs: Any, sha: str) -> np.ndarray:
     return mask
 
 
-def _overview_grid(views: list[View], blobs: Any) -> tuple[np.ndarray | None, tuple[int, int, int, int] | None]:
+def _overview_grid(
+    views: list[View], blobs: Any
+) -> tuple[np.ndarray | None, tuple[int, int, int, int] | None]:
     """The tissue mask of the whole-slide image the model was shown, and the box it covers."""
     if blobs is None:
         return None, None
@@ -152,7 +190,9 @@ def _overview_grid(views: list[View], blobs: Any) -> tuple[np.ndarray | None, tu
     return None, None
 
 
-def _rasterise(box: tuple[int, int, int, int], frame: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[slice, slice] | None:
+def _rasterise(
+    box: tuple[int, int, int, int], frame: tuple[int, int, int, int], shape: tuple[int, int]
+) -> tuple[slice, slice] | None:
     fx, fy, fw, fh = frame
     gh, gw = shape
     x, y, w, h = box
@@ -187,9 +227,12 @@ def trace_scores(trace: Trace, blobs: Any = None, *, grid: int = 1024) -> TraceS
     views = trace_views(trace)
     calls = trace.model_calls
     out = TraceScores(
-        n_steps=len(calls), n_images=len(views) if views else len(trace.images()),
+        n_steps=len(calls),
+        n_images=len(views) if views else len(trace.images()),
         n_views=sum(1 for v in views if not v.whole_slide),
-        input_tokens=trace.usage.input_tokens, output_tokens=trace.usage.output_tokens, cost_usd=trace.usage.cost_usd,
+        input_tokens=trace.usage.input_tokens,
+        output_tokens=trace.usage.output_tokens,
+        cost_usd=trace.usage.cost_usd,
         model_latency_s=round(sum(c.latency_s for c in calls), 3),
         tool_s=round(sum(e.duration_s for e in trace.tool_events), 3),
     )
@@ -204,8 +247,11 @@ def trace_scores(trace: Trace, blobs: Any = None, *, grid: int = 1024) -> TraceS
         shape, frame = tissue.shape, tissue_frame
     else:
         long_side = max(frame[2], frame[3])
-        shape = (max(1, round(grid * frame[3] / long_side)), max(1, round(grid * frame[2] / long_side)))
-    cell_mm2 = (frame[2] / shape[1]) * (frame[3] / shape[0]) * slide_mpp ** 2 / 1e6
+        shape = (
+            max(1, round(grid * frame[3] / long_side)),
+            max(1, round(grid * frame[2] / long_side)),
+        )
+    cell_mm2 = (frame[2] / shape[1]) * (frame[3] / shape[0]) * slide_mpp**2 / 1e6
     masks: dict[str, np.ndarray] = {}
     for v in views:
         if v.whole_slide or not v.box:
@@ -226,6 +272,7 @@ def trace_scores(trace: Trace, blobs: Any = None, *, grid: int = 1024) -> TraceS
 
 
 # ---- grounding ------------------------------------------------------------------------------
+
 
 class LesionHit(BaseModel):
     id: str
@@ -248,7 +295,9 @@ class GroundingScore(BaseModel):
     n_views: int = 0  # views of part of the slide (overview and thumbnails excluded)
     n_views_on_lesion: int = 0
     fraction_views_on_lesion: float | None = None
-    answer_lesion_seen: bool | None = None  # a lesion of the true answer's class was seen (when it has one)
+    answer_lesion_seen: bool | None = (
+        None  # a lesion of the true answer's class was seen (when it has one)
+    )
     lesions: list[LesionHit] = Field(default_factory=list)
 
 
@@ -272,8 +321,14 @@ def _regions(trace: Trace, regions: list[dict[str, Any]] | None) -> list[dict[st
     return list(trace.truth.regions) if trace.truth else []
 
 
-def grounding(trace: Trace, regions: list[dict[str, Any]] | None = None, *, max_mpp: float = DEFAULT_MAX_MPP,
-              min_overlap: float = DEFAULT_MIN_OVERLAP, answer_label: str | None = None) -> GroundingScore | None:
+def grounding(
+    trace: Trace,
+    regions: list[dict[str, Any]] | None = None,
+    *,
+    max_mpp: float = DEFAULT_MAX_MPP,
+    min_overlap: float = DEFAULT_MIN_OVERLAP,
+    answer_label: str | None = None,
+) -> GroundingScore | None:
     """Which lesions the agent saw at sufficient resolution, and when. None without regions.
 
     Args:
@@ -289,8 +344,14 @@ def grounding(trace: Trace, regions: list[dict[str, Any]] | None = None, *, max_
     if not regs:
         return None
     views = [v for v in trace_views(trace) if v.box and not v.whole_slide]
-    hits = [LesionHit(id=str(r.get("id") or f"lesion{i + 1}"), label=str(r.get("label") or r.get("class") or ""),
-                      box=tuple(int(v) for v in r["box"])) for i, r in enumerate(regs)]  # type: ignore[arg-type]
+    hits = [
+        LesionHit(
+            id=str(r.get("id") or f"lesion{i + 1}"),
+            label=str(r.get("label") or r.get("class") or ""),
+            box=tuple(int(v) for v in r["box"]),
+        )
+        for i, r in enumerate(regs)
+    ]  # type: ignore[arg-type]
     on_lesion = 0
     for v in views:
         touched_any = False
@@ -307,11 +368,17 @@ def grounding(trace: Trace, regions: list[dict[str, Any]] | None = None, *, max_
                     hit.seen, hit.first_step, hit.first_view = True, v.step, v.index
         on_lesion += touched_any
     seen = [h for h in hits if h.seen]
-    out = GroundingScore(max_mpp=max_mpp, n_lesions=len(hits), n_seen=len(seen),
-                         fraction_seen=len(seen) / len(hits),
-                         first_step=min((h.first_step for h in seen if h.first_step is not None), default=None),
-                         n_views=len(views), n_views_on_lesion=on_lesion,
-                         fraction_views_on_lesion=on_lesion / len(views) if views else None, lesions=hits)
+    out = GroundingScore(
+        max_mpp=max_mpp,
+        n_lesions=len(hits),
+        n_seen=len(seen),
+        fraction_seen=len(seen) / len(hits),
+        first_step=min((h.first_step for h in seen if h.first_step is not None), default=None),
+        n_views=len(views),
+        n_views_on_lesion=on_lesion,
+        fraction_views_on_lesion=on_lesion / len(views) if views else None,
+        lesions=hits,
+    )
     if answer_label:
         matching = [h for h in hits if _same_class(h.label, answer_label)]
         out.answer_lesion_seen = any(h.seen for h in matching) if matching else None
@@ -331,12 +398,24 @@ def _same_class(lesion: str, answer: str) -> bool:
     return any(x == y or (len(x) >= 6 and len(y) >= 6 and x[:6] == y[:6]) for x in a for y in b)
 
 
-def score_trace(trace: Trace, blobs: Any = None, *, regions: list[dict[str, Any]] | None = None,
-                max_mpp: float = DEFAULT_MAX_MPP, answer_label: str | None = None) -> dict[str, Any]:
+def score_trace(
+    trace: Trace,
+    blobs: Any = None,
+    *,
+    regions: list[dict[str, Any]] | None = None,
+    max_mpp: float = DEFAULT_MAX_MPP,
+    answer_label: str | None = None,
+) -> dict[str, Any]:
     """The extra fields a result record gets: trace scores, and ``grounding`` when there are regions."""
     ts = trace_scores(trace, blobs)
-    out: dict[str, Any] = {"n_images": ts.n_images, "n_views": ts.n_views, "model_latency_s": ts.model_latency_s,
-                           "tool_s": ts.tool_s, "finest_mpp": ts.finest_mpp, "viewed_mm2": ts.viewed_mm2}
+    out: dict[str, Any] = {
+        "n_images": ts.n_images,
+        "n_views": ts.n_views,
+        "model_latency_s": ts.model_latency_s,
+        "tool_s": ts.tool_s,
+        "finest_mpp": ts.finest_mpp,
+        "viewed_mm2": ts.viewed_mm2,
+    }
     if ts.tissue_mm2:
         out["tissue_mm2"] = ts.tissue_mm2
     g = grounding(trace, regions, max_mpp=max_mpp, answer_label=answer_label)

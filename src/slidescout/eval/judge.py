@@ -49,8 +49,13 @@ def judge_prompt(trace: Trace, truth: str | None = None, *, max_views: int = 30)
         res = f"{v.mpp:.2f} µm/px" if v.mpp else "resolution unknown"
         views.append(f"- step {v.step}: {v.kind} {tuple(v.box)} at {res}")
     rationale = (trace.answer or "").strip() or "(no answer)"
-    return fill_template(load_template("judge"), question=trace.question.strip(), truth=str(truth or "unknown"),
-                         rationale=rationale[-6000:], views="\n".join(views) or "(none)")
+    return fill_template(
+        load_template("judge"),
+        question=trace.question.strip(),
+        truth=str(truth or "unknown"),
+        rationale=rationale[-6000:],
+        views="\n".join(views) or "(none)",
+    )
 
 
 def _read(text: str) -> tuple[float | None, bool | None, str, str | None]:
@@ -66,12 +71,24 @@ def _read(text: str) -> tuple[float | None, bool | None, str, str | None]:
         correct = obj.get("answer_correct")
         if isinstance(correct, str):
             correct = correct.strip().lower() in ("true", "yes", "1")
-        return score, correct if isinstance(correct, bool) else None, str(obj.get("comment") or ""), None
+        return (
+            score,
+            correct if isinstance(correct, bool) else None,
+            str(obj.get("comment") or ""),
+            None,
+        )
     return None, None, "", "no JSON object with a score in the judge's reply"
 
 
-async def judge_trace(trace: Trace, model: str | Any, *, truth: str | None = None, base_url: str | None = None,
-                      api: str = "auto", temperature: float | None = 0.0) -> JudgeScore:
+async def judge_trace(
+    trace: Trace,
+    model: str | Any,
+    *,
+    truth: str | None = None,
+    base_url: str | None = None,
+    api: str = "auto",
+    temperature: float | None = 0.0,
+) -> JudgeScore:
     """Grade one trace's rationale. ``model`` is a model id (``resolve_model``) or a Model object."""
 
     own = isinstance(model, str)
@@ -80,9 +97,17 @@ async def judge_trace(trace: Trace, model: str | Any, *, truth: str | None = Non
         model_obj = resolve_model(model, base_url=base_url, api=api)  # type: ignore[arg-type]
     else:
         model_obj = model
-    req = ModelRequest(messages=[SystemMessage(content="You grade the reasoning of AI assistants. Reply with JSON only."),
-                                 UserMessage(parts=[TextPart(text=judge_prompt(trace, truth))])],
-                       tools=[], tool_choice="none", temperature=temperature)
+    req = ModelRequest(
+        messages=[
+            SystemMessage(
+                content="You grade the reasoning of AI assistants. Reply with JSON only."
+            ),
+            UserMessage(parts=[TextPart(text=judge_prompt(trace, truth))]),
+        ],
+        tools=[],
+        tool_choice="none",
+        temperature=temperature,
+    )
     out = JudgeScore(judge=getattr(model_obj, "name", str(model)))
     try:
         resp = await model_obj.request(req)
@@ -95,15 +120,25 @@ async def judge_trace(trace: Trace, model: str | Any, *, truth: str | None = Non
     text = resp.message.text
     out.raw = text[-2000:]
     out.score, out.answer_correct, out.comment, out.error = _read(text)
-    out.input_tokens, out.output_tokens, out.cost_usd = resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.cost_usd
+    out.input_tokens, out.output_tokens, out.cost_usd = (
+        resp.usage.input_tokens,
+        resp.usage.output_tokens,
+        resp.usage.cost_usd,
+    )
     return out
 
 
-async def judge_run(run_path: str | Path, model: str, *, base_url: str | None = None, api: str = "auto",
-                    concurrency: int = 8, limit: int | None = None) -> list[dict[str, Any]]:
+async def judge_run(
+    run_path: str | Path,
+    model: str,
+    *,
+    base_url: str | None = None,
+    api: str = "auto",
+    concurrency: int = 8,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """Grade every finished record of a run that is not graded yet; append to ``RUN/judge.jsonl``."""
     import json
-
 
     run = RunDir.open(run_path)
     out_path = run.path / "judge.jsonl"
@@ -114,7 +149,11 @@ async def judge_run(run_path: str | Path, model: str, *, base_url: str | None = 
                 done.add(record_key(json.loads(line)))
             except ValueError:
                 continue
-    todo = [r for r in run.results() if is_finished(r) and r.get("answer_text") and record_key(r) not in done]
+    todo = [
+        r
+        for r in run.results()
+        if is_finished(r) and r.get("answer_text") and record_key(r) not in done
+    ]
     if limit is not None:
         todo = todo[:limit]
     model_obj = resolve_model(model, base_url=base_url, api=api)  # type: ignore[arg-type]
@@ -131,8 +170,12 @@ async def judge_run(run_path: str | Path, model: str, *, base_url: str | None = 
         else:
             async with sem:
                 score = await judge_trace(trace, model_obj, truth=rec.get("truth_label"))
-        line = {"sample_id": rec["sample_id"], "repeat": rec.get("repeat", 0), "task": rec.get("task"),
-                **score.model_dump(mode="json")}
+        line = {
+            "sample_id": rec["sample_id"],
+            "repeat": rec.get("repeat", 0),
+            "task": rec.get("task"),
+            **score.model_dump(mode="json"),
+        }
         with open(out_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
             f.flush()

@@ -32,8 +32,14 @@ from slidescout.eval.samples import (
 
 __all__ = ["default_cache_dir", "load_medframeqa"]
 
-_MAGIC = [(b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF8", ".gif"),
-          (b"BM", ".bmp"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif")]
+_MAGIC = [
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"GIF8", ".gif"),
+    (b"BM", ".bmp"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+]
 
 
 def default_cache_dir() -> Path:
@@ -108,7 +114,14 @@ def _records_json(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path} is not valid JSON ({e})") from None
     if isinstance(items, dict):
-        items = next((items[k] for k in ("data", "questions", "samples", "items") if isinstance(items.get(k), list)), None)
+        items = next(
+            (
+                items[k]
+                for k in ("data", "questions", "samples", "items")
+                if isinstance(items.get(k), list)
+            ),
+            None,
+        )
     if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
         raise DatasetError(f"{path} must hold a list of question objects (or JSON lines)")
     if items:
@@ -124,8 +137,10 @@ def _check_columns(names: list[str], path: Path) -> None:
     if not any(c in names for c in schema["image_columns"] + schema["image_list_columns"]):
         missing.append("image_1..image_5 (or image_path)")
     if missing:
-        raise DatasetError(f"{path} is not in MedFrameQA's schema: missing {', '.join(missing)} "
-                           f"(found: {', '.join(names) or 'none'})")
+        raise DatasetError(
+            f"{path} is not in MedFrameQA's schema: missing {', '.join(missing)} "
+            f"(found: {', '.join(names) or 'none'})"
+        )
 
 
 def _image_values(rec: dict[str, Any]) -> list[Any]:
@@ -184,13 +199,21 @@ def load_medframeqa(path: str | Path, cache_dir: str | Path | None = None) -> Da
         if isinstance(options, str):
             options = parse_options(options, where)
         if not isinstance(options, (list, tuple)) or not 2 <= len(options) <= len(LETTERS):
-            raise DatasetError(f"{where}options must be a list of 2 to 26 strings, got {str(options)[:80]!r}")
+            raise DatasetError(
+                f"{where}options must be a list of 2 to 26 strings, got {str(options)[:80]!r}"
+            )
         options = [str(o) for o in options]
-        raw_answer = next((rec[c] for c in schema["answer_columns"] if rec.get(c) not in (None, "")), None)
+        raw_answer = next(
+            (rec[c] for c in schema["answer_columns"] if rec.get(c) not in (None, "")), None
+        )
         letter = _letter(raw_answer, options)
         if letter is None:
-            raise DatasetError(f"{where}correct answer {raw_answer!r} is not a letter A-{LETTERS[len(options) - 1]}")
-        raw_id = next((str(rec[c]) for c in schema["id_columns"] if rec.get(c) not in (None, "")), f"q{i:05d}")
+            raise DatasetError(
+                f"{where}correct answer {raw_answer!r} is not a letter A-{LETTERS[len(options) - 1]}"
+            )
+        raw_id = next(
+            (str(rec[c]) for c in schema["id_columns"] if rec.get(c) not in (None, "")), f"q{i:05d}"
+        )
         sid = ids.make(schema["task"], raw_id)
         images: list[str] = []
         lost: list[str] = []
@@ -208,13 +231,31 @@ def load_medframeqa(path: str | Path, cache_dir: str | Path | None = None) -> Da
             missing.update(Path(n).name or n for n in lost)
             continue
         idx = LETTERS.index(letter)
-        question = fill_template(template, question=str(rec["question"]).strip(), options=lettered_options(options))
+        question = fill_template(
+            template, question=str(rec["question"]).strip(), options=lettered_options(options)
+        )
         meta = {k: rec[k] for k in schema["meta_columns"] if rec.get(k) not in (None, "")}
-        meta.update(dataset="medframeqa", row=i, n_images=len(images), raw_question=str(rec["question"]).strip())
-        out.samples.append(Sample(
-            sample_id=sid, task=schema["task"], question=question, options=options, answer=letter,
-            answer_label=options[idx], answer_index=idx + 1, metric=schema["metric"],
-            answer_format=schema["answer_format"], image_path=images[0], image_paths=images, meta=meta,
-        ))
+        meta.update(
+            dataset="medframeqa",
+            row=i,
+            n_images=len(images),
+            raw_question=str(rec["question"]).strip(),
+        )
+        out.samples.append(
+            Sample(
+                sample_id=sid,
+                task=schema["task"],
+                question=question,
+                options=options,
+                answer=letter,
+                answer_label=options[idx],
+                answer_index=idx + 1,
+                metric=schema["metric"],
+                answer_format=schema["answer_format"],
+                image_path=images[0],
+                image_paths=images,
+                meta=meta,
+            )
+        )
     out.missing_files = sorted(missing)
     return out

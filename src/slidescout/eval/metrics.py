@@ -33,8 +33,17 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 from slidescout.core.parsing import ISUP0_METHODS, ParsedAnswer
 from slidescout.eval.samples import Metric, Sample
 
-__all__ = ["ResultRecord", "TaskScore", "accuracy", "balanced_accuracy", "bootstrap_ci", "majority_vote",
-           "per_class_recall", "score_run", "score_task"]
+__all__ = [
+    "ResultRecord",
+    "TaskScore",
+    "accuracy",
+    "balanced_accuracy",
+    "bootstrap_ci",
+    "majority_vote",
+    "per_class_recall",
+    "score_run",
+    "score_task",
+]
 
 Value = int | str
 
@@ -78,16 +87,28 @@ class ResultRecord(BaseModel):
     @property
     def correct(self) -> bool:
         """Whether the parsed answer equals the truth (False when unparsed or failed)."""
-        return self.parsed_ok and self.predicted is not None and _key(self.predicted) == _key(self.truth)
+        return (
+            self.parsed_ok
+            and self.predicted is not None
+            and _key(self.predicted) == _key(self.truth)
+        )
 
     @classmethod
-    def from_answer(cls, sample: Sample, parsed: ParsedAnswer | None, *, repeat: int = 0, **fields: Any) -> ResultRecord:
+    def from_answer(
+        cls, sample: Sample, parsed: ParsedAnswer | None, *, repeat: int = 0, **fields: Any
+    ) -> ResultRecord:
         """The record of ``sample`` answered with ``parsed`` (None when the run gave no reply)."""
         ok = bool(parsed and parsed.ok)
         base: dict[str, Any] = dict(
-            sample_id=sample.sample_id, task=sample.task, metric=sample.metric, truth=sample.answer,
-            truth_label=sample.answer_label, answer_format=sample.answer_format, repeat=repeat,
-            predicted=parsed.value if ok and parsed else None, parsed_ok=ok,
+            sample_id=sample.sample_id,
+            task=sample.task,
+            metric=sample.metric,
+            truth=sample.answer,
+            truth_label=sample.answer_label,
+            answer_format=sample.answer_format,
+            repeat=repeat,
+            predicted=parsed.value if ok and parsed else None,
+            parsed_ok=ok,
             parse_method=parsed.method if parsed else None,
         )
         if parsed is not None and not ok and fields.get("error") is None:
@@ -122,7 +143,9 @@ class TaskScore(BaseModel):
     majority_boot_std: float | None = None
     n_isup0_null: int = 0  # PANDA replies with no grade (null, N/A, Benign...) scored as ISUP 0
     n_empty: int = 0  # empty replies (counted wrong in ``value``)
-    value_excluding_empty: float | None = None  # empty replies left out (MedFrameQA's official score)
+    value_excluding_empty: float | None = (
+        None  # empty replies left out (MedFrameQA's official score)
+    )
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0  # sum of the known costs
@@ -132,11 +155,20 @@ class TaskScore(BaseModel):
 
 # ---- plain metrics --------------------------------------------------------------------------
 
-def _correct(truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None) -> np.ndarray:
+
+def _correct(
+    truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None
+) -> np.ndarray:
     if len(truth) != len(predicted) or (parsed_ok is not None and len(parsed_ok) != len(truth)):
         raise ValueError("truth, predicted and parsed_ok must have the same length")
     ok = parsed_ok if parsed_ok is not None else [True] * len(truth)
-    return np.array([bool(o) and p is not None and _key(p) == _key(t) for t, p, o in zip(truth, predicted, ok, strict=True)], dtype=bool)
+    return np.array(
+        [
+            bool(o) and p is not None and _key(p) == _key(t)
+            for t, p, o in zip(truth, predicted, ok, strict=True)
+        ],
+        dtype=bool,
+    )
 
 
 def _class_order(keys: Iterable[str]) -> list[str]:
@@ -145,16 +177,21 @@ def _class_order(keys: Iterable[str]) -> list[str]:
             return (0, float(k), k)
         except ValueError:
             return (1, 0.0, k)
+
     return sorted(set(keys), key=sort_key)
 
 
-def accuracy(truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None = None) -> float:
+def accuracy(
+    truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None = None
+) -> float:
     """Fraction correct; unparsed (``parsed_ok`` False) or None predictions are wrong. NaN if empty."""
     c = _correct(truth, predicted, parsed_ok)
     return float(c.mean()) if c.size else math.nan
 
 
-def per_class_recall(truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None = None) -> dict[str, float]:
+def per_class_recall(
+    truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None = None
+) -> dict[str, float]:
     """Recall of each ground-truth class (keyed by the class as text, in natural order)."""
     c = _correct(truth, predicted, parsed_ok)
     keys = [str(_key(t)) for t in truth]
@@ -165,13 +202,17 @@ def per_class_recall(truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: 
     return {labels[k]: float(np.mean(out[k])) for k in _class_order(out)}
 
 
-def balanced_accuracy(truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None = None) -> float:
+def balanced_accuracy(
+    truth: Sequence[Any], predicted: Sequence[Any], parsed_ok: Sequence[bool] | None = None
+) -> float:
     """Mean per-class recall over the classes present in ``truth``. NaN if empty."""
     recalls = per_class_recall(truth, predicted, parsed_ok)
     return float(np.mean(list(recalls.values()))) if recalls else math.nan
 
 
-def majority_vote(predicted: Sequence[Value | None], parsed_ok: Sequence[bool] | None = None) -> Value | None:
+def majority_vote(
+    predicted: Sequence[Value | None], parsed_ok: Sequence[bool] | None = None
+) -> Value | None:
     """The most frequent parsed answer, in repeat order; a tie goes to the answer given first.
     Unparsed answers (None or ``parsed_ok`` False) do not vote; None if nothing parsed."""
     ok = parsed_ok if parsed_ok is not None else [True] * len(predicted)
@@ -191,8 +232,15 @@ def majority_vote(predicted: Sequence[Value | None], parsed_ok: Sequence[bool] |
 
 # ---- vectorised core ------------------------------------------------------------------------
 
-def _metric_batch(idx: np.ndarray, codes: np.ndarray, correct: np.ndarray, mask: np.ndarray,
-                  n_classes: int, metric: str) -> np.ndarray:
+
+def _metric_batch(
+    idx: np.ndarray,
+    codes: np.ndarray,
+    correct: np.ndarray,
+    mask: np.ndarray,
+    n_classes: int,
+    metric: str,
+) -> np.ndarray:
     """Mean over repeats of the metric, for each row of sample indices ``idx`` (B, n)."""
     b, _ = idx.shape
     r = correct.shape[1]
@@ -204,10 +252,16 @@ def _metric_batch(idx: np.ndarray, codes: np.ndarray, correct: np.ndarray, mask:
             per_run = hits / counts
     else:
         cls = codes[idx]  # (B, n)
-        flat = (np.arange(b)[:, None, None] * r + np.arange(r)[None, None, :]) * n_classes + cls[:, :, None]
+        flat = (np.arange(b)[:, None, None] * r + np.arange(r)[None, None, :]) * n_classes + cls[
+            :, :, None
+        ]
         size = b * r * n_classes
-        counts = np.bincount(flat.ravel(), weights=mb.ravel(), minlength=size).reshape(b, r, n_classes)
-        hits = np.bincount(flat.ravel(), weights=cb.ravel(), minlength=size).reshape(b, r, n_classes)
+        counts = np.bincount(flat.ravel(), weights=mb.ravel(), minlength=size).reshape(
+            b, r, n_classes
+        )
+        hits = np.bincount(flat.ravel(), weights=cb.ravel(), minlength=size).reshape(
+            b, r, n_classes
+        )
         present = counts > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             recall = np.where(present, hits / np.where(present, counts, 1), 0.0)
@@ -217,8 +271,15 @@ def _metric_batch(idx: np.ndarray, codes: np.ndarray, correct: np.ndarray, mask:
         return np.where(valid, per_run, 0.0).sum(axis=1) / valid.sum(axis=1)
 
 
-def _bootstrap_stats(codes: np.ndarray, correct: np.ndarray, mask: np.ndarray, n_classes: int, metric: str,
-                     n_boot: int, seed: int) -> np.ndarray:
+def _bootstrap_stats(
+    codes: np.ndarray,
+    correct: np.ndarray,
+    mask: np.ndarray,
+    n_classes: int,
+    metric: str,
+    n_boot: int,
+    seed: int,
+) -> np.ndarray:
     """The metric of each bootstrap draw of samples (NaN draws dropped)."""
     n, r = correct.shape
     if n == 0 or n_boot <= 0:
@@ -226,8 +287,12 @@ def _bootstrap_stats(codes: np.ndarray, correct: np.ndarray, mask: np.ndarray, n
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
     block = max(1, 4_000_000 // max(1, n * r * 2))
-    stats = np.concatenate([_metric_batch(idx[i:i + block], codes, correct, mask, n_classes, metric)
-                            for i in range(0, n_boot, block)])
+    stats = np.concatenate(
+        [
+            _metric_batch(idx[i : i + block], codes, correct, mask, n_classes, metric)
+            for i in range(0, n_boot, block)
+        ]
+    )
     return stats[~np.isnan(stats)]
 
 
@@ -242,21 +307,46 @@ def _mean_std(stats: np.ndarray) -> tuple[float | None, float | None]:
     return (float(stats.mean()), float(stats.std())) if stats.size else (None, None)
 
 
-def _bootstrap(codes: np.ndarray, correct: np.ndarray, mask: np.ndarray, n_classes: int, metric: str,
-               n_boot: int, level: float, seed: int) -> tuple[float, float]:
-    return _percentiles(_bootstrap_stats(codes, correct, mask, n_classes, metric, n_boot, seed), level)
+def _bootstrap(
+    codes: np.ndarray,
+    correct: np.ndarray,
+    mask: np.ndarray,
+    n_classes: int,
+    metric: str,
+    n_boot: int,
+    level: float,
+    seed: int,
+) -> tuple[float, float]:
+    return _percentiles(
+        _bootstrap_stats(codes, correct, mask, n_classes, metric, n_boot, seed), level
+    )
 
 
-def bootstrap_ci(truth: Sequence[Any], predicted: Sequence[Any], metric: str = "accuracy", *,
-                 parsed_ok: Sequence[bool] | None = None, n: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    truth: Sequence[Any],
+    predicted: Sequence[Any],
+    metric: str = "accuracy",
+    *,
+    parsed_ok: Sequence[bool] | None = None,
+    n: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap CI of ``metric`` ("accuracy" or "balanced_accuracy") over samples."""
     c = _correct(truth, predicted, parsed_ok)
     keys = [str(_key(t)) for t in truth]
     order = {k: i for i, k in enumerate(_class_order(keys))}
     codes = np.array([order[k] for k in keys], dtype=np.int64)
-    return _bootstrap(codes, c[:, None], np.ones((len(c), 1), dtype=bool), max(1, len(order)),
-                      _check_metric(metric), n, level, seed)
+    return _bootstrap(
+        codes,
+        c[:, None],
+        np.ones((len(c), 1), dtype=bool),
+        max(1, len(order)),
+        _check_metric(metric),
+        n,
+        level,
+        seed,
+    )
 
 
 def _check_metric(metric: str) -> str:
@@ -267,26 +357,38 @@ def _check_metric(metric: str) -> str:
 
 # ---- scoring records ------------------------------------------------------------------------
 
+
 def _records(records: Iterable[ResultRecord | Mapping[str, Any]]) -> list[ResultRecord]:
-    out = [r if isinstance(r, ResultRecord) else ResultRecord.model_validate(dict(r)) for r in records]
+    out = [
+        r if isinstance(r, ResultRecord) else ResultRecord.model_validate(dict(r)) for r in records
+    ]
     latest: dict[tuple[str, int], ResultRecord] = {}
     for r in out:
         latest[(r.sample_id, r.repeat)] = r  # a line written again (resume) replaces the old one
     return list(latest.values())
 
 
-def score_task(records: Iterable[ResultRecord | Mapping[str, Any]], *, n_bootstrap: int = 1000,
-               level: float = 0.95, seed: int = 0) -> TaskScore:
+def score_task(
+    records: Iterable[ResultRecord | Mapping[str, Any]],
+    *,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> TaskScore:
     """Score the records of one task (see the module docstring for what each number means)."""
     recs = _records(records)
     if not recs:
         raise ValueError("no records to score")
     tasks = {r.task for r in recs}
     if len(tasks) > 1:
-        raise ValueError(f"score_task got records of several tasks ({', '.join(sorted(tasks))}); use score_run")
+        raise ValueError(
+            f"score_task got records of several tasks ({', '.join(sorted(tasks))}); use score_run"
+        )
     metrics = {r.metric for r in recs}
     if len(metrics) > 1:
-        raise ValueError(f"records of task {recs[0].task} disagree on the metric ({', '.join(sorted(metrics))})")
+        raise ValueError(
+            f"records of task {recs[0].task} disagree on the metric ({', '.join(sorted(metrics))})"
+        )
     metric = _check_metric(recs[0].metric)
     sample_ids = list(dict.fromkeys(r.sample_id for r in recs))
     repeat_ids = sorted({r.repeat for r in recs})
@@ -306,7 +408,10 @@ def score_task(records: Iterable[ResultRecord | Mapping[str, Any]], *, n_bootstr
     k = max(1, len(order))
 
     all_idx = np.arange(n)[None, :]
-    run_values = [float(_metric_batch(all_idx, codes, correct[:, [j]], mask[:, [j]], k, metric)[0]) for j in range(nr)]
+    run_values = [
+        float(_metric_batch(all_idx, codes, correct[:, [j]], mask[:, [j]], k, metric)[0])
+        for j in range(nr)
+    ]
     value = float(_metric_batch(all_idx, codes, correct, mask, k, metric)[0])
     stats = _bootstrap_stats(codes, correct, mask, k, metric, n_bootstrap, seed)
     lo, hi = _percentiles(stats, level)
@@ -327,38 +432,75 @@ def score_task(records: Iterable[ResultRecord | Mapping[str, Any]], *, n_bootstr
     maj_mean: float | None = None
     maj_std: float | None = None
     if nr > 1:
-        votes = [majority_vote([r.predicted for r in by_sample[s]], [r.parsed_ok for r in by_sample[s]]) for s in sample_ids]
-        mc = np.array([v is not None and _key(v) == _key(truth[s]) for v, s in zip(votes, sample_ids, strict=True)], dtype=bool)[:, None]
+        votes = [
+            majority_vote([r.predicted for r in by_sample[s]], [r.parsed_ok for r in by_sample[s]])
+            for s in sample_ids
+        ]
+        mc = np.array(
+            [
+                v is not None and _key(v) == _key(truth[s])
+                for v, s in zip(votes, sample_ids, strict=True)
+            ],
+            dtype=bool,
+        )[:, None]
         ones = np.ones((n, 1), dtype=bool)
         maj_value = float(_metric_batch(all_idx, codes, mc, ones, k, metric)[0])
         maj_stats = _bootstrap_stats(codes, mc, ones, k, metric, n_bootstrap, seed)
         maj_ci = _percentiles(maj_stats, level)
         maj_mean, maj_std = _mean_std(maj_stats)
 
-    recall = per_class_recall([r.truth for r in recs], [r.predicted for r in recs], [r.parsed_ok for r in recs])
+    recall = per_class_recall(
+        [r.truth for r in recs], [r.predicted for r in recs], [r.parsed_ok for r in recs]
+    )
     latencies = [r.latency_s for r in recs if r.latency_s is not None]
     return TaskScore(
-        task=recs[0].task, metric=metric, n=n, n_records=len(recs), repeats=nr, value=value,  # type: ignore[arg-type]
-        ci_low=lo, ci_high=hi, ci_level=level, n_bootstrap=n_bootstrap,
-        n_correct=sum(r.correct for r in recs), n_unparsed=sum(not r.parsed_ok for r in recs),
-        n_errors=sum(r.status != "answered" for r in recs), n_incomplete=int((~mask).any(axis=1).sum()),
-        per_class_recall=recall, run_values=run_values, mean_of_runs=value if nr > 1 else None,
-        majority_vote=maj_value, majority_ci=maj_ci, boot_mean=boot_mean, boot_std=boot_std,
-        majority_boot_mean=maj_mean, majority_boot_std=maj_std,
-        n_isup0_null=sum(r.parse_method in ISUP0_METHODS for r in recs), n_empty=int(empty.sum()),
+        task=recs[0].task,
+        metric=metric,
+        n=n,
+        n_records=len(recs),
+        repeats=nr,
+        value=value,  # type: ignore[arg-type]
+        ci_low=lo,
+        ci_high=hi,
+        ci_level=level,
+        n_bootstrap=n_bootstrap,
+        n_correct=sum(r.correct for r in recs),
+        n_unparsed=sum(not r.parsed_ok for r in recs),
+        n_errors=sum(r.status != "answered" for r in recs),
+        n_incomplete=int((~mask).any(axis=1).sum()),
+        per_class_recall=recall,
+        run_values=run_values,
+        mean_of_runs=value if nr > 1 else None,
+        majority_vote=maj_value,
+        majority_ci=maj_ci,
+        boot_mean=boot_mean,
+        boot_std=boot_std,
+        majority_boot_mean=maj_mean,
+        majority_boot_std=maj_std,
+        n_isup0_null=sum(r.parse_method in ISUP0_METHODS for r in recs),
+        n_empty=int(empty.sum()),
         value_excluding_empty=value_ne,
-        input_tokens=sum(r.input_tokens or 0 for r in recs), output_tokens=sum(r.output_tokens or 0 for r in recs),
+        input_tokens=sum(r.input_tokens or 0 for r in recs),
+        output_tokens=sum(r.output_tokens or 0 for r in recs),
         cost_usd=float(sum(r.cost_usd for r in recs if r.cost_usd is not None)),
         n_cost_unknown=sum(r.cost_usd is None for r in recs),
         mean_latency_s=float(np.mean(latencies)) if latencies else None,
     )
 
 
-def score_run(records: Iterable[ResultRecord | Mapping[str, Any]], *, n_bootstrap: int = 1000,
-              level: float = 0.95, seed: int = 0) -> dict[str, TaskScore]:
+def score_run(
+    records: Iterable[ResultRecord | Mapping[str, Any]],
+    *,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, TaskScore]:
     """Score every task in a run's records (ResultRecord objects or ``results.jsonl`` dicts),
     in the order tasks first appear."""
     by_task: dict[str, list[ResultRecord]] = {}
     for r in _records(records):
         by_task.setdefault(r.task, []).append(r)
-    return {t: score_task(rs, n_bootstrap=n_bootstrap, level=level, seed=seed) for t, rs in by_task.items()}
+    return {
+        t: score_task(rs, n_bootstrap=n_bootstrap, level=level, seed=seed)
+        for t, rs in by_task.items()
+    }

@@ -32,8 +32,18 @@ from slidescout.eval.sample_run import is_finished
 from slidescout.eval.textfit import print_table
 from slidescout.traces.rundir import RunDir
 
-__all__ = ["RunReport", "fmt_cost", "fmt_pct", "grounding_table", "load_run", "print_report", "report_data",
-           "score_table", "trace_table", "write_plots"]
+__all__ = [
+    "RunReport",
+    "fmt_cost",
+    "fmt_pct",
+    "grounding_table",
+    "load_run",
+    "print_report",
+    "report_data",
+    "score_table",
+    "trace_table",
+    "write_plots",
+]
 
 
 @dataclass
@@ -71,11 +81,15 @@ def _no_records_reason(path: Path) -> str:
     """Why a run has no records: no file, an empty file, or lines that are not records."""
     if not path.exists():
         return f"{path.parent} has no results yet (no results.jsonl)"
-    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    lines = [
+        ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()
+    ]
     if not lines:
         return f"{path.parent} has no results yet (results.jsonl is empty)"
-    return (f"{path} is malformed: none of its {len(lines)} lines is a JSON record "
-            f"(line 1 starts {lines[0][:60]!r})")
+    return (
+        f"{path} is malformed: none of its {len(lines)} lines is a JSON record "
+        f"(line 1 starts {lines[0][:60]!r})"
+    )
 
 
 def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
@@ -95,10 +109,18 @@ def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
             summary = json.loads(sp.read_text(encoding="utf-8"))
         except ValueError:
             summary = {}
-    return RunReport(path=p, manifest=run.manifest, records=records, finished=finished, scores=scores, summary=summary)
+    return RunReport(
+        path=p,
+        manifest=run.manifest,
+        records=records,
+        finished=finished,
+        scores=scores,
+        summary=summary,
+    )
 
 
 # ---- formatting -----------------------------------------------------------------------------
+
 
 def fmt_pct(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -149,14 +171,31 @@ def _by_task(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 # ---- tables ---------------------------------------------------------------------------------
 
-def score_table(scores: dict[str, TaskScore], records: list[dict[str, Any]] | None = None, *, title: str = "Scores") -> Any:
+
+def score_table(
+    scores: dict[str, TaskScore],
+    records: list[dict[str, Any]] | None = None,
+    *,
+    title: str = "Scores",
+) -> Any:
     """Per task: metric, mean of runs [CI], majority vote, n, unparsed answers, failed samples, tokens,
     cost and time. Unparsed answers and failed samples both count as wrong."""
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
-    for col in ("task", "metric", "score % [95% CI]", "boot mean ± std", "majority % (± std)", "n", "unparsed",
-                "errors", "tokens", "cost", "s/sample"):
+    for col in (
+        "task",
+        "metric",
+        "score % [95% CI]",
+        "boot mean ± std",
+        "majority % (± std)",
+        "n",
+        "unparsed",
+        "errors",
+        "tokens",
+        "cost",
+        "s/sample",
+    ):
         t.add_column(col, justify="left" if col in ("task", "metric") else "right")
     by_task = _by_task(records or [])
     for task, s in scores.items():
@@ -167,20 +206,37 @@ def score_table(scores: dict[str, TaskScore], records: list[dict[str, Any]] | No
         lats = [r["latency_s"] for r in recs if r.get("latency_s") is not None]
         lat = statistics.fmean(lats) if lats else s.mean_latency_s
         n = f"{s.n}×{s.repeats}" if s.repeats > 1 else str(s.n)
-        t.add_row(task, "bal.acc" if s.metric == "balanced_accuracy" else "acc",
-                  f"{fmt_pct(s.value)} {fmt_ci(s.ci_low, s.ci_high)}".strip(), fmt_mean_std(s.boot_mean, s.boot_std),
-                  maj, n, str(_unparsed(s, recs)),
-                  str(s.n_errors), fmt_tokens(s.input_tokens + s.output_tokens),
-                  fmt_cost(s.cost_usd, s.n_cost_unknown, s.n_records), f"{lat:.1f}" if lat is not None else "-")
+        t.add_row(
+            task,
+            "bal.acc" if s.metric == "balanced_accuracy" else "acc",
+            f"{fmt_pct(s.value)} {fmt_ci(s.ci_low, s.ci_high)}".strip(),
+            fmt_mean_std(s.boot_mean, s.boot_std),
+            maj,
+            n,
+            str(_unparsed(s, recs)),
+            str(s.n_errors),
+            fmt_tokens(s.input_tokens + s.output_tokens),
+            fmt_cost(s.cost_usd, s.n_cost_unknown, s.n_records),
+            f"{lat:.1f}" if lat is not None else "-",
+        )
     if len(scores) > 1:
         allr = list(scores.values())
         n_rec = sum(s.n_records for s in allr)
         vals = [s.value for s in allr if not math.isnan(s.value)]
         t.add_section()
-        t.add_row("all (macro)", "", fmt_pct(statistics.fmean(vals) if vals else None), "", "", str(sum(s.n for s in allr)),
-                  str(sum(_unparsed(s, by_task.get(t, [])) for t, s in scores.items())), str(sum(s.n_errors for s in allr)),
-                  fmt_tokens(sum(s.input_tokens + s.output_tokens for s in allr)),
-                  fmt_cost(sum(s.cost_usd for s in allr), sum(s.n_cost_unknown for s in allr), n_rec), "")
+        t.add_row(
+            "all (macro)",
+            "",
+            fmt_pct(statistics.fmean(vals) if vals else None),
+            "",
+            "",
+            str(sum(s.n for s in allr)),
+            str(sum(_unparsed(s, by_task.get(t, [])) for t, s in scores.items())),
+            str(sum(s.n_errors for s in allr)),
+            fmt_tokens(sum(s.input_tokens + s.output_tokens for s in allr)),
+            fmt_cost(sum(s.cost_usd for s in allr), sum(s.n_cost_unknown for s in allr), n_rec),
+            "",
+        )
     return t
 
 
@@ -193,12 +249,18 @@ def protocol_notes(scores: dict[str, TaskScore]) -> list[str]:
     out = []
     for task, s in scores.items():
         if s.n_isup0_null:
-            out.append(f"{task}: {s.n_isup0_null} replies named no grade (null, N/A, Benign, no cancer) and "
-                       "were scored as ISUP 0")
+            out.append(
+                f"{task}: {s.n_isup0_null} replies named no grade (null, N/A, Benign, no cancer) and "
+                "were scored as ISUP 0"
+            )
         if s.n_empty:
-            official = fmt_pct(s.value_excluding_empty) if s.value_excluding_empty is not None else "-"
-            out.append(f"{task}: {s.n_empty} empty replies; score with them left out (MedFrameQA's official "
-                       f"rule) {official}%, counted wrong {fmt_pct(s.value)}%")
+            official = (
+                fmt_pct(s.value_excluding_empty) if s.value_excluding_empty is not None else "-"
+            )
+            out.append(
+                f"{task}: {s.n_empty} empty replies; score with them left out (MedFrameQA's official "
+                f"rule) {official}%, counted wrong {fmt_pct(s.value)}%"
+            )
     return out
 
 
@@ -218,8 +280,22 @@ def trace_table(records: list[dict[str, Any]], *, title: str = "Traces (mean per
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
-    for col in ("task", "steps", "images", "views", "tokens", "model s", "area seen mm² by magnification", "statuses"):
-        t.add_column(col, justify="left" if col in ("task", "area seen mm² by magnification", "statuses") else "right")
+    for col in (
+        "task",
+        "steps",
+        "images",
+        "views",
+        "tokens",
+        "model s",
+        "area seen mm² by magnification",
+        "statuses",
+    ):
+        t.add_column(
+            col,
+            justify="left"
+            if col in ("task", "area seen mm² by magnification", "statuses")
+            else "right",
+        )
     for task, recs in _by_task(records).items():
         area: dict[str, list[float]] = {}
         for r in recs:
@@ -232,9 +308,19 @@ def trace_table(records: list[dict[str, Any]], *, title: str = "Traces (mean per
             v = _mean([float(r[key]) for r in recs if r.get(key) is not None])
             return "-" if v is None else f"{v:.1f}"
 
-        tok = _mean([float((r.get("input_tokens") or 0) + (r.get("output_tokens") or 0)) for r in recs])
-        t.add_row(task, m("n_steps"), m("n_images"), m("n_views"), fmt_tokens(int(tok or 0)), m("model_latency_s"),
-                  area_text, ", ".join(f"{k} {v}" for k, v in statuses.most_common()))
+        tok = _mean(
+            [float((r.get("input_tokens") or 0) + (r.get("output_tokens") or 0)) for r in recs]
+        )
+        t.add_row(
+            task,
+            m("n_steps"),
+            m("n_images"),
+            m("n_views"),
+            fmt_tokens(int(tok or 0)),
+            m("model_latency_s"),
+            area_text,
+            ", ".join(f"{k} {v}" for k, v in statuses.most_common()),
+        )
     return t
 
 
@@ -251,15 +337,25 @@ def grounding_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]
         views = sum(g.get("n_views", 0) for g in gs)
         on = sum(g.get("n_views_on_lesion", 0) for g in gs)
         ans = [g["answer_lesion_seen"] for g in gs if g.get("answer_lesion_seen") is not None]
-        correct_seen = [bool(_correct(r)) for r in recs if isinstance(r.get("grounding"), dict)
-                        and r["grounding"].get("answer_lesion_seen")]
+        correct_seen = [
+            bool(_correct(r))
+            for r in recs
+            if isinstance(r.get("grounding"), dict) and r["grounding"].get("answer_lesion_seen")
+        ]
         out[task] = {
-            "n": len(gs), "n_lesions": n_les, "n_seen": n_seen, "fraction_seen": n_seen / n_les if n_les else None,
-            "samples_all_seen": sum(1 for g in gs if g.get("n_lesions") and g.get("n_seen") == g.get("n_lesions")),
+            "n": len(gs),
+            "n_lesions": n_les,
+            "n_seen": n_seen,
+            "fraction_seen": n_seen / n_les if n_les else None,
+            "samples_all_seen": sum(
+                1 for g in gs if g.get("n_lesions") and g.get("n_seen") == g.get("n_lesions")
+            ),
             "median_first_step": statistics.median(firsts) if firsts else None,
             "fraction_views_on_lesion": on / views if views else None,
             "answer_lesion_seen": sum(ans) / len(ans) if ans else None,
-            "accuracy_when_answer_lesion_seen": sum(correct_seen) / len(correct_seen) if correct_seen else None,
+            "accuracy_when_answer_lesion_seen": sum(correct_seen) / len(correct_seen)
+            if correct_seen
+            else None,
             "max_mpp": gs[0].get("max_mpp"),
         }
     return out
@@ -280,16 +376,33 @@ def grounding_table(records: list[dict[str, Any]], *, title: str | None = None) 
     from rich.table import Table
 
     max_mpp = next(iter(summ.values())).get("max_mpp")
-    t = Table(title=title or f"Grounding (a lesion counts as seen in a view at ≤ {max_mpp} µm/px overlapping it)",
-              title_justify="left")
-    for col in ("task", "samples", "lesions seen", "all seen", "first step (median)", "views on a lesion",
-                "answer's lesion seen", "acc when seen"):
+    t = Table(
+        title=title
+        or f"Grounding (a lesion counts as seen in a view at ≤ {max_mpp} µm/px overlapping it)",
+        title_justify="left",
+    )
+    for col in (
+        "task",
+        "samples",
+        "lesions seen",
+        "all seen",
+        "first step (median)",
+        "views on a lesion",
+        "answer's lesion seen",
+        "acc when seen",
+    ):
         t.add_column(col, justify="left" if col == "task" else "right")
     for task, g in summ.items():
-        t.add_row(task, str(g["n"]), f"{g['n_seen']}/{g['n_lesions']} ({fmt_pct(g['fraction_seen'], 0)}%)",
-                  f"{g['samples_all_seen']}/{g['n']}", "-" if g["median_first_step"] is None else f"{g['median_first_step']:g}",
-                  _pct(g["fraction_views_on_lesion"]), _pct(g["answer_lesion_seen"]),
-                  _pct(g["accuracy_when_answer_lesion_seen"]))
+        t.add_row(
+            task,
+            str(g["n"]),
+            f"{g['n_seen']}/{g['n_lesions']} ({fmt_pct(g['fraction_seen'], 0)}%)",
+            f"{g['samples_all_seen']}/{g['n']}",
+            "-" if g["median_first_step"] is None else f"{g['median_first_step']:g}",
+            _pct(g["fraction_views_on_lesion"]),
+            _pct(g["answer_lesion_seen"]),
+            _pct(g["accuracy_when_answer_lesion_seen"]),
+        )
     return t
 
 
@@ -313,24 +426,32 @@ def judge_summary(path: Path) -> dict[str, dict[str, float]]:
     return {t: {"n": len(v), "mean_score": statistics.fmean(v)} for t, v in by.items()}
 
 
-def print_report(path: str | Path | RunReport, console: Any = None, *, n_bootstrap: int = 1000) -> RunReport:
+def print_report(
+    path: str | Path | RunReport, console: Any = None, *, n_bootstrap: int = 1000
+) -> RunReport:
     """Print every table of a run (what ``slidescout report RUN`` shows)."""
     from rich.console import Console
 
     rep = path if isinstance(path, RunReport) else load_run(path, n_bootstrap=n_bootstrap)
     console = console or Console()
     a = rep.agent
-    console.print(f"[bold]{escape(str(rep.path))}[/]: model {escape(str(a.get('model', '?')))} · "
-                  f"preset {escape(str(a.get('preset', '?')))} · "
-                  f"{len(rep.finished)} finished records", highlight=False)
+    console.print(
+        f"[bold]{escape(str(rep.path))}[/]: model {escape(str(a.get('model', '?')))} · "
+        f"preset {escape(str(a.get('preset', '?')))} · "
+        f"{len(rep.finished)} finished records",
+        highlight=False,
+    )
     if rep.scores:
         print_table(console, score_table(rep.scores, rep.finished))
         for line in protocol_notes(rep.scores):
             console.print(line, highlight=False)
     if rep.unfinished:
         kinds = Counter(str(r.get("status")) for r in rep.unfinished)
-        console.print(f"[yellow]{len(rep.unfinished)} not finished[/] ({', '.join(f'{k} {v}' for k, v in kinds.items())}); "
-                      f"`slidescout eval ... --resume {rep.path}` runs them", highlight=False)
+        console.print(
+            f"[yellow]{len(rep.unfinished)} not finished[/] ({', '.join(f'{k} {v}' for k, v in kinds.items())}); "
+            f"`slidescout eval ... --resume {rep.path}` runs them",
+            highlight=False,
+        )
     if rep.finished:
         print_table(console, trace_table(rep.finished))
     g = grounding_table(rep.finished)
@@ -338,8 +459,10 @@ def print_report(path: str | Path | RunReport, console: Any = None, *, n_bootstr
         print_table(console, g)
     js = judge_summary(rep.path)
     if js:
-        console.print("judge: " + ", ".join(f"{t} {v['mean_score']:.2f} (n={v['n']})" for t, v in js.items()),
-                      highlight=False)
+        console.print(
+            "judge: " + ", ".join(f"{t} {v['mean_score']:.2f} (n={v['n']})" for t, v in js.items()),
+            highlight=False,
+        )
     if rep.summary.get("wall_s_total") is not None:
         console.print(f"wall time {fmt_seconds(rep.summary['wall_s_total'])}", highlight=False)
     return rep
@@ -347,13 +470,21 @@ def print_report(path: str | Path | RunReport, console: Any = None, *, n_bootstr
 
 def report_data(rep: RunReport) -> dict[str, Any]:
     """Everything the tables show, as JSON-able data (``slidescout report --json``)."""
-    return {"run": str(rep.path), "agent": rep.agent, "n_records": len(rep.records), "n_finished": len(rep.finished),
-            "unfinished": dict(Counter(str(r.get("status")) for r in rep.unfinished)),
-            "scores": {t: s.model_dump(mode="json") for t, s in rep.scores.items()},
-            "grounding": grounding_summary(rep.finished), "judge": judge_summary(rep.path), "summary": rep.summary}
+    return {
+        "run": str(rep.path),
+        "agent": rep.agent,
+        "n_records": len(rep.records),
+        "n_finished": len(rep.finished),
+        "unfinished": dict(Counter(str(r.get("status")) for r in rep.unfinished)),
+        "scores": {t: s.model_dump(mode="json") for t, s in rep.scores.items()},
+        "grounding": grounding_summary(rep.finished),
+        "judge": judge_summary(rep.path),
+        "summary": rep.summary,
+    }
 
 
 # ---- plots ----------------------------------------------------------------------------------
+
 
 def _pyplot() -> Any:
     try:
@@ -411,8 +542,13 @@ def plot_steps(reports: list[RunReport], out: Path) -> Path:
         xs = sorted(by)
         ax.plot(xs, [100 * sum(by[x]) / len(by[x]) for x in xs], marker="o", label=rep.label)
         for x in xs:
-            ax.annotate(str(len(by[x])), (x, 100 * sum(by[x]) / len(by[x])), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                str(len(by[x])),
+                (x, 100 * sum(by[x]) / len(by[x])),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     ax.set_xlabel("steps used (model calls)")
     ax.set_ylabel("accuracy % (labels: n)")
     ax.set_ylim(-2, 102)
@@ -449,7 +585,9 @@ def plot_cost(reports: list[RunReport], out: Path) -> Path:
             ax.bar_label(bars, fmt="$%.3g", fontsize=7, padding=2)
         missing = [t for t in tasks if t in rep.scores and cpc.get(t) is None]
         if missing:
-            notes.append(f"{rep.name}: n/a for {', '.join(missing)} (unknown cost or no correct answer)")
+            notes.append(
+                f"{rep.name}: n/a for {', '.join(missing)} (unknown cost or no correct answer)"
+            )
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels(tasks, rotation=20, ha="right")
     ax.set_ylabel("USD per correct answer")
@@ -458,8 +596,16 @@ def plot_cost(reports: list[RunReport], out: Path) -> Path:
         ax.set_ylim(bottom=0)
     else:
         ax.set_yticks([])
-        ax.text(0.5, 0.5, "no cost per correct answer to show:\nthe cost is unknown (a model without a price)\n"
-                "or no answer was correct", transform=ax.transAxes, ha="center", va="center", fontsize=9)
+        ax.text(
+            0.5,
+            0.5,
+            "no cost per correct answer to show:\nthe cost is unknown (a model without a price)\n"
+            "or no answer was correct",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
     if notes:
         fig.text(0.01, 0.01, "; ".join(notes)[:200], fontsize=7)
     if len(reports) > 1 and drawn:
@@ -470,7 +616,9 @@ def plot_cost(reports: list[RunReport], out: Path) -> Path:
     return out
 
 
-def write_plots(reports: RunReport | list[RunReport] | str | Path, out_dir: str | Path) -> list[Path]:
+def write_plots(
+    reports: RunReport | list[RunReport] | str | Path, out_dir: str | Path
+) -> list[Path]:
     """``scores.png``, ``accuracy_vs_steps.png``, ``cost_per_correct.png`` in ``out_dir``."""
     if isinstance(reports, (str, Path)):
         reports = [load_run(reports)]
@@ -478,5 +626,8 @@ def write_plots(reports: RunReport | list[RunReport] | str | Path, out_dir: str 
         reports = [reports]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return [plot_scores(reports, out / "scores.png"), plot_steps(reports, out / "accuracy_vs_steps.png"),
-            plot_cost(reports, out / "cost_per_correct.png")]
+    return [
+        plot_scores(reports, out / "scores.png"),
+        plot_steps(reports, out / "accuracy_vs_steps.png"),
+        plot_cost(reports, out / "cost_per_correct.png"),
+    ]

@@ -54,7 +54,9 @@ class RunSummary(BaseModel):
     n_run: int = 0  # records written by this invocation
     n_finished: int = 0  # finished pairs in the run directory (all invocations)
     n_unfinished: int = 0  # pairs not finished: budget stop, cancelled, or never started
-    stopped: str | None = None  # budget_usd | budget_tokens | budget_time | endpoint_failed | interrupted
+    stopped: str | None = (
+        None  # budget_usd | budget_tokens | budget_time | endpoint_failed | interrupted
+    )
     stop_detail: str | None = None  # endpoint_failed: the last error
     statuses: dict[str, int] = Field(default_factory=dict)  # of this invocation's records
     cost_usd: float = 0.0  # this invocation, known costs
@@ -70,7 +72,9 @@ def load_run_records(run: RunDir | str | Path) -> list[dict[str, Any]]:
     return rd.results()
 
 
-def finished_records(records: Iterable[dict[str, Any]], *, retry_errors: bool = False) -> list[dict[str, Any]]:
+def finished_records(
+    records: Iterable[dict[str, Any]], *, retry_errors: bool = False
+) -> list[dict[str, Any]]:
     return [r for r in records if is_finished(r, retry_errors=retry_errors)]
 
 
@@ -88,13 +92,20 @@ def _check_resumable(run_path: Path, config: dict[str, Any]) -> None:
     new_agent = config.get("agent", config)
     for key in ("model", "preset"):
         if old_agent.get(key) and new_agent.get(key) and old_agent.get(key) != new_agent.get(key):
-            raise ConfigError(f"{run_path} was run with {key} {old_agent.get(key)!r}, not {new_agent.get(key)!r}; "
-                              f"resume it with the same {key} or choose another output folder")
+            raise ConfigError(
+                f"{run_path} was run with {key} {old_agent.get(key)!r}, not {new_agent.get(key)!r}; "
+                f"resume it with the same {key} or choose another output folder"
+            )
     old_p, new_p = old_agent.get("protocol") or {}, new_agent.get("protocol") or {}
-    for key, what in (("system_prompt_sha256", "system prompt"), ("model_settings", "reasoning settings")):
+    for key, what in (
+        ("system_prompt_sha256", "system prompt"),
+        ("model_settings", "reasoning settings"),
+    ):
         if key in old_p and key in new_p and old_p[key] != new_p[key]:
-            raise ConfigError(f"{run_path} was run with another {what} ({old_p[key]!r}, now {new_p[key]!r}); "
-                              "resume it with the same flags or choose another output folder")
+            raise ConfigError(
+                f"{run_path} was run with another {what} ({old_p[key]!r}, now {new_p[key]!r}); "
+                "resume it with the same flags or choose another output folder"
+            )
 
 
 class _Progress:
@@ -118,9 +129,17 @@ class _Progress:
             TimeRemainingColumn,
         )
 
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[stats]}"), console=console, transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"),
+            console=console,
+            transient=False,
+        )
         self.task = self.progress.add_task("samples", total=total, completed=done, stats="")
 
     def __enter__(self) -> _Progress:
@@ -137,7 +156,9 @@ class _Progress:
         if not self.enabled:
             return
         cost = f"${self.cost:.4f}" + (f" (+{self.unknown} unknown)" if self.unknown else "")
-        stats = f"cost {cost} · {self.tokens:,} tok · {self.running} running" + (f" · {self.errors} failed" if self.errors else "")
+        stats = f"cost {cost} · {self.tokens:,} tok · {self.running} running" + (
+            f" · {self.errors} failed" if self.errors else ""
+        )
         self.progress.update(self.task, advance=advance, stats=stats)
 
     def started(self) -> None:
@@ -155,9 +176,17 @@ class _Progress:
         self._refresh(advance=1 if is_finished(rec) else 0)
 
 
-async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig | None = None,
-                   config: EvalConfig | None = None, agent_factory: Callable[..., Any] | None = None,
-                   dataset: dict[str, Any] | None = None, console: Any = None, **settings: Any) -> RunSummary:
+async def run_eval(
+    samples: list[Sample],
+    *,
+    out: str | Path,
+    agent: AgentConfig | None = None,
+    config: EvalConfig | None = None,
+    agent_factory: Callable[..., Any] | None = None,
+    dataset: dict[str, Any] | None = None,
+    console: Any = None,
+    **settings: Any,
+) -> RunSummary:
     """Run ``samples`` × ``repeats`` with an agent and write a scored run directory.
 
     Args:
@@ -185,14 +214,20 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
         agent = AgentConfig()
     t_start = time.monotonic()
     budget = Budget(usd=cfg.budget_usd, tokens=cfg.budget_tokens, seconds=cfg.budget_seconds)
-    probe = build_agent(agent, budget) if agent is not None else agent_factory(budget=budget, repeat=0)  # type: ignore[misc]
+    if agent is not None:
+        probe = build_agent(agent, budget)
+    else:
+        assert agent_factory is not None
+        probe = agent_factory(budget=budget, repeat=0)
     try:
         agent_config = probe.config()
         prompt_hashes = probe.prompt_hashes()
     finally:
         await probe.aclose()
-    manifest_config = {"agent": agent_config,
-                       "eval": {**cfg.manifest(), "n_samples": len(samples), "dataset": dataset or {}}}
+    manifest_config = {
+        "agent": agent_config,
+        "eval": {**cfg.manifest(), "n_samples": len(samples), "dataset": dataset or {}},
+    }
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -203,19 +238,33 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
             _check_resumable(out, manifest_config)
         run = RunDir.create(out, manifest_config, prompt_hashes, resume=cfg.resume)
 
-        done_keys = {record_key(r) for r in finished_records(run.results(), retry_errors=cfg.retry_errors)}
+        done_keys = {
+            record_key(r) for r in finished_records(run.results(), retry_errors=cfg.retry_errors)
+        }
         wanted = {(s.sample_id, r) for r in range(repeats) for s in samples}
-        items = [WorkItem(s, r) for r in range(repeats) for s in samples if (s.sample_id, r) not in done_keys]
+        items = [
+            WorkItem(s, r)
+            for r in range(repeats)
+            for s in samples
+            if (s.sample_id, r) not in done_keys
+        ]
         n_skipped = len(wanted & done_keys)
 
-        summary = RunSummary(run_dir=str(run.path), n_samples=len(samples), repeats=repeats, n_total=len(wanted),
-                             n_skipped=n_skipped)
+        summary = RunSummary(
+            run_dir=str(run.path),
+            n_samples=len(samples),
+            repeats=repeats,
+            n_total=len(wanted),
+            n_skipped=n_skipped,
+        )
         statuses: Counter[str] = Counter()
         stop_reason: list[str] = []
         failing = _FailureStreak(cfg.stop_after_failures)
 
         def should_stop() -> bool:
-            if writer.failed is not None:  # results cannot be written (a full disk): start nothing more
+            if (
+                writer.failed is not None
+            ):  # results cannot be written (a full disk): start nothing more
                 return True
             if failing.tripped():
                 if not stop_reason:
@@ -227,16 +276,33 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
                 stop_reason.append(hit)
             return hit is not None
 
-        ex = make_executor(executor, agent, agent_factory=agent_factory, concurrency=concurrency,
-                           max_connections=cfg.max_connections, max_mpp=cfg.max_mpp, address=cfg.ray_address,
-                           **cfg.ray_options)
+        ex = make_executor(
+            executor,
+            agent,
+            agent_factory=agent_factory,
+            concurrency=concurrency,
+            max_connections=cfg.max_connections,
+            max_mpp=cfg.max_mpp,
+            address=cfg.ray_address,
+            **cfg.ray_options,
+        )
         writer = _Appender(run)
         with _Progress(cfg.progress, len(wanted), n_skipped, console) as bar:
+
             def on_record(rec: dict[str, Any]) -> None:
-                writer.append(rec)  # in order, each flushed and synced before the next one is written
-                if executor != "asyncio":  # workers charged their own budgets; the driver's is the run's
-                    budget.charge(Usage(input_tokens=int(rec.get("input_tokens") or 0),
-                                        output_tokens=int(rec.get("output_tokens") or 0), cost_usd=rec.get("cost_usd")))
+                writer.append(
+                    rec
+                )  # in order, each flushed and synced before the next one is written
+                if (
+                    executor != "asyncio"
+                ):  # workers charged their own budgets; the driver's is the run's
+                    budget.charge(
+                        Usage(
+                            input_tokens=int(rec.get("input_tokens") or 0),
+                            output_tokens=int(rec.get("output_tokens") or 0),
+                            cost_usd=rec.get("cost_usd"),
+                        )
+                    )
                 statuses[str(rec.get("status"))] += 1
                 failing.record(rec)
                 summary.n_run += 1
@@ -244,11 +310,15 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
                     summary.n_cost_unknown += 1
                 else:
                     summary.cost_usd += float(rec["cost_usd"])
-                summary.tokens += int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
+                summary.tokens += int(rec.get("input_tokens") or 0) + int(
+                    rec.get("output_tokens") or 0
+                )
                 bar.record(rec)
 
             try:
-                await ex.run(items, run, budget, on_record, should_stop, on_start=lambda item: bar.started())
+                await ex.run(
+                    items, run, budget, on_record, should_stop, on_start=lambda item: bar.started()
+                )
             except (asyncio.CancelledError, KeyboardInterrupt):
                 summary.stopped = "interrupted"
                 raise
@@ -258,7 +328,9 @@ async def run_eval(samples: list[Sample], *, out: str | Path, agent: AgentConfig
                 summary.wall_s = round(time.monotonic() - t_start, 3)
                 if summary.stopped is None and stop_reason:
                     summary.stopped = stop_reason[0]
-                if summary.stopped is None and failing.tripped():  # the last samples all failed to connect
+                if (
+                    summary.stopped is None and failing.tripped()
+                ):  # the last samples all failed to connect
                     summary.stopped, summary.stop_detail = "endpoint_failed", failing.last_error
                 _finish_summary(summary, run, wanted, cfg.n_bootstrap)
         return summary
@@ -278,7 +350,12 @@ class _FailureStreak:
         error = str(rec.get("error") or "")
         model = str(rec.get("model") or "")
         used = int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
-        return rec.get("status") == "error" and used == 0 and bool(model) and error.startswith(f"{model}:")
+        return (
+            rec.get("status") == "error"
+            and used == 0
+            and bool(model)
+            and error.startswith(f"{model}:")
+        )
 
     def record(self, rec: dict[str, Any]) -> None:
         if rec.get("status") == "cancelled":
@@ -324,7 +401,9 @@ class _Appender:
             raise self.failed
 
 
-def _finish_summary(summary: RunSummary, run: RunDir, wanted: set[tuple[str, int]], n_bootstrap: int) -> None:
+def _finish_summary(
+    summary: RunSummary, run: RunDir, wanted: set[tuple[str, int]], n_bootstrap: int
+) -> None:
     records = [r for r in finished_records(run.results()) if record_key(r) in wanted]
     summary.n_finished = len(records)
     summary.n_unfinished = len(wanted) - len(records)

@@ -25,14 +25,23 @@ from slidescout.eval.grounding import DEFAULT_MAX_MPP, score_trace
 from slidescout.eval.metrics import ResultRecord
 from slidescout.traces.rundir import BlobStore, RunDir, trace_file
 
-__all__ = ["FINAL_STATUSES", "SampleOutcome", "build_record", "failed_record", "is_finished", "record_key",
-           "run_sample", "truth_regions"]
+__all__ = [
+    "FINAL_STATUSES",
+    "SampleOutcome",
+    "build_record",
+    "failed_record",
+    "is_finished",
+    "record_key",
+    "run_sample",
+    "truth_regions",
+]
 
 # statuses that end a sample for good; the others (budget_*, cancelled) are run again on resume
 FINAL_STATUSES = frozenset({"answered", "error", "max_steps"})
 
 
 # ---- samples --------------------------------------------------------------------------------
+
 
 def truth_regions(sample: Sample) -> list[dict[str, Any]]:
     """Ground-truth regions of a sample: SynthPath lesions from ``meta['truth_path']``, or
@@ -53,12 +62,18 @@ def truth_regions(sample: Sample) -> list[dict[str, Any]]:
     for i, les in enumerate(data.get("lesions") or []):
         box = les.get("box")
         if box and len(box) == 4:
-            out.append({"id": str(les.get("id") or f"lesion{i + 1}"), "label": str(les.get("class") or les.get("cls") or ""),
-                        "box": [int(v) for v in box]})
+            out.append(
+                {
+                    "id": str(les.get("id") or f"lesion{i + 1}"),
+                    "label": str(les.get("class") or les.get("cls") or ""),
+                    "box": [int(v) for v in box],
+                }
+            )
     return out
 
 
 # ---- records --------------------------------------------------------------------------------
+
 
 def record_key(rec: dict[str, Any]) -> tuple[str, int]:
     return str(rec.get("sample_id")), int(rec.get("repeat", 0) or 0)
@@ -74,9 +89,17 @@ def is_finished(rec: dict[str, Any], *, retry_errors: bool = False) -> bool:
     return bool(finished)
 
 
-def build_record(sample: Sample, trace: Trace, *, repeat: int = 0, latency_s: float = 0.0, blobs: BlobStore | None = None,
-                 max_mpp: float = DEFAULT_MAX_MPP, run_budget_hit: str | None = None,
-                 trace_name: str | None = None) -> dict[str, Any]:
+def build_record(
+    sample: Sample,
+    trace: Trace,
+    *,
+    repeat: int = 0,
+    latency_s: float = 0.0,
+    blobs: BlobStore | None = None,
+    max_mpp: float = DEFAULT_MAX_MPP,
+    run_budget_hit: str | None = None,
+    trace_name: str | None = None,
+) -> dict[str, Any]:
     """The ``results.jsonl`` line of a sample's trace: parsed answer, status, usage, trace scores.
 
     ``run_budget_hit`` is the run-wide budget found exceeded when the sample ended: a sample stopped
@@ -88,10 +111,16 @@ def build_record(sample: Sample, trace: Trace, *, repeat: int = 0, latency_s: fl
     status = trace.status
     finished = status in FINAL_STATUSES or (status == "budget_time" and run_budget_hit is None)
     fields: dict[str, Any] = {
-        "status": status, "finished": finished, "n_steps": trace.n_steps,
-        "input_tokens": trace.usage.input_tokens, "output_tokens": trace.usage.output_tokens,
-        "cost_usd": trace.usage.cost_usd, "latency_s": round(latency_s, 3), "error": trace.error if trace.status != "answered" else None,
-        "model": trace.model, "preset": trace.preset,
+        "status": status,
+        "finished": finished,
+        "n_steps": trace.n_steps,
+        "input_tokens": trace.usage.input_tokens,
+        "output_tokens": trace.usage.output_tokens,
+        "cost_usd": trace.usage.cost_usd,
+        "latency_s": round(latency_s, 3),
+        "error": trace.error if trace.status != "answered" else None,
+        "model": trace.model,
+        "preset": trace.preset,
         "answer_text": None if trace.answer is None else trace.answer[-4000:],
         "trace": f"traces/{trace_name or trace_file(sample.sample_id, repeat)}",
         "answer_label": _answer_label(sample, parsed),
@@ -107,12 +136,21 @@ def build_record(sample: Sample, trace: Trace, *, repeat: int = 0, latency_s: fl
     return rec.model_dump(mode="json")
 
 
-def failed_record(sample: Sample, repeat: int, status: str, message: str, latency_s: float = 0.0) -> dict[str, Any]:
+def failed_record(
+    sample: Sample, repeat: int, status: str, message: str, latency_s: float = 0.0
+) -> dict[str, Any]:
     """A record for a sample whose run ended without a trace (an unexpected bug, a lost worker)."""
-    rec = ResultRecord.from_answer(sample, None, repeat=repeat, status=status,
-                                   finished=status in FINAL_STATUSES, error=message[:500],
-                                   latency_s=round(latency_s, 3), dataset=sample.meta.get("dataset"),
-                                   trace=f"traces/{trace_file(sample.sample_id, repeat)}")
+    rec = ResultRecord.from_answer(
+        sample,
+        None,
+        repeat=repeat,
+        status=status,
+        finished=status in FINAL_STATUSES,
+        error=message[:500],
+        latency_s=round(latency_s, 3),
+        dataset=sample.meta.get("dataset"),
+        trace=f"traces/{trace_file(sample.sample_id, repeat)}",
+    )
     return rec.model_dump(mode="json")
 
 
@@ -120,9 +158,17 @@ def _answer_label(sample: Sample, parsed: ParsedAnswer | None) -> str | None:
     """The option text the answer names (index/letter formats), or the parsed value as text."""
     if parsed is None or not parsed.ok or parsed.value is None:
         return None
-    if sample.answer_format == "index" and isinstance(parsed.value, int) and 1 <= parsed.value <= len(sample.options):
+    if (
+        sample.answer_format == "index"
+        and isinstance(parsed.value, int)
+        and 1 <= parsed.value <= len(sample.options)
+    ):
         return sample.options[parsed.value - 1]
-    if sample.answer_format == "letter" and isinstance(parsed.value, str) and len(parsed.value) == 1:
+    if (
+        sample.answer_format == "letter"
+        and isinstance(parsed.value, str)
+        and len(parsed.value) == 1
+    ):
         i = ord(parsed.value.upper()) - ord("A")
         if 0 <= i < len(sample.options):
             return sample.options[i]
@@ -137,8 +183,16 @@ class SampleOutcome:
     trace: Trace | None = None
 
 
-async def run_sample(agent: Agent, sample: Sample, repeat: int, run: RunDir, *, max_mpp: float = DEFAULT_MAX_MPP,
-                     budget: Budget | None = None, live_interval: float = 2.0) -> SampleOutcome:
+async def run_sample(
+    agent: Agent,
+    sample: Sample,
+    repeat: int,
+    run: RunDir,
+    *,
+    max_mpp: float = DEFAULT_MAX_MPP,
+    budget: Budget | None = None,
+    live_interval: float = 2.0,
+) -> SampleOutcome:
     """Run one (sample, repeat) with ``agent`` and return its record (and trace). Never raises for a
     failing sample (a bad slide, a model error); cancellation propagates after the trace is written."""
     t0 = time.monotonic()
@@ -152,12 +206,22 @@ async def run_sample(agent: Agent, sample: Sample, repeat: int, run: RunDir, *, 
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # the loop records sample failures itself; this is a bug somewhere
-        return SampleOutcome(failed_record(sample, repeat, "error", f"{type(exc).__name__}: {exc}",
-                                           time.monotonic() - t0))
+        return SampleOutcome(
+            failed_record(
+                sample, repeat, "error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0
+            )
+        )
     latency = time.monotonic() - t0
     hit = budget.exceeded() if budget is not None else None
     # built right here (a few ms), so a sample whose trace is complete cannot be cancelled before
     # its record exists
-    record = build_record(sample, trace, repeat=repeat, latency_s=latency, blobs=run.blobs, max_mpp=max_mpp,
-                          run_budget_hit=hit)
+    record = build_record(
+        sample,
+        trace,
+        repeat=repeat,
+        latency_s=latency,
+        blobs=run.blobs,
+        max_mpp=max_mpp,
+        run_budget_hit=hit,
+    )
     return SampleOutcome(record, trace)

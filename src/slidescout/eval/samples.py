@@ -53,7 +53,11 @@ class DatasetLoad(BaseModel):
             text += f"; {self.n_invalid} invalid rows excluded"
         if self.n_missing:
             names = ", ".join(self.missing_files[:examples])
-            more = f", +{len(self.missing_files) - examples} more" if len(self.missing_files) > examples else ""
+            more = (
+                f", +{len(self.missing_files) - examples} more"
+                if len(self.missing_files) > examples
+                else ""
+            )
             where = f" in {self.search_dir}" if self.search_dir else ""
             text += f"; {self.n_missing} skipped, file not found{where} (e.g. {names}{more})"
         return text
@@ -61,11 +65,16 @@ class DatasetLoad(BaseModel):
 
 # ---- package data ---------------------------------------------------------------------------
 
+
 @cache
 def load_schema(name: str) -> dict[str, Any]:
     """``eval/schemas/<name>.json``: columns and per-task settings of a dataset."""
     try:
-        text = resources.files(__package__).joinpath("schemas", f"{name}.json").read_text(encoding="utf-8")
+        text = (
+            resources.files(__package__)
+            .joinpath("schemas", f"{name}.json")
+            .read_text(encoding="utf-8")
+        )
     except FileNotFoundError:
         raise DatasetError(f"no dataset schema named {name!r} in slidescout/eval/schemas") from None
     return json.loads(text)
@@ -75,9 +84,15 @@ def load_schema(name: str) -> dict[str, Any]:
 def load_template(name: str) -> str:
     """``eval/templates/<name>.md``, a ``str.format``-style question template."""
     try:
-        return resources.files(__package__).joinpath("templates", f"{name}.md").read_text(encoding="utf-8")
+        return (
+            resources.files(__package__)
+            .joinpath("templates", f"{name}.md")
+            .read_text(encoding="utf-8")
+        )
     except FileNotFoundError:
-        raise DatasetError(f"no question template named {name!r} in slidescout/eval/templates") from None
+        raise DatasetError(
+            f"no question template named {name!r} in slidescout/eval/templates"
+        ) from None
 
 
 _FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -128,7 +143,9 @@ def parse_options(text: str, where: str = "") -> list[str]:
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError) as e:
-        raise DatasetError(f"{where}options is not a Python list literal ({e.__class__.__name__}): {text[:80]!r}") from None
+        raise DatasetError(
+            f"{where}options is not a Python list literal ({e.__class__.__name__}): {text[:80]!r}"
+        ) from None
     if isinstance(value, tuple):
         value = list(value)
     if not isinstance(value, list) or not all(isinstance(o, (str, int, float)) for o in value):
@@ -164,6 +181,7 @@ class IdMaker:
 
 # ---- finding slide files --------------------------------------------------------------------
 
+
 class SlideIndex:
     """Every file under a folder, by name and by stem, built with one walk.
 
@@ -174,8 +192,12 @@ class SlideIndex:
     def __init__(self, root: str | Path, extensions: list[str] | None = None) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
-            raise DatasetError(f"slides folder {self.root} does not exist; pass the folder that holds the downloaded slides")
-        self.extensions = [e.lower() for e in (extensions or load_schema("multipathqa")["slide_extensions"])]
+            raise DatasetError(
+                f"slides folder {self.root} does not exist; pass the folder that holds the downloaded slides"
+            )
+        self.extensions = [
+            e.lower() for e in (extensions or load_schema("multipathqa")["slide_extensions"])
+        ]
         self._by_name: dict[str, Path] = {}
         self._by_stem: dict[str, list[Path]] = {}
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
@@ -207,5 +229,7 @@ class SlideIndex:
 def require_file(path: str | Path, what: str) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
-        raise DatasetError(f"{what} {p} does not exist; check the path (download the dataset first)")
+        raise DatasetError(
+            f"{what} {p} does not exist; check the path (download the dataset first)"
+        )
     return p

@@ -111,8 +111,15 @@ def wrap_pairs(pairs: list[str], width: int, indent: str = "  ", sep: str = " ·
         if len(indent) + len(p) <= width:
             cur = p
         else:
-            lines.extend(textwrap.wrap(p, width, initial_indent=indent, subsequent_indent=indent + "  ",
-                                       break_on_hyphens=False))
+            lines.extend(
+                textwrap.wrap(
+                    p,
+                    width,
+                    initial_indent=indent,
+                    subsequent_indent=indent + "  ",
+                    break_on_hyphens=False,
+                )
+            )
             cur = ""
     if cur:
         lines.append(indent + cur)
@@ -129,7 +136,14 @@ def stacked_lines(console: Console, table: Table, width: int) -> list[Text]:
     for i in range(table.row_count):
         cells = [cell_text(console, c._cells[i]) if i < len(c._cells) else "" for c in cols]
         key = cells[0] or "-"
-        out.extend(Text(line, style="bold") for line in textwrap.wrap(key, width, break_on_hyphens=False) or [key])
-        pairs = [f"{h}: {v}" if h else v for h, v in zip(headers[1:], cells[1:], strict=True) if v.strip()]
+        out.extend(
+            Text(line, style="bold")
+            for line in textwrap.wrap(key, width, break_on_hyphens=False) or [key]
+        )
+        pairs = [
+            f"{h}: {v}" if h else v
+            for h, v in zip(headers[1:], cells[1:], strict=True)
+            if v.strip()
+        ]
         out.extend(Text(line) for line in wrap_pairs(pairs, width))
     return out

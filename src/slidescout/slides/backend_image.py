@@ -76,8 +76,10 @@ class VipsImageBackend(_VipsBackendBase):
             if img.width * img.height <= EAGER_DECODE_PX:
                 img = img.copy_memory()  # decode now: broken files fail at open
         except pyvips.Error as exc:
-            raise SlideError(f"slide {path.name}: cannot decode it as an image ({_reason(exc)})"
-                             + (truncation_hint(exc) or _cut_short(path))) from None
+            raise SlideError(
+                f"slide {path.name}: cannot decode it as an image ({_reason(exc)})"
+                + (truncation_hint(exc) or _cut_short(path))
+            ) from None
         backend = cls(path, img, loader.removesuffix("_source").removesuffix("_file"))
         if loader.startswith("tiffload"):
             backend.properties = {**backend.properties, **_tiff_fields(img)}
@@ -100,11 +102,18 @@ class VipsImageBackend(_VipsBackendBase):
             raise SlideError(
                 f"slide {path.name}: not a slide or an image slidescout can read (unsupported format); "
                 "expected an OpenSlide format (SVS, NDPI, MRXS, SCN, tiled TIFF, DICOM...) or "
-                "PNG/JPEG/TIFF") from None
+                "PNG/JPEG/TIFF"
+            ) from None
         except (OSError, ValueError, SyntaxError) as exc:
-            raise SlideError(f"slide {path.name}: cannot decode it as an image ({_reason(exc)})"
-                             + truncation_hint(exc)) from None
-        img = _vips().Image.new_from_array(np.ascontiguousarray(arr), interpretation="srgb").copy_memory()
+            raise SlideError(
+                f"slide {path.name}: cannot decode it as an image ({_reason(exc)})"
+                + truncation_hint(exc)
+            ) from None
+        img = (
+            _vips()
+            .Image.new_from_array(np.ascontiguousarray(arr), interpretation="srgb")
+            .copy_memory()
+        )
         return cls(path, img, f"pil:{fmt.lower()}")
 
     def _load_level(self, level: int, revalidate: bool = False):

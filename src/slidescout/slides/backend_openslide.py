@@ -46,15 +46,21 @@ def open_openslide(path: Path, fmt: str):
     try:
         return openslide.OpenSlide(str(path))
     except openslide.OpenSlideUnsupportedFormatError:
-        raise SlideError(f"slide {path.name}: OpenSlide recognises it as {fmt} but cannot open it "
-                         "(unsupported variant of the format)") from None
+        raise SlideError(
+            f"slide {path.name}: OpenSlide recognises it as {fmt} but cannot open it "
+            "(unsupported variant of the format)"
+        ) from None
     except (openslide.OpenSlideError, OSError, ValueError) as exc:
         reason = _reason(exc)
         m = re.search(r"Unsupported TIFF compression: (\d+)", reason)
         if m:
-            raise SlideError(f"slide {path.name}: TIFF compression {compression_name(int(m.group(1)))} "
-                             "is not supported by OpenSlide") from None
-        raise SlideError(f"slide {path.name}: OpenSlide cannot open it as {fmt} ({reason})") from None
+            raise SlideError(
+                f"slide {path.name}: TIFF compression {compression_name(int(m.group(1)))} "
+                "is not supported by OpenSlide"
+            ) from None
+        raise SlideError(
+            f"slide {path.name}: OpenSlide cannot open it as {fmt} ({reason})"
+        ) from None
 
 
 class OpenSlideBackend(Backend):
@@ -82,8 +88,9 @@ class OpenSlideBackend(Backend):
         try:
             return self._osr.read_region((int(round(x * ds)), int(round(y * ds))), level, (w, h))
         except (openslide.OpenSlideError, OSError, ValueError) as exc:
-            raise self.error(f"cannot read {w}x{h} px at ({x},{y}) of level {level} "
-                             f"({_reason(exc)})") from None
+            raise self.error(
+                f"cannot read {w}x{h} px at ({x},{y}) of level {level} ({_reason(exc)})"
+            ) from None
 
     def read_level(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         return rgba_to_rgb(self._read_rgba(level, x, y, w, h))

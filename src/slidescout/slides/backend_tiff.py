@@ -36,8 +36,9 @@ def _window(arr: np.ndarray) -> tuple[float, float]:
     return lo, hi if hi > lo else lo + 1.0
 
 
-def _composite_np(chans: list[np.ndarray], mapping: list[tuple[str, str]],
-                  windows: list[tuple[float, float]]) -> np.ndarray:
+def _composite_np(
+    chans: list[np.ndarray], mapping: list[tuple[str, str]], windows: list[tuple[float, float]]
+) -> np.ndarray:
     h, w = chans[0].shape[:2]
     out = np.zeros((h, w, 3), np.uint8)
     for arr, (_, colour), (lo, hi) in zip(chans, mapping, windows, strict=False):
@@ -112,7 +113,9 @@ class TiffPyramidBackend(_TiffMixin, _VipsBackendBase):
                 img = img.subsample(f, f)
             arr = img.numpy()
         except _vips().Error as exc:
-            raise self.error(f"cannot read channel {channel} of level {last} ({_reason(exc)})") from None
+            raise self.error(
+                f"cannot read channel {channel} of level {last} ({_reason(exc)})"
+            ) from None
         return _window(arr)
 
     def _tile_size(self, level: int) -> tuple[int, int]:
@@ -124,7 +127,9 @@ class TiffPyramidBackend(_TiffMixin, _VipsBackendBase):
             return self._plane(level, 0, revalidate)
         w, h = self.level_dimensions[level]
         slots = [_vips().Image.black(w, h)] * 3
-        for i, ((_, colour), (lo, hi)) in enumerate(zip(self.channel_mapping, self._windows, strict=True)):
+        for i, ((_, colour), (lo, hi)) in enumerate(
+            zip(self.channel_mapping, self._windows, strict=True)
+        ):
             scale = 255.0 / (hi - lo)
             band = self._plane(level, i, revalidate).linear(scale, -lo * scale + 0.5).cast("uchar")
             if colour == "grey":
@@ -149,9 +154,13 @@ class TifffileBackend(_TiffMixin, Backend):
         self._setup(path, st, reason)
         try:
             self._tif = tifffile.TiffFile(path)
-            self._pages: list[list[Any]] = [list(lv.pages) for lv in self._tif.series[0].levels[: len(st.levels)]]
+            self._pages: list[list[Any]] = [
+                list(lv.pages) for lv in self._tif.series[0].levels[: len(st.levels)]
+            ]
         except Exception as exc:
-            raise self.error(f"tifffile cannot open it ({type(exc).__name__}: {str(exc)[:200]})") from None
+            raise self.error(
+                f"tifffile cannot open it ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
         self._io = threading.Lock()
         self._cache: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
         self._windows: list[tuple[float, float]] = []
@@ -160,7 +169,9 @@ class TifffileBackend(_TiffMixin, Backend):
             lw, lh = self.level_dimensions[last]
             planes = self._raw(last, 0, 0, lw, lh) if lw * lh <= 4 * WINDOW_SAMPLE_PX else None
             if planes is None:
-                raise self.error("has no pyramid level small enough to measure its channels' brightness")
+                raise self.error(
+                    "has no pyramid level small enough to measure its channels' brightness"
+                )
             self._windows = [_window(c) for c in self._channels(planes)]
 
     def _tile(self, level: int, plane: int, index: int) -> np.ndarray:
@@ -172,7 +183,9 @@ class TifffileBackend(_TiffMixin, Backend):
                 return hit
             page = self._pages[level][plane]
             if index >= len(page.dataoffsets) or not page.databytecounts[index]:
-                raise self.error(f"tile {index} of level {level} is missing from the file (truncated?)")
+                raise self.error(
+                    f"tile {index} of level {level} is missing from the file (truncated?)"
+                )
             fh = self._tif.filehandle
             try:
                 fh.seek(int(page.dataoffsets[index]))
@@ -182,8 +195,10 @@ class TifffileBackend(_TiffMixin, Backend):
         try:
             seg, _, shape = page.decode(data, index, jpegtables=page.jpegtables)
         except Exception as exc:
-            raise self.error(f"cannot decode tile {index} of level {level} "
-                             f"(TIFF compression {compression_name(int(page.compression))}: {exc})") from None
+            raise self.error(
+                f"cannot decode tile {index} of level {level} "
+                f"(TIFF compression {compression_name(int(page.compression))}: {exc})"
+            ) from None
         if seg is None:
             raise self.error(f"tile {index} of level {level} has no data")
         arr = np.asarray(seg).reshape(shape[-3:])
@@ -208,10 +223,14 @@ class TifffileBackend(_TiffMixin, Backend):
                 for tx in range(x // tw, (x + w - 1) // tw + 1):
                     tile = self._tile(level, plane, ty * across + tx)
                     x0, y0 = max(x, tx * tw), max(y, ty * th)
-                    x1, y1 = min(x + w, tx * tw + tile.shape[1]), min(y + h, ty * th + tile.shape[0])
+                    x1, y1 = (
+                        min(x + w, tx * tw + tile.shape[1]),
+                        min(y + h, ty * th + tile.shape[0]),
+                    )
                     if x1 > x0 and y1 > y0:
-                        dest[y0 - y : y1 - y, x0 - x : x1 - x] = tile[y0 - ty * th : y1 - ty * th,
-                                                                      x0 - tx * tw : x1 - tx * tw]
+                        dest[y0 - y : y1 - y, x0 - x : x1 - x] = tile[
+                            y0 - ty * th : y1 - ty * th, x0 - tx * tw : x1 - tx * tw
+                        ]
             out.append(dest)
         return out
 
@@ -227,13 +246,20 @@ class TifffileBackend(_TiffMixin, Backend):
             return _composite_np(self._channels(planes), list(self.channel_mapping), self._windows)
         arr = planes[0]
         if arr.dtype != np.uint8:
-            arr = (arr.astype(np.float32) * (255.0 / float(np.iinfo(arr.dtype).max))).round().astype(np.uint8) \
-                if arr.dtype.kind in "ui" else np.clip(arr, 0, 255).astype(np.uint8)
+            arr = (
+                (arr.astype(np.float32) * (255.0 / float(np.iinfo(arr.dtype).max)))
+                .round()
+                .astype(np.uint8)
+                if arr.dtype.kind in "ui"
+                else np.clip(arr, 0, 255).astype(np.uint8)
+            )
         if arr.shape[2] == 1:
             return np.repeat(arr, 3, axis=2)
         if arr.shape[2] == 4:  # RGBA on white
             a = arr[..., 3:4].astype(np.uint16)
-            return ((arr[..., :3].astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+            return ((arr[..., :3].astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(
+                np.uint8
+            )
         return np.ascontiguousarray(arr[..., :3])
 
     def render(self, region: Region) -> np.ndarray:

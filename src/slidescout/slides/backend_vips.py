@@ -32,7 +32,14 @@ from slidescout.slides.backends import (
 )
 
 # TIFF compressions that pyvips-binary's tiffload decodes (no JPEG 2000 in the wheel).
-VIPS_COMPRESSIONS = {1: "none", 5: "LZW", 7: "JPEG", 8: "deflate", 32946: "deflate", 32773: "PackBits"}
+VIPS_COMPRESSIONS = {
+    1: "none",
+    5: "LZW",
+    7: "JPEG",
+    8: "deflate",
+    32946: "deflate",
+    32773: "PackBits",
+}
 # Above this many source pixels a render streams through libvips' thread pool: strip fetches
 # of a huge shrink would each prepare a huge source area.
 FETCH_BUDGET_PX = 24 * 1024 * 1024
@@ -60,7 +67,11 @@ def to_srgb8(img):
     try:
         if img.hasalpha():
             img = img.flatten(background=[WHITE] * (img.bands - 1))
-        if img.bands != 3 or img.interpretation not in ("srgb", "rgb", "multiband") or img.format != "uchar":
+        if (
+            img.bands != 3
+            or img.interpretation not in ("srgb", "rgb", "multiband")
+            or img.format != "uchar"
+        ):
             try:
                 img = img.colourspace("srgb")
             except _vips().Error:
@@ -133,8 +144,9 @@ class _Realizer:
         if self._helpers is None:
             with self._lock:
                 if self._helpers is None:
-                    self._helpers = ThreadPoolExecutor(max(1, (os.cpu_count() or 2) - 1),
-                                                       thread_name_prefix="slidescout-render")
+                    self._helpers = ThreadPoolExecutor(
+                        max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="slidescout-render"
+                    )
         return self._helpers
 
     def __call__(self, img, source_px: int) -> np.ndarray:
@@ -226,8 +238,11 @@ class _VipsPatchReader:
         gen = self.backend._generation[self.level]
         cached = getattr(self._local, "region", None)
         if cached is None or cached[0] != gen:
-            img = (self.backend._patch_source(self.level) if self.tile_cache
-                   else self.backend._level_image(self.level))
+            img = (
+                self.backend._patch_source(self.level)
+                if self.tile_cache
+                else self.backend._level_image(self.level)
+            )
             cached = (gen, _vips().Region.new(img))
             self._local.region = cached
         return cached[1]
@@ -236,8 +251,9 @@ class _VipsPatchReader:
         try:
             mem = self._region().fetch(x, y, w, h)
         except _vips().Error as exc:
-            raise self.backend._failed(self.level, f"cannot read {w}x{h} px at ({x},{y}) of level "
-                                       f"{self.level}", exc) from None
+            raise self.backend._failed(
+                self.level, f"cannot read {w}x{h} px at ({x},{y}) of level {self.level}", exc
+            ) from None
         return _to_array(mem, w, h)  # pyvips hands over a fresh, writable buffer: no copy
 
     def fetch(self, x: int, y: int, w: int, h: int) -> np.ndarray:
@@ -298,8 +314,14 @@ class _VipsBackendBase(Backend):
         img = self._level_image(level)
         tw, th = self._tile_size(level)
         if tw and th:
-            img = img.tilecache(tile_width=tw, tile_height=th, max_tiles=PATCH_TILE_CACHE,
-                                access="random", threaded=False, persistent=True)
+            img = img.tilecache(
+                tile_width=tw,
+                tile_height=th,
+                max_tiles=PATCH_TILE_CACHE,
+                access="random",
+                threaded=False,
+                persistent=True,
+            )
         return img
 
     def _tile_size(self, level: int) -> tuple[int, int]:
@@ -321,11 +343,15 @@ class _VipsBackendBase(Backend):
             crop = self._level_image(level).crop(x, y, w, h)
             return _to_array(bytearray(crop.write_to_memory()), w, h)
         except _vips().Error as exc:
-            raise self._failed(level, f"cannot read {w}x{h} px at ({x},{y}) of level {level}", exc) from None
+            raise self._failed(
+                level, f"cannot read {w}x{h} px at ({x},{y}) of level {level}", exc
+            ) from None
 
     def render(self, region: Region) -> np.ndarray:
         if region.is_identity:
-            return padded_read(self, region.level, int(region.x), int(region.y), region.out_w, region.out_h)
+            return padded_read(
+                self, region.level, int(region.x), int(region.y), region.out_w, region.out_h
+            )
         img = self._level_image(region.level)
         lw, lh = img.width, img.height
         m = region.margin()
@@ -344,27 +370,48 @@ class _VipsBackendBase(Backend):
             ex = (region.x - rx0) * sx - round((region.x - rx0) * sx)
             ey = (region.y - ry0) * sy - round((region.y - ry0) * sy)
             if abs(ex) > SUBPIXEL_TOLERANCE:
-                src = src.conv(_shift_mask(max(-0.99, min(0.99, ex / sx)), horizontal=True), precision="integer")
+                src = src.conv(
+                    _shift_mask(max(-0.99, min(0.99, ex / sx)), horizontal=True),
+                    precision="integer",
+                )
             if abs(ey) > SUBPIXEL_TOLERANCE:
-                src = src.conv(_shift_mask(max(-0.99, min(0.99, ey / sy)), horizontal=False), precision="integer")
-            resized = src.resize(sx, vscale=sy, kernel="lanczos3") if (sx, sy) != (1.0, 1.0) else src
-            ox = min(max(0, int(round((region.x - rx0) * sx))), max(0, resized.width - region.out_w))
-            oy = min(max(0, int(round((region.y - ry0) * sy))), max(0, resized.height - region.out_h))
+                src = src.conv(
+                    _shift_mask(max(-0.99, min(0.99, ey / sy)), horizontal=False),
+                    precision="integer",
+                )
+            resized = (
+                src.resize(sx, vscale=sy, kernel="lanczos3") if (sx, sy) != (1.0, 1.0) else src
+            )
+            ox = min(
+                max(0, int(round((region.x - rx0) * sx))), max(0, resized.width - region.out_w)
+            )
+            oy = min(
+                max(0, int(round((region.y - ry0) * sy))), max(0, resized.height - region.out_h)
+            )
             if resized.width < ox + region.out_w or resized.height < oy + region.out_h:
-                resized = resized.embed(0, 0, max(resized.width, ox + region.out_w),
-                                        max(resized.height, oy + region.out_h), extend="copy")
+                resized = resized.embed(
+                    0,
+                    0,
+                    max(resized.width, ox + region.out_w),
+                    max(resized.height, oy + region.out_h),
+                    extend="copy",
+                )
             out = resized.crop(ox, oy, region.out_w, region.out_h)
             return realize(out, (cx1 - cx0) * (cy1 - cy0))
         except _vips().Error as exc:
-            raise self._failed(region.level, f"cannot read level {region.level} around "
-                               f"({int(region.x)},{int(region.y)})", exc) from None
+            raise self._failed(
+                region.level,
+                f"cannot read level {region.level} around ({int(region.x)},{int(region.y)})",
+                exc,
+            ) from None
 
     def patch_reader(self, level: int) -> _VipsPatchReader:
         return self._reader(level)
 
 
-def _aligned_span(f0: float, f1: float, scale: float, margin: int, tile: int = 0,
-                  search: int = 48) -> tuple[int, int]:
+def _aligned_span(
+    f0: float, f1: float, scale: float, margin: int, tile: int = 0, search: int = 48
+) -> tuple[int, int]:
     """Integer source span ``[r0, r1)`` around ``[f0, f1)`` with at least ``margin`` px of kernel
     context, chosen so that ``(f0 - r0) * scale`` and ``(r1 - r0) * scale`` are (nearly) whole.
 
@@ -374,6 +421,7 @@ def _aligned_span(f0: float, f1: float, scale: float, margin: int, tile: int = 0
     it cannot absorb is corrected by a sub-pixel shift. The span may reach past the level's edge:
     the caller pads with edge pixels.
     """
+
     def frac_err(v: float) -> float:
         return abs(v - round(v))
 
@@ -414,7 +462,9 @@ def _span(f0: float, f1: float, scale: float, margin: int, tile: int) -> tuple[i
     at most half a source pixel, which the 5-tap shift mask covers."""
     span = _aligned_span(f0, f1, scale, margin, tile)
     size = (span[1] - span[0]) * scale
-    if tile and (_phase_error(f0, span[0], scale) > SUBPIXEL_TOLERANCE or abs(size - round(size)) > 0.02):
+    if tile and (
+        _phase_error(f0, span[0], scale) > SUBPIXEL_TOLERANCE or abs(size - round(size)) > 0.02
+    ):
         span = _aligned_span(f0, f1, scale, margin, 0)
     return span
 
@@ -452,7 +502,9 @@ class VipsTiffBackend(_VipsBackendBase):
         for page in mapping:
             comp = by_index[page].compression
             if comp not in VIPS_COMPRESSIONS:
-                return f"page {page} uses TIFF compression {comp}, which pyvips-binary does not decode"
+                return (
+                    f"page {page} uses TIFF compression {comp}, which pyvips-binary does not decode"
+                )
         return None
 
     def _tile_size(self, level: int) -> tuple[int, int]:
@@ -460,8 +512,9 @@ class VipsTiffBackend(_VipsBackendBase):
         return page.tile_w, page.tile_h
 
     def _load_level(self, level: int, revalidate: bool = False):
-        return _vips().Image.tiffload(str(self.path), page=self.pages[level], access="random",
-                                      revalidate=revalidate)
+        return _vips().Image.tiffload(
+            str(self.path), page=self.pages[level], access="random", revalidate=revalidate
+        )
 
     def associated_image(self, name: str) -> Image.Image:
         return self._meta.associated_image(name)
@@ -477,8 +530,14 @@ def _map_levels(dims: tuple[tuple[int, int], ...], pages: list[TiffPage]) -> lis
     used: set[int] = set()
     mapping: list[int] = []
     for w, h in dims:
-        match = next((p.index for p in pages
-                      if p.tiled and p.width == w and p.height == h and p.index not in used), None)
+        match = next(
+            (
+                p.index
+                for p in pages
+                if p.tiled and p.width == w and p.height == h and p.index not in used
+            ),
+            None,
+        )
         if match is None:
             return None
         used.add(match)

@@ -60,8 +60,12 @@ class Region:
     @property
     def is_identity(self) -> bool:
         """True when the output is exactly the level's pixels (integer origin, no resampling)."""
-        return (self.out_w == self.w and self.out_h == self.h
-                and float(self.x).is_integer() and float(self.y).is_integer())
+        return (
+            self.out_w == self.w
+            and self.out_h == self.h
+            and float(self.x).is_integer()
+            and float(self.y).is_integer()
+        )
 
     def margin(self) -> int:
         """Level pixels of context around the rectangle that a Lanczos-3 kernel reaches."""
@@ -114,9 +118,14 @@ class Backend(ABC):
         """A reader for many small reads at one level, safe to share between threads."""
 
     def associated_image(self, name: str) -> Image.Image:
-        raise self.error(f"has no associated image {name!r}"
-                         + (f" (it has: {', '.join(self.associated_names)})" if self.associated_names
-                            else " (it has none)"))
+        raise self.error(
+            f"has no associated image {name!r}"
+            + (
+                f" (it has: {', '.join(self.associated_names)})"
+                if self.associated_names
+                else " (it has none)"
+            )
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
@@ -158,7 +167,9 @@ def render_by_reads(backend: Backend, region: Region, budget_px: int) -> np.ndar
     ``budget_px`` level pixels, so memory stays bounded for any box."""
     lw, lh = backend.level_dimensions[region.level]
     if region.is_identity:
-        return padded_read(backend, region.level, int(region.x), int(region.y), region.out_w, region.out_h)
+        return padded_read(
+            backend, region.level, int(region.x), int(region.y), region.out_w, region.out_h
+        )
     m = region.margin()
     rx0 = max(0, math.floor(region.x) - m)
     rx1 = min(lw, math.ceil(region.x + region.w) + m)
@@ -172,10 +183,14 @@ def render_by_reads(backend: Backend, region: Region, budget_px: int) -> np.ndar
         src1 = region.y + o1 / sy
         ry0 = max(0, math.floor(src0) - m)
         ry1 = min(lh, math.ceil(src1) + m)
-        part = Image.fromarray(backend.read_level(region.level, rx0, ry0, rx1 - rx0, ry1 - ry0), "RGB")
+        part = Image.fromarray(
+            backend.read_level(region.level, rx0, ry0, rx1 - rx0, ry1 - ry0), "RGB"
+        )
         box = (region.x - rx0, src0 - ry0, region.x + region.w - rx0, src1 - ry0)
         # reducing_gap: an integer box-reduce first for large factors, like libvips' resize
-        part = part.resize((region.out_w, o1 - o0), Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
+        part = part.resize(
+            (region.out_w, o1 - o0), Image.Resampling.LANCZOS, box=box, reducing_gap=2.0
+        )
         out[o0:o1] = np.asarray(part)
     return out
 
@@ -216,11 +231,37 @@ class TiffPage:
     subifds: int = 0  # how many SubIFDs (reduced levels in a SubIFD pyramid) the page has
 
 
-_TIFF_TYPES = {1: "u1", 2: "u1", 3: "u2", 4: "u4", 5: "u4", 6: "i1", 7: "u1", 8: "i2", 9: "i4",
-               10: "i4", 11: "f4", 12: "f8", 13: "u4", 16: "u8", 17: "i8", 18: "u8"}
+_TIFF_TYPES = {
+    1: "u1",
+    2: "u1",
+    3: "u2",
+    4: "u4",
+    5: "u4",
+    6: "i1",
+    7: "u1",
+    8: "i2",
+    9: "i4",
+    10: "i4",
+    11: "f4",
+    12: "f8",
+    13: "u4",
+    16: "u8",
+    17: "i8",
+    18: "u8",
+}
 _TIFF_COUNT_MULT = {5: 2, 10: 2}  # rationals are two numbers
-_TAGS = {256: "width", 257: "height", 259: "compression", 273: "offsets", 279: "counts",
-         322: "tile_w", 323: "tile_h", 324: "offsets", 325: "counts", 330: "subifds"}
+_TAGS = {
+    256: "width",
+    257: "height",
+    259: "compression",
+    273: "offsets",
+    279: "counts",
+    322: "tile_w",
+    323: "tile_h",
+    324: "offsets",
+    325: "counts",
+    330: "subifds",
+}
 MAX_IFDS = 4096
 
 
@@ -236,8 +277,10 @@ def tiff_pages(path: Path) -> list[TiffPage]:
     except SlideError:
         raise
     except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise SlideError(f"slide {path.name}: cannot parse its TIFF structure ({_reason(exc)})"
-                         + truncation_hint(exc)) from None
+        raise SlideError(
+            f"slide {path.name}: cannot parse its TIFF structure ({_reason(exc)})"
+            + truncation_hint(exc)
+        ) from None
 
 
 def _read_ifds(f, size: int) -> list[TiffPage]:
@@ -247,7 +290,9 @@ def _read_ifds(f, size: int) -> list[TiffPage]:
     big = magic == 43
     if magic not in (42, 43):
         raise ValueError(f"not a TIFF (magic {magic})")
-    offset = int(np.frombuffer(head[8:16] if big else head[4:8], order + ("u8" if big else "u4"))[0])
+    offset = int(
+        np.frombuffer(head[8:16] if big else head[4:8], order + ("u8" if big else "u4"))[0]
+    )
     entry, count_t, off_t, inline = (20, "u8", "u8", 8) if big else (12, "u4", "u4", 4)
     pages: list[TiffPage] = []
     seen: set[int] = set()
@@ -255,7 +300,9 @@ def _read_ifds(f, size: int) -> list[TiffPage]:
         if offset in seen:
             raise ValueError("the IFD chain loops")
         if offset + 2 > size:
-            raise ValueError(f"IFD {len(pages)} at byte {offset} lies past the end of the file ({size} bytes)")
+            raise ValueError(
+                f"IFD {len(pages)} at byte {offset} lies past the end of the file ({size} bytes)"
+            )
         seen.add(offset)
         f.seek(offset)
         n = int(np.frombuffer(f.read(8 if big else 2), order + ("u8" if big else "u2"))[0])
@@ -269,28 +316,42 @@ def _read_ifds(f, size: int) -> list[TiffPage]:
             name = _TAGS.get(tag)
             if name is None or typ not in _TIFF_TYPES:
                 continue
-            cnt = int(np.frombuffer(e[4 : 4 + (8 if big else 4)], order + count_t)[0]) * _TIFF_COUNT_MULT.get(typ, 1)
+            cnt = int(
+                np.frombuffer(e[4 : 4 + (8 if big else 4)], order + count_t)[0]
+            ) * _TIFF_COUNT_MULT.get(typ, 1)
             dtype = np.dtype(order + _TIFF_TYPES[typ])
             nbytes = cnt * dtype.itemsize
             value = e[entry - inline :]
             if nbytes > inline:
                 pos = int(np.frombuffer(value, order + off_t)[0])
                 if pos + nbytes > size:
-                    raise ValueError(f"tag {tag} of IFD {len(pages)} points past the end of the file")
+                    raise ValueError(
+                        f"tag {tag} of IFD {len(pages)} points past the end of the file"
+                    )
                 here = f.tell()
                 f.seek(pos)
                 value = f.read(nbytes)
                 f.seek(here)
             fields[name] = np.frombuffer(value[:nbytes], dtype).astype(np.int64)
         offsets, counts = fields.get("offsets"), fields.get("counts")
-        end = int((offsets + counts).max()) if offsets is not None and counts is not None and offsets.size else 0
-        pages.append(TiffPage(
-            len(pages), int(fields["width"][0]), int(fields["height"][0]), "tile_w" in fields,
-            int(fields["compression"][0]) if "compression" in fields else 1, end,
-            int(fields["tile_w"][0]) if "tile_w" in fields else 0,
-            int(fields["tile_h"][0]) if "tile_h" in fields else 0,
-            int(fields["subifds"].size) if "subifds" in fields else 0,
-        ))
+        end = (
+            int((offsets + counts).max())
+            if offsets is not None and counts is not None and offsets.size
+            else 0
+        )
+        pages.append(
+            TiffPage(
+                len(pages),
+                int(fields["width"][0]),
+                int(fields["height"][0]),
+                "tile_w" in fields,
+                int(fields["compression"][0]) if "compression" in fields else 1,
+                end,
+                int(fields["tile_w"][0]) if "tile_w" in fields else 0,
+                int(fields["tile_h"][0]) if "tile_h" in fields else 0,
+                int(fields["subifds"].size) if "subifds" in fields else 0,
+            )
+        )
         nxt = raw[n * entry : n * entry + inline]
         offset = int(np.frombuffer(nxt, order + off_t)[0])
     if not pages:
@@ -307,17 +368,30 @@ def check_not_truncated(path: Path, pages: list[TiffPage], used: list[int] | Non
         if p.data_end > size:
             raise SlideError(
                 f"slide {path.name} is truncated: page {p.index} ({p.width}x{p.height}) needs "
-                f"{p.data_end} bytes but the file has {size}; copy or download it again")
+                f"{p.data_end} bytes but the file has {size}; copy or download it again"
+            )
 
 
-_TRUNCATION_WORDS = ("end of the file", "truncat", "premature", "end of file", "eof", "short read",
-                     "unexpected end", "out of data")
+_TRUNCATION_WORDS = (
+    "end of the file",
+    "truncat",
+    "premature",
+    "end of file",
+    "eof",
+    "short read",
+    "unexpected end",
+    "out of data",
+)
 
 
 def truncation_hint(exc: BaseException) -> str:
     """'; the file is truncated or corrupt' when the failure says the data ends early, else ''."""
     text = f"{exc} {getattr(exc, 'detail', '')}".lower()
-    return "; the file may be truncated or corrupt" if any(w in text for w in _TRUNCATION_WORDS) else ""
+    return (
+        "; the file may be truncated or corrupt"
+        if any(w in text for w in _TRUNCATION_WORDS)
+        else ""
+    )
 
 
 def _reason(exc: BaseException) -> str:

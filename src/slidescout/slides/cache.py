@@ -15,8 +15,12 @@ V = TypeVar("V")
 class LRUCache(Generic[K, V]):
     """Least-recently-used cache bounded by item count and/or total size (``sizeof`` per value)."""
 
-    def __init__(self, max_items: int | None = None, max_bytes: int | None = None,
-                 sizeof: Callable[[V], int] | None = None) -> None:
+    def __init__(
+        self,
+        max_items: int | None = None,
+        max_bytes: int | None = None,
+        sizeof: Callable[[V], int] | None = None,
+    ) -> None:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self._sizeof = sizeof or (lambda _v: 0)

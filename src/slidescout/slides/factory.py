@@ -37,10 +37,23 @@ from slidescout.slides.tiffmeta import PYVIPS_COMPRESSIONS, TiffStructure, compr
 
 log = logging.getLogger(__name__)
 
-_SIGNATURES = ((b"%PDF", "a PDF document"), (b"MATLAB", "a MATLAB matrix file"), (b"PK\x03\x04", "a ZIP archive"),
-               (b"\x89HDF", "an HDF5 file"), (b"SQLite format", "an SQLite database"))
-_TEXT_KINDS = {".csv": "a CSV table", ".tsv": "a TSV table", ".mat": "a matrix file", ".json": "a JSON file",
-               ".jsonl": "a JSON lines file", ".txt": "a text file", ".md": "a text file", ".xml": "an XML file"}
+_SIGNATURES = (
+    (b"%PDF", "a PDF document"),
+    (b"MATLAB", "a MATLAB matrix file"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"SQLite format", "an SQLite database"),
+)
+_TEXT_KINDS = {
+    ".csv": "a CSV table",
+    ".tsv": "a TSV table",
+    ".mat": "a matrix file",
+    ".json": "a JSON file",
+    ".jsonl": "a JSON lines file",
+    ".txt": "a text file",
+    ".md": "a text file",
+    ".xml": "an XML file",
+}
 # loaders of libvips that read any table or raw bytes as an "image"
 NON_IMAGE_LOADERS = ("csvload", "matrixload", "matload", "rawload", "fitsload")
 
@@ -66,8 +79,10 @@ def non_slide_kind(path: Path) -> str | None:
 
 
 def _refuse(path: Path, kind: str) -> SlideError:
-    return SlideError(f"slide {path.name}: {kind}, not a slide or an image (unsupported format); expected an "
-                      "OpenSlide format (SVS, NDPI, MRXS, SCN, tiled TIFF, OME-TIFF, DICOM...) or PNG/JPEG/TIFF")
+    return SlideError(
+        f"slide {path.name}: {kind}, not a slide or an image (unsupported format); expected an "
+        "OpenSlide format (SVS, NDPI, MRXS, SCN, tiled TIFF, OME-TIFF, DICOM...) or PNG/JPEG/TIFF"
+    )
 
 
 def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
@@ -82,8 +97,10 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     if not p.exists():
         raise SlideError(f"slide file not found: {p}")
     if p.is_dir():
-        raise SlideError(f"slide path {p} is a directory; give the slide file itself "
-                         "(for MRXS the .mrxs file, for DICOM any .dcm file of the slide)")
+        raise SlideError(
+            f"slide path {p} is a directory; give the slide file itself "
+            "(for MRXS the .mrxs file, for DICOM any .dcm file of the slide)"
+        )
     try:
         size = p.stat().st_size
     except OSError as exc:
@@ -113,17 +130,31 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     structure = None
     # tifffile reads the structure only where OpenSlide may fall short: files it does not know,
     # SubIFD pyramids, OME-TIFF/QPTIFF (checked below once OpenSlide has the description)
-    if tiff and backend != "openslide" and (fmt is None or fmt == "generic-tiff" and pages is not None
-                                            and any(pg.subifds for pg in pages)):
+    if (
+        tiff
+        and backend != "openslide"
+        and (
+            fmt is None
+            or fmt == "generic-tiff"
+            and pages is not None
+            and any(pg.subifds for pg in pages)
+        )
+    ):
         structure = _read_structure(p)
     if fmt is None:
-        if structure is not None and (structure.levels[0].tile_w or len(structure.levels) > 1
-                                      or structure.kind in ("ome", "qpi") or structure.is_multichannel
-                                      or not structure.compressions <= PYVIPS_COMPRESSIONS):
+        if structure is not None and (
+            structure.levels[0].tile_w
+            or len(structure.levels) > 1
+            or structure.kind in ("ome", "qpi")
+            or structure.is_multichannel
+            or not structure.compressions <= PYVIPS_COMPRESSIONS
+        ):
             return _structure_backend(p, structure, backend, "OpenSlide does not recognise it")
         if backend == "openslide":
-            raise SlideError(f"slide {p.name}: OpenSlide does not recognise this file format; "
-                             "use backend 'auto' for plain images")
+            raise SlideError(
+                f"slide {p.name}: OpenSlide does not recognise this file format; "
+                "use backend 'auto' for plain images"
+            )
         img = VipsImageBackend.open(p)
         loader = img.properties.get("slidescout.loader", "")
         if loader.startswith(NON_IMAGE_LOADERS):
@@ -156,12 +187,15 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
                 b.reason = f"OpenSlide reads it as {fmt}; pixels from pyvips tiffload"
                 return _with_ome_resolution(b, structure)
             if backend == "pyvips":
-                raise SlideError(f"slide {p.name}: the pyvips backend cannot read it ({reason}); "
-                                 "use backend 'auto' or 'openslide'")
+                raise SlideError(
+                    f"slide {p.name}: the pyvips backend cannot read it ({reason}); "
+                    "use backend 'auto' or 'openslide'"
+                )
             log.debug("%s: using OpenSlide for pixels (%s)", p.name, reason)
         b = bos.OpenSlideBackend(p, fmt, osr)
-        b.reason = (f"OpenSlide reads it as {fmt}" + (" (requested)" if backend == "openslide" else
-                                                      f"; pyvips cannot ({reason})"))
+        b.reason = f"OpenSlide reads it as {fmt}" + (
+            " (requested)" if backend == "openslide" else f"; pyvips cannot ({reason})"
+        )
         return _with_ome_resolution(b, structure)
     except BaseException:
         osr.close()
@@ -179,8 +213,11 @@ def _read_structure(p: Path) -> TiffStructure | None:
 def _rich_description(props: Mapping[str, str]) -> bool:
     """OME-XML or PerkinElmer QPI metadata, which OpenSlide's generic-tiff does not read."""
     desc = props.get("tiff.ImageDescription", "").rstrip()
-    return desc.endswith("OME>") or "PerkinElmer-QPI" in desc[:400] or \
-        props.get("tiff.Software", "").startswith("PerkinElmer-QPI")
+    return (
+        desc.endswith("OME>")
+        or "PerkinElmer-QPI" in desc[:400]
+        or props.get("tiff.Software", "").startswith("PerkinElmer-QPI")
+    )
 
 
 def _with_ome_resolution(b: Backend, st: TiffStructure | None) -> Backend:
@@ -190,7 +227,10 @@ def _with_ome_resolution(b: Backend, st: TiffStructure | None) -> Backend:
         return b
     keys = ("openslide.mpp-x", "openslide.mpp-y", "tiff.ResolutionUnit")
     extra = {k: st.properties[k] for k in keys if k in st.properties}
-    if "openslide.objective-power" in st.properties and "openslide.objective-power" not in b.properties:
+    if (
+        "openslide.objective-power" in st.properties
+        and "openslide.objective-power" not in b.properties
+    ):
         extra["openslide.objective-power"] = st.properties["openslide.objective-power"]
     b.properties = {**b.properties, **extra}
     b.reason += "; mpp from its OME-XML"
@@ -218,14 +258,26 @@ def _structure_backend(p: Path, st: TiffStructure, backend: str, why: str) -> Ba
     comps = sorted(st.compressions)
     names = ", ".join(compression_name(c) for c in comps)
     if all(c in PYVIPS_COMPRESSIONS for c in comps):
-        return bt.TiffPyramidBackend(p, st, f"{why}; structure from tifffile ({st.format}, {len(st.levels)} "
-                                               f"levels), reading with pyvips")
+        return bt.TiffPyramidBackend(
+            p,
+            st,
+            f"{why}; structure from tifffile ({st.format}, {len(st.levels)} "
+            f"levels), reading with pyvips",
+        )
     if backend == "pyvips":
-        raise SlideError(f"slide {p.name}: pyvips cannot decode TIFF compression {names}; use backend 'auto'")
+        raise SlideError(
+            f"slide {p.name}: pyvips cannot decode TIFF compression {names}; use backend 'auto'"
+        )
     try:
         import imagecodecs  # noqa: F401
     except Exception:
-        raise SlideError(f"slide {p.name}: TIFF compression {names} needs imagecodecs to be decoded "
-                         "(pip install imagecodecs)") from None
-    return bt.TifffileBackend(p, st, f"{why}; pyvips cannot decode TIFF compression {names}, "
-                                     f"reading with tifffile + imagecodecs")
+        raise SlideError(
+            f"slide {p.name}: TIFF compression {names} needs imagecodecs to be decoded "
+            "(pip install imagecodecs)"
+        ) from None
+    return bt.TifffileBackend(
+        p,
+        st,
+        f"{why}; pyvips cannot decode TIFF compression {names}, "
+        f"reading with tifffile + imagecodecs",
+    )

@@ -41,8 +41,12 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 GIANT_LINE_ALPHA = 180
 GIANT_BORDER_ALPHA = 180
 GIANT_LABEL_BG_ALPHA = 150
-_DEJAVU_PATHS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-                 "/usr/share/fonts/TTF/DejaVuSans.ttf", "/Library/Fonts/DejaVuSans.ttf")
+_DEJAVU_PATHS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/Library/Fonts/DejaVuSans.ttf",
+)
 
 
 def dejavu_path() -> str | None:
@@ -53,7 +57,9 @@ def dejavu_path() -> str | None:
     try:
         import matplotlib
 
-        p = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
+        p = os.path.join(
+            os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf"
+        )
         return p if os.path.exists(p) else None
     except Exception:  # matplotlib missing or broken: fall back to Pillow's font
         return None
@@ -81,7 +87,9 @@ def guide_positions(length: int, n: int = N_LINES) -> list[int]:
     return [min(length - 1, round(i * length / (n + 1))) for i in range(1, n + 1)]
 
 
-def guide_labels(box: Box, width: int, height: int, n: int = N_LINES) -> tuple[list[int], list[int]]:
+def guide_labels(
+    box: Box, width: int, height: int, n: int = N_LINES
+) -> tuple[list[int], list[int]]:
     """Level-0 x of each vertical line and level-0 y of each horizontal line."""
     xs = [box.x + round(px * box.w / width) for px in guide_positions(width, n)]
     ys = [box.y + round(py * box.h / height) for py in guide_positions(height, n)]
@@ -95,7 +103,9 @@ def border_width(width: int, height: int) -> int:
 def draw_giant_guides(image: np.ndarray, box: Box) -> np.ndarray:
     """GIANT's guide style (see the module doc), with labels computed from the box shown."""
     h, w = image.shape[:2]
-    base = Image.fromarray(np.ascontiguousarray(image[..., :3], dtype=np.uint8), "RGB").convert("RGBA")
+    base = Image.fromarray(np.ascontiguousarray(image[..., :3], dtype=np.uint8), "RGB").convert(
+        "RGBA"
+    )
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     xs_px, ys_px = guide_positions(w), guide_positions(h)
@@ -110,7 +120,9 @@ def draw_giant_guides(image: np.ndarray, box: Box) -> np.ndarray:
 
     def label(xy: tuple[float, float], text: str) -> None:
         left, top, right, bottom = draw.textbbox(xy, text, font=font)
-        draw.rectangle([left - pad, top - pad, right + pad, bottom + pad], fill=(0, 0, 0, GIANT_LABEL_BG_ALPHA))
+        draw.rectangle(
+            [left - pad, top - pad, right + pad, bottom + pad], fill=(0, 0, 0, GIANT_LABEL_BG_ALPHA)
+        )
         draw.text(xy, text, font=font, fill=(255, 255, 255, 255))
 
     xs_l0, ys_l0 = guide_labels(box, w, h)

@@ -36,10 +36,14 @@ class ImageSet:
     def get(self, index: int) -> Any:
         """Image ``index`` (1-based); ``SlideError`` naming the valid range otherwise."""
         if not isinstance(index, int) or not 1 <= index <= len(self.images):
-            raise SlideError(f"there is no image {index}; images are numbered 1 to {len(self.images)}")
+            raise SlideError(
+                f"there is no image {index}; images are numbered 1 to {len(self.images)}"
+            )
         return self.images[index - 1]
 
-    def view(self, index: int, max_side: int, box: Box | tuple | None = None, guides: bool = False) -> View:
+    def view(
+        self, index: int, max_side: int, box: Box | tuple | None = None, guides: bool = False
+    ) -> View:
         img = self.get(index)
         w, h = img.dimensions
         view = img.read(box if box is not None else (0, 0, w, h), max_side=max_side, guides=guides)

@@ -48,7 +48,9 @@ class Resolution:
 def resolve_mpp(props: Mapping[str, str], fmt: str, name: str = "") -> Resolution:
     """mpp from metadata when plausible, else estimated as 10 / objective power, else unknown."""
     power = _float(props.get("openslide.objective-power"))
-    if power is None:  # scanners and libvips state it in the ImageDescription (Aperio "AppMag = 40")
+    if (
+        power is None
+    ):  # scanners and libvips state it in the ImageDescription (Aperio "AppMag = 40")
         power = objective_power(props.get("tiff.ImageDescription", ""))
     if power is not None and not (POWER_RANGE[0] <= power <= POWER_RANGE[1]):
         power = None
@@ -66,16 +68,30 @@ def resolve_mpp(props: Mapping[str, str], fmt: str, name: str = "") -> Resolutio
             return Resolution(mx, my, MppSource.METADATA, power)
     if power is not None:
         est = 10.0 / power
-        log.info("slide %s: no mpp in its metadata; estimated %.4g µm/px from objective power %gx",
-                 name, est, power)
-        return Resolution(est, est, MppSource.ESTIMATED, power,
-                          (note + "; " if note else "") + f"estimated as 10 / {power:g}x")
+        log.info(
+            "slide %s: no mpp in its metadata; estimated %.4g µm/px from objective power %gx",
+            name,
+            est,
+            power,
+        )
+        return Resolution(
+            est,
+            est,
+            MppSource.ESTIMATED,
+            power,
+            (note + "; " if note else "") + f"estimated as 10 / {power:g}x",
+        )
     return Resolution(None, None, MppSource.UNKNOWN, power, note)
 
 
 def parse_bounds(props: Mapping[str, str], width: int, height: int) -> Box | None:
     """OpenSlide's ``bounds-*`` rectangle (the scanned area), clipped to the slide, or None."""
-    keys = ("openslide.bounds-x", "openslide.bounds-y", "openslide.bounds-width", "openslide.bounds-height")
+    keys = (
+        "openslide.bounds-x",
+        "openslide.bounds-y",
+        "openslide.bounds-width",
+        "openslide.bounds-height",
+    )
     if not any(k in props for k in keys):
         return None
     try:
@@ -117,10 +133,15 @@ class SlideInfo(BaseModel):
     mpp_note: str = ""
     objective_power: float | None
     bounds: tuple[int, int, int, int] | None = Field(None, description="x, y, w, h in level-0 px")
-    associated_images: list[str] = Field(default_factory=list, description="names only, never pixels")
-    channels: list[str] = Field(default_factory=list, description="channel names of a multi-channel image")
-    channel_mapping: dict[str, str] = Field(default_factory=dict,
-                                            description="channel -> display colour of the composite shown")
+    associated_images: list[str] = Field(
+        default_factory=list, description="names only, never pixels"
+    )
+    channels: list[str] = Field(
+        default_factory=list, description="channel names of a multi-channel image"
+    )
+    channel_mapping: dict[str, str] = Field(
+        default_factory=dict, description="channel -> display colour of the composite shown"
+    )
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)

@@ -36,11 +36,15 @@ def parse_box(value: object, name: str, width: int, height: int) -> Box:
     try:
         box = Box.of(value)  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
-        raise SlideError(f"bad box for slide {name} ({size_text(width, height)}): {exc}; "
-                         "give x,y,w,h as numbers in level-0 pixels") from None
+        raise SlideError(
+            f"bad box for slide {name} ({size_text(width, height)}): {exc}; "
+            "give x,y,w,h as numbers in level-0 pixels"
+        ) from None
     if box.w <= 0 or box.h <= 0:
-        raise SlideError(f"box {box} has zero or negative size on slide {name} ({size_text(width, height)}); "
-                         "width and height must be at least 1 px")
+        raise SlideError(
+            f"box {box} has zero or negative size on slide {name} ({size_text(width, height)}); "
+            "width and height must be at least 1 px"
+        )
     return box
 
 
@@ -48,16 +52,24 @@ def clamp_box(box: Box, name: str, width: int, height: int) -> Box:
     """The part of ``box`` inside the slide; ``SlideError`` when nothing of it is."""
     inside = box.intersect(Box(0, 0, width, height))
     if inside is None:
-        raise SlideError(f"box {box} lies outside the slide {name} ({size_text(width, height)}); "
-                         f"x must be in 0..{width - 1}, y in 0..{height - 1}, and the box must overlap the slide")
+        raise SlideError(
+            f"box {box} lies outside the slide {name} ({size_text(width, height)}); "
+            f"x must be in 0..{width - 1}, y in 0..{height - 1}, and the box must overlap the slide"
+        )
     return inside
 
 
 def check_max_side(max_side: object, what: str = "max_side") -> int:
-    side = float(max_side) if isinstance(max_side, numbers.Real) and not isinstance(max_side, bool) else math.nan
+    side = (
+        float(max_side)
+        if isinstance(max_side, numbers.Real) and not isinstance(max_side, bool)
+        else math.nan
+    )
     if math.isfinite(side) and side.is_integer() and MIN_SIDE <= side <= MAX_SIDE_LIMIT:
         return int(side)
-    raise SlideError(f"{what} must be a whole number from {MIN_SIDE} to {MAX_SIDE_LIMIT} px, got {max_side!r}")
+    raise SlideError(
+        f"{what} must be a whole number from {MIN_SIDE} to {MAX_SIDE_LIMIT} px, got {max_side!r}"
+    )
 
 
 def fit_output(box: Box, max_side: int) -> tuple[int, int]:
@@ -68,8 +80,9 @@ def fit_output(box: Box, max_side: int) -> tuple[int, int]:
     return max(1, min(box.w, round(box.w * scale))), max(1, min(box.h, round(box.h * scale)))
 
 
-def choose_level(scales: Sequence[tuple[float, float]], box_w: float, box_h: float,
-                 out_w: int, out_h: int) -> int:
+def choose_level(
+    scales: Sequence[tuple[float, float]], box_w: float, box_h: float, out_w: int, out_h: int
+) -> int:
     """Coarsest level that still has at least ``out - 1`` pixels across the box on both axes.
 
     So a view is never upsampled by more than one pixel in total (level sizes are rounded: a
@@ -82,7 +95,9 @@ def choose_level(scales: Sequence[tuple[float, float]], box_w: float, box_h: flo
     return best
 
 
-def giant_level(downsamples: Sequence[float], box_w: float, box_h: float, out_w: int, out_h: int) -> int:
+def giant_level(
+    downsamples: Sequence[float], box_w: float, box_h: float, out_w: int, out_h: int
+) -> int:
     """GIANT's level: ``best_level_for_downsample(max(1, 0.85 * ds))``, one level finer when the
     read would be smaller than the output (``ds`` = box long side / output long side)."""
     long_box, long_out = max(box_w, box_h), max(out_w, out_h)

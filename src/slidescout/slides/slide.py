@@ -44,7 +44,9 @@ READ_LEVEL_MAX_PX = 64 * 1024 * 1024  # one read_level call returns at most this
 
 _inflight: dict[tuple, threading.Lock] = {}
 _inflight_guard = threading.Lock()
-_views: LRUCache[tuple, View] = LRUCache(max_bytes=VIEW_CACHE_BYTES, sizeof=lambda v: int(v.image.nbytes) + 512)
+_views: LRUCache[tuple, View] = LRUCache(
+    max_bytes=VIEW_CACHE_BYTES, sizeof=lambda v: int(v.image.nbytes) + 512
+)
 
 
 class Slide:
@@ -165,22 +167,46 @@ class Slide:
         """A summary for people and models: size, levels, mpp and its source."""
         w, h = self.dimensions
         mpp = self.mpp
-        levels = [LevelInfo(level=i, width=lw, height=lh, downsample=ds, mpp=mpp * ds if mpp else None)
-                  for i, ((lw, lh), ds) in enumerate(zip(self.level_dimensions, self.level_downsamples, strict=True))]
+        levels = [
+            LevelInfo(level=i, width=lw, height=lh, downsample=ds, mpp=mpp * ds if mpp else None)
+            for i, ((lw, lh), ds) in enumerate(
+                zip(self.level_dimensions, self.level_downsamples, strict=True)
+            )
+        ]
         return SlideInfo(
-            path=str(self.path), slide_id=self.slide_id, format=self.format, vendor=self.vendor,
-            backend=self.backend_name, backend_reason=self._b.reason, file_size=self._file_size, width=w, height=h,
-            level_count=self.level_count, levels=levels, mpp_x=self.mpp_x, mpp_y=self.mpp_y, mpp=mpp,
-            mpp_source=self.mpp_source, mpp_note=self._res.note, objective_power=self.objective_power,
-            bounds=self.bounds.as_tuple() if self.bounds else None, associated_images=self.associated_names,
-            channels=list(self._b.channels), channel_mapping=dict(self._b.channel_mapping),
+            path=str(self.path),
+            slide_id=self.slide_id,
+            format=self.format,
+            vendor=self.vendor,
+            backend=self.backend_name,
+            backend_reason=self._b.reason,
+            file_size=self._file_size,
+            width=w,
+            height=h,
+            level_count=self.level_count,
+            levels=levels,
+            mpp_x=self.mpp_x,
+            mpp_y=self.mpp_y,
+            mpp=mpp,
+            mpp_source=self.mpp_source,
+            mpp_note=self._res.note,
+            objective_power=self.objective_power,
+            bounds=self.bounds.as_tuple() if self.bounds else None,
+            associated_images=self.associated_names,
+            channels=list(self._b.channels),
+            channel_mapping=dict(self._b.channel_mapping),
         )
 
     def model_properties(self) -> dict[str, Any]:
         """The allow-list of properties that may be shown to a model (DESIGN.md: privacy)."""
         w, h = self.dimensions
-        props: dict[str, Any] = {"width": w, "height": h, "mpp": self.mpp, "mpp_source": self.mpp_source.value,
-                                 "objective_power": self.objective_power}
+        props: dict[str, Any] = {
+            "width": w,
+            "height": h,
+            "mpp": self.mpp,
+            "mpp_source": self.mpp_source.value,
+            "objective_power": self.objective_power,
+        }
         if self.channels_text:
             props["channels"] = self.channels_text
         return props
@@ -203,8 +229,15 @@ class Slide:
         requested = parse_box(box, self._name(), w, h)
         return requested, clamp_box(requested, self._name(), w, h)
 
-    def read(self, box: Box | tuple | list | str, max_side: int = 1000, *, guides: bool = False,
-             level_rule: str = "fine", guide_style: str = "scout") -> View:
+    def read(
+        self,
+        box: Box | tuple | list | str,
+        max_side: int = 1000,
+        *,
+        guides: bool = False,
+        level_rule: str = "fine",
+        guide_style: str = "scout",
+    ) -> View:
         """View of a level-0 box, long side ``min(max_side, box long side)`` (never upscaled).
 
         A box partly outside the slide is clamped (``view.clamped``, ``view.requested``); one wholly
@@ -216,15 +249,28 @@ class Slide:
         out_w, out_h = fit_output(shown, side)
         return self._view(shown, out_w, out_h, guides, requested, level_rule, guide_style)
 
-    def read_mpp(self, box: Box | tuple | list | str, mpp: float, *, max_side: int | None = None,
-                 guides: bool = False) -> View:
+    def read_mpp(
+        self,
+        box: Box | tuple | list | str,
+        mpp: float,
+        *,
+        max_side: int | None = None,
+        guides: bool = False,
+    ) -> View:
         """View of a level-0 box at a target output resolution in µm/px (e.g. 0.5 for "20x")."""
         limit = MAX_SIDE_LIMIT if max_side is None else check_max_side(max_side)
-        if isinstance(mpp, bool) or not isinstance(mpp, numbers.Real) or not math.isfinite(mpp) or mpp <= 0:
+        if (
+            isinstance(mpp, bool)
+            or not isinstance(mpp, numbers.Real)
+            or not math.isfinite(mpp)
+            or mpp <= 0
+        ):
             raise SlideError(f"mpp must be a positive number of µm per pixel, got {mpp!r}")
         if self.mpp is None:
-            raise SlideError(f"slide {self._name()} has no known resolution (mpp unknown), so it cannot be "
-                             f"read at {mpp:g} µm/px; use a max_side view instead")
+            raise SlideError(
+                f"slide {self._name()} has no known resolution (mpp unknown), so it cannot be "
+                f"read at {mpp:g} µm/px; use a max_side view instead"
+            )
         requested, shown = self._shown_box(box)
         ds = max(1.0, mpp / self.mpp)
         out_w, out_h = max(1, round(shown.w / ds)), max(1, round(shown.h / ds))
@@ -234,16 +280,25 @@ class Slide:
             raise SlideError(
                 f"at {mpp:g} µm/px the box {shown} would be {out_w} x {out_h} px; the most is {limit} px "
                 f"on the long side: use a box at most {max_box} level-0 px on its long side, or an mpp of "
-                f"at least {coarsest:.3g}")
+                f"at least {coarsest:.3g}"
+            )
         mpp = float(mpp)
         view = self._view(shown, out_w, out_h, guides, requested)
         if mpp < self.mpp * 0.999:
-            view.meta["note"] = (f"asked for {mpp:g} µm/px but the slide's native resolution is "
-                                 f"{self.mpp:.4g} µm/px; shown at native resolution (never upsampled)")
+            view.meta["note"] = (
+                f"asked for {mpp:g} µm/px but the slide's native resolution is "
+                f"{self.mpp:.4g} µm/px; shown at native resolution (never upsampled)"
+            )
         return view
 
-    def thumbnail(self, max_side: int = 1024, *, guides: bool = False, level_rule: str = "fine",
-                  guide_style: str = "scout") -> View:
+    def thumbnail(
+        self,
+        max_side: int = 1024,
+        *,
+        guides: bool = False,
+        level_rule: str = "fine",
+        guide_style: str = "scout",
+    ) -> View:
         """The overview: the whole slide, or its ``bounds`` region when the format records one."""
         side = check_max_side(max_side)
         w, h = self.dimensions
@@ -253,11 +308,21 @@ class Slide:
         view.meta["kind"] = "thumbnail"
         return view
 
-    def _view(self, shown: Box, out_w: int, out_h: int, guides: bool, requested: Box,
-              level_rule: str = "fine", guide_style: str = "scout") -> View:
+    def _view(
+        self,
+        shown: Box,
+        out_w: int,
+        out_h: int,
+        guides: bool,
+        requested: Box,
+        level_rule: str = "fine",
+        guide_style: str = "scout",
+    ) -> View:
         if level_rule not in ("fine", "giant") or guide_style not in ("scout", "giant"):
-            raise SlideError(f"level_rule must be fine or giant and guide_style scout or giant, "
-                             f"got {level_rule!r} and {guide_style!r}")
+            raise SlideError(
+                f"level_rule must be fine or giant and guide_style scout or giant, "
+                f"got {level_rule!r} and {guide_style!r}"
+            )
         key = (self._key, shown.as_tuple(), out_w, out_h, bool(guides) and guide_style, level_rule)
         cached = _views.get(key)
         if cached is None:
@@ -268,14 +333,25 @@ class Slide:
             with lock:
                 cached = _views.get(key)
                 if cached is None:
-                    cached = self._render_view(key, shown, out_w, out_h, guides, level_rule, guide_style)
+                    cached = self._render_view(
+                        key, shown, out_w, out_h, guides, level_rule, guide_style
+                    )
             with _inflight_guard:
                 _inflight.pop(key, None)
-        return dataclasses.replace(cached, requested=requested, clamped=requested != shown,
-                                   meta=dict(cached.meta))
+        return dataclasses.replace(
+            cached, requested=requested, clamped=requested != shown, meta=dict(cached.meta)
+        )
 
-    def _render_view(self, key: tuple, shown: Box, out_w: int, out_h: int, guides: bool,
-                     level_rule: str = "fine", guide_style: str = "scout") -> View:
+    def _render_view(
+        self,
+        key: tuple,
+        shown: Box,
+        out_w: int,
+        out_h: int,
+        guides: bool,
+        level_rule: str = "fine",
+        guide_style: str = "scout",
+    ) -> View:
         region = plan_region(self._b, shown, out_w, out_h, level_rule)
         image = self._b.render(region)
         if guides:
@@ -283,21 +359,37 @@ class Slide:
         image = np.ascontiguousarray(image)
         image.setflags(write=False)  # shared through the cache
         ds = (shown.w / out_w + shown.h / out_h) / 2
-        cached = _views.put(key, View(
-            image=image, box=shown, level=region.level, downsample=ds,
-            mpp=self.mpp * ds if self.mpp else None, guides=bool(guides),
-            meta={"slide_id": self.slide_id, "backend": self.backend_name,
-                  "level_downsample": self.level_downsamples[region.level],
-                  "mpp_source": self.mpp_source.value,
-                  **({"channels": self.channels_text} if self.channels_text else {})},
-        ))
+        cached = _views.put(
+            key,
+            View(
+                image=image,
+                box=shown,
+                level=region.level,
+                downsample=ds,
+                mpp=self.mpp * ds if self.mpp else None,
+                guides=bool(guides),
+                meta={
+                    "slide_id": self.slide_id,
+                    "backend": self.backend_name,
+                    "level_downsample": self.level_downsamples[region.level],
+                    "mpp_source": self.mpp_source.value,
+                    **({"channels": self.channels_text} if self.channels_text else {}),
+                },
+            ),
+        )
         return cached
 
     # -- raw pixels --------------------------------------------------------------------------
     def _check_level(self, level: object) -> int:
-        index = int(level) if isinstance(level, numbers.Integral) and not isinstance(level, bool) else -1
+        index = (
+            int(level)
+            if isinstance(level, numbers.Integral) and not isinstance(level, bool)
+            else -1
+        )
         if not 0 <= index < self.level_count:
-            raise SlideError(f"slide {self._name()} has levels 0..{self.level_count - 1}, got level {level!r}")
+            raise SlideError(
+                f"slide {self._name()} has levels 0..{self.level_count - 1}, got level {level!r}"
+            )
         return index
 
     def read_level(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
@@ -312,13 +404,19 @@ class Slide:
             raise SlideError(f"read_level needs integer x, y, w, h, got {(x, y, w, h)!r}") from None
         lw, lh = self.level_dimensions[level]
         if w <= 0 or h <= 0:
-            raise SlideError(f"read_level size {w}x{h} must be positive (level {level} is {lw} x {lh} px)")
+            raise SlideError(
+                f"read_level size {w}x{h} must be positive (level {level} is {lw} x {lh} px)"
+            )
         if w * h > READ_LEVEL_MAX_PX:
-            raise SlideError(f"read_level of {w}x{h} px is too large; the most is {READ_LEVEL_MAX_PX} px "
-                             "per call: read tiles, or use read() for a downsampled view")
+            raise SlideError(
+                f"read_level of {w}x{h} px is too large; the most is {READ_LEVEL_MAX_PX} px "
+                "per call: read tiles, or use read() for a downsampled view"
+            )
         if Box(x, y, w, h).intersect(Box(0, 0, lw, lh)) is None:
-            raise SlideError(f"({x},{y},{w},{h}) lies outside level {level} of slide {self._name()} "
-                             f"(level {level} is {lw} x {lh} px; {size_text(*self.dimensions)})")
+            raise SlideError(
+                f"({x},{y},{w},{h}) lies outside level {level} of slide {self._name()} "
+                f"(level {level} is {lw} x {lh} px; {size_text(*self.dimensions)})"
+            )
         return padded_read(self._b, level, x, y, w, h)
 
     def patch_reader(self, level: int = 0) -> PatchReader:

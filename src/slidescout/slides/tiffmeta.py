@@ -21,26 +21,56 @@ log = logging.getLogger(__name__)
 
 # TIFF compression codes and names, for messages and backend choice
 COMPRESSION_NAMES = {
-    1: "none", 5: "LZW", 6: "old JPEG", 7: "JPEG", 8: "deflate", 32946: "deflate", 32773: "PackBits",
-    33003: "Aperio JPEG 2000 YCbCr", 33004: "JPEG 2000", 33005: "Aperio JPEG 2000 RGB",
-    34712: "JPEG 2000", 34887: "LERC", 34892: "lossy JPEG", 34925: "LZMA", 34933: "PNG", 34934: "JPEG XR",
-    50000: "Zstandard", 50001: "WebP", 50002: "JPEG XL", 52546: "JPEG XL",
+    1: "none",
+    5: "LZW",
+    6: "old JPEG",
+    7: "JPEG",
+    8: "deflate",
+    32946: "deflate",
+    32773: "PackBits",
+    33003: "Aperio JPEG 2000 YCbCr",
+    33004: "JPEG 2000",
+    33005: "Aperio JPEG 2000 RGB",
+    34712: "JPEG 2000",
+    34887: "LERC",
+    34892: "lossy JPEG",
+    34925: "LZMA",
+    34933: "PNG",
+    34934: "JPEG XR",
+    50000: "Zstandard",
+    50001: "WebP",
+    50002: "JPEG XL",
+    52546: "JPEG XL",
 }
 # what pyvips-binary's tiffload decodes
 PYVIPS_COMPRESSIONS = frozenset({1, 5, 7, 8, 32946, 32773, 50001})
 # what OpenSlide 4 decodes in a generic TIFF
 OPENSLIDE_COMPRESSIONS = frozenset({1, 5, 7, 8, 32946, 32773, 33003, 33005})
 # µm per unit
-_UNITS = {"m": 1e6, "cm": 1e4, "mm": 1e3, "µm": 1.0, "um": 1.0, "μm": 1.0, "micron": 1.0,
-          "nm": 1e-3, "Å": 1e-4, "pm": 1e-6}
+_UNITS = {
+    "m": 1e6,
+    "cm": 1e4,
+    "mm": 1e3,
+    "µm": 1.0,
+    "um": 1.0,
+    "μm": 1.0,
+    "micron": 1.0,
+    "nm": 1e-3,
+    "Å": 1e-4,
+    "pm": 1e-6,
+}
 # ImageDescription keys that state an objective power: Aperio "AppMag = 40", libvips/OpenSlide
 # property dumps "openslide.objective-power", "objective_power=40", "Magnification: 20x", ...
 _POWER_RE = re.compile(
     r"(?:AppMag|objective[ _.-]?power|NominalMagnification|Objective[ _]?Magnification|Magnification|Objective)"
-    r"\W{0,40}?(\d+(?:\.\d+)?)\s*[xX]?", re.IGNORECASE)
+    r"\W{0,40}?(\d+(?:\.\d+)?)\s*[xX]?",
+    re.IGNORECASE,
+)
 # libvips' XML dump of image properties (tiffsave properties=True): <name>KEY</name><value>40</value>
 _POWER_XML_RE = re.compile(
-    r"(?:objective-power|AppMag|NominalMagnification)</name>\s*<value[^>]*>\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+    r"(?:objective-power|AppMag|NominalMagnification)</name>\s*<value[^>]*>\s*(\d+(?:\.\d+)?)",
+    re.IGNORECASE,
+)
 # nuclear stains shown in blue in a fluorescence composite
 _NUCLEAR = re.compile(r"dapi|hoechst|nuclear|nucleus|draq5|sytox|\bdna\b", re.IGNORECASE)
 
@@ -55,7 +85,9 @@ class TiffLevel:
 
     width: int
     height: int
-    planes: tuple[tuple[int, int], ...]  # (main-chain page, SubIFD index or -1), one per channel page
+    planes: tuple[
+        tuple[int, int], ...
+    ]  # (main-chain page, SubIFD index or -1), one per channel page
     tile_w: int
     tile_h: int
     compression: int
@@ -96,8 +128,10 @@ def read_structure(path: Path) -> TiffStructure:
     except SlideError:
         raise
     except Exception as exc:  # tifffile raises many types on odd files
-        raise SlideError(f"slide {path.name}: tifffile cannot read its TIFF structure "
-                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise SlideError(
+            f"slide {path.name}: tifffile cannot read its TIFF structure "
+            f"({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
 
 
 def _structure(tif) -> TiffStructure:
@@ -115,8 +149,16 @@ def _structure(tif) -> TiffStructure:
         planes = tuple(where[p.offset] for p in pages if p.offset in where)
         if len(planes) != len(pages):
             break
-        levels.append(TiffLevel(int(key.imagewidth), int(key.imagelength), planes,
-                                int(key.tilewidth), int(key.tilelength), int(key.compression)))
+        levels.append(
+            TiffLevel(
+                int(key.imagewidth),
+                int(key.imagelength),
+                planes,
+                int(key.tilewidth),
+                int(key.tilelength),
+                int(key.compression),
+            )
+        )
     if not levels:
         raise SlideError("the first image has no readable pages")
     # levels must shrink
@@ -136,7 +178,9 @@ def _structure(tif) -> TiffStructure:
     if kind == "ome":
         _ome(tif.ome_metadata or "", structure, props)
     elif kind == "qpi":
-        structure.channels = [_qpi_name(tif.pages[p].description, i) for i, (p, _) in enumerate(levels[0].planes)]
+        structure.channels = [
+            _qpi_name(tif.pages[p].description, i) for i, (p, _) in enumerate(levels[0].planes)
+        ]
     if "openslide.objective-power" not in props and (power := objective_power(desc)) is not None:
         props["openslide.objective-power"] = f"{power:g}"
     if len(levels[0].planes) > 1 and not structure.channels:
@@ -187,18 +231,25 @@ def _ome(xml: str, structure: TiffStructure, props: dict[str, str]) -> None:
             if value:
                 props[f"openslide.mpp-{axis.lower()}"] = f"{value:.6g}"
                 props["tiff.ResolutionUnit"] = "ome"
-        names = [c.get("Name") or c.get("ID") or f"channel {i}"
-                 for i, c in enumerate(e for e in pixels if _local(e.tag) == "Channel")]
+        names = [
+            c.get("Name") or c.get("ID") or f"channel {i}"
+            for i, c in enumerate(e for e in pixels if _local(e.tag) == "Channel")
+        ]
         if len(names) > 1 or (names and structure.samples == 1):
             structure.channels = [str(n) for n in names]
-    obj = next((e for e in root.iter() if _local(e.tag) == "Objective" and e.get("NominalMagnification")), None)
+    obj = next(
+        (e for e in root.iter() if _local(e.tag) == "Objective" and e.get("NominalMagnification")),
+        None,
+    )
     if obj is not None:
         props["openslide.objective-power"] = str(obj.get("NominalMagnification"))
 
 
 def _qpi_name(description: str | None, index: int) -> str:
     try:
-        root = ET.fromstring(str(description or "").encode("utf-8", "replace").replace(b"utf-16", b"utf-8"))
+        root = ET.fromstring(
+            str(description or "").encode("utf-8", "replace").replace(b"utf-16", b"utf-8")
+        )
         name = root.findtext("Name")
     except ET.ParseError:
         name = None

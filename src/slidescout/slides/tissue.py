@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def tissue_mask(rgb: np.ndarray, *, min_saturation: float = 0.07, max_brightness: float = 0.92) -> np.ndarray:
+def tissue_mask(
+    rgb: np.ndarray, *, min_saturation: float = 0.07, max_brightness: float = 0.92
+) -> np.ndarray:
     """Boolean mask of stained tissue: saturated and not near-white, pen-free for typical H&E.
 
     Uses HSV-style saturation ((max-min)/max) and brightness, thresholds chosen for H&E on glass.
@@ -14,7 +16,9 @@ def tissue_mask(rgb: np.ndarray, *, min_saturation: float = 0.07, max_brightness
     mx = img.max(axis=2)
     mn = img.min(axis=2)
     sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0)
-    return (sat > min_saturation) & (mx < max_brightness + 0.07) & (img.mean(axis=2) < max_brightness)
+    return (
+        (sat > min_saturation) & (mx < max_brightness + 0.07) & (img.mean(axis=2) < max_brightness)
+    )
 
 
 def tissue_fraction(rgb: np.ndarray) -> float:
@@ -26,7 +30,11 @@ def clam_mask(rgb: np.ndarray, *, sthresh: int = 8, mthresh: int = 7, close: int
     (``mthresh`` px), above ``sthresh`` (0-255), then a morphological closing of ``close`` px."""
     from PIL import Image, ImageFilter
 
-    sat = Image.fromarray(np.ascontiguousarray(rgb[..., :3], dtype=np.uint8), "RGB").convert("HSV").getchannel("S")
+    sat = (
+        Image.fromarray(np.ascontiguousarray(rgb[..., :3], dtype=np.uint8), "RGB")
+        .convert("HSV")
+        .getchannel("S")
+    )
     sat = sat.filter(ImageFilter.MedianFilter(mthresh | 1))
     mask = Image.fromarray(((np.asarray(sat) > sthresh) * 255).astype(np.uint8), "L")
     if close > 0:

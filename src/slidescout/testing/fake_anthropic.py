@@ -38,9 +38,16 @@ from slidescout.testing.fake_common import (
 
 __all__ = ["FakeAnthropic", "Fault", "Reply", "ToolCall", "example_arguments", "hang"]
 
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
-                529: "overloaded_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 
 
 def _tokens(text: str | None) -> int:
@@ -88,9 +95,13 @@ class FakeAnthropic(FakeServer):
                 if kind == "text" and not str(b.get("text", "")).strip():
                     return f"messages.{i}.content.{j}.text: text content blocks must be non-empty"
                 if kind in ("tool_use", "tool_result") and not has_tools:
-                    return (f"messages.{i}.content.{j}.type: Requests which include `tool_use` or `tool_result` "
-                            "blocks must define tools.")
-                if kind == "thinking" and b.get("signature") != signature_for(b.get("thinking", "")):
+                    return (
+                        f"messages.{i}.content.{j}.type: Requests which include `tool_use` or `tool_result` "
+                        "blocks must define tools."
+                    )
+                if kind == "thinking" and b.get("signature") != signature_for(
+                    b.get("thinking", "")
+                ):
                     return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
             if m.get("role") == "assistant":
                 ids = [b["id"] for b in blocks if b.get("type") == "tool_use"]
@@ -106,9 +117,11 @@ class FakeAnthropic(FakeServer):
                         lead.append(b.get("tool_use_id"))
                     missing = [x for x in ids if x not in lead]
                     if missing:
-                        return (f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks "
-                                f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
-                                "corresponding `tool_result` block in the next message.")
+                        return (
+                            f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks "
+                            f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                            "corresponding `tool_result` block in the next message."
+                        )
         return None
 
     def offered_tools(self, body: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:
@@ -129,7 +142,10 @@ class FakeAnthropic(FakeServer):
         if self.api_key is None:
             return None
         # older SDKs send x-api-key, newer ones Authorization: Bearer
-        sent = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
+        sent = (
+            headers.get("x-api-key")
+            or headers.get("authorization", "").removeprefix("Bearer ").strip()
+        )
         return None if sent == self.api_key else sent
 
     # -- replies -----------------------------------------------------------------------------
@@ -140,8 +156,13 @@ class FakeAnthropic(FakeServer):
     def render_reply(self, reply: Reply, body: dict[str, Any], path: str) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
         if reply.reasoning is not None:
-            content.append({"type": "thinking", "thinking": reply.reasoning,
-                            "signature": signature_for(reply.reasoning)})
+            content.append(
+                {
+                    "type": "thinking",
+                    "thinking": reply.reasoning,
+                    "signature": signature_for(reply.reasoning),
+                }
+            )
         if reply.redacted:
             content.append({"type": "redacted_thinking", "data": "EmwKAhgBEgy" + new_id("")})
         if reply.text is not None:
@@ -154,16 +175,37 @@ class FakeAnthropic(FakeServer):
                     args = call.raw_arguments
             else:
                 args = call.arguments or {}
-            content.append({"type": "tool_use", "id": call.id or new_id("toolu_"), "name": call.name, "input": args})
-        out_text = (reply.text or "") + "".join(c.name + c.arguments_text() for c in reply.tool_calls)
-        u = {"input": estimate_input_tokens(body), "output": _tokens(out_text) + _tokens(reply.reasoning) + 1,
-             "cached": 0, "cache_write": 0}
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": call.id or new_id("toolu_"),
+                    "name": call.name,
+                    "input": args,
+                }
+            )
+        out_text = (reply.text or "") + "".join(
+            c.name + c.arguments_text() for c in reply.tool_calls
+        )
+        u = {
+            "input": estimate_input_tokens(body),
+            "output": _tokens(out_text) + _tokens(reply.reasoning) + 1,
+            "cached": 0,
+            "cache_write": 0,
+        }
         u.update(reply.usage or {})
         stop = reply.stop or ("tool_use" if reply.tool_calls else "end_turn")
         return {
-            "id": new_id("msg_"), "type": "message", "role": "assistant", "model": body.get("model", "fake"),
-            "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": u["input"], "output_tokens": u["output"],
-                      "cache_read_input_tokens": u.get("cached", 0),
-                      "cache_creation_input_tokens": u.get("cache_write", 0)},
+            "id": new_id("msg_"),
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "fake"),
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": u["input"],
+                "output_tokens": u["output"],
+                "cache_read_input_tokens": u.get("cached", 0),
+                "cache_creation_input_tokens": u.get("cache_write", 0),
+            },
         }

@@ -34,7 +34,11 @@ class ToolCall:
     id: str | None = None
 
     def arguments_text(self) -> str:
-        return self.raw_arguments if self.raw_arguments is not None else json.dumps(self.arguments or {})
+        return (
+            self.raw_arguments
+            if self.raw_arguments is not None
+            else json.dumps(self.arguments or {})
+        )
 
 
 @dataclass
@@ -108,7 +112,9 @@ def example_value(schema: Any, name: str = "") -> Any:
         hi = schema.get("maximum", schema.get("exclusiveMaximum"))
         value: float = 100
         if lo is not None:
-            value = max(value, lo + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0))
+            value = max(
+                value, lo + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
+            )
         if hi is not None:
             value = min(value, hi)
         return int(value) if kind == "integer" else float(value)
@@ -187,9 +193,18 @@ class FakeServer:
 
     base_path = ""
 
-    def __init__(self, script: Script = None, *, latency_s: float = 0.0, auto_turns: int = 3,
-                 auto_answer: str = '{"answer": 1}', auto_reasoning: bool = False,
-                 api_key: str | None = None, strict: bool = True, record: bool = True) -> None:
+    def __init__(
+        self,
+        script: Script = None,
+        *,
+        latency_s: float = 0.0,
+        auto_turns: int = 3,
+        auto_answer: str = '{"answer": 1}',
+        auto_reasoning: bool = False,
+        api_key: str | None = None,
+        strict: bool = True,
+        record: bool = True,
+    ) -> None:
         self.strict = strict
         self.record = record
         self.latency_s = float(latency_s)
@@ -236,8 +251,11 @@ class FakeServer:
             elif self._queue:
                 item = self._queue.popleft()
             elif self._scripted:
-                return Fault(status=400, message=f"fake server script exhausted after {len(self.requests) - 1} "
-                                                 "requests; push() more replies")
+                return Fault(
+                    status=400,
+                    message=f"fake server script exhausted after {len(self.requests) - 1} "
+                    "requests; push() more replies",
+                )
             else:
                 return self.auto_reply(body, path)
         if callable(item) and not isinstance(item, (Reply, Fault)):
@@ -248,9 +266,15 @@ class FakeServer:
         """The auto planner: the first offered tool for ``auto_turns`` turns, then the answer."""
         tools = self.offered_tools(body, path)
         reasoning = "Looking at the slide before deciding." if self.auto_reasoning else None
-        if tools and self.prior_tool_calls(body, path) < self.auto_turns and self.tool_choice(body, path) != "none":
+        if (
+            tools
+            and self.prior_tool_calls(body, path) < self.auto_turns
+            and self.tool_choice(body, path) != "none"
+        ):
             name, schema = tools[0]
-            return Reply(tool_calls=[ToolCall(name, example_arguments(schema))], reasoning=reasoning)
+            return Reply(
+                tool_calls=[ToolCall(name, example_arguments(schema))], reasoning=reasoning
+            )
         return Reply(text=self.auto_answer, reasoning=reasoning)
 
     # -- to implement per wire format --------------------------------------------------------
@@ -288,17 +312,24 @@ class FakeServer:
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
-            return JSONResponse(self.render_error(400, "the request body is not valid JSON"), status_code=400)
+            return JSONResponse(
+                self.render_error(400, "the request body is not valid JSON"), status_code=400
+            )
         path = request.url.path
         headers = {k.lower(): v for k, v in request.headers.items()}
         # record=False keeps no bodies (long benchmarks would hold every image of every request)
-        self.requests.append(RecordedRequest(request.method, path, headers, body if self.record else {},
-                                             len(raw), time.time()))
+        self.requests.append(
+            RecordedRequest(
+                request.method, path, headers, body if self.record else {}, len(raw), time.time()
+            )
+        )
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         bad_key = self.check_auth(headers)
         if bad_key is not None:  # echo the key back, as some providers do: clients must redact it
-            return JSONResponse(self.render_error(401, f"Incorrect API key provided: {bad_key}"), status_code=401)
+            return JSONResponse(
+                self.render_error(401, f"Incorrect API key provided: {bad_key}"), status_code=401
+            )
         problem = self.validate(body, path) if self.strict else None
         if problem is not None:
             return JSONResponse(self.render_error(problem[0], problem[1]), status_code=problem[0])
@@ -311,13 +342,17 @@ class FakeServer:
                 hdrs["retry-after"] = f"{item.retry_after:g}"
             if item.retry_after_ms is not None:
                 hdrs["retry-after-ms"] = f"{item.retry_after_ms:g}"
-            return JSONResponse(self.render_error(item.status, item.message), status_code=item.status, headers=hdrs)
+            return JSONResponse(
+                self.render_error(item.status, item.message), status_code=item.status, headers=hdrs
+            )
         return JSONResponse(self.render_reply(item, body, path))
 
     @property
     def url(self) -> str:
         if self.port is None:
-            raise RuntimeError("the fake server is not started; use it as a context manager or call start()")
+            raise RuntimeError(
+                "the fake server is not started; use it as a context manager or call start()"
+            )
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -337,11 +372,20 @@ class FakeServer:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=0.25)  # type: ignore[arg-type]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=0.25,  # type: ignore[arg-type]
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"{type(self).__name__}:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name=f"{type(self).__name__}:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -380,8 +424,13 @@ class FakeServer:
         return f"{type(self).__name__}({where}, {len(self.requests)} requests)"
 
 
-def jpeg_image_part(width: int = 16, height: int = 16, color: tuple[int, int, int] = (180, 60, 90),
-                    detail: str = "high", **ref: Any) -> Any:
+def jpeg_image_part(
+    width: int = 16,
+    height: int = 16,
+    color: tuple[int, int, int] = (180, 60, 90),
+    detail: str = "high",
+    **ref: Any,
+) -> Any:
     """A small real JPEG as an ``ImagePart`` (bytes in memory), for adapter tests."""
     import hashlib
 

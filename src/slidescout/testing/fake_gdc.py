@@ -59,7 +59,11 @@ class FakeSlideServer:
 
     def seen(self, endpoint: str | None = None, id: str | None = None) -> list[SeenRequest]:
         with self._lock:
-            return [r for r in self.requests if (endpoint is None or r.endpoint == endpoint) and (id is None or r.id == id)]
+            return [
+                r
+                for r in self.requests
+                if (endpoint is None or r.endpoint == endpoint) and (id is None or r.id == id)
+            ]
 
     @property
     def url(self) -> str:
@@ -78,7 +82,9 @@ class FakeSlideServer:
     def start(self) -> FakeSlideServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-gdc", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-gdc", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -91,7 +97,9 @@ class FakeSlideServer:
     def __enter__(self) -> FakeSlideServer:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _next_fault(self, endpoint: str, id: str) -> str | None:
@@ -120,7 +128,13 @@ def _handler(srv: FakeSlideServer) -> type[BaseHTTPRequestHandler]:
                 return parts[0], parts[1]
             return "", ""
 
-        def _plain(self, status: int, body: bytes, ctype: str = "application/json", extra: dict[str, str] | None = None) -> None:
+        def _plain(
+            self,
+            status: int,
+            body: bytes,
+            ctype: str = "application/json",
+            extra: dict[str, str] | None = None,
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
@@ -132,7 +146,9 @@ def _handler(srv: FakeSlideServer) -> type[BaseHTTPRequestHandler]:
 
         def _error(self, status: int) -> None:
             extra = {"Retry-After": "0"} if status == 429 else None
-            self._plain(status, json.dumps({"message": f"fake error {status}"}).encode(), extra=extra)
+            self._plain(
+                status, json.dumps({"message": f"fake error {status}"}).encode(), extra=extra
+            )
 
         def do_HEAD(self) -> None:
             self.do_GET()
@@ -151,8 +167,17 @@ def _handler(srv: FakeSlideServer) -> type[BaseHTTPRequestHandler]:
                 return
             if endpoint == "files":
                 name, data = srv.gdc[id]
-                body = json.dumps({"data": {"file_name": name, "file_size": len(data), "id": id,
-                                            "md5sum": hashlib.md5(data).hexdigest()}, "warnings": {}}).encode()
+                body = json.dumps(
+                    {
+                        "data": {
+                            "file_name": name,
+                            "file_size": len(data),
+                            "id": id,
+                            "md5sum": hashlib.md5(data).hexdigest(),
+                        },
+                        "warnings": {},
+                    }
+                ).encode()
                 srv._record(SeenRequest(self.command, endpoint, id, rng, 200))
                 self._plain(200, body)
                 return
@@ -165,7 +190,9 @@ def _handler(srv: FakeSlideServer) -> type[BaseHTTPRequestHandler]:
                 return srv.gtex.get(id)
             return None
 
-        def _bytes(self, endpoint: str, id: str, data: bytes, rng: str | None, fault: str | None) -> None:
+        def _bytes(
+            self, endpoint: str, id: str, data: bytes, rng: str | None, fault: str | None
+        ) -> None:
             start, status = 0, 200
             m = _RANGE.match(rng or "") if fault != "norange" else None
             if m:

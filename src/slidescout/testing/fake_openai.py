@@ -35,9 +35,16 @@ from slidescout.testing.fake_common import (
 
 __all__ = ["FakeOpenAI", "Fault", "Reply", "ToolCall", "example_arguments", "hang"]
 
-_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
-                404: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_exceeded",
-                500: "server_error", 503: "server_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    503: "server_error",
+}
 
 
 def _tokens(text: str | None) -> int:
@@ -54,12 +61,25 @@ class FakeOpenAI(FakeServer):
         from starlette.routing import Route
 
         async def models(request: Any) -> Any:
-            return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model",
-                                                             "created": 0, "owned_by": "slidescout"}]})
+            return JSONResponse(
+                {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": "fake-model",
+                            "object": "model",
+                            "created": 0,
+                            "owned_by": "slidescout",
+                        }
+                    ],
+                }
+            )
 
-        return [Route("/v1/responses", self.handle, methods=["POST"]),
-                Route("/v1/chat/completions", self.handle, methods=["POST"]),
-                Route("/v1/models", models, methods=["GET"])]
+        return [
+            Route("/v1/responses", self.handle, methods=["POST"]),
+            Route("/v1/chat/completions", self.handle, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+        ]
 
     # -- request inspection ------------------------------------------------------------------
     @staticmethod
@@ -78,11 +98,17 @@ class FakeOpenAI(FakeServer):
 
     def prior_tool_calls(self, body: dict[str, Any], path: str) -> int:
         if self._is_chat(path):
-            return sum(len(m.get("tool_calls") or []) for m in body.get("messages") or []
-                       if m.get("role") == "assistant")
+            return sum(
+                len(m.get("tool_calls") or [])
+                for m in body.get("messages") or []
+                if m.get("role") == "assistant"
+            )
         items = body.get("input")
-        return sum(1 for i in items if isinstance(i, dict) and i.get("type") == "function_call") \
-            if isinstance(items, list) else 0
+        return (
+            sum(1 for i in items if isinstance(i, dict) and i.get("type") == "function_call")
+            if isinstance(items, list)
+            else 0
+        )
 
     def tool_choice(self, body: dict[str, Any], path: str) -> str:
         choice = body.get("tool_choice", "auto")
@@ -98,26 +124,44 @@ class FakeOpenAI(FakeServer):
             if not msgs:
                 return 400, "messages: must not be empty"
             for i, m in enumerate(msgs):
-                ids = [c.get("id") for c in m.get("tool_calls") or []] if m.get("role") == "assistant" else []
+                ids = (
+                    [c.get("id") for c in m.get("tool_calls") or []]
+                    if m.get("role") == "assistant"
+                    else []
+                )
                 answered = []
-                for n in msgs[i + 1:]:
+                for n in msgs[i + 1 :]:
                     if n.get("role") != "tool":
                         break
                     answered.append(n.get("tool_call_id"))
                 missing = [x for x in ids if x not in answered]
                 if missing:
-                    return 400, ("An assistant message with 'tool_calls' must be followed by tool messages "
-                                 f"responding to each 'tool_call_id'. Missing: {', '.join(missing)}")
+                    return 400, (
+                        "An assistant message with 'tool_calls' must be followed by tool messages "
+                        f"responding to each 'tool_call_id'. Missing: {', '.join(missing)}"
+                    )
                 if m.get("role") == "tool" and not any(
-                        m.get("tool_call_id") in [c.get("id") for c in p.get("tool_calls") or []]
-                        for p in msgs[:i]):
-                    return 400, "Messages with role 'tool' must be a response to a preceding message with 'tool_calls'."
+                    m.get("tool_call_id") in [c.get("id") for c in p.get("tool_calls") or []]
+                    for p in msgs[:i]
+                ):
+                    return (
+                        400,
+                        "Messages with role 'tool' must be a response to a preceding message with 'tool_calls'.",
+                    )
             return None
         items = body.get("input")
         if not isinstance(items, list):
             return None
-        calls = [i.get("call_id") for i in items if isinstance(i, dict) and i.get("type") == "function_call"]
-        outputs = [i.get("call_id") for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"]
+        calls = [
+            i.get("call_id")
+            for i in items
+            if isinstance(i, dict) and i.get("type") == "function_call"
+        ]
+        outputs = [
+            i.get("call_id")
+            for i in items
+            if isinstance(i, dict) and i.get("type") == "function_call_output"
+        ]
         for c in calls:
             if c not in outputs:
                 return 400, f"No tool output found for function call {c}."
@@ -126,10 +170,16 @@ class FakeOpenAI(FakeServer):
                 return 400, f"No tool call found for function call output with call_id {o}."
         if body.get("store") is False:
             for i in items:
-                if isinstance(i, dict) and i.get("type") == "reasoning" and not i.get("encrypted_content"):
-                    return 404, (f"Item with id '{i.get('id')}' not found. Items are not persisted when `store` "
-                                 "is set to false. Try again with `store` set to true, or remove this item from "
-                                 "your input.")
+                if (
+                    isinstance(i, dict)
+                    and i.get("type") == "reasoning"
+                    and not i.get("encrypted_content")
+                ):
+                    return 404, (
+                        f"Item with id '{i.get('id')}' not found. Items are not persisted when `store` "
+                        "is set to false. Try again with `store` set to true, or remove this item from "
+                        "your input."
+                    )
         return None
 
     def check_auth(self, headers: dict[str, str]) -> str | None:
@@ -140,15 +190,29 @@ class FakeOpenAI(FakeServer):
 
     # -- replies -----------------------------------------------------------------------------
     def render_error(self, status: int, message: str) -> dict[str, Any]:
-        kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-        return {"error": {"message": message, "type": kind, "param": None,
-                          "code": "invalid_api_key" if status == 401 else None}}
+        kind = _ERROR_TYPES.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
+        return {
+            "error": {
+                "message": message,
+                "type": kind,
+                "param": None,
+                "code": "invalid_api_key" if status == 401 else None,
+            }
+        }
 
     def _usage(self, reply: Reply, body: dict[str, Any]) -> dict[str, int]:
-        out_text = (reply.text or "") + "".join(c.name + c.arguments_text() for c in reply.tool_calls)
+        out_text = (reply.text or "") + "".join(
+            c.name + c.arguments_text() for c in reply.tool_calls
+        )
         reasoning = _tokens(reply.reasoning) + (16 if reply.reasoning else 0)
-        u = {"input": estimate_input_tokens(body), "output": _tokens(out_text) + reasoning + 1,
-             "reasoning": reasoning, "cached": 0}
+        u = {
+            "input": estimate_input_tokens(body),
+            "output": _tokens(out_text) + reasoning + 1,
+            "reasoning": reasoning,
+            "cached": 0,
+        }
         u.update(reply.usage or {})
         return u
 
@@ -160,31 +224,64 @@ class FakeOpenAI(FakeServer):
     def _responses(self, reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
         output: list[dict[str, Any]] = []
         if reply.reasoning is not None:
-            item: dict[str, Any] = {"type": "reasoning", "id": new_id("rs_"),
-                                    "summary": [{"type": "summary_text", "text": reply.reasoning}]}
+            item: dict[str, Any] = {
+                "type": "reasoning",
+                "id": new_id("rs_"),
+                "summary": [{"type": "summary_text", "text": reply.reasoning}],
+            }
             if "reasoning.encrypted_content" in (body.get("include") or []):
-                item["encrypted_content"] = "gAAAA" + base64.b64encode(reply.reasoning.encode()).decode()
+                item["encrypted_content"] = (
+                    "gAAAA" + base64.b64encode(reply.reasoning.encode()).decode()
+                )
             output.append(item)
         if reply.text is not None:
-            output.append({"type": "message", "id": new_id("msg_"), "role": "assistant", "status": "completed",
-                           "content": [{"type": "output_text", "text": reply.text, "annotations": []}]})
+            output.append(
+                {
+                    "type": "message",
+                    "id": new_id("msg_"),
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
+                }
+            )
         for call in reply.tool_calls:
-            output.append({"type": "function_call", "id": new_id("fc_"), "call_id": call.id or new_id("call_"),
-                           "name": call.name, "arguments": call.arguments_text(), "status": "completed"})
+            output.append(
+                {
+                    "type": "function_call",
+                    "id": new_id("fc_"),
+                    "call_id": call.id or new_id("call_"),
+                    "name": call.name,
+                    "arguments": call.arguments_text(),
+                    "status": "completed",
+                }
+            )
         u = self._usage(reply, body)
         status, incomplete = "completed", None
         if reply.stop in ("length", "max_output_tokens"):
             status, incomplete = "incomplete", {"reason": "max_output_tokens"}
         return {
-            "id": new_id("resp_"), "object": "response", "created_at": int(time.time()), "status": status,
-            "model": body.get("model", "fake"), "output": output, "incomplete_details": incomplete,
-            "error": None, "instructions": body.get("instructions"), "metadata": {},
-            "parallel_tool_calls": True, "temperature": body.get("temperature", 1.0),
-            "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools", []), "top_p": 1.0,
-            "usage": {"input_tokens": u["input"], "input_tokens_details": {"cached_tokens": u.get("cached", 0)},
-                      "output_tokens": u["output"],
-                      "output_tokens_details": {"reasoning_tokens": u.get("reasoning", 0)},
-                      "total_tokens": u["input"] + u["output"]},
+            "id": new_id("resp_"),
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "model": body.get("model", "fake"),
+            "output": output,
+            "incomplete_details": incomplete,
+            "error": None,
+            "instructions": body.get("instructions"),
+            "metadata": {},
+            "parallel_tool_calls": True,
+            "temperature": body.get("temperature", 1.0),
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools", []),
+            "top_p": 1.0,
+            "usage": {
+                "input_tokens": u["input"],
+                "input_tokens_details": {"cached_tokens": u.get("cached", 0)},
+                "output_tokens": u["output"],
+                "output_tokens_details": {"reasoning_tokens": u.get("reasoning", 0)},
+                "total_tokens": u["input"] + u["output"],
+            },
         }
 
     def _chat(self, reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
@@ -192,17 +289,29 @@ class FakeOpenAI(FakeServer):
         if reply.reasoning is not None:
             message["reasoning_content"] = reply.reasoning
         if reply.tool_calls:
-            message["tool_calls"] = [{"id": c.id or new_id("call_"), "type": "function",
-                                      "function": {"name": c.name, "arguments": c.arguments_text()}}
-                                     for c in reply.tool_calls]
+            message["tool_calls"] = [
+                {
+                    "id": c.id or new_id("call_"),
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments_text()},
+                }
+                for c in reply.tool_calls
+            ]
         finish = reply.stop or ("tool_calls" if reply.tool_calls else "stop")
         u = self._usage(reply, body)
         return {
-            "id": new_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
+            "id": new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": {"prompt_tokens": u["input"], "completion_tokens": u["output"],
-                      "total_tokens": u["input"] + u["output"],
-                      "prompt_tokens_details": {"cached_tokens": u.get("cached", 0)},
-                      "completion_tokens_details": {"reasoning_tokens": u.get("reasoning", 0)}},
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+            ],
+            "usage": {
+                "prompt_tokens": u["input"],
+                "completion_tokens": u["output"],
+                "total_tokens": u["input"] + u["output"],
+                "prompt_tokens_details": {"cached_tokens": u.get("cached", 0)},
+                "completion_tokens_details": {"reasoning_tokens": u.get("reasoning", 0)},
+            },
         }

@@ -19,7 +19,10 @@ from slidescout.core.messages import (
 def reply(text: str = "", *calls: tuple[str, dict[str, Any]]) -> AssistantMessage:
     """An assistant message with text and ``(tool name, arguments)`` calls."""
     parts: list[Any] = [TextPart(text=text)] if text else []
-    parts += [ToolCallPart(id=f"call_{i}_{name}", name=name, arguments=args) for i, (name, args) in enumerate(calls)]
+    parts += [
+        ToolCallPart(id=f"call_{i}_{name}", name=name, arguments=args)
+        for i, (name, args) in enumerate(calls)
+    ]
     return AssistantMessage(parts=parts)
 
 
@@ -31,8 +34,13 @@ class FunctionModel:
     supports_tools = True
     supports_images = True
 
-    def __init__(self, fn: Callable[[ModelRequest, int], Any], *, name: str = "function:test",
-                 usage: Usage | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[ModelRequest, int], Any],
+        *,
+        name: str = "function:test",
+        usage: Usage | None = None,
+    ) -> None:
         self.fn = fn
         self.name = name
         self.usage = usage or Usage(input_tokens=100, output_tokens=20, cost_usd=0.001)
@@ -53,6 +61,7 @@ class FunctionModel:
 
 def script(*messages: AssistantMessage) -> Callable[[ModelRequest, int], AssistantMessage]:
     """A function for FunctionModel that replays ``messages`` in order (the last one repeats)."""
+
     def fn(_req: ModelRequest, turn: int) -> AssistantMessage:
         return messages[min(turn, len(messages) - 1)]
 

@@ -96,8 +96,11 @@ class Tool:
 
     @property
     def spec(self) -> ToolSpec:
-        return ToolSpec(name=self.wire_name, description=self.description,
-                        parameters=json.loads(json.dumps(self.parameters)))
+        return ToolSpec(
+            name=self.wire_name,
+            description=self.description,
+            parameters=json.loads(json.dumps(self.parameters)),
+        )
 
     @property
     def signature(self) -> str:
@@ -112,15 +115,19 @@ class Tool:
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
-            raise ToolError(f"arguments for {self.name} must be a JSON object, got "
-                            f"{type(arguments).__name__}. Expected {self.signature}.")
+            raise ToolError(
+                f"arguments for {self.name} must be a JSON object, got "
+                f"{type(arguments).__name__}. Expected {self.signature}."
+            )
         try:
             model = self.args_model.model_validate(arguments)
         except ValidationError as exc:
             raise ToolError(_format_validation_error(self.name, exc, self.parameters)) from None
         return {pname: getattr(model, internal) for internal, pname in self.arg_names.items()}
 
-    async def invoke(self, arguments: dict[str, Any] | None, ctx: ToolContext | None = None) -> ToolResult:
+    async def invoke(
+        self, arguments: dict[str, Any] | None, ctx: ToolContext | None = None
+    ) -> ToolResult:
         """Validate and run one call. Sync functions run in a worker thread.
 
         Raises ``ToolError`` for anything the model should see (bad arguments, a region outside the
@@ -138,8 +145,9 @@ class Tool:
             if self.is_async:
                 value = await self.fn(**kwargs)
             else:
-                value = await anyio.to_thread.run_sync(functools.partial(self.fn, **kwargs),
-                                                       limiter=limiter)
+                value = await anyio.to_thread.run_sync(
+                    functools.partial(self.fn, **kwargs), limiter=limiter
+                )
         except SlideError as exc:
             raise ToolError(str(exc)) from exc
         return ToolResult.coerce(value)
@@ -153,28 +161,51 @@ class Tool:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def from_function(cls, fn: Callable[..., Any], *, name: str | None = None,
-                      description: str | None = None, limiter: str | None = None,
-                      localns: dict[str, Any] | None = None) -> Tool:
+    def from_function(
+        cls,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        limiter: str | None = None,
+        localns: dict[str, Any] | None = None,
+    ) -> Tool:
         """``localns``: extra names for resolving string annotations (e.g. the defining scope)."""
         tool_name: str = name or str(getattr(fn, "__name__", ""))
         _check_name(tool_name)
         doc_desc, param_docs = parse_docstring(inspect.getdoc(fn))
         sig = _analyse(fn, tool_name, param_docs, localns)
-        return cls(name=tool_name, description=(description or doc_desc or tool_name).strip(),
-                   parameters=sig.schema, fn=fn, is_async=inspect.iscoroutinefunction(fn),
-                   args_model=sig.model, arg_names=sig.fields, context_param=sig.context_param,
-                   limiter=limiter, origin=fn)
+        return cls(
+            name=tool_name,
+            description=(description or doc_desc or tool_name).strip(),
+            parameters=sig.schema,
+            fn=fn,
+            is_async=inspect.iscoroutinefunction(fn),
+            args_model=sig.model,
+            arg_names=sig.fields,
+            context_param=sig.context_param,
+            limiter=limiter,
+            origin=fn,
+        )
 
     @classmethod
-    def from_class(cls, obj: type[ToolClass] | ToolClass, *, name: str | None = None,
-                   description: str | None = None, localns: dict[str, Any] | None = None) -> Tool:
+    def from_class(
+        cls,
+        obj: type[ToolClass] | ToolClass,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        localns: dict[str, Any] | None = None,
+    ) -> Tool:
         instance = obj() if isinstance(obj, type) else obj
         klass = type(instance)
         method_name = "run" if klass.run is not ToolClass.run else "__call__"
         if method_name == "__call__" and not any(
-                "__call__" in vars(c) for c in klass.__mro__ if c not in (ToolClass, object)):
-            raise ConfigError(f"{klass.__name__}: a ToolClass defines its call as run(...) or __call__(...)")
+            "__call__" in vars(c) for c in klass.__mro__ if c not in (ToolClass, object)
+        ):
+            raise ConfigError(
+                f"{klass.__name__}: a ToolClass defines its call as run(...) or __call__(...)"
+            )
         method = getattr(instance, method_name)
         name = name or klass.name or _snake(klass.__name__)
         _check_name(name)
@@ -183,16 +214,27 @@ class Tool:
         class_desc, class_params = parse_docstring(class_doc)
         sig = _analyse(method, name, {**class_params, **param_docs}, localns)
         desc = description or klass.description or class_desc or run_desc or name
-        return cls(name=name, description=desc.strip(), parameters=sig.schema, fn=method,
-                   is_async=inspect.iscoroutinefunction(method), args_model=sig.model,
-                   arg_names=sig.fields, context_param=sig.context_param, limiter=klass.limiter,
-                   setup_hook=instance._ensure_setup, origin=instance)
+        return cls(
+            name=name,
+            description=desc.strip(),
+            parameters=sig.schema,
+            fn=method,
+            is_async=inspect.iscoroutinefunction(method),
+            args_model=sig.model,
+            arg_names=sig.fields,
+            context_param=sig.context_param,
+            limiter=klass.limiter,
+            setup_hook=instance._ensure_setup,
+            origin=instance,
+        )
 
 
 def _check_name(name: str) -> None:
     if not _NAME_RE.match(name or ""):
-        raise ConfigError(f"invalid tool name {name!r}: use letters, digits, '_' or '-' "
-                          "(at most 64, starting with a letter or '_')")
+        raise ConfigError(
+            f"invalid tool name {name!r}: use letters, digits, '_' or '-' "
+            "(at most 64, starting with a letter or '_')"
+        )
 
 
 def _snake(name: str) -> str:
@@ -204,17 +246,25 @@ def _snake(name: str) -> str:
 @typing.overload
 def tool(fn: Callable[..., Any], /) -> Tool: ...
 @typing.overload
-def tool(*, name: str | None = None, description: str | None = None,
-         limiter: str | None = None) -> Callable[[Callable[..., Any]], Tool]: ...
+def tool(
+    *, name: str | None = None, description: str | None = None, limiter: str | None = None
+) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
-def tool(fn: Any = None, /, *, name: str | None = None, description: str | None = None,
-         limiter: str | None = None) -> Any:
+def tool(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    limiter: str | None = None,
+) -> Any:
     """Turn a typed function (or a ToolClass subclass) into a :class:`Tool`; bare or with options.
 
     ``name`` defaults to the function's name, ``description`` to its docstring (without the
     ``Args:`` section). ``limiter`` names a ``ToolContext.limiters`` entry the call runs under.
     """
+
     def wrap(f: Any, localns: dict[str, Any] | None = None) -> Tool:
         if localns is None:  # names of the scope that applies the decorator (local classes)
             localns = dict(sys._getframe(1).f_locals)
@@ -222,8 +272,9 @@ def tool(fn: Any = None, /, *, name: str | None = None, description: str | None 
             return Tool.from_class(f, name=name, description=description, localns=localns)
         if not callable(f):
             raise ConfigError(f"@tool needs a function, got {type(f).__name__}")
-        return Tool.from_function(f, name=name, description=description, limiter=limiter,
-                                  localns=localns)
+        return Tool.from_function(
+            f, name=name, description=description, limiter=limiter, localns=localns
+        )
 
     return wrap(fn, dict(sys._getframe(1).f_locals)) if fn is not None else wrap
 
@@ -263,8 +314,10 @@ class ToolClass:
     def _setup_failed(self) -> None:
         failure = self.__dict__.get("_ss_failed")
         if failure:
-            raise ToolError(f"tool {type(self).name or _snake(type(self).__name__)} is unavailable: "
-                            f"its setup failed ({failure}); do not call it again")
+            raise ToolError(
+                f"tool {type(self).name or _snake(type(self).__name__)} is unavailable: "
+                f"its setup failed ({failure}); do not call it again"
+            )
 
     def _setup_sync(self, ctx: ToolContext) -> None:
         lock = self.__dict__.setdefault("_ss_lock", threading.Lock())
@@ -323,8 +376,9 @@ def as_tools(obj: Any, where: str = "") -> list[Tool]:
         return out
     if inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.iscoroutinefunction(obj):
         return [Tool.from_function(obj)]
-    raise ConfigError(f"{label}{obj!r} is not a tool: expected a @tool function, a ToolClass, "
-                      "or a list of them")
+    raise ConfigError(
+        f"{label}{obj!r} is not a tool: expected a @tool function, a ToolClass, or a list of them"
+    )
 
 
 __all__ = [

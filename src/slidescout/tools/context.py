@@ -71,8 +71,10 @@ class ToolContext:
         """The current slide, or a ToolError the model can act on when there is none."""
         if self.slide is None:
             if self.imageset is not None:
-                raise ToolError("this question is about a set of images, not a slide; "
-                                "slide tools cannot be used here")
+                raise ToolError(
+                    "this question is about a set of images, not a slide; "
+                    "slide tools cannot be used here"
+                )
             raise ToolError("no slide is open for this question")
         return self.slide
 
@@ -93,7 +95,9 @@ class ToolContext:
     def views(self) -> list[dict[str, Any]]:
         return self.state.setdefault("views", [])
 
-    def record_view(self, view: View, *, tool: str, requested_mpp: float | None = None) -> dict[str, Any]:
+    def record_view(
+        self, view: View, *, tool: str, requested_mpp: float | None = None
+    ) -> dict[str, Any]:
         """Remember a region the model was shown (``state['last_view']`` and ``state['views']``).
 
         ``requested_mpp`` is the resolution the tool was asked for (``view_region``); ``pan`` keeps it.

@@ -25,7 +25,9 @@ _GAP = 8
 
 def _imageset(ctx: ToolContext) -> Any:
     if ctx.imageset is None:
-        raise ToolError("this question is about a single slide, not a set of images; use the slide tools")
+        raise ToolError(
+            "this question is about a single slide, not a set of images; use the slide tools"
+        )
     return ctx.imageset
 
 
@@ -36,8 +38,14 @@ def _size(imageset: Any, index: int) -> tuple[int, int]:
 
 
 def _image(view: View, index: int, label: str) -> ToolImage:
-    return ToolImage(image=view.image, box=view.box, level=view.level, mpp=None, label=label,
-                     source=f"image:{index}")
+    return ToolImage(
+        image=view.image,
+        box=view.box,
+        level=view.level,
+        mpp=None,
+        label=label,
+        source=f"image:{index}",
+    )
 
 
 def _shown(view: View) -> str:
@@ -56,10 +64,19 @@ def view_image(index: Annotated[int, Field(ge=1)], ctx: ToolContext) -> ToolResu
     view = imageset.view(index, ctx.max_side, guides=ctx.guides)
     text = f"Image {index} of {len(imageset)}: {w} x {h} px, {_shown(view)}."
     if ctx.guides:
-        text += " The grid lines are labelled with this image's pixel coordinates (use them to crop)."
-    return ToolResult(text=text, images=[_image(view, index, f"image {index}")],
-                      data={"index": index, "size": [w, h], "box": list(view.box.as_tuple()),
-                            "image_size": [view.width, view.height]})
+        text += (
+            " The grid lines are labelled with this image's pixel coordinates (use them to crop)."
+        )
+    return ToolResult(
+        text=text,
+        images=[_image(view, index, f"image {index}")],
+        data={
+            "index": index,
+            "size": [w, h],
+            "box": list(view.box.as_tuple()),
+            "image_size": [view.width, view.height],
+        },
+    )
 
 
 @tool
@@ -85,18 +102,30 @@ def crop_image(
     requested = Box(x, y, w, h)
     box = requested.intersect(Box(0, 0, iw, ih))
     if box is None:
-        raise ToolError(f"the rectangle ({x},{y},{w},{h}) lies outside image {index}, which is {iw} x {ih} px "
-                        f"(x from 0 to {iw - 1}, y from 0 to {ih - 1}); choose a rectangle that overlaps it")
+        raise ToolError(
+            f"the rectangle ({x},{y},{w},{h}) lies outside image {index}, which is {iw} x {ih} px "
+            f"(x from 0 to {iw - 1}, y from 0 to {ih - 1}); choose a rectangle that overlaps it"
+        )
     view = imageset.view(index, ctx.max_side, box=box, guides=ctx.guides)
-    text = (f"Image {index}, the region with top-left corner at ({box.x},{box.y}) and size {box.w} x {box.h} px "
-            f"of {iw} x {ih}, {_shown(view)}.")
+    text = (
+        f"Image {index}, the region with top-left corner at ({box.x},{box.y}) and size {box.w} x {box.h} px "
+        f"of {iw} x {ih}, {_shown(view)}."
+    )
     if box != requested:
         text += f" The requested rectangle ({x},{y},{w},{h}) extended past the image edge and was clamped."
     if view.width >= box.w and view.height >= box.h:
         text += " This is the image's full resolution; cropping smaller will not show more detail."
-    return ToolResult(text=text, images=[_image(view, index, f"image {index} crop")],
-                      data={"index": index, "box": list(box.as_tuple()), "requested": list(requested.as_tuple()),
-                            "clamped": box != requested, "image_size": [view.width, view.height]})
+    return ToolResult(
+        text=text,
+        images=[_image(view, index, f"image {index} crop")],
+        data={
+            "index": index,
+            "box": list(box.as_tuple()),
+            "requested": list(requested.as_tuple()),
+            "clamped": box != requested,
+            "image_size": [view.width, view.height],
+        },
+    )
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str]) -> np.ndarray:
@@ -114,7 +143,9 @@ def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str]) -
 
 
 @tool
-def compare_images(a: Annotated[int, Field(ge=1)], b: Annotated[int, Field(ge=1)], ctx: ToolContext) -> ToolResult:
+def compare_images(
+    a: Annotated[int, Field(ge=1)], b: Annotated[int, Field(ge=1)], ctx: ToolContext
+) -> ToolResult:
     """Show two images of the set side by side, to compare them.
 
     Args:
@@ -123,16 +154,22 @@ def compare_images(a: Annotated[int, Field(ge=1)], b: Annotated[int, Field(ge=1)
     """
     imageset = _imageset(ctx)
     if a == b:
-        raise ToolError(f"compare two different images (both were {a}); use view_image to see one image")
+        raise ToolError(
+            f"compare two different images (both were {a}); use view_image to see one image"
+        )
     sizes = {i: _size(imageset, i) for i in (a, b)}
     cell = max(64, (ctx.max_side - _GAP) // 2)
     left = imageset.view(a, cell)
     right = imageset.view(b, cell)
     arr = side_by_side(left.image, right.image, (f"Image {a}", f"Image {b}"))
-    text = (f"Image {a} ({sizes[a][0]} x {sizes[a][1]} px, left) and image {b} ({sizes[b][0]} x {sizes[b][1]} px, "
-            f"right) side by side, each shown at most {cell} px wide.")
+    text = (
+        f"Image {a} ({sizes[a][0]} x {sizes[a][1]} px, left) and image {b} ({sizes[b][0]} x {sizes[b][1]} px, "
+        f"right) side by side, each shown at most {cell} px wide."
+    )
     img = ToolImage(image=arr, label=f"images {a} and {b}", source=f"image:{a}")
-    return ToolResult(text=text, images=[img], data={"images": [a, b], "image_size": [arr.shape[1], arr.shape[0]]})
+    return ToolResult(
+        text=text, images=[img], data={"images": [a, b], "image_size": [arr.shape[1], arr.shape[0]]}
+    )
 
 
 TOOLS = [view_image, crop_image, compare_images]

@@ -59,21 +59,27 @@ def _check_box(slide: Any, x: int, y: int, w: int, h: int) -> Box:
     """The requested box; a ToolError naming the slide size if it is empty or wholly outside."""
     sw, sh = _size(slide)
     if w <= 0 or h <= 0:
-        raise ToolError(f"the region must have a positive width and height (got w={w}, h={h}); "
-                        f"the slide is {sw} x {sh} level-0 pixels")
+        raise ToolError(
+            f"the region must have a positive width and height (got w={w}, h={h}); "
+            f"the slide is {sw} x {sh} level-0 pixels"
+        )
     box = Box(x, y, w, h)
     if box.intersect(Box(0, 0, sw, sh)) is None:
-        raise ToolError(f"the region ({x},{y},{w},{h}) lies entirely outside the slide, which is "
-                        f"{sw} x {sh} level-0 pixels (x from 0 to {sw - 1}, y from 0 to {sh - 1}); "
-                        "choose a box that overlaps it")
+        raise ToolError(
+            f"the region ({x},{y},{w},{h}) lies entirely outside the slide, which is "
+            f"{sw} x {sh} level-0 pixels (x from 0 to {sw - 1}, y from 0 to {sh - 1}); "
+            "choose a box that overlaps it"
+        )
     return box
 
 
 def _require_mpp(slide: Any, what: str) -> float:
     mpp = slide.mpp
     if not mpp:
-        raise ToolError(f"this slide has no resolution metadata (microns per pixel unknown), so "
-                        f"I cannot {what}; reason in level-0 pixels instead")
+        raise ToolError(
+            f"this slide has no resolution metadata (microns per pixel unknown), so "
+            f"I cannot {what}; reason in level-0 pixels instead"
+        )
     return float(mpp)
 
 
@@ -87,9 +93,11 @@ def _call(slide: Any, fn: Any, *args: Any, **kw: Any) -> View:
 def _view_text(slide: Any, view: View, requested: Box | None = None, show_mpp: bool = True) -> str:
     b = view.box
     sw, sh = _size(slide)
-    text = (f"Here is the region with top-left corner at ({b.x},{b.y}) and size {b.w}×{b.h} pixels. "
-            f"REMINDER: Full slide resolution is {sw} × {sh} pixels - all coordinates must "
-            "reference this full resolution.")
+    text = (
+        f"Here is the region with top-left corner at ({b.x},{b.y}) and size {b.w}×{b.h} pixels. "
+        f"REMINDER: Full slide resolution is {sw} × {sh} pixels - all coordinates must "
+        "reference this full resolution."
+    )
     res = f"The image is {view.width}×{view.height} px"
     if not show_mpp:  # GIANT states no resolution anywhere
         res += "."
@@ -101,8 +109,10 @@ def _view_text(slide: Any, view: View, requested: Box | None = None, show_mpp: b
     asked = view.requested or requested
     if view.clamped or (asked is not None and asked != b):
         a = asked or b
-        text += (f" The requested box ({a.x},{a.y},{a.w},{a.h}) extended past the slide edge and "
-                 "was clamped to the slide.")
+        text += (
+            f" The requested box ({a.x},{a.y},{a.w},{a.h}) extended past the slide edge and "
+            "was clamped to the slide."
+        )
     return text
 
 
@@ -120,17 +130,29 @@ def _view_data(slide: Any, view: View, requested: Box | None) -> dict[str, Any]:
     }
 
 
-def _result(ctx: ToolContext, slide: Any, view: View, tool_name: str, requested: Box | None,
-            requested_mpp: float | None = None, prefix: str = "") -> ToolResult:
+def _result(
+    ctx: ToolContext,
+    slide: Any,
+    view: View,
+    tool_name: str,
+    requested: Box | None,
+    requested_mpp: float | None = None,
+    prefix: str = "",
+) -> ToolResult:
     ctx.record_view(view, tool=tool_name, requested_mpp=requested_mpp)
     text = prefix + _view_text(slide, view, requested, ctx.show_mpp)
-    return ToolResult.from_view(view, text, label=tool_name, data=_view_data(slide, view, requested))
+    return ToolResult.from_view(
+        view, text, label=tool_name, data=_view_data(slide, view, requested)
+    )
 
 
 def _read_at(ctx: ToolContext, slide: Any, box: Box, mpp: float | None) -> View:
     if mpp is None:
-        style = {k: v for k, v in (("level_rule", ctx.level_rule), ("guide_style", ctx.guide_style))
-                 if v not in ("fine", "scout")}  # only when not the defaults: duck-typed slides keep working
+        style = {
+            k: v
+            for k, v in (("level_rule", ctx.level_rule), ("guide_style", ctx.guide_style))
+            if v not in ("fine", "scout")
+        }  # only when not the defaults: duck-typed slides keep working
         return _call(slide, slide.read, box, max_side=ctx.max_side, guides=ctx.guides, **style)
     return _call(slide, slide.read_mpp, box, mpp, max_side=ctx.max_side, guides=ctx.guides)
 
@@ -185,12 +207,15 @@ def view_region(
     if mpp is None and magnification is None:
         return _result(ctx, slide, _read_at(ctx, slide, box, None), "view_region", box)
     target = float(mpp) if mpp is not None else mag_to_mpp(float(magnification or 1.0))
-    base = _require_mpp(slide, "view at a given mpp or magnification (call view_region without them, "
-                               "or slide_zoom)")
+    base = _require_mpp(
+        slide, "view at a given mpp or magnification (call view_region without them, or slide_zoom)"
+    )
     if target < base * 0.9:
-        raise ToolError(f"{target:.3f} µm/px (≈{_fmt_mag(target)}) is finer than the slide's scan "
-                        f"resolution of {base:.3f} µm/px (≈{_fmt_mag(base)}); ask for mpp ≥ {base:.3f} "
-                        f"or magnification ≤ {mpp_to_mag(base):.0f}")
+        raise ToolError(
+            f"{target:.3f} µm/px (≈{_fmt_mag(target)}) is finer than the slide's scan "
+            f"resolution of {base:.3f} µm/px (≈{_fmt_mag(base)}); ask for mpp ≥ {base:.3f} "
+            f"or magnification ≤ {mpp_to_mag(base):.0f}"
+        )
     target = max(target, base)
     sw, sh = _size(slide)
     shown = box.intersect(Box(0, 0, sw, sh)) or box
@@ -199,10 +224,12 @@ def view_region(
     if max(out_w, out_h) > ctx.max_side + 0.5:
         side = int(ctx.max_side / scale)
         coarser = base * max(shown.w, shown.h) / ctx.max_side
-        raise ToolError(f"at {target:.3f} µm/px a {shown.w} x {shown.h} region would be "
-                        f"{out_w:.0f} x {out_h:.0f} px, more than the {ctx.max_side} px limit; choose "
-                        f"a box at most {side} x {side} level-0 pixels, or a coarser resolution "
-                        f"(mpp ≥ {coarser:.3f}, magnification ≤ {mpp_to_mag(coarser):.1f}x)")
+        raise ToolError(
+            f"at {target:.3f} µm/px a {shown.w} x {shown.h} region would be "
+            f"{out_w:.0f} x {out_h:.0f} px, more than the {ctx.max_side} px limit; choose "
+            f"a box at most {side} x {side} level-0 pixels, or a coarser resolution "
+            f"(mpp ≥ {coarser:.3f}, magnification ≤ {mpp_to_mag(coarser):.1f}x)"
+        )
     view = _read_at(ctx, slide, box, target)
     return _result(ctx, slide, view, "view_region", box, requested_mpp=target)
 
@@ -225,21 +252,32 @@ def pan(
     slide = ctx.require_slide()
     last = ctx.last_view
     if not last:
-        raise ToolError("there is no previous view to pan from; look at a region first "
-                        "(slide_zoom or view_region)")
+        raise ToolError(
+            "there is no previous view to pan from; look at a region first "
+            "(slide_zoom or view_region)"
+        )
     box: Box = last["box"]
     sw, sh = _size(slide)
     dx, dy = _DIRECTIONS[direction]
     nx = min(max(box.x + dx * round(fraction * box.w), 0), max(0, sw - box.w))
     ny = min(max(box.y + dy * round(fraction * box.h), 0), max(0, sh - box.h))
     if (nx, ny) == (box.x, box.y):
-        raise ToolError(f"the view is already at the {direction} edge of the slide "
-                        f"({sw} x {sh} level-0 pixels); pan another way or zoom elsewhere")
+        raise ToolError(
+            f"the view is already at the {direction} edge of the slide "
+            f"({sw} x {sh} level-0 pixels); pan another way or zoom elsewhere"
+        )
     new = Box(nx, ny, box.w, box.h)
     view = _read_at(ctx, slide, new, last.get("requested_mpp"))
     moved = abs(nx - box.x) + abs(ny - box.y)
-    return _result(ctx, slide, view, "pan", new, requested_mpp=last.get("requested_mpp"),
-                   prefix=f"Panned {direction} by {moved} level-0 pixels. ")
+    return _result(
+        ctx,
+        slide,
+        view,
+        "pan",
+        new,
+        requested_mpp=last.get("requested_mpp"),
+        prefix=f"Panned {direction} by {moved} level-0 pixels. ",
+    )
 
 
 @tool
@@ -265,12 +303,16 @@ def measure(x1: int, y1: int, x2: int, y2: int, ctx: ToolContext) -> ToolResult:
     sw, sh = _size(slide)
     for name, (px, py) in (("first", (x1, y1)), ("second", (x2, y2))):
         if not (0 <= px <= sw and 0 <= py <= sh):
-            raise ToolError(f"the {name} point ({px},{py}) is outside the slide, which is "
-                            f"{sw} x {sh} level-0 pixels")
+            raise ToolError(
+                f"the {name} point ({px},{py}) is outside the slide, which is "
+                f"{sw} x {sh} level-0 pixels"
+            )
     pixels = math.hypot(x2 - x1, y2 - y1)
     um = pixels * mpp
-    text = (f"Distance from ({x1},{y1}) to ({x2},{y2}): {pixels:.1f} level-0 pixels = {um:.1f} µm "
-            f"({um / 1000:.3f} mm) at {mpp:.4f} µm/px{_mpp_note(slide)}.")
+    text = (
+        f"Distance from ({x1},{y1}) to ({x2},{y2}): {pixels:.1f} level-0 pixels = {um:.1f} µm "
+        f"({um / 1000:.3f} mm) at {mpp:.4f} µm/px{_mpp_note(slide)}."
+    )
     return ToolResult(text=text, data={"pixels": pixels, "um": um, "mm": um / 1000, "mpp": mpp})
 
 
@@ -291,18 +333,40 @@ def measure_area(x: int, y: int, w: int, h: int, ctx: ToolContext) -> ToolResult
     box = requested.intersect(Box(0, 0, sw, sh)) or requested
     um2 = box.area * mpp * mpp
     mm2 = um2 / 1e6
-    text = (f"Area of the region with top-left corner at ({box.x},{box.y}) and size {box.w}×{box.h} "
-            f"pixels: {box.w * mpp:.1f} × {box.h * mpp:.1f} µm = {um2:,.0f} µm² ({mm2:.4f} mm²) at "
-            f"{mpp:.4f} µm/px{_mpp_note(slide)}.")
+    text = (
+        f"Area of the region with top-left corner at ({box.x},{box.y}) and size {box.w}×{box.h} "
+        f"pixels: {box.w * mpp:.1f} × {box.h * mpp:.1f} µm = {um2:,.0f} µm² ({mm2:.4f} mm²) at "
+        f"{mpp:.4f} µm/px{_mpp_note(slide)}."
+    )
     if box != requested:
-        text += (f" The requested box ({x},{y},{w},{h}) extended past the slide edge; only the part "
-                 "inside the slide was measured.")
-    return ToolResult(text=text, data={"box": list(box.as_tuple()), "um2": um2, "mm2": mm2,
-                                       "width_um": box.w * mpp, "height_um": box.h * mpp, "mpp": mpp,
-                                       "clamped": box != requested})
+        text += (
+            f" The requested box ({x},{y},{w},{h}) extended past the slide edge; only the part "
+            "inside the slide was measured."
+        )
+    return ToolResult(
+        text=text,
+        data={
+            "box": list(box.as_tuple()),
+            "um2": um2,
+            "mm2": mm2,
+            "width_um": box.w * mpp,
+            "height_um": box.h * mpp,
+            "mpp": mpp,
+            "clamped": box != requested,
+        },
+    )
 
 
 TOOLS = [slide_zoom, view_region, pan, overview, measure, measure_area]
 
-__all__ = ["TOOLS", "mag_to_mpp", "measure", "measure_area", "mpp_to_mag", "overview", "pan",
-           "slide_zoom", "view_region"]
+__all__ = [
+    "TOOLS",
+    "mag_to_mpp",
+    "measure",
+    "measure_area",
+    "mpp_to_mag",
+    "overview",
+    "pan",
+    "slide_zoom",
+    "view_region",
+]

@@ -82,9 +82,16 @@ class ToolRegistry:
     Loading is lazy: the first lookup imports :data:`BUILTIN_MODULES` and the plugins.
     """
 
-    def __init__(self, *, builtin_modules: Iterable[str] | None = None, plugins: bool = True,
-                 tools: Iterable[Any] = ()) -> None:
-        self._builtin_modules = list(BUILTIN_MODULES if builtin_modules is None else builtin_modules)
+    def __init__(
+        self,
+        *,
+        builtin_modules: Iterable[str] | None = None,
+        plugins: bool = True,
+        tools: Iterable[Any] = (),
+    ) -> None:
+        self._builtin_modules = list(
+            BUILTIN_MODULES if builtin_modules is None else builtin_modules
+        )
         self._plugins = plugins
         self._tools: dict[str, Tool] = {}
         self._errors: list[LoadError] = []
@@ -115,8 +122,11 @@ class ToolRegistry:
             module = importlib.import_module(modpath)
             tools = as_tools(module.TOOLS, where=modpath) if hasattr(module, "TOOLS") else []
         except Exception as exc:
-            missing = isinstance(exc, ModuleNotFoundError) and exc.name is not None and (
-                modpath == exc.name or modpath.startswith(exc.name + "."))
+            missing = (
+                isinstance(exc, ModuleNotFoundError)
+                and exc.name is not None
+                and (modpath == exc.name or modpath.startswith(exc.name + "."))
+            )
             msg = "module not present" if missing else f"{type(exc).__name__}: {exc}"
             self._errors.append(LoadError(modpath, msg, kind="builtin"))
             return
@@ -221,11 +231,17 @@ class ToolRegistry:
             return f"tool name {name!r} is ambiguous: use one of {', '.join(short)}"
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         msg = f"unknown tool {name!r}"
-        msg += f"; did you mean {' or '.join(close)}?" if close else f"; known tools: {', '.join(names) or 'none'}"
+        msg += (
+            f"; did you mean {' or '.join(close)}?"
+            if close
+            else f"; known tools: {', '.join(names) or 'none'}"
+        )
         if self._errors:
-            msg += (f" ({len(self._errors)} tool module(s) or plugin(s) could not be loaded: "
-                    f"{', '.join(e.name.split(' = ')[0] for e in self._errors)}; "
-                    "see `slidescout tools list`)")
+            msg += (
+                f" ({len(self._errors)} tool module(s) or plugin(s) could not be loaded: "
+                f"{', '.join(e.name.split(' = ')[0] for e in self._errors)}; "
+                "see `slidescout tools list`)"
+            )
         return msg
 
     def select(self, names: Iterable[str]) -> ToolSet:
@@ -313,12 +329,16 @@ class ToolSet:
         t = self._find(name)
         if t is None:
             avail = ", ".join(t.wire_name for t in self.tools) or "none"
-            close = difflib.get_close_matches(name, [t.wire_name for t in self.tools], n=1, cutoff=0.6)
+            close = difflib.get_close_matches(
+                name, [t.wire_name for t in self.tools], n=1, cutoff=0.6
+            )
             hint = f" Did you mean {close[0]}?" if close else ""
             raise ToolError(f"unknown tool {name!r}; the available tools are: {avail}.{hint}")
         return t
 
-    async def invoke(self, name: str, arguments: dict[str, Any] | None, ctx: ToolContext) -> ToolResult:
+    async def invoke(
+        self, name: str, arguments: dict[str, Any] | None, ctx: ToolContext
+    ) -> ToolResult:
         """Run one call. ``ToolError`` is for the model; other exceptions are tool bugs."""
         return await self.get(name).invoke(arguments, ctx)
 
@@ -329,7 +349,9 @@ def default_registry() -> ToolRegistry:
     return ToolRegistry()
 
 
-def resolve_toolset(base: Iterable[str], spec: str | None, registry: ToolRegistry | None = None) -> list[str]:
+def resolve_toolset(
+    base: Iterable[str], spec: str | None, registry: ToolRegistry | None = None
+) -> list[str]:
     """:meth:`ToolRegistry.resolve_toolset` on the default registry."""
     return (registry or default_registry()).resolve_toolset(base, spec)
 

@@ -58,8 +58,14 @@ class ToolImage:
 
     @classmethod
     def from_view(cls, view: View, label: str = "", source: str | None = None) -> ToolImage:
-        return cls(image=view.image, box=view.box, level=view.level, mpp=view.mpp, label=label,
-                   source=source)
+        return cls(
+            image=view.image,
+            box=view.box,
+            level=view.level,
+            mpp=view.mpp,
+            label=label,
+            source=source,
+        )
 
     @classmethod
     def from_pil(cls, img: Image.Image, **kw: Any) -> ToolImage:
@@ -95,9 +101,17 @@ class ToolImage:
         """The :class:`ImageRef` recorded in traces (sha256 of the encoded bytes) and the bytes."""
         data, media_type = self.encode(quality)
         w, h = self._size()
-        ref = ImageRef(sha256=hashlib.sha256(data).hexdigest(), media_type=media_type, width=w,
-                       height=h, box=self.box.as_tuple() if self.box else None, level=self.level,
-                       mpp=self.mpp, source=self.source or source, label=self.label or None)
+        ref = ImageRef(
+            sha256=hashlib.sha256(data).hexdigest(),
+            media_type=media_type,
+            width=w,
+            height=h,
+            box=self.box.as_tuple() if self.box else None,
+            level=self.level,
+            mpp=self.mpp,
+            source=self.source or source,
+            label=self.label or None,
+        )
         return ref, data
 
 
@@ -110,10 +124,19 @@ class ToolResult:
     data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_view(cls, view: View, text: str | None = None, *, label: str = "",
-                  data: dict[str, Any] | None = None) -> ToolResult:
-        return cls(text=view.describe() if text is None else text,
-                   images=[ToolImage.from_view(view, label=label)], data=dict(data or {}))
+    def from_view(
+        cls,
+        view: View,
+        text: str | None = None,
+        *,
+        label: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> ToolResult:
+        return cls(
+            text=view.describe() if text is None else text,
+            images=[ToolImage.from_view(view, label=label)],
+            data=dict(data or {}),
+        )
 
     @classmethod
     def coerce(cls, value: Any) -> ToolResult:
@@ -145,14 +168,23 @@ class ToolResult:
         try:
             images = _coerce_images(value)
         except TypeError:
-            raise TypeError(f"a tool returned {type(value).__name__}, which is not a tool result; "
-                            "return str, View, ToolResult, or (text, [views])") from None
-        text = "\n".join(v.describe() for v in (value if isinstance(value, list) else [value])
-                         if isinstance(v, View))
+            raise TypeError(
+                f"a tool returned {type(value).__name__}, which is not a tool result; "
+                "return str, View, ToolResult, or (text, [views])"
+            ) from None
+        text = "\n".join(
+            v.describe()
+            for v in (value if isinstance(value, list) else [value])
+            if isinstance(v, View)
+        )
         return cls(text=text, images=images)
 
-    def to_parts(self, quality: int = 90, source: str | None = None,
-                 detail: Literal["auto", "low", "high"] | None = None) -> list[TextPart | ImagePart]:
+    def to_parts(
+        self,
+        quality: int = 90,
+        source: str | None = None,
+        detail: Literal["auto", "low", "high"] | None = None,
+    ) -> list[TextPart | ImagePart]:
         """Message parts for a ``ToolResultPart``: the text, then each image with its bytes in
         ``ImagePart.data`` (the run's blob store keeps them; ``ImagePart.image`` is the ref)."""
         parts: list[TextPart | ImagePart] = []
@@ -181,5 +213,3 @@ def _coerce_images(value: Any) -> list[ToolImage]:
         else:
             raise TypeError(f"not an image: {type(v).__name__}")
     return out
-
-

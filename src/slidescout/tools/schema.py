@@ -36,7 +36,9 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
         return "", {}
     parsed = docstring_parser.parse(inspect.cleandoc(doc))
     body = "\n\n".join(p for p in (parsed.short_description, parsed.long_description) if p)
-    params = {p.arg_name.lstrip("*"): " ".join((p.description or "").split()) for p in parsed.params}
+    params = {
+        p.arg_name.lstrip("*"): " ".join((p.description or "").split()) for p in parsed.params
+    }
     return _reflow(body.splitlines()), params
 
 
@@ -47,7 +49,13 @@ def _reflow(lines: list[str]) -> str:
     """Join hard-wrapped lines into paragraphs; keep blank lines, list items and indented blocks."""
     out: list[str] = []
     for line in lines:
-        if out and out[-1] and line.strip() and not _LIST_ITEM_RE.match(line) and not line.startswith(" "):
+        if (
+            out
+            and out[-1]
+            and line.strip()
+            and not _LIST_ITEM_RE.match(line)
+            and not line.startswith(" ")
+        ):
             out[-1] = f"{out[-1]} {line.strip()}"
         else:
             out.append(line.rstrip())
@@ -65,7 +73,9 @@ def summary_line(description: str) -> str:
 # signatures -> pydantic model -> JSON schema
 # ---------------------------------------------------------------------------------------------
 def _is_context(annotation: Any) -> bool:
-    if annotation is ToolContext or (isinstance(annotation, type) and issubclass(annotation, ToolContext)):
+    if annotation is ToolContext or (
+        isinstance(annotation, type) and issubclass(annotation, ToolContext)
+    ):
         return True
     origin = get_origin(annotation)
     if origin is typing.Annotated:
@@ -106,23 +116,32 @@ class _Signature:
     schema: dict[str, Any]
 
 
-def _analyse(fn: Callable[..., Any], tool_name: str, param_docs: dict[str, str],
-             localns: dict[str, Any] | None = None) -> _Signature:
+def _analyse(
+    fn: Callable[..., Any],
+    tool_name: str,
+    param_docs: dict[str, str],
+    localns: dict[str, Any] | None = None,
+) -> _Signature:
     target = inspect.unwrap(getattr(fn, "__func__", fn))
     try:
-        hints = typing.get_type_hints(target, localns={**(localns or {}), "ToolContext": ToolContext},
-                                      include_extras=True)
+        hints = typing.get_type_hints(
+            target, localns={**(localns or {}), "ToolContext": ToolContext}, include_extras=True
+        )
     except Exception as exc:  # NameError for an annotation that names something not imported
-        raise ConfigError(f"tool {tool_name!r}: cannot resolve its type hints ({exc}); import every "
-                          "type used in the signature at module level") from None
+        raise ConfigError(
+            f"tool {tool_name!r}: cannot resolve its type hints ({exc}); import every "
+            "type used in the signature at module level"
+        ) from None
     sig = inspect.signature(fn)
     fields: dict[str, Any] = {}
     names: dict[str, str] = {}
     context_param = None
     for i, (pname, p) in enumerate(sig.parameters.items()):
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
-            raise ConfigError(f"tool {tool_name!r}: parameter {pname!r} must be an ordinary named "
-                              "parameter (no *args, **kwargs or positional-only)")
+            raise ConfigError(
+                f"tool {tool_name!r}: parameter {pname!r} must be an ordinary named "
+                "parameter (no *args, **kwargs or positional-only)"
+            )
         annotation = hints.get(pname, Any)
         if _is_context(annotation):
             context_param = pname
@@ -136,14 +155,18 @@ def _analyse(fn: Callable[..., Any], tool_name: str, param_docs: dict[str, str],
         fields[internal] = (annotation, Field(default, **kwargs))
         names[internal] = pname
     try:
-        model = create_model(f"{tool_name.replace('/', '__')}_arguments",
-                             __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
-                             **fields)
+        model = create_model(
+            f"{tool_name.replace('/', '__')}_arguments",
+            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+            **fields,
+        )
         schema = _strip_titles(model.model_json_schema(by_alias=True))
     except Exception as exc:
-        raise ConfigError(f"tool {tool_name!r}: its parameters cannot be turned into a JSON schema "
-                          f"({type(exc).__name__}: {exc}); use JSON types (int, float, str, bool, "
-                          "Literal, lists, pydantic models)") from None
+        raise ConfigError(
+            f"tool {tool_name!r}: its parameters cannot be turned into a JSON schema "
+            f"({type(exc).__name__}: {exc}); use JSON types (int, float, str, bool, "
+            "Literal, lists, pydantic models)"
+        ) from None
     schema.setdefault("properties", {})
     schema.setdefault("required", [])
     return _Signature(model, names, context_param, schema)
@@ -183,8 +206,10 @@ def _format_validation_error(name: str, exc: ValidationError, schema: dict[str, 
             if len(got) > 60:
                 got = got[:57] + "..."
             problems.append(f"'{loc}': {err.get('msg', 'invalid')} (got {got})")
-    return (f"invalid arguments for {name}: {'; '.join(problems)}. "
-            f"Expected {_signature_text(name, schema)}.")
+    return (
+        f"invalid arguments for {name}: {'; '.join(problems)}. "
+        f"Expected {_signature_text(name, schema)}."
+    )
 
 
 def wire_name(name: str) -> str:
@@ -193,5 +218,3 @@ def wire_name(name: str) -> str:
     if len(wire) > _WIRE_MAX:
         wire = wire[: _WIRE_MAX - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return wire
-
-

@@ -77,8 +77,13 @@ class BlobStore:
 
 def git_revision(cwd: Path | None = None) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -89,7 +94,15 @@ def versions() -> dict[str, str | None]:
     from importlib import metadata
 
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in ("slidescout", "openslide-python", "openslide-bin", "pyvips", "openai", "anthropic", "torch"):
+    for dist in (
+        "slidescout",
+        "openslide-python",
+        "openslide-bin",
+        "pyvips",
+        "openai",
+        "anthropic",
+        "torch",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -115,16 +128,25 @@ class RunDir:
 
     # -- creation ------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path | str, config: dict[str, Any], prompt_hashes: dict[str, str] | None = None,
-               *, resume: bool = False) -> RunDir:
+    def create(
+        cls,
+        path: Path | str,
+        config: dict[str, Any],
+        prompt_hashes: dict[str, str] | None = None,
+        *,
+        resume: bool = False,
+    ) -> RunDir:
         """Make (or, with ``resume``, reopen) a run directory and write its manifest."""
         path = Path(path)
         manifest_path = path / "manifest.json"
         if manifest_path.exists() and not resume and (path / "results.jsonl").exists():
             raise SlidescoutError(
-                f"{path} already holds a run; pass --resume to continue it or choose another --out")
+                f"{path} already holds a run; pass --resume to continue it or choose another --out"
+            )
         run = cls(path)
-        repair_jsonl_tail(path / "results.jsonl")  # a torn last line must not swallow the next record
+        repair_jsonl_tail(
+            path / "results.jsonl"
+        )  # a torn last line must not swallow the next record
         manifest: dict[str, Any] = {}
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text())

@@ -59,8 +59,11 @@ class RunLock:
         self.took_over: dict[str, Any] | None = None
 
     def _mine(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "host": socket.gethostname(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
 
     def acquire(self) -> RunLock:
         mine = self._mine()
@@ -73,14 +76,23 @@ class RunLock:
                 if holder is None:  # being written this instant, or garbage: look again
                     time.sleep(0.05)
                     holder = _read(self.path)
-                if holder and holder.get("host") == mine["host"] and int(holder.get("pid") or 0) == mine["pid"]:
-                    self.held = False  # this process already holds it (nested use): nothing to release
+                if (
+                    holder
+                    and holder.get("host") == mine["host"]
+                    and int(holder.get("pid") or 0) == mine["pid"]
+                ):
+                    self.held = (
+                        False  # this process already holds it (nested use): nothing to release
+                    )
                     return self
-                if holder and (holder.get("host") != mine["host"] or pid_alive(int(holder.get("pid") or 0))):
+                if holder and (
+                    holder.get("host") != mine["host"] or pid_alive(int(holder.get("pid") or 0))
+                ):
                     raise RunLockedError(
                         f"{self.run_path} is being written by pid {holder.get('pid')} on {holder.get('host')} "
                         f"(since {holder.get('started', '?')}); wait for that run to end or stop it, or choose "
-                        f"another --out. If that process is gone, delete {self.path}") from None
+                        f"another --out. If that process is gone, delete {self.path}"
+                    ) from None
                 # a dead process on this host (or an unreadable lock file): take it over
                 self.took_over = holder or {}
                 try:
@@ -94,8 +106,10 @@ class RunLock:
                 os.close(fd)
             self.held = True
             return self
-        raise RunLockedError(f"{self.run_path}: could not take the run lock {self.path}; another process "
-                             "keeps taking it")
+        raise RunLockedError(
+            f"{self.run_path}: could not take the run lock {self.path}; another process "
+            "keeps taking it"
+        )
 
     def release(self) -> None:
         if not self.held:
@@ -111,6 +125,10 @@ class RunLock:
     def __enter__(self) -> RunLock:
         return self.acquire()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.release()

@@ -46,18 +46,28 @@ def tissue_fraction(
     tissue = rgb.min(axis=2) < threshold
     fraction = float(tissue.mean()) if tissue.size else 0.0
     b = view.box
-    text = (f"Tissue covers {fraction:.1%} of the region with top-left ({b.x},{b.y}) and size "
-            f"{b.w} x {b.h} (non-white pixels, threshold {threshold}).")
+    text = (
+        f"Tissue covers {fraction:.1%} of the region with top-left ({b.x},{b.y}) and size "
+        f"{b.w} x {b.h} (non-white pixels, threshold {threshold})."
+    )
     if view.clamped:
         text += " The box extended past the slide edge; only the part inside was measured."
     images = []
     if show_mask:
         overlay = rgb.astype(np.float32)
         overlay[tissue] = overlay[tissue] * 0.5 + np.array([0, 255, 0]) * 0.5
-        images.append(ToolImage(image=overlay.astype(np.uint8), box=view.box, level=view.level,
-                                mpp=view.mpp, label="tissue mask"))
-    return ToolResult(text=text, images=images,
-                      data={"tissue_fraction": fraction, "box": list(b.as_tuple())})
+        images.append(
+            ToolImage(
+                image=overlay.astype(np.uint8),
+                box=view.box,
+                level=view.level,
+                mpp=view.mpp,
+                label="tissue mask",
+            )
+        )
+    return ToolResult(
+        text=text, images=images, data={"tissue_fraction": fraction, "box": list(b.as_tuple())}
+    )
 
 
 class ColorHistogram(ToolClass):
@@ -101,20 +111,34 @@ class ColorHistogram(ToolClass):
         rgb = view.image.reshape(-1, 3)
         tissue = rgb.min(axis=1) < 220
         if not tissue.any():
-            raise ToolError(f"the region {tuple(view.box.as_tuple())} is background only (no tissue); "
-                            "choose a region with tissue")
+            raise ToolError(
+                f"the region {tuple(view.box.as_tuple())} is background only (no tissue); "
+                "choose a region with tissue"
+            )
         px = rgb[tissue].astype(np.float32)
         od = -np.log(np.maximum(px, 1.0) / 255.0)
         hed = od @ self._hed_from_rgb
-        hist = {c: (np.histogram(px[:, i], bins=bins, range=(0, 256))[0] / len(px)).round(4).tolist()
-                for i, c in enumerate("rgb")}
+        hist = {
+            c: (np.histogram(px[:, i], bins=bins, range=(0, 256))[0] / len(px)).round(4).tolist()
+            for i, c in enumerate("rgb")
+        }
         mean = px.mean(axis=0)
         h_od, e_od = float(hed[:, 0].mean()), float(hed[:, 1].mean())
-        text = (f"Tissue pixels in ({view.box.x},{view.box.y},{view.box.w},{view.box.h}): mean RGB "
-                f"({mean[0]:.0f}, {mean[1]:.0f}, {mean[2]:.0f}); hematoxylin OD {h_od:.3f}, "
-                f"eosin OD {e_od:.3f}.")
-        return ToolResult(text=text, data={"mean_rgb": mean.round(1).tolist(), "hematoxylin_od": h_od,
-                                           "eosin_od": e_od, "histogram": hist, "bins": bins})
+        text = (
+            f"Tissue pixels in ({view.box.x},{view.box.y},{view.box.w},{view.box.h}): mean RGB "
+            f"({mean[0]:.0f}, {mean[1]:.0f}, {mean[2]:.0f}); hematoxylin OD {h_od:.3f}, "
+            f"eosin OD {e_od:.3f}."
+        )
+        return ToolResult(
+            text=text,
+            data={
+                "mean_rgb": mean.round(1).tolist(),
+                "hematoxylin_od": h_od,
+                "eosin_od": e_od,
+                "histogram": hist,
+                "bins": bins,
+            },
+        )
 
 
 TOOLS = [tissue_fraction, ColorHistogram]

@@ -51,8 +51,13 @@ from slidescout.errors import ConfigError
 
 PROVIDER_TAG = "anthropic"
 DEFAULT_MAX_TOKENS = 4096
-_STOP = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls", "max_tokens": "length",
-         "refusal": "content_filter"}
+_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+}
 _TOOL_CHOICE = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
 
 
@@ -62,9 +67,17 @@ class AnthropicModel(ModelAdapter):
 
     api = "anthropic-messages"
 
-    def __init__(self, provider: Any, model: str, *, thinking_budget: int | None = None,
-                 thinking: dict[str, Any] | None = None, prompt_cache: bool = True,
-                 parallel_tool_calls: bool | None = None, **common: Any) -> None:
+    def __init__(
+        self,
+        provider: Any,
+        model: str,
+        *,
+        thinking_budget: int | None = None,
+        thinking: dict[str, Any] | None = None,
+        prompt_cache: bool = True,
+        parallel_tool_calls: bool | None = None,
+        **common: Any,
+    ) -> None:
         super().__init__(provider, model, **common)
         if thinking_budget is not None and thinking_budget < 1024:
             raise ConfigError("thinking_budget must be at least 1024 tokens (Anthropic's minimum)")
@@ -81,8 +94,14 @@ class AnthropicModel(ModelAdapter):
     # -- request -----------------------------------------------------------------------------
     @staticmethod
     def _image(part: ImagePart) -> dict[str, Any]:
-        return {"type": "image", "source": {"type": "base64", "media_type": part.image.media_type,
-                                            "data": image_b64(part)}}
+        return {
+            "type": "image",
+            "source": {
+                "type": "base64",
+                "media_type": part.image.media_type,
+                "data": image_b64(part),
+            },
+        }
 
     def _blocks(self, parts: list[Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -113,21 +132,29 @@ class AnthropicModel(ModelAdapter):
                 for p in msg.parts:
                     if isinstance(p, ReasoningPart):
                         data = p.provider_data
-                        if p.provider == PROVIDER_TAG and data.get("type") in ("thinking", "redacted_thinking"):
+                        if p.provider == PROVIDER_TAG and data.get("type") in (
+                            "thinking",
+                            "redacted_thinking",
+                        ):
                             blocks.append(dict(data))
                     elif isinstance(p, TextPart):
                         if p.text.strip():
                             blocks.append({"type": "text", "text": p.text})
                     elif isinstance(p, ToolCallPart):
                         args = p.arguments if not p.parse_error else {}
-                        blocks.append({"type": "tool_use", "id": p.id, "name": p.name, "input": args})
+                        blocks.append(
+                            {"type": "tool_use", "id": p.id, "name": p.name, "input": args}
+                        )
                 add("assistant", blocks)
             elif isinstance(msg, ToolMessage):
                 results: list[dict[str, Any]] = []
                 for r in msg.results:
                     content = self._blocks(list(r.content))
-                    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": r.tool_call_id,
-                                             "content": content or [{"type": "text", "text": "(no output)"}]}
+                    block: dict[str, Any] = {
+                        "type": "tool_result",
+                        "tool_use_id": r.tool_call_id,
+                        "content": content or [{"type": "text", "text": "(no output)"}],
+                    }
                     if r.is_error:
                         block["is_error"] = True
                     results.append(block)
@@ -152,12 +179,19 @@ class AnthropicModel(ModelAdapter):
             body["system"] = system
         choice = req.tool_choice
         if req.tools:
-            body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
-                             for t in req.tools]
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in req.tools
+            ]
         elif self._used_tools(turns):
-            body["tools"] = [{"name": n, "description": "(not available this turn)",
-                              "input_schema": {"type": "object", "properties": {}}}
-                             for n in self._used_tools(turns)]
+            body["tools"] = [
+                {
+                    "name": n,
+                    "description": "(not available this turn)",
+                    "input_schema": {"type": "object", "properties": {}},
+                }
+                for n in self._used_tools(turns)
+            ]
             choice = "none"
         if "tools" in body:
             if choice == "required" and self.thinking_on:
@@ -195,18 +229,30 @@ class AnthropicModel(ModelAdapter):
         for block in raw.get("content") or []:
             kind = block.get("type")
             if kind == "thinking":
-                parts.append(ReasoningPart(text=block.get("thinking", ""), provider=PROVIDER_TAG, provider_data=block))
+                parts.append(
+                    ReasoningPart(
+                        text=block.get("thinking", ""), provider=PROVIDER_TAG, provider_data=block
+                    )
+                )
             elif kind == "redacted_thinking":
                 parts.append(ReasoningPart(text="", provider=PROVIDER_TAG, provider_data=block))
             elif kind == "text":
                 parts.append(TextPart(text=block.get("text", "")))
             elif kind == "tool_use":
-                parts.append(parse_arguments(block.get("id", ""), block.get("name", ""), block.get("input")))
+                parts.append(
+                    parse_arguments(block.get("id", ""), block.get("name", ""), block.get("input"))
+                )
         message = AssistantMessage(parts=parts, provider_response_id=raw.get("id"))
         usage = raw.get("usage") or {}
         read = int(usage.get("cache_read_input_tokens") or 0)
         write = int(usage.get("cache_creation_input_tokens") or 0)
-        counts = TokenCounts(input=int(usage.get("input_tokens") or 0) + read + write,
-                             output=int(usage.get("output_tokens") or 0), cached=read, cache_write=write)
+        counts = TokenCounts(
+            input=int(usage.get("input_tokens") or 0) + read + write,
+            output=int(usage.get("output_tokens") or 0),
+            cached=read,
+            cache_write=write,
+        )
         stop = raw.get("stop_reason")
-        return Parsed(message=message, counts=counts, stop_reason=_STOP.get(stop, stop) if stop else None)
+        return Parsed(
+            message=message, counts=counts, stop_reason=_STOP.get(stop, stop) if stop else None
+        )

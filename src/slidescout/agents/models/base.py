@@ -48,7 +48,7 @@ class Model(Protocol):
 
     @property
     def api(self) -> str:
-        """"openai-responses", "openai-chat", "anthropic-messages", "expert" or "replay"."""
+        """ "openai-responses", "openai-chat", "anthropic-messages", "expert" or "replay"."""
 
     @property
     def supports_tools(self) -> bool:
@@ -90,8 +90,11 @@ _B64_LOCK = threading.Lock()
 def image_b64(part: ImagePart) -> str:
     """Base64 of an image's bytes, cached by hash: every step re-sends the images in the context."""
     if part.data is None:
-        raise ModelError(f"image {part.image.sha256[:12]} has no bytes in memory; load it from the run's "
-                         "blob store before sending the request", retryable=False)
+        raise ModelError(
+            f"image {part.image.sha256[:12]} has no bytes in memory; load it from the run's "
+            "blob store before sending the request",
+            retryable=False,
+        )
     key = part.image.sha256
     with _B64_LOCK:
         hit = _B64_CACHE.get(key)
@@ -153,23 +156,37 @@ def parse_arguments(call_id: str, name: str, raw: Any) -> ToolCallPart:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return ToolCallPart(id=call_id, name=name, arguments={})
     if not isinstance(raw, str):
-        return ToolCallPart(id=call_id, name=name, raw_arguments=json.dumps(raw, default=str),
-                            parse_error="the arguments must be a JSON object")
+        return ToolCallPart(
+            id=call_id,
+            name=name,
+            raw_arguments=json.dumps(raw, default=str),
+            parse_error="the arguments must be a JSON object",
+        )
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        return ToolCallPart(id=call_id, name=name, raw_arguments=raw,
-                            parse_error=f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+        return ToolCallPart(
+            id=call_id,
+            name=name,
+            raw_arguments=raw,
+            parse_error=f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+        )
     if not isinstance(value, dict):
-        return ToolCallPart(id=call_id, name=name, raw_arguments=raw,
-                            parse_error="the arguments must be a JSON object")
+        return ToolCallPart(
+            id=call_id,
+            name=name,
+            raw_arguments=raw,
+            parse_error="the arguments must be a JSON object",
+        )
     return ToolCallPart(id=call_id, name=name, arguments=value)
 
 
 _SIG_CACHE: dict[Any, frozenset[str]] = {}
 
 
-def split_known(method: Callable[..., Any], body: dict[str, Any], raw: tuple[str, ...] = ()) -> dict[str, Any]:
+def split_known(
+    method: Callable[..., Any], body: dict[str, Any], raw: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Keyword arguments for an SDK ``create`` method: parameters it does not declare go into
     ``extra_body`` (servers' extensions, parameters newer or older than the SDK).
 
@@ -214,10 +231,19 @@ class ModelAdapter:
     api: ClassVar[str] = ""
     default_tools: ClassVar[bool] = True
 
-    def __init__(self, provider: Provider, model: str, *, retry: RetryPolicy | None = None,
-                 tools: bool | None = None, images: bool = True, max_output_tokens: int | None = None,
-                 temperature: float | None = None, extra_body: dict[str, Any] | None = None,
-                 price: Price | None = None) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        model: str,
+        *,
+        retry: RetryPolicy | None = None,
+        tools: bool | None = None,
+        images: bool = True,
+        max_output_tokens: int | None = None,
+        temperature: float | None = None,
+        extra_body: dict[str, Any] | None = None,
+        price: Price | None = None,
+    ) -> None:
         self.provider = provider
         self.price = price  # a price the user gave (USD per 1M tokens): wins over the tables
         self.model = model
@@ -257,12 +283,21 @@ class ModelAdapter:
 
     def cost(self, counts: TokenCounts) -> float | None:
         if self.price is not None:
-            return self.price.cost(input_tokens=counts.input, output_tokens=counts.output,
-                                   cached_input_tokens=counts.cached, cache_write_tokens=counts.cache_write)
-        return estimate_cost(self.provider.name, self.model, input_tokens=counts.input,
-                             output_tokens=counts.output, cached_input_tokens=counts.cached,
-                             cache_write_tokens=counts.cache_write,
-                             custom_endpoint=self.provider.custom_endpoint)
+            return self.price.cost(
+                input_tokens=counts.input,
+                output_tokens=counts.output,
+                cached_input_tokens=counts.cached,
+                cache_write_tokens=counts.cache_write,
+            )
+        return estimate_cost(
+            self.provider.name,
+            self.model,
+            input_tokens=counts.input,
+            output_tokens=counts.output,
+            cached_input_tokens=counts.cached,
+            cache_write_tokens=counts.cache_write,
+            custom_endpoint=self.provider.custom_endpoint,
+        )
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         t0 = time.monotonic()
@@ -270,30 +305,56 @@ class ModelAdapter:
         if self.extra_body:
             body = {**body, **self.extra_body}
         request_bytes = json_size(body)
-        raw, retries = await call_with_retries(lambda: self._send_checked(body), self.retry, label=self.name,
-                                               redact=self.provider.redact, key_env=self.provider.key_env)
+        raw, retries = await call_with_retries(
+            lambda: self._send_checked(body),
+            self.retry,
+            label=self.name,
+            redact=self.provider.redact,
+            key_env=self.provider.key_env,
+        )
         if isinstance(raw, (str, bytes)):
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            what = "an HTML page" if "<html" in text[:2000].lower() or "<!doctype" in text[:200].lower() else "text"
-            raise ModelError(f"{self.name}: the server at {self.base_url} answered with {what}, not an API reply; "
-                             "check that --base-url is the API root (e.g. http://localhost:8000/v1)", retryable=False)
+            what = (
+                "an HTML page"
+                if "<html" in text[:2000].lower() or "<!doctype" in text[:200].lower()
+                else "text"
+            )
+            raise ModelError(
+                f"{self.name}: the server at {self.base_url} answered with {what}, not an API reply; "
+                "check that --base-url is the API root (e.g. http://localhost:8000/v1)",
+                retryable=False,
+            )
         try:
             parsed = self.parse_response(to_plain(raw))
         except ModelError:
             raise
         except Exception as exc:  # a malformed response: say so, without the payload
-            raise ModelError(f"{self.name}: could not read the provider's response "
-                             f"({type(exc).__name__}: {self.provider.redact(str(exc))[:200]})",
-                             retryable=False) from None
+            raise ModelError(
+                f"{self.name}: could not read the provider's response "
+                f"({type(exc).__name__}: {self.provider.redact(str(exc))[:200]})",
+                retryable=False,
+            ) from None
         message = parsed.message
         if not self.supports_tools:
             message = json_actions.reparse_message(message)
         c = parsed.counts
-        usage = Usage(input_tokens=c.input, output_tokens=c.output, reasoning_tokens=c.reasoning,
-                      cached_input_tokens=c.cached, cost_usd=self.cost(c))
-        return ModelResponse(message=message, usage=usage, model=self.name, api=self.api,
-                             latency_s=round(time.monotonic() - t0, 4), request_bytes=request_bytes,
-                             retries=retries, stop_reason=parsed.stop_reason)
+        usage = Usage(
+            input_tokens=c.input,
+            output_tokens=c.output,
+            reasoning_tokens=c.reasoning,
+            cached_input_tokens=c.cached,
+            cost_usd=self.cost(c),
+        )
+        return ModelResponse(
+            message=message,
+            usage=usage,
+            model=self.name,
+            api=self.api,
+            latency_s=round(time.monotonic() - t0, 4),
+            request_bytes=request_bytes,
+            retries=retries,
+            stop_reason=parsed.stop_reason,
+        )
 
     async def _send_checked(self, body: dict[str, Any]) -> Any:
         """``send``, with a reply that is not valid JSON (cut off by a proxy or a crash) as a
@@ -301,12 +362,17 @@ class ModelAdapter:
         try:
             return await self.send(body)
         except json.JSONDecodeError as exc:
-            raise ModelError(f"{self.name}: the server at {self.base_url} sent a reply that is not valid JSON "
-                             f"({exc.msg}, at char {exc.pos}: cut off?)", retryable=True) from None
+            raise ModelError(
+                f"{self.name}: the server at {self.base_url} sent a reply that is not valid JSON "
+                f"({exc.msg}, at char {exc.pos}: cut off?)",
+                retryable=True,
+            ) from None
 
     async def aclose(self) -> None:
         await self.provider.aclose()
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(name={self.name!r}, api={self.api!r}, base_url={self.base_url!r}, "
-                f"tools={self.supports_tools}, images={self.supports_images})")
+        return (
+            f"{type(self).__name__}(name={self.name!r}, api={self.api!r}, base_url={self.base_url!r}, "
+            f"tools={self.supports_tools}, images={self.supports_images})"
+        )

@@ -35,10 +35,27 @@ from slidescout.core.messages import (
 from slidescout.tools.experts.nuclei import NucleiStats
 
 KEYWORDS = {
-    "tumor": ("tumor", "tumour", "carcinoma", "malignan", "neoplas", "cancer", "pleomorph", "atypi"),
+    "tumor": (
+        "tumor",
+        "tumour",
+        "carcinoma",
+        "malignan",
+        "neoplas",
+        "cancer",
+        "pleomorph",
+        "atypi",
+    ),
     "lymphocytes": ("lymph", "inflamm", "immune", "infiltrat"),
     "necrosis": ("necros", "necrot", "infarct"),
-    "normal": ("normal", "benign", "no significant", "unremarkable", "healthy", "no lesion", "none"),
+    "normal": (
+        "normal",
+        "benign",
+        "no significant",
+        "unremarkable",
+        "healthy",
+        "no lesion",
+        "none",
+    ),
 }
 SCREEN_MPP = 1.0  # µm/px of screening views (~10x)
 DETAIL_MPP = 0.25  # µm/px of detail views (40x)
@@ -50,7 +67,9 @@ class ExpertModel:
     name = "expert"
     api = "expert"
     # the tools this planner can call; any other tool it is offered is never used
-    uses_tools: frozenset[str] = frozenset({"slide_zoom", "view_region", "nuclei_morphometry", "lookup"})
+    uses_tools: frozenset[str] = frozenset(
+        {"slide_zoom", "view_region", "nuclei_morphometry", "lookup"}
+    )
     supports_tools = True
     supports_images = True
 
@@ -65,8 +84,14 @@ class ExpertModel:
 
         t0 = time.monotonic()
         msg = await asyncio.to_thread(self._decide, req)
-        return ModelResponse(message=msg, usage=Usage(cost_usd=0.0), model="expert", api="expert",
-                             latency_s=time.monotonic() - t0, stop_reason="tool_use" if msg.tool_calls else "end_turn")
+        return ModelResponse(
+            message=msg,
+            usage=Usage(cost_usd=0.0),
+            model="expert",
+            api="expert",
+            latency_s=time.monotonic() - t0,
+            stop_reason="tool_use" if msg.tool_calls else "end_turn",
+        )
 
     # -- reading the conversation ---------------------------------------------
     @staticmethod
@@ -79,7 +104,9 @@ class ExpertModel:
         return None, ""
 
     @staticmethod
-    def _history(req: ModelRequest) -> tuple[list[tuple[str, dict]], list[tuple[str, list[ImagePart], str]], list[str]]:
+    def _history(
+        req: ModelRequest,
+    ) -> tuple[list[tuple[str, dict]], list[tuple[str, list[ImagePart], str]], list[str]]:
         """Calls made (name, args), observations (name, images still in context, text), and the
         planner's own earlier thoughts. Its thoughts are its memory: they survive context pruning."""
         calls: list[tuple[str, dict]] = []
@@ -105,8 +132,15 @@ class ExpertModel:
         ov_part, question = self._overview(req)
         tools = {t.name for t in req.tools} if req.tool_choice != "none" else set()
         if ov_part is None or ov_part.data is None or ov_part.image.box is None:
-            return self._final(question, [], None, "I could not see an overview image, so I answer from the question alone.")
-        system = "\n".join(getattr(x, "content", "") for x in req.messages if getattr(x, "role", "") == "system")
+            return self._final(
+                question,
+                [],
+                None,
+                "I could not see an overview image, so I answer from the question alone.",
+            )
+        system = "\n".join(
+            getattr(x, "content", "") for x in req.messages if getattr(x, "role", "") == "system"
+        )
         m = re.search(r"at ([\d.]+) µm per pixel", system)
         slide_mpp = float(m.group(1)) if m else None
         box = tuple(ov_part.image.box)
@@ -133,23 +167,49 @@ class ExpertModel:
         remaining = self._remaining(obs)
         if not tools or (remaining is not None and remaining <= 0):
             return self._final(question, findings, ov, self._summary(findings), prefix)
-        zoom = "slide_zoom" if "slide_zoom" in tools else ("view_region" if "view_region" in tools else None)
+        zoom = (
+            "slide_zoom"
+            if "slide_zoom" in tools
+            else ("view_region" if "view_region" in tools else None)
+        )
         if zoom is None:
-            return self._final(question, findings, ov, "No navigation tool is available; answering from the overview.", prefix)
-        screened = [tuple(_call_box(a)) for n, a in calls if n in ("slide_zoom", "view_region") and _call_box(a)[2] >= 0.75 * screen_side]
-        detailed = [tuple(_call_box(a)) for n, a in calls if n in ("slide_zoom", "view_region") and _call_box(a)[2] < 0.75 * screen_side]
+            return self._final(
+                question,
+                findings,
+                ov,
+                "No navigation tool is available; answering from the overview.",
+                prefix,
+            )
+        screened = [
+            tuple(_call_box(a))
+            for n, a in calls
+            if n in ("slide_zoom", "view_region") and _call_box(a)[2] >= 0.75 * screen_side
+        ]
+        detailed = [
+            tuple(_call_box(a))
+            for n, a in calls
+            if n in ("slide_zoom", "view_region") and _call_box(a)[2] < 0.75 * screen_side
+        ]
         confirmed = {n for n, _ in calls}
         lead = _lead(findings)
         # 1) after a screen: detail its most unusual spot at high magnification
         if last_img is not None and last_img.image.box and _is_screen(last_img, screen_side):
             ib = tuple(last_img.image.box)
-            spots = [sp for sp in hotspots(last_img.data, ib, last_img.image.mpp)
-                     if not any(_centre_in((sp[1][0], sp[1][1], 1, 1), d) for d in detailed)]
+            spots = [
+                sp
+                for sp in hotspots(last_img.data, ib, last_img.image.mpp)
+                if not any(_centre_in((sp[1][0], sp[1][1], 1, 1), d) for d in detailed)
+            ]
             if spots:
                 score, (cx, cy) = spots[0]
-                target = _clamp_box((cx - detail_side // 2, cy - detail_side // 2, detail_side, detail_side), ov.slide_box)
-                why = (f"{prefix}In the screen at ({ib[0]},{ib[1]}) the most unusual area (score {score:.1f}) is around "
-                       f"({cx},{cy}); I zoom in to about {DETAIL_MPP} µm/px to look at the nuclei there.")
+                target = _clamp_box(
+                    (cx - detail_side // 2, cy - detail_side // 2, detail_side, detail_side),
+                    ov.slide_box,
+                )
+                why = (
+                    f"{prefix}In the screen at ({ib[0]},{ib[1]}) the most unusual area (score {score:.1f}) is around "
+                    f"({cx},{cy}); I zoom in to about {DETAIL_MPP} µm/px to look at the nuclei there."
+                )
                 return self._call(zoom, target, why)
         budget_left = remaining if remaining is not None else 99
         # 2) enough seen: confirm with the expert tools, then answer
@@ -158,22 +218,59 @@ class ExpertModel:
         candidates = [c for c in ov.candidates if not any(_overlap(c, s) > 0.5 for s in screened)]
         done_scanning = (confident and pieces_seen) or not candidates or budget_left <= 3
         if done_scanning:
-            if lead is not None and "nuclei_morphometry" in tools and "nuclei_morphometry" not in confirmed and budget_left >= 1:
+            if (
+                lead is not None
+                and "nuclei_morphometry" in tools
+                and "nuclei_morphometry" not in confirmed
+                and budget_left >= 1
+            ):
                 x, y, w, h = lead.box
-                why = (f"{prefix}My leading finding is {lead.label} at ({x},{y}). I confirm it with the nuclei expert "
-                       "(colour deconvolution and watershed) to get its morphometry and an outline image.")
-                return AssistantMessage(parts=[TextPart(text=why), ToolCallPart(
-                    id=f"expert_{self._n}", name="nuclei_morphometry",
-                    arguments={"x": x, "y": y, "w": w, "h": h, "mpp": max(DETAIL_MPP, slide_mpp or DETAIL_MPP)})])
-            if lead is not None and "lookup" in tools and "lookup" not in confirmed and budget_left >= 1:
-                why = f"{prefix}I check the reference for the features of {LOOKUP_TERMS[lead.label]}."
-                return AssistantMessage(parts=[TextPart(text=why), ToolCallPart(
-                    id=f"expert_{self._n}", name="lookup", arguments={"query": f"features of {LOOKUP_TERMS[lead.label]}", "k": 2})])
+                why = (
+                    f"{prefix}My leading finding is {lead.label} at ({x},{y}). I confirm it with the nuclei expert "
+                    "(colour deconvolution and watershed) to get its morphometry and an outline image."
+                )
+                return AssistantMessage(
+                    parts=[
+                        TextPart(text=why),
+                        ToolCallPart(
+                            id=f"expert_{self._n}",
+                            name="nuclei_morphometry",
+                            arguments={
+                                "x": x,
+                                "y": y,
+                                "w": w,
+                                "h": h,
+                                "mpp": max(DETAIL_MPP, slide_mpp or DETAIL_MPP),
+                            },
+                        ),
+                    ]
+                )
+            if (
+                lead is not None
+                and "lookup" in tools
+                and "lookup" not in confirmed
+                and budget_left >= 1
+            ):
+                why = (
+                    f"{prefix}I check the reference for the features of {LOOKUP_TERMS[lead.label]}."
+                )
+                return AssistantMessage(
+                    parts=[
+                        TextPart(text=why),
+                        ToolCallPart(
+                            id=f"expert_{self._n}",
+                            name="lookup",
+                            arguments={"query": f"features of {LOOKUP_TERMS[lead.label]}", "k": 2},
+                        ),
+                    ]
+                )
             return self._final(question, findings, ov, self._summary(findings), prefix)
         # 3) screen the next candidate at low-medium magnification
         cand = candidates[0]
-        why = (f"{prefix}The overview shows {len(ov.pieces)} tissue piece(s). I screen region {len(screened) + 1} "
-               f"at ({cand[0]},{cand[1]}) at about {SCREEN_MPP} µm/px to look for areas that differ from the rest.")
+        why = (
+            f"{prefix}The overview shows {len(ov.pieces)} tissue piece(s). I screen region {len(screened) + 1} "
+            f"at ({cand[0]},{cand[1]}) at about {SCREEN_MPP} µm/px to look for areas that differ from the rest."
+        )
         return self._call(zoom, cand, why)
 
     @staticmethod
@@ -187,10 +284,18 @@ class ExpertModel:
 
     def _call(self, tool: str, box: tuple[int, int, int, int], thought: str) -> AssistantMessage:
         x, y, w, h = (int(v) for v in box)
-        args: dict[str, Any] = {"x": x, "y": y, "w": w, "h": h} if tool == "view_region" else {"x0": x, "y0": y, "w": w, "h": h}
+        args: dict[str, Any] = (
+            {"x": x, "y": y, "w": w, "h": h}
+            if tool == "view_region"
+            else {"x0": x, "y0": y, "w": w, "h": h}
+        )
         self._n += 1
-        return AssistantMessage(parts=[TextPart(text=thought),
-                                       ToolCallPart(id=f"expert_{self._n}", name=tool, arguments=args)])
+        return AssistantMessage(
+            parts=[
+                TextPart(text=thought),
+                ToolCallPart(id=f"expert_{self._n}", name=tool, arguments=args),
+            ]
+        )
 
     def _summary(self, findings: list[Finding]) -> str:
         if not findings:
@@ -198,7 +303,9 @@ class ExpertModel:
         return "\n".join(_finding_line(f) for f in findings)
 
     # -- answering ----------------------------------------------------------------
-    def _final(self, question: str, findings: list[Finding], ov, summary: str, prefix: str = "") -> AssistantMessage:
+    def _final(
+        self, question: str, findings: list[Finding], ov, summary: str, prefix: str = ""
+    ) -> AssistantMessage:
         options = _options(question)
         abnormal = sorted([f for f in findings if f.label != "normal"], key=lambda f: -f.confidence)
         lead = _lead(findings)
@@ -207,11 +314,26 @@ class ExpertModel:
         reason = ""
         if options:
             if re.search(r"how many|number of|count", q):
-                n = (len(ov.pieces) if ov and re.search(r"piece|fragment|section|tissue", q)
-                     else len(_distinct([f for f in abnormal if lead and f.label == lead.label and f.confidence >= 0.7])))
+                n = (
+                    len(ov.pieces)
+                    if ov and re.search(r"piece|fragment|section|tissue", q)
+                    else len(
+                        _distinct(
+                            [
+                                f
+                                for f in abnormal
+                                if lead and f.label == lead.label and f.confidence >= 0.7
+                            ]
+                        )
+                    )
+                )
                 idx = _match_number(options, n)
                 reason = f"I count {n}."
-            elif re.search(r"where|which (region|quadrant|part|side)|locat", q) and lead is not None and ov is not None:
+            elif (
+                re.search(r"where|which (region|quadrant|part|side)|locat", q)
+                and lead is not None
+                and ov is not None
+            ):
                 words = _position_words(lead.box, ov.slide_box)
                 idx = _match_words(options, words)
                 reason = f"The most abnormal region is in the {' '.join(words)} of the slide."
@@ -219,7 +341,9 @@ class ExpertModel:
                 label = lead.label if lead else "normal"
                 idx = _match_class(options, label)
                 reason = f"My leading finding is {label}."
-        supporting = [f.step for f in findings if lead is not None and f.label == lead.label] or [f.step for f in findings]
+        supporting = [f.step for f in findings if lead is not None and f.label == lead.label] or [
+            f.step for f in findings
+        ]
         text = f"Findings:\n{summary}\n\n{reason}".strip()
         del prefix  # the summary already lists every finding
         if supporting:
@@ -236,17 +360,25 @@ class ExpertModel:
         return AssistantMessage(parts=[TextPart(text=text)])
 
 
-LOOKUP_TERMS = {"tumor": "carcinoma", "lymphocytes": "lymphocytic infiltrate", "necrosis": "necrosis",
-                "normal": "normal stroma"}
-_FINDING = re.compile(r"Finding: region \((\d+),(\d+),(\d+),(\d+)\) at step (\d+) looks (\w+) \((\d+)%\)"
-                      r"(?:; nuclear cover ([\d.]+), mean area ([\d.]+) µm², CV ([\d.]+), (\d+) nuclei)?")
+LOOKUP_TERMS = {
+    "tumor": "carcinoma",
+    "lymphocytes": "lymphocytic infiltrate",
+    "necrosis": "necrosis",
+    "normal": "normal stroma",
+}
+_FINDING = re.compile(
+    r"Finding: region \((\d+),(\d+),(\d+),(\d+)\) at step (\d+) looks (\w+) \((\d+)%\)"
+    r"(?:; nuclear cover ([\d.]+), mean area ([\d.]+) µm², CV ([\d.]+), (\d+) nuclei)?"
+)
 
 
 def _finding_line(f: Finding) -> str:
     s = f.stats
-    return (f"Finding: region ({f.box[0]},{f.box[1]},{f.box[2]},{f.box[3]}) at step {f.step} looks {f.label} "
-            f"({f.confidence:.0%}); nuclear cover {s.dark_fraction:.3f}, mean area {s.mean_area_um2 or 0:.1f} µm², "
-            f"CV {s.area_cv or 0:.2f}, {s.count} nuclei")
+    return (
+        f"Finding: region ({f.box[0]},{f.box[1]},{f.box[2]},{f.box[3]}) at step {f.step} looks {f.label} "
+        f"({f.confidence:.0%}); nuclear cover {s.dark_fraction:.3f}, mean area {s.mean_area_um2 or 0:.1f} µm², "
+        f"CV {s.area_cv or 0:.2f}, {s.count} nuclei"
+    )
 
 
 def _parse_findings(thoughts: list[str]) -> list[Finding]:
@@ -256,10 +388,19 @@ def _parse_findings(thoughts: list[str]) -> list[Finding]:
         for m in _FINDING.finditer(t or ""):
             x, y, w, h, step = (int(m.group(i)) for i in range(1, 6))
             dark = float(m.group(8) or 0)
-            st = NucleiStats(count=int(m.group(11) or 0), tissue_area_mm2=None, density_per_mm2=None,
-                             mean_area_um2=float(m.group(9) or 0), area_cv=float(m.group(10) or 0),
-                             mean_eccentricity=None, mean_solidity=None, hematoxylin_mean=0.0,
-                             dark_fraction=dark, tissue_fraction=1.0, mpp=None)
+            st = NucleiStats(
+                count=int(m.group(11) or 0),
+                tissue_area_mm2=None,
+                density_per_mm2=None,
+                mean_area_um2=float(m.group(9) or 0),
+                area_cv=float(m.group(10) or 0),
+                mean_eccentricity=None,
+                mean_solidity=None,
+                hematoxylin_mean=0.0,
+                dark_fraction=dark,
+                tissue_fraction=1.0,
+                mpp=None,
+            )
             if not any(f.box == (x, y, w, h) for f in out):
                 out.append(Finding((x, y, w, h), m.group(6), int(m.group(7)) / 100, st, step))
     return out
@@ -267,7 +408,10 @@ def _parse_findings(thoughts: list[str]) -> list[Finding]:
 
 def _lead(findings: list[Finding]) -> Finding | None:
     """The most confident abnormal finding; weak ones (< 55%) do not outweigh normal tissue."""
-    abnormal = sorted([f for f in findings if f.label != "normal" and f.confidence >= 0.55], key=lambda f: -f.confidence)
+    abnormal = sorted(
+        [f for f in findings if f.label != "normal" and f.confidence >= 0.55],
+        key=lambda f: -f.confidence,
+    )
     return abnormal[0] if abnormal else None
 
 
@@ -318,7 +462,12 @@ def _near(a, b, factor: float = 1.5) -> bool:
 
 def _stem(question: str) -> str:
     """The question without its option list and answer-format instructions."""
-    cut = re.split(r"\n\s*(?:select from|options?:|please choose|\(?[A-H][.)]\s|1[.)]\s)", question, maxsplit=1, flags=re.I)
+    cut = re.split(
+        r"\n\s*(?:select from|options?:|please choose|\(?[A-H][.)]\s|1[.)]\s)",
+        question,
+        maxsplit=1,
+        flags=re.I,
+    )
     return cut[0]
 
 
@@ -359,8 +508,12 @@ def _position_words(box, slide_box) -> list[str]:
     return [v, h]
 
 
-SYNONYMS = {"upper": ("upper", "top", "north"), "lower": ("lower", "bottom", "south"),
-            "left": ("left", "west"), "right": ("right", "east")}
+SYNONYMS = {
+    "upper": ("upper", "top", "north"),
+    "lower": ("lower", "bottom", "south"),
+    "left": ("left", "west"),
+    "right": ("right", "east"),
+}
 
 
 def _match_words(options: list[str], words: list[str]) -> int | None:

@@ -56,7 +56,9 @@ class Overview:
 
 
 @lru_cache(maxsize=64)
-def analyze_overview(data: bytes, box: tuple[int, int, int, int], mpp: float | None, mid_side: int) -> Overview:
+def analyze_overview(
+    data: bytes, box: tuple[int, int, int, int], mpp: float | None, mid_side: int
+) -> Overview:
     """Tissue pieces and a ranked list of level-0 boxes of ``mid_side`` px that cover the tissue."""
     from scipy import ndimage as ndi
 
@@ -75,8 +77,17 @@ def analyze_overview(data: bytes, box: tuple[int, int, int, int], mpp: float | N
         if area < min_px:
             continue
         y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
-        pieces.append(Piece((int(box[0] + x0 * sx), int(box[1] + y0 * sy), int((x1 - x0) * sx), int((y1 - y0) * sy)),
-                            area * sx * sy))
+        pieces.append(
+            Piece(
+                (
+                    int(box[0] + x0 * sx),
+                    int(box[1] + y0 * sy),
+                    int((x1 - x0) * sx),
+                    int((y1 - y0) * sy),
+                ),
+                area * sx * sy,
+            )
+        )
     pieces.sort(key=lambda p: -p.area_px0)
     # candidate windows: a grid over each piece, ranked by tissue cover, then by haematoxylin texture
     hem = hematoxylin(rgb)
@@ -90,14 +101,22 @@ def analyze_overview(data: bytes, box: tuple[int, int, int, int], mpp: float | N
                 cx = px + (i + 0.5) * pw / nx
                 cy = py + (j + 0.5) * ph / ny
                 # keep the window on the slide when the slide is larger than the window
-                bx = int(min(max(cx - mid_side / 2, box[0]), max(box[0], box[0] + box[2] - mid_side)))
-                by = int(min(max(cy - mid_side / 2, box[1]), max(box[1], box[1] + box[3] - mid_side)))
+                bx = int(
+                    min(max(cx - mid_side / 2, box[0]), max(box[0], box[0] + box[2] - mid_side))
+                )
+                by = int(
+                    min(max(cy - mid_side / 2, box[1]), max(box[1], box[1] + box[3] - mid_side))
+                )
                 x0, y0 = int((bx - box[0]) / sx), int((by - box[1]) / sy)
                 x1, y1 = int((bx + mid_side - box[0]) / sx), int((by + mid_side - box[1]) / sy)
-                win = mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
+                win = mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
                 if win.size == 0 or win.mean() < 0.15:
                     continue
-                tex = float(hem[max(0, y0):max(0, y1), max(0, x0):max(0, x1)][win].std()) if win.any() else 0.0
+                tex = (
+                    float(hem[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)][win].std())
+                    if win.any()
+                    else 0.0
+                )
                 cands.append((win.mean() + 5 * tex, (bx, by, mid_side, mid_side)))
     cands.sort(key=lambda c: -c[0])
     # one per piece first (breadth), then the rest
@@ -117,8 +136,9 @@ def _inside(c: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> boo
 
 
 @lru_cache(maxsize=256)
-def hotspots(data: bytes, box: tuple[int, int, int, int], mpp: float | None, block_um: float = 120.0
-             ) -> list[tuple[float, tuple[int, int]]]:
+def hotspots(
+    data: bytes, box: tuple[int, int, int, int], mpp: float | None, block_um: float = 120.0
+) -> list[tuple[float, tuple[int, int]]]:
     """Blocks of a mid-magnification view that look least like the view's typical tissue.
 
     Returns (score, level-0 centre) pairs, most unusual first. The score combines the block's
@@ -131,15 +151,17 @@ def hotspots(data: bytes, box: tuple[int, int, int, int], mpp: float | None, blo
     bs = max(8, int(block_um / view_mpp))
     tissue = tissue_mask(rgb)
     hem = hematoxylin(rgb)
-    nuc = (hem > max(0.05, float(np.percentile(hem[tissue], 75)) if tissue.any() else 0.05)) & tissue
+    nuc = (
+        hem > max(0.05, float(np.percentile(hem[tissue], 75)) if tissue.any() else 0.05)
+    ) & tissue
     rows = []
     for y in range(0, h - bs + 1, max(1, bs // 2)):
         for x in range(0, w - bs + 1, max(1, bs // 2)):
-            t = tissue[y:y + bs, x:x + bs].mean()
+            t = tissue[y : y + bs, x : x + bs].mean()
             if t < 0.6:
                 continue
-            n = nuc[y:y + bs, x:x + bs].mean() / max(t, 1e-6)
-            dark = float(hem[y:y + bs, x:x + bs][tissue[y:y + bs, x:x + bs]].mean())
+            n = nuc[y : y + bs, x : x + bs].mean() / max(t, 1e-6)
+            dark = float(hem[y : y + bs, x : x + bs][tissue[y : y + bs, x : x + bs]].mean())
             rows.append((x + bs / 2, y + bs / 2, n, dark))
     if not rows:
         return []
@@ -152,7 +174,10 @@ def hotspots(data: bytes, box: tuple[int, int, int, int], mpp: float | None, blo
     score = out[0] + out[1]
     sx, sy = box[2] / w, box[3] / h
     order = np.argsort(-score)
-    return [(float(score[i]), (int(box[0] + arr[i, 0] * sx), int(box[1] + arr[i, 1] * sy))) for i in order[:20]]
+    return [
+        (float(score[i]), (int(box[0] + arr[i, 0] * sx), int(box[1] + arr[i, 1] * sy)))
+        for i in order[:20]
+    ]
 
 
 @dataclass
@@ -203,14 +228,14 @@ def morphometry(data: bytes, mpp: float | None, block_um: float = 100.0) -> Nucl
     step = max(8, bs // 2)
     for y in range(0, h - bs + 1, step):
         for x in range(0, w - bs + 1, step):
-            t = tissue[y:y + bs, x:x + bs]
+            t = tissue[y : y + bs, x : x + bs]
             if t.mean() < 0.7:
                 continue
-            score = float(nuc[y:y + bs, x:x + bs][t].mean())  # the most cellular block
+            score = float(nuc[y : y + bs, x : x + bs][t].mean())  # the most cellular block
             if score > best_score:
                 best, best_score = (y, x), score
     if best is None:
         return whole
     y, x = best
-    block = segment_nuclei(rgb[y:y + bs, x:x + bs], mpp)[1]
+    block = segment_nuclei(rgb[y : y + bs, x : x + bs], mpp)[1]
     return block if block.dark_fraction > 2.0 * STROMA_COVER else whole

@@ -64,7 +64,9 @@ def render_tools_as_text(tools: list[ToolSpec]) -> str:
         params = tool.parameters or {}
         props: dict[str, Any] = params.get("properties") or {}
         required = set(params.get("required") or [])
-        lines = [f"- {tool.name}: {tool.description.strip()}" if tool.description else f"- {tool.name}"]
+        lines = [
+            f"- {tool.name}: {tool.description.strip()}" if tool.description else f"- {tool.name}"
+        ]
         if not props:
             lines.append("    arguments: none")
         for name, schema in props.items():
@@ -95,8 +97,16 @@ def _new_id() -> str:
 
 def _error_call(text: str, error: str) -> AssistantMessage:
     m = _TOOL_NAME.search(text)
-    return AssistantMessage(parts=[ToolCallPart(id=_new_id(), name=m.group(1) if m else INVALID_ACTION,
-                                                raw_arguments=text, parse_error=error)])
+    return AssistantMessage(
+        parts=[
+            ToolCallPart(
+                id=_new_id(),
+                name=m.group(1) if m else INVALID_ACTION,
+                raw_arguments=text,
+                parse_error=error,
+            )
+        ]
+    )
 
 
 def parse_json_action(text: str) -> AssistantMessage:
@@ -107,12 +117,17 @@ def parse_json_action(text: str) -> AssistantMessage:
     if not _ATTEMPT.search(body):
         return AssistantMessage(parts=[TextPart(text=text)] if stripped else [])
     if not body.startswith("{"):
-        return _error_call(body, "reply with exactly one JSON object (optionally in one ```json fence) "
-                                 "and no other text")
+        return _error_call(
+            body,
+            "reply with exactly one JSON object (optionally in one ```json fence) "
+            "and no other text",
+        )
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
-        return _error_call(body, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+        return _error_call(
+            body, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        )
     if not isinstance(data, dict):
         return _error_call(body, "the action must be a JSON object")
     name = data.get("tool")
@@ -120,13 +135,23 @@ def parse_json_action(text: str) -> AssistantMessage:
         return _error_call(body, '"tool" must be the name of a tool (a string)')
     extra = set(data) - _ALLOWED_KEYS
     if extra:
-        return _error_call(body, f"unexpected keys {sorted(extra)}; use only \"tool\" and \"arguments\"")
+        return _error_call(
+            body, f'unexpected keys {sorted(extra)}; use only "tool" and "arguments"'
+        )
     args = data.get("arguments", {})
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        return AssistantMessage(parts=[ToolCallPart(id=_new_id(), name=name, raw_arguments=json.dumps(args),
-                                                    parse_error="\"arguments\" must be a JSON object")])
+        return AssistantMessage(
+            parts=[
+                ToolCallPart(
+                    id=_new_id(),
+                    name=name,
+                    raw_arguments=json.dumps(args),
+                    parse_error='"arguments" must be a JSON object',
+                )
+            ]
+        )
     parts: list[Any] = []
     thought = data.get("thought")
     if isinstance(thought, str) and thought.strip():
@@ -141,7 +166,9 @@ def reparse_message(message: AssistantMessage) -> AssistantMessage:
         return message
     parsed = parse_json_action(message.text)
     reasoning = [p for p in message.parts if isinstance(p, ReasoningPart)]
-    return AssistantMessage(parts=[*reasoning, *parsed.parts], provider_response_id=message.provider_response_id)
+    return AssistantMessage(
+        parts=[*reasoning, *parsed.parts], provider_response_id=message.provider_response_id
+    )
 
 
 def _call_as_text(call: ToolCallPart) -> str:
@@ -164,7 +191,9 @@ def to_text_only(req: ModelRequest) -> ModelRequest:
                     parts.append(TextPart(text=_call_as_text(p)))
                 else:
                     parts.append(p)
-            messages.append(AssistantMessage(parts=parts, provider_response_id=msg.provider_response_id))
+            messages.append(
+                AssistantMessage(parts=parts, provider_response_id=msg.provider_response_id)
+            )
         elif isinstance(msg, ToolMessage):
             uparts: list[Any] = []
             for r in msg.results:
@@ -189,8 +218,11 @@ def to_text_only(req: ModelRequest) -> ModelRequest:
     return req.model_copy(update={"messages": messages, "tools": [], "tool_choice": "auto"})
 
 
-def without_images(req: ModelRequest, note: str = "[image omitted: this model takes no images]") -> ModelRequest:
+def without_images(
+    req: ModelRequest, note: str = "[image omitted: this model takes no images]"
+) -> ModelRequest:
     """``req`` with every image replaced by a short note (models without image input)."""
+
     def swap(parts: list[Any]) -> list[Any]:
         return [TextPart(text=note) if isinstance(p, ImagePart) else p for p in parts]
 
@@ -199,8 +231,13 @@ def without_images(req: ModelRequest, note: str = "[image omitted: this model ta
         if isinstance(msg, UserMessage):
             messages.append(UserMessage(parts=swap(list(msg.parts))))
         elif isinstance(msg, ToolMessage):
-            messages.append(ToolMessage(results=[r.model_copy(update={"content": swap(list(r.content))})
-                                                 for r in msg.results]))
+            messages.append(
+                ToolMessage(
+                    results=[
+                        r.model_copy(update={"content": swap(list(r.content))}) for r in msg.results
+                    ]
+                )
+            )
         else:
             messages.append(msg)
     return req.model_copy(update={"messages": messages})

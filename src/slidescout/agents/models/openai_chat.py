@@ -48,9 +48,16 @@ log = logging.getLogger("slidescout.models")
 
 PROVIDER_TAG = "openai-chat"
 # vision models known to lack function calling (local servers); tools=True overrides
-_NO_TOOLS = re.compile(r"(llava|bakllava|moondream|minicpm-v|llama3\.2-vision|gemma3|o1-mini|o1-preview)", re.I)
-_FINISH = {"stop": "stop", "tool_calls": "tool_calls", "function_call": "tool_calls", "length": "length",
-           "content_filter": "content_filter"}
+_NO_TOOLS = re.compile(
+    r"(llava|bakllava|moondream|minicpm-v|llama3\.2-vision|gemma3|o1-mini|o1-preview)", re.I
+)
+_FINISH = {
+    "stop": "stop",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "length": "length",
+    "content_filter": "content_filter",
+}
 
 
 class OpenAIChatModel(ModelAdapter):
@@ -59,8 +66,15 @@ class OpenAIChatModel(ModelAdapter):
 
     api = "openai-chat"
 
-    def __init__(self, provider: Any, model: str, *, parallel_tool_calls: bool | None = None,
-                 reasoning_effort: str | None = None, **common: Any) -> None:
+    def __init__(
+        self,
+        provider: Any,
+        model: str,
+        *,
+        parallel_tool_calls: bool | None = None,
+        reasoning_effort: str | None = None,
+        **common: Any,
+    ) -> None:
         super().__init__(provider, model, **common)
         self.parallel_tool_calls = parallel_tool_calls
         self.reasoning_effort = reasoning_effort
@@ -79,8 +93,13 @@ class OpenAIChatModel(ModelAdapter):
     def _user(self, parts: list[Any]) -> dict[str, Any]:
         if all(isinstance(p, TextPart) for p in parts):
             return {"role": "user", "content": "\n".join(p.text for p in parts)}
-        return {"role": "user", "content": [{"type": "text", "text": p.text} if isinstance(p, TextPart)
-                                            else self._image(p) for p in parts]}
+        return {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": p.text} if isinstance(p, TextPart) else self._image(p)
+                for p in parts
+            ],
+        }
 
     def _messages(self, req: ModelRequest) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -96,18 +115,29 @@ class OpenAIChatModel(ModelAdapter):
                 # "" rather than null: several servers' chat templates concatenate the content
                 entry: dict[str, Any] = {"role": "assistant", "content": text}
                 if calls:
-                    entry["tool_calls"] = [{"id": c.id, "type": "function",
-                                            "function": {"name": c.name, "arguments": arguments_json(c)}}
-                                           for c in calls]
+                    entry["tool_calls"] = [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": arguments_json(c)},
+                        }
+                        for c in calls
+                    ]
                 out.append(entry)
             elif isinstance(msg, ToolMessage):
                 followers: list[Any] = []
                 for r in msg.results:
-                    out.append({"role": "tool", "tool_call_id": r.tool_call_id, "content": result_text(r)})
+                    out.append(
+                        {"role": "tool", "tool_call_id": r.tool_call_id, "content": result_text(r)}
+                    )
                     images = result_images(r)
                     if images:
-                        followers.append(TextPart(text=f"Image{'s' if len(images) > 1 else ''} returned by "
-                                                       f"{r.name} (call {r.tool_call_id}):"))
+                        followers.append(
+                            TextPart(
+                                text=f"Image{'s' if len(images) > 1 else ''} returned by "
+                                f"{r.name} (call {r.tool_call_id}):"
+                            )
+                        )
                         followers.extend(images)
                 if followers:
                     out.append(self._user(followers))
@@ -116,14 +146,25 @@ class OpenAIChatModel(ModelAdapter):
     def build_request(self, req: ModelRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": self._messages(req)}
         if req.tools:
-            body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                               "parameters": t.parameters}} for t in req.tools]
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in req.tools
+            ]
             body["tool_choice"] = req.tool_choice
             if self.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = self.parallel_tool_calls
         max_out = req.max_output_tokens or self.max_output_tokens
         if max_out:
-            body["max_tokens" if self.provider.custom_endpoint else "max_completion_tokens"] = max_out
+            body["max_tokens" if self.provider.custom_endpoint else "max_completion_tokens"] = (
+                max_out
+            )
         temperature = req.temperature if req.temperature is not None else self.temperature
         if temperature is not None:
             body["temperature"] = temperature
@@ -157,15 +198,25 @@ class OpenAIChatModel(ModelAdapter):
             parts.append(TextPart(text=f"[refusal] {msg['refusal']}"))
         for i, call in enumerate(msg.get("tool_calls") or []):
             fn = call.get("function") or {}
-            parts.append(parse_arguments(call.get("id") or f"call_{i}", fn.get("name", ""), fn.get("arguments")))
+            parts.append(
+                parse_arguments(
+                    call.get("id") or f"call_{i}", fn.get("name", ""), fn.get("arguments")
+                )
+            )
         message = AssistantMessage(parts=parts, provider_response_id=raw.get("id"))
         usage = raw.get("usage") or {}
         counts = TokenCounts(
             input=int(usage.get("prompt_tokens") or 0),
             output=int(usage.get("completion_tokens") or 0),
-            reasoning=int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
+            reasoning=int(
+                (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+            ),
             cached=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
         )
         finish = choice.get("finish_reason")
-        stop = _FINISH.get(finish, finish) if finish else ("tool_calls" if message.tool_calls else None)
+        stop = (
+            _FINISH.get(finish, finish)
+            if finish
+            else ("tool_calls" if message.tool_calls else None)
+        )
         return Parsed(message=message, counts=counts, stop_reason=stop)

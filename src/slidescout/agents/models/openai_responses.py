@@ -78,19 +78,32 @@ class OpenAIResponsesModel(ModelAdapter):
 
     api = "openai-responses"
 
-    def __init__(self, provider: Any, model: str, *, reasoning: bool | None = None,
-                 reasoning_effort: str | None = None, reasoning_summary: str | None = None,
-                 store: bool = False, tool_result_images: Literal["user", "inline"] | None = None,
-                 parallel_tool_calls: bool | None = None, **common: Any) -> None:
+    def __init__(
+        self,
+        provider: Any,
+        model: str,
+        *,
+        reasoning: bool | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_summary: str | None = None,
+        store: bool = False,
+        tool_result_images: Literal["user", "inline"] | None = None,
+        parallel_tool_calls: bool | None = None,
+        **common: Any,
+    ) -> None:
         super().__init__(provider, model, **common)
         if reasoning_effort is not None and reasoning_effort not in _EFFORTS:
-            raise ConfigError(f"reasoning_effort must be one of {', '.join(_EFFORTS)}, not {reasoning_effort!r}")
+            raise ConfigError(
+                f"reasoning_effort must be one of {', '.join(_EFFORTS)}, not {reasoning_effort!r}"
+            )
         if tool_result_images not in (None, "user", "inline"):
             raise ConfigError("tool_result_images must be 'user' or 'inline'")
         self.reasoning = is_reasoning_model(model) if reasoning is None else bool(reasoning)
         if not self.reasoning and (reasoning_effort or reasoning_summary):
-            raise ConfigError(f"{model} is not a reasoning model, so it takes no reasoning effort or summary; "
-                              "drop --reasoning-effort/--reasoning-summary (or pass reasoning=True)")
+            raise ConfigError(
+                f"{model} is not a reasoning model, so it takes no reasoning effort or summary; "
+                "drop --reasoning-effort/--reasoning-summary (or pass reasoning=True)"
+            )
         self.reasoning_effort = reasoning_effort
         self.reasoning_summary = reasoning_summary
         self.store = bool(store)
@@ -117,8 +130,12 @@ class OpenAIResponsesModel(ModelAdapter):
         items: list[dict[str, Any]] = []
         for msg in req.messages:
             if isinstance(msg, UserMessage):
-                content = [{"type": "input_text", "text": p.text} if isinstance(p, TextPart) else self._image(p)
-                           for p in msg.parts]
+                content = [
+                    {"type": "input_text", "text": p.text}
+                    if isinstance(p, TextPart)
+                    else self._image(p)
+                    for p in msg.parts
+                ]
                 if content:
                     items.append({"role": "user", "content": content})
             elif isinstance(msg, AssistantMessage):
@@ -134,8 +151,14 @@ class OpenAIResponsesModel(ModelAdapter):
                         if item is not None:
                             items.append(item)
                     elif isinstance(p, ToolCallPart):
-                        items.append({"type": "function_call", "call_id": p.id, "name": p.name,
-                                      "arguments": arguments_json(p)})
+                        items.append(
+                            {
+                                "type": "function_call",
+                                "call_id": p.id,
+                                "name": p.name,
+                                "arguments": arguments_json(p),
+                            }
+                        )
                 _flush_text(items, texts)
             elif isinstance(msg, ToolMessage):
                 followers: list[dict[str, Any]] = []
@@ -143,15 +166,28 @@ class OpenAIResponsesModel(ModelAdapter):
                     images = result_images(r)
                     text = result_text(r)
                     if images and self.tool_result_images == "inline":
-                        output: Any = [{"type": "input_text", "text": text}, *(self._image(i) for i in images)]
+                        output: Any = [
+                            {"type": "input_text", "text": text},
+                            *(self._image(i) for i in images),
+                        ]
                     else:
                         output = text
                         if images:
-                            followers.append({"type": "input_text",
-                                              "text": f"Image{'s' if len(images) > 1 else ''} returned by "
-                                                      f"{r.name} (call {r.tool_call_id}):"})
+                            followers.append(
+                                {
+                                    "type": "input_text",
+                                    "text": f"Image{'s' if len(images) > 1 else ''} returned by "
+                                    f"{r.name} (call {r.tool_call_id}):",
+                                }
+                            )
                             followers.extend(self._image(i) for i in images)
-                    items.append({"type": "function_call_output", "call_id": r.tool_call_id, "output": output})
+                    items.append(
+                        {
+                            "type": "function_call_output",
+                            "call_id": r.tool_call_id,
+                            "output": output,
+                        }
+                    )
                 if followers:
                     items.append({"role": "user", "content": followers})
             # system messages go to ``instructions``
@@ -163,8 +199,16 @@ class OpenAIResponsesModel(ModelAdapter):
         if instructions:
             body["instructions"] = instructions
         if req.tools:
-            body["tools"] = [{"type": "function", "name": t.name, "description": t.description,
-                              "parameters": t.parameters, "strict": False} for t in req.tools]
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                    "strict": False,
+                }
+                for t in req.tools
+            ]
             body["tool_choice"] = req.tool_choice
             if self.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = self.parallel_tool_calls
@@ -174,7 +218,9 @@ class OpenAIResponsesModel(ModelAdapter):
         temperature = req.temperature if req.temperature is not None else self.temperature
         if temperature is not None:
             if self.reasoning:
-                log.debug("%s: temperature is not supported by reasoning models; not sent", self.name)
+                log.debug(
+                    "%s: temperature is not supported by reasoning models; not sent", self.name
+                )
             else:
                 body["temperature"] = temperature
         if self.reasoning:
@@ -198,16 +244,28 @@ class OpenAIResponsesModel(ModelAdapter):
         status = raw.get("status")
         if status == "failed":
             err = raw.get("error") or {}
-            raise ModelError(f"{self.name}: the response failed: {self.provider.redact(str(err.get('message', '')))}"
-                             f" ({err.get('code', 'no code')})", retryable=False)
+            raise ModelError(
+                f"{self.name}: the response failed: {self.provider.redact(str(err.get('message', '')))}"
+                f" ({err.get('code', 'no code')})",
+                retryable=False,
+            )
         parts: list[Any] = []
         for item in raw.get("output") or []:
             kind = item.get("type")
             if kind == "reasoning":
                 texts = [s.get("text", "") for s in item.get("summary") or []]
-                texts += [c.get("text", "") for c in item.get("content") or [] if c.get("type") == "reasoning_text"]
-                parts.append(ReasoningPart(text="\n\n".join(t for t in texts if t), provider=PROVIDER_TAG,
-                                           provider_data=item))
+                texts += [
+                    c.get("text", "")
+                    for c in item.get("content") or []
+                    if c.get("type") == "reasoning_text"
+                ]
+                parts.append(
+                    ReasoningPart(
+                        text="\n\n".join(t for t in texts if t),
+                        provider=PROVIDER_TAG,
+                        provider_data=item,
+                    )
+                )
             elif kind == "message":
                 for c in item.get("content") or []:
                     if c.get("type") == "output_text":
@@ -215,8 +273,13 @@ class OpenAIResponsesModel(ModelAdapter):
                     elif c.get("type") == "refusal":
                         parts.append(TextPart(text=f"[refusal] {c.get('refusal', '')}"))
             elif kind == "function_call":
-                parts.append(parse_arguments(item.get("call_id") or item.get("id") or "", item.get("name", ""),
-                                             item.get("arguments")))
+                parts.append(
+                    parse_arguments(
+                        item.get("call_id") or item.get("id") or "",
+                        item.get("name", ""),
+                        item.get("arguments"),
+                    )
+                )
             else:
                 log.debug("%s: ignoring output item of type %r", self.name, kind)
         message = AssistantMessage(parts=parts, provider_response_id=raw.get("id"))

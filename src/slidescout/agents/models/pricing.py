@@ -49,23 +49,31 @@ class Price:
     cache_write: float | None = None
     source: str = "builtin"
 
-    def cost(self, *, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0,
-             cache_write_tokens: int = 0) -> float:
+    def cost(
+        self,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> float:
         """Cost of one call. ``input_tokens`` counts every input token, cached and cache-written ones
         included; ``output_tokens`` includes reasoning tokens."""
         cached = max(0, min(cached_input_tokens, input_tokens))
         written = max(0, min(cache_write_tokens, input_tokens - cached))
         plain = max(0, input_tokens - cached - written)
-        usd = (plain * self.input
-               + cached * (self.input if self.cached_input is None else self.cached_input)
-               + written * (self.input if self.cache_write is None else self.cache_write)
-               + output_tokens * self.output)
+        usd = (
+            plain * self.input
+            + cached * (self.input if self.cached_input is None else self.cached_input)
+            + written * (self.input if self.cache_write is None else self.cache_write)
+            + output_tokens * self.output
+        )
         return usd / 1_000_000
 
 
 def _parse_entry(provider: str, model: str, raw: Any, source: str) -> Price:
     if not isinstance(raw, dict):
-        raise ConfigError(f"pricing file {source}: [{provider}.\"{model}\"] must be a table")
+        raise ConfigError(f'pricing file {source}: [{provider}."{model}"] must be a table')
     try:
         return Price(
             input=float(raw["input"]),
@@ -75,10 +83,14 @@ def _parse_entry(provider: str, model: str, raw: Any, source: str) -> Price:
             source=source,
         )
     except KeyError as exc:
-        raise ConfigError(f"pricing file {source}: [{provider}.\"{model}\"] lacks {exc.args[0]!r}; "
-                          "give input and output in USD per 1M tokens") from None
+        raise ConfigError(
+            f'pricing file {source}: [{provider}."{model}"] lacks {exc.args[0]!r}; '
+            "give input and output in USD per 1M tokens"
+        ) from None
     except (TypeError, ValueError):
-        raise ConfigError(f"pricing file {source}: [{provider}.\"{model}\"] has a non-numeric price") from None
+        raise ConfigError(
+            f'pricing file {source}: [{provider}."{model}"] has a non-numeric price'
+        ) from None
 
 
 def _parse_table(data: dict[str, Any], source: str) -> dict[str, dict[str, Price]]:
@@ -90,7 +102,7 @@ def _parse_table(data: dict[str, Any], source: str) -> dict[str, dict[str, Price
         for model, raw in models.items():
             price = _parse_entry(provider, model, raw, source)
             section[model.lower()] = price
-            for alias in (raw.get("aliases") or []):
+            for alias in raw.get("aliases") or []:
                 section[str(alias).lower()] = price
     return table
 
@@ -98,8 +110,12 @@ def _parse_table(data: dict[str, Any], source: str) -> dict[str, dict[str, Price
 class PriceTable:
     """Built-in prices plus the user's; the user's win. Look-ups accept dated snapshots."""
 
-    def __init__(self, builtin: dict[str, dict[str, Price]], user: dict[str, dict[str, Price]] | None = None,
-                 meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        builtin: dict[str, dict[str, Price]],
+        user: dict[str, dict[str, Price]] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.builtin = builtin
         self.user = user or {}
         self.meta = meta or {}
@@ -126,14 +142,26 @@ class PriceTable:
             return price
         return self._find(self.builtin.get(provider, {}), model)
 
-    def cost(self, provider: str, model: str, *, input_tokens: int, output_tokens: int,
-             cached_input_tokens: int = 0, cache_write_tokens: int = 0,
-             custom_endpoint: bool = False) -> float | None:
+    def cost(
+        self,
+        provider: str,
+        model: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        custom_endpoint: bool = False,
+    ) -> float | None:
         price = self.lookup(provider, model, custom_endpoint=custom_endpoint)
         if price is None:
             return None
-        return price.cost(input_tokens=input_tokens, output_tokens=output_tokens,
-                          cached_input_tokens=cached_input_tokens, cache_write_tokens=cache_write_tokens)
+        return price.cost(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+            cache_write_tokens=cache_write_tokens,
+        )
 
 
 def user_pricing_path() -> Path | None:
@@ -197,15 +225,26 @@ def ceiling_price() -> Price:
     against a dollar budget, so an unknown price never means unbounded spending."""
     table = load_price_table(use_env=False)
     prices = [p for section in table.builtin.values() for p in section.values()]
-    return Price(input=max(p.input for p in prices), output=max(p.output for p in prices), source="ceiling")
+    return Price(
+        input=max(p.input for p in prices), output=max(p.output for p in prices), source="ceiling"
+    )
 
 
-def user_price(provider: str, model: str, *, price_in: float | None = None, price_out: float | None = None,
-               pricing_file: str | Path | None = None, custom_endpoint: bool = False) -> Price | None:
+def user_price(
+    provider: str,
+    model: str,
+    *,
+    price_in: float | None = None,
+    price_out: float | None = None,
+    pricing_file: str | Path | None = None,
+    custom_endpoint: bool = False,
+) -> Price | None:
     """The price a user gave: ``price_in``/``price_out`` (USD per 1M tokens, both needed), or the
     entry for ``provider:model`` in ``pricing_file`` (an error when it has none)."""
     if (price_in is None) != (price_out is None):
-        raise ConfigError("give both --price-in and --price-out (USD per 1M input and output tokens)")
+        raise ConfigError(
+            "give both --price-in and --price-out (USD per 1M input and output tokens)"
+        )
     if price_in is not None and price_out is not None:
         if price_in < 0 or price_out < 0:
             raise ConfigError("--price-in and --price-out must be 0 or more (USD per 1M tokens)")
@@ -220,15 +259,30 @@ def user_price(provider: str, model: str, *, price_in: float | None = None, pric
     table = load_price_table(path)
     price = table._find(table.user.get(provider.lower(), {}), model)
     if price is None:
-        raise ConfigError(f"--pricing {path} has no price for {provider}:{model}; add a table "
-                          f"[{provider}.\"{model}\"] with input and output in USD per 1M tokens")
+        raise ConfigError(
+            f"--pricing {path} has no price for {provider}:{model}; add a table "
+            f'[{provider}."{model}"] with input and output in USD per 1M tokens'
+        )
     return price
 
 
-def estimate_cost(provider: str, model: str, *, input_tokens: int, output_tokens: int,
-                  cached_input_tokens: int = 0, cache_write_tokens: int = 0,
-                  custom_endpoint: bool = False) -> float | None:
+def estimate_cost(
+    provider: str,
+    model: str,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    custom_endpoint: bool = False,
+) -> float | None:
     """USD cost of one call, or None when the model has no known price."""
-    return price_table().cost(provider, model, input_tokens=input_tokens, output_tokens=output_tokens,
-                              cached_input_tokens=cached_input_tokens, cache_write_tokens=cache_write_tokens,
-                              custom_endpoint=custom_endpoint)
+    return price_table().cost(
+        provider,
+        model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=cached_input_tokens,
+        cache_write_tokens=cache_write_tokens,
+        custom_endpoint=custom_endpoint,
+    )

@@ -34,7 +34,9 @@ def check_base_url(url: str) -> str:
     except ValueError:
         port_ok = False
     if parsed.scheme not in ("http", "https") or not parsed.hostname or not port_ok:
-        raise ConfigError(f"base URL {url!r} is not an http(s) URL; expected e.g. http://localhost:8000/v1")
+        raise ConfigError(
+            f"base URL {url!r} is not an http(s) URL; expected e.g. http://localhost:8000/v1"
+        )
     return url
 
 
@@ -87,8 +89,10 @@ class Provider:
     __str__ = __repr__
 
     def __getstate__(self) -> dict[str, Any]:  # never pickle a key into a worker payload
-        raise TypeError(f"{type(self).__name__} holds credentials and cannot be pickled; "
-                        "resolve the model again in the worker")
+        raise TypeError(
+            f"{type(self).__name__} holds credentials and cannot be pickled; "
+            "resolve the model again in the worker"
+        )
 
 
 def _key_from_env(env: str, *, custom: bool, hint: str) -> str:
@@ -113,14 +117,19 @@ class OpenAIProvider(Provider):
         if base_url:
             check_base_url(base_url)
         custom = _host(base_url) not in ("", _host(OPENAI_URL))
-        key = _key_from_env(cls.key_env, custom=custom,
-                            hint="to use OpenAI, or pass --base-url for a local OpenAI-compatible server")
+        key = _key_from_env(
+            cls.key_env,
+            custom=custom,
+            hint="to use OpenAI, or pass --base-url for a local OpenAI-compatible server",
+        )
         return cls(base_url=base_url, api_key=key, timeout_s=timeout_s)
 
     def _make_client(self, key: str) -> Any:
         from openai import AsyncOpenAI
 
-        return AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
+        return AsyncOpenAI(
+            api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+        )
 
 
 class AnthropicProvider(Provider):
@@ -131,7 +140,9 @@ class AnthropicProvider(Provider):
     default_url = ANTHROPIC_URL
 
     @classmethod
-    def from_env(cls, base_url: str | None = None, *, timeout_s: float = 120.0) -> AnthropicProvider:
+    def from_env(
+        cls, base_url: str | None = None, *, timeout_s: float = 120.0
+    ) -> AnthropicProvider:
         base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
         if base_url:
             check_base_url(base_url)
@@ -142,4 +153,6 @@ class AnthropicProvider(Provider):
     def _make_client(self, key: str) -> Any:
         from anthropic import AsyncAnthropic
 
-        return AsyncAnthropic(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
+        return AsyncAnthropic(
+            api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+        )

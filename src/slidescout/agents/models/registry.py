@@ -28,8 +28,12 @@ from slidescout.errors import ConfigError
 
 ApiChoice = Literal["auto", "responses", "chat"]
 
-VALID_FORMS = ("openai:MODEL (e.g. openai:gpt-5; with --base-url, any OpenAI-compatible server)",
-               "anthropic:MODEL (e.g. anthropic:claude-sonnet-4-5)", "expert", "replay:PATH")
+VALID_FORMS = (
+    "openai:MODEL (e.g. openai:gpt-5; with --base-url, any OpenAI-compatible server)",
+    "anthropic:MODEL (e.g. anthropic:claude-sonnet-4-5)",
+    "expert",
+    "replay:PATH",
+)
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-]*$")
 
 
@@ -47,18 +51,24 @@ def parse_model_id(model_id: str) -> tuple[str, str]:
     if provider == "expert":
         return provider, rest
     if not sep or not rest.strip():
-        raise ConfigError(f"malformed model id {model_id!r}: expected provider:model; valid forms: {_valid_forms()}")
+        raise ConfigError(
+            f"malformed model id {model_id!r}: expected provider:model; valid forms: {_valid_forms()}"
+        )
     if provider == "replay":
         return provider, rest
     if provider not in ("openai", "anthropic"):
-        raise ConfigError(f"unknown model provider {provider!r} in {model_id!r}; valid forms: {_valid_forms()}")
+        raise ConfigError(
+            f"unknown model provider {provider!r} in {model_id!r}; valid forms: {_valid_forms()}"
+        )
     if not _MODEL_NAME.match(rest):
-        raise ConfigError(f"malformed model name {rest!r} in {model_id!r}; valid forms: {_valid_forms()}")
+        raise ConfigError(
+            f"malformed model name {rest!r} in {model_id!r}; valid forms: {_valid_forms()}"
+        )
     return provider, rest
 
 
 def choose_openai_api(base_url: str | None, api: str = "auto") -> str:
-    """"responses" for OpenAI's own endpoint, "chat" for any other base URL, unless ``api`` says."""
+    """ "responses" for OpenAI's own endpoint, "chat" for any other base URL, unless ``api`` says."""
     if api not in ("auto", "responses", "chat"):
         raise ConfigError(f"api must be auto, responses or chat, not {api!r}")
     if api != "auto":
@@ -66,17 +76,24 @@ def choose_openai_api(base_url: str | None, api: str = "auto") -> str:
     return "responses" if _host(base_url) in ("", "api.openai.com") else "chat"
 
 
-def _construct(cls: type[ModelAdapter], provider: Any, model: str, options: dict[str, Any]) -> ModelAdapter:
+def _construct(
+    cls: type[ModelAdapter], provider: Any, model: str, options: dict[str, Any]
+) -> ModelAdapter:
     accepted: set[str] = set()
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is not None:
-            accepted |= {p for p in inspect.signature(init).parameters
-                         if p not in ("self", "provider", "model", "common")}
+            accepted |= {
+                p
+                for p in inspect.signature(init).parameters
+                if p not in ("self", "provider", "model", "common")
+            }
     unknown = sorted(set(options) - accepted)
     if unknown:
-        raise ConfigError(f"{cls.api} model options {unknown} are not known; valid options: "
-                          f"{', '.join(sorted(accepted))}")
+        raise ConfigError(
+            f"{cls.api} model options {unknown} are not known; valid options: "
+            f"{', '.join(sorted(accepted))}"
+        )
     return cls(provider, model, **options)
 
 
@@ -84,13 +101,22 @@ def _lazy(module: str, attr: str, what: str) -> Any:
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{what} is not available in this installation ({module}:{attr} could not be "
-                          f"imported: {exc})") from None
+        raise ConfigError(
+            f"{what} is not available in this installation ({module}:{attr} could not be "
+            f"imported: {exc})"
+        ) from None
 
 
-def resolve_model(model_id: str, *, base_url: str | None = None, api: ApiChoice = "auto",
-                  timeout_s: float = 120.0, max_retries: int | None = None,
-                  retry: RetryPolicy | None = None, **options: Any) -> Model:
+def resolve_model(
+    model_id: str,
+    *,
+    base_url: str | None = None,
+    api: ApiChoice = "auto",
+    timeout_s: float = 120.0,
+    max_retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    **options: Any,
+) -> Model:
     """A ``Model`` for ``model_id`` (see the module doc for the valid forms).
 
     Args:
@@ -126,7 +152,9 @@ def resolve_model(model_id: str, *, base_url: str | None = None, api: ApiChoice 
     options = {**options, "retry": policy}
     if provider_name == "openai":
         provider = OpenAIProvider.from_env(base_url, timeout_s=timeout_s)
-        chosen = choose_openai_api(None if provider.base_url == OpenAIProvider.default_url else provider.base_url, api)
+        chosen = choose_openai_api(
+            None if provider.base_url == OpenAIProvider.default_url else provider.base_url, api
+        )
         if chosen == "responses":
             return _construct(OpenAIResponsesModel, provider, model, options)
 

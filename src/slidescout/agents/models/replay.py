@@ -31,22 +31,38 @@ class ReplayModel:
 
     def _check_question(self, req: ModelRequest) -> None:
         """A trace replays only for its own question: another question would get its answer."""
-        texts = " ".join(p.text for m in req.messages if isinstance(m, UserMessage)
-                         for p in m.parts if isinstance(p, TextPart))
+        texts = " ".join(
+            p.text
+            for m in req.messages
+            if isinstance(m, UserMessage)
+            for p in m.parts
+            if isinstance(p, TextPart)
+        )
         norm = " ".join(texts.split())
         if " ".join(self.recorded_question.split()) not in norm:
-            raise ModelError(f"replay: {self.path.name} recorded the question {self.recorded_question[:80]!r}, "
-                             "not this one; replay a trace with the same question", retryable=False)
+            raise ModelError(
+                f"replay: {self.path.name} recorded the question {self.recorded_question[:80]!r}, "
+                "not this one; replay a trace with the same question",
+                retryable=False,
+            )
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         if self._i == 0:
             self._check_question(req)
         if self._i >= len(self._calls):
-            raise ModelError(f"replay of {self.path.name} has no recorded reply left (it had {len(self._calls)})")
+            raise ModelError(
+                f"replay of {self.path.name} has no recorded reply left (it had {len(self._calls)})"
+            )
         ev = self._calls[self._i]
         self._i += 1
-        return ModelResponse(message=ev.output, usage=ev.usage, model=self.name, api=self.api,
-                             latency_s=0.0, stop_reason=ev.stop_reason)
+        return ModelResponse(
+            message=ev.output,
+            usage=ev.usage,
+            model=self.name,
+            api=self.api,
+            latency_s=0.0,
+            stop_reason=ev.stop_reason,
+        )
 
     async def aclose(self) -> None:
         return None

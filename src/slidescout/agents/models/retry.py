@@ -142,8 +142,13 @@ def should_retry(exc: BaseException) -> Decision:
     if isinstance(exc, ModelError):
         return Decision(exc.retryable, "model error", exc.status, exc.retry_after, str(exc))
     if type(exc).__name__ in ("APIResponseValidationError",):
-        return Decision(False, "invalid response", getattr(exc, "status_code", None), None,
-                        "the response did not match the expected schema")
+        return Decision(
+            False,
+            "invalid response",
+            getattr(exc, "status_code", None),
+            None,
+            "the response did not match the expected schema",
+        )
     return Decision(False, type(exc).__name__, None, None, "")
 
 
@@ -152,9 +157,14 @@ def _is_sdk_error(exc: BaseException) -> bool:
     return mod in ("openai", "anthropic") or isinstance(exc, ModelError)
 
 
-async def call_with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *, label: str,
-                            redact: Callable[[str], str] = lambda s: s,
-                            key_env: str = "the API key environment variable") -> tuple[T, list[RetryInfo]]:
+async def call_with_retries(
+    fn: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    label: str,
+    redact: Callable[[str], str] = lambda s: s,
+    key_env: str = "the API key environment variable",
+) -> tuple[T, list[RetryInfo]]:
     """Run ``fn`` with retries. Returns its result and the retries made.
 
     Provider errors become ``ModelError`` with a redacted message; any other exception (a bug)
@@ -181,11 +191,25 @@ async def call_with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
         exc = state.outcome.exception() if state.outcome else None
         decision = should_retry(exc) if exc else Decision(True, "unknown")
         wait = float(state.upcoming_sleep or 0.0)
-        retries.append(RetryInfo(attempt=state.attempt_number, reason=decision.reason, wait_s=round(wait, 4)))
-        log.warning("%s: %s on attempt %d; retrying in %.2fs", label, decision.reason, state.attempt_number, wait)
+        retries.append(
+            RetryInfo(attempt=state.attempt_number, reason=decision.reason, wait_s=round(wait, 4))
+        )
+        log.warning(
+            "%s: %s on attempt %d; retrying in %.2fs",
+            label,
+            decision.reason,
+            state.attempt_number,
+            wait,
+        )
 
-    retrying = AsyncRetrying(retry=retry_if_exception(_retry), wait=_wait, stop=_stop,
-                             before_sleep=_before_sleep, reraise=True)
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_retry),
+        wait=_wait,
+        stop=_stop,
+        before_sleep=_before_sleep,
+        reraise=True,
+    )
+
     async def attempt() -> T:
         return await fn()
 
@@ -204,25 +228,37 @@ async def call_with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy,
     return result, retries
 
 
-def _final_error(exc: BaseException, retries: list[RetryInfo], *, label: str,
-                 redact: Callable[[str], str], key_env: str) -> ModelError:
+def _final_error(
+    exc: BaseException,
+    retries: list[RetryInfo],
+    *,
+    label: str,
+    redact: Callable[[str], str],
+    key_env: str,
+) -> ModelError:
     decision = should_retry(exc)
     detail = redact(decision.message)[:600]
     if detail.startswith(f"{label}: "):  # a ModelError of the adapter already names the model
-        detail = detail[len(label) + 2:]
+        detail = detail[len(label) + 2 :]
     attempts = len(retries) + 1
     what = f"HTTP {decision.status}" if decision.status else decision.reason
     if decision.reason == "model error" and not decision.status:
         what = ""
     if decision.retry:
         summary = ", ".join(r.reason for r in retries)
-        msg = (f"{label}: gave up after {attempts} attempt{'s' if attempts > 1 else ''}"
-               f"{f' (retried: {summary})' if summary else ''}; last error{f' {what}' if what else ''}"
-               f"{f': {detail}' if detail else ''}. Try again later or raise the retry limits.")
+        msg = (
+            f"{label}: gave up after {attempts} attempt{'s' if attempts > 1 else ''}"
+            f"{f' (retried: {summary})' if summary else ''}; last error{f' {what}' if what else ''}"
+            f"{f': {detail}' if detail else ''}. Try again later or raise the retry limits."
+        )
     else:
         hint = _HINTS.get(decision.status or 0, "the request was refused").format(env=key_env)
         msg = f"{label}: {what}{f': {detail}' if detail else ''} ({hint})"
-    err = ModelError(redact(msg), retryable=decision.retry, status=decision.status,
-                     retry_after=decision.retry_after)
+    err = ModelError(
+        redact(msg),
+        retryable=decision.retry,
+        status=decision.status,
+        retry_after=decision.retry_after,
+    )
     err.retries = list(retries)  # type: ignore[attr-defined]
     return err

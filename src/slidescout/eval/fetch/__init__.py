@@ -11,11 +11,11 @@ from slidescout.eval.fetch.lock import FolderLock
 from slidescout.eval.fetch.plan import GDC_URL, GTEX_URL, SlideItem, default_csv, plan_slides
 from slidescout.eval.fetch.retry import RetryPolicy, SlideFailed
 from slidescout.eval.fetch.runner import (
-           FetchConfig,
-           FetchSummary,
-           Outcome,
-           fetch_slides,
-           human_bytes,
+    FetchConfig,
+    FetchSummary,
+    Outcome,
+    fetch_slides,
+    human_bytes,
 )
 from slidescout.eval.fetch.status import (
     SlideStatus,
@@ -25,6 +25,23 @@ from slidescout.eval.fetch.status import (
     write_manifest,
 )
 
-__all__ = ["GDC_URL", "GTEX_URL", "FetchConfig", "FetchSummary", "FolderLock", "Outcome", "RetryPolicy",
-           "SlideFailed", "SlideItem", "SlideStatus", "StatusReport", "can_run_line", "default_csv", "fetch_slides",
-           "folder_status", "human_bytes", "plan_slides", "write_manifest"]
+__all__ = [
+    "GDC_URL",
+    "GTEX_URL",
+    "FetchConfig",
+    "FetchSummary",
+    "FolderLock",
+    "Outcome",
+    "RetryPolicy",
+    "SlideFailed",
+    "SlideItem",
+    "SlideStatus",
+    "StatusReport",
+    "can_run_line",
+    "default_csv",
+    "fetch_slides",
+    "folder_status",
+    "human_bytes",
+    "plan_slides",
+    "write_manifest",
+]

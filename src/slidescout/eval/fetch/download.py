@@ -46,8 +46,15 @@ def md5_of(path: Path) -> str:
     return h.hexdigest()
 
 
-async def _attempt(client: httpx.AsyncClient, url: str, part: Path, expected: int | None, what: str,
-                   advance: Callable[[int], None], on_size: Callable[[int], None]) -> int | None:
+async def _attempt(
+    client: httpx.AsyncClient,
+    url: str,
+    part: Path,
+    expected: int | None,
+    what: str,
+    advance: Callable[[int], None],
+    on_size: Callable[[int], None],
+) -> int | None:
     offset = part.stat().st_size if part.exists() else 0
     if expected is not None and offset > expected:
         part.unlink()
@@ -58,13 +65,17 @@ async def _attempt(client: httpx.AsyncClient, url: str, part: Path, expected: in
     async with client.stream("GET", url, headers=headers) as resp:
         if resp.status_code == 416 and offset:  # our part is not a prefix the server knows
             part.unlink()
-            raise TransientError(f"{what} refused the range bytes={offset}-; starting this file again")
+            raise TransientError(
+                f"{what} refused the range bytes={offset}-; starting this file again"
+            )
         check_response(resp, what)
         total: int | None
         if resp.status_code == 206:
             cr = parse_content_range(resp.headers.get("content-range"))
             if cr is None or cr[0] != offset:
-                raise TransientError(f"{what} answered Range bytes={offset}- with {resp.headers.get('content-range')!r}")
+                raise TransientError(
+                    f"{what} answered Range bytes={offset}- with {resp.headers.get('content-range')!r}"
+                )
             total, mode = cr[1], "ab"
         else:  # 200: the whole file (bytes received before count again: they came twice)
             offset, mode = 0, "wb"
@@ -72,10 +83,14 @@ async def _attempt(client: httpx.AsyncClient, url: str, part: Path, expected: in
             total = int(length) if length and length.isdigit() else None
         if total is not None:
             if expected is not None and total != expected:
-                raise SlideFailed(f"{what} serves {total} bytes but the files endpoint says {expected}")
+                raise SlideFailed(
+                    f"{what} serves {total} bytes but the files endpoint says {expected}"
+                )
             on_size(total)
         with part.open(mode) as f:
-            async for chunk in resp.aiter_bytes():  # no chunk_size: a buffer would lose bytes on a drop
+            async for (
+                chunk
+            ) in resp.aiter_bytes():  # no chunk_size: a buffer would lose bytes on a drop
                 f.write(chunk)
                 advance(len(chunk))
     size = part.stat().st_size
@@ -84,9 +99,17 @@ async def _attempt(client: httpx.AsyncClient, url: str, part: Path, expected: in
     return total
 
 
-async def download(client: httpx.AsyncClient, url: str, dest: Path, *, expected_size: int | None, what: str,
-                   policy: RetryPolicy, advance: Callable[[int], None] = lambda n: None,
-                   on_size: Callable[[int], None] = lambda n: None) -> tuple[Path, int | None]:
+async def download(
+    client: httpx.AsyncClient,
+    url: str,
+    dest: Path,
+    *,
+    expected_size: int | None,
+    what: str,
+    policy: RetryPolicy,
+    advance: Callable[[int], None] = lambda n: None,
+    on_size: Callable[[int], None] = lambda n: None,
+) -> tuple[Path, int | None]:
     """Fetch ``url`` into ``dest.part`` with retries; returns (the part file, the size the server gave)."""
     part = part_path(dest)
     part.parent.mkdir(parents=True, exist_ok=True)

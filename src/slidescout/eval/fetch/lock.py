@@ -47,7 +47,11 @@ class FolderLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -61,7 +65,8 @@ class FolderLock:
                 since = f", since {holder['since']}" if holder.get("since") else ""
                 raise DatasetError(
                     f"another {self.what} (pid {pid} on host {host}{since}) is fetching into {self.folder}; "
-                    f"wait for it to finish, or remove {self.path} if that process is gone") from None
+                    f"wait for it to finish, or remove {self.path} if that process is gone"
+                ) from None
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(me, f)
             self._held = True
@@ -83,5 +88,7 @@ class FolderLock:
         self.acquire()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()

@@ -56,8 +56,10 @@ def default_csv() -> Path:
     shipped = resources.files("slidescout").joinpath("data", "multipathqa", "MultiPathQA.csv")
     if shipped.is_file():
         return Path(str(shipped))
-    raise DatasetError("no MultiPathQA question file known; pass --csv MultiPathQA.csv "
-                       "(from Hugging Face tbuckley/MultiPathQA)")
+    raise DatasetError(
+        "no MultiPathQA question file known; pass --csv MultiPathQA.csv "
+        "(from Hugging Face tbuckley/MultiPathQA)"
+    )
 
 
 def parse_tasks(tasks: str | Iterable[str] | None) -> list[str] | None:
@@ -68,8 +70,9 @@ def parse_tasks(tasks: str | Iterable[str] | None) -> list[str] | None:
     return out or None
 
 
-def plan_slides(csv_path: str | Path, tasks: str | Iterable[str] | None = None,
-                limit: int | None = None) -> list[SlideItem]:
+def plan_slides(
+    csv_path: str | Path, tasks: str | Iterable[str] | None = None, limit: int | None = None
+) -> list[SlideItem]:
     """The distinct slides of the questions (valid rows, chosen tasks), in file order; ``limit``
     keeps the first N slides."""
     load = load_multipathqa(csv_path, tasks=parse_tasks(tasks))

@@ -83,8 +83,12 @@ def wait_seconds(policy: RetryPolicy, state: RetryCallState) -> float:
 
 def retrying(policy: RetryPolicy) -> AsyncRetrying:
     """An ``async for attempt in retrying(p): with attempt: ...`` loop; the last error is re-raised."""
-    return AsyncRetrying(stop=stop_after_attempt(policy.attempts), retry=retry_if_exception(is_retryable),
-                         wait=lambda s: wait_seconds(policy, s), reraise=True)
+    return AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts),
+        retry=retry_if_exception(is_retryable),
+        wait=lambda s: wait_seconds(policy, s),
+        reraise=True,
+    )
 
 
 def describe(exc: BaseException) -> str:
@@ -95,5 +99,9 @@ def describe(exc: BaseException) -> str:
         text = str(exc).splitlines()[0] if str(exc) else ""
         return f"connection failed ({type(exc).__name__}{': ' + text if text else ''})"
     if isinstance(exc, OSError):
-        return f"file error: {exc.strerror or exc} ({exc.filename})" if exc.filename else f"file error: {exc}"
+        return (
+            f"file error: {exc.strerror or exc} ({exc.filename})"
+            if exc.filename
+            else f"file error: {exc}"
+        )
     return f"{type(exc).__name__}: {exc}"

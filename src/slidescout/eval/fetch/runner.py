@@ -99,8 +99,15 @@ class _Bar:
     def __init__(self, enabled: bool, console: Console | None) -> None:
         self.p: Progress | None = None
         if enabled:
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                              TimeRemainingColumn(), console=console, transient=False)
+            self.p = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
         self.overall: TaskID | None = None
 
     def start(self, total: int | None, n: int) -> None:
@@ -122,6 +129,7 @@ class _Bar:
         def advance(n: int) -> None:
             p.advance(tid, n)
             p.advance(overall, n)
+
         advance.task_id = tid  # type: ignore[attr-defined]
         return advance
 
@@ -146,13 +154,19 @@ class Fetcher:
         self._kaggle_error: str | None = None
 
     # -- what the sources say ------------------------------------------------------------------
-    async def _learn(self, client: httpx.AsyncClient, item: SlideItem, sem: asyncio.Semaphore) -> None:
-        if item.source == "panda" or (item.key in self.state.remote and self.state.remote[item.key].size is not None):
+    async def _learn(
+        self, client: httpx.AsyncClient, item: SlideItem, sem: asyncio.Semaphore
+    ) -> None:
+        if item.source == "panda" or (
+            item.key in self.state.remote and self.state.remote[item.key].size is not None
+        ):
             return
         async with sem:
             try:
                 if item.source == "tcga":
-                    self.state.remote[item.key] = await gdc_info(client, self.cfg.gdc_url, item, self.cfg.policy)
+                    self.state.remote[item.key] = await gdc_info(
+                        client, self.cfg.gdc_url, item, self.cfg.policy
+                    )
                 elif item.source == "gtex":
                     size = await gtex_size(client, self.cfg.gtex_url, item, self.cfg.policy)
                     if size is not None:
@@ -183,7 +197,9 @@ class Fetcher:
         return False
 
     # -- fetching ------------------------------------------------------------------------------
-    def _accept(self, item: SlideItem, got: Path, dest: Path, info: RemoteInfo | None) -> str | None:
+    def _accept(
+        self, item: SlideItem, got: Path, dest: Path, info: RemoteInfo | None
+    ) -> str | None:
         """Verify ``got`` (out of the slide search's sight) and give it its final name (runs in a
         worker thread: it leaves the shared state alone)."""
         check = self.root / ".slidescout" / "verify" / dest.name
@@ -197,8 +213,14 @@ class Fetcher:
         os.replace(check, dest)
         return None
 
-    async def _get_bytes(self, client: httpx.AsyncClient, item: SlideItem, dest: Path, info: RemoteInfo | None,
-                         bar: _Bar) -> tuple[Path, int]:
+    async def _get_bytes(
+        self,
+        client: httpx.AsyncClient,
+        item: SlideItem,
+        dest: Path,
+        info: RemoteInfo | None,
+        bar: _Bar,
+    ) -> tuple[Path, int]:
         """Download one slide's bytes; returns (the downloaded file, bytes received)."""
         received = 0
         expected = info.size if info else None
@@ -213,6 +235,7 @@ class Fetcher:
             if expected is None:
                 key_info = self.state.remote.setdefault(item.key, RemoteInfo())
                 key_info.size = n
+
         try:
             if item.source == "panda":
                 api = self._kaggle_api()
@@ -228,8 +251,16 @@ class Fetcher:
                 url, what = gdc_data_url(self.cfg.gdc_url, item.remote_id), "the GDC data endpoint"
             else:
                 url, what = gtex_url(self.cfg.gtex_url, item.remote_id), "the GTEx image endpoint"
-            part, _ = await download(client, url, dest, expected_size=expected, what=what, policy=self.cfg.policy,
-                                     advance=count, on_size=seen_size)
+            part, _ = await download(
+                client,
+                url,
+                dest,
+                expected_size=expected,
+                what=what,
+                policy=self.cfg.policy,
+                advance=count,
+                on_size=seen_size,
+            )
             return part, received
         finally:
             bar.done(advance)
@@ -245,29 +276,46 @@ class Fetcher:
                 raise
         return self._kaggle
 
-    async def _fetch(self, client: httpx.AsyncClient, item: SlideItem, dest: Path, sem: asyncio.Semaphore,
-                     bar: _Bar) -> Outcome:
+    async def _fetch(
+        self,
+        client: httpx.AsyncClient,
+        item: SlideItem,
+        dest: Path,
+        sem: asyncio.Semaphore,
+        bar: _Bar,
+    ) -> Outcome:
         async with sem:
             total = 0
             problem = ""
             for round_ in (1, 2):
                 try:
-                    got, received = await self._get_bytes(client, item, dest, self.state.remote.get(item.key), bar)
+                    got, received = await self._get_bytes(
+                        client, item, dest, self.state.remote.get(item.key), bar
+                    )
                     total += received
-                    bad = await asyncio.to_thread(self._accept, item, got, dest, self.state.remote.get(item.key))
+                    bad = await asyncio.to_thread(
+                        self._accept, item, got, dest, self.state.remote.get(item.key)
+                    )
                 except Exception as exc:  # one slide's failure never stops the others
                     return Outcome(item, "failed", bytes=total, reason=describe(exc))
                 finally:
                     self.state.save()
                 if bad is None:
                     info = self.state.remote.get(item.key)
-                    self.state.mark_verified(dest, info.md5 if info else None)  # in the loop's thread
+                    self.state.mark_verified(
+                        dest, info.md5 if info else None
+                    )  # in the loop's thread
                     self.state.save()
                     return Outcome(item, "fetched", path=dest, bytes=total)
                 problem = bad
                 if round_ == 1:
                     bar.grow(received)  # the bytes are fetched once more
-            return Outcome(item, "failed", bytes=total, reason=f"{problem}, again after fetching it a second time")
+            return Outcome(
+                item,
+                "failed",
+                bytes=total,
+                reason=f"{problem}, again after fetching it a second time",
+            )
 
     async def run(self) -> FetchSummary:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -275,8 +323,9 @@ class Fetcher:
         index = SlideFinder(self.root)
         done: dict[str, Outcome] = {}
         limits = httpx.Limits(max_connections=max(8, cfg.concurrency * 2))
-        async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.policy.timeout), limits=limits,
-                                     follow_redirects=True) as client:
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(cfg.policy.timeout), limits=limits, follow_redirects=True
+        ) as client:
             sem = asyncio.Semaphore(max(8, cfg.concurrency * 2))
             await asyncio.gather(*(self._learn(client, it, sem) for it in self.items))
             todo: list[tuple[SlideItem, Path]] = []
@@ -294,7 +343,9 @@ class Fetcher:
             bar.start(self._remaining(todo)[0], len(todo))
             try:
                 sem = asyncio.Semaphore(cfg.concurrency)
-                results = await asyncio.gather(*(self._fetch(client, it, dest, sem, bar) for it, dest in todo))
+                results = await asyncio.gather(
+                    *(self._fetch(client, it, dest, sem, bar) for it, dest in todo)
+                )
             finally:
                 bar.stop()
                 self.state.save()
@@ -322,8 +373,10 @@ class Fetcher:
         free = (self.cfg.disk_free or disk_free)(self.root)
         if need > free:
             more = f" (plus {unknown} slides of unknown size)" if unknown else ""
-            raise DatasetError(f"not enough disk space in {self.root}: {human_bytes(need)} still to fetch{more}, "
-                               f"{human_bytes(free)} free; free some space or fetch into another folder (--to)")
+            raise DatasetError(
+                f"not enough disk space in {self.root}: {human_bytes(need)} still to fetch{more}, "
+                f"{human_bytes(free)} free; free some space or fetch into another folder (--to)"
+            )
 
 
 def fetch_slides(items: list[SlideItem], cfg: FetchConfig) -> FetchSummary:

@@ -24,9 +24,11 @@ from slidescout.eval.fetch.retry import (
 from slidescout.eval.fetch.state import RemoteInfo
 from slidescout.slides import open_slide
 
-KAGGLE_HINT = ("PANDA slides need the kaggle package and your Kaggle API token: pip install 'slidescout[kaggle]', "
-               "put kaggle.json in ~/.kaggle/ (or set KAGGLE_USERNAME and KAGGLE_KEY) and accept the rules of "
-               f"kaggle.com/competitions/{PANDA_COMPETITION}")
+KAGGLE_HINT = (
+    "PANDA slides need the kaggle package and your Kaggle API token: pip install 'slidescout[kaggle]', "
+    "put kaggle.json in ~/.kaggle/ (or set KAGGLE_USERNAME and KAGGLE_KEY) and accept the rules of "
+    f"kaggle.com/competitions/{PANDA_COMPETITION}"
+)
 
 
 def base(url: str) -> str:
@@ -45,7 +47,9 @@ def gtex_url(gtex: str, sample_id: str) -> str:
     return f"{base(gtex)}{quote(sample_id)}"
 
 
-async def gdc_info(client: httpx.AsyncClient, gdc: str, item: SlideItem, policy: RetryPolicy) -> RemoteInfo:
+async def gdc_info(
+    client: httpx.AsyncClient, gdc: str, item: SlideItem, policy: RetryPolicy
+) -> RemoteInfo:
     """Name, size and md5 of a GDC file from the files endpoint."""
     what = "the GDC files endpoint"
     data: Any = None
@@ -65,7 +69,9 @@ async def gdc_info(client: httpx.AsyncClient, gdc: str, item: SlideItem, policy:
     return RemoteInfo(size=size, md5=md5, file_name=data.get("file_name"))
 
 
-async def gtex_size(client: httpx.AsyncClient, gtex: str, item: SlideItem, policy: RetryPolicy) -> int | None:
+async def gtex_size(
+    client: httpx.AsyncClient, gtex: str, item: SlideItem, policy: RetryPolicy
+) -> int | None:
     """The size the GTEx endpoint announces (HEAD), or None when it does not say."""
     try:
         async for attempt in retrying(policy):
@@ -105,7 +111,9 @@ def kaggle_download(api: Any, item: SlideItem, work: Path) -> Path:
     """Download one PANDA image (``train_images/<id>``) into ``work``; unzips what Kaggle zipped."""
     work.mkdir(parents=True, exist_ok=True)
     try:
-        api.competition_download_file(PANDA_COMPETITION, f"train_images/{item.remote_id}", path=str(work), quiet=True)
+        api.competition_download_file(
+            PANDA_COMPETITION, f"train_images/{item.remote_id}", path=str(work), quiet=True
+        )
     except BaseException as exc:  # noqa: BLE001
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -128,8 +136,9 @@ def kaggle_download(api: Any, item: SlideItem, work: Path) -> Path:
     return got
 
 
-async def gdc_infos(items: list[SlideItem], gdc: str, policy: RetryPolicy,
-                    concurrency: int = 8) -> tuple[dict[str, RemoteInfo], dict[str, str]]:
+async def gdc_infos(
+    items: list[SlideItem], gdc: str, policy: RetryPolicy, concurrency: int = 8
+) -> tuple[dict[str, RemoteInfo], dict[str, str]]:
     """Files-endpoint answers for the TCGA items: (infos by item key, one-line errors by item key)."""
     infos: dict[str, RemoteInfo] = {}
     errors: dict[str, str] = {}
@@ -142,6 +151,8 @@ async def gdc_infos(items: list[SlideItem], gdc: str, policy: RetryPolicy,
             except Exception as exc:
                 errors[item.key] = describe(exc)
 
-    async with httpx.AsyncClient(timeout=httpx.Timeout(policy.timeout), follow_redirects=True) as client:
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(policy.timeout), follow_redirects=True
+    ) as client:
         await asyncio.gather(*(one(client, it) for it in items if it.source == "tcga"))
     return infos, errors

@@ -42,14 +42,18 @@ class FetchState:
             return st
         for key, info in (data.get("remote") or {}).items():
             if isinstance(info, dict):
-                st.remote[key] = RemoteInfo(size=info.get("size"), md5=info.get("md5"), file_name=info.get("file_name"))
+                st.remote[key] = RemoteInfo(
+                    size=info.get("size"), md5=info.get("md5"), file_name=info.get("file_name")
+                )
         st.verified = {k: v for k, v in (data.get("verified") or {}).items() if isinstance(v, dict)}
         return st
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"remote": {k: vars(v) for k, v in sorted(self.remote.items())},
-                "verified": dict(sorted(self.verified.items()))}
+        data = {
+            "remote": {k: vars(v) for k, v in sorted(self.remote.items())},
+            "verified": dict(sorted(self.verified.items())),
+        }
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
@@ -62,7 +66,11 @@ class FetchState:
 
     def mark_verified(self, path: Path, md5: str | None) -> None:
         st = path.stat()
-        self.verified[self._rel(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "md5": md5}
+        self.verified[self._rel(path)] = {
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "md5": md5,
+        }
 
     def forget(self, path: Path) -> None:
         self.verified.pop(self._rel(path), None)

@@ -59,7 +59,9 @@ class StatusReport:
     def bytes(self) -> tuple[int, int, int]:
         """(bytes of all slides whose size is known, bytes still missing of those, slides of unknown size)."""
         known = sum(s.size for s in self.slides if s.size is not None)
-        missing = sum(s.size - s.partial for s in self.slides if s.size is not None and s.state != "present")
+        missing = sum(
+            s.size - s.partial for s in self.slides if s.size is not None and s.state != "present"
+        )
         unknown = sum(1 for s in self.slides if s.size is None)
         return known, missing, unknown
 
@@ -72,8 +74,14 @@ def can_run_line(runnable: int, questions: int, root: Path | str) -> str:
     return f"{runnable} of {questions} questions can run with the slides under {root}"
 
 
-def _slide_state(item: SlideItem, found: Path | None, info: RemoteInfo | None, st: FetchState,
-                 verify: bool, root: Path) -> SlideStatus:
+def _slide_state(
+    item: SlideItem,
+    found: Path | None,
+    info: RemoteInfo | None,
+    st: FetchState,
+    verify: bool,
+    root: Path,
+) -> SlideStatus:
     size = info.size if info else None
     if found is None:
         part = part_path(item.default_path(root))
@@ -86,7 +94,9 @@ def _slide_state(item: SlideItem, found: Path | None, info: RemoteInfo | None, s
         if info is not None and info.md5:
             digest = md5_of(found)
             if digest != info.md5:
-                return SlideStatus(item, "damaged", found, size, reason=f"md5 {digest} differs from {info.md5}")
+                return SlideStatus(
+                    item, "damaged", found, size, reason=f"md5 {digest} differs from {info.md5}"
+                )
         else:
             problem = opens_as_slide(found)
             if problem:
@@ -95,8 +105,12 @@ def _slide_state(item: SlideItem, found: Path | None, info: RemoteInfo | None, s
     return SlideStatus(item, "present", found, size if size is not None else got)
 
 
-def folder_status(csv_path: str | Path, root: str | Path, tasks: str | Iterable[str] | None = None,
-                  verify: bool = False) -> StatusReport:
+def folder_status(
+    csv_path: str | Path,
+    root: str | Path,
+    tasks: str | Iterable[str] | None = None,
+    verify: bool = False,
+) -> StatusReport:
     """Per slide and per task: present, missing, damaged; questions that can run."""
     root = Path(root).expanduser()
     wanted = parse_tasks(tasks)
@@ -132,7 +146,9 @@ def write_manifest(items: list[SlideItem], infos: dict[str, RemoteInfo], out: Pa
     """A GDC manifest (tab-separated ``id filename md5 size state``) for the gdc-client; rows
     without a known md5 and size carry only ``id`` and ``filename``. Returns the number of rows."""
     rows = [it for it in items if it.source == "tcga"]
-    full = all(infos.get(it.key) and infos[it.key].md5 and infos[it.key].size is not None for it in rows)
+    full = all(
+        infos.get(it.key) and infos[it.key].md5 and infos[it.key].size is not None for it in rows
+    )
     lines = ["id\tfilename\tmd5\tsize\tstate" if full else "id\tfilename"]
     for it in rows:
         info = infos.get(it.key)

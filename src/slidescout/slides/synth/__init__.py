@@ -12,5 +12,18 @@ from slidescout.slides.synth.questions import COLUMNS, generate_dataset, slide_q
 from slidescout.slides.synth.textures import CLASSES
 from slidescout.slides.synth.truth import LesionTruth, SynthTruth, TissueTruth, load_truth
 
-__all__ = ["CLASSES", "COLUMNS", "DEFAULT_SIZE", "DEMO_SIZE", "LesionTruth", "SynthSlide", "SynthTruth",
-           "TissueTruth", "demo_sample", "generate_dataset", "generate_slide", "load_truth", "slide_questions"]
+__all__ = [
+    "CLASSES",
+    "COLUMNS",
+    "DEFAULT_SIZE",
+    "DEMO_SIZE",
+    "LesionTruth",
+    "SynthSlide",
+    "SynthTruth",
+    "TissueTruth",
+    "demo_sample",
+    "generate_dataset",
+    "generate_slide",
+    "load_truth",
+    "slide_questions",
+]

@@ -18,15 +18,24 @@ _N_POINTS = 120_000
 def _sample(parts: Parts, ys: np.ndarray, xs: np.ndarray) -> Parts:
     r, c = parts.shape
     iy, ix = ys % r, xs % c
+
     def take(a):
         return a[iy, ix] if isinstance(a, np.ndarray) else a
 
-    return Parts(bg_h=take(parts.bg_h), bg_e=take(parts.bg_e), size=iy.shape, cov=take(parts.cov),
-                 nuc_h=take(parts.nuc_h), nuc_e=take(parts.nuc_e))
+    return Parts(
+        bg_h=take(parts.bg_h),
+        bg_e=take(parts.bg_e),
+        size=iy.shape,
+        cov=take(parts.cov),
+        nuc_h=take(parts.nuc_h),
+        nuc_e=take(parts.nuc_e),
+    )
 
 
 def _gather(tiles: list[tuple[np.ndarray, np.ndarray]], ys: np.ndarray, xs: np.ndarray):
-    return [(h[ys % h.shape[0], xs % h.shape[1]], e[ys % e.shape[0], xs % e.shape[1]]) for h, e in tiles]
+    return [
+        (h[ys % h.shape[0], xs % h.shape[1]], e[ys % e.shape[0], xs % e.shape[1]]) for h, e in tiles
+    ]
 
 
 class _Sampler:
@@ -40,8 +49,9 @@ class _Sampler:
         self.own = [_gather(o, ys, xs) for o in own]
         self.extra = _gather(tex.extra, ys, xs)
 
-    def mean_rgb(self, lut: np.ndarray, part: int = 0, dh: float = 0.0, de: float = 0.0,
-                 kn: float = 1.0) -> np.ndarray:
+    def mean_rgb(
+        self, lut: np.ndarray, part: int = 0, dh: float = 0.0, de: float = 0.0, kn: float = 1.0
+    ) -> np.ndarray:
         h, e = self.parts[part].compose(dh, de, kn)
         for xh, xe in self.own[part] + self.extra:
             h = np.maximum(h, xh * kn)
@@ -60,8 +70,13 @@ def base_means(tex: ClassTexture, stain: Stain, rng: np.random.Generator) -> lis
     return [sampler.mean_rgb(lut, 0, dh, de, tex.nuclear_scale) for dh, de in tex.offsets]
 
 
-def match_colour(tex: ClassTexture, stain: Stain, targets: list[np.ndarray], rng: np.random.Generator,
-                 tolerance: float = 1.5) -> float:
+def match_colour(
+    tex: ClassTexture,
+    stain: Stain,
+    targets: list[np.ndarray],
+    rng: np.random.Generator,
+    tolerance: float = 1.5,
+) -> float:
     """Set ``tex.offsets`` (one per target) so each composition's mean RGB is nearest its target;
     return the worst residual (largest per-channel difference, 0-255 units).
 
@@ -76,8 +91,11 @@ def match_colour(tex: ClassTexture, stain: Stain, targets: list[np.ndarray], rng
         worst = 0.0
         x = np.zeros(2)
         for target in targets:
-            x, err = _solve(lambda d, k=kn: sampler.mean_rgb(lut, 0, float(d[0]), float(d[1]), k),
-                            np.asarray(target, float), x)
+            x, err = _solve(
+                lambda d, k=kn: sampler.mean_rgb(lut, 0, float(d[0]), float(d[1]), k),
+                np.asarray(target, float),
+                x,
+            )
             offsets.append((float(x[0]), float(x[1])))
             worst = max(worst, err)
         if best is None or worst < best[0] - 0.25:

@@ -50,9 +50,16 @@ class SynthSlide:
     seconds: float
 
 
-def check_params(slide_id: str, size: tuple[int, int], mpp: float, n_lesions: int | None,
-           lesion_size: tuple[float, float] | None, stain_jitter: float, primary: str | None,
-           n_pieces: int | None) -> tuple[int, int]:
+def check_params(
+    slide_id: str,
+    size: tuple[int, int],
+    mpp: float,
+    n_lesions: int | None,
+    lesion_size: tuple[float, float] | None,
+    stain_jitter: float,
+    primary: str | None,
+    n_pieces: int | None,
+) -> tuple[int, int]:
     if not _ID.match(slide_id):
         raise ConfigError(f"bad slide id {slide_id!r}: use letters, digits, '.', '_' or '-'")
     try:
@@ -60,7 +67,9 @@ def check_params(slide_id: str, size: tuple[int, int], mpp: float, n_lesions: in
     except (TypeError, ValueError):
         raise ConfigError(f"bad slide size {size!r}: expected (width, height) in pixels") from None
     if w < MIN_SIDE or h < MIN_SIDE:
-        raise ConfigError(f"slide size {w}x{h} is too small: each side must be at least {MIN_SIDE} px")
+        raise ConfigError(
+            f"slide size {w}x{h} is too small: each side must be at least {MIN_SIDE} px"
+        )
     if w * h > 4e10:
         raise ConfigError(f"slide size {w}x{h} is too large (over 40 gigapixels)")
     if not 0.05 <= mpp <= 10:
@@ -70,9 +79,13 @@ def check_params(slide_id: str, size: tuple[int, int], mpp: float, n_lesions: in
     if lesion_size is not None:
         lo, hi = lesion_size
         if not 0 < lo <= hi:
-            raise ConfigError(f"bad lesion size {lesion_size!r}: expected (min, max) diameters in level-0 px")
+            raise ConfigError(
+                f"bad lesion size {lesion_size!r}: expected (min, max) diameters in level-0 px"
+            )
     if not 0 <= stain_jitter <= 1:
-        raise ConfigError(f"stain_jitter {stain_jitter} is out of range: use 0 (none) to 1 (wild); 0.1 is mild")
+        raise ConfigError(
+            f"stain_jitter {stain_jitter} is out of range: use 0 (none) to 1 (wild); 0.1 is mild"
+        )
     if primary is not None and primary not in CLASSES:
         raise ConfigError(f"unknown primary class {primary!r}: use one of {', '.join(CLASSES)}")
     if n_pieces is not None and not 1 <= n_pieces <= 4:
@@ -129,13 +142,20 @@ def _geojson(layout: Layout, lesions: list[LesionTruth]) -> dict:
         ring[:, 0] = ring[:, 0].clip(0, layout.width)
         ring[:, 1] = ring[:, 1].clip(0, layout.height)
         coords = ring.tolist() + [ring[0].tolist()]
-        features.append({
-            "type": "Feature",
-            "id": truth.id,
-            "geometry": {"type": "Polygon", "coordinates": [coords]},
-            "properties": {"id": truth.id, "class": truth.cls, "box": list(truth.box),
-                           "objectType": "annotation", "classification": {"name": truth.cls}},
-        })
+        features.append(
+            {
+                "type": "Feature",
+                "id": truth.id,
+                "geometry": {"type": "Polygon", "coordinates": [coords]},
+                "properties": {
+                    "id": truth.id,
+                    "class": truth.cls,
+                    "box": list(truth.box),
+                    "objectType": "annotation",
+                    "classification": {"name": truth.cls},
+                },
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -149,8 +169,14 @@ def _levels(path: Path) -> list[tuple[int, int]]:
     return out
 
 
-def _image(layout: Layout, primary: str, stain: Stain, r_tex: np.random.Generator,
-           r_render: np.random.Generator, mpp: float) -> tuple[pyvips.Image, float, float]:
+def _image(
+    layout: Layout,
+    primary: str,
+    stain: Stain,
+    r_tex: np.random.Generator,
+    r_render: np.random.Generator,
+    mpp: float,
+) -> tuple[pyvips.Image, float, float]:
     """The lazy slide image, the colour-matching residual and the lesions' nuclear scale. The
     float texture arrays die here; the pipeline keeps only the 8-bit tiles."""
     ppu = 1.0 / mpp
@@ -167,11 +193,20 @@ def _image(layout: Layout, primary: str, stain: Stain, r_tex: np.random.Generato
     return compose(layout, textures, stain, r_render, mpp), residual, kn
 
 
-def generate_slide(out_dir: str | Path, slide_id: str, *, size: tuple[int, int] = DEFAULT_SIZE,
-                   seed: int = 0, n_lesions: int | None = None,
-                   lesion_size: tuple[float, float] | None = None, stain_jitter: float = 0.1,
-                   mpp: float = 0.25, primary: str | None = None, n_pieces: int | None = None,
-                   progress: Callable[[float], None] | None = None) -> SynthSlide:
+def generate_slide(
+    out_dir: str | Path,
+    slide_id: str,
+    *,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 0,
+    n_lesions: int | None = None,
+    lesion_size: tuple[float, float] | None = None,
+    stain_jitter: float = 0.1,
+    mpp: float = 0.25,
+    primary: str | None = None,
+    n_pieces: int | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> SynthSlide:
     """Generate one synthetic H&E slide and its ground truth in ``out_dir``.
 
     Args:
@@ -191,7 +226,9 @@ def generate_slide(out_dir: str | Path, slide_id: str, *, size: tuple[int, int] 
     t0 = time.perf_counter()
     if int(seed) < 0:
         raise ConfigError(f"seed {seed} is negative: use 0 or more")
-    width, height = check_params(slide_id, size, mpp, n_lesions, lesion_size, stain_jitter, primary, n_pieces)
+    width, height = check_params(
+        slide_id, size, mpp, n_lesions, lesion_size, stain_jitter, primary, n_pieces
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     streams = np.random.SeedSequence(int(seed)).spawn(4)
@@ -208,7 +245,9 @@ def generate_slide(out_dir: str | Path, slide_id: str, *, size: tuple[int, int] 
     layout = tissue_layout(r_layout, width, height, n_pieces, mpp)
     classes = lesion_classes(r_layout, primary, n_lesions)
     single = primary != "normal" and classes.count(primary) == 1
-    place_lesions(r_layout, layout, classes, (float(diameters[0]), float(diameters[1])), want_quadrant=single)
+    place_lesions(
+        r_layout, layout, classes, (float(diameters[0]), float(diameters[1])), want_quadrant=single
+    )
     add_holes(r_layout, layout, mpp)
     placed = {les.cls for les in layout.lesions}
     if primary != "normal" and primary not in placed:
@@ -223,33 +262,75 @@ def generate_slide(out_dir: str | Path, slide_id: str, *, size: tuple[int, int] 
     power = round(10.0 / mpp, 2)
     # Aperio-style keys (AppMag, MPP) as scanners write them: slidescout, QuPath and other
     # readers take the objective power from AppMag; the resolution tags carry the mpp
-    description = (f"SynthPath synthetic H&E slide {slide_id}; seed={seed}; mpp={mpp}; "
-                   f"objective_power={power:g}|AppMag = {power:g}|MPP = {mpp:g}")
+    description = (
+        f"SynthPath synthetic H&E slide {slide_id}; seed={seed}; mpp={mpp}; "
+        f"objective_power={power:g}|AppMag = {power:g}|MPP = {mpp:g}"
+    )
     save_tiff(image, str(tmp), mpp, description, progress)
     os.replace(tmp, tiff)
 
     lesions = []
     for region in layout.lesions:
         box = _clip_box(region.polygon, width, height)
-        lesions.append(LesionTruth(id=region.id, cls=region.cls, box=box, area=round(_area(region.polygon), 1),
-                                   piece=_piece_of(region, layout), quadrant=_quadrant(box, width, height)))
-    pieces = [TissueTruth(id=p.id, box=_clip_box(p.polygon, width, height), area=round(_area(p.polygon), 1))
-              for p in layout.pieces]
+        lesions.append(
+            LesionTruth(
+                id=region.id,
+                cls=region.cls,
+                box=box,
+                area=round(_area(region.polygon), 1),
+                piece=_piece_of(region, layout),
+                quadrant=_quadrant(box, width, height),
+            )
+        )
+    pieces = [
+        TissueTruth(
+            id=p.id, box=_clip_box(p.polygon, width, height), area=round(_area(p.polygon), 1)
+        )
+        for p in layout.pieces
+    ]
     seconds = time.perf_counter() - t0
     truth = SynthTruth(
-        slide_id=slide_id, image=tiff.name, annotations=f"{slide_id}.geojson", width=width, height=height,
-        mpp=mpp, objective_power=power, levels=_levels(tiff), seed=int(seed),
-        params={"size": [width, height], "n_lesions": n_lesions_requested,
-                "lesion_size": None if lesion_size is None else [float(v) for v in lesion_size],
-                "stain_jitter": stain_jitter, "mpp": mpp, "n_pieces": n_pieces_requested,
-                "primary": requested, "lesion_diameters": [float(diameters[0]), float(diameters[1])]},
-        primary=primary, lesions=lesions, tissue=pieces,
-        stain={"h_vector": list(stain.h_vector), "e_vector": list(stain.e_vector), "h_max": stain.h_max,
-               "e_max": stain.e_max, "glass": list(stain.glass), "lesion_nuclear_scale": kn},
-        colour_residual=round(residual, 2))
+        slide_id=slide_id,
+        image=tiff.name,
+        annotations=f"{slide_id}.geojson",
+        width=width,
+        height=height,
+        mpp=mpp,
+        objective_power=power,
+        levels=_levels(tiff),
+        seed=int(seed),
+        params={
+            "size": [width, height],
+            "n_lesions": n_lesions_requested,
+            "lesion_size": None if lesion_size is None else [float(v) for v in lesion_size],
+            "stain_jitter": stain_jitter,
+            "mpp": mpp,
+            "n_pieces": n_pieces_requested,
+            "primary": requested,
+            "lesion_diameters": [float(diameters[0]), float(diameters[1])],
+        },
+        primary=primary,
+        lesions=lesions,
+        tissue=pieces,
+        stain={
+            "h_vector": list(stain.h_vector),
+            "e_vector": list(stain.e_vector),
+            "h_max": stain.h_max,
+            "e_max": stain.e_max,
+            "glass": list(stain.glass),
+            "lesion_nuclear_scale": kn,
+        },
+        colour_residual=round(residual, 2),
+    )
     geojson = out / truth.annotations
     geojson.write_text(json.dumps(_geojson(layout, lesions)), encoding="utf-8")
     truth_file = out / f"{slide_id}.json"
     truth_file.write_text(truth.dump(), encoding="utf-8")
-    return SynthSlide(slide_id=slide_id, path=tiff, geojson=geojson, truth_path=truth_file, truth=truth,
-                      seconds=seconds)
+    return SynthSlide(
+        slide_id=slide_id,
+        path=tiff,
+        geojson=geojson,
+        truth_path=truth_file,
+        truth=truth,
+        seconds=seconds,
+    )

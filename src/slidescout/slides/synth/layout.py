@@ -62,11 +62,25 @@ class Layout:
 
 def mask_scale(width: int, height: int) -> int:
     """Level-0 pixels per mask pixel: a power of two, at least 2, long side <= ~1,500."""
-    return max(2, 2 ** math.ceil(math.log2(max(width, height) / 1500))) if max(width, height) > 3000 else 2
+    return (
+        max(2, 2 ** math.ceil(math.log2(max(width, height) / 1500)))
+        if max(width, height) > 3000
+        else 2
+    )
 
 
-def blob(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, *, wobble: float,
-         n: int = 160, harmonics: int = 6, angle: float | None = None) -> np.ndarray:
+def blob(
+    rng: np.random.Generator,
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    *,
+    wobble: float,
+    n: int = 160,
+    harmonics: int = 6,
+    angle: float | None = None,
+) -> np.ndarray:
     """An irregular closed outline (n, 2) of level-0 ``(x, y)`` around an ellipse."""
     t = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     r = np.ones(n)
@@ -103,7 +117,7 @@ def paste_max(grid: np.ndarray, mask: np.ndarray, origin: tuple[int, int]) -> No
     gr1, gc1 = min(grid.shape[0], r0 + rows), min(grid.shape[1], c0 + cols)
     if gr1 <= gr0 or gc1 <= gc0:
         return
-    sub = mask[gr0 - r0:gr1 - r0, gc0 - c0:gc1 - c0]
+    sub = mask[gr0 - r0 : gr1 - r0, gc0 - c0 : gc1 - c0]
     np.maximum(grid[gr0:gr1, gc0:gc1], sub, out=grid[gr0:gr1, gc0:gc1])
 
 
@@ -116,13 +130,20 @@ def _piece_cells(n: int, landscape: bool) -> list[tuple[float, float, float, flo
     elif n == 3:
         cells = [(0.0, 0.0, 1 / 3, 1.0), (1 / 3, 0.0, 1 / 3, 1.0), (2 / 3, 0.0, 1 / 3, 1.0)]
     else:
-        cells = [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 0.5, 0.5), (0.0, 0.5, 0.5, 0.5), (0.5, 0.5, 0.5, 0.5)]
+        cells = [
+            (0.0, 0.0, 0.5, 0.5),
+            (0.5, 0.0, 0.5, 0.5),
+            (0.0, 0.5, 0.5, 0.5),
+            (0.5, 0.5, 0.5, 0.5),
+        ]
     if not landscape:
         cells = [(y, x, h, w) for x, y, w, h in cells]
     return cells
 
 
-def tissue_layout(rng: np.random.Generator, width: int, height: int, n_pieces: int, mpp: float = 0.25) -> Layout:
+def tissue_layout(
+    rng: np.random.Generator, width: int, height: int, n_pieces: int, mpp: float = 0.25
+) -> Layout:
     """``n_pieces`` (1-4) separate irregular tissue pieces, one per cell of a grid."""
     scale = mask_scale(width, height)
     grid = (-(-height // scale), -(-width // scale))
@@ -135,14 +156,22 @@ def tissue_layout(rng: np.random.Generator, width: int, height: int, n_pieces: i
         ry = rng.uniform(0.34, 0.42) * ch - margin / 2
         cx = fx * width + cw / 2 + rng.uniform(-0.04, 0.04) * cw
         cy = fy * height + ch / 2 + rng.uniform(-0.04, 0.04) * ch
-        poly = blob(rng, cx, cy, rx, ry, wobble=0.12, n=240, harmonics=9, angle=rng.uniform(-0.2, 0.2))
+        poly = blob(
+            rng, cx, cy, rx, ry, wobble=0.12, n=240, harmonics=9, angle=rng.uniform(-0.2, 0.2)
+        )
         poly[:, 0] = poly[:, 0].clip(margin / 2, width - margin / 2)
         poly[:, 1] = poly[:, 1].clip(margin / 2, height - margin / 2)
         mask, origin = rasterise(poly, scale)
         paste_max(tissue, mask, origin)
         pieces.append(Region(id=f"tissue-{i + 1}", polygon=poly))
-    return Layout(width=width, height=height, scale=scale, tissue=tissue, pieces=pieces,
-                  tone=_tone(rng, grid, scale, mpp))
+    return Layout(
+        width=width,
+        height=height,
+        scale=scale,
+        tissue=tissue,
+        pieces=pieces,
+        tone=_tone(rng, grid, scale, mpp),
+    )
 
 
 def _tone(rng: np.random.Generator, grid: tuple[int, int], scale: int, mpp: float) -> np.ndarray:
@@ -150,14 +179,19 @@ def _tone(rng: np.random.Generator, grid: tuple[int, int], scale: int, mpp: floa
     sigma = max(1.0, 350.0 / (mpp * scale))  # ~0.35 mm blotches, on broader swells
     out = np.empty((*grid, 2), np.float32)
     for band, amount in ((0, 0.07), (1, 0.10)):
-        n = (periodic_noise(rng, grid, sigma) + 0.8 * periodic_noise(rng, grid, 3 * sigma)
-             + 0.5 * periodic_noise(rng, grid, max(1.0, sigma / 3.5)))
+        n = (
+            periodic_noise(rng, grid, sigma)
+            + 0.8 * periodic_noise(rng, grid, 3 * sigma)
+            + 0.5 * periodic_noise(rng, grid, max(1.0, sigma / 3.5))
+        )
         n /= n.std() or 1.0
         out[..., band] = 1.0 + amount * np.clip(n, -2.5, 2.5)
     return out
 
 
-def add_holes(rng: np.random.Generator, layout: Layout, mpp: float, per_piece: tuple[int, int] = (1, 6)) -> None:
+def add_holes(
+    rng: np.random.Generator, layout: Layout, mpp: float, per_piece: tuple[int, int] = (1, 6)
+) -> None:
     """Punch vessel lumens / fat vacuoles (40-250 microns) into the tissue, away from lesions."""
     s = layout.scale
     inside = ndimage.distance_transform_edt(layout.tissue > 0.5) * s
@@ -175,10 +209,14 @@ def add_holes(rng: np.random.Generator, layout: Layout, mpp: float, per_piece: t
                 continue
             if any(math.hypot(cx - px, cy - py) < radius * 1.4 + pr for px, py, pr in keep_out):
                 continue
-            poly = blob(rng, cx, cy, radius, radius * rng.uniform(0.5, 0.9), wobble=0.08, n=48, harmonics=3)
+            poly = blob(
+                rng, cx, cy, radius, radius * rng.uniform(0.5, 0.9), wobble=0.08, n=48, harmonics=3
+            )
             mask, origin = rasterise(poly, s, pad=2)
             _subtract(layout.tissue, mask, origin)
-            layout.holes.append(Region(id=f"hole-{len(layout.holes) + 1}", polygon=poly, cls="hole"))
+            layout.holes.append(
+                Region(id=f"hole-{len(layout.holes) + 1}", polygon=poly, cls="hole")
+            )
             keep_out.append((cx, cy, radius * 1.3))
             break
 
@@ -189,18 +227,26 @@ def _subtract(grid: np.ndarray, mask: np.ndarray, origin: tuple[int, int]) -> No
     gr0, gc0 = max(0, r0), max(0, c0)
     gr1, gc1 = min(grid.shape[0], r0 + rows), min(grid.shape[1], c0 + cols)
     if gr1 > gr0 and gc1 > gc0:
-        sub = mask[gr0 - r0:gr1 - r0, gc0 - c0:gc1 - c0]
+        sub = mask[gr0 - r0 : gr1 - r0, gc0 - c0 : gc1 - c0]
         grid[gr0:gr1, gc0:gc1] = np.minimum(grid[gr0:gr1, gc0:gc1], 1.0 - sub)
 
 
-def _inside_quadrant(box: tuple[int, int, int, int], width: int, height: int, margin: float) -> bool:
+def _inside_quadrant(
+    box: tuple[int, int, int, int], width: int, height: int, margin: float
+) -> bool:
     x, y, w, h = box
     mx, my = width / 2, height / 2
     return (x + w + margin <= mx or x - margin >= mx) and (y + h + margin <= my or y - margin >= my)
 
 
-def place_lesions(rng: np.random.Generator, layout: Layout, classes: list[str],
-                  diameter: tuple[float, float], *, want_quadrant: bool = False) -> None:
+def place_lesions(
+    rng: np.random.Generator,
+    layout: Layout,
+    classes: list[str],
+    diameter: tuple[float, float],
+    *,
+    want_quadrant: bool = False,
+) -> None:
     """Put one lesion per entry of ``classes`` inside the tissue, apart from each other.
 
     A lesion that does not fit is shrunk, then left out. With ``want_quadrant`` the first
@@ -223,13 +269,29 @@ def place_lesions(rng: np.random.Generator, layout: Layout, classes: list[str],
             cy = (ys[i] + rng.random()) * s
             if inside[ys[i], xs[i]] < extent + 0.05 * radius + 2 * s:
                 continue
-            if any(math.hypot(cx - px, cy - py) < extent + pr + 0.6 * (radius + pr) for px, py, pr in placed):
+            if any(
+                math.hypot(cx - px, cy - py) < extent + pr + 0.6 * (radius + pr)
+                for px, py, pr in placed
+            ):
                 continue
-            poly = blob(rng, cx, cy, radius * rng.uniform(0.85, 1.15), radius * rng.uniform(0.75, 1.0),
-                        wobble=0.16, n=128, harmonics=7)
+            poly = blob(
+                rng,
+                cx,
+                cy,
+                radius * rng.uniform(0.85, 1.15),
+                radius * rng.uniform(0.75, 1.0),
+                wobble=0.16,
+                n=128,
+                harmonics=7,
+            )
             region = Region(id=f"lesion-{k + 1}", polygon=poly, cls=cls)
-            if want_quadrant and k == 0 and not _inside_quadrant(region.box, layout.width, layout.height,
-                                                                 0.02 * min(layout.width, layout.height)):
+            if (
+                want_quadrant
+                and k == 0
+                and not _inside_quadrant(
+                    region.box, layout.width, layout.height, 0.02 * min(layout.width, layout.height)
+                )
+            ):
                 continue
             rows = np.clip(((poly[:, 1] / s).astype(int)), 0, inside.shape[0] - 1)
             cols = np.clip(((poly[:, 0] / s).astype(int)), 0, inside.shape[1] - 1)

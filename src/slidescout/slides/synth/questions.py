@@ -23,8 +23,19 @@ from slidescout.slides.synth.generator import DEFAULT_SIZE, SynthSlide, generate
 from slidescout.slides.synth.textures import CLASSES
 from slidescout.slides.synth.truth import SynthTruth, load_truth
 
-COLUMNS = ["benchmark_name", "benchmark_id", "image_path", "answer", "options", "image_exists",
-           "patch_exists", "is_valid", "metric_type", "file_id", "prompt"]
+COLUMNS = [
+    "benchmark_name",
+    "benchmark_id",
+    "image_path",
+    "answer",
+    "options",
+    "image_exists",
+    "patch_exists",
+    "is_valid",
+    "metric_type",
+    "file_id",
+    "prompt",
+]
 
 DIAGNOSIS_OPTIONS = {
     "tumor": "Carcinoma (tumor)",
@@ -32,7 +43,11 @@ DIAGNOSIS_OPTIONS = {
     "necrosis": "Necrosis",
     "normal": "No significant abnormality",
 }
-FINDING = {"tumor": "carcinoma (tumor)", "lymphocytes": "dense lymphocytic infiltrate", "necrosis": "necrosis"}
+FINDING = {
+    "tumor": "carcinoma (tumor)",
+    "lymphocytes": "dense lymphocytic infiltrate",
+    "necrosis": "necrosis",
+}
 LOCATION_OPTIONS = ["Upper left", "Upper right", "Lower left", "Lower right"]
 LESION_COUNT_OPTIONS = ["1", "2", "3", "4"]
 PIECE_COUNT_OPTIONS = ["1", "2", "3", "4", "5"]
@@ -40,7 +55,7 @@ PIECE_COUNT_OPTIONS = ["1", "2", "3", "4", "5"]
 _TEMPLATE = (
     "\n{question}\n\nSelect from the following options:\n{{options}}\n\n"
     "Please choose the number of the correct option and respond in the following JSON format:\n"
-    "```json\n{{{{\"answer\": YOUR_ANSWER}}}}\n```\n"
+    '```json\n{{{{"answer": YOUR_ANSWER}}}}\n```\n'
 )
 
 
@@ -48,8 +63,15 @@ def _prompt(question: str) -> str:
     return _TEMPLATE.format(question=question)
 
 
-def _row(task: str, truth: SynthTruth, kind: str, question: str, options: list[str], answer: int,
-         image_path: str) -> dict[str, str]:
+def _row(
+    task: str,
+    truth: SynthTruth,
+    kind: str,
+    question: str,
+    options: list[str],
+    answer: int,
+    image_path: str,
+) -> dict[str, str]:
     return {
         "benchmark_name": task,
         "benchmark_id": f"{truth.slide_id}-{kind}",
@@ -70,23 +92,57 @@ def slide_questions(truth: SynthTruth, image_path: str | None = None) -> list[di
     path = image_path or truth.image
     rows = []
     diag = list(DIAGNOSIS_OPTIONS.values())
-    rows.append(_row("synth_diagnosis", truth, "diagnosis", "What is the most significant finding in this slide?",
-                     diag, list(DIAGNOSIS_OPTIONS).index(truth.primary) + 1, path))
+    rows.append(
+        _row(
+            "synth_diagnosis",
+            truth,
+            "diagnosis",
+            "What is the most significant finding in this slide?",
+            diag,
+            list(DIAGNOSIS_OPTIONS).index(truth.primary) + 1,
+            path,
+        )
+    )
     if truth.primary != "normal":
         found = truth.lesions_of(truth.primary)
         finding = FINDING[truth.primary]
         if len(found) == 1 and found[0].quadrant is not None:
             quadrant = found[0].quadrant.capitalize()
-            rows.append(_row("synth_location", truth, "location",
-                             f"Where on the whole slide image is the focus of {finding}?",
-                             LOCATION_OPTIONS, LOCATION_OPTIONS.index(quadrant) + 1, path))
+            rows.append(
+                _row(
+                    "synth_location",
+                    truth,
+                    "location",
+                    f"Where on the whole slide image is the focus of {finding}?",
+                    LOCATION_OPTIONS,
+                    LOCATION_OPTIONS.index(quadrant) + 1,
+                    path,
+                )
+            )
         if 1 <= len(found) <= len(LESION_COUNT_OPTIONS):
-            rows.append(_row("synth_count", truth, "count-lesions",
-                             f"How many separate foci of {finding} are present on this slide?",
-                             LESION_COUNT_OPTIONS, len(found), path))
+            rows.append(
+                _row(
+                    "synth_count",
+                    truth,
+                    "count-lesions",
+                    f"How many separate foci of {finding} are present on this slide?",
+                    LESION_COUNT_OPTIONS,
+                    len(found),
+                    path,
+                )
+            )
     if 1 <= len(truth.tissue) <= len(PIECE_COUNT_OPTIONS):
-        rows.append(_row("synth_count", truth, "count-pieces", "How many separate pieces of tissue are on the slide?",
-                         PIECE_COUNT_OPTIONS, len(truth.tissue), path))
+        rows.append(
+            _row(
+                "synth_count",
+                truth,
+                "count-pieces",
+                "How many separate pieces of tissue are on the slide?",
+                PIECE_COUNT_OPTIONS,
+                len(truth.tissue),
+                path,
+            )
+        )
     return rows
 
 
@@ -116,12 +172,21 @@ def _existing(out: Path, slide_id: str, seed: int, params: dict) -> SynthTruth |
     return truth if same else None
 
 
-def generate_dataset(out_dir: str | Path, n: int = 20, *, size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0,
-                     n_lesions: int | None = None, lesion_size: tuple[float, float] | None = None,
-                     stain_jitter: float = 0.1, mpp: float = 0.25, prefix: str = "synth",
-                     overwrite: bool = False,
-                     on_slide: Callable[[int, str], Callable[[float], None] | None] | None = None,
-                     on_done: Callable[[SynthSlide | SynthTruth], None] | None = None) -> Path:
+def generate_dataset(
+    out_dir: str | Path,
+    n: int = 20,
+    *,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 0,
+    n_lesions: int | None = None,
+    lesion_size: tuple[float, float] | None = None,
+    stain_jitter: float = 0.1,
+    mpp: float = 0.25,
+    prefix: str = "synth",
+    overwrite: bool = False,
+    on_slide: Callable[[int, str], Callable[[float], None] | None] | None = None,
+    on_done: Callable[[SynthSlide | SynthTruth], None] | None = None,
+) -> Path:
     """Generate ``n`` slides (primary classes balanced across tumor, lymphocytes, necrosis and
     normal) and one ``questions.csv`` whose ``image_path`` is relative to ``out_dir``.
 
@@ -141,9 +206,14 @@ def generate_dataset(out_dir: str | Path, n: int = 20, *, size: tuple[int, int] 
     for i in range(n):
         slide_id = f"{prefix}-{i:03d}"
         s = slide_seed(seed, i)
-        wanted = {"size": [int(size[0]), int(size[1])], "n_lesions": n_lesions, "stain_jitter": stain_jitter,
-                  "mpp": mpp, "primary": primaries[i],
-                  "lesion_size": None if lesion_size is None else [float(v) for v in lesion_size]}
+        wanted = {
+            "size": [int(size[0]), int(size[1])],
+            "n_lesions": n_lesions,
+            "stain_jitter": stain_jitter,
+            "mpp": mpp,
+            "primary": primaries[i],
+            "lesion_size": None if lesion_size is None else [float(v) for v in lesion_size],
+        }
         kept = None if overwrite else _existing(out, slide_id, s, wanted)
         if kept is not None:
             truth = kept
@@ -151,8 +221,18 @@ def generate_dataset(out_dir: str | Path, n: int = 20, *, size: tuple[int, int] 
                 on_done(kept)
         else:
             progress = on_slide(i, slide_id) if on_slide else None
-            slide = generate_slide(out, slide_id, size=size, seed=s, n_lesions=n_lesions, lesion_size=lesion_size,
-                                   stain_jitter=stain_jitter, mpp=mpp, primary=primaries[i], progress=progress)
+            slide = generate_slide(
+                out,
+                slide_id,
+                size=size,
+                seed=s,
+                n_lesions=n_lesions,
+                lesion_size=lesion_size,
+                stain_jitter=stain_jitter,
+                mpp=mpp,
+                primary=primaries[i],
+                progress=progress,
+            )
             truth = slide.truth
             if on_done:
                 on_done(slide)

@@ -39,13 +39,17 @@ class _Canvas:
 
     def repeat(self, tile: np.ndarray, phase: tuple[int, int] | None = None) -> pyvips.Image:
         th, tw = tile.shape[:2]
-        ox, oy = phase if phase is not None else (int(self.rng.integers(tw)), int(self.rng.integers(th)))
+        ox, oy = (
+            phase if phase is not None else (int(self.rng.integers(tw)), int(self.rng.integers(th)))
+        )
         img = pyvips.Image.new_from_array(np.ascontiguousarray(tile))
         across = math.ceil((self.width + ox) / tw)
         down = math.ceil((self.height + oy) / th)
         return img.replicate(across, down).crop(ox, oy, self.width, self.height)
 
-    def densities(self, h: np.ndarray, e: np.ndarray, phase: tuple[int, int] | None = None) -> pyvips.Image:
+    def densities(
+        self, h: np.ndarray, e: np.ndarray, phase: tuple[int, int] | None = None
+    ) -> pyvips.Image:
         return self.repeat(np.dstack([_u8(h), _u8(e)]), phase).copy(interpretation="multiband")
 
 
@@ -85,12 +89,20 @@ class _CentreBlend:
         centre = self.small.mapim(index, interpolate=self.nearest) > 127
         choice = self._near_switch(reach).crop(0, 0, w, h).ifthenelse(centre, here)
         # evaluated in small tiles, so most tiles lie wholly off the switch lines and skip mapim
-        return choice.tilecache(tile_width=SWITCH_TILE, tile_height=SWITCH_TILE,
-                                max_tiles=2 * (-(-w // SWITCH_TILE)) + 64, threaded=True)
+        return choice.tilecache(
+            tile_width=SWITCH_TILE,
+            tile_height=SWITCH_TILE,
+            max_tiles=2 * (-(-w // SWITCH_TILE)) + 64,
+            threaded=True,
+        )
 
 
-def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image,
-                centre_blend: _CentreBlend | None = None) -> pyvips.Image:
+def class_plane(
+    tex: ClassTexture,
+    canvas: _Canvas,
+    blend: pyvips.Image,
+    centre_blend: _CentreBlend | None = None,
+) -> pyvips.Image:
     """The whole-slide (lazy) density image of one class texture.
 
     Variant backgrounds are mixed by ``blend``; their own nuclei are switched, not mixed, so no
@@ -116,7 +128,9 @@ def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image,
             if whole and len(variants) == 2:
                 assert centre_blend is not None
                 offsets = tex.own_centres[k][j]
-                first = centre_blend.first_side(canvas.repeat(offsets, phase), int(np.abs(offsets).max()))
+                first = centre_blend.first_side(
+                    canvas.repeat(offsets, phase), int(np.abs(offsets).max())
+                )
                 plane = first.ifthenelse(plane, 0) if k == 0 else first.ifthenelse(0, plane)
             layer = plane if layer is None else layer.maxpair(plane)
         nuclei.append(layer)
@@ -135,7 +149,10 @@ def class_plane(tex: ClassTexture, canvas: _Canvas, blend: pyvips.Image,
 def _edge_noise(canvas: _Canvas, ppu: float) -> pyvips.Image:
     """Periodic uchar noise around 128 that roughens mask edges at the scale of a few cells."""
     side = 1024
-    n = periodic_noise(canvas.rng, (side, side), 5.0 * ppu) * 0.6 + periodic_noise(canvas.rng, (side, side), 1.5 * ppu) * 0.4
+    n = (
+        periodic_noise(canvas.rng, (side, side), 5.0 * ppu) * 0.6
+        + periodic_noise(canvas.rng, (side, side), 1.5 * ppu) * 0.4
+    )
     return canvas.repeat(np.clip(128 + 34 * n, 0, 255).astype(np.uint8)[:, :, None])
 
 
@@ -154,8 +171,13 @@ def _coarse_maps(layout: Layout, rng: np.random.Generator, mpp: float) -> np.nda
     return np.ascontiguousarray(np.dstack([weight, tone[..., 0], tone[..., 1]]).astype(np.uint8))
 
 
-def compose(layout: Layout, textures: dict[str, ClassTexture], stain: Stain, rng: np.random.Generator,
-            mpp: float) -> pyvips.Image:
+def compose(
+    layout: Layout,
+    textures: dict[str, ClassTexture],
+    stain: Stain,
+    rng: np.random.Generator,
+    mpp: float,
+) -> pyvips.Image:
     """The slide as a lazy 8-bit sRGB pyvips image (nothing is computed yet)."""
     w, h, s = layout.width, layout.height, layout.scale
     ppu = 1.0 / mpp
@@ -187,8 +209,9 @@ def compose(layout: Layout, textures: dict[str, ClassTexture], stain: Stain, rng
         bw, bh = x1 - x0, y1 - y0
         # a soft border a few microns wide: nuclei fade rather than being cut in half
         alpha = ((m + edge.crop(x0, y0, bw, bh)) * 4 - (256 * 4 - 128)).cast("uchar")
-        patch = alpha.ifthenelse(lesion_planes[les.cls].crop(x0, y0, bw, bh), img.crop(x0, y0, bw, bh),
-                                 blend=True)
+        patch = alpha.ifthenelse(
+            lesion_planes[les.cls].crop(x0, y0, bw, bh), img.crop(x0, y0, bw, bh), blend=True
+        )
         img = img.insert(patch, x0, y0)
     img = ((img * tone) >> 7).cast("uchar")  # tone is a multiplier in 1/128ths
     tissue = _upsample(layout.tissue, s).crop(0, 0, w, h)
@@ -208,8 +231,13 @@ def _to_rgb(densities: pyvips.Image, stain: Stain) -> pyvips.Image:
     return rgb.copy(interpretation="srgb")
 
 
-def save_tiff(img: pyvips.Image, path: str, mpp: float, description: str,
-              progress: Callable[[float], None] | None = None) -> None:
+def save_tiff(
+    img: pyvips.Image,
+    path: str,
+    mpp: float,
+    description: str,
+    progress: Callable[[float], None] | None = None,
+) -> None:
     """Write a pyramidal 256-px JPEG (Q85) tiled TIFF whose resolution tags give ``mpp``."""
     px_per_mm = 1000.0 / mpp
     img = img.copy(xres=px_per_mm, yres=px_per_mm)
@@ -225,9 +253,19 @@ def save_tiff(img: pyvips.Image, path: str, mpp: float, description: str,
         img.set_progress(True)
         img.signal_connect("eval", on_eval)
     try:
-        img.tiffsave(path, tile=True, tile_width=TILE, tile_height=TILE, pyramid=True, compression="jpeg",
-                     Q=QUALITY, xres=px_per_mm, yres=px_per_mm, resunit="cm",
-                     bigtiff=img.width * img.height > 1 << 31)
+        img.tiffsave(
+            path,
+            tile=True,
+            tile_width=TILE,
+            tile_height=TILE,
+            pyramid=True,
+            compression="jpeg",
+            Q=QUALITY,
+            xres=px_per_mm,
+            yres=px_per_mm,
+            resunit="cm",
+            bigtiff=img.width * img.height > 1 << 31,
+        )
     finally:
         # drop cached operations: they hold this slide's texture tiles
         size = pyvips.cache_get_max()

@@ -42,18 +42,26 @@ class Stain:
         a = max(0.0, float(amount))
         h = _unit(np.array(_H_VECTOR) + rng.normal(0.0, 0.25 * a, 3)).clip(0.05)
         e = _unit(np.array(_E_VECTOR) + rng.normal(0.0, 0.25 * a, 3)).clip(0.05)
-        glass = np.clip(np.array(_GLASS) + rng.normal(0.0, 1.0, 1) * 40 * a + rng.normal(0.0, 4 * a, 3), 225, 250)
-        return cls(h_vector=_triple(_unit(h)), e_vector=_triple(_unit(e)),
-                   h_max=2.5 * float(np.exp(rng.normal(0.0, a))),
-                   e_max=1.25 * float(np.exp(rng.normal(0.0, a))),
-                   glass=_triple(glass))
+        glass = np.clip(
+            np.array(_GLASS) + rng.normal(0.0, 1.0, 1) * 40 * a + rng.normal(0.0, 4 * a, 3),
+            225,
+            250,
+        )
+        return cls(
+            h_vector=_triple(_unit(h)),
+            e_vector=_triple(_unit(e)),
+            h_max=2.5 * float(np.exp(rng.normal(0.0, a))),
+            e_max=1.25 * float(np.exp(rng.normal(0.0, a))),
+            glass=_triple(glass),
+        )
 
     def rgb(self, h: np.ndarray, e: np.ndarray) -> np.ndarray:
         """Float RGB (..., 3) in 0-255 of densities ``h``, ``e`` in [0, 1] (any equal shapes)."""
         h = np.clip(np.asarray(h, np.float32), 0.0, 1.0)[..., None]
         e = np.clip(np.asarray(e, np.float32), 0.0, 1.0)[..., None]
-        od = (h * self.h_max * np.asarray(self.h_vector, np.float32)
-              + e * self.e_max * np.asarray(self.e_vector, np.float32))
+        od = h * self.h_max * np.asarray(self.h_vector, np.float32) + e * self.e_max * np.asarray(
+            self.e_vector, np.float32
+        )
         return np.asarray(self.glass, np.float32) * np.exp(-od)
 
     def lut(self) -> np.ndarray:

@@ -37,12 +37,16 @@ class Parts:
     cov: np.ndarray | None = None
     nuc_h: np.ndarray | None = None
     nuc_e: np.ndarray | None = None
-    centre: np.ndarray | None = None  # (2, rows, cols) int16: offset (dx, dy) to the owning nucleus' centre
+    centre: np.ndarray | None = (
+        None  # (2, rows, cols) int16: offset (dx, dy) to the owning nucleus' centre
+    )
 
     @classmethod
     def of(cls, h: np.ndarray | float, e: np.ndarray | float, shape: tuple[int, int]) -> Parts:
         def f32(v: np.ndarray | float) -> np.ndarray | float:
-            return np.clip(v, 0.0, 1.0).astype(np.float32) if isinstance(v, np.ndarray) else float(v)
+            return (
+                np.clip(v, 0.0, 1.0).astype(np.float32) if isinstance(v, np.ndarray) else float(v)
+            )
 
         return cls(bg_h=f32(h), bg_e=f32(e), size=tuple(shape))
 
@@ -62,7 +66,9 @@ class Parts:
             self.centre = np.zeros((2, *self.size), np.int16)
         return self.centre
 
-    def compose(self, dh: float = 0.0, de: float = 0.0, kn: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    def compose(
+        self, dh: float = 0.0, de: float = 0.0, kn: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Final ``(h, e)`` densities: ``dh``/``de`` added to the background, nuclei's
         hematoxylin scaled by ``kn``."""
         bh = np.broadcast_to(np.clip(np.float32(self.bg_h) + np.float32(dh), 0.0, 1.0), self.size)
@@ -98,7 +104,9 @@ class ClassTexture:
     # nucleus of a variant whole or not at all, by the blend at its centre
     own_centres: list[list[np.ndarray]] = field(default_factory=list)
     offsets: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 0.0)])
-    nuclear_scale: float = 1.0  # hematoxylin of every nucleus, lowered only when colour matching needs it
+    nuclear_scale: float = (
+        1.0  # hematoxylin of every nucleus, lowered only when colour matching needs it
+    )
 
     def _scaled(self, tiles: list[Densities]) -> list[Densities]:
         k = self.nuclear_scale
@@ -108,9 +116,14 @@ class ClassTexture:
         """``(base, own nuclei tiles)`` per variant, in the order the renderer blends them."""
         if len(self.parts) > 1:
             own = self.own or [[] for _ in self.parts]
-            return [(p.compose(kn=self.nuclear_scale), self._scaled(o)) for p, o in zip(self.parts, own, strict=True)]
+            return [
+                (p.compose(kn=self.nuclear_scale), self._scaled(o))
+                for p, o in zip(self.parts, own, strict=True)
+            ]
         own0 = self._scaled(self.own[0]) if self.own else []
-        return [(self.parts[0].compose(dh, de, self.nuclear_scale), own0) for dh, de in self.offsets]
+        return [
+            (self.parts[0].compose(dh, de, self.nuclear_scale), own0) for dh, de in self.offsets
+        ]
 
     def extra_tiles(self) -> list[Densities]:
         return self._scaled(self.extra)
@@ -120,8 +133,13 @@ class ClassTexture:
 # noise
 
 
-def periodic_noise(rng: np.random.Generator, shape: tuple[int, int], along_px: float,
-                   across_px: float | None = None, angle: float = 0.0) -> np.ndarray:
+def periodic_noise(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    along_px: float,
+    across_px: float | None = None,
+    angle: float = 0.0,
+) -> np.ndarray:
     """Gaussian-filtered white noise that wraps around: zero mean, unit std, float32.
 
     ``along_px``/``across_px`` are the correlation lengths along and across ``angle`` (radians,
@@ -177,15 +195,21 @@ def _warp_from(field: np.ndarray, yy: np.ndarray, xx: np.ndarray, block: int = 2
     out = np.empty(yy.shape, np.float32)
     for r0 in range(0, yy.shape[0], block):
         r1 = min(yy.shape[0], r0 + block)
-        out[r0:r1] = ndimage.map_coordinates(field, [yy[r0:r1], xx[r0:r1]], order=1, mode="grid-wrap")
+        out[r0:r1] = ndimage.map_coordinates(
+            field, [yy[r0:r1], xx[r0:r1]], order=1, mode="grid-wrap"
+        )
     return out
 
 
-def _voronoi(shape: tuple[int, int], centres: np.ndarray, step: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def _voronoi(
+    shape: tuple[int, int], centres: np.ndarray, step: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
     """Periodic Voronoi cells of ``centres`` (N, 2 as y, x): (cell index, border distance in px)."""
     rows, cols = shape
     sr, sc = -(-rows // step), -(-cols // step)
-    gy, gx = np.meshgrid((np.arange(sr) + 0.5) * rows / sr, (np.arange(sc) + 0.5) * cols / sc, indexing="ij")
+    gy, gx = np.meshgrid(
+        (np.arange(sr) + 0.5) * rows / sr, (np.arange(sc) + 0.5) * cols / sc, indexing="ij"
+    )
     tree = cKDTree(np.mod(centres, [rows, cols]), boxsize=[rows, cols])
     d, idx = tree.query(np.stack([gy.ravel(), gx.ravel()], 1), k=2)
     border = ((d[:, 1] - d[:, 0]) / 2.0).reshape(sr, sc).astype(np.float32)
@@ -195,12 +219,15 @@ def _voronoi(shape: tuple[int, int], centres: np.ndarray, step: int = 4) -> tupl
     return label[np.ix_(ys, xs)], _zoom_wrap(border, shape)
 
 
-def _jittered_grid(rng: np.random.Generator, shape: tuple[int, int], spacing: float,
-                   jitter: float = 0.45) -> np.ndarray:
+def _jittered_grid(
+    rng: np.random.Generator, shape: tuple[int, int], spacing: float, jitter: float = 0.45
+) -> np.ndarray:
     """Points on a grid that tiles ``shape`` exactly, each moved by up to ``jitter`` spacings."""
     rows, cols = shape
     ny, nx = max(1, round(rows / spacing)), max(1, round(cols / spacing))
-    gy, gx = np.meshgrid((np.arange(ny) + 0.5) * rows / ny, (np.arange(nx) + 0.5) * cols / nx, indexing="ij")
+    gy, gx = np.meshgrid(
+        (np.arange(ny) + 0.5) * rows / ny, (np.arange(nx) + 0.5) * cols / nx, indexing="ij"
+    )
     pts = np.stack([gy.ravel(), gx.ravel()], 1)
     pts[:, 0] += rng.uniform(-jitter, jitter, len(pts)) * rows / ny
     pts[:, 1] += rng.uniform(-jitter, jitter, len(pts)) * cols / nx
@@ -225,8 +252,9 @@ class NucleusStyle:
     nucleolus: float = 0.0  # chance of a prominent (eosinophilic) nucleolus
 
 
-def _nucleus_window(cy: float, cx: float, a: float, b: float, theta: float,
-                    terms: list[tuple[int, float, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _nucleus_window(
+    cy: float, cx: float, a: float, b: float, theta: float, terms: list[tuple[int, float, float]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows, columns and normalised radius ``r`` of the window holding a whole nucleus.
 
     ``r`` is 1 on the outline (semi-axes ``a``, ``b`` along ``theta``, the outline scaled by
@@ -252,8 +280,15 @@ def _nucleus_window(cy: float, cx: float, a: float, b: float, theta: float,
     return ys, xs, r
 
 
-def stamp_nuclei(parts: Parts, rng: np.random.Generator, centres: np.ndarray, style: NucleusStyle,
-                 ppu: float, grain: np.ndarray, angles: np.ndarray | None = None) -> None:
+def stamp_nuclei(
+    parts: Parts,
+    rng: np.random.Generator,
+    centres: np.ndarray,
+    style: NucleusStyle,
+    ppu: float,
+    grain: np.ndarray,
+    angles: np.ndarray | None = None,
+) -> None:
     """Draw one nucleus of ``style`` at each centre (y, x px), wrapping around the tile edges."""
     rows, cols = parts.shape
     n = len(centres)
@@ -266,8 +301,14 @@ def stamp_nuclei(parts: Parts, rng: np.random.Generator, centres: np.ndarray, st
         a = radii[i]
         b = a / aspects[i]
         cy, cx = centres[i]
-        terms = [(k, amp * style.irregular * rng.normal(), rng.uniform(0, 2 * np.pi))
-                 for k, amp in ((2, 1.0), (3, 0.7), (4, 0.4))] if style.irregular > 0 else []
+        terms = (
+            [
+                (k, amp * style.irregular * rng.normal(), rng.uniform(0, 2 * np.pi))
+                for k, amp in ((2, 1.0), (3, 0.7), (4, 0.4))
+            ]
+            if style.irregular > 0
+            else []
+        )
         ys, xs, r = _nucleus_window(cy, cx, a, b, thetas[i], terms)
         yy = (ys - cy)[:, None]
         xx = (xs - cx)[None, :]
@@ -297,7 +338,9 @@ def stamp_nuclei(parts: Parts, rng: np.random.Generator, centres: np.ndarray, st
         cen[1][iy, ix] = np.where(take, np.rint(cy - ys)[:, None].astype(np.int16), cen[1][iy, ix])
 
 
-def _random_points(rng: np.random.Generator, shape: tuple[int, int], per_um2: float, ppu: float) -> np.ndarray:
+def _random_points(
+    rng: np.random.Generator, shape: tuple[int, int], per_um2: float, ppu: float
+) -> np.ndarray:
     rows, cols = shape
     n = rng.poisson(per_um2 * rows * cols / ppu**2)
     return np.stack([rng.uniform(0, rows, n), rng.uniform(0, cols, n)], 1)
@@ -316,14 +359,31 @@ def _final_nuclei(parts: Parts) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # class recipes
 
-_SPINDLE = NucleusStyle(radius=(5.0, 8.5), aspect=(3.0, 5.0), h=(0.55, 0.75), chromatin=0.1, irregular=0.03)
-_LYMPHOCYTE = NucleusStyle(radius=(2.7, 3.4), aspect=(1.0, 1.15), h=(0.78, 0.92), e=0.1, chromatin=0.12,
-                           irregular=0.03)
-_TUMOUR = NucleusStyle(radius=(4.2, 7.5), aspect=(1.05, 1.5), h=(0.55, 0.8), e=0.1, vesicular=0.8,
-                       chromatin=0.3, irregular=0.06, nucleolus=0.7)
-_MITOSIS = NucleusStyle(radius=(3.5, 5.0), aspect=(1.3, 2.2), h=(0.9, 1.0), e=0.1, chromatin=0.2, irregular=0.2)
-_GHOST = NucleusStyle(radius=(3.5, 6.0), aspect=(1.0, 1.4), h=(0.10, 0.18), e=0.5, chromatin=0.2, irregular=0.05)
-_DUST = NucleusStyle(radius=(0.5, 1.1), aspect=(1.0, 1.5), h=(0.45, 0.6), e=0.2, chromatin=0.0, irregular=0.0)
+_SPINDLE = NucleusStyle(
+    radius=(5.0, 8.5), aspect=(3.0, 5.0), h=(0.55, 0.75), chromatin=0.1, irregular=0.03
+)
+_LYMPHOCYTE = NucleusStyle(
+    radius=(2.7, 3.4), aspect=(1.0, 1.15), h=(0.78, 0.92), e=0.1, chromatin=0.12, irregular=0.03
+)
+_TUMOUR = NucleusStyle(
+    radius=(4.2, 7.5),
+    aspect=(1.05, 1.5),
+    h=(0.55, 0.8),
+    e=0.1,
+    vesicular=0.8,
+    chromatin=0.3,
+    irregular=0.06,
+    nucleolus=0.7,
+)
+_MITOSIS = NucleusStyle(
+    radius=(3.5, 5.0), aspect=(1.3, 2.2), h=(0.9, 1.0), e=0.1, chromatin=0.2, irregular=0.2
+)
+_GHOST = NucleusStyle(
+    radius=(3.5, 6.0), aspect=(1.0, 1.4), h=(0.10, 0.18), e=0.5, chromatin=0.2, irregular=0.05
+)
+_DUST = NucleusStyle(
+    radius=(0.5, 1.1), aspect=(1.0, 1.5), h=(0.45, 0.6), e=0.2, chromatin=0.0, irregular=0.0
+)
 
 
 def _size(base_um: float, ppu: float) -> int:
@@ -331,8 +391,9 @@ def _size(base_um: float, ppu: float) -> int:
     return int(sfft.next_fast_len(max(64, int(round(base_um * ppu)))))
 
 
-def stroma_parts(rng: np.random.Generator, shape: tuple[int, int], ppu: float, angle: float,
-                 density: float = 1.0) -> Parts:
+def stroma_parts(
+    rng: np.random.Generator, shape: tuple[int, int], ppu: float, angle: float, density: float = 1.0
+) -> Parts:
     """Collagenous stroma without cells: wavy eosinophilic bundles split by thin pale cracks."""
     warp_y = periodic_noise(rng, shape, 45 * ppu) * 7 * ppu
     warp_x = periodic_noise(rng, shape, 45 * ppu) * 7 * ppu
@@ -349,13 +410,16 @@ def stroma_parts(rng: np.random.Generator, shape: tuple[int, int], ppu: float, a
     return Parts.of(h, e, shape)
 
 
-def spindle_nuclei(rng: np.random.Generator, shape: tuple[int, int], ppu: float, angle: float,
-                   per_um2: float) -> tuple[Densities, np.ndarray]:
+def spindle_nuclei(
+    rng: np.random.Generator, shape: tuple[int, int], ppu: float, angle: float, per_um2: float
+) -> tuple[Densities, np.ndarray]:
     """A nuclei-only tile of fibroblast nuclei lying along ``angle``, and its centre offsets."""
     cells = _nuclei_only(shape)
     grain = periodic_noise(rng, shape, 0.5 * ppu)
     pts = _random_points(rng, shape, per_um2, ppu)
-    stamp_nuclei(cells, rng, pts, _SPINDLE, ppu, grain, angles=angle + rng.normal(0.0, 0.2, len(pts)))
+    stamp_nuclei(
+        cells, rng, pts, _SPINDLE, ppu, grain, angles=angle + rng.normal(0.0, 0.2, len(pts))
+    )
     return _final_nuclei(cells), np.ascontiguousarray(cells.centres().transpose(1, 2, 0))
 
 
@@ -365,7 +429,9 @@ def normal_texture(rng: np.random.Generator, ppu: float, tile: float = 1.0) -> C
     a0 = rng.uniform(0, np.pi)
     a1 = a0 + rng.uniform(0.8, 1.6)
     dense = stroma_parts(rng, (_size(352 * tile, ppu), _size(365 * tile, ppu)), ppu, a0)
-    loose = stroma_parts(rng, (_size(339 * tile, ppu), _size(371 * tile, ppu)), ppu, a1, density=0.85)
+    loose = stroma_parts(
+        rng, (_size(339 * tile, ppu), _size(371 * tile, ppu)), ppu, a1, density=0.85
+    )
     s0 = spindle_nuclei(rng, (_size(287 * tile, ppu), _size(331 * tile, ppu)), ppu, a0, 1 / 900)
     s1 = spindle_nuclei(rng, (_size(323 * tile, ppu), _size(277 * tile, ppu)), ppu, a1, 1 / 700)
     own, own_centres = [[s0[0]], [s1[0]]], [[s0[1]], [s1[1]]]
@@ -373,7 +439,9 @@ def normal_texture(rng: np.random.Generator, ppu: float, tile: float = 1.0) -> C
     cells = _nuclei_only(shape)
     grain = periodic_noise(rng, shape, 0.5 * ppu)
     stamp_nuclei(cells, rng, _random_points(rng, shape, 1 / 9000, ppu), _LYMPHOCYTE, ppu, grain)
-    return ClassTexture("normal", [dense, loose], [_final_nuclei(cells)], own=own, own_centres=own_centres)
+    return ClassTexture(
+        "normal", [dense, loose], [_final_nuclei(cells)], own=own, own_centres=own_centres
+    )
 
 
 def tumor_texture(rng: np.random.Generator, ppu: float, tile: float = 1.0) -> ClassTexture:
@@ -443,7 +511,9 @@ def necrosis_texture(rng: np.random.Generator, ppu: float, tile: float = 1.0) ->
 _RECIPES = {"tumor": tumor_texture, "lymphocytes": lymphocyte_texture, "necrosis": necrosis_texture}
 
 
-def class_texture(name: str, rng: np.random.Generator, ppu: float, tile: float = 1.0) -> ClassTexture:
+def class_texture(
+    name: str, rng: np.random.Generator, ppu: float, tile: float = 1.0
+) -> ClassTexture:
     """The texture of class ``name`` (one of :data:`CLASSES`); ``tile`` scales the tile periods
     (about 0.35 mm at 1; small slides use smaller tiles, which are faster to make)."""
     if name == "normal":

@@ -23,7 +23,9 @@ class LesionTruth(BaseModel):
     box: tuple[int, int, int, int]
     area: float = Field(description="polygon area in level-0 pixels squared")
     piece: str | None = Field(default=None, description="id of the tissue piece holding it")
-    quadrant: str | None = Field(default=None, description="quadrant of the slide holding the whole box, if one")
+    quadrant: str | None = Field(
+        default=None, description="quadrant of the slide holding the whole box, if one"
+    )
 
 
 class TissueTruth(BaseModel):
@@ -49,11 +51,15 @@ class SynthTruth(BaseModel):
     levels: list[tuple[int, int]] = Field(default_factory=list)
     seed: int
     params: dict[str, Any] = Field(default_factory=dict)
-    primary: str = Field(description="the most significant finding: a lesion class, 'normal' when none")
+    primary: str = Field(
+        description="the most significant finding: a lesion class, 'normal' when none"
+    )
     lesions: list[LesionTruth] = Field(default_factory=list)
     tissue: list[TissueTruth] = Field(default_factory=list)
     stain: dict[str, Any] = Field(default_factory=dict)
-    colour_residual: float = Field(0.0, description="largest per-channel mean-colour mismatch of a lesion class (0-255)")
+    colour_residual: float = Field(
+        0.0, description="largest per-channel mean-colour mismatch of a lesion class (0-255)"
+    )
 
     def lesions_of(self, cls: str) -> list[LesionTruth]:
         return [les for les in self.lesions if les.cls == cls]
@@ -72,12 +78,18 @@ def load_truth(path: str | Path) -> SynthTruth:
     """Load a slide's ground truth from its ``.json`` (or the ``.tiff``/``.geojson`` beside it)."""
     p = truth_path(path)
     if not p.is_file():
-        raise DatasetError(f"no SynthPath ground truth at {p}; generate the slide with `slidescout synth`")
+        raise DatasetError(
+            f"no SynthPath ground truth at {p}; generate the slide with `slidescout synth`"
+        )
     try:
         return SynthTruth.model_validate(json.loads(p.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{p} is not valid JSON ({e}); regenerate it with `slidescout synth`") from None
+        raise DatasetError(
+            f"{p} is not valid JSON ({e}); regenerate it with `slidescout synth`"
+        ) from None
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first.get("loc", ()))
-        raise DatasetError(f"{p} is not a SynthPath truth file: {where}: {first.get('msg')}") from None
+        raise DatasetError(
+            f"{p} is not a SynthPath truth file: {where}: {first.get('msg')}"
+        ) from None

@@ -21,13 +21,26 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "Card": "cards", "ModelCard": "cards", "load_card": "cards",
-    "check_model": "loading", "load_runner": "loading", "resolve_device": "loading",
-    "ModelPool": "pool", "model_pool": "pool", "device_lock": "pool",
-    "PatchPlan": "tiling", "PatchLimitExceeded": "tiling", "plan_patches": "tiling",
-    "PatchRun": "runtime", "RuntimeStats": "runtime", "run_patches": "runtime",
-    "NucleiStats": "nuclei", "segment_nuclei": "nuclei", "outline_overlay": "nuclei",
-    "find_tissue": "tissue", "stain_stats": "stain",
+    "Card": "cards",
+    "ModelCard": "cards",
+    "load_card": "cards",
+    "check_model": "loading",
+    "load_runner": "loading",
+    "resolve_device": "loading",
+    "ModelPool": "pool",
+    "model_pool": "pool",
+    "device_lock": "pool",
+    "PatchPlan": "tiling",
+    "PatchLimitExceeded": "tiling",
+    "plan_patches": "tiling",
+    "PatchRun": "runtime",
+    "RuntimeStats": "runtime",
+    "run_patches": "runtime",
+    "NucleiStats": "nuclei",
+    "segment_nuclei": "nuclei",
+    "outline_overlay": "nuclei",
+    "find_tissue": "tissue",
+    "stain_stats": "stain",
 }
 
 __all__ = sorted(_LAZY)

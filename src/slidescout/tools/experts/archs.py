@@ -31,8 +31,11 @@ class TinyCNN(nn.Module):
         chans = [in_channels, width, width * 2, width * 4, width * 8]
         layers: list[nn.Module] = []
         for cin, cout in zip(chans[:-1], chans[1:], strict=True):
-            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc: nn.Module = nn.Linear(chans[-1], num_outputs) if num_outputs else nn.Identity()
@@ -55,7 +58,9 @@ def _conv1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = _conv3(cin, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -74,7 +79,9 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = _conv1(cin, planes)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -94,8 +101,13 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int],
-                 num_outputs: int = 1000, width: int = 64) -> None:
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        layers: list[int],
+        num_outputs: int = 1000,
+        width: int = 64,
+    ) -> None:
         super().__init__()
         self.inplanes = width
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
@@ -117,8 +129,10 @@ class ResNet(nn.Module):
     def _layer(self, block: Any, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         down = None
         if stride != 1 or self.inplanes != planes * block.expansion:
-            down = nn.Sequential(_conv1(self.inplanes, planes * block.expansion, stride),
-                                 nn.BatchNorm2d(planes * block.expansion))
+            down = nn.Sequential(
+                _conv1(self.inplanes, planes * block.expansion, stride),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
         layers = [block(self.inplanes, planes, stride, down)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]

@@ -35,13 +35,16 @@ def build_architecture(card: Card) -> Any:
         try:
             return ARCHITECTURES[name](n_out, **args)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"model card {card.file.name}: field 'architecture_args': {exc}") from None
+            raise ConfigError(
+                f"model card {card.file.name}: field 'architecture_args': {exc}"
+            ) from None
     timm = _import_timm(card, arch)
     try:
         return timm.create_model(name, pretrained=False, num_classes=n_out, **args)
     except Exception as exc:  # RuntimeError: unknown model, TypeError: bad kwargs
-        raise ConfigError(f"model card {card.file.name}: timm cannot build {name!r} "
-                          f"({_first_line(exc)})") from None
+        raise ConfigError(
+            f"model card {card.file.name}: timm cannot build {name!r} ({_first_line(exc)})"
+        ) from None
 
 
 def builtin_architectures() -> tuple[str, ...]:
@@ -60,7 +63,8 @@ def _import_timm(card: Card, arch: str) -> Any:
         if getattr(exc, "name", None) in ("timm", None) and "timm" in str(exc):
             raise ConfigError(
                 f"model card {card.file.name}: architecture {arch!r} needs timm, which is not installed "
-                f"(pip install timm); built-in architectures: {builtins}") from None
+                f"(pip install timm); built-in architectures: {builtins}"
+            ) from None
         raise ConfigError(_timm_broken(card, exc, builtins)) from None
     except Exception as exc:  # noqa: BLE001 - e.g. RuntimeError from a torchvision built for another torch
         raise ConfigError(_timm_broken(card, exc, builtins)) from None
@@ -73,10 +77,14 @@ def _timm_broken(card: Card, exc: BaseException, builtins: str) -> str:
     msg = f"{type(exc).__name__}: {_first_line(exc)}"
     fix = "reinstall timm and its dependencies (pip install -U timm)"
     if "torchvision" in msg:
-        fix = (f"torchvision does not match torch {torch.__version__.split('+')[0]}: uninstall it "
-               "(pip uninstall torchvision) or install the build made for this torch")
-    return (f"model card {card.file.name}: timm is installed but fails to import ({msg}); {fix}; or "
-            f"use a built-in architecture ({builtins}) or TorchScript")
+        fix = (
+            f"torchvision does not match torch {torch.__version__.split('+')[0]}: uninstall it "
+            "(pip uninstall torchvision) or install the build made for this torch"
+        )
+    return (
+        f"model card {card.file.name}: timm is installed but fails to import ({msg}); {fix}; or "
+        f"use a built-in architecture ({builtins}) or TorchScript"
+    )
 
 
 def _build_custom(card: Card, spec: str) -> Any:
@@ -90,8 +98,10 @@ def _build_custom(card: Card, spec: str) -> Any:
     try:
         module = importlib.import_module(mod_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is the author's module's
-        raise ConfigError(f"{where}: cannot import {mod_name!r} ({type(exc).__name__}: "
-                          f"{_first_line(exc)}); is it installed or on PYTHONPATH?") from None
+        raise ConfigError(
+            f"{where}: cannot import {mod_name!r} ({type(exc).__name__}: "
+            f"{_first_line(exc)}); is it installed or on PYTHONPATH?"
+        ) from None
     obj: Any = module
     for part in attr.split("."):
         obj = getattr(obj, part, None)
@@ -102,8 +112,10 @@ def _build_custom(card: Card, spec: str) -> Any:
     try:
         return obj(**card.card.architecture_args)
     except Exception as exc:  # noqa: BLE001 - the author's constructor
-        raise ConfigError(f"{where}: building it with architecture_args {card.card.architecture_args} "
-                          f"failed ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise ConfigError(
+            f"{where}: building it with architecture_args {card.card.architecture_args} "
+            f"failed ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -63,19 +63,25 @@ class ModelCard(BaseModel):
     format: Literal["torchscript", "state_dict", "onnx", "transformers"]
     path: str = Field(min_length=1, description="Weights file (or folder), relative to the card.")
     hub: str | None = Field(None, description="Hugging Face repo id the weights come from.")
-    architecture: str | None = Field(None, description="state_dict only: built-in, module:Class or timm name.")
+    architecture: str | None = Field(
+        None, description="state_dict only: built-in, module:Class or timm name."
+    )
     architecture_args: dict[str, Any] = Field(default_factory=dict)
     mpp: float = Field(gt=0.05, le=64, description="Input resolution in µm per pixel.")
     patch_size: int = Field(ge=16, le=4096, description="Input side in pixels.")
     mean: Triple = Field(default_factory=lambda: list(IMAGENET_MEAN))
     std: Triple = Field(default_factory=lambda: list(IMAGENET_STD))
     labels: list[str] = Field(default_factory=list)
-    output: Literal["logits", "probabilities", "score", "embedding", "mask", "instances", "zero_shot"] = "logits"
+    output: Literal[
+        "logits", "probabilities", "score", "embedding", "mask", "instances", "zero_shot"
+    ] = "logits"
     embedding_dim: int | None = Field(None, ge=1)
     decoder: Literal["hovernet", "foreground", "stardist", "label_map"] = "hovernet"
     rays: int = Field(32, ge=3, le=256, description="stardist: rays per pixel.")
     background: str | None = None
-    overlap: int | None = Field(None, ge=0, description="mask/instances: px shared by neighbouring patches.")
+    overlap: int | None = Field(
+        None, ge=0, description="mask/instances: px shared by neighbouring patches."
+    )
     prompts: list[str] = Field(default_factory=lambda: ["an H&E image of {}."])
     heatmap_label: str | None = None
     score_range: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
@@ -87,8 +93,10 @@ class ModelCard(BaseModel):
     @classmethod
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
-            raise ValueError("use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a "
-                             "letter or digit")
+            raise ValueError(
+                "use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit"
+            )
         return v
 
     @field_validator("std")
@@ -110,13 +118,17 @@ class ModelCard(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:
         if self.format == "state_dict" and not self.architecture:
-            raise ValueError("field 'architecture': a state_dict card must name its architecture "
-                             "(a built-in one such as resnet50, or a timm model name)")
+            raise ValueError(
+                "field 'architecture': a state_dict card must name its architecture "
+                "(a built-in one such as resnet50, or a timm model name)"
+            )
         if self.format == "transformers" and self.output != "zero_shot":
             raise ValueError("field 'output': a 'transformers' card is a zero_shot model")
         if self.output == "zero_shot" and self.format != "transformers":
-            raise ValueError("field 'format': zero_shot models load with format 'transformers' (a "
-                             "CLIP or SigLIP folder in Hugging Face format)")
+            raise ValueError(
+                "field 'format': zero_shot models load with format 'transformers' (a "
+                "CLIP or SigLIP folder in Hugging Face format)"
+            )
         if any("{}" not in t for t in self.prompts) or not self.prompts:
             raise ValueError("field 'prompts': each template needs '{}' where the label goes")
         if self.background is not None and self.background not in self.labels:
@@ -124,11 +136,15 @@ class ModelCard(BaseModel):
         if self.overlap is not None and self.overlap >= self.patch_size:
             raise ValueError("field 'overlap': must be smaller than patch_size")
         if self.output not in ("embedding", "instances", "zero_shot") and not self.labels:
-            raise ValueError(f"field 'labels': a model with output '{self.output}' needs its labels, "
-                             "one per output value")
+            raise ValueError(
+                f"field 'labels': a model with output '{self.output}' needs its labels, "
+                "one per output value"
+            )
         if self.heatmap_label is not None and self.heatmap_label not in self.labels:
-            raise ValueError(f"field 'heatmap_label': {self.heatmap_label!r} is not one of the labels "
-                             f"{self.labels}")
+            raise ValueError(
+                f"field 'heatmap_label': {self.heatmap_label!r} is not one of the labels "
+                f"{self.labels}"
+            )
         if self.score_range is not None and self.score_range[1] <= self.score_range[0]:
             raise ValueError("field 'score_range': give [low, high] with low < high")
         return self
@@ -144,7 +160,9 @@ class ModelCard(BaseModel):
                 return 1 + self.rays
             if self.decoder == "label_map":
                 return 1
-            return (4 if self.decoder == "hovernet" else 2) + (len(self.labels) if self.decoder == "hovernet" else 0)
+            return (4 if self.decoder == "hovernet" else 2) + (
+                len(self.labels) if self.decoder == "hovernet" else 0
+            )
         return len(self.labels)
 
     @property
@@ -170,10 +188,15 @@ class ModelCard(BaseModel):
         return 10.0 / self.mpp
 
     def describe(self) -> str:
-        what = (f"{len(self.labels)} classes ({', '.join(self.labels)})" if self.output in
-                ("logits", "probabilities", "mask") else f"{self.output} ({', '.join(self.labels) or 'vector'})")
-        return (f"{self.name}: {self.format}, {self.patch_size} px patches at {self.mpp:g} µm/px "
-                f"(≈{self.magnification:.0f}x), {what}")
+        what = (
+            f"{len(self.labels)} classes ({', '.join(self.labels)})"
+            if self.output in ("logits", "probabilities", "mask")
+            else f"{self.output} ({', '.join(self.labels) or 'vector'})"
+        )
+        return (
+            f"{self.name}: {self.format}, {self.patch_size} px patches at {self.mpp:g} µm/px "
+            f"(≈{self.magnification:.0f}x), {what}"
+        )
 
 
 class Card:
@@ -197,11 +220,15 @@ class Card:
         if self.card.format == "transformers":
             if (w / "config.json").is_file() or self.card.hub:
                 return w
-            raise ConfigError(f"model card {self.file.name}: no Hugging Face model folder at {w} (it needs "
-                              "config.json; or set field 'hub' to download it)")
+            raise ConfigError(
+                f"model card {self.file.name}: no Hugging Face model folder at {w} (it needs "
+                "config.json; or set field 'hub' to download it)"
+            )
         if not w.is_file():
-            raise ConfigError(f"model card {self.file.name}: checkpoint not found: {w} (field 'path' "
-                              "is resolved relative to the card)")
+            raise ConfigError(
+                f"model card {self.file.name}: checkpoint not found: {w} (field 'path' "
+                "is resolved relative to the card)"
+            )
         return w
 
     def key(self) -> str:
@@ -232,12 +259,16 @@ def _parse(path: Path) -> dict[str, Any]:
             data = yaml.safe_load(text)
     except Exception as exc:  # yaml.YAMLError, TOMLDecodeError, JSONDecodeError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"model card {path.name}: not valid {suffix.lstrip('.').upper()} ({first})") from None
+        raise ConfigError(
+            f"model card {path.name}: not valid {suffix.lstrip('.').upper()} ({first})"
+        ) from None
     if isinstance(data, dict) and set(data) == {"model"} and isinstance(data["model"], dict):
         data = data["model"]  # TOML cards may put everything under [model]
     if not isinstance(data, dict):
-        raise ConfigError(f"model card {path.name}: expected a mapping of fields (name, format, path, "
-                          f"mpp, patch_size, labels...), got {type(data).__name__}")
+        raise ConfigError(
+            f"model card {path.name}: expected a mapping of fields (name, format, path, "
+            f"mpp, patch_size, labels...), got {type(data).__name__}"
+        )
     return data
 
 
@@ -276,8 +307,10 @@ def load_card(path: str | Path) -> Card:
     if p.is_dir():
         cards = sorted(c for c in p.iterdir() if c.suffix.lower() in CARD_SUFFIXES)
         if len(cards) != 1:
-            raise ConfigError(f"{p} is a directory; give the model card file itself "
-                              f"({'found ' + ', '.join(c.name for c in cards) if cards else 'no card found'})")
+            raise ConfigError(
+                f"{p} is a directory; give the model card file itself "
+                f"({'found ' + ', '.join(c.name for c in cards) if cards else 'no card found'})"
+            )
         p = cards[0]
     if p.suffix.lower() not in CARD_SUFFIXES:
         raise ConfigError(f"model card {p.name}: expected a .yaml, .yml, .toml or .json file")

@@ -38,9 +38,13 @@ def _read() -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"the expert registry {path} is unreadable ({exc}); fix or delete it") from None
+        raise ConfigError(
+            f"the expert registry {path} is unreadable ({exc}); fix or delete it"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("experts"), dict):
-        raise ConfigError(f"the expert registry {path} is not in the expected format; fix or delete it")
+        raise ConfigError(
+            f"the expert registry {path} is not in the expected format; fix or delete it"
+        )
     return data
 
 
@@ -73,10 +77,16 @@ def add(card: Card, *, replace: bool = False, info: dict[str, Any] | None = None
         data = _read()
         existing = data["experts"].get(card.name)
         if existing and not replace and Path(existing["card"]) != card.file:
-            raise ConfigError(f"an expert named {card.name!r} is already registered (card "
-                              f"{existing['card']}); remove it first or pass --replace")
-        entry = {"card": str(card.file), "format": card.card.format,
-                 "added": datetime.now(timezone.utc).isoformat(timespec="seconds"), **(info or {})}
+            raise ConfigError(
+                f"an expert named {card.name!r} is already registered (card "
+                f"{existing['card']}); remove it first or pass --replace"
+            )
+        entry = {
+            "card": str(card.file),
+            "format": card.card.format,
+            "added": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **(info or {}),
+        }
         data["experts"][card.name] = entry
         data["version"] = VERSION
         _write(data)
@@ -116,10 +126,23 @@ def get(name: str) -> Card:
 def resolve(model: str) -> Card:
     """A registered name, or a path to a card file."""
     p = Path(model).expanduser()
-    if model not in entries() and (p.suffix.lower() in (".yaml", ".yml", ".toml", ".json")) and p.exists():
+    if (
+        model not in entries()
+        and (p.suffix.lower() in (".yaml", ".yml", ".toml", ".json"))
+        and p.exists()
+    ):
         return load_card(p)
     return get(model)
 
 
-__all__ = ["add", "entries", "get", "home", "names", "registry_path", "remove", "resolve",
-           "unknown_message"]
+__all__ = [
+    "add",
+    "entries",
+    "get",
+    "home",
+    "names",
+    "registry_path",
+    "remove",
+    "resolve",
+    "unknown_message",
+]

@@ -36,7 +36,9 @@ def _cache_file() -> Path:
 
 
 def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
 
 
 def run_threads() -> int:
@@ -120,8 +122,9 @@ def build_form(module: Any, form: str, size: int, graph: Any = None) -> tuple[An
     return torch.jit.optimize_for_inference(torch.jit.freeze(graph)), False
 
 
-def optimize_for_cpu(module: Any, patch_size: int, *, key: str | None = None,
-                     progress: Progress | None = None) -> tuple[Any, bool]:
+def optimize_for_cpu(
+    module: Any, patch_size: int, *, key: str | None = None, progress: Progress | None = None
+) -> tuple[Any, bool]:
     """The fastest CPU form of ``module`` and whether it wants channels-last input (see the module
     docstring). With ``key``, a remembered choice is built directly and a new one is remembered."""
     import torch
@@ -138,7 +141,9 @@ def optimize_for_cpu(module: Any, patch_size: int, *, key: str | None = None,
             pass
     x = torch.rand(TIME_BATCH, 3, size, size)
     threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, run_threads()))  # time the forms as the runtime will run them
+    torch.set_num_threads(
+        min(threads, run_threads())
+    )  # time the forms as the runtime will run them
     try:
         return _choose(module, x, size, key, say)
     finally:
@@ -168,8 +173,11 @@ def _choose(module: Any, x: Any, size: int, key: str | None, say: Progress) -> t
             try:
                 if form != "eager" or cl:  # eager in NCHW is the reference, already run once
                     got = _first(m(xin))  # also the warm-up
-                    if not (isinstance(got, torch.Tensor) and got.shape == want.shape
-                            and torch.allclose(got.float(), want, rtol=1e-3, atol=1e-3)):
+                    if not (
+                        isinstance(got, torch.Tensor)
+                        and got.shape == want.shape
+                        and torch.allclose(got.float(), want, rtol=1e-3, atol=1e-3)
+                    ):
                         continue
                 reps = 2 if eager_s < 0.25 else 1
                 best = float("inf")
@@ -184,12 +192,22 @@ def _choose(module: Any, x: Any, size: int, key: str | None, say: Progress) -> t
         say("CPU form: eager (no faster form passed the output check)")
         return candidates[0][1:] if candidates else (module, False)  # type: ignore[return-value]
     timed.sort(key=lambda t: t[0])
-    say("CPU form: " + ", ".join(f"{f} {1000 * s / TIME_BATCH:.0f} ms/patch" for s, f, _, _ in timed)
-        + f" -> {timed[0][1]}")
+    say(
+        "CPU form: "
+        + ", ".join(f"{f} {1000 * s / TIME_BATCH:.0f} ms/patch" for s, f, _, _ in timed)
+        + f" -> {timed[0][1]}"
+    )
     if key is not None:
         remember_form(key, timed[0][1])
     return timed[0][2], timed[0][3]
 
 
-__all__ = ["FORMS", "build_form", "cache_key", "cached_form", "optimize_for_cpu", "remember_form",
-           "run_threads"]
+__all__ = [
+    "FORMS",
+    "build_form",
+    "cache_key",
+    "cached_form",
+    "optimize_for_cpu",
+    "remember_form",
+    "run_threads",
+]

@@ -37,8 +37,15 @@ def softmax(x: np.ndarray, axis: int = 0) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def hovernet_instances(fg_prob: np.ndarray, h_map: np.ndarray, v_map: np.ndarray, *,
-                       threshold: float = 0.5, edge: float = 0.4, min_area: int = MIN_AREA_PX) -> np.ndarray:
+def hovernet_instances(
+    fg_prob: np.ndarray,
+    h_map: np.ndarray,
+    v_map: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    edge: float = 0.4,
+    min_area: int = MIN_AREA_PX,
+) -> np.ndarray:
     """Instances from a foreground probability and HoVer-Net's H and V distance maps (2-D arrays)."""
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
@@ -64,8 +71,13 @@ def hovernet_instances(fg_prob: np.ndarray, h_map: np.ndarray, v_map: np.ndarray
     return _relabel(_drop_small(labels.astype(np.int32), min_area))
 
 
-def foreground_instances(fg_prob: np.ndarray, *, threshold: float = 0.5, min_area: int = MIN_AREA_PX,
-                         min_distance: int = 3) -> np.ndarray:
+def foreground_instances(
+    fg_prob: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    min_area: int = MIN_AREA_PX,
+    min_distance: int = 3,
+) -> np.ndarray:
     """Instances from a foreground probability alone (distance-transform watershed)."""
     from scipy import ndimage as ndi
     from skimage.feature import peak_local_max
@@ -77,15 +89,18 @@ def foreground_instances(fg_prob: np.ndarray, *, threshold: float = 0.5, min_are
         return np.zeros(fg.shape, np.int32)
     dist = ndi.distance_transform_edt(fg)
     smooth = ndi.gaussian_filter(dist, 1.0)
-    peaks = peak_local_max(smooth, min_distance=min_distance, labels=ndi.label(fg)[0], exclude_border=False)
+    peaks = peak_local_max(
+        smooth, min_distance=min_distance, labels=ndi.label(fg)[0], exclude_border=False
+    )
     markers = np.zeros(fg.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     labels = watershed(-smooth, markers=markers, mask=fg)
     return _relabel(_drop_small(labels.astype(np.int32), min_area))
 
 
-def stardist_candidates(prob: np.ndarray, dist: np.ndarray, rows: slice, cols: slice, *,
-                        threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stardist_candidates(
+    prob: np.ndarray, dist: np.ndarray, rows: slice, cols: slice, *, threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local maxima (3x3, computed over the whole map) of ``prob`` (h, w) inside ``rows, cols`` with
     probability >= ``threshold``: their (y, x) within the window, probabilities, and ray distances
     (k, n_rays) from ``dist`` (n_rays, h, w)."""
@@ -99,8 +114,15 @@ def stardist_candidates(prob: np.ndarray, dist: np.ndarray, rows: slice, cols: s
     return np.stack([ys, xs], axis=1), p.astype(np.float32), d.astype(np.float32)
 
 
-def star_instances(shape: tuple[int, int], points: np.ndarray, probs: np.ndarray, dists: np.ndarray, *,
-                   overlap: float = 0.4, min_area: int = MIN_AREA_PX) -> np.ndarray:
+def star_instances(
+    shape: tuple[int, int],
+    points: np.ndarray,
+    probs: np.ndarray,
+    dists: np.ndarray,
+    *,
+    overlap: float = 0.4,
+    min_area: int = MIN_AREA_PX,
+) -> np.ndarray:
     """Label image of the star-convex polygons at ``points`` (k, 2: y, x) with ray lengths ``dists``
     (k, n_rays), drawn in order of ``probs``; see the module docstring for the suppression."""
     from skimage.draw import polygon
@@ -178,26 +200,54 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     return lut[labels]
 
 
-def instance_table(labels: np.ndarray, mpp: float | None, types: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def instance_table(
+    labels: np.ndarray, mpp: float | None, types: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Per-instance measurements: ``area_um2``, ``perimeter_um``, ``major_um``, ``minor_um``
     (pixels when ``mpp`` is None), ``eccentricity``, ``solidity``, centroid ``x``/``y`` (px of
     ``labels``) and, given a per-pixel ``types`` map, the majority ``type`` index."""
     from skimage.measure import regionprops_table
 
-    props = ("label", "area", "perimeter", "major_axis_length", "minor_axis_length", "eccentricity",
-             "solidity", "centroid")
-    t: dict[str, Any] = regionprops_table(labels, properties=props) if labels.max() else {p: np.zeros(0) for p in (
-        "label", "area", "perimeter", "major_axis_length", "minor_axis_length", "eccentricity", "solidity",
-        "centroid-0", "centroid-1")}
+    props = (
+        "label",
+        "area",
+        "perimeter",
+        "major_axis_length",
+        "minor_axis_length",
+        "eccentricity",
+        "solidity",
+        "centroid",
+    )
+    t: dict[str, Any] = (
+        regionprops_table(labels, properties=props)
+        if labels.max()
+        else {
+            p: np.zeros(0)
+            for p in (
+                "label",
+                "area",
+                "perimeter",
+                "major_axis_length",
+                "minor_axis_length",
+                "eccentricity",
+                "solidity",
+                "centroid-0",
+                "centroid-1",
+            )
+        }
+    )
     s = mpp or 1.0
-    out: dict[str, np.ndarray] = {"label": np.asarray(t["label"], np.int32),
-           "area_um2": np.asarray(t["area"], np.float64) * s * s,
-           "perimeter_um": np.asarray(t["perimeter"], np.float64) * s,
-           "major_um": np.asarray(t["major_axis_length"], np.float64) * s,
-           "minor_um": np.asarray(t["minor_axis_length"], np.float64) * s,
-           "eccentricity": np.asarray(t["eccentricity"], np.float64),
-           "solidity": np.asarray(t["solidity"], np.float64),
-           "y": np.asarray(t["centroid-0"], np.float64), "x": np.asarray(t["centroid-1"], np.float64)}
+    out: dict[str, np.ndarray] = {
+        "label": np.asarray(t["label"], np.int32),
+        "area_um2": np.asarray(t["area"], np.float64) * s * s,
+        "perimeter_um": np.asarray(t["perimeter"], np.float64) * s,
+        "major_um": np.asarray(t["major_axis_length"], np.float64) * s,
+        "minor_um": np.asarray(t["minor_axis_length"], np.float64) * s,
+        "eccentricity": np.asarray(t["eccentricity"], np.float64),
+        "solidity": np.asarray(t["solidity"], np.float64),
+        "y": np.asarray(t["centroid-0"], np.float64),
+        "x": np.asarray(t["centroid-1"], np.float64),
+    }
     if types is not None:
         out["type"] = majority_type(labels, types)
     return out
@@ -215,5 +265,13 @@ def majority_type(labels: np.ndarray, types: np.ndarray) -> np.ndarray:
     return counts[1:].argmax(axis=1).astype(np.int32)
 
 
-__all__ = ["foreground_instances", "hovernet_instances", "instance_table", "majority_type", "softmax",
-           "merge_at_seams", "star_instances", "stardist_candidates"]
+__all__ = [
+    "foreground_instances",
+    "hovernet_instances",
+    "instance_table",
+    "majority_type",
+    "softmax",
+    "merge_at_seams",
+    "star_instances",
+    "stardist_candidates",
+]

@@ -12,16 +12,49 @@ import numpy as np
 from slidescout.tools.experts.tiling import PatchPlan
 
 # RdYlBu reversed: low = blue, middle = pale yellow, high = red
-_ANCHORS = np.array([
-    (49, 54, 149), (69, 117, 180), (116, 173, 209), (171, 217, 233), (255, 255, 191),
-    (254, 224, 144), (253, 174, 97), (244, 109, 67), (215, 48, 39), (165, 0, 38),
-], np.float32)
+_ANCHORS = np.array(
+    [
+        (49, 54, 149),
+        (69, 117, 180),
+        (116, 173, 209),
+        (171, 217, 233),
+        (255, 255, 191),
+        (254, 224, 144),
+        (253, 174, 97),
+        (244, 109, 67),
+        (215, 48, 39),
+        (165, 0, 38),
+    ],
+    np.float32,
+)
 SCALE_TEXT = "blue = low (0), pale yellow = middle, red = high (1)"
-PALETTE = np.array([
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-], np.uint8)
-PALETTE_NAMES = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan")
+PALETTE = np.array(
+    [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ],
+    np.uint8,
+)
+PALETTE_NAMES = (
+    "blue",
+    "orange",
+    "green",
+    "red",
+    "purple",
+    "brown",
+    "pink",
+    "grey",
+    "olive",
+    "cyan",
+)
 
 
 def _lut() -> np.ndarray:
@@ -53,8 +86,9 @@ def grid_of(plan: PatchPlan, values: np.ndarray) -> np.ndarray:
     return grid
 
 
-def cell_index(plan: PatchPlan, box_x: int, box_y: int, box_w: int, box_h: int, out_w: int,
-               out_h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def cell_index(
+    plan: PatchPlan, box_x: int, box_y: int, box_w: int, box_h: int, out_w: int, out_h: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For an ``out_w x out_h`` image of a level-0 box: each column's grid col and each row's grid
     row (nearest patch centre), and whether that pixel lies inside some patch's footprint."""
     px = box_x + (np.arange(out_w) + 0.5) * box_w / out_w
@@ -71,8 +105,14 @@ def cell_index(plan: PatchPlan, box_x: int, box_y: int, box_w: int, box_h: int, 
     return ci, ri, cin, rin
 
 
-def render(plan: PatchPlan, colours: np.ndarray, alpha: np.ndarray | float, box: tuple[int, int, int, int],
-           size: tuple[int, int], background: np.ndarray | None = None) -> np.ndarray:
+def render(
+    plan: PatchPlan,
+    colours: np.ndarray,
+    alpha: np.ndarray | float,
+    box: tuple[int, int, int, int],
+    size: tuple[int, int],
+    background: np.ndarray | None = None,
+) -> np.ndarray:
     """Paint per-patch ``colours`` (M, 3) with per-patch ``alpha`` over ``background`` (or white).
 
     ``box`` is the level-0 region the image shows and ``size`` its (width, height).
@@ -85,8 +125,11 @@ def render(plan: PatchPlan, colours: np.ndarray, alpha: np.ndarray | float, box:
     pix = col_grid[ri[:, None], ci[None, :]]  # (H, W, 3), NaN where no patch
     pa = a_grid[ri[:, None], ci[None, :]] * (rin[:, None] & cin[None, :])
     pa = np.where(np.isnan(pix[..., 0]), 0.0, pa)[..., None]
-    base = (np.full((out_h, out_w, 3), 255, np.float32) if background is None
-            else np.asarray(background, np.float32)[..., :3])
+    base = (
+        np.full((out_h, out_w, 3), 255, np.float32)
+        if background is None
+        else np.asarray(background, np.float32)[..., :3]
+    )
     out = base * (1 - pa) + np.nan_to_num(pix) * pa
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
@@ -105,5 +148,14 @@ def pca_colours(x: np.ndarray) -> np.ndarray:
     return np.clip((comps - lo) / np.maximum(hi - lo, 1e-9), 0, 1) * 255
 
 
-__all__ = ["LUT", "PALETTE", "SCALE_TEXT", "cell_index", "class_colour", "colormap", "grid_of",
-           "pca_colours", "render"]
+__all__ = [
+    "LUT",
+    "PALETTE",
+    "SCALE_TEXT",
+    "cell_index",
+    "class_colour",
+    "colormap",
+    "grid_of",
+    "pca_colours",
+    "render",
+]

@@ -59,8 +59,10 @@ def resolve_device(device: str | None = None) -> str:
         import torch
 
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} was requested but torch sees no CUDA GPU; "
-                              "use device 'cpu' or 'auto'")
+            raise ConfigError(
+                f"device {device!r} was requested but torch sees no CUDA GPU; "
+                "use device 'cpu' or 'auto'"
+            )
         return "cuda" if d == "cuda:0" else d
     if d in ("cpu", "mps") or d.startswith("xpu"):
         return d
@@ -82,13 +84,19 @@ def _unwrap_state_dict(obj: Any, card: Card) -> dict[str, Any]:
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ConfigError(f"model card {card.file.name}: {card.weights.name} is not a state_dict "
-                          "(a mapping of parameter names to tensors); for a whole saved model use "
-                          "format 'torchscript'")
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(v, torch.Tensor) for v in obj.values())
+    ):
+        raise ConfigError(
+            f"model card {card.file.name}: {card.weights.name} is not a state_dict "
+            "(a mapping of parameter names to tensors); for a whole saved model use "
+            "format 'torchscript'"
+        )
     for prefix in ("module.", "model.", "_orig_mod."):
         if all(k.startswith(prefix) for k in obj):
-            obj = {k[len(prefix):]: v for k, v in obj.items()}
+            obj = {k[len(prefix) :]: v for k, v in obj.items()}
     return obj
 
 
@@ -126,8 +134,15 @@ class TorchRunner(HostNormalizer):
     runtime's CPU path, float32 (N, 3, P, P) already normalised by :meth:`prepare`.
     """
 
-    def __init__(self, module: Any, card: Card, device: str, *, autocast: bool | None = None,
-                 channels_last: bool = True) -> None:
+    def __init__(
+        self,
+        module: Any,
+        card: Card,
+        device: str,
+        *,
+        autocast: bool | None = None,
+        channels_last: bool = True,
+    ) -> None:
         import torch
 
         self.card = card
@@ -149,16 +164,26 @@ class TorchRunner(HostNormalizer):
     def __call__(self, batch: Any) -> np.ndarray:
         import torch
 
-        x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
+        x = (
+            batch
+            if isinstance(batch, torch.Tensor)
+            else torch.from_numpy(np.ascontiguousarray(batch))
+        )
         with torch.inference_mode():
-            if x.dtype == torch.float32 and x.ndim == 4 and x.shape[1] == 3:  # prepared (N, 3, P, P)
+            if (
+                x.dtype == torch.float32 and x.ndim == 4 and x.shape[1] == 3
+            ):  # prepared (N, 3, P, P)
                 x = x.to(self.device, non_blocking=True)
             elif x.ndim == 4 and x.shape[-1] == 3:
-                x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # channels-last strides
+                x = x.to(self.device, non_blocking=True).permute(
+                    0, 3, 1, 2
+                )  # channels-last strides
                 x = x.float() * self._scale + self._shift
             else:
                 raise ValueError(f"expected uint8 patches (N, H, W, 3), got shape {tuple(x.shape)}")
-            x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+            x = x.contiguous(
+                memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
+            )
             if self.autocast:
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
                     y = self.module(x)
@@ -171,7 +196,9 @@ class TorchRunner(HostNormalizer):
             return y.cpu().numpy()
 
 
-def _load_torch(card: Card, device: str, progress: Progress | None = None, **kw: Any) -> TorchRunner:
+def _load_torch(
+    card: Card, device: str, progress: Progress | None = None, **kw: Any
+) -> TorchRunner:
     import torch
 
     say = progress or (lambda _msg: None)
@@ -182,18 +209,23 @@ def _load_torch(card: Card, device: str, progress: Progress | None = None, **kw:
         try:
             module = torch.jit.load(str(path), map_location=device)
         except Exception as exc:
-            raise ConfigError(f"model card {card.file.name}: {path.name} is not a TorchScript file "
-                              f"({_first_line(exc)}); save it with torch.jit.save(torch.jit.script(m)) "
-                              "or torch.jit.trace, or use format 'state_dict'") from None
+            raise ConfigError(
+                f"model card {card.file.name}: {path.name} is not a TorchScript file "
+                f"({_first_line(exc)}); save it with torch.jit.save(torch.jit.script(m)) "
+                "or torch.jit.trace, or use format 'state_dict'"
+            ) from None
     else:
         module = _load_state_dict(card, path)
         module = module.to(device)
     module.eval()
-    say(f"loaded {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")
+    say(
+        f"loaded {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s"
+    )
     optimize = kw.pop("optimize", None)
     if device == "cpu" and optimize is not False and kw.get("channels_last", True):
-        module, kw["channels_last"] = optimize_for_cpu(module, c.patch_size, key=cache_key(card.key()),
-                                                       progress=say)
+        module, kw["channels_last"] = optimize_for_cpu(
+            module, c.patch_size, key=cache_key(card.key()), progress=say
+        )
         return TorchRunner(module, card, device, **kw)
     if kw.get("channels_last", True):
         try:
@@ -211,8 +243,10 @@ def _load_state_dict(card: Card, path: Any) -> Any:
 
     c = card.card
     if _is_torchscript_archive(path):
-        raise ConfigError(f"model card {card.file.name}: {path.name} is a TorchScript file, not a "
-                          "state_dict; set format: torchscript")
+        raise ConfigError(
+            f"model card {card.file.name}: {path.name} is a TorchScript file, not a "
+            "state_dict; set format: torchscript"
+        )
     arch = (c.architecture or "").strip()
     on_meta = arch in builtin_architectures()
     if on_meta:
@@ -228,8 +262,10 @@ def _load_state_dict(card: Card, path: Any) -> Any:
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"model card {card.file.name}: cannot read {path.name} as a state_dict "
-                          f"({_first_line(exc)})") from None
+        raise ConfigError(
+            f"model card {card.file.name}: cannot read {path.name} as a state_dict "
+            f"({_first_line(exc)})"
+        ) from None
     state = _unwrap_state_dict(obj, card)
     missing, unexpected = _key_mismatch(module, state)
     if missing or unexpected:
@@ -238,14 +274,18 @@ def _load_state_dict(card: Card, path: Any) -> Any:
             detail.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
         if unexpected:
             detail.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
-        raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
-                          f"architecture {c.architecture!r}: {'; '.join(detail)} parameter names")
+        raise ConfigError(
+            f"model card {card.file.name}: the weights in {path.name} do not fit "
+            f"architecture {c.architecture!r}: {'; '.join(detail)} parameter names"
+        )
     try:
         module.load_state_dict(state, strict=not on_meta, assign=on_meta)
     except RuntimeError as exc:  # shape mismatches
         msg = " ".join(str(exc).split())
-        raise ConfigError(f"model card {card.file.name}: the weights in {path.name} do not fit "
-                          f"architecture {c.architecture!r} ({msg[:300]})") from None
+        raise ConfigError(
+            f"model card {card.file.name}: the weights in {path.name} do not fit "
+            f"architecture {c.architecture!r} ({msg[:300]})"
+        ) from None
     if on_meta:
         _materialise_leftovers(module)
     return module
@@ -261,7 +301,9 @@ def _materialise_leftovers(module: Any) -> None:
                 sub.register_buffer(name, torch.zeros(buf.shape, dtype=buf.dtype))
         for name, par in list(sub.named_parameters(recurse=False)):
             if par.is_meta:
-                raise ConfigError(f"parameter {name} of {type(sub).__name__} has no weights in the checkpoint")
+                raise ConfigError(
+                    f"parameter {name} of {type(sub).__name__} has no weights in the checkpoint"
+                )
 
 
 MAP_KEYS = ("np", "nuclei", "hv", "tp", "type")
@@ -327,7 +369,11 @@ class OnnxRunner(HostNormalizer):
         self._init_host(card)
 
     def __call__(self, batch: Any) -> np.ndarray:
-        arr = np.asarray(batch.numpy() if hasattr(batch, "numpy") and not isinstance(batch, np.ndarray) else batch)
+        arr = np.asarray(
+            batch.numpy()
+            if hasattr(batch, "numpy") and not isinstance(batch, np.ndarray)
+            else batch
+        )
         x = arr if arr.dtype == np.float32 and arr.shape[1] == 3 else self.prepared(arr)
         outs = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
         if self.card.card.spatial:
@@ -342,8 +388,10 @@ def _load_onnx(card: Card, device: str) -> OnnxRunner:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ConfigError(f"model card {card.file.name}: format 'onnx' needs onnxruntime, which is not "
-                          "installed (pip install onnxruntime, or onnxruntime-gpu)") from None
+        raise ConfigError(
+            f"model card {card.file.name}: format 'onnx' needs onnxruntime, which is not "
+            "installed (pip install onnxruntime, or onnxruntime-gpu)"
+        ) from None
     available = ort.get_available_providers()
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in available:
@@ -353,8 +401,9 @@ def _load_onnx(card: Card, device: str) -> OnnxRunner:
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:
-        raise ConfigError(f"model card {card.file.name}: onnxruntime cannot load {path.name} "
-                          f"({_first_line(exc)})") from None
+        raise ConfigError(
+            f"model card {card.file.name}: onnxruntime cannot load {path.name} ({_first_line(exc)})"
+        ) from None
     used = "cuda" if "CUDAExecutionProvider" in session.get_providers() else "cpu"
     return OnnxRunner(session, card, used)
 
@@ -362,7 +411,9 @@ def _load_onnx(card: Card, device: str) -> OnnxRunner:
 # ---------------------------------------------------------------------------------------------
 # entry points
 # ---------------------------------------------------------------------------------------------
-def load_runner(card: Card, device: str = "cpu", progress: Progress | None = None, **kw: Any) -> Runner:
+def load_runner(
+    card: Card, device: str = "cpu", progress: Progress | None = None, **kw: Any
+) -> Runner:
     """Load the card's checkpoint on ``device`` (a fresh instance; see :class:`ModelPool`);
     ``progress(message)`` hears each step."""
     if card.card.format == "onnx":
@@ -381,8 +432,9 @@ class CheckReport:
     forward_s: float
 
 
-def check_model(card: Card, device: str = "cpu", runner: Runner | None = None,
-                progress: Progress | None = None) -> CheckReport:
+def check_model(
+    card: Card, device: str = "cpu", runner: Runner | None = None, progress: Progress | None = None
+) -> CheckReport:
     """Load once and run two blank patches; ``ConfigError`` when the output does not fit the card."""
     t0 = time.perf_counter()
     runner = runner or load_runner(card, device, progress)
@@ -394,9 +446,11 @@ def check_model(card: Card, device: str = "cpu", runner: Runner | None = None,
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"model card {card.file.name}: the model fails on a batch of "
-                          f"{c.patch_size}×{c.patch_size} RGB patches ({_first_line(exc)}); check "
-                          "'patch_size' and that the model takes (N, 3, H, W) input") from None
+        raise ConfigError(
+            f"model card {card.file.name}: the model fails on a batch of "
+            f"{c.patch_size}×{c.patch_size} RGB patches ({_first_line(exc)}); check "
+            "'patch_size' and that the model takes (N, 3, H, W) input"
+        ) from None
     t2 = time.perf_counter()
     if c.spatial:
         return _check_maps(card, y, t1 - t0, t2 - t1)
@@ -405,25 +459,37 @@ def check_model(card: Card, device: str = "cpu", runner: Runner | None = None,
         try:
             probs = runner.classifier(labels)(blank)  # type: ignore[attr-defined]
         except Exception as exc:
-            raise ConfigError(f"model card {card.file.name}: the text side fails on the prompts "
-                              f"{c.prompts} ({_first_line(exc)})") from None
+            raise ConfigError(
+                f"model card {card.file.name}: the text side fails on the prompts "
+                f"{c.prompts} ({_first_line(exc)})"
+            ) from None
         if probs.shape != (2, len(labels)) or not np.all(np.isfinite(probs)):
-            raise ConfigError(f"model card {card.file.name}: label probabilities of shape {probs.shape} "
-                              f"(want (2, {len(labels)})) or not finite")
+            raise ConfigError(
+                f"model card {card.file.name}: label probabilities of shape {probs.shape} "
+                f"(want (2, {len(labels)})) or not finite"
+            )
     if y.ndim != 2 or y.shape[0] != 2:
-        raise ConfigError(f"model card {card.file.name}: the model returned shape {tuple(y.shape)} for "
-                          "2 patches; it must return one row of values per patch")
+        raise ConfigError(
+            f"model card {card.file.name}: the model returned shape {tuple(y.shape)} for "
+            "2 patches; it must return one row of values per patch"
+        )
     k = int(y.shape[1])
     if c.output in ("embedding", "zero_shot"):
         if c.embedding_dim is not None and k != c.embedding_dim:
-            raise ConfigError(f"model card {card.file.name}: the model outputs {k} values per patch but "
-                              f"field 'embedding_dim' says {c.embedding_dim}")
+            raise ConfigError(
+                f"model card {card.file.name}: the model outputs {k} values per patch but "
+                f"field 'embedding_dim' says {c.embedding_dim}"
+            )
     elif k != len(c.labels):
-        raise ConfigError(f"model card {card.file.name}: the model outputs {k} values per patch but the "
-                          f"card lists {len(c.labels)} labels ({', '.join(c.labels)}); fix field 'labels'")
+        raise ConfigError(
+            f"model card {card.file.name}: the model outputs {k} values per patch but the "
+            f"card lists {len(c.labels)} labels ({', '.join(c.labels)}); fix field 'labels'"
+        )
     if not np.all(np.isfinite(y)):
-        raise ConfigError(f"model card {card.file.name}: the model returned NaN or infinite values on "
-                          "blank patches")
+        raise ConfigError(
+            f"model card {card.file.name}: the model returned NaN or infinite values on "
+            "blank patches"
+        )
     return CheckReport(k, t1 - t0, t2 - t1)
 
 
@@ -431,26 +497,42 @@ def _check_maps(card: Card, y: np.ndarray, load_s: float, forward_s: float) -> C
     c = card.card
     name = card.file.name
     if y.ndim != 4 or y.shape[0] != 2:
-        raise ConfigError(f"model card {name}: output '{c.output}' needs maps (N, C, h, w), but the model "
-                          f"returned shape {tuple(y.shape)} for 2 patches")
+        raise ConfigError(
+            f"model card {name}: output '{c.output}' needs maps (N, C, h, w), but the model "
+            f"returned shape {tuple(y.shape)} for 2 patches"
+        )
     k, h, w = (int(v) for v in y.shape[1:])
     want = c.num_outputs
     if k != want:
-        layout = ("one channel per label" if c.output == "mask" else
-                  "NP background, NP foreground, H, V, then one type channel per label" if c.decoder == "hovernet"
-                  else f"object probability, then {c.rays} ray distances" if c.decoder == "stardist"
-                  else "one channel of instance ids" if c.decoder == "label_map"
-                  else "background and foreground")
-        raise ConfigError(f"model card {name}: the model returns {k} channels but the card needs {want} "
-                          f"({layout})")
+        layout = (
+            "one channel per label"
+            if c.output == "mask"
+            else "NP background, NP foreground, H, V, then one type channel per label"
+            if c.decoder == "hovernet"
+            else f"object probability, then {c.rays} ray distances"
+            if c.decoder == "stardist"
+            else "one channel of instance ids"
+            if c.decoder == "label_map"
+            else "background and foreground"
+        )
+        raise ConfigError(
+            f"model card {name}: the model returns {k} channels but the card needs {want} "
+            f"({layout})"
+        )
     if h != w or h > c.patch_size or (c.patch_size - h) % 2:
-        raise ConfigError(f"model card {name}: output maps of {h}x{w} for {c.patch_size} px patches; they "
-                          "must be square, as large as the input, or smaller and centred (an even margin)")
+        raise ConfigError(
+            f"model card {name}: output maps of {h}x{w} for {c.patch_size} px patches; they "
+            "must be square, as large as the input, or smaller and centred (an even margin)"
+        )
     if h < c.stride:
-        raise ConfigError(f"model card {name}: output maps of {h} px leave gaps between patches {c.stride} px "
-                          f"apart; set field 'overlap' to at least {c.patch_size - h}")
+        raise ConfigError(
+            f"model card {name}: output maps of {h} px leave gaps between patches {c.stride} px "
+            f"apart; set field 'overlap' to at least {c.patch_size - h}"
+        )
     if not np.all(np.isfinite(y)):
-        raise ConfigError(f"model card {name}: the model returned NaN or infinite values on blank patches")
+        raise ConfigError(
+            f"model card {name}: the model returned NaN or infinite values on blank patches"
+        )
     return CheckReport(k, load_s, forward_s)
 
 

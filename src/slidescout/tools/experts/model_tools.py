@@ -34,8 +34,10 @@ def _device(ctx: ToolContext) -> tuple[str, Any]:
 
 def _needs_mpp(slide: Any, card: Any) -> None:
     if not slide.mpp:
-        raise ToolError(f"this slide's resolution is unknown, and model {card.name!r} needs patches at "
-                        f"{card.card.mpp:g} µm/px; it cannot be run on this slide")
+        raise ToolError(
+            f"this slide's resolution is unknown, and model {card.name!r} needs patches at "
+            f"{card.card.mpp:g} µm/px; it cannot be run on this slide"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,8 +46,15 @@ def _needs_mpp(slide: Any, card: Any) -> None:
 def _segment(slide: Any, card: Any, box: Box, device: str, max_side: int, cancel: Any) -> Any:
     from slidescout.tools.experts.segment import run_segmentation
 
-    seg = run_segmentation(slide, card, box, device=device, max_side=SEGMENT_MAX_SIDE,
-                           min_tissue=PATCH_MIN_TISSUE / 2, cancel=cancel)
+    seg = run_segmentation(
+        slide,
+        card,
+        box,
+        device=device,
+        max_side=SEGMENT_MAX_SIDE,
+        min_tissue=PATCH_MIN_TISSUE / 2,
+        cancel=cancel,
+    )
     return seg, seg.overlay(max_side)
 
 
@@ -69,8 +78,10 @@ async def segment(x: int, y: int, w: int, h: int, model: str, ctx: ToolContext) 
     card = _expert_card(model)
     c = card.card
     if not c.spatial:
-        raise ToolError(f"model {card.name!r} is a {c.output} model, not a segmentation model; use "
-                        f"{'zero_shot' if c.output == 'zero_shot' else 'patch_classifier'} for it")
+        raise ToolError(
+            f"model {card.name!r} is a {c.output} model, not a segmentation model; use "
+            f"{'zero_shot' if c.output == 'zero_shot' else 'patch_classifier'} for it"
+        )
     _needs_mpp(slide, card)
     device, limiter = _device(ctx)
     call = functools.partial(_segment, slide, card, box, device, ctx.max_side, ctx.cancel_event)
@@ -80,13 +91,19 @@ async def segment(x: int, y: int, w: int, h: int, model: str, ctx: ToolContext) 
         raise ToolError(f"expert model {card.name!r} cannot be used: {exc}") from None
     summary = seg.summary()
     stats = seg.stats.to_dict() if seg.stats else {}
-    text = (f"Expert {c.describe()}. Region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} level-0 "
-            f"px, segmented at {seg.mpp:g} µm/px in {len(seg.plan)} overlapping patches: {seg.describe()}."
-            f"{_clamp_note(box, clamped)} Overlay: {over.legend}.")
+    text = (
+        f"Expert {c.describe()}. Region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} level-0 "
+        f"px, segmented at {seg.mpp:g} µm/px in {len(seg.plan)} overlapping patches: {seg.describe()}."
+        f"{_clamp_note(box, clamped)} Overlay: {over.legend}."
+    )
     if seg.notes:
         text += " Note: " + "; ".join(seg.notes) + "."
-    data = {**summary, "patches": len(seg.plan), "stats": stats, "overlay": {
-        "box": list(over.box.as_tuple()), "mpp": over.mpp, "legend": over.legend}}
+    data = {
+        **summary,
+        "patches": len(seg.plan),
+        "stats": stats,
+        "overlay": {"box": list(over.box.as_tuple()), "mpp": over.mpp, "legend": over.legend},
+    }
     img = ToolImage(image=over.image, box=over.box, mpp=over.mpp, label="segmentation overlay")
     return ToolResult(text=text, images=[img], data=data)
 
@@ -94,19 +111,42 @@ async def segment(x: int, y: int, w: int, h: int, model: str, ctx: ToolContext) 
 # ---------------------------------------------------------------------------------------------
 # zero_shot
 # ---------------------------------------------------------------------------------------------
-def zero_shot_run(slide: Any, card: Any, box: Box | None, labels: list[str], device: str, max_patches: int,
-                  cancel: Any = None, *, min_tissue: float = PATCH_MIN_TISSUE, batch_size: int | None = None,
-                  workers: int | None = None, progress: Any = None) -> Any:
+def zero_shot_run(
+    slide: Any,
+    card: Any,
+    box: Box | None,
+    labels: list[str],
+    device: str,
+    max_patches: int,
+    cancel: Any = None,
+    *,
+    min_tissue: float = PATCH_MIN_TISSUE,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    progress: Any = None,
+) -> Any:
     """The region's tissue patches through a zero-shot card: a ``PatchRun`` of label probabilities."""
     from slidescout.tools.experts.pool import model_pool
     from slidescout.tools.experts.runtime import run_patches
 
     base: Any = model_pool().get(card, device)  # a ZeroShotRunner
     c = card.card
-    return run_patches(slide, base.classifier(labels), box, mpp=c.mpp, patch_size=c.patch_size,
-                       min_tissue=min_tissue, max_patches=max_patches, cancel=cancel, device=device,
-                       labels=labels, output="probabilities", batch_size=batch_size, workers=workers,
-                       progress=progress)
+    return run_patches(
+        slide,
+        base.classifier(labels),
+        box,
+        mpp=c.mpp,
+        patch_size=c.patch_size,
+        min_tissue=min_tissue,
+        max_patches=max_patches,
+        cancel=cancel,
+        device=device,
+        labels=labels,
+        output="probabilities",
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress,
+    )
 
 
 def zero_shot_labels(card: Any, labels: list[str] | None) -> list[str]:
@@ -114,8 +154,10 @@ def zero_shot_labels(card: Any, labels: list[str] | None) -> list[str]:
     chosen = [s.strip() for s in (labels or []) if s and s.strip()] or list(card.card.labels)
     chosen = list(dict.fromkeys(chosen))
     if len(chosen) < 2:
-        raise ToolError(f"give at least two labels to choose between (model {card.name!r} has "
-                        f"{'no default labels' if not card.card.labels else 'default labels ' + ', '.join(card.card.labels)})")
+        raise ToolError(
+            f"give at least two labels to choose between (model {card.name!r} has "
+            f"{'no default labels' if not card.card.labels else 'default labels ' + ', '.join(card.card.labels)})"
+        )
     if len(chosen) > MAX_LABELS:
         raise ToolError(f"at most {MAX_LABELS} labels per call (got {len(chosen)})")
     return chosen
@@ -124,22 +166,43 @@ def zero_shot_labels(card: Any, labels: list[str] | None) -> list[str]:
 def zero_shot_summary(run: Any) -> tuple[str, dict[str, Any]]:
     mean, wins = run.mean_probs(), run.class_fractions()
     best = max(mean, key=mean.__getitem__)
-    text = (f"Mean probability over {len(run.plan)} tissue patches: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(mean.items(), key=lambda kv: -kv[1]))
-            + ". Share of patches where each label wins: " + ", ".join(f"{k} {v:.0%}" for k, v in wins.items())
-            + f". Best label: {best}.")
+    text = (
+        f"Mean probability over {len(run.plan)} tissue patches: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in sorted(mean.items(), key=lambda kv: -kv[1]))
+        + ". Share of patches where each label wins: "
+        + ", ".join(f"{k} {v:.0%}" for k, v in wins.items())
+        + f". Best label: {best}."
+    )
     top = run.top(best)
     if top:
-        text += f" Highest P({best}): " + "; ".join(
-            f"{t['value']:.2f} at ({t['box'][0]},{t['box'][1]},{t['box'][2]},{t['box'][3]})" for t in top) + "."
-    data = {"labels": list(run.labels), "probabilities": {k: round(v, 4) for k, v in mean.items()},
-            "win_fractions": {k: round(v, 4) for k, v in wins.items()}, "best": best,
-            "top": {"label": best, "patches": top}}
+        text += (
+            f" Highest P({best}): "
+            + "; ".join(
+                f"{t['value']:.2f} at ({t['box'][0]},{t['box'][1]},{t['box'][2]},{t['box'][3]})"
+                for t in top
+            )
+            + "."
+        )
+    data = {
+        "labels": list(run.labels),
+        "probabilities": {k: round(v, 4) for k, v in mean.items()},
+        "win_fractions": {k: round(v, 4) for k, v in wins.items()},
+        "best": best,
+        "top": {"label": best, "patches": top},
+    }
     return text, data
 
 
-def _zero_shot(slide: Any, card: Any, box: Box, labels: list[str], device: str, max_patches: int,
-               max_side: int, cancel: Any) -> tuple[Any, Any]:
+def _zero_shot(
+    slide: Any,
+    card: Any,
+    box: Box,
+    labels: list[str],
+    device: str,
+    max_patches: int,
+    max_side: int,
+    cancel: Any,
+) -> tuple[Any, Any]:
     run = zero_shot_run(slide, card, box, labels, device, max_patches, cancel)
     if not len(run.plan):
         return run, None
@@ -148,7 +211,9 @@ def _zero_shot(slide: Any, card: Any, box: Box, labels: list[str], device: str, 
 
 
 @tool
-async def zero_shot(x: int, y: int, w: int, h: int, labels: list[str], model: str, ctx: ToolContext) -> ToolResult:
+async def zero_shot(
+    x: int, y: int, w: int, h: int, labels: list[str], model: str, ctx: ToolContext
+) -> ToolResult:
     """Ask a registered text-prompted (CLIP-style) pathology model which of several labels fits a
     region: it compares every tissue patch with a sentence per label (e.g. "an H&E image of
     {label}") and returns each label's mean probability, the share of patches each label wins, and
@@ -167,32 +232,54 @@ async def zero_shot(x: int, y: int, w: int, h: int, labels: list[str], model: st
     box, clamped = _region(slide, x, y, w, h)
     card = _expert_card(model)
     if card.card.output != "zero_shot":
-        raise ToolError(f"model {card.name!r} is a {card.card.output} model, not a zero-shot model; use "
-                        f"{'segment' if card.card.spatial else 'patch_classifier'} for it")
+        raise ToolError(
+            f"model {card.name!r} is a {card.card.output} model, not a zero-shot model; use "
+            f"{'segment' if card.card.spatial else 'patch_classifier'} for it"
+        )
     chosen = zero_shot_labels(card, labels)
     _needs_mpp(slide, card)
     device, limiter = _device(ctx)
     max_patches = int(ctx.extras.get("experts.max_patches", ZERO_SHOT_MAX_PATCHES))
-    call = functools.partial(_zero_shot, slide, card, box, chosen, device, max_patches, ctx.max_side,
-                             ctx.cancel_event)
+    call = functools.partial(
+        _zero_shot, slide, card, box, chosen, device, max_patches, ctx.max_side, ctx.cancel_event
+    )
     try:
         run, heat = await anyio.to_thread.run_sync(call, limiter=limiter)
     except ConfigError as exc:
         raise ToolError(f"expert model {card.name!r} cannot be used: {exc}") from None
-    head = (f"Zero-shot {card.card.describe()}, prompts {card.card.prompts}. Region with top-left "
-            f"({box.x},{box.y}) and size {box.w}×{box.h} level-0 px: {run.plan.describe()}.{_clamp_note(box, clamped)}")
-    data: dict[str, Any] = {"model": card.name, "box": list(box.as_tuple()), "patches": len(run.plan),
-                            "stats": run.stats.to_dict()}
+    head = (
+        f"Zero-shot {card.card.describe()}, prompts {card.card.prompts}. Region with top-left "
+        f"({box.x},{box.y}) and size {box.w}×{box.h} level-0 px: {run.plan.describe()}.{_clamp_note(box, clamped)}"
+    )
+    data: dict[str, Any] = {
+        "model": card.name,
+        "box": list(box.as_tuple()),
+        "patches": len(run.plan),
+        "stats": run.stats.to_dict(),
+    }
     if heat is None:
-        return ToolResult(text=head + " No tissue in this region; choose a region with tissue.",
-                          data={**data, "labels": chosen})
+        return ToolResult(
+            text=head + " No tissue in this region; choose a region with tissue.",
+            data={**data, "labels": chosen},
+        )
     body, extra = zero_shot_summary(run)
-    data.update(extra, heatmap={"box": list(heat.box.as_tuple()), "mpp": heat.mpp, "legend": heat.legend})
+    data.update(
+        extra, heatmap={"box": list(heat.box.as_tuple()), "mpp": heat.mpp, "legend": heat.legend}
+    )
     text = f"{head} {body} Heatmap: {heat.legend}."
-    img = ToolImage(image=heat.image, box=heat.box, level=heat.level, mpp=heat.mpp, label="zero-shot heatmap")
+    img = ToolImage(
+        image=heat.image, box=heat.box, level=heat.level, mpp=heat.mpp, label="zero-shot heatmap"
+    )
     return ToolResult(text=text, images=[img], data=data)
 
 
 TOOLS = [segment, zero_shot]
 
-__all__ = ["TOOLS", "segment", "zero_shot", "zero_shot_labels", "zero_shot_run", "zero_shot_summary"]
+__all__ = [
+    "TOOLS",
+    "segment",
+    "zero_shot",
+    "zero_shot_labels",
+    "zero_shot_run",
+    "zero_shot_summary",
+]

@@ -40,16 +40,21 @@ class NucleiStats:
     def summary(self) -> str:
         """A sentence for a model."""
         if self.count == 0:
-            return (f"No nuclei detected in {self.tissue_fraction:.0%} tissue coverage"
-                    + (f" ({self.tissue_area_mm2:.3f} mm² of tissue)." if self.tissue_area_mm2 else "."))
+            return f"No nuclei detected in {self.tissue_fraction:.0%} tissue coverage" + (
+                f" ({self.tissue_area_mm2:.3f} mm² of tissue)." if self.tissue_area_mm2 else "."
+            )
         parts = [f"{self.count} nuclei"]
         if self.density_per_mm2 is not None:
             parts.append(f"density {self.density_per_mm2:,.0f}/mm² of tissue")
         if self.mean_area_um2 is not None:
             parts.append(f"mean nuclear area {self.mean_area_um2:.1f} µm² (CV {self.area_cv:.2f})")
         if self.mean_eccentricity is not None:
-            parts.append(f"eccentricity {self.mean_eccentricity:.2f}, solidity {self.mean_solidity:.2f}")
-        parts.append(f"nuclei cover {self.dark_fraction:.0%} of tissue; tissue covers {self.tissue_fraction:.0%} of the region")
+            parts.append(
+                f"eccentricity {self.mean_eccentricity:.2f}, solidity {self.mean_solidity:.2f}"
+            )
+        parts.append(
+            f"nuclei cover {self.dark_fraction:.0%} of tissue; tissue covers {self.tissue_fraction:.0%} of the region"
+        )
         return "; ".join(parts) + "."
 
 
@@ -60,8 +65,9 @@ def hematoxylin(rgb: np.ndarray) -> np.ndarray:
     return rgb2hed(rgb[..., :3])[..., 0]
 
 
-def segment_nuclei(rgb: np.ndarray, mpp: float | None, *, min_area_um2: float = 6.0,
-                   max_area_um2: float = 400.0) -> tuple[np.ndarray, NucleiStats]:
+def segment_nuclei(
+    rgb: np.ndarray, mpp: float | None, *, min_area_um2: float = 6.0, max_area_um2: float = 400.0
+) -> tuple[np.ndarray, NucleiStats]:
     """Label image of nuclei and their morphometry. ``mpp`` is the image's µm per pixel."""
     from scipy import ndimage as ndi
     from skimage.filters import gaussian, threshold_otsu
@@ -74,7 +80,9 @@ def segment_nuclei(rgb: np.ndarray, mpp: float | None, *, min_area_um2: float = 
     tissue_px = int(tissue.sum())
     h_mean = float(h[tissue].mean()) if tissue_px else 0.0
     px_area = (mpp or 0.5) ** 2  # µm² per pixel (assume 20x when unknown, for size filters only)
-    empty = NucleiStats(0, None, None, None, None, None, None, h_mean, 0.0, float(tissue.mean()), mpp)
+    empty = NucleiStats(
+        0, None, None, None, None, None, None, h_mean, 0.0, float(tissue.mean()), mpp
+    )
     if tissue_px < 50:
         labels = np.zeros(rgb.shape[:2], np.int32)
         if mpp:
@@ -119,7 +127,9 @@ def segment_nuclei(rgb: np.ndarray, mpp: float | None, *, min_area_um2: float = 
     return labels, stats
 
 
-def outline_overlay(rgb: np.ndarray, labels: np.ndarray, color: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
+def outline_overlay(
+    rgb: np.ndarray, labels: np.ndarray, color: tuple[int, int, int] = (0, 255, 0)
+) -> np.ndarray:
     """The image with nucleus outlines drawn on it."""
     from skimage.segmentation import find_boundaries
 

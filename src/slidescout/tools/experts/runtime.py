@@ -85,16 +85,21 @@ class RuntimeStats:
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-        d.update(patches_per_s=round(self.patches_per_s, 1), wait_fraction=round(self.wait_fraction, 3),
-                 model_patches_per_s=_finite(self.model_patches_per_s),
-                 reader_patches_per_s=_finite(self.reader_patches_per_s))
+        d.update(
+            patches_per_s=round(self.patches_per_s, 1),
+            wait_fraction=round(self.wait_fraction, 3),
+            model_patches_per_s=_finite(self.model_patches_per_s),
+            reader_patches_per_s=_finite(self.reader_patches_per_s),
+        )
         return d
 
     def describe(self) -> str:
-        return (f"{self.patches} patches in {self.total_s:.2f} s ({self.patches_per_s:.0f}/s) on "
-                f"{self.device}, batch {self.batch_size}, {self.workers} reader thread{'s' if self.workers != 1 else ''}; "
-                f"the model waited for "
-                f"data {self.wait_fraction:.0%} of its time")
+        return (
+            f"{self.patches} patches in {self.total_s:.2f} s ({self.patches_per_s:.0f}/s) on "
+            f"{self.device}, batch {self.batch_size}, {self.workers} reader thread{'s' if self.workers != 1 else ''}; "
+            f"the model waited for "
+            f"data {self.wait_fraction:.0%} of its time"
+        )
 
 
 def _finite(v: float) -> float | None:
@@ -139,7 +144,9 @@ class PatchRun:
         if label is None:
             return 0 if self.output_kind == "score" else None
         if label not in self.labels:
-            raise ValueError(f"unknown label {label!r}; the model's labels are {', '.join(self.labels)}")
+            raise ValueError(
+                f"unknown label {label!r}; the model's labels are {', '.join(self.labels)}"
+            )
         return self.labels.index(label)
 
     def values(self, label: str | None = None) -> np.ndarray:
@@ -156,7 +163,9 @@ class PatchRun:
             else:
                 lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
             return np.clip((v - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(v)
-        raise ValueError("an embedding has no scalar per patch; use heatmap(), which maps it to colours")
+        raise ValueError(
+            "an embedding has no scalar per patch; use heatmap(), which maps it to colours"
+        )
 
     def class_fractions(self) -> dict[str, float]:
         """Share of patches whose most probable class is each label (classifiers only)."""
@@ -184,24 +193,46 @@ class PatchRun:
     def heatmap_colours(self, label: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
         """Per-patch colours (M, 3), alphas (M,), and a sentence saying what the colours mean."""
         if self.output_kind == "embedding":
-            return (hm.pca_colours(self.outputs), np.full(len(self.outputs), 0.6, np.float32),
-                    "colours are the first three principal components of the patch embeddings "
-                    "(similar colours = similar patches)")
+            return (
+                hm.pca_colours(self.outputs),
+                np.full(len(self.outputs), 0.6, np.float32),
+                "colours are the first three principal components of the patch embeddings "
+                "(similar colours = similar patches)",
+            )
         i = self.label_index(label)
         if self.is_classifier and i is None:
             probs = self.probs
             assert probs is not None
             win = probs.argmax(axis=1)
             colours = np.array([hm.class_colour(int(c))[0] for c in win], np.float32).reshape(-1, 3)
-            legend = ", ".join(f"{hm.class_colour(j)[1]} = {lab}" for j, lab in enumerate(self.labels))
-            return colours, 0.25 + 0.45 * probs.max(axis=1), f"colour = most probable class ({legend}); stronger = more confident"
+            legend = ", ".join(
+                f"{hm.class_colour(j)[1]} = {lab}" for j, lab in enumerate(self.labels)
+            )
+            return (
+                colours,
+                0.25 + 0.45 * probs.max(axis=1),
+                f"colour = most probable class ({legend}); stronger = more confident",
+            )
         v = self.values(label)
-        what = f"P({self.labels[i]})" if self.is_classifier and i is not None else (
-            f"{self.labels[i] if self.labels and i is not None else 'score'}")
-        return hm.colormap(v).astype(np.float32), np.full(len(v), 0.55, np.float32), f"{what}: {hm.SCALE_TEXT}"
+        what = (
+            f"P({self.labels[i]})"
+            if self.is_classifier and i is not None
+            else (f"{self.labels[i] if self.labels and i is not None else 'score'}")
+        )
+        return (
+            hm.colormap(v).astype(np.float32),
+            np.full(len(v), 0.55, np.float32),
+            f"{what}: {hm.SCALE_TEXT}",
+        )
 
-    def heatmap(self, slide: Any = None, label: str | None = None, *, max_side: int = 1000,
-                background: bool = True) -> HeatmapImage:
+    def heatmap(
+        self,
+        slide: Any = None,
+        label: str | None = None,
+        *,
+        max_side: int = 1000,
+        background: bool = True,
+    ) -> HeatmapImage:
         """The heatmap over the plan's region: blended with the slide when ``background`` (needs
         ``slide``), else on white. ``image``, level-0 ``box``, ``mpp`` and a ``legend``."""
         region = self.plan.region
@@ -253,7 +284,9 @@ def default_workers(device: str = "cpu") -> int:
     the cores itself, and one reader per 4 cores (at least one) outpaces any CPU model."""
     import os
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    cpus = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    )
     if device == "cpu":
         return max(1, min(8, cpus // 4))
     return max(2, min(8, cpus - 1))
@@ -275,21 +308,36 @@ def _leave_cores_for_readers(workers: int) -> None:
     import torch
 
     _THREADS_TUNED = True
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    cpus = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    )
     want = int(os.environ.get("SLIDESCOUT_TORCH_THREADS", "0") or 0) or max(1, cpus - workers)
     if want < torch.get_num_threads() or os.environ.get("SLIDESCOUT_TORCH_THREADS"):
         torch.set_num_threads(want)
 
 
-def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: Box | tuple | None = None, *,
-                mpp: float | None = None, patch_size: int | None = None, stride: int | None = None,
-                min_tissue: float | None = None, batch_size: int | None = None,
-                workers: int | None = None, prefetch: int | None = None, device: str | None = None,
-                max_patches: int | None = DEFAULT_MAX_PATCHES, cancel: threading.Event | None = None,
-                pool: ModelPool | None = None, labels: list[str] | None = None,
-                output: str = "score", plan: PatchPlan | None = None,
-                sink: Callable[[int, np.ndarray], None] | None = None,
-                progress: Callable[[int, int], None] | None = None) -> PatchRun:
+def run_patches(
+    slide: Any,
+    model: Card | Callable[[Any], np.ndarray],
+    region: Box | tuple | None = None,
+    *,
+    mpp: float | None = None,
+    patch_size: int | None = None,
+    stride: int | None = None,
+    min_tissue: float | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    prefetch: int | None = None,
+    device: str | None = None,
+    max_patches: int | None = DEFAULT_MAX_PATCHES,
+    cancel: threading.Event | None = None,
+    pool: ModelPool | None = None,
+    labels: list[str] | None = None,
+    output: str = "score",
+    plan: PatchPlan | None = None,
+    sink: Callable[[int, np.ndarray], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PatchRun:
     """Run ``model`` over the patches of ``region`` (None: all the tissue of the slide).
 
     ``model`` is a :class:`Card` (loaded once per device through the pool) or any callable taking
@@ -310,9 +358,15 @@ def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: B
         raise ValueError("give mpp and patch_size for a model without a card")
     box = None if region is None else Box.of(region)
     if plan is None:
-        plan = plan_patches(slide, box, mpp=mpp, patch_size=patch_size, stride=stride,
-                            min_tissue=(0.25 if box is None else 0.0) if min_tissue is None else min_tissue,
-                            max_patches=max_patches)
+        plan = plan_patches(
+            slide,
+            box,
+            mpp=mpp,
+            patch_size=patch_size,
+            stride=stride,
+            min_tissue=(0.25 if box is None else 0.0) if min_tissue is None else min_tissue,
+            max_patches=max_patches,
+        )
     t_plan = time.perf_counter()
     dev = resolve_device(device)
     load_s = 0.0
@@ -327,29 +381,66 @@ def run_patches(slide: Any, model: Card | Callable[[Any], np.ndarray], region: B
         dev = getattr(runner, "device", dev)
     n = len(plan)
     workers = max(1, workers or default_workers(str(dev)))
-    batch_size = max(1, min(batch_size or DEFAULT_BATCH["cpu" if str(dev) == "cpu" else "gpu"], n or 1))
-    stats = RuntimeStats(patches=n, batches=math.ceil(n / batch_size), batch_size=batch_size,
-                         workers=workers, device=str(dev), plan_s=t_plan - t_start, load_s=load_s)
+    batch_size = max(
+        1, min(batch_size or DEFAULT_BATCH["cpu" if str(dev) == "cpu" else "gpu"], n or 1)
+    )
+    stats = RuntimeStats(
+        patches=n,
+        batches=math.ceil(n / batch_size),
+        batch_size=batch_size,
+        workers=workers,
+        device=str(dev),
+        plan_s=t_plan - t_start,
+        load_s=load_s,
+    )
     if str(dev) == "cpu":
         _leave_cores_for_readers(workers)
-    outputs = _pipeline(slide, plan, runner, stats, prefetch or workers + 1, str(dev).startswith("cuda"),
-                        cancel, sink, progress)
+    outputs = _pipeline(
+        slide,
+        plan,
+        runner,
+        stats,
+        prefetch or workers + 1,
+        str(dev).startswith("cuda"),
+        cancel,
+        sink,
+        progress,
+    )
     stats.total_s = time.perf_counter() - t_start
     notes = []
     if plan.mpp < plan.slide_mpp * 0.99:
-        notes.append(f"the model wants {plan.mpp:g} µm/px but the slide is scanned at "
-                     f"{plan.slide_mpp:.3g} µm/px: patches were upsampled")
-    return PatchRun(plan=plan, outputs=outputs, output_kind=output, labels=list(labels or []),
-                    stats=stats, model_name=card.name if card else getattr(model, "__name__", "model"),
-                    score_range=((card.card.score_range[0], card.card.score_range[1])
-                                 if card and card.card.score_range else None),
-                    heatmap_label=card.card.heatmap_label if card else None, notes=notes)
+        notes.append(
+            f"the model wants {plan.mpp:g} µm/px but the slide is scanned at "
+            f"{plan.slide_mpp:.3g} µm/px: patches were upsampled"
+        )
+    return PatchRun(
+        plan=plan,
+        outputs=outputs,
+        output_kind=output,
+        labels=list(labels or []),
+        stats=stats,
+        model_name=card.name if card else getattr(model, "__name__", "model"),
+        score_range=(
+            (card.card.score_range[0], card.card.score_range[1])
+            if card and card.card.score_range
+            else None
+        ),
+        heatmap_label=card.card.heatmap_label if card else None,
+        notes=notes,
+    )
 
 
-def _pipeline(slide: Any, plan: PatchPlan, runner: Callable[[Any], np.ndarray], stats: RuntimeStats,
-              prefetch: int, pinned: bool, cancel: threading.Event | None,
-              sink: Callable[[int, np.ndarray], None] | None = None,
-              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def _pipeline(
+    slide: Any,
+    plan: PatchPlan,
+    runner: Callable[[Any], np.ndarray],
+    stats: RuntimeStats,
+    prefetch: int,
+    pinned: bool,
+    cancel: threading.Event | None,
+    sink: Callable[[int, np.ndarray], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """Outputs (M, K) of every patch, in plan order; with ``sink``, each batch's raw outputs go to
     ``sink(first_index, outputs)`` instead (segmentation maps) and an empty array comes back."""
     n, bsz, size = len(plan), stats.batch_size, plan.patch_size
@@ -377,7 +468,9 @@ def _pipeline(slide: Any, plan: PatchPlan, runner: Callable[[Any], np.ndarray], 
         for j, i in enumerate(range(lo, hi)):
             tile = reader.fetch(int(lx[i]), int(ly[i]), r, r)
             if r != size:
-                tile = np.asarray(Image.fromarray(tile).resize((size, size), Image.Resampling.BILINEAR))
+                tile = np.asarray(
+                    Image.fromarray(tile).resize((size, size), Image.Resampling.BILINEAR)
+                )
             if prepare is not None:
                 prepare(tile, arr[j])
             else:
@@ -420,7 +513,7 @@ def _pipeline(slide: Any, plan: PatchPlan, runner: Callable[[Any], np.ndarray], 
                 y = y[:, None]
             if out is None:
                 out = np.empty((n, y.shape[1]), np.float32)
-            out[b * bsz: b * bsz + m] = y.reshape(m, -1)
+            out[b * bsz : b * bsz + m] = y.reshape(m, -1)
     except BaseException:
         stop.set()
         for f in pending:
@@ -436,5 +529,11 @@ def _pipeline(slide: Any, plan: PatchPlan, runner: Callable[[Any], np.ndarray], 
     return out
 
 
-__all__ = ["DEFAULT_MAX_PATCHES", "HeatmapImage", "PatchRun", "RuntimeStats", "default_workers",
-           "run_patches"]
+__all__ = [
+    "DEFAULT_MAX_PATCHES",
+    "HeatmapImage",
+    "PatchRun",
+    "RuntimeStats",
+    "default_workers",
+    "run_patches",
+]

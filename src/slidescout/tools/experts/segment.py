@@ -47,14 +47,29 @@ class Stitcher:
         self.plan, self.card = plan, card
         self.kind, self.decoder = c.output, c.decoder
         self.stride = c.stride
-        self.shape = ((plan.rows - 1) * self.stride + c.patch_size, (plan.cols - 1) * self.stride + c.patch_size)
+        self.shape = (
+            (plan.rows - 1) * self.stride + c.patch_size,
+            (plan.cols - 1) * self.stride + c.patch_size,
+        )
         self.covered = np.zeros(self.shape, bool)
-        self.classes = np.zeros(self.shape, np.uint8)  # mask: class; instances: type (0 without types)
-        self.maps = (np.zeros((3, *self.shape), np.float32) if self.kind == "instances" else None)  # fg, h, v
-        self.stars: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # stardist: points, probs, rays
-        self.ids = np.zeros(self.shape, np.int64) if self.decoder == "label_map" and self.kind == "instances" else None
+        self.classes = np.zeros(
+            self.shape, np.uint8
+        )  # mask: class; instances: type (0 without types)
+        self.maps = (
+            np.zeros((3, *self.shape), np.float32) if self.kind == "instances" else None
+        )  # fg, h, v
+        self.stars: list[
+            tuple[np.ndarray, np.ndarray, np.ndarray]
+        ] = []  # stardist: points, probs, rays
+        self.ids = (
+            np.zeros(self.shape, np.int64)
+            if self.decoder == "label_map" and self.kind == "instances"
+            else None
+        )
         self._next_id = 1
-        self.core_start = 0  # canvas offset of the first core seam within a patch (set on the first batch)
+        self.core_start = (
+            0  # canvas offset of the first core seam within a patch (set on the first batch)
+        )
 
     def add(self, first: int, y: np.ndarray) -> None:
         p, s = self.card.card.patch_size, self.stride
@@ -130,26 +145,40 @@ class SegRun:
 
     @property
     def area_mm2(self) -> float:
-        return float(self.covered.sum()) * self.mpp ** 2 / 1e6
+        return float(self.covered.sum()) * self.mpp**2 / 1e6
 
     def summary(self) -> dict[str, Any]:
         """Areas (mask) or counts, densities and morphometry (instances), JSON-ready."""
         c = self.card.card
-        out: dict[str, Any] = {"model": self.card.name, "output": c.output, "box": list(self.box.as_tuple()),
-                               "mpp": self.mpp, "analysed_mm2": round(self.area_mm2, 6),
-                               "size_px": [int(self.covered.shape[1]), int(self.covered.shape[0])]}
+        out: dict[str, Any] = {
+            "model": self.card.name,
+            "output": c.output,
+            "box": list(self.box.as_tuple()),
+            "mpp": self.mpp,
+            "analysed_mm2": round(self.area_mm2, 6),
+            "size_px": [int(self.covered.shape[1]), int(self.covered.shape[0])],
+        }
         if self.tissue_fraction is not None:
             out["tissue_mm2"] = round(self.area_mm2 * self.tissue_fraction, 6)
         if c.output == "mask":
-            px = np.bincount(self.classes[self.covered].ravel(), minlength=len(c.labels))[:len(c.labels)]
+            px = np.bincount(self.classes[self.covered].ravel(), minlength=len(c.labels))[
+                : len(c.labels)
+            ]
             total = max(1, int(self.covered.sum()))
             fg = [i for i, lab in enumerate(c.labels) if lab != c.background]
             fg_px = max(1, int(sum(px[i] for i in fg)))
-            out["classes"] = {lab: {"area_um2": round(float(px[i]) * self.mpp ** 2, 1),
-                                    "fraction": round(float(px[i]) / total, 4),
-                                    **({"fraction_of_foreground": round(float(px[i]) / fg_px, 4)}
-                                       if c.background and i in fg else {})}
-                              for i, lab in enumerate(c.labels)}
+            out["classes"] = {
+                lab: {
+                    "area_um2": round(float(px[i]) * self.mpp**2, 1),
+                    "fraction": round(float(px[i]) / total, 4),
+                    **(
+                        {"fraction_of_foreground": round(float(px[i]) / fg_px, 4)}
+                        if c.background and i in fg
+                        else {}
+                    ),
+                }
+                for i, lab in enumerate(c.labels)
+            }
             return out
         t = self.table
         n = int(len(t.get("label", [])))
@@ -160,13 +189,15 @@ class SegRun:
         if n:
             a = t["area_um2"]
             out["morphometry"] = {
-                "mean_area_um2": round(float(a.mean()), 2), "median_area_um2": round(float(np.median(a)), 2),
+                "mean_area_um2": round(float(a.mean()), 2),
+                "median_area_um2": round(float(np.median(a)), 2),
                 "area_cv": round(float(a.std() / a.mean()), 3) if a.mean() > 0 else None,
                 "mean_perimeter_um": round(float(t["perimeter_um"].mean()), 2),
                 "mean_eccentricity": round(float(t["eccentricity"].mean()), 3),
                 "mean_solidity": round(float(t["solidity"].mean()), 3),
                 "mean_major_um": round(float(t["major_um"].mean()), 2),
-                "mean_minor_um": round(float(t["minor_um"].mean()), 2)}
+                "mean_minor_um": round(float(t["minor_um"].mean()), 2),
+            }
         if "type" in t and c.labels:
             counts = np.bincount(t["type"], minlength=len(c.labels))
             out["types"] = {lab: int(counts[i]) for i, lab in enumerate(c.labels)}
@@ -175,15 +206,20 @@ class SegRun:
     def describe(self) -> str:
         s = self.summary()
         if s["output"] == "mask":
-            parts = [f"{lab} {v['area_um2'] / 1e6:.4f} mm² ({v['fraction']:.0%})" for lab, v in s["classes"].items()]
+            parts = [
+                f"{lab} {v['area_um2'] / 1e6:.4f} mm² ({v['fraction']:.0%})"
+                for lab, v in s["classes"].items()
+            ]
             return f"area per class over {s['analysed_mm2']:.4f} mm²: " + ", ".join(parts)
         text = f"{s['count']} {'nucleus' if s['count'] == 1 else 'nuclei'} in {s['analysed_mm2']:.4f} mm²"
         if s["density_per_mm2_tissue"] is not None:
             text += f" ({s['density_per_mm2_tissue']:.0f} per mm² of tissue)"
         if "morphometry" in s:
             m = s["morphometry"]
-            text += (f"; area mean {m['mean_area_um2']:.1f} µm² (median {m['median_area_um2']:.1f}, CV "
-                     f"{m['area_cv']}), eccentricity {m['mean_eccentricity']:.2f}, solidity {m['mean_solidity']:.2f}")
+            text += (
+                f"; area mean {m['mean_area_um2']:.1f} µm² (median {m['median_area_um2']:.1f}, CV "
+                f"{m['area_cv']}), eccentricity {m['mean_eccentricity']:.2f}, solidity {m['mean_solidity']:.2f}"
+            )
         if s.get("types"):
             text += "; types: " + ", ".join(f"{k} {v}" for k, v in s["types"].items())
         return text
@@ -191,7 +227,11 @@ class SegRun:
     def overlay(self, max_side: int = VIEW_SIDE) -> OverlayImage:
         """The region with the classes (mask) or nuclei outlines (instances) drawn, and a legend."""
         view = self.view
-        base = np.asarray(view.image) if view is not None else np.full((*self.covered.shape, 3), 255, np.uint8)
+        base = (
+            np.asarray(view.image)
+            if view is not None
+            else np.full((*self.covered.shape, 3), 255, np.uint8)
+        )
         base, _ = _fit(base, max_side)
         h, w = base.shape[:2]
         c = self.card.card
@@ -226,8 +266,12 @@ class SegRun:
                 entries.append(((0, 200, 0), "green", "nucleus outline"))
         out = _with_legend(np.clip(img, 0, 255).astype(np.uint8), entries)
         mpp = self.mpp * self.covered.shape[1] / w
-        return OverlayImage(image=out, box=self.box, mpp=mpp,
-                            legend=", ".join(f"{cname} = {lab}" for _, cname, lab in entries))
+        return OverlayImage(
+            image=out,
+            box=self.box,
+            mpp=mpp,
+            legend=", ".join(f"{cname} = {lab}" for _, cname, lab in entries),
+        )
 
 
 @dataclass
@@ -244,16 +288,22 @@ def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     if scale >= 1.0:
         return image, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.Resampling.LANCZOS)), scale
+    return np.asarray(
+        Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.Resampling.LANCZOS)
+    ), scale
 
 
 def _resize_nearest(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (a.shape[1], a.shape[0]) == size:
         return a
-    return np.asarray(Image.fromarray(a.astype(np.int32)).resize(size, Image.Resampling.NEAREST)).astype(a.dtype)
+    return np.asarray(
+        Image.fromarray(a.astype(np.int32)).resize(size, Image.Resampling.NEAREST)
+    ).astype(a.dtype)
 
 
-def _with_legend(img: np.ndarray, entries: list[tuple[tuple[int, int, int], str, str]]) -> np.ndarray:
+def _with_legend(
+    img: np.ndarray, entries: list[tuple[tuple[int, int, int], str, str]]
+) -> np.ndarray:
     """The legend drawn in the image's bottom-left corner (the image keeps its size and geometry)."""
     if not entries:
         return img
@@ -265,7 +315,9 @@ def _with_legend(img: np.ndarray, entries: list[tuple[tuple[int, int, int], str,
     draw.rectangle((0, top, min(w - 1, width), h - 1), fill=(255, 255, 255, 210))
     for k, (colour, _, text) in enumerate(entries):
         y = top + 3 + k * line
-        draw.rectangle((4, y + 1, 14, y + 11), fill=tuple(int(v) for v in colour), outline=(0, 0, 0))
+        draw.rectangle(
+            (4, y + 1, 14, y + 11), fill=tuple(int(v) for v in colour), outline=(0, 0, 0)
+        )
         draw.text((19, y), text[:24], fill=(0, 0, 0))
     return np.asarray(pil)
 
@@ -274,45 +326,85 @@ def canvas_side(plan: PatchPlan, card: Card) -> int:
     return max(plan.rows, plan.cols) * card.card.stride + card.card.patch_size - card.card.stride
 
 
-def plan_segmentation(slide: Any, card: Card, region: Box, *, max_side: int = MAX_SIDE,
-                      min_tissue: float = 0.0) -> PatchPlan:
+def plan_segmentation(
+    slide: Any, card: Card, region: Box, *, max_side: int = MAX_SIDE, min_tissue: float = 0.0
+) -> PatchPlan:
     """The patch grid of ``region`` at the card's mpp, stride and patch size; ``ToolError`` when its
     canvas would exceed ``max_side`` px per side (the message gives a box that fits)."""
     c = card.card
-    plan = plan_patches(slide, region, mpp=c.mpp, patch_size=c.patch_size, stride=c.stride,
-                        min_tissue=min_tissue, max_patches=None)
+    plan = plan_patches(
+        slide,
+        region,
+        mpp=c.mpp,
+        patch_size=c.patch_size,
+        stride=c.stride,
+        min_tissue=min_tissue,
+        max_patches=None,
+    )
     side = canvas_side(plan, card)
     if side > max_side:
-        fit = int(((max_side - c.patch_size) // c.stride * c.stride + c.patch_size) * c.mpp / plan.slide_mpp)
+        fit = int(
+            ((max_side - c.patch_size) // c.stride * c.stride + c.patch_size)
+            * c.mpp
+            / plan.slide_mpp
+        )
         cx, cy = region.x + region.w // 2, region.y + region.h // 2
-        raise ToolError(f"the region {region} is {side} px across at {c.mpp:g} µm/px, more than the "
-                        f"{max_side} px one segmentation call covers; choose a box of at most {fit} x {fit} "
-                        f"level-0 pixels, e.g. ({max(0, cx - fit // 2)},{max(0, cy - fit // 2)},{fit},{fit})")
+        raise ToolError(
+            f"the region {region} is {side} px across at {c.mpp:g} µm/px, more than the "
+            f"{max_side} px one segmentation call covers; choose a box of at most {fit} x {fit} "
+            f"level-0 pixels, e.g. ({max(0, cx - fit // 2)},{max(0, cy - fit // 2)},{fit},{fit})"
+        )
     return plan
 
 
-def run_segmentation(slide: Any, card: Card, region: Box | tuple, *, device: str | None = None,
-                     batch_size: int | None = None, workers: int | None = None, min_tissue: float = 0.0,
-                     max_side: int = MAX_SIDE, view_side: int = VIEW_SIDE,
-                     cancel: threading.Event | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> SegRun:
+def run_segmentation(
+    slide: Any,
+    card: Card,
+    region: Box | tuple,
+    *,
+    device: str | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    min_tissue: float = 0.0,
+    max_side: int = MAX_SIDE,
+    view_side: int = VIEW_SIDE,
+    cancel: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SegRun:
     """Segment ``region`` with a ``mask`` or ``instances`` card: stitch, decode, measure."""
     c = card.card
     if not c.spatial:
-        raise ToolError(f"model {card.name!r} is a {c.output} model, not a segmentation model "
-                        "(output mask or instances)")
+        raise ToolError(
+            f"model {card.name!r} is a {c.output} model, not a segmentation model "
+            "(output mask or instances)"
+        )
     box = Box.of(region)
     plan = plan_segmentation(slide, card, box, max_side=max_side, min_tissue=min_tissue)
     stitch = Stitcher(plan, card)
-    run = run_patches(slide, card, box, plan=plan, device=device, batch_size=batch_size, workers=workers,
-                      cancel=cancel, sink=stitch.add, progress=progress)
+    run = run_patches(
+        slide,
+        card,
+        box,
+        plan=plan,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        cancel=cancel,
+        sink=stitch.add,
+        progress=progress,
+    )
     f = plan.patch_l0 / plan.patch_size  # level-0 px per canvas px
     ox, oy = plan.origin
     x0, x1 = (max(0, min(stitch.shape[1], round((v - ox) / f))) for v in (box.x, box.x + box.w))
     y0, y1 = (max(0, min(stitch.shape[0], round((v - oy) / f))) for v in (box.y, box.y + box.h))
     crop = (slice(y0, y1), slice(x0, x1))
     covered, classes = stitch.covered[crop], stitch.classes[crop]
-    seg_box = Box(round(ox + x0 * f), round(oy + y0 * f), max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
+    seg_box = Box(
+        round(ox + x0 * f),
+        round(oy + y0 * f),
+        max(1, round((x1 - x0) * f)),
+        max(1, round((y1 - y0) * f)),
+    )
     instances, table = None, {}
     if c.output == "instances":
         assert stitch.maps is not None
@@ -332,9 +424,20 @@ def run_segmentation(slide: Any, card: Card, region: Box | tuple, *, device: str
     tissue_px = tissue_mask(np.asarray(view.image))
     seen = _resize_nearest(covered.astype(np.uint8), (tissue_px.shape[1], tissue_px.shape[0])) > 0
     tissue = float((tissue_px & seen).sum() / max(1, seen.sum()))  # share of the analysed area
-    seg = SegRun(card=card, plan=plan, box=seg_box, mpp=plan.mpp, covered=covered, classes=classes,
-                 instances=instances, table=table, stats=run.stats, view=view, tissue_fraction=tissue,
-                 notes=list(run.notes))
+    seg = SegRun(
+        card=card,
+        plan=plan,
+        box=seg_box,
+        mpp=plan.mpp,
+        covered=covered,
+        classes=classes,
+        instances=instances,
+        table=table,
+        stats=run.stats,
+        view=view,
+        tissue_fraction=tissue,
+        notes=list(run.notes),
+    )
     return seg
 
 
@@ -347,8 +450,17 @@ def _stars_in(stitch: Stitcher, window: tuple[int, int, int, int]) -> np.ndarray
     probs = np.concatenate([s[1] for s in stitch.stars])
     dists = np.concatenate([s[2] for s in stitch.stars])
     inside = (pts[:, 0] >= y0) & (pts[:, 0] < y1) & (pts[:, 1] >= x0) & (pts[:, 1] < x1)
-    return decoders.star_instances((y1 - y0, x1 - x0), pts[inside] - (y0, x0), probs[inside], dists[inside])
+    return decoders.star_instances(
+        (y1 - y0, x1 - x0), pts[inside] - (y0, x0), probs[inside], dists[inside]
+    )
 
 
-__all__ = ["MAX_SIDE", "OverlayImage", "SegRun", "Stitcher", "canvas_side", "plan_segmentation",
-           "run_segmentation"]
+__all__ = [
+    "MAX_SIDE",
+    "OverlayImage",
+    "SegRun",
+    "Stitcher",
+    "canvas_side",
+    "plan_segmentation",
+    "run_segmentation",
+]

@@ -17,7 +17,9 @@ from slidescout.slides.tissue import tissue_mask
 _H = np.array([0.650, 0.704, 0.286])
 _E = np.array([0.072, 0.990, 0.105])
 _R = np.cross(_H, _E)
-_UNMIX = np.linalg.inv(np.stack([_H / np.linalg.norm(_H), _E / np.linalg.norm(_E), _R / np.linalg.norm(_R)]))
+_UNMIX = np.linalg.inv(
+    np.stack([_H / np.linalg.norm(_H), _E / np.linalg.norm(_E), _R / np.linalg.norm(_R)])
+)
 
 
 def optical_density(rgb: np.ndarray) -> np.ndarray:
@@ -63,15 +65,23 @@ class StainStats:
     def summary(self) -> str:
         parts = [f"tissue covers {self.tissue_fraction:.0%} of the region"]
         if self.h_od_mean is not None:
-            parts.append(f"haematoxylin OD {self.h_od_mean:.2f} (95th percentile {self.h_od_p95:.2f}), "
-                         f"eosin OD {self.e_od_mean:.2f}, H:E ratio {self.h_e_ratio:.2f}")
+            parts.append(
+                f"haematoxylin OD {self.h_od_mean:.2f} (95th percentile {self.h_od_p95:.2f}), "
+                f"eosin OD {self.e_od_mean:.2f}, H:E ratio {self.h_e_ratio:.2f}"
+            )
         if self.tissue_rgb is not None:
             r, g, b = self.tissue_rgb
-            parts.append(f"mean tissue colour RGB ({r:.0f}, {g:.0f}, {b:.0f}), saturation {self.saturation_mean:.2f}")
+            parts.append(
+                f"mean tissue colour RGB ({r:.0f}, {g:.0f}, {b:.0f}), saturation {self.saturation_mean:.2f}"
+            )
         if self.background_rgb is not None:
             parts.append(f"background brightness {self.background_brightness:.0f}/255")
         text = "; ".join(parts) + "."
-        text += " Notes: " + " ".join(self.notes) if self.notes else " No staining or artefact problems seen."
+        text += (
+            " Notes: " + " ".join(self.notes)
+            if self.notes
+            else " No staining or artefact problems seen."
+        )
         return text
 
 
@@ -99,11 +109,20 @@ def stain_stats(rgb: np.ndarray) -> StainStats:
     brightness = f.mean(axis=2)
     background = (~tissue) & (~pen_any) & (brightness > 170)
     bf = float(background.sum() / n) if n else 0.0
-    stats = StainStats(tissue_fraction=tf, background_fraction=bf, h_od_mean=None, e_od_mean=None,
-                       h_e_ratio=None, h_od_p95=None, tissue_rgb=None, background_rgb=None,
-                       background_brightness=None, saturation_mean=None,
-                       pen_fraction={k: float(v.sum() / n) for k, v in pens.items()},
-                       dark_fraction=float((brightness < 60).sum() / n) if n else 0.0)
+    stats = StainStats(
+        tissue_fraction=tf,
+        background_fraction=bf,
+        h_od_mean=None,
+        e_od_mean=None,
+        h_e_ratio=None,
+        h_od_p95=None,
+        tissue_rgb=None,
+        background_rgb=None,
+        background_brightness=None,
+        saturation_mean=None,
+        pen_fraction={k: float(v.sum() / n) for k, v in pens.items()},
+        dark_fraction=float((brightness < 60).sum() / n) if n else 0.0,
+    )
     if tissue.sum() >= 20:
         dens = unmix(img[tissue])
         h, e = dens[:, 0], dens[:, 1]
@@ -126,7 +145,9 @@ def _notes(s: StainStats) -> list[str]:
         notes.append("The region is almost all background (glass); move to tissue.")
     if s.h_od_mean is not None:
         if s.h_od_p95 is not None and s.h_od_p95 < 0.25:
-            notes.append("Haematoxylin is faint (weak nuclear staining): nuclear detail may be unreliable.")
+            notes.append(
+                "Haematoxylin is faint (weak nuclear staining): nuclear detail may be unreliable."
+            )
         elif s.h_od_mean > 0.8:
             notes.append("Haematoxylin is heavy (dark, overstained nuclei/background).")
         if s.e_od_mean is not None and s.e_od_mean < 0.08:
@@ -134,17 +155,27 @@ def _notes(s: StainStats) -> list[str]:
         elif s.e_od_mean is not None and s.e_od_mean > 0.9:
             notes.append("Eosin is heavy.")
         if s.h_e_ratio is not None and s.h_e_ratio > 1.5:
-            notes.append("Haematoxylin dominates (basophilic: cellular or nucleus-rich tissue, or overstaining).")
+            notes.append(
+                "Haematoxylin dominates (basophilic: cellular or nucleus-rich tissue, or overstaining)."
+            )
         if s.saturation_mean is not None and s.saturation_mean < 0.12:
             notes.append("Colours are washed out (low saturation): faded stain or a pale scan.")
     if s.background_brightness is not None and s.background_brightness < 215:
-        notes.append(f"The background is grey ({s.background_brightness:.0f}/255): uneven illumination, "
-                     "a dirty slide or mounting medium.")
+        notes.append(
+            f"The background is grey ({s.background_brightness:.0f}/255): uneven illumination, "
+            "a dirty slide or mounting medium."
+        )
     pen = {k: v for k, v in s.pen_fraction.items() if v > 0.002 and k != "black"}
     if pen:
-        notes.append("Pen or marker ink: " + ", ".join(f"{k} {v:.1%}" for k, v in pen.items()) + " of the region.")
+        notes.append(
+            "Pen or marker ink: "
+            + ", ".join(f"{k} {v:.1%}" for k, v in pen.items())
+            + " of the region."
+        )
     if s.pen_fraction.get("black", 0.0) > 0.005:
-        notes.append(f"Very dark areas cover {s.pen_fraction['black']:.1%} (black ink, folds or debris).")
+        notes.append(
+            f"Very dark areas cover {s.pen_fraction['black']:.1%} (black ink, folds or debris)."
+        )
     return notes
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from slidescout.core.types import Box
 from slidescout.errors import ToolError
+from slidescout.slides import Slide
 from slidescout.slides.tissue import tissue_mask
 
 MASK_SIDE = 1024  # long side of the view the tissue mask is computed on (region mode)
@@ -71,15 +72,21 @@ class PatchPlan:
         """Top-left of every kept patch in the read level's pixels."""
         x = self.origin[0] + self.cells[:, 1] * self.stride_l0
         y = self.origin[1] + self.cells[:, 0] * self.stride_l0
-        return (np.rint(x / self.level_scale).astype(np.int64),
-                np.rint(y / self.level_scale).astype(np.int64))
+        return (
+            np.rint(x / self.level_scale).astype(np.int64),
+            np.rint(y / self.level_scale).astype(np.int64),
+        )
 
     def describe(self) -> str:
-        return (f"{len(self)} patches of {self.patch_size} px at {self.mpp:g} µm/px "
-                f"({self.patch_l0:.0f} level-0 px each, read at level {self.level})")
+        return (
+            f"{len(self)} patches of {self.patch_size} px at {self.mpp:g} µm/px "
+            f"({self.patch_l0:.0f} level-0 px each, read at level {self.level})"
+        )
 
 
-def choose_read_level(level_dimensions: tuple[tuple[int, int], ...], target_scale: float) -> tuple[int, float]:
+def choose_read_level(
+    level_dimensions: tuple[tuple[int, int], ...], target_scale: float
+) -> tuple[int, float]:
     """Coarsest level whose level-0-per-level-px scale does not exceed ``target_scale``."""
     w0 = level_dimensions[0][0]
     best, best_scale = 0, 1.0
@@ -97,9 +104,17 @@ def _axis(start: int, length: int, patch: float, stride: float, centre: bool) ->
     return origin, n
 
 
-def plan_patches(slide: object, region: Box | None, *, mpp: float, patch_size: int,
-                 stride: int | None = None, min_tissue: float = 0.0,
-                 max_patches: int | None = None, slide_mpp: float | None = None) -> PatchPlan:
+def plan_patches(
+    slide: Slide,
+    region: Box | None,
+    *,
+    mpp: float,
+    patch_size: int,
+    stride: int | None = None,
+    min_tissue: float = 0.0,
+    max_patches: int | None = None,
+    slide_mpp: float | None = None,
+) -> PatchPlan:
     """The grid of patches over ``region`` (None: the whole slide), keeping cells whose tissue
     fraction is at least ``min_tissue``.
 
@@ -108,8 +123,10 @@ def plan_patches(slide: object, region: Box | None, *, mpp: float, patch_size: i
     """
     base = slide_mpp or getattr(slide, "mpp", None)
     if not base:
-        raise ToolError("this slide has no resolution metadata (µm per pixel unknown), so patches "
-                        f"at {mpp:g} µm/px cannot be cut from it")
+        raise ToolError(
+            "this slide has no resolution metadata (µm per pixel unknown), so patches "
+            f"at {mpp:g} µm/px cannot be cut from it"
+        )
     if patch_size < 1 or mpp <= 0:
         raise ToolError(f"patch_size and mpp must be positive (got {patch_size}, {mpp})")
     sw, sh = (int(v) for v in slide.dimensions)  # type: ignore[attr-defined]
@@ -126,9 +143,13 @@ def plan_patches(slide: object, region: Box | None, *, mpp: float, patch_size: i
     oy, rows = _axis(region.y, region.h, patch_l0, stride_l0, centre=not whole)
     limit = max_patches if max_patches is not None else 1 << 62
     if rows * cols > 64 * limit or (min_tissue <= 0 and rows * cols > limit):
-        raise _too_many(rows * cols, limit, region, patch_size, mpp, patch_l0, stride_l0, min_tissue)
+        raise _too_many(
+            rows * cols, limit, region, patch_size, mpp, patch_l0, stride_l0, min_tissue
+        )
     level, scale = choose_read_level(tuple(slide.level_dimensions), patch_l0 / patch_size)  # type: ignore[attr-defined]
-    rr, cc = np.meshgrid(np.arange(rows, dtype=np.int32), np.arange(cols, dtype=np.int32), indexing="ij")
+    rr, cc = np.meshgrid(
+        np.arange(rows, dtype=np.int32), np.arange(cols, dtype=np.int32), indexing="ij"
+    )
     cells = np.stack([rr.ravel(), cc.ravel()], axis=1)
     tissue = np.full(len(cells), np.nan, np.float32)
     if min_tissue > 0:
@@ -137,26 +158,54 @@ def plan_patches(slide: object, region: Box | None, *, mpp: float, patch_size: i
         cells, tissue = cells[keep], tissue[keep]
     if len(cells) > limit:
         raise _too_many(len(cells), limit, region, patch_size, mpp, patch_l0, stride_l0, min_tissue)
-    return PatchPlan(region=region, mpp=float(mpp), patch_size=int(patch_size), slide_mpp=float(base),
-                     patch_l0=patch_l0, stride_l0=stride_l0, origin=(ox, oy), rows=rows, cols=cols,
-                     level=level, level_scale=scale, read_size=max(1, round(patch_l0 / scale)),
-                     cells=cells, tissue=tissue, min_tissue=float(min_tissue))
+    return PatchPlan(
+        region=region,
+        mpp=float(mpp),
+        patch_size=int(patch_size),
+        slide_mpp=float(base),
+        patch_l0=patch_l0,
+        stride_l0=stride_l0,
+        origin=(ox, oy),
+        rows=rows,
+        cols=cols,
+        level=level,
+        level_scale=scale,
+        read_size=max(1, round(patch_l0 / scale)),
+        cells=cells,
+        tissue=tissue,
+        min_tissue=float(min_tissue),
+    )
 
 
-def _too_many(n: int, limit: int, region: Box, patch_size: int, mpp: float, patch_l0: float,
-              stride_l0: float, min_tissue: float) -> PatchLimitExceeded:
+def _too_many(
+    n: int,
+    limit: int,
+    region: Box,
+    patch_size: int,
+    mpp: float,
+    patch_l0: float,
+    stride_l0: float,
+    min_tissue: float,
+) -> PatchLimitExceeded:
     side = int(math.sqrt(limit) * stride_l0)
     what = "tissue patches" if min_tissue > 0 else "patches"
     return PatchLimitExceeded(
         f"the region {region} holds {n} {what} of {patch_size} px at {mpp:g} µm/px "
         f"({patch_l0:.0f} level-0 px each), more than the limit of {limit} per call; choose a smaller "
-        f"region, at most about {side} x {side} level-0 pixels, or look at the tissue first to pick one")
+        f"region, at most about {side} x {side} level-0 pixels, or look at the tissue first to pick one"
+    )
 
 
-def _tissue_fractions(slide: object, region: Box, whole: bool, cells: np.ndarray,
-                      origin: tuple[float, float], patch_l0: float, stride_l0: float) -> np.ndarray:
-    view = (slide.thumbnail(THUMB_SIDE) if whole  # type: ignore[attr-defined]
-            else slide.read(region, max_side=MASK_SIDE))  # type: ignore[attr-defined]
+def _tissue_fractions(
+    slide: Slide,
+    region: Box,
+    whole: bool,
+    cells: np.ndarray,
+    origin: tuple[float, float],
+    patch_l0: float,
+    stride_l0: float,
+) -> np.ndarray:
+    view = slide.thumbnail(THUMB_SIDE) if whole else slide.read(region, max_side=MASK_SIDE)
     mask = tissue_mask(np.asarray(view.image))
     vb = view.box
     fx, fy = mask.shape[1] / vb.w, mask.shape[0] / vb.h  # mask px per level-0 px
@@ -173,7 +222,9 @@ def _tissue_fractions(slide: object, region: Box, whole: bool, cells: np.ndarray
     r0 = idx(y0, vb.y, fy, mask.shape[0])
     r1 = np.maximum(idx(y0 + patch_l0, vb.y, fy, mask.shape[0]), np.minimum(r0 + 1, mask.shape[0]))
     inside = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
-    footprint = np.maximum(1.0, (patch_l0 * fx) * (patch_l0 * fy))  # outside the view counts as glass
+    footprint = np.maximum(
+        1.0, (patch_l0 * fx) * (patch_l0 * fy)
+    )  # outside the view counts as glass
     return np.clip(inside / footprint, 0.0, 1.0).astype(np.float32)
 
 

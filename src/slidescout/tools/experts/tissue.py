@@ -31,10 +31,14 @@ class TissuePiece:
     centroid: tuple[int, int]  # level-0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "box": list(self.box.as_tuple()),
-                "area_mm2": None if self.area_mm2 is None else round(self.area_mm2, 4),
-                "area_px": round(self.area_px), "share": round(self.share, 4),
-                "centroid": list(self.centroid)}
+        return {
+            "index": self.index,
+            "box": list(self.box.as_tuple()),
+            "area_mm2": None if self.area_mm2 is None else round(self.area_mm2, 4),
+            "area_px": round(self.area_px),
+            "share": round(self.share, 4),
+            "centroid": list(self.centroid),
+        }
 
 
 @dataclass
@@ -61,7 +65,7 @@ class TissueMap:
 def clean_mask(mask: np.ndarray, radius: int = 2) -> np.ndarray:
     from scipy import ndimage as ndi
 
-    yy, xx = np.mgrid[-radius: radius + 1, -radius: radius + 1]
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     disk = xx * xx + yy * yy <= radius * radius
     m = ndi.binary_closing(mask, structure=disk, border_value=0)
     m = ndi.binary_fill_holes(m)
@@ -91,17 +95,31 @@ def find_tissue(slide: Any, max_side: int = THUMB_SIDE) -> TissueMap:
         area_px = float(sizes[lab - 1]) * fx * fy
         x0, y0 = vb.x + int(np.floor(xs.start * fx)), vb.y + int(np.floor(ys.start * fy))
         x1, y1 = vb.x + int(np.ceil(xs.stop * fx)), vb.y + int(np.ceil(ys.stop * fy))
-        pieces.append(TissuePiece(
-            index=0, box=Box(x0, y0, x1 - x0, y1 - y0), area_px=area_px,
-            area_mm2=area_px * mpp * mpp / 1e6 if mpp else None,
-            share=float(sizes[lab - 1] / total) if total else 0.0,
-            centroid=(vb.x + int((xs.start + cx + 0.5) * fx), vb.y + int((ys.start + cy + 0.5) * fy))))
+        pieces.append(
+            TissuePiece(
+                index=0,
+                box=Box(x0, y0, x1 - x0, y1 - y0),
+                area_px=area_px,
+                area_mm2=area_px * mpp * mpp / 1e6 if mpp else None,
+                share=float(sizes[lab - 1] / total) if total else 0.0,
+                centroid=(
+                    vb.x + int((xs.start + cx + 0.5) * fx),
+                    vb.y + int((ys.start + cy + 0.5) * fy),
+                ),
+            )
+        )
     pieces.sort(key=lambda p: -p.area_px)
     for i, p in enumerate(pieces, 1):
         p.index = i
     kept = np.isin(labels, keep)
-    return TissueMap(pieces=pieces, mask=kept, thumb=view, slide_area_px=float(vb.w * vb.h), mpp=mpp,
-                     dropped=n - len(keep))
+    return TissueMap(
+        pieces=pieces,
+        mask=kept,
+        thumb=view,
+        slide_area_px=float(vb.w * vb.h),
+        mpp=mpp,
+        dropped=n - len(keep),
+    )
 
 
 def overlay(tmap: TissueMap, max_side: int = 1000, limit: int = 20) -> tuple[np.ndarray, float]:
@@ -114,7 +132,12 @@ def overlay(tmap: TissueMap, max_side: int = 1000, limit: int = 20) -> tuple[np.
     scale = min(1.0, max_side / max(base.size))
     size = (max(1, round(base.width * scale)), max(1, round(base.height * scale)))
     img = base.resize(size, Image.Resampling.LANCZOS) if size != base.size else base.copy()
-    mask = np.asarray(Image.fromarray(tmap.mask.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)) > 0
+    mask = (
+        np.asarray(
+            Image.fromarray(tmap.mask.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)
+        )
+        > 0
+    )
     edge = mask & ~ndi.binary_erosion(mask, iterations=2)
     arr = np.array(img)
     arr[edge] = (0, 170, 0)
@@ -125,9 +148,13 @@ def overlay(tmap: TissueMap, max_side: int = 1000, limit: int = 20) -> tuple[np.
         b = p.box
         x0, y0 = (b.x - vb.x) * fx, (b.y - vb.y) * fy
         x1, y1 = x0 + b.w * fx, y0 + b.h * fy
-        draw.rectangle([x0, y0, max(x0 + 1, x1 - 1), max(y0 + 1, y1 - 1)], outline=(20, 60, 220), width=2)
+        draw.rectangle(
+            [x0, y0, max(x0 + 1, x1 - 1), max(y0 + 1, y1 - 1)], outline=(20, 60, 220), width=2
+        )
         tx, ty = x0 + 3, y0 + 2
-        draw.rectangle([tx - 2, ty - 1, tx + 7 * len(str(p.index)) + 2, ty + 11], fill=(20, 60, 220))
+        draw.rectangle(
+            [tx - 2, ty - 1, tx + 7 * len(str(p.index)) + 2, ty + 11], fill=(20, 60, 220)
+        )
         draw.text((tx, ty), str(p.index), fill=(255, 255, 255))
     return np.asarray(img), vb.w / size[0]
 

@@ -37,18 +37,26 @@ def _region(slide: Any, x: int, y: int, w: int, h: int) -> tuple[Box, bool]:
     or wholly outside."""
     sw, sh = (int(v) for v in slide.dimensions)
     if w <= 0 or h <= 0:
-        raise ToolError(f"the region must have a positive width and height (got w={w}, h={h}); the "
-                        f"slide is {sw} x {sh} level-0 pixels")
+        raise ToolError(
+            f"the region must have a positive width and height (got w={w}, h={h}); the "
+            f"slide is {sw} x {sh} level-0 pixels"
+        )
     box = Box(x, y, w, h)
     inside = box.intersect(Box(0, 0, sw, sh))
     if inside is None:
-        raise ToolError(f"the region ({x},{y},{w},{h}) lies entirely outside the slide, which is "
-                        f"{sw} x {sh} level-0 pixels (x from 0 to {sw - 1}, y from 0 to {sh - 1})")
+        raise ToolError(
+            f"the region ({x},{y},{w},{h}) lies entirely outside the slide, which is "
+            f"{sw} x {sh} level-0 pixels (x from 0 to {sw - 1}, y from 0 to {sh - 1})"
+        )
     return inside, inside != box
 
 
 def _clamp_note(box: Box, clamped: bool) -> str:
-    return (f" The requested box extended past the slide edge and was clamped to {box}." if clamped else "")
+    return (
+        f" The requested box extended past the slide edge and was clamped to {box}."
+        if clamped
+        else ""
+    )
 
 
 def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -58,7 +66,9 @@ def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     if scale >= 1.0:
         return image, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.Resampling.LANCZOS)), scale
+    return np.asarray(
+        Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.Resampling.LANCZOS)
+    ), scale
 
 
 def _centred_box(box: Box, side: int, slide: Any) -> str:
@@ -89,26 +99,36 @@ def tissue_map(ctx: ToolContext) -> ToolResult:
     image, l0_per_px = overlay(tmap, ctx.max_side)
     mpp = tmap.mpp * l0_per_px if tmap.mpp else None
     if not tmap.pieces:
-        text = (f"No tissue detected on the slide ({sw} x {sh} level-0 pixels): it looks blank or "
-                "very faint at overview scale.")
+        text = (
+            f"No tissue detected on the slide ({sw} x {sh} level-0 pixels): it looks blank or "
+            "very faint at overview scale."
+        )
     else:
         total = tmap.total_mm2
         area = f"{total:.2f} mm² of tissue, " if total is not None else ""
-        text = (f"Found {len(tmap.pieces)} tissue piece(s): {area}{tmap.tissue_fraction:.0%} of the slide "
-                f"area ({sw} x {sh} level-0 pixels). Largest first:")
+        text = (
+            f"Found {len(tmap.pieces)} tissue piece(s): {area}{tmap.tissue_fraction:.0%} of the slide "
+            f"area ({sw} x {sh} level-0 pixels). Largest first:"
+        )
         for p in tmap.pieces[:MAX_LISTED_PIECES]:
             b = p.box
             size = f"{p.area_mm2:.2f} mm²" if p.area_mm2 is not None else f"{p.area_px:,.0f} px²"
-            text += (f"\n{p.index}. box ({b.x},{b.y},{b.w},{b.h}), area {size} ({p.share:.0%} of the "
-                     f"tissue), centre ({p.centroid[0]},{p.centroid[1]})")
+            text += (
+                f"\n{p.index}. box ({b.x},{b.y},{b.w},{b.h}), area {size} ({p.share:.0%} of the "
+                f"tissue), centre ({p.centroid[0]},{p.centroid[1]})"
+            )
         if len(tmap.pieces) > MAX_LISTED_PIECES:
             text += f"\n... and {len(tmap.pieces) - MAX_LISTED_PIECES} smaller pieces."
         text += "\nThe image shows the tissue outlined in green and the numbered boxes in blue."
     if not tmap.mpp:
         text += " The slide's resolution is unknown, so areas are in level-0 pixels."
-    data = {"pieces": [p.to_dict() for p in tmap.pieces], "tissue_fraction": round(tmap.tissue_fraction, 4),
-            "total_mm2": None if tmap.total_mm2 is None else round(tmap.total_mm2, 4),
-            "slide_size": [sw, sh], "specks_dropped": tmap.dropped}
+    data = {
+        "pieces": [p.to_dict() for p in tmap.pieces],
+        "tissue_fraction": round(tmap.tissue_fraction, 4),
+        "total_mm2": None if tmap.total_mm2 is None else round(tmap.total_mm2, 4),
+        "slide_size": [sw, sh],
+        "specks_dropped": tmap.dropped,
+    }
     img = ToolImage(image=image, box=tmap.thumb.box, mpp=mpp, label="tissue map")
     return ToolResult(text=text, images=[img], data=data)
 
@@ -145,15 +165,19 @@ def nuclei_morphometry(
     box, clamped = _region(slide, x, y, w, h)
     lo, hi = NUCLEI_MPP_RANGE
     if not lo <= mpp <= hi:
-        raise ToolError(f"nuclei need an analysis resolution from {lo} to {hi} µm/px (got mpp={mpp:g}); "
-                        "use 0.5 (≈20x) unless nuclei are tiny")
+        raise ToolError(
+            f"nuclei need an analysis resolution from {lo} to {hi} µm/px (got mpp={mpp:g}); "
+            "use 0.5 (≈20x) unless nuclei are tiny"
+        )
     base = slide.mpp
     note = ""
     if base:
         used = max(float(mpp), float(base))
         if mpp < base * 0.99:
-            note = (f" Asked for {mpp:g} µm/px, finer than the scan ({base:.3g} µm/px): analysed at the "
-                    "scan's resolution.")
+            note = (
+                f" Asked for {mpp:g} µm/px, finer than the scan ({base:.3g} µm/px): analysed at the "
+                "scan's resolution."
+            )
         out_w, out_h = box.w * base / used, box.h * base / used
         if max(out_w, out_h) > NUCLEI_MAX_SIDE:
             side = int(NUCLEI_MAX_SIDE * used / base)
@@ -161,13 +185,16 @@ def nuclei_morphometry(
                 f"at {used:g} µm/px the region {box} would be {out_w:.0f} x {out_h:.0f} px; nuclei are "
                 f"measured on at most {NUCLEI_MAX_SIDE} px per side: choose a box of at most {side} x "
                 f"{side} level-0 pixels (≈{side * base / 1000:.2f} mm), e.g. {_centred_box(box, side, slide)} "
-                "around the same centre")
+                "around the same centre"
+            )
         view = slide.read_mpp(box, used, max_side=NUCLEI_MAX_SIDE)
     else:
         if max(box.w, box.h) > NUCLEI_MAX_SIDE:
-            raise ToolError(f"this slide's resolution is unknown, so nuclei are measured at level 0 on at "
-                            f"most {NUCLEI_MAX_SIDE} px per side: choose a box of at most {NUCLEI_MAX_SIDE} x "
-                            f"{NUCLEI_MAX_SIDE} level-0 pixels, e.g. {_centred_box(box, NUCLEI_MAX_SIDE, slide)}")
+            raise ToolError(
+                f"this slide's resolution is unknown, so nuclei are measured at level 0 on at "
+                f"most {NUCLEI_MAX_SIDE} px per side: choose a box of at most {NUCLEI_MAX_SIDE} x "
+                f"{NUCLEI_MAX_SIDE} level-0 pixels, e.g. {_centred_box(box, NUCLEI_MAX_SIDE, slide)}"
+            )
         view = slide.read(box, max_side=NUCLEI_MAX_SIDE)
         note = " The slide's resolution is unknown: areas and density cannot be given in µm."
     ctx.check_cancelled()
@@ -175,13 +202,26 @@ def nuclei_morphometry(
     labels, stats = segment_nuclei(rgb, view.mpp)
     shown, scale = _fit(outline_overlay(rgb, labels), ctx.max_side)
     res = f"{view.mpp:.3g} µm/px" if view.mpp else "level-0 resolution"
-    text = (f"Nuclei in the region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} level-0 px, "
-            f"analysed at {res}: {stats.summary()}{note}{_clamp_note(box, clamped)} The image shows the "
-            "nucleus outlines in green.")
-    data = {**stats.to_dict(), "box": list(box.as_tuple()), "analysis_mpp": view.mpp, "level": view.level,
-            "analysis_size": [view.width, view.height], "clamped": clamped}
-    img = ToolImage(image=shown, box=view.box, level=view.level,
-                    mpp=(view.mpp / scale) if view.mpp else None, label="nuclei overlay")
+    text = (
+        f"Nuclei in the region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} level-0 px, "
+        f"analysed at {res}: {stats.summary()}{note}{_clamp_note(box, clamped)} The image shows the "
+        "nucleus outlines in green."
+    )
+    data = {
+        **stats.to_dict(),
+        "box": list(box.as_tuple()),
+        "analysis_mpp": view.mpp,
+        "level": view.level,
+        "analysis_size": [view.width, view.height],
+        "clamped": clamped,
+    }
+    img = ToolImage(
+        image=shown,
+        box=view.box,
+        level=view.level,
+        mpp=(view.mpp / scale) if view.mpp else None,
+        label="nuclei overlay",
+    )
     return ToolResult(text=text, images=[img], data=data)
 
 
@@ -207,10 +247,17 @@ def stain_summary(x: int, y: int, w: int, h: int, ctx: ToolContext) -> ToolResul
     view = slide.read(box, max_side=STAIN_SIDE)
     stats = stain_stats(np.asarray(view.image))
     res = f" (measured at {view.mpp:.3g} µm/px)" if view.mpp else ""
-    text = (f"Stain summary of the region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} "
-            f"level-0 px{res}: {stats.summary()}{_clamp_note(box, clamped)}")
-    data = {**stats.to_dict(), "box": list(box.as_tuple()), "mpp": view.mpp, "level": view.level,
-            "clamped": clamped}
+    text = (
+        f"Stain summary of the region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} "
+        f"level-0 px{res}: {stats.summary()}{_clamp_note(box, clamped)}"
+    )
+    data = {
+        **stats.to_dict(),
+        "box": list(box.as_tuple()),
+        "mpp": view.mpp,
+        "level": view.level,
+        "clamped": clamped,
+    }
     return ToolResult(text=text, data=data)
 
 
@@ -230,12 +277,27 @@ def _expert_card(model: str) -> Any:
         raise ToolError(f"expert model {name!r} cannot be used: {exc}") from None
 
 
-def _classify(slide: Any, card: Any, box: Box, label: str | None, device: str, max_patches: int,
-              max_side: int, cancel: Any) -> tuple[Any, Any]:
+def _classify(
+    slide: Any,
+    card: Any,
+    box: Box,
+    label: str | None,
+    device: str,
+    max_patches: int,
+    max_side: int,
+    cancel: Any,
+) -> tuple[Any, Any]:
     from slidescout.tools.experts.runtime import run_patches
 
-    run = run_patches(slide, card, box, device=device, min_tissue=PATCH_MIN_TISSUE,
-                      max_patches=max_patches, cancel=cancel)
+    run = run_patches(
+        slide,
+        card,
+        box,
+        device=device,
+        min_tissue=PATCH_MIN_TISSUE,
+        max_patches=max_patches,
+        cancel=cancel,
+    )
     heat = run.heatmap(slide, label, max_side=max_side) if len(run.plan) else None
     return run, heat
 
@@ -244,25 +306,48 @@ def _describe_run(run: Any, label: str | None) -> tuple[str, dict[str, Any]]:
     data: dict[str, Any] = {}
     if run.is_classifier:
         fr, mp = run.class_fractions(), run.mean_probs()
-        data.update(class_fractions={k: round(v, 4) for k, v in fr.items()},
-                    mean_probs={k: round(v, 4) for k, v in mp.items()})
-        text = ("Most probable class per patch: " + ", ".join(f"{k} {v:.0%}" for k, v in fr.items())
-                + ". Mean probability: " + ", ".join(f"{k} {v:.2f}" for k, v in mp.items()) + ".")
+        data.update(
+            class_fractions={k: round(v, 4) for k, v in fr.items()},
+            mean_probs={k: round(v, 4) for k, v in mp.items()},
+        )
+        text = (
+            "Most probable class per patch: "
+            + ", ".join(f"{k} {v:.0%}" for k, v in fr.items())
+            + ". Mean probability: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in mp.items())
+            + "."
+        )
         target = label or run.heatmap_label or (run.labels[-1] if len(run.labels) == 2 else None)
         if target:
             top = run.top(target)
             data["top"] = {"label": target, "patches": top}
-            text += (f" Highest P({target}): " + "; ".join(
-                f"{t['value']:.2f} at ({t['box'][0]},{t['box'][1]},{t['box'][2]},{t['box'][3]})" for t in top) + ".")
+            text += (
+                f" Highest P({target}): "
+                + "; ".join(
+                    f"{t['value']:.2f} at ({t['box'][0]},{t['box'][1]},{t['box'][2]},{t['box'][3]})"
+                    for t in top
+                )
+                + "."
+            )
     elif run.output_kind == "score":
         i = run.label_index(label) or 0
         v = run.outputs[:, i]
         name = run.labels[i] if run.labels else "score"
         top = run.top(label)
-        data.update(score={"label": name, "mean": float(v.mean()), "min": float(v.min()),
-                           "max": float(v.max())}, top={"label": name, "patches": top})
-        text = (f"{name}: mean {v.mean():.3g}, min {v.min():.3g}, max {v.max():.3g}; highest at "
-                + "; ".join(f"({t['box'][0]},{t['box'][1]},{t['box'][2]},{t['box'][3]})" for t in top) + ".")
+        data.update(
+            score={
+                "label": name,
+                "mean": float(v.mean()),
+                "min": float(v.min()),
+                "max": float(v.max()),
+            },
+            top={"label": name, "patches": top},
+        )
+        text = (
+            f"{name}: mean {v.mean():.3g}, min {v.min():.3g}, max {v.max():.3g}; highest at "
+            + "; ".join(f"({t['box'][0]},{t['box'][1]},{t['box'][2]},{t['box'][3]})" for t in top)
+            + "."
+        )
     else:
         data["embedding_dim"] = int(run.outputs.shape[1])
         text = f"Computed a {run.outputs.shape[1]}-value embedding per patch (no classes)."
@@ -299,34 +384,52 @@ async def patch_classifier(
     card = _expert_card(model)
     c = card.card
     if c.spatial or c.output == "zero_shot":
-        raise ToolError(f"model {card.name!r} has output {c.output!r}; use the "
-                        f"{'segment' if c.spatial else 'zero_shot'} tool for it")
+        raise ToolError(
+            f"model {card.name!r} has output {c.output!r}; use the "
+            f"{'segment' if c.spatial else 'zero_shot'} tool for it"
+        )
     if label is not None and label not in c.labels:
-        raise ToolError(f"model {card.name!r} has no label {label!r}; its labels are "
-                        f"{', '.join(c.labels) or 'none (it returns embeddings)'}")
+        raise ToolError(
+            f"model {card.name!r} has no label {label!r}; its labels are "
+            f"{', '.join(c.labels) or 'none (it returns embeddings)'}"
+        )
     if not slide.mpp:
-        raise ToolError(f"this slide's resolution is unknown, and model {card.name!r} needs patches at "
-                        f"{c.mpp:g} µm/px; it cannot be run on this slide")
+        raise ToolError(
+            f"this slide's resolution is unknown, and model {card.name!r} needs patches at "
+            f"{c.mpp:g} µm/px; it cannot be run on this slide"
+        )
     try:
         device = resolve_device(ctx.device)
     except ConfigError as exc:
         raise ToolError(str(exc)) from None
     limiter = ctx.limiters.get(device_kind(device), ctx.limiter)
     max_patches = int(ctx.extras.get("experts.max_patches", DEFAULT_MAX_PATCHES))
-    call = functools.partial(_classify, slide, card, box, label, device, max_patches, ctx.max_side,
-                             ctx.cancel_event)
+    call = functools.partial(
+        _classify, slide, card, box, label, device, max_patches, ctx.max_side, ctx.cancel_event
+    )
     try:
         run, heat = await anyio.to_thread.run_sync(call, limiter=limiter)
     except ConfigError as exc:
         raise ToolError(f"expert model {card.name!r} cannot be used: {exc}") from None
-    head = (f"Expert {c.describe()}. Region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} "
-            f"level-0 px: {run.plan.describe()}.{_clamp_note(box, clamped)}")
-    data: dict[str, Any] = {"model": card.name, "labels": list(c.labels), "output": c.output,
-                            "box": list(box.as_tuple()), "patches": len(run.plan),
-                            "patch_box_side": round(run.plan.patch_l0), "stats": run.stats.to_dict()}
+    head = (
+        f"Expert {c.describe()}. Region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} "
+        f"level-0 px: {run.plan.describe()}.{_clamp_note(box, clamped)}"
+    )
+    data: dict[str, Any] = {
+        "model": card.name,
+        "labels": list(c.labels),
+        "output": c.output,
+        "box": list(box.as_tuple()),
+        "patches": len(run.plan),
+        "patch_box_side": round(run.plan.patch_l0),
+        "stats": run.stats.to_dict(),
+    }
     if not len(run.plan):
-        return ToolResult(text=head + " No tissue in this region: nothing to classify; choose a region "
-                          "with tissue.", data=data)
+        return ToolResult(
+            text=head + " No tissue in this region: nothing to classify; choose a region "
+            "with tissue.",
+            data=data,
+        )
     body, extra = _describe_run(run, label)
     data.update(extra)
     if run.notes:
@@ -334,8 +437,9 @@ async def patch_classifier(
     data["heatmap"] = {"box": list(heat.box.as_tuple()), "mpp": heat.mpp, "legend": heat.legend}
     scalar = run.output_kind == "score" or (run.is_classifier and (label or run.heatmap_label))
     if scalar and run.plan.rows * run.plan.cols <= 4096:
-        data["grid"] = [[None if np.isnan(v) else round(float(v), 3) for v in row]
-                        for row in run.grid(label)]
+        data["grid"] = [
+            [None if np.isnan(v) else round(float(v), 3) for v in row] for row in run.grid(label)
+        ]
         data["grid_origin"] = [round(v, 1) for v in run.plan.origin]
         data["grid_step"] = round(run.plan.stride_l0, 2)
     text = f"{head} {body} Heatmap: {heat.legend}. ({run.stats.describe()}.)"

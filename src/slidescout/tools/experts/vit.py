@@ -49,7 +49,9 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        )
         y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
         return self.proj(y.transpose(1, 2).reshape(b, n, c))
 
@@ -63,7 +65,9 @@ class Mlp(nn.Module):
             raise ValueError(f"a SwiGLUPacked MLP needs an even hidden width (got {hidden})")
         self.packed_glu = packed_glu
         self.fc1 = nn.Linear(dim, hidden)
-        self.act: nn.Module = {"gelu": nn.GELU(), "silu": nn.SiLU(), "gelu_tanh": nn.GELU("tanh")}[act]
+        self.act: nn.Module = {"gelu": nn.GELU(), "silu": nn.SiLU(), "gelu_tanh": nn.GELU("tanh")}[
+            act
+        ]
         self.fc2 = nn.Linear(hidden // 2 if packed_glu else hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,8 +79,16 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, init_values: float | None,
-                 act: str, packed_glu: bool, qkv_bias: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_hidden: int,
+        init_values: float | None,
+        act: str,
+        packed_glu: bool,
+        qkv_bias: bool,
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=EPS)
         self.attn = Attention(dim, num_heads, qkv_bias)
@@ -102,13 +114,29 @@ class PatchEmbed(nn.Module):
 class VisionTransformer(nn.Module):
     """A ViT whose ``state_dict`` keys are timm's for the same options."""
 
-    def __init__(self, num_classes: int = 0, *, img_size: int = 224, patch_size: int = 16,
-                 in_chans: int = 3, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
-                 mlp_ratio: float = 4.0, qkv_bias: bool = True, init_values: float | None = None,
-                 class_token: bool = True, reg_tokens: int = 0, no_embed_class: bool = False,
-                 pre_norm: bool = False, global_pool: str = "token", mlp_layer: str = "mlp",
-                 act_layer: str | None = None, fc_norm: bool | None = None,
-                 dynamic_img_size: bool = True) -> None:
+    def __init__(
+        self,
+        num_classes: int = 0,
+        *,
+        img_size: int = 224,
+        patch_size: int = 16,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        init_values: float | None = None,
+        class_token: bool = True,
+        reg_tokens: int = 0,
+        no_embed_class: bool = False,
+        pre_norm: bool = False,
+        global_pool: str = "token",
+        mlp_layer: str = "mlp",
+        act_layer: str | None = None,
+        fc_norm: bool | None = None,
+        dynamic_img_size: bool = True,
+    ) -> None:
         super().__init__()
         if global_pool not in ("token", "avg", "token+avg", ""):
             raise ValueError(f"global_pool {global_pool!r}: use token, avg or token+avg")
@@ -128,12 +156,16 @@ class VisionTransformer(nn.Module):
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         self.reg_token = nn.Parameter(torch.zeros(1, reg_tokens, embed_dim)) if reg_tokens else None
-        embed_len = self.grid ** 2 + (0 if no_embed_class else self.num_prefix_tokens)
+        embed_len = self.grid**2 + (0 if no_embed_class else self.num_prefix_tokens)
         self.pos_embed = nn.Parameter(torch.randn(1, embed_len, embed_dim) * 0.02)
         self.norm_pre: nn.Module = nn.LayerNorm(embed_dim, eps=EPS) if pre_norm else nn.Identity()
         hidden = int(embed_dim * mlp_ratio)
-        self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, hidden, init_values, act, packed, qkv_bias)
-                                      for _ in range(depth)])
+        self.blocks = nn.Sequential(
+            *[
+                Block(embed_dim, num_heads, hidden, init_values, act, packed, qkv_bias)
+                for _ in range(depth)
+            ]
+        )
         use_fc_norm = self.global_pool == "avg" if fc_norm is None else fc_norm
         self.norm: nn.Module = nn.Identity() if use_fc_norm else nn.LayerNorm(embed_dim, eps=EPS)
         self.fc_norm: nn.Module = nn.LayerNorm(embed_dim, eps=EPS) if use_fc_norm else nn.Identity()
@@ -150,7 +182,9 @@ class VisionTransformer(nn.Module):
         pos: torch.Tensor = self.pos_embed
         if (gh, gw) != (self.grid, self.grid):
             if not self.dynamic_img_size:
-                raise ValueError(f"input grid {gh}x{gw} differs from the model's {self.grid}x{self.grid}")
+                raise ValueError(
+                    f"input grid {gh}x{gw} differs from the model's {self.grid}x{self.grid}"
+                )
             pos = _resample(pos, (gh, gw), 0 if self.no_embed_class else self.num_prefix_tokens)
         prefix = [t.expand(b, -1, -1) for t in (self.cls_token, self.reg_token) if t is not None]
         if self.no_embed_class:
@@ -163,7 +197,7 @@ class VisionTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.forward_features(x)
-        patches = x[:, self.num_prefix_tokens:]
+        patches = x[:, self.num_prefix_tokens :]
         if self.global_pool == "avg":
             x = patches.mean(dim=1)
         elif self.global_pool == "token+avg":
@@ -189,16 +223,43 @@ VIT_CONFIGS: dict[str, dict[str, Any]] = {
     "vit_tiny_patch16_224": dict(patch_size=16, embed_dim=192, depth=12, num_heads=3),
     "vit_small_patch16_224": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6),
     "vit_base_patch16_224": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12),
-    "vit_large_patch16_224": dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16),  # UNI: + init_values 1e-5
-    "vit_huge_patch14_224": dict(patch_size=14, embed_dim=1280, depth=32, num_heads=16),  # Virchow: + SwiGLUPacked
-    "vit_small_patch14_dinov2": dict(patch_size=14, embed_dim=384, depth=12, num_heads=6, init_values=1e-5),
-    "vit_base_patch14_dinov2": dict(patch_size=14, embed_dim=768, depth=12, num_heads=12, init_values=1e-5),
-    "vit_large_patch14_dinov2": dict(patch_size=14, embed_dim=1024, depth=24, num_heads=16, init_values=1e-5),
-    "vit_giant_patch14_dinov2": dict(patch_size=14, embed_dim=1536, depth=40, num_heads=24, init_values=1e-5,
-                                     mlp_ratio=2.66667 * 2, mlp_layer="swiglu_packed", act_layer="silu"),
-    "vit_giant_patch14_reg4_dinov2": dict(patch_size=14, embed_dim=1536, depth=40, num_heads=24,
-                                          init_values=1e-5, mlp_ratio=2.66667 * 2, mlp_layer="swiglu_packed",
-                                          act_layer="silu", reg_tokens=4, no_embed_class=True),
+    "vit_large_patch16_224": dict(
+        patch_size=16, embed_dim=1024, depth=24, num_heads=16
+    ),  # UNI: + init_values 1e-5
+    "vit_huge_patch14_224": dict(
+        patch_size=14, embed_dim=1280, depth=32, num_heads=16
+    ),  # Virchow: + SwiGLUPacked
+    "vit_small_patch14_dinov2": dict(
+        patch_size=14, embed_dim=384, depth=12, num_heads=6, init_values=1e-5
+    ),
+    "vit_base_patch14_dinov2": dict(
+        patch_size=14, embed_dim=768, depth=12, num_heads=12, init_values=1e-5
+    ),
+    "vit_large_patch14_dinov2": dict(
+        patch_size=14, embed_dim=1024, depth=24, num_heads=16, init_values=1e-5
+    ),
+    "vit_giant_patch14_dinov2": dict(
+        patch_size=14,
+        embed_dim=1536,
+        depth=40,
+        num_heads=24,
+        init_values=1e-5,
+        mlp_ratio=2.66667 * 2,
+        mlp_layer="swiglu_packed",
+        act_layer="silu",
+    ),
+    "vit_giant_patch14_reg4_dinov2": dict(
+        patch_size=14,
+        embed_dim=1536,
+        depth=40,
+        num_heads=24,
+        init_values=1e-5,
+        mlp_ratio=2.66667 * 2,
+        mlp_layer="swiglu_packed",
+        act_layer="silu",
+        reg_tokens=4,
+        no_embed_class=True,
+    ),
 }
 
 

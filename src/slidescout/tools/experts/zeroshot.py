@@ -37,12 +37,16 @@ def _transformers(card: Card) -> Any:
     try:
         import transformers
     except ImportError:
-        raise ConfigError(f"model card {card.file.name}: zero-shot models need transformers, which is not "
-                          "installed (pip install 'slidescout[zeroshot]')") from None
+        raise ConfigError(
+            f"model card {card.file.name}: zero-shot models need transformers, which is not "
+            "installed (pip install 'slidescout[zeroshot]')"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - a broken install must not be a traceback
-        raise ConfigError(f"model card {card.file.name}: transformers is installed but fails to import "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); reinstall it "
-                          "(pip install -U transformers tokenizers)") from None
+        raise ConfigError(
+            f"model card {card.file.name}: transformers is installed but fails to import "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); reinstall it "
+            "(pip install -U transformers tokenizers)"
+        ) from None
     return transformers
 
 
@@ -52,8 +56,10 @@ def model_folder(card: Card) -> Path:
     if (folder / "config.json").is_file():
         return folder
     if not card.card.hub:
-        raise ConfigError(f"model card {card.file.name}: no Hugging Face model folder at {folder} (it needs "
-                          "config.json; save one with save_pretrained, or set field 'hub')")
+        raise ConfigError(
+            f"model card {card.file.name}: no Hugging Face model folder at {folder} (it needs "
+            "config.json; save one with save_pretrained, or set field 'hub')"
+        )
     return hub_download(card.card.hub, folder, what=f"model card {card.file.name}")
 
 
@@ -61,11 +67,25 @@ class ZeroShotRunner:
     """A CLIP/SigLIP model on one device: uint8 (or prepared) patches -> normalised image embeddings;
     :meth:`classifier` turns it into a per-label probability runner."""
 
-    def __init__(self, model: Any, tokenizer: Any, card: Card, device: str, family: str,
-                 mean: list[float], std: list[float]) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        card: Card,
+        device: str,
+        family: str,
+        mean: list[float],
+        std: list[float],
+    ) -> None:
         import torch
 
-        self.model, self.tokenizer, self.card, self.device, self.family = model, tokenizer, card, device, family
+        self.model, self.tokenizer, self.card, self.device, self.family = (
+            model,
+            tokenizer,
+            card,
+            device,
+            family,
+        )
         self.host_prepare = device == "cpu"
         self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1).to(device)
         self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1).to(device)
@@ -83,7 +103,11 @@ class ZeroShotRunner:
     def _pixels(self, batch: Any) -> Any:
         import torch
 
-        x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
+        x = (
+            batch
+            if isinstance(batch, torch.Tensor)
+            else torch.from_numpy(np.ascontiguousarray(batch))
+        )
         if x.dtype == torch.float32 and x.ndim == 4 and x.shape[1] == 3:
             return x.to(self.device)
         x = x.to(self.device).permute(0, 3, 1, 2).float() / 255.0
@@ -106,13 +130,19 @@ class ZeroShotRunner:
 
         key = tuple(labels)
         if key not in self._text:
-            if len(self._text) >= 256:  # label sets asked for in one process: keep the cache bounded
+            if (
+                len(self._text) >= 256
+            ):  # label sets asked for in one process: keep the cache bounded
                 self._text.clear()
             prompts = [t.format(lab) for lab in labels for t in self.card.card.prompts]
             pad: Any = "max_length" if self.family == "siglip" else True
             tok = self.tokenizer(prompts, padding=pad, truncation=True, return_tensors="pt")
             with torch.inference_mode():
-                args = {k: v.to(self.device) for k, v in tok.items() if k in ("input_ids", "attention_mask")}
+                args = {
+                    k: v.to(self.device)
+                    for k, v in tok.items()
+                    if k in ("input_ids", "attention_mask")
+                }
                 out = self.model.get_text_features(**args)
                 emb = out if isinstance(out, torch.Tensor) else out.pooler_output
                 emb = torch.nn.functional.normalize(emb.float(), dim=-1)
@@ -163,20 +193,28 @@ def load_zero_shot(card: Card, device: str = "cpu") -> ZeroShotRunner:
     try:
         config = tf.AutoConfig.from_pretrained(str(folder))
     except Exception as exc:  # noqa: BLE001
-        raise ConfigError(f"model card {name}: cannot read the model config in {folder} ({_line(exc)})") from None
+        raise ConfigError(
+            f"model card {name}: cannot read the model config in {folder} ({_line(exc)})"
+        ) from None
     family = str(getattr(config, "model_type", ""))
     if family not in FAMILIES:
-        raise ConfigError(f"model card {name}: {folder.name} is a {family or 'unknown'!r} model; zero-shot cards "
-                          "take CLIP or SigLIP models (model_type clip or siglip)")
+        raise ConfigError(
+            f"model card {name}: {folder.name} is a {family or 'unknown'!r} model; zero-shot cards "
+            "take CLIP or SigLIP models (model_type clip or siglip)"
+        )
     try:
         model = tf.AutoModel.from_pretrained(str(folder)).eval().to(device)
         tokenizer = tf.AutoTokenizer.from_pretrained(str(folder))
     except Exception as exc:  # noqa: BLE001
-        raise ConfigError(f"model card {name}: transformers cannot load {folder} ({_line(exc)})") from None
+        raise ConfigError(
+            f"model card {name}: transformers cannot load {folder} ({_line(exc)})"
+        ) from None
     size = int(getattr(config.vision_config, "image_size", card.card.patch_size))
     if size != card.card.patch_size:
-        raise ConfigError(f"model card {name}: the vision model takes {size} px images but field 'patch_size' "
-                          f"says {card.card.patch_size}; set patch_size: {size}")
+        raise ConfigError(
+            f"model card {name}: the vision model takes {size} px images but field 'patch_size' "
+            f"says {card.card.patch_size}; set patch_size: {size}"
+        )
     mean, std = _normalisation(card, folder)
     return ZeroShotRunner(model, tokenizer, card, device, family, mean, std)
 

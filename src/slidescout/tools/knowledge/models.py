@@ -16,7 +16,9 @@ class Hit(BaseModel):
     chunk_id: int = 0
     bm25_rank: int | None = None
     dense_rank: int | None = None
-    reference: str = ""  # the section's published source (WHO edition, ISUP, CAP), when it names one
+    reference: str = (
+        ""  # the section's published source (WHO edition, ISUP, CAP), when it names one
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

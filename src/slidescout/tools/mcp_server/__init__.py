@@ -21,8 +21,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from slidescout.tools.mcp_server.transports import http_server, serve_stdio
 
 _LAZY = {
-    "ServerOptions": "server", "SlidescoutMCP": "server", "build_server": "server",
-    "http_server": "transports", "serve_stdio": "transports",
+    "ServerOptions": "server",
+    "SlidescoutMCP": "server",
+    "build_server": "server",
+    "http_server": "transports",
+    "serve_stdio": "transports",
 }
 
 
@@ -32,5 +35,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["SLIDE_EXTENSIONS", "ServerOptions", "SlideIdError", "SlideLibrary", "SlidescoutMCP",
-           "build_server", "http_server", "list_slides", "serve_stdio"]
+__all__ = [
+    "SLIDE_EXTENSIONS",
+    "ServerOptions",
+    "SlideIdError",
+    "SlideLibrary",
+    "SlidescoutMCP",
+    "build_server",
+    "http_server",
+    "list_slides",
+    "serve_stdio",
+]

@@ -26,8 +26,21 @@ from slidescout.tools.base import ToolResult, tool
 from slidescout.tools.context import ToolContext
 
 # Single-file slide formats (DICOM is left out: one slide is many .dcm files).
-SLIDE_EXTENSIONS: tuple[str, ...] = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu",
-                                     ".bif", ".svslide", ".png", ".jpg", ".jpeg")
+SLIDE_EXTENSIONS: tuple[str, ...] = (
+    ".svs",
+    ".tif",
+    ".tiff",
+    ".ndpi",
+    ".mrxs",
+    ".scn",
+    ".vms",
+    ".vmu",
+    ".bif",
+    ".svslide",
+    ".png",
+    ".jpg",
+    ".jpeg",
+)
 LIBRARY_KEY = "slidescout.mcp.library"  # where list_slides finds the library in ctx.extras
 MAX_SCAN = 100_000  # files looked at per listing, so a huge folder cannot stall the server
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
@@ -40,11 +53,15 @@ class SlideIdError(ToolError):
 class SlideLibrary:
     """The slide files under ``root`` (recursively; hidden files and folders skipped)."""
 
-    def __init__(self, root: str | os.PathLike[str], extensions: tuple[str, ...] = SLIDE_EXTENSIONS) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], extensions: tuple[str, ...] = SLIDE_EXTENSIONS
+    ) -> None:
         path = Path(root).expanduser()
         if not path.is_dir():
-            raise ConfigError(f"slide folder {path} does not exist or is not a folder; give the folder "
-                              "that holds the slides")
+            raise ConfigError(
+                f"slide folder {path} does not exist or is not a folder; give the folder "
+                "that holds the slides"
+            )
         self.root = path.resolve()
         self.extensions = tuple(e.lower() for e in extensions)
 
@@ -79,32 +96,44 @@ class SlideLibrary:
     def resolve(self, slide_id: Any) -> Path:
         """The file of a slide id, or a :class:`SlideIdError` the model can act on."""
         if not isinstance(slide_id, str) or not slide_id.strip():
-            raise SlideIdError("slide_id must be a non-empty string such as 'case1.svs'; call "
-                               "list_slides to see the ids")
+            raise SlideIdError(
+                "slide_id must be a non-empty string such as 'case1.svs'; call "
+                "list_slides to see the ids"
+            )
         sid = slide_id.strip()
         if "\x00" in sid or "\\" in sid:
-            raise SlideIdError(f"slide_id {sid!r} contains a backslash or NUL character; use the id "
-                               "exactly as list_slides gives it (folders separated by '/')")
+            raise SlideIdError(
+                f"slide_id {sid!r} contains a backslash or NUL character; use the id "
+                "exactly as list_slides gives it (folders separated by '/')"
+            )
         if sid.startswith(("/", "~")) or _DRIVE_RE.match(sid):
-            raise SlideIdError(f"slide_id {sid!r} is an absolute path; slides are addressed by their "
-                               "path relative to the slide folder, as list_slides gives it")
+            raise SlideIdError(
+                f"slide_id {sid!r} is an absolute path; slides are addressed by their "
+                "path relative to the slide folder, as list_slides gives it"
+            )
         parts = PurePosixPath(sid).parts
         if any(part in ("..", ".") for part in sid.split("/")):
-            raise SlideIdError(f"slide_id {sid!r} contains '..' or '.'; only slides inside the slide "
-                               "folder can be opened: use an id from list_slides")
+            raise SlideIdError(
+                f"slide_id {sid!r} contains '..' or '.'; only slides inside the slide "
+                "folder can be opened: use an id from list_slides"
+            )
         if any(part.startswith(".") for part in parts):
             raise self._unknown(sid)
         if os.path.splitext(sid)[1].lower() not in self.extensions:
-            raise SlideIdError(f"slide_id {sid!r} is not a slide file (known extensions: "
-                               f"{', '.join(self.extensions)}); call list_slides for the ids")
+            raise SlideIdError(
+                f"slide_id {sid!r} is not a slide file (known extensions: "
+                f"{', '.join(self.extensions)}); call list_slides for the ids"
+            )
         path = self.root.joinpath(*parts)
         try:
             real = path.resolve(strict=True)
         except (OSError, RuntimeError):
             raise self._unknown(sid) from None
         if not real.is_relative_to(self.root):
-            raise SlideIdError(f"slide_id {sid!r} leads outside the slide folder (a symbolic link) and "
-                               "cannot be served")
+            raise SlideIdError(
+                f"slide_id {sid!r} leads outside the slide folder (a symbolic link) and "
+                "cannot be served"
+            )
         if not real.is_file():
             raise self._unknown(sid)
         return path
@@ -114,7 +143,9 @@ class SlideLibrary:
         close = difflib.get_close_matches(sid, ids, n=3, cutoff=0.5)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         known = f"{len(ids)} slide(s) are available" if ids else "the slide folder holds no slides"
-        return SlideIdError(f"unknown slide id {sid!r}; {known}: call list_slides for their ids.{hint}")
+        return SlideIdError(
+            f"unknown slide id {sid!r}; {known}: call list_slides for their ids.{hint}"
+        )
 
     def open(self, slide_id: Any) -> Any:
         """The open (cached) :class:`Slide` of an id; errors as ``ToolError`` without host paths."""
@@ -122,7 +153,9 @@ class SlideLibrary:
         try:
             return open_slide(path)
         except SlidescoutError as exc:
-            raise ToolError(f"slide {slide_id.strip()!r} cannot be opened: {self.scrub(str(exc))}") from None
+            raise ToolError(
+                f"slide {slide_id.strip()!r} cannot be opened: {self.scrub(str(exc))}"
+            ) from None
 
     def scrub(self, message: str) -> str:
         """A message with the folder's absolute path replaced by ``<slides>``."""
@@ -148,7 +181,11 @@ def summary_line(entry: dict[str, Any]) -> str:
         return f"{entry['slide_id']}: cannot be opened ({entry['error']})"
     text = f"{entry['slide_id']}: {entry['width']} x {entry['height']} px"
     mpp = entry.get("mpp")
-    text += f", {mpp:.3f} µm/px ({entry.get('mpp_source') or 'unknown source'})" if mpp else ", µm/px unknown"
+    text += (
+        f", {mpp:.3f} µm/px ({entry.get('mpp_source') or 'unknown source'})"
+        if mpp
+        else ", µm/px unknown"
+    )
     if entry.get("objective_power"):
         text += f", {entry['objective_power']:g}x objective"
     return text
@@ -175,7 +212,7 @@ def list_slides(
     ids = library.ids()
     if contains:
         ids = [i for i in ids if contains.lower() in i.lower()]
-    page = ids[offset: offset + limit]
+    page = ids[offset : offset + limit]
     entries: list[dict[str, Any]] = []
     for sid in page:
         try:
@@ -192,8 +229,9 @@ def list_slides(
     lines = [head, *(summary_line(e) for e in entries)]
     if entries:
         lines.append("Coordinates in every tool are level-0 pixels of the slide, origin top left.")
-    return ToolResult(text="\n".join(lines),
-                      data={"total": len(ids), "offset": offset, "slides": entries})
+    return ToolResult(
+        text="\n".join(lines), data={"total": len(ids), "offset": offset, "slides": entries}
+    )
 
 
 __all__ = ["LIBRARY_KEY", "SLIDE_EXTENSIONS", "SlideIdError", "SlideLibrary", "list_slides"]

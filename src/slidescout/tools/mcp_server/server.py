@@ -97,8 +97,11 @@ def with_slide_id(schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of a tool's JSON schema with a required ``slide_id`` string first."""
     s = copy.deepcopy(schema)
     s.setdefault("type", "object")
-    prop = {"type": "string", "description": "Id of the slide, as list_slides gives it (its path "
-            "relative to the slide folder, e.g. 'case1.svs')."}
+    prop = {
+        "type": "string",
+        "description": "Id of the slide, as list_slides gives it (its path "
+        "relative to the slide folder, e.g. 'case1.svs').",
+    }
     s["properties"] = {SLIDE_ID: prop, **s.get("properties", {})}
     s["required"] = [SLIDE_ID, *[r for r in s.get("required", []) if r != SLIDE_ID]]
     return s
@@ -111,9 +114,15 @@ class SlidescoutMCP:
     connect a client to it in-process (``mcp.Client(app.server)``).
     """
 
-    def __init__(self, slide_dir: Any, *, tools: str | None = None,
-                 registry: ToolRegistry | None = None, options: ServerOptions | None = None,
-                 name: str = "slidescout") -> None:
+    def __init__(
+        self,
+        slide_dir: Any,
+        *,
+        tools: str | None = None,
+        registry: ToolRegistry | None = None,
+        options: ServerOptions | None = None,
+        name: str = "slidescout",
+    ) -> None:
         self.library = slide_dir if isinstance(slide_dir, SlideLibrary) else SlideLibrary(slide_dir)
         self.options = options or ServerOptions()
         self.registry = registry or default_registry()
@@ -136,9 +145,13 @@ class SlidescoutMCP:
         self._limiters: dict[str, Any] = {}
         self._shared_state: dict[str, dict[str, Any]] = {}
         self.server: Server[dict[str, Any]] = Server(
-            name, version=__version__, instructions=INSTRUCTIONS, lifespan=self._lifespan,
+            name,
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            lifespan=self._lifespan,
             get_tool_input_schema=self._input_schema,
-            on_list_tools=self._on_list_tools, on_call_tool=self._on_call_tool,
+            on_list_tools=self._on_list_tools,
+            on_call_tool=self._on_call_tool,
             on_list_resources=self._on_list_resources,
             on_list_resource_templates=self._on_list_resource_templates,
             on_read_resource=self._on_read_resource,
@@ -165,8 +178,11 @@ class SlidescoutMCP:
         if rctx is None:
             return self._shared_state
         conn = getattr(rctx.session, "_connection", None)  # SDK internal, guarded
-        if (conn is not None and isinstance(getattr(conn, "state", None), dict)
-                and getattr(conn, "protocol_version", None) not in MODERN_PROTOCOL_VERSIONS):
+        if (
+            conn is not None
+            and isinstance(getattr(conn, "state", None), dict)
+            and getattr(conn, "protocol_version", None) not in MODERN_PROTOCOL_VERSIONS
+        ):
             return conn.state.setdefault(STATE_KEY, {})
         lifespan = rctx.lifespan_context
         if isinstance(lifespan, dict):
@@ -182,14 +198,21 @@ class SlidescoutMCP:
         out = []
         for wire, e in self.entries.items():
             builtin = e.tool.source == "builtin"
-            out.append(types.Tool(
-                name=wire, description=e.tool.description, input_schema=e.schema,
-                annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
-                if builtin else None))
+            out.append(
+                types.Tool(
+                    name=wire,
+                    description=e.tool.description,
+                    input_schema=e.schema,
+                    annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
+                    if builtin
+                    else None,
+                )
+            )
         return out
 
-    async def _on_list_tools(self, rctx: ServerRequestContext[Any],
-                             params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+    async def _on_list_tools(
+        self, rctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self.list_tools())
 
     def _entry(self, name: str) -> _Entry:
@@ -200,33 +223,49 @@ class SlidescoutMCP:
                 return match[0]
             close = difflib.get_close_matches(name, list(self.entries), n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]}?" if close else ""
-            raise ToolError(f"unknown tool {name!r}; the available tools are: "
-                            f"{', '.join(self.entries)}.{hint}")
+            raise ToolError(
+                f"unknown tool {name!r}; the available tools are: {', '.join(self.entries)}.{hint}"
+            )
         return entry
 
-    async def call(self, name: str, arguments: dict[str, Any] | None,
-                   state: dict[str, dict[str, Any]] | None = None) -> tuple[ToolResult, str | None]:
+    async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        state: dict[str, dict[str, Any]] | None = None,
+    ) -> tuple[ToolResult, str | None]:
         """Run one call; returns the result and the slide id it ran on. Raises ``ToolError``."""
         entry = self._entry(name)
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, dict):
-            raise ToolError(f"arguments for {name} must be a JSON object, got {type(arguments).__name__}")
+            raise ToolError(
+                f"arguments for {name} must be a JSON object, got {type(arguments).__name__}"
+            )
         args = dict(arguments)
         slide = slide_id = None
         states = self._shared_state if state is None else state
         if entry.needs_slide:
             if SLIDE_ID not in args:
-                raise ToolError(f"missing required argument 'slide_id' for {name}; call list_slides "
-                                "for the slide ids")
+                raise ToolError(
+                    f"missing required argument 'slide_id' for {name}; call list_slides "
+                    "for the slide ids"
+                )
             raw = args.pop(SLIDE_ID)
             slide = self.library.open(raw)
             slide_id = str(raw).strip()
         tool_state = states.setdefault(slide_id or "", {})
-        ctx = ToolContext(slide=slide, slide_id=slide_id or "", state=tool_state,
-                          max_side=self.options.max_side, guides=self.options.guides,
-                          jpeg_quality=self.options.jpeg_quality, device=self.options.device,
-                          limiters=self._limiters, extras=self._extras)
+        ctx = ToolContext(
+            slide=slide,
+            slide_id=slide_id or "",
+            state=tool_state,
+            max_side=self.options.max_side,
+            guides=self.options.guides,
+            jpeg_quality=self.options.jpeg_quality,
+            device=self.options.device,
+            limiters=self._limiters,
+            extras=self._extras,
+        )
         try:
             result = await entry.tool.invoke(args, ctx)
         except anyio.get_cancelled_exc_class():
@@ -238,8 +277,9 @@ class SlidescoutMCP:
                 del views[:-MAX_VIEWS_KEPT]
         return result, slide_id
 
-    async def _on_call_tool(self, rctx: ServerRequestContext[Any],
-                            params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def _on_call_tool(
+        self, rctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         name = params.name
         try:
             result, slide_id = await self.call(name, params.arguments, self._session_state(rctx))
@@ -247,53 +287,88 @@ class SlidescoutMCP:
             return _error_result(self.library.scrub(str(exc)))
         except Exception as exc:  # a tool's bug: reported, logged, never fatal
             log.exception("tool %s failed", name)
-            return _error_result(f"tool {name} failed with an internal error "
-                                 f"({type(exc).__name__}: {self.library.scrub(str(exc))})")
-        return to_call_result(result, tool=self._entry(name).tool.wire_name, slide_id=slide_id,
-                              quality=self.options.jpeg_quality)
+            return _error_result(
+                f"tool {name} failed with an internal error "
+                f"({type(exc).__name__}: {self.library.scrub(str(exc))})"
+            )
+        return to_call_result(
+            result,
+            tool=self._entry(name).tool.wire_name,
+            slide_id=slide_id,
+            quality=self.options.jpeg_quality,
+        )
 
     # -- resources -----------------------------------------------------------------------------
-    async def _on_list_resources(self, rctx: ServerRequestContext[Any],
-                                 params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-        resources = [types.Resource(uri=slide_uri(sid), name=sid, mime_type="application/json",
-                                    description="Slide size and resolution (allow-listed properties)")
-                     for sid in self.library.ids()[:1000]]
+    async def _on_list_resources(
+        self, rctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        resources = [
+            types.Resource(
+                uri=slide_uri(sid),
+                name=sid,
+                mime_type="application/json",
+                description="Slide size and resolution (allow-listed properties)",
+            )
+            for sid in self.library.ids()[:1000]
+        ]
         return types.ListResourcesResult(resources=resources)
 
     async def _on_list_resource_templates(
-            self, rctx: ServerRequestContext[Any],
-            params: types.PaginatedRequestParams | None) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(resource_templates=[
-            types.ResourceTemplate(uri_template=URI_PREFIX + "{slide_id}", name="slide",
-                                   mime_type="application/json",
-                                   description="Size and resolution of a slide (id URL-encoded)"),
-            types.ResourceTemplate(uri_template=URI_PREFIX + "{slide_id}/overview", name="overview",
-                                   mime_type="image/jpeg",
-                                   description="JPEG overview of the whole slide (id URL-encoded)"),
-        ])
+        self, rctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(
+            resource_templates=[
+                types.ResourceTemplate(
+                    uri_template=URI_PREFIX + "{slide_id}",
+                    name="slide",
+                    mime_type="application/json",
+                    description="Size and resolution of a slide (id URL-encoded)",
+                ),
+                types.ResourceTemplate(
+                    uri_template=URI_PREFIX + "{slide_id}/overview",
+                    name="overview",
+                    mime_type="image/jpeg",
+                    description="JPEG overview of the whole slide (id URL-encoded)",
+                ),
+            ]
+        )
 
-    async def _on_read_resource(self, rctx: ServerRequestContext[Any],
-                                params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+    async def _on_read_resource(
+        self, rctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
         uri = str(params.uri)
         if not uri.startswith(URI_PREFIX):
-            raise MCPError(RESOURCE_NOT_FOUND, f"unknown resource {uri!r}; slides are {URI_PREFIX}<id>")
-        rest = uri[len(URI_PREFIX):]
+            raise MCPError(
+                RESOURCE_NOT_FOUND, f"unknown resource {uri!r}; slides are {URI_PREFIX}<id>"
+            )
+        rest = uri[len(URI_PREFIX) :]
         overview = rest.endswith("/overview")
         sid = unquote(rest[: -len("/overview")] if overview else rest)
         try:
             if not overview:
                 info = self.library.describe(sid)
-                return types.ReadResourceResult(contents=[types.TextResourceContents(
-                    uri=uri, mime_type="application/json", text=json.dumps(info))])
+                return types.ReadResourceResult(
+                    contents=[
+                        types.TextResourceContents(
+                            uri=uri, mime_type="application/json", text=json.dumps(info)
+                        )
+                    ]
+                )
             slide = self.library.open(sid)
             view = await anyio.to_thread.run_sync(
-                lambda: slide.thumbnail(self.options.max_side, guides=False))
+                lambda: slide.thumbnail(self.options.max_side, guides=False)
+            )
         except SlidescoutError as exc:
             raise MCPError(RESOURCE_NOT_FOUND, self.library.scrub(str(exc))) from None
 
         data, media_type = ToolImage.from_view(view).encode(self.options.jpeg_quality)
-        return types.ReadResourceResult(contents=[types.BlobResourceContents(
-            uri=uri, mime_type=media_type, blob=base64.b64encode(data).decode("ascii"))])
+        return types.ReadResourceResult(
+            contents=[
+                types.BlobResourceContents(
+                    uri=uri, mime_type=media_type, blob=base64.b64encode(data).decode("ascii")
+                )
+            ]
+        )
 
 
 def slide_uri(slide_id: str, overview: bool = False) -> str:
@@ -304,7 +379,9 @@ def slide_uri(slide_id: str, overview: bool = False) -> str:
 # results
 # ---------------------------------------------------------------------------------------------
 def _error_result(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=message)], is_error=True
+    )
 
 
 def jsonable(value: Any) -> Any:
@@ -334,8 +411,10 @@ def jsonable(value: Any) -> Any:
 def image_caption(index: int, meta: dict[str, Any], slide_id: str | None) -> str:
     """``Image 1 (slide_zoom, image/jpeg, 1000x750 px): level-0 box (x=...) of slide 'a.svs',
     pyramid level 1, 0.500 µm/px.``"""
-    head = f"Image {index} ({', '.join(p for p in (meta['label'], meta['media_type']) if p)}, " \
-           f"{meta['width']}x{meta['height']} px)"
+    head = (
+        f"Image {index} ({', '.join(p for p in (meta['label'], meta['media_type']) if p)}, "
+        f"{meta['width']}x{meta['height']} px)"
+    )
     box = meta.get("box")
     if box is None:
         return head + ": not a region of the slide."
@@ -350,20 +429,30 @@ def image_caption(index: int, meta: dict[str, Any], slide_id: str | None) -> str
     return text
 
 
-def to_call_result(result: ToolResult, *, tool: str, slide_id: str | None,
-                   quality: int = 90) -> types.CallToolResult:
+def to_call_result(
+    result: ToolResult, *, tool: str, slide_id: str | None, quality: int = 90
+) -> types.CallToolResult:
     """MCP content for a tool result: text (with image captions), images, structured data."""
     images: list[types.ImageContent] = []
     metas: list[dict[str, Any]] = []
     for img in result.images:
         data, media_type = img.encode(quality)
         w, h = img.width, img.height
-        meta = {"label": img.label or tool, "media_type": media_type, "width": w, "height": h,
-                "box": list(img.box.as_tuple()) if img.box is not None else None,
-                "level": img.level, "mpp": jsonable(img.mpp)}
+        meta = {
+            "label": img.label or tool,
+            "media_type": media_type,
+            "width": w,
+            "height": h,
+            "box": list(img.box.as_tuple()) if img.box is not None else None,
+            "level": img.level,
+            "mpp": jsonable(img.mpp),
+        }
         metas.append(meta)
-        images.append(types.ImageContent(type="image", data=base64.b64encode(data).decode("ascii"),
-                                         mime_type=media_type))
+        images.append(
+            types.ImageContent(
+                type="image", data=base64.b64encode(data).decode("ascii"), mime_type=media_type
+            )
+        )
     lines = [result.text.strip()] if result.text.strip() else []
     lines += [image_caption(i, m, slide_id) for i, m in enumerate(metas, 1)]
     content: list[Any] = [types.TextContent(type="text", text="\n".join(lines) or "(no output)")]
@@ -375,11 +464,27 @@ def to_call_result(result: ToolResult, *, tool: str, slide_id: str | None,
     return types.CallToolResult(content=content, structured_content=structured)
 
 
-def build_server(slide_dir: Any, *, tools: str | None = None, registry: ToolRegistry | None = None,
-                 options: ServerOptions | None = None) -> SlidescoutMCP:
+def build_server(
+    slide_dir: Any,
+    *,
+    tools: str | None = None,
+    registry: ToolRegistry | None = None,
+    options: ServerOptions | None = None,
+) -> SlidescoutMCP:
     """A :class:`SlidescoutMCP` for ``slide_dir`` (``app.server`` is the SDK server)."""
     return SlidescoutMCP(slide_dir, tools=tools, registry=registry, options=options)
 
 
-__all__ = ["INSTRUCTIONS", "ServerOptions", "SlidescoutMCP", "build_server", "default_tool_names",
-           "image_caption", "jsonable", "needs_slide", "slide_uri", "to_call_result", "with_slide_id"]
+__all__ = [
+    "INSTRUCTIONS",
+    "ServerOptions",
+    "SlidescoutMCP",
+    "build_server",
+    "default_tool_names",
+    "image_caption",
+    "jsonable",
+    "needs_slide",
+    "slide_uri",
+    "to_call_result",
+    "with_slide_id",
+]

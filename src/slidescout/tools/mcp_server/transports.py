@@ -28,9 +28,11 @@ def check_host(host: str, allow_remote: bool) -> bool:
     if is_loopback(host):
         return False
     if not allow_remote:
-        raise ConfigError(f"--host {host} is not a loopback address: anyone who can reach it could read "
-                          "every slide in the folder. Use 127.0.0.1, or pass --allow-remote if you "
-                          "really mean it (and put authentication in front of it)")
+        raise ConfigError(
+            f"--host {host} is not a loopback address: anyone who can reach it could read "
+            "every slide in the folder. Use 127.0.0.1, or pass --allow-remote if you "
+            "really mean it (and put authentication in front of it)"
+        )
     return True
 
 
@@ -42,8 +44,15 @@ async def serve_stdio(server: Any) -> None:
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
-def http_server(server: Any, *, host: str = "127.0.0.1", port: int = 8000, path: str = HTTP_PATH,
-                allow_remote: bool = False, log_level: str = "warning") -> Any:
+def http_server(
+    server: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    path: str = HTTP_PATH,
+    allow_remote: bool = False,
+    log_level: str = "warning",
+) -> Any:
     """A ``uvicorn.Server`` serving streamable HTTP at ``http://host:port/path``.
 
     Loopback hosts get the SDK's DNS-rebinding protection (Host and Origin checked). ``port=0``
@@ -54,11 +63,16 @@ def http_server(server: Any, *, host: str = "127.0.0.1", port: int = 8000, path:
 
     remote = check_host(host, allow_remote)
     if remote:
-        log.warning("serving slides on %s:%s, which is not a loopback address: any client that "
-                    "reaches it can read every slide in the folder", host, port)
+        log.warning(
+            "serving slides on %s:%s, which is not a loopback address: any client that "
+            "reaches it can read every slide in the folder",
+            host,
+            port,
+        )
     app = server.streamable_http_app(streamable_http_path=path, host=host)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
-                            access_log=False)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False
+    )
     return uvicorn.Server(config)
 
 

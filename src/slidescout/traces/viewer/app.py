@@ -36,15 +36,19 @@ from slidescout.traces.viewer.sampleview import build_sample
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-       "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=str, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(content, default=str, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
 
 
 def _not_found(what: str = "not found") -> JSON:
@@ -66,8 +70,12 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                extra = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-                         (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+                extra = [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                ]
                 if b"cache-control" not in names:
                     extra.append((b"cache-control", b"no-store"))
                 message["headers"] = headers + extra
@@ -91,7 +99,9 @@ class ViewerApp:
     def run(self, request: Request) -> Response:
         out = self.index.summary()
         out["deep_zoom"] = self.osd_dir is not None
-        out["runs_home"] = request.scope.get("slidescout.runs_home")  # set when served from a folder of runs
+        out["runs_home"] = request.scope.get(
+            "slidescout.runs_home"
+        )  # set when served from a folder of runs
         return JSON(out)
 
     def samples(self, request: Request) -> Response:
@@ -106,7 +116,9 @@ class ViewerApp:
         if trace is None:
             return _not_found(f"no sample {stem!r} in this run")
 
-        root = str(request.scope.get("root_path", "")).rstrip("/")  # "/runs/<name>" in a folder of runs
+        root = str(request.scope.get("root_path", "")).rstrip(
+            "/"
+        )  # "/runs/<name>" in a folder of runs
 
         def image_url(ref: Any) -> str | None:
             return f"{root}/blobs/{ref.sha256}" if self.index.blob_path(ref.sha256) else None
@@ -131,8 +143,13 @@ class ViewerApp:
         except SlidescoutError as exc:
             img.update(available=False, key=None, error=str(exc))
             return
-        img.update(width=geometry.width, height=geometry.height, dzi=f"{root}/slides/{entry.key}.dzi",
-                   thumbnail=f"{root}/slides/{entry.key}_thumb.jpeg", thumb_box=list(self.tiles.thumb_box(entry.path)))
+        img.update(
+            width=geometry.width,
+            height=geometry.height,
+            dzi=f"{root}/slides/{entry.key}.dzi",
+            thumbnail=f"{root}/slides/{entry.key}_thumb.jpeg",
+            thumb_box=list(self.tiles.thumb_box(entry.path)),
+        )
 
     # -- files ------------------------------------------------------------------------------------
     def blob(self, request: Request) -> Response:
@@ -140,8 +157,9 @@ class ViewerApp:
         if found is None:
             return _not_found("no such image in this run")
         data, media = found
-        return Response(data, media_type=media,
-                        headers={"cache-control": "public, max-age=31536000, immutable"})
+        return Response(
+            data, media_type=media, headers={"cache-control": "public, max-age=31536000, immutable"}
+        )
 
     def dzi(self, request: Request) -> Response:
         entry = self.index.slide(request.path_params["key"])
@@ -174,12 +192,19 @@ class ViewerApp:
             data, box = self.tiles.thumbnail(entry.path)
         except SlidescoutError as exc:
             return JSON({"error": str(exc)}, status_code=422)
-        return Response(data, media_type=MIME,
-                        headers={"cache-control": "max-age=300", "x-slide-box": ",".join(map(str, box))})
+        return Response(
+            data,
+            media_type=MIME,
+            headers={"cache-control": "max-age=300", "x-slide-box": ",".join(map(str, box))},
+        )
 
 
-def create_app(path: Path | str, *, openseadragon_dir: Path | None = None,
-               allowed_hosts: list[str] | None = None) -> Starlette:
+def create_app(
+    path: Path | str,
+    *,
+    openseadragon_dir: Path | None = None,
+    allowed_hosts: list[str] | None = None,
+) -> Starlette:
     """The ASGI app for a run directory or a trace file.
 
     ``openseadragon_dir``: the folder with ``openseadragon.min.js`` (see ``assets``); None serves
@@ -199,7 +224,9 @@ def create_app(path: Path | str, *, openseadragon_dir: Path | None = None,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     if openseadragon_dir is not None:
-        routes.append(Mount("/vendor/openseadragon", app=StaticFiles(directory=openseadragon_dir), name="osd"))
+        routes.append(
+            Mount("/vendor/openseadragon", app=StaticFiles(directory=openseadragon_dir), name="osd")
+        )
     middleware = [Middleware(SecurityHeaders)]
     if allowed_hosts:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))

@@ -79,13 +79,17 @@ def install(target: Path | None = None, *, npm: str | None = None) -> Path:
     if found is not None:
         return found
     if not (WEB_DIR / "package-lock.json").is_file():
-        raise AssetsError(f"the viewer's package-lock.json is missing from {WEB_DIR} (a broken install?); "
-                          "reinstall slidescout or set SLIDESCOUT_VIEWER_ASSETS")
+        raise AssetsError(
+            f"the viewer's package-lock.json is missing from {WEB_DIR} (a broken install?); "
+            "reinstall slidescout or set SLIDESCOUT_VIEWER_ASSETS"
+        )
     npm = npm or shutil.which("npm")
     if not npm:
-        raise AssetsError("npm is not installed, so the deep-zoom viewer (OpenSeadragon) is unavailable; "
-                          "install Node.js (with npm) and run `slidescout view --setup`, or set "
-                          "SLIDESCOUT_VIEWER_ASSETS to a folder holding openseadragon.min.js")
+        raise AssetsError(
+            "npm is not installed, so the deep-zoom viewer (OpenSeadragon) is unavailable; "
+            "install Node.js (with npm) and run `slidescout view --setup`, or set "
+            "SLIDESCOUT_VIEWER_ASSETS to a folder holding openseadragon.min.js"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".install-", dir=target.parent))
     try:
@@ -94,18 +98,29 @@ def install(target: Path | None = None, *, npm: str | None = None) -> Path:
         try:
             proc = subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-                cwd=work, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=INSTALL_TIMEOUT_S,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise AssetsError(f"`npm ci` for the viewer's OpenSeadragon failed ({type(exc).__name__}); "
-                              "check your connection to the npm registry and run `slidescout view --setup`") from None
+            raise AssetsError(
+                f"`npm ci` for the viewer's OpenSeadragon failed ({type(exc).__name__}); "
+                "check your connection to the npm registry and run `slidescout view --setup`"
+            ) from None
         if proc.returncode != 0:
-            last = next((ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), "")
-            raise AssetsError(f"`npm ci` for the viewer's OpenSeadragon failed ({last.strip()[:200]}); "
-                              "check your connection to the npm registry and run `slidescout view --setup`")
+            last = next(
+                (ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), ""
+            )
+            raise AssetsError(
+                f"`npm ci` for the viewer's OpenSeadragon failed ({last.strip()[:200]}); "
+                "check your connection to the npm registry and run `slidescout view --setup`"
+            )
         if _osd_in(work) is None:
-            raise AssetsError("`npm ci` finished but openseadragon.min.js is missing; "
-                              f"delete {target} and run `slidescout view --setup` again")
+            raise AssetsError(
+                "`npm ci` finished but openseadragon.min.js is missing; "
+                f"delete {target} and run `slidescout view --setup` again"
+            )
         if target.exists():
             shutil.rmtree(target, ignore_errors=True)
         os.replace(work, target)
@@ -123,7 +138,9 @@ def ensure_openseadragon(*, allow_install: bool = True, log=None) -> Path | None
     if found is not None or not allow_install:
         return found
     if log:
-        log(f"installing the viewer's OpenSeadragon with npm into {cache_dir()} (first use only)...")
+        log(
+            f"installing the viewer's OpenSeadragon with npm into {cache_dir()} (first use only)..."
+        )
     try:
         return install()
     except AssetsError as exc:

@@ -49,7 +49,9 @@ class DeepZoom:
         w, h = self.level_size(level)
         return math.ceil(w / self.tile_size), math.ceil(h / self.tile_size)
 
-    def tile_box(self, level: int, col: int, row: int) -> tuple[tuple[int, int, int, int], tuple[int, int]] | None:
+    def tile_box(
+        self, level: int, col: int, row: int
+    ) -> tuple[tuple[int, int, int, int], tuple[int, int]] | None:
         """(level-0 box, tile pixel size) of a tile, or None when the tile does not exist."""
         if not 0 <= level <= self.max_level:
             return None
@@ -69,10 +71,12 @@ class DeepZoom:
         return (bx, by, max(1, bw), max(1, bh)), (x1 - x0, y1 - y0)
 
     def descriptor(self) -> str:
-        return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                f'<Image xmlns="http://schemas.microsoft.com/deepzoom/2008" Format="{FORMAT}" '
-                f'Overlap="{self.overlap}" TileSize="{self.tile_size}">'
-                f'<Size Width="{self.width}" Height="{self.height}"/></Image>\n')
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<Image xmlns="http://schemas.microsoft.com/deepzoom/2008" Format="{FORMAT}" '
+            f'Overlap="{self.overlap}" TileSize="{self.tile_size}">'
+            f'<Size Width="{self.width}" Height="{self.height}"/></Image>\n'
+        )
 
 
 class TileServer:
@@ -117,10 +121,16 @@ class TileServer:
         view = slide.read((bx, by, bw, bh), max_side=max(tw, th, MIN_READ_SIDE))
         rgb = view.image
         if rgb.shape[1] != tw or rgb.shape[0] != th:
-            rgb = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((tw, th), Image.Resampling.LANCZOS))
+            rgb = np.asarray(
+                Image.fromarray(np.ascontiguousarray(rgb)).resize(
+                    (tw, th), Image.Resampling.LANCZOS
+                )
+            )
         return self._tiles.put(key, encode_jpeg(rgb, QUALITY))
 
-    def thumbnail(self, path: Path, max_side: int = 1024) -> tuple[bytes, tuple[int, int, int, int]]:
+    def thumbnail(
+        self, path: Path, max_side: int = 1024
+    ) -> tuple[bytes, tuple[int, int, int, int]]:
         """A JPEG of the whole slide (its ``bounds`` when it has some) and the level-0 box it shows."""
         key = (str(path), path.stat().st_mtime_ns, "thumb", max_side)
         view = self._open(path).thumbnail(max_side)

@@ -68,7 +68,9 @@ def fit_image(data: bytes, media: str, side: int) -> tuple[bytes, str, bool]:
     return encode_image(img, "JPEG", quality=72, optimize=True), "image/jpeg", True
 
 
-def _encode_all(sources: dict[str, tuple[bytes, str, bool]], side: int) -> dict[str, tuple[bytes, str, bool]]:
+def _encode_all(
+    sources: dict[str, tuple[bytes, str, bool]], side: int
+) -> dict[str, tuple[bytes, str, bool]]:
     out = {}
     for key, (data, media, thumb) in sources.items():
         s = min(1024, 2 * side) if thumb else side
@@ -76,7 +78,9 @@ def _encode_all(sources: dict[str, tuple[bytes, str, bool]], side: int) -> dict[
     return out
 
 
-def embed(html_text: str, sources: dict[str, Source], *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, EmbeddedImages]:
+def embed(
+    html_text: str, sources: dict[str, Source], *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[str, EmbeddedImages]:
     """Replace the placeholders in ``html_text`` by keys into one JSON block of data URIs."""
     used = list(dict.fromkeys(m.group(2) for m in _TOKEN.finditer(html_text)))
     raw: dict[str, tuple[bytes, str, bool]] = {}
@@ -93,7 +97,10 @@ def embed(html_text: str, sources: dict[str, Source], *, max_bytes: int = DEFAUL
         side = max(MIN_SIDE, int(side * math.sqrt(budget / total) * 0.95))
         encoded = _encode_all(raw, side)
         total = sum(len(d) for d, _, _ in encoded.values()) * 4 // 3
-    uris = {k: f"data:{media};base64,{base64.b64encode(d).decode('ascii')}" for k, (d, media, _) in encoded.items()}
+    uris = {
+        k: f"data:{media};base64,{base64.b64encode(d).decode('ascii')}"
+        for k, (d, media, _) in encoded.items()
+    }
 
     def point(m: re.Match[str]) -> str:
         return f'data-img="{m.group(2)}"' if m.group(2) in uris else 'data-img-missing=""'
@@ -101,6 +108,10 @@ def embed(html_text: str, sources: dict[str, Source], *, max_bytes: int = DEFAUL
     body = _TOKEN.sub(point, html_text)
     block = f'<script type="application/json" id="report-images">{json.dumps(uris)}</script>'
     body = body.replace("<!--report-images-->", block, 1)
-    info = EmbeddedImages(side=side, image_bytes=total, n_images=len(uris),
-                          n_downscaled=sum(1 for _, _, down in encoded.values() if down))
+    info = EmbeddedImages(
+        side=side,
+        image_bytes=total,
+        n_images=len(uris),
+        n_downscaled=sum(1 for _, _, down in encoded.values() if down),
+    )
     return body, info

@@ -80,10 +80,15 @@ def _heat_legends(d: dict[str, Any]) -> str:
             continue
         step = "·" if r.get("step") is None else str(r["step"] + 1)
         legend = r.get("legend") or "no colour scale recorded by the tool"
-        scale = ('<span class="heat-scale" aria-hidden="true">0 <span class="heat-bar"></span> 1</span>'
-                 if "blue = low" in legend else "")
-        out.append(f'<p class="heat-legend small"><span class="k">Layer · step {step}'
-                   f'{" · " + _e(r["label"]) if r.get("label") else ""}</span> {scale}<span class="muted">{_e(legend)}</span></p>')
+        scale = (
+            '<span class="heat-scale" aria-hidden="true">0 <span class="heat-bar"></span> 1</span>'
+            if "blue = low" in legend
+            else ""
+        )
+        out.append(
+            f'<p class="heat-legend small"><span class="k">Layer · step {step}'
+            f'{" · " + _e(r["label"]) if r.get("label") else ""}</span> {scale}<span class="muted">{_e(legend)}</span></p>'
+        )
     return f'<div class="heat-legends">{"".join(out)}</div>' if out else ""
 
 
@@ -138,7 +143,9 @@ class _Images:
 # -- slide figure -------------------------------------------------------------------------------
 
 
-def _thumbnail(index: RunIndex, tiles: Any, images: _Images, img: dict[str, Any]) -> tuple[str | None, list[int] | None]:
+def _thumbnail(
+    index: RunIndex, tiles: Any, images: _Images, img: dict[str, Any]
+) -> tuple[str | None, list[int] | None]:
     entry = index.slide(img["key"]) if img.get("key") else None
     if entry is not None:
         found = images.thumbnail(tiles, entry.path)
@@ -159,45 +166,72 @@ def _figure(img: dict[str, Any], d: dict[str, Any], src: str | None, box: list[i
     for r in d["overlays"]:
         if r["image"] == img["index"] and r["url"]:
             x, y, w, h = r["box"]
-            parts.append(f'<image href="{_e(r["url"])}" x="{x}" y="{y}" width="{w}" height="{h}" preserveAspectRatio="none"/>')
+            parts.append(
+                f'<image href="{_e(r["url"])}" x="{x}" y="{y}" width="{w}" height="{h}" preserveAspectRatio="none"/>'
+            )
     parts.append("</g>")
     for t in d["truth_regions"]:
         if t["image"] != img["index"]:
             continue
         x, y, w, h = t["box"]
-        parts.append(f'<g class="sv-truth"><rect x="{x}" y="{y}" width="{w}" height="{h}" vector-effect="non-scaling-stroke"/>'
-                     f'<text x="{x}" y="{y + h}" dy="1em">{_e(t["label"])}</text></g>')
+        parts.append(
+            f'<g class="sv-truth"><rect x="{x}" y="{y}" width="{w}" height="{h}" vector-effect="non-scaling-stroke"/>'
+            f'<text x="{x}" y="{y + h}" dy="1em">{_e(t["label"])}</text></g>'
+        )
     if len(views) > 1:
-        pts = " ".join(f"{r['box'][0] + r['box'][2] / 2:g},{r['box'][1] + r['box'][3] / 2:g}" for r in views)
-        parts.append(f'<polyline class="sv-path" vector-effect="non-scaling-stroke" points="{pts}"/>')
-    for r in sorted((r for r in views if not r["dup_of"]), key=lambda r: -r["box"][2] * r["box"][3]):
+        pts = " ".join(
+            f"{r['box'][0] + r['box'][2] / 2:g},{r['box'][1] + r['box'][3] / 2:g}" for r in views
+        )
+        parts.append(
+            f'<polyline class="sv-path" vector-effect="non-scaling-stroke" points="{pts}"/>'
+        )
+    for r in sorted(
+        (r for r in views if not r["dup_of"]), key=lambda r: -r["box"][2] * r["box"][3]
+    ):
         x, y, w, h = r["box"]
         ns = [r["n"], *r["also"]]
-        parts.append(f'<g class="sv-region" data-n="{r["n"]}" data-ns="{" ".join(map(str, ns))}" data-entry="{r["entry"]}" '
-                     f'data-box="{x},{y},{w},{h}"><title>region {", ".join(map(str, ns))}: {_e(_box(r["box"]))}</title>'
-                     f'<rect x="{x}" y="{y}" width="{w}" height="{h}" vector-effect="non-scaling-stroke"/>'
-                     f'<text x="{x}" y="{y}" dx="0.2em" dy="1em">{" · ".join(map(str, ns))}</text></g>')
-    pic = (f'<img class="sv-img" src="{_e(src)}" alt="{_e(img["name"])}: thumbnail">' if src
-           else '<div class="sv-missing">slide file not available</div>')
-    caption = f'<figcaption>{_e(img["name"])}</figcaption>' if len(d["images"]) > 1 else ""
-    return (f'<figure class="sv-fig"><div class="sv" style="aspect-ratio:{bw}/{bh}" data-box="{bx} {by} {bw} {bh}">'
-            f'<div class="sv-inner">{pic}<svg class="sv-svg" viewBox="{bx} {by} {bw} {bh}" preserveAspectRatio="none" '
-            f'style="--fs:{fs:.1f}px" role="img" aria-label="{len(views)} viewed regions">{"".join(parts)}</svg>'
-            f"</div></div>{caption}</figure>")
+        parts.append(
+            f'<g class="sv-region" data-n="{r["n"]}" data-ns="{" ".join(map(str, ns))}" data-entry="{r["entry"]}" '
+            f'data-box="{x},{y},{w},{h}"><title>region {", ".join(map(str, ns))}: {_e(_box(r["box"]))}</title>'
+            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" vector-effect="non-scaling-stroke"/>'
+            f'<text x="{x}" y="{y}" dx="0.2em" dy="1em">{" · ".join(map(str, ns))}</text></g>'
+        )
+    pic = (
+        f'<img class="sv-img" src="{_e(src)}" alt="{_e(img["name"])}: thumbnail">'
+        if src
+        else '<div class="sv-missing">slide file not available</div>'
+    )
+    caption = f"<figcaption>{_e(img['name'])}</figcaption>" if len(d["images"]) > 1 else ""
+    return (
+        f'<figure class="sv-fig"><div class="sv" style="aspect-ratio:{bw}/{bh}" data-box="{bx} {by} {bw} {bh}">'
+        f'<div class="sv-inner">{pic}<svg class="sv-svg" viewBox="{bx} {by} {bw} {bh}" preserveAspectRatio="none" '
+        f'style="--fs:{fs:.1f}px" role="img" aria-label="{len(views)} viewed regions">{"".join(parts)}</svg>'
+        f"</div></div>{caption}</figure>"
+    )
 
 
 # -- timeline -------------------------------------------------------------------------------------
 
 
 def _seen(img: dict[str, Any], label: str | None = None) -> str:
-    cap = " · ".join(x for x in (
-        f"#{img['region']}" if img.get("region") else None, label or img.get("label"), _box(img.get("box")) or None,
-        f"{img['mpp']:.2f} µm/px" if img.get("mpp") else None, f"{img['width']}×{img['height']} px") if x)
+    cap = " · ".join(
+        x
+        for x in (
+            f"#{img['region']}" if img.get("region") else None,
+            label or img.get("label"),
+            _box(img.get("box")) or None,
+            f"{img['mpp']:.2f} µm/px" if img.get("mpp") else None,
+            f"{img['width']}×{img['height']} px",
+        )
+        if x
+    )
     if not img.get("url"):
         return f'<figure class="seen"><div class="thumb-missing">image not stored</div><figcaption>{_e(cap)}</figcaption></figure>'
     cls = "seen seen-heat" if img.get("overlay") else "seen"
-    return (f'<figure class="{cls}"><img src="{img["url"]}" alt="Image the model saw: {_e(cap)}" loading="lazy" '
-            f'width="{img["width"]}" height="{img["height"]}"><figcaption>{_e(cap)}</figcaption></figure>')
+    return (
+        f'<figure class="{cls}"><img src="{img["url"]}" alt="Image the model saw: {_e(cap)}" loading="lazy" '
+        f'width="{img["width"]}" height="{img["height"]}"><figcaption>{_e(cap)}</figcaption></figure>'
+    )
 
 
 def _args(args: dict[str, Any]) -> str:
@@ -206,7 +240,15 @@ def _args(args: dict[str, Any]) -> str:
 
 def _step(e: dict[str, Any], running: bool) -> str:
     tools = [c["name"] for c in e["calls"]]
-    title = "Answer" if e["answer"] else ", ".join(tools) if tools else "Setup" if e["step"] is None else "Thought"
+    title = (
+        "Answer"
+        if e["answer"]
+        else ", ".join(tools)
+        if tools
+        else "Setup"
+        if e["step"] is None
+        else "Thought"
+    )
     u = e["usage"]
     metrics = ""
     if u:
@@ -216,25 +258,44 @@ def _step(e: dict[str, Any], running: bool) -> str:
         metrics += f'<span title="model latency">{_secs(e["latency_s"])}</span>'
     rnums = "".join(f'<span class="rnum">{n}</span>' for n in e["regions"])
     classes = "step" + (" has-error" if e["errors"] else "") + (" is-answer" if e["answer"] else "")
-    label = f'{e["title"]}: {title}' + (f', regions {", ".join(map(str, e["regions"]))}' if e["regions"] else "")
+    label = f"{e['title']}: {title}" + (
+        f", regions {', '.join(map(str, e['regions']))}" if e["regions"] else ""
+    )
     body: list[str] = []
     if e["shown"]:
-        body.append('<div class="seen-row">' + "".join(_seen(i, i.get("purpose")) for i in e["shown"]) + "</div>")
+        body.append(
+            '<div class="seen-row">'
+            + "".join(_seen(i, i.get("purpose")) for i in e["shown"])
+            + "</div>"
+        )
     if e["reasoning"]:
-        body.append(f'<details class="reasoning"><summary>Reasoning</summary><div class="pre">{_e(chr(10).join(e["reasoning"]))}</div></details>')
+        body.append(
+            f'<details class="reasoning"><summary>Reasoning</summary><div class="pre">{_e(chr(10).join(e["reasoning"]))}</div></details>'
+        )
     if e["thought"] and not (e["answer"] and e["answer"]["text"].strip() == e["thought"].strip()):
         body.append(f'<div class="thought pre">{_e(e["thought"])}</div>')
     rt = e["rethink"]
     if rt and (rt.get("hypothesis") or rt.get("differential") or rt.get("confidence") is not None):
         conf = rt.get("confidence")
-        conf_html = (f'<span class="conf"><meter min="0" max="1" value="{conf}" aria-label="confidence"></meter> {conf * 100:.0f}%</span>'
-                     if conf is not None else "")
+        conf_html = (
+            f'<span class="conf"><meter min="0" max="1" value="{conf}" aria-label="confidence"></meter> {conf * 100:.0f}%</span>'
+            if conf is not None
+            else ""
+        )
         diff = "".join(f'<span class="chip">{_e(x)}</span>' for x in rt.get("differential") or [])
-        body.append('<div class="rethink"><div class="rethink-head"><span class="k">Hypothesis</span>' + conf_html + "</div>"
-                    + (f'<p>{_e(rt["hypothesis"])}</p>' if rt.get("hypothesis") else "")
-                    + (f'<p class="diff"><span class="k">Differential</span>{diff}</p>' if diff else "")
-                    + (f'<p class="muted"><span class="k">Needs</span>{_e(rt["needed_evidence"])}</p>' if rt.get("needed_evidence") else "")
-                    + "</div>")
+        body.append(
+            '<div class="rethink"><div class="rethink-head"><span class="k">Hypothesis</span>'
+            + conf_html
+            + "</div>"
+            + (f"<p>{_e(rt['hypothesis'])}</p>" if rt.get("hypothesis") else "")
+            + (f'<p class="diff"><span class="k">Differential</span>{diff}</p>' if diff else "")
+            + (
+                f'<p class="muted"><span class="k">Needs</span>{_e(rt["needed_evidence"])}</p>'
+                if rt.get("needed_evidence")
+                else ""
+            )
+            + "</div>"
+        )
     for c in e["calls"]:
         res = c["result"]
         sig = _e(c["raw_arguments"] or _args(c["arguments"]))
@@ -251,26 +312,36 @@ def _step(e: dict[str, Any], running: bool) -> str:
             if res["text"]:
                 part += f'<details class="result"><summary>Tool result</summary><div class="pre">{_e(res["text"])}</div></details>'
             if res["images"]:
-                part += '<div class="seen-row">' + "".join(_seen(i) for i in res["images"]) + "</div>"
+                part += (
+                    '<div class="seen-row">' + "".join(_seen(i) for i in res["images"]) + "</div>"
+                )
         elif running:
             part += '<p class="muted small">running…</p>'
         body.append(part + "</div>")
     for err in e["errors"]:
-        body.append(f'<p class="err"><strong>{"Fatal error" if err["fatal"] else "Error"}: </strong>{_e(err["message"])}</p>')
+        body.append(
+            f'<p class="err"><strong>{"Fatal error" if err["fatal"] else "Error"}: </strong>{_e(err["message"])}</p>'
+        )
     if e["retries"]:
-        body.append(f'<p class="muted small">{len(e["retries"])} retries: {_e(", ".join(r["reason"] for r in e["retries"]))}</p>')
+        body.append(
+            f'<p class="muted small">{len(e["retries"])} retries: {_e(", ".join(r["reason"] for r in e["retries"]))}</p>'
+        )
     for n in e["notes"]:
         first = n.split("\n")[0][:120]
         rest = f'<div class="pre small">{_e(n)}</div>' if "\n" in n else ""
         body.append(f'<details class="note"><summary>{_e(first)}</summary>{rest}</details>')
     if e["answer"]:
         k = "Final answer (forced)" if e["answer"]["forced"] else "Final answer"
-        body.append(f'<div class="answer"><span class="k">{k}</span><div class="pre">{_e(e["answer"]["text"])}</div></div>')
+        body.append(
+            f'<div class="answer"><span class="k">{k}</span><div class="pre">{_e(e["answer"]["text"])}</div></div>'
+        )
     no = "·" if e["step"] is None else str(e["step"] + 1)
-    return (f'<li class="{classes}" tabindex="0" data-entry="{e["index"]}" data-regions="{" ".join(map(str, e["regions"]))}" '
-            f'aria-label="{_e(label)}"><div class="step-head"><span class="step-no" aria-hidden="true">{no}</span>'
-            f'<span class="step-title">{_e(title)}</span><span class="step-regions">{rnums}</span>'
-            f'<span class="step-metrics">{metrics}</span></div><div class="step-body">{"".join(body)}</div></li>')
+    return (
+        f'<li class="{classes}" tabindex="0" data-entry="{e["index"]}" data-regions="{" ".join(map(str, e["regions"]))}" '
+        f'aria-label="{_e(label)}"><div class="step-head"><span class="step-no" aria-hidden="true">{no}</span>'
+        f'<span class="step-title">{_e(title)}</span><span class="step-regions">{rnums}</span>'
+        f'<span class="step-metrics">{metrics}</span></div><div class="step-body">{"".join(body)}</div></li>'
+    )
 
 
 # -- page -------------------------------------------------------------------------------------------
@@ -279,28 +350,52 @@ def _step(e: dict[str, Any], running: bool) -> str:
 def _sample_html(i: int, d: dict[str, Any], row: dict[str, Any] | None, figures: str) -> str:
     row = row or {}
     u = d["usage"]
-    meta = [("Task", d["task"]) if d["task"] else None, ("Model", d["model"]), ("Preset", d["preset"]),
-            ("Steps", str(d["n_steps"])), ("Tokens", f'{_int(u["input_tokens"])} in · {_int(u["output_tokens"])} out'),
-            ("Cost", _cost(u["cost_usd"]))]
+    meta = [
+        ("Task", d["task"]) if d["task"] else None,
+        ("Model", d["model"]),
+        ("Preset", d["preset"]),
+        ("Steps", str(d["n_steps"])),
+        ("Tokens", f"{_int(u['input_tokens'])} in · {_int(u['output_tokens'])} out"),
+        ("Cost", _cost(u["cost_usd"])),
+    ]
     sl = d["slide"]
     if sl["kind"] == "slide" and sl["width"]:
-        meta.append(("Slide", f'{sl["width"]:,} × {sl["height"]:,} px' + (f' · {sl["mpp"]:.3f} µm/px' if sl["mpp"] else "")))
-    meta_html = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in (m for m in meta if m))
-    answer = row.get("answer") if row.get("answer") is not None else (d["answer"] or "").split("\n")[0] or "–"
+        meta.append(
+            (
+                "Slide",
+                f"{sl['width']:,} × {sl['height']:,} px"
+                + (f" · {sl['mpp']:.3f} µm/px" if sl["mpp"] else ""),
+            )
+        )
+    meta_html = "".join(
+        f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in (m for m in meta if m)
+    )
+    answer = (
+        row.get("answer")
+        if row.get("answer") is not None
+        else (d["answer"] or "").split("\n")[0] or "–"
+    )
     truth = row.get("truth") if row.get("truth") is not None else d["truth"] or "–"
     options = ""
     if d["options"] and not all(o in d["question"] for o in d["options"]):
-        options = '<ol class="options">' + "".join(f"<li>{_e(o)}</li>" for o in d["options"]) + "</ol>"
+        options = (
+            '<ol class="options">' + "".join(f"<li>{_e(o)}</li>" for o in d["options"]) + "</ol>"
+        )
     n_view = len(d["regions"])
     n_heat = sum(bool(r["url"]) for r in d["overlays"])
     n_truth = len(d["truth_regions"])
 
     def toggle(layer: str, label: str, n: int, on: bool) -> str:
         dis = " disabled" if not n else ""
-        return (f'<label class="toggle{dis}"><input type="checkbox" data-layer="{layer}"{" checked" if on else ""}{dis}>'
-                f'<span class="swatch sw-{layer}" aria-hidden="true"></span>{label} ({n})</label>')
+        return (
+            f'<label class="toggle{dis}"><input type="checkbox" data-layer="{layer}"{" checked" if on else ""}{dis}>'
+            f'<span class="swatch sw-{layer}" aria-hidden="true"></span>{label} ({n})</label>'
+        )
 
-    steps = "".join(_step(e, d["status"] == "running") for e in d["steps"]) or '<li class="empty">No events.</li>'
+    steps = (
+        "".join(_step(e, d["status"] == "running") for e in d["steps"])
+        or '<li class="empty">No events.</li>'
+    )
     return f"""
 <article class="report-sample" id="sample-{i}" aria-labelledby="sample-{i}-title">
   <header class="sample-head">
@@ -327,28 +422,50 @@ def _index_table(rows: list[dict[str, Any]], anchors: dict[str, int]) -> str:
     out = []
     for r in rows:
         i = anchors.get(r["id"])
-        sid = f'<a href="#sample-{i}">{_sid(r["sample_id"])}</a>' if i is not None else _sid(r["sample_id"])
-        out.append(f'<tr><td class="c-id">{sid}</td><td class="c-task">{_e(r["task"] or "–")}</td>'
-                   f'<td class="c-q" title="{_e(r["question"])}">{_e(r["question"])}</td>'
-                   f'<td class="c-ans">{_e(r["answer"] if r["answer"] is not None else "–")}</td>'
-                   f'<td class="c-ans">{_e(r["truth"] if r["truth"] is not None else "–")}</td>'
-                   f'<td class="c-res">{_verdict(r["correct"])}</td><td class="c-status">{_status(r["status"])}</td>'
-                   f'<td class="c-num">{_e(r["steps"] if r["steps"] is not None else "–")}</td>'
-                   f'<td class="c-num">{_cost(r["cost_usd"])}</td></tr>')
-    head = "".join(f'<th scope="col" class="{c}">{t}</th>' for c, t in (
-        ("c-id", "Sample"), ("c-task", "Task"), ("c-q", "Question"), ("c-ans", "Answer"), ("c-ans", "Truth"),
-        ("c-res", "Result"), ("c-status", "Status"), ("c-num", "Steps"), ("c-num", "Cost")))
-    return (f'<div class="table-wrap report-table"><table class="samples"><caption class="sr-only">Samples</caption>'
-            f'<thead><tr>{head}</tr></thead><tbody>{"".join(out)}</tbody></table></div>')
+        sid = (
+            f'<a href="#sample-{i}">{_sid(r["sample_id"])}</a>'
+            if i is not None
+            else _sid(r["sample_id"])
+        )
+        out.append(
+            f'<tr><td class="c-id">{sid}</td><td class="c-task">{_e(r["task"] or "–")}</td>'
+            f'<td class="c-q" title="{_e(r["question"])}">{_e(r["question"])}</td>'
+            f'<td class="c-ans">{_e(r["answer"] if r["answer"] is not None else "–")}</td>'
+            f'<td class="c-ans">{_e(r["truth"] if r["truth"] is not None else "–")}</td>'
+            f'<td class="c-res">{_verdict(r["correct"])}</td><td class="c-status">{_status(r["status"])}</td>'
+            f'<td class="c-num">{_e(r["steps"] if r["steps"] is not None else "–")}</td>'
+            f'<td class="c-num">{_cost(r["cost_usd"])}</td></tr>'
+        )
+    head = "".join(
+        f'<th scope="col" class="{c}">{t}</th>'
+        for c, t in (
+            ("c-id", "Sample"),
+            ("c-task", "Task"),
+            ("c-q", "Question"),
+            ("c-ans", "Answer"),
+            ("c-ans", "Truth"),
+            ("c-res", "Result"),
+            ("c-status", "Status"),
+            ("c-num", "Steps"),
+            ("c-num", "Cost"),
+        )
+    )
+    return (
+        f'<div class="table-wrap report-table"><table class="samples"><caption class="sr-only">Samples</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(out)}</tbody></table></div>"
+    )
 
 
-def render_report(path_in: Path | str, *, limit: int | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+def render_report(
+    path_in: Path | str, *, limit: int | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> str:
     """The report's HTML text (see ``write_report``)."""
     return render_report_info(path_in, limit=limit, max_bytes=max_bytes)[0]
 
 
-def render_report_info(path_in: Path | str, *, limit: int | None = None,
-                       max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, EmbeddedImages]:
+def render_report_info(
+    path_in: Path | str, *, limit: int | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[str, EmbeddedImages]:
     """The report's HTML text, and how its images were embedded."""
     from slidescout.traces.viewer.dzi import TileServer
 
@@ -375,27 +492,54 @@ def render_report_info(path_in: Path | str, *, limit: int | None = None,
         if trace is None:
             continue
         d = build_sample(trace, images, index.slide_key_for)
-        figures = "".join(_figure(img, d, *_thumbnail(index, tiles, images, img)) for img in d["images"])
+        figures = "".join(
+            _figure(img, d, *_thumbnail(index, tiles, images, img)) for img in d["images"]
+        )
         i = len(sections)
         anchors[row["id"]] = i
         sections.append(_sample_html(i, d, row, figures))
 
-    css = (STATIC_DIR / "viewer.css").read_text(encoding="utf-8") + (STATIC_DIR / "report.css").read_text(encoding="utf-8")
-    js = (STATIC_DIR / "staticview.js").read_text(encoding="utf-8") + (STATIC_DIR / "report.js").read_text(encoding="utf-8")
-    acc = (f'{100 * summary["n_correct"] / summary["n_scored"]:.1f}%' if summary["n_scored"] else "–")
+    css = (STATIC_DIR / "viewer.css").read_text(encoding="utf-8") + (
+        STATIC_DIR / "report.css"
+    ).read_text(encoding="utf-8")
+    js = (STATIC_DIR / "staticview.js").read_text(encoding="utf-8") + (
+        STATIC_DIR / "report.js"
+    ).read_text(encoding="utf-8")
+    acc = f"{100 * summary['n_correct'] / summary['n_scored']:.1f}%" if summary["n_scored"] else "–"
     stats = "".join(
         f'<div class="stat"><div class="stat-label">{k}</div><div class="stat-value">{_e(v)}</div><div class="stat-sub">{_e(sub)}</div></div>'
         for k, v, sub in (
-            ("Samples", str(summary["n_samples"]), f'{summary["n_running"]} running' if summary["n_running"] else "all finished"),
-            ("Accuracy", acc, f'{summary["n_correct"]} of {summary["n_scored"]} scored' if summary["n_scored"] else "no ground truth"),
-            ("Cost", _cost(summary["cost_usd"]), f'{summary["cost_unknown"]} unknown' if summary["cost_unknown"] else "total"),
-            ("Model", summary["model"] or "–", f'preset {summary["preset"]}' if summary["preset"] else ""),
-        ))
+            (
+                "Samples",
+                str(summary["n_samples"]),
+                f"{summary['n_running']} running" if summary["n_running"] else "all finished",
+            ),
+            (
+                "Accuracy",
+                acc,
+                f"{summary['n_correct']} of {summary['n_scored']} scored"
+                if summary["n_scored"]
+                else "no ground truth",
+            ),
+            (
+                "Cost",
+                _cost(summary["cost_usd"]),
+                f"{summary['cost_unknown']} unknown" if summary["cost_unknown"] else "total",
+            ),
+            (
+                "Model",
+                summary["model"] or "–",
+                f"preset {summary['preset']}" if summary["preset"] else "",
+            ),
+        )
+    )
     note = ""
     shown = len(sections)
     total = len({r["trace"] for r in rows if r["trace"]})
     if shown < total:
-        note = f'<p class="notice">Showing the first {shown} of {total} traced samples (--limit).</p>'
+        note = (
+            f'<p class="notice">Showing the first {shown} of {total} traced samples (--limit).</p>'
+        )
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     # keep inlined code from closing its element early
     js = js.replace("</", "<\\/")
@@ -430,15 +574,22 @@ def render_report_info(path_in: Path | str, *, limit: int | None = None,
 """
     page, info = embed(page, images.sources, max_bytes=max_bytes)
     if info.n_downscaled:
-        note = (f'<p class="notice small">Images are embedded at up to {info.side} px on their long side '
-                f"({info.n_downscaled} of {info.n_images} downscaled); the full-size ones are in the run's "
-                "blobs/ folder: <code>slidescout view RUN</code> shows them.</p>")
+        note = (
+            f'<p class="notice small">Images are embedded at up to {info.side} px on their long side '
+            f"({info.n_downscaled} of {info.n_images} downscaled); the full-size ones are in the run's "
+            "blobs/ folder: <code>slidescout view RUN</code> shows them.</p>"
+        )
         page = page.replace("<!--report-note-->", note, 1)
     return page, info
 
 
-def write_report(path_in: Path | str, out_html: Path | str, *, limit: int | None = None,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
+def write_report(
+    path_in: Path | str,
+    out_html: Path | str,
+    *,
+    limit: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Path:
     """Write the self-contained HTML report of a run directory or trace file; returns its path.
 
     Images are downscaled so that the file stays within ``max_bytes`` where it can; the caller

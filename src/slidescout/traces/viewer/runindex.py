@@ -165,8 +165,10 @@ class RunIndex:
             self.traces_dir = parent
         else:
             if not (p / "traces").is_dir() and not (p / "manifest.json").exists():
-                raise SlidescoutError(f"{p} is not a run directory (no manifest.json or traces/); "
-                                      "pass a run directory or a trace file")
+                raise SlidescoutError(
+                    f"{p} is not a run directory (no manifest.json or traces/); "
+                    "pass a run directory or a trace file"
+                )
             self.root = p.resolve()
             self.traces_dir = self.root / "traces"
         self.blobs_dir = self.root / "blobs"
@@ -291,7 +293,9 @@ class RunIndex:
         p = self.blob_path(sha)
         if p is None:
             return None
-        media = {"jpg": "image/jpeg", "png": "image/png"}.get(p.suffix[1:], "application/octet-stream")
+        media = {"jpg": "image/jpeg", "png": "image/png"}.get(
+            p.suffix[1:], "application/octet-stream"
+        )
         return p.read_bytes(), media
 
     def trace_path(self, stem: str) -> Path | None:
@@ -327,7 +331,9 @@ class RunIndex:
             if stem:
                 used.add(stem)
             options = s.options if s else []
-            answer = rec.get("answer_label") or rec.get("choice")  # "choice": records of older `ask` runs
+            answer = rec.get("answer_label") or rec.get(
+                "choice"
+            )  # "choice": records of older `ask` runs
             if answer is None and rec.get("predicted") is not None:
                 answer = _option_label(rec.get("predicted"), options)
             if answer is None:
@@ -336,34 +342,55 @@ class RunIndex:
             if truth is None and s is not None:
                 truth = s.truth
             cost = rec.get("cost_usd", s.cost_usd if s else None)
-            rows.append({
-                "id": f"{stem}~{repeat}" if stem and repeat else (stem or f"result:{sid}:{repeat}"),
-                "trace": stem, "sample_id": sid, "repeat": repeat,
-                "task": str(rec.get("task") or (s.task if s else "")),
-                "question": (s.question if s else "")[:400],
-                "answer": None if answer is None else str(answer)[:200],
-                "truth": None if truth is None else str(truth)[:200],
-                "correct": correctness(rec),
-                "status": str(rec.get("status") or (s.status if s else "answered")),
-                "steps": rec.get("n_steps", s.n_steps if s else None),
-                "cost_usd": cost,
-                "tokens": (rec.get("input_tokens") or 0) + (rec.get("output_tokens") or 0),
-                "latency_s": rec.get("latency_s"),
-                "error": rec.get("error"),
-                "model": rec.get("model") or (s.model if s else ""),
-            })
+            rows.append(
+                {
+                    "id": f"{stem}~{repeat}"
+                    if stem and repeat
+                    else (stem or f"result:{sid}:{repeat}"),
+                    "trace": stem,
+                    "sample_id": sid,
+                    "repeat": repeat,
+                    "task": str(rec.get("task") or (s.task if s else "")),
+                    "question": (s.question if s else "")[:400],
+                    "answer": None if answer is None else str(answer)[:200],
+                    "truth": None if truth is None else str(truth)[:200],
+                    "correct": correctness(rec),
+                    "status": str(rec.get("status") or (s.status if s else "answered")),
+                    "steps": rec.get("n_steps", s.n_steps if s else None),
+                    "cost_usd": cost,
+                    "tokens": (rec.get("input_tokens") or 0) + (rec.get("output_tokens") or 0),
+                    "latency_s": rec.get("latency_s"),
+                    "error": rec.get("error"),
+                    "model": rec.get("model") or (s.model if s else ""),
+                }
+            )
         for name, running in state.traces.items():
             if name in used:
                 continue
-            rows.append({
-                "id": name, "trace": name, "sample_id": running.sample_id, "repeat": 0, "task": running.task,
-                "question": running.question[:400], "answer": _first_line(running.answer),
-                "truth": (_option_label(running.truth, running.options) if running.truth and running.truth.isdigit()
-                          else running.truth),
-                "correct": None, "status": running.status, "steps": running.n_steps, "cost_usd": running.cost_usd,
-                "tokens": running.input_tokens + running.output_tokens, "latency_s": None, "error": None,
-                "model": running.model,
-            })
+            rows.append(
+                {
+                    "id": name,
+                    "trace": name,
+                    "sample_id": running.sample_id,
+                    "repeat": 0,
+                    "task": running.task,
+                    "question": running.question[:400],
+                    "answer": _first_line(running.answer),
+                    "truth": (
+                        _option_label(running.truth, running.options)
+                        if running.truth and running.truth.isdigit()
+                        else running.truth
+                    ),
+                    "correct": None,
+                    "status": running.status,
+                    "steps": running.n_steps,
+                    "cost_usd": running.cost_usd,
+                    "tokens": running.input_tokens + running.output_tokens,
+                    "latency_s": None,
+                    "error": None,
+                    "model": running.model,
+                }
+            )
         return rows
 
     def summary(self) -> dict[str, Any]:
@@ -375,7 +402,9 @@ class RunIndex:
         costs = [r["cost_usd"] for r in rows if isinstance(r["cost_usd"], (int, float))]
         raw = manifest.get("config")
         config: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        if isinstance(config.get("agent"), dict):  # {"agent": ..., "eval": ...}; older `ask` runs: the agent's
+        if isinstance(
+            config.get("agent"), dict
+        ):  # {"agent": ..., "eval": ...}; older `ask` runs: the agent's
             config = config["agent"]
         return {
             "name": self.name,

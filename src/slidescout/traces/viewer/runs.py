@@ -43,7 +43,11 @@ def find_runs(root: Path, depth: int = 3) -> list[str]:
 
     def walk(d: Path, level: int) -> None:
         try:
-            children = sorted(c for c in d.iterdir() if c.is_dir() and not c.name.startswith(".") and c.name not in _SKIP)
+            children = sorted(
+                c
+                for c in d.iterdir()
+                if c.is_dir() and not c.name.startswith(".") and c.name not in _SKIP
+            )
         except OSError:
             return
         for c in children:
@@ -59,14 +63,35 @@ def find_runs(root: Path, depth: int = 3) -> list[str]:
 def _row(name: str, index: RunIndex | None, error: str | None, path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name, "href": f"runs/{quote(name)}/", "error": error}
     try:
-        out["modified"] = max((p.stat().st_mtime for p in (path, path / "results.jsonl", path / "traces")
-                               if p.exists()), default=None)
+        out["modified"] = max(
+            (
+                p.stat().st_mtime
+                for p in (path, path / "results.jsonl", path / "traces")
+                if p.exists()
+            ),
+            default=None,
+        )
     except OSError:
         out["modified"] = None
     if index is not None:
         s = index.summary()
-        out.update({k: s[k] for k in ("model", "preset", "created_at", "n_samples", "n_running", "n_scored",
-                                      "n_correct", "cost_usd", "cost_unknown", "tasks")})
+        out.update(
+            {
+                k: s[k]
+                for k in (
+                    "model",
+                    "preset",
+                    "created_at",
+                    "n_samples",
+                    "n_running",
+                    "n_scored",
+                    "n_correct",
+                    "cost_usd",
+                    "cost_unknown",
+                    "tasks",
+                )
+            }
+        )
     return out
 
 
@@ -88,7 +113,9 @@ class RunsFolder:
             index, error = None, None
             try:
                 with self._lock:
-                    index = self._indexes.get(name) or self._indexes.setdefault(name, RunIndex(self.root / name))
+                    index = self._indexes.get(name) or self._indexes.setdefault(
+                        name, RunIndex(self.root / name)
+                    )
             except SlidescoutError as exc:
                 error = str(exc)
             rows.append(_row(name, index, error, self.root / name))
@@ -120,20 +147,29 @@ def _page(folder: RunsFolder, rows: list[dict[str, Any]]) -> str:
     body = []
     for r in rows:
         if r.get("error"):
-            body.append(f'<tr><td class="c-id">{e(r["name"])}</td><td colspan="6" class="err">{e(r["error"])}</td></tr>')
+            body.append(
+                f'<tr><td class="c-id">{e(r["name"])}</td><td colspan="6" class="err">{e(r["error"])}</td></tr>'
+            )
             continue
-        cost = "–" if r.get("cost_usd") is None else f'${r["cost_usd"]:.4f}'
+        cost = "–" if r.get("cost_usd") is None else f"${r['cost_usd']:.4f}"
         body.append(
             f'<tr><td class="c-id"><a href="{e(r["href"])}">{e(r["name"])}</a></td><td>{e(r.get("model") or "–")}</td>'
             f'<td>{e(r.get("preset") or "–")}</td><td class="c-num">{r.get("n_samples", 0)}'
-            + (f' <span class="muted">({r["n_running"]} running)</span>' if r.get("n_running") else "")
+            + (
+                f' <span class="muted">({r["n_running"]} running)</span>'
+                if r.get("n_running")
+                else ""
+            )
             + f'</td><td class="c-num">{_fmt_pct(r.get("n_correct", 0), r.get("n_scored", 0))}</td>'
-            f'<td class="c-num">{cost}</td><td>{e((r.get("created_at") or "")[:19].replace("T", " "))}</td></tr>')
-    table = ('<div class="table-wrap"><table class="samples runs"><caption class="sr-only">Runs</caption><thead><tr>'
-             '<th scope="col" class="c-id">Run</th><th scope="col">Model</th><th scope="col">Preset</th>'
-             '<th scope="col" class="c-num">Samples</th><th scope="col" class="c-num">Accuracy</th>'
-             '<th scope="col" class="c-num">Cost</th><th scope="col">Started (UTC)</th></tr></thead>'
-             f'<tbody>{"".join(body)}</tbody></table></div>')
+            f'<td class="c-num">{cost}</td><td>{e((r.get("created_at") or "")[:19].replace("T", " "))}</td></tr>'
+        )
+    table = (
+        '<div class="table-wrap"><table class="samples runs"><caption class="sr-only">Runs</caption><thead><tr>'
+        '<th scope="col" class="c-id">Run</th><th scope="col">Model</th><th scope="col">Preset</th>'
+        '<th scope="col" class="c-num">Samples</th><th scope="col" class="c-num">Accuracy</th>'
+        '<th scope="col" class="c-num">Cost</th><th scope="col">Started (UTC)</th></tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
     empty = "" if rows else '<p class="empty">No runs in this folder yet.</p>'
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -146,8 +182,12 @@ def _page(folder: RunsFolder, rows: list[dict[str, Any]]) -> str:
 {table}{empty}</main></body></html>"""
 
 
-def create_runs_app(root: Path | str, *, openseadragon_dir: Path | None = None,
-                    allowed_hosts: list[str] | None = None) -> Starlette:
+def create_runs_app(
+    root: Path | str,
+    *,
+    openseadragon_dir: Path | None = None,
+    allowed_hosts: list[str] | None = None,
+) -> Starlette:
     """The ASGI app for a folder of runs: ``/`` lists them, ``/runs/<name>/`` is each run's viewer."""
     folder = RunsFolder(Path(root), openseadragon_dir)
 
@@ -159,22 +199,31 @@ def create_runs_app(root: Path | str, *, openseadragon_dir: Path | None = None,
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         root_path, path = scope.get("root_path", ""), scope["path"]
-        rest = path[len(root_path):] if path.startswith(root_path) else path  # "/<name>/..." below /runs
+        rest = (
+            path[len(root_path) :] if path.startswith(root_path) else path
+        )  # "/<name>/..." below /runs
         name = folder.match(rest)
         if name is None:
-            await JSON({"error": "no such run in this folder"}, status_code=404)(scope, receive, send)
+            await JSON({"error": "no such run in this folder"}, status_code=404)(
+                scope, receive, send
+            )
             return
         if rest == f"/{name}":
-            await RedirectResponse(quote(f"{scope.get('root_path', '')}/{name}/"))(scope, receive, send)
+            await RedirectResponse(quote(f"{scope.get('root_path', '')}/{name}/"))(
+                scope, receive, send
+            )
             return
         home = root_path[: -len("/runs")] if root_path.endswith("/runs") else root_path
         sub = dict(scope, root_path=f"{root_path}/{name}")
         sub["slidescout.runs_home"] = f"{home}/"
         await folder.app_for(name)(sub, receive, send)
 
-    routes: list[Any] = [Route("/", home), Route("/api/runs", api_runs),
-                         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
-                         Mount("/runs", app=dispatch)]
+    routes: list[Any] = [
+        Route("/", home),
+        Route("/api/runs", api_runs),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount("/runs", app=dispatch),
+    ]
     middleware = [Middleware(SecurityHeaders)]
     if allowed_hosts:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))

@@ -56,26 +56,48 @@ def _box(value: Any) -> list[int] | None:
 
 
 def _usage(u: Any) -> dict[str, Any]:
-    return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-            "reasoning_tokens": u.reasoning_tokens, "cached_input_tokens": u.cached_input_tokens,
-            "cost_usd": u.cost_usd}
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "cached_input_tokens": u.cached_input_tokens,
+        "cost_usd": u.cost_usd,
+    }
 
 
-def build_sample(trace: Trace, image_url: ImageUrl, slide_key: SlideKey | None = None) -> dict[str, Any]:
+def build_sample(
+    trace: Trace, image_url: ImageUrl, slide_key: SlideKey | None = None
+) -> dict[str, Any]:
     """The JSON-able view of one trace (see ``static/sample.js`` for how it is drawn)."""
     is_set = trace.slide.kind == "imageset"
     paths = list(trace.slide.images) if is_set else [trace.slide.path]
     images: list[dict[str, Any]] = []
     for i, p in enumerate(paths):
-        images.append({
-            "index": i, "name": f"Image {i + 1}" if is_set else (trace.slide.slide_id or Path(p).name),
-            "file": Path(p).name if p else "", "key": slide_key(p) if (slide_key and p) else None,
-            "width": None if is_set else trace.slide.width, "height": None if is_set else trace.slide.height,
-            "mpp": None if is_set else trace.slide.mpp, "overview": None,
-        })
+        images.append(
+            {
+                "index": i,
+                "name": f"Image {i + 1}" if is_set else (trace.slide.slide_id or Path(p).name),
+                "file": Path(p).name if p else "",
+                "key": slide_key(p) if (slide_key and p) else None,
+                "width": None if is_set else trace.slide.width,
+                "height": None if is_set else trace.slide.height,
+                "mpp": None if is_set else trace.slide.mpp,
+                "overview": None,
+            }
+        )
     if not images:
-        images.append({"index": 0, "name": "slide", "file": "", "key": None, "width": trace.slide.width,
-                       "height": trace.slide.height, "mpp": trace.slide.mpp, "overview": None})
+        images.append(
+            {
+                "index": 0,
+                "name": "slide",
+                "file": "",
+                "key": None,
+                "width": trace.slide.width,
+                "height": trace.slide.height,
+                "mpp": trace.slide.mpp,
+                "overview": None,
+            }
+        )
 
     entries: list[dict[str, Any]] = []
     by_step: dict[Any, dict[str, Any]] = {}
@@ -87,26 +109,60 @@ def build_sample(trace: Trace, image_url: ImageUrl, slide_key: SlideKey | None =
         key = step if step is not None else (entries[-1]["step"] if entries else "start")
         e = by_step.get(key)
         if e is None:
-            e = {"index": len(entries), "step": step if isinstance(step, int) else None,
-                 "title": f"Step {step + 1}" if isinstance(step, int) else "Start",
-                 "thought": "", "reasoning": [], "rethink": None, "calls": [], "shown": [],
-                 "usage": None, "latency_s": None, "model": None, "forced_final": False, "retries": [],
-                 "stop_reason": None, "errors": [], "notes": [], "answer": None, "regions": [],
-                 "duration_s": 0.0, "timestamp": None}
+            e = {
+                "index": len(entries),
+                "step": step if isinstance(step, int) else None,
+                "title": f"Step {step + 1}" if isinstance(step, int) else "Start",
+                "thought": "",
+                "reasoning": [],
+                "rethink": None,
+                "calls": [],
+                "shown": [],
+                "usage": None,
+                "latency_s": None,
+                "model": None,
+                "forced_final": False,
+                "retries": [],
+                "stop_reason": None,
+                "errors": [],
+                "notes": [],
+                "answer": None,
+                "regions": [],
+                "duration_s": 0.0,
+                "timestamp": None,
+            }
             by_step[key] = e
             entries.append(e)
         return e
 
     def image(ref: ImageRef, entry: dict[str, Any], *, whole: bool) -> dict[str, Any]:
         idx = _image_index(ref.source, len(images))
-        out = {"sha256": ref.sha256, "url": image_url(ref), "width": ref.width, "height": ref.height,
-               "box": list(ref.box) if ref.box else None, "level": ref.level, "mpp": ref.mpp,
-               "label": ref.label, "source": ref.source, "image": idx, "region": None,
-               "overlay": is_overlay(ref)}
+        out = {
+            "sha256": ref.sha256,
+            "url": image_url(ref),
+            "width": ref.width,
+            "height": ref.height,
+            "box": list(ref.box) if ref.box else None,
+            "level": ref.level,
+            "mpp": ref.mpp,
+            "label": ref.label,
+            "source": ref.source,
+            "image": idx,
+            "region": None,
+            "overlay": is_overlay(ref),
+        }
         if ref.box and not whole and _box(ref.box):
-            item = {"entry": entry["index"], "step": entry["step"], "box": list(ref.box), "image": idx,
-                    "label": ref.label, "url": out["url"], "mpp": ref.mpp, "width": ref.width,
-                    "height": ref.height}
+            item = {
+                "entry": entry["index"],
+                "step": entry["step"],
+                "box": list(ref.box),
+                "image": idx,
+                "label": ref.label,
+                "url": out["url"],
+                "mpp": ref.mpp,
+                "width": ref.width,
+                "height": ref.height,
+            }
             if out["overlay"]:
                 overlays.append(item)
             else:
@@ -127,7 +183,9 @@ def build_sample(trace: Trace, image_url: ImageUrl, slide_key: SlideKey | None =
         if e["timestamp"] is None:
             e["timestamp"] = ev.timestamp.isoformat()
         if isinstance(ev, ModelCallEvent):
-            e["thought"] = (e["thought"] + "\n\n" + ev.output.text).strip() if e["thought"] else ev.output.text
+            e["thought"] = (
+                (e["thought"] + "\n\n" + ev.output.text).strip() if e["thought"] else ev.output.text
+            )
             e["reasoning"] += [r.text for r in ev.output.reasoning if r.text]
             if ev.rethink is not None:
                 e["rethink"] = ev.rethink.model_dump()
@@ -139,22 +197,41 @@ def build_sample(trace: Trace, image_url: ImageUrl, slide_key: SlideKey | None =
             e["stop_reason"] = ev.stop_reason
             e["images_in_context"] = ev.images_in_context
             for call in ev.output.tool_calls:
-                e["calls"].append({"id": call.id, "name": call.name, "arguments": call.arguments,
-                                   "raw_arguments": call.raw_arguments, "parse_error": call.parse_error,
-                                   "result": None})
+                e["calls"].append(
+                    {
+                        "id": call.id,
+                        "name": call.name,
+                        "arguments": call.arguments,
+                        "raw_arguments": call.raw_arguments,
+                        "parse_error": call.parse_error,
+                        "result": None,
+                    }
+                )
         elif isinstance(ev, ToolEvent):
             first_overlay = len(overlays)
-            result = {"text": ev.text, "error": ev.error, "internal_error": ev.internal_error,
-                      "duration_s": ev.duration_s, "data": ev.data,
-                      "images": [image(r, e, whole=False) for r in ev.images]}
+            result = {
+                "text": ev.text,
+                "error": ev.error,
+                "internal_error": ev.internal_error,
+                "duration_s": ev.duration_s,
+                "data": ev.data,
+                "images": [image(r, e, whole=False) for r in ev.images],
+            }
             heat = ev.data.get("heatmap") if isinstance(ev.data, dict) else None
             for item in overlays[first_overlay:]:  # what the colours mean, as the tool said it
                 item["legend"] = heat.get("legend") if isinstance(heat, dict) else None
-            entry = next((c for c in e["calls"] if c["id"] == ev.call.id and c["result"] is None), None)
+            entry = next(
+                (c for c in e["calls"] if c["id"] == ev.call.id and c["result"] is None), None
+            )
             if entry is None:
-                entry = {"id": ev.call.id, "name": ev.call.name, "arguments": ev.call.arguments,
-                         "raw_arguments": ev.call.raw_arguments, "parse_error": ev.call.parse_error,
-                         "result": None}
+                entry = {
+                    "id": ev.call.id,
+                    "name": ev.call.name,
+                    "arguments": ev.call.arguments,
+                    "raw_arguments": ev.call.raw_arguments,
+                    "parse_error": ev.call.parse_error,
+                    "result": None,
+                }
                 e["calls"].append(entry)
             entry["result"] = result
         elif isinstance(ev, ImageEvent):
@@ -166,12 +243,19 @@ def build_sample(trace: Trace, image_url: ImageUrl, slide_key: SlideKey | None =
             if whole and target["overview"] is None and img["box"]:
                 target["overview"] = {"url": img["url"], "box": img["box"]}
                 if target["width"] is None:
-                    target["width"], target["height"] = img["box"][0] + img["box"][2], img["box"][1] + img["box"][3]
+                    target["width"], target["height"] = (
+                        img["box"][0] + img["box"][2],
+                        img["box"][1] + img["box"][3],
+                    )
         elif isinstance(ev, ErrorEvent):
             e["errors"].append({"message": ev.message, "type": ev.error_type, "fatal": ev.fatal})
         elif isinstance(ev, AnswerEvent):
-            e["answer"] = {"text": ev.text, "rationale": ev.rationale, "forced": ev.forced,
-                           "supporting_steps": ev.supporting_steps}
+            e["answer"] = {
+                "text": ev.text,
+                "rationale": ev.rationale,
+                "forced": ev.forced,
+                "supporting_steps": ev.supporting_steps,
+            }
         elif isinstance(ev, NoteEvent):
             e["notes"].append(ev.message)
 
@@ -184,29 +268,49 @@ def build_sample(trace: Trace, image_url: ImageUrl, slide_key: SlideKey | None =
                 img["height"] = max(b[1] + b[3] for b in boxes)
 
     truth_regions: list[dict[str, Any]] = []
-    for r in (trace.truth.regions if trace.truth else []):
+    for r in trace.truth.regions if trace.truth else []:
         if not isinstance(r, dict):
             continue
         box = _box(r.get("box"))
         if box is None:
             continue
-        src = r.get("source") or (f"image:{r['image']}" if isinstance(r.get("image"), int) else None)
-        truth_regions.append({"label": str(r.get("label") or "truth"), "box": box,
-                              "image": _image_index(src, len(images))})
+        src = r.get("source") or (
+            f"image:{r['image']}" if isinstance(r.get("image"), int) else None
+        )
+        truth_regions.append(
+            {
+                "label": str(r.get("label") or "truth"),
+                "box": box,
+                "image": _image_index(src, len(images)),
+            }
+        )
 
     options = list(trace.options)
     return {
-        "sample_id": trace.sample_id, "run_id": trace.run_id, "task": trace.task,
-        "question": trace.question, "options": options, "status": trace.status,
-        "answer": trace.answer, "rationale": trace.rationale,
+        "sample_id": trace.sample_id,
+        "run_id": trace.run_id,
+        "task": trace.task,
+        "question": trace.question,
+        "options": options,
+        "status": trace.status,
+        "answer": trace.answer,
+        "rationale": trace.rationale,
         "truth": trace.truth.answer if trace.truth else None,
-        "model": trace.model, "preset": trace.preset, "usage": _usage(trace.usage),
+        "model": trace.model,
+        "preset": trace.preset,
+        "usage": _usage(trace.usage),
         "n_steps": trace.n_steps,
         "started_at": trace.started_at.isoformat() if trace.started_at else None,
         "finished_at": trace.finished_at.isoformat() if trace.finished_at else None,
-        "slide": {"kind": trace.slide.kind, "slide_id": trace.slide.slide_id, "width": trace.slide.width,
-                  "height": trace.slide.height, "mpp": trace.slide.mpp, "mpp_source": trace.slide.mpp_source,
-                  "objective_power": trace.slide.objective_power},
+        "slide": {
+            "kind": trace.slide.kind,
+            "slide_id": trace.slide.slide_id,
+            "width": trace.slide.width,
+            "height": trace.slide.height,
+            "mpp": trace.slide.mpp,
+            "mpp_source": trace.slide.mpp_source,
+            "objective_power": trace.slide.objective_power,
+        },
         "images": images,
         "regions": regions,
         "overlays": overlays,

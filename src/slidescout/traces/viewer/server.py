@@ -34,11 +34,15 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     except OSError as exc:
         sock.close()
         if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
-            raise ConfigError(f"cannot listen on {host}: not an address of this machine; give --host 127.0.0.1 "
-                              "(this machine only) or one of its own addresses") from None
+            raise ConfigError(
+                f"cannot listen on {host}: not an address of this machine; give --host 127.0.0.1 "
+                "(this machine only) or one of its own addresses"
+            ) from None
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"cannot listen on {host}:{port}: the port is in use; choose another --port, "
-                              "or omit it for a free one") from None
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: the port is in use; choose another --port, "
+                "or omit it for a free one"
+            ) from None
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     sock.listen(128)
     sock.set_inheritable(True)
@@ -81,17 +85,28 @@ def _server(path: Path | str, sock: socket.socket, openseadragon_dir: Path | Non
     p = Path(path)
     if p.is_dir() and not is_run_dir(p):  # a folder of runs: list them all
         if not find_runs(p):
-            raise ConfigError(f"{p} is neither a run directory nor a folder of runs (no manifest.json or "
-                              "traces/ in it or in its subfolders); pass a run directory or a trace file")
-        app = create_runs_app(p, openseadragon_dir=openseadragon_dir, allowed_hosts=_allowed_hosts(host))
+            raise ConfigError(
+                f"{p} is neither a run directory nor a folder of runs (no manifest.json or "
+                "traces/ in it or in its subfolders); pass a run directory or a trace file"
+            )
+        app = create_runs_app(
+            p, openseadragon_dir=openseadragon_dir, allowed_hosts=_allowed_hosts(host)
+        )
     else:
-        app = create_app(path, openseadragon_dir=openseadragon_dir, allowed_hosts=_allowed_hosts(host))
+        app = create_app(
+            path, openseadragon_dir=openseadragon_dir, allowed_hosts=_allowed_hosts(host)
+        )
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     return uvicorn.Server(config)
 
 
-def start_in_thread(path: Path | str, *, host: str = "127.0.0.1", port: int = 0,
-                    openseadragon_dir: Path | None = None) -> Running:
+def start_in_thread(
+    path: Path | str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    openseadragon_dir: Path | None = None,
+) -> Running:
     """Serve in a daemon thread and return once it accepts connections."""
     sock = bind(host, port)
     try:
@@ -99,8 +114,9 @@ def start_in_thread(path: Path | str, *, host: str = "127.0.0.1", port: int = 0,
     except BaseException:
         sock.close()
         raise
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                              name="slidescout-viewer")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="slidescout-viewer"
+    )
     thread.start()
     for _ in range(500):
         if getattr(server, "started", False):
@@ -111,8 +127,15 @@ def start_in_thread(path: Path | str, *, host: str = "127.0.0.1", port: int = 0,
     return Running(url_for(sock), server, thread)
 
 
-def serve(path: Path | str, *, host: str = "127.0.0.1", port: int = 0, open_browser: bool = False,
-          openseadragon_dir: Path | None = None, echo: Callable[[str], None] = print) -> None:
+def serve(
+    path: Path | str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    open_browser: bool = False,
+    openseadragon_dir: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> None:
     """Serve until interrupted; prints the address; opens a browser only when asked."""
     sock = bind(host, port)
     try:
@@ -122,8 +145,10 @@ def serve(path: Path | str, *, host: str = "127.0.0.1", port: int = 0, open_brow
         raise
     url = url_for(sock)
     if not is_loopback(host):
-        echo(f"warning: serving on {host}, reachable from other machines; traces and slides are not "
-             "access-controlled")
+        echo(
+            f"warning: serving on {host}, reachable from other machines; traces and slides are not "
+            "access-controlled"
+        )
     echo(f"slidescout viewer: {url}  (Ctrl+C to stop)")
     if open_browser:
         import webbrowser
