@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from slidescout.cli.app import console, err_console, experts_app
+from slidescout.core.imaging import encode_image
 from slidescout.core.types import Box
 from slidescout.errors import ConfigError, ToolError
 from slidescout.slides import open_slide
@@ -280,7 +281,6 @@ def experts_run(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Run an expert over a region (or all the tissue) and report class fractions and timing."""
-    from PIL import Image
 
     card = catalog.resolve(model)
     if card.card.output == "zero_shot":
@@ -338,23 +338,9 @@ def experts_run(
         result["class_fractions"] = run.class_fractions()
         result["mean_probs"] = run.mean_probs()
     if out is not None and len(run.plan):
-        heat = run.heatmap(s, label, max_side=2048)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(heat.image).save(out)
-        result["heatmap"] = {
-            "path": str(out),
-            "box": list(heat.box.as_tuple()),
-            "mpp": heat.mpp,
-            "legend": heat.legend,
-        }
-    if as_json:
-        console.print_json(json.dumps(result, default=str))
+        result["heatmap"] = _save_heatmap(run, s, label, out)
+    if _print_header(result, as_json, card.name, slide.name, run.plan.describe()):
         return
-    console.print(
-        f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}: {escape(run.plan.describe())}",
-        highlight=False,
-        soft_wrap=True,
-    )
     for key in ("class_fractions", "mean_probs"):
         if key in result:
             console.print(
@@ -430,7 +416,6 @@ def _run_zero_shot(
     out: Path | None,
     as_json: bool,
 ) -> None:
-    from PIL import Image
 
     try:
         chosen = zero_shot_labels(card, labels.split(",") if labels else None)
@@ -466,23 +451,9 @@ def _run_zero_shot(
     text, data = zero_shot_summary(run)
     result.update(data)
     if out is not None:
-        heat = run.heatmap(s, data["best"], max_side=2048)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(heat.image).save(out)
-        result["heatmap"] = {
-            "path": str(out),
-            "box": list(heat.box.as_tuple()),
-            "mpp": heat.mpp,
-            "legend": heat.legend,
-        }
-    if as_json:
-        console.print_json(json.dumps(result, default=str))
+        result["heatmap"] = _save_heatmap(run, s, data["best"], out)
+    if _print_header(result, as_json, card.name, slide.name, run.plan.describe()):
         return
-    console.print(
-        f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}: {escape(run.plan.describe())}",
-        highlight=False,
-        soft_wrap=True,
-    )
     console.print(f"  {escape(text)}", highlight=False, soft_wrap=True)
     console.print(f"  {escape(run.stats.describe())}", highlight=False, soft_wrap=True)
     if "heatmap" in result:
@@ -503,8 +474,6 @@ def _run_segmentation(
     out: Path | None,
     as_json: bool,
 ) -> None:
-    from PIL import Image
-
     if not box:
         raise ConfigError(
             f"model {card.name!r} segments a region: give --box x,y,w,h (level-0 px), about "
@@ -532,7 +501,7 @@ def _run_segmentation(
     if out is not None:
         over = seg.overlay(max_side=2048)
         out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(over.image).save(out)
+        out.write_bytes(encode_image(over.image, "PNG"))
         result["overlay"] = {
             "path": str(out),
             "box": list(over.box.as_tuple()),
@@ -566,3 +535,29 @@ __all__ = [
     "experts_run",
     "experts_show",
 ]
+
+
+def _save_heatmap(run: Any, slide: Any, label: str, out: Path) -> dict[str, Any]:
+    """Write the heatmap of ``label`` over the run's region as an image; what the result records."""
+    heat = run.heatmap(slide, label, max_side=2048)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(encode_image(heat.image, "PNG"))
+    return {
+        "path": str(out),
+        "box": list(heat.box.as_tuple()),
+        "mpp": heat.mpp,
+        "legend": heat.legend,
+    }
+
+
+def _print_header(result: dict[str, Any], as_json: bool, model: str, slide: str, plan: str) -> bool:
+    """Print the result as JSON (True: nothing more to print), or the run's first line."""
+    if as_json:
+        console.print_json(json.dumps(result, default=str))
+        return True
+    console.print(
+        f"[bold cyan]{escape(model)}[/] on {escape(slide)}: {escape(plan)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return False
