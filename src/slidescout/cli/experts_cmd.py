@@ -20,6 +20,7 @@ from slidescout.cli.app import console, err_console, experts_app
 from slidescout.core.imaging import encode_image
 from slidescout.core.types import Box
 from slidescout.errors import ConfigError, ToolError
+from slidescout.eval.textfit import print_table
 from slidescout.slides import open_slide
 from slidescout.tools.experts import catalog, hub, named
 from slidescout.tools.experts.cards import load_card
@@ -162,7 +163,7 @@ def experts_catalog(
             escape(r["normalisation"]),
             out,
         )
-    console.print(table)
+    print_table(console, table)
 
 
 def _status(entry: dict) -> tuple[str, object]:
@@ -537,7 +538,7 @@ __all__ = [
 ]
 
 
-def _save_heatmap(run: Any, slide: Any, label: str, out: Path) -> dict[str, Any]:
+def _save_heatmap(run: Any, slide: Any, label: str | None, out: Path) -> dict[str, Any]:
     """Write the heatmap of ``label`` over the run's region as an image; what the result records."""
     heat = run.heatmap(slide, label, max_side=2048)
     out.parent.mkdir(parents=True, exist_ok=True)
