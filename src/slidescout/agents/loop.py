@@ -46,6 +46,7 @@ from slidescout.agents.replies import (
     parse_supporting_steps,
 )
 from slidescout.agents.state import SampleState
+from slidescout.agents.toolcalls import run_tool_calls
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
@@ -55,7 +56,6 @@ from slidescout.core.messages import (
     SystemMessage,
     TextPart,
     ToolMessage,
-    ToolResultPart,
     ToolSpec,
     UserMessage,
 )
@@ -69,14 +69,12 @@ from slidescout.core.trace import (
     ModelCallEvent,
     SlideRef,
     Status,
-    ToolEvent,
     Trace,
     utcnow,
 )
 from slidescout.core.types import View
-from slidescout.errors import ModelError, SlidescoutError, ToolError
+from slidescout.errors import ModelError, SlidescoutError
 from slidescout.tools import registry as tool_registry
-from slidescout.tools.base import ToolImage
 from slidescout.tools.registry import ToolRegistry, ToolSet
 
 IMAGESET_TOOLS = ("view_image", "crop_image", "compare_images")
@@ -500,7 +498,14 @@ class Agent:
     ) -> Status | None:
         calls = msg.tool_calls
         remaining = self.max_steps - 2 - step
-        results, n_failed = await self._run_calls(state, step, remaining)
+        results, n_failed = await run_tool_calls(
+            state,
+            calls,
+            step=step,
+            remaining=remaining,
+            one_call=self.one_call,
+            jpeg_quality=self.jpeg_quality,
+        )
         state.messages.append(ToolMessage(results=results))
         state.consecutive_errors = state.consecutive_errors + 1 if n_failed == len(calls) else 0
         state.trace.messages = state.messages
@@ -524,73 +529,6 @@ class Agent:
         if self.budget.seconds:
             limits.append(self.budget.seconds - (time.monotonic() - self.budget.started))
         return max(0.0, min(limits)) if limits else None
-
-    async def _run_calls(
-        self, state: SampleState, step: int, remaining: int
-    ) -> tuple[list[ToolResultPart], int]:
-        """Run the tool calls of the last assistant message, in order; results and failure count."""
-        last = state.messages[-1]
-        calls = last.tool_calls if isinstance(last, AssistantMessage) else []
-        tools, ctx = state.tools, state.ctx
-        assert tools is not None and ctx is not None, "start() sets the tools"
-        results: list[ToolResultPart] = []
-        n_failed = 0
-        for call in calls:
-            t0 = time.monotonic()
-            ev = ToolEvent(id=state.ids("t"), step=step, call=call)
-            content: list[TextPart | ImagePart] = []
-            if self.one_call and results:  # GIANT's Claude agent runs the first call of a turn only
-                ev.error = (
-                    "only one tool call per turn is allowed; this call was not run. Make one "
-                    "tool call at a time."
-                )
-            elif call.parse_error:
-                ev.error = f"could not parse the arguments of {call.name}: {call.parse_error}. Send valid JSON arguments."
-            elif call.name not in tools:
-                offered = ", ".join(s.name for s in tools.specs) or "none"
-                ev.error = f"unknown tool {call.name!r}; available tools: {offered}"
-            else:
-                try:
-                    result = await tools.invoke(call.name, call.arguments, ctx)
-                except ToolError as exc:
-                    ev.error = str(exc)
-                except Exception as exc:
-                    ev.internal_error = f"{type(exc).__name__}: {exc}"
-                    ev.error = f"the tool {call.name} failed unexpectedly ({type(exc).__name__}); try something else"
-                else:
-                    ev.text = result.text or ""
-                    ev.data = dict(result.data or {})
-                    for img in result.images:  # encode + store off the event loop
-                        part = await asyncio.to_thread(self._store_tool_image, state, img)
-                        ev.images.append(part.image)
-                        content.append(part)
-            ev.duration_s = time.monotonic() - t0
-            note = (
-                f"{remaining} tool calls remain."
-                if remaining > 0
-                else "No tool calls remain: give your final answer next."
-            )
-            if ev.error:
-                n_failed += 1
-                text = f"Error: {ev.error}\n{note}"
-            else:
-                text = f"{ev.text}\n{note}".strip()
-            results.append(
-                ToolResultPart(
-                    tool_call_id=call.id,
-                    name=call.name,
-                    content=[TextPart(text=text), *content],
-                    is_error=bool(ev.error),
-                )
-            )
-            state.trace.events.append(ev)
-        return results, n_failed
-
-    def _store_tool_image(self, state: SampleState, img: ToolImage) -> ImagePart:
-        """A tool's image encoded once (``to_ref``), recorded by hash, ready to send."""
-        ref, data = img.to_ref(self.jpeg_quality, state.env.source_id)
-        state.recorder.put_image(data, ref.media_type)
-        return ImagePart(image=ref, data=data, detail=img.detail)
 
     @staticmethod
     def _finish(trace: Trace, recorder: Recorder, status: Status) -> Trace:

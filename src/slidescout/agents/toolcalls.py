@@ -1,0 +1,89 @@
+"""Running the tool calls of one model turn: validation, dispatch, errors as observations, images
+stored by hash, and the note of how many calls remain (GIANT's way)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from slidescout.agents.state import SampleState
+from slidescout.core.messages import ImagePart, TextPart, ToolCallPart, ToolResultPart
+from slidescout.core.trace import ToolEvent
+from slidescout.errors import ToolError
+from slidescout.tools.results import ToolImage
+
+__all__ = ["run_tool_calls"]
+
+
+async def run_tool_calls(
+    state: SampleState,
+    calls: list[ToolCallPart],
+    *,
+    step: int,
+    remaining: int,
+    one_call: bool = False,
+    jpeg_quality: int = 90,
+) -> tuple[list[ToolResultPart], int]:
+    """Run ``calls`` in order; their results (for the model) and how many failed.
+
+    A ``ToolError``, an unknown tool or unparsable arguments go back to the model as an error
+    observation; any other exception is recorded on the event. ``one_call``: only the first call
+    of the turn runs (GIANT's Claude agent)."""
+    tools, ctx = state.tools, state.ctx
+    assert tools is not None and ctx is not None, "Agent.start() sets the tools"
+    results: list[ToolResultPart] = []
+    n_failed = 0
+    for call in calls:
+        t0 = time.monotonic()
+        ev = ToolEvent(id=state.ids("t"), step=step, call=call)
+        content: list[TextPart | ImagePart] = []
+        if one_call and results:
+            ev.error = "only one tool call per turn is allowed; this call was not run. Make one tool call at a time."
+        elif call.parse_error:
+            ev.error = f"could not parse the arguments of {call.name}: {call.parse_error}. Send valid JSON arguments."
+        elif call.name not in tools:
+            offered = ", ".join(s.name for s in tools.specs) or "none"
+            ev.error = f"unknown tool {call.name!r}; available tools: {offered}"
+        else:
+            try:
+                result = await tools.invoke(call.name, call.arguments, ctx)
+            except ToolError as exc:
+                ev.error = str(exc)
+            except Exception as exc:
+                ev.internal_error = f"{type(exc).__name__}: {exc}"
+                ev.error = f"the tool {call.name} failed unexpectedly ({type(exc).__name__}); try something else"
+            else:
+                ev.text = result.text or ""
+                ev.data = dict(result.data or {})
+                for img in result.images:  # encode + store off the event loop
+                    part = await asyncio.to_thread(_store_tool_image, state, img, jpeg_quality)
+                    ev.images.append(part.image)
+                    content.append(part)
+        ev.duration_s = time.monotonic() - t0
+        note = (
+            f"{remaining} tool calls remain."
+            if remaining > 0
+            else "No tool calls remain: give your final answer next."
+        )
+        if ev.error:
+            n_failed += 1
+            text = f"Error: {ev.error}\n{note}"
+        else:
+            text = f"{ev.text}\n{note}".strip()
+        results.append(
+            ToolResultPart(
+                tool_call_id=call.id,
+                name=call.name,
+                content=[TextPart(text=text), *content],
+                is_error=bool(ev.error),
+            )
+        )
+        state.trace.events.append(ev)
+    return results, n_failed
+
+
+def _store_tool_image(state: SampleState, img: ToolImage, quality: int) -> ImagePart:
+    """A tool's image encoded once (``to_ref``), recorded by hash, ready to send."""
+    ref, data = img.to_ref(quality, state.env.source_id)
+    state.recorder.put_image(data, ref.media_type)
+    return ImagePart(image=ref, data=data, detail=img.detail)
