@@ -7,6 +7,7 @@ no module hides an import of another slidescout module inside a function to dodg
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import slidescout
@@ -47,6 +48,7 @@ def _module_name(path: Path) -> tuple[str, str]:
     return ".".join(parts), ".".join(parts[:-1])
 
 
+@functools.cache
 def _imports() -> list[tuple[str, str, int, bool, bool]]:
     """(module, imported module, line, inside a function, inside ``if TYPE_CHECKING``)."""
     out = []
