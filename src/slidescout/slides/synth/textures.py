@@ -15,9 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import fft as sfft
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
 CLASSES = ("tumor", "lymphocytes", "necrosis", "normal")
 
@@ -145,6 +142,8 @@ def periodic_noise(
     ``along_px``/``across_px`` are the correlation lengths along and across ``angle`` (radians,
     x axis towards y); equal lengths give isotropic noise.
     """
+    from scipy import fft as sfft  # scipy takes ~0.5 s to import: only when a slide is generated
+
     rows, cols = shape
     across = along_px if across_px is None else across_px
     fy = sfft.fftfreq(rows).astype(np.float32)[:, None]
@@ -171,6 +170,8 @@ def periodic_noise(
 def _warp(field: np.ndarray, dy: np.ndarray, dx: np.ndarray, block: int = 256) -> np.ndarray:
     """``field`` sampled at ``(y + dy, x + dx)`` with wrap-around (bilinear), a block of rows at
     a time to keep the coordinate arrays small."""
+    from scipy import ndimage  # scipy takes ~0.5 s to import: only when a slide is generated
+
     rows, cols = field.shape
     out = np.empty_like(field, dtype=np.float32)
     xx = np.arange(cols, dtype=np.float32)[None, :]
@@ -192,6 +193,8 @@ def _zoom_wrap(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _warp_from(field: np.ndarray, yy: np.ndarray, xx: np.ndarray, block: int = 256) -> np.ndarray:
+    from scipy import ndimage  # scipy takes ~0.5 s to import: only when a slide is generated
+
     out = np.empty(yy.shape, np.float32)
     for r0 in range(0, yy.shape[0], block):
         r1 = min(yy.shape[0], r0 + block)
@@ -205,6 +208,10 @@ def _voronoi(
     shape: tuple[int, int], centres: np.ndarray, step: int = 4
 ) -> tuple[np.ndarray, np.ndarray]:
     """Periodic Voronoi cells of ``centres`` (N, 2 as y, x): (cell index, border distance in px)."""
+    from scipy.spatial import (
+        cKDTree,  # scipy takes ~0.5 s to import: only when a slide is generated
+    )
+
     rows, cols = shape
     sr, sc = -(-rows // step), -(-cols // step)
     gy, gx = np.meshgrid(
@@ -388,6 +395,8 @@ _DUST = NucleusStyle(
 
 def _size(base_um: float, ppu: float) -> int:
     """A tile side near ``base_um`` microns that the FFT handles fast."""
+    from scipy import fft as sfft  # scipy takes ~0.5 s to import: only when a slide is generated
+
     return int(sfft.next_fast_len(max(64, int(round(base_um * ppu)))))
 
 
