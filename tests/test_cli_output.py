@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cli_helpers import run_cli
 from rich.console import Console
 from rich.table import Table
 
-from slidescout.cli import app, main
+from slidescout.cli import app
 from slidescout.cli.app import console as cli_console
 from slidescout.eval.metrics import TaskScore
 from slidescout.eval.report import score_table
@@ -92,23 +92,10 @@ def test_wrap_pairs_keeps_pairs_whole() -> None:
     assert lines[0] == "  a: 1 · bb: 22" and all(len(line) <= 20 for line in lines)
 
 
-def _cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, width: int, *args: str
-) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["slidescout", *map(str, args)])
-    monkeypatch.setattr(cli_console, "width", width)
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().out
-
-
 def test_version(monkeypatch, capsys) -> None:
     from slidescout import __version__
 
-    code, out = _cli(monkeypatch, capsys, 80, "--version")
+    code, out, _ = run_cli(capsys, "--version", width=80)
     assert code == 0 and out.strip() == f"slidescout {__version__}"
 
 
@@ -131,7 +118,7 @@ def test_every_option_of_every_command_has_help() -> None:
 
 
 def test_tools_list_piped_is_one_line_per_tool(monkeypatch, capsys) -> None:
-    code, out = _cli(monkeypatch, capsys, 80, "tools", "list")
+    code, out, _ = run_cli(capsys, "tools", "list", width=80)
     assert code == 0
     lines = out.splitlines()
     assert "slide_zoom  (builtin)" in lines and all(len(line) <= 80 for line in lines)

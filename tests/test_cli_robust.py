@@ -13,28 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 from slidefactory import make_tiff
 from test_eval_runner_data import finished_keys, make_mpqa, read_results
 
-from slidescout.cli import main
 from slidescout.testing.fake_common import hang
 from slidescout.testing.fake_openai import FakeOpenAI
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run ``slidescout ARGS`` in this process: (exit status, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["slidescout", *args]
-    try:
-        main()
-        rc = 0
-    except SystemExit as exc:
-        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def one_error_line(err: str) -> str:

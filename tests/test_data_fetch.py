@@ -10,10 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 from slidefactory import make_svs, make_tiff
 
-from slidescout.cli import main
-from slidescout.cli.app import console, err_console
 from slidescout.errors import DatasetError
 from slidescout.eval import load_multipathqa
 from slidescout.eval.datasets import SlideFinder
@@ -31,21 +30,6 @@ from slidescout.eval.fetch.retry import retry_after_seconds
 from slidescout.testing.fake_gdc import FakeSlideServer
 
 FAST = ["--retry-wait", "0.01", "--no-progress"]
-
-
-def cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["slidescout", *map(str, args)])
-    monkeypatch.setattr(console, "width", 250)
-    monkeypatch.setattr(err_console, "width", 250)
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +65,7 @@ def test_fetch_resumes_refetches_retries_and_second_run_fetches_nothing(
     srv.fault("data", c, "429", "500")
     srv.fault("files", c, "500")
     dest = tmp_path / "slides"
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "fetch",
@@ -120,8 +103,7 @@ def test_fetch_resumes_refetches_retries_and_second_run_fetches_nothing(
     )
     # a second run asks nothing and fetches nothing
     n = len(srv.requests)
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "fetch",
@@ -146,8 +128,7 @@ def test_a_slide_that_cannot_be_had_exits_non_zero_with_one_line(
 ) -> None:
     srv, items = tcga
     srv.fault("data", items[1].remote_id, "404")  # the data endpoint refuses: no retry
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "fetch",
@@ -177,8 +158,7 @@ def test_a_slide_that_cannot_be_had_exits_non_zero_with_one_line(
 
 def test_status_counts_what_eval_runs(tcga, tmp_path, monkeypatch, capsys) -> None:
     srv, items = tcga
-    code, _, err = cli(
-        monkeypatch,
+    code, _, err = run_cli(
         capsys,
         "data",
         "fetch",
@@ -194,8 +174,8 @@ def test_status_counts_what_eval_runs(tcga, tmp_path, monkeypatch, capsys) -> No
         *FAST,
     )
     assert code == 0, err
-    code, out, err = cli(
-        monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path
+    code, out, err = run_cli(
+        capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path
     )
     assert code == 0, err
     load = load_multipathqa(default_csv(), slides_dir=tmp_path, tasks="tcga")
@@ -206,8 +186,8 @@ def test_status_counts_what_eval_runs(tcga, tmp_path, monkeypatch, capsys) -> No
     # a truncated slide is damaged (its size is remembered from the files endpoint)
     victim = tmp_path / "tcga" / items[0].name
     victim.write_bytes(victim.read_bytes()[:100])
-    code, out, _ = cli(
-        monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path
+    code, out, _ = run_cli(
+        capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path
     )
     assert "1 damaged" in out and f"damaged {victim}: 100 bytes, expected" in out
     # eval prints the same count, and runs those questions
@@ -215,8 +195,7 @@ def test_status_counts_what_eval_runs(tcga, tmp_path, monkeypatch, capsys) -> No
 
     victim.unlink()
     with FakeOpenAI(auto_turns=0, auto_answer='{"answer": 1}') as fake:
-        code, out, err = cli(
-            monkeypatch,
+        code, out, err = run_cli(
             capsys,
             "eval",
             "multipathqa",
@@ -243,8 +222,7 @@ def test_gtex_size_and_slide_checks(slide_bytes, tmp_path, monkeypatch, capsys) 
         srv.add_gtex(items[0].remote_id, slide_bytes[3])
         srv.add_gtex(items[1].remote_id, b"II*\x00 not a slide at all" * 50)
         srv.fault("gtex", items[0].remote_id, "drop")
-        code, out, err = cli(
-            monkeypatch,
+        code, out, err = run_cli(
             capsys,
             "data",
             "fetch",
@@ -304,8 +282,7 @@ def test_panda_through_kaggle_or_one_line_without_it(
     assert (tmp_path / "a" / "panda" / items[0].name).read_bytes() == slide_bytes[3]
 
     monkeypatch.setitem(sys.modules, "kaggle", None)  # import fails as when it is not installed
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "fetch",
@@ -336,8 +313,7 @@ def test_lock_refuses_a_second_fetch_and_takes_over_a_stale_one(
         lock.write_text(
             f'{{"pid": {holder.pid}, "host": "{socket.gethostname()}", "since": "2026-01-01T00:00:00Z"}}'
         )
-        code, out, err = cli(
-            monkeypatch,
+        code, out, err = run_cli(
             capsys,
             "data",
             "fetch",
@@ -359,8 +335,7 @@ def test_lock_refuses_a_second_fetch_and_takes_over_a_stale_one(
         holder.kill()
         holder.wait()
     # the holder is gone: its lock is stale and taken over; released at the end
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "fetch",
@@ -387,8 +362,7 @@ def test_lock_refuses_a_second_fetch_and_takes_over_a_stale_one(
 def test_disk_space_refusal_before_any_download(tcga, tmp_path, monkeypatch, capsys) -> None:
     srv, items = tcga
     monkeypatch.setattr(fetch_runner, "disk_free", lambda path: 1000)
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "fetch",
@@ -431,8 +405,7 @@ def test_manifest(tcga, tmp_path, monkeypatch, capsys) -> None:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "manifest",
@@ -455,8 +428,7 @@ def test_manifest(tcga, tmp_path, monkeypatch, capsys) -> None:
         first[2] == hashlib.md5(srv.gdc[items[0].remote_id][1]).hexdigest()
         and first[4] == "released"
     )
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "manifest",
@@ -518,8 +490,7 @@ def test_part_from_an_earlier_run_is_resumed_and_files_elsewhere_are_accepted(
     (tmp_path / "tcga" / f"{items[0].name}.part").write_bytes(slide_bytes[0][:1000])
     (tmp_path / "tcga_slidebench").mkdir()
     (tmp_path / "tcga_slidebench" / items[1].name).write_bytes(slide_bytes[1])
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "fetch",
@@ -553,8 +524,7 @@ def test_a_server_that_ignores_range_restarts_the_file_and_verify_finds_flipped_
         b"\0" * 1000
     )  # not even a prefix of the file
     srv.fault("data", items[0].remote_id, "norange")
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "data",
         "fetch",
@@ -578,12 +548,11 @@ def test_a_server_that_ignores_range_restarts_the_file_and_verify_finds_flipped_
     data = bytearray(slide.read_bytes())
     data[-10] ^= 0xFF  # same size, other bytes: only --verify can tell
     slide.write_bytes(bytes(data))
-    code, out, _ = cli(
-        monkeypatch, capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path
+    code, out, _ = run_cli(
+        capsys, "data", "status", "multipathqa", "--tasks", "tcga", "--to", tmp_path
     )
     assert "0 damaged" in out
-    code, out, _ = cli(
-        monkeypatch,
+    code, out, _ = run_cli(
         capsys,
         "data",
         "status",

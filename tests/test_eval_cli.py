@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 from test_eval_runner_data import make_mpqa, read_results
 
 from slidescout.agents.config import AgentConfig
-from slidescout.cli import main
-from slidescout.cli.app import console, err_console
 from slidescout.eval import load_multipathqa
 from slidescout.eval.runner import run_eval
 from slidescout.testing.fake_openai import FakeOpenAI, Reply
-
-
-def cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["slidescout", *map(str, args)])
-    monkeypatch.setattr(console, "width", 220)
-    monkeypatch.setattr(err_console, "width", 220)
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +39,7 @@ def runs(data, tmp_path_factory) -> tuple[Path, Path]:
 
 def test_eval_multipathqa(data, tmp_path: Path, monkeypatch, capsys) -> None:
     with FakeOpenAI(auto_turns=1) as srv:
-        code, out, err = cli(
-            monkeypatch,
+        code, out, err = run_cli(
             capsys,
             "eval",
             "multipathqa",
@@ -110,41 +92,39 @@ def test_eval_errors_are_one_line(data, tmp_path: Path, monkeypatch, capsys) -> 
     ]
     for args, message in cases:
         out_args = [] if "--resume" in args else ["-o", tmp_path / "r"]
-        code, out, err = cli(
-            monkeypatch, capsys, "eval", "multipathqa", *args, "--no-progress", *out_args
-        )
+        code, out, err = run_cli(capsys, "eval", "multipathqa", *args, "--no-progress", *out_args)
         assert code == 2, (args, out, err)
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) <= 3, err
 
 
 def test_report_tables_json_plots_and_html(runs, tmp_path: Path, monkeypatch, capsys) -> None:
     a, _ = runs
-    code, out, err = cli(monkeypatch, capsys, "report", a, "--plots", tmp_path / "plots")
+    code, out, err = run_cli(capsys, "report", a, "--plots", tmp_path / "plots")
     assert code == 0, err
     for text in ("tcga", "gtex", "majority", "score % [95% CI]", "4×2", "unknown", "Traces", "20x"):
         assert text in out, text
     for p in (tmp_path / "plots").iterdir():
         assert p.read_bytes()[:4] == b"\x89PNG"
-    code, out, err = cli(monkeypatch, capsys, "report", a, "--json")
+    code, out, err = run_cli(capsys, "report", a, "--json")
     data = json.loads(out)
     assert set(data["scores"]) == {"tcga", "gtex"} and data["scores"]["tcga"]["repeats"] == 2
     assert data["n_finished"] == 12
-    code, out, err = cli(monkeypatch, capsys, "report", a, "-o", tmp_path / "report.html")
+    code, out, err = run_cli(capsys, "report", a, "-o", tmp_path / "report.html")
     assert code == 0, err
     assert (tmp_path / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
-    code, out, err = cli(monkeypatch, capsys, "report", a, "-o", tmp_path / "report.txt")
+    code, out, err = run_cli(capsys, "report", a, "-o", tmp_path / "report.txt")
     assert code == 2 and ".html" in err
-    code, out, err = cli(monkeypatch, capsys, "report", tmp_path / "no-run")
+    code, out, err = run_cli(capsys, "report", tmp_path / "no-run")
     assert code == 2 and "not a run directory" in err
 
 
 def test_compare_side_by_side(runs, tmp_path: Path, monkeypatch, capsys) -> None:
     a, b = runs
-    code, out, err = cli(monkeypatch, capsys, "compare", a, b, "--plots", tmp_path / "cmp")
+    code, out, err = run_cli(capsys, "compare", a, b, "--plots", tmp_path / "cmp")
     assert code == 0, err
     assert "openai:fake-vlm" in out and "openai:other-vlm" in out and "Δ vs a" in out
     assert (tmp_path / "cmp" / "scores.png").exists()
-    code, out, err = cli(monkeypatch, capsys, "compare", a, b, "--json")
+    code, out, err = run_cli(capsys, "compare", a, b, "--json")
     data = json.loads(out)
     gtex = data["tasks"]["gtex"]
     assert len(gtex) == 2 and gtex[1]["n_paired"] == 2  # paired on the samples both finished
@@ -153,8 +133,7 @@ def test_compare_side_by_side(runs, tmp_path: Path, monkeypatch, capsys) -> None
 
 
 def test_eval_synth_with_the_expert(tmp_path: Path, monkeypatch, capsys) -> None:
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "eval",
         "synth",
@@ -181,8 +160,7 @@ def test_eval_synth_with_the_expert(tmp_path: Path, monkeypatch, capsys) -> None
     assert "synth_diagnosis" in out and "Traces" in out
     rec = read_results(tmp_path / "run")[0]
     assert rec["model"] == "expert" and rec["status"] == "answered"
-    code, out, err = cli(
-        monkeypatch,
+    code, out, err = run_cli(
         capsys,
         "eval",
         "file",
@@ -200,7 +178,7 @@ def test_eval_synth_with_the_expert(tmp_path: Path, monkeypatch, capsys) -> None
     assert code == 0, err
     evaluated = json.loads(out)
     assert evaluated["n_finished"] == 1
-    code, out, err = cli(monkeypatch, capsys, "report", tmp_path / "run2", "--json")
+    code, out, err = run_cli(capsys, "report", tmp_path / "run2", "--json")
     reported = json.loads(
         out
     )  # one shape: eval --json prints what report --json prints for its run
@@ -213,8 +191,7 @@ def test_eval_medframeqa_thumbnail_json(tmp_path: Path, monkeypatch, capsys) -> 
 
     parquet = _parquet(tmp_path / "mfqa.parquet")
     with FakeOpenAI(lambda body: Reply(text="Answer: A")) as srv:
-        code, out, err = cli(
-            monkeypatch,
+        code, out, err = run_cli(
             capsys,
             "eval",
             "medframeqa",
@@ -246,8 +223,8 @@ def test_judge(runs, tmp_path: Path, monkeypatch, capsys) -> None:
         text='Here is my grade: {"score": 4, "answer_correct": true, "comment": "Looked at tissue."}'
     )
     with FakeOpenAI(lambda body: reply) as srv:
-        code, out, err = cli(
-            monkeypatch, capsys, "judge", run, "-m", "openai:judge", "--base-url", srv.base_url
+        code, out, err = run_cli(
+            capsys, "judge", run, "-m", "openai:judge", "--base-url", srv.base_url
         )
         assert code == 0, err
         prompt = srv.bodies[0]["messages"][-1]["content"]
@@ -256,7 +233,7 @@ def test_judge(runs, tmp_path: Path, monkeypatch, capsys) -> None:
     assert "Correct answer:" in prompt and "slide_zoom" in prompt
     lines = (run / "judge.jsonl").read_text().splitlines()
     assert len(lines) == 10 and json.loads(lines[0])["score"] == 4
-    code, out, err = cli(monkeypatch, capsys, "report", run)
+    code, out, err = run_cli(capsys, "report", run)
     assert "judge: " in out
 
 
@@ -276,8 +253,7 @@ def test_real_multipathqa_csv_runs_the_slides_present(tmp_path: Path, monkeypatc
         slides / "TCGA-02-0266-01Z-00-DX1.tiff", 1024, 768, mpp=0.5
     )  # another extension, same stem
     with FakeOpenAI(auto_turns=1) as srv:
-        code, out, err = cli(
-            monkeypatch,
+        code, out, err = run_cli(
             capsys,
             "eval",
             "multipathqa",

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import slidefactory as sf
+from cli_helpers import run_cli
 from PIL import Image
 
 
@@ -17,22 +18,8 @@ def svs(tmp_path_factory):
     return sf.make_svs(tmp_path_factory.mktemp("cli") / "case.svs", 3000, 2000)
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``slidescout ARGS`` in-process through the real entry point (``cli.main``)."""
-    from slidescout.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["slidescout", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_info_text(monkeypatch, capsys, svs):
-    code, out, err = run_cli(monkeypatch, capsys, "info", str(svs))
+    code, out, err = run_cli(capsys, "info", str(svs))
     assert code == 0, err
     for needle in (
         "aperio",
@@ -47,7 +34,7 @@ def test_info_text(monkeypatch, capsys, svs):
 
 
 def test_info_json(monkeypatch, capsys, svs):
-    code, out, _ = run_cli(monkeypatch, capsys, "info", str(svs), "--json")
+    code, out, _ = run_cli(capsys, "info", str(svs), "--json")
     assert code == 0
     data = json.loads(out)
     assert data["format"] == "aperio" and data["width"] == 3000 and data["level_count"] == 2
@@ -61,7 +48,6 @@ def test_info_json(monkeypatch, capsys, svs):
 def test_render(monkeypatch, capsys, svs, tmp_path):
     out_path = tmp_path / "view.jpg"
     code, out, err = run_cli(
-        monkeypatch,
         capsys,
         "render",
         str(svs),
@@ -84,7 +70,6 @@ def test_render(monkeypatch, capsys, svs, tmp_path):
 def test_render_mpp_png(monkeypatch, capsys, svs, tmp_path):
     out_path = tmp_path / "view.png"
     code, out, err = run_cli(
-        monkeypatch,
         capsys,
         "render",
         str(svs),
@@ -103,7 +88,7 @@ def test_render_mpp_png(monkeypatch, capsys, svs, tmp_path):
 def test_thumbnail(monkeypatch, capsys, svs, tmp_path):
     out_path = tmp_path / "thumb.jpg"
     code, out, err = run_cli(
-        monkeypatch, capsys, "thumbnail", str(svs), "--max-side", "300", "-o", str(out_path)
+        capsys, "thumbnail", str(svs), "--max-side", "300", "-o", str(out_path)
     )
     assert code == 0, err
     img = np.asarray(Image.open(out_path))
@@ -150,7 +135,7 @@ def test_user_errors_are_one_line_exit_2(monkeypatch, capsys, svs, tmp_path, arg
     text = tmp_path / "notes.svs"
     text.write_text("not a slide\n")
     args = [a.format(svs=svs, tmp=tmp_path, missing=tmp_path / "nope.svs", text=text) for a in args]
-    code, out, err = run_cli(monkeypatch, capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == 2
     assert err.startswith("error:") and needle in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -172,7 +157,7 @@ def test_real_entry_point_subprocess(svs, tmp_path):
 
 def test_info_names_backend_reason_and_channels(monkeypatch, capsys, tmp_path):
     p = sf.make_ome_tiff(tmp_path / "fl.ome.tif", 800, 600, ["DAPI", "CD8", "PanCK"], tile=128)
-    code, out, err = run_cli(monkeypatch, capsys, "info", str(p))
+    code, out, err = run_cli(capsys, "info", str(p))
     assert code == 0, err
     for needle in (
         "ome-tiff",
@@ -182,7 +167,7 @@ def test_info_names_backend_reason_and_channels(monkeypatch, capsys, tmp_path):
         "DAPI as blue, CD8 as green, PanCK as red",
     ):
         assert needle in out
-    code, out, _ = run_cli(monkeypatch, capsys, "info", "--json", str(p))
+    code, out, _ = run_cli(capsys, "info", "--json", str(p))
     info = json.loads(out)
     assert info["channel_mapping"] == {"DAPI": "blue", "CD8": "green", "PanCK": "red"}
     assert "tifffile" in info["backend_reason"]
