@@ -127,8 +127,10 @@ class Agent:
         self.settings = config or AgentConfig()
         preset = get_preset(self.settings.preset)
         if self.settings.system_prompt:
-            read_prompt_file(self.settings.system_prompt)  # a missing or empty file: say so now
-            preset = replace(preset, prompt_file=self.settings.system_prompt)
+            text = read_prompt_file(
+                self.settings.system_prompt
+            )  # read once; a bad file: say so now
+            preset = replace(preset, prompt_file=self.settings.system_prompt, prompt_text=text)
         self.preset: Preset = preset
         cfg = self.settings
         apply_model_defaults(
@@ -153,11 +155,20 @@ class Agent:
             )
         self._registry = registry
         self._tools_by_env: dict[str, ToolSet] = {}
+        self._config: dict[str, object] | None = (
+            None  # computed once: every trace of the run records it
+        )
+        self._prompt_hashes: dict[str, str] | None = None
         self.strategy: Strategy = _strategy_for(preset)
 
     # -- configuration recorded in the manifest and the trace ---------------------
     def config(self) -> dict[str, object]:
         """The settings in force (the preset's defaults resolved), as the manifest records them."""
+        if self._config is None:
+            self._config = self._settings_in_force()
+        return self._config
+
+    def _settings_in_force(self) -> dict[str, object]:
         return {
             **self.settings.to_dict(),
             "model": self.model.name,
@@ -179,7 +190,9 @@ class Agent:
 
     def prompt_hashes(self) -> dict[str, str]:
         """sha256 of every prompt a run may send (a prompt file as read), for the manifest."""
-        return prompt_hashes(self)
+        if self._prompt_hashes is None:
+            self._prompt_hashes = prompt_hashes(self)
+        return self._prompt_hashes
 
     def toolset(self, env_kind: str = "slide") -> ToolSet:
         """The tools offered for an environment: an image set swaps slide navigation for image tools."""

@@ -34,6 +34,7 @@ class Preset:
         "scout_system"  # a prompt name in slidescout/prompts ("" : no system message)
     )
     prompt_file: str | None = None  # a user's prompt file, used instead of ``system_prompt``
+    prompt_text: str | None = None  # that file's text, read once when the agent is built
     tools: tuple[str, ...] = ("slide_zoom",)
     max_steps: int = 20
     # long side of every image by provider (GIANT: 1000 for OpenAI, 500 for Claude)

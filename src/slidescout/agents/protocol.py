@@ -126,7 +126,12 @@ def read_prompt_file(path: str | Path) -> str:
 def prompt_template(preset: Preset) -> tuple[str, str]:
     """(name, template text) of a preset's system prompt: the user's file, else the packaged one."""
     if preset.prompt_file:
-        return f"file:{Path(preset.prompt_file).name}", read_prompt_file(preset.prompt_file)
+        text = (
+            preset.prompt_text
+            if preset.prompt_text is not None
+            else read_prompt_file(preset.prompt_file)
+        )
+        return f"file:{Path(preset.prompt_file).name}", text
     if not preset.system_prompt:
         return "", ""
     return preset.system_prompt, prompts.load(preset.system_prompt)

@@ -141,7 +141,6 @@ def demo(
     """Offline demo: generate a synthetic slide and question, run the expert planner, show answer and truth."""
     t0 = time.monotonic()
     agent.check()  # a bad model id or preset fails before the slide is generated
-    agent.resolve_model()
     # -o X is the run directory, as for ask; without it the slide is cached in runs/demo/slides
     run_dir = ensure_dir(out, "run directory") if out is not None else default_run_dir("demo")
     slides_dir = (
