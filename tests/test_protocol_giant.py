@@ -213,7 +213,8 @@ def test_giant_flags_override_preset_and_are_in_the_manifest(
             preset="giant",
             base_url=srv.base_url,
             api="responses",
-            settings={"reasoning_effort": "medium", "max_output_tokens": 5000},
+            reasoning_effort="medium",
+            max_output_tokens=5000,
         )
         cfg = agent.config()["protocol"]
         assert cfg["model_settings"] == {
@@ -261,7 +262,7 @@ def test_reasoning_flags_a_model_cannot_take_are_a_clear_error(
             preset="giant",
             base_url="http://127.0.0.1:9/v1",
             api="responses" if model_id.startswith("openai") else "auto",
-            settings=settings,
+            **settings,
         )
 
 

@@ -593,14 +593,9 @@ def make_agent(
     **settings: object,
 ) -> Agent:
     """An ``Agent`` from a model id (or a ``Model``) and :class:`AgentConfig` fields:
-    ``make_agent("expert", preset="vitar", max_steps=8)``; ``settings={"reasoning_effort": ...}``
-    may also hold the reasoning settings as one dict."""
-    fields = dict(settings)
-    extra = fields.pop("settings", None)
-    if isinstance(extra, dict):
-        fields.update({k: v for k, v in extra.items() if v is not None})
+    ``make_agent("expert", preset="vitar", max_steps=8, reasoning_effort="high")``."""
     config = AgentConfig.model_validate(
-        {**fields, "model": model if isinstance(model, str) else None}
+        {**settings, "model": model if isinstance(model, str) else None}
     )
     return build_agent(
         config,
