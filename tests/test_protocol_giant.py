@@ -303,3 +303,19 @@ def test_edge_labels_use_the_box_shown(slide_path: Path) -> None:
     assert view.clamped and view.box.as_tuple() == (5000, 3000, 1000, 1000)
     xs, ys = guide_labels(view.box, view.width, view.height)
     assert max(xs) < 6000 and max(ys) < 4000 and xs[-1] == 5800
+
+
+def test_giant_settings_reach_the_model_through_eval(slide_path: Path, tmp_path: Path) -> None:
+    """``eval`` wraps each model in a connection limiter; the preset's reasoning settings must still
+    reach the adapter that sends the request."""
+    from slidescout.agents.config import AgentConfig
+    from slidescout.eval.runner import run_eval
+
+    sample = question_sample(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
+    with FakeOpenAI([ANSWER]) as srv:
+        config = AgentConfig(
+            model="openai:gpt-5", preset="giant", base_url=srv.base_url, api="responses"
+        )
+        asyncio.run(run_eval([sample], out=tmp_path / "run", agent=config, progress=False))
+        body = srv.bodies[0]
+    assert body["reasoning"] == {"effort": "high", "summary": "detailed"}

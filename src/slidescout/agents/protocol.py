@@ -81,10 +81,6 @@ def apply_model_defaults(model: Model, defaults: dict[str, dict[str, Any]]) -> d
             if getattr(model, "thinking", "absent") is None:
                 model.thinking = {"type": "enabled", "budget_tokens": int(value)}  # type: ignore[attr-defined]
                 applied[key] = value
-        elif key == "tool_result_images":
-            if getattr(model, key, "absent") is None:
-                setattr(model, key, value)
-                applied[key] = value
         elif hasattr(model, key) and getattr(model, key) is None:
             setattr(model, key, value)
             applied[key] = value

@@ -56,11 +56,14 @@ class WorkItem:
 
 
 class LimitedModel:
-    """A model whose requests wait for a slot of the endpoint's limiter (``max_connections``)."""
+    """A model whose requests wait for a slot of the endpoint's limiter (``max_connections``).
+
+    Otherwise transparent: attributes are read from and set on the wrapped model (a preset's
+    reasoning settings go onto the adapter that sends the request)."""
 
     def __init__(self, model: Any, limiter: asyncio.Semaphore) -> None:
-        self._model = model
-        self._limiter = limiter
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_limiter", limiter)
 
     async def request(self, req: Any) -> Any:
         async with self._limiter:
@@ -73,6 +76,9 @@ class LimitedModel:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._model, name, value)
 
 
 class StopBudget(Budget):
