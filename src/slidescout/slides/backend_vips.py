@@ -52,6 +52,10 @@ OVERLAP_MEMORY_S = 0.25
 # neighbouring patches share tiles, and without a cache every fetch decodes every tile it
 # touches again (~9x slower for a grid of 224 px patches)
 PATCH_TILE_CACHE = 64
+# every tiffload: its own image (libvips' operation cache would share one between reopenings,
+# failed tiles included), random access, and a tile that fails to decode is an error (with the
+# default, libtiff's decode errors of WebP, deflate or LZW tiles come back as black pixels)
+TIFFLOAD_OPTIONS = {"access": "random", "revalidate": True, "fail_on": "warning"}
 # a view may be misplaced by at most this many output pixels before a sub-pixel shift is applied
 SUBPIXEL_TOLERANCE = 0.1
 
@@ -279,7 +283,10 @@ class _VipsBackendBase(Backend):
         self._generation: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def _load_level(self, level: int, revalidate: bool = False):  # pragma: no cover - abstract
+    def _load_level(self, level: int):  # pragma: no cover - abstract
+        """The level as a pyvips image of this backend's own (loaders pass ``revalidate=True``:
+        libvips' operation cache would hand every reopening of the file the same image, and with
+        it the tiles a failed decode left black)."""
         raise NotImplementedError
 
     def _failed(self, level: int, what: str, exc: Exception) -> SlideError:
@@ -296,9 +303,9 @@ class _VipsBackendBase(Backend):
             with self._lock:
                 img = self._levels.get(level)
                 if img is None:
-                    gen = self._generation.setdefault(level, 0)
+                    self._generation.setdefault(level, 0)
                     try:
-                        img = to_srgb8(self._load_level(level, revalidate=gen > 0))
+                        img = to_srgb8(self._load_level(level))
                     except _vips().Error as exc:
                         raise self.error(f"cannot load level {level} ({_reason(exc)})") from None
                     self._levels[level] = img
@@ -505,16 +512,19 @@ class VipsTiffBackend(_VipsBackendBase):
                 return (
                     f"page {page} uses TIFF compression {comp}, which pyvips-binary does not decode"
                 )
+            if by_index[page].planar == 2 and by_index[page].samples > 1:
+                return (
+                    f"page {page} keeps each colour in its own tiles (planar-separate), "
+                    "which tiffload does not read when tiled"
+                )
         return None
 
     def _tile_size(self, level: int) -> tuple[int, int]:
         page = self._page_info[self.pages[level]]
         return page.tile_w, page.tile_h
 
-    def _load_level(self, level: int, revalidate: bool = False):
-        return _vips().Image.tiffload(
-            str(self.path), page=self.pages[level], access="random", revalidate=revalidate
-        )
+    def _load_level(self, level: int):
+        return _vips().Image.tiffload(str(self.path), page=self.pages[level], **TIFFLOAD_OPTIONS)
 
     def associated_image(self, name: str) -> Image.Image:
         return self._meta.associated_image(name)

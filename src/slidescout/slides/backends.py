@@ -28,6 +28,8 @@ import numpy as np
 from PIL import Image
 
 from slidescout.errors import SlideError
+from slidescout.slides.integrity import segment_damage
+from slidescout.slides.tiffmeta import compression_damage
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +231,11 @@ class TiffPage:
     tile_w: int = 0
     tile_h: int = 0
     subifds: int = 0  # how many SubIFDs (reduced levels in a SubIFD pyramid) the page has
+    samples: int = 1
+    bits: int = 8  # bits of the first sample
+    planar: int = 1  # PlanarConfiguration: 2 = each sample in its own tiles or strips
+    sample_format: int = 1  # 1 unsigned integer, 2 signed, 3 floating point
+    damage: str = ""  # why its tiles or strips cannot be the image it declares ('' if they can)
 
 
 _TIFF_TYPES = {
@@ -261,6 +268,11 @@ _TAGS = {
     324: "offsets",
     325: "counts",
     330: "subifds",
+    258: "bits",
+    277: "samples",
+    278: "rows_per_strip",
+    284: "planar",
+    339: "sample_format",
 }
 MAX_IFDS = 4096
 
@@ -333,25 +345,7 @@ def _read_ifds(f, size: int) -> list[TiffPage]:
                 value = f.read(nbytes)
                 f.seek(here)
             fields[name] = np.frombuffer(value[:nbytes], dtype).astype(np.int64)
-        offsets, counts = fields.get("offsets"), fields.get("counts")
-        end = (
-            int((offsets + counts).max())
-            if offsets is not None and counts is not None and offsets.size
-            else 0
-        )
-        pages.append(
-            TiffPage(
-                len(pages),
-                int(fields["width"][0]),
-                int(fields["height"][0]),
-                "tile_w" in fields,
-                int(fields["compression"][0]) if "compression" in fields else 1,
-                end,
-                int(fields["tile_w"][0]) if "tile_w" in fields else 0,
-                int(fields["tile_h"][0]) if "tile_h" in fields else 0,
-                int(fields["subifds"].size) if "subifds" in fields else 0,
-            )
-        )
+        pages.append(_page(len(pages), fields, size))
         nxt = raw[n * entry : n * entry + inline]
         offset = int(np.frombuffer(nxt, order + off_t)[0])
     if not pages:
@@ -359,17 +353,64 @@ def _read_ifds(f, size: int) -> list[TiffPage]:
     return pages
 
 
-def check_not_truncated(path: Path, pages: list[TiffPage], used: list[int] | None = None) -> None:
-    """SlideError if the image data of any (used) page runs past the end of the file."""
-    size = path.stat().st_size
+def _page(index: int, fields: dict[str, np.ndarray], size: int) -> TiffPage:
+    def first(name: str, default: int) -> int:
+        value = fields.get(name)
+        return int(value[0]) if value is not None and value.size else default
+
+    offsets, counts = fields.get("offsets"), fields.get("counts")
+    empty = np.zeros(0, np.int64)
+    offsets = empty if offsets is None else offsets
+    counts = empty if counts is None else counts
+    end = int((offsets + counts).max()) if offsets.size and offsets.size == counts.size else 0
+    width, height = first("width", 0), first("height", 0)
+    samples, planar = first("samples", 1), first("planar", 1)
+    bits = fields.get("bits")
+    bits_list = [int(b) for b in bits] if bits is not None and bits.size else [1]
+    plane_bits = bits_list[0] if planar == 2 else bits_list[0] * samples
+    if len(bits_list) == samples and planar != 2:
+        plane_bits = sum(bits_list)
+    tile_w, tile_h = first("tile_w", 0), first("tile_h", 0)
+    compression = first("compression", 1)
+    damage = compression_damage(compression) or segment_damage(
+        width=width,
+        height=height,
+        bits_per_pixel=plane_bits,
+        planes=samples if planar == 2 else 1,
+        tile_w=tile_w,
+        tile_h=tile_h,
+        rows_per_strip=first("rows_per_strip", 0),
+        compression=compression,
+        offsets=offsets,
+        counts=counts,
+        file_size=size,
+    )
+    return TiffPage(
+        index,
+        width,
+        height,
+        "tile_w" in fields,
+        compression,
+        end,
+        tile_w,
+        tile_h,
+        int(fields["subifds"].size) if "subifds" in fields else 0,
+        samples,
+        bits_list[0],
+        planar,
+        first("sample_format", 1),
+        damage,
+    )
+
+
+def check_pages(path: Path, pages: list[TiffPage], used: list[int] | None = None) -> None:
+    """SlideError if any (used) page's data runs past the end of the file, or its tiles or strips
+    cannot hold the pixels it declares (``integrity.segment_damage``)."""
     for p in pages:
         if used is not None and p.index not in used:
             continue
-        if p.data_end > size:
-            raise SlideError(
-                f"slide {path.name} is truncated: page {p.index} ({p.width}x{p.height}) needs "
-                f"{p.data_end} bytes but the file has {size}; copy or download it again"
-            )
+        if p.damage:
+            raise SlideError(f"slide {path.name}: page {p.index} {p.damage}")
 
 
 _TRUNCATION_WORDS = (

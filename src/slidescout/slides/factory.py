@@ -29,10 +29,11 @@ from slidescout.slides.backends import (
     VIPS_TIFF_FORMATS,
     Backend,
     TiffPage,
-    check_not_truncated,
+    check_pages,
     is_tiff,
     tiff_pages,
 )
+from slidescout.slides.integrity import SlideDataError
 from slidescout.slides.tiffmeta import PYVIPS_COMPRESSIONS, TiffStructure, compression_name
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
                 raise
             log.debug("%s: cannot parse its TIFF structure; leaving it to OpenSlide", p.name)
         if pages is not None and strict:
-            check_not_truncated(p, pages)
+            check_pages(p, pages)
     structure = None
     # tifffile reads the structure only where OpenSlide may fall short: files it does not know,
     # SubIFD pyramids, OME-TIFF/QPTIFF (checked below once OpenSlide has the description)
@@ -147,6 +148,7 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
             or len(structure.levels) > 1
             or structure.kind in ("ome", "qpi")
             or structure.is_multichannel
+            or structure.is_float
             or not structure.compressions <= PYVIPS_COMPRESSIONS
         ):
             return _structure_backend(p, structure, backend, "OpenSlide does not recognise it")
@@ -171,7 +173,11 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
         if structure is None:
             raise
         return _structure_backend(p, structure, backend, str(exc).split(": ", 1)[-1])
-    if structure is None and fmt == "generic-tiff" and _rich_description(osr.properties):
+    if (
+        structure is None
+        and fmt == "generic-tiff"
+        and (_rich_description(osr.properties) or any(pg.sample_format == 3 for pg in pages or ()))
+    ):
         structure = _read_structure(p)  # for OpenSlide's reading too: mpp from the OME-XML
     if structure is not None and backend != "openslide":
         why = _structure_better(structure, len(set(osr.level_dimensions)))
@@ -205,6 +211,8 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
 def _read_structure(p: Path) -> TiffStructure | None:
     try:
         return tiffmeta.read_structure(p)
+    except SlideDataError:
+        raise  # damage is an error whoever would read the file
     except SlideError as exc:
         log.debug("%s: %s", p.name, exc)
         return None
@@ -248,6 +256,8 @@ def _structure_better(st: TiffStructure, openslide_levels: int) -> str:
         return f"{st.format} metadata (resolution, channels) that OpenSlide does not read"
     if st.is_multichannel:
         return f"{len(st.levels[0].planes)} channel pages that OpenSlide does not combine"
+    if st.is_float:
+        return f"{st.dtype} samples, which OpenSlide cannot render"
     return ""
 
 
