@@ -262,31 +262,36 @@ class Bench:
         self.width, self.height = self.slide.dimensions
 
     def ours(self, b, one_core: bool = False, slide=None):
+        """Our view of box ``b`` (the view cache cleared first, unless ``slide`` is given: then
+        the caller cleared it, outside the timing)."""
         from slidescout.slides import clear_cache
         from slidescout.slides.backend_vips import realize
 
         realize.mode = "serial" if one_core else "adaptive"
-        clear_cache()  # measure rendering, not the view cache
+        if slide is None:
+            clear_cache()  # measure rendering, not the view cache
         try:
             return (slide or (self.slide_1core if one_core else self.slide)).read(b, self.out_side)
         finally:
             realize.mode = "adaptive"
 
     def cold(self, b):
-        """A freshly opened slide whose level for box ``b`` is loaded but none of the box's tiles
-        decoded (one pixel in the level's far corner is read): a view of a new region of a slide
-        already open, as in use, with no tile left over from an earlier box."""
+        """A freshly opened slide on which a view of box ``b`` starts cold, as a view of a new
+        region does on a slide already in use: the level the view reads is open (a small view
+        in its far corner was made), none of the box's tiles is decoded, the view cache is empty.
+        """
         from slidescout.core.types import Box
-        from slidescout.slides import Slide
+        from slidescout.slides import Slide, clear_cache
         from slidescout.slides.render import fit_output, plan_region
 
         slide = Slide.open(self.path)
         box = Box(*b)
         level = plan_region(slide._b, box, *fit_output(box, self.out_side)).level
-        lw, lh = slide.level_dimensions[level]
-        far_x = 0 if box.x + box.w / 2 > self.width / 2 else lw - 1
-        far_y = 0 if box.y + box.h / 2 > self.height / 2 else lh - 1
-        slide.read_level(level, far_x, far_y, 1, 1)
+        d = round(slide.level_downsamples[level])
+        far_x = 0 if box.x + box.w / 2 > self.width / 2 else self.width - 8 * d
+        far_y = 0 if box.y + box.h / 2 > self.height / 2 else self.height - 8 * d
+        slide.read((far_x, far_y, 8 * d, 8 * d), 8)
+        clear_cache()
         return slide
 
     def floor_for(self, b) -> int:

@@ -145,7 +145,7 @@ class TiffPyramidBackend(_TiffMixin, _VipsBackendBase):
             if self._windows:  # floats: scaled to 0-255 (libvips would take them as scRGB)
                 lo, hi = self._windows[0]
                 scale = 255.0 / (hi - lo)
-                img = img.linear(scale, -lo * scale + 0.5).cast("uchar")
+                img = img.linear([scale], [-lo * scale + 0.5]).cast("uchar")
                 img = img.copy(interpretation="srgb" if img.bands >= 3 else "b-w")
             return img
         w, h = self.level_dimensions[level]
@@ -154,7 +154,7 @@ class TiffPyramidBackend(_TiffMixin, _VipsBackendBase):
             zip(self.channel_mapping, self._windows, strict=True)
         ):
             scale = 255.0 / (hi - lo)
-            band = self._plane(level, i).linear(scale, -lo * scale + 0.5).cast("uchar")
+            band = self._plane(level, i).linear([scale], [-lo * scale + 0.5]).cast("uchar")
             if colour == "grey":
                 slots = [band] * 3
             else:

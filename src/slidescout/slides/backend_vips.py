@@ -12,7 +12,9 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from slidescout.slides.backends import (
     _reason,
     padded_read,
 )
+from slidescout.slides.jpegtiles import JpegViews
 
 # TIFF compressions that pyvips-binary's tiffload decodes (no JPEG 2000 in the wheel).
 VIPS_COMPRESSIONS = {
@@ -153,7 +156,10 @@ class _Realizer:
                     )
         return self._helpers
 
-    def __call__(self, img, source_px: int) -> np.ndarray:
+    @contextmanager
+    def slot(self) -> Iterator[tuple[ThreadPoolExecutor | None, int]]:
+        """While a render runs: the helper pool and how many threads (the caller's included) it
+        may use, every core when it is the only render in flight (mode ``adaptive``), else 1."""
         with self._lock:
             self._active += 1
             now = time.monotonic()
@@ -162,13 +168,22 @@ class _Realizer:
             # alone = no other render now, nor in the last moment (threads taking turns)
             alone = self._active == 1 and now - self._last_overlap > OVERLAP_MEMORY_S
         try:
+            if self.mode == "parallel" or (self.mode == "adaptive" and alone):
+                cores = os.cpu_count() or 1
+                yield (self._pool() if cores > 1 else None), cores
+            else:
+                yield None, 1
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def __call__(self, img, source_px: int) -> np.ndarray:
+        with self.slot() as (_, cores):
             w, h = img.width, img.height
             if self.mode == "pool" or source_px > FETCH_BUDGET_PX:
                 return _to_array(img.write_to_memory(), w, h)
             out = np.empty((h, w, 3), np.uint8)
-            workers = 1
-            if self.mode == "parallel" or (self.mode == "adaptive" and alone):
-                workers = max(1, min(-(-h // STRIP_ROWS), os.cpu_count() or 1))
+            workers = max(1, min(-(-h // STRIP_ROWS), cores))
             strips = _Strips(h, workers)
             if workers <= 1:
                 _fetch_strips(img, strips, out)
@@ -182,9 +197,6 @@ class _Realizer:
                 if not f.cancel():  # started: it finishes its current strip, then finds none
                     f.result()
             return out
-        finally:
-            with self._lock:
-                self._active -= 1
 
 
 class _Strips:
@@ -490,8 +502,9 @@ def _span(f0: float, f1: float, scale: float, margin: int, tile: int) -> tuple[i
     return span
 
 
-class VipsTiffBackend(_VipsBackendBase):
-    """A TIFF-family slide: OpenSlide's level table and metadata, pixels from ``tiffload``."""
+class VipsTiffBackend(JpegViews, _VipsBackendBase):
+    """A TIFF-family slide: OpenSlide's level table and metadata, pixels from ``tiffload``; views
+    of JPEG-tiled levels made from their tiles directly (``jpegtiles``)."""
 
     def __init__(self, path: Path, fmt: str, osr, pages: list[TiffPage]) -> None:
         super().__init__()
@@ -536,6 +549,16 @@ class VipsTiffBackend(_VipsBackendBase):
     def _tile_size(self, level: int) -> tuple[int, int]:
         page = self._page_info[self.pages[level]]
         return page.tile_w, page.tile_h
+
+    def jpeg_page(self, level: int) -> TiffPage | None:
+        return self._page_info[self.pages[level]]
+
+    def render_slot(self) -> AbstractContextManager[tuple[ThreadPoolExecutor | None, int]]:
+        return realize.slot()
+
+    def render(self, region: Region) -> np.ndarray:
+        image = self.jpeg_render(region)
+        return image if image is not None else super().render(region)
 
     def _load_level(self, level: int):
         return _vips().Image.tiffload(str(self.path), page=self.pages[level], **TIFFLOAD_OPTIONS)
