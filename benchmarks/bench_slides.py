@@ -17,6 +17,7 @@ per-box ratios, the load average and every repeat count.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import sys
@@ -208,10 +209,17 @@ class DecodeFloor:
 
 
 def timed(f) -> tuple[float, float]:
-    """(wall ms, CPU ms of this process) for one call."""
-    c0, t0 = time.process_time(), time.perf_counter()
-    f()
-    return (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
+    """(wall ms, CPU ms of this process) for one call, with the garbage collector collected
+    before and off during the call, as ``timeit`` does (the open slides a benchmark leaves
+    behind would otherwise be collected inside whichever call happens to run then)."""
+    gc.collect()
+    gc.disable()
+    try:
+        c0, t0 = time.process_time(), time.perf_counter()
+        f()
+        return (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
+    finally:
+        gc.enable()
 
 
 def med(values: list[float]) -> float:
@@ -307,38 +315,43 @@ class Bench:
 
 
 def measure_views(bench: Bench, boxes: list, repeats: int = 1) -> dict:
-    """Wall and CPU ms of each way of making each view (the least of ``repeats`` runs: other jobs
-    only ever add time), the order rotated per box (so a burst of load elsewhere hits all alike),
-    and the per-box ratios. Every run starts cold: our views on a slide whose level is open but
-    none of the box's tiles decoded (``Bench.cold``), GIANT's on a fresh OpenSlide handle
-    (OpenSlide caches tiles too), the floor decodes every tile."""
+    """Wall and CPU ms of each way of making each view, and the per-box ratios.
+
+    Two passes over the same boxes. First the floor ratio: our one-core view and the decode
+    floor, side by side (adjacent, the order alternating), each the least of ``repeats`` runs
+    (other jobs only ever add time). Then our default view and GIANT's way (its OpenSlide reads
+    churn memory and caches; kept apart from the pair being compared), the order alternating.
+    Every run starts cold: our views on a slide whose level is open but none of the box's tiles
+    decoded (``Bench.cold``), GIANT's on a fresh OpenSlide handle (OpenSlide caches tiles too),
+    the floor decodes every tile."""
     for b in random_boxes(3, 99, bench.width, bench.height):  # warm up: page loads, file cache
         bench.ours(b), bench.ours(b, True), bench.giant.view(*b, target=bench.out_side)
         bench.floor_for(b)
     methods = {
-        "ours": lambda b, s: bench.ours(b, False, s),
-        "ours_1core": lambda b, s: bench.ours(b, True, s),
-        "giant": lambda b, g: g.view(*b, target=bench.out_side),
-        "floor": lambda b, _: bench.floor_for(b),
-    }
-    prepare = {
-        "ours": bench.cold,
-        "ours_1core": bench.cold,
-        "giant": lambda b: GiantWay(bench.path),
-        "floor": lambda b: None,
+        "ours": (bench.cold, lambda b, s: bench.ours(b, False, s)),
+        "ours_1core": (bench.cold, lambda b, s: bench.ours(b, True, s)),
+        "giant": (lambda b: GiantWay(bench.path), lambda b, g: g.view(*b, target=bench.out_side)),
+        "floor": (lambda b: None, lambda b, _: bench.floor_for(b)),
     }
     res: dict = {f"{k}_{u}": [] for k in methods for u in ("wall", "cpu")}
-    names = list(methods)
-    for i, b in enumerate(boxes):
+
+    def least(names: list[str], b, runs: int) -> None:
         best = {name: (math.inf, math.inf) for name in names}
-        for _ in range(repeats):
-            for name in names[i % 4 :] + names[: i % 4]:
-                handle = prepare[name](b)  # not timed
-                wall, cpu = timed(lambda name=name, b=b, handle=handle: methods[name](b, handle))
+        for r in range(runs):
+            for name in names if r % 2 == 0 else names[::-1]:
+                prepare, run = methods[name]
+                handle = prepare(b)  # not timed
+                wall, cpu = timed(lambda run=run, handle=handle: run(b, handle))
                 best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
         for name, (wall, cpu) in best.items():
             res[f"{name}_wall"].append(wall)
             res[f"{name}_cpu"].append(cpu)
+
+    for i, b in enumerate(boxes):
+        pair = ["ours_1core", "floor"]
+        least(pair if i % 2 == 0 else pair[::-1], b, repeats)
+    for i, b in enumerate(boxes):
+        least(["ours", "giant"] if i % 2 == 0 else ["giant", "ours"], b, 1)
 
     def ratio(a: str, b: str) -> list[float]:
         return [x / y for x, y in zip(res[a], res[b], strict=True)]
@@ -429,8 +442,8 @@ def row(res: dict, label: str, key: str) -> str:
 def report_views(res: dict, n_boxes: int, out_side: int, repeats: int) -> list[str]:
     floor_cpu = med(res["floor_cpu"])
     return [
-        f"views: {n_boxes} random boxes, 1k-50k px long side, output {out_side} px, "
-        f"each the least of {repeats} cold runs; median ms",
+        f"views: {n_boxes} random boxes, 1k-50k px long side, output {out_side} px, one core and "
+        f"floor each the least of {repeats} cold runs, default and GIANT one; median ms",
         f"  {'':34s} {'wall':>8s} {'CPU':>8s}",
         row(res, "slidescout Slide.read (default)", "ours"),
         row(res, "slidescout, one core per view", "ours_1core"),
@@ -480,7 +493,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--slide", type=Path, default=None, help="slide (default: the generated one)")
     ap.add_argument("--boxes", type=int, default=40, help="views measured (default 40)")
-    ap.add_argument("--repeats", type=int, default=3, help="runs per view, the least kept")
+    ap.add_argument(
+        "--repeats", type=int, default=5, help="runs per view for the floor ratio, the least kept"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--thumb-repeats", type=int, default=9)
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds (best of)")
