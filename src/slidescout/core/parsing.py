@@ -12,7 +12,8 @@ Formats (``Sample.answer_format``):
   from the Gleason patterns (or the total score when that is unambiguous).
 - ``letter``: MedFrameQA's final ``Answer: B`` line; the last such line wins. ``**Answer:** (B)``,
   lower case, ``\\boxed{B}`` and "the answer is (B)" are accepted too. ``mode="medframeqa"``
-  applies the official evaluation's rules in its order instead (:func:`parse_medframeqa_official`).
+  applies the official evaluation's rules instead, quirks included (:func:`parse_medframeqa_official`,
+  ``core/medframeqa_rules.py``).
 
 A reply holding a ``<response>...</response>`` block (the ``giant`` and ``scout`` prompts ask for
 one) is parsed from its last such block; the whole reply is the fallback.
@@ -37,6 +38,8 @@ import re
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
+
+from slidescout.core.medframeqa_rules import official_letter
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -556,51 +559,19 @@ def response_block(text: str | None) -> str | None:
     return blocks[-1] if blocks and blocks[-1].strip() else None
 
 
-_OFFICIAL_BOXED = re.compile(r"boxed\{\s*(?:\\text\{)?\s*\(?([A-Za-z])\)?")
-_OFFICIAL_ANSWER = re.compile(r"Answer\s*:", re.I)
-_OFFICIAL_FORMS = re.compile(r"\(([A-Z])\)|(?<![A-Za-z])([A-Z])\.(?=\s|$)")
-
-
 def parse_medframeqa_official(text: str | None, options: list[str]) -> ParsedAnswer:
-    """MedFrameQA's official rules, in its order: a ``boxed{X}`` answer; the letter after the
-    last ``Answer:``; an ``(X)`` or ``X.`` form; then an option's text. Empty: an ``empty reply``
-    error (the official score leaves such replies out of the denominator)."""
-    text = text or ""
-    if not text.strip():
+    """MedFrameQA's official extraction (``core.medframeqa_rules``: its rules, quirks included).
+
+    Only an exactly empty reply is an ``empty reply`` (the official score leaves those out of
+    its denominator); a reply the rules find no letter in is unparsed and scores as wrong."""
+    if not text:
         return ParsedAnswer(raw="", ok=False, method="none", error="empty reply")
-    valid = LETTERS[: len(options) or 26]
-    boxed = [m for m in _OFFICIAL_BOXED.finditer(text) if m.group(1).upper() in valid]
-    if boxed:
+    letter, rule = official_letter(text, options)
+    if not letter:
         return ParsedAnswer(
-            value=boxed[-1].group(1).upper(),
-            raw=boxed[-1].group(0),
-            ok=True,
-            method="official_boxed",
+            raw=_tail(text), ok=False, method="none", error="no answer letter found (official rules)"
         )
-    answers = list(_OFFICIAL_ANSWER.finditer(text))
-    if answers:
-        after = text[answers[-1].end() :]
-        m = re.match(r"[\s*_]*\(?([A-Za-z])\)?(?![A-Za-z])", after)
-        if m and m.group(1).upper() in valid:
-            return ParsedAnswer(
-                value=m.group(1).upper(),
-                raw=text[answers[-1].start() : answers[-1].end() + m.end()],
-                ok=True,
-                method="official_answer",
-            )
-    forms = [m for m in _OFFICIAL_FORMS.finditer(text) if (m.group(1) or m.group(2)) in valid]
-    if forms:
-        letter = forms[-1].group(1) or forms[-1].group(2)
-        return ParsedAnswer(value=letter, raw=forms[-1].group(0), ok=True, method="official_form")
-    low = text.lower()
-    hits = [i for i, o in enumerate(options) if o.strip() and o.strip().lower() in low]
-    if len(hits) == 1:
-        return ParsedAnswer(
-            value=LETTERS[hits[0]], raw=options[hits[0]][:200], ok=True, method="official_text"
-        )
-    return ParsedAnswer(
-        raw=_tail(text), ok=False, method="none", error="no answer letter found (official rules)"
-    )
+    return ParsedAnswer(value=letter, raw=_tail(text), ok=True, method=f"official_{rule}")
 
 
 def parse_answer(text: str | None, sample: _SampleLike, mode: str = "default") -> ParsedAnswer:
@@ -610,10 +581,10 @@ def parse_answer(text: str | None, sample: _SampleLike, mode: str = "default") -
     text = text or ""
     fmt = sample.answer_format
     options = list(sample.options or [])
-    if not text.strip():
-        return ParsedAnswer(raw="", ok=False, method="none", error="empty reply")
     if fmt == "letter" and mode == "medframeqa":
         return parse_medframeqa_official(text, options)
+    if not text.strip():
+        return ParsedAnswer(raw="", ok=False, method="none", error="empty reply")
     block = response_block(text)
     if fmt == "free":
         return ParsedAnswer(value=(block or text).strip(), raw=_tail(text), ok=True, method="free")
