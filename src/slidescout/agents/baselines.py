@@ -11,14 +11,16 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
+from string import Template
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from slidescout import prompts
 from slidescout.agents.environment import Environment, ImageSetEnvironment, SlideEnvironment
 from slidescout.agents.state import SampleState
 from slidescout.core.messages import ImagePart, ModelRequest, SystemMessage, TextPart, UserMessage
-from slidescout.core.parsing import ParsedAnswer, parse_answer
+from slidescout.core.parsing import LETTERS, ParsedAnswer, parse_answer
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Status
 from slidescout.core.types import View
@@ -40,9 +42,15 @@ _MEDIA = {
 
 
 def official_question(sample: Sample) -> str:
-    """MedFrameQA's user message: the question, then the options as the Python list's text."""
-    question = str(sample.meta.get("raw_question") or sample.question)
-    return f"{question}\n{sample.options!s}" if sample.meta.get("raw_question") else question
+    """MedFrameQA's user message in its official layout (``prompts/medframeqa_user.md``): the
+    question as given, then the options lettered ``A. ``, ``B. ``... as the Python list's text."""
+    question = sample.meta.get("raw_question")
+    if question is None:
+        return sample.question
+    lettered = [f"{LETTERS[i]}. {opt}" for i, opt in enumerate(sample.options)]
+    return Template(prompts.load("medframeqa_user")).safe_substitute(
+        question=str(question), options=str(lettered)
+    )
 
 
 class ThumbnailStrategy:
@@ -53,9 +61,8 @@ class ThumbnailStrategy:
         env, p = state.env, agent.preset
         side = p.overview_side or 1024
         official = isinstance(env, ImageSetEnvironment) and p.parser == "medframeqa"
-        parts: list[TextPart | ImagePart] = [
-            TextPart(text=official_question(state.sample) if official else state.sample.question)
-        ]
+        text = TextPart(text=official_question(state.sample) if official else state.sample.question)
+        parts: list[TextPart | ImagePart] = [text]
         if isinstance(env, ImageSetEnvironment):
             for i in range(len(env.imageset)):
                 path = Path(env.imageset.paths[i])
@@ -75,6 +82,8 @@ class ThumbnailStrategy:
                     parts.append(self._part(agent, state, env.imageset.view(i + 1, side)))
         else:
             parts.append(self._part(agent, state, env.overview(side, guides=False)))
+        if agent.provider in p.images_first_providers:  # MedFrameQA's Claude: images, then text
+            parts = [*parts[1:], text]
         system = agent.system_prompt(env)
         state.messages = (
             [SystemMessage(content=system)] if system else []

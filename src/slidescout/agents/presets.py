@@ -58,6 +58,8 @@ class Preset:
     forced_answer: bool = True
     reruns: int = 0  # attempts run again after an overrun at step T (GIANT: 3), then counted wrong
     one_call_providers: tuple[str, ...] = ()  # providers whose turns run only their first tool call
+    # providers whose one-call question puts the images before the text (MedFrameQA's Claude)
+    images_first_providers: tuple[str, ...] = ()
     answer_tag: str | None = None  # the answer is read from <tag>...</tag> when present
     parser: Literal["default", "medframeqa"] = "default"
     imageset_start: Literal["montage", "frames"] = (
@@ -169,6 +171,7 @@ PRESETS: dict[str, Preset] = {
         overview_detail=None,
         parser="medframeqa",
         temperature=0.0,
+        images_first_providers=("anthropic",),
     ),
 }
 

@@ -172,6 +172,8 @@ def prompt_hashes(agent: Agent) -> dict[str, str]:
     """sha256 of every prompt the run may send; a prompt file is hashed as read."""
     name, text = prompt_template(agent.preset)
     out = {n: prompts.sha256(n) for n in ("final_step", "imageset_system", "rethink_block")}
+    if agent.preset.parser == "medframeqa":  # the official user-message layout
+        out["medframeqa_user"] = prompts.sha256("medframeqa_user")
     if name:
         out[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return out
