@@ -61,6 +61,16 @@ class Preset:
     # providers whose one-call question puts the images before the text (MedFrameQA's Claude)
     images_first_providers: tuple[str, ...] = ()
     answer_tag: str | None = None  # the answer is read from <tag>...</tag> when present
+    # what the messages say around the images: "giant" as GIANT's (the opening message is the
+    # question and the overview only; a tool result is the region, the slide size and the calls
+    # remaining; a failed call gets "Error: ..." alone)
+    message_style: Literal["scout", "giant"] = "scout"
+    # "strict": a box wholly outside the slide or of no size is an error; "giant": clamped down to
+    # a 1 px region and shown
+    box_clamp: Literal["strict", "giant"] = "strict"
+    # a failing tool call: "bounded" ends the sample after max_errors failing steps in a row;
+    # "continue" sends the error back and goes on, as GIANT does
+    tool_errors: Literal["bounded", "continue"] = "bounded"
     parser: Literal["default", "medframeqa"] = "default"
     imageset_start: Literal["montage", "frames"] = (
         "frames"  # image sets: every frame as its own image
@@ -109,6 +119,9 @@ GIANT = Preset(
     reruns=3,
     one_call_providers=("anthropic",),
     answer_tag="response",
+    message_style="giant",
+    box_clamp="giant",
+    tool_errors="continue",
     model_defaults=GIANT_MODEL_DEFAULTS,
 )
 

@@ -191,6 +191,9 @@ def protocol_config(agent: Agent) -> dict[str, Any]:
             "show_mpp": p.show_mpp,
             "level_rule": p.level_rule,
             "guide_style": p.guide_style,
+            "message_style": p.message_style,
+            "box_clamp": p.box_clamp,
+            "tool_errors": p.tool_errors,
             "jpeg_quality": agent.jpeg_quality,
             "overview_detail": p.overview_detail,
             "parser": p.parser,
@@ -241,6 +244,8 @@ async def opening_message(agent: Agent, state: SampleState) -> UserMessage:
         agent.show, state, overview, purpose="overview", label="overview"
     )
     part = ImagePart(image=part.image, data=part.data, detail=p.overview_detail)
+    if p.message_style == "giant":  # GIANT's opening message: the question, then the overview
+        return UserMessage(parts=[*parts, part])
     return UserMessage(parts=[*parts, TextPart(text=caption), part])
 
 
