@@ -292,7 +292,7 @@ def test_thumbnail_and_patch_baselines_send_no_system_prompt(
 def test_edge_labels_use_the_box_shown(slide_path: Path) -> None:
     # GIANT labels a clamped edge box from the unclamped size (wrong); ours follow the box shown
     from slidescout.slides import Slide
-    from slidescout.slides.guides import guide_labels
+    from slidescout.slides.guides import giant_label_values
 
     with Slide.open(slide_path) as slide:
         view = slide.read(
@@ -303,7 +303,7 @@ def test_edge_labels_use_the_box_shown(slide_path: Path) -> None:
             guide_style="giant",
         )
     assert view.clamped and view.box.as_tuple() == (5000, 3000, 1000, 1000)
-    xs, ys = guide_labels(view.box, view.width, view.height)
+    xs, ys = giant_label_values(view.box, view.width, view.height)
     assert max(xs) < 6000 and max(ys) < 4000 and xs[-1] == 5800
 
 
