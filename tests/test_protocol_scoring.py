@@ -121,17 +121,3 @@ def test_giant_guides_style() -> None:
     # labels sit on opaque black boxes, near the top of each vertical line
     assert (out[2:8, 203:215].reshape(-1, 3).max(axis=1) == 0).any()
     assert giant_font_size(1000, 500) == 10 and dejavu_path() is not None
-
-
-def test_clam_tissue_grid_four_point_rule() -> None:
-    from slidescout.slides.tissue import clam_grid, clam_mask
-
-    img = np.full((200, 300, 3), 240, np.uint8)  # glass
-    img[50:150, 100:250] = (200, 120, 170)  # a block of stained tissue
-    mask = clam_mask(img)
-    assert mask[100, 150] and not mask[10, 10]
-    grid = clam_grid(mask, (0, 0, 30000, 20000), 224)  # 100 level-0 px per mask px
-    assert len(grid) > 0 and (grid % 224 == 0).all()
-    # every kept patch has its four inner points (centre ± 56 px) on the tissue block
-    assert grid[:, 0].min() + 112 - 56 >= 10000 and grid[:, 0].max() + 112 + 56 <= 25000
-    assert grid[:, 1].min() + 112 - 56 >= 5000 and grid[:, 1].max() + 112 + 56 <= 15000

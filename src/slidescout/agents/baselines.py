@@ -24,7 +24,15 @@ from slidescout.core.parsing import LETTERS, ParsedAnswer, parse_answer
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Status
 from slidescout.core.types import View
-from slidescout.slides.tissue import clam_grid, clam_mask, tissue_mask
+from slidescout.slides.clam import (
+    clam_grid,
+    clam_mask,
+    clam_preset,
+    clam_preset_for,
+    clam_seg_side,
+    clam_tissue,
+)
+from slidescout.slides.tissue import tissue_mask
 
 if TYPE_CHECKING:
     from slidescout.agents.loop import Agent
@@ -113,18 +121,18 @@ class ThumbnailStrategy:
         return ImagePart(image=part.image, data=part.data, detail=agent.preset.overview_detail)
 
 
-# the segmentation values of the CLAM preset in GIANT's repository (clam_presets/panda.csv)
-GIANT_CLAM_PRESET = {"sthresh": 4, "mthresh": 5, "close": 3}
-
-
 def sample_grid_boxes(
-    env: Environment, n: int, size: int, seed: int | None
+    env: SlideEnvironment, n: int, size: int, seed: int | None, preset: str = "tcga"
 ) -> list[tuple[int, int, int, int]]:
-    """``n`` random patches (without replacement) of the CLAM-style tissue grid: ``size`` px cells
-    at level 0 whose four inner points lie on tissue (``slides.tissue.clam_grid``); [] when the
-    grid is empty."""
-    thumb = env.overview(2048, guides=False)
-    grid = clam_grid(clam_mask(thumb.image, **GIANT_CLAM_PRESET), thumb.box.as_tuple(), size)
+    """``n`` random patches (without replacement) of CLAM's patch grid (``slides.clam``) under the
+    CLAM ``preset`` of GIANT's repository, segmented at CLAM's resolution; [] when the grid is
+    empty."""
+    values = clam_preset(preset)
+    side = clam_seg_side(list(env.slide.level_downsamples), max(env.size))
+    thumb = env.overview(side, guides=False)
+    mask = clam_mask(thumb.image, **{k: values[k] for k in ("sthresh", "mthresh", "close")})
+    pieces, holes, _ = clam_tissue(mask, thumb.box.w / thumb.width, **values)
+    grid = clam_grid(pieces, thumb.box.as_tuple(), size, holes)
     if not len(grid):
         return []
     rng = np.random.default_rng(seed)
@@ -191,7 +199,11 @@ class PatchStrategy:
             return "error"
         size = agent.preset.patch_size
         n, seed = min(agent.preset.n_patches, agent.max_steps), agent.settings.seed
-        boxes = sample_grid_boxes(env, n, size, seed) or sample_tissue_boxes(env, n, size, seed)
+        preset = clam_preset_for(state.sample.task)  # tcga.csv, or panda.csv for PANDA
+        boxes = sample_grid_boxes(env, n, size, seed, preset) or sample_tissue_boxes(
+            env, n, size, seed
+        )
+        state.note(json.dumps({"clam_preset": preset, "patches": len(boxes)}))
         system_text = agent.system_prompt(env)
         system = (
             [SystemMessage(content=system_text)] if system_text else []
