@@ -19,11 +19,21 @@ from slidescout.slides.clam import (
 def test_presets_are_giants_csv_values() -> None:
     # clam_presets/tcga.csv: sthresh 8, mthresh 7, close 4, a_t 16, a_h 4, max_n_holes 8
     assert clam_preset("tcga") == {
-        "sthresh": 8, "mthresh": 7, "close": 4, "a_t": 16, "a_h": 4, "max_n_holes": 8
+        "sthresh": 8,
+        "mthresh": 7,
+        "close": 4,
+        "a_t": 16,
+        "a_h": 4,
+        "max_n_holes": 8,
     }
     # clam_presets/panda.csv: sthresh 4, mthresh 5, close 3, a_t 20, a_h 4, max_n_holes 15
     assert clam_preset("panda") == {
-        "sthresh": 4, "mthresh": 5, "close": 3, "a_t": 20, "a_h": 4, "max_n_holes": 15
+        "sthresh": 4,
+        "mthresh": 5,
+        "close": 3,
+        "a_t": 20,
+        "a_h": 4,
+        "max_n_holes": 15,
     }
 
 
@@ -113,6 +123,8 @@ def test_patch_baseline_uses_the_tasks_preset(tmp_path, task: str, preset: str) 
                 await agent.model.aclose()
 
         trace = asyncio.run(go())
-    notes = [json.loads(e.message) for e in trace.events if getattr(e, "message", "").startswith("{")]
+    notes = [
+        json.loads(e.message) for e in trace.events if getattr(e, "message", "").startswith("{")
+    ]
     assert {"clam_preset": preset, "patches": 4} in notes
     assert trace.status == "answered"

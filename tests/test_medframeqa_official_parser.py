@@ -39,7 +39,12 @@ def _reference(response: str, options: list[str]) -> str:
         if i < 0:
             break
         inner = response[i + 6 : i + 8]
-        if len(inner) == 2 and inner[1] == "}" and "A" <= inner[0] <= "Z" and inner[0] in all_choices:
+        if (
+            len(inner) == 2
+            and inner[1] == "}"
+            and "A" <= inner[0] <= "Z"
+            and inner[0] in all_choices
+        ):
             return inner[0]
         i += 1
     # 2. the first marker kind present, its last occurrence; the earliest choice after it
@@ -303,5 +308,7 @@ def test_empty_replies_are_left_out_of_the_denominator_as_officially() -> None:
         records.append(ResultRecord.from_answer(sample, parsed))
     score = score_task(records, n_bootstrap=10)
     assert score.n_empty == 2  # "" and None; a reply of spaces is parsed (and wrong)
-    assert score.value_excluding_empty == pytest.approx(_official_accuracy(replies, truths, OPTIONS))
+    assert score.value_excluding_empty == pytest.approx(
+        _official_accuracy(replies, truths, OPTIONS)
+    )
     assert score.value_excluding_empty == pytest.approx(3 / 6)

@@ -105,7 +105,10 @@ def test_failed_calls_get_error_and_the_loop_goes_on(
         assert outputs == [f"Error: {e.error}" for e in events]
     else:  # GIANT's Claude agent: a tool_result holding "Error: ...", no is_error flag
         results = [
-            b for m in last["messages"] for b in m["content"] if isinstance(m["content"], list)
+            b
+            for m in last["messages"]
+            for b in m["content"]
+            if isinstance(m["content"], list)
             if b.get("type") == "tool_result"
         ]
         assert [[c["text"] for c in r["content"]] for r in results] == [

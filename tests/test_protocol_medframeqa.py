@@ -48,8 +48,7 @@ def test_official_text_has_letters_and_the_layout() -> None:
         meta={"raw_question": "Which disease? "},
     )
     assert official_question(sample) == (
-        "Question:Which disease?  \n\nOptions:\n"
-        "[\"A. Crohn's disease\", 'B. Ulcerative colitis']\n"
+        "Question:Which disease?  \n\nOptions:\n[\"A. Crohn's disease\", 'B. Ulcerative colitis']\n"
     )
     assert official_question(sample) == _official_text(sample)
 
@@ -78,7 +77,9 @@ async def test_medframeqa_layout_on_every_route(
             spec = AgentConfig(
                 model="openai:fake-vlm", base_url=srv.base_url, preset="medframeqa", api=route
             )
-        await run_eval(load.samples, out=tmp_path / "run", agent=spec, concurrency=1, progress=False)
+        await run_eval(
+            load.samples, out=tmp_path / "run", agent=spec, concurrency=1, progress=False
+        )
         bodies = srv.bodies
     assert len(bodies) == len(load.samples)
     for body, sample in zip(bodies, load.samples, strict=True):
@@ -86,7 +87,9 @@ async def test_medframeqa_layout_on_every_route(
         kinds = ["text" if b["type"] in ("text", "input_text") else "image" for b in blocks]
         n = len(sample.image_paths)
         # GPT: the text, then every image; Claude: every image, then the text
-        assert kinds == (["image"] * n + ["text"] if route == "anthropic" else ["text"] + ["image"] * n)
+        assert kinds == (
+            ["image"] * n + ["text"] if route == "anthropic" else ["text"] + ["image"] * n
+        )
         text = next(b["text"] for b in blocks if b["type"] in ("text", "input_text"))
         assert text == _official_text(sample)
         assert "['A. " in text and "Answer" not in text

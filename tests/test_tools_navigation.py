@@ -199,9 +199,7 @@ async def test_overview(nav, ctx):
     res = await nav.invoke("overview", {}, ctx)
     assert ctx.slide.calls[-1] == ("thumbnail", 500, True)
     assert res.images[0].box == Box(0, 0, W, H) and res.images[0].image.shape[1] == 500
-    assert res.text.startswith(
-        "Overview of the whole slide. Region shown: top-left corner (0,0)"
-    )
+    assert res.text.startswith("Overview of the whole slide. Region shown: top-left corner (0,0)")
     assert ctx.last_view["tool"] == "overview"
 
 

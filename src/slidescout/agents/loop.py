@@ -529,7 +529,9 @@ class Agent:
         await asyncio.to_thread(
             state.recorder.write_trace, state.trace
         )  # the viewer can follow a running sample
-        bounded = self.preset.tool_errors == "bounded"  # giant: the error goes back, the loop goes on
+        bounded = (
+            self.preset.tool_errors == "bounded"
+        )  # giant: the error goes back, the loop goes on
         if bounded and state.consecutive_errors >= self.settings.max_errors:
             state.error(
                 f"{state.consecutive_errors} consecutive steps failed; stopping",

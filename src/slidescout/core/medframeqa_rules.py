@@ -89,7 +89,10 @@ def official_letter(response: str, options: list[str]) -> tuple[str, str]:
             return _last_of(candidates, forms, padded), rule
     if len(padded.split()) > 5:
         low = padded.lower()
-        texts = {c: opt.split(". ")[0].lower() for c, opt in zip(letters, options[: len(letters)], strict=True)}
+        texts = {
+            c: opt.split(". ")[0].lower()
+            for c, opt in zip(letters, options[: len(letters)], strict=True)
+        }
         candidates = [c for c in letters if texts[c] in low]
         if candidates:
             return _last_of(candidates, texts, low), "text"

@@ -497,7 +497,9 @@ def _isup_from_text(text: str) -> ParsedAnswer:
                 error=f"hedged between grades ({m.group(0).strip()!r}): no single grade",
             )
         return ParsedAnswer(value=int(m.group(1)), raw=m.group(0), ok=True, method=method)
-    gleasons = [(g.group(0), int(g.group(1)), int(g.group(2))) for g in _GLEASON_TEXT.finditer(text)]
+    gleasons = [
+        (g.group(0), int(g.group(1)), int(g.group(2))) for g in _GLEASON_TEXT.finditer(text)
+    ]
     pair = _pattern_pair(text)
     if pair:
         gleasons.append((text.strip(), *pair))
@@ -530,7 +532,12 @@ def _parse_isup(text: str) -> ParsedAnswer:
     if from_json is not None and from_json.ok:
         return from_json
     from_text = _isup_from_text(text)
-    if not from_text.ok and from_json is not None and from_text.error and "no ISUP" in from_text.error:
+    if (
+        not from_text.ok
+        and from_json is not None
+        and from_text.error
+        and "no ISUP" in from_text.error
+    ):
         from_text.error = from_json.error
     return from_text
 
@@ -626,7 +633,10 @@ def parse_medframeqa_official(text: str | None, options: list[str]) -> ParsedAns
     letter, rule = official_letter(text, options)
     if not letter:
         return ParsedAnswer(
-            raw=_tail(text), ok=False, method="none", error="no answer letter found (official rules)"
+            raw=_tail(text),
+            ok=False,
+            method="none",
+            error="no answer letter found (official rules)",
         )
     return ParsedAnswer(value=letter, raw=_tail(text), ok=True, method=f"official_{rule}")
 

@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["clam_grid", "clam_mask", "clam_preset", "clam_preset_for", "clam_seg_side", "clam_tissue"]
+__all__ = [
+    "clam_grid",
+    "clam_mask",
+    "clam_preset",
+    "clam_preset_for",
+    "clam_seg_side",
+    "clam_tissue",
+]
 
 REF_PATCH = 512  # CLAM's reference patch for a_t and a_h, in level-0 px
 
@@ -81,8 +88,8 @@ def clam_tissue(
     from scipy import ndimage
 
     ref_area = int(REF_PATCH**2 / (scale * scale))
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    filled = ndimage.binary_fill_holes
+    labels = np.zeros(mask.shape, np.int32)
+    ndimage.label(mask, structure=np.ones((3, 3), bool), output=labels)
     pieces = np.zeros(mask.shape, np.int32)
     holes = np.zeros(mask.shape, np.int32)
     kept = 0
@@ -90,8 +97,10 @@ def clam_tissue(
         if piece is None:
             continue
         own = labels[piece] == i
-        inside = filled(own)
-        hole_labels, n_holes = ndimage.label(inside & ~own)
+        inside = np.asarray(ndimage.binary_fill_holes(own), dtype=bool)
+        hole_labels = np.zeros(own.shape, np.int32)
+        ndimage.label(inside & ~own, output=hole_labels)
+        n_holes = int(hole_labels.max())
         areas = np.bincount(hole_labels.ravel(), minlength=n_holes + 1)[1:]
         big = [h + 1 for h in np.argsort(-areas)[:max_n_holes] if areas[h] > a_h * ref_area]
         if int(own.sum()) <= a_t * ref_area:  # CLAM: the piece's area less all its holes

@@ -103,7 +103,9 @@ def border_width(width: int, height: int) -> int:
     return max(2, round(max(width, height) / 500))
 
 
-def giant_label_values(box: Box, width: int, height: int, n: int = N_LINES) -> tuple[list[int], list[int]]:
+def giant_label_values(
+    box: Box, width: int, height: int, n: int = N_LINES
+) -> tuple[list[int], list[int]]:
     """GIANT's label of the line at ``frac`` (i/5): ``x0 + int(frac * width * down)`` with ``down``
     the long side of the box over the long side of the image; likewise for y. From the box shown
     (GIANT's own labels use the box asked for, which differs at a clamped edge)."""
