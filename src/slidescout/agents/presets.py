@@ -4,7 +4,7 @@
   resolution (µm/px and magnification) stated, the overview plus the last K images in context
   (K = 2 to 4: older images are dropped three at a time, so prompt caches keep hitting between
   drops; docs/benchmarks.md "Protocols" measures it).
-- ``giant``: GIANT's protocol point for point (docs/fidelity.md lists each point and its test):
+- ``giant``: GIANT's protocol (docs/fidelity.md lists each point, its test, and what differs):
   tools on every step and a rerun of a trajectory that overruns T, reasoning effort high with a
   detailed summary (OpenAI) or a 1024-token thinking budget and 30000 max tokens (Claude), one
   tool call per turn for Claude, tool images inside the tool output, no resolution anywhere,
@@ -108,7 +108,7 @@ SCOUT = Preset(
 
 GIANT = Preset(
     name="giant",
-    description="GIANT's protocol, point for point: tools on every step, up to 3 reruns, high reasoning, no µm/px, full history.",
+    description="GIANT's protocol: tools on every step, up to 3 reruns, high reasoning, no µm/px, full history, its images and guides.",
     system_prompt="giant_system",
     guide_style="giant",
     level_rule="giant",

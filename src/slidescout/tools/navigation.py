@@ -183,13 +183,13 @@ def _read_at(ctx: ToolContext, slide: Any, box: Box, mpp: float | None) -> View:
 # ---------------------------------------------------------------------------------------------
 @tool
 def slide_zoom(x0: int, y0: int, w: int, h: int, ctx: ToolContext) -> ToolResult:
-    """Crop a rectangular region of the whole-slide image. Coordinate system: x-axis runs left to right, y-axis runs top to bottom. x0,y0 is the top-left corner of the region.
+    """Show a rectangle of the whole-slide image. Coordinates: x grows from left to right, y from top to bottom; (x0, y0) is the rectangle's top-left corner.
 
     Args:
-        x0: Left edge x-coordinate (x-axis: left to right)
-        y0: Top edge y-coordinate (y-axis: top to bottom)
-        w: Width of the region in pixels
-        h: Height of the region in pixels
+        x0: x of the left edge (x grows from left to right)
+        y0: y of the top edge (y grows from top to bottom)
+        w: Width of the rectangle in pixels
+        h: Height of the rectangle in pixels
     """
     slide = ctx.require_slide()
     if ctx.box_clamp == "giant":  # any box gives an image, clamped down to 1 px (GIANT)
