@@ -51,7 +51,7 @@ def _shifted(pixels: np.ndarray, fx: float, fy: float) -> np.ndarray:
     a = pixels.astype(np.int32)
     top = a[:-1, :-1] * (one - wx) + a[:-1, 1:] * wx
     bottom = a[1:, :-1] * (one - wx) + a[1:, 1:] * wx
-    total = top.astype(np.int64) * (one - wy) + bottom.astype(np.int64) * wy
+    total = top * (one - wy) + bottom * wy  # at most 255 * 2**16: int32 holds it
     return ((total + (1 << 15)) >> 16).astype(np.uint8)
 
 
