@@ -114,7 +114,8 @@ def make_dicom_wsi(
 ) -> list[Path]:
     """Write one DICOM file per level of ``levels`` ((h, w, 3) uint8). ``codec``: ``jpeg``
     (baseline, 4:4:4, YBR_FULL) or ``raw`` (explicit VR little endian, RGB). ``crop_edges``: the
-    last column and row of frames hold only the image's pixels (smaller than the tile)."""
+    last column and row of JPEG frames hold only the image's pixels (smaller than the tile);
+    uncompressed frames always have the tile's size (DICOM fixes their length)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.sequence import Sequence
@@ -134,7 +135,7 @@ def make_dicom_wsi(
         for ty in range(0, h, tile):
             for tx in range(0, w, tile):
                 part = arr[ty : ty + tile, tx : tx + tile]
-                if not crop_edges and part.shape[:2] != (tile, tile):
+                if (codec == "raw" or not crop_edges) and part.shape[:2] != (tile, tile):
                     full = np.full((tile, tile, 3), 255, np.uint8)
                     full[: part.shape[0], : part.shape[1]] = part
                     part = full

@@ -35,10 +35,17 @@ READ_BUDGET_PX = 16 * 1024 * 1024
 T = TypeVar("T")
 
 
-def missing_extra(name: str, what: str, extra: str, exc: BaseException) -> SlideError:
+class MissingReader(SlideError):
+    """A format's reader is not installed (or fails to import): the message names the extra."""
+
+
+def missing_extra(name: str, what: str, extra: str, exc: BaseException) -> MissingReader:
     """The one line for a format whose reader is not installed (or fails to import)."""
-    why = "is not installed" if isinstance(exc, ModuleNotFoundError) else f"fails to import ({exc})"
-    return SlideError(
+    if isinstance(exc, ModuleNotFoundError):
+        why = "is not installed"
+    else:
+        why = f"fails to import ({' '.join(str(exc).split())[:160] or type(exc).__name__})"
+    return MissingReader(
         f"slide {name}: {what}; its reader {why}: install the '{extra}' extra "
         f'(pip install "slidescout[{extra}]")'
     )

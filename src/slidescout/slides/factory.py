@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from slidescout.errors import SlideError
+from slidescout.slides import backend_array as bad
 from slidescout.slides import backend_openslide as bos
 from slidescout.slides import backend_tiff as bt
 from slidescout.slides import backend_vips as bv
@@ -240,7 +241,10 @@ def _open_reader(reader: readers.FormatReader, p: Path, backend: str, why: str) 
             f"slide {p.name}: {reader.what}, which backend {backend!r} cannot read ({why}); "
             "use backend 'auto'"
         )
-    b = reader.open(p)
+    try:
+        b = reader.open(p)
+    except bad.MissingReader as exc:
+        raise bad.MissingReader(f"{exc}; {why}") from None
     b.reason = f"{why}; {b.reason}"
     return b
 
