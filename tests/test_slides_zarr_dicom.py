@@ -37,7 +37,11 @@ def zfiles(tmp_path_factory):
         ),
         "tczyx": ff.make_ome_zarr(
             d / "stack.zarr",
-            [np.stack([np.stack([fl[:1] + 100 * z + 1000 * t for z in range(5)], 1) for t in range(2)])],
+            [
+                np.stack(
+                    [np.stack([fl[:1] + 100 * z + 1000 * t for z in range(5)], 1) for t in range(2)]
+                )
+            ],
             axes="tczyx",
             channels=["GFP"],
         ),
@@ -55,10 +59,14 @@ def test_ome_zarr_rgb_every_level_is_zarr_pixels(zfiles):
     s = Slide.open(zfiles["rgb"])
     assert s.backend_name == "zarr" and s.format == "ome-zarr"
     ref = [_zarr_level(zfiles["rgb"], i) for i in range(3)]
-    assert s.level_dimensions == tuple((a.shape[1], a.shape[0]) for a in ref) == (
-        (700, 500),
-        (350, 250),
-        (175, 125),
+    assert (
+        s.level_dimensions
+        == tuple((a.shape[1], a.shape[0]) for a in ref)
+        == (
+            (700, 500),
+            (350, 250),
+            (175, 125),
+        )
     )
     assert s.mpp == pytest.approx(0.25) and s.mpp_source.value == "metadata"
     assert s.objective_power is None  # NGFF has no objective metadata
@@ -238,12 +246,16 @@ def test_dicom_cli_and_damaged_series(dicoms, capsys, tmp_path):
     code, out, err = run_cli(capsys, "info", dicoms["jpeg_cropped"])
     assert code == 0, err
     assert "wsidicom (OpenSlide cannot decode level 0" in out and "20x" in out
-    code, out, err = run_cli(
-        capsys, "thumbnail", dicoms["jpeg_cropped"], "-o", tmp_path / "t.jpg"
-    )
+    code, out, err = run_cli(capsys, "thumbnail", dicoms["jpeg_cropped"], "-o", tmp_path / "t.jpg")
     assert code == 0, err
     code, out, err = run_cli(
-        capsys, "render", dicoms["jpeg_cropped"], "--box", "500,300,200,200", "-o", tmp_path / "r.png"
+        capsys,
+        "render",
+        dicoms["jpeg_cropped"],
+        "--box",
+        "500,300,200,200",
+        "-o",
+        tmp_path / "r.png",
     )
     assert code == 0, err
     # a series whose level-0 file is cut short: one line, no pixels
