@@ -277,3 +277,23 @@ def test_missing_dicom_extra_names_it(monkeypatch, dicoms):
     text = str(e.value)
     assert "install the 'dicom' extra" in text and "Dimensional mismatch" in text
     assert "\n" not in text
+
+
+def test_bench_formats_smoke():
+    """``benchmarks/bench_formats.py --smoke`` runs every format end to end (tiny slide)."""
+    import subprocess
+    from pathlib import Path
+
+    pytest.importorskip("wsidicom", reason="the 'dicom' extra (wsidicom) is not installed")
+    root = Path(__file__).resolve().parent.parent
+    env = {**__import__("os").environ, "PYTHONPATH": str(root / "src")}
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_formats.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for key in ("ratio ome-subifd", "ratio ome-zarr", "ratio dicom", "backend wsidicom"):
+        assert key in proc.stdout

@@ -58,7 +58,7 @@ def czi_metadata(meta: Any) -> tuple[dict[str, float], list[str], float | None]:
         for d in _as_list(dist):
             if isinstance(d, dict) and d.get("@Id") in ("X", "Y"):
                 try:
-                    scale[d["@Id"]] = float(d.get("Value"))
+                    scale[d["@Id"]] = float(d.get("Value", ""))
                 except (TypeError, ValueError):
                     pass
     names: list[str] = []

@@ -10,6 +10,7 @@ say so in ``slidescout.mosaic``.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,6 @@ class LifBackend(ArrayBackend):
     def _raw(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         n = min(3, self._nchan) if self.composite else self._nchan
         planes = [
-            self._guard(f"cannot read channel {c}", lambda c=c: self._plane(c)) for c in range(n)
+            self._guard(f"cannot read channel {c}", partial(self._plane, c)) for c in range(n)
         ]
         return np.stack([p[y : y + h, x : x + w] for p in planes], axis=-1)

@@ -12,6 +12,7 @@ Opening an ``.ets`` file opens the .vsi it belongs to (``NAME.vsi`` beside ``_NA
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ class SlideioBackend(ArrayBackend):
         self._nlevels = int(self._guard("cannot read its levels", lambda: sc.num_zoom_levels))
         dims = []
         for i in range(self._nlevels):
-            info = self._guard(f"cannot read level {i}", lambda i=i: sc.get_zoom_level_info(i))
+            info = self._guard(f"cannot read level {i}", partial(sc.get_zoom_level_info, i))
             dims.append((int(info.size.width), int(info.size.height)))
         nz, nt = int(sc.num_z_slices), int(sc.num_t_frames)
         self._z, self._t = nz // 2, 0

@@ -19,6 +19,7 @@ decode is a ``SlideError``.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,9 @@ class ZarrBackend(ArrayBackend):
         self._axes = names
         self._arrays = []
         for ds in ms.datasets:
-            arr = self._guard(f"cannot open level array {ds.path!r}", lambda p=ds.path: group[p])
+            arr = self._guard(
+                f"cannot open level array {ds.path!r}", partial(group.__getitem__, ds.path)
+            )
             if not hasattr(arr, "shape") or len(arr.shape) != len(names):
                 raise self.error(
                     f"level array {ds.path!r} has {len(getattr(arr, 'shape', ()))} dimensions "
