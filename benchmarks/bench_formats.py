@@ -144,7 +144,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=50_000)
     ap.add_argument("--height", type=int, default=40_000)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--formats", default="ome-subifd", help=f"comma-separated: {', '.join(FORMATS)}")
+    ap.add_argument(
+        "--formats", default="ome-subifd", help=f"comma-separated: {', '.join(FORMATS)}"
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny slide, one repeat, temp folder")
     args = ap.parse_args()
     wanted = [f for f in args.formats.split(",") if f]
