@@ -297,3 +297,20 @@ def test_bench_formats_smoke():
     assert proc.returncode == 0, proc.stderr[-2000:]
     for key in ("ratio ome-subifd", "ratio ome-zarr", "ratio dicom", "backend wsidicom"):
         assert key in proc.stdout
+
+
+def test_array_backend_views_resample_like_the_pyvips_backends(tmp_path):
+    """A view of an OME-Zarr is resampled exactly as a pyvips-read image of the same pixels."""
+    from PIL import Image
+
+    rgb = sf.render_pattern(W, H, "tissue")
+    ff.make_ome_zarr(tmp_path / "one.zarr", [np.ascontiguousarray(np.moveaxis(rgb, 2, 0))])
+    Image.fromarray(rgb).save(tmp_path / "one.png")
+    z, png = Slide.open(tmp_path / "one.zarr"), Slide.open(tmp_path / "one.png")
+    assert png.backend_name == "pyvips"
+    for box, side in (((101, 57, 433, 301), 200), ((0, 0, W, H), 256), ((650, 470, 50, 30), 37)):
+        a, b = z.read(box, side), png.read(box, side)
+        assert a.image.shape == b.image.shape
+        assert np.array_equal(a.image, b.image), box
+    z.close()
+    png.close()

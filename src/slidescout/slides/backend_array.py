@@ -12,12 +12,16 @@ This class turns them into RGB uint8:
   three channels, each stretched between its 0.5th and 99.8th percentile on the coarsest level,
   a nuclear stain blue, the others green then red.
 
-Reads go through one lock per file (most of these readers keep one decoder state); views are
-resampled by ``render_by_reads`` (PIL Lanczos), in bounded strips.
+Reads go through one lock per file (most of these readers keep one decoder state). A view reads
+the level rectangle it needs (plus the Lanczos kernel's reach) once, and resamples it as the pyvips
+backends resample theirs (the same ``_VipsBackendBase.render`` over the rectangle held in memory):
+libvips' Lanczos-3 is 2-7x faster than PIL's here. Sources larger than ``VIPS_RENDER_MAX_PX`` go
+through ``render_by_reads`` (PIL Lanczos, bounded strips) instead.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from abc import abstractmethod
 from collections.abc import Callable
@@ -28,10 +32,19 @@ import numpy as np
 
 from slidescout.errors import SlideError
 from slidescout.slides.backend_tiff import WINDOW_SAMPLE_PX, _composite_np, _window
-from slidescout.slides.backends import Backend, ReadPatchReader, Region, render_by_reads
+from slidescout.slides.backend_vips import _vips, _VipsBackendBase
+from slidescout.slides.backends import (
+    Backend,
+    ReadPatchReader,
+    Region,
+    padded_read,
+    render_by_reads,
+)
 from slidescout.slides.tiffmeta import composite_mapping
 
 READ_BUDGET_PX = 16 * 1024 * 1024
+VIPS_RENDER_MAX_PX = 24 * 1024 * 1024  # the most level pixels a view resamples in memory
+SPAN_SLACK = 52  # the pyvips render may widen its source span by up to 48 px to align phases
 T = TypeVar("T")
 
 
@@ -157,7 +170,43 @@ class ArrayBackend(Backend):
         return to_rgb8(arr)
 
     def render(self, region: Region) -> np.ndarray:
-        return render_by_reads(self, region, READ_BUDGET_PX)
+        if region.is_identity:
+            return padded_read(
+                self, region.level, int(region.x), int(region.y), region.out_w, region.out_h
+            )
+        lw, lh = self.level_dimensions[region.level]
+        pad = region.margin() + SPAN_SLACK
+        x0, y0 = max(0, math.floor(region.x) - pad), max(0, math.floor(region.y) - pad)
+        x1 = min(lw, math.ceil(region.x + region.w) + pad)
+        y1 = min(lh, math.ceil(region.y + region.h) + pad)
+        if (x1 - x0) * (y1 - y0) > VIPS_RENDER_MAX_PX:
+            return render_by_reads(self, region, READ_BUDGET_PX)
+        span = _ArraySpan(self, self.read_level(region.level, x0, y0, x1 - x0, y1 - y0))
+        return span.render(
+            Region(0, region.x - x0, region.y - y0, region.w, region.h, region.out_w, region.out_h)
+        )
 
     def patch_reader(self, level: int) -> ReadPatchReader:
         return ReadPatchReader(self, level)
+
+
+class _ArraySpan(_VipsBackendBase):
+    """A rectangle read from an array backend's level, as a one-level in-memory libvips image
+    (edges beyond it that are the level's edges are padded as the pyvips backends pad them)."""
+
+    name = "array"
+
+    def __init__(self, owner: Backend, arr: np.ndarray) -> None:
+        super().__init__()
+        self.path = owner.path
+        self.format = owner.format
+        self.vendor = owner.vendor
+        self.properties = {}
+        self._arr = np.ascontiguousarray(arr, np.uint8)
+        h, w = self._arr.shape[:2]
+        self.level_dimensions = ((w, h),)
+        self.level_downsamples = (1.0,)
+
+    def _load_level(self, level: int, revalidate: bool = False):
+        h, w = self._arr.shape[:2]
+        return _vips().Image.new_from_memory(self._arr.data, w, h, 3, "uchar")
