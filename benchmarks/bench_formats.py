@@ -9,8 +9,8 @@ read by OpenSlide's level table + pyvips) and, as asked by ``--formats``:
 
 - ``ome-subifd``: an OME-TIFF whose pyramid lives in SubIFDs (tifffile's structure + pyvips
   ``tiffload(subifd=N)``);
-- ``ome-zarr``: OME-NGFF 0.4 on Zarr v2, 256 px chunks (zarr's default Blosc/LZ4, lossless), the
-  levels halved by 2x2 means (read by zarr);
+- ``ome-zarr``: OME-NGFF 0.4 on Zarr v2, 256 px chunks per channel (``--zarr-chunk``; zarr's
+  default Blosc/LZ4, lossless), the levels halved by 2x2 means (read by zarr);
 - ``dicom``: one DICOM WSI file per level, 256 px JPEG (q95) frames with the edge frames cropped
   to the image, as OpenSlide rejects (read by wsidicom). The levels are written from memory: keep
   the size to ~20k px a side.
@@ -90,7 +90,7 @@ def _levels(width: int, height: int, min_side: int = 256) -> list[np.ndarray]:
     return sf.pyramid(np.ascontiguousarray(base), min_side=min_side)
 
 
-def make_zarr(path: Path, width: int, height: int) -> Path:
+def make_zarr(path: Path, width: int, height: int, chunk: int = 256) -> Path:
     if path.exists():
         return path
     import formatfactory as ff
@@ -98,7 +98,7 @@ def make_zarr(path: Path, width: int, height: int) -> Path:
     t0 = time.perf_counter()
     levels = [np.ascontiguousarray(np.moveaxis(a, 2, 0)) for a in _levels(width, height)]
     tmp = path.with_name(path.name + ".part")
-    ff.make_ome_zarr(tmp, levels, mpp=0.25, chunk=256)
+    ff.make_ome_zarr(tmp, levels, mpp=0.25, chunk=chunk)
     tmp.rename(path)
     print(f"made {path.name} in {time.perf_counter() - t0:.0f} s", flush=True)
     return path
@@ -147,6 +147,7 @@ def main() -> None:
     ap.add_argument(
         "--formats", default="ome-subifd", help=f"comma-separated: {', '.join(FORMATS)}"
     )
+    ap.add_argument("--zarr-chunk", type=int, default=256, help="OME-Zarr chunk side (px)")
     ap.add_argument("--smoke", action="store_true", help="tiny slide, one repeat, temp folder")
     args = ap.parse_args()
     wanted = [f for f in args.formats.split(",") if f]
@@ -163,7 +164,9 @@ def main() -> None:
     if "ome-subifd" in wanted:
         files["ome-subifd"] = make(root / f"formats_ome_{w}x{h}.ome.tif", w, h, subifd=True)
     if "ome-zarr" in wanted:
-        files["ome-zarr"] = make_zarr(root / f"formats_{w}x{h}.ome.zarr", w, h)
+        c = args.zarr_chunk
+        name = f"formats_{w}x{h}.ome.zarr" if c == 256 else f"formats_{w}x{h}_c{c}.ome.zarr"
+        files["ome-zarr"] = make_zarr(root / name, w, h, c)
     if "dicom" in wanted:
         files["dicom"] = make_dicom(root / f"formats_dicom_{w}x{h}", w, h)
     side = min(4000, w // 2, h // 2)
