@@ -84,8 +84,7 @@ class ThumbnailStrategy:
             messages=state.messages,
             tools=[],
             tool_choice="none",
-            temperature=agent.temperature,
-            seed=agent.settings.seed,
+            settings=agent.model_settings.settings,
         )
         resp = await agent.call_model(state, req, step=0, forced=True, n_images=len(parts) - 1)
         if resp is None:
@@ -201,8 +200,7 @@ class PatchStrategy:
                 messages=[*system, UserMessage(parts=[TextPart(text=state.sample.question), part])],
                 tools=[],
                 tool_choice="none",
-                temperature=agent.temperature,
-                seed=seed,
+                settings=agent.model_settings.settings,
             )
             resp = await agent.call_model(state, req, step=step, forced=False, n_images=1)
             if resp is not None and resp.message.text.strip():

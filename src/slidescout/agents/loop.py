@@ -15,6 +15,7 @@ consecutive failing steps the sample ends with status ``error`` and its trace is
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 import traceback
 from collections.abc import Callable
@@ -27,10 +28,9 @@ from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.context import images_in, prune_images, request_size, store_view
 from slidescout.agents.environment import Environment, ImageSetEnvironment, open_environment
-from slidescout.agents.models import Model
+from slidescout.agents.models import Model, ResolvedSettings
 from slidescout.agents.presets import Preset, get_preset
 from slidescout.agents.protocol import (
-    apply_model_defaults,
     imageset_baseline_prompt,
     opening_message,
     prompt_hashes,
@@ -133,9 +133,10 @@ class Agent:
             preset = replace(preset, prompt_file=self.settings.system_prompt, prompt_text=text)
         self.preset: Preset = preset
         cfg = self.settings
-        apply_model_defaults(
-            model, preset.model_defaults
-        )  # GIANT's reasoning settings, where unset
+        # the settings every request carries, merged once: model defaults < preset < flags
+        self.model_settings: ResolvedSettings = cfg.resolve_settings(
+            model.profile, preset, model.settings
+        )
         self.provider = model.name.split(":", 1)[0] if ":" in model.name else model.name
         self.max_steps = cfg.max_steps or preset.max_steps
         self.max_side = cfg.max_side or preset.max_side_for(self.provider)
@@ -143,7 +144,6 @@ class Agent:
         self.keep_images: int | None = None if keep == "all" else keep
         self.guides = preset.guides if cfg.guides is None else cfg.guides
         self.jpeg_quality = cfg.jpeg_quality or preset.jpeg_quality
-        self.temperature = preset.temperature if cfg.temperature is None else cfg.temperature
         self.one_call = (
             self.provider in preset.one_call_providers
         )  # GIANT's Claude: first call only
@@ -172,14 +172,14 @@ class Agent:
         return {
             **self.settings.to_dict(),
             "model": self.model.name,
-            "api": getattr(self.model, "api", ""),
+            "api": self.model.profile.api,
             "tools": self.tool_names,
             "max_steps": self.max_steps,
             "max_side": self.max_side,
             "keep_images": "all" if self.keep_images is None else self.keep_images,
             "guides": self.guides,
             "jpeg_quality": self.jpeg_quality,
-            "temperature": self.temperature,
+            "temperature": self.model_settings.settings.temperature,
             "budget": {
                 "usd": self.budget.usd,
                 "tokens": self.budget.tokens,
@@ -208,11 +208,17 @@ class Agent:
         """The tools as offered to the model (name, description, JSON schema)."""
         return list(self.toolset(env_kind).specs)
 
+    def with_model(self, wrap: Callable[[Model], Model]) -> Agent:
+        """A copy of this agent whose model is ``wrap(model)`` (eval's connection limiter): the
+        same config and settings; this agent is left as it was."""
+        clone = copy.copy(self)
+        clone.model = wrap(self.model)
+        clone._tools_by_env = dict(self._tools_by_env)
+        return clone
+
     async def aclose(self) -> None:
         """Close the model's client (inside the event loop that used it)."""
-        close = getattr(self.model, "aclose", None)
-        if close is not None:
-            await close()
+        await self.model.aclose()
 
     # -- running -----------------------------------------------------------------
     async def run(
@@ -451,8 +457,7 @@ class Agent:
             messages=context,
             tools=specs,
             tool_choice="none" if forced or not specs else "auto",
-            temperature=self.temperature,
-            seed=self.settings.seed,
+            settings=self.model_settings.settings,
         )
         try:
             resp = await asyncio.wait_for(
@@ -573,8 +578,6 @@ def build_agent(
     """An ``Agent`` from a config; with a seed, repeat *r* uses ``seed + r`` so repeats are not copies.
 
     Unknown or broken tools are a configuration error, raised here before any sample runs."""
-    if model is not None:  # a Model object: the user's reasoning settings go onto it
-        apply_model_defaults(model, {getattr(model, "api", ""): config.model_settings()})
     resolved = model if model is not None else config.resolve_model()
     if wrap_model is not None:
         resolved = wrap_model(resolved)

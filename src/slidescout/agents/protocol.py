@@ -1,6 +1,6 @@
 """What a preset switches around one agent run: the system prompt (or a user's prompt file), the
-model settings it implies (reasoning, thinking, output tokens), the opening message, and GIANT's
-reruns of a trajectory that overran its step budget.
+opening message, the protocol part of the manifest, and GIANT's reruns of a trajectory that
+overran its step budget. (The preset's model settings are merged in ``agents.models.profile``.)
 
 Kept apart from the loop so the loop reads a preset's fields in a few places only.
 """
@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from slidescout import prompts
 from slidescout.agents.environment import Environment, ImageSetEnvironment, SlideEnvironment
-from slidescout.agents.models import Model
 from slidescout.agents.presets import Preset
 from slidescout.core.messages import ImagePart, TextPart, Usage, UserMessage
 from slidescout.core.trace import NoteEvent, Status
@@ -27,79 +26,10 @@ if TYPE_CHECKING:
     from slidescout.agents.loop import Agent
     from slidescout.agents.state import SampleState
 
-# settings a user may set as flags (``--reasoning-effort`` ...); presets give defaults
-MODEL_SETTINGS = ("reasoning_effort", "reasoning_summary", "thinking_budget", "max_output_tokens")
-_OPENAI_ONLY = ("reasoning_effort", "reasoning_summary")
-_ANTHROPIC_ONLY = ("thinking_budget",)
 ONE_CALL_NOTE = (
     "Make exactly one tool call per turn: only the first call of a turn is run, and any "
     "further calls in that turn are rejected."
 )
-
-
-# ---- model settings -----------------------------------------------------------------------------
-
-
-def check_model_settings(model_id: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that were set, or a one-line ``ConfigError`` when the provider cannot take one."""
-    given = {k: v for k, v in settings.items() if v is not None}
-    provider = (model_id or "").split(":", 1)[0].lower()
-    if provider == "anthropic":
-        bad = [k for k in _OPENAI_ONLY if k in given]
-        if bad:
-            raise ConfigError(
-                f"--{bad[0].replace('_', '-')} applies to OpenAI reasoning models; for Claude "
-                "use --thinking-budget"
-            )
-    elif provider == "openai":
-        if "thinking_budget" in given:
-            raise ConfigError(
-                "--thinking-budget applies to Claude (anthropic:) models; for OpenAI reasoning "
-                "models use --reasoning-effort"
-            )
-    elif given and provider in ("expert", "replay"):
-        raise ConfigError(
-            f"{', '.join('--' + k.replace('_', '-') for k in given)} apply to OpenAI and Claude "
-            f"models, not to {provider}"
-        )
-    return given
-
-
-def apply_model_defaults(model: Model, defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Set a preset's settings on an adapter where the user left them unset; returns what was set.
-
-    ``defaults`` maps an adapter's ``api`` to settings (``GIANT_MODEL_DEFAULTS``). Settings a
-    model cannot take (reasoning on a non-reasoning model) are skipped."""
-    wanted = defaults.get(getattr(model, "api", ""), {})
-    applied: dict[str, Any] = {}
-    for key, value in wanted.items():
-        if key in ("reasoning_effort", "reasoning_summary"):
-            if getattr(model, "reasoning", True) and getattr(model, key, None) is None:
-                setattr(model, key, value)
-                applied[key] = value
-        elif key == "thinking_budget":
-            if getattr(model, "thinking", "absent") is None:
-                model.thinking = {"type": "enabled", "budget_tokens": int(value)}  # type: ignore[attr-defined]
-                applied[key] = value
-        elif hasattr(model, key) and getattr(model, key) is None:
-            setattr(model, key, value)
-            applied[key] = value
-    return applied
-
-
-def model_settings(model: Model) -> dict[str, Any]:
-    """What the adapter sends for reasoning, thinking and output tokens (for the manifest)."""
-    thinking = getattr(model, "thinking", None)
-    out = {
-        "reasoning_effort": getattr(model, "reasoning_effort", None),
-        "reasoning_summary": getattr(model, "reasoning_summary", None),
-        "thinking_budget": (thinking or {}).get("budget_tokens")
-        if isinstance(thinking, dict)
-        else None,
-        "max_output_tokens": getattr(model, "max_output_tokens", None),
-        "tool_result_images": getattr(model, "tool_result_images", None),
-    }
-    return {k: v for k, v in out.items() if v is not None}
 
 
 # ---- prompts ------------------------------------------------------------------------------------
@@ -197,7 +127,8 @@ def protocol_config(agent: Agent) -> dict[str, Any]:
             "system_prompt_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()
             if text
             else None,
-            "model_settings": model_settings(agent.model),
+            "model_settings": agent.model_settings.settings.given(),
+            "model_settings_dropped": dict(agent.model_settings.dropped),
         }
     }
 
