@@ -17,8 +17,9 @@ import numpy as np
 
 from slidescout.agents.environment import Environment, ImageSetEnvironment, SlideEnvironment
 from slidescout.agents.state import SampleState
+from slidescout.core.answer_formats import parse_reply
 from slidescout.core.messages import ImagePart, ModelRequest, SystemMessage, TextPart, UserMessage
-from slidescout.core.parsing import ParsedAnswer, parse_answer
+from slidescout.core.parsing import ParsedAnswer
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Status
 from slidescout.core.types import View
@@ -205,7 +206,7 @@ class PatchStrategy:
             resp = await agent.call_model(state, req, step=step, forced=False, n_images=1)
             if resp is not None and resp.message.text.strip():
                 text = resp.message.text
-                replies.append((parse_answer(text, state.sample, agent.preset.parser), step, text))
+                replies.append((parse_reply(text, state.sample, agent.preset.parser), step, text))
         won = majority_answer([(p, s) for p, s, _ in replies])
         if won is None:
             state.error(f"none of the {len(replies)} patch replies could be parsed", fatal=True)

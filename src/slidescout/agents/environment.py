@@ -16,13 +16,25 @@ from slidescout.slides import Slide, open_slide
 from slidescout.slides.imageset import ImageSet
 from slidescout.tools.context import ToolContext
 
-__all__ = ["Environment", "ImageSetEnvironment", "SlideEnvironment", "open_environment"]
+__all__ = [
+    "IMAGESET_OFFERS",
+    "SLIDE_OFFERS",
+    "Environment",
+    "ImageSetEnvironment",
+    "SlideEnvironment",
+    "open_environment",
+]
+
+# what an environment offers its tools: a tool is offered when its ``needs`` is among these
+SLIDE_OFFERS: frozenset[str] = frozenset({"slide"})
+IMAGESET_OFFERS: frozenset[str] = frozenset({"imageset"})
 
 
 class Environment(Protocol):
     """What the agent sees and acts on."""
 
     kind: Literal["slide", "imageset"]
+    offers: frozenset[str]
     source_id: str
 
     @property
@@ -50,6 +62,7 @@ class SlideEnvironment:
     """A single whole-slide image."""
 
     kind: Literal["slide", "imageset"] = "slide"
+    offers: frozenset[str] = SLIDE_OFFERS
 
     def __init__(self, path: str) -> None:
         self.slide: Slide = open_slide(path)
@@ -106,6 +119,7 @@ class ImageSetEnvironment:
     """A multi-image question: every member is a one-level slide, addressed as "Image N"."""
 
     kind: Literal["slide", "imageset"] = "imageset"
+    offers: frozenset[str] = IMAGESET_OFFERS
 
     def __init__(self, paths: list[str]) -> None:
         self.imageset = ImageSet(list(paths))

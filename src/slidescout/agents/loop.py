@@ -27,7 +27,12 @@ from slidescout.agents.baselines import PatchStrategy, ThumbnailStrategy
 from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.context import images_in, prune_images, request_size, store_view
-from slidescout.agents.environment import Environment, ImageSetEnvironment, open_environment
+from slidescout.agents.environment import (
+    SLIDE_OFFERS,
+    Environment,
+    ImageSetEnvironment,
+    open_environment,
+)
 from slidescout.agents.models import Model, ResolvedSettings
 from slidescout.agents.presets import Preset, get_preset
 from slidescout.agents.protocol import (
@@ -76,9 +81,6 @@ from slidescout.core.types import View
 from slidescout.errors import ModelError, SlidescoutError
 from slidescout.tools import registry as tool_registry
 from slidescout.tools.registry import ToolRegistry, ToolSet
-
-IMAGESET_TOOLS = ("view_image", "crop_image", "compare_images")
-SLIDE_FREE_TOOLS = ("lookup",)  # tools that make sense without a slide
 
 
 class Strategy(Protocol):
@@ -154,7 +156,7 @@ class Agent:
                 self.tool_names, cfg.tools
             )
         self._registry = registry
-        self._tools_by_env: dict[str, ToolSet] = {}
+        self._tools_by_env: dict[frozenset[str], ToolSet] = {}
         self._config: dict[str, object] | None = (
             None  # computed once: every trace of the run records it
         )
@@ -194,19 +196,22 @@ class Agent:
             self._prompt_hashes = prompt_hashes(self)
         return self._prompt_hashes
 
-    def toolset(self, env_kind: str = "slide") -> ToolSet:
-        """The tools offered for an environment: an image set swaps slide navigation for image tools."""
-        if env_kind not in self._tools_by_env:
+    def toolset(self, offers: frozenset[str] = SLIDE_OFFERS) -> ToolSet:
+        """The tools offered in an environment that offers ``offers``: the preset's tools (and,
+        for an image set, its image-set tools) whose need the environment meets. Only these
+        tools' modules are imported."""
+        if offers not in self._tools_by_env:
             reg = self._registry or tool_registry.default_registry()
-            names = self.tool_names
-            if env_kind == "imageset":
-                names = list(IMAGESET_TOOLS) + [n for n in names if n in SLIDE_FREE_TOOLS]
-            self._tools_by_env[env_kind] = reg.select(names)
-        return self._tools_by_env[env_kind]
+            names = list(self.tool_names)
+            if "slide" not in offers:  # no slide: the preset's image-set tools come first
+                names = [*self.preset.imageset_tools, *names]
+            chosen = reg.select(names)
+            self._tools_by_env[offers] = ToolSet(t for t in chosen if t.available_in(offers))
+        return self._tools_by_env[offers]
 
-    def tool_specs(self, env_kind: str = "slide") -> list[ToolSpec]:
+    def tool_specs(self, offers: frozenset[str] = SLIDE_OFFERS) -> list[ToolSpec]:
         """The tools as offered to the model (name, description, JSON schema)."""
-        return list(self.toolset(env_kind).specs)
+        return list(self.toolset(offers).specs)
 
     def with_model(self, wrap: Callable[[Model], Model]) -> Agent:
         """A copy of this agent whose model is ``wrap(model)`` (eval's connection limiter): the
@@ -414,7 +419,7 @@ class Agent:
     async def start(self, state: SampleState) -> None:
         """The first message: the question and the overview; tools and their context."""
         env, p = state.env, self.preset
-        state.tools = self.toolset(env.kind)
+        state.tools = self.toolset(env.offers)
         state.ctx = env.tool_context(
             max_side=self.max_side,
             guides=self.guides,

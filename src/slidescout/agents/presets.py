@@ -46,6 +46,9 @@ class Preset:
     prompt_file: str | None = None  # a user's prompt file, used instead of ``system_prompt``
     prompt_text: str | None = None  # that file's text, read once when the agent is built
     tools: tuple[str, ...] = ("slide_zoom",)
+    # offered instead of the slide tools when the sample is a set of images (each tool says what
+    # it needs: a slide, an image set, or nothing, and a sample offers the tools whose need it meets)
+    imageset_tools: tuple[str, ...] = ("view_image", "crop_image", "compare_images")
     max_steps: int = 20
     # long side of every image by provider (GIANT: 1000 for OpenAI, 500 for Claude)
     max_side_by_provider: dict[str, int] = field(
