@@ -62,9 +62,9 @@ def test_an_agent_never_changes_its_model() -> None:
     model = resolve_model("openai:gpt-5")
     before = (model.settings, model.profile)
     giant = make_agent(model, preset="giant", reasoning_effort="low")
-    assert giant.model_settings.settings.reasoning_effort == "low"
+    assert giant.settings.model.settings.reasoning_effort == "low"
     assert (model.settings, model.profile) == before
-    assert make_agent(model, preset="scout").model_settings.settings.given() == {}
+    assert make_agent(model, preset="scout").settings.model.settings.given() == {}
 
 
 def test_layers_merge_model_then_preset_then_flags() -> None:
@@ -86,7 +86,7 @@ def test_layers_merge_model_then_preset_then_flags() -> None:
 
 def test_a_preset_setting_the_route_cannot_carry_is_dropped_and_recorded() -> None:
     agent = make_agent("openai:gpt-4o", preset="giant")  # not a reasoning model
-    assert agent.model_settings.settings.given() == {"tool_result_images": "inline"}
+    assert agent.settings.model.settings.given() == {"tool_result_images": "inline"}
     protocol = agent.config()["protocol"]
     assert protocol["model_settings"] == {"tool_result_images": "inline"}  # type: ignore[index]
     dropped = protocol["model_settings_dropped"]  # type: ignore[index]

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from slidescout import prompts
 from slidescout.agents.models import (
     Model,
     ModelProfile,
@@ -25,7 +26,6 @@ from slidescout.agents.models import (
 from slidescout.agents.models.pricing import user_price
 from slidescout.agents.models.registry import PROVIDERS, ApiChoice, split_options
 from slidescout.agents.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
-from slidescout.agents.protocol import read_prompt_file
 from slidescout.core.model_settings import (
     SETTING_NAMES,
     ModelSettings,
@@ -53,102 +53,114 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model: str | None = Field(
-        None,
+        default=None,
         description=f"provider:model ({', '.join(PROVIDERS.builtin_names())} built in; plugins "
         "add more), e.g. openai:gpt-5, anthropic:claude-sonnet-4-5, expert, replay:TRACE; "
         "default: by the API key set, else expert",
     )
     preset: str = Field(
-        DEFAULT_PRESET,
+        default=DEFAULT_PRESET,
         description="protocol: "
         + ", ".join(f"{n} (default)" if n == DEFAULT_PRESET else n for n in PRESETS.builtin_names())
         + ", or a plugin's",
     )
     base_url: str | None = Field(
-        None, description="an OpenAI-compatible server, e.g. http://localhost:8000/v1"
+        default=None, description="an OpenAI-compatible server, e.g. http://localhost:8000/v1"
     )
     api: ApiChoice = Field(
-        "auto",
+        default="auto",
         description="OpenAI API: responses, chat or auto (auto: the preset's, else Responses "
         "for OpenAI's endpoint and chat for a --base-url)",
     )
     tools: str | None = Field(
-        None, description="change the preset's tools: '+name,-name' (or a full list)"
+        default=None, description="change the preset's tools: '+name,-name' (or a full list)"
     )
-    max_steps: int | None = Field(None, ge=1, description="step budget T (default: the preset's)")
+    max_steps: int | None = Field(
+        default=None, ge=1, description="step budget T (default: the preset's)"
+    )
     max_side: int | None = Field(
-        None,
+        default=None,
         ge=64,
         le=8192,
         description="long side of every image in px (default: the preset's, by provider)",
     )
     keep_images: KeepImages = Field(
-        None,
+        default=None,
         description="images kept in the context besides the overview: "
         "a number, or 'all' (default: the preset's)",
     )
     guides: bool | None = Field(
-        None, description="draw coordinate guides on images (default: the preset's)"
+        default=None, description="draw coordinate guides on images (default: the preset's)"
     )
     jpeg_quality: int | None = Field(
-        None, ge=1, le=100, description="JPEG quality of images sent (default: the preset's)"
+        default=None,
+        ge=1,
+        le=100,
+        description="JPEG quality of images sent (default: the preset's)",
     )
-    seed: int | None = Field(None, description="model sampling seed (repeat r uses seed + r)")
-    temperature: float | None = Field(None, ge=0, le=2, description="model sampling temperature")
+    seed: int | None = Field(
+        default=None, description="model sampling seed (repeat r uses seed + r)"
+    )
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="model sampling temperature"
+    )
     max_errors: int = Field(
-        3, ge=1, description="consecutive failing steps before a sample ends in error"
+        default=3, ge=1, description="consecutive failing steps before a sample ends in error"
     )
     sample_seconds: float | None = Field(
-        None, gt=0, description="wall-time limit of one sample, in seconds"
+        default=None, gt=0, description="wall-time limit of one sample, in seconds"
     )
     device: str | None = Field(
-        None, description="device of expert tools: cpu, cuda, cuda:N (default: cuda if present)"
+        default=None,
+        description="device of expert tools: cpu, cuda, cuda:N (default: cuda if present)",
     )
     timeout: float | None = Field(
-        None,
+        default=None,
         gt=0,
         description="seconds one model request may take before it is retried (default 120)",
     )
     retries: int | None = Field(
-        None,
+        default=None,
         ge=0,
         le=20,
         description="retries of a failed model request (default 5): a dead "
         "server is given up after timeout × (retries + 1) plus backoff",
     )
     price_in: float | None = Field(
-        None,
+        default=None,
         ge=0,
         description="USD per 1M input tokens, for a model with no known price (with --price-out)",
     )
     price_out: float | None = Field(
-        None,
+        default=None,
         ge=0,
         description="USD per 1M output tokens, for a model with no known price (with --price-in)",
     )
     pricing: str | None = Field(
-        None,
+        default=None,
         description='a pricing TOML file ([openai."MODEL"] input/output per 1M '
         "tokens) for this run",
     )
     reasoning_effort: ReasoningEffort | None = Field(
-        None,
+        default=None,
         description="OpenAI reasoning models: none, minimal, low, medium, "
         "high, xhigh (giant: high)",
     )
     reasoning_summary: ReasoningSummary | None = Field(
-        None,
+        default=None,
         description="OpenAI reasoning models, Responses API: auto, concise or detailed "
         "(giant: detailed)",
     )
     thinking_budget: int | None = Field(
-        None, ge=1024, description="Claude: extended thinking budget in tokens (giant: 1024)"
+        default=None,
+        ge=1024,
+        description="Claude: extended thinking budget in tokens (giant: 1024)",
     )
     max_output_tokens: int | None = Field(
-        None, ge=1, description="output token limit per call (giant, Claude: 30000)"
+        default=None, ge=1, description="output token limit per call (giant, Claude: 30000)"
     )
     system_prompt: str | None = Field(
-        None,
+        default=None,
         description="a system prompt file used instead of the preset's (e.g. "
         "GIANT's exact text); its hash goes into the manifest",
     )
@@ -189,7 +201,7 @@ class AgentConfig(BaseModel):
         _, own = split_options(self.model_options)
         self.resolve_settings(self.profile(), get_preset(self.preset), own)
         if self.system_prompt:
-            read_prompt_file(self.system_prompt)
+            prompts.read_file(self.system_prompt)
 
     def user_settings(self) -> ModelSettings:
         """The model settings the user set (the top layer of the merge)."""

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from slidescout.core.imaging import encode_image
+
+# how the pyramid level of a read is chosen: "fine" (ours: the coarsest level that still has the
+# output's pixels) or "giant" (GIANT's best_level(0.85·ds)); see slides.render
+LevelRule = Literal["fine", "giant"]
+# how coordinate guides are drawn on an image: ours, or GIANT's (see slides.guides)
+GuideStyle = Literal["scout", "giant"]
 
 
 class MppSource(str, Enum):
@@ -143,3 +150,6 @@ class View:
             f" (level-0 px), shown at {self.width}x{self.height} px, {mpp}"
             + (f"; {self.meta['channels']}" if self.meta.get("channels") else "")
         )
+
+
+__all__ = ["Box", "GuideStyle", "LevelRule", "MppSource", "View"]

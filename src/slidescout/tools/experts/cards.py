@@ -63,9 +63,9 @@ class ModelCard(BaseModel):
     name: str = Field(description="Registry name: lowercase letters, digits, '.', '_' or '-'.")
     format: Literal["torchscript", "state_dict", "onnx", "transformers"]
     path: str = Field(min_length=1, description="Weights file (or folder), relative to the card.")
-    hub: str | None = Field(None, description="Hugging Face repo id the weights come from.")
+    hub: str | None = Field(default=None, description="Hugging Face repo id the weights come from.")
     architecture: str | None = Field(
-        None, description="state_dict only: built-in, module:Class or timm name."
+        default=None, description="state_dict only: built-in, module:Class or timm name."
     )
     architecture_args: dict[str, Any] = Field(default_factory=dict)
     mpp: float = Field(gt=0.05, le=64, description="Input resolution in µm per pixel.")
@@ -75,12 +75,12 @@ class ModelCard(BaseModel):
     labels: list[str] = Field(default_factory=list)
     # an expert kind (``kinds.py``): built in, or a plugin's
     output: str = "logits"
-    embedding_dim: int | None = Field(None, ge=1)
+    embedding_dim: int | None = Field(default=None, ge=1)
     decoder: Literal["hovernet", "foreground", "stardist", "label_map"] = "hovernet"
-    rays: int = Field(32, ge=3, le=256, description="stardist: rays per pixel.")
+    rays: int = Field(default=32, ge=3, le=256, description="stardist: rays per pixel.")
     background: str | None = None
     overlap: int | None = Field(
-        None, ge=0, description="mask/instances: px shared by neighbouring patches."
+        default=None, ge=0, description="mask/instances: px shared by neighbouring patches."
     )
     prompts: list[str] = Field(default_factory=lambda: ["an H&E image of {}."])
     heatmap_label: str | None = None
