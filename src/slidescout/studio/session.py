@@ -192,7 +192,8 @@ class Session:
         return cls(slide, agent, run, session_id)
 
     # -- what the page sees ------------------------------------------------------------------
-    def public(self) -> dict[str, Any]:
+    def public(self, *, ended: bool = False) -> dict[str, Any]:
+        """The session as the page sees it (``ended``: said by the turn that is ending)."""
         costs = [t.cost_usd for t in self.turns]
         return {
             "id": self.id,
@@ -202,7 +203,7 @@ class Session:
             "model": self.agent.model.name,
             "preset": self.agent.preset.name,
             "max_steps": self.agent.max_steps,
-            "running": self.running,
+            "running": self.running and not ended,
             "turns": [t.public() for t in self.turns],
             "cost_usd": None if any(c is None for c in costs) else round(sum(costs), 6),  # type: ignore[arg-type]
             "n_steps": sum(t.n_steps for t in self.turns),
@@ -277,7 +278,9 @@ class Session:
         except Exception as exc:  # a bug: say so on the page, keep the session usable
             turn.status, turn.error = "error", f"{type(exc).__name__}: {exc}"[:500]
         finally:
-            self.log.append("end", {**turn.public(), "session": self.public()}, turn=turn.n)
+            self.log.append(
+                "end", {**turn.public(), "session": self.public(ended=True)}, turn=turn.n
+            )
 
     def _observe(self, turn: Turn, trace: Trace, new: list[Event]) -> None:
         """Observer of the running turn (maybe on a worker thread): snapshot now, publish on the loop."""
