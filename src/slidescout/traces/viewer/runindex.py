@@ -113,6 +113,22 @@ def _option_label(value: Any, options: list[str]) -> str | None:
     return text
 
 
+_QUESTION_LABEL = re.compile(r"(?:^|\n)\s*Question:\s*", re.IGNORECASE)
+_OPTIONS_LABEL = re.compile(r"\n\s*Options:\s*\n", re.IGNORECASE)
+
+
+def display_question(text: str) -> str:
+    """The question itself, for the run table: a benchmark template that wraps it in a shared
+    instruction (MedFrameQA's ``... Question: {question} Options: ...``) shows only the part after
+    its ``Question:`` label, up to its ``Options:``; other questions are shown as they are."""
+    m = _QUESTION_LABEL.search(text or "")
+    if m is None:
+        return text
+    rest = text[m.end() :]
+    end = _OPTIONS_LABEL.search(rest)
+    return (rest[: end.start()] if end else rest).strip() or text
+
+
 def _first_line(text: str | None, limit: int = 160) -> str | None:
     if not text:
         return None
@@ -351,7 +367,7 @@ class RunIndex:
                     "sample_id": sid,
                     "repeat": repeat,
                     "task": str(rec.get("task") or (s.task if s else "")),
-                    "question": (s.question if s else "")[:400],
+                    "question": display_question(s.question if s else "")[:400],
                     "answer": None if answer is None else str(answer)[:200],
                     "truth": None if truth is None else str(truth)[:200],
                     "correct": correctness(rec),
@@ -374,7 +390,7 @@ class RunIndex:
                     "sample_id": running.sample_id,
                     "repeat": 0,
                     "task": running.task,
-                    "question": running.question[:400],
+                    "question": display_question(running.question)[:400],
                     "answer": _first_line(running.answer),
                     "truth": (
                         _option_label(running.truth, running.options)

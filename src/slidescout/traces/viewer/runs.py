@@ -177,7 +177,7 @@ def _page(folder: RunsFolder, rows: list[dict[str, Any]]) -> str:
 <link rel="stylesheet" href="static/viewer.css"></head>
 <body><a class="skip-link" href="#main">Skip to content</a>
 <header class="topbar"><a class="brand" href="./"><span class="logo" aria-hidden="true"></span>slidescout</a>
-<nav class="crumbs" aria-label="Breadcrumb"><ol><li><span aria-current="page">{e(str(folder.root))}</span></li></ol></nav></header>
+<nav class="crumbs" aria-label="Breadcrumb"><ol><li><span aria-current="page">{e(folder.root.name)}</span></li></ol></nav></header>
 <main id="main" class="run-page"><h1 class="runs-title">{len(rows)} run{"" if len(rows) == 1 else "s"} in {e(folder.root.name)}</h1>
 {table}{empty}</main></body></html>"""
 
@@ -195,7 +195,7 @@ def create_runs_app(
         return HTMLResponse(_page(folder, folder.rows()))
 
     def api_runs(request: Request) -> Response:
-        return JSON({"root": str(folder.root), "runs": folder.rows()})
+        return JSON({"root": folder.root.name, "runs": folder.rows()})
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         root_path, path = scope.get("root_path", ""), scope["path"]
