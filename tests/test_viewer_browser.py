@@ -603,3 +603,47 @@ def test_a_folder_of_runs_lists_every_run(page, built, tmp_path):
         page.wait_for_selector("table.runs")
     finally:
         srv.stop()
+
+
+def test_compare_two_runs_side_by_side(page, built, tmp_path):
+    """The viewer's run comparison: per sample, both runs' answers, results, cost and steps, with a
+    link to each trace; totals on the samples both have; only the differences on demand."""
+    import json
+
+    folder = tmp_path / "runs"
+    for name in ("baseline", "candidate"):
+        shutil.copytree(built["run"], folder / name)
+    results = folder / "candidate" / "results.jsonl"
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    for rec in recs:
+        if rec["sample_id"] == "case-2":
+            rec.update(correct=True, choice="yes", cost_usd=0.5, n_steps=9)
+    results.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    srv = start_in_thread(folder)
+    try:
+        page.goto(srv.url)
+        page.get_by_role("checkbox", name="Compare baseline").check()
+        page.get_by_role("checkbox", name="Compare candidate").check()
+        page.get_by_role("button", name="Compare the two selected runs").click()
+        page.wait_for_selector("table.compare tbody tr")
+        rows = page.locator("table.compare tbody tr")
+        assert rows.count() == 4
+        row = rows.filter(has_text="case-2")
+        cells = row.locator("td").all_inner_texts()
+        assert "wrong" in cells[4] and "correct" in cells[8] and "$0.5000" in cells[9]
+        assert cells[10] == "9"
+        stats = page.locator(".compare-stats").inner_text()
+        assert "2 correct of 3 scored" in stats and "3 correct of 3 scored" in stats
+        _shot(page, tmp_path, "viewer-compare")
+        page.get_by_role("link", name="show only the samples where they differ").click()
+        page.wait_for_selector("table.compare")
+        assert page.locator("table.compare tbody tr").count() == 1
+        # each answer links to its trace in its own run
+        page.locator("table.compare tbody tr td.c-ans a").nth(1).click()
+        page.wait_for_selector("ol.steps li.step")
+        assert "/runs/candidate/#/s/case-2" in page.url
+        # one run, or the same run twice, is not a comparison
+        page.goto(srv.url + "compare?run=baseline&run=baseline")
+        assert "Pick two different runs" in page.locator("main").inner_text()
+    finally:
+        srv.stop()
