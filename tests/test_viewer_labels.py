@@ -86,3 +86,13 @@ def test_runs_api_shows_no_absolute_path(built, tmp_path):
     assert str(folder.resolve()) not in client.get("/").text
     assert client.get("/api/runs").json()["root"] == "runs"
     assert str(Path(folder).resolve()) not in client.get("/api/runs").text
+
+
+def test_a_question_without_truth_is_not_scored():
+    """A studio or ``ask`` question has no truth: the viewer says "not scored", never "wrong"
+    (``results.jsonl`` records carry ``correct: false`` for them)."""
+    from slidescout.traces.viewer.runindex import correctness
+
+    assert correctness({"truth": None, "correct": False, "predicted": 2, "parsed_ok": True}) is None
+    assert correctness({"truth": 2, "correct": False, "predicted": 1, "parsed_ok": True}) is False
+    assert correctness({"correct": True}) is True  # an explicit verdict without a truth field

@@ -471,6 +471,8 @@ async function send(slide) {
       await postJSON(`api/sessions/${ws.session.id}/turns`, {question, options, region});
     }
     el.question.value = '';
+    el.options.value = '';
+    el.options.closest('details').open = false;
     ws.hint = null;
     el.region.value = '';
   } catch (err) {

@@ -89,6 +89,8 @@ def correctness(rec: dict[str, Any]) -> bool | None:
     Accepts the shapes the project writes: an explicit ``correct``; eval records
     (``predicted``/``parsed_ok``/``truth``); and ``slidescout ask`` records (``choice``/``truth``).
     """
+    if "truth" in rec and rec["truth"] is None:
+        return None  # a question asked without an answer (ask, studio): nothing to score
     if rec.get("correct") is not None:
         return bool(rec["correct"])
     truth = rec.get("truth")
