@@ -172,6 +172,10 @@ def test_studio_end_to_end(browser, world, tmp_path):
     assert timeline.locator("li.step").count() >= 4
     assert "Tumour" in timeline.inner_text()
     shot(page, tmp_path, "studio-answered")
+    # the keyboard moves through the steps
+    timeline.locator("li.step").first.focus()
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("() => document.activeElement.matches('li.step[data-entry=\"1\"]')")
 
     # draw a region hint on the slide, then a follow-up in the same conversation
     canvas = page.locator("#slide-view .openseadragon-canvas").first

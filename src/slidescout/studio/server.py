@@ -50,7 +50,10 @@ def _server(
         allowed_hosts=allowed_hosts(host),
         token=token,
     )
-    cfg = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    # open event streams must not hold the shutdown: then running questions are stopped (lifespan)
+    cfg = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
+    )
     return uvicorn.Server(cfg), app
 
 

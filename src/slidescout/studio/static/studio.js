@@ -528,13 +528,28 @@ async function renderWorkspace(slideKey, sessionId) {
     li.scrollIntoView({block: 'nearest'});
     li.focus({preventScroll: true});
   };
-  timeline.addEventListener('click', ev => {
-    const li = ev.target.closest('li.step');
-    if (!li || ev.target.closest('summary, a, button')) return;
+  const flyToStep = li => {
     const ns = (li.dataset.regions || '').split(' ').filter(Boolean).map(Number);
     const {boxes} = layout();
     const b = boxes.find(x => x.n && ns.includes(x.n)) || boxes.find(x => x.ns && x.ns.some(n => ns.includes(n)));
     if (b && ws.view) ws.view.fly(b.box);
+  };
+  timeline.addEventListener('click', ev => {
+    const li = ev.target.closest('li.step');
+    if (!li || ev.target.closest('summary, a, button')) return;
+    flyToStep(li);
+  });
+  // the keyboard: Enter flies to a step's region, ↑/↓ (or k/j) move between the steps
+  timeline.addEventListener('keydown', ev => {
+    const li = ev.target.closest('li.step');
+    if (!li || ev.target !== li) return;
+    const steps = [...timeline.querySelectorAll('li.step')];
+    const i = steps.indexOf(li);
+    let next = null;
+    if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); flyToStep(li); return; }
+    if (ev.key === 'ArrowDown' || ev.key === 'j') next = steps[i + 1];
+    if (ev.key === 'ArrowUp' || ev.key === 'k') next = steps[i - 1];
+    if (next) { ev.preventDefault(); next.focus(); next.scrollIntoView({block: 'nearest'}); flyToStep(next); }
   });
   try {
     ws.view = d.deep_zoom ? await deepZoom(stage, slide, onBox) : flatView(stage, slide, onBox);
