@@ -11,18 +11,28 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
+from string import Template
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from slidescout import prompts
 from slidescout.agents.environment import Environment, ImageSetEnvironment, SlideEnvironment
 from slidescout.agents.state import SampleState
 from slidescout.core.messages import ImagePart, ModelRequest, SystemMessage, TextPart, UserMessage
-from slidescout.core.parsing import ParsedAnswer, parse_answer
+from slidescout.core.parsing import LETTERS, ParsedAnswer, parse_answer
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Status
 from slidescout.core.types import View
-from slidescout.slides.tissue import clam_grid, clam_mask, tissue_mask
+from slidescout.slides.clam import (
+    clam_grid,
+    clam_mask,
+    clam_preset,
+    clam_preset_for,
+    clam_seg_side,
+    clam_tissue,
+)
+from slidescout.slides.tissue import tissue_mask
 
 if TYPE_CHECKING:
     from slidescout.agents.loop import Agent
@@ -40,9 +50,15 @@ _MEDIA = {
 
 
 def official_question(sample: Sample) -> str:
-    """MedFrameQA's user message: the question, then the options as the Python list's text."""
-    question = str(sample.meta.get("raw_question") or sample.question)
-    return f"{question}\n{sample.options!s}" if sample.meta.get("raw_question") else question
+    """MedFrameQA's user message in its official layout (``prompts/medframeqa_user.md``): the
+    question as given, then the options lettered ``A. ``, ``B. ``... as the Python list's text."""
+    question = sample.meta.get("raw_question")
+    if question is None:
+        return sample.question
+    lettered = [f"{LETTERS[i]}. {opt}" for i, opt in enumerate(sample.options)]
+    return Template(prompts.load("medframeqa_user")).safe_substitute(
+        question=str(question), options=str(lettered)
+    )
 
 
 class ThumbnailStrategy:
@@ -53,9 +69,8 @@ class ThumbnailStrategy:
         env, p = state.env, agent.preset
         side = p.overview_side or 1024
         official = isinstance(env, ImageSetEnvironment) and p.parser == "medframeqa"
-        parts: list[TextPart | ImagePart] = [
-            TextPart(text=official_question(state.sample) if official else state.sample.question)
-        ]
+        text = TextPart(text=official_question(state.sample) if official else state.sample.question)
+        parts: list[TextPart | ImagePart] = [text]
         if isinstance(env, ImageSetEnvironment):
             for i in range(len(env.imageset)):
                 path = Path(env.imageset.paths[i])
@@ -75,6 +90,8 @@ class ThumbnailStrategy:
                     parts.append(self._part(agent, state, env.imageset.view(i + 1, side)))
         else:
             parts.append(self._part(agent, state, env.overview(side, guides=False)))
+        if agent.provider in p.images_first_providers:  # MedFrameQA's Claude: images, then text
+            parts = [*parts[1:], text]
         system = agent.system_prompt(env)
         state.messages = (
             [SystemMessage(content=system)] if system else []
@@ -104,18 +121,18 @@ class ThumbnailStrategy:
         return ImagePart(image=part.image, data=part.data, detail=agent.preset.overview_detail)
 
 
-# the segmentation values of the CLAM preset in GIANT's repository (clam_presets/panda.csv)
-GIANT_CLAM_PRESET = {"sthresh": 4, "mthresh": 5, "close": 3}
-
-
 def sample_grid_boxes(
-    env: Environment, n: int, size: int, seed: int | None
+    env: SlideEnvironment, n: int, size: int, seed: int | None, preset: str = "tcga"
 ) -> list[tuple[int, int, int, int]]:
-    """``n`` random patches (without replacement) of the CLAM-style tissue grid: ``size`` px cells
-    at level 0 whose four inner points lie on tissue (``slides.tissue.clam_grid``); [] when the
-    grid is empty."""
-    thumb = env.overview(2048, guides=False)
-    grid = clam_grid(clam_mask(thumb.image, **GIANT_CLAM_PRESET), thumb.box.as_tuple(), size)
+    """``n`` random patches (without replacement) of CLAM's patch grid (``slides.clam``) under the
+    CLAM ``preset`` of GIANT's repository, segmented at CLAM's resolution; [] when the grid is
+    empty."""
+    values = clam_preset(preset)
+    side = clam_seg_side(list(env.slide.level_downsamples), max(env.size))
+    thumb = env.overview(side, guides=False)
+    mask = clam_mask(thumb.image, **{k: values[k] for k in ("sthresh", "mthresh", "close")})
+    pieces, holes, _ = clam_tissue(mask, thumb.box.w / thumb.width, **values)
+    grid = clam_grid(pieces, thumb.box.as_tuple(), size, holes)
     if not len(grid):
         return []
     rng = np.random.default_rng(seed)
@@ -182,7 +199,11 @@ class PatchStrategy:
             return "error"
         size = agent.preset.patch_size
         n, seed = min(agent.preset.n_patches, agent.max_steps), agent.settings.seed
-        boxes = sample_grid_boxes(env, n, size, seed) or sample_tissue_boxes(env, n, size, seed)
+        preset = clam_preset_for(state.sample.task)  # tcga.csv, or panda.csv for PANDA
+        boxes = sample_grid_boxes(env, n, size, seed, preset) or sample_tissue_boxes(
+            env, n, size, seed
+        )
+        state.note(json.dumps({"clam_preset": preset, "patches": len(boxes)}))
         system_text = agent.system_prompt(env)
         system = (
             [SystemMessage(content=system_text)] if system_text else []

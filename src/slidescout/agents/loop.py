@@ -9,7 +9,8 @@ go to the :class:`~slidescout.core.recorder.Recorder`.
 
 Errors never lose a sample: a ``ToolError`` or a malformed call goes back to the model as an
 error observation; an unexpected exception is recorded on the step; after ``max_errors``
-consecutive failing steps the sample ends with status ``error`` and its trace is kept.
+consecutive failing steps the sample ends with status ``error`` and its trace is kept (under a
+preset with ``tool_errors="continue"``, ``giant``, the loop goes on, as GIANT's does).
 """
 
 from __future__ import annotations
@@ -429,6 +430,8 @@ class Agent:
             show_mpp=p.show_mpp,
             level_rule=p.level_rule,
             guide_style=p.guide_style,
+            message_style=p.message_style,
+            box_clamp=p.box_clamp,
         )
         if state.history is not None:  # a follow-up: the earlier turns, then the new question
             state.messages = state.history.continued(state.sample.question)
@@ -534,6 +537,7 @@ class Agent:
             remaining=remaining,
             one_call=self.one_call,
             jpeg_quality=self.jpeg_quality,
+            style=self.preset.message_style,
         )
         state.messages.append(ToolMessage(results=results))
         state.consecutive_errors = state.consecutive_errors + 1 if n_failed == len(calls) else 0
@@ -541,7 +545,10 @@ class Agent:
         await asyncio.to_thread(
             state.recorder.write_trace, state.trace
         )  # the viewer can follow a running sample
-        if state.consecutive_errors >= self.settings.max_errors:
+        bounded = (
+            self.preset.tool_errors == "bounded"
+        )  # giant: the error goes back, the loop goes on
+        if bounded and state.consecutive_errors >= self.settings.max_errors:
             state.error(
                 f"{state.consecutive_errors} consecutive steps failed; stopping",
                 step=step,

@@ -4,7 +4,7 @@
   resolution (µm/px and magnification) stated, the overview plus the last K images in context
   (K = 2 to 4: older images are dropped three at a time, so prompt caches keep hitting between
   drops; docs/benchmarks.md "Protocols" measures it).
-- ``giant``: GIANT's protocol point for point (docs/fidelity.md lists each point and its test):
+- ``giant``: GIANT's protocol (docs/fidelity.md lists each point, its test, and what differs):
   tools on every step and a rerun of a trajectory that overruns T, reasoning effort high with a
   detailed summary (OpenAI) or a 1024-token thinking budget and 30000 max tokens (Claude), one
   tool call per turn for Claude, tool images inside the tool output, no resolution anywhere,
@@ -58,7 +58,19 @@ class Preset:
     forced_answer: bool = True
     reruns: int = 0  # attempts run again after an overrun at step T (GIANT: 3), then counted wrong
     one_call_providers: tuple[str, ...] = ()  # providers whose turns run only their first tool call
+    # providers whose one-call question puts the images before the text (MedFrameQA's Claude)
+    images_first_providers: tuple[str, ...] = ()
     answer_tag: str | None = None  # the answer is read from <tag>...</tag> when present
+    # what the messages say around the images: "giant" as GIANT's (the opening message is the
+    # question and the overview only; a tool result is the region, the slide size and the calls
+    # remaining; a failed call gets "Error: ..." alone)
+    message_style: Literal["scout", "giant"] = "scout"
+    # "strict": a box wholly outside the slide or of no size is an error; "giant": clamped down to
+    # a 1 px region and shown
+    box_clamp: Literal["strict", "giant"] = "strict"
+    # a failing tool call: "bounded" ends the sample after max_errors failing steps in a row;
+    # "continue" sends the error back and goes on, as GIANT does
+    tool_errors: Literal["bounded", "continue"] = "bounded"
     parser: Literal["default", "medframeqa"] = "default"
     imageset_start: Literal["montage", "frames"] = (
         "frames"  # image sets: every frame as its own image
@@ -96,7 +108,7 @@ SCOUT = Preset(
 
 GIANT = Preset(
     name="giant",
-    description="GIANT's protocol, point for point: tools on every step, up to 3 reruns, high reasoning, no µm/px, full history.",
+    description="GIANT's protocol: tools on every step, up to 3 reruns, high reasoning, no µm/px, full history, its images and guides.",
     system_prompt="giant_system",
     guide_style="giant",
     level_rule="giant",
@@ -107,6 +119,9 @@ GIANT = Preset(
     reruns=3,
     one_call_providers=("anthropic",),
     answer_tag="response",
+    message_style="giant",
+    box_clamp="giant",
+    tool_errors="continue",
     model_defaults=GIANT_MODEL_DEFAULTS,
 )
 
@@ -169,6 +184,7 @@ PRESETS: dict[str, Preset] = {
         overview_detail=None,
         parser="medframeqa",
         temperature=0.0,
+        images_first_providers=("anthropic",),
     ),
 }
 

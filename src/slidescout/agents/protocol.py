@@ -172,6 +172,8 @@ def prompt_hashes(agent: Agent) -> dict[str, str]:
     """sha256 of every prompt the run may send; a prompt file is hashed as read."""
     name, text = prompt_template(agent.preset)
     out = {n: prompts.sha256(n) for n in ("final_step", "imageset_system", "rethink_block")}
+    if agent.preset.parser == "medframeqa":  # the official user-message layout
+        out["medframeqa_user"] = prompts.sha256("medframeqa_user")
     if name:
         out[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return out
@@ -189,6 +191,9 @@ def protocol_config(agent: Agent) -> dict[str, Any]:
             "show_mpp": p.show_mpp,
             "level_rule": p.level_rule,
             "guide_style": p.guide_style,
+            "message_style": p.message_style,
+            "box_clamp": p.box_clamp,
+            "tool_errors": p.tool_errors,
             "jpeg_quality": agent.jpeg_quality,
             "overview_detail": p.overview_detail,
             "parser": p.parser,
@@ -239,6 +244,8 @@ async def opening_message(agent: Agent, state: SampleState) -> UserMessage:
         agent.show, state, overview, purpose="overview", label="overview"
     )
     part = ImagePart(image=part.image, data=part.data, detail=p.overview_detail)
+    if p.message_style == "giant":  # GIANT's opening message: the question, then the overview
+        return UserMessage(parts=[*parts, part])
     return UserMessage(parts=[*parts, TextPart(text=caption), part])
 
 

@@ -28,6 +28,7 @@ from slidescout.errors import SlideError
 from slidescout.slides.backends import Backend, PatchReader, padded_read
 from slidescout.slides.cache import HANDLE_CACHE_SIZE, VIEW_CACHE_BYTES, LRUCache
 from slidescout.slides.factory import open_backend
+from slidescout.slides.giant_read import giant_read
 from slidescout.slides.guides import draw_guides
 from slidescout.slides.metadata import LevelInfo, SlideInfo, parse_bounds, resolve_mpp
 from slidescout.slides.render import (
@@ -352,8 +353,13 @@ class Slide:
         level_rule: str = "fine",
         guide_style: str = "scout",
     ) -> View:
-        region = plan_region(self._b, shown, out_w, out_h, level_rule)
-        image = self._b.render(region)
+        giant = giant_read(self._b, shown, max(out_w, out_h)) if level_rule == "giant" else None
+        if giant is not None:  # GIANT's own read and resize, pixel for pixel
+            image, level = giant
+            out_h, out_w = image.shape[:2]
+        else:
+            region = plan_region(self._b, shown, out_w, out_h, level_rule)
+            image, level = self._b.render(region), region.level
         if guides:
             image = draw_guides(image, shown, style=guide_style)
         image = np.ascontiguousarray(image)
@@ -364,14 +370,14 @@ class Slide:
             View(
                 image=image,
                 box=shown,
-                level=region.level,
+                level=level,
                 downsample=ds,
                 mpp=self.mpp * ds if self.mpp else None,
                 guides=bool(guides),
                 meta={
                     "slide_id": self.slide_id,
                     "backend": self.backend_name,
-                    "level_downsample": self.level_downsamples[region.level],
+                    "level_downsample": self.level_downsamples[level],
                     "mpp_source": self.mpp_source.value,
                     **({"channels": self.channels_text} if self.channels_text else {}),
                 },

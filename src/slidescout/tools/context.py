@@ -37,6 +37,10 @@ class ToolContext:
         show_mpp: state µm/px and magnification in results (False under the ``giant`` preset).
         level_rule: "fine" (ours) or "giant" (GIANT's ``best_level(0.85·ds)``), see slides.render.
         guide_style: "scout" or "giant" (see slides.guides).
+        message_style: "scout" or "giant": what a view's result text says (``giant``: the region
+            and the slide size only, as GIANT's results).
+        box_clamp: "strict" (a box wholly outside the slide or of no size is an error) or
+            "giant" (clamped down to a 1 px region and shown, as GIANT does).
         run_dir: the run directory, if any (tools may write artefacts under it).
         sample_id: the sample's id.
         device: torch device for model-backed tools ("auto", "cpu", "cuda:0").
@@ -58,6 +62,8 @@ class ToolContext:
     show_mpp: bool = True
     level_rule: str = "fine"
     guide_style: str = "scout"
+    message_style: str = "scout"
+    box_clamp: str = "strict"
     run_dir: Path | None = None
     sample_id: str = ""
     device: str = "auto"  # the expert runtime resolves it: CUDA when present, else CPU
