@@ -317,8 +317,9 @@ class Bench:
 def measure_views(bench: Bench, boxes: list, repeats: int = 1) -> dict:
     """Wall and CPU ms of each way of making each view, and the per-box ratios.
 
-    Two passes over the same boxes. First the floor ratio: our one-core view and the decode
-    floor, side by side (adjacent, the order alternating), each the least of ``repeats`` runs
+    Two passes over the same boxes. First the floor ratio: our one-core view, the decode floor
+    and the same view rendered by libvips (the engine's path before views were made from the
+    JPEG tiles), side by side (adjacent, the order rotating), each the least of ``repeats`` runs
     (other jobs only ever add time). Then our default view and GIANT's way (its OpenSlide reads
     churn memory and caches; kept apart from the pair being compared), the order alternating.
     Every run starts cold: our views on a slide whose level is open but none of the box's tiles
@@ -327,9 +328,16 @@ def measure_views(bench: Bench, boxes: list, repeats: int = 1) -> dict:
     for b in random_boxes(3, 99, bench.width, bench.height):  # warm up: page loads, file cache
         bench.ours(b), bench.ours(b, True), bench.giant.view(*b, target=bench.out_side)
         bench.floor_for(b)
+
+    def cold_libvips(b):
+        slide = bench.cold(b)
+        slide._b.jpeg_tiles = False  # the same view rendered by libvips (tiffload + reduce)
+        return slide
+
     methods = {
         "ours": (bench.cold, lambda b, s: bench.ours(b, False, s)),
         "ours_1core": (bench.cold, lambda b, s: bench.ours(b, True, s)),
+        "libvips_1core": (cold_libvips, lambda b, s: bench.ours(b, True, s)),
         "giant": (lambda b: GiantWay(bench.path), lambda b, g: g.view(*b, target=bench.out_side)),
         "floor": (lambda b: None, lambda b, _: bench.floor_for(b)),
     }
@@ -348,8 +356,8 @@ def measure_views(bench: Bench, boxes: list, repeats: int = 1) -> dict:
             res[f"{name}_cpu"].append(cpu)
 
     for i, b in enumerate(boxes):
-        pair = ["ours_1core", "floor"]
-        least(pair if i % 2 == 0 else pair[::-1], b, repeats)
+        trio = ["ours_1core", "floor", "libvips_1core"]
+        least(trio[i % 3 :] + trio[: i % 3], b, repeats)
     for i, b in enumerate(boxes):
         least(["ours", "giant"] if i % 2 == 0 else ["giant", "ours"], b, 1)
 
@@ -360,6 +368,7 @@ def measure_views(bench: Bench, boxes: list, repeats: int = 1) -> dict:
     res["ratio_giant_cpu"] = ratio("giant_cpu", "ours_1core_cpu")
     res["ratio_floor"] = ratio("ours_wall", "floor_wall")
     res["ratio_floor_cpu"] = ratio("ours_1core_cpu", "floor_cpu")
+    res["ratio_libvips_cpu"] = ratio("libvips_1core_cpu", "floor_cpu")
     return res
 
 
@@ -449,6 +458,7 @@ def report_views(res: dict, n_boxes: int, out_side: int, repeats: int) -> list[s
         row(res, "slidescout, one core per view", "ours_1core"),
         row(res, "GIANT way (OpenSlide + PIL)", "giant"),
         row(res, "decode floor (tiles only, 1 thr)", "floor"),
+        row(res, "libvips rendering, one core", "libvips_1core"),
         f"  GIANT / ours, per box (median):   wall {med(res['ratio_giant']):.1f}x, "
         f"CPU (one core each) {med(res['ratio_giant_cpu']):.1f}x",
         f"  ours / floor, per box (median):   wall {med(res['ratio_floor']):.2f}, "
@@ -456,6 +466,9 @@ def report_views(res: dict, n_boxes: int, out_side: int, repeats: int) -> list[s
         f"(quartiles {np.percentile(res['ratio_floor_cpu'], 25):.2f}-"
         f"{np.percentile(res['ratio_floor_cpu'], 75):.2f})",
         f"  ours / floor, medians of CPU:     {med(res['ours_1core_cpu']) / floor_cpu:.2f}",
+        f"  libvips / floor, per box (median): CPU (one core) {med(res['ratio_libvips_cpu']):.2f} "
+        f"(quartiles {np.percentile(res['ratio_libvips_cpu'], 25):.2f}-"
+        f"{np.percentile(res['ratio_libvips_cpu'], 75):.2f})",
     ]
 
 

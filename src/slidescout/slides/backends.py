@@ -2,16 +2,19 @@
 
 - ``VipsTiffBackend`` (backend_vips.py): TIFF-family slides OpenSlide recognises as
   ``generic-tiff`` or ``aperio``. OpenSlide gives the metadata and the level table; pyvips
-  ``tiffload(page=N)`` reads the pixels (the pyvips wheel has no ``openslideload``).
+  ``tiffload(page=N)`` reads the pixels (the pyvips wheel has no ``openslideload``); views of
+  JPEG-tiled levels are made from the tiles themselves (jpegtiles.py).
 - ``OpenSlideBackend`` (backend_openslide.py): every other OpenSlide format (NDPI, MRXS, SCN,
   DICOM, ...), and any TIFF whose pages pyvips cannot decode (e.g. JPEG 2000 SVS).
 - ``TiffPyramidBackend`` / ``TifffileBackend`` (backend_tiff.py): TIFFs OpenSlide cannot open or
   reads in part (SubIFD / OME-TIFF / QPTIFF pyramids, WebP or JPEG 2000 tiles, channels).
 - ``VipsImageBackend`` (backend_image.py): plain PNG/JPEG/WebP/TIFF... as a one-level slide.
 
-``factory.open_backend`` picks one for a file. A backend works in *level* pixel coordinates; the level-0 geometry (boxes, clamping, level
-choice) lives in ``render.py`` and ``slide.py``. Library exceptions never escape a backend: they
-become ``SlideError`` naming the file and the reason.
+``factory.open_backend`` picks one for a file, after ``tiffifd.tiff_pages`` and
+``integrity`` have checked that a TIFF's bytes can hold what it declares. A backend works in
+*level* pixel coordinates; the level-0 geometry (boxes, clamping, level choice) lives in
+``render.py`` and ``slide.py``. Library exceptions never escape a backend: they become
+``SlideError`` naming the file and the reason (``reasons.py`` words them).
 """
 
 from __future__ import annotations

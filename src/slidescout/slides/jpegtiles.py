@@ -2,14 +2,15 @@
 
 Most slides (Aperio SVS, generic tiled TIFFs) store their levels as JPEG tiles. For those, a view
 is made here instead of by libvips: the tiles under the box (plus the Lanczos kernel's reach) are
-read with ``os.pread`` and decoded by libjpeg-turbo (imagecodecs) into one array, and the exact,
+read with ``os.pread`` and decoded by libjpeg-turbo (imagecodecs) into one buffer, and the exact,
 fractional box is resampled to the output size with Lanczos-3 by cykooz_resizer (the Rust crate
-fast_image_resize: Pillow's filter and box semantics to within fixed-point rounding, SIMD). libvips' tiffload + reduce spent
-~1.9x the CPU of decoding the tiles; this path ~1.35x (docs/benchmarks.md).
+fast_image_resize, SIMD: Pillow's filter and box semantics, to within fixed-point rounding).
+libvips' tiffload + reduce spent ~1.9x the CPU of decoding the tiles alone (its horizontal
+reduce ~0.5x by itself); this path ~1.2-1.6x on the loaded 2-core machine (docs/benchmarks.md).
 
 Exactness: a level is used here only after one of its tiles decoded here equals the same tile
-decoded by libvips, bit for bit (same libjpeg-turbo settings); otherwise, or without imagecodecs
-or cykooz_resizer, the backend keeps libvips.
+decoded by libvips, bit for bit (same libjpeg-turbo settings); otherwise, without imagecodecs or
+cykooz_resizer, or for a span over ``SPAN_BUDGET_PX``, the backend renders with libvips.
 """
 
 from __future__ import annotations
@@ -49,12 +50,12 @@ def available() -> bool:
         import cykooz_resizer  # noqa: F401
         import imagecodecs  # noqa: F401
 
-        src = np.full((8, 8, 4), 200, np.uint8)
+        src = np.full((8, 8, 4), 137, np.uint8)
         got = lanczos(src, 0.0, 0.0, 8.0, 8.0, 4, 4)
     except Exception as exc:  # a missing or broken install: libvips renders instead
         log.debug("JPEG tiles left to libvips: %s", exc)
         return False
-    return bool((got == 200).all())
+    return bool((got == 137).all())
 
 
 def eligible(page: TiffPage) -> bool:
@@ -257,6 +258,8 @@ class JpegViews:
     read_level: Callable[[int, int, int, int, int], np.ndarray]
     error: Callable[[str], SlideError]
 
+    jpeg_tiles = True  # False: every view through the backend's own renderer (benchmarks)
+
     def __init__(self) -> None:
         self._jpeg = _JpegState()
         super().__init__()
@@ -305,7 +308,7 @@ class JpegViews:
     def jpeg_render(self, region: Region) -> np.ndarray | None:
         """``region`` made from the level's JPEG tiles; None when the level is not served here
         or the tiles to decode span more than ``SPAN_BUDGET_PX``."""
-        jl = self.jpeg_level(region.level)
+        jl = self.jpeg_level(region.level) if self.jpeg_tiles else None
         if jl is None:
             return None
         lw, lh = self.level_dimensions[region.level]
