@@ -148,3 +148,16 @@ def test_a_tile_that_does_not_decode_is_an_error_every_time(tmp_path):
             s.read((0, 0, 1024, 768), 1024)
     ok = Slide.open(p).read((0, 512, 256, 256), 256)  # tiles of another row still read
     assert ok.image.mean() > 20
+
+
+def test_the_tile_path_is_available_here_and_keeps_flat_colour_flat():
+    """CI has imagecodecs and cykooz_resizer: the tile path must be the one under test. The
+    resampler preserves any flat colour exactly, whatever the fourth (ignored) channel holds
+    (cykooz's own ``resize_pil`` premultiplied by it)."""
+    assert jpegtiles.available()
+    for value in (0, 1, 17, 137, 254, 255):
+        for pad in (0, 7, 255):
+            src = np.full((64, 48, 4), value, np.uint8)
+            src[..., 3] = pad
+            out = jpegtiles.lanczos(src, 0.5, 1.25, 46.0, 60.0, 23, 30)
+            assert out.shape == (30, 23, 3) and (out == value).all(), (value, pad)

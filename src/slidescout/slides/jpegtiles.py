@@ -51,11 +51,15 @@ def available() -> bool:
         import imagecodecs  # noqa: F401
 
         src = np.full((8, 8, 4), 137, np.uint8)
+        src[..., 3] = 7  # an ordinary channel: must not weigh the others
         got = lanczos(src, 0.0, 0.0, 8.0, 8.0, 4, 4)
     except Exception as exc:  # a missing or broken install: libvips renders instead
         log.debug("JPEG tiles left to libvips: %s", exc)
         return False
-    return bool((got == 137).all())
+    if not (got == 137).all():
+        log.debug("JPEG tiles left to libvips: cykooz_resizer does not resize in place as expected")
+        return False
+    return True
 
 
 def eligible(page: TiffPage) -> bool:
@@ -213,20 +217,24 @@ _resizers = threading.local()
 def lanczos(
     src: np.ndarray, x: float, y: float, w: float, h: float, out_w: int, out_h: int
 ) -> np.ndarray:
-    """The box ``(x, y, w, h)`` of ``src`` (RGBX, fractional coordinates in its pixels) resampled
-    to an ``out_w x out_h`` RGB array with Lanczos-3, as Pillow's ``resize(box=...)`` does to
-    within fixed-point rounding (the kernel clipped and renormalised at ``src``'s edges).
+    """The box ``(x, y, w, h)`` of ``src`` (4 channels, fractional coordinates in its pixels)
+    resampled to an ``out_w x out_h`` array of its first 3 channels with Lanczos-3, as Pillow's
+    ``resize(box=...)`` does to within fixed-point rounding (the kernel clipped and renormalised
+    at ``src``'s edges).
 
-    cykooz_resizer reads and writes Pillow images in place: RGBA images over ``src`` and over this
-    thread's scratch buffer share their memory (``Image.frombuffer``), so no multi-MB buffer is
-    allocated or copied (``ImageData`` copies its input twice and allocates its output: ~1900 page
-    faults per view, as much CPU as a third of the decoding). X is carried as an ignored alpha."""
-    from cykooz_resizer import CropBox, FilterType, ResizeAlg, ResizeOptions, Resizer
+    cykooz_resizer's Rust resizer reads and writes Pillow images in place: images over ``src``
+    and over a leased buffer share their memory (``Image.frombuffer``), so no multi-MB buffer is
+    allocated or copied (``ImageData`` copies its input twice and allocates its output: ~1900
+    page faults per view, as much CPU as a third of the decoding). The fourth channel is an
+    ordinary one (``use_alpha`` off; the package's ``resize_pil`` would premultiply an RGBA
+    image by it)."""
+    from cykooz_resizer import CropBox, FilterType, ResizeAlg, ResizeOptions
+    from cykooz_resizer.rust_lib import PilImageWrapper, RustResizer
     from PIL import Image
 
     resizer = getattr(_resizers, "resizer", None)
     if resizer is None:
-        resizer = _resizers.resizer = Resizer()
+        resizer = _resizers.resizer = RustResizer()
     sh, sw = src.shape[:2]
     x0, y0 = max(0.0, x), max(0.0, y)
     options = ResizeOptions(
@@ -239,7 +247,7 @@ def lanczos(
         scratch = raw.reshape(out_h, out_w, 4)
         source = Image.frombuffer("RGBA", (sw, sh), src, "raw", "RGBA", 0, 1)
         dest = Image.frombuffer("RGBA", (out_w, out_h), scratch, "raw", "RGBA", 0, 1)
-        resizer.resize_pil(source, dest, options)
+        resizer.resize_pil(PilImageWrapper(source), PilImageWrapper(dest), options.rust_options)
         for c in range(3):  # three strided copies: ~5x faster than out[:] = scratch[..., :3]
             np.copyto(out[..., c], scratch[..., c])
     return out
