@@ -51,8 +51,9 @@ def experts_add(
     weights: Path | None = typer.Option(
         None,
         "--weights",
-        help="Catalog models: weights file (or model "
-        "folder) already on disk, instead of downloading them.",
+        help="Weights file (or model folder) already on disk: for a catalog model instead of "
+        "downloading them; for a card file instead of its field 'path' (a copy of the card is "
+        "registered).",
     ),
 ) -> None:
     """Validate a model card, load its checkpoint once to check the output shape, and register it."""
@@ -60,13 +61,12 @@ def experts_add(
     entry = named.get(str(card)) if not card.exists() else None
     if entry is not None:
         c = load_card(_catalog_card(entry, weights))
-    elif weights is not None:
-        raise ConfigError(
-            "--weights is for catalog models (`slidescout experts catalog`); a card file names "
-            "its weights in field 'path'"
-        )
+    elif not card.exists():
+        raise ConfigError(_unknown_card(card))
     else:
         c = load_card(card)
+        if weights is not None:
+            c = load_card(_card_with_weights(c, weights))
     c.check_weights()
     t0 = time.perf_counter()
 
@@ -87,6 +87,44 @@ def experts_add(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _unknown_card(card: Path) -> str:
+    """Neither a card file nor a catalog name: say so, with the catalog's names."""
+    import difflib
+
+    text = str(card)
+    if card.suffix.lower() in (".yaml", ".yml", ".toml", ".json") or "/" in text:
+        return f"model card not found: {card}"
+    names = sorted(named.NAMED)
+    close = difflib.get_close_matches(text.lower(), names, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return (
+        f"{text!r} is neither a model card file nor a catalog model; {hint}catalog: "
+        f"{', '.join(names)} (`slidescout experts catalog`)"
+    )
+
+
+def _card_with_weights(card: Any, weights: Path) -> Path:
+    """A copy of ``card`` under $SLIDESCOUT_HOME/cards whose field 'path' is ``weights``."""
+    import yaml
+
+    path = weights.expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(f"--weights: {path} does not exist")
+    data = card.card.model_dump(mode="json", exclude_unset=True)
+    data["path"] = str(path)
+    out = catalog.home() / "cards" / f"{card.name}.yaml"
+    if out.resolve() == card.file:
+        raise ConfigError(f"--weights: {card.file} is already the registered copy; edit its 'path'")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    console.print(
+        f"wrote card {escape(str(out))} (from {escape(card.file.name)}, weights {escape(str(path))})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return out
 
 
 def _catalog_card(entry: Any, weights: Path | None) -> Path:

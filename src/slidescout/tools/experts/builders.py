@@ -4,6 +4,8 @@ whose import breaks on a mismatched torchvision, are one-line ``ConfigError``s."
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 from typing import Any
 
 from slidescout.errors import ConfigError
@@ -38,13 +40,37 @@ def build_architecture(card: Card) -> Any:
             raise ConfigError(
                 f"model card {card.file.name}: field 'architecture_args': {exc}"
             ) from None
+    hint = "" if forced_timm else _did_you_mean(name)
+    if hint and not _timm_installed():
+        raise ConfigError(
+            f"model card {card.file.name}: field 'architecture': {name!r} is not a built-in "
+            f"architecture{hint} (other names need timm, which is not installed)"
+        )
     timm = _import_timm(card, arch)
     try:
         return timm.create_model(name, pretrained=False, num_classes=n_out, **args)
     except Exception as exc:  # RuntimeError: unknown model, TypeError: bad kwargs
         raise ConfigError(
             f"model card {card.file.name}: timm cannot build {name!r} ({_first_line(exc)})"
+            f"{hint}"
         ) from None
+
+
+def _timm_installed() -> bool:
+    try:
+        return importlib.util.find_spec("timm") is not None
+    except (ValueError, ImportError):  # a None placeholder in sys.modules
+        return False
+
+
+def _did_you_mean(name: str) -> str:
+    """"; did you mean resnet18?" for a name close to a built-in architecture, else ""."""
+    known = builtin_architectures()
+    squashed = {k.replace("_", "").replace("-", ""): k for k in known}
+    key = name.lower().replace("_", "").replace("-", "").replace(" ", "")
+    close = [squashed[key]] if key in squashed else []
+    close = close or difflib.get_close_matches(name.lower(), known, n=2, cutoff=0.75)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def builtin_architectures() -> tuple[str, ...]:

@@ -160,6 +160,8 @@ class TorchRunner(HostNormalizer):
         self._init_host(card)
         self.host_prepare = device == "cpu"  # the runtime hands over prepared float batches
         self.spatial = card.card.spatial
+        params = [p for p in getattr(module, "parameters", list)() if p.is_floating_point()]
+        self.dtype = params[0].dtype if params else torch.float32
 
     def __call__(self, batch: Any) -> np.ndarray:
         import torch
@@ -181,6 +183,8 @@ class TorchRunner(HostNormalizer):
                 x = x.float() * self._scale + self._shift
             else:
                 raise ValueError(f"expected uint8 patches (N, H, W, 3), got shape {tuple(x.shape)}")
+            if x.dtype != self.dtype and not self.autocast:
+                x = x.to(self.dtype)  # bf16 weights on a GPU take bf16 input
             x = x.contiguous(
                 memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
             )
@@ -194,6 +198,25 @@ class TorchRunner(HostNormalizer):
             y = _first(y)
             y = y.float().reshape(y.shape[0], -1)
             return y.cpu().numpy()
+
+
+def weights_dtype(device: str, dtypes: set[Any], bf16_ok: bool | None = None) -> Any:
+    """The dtype a checkpoint's floating tensors (``dtypes``) are run in on ``device``: float32 on
+    the CPU (half-precision kernels are slow or missing there); on a GPU, a half-precision
+    checkpoint (fp16 or bf16) runs in bf16 where the GPU supports it (``bf16_ok``; asked of
+    torch when None), else in float32."""
+    import torch
+
+    half = {torch.float16, torch.bfloat16}
+    if not device.startswith("cuda") or not (set(dtypes) & half):
+        return torch.float32
+    if bf16_ok is None:
+        bf16_ok = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return torch.bfloat16 if bf16_ok else torch.float32
+
+
+def _floating_dtypes(tensors: Any) -> set[Any]:
+    return {t.dtype for t in tensors if t.is_floating_point()}
 
 
 def _load_torch(
@@ -214,9 +237,15 @@ def _load_torch(
                 f"({_first_line(exc)}); save it with torch.jit.save(torch.jit.script(m)) "
                 "or torch.jit.trace, or use format 'state_dict'"
             ) from None
+        dtype = weights_dtype(device, _floating_dtypes(module.parameters()))
     else:
-        module = _load_state_dict(card, path)
+        module, dtype = _load_state_dict(card, path, device)
         module = module.to(device)
+    if _floating_dtypes(module.parameters()) - {dtype}:
+        module = module.to(dtype)
+        say(f"weights cast to {str(dtype).removeprefix('torch.')} for {device}")
+    if dtype != torch.float32:
+        kw["autocast"] = False  # already in bf16: the runner feeds bf16 input
     module.eval()
     say(
         f"loaded {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s"
@@ -235,10 +264,11 @@ def _load_torch(
     return TorchRunner(module, card, device, **kw)
 
 
-def _load_state_dict(card: Card, path: Any) -> Any:
-    """The card's architecture with the checkpoint's weights. Built-in architectures are built on
-    the meta device and take the checkpoint's tensors as they are (no random initialisation, which
-    costs seconds for a ViT-g)."""
+def _load_state_dict(card: Card, path: Any, device: str = "cpu") -> tuple[Any, Any]:
+    """The card's architecture with the checkpoint's weights, and the dtype it runs in. Built-in
+    architectures are built on the meta device and take the checkpoint's tensors (no random
+    initialisation, which costs seconds for a ViT-g); half-precision tensors are cast to the dtype
+    :func:`weights_dtype` chooses for ``device``."""
     import torch
 
     c = card.card
@@ -260,13 +290,18 @@ def _load_state_dict(card: Card, path: Any) -> Any:
 
             obj = load_file(str(path), device="cpu")
         else:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            obj = _torch_load(path)
     except Exception as exc:
         raise ConfigError(
             f"model card {card.file.name}: cannot read {path.name} as a state_dict "
             f"({_first_line(exc)})"
         ) from None
     state = _unwrap_state_dict(obj, card)
+    dtype = weights_dtype(device, _floating_dtypes(state.values()))
+    state = {
+        k: (v.to(dtype) if v.is_floating_point() and v.dtype != dtype else v)
+        for k, v in state.items()
+    }
     missing, unexpected = _key_mismatch(module, state)
     if missing or unexpected:
         detail = []
@@ -278,9 +313,10 @@ def _load_state_dict(card: Card, path: Any) -> Any:
             f"model card {card.file.name}: the weights in {path.name} do not fit "
             f"architecture {c.architecture!r}: {'; '.join(detail)} parameter names"
         )
+    _check_shapes(card, path, module, state)
     try:
         module.load_state_dict(state, strict=not on_meta, assign=on_meta)
-    except RuntimeError as exc:  # shape mismatches
+    except RuntimeError as exc:  # anything _check_shapes did not foresee
         msg = " ".join(str(exc).split())
         raise ConfigError(
             f"model card {card.file.name}: the weights in {path.name} do not fit "
@@ -288,7 +324,49 @@ def _load_state_dict(card: Card, path: Any) -> Any:
         ) from None
     if on_meta:
         _materialise_leftovers(module)
-    return module
+    return module, dtype
+
+
+def _check_shapes(card: Card, path: Any, module: Any, state: dict[str, Any]) -> None:
+    """A ConfigError naming the card field to fix when a tensor's shape differs: the output layer's
+    width against the labels ("fix field 'labels'"), anything else against the architecture."""
+    c = card.card
+    want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    bad = [(k, want[k], tuple(v.shape)) for k, v in state.items() if k in want and want[k] != tuple(v.shape)]
+    if not bad:
+        return
+    n_out = c.head_outputs
+    head = [
+        (k, w, g) for k, w, g in bad if n_out and w[:1] == (n_out,) and g[1:] == w[1:] and g
+    ]
+    if len(head) == len(bad):
+        k, _, got = head[0]
+        layer = k.rsplit(".", 1)[0]
+        raise ConfigError(
+            f"model card {card.file.name}: the checkpoint's output layer ({layer}) gives "
+            f"{got[0]} values per patch but the card lists {len(c.labels)} labels "
+            f"({', '.join(c.labels)}); fix field 'labels'"
+        )
+    k, w, g = bad[0]
+    raise ConfigError(
+        f"model card {card.file.name}: the weights in {path.name} do not fit architecture "
+        f"{c.architecture!r}: {k} is {list(g)} in the checkpoint but {list(w)} in the model "
+        f"({len(bad)} tensor{'s' if len(bad) != 1 else ''} differ); check fields "
+        "'architecture' and 'architecture_args'"
+    )
+
+
+def _torch_load(path: Any) -> Any:
+    """``torch.load`` memory-mapped (a 1 GB checkpoint is not copied into memory first), falling
+    back to a plain read for files in the legacy (non-zip) format."""
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc) and "zip" not in str(exc):
+            raise
+    return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def _materialise_leftovers(module: Any) -> None:
@@ -553,4 +631,5 @@ __all__ = [
     "device_kind",
     "load_runner",
     "resolve_device",
+    "weights_dtype",
 ]
