@@ -51,8 +51,7 @@ def build_architecture(card: Card) -> Any:
         return timm.create_model(name, pretrained=False, num_classes=n_out, **args)
     except Exception as exc:  # RuntimeError: unknown model, TypeError: bad kwargs
         raise ConfigError(
-            f"model card {card.file.name}: timm cannot build {name!r} ({_first_line(exc)})"
-            f"{hint}"
+            f"model card {card.file.name}: timm cannot build {name!r} ({_first_line(exc)}){hint}"
         ) from None
 
 
@@ -64,7 +63,7 @@ def _timm_installed() -> bool:
 
 
 def _did_you_mean(name: str) -> str:
-    """"; did you mean resnet18?" for a name close to a built-in architecture, else ""."""
+    """ "; did you mean resnet18?" for a name close to a built-in architecture, else ""."""
     known = builtin_architectures()
     squashed = {k.replace("_", "").replace("-", ""): k for k in known}
     key = name.lower().replace("_", "").replace("-", "").replace(" ", "")

@@ -29,6 +29,9 @@ Outputs:
   ``decoder: label_map``: one channel of instance ids per patch (0 = background), merged across
   patch borders.
   Output maps the size of the input, or smaller and centred (valid convolutions), at the same mpp.
+  ``postprocess`` holds every threshold of the decoders (``threshold``, ``min_area``, ``edge``,
+  ``sobel_size``, ``opening``, ``blur``, ``nms_overlap``, ``min_distance``); a hovernet card may
+  name its background type channel in ``background``.
 - ``zero_shot``: ``format: transformers``, a CLIP or SigLIP folder (or ``hub: org/name``);
   ``prompts`` are templates such as "an H&E image of {}." and ``labels`` the default classes.
 
@@ -52,6 +55,43 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Triple = Annotated[list[float], Field(min_length=3, max_length=3)]
+
+
+class PostProcess(BaseModel):
+    """Thresholds of the instance decoders (card field ``postprocess``); the defaults are
+    HoVer-Net's published post-processing and StarDist's usual values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="Foreground (or object) probability that counts as nucleus."
+    )
+    min_area: int = Field(
+        10, ge=0, description="Parts and markers smaller than this (px at the model's mpp) go."
+    )
+    edge: float = Field(
+        0.4, gt=0, lt=1, description="hovernet: gradient energy that marks a border between nuclei."
+    )
+    sobel_size: int = Field(21, ge=3, le=31, description="hovernet: Sobel kernel taps (odd).")
+    opening: int = Field(
+        5, ge=0, le=31, description="hovernet: elliptical opening of the markers, px (0: none)."
+    )
+    blur: int = Field(
+        3, ge=0, le=31, description="hovernet: Gaussian taps on the distance map (0: none)."
+    )
+    nms_overlap: float = Field(
+        0.4, gt=0, le=1, description="stardist: share of a polygon already drawn that drops it."
+    )
+    min_distance: int = Field(
+        3, ge=1, description="foreground: px between the centres the watershed starts from."
+    )
+
+    @field_validator("sobel_size", "blur", "opening")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v > 1 and v % 2 == 0:
+            raise ValueError("use an odd number of pixels")
+        return v
 
 
 class ModelCard(BaseModel):
@@ -82,6 +122,7 @@ class ModelCard(BaseModel):
     overlap: int | None = Field(
         None, ge=0, description="mask/instances: px shared by neighbouring patches."
     )
+    postprocess: PostProcess = Field(default_factory=PostProcess)
     prompts: list[str] = Field(default_factory=lambda: ["an H&E image of {}."])
     heatmap_label: str | None = None
     score_range: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
@@ -317,4 +358,4 @@ def load_card(path: str | Path) -> Card:
     return card_from_dict(_parse(p), p)
 
 
-__all__ = ["CARD_SUFFIXES", "Card", "ModelCard", "card_from_dict", "load_card"]
+__all__ = ["CARD_SUFFIXES", "Card", "ModelCard", "PostProcess", "card_from_dict", "load_card"]

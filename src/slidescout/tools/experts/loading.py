@@ -332,13 +332,15 @@ def _check_shapes(card: Card, path: Any, module: Any, state: dict[str, Any]) -> 
     width against the labels ("fix field 'labels'"), anything else against the architecture."""
     c = card.card
     want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    bad = [(k, want[k], tuple(v.shape)) for k, v in state.items() if k in want and want[k] != tuple(v.shape)]
+    bad = [
+        (k, want[k], tuple(v.shape))
+        for k, v in state.items()
+        if k in want and want[k] != tuple(v.shape)
+    ]
     if not bad:
         return
     n_out = c.head_outputs
-    head = [
-        (k, w, g) for k, w, g in bad if n_out and w[:1] == (n_out,) and g[1:] == w[1:] and g
-    ]
+    head = [(k, w, g) for k, w, g in bad if n_out and w[:1] == (n_out,) and g[1:] == w[1:] and g]
     if len(head) == len(bad):
         k, _, got = head[0]
         layer = k.rsplit(".", 1)[0]
