@@ -17,9 +17,8 @@ from test_experts_support import blobs_pattern, write_card
 from slidescout.errors import ConfigError
 from slidescout.slides import open_slide
 from slidescout.tools.context import ToolContext
-from slidescout.tools.experts import catalog, named
+from slidescout.tools.experts import catalog, loading, named
 from slidescout.tools.experts.cards import load_card
-from slidescout.tools.experts import loading
 from slidescout.tools.experts.loading import check_model, load_runner
 
 torch = pytest.importorskip("torch")
