@@ -10,6 +10,7 @@ from typing import Any
 
 from slidescout.errors import ConfigError
 from slidescout.tools.experts.cards import Card
+from slidescout.tools.experts.optional import broken_torchvision_message, torchvision_problem
 
 BUILTIN_ARCHITECTURES = ("tiny_cnn", "resnet18", "resnet34", "resnet50", "vit_* (timm names)")
 
@@ -97,15 +98,12 @@ def _import_timm(card: Card, arch: str) -> Any:
 
 
 def _timm_broken(card: Card, exc: BaseException, builtins: str) -> str:
-    import torch
-
     msg = f"{type(exc).__name__}: {_first_line(exc)}"
     fix = "reinstall timm and its dependencies (pip install -U timm)"
     if "torchvision" in msg:
-        fix = (
-            f"torchvision does not match torch {torch.__version__.split('+')[0]}: uninstall it "
-            "(pip uninstall torchvision) or install the build made for this torch"
-        )
+        fix = broken_torchvision_message(exc)
+    elif problem := torchvision_problem():
+        fix = problem
     return (
         f"model card {card.file.name}: timm is installed but fails to import ({msg}); {fix}; or "
         f"use a built-in architecture ({builtins}) or TorchScript"

@@ -94,6 +94,19 @@ class PostProcess(BaseModel):
         return v
 
 
+class StainNorm(BaseModel):
+    """Stain normalisation applied to every patch before the model (card field ``stain_norm``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["macenko", "vahadane", "reinhard"]
+    target: str | None = Field(
+        None,
+        description="Image stained as the training data, relative to the card (Macenko and "
+        "Vahadane default to Macenko's reference stains; Reinhard needs one).",
+    )
+
+
 class ModelCard(BaseModel):
     """How to run one checkpoint on slide patches (validated; unknown fields are errors)."""
 
@@ -123,6 +136,7 @@ class ModelCard(BaseModel):
         None, ge=0, description="mask/instances: px shared by neighbouring patches."
     )
     postprocess: PostProcess = Field(default_factory=PostProcess)
+    stain_norm: StainNorm | None = None
     prompts: list[str] = Field(default_factory=lambda: ["an H&E image of {}."])
     heatmap_label: str | None = None
     score_range: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
@@ -185,6 +199,10 @@ class ModelCard(BaseModel):
             raise ValueError(
                 f"field 'heatmap_label': {self.heatmap_label!r} is not one of the labels "
                 f"{self.labels}"
+            )
+        if self.stain_norm and self.stain_norm.method == "reinhard" and not self.stain_norm.target:
+            raise ValueError(
+                "field 'stain_norm.target': Reinhard normalisation needs a target image"
             )
         if self.score_range is not None and self.score_range[1] <= self.score_range[0]:
             raise ValueError("field 'score_range': give [low, high] with low < high")
@@ -250,6 +268,19 @@ class Card:
     @property
     def name(self) -> str:
         return self.card.name
+
+    def relative(self, value: str) -> Path:
+        """A path named in the card, resolved relative to the card file."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.file.parent / p).resolve()
+
+    @property
+    def stain(self) -> tuple[str | None, Path | None]:
+        """The card's stain normalisation: method (None: none) and target image."""
+        sn = self.card.stain_norm
+        if sn is None:
+            return None, None
+        return sn.method, self.relative(sn.target) if sn.target else None
 
     @property
     def weights(self) -> Path:
@@ -358,4 +389,12 @@ def load_card(path: str | Path) -> Card:
     return card_from_dict(_parse(p), p)
 
 
-__all__ = ["CARD_SUFFIXES", "Card", "ModelCard", "PostProcess", "card_from_dict", "load_card"]
+__all__ = [
+    "CARD_SUFFIXES",
+    "Card",
+    "ModelCard",
+    "PostProcess",
+    "StainNorm",
+    "card_from_dict",
+    "load_card",
+]

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
@@ -337,6 +338,8 @@ def run_patches(
     plan: PatchPlan | None = None,
     sink: Callable[[int, np.ndarray], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stain: str | None = None,
+    stain_target: Path | None = None,
 ) -> PatchRun:
     """Run ``model`` over the patches of ``region`` (None: all the tissue of the slide).
 
@@ -346,7 +349,9 @@ def run_patches(
     slide and 0 for a region. Raises ``PatchLimitExceeded`` (a ``ToolError``) past ``max_patches``
     and ``ToolCancelled`` when ``cancel`` is set. ``sink(first_index, outputs)`` takes each batch's
     raw outputs instead of collecting them (segmentation maps; ``PatchRun.outputs`` is then empty).
-    ``progress(done, total)`` is called after each batch (patches).
+    ``progress(done, total)`` is called after each batch (patches). ``stain`` normalises every
+    patch first (``macenko``, ``vahadane``, ``reinhard``; ``none`` turns a card's off; default:
+    the card's ``stain_norm``), fitted once on the tissue of the region (or slide).
     """
     t_start = time.perf_counter()
     card = model if isinstance(model, Card) else None
@@ -395,6 +400,7 @@ def run_patches(
     )
     if str(dev) == "cpu":
         _leave_cores_for_readers(workers)
+    normalize, method = _stain(slide, card, box, stain, stain_target, len(plan))
     outputs = _pipeline(
         slide,
         plan,
@@ -405,9 +411,10 @@ def run_patches(
         cancel,
         sink,
         progress,
+        normalize,
     )
     stats.total_s = time.perf_counter() - t_start
-    notes = []
+    notes = [f"patches stain-normalised ({method})"] if method else []
     if plan.mpp < plan.slide_mpp * 0.99:
         notes.append(
             f"the model wants {plan.mpp:g} µm/px but the slide is scanned at "
@@ -430,6 +437,26 @@ def run_patches(
     )
 
 
+def _stain(
+    slide: Any,
+    card: Card | None,
+    box: Box | None,
+    stain: str | None,
+    target: Path | None,
+    n: int,
+) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str | None]:
+    """The patch normaliser asked for (or the card's), fitted on the region, and its name."""
+    method, card_target = card.stain if card is not None else (None, None)
+    if stain is not None:
+        method = None if stain.lower() == "none" else stain.lower()
+        card_target = None
+    if method is None or n == 0:
+        return None, None
+    from slidescout.tools.experts.stainnorm import normalizer_for
+
+    return normalizer_for(slide, method, target or card_target, box), method
+
+
 def _pipeline(
     slide: Any,
     plan: PatchPlan,
@@ -440,6 +467,7 @@ def _pipeline(
     cancel: threading.Event | None,
     sink: Callable[[int, np.ndarray], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    normalize: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Outputs (M, K) of every patch, in plan order; with ``sink``, each batch's raw outputs go to
     ``sink(first_index, outputs)`` instead (segmentation maps) and an empty array comes back."""
@@ -471,6 +499,8 @@ def _pipeline(
                 tile = np.asarray(
                     Image.fromarray(tile).resize((size, size), Image.Resampling.BILINEAR)
                 )
+            if normalize is not None:
+                tile = normalize(tile[..., :3])
             if prepare is not None:
                 prepare(tile, arr[j])
             else:
