@@ -32,6 +32,7 @@ from slidescout.tools.experts.model_tools import (
 )
 from slidescout.tools.experts.runtime import run_patches
 from slidescout.tools.experts.segment import run_segmentation
+from slidescout.tools.experts.slidehead import check_head
 from slidescout.tools.experts.tiling import PatchLimitExceeded
 
 DEFAULT_RUN_PATCHES = 10_000
@@ -77,6 +78,12 @@ def experts_add(
 
     step(f"card {c.file.name} is valid: {c.card.describe()}")
     dev = resolve_device(device)
+    if c.card.output == "slide":  # a slide-level head: checked on random features
+        width = check_head(c)
+        step(f"checked the head on random {c.card.encoder} features: {width} class probabilities")
+        catalog.add(c, replace=replace, info={"output_width": width})
+        console.print(f"registered {escape(c.card.describe())}", highlight=False, soft_wrap=True)
+        return
     report = check_model(c, dev, progress=step)
     step(f"checked the output on 2 blank patches: {report.output_width} values per patch")
     catalog.add(c, replace=replace, info={"output_width": report.output_width})

@@ -34,6 +34,7 @@ BUILTIN_MODULES: list[str] = [
     "slidescout.tools.navigation",
     "slidescout.tools.experts.tools",
     "slidescout.tools.experts.model_tools",
+    "slidescout.tools.experts.slidehead",
     "slidescout.tools.knowledge.tool",
     "slidescout.tools.imageset_tools",
 ]

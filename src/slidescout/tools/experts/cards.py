@@ -32,6 +32,9 @@ Outputs:
   ``postprocess`` holds every threshold of the decoders (``threshold``, ``min_area``, ``edge``,
   ``sobel_size``, ``opening``, ``blur``, ``nms_overlap``, ``min_distance``); a hovernet card may
   name its background type channel in ``background``.
+- ``slide``: a slide-level head (``architecture: abmil`` or ``linear``) over the cached tile
+  features of ``encoder`` (``slidescout experts train-head`` writes one); one row of class
+  probabilities per slide and an attention value per patch.
 - ``zero_shot``: ``format: transformers``, a CLIP or SigLIP folder (or ``hub: org/name``);
   ``prompts`` are templates such as "an H&E image of {}." and ``labels`` the default classes.
 
@@ -126,8 +129,11 @@ class ModelCard(BaseModel):
     std: Triple = Field(default_factory=lambda: list(IMAGENET_STD))
     labels: list[str] = Field(default_factory=list)
     output: Literal[
-        "logits", "probabilities", "score", "embedding", "mask", "instances", "zero_shot"
+        "logits", "probabilities", "score", "embedding", "mask", "instances", "zero_shot", "slide"
     ] = "logits"
+    encoder: str | None = Field(
+        None, description="slide heads: the registered tile encoder whose features they read."
+    )
     embedding_dim: int | None = Field(None, ge=1)
     decoder: Literal["hovernet", "foreground", "stardist", "label_map"] = "hovernet"
     rays: int = Field(32, ge=3, le=256, description="stardist: rays per pixel.")
@@ -176,6 +182,11 @@ class ModelCard(BaseModel):
             raise ValueError(
                 "field 'architecture': a state_dict card must name its architecture "
                 "(a built-in one such as resnet50, or a timm model name)"
+            )
+        if self.output == "slide" and (not self.encoder or self.format != "state_dict"):
+            raise ValueError(
+                "field 'encoder': a slide head (output 'slide') is a state_dict that names the "
+                "tile encoder whose features it reads (e.g. encoder: uni)"
             )
         if self.format == "transformers" and self.output != "zero_shot":
             raise ValueError("field 'output': a 'transformers' card is a zero_shot model")

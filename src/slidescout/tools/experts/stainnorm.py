@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from slidescout.errors import ConfigError
+from slidescout.slides.tissue import tissue_mask
 
 METHODS = ("macenko", "vahadane", "reinhard")
 IO = 240.0
@@ -192,8 +193,6 @@ def read_target(path: Path) -> np.ndarray:
 def normalizer_for(slide: Any, method: str, target: Path | None, region: Any = None) -> Any:
     """A :class:`StainNormalizer` whose source is fitted on the tissue of ``region`` (or of the
     whole slide)."""
-    from slidescout.slides.tissue import tissue_mask
-
     norm = StainNormalizer(method, read_target(target) if target is not None else None)
     view = slide.thumbnail(2048) if region is None else slide.read(region, max_side=1024)
     rgb = np.asarray(view.image)[..., :3]
