@@ -73,8 +73,8 @@ from torch import nn
 
 class DarkNuclei(nn.Module):
     """np: dark pixels are nuclei; hv: the x and y slopes of the brightness smoothed by a Gaussian
-    (sigma 4 px), which run from negative to positive across a dark disc as HoVer-Net's maps do;
-    tp: a random 1x1 conv."""
+    (sigma 4 px), squashed to -1..1 and kept where np says nucleus (0 elsewhere): they run from -1
+    to 1 across a dark disc as HoVer-Net's maps do; tp: a random 1x1 conv."""
 
     def __init__(self, types: int = 2, k: float = 20.0):
         super().__init__()
@@ -91,7 +91,10 @@ class DarkNuclei(nn.Module):
             self.hv_head.weight[1] = (u[:, None] * g / 3).expand(3, 17, 17)
 
     def forward(self, x):
-        return {"np": self.np_head(x), "hv": self.hv_head(x), "tp": self.tp_head(x)}
+        np_logits = self.np_head(x)
+        nucleus = torch.sigmoid(np_logits[:, 1:2] - np_logits[:, :1])
+        hv = torch.tanh(self.hv_head(x) / 20) * nucleus
+        return {"np": np_logits, "hv": hv, "tp": self.tp_head(x)}
 '''
 
 

@@ -26,6 +26,7 @@ _COMMAND_MODULES = [
     "view_cmd",  # view
     "mcp_cmd",  # mcp
     "experts_cmd",  # experts add/list/show/remove/run
+    "experts_run_cmd",  # experts run
     "experts_slide_cmd",  # experts embed/train-head
 ]
 

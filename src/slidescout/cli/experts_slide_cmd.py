@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from slidescout.cli.app import console, err_console, experts_app
+from slidescout.cli.app import console, experts_app
+from slidescout.cli.experts_run_cmd import Progress
 from slidescout.cli.paths import ensure_dir
 from slidescout.errors import ConfigError, SlidescoutError
 from slidescout.slides import open_slide
@@ -59,7 +59,7 @@ def experts_embed(
         target = folder / f"{path.stem}{feats.SUFFIX}"
         what = f"[{i}/{len(paths)}] {path.name}"
         try:
-            with open_slide(path) as slide, _Bar(what, as_json) as bar:
+            with open_slide(path) as slide, Progress(what, as_json) as bar:
                 res = feats.embed_slide(
                     slide,
                     card,
@@ -110,48 +110,6 @@ def _line(r: feats.EmbedResult) -> str:
         return f"already done ({r.patches} patches), skipped"
     rate = r.patches / r.seconds if r.seconds > 0 else 0.0
     return f"{r.patches} patches in {r.seconds:.1f} s ({rate:.0f}/s) -> {r.path.name}"
-
-
-class _Bar:
-    """A transient rich progress bar on stderr (nothing when ``quiet``)."""
-
-    def __init__(self, what: str, quiet: bool) -> None:
-        self.what, self.quiet = what, quiet
-        self.bar: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> _Bar:
-        if not self.quiet:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("patches, ETA"),
-                TimeRemainingColumn(),
-                console=err_console,
-                transient=True,
-            )
-            self.bar.__enter__()
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            return
-        if self.task is None:
-            self.task = self.bar.add_task(self.what, total=total)
-        self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 @experts_app.command("train-head")

@@ -372,6 +372,7 @@ def run_segmentation(
     view_side: int = VIEW_SIDE,
     cancel: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stain: str | None = None,
 ) -> SegRun:
     """Segment ``region`` with a ``mask`` or ``instances`` card: stitch, decode, measure."""
     c = card.card
@@ -394,6 +395,7 @@ def run_segmentation(
         cancel=cancel,
         sink=stitch.add,
         progress=progress,
+        stain=stain,
     )
     f = plan.patch_l0 / plan.patch_size  # level-0 px per canvas px
     ox, oy = plan.origin
