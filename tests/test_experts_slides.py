@@ -220,3 +220,24 @@ def test_train_head_scores_above_chance_and_the_agent_consults_it(cohort, home, 
     assert run.status == "answered"
     sent = model.requests[1].messages[-1].results[0].content[0].text
     assert "Slide-level abmil head tumour-head" in sent and "P(tumour)" in sent
+
+
+def test_patch_classifier_reuses_cached_embeddings(cohort, home, capsys, monkeypatch):
+    rc, _, err = _embed(cohort, capsys)
+    assert rc == 0, err
+    from slidescout.tools.experts import pool
+    from slidescout.tools.experts.tools import patch_classifier
+
+    def no_model(*a, **k):
+        raise AssertionError("the encoder must not run: its features are cached")
+
+    monkeypatch.setattr(pool.ModelPool, "get", no_model)
+    slide = open_slide(cohort["slides"] / "case04.tiff")
+    args = {"x": 128, "y": 128, "w": 256, "h": 256, "model": "colourstats"}
+    res = asyncio.run(patch_classifier.invoke(args, ToolContext(slide=slide)))
+    fs = feats.read_features(cohort["root"] / "feats" / "case04.h5")
+    centres = fs.coords + PATCH / 2
+    inside = ((centres >= 128) & (centres < 384)).all(axis=1)
+    assert res.data["patches"] == int(inside.sum()) > 0
+    assert "cached features case04.h5" in res.text and res.data["embedding_dim"] == 6
+    assert res.images[0].box.as_tuple() == (128, 128, 256, 256)
