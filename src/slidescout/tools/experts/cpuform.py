@@ -4,8 +4,9 @@ Candidates: the module in channels-last (``eager``); its frozen TorchScript grap
 folded into convolutions, in channels-last (``frozen``); that graph optimised for inference with
 oneDNN, on NCHW (``optimized``). A candidate that cannot be built or whose outputs differ from the
 module's is dropped. The rest are timed on one small batch: the correctness check is each one's
-warm-up, then one timed call (two when a call is under 0.25 s), so the choice costs a few forward
-passes, not dozens.
+warm-up, then one timed call (two when a call is under 0.25 s) of one patch, so the choice costs a
+few forward passes, not dozens. Modules without batch norms (ViTs) skip the choice: freezing has
+nothing to fold there, and scripting a large transformer costs more than it could ever save.
 
 The winner is stored in ``$SLIDESCOUT_HOME/cpu_forms.json`` under the checkpoint's key (card,
 weights size and mtime, torch version, core count); the next load builds only that form.
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 FORMS = ("eager", "frozen", "optimized")
-TIME_BATCH = 2
+TIME_BATCH = 1
 _LOCK = threading.Lock()
 
 Progress = Callable[[str], None]
@@ -106,6 +107,18 @@ def _graph(module: Any, size: int) -> Any:
             return torch.jit.trace(module, torch.rand(2, 3, size, size), check_trace=False)
 
 
+def foldable(module: Any) -> bool:
+    """Whether freezing can fold anything: the module has batch norms (after convolutions). A
+    transformer (linear layers and layer norms, already oneDNN GEMMs in eager mode) gains nothing
+    from a frozen graph, and scripting a 300M-parameter ViT costs a minute and a second copy of
+    its weights, so such modules skip the choice."""
+    for m in module.modules():
+        name = str(getattr(m, "original_name", "") or type(m).__name__)
+        if "BatchNorm" in name:
+            return True
+    return False
+
+
 def build_form(module: Any, form: str, size: int, graph: Any = None) -> tuple[Any, bool]:
     """``module`` in one of :data:`FORMS`, and whether it wants channels-last input (``graph``:
     its TorchScript graph when already made)."""
@@ -131,6 +144,9 @@ def optimize_for_cpu(
 
     say = progress or (lambda _msg: None)
     size = min(int(patch_size), 512)
+    if not foldable(module):
+        say("CPU form: eager (no batch norm to fold: a frozen graph cannot win; none timed)")
+        return build_form(module, "eager", size)
     if key is not None and (form := cached_form(key)) is not None:
         try:
             with torch.no_grad():
@@ -207,6 +223,7 @@ __all__ = [
     "build_form",
     "cache_key",
     "cached_form",
+    "foldable",
     "optimize_for_cpu",
     "remember_form",
     "run_threads",

@@ -65,6 +65,7 @@ class RuntimeStats:
     data_wait_s: float = 0.0
     device_wait_s: float = 0.0
     read_s: float = 0.0  # summed over reader threads
+    threads: int | None = None  # torch threads the CPU model ended with
 
     @property
     def patches_per_s(self) -> float:
@@ -97,7 +98,8 @@ class RuntimeStats:
     def describe(self) -> str:
         return (
             f"{self.patches} patches in {self.total_s:.2f} s ({self.patches_per_s:.0f}/s) on "
-            f"{self.device}, batch {self.batch_size}, {self.workers} reader thread{'s' if self.workers != 1 else ''}; "
+            f"{self.device}{f' ({self.threads} torch threads)' if self.threads else ''}, batch "
+            f"{self.batch_size}, {self.workers} reader thread{'s' if self.workers != 1 else ''}; "
             f"the model waited for "
             f"data {self.wait_fraction:.0%} of its time"
         )
@@ -293,28 +295,55 @@ def default_workers(device: str = "cpu") -> int:
     return max(2, min(8, cpus - 1))
 
 
-_THREADS_TUNED = False
+def _cpus() -> int:
+    import os
+
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    )
+
+
+def _threads_override() -> int:
+    import os
+
+    return int(os.environ.get("SLIDESCOUT_TORCH_THREADS", "0") or 0)
 
 
 def _leave_cores_for_readers(workers: int) -> None:
     """On the CPU, torch's intra-op threads default to every core, so they fight the reader
-    threads (measured on 2 cores: 1,088 patches/s with 2 torch threads, 1,977 with 1). Lower them
-    once to the cores the readers leave free; ``SLIDESCOUT_TORCH_THREADS`` overrides, and a value
-    the user already lowered is kept."""
-    global _THREADS_TUNED
-    if _THREADS_TUNED:
-        return
-    import os
+    threads (measured on 2 cores: 1,088 patches/s with 2 torch threads, 1,977 with 1). A run
+    starts with the cores the readers leave free; :func:`_use_idle_cores` gives the model the
+    readers' cores too once it sees them idle. ``SLIDESCOUT_TORCH_THREADS`` fixes the number."""
+    import torch
+
+    want = _threads_override() or max(1, _cpus() - workers)
+    if want != torch.get_num_threads():
+        torch.set_num_threads(want)
+
+
+def _use_idle_cores(stats: RuntimeStats, batches_done: int, read_times: list[float]) -> None:
+    """After the first batches: the cores the readers need are their read time per batch over
+    the model's time per batch; torch gets every other core (a small CNN keeps one thread beside
+    one busy reader, a segmentation net whose patches take 50x longer to run than to read gets
+    both cores of a 2-core machine)."""
+    import math
 
     import torch
 
-    _THREADS_TUNED = True
-    cpus = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
-    )
-    want = int(os.environ.get("SLIDESCOUT_TORCH_THREADS", "0") or 0) or max(1, cpus - workers)
-    if want < torch.get_num_threads() or os.environ.get("SLIDESCOUT_TORCH_THREADS"):
-        torch.set_num_threads(want)
+    if _threads_override() or batches_done < 2 or not read_times:
+        return
+    per_read = sum(read_times) / len(read_times)
+    cur = torch.get_num_threads()
+    per_model = stats.model_s / batches_done
+    if per_model <= 0:
+        return
+    cpus = _cpus()
+    for want in range(cpus, cur, -1):  # the most threads whose readers still keep up
+        needed = per_read / (per_model * cur / want)  # cores the readers need at that speed
+        if want + math.ceil(max(0.0, needed - 0.15)) <= cpus:
+            torch.set_num_threads(want)
+            stats.threads = want
+            return
 
 
 def run_patches(
@@ -400,6 +429,9 @@ def run_patches(
     )
     if str(dev) == "cpu":
         _leave_cores_for_readers(workers)
+        import torch
+
+        stats.threads = torch.get_num_threads()
     normalize, method = _stain(slide, card, box, stain, stain_target, len(plan))
     outputs = _pipeline(
         slide,
@@ -534,6 +566,8 @@ def _pipeline(
             buffers.put(buf)
             stats.device_wait_s += t2 - t1
             stats.model_s += t3 - t2
+            if b == 1 and stats.device == "cpu":
+                _use_idle_cores(stats, 2, read_times)
             if progress is not None:
                 progress(b * bsz + m, n)
             if sink is not None:
