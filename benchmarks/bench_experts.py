@@ -421,8 +421,9 @@ def bench_add(vit: str, rounds: int, src: Path | None) -> dict:
     )
     env = dict(os.environ)
     env["PYTHONPATH"] = str(src or Path(__file__).resolve().parents[1] / "src")
-    walls, log = [], ""
+    walls, cpus, log = [], [], ""
     for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with tempfile.TemporaryDirectory() as home:
             env["SLIDESCOUT_HOME"] = home
             t0 = time.perf_counter()
@@ -434,6 +435,10 @@ def bench_add(vit: str, rounds: int, src: Path | None) -> dict:
                 timeout=1800,
             )
             walls.append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(
+                after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            )  # CPU-seconds: what the add costs whatever else the machine runs
             log = proc.stdout + proc.stderr
             if proc.returncode != 0:
                 raise SystemExit(f"experts add failed:\n{log}")
@@ -444,6 +449,8 @@ def bench_add(vit: str, rounds: int, src: Path | None) -> dict:
         "src": str(src) if src else "this checkout",
         "wall_s": [round(w, 1) for w in walls],
         "best_wall_s": round(min(walls), 1),
+        "cpu_s": [round(c, 1) for c in cpus],
+        "load_average": round(os.getloadavg()[0], 1),
         "peak_rss_mb": round(peak_kb / 1024),
         "steps": [line.strip() for line in log.splitlines() if line.strip()],
     }

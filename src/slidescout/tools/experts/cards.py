@@ -67,26 +67,42 @@ class PostProcess(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     threshold: float = Field(
-        0.5, gt=0, lt=1, description="Foreground (or object) probability that counts as nucleus."
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Foreground (or object) probability that counts as nucleus.",
     )
     min_area: int = Field(
-        10, ge=0, description="Parts and markers smaller than this (px at the model's mpp) go."
+        default=10,
+        ge=0,
+        description="Parts and markers smaller than this (px at the model's mpp) go.",
     )
     edge: float = Field(
-        0.4, gt=0, lt=1, description="hovernet: gradient energy that marks a border between nuclei."
+        default=0.4,
+        gt=0,
+        lt=1,
+        description="hovernet: gradient energy that marks a border between nuclei.",
     )
-    sobel_size: int = Field(21, ge=3, le=31, description="hovernet: Sobel kernel taps (odd).")
+    sobel_size: int = Field(
+        default=21, ge=3, le=31, description="hovernet: Sobel kernel taps (odd)."
+    )
     opening: int = Field(
-        5, ge=0, le=31, description="hovernet: elliptical opening of the markers, px (0: none)."
+        default=5,
+        ge=0,
+        le=31,
+        description="hovernet: elliptical opening of the markers, px (0: none).",
     )
     blur: int = Field(
-        3, ge=0, le=31, description="hovernet: Gaussian taps on the distance map (0: none)."
+        default=3, ge=0, le=31, description="hovernet: Gaussian taps on the distance map (0: none)."
     )
     nms_overlap: float = Field(
-        0.4, gt=0, le=1, description="stardist: share of a polygon already drawn that drops it."
+        default=0.4,
+        gt=0,
+        le=1,
+        description="stardist: share of a polygon already drawn that drops it.",
     )
     min_distance: int = Field(
-        3, ge=1, description="foreground: px between the centres the watershed starts from."
+        default=3, ge=1, description="foreground: px between the centres the watershed starts from."
     )
 
     @field_validator("sobel_size", "blur", "opening")

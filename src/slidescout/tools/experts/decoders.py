@@ -70,7 +70,7 @@ def hovernet_instances(
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
 
-    blb = _drop_small(ndi.label(fg_prob >= threshold)[0], min_area) > 0
+    blb = _drop_small(_components(fg_prob >= threshold), min_area) > 0
     if not blb.any():
         return np.zeros(blb.shape, np.int32)
     h = _minmax(h_map.astype(np.float32))
@@ -86,14 +86,21 @@ def hovernet_instances(
             ndi.correlate1d(dist, g, axis=0, mode="mirror"), g, axis=1, mode="mirror"
         )
     markers = blb & ~(energy >= edge)
-    markers = ndi.binary_fill_holes(markers)
+    markers = np.asarray(ndi.binary_fill_holes(markers), bool)
     if opening > 1:
         se = ellipse(opening)
         markers = ndi.binary_erosion(markers, se, border_value=1)
         markers = ndi.binary_dilation(markers, se, border_value=0)
-    marker_ids = _drop_small(ndi.label(markers)[0], min_area)
+    marker_ids = _drop_small(_components(markers), min_area)
     labels = watershed(-dist, markers=marker_ids, mask=blb)
     return _relabel(labels.astype(np.int32))
+
+
+def _components(mask: np.ndarray) -> np.ndarray:
+    """4-connected parts of a binary mask, labelled 1..n in raster order (0 = background)."""
+    from skimage.measure import label
+
+    return np.asarray(label(mask, connectivity=1, background=0), np.int32)
 
 
 def _minmax(a: np.ndarray) -> np.ndarray:
@@ -173,14 +180,14 @@ def foreground_instances(
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    fg = ndi.binary_fill_holes(fg_prob >= threshold)
-    fg = _drop_small(ndi.label(fg)[0], min_area) > 0
+    fg = np.asarray(ndi.binary_fill_holes(fg_prob >= threshold), bool)
+    fg = _drop_small(_components(fg), min_area) > 0
     if not fg.any():
         return np.zeros(fg.shape, np.int32)
     dist = ndi.distance_transform_edt(fg)
     smooth = ndi.gaussian_filter(dist, 1.0)
     peaks = peak_local_max(
-        smooth, min_distance=min_distance, labels=ndi.label(fg)[0], exclude_border=False
+        smooth, min_distance=min_distance, labels=_components(fg), exclude_border=False
     )
     markers = np.zeros(fg.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)

@@ -126,6 +126,7 @@ def class_features(
 ) -> Iterator[dict[str, Any]]:
     """One annotation per connected region of each non-background class of a mask."""
     from scipy import ndimage as ndi
+    from skimage.measure import label
 
     for k, name in enumerate(names):
         if name == background:
@@ -135,7 +136,7 @@ def class_features(
             inside = np.zeros_like(mask)
             inside[core] = True
             mask &= inside
-        parts, n = ndi.label(mask)
+        parts = np.asarray(label(mask, connectivity=1))
         for j, sl in enumerate(ndi.find_objects(parts), start=1):
             if sl is None:
                 continue

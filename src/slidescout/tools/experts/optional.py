@@ -27,7 +27,7 @@ def torchvision_problem() -> str | None:
     if not _installed("torchvision"):
         return None
     try:
-        import torchvision  # noqa: F401
+        importlib.import_module("torchvision")
     except Exception as exc:  # noqa: BLE001 - RuntimeError from compiled ops, OSError, ...
         return broken_torchvision_message(exc)
     return None
@@ -41,10 +41,8 @@ def broken_torchvision_message(exc: BaseException) -> str:
     except md.PackageNotFoundError:
         tv = "?"
     try:
-        import torch
-
-        torch_version = torch.__version__
-    except Exception:  # noqa: BLE001
+        torch_version = md.version("torch")
+    except md.PackageNotFoundError:
         torch_version = "?"
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
     return (

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,6 @@ from slidescout.tools.context import ToolContext
 from slidescout.tools.experts import catalog
 from slidescout.tools.experts import features as feats
 from slidescout.tools.experts.cards import Card, card_from_dict
-from slidescout.tools.experts.pool import ModelPool
 from slidescout.tools.experts.runtime import PatchRun, RuntimeStats
 from slidescout.tools.experts.tools import _expert_card
 
@@ -128,7 +128,17 @@ def load_head(card: Card, device: str = "cpu", **_: Any) -> HeadRunner:
     return HeadRunner(card, module.eval())
 
 
-_HEADS = ModelPool(loader=load_head)
+_HEADS: dict[str, HeadRunner] = {}
+_HEADS_LOCK = threading.Lock()
+
+
+def head_runner(card: Card) -> HeadRunner:
+    """One loaded instance per head (keyed by its card and weights), loaded on first use."""
+    key = card.key()
+    with _HEADS_LOCK:
+        if key not in _HEADS:
+            _HEADS[key] = load_head(card)
+        return _HEADS[key]
 
 
 def check_head(card: Card) -> int:
@@ -341,7 +351,7 @@ def _classify_slide(slide: Any, card: Card, max_patches: int, max_side: int, can
     fs, cached = slide_features(slide, encoder, max_patches, cancel)
     if not len(fs):
         return fs, cached, None, None, None
-    head = _HEADS.get(card, "cpu")
+    head = head_runner(card)
     probs, att = head(fs.features)
     plan, keep = fs.plan(slide)
     rank = np.argsort(np.argsort(att, kind="stable"), kind="stable")

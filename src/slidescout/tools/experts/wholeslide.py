@@ -121,7 +121,9 @@ def segment_slide(
 ) -> SlideSegmentation:
     """Segment ``region`` (None: the whole slide) tile by tile; features go to ``writer``."""
     sw, sh = (int(v) for v in slide.dimensions)
-    region = region or getattr(slide, "bounds", None) or Box(0, 0, sw, sh)
+    if region is None:
+        region = getattr(slide, "bounds", None) or Box(0, 0, sw, sh)
+    assert region is not None
     c = card.card
     f = c.mpp / float(slide.mpp)
     margin = int(MARGIN_PX * f)
