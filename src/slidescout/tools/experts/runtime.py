@@ -322,28 +322,30 @@ def _leave_cores_for_readers(workers: int) -> None:
 
 
 def _use_idle_cores(stats: RuntimeStats, batches_done: int, read_times: list[float]) -> None:
-    """After the first batches: the cores the readers need are their read time per batch over
-    the model's time per batch; torch gets every other core (a small CNN keeps one thread beside
-    one busy reader, a segmentation net whose patches take 50x longer to run than to read gets
-    both cores of a 2-core machine)."""
+    """Give the model the cores the readers leave idle, from the batches so far: the readers need
+    (read time per batch) / (model time per batch) cores; torch gets the most threads that leaves
+    them (a small CNN keeps one thread beside one busy reader on 2 cores; a segmentation net whose
+    patches take far longer to run than to read gets both). Called after the first batch and again
+    after the fourth, with better estimates; the model's time is assumed to scale with threads."""
     import math
 
     import torch
 
-    if _threads_override() or batches_done < 2 or not read_times:
+    if _threads_override() or batches_done < 1 or not read_times or stats.model_s <= 0:
         return
     per_read = sum(read_times) / len(read_times)
     cur = torch.get_num_threads()
-    per_model = stats.model_s / batches_done
-    if per_model <= 0:
-        return
+    one_thread = stats.model_s / batches_done * cur  # model time per batch on one thread
     cpus = _cpus()
-    for want in range(cpus, cur, -1):  # the most threads whose readers still keep up
-        needed = per_read / (per_model * cur / want)  # cores the readers need at that speed
+    for want in range(cpus, 0, -1):  # the most threads whose readers still keep up
+        needed = per_read / (one_thread / want)
         if want + math.ceil(max(0.0, needed - 0.15)) <= cpus:
-            torch.set_num_threads(want)
-            stats.threads = want
-            return
+            break
+    else:
+        want = max(1, cpus - stats.workers)
+    if want != cur:
+        torch.set_num_threads(want)
+    stats.threads = want
 
 
 def run_patches(
@@ -566,8 +568,8 @@ def _pipeline(
             buffers.put(buf)
             stats.device_wait_s += t2 - t1
             stats.model_s += t3 - t2
-            if b == 1 and stats.device == "cpu":
-                _use_idle_cores(stats, 2, read_times)
+            if b in (0, 3) and stats.device == "cpu":
+                _use_idle_cores(stats, b + 1, read_times)
             if progress is not None:
                 progress(b * bsz + m, n)
             if sink is not None:
