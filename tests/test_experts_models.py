@@ -25,7 +25,8 @@ from slidescout.errors import ConfigError
 from slidescout.slides import open_slide
 from slidescout.tools.experts import catalog
 from slidescout.tools.experts.cards import load_card
-from slidescout.tools.experts.loading import check_model, load_runner
+from slidescout.tools.experts.checks import check_model
+from slidescout.tools.experts.loading import load_runner
 from slidescout.tools.experts.pool import ModelPool
 from slidescout.tools.experts.runtime import run_patches
 

@@ -143,7 +143,9 @@ def test_transformers_skip_the_cpu_form_choice(tmp_path):
     )
     steps = []
     runner = load_runner(load_card(path), "cpu", progress=steps.append)
-    assert any("CPU form: eager (no batch norm to fold; frozen forms not tried)" in s for s in steps)
+    assert any(
+        "CPU form: eager (no batch norm to fold; frozen forms not tried)" in s for s in steps
+    )
     x = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
     with torch.no_grad():
         want = vit(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255).numpy()

@@ -21,7 +21,8 @@ from slidescout.errors import ConfigError
 from slidescout.eval.textfit import print_table
 from slidescout.tools.experts import catalog, hub, named
 from slidescout.tools.experts.cards import load_card
-from slidescout.tools.experts.loading import check_model, resolve_device
+from slidescout.tools.experts.checks import check_model
+from slidescout.tools.experts.loading import resolve_device
 from slidescout.tools.experts.slidehead import check_head
 
 DEFAULT_RUN_PATCHES = 10_000

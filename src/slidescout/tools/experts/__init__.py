@@ -24,7 +24,7 @@ _LAZY = {
     "Card": "cards",
     "ModelCard": "cards",
     "load_card": "cards",
-    "check_model": "loading",
+    "check_model": "checks",
     "load_runner": "loading",
     "resolve_device": "loading",
     "ModelPool": "pool",
