@@ -102,6 +102,7 @@ def test_the_model_gets_the_cores_the_readers_leave_idle(tmp_path, monkeypatch):
     from slidescout.tools.experts import runtime
 
     monkeypatch.delenv("SLIDESCOUT_TORCH_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "_oversubscribed", lambda: False)  # as on an otherwise idle machine
     slide = open_slide(checker_slide(tmp_path / "c.tiff", cols=3, rows=2))
     box = (0, 0, 3 * CELL, 2 * CELL)
     cpus = runtime._cpus()
@@ -118,8 +119,21 @@ def test_the_model_gets_the_cores_the_readers_leave_idle(tmp_path, monkeypatch):
     assert run_patches(slide, fast, box, **kw).stats.threads == max(1, cpus - workers)
     run = run_patches(slide, slow, box, **kw)
     assert run.stats.threads == cpus and f"({cpus} torch threads)" in run.stats.describe()
+    monkeypatch.setattr(runtime, "_oversubscribed", lambda: True)  # other jobs use every core
+    assert run_patches(slide, slow, box, **kw).stats.threads == max(1, cpus - workers)
+    monkeypatch.setattr(runtime, "_oversubscribed", lambda: False)
     monkeypatch.setenv("SLIDESCOUT_TORCH_THREADS", "1")
     assert run_patches(slide, slow, box, **kw).stats.threads == 1
+
+
+def test_segmentation_models_run_one_patch_at_a_time_on_the_cpu(tmp_path):
+    from slidescout.tools.experts import runtime
+
+    card = load_card(
+        write_card(tmp_path, "m", "m.pt", format="torchscript", output="mask", labels=["a", "b"])
+    )
+    assert runtime._default_batch("cpu", card) == 1
+    assert runtime._default_batch("cpu", None) == 16 and runtime._default_batch("cuda", card) == 64
 
 
 def test_transformers_skip_the_cpu_form_choice(tmp_path):

@@ -4,7 +4,8 @@ Candidates: the module in channels-last (``eager``); its frozen TorchScript grap
 folded into convolutions, in channels-last (``frozen``); that graph optimised for inference with
 oneDNN, on NCHW (``optimized``). A candidate that cannot be built or whose outputs differ from the
 module's is dropped. The rest are timed on one small batch: the correctness check is each one's
-warm-up, then one timed call (two when a call is under 0.25 s) of one patch, so the choice costs a
+warm-up, then one timed call (two when a call is under 0.25 s) of one patch, timed in CPU seconds
+(wall time on a machine other jobs load ranks the forms at random), so the choice costs a
 few forward passes, not dozens. Modules without batch norms (ViTs) skip the choice: freezing has
 nothing to fold there, and scripting and freezing a large transformer costs a minute and a second
 copy of its weights (on 2 cores, 61 s of an 85 s `experts add` of a ViT-L).
@@ -171,9 +172,9 @@ def _choose(module: Any, x: Any, size: int, key: str | None, say: Progress) -> t
     import torch
 
     with torch.inference_mode(False), torch.no_grad():
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         want = _first(module(x)).float()
-        eager_s = time.perf_counter() - t0
+        eager_s = time.process_time() - t0
         candidates: list[tuple[str, Any, bool]] = []
         graph = None
         for form in FORMS:
@@ -199,9 +200,9 @@ def _choose(module: Any, x: Any, size: int, key: str | None, say: Progress) -> t
                 reps = 2 if eager_s < 0.25 else 1
                 best = float("inf")
                 for _ in range(reps):
-                    t0 = time.perf_counter()
+                    t0 = time.process_time()
                     m(xin)
-                    best = min(best, time.perf_counter() - t0)
+                    best = min(best, time.process_time() - t0)
             except Exception:  # noqa: BLE001
                 continue
             timed.append((best, form, m, cl))
