@@ -285,7 +285,7 @@ def bench_segment(slide, device: str, side_px: int, rounds: int) -> dict:
             "after_inference_s": round(total - st.total_s, 2),
             "patches_per_s": round(st.patches / total, 1),
             "patches_per_cpu_s": round(st.patches / cpu, 2),  # what other jobs' load changes least
-            "torch_threads": st.threads,
+            "torch_threads": getattr(st, "threads", None),
             "megapixels_per_s": round(px / total, 2),
             "wait_fraction": round(st.wait_fraction, 3),
             "batch_size": st.batch_size,
