@@ -102,7 +102,9 @@ def test_the_model_gets_the_cores_the_readers_leave_idle(tmp_path, monkeypatch):
     from slidescout.tools.experts import runtime
 
     monkeypatch.delenv("SLIDESCOUT_TORCH_THREADS", raising=False)
-    monkeypatch.setattr(runtime, "_oversubscribed", lambda: False)  # as on an otherwise idle machine
+    monkeypatch.setattr(
+        runtime, "_oversubscribed", lambda: False
+    )  # as on an otherwise idle machine
     slide = open_slide(checker_slide(tmp_path / "c.tiff", cols=3, rows=2))
     box = (0, 0, 3 * CELL, 2 * CELL)
     cpus = runtime._cpus()

@@ -68,7 +68,7 @@ def experts_add(
 
     step(f"card {c.file.name} is valid: {c.card.describe()}")
     dev = resolve_device(device)
-    if c.card.output == "slide":  # a slide-level head: checked on random features
+    if c.card.kind.tool == "slide_classifier":  # a slide-level head: checked on random features
         width = check_head(c)
         step(f"checked the head on random {c.card.encoder} features: {width} class probabilities")
         catalog.add(c, replace=replace, info={"output_width": width})

@@ -136,7 +136,8 @@ def experts_run(
         stain_target,
         as_json,
     )
-    if card.card.output in ("slide",):
+    tool = card.card.kind.tool  # the expert kind says which path runs it
+    if tool == "slide_classifier":
         raise ConfigError(
             f"model {card.name!r} is a slide-level head: the agent's slide_classifier tool runs "
             "it; `experts embed` caches the features it reads"
@@ -146,9 +147,9 @@ def experts_run(
     except ValueError as exc:
         raise ConfigError(f"--box: {exc}") from None
     s = open_slide(slide)
-    if card.card.output == "zero_shot":
+    if tool == "zero_shot":
         _run_zero_shot(card, s, slide, region, labels, opts)
-    elif card.card.spatial:
+    elif tool == "segment":
         _run_segmentation(card, s, slide, region, opts)
     else:
         _run_patches(card, s, slide, region, label, opts)

@@ -17,6 +17,8 @@
   ``geojson.py`` (QuPath exports), ``stainnorm.py`` (Macenko, Vahadane, Reinhard),
   ``checks.py`` (a card against its checkpoint), ``results.py`` (what a run returns),
   ``optional.py`` (a broken torchvision named in one line).
+- ``kinds.py``: the expert-kind registry (what a card's ``output`` means; entry points
+  ``slidescout.expert_kinds``).
 
 Names are imported lazily, so ``import slidescout.tools.experts`` never imports torch.
 """
@@ -47,6 +49,9 @@ _LAZY = {
     "outline_overlay": "nuclei",
     "find_tissue": "tissue",
     "stain_stats": "stain",
+    "EXPERT_KINDS": "kinds",
+    "ExpertKind": "kinds",
+    "get_kind": "kinds",
 }
 
 __all__ = sorted(_LAZY)

@@ -213,9 +213,7 @@ def run_patches(
         dev = getattr(runner, "device", dev)
     n = len(plan)
     workers = max(1, workers or default_workers(str(dev)))
-    batch_size = max(
-        1, min(batch_size or _default_batch(str(dev), card), n or 1)
-    )
+    batch_size = max(1, min(batch_size or _default_batch(str(dev), card), n or 1))
     stats = RuntimeStats(
         patches=n,
         batches=math.ceil(n / batch_size),

@@ -383,7 +383,7 @@ async def slide_classifier(model: str, ctx: ToolContext) -> ToolResult:
     """
     slide = ctx.require_slide()
     card = _expert_card(model)
-    if card.card.output != "slide":
+    if card.card.kind.tool != "slide_classifier":
         raise ToolError(
             f"model {card.name!r} is a {card.card.output} model, not a slide-level head; use "
             f"{'segment' if card.card.spatial else 'patch_classifier'} for it"
