@@ -216,7 +216,7 @@ def _tissue_region(slide, side_l0: int):
     return Box(max(0, int(cx) - side_l0 // 2), max(0, int(cy) - side_l0 // 2), side_l0, side_l0)
 
 
-def bench_segment(slide, device: str, side_px: int, rounds: int) -> dict:
+def bench_segment(slide, device: str, side_px: int, rounds: int, batch: int | None = None) -> dict:
     import torch
     import yaml
 
@@ -265,11 +265,11 @@ def bench_segment(slide, device: str, side_px: int, rounds: int) -> dict:
         path = folder / f"{kind}.yaml"
         path.write_text(yaml.safe_dump(fields, sort_keys=False))
         card = load_card(path)
-        run_segmentation(slide, card, region, device=device)  # load, choose the CPU form, warm up
+        run_segmentation(slide, card, region, device=device, batch_size=batch)  # load, warm up
         best = None
         for _ in range(rounds):
             t0, c0 = time.perf_counter(), time.process_time()
-            seg = run_segmentation(slide, card, region, device=device)
+            seg = run_segmentation(slide, card, region, device=device, batch_size=batch)
             total, cpu = time.perf_counter() - t0, time.process_time() - c0
             if best is None or total < best[0]:
                 best = (total, seg, cpu)
@@ -666,7 +666,7 @@ def _other_path(args: argparse.Namespace) -> dict:
     path = args.slide or bench_slide((w, h))
     slide = open_slide(path)
     if args.path == "segment":
-        result = bench_segment(slide, device, args.side, args.rounds)
+        result = bench_segment(slide, device, args.side, args.rounds, args.batch_size)
     else:
         result = bench_zero_shot(slide, device, args.patches if args.patches else 256, args.rounds)
     result.update(

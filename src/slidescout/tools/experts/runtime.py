@@ -46,7 +46,8 @@ from slidescout.tools.experts.tiling import PatchPlan, plan_patches
 DEFAULT_MAX_PATCHES = 100_000
 DEFAULT_BATCH = {"cpu": 16, "gpu": 64}  # small CPU batches stay in cache; GPUs want big ones
 # a segmentation net keeps full-resolution activations: on the CPU one patch at a time stays in
-# cache (a 256 px UNet: 34 ms of CPU a patch alone, 49 ms in batches of 2, 72 ms in batches of 16)
+# cache (a 256 px UNet costs about half the CPU a patch alone as in batches of 16; see
+# docs/benchmarks.md, "Expert models on whole slides")
 SPATIAL_CPU_BATCH = 1
 
 
