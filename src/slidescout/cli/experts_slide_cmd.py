@@ -30,7 +30,9 @@ def experts_embed(
         0.25, "--min-tissue", min=0.0, max=1.0, help="Skip patches with less tissue."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="Patches per batch (default: 16 on CPU, 64 on GPU)."
+    ),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Reader threads."),
     stain_norm: str | None = typer.Option(
         None, "--stain-norm", help="macenko, vahadane, reinhard or none (default: the card's)."
@@ -124,9 +126,9 @@ def experts_train_head(
     val_fraction: float = typer.Option(
         0.3, "--val-fraction", min=0.05, max=0.9, help="Held-out share of the slides."
     ),
-    epochs: int = typer.Option(60, "--epochs", min=1, max=10_000),
-    lr: float = typer.Option(1e-3, "--lr", min=1e-6, max=1.0),
-    seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(60, "--epochs", min=1, max=10_000, help="Passes over the slides."),
+    lr: float = typer.Option(1e-3, "--lr", min=1e-6, max=1.0, help="Adam's learning rate."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the order and the weights."),
     register: bool = typer.Option(
         True, "--register/--no-register", help="Register the head (the agent can consult it)."
     ),
