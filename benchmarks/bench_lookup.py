@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from slidescout.errors import ToolError
 from slidescout.tools.knowledge import KnowledgeBase, LookupResult, lookup
 from slidescout.tools.knowledge.dense import packaged_minilm
 from slidescout.tools.knowledge.lookup import search_text
@@ -39,6 +40,7 @@ QA_FILE = DATA / "lookup_qa.yaml"
 HELDOUT_FILE = DATA / "lookup_heldout.yaml"
 DEV_FILE = DATA / "lookup_dev.yaml"
 NOT_COVERED = "not covered"
+ERROR = "error"  # the question is bad input (a Gleason pattern outside 1-5): lookup refuses it
 SMOKE_ITEMS = 4
 
 
@@ -119,9 +121,21 @@ def report(name: str, rows: list[dict[str, Any]], misses: bool) -> None:
 # ---------------------------------------------------------------------- section sets
 
 
-def judge(item: dict[str, Any], result: LookupResult) -> dict[str, Any]:
-    """Strict, shown and answer hits of one answer to a section-set question."""
+def judge(item: dict[str, Any], result: LookupResult | None) -> dict[str, Any]:
+    """Strict, shown and answer hits of one answer to a section-set question (``None``: the
+    lookup refused the question as bad input)."""
     expected = _sections(item)
+    if result is None or expected == [ERROR]:
+        ok = result is None and expected == [ERROR]
+        kind = "error" if result is None else result.kind
+        return {
+            "id": item["id"],
+            "strict": ok,
+            "shown": ok,
+            "answer": ok,
+            "kind": kind,
+            "first": kind,
+        }
     shown = shown_sections(result)
     if expected == [NOT_COVERED]:
         strict = shown_ok = result.kind in ("not_covered", "no_match")
@@ -143,7 +157,10 @@ def evaluate_sections(kb: KnowledgeBase, items: list[dict[str, Any]]) -> list[di
     rows = []
     for item in items:
         start = time.perf_counter()
-        result = lookup(item["question"], kb=kb)
+        try:
+            result: LookupResult | None = lookup(item["question"], kb=kb)
+        except ToolError:
+            result = None  # refused as bad input
         row = judge(item, result)
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
