@@ -22,11 +22,11 @@ from slidescout.tools.knowledge.answers import (
     GraphAnswer,
     comparison_answer,
     feature_answer,
-    gleason_answer,
     markers_answer,
     organ_answer,
     profile_answer,
 )
+from slidescout.tools.knowledge.gleason_answers import gleason_answer
 from slidescout.tools.knowledge.graph import (
     AMBIGUOUS_ABBREVIATIONS,
     ConceptGraph,

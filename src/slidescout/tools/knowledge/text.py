@@ -11,17 +11,17 @@ from slidescout.tools.knowledge.index import STOPWORDS, KnowledgeBase
 from slidescout.tools.knowledge.models import Hit
 
 # Words that ask about a subject without naming it ("what do LUAD look like").
-FILLER = frozenset(
+FILLER: frozenset[str] = frozenset(
     "feature features hallmark hallmarks histology histological histologic morphology morphologic "
     "morphological appearance look looks like characteristic characteristics typical key main "
     "diagnosis diagnostic criteria".split()
 )
 # Words that name no particular entity: a match may leave them uncovered.
-GENERIC = frozenset(
+GENERIC: frozenset[str] = frozenset(
     "tumor tumors cancer cancers carcinoma carcinomas neoplasm neoplasms lesion lesions type types "
     "primary malignant malignancy disease diseases entity entities cell cells".split()
 )
-MARKER_WORDS = frozenset(
+MARKER_WORDS: frozenset[str] = frozenset(
     "marker markers ihc immunohistochemistry immunohistochemical immunoprofile immunophenotype "
     "stain stains staining immunostain immunostains antibody antibodies panel positive negative "
     "expression expressed express expresses positivity used useful helpful".split()
