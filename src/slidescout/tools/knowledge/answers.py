@@ -26,6 +26,8 @@ def profile_answer(node: str, graph: ConceptGraph) -> GraphAnswer:
     ]
     if profile.kind == "organ":
         lines[0] = f"{head}: organ. Normal histology features below."
+    if profile.who_name:
+        lines.append(f"WHO name now: {profile.who_name}.")
     for category, labels in profile.features.items():
         lines.append(f"{_category_title(category)}: {'; '.join(labels)}.")
     if profile.kind == "gleason_pattern":

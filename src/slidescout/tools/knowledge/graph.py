@@ -96,6 +96,7 @@ class Profile(BaseModel):
     differentials: list[str] = []
     entities: list[str] = []  # for an organ: what arises there
     citation: str | None = None
+    who_name: str | None = None  # the current WHO name when the label is an older (TCGA) one
 
 
 class Comparison(BaseModel):
@@ -286,6 +287,7 @@ class ConceptGraph:
             code=data.get("code"),
             features=ordered,
             citation=data.get("citation"),
+            who_name=data.get("who_name"),
         )
         if data["kind"] == "entity":
             profile.organs = [self.label(o) for o in self._sources(node, "has_entity")]
@@ -458,6 +460,7 @@ def build_graph(data: dict[str, Any], origin: str = "concepts") -> nx.MultiDiGra
             citation=citation,
             source=spec.get("source"),
             section=spec.get("section"),
+            who_name=spec.get("who_name"),
         )
     for key, spec in entities.items():
         node = f"entity:{key}"
