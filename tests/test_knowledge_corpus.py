@@ -172,7 +172,7 @@ ISSUE_26_ROWS = [
             "NIFTP (non-invasive follicular thyroid neoplasm with papillary-like nuclear features) is not a carcinoma",
             "psammoma bodies",
             "30% or more",
-            "tumor necrosis and high mitotic activity",
+            "tumor necrosis, and high mitotic activity",
         ],
         ["an encapsulated, non-invasive form is called NIFTP"],
         ["vol. 10", "Nikiforov et al., JAMA Oncol 2016"],

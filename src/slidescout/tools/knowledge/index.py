@@ -36,22 +36,22 @@ from slidescout.tools.knowledge.dense import (
     reciprocal_rank_fusion,
 )
 from slidescout.tools.knowledge.models import AddReport, Hit, SkippedFile, SourceInfo
+from slidescout.tools.knowledge.terms import (
+    MAX_QUERY_TERMS,
+    STOPWORDS,
+    TermStats,
+    expression,
+    normalize_query,
+    query_terms,
+)
 
 log = logging.getLogger("slidescout.knowledge")
 
 SCHEMA_VERSION = "1"
 STARTER_ROOT = "starter"
-MAX_QUERY_TERMS = 32
-_CANDIDATES = 50  # per retriever, before fusion
+_CANDIDATES = 50  # per retriever, before fusion and re-ranking
 _TITLE_W, _SECTION_W, _TEXT_W = 1.0, 3.0, 1.0
-
-# Words that carry no meaning for retrieval; dropped from queries unless nothing else is left.
-STOPWORDS = frozenset(
-    """a an and are as at be been being but by can could do does did for from has have how i if in
-    into is it its me my of on or our show tell that the their them then there these they this to
-    was were what when where which who whom why will with would you your about please give find
-    describe explain list""".split()
-)
+__all__ = ["MAX_QUERY_TERMS", "STOPWORDS", "KnowledgeBase", "default_knowledge_base", "fts_query"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,21 +101,7 @@ def fts_query(query: str) -> str | None:
     """Turn free text into a safe FTS5 expression: each word quoted (punctuation inside a word
     makes it a phrase, e.g. ``TTF-1`` or ``4+3``), stopwords dropped, terms OR-combined so that
     BM25 ranks chunks matching more of them first. None when the query has no searchable word."""
-    terms: list[str] = []
-    seen: set[str] = set()
-    for word in query[:4000].split():
-        tokens = re.findall(r"[^\W_]+", word.lower())
-        if not tokens:
-            continue
-        phrase = " ".join(tokens)
-        if phrase not in seen:
-            seen.add(phrase)
-            terms.append(phrase)
-    meaningful = [t for t in terms if t not in STOPWORDS]
-    terms = (meaningful or terms)[:MAX_QUERY_TERMS]
-    if not terms:
-        return None
-    return " OR ".join(f'"{t}"' for t in terms)
+    return expression(query_terms(query))
 
 
 class KnowledgeBase:
@@ -129,6 +115,7 @@ class KnowledgeBase:
         self.embedder = embedder
         self._lock = threading.RLock()
         self._vectors = VectorStore()
+        self._stats = TermStats()
 
     # ------------------------------------------------------------------ opening
 
@@ -240,6 +227,12 @@ class KnowledgeBase:
             if self.embedder is not None:
                 self._embed_missing()
 
+    def _changed(self) -> None:
+        """The indexed text changed: drop the cached vectors matrix and term statistics."""
+        with self._lock:
+            self._vectors.invalidate()
+            self._stats.invalidate()
+
     def _embed_missing(self) -> int:
         assert self.embedder is not None
         with self._lock:
@@ -283,7 +276,7 @@ class KnowledgeBase:
                 cur, STARTER_ROOT, [(f"{STARTER_ROOT}:{f.name}", f.name, f) for f in files], None
             )
             cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('starter', ?)", (want,))
-        self._vectors.invalidate()
+        self._changed()
 
     def add(
         self, directory: str | Path, *, progress: Callable[[str], None] | None = None
@@ -324,7 +317,7 @@ class KnowledgeBase:
                     "INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (key, _now())
                 )
                 report = self._sync_files(cur, key, entries, progress)
-            self._vectors.invalidate()
+            self._changed()
             if self.embedder is not None:
                 self._embed_missing()
         if report.skipped:
@@ -360,7 +353,7 @@ class KnowledgeBase:
             had_root = cur.execute("DELETE FROM roots WHERE path=?", (target,)).rowcount
             for (source_id,) in rows:
                 _delete_source(cur, source_id)
-        self._vectors.invalidate()
+        self._changed()
         if not rows and not had_root:
             raise ConfigError(f"{target} is not in the knowledge base; see `slidescout kb list`")
         return len(rows)
@@ -481,13 +474,26 @@ class KnowledgeBase:
             for i, t, n, s, k in rows
         ]
 
-    def search_phrase(self, phrase: str, k: int = 5) -> list[Hit]:
-        """The ``k`` chunks (BM25 order) that contain the words of ``phrase`` in sequence."""
-        tokens = re.findall(r"[^\W_]+", phrase.lower()[:400])
+    def search_phrase(
+        self, phrase: str, k: int = 5, *, query: str = "", any_order: bool = False
+    ) -> list[Hit]:
+        """The ``k`` chunks that contain the words of ``phrase`` in sequence (with
+        ``any_order``: anywhere in the chunk): in the order :meth:`search` gives them for
+        ``query`` when one is given, else by BM25."""
+        tokens = re.findall(r"[^\W_]+", normalize_query(phrase).lower()[:400])
         if not tokens:
             return []
+        if any_order:
+            fts = " AND ".join(f'"{t}"' for t in tokens)
+        else:
+            fts = '"' + " ".join(tokens) + '"'
         with self._lock:
-            return list(self._bm25('"' + " ".join(tokens) + '"', k).values())
+            found = self._bm25(fts, max(k, _CANDIDATES))
+        if not query or len(found) <= 1:
+            return list(found.values())[:k]
+        order = {h.chunk_id: i for i, h in enumerate(self.search(query, k=_CANDIDATES))}
+        ranked = sorted(found.values(), key=lambda h: order.get(h.chunk_id, len(order)))
+        return ranked[:k]
 
     def _bm25(self, expression: str, n: int) -> dict[int, Hit]:
         rows = self._conn.execute(
@@ -514,41 +520,69 @@ class KnowledgeBase:
     def search(self, query: str, k: int = 5, *, dense: bool = True) -> list[Hit]:
         """The ``k`` chunks that best match a free-text query, best first.
 
-        Any text is accepted: quotes, operators and punctuation are neutralised. With an
-        embedder set (and ``dense``), BM25 and dense rankings are fused by reciprocal rank
-        fusion. Returns an empty list when nothing matches (or the index is empty).
+        Any text is accepted: it is NFKC-normalised, quotes, operators and punctuation are
+        neutralised, and a word that no chunk has is replaced by the corpus word it is a close
+        misspelling of. Passages are ranked first by how much of the query's idf weight they
+        contain (``Hit.coverage``), then by BM25, or with an embedder set (and ``dense``) by
+        BM25 and dense similarity fused by reciprocal rank fusion; passages found by meaning
+        alone come last. Returns an empty list when nothing matches (or the index is empty).
         """
         if k < 1:
             raise ConfigError(f"k must be at least 1 (got {k})")
-        expression = fts_query(query)
-        if expression is None:
-            return []
-        n = k if self.embedder is None or not dense else max(_CANDIDATES, 5 * k)
         with self._lock:
-            lexical = self._bm25(expression, n)
-            if self.embedder is None or not dense:
-                return list(lexical.values())[:k]
-            dense_ids = self._vectors.rank(self._conn, self.embedder, self._write, query, n)
-            # Dense similarity re-ranks the passages that share words with the query; passages
-            # found only by meaning come after them (a synonym still surfaces when few match).
-            within = [cid for cid in dense_ids if cid in lexical]
-            fused = reciprocal_rank_fusion([list(lexical), within])
-            fused += [
-                (cid, score)
-                for cid, score in reciprocal_rank_fusion([dense_ids])
-                if cid not in lexical
-            ]
-            fused = fused[:k]
-            dense_rank = {cid: rank for rank, cid in enumerate(dense_ids, start=1)}
-            missing = [cid for cid, _ in fused if cid not in lexical]
-            extra = self._hits_by_id(missing)
-            hits = []
-            for cid, score in fused:
-                base = lexical.get(cid) or extra[cid]
-                hits.append(
-                    base.model_copy(update={"score": score, "dense_rank": dense_rank.get(cid)})
+            terms = [self._stats.correct(self._conn, t) for t in query_terms(query)]
+            fts = expression(terms)
+            if fts is None:
+                return []
+            lexical = self._bm25(fts, max(_CANDIDATES, 5 * k))
+            order: list[tuple[int, float]] = [(cid, h.score) for cid, h in lexical.items()]
+            dense_rank: dict[int, int] = {}
+            meaning_only: list[tuple[int, float]] = []
+            if self.embedder is not None and dense:
+                dense_ids = self._vectors.rank(
+                    self._conn, self.embedder, self._write, query, max(_CANDIDATES, 5 * k)
                 )
-            return hits
+                dense_rank = {cid: rank for rank, cid in enumerate(dense_ids, start=1)}
+                # Dense similarity re-ranks the passages that share words with the query;
+                # passages found only by meaning come after them (a synonym still surfaces).
+                within = [cid for cid in dense_ids if cid in lexical]
+                order = reciprocal_rank_fusion([list(lexical), within])
+                meaning_only = [
+                    (cid, score)
+                    for cid, score in reciprocal_rank_fusion([dense_ids])
+                    if cid not in lexical
+                ]
+            coverage = self._stats.coverage(self._conn, terms, list(lexical))
+            position = {cid: i for i, (cid, _) in enumerate(order)}
+            order.sort(key=lambda item: (-round(coverage[item[0]], 2), position[item[0]]))
+            chosen = (order + meaning_only)[:k]
+            extra = self._hits_by_id([cid for cid, _ in chosen if cid not in lexical])
+        hits = []
+        for cid, score in chosen:
+            base = lexical.get(cid) or extra[cid]
+            update: dict[str, float | int | None] = {
+                "score": score,
+                "coverage": coverage.get(cid, 0.0),
+            }
+            if dense_rank:
+                update["dense_rank"] = dense_rank.get(cid)
+            hits.append(base.model_copy(update=update))
+        return hits
+
+    def term_weights(self, terms: list[str]) -> dict[str, float]:
+        """The idf of each term (spelling left as given) in this index."""
+        with self._lock:
+            return {t: self._stats.idf(self._conn, t) for t in dict.fromkeys(terms)}
+
+    def correct(self, term: str) -> str:
+        """The term, or the corpus word it is a close misspelling of (see :meth:`search`)."""
+        with self._lock:
+            return self._stats.correct(self._conn, term)
+
+    def contains(self, terms: list[str], chunk_ids: list[int]) -> dict[str, set[int]]:
+        """For each term, which of the chunks contain it (FTS5 matching: stemmed, any column)."""
+        with self._lock:
+            return self._stats.presence(self._conn, terms, chunk_ids)
 
     def _hits_by_id(self, ids: list[int]) -> dict[int, Hit]:
         if not ids:
