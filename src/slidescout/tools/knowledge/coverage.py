@@ -19,6 +19,7 @@ from slidescout.tools.knowledge.graph import (
     AMBIGUOUS_ABBREVIATIONS,
     ConceptGraph,
     normalize_name,
+    spelling_variants,
 )
 from slidescout.tools.knowledge.index import KnowledgeBase
 from slidescout.tools.knowledge.models import Hit
@@ -66,7 +67,7 @@ def concepts(query: str, graph: ConceptGraph, kb: KnowledgeBase) -> list[Concept
     ]
     corrected = {w: kb.correct(w) for w in rest}
     idf = kb.term_weights(list(corrected.values()))
-    out += [Concept(w, [corrected[w]], max(idf[corrected[w]], 0.1)) for w in rest]
+    out += [Concept(w, spelling_variants(corrected[w]), max(idf[corrected[w]], 0.1)) for w in rest]
     return out
 
 

@@ -67,6 +67,15 @@ def normalize_name(text: str) -> str:
     return " ".join(text.split())
 
 
+def spelling_variants(text: str) -> list[str]:
+    """``text`` (normalised, American) and its British spelling when that differs ('tumor' ->
+    'tumour'), for searching text that was not normalised."""
+    british = text
+    for old, new in _SPELLING:
+        british = british.replace(new, old)
+    return [text] if british == text else [text, british]
+
+
 def _variants(alias: str) -> set[str]:
     """The alias plus simple singular/plural forms of its last word."""
     out = {alias}

@@ -38,6 +38,7 @@ from slidescout.tools.knowledge.graph import (
     ConceptGraph,
     load_graph,
     normalize_name,
+    spelling_variants,
 )
 from slidescout.tools.knowledge.index import (
     STOPWORDS,
@@ -277,7 +278,11 @@ def _uncovered_subject(
     one sentence) and cover the question, else 'not covered'."""
     asked = concepts(query, graph, kb)
     for subject in subjects:
-        phrases = [" ".join(kb.correct(w) for w in p.split()) for p in _phrases(subject, graph)]
+        phrases = [
+            variant
+            for p in _phrases(subject, graph)
+            for variant in spelling_variants(" ".join(kb.correct(w) for w in p.split()))
+        ]
         # the name in sequence (also without its organ words), else the whole name in one sentence
         for phrase, any_order in [(p, False) for p in phrases] + [(phrases[0], True)]:
             hits = kb.search_phrase(phrase, k=k, query=search_text(query), any_order=any_order)

@@ -186,11 +186,11 @@ def sources_line(citations: list[str], refs: dict[str, str]) -> str:
 
 
 def numbered_sources(hits: list[Hit]) -> str:
-    """'Sources: [1, 3] WHO ...; [2] Mills ...': each published reference once, with its hits."""
+    """'Sources: [1, 3] WHO ...; [2] notes.md': each published reference once, with its hits; a
+    passage whose section names no reference (the user's own files) by its file name."""
     groups: dict[str, list[int]] = {}
     for number, hit in enumerate(hits, start=1):
-        if hit.reference:
-            groups.setdefault(hit.reference, []).append(number)
+        groups.setdefault(hit.reference or f"{hit.source} (your file)", []).append(number)
     if not groups:
         return ""
     return "Sources: " + "; ".join(
