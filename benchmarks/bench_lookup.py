@@ -50,7 +50,7 @@ def load_items(path: Path = QA_FILE) -> list[dict[str, Any]]:
 
 def top_answer(result: LookupResult) -> str:
     """The graph answer, or for a text search only its header and first passage."""
-    if result.kind == "graph":
+    if result.kind in ("graph", "criteria"):
         return result.text
     return result.text.split("\n[2] ", 1)[0]
 
@@ -63,7 +63,7 @@ def carries(text: str, facts: list[str]) -> bool:
 
 def shown_sections(result: LookupResult) -> list[str]:
     """The sections an answer cites, in order (none for a 'not covered' answer)."""
-    if result.kind not in ("graph", "search"):
+    if result.kind not in ("graph", "criteria", "search"):
         return []
     return list(dict.fromkeys(h.citation for h in result.hits))
 

@@ -113,8 +113,8 @@ def test_the_cli_refuses_a_bad_pattern_in_one_line(capsys, tmp_path, monkeypatch
 
 def test_renal_who_isup_grade_is_not_a_gleason_grade_group(kb):
     result = lookup("WHO/ISUP grade 2 nucleoli in clear cell RCC", kb=kb)
-    assert result.kind == "search" and result.data is None
-    assert "grade group" not in result.text.split("\n[2] ")[0]
+    assert result.kind == "criteria" and result.data["criteria"] == "who_isup_renal"
+    assert "grade group" not in result.text and "visible but not prominent at 100x" in result.text
     assert result.hits[0].section == "Kidney renal clear cell carcinoma (KIRC)"
 
 

@@ -38,6 +38,7 @@ from slidescout.agents.protocol import (
     read_prompt_file,
     run_with_reruns,
     slide_system_prompt,
+    with_criteria_card,
 )
 from slidescout.agents.replies import (
     RETHINK_BLOCK,
@@ -420,7 +421,7 @@ class Agent:
             level_rule=p.level_rule,
             guide_style=p.guide_style,
         )
-        system = self.system_prompt(env)
+        system = with_criteria_card(p, self.system_prompt(env), state.sample.task)
         state.messages = [SystemMessage(content=system)] if system else []
         state.messages.append(await opening_message(self, state))
         state.n_first = images_in(state.messages)

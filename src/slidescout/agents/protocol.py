@@ -22,6 +22,7 @@ from slidescout.agents.presets import Preset
 from slidescout.core.messages import ImagePart, TextPart, Usage, UserMessage
 from slidescout.core.trace import NoteEvent, Status
 from slidescout.errors import ConfigError
+from slidescout.tools.knowledge.criteria import criteria_card, load_cards
 
 if TYPE_CHECKING:
     from slidescout.agents.loop import Agent
@@ -161,6 +162,15 @@ def slide_system_prompt(agent: Agent, env: Environment) -> str:
     )
 
 
+def with_criteria_card(preset: Preset, system: str, task: str) -> str:
+    """``system`` with the task's criteria card appended, under a preset with ``criteria_card``
+    (not to a user's prompt file, nor where there is no system prompt)."""
+    if not (preset.criteria_card and system) or preset.prompt_file:
+        return system
+    card = criteria_card(task)
+    return f"{system}\n\n{card}" if card else system
+
+
 def imageset_baseline_prompt(agent: Agent, env: ImageSetEnvironment) -> str:
     """The system prompt of a one-call image-set question (``thumbnail``: none; ``medframeqa``: the
     official instruction in our words, or the user's file)."""
@@ -174,6 +184,10 @@ def prompt_hashes(agent: Agent) -> dict[str, str]:
     out = {n: prompts.sha256(n) for n in ("final_step", "imageset_system", "rethink_block")}
     if name:
         out[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if agent.preset.criteria_card and not agent.preset.prompt_file:
+        for task in load_cards():
+            card = criteria_card(task) or ""
+            out[f"criteria_card:{task}"] = hashlib.sha256(card.encode("utf-8")).hexdigest()
     return out
 
 

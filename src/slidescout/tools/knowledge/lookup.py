@@ -1,8 +1,10 @@
 """``lookup``: the one function the agent's knowledge tool wraps.
 
-A question is first matched against the concept graph (Gleason/ISUP arithmetic, "features of X",
-"markers of X", "distinguish X from Y", "which entities show F", "tumors of organ O"); anything
-else goes to text search. A name matches an entity only when the entity's name covers every
+A question is first matched against Gleason/ISUP arithmetic, then the numeric criteria tables
+(Nottingham, FNCLCC, WHO/ISUP renal, FIGO, oral cavity depth of invasion, HER2, ER, p16), then
+the concept graph ("features of X", "markers of X", "distinguish X from Y", "which entities show
+F", "tumors of organ O"); anything else goes to text search, ranked by how much of the question
+each passage covers. A name matches an entity only when the entity's name covers every
 distinguishing word of it ("follicular thyroid carcinoma" is not "thyroid carcinoma"). A subject
 the reference does not cover gets a "not covered" answer with the nearest entries. The answer is
 compact text with citations and published sources (at most ``MAX_TEXT_CHARS``) plus the hits.
@@ -26,6 +28,7 @@ from slidescout.tools.knowledge.answers import (
     profile_answer,
 )
 from slidescout.tools.knowledge.coverage import WELL_MATCHED, concepts, rank
+from slidescout.tools.knowledge.criteria import criteria_answer
 from slidescout.tools.knowledge.excerpts import (
     MAX_TEXT_CHARS,
     contrast,
@@ -91,14 +94,15 @@ class LookupResult(BaseModel):
     entry for the subject asked about; the hits are the nearest entries."""
 
     query: str
-    kind: Literal["graph", "search", "not_covered", "no_match", "empty"]
+    kind: Literal["graph", "criteria", "search", "not_covered", "no_match", "empty"]
     text: str
     hits: list[Hit] = []
     data: dict[str, Any] | None = None
 
 
 def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupResult:
-    """Answer a pathology reference question from the concept graph or the knowledge index.
+    """Answer a pathology reference question from the criteria tables, the concept graph or the
+    knowledge index.
 
     When the question names a subject that the reference does not cover, the answer says so
     and lists the nearest entries instead of an unrelated passage.
@@ -119,6 +123,9 @@ def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupRes
     if kb is None:
         kb = _default_kb()
     graph = load_graph()
+    found = _criteria(query, graph, kb, k)
+    if found is not None:
+        return found
     answer = _graph_answer(query, graph)
     if answer is not None:
         text, citations, data = answer
@@ -156,6 +163,21 @@ def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupRes
         return _not_covered(query, _salient_phrase(query), hits, graph, [])
     return LookupResult(
         query=query, kind="search", text=format_hits(query, hits, graph, kb), hits=hits
+    )
+
+
+def _criteria(query: str, graph: ConceptGraph, kb: KnowledgeBase, k: int) -> LookupResult | None:
+    """An answer from a criteria table the question names (after Gleason questions, which the
+    graph computes)."""
+    if gleason_answer(query.lower().strip(" ?.!"), graph) is not None:
+        return None
+    found = criteria_answer(query, graph)
+    if found is None:
+        return None
+    text, citations, data = found
+    hits = with_references(kb, section_hits(kb, citations))[:k]
+    return LookupResult(
+        query=query, kind="criteria", text=clip(text, MAX_TEXT_CHARS), hits=hits, data=data
     )
 
 
