@@ -18,15 +18,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from slidescout.errors import ConfigError, DatasetError
 from slidescout.tools.knowledge.corpus import (
     is_supported,
-    read_document,
     starter_files,
-    without_source,
 )
 from slidescout.tools.knowledge.dense import (
     EMBEDDER_ENV,
@@ -35,6 +32,7 @@ from slidescout.tools.knowledge.dense import (
     load_embedder,
     reciprocal_rank_fusion,
 )
+from slidescout.tools.knowledge.ingest import delete_source, now, sync_files
 from slidescout.tools.knowledge.models import AddReport, Hit, SkippedFile, SourceInfo
 from slidescout.tools.knowledge.terms import (
     MAX_QUERY_TERMS,
@@ -272,7 +270,7 @@ class KnowledgeBase:
             row = cur.execute("SELECT value FROM meta WHERE key='starter'").fetchone()
             if row is not None and row[0] == want:  # another process built it meanwhile
                 return
-            self._sync_files(
+            sync_files(
                 cur, STARTER_ROOT, [(f"{STARTER_ROOT}:{f.name}", f.name, f) for f in files], None
             )
             cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('starter', ?)", (want,))
@@ -314,9 +312,9 @@ class KnowledgeBase:
                 raise DatasetError(f"no .md, .txt or .pdf files under {root}")
             with self._write() as cur:
                 cur.execute(
-                    "INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (key, _now())
+                    "INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (key, now())
                 )
-                report = self._sync_files(cur, key, entries, progress)
+                report = sync_files(cur, key, entries, progress)
             self._changed()
             if self.embedder is not None:
                 self._embed_missing()
@@ -352,83 +350,11 @@ class KnowledgeBase:
             ).fetchall()
             had_root = cur.execute("DELETE FROM roots WHERE path=?", (target,)).rowcount
             for (source_id,) in rows:
-                _delete_source(cur, source_id)
+                delete_source(cur, source_id)
         self._changed()
         if not rows and not had_root:
             raise ConfigError(f"{target} is not in the knowledge base; see `slidescout kb list`")
         return len(rows)
-
-    def _sync_files(
-        self,
-        cur: sqlite3.Cursor,
-        root: str,
-        entries: list[tuple[str, str, Path]],
-        progress: Callable[[str], None] | None,
-    ) -> AddReport:
-        report = AddReport(root=root)
-        keys = [k for k, _, _ in entries]
-        existing: dict[str, tuple[int, str, str]] = {
-            k: (i, s, r)
-            for i, k, s, r in cur.execute(
-                "SELECT id, key, sha256, root FROM sources WHERE root=?", (root,)
-            )
-        }
-        for k in keys:  # the same file added before through another folder
-            if k not in existing:
-                row = cur.execute(
-                    "SELECT id, key, sha256, root FROM sources WHERE key=?", (k,)
-                ).fetchone()
-                if row:
-                    existing[k] = (row[0], row[2], row[3])
-        for key, name, path in entries:
-            if progress is not None:
-                progress(name)
-            old = existing.get(key)
-            try:
-                sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError as exc:
-                sha, error = "", f"cannot read: {exc.strerror or exc}"
-            else:
-                error = ""
-            if old is not None and sha and old[1] == sha:
-                cur.execute("UPDATE sources SET root=?, name=? WHERE id=?", (root, name, old[0]))
-                report.unchanged.append(name)
-                continue
-            if old is not None:
-                _delete_source(cur, old[0])
-            if error:
-                report.skipped.append(SkippedFile(path=str(path), reason=error))
-                continue
-            try:
-                doc = read_document(path)
-            except DatasetError as exc:
-                report.skipped.append(
-                    SkippedFile(path=str(path), reason=str(exc).replace(str(path), path.name))
-                )
-                continue
-            cur.execute(
-                "INSERT INTO sources(key, root, name, title, sha256, n_chunks, indexed_at) VALUES(?,?,?,?,?,?,?)",
-                (key, root, name, doc.title, doc.sha256, len(doc.chunks), _now()),
-            )
-            source_id = cur.lastrowid
-            for order, chunk in enumerate(doc.chunks):
-                cur.execute(
-                    "INSERT INTO chunks(source_id, ord, section, text) VALUES(?,?,?,?)",
-                    (source_id, order, chunk.section, chunk.text),
-                )
-                cur.execute(
-                    "INSERT INTO chunks_fts(rowid, title, section, text) VALUES(?,?,?,?)",
-                    (cur.lastrowid, doc.title, chunk.section, without_source(chunk.text)),
-                )
-            report.indexed.append(name)
-            report.chunks += len(doc.chunks)
-        wanted = set(keys)
-        for key, (source_id, _, old_root) in existing.items():
-            if key not in wanted and old_root == root:
-                name = cur.execute("SELECT name FROM sources WHERE id=?", (source_id,)).fetchone()
-                _delete_source(cur, source_id)
-                report.removed.append(name[0] if name else key)
-        return report
 
     # ------------------------------------------------------------------ reading
 
@@ -618,25 +544,8 @@ def _drop_all(cur: sqlite3.Cursor) -> None:
         cur.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _delete_source(cur: sqlite3.Cursor, source_id: int) -> None:
-    cur.execute(
-        "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE source_id=?)",
-        (source_id,),
-    )
-    cur.execute(
-        "DELETE FROM vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE source_id=?)",
-        (source_id,),
-    )
-    cur.execute("DELETE FROM chunks WHERE source_id=?", (source_id,))
-    cur.execute("DELETE FROM sources WHERE id=?", (source_id,))
-
-
 def _like_prefix(text: str) -> str:
     return re.sub(r"([\\%_])", r"\\\1", text) + "%"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 _DEFAULT: dict[tuple[str, str], KnowledgeBase] = {}
