@@ -173,3 +173,21 @@ def test_dense_fusion_cannot_promote_a_passage_that_misses_the_rare_words():
     top = plain.search(query, k=3)[0]
     assert top.section == "Mitotic counts in other grading systems"
     assert fused.search(query, k=3)[0].chunk_id == top.chunk_id
+
+
+def test_a_feature_in_an_organs_tumours_lists_that_organs_entities(kb):
+    result = lookup("rhabdomyoblasts in a uterine tumour", kb=kb)
+    assert result.kind == "graph" and result.data["entities"] == ["Uterine Carcinosarcoma (UCS)"]
+    assert result.hits[0].section == "Uterine Carcinosarcoma (UCS)"
+
+
+def test_a_common_feature_ranks_the_passage_that_describes_it(kb):
+    """'Desmoplastic stroma' belongs to many entities: the general passage that defines it comes
+    first, not the first entity that lists it; a feature of one entity points to its section."""
+    assert lookup("what does desmoplastic stroma look like", kb=kb).hits[0].section == (
+        "Tumor versus normal at low power"
+    )
+    assert lookup("pseudopalisading necrosis", kb=kb).hits[0].section in (
+        "Glioblastoma multiforme (GBM)",
+        "Necrosis",
+    )

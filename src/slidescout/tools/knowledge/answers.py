@@ -67,23 +67,29 @@ def comparison_answer(a: str, b: str, graph: ConceptGraph) -> GraphAnswer:
     return "\n".join(lines), comparison.citations, data
 
 
-def feature_answer(feature: str, graph: ConceptGraph, only: str | None = None) -> GraphAnswer:
+def feature_answer(
+    feature: str, graph: ConceptGraph, only: str | None = None, organ: str | None = None
+) -> GraphAnswer:
     """The entities (and Gleason patterns) showing a feature; ``only`` keeps one node kind
-    ('gleason_pattern' for "which Gleason pattern shows F")."""
+    ('gleason_pattern' for "which Gleason pattern shows F"), ``organ`` the entities of one
+    organ ("rhabdomyoblasts in a uterine tumour")."""
     holders = graph.entities_with(feature)
     label = graph.label(feature)
     category = graph.graph.nodes[feature].get("category", "")
     sources = [
         node
         for node, _, key in graph.graph.in_edges(feature, keys=True)
-        if key == "has_feature" and (only is None or graph.kind(node) == only)
+        if key == "has_feature"
+        and (only is None or graph.kind(node) == only)
+        and (organ is None or organ in graph.organs_of(node))
     ]
-    if only is not None:
+    if only is not None or organ is not None:
         wanted = {graph.short(n) for n in sources}
         holders = [h for h in holders if h in wanted]
         sources.sort(key=lambda n: holders.index(graph.short(n)))
     what = "Gleason patterns" if only == "gleason_pattern" else "Entities"
-    text = f"{what} with {label} ({category}): {'; '.join(holders) if holders else 'none in the concept graph'}."
+    where = f" in the {graph.label(organ).lower()}" if organ else ""
+    text = f"{what}{where} with {label} ({category}): {'; '.join(holders) if holders else 'none in the concept graph'}."
     citations = [c for c in (graph.citation(n) for n in sources) if c]
     return text, citations[:6], {"feature": label, "entities": holders}
 

@@ -28,6 +28,7 @@ from slidescout.tools.knowledge.text import ASKING, FILLER, GENERIC, MARKER_WORD
 
 WELL_MATCHED = 0.5  # share of the question's weight the best passage must cover
 MENTION_SHARE = 0.5  # an entity named in another entity's section counts half
+_DISTINCTIVE = 2  # a feature of at most this many entities is "about" their sections
 _MIN_WEIGHT = 1.0
 
 
@@ -72,15 +73,16 @@ def concepts(query: str, graph: ConceptGraph, kb: KnowledgeBase) -> list[Concept
 
 
 def _sections(node: str, graph: ConceptGraph) -> set[str]:
-    """The sections about a node: an entity's own; for a feature, those of the entities and
-    Gleason patterns that show it."""
+    """The sections about a node: an entity's own; for a distinctive feature (one or two
+    holders: pseudopalisading necrosis), those of the entities and Gleason patterns showing it."""
     kind = graph.kind(node)
     if kind == "entity":
         citation = graph.citation_for(node)
         return {citation} if citation else set()
-    if kind == "feature":
-        holders = (u for u, _, key in graph.graph.in_edges(node, keys=True) if key == "has_feature")
-        return {c for c in (graph.citation(h) for h in holders) if c}
+    if kind == "feature":  # a feature typical of one or two entities points to their sections
+        holders = [u for u, _, key in graph.graph.in_edges(node, keys=True) if key == "has_feature"]
+        if len(holders) <= _DISTINCTIVE:
+            return {c for c in (graph.citation(h) for h in holders) if c}
     return set()
 
 

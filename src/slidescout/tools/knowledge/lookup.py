@@ -231,6 +231,9 @@ def _graph_answer(query: str, graph: ConceptGraph) -> GraphAnswer | None:
             q, graph
         )  # the query is (nearly) just a name: "LUAD", "gleason pattern 4"
     if node and graph.kind(node) == "organ" and CANCER_WORDS & set(normalize_name(q).split()):
+        features = graph.mentions(q, kinds=("feature",))
+        if features:  # "rhabdomyoblasts in a uterine tumour": that organ's tumours showing it
+            return feature_answer(features[0], graph, organ=node)
         return organ_answer(node, graph)  # "lung cancer": the cancer types of the lung
     if node and has_content(node, graph):
         return profile_answer(node, graph)
@@ -277,6 +280,14 @@ def _known_subject(subject: str, graph: ConceptGraph) -> bool:
         return True
     words = normalize_name(subject).split()
     distinct = set(words) - GENERIC
+    organ_words = {
+        w
+        for o in graph.mentions(subject, kinds=("organ",))
+        for n in graph.names(o)
+        for w in n.split()
+    }
+    if distinct and distinct <= organ_words:
+        return True  # 'renal tumour', 'uterine tumour': the tumours of an organ
     return any(
         distinct <= set(name.split()) and words[-1] in name.split()
         for node in graph.nodes("entity")
