@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-import typer.main
+from cli_helpers import all_commands
 from rich.console import Console
 
-from slidescout.cli import app
 from slidescout.cli.progress import fmt_clock, slide_progress
 
 
@@ -57,7 +56,7 @@ def test_fmt_clock() -> None:
 
 
 def test_synth_and_eval_synth_share_one_default_size() -> None:
-    root = typer.main.get_command(app)
-    synth = next(p for p in root.commands["synth"].params if p.name == "size")
-    eval_synth = next(p for p in root.commands["eval"].commands["synth"].params if p.name == "size")
+    commands = all_commands()
+    synth = next(p for p in commands["synth"].params if p.name == "size")
+    eval_synth = next(p for p in commands["eval synth"].params if p.name == "size")
     assert synth.default == eval_synth.default == "16000x12000"
