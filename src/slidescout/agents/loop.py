@@ -218,7 +218,15 @@ class Agent:
     async def run(
         self, sample: Sample, recorder: Recorder, *, run_id: str = "", repeat: int = 0
     ) -> Trace:
-        """Run one sample to an answer (or a clear status); its trace goes to ``recorder``."""
+        """Run one sample to an answer (or a clear status); its trace goes to ``recorder``.
+
+        Raises ``TypeError`` when ``recorder`` is not a :class:`Recorder` (a programming error,
+        not a sample's failure: e.g. a ``RunDir`` instead of ``run_dir.recorder()``)."""
+        if not isinstance(recorder, Recorder):
+            raise TypeError(
+                f"Agent.run needs a Recorder (put_image, get_image, write_trace, location), "
+                f"not {type(recorder).__name__}; for a run directory pass run_dir.recorder()"
+            )
         trace = Trace(
             sample_id=sample.sample_id,
             run_id=run_id,
