@@ -353,9 +353,39 @@ def test_full_disk_is_one_line_and_leaves_no_tmp(capsys, monkeypatch, tmp_path: 
         str(run),
     )
     line = one_error_line(err)
-    assert rc == 2 and "no space left on the device" in line and f"--resume {run}" in line
+    assert rc == 1 and "no space left on the device" in line and f"--resume {run}" in line
     assert not list(run.rglob("*.tmp"))
     assert not (run / ".lock").exists()
+
+
+def test_full_disk_stops_the_run_and_resume_reruns_the_samples_in_flight(
+    capsys, monkeypatch, tmp_path: Path
+) -> None:
+    """Images cannot be stored (ENOSPC) while results still can: no sample may end as a final
+    ``error`` record; the run stops with exit 1, and ``--resume`` runs every sample."""
+    import errno
+
+    from slidescout.traces.rundir import BlobStore
+
+    csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=4, n_gtex=0, missing=0)
+    run = tmp_path / "run"
+    real_put = BlobStore.put
+
+    def full(self, data, media_type="image/jpeg"):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.root))
+
+    args = ["eval", "multipathqa", "--csv", csv_path, "--slides", slides, "-m", "expert"]
+    args += ["-c", "2", "--no-progress"]
+    monkeypatch.setattr(BlobStore, "put", full)
+    rc, _, err = run_cli(capsys, *args, "-o", run)
+    line = one_error_line(err)
+    assert rc == 1 and "no space left on the device" in line and f"--resume {run}" in line
+    assert finished_keys(read_results(run)) == []  # nothing final: every sample is to be rerun
+    monkeypatch.setattr(BlobStore, "put", real_put)
+    rc, out, err = run_cli(capsys, *args, "--resume", run)
+    assert rc == 0, err
+    keys = finished_keys(read_results(run))
+    assert len(keys) == len(set(keys)) == 4
 
 
 def test_repair_keeps_a_complete_last_record_without_newline(tmp_path: Path) -> None:
@@ -766,3 +796,30 @@ def test_eval_on_a_dead_endpoint_exits_1_with_the_reason(capsys, tmp_path: Path)
         and "could not connect" in line
     )
     assert "--retry-errors" in line
+
+
+def test_eval_where_every_sample_failed_exits_1_and_the_report_leads_with_failures(
+    capsys, tmp_path: Path
+) -> None:
+    csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=3, n_gtex=0, bad=3, missing=0)
+    run = tmp_path / "run"
+    args = ["eval", "multipathqa", "--csv", csv_path, "--slides", slides, "-m", "expert"]
+    rc, out, err = run_cli(capsys, *args, "--no-progress", "-o", run)
+    line = one_error_line(err)
+    assert rc == 1 and line.startswith("error: no sample was scored: 3 of 3 finished samples")
+    assert f"--resume {run} --retry-errors" in line
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert lines[0].startswith("multipathqa: 3 samples")  # what was loaded, then the report
+    assert lines[1].startswith("3 of 3 finished samples failed (status error)")
+    rc, out, _ = run_cli(capsys, "report", run)  # the report says the same, first
+    assert rc == 0 and out.lstrip().startswith("3 of 3 finished samples failed")
+    rc, out, _ = run_cli(capsys, "report", run, "--json")
+    assert json.loads(out)["n_failed"] == 3
+
+
+def test_eval_with_some_failed_samples_exits_0(capsys, tmp_path: Path) -> None:
+    csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=3, n_gtex=0, bad=1, missing=0)
+    args = ["eval", "multipathqa", "--csv", csv_path, "--slides", slides, "-m", "expert"]
+    rc, out, err = run_cli(capsys, *args, "--no-progress", "-o", tmp_path / "run")
+    assert rc == 0, err
+    assert out.splitlines()[1].startswith("1 of 3 finished samples failed")

@@ -35,7 +35,14 @@ from slidescout.eval.compare import compare_data, load_runs, print_compare
 from slidescout.eval.config import EvalConfig
 from slidescout.eval.fetch import can_run_line, default_csv
 from slidescout.eval.judge import judge_run
-from slidescout.eval.report import judge_summary, load_run, print_report, report_data, write_plots
+from slidescout.eval.report import (
+    failure_line,
+    judge_summary,
+    load_run,
+    print_report,
+    report_data,
+    write_plots,
+)
 from slidescout.eval.runner import run_eval
 from slidescout.eval.samples import DatasetLoad
 from slidescout.slides.synth import generate_dataset
@@ -211,20 +218,26 @@ def _execute(
             highlight=False,
         )
         raise typer.Exit(interrupt_code()) from None
-    except OSError as exc:  # a full disk, a folder gone: the finished samples are on disk
-        raise SlidescoutError(
-            f"{os_error_text(exc)}; finished samples are kept in {run_dir}; fix that and "
-            f"continue with --resume {run_dir}"
-        ) from None
+    except OSError as exc:  # a full disk, a folder gone: a failure of the run (1), not bad input
+        err_console.print(
+            f"error: {os_error_text(exc)}; finished samples are kept in {run_dir}; fix that and "
+            f"continue with --resume {run_dir}",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(1) from None
+    rep = None
     if common["as_json"]:  # exactly what `slidescout report RUN --json` prints
         try:
-            data = report_data(load_run(run_dir))
+            rep = load_run(run_dir)
+            data = report_data(rep)
         except SlidescoutError:  # nothing written (a budget of 0): the same keys, empty
             data = {
                 "run": str(run_dir),
                 "agent": {},
                 "n_records": 0,
                 "n_finished": 0,
+                "n_failed": 0,
                 "unfinished": {},
                 "scores": {},
                 "grounding": {},
@@ -233,7 +246,7 @@ def _execute(
             }
         sys.stdout.write(json.dumps(data, default=str) + "\n")
     else:
-        print_report(run_dir, console)
+        rep = print_report(run_dir, console)
         if summary.stopped and summary.stopped != "endpoint_failed":
             console.print(
                 f"[yellow]stopped: {summary.stopped}[/]; {summary.n_unfinished} samples not finished. "
@@ -247,6 +260,15 @@ def _execute(
         for p in write_plots(run_dir, common["plots"]):
             if not common["as_json"]:
                 console.print(f"plot: {p}", highlight=False)
+    if summary.stopped != "endpoint_failed" and rep is not None and rep.finished:
+        if len(rep.failed) == len(rep.finished):  # every score would be a failure's zero
+            err_console.print(
+                f"error: no sample was scored: {failure_line(rep)}. Fix that, then run them "
+                f"again with --resume {run_dir} --retry-errors",
+                highlight=False,
+                markup=False,
+            )
+            raise typer.Exit(1)
     if summary.stopped == "endpoint_failed":
         err_console.print(
             f"error: the model endpoint failed every call of the last {settings.stop_after_failures} "

@@ -23,7 +23,7 @@ from slidescout.core.sample import Sample
 from slidescout.core.trace import Trace
 from slidescout.eval.grounding import DEFAULT_MAX_MPP, score_trace
 from slidescout.eval.metrics import ResultRecord
-from slidescout.traces.rundir import BlobStore, RunDir, trace_file
+from slidescout.traces.rundir import BlobStore, RunDir, disk_full, trace_file
 
 __all__ = [
     "FINAL_STATUSES",
@@ -194,7 +194,10 @@ async def run_sample(
     live_interval: float = 2.0,
 ) -> SampleOutcome:
     """Run one (sample, repeat) with ``agent`` and return its record (and trace). Never raises for a
-    failing sample (a bad slide, a model error); cancellation propagates after the trace is written."""
+    failing sample (a bad slide, a model error); cancellation propagates after the trace is written.
+
+    A full disk is not the sample's failure: its ``OSError`` is raised (no record), so the run
+    stops and the sample stays unfinished for ``--resume``."""
     t0 = time.monotonic()
     if not sample.regions:
         regions = truth_regions(sample)
@@ -206,11 +209,16 @@ async def run_sample(
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # the loop records sample failures itself; this is a bug somewhere
+        full = recorder.disk_error or disk_full(exc)
+        if full is not None:
+            raise full from None
         return SampleOutcome(
             failed_record(
                 sample, repeat, "error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0
             )
         )
+    if recorder.disk_error is not None:  # recorded as a tool or sample error by the loop
+        raise recorder.disk_error
     latency = time.monotonic() - t0
     hit = budget.exceeded() if budget is not None else None
     # built right here (a few ms), so a sample whose trace is complete cannot be cancelled before
