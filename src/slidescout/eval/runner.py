@@ -122,6 +122,7 @@ class _Progress:
         self.errors = 0
         if not self.enabled:
             return
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -130,7 +131,6 @@ class _Progress:
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
-        from rich.console import Console
         from rich.table import Column
 
         width = (console or Console()).width
