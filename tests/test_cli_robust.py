@@ -823,3 +823,70 @@ def test_eval_with_some_failed_samples_exits_0(capsys, tmp_path: Path) -> None:
     rc, out, err = run_cli(capsys, *args, "--no-progress", "-o", tmp_path / "run")
     assert rc == 0, err
     assert out.splitlines()[1].startswith("1 of 3 finished samples failed")
+
+
+# ---- issue 21, item 13: one line, exit 2, where a traceback or a wrong message appeared --------
+
+
+@pytest.fixture(scope="module")
+def not_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("notruns")
+    empty = root / "empty"
+    empty.mkdir()
+    damaged = root / "damaged"
+    (damaged / "traces").mkdir(parents=True)
+    (damaged / "manifest.json").write_text('{"config": ')
+    (damaged / "results.jsonl").write_text("")
+    traces_only = root / "traces_only"
+    (traces_only / "traces").mkdir(parents=True)
+    fifo = root / "pipe.svs"
+    os.mkfifo(fifo)
+    return {"empty": empty, "damaged": damaged, "fifo": fifo, "traces_only": traces_only}
+
+
+ASK = ["ask", "{slide}", "Diagnosis?", "-m"]
+BAD_INPUTS = {
+    "ipv6 base url": (ASK + ["openai:x", "--base-url", "http://[::1"], "is malformed"),
+    "empty base url": (ASK + ["openai:x", "--base-url", ""], "--base-url is empty"),
+    "port 99999": (ASK + ["openai:x", "--base-url", "http://127.0.0.1:99999/v1"], "Port out"),
+    "device tpu:9": (ASK + ["expert", "--device", "tpu:9"], "unknown device"),
+    "nan temperature": (ASK + ["expert", "--temperature", "nan"], "--temperature: nan is not"),
+    "nan timeout": (ASK + ["expert", "--timeout", "nan"], "--timeout: nan is not a finite"),
+    "nan price": (ASK + ["expert", "--price-in", "nan"], "--price-in: nan is not a finite"),
+    "nan budget": (
+        ["eval", "file", "{slide}", "-m", "expert", "--budget-usd", "nan"],
+        "--budget-usd: nan is not a finite",
+    ),
+    "fifo slide": (["info", "{fifo}"], "is not a regular file"),
+    "resume a folder that is no run": (
+        ["eval", "synth", "-n", "1", "-m", "expert", "--resume", "{empty}"],
+        "not a run directory",
+    ),
+    "resume a damaged manifest": (
+        ["eval", "synth", "-n", "1", "-m", "expert", "--resume", "{damaged}"],
+        "manifest.json is damaged (not JSON",
+    ),
+    "report of a damaged manifest": (["report", "{damaged}"], "manifest.json is damaged"),
+    "report-html of no run": (["report-html", "{empty}"], "not a run directory"),
+    "judge of no run": (["judge", "{empty}", "-m", "openai:x"], "not a run directory"),
+    "compare of no runs": (["compare", "{empty}", "{empty}"], "not a run directory"),
+    "report-html of no traces": (["report-html", "{traces_only}"], "holds no traces"),
+    "judge of no results": (["judge", "{traces_only}", "-m", "openai:x"], "no results to grade"),
+    "compare of no results": (["compare", "{traces_only}", "{traces_only}"], "no results yet"),
+    "data status of a missing folder": (
+        ["data", "status", "multipathqa", "--to", "{empty}/missing"],
+        "--to folder",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_and_exit_2(
+    case: str, capsys, slide: Path, not_runs: dict[str, Path], monkeypatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    args, expected = BAD_INPUTS[case]
+    where = {"slide": slide, **not_runs}
+    rc, _, err = run_cli(capsys, *(a.format(**where) for a in args))
+    line = one_error_line(err)
+    assert rc == 2 and expected in line, line

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from slidescout.cli.app import app, console
+from slidescout.cli.paths import check_input_dir
 from slidescout.errors import ConfigError, DatasetError
 from slidescout.eval.fetch import (
     GDC_URL,
@@ -148,7 +149,8 @@ def status_cmd(
 ) -> None:
     """Per task: slides present, missing or damaged, and how many questions can run."""
     _dataset(dataset)
-    rep = folder_status(_csv(csv_path), to.expanduser(), tasks, verify=verify)
+    root = check_input_dir(to.expanduser(), "--to folder")  # a typo must not read "0 present"
+    rep = folder_status(_csv(csv_path), root, tasks, verify=verify)
     table = Table(title=f"slides under {rep.root}", title_justify="left")
     for col in ("task", "slides", "present", "missing", "damaged", "questions", "can run"):
         table.add_column(col, justify="left" if col == "task" else "right")
@@ -204,7 +206,11 @@ def manifest_cmd(
         raise DatasetError(
             "no TCGA slides among these tasks; a GDC manifest lists only TCGA slides"
         )
-    infos = dict(FetchState.load(to.expanduser()).remote) if to is not None else {}
+    infos = (
+        dict(FetchState.load(check_input_dir(to.expanduser(), "--to folder")).remote)
+        if to is not None
+        else {}
+    )
     if not offline:
         todo = [it for it in items if it.key not in infos or not infos[it.key].md5]
         got, errors = asyncio.run(gdc_infos(todo, gdc_url or GDC_URL, RetryPolicy()))

@@ -46,7 +46,7 @@ from slidescout.eval.report import (
 from slidescout.eval.runner import run_eval
 from slidescout.eval.samples import DatasetLoad
 from slidescout.slides.synth import generate_dataset
-from slidescout.traces.rundir import RunDir
+from slidescout.traces.rundir import RunDir, read_manifest
 from slidescout.traces.viewer.report import write_report
 
 eval_app = typer.Typer(
@@ -140,7 +140,14 @@ def _run_dir(common: dict[str, Any], dataset: str) -> Path:
             )
         if not Path(resume).exists():
             raise ConfigError(f"--resume {resume}: no such run directory")
-        return check_input_dir(resume, "--resume run directory")
+        folder = check_input_dir(resume, "--resume run directory")
+        if not any((folder / name).exists() for name in ("manifest.json", "results.jsonl")):
+            raise ConfigError(
+                f"--resume {resume}: not a run directory (no manifest.json or results.jsonl); "
+                "give the folder of an earlier run, or -o for a new one"
+            )
+        read_manifest(folder / "manifest.json")  # a damaged manifest: one line, before any work
+        return folder
     if out is not None:
         return ensure_dir(out, "run directory (-o)")
     return default_run_dir(f"eval-{dataset}")
@@ -522,7 +529,8 @@ def judge_cmd(
 ) -> None:
     """Grade the rationales of a run's answers with an LLM judge (writes RUN/judge.jsonl)."""
     parse_model_id(model)
-    RunDir.open(run)
+    if not RunDir.open(run).results():
+        raise ConfigError(f"{run} has no results to grade (results.jsonl is missing or empty)")
     written = asyncio.run(
         judge_run(run, model, base_url=base_url, api=api, concurrency=concurrency, limit=limit)
     )

@@ -9,6 +9,7 @@ import typer
 from slidescout.cli.app import app, console, err_console
 from slidescout.cli.paths import check_output_file
 from slidescout.errors import ConfigError
+from slidescout.traces.rundir import RunDir
 from slidescout.traces.viewer import assets
 from slidescout.traces.viewer.report import write_report
 from slidescout.traces.viewer.server import serve
@@ -82,6 +83,8 @@ def report_html(
         raise ConfigError(f"{path}: no such run directory or trace file")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: give 1 or more samples")
+    if path.is_dir() and next(RunDir.open(path).iter_traces(), None) is None:
+        raise ConfigError(f"{path} holds no traces (traces/*.json): nothing to report")
     check_output_file(out, "-o", suffixes=(".html", ".htm"))
     written = write_report(path, out, limit=limit, max_bytes=int(max_mb * 1e6))
     size = written.stat().st_size / 1e6

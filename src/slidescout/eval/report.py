@@ -117,6 +117,7 @@ def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
     if p.is_file() and p.name == "results.jsonl":
         p = p.parent
     run = RunDir.open(p)
+    manifest = run.manifest  # a damaged manifest says so first
     records = run.results()
     if not records:
         raise SlidescoutError(_no_records_reason(p / "results.jsonl"))
@@ -131,7 +132,7 @@ def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
             summary = {}
     return RunReport(
         path=p,
-        manifest=run.manifest,
+        manifest=manifest,
         records=records,
         finished=finished,
         scores=scores,

@@ -35,7 +35,7 @@ from slidescout.eval.executors import WorkItem, make_executor
 from slidescout.eval.metrics import TaskScore, score_run
 from slidescout.eval.sample_run import is_finished, record_key
 from slidescout.eval.samples import Sample
-from slidescout.traces.rundir import RunDir
+from slidescout.traces.rundir import RunDir, read_manifest
 from slidescout.traces.runlock import RunLock
 
 __all__ = ["RunSummary", "finished_records", "load_run_records", "run_eval", "run_eval_sync"]
@@ -82,12 +82,7 @@ def _check_resumable(run_path: Path, config: dict[str, Any]) -> None:
     manifest = run_path / "manifest.json"
     if not manifest.exists():
         return
-    import json
-
-    try:
-        old = json.loads(manifest.read_text()).get("config", {})
-    except ValueError:
-        return
+    old = read_manifest(manifest).get("config", {})
     old_agent = old.get("agent", old)
     new_agent = config.get("agent", config)
     for key in ("model", "preset"):

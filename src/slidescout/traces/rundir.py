@@ -48,6 +48,24 @@ def disk_full(exc: BaseException | None) -> OSError | None:
     return None
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A run's ``manifest.json`` ({} when there is none); a damaged one is a one-line error."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SlidescoutError(
+            f"{path} is damaged (not JSON: {exc}); restore it, or start a new run in another folder"
+        ) from None
+    if not isinstance(data, dict):
+        raise SlidescoutError(
+            f"{path} is damaged (not a JSON object); restore it, or start a new run in another "
+            "folder"
+        )
+    return data
+
+
 def safe_name(sample_id: str) -> str:
     """A file name for a sample id: stable, readable, never escaping the folder."""
     name = _SAFE.sub("_", sample_id.replace("/", "__")).strip("._") or "sample"
@@ -164,9 +182,7 @@ class RunDir:
         repair_jsonl_tail(
             path / "results.jsonl"
         )  # a torn last line must not swallow the next record
-        manifest: dict[str, Any] = {}
-        if manifest_path.exists():
-            manifest = json.loads(manifest_path.read_text())
+        manifest = read_manifest(manifest_path)
         manifest.setdefault("run_id", path.name)
         manifest.setdefault("created_at", datetime.now(timezone.utc).isoformat())
         manifest["config"] = config
@@ -214,8 +230,7 @@ class RunDir:
     # -- reading -------------------------------------------------------------
     @property
     def manifest(self) -> dict[str, Any]:
-        p = self.path / "manifest.json"
-        return json.loads(p.read_text()) if p.exists() else {}
+        return read_manifest(self.path / "manifest.json")
 
     def results(self) -> list[dict[str, Any]]:
         """Finished samples; a torn last line (a crash mid-write) is ignored. Last record per key wins."""
