@@ -38,15 +38,25 @@ def is_run_dir(p: Path) -> bool:
 
 
 def find_runs(root: Path, depth: int = 3) -> list[str]:
-    """Names (paths relative to ``root``, with ``/``) of the run directories below ``root``."""
+    """Names (paths relative to ``root``, with ``/``) of the run directories below ``root``.
+
+    A folder that is (or lies behind) a symlink leading out of ``root`` is left out: the viewer
+    serves what is inside the folder it was given, nothing else."""
     found: list[str] = []
+    real_root = root.resolve()
+
+    def inside(c: Path) -> bool:
+        try:
+            return c.resolve().is_relative_to(real_root)
+        except (OSError, RuntimeError):  # a symlink loop
+            return False
 
     def walk(d: Path, level: int) -> None:
         try:
             children = sorted(
                 c
                 for c in d.iterdir()
-                if c.is_dir() and not c.name.startswith(".") and c.name not in _SKIP
+                if c.is_dir() and not c.name.startswith(".") and c.name not in _SKIP and inside(c)
             )
         except OSError:
             return
