@@ -105,3 +105,18 @@ def test_start_up_line_lists_every_name_a_tool_accepts():
         "slide_zoom",
         "my-plugin__tissue_fraction (or my-plugin/tissue_fraction, tissue_fraction)",
     ]
+
+
+def test_start_up_line_says_how_many_links_were_skipped(tmp_path, capsys, monkeypatch):
+    from cli_helpers import run_cli
+
+    served, outside = tmp_path / "served", tmp_path / "outside"
+    served.mkdir()
+    outside.mkdir()
+    make_tiff(outside / "a.tiff", 400, 300)
+    (served / "a.tiff").symlink_to(outside / "a.tiff")  # a slide link out of the folder
+    (served / "more").symlink_to(outside, target_is_directory=True)  # a linked folder
+    monkeypatch.setattr(anyio, "run", lambda *a, **k: None)  # print the start-up line only
+    rc, _, err = run_cli(capsys, "mcp", served)
+    assert rc == 0, err
+    assert "0 slide(s) in" in err and "(2 symbolic link(s) skipped" in err
