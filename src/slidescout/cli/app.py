@@ -113,6 +113,7 @@ def _root(
     version: bool = typer.Option(
         False,
         "--version",
+        "-V",
         callback=_print_version,
         is_eager=True,
         help="Print the version and exit.",

@@ -496,6 +496,9 @@ def compare_cmd(
     plots: Path | None = typer.Option(
         None, "--plots", help="Write comparison plots into this folder."
     ),
+    out: Path | None = typer.Option(
+        None, "-o", "--out", help="Also write the comparison as JSON into this file (.json)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Put runs side by side: score per task with intervals, and the paired difference from the first."""
@@ -505,13 +508,21 @@ def compare_cmd(
         )
     if plots:
         ensure_dir(plots, "--plots folder")
-    if as_json:
+    if out is not None:
+        check_output_file(out, "-o", suffixes=(".json",))
+    if as_json or out is not None:
         reports = load_runs(list(runs))
-        sys.stdout.write(json.dumps(compare_data(reports), default=str) + "\n")
-        if plots:
-            write_plots(reports, plots)
-        return
+        text = json.dumps(compare_data(reports), default=str)
+        if out is not None:
+            out.write_text(text + "\n", encoding="utf-8")
+        if as_json:
+            sys.stdout.write(text + "\n")
+            if plots:
+                write_plots(reports, plots)
+            return
     print_compare(list(runs), console, plots=plots)
+    if out is not None:
+        console.print(f"comparison: {out}", highlight=False)
 
 
 @app.command("judge")

@@ -278,7 +278,7 @@ def experts_run(
         max=1.0,
         help="Skip patches with less tissue (default 0.25 whole slide, 0 region).",
     ),
-    out: Path | None = typer.Option(None, "--out", help="Write the heatmap here (PNG)."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Write the heatmap here (PNG)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Run an expert over a region (or all the tissue) and report class fractions and timing."""

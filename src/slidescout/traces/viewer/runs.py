@@ -27,7 +27,7 @@ from slidescout.errors import SlidescoutError
 from slidescout.traces.viewer.app import JSON, STATIC_DIR, SecurityHeaders, create_app
 from slidescout.traces.viewer.runindex import RunIndex
 
-__all__ = ["create_runs_app", "find_runs", "is_run_dir"]
+__all__ = ["RunsFolder", "create_runs_app", "find_runs", "is_run_dir", "run_row"]
 
 _SKIP = {"blobs", "traces", "slides", "plots", "node_modules", "__pycache__"}
 
@@ -103,6 +103,14 @@ def _row(name: str, index: RunIndex | None, error: str | None, path: Path) -> di
             }
         )
     return out
+
+
+def run_row(name: str, path: Path) -> dict[str, Any]:
+    """The home page's row of one run (``error`` set when it cannot be read)."""
+    try:
+        return _row(name, RunIndex(path), None, path)
+    except SlidescoutError as exc:
+        return _row(name, None, str(exc), path)
 
 
 class RunsFolder:
