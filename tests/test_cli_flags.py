@@ -145,3 +145,51 @@ def test_every_help_text_shows_its_brackets(capsys) -> None:
 def test_known_bracket_texts_are_shown(capsys, args: list[str], text: str) -> None:
     rc, out, _ = run_cli(capsys, *args, width=400)
     assert rc == 0 and text in " ".join(re.sub(r"[│╭╮╰╯─]", " ", out).split())
+
+
+# ---- the --json flags that were missing ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_viewer_report_size import make_big_run
+
+    root = tmp_path_factory.mktemp("runs")
+    make_big_run(root / "a", n_samples=2, side=200)
+    make_big_run(root / "b", n_samples=1, side=200, seed=1)
+    return root
+
+
+def test_trace_show_json_prints_each_trace(capsys, runs: Path) -> None:
+    import json
+
+    rc, out, err = run_cli(capsys, "trace", "show", runs / "a" / "run", "--json")
+    assert rc == 0, err
+    traces = [json.loads(line) for line in out.splitlines()]
+    assert len(traces) == 2 and all(t["sample_id"] and "events" in t for t in traces)
+
+
+def test_view_list_json_and_table(capsys, runs: Path) -> None:
+    import json
+
+    rc, out, err = run_cli(capsys, "view", runs, "--list", "--json")
+    assert rc == 0, err
+    rows = {r["name"]: r for r in json.loads(out)["runs"]}
+    assert rows["a/run"]["n_samples"] == 2 and rows["b/run"]["n_samples"] == 1
+    rc, out, _ = run_cli(capsys, "view", runs / "a" / "run", "--list")
+    assert rc == 0 and "1 run(s) in" in out and "openai:gpt-test" in out
+    rc, _, err = run_cli(capsys, "view", runs, "--json")
+    assert rc == 2 and "--json goes with --list" in err
+
+
+def test_data_status_json(capsys, tmp_path: Path) -> None:
+    import json
+
+    rc, out, err = run_cli(
+        capsys, "data", "status", "multipathqa", "--to", tmp_path, "--tasks", "gtex", "--json"
+    )
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["root"] == str(tmp_path) and data["slides"]["present"] == 0
+    assert data["slides"]["missing"] > 0 and data["runnable"] == 0
+    assert [t["task"] for t in data["tasks"]] == ["gtex"]
