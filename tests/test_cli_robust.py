@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 from slidefactory import make_tiff
-from test_eval_runner_data import finished_keys, make_mpqa, read_results
+from test_eval_runner_data import finished_keys, gated_server, make_mpqa, read_results
 
 from slidescout.testing.fake_common import hang
 from slidescout.testing.fake_openai import FakeOpenAI
@@ -77,7 +77,6 @@ def test_ask_against_a_server_that_never_answers_ends_within_timeout_times_attem
     import openai  # noqa: F401  (its first import takes seconds on a loaded machine: not what is measured)
 
     with FakeOpenAI(lambda body: hang(30)) as srv:
-        t0 = time.monotonic()
         rc, out, _ = run_cli(
             capsys,
             "ask",
@@ -95,10 +94,9 @@ def test_ask_against_a_server_that_never_answers_ends_within_timeout_times_attem
             str(tmp_path / "run"),
             "--json",
         )
-        elapsed = time.monotonic() - t0
+    # the client gave up on each attempt (a reply after 30 s would read "504", not "timed out")
     assert rc == 1 and "timed out" in json.loads(out)["error"]
-    assert len(srv.requests) == 2  # two attempts of 0.5 s and one backoff of about a second,
-    assert elapsed < 20  # not 2 × 30 s (slack for a loaded machine)
+    assert len(srv.requests) == 2  # two attempts, then the error
 
 
 @pytest.mark.parametrize(
@@ -248,11 +246,15 @@ def test_accepted_but_wrong_report_inputs(capsys, tmp_path: Path, args, needle) 
 # ---- 1, 3, 4. SIGTERM, one writer, torn tail ---------------------------------------------------
 
 
+@pytest.mark.timeout(1800)  # three CLI runs on a loaded machine: bounded by events, not speed
 def test_sigterm_second_writer_and_torn_tail(tmp_path: Path) -> None:
+    """The first writer finishes one sample, then its next request is held (an event, not a
+    delay) until the second writer has been refused and SIGTERM sent: no race with the clock."""
     csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=6, n_gtex=2)
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with FakeOpenAI(auto_turns=1, latency_s=0.6) as srv:
+    srv, release = gated_server(2, auto_turns=1)  # one sample (two calls), then held
+    with srv:
         cmd = [
             sys.executable,
             "-c",
@@ -277,23 +279,24 @@ def test_sigterm_second_writer_and_torn_tail(tmp_path: Path) -> None:
             [*cmd, "-o", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 600  # a generous bound on waiting for the event
             while len(finished_keys(read_results(run))) < 1:
                 assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-                assert time.monotonic() < deadline
+                assert time.monotonic() < deadline, "the first sample never finished"
                 time.sleep(0.05)
             lock = json.loads((run / ".lock").read_text())
             assert lock["pid"] == proc.pid
             second = subprocess.run(
-                [*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120
+                [*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=600
             )
-            assert second.returncode == 2
+            assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
             assert f"being written by pid {proc.pid} on {socket.gethostname()}" in one_error_line(
                 second.stderr
             )
             proc.send_signal(signal.SIGTERM)
-            rc = proc.wait(timeout=30)
+            rc = proc.wait(timeout=300)
         finally:
+            release.set()
             if proc.poll() is None:
                 proc.kill()
         assert rc == 143, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
@@ -305,7 +308,7 @@ def test_sigterm_second_writer_and_torn_tail(tmp_path: Path) -> None:
         with open(run / "results.jsonl", "ab") as f:  # a kill in the middle of a write
             f.write(b'{"sample_id": "tcga/TCGA-0')
         out = subprocess.run(
-            [*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120
+            [*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=600
         )
         assert out.returncode == 0, out.stderr[-2000:]
     after = finished_keys(read_results(run))
@@ -718,9 +721,10 @@ def test_sigterm_inside_asyncio_run_cancels_like_ctrl_c() -> None:
     cancelled: list[bool] = []
 
     async def work() -> None:
+        never = asyncio.Event()
         try:
             os.kill(os.getpid(), signal.SIGTERM)
-            await asyncio.sleep(10)
+            await asyncio.wait_for(never.wait(), timeout=300)  # only the cancellation ends it
         except asyncio.CancelledError:
             cancelled.append(True)
             raise

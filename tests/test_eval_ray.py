@@ -23,6 +23,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.timeout(1800)  # Ray starts worker processes: minutes on a loaded 2-core machine
 async def test_ray_actors_and_tasks(local_ray, tmp_path: Path) -> None:
     csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=4, n_gtex=2, bad=1)
     samples = load_multipathqa(csv_path, slides_dir=slides).samples
