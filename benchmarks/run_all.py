@@ -49,6 +49,8 @@ RUNS = [
     Run("bench_protocols", "bench_protocols"),
     Run("bench_formats", "bench_formats", ("--repeats", "9")),
     Run("bench_fetch", "bench_fetch", ("--files", "4", "--mb", "64", "--repeats", "3")),
+    Run("bench_synthpath", "bench_synthpath"),
+    Run("bench_report", "bench_report"),
     Run("bench_lookup", "bench_lookup", ("--misses",)),
     Run("bench_experts", "bench_experts", ("--rounds", "3")),
     Run("bench_experts-threads1", "bench_experts", ("--rounds", "3", "--threads", "1")),
