@@ -154,7 +154,9 @@ def demo(
         "--data-seed",
         help="Seed of the generated slide and question, as for synth (default: --seed).",
     ),
-    slide_seed: int | None = typer.Option(None, "--slide-seed", hidden=True),  # old spelling
+    slide_seed: int | None = typer.Option(
+        None, "--slide-seed", hidden=True, help="Old spelling of --data-seed."
+    ),
     as_json: bool = typer.Option(
         False,
         "--json",

@@ -48,7 +48,9 @@ def _save(view: View, out: Path, quality: int) -> None:
 _JPEG_QUALITY = typer.Option(
     90, "--jpeg-quality", min=1, max=100, help="JPEG quality (1-100), as for ask and eval."
 )
-_OLD_QUALITY = typer.Option(None, "--quality", min=1, max=100, hidden=True)  # the old spelling
+_OLD_QUALITY = typer.Option(
+    None, "--quality", min=1, max=100, hidden=True, help="Old spelling of --jpeg-quality."
+)
 
 
 def _fmt_mpp(value: float | None) -> str:

@@ -62,7 +62,9 @@ def synth(
     data_seed: int = typer.Option(
         0, "--data-seed", help="Seed of the whole dataset (as for eval synth and demo)."
     ),
-    seed: int | None = typer.Option(None, "--seed", hidden=True),  # the old spelling
+    seed: int | None = typer.Option(
+        None, "--seed", hidden=True, help="Old spelling of --data-seed."
+    ),
     lesions: int | None = typer.Option(
         None, "--lesions", min=0, max=12, help="Lesions per slide (default 2-4 at random)."
     ),
