@@ -48,6 +48,18 @@ RUNS = [
     Run("bench_eval", "bench_eval", ("--samples", "200", "--inprocess")),
     Run("bench_protocols", "bench_protocols"),
     Run("bench_formats", "bench_formats", ("--repeats", "9")),
+    Run(
+        "bench_formats-zarr-dicom",
+        "bench_formats",
+        ("--width", "16000", "--height", "12000", "--repeats", "7")
+        + ("--formats", "ome-subifd,ome-zarr,dicom"),
+    ),
+    Run(
+        "bench_formats-zarr1024",
+        "bench_formats",
+        ("--width", "16000", "--height", "12000", "--repeats", "7")
+        + ("--formats", "ome-zarr", "--zarr-chunk", "1024"),
+    ),
     Run("bench_fetch", "bench_fetch", ("--files", "4", "--mb", "64", "--repeats", "3")),
     Run("bench_synthpath", "bench_synthpath"),
     Run("bench_report", "bench_report"),

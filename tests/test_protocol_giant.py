@@ -149,7 +149,7 @@ def test_giant_openai_request_fields_and_reruns(slide_path: Path, tmp_path: Path
         isinstance(out, list) and out[0]["type"] == "input_text" and out[1]["type"] == "input_image"
     )
     assert out[1]["detail"] == "high"
-    assert "top-left corner at (5000,3000)" in out[0]["text"] and "remain" in out[0]["text"]
+    assert "top-left corner (5000,3000)" in out[0]["text"] and "remain" in out[0]["text"]
     assert not [
         i for i in last if i.get("role") == "user" and i is not last[0]
     ]  # no separate image message
@@ -197,7 +197,9 @@ def test_giant_claude_thinking_max_tokens_and_one_call_per_turn(
     assert [t.error is None for t in tools] == [True, False]  # only the first call of the turn ran
     assert "only one tool call per turn" in (tools[1].error or "")
     results = [b for b in bodies[1]["messages"][-1]["content"] if b["type"] == "tool_result"]
-    assert len(results) == 2 and results[1].get("is_error") is True
+    # as GIANT's Claude agent: the rejected call gets "Error: ..." and no is_error flag
+    assert len(results) == 2 and "is_error" not in results[1]
+    assert [c["text"] for c in results[1]["content"]] == [f"Error: {tools[1].error}"]
     images = [c for c in results[0]["content"] if c["type"] == "image"]
     assert len(images) == 1
     img = Image.open(io.BytesIO(base64.b64decode(images[0]["source"]["data"])))
@@ -276,7 +278,8 @@ def test_thumbnail_and_patch_baselines_send_no_system_prompt(
             bodies = srv.bodies
         assert trace.status == "answered" and len(bodies) == n
         for body in bodies:
-            assert "instructions" not in body and body["reasoning"] == {"effort": "high"}
+            assert "instructions" not in body
+            assert body["reasoning"] == {"effort": "high", "summary": "detailed"}  # as the agent
             (user,) = body["input"]
             images = [c for c in user["content"] if c["type"] == "input_image"]
             assert len(images) == 1 and "detail" not in images[0]
@@ -290,7 +293,7 @@ def test_thumbnail_and_patch_baselines_send_no_system_prompt(
 def test_edge_labels_use_the_box_shown(slide_path: Path) -> None:
     # GIANT labels a clamped edge box from the unclamped size (wrong); ours follow the box shown
     from slidescout.slides import Slide
-    from slidescout.slides.guides import guide_labels
+    from slidescout.slides.guides import giant_label_values
 
     with Slide.open(slide_path) as slide:
         view = slide.read(
@@ -301,7 +304,7 @@ def test_edge_labels_use_the_box_shown(slide_path: Path) -> None:
             guide_style="giant",
         )
     assert view.clamped and view.box.as_tuple() == (5000, 3000, 1000, 1000)
-    xs, ys = guide_labels(view.box, view.width, view.height)
+    xs, ys = giant_label_values(view.box, view.width, view.height)
     assert max(xs) < 6000 and max(ys) < 4000 and xs[-1] == 5800
 
 

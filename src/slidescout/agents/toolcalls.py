@@ -23,12 +23,15 @@ async def run_tool_calls(
     remaining: int,
     one_call: bool = False,
     jpeg_quality: int = 90,
+    style: str = "scout",
 ) -> tuple[list[ToolResultPart], int]:
     """Run ``calls`` in order; their results (for the model) and how many failed.
 
     A ``ToolError``, an unknown tool or unparsable arguments go back to the model as an error
     observation; any other exception is recorded on the event. ``one_call``: only the first call
-    of the turn runs (GIANT's Claude agent)."""
+    of the turn runs (GIANT's Claude agent). ``style="giant"``: as GIANT's results, the calls
+    remaining end the result's own text, and a failed call gets ``Error: ...`` alone, not
+    flagged as an error (the event still records it)."""
     tools, ctx = state.tools, state.ctx
     assert tools is not None and ctx is not None, "Agent.start() sets the tools"
     results: list[ToolResultPart] = []
@@ -60,26 +63,31 @@ async def run_tool_calls(
                     ev.images.append(part.image)
                     content.append(part)
         ev.duration_s = time.monotonic() - t0
-        note = (
-            f"{remaining} tool calls remain."
-            if remaining > 0
-            else "No tool calls remain: give your final answer next."
-        )
-        if ev.error:
-            n_failed += 1
-            text = f"Error: {ev.error}\n{note}"
-        else:
-            text = f"{ev.text}\n{note}".strip()
+        n_failed += bool(ev.error)
         results.append(
             ToolResultPart(
                 tool_call_id=call.id,
                 name=call.name,
-                content=[TextPart(text=text), *content],
-                is_error=bool(ev.error),
+                content=[TextPart(text=_result_text(ev, remaining, style)), *content],
+                is_error=bool(ev.error) and style != "giant",
             )
         )
         state.trace.events.append(ev)
     return results, n_failed
+
+
+def _result_text(ev: ToolEvent, remaining: int, style: str) -> str:
+    """The text of a call's result: its output (or ``Error: ...``) and the calls remaining."""
+    if style == "giant":
+        if ev.error:
+            return f"Error: {ev.error}"
+        return f"{ev.text} {max(0, remaining)} function calls remain.".strip()
+    note = (
+        f"{remaining} tool calls remain."
+        if remaining > 0
+        else "No tool calls remain: give your final answer next."
+    )
+    return f"Error: {ev.error}\n{note}" if ev.error else f"{ev.text}\n{note}".strip()
 
 
 def _store_tool_image(state: SampleState, img: ToolImage, quality: int) -> ImagePart:

@@ -84,12 +84,16 @@ class ToolEvent(EventBase):
     data: dict[str, Any] = Field(default_factory=dict)  # structured tool output (measurements...)
 
 
+# why the loop itself showed an image: the first view, a baseline's thumbnail, one of its patches
+ImagePurpose = Literal["overview", "thumbnail", "patch"]
+
+
 class ImageEvent(EventBase):
     """An image the loop itself showed the model (overview, thumbnail baseline, patches)."""
 
     kind: Literal["image"] = "image"
     image: ImageRef
-    purpose: str = "overview"
+    purpose: ImagePurpose = "overview"
 
 
 class ErrorEvent(EventBase):

@@ -18,7 +18,7 @@ from typing import Any
 
 from slidescout.agents.budget import Budget
 from slidescout.agents.loop import Agent
-from slidescout.core.parsing import ParsedAnswer, parse_answer
+from slidescout.core.answer_formats import ParseMode, answer_label, parse_reply
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Trace
 from slidescout.eval.grounding import DEFAULT_MAX_MPP, score_trace
@@ -106,8 +106,12 @@ def build_record(
     by it is not finished (a resumed run with more budget runs it again), while ``budget_time``
     from the per-sample time limit alone is final.
     """
-    mode = str((trace.config.get("protocol") or {}).get("parser") or "default")
-    parsed = parse_answer(trace.answer, sample, mode=mode) if trace.answer is not None else None
+    mode: ParseMode = (
+        "medframeqa"
+        if (trace.config.get("protocol") or {}).get("parser") == "medframeqa"
+        else "default"
+    )
+    parsed = parse_reply(trace.answer, sample, mode) if trace.answer is not None else None
     status = trace.status
     finished = status in FINAL_STATUSES or (status == "budget_time" and run_budget_hit is None)
     fields: dict[str, Any] = {
@@ -123,7 +127,7 @@ def build_record(
         "preset": trace.preset,
         "answer_text": None if trace.answer is None else trace.answer[-4000:],
         "trace": f"traces/{trace_name or trace_file(sample.sample_id, repeat)}",
-        "answer_label": _answer_label(sample, parsed),
+        "answer_label": answer_label(sample, parsed),
         "dataset": sample.meta.get("dataset"),
     }
     try:
@@ -152,27 +156,6 @@ def failed_record(
         trace=f"traces/{trace_file(sample.sample_id, repeat)}",
     )
     return rec.model_dump(mode="json")
-
-
-def _answer_label(sample: Sample, parsed: ParsedAnswer | None) -> str | None:
-    """The option text the answer names (index/letter formats), or the parsed value as text."""
-    if parsed is None or not parsed.ok or parsed.value is None:
-        return None
-    if (
-        sample.answer_format == "index"
-        and isinstance(parsed.value, int)
-        and 1 <= parsed.value <= len(sample.options)
-    ):
-        return sample.options[parsed.value - 1]
-    if (
-        sample.answer_format == "letter"
-        and isinstance(parsed.value, str)
-        and len(parsed.value) == 1
-    ):
-        i = ord(parsed.value.upper()) - ord("A")
-        if 0 <= i < len(sample.options):
-            return sample.options[i]
-    return str(parsed.value)
 
 
 @dataclass

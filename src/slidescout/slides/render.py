@@ -106,7 +106,8 @@ def giant_level(
     for i, ds in enumerate(downsamples):
         if ds <= target * 1.0001:  # OpenSlide's best_level_for_downsample: largest ds not above
             level = i
-    if level > 0 and long_box / downsamples[level] < long_out:
+    d = downsamples[level]  # GIANT compares the rounded read size: max(1, round(side / d))
+    if level > 0 and max(max(1, round(box_w / d)), max(1, round(box_h / d))) < long_out:
         level -= 1
     return level
 

@@ -21,6 +21,7 @@ from slidescout.agents.models.expert_vision import (
     hotspots,
     morphometry,
 )
+from slidescout.agents.models.profile import offline_profile
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
@@ -32,6 +33,7 @@ from slidescout.core.messages import (
     Usage,
     UserMessage,
 )
+from slidescout.core.model_settings import ModelSettings
 from slidescout.tools.experts.nuclei import NucleiStats
 
 KEYWORDS = {
@@ -70,10 +72,11 @@ class ExpertModel:
     uses_tools: frozenset[str] = frozenset(
         {"slide_zoom", "view_region", "nuclei_morphometry", "lookup"}
     )
-    supports_tools = True
-    supports_images = True
+    profile = offline_profile("expert", "expert")
+    settings = ModelSettings()
 
-    def __init__(self, **_: Any) -> None:
+    def __init__(self, variant: str = "") -> None:
+        self.variant = variant
         self._n = 0
 
     async def aclose(self) -> None:
@@ -277,7 +280,7 @@ class ExpertModel:
     def _remaining(obs) -> int | None:
         if not obs:
             return None
-        m = re.search(r"(\d+) tool calls? remain", obs[-1][2])
+        m = re.search(r"(\d+) (?:tool|function) calls? remain", obs[-1][2])
         if m:
             return int(m.group(1))
         return 0 if "No tool calls remain" in obs[-1][2] else None
