@@ -209,7 +209,16 @@ def execute(run: Run, timeout: float) -> tuple[bool, str]:
     if rc != 0:
         tail = "\n".join(err.strip().splitlines()[-15:])
         return False, f"{head}: **failed (exit {rc})**\n\n```text\n{tail}\n```"
-    return True, f"{head}.\n\n{out.strip()}"
+    return True, f"{head}.\n\n{as_markdown(out)}"
+
+
+def as_markdown(out: str) -> str:
+    """A script's stdout for the doc: as it is when it holds a markdown table, else fenced as
+    text (aligned columns stay aligned)."""
+    out = out.strip("\n")
+    if re.search(r"^\|.*\|\s*\n\|(\s*:?-{3,}:?\s*\|)+\s*$", out, re.M):
+        return out.strip()
+    return f"```text\n{out}\n```"
 
 
 def _marker(key: str) -> tuple[str, str]:
