@@ -101,8 +101,9 @@ def plan(smoke: bool, only: set[str] | None) -> list[Run]:
     ]
     if smoke:
         runs = [Run(s, s, ("--smoke",)) for s in dict.fromkeys(r.script for r in runs)]
-    if only:
-        runs = [r for r in runs if r.key in only or r.script in only]
+    if only:  # a run's key selects that run; a script's name, every run of the script
+        keys = {r.key for r in runs}
+        runs = [r for r in runs if r.key in only or (r.script in only and r.script not in keys)]
     return runs
 
 
@@ -240,7 +241,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--doc", type=Path, default=DOC, help="the markdown file to update")
-    ap.add_argument("--only", help="comma-separated run keys or script names")
+    ap.add_argument(
+        "--only", help="comma-separated run keys (bench_experts-medium) or script names"
+    )
     ap.add_argument("--smoke", action="store_true", help="each script once with --smoke")
     ap.add_argument("--list", action="store_true", help="print the commands and exit")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run")

@@ -75,6 +75,11 @@ def test_run_all_plans_every_script_full_and_smoke() -> None:
     assert sorted(r.script for r in smoke) == sorted(p.stem for p in SCRIPTS)
     assert all(r.args == ("--smoke",) for r in smoke)
     assert len({r.key for r in full}) == len(full)
+    # --only: a key selects its run alone; the smoke plan has one run per script
+    assert [r.key for r in run_all.plan(False, {"bench_experts-medium"})] == [
+        "bench_experts-medium"
+    ]
+    assert [r.key for r in run_all.plan(False, {"bench_loop"})] == ["bench_loop"]
 
 
 def test_the_doc_has_a_block_for_every_run_and_no_other() -> None:
