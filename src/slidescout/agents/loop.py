@@ -26,6 +26,7 @@ from slidescout import prompts
 from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.context import images_in, prune_images, request_size, store_view
+from slidescout.agents.conversation import Conversation
 from slidescout.agents.environment import SLIDE_OFFERS, Environment, open_environment
 from slidescout.agents.models import Model
 from slidescout.agents.presets import Preset
@@ -177,9 +178,18 @@ class Agent:
 
     # -- running -----------------------------------------------------------------
     async def run(
-        self, sample: Sample, recorder: Recorder, *, run_id: str = "", repeat: int = 0
+        self,
+        sample: Sample,
+        recorder: Recorder,
+        *,
+        run_id: str = "",
+        repeat: int = 0,
+        history: Conversation | None = None,
     ) -> Trace:
         """Run one sample to an answer (or a clear status); its trace goes to ``recorder``.
+
+        ``history``: continue an earlier turn's conversation (a follow-up question) instead of
+        starting from the overview.
 
         Raises ``TypeError`` when ``recorder`` is not a :class:`Recorder` (a programming error,
         not a sample's failure: e.g. a ``RunDir`` instead of ``run_dir.recorder()``)."""
@@ -214,7 +224,7 @@ class Agent:
             )
             return self._finish(trace, recorder, "error")
         trace.slide = env.slide_ref(trace.slide)
-        state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace)
+        state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace, history=history)
         try:
             status = await self.strategy.run(self, state)
         except asyncio.CancelledError:
@@ -394,6 +404,10 @@ class Agent:
                 box_clamp=p.box_clamp,
             )
         )
+        if state.history is not None:  # a follow-up: the earlier turns, then the new question
+            state.messages = state.history.continued(state.sample.question)
+            state.n_first = state.history.n_first
+            return
         system = self.system_prompt(env)
         state.messages = [SystemMessage(content=system)] if system else []
         state.messages.append(await opening_message(self, state))
@@ -483,6 +497,8 @@ class Agent:
         self, state: SampleState, step: int, msg: AssistantMessage
     ) -> Status | None:
         calls = msg.tool_calls
+        # the decision is recorded before its tools run: a live view draws the requested box now
+        await asyncio.to_thread(state.recorder.write_trace, state.trace)
         remaining = self.settings.max_steps - 2 - step
         results, n_failed = await run_tool_calls(
             state,

@@ -70,6 +70,17 @@ COMMANDS: dict[str, CommandEntry] = {
         "Write one self-contained HTML file (images embedded, downscaled to fit --max-mb) that "
         "opens offline.",
     ),
+    "studio": _entry(
+        "studio_cmd",
+        "Ask a slide questions in the browser: watch the agent's regions appear as it works, stop "
+        "it, follow up in the same conversation, point it at a region. The page picks model, "
+        "preset and max steps (defaults from these flags); keys come from the environment only.",
+    ),
+    "chat": _entry(
+        "studio_cmd",
+        "Talk to the agent about one slide in the terminal: live step lines, follow-ups, /stop, "
+        "/cost, /save, /region, /options, /new, /quit.",
+    ),
     "mcp": _entry(
         "mcp_cmd",
         "Serve the agent's tools (navigation, experts, lookup, plugins) over MCP for a folder "
