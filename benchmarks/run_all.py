@@ -259,11 +259,12 @@ def main() -> int:
         print(f"error: no benchmark matches --only {args.only}", file=sys.stderr)
         return 2
     failed = []
-    doc = args.doc.read_text(encoding="utf-8") if args.doc.exists() else "# Benchmarks\n"
     for run in runs:
         ok, body = execute(run, args.timeout)
         if not ok:
             failed.append(run.key)
+        # read just before writing: the page may have been edited while the benchmark ran
+        doc = args.doc.read_text(encoding="utf-8") if args.doc.exists() else "# Benchmarks\n"
         doc = put_block(doc, run.key, body)
         doc = put_block(doc, "machine", machine())
         args.doc.write_text(doc, encoding="utf-8")  # after each run: a crash keeps what finished
