@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from cli_helpers import all_commands
 from slidefactory import make_tiff
 
 from slidescout.cli.app import app
@@ -90,7 +91,17 @@ def test_command_table_matches_the_command_modules() -> None:
         callback = cmd.callback
         module = callback.__module__ if callback else None
         if module and module.startswith("slidescout.cli."):
-            assert module == f"slidescout.cli.{COMMANDS[name].module}", name
+            assert module.rsplit(".", 1)[1] in COMMANDS[name].modules, name
+    for sub_path, sub in all_commands().items():  # a group's commands: from its listed modules
+        callback = getattr(sub, "callback", None)
+        if " " in sub_path and callback is not None and "slidescout.cli." in callback.__module__:
+            top = sub_path.split()[0]
+            assert callback.__module__.rsplit(".", 1)[1] in COMMANDS[top].modules, sub_path
+
+
+def test_every_command_module_is_in_the_table() -> None:
+    listed = {m for entry in COMMANDS.values() for m in entry.modules}
+    assert {p.stem for p in CLI_DIR.glob("*_cmd.py")} == listed
 
 
 def test_root_help_lists_every_command_and_suggests_unloaded_names(capsys) -> None:

@@ -36,6 +36,7 @@ from slidescout.agents.protocol import (
     prompt_hashes,
     protocol_config,
     slide_system_prompt,
+    with_criteria_card,
 )
 from slidescout.agents.replies import (
     RETHINK_BLOCK,
@@ -111,6 +112,7 @@ class Agent:
 
     @property
     def preset(self) -> Preset:
+        """The preset in force for this agent (decided once, in ``settings``)."""
         return self.settings.preset
 
     # -- configuration recorded in the manifest and the trace ---------------------
@@ -408,7 +410,7 @@ class Agent:
             state.messages = state.history.continued(state.sample.question)
             state.n_first = state.history.n_first
             return
-        system = self.system_prompt(env)
+        system = with_criteria_card(p, self.system_prompt(env), state.sample.task)
         state.messages = [SystemMessage(content=system)] if system else []
         state.messages.append(await opening_message(self, state))
         state.n_first = images_in(state.messages)

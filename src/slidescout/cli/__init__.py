@@ -27,7 +27,7 @@ def main() -> None:
         err_console.print(
             f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))  # 2: bad input; an error may say 1 (a failure)
     except KeyboardInterrupt:
         err_console.print("terminated" if terminated() else "interrupted")
         sys.exit(interrupt_code())

@@ -54,7 +54,8 @@ class LazyGroup(TyperGroup):
         if entry is not None and cmd_name not in self._resolved:
             if self._listing:  # the root's help needs the one-line summary only
                 return TyperCommand(name=cmd_name, short_help=escape(entry.summary))
-            importlib.import_module(f"slidescout.cli.{entry.module}")
+            for module in entry.modules:
+                importlib.import_module(f"slidescout.cli.{module}")
             built = typer.main.get_command(app)
             assert isinstance(built, TyperGroup)
             if cmd_name in built.commands:

@@ -14,12 +14,12 @@ __all__ = ["COMMANDS", "CommandEntry"]
 
 
 class CommandEntry(NamedTuple):
-    module: str  # under ``slidescout.cli``
-    summary: str  # the first line of the command's help
+    modules: tuple[str, ...]  # under ``slidescout.cli``: a group's commands may come from several
+    summary: str  # the first paragraph of the command's help
 
 
-def _entry(module: str, summary: str) -> CommandEntry:
-    return CommandEntry(module, summary)
+def _entry(modules: str, summary: str) -> CommandEntry:
+    return CommandEntry(tuple(modules.split()), summary)
 
 
 # In the order ``slidescout --help`` lists them.
@@ -89,7 +89,8 @@ COMMANDS: dict[str, CommandEntry] = {
     "trace": _entry("agent_cmd", "Inspect traces."),
     "tools": _entry("tools_cmd", "List and inspect tools (built-in and plugins)."),
     "experts": _entry(
-        "experts_cmd", "Register and list expert models (checkpoints with a model card)."
+        "experts_cmd experts_run_cmd experts_slide_cmd",
+        "Register and list expert models (checkpoints with a model card).",
     ),
     "kb": _entry("knowledge_cmd", "Manage the knowledge base used by the lookup tool."),
     "eval": _entry(
