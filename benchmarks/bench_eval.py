@@ -1,7 +1,8 @@
 """Evaluation-runner benchmark: wall time of many samples against a slow fake model server.
 
     python3 benchmarks/bench_eval.py [--samples 200] [--steps 10] [--latency 0.2] [--concurrency 32]
-                                     [--executor asyncio,ray] [--record docs/benchmarks.md]
+                                     [--executor asyncio,ray] [--inprocess]
+    python3 benchmarks/bench_eval.py --smoke     # 6 samples x 3 steps, asyncio + in-process: seconds
 
 Each sample is a GIANT-preset agent run on a small generated TIFF (slide I/O is not what is
 measured) against the fake OpenAI server (``slidescout.testing``) in its own process, with
@@ -23,6 +24,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import md_table
+
+from slidescout.core.messages import (
+    AssistantMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolMessage,
+    Usage,
+)
+from slidescout.testing.scripted import FunctionModel
 
 SERVER = """
 import socket, sys, time
@@ -115,38 +129,23 @@ def start_server(steps: int, latency: float) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-class InProcessModel:
+class InProcessModel(FunctionModel):
     """The fake server's auto planner without HTTP: waits ``latency`` seconds, calls slide_zoom
     ``steps - 1`` times, then answers. Isolates the runner and the loop from the SDK's cost."""
 
-    name = "bench:inprocess"
-    api = "bench"
-    supports_tools = True
-    supports_images = True
-
     def __init__(self, steps: int, latency: float) -> None:
+        super().__init__(self._reply, name="bench:inprocess")
         self.steps, self.latency = steps, latency
 
-    async def request(self, req):
-        from slidescout.core.messages import (
-            AssistantMessage,
-            ModelResponse,
-            TextPart,
-            ToolCallPart,
-            ToolMessage,
-            Usage,
-        )
+    async def request(self, req: ModelRequest) -> ModelResponse:  # keeps no request log
+        return await self._reply(req, 0)
 
+    async def _reply(self, req: ModelRequest, turn: int) -> ModelResponse:
         await asyncio.sleep(self.latency)
         done = sum(len(m.results) for m in req.messages if isinstance(m, ToolMessage))
         if done < self.steps - 1 and req.tools:
-            parts = [
-                ToolCallPart(
-                    id=f"c{done}",
-                    name="slide_zoom",
-                    arguments={"x0": 100, "y0": 100, "w": 100, "h": 100},
-                )
-            ]
+            args = {"x0": 100, "y0": 100, "w": 100, "h": 100}
+            parts: list = [ToolCallPart(id=f"c{done}", name="slide_zoom", arguments=args)]
         else:
             parts = [TextPart(text='{"answer": 1}')]
         return ModelResponse(
@@ -155,9 +154,6 @@ class InProcessModel:
             model=self.name,
             latency_s=self.latency,
         )
-
-    async def aclose(self) -> None:
-        return None
 
 
 def run_once(
@@ -243,9 +239,12 @@ def main() -> None:
         help="also run the asyncio executor with an in-process model (no HTTP, no SDK)",
     )
     ap.add_argument(
-        "--record", type=Path, default=None, help="append the results to this markdown file"
+        "--smoke", action="store_true", help="6 samples x 3 steps, asyncio and in-process only"
     )
     args = ap.parse_args()
+    if args.smoke:
+        args.samples, args.steps, args.latency, args.concurrency = 6, 3, 0.02, 3
+        args.executor, args.inprocess = "asyncio", True
 
     from slidescout.eval import load_multipathqa
 
@@ -259,34 +258,31 @@ def main() -> None:
         for executor in [e.strip() for e in args.executor.split(",") if e.strip()]:
             res = run_once(executor, samples, url, args, root / f"run-{executor}")
             results.append(res)
-            print(json.dumps(res), flush=True)
+            print(json.dumps(res), file=sys.stderr, flush=True)
         if args.inprocess:
             res = run_once("asyncio", samples, None, args, root / "run-inprocess")
             results.append(res)
-            print(json.dumps(res), flush=True)
+            print(json.dumps(res), file=sys.stderr, flush=True)
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
-    cmd = " ".join(["python3 benchmarks/bench_eval.py", *sys.argv[1:]])
-    lines = [
-        "| executor | samples | steps/sample | concurrency | latency | ideal | wall | wall / ideal | driver CPU |",
-        "|---|---|---|---|---|---|---|---|---|",
+    rows = [
+        [
+            r["executor"],
+            f"{r['finished']}/{r['samples']}",
+            f"{r['mean_steps']:.1f}",
+            args.concurrency,
+            f"{args.latency * 1000:.0f} ms",
+            f"{r['ideal_s']:.1f} s",
+            f"{r['wall_s']:.1f} s",
+            f"{r['ratio']:.2f}x",
+            f"{r['driver_cpu_s']:.1f} s ({r['driver_cpu_ms_per_step']:.1f} ms/step)",
+        ]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r['executor']} | {r['finished']}/{r['samples']} | {r['mean_steps']:.1f} | {args.concurrency} | "
-            f"{args.latency * 1000:.0f} ms | {r['ideal_s']:.1f} s | {r['wall_s']:.1f} s | {r['ratio']:.2f}x | "
-            f"{r['driver_cpu_s']:.1f} s ({r['driver_cpu_ms_per_step']:.1f} ms/step) |"
-        )
-    table = "\n".join(lines)
-    print(f"\n{cmd}\n\n{table}")
-    if args.record:
-        load = os.getloadavg()[0]
-        with args.record.open("a", encoding="utf-8") as f:
-            f.write(
-                f"\n`{cmd}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average {load:.1f}):"
-                f"\n\n{table}\n"
-            )
+    head = ["executor", "samples", "steps/sample", "concurrency", "latency", "ideal", "wall"]
+    print()
+    print(md_table([*head, "wall / ideal", "driver CPU"], rows))
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def make(path: Path, width: int, height: int, subifd: bool) -> Path:
     tmp.rename(path)
     print(
         f"made {path.name} in {time.perf_counter() - t0:.0f} s ({path.stat().st_size / 1e9:.2f} GB)",
-        flush=True,
+        file=sys.stderr,
     )
     return path
 
@@ -100,7 +100,7 @@ def make_zarr(path: Path, width: int, height: int, chunk: int = 256) -> Path:
     tmp = path.with_name(path.name + ".part")
     ff.make_ome_zarr(tmp, levels, mpp=0.25, chunk=chunk)
     tmp.rename(path)
-    print(f"made {path.name} in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"made {path.name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return path
 
 
@@ -114,7 +114,7 @@ def make_dicom(folder: Path, width: int, height: int) -> Path:
     tmp = folder.with_name(folder.name + ".part")
     ff.make_dicom_wsi(tmp, _levels(width, height), tile=256, crop_edges=True)
     tmp.rename(folder)
-    print(f"made {folder.name} in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"made {folder.name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return first
 
 
@@ -178,19 +178,17 @@ def main() -> None:
             times[key][0].append(thumb)
             times[key][1].append(view)
     med = {k: (statistics.median(a), statistics.median(b)) for k, (a, b) in times.items()}
-    for key, path in files.items():
-        print(f"{key:<11} {measure(path, box)[2]}")
-        print(
-            f"{'':<11} open + 1024 px thumbnail: median {med[key][0] * 1000:.0f} ms; "
-            f"1000 px view of a {side} px box: median {med[key][1] * 1000:.0f} ms"
-        )
     base = med["main-chain"]
-    for key in files:
-        if key != "main-chain":
-            print(
-                f"ratio {key} / main-chain: thumbnail {med[key][0] / base[0]:.2f}x, "
-                f"view {med[key][1] / base[1]:.2f}x"
-            )
+
+    def cell(key: str, i: int) -> str:
+        ratio = "" if key == "main-chain" else f" ({med[key][i] / base[i]:.2f}x)"
+        return f"{med[key][i] * 1000:.0f} ms{ratio}"
+
+    print(f"{w} x {h} px, medians of {args.repeats}; ratios to the main-chain TIFF\n")
+    print(f"| file | as read | open + 1024 px thumbnail | 1000 px view of a {side} px box |")
+    print("|---|---|---|---|")
+    for key, path in files.items():
+        print(f"| {key} | {measure(path, box)[2]} | {cell(key, 0)} | {cell(key, 1)} |")
     if args.smoke:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -18,6 +18,7 @@ Prefixes are compared block by block (tools, system, then each input item or con
 fewer distinct views.
 
     python benchmarks/bench_protocols.py [--steps 20]
+    python benchmarks/bench_protocols.py --smoke     # 4 steps on a small slide: seconds
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from benchlib import bench_dir, small_slide
 
 from slidescout.agents.loop import make_agent
 from slidescout.agents.models import resolve_model
@@ -176,8 +179,13 @@ async def run_one(provider: str, preset: str, slide: Path, steps: int, out: Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--smoke", action="store_true", help="4 steps on a small slide")
     args = ap.parse_args()
-    slide = bench_slide()
+    if args.smoke:
+        args.steps = 4
+        slide = small_slide(bench_dir() / "bench-protocols-smoke.tiff", 4000, 3000)
+    else:
+        slide = bench_slide()
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for provider in ("openai", "anthropic"):
@@ -195,10 +203,11 @@ def main() -> None:
         "billed (full-rate eq.)",
         "distinct views",
     )
-    print(" | ".join(head))
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in rows:
         print(
-            " | ".join(
+            "| "
+            + " | ".join(
                 str(v)
                 for v in (
                     r["provider"],
@@ -213,7 +222,9 @@ def main() -> None:
                     r["views"],
                 )
             )
+            + " |"
         )
+    print()
     for provider in ("openai", "anthropic"):
         g = next(r for r in rows if r["provider"] == provider and r["preset"] == "giant")
         s = next(r for r in rows if r["provider"] == provider and r["preset"] == "scout")

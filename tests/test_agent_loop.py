@@ -308,3 +308,13 @@ def test_model_response_usage_accumulates(slide_path, tmp_path):
     trace = _run(FunctionModel(fn), slide_path, tmp_path)
     assert trace.usage.input_tokens == 3000 and trace.usage.cost_usd == pytest.approx(0.03)
     assert isinstance(trace.tool_events[0], ToolEvent)
+
+
+def test_run_given_a_run_dir_instead_of_a_recorder_raises_type_error(slide_path, tmp_path):
+    """A programming error is raised, not recorded as the sample's ``error`` status."""
+    agent = Agent(FunctionModel(script(ANSWER)), AgentConfig(preset="scout"))
+    sample = question_sample(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
+    run = RunDir.create(tmp_path / "run", agent.config(), agent.prompt_hashes())
+    with pytest.raises(TypeError, match=r"run_dir\.recorder\(\)"):
+        asyncio.run(agent.run(sample, run))  # type: ignore[arg-type]
+    assert list(run.iter_traces()) == []

@@ -295,7 +295,7 @@ def test_bench_formats_smoke():
         env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for key in ("ratio ome-subifd", "ratio ome-zarr", "ratio dicom", "backend wsidicom"):
+    for key in ("| ome-subifd |", "| ome-zarr |", "| dicom |", "backend wsidicom", "x) |"):
         assert key in proc.stdout
 
 

@@ -191,7 +191,15 @@ class Agent:
         """Run one sample to an answer (or a clear status); its trace goes to ``recorder``.
 
         ``history``: continue an earlier turn's conversation (a follow-up question) instead of
-        starting from the overview."""
+        starting from the overview.
+
+        Raises ``TypeError`` when ``recorder`` is not a :class:`Recorder` (a programming error,
+        not a sample's failure: e.g. a ``RunDir`` instead of ``run_dir.recorder()``)."""
+        if not isinstance(recorder, Recorder):
+            raise TypeError(
+                f"Agent.run needs a Recorder (put_image, get_image, write_trace, location), "
+                f"not {type(recorder).__name__}; for a run directory pass run_dir.recorder()"
+            )
         trace = Trace(
             sample_id=sample.sample_id,
             run_id=run_id,

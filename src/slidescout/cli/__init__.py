@@ -3,7 +3,6 @@ command exits non-zero; Ctrl-C exits 130 and SIGTERM 143, both after the same cl
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -14,25 +13,8 @@ from slidescout.cli.paths import os_error_text
 from slidescout.cli.signals import install_signal_handlers, interrupt_code, terminated
 from slidescout.errors import SlidescoutError
 
-# Each module registers its commands on ``app`` (or a group) when imported.
-_COMMAND_MODULES = [
-    "slides_cmd",  # info, render, thumbnail
-    "synth_cmd",  # synth
-    "agent_cmd",  # ask, demo, trace show
-    "tools_cmd",  # tools list/show, experts add/list
-    "knowledge_cmd",  # kb add, lookup
-    "eval_cmd",  # eval, report, compare
-    "data_cmd",  # data fetch/status/manifest
-    "view_cmd",  # view
-    "studio_cmd",  # studio, chat
-    "mcp_cmd",  # mcp
-    "experts_cmd",  # experts add/list/show/remove/run
-    "experts_run_cmd",  # experts run
-    "experts_slide_cmd",  # experts embed/train-head
-]
-
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"slidescout.cli.{_name}")
+# Each command module registers its commands on ``app`` (or a group) when imported; the root group
+# imports it when its command is first resolved (``cli/commands.py``), not here.
 
 
 def main() -> None:
@@ -64,8 +46,9 @@ def main() -> None:
         sys.exit(1)
     except Exception as exc:  # usage errors (typer may vendor its own click: match by shape)
         names = {c.__name__ for c in type(exc).__mro__}
-        if "ClickException" in names and hasattr(exc, "show"):
-            exc.show()
+        show = getattr(exc, "show", None)
+        if "ClickException" in names and callable(show):
+            show()
             sys.exit(getattr(exc, "exit_code", 2))
         if "Abort" in names:
             err_console.print("aborted")

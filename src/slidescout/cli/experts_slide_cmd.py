@@ -128,7 +128,12 @@ def experts_train_head(
     ),
     epochs: int = typer.Option(60, "--epochs", min=1, max=10_000, help="Passes over the slides."),
     lr: float = typer.Option(1e-3, "--lr", min=1e-6, max=1.0, help="Adam's learning rate."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split, the order and the weights."),
+    train_seed: int = typer.Option(
+        0, "--train-seed", help="Seed of the split, the order and the weights."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", hidden=True, help="Old spelling of --train-seed."
+    ),
     register: bool = typer.Option(
         True, "--register/--no-register", help="Register the head (the agent can consult it)."
     ),
@@ -145,7 +150,7 @@ def experts_train_head(
         val_fraction=val_fraction,
         epochs=epochs,
         lr=lr,
-        seed=seed,
+        seed=train_seed if seed is None else seed,
     )
     if register:
         catalog.add(report.card, replace=True, info={"output": "slide"})

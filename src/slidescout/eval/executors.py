@@ -38,7 +38,7 @@ from slidescout.errors import ConfigError
 from slidescout.eval.grounding import DEFAULT_MAX_MPP
 from slidescout.eval.sample_run import failed_record, run_sample
 from slidescout.eval.samples import Sample
-from slidescout.traces.rundir import RunDir
+from slidescout.traces.rundir import RunDir, disk_full
 
 __all__ = [
     "AsyncioExecutor",
@@ -435,6 +435,9 @@ class RayExecutor:
                     try:
                         rec = fut.result()
                     except Exception as exc:  # a worker died or the task failed outside the loop
+                        full = disk_full(exc)
+                        if full is not None:  # the run stops; the sample stays unfinished
+                            raise full from None
                         rec = failed_record(
                             item.sample,
                             item.repeat,

@@ -37,6 +37,7 @@ __all__ = [
     "fmt_cost",
     "fmt_pct",
     "grounding_table",
+    "failure_line",
     "load_run",
     "print_report",
     "report_data",
@@ -76,6 +77,25 @@ class RunReport:
     def unfinished(self) -> list[dict[str, Any]]:
         return [r for r in self.records if not is_finished(r)]
 
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """Finished records whose sample failed (status ``error``): scored as wrong answers."""
+        return [r for r in self.finished if r.get("status") == "error"]
+
+
+def failure_line(rep: RunReport) -> str | None:
+    """One line on the failed samples and their most common error, or None when none failed."""
+    failed = rep.failed
+    if not failed:
+        return None
+    errors = Counter(str(r.get("error") or "no message")[:160] for r in failed)
+    top, n = errors.most_common(1)[0]
+    more = f" ({len(errors) - 1} other messages)" if len(errors) > 1 else ""
+    return (
+        f"{len(failed)} of {len(rep.finished)} finished samples failed (status error); "
+        f"most common error ({n}x): {top}{more}"
+    )
+
 
 def _no_records_reason(path: Path) -> str:
     """Why a run has no records: no file, an empty file, or lines that are not records."""
@@ -97,6 +117,7 @@ def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
     if p.is_file() and p.name == "results.jsonl":
         p = p.parent
     run = RunDir.open(p)
+    manifest = run.manifest  # a damaged manifest says so first
     records = run.results()
     if not records:
         raise SlidescoutError(_no_records_reason(p / "results.jsonl"))
@@ -111,7 +132,7 @@ def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
             summary = {}
     return RunReport(
         path=p,
-        manifest=run.manifest,
+        manifest=manifest,
         records=records,
         finished=finished,
         scores=scores,
@@ -435,10 +456,13 @@ def print_report(
     rep = path if isinstance(path, RunReport) else load_run(path, n_bootstrap=n_bootstrap)
     console = console or Console()
     a = rep.agent
+    failed = failure_line(rep)
+    if failed is not None:  # failures first: a table of zeros must not look like a result
+        console.print(f"[bold red]{escape(failed)}[/]", highlight=False)
     console.print(
         f"[bold]{escape(str(rep.path))}[/]: model {escape(str(a.get('model', '?')))} · "
         f"preset {escape(str(a.get('preset', '?')))} · "
-        f"{len(rep.finished)} finished records",
+        f"{len(rep.finished)} finished records" + (f", {len(rep.failed)} failed" if failed else ""),
         highlight=False,
     )
     if rep.scores:
@@ -475,6 +499,7 @@ def report_data(rep: RunReport) -> dict[str, Any]:
         "agent": rep.agent,
         "n_records": len(rep.records),
         "n_finished": len(rep.finished),
+        "n_failed": len(rep.failed),
         "unfinished": dict(Counter(str(r.get("status")) for r in rep.unfinished)),
         "scores": {t: s.model_dump(mode="json") for t, s in rep.scores.items()},
         "grounding": grounding_summary(rep.finished),

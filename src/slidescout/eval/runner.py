@@ -35,7 +35,7 @@ from slidescout.eval.executors import WorkItem, make_executor
 from slidescout.eval.metrics import TaskScore, score_run
 from slidescout.eval.sample_run import is_finished, record_key
 from slidescout.eval.samples import Sample
-from slidescout.traces.rundir import RunDir
+from slidescout.traces.rundir import RunDir, read_manifest
 from slidescout.traces.runlock import RunLock
 
 __all__ = ["RunSummary", "finished_records", "load_run_records", "run_eval", "run_eval_sync"]
@@ -82,12 +82,7 @@ def _check_resumable(run_path: Path, config: dict[str, Any]) -> None:
     manifest = run_path / "manifest.json"
     if not manifest.exists():
         return
-    import json
-
-    try:
-        old = json.loads(manifest.read_text()).get("config", {})
-    except ValueError:
-        return
+    old = read_manifest(manifest).get("config", {})
     old_agent = old.get("agent", old)
     new_agent = config.get("agent", config)
     for key in ("model", "preset"):
@@ -109,17 +104,20 @@ def _check_resumable(run_path: Path, config: dict[str, Any]) -> None:
 
 
 class _Progress:
-    """Rich progress bars: samples done, running cost and tokens, samples in flight."""
+    """Rich progress bars: samples done, elapsed and ETA first (they survive a narrow terminal),
+    then the bar and the running cost, tokens and samples in flight (cut with an ellipsis)."""
 
     def __init__(self, enabled: bool, total: int, done: int, console: Any = None) -> None:
         self.enabled = enabled and total > 0
         self.cost = 0.0
+        self.known = 0
         self.unknown = 0
         self.tokens = 0
         self.running = 0
         self.errors = 0
         if not self.enabled:
             return
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -128,18 +126,30 @@ class _Progress:
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[stats]}"),
-            console=console,
-            transient=False,
+        width = (console or Console()).width
+        digits = len(str(total))
+        # "samples  12/200 0:01:02 eta 0:03:04 ": what a narrow terminal must still show
+        fixed = 7 + 2 * digits + 1 + 7 + 3 + 7 + 6
+        bar = 20 if width - fixed >= 60 else 0
+        columns: list[Any] = [
+            TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            TextColumn("eta", table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
+        ]
+        if bar:
+            columns.append(BarColumn(bar_width=bar))
+        stats_width = max(8, width - fixed - (bar + 1 if bar else 0) - 1)
+        columns.append(
+            TextColumn(
+                "{task.fields[stats]}",
+                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=stats_width),
+            )
         )
+        self.progress = Progress(*columns, console=console, transient=False)
         self.task = self.progress.add_task("samples", total=total, completed=done, stats="")
 
     def __enter__(self) -> _Progress:
@@ -155,9 +165,12 @@ class _Progress:
     def _refresh(self, advance: int = 0) -> None:
         if not self.enabled:
             return
-        cost = f"${self.cost:.4f}" + (f" (+{self.unknown} unknown)" if self.unknown else "")
-        stats = f"cost {cost} · {self.tokens:,} tok · {self.running} running" + (
-            f" · {self.errors} failed" if self.errors else ""
+        if self.known == 0 and self.unknown:  # no price known: $0.0000 would be a lie
+            cost = "unknown"
+        else:
+            cost = f"${self.cost:.4f}" + (f" (+{self.unknown} unknown)" if self.unknown else "")
+        stats = (f"{self.errors} failed · " if self.errors else "") + (
+            f"{self.running} running · cost {cost} · {self.tokens:,} tok"
         )
         self.progress.update(self.task, advance=advance, stats=stats)
 
@@ -170,6 +183,7 @@ class _Progress:
         if rec.get("cost_usd") is None:
             self.unknown += 1
         else:
+            self.known += 1
             self.cost += float(rec["cost_usd"])
         self.tokens += int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
         self.errors += rec.get("status") not in ("answered",)

@@ -25,7 +25,7 @@ from slidescout.core.sample import Sample
 from slidescout.core.trace import Trace
 from slidescout.eval.grounding import DEFAULT_MAX_MPP, score_trace
 from slidescout.eval.metrics import ResultRecord
-from slidescout.traces.rundir import BlobStore, RunDir, trace_file
+from slidescout.traces.rundir import BlobStore, RunDir, disk_full, trace_file
 
 __all__ = [
     "FINAL_STATUSES",
@@ -186,13 +186,17 @@ async def run_sample(
 
     Live use (``slidescout studio``, ``chat``): ``observer`` gets each event as it is recorded;
     ``control.stop()`` ends the run at once and keeps its trace with status ``stopped`` (returned
-    like any other outcome); ``history`` makes the sample a follow-up of an earlier turn."""
+    like any other outcome); ``history`` makes the sample a follow-up of an earlier turn.
+
+    A full disk is not the sample's failure: its ``OSError`` is raised (no record), so the run
+    stops and the sample stays unfinished for ``--resume``."""
     t0 = time.monotonic()
     if not sample.regions:
         regions = truth_regions(sample)
         if regions:
             sample = sample.model_copy(update={"regions": regions})
-    recorder = ObservedRecorder(run.recorder(repeat, live_interval=live_interval), observer)
+    stored = run.recorder(repeat, live_interval=live_interval)  # remembers a full disk
+    recorder = ObservedRecorder(stored, observer)
     try:
         trace = await _run_agent(agent, sample, recorder, run, repeat, control, history)
     except asyncio.CancelledError:
@@ -200,11 +204,16 @@ async def run_sample(
     except _Stopped:
         return _stopped_outcome(sample, repeat, recorder, control, time.monotonic() - t0, run)
     except Exception as exc:  # the loop records sample failures itself; this is a bug somewhere
+        full = stored.disk_error or disk_full(exc)
+        if full is not None:
+            raise full from None
         return SampleOutcome(
             failed_record(
                 sample, repeat, "error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0
             )
         )
+    if stored.disk_error is not None:  # recorded as a tool or sample error by the loop
+        raise stored.disk_error
     latency = time.monotonic() - t0
     hit = budget.exceeded() if budget is not None else None
     # built right here (a few ms), so a sample whose trace is complete cannot be cancelled before

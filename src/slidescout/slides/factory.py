@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -117,10 +118,12 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
             "(for MRXS the .mrxs file, for DICOM any .dcm file of the slide)"
         )
     try:
-        size = p.stat().st_size
+        st = p.stat()
     except OSError as exc:
         raise SlideError(f"cannot read slide file {p}: {exc.strerror or exc}") from None
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):  # a FIFO, a socket, a device: reading it may never end
+        raise SlideError(f"slide path {p} is not a regular file (a pipe, socket or device)")
+    if st.st_size == 0:
         raise SlideError(f"slide file {p.name} is empty (0 bytes); copy or download it again")
     if not os.access(p, os.R_OK):
         raise SlideError(f"slide file {p.name} is not readable (permission denied)")

@@ -29,15 +29,18 @@ def _host(url: str | None) -> str:
 
 def check_base_url(url: str) -> str:
     """``url`` when it is an http(s) URL with a host; else a ConfigError saying what is expected."""
-    parsed = urlparse(url.strip())
+    example = "expected e.g. http://localhost:8000/v1"
+    if not url.strip():
+        raise ConfigError(f"the base URL is empty; {example}")
     try:
-        port_ok = parsed.port is None or 0 < parsed.port < 65536
-    except ValueError:
-        port_ok = False
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or not port_ok:
-        raise ConfigError(
-            f"base URL {url!r} is not an http(s) URL; expected e.g. http://localhost:8000/v1"
-        )
+        parsed = urlparse(url.strip())
+        port = parsed.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        raise ConfigError(f"base URL {url!r} is malformed ({exc}); {example}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"base URL {url!r} is not an http(s) URL; {example}")
+    if port == 0:
+        raise ConfigError(f"base URL {url!r}: port 0 is not a server's port; {example}")
     return url
 
 

@@ -28,7 +28,7 @@ from slidescout.traces.viewer.app import JSON, STATIC_DIR, SecurityHeaders, crea
 from slidescout.traces.viewer.compare_page import compare_page
 from slidescout.traces.viewer.runindex import RunIndex
 
-__all__ = ["create_runs_app", "find_runs", "is_run_dir"]
+__all__ = ["RunsFolder", "create_runs_app", "find_runs", "is_run_dir", "run_row"]
 
 _SKIP = {"blobs", "traces", "slides", "plots", "node_modules", "__pycache__"}
 
@@ -39,15 +39,25 @@ def is_run_dir(p: Path) -> bool:
 
 
 def find_runs(root: Path, depth: int = 3) -> list[str]:
-    """Names (paths relative to ``root``, with ``/``) of the run directories below ``root``."""
+    """Names (paths relative to ``root``, with ``/``) of the run directories below ``root``.
+
+    A folder that is (or lies behind) a symlink leading out of ``root`` is left out: the viewer
+    serves what is inside the folder it was given, nothing else."""
     found: list[str] = []
+    real_root = root.resolve()
+
+    def inside(c: Path) -> bool:
+        try:
+            return c.resolve().is_relative_to(real_root)
+        except (OSError, RuntimeError):  # a symlink loop
+            return False
 
     def walk(d: Path, level: int) -> None:
         try:
             children = sorted(
                 c
                 for c in d.iterdir()
-                if c.is_dir() and not c.name.startswith(".") and c.name not in _SKIP
+                if c.is_dir() and not c.name.startswith(".") and c.name not in _SKIP and inside(c)
             )
         except OSError:
             return
@@ -94,6 +104,14 @@ def _row(name: str, index: RunIndex | None, error: str | None, path: Path) -> di
             }
         )
     return out
+
+
+def run_row(name: str, path: Path) -> dict[str, Any]:
+    """The home page's row of one run (``error`` set when it cannot be read)."""
+    try:
+        return _row(name, RunIndex(path), None, path)
+    except SlidescoutError as exc:
+        return _row(name, None, str(exc), path)
 
 
 class RunsFolder:
