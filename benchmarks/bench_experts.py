@@ -476,7 +476,12 @@ def smoke() -> dict:
         out["zero-shot"] = main([*base, "--path", "zero-shot", "--patches", "4"])
     except ImportError:
         out["zero-shot"] = {"skipped": "transformers is not installed"}
-    print("smoke: every path ran")
+    print("smoke: every path ran\n")
+    print("| path | figures (smoke sizes: they check the script, they measure nothing) |")
+    print("|---|---|")
+    for name, result in out.items():
+        scalars = [f"{k} {v}" for k, v in result.items() if isinstance(v, (int, float, str))]
+        print(f"| {name} | {', '.join(scalars[:4]) or '-'} |")
     return out
 
 
