@@ -218,7 +218,7 @@ class Agent:
         trace.slide = env.slide_ref(trace.slide)
         state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace, history=history)
         try:
-            status = await self.strategy.run(self, state)
+            status = await self._run_until_deadline(state)
         except asyncio.CancelledError:
             self._finish(trace, recorder, "cancelled")
             raise
@@ -230,6 +230,27 @@ class Agent:
             env.close()
         trace.messages = state.messages or trace.messages
         return self._finish(trace, recorder, status)
+
+    async def _run_until_deadline(self, state: SampleState) -> Status:
+        """The strategy's run, ended at the sample's deadline (``--sample-timeout``, or the run's
+        time budget) whatever it is doing then: a model call, a tool call (abandoned: see
+        ``tools.timeouts``), rendering. The sample ends ``budget_time``; its trace is kept."""
+        left = self._time_left(state.started)
+        if left is None:
+            return await self.strategy.run(self, state)
+        deadline = asyncio.timeout(left)
+        try:
+            async with deadline:
+                return await self.strategy.run(self, state)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        limit = self.settings.sample_seconds
+        if limit and self.budget.exceeded() != "budget_time":
+            state.note(f"sample time limit of {limit:g} s reached")
+        else:
+            state.note(self.budget.describe("budget_time"))
+        return "budget_time"
 
     # -- public hooks (the strategies use these) ------------------------------------
     def system_prompt(self, env: Environment) -> str:
