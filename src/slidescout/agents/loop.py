@@ -21,6 +21,7 @@ import copy
 import time
 import traceback
 from collections.abc import Callable
+from typing import cast
 
 from slidescout import prompts
 from slidescout.agents.budget import Budget
@@ -74,7 +75,7 @@ from slidescout.core.trace import (
     utcnow,
 )
 from slidescout.core.types import View
-from slidescout.errors import ModelError, SlidescoutError
+from slidescout.errors import BudgetExceeded, ModelError, SlidescoutError
 from slidescout.tools import registry as tool_registry
 from slidescout.tools.context import ContextOptions
 from slidescout.tools.registry import ToolRegistry, ToolSet
@@ -111,6 +112,7 @@ class Agent:
 
     @property
     def preset(self) -> Preset:
+        """The preset in force (``settings.preset``)."""
         return self.settings.preset
 
     # -- configuration recorded in the manifest and the trace ---------------------
@@ -222,6 +224,9 @@ class Agent:
         except asyncio.CancelledError:
             self._finish(trace, recorder, "cancelled")
             raise
+        except BudgetExceeded as exc:  # the next call's worst case no longer fits the budget
+            state.note(str(exc))
+            status = cast(Status, exc.kind)
         except Exception as exc:  # never lose a sample: record and keep the trace
             state.error(f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__, fatal=True)
             state.note("".join(traceback.format_exc(limit=6))[-4000:])
@@ -327,11 +332,15 @@ class Agent:
     async def call_model(
         self, state: SampleState, req: ModelRequest, *, step: int, forced: bool, n_images: int
     ) -> ModelResponse | None:
-        """One model call, recorded with its usage; None (and a fatal error event) when it failed."""
+        """One model call, recorded with its usage; None (and a fatal error event) when it failed.
+        Its worst case is held against the dollar budget while it runs (``BudgetExceeded`` when
+        that no longer fits: the sample ends ``budget_usd``)."""
         t0 = time.monotonic()
+        held = await self.budget.reserve(self.model, req)  # its worst case, before it is sent
         try:
             resp = await self.model.request(req)
         except ModelError as exc:
+            held.release()
             retries = exc.retries
             note = (
                 f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})"
@@ -346,7 +355,10 @@ class Agent:
                 duration_s=time.monotonic() - t0,
             )
             return None
-        self.budget.charge(resp.usage)
+        except BaseException:
+            held.release()
+            raise
+        held.settle(resp.usage)
         state.trace.usage = state.trace.usage + resp.usage
         ev = ModelCallEvent(
             id=state.ids("m"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from slidescout.agents.models import json_actions
-from slidescout.agents.models.pricing import Price, estimate_cost
+from slidescout.agents.models.pricing import Price, estimate_cost, price_table
 from slidescout.agents.models.profile import ModelApi, ModelProfile
 from slidescout.agents.models.providers import Provider
 from slidescout.agents.models.retry import (
@@ -323,6 +323,15 @@ class ModelAdapter:
             req = json_actions.without_images(req)
         return req
 
+    def price(self) -> Price | None:
+        """The price calls are billed at: the user's (``--price-in/--price-out``, ``--pricing``),
+        else the tables' (a custom endpoint: the user's file only); None when unknown."""
+        if self.options.price is not None:
+            return self.options.price
+        return price_table().lookup(
+            self.provider.name, self.model, custom_endpoint=self.provider.custom_endpoint
+        )
+
     def cost(self, counts: TokenCounts) -> float | None:
         price = self.options.price
         if price is not None:  # a price the user gave (USD per 1M tokens) wins over the tables
@@ -435,8 +444,8 @@ class ModelAdapter:
             if not deadline.expired():
                 raise
             raise RequestTimeout(
-                f"{self.name}: no complete reply from {self.base_url} within {limit:g} s "
-                "(--timeout); the server is stalled or too slow"
+                f"{self.name}: timed out after {limit:g} s (--timeout) without a complete reply "
+                f"from {self.base_url}; the server is stalled or too slow"
             ) from None
         except json.JSONDecodeError as exc:
             raise ModelError(
