@@ -267,3 +267,21 @@ def test_a_process_with_an_abandoned_tool_thread_exits(slide_path: Path, tmp_pat
         pytest.fail("the process did not exit: a hung tool thread held it")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "answered"
+
+
+def test_the_sample_deadline_ends_a_hung_overview_render(
+    slide_path: Path, tmp_path: Path, release: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendering is inside the deadline too: a render that never returns (a damaged file) ends
+    the sample ``budget_time``, its thread left behind as a daemon."""
+    from slidescout.agents.environment import SlideEnvironment
+
+    def stuck_overview(self: object, *args: object, **kwargs: object) -> None:
+        release.wait()
+
+    monkeypatch.setattr(SlideEnvironment, "overview", stuck_overview)
+    model = FunctionModel(lambda req, turn: ANSWER)
+    hang = _hang_tool(release, is_async=False, timeout_s=1)
+    trace = _run(slide_path, tmp_path, model, hang, sample_seconds=2)
+    assert trace.status == "budget_time" and not model.requests  # never got to the model
+    assert load_trace(tmp_path / "run" / "traces" / "s.json").status == "budget_time"
