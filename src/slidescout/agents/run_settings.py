@@ -63,7 +63,9 @@ class RunSettings:
         keep = preset.keep_images if config.keep_images is None else config.keep_images
         tools = list(preset.tools)
         if config.tools:
-            tools = (registry or tool_registry.default_registry()).resolve_toolset(tools, config.tools)
+            tools = (registry or tool_registry.default_registry()).resolve_toolset(
+                tools, config.tools
+            )
         return cls(
             preset=preset,
             provider=provider,
