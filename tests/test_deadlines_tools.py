@@ -84,7 +84,9 @@ def test_the_timeout_is_a_tool_field_with_a_default_set_per_tool() -> None:
             tool(timeout_s=bad)(plain.fn)  # type: ignore[arg-type]
     # the model-backed built-ins (weights load on the first call) allow longer
     reg = ToolRegistry(plugins=False)
-    assert reg.get("segment").timeout_s == 600.0 and reg.get("slide_zoom").timeout_s == 120.0
+    for name in ("segment", "zero_shot", "patch_classifier", "slide_classifier"):
+        assert reg.get(name).timeout_s == 600.0
+    assert reg.get("slide_zoom").timeout_s == 120.0
 
 
 async def test_a_hung_sync_tool_is_abandoned_and_gives_its_limiter_slot_back(

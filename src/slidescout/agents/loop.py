@@ -37,6 +37,7 @@ from slidescout.agents.protocol import (
     prompt_hashes,
     protocol_config,
     slide_system_prompt,
+    with_criteria_card,
 )
 from slidescout.agents.replies import (
     RETHINK_BLOCK,
@@ -433,7 +434,7 @@ class Agent:
             state.messages = state.history.continued(state.sample.question)
             state.n_first = state.history.n_first
             return
-        system = self.system_prompt(env)
+        system = with_criteria_card(p, self.system_prompt(env), state.sample.task)
         state.messages = [SystemMessage(content=system)] if system else []
         state.messages.append(await opening_message(self, state))
         state.n_first = images_in(state.messages)

@@ -63,6 +63,9 @@ class Preset:
     overview_detail: Literal["auto", "low", "high"] | None = "high"  # None: the field is not sent
     show_mpp: bool = True  # µm/px and magnification in the prompt, the captions and tool results
     rethink: bool = False
+    # append the task's criteria card (tools/knowledge/corpus/cards, e.g. PANDA's biopsy grading
+    # rules and grade group table) to the system prompt; never to a user's prompt file
+    criteria_card: bool = False
     keep_images: int | None = None  # None: every image stays in the context
     prune_block: int = (
         0  # older images are dropped in blocks of this + 1 (keeps prompt caches warm)
@@ -129,6 +132,7 @@ SCOUT = Preset(
     keep_images=2,
     prune_block=2,
     answer_tag="response",
+    criteria_card=True,
 )
 
 GIANT = Preset(

@@ -23,6 +23,7 @@ from slidescout.agents.run_settings import Hooks, RunSettings
 from slidescout.agents.state import SampleState
 from slidescout.core.messages import ImagePart, TextPart, Usage, UserMessage
 from slidescout.core.trace import NoteEvent, Status
+from slidescout.tools.knowledge.criteria import criteria_card, load_cards
 from slidescout.tools.timeouts import run_in_daemon_thread
 
 ONE_CALL_NOTE = (
@@ -76,6 +77,15 @@ def slide_system_prompt(settings: RunSettings, env: Environment) -> str:
     )
 
 
+def with_criteria_card(preset: Preset, system: str, task: str) -> str:
+    """``system`` with the task's criteria card appended, under a preset with ``criteria_card``
+    (not to a user's prompt file, nor where there is no system prompt)."""
+    if not (preset.criteria_card and system) or preset.prompt_file:
+        return system
+    card = criteria_card(task)
+    return f"{system}\n\n{card}" if card else system
+
+
 def imageset_baseline_prompt(preset: Preset, n_images: int) -> str:
     """The system prompt of a one-call image-set question (``thumbnail``: none; ``medframeqa``: the
     official instruction in our words, or the user's file)."""
@@ -91,6 +101,10 @@ def prompt_hashes(preset: Preset) -> dict[str, str]:
         out["medframeqa_user"] = prompts.sha256("medframeqa_user")
     if name:
         out[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if preset.criteria_card and not preset.prompt_file:
+        for task in load_cards():
+            card = criteria_card(task) or ""
+            out[f"criteria_card:{task}"] = hashlib.sha256(card.encode("utf-8")).hexdigest()
     return out
 
 
