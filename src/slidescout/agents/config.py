@@ -108,7 +108,10 @@ class AgentConfig(BaseModel):
         default=3, ge=1, description="consecutive failing steps before a sample ends in error"
     )
     sample_seconds: float | None = Field(
-        default=None, gt=0, description="wall-time limit of one sample, in seconds"
+        default=None,
+        gt=0,
+        description="deadline of one sample, in seconds: model calls, tool calls and rendering "
+        "together; the sample then ends budget_time, its trace kept",
     )
     device: str | None = Field(
         default=None,
@@ -117,14 +120,16 @@ class AgentConfig(BaseModel):
     timeout: float | None = Field(
         default=None,
         gt=0,
-        description="seconds one model request may take before it is retried (default 120)",
+        description="deadline of one model request in seconds, from connecting to the last "
+        "byte of the reply (not per read); past it the request is abandoned and retried "
+        "(default 120)",
     )
     retries: int | None = Field(
         default=None,
         ge=0,
         le=20,
-        description="retries of a failed model request (default 5): a dead "
-        "server is given up after timeout × (retries + 1) plus backoff",
+        description="retries of a failed or timed-out model request (default 5): a dead or "
+        "stalled server is given up after timeout × (retries + 1) plus backoff",
     )
     price_in: float | None = Field(
         default=None,

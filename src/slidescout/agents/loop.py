@@ -21,6 +21,7 @@ import copy
 import time
 import traceback
 from collections.abc import Callable
+from typing import cast
 
 from slidescout import prompts
 from slidescout.agents.budget import Budget
@@ -75,7 +76,7 @@ from slidescout.core.trace import (
     utcnow,
 )
 from slidescout.core.types import View
-from slidescout.errors import ModelError, SlidescoutError
+from slidescout.errors import BudgetExceeded, ModelError, SlidescoutError
 from slidescout.tools import registry as tool_registry
 from slidescout.tools.context import ContextOptions
 from slidescout.tools.registry import ToolRegistry, ToolSet
@@ -228,10 +229,13 @@ class Agent:
         trace.slide = env.slide_ref(trace.slide)
         state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace, history=history)
         try:
-            status = await self.strategy.run(self, state)
+            status = await self._run_until_deadline(state)
         except asyncio.CancelledError:
             self._finish(trace, recorder, "cancelled")
             raise
+        except BudgetExceeded as exc:  # the next call's worst case no longer fits the budget
+            state.note(str(exc))
+            status = cast(Status, exc.kind)
         except Exception as exc:  # never lose a sample: record and keep the trace
             state.error(f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__, fatal=True)
             state.note("".join(traceback.format_exc(limit=6))[-4000:])
@@ -240,6 +244,27 @@ class Agent:
             env.close()
         trace.messages = state.messages or trace.messages
         return self._finish(trace, recorder, status)
+
+    async def _run_until_deadline(self, state: SampleState) -> Status:
+        """The strategy's run, ended at the sample's deadline (``--sample-timeout``, or the run's
+        time budget) whatever it is doing then: a model call, a tool call (abandoned: see
+        ``tools.timeouts``), rendering. The sample ends ``budget_time``; its trace is kept."""
+        left = self._time_left(state.started)
+        if left is None:
+            return await self.strategy.run(self, state)
+        deadline = asyncio.timeout(left)
+        try:
+            async with deadline:
+                return await self.strategy.run(self, state)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        limit = self.settings.sample_seconds
+        if limit and self.budget.exceeded() != "budget_time":
+            state.note(f"sample time limit of {limit:g} s reached")
+        else:
+            state.note(self.budget.describe("budget_time"))
+        return "budget_time"
 
     # -- public hooks (the strategies use these) ------------------------------------
     def system_prompt(self, env: Environment) -> str:
@@ -316,11 +341,15 @@ class Agent:
     async def call_model(
         self, state: SampleState, req: ModelRequest, *, step: int, forced: bool, n_images: int
     ) -> ModelResponse | None:
-        """One model call, recorded with its usage; None (and a fatal error event) when it failed."""
+        """One model call, recorded with its usage; None (and a fatal error event) when it failed.
+        Its worst case is held against the dollar budget while it runs (``BudgetExceeded`` when
+        that no longer fits: the sample ends ``budget_usd``)."""
         t0 = time.monotonic()
+        held = await self.budget.reserve(self.model, req)  # its worst case, before it is sent
         try:
             resp = await self.model.request(req)
         except ModelError as exc:
+            held.release()
             retries = exc.retries
             note = (
                 f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})"
@@ -335,7 +364,10 @@ class Agent:
                 duration_s=time.monotonic() - t0,
             )
             return None
-        self.budget.charge(resp.usage)
+        except BaseException:
+            held.release()
+            raise
+        held.settle(resp.usage)
         state.trace.usage = state.trace.usage + resp.usage
         ev = ModelCallEvent(
             id=state.ids("m"),

@@ -24,6 +24,7 @@ from slidescout.agents.state import SampleState
 from slidescout.core.messages import ImagePart, TextPart, Usage, UserMessage
 from slidescout.core.trace import NoteEvent, Status
 from slidescout.tools.knowledge.criteria import criteria_card, load_cards
+from slidescout.tools.timeouts import run_in_daemon_thread
 
 ONE_CALL_NOTE = (
     "Make exactly one tool call per turn: only the first call of a turn is run, and any "
@@ -154,7 +155,11 @@ async def opening_message(hooks: Hooks, state: SampleState) -> UserMessage:
             )
         )
         for i in range(n):
-            view = await asyncio.to_thread(images.view, i + 1, settings.max_side)
+            # renders in a daemon thread: one that hangs (a damaged file) is left behind at the
+            # sample's deadline and never keeps the process from exiting
+            view = await run_in_daemon_thread(
+                functools.partial(images.view, i + 1, settings.max_side)
+            )
             view.meta.setdefault("source", f"image:{i + 1}")
             part = await asyncio.to_thread(
                 functools.partial(
@@ -165,8 +170,8 @@ async def opening_message(hooks: Hooks, state: SampleState) -> UserMessage:
             parts += [TextPart(text=f"Image {i + 1} ({w} x {h} px):"), part]
         return UserMessage(parts=parts)
     side = p.overview_side or settings.max_side
-    overview = await asyncio.to_thread(
-        env.overview, side, settings.guides, p.level_rule, p.guide_style
+    overview = await run_in_daemon_thread(
+        functools.partial(env.overview, side, settings.guides, p.level_rule, p.guide_style)
     )
     caption = env.overview_caption(overview, p.show_mpp)
     part = await asyncio.to_thread(

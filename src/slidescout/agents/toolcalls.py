@@ -27,8 +27,10 @@ async def run_tool_calls(
 ) -> tuple[list[ToolResultPart], int]:
     """Run ``calls`` in order; their results (for the model) and how many failed.
 
-    A ``ToolError``, an unknown tool or unparsable arguments go back to the model as an error
-    observation; any other exception is recorded on the event. ``one_call``: only the first call
+    A ``ToolError`` (``ToolTimeout`` included: a call past its tool's ``timeout_s`` is abandoned),
+    an unknown tool or unparsable arguments go back to the model as an error observation; any
+    other exception is recorded on the event. A call cancelled by the sample's deadline is
+    recorded before the cancellation goes on. ``one_call``: only the first call
     of the turn runs (GIANT's Claude agent). ``style="giant"``: as GIANT's results, the calls
     remaining end the result's own text, and a failed call gets ``Error: ...`` alone, not
     flagged as an error (the event still records it)."""
@@ -50,6 +52,11 @@ async def run_tool_calls(
         else:
             try:
                 result = await tools.invoke(call.name, call.arguments, ctx)
+            except asyncio.CancelledError:  # the sample's deadline, a stop: the call is on record
+                ev.error = f"the call to {call.name} was cancelled: the sample ended while it ran"
+                ev.duration_s = time.monotonic() - t0
+                state.trace.events.append(ev)
+                raise
             except ToolError as exc:
                 ev.error = str(exc)
             except Exception as exc:

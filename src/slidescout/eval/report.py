@@ -489,7 +489,25 @@ def print_report(
         )
     if rep.summary.get("wall_s_total") is not None:
         console.print(f"wall time {fmt_seconds(rep.summary['wall_s_total'])}", highlight=False)
+    spent = budget_line(rep.summary.get("budget"))
+    if spent:
+        console.print(spent, highlight=False, markup=False)
     return rep
+
+
+def budget_line(budget: Any) -> str | None:
+    """The dollar budget of the last invocation (summary.json), in one line; None without one."""
+    if not isinstance(budget, dict) or budget.get("usd") is None:
+        return None
+    text = (
+        f"budget: ${budget.get('spent_usd') or 0:.4f} spent of ${budget['usd']:g}; at most "
+        f"${budget.get('peak_reserved_usd') or 0:.4f} reserved at once for calls in flight"
+    )
+    if budget.get("estimated_usd"):
+        text += f" (${budget['estimated_usd']:.4f} of the spending at the highest list price)"
+    if budget.get("refused_calls"):
+        text += f"; {budget['refused_calls']} call(s) not sent: their worst case did not fit"
+    return text
 
 
 def report_data(rep: RunReport) -> dict[str, Any]:

@@ -62,6 +62,8 @@ class RunSummary(BaseModel):
     cost_usd: float = 0.0  # this invocation, known costs
     n_cost_unknown: int = 0
     tokens: int = 0
+    # the dollar budget (None without --budget-usd): limit, spent, most reserved at once, refusals
+    budget: dict[str, Any] | None = None
     wall_s: float = 0.0
     scores: dict[str, TaskScore] = Field(default_factory=dict)  # over the finished records
 
@@ -107,8 +109,16 @@ class _Progress:
     """Rich progress bars: samples done, elapsed and ETA first (they survive a narrow terminal),
     then the bar and the running cost, tokens and samples in flight (cut with an ellipsis)."""
 
-    def __init__(self, enabled: bool, total: int, done: int, console: Any = None) -> None:
+    def __init__(
+        self,
+        enabled: bool,
+        total: int,
+        done: int,
+        console: Any = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.enabled = enabled and total > 0
+        self.budget = budget if budget is not None and budget.usd is not None else None
         self.cost = 0.0
         self.known = 0
         self.unknown = 0
@@ -172,6 +182,11 @@ class _Progress:
         stats = (f"{self.errors} failed · " if self.errors else "") + (
             f"{self.running} running · cost {cost} · {self.tokens:,} tok"
         )
+        if self.budget is not None:  # spent (unknown prices at the ceiling) and held for calls
+            b = self.budget
+            stats += (
+                f" · budget ${b.spent_usd:.4f} spent + ${b.reserved_usd:.4f} reserved of ${b.usd:g}"
+            )
         self.progress.update(self.task, advance=advance, stats=stats)
 
     def started(self) -> None:
@@ -301,7 +316,7 @@ async def run_eval(
             **cfg.ray_options,
         )
         writer = _Appender(run)
-        with _Progress(cfg.progress, len(wanted), n_skipped, console) as bar:
+        with _Progress(cfg.progress, len(wanted), n_skipped, console, budget) as bar:
 
             def on_record(rec: dict[str, Any]) -> None:
                 writer.append(
@@ -339,6 +354,7 @@ async def run_eval(
             finally:
                 writer.close()  # waits for the records still being written
                 summary.statuses = dict(statuses)
+                summary.budget = budget.report() if budget.usd is not None else None
                 summary.wall_s = round(time.monotonic() - t_start, 3)
                 if summary.stopped is None and stop_reason:
                     summary.stopped = stop_reason[0]

@@ -7,6 +7,7 @@ Chat adapter serves OpenAI, vLLM, Ollama and llama.cpp alike.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from slidescout.agents.models import json_actions
-from slidescout.agents.models.pricing import Price, estimate_cost
+from slidescout.agents.models.pricing import Price, estimate_cost, price_table
 from slidescout.agents.models.profile import ModelApi, ModelProfile
 from slidescout.agents.models.providers import Provider
 from slidescout.agents.models.retry import (
     Decision,
+    RequestTimeout,
     RetryPolicy,
     call_with_retries,
     model_error_decision,
@@ -321,6 +323,15 @@ class ModelAdapter:
             req = json_actions.without_images(req)
         return req
 
+    def price(self) -> Price | None:
+        """The price calls are billed at: the user's (``--price-in/--price-out``, ``--pricing``),
+        else the tables' (a custom endpoint: the user's file only); None when unknown."""
+        if self.options.price is not None:
+            return self.options.price
+        return price_table().lookup(
+            self.provider.name, self.model, custom_endpoint=self.provider.custom_endpoint
+        )
+
     def cost(self, counts: TokenCounts) -> float | None:
         price = self.options.price
         if price is not None:  # a price the user gave (USD per 1M tokens) wins over the tables
@@ -417,10 +428,25 @@ class ModelAdapter:
             ) from None
 
     async def _send_checked(self, body: dict[str, Any]) -> Any:
-        """``send``, with a reply that is not valid JSON (cut off by a proxy or a crash) as a
-        retryable ``ModelError`` instead of a bare decoding error."""
+        """``send`` within the request's deadline, with a reply that is not valid JSON (cut off by
+        a proxy or a crash) as a retryable ``ModelError`` instead of a bare decoding error.
+
+        The deadline (the provider's ``timeout_s``, ``--timeout``) bounds the whole attempt:
+        connecting, sending, waiting and reading the reply. The SDK's own timeout bounds each
+        read only, so a server that trickles its reply would otherwise hold a request forever."""
+        limit = self.provider.timeout_s
+        self.provider.client  # noqa: B018 - made (its SDK imported) before the clock starts
+        deadline = asyncio.timeout(limit)
         try:
-            return await self.send(body)
+            async with deadline:
+                return await self.send(body)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise RequestTimeout(
+                f"{self.name}: timed out after {limit:g} s (--timeout) without a complete reply "
+                f"from {self.base_url}; the server is stalled or too slow"
+            ) from None
         except json.JSONDecodeError as exc:
             raise ModelError(
                 f"{self.name}: the server at {self.base_url} sent a reply that is not valid JSON "

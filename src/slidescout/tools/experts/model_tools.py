@@ -15,7 +15,13 @@ from slidescout.core.types import Box
 from slidescout.errors import ConfigError, ToolError
 from slidescout.tools.base import ToolImage, ToolResult, tool
 from slidescout.tools.context import ToolContext
-from slidescout.tools.experts.tools import PATCH_MIN_TISSUE, _clamp_note, _expert_card, _region
+from slidescout.tools.experts.tools import (
+    MODEL_TOOL_TIMEOUT_S,
+    PATCH_MIN_TISSUE,
+    _clamp_note,
+    _expert_card,
+    _region,
+)
 
 SEGMENT_MAX_SIDE = 3072  # canvas px per side at the model's mpp, per call
 ZERO_SHOT_MAX_PATCHES = 1000
@@ -58,7 +64,7 @@ def _segment(slide: Any, card: Any, box: Box, device: str, max_side: int, cancel
     return seg, seg.overlay(max_side)
 
 
-@tool
+@tool(timeout_s=MODEL_TOOL_TIMEOUT_S)
 async def segment(x: int, y: int, w: int, h: int, model: str, ctx: ToolContext) -> ToolResult:
     """Run a registered segmentation model over a region: per-class areas in µm² (tissue-class
     models), or nuclei found one by one with their count, density per mm² and morphometry (area,
@@ -217,7 +223,7 @@ def _zero_shot(
     return run, run.heatmap(slide, best, max_side=max_side)
 
 
-@tool
+@tool(timeout_s=MODEL_TOOL_TIMEOUT_S)
 async def zero_shot(
     x: int, y: int, w: int, h: int, labels: list[str], model: str, ctx: ToolContext
 ) -> ToolResult:

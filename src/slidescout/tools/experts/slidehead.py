@@ -37,7 +37,7 @@ from slidescout.tools.experts import catalog
 from slidescout.tools.experts import features as feats
 from slidescout.tools.experts.cards import Card, card_from_dict
 from slidescout.tools.experts.runtime import PatchRun, RuntimeStats
-from slidescout.tools.experts.tools import _expert_card
+from slidescout.tools.experts.tools import MODEL_TOOL_TIMEOUT_S, _expert_card
 
 KINDS = ("abmil", "linear")
 ON_THE_FLY_PATCHES = 2000  # a tool embeds a slide itself only up to this many tissue patches
@@ -372,7 +372,7 @@ def _classify_slide(slide: Any, card: Card, max_patches: int, max_side: int, can
     return fs, cached, probs, att, heat
 
 
-@tool
+@tool(timeout_s=MODEL_TOOL_TIMEOUT_S)
 async def slide_classifier(model: str, ctx: ToolContext) -> ToolResult:
     """Ask a registered slide-level model (an attention-MIL or linear head trained on a tile
     encoder's features of whole slides, e.g. for cancer type) about the whole slide: class

@@ -26,6 +26,8 @@ NUCLEI_MPP_RANGE = (0.2, 1.0)
 STAIN_SIDE = 1024
 DEFAULT_MAX_PATCHES = 2000  # per patch_classifier call; ctx.extras["experts.max_patches"] overrides
 PATCH_MIN_TISSUE = 0.1
+# a model-backed call may load weights on its first use: a longer limit than the default
+MODEL_TOOL_TIMEOUT_S = 600.0
 MAX_LISTED_PIECES = 12
 
 
@@ -380,7 +382,7 @@ def _describe_run(run: Any, label: str | None) -> tuple[str, dict[str, Any]]:
     return text, data
 
 
-@tool
+@tool(timeout_s=MODEL_TOOL_TIMEOUT_S)
 async def patch_classifier(
     x: int,
     y: int,
