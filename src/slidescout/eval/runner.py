@@ -63,6 +63,8 @@ class RunSummary(BaseModel):
     n_cost_unknown: int = 0
     tokens: int = 0
     wall_s: float = 0.0
+    startup_s: float | None = None  # the executor's start-up (Ray: connect, workers), not the run
+    executor: dict[str, Any] = Field(default_factory=dict)  # ExecutorStats: start-up, run, workers
     scores: dict[str, TaskScore] = Field(default_factory=dict)  # over the finished records
 
 
@@ -228,6 +230,17 @@ async def run_eval(
         "agent": agent_config,
         "eval": {**cfg.manifest(), "n_samples": len(samples), "dataset": dataset or {}},
     }
+    ex = make_executor(
+        executor,
+        agent,
+        agent_factory=agent_factory,
+        concurrency=concurrency,
+        max_connections=cfg.max_connections,
+        max_mpp=cfg.max_mpp,
+        address=cfg.ray_address,
+        **cfg.ray_options,
+    )
+    ex.check()  # an unreachable --address fails here, before the run directory is made
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -276,16 +289,6 @@ async def run_eval(
                 stop_reason.append(hit)
             return hit is not None
 
-        ex = make_executor(
-            executor,
-            agent,
-            agent_factory=agent_factory,
-            concurrency=concurrency,
-            max_connections=cfg.max_connections,
-            max_mpp=cfg.max_mpp,
-            address=cfg.ray_address,
-            **cfg.ray_options,
-        )
         writer = _Appender(run)
         with _Progress(cfg.progress, len(wanted), n_skipped, console) as bar:
 
@@ -323,6 +326,8 @@ async def run_eval(
                 summary.stopped = "interrupted"
                 raise
             finally:
+                summary.executor = ex.stats.as_dict()
+                summary.startup_s = summary.executor["startup_s"]
                 writer.close()  # waits for the records still being written
                 summary.statuses = dict(statuses)
                 summary.wall_s = round(time.monotonic() - t_start, 3)
