@@ -36,7 +36,7 @@ from slidescout.eval.ray_worker import RayJob, SampleWorker, code_key, run_task
 from slidescout.eval.sample_run import failed_record
 from slidescout.traces.rundir import RunDir
 
-__all__ = ["POOL_PREFIX", "RayExecutor", "pool_namespace"]
+__all__ = ["POOL_PREFIX", "RayExecutor", "pool_namespace", "release_pool"]
 
 POOL_PREFIX = "slidescout-"
 WORKER_RESTARTS = 2  # times Ray starts a crashed worker again (its samples in flight are lost)
@@ -47,6 +47,22 @@ RELEASE_TIMEOUT_S = 120.0  # kept workers closing the run's clients
 def pool_namespace() -> str:
     """The Ray namespace of this code's worker pool."""
     return POOL_PREFIX + code_key()
+
+
+def release_pool(ray: Any, *, every_version: bool = False) -> int:
+    """End the kept worker actors of this code (or of every slidescout version) on the cluster
+    ``ray`` is connected to; returns how many were ended."""
+    wanted = POOL_PREFIX if every_version else pool_namespace()
+    ended = 0
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        namespace = str(entry.get("namespace", ""))
+        if namespace == wanted or (every_version and namespace.startswith(POOL_PREFIX)):
+            try:
+                ray.kill(ray.get_actor(entry["name"], namespace=namespace), no_restart=True)
+                ended += 1
+            except ValueError:  # gone meanwhile
+                pass
+    return ended
 
 
 def _reason(exc: BaseException) -> str:
@@ -67,6 +83,8 @@ class _Slot:
     starts: int = 0  # times asked to get ready (1 + restarts after a crash)
     ready_once: bool = False
     reused: bool = False  # it had served an earlier run when it first said ready
+    failed: bool = False  # could not get ready, restarts spent (or runs other code)
+    pid: int | None = None
 
 
 @dataclass
@@ -91,6 +109,7 @@ class _Pool:
             "workers_ready": sum(s.ready_once for s in self.slots),
             "workers_reused": sum(s.reused for s in self.slots),
             "worker_restarts": sum(max(0, s.starts - 1) for s in self.slots),
+            "worker_pids": [s.pid for s in self.slots if s.pid is not None],
         }
 
 
@@ -210,14 +229,17 @@ class RayExecutor:
             pool.last_error = _reason(exc)
             if slot.starts <= WORKER_RESTARTS:  # a kept worker found dying, a crash at start
                 self._start(ray, pool, i, job)
+            else:
+                slot.failed = True
             return
         if info.get("code") != code_key():  # another checkout's worker under our name: not ours
             pool.last_error = (
                 f"worker {slot.name} runs other slidescout code ({info.get('code')}, "
                 f"driver {code_key()}); install the same version on the cluster"
             )
+            slot.failed = True
             return
-        slot.active = True
+        slot.active, slot.pid = True, info.get("pid")
         if not slot.ready_once:
             slot.ready_once, slot.reused = True, bool(info.get("reused"))
 
@@ -407,25 +429,32 @@ class RayExecutor:
 
     async def _release(self, ray: Any, pool: _Pool, job: RayJob) -> None:
         """Kept workers forget the run (and close its clients); the others are ended, and so is
-        a kept worker that never got ready (it could not start, or found no room)."""
+        a kept worker that could not get ready. One still starting is left to finish starting
+        (it is told to forget the run once it is up)."""
         self.stats.detail.update(pool.detail())
         for fut in pool.readying:
             fut.cancel()
-        keep = [s.handle for s in pool.slots if s.active] if self._keep() else []
-        if keep:
-            finishing = asyncio.gather(
-                *[_await_ref(h.finish.remote(job.key)) for h in keep], return_exceptions=True
-            )
+        keep = self._keep()
+        closing = []
+        for s in pool.slots:
+            if s.handle is None:
+                continue
+            if keep and not s.failed:
+                ref = s.handle.finish.remote(job.key)
+                if s.active:
+                    closing.append(_await_ref(ref))
+                continue
+            try:
+                ray.kill(s.handle, no_restart=True)
+            except Exception:
+                pass
+        if closing:
             try:  # a generous bound: closing clients takes milliseconds
-                await asyncio.wait_for(finishing, RELEASE_TIMEOUT_S)
+                await asyncio.wait_for(
+                    asyncio.gather(*closing, return_exceptions=True), RELEASE_TIMEOUT_S
+                )
             except asyncio.TimeoutError:
                 pass
-        for s in pool.slots:
-            if s.handle is not None and not any(s.handle is h for h in keep):
-                try:
-                    ray.kill(s.handle, no_restart=True)
-                except Exception:
-                    pass
 
 
 async def _await_ref(ref: Any) -> Any:
