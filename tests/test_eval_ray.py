@@ -20,7 +20,7 @@ from test_eval_runner_data import finished_keys, make_mpqa, read_results
 
 from slidescout.agents.config import AgentConfig
 from slidescout.eval import load_multipathqa
-from slidescout.eval.ray_executor import pool_namespace, release_pool
+from slidescout.eval.ray_pool import pool_namespace, release_pool
 from slidescout.eval.runner import run_eval
 from slidescout.testing.fake_openai import FakeOpenAI
 

@@ -18,7 +18,7 @@ from slidescout.agents.config import AgentConfig
 from slidescout.errors import ConfigError
 from slidescout.eval import ray_connect
 from slidescout.eval.executors import make_executor
-from slidescout.eval.ray_worker import RayJob, code_key
+from slidescout.eval.ray_worker import Limits, RayJob, code_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ def test_what_the_driver_ships_holds_no_key(monkeypatch) -> None:
     secret = "sk-test-0123456789abcdefSECRET"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     spec = AgentConfig(model="openai:gpt-5")
-    job = RayJob(key="k", spec=spec, run_path="/tmp/run", limits={"usd": 1.0})
+    job = RayJob(key="k", spec=spec, run_path="/tmp/run", limits=Limits(usd=1.0))
     payload = cloudpickle.dumps(job)
     assert secret.encode() not in payload
     assert cloudpickle.loads(payload) == job

@@ -33,7 +33,7 @@ from slidescout.eval.sample_run import run_sample
 from slidescout.eval.samples import Sample
 from slidescout.traces.rundir import RunDir
 
-__all__ = ["RayJob", "SampleWorker", "code_key", "run_task"]
+__all__ = ["Limits", "RayJob", "SampleWorker", "code_key", "run_task"]
 
 
 @cache
@@ -52,6 +52,18 @@ def code_key() -> str:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """The run's budget as a worker enforces it (the driver's budget stays the run's)."""
+
+    usd: float | None = None
+    tokens: int | None = None
+    seconds: float | None = None  # what is left of the run's time budget
+
+    def budget(self) -> StopBudget:
+        return StopBudget(usd=self.usd, tokens=self.tokens, seconds=self.seconds)
+
+
+@dataclass(frozen=True)
 class RayJob:
     """One run as the workers see it. Sent with every call, so a restarted worker (or one that
     joins late) needs no set-up message to take part."""
@@ -59,7 +71,7 @@ class RayJob:
     key: str  # unique per run invocation
     spec: AgentConfig
     run_path: str
-    limits: dict[str, Any] = field(default_factory=dict)  # usd, tokens, seconds of the budget
+    limits: Limits = field(default_factory=Limits)
     max_mpp: float = DEFAULT_MAX_MPP
     max_connections: int = 16  # model requests in flight at once, per worker
 
@@ -105,11 +117,10 @@ class SampleWorker:
     def _state(self, job: RayJob) -> _JobState:
         state = self.jobs.get(job.key)
         if state is None:
-            limits = {k: job.limits.get(k) for k in ("usd", "tokens", "seconds")}
             state = _JobState(
                 job=job,
                 run=RunDir(job.run_path),
-                budget=StopBudget(**limits),
+                budget=job.limits.budget(),
                 limiter=asyncio.Semaphore(max(1, job.max_connections)),
             )
             self.jobs[job.key] = state
@@ -159,7 +170,7 @@ def run_task(job: RayJob, sample: Sample, repeat: int) -> dict[str, Any]:
     """One sample as one Ray task: build the agent, run its loop with ``asyncio.run``."""
 
     async def go() -> dict[str, Any]:
-        budget = StopBudget(**{k: job.limits.get(k) for k in ("usd", "tokens", "seconds")})
+        budget = job.limits.budget()
         agent = build_agent(job.spec, budget, repeat=repeat)
         try:
             outcome = await run_sample(
