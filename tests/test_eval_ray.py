@@ -8,6 +8,7 @@ generous bound; nothing asserts a duration.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 from collections import Counter
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from test_eval_runner_data import finished_keys, make_mpqa, read_results
 
 from slidescout.agents.config import AgentConfig
 from slidescout.eval import load_multipathqa
 from slidescout.eval.ray_pool import pool_namespace, release_pool
+from slidescout.eval.report import print_report
 from slidescout.eval.runner import run_eval
 from slidescout.testing.fake_openai import FakeOpenAI
 
@@ -155,6 +158,9 @@ async def test_kept_workers_serve_the_next_run(pool, tmp_path: Path) -> None:
     ]
     assert len(named) == 2  # still there for a third run
     assert release_pool(ray) == 2
+    out = io.StringIO()
+    print_report(tmp_path / "run2", Console(file=out, width=200))
+    assert "2 Ray workers (2 reused)" in out.getvalue()
 
 
 @pytest.mark.timeout(1800)

@@ -8,7 +8,8 @@ Ray's own warnings ("Failed to connect to GCS ...") on the terminal. Here:
   is a :class:`ConfigError` at once;
 - then ``ray.init`` runs in a helper thread with the process's stderr sent to a file, and is
   given up after ``max(timeout_s, MIN_HANDSHAKE_S)`` seconds with one line naming Ray's last
-  complaint; a local instance (no address) is started in the caller's thread, as Ray does it.
+  complaint; a local instance (no address) is started in the caller's thread, its notes (token
+  authentication...) also kept off the terminal.
 """
 
 from __future__ import annotations
@@ -110,11 +111,16 @@ def connect(ray: Any, address: str | None, timeout_s: float) -> bool:
         log_to_driver=False,
         configure_logging=False,
     )
-    if target is None or target == "local":
-        try:
-            ray.init(**options)
-        except ConnectionError as exc:
-            raise ConfigError(f"cannot start a local Ray instance: {exc}") from None
+    if target is None or target == "local":  # Ray starts its processes; its notes stay off
+        with _stderr_to_file() as log:
+            try:
+                ray.init(**options)
+            except ConnectionError as exc:
+                said = _last_complaint(log)
+                raise ConfigError(
+                    f"cannot start a local Ray instance: {exc}"
+                    + (f" (Ray: {said})" if said else "")
+                ) from None
         return True
     probe_address(target, timeout_s)
     deadline = max(float(timeout_s), MIN_HANDSHAKE_S)

@@ -67,7 +67,7 @@ class RayExecutor:
         num_gpus: GPUs each worker actor (or task) reserves; None: share the cluster's GPUs among
             the actors when it has any (the expert models then run there), else 0.
         keep_workers: keep the worker actors after the run for the next one (default: yes on a
-            cluster given by ``address``, no on a local instance).
+            cluster given by ``address`` or ``RAY_ADDRESS``, no on a local instance).
         timeout_s: how long reaching ``address`` may take (default: the agent's ``--timeout``,
             else 120 s).
     """
@@ -124,7 +124,9 @@ class RayExecutor:
         return math.floor(total / n * 100) / 100 if total > 0 else 0.0
 
     def _keep(self) -> bool:
-        return self.keep_workers if self.keep_workers is not None else self.address is not None
+        if self.keep_workers is not None:
+            return self.keep_workers
+        return (self.address or os.environ.get("RAY_ADDRESS") or "local") != "local"
 
     def _job(self, run: RunDir, budget: Budget, per_worker: int) -> RayJob:
         seconds = budget.seconds

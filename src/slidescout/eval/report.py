@@ -464,8 +464,25 @@ def print_report(
             highlight=False,
         )
     if rep.summary.get("wall_s_total") is not None:
-        console.print(f"wall time {fmt_seconds(rep.summary['wall_s_total'])}", highlight=False)
+        console.print(
+            f"wall time {fmt_seconds(rep.summary['wall_s_total'])}{_startup_note(rep.summary)}",
+            highlight=False,
+        )
     return rep
+
+
+def _startup_note(summary: dict[str, Any]) -> str:
+    """The last invocation's executor start-up, apart from its run (Ray: connect and workers)."""
+    ex = summary.get("executor") or {}
+    if ex.get("executor") != "ray":
+        return ""
+    workers = ex.get("workers_ready")
+    reused = ex.get("workers_reused") or 0
+    who = f", {workers} Ray workers ({reused} reused)" if workers is not None else ""
+    return (
+        f" (last run: start-up {fmt_seconds(ex.get('startup_s'))}{who}, "
+        f"samples {fmt_seconds(ex.get('run_s'))})"
+    )
 
 
 def report_data(rep: RunReport) -> dict[str, Any]:
