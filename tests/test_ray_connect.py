@@ -94,7 +94,20 @@ def test_an_init_error_is_one_line(capfd) -> None:
             ConfigError, match=r"cannot connect to the Ray cluster at .*: GCS refused us$"
         ):
             ray_connect.connect(stub, f"127.0.0.1:{port}", 5.0)
-    assert "Failed to connect" not in capfd.readouterr().err
+        # Ray wraps the reason (a missing token...) in a bare "Failed to connect": it is named
+        wrapped = ConnectionError("Failed to connect to Ray cluster at 192.0.2.2:6391")
+        wrapped.__cause__ = RuntimeError(
+            "Failed to connect to GCS. Last connection error: Traceback (most recent call last):\n"
+            '  File "python/ray/includes/common.pxi", line 119, in ray._raylet.check_status\n'
+            "ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken: token missing\n"
+        )
+        with pytest.raises(ConfigError) as err:
+            ray_connect.connect(StubRay(error=wrapped), f"127.0.0.1:{port}", 5.0)
+    assert str(err.value).endswith(
+        "Failed to connect to Ray cluster at 192.0.2.2:6391 "
+        "(AuthenticationError: RPC error: InvalidAuthToken: token missing)"
+    )
+    assert "Failed to connect to GCS" not in capfd.readouterr().err
 
 
 def test_ray_options_are_checked() -> None:

@@ -30,6 +30,7 @@ __all__ = ["MIN_HANDSHAKE_S", "connect", "import_ray", "probe_address"]
 
 MIN_HANDSHAKE_S = 60.0  # Ray's own handshake on a reachable address, however short --timeout is
 _HINT = "start a cluster with `ray start --head` or check --address"
+_RAISED = re.compile(r"^(?:[\w]+\.)*(\w+(?:Error|Exception): .*)$")
 _RAY_LINE = re.compile(r"^\[[^\]]*\]\s*(?:\S+:\d+:\s*)?(.*)$")
 
 
@@ -147,6 +148,21 @@ def connect(ray: Any, address: str | None, timeout_s: float) -> bool:
         )
     err = outcome.get("error")
     if err is not None:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise ConfigError(f"cannot connect to the Ray cluster at {target}: {first}")
+        raise ConfigError(f"cannot connect to the Ray cluster at {target}: {_first_line(err)}")
     return True
+
+
+def _first_line(err: BaseException) -> str:
+    """The error's first line, and its root cause's (Ray wraps an authentication failure, for
+    one, in a bare "Failed to connect")."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    root = err
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    if root is not err:
+        lines = str(root).strip().splitlines() or [""]
+        # Ray puts the last attempt's traceback into the message: its last "...Error: ..." line
+        raised = [m.group(1) for ln in lines if (m := _RAISED.match(ln.strip()))]
+        why = raised[-1] if raised else f"{type(root).__name__}: {lines[0]}"
+        text += f" ({why[:300]})"
+    return text
