@@ -17,7 +17,9 @@ from test_eval_runner_data import finished_keys, make_mpqa, read_results
 
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import make_agent
+from slidescout.agents.models.profile import permissive_profile
 from slidescout.core.messages import AssistantMessage, ModelResponse, TextPart, Usage
+from slidescout.core.model_settings import ModelSettings
 from slidescout.errors import ConfigError
 from slidescout.eval import load_multipathqa, load_synth
 from slidescout.eval.runner import run_eval
@@ -88,9 +90,8 @@ class CountingModel:
     """A planner that answers after a pause, counting how many of its requests overlap."""
 
     name = "counting:model"
-    api = "counting"
-    supports_tools = True
-    supports_images = True
+    profile = permissive_profile("counting:model")
+    settings = ModelSettings()
 
     def __init__(self) -> None:
         self.active = 0

@@ -150,15 +150,21 @@ def _parquet(path: Path) -> Path:
 
 
 def _n_tool_results(body: dict) -> int:
-    return sum(1 for m in body.get("messages", []) if m.get("role") == "tool")
+    """Tool results in a Chat Completions body, or a Responses body (``giant`` uses Responses)."""
+    chat = sum(1 for m in body.get("messages", []) if m.get("role") == "tool")
+    return chat + sum(1 for i in body.get("input", []) if i.get("type") == "function_call_output")
 
 
 def _images_in(body: dict) -> int:
     n = 0
-    for m in body.get("messages", []):
+    for m in body.get("messages", []) + body.get("input", []):
         if isinstance(m.get("content"), list):
-            n += sum(1 for part in m["content"] if part.get("type") == "image_url")
+            n += sum(1 for part in m["content"] if part.get("type") in ("image_url", "input_image"))
     return n
+
+
+def _tool_names(body: dict) -> set[str]:
+    return {t.get("name") or t["function"]["name"] for t in body.get("tools", [])}
 
 
 def agent_script(body: dict) -> Reply:
@@ -187,7 +193,7 @@ async def test_medframeqa_agent_and_thumbnail_baseline(
         summary = await run_eval(
             load.samples, out=tmp_path / "run-agent", agent=spec, concurrency=2, progress=False
         )
-        tools_offered = {t["function"]["name"] for b in srv.bodies for t in b.get("tools", [])}
+        tools_offered = set().union(*(_tool_names(b) for b in srv.bodies))
     assert tools_offered == {"view_image", "crop_image", "compare_images"}
     recs = [
         json.loads(line)

@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, int]] = [
     ("slidescout.cli", 5),
     ("slidescout.traces.viewer", 5),
     ("slidescout.tools.mcp_server", 5),
+    ("slidescout.studio", 5),
     ("slidescout.__main__", 5),
     ("slidescout.eval", 4),
     ("slidescout.traces", 4),
@@ -127,3 +128,14 @@ def test_layer_rules_catch_an_upward_import() -> None:
     assert (
         layer_of("slidescout.traces.viewer.app") == 5 and layer_of("slidescout.traces.rundir") == 4
     )
+
+
+def test_strategies_depend_on_hooks_not_the_agent() -> None:
+    """Prompts, the opening message and the strategies see the agent through ``Hooks`` only, and
+    environments differ by what they offer, never by their type."""
+    for module in ("protocol", "baselines", "strategies", "run_settings"):
+        imported = {t for m, t, *_ in _imports() if m == f"slidescout.agents.{module}"}
+        assert "slidescout.agents.loop" not in imported, module
+    text = "\n".join(p.read_text(encoding="utf-8") for p in ROOT.rglob("*.py"))
+    assert "isinstance(env, SlideEnvironment)" not in text
+    assert "isinstance(env, ImageSetEnvironment)" not in text

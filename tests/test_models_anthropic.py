@@ -19,6 +19,7 @@ from slidescout.core.messages import (
     ToolSpec,
     UserMessage,
 )
+from slidescout.core.model_settings import ModelSettings
 from slidescout.errors import ModelError
 from slidescout.testing.fake_anthropic import FakeAnthropic, Fault, Reply, ToolCall
 from slidescout.testing.fake_common import jpeg_image_part
@@ -125,7 +126,12 @@ async def test_tool_choice_mapping_and_defaults():
     with FakeAnthropic([Reply(text="a"), Reply(text="b"), Reply(text="c")]) as srv:
         model = claude(srv, prompt_cache=False, parallel_tool_calls=False)
         await model.request(
-            ModelRequest(messages=ask(), tools=[ZOOM], tool_choice="required", temperature=0.5)
+            ModelRequest(
+                messages=ask(),
+                tools=[ZOOM],
+                tool_choice="required",
+                settings=ModelSettings(temperature=0.5),
+            )
         )
         await model.request(ModelRequest(messages=ask(), tools=[ZOOM], tool_choice="none"))
         await model.request(ModelRequest(messages=ask()))

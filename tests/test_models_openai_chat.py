@@ -19,6 +19,7 @@ from slidescout.core.messages import (
     ToolSpec,
     UserMessage,
 )
+from slidescout.core.model_settings import ModelSettings
 from slidescout.errors import ModelError
 from slidescout.testing.fake_common import jpeg_image_part
 from slidescout.testing.fake_openai import FakeOpenAI, Fault, Reply, ToolCall
@@ -87,9 +88,7 @@ async def test_request_translation():
                 messages=msgs,
                 tools=[ZOOM],
                 tool_choice="auto",
-                max_output_tokens=256,
-                temperature=0.0,
-                seed=3,
+                settings=ModelSettings(max_output_tokens=256, temperature=0.0, seed=3),
             )
         )
         await model.aclose()
@@ -144,7 +143,9 @@ async def test_openai_endpoint_uses_max_completion_tokens(monkeypatch):
     monkeypatch.setattr(OpenAIProvider, "custom_endpoint", property(lambda self: False))
     with FakeOpenAI([Reply(text="ok", usage={"input": 1000, "output": 100})]) as srv:
         model = resolve_model("openai:gpt-4o", base_url=srv.base_url, api="chat", retry=FAST)
-        resp = await model.request(ModelRequest(messages=ask(), max_output_tokens=9))
+        resp = await model.request(
+            ModelRequest(messages=ask(), settings=ModelSettings(max_output_tokens=9))
+        )
         await model.aclose()
         assert srv.last_body["max_completion_tokens"] == 9 and "max_tokens" not in srv.last_body
     assert resp.usage.cost_usd == pytest.approx(
@@ -186,7 +187,7 @@ async def test_json_action_fallback_end_to_end():
         ]
     ) as srv:
         model = local(srv, name="llava:13b")
-        assert model.supports_tools is False
+        assert model.profile.tools is False
         msgs = ask()
         first = await model.request(ModelRequest(messages=msgs, tools=[ZOOM]))
         (call,) = first.message.tool_calls

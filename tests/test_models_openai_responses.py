@@ -19,6 +19,7 @@ from slidescout.core.messages import (
     ToolSpec,
     UserMessage,
 )
+from slidescout.core.model_settings import ModelSettings
 from slidescout.errors import ModelError
 from slidescout.testing.fake_common import jpeg_image_part
 from slidescout.testing.fake_openai import FakeOpenAI, Fault, Reply, ToolCall, hang
@@ -90,8 +91,7 @@ async def test_request_translation_full_history():
                 messages=messages,
                 tools=[ZOOM],
                 tool_choice="required",
-                max_output_tokens=500,
-                temperature=0.3,
+                settings=ModelSettings(max_output_tokens=500, temperature=0.3),
             )
         )
         await model.aclose()
@@ -274,7 +274,11 @@ async def test_non_reasoning_model_and_inline_images():
     ]
     with FakeOpenAI([Reply(text="ok")]) as srv:
         model = model_for(srv, name="gpt-4o", tool_result_images="inline")
-        await model.request(ModelRequest(messages=msgs, tools=[ZOOM], temperature=0.2, seed=7))
+        await model.request(
+            ModelRequest(
+                messages=msgs, tools=[ZOOM], settings=ModelSettings(temperature=0.2, seed=7)
+            )
+        )
         await model.aclose()
         body = srv.last_body
     assert "include" not in body and "reasoning" not in body and body["temperature"] == 0.2

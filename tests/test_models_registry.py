@@ -39,7 +39,7 @@ def test_api_choice():
 def test_resolve_openai_and_anthropic(keys):
     m = resolve_model("openai:gpt-5")
     assert isinstance(m, Model)
-    assert (m.name, m.api, m.supports_tools, m.supports_images) == (
+    assert (m.name, m.api, m.profile.tools, m.profile.images) == (
         "openai:gpt-5",
         "openai-responses",
         True,
@@ -58,20 +58,18 @@ def test_resolve_openai_and_anthropic(keys):
         resolve_model("anthropic:claude-x", base_url="http://127.0.0.1:9/").base_url
         == "http://127.0.0.1:9"
     )
-    with pytest.raises(ConfigError, match="openai: models only"):
+    with pytest.raises(ConfigError, match="does not apply to anthropic: models"):
         resolve_model("anthropic:claude-sonnet-4-5", api="chat")
 
 
 def test_tools_support_defaults_and_override(keys):
-    assert not resolve_model(
-        "openai:llava:13b", base_url="http://localhost:11434/v1"
-    ).supports_tools
+    assert not resolve_model("openai:llava:13b", base_url="http://localhost:11434/v1").profile.tools
     assert resolve_model(
         "openai:llava:13b", base_url="http://localhost:11434/v1", tools=True
-    ).supports_tools
+    ).profile.tools
     assert not resolve_model(
         "openai:qwen", base_url="http://localhost:1/v1", tools=False
-    ).supports_tools
+    ).profile.tools
 
 
 def test_unknown_option_lists_valid_ones(keys):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import email.utils
+import subprocess
+import sys
 import time
 
 import pytest
 
 from slidescout.agents.models import RetryPolicy, resolve_model
-from slidescout.agents.models.retry import call_with_retries, parse_retry_after, should_retry
+from slidescout.agents.models.retry import call_with_retries, parse_retry_after
 from slidescout.core.messages import ModelRequest, TextPart, UserMessage
 from slidescout.errors import ModelError
 from slidescout.testing.fake_openai import FakeOpenAI, Fault, Reply
@@ -32,9 +34,49 @@ def test_backoff_is_exponential_jittered_and_capped():
     assert p.backoff(10) == 5.0
 
 
-def test_unknown_exceptions_are_not_retried():
-    assert should_retry(ValueError("bug")).retry is False
-    assert should_retry(ModelError("x", retryable=True)).retry is True
+def test_unknown_exceptions_are_not_provider_errors(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000000")
+    model = resolve_model("openai:gpt-5")
+    assert model.should_retry(ValueError("bug")) is None  # a bug: propagates unchanged
+    decision = model.should_retry(ModelError("x", retryable=True))
+    assert decision is not None and decision.retry is True
+
+
+def test_classifying_an_error_imports_no_sdk():
+    """Each adapter classifies its own errors; an unrelated exception imports no SDK (it took
+    28 s under load when the classifier imported both)."""
+    code = (
+        "import sys, os; os.environ['OPENAI_API_KEY'] = 'sk-x'\n"
+        "from slidescout.agents.models import resolve_model\n"
+        "m = resolve_model('openai:gpt-5'); a = resolve_model('anthropic:claude-x', "
+        "base_url='http://127.0.0.1:9')\n"
+        "assert m.should_retry(ValueError()) is None and a.should_retry(KeyError()) is None\n"
+        "print(sorted(k for k in ('openai', 'anthropic') if k in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+async def test_an_adapter_does_not_take_another_sdks_errors(monkeypatch):
+    """An Anthropic SDK error raised inside an OpenAI adapter's call is not its provider error."""
+    import anthropic
+    import httpx
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000000")
+    with FakeOpenAI([Reply(text="x")]) as srv:
+        model = resolve_model("openai:gpt-5", base_url=srv.base_url)
+        assert (
+            model.provider.client is not None
+        )  # the SDK's classes are known once the client exists
+        foreign = anthropic.APITimeoutError(request=httpx.Request("GET", "http://x"))
+        assert model.should_retry(foreign) is None
+        import openai
+
+        own = openai.APITimeoutError(request=httpx.Request("GET", "http://x"))
+        decision = model.should_retry(own)
+        assert decision is not None and decision.retry and decision.reason == "timeout"
+        await model.aclose()
 
 
 async def test_bugs_propagate_unchanged():

@@ -278,7 +278,8 @@ def test_thumbnail_and_patch_baselines_send_no_system_prompt(
             bodies = srv.bodies
         assert trace.status == "answered" and len(bodies) == n
         for body in bodies:
-            assert "instructions" not in body and body["reasoning"] == {"effort": "high"}
+            assert "instructions" not in body
+            assert body["reasoning"] == {"effort": "high", "summary": "detailed"}  # as the agent
             (user,) = body["input"]
             images = [c for c in user["content"] if c["type"] == "input_image"]
             assert len(images) == 1 and "detail" not in images[0]

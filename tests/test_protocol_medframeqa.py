@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_imageset_tools import _parquet, agent_script
+from test_imageset_tools import _n_tool_results, _parquet, agent_script
 
 from slidescout.agents.baselines import official_question
 from slidescout.agents.config import AgentConfig
@@ -19,14 +19,16 @@ from slidescout.testing.fake_openai import FakeOpenAI, Reply
 
 
 def _image_urls(body: dict, first_only: bool = False) -> list[str]:
-    msgs = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    """The images of a Chat Completions body, or of a Responses body (``giant`` uses Responses)."""
+    items = body.get("messages", []) + body.get("input", [])
+    msgs = [m for m in items if m.get("role") == "user"]
     msgs = msgs[:1] if first_only else msgs
     return [
-        p["image_url"]["url"]
+        p["image_url"]["url"] if isinstance(p["image_url"], dict) else p["image_url"]
         for m in msgs
         if isinstance(m.get("content"), list)
         for p in m["content"]
-        if p.get("type") == "image_url"
+        if p.get("type") in ("image_url", "input_image")
     ]
 
 
@@ -155,7 +157,5 @@ async def test_agentic_presets_show_every_frame_first(
                 concurrency=1,
                 progress=False,
             )
-            firsts = [
-                b for b in srv.bodies if not any(m.get("role") == "tool" for m in b["messages"])
-            ]
+            firsts = [b for b in srv.bodies if not _n_tool_results(b)]
         assert sorted(len(_image_urls(b, first_only=True)) for b in firsts) == [2, 3], preset

@@ -98,9 +98,10 @@ def test_rerun_keeps_existing_slides(dataset):
 
 
 def test_eval_loader_reads_it(dataset):
-    datasets = pytest.importorskip("slidescout.eval.datasets")
+    from slidescout.eval import load_dataset
+
     _, csv_path = dataset
-    loaded = datasets.load_dataset(csv_path)
+    loaded = load_dataset(csv_path)
     _, rows = _rows(csv_path)
     assert len(loaded.samples) == len(rows) and loaded.n_missing == 0
     assert all(s.meta.get("truth_path", "").endswith(".json") for s in loaded.samples)

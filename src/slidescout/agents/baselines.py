@@ -1,8 +1,9 @@
 """GIANT's baselines as strategies: one thumbnail; random patches of the CLAM-style tissue grid, one
 call each, majority vote. MedFrameQA's official protocol is the one-call image-set case.
 
-They run through the agent's public hooks (``system_prompt``, ``show``, ``call_model``,
-``record_answer``), so their calls, images and answers are recorded like the loop's.
+They run through the agent's :class:`~slidescout.agents.run_settings.Hooks` (``system_prompt``,
+``show``, ``call_model``, ``record_answer``), so their calls, images and answers are recorded like
+the loop's; what a sample offers (a slide or a set of images) decides what they show.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import time
 from collections import Counter
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from slidescout import prompts
-from slidescout.agents.environment import Environment, ImageSetEnvironment, SlideEnvironment
+from slidescout.agents.environment import Environment
+from slidescout.agents.run_settings import Hooks
 from slidescout.agents.state import SampleState
+from slidescout.core.answer_formats import parse_reply
 from slidescout.core.messages import ImagePart, ModelRequest, SystemMessage, TextPart, UserMessage
-from slidescout.core.parsing import LETTERS, ParsedAnswer, parse_answer
+from slidescout.core.parsing import LETTERS, ParsedAnswer
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Status
 from slidescout.core.types import View
@@ -33,9 +35,6 @@ from slidescout.slides.clam import (
     clam_tissue,
 )
 from slidescout.slides.tissue import tissue_mask
-
-if TYPE_CHECKING:
-    from slidescout.agents.loop import Agent
 
 __all__ = ["PatchStrategy", "ThumbnailStrategy", "majority_answer", "sample_tissue_boxes"]
 
@@ -65,34 +64,35 @@ class ThumbnailStrategy:
     """One call: the slide's thumbnail, or, for an image set, every image in one message (under the
     ``medframeqa`` preset, the original files as the official evaluation sends them)."""
 
-    async def run(self, agent: Agent, state: SampleState) -> Status:
-        env, p = state.env, agent.preset
+    async def run(self, hooks: Hooks, state: SampleState) -> Status:
+        env, p = state.env, hooks.settings.preset
         side = p.overview_side or 1024
-        official = isinstance(env, ImageSetEnvironment) and p.parser == "medframeqa"
+        images = env.imageset
+        official = images is not None and p.parser == "medframeqa"
         text = TextPart(text=official_question(state.sample) if official else state.sample.question)
         parts: list[TextPart | ImagePart] = [text]
-        if isinstance(env, ImageSetEnvironment):
-            for i in range(len(env.imageset)):
-                path = Path(env.imageset.paths[i])
+        if images is not None:
+            for i in range(len(images)):
+                path = Path(images.paths[i])
                 media = _MEDIA.get(path.suffix.lower()) if official else None
                 if media is not None:
                     parts.append(
-                        agent.show_file(
+                        hooks.show_file(
                             state,
                             path.read_bytes(),
                             media,
-                            env.imageset.get(i + 1).dimensions,
+                            images.get(i + 1).dimensions,
                             source=f"image:{i + 1}",
                             label=f"image {i + 1}",
                         )
                     )
                 else:
-                    parts.append(self._part(agent, state, env.imageset.view(i + 1, side)))
+                    parts.append(self._part(hooks, state, images.view(i + 1, side)))
         else:
-            parts.append(self._part(agent, state, env.overview(side, guides=False)))
-        if agent.provider in p.images_first_providers:  # MedFrameQA's Claude: images, then text
+            parts.append(self._part(hooks, state, env.overview(side, guides=False)))
+        if hooks.settings.provider in p.images_first_providers:  # MedFrameQA's Claude: images first
             parts = [*parts[1:], text]
-        system = agent.system_prompt(env)
+        system = hooks.system_prompt(env)
         state.messages = (
             [SystemMessage(content=system)] if system else []
         )  # GIANT's thumbnail: none
@@ -101,32 +101,35 @@ class ThumbnailStrategy:
             messages=state.messages,
             tools=[],
             tool_choice="none",
-            temperature=agent.temperature,
-            seed=agent.settings.seed,
+            settings=hooks.settings.model.settings,
         )
-        resp = await agent.call_model(state, req, step=0, forced=True, n_images=len(parts) - 1)
+        resp = await hooks.call_model(state, req, step=0, forced=True, n_images=len(parts) - 1)
         if resp is None:
             return "error"
         state.messages.append(resp.message)
         # an empty reply is an answer that scores as "empty reply" (MedFrameQA's official score leaves
         # such replies out of its denominator; the report gives both)
-        agent.record_answer(state, 0, resp.message.text)
+        hooks.record_answer(state, 0, resp.message.text)
         return "answered"
 
     @staticmethod
-    def _part(agent: Agent, state: SampleState, view: View) -> ImagePart:
-        part = agent.show(
+    def _part(hooks: Hooks, state: SampleState, view: View) -> ImagePart:
+        part = hooks.show(
             state, view, purpose="thumbnail", label=view.meta.get("label") or "thumbnail"
         )
-        return ImagePart(image=part.image, data=part.data, detail=agent.preset.overview_detail)
+        return ImagePart(
+            image=part.image, data=part.data, detail=hooks.settings.preset.overview_detail
+        )
 
 
 def sample_grid_boxes(
-    env: SlideEnvironment, n: int, size: int, seed: int | None, preset: str = "tcga"
+    env: Environment, n: int, size: int, seed: int | None, preset: str = "tcga"
 ) -> list[tuple[int, int, int, int]]:
     """``n`` random patches (without replacement) of CLAM's patch grid (``slides.clam``) under the
     CLAM ``preset`` of GIANT's repository, segmented at CLAM's resolution; [] when the grid is
     empty."""
+    if env.slide is None:
+        return []
     values = clam_preset(preset)
     side = clam_seg_side(list(env.slide.level_downsamples), max(env.size))
     thumb = env.overview(side, guides=False)
@@ -188,47 +191,54 @@ def majority_answer(
 class PatchStrategy:
     """Random tissue patches at level 0, one call each; the answer is the majority of the parsed replies."""
 
-    async def run(self, agent: Agent, state: SampleState) -> Status:
+    async def run(self, hooks: Hooks, state: SampleState) -> Status:
         env = state.env
-        if not isinstance(env, SlideEnvironment):
+        slide = env.slide
+        if slide is None:
             state.error(
                 "the patch baseline needs a slide; use thumbnail for image sets",
                 fatal=True,
                 error_type="ConfigError",
             )
             return "error"
-        size = agent.preset.patch_size
-        n, seed = min(agent.preset.n_patches, agent.max_steps), agent.settings.seed
+        size = hooks.settings.preset.patch_size
+        n, seed = (
+            min(hooks.settings.preset.n_patches, hooks.settings.max_steps),
+            hooks.settings.seed,
+        )
         preset = clam_preset_for(state.sample.task)  # tcga.csv, or panda.csv for PANDA
         boxes = sample_grid_boxes(env, n, size, seed, preset) or sample_tissue_boxes(
             env, n, size, seed
         )
         state.note(json.dumps({"clam_preset": preset, "patches": len(boxes)}))
-        system_text = agent.system_prompt(env)
+        system_text = hooks.system_prompt(env)
         system = (
             [SystemMessage(content=system_text)] if system_text else []
         )  # GIANT's patch baseline: none
         replies: list[tuple[ParsedAnswer, int, str]] = []
         t0 = time.monotonic()
         for step, box in enumerate(boxes):
-            limit = agent.limit_reached(state, step)
+            limit = hooks.limit_reached(state, step)
             if limit is not None:
                 break
-            part = agent.show(
-                state, env.slide.read(box, max_side=size), purpose="patch", label="patch", step=step
+            part = hooks.show(
+                state, slide.read(box, max_side=size), purpose="patch", label="patch", step=step
             )
-            part = ImagePart(image=part.image, data=part.data, detail=agent.preset.overview_detail)
+            part = ImagePart(
+                image=part.image, data=part.data, detail=hooks.settings.preset.overview_detail
+            )
             req = ModelRequest(
                 messages=[*system, UserMessage(parts=[TextPart(text=state.sample.question), part])],
                 tools=[],
                 tool_choice="none",
-                temperature=agent.temperature,
-                seed=seed,
+                settings=hooks.settings.model.settings,
             )
-            resp = await agent.call_model(state, req, step=step, forced=False, n_images=1)
+            resp = await hooks.call_model(state, req, step=step, forced=False, n_images=1)
             if resp is not None and resp.message.text.strip():
                 text = resp.message.text
-                replies.append((parse_answer(text, state.sample, agent.preset.parser), step, text))
+                replies.append(
+                    (parse_reply(text, state.sample, hooks.settings.preset.parser), step, text)
+                )
         won = majority_answer([(p, s) for p, s, _ in replies])
         if won is None:
             state.error(f"none of the {len(replies)} patch replies could be parsed", fatal=True)
@@ -241,7 +251,7 @@ class PatchStrategy:
             for p, s, _ in replies
             if p.ok and str(p.value).strip().lower() == str(answer.value).strip().lower()
         ]
-        agent.record_answer(state, len(boxes), text, rationale=summary, supporting_steps=winners)
+        hooks.record_answer(state, len(boxes), text, rationale=summary, supporting_steps=winners)
         state.trace.events[-1].duration_s = time.monotonic() - t0
         state.note(
             json.dumps(

@@ -13,10 +13,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from slidescout.agents.models import Model, parse_model_id, resolve_model
+from slidescout import prompts
+from slidescout.agents.models import (
+    Model,
+    ModelProfile,
+    ResolvedSettings,
+    parse_model_id,
+    resolve_model,
+    resolve_settings,
+    route_profile,
+)
 from slidescout.agents.models.pricing import user_price
-from slidescout.agents.presets import DEFAULT_PRESET, get_preset
-from slidescout.agents.protocol import MODEL_SETTINGS, check_model_settings, read_prompt_file
+from slidescout.agents.models.registry import PROVIDERS, ApiChoice, split_options
+from slidescout.agents.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+from slidescout.core.model_settings import (
+    SETTING_NAMES,
+    ModelSettings,
+    ReasoningEffort,
+    ReasoningSummary,
+)
 
 __all__ = ["AgentConfig", "KeepImages", "default_model_id"]
 
@@ -38,95 +53,114 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model: str | None = Field(
-        None,
-        description="provider:model (openai:gpt-5, anthropic:claude-sonnet-4-5, "
-        "expert, replay:TRACE); default: by the API key set, else expert",
+        default=None,
+        description=f"provider:model ({', '.join(PROVIDERS.builtin_names())} built in; plugins "
+        "add more), e.g. openai:gpt-5, anthropic:claude-sonnet-4-5, expert, replay:TRACE; "
+        "default: by the API key set, else expert",
     )
     preset: str = Field(
-        DEFAULT_PRESET,
-        description="protocol: scout (default), giant, vitar, thumbnail, patch or medframeqa",
+        default=DEFAULT_PRESET,
+        description="protocol: "
+        + ", ".join(f"{n} (default)" if n == DEFAULT_PRESET else n for n in PRESETS.builtin_names())
+        + ", or a plugin's",
     )
     base_url: str | None = Field(
-        None, description="an OpenAI-compatible server, e.g. http://localhost:8000/v1"
+        default=None, description="an OpenAI-compatible server, e.g. http://localhost:8000/v1"
     )
-    api: Literal["auto", "responses", "chat"] = Field(
-        "auto", description="OpenAI API: responses, chat or auto"
+    api: ApiChoice = Field(
+        default="auto",
+        description="OpenAI API: responses, chat or auto (auto: the preset's, else Responses "
+        "for OpenAI's endpoint and chat for a --base-url)",
     )
     tools: str | None = Field(
-        None, description="change the preset's tools: '+name,-name' (or a full list)"
+        default=None, description="change the preset's tools: '+name,-name' (or a full list)"
     )
-    max_steps: int | None = Field(None, ge=1, description="step budget T (default: the preset's)")
+    max_steps: int | None = Field(
+        default=None, ge=1, description="step budget T (default: the preset's)"
+    )
     max_side: int | None = Field(
-        None,
+        default=None,
         ge=64,
         le=8192,
         description="long side of every image in px (default: the preset's, by provider)",
     )
     keep_images: KeepImages = Field(
-        None,
+        default=None,
         description="images kept in the context besides the overview: "
         "a number, or 'all' (default: the preset's)",
     )
     guides: bool | None = Field(
-        None, description="draw coordinate guides on images (default: the preset's)"
+        default=None, description="draw coordinate guides on images (default: the preset's)"
     )
     jpeg_quality: int | None = Field(
-        None, ge=1, le=100, description="JPEG quality of images sent (default: the preset's)"
+        default=None,
+        ge=1,
+        le=100,
+        description="JPEG quality of images sent (default: the preset's)",
     )
-    seed: int | None = Field(None, description="model sampling seed (repeat r uses seed + r)")
-    temperature: float | None = Field(None, ge=0, le=2, description="model sampling temperature")
+    seed: int | None = Field(
+        default=None, description="model sampling seed (repeat r uses seed + r)"
+    )
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="model sampling temperature"
+    )
     max_errors: int = Field(
-        3, ge=1, description="consecutive failing steps before a sample ends in error"
+        default=3, ge=1, description="consecutive failing steps before a sample ends in error"
     )
     sample_seconds: float | None = Field(
-        None, gt=0, description="wall-time limit of one sample, in seconds"
+        default=None, gt=0, description="wall-time limit of one sample, in seconds"
     )
     device: str | None = Field(
-        None, description="device of expert tools: cpu, cuda, cuda:N (default: cuda if present)"
+        default=None,
+        description="device of expert tools: cpu, cuda, cuda:N (default: cuda if present)",
     )
     timeout: float | None = Field(
-        None,
+        default=None,
         gt=0,
         description="seconds one model request may take before it is retried (default 120)",
     )
     retries: int | None = Field(
-        None,
+        default=None,
         ge=0,
         le=20,
         description="retries of a failed model request (default 5): a dead "
         "server is given up after timeout × (retries + 1) plus backoff",
     )
     price_in: float | None = Field(
-        None,
+        default=None,
         ge=0,
         description="USD per 1M input tokens, for a model with no known price (with --price-out)",
     )
     price_out: float | None = Field(
-        None,
+        default=None,
         ge=0,
         description="USD per 1M output tokens, for a model with no known price (with --price-in)",
     )
     pricing: str | None = Field(
-        None,
+        default=None,
         description='a pricing TOML file ([openai."MODEL"] input/output per 1M '
         "tokens) for this run",
     )
-    reasoning_effort: str | None = Field(
-        None,
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None,
         description="OpenAI reasoning models: none, minimal, low, medium, "
         "high, xhigh (giant: high)",
     )
-    reasoning_summary: str | None = Field(
-        None, description="OpenAI reasoning models: auto, concise or detailed (giant: detailed)"
+    reasoning_summary: ReasoningSummary | None = Field(
+        default=None,
+        description="OpenAI reasoning models, Responses API: auto, concise or detailed "
+        "(giant: detailed)",
     )
     thinking_budget: int | None = Field(
-        None, ge=1024, description="Claude: extended thinking budget in tokens (giant: 1024)"
+        default=None,
+        ge=1024,
+        description="Claude: extended thinking budget in tokens (giant: 1024)",
     )
     max_output_tokens: int | None = Field(
-        None, ge=1, description="output token limit per call (giant, Claude: 30000)"
+        default=None, ge=1, description="output token limit per call (giant, Claude: 30000)"
     )
     system_prompt: str | None = Field(
-        None,
+        default=None,
         description="a system prompt file used instead of the preset's (e.g. "
         "GIANT's exact text); its hash goes into the manifest",
     )
@@ -150,22 +184,53 @@ class AgentConfig(BaseModel):
         provider = self.model_id.split(":", 1)[0]
         return f"{provider}@{self.base_url}" if self.base_url else provider
 
+    @property
+    def route_api(self) -> ApiChoice:
+        """The API in force: ``api``, or under ``auto`` the one the preset needs when the
+        provider offers a choice (``giant`` needs OpenAI's Responses API)."""
+        if self.api != "auto":
+            return self.api
+        wanted = get_preset(self.preset).api
+        provider = PROVIDERS.get(parse_model_id(self.model_id)[0])
+        return wanted if wanted in provider.api_choices else "auto"
+
     def check(self) -> None:
-        """Fail now, with one line, on a malformed model id, an unknown preset, a reasoning setting
-        the provider cannot take or an unreadable prompt file: before any slide is opened."""
+        """Fail now, with one line, on a malformed model id, an unknown preset, a model setting
+        the route cannot carry or an unreadable prompt file: before any slide is opened."""
         parse_model_id(self.model_id)
-        get_preset(self.preset)
-        self.model_settings()
+        _, own = split_options(self.model_options)
+        self.resolve_settings(self.profile(), get_preset(self.preset), own)
         if self.system_prompt:
-            read_prompt_file(self.system_prompt)
+            prompts.read_file(self.system_prompt)
 
-    def model_settings(self) -> dict[str, Any]:
-        """The reasoning settings the user set, checked against the provider (one-line ``ConfigError``)."""
-        return check_model_settings(self.model_id, {k: getattr(self, k) for k in MODEL_SETTINGS})
+    def user_settings(self) -> ModelSettings:
+        """The model settings the user set (the top layer of the merge)."""
+        given = {k: getattr(self, k) for k in SETTING_NAMES if k in type(self).model_fields}
+        return ModelSettings(**{k: v for k, v in given.items() if v is not None})
 
-    def adapter_options(self) -> dict[str, Any]:
-        """Options for ``resolve_model``: ``model_options`` with the timeout, retries and reasoning settings."""
-        opts = {**self.model_options, **self.model_settings()}
+    def profile(self) -> ModelProfile:
+        """What the model on its route can carry (no key is read, no request sent)."""
+        return route_profile(
+            self.model_id, base_url=self.base_url, api=self.route_api, **self.model_options
+        )
+
+    def resolve_settings(
+        self, profile: ModelProfile, preset: Preset, model_defaults: ModelSettings | None = None
+    ) -> ResolvedSettings:
+        """The settings every request carries: the model's defaults < the preset's for this route
+        < the user's flags, checked against ``profile`` (a one-line ``ConfigError``)."""
+        return resolve_settings(
+            profile,
+            model=model_defaults,
+            preset=preset.settings_for(profile),
+            user=self.user_settings(),
+            required=preset.requires,
+            preset_name=preset.name,
+        )
+
+    def _build_options(self) -> dict[str, Any]:
+        """``model_options`` with the timeout and retries: how the model is built."""
+        opts = dict(self.model_options)
         if self.timeout is not None:
             opts["timeout_s"] = float(self.timeout)
         if self.retries is not None:
@@ -174,25 +239,21 @@ class AgentConfig(BaseModel):
 
     def resolve_model(self) -> Model:
         """The model, with the price the user gave (``price_in``/``price_out`` or ``pricing``) when any."""
-        opts = self.adapter_options()
+        opts = self._build_options()
         provider, name = parse_model_id(self.model_id)
         given = self.price_in is not None or self.price_out is not None or self.pricing is not None
         if provider in ("openai", "anthropic") and given:
-            probe = resolve_model(
-                self.model_id, base_url=self.base_url, api=self.api, **opts
-            )  # no request
-            custom = bool(getattr(getattr(probe, "provider", None), "custom_endpoint", False))
             price = user_price(
                 provider,
                 name,
                 price_in=self.price_in,
                 price_out=self.price_out,
                 pricing_file=self.pricing,
-                custom_endpoint=custom,
+                custom_endpoint=self.profile().custom_endpoint,
             )
             if price is not None:
                 opts["price"] = price
-        return resolve_model(self.model_id, base_url=self.base_url, api=self.api, **opts)
+        return resolve_model(self.model_id, base_url=self.base_url, api=self.route_api, **opts)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-able data (the manifest's form)."""

@@ -2,10 +2,11 @@
 
 ``Agent.run(sample, recorder)`` runs one sample and returns its trace. The state of a sample is
 one :class:`SampleState`; :meth:`Agent.step` runs one step and returns the status that ends the
-sample, or None to go on. How a sample is run is a :class:`Strategy`: the agentic loop, or one
-of GIANT's baselines (``baselines.py``), which use the same public hooks (``system_prompt``,
-``call_model``, ``show``, ``record_answer``). The agent never writes files: images and the trace
-go to the :class:`~slidescout.core.recorder.Recorder`.
+sample, or None to go on. How a sample is run is a ``Strategy`` (``strategies.py``): the agentic
+loop, or one of GIANT's baselines (``baselines.py``); they see the agent through the small
+``Hooks`` protocol (``run_settings.py``: the settings in force, ``system_prompt``, ``show``,
+``call_model``, ``record_answer``...). The agent never writes files: images and the trace go to
+the :class:`~slidescout.core.recorder.Recorder`.
 
 Errors never lose a sample: a ``ToolError`` or a malformed call goes back to the model as an
 error observation; an unexpected exception is recorded on the step; after ``max_errors``
@@ -16,28 +17,24 @@ preset with ``tool_errors="continue"``, ``giant``, the loop goes on, as GIANT's 
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Protocol
 
 from slidescout import prompts
-from slidescout.agents.baselines import PatchStrategy, ThumbnailStrategy
 from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.context import images_in, prune_images, request_size, store_view
-from slidescout.agents.environment import Environment, ImageSetEnvironment, open_environment
+from slidescout.agents.conversation import Conversation
+from slidescout.agents.environment import SLIDE_OFFERS, Environment, open_environment
 from slidescout.agents.models import Model
-from slidescout.agents.presets import Preset, get_preset
+from slidescout.agents.presets import Preset
 from slidescout.agents.protocol import (
-    apply_model_defaults,
     imageset_baseline_prompt,
     opening_message,
     prompt_hashes,
     protocol_config,
-    read_prompt_file,
-    run_with_reruns,
     slide_system_prompt,
 )
 from slidescout.agents.replies import (
@@ -46,7 +43,9 @@ from slidescout.agents.replies import (
     parse_rethink,
     parse_supporting_steps,
 )
+from slidescout.agents.run_settings import RunSettings
 from slidescout.agents.state import SampleState
+from slidescout.agents.strategies import Strategy, strategy_for
 from slidescout.agents.toolcalls import run_tool_calls
 from slidescout.core.messages import (
     AssistantMessage,
@@ -67,6 +66,7 @@ from slidescout.core.trace import (
     AnswerEvent,
     ErrorEvent,
     ImageEvent,
+    ImagePurpose,
     ModelCallEvent,
     SlideRef,
     Status,
@@ -76,34 +76,8 @@ from slidescout.core.trace import (
 from slidescout.core.types import View
 from slidescout.errors import ModelError, SlidescoutError
 from slidescout.tools import registry as tool_registry
+from slidescout.tools.context import ContextOptions
 from slidescout.tools.registry import ToolRegistry, ToolSet
-
-IMAGESET_TOOLS = ("view_image", "crop_image", "compare_images")
-SLIDE_FREE_TOOLS = ("lookup",)  # tools that make sense without a slide
-
-
-class Strategy(Protocol):
-    """How a sample is run: the agentic loop, or a baseline. Returns the final status."""
-
-    async def run(self, agent: Agent, state: SampleState) -> Status: ...
-
-
-class AgentStrategy:
-    """Think, act, rethink: the overview, then one step at a time until an answer or a limit.
-
-    A trajectory that overruns its step budget is run again when the preset says so (GIANT)."""
-
-    async def run(self, agent: Agent, state: SampleState) -> Status:
-        return await run_with_reruns(agent, state, lambda: self.attempt(agent, state))
-
-    @staticmethod
-    async def attempt(agent: Agent, state: SampleState) -> Status:
-        await agent.start(state)
-        for step in range(agent.max_steps):
-            status = await agent.step(state, step)
-            if status is not None:
-                return status
-        return "max_steps"
 
 
 class Agent:
@@ -125,42 +99,19 @@ class Agent:
         registry: ToolRegistry | None = None,
     ) -> None:
         self.model = model
-        self.settings = config or AgentConfig()
-        preset = get_preset(self.settings.preset)
-        if self.settings.system_prompt:
-            text = read_prompt_file(
-                self.settings.system_prompt
-            )  # read once; a bad file: say so now
-            preset = replace(preset, prompt_file=self.settings.system_prompt, prompt_text=text)
-        self.preset: Preset = preset
-        cfg = self.settings
-        apply_model_defaults(
-            model, preset.model_defaults
-        )  # GIANT's reasoning settings, where unset
-        self.provider = model.name.split(":", 1)[0] if ":" in model.name else model.name
-        self.max_steps = cfg.max_steps or preset.max_steps
-        self.max_side = cfg.max_side or preset.max_side_for(self.provider)
-        keep = preset.keep_images if cfg.keep_images is None else cfg.keep_images
-        self.keep_images: int | None = None if keep == "all" else keep
-        self.guides = preset.guides if cfg.guides is None else cfg.guides
-        self.jpeg_quality = cfg.jpeg_quality or preset.jpeg_quality
-        self.temperature = preset.temperature if cfg.temperature is None else cfg.temperature
-        self.one_call = (
-            self.provider in preset.one_call_providers
-        )  # GIANT's Claude: first call only
+        self.agent_config = config or AgentConfig()
+        # everything the agent does, decided once: preset < flags; model defaults < preset < flags
+        self.settings: RunSettings = RunSettings.decide(self.agent_config, model, registry)
         self.budget = budget or Budget()
-        self.tool_names = list(preset.tools)
-        if cfg.tools:
-            self.tool_names = (registry or tool_registry.default_registry()).resolve_toolset(
-                self.tool_names, cfg.tools
-            )
         self._registry = registry
-        self._tools_by_env: dict[str, ToolSet] = {}
-        self._config: dict[str, object] | None = (
-            None  # computed once: every trace of the run records it
-        )
+        self._tools_by_env: dict[frozenset[str], ToolSet] = {}
+        self._config: dict[str, object] | None = None  # computed once: every trace records it
         self._prompt_hashes: dict[str, str] | None = None
-        self.strategy: Strategy = _strategy_for(preset)
+        self.strategy: Strategy = strategy_for(self.settings.preset)
+
+    @property
+    def preset(self) -> Preset:
+        return self.settings.preset
 
     # -- configuration recorded in the manifest and the trace ---------------------
     def config(self) -> dict[str, object]:
@@ -170,56 +121,75 @@ class Agent:
         return self._config
 
     def _settings_in_force(self) -> dict[str, object]:
+        s = self.settings
         return {
-            **self.settings.to_dict(),
+            **self.agent_config.to_dict(),
             "model": self.model.name,
-            "api": getattr(self.model, "api", ""),
-            "tools": self.tool_names,
-            "max_steps": self.max_steps,
-            "max_side": self.max_side,
-            "keep_images": "all" if self.keep_images is None else self.keep_images,
-            "guides": self.guides,
-            "jpeg_quality": self.jpeg_quality,
-            "temperature": self.temperature,
+            "api": self.model.profile.api,
+            "tools": list(s.tool_names),
+            "max_steps": s.max_steps,
+            "max_side": s.max_side,
+            "keep_images": "all" if s.keep_images is None else s.keep_images,
+            "guides": s.guides,
+            "jpeg_quality": s.jpeg_quality,
+            "temperature": s.model.settings.temperature,
             "budget": {
                 "usd": self.budget.usd,
                 "tokens": self.budget.tokens,
                 "seconds": self.budget.seconds,
             },
-            **protocol_config(self),
+            **protocol_config(s),
         }
 
     def prompt_hashes(self) -> dict[str, str]:
         """sha256 of every prompt a run may send (a prompt file as read), for the manifest."""
         if self._prompt_hashes is None:
-            self._prompt_hashes = prompt_hashes(self)
+            self._prompt_hashes = prompt_hashes(self.settings.preset)
         return self._prompt_hashes
 
-    def toolset(self, env_kind: str = "slide") -> ToolSet:
-        """The tools offered for an environment: an image set swaps slide navigation for image tools."""
-        if env_kind not in self._tools_by_env:
+    def toolset(self, offers: frozenset[str] = SLIDE_OFFERS) -> ToolSet:
+        """The tools offered in an environment that offers ``offers``: the preset's tools (and,
+        for an image set, its image-set tools) whose need the environment meets. Only these
+        tools' modules are imported."""
+        if offers not in self._tools_by_env:
             reg = self._registry or tool_registry.default_registry()
-            names = self.tool_names
-            if env_kind == "imageset":
-                names = list(IMAGESET_TOOLS) + [n for n in names if n in SLIDE_FREE_TOOLS]
-            self._tools_by_env[env_kind] = reg.select(names)
-        return self._tools_by_env[env_kind]
+            names = list(self.settings.tool_names)
+            if "slide" not in offers:  # no slide: the preset's image-set tools come first
+                names = [*self.settings.preset.imageset_tools, *names]
+            chosen = reg.select(names)
+            self._tools_by_env[offers] = ToolSet(t for t in chosen if t.available_in(offers))
+        return self._tools_by_env[offers]
 
-    def tool_specs(self, env_kind: str = "slide") -> list[ToolSpec]:
+    def tool_specs(self, offers: frozenset[str] = SLIDE_OFFERS) -> list[ToolSpec]:
         """The tools as offered to the model (name, description, JSON schema)."""
-        return list(self.toolset(env_kind).specs)
+        return list(self.toolset(offers).specs)
+
+    def with_model(self, wrap: Callable[[Model], Model]) -> Agent:
+        """A copy of this agent whose model is ``wrap(model)`` (eval's connection limiter): the
+        same config and settings; this agent is left as it was."""
+        clone = copy.copy(self)
+        clone.model = wrap(self.model)
+        clone._tools_by_env = dict(self._tools_by_env)
+        return clone
 
     async def aclose(self) -> None:
         """Close the model's client (inside the event loop that used it)."""
-        close = getattr(self.model, "aclose", None)
-        if close is not None:
-            await close()
+        await self.model.aclose()
 
     # -- running -----------------------------------------------------------------
     async def run(
-        self, sample: Sample, recorder: Recorder, *, run_id: str = "", repeat: int = 0
+        self,
+        sample: Sample,
+        recorder: Recorder,
+        *,
+        run_id: str = "",
+        repeat: int = 0,
+        history: Conversation | None = None,
     ) -> Trace:
-        """Run one sample to an answer (or a clear status); its trace goes to ``recorder``."""
+        """Run one sample to an answer (or a clear status); its trace goes to ``recorder``.
+
+        ``history``: continue an earlier turn's conversation (a follow-up question) instead of
+        starting from the overview."""
         trace = Trace(
             sample_id=sample.sample_id,
             run_id=run_id,
@@ -246,7 +216,7 @@ class Agent:
             )
             return self._finish(trace, recorder, "error")
         trace.slide = env.slide_ref(trace.slide)
-        state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace)
+        state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace, history=history)
         try:
             status = await self.strategy.run(self, state)
         except asyncio.CancelledError:
@@ -264,23 +234,24 @@ class Agent:
     # -- public hooks (the strategies use these) ------------------------------------
     def system_prompt(self, env: Environment) -> str:
         """The system prompt for ``env`` under the preset ("" : none, as GIANT's baselines)."""
-        if isinstance(env, ImageSetEnvironment):
+        images = env.imageset
+        if images is not None:
             if self.preset.mode != "agent":
-                return imageset_baseline_prompt(self, env)
+                return imageset_baseline_prompt(self.preset, len(images))
             return prompts.render(
                 "imageset_system",
-                n_images=len(env.imageset),
-                max_steps=self.max_steps,
+                n_images=len(images),
+                max_steps=self.settings.max_steps,
                 rethink_instructions=prompts.load("rethink_block") if self.preset.rethink else "",
             )
-        return slide_system_prompt(self, env)
+        return slide_system_prompt(self.settings, env)
 
     def show(
         self,
         state: SampleState,
         view: View,
         *,
-        purpose: str,
+        purpose: ImagePurpose,
         label: str | None = None,
         step: int = 0,
     ) -> ImagePart:
@@ -290,7 +261,7 @@ class Agent:
             view,
             source=view.meta.get("source") or state.env.source_id,
             label=label or view.meta.get("label") or purpose,
-            quality=self.jpeg_quality,
+            quality=self.settings.jpeg_quality,
         )
         state.trace.events.append(
             ImageEvent(id=state.ids("i"), image=part.image, purpose=purpose, step=step)
@@ -409,20 +380,26 @@ class Agent:
     async def start(self, state: SampleState) -> None:
         """The first message: the question and the overview; tools and their context."""
         env, p = state.env, self.preset
-        state.tools = self.toolset(env.kind)
+        state.tools = self.toolset(env.offers)
         state.ctx = env.tool_context(
-            max_side=self.max_side,
-            guides=self.guides,
-            jpeg_quality=self.jpeg_quality,
-            run_dir=state.recorder.location,
-            sample_id=state.sample.sample_id,
-            device=self.settings.device,
-            show_mpp=p.show_mpp,
-            level_rule=p.level_rule,
-            guide_style=p.guide_style,
-            message_style=p.message_style,
-            box_clamp=p.box_clamp,
+            ContextOptions(
+                max_side=self.settings.max_side,
+                guides=self.settings.guides,
+                jpeg_quality=self.settings.jpeg_quality,
+                run_dir=state.recorder.location,
+                sample_id=state.sample.sample_id,
+                device=self.settings.device or "auto",
+                show_mpp=p.show_mpp,
+                level_rule=p.level_rule,
+                guide_style=p.guide_style,
+                message_style=p.message_style,
+                box_clamp=p.box_clamp,
+            )
         )
+        if state.history is not None:  # a follow-up: the earlier turns, then the new question
+            state.messages = state.history.continued(state.sample.question)
+            state.n_first = state.history.n_first
+            return
         system = self.system_prompt(env)
         state.messages = [SystemMessage(content=system)] if system else []
         state.messages.append(await opening_message(self, state))
@@ -434,7 +411,7 @@ class Agent:
         if limit is not None:
             return limit
         p = self.preset
-        last = step == self.max_steps - 1
+        last = step == self.settings.max_steps - 1
         forced = last and p.forced_answer  # giant: the tools stay offered on every step
         if forced:
             state.messages.append(
@@ -442,7 +419,7 @@ class Agent:
             )
         context = prune_images(
             state.messages,
-            self.keep_images,
+            self.settings.keep_images,
             keep_first=state.n_first,
             block=p.prune_block,
             show_mpp=p.show_mpp,
@@ -454,8 +431,7 @@ class Agent:
             messages=context,
             tools=specs,
             tool_choice="none" if forced or not specs else "auto",
-            temperature=self.temperature,
-            seed=self.settings.seed,
+            settings=self.settings.model.settings,
         )
         try:
             resp = await asyncio.wait_for(
@@ -477,7 +453,7 @@ class Agent:
             return self._on_reply(state, step, msg, forced)
         if last and not forced:  # a tool call at step T: this attempt overran (giant reruns it)
             state.note(
-                f"the model called a tool at the last step ({self.max_steps}); the attempt overran",
+                f"the model called a tool at the last step ({self.settings.max_steps}); the attempt overran",
                 step,
             )
             return "max_steps"
@@ -513,14 +489,16 @@ class Agent:
         self, state: SampleState, step: int, msg: AssistantMessage
     ) -> Status | None:
         calls = msg.tool_calls
-        remaining = self.max_steps - 2 - step
+        # the decision is recorded before its tools run: a live view draws the requested box now
+        await asyncio.to_thread(state.recorder.write_trace, state.trace)
+        remaining = self.settings.max_steps - 2 - step
         results, n_failed = await run_tool_calls(
             state,
             calls,
             step=step,
             remaining=remaining,
-            one_call=self.one_call,
-            jpeg_quality=self.jpeg_quality,
+            one_call=self.settings.one_call,
+            jpeg_quality=self.settings.jpeg_quality,
             style=self.preset.message_style,
         )
         state.messages.append(ToolMessage(results=results))
@@ -560,14 +538,6 @@ class Agent:
         return trace
 
 
-def _strategy_for(preset: Preset) -> Strategy:
-    if preset.mode == "thumbnail":
-        return ThumbnailStrategy()
-    if preset.mode == "patch":
-        return PatchStrategy()
-    return AgentStrategy()
-
-
 def build_agent(
     config: AgentConfig,
     budget: Budget | None = None,
@@ -580,8 +550,6 @@ def build_agent(
     """An ``Agent`` from a config; with a seed, repeat *r* uses ``seed + r`` so repeats are not copies.
 
     Unknown or broken tools are a configuration error, raised here before any sample runs."""
-    if model is not None:  # a Model object: the user's reasoning settings go onto it
-        apply_model_defaults(model, {getattr(model, "api", ""): config.model_settings()})
     resolved = model if model is not None else config.resolve_model()
     if wrap_model is not None:
         resolved = wrap_model(resolved)

@@ -12,15 +12,26 @@
 - ``vitar``: ``scout`` plus rethink and the expert tools.
 - ``thumbnail`` and ``patch``: GIANT's baselines. ``medframeqa``: MedFrameQA's official protocol.
 
-Protocol behaviour lives in fields here; the loop, the renderer and the adapters read them.
+Protocol behaviour lives in fields here; the loop and the renderer read them. A preset's model
+settings are per route (``model_settings``, keyed by provider or API name); the agent merges them
+once, between the model's defaults and the user's flags (``agents.models.profile``).
+
+Presets are a registry (:data:`PRESETS`, entry points ``slidescout.presets``): a plugin adds a
+preset by pointing an entry point at a :class:`Preset`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal
 
-from slidescout.errors import ConfigError
+from slidescout.agents.models.profile import ModelProfile
+from slidescout.core.model_settings import ModelSettings
+from slidescout.core.registry import Registry
+from slidescout.core.types import BoxClamp, MessageStyle
+
+__all__ = ["DEFAULT_PRESET", "GIANT_MODEL_SETTINGS", "PRESETS", "Preset", "get_preset"]
 
 DEFAULT_PRESET = "scout"
 
@@ -36,6 +47,9 @@ class Preset:
     prompt_file: str | None = None  # a user's prompt file, used instead of ``system_prompt``
     prompt_text: str | None = None  # that file's text, read once when the agent is built
     tools: tuple[str, ...] = ("slide_zoom",)
+    # offered instead of the slide tools when the sample is a set of images (each tool says what
+    # it needs: a slide, an image set, or nothing, and a sample offers the tools whose need it meets)
+    imageset_tools: tuple[str, ...] = ("view_image", "crop_image", "compare_images")
     max_steps: int = 20
     # long side of every image by provider (GIANT: 1000 for OpenAI, 500 for Claude)
     max_side_by_provider: dict[str, int] = field(
@@ -64,10 +78,10 @@ class Preset:
     # what the messages say around the images: "giant" as GIANT's (the opening message is the
     # question and the overview only; a tool result is the region, the slide size and the calls
     # remaining; a failed call gets "Error: ..." alone)
-    message_style: Literal["scout", "giant"] = "scout"
+    message_style: MessageStyle = "scout"
     # "strict": a box wholly outside the slide or of no size is an error; "giant": clamped down to
     # a 1 px region and shown
-    box_clamp: Literal["strict", "giant"] = "strict"
+    box_clamp: BoxClamp = "strict"
     # a failing tool call: "bounded" ends the sample after max_errors failing steps in a row;
     # "continue" sends the error back and goes on, as GIANT does
     tool_errors: Literal["bounded", "continue"] = "bounded"
@@ -75,27 +89,38 @@ class Preset:
     imageset_start: Literal["montage", "frames"] = (
         "frames"  # image sets: every frame as its own image
     )
-    temperature: float | None = None
-    # model settings by api ("openai-responses", "openai-chat", "anthropic-messages"); flags win
-    model_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # model settings by route: a provider ("openai", "anthropic") or an API ("openai-responses");
+    # the API's entry is laid over the provider's. Settings a route cannot carry are dropped
+    # (recorded in the manifest), except those in ``requires``: the protocol is refused instead
+    model_settings: Mapping[str, ModelSettings] = field(default_factory=dict)
+    requires: frozenset[str] = frozenset()
+    api: Literal["auto", "responses", "chat"] = "auto"  # the OpenAI API under --api auto
     n_patches: int = 30
     patch_size: int = 224
 
     def max_side_for(self, provider: str) -> int:
         return self.max_side_by_provider.get(provider, self.max_side_by_provider["default"])
 
-    def with_overrides(self, **kw: object) -> Preset:
-        return replace(self, **{k: v for k, v in kw.items() if v is not None})  # type: ignore[arg-type]
+    def settings_for(self, profile: ModelProfile) -> ModelSettings:
+        """The preset's model settings for a model's route (provider's, then the API's)."""
+        none = ModelSettings()
+        return self.model_settings.get(profile.provider, none).merged(
+            self.model_settings.get(profile.api, none)
+        )
 
 
-# GIANT's request settings, by API (DESIGN.md "What GIANT does")
-GIANT_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "openai-responses": {
-        "reasoning_effort": "high",
-        "reasoning_summary": "detailed",
-        "tool_result_images": "inline",
-    },
-    "anthropic-messages": {"thinking_budget": 1024, "max_output_tokens": 30000},
+# GIANT's request settings, by route (DESIGN.md "What GIANT does"): reasoning for OpenAI's
+# reasoning models (dropped for the others, as GIANT does), thinking for Claude, no prompt cache
+GIANT_MODEL_SETTINGS: Mapping[str, ModelSettings] = {
+    "openai": ModelSettings(
+        reasoning_effort="high", reasoning_summary="detailed", tool_result_images="inline"
+    ),
+    "anthropic": ModelSettings(thinking_budget=1024, max_output_tokens=30000, prompt_cache=False),
+}
+# GIANT's baselines send the agent's model settings (its run_benchmark.py); they call no tools
+GIANT_BASELINE_SETTINGS: Mapping[str, ModelSettings] = {
+    "openai": ModelSettings(reasoning_effort="high", reasoning_summary="detailed"),
+    "anthropic": ModelSettings(thinking_budget=1024, max_output_tokens=30000, prompt_cache=False),
 }
 
 SCOUT = Preset(
@@ -122,10 +147,14 @@ GIANT = Preset(
     message_style="giant",
     box_clamp="giant",
     tool_errors="continue",
-    model_defaults=GIANT_MODEL_DEFAULTS,
+    model_settings=GIANT_MODEL_SETTINGS,
+    # GIANT always uses the Responses API; a route that cannot put images inside the tool output
+    # (the chat route) is refused, naming --api responses
+    api="responses",
+    requires=frozenset({"tool_result_images"}),
 )
 
-PRESETS: dict[str, Preset] = {
+BUILTIN_PRESETS: dict[str, Preset] = {
     "scout": SCOUT,
     "giant": GIANT,
     "vitar": replace(
@@ -157,7 +186,7 @@ PRESETS: dict[str, Preset] = {
         jpeg_quality=75,
         overview_detail=None,
         show_mpp=False,
-        model_defaults={"openai-responses": {"reasoning_effort": "high"}},
+        model_settings=GIANT_BASELINE_SETTINGS,
     ),
     "patch": Preset(
         name="patch",
@@ -170,7 +199,7 @@ PRESETS: dict[str, Preset] = {
         jpeg_quality=75,
         overview_detail=None,
         show_mpp=False,
-        model_defaults={"openai-responses": {"reasoning_effort": "high"}},
+        model_settings=GIANT_BASELINE_SETTINGS,
     ),
     "medframeqa": Preset(
         name="medframeqa",
@@ -183,14 +212,30 @@ PRESETS: dict[str, Preset] = {
         show_mpp=False,
         overview_detail=None,
         parser="medframeqa",
-        temperature=0.0,
         images_first_providers=("anthropic",),
+        # the official evaluation: GPT at temperature 0 with max_tokens 10000; Claude with
+        # max_tokens 3000 and no temperature
+        model_settings={
+            "openai": ModelSettings(temperature=0.0, max_output_tokens=10000),
+            "anthropic": ModelSettings(max_output_tokens=3000),
+        },
     ),
 }
 
 
+def _as_preset(obj: object, name: str) -> Preset:
+    if callable(obj) and not isinstance(obj, Preset):
+        obj = obj()
+    if not isinstance(obj, Preset):
+        raise TypeError(f"{obj!r} is not a Preset")
+    if obj.name != name:
+        obj = replace(obj, name=name)  # the registry's name is the preset's name
+    return obj
+
+
+PRESETS: Registry[Preset] = Registry("slidescout.presets", "preset", BUILTIN_PRESETS, _as_preset)
+
+
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+    """The preset ``name`` (built-in or a plugin's); a one-line ``ConfigError`` when unknown."""
+    return PRESETS.get(name)

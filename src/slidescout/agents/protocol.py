@@ -1,6 +1,6 @@
 """What a preset switches around one agent run: the system prompt (or a user's prompt file), the
-model settings it implies (reasoning, thinking, output tokens), the opening message, and GIANT's
-reruns of a trajectory that overran its step budget.
+opening message, the protocol part of the manifest, and GIANT's reruns of a trajectory that
+overran its step budget. (The preset's model settings are merged in ``agents.models.profile``.)
 
 Kept apart from the loop so the loop reads a preset's fields in a few places only.
 """
@@ -8,115 +8,29 @@ Kept apart from the loop so the loop reads a preset's fields in a few places onl
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slidescout import prompts
-from slidescout.agents.environment import Environment, ImageSetEnvironment, SlideEnvironment
-from slidescout.agents.models import Model
+from slidescout.agents.environment import Environment
 from slidescout.agents.presets import Preset
+from slidescout.agents.run_settings import Hooks, RunSettings
+from slidescout.agents.state import SampleState
 from slidescout.core.messages import ImagePart, TextPart, Usage, UserMessage
 from slidescout.core.trace import NoteEvent, Status
-from slidescout.errors import ConfigError
 
-if TYPE_CHECKING:
-    from slidescout.agents.loop import Agent
-    from slidescout.agents.state import SampleState
-
-# settings a user may set as flags (``--reasoning-effort`` ...); presets give defaults
-MODEL_SETTINGS = ("reasoning_effort", "reasoning_summary", "thinking_budget", "max_output_tokens")
-_OPENAI_ONLY = ("reasoning_effort", "reasoning_summary")
-_ANTHROPIC_ONLY = ("thinking_budget",)
 ONE_CALL_NOTE = (
     "Make exactly one tool call per turn: only the first call of a turn is run, and any "
     "further calls in that turn are rejected."
 )
 
 
-# ---- model settings -----------------------------------------------------------------------------
-
-
-def check_model_settings(model_id: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that were set, or a one-line ``ConfigError`` when the provider cannot take one."""
-    given = {k: v for k, v in settings.items() if v is not None}
-    provider = (model_id or "").split(":", 1)[0].lower()
-    if provider == "anthropic":
-        bad = [k for k in _OPENAI_ONLY if k in given]
-        if bad:
-            raise ConfigError(
-                f"--{bad[0].replace('_', '-')} applies to OpenAI reasoning models; for Claude "
-                "use --thinking-budget"
-            )
-    elif provider == "openai":
-        if "thinking_budget" in given:
-            raise ConfigError(
-                "--thinking-budget applies to Claude (anthropic:) models; for OpenAI reasoning "
-                "models use --reasoning-effort"
-            )
-    elif given and provider in ("expert", "replay"):
-        raise ConfigError(
-            f"{', '.join('--' + k.replace('_', '-') for k in given)} apply to OpenAI and Claude "
-            f"models, not to {provider}"
-        )
-    return given
-
-
-def apply_model_defaults(model: Model, defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Set a preset's settings on an adapter where the user left them unset; returns what was set.
-
-    ``defaults`` maps an adapter's ``api`` to settings (``GIANT_MODEL_DEFAULTS``). Settings a
-    model cannot take (reasoning on a non-reasoning model) are skipped."""
-    wanted = defaults.get(getattr(model, "api", ""), {})
-    applied: dict[str, Any] = {}
-    for key, value in wanted.items():
-        if key in ("reasoning_effort", "reasoning_summary"):
-            if getattr(model, "reasoning", True) and getattr(model, key, None) is None:
-                setattr(model, key, value)
-                applied[key] = value
-        elif key == "thinking_budget":
-            if getattr(model, "thinking", "absent") is None:
-                model.thinking = {"type": "enabled", "budget_tokens": int(value)}  # type: ignore[attr-defined]
-                applied[key] = value
-        elif hasattr(model, key) and getattr(model, key) is None:
-            setattr(model, key, value)
-            applied[key] = value
-    return applied
-
-
-def model_settings(model: Model) -> dict[str, Any]:
-    """What the adapter sends for reasoning, thinking and output tokens (for the manifest)."""
-    thinking = getattr(model, "thinking", None)
-    out = {
-        "reasoning_effort": getattr(model, "reasoning_effort", None),
-        "reasoning_summary": getattr(model, "reasoning_summary", None),
-        "thinking_budget": (thinking or {}).get("budget_tokens")
-        if isinstance(thinking, dict)
-        else None,
-        "max_output_tokens": getattr(model, "max_output_tokens", None),
-        "tool_result_images": getattr(model, "tool_result_images", None),
-    }
-    return {k: v for k, v in out.items() if v is not None}
-
-
 # ---- prompts ------------------------------------------------------------------------------------
-
-
-def read_prompt_file(path: str | Path) -> str:
-    """A user's system prompt file (e.g. GIANT's exact text), or a one-line ``ConfigError``."""
-    p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"--system-prompt {path}: cannot read it ({type(exc).__name__}); give a UTF-8 text file"
-        ) from None
-    if not text.strip():
-        raise ConfigError(f"--system-prompt {path}: the file is empty")
-    return text
 
 
 def prompt_template(preset: Preset) -> tuple[str, str]:
@@ -125,7 +39,7 @@ def prompt_template(preset: Preset) -> tuple[str, str]:
         text = (
             preset.prompt_text
             if preset.prompt_text is not None
-            else read_prompt_file(preset.prompt_file)
+            else prompts.read_file(preset.prompt_file)
         )
         return f"file:{Path(preset.prompt_file).name}", text
     if not preset.system_prompt:
@@ -137,13 +51,13 @@ def render_template(text: str, **values: object) -> str:
     return Template(text).safe_substitute({k: str(v) for k, v in values.items()}).strip()
 
 
-def slide_system_prompt(agent: Agent, env: Environment) -> str:
-    """The system prompt of a slide question under ``agent.preset`` ("" : none)."""
-    name, text = prompt_template(agent.preset)
+def slide_system_prompt(settings: RunSettings, env: Environment) -> str:
+    """The system prompt of a slide question under ``settings.preset`` ("" : none)."""
+    name, text = prompt_template(settings.preset)
     if not text:
         return ""
     w, h = env.size
-    mpp = env.mpp if agent.preset.show_mpp else None
+    mpp = env.mpp if settings.preset.show_mpp else None
     mpp_note = ""
     if mpp:
         mag = 10.0 / mpp
@@ -152,49 +66,49 @@ def slide_system_prompt(agent: Agent, env: Environment) -> str:
         text,
         width=w,
         height=h,
-        max_side=agent.max_side,
-        max_steps=agent.max_steps,
-        max_tool_steps=max(0, agent.max_steps - 1),
+        max_side=settings.max_side,
+        max_steps=settings.max_steps,
+        max_tool_steps=max(0, settings.max_steps - 1),
         mpp_note=mpp_note,
-        patch_size=agent.preset.patch_size,
-        one_call_note=ONE_CALL_NOTE if agent.one_call else "",
+        patch_size=settings.preset.patch_size,
+        one_call_note=ONE_CALL_NOTE if settings.one_call else "",
     )
 
 
-def imageset_baseline_prompt(agent: Agent, env: ImageSetEnvironment) -> str:
+def imageset_baseline_prompt(preset: Preset, n_images: int) -> str:
     """The system prompt of a one-call image-set question (``thumbnail``: none; ``medframeqa``: the
     official instruction in our words, or the user's file)."""
-    _, text = prompt_template(agent.preset)
-    return render_template(text, n_images=len(env.imageset)) if text else ""
+    _, text = prompt_template(preset)
+    return render_template(text, n_images=n_images) if text else ""
 
 
-def prompt_hashes(agent: Agent) -> dict[str, str]:
+def prompt_hashes(preset: Preset) -> dict[str, str]:
     """sha256 of every prompt the run may send; a prompt file is hashed as read."""
-    name, text = prompt_template(agent.preset)
+    name, text = prompt_template(preset)
     out = {n: prompts.sha256(n) for n in ("final_step", "imageset_system", "rethink_block")}
-    if agent.preset.parser == "medframeqa":  # the official user-message layout
+    if preset.parser == "medframeqa":  # the official user-message layout
         out["medframeqa_user"] = prompts.sha256("medframeqa_user")
     if name:
         out[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return out
 
 
-def protocol_config(agent: Agent) -> dict[str, Any]:
+def protocol_config(settings: RunSettings) -> dict[str, Any]:
     """The protocol part of a run's config (manifest and trace)."""
-    p = agent.preset
+    p = settings.preset
     name, text = prompt_template(p)
     return {
         "protocol": {
             "forced_answer": p.forced_answer,
             "reruns": p.reruns,
-            "one_tool_call_per_turn": agent.one_call,
+            "one_tool_call_per_turn": settings.one_call,
             "show_mpp": p.show_mpp,
             "level_rule": p.level_rule,
             "guide_style": p.guide_style,
             "message_style": p.message_style,
             "box_clamp": p.box_clamp,
             "tool_errors": p.tool_errors,
-            "jpeg_quality": agent.jpeg_quality,
+            "jpeg_quality": settings.jpeg_quality,
             "overview_detail": p.overview_detail,
             "parser": p.parser,
             "answer_tag": p.answer_tag,
@@ -202,7 +116,8 @@ def protocol_config(agent: Agent) -> dict[str, Any]:
             "system_prompt_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()
             if text
             else None,
-            "model_settings": model_settings(agent.model),
+            "model_settings": settings.model.settings.given(),
+            "model_settings_dropped": dict(settings.model.dropped),
         }
     }
 
@@ -210,38 +125,38 @@ def protocol_config(agent: Agent) -> dict[str, Any]:
 # ---- the opening message --------------------------------------------------------------------------
 
 
-async def opening_message(agent: Agent, state: SampleState) -> UserMessage:
+async def opening_message(hooks: Hooks, state: SampleState) -> UserMessage:
     """The question and what the model sees first: the slide's overview, or for an image set every
     frame as its own image (``imageset_start="frames"``) or the GIANT-era montage."""
-    p, env = agent.preset, state.env
+    settings, env = hooks.settings, state.env
+    p = settings.preset
     parts: list[TextPart | ImagePart] = [TextPart(text=state.sample.question)]
-    if isinstance(env, ImageSetEnvironment) and p.imageset_start == "frames":
-        n = len(env.imageset)
+    images = env.imageset
+    if images is not None and p.imageset_start == "frames":
+        n = len(images)
         parts.append(
             TextPart(
-                text=f"The {n} images, each shown whole (up to {agent.max_side} px on its long side):"
+                text=f"The {n} images, each shown whole (up to {settings.max_side} px on its long side):"
             )
         )
         for i in range(n):
-            view = await asyncio.to_thread(env.imageset.view, i + 1, agent.max_side)
+            view = await asyncio.to_thread(images.view, i + 1, settings.max_side)
             view.meta.setdefault("source", f"image:{i + 1}")
             part = await asyncio.to_thread(
-                agent.show, state, view, purpose="overview", label=f"image {i + 1}"
+                functools.partial(
+                    hooks.show, state, view, purpose="overview", label=f"image {i + 1}"
+                )
             )
-            w, h = env.imageset.get(i + 1).dimensions
+            w, h = images.get(i + 1).dimensions
             parts += [TextPart(text=f"Image {i + 1} ({w} x {h} px):"), part]
         return UserMessage(parts=parts)
-    side = p.overview_side or agent.max_side
-    if isinstance(env, SlideEnvironment):
-        overview = await asyncio.to_thread(
-            env.overview, side, agent.guides, p.level_rule, p.guide_style
-        )
-        caption = env.overview_caption(overview, p.show_mpp)
-    else:
-        overview = await asyncio.to_thread(env.overview, side, agent.guides)
-        caption = env.overview_caption(overview)
+    side = p.overview_side or settings.max_side
+    overview = await asyncio.to_thread(
+        env.overview, side, settings.guides, p.level_rule, p.guide_style
+    )
+    caption = env.overview_caption(overview, p.show_mpp)
     part = await asyncio.to_thread(
-        agent.show, state, overview, purpose="overview", label="overview"
+        functools.partial(hooks.show, state, overview, purpose="overview", label="overview")
     )
     part = ImagePart(image=part.image, data=part.data, detail=p.overview_detail)
     if p.message_style == "giant":  # GIANT's opening message: the question, then the overview
@@ -265,7 +180,7 @@ def _spent(after: Usage, before: Usage) -> Usage:
 
 
 async def run_with_reruns(
-    agent: Agent, state: SampleState, attempt_fn: Callable[[], Awaitable[Status]]
+    reruns: int, state: SampleState, attempt_fn: Callable[[], Awaitable[Status]]
 ) -> Status:
     """Run one trajectory; when it overruns T (status ``max_steps``: a tool call on the last step)
     run it again from the start, up to ``preset.reruns`` more times, as GIANT's benchmark runner
@@ -273,7 +188,7 @@ async def run_with_reruns(
     (status, calls, tokens, cost, the views it saw); its cost stays in ``trace.usage``. After the
     last rerun the status stays ``max_steps`` with no answer, so the question counts as wrong."""
     trace = state.trace
-    reruns = max(0, int(agent.preset.reruns))
+    reruns = max(0, int(reruns))
     attempts: list[dict[str, Any]] = []
     notes: list[NoteEvent] = []
     for attempt in range(reruns + 1):

@@ -24,6 +24,7 @@ _COMMAND_MODULES = [
     "eval_cmd",  # eval, report, compare
     "data_cmd",  # data fetch/status/manifest
     "view_cmd",  # view
+    "studio_cmd",  # studio, chat
     "mcp_cmd",  # mcp
     "experts_cmd",  # experts add/list/show/remove/run
 ]

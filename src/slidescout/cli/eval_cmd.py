@@ -29,10 +29,11 @@ from slidescout.cli.signals import interrupt_code, terminated
 from slidescout.cli.synth_cmd import DEFAULT_SIZE, parse_size
 from slidescout.core.sample import Sample
 from slidescout.errors import ConfigError, DatasetError, SlidescoutError
-from slidescout.eval import load_dataset, load_medframeqa, load_multipathqa, load_synth
+from slidescout.eval import load_medframeqa, load_multipathqa, load_synth
 from slidescout.eval.ask import default_run_dir
 from slidescout.eval.compare import compare_data, load_runs, print_compare
 from slidescout.eval.config import EvalConfig
+from slidescout.eval.dataset_registry import DATASETS, find_dataset, load_dataset
 from slidescout.eval.fetch import can_run_line, default_csv
 from slidescout.eval.judge import judge_run
 from slidescout.eval.report import judge_summary, load_run, print_report, report_data, write_plots
@@ -334,7 +335,14 @@ def eval_medframeqa(
 @_with_common
 def eval_file(
     path: Path = typer.Argument(
-        ..., help="A question file: MultiPathQA or SynthPath CSV, MedFrameQA parquet/JSON."
+        ...,
+        help="A question file: MultiPathQA or SynthPath CSV, MedFrameQA parquet/JSON, or a plugin's.",
+    ),
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        help=f"The dataset of the file ({', '.join(DATASETS.builtin_names())} or a plugin's); "
+        "default: recognised from the file.",
     ),
     slides: Path | None = typer.Option(
         None, "--slides", help="Folder of the slides (MultiPathQA CSVs)."
@@ -346,37 +354,34 @@ def eval_file(
     agent: AgentConfig = AgentConfig(),
     settings: EvalConfig = EvalConfig(),
 ) -> None:
-    """Run any supported question file; the dataset is recognised from the file."""
+    """Run any supported question file; the dataset is recognised from the file (or --dataset)."""
     _check_model(agent)
     if not Path(path).exists():
         raise ConfigError(f"question file {path}: no such file or folder")
+    spec = find_dataset(Path(path), dataset)
     if slides is not None:
+        if not spec.slides_dir:
+            raise ConfigError(
+                f"--slides applies to MultiPathQA CSVs only; {path} is a {spec.name} file, whose "
+                "image paths are in the file itself: drop --slides"
+            )
         check_input_dir(slides, "--slides")
+    elif spec.slides_dir:
+        raise ConfigError(
+            f"a {spec.name} file needs --slides (the folder holding the downloaded slides)"
+        )
     if cache_dir is not None:
+        if not spec.cache_dir:
+            raise ConfigError(
+                f"--cache-dir applies to MedFrameQA parquet files only; drop it for {path}"
+            )
         ensure_dir(cache_dir, "--cache-dir")
-    load = load_dataset(path, slides_dir=slides, tasks=common["tasks"], cache_dir=cache_dir)
-    if load.dataset == "multipathqa" and slides is None:
-        raise ConfigError(
-            "a MultiPathQA CSV needs --slides (the folder holding the downloaded slides)"
-        )
-    if load.dataset != "multipathqa" and slides is not None:
-        raise ConfigError(
-            f"--slides applies to MultiPathQA CSVs only; {path} is a {load.dataset} file, whose "
-            "image paths are in the file itself: drop --slides"
-        )
-    if load.dataset != "medframeqa" and cache_dir is not None:
-        raise ConfigError(
-            f"--cache-dir applies to MedFrameQA parquet files only; drop it for {path}"
-        )
-    name = {"synthpath": "synth"}.get(load.dataset, load.dataset)
-    _execute(
-        load,
-        _select(load, common, "images" if name == "medframeqa" else "slides"),
-        common,
-        name,
-        agent,
-        settings,
+    load = load_dataset(
+        path, slides_dir=slides, tasks=common["tasks"], cache_dir=cache_dir, dataset=spec.name
     )
+    name = {"synthpath": "synth"}.get(load.dataset, load.dataset)
+    what = "images" if spec.media == "images" else "slides"
+    _execute(load, _select(load, common, what), common, name, agent, settings)
 
 
 def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:

@@ -284,7 +284,8 @@ def experts_run(
     """Run an expert over a region (or all the tissue) and report class fractions and timing."""
 
     card = catalog.resolve(model)
-    if card.card.output == "zero_shot":
+    tool = card.card.kind.tool  # the expert kind says which path runs it
+    if tool == "zero_shot":
         _run_zero_shot(
             card,
             slide,
@@ -299,7 +300,7 @@ def experts_run(
             as_json,
         )
         return
-    if card.card.spatial:
+    if tool == "segment":
         _run_segmentation(card, slide, box, device, batch_size, workers, out, as_json)
         return
     if label is not None and label not in card.card.labels:

@@ -8,7 +8,7 @@ give the real price (``--price-in/--price-out`` or ``--pricing FILE``).
 from __future__ import annotations
 
 from slidescout.agents.config import AgentConfig
-from slidescout.agents.models import TokenCounts, parse_model_id
+from slidescout.agents.models import ModelAdapter, TokenCounts, parse_model_id
 from slidescout.agents.models.expert import ExpertModel
 from slidescout.agents.models.pricing import ceiling_price
 from slidescout.cli.app import err_console
@@ -33,10 +33,13 @@ def warn_price(config: AgentConfig, budget_usd: float | None) -> None:
             )
         return
     model = config.resolve_model()  # builds no client and sends no request
-    cost = getattr(model, "cost", None)
-    if budget_usd is None or cost is None or cost(TokenCounts(input=1000, output=1000)) is not None:
+    if (
+        budget_usd is None
+        or not isinstance(model, ModelAdapter)
+        or model.cost(TokenCounts(input=1000, output=1000)) is not None
+    ):
         return
-    custom = bool(getattr(getattr(model, "provider", None), "custom_endpoint", False))
+    custom = model.profile.custom_endpoint
     top = ceiling_price()
     why = (
         "a model behind --base-url is priced only from your pricing file"

@@ -28,7 +28,8 @@ _IMAGE_SUFFIXES = {
 }
 
 
-def _open(path: Path, backend: str) -> Slide:
+def _open(path: str, backend: str) -> Slide:
+    """A slide file, an OME-Zarr folder, or a URL fsspec reads (kept as text: a URL is no path)."""
     return Slide.open(path, backend=backend)
 
 
@@ -51,8 +52,10 @@ def _fmt_mpp(value: float | None) -> str:
 
 @app.command("info")
 def info_cmd(
-    slide: Path = typer.Argument(
-        ..., help="Slide file (SVS, NDPI, MRXS, tiled TIFF, ..., or PNG/JPEG)."
+    slide: str = typer.Argument(
+        ...,
+        help="Slide file (SVS, NDPI, MRXS, DICOM, CZI, iSyntax, VSI, LIF, tiled TIFF, PNG/JPEG...), "
+        "an OME-Zarr folder, or an OME-Zarr URL.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the full SlideInfo as JSON."),
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
@@ -100,7 +103,7 @@ def info_cmd(
 
 @app.command("render")
 def render_cmd(
-    slide: Path = typer.Argument(..., help="Slide file."),
+    slide: str = typer.Argument(..., help="Slide file, OME-Zarr folder or URL."),
     box: str = typer.Option(..., "--box", help="Level-0 box x,y,w,h (pixels)."),
     max_side: int | None = typer.Option(
         None, "--max-side", help="Longest output side in px (default 1000; never upscaled)."
@@ -135,7 +138,7 @@ def render_cmd(
 
 @app.command("thumbnail")
 def thumbnail_cmd(
-    slide: Path = typer.Argument(..., help="Slide file."),
+    slide: str = typer.Argument(..., help="Slide file, OME-Zarr folder or URL."),
     max_side: int = typer.Option(1024, "--max-side", help="Longest output side in px."),
     guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
     out: Path | None = typer.Option(

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from slidescout.core.model_settings import ModelSettings
+
 SCHEMA_VERSION = "1.0"
 
 
@@ -161,12 +163,13 @@ class RetryInfo(BaseModel):
 
 
 class ModelRequest(BaseModel):
+    """One request: the context, the tools offered, and the settings it carries (merged once
+    per agent from the model's defaults, the preset and the user's flags)."""
+
     messages: list[Message]
     tools: list[ToolSpec] = Field(default_factory=list)
     tool_choice: Literal["auto", "none", "required"] = "auto"
-    max_output_tokens: int | None = None
-    temperature: float | None = None
-    seed: int | None = None
+    settings: ModelSettings = Field(default_factory=ModelSettings)
 
 
 class ModelResponse(BaseModel):

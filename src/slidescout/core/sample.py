@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from slidescout.core.answer_formats import ANSWER_FORMATS
 from slidescout.core.trace import GroundTruth
 
 Metric = Literal["accuracy", "balanced_accuracy"]
-AnswerFormat = Literal["index", "label", "isup_json", "letter", "free"]
+SampleKind = Literal["slide", "imageset"]
 
-__all__ = ["AnswerFormat", "Metric", "Sample"]
+__all__ = ["Metric", "Sample", "SampleKind"]
 
 
 class Sample(BaseModel):
@@ -37,13 +38,24 @@ class Sample(BaseModel):
     )
     answer_index: int | None = None  # 1-based position of the answer in ``options``, if any
     metric: Metric = "accuracy"
-    answer_format: AnswerFormat = "index"
+    # a name in the answer-format registry (``core.answer_formats``): built-in or a plugin's
+    answer_format: str = "index"
+    kind: SampleKind = "slide"  # "imageset": the agent sees a set of images (MedFrameQA)
     image_path: str  # the slide (or first image): absolute once resolved, else the name as given
     image_paths: list[str] = Field(default_factory=list)  # every image (one for a slide)
     regions: list[dict[str, Any]] = Field(
         default_factory=list
     )  # truth regions {"id","label","box"}
     meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("answer_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in ANSWER_FORMATS:
+            raise ValueError(
+                f"unknown answer format {value!r}; known: {', '.join(ANSWER_FORMATS.names())}"
+            )
+        return value
 
     @property
     def is_multi_image(self) -> bool:
@@ -53,7 +65,7 @@ class Sample(BaseModel):
     @property
     def is_image_set(self) -> bool:
         """Whether the agent sees an image set (MedFrameQA) rather than one slide."""
-        return self.is_multi_image or self.meta.get("dataset") == "medframeqa"
+        return self.is_multi_image or self.kind == "imageset"
 
     @property
     def images(self) -> list[str]:

@@ -33,6 +33,7 @@ Status = Literal[
     "budget_tokens",
     "budget_time",
     "cancelled",
+    "stopped",  # the user stopped it (studio, chat); its trace is kept
     "running",
 ]
 
@@ -84,12 +85,16 @@ class ToolEvent(EventBase):
     data: dict[str, Any] = Field(default_factory=dict)  # structured tool output (measurements...)
 
 
+# why the loop itself showed an image: the first view, a baseline's thumbnail, one of its patches
+ImagePurpose = Literal["overview", "thumbnail", "patch"]
+
+
 class ImageEvent(EventBase):
     """An image the loop itself showed the model (overview, thumbnail baseline, patches)."""
 
     kind: Literal["image"] = "image"
     image: ImageRef
-    purpose: str = "overview"
+    purpose: ImagePurpose = "overview"
 
 
 class ErrorEvent(EventBase):

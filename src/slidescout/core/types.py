@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from slidescout.core.imaging import encode_image
+
+# how the pyramid level of a read is chosen: "fine" (ours: the coarsest level that still has the
+# output's pixels) or "giant" (GIANT's best_level(0.85·ds)); see slides.render
+LevelRule = Literal["fine", "giant"]
+# how coordinate guides are drawn on an image: ours, or GIANT's (see slides.guides)
+GuideStyle = Literal["scout", "giant"]
+# what a view's result text says: ours, or GIANT's (region, slide size, reminder, calls left)
+MessageStyle = Literal["scout", "giant"]
+# a box outside the slide: an error that says the slide's size, or GIANT's clamp down to 1 px
+BoxClamp = Literal["strict", "giant"]
 
 
 class MppSource(str, Enum):
@@ -143,3 +154,6 @@ class View:
             f" (level-0 px), shown at {self.width}x{self.height} px, {mpp}"
             + (f"; {self.meta['channels']}" if self.meta.get("channels") else "")
         )
+
+
+__all__ = ["Box", "BoxClamp", "GuideStyle", "LevelRule", "MessageStyle", "MppSource", "View"]

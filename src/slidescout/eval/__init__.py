@@ -4,7 +4,8 @@ The runner and the Ray executor live in their own modules and are imported from 
 """
 
 from slidescout.core.parsing import ParsedAnswer, isup_from_gleason, parse_answer
-from slidescout.eval.datasets import load_dataset, load_multipathqa, load_synth
+from slidescout.eval.dataset_registry import DATASETS, DatasetRequest, DatasetSpec, load_dataset
+from slidescout.eval.datasets import load_multipathqa, load_synth
 from slidescout.eval.medframeqa import load_medframeqa
 from slidescout.eval.metrics import (
     ResultRecord,
@@ -20,7 +21,10 @@ from slidescout.eval.metrics import (
 from slidescout.eval.samples import DatasetLoad, Sample, SlideIndex
 
 __all__ = [
+    "DATASETS",
     "DatasetLoad",
+    "DatasetRequest",
+    "DatasetSpec",
     "ParsedAnswer",
     "ResultRecord",
     "Sample",

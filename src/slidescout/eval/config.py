@@ -21,49 +21,52 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     repeats: int = Field(
-        1, ge=1, le=100, description="runs of every sample (mean of runs, majority vote)"
+        default=1, ge=1, le=100, description="runs of every sample (mean of runs, majority vote)"
     )
-    concurrency: int = Field(16, ge=1, le=1024, description="samples in flight at once")
+    concurrency: int = Field(default=16, ge=1, le=1024, description="samples in flight at once")
     max_connections: int | None = Field(
-        None, ge=1, description="concurrent requests to the model endpoint (default: --concurrency)"
+        default=None,
+        ge=1,
+        description="concurrent requests to the model endpoint (default: --concurrency)",
     )
     budget_usd: float | None = Field(
-        None, ge=0, description="stop starting samples once this many dollars are spent"
+        default=None, ge=0, description="stop starting samples once this many dollars are spent"
     )
     budget_tokens: int | None = Field(
-        None, ge=0, description="stop starting samples once this many tokens are used"
+        default=None, ge=0, description="stop starting samples once this many tokens are used"
     )
     budget_seconds: float | None = Field(
-        None, ge=0, description="stop starting samples after this many seconds"
+        default=None, ge=0, description="stop starting samples after this many seconds"
     )
     resume: bool = Field(
-        False, description="continue the run directory: finished samples are kept, not run again"
+        default=False,
+        description="continue the run directory: finished samples are kept, not run again",
     )
     retry_errors: bool = Field(
-        False, description="with --resume, also rerun samples that ended in error"
+        default=False, description="with --resume, also rerun samples that ended in error"
     )
     executor: Literal["asyncio", "ray"] = Field(
-        "asyncio", description="asyncio (this process) or ray"
+        default="asyncio", description="asyncio (this process) or ray"
     )
     ray_address: str | None = Field(
-        None, description="Ray cluster address (default: a local Ray instance)"
+        default=None, description="Ray cluster address (default: a local Ray instance)"
     )
     ray_options: dict[str, Any] = Field(
         default_factory=dict, description="mode, workers, num_cpus, num_gpus of the Ray executor"
     )
     max_mpp: float = Field(
-        DEFAULT_MAX_MPP,
+        default=DEFAULT_MAX_MPP,
         gt=0,
         description="grounding: a lesion counts as seen in a view at this µm/px or finer",
     )
     stop_after_failures: int = Field(
-        5,
+        default=5,
         ge=0,
         description="stop when the model endpoint failed every call of this "
         "many samples in a row (0: never)",
     )
-    n_bootstrap: int = Field(1000, ge=10, description="bootstrap draws for the intervals")
-    progress: bool = Field(True, description="show progress bars")
+    n_bootstrap: int = Field(default=1000, ge=10, description="bootstrap draws for the intervals")
+    progress: bool = Field(default=True, description="show progress bars")
 
     def manifest(self) -> dict[str, Any]:
         """What the manifest records (the settings that shape results; not the display)."""

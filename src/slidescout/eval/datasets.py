@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from slidescout.errors import DatasetError
-from slidescout.eval.medframeqa import load_medframeqa
 from slidescout.eval.samples import (
     DatasetLoad,
     IdMaker,
@@ -44,8 +43,6 @@ __all__ = [
     "Sample",
     "SlideFinder",
     "SlideIndex",
-    "load_dataset",
-    "load_medframeqa",
     "load_multipathqa",
     "load_synth",
     "parse_options",
@@ -311,37 +308,4 @@ def load_synth(csv_path: str | Path, tasks: Iterable[str] | str | None = None) -
         slides_dir=None,
         base_dir=csv_path.resolve().parent,
         tasks=tasks,
-    )
-
-
-def _is_synth_csv(path: Path) -> bool:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            names = {(r.get("benchmark_name") or "").strip() for r in csv.DictReader(f)}
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return False
-    names.discard("")
-    return bool(names) and all(n.startswith("synth") for n in names)
-
-
-def load_dataset(
-    path: str | Path,
-    *,
-    slides_dir: str | Path | None = None,
-    tasks: Iterable[str] | str | None = None,
-    cache_dir: str | Path | None = None,
-) -> DatasetLoad:
-    """Pick the loader from the file: a CSV whose tasks are all ``synth*`` is SynthPath, another
-    CSV is MultiPathQA; ``.parquet`` (or a folder of them), ``.json`` and ``.jsonl`` are MedFrameQA."""
-    p = require_file(path, "dataset")
-    suffix = p.suffix.lower()
-    if p.is_dir() or suffix in (".parquet", ".json", ".jsonl"):
-        return load_medframeqa(p, cache_dir=cache_dir)
-    if suffix in (".csv", ".tsv", ".txt"):
-        if _is_synth_csv(p):
-            return load_synth(p, tasks=tasks)
-        return load_multipathqa(p, slides_dir=slides_dir, tasks=tasks)
-    raise DatasetError(
-        f"cannot tell the dataset of {p}: expected a .csv (MultiPathQA/SynthPath), "
-        ".parquet, .json or .jsonl (MedFrameQA)"
     )

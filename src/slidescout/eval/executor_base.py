@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slidescout.agents.budget import Budget
+from slidescout.agents.models import Model, ModelProfile
+from slidescout.core.messages import ModelRequest, ModelResponse
+from slidescout.core.model_settings import ModelSettings
 from slidescout.eval.samples import Sample
 
 __all__ = [
@@ -60,29 +63,37 @@ class ExecutorStats:
 
 
 class LimitedModel:
-    """A model whose requests wait for a slot of the endpoint's limiter (``max_connections``).
+    """A ``Model`` whose requests wait for a slot of the endpoint's limiter (``max_connections``).
 
-    Otherwise transparent: attributes are read from and set on the wrapped model (a preset's
-    reasoning settings go onto the adapter that sends the request)."""
+    A plain wrapper: its name, profile and settings are the wrapped model's; the settings of
+    each request travel with the request, so nothing needs to reach through it."""
 
-    def __init__(self, model: Any, limiter: asyncio.Semaphore) -> None:
-        object.__setattr__(self, "_model", model)
-        object.__setattr__(self, "_limiter", limiter)
+    def __init__(self, model: Model, limiter: asyncio.Semaphore) -> None:
+        self._model = model
+        self._limiter = limiter
 
-    async def request(self, req: Any) -> Any:
+    @property
+    def name(self) -> str:
+        return self._model.name
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self._model.profile
+
+    @property
+    def settings(self) -> ModelSettings:
+        return self._model.settings
+
+    @property
+    def wrapped(self) -> Model:
+        return self._model
+
+    async def request(self, req: ModelRequest) -> ModelResponse:
         async with self._limiter:
             return await self._model.request(req)
 
     async def aclose(self) -> None:
-        close = getattr(self._model, "aclose", None)
-        if close is not None:
-            await close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._model, name, value)
+        await self._model.aclose()
 
 
 class StopBudget(Budget):

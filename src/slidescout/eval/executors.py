@@ -33,6 +33,7 @@ from typing import Any
 from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import build_agent
+from slidescout.agents.models import Model
 from slidescout.errors import ConfigError
 from slidescout.eval.executor_base import (
     ExecutorStats,
@@ -90,10 +91,12 @@ class AsyncioExecutor:
         self, agents: dict[int, Any], repeat: int, budget: Budget, limiter: asyncio.Semaphore
     ) -> Any:
         if repeat not in agents:
-            wrap = lambda m: LimitedModel(m, limiter)  # noqa: E731
+
+            def wrap(m: Model) -> Model:
+                return LimitedModel(m, limiter)
+
             if self.agent_factory is not None:
-                agent = self.agent_factory(budget=budget, repeat=repeat)
-                agent.model = wrap(agent.model)
+                agent = self.agent_factory(budget=budget, repeat=repeat).with_model(wrap)
             else:
                 assert self.spec is not None
                 agent = build_agent(self.spec, budget, repeat=repeat, wrap_model=wrap)

@@ -94,6 +94,7 @@ def trace_views(trace: Trace) -> list[View]:
     out: list[View] = []
     n = 0
     for ev in trace.events:
+        kind: str
         if isinstance(ev, ImageEvent):
             refs, kind = [ev.image], ev.purpose
             step = 0 if ev.purpose in _WHOLE_SLIDE_PURPOSES else (ev.step or 0) + 1

@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from slidescout.agents.models import resolve_model
+from slidescout.agents.models import Model, resolve_model, resolve_settings
 from slidescout.core.messages import ModelRequest, SystemMessage, TextPart, UserMessage
+from slidescout.core.model_settings import ModelSettings
 from slidescout.core.parsing import extract_json_objects
 from slidescout.core.trace import Trace, load_trace
 from slidescout.errors import ModelError
@@ -82,7 +83,7 @@ def _read(text: str) -> tuple[float | None, bool | None, str, str | None]:
 
 async def judge_trace(
     trace: Trace,
-    model: str | Any,
+    model: str | Model,
     *,
     truth: str | None = None,
     base_url: str | None = None,
@@ -92,11 +93,14 @@ async def judge_trace(
     """Grade one trace's rationale. ``model`` is a model id (``resolve_model``) or a Model object."""
 
     own = isinstance(model, str)
-    model_obj: Any
-    if own:
+    model_obj: Model
+    if isinstance(model, str):
         model_obj = resolve_model(model, base_url=base_url, api=api)  # type: ignore[arg-type]
     else:
         model_obj = model
+    # the judge's temperature is a default: a reasoning model, which takes none, is sent none
+    wanted = ModelSettings(temperature=temperature)
+    settings = resolve_settings(model_obj.profile, preset=wanted, model=model_obj.settings)
     req = ModelRequest(
         messages=[
             SystemMessage(
@@ -106,9 +110,9 @@ async def judge_trace(
         ],
         tools=[],
         tool_choice="none",
-        temperature=temperature,
+        settings=settings.settings,
     )
-    out = JudgeScore(judge=getattr(model_obj, "name", str(model)))
+    out = JudgeScore(judge=model_obj.name)
     try:
         resp = await model_obj.request(req)
     except ModelError as exc:

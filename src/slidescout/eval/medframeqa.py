@@ -254,6 +254,7 @@ def load_medframeqa(path: str | Path, cache_dir: str | Path | None = None) -> Da
                 answer_index=idx + 1,
                 metric=schema["metric"],
                 answer_format=schema["answer_format"],
+                kind="imageset",
                 image_path=images[0],
                 image_paths=images,
                 meta=meta,

@@ -27,6 +27,7 @@ from typing import Any
 import slidescout
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import build_agent
+from slidescout.agents.models import Model
 from slidescout.eval.executor_base import LimitedModel, StopBudget, close_agent
 from slidescout.eval.grounding import DEFAULT_MAX_MPP
 from slidescout.eval.sample_run import run_sample
@@ -88,7 +89,7 @@ class _JobState:
         if repeat not in self.agents:
             limiter = self.limiter
 
-            def wrap(model: Any) -> Any:
+            def wrap(model: Model) -> Model:
                 _build_client(model)
                 return LimitedModel(model, limiter)
 
@@ -98,7 +99,7 @@ class _JobState:
         return self.agents[repeat]
 
 
-def _build_client(model: Any) -> None:
+def _build_client(model: Model) -> None:
     """Build the model's provider client now (importing its SDK), not inside the first request."""
     provider = getattr(model, "provider", None)
     if provider is not None:

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from slidescout.agents.budget import Budget
+from slidescout.agents.conversation import Conversation
+from slidescout.agents.live import ObservedRecorder, RunControl, TraceObserver
 from slidescout.agents.loop import Agent
-from slidescout.core.parsing import ParsedAnswer, parse_answer
+from slidescout.core.answer_formats import ParseMode, answer_label, parse_reply
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Trace
 from slidescout.eval.grounding import DEFAULT_MAX_MPP, score_trace
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 # statuses that end a sample for good; the others (budget_*, cancelled) are run again on resume
-FINAL_STATUSES = frozenset({"answered", "error", "max_steps"})
+FINAL_STATUSES = frozenset({"answered", "error", "max_steps", "stopped"})
 
 
 # ---- samples --------------------------------------------------------------------------------
@@ -106,8 +108,12 @@ def build_record(
     by it is not finished (a resumed run with more budget runs it again), while ``budget_time``
     from the per-sample time limit alone is final.
     """
-    mode = str((trace.config.get("protocol") or {}).get("parser") or "default")
-    parsed = parse_answer(trace.answer, sample, mode=mode) if trace.answer is not None else None
+    mode: ParseMode = (
+        "medframeqa"
+        if (trace.config.get("protocol") or {}).get("parser") == "medframeqa"
+        else "default"
+    )
+    parsed = parse_reply(trace.answer, sample, mode) if trace.answer is not None else None
     status = trace.status
     finished = status in FINAL_STATUSES or (status == "budget_time" and run_budget_hit is None)
     fields: dict[str, Any] = {
@@ -123,7 +129,7 @@ def build_record(
         "preset": trace.preset,
         "answer_text": None if trace.answer is None else trace.answer[-4000:],
         "trace": f"traces/{trace_name or trace_file(sample.sample_id, repeat)}",
-        "answer_label": _answer_label(sample, parsed),
+        "answer_label": answer_label(sample, parsed),
         "dataset": sample.meta.get("dataset"),
     }
     try:
@@ -154,27 +160,6 @@ def failed_record(
     return rec.model_dump(mode="json")
 
 
-def _answer_label(sample: Sample, parsed: ParsedAnswer | None) -> str | None:
-    """The option text the answer names (index/letter formats), or the parsed value as text."""
-    if parsed is None or not parsed.ok or parsed.value is None:
-        return None
-    if (
-        sample.answer_format == "index"
-        and isinstance(parsed.value, int)
-        and 1 <= parsed.value <= len(sample.options)
-    ):
-        return sample.options[parsed.value - 1]
-    if (
-        sample.answer_format == "letter"
-        and isinstance(parsed.value, str)
-        and len(parsed.value) == 1
-    ):
-        i = ord(parsed.value.upper()) - ord("A")
-        if 0 <= i < len(sample.options):
-            return sample.options[i]
-    return str(parsed.value)
-
-
 @dataclass
 class SampleOutcome:
     """A finished (sample, repeat): its ``results.jsonl`` record and, when the loop ran, its trace."""
@@ -192,19 +177,28 @@ async def run_sample(
     max_mpp: float = DEFAULT_MAX_MPP,
     budget: Budget | None = None,
     live_interval: float = 2.0,
+    observer: TraceObserver | None = None,
+    control: RunControl | None = None,
+    history: Conversation | None = None,
 ) -> SampleOutcome:
     """Run one (sample, repeat) with ``agent`` and return its record (and trace). Never raises for a
-    failing sample (a bad slide, a model error); cancellation propagates after the trace is written."""
+    failing sample (a bad slide, a model error); cancellation propagates after the trace is written.
+
+    Live use (``slidescout studio``, ``chat``): ``observer`` gets each event as it is recorded;
+    ``control.stop()`` ends the run at once and keeps its trace with status ``stopped`` (returned
+    like any other outcome); ``history`` makes the sample a follow-up of an earlier turn."""
     t0 = time.monotonic()
     if not sample.regions:
         regions = truth_regions(sample)
         if regions:
             sample = sample.model_copy(update={"regions": regions})
-    recorder = run.recorder(repeat, live_interval=live_interval)
+    recorder = ObservedRecorder(run.recorder(repeat, live_interval=live_interval), observer)
     try:
-        trace = await agent.run(sample, recorder, run_id=run.path.name, repeat=repeat)
+        trace = await _run_agent(agent, sample, recorder, run, repeat, control, history)
     except asyncio.CancelledError:
         raise
+    except _Stopped:
+        return _stopped_outcome(sample, repeat, recorder, control, time.monotonic() - t0, run)
     except Exception as exc:  # the loop records sample failures itself; this is a bug somewhere
         return SampleOutcome(
             failed_record(
@@ -223,5 +217,65 @@ async def run_sample(
         blobs=run.blobs,
         max_mpp=max_mpp,
         run_budget_hit=hit,
+    )
+    return SampleOutcome(record, trace)
+
+
+class _Stopped(Exception):
+    """The run was stopped through its ``RunControl``."""
+
+
+async def _run_agent(
+    agent: Agent,
+    sample: Sample,
+    recorder: ObservedRecorder,
+    run: RunDir,
+    repeat: int,
+    control: RunControl | None,
+    history: Conversation | None,
+) -> Trace:
+    """``agent.run`` in a task of its own, so that ``control.stop()`` cancels the run and nothing
+    above it; an outside cancellation still propagates."""
+    coro = agent.run(sample, recorder, run_id=run.path.name, repeat=repeat, history=history)
+    if control is None:
+        return await coro
+    task = asyncio.ensure_future(coro)
+    control.attach(task)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        outer = asyncio.current_task()
+        if not control.stop_requested or (outer is not None and _cancelling(outer)):
+            task.cancel()
+            raise
+        raise _Stopped() from None
+    finally:
+        control.detach()
+
+
+def _cancelling(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` itself is being cancelled (Python 3.11+; before that: never known)."""
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
+def _stopped_outcome(
+    sample: Sample,
+    repeat: int,
+    recorder: ObservedRecorder,
+    control: RunControl | None,
+    latency: float,
+    run: RunDir,
+) -> SampleOutcome:
+    """The record of a stopped run: its trace as last written, with status ``stopped``."""
+    reason = control.reason if control is not None else "stopped"
+    trace = recorder.last_trace
+    if trace is None:  # stopped before the agent wrote anything
+        return SampleOutcome(failed_record(sample, repeat, "stopped", reason, latency))
+    trace.status = "stopped"
+    trace.error = f"{reason} after {trace.n_steps} step{'s' if trace.n_steps != 1 else ''}"
+    recorder.write_trace(trace)
+    record = build_record(
+        sample, trace, repeat=repeat, latency_s=latency, blobs=run.blobs, max_mpp=DEFAULT_MAX_MPP
     )
     return SampleOutcome(record, trace)

@@ -19,10 +19,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from slidescout.core.parsing import LETTERS
-from slidescout.core.sample import AnswerFormat, Metric, Sample
+from slidescout.core.sample import Metric, Sample
 from slidescout.errors import DatasetError
 
-__all__ = ["LETTERS", "AnswerFormat", "DatasetLoad", "Metric", "Sample"]
+__all__ = ["LETTERS", "DatasetLoad", "Metric", "Sample"]
 
 
 class DatasetLoad(BaseModel):

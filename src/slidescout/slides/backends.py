@@ -130,6 +130,12 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
 
+    def identity(self) -> tuple[str, int, int]:
+        """(where the slide is, modification time in ns, size in bytes): what caches key on.
+        A backend over a folder or a URL (OME-Zarr) says what stands for its file."""
+        st = self.path.stat()
+        return str(self.path.resolve()), st.st_mtime_ns, st.st_size
+
     # -- helpers ----------------------------------------------------------------------------
     def error(self, reason: str) -> SlideError:
         return SlideError(f"slide {self.path.name}: {reason}")

@@ -8,6 +8,13 @@
    (``tiffmeta``) and read by pyvips or, for codecs pyvips lacks, tifffile + imagecodecs.
 4. Anything else is a plain image (``VipsImageBackend``).
 
+Before these, the readers of formats beyond OpenSlide and TIFF (``readers.READERS``, each behind an
+extra) are asked whether they recognise the file: iSyntax, VSI (+ .ets) and LIF go to their reader
+directly; DICOM and Zeiss CZI, which OpenSlide reads in part, go to OpenSlide first and to their
+reader (wsidicom, pylibCZIrw) when OpenSlide cannot open the file or cannot decode the last tile of
+a level (e.g. DICOM edge frames cropped to the image). An OME-Zarr folder, or any URL, is read by
+``zarr`` (``backend_zarr``).
+
 The chosen backend's ``reason`` says why; ``slidescout info`` shows it.
 """
 
@@ -19,16 +26,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from slidescout.errors import SlideError
+from slidescout.slides import backend_array as bad
 from slidescout.slides import backend_openslide as bos
 from slidescout.slides import backend_tiff as bt
 from slidescout.slides import backend_vips as bv
-from slidescout.slides import tiffmeta
+from slidescout.slides import backend_zarr as bz
+from slidescout.slides import readers, tiffmeta
 from slidescout.slides.backend_image import VipsImageBackend
 from slidescout.slides.backends import (
     BACKENDS,
     VIPS_TIFF_FORMATS,
     Backend,
     TiffPage,
+    _reason,
     check_not_truncated,
     is_tiff,
     tiff_pages,
@@ -93,9 +103,13 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     QPTIFF pyramids, channels), decoded by pyvips or, for codecs pyvips lacks, by tifffile."""
     if backend not in BACKENDS:
         raise SlideError(f"unknown slide backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if bz.is_url(path):
+        return _zarr(str(path), backend)
     p = Path(path).expanduser()
     if not p.exists():
         raise SlideError(f"slide file not found: {p}")
+    if p.is_dir() and bz.claims(p):
+        return _zarr(p, backend)
     if p.is_dir():
         raise SlideError(
             f"slide path {p} is a directory; give the slide file itself "
@@ -110,7 +124,14 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     if not os.access(p, os.R_OK):
         raise SlideError(f"slide file {p.name} is not readable (permission denied)")
 
+    reader = readers.claim(p)
+    if reader is not None and reader.openslide_vendor is None:
+        return _open_reader(reader, p, backend, reader.no_openslide)
     fmt = bos.detect_format(p)
+    if reader is not None and fmt != reader.openslide_vendor:
+        reader = None  # e.g. a DICOM file that is not a slide: OpenSlide's answer stands
+    if reader is not None and backend == "auto":
+        return _openslide_or_reader(p, fmt, reader)
     tiff = is_tiff(p)
     if fmt is None and not tiff and (kind := non_slide_kind(p)) is not None:
         raise _refuse(p, kind)
@@ -200,6 +221,60 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     except BaseException:
         osr.close()
         raise
+
+
+def _zarr(location: str | Path, backend: str) -> Backend:
+    if backend != "auto":
+        raise SlideError(
+            f"slide {Path(str(location)).name}: an OME-Zarr image, which only backend 'auto' "
+            "reads (through zarr)"
+        )
+    b = bz.ZarrBackend(location)
+    b.reason = f"OpenSlide does not read Zarr; {b.reason}"
+    return b
+
+
+def _open_reader(reader: readers.FormatReader, p: Path, backend: str, why: str) -> Backend:
+    """``reader``'s backend for ``p``; ``why``: why OpenSlide does not read it (for ``info``)."""
+    if backend != "auto":
+        raise SlideError(
+            f"slide {p.name}: {reader.what}, which backend {backend!r} cannot read ({why}); "
+            "use backend 'auto'"
+        )
+    try:
+        b = reader.open(p)
+    except bad.MissingReader as exc:
+        raise bad.MissingReader(f"{exc}; {why}") from None
+    b.reason = f"{why}; {b.reason}"
+    return b
+
+
+def _openslide_or_reader(p: Path, fmt: str | None, reader: readers.FormatReader) -> Backend:
+    """OpenSlide when it opens the file and decodes the last tile of every level; else the
+    format's own reader (OpenSlide's failure is the reason ``info`` shows)."""
+    try:
+        osr = bos.open_openslide(p, fmt or "")
+    except SlideError as exc:
+        return _open_reader(reader, p, "auto", str(exc).split(": ", 1)[-1])
+    why = _openslide_fails(osr)
+    if why:
+        osr.close()
+        return _open_reader(reader, p, "auto", why)
+    b = bos.OpenSlideBackend(p, fmt or "", osr)
+    b.reason = f"OpenSlide reads it as {fmt} (it decodes the last tile of every level)"
+    return b
+
+
+def _openslide_fails(osr) -> str:
+    """Why OpenSlide cannot decode the bottom-right pixel of some level (the last tile, where
+    cropped edge frames sit), or ''. One tile per level: cheap."""
+    for level, (w, h) in enumerate(osr.level_dimensions):
+        ds = osr.level_downsamples[level]
+        try:
+            osr.read_region((int((w - 1) * ds), int((h - 1) * ds)), level, (1, 1))
+        except Exception as exc:
+            return f"OpenSlide cannot decode level {level} ({_reason(exc)})"
+    return ""
 
 
 def _read_structure(p: Path) -> TiffStructure | None:

@@ -120,7 +120,7 @@ class SlideInfo(BaseModel):
     format: str
     vendor: str | None
     backend: str
-    backend_reason: str = Field("", description="why this backend reads the file")
+    backend_reason: str = Field(default="", description="why this backend reads the file")
     file_size: int
     width: int
     height: int
@@ -132,7 +132,9 @@ class SlideInfo(BaseModel):
     mpp_source: MppSource
     mpp_note: str = ""
     objective_power: float | None
-    bounds: tuple[int, int, int, int] | None = Field(None, description="x, y, w, h in level-0 px")
+    bounds: tuple[int, int, int, int] | None = Field(
+        default=None, description="x, y, w, h in level-0 px"
+    )
     associated_images: list[str] = Field(
         default_factory=list, description="names only, never pixels"
     )

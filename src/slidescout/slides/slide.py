@@ -56,9 +56,10 @@ class Slide:
     def __init__(self, backend: Backend) -> None:
         self._b = backend
         self.path: Path = backend.path
-        st = backend.path.stat()
-        self._key = (str(backend.path.resolve()), backend.name, st.st_mtime_ns, st.st_size)
-        self._file_size = st.st_size
+        where, mtime, size = backend.identity()
+        self._key = (where, backend.name, mtime, size)
+        self._where = where
+        self._file_size = size
         w, h = backend.level_dimensions[0]
         self._res = resolve_mpp(backend.properties, backend.format, backend.path.name)
         self._bounds = parse_bounds(backend.properties, w, h)
@@ -175,7 +176,7 @@ class Slide:
             )
         ]
         return SlideInfo(
-            path=str(self.path),
+            path=self._where,
             slide_id=self.slide_id,
             format=self.format,
             vendor=self.vendor,
@@ -450,6 +451,8 @@ _handles: LRUCache[tuple, Slide] = LRUCache(max_items=HANDLE_CACHE_SIZE)
 
 def open_slide(path: str | os.PathLike, backend: str = "auto") -> Slide:
     """A cached open ``Slide`` (reopened when the file changes); thread-safe."""
+    if isinstance(path, str) and "://" in path:  # a URL (OME-Zarr through fsspec)
+        return _handles.get_or_create((path, backend), lambda: Slide.open(path, backend))
     p = Path(path).expanduser()
     try:
         st = p.stat()

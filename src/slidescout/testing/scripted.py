@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from slidescout.agents.models.profile import ModelProfile, permissive_profile
 from slidescout.core.messages import (
     AssistantMessage,
     ModelRequest,
@@ -14,6 +15,7 @@ from slidescout.core.messages import (
     ToolCallPart,
     Usage,
 )
+from slidescout.core.model_settings import ModelSettings
 
 
 def reply(text: str = "", *calls: tuple[str, dict[str, Any]]) -> AssistantMessage:
@@ -31,8 +33,6 @@ class FunctionModel:
     (or a ModelResponse, or raises, e.g. ``ModelError``). ``requests`` keeps every request seen."""
 
     api = "function"
-    supports_tools = True
-    supports_images = True
 
     def __init__(
         self,
@@ -40,9 +40,13 @@ class FunctionModel:
         *,
         name: str = "function:test",
         usage: Usage | None = None,
+        profile: ModelProfile | None = None,
+        settings: ModelSettings | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
+        self.profile = profile or permissive_profile(name)  # carries every setting by default
+        self.settings = settings or ModelSettings()
         self.usage = usage or Usage(input_tokens=100, output_tokens=20, cost_usd=0.001)
         self.requests: list[ModelRequest] = []
 

@@ -10,6 +10,7 @@ first use.
 
 from slidescout.errors import ToolError
 from slidescout.tools.base import (
+    Needs,
     Tool,
     ToolClass,
     ToolImage,
@@ -22,6 +23,7 @@ from slidescout.tools.base import (
 from slidescout.tools.context import ToolCancelled, ToolContext
 from slidescout.tools.registry import (
     BUILTIN_MODULES,
+    BUILTIN_TOOLS,
     ENTRY_POINT_GROUP,
     LoadError,
     ToolRegistry,
@@ -33,8 +35,10 @@ from slidescout.tools.registry import (
 
 __all__ = [
     "BUILTIN_MODULES",
+    "BUILTIN_TOOLS",
     "ENTRY_POINT_GROUP",
     "LoadError",
+    "Needs",
     "Tool",
     "ToolCancelled",
     "ToolClass",

@@ -33,7 +33,7 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
@@ -51,6 +51,8 @@ from slidescout.tools.schema import (
     summary_line,
     wire_name,
 )
+
+Needs = Literal["slide", "imageset", "none"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,6 +77,9 @@ class Tool:
     context_param: str | None = None
     source: str = "builtin"
     limiter: str | None = None
+    # what the tool needs from the sample's environment: its slide, its image set, or nothing;
+    # an environment offers the tools whose need it meets (see ``ToolSet.for_environment``)
+    needs: Needs = "none"
     setup_hook: Callable[[ToolContext], Any] | None = None  # awaited before each call (ToolClass)
     origin: Any = None  # the function / ToolClass instance this tool wraps
 
@@ -160,6 +165,10 @@ class Tool:
         return f"Tool({self.name!r}, source={self.source!r})"
 
     # -- construction --------------------------------------------------------------------------
+    def available_in(self, offers: frozenset[str]) -> bool:
+        """Whether an environment that offers ``offers`` (``{"slide"}``...) can run this tool."""
+        return self.needs == "none" or self.needs in offers
+
     @classmethod
     def from_function(
         cls,
@@ -168,9 +177,11 @@ class Tool:
         name: str | None = None,
         description: str | None = None,
         limiter: str | None = None,
+        needs: Needs | None = None,
         localns: dict[str, Any] | None = None,
     ) -> Tool:
-        """``localns``: extra names for resolving string annotations (e.g. the defining scope)."""
+        """``localns``: extra names for resolving string annotations (e.g. the defining scope).
+        ``needs``: None infers it: a tool that takes a context needs a slide."""
         tool_name: str = name or str(getattr(fn, "__name__", ""))
         _check_name(tool_name)
         doc_desc, param_docs = parse_docstring(inspect.getdoc(fn))
@@ -185,6 +196,7 @@ class Tool:
             arg_names=sig.fields,
             context_param=sig.context_param,
             limiter=limiter,
+            needs=_needs(needs, sig.context_param),
             origin=fn,
         )
 
@@ -224,9 +236,18 @@ class Tool:
             arg_names=sig.fields,
             context_param=sig.context_param,
             limiter=klass.limiter,
+            needs=_needs(klass.needs, sig.context_param),
             setup_hook=instance._ensure_setup,
             origin=instance,
         )
+
+
+def _needs(declared: Needs | None, context_param: str | None) -> Needs:
+    if declared is None:
+        return "slide" if context_param else "none"
+    if declared not in ("slide", "imageset", "none"):
+        raise ConfigError(f"a tool's needs is 'slide', 'imageset' or 'none', not {declared!r}")
+    return declared
 
 
 def _check_name(name: str) -> None:
@@ -247,7 +268,11 @@ def _snake(name: str) -> str:
 def tool(fn: Callable[..., Any], /) -> Tool: ...
 @typing.overload
 def tool(
-    *, name: str | None = None, description: str | None = None, limiter: str | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    limiter: str | None = None,
+    needs: Needs | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -258,11 +283,14 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     limiter: str | None = None,
+    needs: Needs | None = None,
 ) -> Any:
     """Turn a typed function (or a ToolClass subclass) into a :class:`Tool`; bare or with options.
 
     ``name`` defaults to the function's name, ``description`` to its docstring (without the
     ``Args:`` section). ``limiter`` names a ``ToolContext.limiters`` entry the call runs under.
+    ``needs`` is what the tool needs from the sample: ``"slide"``, ``"imageset"`` or ``"none"``
+    (default: a slide when it takes a ``ToolContext``, else nothing).
     """
 
     def wrap(f: Any, localns: dict[str, Any] | None = None) -> Tool:
@@ -273,7 +301,7 @@ def tool(
         if not callable(f):
             raise ConfigError(f"@tool needs a function, got {type(f).__name__}")
         return Tool.from_function(
-            f, name=name, description=description, limiter=limiter, localns=localns
+            f, name=name, description=description, limiter=limiter, needs=needs, localns=localns
         )
 
     return wrap(fn, dict(sys._getframe(1).f_locals)) if fn is not None else wrap
@@ -290,12 +318,14 @@ class ToolClass:
     raises and later calls answer with a ToolError saying the tool is unavailable.
 
     Class attributes: ``name`` (default: the class name in snake_case, without a ``Tool``
-    suffix), ``description`` (default: the class docstring, else ``run``'s), ``limiter``.
+    suffix), ``description`` (default: the class docstring, else ``run``'s), ``limiter``,
+    ``needs``.
     """
 
     name: ClassVar[str | None] = None
     description: ClassVar[str | None] = None
     limiter: ClassVar[str | None] = None
+    needs: ClassVar[Needs | None] = None  # None: a slide when ``run`` takes a ToolContext
 
     def setup(self, ctx: ToolContext) -> None:
         """Load what the tool needs (weights on ``ctx.device``...). Runs once, lazily."""
@@ -382,6 +412,7 @@ def as_tools(obj: Any, where: str = "") -> list[Tool]:
 
 
 __all__ = [
+    "Needs",
     "Tool",
     "ToolClass",
     "ToolImage",

@@ -52,7 +52,7 @@ def _shown(view: View) -> str:
     return f"shown at {view.width} x {view.height} px"
 
 
-@tool
+@tool(needs="imageset")
 def view_image(index: Annotated[int, Field(ge=1)], ctx: ToolContext) -> ToolResult:
     """Show one image of the set on its own, as large as the image size limit allows.
 
@@ -79,7 +79,7 @@ def view_image(index: Annotated[int, Field(ge=1)], ctx: ToolContext) -> ToolResu
     )
 
 
-@tool
+@tool(needs="imageset")
 def crop_image(
     index: Annotated[int, Field(ge=1)],
     x: int,
@@ -142,7 +142,7 @@ def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str]) -
     return np.asarray(canvas)
 
 
-@tool
+@tool(needs="imageset")
 def compare_images(
     a: Annotated[int, Field(ge=1)], b: Annotated[int, Field(ge=1)], ctx: ToolContext
 ) -> ToolResult:

@@ -1,8 +1,10 @@
 """The tool registry: built-in tools plus plugins found through the ``slidescout.tools`` entry points.
 
-Built-in tool modules are listed by import path and imported on the registry's first use, so
-importing this module (or the CLI) never imports torch. A built-in module exposes a ``TOOLS``
-list, or calls :func:`register_builtin` at import time.
+Built-in tools are declared by name with the module that defines them (:data:`BUILTIN_TOOLS`); a
+module is imported when one of its tools is looked up, so importing this module (or the CLI)
+imports no tool, and building an agent imports only its preset's tools. Listing the registry, or
+looking up a name it does not declare, loads every built-in module and the plugins. A built-in
+module exposes a ``TOOLS`` list, or calls :func:`register_builtin` at import time.
 
 Plugins are namespaced with their distribution's normalised name: a ``tissue_fraction`` tool from
 ``slidescout-plugin-example`` is ``slidescout-plugin-example/tissue_fraction`` (offered to a model
@@ -30,13 +32,26 @@ from slidescout.tools.context import ToolContext
 
 ENTRY_POINT_GROUP = "slidescout.tools"
 
-BUILTIN_MODULES: list[str] = [
-    "slidescout.tools.navigation",
-    "slidescout.tools.experts.tools",
-    "slidescout.tools.experts.model_tools",
-    "slidescout.tools.knowledge.tool",
-    "slidescout.tools.imageset_tools",
-]
+# every built-in tool and the module that defines it (a test keeps this true)
+BUILTIN_TOOLS: dict[str, str] = {
+    "slide_zoom": "slidescout.tools.navigation",
+    "view_region": "slidescout.tools.navigation",
+    "pan": "slidescout.tools.navigation",
+    "overview": "slidescout.tools.navigation",
+    "measure": "slidescout.tools.navigation",
+    "measure_area": "slidescout.tools.navigation",
+    "tissue_map": "slidescout.tools.experts.tools",
+    "nuclei_morphometry": "slidescout.tools.experts.tools",
+    "stain_summary": "slidescout.tools.experts.tools",
+    "patch_classifier": "slidescout.tools.experts.tools",
+    "segment": "slidescout.tools.experts.model_tools",
+    "zero_shot": "slidescout.tools.experts.model_tools",
+    "lookup": "slidescout.tools.knowledge.tool",
+    "view_image": "slidescout.tools.imageset_tools",
+    "crop_image": "slidescout.tools.imageset_tools",
+    "compare_images": "slidescout.tools.imageset_tools",
+}
+BUILTIN_MODULES: list[str] = list(dict.fromkeys(BUILTIN_TOOLS.values()))
 
 _EXTRA_BUILTINS: list[Tool] = []
 
@@ -50,7 +65,7 @@ def register_builtin(obj: Any) -> Any:
     tools = as_tools(obj, where="register_builtin")
     _EXTRA_BUILTINS.extend(tools)
     for reg in _LIVE_REGISTRIES:
-        if reg._loaded:
+        if reg._started:
             for t in tools:
                 reg._add(t, replace=True)
     return obj
@@ -79,7 +94,9 @@ class LoadError:
 class ToolRegistry:
     """Every tool this installation knows: built-ins and plugins.
 
-    Loading is lazy: the first lookup imports :data:`BUILTIN_MODULES` and the plugins.
+    Loading is lazy: looking up a declared built-in name imports its module only; listing, or
+    looking up any other name, imports every built-in module (``builtin_modules``) and the
+    plugins. ``builtin_modules`` given explicitly are all loaded on first use.
     """
 
     def __init__(
@@ -89,35 +106,49 @@ class ToolRegistry:
         plugins: bool = True,
         tools: Iterable[Any] = (),
     ) -> None:
+        self._declared = dict(BUILTIN_TOOLS) if builtin_modules is None else {}
         self._builtin_modules = list(
             BUILTIN_MODULES if builtin_modules is None else builtin_modules
         )
         self._plugins = plugins
         self._tools: dict[str, Tool] = {}
         self._errors: list[LoadError] = []
-        self._loaded = False
+        self._started = False  # the tools given and registered at run time are in
+        self._modules: set[str] = set()  # built-in modules imported
+        self._loaded = False  # everything is in
         self._lock = threading.RLock()
         self._initial = list(tools)
         _LIVE_REGISTRIES.add(self)
 
     # -- loading -------------------------------------------------------------------------------
-    def load(self) -> ToolRegistry:
+    def _start(self) -> None:
         with self._lock:
-            if self._loaded:
-                return self
-            self._loaded = True
+            if self._started:
+                return
+            self._started = True
             for obj in self._initial:
                 for t in as_tools(obj):
                     self._add(t)
-            for modpath in self._builtin_modules:
-                self._load_builtin_module(modpath)
             for t in list(_EXTRA_BUILTINS):
                 self._add(t, replace=True)
+
+    def load(self) -> ToolRegistry:
+        """Import every built-in module and every plugin (listing needs them all)."""
+        with self._lock:
+            if self._loaded:
+                return self
+            self._start()
+            for modpath in self._builtin_modules:
+                self._load_builtin_module(modpath)
             if self._plugins:
                 self._load_plugins()
+            self._loaded = True
         return self
 
     def _load_builtin_module(self, modpath: str) -> None:
+        if modpath in self._modules:
+            return
+        self._modules.add(modpath)
         try:
             module = importlib.import_module(modpath)
             tools = as_tools(module.TOOLS, where=modpath) if hasattr(module, "TOOLS") else []
@@ -131,6 +162,8 @@ class ToolRegistry:
             self._errors.append(LoadError(modpath, msg, kind="builtin"))
             return
         for t in tools:
+            self._add(t, replace=True)
+        for t in list(_EXTRA_BUILTINS):  # registered at run time: they win over a module's own
             self._add(t, replace=True)
 
     def _load_plugins(self) -> None:
@@ -192,9 +225,12 @@ class ToolRegistry:
         return dict(self._tools)
 
     def names(self) -> list[str]:
-        """Built-ins first (in registration order), then plugins sorted by name."""
+        """Built-ins first (declared ones in declaration order, then others as registered),
+        then plugins sorted by name."""
         tools = self.tools
-        builtins = [n for n, t in tools.items() if "/" not in n]
+        order = {n: i for i, n in enumerate(BUILTIN_TOOLS)}
+        builtins = [n for n in tools if "/" not in n]
+        builtins.sort(key=lambda n: order.get(n, len(order)))
         return builtins + sorted(n for n in tools if "/" in n)
 
     def __iter__(self) -> Iterator[Tool]:
@@ -208,7 +244,18 @@ class ToolRegistry:
         return isinstance(name, str) and self.find(name) is not None
 
     def find(self, name: str) -> Tool | None:
-        """A tool by registry name, wire name, or a plugin tool's short name if unambiguous."""
+        """A tool by registry name, wire name, or a plugin tool's short name if unambiguous.
+
+        A declared built-in name imports its module only; any other name loads everything."""
+        with self._lock:
+            self._start()
+            if name in self._tools and not self._loaded:
+                return self._tools[name]
+            module = self._declared.get(name)
+            if module is not None and not self._loaded:
+                self._load_builtin_module(module)
+                if name in self._tools:
+                    return self._tools[name]
         tools = self.tools
         if name in tools:
             return tools[name]
@@ -358,6 +405,7 @@ def resolve_toolset(
 
 __all__ = [
     "BUILTIN_MODULES",
+    "BUILTIN_TOOLS",
     "ENTRY_POINT_GROUP",
     "LoadError",
     "ToolRegistry",

@@ -6,8 +6,7 @@ Choices:
 - Tool results are ``tool_result`` blocks (text and image blocks inside, ``is_error`` set),
   first in the user turn that follows the ``tool_use`` turn; consecutive turns of one role are
   merged, empty text blocks are left out (the API rejects both).
-- Thinking: ``thinking_budget=N`` enables extended thinking (or pass ``thinking={...}`` as the
-  API takes it). ``thinking`` and ``redacted_thinking`` blocks are kept whole in
+- Thinking: the setting ``thinking_budget=N`` enables extended thinking. ``thinking`` and ``redacted_thinking`` blocks are kept whole in
   ``ReasoningPart.provider_data`` (signature / data included) and sent back verbatim before the
   turn's tool calls, as the API requires. With thinking on, ``temperature`` is not sent and
   ``tool_choice="required"`` becomes "auto" (the API allows no forced tool use with thinking).
@@ -15,9 +14,9 @@ Choices:
   history holds tool calls (the loop's forced final step) declares stub definitions of those
   tools with ``tool_choice`` none: the API requires tools to be defined when ``tool_use``
   blocks are present.
-- ``max_tokens`` is required: ``max_output_tokens`` (request or option), default 4096, raised
-  above the thinking budget when needed.
-- Prompt caching (``prompt_cache=True``, default): a ``cache_control`` breakpoint on the last
+- ``max_tokens`` is required: the setting ``max_output_tokens``, default 4096, raised above the
+  thinking budget when needed.
+- Prompt caching (the setting ``prompt_cache``, on by default; off under ``giant``): a ``cache_control`` breakpoint on the last
   block of the request, so each turn reads the previous turns from the cache, and one at the end
   of the first turn (the question and the overview), which stays cached when older images are
   pruned from the context. Cache reads are
@@ -29,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from slidescout.agents.models.base import (
+    AdapterOptions,
     ModelAdapter,
     Parsed,
     TokenCounts,
@@ -37,6 +37,7 @@ from slidescout.agents.models.base import (
     split_known,
     system_text,
 )
+from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
@@ -47,7 +48,7 @@ from slidescout.core.messages import (
     ToolMessage,
     UserMessage,
 )
-from slidescout.errors import ConfigError
+from slidescout.core.model_settings import ModelSettings
 
 PROVIDER_TAG = "anthropic"
 DEFAULT_MAX_TOKENS = 4096
@@ -62,34 +63,38 @@ _TOOL_CHOICE = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {
 
 
 class AnthropicModel(ModelAdapter):
-    """``anthropic:MODEL``. Options: ``thinking_budget``, ``thinking`` (raw), ``prompt_cache``,
-    ``parallel_tool_calls``, plus the common ones of ``ModelAdapter``."""
+    """``anthropic:MODEL``. Carries extended thinking, cache breakpoints, parallel tool use (off),
+    output tokens and temperature (not with thinking)."""
 
     api = "anthropic-messages"
 
-    def __init__(
-        self,
-        provider: Any,
-        model: str,
-        *,
-        thinking_budget: int | None = None,
-        thinking: dict[str, Any] | None = None,
-        prompt_cache: bool = True,
-        parallel_tool_calls: bool | None = None,
-        **common: Any,
-    ) -> None:
-        super().__init__(provider, model, **common)
-        if thinking_budget is not None and thinking_budget < 1024:
-            raise ConfigError("thinking_budget must be at least 1024 tokens (Anthropic's minimum)")
-        if thinking is None and thinking_budget:
-            thinking = {"type": "enabled", "budget_tokens": int(thinking_budget)}
-        self.thinking = thinking
-        self.prompt_cache = bool(prompt_cache)
-        self.parallel_tool_calls = parallel_tool_calls
+    @classmethod
+    def profile_for(
+        cls, provider: str, model: str, options: AdapterOptions, *, custom_endpoint: bool
+    ) -> ModelProfile:
+        openai_only = "{flag} applies to OpenAI reasoning models; for Claude use --thinking-budget"
+        return ModelProfile(
+            api=cls.api,
+            provider=provider,
+            model=f"{provider}:{model}",
+            route="the Messages API",
+            tools=True if options.tools is None else options.tools,
+            images=options.images,
+            custom_endpoint=custom_endpoint,
+            thinking=True,
+            inline_tool_images=True,  # tool_result blocks hold their images
+            parallel_tool_calls=True,
+            cache_breakpoints=True,
+            max_images=100,
+            refusals={
+                "reasoning_effort": openai_only.format(flag="--reasoning-effort"),
+                "reasoning_summary": openai_only.format(flag="--reasoning-summary"),
+            },
+        )
 
-    @property
-    def thinking_on(self) -> bool:
-        return bool(self.thinking) and self.thinking.get("type") != "disabled"  # type: ignore[union-attr]
+    def default_settings(self) -> ModelSettings:
+        # max_tokens is required by the API; caching is on unless a preset or flag says otherwise
+        return ModelSettings(max_output_tokens=DEFAULT_MAX_TOKENS, prompt_cache=True)
 
     # -- request -----------------------------------------------------------------------------
     @staticmethod
@@ -170,13 +175,41 @@ class AnthropicModel(ModelAdapter):
                     names.append(b["name"])
         return names
 
-    def build_request(self, req: ModelRequest) -> dict[str, Any]:
+    def build_request(self, req: ModelRequest, settings: ModelSettings) -> dict[str, Any]:
         turns = self._turns(req)
-        max_tokens = req.max_output_tokens or self.max_output_tokens or DEFAULT_MAX_TOKENS
+        max_tokens = settings.max_output_tokens or DEFAULT_MAX_TOKENS
         body: dict[str, Any] = {"model": self.model, "messages": turns}
         system = system_text(req.messages)
         if system:
             body["system"] = system
+        thinking = settings.thinking_budget
+        self._add_tools(body, req, turns, settings, thinking=bool(thinking))
+        if thinking:
+            body["thinking"] = {"type": "enabled", "budget_tokens": thinking}
+            if max_tokens <= thinking:
+                max_tokens = thinking + max_tokens
+        elif settings.temperature is not None:
+            body["temperature"] = settings.temperature
+        body["max_tokens"] = max_tokens
+        if settings.prompt_cache and turns:
+            # breakpoints on the last block and on the end of the first turn (question and overview):
+            # when a pruned image changes the history, that prefix is still read from the cache
+            for turn in {id(turns[0]): turns[0], id(turns[-1]): turns[-1]}.values():
+                last = turn["content"][-1]
+                if last.get("type") not in ("thinking", "redacted_thinking"):
+                    last["cache_control"] = {"type": "ephemeral"}
+        return body
+
+    def _add_tools(
+        self,
+        body: dict[str, Any],
+        req: ModelRequest,
+        turns: list[dict[str, Any]],
+        settings: ModelSettings,
+        *,
+        thinking: bool,
+    ) -> None:
+        """``tools`` and ``tool_choice``: the tools offered, or stubs of those the history used."""
         choice = req.tool_choice
         if req.tools:
             body["tools"] = [
@@ -194,30 +227,12 @@ class AnthropicModel(ModelAdapter):
             ]
             choice = "none"
         if "tools" in body:
-            if choice == "required" and self.thinking_on:
+            if choice == "required" and thinking:
                 choice = "auto"
             tc: dict[str, Any] = dict(_TOOL_CHOICE[choice])
-            if self.parallel_tool_calls is False and choice != "none":
+            if settings.parallel_tool_calls is False and choice != "none":
                 tc["disable_parallel_tool_use"] = True
             body["tool_choice"] = tc
-        if self.thinking_on:
-            body["thinking"] = self.thinking
-            budget = int(self.thinking.get("budget_tokens") or 0)  # type: ignore[union-attr]
-            if budget and max_tokens <= budget:
-                max_tokens = budget + max_tokens
-        else:
-            temperature = req.temperature if req.temperature is not None else self.temperature
-            if temperature is not None:
-                body["temperature"] = temperature
-        body["max_tokens"] = max_tokens
-        if self.prompt_cache and turns:
-            # breakpoints on the last block and on the end of the first turn (question and overview):
-            # when a pruned image changes the history, that prefix is still read from the cache
-            for turn in {id(turns[0]): turns[0], id(turns[-1]): turns[-1]}.values():
-                last = turn["content"][-1]
-                if last.get("type") not in ("thinking", "redacted_thinking"):
-                    last["cache_control"] = {"type": "ephemeral"}
-        return body
 
     async def send(self, body: dict[str, Any]) -> Any:
         create = self.provider.client.messages.create

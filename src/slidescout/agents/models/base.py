@@ -13,14 +13,20 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from slidescout.agents.models import json_actions
 from slidescout.agents.models.pricing import Price, estimate_cost
+from slidescout.agents.models.profile import ModelApi, ModelProfile
 from slidescout.agents.models.providers import Provider
-from slidescout.agents.models.retry import RetryPolicy, call_with_retries
+from slidescout.agents.models.retry import (
+    Decision,
+    RetryPolicy,
+    call_with_retries,
+    model_error_decision,
+)
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
@@ -33,6 +39,7 @@ from slidescout.core.messages import (
     ToolResultPart,
     Usage,
 )
+from slidescout.core.model_settings import ModelSettings
 from slidescout.errors import ModelError
 
 log = logging.getLogger("slidescout.models")
@@ -40,22 +47,23 @@ log = logging.getLogger("slidescout.models")
 
 @runtime_checkable
 class Model(Protocol):
-    """What the loop needs from a planner model."""
+    """What the loop needs from a planner model: a name, what its route can carry (its profile),
+    its own default settings, and one request at a time. Settings travel with each request."""
 
     @property
     def name(self) -> str:
         """``provider:model``, e.g. ``openai:gpt-5``."""
+        ...
 
     @property
-    def api(self) -> str:
-        """ "openai-responses", "openai-chat", "anthropic-messages", "expert" or "replay"."""
+    def profile(self) -> ModelProfile:
+        """What the model's route can carry (tools, images, reasoning, thinking...)."""
+        ...
 
     @property
-    def supports_tools(self) -> bool:
-        """False: tools go through the JSON-action fallback."""
-
-    @property
-    def supports_images(self) -> bool: ...
+    def settings(self) -> ModelSettings:
+        """The model's own default settings (the lowest layer of the merge)."""
+        ...
 
     async def request(self, req: ModelRequest) -> ModelResponse: ...
 
@@ -221,45 +229,69 @@ def to_plain(obj: Any) -> dict[str, Any]:
     raise ModelError(f"unexpected response object {type(obj).__name__}", retryable=False)
 
 
+@dataclass(frozen=True)
+class AdapterOptions:
+    """How an adapter is built (not per request): function calling and images (None: by the
+    model's name), extra body fields every request carries, a user's price, the retry policy, and
+    two Responses-only options (``reasoning``: force the reasoning-model classification;
+    ``store``: keep responses on OpenAI's side)."""
+
+    tools: bool | None = None
+    images: bool = True
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+    price: Price | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    reasoning: bool | None = None
+    store: bool = False
+
+
+ADAPTER_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(AdapterOptions))
+
+
 class ModelAdapter:
     """Base of the provider adapters: request translation, retries, usage and cost.
 
-    Subclasses implement ``build_request(req) -> dict`` (the wire body), ``send(body)`` (one SDK
-    call) and ``parse_response(raw) -> Parsed``.
+    Subclasses set ``api`` and implement ``profile_for`` (what the route carries),
+    ``build_request(req, settings) -> dict`` (the wire body), ``send(body)`` (one SDK call) and
+    ``parse_response(raw) -> Parsed``. The adapter never changes after it is built: the settings
+    a request carries arrive with it (``ModelRequest.settings``), over the adapter's own
+    defaults (``settings``).
     """
 
-    api: ClassVar[str] = ""
-    default_tools: ClassVar[bool] = True
+    api: ClassVar[ModelApi]
 
     def __init__(
         self,
         provider: Provider,
         model: str,
-        *,
-        retry: RetryPolicy | None = None,
-        tools: bool | None = None,
-        images: bool = True,
-        max_output_tokens: int | None = None,
-        temperature: float | None = None,
-        extra_body: dict[str, Any] | None = None,
-        price: Price | None = None,
+        options: AdapterOptions | None = None,
+        settings: ModelSettings | None = None,
     ) -> None:
         self.provider = provider
-        self.price = price  # a price the user gave (USD per 1M tokens): wins over the tables
         self.model = model
         self.name = f"{provider.name}:{model}"
-        self.retry = retry or RetryPolicy()
-        self.supports_tools = self.default_tools_for(model) if tools is None else bool(tools)
-        self.supports_images = bool(images)
-        self.max_output_tokens = max_output_tokens
-        self.temperature = temperature
-        self.extra_body = dict(extra_body or {})
+        self.options = options or AdapterOptions()
+        self.profile: ModelProfile = self.profile_for(
+            provider.name, model, self.options, custom_endpoint=provider.custom_endpoint
+        )
+        own = settings or ModelSettings()
+        self.profile.check(own)  # a setting the route cannot carry: one line, now
+        self.settings: ModelSettings = self.default_settings().merged(own)
 
     # -- to implement -----------------------------------------------------------------------
-    def default_tools_for(self, model: str) -> bool:
-        return self.default_tools
+    @classmethod
+    def profile_for(  # pragma: no cover - abstract
+        cls, provider: str, model: str, options: AdapterOptions, *, custom_endpoint: bool
+    ) -> ModelProfile:
+        raise NotImplementedError
 
-    def build_request(self, req: ModelRequest) -> dict[str, Any]:  # pragma: no cover - abstract
+    def default_settings(self) -> ModelSettings:
+        """Settings the route needs when nobody sets them (Claude's required ``max_tokens``)."""
+        return ModelSettings()
+
+    def build_request(  # pragma: no cover - abstract
+        self, req: ModelRequest, settings: ModelSettings
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
     async def send(self, body: dict[str, Any]) -> Any:  # pragma: no cover - abstract
@@ -273,17 +305,26 @@ class ModelAdapter:
     def base_url(self) -> str:
         return self.provider.base_url
 
+    def should_retry(self, exc: BaseException) -> Decision | None:
+        """Whether a failed call may succeed if tried again (inspect's ``should_retry``); None
+        when ``exc`` is not a provider error (a bug: it propagates unchanged). Only this
+        adapter's SDK is consulted, and only once its client exists."""
+        if isinstance(exc, ModelError):
+            return model_error_decision(exc)
+        return self.provider.classify(exc)
+
     def prepare(self, req: ModelRequest) -> ModelRequest:
         """The request as this model can take it (JSON actions, no images)."""
-        if not self.supports_tools:
+        if not self.profile.tools:
             req = json_actions.to_text_only(req)
-        if not self.supports_images:
+        if not self.profile.images:
             req = json_actions.without_images(req)
         return req
 
     def cost(self, counts: TokenCounts) -> float | None:
-        if self.price is not None:
-            return self.price.cost(
+        price = self.options.price
+        if price is not None:  # a price the user gave (USD per 1M tokens) wins over the tables
+            return price.cost(
                 input_tokens=counts.input,
                 output_tokens=counts.output,
                 cached_input_tokens=counts.cached,
@@ -299,43 +340,37 @@ class ModelAdapter:
             custom_endpoint=self.provider.custom_endpoint,
         )
 
+    def request_settings(self, req: ModelRequest) -> ModelSettings:
+        """The adapter's defaults under the request's settings, less what the route cannot carry
+        (an agent has checked its settings against the profile already; a direct caller's
+        extra setting is left out, not sent)."""
+        merged = self.settings.merged(req.settings)
+        kept = self.profile.keep(merged)
+        if kept != merged:
+            log.debug(
+                "%s: not sent (the route cannot carry them): %s",
+                self.name,
+                sorted(set(merged.given()) - set(kept.given())),
+            )
+        return kept
+
     async def request(self, req: ModelRequest) -> ModelResponse:
         t0 = time.monotonic()
-        body = self.build_request(self.prepare(req))
-        if self.extra_body:
-            body = {**body, **self.extra_body}
+        body = self.build_request(self.prepare(req), self.request_settings(req))
+        if self.options.extra_body:
+            body = {**body, **self.options.extra_body}
         request_bytes = json_size(body)
         raw, retries = await call_with_retries(
             lambda: self._send_checked(body),
-            self.retry,
+            self.options.retry,
+            classify=self.should_retry,
             label=self.name,
             redact=self.provider.redact,
             key_env=self.provider.key_env,
         )
-        if isinstance(raw, (str, bytes)):
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            what = (
-                "an HTML page"
-                if "<html" in text[:2000].lower() or "<!doctype" in text[:200].lower()
-                else "text"
-            )
-            raise ModelError(
-                f"{self.name}: the server at {self.base_url} answered with {what}, not an API reply; "
-                "check that --base-url is the API root (e.g. http://localhost:8000/v1)",
-                retryable=False,
-            )
-        try:
-            parsed = self.parse_response(to_plain(raw))
-        except ModelError:
-            raise
-        except Exception as exc:  # a malformed response: say so, without the payload
-            raise ModelError(
-                f"{self.name}: could not read the provider's response "
-                f"({type(exc).__name__}: {self.provider.redact(str(exc))[:200]})",
-                retryable=False,
-            ) from None
+        parsed = self._parse(raw)
         message = parsed.message
-        if not self.supports_tools:
+        if not self.profile.tools:
             message = json_actions.reparse_message(message)
         c = parsed.counts
         usage = Usage(
@@ -356,6 +391,31 @@ class ModelAdapter:
             stop_reason=parsed.stop_reason,
         )
 
+    def _parse(self, raw: Any) -> Parsed:
+        """The reply read, or a ``ModelError`` that says what came back instead of an API reply."""
+        if isinstance(raw, (str, bytes)):
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            what = (
+                "an HTML page"
+                if "<html" in text[:2000].lower() or "<!doctype" in text[:200].lower()
+                else "text"
+            )
+            raise ModelError(
+                f"{self.name}: the server at {self.base_url} answered with {what}, not an API reply; "
+                "check that --base-url is the API root (e.g. http://localhost:8000/v1)",
+                retryable=False,
+            )
+        try:
+            return self.parse_response(to_plain(raw))
+        except ModelError:
+            raise
+        except Exception as exc:  # a malformed response: say so, without the payload
+            raise ModelError(
+                f"{self.name}: could not read the provider's response "
+                f"({type(exc).__name__}: {self.provider.redact(str(exc))[:200]})",
+                retryable=False,
+            ) from None
+
     async def _send_checked(self, body: dict[str, Any]) -> Any:
         """``send``, with a reply that is not valid JSON (cut off by a proxy or a crash) as a
         retryable ``ModelError`` instead of a bare decoding error."""
@@ -374,5 +434,5 @@ class ModelAdapter:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, api={self.api!r}, base_url={self.base_url!r}, "
-            f"tools={self.supports_tools}, images={self.supports_images})"
+            f"tools={self.profile.tools}, images={self.profile.images})"
         )

@@ -21,6 +21,7 @@ from slidescout.agents.models.expert_vision import (
     hotspots,
     morphometry,
 )
+from slidescout.agents.models.profile import offline_profile
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
@@ -32,6 +33,7 @@ from slidescout.core.messages import (
     Usage,
     UserMessage,
 )
+from slidescout.core.model_settings import ModelSettings
 from slidescout.tools.experts.nuclei import NucleiStats
 
 KEYWORDS = {
@@ -70,10 +72,11 @@ class ExpertModel:
     uses_tools: frozenset[str] = frozenset(
         {"slide_zoom", "view_region", "nuclei_morphometry", "lookup"}
     )
-    supports_tools = True
-    supports_images = True
+    profile = offline_profile("expert", "expert")
+    settings = ModelSettings()
 
-    def __init__(self, **_: Any) -> None:
+    def __init__(self, variant: str = "") -> None:
+        self.variant = variant
         self._n = 0
 
     async def aclose(self) -> None:

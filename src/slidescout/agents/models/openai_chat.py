@@ -13,6 +13,8 @@ Choices:
 - ``max_completion_tokens`` for OpenAI's endpoint, ``max_tokens`` for other servers.
 - A model without function calling (``tools=False``, or a known name such as llava) gets the
   JSON-action fallback of ``json_actions``.
+- Reasoning summaries and inline tool images need the Responses API: the profile refuses them
+  here with a line that names ``--api responses``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 from typing import Any
 
 from slidescout.agents.models.base import (
+    AdapterOptions,
     ModelAdapter,
     Parsed,
     TokenCounts,
@@ -32,6 +35,7 @@ from slidescout.agents.models.base import (
     result_text,
     split_known,
 )
+from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
@@ -43,6 +47,7 @@ from slidescout.core.messages import (
     ToolMessage,
     UserMessage,
 )
+from slidescout.core.model_settings import ModelSettings
 
 log = logging.getLogger("slidescout.models")
 
@@ -60,27 +65,44 @@ _FINISH = {
 }
 
 
+_RESPONSES_ONLY = (
+    "{flag} needs the Responses API; the chat route (Chat Completions, chosen for a --base-url "
+    "that is not OpenAI's) cannot carry it: add --api responses"
+)
+
+
 class OpenAIChatModel(ModelAdapter):
-    """``openai:MODEL`` through Chat Completions. Options: ``parallel_tool_calls``,
-    ``reasoning_effort`` (sent as is), plus the common ones of ``ModelAdapter``."""
+    """``openai:MODEL`` through Chat Completions. Carries parallel tool calls, reasoning effort
+    (sent as is: OpenAI's o-series, vLLM, DeepSeek), output tokens, temperature and seed."""
 
     api = "openai-chat"
 
-    def __init__(
-        self,
-        provider: Any,
-        model: str,
-        *,
-        parallel_tool_calls: bool | None = None,
-        reasoning_effort: str | None = None,
-        **common: Any,
-    ) -> None:
-        super().__init__(provider, model, **common)
-        self.parallel_tool_calls = parallel_tool_calls
-        self.reasoning_effort = reasoning_effort
-
-    def default_tools_for(self, model: str) -> bool:
-        return not _NO_TOOLS.search(model)
+    @classmethod
+    def profile_for(
+        cls, provider: str, model: str, options: AdapterOptions, *, custom_endpoint: bool
+    ) -> ModelProfile:
+        tools = not _NO_TOOLS.search(model) if options.tools is None else options.tools
+        return ModelProfile(
+            api=cls.api,
+            provider=provider,
+            model=f"{provider}:{model}",
+            route="the chat route (Chat Completions)",
+            tools=tools,
+            images=options.images,
+            custom_endpoint=custom_endpoint,
+            seed=True,
+            reasoning_effort=True,
+            parallel_tool_calls=True,
+            refusals={
+                "reasoning_summary": _RESPONSES_ONLY.format(flag="--reasoning-summary"),
+                "tool_result_images": "tool images inside the tool output (the giant preset) "
+                + _RESPONSES_ONLY.format(flag="").strip(),
+                "thinking_budget": "--thinking-budget applies to Claude (anthropic:) models; for "
+                "OpenAI reasoning models use --reasoning-effort",
+                "prompt_cache": "--prompt-cache applies to Claude (anthropic:) models; "
+                "OpenAI-compatible servers cache prompts by themselves",
+            },
+        )
 
     # -- request -----------------------------------------------------------------------------
     @staticmethod
@@ -143,7 +165,7 @@ class OpenAIChatModel(ModelAdapter):
                     out.append(self._user(followers))
         return out
 
-    def build_request(self, req: ModelRequest) -> dict[str, Any]:
+    def build_request(self, req: ModelRequest, settings: ModelSettings) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": self._messages(req)}
         if req.tools:
             body["tools"] = [
@@ -158,20 +180,17 @@ class OpenAIChatModel(ModelAdapter):
                 for t in req.tools
             ]
             body["tool_choice"] = req.tool_choice
-            if self.parallel_tool_calls is not None:
-                body["parallel_tool_calls"] = self.parallel_tool_calls
-        max_out = req.max_output_tokens or self.max_output_tokens
-        if max_out:
-            body["max_tokens" if self.provider.custom_endpoint else "max_completion_tokens"] = (
-                max_out
-            )
-        temperature = req.temperature if req.temperature is not None else self.temperature
-        if temperature is not None:
-            body["temperature"] = temperature
-        if req.seed is not None:
-            body["seed"] = req.seed
-        if self.reasoning_effort:
-            body["reasoning_effort"] = self.reasoning_effort
+            if settings.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = settings.parallel_tool_calls
+        if settings.max_output_tokens:
+            key = "max_tokens" if self.provider.custom_endpoint else "max_completion_tokens"
+            body[key] = settings.max_output_tokens
+        if settings.temperature is not None:
+            body["temperature"] = settings.temperature
+        if settings.seed is not None:
+            body["seed"] = settings.seed
+        if settings.reasoning_effort:
+            body["reasoning_effort"] = settings.reasoning_effort
         return body
 
     async def send(self, body: dict[str, Any]) -> Any:

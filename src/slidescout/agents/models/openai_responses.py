@@ -9,24 +9,27 @@ Choices (as GIANT: the full history goes back every turn, reasoning included):
   (id, summary, encrypted_content) in ``ReasoningPart.provider_data`` and sent back verbatim on
   the next turn. A reasoning item without encrypted content cannot be resolved when
   ``store=False`` and is left out.
-- Reasoning summaries are not requested unless ``reasoning_summary`` is set ("auto",
+- Reasoning summaries are not requested unless the request's settings ask for one ("auto",
   "concise", "detailed"): some organisations must be verified to get them.
 - Tool results are ``function_call_output`` items with the result's text as ``output``. Their
   images follow in one user message (``input_image``, base64 JPEG data URL, the part's detail),
-  which every Responses implementation accepts. ``tool_result_images="inline"`` (the ``giant``
-  preset, as GIANT does) sends them inside ``output`` (list form: the text, then the images).
+  which every Responses implementation accepts. The setting ``tool_result_images="inline"`` (the
+  ``giant`` preset, as GIANT does) sends them inside ``output`` (list form: the text, then the
+  images).
   An image part whose detail is None is sent without ``detail``.
-- ``temperature`` is dropped for reasoning models (they reject it); ``seed`` is not part of the
-  Responses API and is ignored.
+- The profile says what is carried: no ``temperature`` for reasoning models (they reject it; a
+  user's ``--temperature`` is refused before any request), no ``seed`` (not part of the
+  Responses API).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Literal
+from typing import Any
 
 from slidescout.agents.models.base import (
+    AdapterOptions,
     ModelAdapter,
     Parsed,
     TokenCounts,
@@ -38,6 +41,7 @@ from slidescout.agents.models.base import (
     split_known,
     system_text,
 )
+from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
@@ -48,13 +52,13 @@ from slidescout.core.messages import (
     ToolMessage,
     UserMessage,
 )
-from slidescout.errors import ConfigError, ModelError
+from slidescout.core.model_settings import ModelSettings
+from slidescout.errors import ModelError
 
 log = logging.getLogger("slidescout.models")
 
 PROVIDER_TAG = "openai-responses"
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5|gpt-6|codex)", re.I)
-_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -71,44 +75,51 @@ def _flush_text(items: list[dict[str, Any]], texts: list[str]) -> None:
 class OpenAIResponsesModel(ModelAdapter):
     """``openai:MODEL`` through the Responses API.
 
-    Options: ``reasoning`` (None: by model name), ``reasoning_effort``, ``reasoning_summary``,
-    ``store`` (default False), ``tool_result_images`` ("user" or "inline"),
-    ``parallel_tool_calls``, plus the common ones of ``ModelAdapter``.
+    Build options (``AdapterOptions``): ``reasoning`` (None: by the model's name) and ``store``
+    (default False). Request settings it carries: reasoning effort and summary (reasoning
+    models), inline tool images, parallel tool calls, output tokens, temperature (not for
+    reasoning models).
     """
 
     api = "openai-responses"
 
-    def __init__(
-        self,
-        provider: Any,
-        model: str,
-        *,
-        reasoning: bool | None = None,
-        reasoning_effort: str | None = None,
-        reasoning_summary: str | None = None,
-        store: bool = False,
-        tool_result_images: Literal["user", "inline"] | None = None,
-        parallel_tool_calls: bool | None = None,
-        **common: Any,
-    ) -> None:
-        super().__init__(provider, model, **common)
-        if reasoning_effort is not None and reasoning_effort not in _EFFORTS:
-            raise ConfigError(
-                f"reasoning_effort must be one of {', '.join(_EFFORTS)}, not {reasoning_effort!r}"
-            )
-        if tool_result_images not in (None, "user", "inline"):
-            raise ConfigError("tool_result_images must be 'user' or 'inline'")
-        self.reasoning = is_reasoning_model(model) if reasoning is None else bool(reasoning)
-        if not self.reasoning and (reasoning_effort or reasoning_summary):
-            raise ConfigError(
-                f"{model} is not a reasoning model, so it takes no reasoning effort or summary; "
-                "drop --reasoning-effort/--reasoning-summary (or pass reasoning=True)"
-            )
-        self.reasoning_effort = reasoning_effort
-        self.reasoning_summary = reasoning_summary
-        self.store = bool(store)
-        self.tool_result_images = tool_result_images
-        self.parallel_tool_calls = parallel_tool_calls
+    @classmethod
+    def profile_for(
+        cls, provider: str, model: str, options: AdapterOptions, *, custom_endpoint: bool
+    ) -> ModelProfile:
+        reasoning = is_reasoning_model(model) if options.reasoning is None else options.reasoning
+        not_reasoning = (
+            f"{model} is not a reasoning model, so it takes no reasoning effort or summary; drop "
+            "--reasoning-effort/--reasoning-summary (or pass the model option reasoning=True)"
+        )
+        return ModelProfile(
+            api=cls.api,
+            provider=provider,
+            model=f"{provider}:{model}",
+            route="the Responses API",
+            tools=True if options.tools is None else options.tools,
+            images=options.images,
+            custom_endpoint=custom_endpoint,
+            temperature=not reasoning,
+            reasoning_effort=reasoning,
+            reasoning_summary=reasoning,
+            inline_tool_images=True,
+            parallel_tool_calls=True,
+            refusals={
+                "reasoning_effort": not_reasoning,
+                "reasoning_summary": not_reasoning,
+                "temperature": f"{model} is a reasoning model, which takes no --temperature; "
+                "drop it",
+                "thinking_budget": "--thinking-budget applies to Claude (anthropic:) models; for "
+                "OpenAI reasoning models use --reasoning-effort",
+                "prompt_cache": "OpenAI caches prompts by itself; --prompt-cache applies to "
+                "Claude (anthropic:) models",
+            },
+        )
+
+    @property
+    def reasoning(self) -> bool:
+        return self.profile.reasoning_effort
 
     # -- request -----------------------------------------------------------------------------
     @staticmethod
@@ -122,11 +133,11 @@ class OpenAIResponsesModel(ModelAdapter):
         data = part.provider_data
         if part.provider != PROVIDER_TAG or data.get("type") != "reasoning" or not data.get("id"):
             return None  # another provider's reasoning cannot be replayed here
-        if not self.store and not data.get("encrypted_content"):
+        if not self.options.store and not data.get("encrypted_content"):
             return None  # would be looked up by id, and nothing is stored
         return dict(data)
 
-    def _items(self, req: ModelRequest) -> list[dict[str, Any]]:
+    def _items(self, req: ModelRequest, inline: bool) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for msg in req.messages:
             if isinstance(msg, UserMessage):
@@ -165,7 +176,7 @@ class OpenAIResponsesModel(ModelAdapter):
                 for r in msg.results:
                     images = result_images(r)
                     text = result_text(r)
-                    if images and self.tool_result_images == "inline":
+                    if images and inline:
                         output: Any = [
                             {"type": "input_text", "text": text},
                             *(self._image(i) for i in images),
@@ -193,8 +204,13 @@ class OpenAIResponsesModel(ModelAdapter):
             # system messages go to ``instructions``
         return items
 
-    def build_request(self, req: ModelRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "input": self._items(req), "store": self.store}
+    def build_request(self, req: ModelRequest, settings: ModelSettings) -> dict[str, Any]:
+        store = self.options.store
+        body: dict[str, Any] = {
+            "model": self.model,
+            "input": self._items(req, settings.tool_result_images == "inline"),
+            "store": store,
+        }
         instructions = system_text(req.messages)
         if instructions:
             body["instructions"] = instructions
@@ -210,28 +226,21 @@ class OpenAIResponsesModel(ModelAdapter):
                 for t in req.tools
             ]
             body["tool_choice"] = req.tool_choice
-            if self.parallel_tool_calls is not None:
-                body["parallel_tool_calls"] = self.parallel_tool_calls
-        max_out = req.max_output_tokens or self.max_output_tokens
-        if max_out:
-            body["max_output_tokens"] = max_out
-        temperature = req.temperature if req.temperature is not None else self.temperature
-        if temperature is not None:
-            if self.reasoning:
-                log.debug(
-                    "%s: temperature is not supported by reasoning models; not sent", self.name
-                )
-            else:
-                body["temperature"] = temperature
+            if settings.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = settings.parallel_tool_calls
+        if settings.max_output_tokens:
+            body["max_output_tokens"] = settings.max_output_tokens
+        if settings.temperature is not None:
+            body["temperature"] = settings.temperature
         if self.reasoning:
             reasoning: dict[str, Any] = {}
-            if self.reasoning_effort:
-                reasoning["effort"] = self.reasoning_effort
-            if self.reasoning_summary:
-                reasoning["summary"] = self.reasoning_summary
+            if settings.reasoning_effort:
+                reasoning["effort"] = settings.reasoning_effort
+            if settings.reasoning_summary:
+                reasoning["summary"] = settings.reasoning_summary
             if reasoning:
                 body["reasoning"] = reasoning
-            if not self.store:
+            if not store:
                 body["include"] = ["reasoning.encrypted_content"]
         return body
 

@@ -12,6 +12,7 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
+from slidescout.agents.models.retry import Decision, SdkErrors
 from slidescout.errors import ConfigError
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -55,6 +56,7 @@ class Provider:
         self.timeout_s = float(timeout_s)
         self.__key = api_key
         self._client: Any = None
+        self._errors: SdkErrors | None = None  # the SDK's exception classes, once it is loaded
 
     @property
     def custom_endpoint(self) -> bool:
@@ -72,16 +74,22 @@ class Provider:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = self._make_client(self.__key)
+            self._client, self._errors = self._make_client(self.__key)
         return self._client
 
-    def _make_client(self, key: str) -> Any:  # pragma: no cover - abstract
+    def _make_client(self, key: str) -> tuple[Any, SdkErrors]:  # pragma: no cover - abstract
+        """The SDK client, and the SDK's exception classes (read while the SDK is at hand)."""
         raise NotImplementedError
+
+    def classify(self, exc: BaseException) -> Decision | None:
+        """The retry decision for an exception of this provider's SDK; None for any other (and
+        for everything before the client exists: no SDK call can have failed yet)."""
+        return self._errors.classify(exc) if self._errors is not None else None
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
-            self._client = None
+            self._client = None  # the SDK's classes stay known: a late error is still classified
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -124,11 +132,17 @@ class OpenAIProvider(Provider):
         )
         return cls(base_url=base_url, api_key=key, timeout_s=timeout_s)
 
-    def _make_client(self, key: str) -> Any:
-        from openai import AsyncOpenAI
+    def _make_client(self, key: str) -> tuple[Any, SdkErrors]:
+        import openai
 
-        return AsyncOpenAI(
+        client = openai.AsyncOpenAI(
             api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+        )
+        return client, SdkErrors(
+            status=(openai.APIStatusError,),
+            timeout=(openai.APITimeoutError,),
+            connection=(openai.APIConnectionError,),
+            invalid_response=(openai.APIResponseValidationError,),
         )
 
 
@@ -150,9 +164,15 @@ class AnthropicProvider(Provider):
         key = _key_from_env(cls.key_env, custom=custom, hint="to use Anthropic models")
         return cls(base_url=base_url, api_key=key, timeout_s=timeout_s)
 
-    def _make_client(self, key: str) -> Any:
-        from anthropic import AsyncAnthropic
+    def _make_client(self, key: str) -> tuple[Any, SdkErrors]:
+        import anthropic
 
-        return AsyncAnthropic(
+        client = anthropic.AsyncAnthropic(
             api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+        )
+        return client, SdkErrors(
+            status=(anthropic.APIStatusError,),
+            timeout=(anthropic.APITimeoutError,),
+            connection=(anthropic.APIConnectionError,),
+            invalid_response=(anthropic.APIResponseValidationError,),
         )

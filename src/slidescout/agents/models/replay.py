@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slidescout.agents.models.profile import offline_profile
 from slidescout.core.messages import ModelRequest, ModelResponse, TextPart, UserMessage
+from slidescout.core.model_settings import ModelSettings
 from slidescout.core.trace import load_trace
 from slidescout.errors import ConfigError, ModelError
 
 
 class ReplayModel:
     api = "replay"
-    supports_tools = True
-    supports_images = True
+    profile = offline_profile("replay", "replay")
+    settings = ModelSettings()
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

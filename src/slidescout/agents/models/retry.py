@@ -1,4 +1,8 @@
-"""Retries for provider calls: one ``should_retry`` decision, tenacity for the loop.
+"""Retries for provider calls: each adapter's ``should_retry`` decision, tenacity for the loop.
+
+Each adapter classifies its own errors (inspect's ``ModelAPI.should_retry``): its provider knows
+its SDK's exception classes (:class:`SdkErrors`), learnt when the client was made; there is no
+central list of SDKs, and nothing is imported to classify an exception.
 
 - 429: retry, honouring ``retry-after-ms`` / ``retry-after`` (capped at ``max_wait_s``).
 - 408, 409, 5xx (529 overloaded included), timeouts, connection errors: retry with exponential
@@ -105,79 +109,95 @@ def _provider_message(exc: Any) -> tuple[str, str | None]:
     return str(getattr(exc, "message", "") or ""), None
 
 
-def _sdk_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
-    """(status errors, timeout errors, connection errors) of the SDKs that are loaded."""
-    status: list[type] = []
-    timeout: list[type] = []
-    conn: list[type] = []
-    for mod_name in ("openai", "anthropic"):
-        try:
-            mod = __import__(mod_name)
-        except ImportError:  # pragma: no cover
-            continue
-        status.append(mod.APIStatusError)
-        timeout.append(mod.APITimeoutError)
-        conn.append(mod.APIConnectionError)
-    return tuple(status), tuple(timeout), tuple(conn)
+@dataclass(frozen=True)
+class SdkErrors:
+    """The exception classes of one provider SDK, and how to read them.
+
+    A provider builds this from its own SDK when it creates its client (the SDK is imported by
+    then), so classifying an exception never imports an SDK, and an exception from anywhere
+    else is never mistaken for a provider error."""
+
+    status: tuple[type[BaseException], ...] = ()
+    timeout: tuple[type[BaseException], ...] = ()
+    connection: tuple[type[BaseException], ...] = ()
+    invalid_response: tuple[type[BaseException], ...] = ()
+
+    def classify(self, exc: BaseException) -> Decision | None:
+        """The decision for an exception of this SDK; None for anything else."""
+        if isinstance(exc, self.timeout):
+            return Decision(True, "timeout", message="request timed out")
+        if isinstance(exc, self.connection):
+            return Decision(True, "connection error", message="could not connect")
+        if isinstance(exc, self.invalid_response):
+            return Decision(
+                False,
+                "invalid response",
+                getattr(exc, "status_code", None),
+                None,
+                "the response did not match the expected schema",
+            )
+        if isinstance(exc, self.status):
+            return status_decision(
+                int(getattr(exc, "status_code", 0) or 0),
+                getattr(getattr(exc, "response", None), "headers", None),
+                _provider_message(exc),
+            )
+        return None
 
 
-def should_retry(exc: BaseException) -> Decision:
-    """Whether a failed call may succeed if tried again, and why."""
-    status_errors, timeouts, connection_errors = _sdk_classes()
-    if isinstance(exc, timeouts):
-        return Decision(True, "timeout", message="request timed out")
-    if isinstance(exc, connection_errors):
-        return Decision(True, "connection error", message="could not connect")
-    if isinstance(exc, status_errors):
-        status = int(getattr(exc, "status_code", 0) or 0)
-        msg, kind = _provider_message(exc)
-        if kind:
-            msg = f"({kind}) {msg}" if msg else f"({kind})"
-        headers = getattr(getattr(exc, "response", None), "headers", None)
-        if status == 429:
-            return Decision(True, "429 rate limit", status, parse_retry_after(headers), msg)
-        if status in (408, 409) or status >= 500:
-            return Decision(True, str(status), status, parse_retry_after(headers), msg)
-        return Decision(False, str(status), status, None, msg)
-    if isinstance(exc, ModelError):
-        return Decision(exc.retryable, "model error", exc.status, exc.retry_after, str(exc))
-    if type(exc).__name__ in ("APIResponseValidationError",):
-        return Decision(
-            False,
-            "invalid response",
-            getattr(exc, "status_code", None),
-            None,
-            "the response did not match the expected schema",
-        )
-    return Decision(False, type(exc).__name__, None, None, "")
+def status_decision(status: int, headers: Any, message: tuple[str, str | None]) -> Decision:
+    """The decision for an HTTP error status: 429, 408, 409 and 5xx are retried."""
+    msg, kind = message
+    if kind:
+        msg = f"({kind}) {msg}" if msg else f"({kind})"
+    if status == 429:
+        return Decision(True, "429 rate limit", status, parse_retry_after(headers), msg)
+    if status in (408, 409) or status >= 500:
+        return Decision(True, str(status), status, parse_retry_after(headers), msg)
+    return Decision(False, str(status), status, None, msg)
 
 
-def _is_sdk_error(exc: BaseException) -> bool:
-    mod = type(exc).__module__.split(".")[0]
-    return mod in ("openai", "anthropic") or isinstance(exc, ModelError)
+def model_error_decision(exc: ModelError) -> Decision:
+    """A ``ModelError`` raised by an adapter itself says whether it may be retried."""
+    return Decision(exc.retryable, "model error", exc.status, exc.retry_after, str(exc))
+
+
+Classify = Callable[[BaseException], "Decision | None"]  # None: not a provider error
+
+
+def only_model_errors(exc: BaseException) -> Decision | None:
+    """The classifier of a caller with no SDK: only ``ModelError`` is a provider error."""
+    return model_error_decision(exc) if isinstance(exc, ModelError) else None
 
 
 async def call_with_retries(
     fn: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     *,
+    classify: Classify = only_model_errors,
     label: str,
     redact: Callable[[str], str] = lambda s: s,
     key_env: str = "the API key environment variable",
 ) -> tuple[T, list[RetryInfo]]:
     """Run ``fn`` with retries. Returns its result and the retries made.
 
-    Provider errors become ``ModelError`` with a redacted message; any other exception (a bug)
-    propagates unchanged.
+    ``classify`` decides for each exception (the adapter's ``should_retry``): None means it is not
+    a provider error. Provider errors become ``ModelError`` with a redacted message; any other
+    exception (a bug) propagates unchanged.
     """
     retries: list[RetryInfo] = []
 
+    def decide(exc: BaseException | None) -> Decision:
+        found = classify(exc) if exc is not None else None
+        return found if found is not None else Decision(False, "unknown")
+
     def _retry(exc: BaseException) -> bool:
-        return _is_sdk_error(exc) and should_retry(exc).retry
+        found = classify(exc)
+        return found is not None and found.retry
 
     def _wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        decision = should_retry(exc) if exc else Decision(True, "unknown")
+        decision = decide(exc)
         if decision.retry_after is not None:
             return min(decision.retry_after, policy.max_wait_s)
         return policy.backoff(state.attempt_number)
@@ -189,7 +209,7 @@ async def call_with_retries(
 
     def _before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        decision = should_retry(exc) if exc else Decision(True, "unknown")
+        decision = decide(exc)
         wait = float(state.upcoming_sleep or 0.0)
         retries.append(
             RetryInfo(attempt=state.attempt_number, reason=decision.reason, wait_s=round(wait, 4))
@@ -218,9 +238,10 @@ async def call_with_retries(
     try:
         result = await retrying(attempt)
     except Exception as exc:
-        if not _is_sdk_error(exc) or (isinstance(exc, ModelError) and not retries):
+        decision = classify(exc)
+        if decision is None or (isinstance(exc, ModelError) and not retries):
             raise
-        failure = _final_error(exc, retries, label=label, redact=redact, key_env=key_env)
+        failure = _final_error(decision, retries, label=label, redact=redact, key_env=key_env)
     if failure is not None:
         # raised outside the except block: the SDK exception (whose text or request may hold
         # secrets) is neither the cause nor the context of what the caller sees
@@ -229,14 +250,13 @@ async def call_with_retries(
 
 
 def _final_error(
-    exc: BaseException,
+    decision: Decision,
     retries: list[RetryInfo],
     *,
     label: str,
     redact: Callable[[str], str],
     key_env: str,
 ) -> ModelError:
-    decision = should_retry(exc)
     detail = redact(decision.message)[:600]
     if detail.startswith(f"{label}: "):  # a ModelError of the adapter already names the model
         detail = detail[len(label) + 2 :]
@@ -259,6 +279,6 @@ def _final_error(
         retryable=decision.retry,
         status=decision.status,
         retry_after=decision.retry_after,
+        retries=list(retries),
     )
-    err.retries = list(retries)  # type: ignore[attr-defined]
     return err

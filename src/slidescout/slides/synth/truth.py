@@ -58,7 +58,8 @@ class SynthTruth(BaseModel):
     tissue: list[TissueTruth] = Field(default_factory=list)
     stain: dict[str, Any] = Field(default_factory=dict)
     colour_residual: float = Field(
-        0.0, description="largest per-channel mean-colour mismatch of a lesion class (0-255)"
+        default=0.0,
+        description="largest per-channel mean-colour mismatch of a lesion class (0-255)",
     )
 
     def lesions_of(self, cls: str) -> list[LesionTruth]:

@@ -11,6 +11,8 @@
   ``vit.py``), the CPU-form choice, and the user's registry (``$SLIDESCOUT_HOME/experts.json``);
   ``named.py``: ready cards for published models (``experts catalog``); ``hub.py``: downloads.
 - ``nuclei.py``, ``tissue.py``, ``stain.py``: the weight-free experts.
+- ``kinds.py``: the expert-kind registry (what a card's ``output`` means; entry points
+  ``slidescout.expert_kinds``).
 
 Names are imported lazily, so ``import slidescout.tools.experts`` never imports torch.
 """
@@ -41,6 +43,9 @@ _LAZY = {
     "outline_overlay": "nuclei",
     "find_tissue": "tissue",
     "stain_stats": "stain",
+    "EXPERT_KINDS": "kinds",
+    "ExpertKind": "kinds",
+    "get_kind": "kinds",
 }
 
 __all__ = sorted(_LAZY)

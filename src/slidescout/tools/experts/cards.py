@@ -8,7 +8,7 @@
     mean: [0.485, 0.456, 0.406]  # on pixels scaled to [0, 1]
     std: [0.229, 0.224, 0.225]
     labels: [normal, tumor]
-    output: logits               # logits | probabilities | score | embedding | mask | instances | zero_shot
+    output: logits               # an expert kind: logits | probabilities | score | embedding | mask | instances | zero_shot | a plugin's
     heatmap_label: tumor
 
 A ``state_dict`` card also names its ``architecture``: a built-in one (``tiny_cnn``, ``resnet18``,
@@ -45,6 +45,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slidescout.errors import ConfigError
+from slidescout.tools.experts.kinds import EXPERT_KINDS, ExpertKind, get_kind
 
 CARD_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -62,9 +63,9 @@ class ModelCard(BaseModel):
     name: str = Field(description="Registry name: lowercase letters, digits, '.', '_' or '-'.")
     format: Literal["torchscript", "state_dict", "onnx", "transformers"]
     path: str = Field(min_length=1, description="Weights file (or folder), relative to the card.")
-    hub: str | None = Field(None, description="Hugging Face repo id the weights come from.")
+    hub: str | None = Field(default=None, description="Hugging Face repo id the weights come from.")
     architecture: str | None = Field(
-        None, description="state_dict only: built-in, module:Class or timm name."
+        default=None, description="state_dict only: built-in, module:Class or timm name."
     )
     architecture_args: dict[str, Any] = Field(default_factory=dict)
     mpp: float = Field(gt=0.05, le=64, description="Input resolution in µm per pixel.")
@@ -72,15 +73,14 @@ class ModelCard(BaseModel):
     mean: Triple = Field(default_factory=lambda: list(IMAGENET_MEAN))
     std: Triple = Field(default_factory=lambda: list(IMAGENET_STD))
     labels: list[str] = Field(default_factory=list)
-    output: Literal[
-        "logits", "probabilities", "score", "embedding", "mask", "instances", "zero_shot"
-    ] = "logits"
-    embedding_dim: int | None = Field(None, ge=1)
+    # an expert kind (``kinds.py``): built in, or a plugin's
+    output: str = "logits"
+    embedding_dim: int | None = Field(default=None, ge=1)
     decoder: Literal["hovernet", "foreground", "stardist", "label_map"] = "hovernet"
-    rays: int = Field(32, ge=3, le=256, description="stardist: rays per pixel.")
+    rays: int = Field(default=32, ge=3, le=256, description="stardist: rays per pixel.")
     background: str | None = None
     overlap: int | None = Field(
-        None, ge=0, description="mask/instances: px shared by neighbouring patches."
+        default=None, ge=0, description="mask/instances: px shared by neighbouring patches."
     )
     prompts: list[str] = Field(default_factory=lambda: ["an H&E image of {}."])
     heatmap_label: str | None = None
@@ -97,6 +97,13 @@ class ModelCard(BaseModel):
                 "use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a "
                 "letter or digit"
             )
+        return v
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, v: str) -> str:
+        if v not in EXPERT_KINDS:
+            raise ValueError(f"unknown output {v!r}; expected one of {', '.join(EXPERT_KINDS)}")
         return v
 
     @field_validator("std")
@@ -122,12 +129,17 @@ class ModelCard(BaseModel):
                 "field 'architecture': a state_dict card must name its architecture "
                 "(a built-in one such as resnet50, or a timm model name)"
             )
-        if self.format == "transformers" and self.output != "zero_shot":
+        kind = self.kind
+        if self.format == "transformers" and kind.card_format != "transformers":
             raise ValueError("field 'output': a 'transformers' card is a zero_shot model")
-        if self.output == "zero_shot" and self.format != "transformers":
+        if kind.card_format is not None and self.format != kind.card_format:
             raise ValueError(
-                "field 'format': zero_shot models load with format 'transformers' (a "
-                "CLIP or SigLIP folder in Hugging Face format)"
+                f"field 'format': {kind.name} models load with format {kind.card_format!r}"
+                + (
+                    " (a CLIP or SigLIP folder in Hugging Face format)"
+                    if kind.card_format == "transformers"
+                    else ""
+                )
             )
         if any("{}" not in t for t in self.prompts) or not self.prompts:
             raise ValueError("field 'prompts': each template needs '{}' where the label goes")
@@ -135,7 +147,7 @@ class ModelCard(BaseModel):
             raise ValueError(f"field 'background': {self.background!r} is not one of the labels")
         if self.overlap is not None and self.overlap >= self.patch_size:
             raise ValueError("field 'overlap': must be smaller than patch_size")
-        if self.output not in ("embedding", "instances", "zero_shot") and not self.labels:
+        if kind.needs_labels and not self.labels:
             raise ValueError(
                 f"field 'labels': a model with output '{self.output}' needs its labels, "
                 "one per output value"
@@ -151,31 +163,26 @@ class ModelCard(BaseModel):
 
     # -- derived --------------------------------------------------------------------------------
     @property
+    def kind(self) -> ExpertKind:
+        """What ``output`` means (the expert-kind registry's entry)."""
+        return get_kind(self.output)
+
+    @property
     def num_outputs(self) -> int | None:
         """Values (or channels, for maps) per patch the model must produce (None: any)."""
-        if self.output in ("embedding", "zero_shot"):
-            return self.embedding_dim
-        if self.output == "instances":
-            if self.decoder == "stardist":
-                return 1 + self.rays
-            if self.decoder == "label_map":
-                return 1
-            return (4 if self.decoder == "hovernet" else 2) + (
-                len(self.labels) if self.decoder == "hovernet" else 0
-            )
-        return len(self.labels)
+        return self.kind.num_outputs(self)
 
     @property
     def head_outputs(self) -> int:
         """Head size a built-in or timm architecture gets: 0 (no head) for an embedding."""
-        if self.output in ("embedding", "zero_shot"):
+        if self.kind.returns == "embedding":
             return 0
         return self.num_outputs or 0
 
     @property
     def spatial(self) -> bool:
         """The model returns maps (mask or instances) rather than one row per patch."""
-        return self.output in ("mask", "instances")
+        return self.kind.spatial
 
     @property
     def stride(self) -> int:
@@ -188,9 +195,10 @@ class ModelCard(BaseModel):
         return 10.0 / self.mpp
 
     def describe(self) -> str:
+        kind = self.kind
         what = (
             f"{len(self.labels)} classes ({', '.join(self.labels)})"
-            if self.output in ("logits", "probabilities", "mask")
+            if kind.is_classifier or (kind.spatial and kind.needs_labels)
             else f"{self.output} ({', '.join(self.labels) or 'vector'})"
         )
         return (

@@ -454,7 +454,7 @@ def check_model(
     t2 = time.perf_counter()
     if c.spatial:
         return _check_maps(card, y, t1 - t0, t2 - t1)
-    if c.output == "zero_shot":
+    if c.kind.tool == "zero_shot":
         labels = list(c.labels) or ["tumor", "normal tissue"]
         try:
             probs = runner.classifier(labels)(blank)  # type: ignore[attr-defined]
@@ -474,7 +474,7 @@ def check_model(
             "2 patches; it must return one row of values per patch"
         )
     k = int(y.shape[1])
-    if c.output in ("embedding", "zero_shot"):
+    if c.kind.returns == "embedding":
         if c.embedding_dim is not None and k != c.embedding_dim:
             raise ConfigError(
                 f"model card {card.file.name}: the model outputs {k} values per patch but "

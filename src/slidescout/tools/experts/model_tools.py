@@ -77,10 +77,10 @@ async def segment(x: int, y: int, w: int, h: int, model: str, ctx: ToolContext) 
     box, clamped = _region(slide, x, y, w, h)
     card = _expert_card(model)
     c = card.card
-    if not c.spatial:
+    if c.kind.tool != "segment":
         raise ToolError(
             f"model {card.name!r} is a {c.output} model, not a segmentation model; use "
-            f"{'zero_shot' if c.output == 'zero_shot' else 'patch_classifier'} for it"
+            f"{c.kind.tool} for it"
         )
     _needs_mpp(slide, card)
     device, limiter = _device(ctx)
@@ -231,10 +231,10 @@ async def zero_shot(
     slide = ctx.require_slide()
     box, clamped = _region(slide, x, y, w, h)
     card = _expert_card(model)
-    if card.card.output != "zero_shot":
+    if card.card.kind.tool != "zero_shot":
         raise ToolError(
             f"model {card.name!r} is a {card.card.output} model, not a zero-shot model; use "
-            f"{'segment' if card.card.spatial else 'patch_classifier'} for it"
+            f"{card.card.kind.tool} for it"
         )
     chosen = zero_shot_labels(card, labels)
     _needs_mpp(slide, card)

@@ -39,6 +39,7 @@ from slidescout.core.types import Box
 from slidescout.tools.context import ToolCancelled
 from slidescout.tools.experts import heatmap as hm
 from slidescout.tools.experts.cards import Card
+from slidescout.tools.experts.kinds import ExpertKind, get_kind
 from slidescout.tools.experts.loading import resolve_device
 from slidescout.tools.experts.pool import ModelPool, device_lock, model_pool
 from slidescout.tools.experts.tiling import PatchPlan, plan_patches
@@ -112,7 +113,7 @@ class PatchRun:
 
     plan: PatchPlan
     outputs: np.ndarray  # (M, K) raw model outputs
-    output_kind: str  # logits | probabilities | score | embedding
+    output_kind: str  # an expert kind's name (``kinds.py``): logits, probabilities, score...
     labels: list[str]
     stats: RuntimeStats
     model_name: str = ""
@@ -125,24 +126,28 @@ class PatchRun:
         return self.plan.boxes()
 
     @property
+    def kind(self) -> ExpertKind:
+        return get_kind(self.output_kind)
+
+    @property
     def probs(self) -> np.ndarray | None:
-        """Class probabilities (M, K) for classifiers (softmax of logits), else None."""
-        if self.output_kind == "logits":
-            z = self.outputs - self.outputs.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            return e / e.sum(axis=1, keepdims=True)
-        if self.output_kind == "probabilities":
-            return self.outputs
-        return None
+        """Class probabilities (M, K) for classifiers (what the kind makes of the outputs)."""
+        to_probs = self.kind.probabilities
+        return to_probs(self.outputs) if to_probs is not None else None
 
     @property
     def is_classifier(self) -> bool:
-        return self.output_kind in ("logits", "probabilities")
+        return self.kind.is_classifier
+
+    @property
+    def is_scalar(self) -> bool:
+        """One score per patch (not a classifier, not an embedding)."""
+        return self.kind.scalar
 
     def label_index(self, label: str | None) -> int | None:
         label = label or self.heatmap_label
         if label is None:
-            return 0 if self.output_kind == "score" else None
+            return 0 if self.is_scalar else None
         if label not in self.labels:
             raise ValueError(
                 f"unknown label {label!r}; the model's labels are {', '.join(self.labels)}"
@@ -156,7 +161,7 @@ class PatchRun:
             probs = self.probs
             assert probs is not None
             return probs.max(axis=1) if i is None else probs[:, i]
-        if self.output_kind == "score":
+        if self.is_scalar:
             v = self.outputs[:, i or 0]
             if self.score_range is not None:
                 lo, hi = self.score_range
@@ -183,7 +188,7 @@ class PatchRun:
 
     def top(self, label: str | None = None, k: int = 3) -> list[dict[str, Any]]:
         """The ``k`` patches with the highest heatmap value: box and value."""
-        if not len(self.outputs) or self.output_kind == "embedding":
+        if not len(self.outputs) or not (self.is_classifier or self.is_scalar):
             return []
         v = self.values(label)
         order = np.argsort(-v, kind="stable")[:k]
@@ -192,7 +197,7 @@ class PatchRun:
 
     def heatmap_colours(self, label: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
         """Per-patch colours (M, 3), alphas (M,), and a sentence saying what the colours mean."""
-        if self.output_kind == "embedding":
+        if not (self.is_classifier or self.is_scalar):  # an embedding: no value per patch
             return (
                 hm.pca_colours(self.outputs),
                 np.full(len(self.outputs), 0.6, np.float32),

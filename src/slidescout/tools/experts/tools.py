@@ -329,7 +329,7 @@ def _describe_run(run: Any, label: str | None) -> tuple[str, dict[str, Any]]:
                 )
                 + "."
             )
-    elif run.output_kind == "score":
+    elif run.is_scalar:
         i = run.label_index(label) or 0
         v = run.outputs[:, i]
         name = run.labels[i] if run.labels else "score"
@@ -383,10 +383,9 @@ async def patch_classifier(
     box, clamped = _region(slide, x, y, w, h)
     card = _expert_card(model)
     c = card.card
-    if c.spatial or c.output == "zero_shot":
+    if c.kind.tool != "patch_classifier":
         raise ToolError(
-            f"model {card.name!r} has output {c.output!r}; use the "
-            f"{'segment' if c.spatial else 'zero_shot'} tool for it"
+            f"model {card.name!r} has output {c.output!r}; use the {c.kind.tool} tool for it"
         )
     if label is not None and label not in c.labels:
         raise ToolError(
@@ -435,7 +434,7 @@ async def patch_classifier(
     if run.notes:
         body += " Note: " + "; ".join(run.notes) + "."
     data["heatmap"] = {"box": list(heat.box.as_tuple()), "mpp": heat.mpp, "legend": heat.legend}
-    scalar = run.output_kind == "score" or (run.is_classifier and (label or run.heatmap_label))
+    scalar = run.is_scalar or (run.is_classifier and (label or run.heatmap_label))
     if scalar and run.plan.rows * run.plan.cols <= 4096:
         data["grid"] = [
             [None if np.isnan(v) else round(float(v), 3) for v in row] for row in run.grid(label)

@@ -41,8 +41,6 @@ from slidescout.tools.registry import ToolRegistry, default_registry
 log = logging.getLogger(__name__)
 
 SLIDE_ID = "slide_id"
-SLIDE_FREE_TOOLS = frozenset({"lookup"})  # take a context but need no slide
-IMAGESET_MODULE = "slidescout.tools.imageset_tools"  # multi-image tools: no image set over MCP
 STATE_KEY = "slidescout.slide_state"
 MAX_VIEWS_KEPT = 100  # per slide and session
 URI_PREFIX = "slidescout://slides/"
@@ -74,23 +72,13 @@ class _Entry:
 
 
 def default_tool_names(registry: ToolRegistry) -> list[str]:
-    """The registry's tools, less the multi-image ones (an MCP client has no image set)."""
-    return [t.name for t in registry if not _is_imageset_tool(t)]
-
-
-def _is_imageset_tool(t: Tool) -> bool:
-    origin = t.origin
-    module = getattr(origin, "__module__", None) or getattr(type(origin), "__module__", "")
-    return module == IMAGESET_MODULE
+    """The registry's tools, less those that need an image set (an MCP client has none)."""
+    return [t.name for t in registry if t.needs != "imageset"]
 
 
 def needs_slide(t: Tool) -> bool:
-    """Whether a tool works on a slide (and so takes ``slide_id``): it asks for the context and is
-    not a known slide-free tool. A ``needs_slide`` attribute on the tool wins."""
-    flag = getattr(t, "needs_slide", None)
-    if flag is not None:
-        return bool(flag)
-    return t.context_param is not None and t.short_name not in SLIDE_FREE_TOOLS
+    """Whether a tool works on a slide (and so takes ``slide_id``): what the tool declares."""
+    return t.needs == "slide"
 
 
 def with_slide_id(schema: dict[str, Any]) -> dict[str, Any]:
