@@ -37,6 +37,17 @@ from pathlib import Path
 
 from benchlib import md_table
 
+from slidescout.core.messages import (
+    AssistantMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolMessage,
+    Usage,
+)
+from slidescout.testing.scripted import FunctionModel
+
 SERVER = """
 import socket, sys, time
 from slidescout.testing.fake_openai import FakeOpenAI
@@ -128,38 +139,23 @@ def start_server(steps: int, latency: float) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-class InProcessModel:
+class InProcessModel(FunctionModel):
     """The fake server's auto planner without HTTP: waits ``latency`` seconds, calls slide_zoom
     ``steps - 1`` times, then answers. Isolates the runner and the loop from the SDK's cost."""
 
-    name = "bench:inprocess"
-    api = "bench"
-    supports_tools = True
-    supports_images = True
-
     def __init__(self, steps: int, latency: float) -> None:
+        super().__init__(self._reply, name="bench:inprocess")
         self.steps, self.latency = steps, latency
 
-    async def request(self, req):
-        from slidescout.core.messages import (
-            AssistantMessage,
-            ModelResponse,
-            TextPart,
-            ToolCallPart,
-            ToolMessage,
-            Usage,
-        )
+    async def request(self, req: ModelRequest) -> ModelResponse:  # keeps no request log
+        return await self._reply(req, 0)
 
+    async def _reply(self, req: ModelRequest, turn: int) -> ModelResponse:
         await asyncio.sleep(self.latency)
         done = sum(len(m.results) for m in req.messages if isinstance(m, ToolMessage))
         if done < self.steps - 1 and req.tools:
-            parts = [
-                ToolCallPart(
-                    id=f"c{done}",
-                    name="slide_zoom",
-                    arguments={"x0": 100, "y0": 100, "w": 100, "h": 100},
-                )
-            ]
+            args = {"x0": 100, "y0": 100, "w": 100, "h": 100}
+            parts: list = [ToolCallPart(id=f"c{done}", name="slide_zoom", arguments=args)]
         else:
             parts = [TextPart(text='{"answer": 1}')]
         return ModelResponse(
@@ -168,9 +164,6 @@ class InProcessModel:
             model=self.name,
             latency_s=self.latency,
         )
-
-    async def aclose(self) -> None:
-        return None
 
 
 RAY_ROWS = ("ray, new local instance", "ray, running instance, new workers", "ray, kept workers")
