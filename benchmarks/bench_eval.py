@@ -177,7 +177,8 @@ def run_once(
     out: Path,
     ray_options: dict | None = None,
 ) -> dict:
-    """One run of ``samples``: its timings (start-up apart from the run) and driver CPU."""
+    """One run of ``samples``: its timings (start-up apart from the run) and driver CPU, also
+    printed on stderr as soon as the run ends."""
     from benchlib import cpu_seconds
 
     from slidescout.agents.config import AgentConfig
@@ -216,7 +217,7 @@ def run_once(
     ]
     ideal = len(samples) * args.steps * args.latency / args.concurrency
     ex = summary.executor
-    return {
+    res = {
         "executor": label,
         "samples": len(samples),
         "finished": summary.n_finished,
@@ -232,6 +233,8 @@ def run_once(
         "driver_cpu_s": round(cpu, 2),
         "driver_cpu_ms_per_step": round(1000 * cpu / max(1, sum(steps)), 2),
     }
+    print(json.dumps(res), file=sys.stderr, flush=True)
+    return res
 
 
 def ray_round(samples: list, url: str, args: argparse.Namespace, root: Path) -> list[dict]:
@@ -321,8 +324,6 @@ def main() -> None:
             if args.inprocess:
                 label = "asyncio, in-process model"
                 results.append(run_once(label, samples, None, args, root / f"r{k}-inprocess"))
-            for res in results:
-                print(json.dumps({"round": k + 1, **res}), file=sys.stderr, flush=True)
             rounds.append(results)
     finally:
         proc.stdin.close()
