@@ -232,6 +232,8 @@ def run_once(
         "ratio": round(float(ex.get("run_s") or wall) / ideal, 3),
         "driver_cpu_s": round(cpu, 2),
         "driver_cpu_ms_per_step": round(1000 * cpu / max(1, sum(steps)), 2),
+        "workers_cpu_s": ex.get("workers_cpu_s"),
+        "steps": sum(steps),
     }
     print(json.dumps(res), file=sys.stderr, flush=True)
     return res
@@ -271,6 +273,8 @@ def summarize(rounds: list[list[dict]]) -> list[dict]:
         for key in ("wall_s", "startup_s", "run_s", "ratio", "driver_cpu_s"):
             first[key] = _median([r[key] for r in row])
         first["driver_cpu_ms_per_step"] = _median([r["driver_cpu_ms_per_step"] for r in row])
+        if first.get("workers_cpu_s") is not None:
+            first["workers_cpu_s"] = _median([r["workers_cpu_s"] or 0.0 for r in row])
         first["run_range"] = (min(r["run_s"] for r in row), max(r["run_s"] for r in row))
         first["finished"] = min(r["finished"] for r in row)
         out.append(first)
@@ -344,6 +348,7 @@ def print_table(results: list[dict], args: argparse.Namespace, load0: float, loa
             f"{r['ratio']:.2f}x",
             f"{r['wall_s']:.1f} s",
             f"{r['driver_cpu_s']:.1f} s ({r['driver_cpu_ms_per_step']:.1f} ms/step)",
+            _workers_cpu(r),
         ]
         for r in results
     ]
@@ -354,7 +359,14 @@ def print_table(results: list[dict], args: argparse.Namespace, load0: float, loa
         f"median of {max(1, args.rounds)} round(s); load average {load0:.1f} before, "
         f"{load1:.1f} after, {os.cpu_count()} cores\n"
     )
-    print(md_table([*head, "wall", "driver CPU"], rows))
+    print(md_table([*head, "wall", "driver CPU", "Ray workers' CPU"], rows))
+
+
+def _workers_cpu(r: dict) -> str:
+    cpu = r.get("workers_cpu_s")
+    if cpu is None:
+        return "-"
+    return f"{cpu:.1f} s ({1000 * cpu / max(1, r['steps']):.1f} ms/step)"
 
 
 if __name__ == "__main__":

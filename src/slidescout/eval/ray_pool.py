@@ -85,6 +85,7 @@ class WorkerPool:
     options: dict[str, Any]  # the actors' Ray options (the name aside)
     readying: dict[asyncio.Future[Any], int] = field(default_factory=dict)
     last_error: str = ""
+    workers_cpu_s: float | None = None  # reported by the workers when they forget the job
 
     @classmethod
     def plan(
@@ -183,34 +184,36 @@ class WorkerPool:
             "workers_reused": sum(s.reused for s in self.slots),
             "worker_restarts": sum(max(0, s.starts - 1) for s in self.slots),
             "worker_pids": [s.pid for s in self.slots if s.pid is not None],
+            "workers_cpu_s": None if self.workers_cpu_s is None else round(self.workers_cpu_s, 3),
         }
 
     async def release(self) -> None:
-        """Kept workers forget the job (and close its clients); the others are ended, and so is
-        a kept worker that could not get ready. One still starting is left to finish starting,
-        and told to forget the job once it is up."""
+        """Every ready worker forgets the job (closing its clients, reporting its CPU time);
+        then the workers not kept are ended, and so is a kept one that could not get ready. A
+        kept one still starting is told to forget the job once it is up."""
         for fut in self.readying:
             fut.cancel()
         closing = []
         for s in self.slots:
-            if s.handle is None:
-                continue
-            if self.keep and not s.failed:
+            if s.handle is not None and (s.active or (self.keep and not s.failed)):
                 ref = s.handle.finish.remote(self.job.key)
                 if s.active:
                     closing.append(await_ref(ref))
-                continue
-            try:
-                self.ray.kill(s.handle, no_restart=True)
-            except Exception:
-                pass
+        done: list[Any] = []
         if closing:
-            try:
-                await asyncio.wait_for(
+            try:  # a generous bound: closing clients takes milliseconds
+                done = await asyncio.wait_for(
                     asyncio.gather(*closing, return_exceptions=True), RELEASE_TIMEOUT_S
                 )
             except asyncio.TimeoutError:
                 pass
+        self.workers_cpu_s = sum(float(d.get("cpu_s") or 0) for d in done if isinstance(d, dict))
+        for s in self.slots:
+            if s.handle is not None and not (self.keep and not s.failed):
+                try:
+                    self.ray.kill(s.handle, no_restart=True)
+                except Exception:
+                    pass
 
 
 async def await_ref(ref: Any) -> Any:

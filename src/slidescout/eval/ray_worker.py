@@ -84,6 +84,7 @@ class _JobState:
     budget: StopBudget
     limiter: asyncio.Semaphore
     agents: dict[int, Any] = field(default_factory=dict)
+    cpu0: float = field(default_factory=time.process_time)  # this process's CPU at the start
 
     def agent(self, repeat: int) -> Any:
         if repeat not in self.agents:
@@ -159,12 +160,16 @@ class SampleWorker:
         if state is not None:
             state.budget.force(kind)
 
-    async def finish(self, key: str) -> None:
-        """Close run ``key``'s clients and forget it (the worker stays up for the next run)."""
+    async def finish(self, key: str) -> dict[str, Any]:
+        """Close run ``key``'s clients and forget it (the worker stays up for the next run).
+        Returns the CPU time this worker process used since it joined the run (all its runs'
+        if several overlapped)."""
         state = self.jobs.pop(key, None)
-        if state is not None:
-            for agent in state.agents.values():
-                await close_agent(agent)
+        if state is None:
+            return {"pid": self.pid, "cpu_s": 0.0}
+        for agent in state.agents.values():
+            await close_agent(agent)
+        return {"pid": self.pid, "cpu_s": round(time.process_time() - state.cpu0, 3)}
 
 
 def run_task(job: RayJob, sample: Sample, repeat: int) -> dict[str, Any]:
