@@ -111,6 +111,7 @@ class Agent:
 
     @property
     def preset(self) -> Preset:
+        """The preset in force for this agent (decided once, in ``settings``)."""
         return self.settings.preset
 
     # -- configuration recorded in the manifest and the trace ---------------------

@@ -24,7 +24,8 @@ from slidescout.agents.state import SampleState
 from slidescout.core.messages import ImagePart, ModelRequest, ModelResponse
 from slidescout.core.trace import ImagePurpose, Status
 from slidescout.core.types import View
-from slidescout.tools.registry import ToolRegistry, default_registry
+from slidescout.tools import registry as tool_registry
+from slidescout.tools.registry import ToolRegistry
 
 __all__ = ["Hooks", "RunSettings"]
 
@@ -62,7 +63,9 @@ class RunSettings:
         keep = preset.keep_images if config.keep_images is None else config.keep_images
         tools = list(preset.tools)
         if config.tools:
-            tools = (registry or default_registry()).resolve_toolset(tools, config.tools)
+            tools = (registry or tool_registry.default_registry()).resolve_toolset(
+                tools, config.tools
+            )
         return cls(
             preset=preset,
             provider=provider,

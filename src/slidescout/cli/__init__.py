@@ -27,6 +27,8 @@ _COMMAND_MODULES = [
     "studio_cmd",  # studio, chat
     "mcp_cmd",  # mcp
     "experts_cmd",  # experts add/list/show/remove/run
+    "experts_run_cmd",  # experts run
+    "experts_slide_cmd",  # experts embed/train-head
 ]
 
 for _name in _COMMAND_MODULES:
@@ -43,7 +45,7 @@ def main() -> None:
         err_console.print(
             f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))  # 2: bad input; an error may say 1 (a failure)
     except KeyboardInterrupt:
         err_console.print("terminated" if terminated() else "interrupted")
         sys.exit(interrupt_code())

@@ -89,8 +89,15 @@ async def segment(x: int, y: int, w: int, h: int, model: str, ctx: ToolContext) 
         seg, over = await anyio.to_thread.run_sync(call, limiter=limiter)
     except ConfigError as exc:
         raise ToolError(f"expert model {card.name!r} cannot be used: {exc}") from None
-    summary = seg.summary()
     stats = seg.stats.to_dict() if seg.stats else {}
+    if not len(seg.plan):
+        return ToolResult(
+            text=f"Expert {c.describe()}. Region with top-left ({box.x},{box.y}) and size "
+            f"{box.w}×{box.h} level-0 px: no patch holds tissue.{_clamp_note(box, clamped)} "
+            "No tissue in this region: nothing to segment; choose a region with tissue.",
+            data={"model": card.name, "box": list(box.as_tuple()), "patches": 0, "stats": stats},
+        )
+    summary = seg.summary()
     text = (
         f"Expert {c.describe()}. Region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} level-0 "
         f"px, segmented at {seg.mpp:g} µm/px in {len(seg.plan)} overlapping patches: {seg.describe()}."
