@@ -46,6 +46,11 @@ RUNS = [
     Run("bench_slides", "bench_slides", ("--boxes", "40")),
     Run("bench_loop", "bench_loop"),
     Run("bench_eval", "bench_eval", ("--samples", "200", "--inprocess")),
+    Run(
+        "bench_eval-ray",
+        "bench_eval",
+        ("--samples", "200", "--inprocess", "--executor", "asyncio,ray", "--rounds", "3"),
+    ),
     Run("bench_protocols", "bench_protocols"),
     Run("bench_formats", "bench_formats", ("--repeats", "9")),
     Run(

@@ -98,6 +98,16 @@ _COMMON: list[tuple[str, Any, Any]] = [
         ),
     ),
     (
+        "ray_keep",
+        bool | None,
+        typer.Option(
+            None,
+            "--ray-keep/--ray-no-keep",
+            help="Keep the Ray worker actors after the run, for the next run to reuse "
+            "(default: kept on a cluster given by --address, not on a local instance).",
+        ),
+    ),
+    (
         "num_gpus",
         float | None,
         typer.Option(
@@ -195,6 +205,7 @@ def _execute(
         "mode": common["ray_mode"],
         "workers": common["ray_workers"],
         "num_gpus": common["num_gpus"],
+        "keep_workers": common["ray_keep"],
     }
     info = {
         "name": load.dataset,

@@ -488,7 +488,10 @@ def print_report(
             highlight=False,
         )
     if rep.summary.get("wall_s_total") is not None:
-        console.print(f"wall time {fmt_seconds(rep.summary['wall_s_total'])}", highlight=False)
+        console.print(
+            f"wall time {fmt_seconds(rep.summary['wall_s_total'])}{_startup_note(rep.summary)}",
+            highlight=False,
+        )
     spent = budget_line(rep.summary.get("budget"))
     if spent:
         console.print(spent, highlight=False, markup=False)
@@ -508,6 +511,20 @@ def budget_line(budget: Any) -> str | None:
     if budget.get("refused_calls"):
         text += f"; {budget['refused_calls']} call(s) not sent: their worst case did not fit"
     return text
+
+
+def _startup_note(summary: dict[str, Any]) -> str:
+    """The last invocation's executor start-up, apart from its run (Ray: connect and workers)."""
+    ex = summary.get("executor") or {}
+    if ex.get("executor") != "ray":
+        return ""
+    workers = ex.get("workers_ready")
+    reused = ex.get("workers_reused") or 0
+    who = f", {workers} Ray workers ({reused} reused)" if workers is not None else ""
+    return (
+        f" (last run: start-up {fmt_seconds(ex.get('startup_s'))}{who}, "
+        f"samples {fmt_seconds(ex.get('run_s'))})"
+    )
 
 
 def report_data(rep: RunReport) -> dict[str, Any]:

@@ -65,6 +65,8 @@ class RunSummary(BaseModel):
     # the dollar budget (None without --budget-usd): limit, spent, most reserved at once, refusals
     budget: dict[str, Any] | None = None
     wall_s: float = 0.0
+    startup_s: float | None = None  # the executor's start-up (Ray: connect, workers), not the run
+    executor: dict[str, Any] = Field(default_factory=dict)  # ExecutorStats: start-up, run, workers
     scores: dict[str, TaskScore] = Field(default_factory=dict)  # over the finished records
 
 
@@ -257,6 +259,17 @@ async def run_eval(
         "agent": agent_config,
         "eval": {**cfg.manifest(), "n_samples": len(samples), "dataset": dataset or {}},
     }
+    ex = make_executor(
+        executor,
+        agent,
+        agent_factory=agent_factory,
+        concurrency=concurrency,
+        max_connections=cfg.max_connections,
+        max_mpp=cfg.max_mpp,
+        address=cfg.ray_address,
+        **cfg.ray_options,
+    )
+    ex.check()  # an unreachable --address fails here, before the run directory is made
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -305,16 +318,6 @@ async def run_eval(
                 stop_reason.append(hit)
             return hit is not None
 
-        ex = make_executor(
-            executor,
-            agent,
-            agent_factory=agent_factory,
-            concurrency=concurrency,
-            max_connections=cfg.max_connections,
-            max_mpp=cfg.max_mpp,
-            address=cfg.ray_address,
-            **cfg.ray_options,
-        )
         writer = _Appender(run)
         with _Progress(cfg.progress, len(wanted), n_skipped, console, budget) as bar:
 
@@ -352,6 +355,8 @@ async def run_eval(
                 summary.stopped = "interrupted"
                 raise
             finally:
+                summary.executor = ex.stats.as_dict()
+                summary.startup_s = summary.executor["startup_s"]
                 writer.close()  # waits for the records still being written
                 summary.statuses = dict(statuses)
                 summary.budget = budget.report() if budget.usd is not None else None
