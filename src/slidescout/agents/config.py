@@ -65,7 +65,9 @@ class AgentConfig(BaseModel):
         + ", or a plugin's",
     )
     base_url: str | None = Field(
-        default=None, description="an OpenAI-compatible server, e.g. http://localhost:8000/v1"
+        default=None,
+        description="the server of the model's provider, e.g. http://localhost:8000/v1 (an "
+        "OpenAI-compatible server); the host root and the /v1 form both work",
     )
     api: ApiChoice = Field(
         default="auto",
