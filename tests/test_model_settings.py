@@ -55,7 +55,7 @@ def test_the_leak_reproduction_prints_an_empty_dict() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "{}"
+    assert out.stdout.strip() == "{'parallel_tool_calls': True}"  # scout's own, nothing of giant's
 
 
 def test_an_agent_never_changes_its_model() -> None:
@@ -64,7 +64,9 @@ def test_an_agent_never_changes_its_model() -> None:
     giant = make_agent(model, preset="giant", reasoning_effort="low")
     assert giant.settings.model.settings.reasoning_effort == "low"
     assert (model.settings, model.profile) == before
-    assert make_agent(model, preset="scout").settings.model.settings.given() == {}
+    assert make_agent(model, preset="scout").settings.model.settings.given() == {
+        "parallel_tool_calls": True
+    }
 
 
 def test_layers_merge_model_then_preset_then_flags() -> None:

@@ -1,4 +1,4 @@
-"""``scout``, the default protocol: forced final answer, resolution stated, overview plus the last K images."""
+"""``scout``, the default protocol: forced final answer, resolution stated, an append-only history."""
 
 from __future__ import annotations
 
@@ -66,10 +66,12 @@ def test_scout_requests(slide_path: Path, tmp_path: Path) -> None:
     assert "reasoning" not in bodies[0]  # no preset reasoning defaults: the API's own
     outputs = [i for i in bodies[-1]["input"] if i.get("type") == "function_call_output"]
     assert all(isinstance(o["output"], str) for o in outputs) and "µm/px" in outputs[-1]["output"]
-    # overview plus the last 2-4 images, older ones dropped 3 at a time (prompt caches stay warm between drops)
+    # append-only: every image stays (each request's prefix is the previous request)
     counts = [str(b["input"]).count("'input_image'") for b in bodies]
-    assert counts == [1, 2, 3, 4, 5, 3, 4, 5, 3, 4, 5, 3]
-    assert "image no longer shown" in str(bodies[-1]["input"])
+    assert counts == list(range(1, T + 1))
+    assert "image no longer shown" not in str(bodies[-1]["input"])
+    for a, b in zip(bodies, bodies[1:]):
+        assert b["input"][: len(a["input"])] == a["input"]
 
 
 def test_cli_reasoning_flags_prompt_file_and_manifest(slide_path: Path, tmp_path: Path) -> None:

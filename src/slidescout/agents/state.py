@@ -42,6 +42,8 @@ class SampleState:
     ctx: ToolContext | None = None
     consecutive_errors: int = 0
     n_first: int = 1  # images of the opening message (the overview, or every frame): never pruned
+    views_used: int = 0  # tool calls run (the step budget under budget_unit="views")
+    dropped: int = 0  # old images dropped to fit the context window (after the first ones)
 
     def note(self, message: str, step: int | None = None) -> None:
         self.trace.events.append(NoteEvent(id=self.ids("n"), step=step, message=message))

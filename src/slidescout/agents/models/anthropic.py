@@ -16,11 +16,13 @@ Choices:
   blocks are present.
 - ``max_tokens`` is required: the setting ``max_output_tokens``, default 4096, raised above the
   thinking budget when needed.
-- Prompt caching (the setting ``prompt_cache``, on by default; off under ``giant``): a ``cache_control`` breakpoint on the last
-  block of the request, so each turn reads the previous turns from the cache, and one at the end
-  of the first turn (the question and the overview), which stays cached when older images are
-  pruned from the context. Cache reads are
-  billed at the cached rate, cache writes at the cache-write rate.
+- Prompt caching (the setting ``prompt_cache``: on under ``scout``, off under ``giant`` and the
+  baselines, as GIANT's requests; ``--prompt-cache`` says otherwise): a ``cache_control``
+  breakpoint on the last block of the request, so each turn reads the previous turns from the
+  cache, and one at the end of the first turn (the system prompt, the question and the
+  overview), which stays cached when old images are dropped to fit the context window. Cache
+  reads are billed at the cached rate, cache writes at the cache-write rate
+  (``agents.models.accounting``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from slidescout.agents.models.base import (
     image_b64,
     parse_arguments,
     split_known,
+    window_of,
     system_text,
 )
 from slidescout.agents.models.profile import ModelProfile
@@ -81,6 +84,7 @@ class AnthropicModel(ModelAdapter):
             tools=True if options.tools is None else options.tools,
             images=options.images,
             custom_endpoint=custom_endpoint,
+            context_window=window_of(provider, model, options, custom_endpoint),
             thinking=True,
             inline_tool_images=True,  # tool_result blocks hold their images
             parallel_tool_calls=True,
@@ -93,8 +97,8 @@ class AnthropicModel(ModelAdapter):
         )
 
     def default_settings(self) -> ModelSettings:
-        # max_tokens is required by the API; caching is on unless a preset or flag says otherwise
-        return ModelSettings(max_output_tokens=DEFAULT_MAX_TOKENS, prompt_cache=True)
+        # max_tokens is required by the API; cache breakpoints only when a preset or flag asks
+        return ModelSettings(max_output_tokens=DEFAULT_MAX_TOKENS)
 
     # -- request -----------------------------------------------------------------------------
     @staticmethod

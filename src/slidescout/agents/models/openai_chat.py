@@ -34,6 +34,7 @@ from slidescout.agents.models.base import (
     result_images,
     result_text,
     split_known,
+    window_of,
 )
 from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.messages import (
@@ -90,6 +91,7 @@ class OpenAIChatModel(ModelAdapter):
             tools=tools,
             images=options.images,
             custom_endpoint=custom_endpoint,
+            context_window=window_of(provider, model, options, custom_endpoint),
             seed=True,
             reasoning_effort=True,
             parallel_tool_calls=True,

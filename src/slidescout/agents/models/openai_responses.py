@@ -39,6 +39,7 @@ from slidescout.agents.models.base import (
     result_images,
     result_text,
     split_known,
+    window_of,
     system_text,
 )
 from slidescout.agents.models.profile import ModelProfile
@@ -100,6 +101,7 @@ class OpenAIResponsesModel(ModelAdapter):
             tools=True if options.tools is None else options.tools,
             images=options.images,
             custom_endpoint=custom_endpoint,
+            context_window=window_of(provider, model, options, custom_endpoint),
             temperature=not reasoning,
             reasoning_effort=reasoning,
             reasoning_summary=reasoning,

@@ -74,6 +74,8 @@ class ModelProfile:
         image_formats, max_images: media types it takes, and how many images per request.
         custom_endpoint: served from a base URL that is not the provider's own (a local server,
             a proxy): priced only from the user's pricing.
+        context_window: the model's context window in tokens (None: not known); ``scout`` drops
+            old images only when a request would not fit in it.
         reasoning_effort ... seed: whether the route carries that setting.
         refusals: setting -> the one line that says why it cannot be carried and what to do.
     """
@@ -87,6 +89,7 @@ class ModelProfile:
     image_formats: frozenset[str] = DEFAULT_IMAGE_FORMATS
     max_images: int | None = None
     custom_endpoint: bool = False
+    context_window: int | None = None
     max_output_tokens: bool = True
     temperature: bool = True
     seed: bool = False
