@@ -123,9 +123,14 @@ class Preset:
 # requests carry no cache_control)
 GIANT_MODEL_SETTINGS: Mapping[str, ModelSettings] = {
     "openai": ModelSettings(
-        reasoning_effort="high", reasoning_summary="detailed", tool_result_images="inline"
+        reasoning_effort="high",
+        reasoning_summary="detailed",
+        tool_result_images="inline",
+        request_layout="giant",
     ),
-    "anthropic": ModelSettings(thinking_budget=1024, max_output_tokens=30000, prompt_cache=False),
+    "anthropic": ModelSettings(
+        thinking_budget=1024, max_output_tokens=30000, prompt_cache=False, request_layout="giant"
+    ),
 }
 # GIANT's baselines (its run_benchmark.py): on the Responses API reasoning effort high with a
 # detailed summary (call_llm_with_image); on Chat Completions max_tokens 4096 and nothing else

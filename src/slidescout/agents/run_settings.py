@@ -35,6 +35,7 @@ class RunSettings:
 
     preset: Preset
     provider: str  # the model's provider (``openai``...): image sizes and one-call rules by it
+    api: str  # the model's wire format (``openai-chat``...)
     max_steps: int
     max_side: int
     keep_images: int | None  # None: every image stays in the context (the user's --keep-images)
@@ -72,6 +73,7 @@ class RunSettings:
         return cls(
             preset=preset,
             provider=provider,
+            api=model.profile.api,
             max_steps=config.max_steps or preset.max_steps,
             max_side=config.max_side or preset.max_side_for(provider),
             keep_images=None if keep == "all" else keep,

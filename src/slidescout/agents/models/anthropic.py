@@ -85,6 +85,7 @@ class AnthropicModel(ModelAdapter):
             images=options.images,
             custom_endpoint=custom_endpoint,
             context_window=window_of(provider, model, options, custom_endpoint),
+            request_layout=True,
             thinking=True,
             inline_tool_images=True,  # tool_result blocks hold their images
             parallel_tool_calls=True,
@@ -122,7 +123,7 @@ class AnthropicModel(ModelAdapter):
                 out.append(self._image(p))
         return out
 
-    def _turns(self, req: ModelRequest) -> list[dict[str, Any]]:
+    def _turns(self, req: ModelRequest, giant: bool = False) -> list[dict[str, Any]]:
         turns: list[dict[str, Any]] = []
 
         def add(role: str, blocks: list[dict[str, Any]]) -> None:
@@ -158,11 +159,16 @@ class AnthropicModel(ModelAdapter):
             elif isinstance(msg, ToolMessage):
                 results: list[dict[str, Any]] = []
                 for r in msg.results:
-                    content = self._blocks(list(r.content))
+                    content: Any = self._blocks(list(r.content)) or [
+                        {"type": "text", "text": "(no output)"}
+                    ]
+                    if giant and all(c["type"] == "text" for c in content):
+                        # GIANT sends a text-only result (an error) as a plain string
+                        content = "\n".join(c["text"] for c in content)
                     block: dict[str, Any] = {
                         "type": "tool_result",
                         "tool_use_id": r.tool_call_id,
-                        "content": content or [{"type": "text", "text": "(no output)"}],
+                        "content": content,
                     }
                     if r.is_error:
                         block["is_error"] = True
@@ -180,7 +186,7 @@ class AnthropicModel(ModelAdapter):
         return names
 
     def build_request(self, req: ModelRequest, settings: ModelSettings) -> dict[str, Any]:
-        turns = self._turns(req)
+        turns = self._turns(req, giant=settings.request_layout == "giant")
         max_tokens = settings.max_output_tokens or DEFAULT_MAX_TOKENS
         body: dict[str, Any] = {"model": self.model, "messages": turns}
         system = system_text(req.messages)
@@ -215,9 +221,19 @@ class AnthropicModel(ModelAdapter):
     ) -> None:
         """``tools`` and ``tool_choice``: the tools offered, or stubs of those the history used."""
         choice = req.tool_choice
+        giant = settings.request_layout == "giant"
         if req.tools:
             body["tools"] = [
-                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    # GIANT's layout: the schema as its code declares it
+                    "input_schema": {
+                        k: v
+                        for k, v in t.parameters.items()
+                        if not (giant and k == "additionalProperties")
+                    },
+                }
                 for t in req.tools
             ]
         elif self._used_tools(turns):
@@ -236,7 +252,8 @@ class AnthropicModel(ModelAdapter):
             tc: dict[str, Any] = dict(_TOOL_CHOICE[choice])
             if settings.parallel_tool_calls is False and choice != "none":
                 tc["disable_parallel_tool_use"] = True
-            body["tool_choice"] = tc
+            if not (giant and tc == {"type": "auto"}):  # GIANT leaves it to the default
+                body["tool_choice"] = tc
 
     async def send(self, body: dict[str, Any]) -> Any:
         create = self.provider.client.messages.create

@@ -55,6 +55,7 @@ _CAPABILITY = {
     "tool_result_images": "inline_tool_images",
     "parallel_tool_calls": "parallel_tool_calls",
     "prompt_cache": "cache_breakpoints",
+    "request_layout": "request_layout",
 }
 _HINTS = frozenset({"seed"})  # sent where carried, silently dropped elsewhere
 
@@ -99,6 +100,7 @@ class ModelProfile:
     inline_tool_images: bool = False
     parallel_tool_calls: bool = False
     cache_breakpoints: bool = False
+    request_layout: bool = False
     refusals: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def carries(self, name: str, value: object = None) -> bool:
@@ -211,4 +213,5 @@ def permissive_profile(name: str, api: ModelApi = "function") -> ModelProfile:
         inline_tool_images=True,
         parallel_tool_calls=True,
         cache_breakpoints=True,
+        request_layout=True,
     )
