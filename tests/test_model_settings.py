@@ -88,9 +88,10 @@ def test_layers_merge_model_then_preset_then_flags() -> None:
 
 def test_a_preset_setting_the_route_cannot_carry_is_dropped_and_recorded() -> None:
     agent = make_agent("openai:gpt-4o", preset="giant")  # not a reasoning model
-    assert agent.settings.model.settings.given() == {"tool_result_images": "inline"}
+    kept = {"tool_result_images": "inline", "request_layout": "giant"}
+    assert agent.settings.model.settings.given() == kept
     protocol = agent.config()["protocol"]
-    assert protocol["model_settings"] == {"tool_result_images": "inline"}  # type: ignore[index]
+    assert protocol["model_settings"] == kept  # type: ignore[index]
     dropped = protocol["model_settings_dropped"]  # type: ignore[index]
     assert set(dropped) == {"reasoning_effort", "reasoning_summary"}
 
