@@ -155,7 +155,7 @@ def test_giant_openai_request_fields_and_reruns(slide_path: Path, tmp_path: Path
     assert out[1]["detail"] == "high"
     assert "top-left corner (5000,3000)" in out[0]["text"] and "remain" in out[0]["text"]
     assert not [
-        i for i in last if i.get("role") == "user" and i is not last[0]
+        i for i in last if i.get("role") == "user" and i is not last[1]
     ]  # no separate image message
     img = Image.open(io.BytesIO(_data_url_bytes(out[1]["image_url"])))
     assert max(img.size) == 1000 and _jpeg_quality_tables(
