@@ -45,7 +45,11 @@ MODELS = {
 # (preset, route): (the script, which request is compared)
 CASES: dict[tuple[str, str], tuple[list[Reply], int]] = {
     ("giant", "openai-responses"): (
-        [Reply(reasoning="look", text="Zooming.", tool_calls=[ZOOM]), Reply(tool_calls=[BAD]), ANSWER],
+        [
+            Reply(reasoning="look", text="Zooming.", tool_calls=[ZOOM]),
+            Reply(tool_calls=[BAD]),
+            ANSWER,
+        ],
         2,
     ),
     ("giant", "anthropic"): (
@@ -118,9 +122,7 @@ def _capture(preset: str, route: str, slide_path: Path, tmp_path: Path) -> list[
     )
     server: Any = FakeAnthropic(script) if route == "anthropic" else FakeOpenAI(script)
     with server as srv:
-        agent = make_agent(
-            model_id, preset=preset, base_url=srv.base_url, api=api, max_steps=4
-        )
+        agent = make_agent(model_id, preset=preset, base_url=srv.base_url, api=api, max_steps=4)
         run = RunDir.create(tmp_path / "run", agent.config(), agent.prompt_hashes())
 
         async def go() -> Trace:
@@ -162,7 +164,9 @@ def test_giant_patch_and_thumbnail_bodies_are_the_same_on_every_request(
 
 def test_every_golden_field_is_justified() -> None:
     names = sorted({f"{p}.{r}" for p, r in CASES})
-    assert [n for n in names if not (Path(__file__).parent / "goldens" / f"{n}.yaml").exists()] == []
+    assert [
+        n for n in names if not (Path(__file__).parent / "goldens" / f"{n}.yaml").exists()
+    ] == []
     bad = [line for n in names for line in unjustified(n)]
     assert bad == [], "fields without a citation of upstream (X:123) or 'ours':\n" + "\n".join(bad)
 

@@ -70,7 +70,7 @@ def test_scout_requests(slide_path: Path, tmp_path: Path) -> None:
     counts = [str(b["input"]).count("'input_image'") for b in bodies]
     assert counts == list(range(1, T + 1))
     assert "image no longer shown" not in str(bodies[-1]["input"])
-    for a, b in zip(bodies, bodies[1:]):
+    for a, b in zip(bodies, bodies[1:], strict=False):
         assert b["input"][: len(a["input"])] == a["input"]
 
 

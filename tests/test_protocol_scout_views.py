@@ -84,8 +84,9 @@ def test_several_views_per_turn_and_a_budget_of_views(
     assert len(run) == 9 and len({t.images[0].box for t in run}) == 9
     assert len(refused) == 3 and all("no views remain" in (t.error or "") for t in refused)
     if provider == "openai":
-        assert "up to 4 regions" in bodies[0]["instructions"] and "9 views in all" in (
-            bodies[0]["instructions"]
+        assert (
+            "up to 4 regions" in bodies[0]["instructions"]
+            and "9 views in all" in (bodies[0]["instructions"])
         )
         assert bodies[0]["parallel_tool_calls"] is True
         outputs = [i for i in bodies[1]["input"] if i.get("type") == "function_call_output"]
@@ -96,7 +97,9 @@ def test_several_views_per_turn_and_a_budget_of_views(
         assert "up to 4 regions" in bodies[0]["system"]
         assert "disable_parallel_tool_use" not in str(bodies[0]["tool_choice"])
         turn = bodies[1]["messages"][-1]
-        assert turn["role"] == "user" and [b["type"] for b in turn["content"]] == ["tool_result"] * 4
+        assert (
+            turn["role"] == "user" and [b["type"] for b in turn["content"]] == ["tool_result"] * 4
+        )
         assert all(b["content"][-1]["type"] == "image" for b in turn["content"])
     # no view is smaller than giant shows it: 1000 px (OpenAI) or 500 px (Claude) on the long side
     side = 1000 if provider == "openai" else 500
@@ -140,7 +143,10 @@ def test_history_is_append_only_until_the_context_window(slide_path: Path, tmp_p
     def fn(req: ModelRequest, turn: int) -> Any:
         if req.tool_choice == "none":
             return reply(ANSWER)
-        calls = [("slide_zoom", {"x0": 150 * i, "y0": 100 * i, "w": 1200, "h": 900}) for i in (next(n), next(n))]
+        calls = [
+            ("slide_zoom", {"x0": 150 * i, "y0": 100 * i, "w": 1200, "h": 900})
+            for i in (next(n), next(n))
+        ]
         return reply("", *calls)
 
     profile = permissive_profile("openai:gpt-5")
@@ -163,14 +169,14 @@ def test_history_is_append_only_until_the_context_window(slide_path: Path, tmp_p
         )
         for r in model.requests
     ]
-    drop_at = next(i for i, (a, b) in enumerate(zip(shown, shown[1:])) if b < a) + 1
+    drop_at = next(i for i, (a, b) in enumerate(zip(shown, shown[1:], strict=False)) if b < a) + 1
     assert shown[:drop_at] == sorted(shown[:drop_at])  # growing before the drop
     assert shown[drop_at] <= shown[drop_at - 1] // 2 + 2  # a large block at once
     assert "image no longer shown" in str(model.requests[-1].messages)
     # the overview (the opening message) is never dropped
     assert model.requests[-1].messages[1].parts[-1].kind == "image"
     # after the drop the history is append-only again
-    for a, b in zip(model.requests[drop_at:], model.requests[drop_at + 1 :]):
+    for a, b in zip(model.requests[drop_at:], model.requests[drop_at + 1 :], strict=False):
         assert b.messages[: len(a.messages) - 1] == a.messages[: len(a.messages) - 1]
 
 
@@ -179,7 +185,9 @@ def test_a_final_reply_of_tool_calls_only_is_max_steps_with_the_calls_listed(
 ) -> None:
     """A server that ignores tool_choice none: the last step also asks in words; a reply with
     only tool calls then ends the sample as max_steps, its calls named in the error."""
-    model = FunctionModel(lambda req, turn: reply("", ("slide_zoom", {"x0": 7, "y0": 8, "w": 900, "h": 900})))
+    model = FunctionModel(
+        lambda req, turn: reply("", ("slide_zoom", {"x0": 7, "y0": 8, "w": 900, "h": 900}))
+    )
     trace = _run(make_agent(model, max_steps=3), slide_path, tmp_path)
     assert trace.status == "max_steps"
     last = model.requests[-1]

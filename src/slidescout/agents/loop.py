@@ -87,7 +87,6 @@ from slidescout.tools import registry as tool_registry
 from slidescout.tools.context import ContextOptions
 from slidescout.tools.registry import ToolRegistry, ToolSet
 
-
 # output tokens kept free in the context window when the settings give no max_output_tokens
 OUTPUT_RESERVE = 32_000
 
@@ -538,14 +537,16 @@ class Agent:
         calls = msg.tool_calls
         s = self.settings
         views_left = self._views_left(state)
+        cap: int | None
         if views_left is not None:  # scout: up to K views per turn, out of T - 1 in all
-            cap: int | None = min(s.views_per_turn, views_left)
+            per_turn = min(s.views_per_turn, views_left)
+            cap = per_turn
             refusal = (
                 f"at most {s.views_per_turn} regions per turn"
                 if views_left > s.views_per_turn
                 else "no views remain"
             )
-            run = min(len(calls), cap)
+            run = min(len(calls), per_turn)
             remaining = views_left - run
             state.views_used += run
         else:  # giant: one step per turn (GIANT's Claude agent runs only the first call)

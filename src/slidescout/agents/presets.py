@@ -75,7 +75,9 @@ class Preset:
     # what the step budget T counts: model turns (GIANT: one call per step) or views (tool calls:
     # T - 1 views and the answer, however many turns they take)
     budget_unit: Literal["turns", "views"] = "turns"
-    views_per_turn: int = 1  # regions the prompt invites per turn (parallel calls, run concurrently)
+    views_per_turn: int = (
+        1  # regions the prompt invites per turn (parallel calls, run concurrently)
+    )
     # the last step: True withdraws the tools and asks for the answer; False offers them on every
     # step, and a tool call at step T ends the attempt (status max_steps)
     forced_answer: bool = True

@@ -70,7 +70,9 @@ async def run_tool_calls(
         ev.duration_s = time.monotonic() - t0
         return content
 
-    contents = await asyncio.gather(*(run(i, c, ev) for i, (c, ev) in enumerate(zip(calls, events))))
+    contents = await asyncio.gather(
+        *(run(i, c, ev) for i, (c, ev) in enumerate(zip(calls, events, strict=True)))
+    )
     results = [
         ToolResultPart(
             tool_call_id=call.id,
@@ -78,7 +80,7 @@ async def run_tool_calls(
             content=[TextPart(text=_result_text(ev, remaining, style, unit)), *content],
             is_error=bool(ev.error) and style != "giant",
         )
-        for call, ev, content in zip(calls, events, contents)
+        for call, ev, content in zip(calls, events, contents, strict=True)
     ]
     state.trace.events.extend(events)
     return results, sum(bool(ev.error) for ev in events)

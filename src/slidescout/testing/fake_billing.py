@@ -83,7 +83,9 @@ def block_tokens(obj: Any, provider: str, model: str) -> int:
             size = _image_size(o)
             if size is not None:
                 inner = o.get("image_url")
-                detail = o.get("detail") or (inner.get("detail") if isinstance(inner, dict) else None)
+                detail = o.get("detail") or (
+                    inner.get("detail") if isinstance(inner, dict) else None
+                )
                 images += accounting.image_tokens(provider, model, size[0], size[1], detail)
             stack.extend(v for k, v in o.items() if k not in _SKIP)
         elif isinstance(o, list):
@@ -130,9 +132,9 @@ def body_blocks(body: dict[str, Any], provider: str) -> list[tuple[Any, bool]]:
     return out
 
 
-def _prefix_keys(blocks: list[tuple[Any, bool]], provider: str, model: str) -> tuple[
-    list[str], list[int]
-]:
+def _prefix_keys(
+    blocks: list[tuple[Any, bool]], provider: str, model: str
+) -> tuple[list[str], list[int]]:
     """Per block: the hash of the prefix ending there, and the tokens up to it."""
     keys, cum = [], []
     h = hashlib.sha256()

@@ -137,12 +137,17 @@ def _tiles(width: int, height: int) -> int:
     if min(w, h) > 768:
         s = 768 / min(w, h)
         w, h = w * s, h * s
-    return math.ceil(w / 512) * math.ceil(h / 512)
+    return _ceil(w / 512) * _ceil(h / 512)
+
+
+def _ceil(x: float) -> int:
+    """``ceil`` that forgives float noise (33.0000001 patches are 33)."""
+    return math.ceil(x - 1e-6)
 
 
 def _patches(width: int, height: int) -> int:
     """32 px patches that cover an image, after scaling it down to at most 1536 patches."""
-    n = math.ceil(width / 32) * math.ceil(height / 32)
+    n = _ceil(width / 32) * _ceil(height / 32)
     if n <= 1536:
         return n
     s = math.sqrt(32 * 32 * 1536 / (width * height))
@@ -151,7 +156,7 @@ def _patches(width: int, height: int) -> int:
         math.floor(width * s / 32) / (width * s / 32),
         math.floor(height * s / 32) / (height * s / 32),
     )
-    return min(1536, math.ceil(width * s / 32) * math.ceil(height * s / 32))
+    return min(1536, _ceil(width * s / 32) * _ceil(height * s / 32))
 
 
 def openai_image_tokens(model: str, width: int, height: int, detail: Detail = None) -> int:

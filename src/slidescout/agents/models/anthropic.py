@@ -37,8 +37,8 @@ from slidescout.agents.models.base import (
     image_b64,
     parse_arguments,
     split_known,
-    window_of,
     system_text,
+    window_of,
 )
 from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.messages import (

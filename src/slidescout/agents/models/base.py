@@ -93,7 +93,9 @@ class Parsed:
 # -- helpers shared by the adapters -------------------------------------------------------------
 
 
-def window_of(provider: str, model: str, options: AdapterOptions, custom_endpoint: bool) -> int | None:
+def window_of(
+    provider: str, model: str, options: AdapterOptions, custom_endpoint: bool
+) -> int | None:
     """The context window a profile states: the option's, else the table's (not for a custom
     endpoint, whose model may share a name with another)."""
     if options.context_window is not None:

@@ -39,8 +39,8 @@ from slidescout.agents.models.base import (
     result_images,
     result_text,
     split_known,
-    window_of,
     system_text,
+    window_of,
 )
 from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.messages import (
@@ -246,7 +246,12 @@ class OpenAIResponsesModel(ModelAdapter):
         ``additionalProperties``)."""
         if giant:
             params = {k: v for k, v in t.parameters.items() if k != "additionalProperties"}
-            return {"type": "function", "name": t.name, "description": t.description, "parameters": params}
+            return {
+                "type": "function",
+                "name": t.name,
+                "description": t.description,
+                "parameters": params,
+            }
         return {
             "type": "function",
             "name": t.name,
