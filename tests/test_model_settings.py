@@ -224,3 +224,33 @@ def _run(agent: Any, slide: Path, tmp_path: Path) -> None:
             await agent.aclose()
 
     asyncio.run(go())
+
+
+def test_prompt_cache_is_a_flag_decided_per_preset_and_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 19 row 9: caching changes the bill, not what the model sees. Claude's breakpoints:
+    on under scout, off under giant (GIANT's requests carry none), --prompt-cache decides; the
+    manifest records it; OpenAI caches by itself, so the flag is refused there in one line."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0000000")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000000000")
+    claude = "anthropic:claude-sonnet-4-5"
+    cases = [
+        ({"preset": "scout"}, "on"),
+        ({"preset": "vitar"}, "on"),
+        ({"preset": "giant"}, "off"),
+        ({"preset": "thumbnail"}, "off"),
+        ({"preset": "medframeqa"}, "off"),
+        ({"preset": "giant", "prompt_cache": True}, "on"),
+        ({"preset": "scout", "prompt_cache": False}, "off"),
+    ]
+    for flags, mode in cases:
+        agent = make_agent(claude, **flags)
+        cfg = agent.config()
+        assert cfg["protocol"]["prompt_cache"] == mode, flags  # type: ignore[index]
+        assert bool(agent.settings.model.settings.prompt_cache) is (mode == "on")
+        assert cfg["prompt_cache"] == flags.get("prompt_cache")  # the flag as given
+    assert make_agent("openai:gpt-5").config()["protocol"]["prompt_cache"] == "automatic"  # type: ignore[index]
+    with pytest.raises(ConfigError) as err:
+        make_agent("openai:gpt-5", prompt_cache=True)
+    assert "\n" not in str(err.value) and "OpenAI caches prompts by itself" in str(err.value)

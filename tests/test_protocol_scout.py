@@ -32,12 +32,19 @@ def test_scout_is_the_default_everywhere() -> None:
     assert make_agent("expert").preset.name == "scout"
     assert "scout (default)" in str(inspect.signature(ask).parameters["preset"].default.help)
     vitar, scout = PRESETS["vitar"], PRESETS["scout"]
-    assert (vitar.forced_answer, vitar.show_mpp, vitar.keep_images, vitar.reruns) == (
-        scout.forced_answer,
-        scout.show_mpp,
-        scout.keep_images,
-        scout.reruns,
+    fields = (
+        "forced_answer",
+        "show_mpp",
+        "keep_images",
+        "reruns",
+        "fit_context",
+        "budget_unit",
+        "views_per_turn",
+        "model_settings",
     )
+    # vitar builds on scout: several views per turn, a budget of views, the cached history
+    assert [getattr(vitar, f) for f in fields] == [getattr(scout, f) for f in fields]
+    assert (scout.views_per_turn, scout.budget_unit, scout.fit_context) == (4, "views", True)
 
 
 def test_scout_requests(slide_path: Path, tmp_path: Path) -> None:
