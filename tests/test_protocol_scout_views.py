@@ -195,3 +195,36 @@ def test_a_final_reply_of_tool_calls_only_is_max_steps_with_the_calls_listed(
     err = [e for e in trace.events if isinstance(e, ErrorEvent) and e.fatal]
     assert err and "slide_zoom" in err[-1].message and '"x0": 7' in err[-1].message
     assert trace.error is not None and "tool calls only" in trace.error
+
+
+def test_claude_reads_the_previous_request_however_many_blocks_a_turn_adds(
+    slide_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claude looks back only 20 blocks from a breakpoint; a turn of 12 views adds 24. The
+    breakpoint at the end of the previous request makes each request read all of it."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0000000")
+    n = iter(range(100))
+
+    def fn(body: dict[str, Any]) -> Reply:
+        if body.get("tool_choice") == {"type": "none"}:
+            return Reply(text=ANSWER)
+        return Reply(tool_calls=[_zoom(next(n) % 20) for _ in range(12)])
+
+    with FakeAnthropic(fn) as srv:
+        model = resolve_model("anthropic:claude-sonnet-4-5", base_url=srv.base_url)
+        agent = make_agent(model, max_steps=25, views_per_turn=12)
+        trace = _run(agent, slide_path, tmp_path)
+        bodies = srv.bodies
+    assert trace.status == "answered" and len(bodies) == 3
+    marks = [
+        i
+        for i, m in enumerate(bodies[2]["messages"])
+        for b in m["content"]
+        if "cache_control" in b
+    ]
+    assert marks == [0, 2, 4]  # first turn, the previous request's end, this request's end
+    calls = [e for e in trace.events if e.kind == "model_call"]
+    first, second, third = (c.usage for c in calls)
+    # the first request is under Sonnet's 1024-token minimum: nothing is cached yet
+    assert first.cache_write_tokens == 0 and second.cache_write_tokens > 0
+    assert third.cached_input_tokens == second.cached_input_tokens + second.cache_write_tokens

@@ -538,13 +538,16 @@ class Agent:
         s = self.settings
         views_left = self._views_left(state)
         cap: int | None
+        # the budget's unit as the prompts name it: views (scout's slide_zoom), else tool calls
+        views_only = tuple(s.tool_names) == ("slide_zoom",) and state.env.slide is not None
+        unit = "views" if views_only else "tool calls"
         if views_left is not None:  # scout: up to K views per turn, out of T - 1 in all
             per_turn = min(s.views_per_turn, views_left)
             cap = per_turn
             refusal = (
-                f"at most {s.views_per_turn} regions per turn"
+                f"at most {s.views_per_turn} {'regions' if views_only else 'calls'} per turn"
                 if views_left > s.views_per_turn
-                else "no views remain"
+                else f"no {unit} remain"
             )
             run = min(len(calls), per_turn)
             remaining = views_left - run
@@ -560,7 +563,7 @@ class Agent:
             remaining=remaining,
             max_calls=cap,
             refusal=refusal,
-            unit="views" if views_left is not None else "tool calls",
+            unit=unit if views_left is not None else "tool calls",
             jpeg_quality=s.jpeg_quality,
             style=self.preset.message_style,
         )

@@ -202,13 +202,22 @@ class AnthropicModel(ModelAdapter):
             body["temperature"] = settings.temperature
         body["max_tokens"] = max_tokens
         if settings.prompt_cache and turns:
-            # breakpoints on the last block and on the end of the first turn (question and overview):
-            # when a pruned image changes the history, that prefix is still read from the cache
-            for turn in {id(turns[0]): turns[0], id(turns[-1]): turns[-1]}.values():
-                last = turn["content"][-1]
-                if last.get("type") not in ("thinking", "redacted_thinking"):
-                    last["cache_control"] = {"type": "ephemeral"}
+            self._breakpoints(turns)
         return body
+
+    @staticmethod
+    def _breakpoints(turns: list[dict[str, Any]]) -> None:
+        """``cache_control`` where it pays (at most 3 of the 4 allowed): the end of the first turn
+        (the system prompt, the question and the overview: it stays cached when old images are
+        dropped, and across repeats of a sample), the end of the previous request (its last user
+        turn: read back exactly, however many blocks the last turn added, where Claude looks back
+        only 20 blocks from a breakpoint) and the end of this one (written for the next)."""
+        users = [i for i, t in enumerate(turns) if t["role"] == "user"]
+        marked = {users[0], len(turns) - 1, *(users[-2:-1] if len(users) > 1 else [])}
+        for i in sorted(marked):
+            last = turns[i]["content"][-1]
+            if last.get("type") not in ("thinking", "redacted_thinking"):
+                last["cache_control"] = {"type": "ephemeral"}
 
     def _add_tools(
         self,
