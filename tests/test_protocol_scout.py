@@ -137,7 +137,9 @@ def test_cli_reasoning_flags_prompt_file_and_manifest(slide_path: Path, tmp_path
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["choice"] == "A"
     assert body["reasoning"] == {"effort": "medium", "summary": "detailed"}
-    assert body["instructions"] == "Exact prompt text for a 6000 x 4000 slide."
+    # giant sends the system prompt as the conversation's first input item, as GIANT's code does
+    assert body["input"][0]["role"] == "system" and "instructions" not in body
+    assert body["input"][0]["content"] == "Exact prompt text for a 6000 x 4000 slide."
     protocol = json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]["agent"][
         "protocol"
     ]
