@@ -55,10 +55,10 @@ def test_zoom_then_answer_writes_a_complete_trace(slide_path, tmp_path):
     texts = [
         c.text for r in results for part in r.results for c in part.content if hasattr(c, "text")
     ]
-    assert any("18 tool calls remain" in t for t in texts)
+    assert any("18 views remain" in t for t in texts)
     # system prompt states the level-0 size and the step budget
     assert "6000 x 4000" in model.requests[0].messages[0].content
-    assert "19 times" in model.requests[0].messages[0].content
+    assert "19 views in all" in model.requests[0].messages[0].content
     # every image is stored once by hash and the trace round-trips
     run = tmp_path / "run"
     for ref in trace.images():

@@ -197,7 +197,11 @@ def _first_instructions(preset: str, task: str, slide_path, tmp_path) -> tuple[s
                 await model.aclose()
 
         asyncio.run(go())
-        return srv.bodies[0]["instructions"], agent.prompt_hashes()
+        body = srv.bodies[0]
+        # giant sends its system prompt as the first input item (as GIANT's code), others as
+        # the request's instructions
+        system = body.get("instructions") or body["input"][0]["content"]
+        return system, agent.prompt_hashes()
 
 
 @pytest.mark.parametrize(

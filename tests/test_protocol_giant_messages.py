@@ -44,8 +44,8 @@ def test_openai_opening_message_and_results(slide_path: Path, tmp_path: Path) ->
     zoom = ToolCall("slide_zoom", {"x0": 1000, "y0": 800, "w": 2000, "h": 1500})
     trace, bodies = _openai([Reply(tool_calls=[zoom]), ANSWER], tmp_path, slide_path)
     assert trace.status == "answered"
-    # the opening message: the question, then the overview; no caption
-    first = bodies[0]["input"][0]
+    # the opening message: the question, then the overview; no caption (after the system item)
+    first = bodies[0]["input"][1]
     assert first["role"] == "user"
     assert [c["type"] for c in first["content"]] == ["input_text", "input_image"]
     assert first["content"][0]["text"] == trace.question  # the sample's question, as asked
@@ -103,7 +103,7 @@ def test_failed_calls_get_error_and_the_loop_goes_on(
     if route == "openai":  # GIANT: {"type": "function_call_output", "output": "Error: ..."}
         outputs = [i["output"] for i in last["input"] if i.get("type") == "function_call_output"]
         assert outputs == [f"Error: {e.error}" for e in events]
-    else:  # GIANT's Claude agent: a tool_result holding "Error: ...", no is_error flag
+    else:  # GIANT's Claude agent: a tool_result whose content is "Error: ...", no is_error flag
         results = [
             b
             for m in last["messages"]
@@ -111,9 +111,7 @@ def test_failed_calls_get_error_and_the_loop_goes_on(
             if isinstance(m["content"], list)
             if b.get("type") == "tool_result"
         ]
-        assert [[c["text"] for c in r["content"]] for r in results] == [
-            [f"Error: {e.error}"] for e in events
-        ]
+        assert [r["content"] for r in results] == [f"Error: {e.error}" for e in events]
         assert not any("is_error" in r for r in results)
 
 

@@ -76,16 +76,21 @@ class ThumbnailStrategy:
                 path = Path(images.paths[i])
                 media = _MEDIA.get(path.suffix.lower()) if official else None
                 if media is not None:
-                    parts.append(
-                        hooks.show_file(
-                            state,
-                            path.read_bytes(),
-                            media,
-                            images.get(i + 1).dimensions,
-                            source=f"image:{i + 1}",
-                            label=f"image {i + 1}",
-                        )
+                    part = hooks.show_file(
+                        state,
+                        path.read_bytes(),
+                        media,
+                        images.get(i + 1).dimensions,
+                        source=f"image:{i + 1}",
+                        label=f"image {i + 1}",
                     )
+                    if hooks.settings.api == "openai-chat":
+                        # the official GPT path labels every file data:image/png, whatever its
+                        # format (openai_inference.py, OpenAIInference.run); the bytes are the
+                        # file's own and the trace keeps its true type
+                        png = part.image.model_copy(update={"media_type": "image/png"})
+                        part = ImagePart(image=png, data=part.data, detail=None)
+                    parts.append(part)
                 else:
                     parts.append(self._part(hooks, state, images.view(i + 1, side)))
         else:

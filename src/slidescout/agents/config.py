@@ -65,7 +65,9 @@ class AgentConfig(BaseModel):
         + ", or a plugin's",
     )
     base_url: str | None = Field(
-        default=None, description="an OpenAI-compatible server, e.g. http://localhost:8000/v1"
+        default=None,
+        description="the server of the model's provider, e.g. http://localhost:8000/v1 (an "
+        "OpenAI-compatible server); the host root and the /v1 form both work",
     )
     api: ApiChoice = Field(
         default="auto",
@@ -88,6 +90,13 @@ class AgentConfig(BaseModel):
         default=None,
         description="images kept in the context besides the overview: "
         "a number, or 'all' (default: the preset's)",
+    )
+    views_per_turn: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="regions the model is invited to ask for in one turn, rendered together "
+        "(default: the preset's; scout: 4)",
     )
     guides: bool | None = Field(
         default=None, description="draw coordinate guides on images (default: the preset's)"
@@ -163,6 +172,12 @@ class AgentConfig(BaseModel):
     )
     max_output_tokens: int | None = Field(
         default=None, ge=1, description="output token limit per call (giant, Claude: 30000)"
+    )
+    prompt_cache: bool | None = Field(
+        default=None,
+        description="Claude: cache breakpoints on the requests (scout: on; giant and the "
+        "baselines: off, as GIANT's requests); changes the bill, not what the model sees. "
+        "OpenAI caches prompt prefixes by itself",
     )
     system_prompt: str | None = Field(
         default=None,

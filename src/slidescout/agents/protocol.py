@@ -21,7 +21,7 @@ from slidescout.agents.environment import Environment
 from slidescout.agents.presets import Preset
 from slidescout.agents.run_settings import Hooks, RunSettings
 from slidescout.agents.state import SampleState
-from slidescout.core.messages import ImagePart, TextPart, Usage, UserMessage
+from slidescout.core.messages import ImagePart, TextPart, UserMessage
 from slidescout.core.trace import NoteEvent, Status
 from slidescout.tools.knowledge.criteria import criteria_card, load_cards
 from slidescout.tools.timeouts import run_in_daemon_thread
@@ -71,6 +71,7 @@ def slide_system_prompt(settings: RunSettings, env: Environment) -> str:
         max_side=settings.max_side,
         max_steps=settings.max_steps,
         max_tool_steps=max(0, settings.max_steps - 1),
+        views_per_turn=settings.views_per_turn,
         mpp_note=mpp_note,
         patch_size=settings.preset.patch_size,
         one_call_note=ONE_CALL_NOTE if settings.one_call else "",
@@ -124,6 +125,11 @@ def protocol_config(settings: RunSettings) -> dict[str, Any]:
             "box_clamp": p.box_clamp,
             "tool_errors": p.tool_errors,
             "jpeg_quality": settings.jpeg_quality,
+            "budget_unit": settings.budget_unit,
+            "views_per_turn": settings.views_per_turn,
+            "fit_context": p.fit_context,
+            "context_window": settings.context_window,
+            "prompt_cache": settings.prompt_cache,
             "overview_detail": p.overview_detail,
             "parser": p.parser,
             "answer_tag": p.answer_tag,
@@ -186,18 +192,6 @@ async def opening_message(hooks: Hooks, state: SampleState) -> UserMessage:
 # ---- reruns -------------------------------------------------------------------------------------
 
 
-def _spent(after: Usage, before: Usage) -> Usage:
-    return Usage(
-        input_tokens=after.input_tokens - before.input_tokens,
-        output_tokens=after.output_tokens - before.output_tokens,
-        reasoning_tokens=after.reasoning_tokens - before.reasoning_tokens,
-        cached_input_tokens=after.cached_input_tokens - before.cached_input_tokens,
-        cost_usd=None
-        if after.cost_usd is None or before.cost_usd is None
-        else after.cost_usd - before.cost_usd,
-    )
-
-
 async def run_with_reruns(
     reruns: int, state: SampleState, attempt_fn: Callable[[], Awaitable[Status]]
 ) -> Status:
@@ -219,7 +213,7 @@ async def run_with_reruns(
                 trace.events = [*notes, *trace.events]
                 state.note(json.dumps({"reruns": len(attempts), "final_status": status}))
             return status
-        spent = _spent(trace.usage, before)
+        spent = trace.usage - before
         boxes = [list(i.box) for i in trace.images() if i.box]
         summary = {
             "rerun_of_attempt": attempt + 1,

@@ -46,6 +46,8 @@ class SampleState:
     history: Conversation | None = (
         None  # a follow-up continues these messages (see conversation.py)
     )
+    views_used: int = 0  # tool calls run (the step budget under budget_unit="views")
+    dropped: int = 0  # old images dropped to fit the context window (after the first ones)
 
     def note(self, message: str, step: int | None = None) -> None:
         self.trace.events.append(NoteEvent(id=self.ids("n"), step=step, message=message))

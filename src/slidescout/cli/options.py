@@ -43,6 +43,7 @@ AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
     "max_steps": (("--max-steps",), int | None),
     "max_side": (("--max-side",), int | None),
     "keep_images": (("--keep-images",), str | None),
+    "views_per_turn": (("--views-per-turn",), int | None),
     "guides": (("--guides/--no-guides",), bool | None),
     "jpeg_quality": (("--jpeg-quality",), int | None),
     "seed": (("--seed", "--model-seed"), int | None),
@@ -59,6 +60,7 @@ AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
     "reasoning_summary": (("--reasoning-summary",), str | None),
     "thinking_budget": (("--thinking-budget",), int | None),
     "max_output_tokens": (("--max-output-tokens",), int | None),
+    "prompt_cache": (("--prompt-cache/--no-prompt-cache",), bool | None),
     "system_prompt": (("--system-prompt", "--prompt-file"), str | None),
 }
 

@@ -27,6 +27,7 @@ from typing import Any
 from rich.markup import escape
 
 from slidescout.errors import SlidescoutError
+from slidescout.eval.costs import cost_summary, cost_table
 from slidescout.eval.metrics import ResultRecord, TaskScore, score_run
 from slidescout.eval.sample_run import is_finished
 from slidescout.eval.textfit import print_table
@@ -477,6 +478,9 @@ def print_report(
             highlight=False,
         )
     if rep.finished:
+        costs = cost_table(rep.finished)
+        if costs is not None:
+            print_table(console, costs)
         print_table(console, trace_table(rep.finished))
     g = grounding_table(rep.finished)
     if g is not None:
@@ -538,6 +542,7 @@ def report_data(rep: RunReport) -> dict[str, Any]:
         "unfinished": dict(Counter(str(r.get("status")) for r in rep.unfinished)),
         "scores": {t: s.model_dump(mode="json") for t, s in rep.scores.items()},
         "grounding": grounding_summary(rep.finished),
+        "costs": cost_summary(rep.finished),
         "judge": judge_summary(rep.path),
         "summary": rep.summary,
     }

@@ -123,6 +123,14 @@ def build_record(
         "input_tokens": trace.usage.input_tokens,
         "output_tokens": trace.usage.output_tokens,
         "cost_usd": trace.usage.cost_usd,
+        "cached_input_tokens": trace.usage.cached_input_tokens,
+        "cache_write_tokens": trace.usage.cache_write_tokens,
+        "cache_read_usd": trace.usage.cache_read_usd if trace.usage.cost_usd is not None else None,
+        "cache_write_usd": trace.usage.cache_write_usd
+        if trace.usage.cost_usd is not None
+        else None,
+        "uncached_usd": trace.usage.uncached_usd if trace.usage.cost_usd is not None else None,
+        "estimated_input_tokens": trace.usage.estimated_input_tokens,
         "latency_s": round(latency_s, 3),
         "error": trace.error if trace.status != "answered" else None,
         "model": trace.model,
