@@ -3,8 +3,10 @@
 A question is split into concepts: the entities, features and organs it names (a passage covers
 an entity fully when it is that entity's own section, so "PDAC" is covered by the pancreatic
 adenocarcinoma section, and half when it names the entity by any of its names), then its remaining distinguishing words
-(misspellings corrected to the corpus's words). Words that only ask ("definition", "criteria",
-"versus") and single letters ("H&E") are not concepts. Each concept weighs its inverse document
+(misspellings corrected to the corpus's words). A grading system the question names
+(Nottingham, FNCLCC) is about the section that explains its criteria table. Words that only ask ("definition", "criteria",
+"versus"), ordinary words (``plain_words.txt``: "ever", "drives") and single letters ("H&E")
+are not concepts. Each concept weighs its inverse document
 frequency in the index, so the rarest word of a question counts the most.
 
 ``lookup`` ranks text-search passages by this coverage (BM25 order within equal coverage) and
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from slidescout.tools.knowledge.criteria import load_tables
 from slidescout.tools.knowledge.graph import (
     AMBIGUOUS_ABBREVIATIONS,
     ConceptGraph,
@@ -24,7 +27,7 @@ from slidescout.tools.knowledge.graph import (
 from slidescout.tools.knowledge.index import KnowledgeBase
 from slidescout.tools.knowledge.models import Hit
 from slidescout.tools.knowledge.terms import STOPWORDS
-from slidescout.tools.knowledge.text import ASKING, FILLER, GENERIC, MARKER_WORDS
+from slidescout.tools.knowledge.text import ASKING, FILLER, GENERIC, MARKER_WORDS, PLAIN_WORDS
 
 WELL_MATCHED = 0.5  # share of the question's weight the best passage must cover
 MENTION_SHARE = 0.5  # an entity named in another entity's section counts half
@@ -61,6 +64,7 @@ def concepts(query: str, graph: ConceptGraph, kb: KnowledgeBase) -> list[Concept
         weights = [w for w in kb.term_weights(names).values() if w > 0]
         weight = max(min(weights) if weights else _MIN_WEIGHT, _MIN_WEIGHT)
         out.append(Concept(graph.label(node), names, weight, _sections(node, graph)))
+    out += _systems(padded, used, kb)
     rest = [
         w
         for w in dict.fromkeys(words)
@@ -69,6 +73,23 @@ def concepts(query: str, graph: ConceptGraph, kb: KnowledgeBase) -> list[Concept
     corrected = {w: kb.correct(w) for w in rest}
     idf = kb.term_weights(list(corrected.values()))
     out += [Concept(w, spelling_variants(corrected[w]), max(idf[corrected[w]], 0.1)) for w in rest]
+    return out
+
+
+def _systems(padded: str, used: set[str], kb: KnowledgeBase) -> list[Concept]:
+    """The grading systems a question names ('Nottingham', 'FNCLCC'): each is about the section
+    that explains its criteria table, so that section covers it fully and a section that only
+    names the system (the breast carcinoma entry) covers it half."""
+    out: list[Concept] = []
+    for table in load_tables():
+        said = [n for n in table.names if f" {normalize_name(n)} " in padded]
+        if not said:
+            continue
+        names = sorted({normalize_name(n) for n in table.names})
+        used.update(w for n in said for w in normalize_name(n).split())
+        weights = [w for w in kb.term_weights(names).values() if w > 0]
+        weight = max(min(weights) if weights else _MIN_WEIGHT, _MIN_WEIGHT)
+        out.append(Concept(table.title, names, weight, {table.section}))
     return out
 
 
@@ -93,6 +114,7 @@ def _asks(word: str) -> bool:
         or word in FILLER
         or word in GENERIC
         or word in MARKER_WORDS
+        or word in PLAIN_WORDS
     )
 
 

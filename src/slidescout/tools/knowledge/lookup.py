@@ -61,6 +61,7 @@ from slidescout.tools.knowledge.questions import (
     WHAT_IS,
     WITH_FEATURE,
     has_content,
+    known_after_context,
     marker_subject,
     match,
     named_subjects,
@@ -277,6 +278,8 @@ def _known_subject(subject: str, graph: ConceptGraph) -> bool:
     of it in that name: 'oropharyngeal carcinoma', 'serous carcinoma'). 'Follicular lymphoma'
     and 'anaplastic thyroid carcinoma' are not known: the distinguishing word is in no name."""
     if subject_node(subject, graph) is not None:
+        return True
+    if known_after_context(subject, graph) is not None:
         return True
     words = normalize_name(subject).split()
     distinct = set(words) - GENERIC

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import difflib
 import re
+from functools import lru_cache
 
+from slidescout.tools.knowledge.corpus import markdown_chunks, starter_files
 from slidescout.tools.knowledge.graph import ConceptGraph, normalize_name
 from slidescout.tools.knowledge.terms import STOPWORDS
-from slidescout.tools.knowledge.text import FILLER, GENERIC, MARKER_WORDS, content_words
+from slidescout.tools.knowledge.text import (
+    CONNECTORS,
+    FILLER,
+    GENERIC,
+    MARKER_WORDS,
+    PLAIN_WORDS,
+    content_words,
+)
 
 SUBJECT_KINDS = ("entity", "organ", "gleason_pattern")
 
@@ -67,6 +76,12 @@ TUMOUR_HEADS = frozenset(
 )
 CANCER_WORDS = frozenset(
     "tumor tumors cancer cancers carcinoma carcinomas neoplasm neoplasms".split()
+)
+# Names of whole families of tumours: a modifier before them is what names the tumour
+# ("Kaposi sarcoma", "follicular lymphoma"), so it is never dropped to match the family's entry.
+FAMILY_HEADS = CANCER_WORDS | frozenset(
+    "adenocarcinoma adenocarcinomas sarcoma sarcomas lymphoma lymphomas melanoma melanomas "
+    "glioma gliomas adenoma adenomas".split()
 )
 
 
@@ -197,9 +212,73 @@ def _tumour_head(word: str) -> bool:
 
 
 _NOT_MODIFIERS = (
-    STOPWORDS | FILLER | MARKER_WORDS | {"malignant", "benign", "primary", "vs", "versus"}
+    STOPWORDS
+    | FILLER
+    | MARKER_WORDS
+    | PLAIN_WORDS
+    | CONNECTORS
+    | {"malignant", "benign", "primary", "vs", "versus"}
 )
 
 
 def _modifier(word: str) -> bool:
     return word.isalpha() and word not in _NOT_MODIFIERS and not _tumour_head(word)
+
+
+def known_after_context(subject: str, graph: ConceptGraph) -> str | None:
+    """The entity a tumour name means once leading words that only give context are set aside
+    ('anterior mediastinal thymoma', 'asbestos mesothelioma'), else None. A leading word is
+    context when the entity's own section uses it (or another form of it: 'mediastinal',
+    'mediastinum') and the corpus never puts it directly before a tumour word (where it would
+    name a tumour: 'follicular carcinoma'), or when it names an organ of that entity. What is left must name the entity itself, not a family of tumours
+    ('Kaposi sarcoma' is not the sarcoma entry)."""
+    words = normalize_name(subject).split()
+    for start in range(1, len(words)):
+        rest = words[start:]
+        if len(rest) == 1 and rest[0] in FAMILY_HEADS:
+            return None
+        node = subject_node(" ".join(rest), graph)
+        if node is None or graph.kind(node) != "entity":
+            continue
+        citation = graph.citation_for(node) or ""
+        own = _section_words().get(citation, frozenset())
+        organs = set(graph.organs_of(node))
+        if all(_context(w, own, organs, graph) for w in words[:start]):
+            return node
+    return None
+
+
+def _context(word: str, own: frozenset[str], organs: set[str], graph: ConceptGraph) -> bool:
+    if word in STOPWORDS or word in PLAIN_WORDS or word in CONNECTORS:
+        return True
+    if organs & set(graph.mentions(word, kinds=("organ",))):
+        return True
+    if word in own:
+        return word not in _name_modifiers()
+    # another form of a word of the section ('mediastinal' where it says 'mediastinum')
+    need = max(7, len(word) - 3)
+    return len(word) > need and any(
+        w[:need] == word[:need] and w not in _name_modifiers() for w in own
+    )
+
+
+@lru_cache(maxsize=1)
+def _section_words() -> dict[str, frozenset[str]]:
+    """The words of each starter-corpus section, by citation ("file § heading")."""
+    out: dict[str, frozenset[str]] = {}
+    for path in starter_files():
+        _, chunks = markdown_chunks(path.read_text(encoding="utf-8"), path.stem)
+        for chunk in chunks:
+            key = f"{path.name} § {chunk.section}"
+            out[key] = out.get(key, frozenset()) | frozenset(normalize_name(chunk.text).split())
+    return out
+
+
+@lru_cache(maxsize=1)
+def _name_modifiers() -> frozenset[str]:
+    """Words the starter corpus puts directly before a tumour word ('follicular carcinoma')."""
+    found: set[str] = set()
+    for path in starter_files():
+        words = normalize_name(path.read_text(encoding="utf-8")).split()
+        found.update(a for a, b in zip(words, words[1:]) if _tumour_head(b))
+    return frozenset(found)

@@ -4,6 +4,7 @@ asked for (a marker, a number), and the published source of each cited section."
 from __future__ import annotations
 
 import re
+from importlib import resources
 
 from slidescout.tools.knowledge.corpus import section_source, without_source
 from slidescout.tools.knowledge.graph import normalize_name
@@ -37,6 +38,19 @@ MARKER_WORDS: frozenset[str] = frozenset(
     "antibodies panel positive negative "
     "expression expressed express expresses positivity used useful helpful".split()
 )
+
+
+def _plain_words() -> frozenset[str]:
+    text = (resources.files("slidescout.tools.knowledge") / "plain_words.txt").read_text("utf-8")
+    return frozenset(w for line in text.splitlines() for w in line.split("#", 1)[0].split())
+
+
+# Ordinary English words that name nothing the reference is about ("ever", "drives",
+# "usually"): a passage need not contain them, and they are not part of a tumour's name.
+PLAIN_WORDS: frozenset[str] = _plain_words()
+# Second halves of compound adjectives that give a cause ("HPV-related", "EBV-associated"):
+# the words before them are not part of a tumour's name.
+CONNECTORS: frozenset[str] = frozenset("related associated induced driven linked".split())
 # The question asks for numbers: thresholds, counts, scores.
 _WANTS_NUMBERS = re.compile(
     r"\b(?:cut-?offs?|thresholds?|how\s+many|counts?|numbers?|scores?|scoring|percent\w*|size|"
