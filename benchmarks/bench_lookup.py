@@ -216,9 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         help="measure only these sets (repeatable; default all)",
     )
-    parser.add_argument(
-        "--bm25-only", action="store_true", help="skip the fused (dense) retriever"
-    )
+    parser.add_argument("--bm25-only", action="store_true", help="skip the fused (dense) retriever")
     parser.add_argument(
         "--smoke", action="store_true", help="a few questions per set, hashing embedder"
     )

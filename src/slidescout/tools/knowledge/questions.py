@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from functools import lru_cache
+from itertools import pairwise
 
 from slidescout.tools.knowledge.corpus import markdown_chunks, starter_files
 from slidescout.tools.knowledge.graph import ConceptGraph, normalize_name
@@ -280,5 +281,5 @@ def _name_modifiers() -> frozenset[str]:
     found: set[str] = set()
     for path in starter_files():
         words = normalize_name(path.read_text(encoding="utf-8")).split()
-        found.update(a for a, b in zip(words, words[1:]) if _tumour_head(b))
+        found.update(a for a, b in pairwise(words) if _tumour_head(b))
     return frozenset(found)
