@@ -55,7 +55,7 @@ def test_carries_needs_every_fact(bench):
     assert not bench.carries("CK7 positive", ["CK7", "CK20"])
 
 
-@pytest.mark.parametrize("name", ["HELDOUT_FILE", "DEV_FILE"])
+@pytest.mark.parametrize("name", ["HELDOUT_FILE", "HELDOUT2_FILE", "DEV_FILE"])
 def test_the_issue_26_question_sets_are_well_formed(bench, kb, name):
     items = bench.load_items(getattr(bench, name))
     assert len(items) >= 40
@@ -72,7 +72,7 @@ def test_the_issue_26_question_sets_are_well_formed(bench, kb, name):
 def test_the_benchmark_runs_in_smoke_mode(bench, capsys):
     bench.main(["--smoke"])
     out = capsys.readouterr().out
-    for label in ("bm25 qa", "bm25 heldout", "bm25 dev", "bm25+hashing heldout"):
+    for label in ("bm25 qa", "bm25 heldout ", "bm25 heldout2", "bm25 dev", "bm25+hashing heldout"):
         assert label in out
     assert "strict p@1=" in out and "shown p@1=" in out and "answer p@1=" in out
     assert "   miss " not in out  # misses are listed only when asked

@@ -191,3 +191,54 @@ def test_a_common_feature_ranks_the_passage_that_describes_it(kb):
         "Glioblastoma multiforme (GBM)",
         "Necrosis",
     )
+
+
+# ---------------------------------------------------------------------- second round (knowledge2)
+
+
+def test_ordinary_words_are_not_concepts(kb):
+    graph = load_graph()
+    names = {c.name for c in concepts("what mutations usually underlie uveal melanoma", graph, kb)}
+    assert "usually" not in names and "underlie" not in names
+    names = {c.name for c in concepts("Nugent score for bacterial vaginosis", graph, kb)}
+    assert "nugent" in names and "vaginosis" in names  # unknown terms still count
+
+
+@pytest.mark.parametrize(
+    ("query", "section"),
+    [
+        ("what mutations usually underlie uveal melanoma", "Uveal Melanoma (UVM)"),
+        ("could a glioblastoma realistically be IDH-mutant nowadays", "Glioblastoma"),
+        ("immature T cells in an anterior mediastinal thymoma", "Thymoma (THYM)"),
+        ("EBV-associated gastric carcinoma stroma", "Stomach adenocarcinoma (STAD)"),
+        ("asbestos-induced mesothelioma invasion of chest wall fat", "Mesothelioma (MESO)"),
+    ],
+)
+def test_context_words_before_a_tumour_name_do_not_block_it(kb, query, section):
+    result = lookup(query, kb=kb)
+    assert result.kind in ("graph", "search"), result.text
+    assert section in result.hits[0].citation
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "anaplastic thyroid carcinoma keratin",  # not the papillary carcinoma entry
+        "alveolar rhabdomyosarcoma myogenin",
+        "Kaposi sarcoma HHV-8",  # a family name is not the sarcoma entry
+        "follicular lymphoma grading",
+        "ovarian clear cell carcinoma napsin",  # not the renal clear cell entry
+        "Banff classification of kidney transplant rejection",
+    ],
+)
+def test_tumour_naming_words_still_mean_not_covered(kb, query):
+    assert lookup(query, kb=kb).kind == "not_covered"
+
+
+def test_a_named_grading_system_ranks_its_own_section_first(kb):
+    graph = load_graph()
+    asked = concepts("Nottingham nuclear pleomorphism in breast carcinoma", graph, kb)
+    system = [c for c in asked if "mitosis_grading.md § Nottingham grade (breast)" in c.sections]
+    assert system, [c.name for c in asked]
+    result = lookup("FNCLCC necrosis score in soft tissue sarcoma", kb=kb)
+    assert result.hits[0].citation == "mitosis_grading.md § Mitotic counts in other grading systems"
