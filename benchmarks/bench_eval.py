@@ -165,6 +165,7 @@ def run_once(
 ) -> dict:
     from slidescout.agents.config import AgentConfig
     from slidescout.agents.loop import make_agent
+    from slidescout.eval.config import EvalConfig
     from slidescout.eval.runner import run_eval
 
     spec = factory = None
@@ -194,10 +195,9 @@ def run_once(
             out=out,
             agent=spec,
             agent_factory=factory,
-            concurrency=args.concurrency,
-            executor=executor,
-            ray_options=ray_options,
-            progress=False,
+            config=EvalConfig(
+                concurrency=args.concurrency, executor=executor, ray_options=ray_options
+            ),
         )
     )
     wall = time.perf_counter() - t0

@@ -10,6 +10,7 @@ from test_eval_runner_data import finished_keys, make_mpqa, read_results
 
 from slidescout.agents.config import AgentConfig
 from slidescout.eval import load_multipathqa
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.runner import run_eval
 from slidescout.testing.fake_openai import FakeOpenAI
 
@@ -32,10 +33,7 @@ async def test_ray_actors_and_tasks(local_ray, tmp_path: Path) -> None:
             samples,
             out=tmp_path / "actors",
             agent=spec,
-            repeats=2,
-            concurrency=4,
-            executor="ray",
-            progress=False,
+            config=EvalConfig(repeats=2, concurrency=4, executor="ray"),
         )
         lines = read_results(tmp_path / "actors")
         assert len(lines) == 12 and sorted(finished_keys(lines)) == sorted(
@@ -55,10 +53,9 @@ async def test_ray_actors_and_tasks(local_ray, tmp_path: Path) -> None:
             samples[:3],
             out=tmp_path / "tasks",
             agent=spec,
-            concurrency=2,
-            executor="ray",
-            ray_options={"mode": "tasks", "num_cpus": 0.5},
-            progress=False,
+            config=EvalConfig(
+                concurrency=2, executor="ray", ray_options={"mode": "tasks", "num_cpus": 0.5}
+            ),
         )
     assert tasks.n_finished == 3 and tasks.statuses == {"error": 1, "answered": 2}
     assert ray.is_initialized()  # a Ray instance the caller started is left running

@@ -109,6 +109,7 @@ class Agent:
 
     @property
     def preset(self) -> Preset:
+        """The preset in force (with the user's prompt file, if any)."""
         return self.settings.preset
 
     # -- configuration recorded in the manifest and the trace ---------------------

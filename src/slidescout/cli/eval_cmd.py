@@ -24,7 +24,7 @@ from slidescout.cli.paths import (
     ensure_dir,
     os_error_text,
 )
-from slidescout.cli.progress import slide_progress
+from slidescout.cli.progress import EvalProgress, slide_progress
 from slidescout.cli.signals import interrupt_code, terminated
 from slidescout.cli.synth_cmd import DEFAULT_SIZE, parse_size
 from slidescout.core.sample import Sample
@@ -197,12 +197,17 @@ def _execute(
             update={
                 "resume": common["resume"] is not None,
                 "ray_options": {k: v for k, v in ray_options.items() if v is not None},
-                "progress": not common["no_progress"] and not common["as_json"],
             }
         )
+        show = not common["no_progress"] and not common["as_json"]
         summary = asyncio.run(
             run_eval(
-                samples, out=run_dir, agent=agent, config=config, dataset=info, console=console
+                samples,
+                out=run_dir,
+                agent=agent,
+                config=config,
+                dataset=info,
+                progress=EvalProgress(console) if show else None,
             )
         )
     except KeyboardInterrupt:

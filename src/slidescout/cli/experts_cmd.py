@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from slidescout.cli.app import console, err_console, experts_app
+from slidescout.cli.progress import CountProgress
 from slidescout.core.imaging import encode_image
 from slidescout.core.types import Box
 from slidescout.errors import ConfigError, ToolError
@@ -315,7 +316,7 @@ def experts_run(
         raise ConfigError(f"--box: {exc}") from None
 
     try:
-        with _Progress(card.name, as_json) as bar:
+        with CountProgress(err_console, card.name, "patches", as_json) as bar:
             run = run_patches(
                 s,
                 card,
@@ -359,52 +360,6 @@ def experts_run(
         )
 
 
-class _Progress:
-    """A rich progress bar with an ETA on stderr (nothing when ``quiet``): ``with _Progress(...) as
-    p: run(..., progress=p)``."""
-
-    def __init__(self, what: str, quiet: bool) -> None:
-        self.what, self.quiet = what, quiet
-        self.bar: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if not self.quiet:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("patches"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=err_console,
-                transient=True,
-            )
-            self.bar.__enter__()
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            return
-        if self.task is None:
-            self.task = self.bar.add_task(self.what, total=total)
-        self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-
 def _run_zero_shot(
     card: Any,
     slide: Path,
@@ -426,7 +381,7 @@ def _run_zero_shot(
         raise ConfigError(str(exc)) from None
     s = open_slide(slide)
     tissue = min_tissue if min_tissue is not None else (0.25 if region is None else 0.1)
-    with _Progress(card.name, as_json) as bar:
+    with CountProgress(err_console, card.name, "patches", as_json) as bar:
         run = zero_shot_run(
             s,
             card,
@@ -487,7 +442,7 @@ def _run_segmentation(
         raise ConfigError(f"--box: {exc}") from None
     s = open_slide(slide)
     try:
-        with _Progress(card.name, as_json) as bar:
+        with CountProgress(err_console, card.name, "patches", as_json) as bar:
             seg = run_segmentation(
                 s, card, region, device=device, batch_size=batch_size, workers=workers, progress=bar
             )

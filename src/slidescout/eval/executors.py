@@ -26,22 +26,25 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
-from slidescout.agents.loop import build_agent
+from slidescout.agents.loop import Agent, build_agent
 from slidescout.agents.models import Model, ModelProfile
 from slidescout.core.messages import ModelRequest, ModelResponse
 from slidescout.core.model_settings import ModelSettings
+from slidescout.core.record import ResultRecord
 from slidescout.errors import ConfigError
 from slidescout.eval.grounding import DEFAULT_MAX_MPP
-from slidescout.eval.sample_run import failed_record, run_sample
+from slidescout.eval.sample_run import cancelled_record, failed_record, run_sample
 from slidescout.eval.samples import Sample
 from slidescout.traces.rundir import RunDir
 
 __all__ = [
+    "AgentFactory",
     "AsyncioExecutor",
+    "Executor",
     "LimitedModel",
     "RayExecutor",
     "StopBudget",
@@ -49,7 +52,13 @@ __all__ = [
     "make_executor",
 ]
 
-OnRecord = Callable[[dict[str, Any]], None]
+OnRecord = Callable[[ResultRecord], None]
+
+
+class AgentFactory(Protocol):
+    """Builds the agent of one repeat (the asyncio executor only: it cannot travel to Ray)."""
+
+    def __call__(self, *, budget: Budget, repeat: int) -> Agent: ...
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,7 @@ class AsyncioExecutor:
         self,
         spec: AgentConfig | None = None,
         *,
-        agent_factory: Callable[..., Any] | None = None,
+        agent_factory: AgentFactory | None = None,
         concurrency: int = 16,
         max_connections: int | None = None,
         max_mpp: float = DEFAULT_MAX_MPP,
@@ -186,15 +195,7 @@ class AsyncioExecutor:
                         )
                     ).record
                 except asyncio.CancelledError:
-                    on_record(
-                        failed_record(
-                            item.sample,
-                            item.repeat,
-                            "cancelled",
-                            "the run was interrupted",
-                            time.monotonic() - t0,
-                        )
-                    )
+                    on_record(cancelled_record(item.sample, item.repeat, time.monotonic() - t0))
                     raise
                 on_record(rec)
 
@@ -241,7 +242,7 @@ class _SampleWorker:
         self.agents: dict[int, Any] = {}
         self.limiter: asyncio.Semaphore | None = None
 
-    async def run_sample(self, sample: Sample, repeat: int) -> dict[str, Any]:
+    async def run_sample(self, sample: Sample, repeat: int) -> ResultRecord:
         if self.limiter is None:
             self.limiter = asyncio.Semaphore(self.max_connections)
         if repeat not in self.agents:
@@ -269,10 +270,10 @@ def _task_run_sample(
     run_path: str,
     limits: dict[str, Any],
     max_mpp: float,
-) -> dict[str, Any]:
+) -> ResultRecord:
     """One sample as one Ray task: build the agent, run its loop with ``asyncio.run``."""
 
-    async def go() -> dict[str, Any]:
+    async def go() -> ResultRecord:
         budget = StopBudget(**limits)
         agent = build_agent(spec, budget, repeat=repeat)
         try:
@@ -358,6 +359,30 @@ class RayExecutor:
         total = float(ray.cluster_resources().get("GPU", 0))
         return math.floor(total / n * 100) / 100 if total > 0 else 0.0
 
+    def _limits(self, budget: Budget) -> dict[str, Any]:
+        """The run's budget for each worker (what is left of the time budget)."""
+        return {
+            "usd": budget.usd,
+            "tokens": budget.tokens,
+            "seconds": None
+            if budget.seconds is None
+            else max(0.0, budget.seconds - (time.monotonic() - budget.started)),
+        }
+
+    def _actors(
+        self, ray: Any, spec: AgentConfig, run: RunDir, limits: dict[str, Any], in_flight: int
+    ) -> list[Any]:
+        """The pool of worker actors (``mode="actors"``), sized to the CPUs and the concurrency."""
+        cpus = float(ray.available_resources().get("CPU", ray.cluster_resources().get("CPU", 1)))
+        n = self.workers or max(1, min(in_flight, int(cpus // max(self.num_cpus, 1e-9)) or 1))
+        cls = ray.remote(_SampleWorker).options(
+            num_cpus=self.num_cpus,
+            num_gpus=self._gpus_each(ray, n),
+            max_concurrency=math.ceil(in_flight / n) + 2,
+        )
+        conns = max(1, math.ceil(self.max_connections / n))
+        return [cls.remote(spec, str(run.path), limits, self.max_mpp, conns) for _ in range(n)]
+
     async def run(
         self,
         items: list[WorkItem],
@@ -370,119 +395,141 @@ class RayExecutor:
         if not items:
             return
         ray = self._init()
-        limits = {
-            "usd": budget.usd,
-            "tokens": budget.tokens,
-            "seconds": None
-            if budget.seconds is None
-            else max(0.0, budget.seconds - (time.monotonic() - budget.started)),
-        }
+        limits = self._limits(budget)
         spec = self.spec
         if self._gpus_each(ray, 1) > 0 and spec.device is None:
             spec = spec.model_copy(update={"device": "cuda"})
         in_flight = min(self.concurrency, len(items))
-        actors: list[Any] = []
         if self.mode == "actors":
-            cpus = float(
-                ray.available_resources().get("CPU", ray.cluster_resources().get("CPU", 1))
-            )
-            n = self.workers or max(1, min(in_flight, int(cpus // max(self.num_cpus, 1e-9)) or 1))
-            per_actor = math.ceil(in_flight / n)
-            conns = max(1, math.ceil(self.max_connections / n))
-            cls = ray.remote(_SampleWorker).options(
-                num_cpus=self.num_cpus,
-                num_gpus=self._gpus_each(ray, n),
-                max_concurrency=per_actor + 2,
-            )
-            actors = [
-                cls.remote(spec, str(run.path), limits, self.max_mpp, conns) for _ in range(n)
-            ]
-            slots = {i: 0 for i in range(n)}
+            actors = self._actors(ray, spec, run, limits, in_flight)
+            task = None
         else:
+            actors = []
             task = ray.remote(_task_run_sample).options(
                 num_cpus=self.num_cpus, num_gpus=self._gpus_each(ray, 1), max_retries=0
             )
+        dispatch = _RayDispatch(ray, actors, task, spec, run, limits, self.max_mpp, on_start)
         queue = deque(items)
-        pending: dict[
-            Any, tuple[WorkItem, int, float, Any]
-        ] = {}  # future -> (item, actor, start, ref)
-
-        def submit() -> None:
-            while queue and len(pending) < in_flight and not should_stop():
-                item = queue.popleft()
-                if actors:
-                    i = min(slots, key=lambda k: slots[k])
-                    slots[i] += 1
-                    ref = actors[i].run_sample.remote(item.sample, item.repeat)
-                else:
-                    i = -1
-                    ref = task.remote(
-                        spec, item.sample, item.repeat, str(run.path), limits, self.max_mpp
-                    )
-                if on_start:
-                    on_start(item)
-                pending[asyncio.ensure_future(_await_ref(ref))] = (item, i, time.monotonic(), ref)
-
         stopped = False
         try:
-            submit()
-            while pending:
-                done, _ = await asyncio.wait(list(pending), return_when=asyncio.FIRST_COMPLETED)
-                for fut in done:
-                    item, i, t0, _ = pending.pop(fut)
-                    if actors:
-                        slots[i] -= 1
-                    try:
-                        rec = fut.result()
-                    except Exception as exc:  # a worker died or the task failed outside the loop
-                        rec = failed_record(
-                            item.sample,
-                            item.repeat,
-                            "error",
-                            f"Ray: {type(exc).__name__}: {exc}",
-                            time.monotonic() - t0,
-                        )
+            dispatch.submit(queue, in_flight, should_stop)
+            while dispatch.pending:
+                for rec in await dispatch.next_done():
                     on_record(rec)
                 if should_stop() and not stopped and actors:
                     stopped = True
-                    kind = budget.exceeded() or "cancelled"
-                    for a in actors:
-                        a.stop.remote(kind)
-                submit()
+                    dispatch.stop(budget.exceeded() or "cancelled")
+                dispatch.submit(queue, in_flight, should_stop)
         except BaseException:
-            for fut, (item, _, t0, _ref) in list(pending.items()):
-                fut.cancel()
-                on_record(
-                    failed_record(
-                        item.sample,
-                        item.repeat,
-                        "cancelled",
-                        "the run was interrupted",
-                        time.monotonic() - t0,
-                    )
-                )
+            for rec in dispatch.cancel_all():
+                on_record(rec)
             raise
         finally:
-            for _item, _i, _t0, ref in pending.values():
-                try:
-                    ray.cancel(ref)
-                except Exception:
-                    pass
-            if actors:
-                try:
-                    await asyncio.wait_for(
-                        asyncio.gather(
-                            *[_await_ref(a.close.remote()) for a in actors], return_exceptions=True
-                        ),
-                        timeout=10,
-                    )
-                except (asyncio.TimeoutError, Exception):
-                    pass
-                for a in actors:
-                    ray.kill(a)
+            await dispatch.close()
             if self._started_ray:
                 ray.shutdown()
                 self._started_ray = False
+
+
+class _RayDispatch:
+    """Samples in flight on Ray: submission to the least busy actor (or as tasks), results as
+    they complete, and the clean-up (cancel, close and kill the actors)."""
+
+    def __init__(
+        self,
+        ray: Any,
+        actors: list[Any],
+        task: Any,
+        spec: AgentConfig,
+        run: RunDir,
+        limits: dict[str, Any],
+        max_mpp: float,
+        on_start: Callable[[WorkItem], None] | None,
+    ) -> None:
+        self.ray, self.actors, self.task, self.spec = ray, actors, task, spec
+        self.run, self.limits, self.max_mpp, self.on_start = run, limits, max_mpp, on_start
+        self.slots = {i: 0 for i in range(len(actors))}
+        # future -> (item, actor index or -1, start time, Ray object ref)
+        self.pending: dict[asyncio.Future[Any], tuple[WorkItem, int, float, Any]] = {}
+
+    def submit(
+        self, queue: deque[WorkItem], in_flight: int, should_stop: Callable[[], bool]
+    ) -> None:
+        while queue and len(self.pending) < in_flight and not should_stop():
+            item = queue.popleft()
+            if self.actors:
+                i = min(self.slots, key=lambda k: self.slots[k])
+                self.slots[i] += 1
+                ref = self.actors[i].run_sample.remote(item.sample, item.repeat)
+            else:
+                i = -1
+                ref = self.task.remote(
+                    self.spec,
+                    item.sample,
+                    item.repeat,
+                    str(self.run.path),
+                    self.limits,
+                    self.max_mpp,
+                )
+            if self.on_start:
+                self.on_start(item)
+            fut = asyncio.ensure_future(_await_ref(ref))
+            self.pending[fut] = (item, i, time.monotonic(), ref)
+
+    async def next_done(self) -> list[ResultRecord]:
+        """The records of the samples that finished next (a lost worker's is an error record)."""
+        done, _ = await asyncio.wait(list(self.pending), return_when=asyncio.FIRST_COMPLETED)
+        out: list[ResultRecord] = []
+        for fut in done:
+            item, i, t0, _ = self.pending.pop(fut)
+            if i >= 0:
+                self.slots[i] -= 1
+            try:
+                out.append(fut.result())
+            except Exception as exc:  # a worker died or the task failed outside the loop
+                out.append(
+                    failed_record(
+                        item.sample,
+                        item.repeat,
+                        "error",
+                        f"Ray: {type(exc).__name__}: {exc}",
+                        time.monotonic() - t0,
+                    )
+                )
+        return out
+
+    def stop(self, kind: str) -> None:
+        """Tell every actor to stop its samples at their next step (a budget was hit)."""
+        for a in self.actors:
+            a.stop.remote(kind)
+
+    def cancel_all(self) -> list[ResultRecord]:
+        """The run was interrupted: a ``cancelled`` record for each sample in flight."""
+        out: list[ResultRecord] = []
+        for fut, (item, _, t0, _ref) in list(self.pending.items()):
+            fut.cancel()
+            out.append(cancelled_record(item.sample, item.repeat, time.monotonic() - t0))
+        return out
+
+    async def close(self) -> None:
+        for _item, _i, _t0, ref in self.pending.values():
+            try:
+                self.ray.cancel(ref)
+            except Exception:
+                pass
+        if not self.actors:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *[_await_ref(a.close.remote()) for a in self.actors], return_exceptions=True
+                ),
+                timeout=10,
+            )
+        except (asyncio.TimeoutError, Exception):
+            pass
+        for a in self.actors:
+            self.ray.kill(a)
 
 
 async def _await_ref(ref: Any) -> Any:
@@ -522,3 +569,6 @@ def make_executor(
             **{k: v for k, v in ray_options.items() if v is not None},
         )
     raise ConfigError(f"unknown executor {name!r}: use asyncio or ray")
+
+
+Executor = AsyncioExecutor | RayExecutor
