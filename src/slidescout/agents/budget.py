@@ -9,9 +9,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from slidescout.agents.models.pricing import Price, ceiling_price
 from slidescout.core.messages import Usage
+
+# the statuses a spent budget (or a run stopped from outside) ends a sample with: a subset of
+# ``core.trace.Status``
+BudgetStatus = Literal["budget_usd", "budget_tokens", "budget_time", "cancelled"]
 
 
 @dataclass
@@ -46,7 +51,7 @@ class Budget:
             else:
                 self.spent_usd += usage.cost_usd
 
-    def exceeded(self) -> str | None:
+    def exceeded(self) -> BudgetStatus | None:
         """``"budget_usd"``, ``"budget_tokens"``, ``"budget_time"`` or None."""
         if self.usd is not None and self.spent_usd >= self.usd:
             return "budget_usd"
@@ -56,7 +61,7 @@ class Budget:
             return "budget_time"
         return None
 
-    def describe(self, kind: str) -> str:
+    def describe(self, kind: BudgetStatus) -> str:
         if kind == "budget_usd":
             note = (
                 f" (${self.estimated_usd:.4f} of it estimated at the highest known list price for "
@@ -69,4 +74,4 @@ class Budget:
             return f"token budget spent: {self.spent_tokens} of {self.tokens}"
         if kind == "budget_time":
             return f"time budget spent: {time.monotonic() - self.started:.1f} s of {self.seconds:.0f} s"
-        return kind
+        return "the run was stopped"

@@ -61,8 +61,9 @@ def main() -> None:
         sys.exit(1)
     except Exception as exc:  # usage errors (typer may vendor its own click: match by shape)
         names = {c.__name__ for c in type(exc).__mro__}
-        if "ClickException" in names and hasattr(exc, "show"):
-            exc.show()
+        show = getattr(exc, "show", None)
+        if "ClickException" in names and callable(show):
+            show()
             sys.exit(getattr(exc, "exit_code", 2))
         if "Abort" in names:
             err_console.print("aborted")

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from slidescout.agents.budget import Budget
+from slidescout.agents.budget import Budget, BudgetStatus
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import Agent, build_agent
 from slidescout.agents.models import Model, ModelProfile
@@ -104,12 +104,12 @@ class LimitedModel:
 class StopBudget(Budget):
     """A :class:`Budget` that can also be stopped from outside (the Ray driver tells its workers)."""
 
-    forced: str | None = None
+    forced: BudgetStatus | None = None
 
-    def force(self, kind: str) -> None:
+    def force(self, kind: BudgetStatus) -> None:
         self.forced = kind
 
-    def exceeded(self) -> str | None:
+    def exceeded(self) -> BudgetStatus | None:
         return self.forced or super().exceeded()
 
 
@@ -255,7 +255,7 @@ class _SampleWorker:
         )
         return outcome.record
 
-    def stop(self, kind: str) -> None:
+    def stop(self, kind: BudgetStatus) -> None:
         self.budget.force(kind)
 
     async def close(self) -> None:
@@ -498,7 +498,7 @@ class _RayDispatch:
                 )
         return out
 
-    def stop(self, kind: str) -> None:
+    def stop(self, kind: BudgetStatus) -> None:
         """Tell every actor to stop its samples at their next step (a budget was hit)."""
         for a in self.actors:
             a.stop.remote(kind)

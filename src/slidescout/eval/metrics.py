@@ -283,10 +283,12 @@ def bootstrap_ci(
     )
 
 
-def _check_metric(metric: str) -> str:
-    if metric not in ("accuracy", "balanced_accuracy"):
-        raise ValueError(f"unknown metric {metric!r}: use accuracy or balanced_accuracy")
-    return metric
+def _check_metric(metric: str) -> Metric:
+    if metric == "accuracy":
+        return "accuracy"
+    if metric == "balanced_accuracy":
+        return "balanced_accuracy"
+    raise ValueError(f"unknown metric {metric!r}: use accuracy or balanced_accuracy")
 
 
 # ---- scoring records ------------------------------------------------------------------------

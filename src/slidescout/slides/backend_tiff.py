@@ -131,12 +131,14 @@ class TiffPyramidBackend(_TiffMixin, _VipsBackendBase):
             zip(self.channel_mapping, self._windows, strict=True)
         ):
             scale = 255.0 / (hi - lo)
-            band = self._plane(level, i, revalidate).linear(scale, -lo * scale + 0.5).cast("uchar")
+            band = (
+                self._plane(level, i, revalidate).linear([scale], [-lo * scale + 0.5]).cast("uchar")
+            )
             if colour == "grey":
                 slots = [band] * 3
             else:
                 slots[COLOUR_BAND[colour]] = band
-        return slots[0].bandjoin(slots[1:]).copy(interpretation="srgb")
+        return slots[0].bandjoin(slots[1]).bandjoin(slots[2]).copy(interpretation="srgb")
 
     def close(self) -> None:
         self._levels.clear()

@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -30,6 +31,9 @@ from slidescout.slides.backends import (
     _reason,
     padded_read,
 )
+
+if TYPE_CHECKING:  # pyvips is imported on first use
+    import pyvips
 
 # TIFF compressions that pyvips-binary's tiffload decodes (no JPEG 2000 in the wheel).
 VIPS_COMPRESSIONS = {
@@ -274,12 +278,14 @@ class _VipsBackendBase(Backend):
     name = "pyvips"
 
     def __init__(self) -> None:
-        self._levels: dict[int, object] = {}
+        self._levels: dict[int, pyvips.Image] = {}
         self._readers: dict[tuple[int, bool], _VipsPatchReader] = {}
         self._generation: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def _load_level(self, level: int, revalidate: bool = False):  # pragma: no cover - abstract
+    def _load_level(
+        self, level: int, revalidate: bool = False
+    ) -> pyvips.Image:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _failed(self, level: int, what: str, exc: Exception) -> SlideError:
@@ -290,7 +296,7 @@ class _VipsBackendBase(Backend):
                 self._generation[level] = self._generation.get(level, 0) + 1
         return self.error(f"{what} ({_reason(exc)})")
 
-    def _level_image(self, level: int):
+    def _level_image(self, level: int) -> pyvips.Image:
         img = self._levels.get(level)
         if img is None:
             with self._lock:
@@ -304,7 +310,7 @@ class _VipsBackendBase(Backend):
                     self._levels[level] = img
         return img
 
-    def _patch_source(self, level: int):
+    def _patch_source(self, level: int) -> pyvips.Image:
         """A tile-cached view of the level for one patch-reading thread.
 
         Each thread gets its own cache: a shared (threaded) cache serialises its users on one
@@ -511,7 +517,7 @@ class VipsTiffBackend(_VipsBackendBase):
         page = self._page_info[self.pages[level]]
         return page.tile_w, page.tile_h
 
-    def _load_level(self, level: int, revalidate: bool = False):
+    def _load_level(self, level: int, revalidate: bool = False) -> pyvips.Image:
         return _vips().Image.tiffload(
             str(self.path), page=self.pages[level], access="random", revalidate=revalidate
         )

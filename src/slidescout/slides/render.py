@@ -19,7 +19,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
-from slidescout.core.types import Box
+from slidescout.core.types import Box, LevelRule
 from slidescout.errors import SlideError
 from slidescout.slides.backends import Backend, Region
 
@@ -111,7 +111,9 @@ def giant_level(
     return level
 
 
-def plan_region(backend: Backend, box: Box, out_w: int, out_h: int, rule: str = "fine") -> Region:
+def plan_region(
+    backend: Backend, box: Box, out_w: int, out_h: int, rule: LevelRule = "fine"
+) -> Region:
     """The level and exact level-pixel rectangle to resample for ``box`` at ``out_w x out_h``."""
     scales = [backend.level_scale(i) for i in range(len(backend.level_dimensions))]
     if rule == "giant":

@@ -62,3 +62,19 @@ def clam_grid(mask: np.ndarray, region: tuple[int, int, int, int], patch_size: i
             py = np.clip(((gy + patch_size / 2 + dy - y0) * mh / h).astype(np.int64), 0, mh - 1)
             ok &= mask[py, px]
     return np.stack([gx[ok], gy[ok]], axis=1).astype(np.int64)
+
+
+def label_components(
+    mask: np.ndarray, structure: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Connected components of a boolean mask: (int32 labels, 0 = background; their number).
+
+    ``scipy.ndimage.label`` returns either the labels and their count or, with an output array,
+    the count only; this is the first form, typed."""
+    from scipy import ndimage
+
+    found = ndimage.label(mask, structure=structure)
+    if not isinstance(found, tuple):  # scipy returns the count alone only with an output array
+        raise TypeError("scipy.ndimage.label returned no labels")
+    labels, n = found
+    return np.asarray(labels, np.int32), int(n)

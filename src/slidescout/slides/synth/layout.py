@@ -189,12 +189,17 @@ def _tone(rng: np.random.Generator, grid: tuple[int, int], scale: int, mpp: floa
     return out
 
 
+def _edge_distance(mask: np.ndarray) -> np.ndarray:
+    """For each pixel inside ``mask``, its distance to the nearest pixel outside (float64)."""
+    return np.asarray(ndimage.distance_transform_edt(mask), np.float64)
+
+
 def add_holes(
     rng: np.random.Generator, layout: Layout, mpp: float, per_piece: tuple[int, int] = (1, 6)
 ) -> None:
     """Punch vessel lumens / fat vacuoles (40-250 microns) into the tissue, away from lesions."""
     s = layout.scale
-    inside = ndimage.distance_transform_edt(layout.tissue > 0.5) * s
+    inside = _edge_distance(layout.tissue > 0.5) * s
     ys, xs = np.nonzero(inside > 0)
     if len(ys) == 0:
         return
@@ -253,7 +258,7 @@ def place_lesions(
     lesion is kept inside one quadrant of the slide (so "where is it?" has one answer).
     """
     s = layout.scale
-    inside = ndimage.distance_transform_edt(layout.tissue > 0.5) * s  # level-0 px to the edge
+    inside = _edge_distance(layout.tissue > 0.5) * s  # level-0 px to the edge
     ys, xs = np.nonzero(inside > 0)
     if len(ys) == 0:
         return

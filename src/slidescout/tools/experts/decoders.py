@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from slidescout.slides.tissue import label_components
+
 MIN_AREA_PX = 10  # instances smaller than this are dropped (noise)
 
 
@@ -50,9 +52,8 @@ def hovernet_instances(
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
 
-    fg = fg_prob >= threshold
-    fg = ndi.binary_fill_holes(fg)
-    fg = _drop_small(ndi.label(fg)[0], min_area) > 0
+    fg = np.asarray(ndi.binary_fill_holes(fg_prob >= threshold), bool)
+    fg = _drop_small(label_components(fg)[0], min_area) > 0
     if not fg.any():
         return np.zeros(fg.shape, np.int32)
 
@@ -65,7 +66,7 @@ def hovernet_instances(
     grad = np.maximum(_unit_range(gx), _unit_range(gy)) * fg  # 0 inside nuclei, 1 on their borders
     markers_fg = fg & ~(grad >= edge)
     markers_fg = ndi.binary_opening(markers_fg, structure=np.ones((3, 3), bool))
-    markers = _drop_small(ndi.label(markers_fg)[0], max(1, min_area // 2))
+    markers = _drop_small(label_components(markers_fg)[0], max(1, min_area // 2))
     energy = ndi.gaussian_filter((1.0 - grad) * fg, sigma=1.0)
     labels = watershed(-energy, markers=markers, mask=fg)
     return _relabel(_drop_small(labels.astype(np.int32), min_area))
@@ -83,14 +84,14 @@ def foreground_instances(
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    fg = ndi.binary_fill_holes(fg_prob >= threshold)
-    fg = _drop_small(ndi.label(fg)[0], min_area) > 0
+    fg = np.asarray(ndi.binary_fill_holes(fg_prob >= threshold), bool)
+    fg = _drop_small(label_components(fg)[0], min_area) > 0
     if not fg.any():
         return np.zeros(fg.shape, np.int32)
     dist = ndi.distance_transform_edt(fg)
     smooth = ndi.gaussian_filter(dist, 1.0)
     peaks = peak_local_max(
-        smooth, min_distance=min_distance, labels=ndi.label(fg)[0], exclude_border=False
+        smooth, min_distance=min_distance, labels=label_components(fg)[0], exclude_border=False
     )
     markers = np.zeros(fg.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)

@@ -135,7 +135,9 @@ def packaged_minilm() -> Path | None:
     except Exception:  # noqa: BLE001 - any broken install means "not available"
         return None
     getter = getattr(package, "get_model_path", None)
-    folder = Path(getter()) if callable(getter) else Path(package.__file__).parent / "model"
+    folder = (
+        Path(str(getter())) if callable(getter) else Path(str(package.__file__)).parent / "model"
+    )
     return folder if (folder / "config.json").is_file() else None
 
 
