@@ -138,3 +138,27 @@ def test_strategies_depend_on_hooks_not_the_agent() -> None:
     text = "\n".join(p.read_text(encoding="utf-8") for p in ROOT.rglob("*.py"))
     assert "isinstance(env, SlideEnvironment)" not in text
     assert "isinstance(env, ImageSetEnvironment)" not in text
+
+
+def test_one_home_resolver(monkeypatch) -> None:  # noqa: ANN001
+    """Every module that keeps state under SLIDESCOUT_HOME asks ``core.home``: a blank value means
+    unset everywhere, and no module reads the variable itself."""
+    from pathlib import Path
+
+    from slidescout.core.home import slidescout_home
+    from slidescout.eval.medframeqa import default_cache_dir
+    from slidescout.tools.experts import catalog
+    from slidescout.tools.knowledge.index import default_index_path
+    from slidescout.traces.viewer.assets import home_dir
+
+    monkeypatch.setenv("SLIDESCOUT_HOME", " ")
+    default = Path.home() / ".slidescout"
+    assert slidescout_home() == home_dir() == catalog.home() == default
+    assert default_cache_dir().parent.parent == default
+    assert default_index_path().parent.parent == default
+    readers = [
+        str(p.relative_to(ROOT))
+        for p in ROOT.rglob("*.py")
+        if 'environ.get("SLIDESCOUT_HOME' in p.read_text(encoding="utf-8")
+    ]
+    assert readers == []

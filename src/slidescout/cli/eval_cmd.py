@@ -29,6 +29,7 @@ from slidescout.cli.paths import (
 from slidescout.cli.progress import EvalProgress, slide_progress
 from slidescout.cli.signals import interrupt_code, terminated
 from slidescout.cli.synth_cmd import DEFAULT_SIZE, parse_size
+from slidescout.core.home import slidescout_home
 from slidescout.core.sample import Sample
 from slidescout.errors import ConfigError, DatasetError, SlidescoutError
 from slidescout.eval import load_medframeqa, load_multipathqa, load_synth
@@ -398,10 +399,8 @@ def eval_file(
 
 
 def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:
-    import os
 
-    home = Path(os.environ.get("SLIDESCOUT_HOME") or Path.home() / ".slidescout").expanduser()
-    return home / "cache" / "synth" / f"n{n}-{size[0]}x{size[1]}-seed{seed}"
+    return slidescout_home() / "cache" / "synth" / f"n{n}-{size[0]}x{size[1]}-seed{seed}"
 
 
 @eval_app.command("synth")

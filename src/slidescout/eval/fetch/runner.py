@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from slidescout.errors import DatasetError
+from slidescout.core.pidlock import PidLock
+from slidescout.errors import DatasetError, SlidescoutError
 from slidescout.eval.datasets import SlideFinder
 from slidescout.eval.fetch.download import download, md5_of, part_path
-from slidescout.eval.fetch.lock import FolderLock
 from slidescout.eval.fetch.plan import GDC_URL, GTEX_URL, SlideItem
 from slidescout.eval.fetch.retry import RetryPolicy, SlideFailed, describe, retrying
 from slidescout.eval.fetch.sources import (
@@ -45,6 +45,25 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+class FolderLock(PidLock):
+    """Keeps a second ``data fetch`` out of a folder another one is filling:
+    ``<folder>/.slidescout/fetch.lock`` (a :class:`~slidescout.core.pidlock.PidLock`)."""
+
+    def __init__(self, folder: str | Path, what: str = "slidescout data fetch") -> None:
+        self.folder = Path(folder)
+        self.what = what
+        super().__init__(self.folder / ".slidescout" / "fetch.lock")
+
+    def busy(self, holder: dict[str, Any]) -> SlidescoutError:
+        started = holder.get("started") or holder.get("since")
+        since = f", since {started}" if started else ""
+        return DatasetError(
+            f"another {self.what} (pid {holder.get('pid')} on host {holder.get('host')}{since}) is "
+            f"fetching into {self.folder}; wait for it to finish, or remove {self.path} if that "
+            "process is gone"
+        )
 
 
 @dataclass
