@@ -162,3 +162,24 @@ def test_one_home_resolver(monkeypatch) -> None:  # noqa: ANN001
         if 'environ.get("SLIDESCOUT_HOME' in p.read_text(encoding="utf-8")
     ]
     assert readers == []
+
+
+def test_every_subpackage_has_an_init_with_all() -> None:
+    import importlib
+
+    packages = sorted(
+        p
+        for p in ROOT.rglob("*")
+        if p.is_dir() and any(p.glob("*.py")) and "__pycache__" not in p.parts
+    )
+    missing = [str(p.relative_to(ROOT)) for p in packages if not (p / "__init__.py").is_file()]
+    assert missing == []
+    for p in packages:
+        name = ".".join(["slidescout", *p.relative_to(ROOT).parts])
+        module = importlib.import_module(name)
+        assert isinstance(getattr(module, "__all__", None), list), name
+        lazy = getattr(module, "_LAZY", None)
+        if lazy is not None:  # names loaded on first use: __all__ spells them out too
+            assert set(lazy) <= set(module.__all__), name
+        for attr in module.__all__:
+            assert getattr(module, attr) is not None, f"{name}.{attr}"
