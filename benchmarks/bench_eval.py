@@ -1,14 +1,25 @@
 """Evaluation-runner benchmark: wall time of many samples against a slow fake model server.
 
     python3 benchmarks/bench_eval.py [--samples 200] [--steps 10] [--latency 0.2] [--concurrency 32]
-                                     [--executor asyncio,ray] [--record docs/benchmarks.md]
+                                     [--executor asyncio,ray] [--inprocess] [--rounds 3]
+    python3 benchmarks/bench_eval.py --smoke     # 6 samples x 3 steps, asyncio + in-process: seconds
 
 Each sample is a GIANT-preset agent run on a small generated TIFF (slide I/O is not what is
 measured) against the fake OpenAI server (``slidescout.testing``) in its own process, with
 ``--latency`` seconds per request and ``--steps`` model calls per sample (``--steps - 1`` tool
 calls, then the answer). The ideal wall time is ``samples * steps * latency / concurrency``;
-the runner should stay within 1.3x of it. The same run goes through the Ray executor on a local
-Ray instance (``--executor ray``; worker start-up included).
+the runner should stay within 1.3x of it.
+
+Every executor runs the same samples in the same invocation, ``--rounds`` times each (medians are
+shown, and the range of the run time). Start-up (until the first sample is sent: for Ray, starting
+or reaching the instance and the worker actors, whose imports happen there) is reported apart from
+the run (first sample sent to last record). ``--executor ray`` gives three rows:
+
+- *new local instance*: what ``slidescout eval --executor ray`` does on one machine (the executor
+  starts a local Ray instance and its workers, and ends them);
+- *running instance, new workers*: a Ray instance already up (as a cluster is), workers started
+  and kept (``keep_workers``, the default with ``--address``);
+- *running instance, kept workers*: the next run on that instance, finding those workers ready.
 """
 
 from __future__ import annotations
@@ -23,6 +34,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import md_table
+
+from slidescout.core.messages import (
+    AssistantMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolMessage,
+    Usage,
+)
+from slidescout.testing.scripted import FunctionModel
 
 SERVER = """
 import socket, sys, time
@@ -115,38 +139,23 @@ def start_server(steps: int, latency: float) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-class InProcessModel:
+class InProcessModel(FunctionModel):
     """The fake server's auto planner without HTTP: waits ``latency`` seconds, calls slide_zoom
     ``steps - 1`` times, then answers. Isolates the runner and the loop from the SDK's cost."""
 
-    name = "bench:inprocess"
-    api = "bench"
-    supports_tools = True
-    supports_images = True
-
     def __init__(self, steps: int, latency: float) -> None:
+        super().__init__(self._reply, name="bench:inprocess")
         self.steps, self.latency = steps, latency
 
-    async def request(self, req):
-        from slidescout.core.messages import (
-            AssistantMessage,
-            ModelResponse,
-            TextPart,
-            ToolCallPart,
-            ToolMessage,
-            Usage,
-        )
+    async def request(self, req: ModelRequest) -> ModelResponse:  # keeps no request log
+        return await self._reply(req, 0)
 
+    async def _reply(self, req: ModelRequest, turn: int) -> ModelResponse:
         await asyncio.sleep(self.latency)
         done = sum(len(m.results) for m in req.messages if isinstance(m, ToolMessage))
         if done < self.steps - 1 and req.tools:
-            parts = [
-                ToolCallPart(
-                    id=f"c{done}",
-                    name="slide_zoom",
-                    arguments={"x0": 100, "y0": 100, "w": 100, "h": 100},
-                )
-            ]
+            args = {"x0": 100, "y0": 100, "w": 100, "h": 100}
+            parts: list = [ToolCallPart(id=f"c{done}", name="slide_zoom", arguments=args)]
         else:
             parts = [TextPart(text='{"answer": 1}')]
         return ModelResponse(
@@ -156,13 +165,22 @@ class InProcessModel:
             latency_s=self.latency,
         )
 
-    async def aclose(self) -> None:
-        return None
+
+RAY_ROWS = ("ray, new local instance", "ray, running instance, new workers", "ray, kept workers")
 
 
 def run_once(
-    executor: str, samples: list, url: str | None, args: argparse.Namespace, out: Path
+    label: str,
+    samples: list,
+    url: str | None,
+    args: argparse.Namespace,
+    out: Path,
+    ray_options: dict | None = None,
 ) -> dict:
+    """One run of ``samples``: its timings (start-up apart from the run) and driver CPU, also
+    printed on stderr as soon as the run ends."""
+    from benchlib import cpu_seconds
+
     from slidescout.agents.config import AgentConfig
     from slidescout.agents.loop import make_agent
     from slidescout.eval.config import EvalConfig
@@ -179,15 +197,7 @@ def run_once(
         spec = AgentConfig(
             model="openai:bench-vlm", base_url=url, preset="giant", max_steps=args.steps + 2
         )
-    ray_options = {}
-    if executor == "ray":
-        import ray
-
-        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
-        ray_options = {"workers": args.ray_cpus}
-    import resource
-
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     summary = asyncio.run(
         run_eval(
@@ -196,33 +206,81 @@ def run_once(
             agent=spec,
             agent_factory=factory,
             config=EvalConfig(
-                concurrency=args.concurrency, executor=executor, ray_options=ray_options
+                concurrency=args.concurrency,
+                executor="ray" if ray_options is not None else "asyncio",
+                ray_options=ray_options or {},
             ),
         )
     )
     wall = time.perf_counter() - t0
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    if executor == "ray":
-        import ray
-
-        ray.shutdown()
+    cpu = cpu_seconds() - cpu0
     steps = [
         json.loads(line)["n_steps"] for line in (out / "results.jsonl").read_text().splitlines()
     ]
     ideal = len(samples) * args.steps * args.latency / args.concurrency
-    return {
-        "executor": executor if url else f"{executor}, in-process model",
+    ex = summary.executor
+    res = {
+        "executor": label,
         "samples": len(samples),
         "finished": summary.n_finished,
         "statuses": summary.statuses,
         "mean_steps": sum(steps) / max(1, len(steps)),
         "wall_s": round(wall, 2),
+        "startup_s": round(float(ex.get("startup_s") or 0.0), 2),
+        "run_s": round(float(ex.get("run_s") or 0.0), 2),
+        "workers": ex.get("workers"),
+        "workers_reused": ex.get("workers_reused"),
         "ideal_s": round(ideal, 2),
-        "ratio": round(wall / ideal, 3),
+        "ratio": round(float(ex.get("run_s") or wall) / ideal, 3),
         "driver_cpu_s": round(cpu, 2),
         "driver_cpu_ms_per_step": round(1000 * cpu / max(1, sum(steps)), 2),
+        "workers_cpu_s": ex.get("workers_cpu_s"),
+        "steps": sum(steps),
     }
+    print(json.dumps(res), file=sys.stderr, flush=True)
+    return res
+
+
+def ray_round(samples: list, url: str, args: argparse.Namespace, root: Path) -> list[dict]:
+    """The three Ray rows of one round (see the module doc)."""
+    import ray
+
+    from slidescout.eval.ray_pool import release_pool
+
+    workers = {"workers": args.ray_cpus}
+    rows = [run_once(RAY_ROWS[0], samples, url, args, root / "ray-local", dict(workers))]
+    # a running instance of the same size, as a cluster would be (address="local": ours alone)
+    ray.init(address="local", num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        kept = {**workers, "keep_workers": True}
+        for k, label in enumerate(RAY_ROWS[1:]):
+            rows.append(run_once(label, samples, url, args, root / f"ray-kept{k}", kept))
+        release_pool(ray)
+    finally:
+        ray.shutdown()
+    return rows
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def summarize(rounds: list[list[dict]]) -> list[dict]:
+    """Per row: the median over rounds of each timing, and the range of the run time."""
+    out = []
+    for row in zip(*rounds, strict=True):
+        first = dict(row[0])
+        for key in ("wall_s", "startup_s", "run_s", "ratio", "driver_cpu_s"):
+            first[key] = _median([r[key] for r in row])
+        first["driver_cpu_ms_per_step"] = _median([r["driver_cpu_ms_per_step"] for r in row])
+        if first.get("workers_cpu_s") is not None:
+            first["workers_cpu_s"] = _median([r["workers_cpu_s"] or 0.0 for r in row])
+        first["run_range"] = (min(r["run_s"] for r in row), max(r["run_s"] for r in row))
+        first["finished"] = min(r["finished"] for r in row)
+        out.append(first)
+    return out
 
 
 def main() -> None:
@@ -242,10 +300,14 @@ def main() -> None:
         action="store_true",
         help="also run the asyncio executor with an in-process model (no HTTP, no SDK)",
     )
+    ap.add_argument("--rounds", type=int, default=1, help="runs of every row (medians shown)")
     ap.add_argument(
-        "--record", type=Path, default=None, help="append the results to this markdown file"
+        "--smoke", action="store_true", help="6 samples x 3 steps, asyncio and in-process only"
     )
     args = ap.parse_args()
+    if args.smoke:
+        args.samples, args.steps, args.latency, args.concurrency = 6, 3, 0.02, 3
+        args.executor, args.inprocess, args.rounds = "asyncio", True, 1
 
     from slidescout.eval import load_multipathqa
 
@@ -253,40 +315,60 @@ def main() -> None:
     csv_path, slides = make_dataset(root, args.samples)
     samples = load_multipathqa(csv_path, slides_dir=slides).samples
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
+    executors = [e.strip() for e in args.executor.split(",") if e.strip()]
     proc, url = start_server(args.steps, args.latency)
-    results = []
+    load0 = os.getloadavg()[0]
+    rounds = []
     try:
-        for executor in [e.strip() for e in args.executor.split(",") if e.strip()]:
-            res = run_once(executor, samples, url, args, root / f"run-{executor}")
-            results.append(res)
-            print(json.dumps(res), flush=True)
-        if args.inprocess:
-            res = run_once("asyncio", samples, None, args, root / "run-inprocess")
-            results.append(res)
-            print(json.dumps(res), flush=True)
+        for k in range(max(1, args.rounds)):
+            results = []
+            for executor in executors:
+                if executor == "ray":
+                    results += ray_round(samples, url, args, root / f"r{k}")
+                else:
+                    results.append(run_once(executor, samples, url, args, root / f"r{k}-asyncio"))
+            if args.inprocess:
+                label = "asyncio, in-process model"
+                results.append(run_once(label, samples, None, args, root / f"r{k}-inprocess"))
+            rounds.append(results)
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
-    cmd = " ".join(["python3 benchmarks/bench_eval.py", *sys.argv[1:]])
-    lines = [
-        "| executor | samples | steps/sample | concurrency | latency | ideal | wall | wall / ideal | driver CPU |",
-        "|---|---|---|---|---|---|---|---|---|",
+    print_table(summarize(rounds), args, load0, os.getloadavg()[0])
+
+
+def print_table(results: list[dict], args: argparse.Namespace, load0: float, load1: float) -> None:
+    rows = [
+        [
+            r["executor"],
+            f"{r['finished']}/{r['samples']}",
+            f"{r['mean_steps']:.1f}",
+            f"{r['ideal_s']:.1f} s",
+            f"{r['startup_s']:.1f} s",
+            f"{r['run_s']:.1f} s"
+            + (f" ({r['run_range'][0]:.1f}-{r['run_range'][1]:.1f})" if args.rounds > 1 else ""),
+            f"{r['ratio']:.2f}x",
+            f"{r['wall_s']:.1f} s",
+            f"{r['driver_cpu_s']:.1f} s ({r['driver_cpu_ms_per_step']:.1f} ms/step)",
+            _workers_cpu(r),
+        ]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r['executor']} | {r['finished']}/{r['samples']} | {r['mean_steps']:.1f} | {args.concurrency} | "
-            f"{args.latency * 1000:.0f} ms | {r['ideal_s']:.1f} s | {r['wall_s']:.1f} s | {r['ratio']:.2f}x | "
-            f"{r['driver_cpu_s']:.1f} s ({r['driver_cpu_ms_per_step']:.1f} ms/step) |"
-        )
-    table = "\n".join(lines)
-    print(f"\n{cmd}\n\n{table}")
-    if args.record:
-        load = os.getloadavg()[0]
-        with args.record.open("a", encoding="utf-8") as f:
-            f.write(
-                f"\n`{cmd}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average {load:.1f}):"
-                f"\n\n{table}\n"
-            )
+    head = ["executor", "samples", "steps/sample", "ideal", "start-up", "run", "run / ideal"]
+    print(
+        f"\n{args.samples} samples x {args.steps} steps, concurrency {args.concurrency}, "
+        f"{args.latency * 1000:.0f} ms per request, Ray instance of {args.ray_cpus} CPUs; "
+        f"median of {max(1, args.rounds)} round(s); load average {load0:.1f} before, "
+        f"{load1:.1f} after, {os.cpu_count()} cores\n"
+    )
+    print(md_table([*head, "wall", "driver CPU", "Ray workers' CPU"], rows))
+
+
+def _workers_cpu(r: dict) -> str:
+    cpu = r.get("workers_cpu_s")
+    if cpu is None:
+        return "-"
+    return f"{cpu:.1f} s ({1000 * cpu / max(1, r['steps']):.1f} ms/step)"
 
 
 if __name__ == "__main__":

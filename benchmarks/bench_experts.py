@@ -4,6 +4,8 @@
     python benchmarks/bench_experts.py --model resnet50-like --device cuda --patches 4000
     python benchmarks/bench_experts.py --path segment --size 16000x12000      # UNet mask + HoVer-style nuclei
     python benchmarks/bench_experts.py --path zero-shot --size 16000x12000    # a random CLIP ViT-B/32
+    python benchmarks/bench_experts.py --path add --vit large --rounds 2      # `experts add` of a ViT-L
+    python benchmarks/bench_experts.py --smoke                                # every path, tiny, ~1 min
 
 Both sides run the same checkpoint (saved as a state_dict with a model card and loaded through the
 card path) on the same patches: 224 px at 0.5 µm/px (20x) from the tissue of a generated
@@ -22,7 +24,12 @@ throughput with a no-op model, and the share of time the model waited for data.
 at 0.5 µm/px, 256 px patches overlapping by 32 px: patches/s, megapixels/s of stitched map, and the
 time spent decoding and measuring after inference. ``--path zero-shot``: a random CLIP ViT-B/32
 (transformers' default CLIPConfig) over the tissue patches of a region: patches/s and the time to
-embed the prompts. No downloads: every model is built at random.
+embed the prompts. ``--path add``: ``slidescout experts add`` of a random ViT state_dict (``--vit
+large``: ViT-L/16, 303M parameters, 1.2 GB, UNI's configuration) in a fresh process with a fresh
+``SLIDESCOUT_HOME``: wall time and peak memory (``--src DIR`` runs another checkout's code, e.g. the
+main branch, for a baseline). No downloads: every model is built at random.
+
+``--smoke`` runs every path on a small slide with tiny settings, to check the script works.
 """
 
 from __future__ import annotations
@@ -209,7 +216,7 @@ def _tissue_region(slide, side_l0: int):
     return Box(max(0, int(cx) - side_l0 // 2), max(0, int(cy) - side_l0 // 2), side_l0, side_l0)
 
 
-def bench_segment(slide, device: str, side_px: int, rounds: int) -> dict:
+def bench_segment(slide, device: str, side_px: int, rounds: int, batch: int | None = None) -> dict:
     import torch
     import yaml
 
@@ -249,21 +256,25 @@ def bench_segment(slide, device: str, side_px: int, rounds: int) -> dict:
         },
     }
     region = _tissue_region(slide, int(side_px * 0.5 / slide.mpp))
-    out: dict = {"region": list(region.as_tuple()), "side_px": side_px}
+    out: dict = {
+        "region": list(region.as_tuple()),
+        "side_px": side_px,
+        "load_average": round(os.getloadavg()[0], 1),
+    }
     for kind, fields in cards.items():
         path = folder / f"{kind}.yaml"
         path.write_text(yaml.safe_dump(fields, sort_keys=False))
         card = load_card(path)
-        run_segmentation(slide, card, region, device=device)  # load, choose the CPU form, warm up
+        run_segmentation(slide, card, region, device=device, batch_size=batch)  # load, warm up
         best = None
         for _ in range(rounds):
-            t0 = time.perf_counter()
-            seg = run_segmentation(slide, card, region, device=device)
-            total = time.perf_counter() - t0
+            t0, c0 = time.perf_counter(), time.process_time()
+            seg = run_segmentation(slide, card, region, device=device, batch_size=batch)
+            total, cpu = time.perf_counter() - t0, time.process_time() - c0
             if best is None or total < best[0]:
-                best = (total, seg)
+                best = (total, seg, cpu)
         assert best is not None
-        total, seg = best
+        total, seg, cpu = best
         st = seg.stats
         assert st is not None
         px = seg.covered.size / 1e6
@@ -273,6 +284,8 @@ def bench_segment(slide, device: str, side_px: int, rounds: int) -> dict:
             "inference_s": round(st.total_s, 2),
             "after_inference_s": round(total - st.total_s, 2),
             "patches_per_s": round(st.patches / total, 1),
+            "patches_per_cpu_s": round(st.patches / cpu, 2),  # what other jobs' load changes least
+            "torch_threads": getattr(st, "threads", None),
             "megapixels_per_s": round(px / total, 2),
             "wait_fraction": round(st.wait_fraction, 3),
             "batch_size": st.batch_size,
@@ -364,6 +377,114 @@ def bench_zero_shot(slide, device: str, patches: int, rounds: int) -> dict:
     }
 
 
+VITS = {  # name: (architecture, architecture_args, embedding width)
+    "large": ("vit_large_patch16_224", {"init_values": 1e-5}, 1024),
+    "tiny": (
+        "vit_large_patch16_224",
+        {"init_values": 1e-5, "depth": 2, "embed_dim": 64, "num_heads": 2},
+        64,
+    ),
+}
+
+
+def bench_add(vit: str, rounds: int, src: Path | None) -> dict:
+    """``slidescout experts add`` of a random ViT card in a fresh process: wall s, peak RSS."""
+    import resource
+    import subprocess
+    import tempfile
+
+    import torch
+    import yaml
+
+    from slidescout.tools.experts.archs import ARCHITECTURES
+
+    arch, args, dim = VITS[vit]
+    folder = CACHE / f"experts-vit-{vit}"
+    weights = folder / "weights.pth"
+    if not weights.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            net = ARCHITECTURES[arch](0, img_size=224, **args).eval()
+        torch.save(net.state_dict(), weights)
+        del net
+    card = folder / "card.yaml"
+    card.write_text(
+        yaml.safe_dump(
+            {
+                "name": f"bench-vit-{vit}",
+                "format": "state_dict",
+                "path": "weights.pth",
+                "architecture": arch,
+                "architecture_args": args,
+                "mpp": 0.5,
+                "patch_size": 224,
+                "output": "embedding",
+                "embedding_dim": dim,
+            },
+            sort_keys=False,
+        )
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(src or Path(__file__).resolve().parents[1] / "src")
+    walls, cpus, log = [], [], ""
+    for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with tempfile.TemporaryDirectory() as home:
+            env["SLIDESCOUT_HOME"] = home
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-m", "slidescout", "experts", "add", str(card)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
+            walls.append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(
+                after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            )  # CPU-seconds: what the add costs whatever else the machine runs
+            log = proc.stdout + proc.stderr
+            if proc.returncode != 0:
+                raise SystemExit(f"experts add failed:\n{log}")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "vit": vit,
+        "weights_mb": round(weights.stat().st_size / 1e6, 1),
+        "src": str(src) if src else "this checkout",
+        "wall_s": [round(w, 1) for w in walls],
+        "best_wall_s": round(min(walls), 1),
+        "cpu_s": [round(c, 1) for c in cpus],
+        "load_average": round(os.getloadavg()[0], 1),
+        "peak_rss_mb": round(peak_kb / 1024),
+        "steps": [line.strip() for line in log.splitlines() if line.strip()],
+    }
+
+
+def smoke() -> dict:
+    """Every path once, small: a 4000 x 3000 slide, a handful of patches, one round."""
+    base = ["--size", "4000x3000", "--rounds", "1"]
+    out = {
+        "classify": main([*base, "--patches", "32", "--naive-patches", "4", "--json"]),
+        "segment": main([*base, "--path", "segment", "--side", "256"]),
+        "add": main(["--path", "add", "--vit", "tiny", "--rounds", "1"]),
+    }
+    try:
+        import transformers  # noqa: F401
+
+        out["zero-shot"] = main([*base, "--path", "zero-shot", "--patches", "4"])
+    except ImportError:
+        out["zero-shot"] = {"skipped": "transformers is not installed"}
+    print("smoke: every path ran\n")
+    print("| path | figures (smoke sizes: they check the script, they measure nothing) |")
+    print("|---|---|")
+    for name, result in out.items():
+        scalars = [f"{k} {v}" for k, v in result.items() if isinstance(v, (int, float, str))]
+        print(f"| {name} | {', '.join(scalars[:4]) or '-'} |")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--slide", type=Path, help="a slide to use instead of the generated one")
@@ -393,14 +514,23 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument(
         "--path",
-        choices=("classify", "segment", "zero-shot"),
+        choices=("classify", "segment", "zero-shot", "add"),
         default="classify",
         help="which expert path to measure (default: patch classification)",
     )
+    ap.add_argument("--vit", choices=sorted(VITS), default="large", help="add: which ViT")
+    ap.add_argument("--src", type=Path, help="add: run this source tree's slidescout (baseline)")
+    ap.add_argument("--smoke", action="store_true", help="every path, tiny, once")
     ap.add_argument(
         "--side", type=int, default=1536, help="segment: region side in px at 0.5 µm/px"
     )
     args = ap.parse_args(argv)
+    if args.smoke:
+        return smoke()
+    if args.path == "add":
+        result = bench_add(args.vit, args.rounds, args.src)
+        print(json.dumps(result, indent=2))
+        return result
     if args.path != "classify":
         return _other_path(args)
 
@@ -541,7 +671,7 @@ def _other_path(args: argparse.Namespace) -> dict:
     path = args.slide or bench_slide((w, h))
     slide = open_slide(path)
     if args.path == "segment":
-        result = bench_segment(slide, device, args.side, args.rounds)
+        result = bench_segment(slide, device, args.side, args.rounds, args.batch_size)
     else:
         result = bench_zero_shot(slide, device, args.patches if args.patches else 256, args.rounds)
     result.update(

@@ -1,23 +1,27 @@
-"""What ``scout`` saves against ``giant``: one scripted 20-step trajectory under each preset, through
-the real ``openai`` and ``anthropic`` SDKs against the fake servers.
+"""What ``scout`` costs and how long it takes against ``giant``, for the same views, billed by the
+providers' own rules.
 
-The fake model zooms into the same 19 distinct regions, one per turn, then answers at step 20 (the
-same replies under both presets: no reruns). Printed per question and provider: requests, image
-inclusions (images summed over the requests), request bytes, input tokens as the fake counts them
-(text / 4 + 765 per image), the tokens a provider's prompt cache would serve at the cached rate,
-and the billed input in full-rate token equivalents, under each provider's cache rules:
+One scripted trajectory of distinct views (19 by default: GIANT's T = 20) on a synthetic slide,
+replayed under each preset through the real ``openai`` (gpt-5, Responses API) and ``anthropic``
+(claude-sonnet-4-5) SDKs against the fake servers, which answer after a model latency (2 s per
+call) and report usage as the providers count it (``slidescout.testing.fake_billing``: image
+tokens by each provider's rule, OpenAI's automatic prefix cache, Claude's breakpoints). Dollars come
+from ``agents.models.accounting.bill`` at the built-in list prices.
 
-- OpenAI (automatic caching): the longest prefix shared with the previous request, if at least
-  1024 tokens, in 128-token steps; cached tokens cost 10% (gpt-5 pricing).
-- Anthropic (``cache_control`` on the request's last block and at the end of the first turn, as the
-  adapter sends them): the longest prefix ending at an earlier request's breakpoint is read at 10%
-  (if at least 1024 tokens); the rest is written at 125%.
+The scripted model asks for the same regions in the same order under every preset: one per turn
+under ``giant`` (GIANT's prompt asks for one call at a time; its Claude agent runs only the first),
+and as many as ``scout`` invites (4) per turn under ``scout``. Rows per route:
 
-Prefixes are compared block by block (tools, system, then each input item or content block), with
-``cache_control`` markers ignored. Goal: ``scout`` at most half of ``giant``'s input tokens, with no
-fewer distinct views.
+- OpenAI: ``giant`` (as GIANT's code sends it: OpenAI caches prefixes by itself) and ``scout``;
+- Anthropic: GIANT as its code sends it (``giant``: no ``cache_control``), ``giant`` with
+  ``--prompt-cache`` (breakpoints, as slidescout's ``giant`` sent them before), and ``scout``.
 
-    python benchmarks/bench_protocols.py [--steps 20]
+Printed per row: model requests, distinct views, input tokens (reported), cache reads and writes,
+billed USD (with the cache) and uncached USD (the same tokens at the full input price), wall time;
+then the ratios the targets of issue 20 are about.
+
+    python benchmarks/bench_protocols.py [--views 19] [--latency 2] [--json]
+    python benchmarks/bench_protocols.py --smoke     # a small slide, 16 views, 10 ms latency
 """
 
 from __future__ import annotations
@@ -25,203 +29,254 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+from benchlib import bench_dir
+
 from slidescout.agents.loop import make_agent
 from slidescout.agents.models import resolve_model
+from slidescout.agents.models.accounting import context_window
+from slidescout.agents.models.pricing import load_price_table
 from slidescout.eval.ask import question_sample
 from slidescout.testing.fake_anthropic import FakeAnthropic
-from slidescout.testing.fake_common import count_images, estimate_input_tokens
 from slidescout.testing.fake_openai import FakeOpenAI, Reply, ToolCall
 from slidescout.traces.rundir import RunDir
 
-SIZE = (24000, 18000)
+MODELS = {"openai": "gpt-5", "anthropic": "claude-sonnet-4-5"}
+# (route, row label, preset, extra flags)
+ROWS: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("openai", "giant", "giant", {}),
+    ("openai", "scout", "scout", {}),
+    ("anthropic", "GIANT as its code sends it", "giant", {}),
+    ("anthropic", "giant --prompt-cache", "giant", {"prompt_cache": True}),
+    ("anthropic", "scout", "scout", {}),
+]
+ANSWER = '<report>Glands and nuclei examined.</report>\n<response>{"answer": 1}</response>'
 
 
-def bench_slide() -> Path:
+def bench_slide(size: tuple[int, int]) -> Path:
     from slidescout.slides.synth import generate_slide
 
-    out = Path(tempfile.gettempdir()) / "slidescout-bench"
-    p = out / "bench-protocols.tiff"
+    out = bench_dir()
+    name = f"bench-protocols-{size[0]}x{size[1]}"
+    p = out / f"{name}.tiff"
     if not p.exists():
-        print(f"generating a {SIZE[0]}x{SIZE[1]} synthetic slide (once)...", flush=True)
-        generate_slide(out, "bench-protocols", size=SIZE, seed=11)
+        print(f"generating a {size[0]}x{size[1]} synthetic slide (once)...", file=sys.stderr)
+        generate_slide(out, name, size=size, seed=11)
     return p
 
 
-def boxes(n: int) -> list[tuple[int, int, int, int]]:
-    """n distinct regions: a screen at low power, then closer looks."""
+def warm_up(slide: Path, regions: list[tuple[int, int, int, int]]) -> None:
+    """Read every region once with both level rules, so no row pays for a cold disk cache."""
+    from slidescout.slides import Slide
+
+    s = Slide.open(slide)
+    try:
+        for box in regions:
+            for rule in ("fine", "giant"):
+                s.read(box, max_side=1000, level_rule=rule)
+    finally:
+        s.close()
+
+
+def trajectory(n: int, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """``n`` distinct regions: screens at low power, then closer looks."""
+    w, h = size
     out = []
     for i in range(n):
-        side = [8000, 4000, 2000, 1000][i % 4]
-        x = (1500 + 3100 * i) % (SIZE[0] - side)
-        y = (1200 + 1900 * i) % (SIZE[1] - side)
-        out.append((x, y, side, side))
+        side = [w // 3, w // 6, w // 12, w // 24][i % 4]
+        out.append(
+            (
+                (w // 16 + (w // 8) * i) % (w - side),
+                (h // 15 + (h // 10) * i) % (h - side),
+                side,
+                side,
+            )
+        )
+    assert len(set(out)) == n
     return out
 
 
-def script(srv: Any, path: str, steps: int) -> Any:
-    regions = boxes(steps - 1)
+def scripted(srv: Any, path: str, regions: list[tuple[int, int, int, int]], per_turn: int) -> Any:
+    """The model: the next ``per_turn`` regions of the trajectory each turn, then the answer."""
 
     def fn(body: dict[str, Any]) -> Reply:
         done = srv.prior_tool_calls(body, path)
-        if done >= steps - 1 or srv.tool_choice(body, path) == "none":
-            return Reply(
-                text='<report>Glands and nuclei examined.</report>\n<response>{"answer": 1}</response>'
-            )
-        x, y, w, h = regions[done]
-        return Reply(tool_calls=[ToolCall("slide_zoom", {"x0": x, "y0": y, "w": w, "h": h})])
+        if done >= len(regions) or srv.tool_choice(body, path) == "none":
+            return Reply(text=ANSWER, reasoning="The views agree.")
+        calls = [
+            ToolCall("slide_zoom", {"x0": x, "y0": y, "w": w, "h": h})
+            for x, y, w, h in regions[done : done + per_turn]
+        ]
+        return Reply(tool_calls=calls, reasoning=f"Next, {len(calls)} region(s).")
 
     return fn
 
 
-def _strip(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k != "cache_control"}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
-
-
-def blocks(body: dict[str, Any], api: str) -> tuple[list[tuple[str, int]], int]:
-    """(key, tokens) of each cacheable block of a request, in prompt order, and how many blocks end
-    the first turn (tools, system and the question with the overview)."""
-    first = 0
-    if api == "openai":
-        parts: list[Any] = [body.get("tools"), body.get("instructions"), *body.get("input", [])]
-        first = 3
-    else:
-        parts = [body.get("tools"), body.get("system")]
-        for i, m in enumerate(body.get("messages", [])):
-            parts += (
-                [[m["role"], b] for b in m["content"]] if isinstance(m["content"], list) else [m]
-            )
-            if i == 0:
-                first = len(parts)
-    out = []
-    for p in parts:
-        plain = _strip(p)
-        out.append(
-            (json.dumps(plain, sort_keys=True), estimate_input_tokens(plain) if plain else 0)
-        )
-    return out, first
-
-
-def cache_stats(bodies: list[dict[str, Any]], api: str) -> tuple[int, float]:
-    """(tokens served at the cached rate, billed input in full-rate token equivalents)."""
-    cached_total, billed = 0, 0.0
-    written: set[tuple[str, ...]] = set()  # Anthropic: prefixes ending at a past breakpoint
-    prev: list[tuple[str, int]] = []
-    for body in bodies:
-        cur, first = blocks(body, api)
-        keys = [k for k, _ in cur]
-        tokens = [t for _, t in cur]
-        total = sum(tokens)
-        if api == "openai":  # automatic: the longest prefix shared with the previous request
-            n = 0
-            while n < min(len(cur), len(prev)) and cur[n][0] == prev[n][0]:
-                n += 1
-            shared = sum(tokens[:n])
-            cached = (shared // 128) * 128 if shared >= 1024 else 0
-            billed += (total - cached) + 0.1 * cached
-        else:  # the longest prefix ending where an earlier request set a breakpoint
-            n = next((i for i in range(len(cur), 0, -1) if tuple(keys[:i]) in written), 0)
-            cached = sum(tokens[:n]) if sum(tokens[:n]) >= 1024 else 0
-            billed += 1.25 * (total - cached) + 0.1 * cached
-            written.update({tuple(keys), tuple(keys[:first])})
-        cached_total += cached
-        prev = cur
-    return cached_total, billed
-
-
-async def run_one(provider: str, preset: str, slide: Path, steps: int, out: Path) -> dict[str, Any]:
-    server: Any = FakeOpenAI() if provider == "openai" else FakeAnthropic()
-    path = "/v1/responses" if provider == "openai" else "/v1/messages"
-    server._fn = script(server, path, steps)
-    server._scripted = True
+async def run_row(
+    route: str,
+    preset: str,
+    flags: dict[str, Any],
+    slide: Path,
+    regions: list[tuple[int, int, int, int]],
+    latency: float,
+    out: Path,
+) -> dict[str, Any]:
+    name = MODELS[route]
+    price = load_price_table(use_env=False).lookup(route, name)
+    server: Any = (FakeOpenAI if route == "openai" else FakeAnthropic)(
+        latency_s=latency, record=False
+    )
+    path = "/v1/responses" if route == "openai" else "/v1/messages"
+    per_turn = 4 if preset == "scout" else 1
+    server._fn, server._scripted = scripted(server, path, regions, per_turn), True
     async with server:
-        model_id = "openai:gpt-5" if provider == "openai" else "anthropic:claude-sonnet-4-5"
+        # the fakes are a custom endpoint: the list price and context window are given
         model = resolve_model(
-            model_id,
+            f"{route}:{name}",
             base_url=server.base_url,
-            **({"api": "responses"} if provider == "openai" else {}),
+            price=price,
+            context_window=context_window(route, name),
+            **({"api": "responses"} if route == "openai" else {}),  # type: ignore[arg-type]
         )
-        agent = make_agent(model, preset=preset, max_steps=steps)
-        run = RunDir.create(out / f"{provider}-{preset}", agent.config(), agent.prompt_hashes())
+        agent = make_agent(model, preset=preset, max_steps=len(regions) + 1, **flags)
+        run = RunDir.create(
+            out / f"{route}-{preset}-{len(flags)}", agent.config(), agent.prompt_hashes()
+        )
         sample = question_sample(slide, "What is the diagnosis?", ["Adenocarcinoma", "Benign"])
+        t0 = time.monotonic()
         try:
             trace = await agent.run(sample, run.recorder())
         finally:
             await model.aclose()
-        bodies = server.bodies
-        sizes = [r.size for r in server.requests]
-    cached, billed = cache_stats(bodies, provider)
-    views = {tuple(i.box) for i in trace.images() if i.box}
+        wall = time.monotonic() - t0
+        requests = len(server.requests)
+    views = [t.images[0] for t in trace.tool_events if t.images]
+    u = trace.usage
     return {
-        "provider": provider,
-        "preset": preset,
         "status": trace.status,
-        "requests": len(bodies),
-        "images": sum(count_images(b) for b in bodies),
-        "bytes": sum(sizes),
-        "input_tokens": trace.usage.input_tokens,
-        "cached": cached,
-        "billed": billed,
-        "views": len(views),
+        "requests": requests,
+        "distinct_views": len({v.box for v in views}),
+        "smallest_view_px": min((max(v.width, v.height) for v in views), default=0),
+        "input_tokens": u.input_tokens,
+        "estimated_input_tokens": u.estimated_input_tokens,
+        "cache_read_tokens": u.cached_input_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "output_tokens": u.output_tokens,
+        "billed_usd": u.cost_usd,
+        "cache_read_usd": u.cache_read_usd,
+        "cache_write_usd": u.cache_write_usd,
+        "uncached_usd": u.uncached_usd,
+        "wall_s": round(wall, 2),
     }
+
+
+def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The ratios issue 20 sets targets for."""
+
+    def r(a: str, b: str, key: str) -> float:
+        return round(rows[a][key] / rows[b][key], 3)
+
+    oa_s, oa_g = "openai/scout", "openai/giant"
+    an_s, an_g = "anthropic/scout", "anthropic/GIANT as its code sends it"
+    an_c = "anthropic/giant --prompt-cache"
+    return {
+        "anthropic_scout_vs_GIANT_billed": r(an_s, an_g, "billed_usd"),  # target <= 0.2
+        "anthropic_scout_vs_giant_cached_billed": r(an_s, an_c, "billed_usd"),  # target <= 0.75
+        "openai_scout_vs_giant_billed": r(oa_s, oa_g, "billed_usd"),  # target <= 0.7
+        "openai_scout_vs_giant_requests": r(oa_s, oa_g, "requests"),  # target <= 0.4
+        "anthropic_scout_vs_giant_requests": r(an_s, an_g, "requests"),  # target <= 0.4
+        "openai_scout_vs_giant_wall": r(oa_s, oa_g, "wall_s"),  # target <= 0.5
+        "anthropic_scout_vs_giant_wall": r(an_s, an_g, "wall_s"),  # target <= 0.5
+    }
+
+
+TARGETS = {
+    "anthropic_scout_vs_GIANT_billed": 0.2,
+    "anthropic_scout_vs_giant_cached_billed": 0.75,
+    "openai_scout_vs_giant_billed": 0.7,
+    "openai_scout_vs_giant_requests": 0.4,
+    "anthropic_scout_vs_giant_requests": 0.4,
+    "openai_scout_vs_giant_wall": 0.5,
+    "anthropic_scout_vs_giant_wall": 0.5,
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=20)
-    args = ap.parse_args()
-    slide = bench_slide()
-    rows = []
-    with tempfile.TemporaryDirectory() as d:
-        for provider in ("openai", "anthropic"):
-            for preset in ("giant", "scout"):
-                rows.append(asyncio.run(run_one(provider, preset, slide, args.steps, Path(d))))
-    head = (
-        "provider",
-        "preset",
-        "status",
-        "requests",
-        "image inclusions",
-        "request MB",
-        "input tokens",
-        "cached-rate tokens",
-        "billed (full-rate eq.)",
-        "distinct views",
+    ap.add_argument(
+        "--views", type=int, default=19, help="distinct views in the trajectory (>= 16)"
     )
-    print(" | ".join(head))
-    for r in rows:
+    ap.add_argument("--latency", type=float, default=2.0, help="model latency per call, seconds")
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument("--smoke", action="store_true", help="a small slide, 16 views, 10 ms latency")
+    args = ap.parse_args()
+    if args.views < 16:
+        ap.error("--views must be at least 16")
+    size = (6000, 4500) if args.smoke else (24000, 18000)
+    latency = 0.01 if args.smoke else args.latency
+    views = 16 if args.smoke else args.views
+    slide = bench_slide(size)
+    regions = trajectory(views, size)
+    warm_up(slide, regions)
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        for route, label, preset, flags in ROWS:
+            rows[f"{route}/{label}"] = asyncio.run(
+                run_row(route, preset, flags, slide, regions, latency, Path(d))
+            )
+    result = {
+        "command": "python benchmarks/bench_protocols.py" + (" --smoke" if args.smoke else ""),
+        "views": views,
+        "latency_s": latency,
+        "slide": f"{size[0]}x{size[1]}",
+        "models": MODELS,
+        "rows": rows,
+        "ratios": ratios(rows),
+        "targets": TARGETS,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    head = (
+        "row",
+        "requests",
+        "views",
+        "input tok",
+        "cache read",
+        "cache write",
+        "billed $",
+        "uncached $",
+        "wall s",
+    )
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for key, r in rows.items():
         print(
-            " | ".join(
+            "| "
+            + " | ".join(
                 str(v)
                 for v in (
-                    r["provider"],
-                    r["preset"],
-                    r["status"],
+                    key,
                     r["requests"],
-                    r["images"],
-                    f"{r['bytes'] / 1e6:.2f}",
+                    r["distinct_views"],
                     r["input_tokens"],
-                    r["cached"],
-                    f"{r['billed']:.0f}",
-                    r["views"],
+                    r["cache_read_tokens"],
+                    r["cache_write_tokens"],
+                    f"{r['billed_usd']:.4f}",
+                    f"{r['uncached_usd']:.4f}",
+                    r["wall_s"],
                 )
             )
+            + " |"
         )
-    for provider in ("openai", "anthropic"):
-        g = next(r for r in rows if r["provider"] == provider and r["preset"] == "giant")
-        s = next(r for r in rows if r["provider"] == provider and r["preset"] == "scout")
-        print(
-            f"{provider}: scout/giant input tokens {s['input_tokens'] / g['input_tokens']:.2f}, "
-            f"billed {s['billed'] / g['billed']:.2f}, request bytes {s['bytes'] / g['bytes']:.2f}, "
-            f"distinct views {s['views']} vs {g['views']}"
-        )
+    print("\n| ratio | measured | target | |\n|---|---|---|---|")
+    for name, value in result["ratios"].items():
+        mark = "met" if value <= TARGETS[name] else "MISSED"
+        print(f"| {name} | {value:.2f} | <= {TARGETS[name]} | {mark} |")
 
 
 if __name__ == "__main__":

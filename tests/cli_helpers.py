@@ -5,13 +5,16 @@ Imported by the CLI tests; it holds no tests itself.
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
+from typing import Any
 
 import pytest
+import typer.main
 
 from slidescout.cli import main
-from slidescout.cli.app import console, err_console
+from slidescout.cli.app import app, console, err_console
 
 
 def run_cli(
@@ -33,3 +36,31 @@ def run_cli(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def all_commands() -> dict[str, Any]:
+    """Every command of the app by its path ("ask", "eval synth", "trace show"), each loaded (the
+    root imports a command's module on first use). typer may vendor its own click, so groups
+    are recognised by shape."""
+    root: Any = typer.main.get_command(app)
+    ctx = type(root).context_class(root)
+    out: dict[str, Any] = {}
+
+    def walk(group: Any, prefix: str) -> None:
+        for name in group.list_commands(ctx):
+            cmd = group.get_command(ctx, name)
+            path = f"{prefix} {name}".strip()
+            if cmd is not None and hasattr(cmd, "list_commands"):
+                out[path] = cmd
+                walk(cmd, path)
+            elif cmd is not None:
+                out[path] = cmd
+
+    walk(root, "")
+    return out
+
+
+def plain_help(text: str | None) -> str:
+    """A help text as shown: without the escapes that keep its square brackets from being read
+    as Rich markup."""
+    return re.sub(r"\\(\[)", r"\1", text or "")

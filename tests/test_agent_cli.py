@@ -123,6 +123,10 @@ def test_bad_slide_file_is_a_clear_error(tmp_path):
 def test_demo_runs_offline_and_scores(tmp_path):
     r = cli("demo", "-o", str(tmp_path / "demo"), "--json")
     assert r.returncode == 0, r.stderr
+    # piped, not a terminal: one line per phase (on stderr: stdout holds the JSON alone)
+    phases = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert phases[0] == "generating a synthetic slide..." and phases[1].startswith("  done in ")
+    assert phases[2] == "running expert (vitar)..." and phases[3].startswith("  done in ")
     out = json.loads(r.stdout)
     assert out["status"] == "answered" and out["truth"] and out["choice"]
     rec = json.loads(

@@ -55,10 +55,10 @@ def test_zoom_then_answer_writes_a_complete_trace(slide_path, tmp_path):
     texts = [
         c.text for r in results for part in r.results for c in part.content if hasattr(c, "text")
     ]
-    assert any("18 tool calls remain" in t for t in texts)
+    assert any("18 views remain" in t for t in texts)
     # system prompt states the level-0 size and the step budget
     assert "6000 x 4000" in model.requests[0].messages[0].content
-    assert "19 times" in model.requests[0].messages[0].content
+    assert "19 views in all" in model.requests[0].messages[0].content
     # every image is stored once by hash and the trace round-trips
     run = tmp_path / "run"
     for ref in trace.images():
@@ -308,3 +308,13 @@ def test_model_response_usage_accumulates(slide_path, tmp_path):
     trace = _run(FunctionModel(fn), slide_path, tmp_path)
     assert trace.usage.input_tokens == 3000 and trace.usage.cost_usd == pytest.approx(0.03)
     assert isinstance(trace.tool_events[0], ToolEvent)
+
+
+def test_run_given_a_run_dir_instead_of_a_recorder_raises_type_error(slide_path, tmp_path):
+    """A programming error is raised, not recorded as the sample's ``error`` status."""
+    agent = Agent(FunctionModel(script(ANSWER)), AgentConfig(preset="scout"))
+    sample = question_sample(slide_path, "What is the diagnosis?", ["Tumour", "Normal"])
+    run = RunDir.create(tmp_path / "run", agent.config(), agent.prompt_hashes())
+    with pytest.raises(TypeError, match=r"run_dir\.recorder\(\)"):
+        asyncio.run(agent.run(sample, run))  # type: ignore[arg-type]
+    assert list(run.iter_traces()) == []

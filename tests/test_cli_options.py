@@ -6,29 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import typer
+from cli_helpers import all_commands, plain_help
 
 from slidescout.agents.config import AgentConfig
-from slidescout.cli import app
 from slidescout.cli.options import AGENT_FLAGS, EVAL_FLAGS, parse_keep_images
 from slidescout.errors import ConfigError
 from slidescout.eval.config import EvalConfig
 
 
 def _commands() -> dict[str, Any]:
-    """Every command of the app by its path ("ask", "eval synth"); typer may vendor its own click,
-    so groups and options are recognised by shape."""
-    root: Any = typer.main.get_command(app)
-    ctx = type(root).context_class(root)
-    out: dict[str, Any] = {}
-    for name in root.list_commands(ctx):
-        cmd = root.get_command(ctx, name)
-        if hasattr(cmd, "list_commands"):
-            for sub in cmd.list_commands(ctx):
-                out[f"{name} {sub}"] = cmd.get_command(ctx, sub)
-        elif cmd is not None:
-            out[name] = cmd
-    return out
+    return all_commands()
 
 
 def _options(cmd: Any) -> dict[str, Any]:
@@ -44,7 +31,8 @@ def test_agent_flags_are_the_same_everywhere(command: str) -> None:
         for flag in flags:
             name = flag.split("/")[0]
             assert name in other, f"{command} lacks {name}"
-            assert other[name].help.split(" [default:")[0] == ask[name].help.split(" [default:")[0]
+            mine, theirs = plain_help(other[name].help), plain_help(ask[name].help)
+            assert mine.split(" [default:")[0] == theirs.split(" [default:")[0]
         assert AgentConfig.model_fields[field].description  # the help comes from the field
 
 

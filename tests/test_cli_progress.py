@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-import typer.main
+from cli_helpers import all_commands
 from rich.console import Console
 
-from slidescout.cli import app
-from slidescout.cli.progress import fmt_clock, slide_progress
+from slidescout.cli.progress import EvalProgress, fmt_clock, slide_progress
+from slidescout.core.record import ResultRecord
 
 
 def _truth(i: int) -> SimpleNamespace:
@@ -57,7 +57,36 @@ def test_fmt_clock() -> None:
 
 
 def test_synth_and_eval_synth_share_one_default_size() -> None:
-    root = typer.main.get_command(app)
-    synth = next(p for p in root.commands["synth"].params if p.name == "size")
-    eval_synth = next(p for p in root.commands["eval"].commands["synth"].params if p.name == "size")
+    commands = all_commands()
+    synth = next(p for p in commands["synth"].params if p.name == "size")
+    eval_synth = next(p for p in commands["eval synth"].params if p.name == "size")
     assert synth.default == eval_synth.default == "16000x12000"
+
+
+def _eval_progress_line(width: int, records: list[dict]) -> str:
+    """The last line the eval progress bar draws on a terminal ``width`` columns wide."""
+    buf = io.StringIO()
+    con = Console(file=buf, width=width, force_terminal=True, color_system=None)
+    bar = EvalProgress(con)
+    bar.start(200, 0)
+    for rec in records:
+        bar.sample_started()
+        bar.sample_finished(ResultRecord(sample_id="s", task="t", **rec))
+    bar.stop()
+    return buf.getvalue().split("\r")[-1]
+
+
+def test_eval_progress_at_80_columns_keeps_count_elapsed_and_eta_first() -> None:
+    recs = [{"status": "error", "cost_usd": None, "input_tokens": 123456}] * 6
+    line = _eval_progress_line(80, recs)
+    assert "6/200" in line and "eta" in line and "0:00:" in line
+    assert line.index("6/200") < line.index("eta") < line.index("failed") < line.index("cost")
+    assert "6 failed" in line
+
+
+def test_eval_progress_says_unknown_cost_when_no_price_is_known() -> None:
+    unknown = [{"status": "answered", "cost_usd": None, "input_tokens": 10}] * 3
+    line = _eval_progress_line(160, unknown)
+    assert "cost unknown" in line and "$0.0000" not in line
+    mixed = [{"status": "answered", "cost_usd": 0.5, "input_tokens": 10}, *unknown]
+    assert "cost $0.5000 (+3 unknown)" in _eval_progress_line(160, mixed)

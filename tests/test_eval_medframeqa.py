@@ -150,7 +150,7 @@ def test_parquet_official_schema(tmp_path: Path) -> None:
     assert Path(b.image_paths[1]).suffix == ".jpg" and Path(b.image_paths[0]).suffix == ".png"
     assert len(list(cache.iterdir())) == 9  # the red frame is stored once
     # the question: lettered options and the official final-line instruction
-    assert "'Answer: $LETTER'" in b.question and "Think step by step" in b.question
+    assert "'Answer: $LETTER'" in b.question and "step by step" in b.question
     assert "Question: Across all five images" in b.question
     assert (
         "Options:\nA. Glioblastoma\nB. Meningioma\nC. Abscess\nD. Metastasis\nE. Lymphoma\nF. Demyelination"

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_eval_runner_data import finished_keys, make_mpqa, read_results
+from test_eval_runner_data import finished_keys, gated_server, make_mpqa, read_results
 
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import make_agent
@@ -162,17 +162,21 @@ async def test_budget_stops_new_samples_and_resume_finishes(mpqa, tmp_path: Path
 async def test_ctrl_c_cancels_in_flight_and_keeps_finished(mpqa, tmp_path: Path) -> None:
     samples = _samples(mpqa)
     run = tmp_path / "run"
-    with FakeOpenAI(auto_turns=2, latency_s=0.3) as srv:
+    srv, release = gated_server(5, auto_turns=2)  # 2 at once x 3 calls: one sample answered
+    with srv:
         task = asyncio.create_task(
             run_eval(samples, out=run, agent=_spec(srv), config=EvalConfig(concurrency=2))
         )
-        deadline = time.monotonic() + 20
-        while not any(r["status"] == "answered" for r in read_results(run)):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        try:
+            deadline = time.monotonic() + 600  # a generous bound on waiting for the event
+            while not any(r["status"] == "answered" for r in read_results(run)):
+                assert time.monotonic() < deadline, "no sample was answered"
+                await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            release.set()
         lines = read_results(run)
         cancelled = [r for r in lines if r["status"] == "cancelled"]
         assert cancelled and all(r["finished"] is False for r in cancelled)
@@ -187,12 +191,14 @@ async def test_ctrl_c_cancels_in_flight_and_keeps_finished(mpqa, tmp_path: Path)
     assert len(keys) == len(set(keys)) == len(samples)
 
 
+@pytest.mark.timeout(1800)  # CLI runs on a loaded machine: bounded by events, not speed
 def test_resume_after_sigkill_gives_the_same_samples(tmp_path: Path) -> None:
     csv_path, slides = make_mpqa(tmp_path / "data", n_tcga=6, n_gtex=2, bad=1)
     samples = load_multipathqa(csv_path, slides_dir=slides).samples
     run = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with FakeOpenAI(auto_turns=1, latency_s=0.2) as srv:
+    srv, release = gated_server(12, auto_turns=1)  # 2 at once x 2 calls: 5+ answered, then held
+    with srv:
         cmd = [
             sys.executable,
             "-c",
@@ -219,20 +225,21 @@ def test_resume_after_sigkill_gives_the_same_samples(tmp_path: Path) -> None:
             [*cmd, "-o", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 600  # a generous bound on waiting for the event
             while len(finished_keys(read_results(run))) < 4:
                 assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline
+                assert time.monotonic() < deadline, "four samples never finished"
                 time.sleep(0.05)
             proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
+            proc.wait(timeout=300)
         finally:
+            release.set()
             if proc.poll() is None:
                 proc.kill()
         before = finished_keys(read_results(run))
         assert 4 <= len(before) < 2 * len(samples)  # killed mid-way
         out = subprocess.run(
-            [*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=120
+            [*cmd, "--resume", str(run)], env=env, capture_output=True, text=True, timeout=600
         )
         assert out.returncode == 0, out.stderr[-2000:]
         assert "tcga" in out.stdout and "gtex" in out.stdout  # the score tables

@@ -5,12 +5,46 @@ Imported by the runner, Ray and CLI tests; it holds no tests itself.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 from slidefactory import make_tiff
+
+from slidescout.testing.fake_openai import FakeOpenAI
+
+
+class _GatedServer(FakeOpenAI):
+    """The fake OpenAI server (auto planner) answering ``after`` requests, then holding each
+    further one (without blocking the server) until ``release`` is set."""
+
+    def __init__(self, after: int, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.after = after
+        self.release = threading.Event()
+        self._seen = 0
+        self._count = threading.Lock()
+
+    async def handle(self, request: Any) -> Any:
+        with self._count:
+            self._seen += 1
+            held = self._seen > self.after
+        if held:
+            await asyncio.to_thread(self.release.wait, 600)
+        return await super().handle(request)
+
+
+def gated_server(after_calls: int, **kw: Any) -> tuple[FakeOpenAI, threading.Event]:
+    """A fake OpenAI server that answers ``after_calls`` requests, then holds the others until the
+    returned event is set: a run is caught mid-way by an event, not by a race with the clock.
+    Set the event in a ``finally`` (a held request also gives up after 10 minutes). With ``c``
+    samples at once of ``t`` calls each, ``c * (t - 1) + m`` calls finish at least ``m`` samples."""
+    srv = _GatedServer(after_calls, **kw)
+    return srv, srv.release
+
 
 COLUMNS = [
     "benchmark_name",

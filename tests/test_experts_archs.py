@@ -13,7 +13,8 @@ from test_experts_support import write_card
 from slidescout.errors import ConfigError
 from slidescout.tools.experts.archs import ARCHITECTURES
 from slidescout.tools.experts.cards import load_card
-from slidescout.tools.experts.loading import build_architecture, check_model, load_runner
+from slidescout.tools.experts.checks import check_model
+from slidescout.tools.experts.loading import build_architecture, load_runner
 
 torch = pytest.importorskip("torch")
 

@@ -149,7 +149,7 @@ def test_add_named_fetches_from_the_hub(tmp_path, monkeypatch):
         ),
         (
             ["experts", "add", "{tmp}/card.yaml", "--weights", "x.bin"],
-            "--weights is for catalog models",
+            "model card card.yaml: missing field",
         ),
     ],
 )

@@ -25,7 +25,8 @@ from slidescout.errors import ConfigError
 from slidescout.slides import open_slide
 from slidescout.tools.experts import catalog
 from slidescout.tools.experts.cards import load_card
-from slidescout.tools.experts.loading import check_model, load_runner
+from slidescout.tools.experts.checks import check_model
+from slidescout.tools.experts.loading import load_runner
 from slidescout.tools.experts.pool import ModelPool
 from slidescout.tools.experts.runtime import run_patches
 
@@ -163,7 +164,7 @@ def test_loading_errors_are_one_line_config_errors(tmp_path):
         check_model(wrong)
     # a state_dict whose shapes do not fit (card says 2 labels, weights have 3 outputs)
     _, path = tiny_state_dict(tmp_path, "misfit", labels=["a", "b"])
-    with pytest.raises(ConfigError, match="do not fit architecture 'tiny_cnn'"):
+    with pytest.raises(ConfigError, match="gives 3 values per patch but the card lists 2 labels"):
         load_runner(load_card(path))
     # a state_dict card pointing at a TorchScript file, and vice versa
     ts = load_card(

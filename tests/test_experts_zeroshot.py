@@ -20,7 +20,8 @@ from slidescout.slides import open_slide
 from slidescout.tools.context import ToolContext
 from slidescout.tools.experts import catalog
 from slidescout.tools.experts.cards import load_card
-from slidescout.tools.experts.loading import check_model, load_runner
+from slidescout.tools.experts.checks import check_model
+from slidescout.tools.experts.loading import load_runner
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -96,3 +96,36 @@ def test_user_errors_surface_as_slidescout_errors(tmp_path):
     assert "not found" in str(missing.exception)
     empty = runner.invoke(app, ["lookup", "  "])
     assert isinstance(empty.exception, ToolError)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_kb_add_decodes_by_byte_order_mark(tmp_path, encoding):
+    """A UTF-16 file was 'indexed' as text full of NULs and never found (issue 26)."""
+    folder = tmp_path / "bom"
+    folder.mkdir()
+    text = "## Okapi tumour\n\nOkapi tumours show ßtriped nüclei.\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data  # Python writes no BOM for an explicit byte order
+    (folder / "notes.txt").write_bytes(data)
+    assert runner.invoke(app, ["kb", "add", str(folder)]).exit_code == 0
+    result = lookup("okapi tumour nuclei")
+    assert result.kind == "search" and result.hits[0].source == "notes.txt"
+    assert "ßtriped nüclei" in result.text
+
+
+def test_kb_add_refuses_utf16_without_a_byte_order_mark(tmp_path):
+    folder = tmp_path / "nobom"
+    folder.mkdir()
+    (folder / "notes.txt").write_bytes("Okapi tumours show striped nuclei.\n".encode("utf-16-le"))
+    result = runner.invoke(app, ["kb", "add", str(folder)])
+    assert "indexed 0 file(s)" in result.stdout and "1 skipped" in result.stdout
+    assert "without a byte-order mark" in result.stderr
+
+
+def test_user_files_appear_in_the_sources_line_by_name(refs):
+    runner.invoke(app, ["kb", "add", str(refs)])
+    result = lookup("zebra tumor quokka nuclei")
+    assert result.hits[0].source == "notes.md"
+    sources = result.text.rsplit("\n", 1)[-1]
+    assert sources.startswith("Sources: [1] notes.md (your file)")

@@ -125,3 +125,190 @@ def test_corrected_corpus_text_from_issue_15():
     assert "muscle-invasive only" in text("tumors_genitourinary.md")
     kidney = text("normal_endocrine_urogenital.md")
     assert "medulla forms pyramids" in kidney and "arranged in rays" not in kidney
+
+
+def _section_text(source: str, section: str) -> tuple[str, str]:
+    """(body without its Source line, the Source line) of one corpus section, on one line."""
+    from slidescout.tools.knowledge.corpus import section_source, without_source
+
+    matching = [
+        c for c in read_document(starter_corpus_dir() / source).chunks if c.section == section
+    ]
+    assert matching, f"no section {source} § {section}"
+    body = " ".join(" ".join(without_source(c.text) for c in matching).split())
+    return body, section_source(matching[0].text)
+
+
+# (file, section, phrases the body must carry, phrases it must not, what its Source line names)
+ISSUE_26_ROWS = [
+    (
+        "tumors_genitourinary.md",
+        "Kidney renal clear cell carcinoma (KIRC)",
+        ["2 nucleoli conspicuous and eosinophilic at 400x, visible but not prominent at 100x"],
+        ["visible at 400x but not at 100x"],
+        ["Delahunt et al., Am J Surg Pathol 2013", "vol. 8"],
+    ),
+    (
+        "tumors_gynecologic_breast.md",
+        "Breast invasive carcinoma (BRCA)",
+        [
+            "Medullary carcinoma is no longer a special type",
+            "TIL-rich end of invasive carcinoma of no special type",
+            "2+ (equivocal)",
+            "reflexed to in situ hybridisation",
+            'ER 1-10% is reported as "ER low positive"',
+        ],
+        ["and carcinoma with medullary pattern"],
+        [
+            "vol. 2: Breast Tumours (2019)",
+            "Wolff et al., 2018; update 2023",
+            "Allison et al., 2020",
+        ],
+    ),
+    (
+        "tumors_head_neck_endocrine.md",
+        "Thyroid carcinoma (THCA)",
+        [
+            "NIFTP (non-invasive follicular thyroid neoplasm with papillary-like nuclear features) is not a carcinoma",
+            "psammoma bodies",
+            "30% or more",
+            "tumor necrosis, and high mitotic activity",
+        ],
+        ["an encapsulated, non-invasive form is called NIFTP"],
+        ["vol. 10", "Nikiforov et al., JAMA Oncol 2016"],
+    ),
+    (
+        "tumors_cns_melanocytic.md",
+        "Glioblastoma multiforme (GBM)",
+        [
+            "glioblastoma, IDH-wildtype",
+            "IDH-wildtype and H3-wildtype",
+            "Subtypes: giant cell glioblastoma",
+        ],
+        ["Variants:"],
+        ["vol. 6: Central Nervous System Tumours (2021)"],
+    ),
+    (
+        "tumors_mesenchymal_lymphoid.md",
+        "Sarcoma (SARC)",
+        ["SS18::SSX fusion", "SSX C-terminus antibodies", "TLE1 is sensitive but not specific"],
+        ["Synovial sarcoma: TLE1 and SS18-SSX fusion"],
+        ["vol. 3", "Baranov et al., Am J Surg Pathol 2020"],
+    ),
+    (
+        "tumors_gynecologic_breast.md",
+        "Uterine Corpus Endometrial Carcinoma (UCEC)",
+        [
+            "binary grade: low grade (FIGO grades 1 and 2) and high grade (FIGO grade 3)",
+            "molecular class",
+        ],
+        [],
+        ["vol. 4", "Berek et al., Int J Gynecol Obstet 2023"],
+    ),
+    (
+        "tumors_genitourinary.md",
+        "Bladder Urothelial Carcinoma (BLCA)",
+        ["Subtypes (WHO 2022): micropapillary"],
+        ["Variants:"],
+        ["vol. 8"],
+    ),
+    (
+        "tumors_cns_melanocytic.md",
+        "Brain Lower Grade Glioma (LGG)",
+        ["homozygous CDKN2A/B deletion makes it CNS WHO grade 4"],
+        [],
+        ["vol. 6"],
+    ),
+    (
+        "tumors_mesenchymal_lymphoid.md",
+        "Lymphoid Neoplasm Diffuse Large B-cell Lymphoma (DLBC)",
+        [
+            "MYC in 40% or more and BCL2 in 50% or more",
+            "with MYC and BCL2 rearrangements",
+            "MYC with BCL6 rearrangement alone no longer belongs to it",
+        ],
+        [],
+        ["vol. 11: Haematolymphoid Tumours (2022)", "Swerdlow et al., Blood 2016"],
+    ),
+    (
+        "tumors_head_neck_endocrine.md",
+        "Head and Neck squamous cell carcinoma (HNSC)",
+        [
+            "depth of invasion (DOI",
+            "DOI 5 mm or less, more than 5 to 10 mm, more than 10 mm",
+            "70% or more of tumor cells show strong nuclear and cytoplasmic staining",
+            "p16-positive (HPV-associated) carcinoma is staged in its own AJCC 8th ed. chapter",
+        ],
+        ["Variants:"],
+        ["AJCC Cancer Staging Manual, 8th ed.", "Lewis et al., Arch Pathol Lab Med 2018"],
+    ),
+    (
+        "mitosis_grading.md",
+        "Mitotic counts in other grading systems",
+        [
+            "Grade 3 (anaplastic): 20 or more mitoses per 10 HPF",
+            "brain invasion",
+            "TERT promoter mutation or a homozygous CDKN2A/B deletion",
+        ],
+        [],
+        ["vol. 6, Central Nervous System Tumours (2021, meningioma, glioma)"],
+    ),
+    (
+        "tumors_gynecologic_breast.md",
+        "Ovarian serous cystadenocarcinoma (OV)",
+        ["or cytoplasmic staining"],
+        ["(diffuse strong or completely absent)"],
+        ["Köbel et al., J Pathol Clin Res 2016"],
+    ),
+    (
+        "normal_endocrine_urogenital.md",
+        "Kidney",
+        ["and the medulla as a second, smaller kidney site"],
+        [],
+        ["GTEx Consortium, Science 2020"],
+    ),
+    (
+        "general_he.md",
+        "Lymphocytic infiltrates",
+        ["Thymoma type B1/B2"],
+        [],
+        [
+            "vol. 1, Digestive System Tumours",
+            "vol. 5, Thoracic Tumours",
+            "vol. 11, Haematolymphoid",
+        ],
+    ),
+    (
+        "mitosis_grading.md",
+        "Ki-67 proliferation index",
+        ["Burkitt lymphoma"],
+        [],
+        ["vol. 11, Haematolymphoid Tumours (2022, lymphoma values)"],
+    ),
+    (
+        "tumors_cns_melanocytic.md",
+        "Oligodendroglioma, IDH-mutant and 1p/19q-codeleted (LGG)",
+        ["IDH1 or IDH2 mutation together with whole-arm codeletion of chromosomes 1p and 19q"],
+        ["gemistocytes with plump"],
+        ["vol. 6: Central Nervous System Tumours (2021)"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "section", "has", "lacks", "cites"), ISSUE_26_ROWS)
+def test_corrected_corpus_text_from_issue_26(source, section, has, lacks, cites):
+    """Each row of issue 26's table: the corrected text, and the source it names."""
+    body, reference = _section_text(source, section)
+    for phrase in has:
+        assert phrase in body, f"{section}: missing {phrase!r}"
+    for phrase in lacks:
+        assert phrase not in body, f"{section}: still says {phrase!r}"
+    for name in cites:
+        assert name in reference, f"{section}: Source line lacks {name!r}"
+
+
+def test_no_tumour_section_says_variants():
+    """WHO 5th ed. says 'subtypes' for morphological kinds of a tumour (issue 26)."""
+    for path in starter_files():
+        if path.name.startswith("tumors_"):
+            assert "Variants:" not in path.read_text(encoding="utf-8"), path.name

@@ -31,7 +31,7 @@ def sections() -> dict[str, str]:
 def test_graph_has_the_expected_shape(graph):
     entities = graph.nodes("entity")
     kinds = [graph.graph.nodes[e]["entity_kind"] for e in entities]
-    assert kinds.count("cancer") == 31 and kinds.count("normal") == 24
+    assert kinds.count("cancer") == 32 and kinds.count("normal") == 24
     assert len(graph.nodes("gleason_pattern")) == 5
     assert len(graph.nodes("gleason")) == 25
     for entity in entities:  # every entity hangs off an organ and has features
@@ -58,7 +58,7 @@ def test_graph_has_the_expected_shape(graph):
         ("colorectal cancer", "Colon Rectum adenocarcinoma"),
         ("phaeochromocytoma", "Pheochromocytoma and Paraganglioma"),
         ("malignant mixed Müllerian tumour", "Uterine Carcinosarcoma"),
-        ("oligodendroglioma", "Brain Lower Grade Glioma"),
+        ("oligodendroglioma", "Oligodendroglioma, IDH-mutant and 1p/19q-codeleted"),
         ("the thymoma", "Thymoma"),
         ("Small Intestine", "Small Intestine"),
         ("adrenal", "Adrenal Gland"),
@@ -125,7 +125,10 @@ def test_entities_with_a_feature(graph):
         and "Colon Rectum adenocarcinoma (COAD/READ)" in cribriform
     )
     halos = graph.entities_with("perinuclear halo")
-    assert {"Kidney Chromophobe (KICH)", "Brain Lower Grade Glioma (LGG)"} <= set(halos)
+    assert {
+        "Kidney Chromophobe (KICH)",
+        "Oligodendroglioma, IDH-mutant and 1p/19q-codeleted",
+    } <= set(halos)
     assert graph.entities_with("unknown feature xyz") == []
 
 
@@ -242,6 +245,7 @@ _ALLOWED_KEYS = {
         "section",
         "features",
         "differentials",
+        "who_name",
     },
 }
 
@@ -315,3 +319,18 @@ def test_ties_are_broken_by_specificity_not_alphabet():
         small.resolve("TTF-1, PAX8 and thyroglobulin positive", kinds=("feature",))
         == "feature:a_thyroid_panel"
     )
+
+
+def test_corrected_graph_entries_from_issue_26(graph):
+    """Oligodendroglioma has its own entry (IDH-mutant and 1p/19q-codeleted, no gemistocytes);
+    the TCGA-named glioma entries carry their WHO CNS5 names (H3-wildtype for glioblastoma)."""
+    oligo = graph.profile("oligodendroglioma")
+    assert oligo is not None and oligo.label.startswith("Oligodendroglioma, IDH-mutant")
+    assert {"IDH-mutant", "1p/19q codeletion"} <= set(oligo.features["molecular"])
+    assert "gemistocytes" not in str(oligo.features)
+    lgg = graph.profile("LGG")
+    assert lgg is not None and "1p/19q" not in str(lgg.features)
+    assert "CDKN2A/B homozygous deletion (grade 4)" in lgg.features["molecular"]
+    gbm = graph.profile("glioblastoma")
+    assert gbm is not None and gbm.who_name and "H3-wildtype" in gbm.who_name
+    assert "H3-wildtype" in gbm.features["molecular"]

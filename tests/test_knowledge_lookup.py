@@ -307,7 +307,7 @@ def test_marker_questions_go_to_the_graph(kb, query):
 @pytest.mark.parametrize(
     ("query", "needed"),
     [
-        ("Nottingham mitotic count cut-offs", "0-9 mitoses per 10 HPF score 1"),
+        ("Nottingham mitotic count cut-offs", "0-9 mitoses per 10 HPF -> score 1"),
         ("pheochromocytoma IHC", "tyrosine hydroxylase"),
         ("GATA3 in urothelial carcinoma", "GATA3, uroplakin II/III"),
         ("GATA3 in pheochromocytoma", "GATA3 positive; keratin negative"),

@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, int]] = [
     ("slidescout.cli", 5),
     ("slidescout.traces.viewer", 5),
     ("slidescout.tools.mcp_server", 5),
+    ("slidescout.studio", 5),
     ("slidescout.__main__", 5),
     ("slidescout.eval", 4),
     ("slidescout.traces", 4),

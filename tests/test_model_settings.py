@@ -55,7 +55,7 @@ def test_the_leak_reproduction_prints_an_empty_dict() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "{}"
+    assert out.stdout.strip() == "{'parallel_tool_calls': True}"  # scout's own, nothing of giant's
 
 
 def test_an_agent_never_changes_its_model() -> None:
@@ -64,7 +64,9 @@ def test_an_agent_never_changes_its_model() -> None:
     giant = make_agent(model, preset="giant", reasoning_effort="low")
     assert giant.settings.model.settings.reasoning_effort == "low"
     assert (model.settings, model.profile) == before
-    assert make_agent(model, preset="scout").settings.model.settings.given() == {}
+    assert make_agent(model, preset="scout").settings.model.settings.given() == {
+        "parallel_tool_calls": True
+    }
 
 
 def test_layers_merge_model_then_preset_then_flags() -> None:
@@ -86,9 +88,10 @@ def test_layers_merge_model_then_preset_then_flags() -> None:
 
 def test_a_preset_setting_the_route_cannot_carry_is_dropped_and_recorded() -> None:
     agent = make_agent("openai:gpt-4o", preset="giant")  # not a reasoning model
-    assert agent.settings.model.settings.given() == {"tool_result_images": "inline"}
+    kept = {"tool_result_images": "inline", "request_layout": "giant"}
+    assert agent.settings.model.settings.given() == kept
     protocol = agent.config()["protocol"]
-    assert protocol["model_settings"] == {"tool_result_images": "inline"}  # type: ignore[index]
+    assert protocol["model_settings"] == kept  # type: ignore[index]
     dropped = protocol["model_settings_dropped"]  # type: ignore[index]
     assert set(dropped) == {"reasoning_effort", "reasoning_summary"}
 
@@ -221,3 +224,33 @@ def _run(agent: Any, slide: Path, tmp_path: Path) -> None:
             await agent.aclose()
 
     asyncio.run(go())
+
+
+def test_prompt_cache_is_a_flag_decided_per_preset_and_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 19 row 9: caching changes the bill, not what the model sees. Claude's breakpoints:
+    on under scout, off under giant (GIANT's requests carry none), --prompt-cache decides; the
+    manifest records it; OpenAI caches by itself, so the flag is refused there in one line."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0000000")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000000000")
+    claude = "anthropic:claude-sonnet-4-5"
+    cases = [
+        ({"preset": "scout"}, "on"),
+        ({"preset": "vitar"}, "on"),
+        ({"preset": "giant"}, "off"),
+        ({"preset": "thumbnail"}, "off"),
+        ({"preset": "medframeqa"}, "off"),
+        ({"preset": "giant", "prompt_cache": True}, "on"),
+        ({"preset": "scout", "prompt_cache": False}, "off"),
+    ]
+    for flags, mode in cases:
+        agent = make_agent(claude, **flags)
+        cfg = agent.config()
+        assert cfg["protocol"]["prompt_cache"] == mode, flags  # type: ignore[index]
+        assert bool(agent.settings.model.settings.prompt_cache) is (mode == "on")
+        assert cfg["prompt_cache"] == flags.get("prompt_cache")  # the flag as given
+    assert make_agent("openai:gpt-5").config()["protocol"]["prompt_cache"] == "automatic"  # type: ignore[index]
+    with pytest.raises(ConfigError) as err:
+        make_agent("openai:gpt-5", prompt_cache=True)
+    assert "\n" not in str(err.value) and "OpenAI caches prompts by itself" in str(err.value)

@@ -63,7 +63,7 @@ async def test_thinking_and_tool_result_round_trip():
         Reply(text="Colon."),
     ]
     with FakeAnthropic(script) as srv:
-        model = claude(srv, thinking_budget=2048)
+        model = claude(srv, thinking_budget=2048, prompt_cache=True)
         msgs = ask()
         first = await model.request(
             ModelRequest(messages=msgs, tools=[ZOOM], tool_choice="required")
@@ -142,6 +142,19 @@ async def test_tool_choice_mapping_and_defaults():
     assert b2["tool_choice"] == {"type": "none"}
     assert "tools" not in b3 and "tool_choice" not in b3
     assert "cache_control" not in str(b1)
+
+
+async def test_cache_breakpoints_only_when_asked():
+    """Off by default (GIANT's requests carry none); a preset (scout) or --prompt-cache turns
+    them on: the end of the first turn and the last block."""
+    with FakeAnthropic([Reply(text="a"), Reply(text="b")]) as srv:
+        model = claude(srv)
+        await model.request(ModelRequest(messages=ask()))
+        await model.request(ModelRequest(messages=ask(), settings=ModelSettings(prompt_cache=True)))
+        await model.aclose()
+        off, on = srv.bodies
+    assert "cache_control" not in str(off)
+    assert on["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
 
 
 async def test_final_step_without_tools_keeps_history_valid():

@@ -116,18 +116,22 @@ def test_giant_openai_request_fields_and_reruns(slide_path: Path, tmp_path: Path
         # (2) reasoning effort high with a detailed summary; encrypted reasoning kept for the next turn
         assert body["reasoning"] == {"effort": "high", "summary": "detailed"}
         assert body["include"] == ["reasoning.encrypted_content"]
-        # (3) tools on every step, step T included; no forced-answer message
-        assert [t["name"] for t in body["tools"]] == ["slide_zoom"] and body[
-            "tool_choice"
-        ] == "auto"
+        # (3) tools on every step, step T included (tool_choice left to the API's "auto", as
+        # GIANT's requests); no forced-answer message
+        assert [t["name"] for t in body["tools"]] == ["slide_zoom"] and "tool_choice" not in body
         texts = _texts(body)
         assert not any("tools are no longer available" in t for t in texts)
         # (4) no µm/px or magnification anywhere
         assert not [t for t in texts if _MPP_TEXT.search(t)], [
             t for t in texts if _MPP_TEXT.search(t)
         ]
-    # (1) the prompt: every step used, report and response tags, no resolution
-    instructions = bodies[0]["instructions"]
+    # (1) the prompt (the first input item, as GIANT's): every step used, report and response
+    # tags, no resolution
+    system = bodies[0]["input"][0]
+    assert (system["role"], system["type"]) == ("system", "message") and "instructions" not in (
+        bodies[0]
+    )
+    instructions = system["content"]
     assert (
         "<report>" in instructions
         and "<response>" in instructions
@@ -135,7 +139,7 @@ def test_giant_openai_request_fields_and_reruns(slide_path: Path, tmp_path: Path
     )
     assert f"{T - 1} calls" in instructions
     # (9) the overview: first user message, detail unset, JPEG quality 75
-    first = bodies[0]["input"][0]
+    first = bodies[0]["input"][1]
     ov = [c for c in first["content"] if c["type"] == "input_image"]
     assert len(ov) == 1 and "detail" not in ov[0]
     ov_bytes = _data_url_bytes(ov[0]["image_url"])
@@ -149,9 +153,9 @@ def test_giant_openai_request_fields_and_reruns(slide_path: Path, tmp_path: Path
         isinstance(out, list) and out[0]["type"] == "input_text" and out[1]["type"] == "input_image"
     )
     assert out[1]["detail"] == "high"
-    assert "top-left corner at (5000,3000)" in out[0]["text"] and "remain" in out[0]["text"]
+    assert "top-left corner (5000,3000)" in out[0]["text"] and "remain" in out[0]["text"]
     assert not [
-        i for i in last if i.get("role") == "user" and i is not last[0]
+        i for i in last if i.get("role") == "user" and i is not last[1]
     ]  # no separate image message
     img = Image.open(io.BytesIO(_data_url_bytes(out[1]["image_url"])))
     assert max(img.size) == 1000 and _jpeg_quality_tables(
@@ -187,9 +191,7 @@ def test_giant_claude_thinking_max_tokens_and_one_call_per_turn(
     for body in bodies:
         assert body["max_tokens"] == 30000
         assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
-        assert [t["name"] for t in body["tools"]] == ["slide_zoom"] and body["tool_choice"][
-            "type"
-        ] == "auto"
+        assert [t["name"] for t in body["tools"]] == ["slide_zoom"] and "tool_choice" not in body
         assert "temperature" not in body
         assert not [t for t in _texts(body) if _MPP_TEXT.search(t)]
     assert "one tool call per turn" in bodies[0]["system"]
@@ -197,7 +199,9 @@ def test_giant_claude_thinking_max_tokens_and_one_call_per_turn(
     assert [t.error is None for t in tools] == [True, False]  # only the first call of the turn ran
     assert "only one tool call per turn" in (tools[1].error or "")
     results = [b for b in bodies[1]["messages"][-1]["content"] if b["type"] == "tool_result"]
-    assert len(results) == 2 and results[1].get("is_error") is True
+    # as GIANT's Claude agent: the rejected call gets "Error: ..." as a plain string, no is_error
+    assert len(results) == 2 and "is_error" not in results[1]
+    assert results[1]["content"] == f"Error: {tools[1].error}"
     images = [c for c in results[0]["content"] if c["type"] == "image"]
     assert len(images) == 1
     img = Image.open(io.BytesIO(base64.b64decode(images[0]["source"]["data"])))
@@ -222,6 +226,7 @@ def test_giant_flags_override_preset_and_are_in_the_manifest(
             "reasoning_summary": "detailed",
             "max_output_tokens": 5000,
             "tool_result_images": "inline",
+            "request_layout": "giant",
         }
         assert cfg["reruns"] == 3 and cfg["forced_answer"] is False and cfg["jpeg_quality"] == 75
         assert cfg["system_prompt"] == "giant_system" and len(cfg["system_prompt_sha256"]) == 64
@@ -234,7 +239,8 @@ def test_system_prompt_file_replaces_the_preset_prompt(slide_path: Path, tmp_pat
     with FakeOpenAI([ANSWER]) as srv:
         model = resolve_model("openai:gpt-5", base_url=srv.base_url, api="responses")
         _run(model, slide_path, tmp_path, system_prompt=prompt)
-        assert srv.bodies[0]["instructions"] == "My own words. The slide is 6000 by 4000."
+        system = srv.bodies[0]["input"][0]  # giant: the system prompt is the first input item
+        assert system["content"] == "My own words. The slide is 6000 by 4000."
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert "file:mine.txt" in json.dumps(manifest)
 
@@ -291,7 +297,7 @@ def test_thumbnail_and_patch_baselines_send_no_system_prompt(
 def test_edge_labels_use_the_box_shown(slide_path: Path) -> None:
     # GIANT labels a clamped edge box from the unclamped size (wrong); ours follow the box shown
     from slidescout.slides import Slide
-    from slidescout.slides.guides import guide_labels
+    from slidescout.slides.guides import giant_label_values
 
     with Slide.open(slide_path) as slide:
         view = slide.read(
@@ -302,7 +308,7 @@ def test_edge_labels_use_the_box_shown(slide_path: Path) -> None:
             guide_style="giant",
         )
     assert view.clamped and view.box.as_tuple() == (5000, 3000, 1000, 1000)
-    xs, ys = guide_labels(view.box, view.width, view.height)
+    xs, ys = giant_label_values(view.box, view.width, view.height)
     assert max(xs) < 6000 and max(ys) < 4000 and xs[-1] == 5800
 
 

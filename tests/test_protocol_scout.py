@@ -1,4 +1,4 @@
-"""``scout``, the default protocol: forced final answer, resolution stated, overview plus the last K images."""
+"""``scout``, the default protocol: forced final answer, resolution stated, an append-only history."""
 
 from __future__ import annotations
 
@@ -32,12 +32,19 @@ def test_scout_is_the_default_everywhere() -> None:
     assert make_agent("expert").preset.name == "scout"
     assert "scout (default)" in str(inspect.signature(ask).parameters["preset"].default.help)
     vitar, scout = PRESETS["vitar"], PRESETS["scout"]
-    assert (vitar.forced_answer, vitar.show_mpp, vitar.keep_images, vitar.reruns) == (
-        scout.forced_answer,
-        scout.show_mpp,
-        scout.keep_images,
-        scout.reruns,
+    fields = (
+        "forced_answer",
+        "show_mpp",
+        "keep_images",
+        "reruns",
+        "fit_context",
+        "budget_unit",
+        "views_per_turn",
+        "model_settings",
     )
+    # vitar builds on scout: several views per turn, a budget of views, the cached history
+    assert [getattr(vitar, f) for f in fields] == [getattr(scout, f) for f in fields]
+    assert (scout.views_per_turn, scout.budget_unit, scout.fit_context) == (4, "views", True)
 
 
 def test_scout_requests(slide_path: Path, tmp_path: Path) -> None:
@@ -66,10 +73,12 @@ def test_scout_requests(slide_path: Path, tmp_path: Path) -> None:
     assert "reasoning" not in bodies[0]  # no preset reasoning defaults: the API's own
     outputs = [i for i in bodies[-1]["input"] if i.get("type") == "function_call_output"]
     assert all(isinstance(o["output"], str) for o in outputs) and "µm/px" in outputs[-1]["output"]
-    # overview plus the last 2-4 images, older ones dropped 3 at a time (prompt caches stay warm between drops)
+    # append-only: every image stays (each request's prefix is the previous request)
     counts = [str(b["input"]).count("'input_image'") for b in bodies]
-    assert counts == [1, 2, 3, 4, 5, 3, 4, 5, 3, 4, 5, 3]
-    assert "image no longer shown" in str(bodies[-1]["input"])
+    assert counts == list(range(1, T + 1))
+    assert "image no longer shown" not in str(bodies[-1]["input"])
+    for a, b in zip(bodies, bodies[1:], strict=False):
+        assert b["input"][: len(a["input"])] == a["input"]
 
 
 def test_cli_reasoning_flags_prompt_file_and_manifest(slide_path: Path, tmp_path: Path) -> None:
@@ -128,7 +137,9 @@ def test_cli_reasoning_flags_prompt_file_and_manifest(slide_path: Path, tmp_path
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["choice"] == "A"
     assert body["reasoning"] == {"effort": "medium", "summary": "detailed"}
-    assert body["instructions"] == "Exact prompt text for a 6000 x 4000 slide."
+    # giant sends the system prompt as the conversation's first input item, as GIANT's code does
+    assert body["input"][0]["role"] == "system" and "instructions" not in body
+    assert body["input"][0]["content"] == "Exact prompt text for a 6000 x 4000 slide."
     protocol = json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]["agent"][
         "protocol"
     ]

@@ -71,7 +71,7 @@ def test_tools_list(plugins, monkeypatch):
     assert result.exit_code == 0, result.output
     out = result.output
     assert "slide_zoom" in out and "builtin" in out
-    assert "Crop a rectangular region of the whole-slide image." in out
+    assert "Show a rectangle of the whole-slide image." in out
     assert "demo-plugin/greet" in out and "demo-plugin 0.3.0" in out
     assert "Greet someone a number of times." in out
     assert "could not be loaded" in out and "bad-plugin" in out and "cv3" in out

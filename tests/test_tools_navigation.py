@@ -72,10 +72,8 @@ def ctx() -> ToolContext:
 
 async def test_slide_zoom_reports_region_like_giant(nav, ctx):
     res = await nav.invoke("slide_zoom", {"x0": 1000, "y0": 500, "w": 2000, "h": 1000}, ctx)
-    assert res.text.startswith(
-        "Here is the region with top-left corner at (1000,500) and size 2000×1000 pixels."
-    )
-    assert "Full slide resolution is 4000 × 3000 pixels" in res.text
+    assert res.text.startswith("Region shown: top-left corner (1000,500), size 2000×1000 pixels.")
+    assert "the full slide is 4000 × 3000 pixels" in res.text
     assert "0.500 µm/px (≈20x)" in res.text and "clamped" not in res.text
     [img] = res.images
     assert img.box == Box(1000, 500, 2000, 1000) and img.mpp == pytest.approx(0.5)
@@ -140,13 +138,40 @@ async def test_view_region_errors(nav, ctx):
         )
 
 
+@pytest.mark.parametrize(
+    "asked, shown",
+    [
+        ((5000, 0, 100, 100), (W - 1, 0, 1, 100)),  # wholly right of the slide: a 1 px column
+        ((0, 0, 0, 100), (0, 0, 1, 100)),  # no width: 1 px
+        ((100, 200, -50, -7), (100, 200, 1, 1)),  # negative sizes: 1 px
+        ((-500, -100, 2000, 1000), (0, 0, 2000, 1000)),  # the origin moves; the size is kept
+        ((3500, 2900, 1000, 1000), (3500, 2900, 500, 100)),  # cut at the far edges
+        ((9000, 9000, 10, 10), (W - 1, H - 1, 1, 1)),
+    ],
+)
+async def test_giant_clamp_always_shows_an_image(nav, asked, shown):
+    # GIANT's crop_to_image: x0 = max(0, min(x0, W)), w = max(1, min(w, W - x0)), likewise y, h
+    ctx = ToolContext(slide=FakeSlide(), max_side=1000, box_clamp="giant", message_style="giant")
+    x0, y0, w, h = asked
+    res = await nav.invoke("slide_zoom", {"x0": x0, "y0": y0, "w": w, "h": h}, ctx)
+    [img] = res.images
+    assert img.box == Box(*shown)
+    assert res.data["requested"] == list(asked) and res.data["clamped"] is (asked != shown)
+    # the region shown and the slide size, nothing else (no image size, no clamping note)
+    sx, sy, sw, sh = shown
+    assert res.text == (
+        f"Region shown: top-left corner ({sx},{sy}), size {sw}×{sh} pixels. Reminder: the full "
+        f"slide is {W} × {H} pixels, and every coordinate refers to that full resolution."
+    )
+
+
 async def test_pan(nav, ctx):
     with pytest.raises(ToolError, match="no previous view"):
         await nav.invoke("pan", {"direction": "left"}, ctx)
     await nav.invoke("slide_zoom", {"x0": 1000, "y0": 1000, "w": 1000, "h": 800}, ctx)
     res = await nav.invoke("pan", {"direction": "right"}, ctx)
     assert res.images[0].box == Box(1500, 1000, 1000, 800)
-    assert res.text.startswith("Panned right by 500 level-0 pixels. Here is the region")
+    assert res.text.startswith("Panned right by 500 level-0 pixels. Region shown:")
     res = await nav.invoke("pan", {"direction": "up", "fraction": 1.0}, ctx)
     assert res.images[0].box == Box(1500, 200, 1000, 800)
     res = await nav.invoke(
@@ -174,9 +199,7 @@ async def test_overview(nav, ctx):
     res = await nav.invoke("overview", {}, ctx)
     assert ctx.slide.calls[-1] == ("thumbnail", 500, True)
     assert res.images[0].box == Box(0, 0, W, H) and res.images[0].image.shape[1] == 500
-    assert res.text.startswith(
-        "Overview of the whole slide. Here is the region with top-left corner at (0,0)"
-    )
+    assert res.text.startswith("Overview of the whole slide. Region shown: top-left corner (0,0)")
     assert ctx.last_view["tool"] == "overview"
 
 
@@ -234,7 +257,7 @@ async def test_navigation_on_a_real_slide(nav, real_slide):
     img = res.images[0]
     assert img.box == Box(2500, 1500, 500, 500) and "clamped" in res.text
     assert max(img.image.shape[:2]) <= 500 and img.image.dtype == np.uint8
-    assert "Full slide resolution is 3000 × 2000 pixels" in res.text
+    assert "the full slide is 3000 × 2000 pixels" in res.text
     with pytest.raises(ToolError, match="3000 x 2000"):
         await nav.invoke("slide_zoom", {"x0": 4000, "y0": 0, "w": 10, "h": 10}, ctx)
     res = await nav.invoke("view_region", {"x": 0, "y": 0, "w": 800, "h": 600, "mpp": 1.0}, ctx)

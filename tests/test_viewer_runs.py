@@ -82,3 +82,20 @@ def test_a_folder_without_runs_is_a_clear_error(tmp_path: Path) -> None:
             _server(tmp_path, sock, None)
     finally:
         sock.close()
+
+
+def test_a_run_behind_a_symlink_out_of_the_folder_is_neither_listed_nor_served(
+    tmp_path: Path,
+) -> None:
+    root, outside = tmp_path / "served", tmp_path / "outside"
+    make_big_run(root / "mine", n_samples=1, side=200)
+    make_big_run(outside / "secret", n_samples=1, side=200)
+    (root / "link").symlink_to(outside / "secret", target_is_directory=True)
+    (root / "linkdir").symlink_to(outside, target_is_directory=True)
+    (root / "inner").symlink_to(root / "mine", target_is_directory=True)  # inside: fine
+    assert find_runs(root) == ["inner/run", "mine/run"]
+    client = TestClient(create_runs_app(root))
+    names = {r["name"] for r in client.get("/api/runs").json()["runs"]}
+    assert names == {"inner/run", "mine/run"}
+    for path in ("/runs/link/run/api/run", "/runs/linkdir/secret/run/api/run"):
+        assert client.get(path).status_code == 404

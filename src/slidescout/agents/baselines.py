@@ -12,19 +12,29 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
+from string import Template
 
 import numpy as np
 
+from slidescout import prompts
 from slidescout.agents.environment import Environment
 from slidescout.agents.run_settings import Hooks
 from slidescout.agents.state import SampleState
 from slidescout.core.answer_formats import parse_reply
 from slidescout.core.messages import ImagePart, ModelRequest, SystemMessage, TextPart, UserMessage
-from slidescout.core.parsing import ParsedAnswer
+from slidescout.core.parsing import LETTERS, ParsedAnswer
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Status
 from slidescout.core.types import View
-from slidescout.slides.tissue import clam_grid, clam_mask, tissue_mask
+from slidescout.slides.clam import (
+    clam_grid,
+    clam_mask,
+    clam_preset,
+    clam_preset_for,
+    clam_seg_side,
+    clam_tissue,
+)
+from slidescout.slides.tissue import tissue_mask
 
 __all__ = ["PatchStrategy", "ThumbnailStrategy", "majority_answer", "sample_tissue_boxes"]
 
@@ -39,9 +49,15 @@ _MEDIA = {
 
 
 def official_question(sample: Sample) -> str:
-    """MedFrameQA's user message: the question, then the options as the Python list's text."""
-    question = str(sample.meta.get("raw_question") or sample.question)
-    return f"{question}\n{sample.options!s}" if sample.meta.get("raw_question") else question
+    """MedFrameQA's user message in its official layout (``prompts/medframeqa_user.md``): the
+    question as given, then the options lettered ``A. ``, ``B. ``... as the Python list's text."""
+    question = sample.meta.get("raw_question")
+    if question is None:
+        return sample.question
+    lettered = [f"{LETTERS[i]}. {opt}" for i, opt in enumerate(sample.options)]
+    return Template(prompts.load("medframeqa_user")).safe_substitute(
+        question=str(question), options=str(lettered)
+    )
 
 
 class ThumbnailStrategy:
@@ -53,28 +69,34 @@ class ThumbnailStrategy:
         side = p.overview_side or 1024
         images = env.imageset
         official = images is not None and p.parser == "medframeqa"
-        parts: list[TextPart | ImagePart] = [
-            TextPart(text=official_question(state.sample) if official else state.sample.question)
-        ]
+        text = TextPart(text=official_question(state.sample) if official else state.sample.question)
+        parts: list[TextPart | ImagePart] = [text]
         if images is not None:
             for i in range(len(images)):
                 path = Path(images.paths[i])
                 media = _MEDIA.get(path.suffix.lower()) if official else None
                 if media is not None:
-                    parts.append(
-                        hooks.show_file(
-                            state,
-                            path.read_bytes(),
-                            media,
-                            images.get(i + 1).dimensions,
-                            source=f"image:{i + 1}",
-                            label=f"image {i + 1}",
-                        )
+                    part = hooks.show_file(
+                        state,
+                        path.read_bytes(),
+                        media,
+                        images.get(i + 1).dimensions,
+                        source=f"image:{i + 1}",
+                        label=f"image {i + 1}",
                     )
+                    if hooks.settings.api == "openai-chat":
+                        # the official GPT path labels every file data:image/png, whatever its
+                        # format (openai_inference.py, OpenAIInference.run); the bytes are the
+                        # file's own and the trace keeps its true type
+                        png = part.image.model_copy(update={"media_type": "image/png"})
+                        part = ImagePart(image=png, data=part.data, detail=None)
+                    parts.append(part)
                 else:
                     parts.append(self._part(hooks, state, images.view(i + 1, side)))
         else:
             parts.append(self._part(hooks, state, env.overview(side, guides=False)))
+        if hooks.settings.provider in p.images_first_providers:  # MedFrameQA's Claude: images first
+            parts = [*parts[1:], text]
         system = hooks.system_prompt(env)
         state.messages = (
             [SystemMessage(content=system)] if system else []
@@ -105,18 +127,20 @@ class ThumbnailStrategy:
         )
 
 
-# the segmentation values of the CLAM preset in GIANT's repository (clam_presets/panda.csv)
-GIANT_CLAM_PRESET = {"sthresh": 4, "mthresh": 5, "close": 3}
-
-
 def sample_grid_boxes(
-    env: Environment, n: int, size: int, seed: int | None
+    env: Environment, n: int, size: int, seed: int | None, preset: str = "tcga"
 ) -> list[tuple[int, int, int, int]]:
-    """``n`` random patches (without replacement) of the CLAM-style tissue grid: ``size`` px cells
-    at level 0 whose four inner points lie on tissue (``slides.tissue.clam_grid``); [] when the
-    grid is empty."""
-    thumb = env.overview(2048, guides=False)
-    grid = clam_grid(clam_mask(thumb.image, **GIANT_CLAM_PRESET), thumb.box.as_tuple(), size)
+    """``n`` random patches (without replacement) of CLAM's patch grid (``slides.clam``) under the
+    CLAM ``preset`` of GIANT's repository, segmented at CLAM's resolution; [] when the grid is
+    empty."""
+    if env.slide is None:
+        return []
+    values = clam_preset(preset)
+    side = clam_seg_side(list(env.slide.level_downsamples), max(env.size))
+    thumb = env.overview(side, guides=False)
+    mask = clam_mask(thumb.image, **{k: values[k] for k in ("sthresh", "mthresh", "close")})
+    pieces, holes, _ = clam_tissue(mask, thumb.box.w / thumb.width, **values)
+    grid = clam_grid(pieces, thumb.box.as_tuple(), size, holes)
     if not len(grid):
         return []
     rng = np.random.default_rng(seed)
@@ -187,7 +211,11 @@ class PatchStrategy:
             min(hooks.settings.preset.n_patches, hooks.settings.max_steps),
             hooks.settings.seed,
         )
-        boxes = sample_grid_boxes(env, n, size, seed) or sample_tissue_boxes(env, n, size, seed)
+        preset = clam_preset_for(state.sample.task)  # tcga.csv, or panda.csv for PANDA
+        boxes = sample_grid_boxes(env, n, size, seed, preset) or sample_tissue_boxes(
+            env, n, size, seed
+        )
+        state.note(json.dumps({"clam_preset": preset, "patches": len(boxes)}))
         system_text = hooks.system_prompt(env)
         system = (
             [SystemMessage(content=system_text)] if system_text else []

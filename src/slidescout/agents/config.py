@@ -65,7 +65,9 @@ class AgentConfig(BaseModel):
         + ", or a plugin's",
     )
     base_url: str | None = Field(
-        default=None, description="an OpenAI-compatible server, e.g. http://localhost:8000/v1"
+        default=None,
+        description="the server of the model's provider, e.g. http://localhost:8000/v1 (an "
+        "OpenAI-compatible server); the host root and the /v1 form both work",
     )
     api: ApiChoice = Field(
         default="auto",
@@ -89,6 +91,13 @@ class AgentConfig(BaseModel):
         description="images kept in the context besides the overview: "
         "a number, or 'all' (default: the preset's)",
     )
+    views_per_turn: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="regions the model is invited to ask for in one turn, rendered together "
+        "(default: the preset's; scout: 4)",
+    )
     guides: bool | None = Field(
         default=None, description="draw coordinate guides on images (default: the preset's)"
     )
@@ -108,7 +117,10 @@ class AgentConfig(BaseModel):
         default=3, ge=1, description="consecutive failing steps before a sample ends in error"
     )
     sample_seconds: float | None = Field(
-        default=None, gt=0, description="wall-time limit of one sample, in seconds"
+        default=None,
+        gt=0,
+        description="deadline of one sample, in seconds: model calls, tool calls and rendering "
+        "together; the sample then ends budget_time, its trace kept",
     )
     device: str | None = Field(
         default=None,
@@ -117,14 +129,16 @@ class AgentConfig(BaseModel):
     timeout: float | None = Field(
         default=None,
         gt=0,
-        description="seconds one model request may take before it is retried (default 120)",
+        description="deadline of one model request in seconds, from connecting to the last "
+        "byte of the reply (not per read); past it the request is abandoned and retried "
+        "(default 120)",
     )
     retries: int | None = Field(
         default=None,
         ge=0,
         le=20,
-        description="retries of a failed model request (default 5): a dead "
-        "server is given up after timeout × (retries + 1) plus backoff",
+        description="retries of a failed or timed-out model request (default 5): a dead or "
+        "stalled server is given up after timeout × (retries + 1) plus backoff",
     )
     price_in: float | None = Field(
         default=None,
@@ -158,6 +172,12 @@ class AgentConfig(BaseModel):
     )
     max_output_tokens: int | None = Field(
         default=None, ge=1, description="output token limit per call (giant, Claude: 30000)"
+    )
+    prompt_cache: bool | None = Field(
+        default=None,
+        description="Claude: cache breakpoints on the requests (scout: on; giant and the "
+        "baselines: off, as GIANT's requests); changes the bill, not what the model sees. "
+        "OpenAI caches prompt prefixes by itself",
     )
     system_prompt: str | None = Field(
         default=None,

@@ -1,6 +1,9 @@
-"""What the model sees: images stored once by hash, and a context kept within K images."""
+"""What the model sees: images stored once by hash; the context kept append-only and within the
+model's context window (``fit_window``), or within the last K images (``prune_images``)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from slidescout.core.imaging import encode_jpeg
 from slidescout.core.messages import (
@@ -85,7 +88,16 @@ def prune_images(
     if keep_last is None or len(positions) <= keep_first + keep_last:
         return list(messages)
     n_drop = pruned_count(len(positions) - keep_first, keep_last, block)
-    if not n_drop:
+    return drop_images(messages, n_drop, keep_first, show_mpp)
+
+
+def drop_images(
+    messages: list[Message], n_drop: int, keep_first: int = 1, show_mpp: bool = True
+) -> list[Message]:
+    """A copy of ``messages`` with the ``n_drop`` oldest images after the first ``keep_first``
+    replaced by a note of where they were (``image_note``)."""
+    positions = _count_images(messages)
+    if n_drop <= 0:
         return list(messages)
     drop = set(positions[keep_first : keep_first + n_drop])
     out: list[Message] = []
@@ -119,6 +131,40 @@ def prune_images(
         else:
             out.append(m)
     return out
+
+
+def fit_window(
+    messages: list[Message],
+    *,
+    dropped: int,
+    limit: int,
+    count: Callable[[list[Message]], int],
+    keep_first: int = 1,
+    keep_last: int = 1,
+    show_mpp: bool = True,
+) -> tuple[list[Message], int]:
+    """The context for a request of at most ``limit`` tokens (``count`` estimates them), and how
+    many old images it drops.
+
+    The history is append-only: the ``dropped`` oldest images (after the first ``keep_first``)
+    stay dropped, nothing else changes, so every request's prefix is the previous request and
+    prompt caches read it. Only when the request would exceed ``limit`` are more old images
+    dropped, in one block, until it is at most half the limit (the newest ``keep_last`` always
+    stay): the prefix breaks once, then grows again for a long while."""
+    context = drop_images(messages, dropped, keep_first, show_mpp)
+    if count(context) <= limit:
+        return context, dropped
+    droppable = max(dropped, images_in(messages) - keep_first - keep_last)
+    lo, hi = dropped + 1, droppable  # the fewest drops that bring the request to limit / 2
+    if lo > hi:
+        return context, dropped
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count(drop_images(messages, mid, keep_first, show_mpp)) <= limit // 2:
+            hi = mid
+        else:
+            lo = mid + 1
+    return drop_images(messages, lo, keep_first, show_mpp), lo
 
 
 def images_in(messages: list[Message]) -> int:

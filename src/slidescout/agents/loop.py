@@ -10,7 +10,8 @@ the :class:`~slidescout.core.recorder.Recorder`.
 
 Errors never lose a sample: a ``ToolError`` or a malformed call goes back to the model as an
 error observation; an unexpected exception is recorded on the step; after ``max_errors``
-consecutive failing steps the sample ends with status ``error`` and its trace is kept.
+consecutive failing steps the sample ends with status ``error`` and its trace is kept (under a
+preset with ``tool_errors="continue"``, ``giant``, the loop goes on, as GIANT's does).
 """
 
 from __future__ import annotations
@@ -20,13 +21,23 @@ import copy
 import time
 import traceback
 from collections.abc import Callable
+from typing import cast
 
 from slidescout import prompts
 from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
-from slidescout.agents.context import images_in, prune_images, request_size, store_view
+from slidescout.agents.context import (
+    fit_window,
+    images_in,
+    prune_images,
+    request_size,
+    store_view,
+)
+from slidescout.agents.conversation import Conversation
 from slidescout.agents.environment import SLIDE_OFFERS, Environment, open_environment
 from slidescout.agents.models import Model
+from slidescout.agents.models.accounting import estimate_request
+from slidescout.agents.models.base import arguments_json
 from slidescout.agents.presets import Preset
 from slidescout.agents.protocol import (
     imageset_baseline_prompt,
@@ -34,6 +45,7 @@ from slidescout.agents.protocol import (
     prompt_hashes,
     protocol_config,
     slide_system_prompt,
+    with_criteria_card,
 )
 from slidescout.agents.replies import (
     RETHINK_BLOCK,
@@ -49,6 +61,7 @@ from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
     ImageRef,
+    Message,
     ModelRequest,
     ModelResponse,
     SystemMessage,
@@ -72,10 +85,13 @@ from slidescout.core.trace import (
     utcnow,
 )
 from slidescout.core.types import View
-from slidescout.errors import ModelError, SlidescoutError
+from slidescout.errors import BudgetExceeded, ModelError, SlidescoutError
 from slidescout.tools import registry as tool_registry
 from slidescout.tools.context import ContextOptions
 from slidescout.tools.registry import ToolRegistry, ToolSet
+
+# output tokens kept free in the context window when the settings give no max_output_tokens
+OUTPUT_RESERVE = 32_000
 
 
 class Agent:
@@ -109,7 +125,7 @@ class Agent:
 
     @property
     def preset(self) -> Preset:
-        """The preset in force (with the user's prompt file, if any)."""
+        """The preset in force for this agent (decided once, in ``settings``)."""
         return self.settings.preset
 
     # -- configuration recorded in the manifest and the trace ---------------------
@@ -177,9 +193,26 @@ class Agent:
 
     # -- running -----------------------------------------------------------------
     async def run(
-        self, sample: Sample, recorder: Recorder, *, run_id: str = "", repeat: int = 0
+        self,
+        sample: Sample,
+        recorder: Recorder,
+        *,
+        run_id: str = "",
+        repeat: int = 0,
+        history: Conversation | None = None,
     ) -> Trace:
-        """Run one sample to an answer (or a clear status); its trace goes to ``recorder``."""
+        """Run one sample to an answer (or a clear status); its trace goes to ``recorder``.
+
+        ``history``: continue an earlier turn's conversation (a follow-up question) instead of
+        starting from the overview.
+
+        Raises ``TypeError`` when ``recorder`` is not a :class:`Recorder` (a programming error,
+        not a sample's failure: e.g. a ``RunDir`` instead of ``run_dir.recorder()``)."""
+        if not isinstance(recorder, Recorder):
+            raise TypeError(
+                f"Agent.run needs a Recorder (put_image, get_image, write_trace, location), "
+                f"not {type(recorder).__name__}; for a run directory pass run_dir.recorder()"
+            )
         trace = Trace(
             sample_id=sample.sample_id,
             run_id=run_id,
@@ -206,12 +239,15 @@ class Agent:
             )
             return self._finish(trace, recorder, "error")
         trace.slide = env.slide_ref(trace.slide)
-        state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace)
+        state = SampleState(sample=sample, env=env, recorder=recorder, trace=trace, history=history)
         try:
-            status = await self.strategy.run(self, state)
+            status = await self._run_until_deadline(state)
         except asyncio.CancelledError:
             self._finish(trace, recorder, "cancelled")
             raise
+        except BudgetExceeded as exc:  # the next call's worst case no longer fits the budget
+            state.note(str(exc))
+            status = cast(Status, exc.kind)
         except Exception as exc:  # never lose a sample: record and keep the trace
             state.error(f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__, fatal=True)
             state.note("".join(traceback.format_exc(limit=6))[-4000:])
@@ -220,6 +256,27 @@ class Agent:
             env.close()
         trace.messages = state.messages or trace.messages
         return self._finish(trace, recorder, status)
+
+    async def _run_until_deadline(self, state: SampleState) -> Status:
+        """The strategy's run, ended at the sample's deadline (``--sample-timeout``, or the run's
+        time budget) whatever it is doing then: a model call, a tool call (abandoned: see
+        ``tools.timeouts``), rendering. The sample ends ``budget_time``; its trace is kept."""
+        left = self._time_left(state.started)
+        if left is None:
+            return await self.strategy.run(self, state)
+        deadline = asyncio.timeout(left)
+        try:
+            async with deadline:
+                return await self.strategy.run(self, state)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        limit = self.settings.sample_seconds
+        if limit and self.budget.exceeded() != "budget_time":
+            state.note(f"sample time limit of {limit:g} s reached")
+        else:
+            state.note(self.budget.describe("budget_time"))
+        return "budget_time"
 
     # -- public hooks (the strategies use these) ------------------------------------
     def system_prompt(self, env: Environment) -> str:
@@ -232,6 +289,8 @@ class Agent:
                 "imageset_system",
                 n_images=len(images),
                 max_steps=self.settings.max_steps,
+                max_tool_steps=max(0, self.settings.max_steps - 1),
+                views_per_turn=self.settings.views_per_turn,
                 rethink_instructions=prompts.load("rethink_block") if self.preset.rethink else "",
             )
         return slide_system_prompt(self.settings, env)
@@ -296,11 +355,15 @@ class Agent:
     async def call_model(
         self, state: SampleState, req: ModelRequest, *, step: int, forced: bool, n_images: int
     ) -> ModelResponse | None:
-        """One model call, recorded with its usage; None (and a fatal error event) when it failed."""
+        """One model call, recorded with its usage; None (and a fatal error event) when it failed.
+        Its worst case is held against the dollar budget while it runs (``BudgetExceeded`` when
+        that no longer fits: the sample ends ``budget_usd``)."""
         t0 = time.monotonic()
+        held = await self.budget.reserve(self.model, req)  # its worst case, before it is sent
         try:
             resp = await self.model.request(req)
         except ModelError as exc:
+            held.release()
             retries = exc.retries
             note = (
                 f" (after {len(retries)} retries: {', '.join(r.reason for r in retries)})"
@@ -315,7 +378,10 @@ class Agent:
                 duration_s=time.monotonic() - t0,
             )
             return None
-        self.budget.charge(resp.usage)
+        except BaseException:
+            held.release()
+            raise
+        held.settle(resp.usage)
         state.trace.usage = state.trace.usage + resp.usage
         ev = ModelCallEvent(
             id=state.ids("m"),
@@ -382,12 +448,19 @@ class Agent:
                 show_mpp=p.show_mpp,
                 level_rule=p.level_rule,
                 guide_style=p.guide_style,
+                message_style=p.message_style,
+                box_clamp=p.box_clamp,
             )
         )
-        system = self.system_prompt(env)
+        if state.history is not None:  # a follow-up: the earlier turns, then the new question
+            state.messages = state.history.continued(state.sample.question)
+            state.n_first = state.history.n_first
+            return
+        system = with_criteria_card(p, self.system_prompt(env), state.sample.task)
         state.messages = [SystemMessage(content=system)] if system else []
         state.messages.append(await opening_message(self, state))
         state.n_first = images_in(state.messages)
+        state.views_used = state.dropped = 0  # a rerun starts its budget afresh
 
     async def step(self, state: SampleState, step: int) -> Status | None:
         """One step: ask the model, run its tool calls. Returns the status that ends the sample, or None."""
@@ -395,20 +468,14 @@ class Agent:
         if limit is not None:
             return limit
         p = self.preset
-        last = step == self.settings.max_steps - 1
+        last = step == self.settings.max_steps - 1 or self._views_left(state) == 0
         forced = last and p.forced_answer  # giant: the tools stay offered on every step
         if forced:
             state.messages.append(
                 UserMessage(parts=[TextPart(text=prompts.load("final_step").strip())])
             )
-        context = prune_images(
-            state.messages,
-            self.settings.keep_images,
-            keep_first=state.n_first,
-            block=p.prune_block,
-            show_mpp=p.show_mpp,
-        )
         specs = list(state.tools.specs) if state.tools is not None else []
+        context = self._context(state, specs, step)
         # on a forced last step the tools stay declared (providers need them to read the history,
         # and prompt caches stay warm) but tool_choice "none" withdraws them
         req = ModelRequest(
@@ -441,14 +508,65 @@ class Agent:
                 step,
             )
             return "max_steps"
-        if (
-            last
-        ):  # tools were withdrawn but the model still asked for one: keep any text as the answer
-            if msg.text.strip():
+        if last:  # tools withdrawn (and asked for in words), but the model still called one
+            if msg.text.strip():  # its text is the answer
                 self.record_answer(state, step, msg.text, forced=True)
                 return "answered"
+            calls = "; ".join(f"{c.name}({arguments_json(c)})" for c in msg.tool_calls)
+            state.error(
+                "the model replied at the final step with tool calls only, ignoring "
+                f"tool_choice none and the request for an answer: {calls}",
+                step=step,
+                error_type="max_steps",
+                fatal=True,
+            )
             return "max_steps"
         return await self._on_tool_calls(state, step, msg)
+
+    def _views_left(self, state: SampleState) -> int | None:
+        """Views left under a budget of views (T - 1 tool calls, then the answer); else None."""
+        if self.settings.budget_unit != "views":
+            return None
+        return max(0, self.settings.max_steps - 1 - state.views_used)
+
+    def _context(self, state: SampleState, specs: list[ToolSpec], step: int) -> list[Message]:
+        """What the next request shows: the user's ``--keep-images`` window; else, under a preset
+        with ``fit_context``, the append-only history with old images dropped only when the
+        request would not fit the model's context window; else everything."""
+        s, p = self.settings, self.preset
+        if s.keep_images is not None:
+            return prune_images(
+                state.messages,
+                s.keep_images,
+                keep_first=state.n_first,
+                block=p.prune_block,
+                show_mpp=p.show_mpp,
+            )
+        if not p.fit_context or not s.context_window:
+            return list(state.messages)
+        provider, _, name = self.model.profile.model.partition(":")
+        reserve = s.model.settings.max_output_tokens or OUTPUT_RESERVE
+
+        def count(messages: list[Message]) -> int:
+            return estimate_request(provider, name, ModelRequest(messages=messages, tools=specs))
+
+        context, dropped = fit_window(
+            state.messages,
+            dropped=state.dropped,
+            limit=max(1, s.context_window - reserve),
+            count=count,
+            keep_first=state.n_first,
+            keep_last=s.views_per_turn,
+            show_mpp=p.show_mpp,
+        )
+        if dropped > state.dropped:
+            state.note(
+                f"{dropped - state.dropped} old images dropped in one block to fit the context "
+                f"window of {s.context_window} tokens ({dropped} dropped in all)",
+                step,
+            )
+            state.dropped = dropped
+        return context
 
     def _on_reply(
         self, state: SampleState, step: int, msg: AssistantMessage, forced: bool
@@ -473,14 +591,39 @@ class Agent:
         self, state: SampleState, step: int, msg: AssistantMessage
     ) -> Status | None:
         calls = msg.tool_calls
-        remaining = self.settings.max_steps - 2 - step
+        # the decision is recorded before its tools run: a live view draws the requested box now
+        await asyncio.to_thread(state.recorder.write_trace, state.trace)
+        s = self.settings
+        views_left = self._views_left(state)
+        cap: int | None
+        # the budget's unit as the prompts name it: views (scout's slide_zoom), else tool calls
+        views_only = tuple(s.tool_names) == ("slide_zoom",) and state.env.slide is not None
+        unit = "views" if views_only else "tool calls"
+        if views_left is not None:  # scout: up to K views per turn, out of T - 1 in all
+            per_turn = min(s.views_per_turn, views_left)
+            cap = per_turn
+            refusal = (
+                f"at most {s.views_per_turn} {'regions' if views_only else 'calls'} per turn"
+                if views_left > s.views_per_turn
+                else f"no {unit} remain"
+            )
+            run = min(len(calls), per_turn)
+            remaining = views_left - run
+            state.views_used += run
+        else:  # giant: one step per turn (GIANT's Claude agent runs only the first call)
+            cap = 1 if s.one_call else None
+            refusal = "only one tool call per turn is allowed"
+            remaining = s.max_steps - 2 - step
         results, n_failed = await run_tool_calls(
             state,
             calls,
             step=step,
             remaining=remaining,
-            one_call=self.settings.one_call,
-            jpeg_quality=self.settings.jpeg_quality,
+            max_calls=cap,
+            refusal=refusal,
+            unit=unit if views_left is not None else "tool calls",
+            jpeg_quality=s.jpeg_quality,
+            style=self.preset.message_style,
         )
         state.messages.append(ToolMessage(results=results))
         state.consecutive_errors = state.consecutive_errors + 1 if n_failed == len(calls) else 0
@@ -488,7 +631,10 @@ class Agent:
         await asyncio.to_thread(
             state.recorder.write_trace, state.trace
         )  # the viewer can follow a running sample
-        if state.consecutive_errors >= self.settings.max_errors:
+        bounded = (
+            self.preset.tool_errors == "bounded"
+        )  # giant: the error goes back, the loop goes on
+        if bounded and state.consecutive_errors >= s.max_errors:
             state.error(
                 f"{state.consecutive_errors} consecutive steps failed; stopping",
                 step=step,

@@ -1,10 +1,12 @@
 """Presets: a protocol (prompt, tools, step budget, images, model settings) under one name.
 
-- ``scout`` (the default): our protocol. A forced final answer on the last step, retries, the
-  resolution (µm/px and magnification) stated, the overview plus the last K images in context
-  (K = 2 to 4: older images are dropped three at a time, so prompt caches keep hitting between
-  drops; docs/benchmarks.md "Protocols" measures it).
-- ``giant``: GIANT's protocol point for point (docs/fidelity.md lists each point and its test):
+- ``scout`` (the default): our protocol. Up to 4 regions asked for in one turn (parallel tool
+  calls, rendered concurrently, returned in one tool-result turn) with the step budget counting
+  views, not turns; a forced final answer; retries; the resolution (µm/px and magnification)
+  stated; an append-only history (every image stays; prompt caches read it at a tenth of the
+  price), Claude's cache breakpoints on, and old images dropped in one block only when a request
+  would not fit the model's context window (docs/benchmarks.md "Protocols" measures it).
+- ``giant``: GIANT's protocol (docs/fidelity.md lists each point, its test, and what differs):
   tools on every step and a rerun of a trajectory that overruns T, reasoning effort high with a
   detailed summary (OpenAI) or a 1024-token thinking budget and 30000 max tokens (Claude), one
   tool call per turn for Claude, tool images inside the tool output, no resolution anywhere,
@@ -29,6 +31,7 @@ from typing import Literal
 from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.model_settings import ModelSettings
 from slidescout.core.registry import Registry
+from slidescout.core.types import BoxClamp, MessageStyle
 
 __all__ = ["DEFAULT_PRESET", "GIANT_MODEL_SETTINGS", "PRESETS", "Preset", "get_preset"]
 
@@ -62,16 +65,40 @@ class Preset:
     overview_detail: Literal["auto", "low", "high"] | None = "high"  # None: the field is not sent
     show_mpp: bool = True  # µm/px and magnification in the prompt, the captions and tool results
     rethink: bool = False
+    # append the task's criteria card (tools/knowledge/corpus/cards, e.g. PANDA's biopsy grading
+    # rules and grade group table) to the system prompt; never to a user's prompt file
+    criteria_card: bool = False
     keep_images: int | None = None  # None: every image stays in the context
     prune_block: int = (
         0  # older images are dropped in blocks of this + 1 (keeps prompt caches warm)
+    )
+    # True: the history is append-only, and old images are dropped (in one block, with a note)
+    # only when a request would not fit the model's context window; the prefix breaks once
+    fit_context: bool = False
+    # what the step budget T counts: model turns (GIANT: one call per step) or views (tool calls:
+    # T - 1 views and the answer, however many turns they take)
+    budget_unit: Literal["turns", "views"] = "turns"
+    views_per_turn: int = (
+        1  # regions the prompt invites per turn (parallel calls, run concurrently)
     )
     # the last step: True withdraws the tools and asks for the answer; False offers them on every
     # step, and a tool call at step T ends the attempt (status max_steps)
     forced_answer: bool = True
     reruns: int = 0  # attempts run again after an overrun at step T (GIANT: 3), then counted wrong
     one_call_providers: tuple[str, ...] = ()  # providers whose turns run only their first tool call
+    # providers whose one-call question puts the images before the text (MedFrameQA's Claude)
+    images_first_providers: tuple[str, ...] = ()
     answer_tag: str | None = None  # the answer is read from <tag>...</tag> when present
+    # what the messages say around the images: "giant" as GIANT's (the opening message is the
+    # question and the overview only; a tool result is the region, the slide size and the calls
+    # remaining; a failed call gets "Error: ..." alone)
+    message_style: MessageStyle = "scout"
+    # "strict": a box wholly outside the slide or of no size is an error; "giant": clamped down to
+    # a 1 px region and shown
+    box_clamp: BoxClamp = "strict"
+    # a failing tool call: "bounded" ends the sample after max_errors failing steps in a row;
+    # "continue" sends the error back and goes on, as GIANT does
+    tool_errors: Literal["bounded", "continue"] = "bounded"
     parser: Literal["default", "medframeqa"] = "default"
     imageset_start: Literal["montage", "frames"] = (
         "frames"  # image sets: every frame as its own image
@@ -96,31 +123,47 @@ class Preset:
         )
 
 
-# GIANT's request settings, by route (DESIGN.md "What GIANT does"): reasoning for OpenAI's
-# reasoning models (dropped for the others, as GIANT does), thinking for Claude, no prompt cache
+# GIANT's request settings, by route (docs/fidelity.md): reasoning for OpenAI's reasoning models
+# (dropped for the others, as GIANT does), thinking for Claude, no prompt cache (its Claude
+# requests carry no cache_control)
 GIANT_MODEL_SETTINGS: Mapping[str, ModelSettings] = {
     "openai": ModelSettings(
-        reasoning_effort="high", reasoning_summary="detailed", tool_result_images="inline"
+        reasoning_effort="high",
+        reasoning_summary="detailed",
+        tool_result_images="inline",
+        request_layout="giant",
     ),
-    "anthropic": ModelSettings(thinking_budget=1024, max_output_tokens=30000, prompt_cache=False),
+    "anthropic": ModelSettings(
+        thinking_budget=1024, max_output_tokens=30000, prompt_cache=False, request_layout="giant"
+    ),
 }
-# GIANT's baselines send the agent's model settings (its run_benchmark.py); they call no tools
+# GIANT's baselines (its run_benchmark.py): on the Responses API reasoning effort high with a
+# detailed summary (call_llm_with_image); on Chat Completions max_tokens 4096 and nothing else
+# (call_openai_with_image); Claude thinking 1024 and max_tokens 30000 (call_claude_with_image)
 GIANT_BASELINE_SETTINGS: Mapping[str, ModelSettings] = {
-    "openai": ModelSettings(reasoning_effort="high", reasoning_summary="detailed"),
+    "openai-responses": ModelSettings(reasoning_effort="high", reasoning_summary="detailed"),
+    "openai-chat": ModelSettings(max_output_tokens=4096),
     "anthropic": ModelSettings(thinking_budget=1024, max_output_tokens=30000, prompt_cache=False),
 }
 
 SCOUT = Preset(
     name="scout",
-    description="Our protocol: slide_zoom, forced final answer, µm/px and magnification stated, overview plus the last 2-4 images.",
-    keep_images=2,
-    prune_block=2,
+    description="Our protocol: up to 4 regions per turn, a budget of views, forced final answer, µm/px and magnification stated, an append-only cached history.",
+    fit_context=True,
+    budget_unit="views",
+    views_per_turn=4,
     answer_tag="response",
+    criteria_card=True,
+    # parallel tool calls invited; Claude's cache breakpoints on (the bill, not what is seen)
+    model_settings={
+        "openai": ModelSettings(parallel_tool_calls=True),
+        "anthropic": ModelSettings(parallel_tool_calls=True, prompt_cache=True),
+    },
 )
 
 GIANT = Preset(
     name="giant",
-    description="GIANT's protocol, point for point: tools on every step, up to 3 reruns, high reasoning, no µm/px, full history.",
+    description="GIANT's protocol: tools on every step, up to 3 reruns, high reasoning, no µm/px, full history, its images and guides.",
     system_prompt="giant_system",
     guide_style="giant",
     level_rule="giant",
@@ -131,6 +174,9 @@ GIANT = Preset(
     reruns=3,
     one_call_providers=("anthropic",),
     answer_tag="response",
+    message_style="giant",
+    box_clamp="giant",
+    tool_errors="continue",
     model_settings=GIANT_MODEL_SETTINGS,
     # GIANT always uses the Responses API; a route that cannot put images inside the tool output
     # (the chat route) is refused, naming --api responses
@@ -196,11 +242,12 @@ BUILTIN_PRESETS: dict[str, Preset] = {
         show_mpp=False,
         overview_detail=None,
         parser="medframeqa",
+        images_first_providers=("anthropic",),
         # the official evaluation: GPT at temperature 0 with max_tokens 10000; Claude with
         # max_tokens 3000 and no temperature
         model_settings={
             "openai": ModelSettings(temperature=0.0, max_output_tokens=10000),
-            "anthropic": ModelSettings(max_output_tokens=3000),
+            "anthropic": ModelSettings(max_output_tokens=3000, prompt_cache=False),
         },
     ),
 }

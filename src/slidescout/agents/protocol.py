@@ -21,8 +21,10 @@ from slidescout.agents.environment import Environment
 from slidescout.agents.presets import Preset
 from slidescout.agents.run_settings import Hooks, RunSettings
 from slidescout.agents.state import SampleState
-from slidescout.core.messages import ImagePart, TextPart, Usage, UserMessage
+from slidescout.core.messages import ImagePart, TextPart, UserMessage
 from slidescout.core.trace import NoteEvent, Status
+from slidescout.tools.knowledge.criteria import criteria_card, load_cards
+from slidescout.tools.timeouts import run_in_daemon_thread
 
 ONE_CALL_NOTE = (
     "Make exactly one tool call per turn: only the first call of a turn is run, and any "
@@ -69,10 +71,20 @@ def slide_system_prompt(settings: RunSettings, env: Environment) -> str:
         max_side=settings.max_side,
         max_steps=settings.max_steps,
         max_tool_steps=max(0, settings.max_steps - 1),
+        views_per_turn=settings.views_per_turn,
         mpp_note=mpp_note,
         patch_size=settings.preset.patch_size,
         one_call_note=ONE_CALL_NOTE if settings.one_call else "",
     )
+
+
+def with_criteria_card(preset: Preset, system: str, task: str) -> str:
+    """``system`` with the task's criteria card appended, under a preset with ``criteria_card``
+    (not to a user's prompt file, nor where there is no system prompt)."""
+    if not (preset.criteria_card and system) or preset.prompt_file:
+        return system
+    card = criteria_card(task)
+    return f"{system}\n\n{card}" if card else system
 
 
 def imageset_baseline_prompt(preset: Preset, n_images: int) -> str:
@@ -86,8 +98,14 @@ def prompt_hashes(preset: Preset) -> dict[str, str]:
     """sha256 of every prompt the run may send; a prompt file is hashed as read."""
     name, text = prompt_template(preset)
     out = {n: prompts.sha256(n) for n in ("final_step", "imageset_system", "rethink_block")}
+    if preset.parser == "medframeqa":  # the official user-message layout
+        out["medframeqa_user"] = prompts.sha256("medframeqa_user")
     if name:
         out[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if preset.criteria_card and not preset.prompt_file:
+        for task in load_cards():
+            card = criteria_card(task) or ""
+            out[f"criteria_card:{task}"] = hashlib.sha256(card.encode("utf-8")).hexdigest()
     return out
 
 
@@ -103,7 +121,15 @@ def protocol_config(settings: RunSettings) -> dict[str, Any]:
             "show_mpp": p.show_mpp,
             "level_rule": p.level_rule,
             "guide_style": p.guide_style,
+            "message_style": p.message_style,
+            "box_clamp": p.box_clamp,
+            "tool_errors": p.tool_errors,
             "jpeg_quality": settings.jpeg_quality,
+            "budget_unit": settings.budget_unit,
+            "views_per_turn": settings.views_per_turn,
+            "fit_context": p.fit_context,
+            "context_window": settings.context_window,
+            "prompt_cache": settings.prompt_cache,
             "overview_detail": p.overview_detail,
             "parser": p.parser,
             "answer_tag": p.answer_tag,
@@ -135,7 +161,11 @@ async def opening_message(hooks: Hooks, state: SampleState) -> UserMessage:
             )
         )
         for i in range(n):
-            view = await asyncio.to_thread(images.view, i + 1, settings.max_side)
+            # renders in a daemon thread: one that hangs (a damaged file) is left behind at the
+            # sample's deadline and never keeps the process from exiting
+            view = await run_in_daemon_thread(
+                functools.partial(images.view, i + 1, settings.max_side)
+            )
             view.meta.setdefault("source", f"image:{i + 1}")
             part = await asyncio.to_thread(
                 functools.partial(
@@ -146,30 +176,20 @@ async def opening_message(hooks: Hooks, state: SampleState) -> UserMessage:
             parts += [TextPart(text=f"Image {i + 1} ({w} x {h} px):"), part]
         return UserMessage(parts=parts)
     side = p.overview_side or settings.max_side
-    overview = await asyncio.to_thread(
-        env.overview, side, settings.guides, p.level_rule, p.guide_style
+    overview = await run_in_daemon_thread(
+        functools.partial(env.overview, side, settings.guides, p.level_rule, p.guide_style)
     )
     caption = env.overview_caption(overview, p.show_mpp)
     part = await asyncio.to_thread(
         functools.partial(hooks.show, state, overview, purpose="overview", label="overview")
     )
     part = ImagePart(image=part.image, data=part.data, detail=p.overview_detail)
+    if p.message_style == "giant":  # GIANT's opening message: the question, then the overview
+        return UserMessage(parts=[*parts, part])
     return UserMessage(parts=[*parts, TextPart(text=caption), part])
 
 
 # ---- reruns -------------------------------------------------------------------------------------
-
-
-def _spent(after: Usage, before: Usage) -> Usage:
-    return Usage(
-        input_tokens=after.input_tokens - before.input_tokens,
-        output_tokens=after.output_tokens - before.output_tokens,
-        reasoning_tokens=after.reasoning_tokens - before.reasoning_tokens,
-        cached_input_tokens=after.cached_input_tokens - before.cached_input_tokens,
-        cost_usd=None
-        if after.cost_usd is None or before.cost_usd is None
-        else after.cost_usd - before.cost_usd,
-    )
 
 
 async def run_with_reruns(
@@ -193,7 +213,7 @@ async def run_with_reruns(
                 trace.events = [*notes, *trace.events]
                 state.note(json.dumps({"reruns": len(attempts), "final_status": status}))
             return status
-        spent = _spent(trace.usage, before)
+        spent = trace.usage - before
         boxes = [list(i.box) for i in trace.images() if i.box]
         summary = {
             "rerun_of_attempt": attempt + 1,

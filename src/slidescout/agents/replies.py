@@ -49,6 +49,7 @@ _STATUS_TEXT = {
     "budget_tokens": "the token budget was spent",
     "budget_time": "the time limit was reached",
     "cancelled": "the run was interrupted",
+    "stopped": "stopped by the user",
     "error": "the run failed",
 }
 

@@ -24,7 +24,8 @@ from slidescout.agents.state import SampleState
 from slidescout.core.messages import ImagePart, ModelRequest, ModelResponse
 from slidescout.core.trace import ImagePurpose, Status
 from slidescout.core.types import View
-from slidescout.tools.registry import ToolRegistry, default_registry
+from slidescout.tools import registry as tool_registry
+from slidescout.tools.registry import ToolRegistry
 
 __all__ = ["Hooks", "RunSettings"]
 
@@ -35,9 +36,15 @@ class RunSettings:
 
     preset: Preset
     provider: str  # the model's provider (``openai``...): image sizes and one-call rules by it
+    api: str  # the model's wire format (``openai-chat``...)
     max_steps: int
     max_side: int
-    keep_images: int | None  # None: every image stays in the context
+    keep_images: int | None  # None: every image stays in the context (the user's --keep-images)
+    # views: T counts tool calls (T - 1 views, then the answer); turns: T counts model replies
+    budget_unit: str
+    views_per_turn: int  # regions invited per turn (run concurrently); 1 under giant
+    context_window: int | None  # the model's, for fit_context (None: not known, nothing dropped)
+    prompt_cache: str  # "on" (Claude's breakpoints), "off", or "automatic" (OpenAI's own)
     guides: bool
     jpeg_quality: int
     one_call: bool  # only the first tool call of a turn runs (GIANT's Claude agent)
@@ -62,23 +69,38 @@ class RunSettings:
         keep = preset.keep_images if config.keep_images is None else config.keep_images
         tools = list(preset.tools)
         if config.tools:
-            tools = (registry or default_registry()).resolve_toolset(tools, config.tools)
+            tools = (registry or tool_registry.default_registry()).resolve_toolset(
+                tools, config.tools
+            )
+        resolved = config.resolve_settings(model.profile, preset, model.settings)
         return cls(
             preset=preset,
             provider=provider,
+            api=model.profile.api,
             max_steps=config.max_steps or preset.max_steps,
             max_side=config.max_side or preset.max_side_for(provider),
             keep_images=None if keep == "all" else keep,
+            budget_unit=preset.budget_unit,
+            views_per_turn=config.views_per_turn or preset.views_per_turn,
+            context_window=model.profile.context_window,
+            prompt_cache=_cache_mode(model, resolved),
             guides=preset.guides if config.guides is None else config.guides,
             jpeg_quality=config.jpeg_quality or preset.jpeg_quality,
             one_call=provider in preset.one_call_providers,
             tool_names=tuple(tools),
-            model=config.resolve_settings(model.profile, preset, model.settings),
+            model=resolved,
             seed=config.seed,
             device=config.device,
             max_errors=config.max_errors,
             sample_seconds=config.sample_seconds,
         )
+
+
+def _cache_mode(model: Model, resolved: ResolvedSettings) -> str:
+    """How the requests are cached: Claude's breakpoints on or off, or the provider's own."""
+    if model.profile.cache_breakpoints:
+        return "on" if resolved.settings.prompt_cache else "off"
+    return "automatic" if model.profile.provider == "openai" else "off"
 
 
 class Hooks(Protocol):

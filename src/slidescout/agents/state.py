@@ -6,6 +6,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
+from slidescout.agents.conversation import Conversation
 from slidescout.agents.environment import Environment
 from slidescout.core.messages import Message
 from slidescout.core.recorder import Recorder
@@ -42,6 +43,11 @@ class SampleState:
     ctx: ToolContext | None = None
     consecutive_errors: int = 0
     n_first: int = 1  # images of the opening message (the overview, or every frame): never pruned
+    history: Conversation | None = (
+        None  # a follow-up continues these messages (see conversation.py)
+    )
+    views_used: int = 0  # tool calls run (the step budget under budget_unit="views")
+    dropped: int = 0  # old images dropped to fit the context window (after the first ones)
 
     def note(self, message: str, step: int | None = None) -> None:
         self.trace.events.append(NoteEvent(id=self.ids("n"), step=step, message=message))

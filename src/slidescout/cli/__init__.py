@@ -3,7 +3,6 @@ command exits non-zero; Ctrl-C exits 130 and SIGTERM 143, both after the same cl
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -14,22 +13,8 @@ from slidescout.cli.paths import os_error_text
 from slidescout.cli.signals import install_signal_handlers, interrupt_code, terminated
 from slidescout.errors import SlidescoutError
 
-# Each module registers its commands on ``app`` (or a group) when imported.
-_COMMAND_MODULES = [
-    "slides_cmd",  # info, render, thumbnail
-    "synth_cmd",  # synth
-    "agent_cmd",  # ask, demo, trace show
-    "tools_cmd",  # tools list/show, experts add/list
-    "knowledge_cmd",  # kb add, lookup
-    "eval_cmd",  # eval, report, compare
-    "data_cmd",  # data fetch/status/manifest
-    "view_cmd",  # view
-    "mcp_cmd",  # mcp
-    "experts_cmd",  # experts add/list/show/remove/run
-]
-
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"slidescout.cli.{_name}")
+# Each command module registers its commands on ``app`` (or a group) when imported; the root group
+# imports it when its command is first resolved (``cli/commands.py``), not here.
 
 
 def main() -> None:
@@ -42,7 +27,7 @@ def main() -> None:
         err_console.print(
             f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))  # 2: bad input; an error may say 1 (a failure)
     except KeyboardInterrupt:
         err_console.print("terminated" if terminated() else "interrupted")
         sys.exit(interrupt_code())

@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -18,6 +19,7 @@ from slidescout.cli.app import app, console, err_console, trace_app
 from slidescout.cli.model_opts import warn_price, warn_unused_tools
 from slidescout.cli.options import agent_options
 from slidescout.cli.paths import ensure_dir
+from slidescout.core.trace import load_trace
 from slidescout.errors import ConfigError
 from slidescout.eval.ask import RunResult, default_run_dir, question_sample, run
 from slidescout.slides.synth import demo_sample, load_truth
@@ -61,6 +63,25 @@ def _print_result(res: RunResult, as_json: bool, truth: str | None = None) -> No
     body.append(f"trace: {res.trace_path}", style="dim")
     # the panel wraps long replies at word boundaries and folds long paths (nothing is cut)
     console.print(Panel(body, title="slidescout", expand=False), highlight=False, soft_wrap=False)
+
+
+def _first(*values: int | None) -> int:
+    """The first value given (the last one is the default)."""
+    return next(v for v in values if v is not None)
+
+
+@contextlib.contextmanager
+def _phase(text: str) -> Iterator[None]:
+    """A spinner on a terminal; elsewhere (piped, redirected) one line on stderr when the phase
+    starts and one when it ends, so a log shows progress instead of minutes of silence."""
+    if console.is_terminal:
+        with console.status(text):
+            yield
+        return
+    t0 = time.monotonic()
+    err_console.print(text, highlight=False, markup=False)
+    yield
+    err_console.print(f"  done in {time.monotonic() - t0:.1f} s", highlight=False, markup=False)
 
 
 def _fail_unless_answered(res: RunResult) -> None:
@@ -128,8 +149,13 @@ def demo(
         help="Run directory, as for ask (the synthetic slide goes in its slides/ folder). "
         "Default: runs/<time>-demo.",
     ),
+    data_seed: int | None = typer.Option(
+        None,
+        "--data-seed",
+        help="Seed of the generated slide and question, as for synth (default: --seed).",
+    ),
     slide_seed: int | None = typer.Option(
-        None, "--slide-seed", help="Seed of the generated slide and question (default: --seed)."
+        None, "--slide-seed", hidden=True, help="Old spelling of --data-seed."
     ),
     as_json: bool = typer.Option(
         False,
@@ -148,9 +174,9 @@ def demo(
         if out is not None
         else Path("runs/demo/slides")
     )
-    with console.status("generating a synthetic slide..."):
+    with _phase("generating a synthetic slide..."):
         slide_path, question, options, truth = demo_sample(
-            slides_dir, seed=(agent.seed or 0) if slide_seed is None else slide_seed
+            slides_dir, seed=_first(slide_seed, data_seed, agent.seed or 0)
         )
     if not as_json:
         console.print(
@@ -163,7 +189,7 @@ def demo(
         for i, les in enumerate(load_truth(slide_path).lesions)
     ]
     sample = sample.model_copy(update={"regions": regions})
-    with console.status(f"running {agent.model_id} ({agent.preset})..."):
+    with _phase(f"running {agent.model_id} ({agent.preset})..."):
         res = run(slide_path, question, options, config=agent, out=run_dir, sample=sample)
     _print_result(res, as_json, truth=truth)
     if not as_json:
@@ -178,10 +204,16 @@ def demo(
 def trace_show(
     trace: Path = typer.Argument(..., help="A trace file (RUN/traces/ID.json) or a run directory."),
     full: bool = typer.Option(False, "--full", help="Do not shorten long texts."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print each trace as one JSON object per line (the trace file)."
+    ),
 ) -> None:
     """Print a trace's steps: thought, tool call, what was viewed, tokens, cost, latency."""
     paths = resolve_trace_paths(trace)
     if not paths:
         raise ConfigError(f"{trace}: no traces found")
     for p in paths:
-        render_trace(p, console, full=full)
+        if as_json:
+            sys.stdout.write(load_trace(p).model_dump_json() + "\n")
+        else:
+            render_trace(p, console, full=full)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +14,7 @@ import typer
 from rich.table import Table
 
 from slidescout.cli.app import app, console
+from slidescout.cli.paths import check_input_dir
 from slidescout.cli.progress import TransferProgress
 from slidescout.errors import ConfigError, DatasetError
 from slidescout.eval.fetch import (
@@ -145,10 +149,29 @@ def status_cmd(
     verify: bool = typer.Option(
         False, "--verify", help="Also check md5 (TCGA) or that each slide opens (GTEx, PANDA)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
 ) -> None:
     """Per task: slides present, missing or damaged, and how many questions can run."""
     _dataset(dataset)
-    rep = folder_status(_csv(csv_path), to.expanduser(), tasks, verify=verify)
+    root = check_input_dir(to.expanduser(), "--to folder")  # a typo must not read "0 present"
+    rep = folder_status(_csv(csv_path), root, tasks, verify=verify)
+    if as_json:
+        known, missing, unknown = rep.bytes()
+        data = {
+            "root": str(rep.root),
+            "tasks": [dataclasses.asdict(t) for t in rep.tasks],
+            "slides": {k: rep.count(k) for k in ("present", "missing", "damaged")},
+            "damaged": [
+                {"path": str(s.path), "reason": s.reason}
+                for s in rep.slides
+                if s.state == "damaged"
+            ],
+            "bytes": {"known": known, "to_fetch": missing, "slides_of_unknown_size": unknown},
+            "questions": rep.questions,
+            "runnable": rep.runnable,
+        }
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
     table = Table(title=f"slides under {rep.root}", title_justify="left")
     for col in ("task", "slides", "present", "missing", "damaged", "questions", "can run"):
         table.add_column(col, justify="left" if col == "task" else "right")
@@ -204,7 +227,11 @@ def manifest_cmd(
         raise DatasetError(
             "no TCGA slides among these tasks; a GDC manifest lists only TCGA slides"
         )
-    infos = dict(FetchState.load(to.expanduser()).remote) if to is not None else {}
+    infos = (
+        dict(FetchState.load(check_input_dir(to.expanduser(), "--to folder")).remote)
+        if to is not None
+        else {}
+    )
     if not offline:
         todo = [it for it in items if it.key not in infos or not infos[it.key].md5]
         got, errors = asyncio.run(gdc_infos(todo, gdc_url or GDC_URL, RetryPolicy()))

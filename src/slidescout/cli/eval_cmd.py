@@ -39,11 +39,18 @@ from slidescout.eval.config import EvalConfig
 from slidescout.eval.dataset_registry import DATASETS, find_dataset, load_dataset
 from slidescout.eval.fetch import can_run_line, default_csv
 from slidescout.eval.judge import judge_run
-from slidescout.eval.report import judge_summary, load_run, print_report, report_data, write_plots
+from slidescout.eval.report import (
+    failure_line,
+    judge_summary,
+    load_run,
+    print_report,
+    report_data,
+    write_plots,
+)
 from slidescout.eval.runner import run_eval
 from slidescout.eval.samples import DatasetLoad
 from slidescout.slides.synth import generate_dataset
-from slidescout.traces.rundir import RunDir
+from slidescout.traces.rundir import RunDir, read_manifest
 from slidescout.traces.viewer.report import write_report
 
 eval_app = typer.Typer(
@@ -94,6 +101,16 @@ _COMMON: list[tuple[str, Any, Any]] = [
         ),
     ),
     (
+        "ray_keep",
+        bool | None,
+        typer.Option(
+            None,
+            "--ray-keep/--ray-no-keep",
+            help="Keep the Ray worker actors after the run, for the next run to reuse "
+            "(default: kept on a cluster given by --address, not on a local instance).",
+        ),
+    ),
+    (
         "num_gpus",
         float | None,
         typer.Option(
@@ -127,6 +144,7 @@ class EvalCommon:
     limit: int | None = None
     ray_mode: str = "actors"
     ray_workers: int | None = None
+    ray_keep: bool | None = None
     num_gpus: float | None = None
     plots: Path | None = None
     no_progress: bool = False
@@ -154,7 +172,14 @@ def _run_dir(common: EvalCommon, dataset: str) -> Path:
             )
         if not Path(resume).exists():
             raise ConfigError(f"--resume {resume}: no such run directory")
-        return check_input_dir(resume, "--resume run directory")
+        folder = check_input_dir(resume, "--resume run directory")
+        if not any((folder / name).exists() for name in ("manifest.json", "results.jsonl")):
+            raise ConfigError(
+                f"--resume {resume}: not a run directory (no manifest.json or results.jsonl); "
+                "give the folder of an earlier run, or -o for a new one"
+            )
+        read_manifest(folder / "manifest.json")  # a damaged manifest: one line, before any work
+        return folder
     if out is not None:
         return ensure_dir(out, "run directory (-o)")
     return default_run_dir(f"eval-{dataset}")
@@ -201,6 +226,7 @@ def _execute(
         "mode": common.ray_mode,
         "workers": common.ray_workers,
         "num_gpus": common.num_gpus,
+        "keep_workers": common.ray_keep,
     }
     info = {
         "name": load.dataset,
@@ -237,20 +263,26 @@ def _execute(
             highlight=False,
         )
         raise typer.Exit(interrupt_code()) from None
-    except OSError as exc:  # a full disk, a folder gone: the finished samples are on disk
-        raise SlidescoutError(
-            f"{os_error_text(exc)}; finished samples are kept in {run_dir}; fix that and "
-            f"continue with --resume {run_dir}"
-        ) from None
+    except OSError as exc:  # a full disk, a folder gone: a failure of the run (1), not bad input
+        err_console.print(
+            f"error: {os_error_text(exc)}; finished samples are kept in {run_dir}; fix that and "
+            f"continue with --resume {run_dir}",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(1) from None
+    rep = None
     if common.as_json:  # exactly what `slidescout report RUN --json` prints
         try:
-            data = report_data(load_run(run_dir))
+            rep = load_run(run_dir)
+            data = report_data(rep)
         except SlidescoutError:  # nothing written (a budget of 0): the same keys, empty
             data = {
                 "run": str(run_dir),
                 "agent": {},
                 "n_records": 0,
                 "n_finished": 0,
+                "n_failed": 0,
                 "unfinished": {},
                 "scores": {},
                 "grounding": {},
@@ -259,7 +291,7 @@ def _execute(
             }
         sys.stdout.write(json.dumps(data, default=str) + "\n")
     else:
-        print_report(run_dir, console)
+        rep = print_report(run_dir, console)
         if summary.stopped and summary.stopped != "endpoint_failed":
             console.print(
                 f"[yellow]stopped: {summary.stopped}[/]; {summary.n_unfinished} samples not finished. "
@@ -273,6 +305,15 @@ def _execute(
         for p in write_plots(run_dir, common.plots):
             if not common.as_json:
                 console.print(f"plot: {p}", highlight=False)
+    if summary.stopped != "endpoint_failed" and rep is not None and rep.finished:
+        if len(rep.failed) == len(rep.finished):  # every score would be a failure's zero
+            err_console.print(
+                f"error: no sample was scored: {failure_line(rep)}. Fix that, then run them "
+                f"again with --resume {run_dir} --retry-errors",
+                highlight=False,
+                markup=False,
+            )
+            raise typer.Exit(1)
     if summary.stopped == "endpoint_failed":
         err_console.print(
             f"error: the model endpoint failed every call of the last {settings.stop_after_failures} "
@@ -493,6 +534,9 @@ def compare_cmd(
     plots: Path | None = typer.Option(
         None, "--plots", help="Write comparison plots into this folder."
     ),
+    out: Path | None = typer.Option(
+        None, "-o", "--out", help="Also write the comparison as JSON into this file (.json)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Put runs side by side: score per task with intervals, and the paired difference from the first."""
@@ -502,13 +546,21 @@ def compare_cmd(
         )
     if plots:
         ensure_dir(plots, "--plots folder")
-    if as_json:
+    if out is not None:
+        check_output_file(out, "-o", suffixes=(".json",))
+    if as_json or out is not None:
         reports = load_runs(list(runs))
-        sys.stdout.write(json.dumps(compare_data(reports), default=str) + "\n")
-        if plots:
-            write_plots(reports, plots)
-        return
+        text = json.dumps(compare_data(reports), default=str)
+        if out is not None:
+            out.write_text(text + "\n", encoding="utf-8")
+        if as_json:
+            sys.stdout.write(text + "\n")
+            if plots:
+                write_plots(reports, plots)
+            return
     print_compare(list(runs), console, plots=plots)
+    if out is not None:
+        console.print(f"comparison: {out}", highlight=False)
 
 
 @app.command("judge")
@@ -526,7 +578,8 @@ def judge_cmd(
 ) -> None:
     """Grade the rationales of a run's answers with an LLM judge (writes RUN/judge.jsonl)."""
     parse_model_id(model)
-    RunDir.open(run)
+    if not RunDir.open(run).results():
+        raise ConfigError(f"{run} has no results to grade (results.jsonl is missing or empty)")
     written = asyncio.run(
         judge_run(
             run,

@@ -16,24 +16,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from slidescout.cli.app import console, err_console, experts_app
-from slidescout.cli.progress import CountProgress
-from slidescout.core.imaging import encode_image
-from slidescout.core.types import Box
-from slidescout.errors import ConfigError, ToolError
+from slidescout.cli.app import console, experts_app
+from slidescout.errors import ConfigError
 from slidescout.eval.textfit import print_table
-from slidescout.slides import open_slide
 from slidescout.tools.experts import catalog, hub, named
 from slidescout.tools.experts.cards import load_card
-from slidescout.tools.experts.loading import check_model, resolve_device
-from slidescout.tools.experts.model_tools import (
-    zero_shot_labels,
-    zero_shot_run,
-    zero_shot_summary,
-)
-from slidescout.tools.experts.runtime import run_patches
-from slidescout.tools.experts.segment import run_segmentation
-from slidescout.tools.experts.tiling import PatchLimitExceeded
+from slidescout.tools.experts.checks import check_model
+from slidescout.tools.experts.loading import resolve_device
+from slidescout.tools.experts.slidehead import check_head
 
 DEFAULT_RUN_PATCHES = 10_000
 
@@ -52,8 +42,9 @@ def experts_add(
     weights: Path | None = typer.Option(
         None,
         "--weights",
-        help="Catalog models: weights file (or model "
-        "folder) already on disk, instead of downloading them.",
+        help="Weights file (or model folder) already on disk: for a catalog model instead of "
+        "downloading them; for a card file instead of its field 'path' (a copy of the card is "
+        "registered).",
     ),
 ) -> None:
     """Validate a model card, load its checkpoint once to check the output shape, and register it."""
@@ -61,13 +52,12 @@ def experts_add(
     entry = named.get(str(card)) if not card.exists() else None
     if entry is not None:
         c = load_card(_catalog_card(entry, weights))
-    elif weights is not None:
-        raise ConfigError(
-            "--weights is for catalog models (`slidescout experts catalog`); a card file names "
-            "its weights in field 'path'"
-        )
+    elif not card.exists():
+        raise ConfigError(_unknown_card(card))
     else:
         c = load_card(card)
+        if weights is not None:
+            c = load_card(_card_with_weights(c, weights))
     c.check_weights()
     t0 = time.perf_counter()
 
@@ -78,6 +68,12 @@ def experts_add(
 
     step(f"card {c.file.name} is valid: {c.card.describe()}")
     dev = resolve_device(device)
+    if c.card.kind.tool == "slide_classifier":  # a slide-level head: checked on random features
+        width = check_head(c)
+        step(f"checked the head on random {c.card.encoder} features: {width} class probabilities")
+        catalog.add(c, replace=replace, info={"output_width": width})
+        console.print(f"registered {escape(c.card.describe())}", highlight=False, soft_wrap=True)
+        return
     report = check_model(c, dev, progress=step)
     step(f"checked the output on 2 blank patches: {report.output_width} values per patch")
     catalog.add(c, replace=replace, info={"output_width": report.output_width})
@@ -88,6 +84,44 @@ def experts_add(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _unknown_card(card: Path) -> str:
+    """Neither a card file nor a catalog name: say so, with the catalog's names."""
+    import difflib
+
+    text = str(card)
+    if card.suffix.lower() in (".yaml", ".yml", ".toml", ".json") or "/" in text:
+        return f"model card not found: {card}"
+    names = sorted(named.NAMED)
+    close = difflib.get_close_matches(text.lower(), names, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return (
+        f"{text!r} is neither a model card file nor a catalog model; {hint}catalog: "
+        f"{', '.join(names)} (`slidescout experts catalog`)"
+    )
+
+
+def _card_with_weights(card: Any, weights: Path) -> Path:
+    """A copy of ``card`` under $SLIDESCOUT_HOME/cards whose field 'path' is ``weights``."""
+    import yaml
+
+    path = weights.expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(f"--weights: {path} does not exist")
+    data = card.card.model_dump(mode="json", exclude_unset=True)
+    data["path"] = str(path)
+    out = catalog.home() / "cards" / f"{card.name}.yaml"
+    if out.resolve() == card.file:
+        raise ConfigError(f"--weights: {card.file} is already the registered copy; edit its 'path'")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    console.print(
+        f"wrote card {escape(str(out))} (from {escape(card.file.name)}, weights {escape(str(path))})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return out
 
 
 def _catalog_card(entry: Any, weights: Path | None) -> Path:
@@ -247,274 +281,10 @@ def experts_remove(name: str = typer.Argument(..., help="Registered expert name.
     )
 
 
-@experts_app.command("run")
-def experts_run(
-    model: str = typer.Argument(..., help="Registered expert name, or a model card file."),
-    slide: Path = typer.Argument(..., help="Slide file."),
-    box: str | None = typer.Option(
-        None, "--box", help="Region x,y,w,h in level-0 px (default: all tissue)."
-    ),
-    label: str | None = typer.Option(None, "--label", help="Class the heatmap shows."),
-    labels: str | None = typer.Option(
-        None,
-        "--labels",
-        help="Zero-shot models: labels to choose between, comma-separated (default: the card's).",
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", min=1, help="Default: 16 on CPU, 64 on GPU."
-    ),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Reader threads."),
-    max_patches: int = typer.Option(
-        DEFAULT_RUN_PATCHES,
-        "--max-patches",
-        min=1,
-        help="Refuse runs with more patches (a whole slide at 20x holds "
-        "10,000-50,000; on a CPU a ResNet-50 does roughly 30 a second).",
-    ),
-    min_tissue: float | None = typer.Option(
-        None,
-        "--min-tissue",
-        min=0.0,
-        max=1.0,
-        help="Skip patches with less tissue (default 0.25 whole slide, 0 region).",
-    ),
-    out: Path | None = typer.Option(None, "--out", help="Write the heatmap here (PNG)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-) -> None:
-    """Run an expert over a region (or all the tissue) and report class fractions and timing."""
-
-    card = catalog.resolve(model)
-    tool = card.card.kind.tool  # the expert kind says which path runs it
-    if tool == "zero_shot":
-        _run_zero_shot(
-            card,
-            slide,
-            box,
-            labels,
-            device,
-            batch_size,
-            workers,
-            max_patches,
-            min_tissue,
-            out,
-            as_json,
-        )
-        return
-    if tool == "segment":
-        _run_segmentation(card, slide, box, device, batch_size, workers, out, as_json)
-        return
-    if label is not None and label not in card.card.labels:
-        raise ConfigError(
-            f"model {card.name!r} has no label {label!r}; its labels are "
-            f"{', '.join(card.card.labels) or 'none'}"
-        )
-    s = open_slide(slide)
-    try:
-        region = Box.of(box) if box else None
-    except ValueError as exc:
-        raise ConfigError(f"--box: {exc}") from None
-
-    try:
-        with CountProgress(err_console, card.name, "patches", as_json) as bar:
-            run = run_patches(
-                s,
-                card,
-                region,
-                device=device,
-                batch_size=batch_size,
-                workers=workers,
-                max_patches=max_patches,
-                min_tissue=min_tissue,
-                progress=bar,
-            )
-    except PatchLimitExceeded as exc:
-        raise ConfigError(f"{exc}; or raise --max-patches") from None
-    result: dict[str, Any] = {
-        "model": card.name,
-        "slide": str(slide),
-        "patches": len(run.plan),
-        "plan": run.plan.describe(),
-        "stats": run.stats.to_dict(),
-    }
-    if run.is_classifier:
-        result["class_fractions"] = run.class_fractions()
-        result["mean_probs"] = run.mean_probs()
-    if out is not None and len(run.plan):
-        result["heatmap"] = _save_heatmap(run, s, label, out)
-    if _print_header(result, as_json, card.name, slide.name, run.plan.describe()):
-        return
-    for key in ("class_fractions", "mean_probs"):
-        if key in result:
-            console.print(
-                f"  {key.replace('_', ' ')}: "
-                + ", ".join(f"{k} {v:.3f}" for k, v in result[key].items()),
-                highlight=False,
-            )
-    console.print(f"  {escape(run.stats.describe())}", highlight=False, soft_wrap=True)
-    if "heatmap" in result:
-        console.print(
-            f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
-def _run_zero_shot(
-    card: Any,
-    slide: Path,
-    box: str | None,
-    labels: str | None,
-    device: str,
-    batch_size: int | None,
-    workers: int | None,
-    max_patches: int,
-    min_tissue: float | None,
-    out: Path | None,
-    as_json: bool,
-) -> None:
-
-    try:
-        chosen = zero_shot_labels(card, labels.split(",") if labels else None)
-        region = Box.of(box) if box else None
-    except (ToolError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
-    s = open_slide(slide)
-    tissue = min_tissue if min_tissue is not None else (0.25 if region is None else 0.1)
-    with CountProgress(err_console, card.name, "patches", as_json) as bar:
-        run = zero_shot_run(
-            s,
-            card,
-            region,
-            chosen,
-            resolve_device(device),
-            max_patches,
-            min_tissue=tissue,
-            batch_size=batch_size,
-            workers=workers,
-            progress=bar,
-        )
-    result: dict[str, Any] = {
-        "model": card.name,
-        "slide": str(slide),
-        "patches": len(run.plan),
-        "plan": run.plan.describe(),
-        "stats": run.stats.to_dict(),
-    }
-    if not len(run.plan):
-        raise ConfigError(
-            "no tissue patches in the region; choose a region with tissue or lower --min-tissue"
-        )
-    text, data = zero_shot_summary(run)
-    result.update(data)
-    if out is not None:
-        result["heatmap"] = _save_heatmap(run, s, data["best"], out)
-    if _print_header(result, as_json, card.name, slide.name, run.plan.describe()):
-        return
-    console.print(f"  {escape(text)}", highlight=False, soft_wrap=True)
-    console.print(f"  {escape(run.stats.describe())}", highlight=False, soft_wrap=True)
-    if "heatmap" in result:
-        console.print(
-            f"  heatmap: {escape(str(out))} ({escape(result['heatmap']['legend'])})",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
-def _run_segmentation(
-    card: Any,
-    slide: Path,
-    box: str | None,
-    device: str,
-    batch_size: int | None,
-    workers: int | None,
-    out: Path | None,
-    as_json: bool,
-) -> None:
-    if not box:
-        raise ConfigError(
-            f"model {card.name!r} segments a region: give --box x,y,w,h (level-0 px), about "
-            "1-2 mm across"
-        )
-    try:
-        region = Box.of(box)
-    except ValueError as exc:
-        raise ConfigError(f"--box: {exc}") from None
-    s = open_slide(slide)
-    try:
-        with CountProgress(err_console, card.name, "patches", as_json) as bar:
-            seg = run_segmentation(
-                s, card, region, device=device, batch_size=batch_size, workers=workers, progress=bar
-            )
-    except ToolError as exc:
-        raise ConfigError(str(exc)) from None
-    result: dict[str, Any] = {
-        "model": card.name,
-        "slide": str(slide),
-        "patches": len(seg.plan),
-        "segmentation": seg.summary(),
-        "stats": seg.stats.to_dict() if seg.stats else {},
-    }
-    if out is not None:
-        over = seg.overlay(max_side=2048)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(encode_image(over.image, "PNG"))
-        result["overlay"] = {
-            "path": str(out),
-            "box": list(over.box.as_tuple()),
-            "mpp": over.mpp,
-            "legend": over.legend,
-        }
-    if as_json:
-        console.print_json(json.dumps(result, default=str))
-        return
-    console.print(
-        f"[bold cyan]{escape(card.name)}[/] on {escape(slide.name)}, region {escape(str(seg.box))} at "
-        f"{seg.mpp:g} µm/px in {len(seg.plan)} patches: {escape(seg.describe())}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    if seg.stats:
-        console.print(f"  {escape(seg.stats.describe())}", highlight=False, soft_wrap=True)
-    if "overlay" in result:
-        console.print(
-            f"  overlay: {escape(str(out))} ({escape(result['overlay']['legend'])})",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
 __all__ = [
     "experts_add",
     "experts_catalog",
     "experts_list",
     "experts_remove",
-    "experts_run",
     "experts_show",
 ]
-
-
-def _save_heatmap(run: Any, slide: Any, label: str | None, out: Path) -> dict[str, Any]:
-    """Write the heatmap of ``label`` over the run's region as an image; what the result records."""
-    heat = run.heatmap(slide, label, max_side=2048)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(encode_image(heat.image, "PNG"))
-    return {
-        "path": str(out),
-        "box": list(heat.box.as_tuple()),
-        "mpp": heat.mpp,
-        "legend": heat.legend,
-    }
-
-
-def _print_header(result: dict[str, Any], as_json: bool, model: str, slide: str, plan: str) -> bool:
-    """Print the result as JSON (True: nothing more to print), or the run's first line."""
-    if as_json:
-        console.print_json(json.dumps(result, default=str))
-        return True
-    console.print(
-        f"[bold cyan]{escape(model)}[/] on {escape(slide)}: {escape(plan)}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    return False

@@ -104,10 +104,15 @@ def mcp_serve(
     )
     if transport is Transport.http and port == 0:
         port = _free_port(host)
-    n_slides = len(mcp_app.library.ids())
+    ids, n_links = mcp_app.library.scan()
     where = "stdio" if transport is Transport.stdio else f"http://{host}:{port}{HTTP_PATH}"
+    links = (
+        f" ({n_links} symbolic link(s) skipped: they lead out of the folder or to a folder)"
+        if n_links
+        else ""
+    )
     err_console.print(
-        f"slidescout mcp: {n_slides} slide(s) in {mcp_app.library.root}, "
+        f"slidescout mcp: {len(ids)} slide(s) in {mcp_app.library.root}{links}, "
         f"{len(mcp_app.tool_names)} tools ({', '.join(accepted_names(mcp_app))}), on {where}",
         highlight=False,
         markup=False,

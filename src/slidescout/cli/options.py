@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +18,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from slidescout.agents.config import AgentConfig
+from slidescout.agents.models.providers import check_base_url
 from slidescout.errors import ConfigError
 from slidescout.eval.config import EvalConfig
 
@@ -40,6 +43,7 @@ AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
     "max_steps": (("--max-steps",), int | None),
     "max_side": (("--max-side",), int | None),
     "keep_images": (("--keep-images",), str | None),
+    "views_per_turn": (("--views-per-turn",), int | None),
     "guides": (("--guides/--no-guides",), bool | None),
     "jpeg_quality": (("--jpeg-quality",), int | None),
     "seed": (("--seed", "--model-seed"), int | None),
@@ -56,6 +60,7 @@ AGENT_FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
     "reasoning_summary": (("--reasoning-summary",), str | None),
     "thinking_budget": (("--thinking-budget",), int | None),
     "max_output_tokens": (("--max-output-tokens",), int | None),
+    "prompt_cache": (("--prompt-cache/--no-prompt-cache",), bool | None),
     "system_prompt": (("--system-prompt", "--prompt-file"), str | None),
 }
 
@@ -109,18 +114,47 @@ def _params(
     return params
 
 
+# the device names ``tools.experts.loading.resolve_device`` accepts (checked there against torch)
+_DEVICE = re.compile(r"auto|best|cpu|mps|cuda(:\d+)?|xpu(:\d+)?", re.IGNORECASE)
+
+
+def _flag(name: str, flags_by_field: dict[str, tuple[tuple[str, ...], Any]]) -> str:
+    return flags_by_field.get(name, ((f"--{name.replace('_', '-')}",), None))[0][0].split("/")[0]
+
+
+def _check_given(
+    values: dict[str, Any], flags_by_field: dict[str, tuple[tuple[str, ...], Any]]
+) -> None:
+    """What the types let through but no command can use: NaN and infinite numbers, an empty or
+    malformed ``--base-url``, a device no backend has."""
+    for name, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{_flag(name, flags_by_field)}: {value} is not a finite number")
+    base_url = values.get("base_url")
+    if base_url is not None:
+        if not str(base_url).strip():
+            raise ConfigError(
+                "--base-url is empty; give a server's URL (e.g. http://localhost:8000/v1), or "
+                "leave the flag out for the provider's own endpoint"
+            )
+        check_base_url(str(base_url))
+    device = values.get("device")
+    if device is not None and not _DEVICE.fullmatch(str(device).strip()):
+        raise ConfigError(
+            f"--device {device!r}: unknown device; use auto, cpu, cuda, cuda:N or mps"
+        )
+
+
 def _validated(
     model: type[M], values: dict[str, Any], flags_by_field: dict[str, tuple[tuple[str, ...], Any]]
 ) -> M:
+    _check_given(values, flags_by_field)
     try:
         return model.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else ""
-        flag = flags_by_field.get(name, ((f"--{name.replace('_', '-')}",), None))[0][0].split("/")[
-            0
-        ]
-        raise ConfigError(f"{flag}: {err['msg']}") from None
+        raise ConfigError(f"{_flag(name, flags_by_field)}: {err['msg']}") from None
 
 
 def with_options(

@@ -5,7 +5,7 @@ draw nothing):
   dataset and one for the slide being written; piped, one line per slide,
   ``[3/20] synth-002 written in 12.3 s · elapsed 0:37 · ETA 1:50``.
 - :class:`EvalProgress`: an evaluation run (``eval.runner.RunProgress``): samples done, elapsed,
-  ETA, running cost and tokens, samples in flight.
+  ETA, failures, samples in flight, running cost and tokens, the dollar budget.
 - :class:`TransferProgress`: slide downloads (``eval.fetch.FetchProgress``): bytes overall and
   per file.
 - :class:`CountProgress`: ``done``/``total`` callbacks (expert runs, in patches).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -33,8 +33,12 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Column
 
 from slidescout.core.record import ResultRecord
+
+if TYPE_CHECKING:
+    from slidescout.agents.budget import Budget
 
 __all__ = [
     "CountProgress",
@@ -132,12 +136,15 @@ def slide_progress(console: Console, n: int, label: str) -> Iterator[SlideProgre
 
 
 class EvalProgress:
-    """An evaluation run's bar (``eval.runner.RunProgress``): samples done, elapsed, ETA, cost,
-    tokens, samples in flight and failures."""
+    """An evaluation run's bar (``eval.runner.RunProgress``): samples done, elapsed and ETA first
+    (they survive a narrow terminal), then the bar and the failures, samples in flight, running
+    cost and tokens, and the dollar budget (cut with an ellipsis)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.budget: Budget | None = None
         self.cost = 0.0
+        self.known = 0
         self.unknown = 0
         self.tokens = 0
         self.running = 0
@@ -145,20 +152,53 @@ class EvalProgress:
         self.progress: Progress | None = None
         self.task: TaskID | None = None
 
-    def start(self, total: int, done: int) -> None:
+    def _columns(self, total: int) -> list[ProgressColumn]:
+        width = self.console.width
+        digits = len(str(total))
+        # "samples  12/200 0:01:02 eta 0:03:04 ": what a narrow terminal must still show
+        fixed = 7 + 2 * digits + 1 + 7 + 3 + 7 + 6
+        bar_width = 20 if width - fixed >= 60 else 0
+        columns: list[ProgressColumn] = [
+            TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            TextColumn("eta", table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
+        ]
+        if bar_width:
+            columns.append(BarColumn(bar_width=bar_width))
+        stats_width = max(8, width - fixed - (bar_width + 1 if bar_width else 0) - 1)
+        columns.append(
+            TextColumn(
+                "{task.fields[stats]}",
+                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=stats_width),
+            )
+        )
+        return columns
+
+    def start(self, total: int, done: int, budget: Budget | None = None) -> None:
         if total <= 0:
             return
-        self.progress = bar(self.console, TextColumn("{task.fields[stats]}"))
+        self.budget = budget if budget is not None and budget.usd is not None else None
+        self.progress = Progress(*self._columns(total), console=self.console, transient=False)
         self.task = self.progress.add_task("samples", total=total, completed=done, stats="")
         self.progress.start()
 
     def _refresh(self, advance: int = 0) -> None:
         if self.progress is None or self.task is None:
             return
-        cost = f"${self.cost:.4f}" + (f" (+{self.unknown} unknown)" if self.unknown else "")
-        stats = f"cost {cost} · {self.tokens:,} tok · {self.running} running" + (
-            f" · {self.errors} failed" if self.errors else ""
+        if self.known == 0 and self.unknown:  # no price known: $0.0000 would be a lie
+            cost = "unknown"
+        else:
+            cost = f"${self.cost:.4f}" + (f" (+{self.unknown} unknown)" if self.unknown else "")
+        stats = (f"{self.errors} failed · " if self.errors else "") + (
+            f"{self.running} running · cost {cost} · {self.tokens:,} tok"
         )
+        b = self.budget
+        if b is not None and b.usd is not None:  # spent (unknown prices at the ceiling) and held
+            stats += (
+                f" · budget ${b.spent_usd:.4f} spent + ${b.reserved_usd:.4f} reserved of ${b.usd:g}"
+            )
         self.progress.update(self.task, advance=advance, stats=stats)
 
     def sample_started(self) -> None:
@@ -170,6 +210,7 @@ class EvalProgress:
         if record.cost_usd is None:
             self.unknown += 1
         else:
+            self.known += 1
             self.cost += record.cost_usd
         self.tokens += (record.input_tokens or 0) + (record.output_tokens or 0)
         self.errors += record.status != "answered"

@@ -28,7 +28,8 @@ _IMAGE_SUFFIXES = {
 }
 
 
-def _open(path: Path, backend: str) -> Slide:
+def _open(path: str, backend: str) -> Slide:
+    """A slide file, an OME-Zarr folder, or a URL fsspec reads (kept as text: a URL is no path)."""
     return Slide.open(path, backend=backend)
 
 
@@ -45,14 +46,24 @@ def _save(view: View, out: Path, quality: int) -> None:
         raise SlideError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
+_JPEG_QUALITY = typer.Option(
+    90, "--jpeg-quality", min=1, max=100, help="JPEG quality (1-100), as for ask and eval."
+)
+_OLD_QUALITY = typer.Option(
+    None, "--quality", min=1, max=100, hidden=True, help="Old spelling of --jpeg-quality."
+)
+
+
 def _fmt_mpp(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.4g} µm/px"
 
 
 @app.command("info")
 def info_cmd(
-    slide: Path = typer.Argument(
-        ..., help="Slide file (SVS, NDPI, MRXS, tiled TIFF, ..., or PNG/JPEG)."
+    slide: str = typer.Argument(
+        ...,
+        help="Slide file (SVS, NDPI, MRXS, DICOM, CZI, iSyntax, VSI, LIF, tiled TIFF, PNG/JPEG...), "
+        "an OME-Zarr folder, or an OME-Zarr URL.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the full SlideInfo as JSON."),
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
@@ -100,7 +111,7 @@ def info_cmd(
 
 @app.command("render")
 def render_cmd(
-    slide: Path = typer.Argument(..., help="Slide file."),
+    slide: str = typer.Argument(..., help="Slide file, OME-Zarr folder or URL."),
     box: str = typer.Option(..., "--box", help="Level-0 box x,y,w,h (pixels)."),
     max_side: int | None = typer.Option(
         None, "--max-side", help="Longest output side in px (default 1000; never upscaled)."
@@ -112,7 +123,8 @@ def render_cmd(
     out: Path | None = typer.Option(
         None, "-o", "--out", help="Output image (.jpg/.png); default SLIDEID_x_y_w_h.jpg."
     ),
-    quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality (1-100)."),
+    jpeg_quality: int = _JPEG_QUALITY,
+    quality: int | None = _OLD_QUALITY,
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
 ) -> None:
     """Render a level-0 box of a slide to an image file."""
@@ -124,7 +136,7 @@ def render_cmd(
         target = out or Path(
             f"{s.slide_id}_{view.box.x}_{view.box.y}_{view.box.w}_{view.box.h}.jpg"
         )
-    _save(view, target, quality)
+    _save(view, target, jpeg_quality if quality is None else quality)
     note = " (clamped to the slide)" if view.clamped else ""
     console.print(
         f"{target}: {view.describe()}, level {view.level}{note}", highlight=False, soft_wrap=True
@@ -135,20 +147,21 @@ def render_cmd(
 
 @app.command("thumbnail")
 def thumbnail_cmd(
-    slide: Path = typer.Argument(..., help="Slide file."),
+    slide: str = typer.Argument(..., help="Slide file, OME-Zarr folder or URL."),
     max_side: int = typer.Option(1024, "--max-side", help="Longest output side in px."),
     guides: bool = typer.Option(False, "--guides", help="Draw GIANT-style coordinate guides."),
     out: Path | None = typer.Option(
         None, "-o", "--out", help="Output image; default SLIDEID_thumb.jpg."
     ),
-    quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality (1-100)."),
+    jpeg_quality: int = _JPEG_QUALITY,
+    quality: int | None = _OLD_QUALITY,
     backend: str = typer.Option("auto", "--backend", help="auto, pyvips or openslide."),
 ) -> None:
     """Write the slide overview (never the label or macro image)."""
     with _open(slide, backend) as s:
         view = s.thumbnail(max_side=max_side, guides=guides)
         target = out or Path(f"{s.slide_id}_thumb.jpg")
-    _save(view, target, quality)
+    _save(view, target, jpeg_quality if quality is None else quality)
     console.print(
         f"{target}: {view.describe()}, level {view.level}", highlight=False, soft_wrap=True
     )

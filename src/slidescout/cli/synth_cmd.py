@@ -59,7 +59,12 @@ def synth(
         "--size",
         help="Level-0 size WIDTHxHEIGHT in pixels (time grows with the area).",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the whole dataset."),
+    data_seed: int = typer.Option(
+        0, "--data-seed", help="Seed of the whole dataset (as for eval synth and demo)."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", hidden=True, help="Old spelling of --data-seed."
+    ),
     lesions: int | None = typer.Option(
         None, "--lesions", min=0, max=12, help="Lesions per slide (default 2-4 at random)."
     ),
@@ -94,7 +99,7 @@ def synth(
             out_dir,
             n,
             size=(width, height),
-            seed=seed,
+            seed=data_seed if seed is None else seed,
             n_lesions=lesions,
             lesion_size=diameters,
             stain_jitter=stain_jitter,

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from slidescout.cli.app import app, console, err_console
 from slidescout.cli.paths import check_output_file
 from slidescout.errors import ConfigError
+from slidescout.eval.textfit import print_table
+from slidescout.traces.rundir import RunDir
 from slidescout.traces.viewer import assets
 from slidescout.traces.viewer.report import write_report
+from slidescout.traces.viewer.runs import RunsFolder, is_run_dir, run_row
 from slidescout.traces.viewer.server import serve
 
 
@@ -34,8 +40,14 @@ def view(
     setup: bool = typer.Option(
         False, "--setup", help="Only install the viewer's npm packages, then exit."
     ),
+    list_runs: bool = typer.Option(
+        False, "--list", help="List the runs (a run, or every run of a folder) and exit."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="With --list: print the runs as JSON."),
 ) -> None:
     """Serve a local web viewer: the samples of a run (or every run of a folder), and each trace over its slide."""
+    if as_json and not list_runs:
+        raise ConfigError("--json goes with --list (the viewer itself is a web page)")
     if setup:
         where = assets.install()
         console.print(f"OpenSeadragon installed: {where}", highlight=False, soft_wrap=True)
@@ -46,6 +58,9 @@ def view(
         )
     if not path.exists():
         raise ConfigError(f"{path}: no such run directory or trace file")
+    if list_runs:
+        _list(path, as_json)
+        return
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {port}")
 
@@ -61,6 +76,32 @@ def view(
         openseadragon_dir=osd,
         echo=lambda line: console.print(line, highlight=False, soft_wrap=True),
     )
+
+
+def _list(path: Path, as_json: bool) -> None:
+    """``view --list``: what the viewer's home page lists, as a table or JSON."""
+    if is_run_dir(path) or path.is_file():
+        rows = [run_row(path.name, path)]
+    else:
+        rows = RunsFolder(path, None).rows()
+        if not rows:
+            raise ConfigError(f"{path}: no run directories (manifest.json or traces/) below it")
+    if as_json:
+        sys.stdout.write(json.dumps({"runs": rows}, default=str) + "\n")
+        return
+    table = Table(title=f"{len(rows)} run(s) in {path}", title_justify="left")
+    for col in ("run", "model", "preset", "samples", "scored", "correct", "cost"):
+        table.add_column(col, justify="left" if col in ("run", "model", "preset") else "right")
+    for r in rows:
+        cost = "unknown" if r.get("cost_usd") is None else f"${r['cost_usd']:.4f}"
+        table.add_row(
+            str(r["name"]),
+            str(r.get("model") or "-"),
+            str(r.get("preset") or "-"),
+            *(str(r.get(k, "-")) for k in ("n_samples", "n_scored", "n_correct")),
+            r.get("error") or cost,
+        )
+    print_table(console, table)
 
 
 @app.command("report-html")
@@ -82,6 +123,8 @@ def report_html(
         raise ConfigError(f"{path}: no such run directory or trace file")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: give 1 or more samples")
+    if path.is_dir() and next(RunDir.open(path).iter_traces(), None) is None:
+        raise ConfigError(f"{path} holds no traces (traces/*.json): nothing to report")
     check_output_file(out, "-o", suffixes=(".html", ".htm"))
     written = write_report(path, out, limit=limit, max_bytes=int(max_mb * 1e6))
     size = written.stat().st_size / 1e6

@@ -17,26 +17,61 @@ SCHEMA_VERSION = "1.0"
 
 
 class Usage(BaseModel):
-    """Tokens and cost of one model call (or a sum of calls). ``cost_usd`` None = unknown."""
+    """Tokens and cost of one model call (or a sum of calls), as the provider reports and bills
+    them. ``cost_usd`` None = unknown (so are its parts).
+
+    ``input_tokens`` counts every input token, cache reads (``cached_input_tokens``) and cache
+    writes (``cache_write_tokens``) included; ``output_tokens`` includes reasoning and thinking.
+    ``estimated_input_tokens`` is slidescout's own count of the request by the provider's
+    published rules (0: not estimated), kept beside the reported count so a difference shows.
+    ``cache_read_usd`` and ``cache_write_usd`` are the parts of ``cost_usd`` spent on cache reads
+    and writes; ``uncached_usd`` is what the same tokens would cost with no prompt cache."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    estimated_input_tokens: int = 0
     cost_usd: float | None = 0.0
+    cache_read_usd: float | None = 0.0
+    cache_write_usd: float | None = 0.0
+    uncached_usd: float | None = 0.0
 
     def __add__(self, other: Usage) -> Usage:
-        cost = (
-            None
-            if self.cost_usd is None or other.cost_usd is None
-            else self.cost_usd + other.cost_usd
-        )
+        def money(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else a + b
+
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
-            cost_usd=cost,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            estimated_input_tokens=self.estimated_input_tokens + other.estimated_input_tokens,
+            cost_usd=money(self.cost_usd, other.cost_usd),
+            cache_read_usd=money(self.cache_read_usd, other.cache_read_usd),
+            cache_write_usd=money(self.cache_write_usd, other.cache_write_usd),
+            uncached_usd=money(self.uncached_usd, other.uncached_usd),
+        )
+
+    def __sub__(self, other: Usage) -> Usage:
+        """What was spent between two running totals (``after - before``)."""
+
+        def money(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else a - b
+
+        return Usage(
+            input_tokens=self.input_tokens - other.input_tokens,
+            output_tokens=self.output_tokens - other.output_tokens,
+            reasoning_tokens=self.reasoning_tokens - other.reasoning_tokens,
+            cached_input_tokens=self.cached_input_tokens - other.cached_input_tokens,
+            cache_write_tokens=self.cache_write_tokens - other.cache_write_tokens,
+            estimated_input_tokens=self.estimated_input_tokens - other.estimated_input_tokens,
+            cost_usd=money(self.cost_usd, other.cost_usd),
+            cache_read_usd=money(self.cache_read_usd, other.cache_read_usd),
+            cache_write_usd=money(self.cache_write_usd, other.cache_write_usd),
+            uncached_usd=money(self.uncached_usd, other.uncached_usd),
         )
 
     @property

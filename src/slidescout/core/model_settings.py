@@ -18,6 +18,7 @@ __all__ = [
     "ModelSettings",
     "ReasoningEffort",
     "ReasoningSummary",
+    "RequestLayout",
     "ToolResultImages",
     "flag_name",
 ]
@@ -27,6 +28,10 @@ ReasoningSummary = Literal["auto", "concise", "detailed"]
 # where a tool result's images go: a user message after the results ("user"), or inside the
 # tool output itself ("inline": GIANT's way on the Responses API)
 ToolResultImages = Literal["user", "inline"]
+# how a request lays out what it carries: "giant" as GIANT's own code sends it (the system
+# prompt as the first input item, "auto" tool choice left to the API's default, tools without
+# "strict" or "additionalProperties", a text-only tool result as a plain string)
+RequestLayout = Literal["giant"]
 
 
 class ModelSettings(BaseModel):
@@ -58,6 +63,9 @@ class ModelSettings(BaseModel):
     )
     prompt_cache: bool | None = Field(
         default=None, description="cache breakpoints on the request (Claude's prompt caching)"
+    )
+    request_layout: RequestLayout | None = Field(
+        default=None, description="'giant': the request laid out as GIANT's code sends it"
     )
 
     def given(self) -> dict[str, Any]:

@@ -12,15 +12,19 @@ Formats (``Sample.answer_format``):
   from the Gleason patterns (or the total score when that is unambiguous).
 - ``letter``: MedFrameQA's final ``Answer: B`` line; the last such line wins. ``**Answer:** (B)``,
   lower case, ``\\boxed{B}`` and "the answer is (B)" are accepted too. ``mode="medframeqa"``
-  applies the official evaluation's rules in its order instead (:func:`parse_medframeqa_official`).
+  applies the official evaluation's rules instead, quirks included (:func:`parse_medframeqa_official`,
+  ``core/medframeqa_rules.py``).
 
 A reply holding a ``<response>...</response>`` block (the ``giant`` and ``scout`` prompts ask for
 one) is parsed from its last such block; the whole reply is the fallback.
 
 PANDA: the prompt defines grades 1-5 only, and models answer benign tissue with
 ``"isup_grade": null``, "N/A", "Benign" or "no cancer": all of these are ISUP 0 (method
-``isup_null`` or ``benign_text``, counted in the report). A JSON object cut off before its closing
-brace is salvaged.
+``isup_null`` or ``benign_text``, counted in the report), but only when the answer says benign:
+prose that calls some glands benign and also describes cancer ("Benign glands are admixed with the
+tumour") states no grade and stays unparsed. A grade written without braces (``isup_grade: 2``),
+"the answer is 2", or a Gleason score ("3+4", also as a JSON string) parses; a hedge between two
+grades ("2 or 3", "2-3") does not. A JSON object cut off before its closing brace is salvaged.
 
 - ``free``: no options; the reply's text (or its ``<response>`` block) is the answer (``slidescout
   ask`` without options).
@@ -37,6 +41,8 @@ import re
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
+
+from slidescout.core.medframeqa_rules import official_letter
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -354,10 +360,21 @@ def isup_from_gleason(
     return {8: 4, 9: 5, 10: 5}.get(total)
 
 
+# a grade stated in text ("ISUP grade 2", "isup_grade: 2", "grade group: 2"); ``alt`` catches a
+# hedge ("grade 2 or 3", "2-3"), which is no answer; "3+4" after it is a Gleason score, not a grade
+_HEDGE = r"(?P<alt>\s*(?:or|to|and|-|\u2013|/)\s*\d\b)?(?!\s*\+)"
 _ISUP_TEXT = re.compile(
-    r"\b(?:isup\s*(?:grade(?:\s*group)?)?|grade\s*group)\s*(?:is|of|=|:)?\s*[*_\"']*\s*(\d)\b", re.I
+    r"\b(?:isup[\s_-]*(?:grade(?:[\s_-]*group)?)?|grade[\s_-]*group)[\"'*_\s]*(?:is|of|=|:)?"
+    r"[\"'*_\s]*(\d)\b" + _HEDGE,
+    re.I,
+)
+_ANSWER_GRADE = re.compile(
+    r"\b(?:final\s+)?answer\b[\"'*_\s]*(?:is\b)?[\"'*_\s:=-]*(?:grade\s*)?(\d)\b" + _HEDGE, re.I
 )
 _GLEASON_TEXT = re.compile(r"\bgleason\b[^\d\n]{0,20}(\d)\s*\+\s*(\d)", re.I)
+_PATTERN_PAIR = re.compile(
+    r"^\W*(?:gleason\s*(?:score)?\s*[:=]?\s*)?(\d)\s*\+\s*(\d)(?:\s*=\s*\d{1,2})?\W*$", re.I
+)
 _ISUP_KEYS = (
     "isup_grade",
     "isup",
@@ -371,13 +388,23 @@ _ISUP_KEYS = (
 
 
 _NULL_GRADE = re.compile(
-    r"^\s*(?:null|none|n/?a|not applicable|benign(?: tissue| prostat\w*)?|no cancer|no carcinoma|"
-    r"no tumou?r|negative|not? malignan\w*|-)?\s*\.?\s*$",
+    r"^\s*(?:null|none|n/?a|not applicable|benign(?: tissue| prostat\w*(?: tissue)?)?|no cancer|"
+    r"no carcinoma|no tumou?r|negative|not? malignan\w*|-)?\s*\.?\s*$",
     re.I,
 )
 _BENIGN_TEXT = re.compile(
     r"(?<!not )(?<!non-)(?<!non )\b(?:benign|no (?:evidence of )?(?:cancer|carcinoma|tumou?r|malignancy)|"
     r"negative for (?:cancer|carcinoma|malignancy)|(?:isup\s*)?grade\s*(?:group\s*)?0)\b",
+    re.I,
+)
+# a statement that there is cancer; "no cancer", "without carcinoma", "non-neoplastic" do not count
+_CANCER = re.compile(
+    r"\b(?:(?:adeno)?carcinoma|cancer(?:ous)?|tumou?r(?:s)?|malignan(?:t|cy)|neoplas\w*|"
+    r"gleason\s+(?:pattern\s+)?[3-5])\b",
+    re.I,
+)
+_NEGATION = re.compile(
+    r"\b(?:no|not|non|without|negative\s+for|free\s+of|absence\s+of|absent|rule[sd]?\s+out)\b",
     re.I,
 )
 _OPEN_JSON = re.compile(r"\{[^{}]*$", re.S)
@@ -386,6 +413,22 @@ _OPEN_JSON = re.compile(r"\{[^{}]*$", re.S)
 def _null_grade(value: Any) -> bool:
     """``null``, "N/A", "Benign", "no cancer", "": a grade that says there is no cancer (ISUP 0)."""
     return value is None or (isinstance(value, str) and bool(_NULL_GRADE.match(value)))
+
+
+def _pattern_pair(value: Any) -> tuple[int, int] | None:
+    """(primary, secondary) from a Gleason score written as text: "3+4", "3 + 4 = 7", "Gleason 4+3"."""
+    m = _PATTERN_PAIR.match(value) if isinstance(value, str) else None
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _states_cancer(text: str) -> bool:
+    """Whether ``text`` says there is cancer somewhere: a cancer word with no negation before it in
+    its clause ("Benign glands are admixed with the tumour" does; "no cancer seen" does not)."""
+    for m in _CANCER.finditer(text):
+        clause = re.split(r"[.;:\n!?]", text[: m.start()])[-1]
+        if not _NEGATION.search(clause[-40:]):
+            return True
+    return False
 
 
 def _salvage_open_json(text: str) -> list[tuple[dict[str, Any], str]]:
@@ -398,82 +441,106 @@ def _salvage_open_json(text: str) -> list[tuple[dict[str, Any], str]]:
     return [({str(k).strip().lower(): v for k, v in obj.items()}, m.group(0))] if obj else []
 
 
+def _isup_from_json(obj: dict[str, Any], snippet: str) -> ParsedAnswer:
+    """The grade of a PANDA JSON object: ``isup_grade`` when it is 0-5 (a Gleason score like "3+4"
+    in it is converted), null / "N/A" / "Benign" with no patterns is 0, else the patterns decide."""
+    details: dict[str, Any] = {
+        k: obj.get(k)
+        for k in ("primary_pattern", "secondary_pattern", "total_score", "isup_grade")
+        if k in obj
+    }
+    grade_key = next(
+        (k for k in ("isup_grade", "isup", "isup_grade_group", "grade_group") if k in obj), None
+    )
+    grade_raw = obj[grade_key] if grade_key else None
+    grade = _to_int(grade_raw)
+    if grade is not None and 0 <= grade <= 5:
+        return ParsedAnswer(
+            value=grade, raw=snippet, ok=True, method="json_isup_grade", details=details
+        )
+    primary, secondary = _to_int(obj.get("primary_pattern")), _to_int(obj.get("secondary_pattern"))
+    total = _to_int(obj.get("total_score"))
+    # "3+4" written as the grade, the Gleason score or the total
+    pairs = [_pattern_pair(obj.get(k)) for k in (grade_key, "gleason_score", "total_score") if k]
+    pair = next((p for p in pairs if p is not None), None)
+    if grade_key and _null_grade(grade_raw) and not (primary or secondary or total or pair):
+        # the PANDA prompt defines grades 1-5 only; null / "N/A" / "Benign" means no cancer
+        return ParsedAnswer(value=0, raw=snippet, ok=True, method="isup_null", details=details)
+    if (primary is None or secondary is None) and pair is not None:
+        primary, secondary = pair
+    derived = isup_from_gleason(primary, secondary, total)
+    if derived is not None:
+        return ParsedAnswer(
+            value=derived, raw=snippet, ok=True, method="json_gleason", details=details
+        )
+    error = (
+        f"isup_grade {grade_raw!r} is not a grade 0-5"
+        if grade_raw is not None
+        else "JSON has no usable isup_grade and its Gleason patterns do not decide a grade"
+    )
+    return ParsedAnswer(raw=snippet, ok=False, method="none", error=error)
+
+
+def _isup_from_text(text: str) -> ParsedAnswer:
+    """A grade stated in prose: the last "ISUP grade N" or "answer is N" (a hedge between two
+    grades is no answer), else a Gleason score, else ISUP 0 when the answer says benign and
+    nothing in it says cancer."""
+    for pattern, method in ((_ISUP_TEXT, "regex_isup"), (_ANSWER_GRADE, "answer_grade")):
+        found = [m for m in pattern.finditer(text) if int(m.group(1)) <= 5]
+        if not found:
+            continue
+        m = found[-1]
+        if m.group("alt"):
+            return ParsedAnswer(
+                raw=m.group(0),
+                ok=False,
+                method="none",
+                error=f"hedged between grades ({m.group(0).strip()!r}): no single grade",
+            )
+        return ParsedAnswer(value=int(m.group(1)), raw=m.group(0), ok=True, method=method)
+    gleasons = [
+        (g.group(0), int(g.group(1)), int(g.group(2))) for g in _GLEASON_TEXT.finditer(text)
+    ]
+    pair = _pattern_pair(text)
+    if pair:
+        gleasons.append((text.strip(), *pair))
+    if gleasons:
+        raw, primary, secondary = gleasons[-1]
+        derived = isup_from_gleason(primary, secondary)
+        if derived is not None:
+            return ParsedAnswer(
+                value=derived,
+                raw=raw,
+                ok=True,
+                method="regex_gleason",
+                details={"primary_pattern": primary, "secondary_pattern": secondary},
+            )
+    bare = text.strip().strip("`*_\"'")
+    if _null_grade(bare) or (_BENIGN_TEXT.search(text) and not _states_cancer(text)):
+        return ParsedAnswer(value=0, raw=_tail(text), ok=True, method="benign_text")
+    error = "no ISUP grade found (expected JSON with isup_grade)"
+    if _BENIGN_TEXT.search(text):
+        error = "the reply calls some tissue benign but also describes cancer: no grade stated"
+    return ParsedAnswer(raw=_tail(text), ok=False, method="none", error=error)
+
+
 def _parse_isup(text: str) -> ParsedAnswer:
     found = extract_json_objects(text)
     objs = [(o, s) for o, s in found if any(k in o for k in _ISUP_KEYS)]
     if not objs:
         objs = [(o, s) for o, s in _salvage_open_json(text) if any(k in o for k in _ISUP_KEYS)]
-    error: str | None = None
-    if objs:
-        obj, snippet = objs[-1]
-        details: dict[str, Any] = {
-            k: obj.get(k)
-            for k in ("primary_pattern", "secondary_pattern", "total_score", "isup_grade")
-            if k in obj
-        }
-        grade_key = next(
-            (k for k in ("isup_grade", "isup", "isup_grade_group", "grade_group") if k in obj), None
-        )
-        grade_raw = obj[grade_key] if grade_key else None
-        grade = _to_int(grade_raw)
-        if grade is not None and 0 <= grade <= 5:
-            return ParsedAnswer(
-                value=grade, raw=snippet, ok=True, method="json_isup_grade", details=details
-            )
-        patterns = [
-            _to_int(obj.get(k)) for k in ("primary_pattern", "secondary_pattern", "total_score")
-        ]
-        if grade_key and _null_grade(grade_raw) and not any(v for v in patterns if v is not None):
-            # the PANDA prompt defines grades 1-5 only; null / "N/A" / "Benign" means no cancer
-            return ParsedAnswer(value=0, raw=snippet, ok=True, method="isup_null", details=details)
-        if grade_raw is not None:
-            error = f"isup_grade {grade_raw!r} is not a grade 0-5"
-        primary, secondary = (
-            _to_int(obj.get("primary_pattern")),
-            _to_int(obj.get("secondary_pattern")),
-        )
-        gs = obj.get("gleason_score")
-        if (primary is None or secondary is None) and isinstance(gs, str) and "+" in gs:
-            a, b = gs.split("+", 1)
-            primary, secondary = _to_int(a), _to_int(b.split("=")[0])
-        derived = isup_from_gleason(primary, secondary, _to_int(obj.get("total_score")))
-        if derived is not None:
-            return ParsedAnswer(
-                value=derived,
-                raw=snippet,
-                ok=True,
-                method="json_gleason",
-                details=details,
-                error=None,
-            )
-        error = (
-            error or "JSON has no usable isup_grade and its Gleason patterns do not decide a grade"
-        )
-    grades = list(_ISUP_TEXT.finditer(text))
-    if grades and 0 <= int(grades[-1].group(1)) <= 5:
-        return ParsedAnswer(
-            value=int(grades[-1].group(1)), raw=grades[-1].group(0), ok=True, method="regex_isup"
-        )
-    gleasons = list(_GLEASON_TEXT.finditer(text))
-    if gleasons:
-        g = gleasons[-1]
-        derived = isup_from_gleason(int(g.group(1)), int(g.group(2)))
-        if derived is not None:
-            return ParsedAnswer(
-                value=derived,
-                raw=g.group(0),
-                ok=True,
-                method="regex_gleason",
-                details={"primary_pattern": int(g.group(1)), "secondary_pattern": int(g.group(2))},
-            )
-    if _null_grade(text.strip().strip("`*_\"'")) or _BENIGN_TEXT.search(text):
-        return ParsedAnswer(value=0, raw=_tail(text), ok=True, method="benign_text")
-    return ParsedAnswer(
-        raw=_tail(text),
-        ok=False,
-        method="none",
-        error=error or "no ISUP grade found (expected JSON with isup_grade)",
-    )
+    from_json = _isup_from_json(*objs[-1]) if objs else None
+    if from_json is not None and from_json.ok:
+        return from_json
+    from_text = _isup_from_text(text)
+    if (
+        not from_text.ok
+        and from_json is not None
+        and from_text.error
+        and "no ISUP" in from_text.error
+    ):
+        from_text.error = from_json.error
+    return from_text
 
 
 _ANSWER_LETTER = re.compile(
@@ -557,51 +624,22 @@ def response_block(text: str | None) -> str | None:
     return blocks[-1] if blocks and blocks[-1].strip() else None
 
 
-_OFFICIAL_BOXED = re.compile(r"boxed\{\s*(?:\\text\{)?\s*\(?([A-Za-z])\)?")
-_OFFICIAL_ANSWER = re.compile(r"Answer\s*:", re.I)
-_OFFICIAL_FORMS = re.compile(r"\(([A-Z])\)|(?<![A-Za-z])([A-Z])\.(?=\s|$)")
-
-
 def parse_medframeqa_official(text: str | None, options: list[str]) -> ParsedAnswer:
-    """MedFrameQA's official rules, in its order: a ``boxed{X}`` answer; the letter after the
-    last ``Answer:``; an ``(X)`` or ``X.`` form; then an option's text. Empty: an ``empty reply``
-    error (the official score leaves such replies out of the denominator)."""
-    text = text or ""
-    if not text.strip():
+    """MedFrameQA's official extraction (``core.medframeqa_rules``: its rules, quirks included).
+
+    Only an exactly empty reply is an ``empty reply`` (the official score leaves those out of
+    its denominator); a reply the rules find no letter in is unparsed and scores as wrong."""
+    if not text:
         return ParsedAnswer(raw="", ok=False, method="none", error="empty reply")
-    valid = LETTERS[: len(options) or 26]
-    boxed = [m for m in _OFFICIAL_BOXED.finditer(text) if m.group(1).upper() in valid]
-    if boxed:
+    letter, rule = official_letter(text, options)
+    if not letter:
         return ParsedAnswer(
-            value=boxed[-1].group(1).upper(),
-            raw=boxed[-1].group(0),
-            ok=True,
-            method="official_boxed",
+            raw=_tail(text),
+            ok=False,
+            method="none",
+            error="no answer letter found (official rules)",
         )
-    answers = list(_OFFICIAL_ANSWER.finditer(text))
-    if answers:
-        after = text[answers[-1].end() :]
-        m = re.match(r"[\s*_]*\(?([A-Za-z])\)?(?![A-Za-z])", after)
-        if m and m.group(1).upper() in valid:
-            return ParsedAnswer(
-                value=m.group(1).upper(),
-                raw=text[answers[-1].start() : answers[-1].end() + m.end()],
-                ok=True,
-                method="official_answer",
-            )
-    forms = [m for m in _OFFICIAL_FORMS.finditer(text) if (m.group(1) or m.group(2)) in valid]
-    if forms:
-        letter = forms[-1].group(1) or forms[-1].group(2)
-        return ParsedAnswer(value=letter, raw=forms[-1].group(0), ok=True, method="official_form")
-    low = text.lower()
-    hits = [i for i, o in enumerate(options) if o.strip() and o.strip().lower() in low]
-    if len(hits) == 1:
-        return ParsedAnswer(
-            value=LETTERS[hits[0]], raw=options[hits[0]][:200], ok=True, method="official_text"
-        )
-    return ParsedAnswer(
-        raw=_tail(text), ok=False, method="none", error="no answer letter found (official rules)"
-    )
+    return ParsedAnswer(value=letter, raw=_tail(text), ok=True, method=f"official_{rule}")
 
 
 # "medframeqa": letter answers follow MedFrameQA's official parser (a preset's ``parser``)
@@ -617,10 +655,10 @@ def parse_answer(
     text = text or ""
     fmt = sample.answer_format
     options = list(sample.options or [])
-    if not text.strip():
-        return ParsedAnswer(raw="", ok=False, method="none", error="empty reply")
     if fmt == "letter" and mode == "medframeqa":
         return parse_medframeqa_official(text, options)
+    if not text.strip():
+        return ParsedAnswer(raw="", ok=False, method="none", error="empty reply")
     block = response_block(text)
     if fmt == "free":
         return ParsedAnswer(value=(block or text).strip(), raw=_tail(text), ok=True, method="free")

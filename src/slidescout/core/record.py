@@ -20,7 +20,7 @@ __all__ = ["FINAL_STATUSES", "ResultRecord", "Value", "answer_key"]
 
 Value = int | str
 # statuses that end a sample for good; the others (budget_*, cancelled) are run again on resume
-FINAL_STATUSES: frozenset[str] = frozenset({"answered", "error", "max_steps"})
+FINAL_STATUSES: frozenset[str] = frozenset({"answered", "error", "max_steps", "stopped"})
 
 
 def answer_key(v: Value | None) -> str | None:
@@ -46,6 +46,14 @@ class ResultRecord(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None  # None = unknown (e.g. a local model without a price)
+    # the prompt cache's part of it, as billed (agents.models.accounting), and what the same
+    # tokens cost uncached; the input tokens slidescout estimated beside those reported
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cache_read_usd: float | None = None
+    cache_write_usd: float | None = None
+    uncached_usd: float | None = None
+    estimated_input_tokens: int | None = None
     latency_s: float | None = None
     error: str | None = None  # run error or parse error
     answer_format: str | None = None

@@ -33,6 +33,7 @@ Status = Literal[
     "budget_tokens",
     "budget_time",
     "cancelled",
+    "stopped",  # the user stopped it (studio, chat); its trace is kept
     "running",
 ]
 

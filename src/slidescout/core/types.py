@@ -16,6 +16,10 @@ from slidescout.core.imaging import encode_image
 LevelRule = Literal["fine", "giant"]
 # how coordinate guides are drawn on an image: ours, or GIANT's (see slides.guides)
 GuideStyle = Literal["scout", "giant"]
+# what a view's result text says: ours, or GIANT's (region, slide size, reminder, calls left)
+MessageStyle = Literal["scout", "giant"]
+# a box outside the slide: an error that says the slide's size, or GIANT's clamp down to 1 px
+BoxClamp = Literal["strict", "giant"]
 
 
 class MppSource(str, Enum):
@@ -152,4 +156,4 @@ class View:
         )
 
 
-__all__ = ["Box", "GuideStyle", "LevelRule", "MppSource", "View"]
+__all__ = ["Box", "BoxClamp", "GuideStyle", "LevelRule", "MessageStyle", "MppSource", "View"]

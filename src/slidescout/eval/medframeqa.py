@@ -1,9 +1,11 @@
 """MedFrameQA loader: Hugging Face parquet (image structs) or JSON/JSONL (image paths).
 
 Parquet images are written once to a cache folder under their sha256 (``<sha256>.png``), so the
-agent opens them as ordinary files and a second load writes nothing. The question is rendered
-with lettered options after the official instruction to end with ``Answer: $LETTER``
-(``templates/medframeqa.md``; upstream puts that instruction in the system prompt).
+agent opens them as ordinary files and a second load writes nothing. The question the agentic
+presets see is rendered with lettered options after the instruction to end with ``Answer:
+$LETTER`` (``templates/medframeqa.md``, in our words; upstream puts that instruction in the
+system prompt). ``meta["raw_question"]`` keeps the question exactly as given, for the
+``medframeqa`` preset's official layout (``agents.baselines.official_question``).
 """
 
 from __future__ import annotations
@@ -239,7 +241,7 @@ def load_medframeqa(path: str | Path, cache_dir: str | Path | None = None) -> Da
             dataset="medframeqa",
             row=i,
             n_images=len(images),
-            raw_question=str(rec["question"]).strip(),
+            raw_question=str(rec["question"]),  # as the official evaluation sends it
         )
         out.samples.append(
             Sample(

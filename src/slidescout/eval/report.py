@@ -27,6 +27,7 @@ from typing import Any
 from rich.markup import escape
 
 from slidescout.errors import SlidescoutError
+from slidescout.eval.costs import cost_summary, cost_table
 from slidescout.eval.metrics import ResultRecord, TaskScore, score_run
 from slidescout.eval.sample_run import is_finished
 from slidescout.eval.textfit import print_table
@@ -37,6 +38,7 @@ __all__ = [
     "fmt_cost",
     "fmt_pct",
     "grounding_table",
+    "failure_line",
     "load_run",
     "print_report",
     "report_data",
@@ -76,6 +78,25 @@ class RunReport:
     def unfinished(self) -> list[dict[str, Any]]:
         return [r for r in self.records if not is_finished(r)]
 
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """Finished records whose sample failed (status ``error``): scored as wrong answers."""
+        return [r for r in self.finished if r.get("status") == "error"]
+
+
+def failure_line(rep: RunReport) -> str | None:
+    """One line on the failed samples and their most common error, or None when none failed."""
+    failed = rep.failed
+    if not failed:
+        return None
+    errors = Counter(str(r.get("error") or "no message")[:160] for r in failed)
+    top, n = errors.most_common(1)[0]
+    more = f" ({len(errors) - 1} other messages)" if len(errors) > 1 else ""
+    return (
+        f"{len(failed)} of {len(rep.finished)} finished samples failed (status error); "
+        f"most common error ({n}x): {top}{more}"
+    )
+
 
 def _no_records_reason(path: Path) -> str:
     """Why a run has no records: no file, an empty file, or lines that are not records."""
@@ -97,6 +118,7 @@ def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
     if p.is_file() and p.name == "results.jsonl":
         p = p.parent
     run = RunDir.open(p)
+    manifest = run.manifest  # a damaged manifest says so first
     records = run.results()
     if not records:
         raise SlidescoutError(_no_records_reason(p / "results.jsonl"))
@@ -111,7 +133,7 @@ def load_run(path: str | Path, *, n_bootstrap: int = 1000) -> RunReport:
             summary = {}
     return RunReport(
         path=p,
-        manifest=run.manifest,
+        manifest=manifest,
         records=records,
         finished=finished,
         scores=scores,
@@ -435,10 +457,13 @@ def print_report(
     rep = path if isinstance(path, RunReport) else load_run(path, n_bootstrap=n_bootstrap)
     console = console or Console()
     a = rep.agent
+    failed = failure_line(rep)
+    if failed is not None:  # failures first: a table of zeros must not look like a result
+        console.print(f"[bold red]{escape(failed)}[/]", highlight=False)
     console.print(
         f"[bold]{escape(str(rep.path))}[/]: model {escape(str(a.get('model', '?')))} · "
         f"preset {escape(str(a.get('preset', '?')))} · "
-        f"{len(rep.finished)} finished records",
+        f"{len(rep.finished)} finished records" + (f", {len(rep.failed)} failed" if failed else ""),
         highlight=False,
     )
     if rep.scores:
@@ -453,6 +478,9 @@ def print_report(
             highlight=False,
         )
     if rep.finished:
+        costs = cost_table(rep.finished)
+        if costs is not None:
+            print_table(console, costs)
         print_table(console, trace_table(rep.finished))
     g = grounding_table(rep.finished)
     if g is not None:
@@ -464,8 +492,43 @@ def print_report(
             highlight=False,
         )
     if rep.summary.get("wall_s_total") is not None:
-        console.print(f"wall time {fmt_seconds(rep.summary['wall_s_total'])}", highlight=False)
+        console.print(
+            f"wall time {fmt_seconds(rep.summary['wall_s_total'])}{_startup_note(rep.summary)}",
+            highlight=False,
+        )
+    spent = budget_line(rep.summary.get("budget"))
+    if spent:
+        console.print(spent, highlight=False, markup=False)
     return rep
+
+
+def budget_line(budget: Any) -> str | None:
+    """The dollar budget of the last invocation (summary.json), in one line; None without one."""
+    if not isinstance(budget, dict) or budget.get("usd") is None:
+        return None
+    text = (
+        f"budget: ${budget.get('spent_usd') or 0:.4f} spent of ${budget['usd']:g}; at most "
+        f"${budget.get('peak_reserved_usd') or 0:.4f} reserved at once for calls in flight"
+    )
+    if budget.get("estimated_usd"):
+        text += f" (${budget['estimated_usd']:.4f} of the spending at the highest list price)"
+    if budget.get("refused_calls"):
+        text += f"; {budget['refused_calls']} call(s) not sent: their worst case did not fit"
+    return text
+
+
+def _startup_note(summary: dict[str, Any]) -> str:
+    """The last invocation's executor start-up, apart from its run (Ray: connect and workers)."""
+    ex = summary.get("executor") or {}
+    if ex.get("executor") != "ray":
+        return ""
+    workers = ex.get("workers_ready")
+    reused = ex.get("workers_reused") or 0
+    who = f", {workers} Ray workers ({reused} reused)" if workers is not None else ""
+    return (
+        f" (last run: start-up {fmt_seconds(ex.get('startup_s'))}{who}, "
+        f"samples {fmt_seconds(ex.get('run_s'))})"
+    )
 
 
 def report_data(rep: RunReport) -> dict[str, Any]:
@@ -475,9 +538,11 @@ def report_data(rep: RunReport) -> dict[str, Any]:
         "agent": rep.agent,
         "n_records": len(rep.records),
         "n_finished": len(rep.finished),
+        "n_failed": len(rep.failed),
         "unfinished": dict(Counter(str(r.get("status")) for r in rep.unfinished)),
         "scores": {t: s.model_dump(mode="json") for t, s in rep.scores.items()},
         "grounding": grounding_summary(rep.finished),
+        "costs": cost_summary(rep.finished),
         "judge": judge_summary(rep.path),
         "summary": rep.summary,
     }

@@ -38,7 +38,7 @@ from slidescout.eval.executors import AgentFactory, Executor, WorkItem, make_exe
 from slidescout.eval.metrics import TaskScore, score_run
 from slidescout.eval.sample_run import is_finished, record_key
 from slidescout.eval.samples import Sample
-from slidescout.traces.rundir import RunDir
+from slidescout.traces.rundir import RunDir, read_manifest
 from slidescout.traces.runlock import RunLock
 
 __all__ = [
@@ -73,7 +73,11 @@ class RunSummary(BaseModel):
     cost_usd: float = 0.0  # this invocation, known costs
     n_cost_unknown: int = 0
     tokens: int = 0
+    # the dollar budget (None without --budget-usd): limit, spent, most reserved at once, refusals
+    budget: dict[str, Any] | None = None
     wall_s: float = 0.0
+    startup_s: float | None = None  # the executor's start-up (Ray: connect, workers), not the run
+    executor: dict[str, Any] = Field(default_factory=dict)  # ExecutorStats: start-up, run, workers
     scores: dict[str, TaskScore] = Field(default_factory=dict)  # over the finished records
 
 
@@ -93,12 +97,7 @@ def _check_resumable(run_path: Path, config: dict[str, Any]) -> None:
     manifest = run_path / "manifest.json"
     if not manifest.exists():
         return
-    import json
-
-    try:
-        old = json.loads(manifest.read_text()).get("config", {})
-    except ValueError:
-        return
+    old = read_manifest(manifest).get("config", {})
     old_agent = old.get("agent", old)
     new_agent = config.get("agent", config)
     for key in ("model", "preset"):
@@ -122,8 +121,9 @@ def _check_resumable(run_path: Path, config: dict[str, Any]) -> None:
 class RunProgress(Protocol):
     """What a run reports as it goes (the CLI draws it; ``NullProgress`` draws nothing)."""
 
-    def start(self, total: int, done: int) -> None:
-        """``total`` (sample, repeat) pairs in the run, ``done`` of them finished before."""
+    def start(self, total: int, done: int, budget: Budget | None = None) -> None:
+        """``total`` (sample, repeat) pairs in the run, ``done`` of them finished before; the
+        run's ``budget`` (what it has spent and holds for calls in flight)."""
         ...
 
     def sample_started(self) -> None: ...
@@ -136,7 +136,7 @@ class RunProgress(Protocol):
 class NullProgress:
     """No progress display."""
 
-    def start(self, total: int, done: int) -> None:
+    def start(self, total: int, done: int, budget: Budget | None = None) -> None:
         return None
 
     def sample_started(self) -> None:
@@ -212,22 +212,23 @@ async def run_eval(
         "agent": agent_config,
         "eval": {**cfg.manifest(), "n_samples": len(samples), "dataset": dataset or {}},
     }
+    ex = make_executor(
+        cfg.executor,
+        agent,
+        agent_factory=agent_factory,
+        concurrency=cfg.concurrency,
+        max_connections=cfg.max_connections,
+        max_mpp=cfg.max_mpp,
+        address=cfg.ray_address,
+        **cfg.ray_options,
+    )
+    ex.check()  # an unreachable --address fails here, before the run directory is made
     path = _make_dir(out)
     with RunLock(path):  # one writer per run directory
         if cfg.resume:
             _check_resumable(path, manifest_config)
         run = RunDir.create(path, manifest_config, prompt_hashes, resume=cfg.resume)
         session = _Session(run, cfg, budget, samples, progress or NullProgress())
-        ex = make_executor(
-            cfg.executor,
-            agent,
-            agent_factory=agent_factory,
-            concurrency=cfg.concurrency,
-            max_connections=cfg.max_connections,
-            max_mpp=cfg.max_mpp,
-            address=cfg.ray_address,
-            **cfg.ray_options,
-        )
         await session.execute(ex, t_start)
         return session.summary
 
@@ -300,7 +301,7 @@ class _Session:
 
     async def execute(self, ex: Executor, t_start: float) -> None:
         summary = self.summary
-        self.progress.start(len(self.wanted), summary.n_skipped)
+        self.progress.start(len(self.wanted), summary.n_skipped, self.budget)
         try:
             await ex.run(
                 self.items,
@@ -318,7 +319,10 @@ class _Session:
                 self.writer.close()  # waits for the records still being written
             finally:
                 self.progress.stop()
+            summary.executor = ex.stats.as_dict()
+            summary.startup_s = summary.executor["startup_s"]
             summary.statuses = dict(self.statuses)
+            summary.budget = self.budget.report() if self.budget.usd is not None else None
             summary.wall_s = round(time.monotonic() - t_start, 3)
             if summary.stopped is None and self.stop_reason:
                 summary.stopped = self.stop_reason[0]

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from slidescout.agents.budget import Budget
+from slidescout.agents.conversation import Conversation
+from slidescout.agents.live import ObservedRecorder, RunControl, TraceObserver
 from slidescout.agents.loop import Agent
 from slidescout.core.answer_formats import ParseMode, answer_label, parse_reply
 from slidescout.core.record import FINAL_STATUSES, ResultRecord
 from slidescout.core.sample import Sample
 from slidescout.core.trace import Status, Trace
 from slidescout.eval.grounding import DEFAULT_MAX_MPP, score_trace
-from slidescout.traces.rundir import BlobStore, RunDir, trace_file
+from slidescout.traces.rundir import BlobStore, RunDir, disk_full, trace_file
 
 __all__ = [
     "FINAL_STATUSES",
@@ -124,6 +126,14 @@ def build_record(
         "input_tokens": trace.usage.input_tokens,
         "output_tokens": trace.usage.output_tokens,
         "cost_usd": trace.usage.cost_usd,
+        "cached_input_tokens": trace.usage.cached_input_tokens,
+        "cache_write_tokens": trace.usage.cache_write_tokens,
+        "cache_read_usd": trace.usage.cache_read_usd if trace.usage.cost_usd is not None else None,
+        "cache_write_usd": trace.usage.cache_write_usd
+        if trace.usage.cost_usd is not None
+        else None,
+        "uncached_usd": trace.usage.uncached_usd if trace.usage.cost_usd is not None else None,
+        "estimated_input_tokens": trace.usage.estimated_input_tokens,
         "latency_s": round(latency_s, 3),
         "error": trace.error if trace.status != "answered" else None,
         "model": trace.model,
@@ -182,25 +192,43 @@ async def run_sample(
     max_mpp: float = DEFAULT_MAX_MPP,
     budget: Budget | None = None,
     live_interval: float = 2.0,
+    observer: TraceObserver | None = None,
+    control: RunControl | None = None,
+    history: Conversation | None = None,
 ) -> SampleOutcome:
     """Run one (sample, repeat) with ``agent`` and return its record (and trace). Never raises for a
-    failing sample (a bad slide, a model error); cancellation propagates after the trace is written."""
+    failing sample (a bad slide, a model error); cancellation propagates after the trace is written.
+
+    Live use (``slidescout studio``, ``chat``): ``observer`` gets each event as it is recorded;
+    ``control.stop()`` ends the run at once and keeps its trace with status ``stopped`` (returned
+    like any other outcome); ``history`` makes the sample a follow-up of an earlier turn.
+
+    A full disk is not the sample's failure: its ``OSError`` is raised (no record), so the run
+    stops and the sample stays unfinished for ``--resume``."""
     t0 = time.monotonic()
     if not sample.regions:
         regions = truth_regions(sample)
         if regions:
             sample = sample.model_copy(update={"regions": regions})
-    recorder = run.recorder(repeat, live_interval=live_interval)
+    stored = run.recorder(repeat, live_interval=live_interval)  # remembers a full disk
+    recorder = ObservedRecorder(stored, observer)
     try:
-        trace = await agent.run(sample, recorder, run_id=run.path.name, repeat=repeat)
+        trace = await _run_agent(agent, sample, recorder, run, repeat, control, history)
     except asyncio.CancelledError:
         raise
+    except _Stopped:
+        return _stopped_outcome(sample, repeat, recorder, control, time.monotonic() - t0, run)
     except Exception as exc:  # the loop records sample failures itself; this is a bug somewhere
+        full = stored.disk_error or disk_full(exc)
+        if full is not None:
+            raise full from None
         return SampleOutcome(
             failed_record(
                 sample, repeat, "error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0
             )
         )
+    if stored.disk_error is not None:  # recorded as a tool or sample error by the loop
+        raise stored.disk_error
     latency = time.monotonic() - t0
     hit = budget.exceeded() if budget is not None else None
     # built right here (a few ms), so a sample whose trace is complete cannot be cancelled before
@@ -213,5 +241,65 @@ async def run_sample(
         blobs=run.blobs,
         max_mpp=max_mpp,
         run_budget_hit=hit,
+    )
+    return SampleOutcome(record, trace)
+
+
+class _Stopped(Exception):
+    """The run was stopped through its ``RunControl``."""
+
+
+async def _run_agent(
+    agent: Agent,
+    sample: Sample,
+    recorder: ObservedRecorder,
+    run: RunDir,
+    repeat: int,
+    control: RunControl | None,
+    history: Conversation | None,
+) -> Trace:
+    """``agent.run`` in a task of its own, so that ``control.stop()`` cancels the run and nothing
+    above it; an outside cancellation still propagates."""
+    coro = agent.run(sample, recorder, run_id=run.path.name, repeat=repeat, history=history)
+    if control is None:
+        return await coro
+    task = asyncio.ensure_future(coro)
+    control.attach(task)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        outer = asyncio.current_task()
+        if not control.stop_requested or (outer is not None and _cancelling(outer)):
+            task.cancel()
+            raise
+        raise _Stopped() from None
+    finally:
+        control.detach()
+
+
+def _cancelling(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` itself is being cancelled (Python 3.11+; before that: never known)."""
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
+def _stopped_outcome(
+    sample: Sample,
+    repeat: int,
+    recorder: ObservedRecorder,
+    control: RunControl | None,
+    latency: float,
+    run: RunDir,
+) -> SampleOutcome:
+    """The record of a stopped run: its trace as last written, with status ``stopped``."""
+    reason = control.reason if control is not None else "stopped"
+    trace = recorder.last_trace
+    if trace is None:  # stopped before the agent wrote anything
+        return SampleOutcome(failed_record(sample, repeat, "stopped", reason, latency))
+    trace.status = "stopped"
+    trace.error = f"{reason} after {trace.n_steps} step{'s' if trace.n_steps != 1 else ''}"
+    recorder.write_trace(trace)
+    record = build_record(
+        sample, trace, repeat=repeat, latency_s=latency, blobs=run.blobs, max_mpp=DEFAULT_MAX_MPP
     )
     return SampleOutcome(record, trace)

@@ -11,6 +11,7 @@ from PIL import Image
 from slidescout.errors import SlideError
 from slidescout.slides.backend_vips import _vips, _VipsBackendBase, to_srgb8
 from slidescout.slides.backends import _reason, truncation_hint
+from slidescout.slides.integrity import image_file_damage
 
 # plain images up to this size are decoded at open, so a truncated file fails there
 EAGER_DECODE_PX = 16 * 1024 * 1024
@@ -63,9 +64,14 @@ class VipsImageBackend(_VipsBackendBase):
 
     @classmethod
     def open(cls, path: Path) -> VipsImageBackend:
+        damage = image_file_damage(path)
+        if damage:
+            raise SlideError(f"slide {path.name}: {damage}")
         pyvips = _vips()
         try:
-            img = pyvips.Image.new_from_file(str(path), access="random", fail_on="truncated")
+            img = pyvips.Image.new_from_file(
+                str(path), access="random", fail_on="truncated", revalidate=True
+            )
         except pyvips.Error:
             return cls._open_with_pil(path)  # not a format libvips knows (or broken): try PIL
         loader = str(img.get("vips-loader")) if "vips-loader" in img.get_fields() else "vips"
@@ -116,7 +122,7 @@ class VipsImageBackend(_VipsBackendBase):
         )
         return cls(path, img, f"pil:{fmt.lower()}")
 
-    def _load_level(self, level: int, revalidate: bool = False):
+    def _load_level(self, level: int):
         return self._image
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from slidescout.slides.backend_vips import _vips, _VipsBackendBase
+from slidescout.slides.backend_vips import TIFFLOAD_OPTIONS, _vips, _VipsBackendBase
 from slidescout.slides.backends import Backend, ReadPatchReader, Region, _reason, render_by_reads
 from slidescout.slides.tiffmeta import TiffStructure, composite_mapping, compression_name
 
@@ -32,8 +32,20 @@ TILE_CACHE = 256  # decoded tiles kept by a TifffileBackend
 
 
 def _window(arr: np.ndarray) -> tuple[float, float]:
+    """The values shown from black to white: floats within [0, 1] as they are (0 black, 1
+    white), anything else stretched between two percentiles."""
+    if arr.dtype.kind == "f":
+        arr = arr[np.isfinite(arr)]
+        if arr.size == 0 or (arr.min() >= 0 and arr.max() <= 1):
+            return 0.0, 1.0
     lo, hi = (float(v) for v in np.percentile(arr, WINDOW_PERCENTILES))
     return lo, hi if hi > lo else lo + 1.0
+
+
+def _float_window(arr: np.ndarray) -> tuple[float, float]:
+    """Colour floats: within [0, 1] shown as 0-255, otherwise taken as 0-255 values already."""
+    lo, hi = _window(arr)
+    return (lo, hi) if (lo, hi) == (0.0, 1.0) else (0.0, 255.0)
 
 
 def _composite_np(
@@ -94,46 +106,55 @@ class TiffPyramidBackend(_TiffMixin, _VipsBackendBase):
         self._windows: list[tuple[float, float]] = []
         if self.composite:
             self._windows = [self._measure_window(i) for i in range(len(self.channel_mapping))]
+        elif st.is_float:
+            self._windows = [_float_window(self._coarsest_sample(0))]
 
-    def _plane(self, level: int, channel: int, revalidate: bool = False):
+    def _plane(self, level: int, channel: int):
         plane, band = self._channel_index(channel)
         page, sub = self.structure.levels[level].planes[plane]
-        kwargs: dict = {"page": page, "access": "random", "revalidate": revalidate}
+        kwargs: dict = {"page": page, **TIFFLOAD_OPTIONS}
         if sub >= 0:
             kwargs["subifd"] = sub
         img = _vips().Image.tiffload(str(self.path), **kwargs)
         return img.extract_band(band) if self.composite and img.bands > 1 else img
 
-    def _measure_window(self, channel: int) -> tuple[float, float]:
+    def _coarsest_sample(self, channel: int) -> np.ndarray:
+        """At most ``WINDOW_SAMPLE_PX`` pixels of a channel of the coarsest level."""
         last = len(self.structure.levels) - 1
         try:
             img = self._plane(last, channel)
             f = int(np.ceil(np.sqrt(img.width * img.height / WINDOW_SAMPLE_PX)))
             if f > 1:
                 img = img.subsample(f, f)
-            arr = img.numpy()
+            return img.numpy()
         except _vips().Error as exc:
             raise self.error(
                 f"cannot read channel {channel} of level {last} ({_reason(exc)})"
             ) from None
-        return _window(arr)
+
+    def _measure_window(self, channel: int) -> tuple[float, float]:
+        return _window(self._coarsest_sample(channel))
 
     def _tile_size(self, level: int) -> tuple[int, int]:
         lv = self.structure.levels[level]
         return lv.tile_w, lv.tile_h
 
-    def _load_level(self, level: int, revalidate: bool = False):
+    def _load_level(self, level: int):
         if not self.composite:
-            return self._plane(level, 0, revalidate)
+            img = self._plane(level, 0)
+            if self._windows:  # floats: scaled to 0-255 (libvips would take them as scRGB)
+                lo, hi = self._windows[0]
+                scale = 255.0 / (hi - lo)
+                img = img.linear([scale], [-lo * scale + 0.5]).cast("uchar")
+                img = img.copy(interpretation="srgb" if img.bands >= 3 else "b-w")
+            return img
         w, h = self.level_dimensions[level]
         slots = [_vips().Image.black(w, h)] * 3
         for i, ((_, colour), (lo, hi)) in enumerate(
             zip(self.channel_mapping, self._windows, strict=True)
         ):
             scale = 255.0 / (hi - lo)
-            band = (
-                self._plane(level, i, revalidate).linear([scale], [-lo * scale + 0.5]).cast("uchar")
-            )
+            band = self._plane(level, i).linear([scale], [-lo * scale + 0.5]).cast("uchar")
             if colour == "grey":
                 slots = [band] * 3
             else:
@@ -175,6 +196,12 @@ class TifffileBackend(_TiffMixin, Backend):
                     "has no pyramid level small enough to measure its channels' brightness"
                 )
             self._windows = [_window(c) for c in self._channels(planes)]
+        elif st.is_float:
+            last = len(st.levels) - 1
+            lw, lh = self.level_dimensions[last]
+            if lw * lh > 4 * WINDOW_SAMPLE_PX:
+                raise self.error("has no pyramid level small enough to measure its value range")
+            self._windows = [_float_window(self._raw(last, 0, 0, lw, lh)[0])]
 
     def _tile(self, level: int, plane: int, index: int) -> np.ndarray:
         key = (level, plane, index)
@@ -247,13 +274,15 @@ class TifffileBackend(_TiffMixin, Backend):
         if self.composite:
             return _composite_np(self._channels(planes), list(self.channel_mapping), self._windows)
         arr = planes[0]
-        if arr.dtype != np.uint8:
+        if arr.dtype.kind == "f":
+            lo, hi = self._windows[0] if self._windows else (0.0, 255.0)
+            scaled = (np.nan_to_num(arr.astype(np.float32)) - lo) * (255.0 / (hi - lo)) + 0.5
+            arr = np.clip(scaled, 0, 255).astype(np.uint8)
+        elif arr.dtype != np.uint8:
             arr = (
                 (arr.astype(np.float32) * (255.0 / float(np.iinfo(arr.dtype).max)))
                 .round()
                 .astype(np.uint8)
-                if arr.dtype.kind in "ui"
-                else np.clip(arr, 0, 255).astype(np.uint8)
             )
         if arr.shape[2] == 1:
             return np.repeat(arr, 3, axis=2)

@@ -2,16 +2,19 @@
 
 - ``VipsTiffBackend`` (backend_vips.py): TIFF-family slides OpenSlide recognises as
   ``generic-tiff`` or ``aperio``. OpenSlide gives the metadata and the level table; pyvips
-  ``tiffload(page=N)`` reads the pixels (the pyvips wheel has no ``openslideload``).
+  ``tiffload(page=N)`` reads the pixels (the pyvips wheel has no ``openslideload``); views of
+  JPEG-tiled levels are made from the tiles themselves (jpegtiles.py).
 - ``OpenSlideBackend`` (backend_openslide.py): every other OpenSlide format (NDPI, MRXS, SCN,
   DICOM, ...), and any TIFF whose pages pyvips cannot decode (e.g. JPEG 2000 SVS).
 - ``TiffPyramidBackend`` / ``TifffileBackend`` (backend_tiff.py): TIFFs OpenSlide cannot open or
   reads in part (SubIFD / OME-TIFF / QPTIFF pyramids, WebP or JPEG 2000 tiles, channels).
 - ``VipsImageBackend`` (backend_image.py): plain PNG/JPEG/WebP/TIFF... as a one-level slide.
 
-``factory.open_backend`` picks one for a file. A backend works in *level* pixel coordinates; the level-0 geometry (boxes, clamping, level
-choice) lives in ``render.py`` and ``slide.py``. Library exceptions never escape a backend: they
-become ``SlideError`` naming the file and the reason.
+``factory.open_backend`` picks one for a file, after ``tiffifd.tiff_pages`` and
+``integrity`` have checked that a TIFF's bytes can hold what it declares. A backend works in
+*level* pixel coordinates; the level-0 geometry (boxes, clamping, level choice) lives in
+``render.py`` and ``slide.py``. Library exceptions never escape a backend: they become
+``SlideError`` naming the file and the reason (``reasons.py`` words them).
 """
 
 from __future__ import annotations
@@ -28,8 +31,29 @@ import numpy as np
 from PIL import Image
 
 from slidescout.errors import SlideError
+from slidescout.slides.reasons import _reason, truncation_hint
+from slidescout.slides.tiffifd import TiffPage, check_pages, is_tiff, tiff_pages
 
 log = logging.getLogger(__name__)
+
+__all__ = [  # TIFF structure and error wording live in tiffifd.py and reasons.py
+    "BACKENDS",
+    "VIPS_TIFF_FORMATS",
+    "WHITE",
+    "Backend",
+    "PatchReader",
+    "ReadPatchReader",
+    "Region",
+    "TiffPage",
+    "_reason",
+    "check_pages",
+    "is_tiff",
+    "padded_read",
+    "render_by_reads",
+    "rgba_to_rgb",
+    "tiff_pages",
+    "truncation_hint",
+]
 
 BACKENDS = ("auto", "pyvips", "openslide")
 # OpenSlide formats whose pages pyvips' tiffload reads directly.
@@ -130,6 +154,12 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
 
+    def identity(self) -> tuple[str, int, int]:
+        """(where the slide is, modification time in ns, size in bytes): what caches key on.
+        A backend over a folder or a URL (OME-Zarr) says what stands for its file."""
+        st = self.path.stat()
+        return str(self.path.resolve()), st.st_mtime_ns, st.st_size
+
     # -- helpers ----------------------------------------------------------------------------
     def error(self, reason: str) -> SlideError:
         return SlideError(f"slide {self.path.name}: {reason}")
@@ -207,197 +237,3 @@ def rgba_to_rgb(img: Image.Image) -> np.ndarray:
         out = (rgb.astype(np.uint16) * a + WHITE * (255 - a) + 127) // 255
         return out.astype(np.uint8)
     return np.asarray(img.convert("RGB"))
-
-
-def is_tiff(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    return head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
-@dataclass(frozen=True)
-class TiffPage:
-    index: int
-    width: int
-    height: int
-    tiled: bool
-    compression: int
-    data_end: int  # largest offset + bytecount of the page's tiles or strips
-    tile_w: int = 0
-    tile_h: int = 0
-    subifds: int = 0  # how many SubIFDs (reduced levels in a SubIFD pyramid) the page has
-
-
-_TIFF_TYPES = {
-    1: "u1",
-    2: "u1",
-    3: "u2",
-    4: "u4",
-    5: "u4",
-    6: "i1",
-    7: "u1",
-    8: "i2",
-    9: "i4",
-    10: "i4",
-    11: "f4",
-    12: "f8",
-    13: "u4",
-    16: "u8",
-    17: "i8",
-    18: "u8",
-}
-_TIFF_COUNT_MULT = {5: 2, 10: 2}  # rationals are two numbers
-_TAGS = {
-    256: "width",
-    257: "height",
-    259: "compression",
-    273: "offsets",
-    279: "counts",
-    322: "tile_w",
-    323: "tile_h",
-    324: "offsets",
-    325: "counts",
-    330: "subifds",
-}
-MAX_IFDS = 4096
-
-
-def tiff_pages(path: Path) -> list[TiffPage]:
-    """The main IFD chain of a TIFF or BigTIFF: size, tiling, compression, where its data ends.
-
-    A small reader of its own (numpy for the offset arrays): ~4 ms where tifffile takes ~20 ms
-    on a 100k x 80k slide. Raises ``SlideError`` when the chain cannot be read.
-    """
-    try:
-        with open(path, "rb") as f:
-            return _read_ifds(f, path.stat().st_size)
-    except SlideError:
-        raise
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise SlideError(
-            f"slide {path.name}: cannot parse its TIFF structure ({_reason(exc)})"
-            + truncation_hint(exc)
-        ) from None
-
-
-def _read_ifds(f, size: int) -> list[TiffPage]:
-    head = f.read(16)
-    order = {b"II": "<", b"MM": ">"}[head[:2]]
-    magic = int(np.frombuffer(head[2:4], order + "u2")[0])
-    big = magic == 43
-    if magic not in (42, 43):
-        raise ValueError(f"not a TIFF (magic {magic})")
-    offset = int(
-        np.frombuffer(head[8:16] if big else head[4:8], order + ("u8" if big else "u4"))[0]
-    )
-    entry, count_t, off_t, inline = (20, "u8", "u8", 8) if big else (12, "u4", "u4", 4)
-    pages: list[TiffPage] = []
-    seen: set[int] = set()
-    while offset and len(pages) < MAX_IFDS:
-        if offset in seen:
-            raise ValueError("the IFD chain loops")
-        if offset + 2 > size:
-            raise ValueError(
-                f"IFD {len(pages)} at byte {offset} lies past the end of the file ({size} bytes)"
-            )
-        seen.add(offset)
-        f.seek(offset)
-        n = int(np.frombuffer(f.read(8 if big else 2), order + ("u8" if big else "u2"))[0])
-        raw = f.read(n * entry + inline)
-        if len(raw) < n * entry + inline:
-            raise ValueError(f"IFD {len(pages)} is cut off by the end of the file")
-        fields: dict[str, np.ndarray] = {}
-        for i in range(n):
-            e = raw[i * entry : (i + 1) * entry]
-            tag, typ = (int(v) for v in np.frombuffer(e[:4], order + "u2"))
-            name = _TAGS.get(tag)
-            if name is None or typ not in _TIFF_TYPES:
-                continue
-            cnt = int(
-                np.frombuffer(e[4 : 4 + (8 if big else 4)], order + count_t)[0]
-            ) * _TIFF_COUNT_MULT.get(typ, 1)
-            dtype = np.dtype(order + _TIFF_TYPES[typ])
-            nbytes = cnt * dtype.itemsize
-            value = e[entry - inline :]
-            if nbytes > inline:
-                pos = int(np.frombuffer(value, order + off_t)[0])
-                if pos + nbytes > size:
-                    raise ValueError(
-                        f"tag {tag} of IFD {len(pages)} points past the end of the file"
-                    )
-                here = f.tell()
-                f.seek(pos)
-                value = f.read(nbytes)
-                f.seek(here)
-            fields[name] = np.frombuffer(value[:nbytes], dtype).astype(np.int64)
-        offsets, counts = fields.get("offsets"), fields.get("counts")
-        end = (
-            int((offsets + counts).max())
-            if offsets is not None and counts is not None and offsets.size
-            else 0
-        )
-        pages.append(
-            TiffPage(
-                len(pages),
-                int(fields["width"][0]),
-                int(fields["height"][0]),
-                "tile_w" in fields,
-                int(fields["compression"][0]) if "compression" in fields else 1,
-                end,
-                int(fields["tile_w"][0]) if "tile_w" in fields else 0,
-                int(fields["tile_h"][0]) if "tile_h" in fields else 0,
-                int(fields["subifds"].size) if "subifds" in fields else 0,
-            )
-        )
-        nxt = raw[n * entry : n * entry + inline]
-        offset = int(np.frombuffer(nxt, order + off_t)[0])
-    if not pages:
-        raise ValueError("no image in the file")
-    return pages
-
-
-def check_not_truncated(path: Path, pages: list[TiffPage], used: list[int] | None = None) -> None:
-    """SlideError if the image data of any (used) page runs past the end of the file."""
-    size = path.stat().st_size
-    for p in pages:
-        if used is not None and p.index not in used:
-            continue
-        if p.data_end > size:
-            raise SlideError(
-                f"slide {path.name} is truncated: page {p.index} ({p.width}x{p.height}) needs "
-                f"{p.data_end} bytes but the file has {size}; copy or download it again"
-            )
-
-
-_TRUNCATION_WORDS = (
-    "end of the file",
-    "truncat",
-    "premature",
-    "end of file",
-    "eof",
-    "short read",
-    "unexpected end",
-    "out of data",
-)
-
-
-def truncation_hint(exc: BaseException) -> str:
-    """'; the file is truncated or corrupt' when the failure says the data ends early, else ''."""
-    text = f"{exc} {getattr(exc, 'detail', '')}".lower()
-    return (
-        "; the file may be truncated or corrupt"
-        if any(w in text for w in _TRUNCATION_WORDS)
-        else ""
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    """One short line saying why a library call failed (pyvips keeps the cause in ``detail``)."""
-    lines = [ln.strip() for ln in str(getattr(exc, "detail", "") or "").splitlines() if ln.strip()]
-    if not lines:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    msg = "; ".join(dict.fromkeys(lines[:2])) if lines else type(exc).__name__
-    return msg[:300]

@@ -8,6 +8,13 @@
    (``tiffmeta``) and read by pyvips or, for codecs pyvips lacks, tifffile + imagecodecs.
 4. Anything else is a plain image (``VipsImageBackend``).
 
+Before these, the readers of formats beyond OpenSlide and TIFF (``readers.READERS``, each behind an
+extra) are asked whether they recognise the file: iSyntax, VSI (+ .ets) and LIF go to their reader
+directly; DICOM and Zeiss CZI, which OpenSlide reads in part, go to OpenSlide first and to their
+reader (wsidicom, pylibCZIrw) when OpenSlide cannot open the file or cannot decode the last tile of
+a level (e.g. DICOM edge frames cropped to the image). An OME-Zarr folder, or any URL, is read by
+``zarr`` (``backend_zarr``).
+
 The chosen backend's ``reason`` says why; ``slidescout info`` shows it.
 """
 
@@ -15,24 +22,29 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from slidescout.errors import SlideError
+from slidescout.slides import backend_array as bad
 from slidescout.slides import backend_openslide as bos
 from slidescout.slides import backend_tiff as bt
 from slidescout.slides import backend_vips as bv
-from slidescout.slides import tiffmeta
+from slidescout.slides import backend_zarr as bz
+from slidescout.slides import readers, tiffmeta
 from slidescout.slides.backend_image import VipsImageBackend
 from slidescout.slides.backends import (
     BACKENDS,
     VIPS_TIFF_FORMATS,
     Backend,
     TiffPage,
-    check_not_truncated,
+    _reason,
+    check_pages,
     is_tiff,
     tiff_pages,
 )
+from slidescout.slides.integrity import SlideDataError
 from slidescout.slides.tiffmeta import PYVIPS_COMPRESSIONS, TiffStructure, compression_name
 
 log = logging.getLogger(__name__)
@@ -93,24 +105,37 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     QPTIFF pyramids, channels), decoded by pyvips or, for codecs pyvips lacks, by tifffile."""
     if backend not in BACKENDS:
         raise SlideError(f"unknown slide backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if bz.is_url(path):
+        return _zarr(str(path), backend)
     p = Path(path).expanduser()
     if not p.exists():
         raise SlideError(f"slide file not found: {p}")
+    if p.is_dir() and bz.claims(p):
+        return _zarr(p, backend)
     if p.is_dir():
         raise SlideError(
             f"slide path {p} is a directory; give the slide file itself "
             "(for MRXS the .mrxs file, for DICOM any .dcm file of the slide)"
         )
     try:
-        size = p.stat().st_size
+        st = p.stat()
     except OSError as exc:
         raise SlideError(f"cannot read slide file {p}: {exc.strerror or exc}") from None
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):  # a FIFO, a socket, a device: reading it may never end
+        raise SlideError(f"slide path {p} is not a regular file (a pipe, socket or device)")
+    if st.st_size == 0:
         raise SlideError(f"slide file {p.name} is empty (0 bytes); copy or download it again")
     if not os.access(p, os.R_OK):
         raise SlideError(f"slide file {p.name} is not readable (permission denied)")
 
+    reader = readers.claim(p)
+    if reader is not None and reader.openslide_vendor is None:
+        return _open_reader(reader, p, backend, reader.no_openslide)
     fmt = bos.detect_format(p)
+    if reader is not None and fmt != reader.openslide_vendor:
+        reader = None  # e.g. a DICOM file that is not a slide: OpenSlide's answer stands
+    if reader is not None and backend == "auto":
+        return _openslide_or_reader(p, fmt, reader)
     tiff = is_tiff(p)
     if fmt is None and not tiff and (kind := non_slide_kind(p)) is not None:
         raise _refuse(p, kind)
@@ -126,7 +151,7 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
                 raise
             log.debug("%s: cannot parse its TIFF structure; leaving it to OpenSlide", p.name)
         if pages is not None and strict:
-            check_not_truncated(p, pages)
+            check_pages(p, pages)
     structure = None
     # tifffile reads the structure only where OpenSlide may fall short: files it does not know,
     # SubIFD pyramids, OME-TIFF/QPTIFF (checked below once OpenSlide has the description)
@@ -147,6 +172,7 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
             or len(structure.levels) > 1
             or structure.kind in ("ome", "qpi")
             or structure.is_multichannel
+            or structure.is_float
             or not structure.compressions <= PYVIPS_COMPRESSIONS
         ):
             return _structure_backend(p, structure, backend, "OpenSlide does not recognise it")
@@ -171,7 +197,11 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
         if structure is None:
             raise
         return _structure_backend(p, structure, backend, str(exc).split(": ", 1)[-1])
-    if structure is None and fmt == "generic-tiff" and _rich_description(osr.properties):
+    if (
+        structure is None
+        and fmt == "generic-tiff"
+        and (_rich_description(osr.properties) or any(pg.sample_format == 3 for pg in pages or ()))
+    ):
         structure = _read_structure(p)  # for OpenSlide's reading too: mpp from the OME-XML
     if structure is not None and backend != "openslide":
         why = _structure_better(structure, len(set(osr.level_dimensions)))
@@ -203,9 +233,65 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
         raise
 
 
+def _zarr(location: str | Path, backend: str) -> Backend:
+    if backend != "auto":
+        raise SlideError(
+            f"slide {Path(str(location)).name}: an OME-Zarr image, which only backend 'auto' "
+            "reads (through zarr)"
+        )
+    b = bz.ZarrBackend(location)
+    b.reason = f"OpenSlide does not read Zarr; {b.reason}"
+    return b
+
+
+def _open_reader(reader: readers.FormatReader, p: Path, backend: str, why: str) -> Backend:
+    """``reader``'s backend for ``p``; ``why``: why OpenSlide does not read it (for ``info``)."""
+    if backend != "auto":
+        raise SlideError(
+            f"slide {p.name}: {reader.what}, which backend {backend!r} cannot read ({why}); "
+            "use backend 'auto'"
+        )
+    try:
+        b = reader.open(p)
+    except bad.MissingReader as exc:
+        raise bad.MissingReader(f"{exc}; {why}") from None
+    b.reason = f"{why}; {b.reason}"
+    return b
+
+
+def _openslide_or_reader(p: Path, fmt: str | None, reader: readers.FormatReader) -> Backend:
+    """OpenSlide when it opens the file and decodes the last tile of every level; else the
+    format's own reader (OpenSlide's failure is the reason ``info`` shows)."""
+    try:
+        osr = bos.open_openslide(p, fmt or "")
+    except SlideError as exc:
+        return _open_reader(reader, p, "auto", str(exc).split(": ", 1)[-1])
+    why = _openslide_fails(osr)
+    if why:
+        osr.close()
+        return _open_reader(reader, p, "auto", why)
+    b = bos.OpenSlideBackend(p, fmt or "", osr)
+    b.reason = f"OpenSlide reads it as {fmt} (it decodes the last tile of every level)"
+    return b
+
+
+def _openslide_fails(osr) -> str:
+    """Why OpenSlide cannot decode the bottom-right pixel of some level (the last tile, where
+    cropped edge frames sit), or ''. One tile per level: cheap."""
+    for level, (w, h) in enumerate(osr.level_dimensions):
+        ds = osr.level_downsamples[level]
+        try:
+            osr.read_region((int((w - 1) * ds), int((h - 1) * ds)), level, (1, 1))
+        except Exception as exc:
+            return f"OpenSlide cannot decode level {level} ({_reason(exc)})"
+    return ""
+
+
 def _read_structure(p: Path) -> TiffStructure | None:
     try:
         return tiffmeta.read_structure(p)
+    except SlideDataError:
+        raise  # damage is an error whoever would read the file
     except SlideError as exc:
         log.debug("%s: %s", p.name, exc)
         return None
@@ -249,6 +335,8 @@ def _structure_better(st: TiffStructure, openslide_levels: int) -> str:
         return f"{st.format} metadata (resolution, channels) that OpenSlide does not read"
     if st.is_multichannel:
         return f"{len(st.levels[0].planes)} channel pages that OpenSlide does not combine"
+    if st.is_float:
+        return f"{st.dtype} samples, which OpenSlide cannot render"
     return ""
 
 

@@ -6,11 +6,14 @@ box origin ``(x0, y0)`` in the top-left corner.
 
 - ``style="scout"``: white labels with a dark outline in Pillow's scalable font at 2.2% of the
   long side; an opaque red border of at least 2 px.
-- ``style="giant"``: as GIANT draws them: DejaVu Sans at about 2% of the short side on black
-  boxes (alpha 150), x labels along the top and y labels along the left; 1 px green lines (alpha
-  180); a 1 px red border (alpha 180). One deliberate difference: at a box clamped to the slide
-  edge GIANT labels the lines from the unclamped size, so its labels are wrong there; ours are
-  computed from the box actually shown (docs/fidelity.md).
+- ``style="giant"``: as GIANT's ``util.crop_to_image_with_guides`` draws them (see
+  :func:`draw_giant_guides`): DejaVu Sans at ``int(2%)`` of the short side on opaque black boxes,
+  x labels along the top, y labels above their line, the origin at (2, 2); 1 px green lines and a
+  1 px red border, opaque in the output (GIANT's alpha values are lost on its RGB output).
+  ``tests/test_giant_guides.py`` compares the images with a reference drawn from GIANT's rules.
+  One deliberate difference: at a box clamped to the slide edge GIANT labels the lines from the
+  unclamped box, so its labels are wrong there; ours come from the box actually shown
+  (docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -74,8 +77,8 @@ def _dejavu(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def giant_font_size(width: int, height: int) -> int:
-    """About 2% of the image's short side (at least 8 px)."""
-    return max(8, round(min(width, height) * 0.02))
+    """2% of the image's short side, rounded down, at least 8 px (GIANT's ``int(0.02 * short)``)."""
+    return max(8, int(0.02 * min(width, height)))
 
 
 def font_size(width: int, height: int) -> int:
@@ -100,40 +103,59 @@ def border_width(width: int, height: int) -> int:
     return max(2, round(max(width, height) / 500))
 
 
+def giant_label_values(
+    box: Box, width: int, height: int, n: int = N_LINES
+) -> tuple[list[int], list[int]]:
+    """GIANT's label of the line at ``frac`` (i/5): ``x0 + int(frac * width * down)`` with ``down``
+    the long side of the box over the long side of the image; likewise for y. From the box shown
+    (GIANT's own labels use the box asked for, which differs at a clamped edge)."""
+    down = max(box.w, box.h) / max(width, height)
+    fracs = [i / (n + 1) for i in range(1, n + 1)]
+    return (
+        [box.x + int(f * width * down) for f in fracs],
+        [box.y + int(f * height * down) for f in fracs],
+    )
+
+
 def draw_giant_guides(image: np.ndarray, box: Box) -> np.ndarray:
-    """GIANT's guide style (see the module doc), with labels computed from the box shown."""
+    """GIANT's guides (``util.add_position_guides`` as ``crop_to_image_with_guides`` calls it).
+
+    Drawn in this order, each opaque (GIANT draws RGBA colours onto an RGBA copy without
+    blending, so their alpha only reaches its output's discarded alpha channel):
+    1. for each x line at i/5 of the width: a 1 px green line at ``x = i*w/5``, then its label at
+       ``(x + 3, 3)`` in white on a black box 3 px larger than the text on each side;
+    2. the same for each y line at i/5 of the height, its label above the line, at
+       ``(3, y - text height - 6)``;
+    3. a 1 px red border; 4. the origin ``(x0, y0)`` at (2, 2) on a black box 4 px larger.
+    Text: DejaVu Sans at :func:`giant_font_size`; values from :func:`giant_label_values`.
+    """
     h, w = image.shape[:2]
-    base = Image.fromarray(np.ascontiguousarray(image[..., :3], dtype=np.uint8), "RGB").convert(
+    img = Image.fromarray(np.ascontiguousarray(image[..., :3], dtype=np.uint8), "RGB").convert(
         "RGBA"
     )
-    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
-    xs_px, ys_px = guide_positions(w), guide_positions(h)
-    green = (0, 255, 0, GIANT_LINE_ALPHA)
-    for px in xs_px:
-        draw.line([(px, 0), (px, h - 1)], fill=green, width=1)
-    for py in ys_px:
-        draw.line([(0, py), (w - 1, py)], fill=green, width=1)
-    draw.rectangle([0, 0, w - 1, h - 1], outline=(255, 0, 0, GIANT_BORDER_ALPHA), width=1)
+    draw = ImageDraw.Draw(img, "RGBA")  # an RGBA image drawn in RGBA mode: pixels replaced
     font = _dejavu(giant_font_size(w, h))
-    pad = 2
+    white, black = (255, 255, 255, 255), (0, 0, 0, GIANT_LABEL_BG_ALPHA)
+    green = (0, 255, 0, GIANT_LINE_ALPHA)
 
-    def label(xy: tuple[float, float], text: str) -> None:
+    def label(xy: tuple[float, float], text: str, pad: int) -> None:
         left, top, right, bottom = draw.textbbox(xy, text, font=font)
-        draw.rectangle(
-            [left - pad, top - pad, right + pad, bottom + pad], fill=(0, 0, 0, GIANT_LABEL_BG_ALPHA)
-        )
-        draw.text(xy, text, font=font, fill=(255, 255, 255, 255))
+        draw.rectangle([left - pad, top - pad, right + pad, bottom + pad], fill=black)
+        draw.text(xy, text, font=font, fill=white)
 
-    xs_l0, ys_l0 = guide_labels(box, w, h)
-    for px, value in zip(xs_px, xs_l0, strict=True):
-        label((px + 3, pad + 1), str(value))
-    for py, value in zip(ys_px, ys_l0, strict=True):
-        label((pad + 1, py + 3), str(value))
-    corner = f"({box.x}, {box.y})"
-    _, top, _, bottom = draw.textbbox((0, 0), corner, font=font)
-    label((pad + 1, pad + 1 + (bottom - top) + 2 * pad + 2), corner)
-    return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
+    xs, ys = giant_label_values(box, w, h)
+    for i, value in enumerate(xs, 1):
+        x = i / (N_LINES + 1) * w
+        draw.line([(x, 0), (x, h)], fill=green, width=1)
+        label((x + 3, 3), str(value), 3)
+    for j, value in enumerate(ys, 1):
+        y = j / (N_LINES + 1) * h
+        draw.line([(0, y), (w, y)], fill=green, width=1)
+        _, top, _, bottom = draw.textbbox((0, 0), str(value), font=font)
+        label((3, y - (bottom - top) - 6), str(value), 3)
+    draw.rectangle([(0, 0), (w - 1, h - 1)], outline=(255, 0, 0, GIANT_BORDER_ALPHA), width=1)
+    label((2, 2), f"({box.x}, {box.y})", 4)
+    return np.asarray(img.convert("RGB"))
 
 
 def draw_guides(image: np.ndarray, box: Box, style: GuideStyle = "scout") -> np.ndarray:

@@ -6,7 +6,10 @@ Rules:
   one pixel, for level sizes that were rounded), so any box, even the whole slide, is read from
   a level at most one pyramid step finer than the output;
 - the box is mapped into that level's pixel grid exactly (fractional), and the backend resamples
-  that rectangle, so the image shows exactly the requested box.
+  that rectangle, so the image shows exactly the requested box;
+- except when the box is exactly the output's size in that level's pixels, within the rounding of
+  the level's size (a 1024 px box at the origin of a 2999 px slide is 512 px of its 1499 px
+  level 1, not 511.8): then the level's stored pixels are copied 1:1, never resampled.
 
 ``rule="giant"`` picks the level as GIANT does instead: ``ds = box long side / output long side``,
 the coarsest level whose downsample is at most ``max(1, 0.85 * ds)``, then one level finer when
@@ -19,7 +22,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
-from slidescout.core.types import Box, LevelRule
+from slidescout.core.types import Box
 from slidescout.errors import SlideError
 from slidescout.slides.backends import Backend, Region
 
@@ -106,20 +109,59 @@ def giant_level(
     for i, ds in enumerate(downsamples):
         if ds <= target * 1.0001:  # OpenSlide's best_level_for_downsample: largest ds not above
             level = i
-    if level > 0 and long_box / downsamples[level] < long_out:
+    d = downsamples[level]  # GIANT compares the rounded read size: max(1, round(side / d))
+    if level > 0 and max(max(1, round(box_w / d)), max(1, round(box_h / d))) < long_out:
         level -= 1
     return level
 
 
-def plan_region(
-    backend: Backend, box: Box, out_w: int, out_h: int, rule: LevelRule = "fine"
-) -> Region:
-    """The level and exact level-pixel rectangle to resample for ``box`` at ``out_w x out_h``."""
+def nominal_downsample(dims: Sequence[tuple[int, int]], level: int) -> int | None:
+    """The whole downsample a level was made with, when its rounded size is consistent with one.
+
+    Pyramid writers halve (or quarter) level 0 and round the size: 2999 px gives 1499, 749, 374,
+    187. Level pixel ``k`` then covers level-0 pixels ``[d*k, d*(k+1))``, while the ratio of the
+    sizes (2999/1499 = 2.00067) is off by the rounding. A power of two is preferred where both fit
+    (a 46 px level of 3000 px fits 64 and 65)."""
+    (w0, h0), (lw, lh) = dims[0], dims[level]
+    ratio = w0 / lw
+    for d in (2 ** round(math.log2(ratio)), round(ratio)):
+        if d >= 1 and abs(w0 / d - lw) < 1 and abs(h0 / d - lh) < 1:
+            return d
+    return None
+
+
+def copy_region(
+    dims: Sequence[tuple[int, int]],
+    scale: tuple[float, float],
+    level: int,
+    box: Box,
+    out_w: int,
+    out_h: int,
+) -> Region | None:
+    """The level's own pixels, 1:1, when ``box`` is exactly ``out_w x out_h`` of them under the
+    level's scale or its nominal downsample (so within the rounding of the level's size)."""
+    lw, lh = dims[level]
+    d = nominal_downsample(dims, level)
+    for sx, sy in (scale, (d, d)) if d else (scale,):
+        x, y, w, h = box.x / sx, box.y / sy, box.w / sx, box.h / sy
+        if all(abs(v - round(v)) < 1e-6 for v in (x, y, w, h)):
+            x0, y0 = round(x), round(y)
+            if (round(w), round(h)) == (out_w, out_h) and x0 + out_w <= lw and y0 + out_h <= lh:
+                return Region(level, x0, y0, out_w, out_h, out_w, out_h)
+    return None
+
+
+def plan_region(backend: Backend, box: Box, out_w: int, out_h: int, rule: str = "fine") -> Region:
+    """The level and exact level-pixel rectangle to resample for ``box`` at ``out_w x out_h``;
+    the level's pixels themselves when the box is exactly the output's size there."""
     scales = [backend.level_scale(i) for i in range(len(backend.level_dimensions))]
     if rule == "giant":
         level = giant_level(list(backend.level_downsamples), box.w, box.h, out_w, out_h)
     else:
         level = choose_level(scales, box.w, box.h, out_w, out_h)
+    copy = copy_region(backend.level_dimensions, scales[level], level, box, out_w, out_h)
+    if copy is not None:
+        return copy
     sx, sy = scales[level]
     lw, lh = backend.level_dimensions[level]
     x0, y0 = min(box.x / sx, lw - 1.0), min(box.y / sy, lh - 1.0)

@@ -28,6 +28,7 @@ from slidescout.errors import SlideError
 from slidescout.slides.backends import Backend, PatchReader, padded_read
 from slidescout.slides.cache import HANDLE_CACHE_SIZE, VIEW_CACHE_BYTES, LRUCache
 from slidescout.slides.factory import open_backend
+from slidescout.slides.giant_read import giant_read
 from slidescout.slides.guides import draw_guides
 from slidescout.slides.metadata import LevelInfo, SlideInfo, parse_bounds, resolve_mpp
 from slidescout.slides.render import (
@@ -55,9 +56,10 @@ class Slide:
     def __init__(self, backend: Backend) -> None:
         self._b = backend
         self.path: Path = backend.path
-        st = backend.path.stat()
-        self._key = (str(backend.path.resolve()), backend.name, st.st_mtime_ns, st.st_size)
-        self._file_size = st.st_size
+        where, mtime, size = backend.identity()
+        self._key = (where, backend.name, mtime, size)
+        self._where = where
+        self._file_size = size
         w, h = backend.level_dimensions[0]
         self._res = resolve_mpp(backend.properties, backend.format, backend.path.name)
         self._bounds = parse_bounds(backend.properties, w, h)
@@ -174,7 +176,7 @@ class Slide:
             )
         ]
         return SlideInfo(
-            path=str(self.path),
+            path=self._where,
             slide_id=self.slide_id,
             format=self.format,
             vendor=self.vendor,
@@ -352,8 +354,13 @@ class Slide:
         level_rule: LevelRule = "fine",
         guide_style: GuideStyle = "scout",
     ) -> View:
-        region = plan_region(self._b, shown, out_w, out_h, level_rule)
-        image = self._b.render(region)
+        giant = giant_read(self._b, shown, max(out_w, out_h)) if level_rule == "giant" else None
+        if giant is not None:  # GIANT's own read and resize, pixel for pixel
+            image, level = giant
+            out_h, out_w = image.shape[:2]
+        else:
+            region = plan_region(self._b, shown, out_w, out_h, level_rule)
+            image, level = self._b.render(region), region.level
         if guides:
             image = draw_guides(image, shown, style=guide_style)
         image = np.ascontiguousarray(image)
@@ -364,14 +371,14 @@ class Slide:
             View(
                 image=image,
                 box=shown,
-                level=region.level,
+                level=level,
                 downsample=ds,
                 mpp=self.mpp * ds if self.mpp else None,
                 guides=bool(guides),
                 meta={
                     "slide_id": self.slide_id,
                     "backend": self.backend_name,
-                    "level_downsample": self.level_downsamples[region.level],
+                    "level_downsample": self.level_downsamples[level],
                     "mpp_source": self.mpp_source.value,
                     **({"channels": self.channels_text} if self.channels_text else {}),
                 },
@@ -444,6 +451,8 @@ _handles: LRUCache[tuple, Slide] = LRUCache(max_items=HANDLE_CACHE_SIZE)
 
 def open_slide(path: str | os.PathLike, backend: str = "auto") -> Slide:
     """A cached open ``Slide`` (reopened when the file changes); thread-safe."""
+    if isinstance(path, str) and "://" in path:  # a URL (OME-Zarr through fsspec)
+        return _handles.get_or_create((path, backend), lambda: Slide.open(path, backend))
     p = Path(path).expanduser()
     try:
         st = p.stat()

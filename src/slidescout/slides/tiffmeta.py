@@ -15,9 +15,17 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from slidescout.errors import SlideError
+from slidescout.slides.integrity import SlideDataError, segment_damage
 
 log = logging.getLogger(__name__)
+# tifffile logs what it skips in a damaged file (a bad tag, an OME-XML that does not parse) as
+# warnings; with no handler configured Python prints them to stderr, around the one-line error.
+# A NullHandler keeps them off the terminal; an application that configures logging still gets
+# them through the root logger.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 # TIFF compression codes and names, for messages and backend choice
 COMPRESSION_NAMES = {
@@ -75,6 +83,22 @@ _POWER_XML_RE = re.compile(
 _NUCLEAR = re.compile(r"dapi|hoechst|nuclear|nucleus|draq5|sytox|\bdna\b", re.IGNORECASE)
 
 
+def compression_known(code: int) -> bool:
+    """Whether ``code`` is a TIFF compression any reader here knows (ours, or tifffile's list)."""
+    if code in COMPRESSION_NAMES:
+        return True
+    import tifffile
+
+    return code in {int(c) for c in tifffile.COMPRESSION}
+
+
+def compression_damage(code: int) -> str:
+    """'' for a known TIFF compression, else why the page cannot be decoded."""
+    if compression_known(code):
+        return ""
+    return f"uses TIFF compression {code}, which is not a TIFF compression any reader knows"
+
+
 def compression_name(code: int) -> str:
     return f"{code} ({COMPRESSION_NAMES[code]})" if code in COMPRESSION_NAMES else str(code)
 
@@ -111,6 +135,10 @@ class TiffStructure:
         return len(self.levels[0].planes) > 1 or self.samples not in (1, 3, 4)
 
     @property
+    def is_float(self) -> bool:
+        return self.dtype.startswith("float")
+
+    @property
     def compressions(self) -> set[int]:
         return {lv.compression for lv in self.levels}
 
@@ -125,8 +153,10 @@ def read_structure(path: Path) -> TiffStructure:
     try:
         with tifffile.TiffFile(path) as tif:
             return _structure(tif)
-    except SlideError:
+    except SlideDataError:
         raise
+    except SlideError as exc:
+        raise SlideError(f"slide {path.name}: {exc}") from None
     except Exception as exc:  # tifffile raises many types on odd files
         raise SlideError(
             f"slide {path.name}: tifffile cannot read its TIFF structure "
@@ -149,6 +179,8 @@ def _structure(tif) -> TiffStructure:
         planes = tuple(where[p.offset] for p in pages if p.offset in where)
         if len(planes) != len(pages):
             break
+        for page in pages:
+            _check_data(tif, page, len(levels))
         levels.append(
             TiffLevel(
                 int(key.imagewidth),
@@ -187,6 +219,28 @@ def _structure(tif) -> TiffStructure:
         structure.channels = [f"channel {i}" for i in range(len(levels[0].planes))]
     structure.properties = props
     return structure
+
+
+def _check_data(tif, page, level: int) -> None:
+    """``SlideDataError`` when the page's tiles or strips cannot hold the pixels it declares."""
+    key = page.keyframe if hasattr(page, "keyframe") else page
+    samples = int(key.samplesperpixel)
+    separate = int(key.planarconfig) == 2
+    damage = compression_damage(int(key.compression)) or segment_damage(
+        width=int(key.imagewidth),
+        height=int(key.imagelength),
+        bits_per_pixel=int(key.bitspersample) * (1 if separate else samples),
+        planes=samples if separate else 1,
+        tile_w=int(key.tilewidth),
+        tile_h=int(key.tilelength),
+        rows_per_strip=int(key.rowsperstrip),
+        compression=int(key.compression),
+        offsets=np.asarray(page.dataoffsets),
+        counts=np.asarray(page.databytecounts),
+        file_size=int(tif.filehandle.size),
+    )
+    if damage:
+        raise SlideDataError(f"slide {Path(tif.filehandle.name).name}: level {level} {damage}")
 
 
 def _resolution_tags(page, props: dict[str, str]) -> None:

@@ -25,12 +25,12 @@ import hashlib
 import json
 from typing import Any
 
+from slidescout.testing.fake_billing import AnthropicCache
 from slidescout.testing.fake_common import (
     FakeServer,
     Fault,
     Reply,
     ToolCall,
-    estimate_input_tokens,
     example_arguments,
     hang,
     new_id,
@@ -60,9 +60,16 @@ def signature_for(thinking: str) -> str:
 
 
 class FakeAnthropic(FakeServer):
-    """Scripted (or auto) Anthropic Messages server. ``base_url`` is the server root."""
+    """Scripted (or auto) Anthropic Messages server. ``base_url`` is the server root.
+
+    Usage is counted from the body by Claude's published rules, its prompt cache included
+    (``fake_billing``); ``Reply(usage=...)`` overrides it."""
 
     base_path = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cache = AnthropicCache()
 
     def routes(self) -> list[Any]:
         from starlette.routing import Route
@@ -187,10 +194,8 @@ class FakeAnthropic(FakeServer):
             c.name + c.arguments_text() for c in reply.tool_calls
         )
         u = {
-            "input": estimate_input_tokens(body),
+            **self.cache.usage(body),
             "output": _tokens(out_text) + _tokens(reply.reasoning) + 1,
-            "cached": 0,
-            "cache_write": 0,
         }
         u.update(reply.usage or {})
         stop = reply.stop or ("tool_use" if reply.tool_calls else "end_turn")

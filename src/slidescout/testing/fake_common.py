@@ -46,7 +46,9 @@ class Reply:
     """One model reply: text, tool calls, and optional reasoning (OpenAI reasoning item with
     encrypted content, Anthropic thinking block with a signature; ``redacted`` adds an Anthropic
     ``redacted_thinking`` block). ``usage`` overrides the estimated token counts (keys: input,
-    output, reasoning, cached, cache_write); ``stop`` overrides the stop / finish reason."""
+    output, reasoning, cached, cache_write); ``stop`` overrides the stop / finish reason.
+    ``gate``: the reply is held until the event is set (a test sees what happens meanwhile, then
+    releases it: waiting on an event, never on a clock)."""
 
     text: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -55,6 +57,7 @@ class Reply:
     usage: dict[str, int] | None = None
     stop: str | None = None
     delay_s: float = 0.0
+    gate: threading.Event | None = None
 
 
 @dataclass
@@ -74,6 +77,8 @@ def hang(seconds: float) -> Fault:
     """A request that answers only after ``seconds`` (use a longer time than the client timeout)."""
     return Fault(status=504, message="the fake server answered too late", delay_s=seconds)
 
+
+GATE_LIMIT_S = 300.0  # a gate never released still answers, so a failing test cannot hang
 
 Item = Reply | Fault | Callable[[dict[str, Any]], Reply | Fault]
 Script = Sequence[Item] | Callable[[dict[str, Any]], Reply | Fault] | None
@@ -336,6 +341,8 @@ class FakeServer:
         item = self._next(body, path)
         if item.delay_s:
             await asyncio.sleep(item.delay_s)
+        if isinstance(item, Reply) and item.gate is not None:
+            await asyncio.to_thread(item.gate.wait, GATE_LIMIT_S)
         if isinstance(item, Fault):
             hdrs = dict(item.headers)
             if item.retry_after is not None:

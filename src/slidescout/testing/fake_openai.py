@@ -22,12 +22,12 @@ import base64
 import time
 from typing import Any
 
+from slidescout.testing.fake_billing import OpenAICache
 from slidescout.testing.fake_common import (
     FakeServer,
     Fault,
     Reply,
     ToolCall,
-    estimate_input_tokens,
     example_arguments,
     hang,
     new_id,
@@ -52,9 +52,16 @@ def _tokens(text: str | None) -> int:
 
 
 class FakeOpenAI(FakeServer):
-    """Scripted (or auto) OpenAI-compatible server. ``base_url`` ends in ``/v1``."""
+    """Scripted (or auto) OpenAI-compatible server. ``base_url`` ends in ``/v1``.
+
+    Usage is counted from the body by OpenAI's published rules, its automatic prefix cache
+    included (``fake_billing``); ``Reply(usage=...)`` overrides it."""
 
     base_path = "/v1"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cache = OpenAICache()
 
     def routes(self) -> list[Any]:
         from starlette.responses import JSONResponse
@@ -208,10 +215,9 @@ class FakeOpenAI(FakeServer):
         )
         reasoning = _tokens(reply.reasoning) + (16 if reply.reasoning else 0)
         u = {
-            "input": estimate_input_tokens(body),
+            **self.cache.usage(body),
             "output": _tokens(out_text) + reasoning + 1,
             "reasoning": reasoning,
-            "cached": 0,
         }
         u.update(reply.usage or {})
         return u

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
-import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from slidescout.core.messages import ToolSpec
@@ -50,6 +49,13 @@ from slidescout.tools.schema import (
     parse_docstring,
     summary_line,
     wire_name,
+)
+from slidescout.tools.timeouts import (
+    DEFAULT_TOOL_TIMEOUT_S,
+    DeadlinePassed,
+    ToolTimeout,
+    run_in_daemon_thread,
+    within,
 )
 
 Needs = Literal["slide", "imageset", "none"]
@@ -82,6 +88,12 @@ class Tool:
     needs: Needs = "none"
     setup_hook: Callable[[ToolContext], Any] | None = None  # awaited before each call (ToolClass)
     origin: Any = None  # the function / ToolClass instance this tool wraps
+    # seconds one call may take, setup included (None: no limit of its own; the sample's deadline
+    # still holds); past it the call is abandoned and the model gets a timeout error
+    timeout_s: float | None = DEFAULT_TOOL_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        self.timeout_s = _check_timeout(self.name, self.timeout_s)
 
     @property
     def short_name(self) -> str:
@@ -133,29 +145,42 @@ class Tool:
     async def invoke(
         self, arguments: dict[str, Any] | None, ctx: ToolContext | None = None
     ) -> ToolResult:
-        """Validate and run one call. Sync functions run in a worker thread.
+        """Validate and run one call, within the tool's ``timeout_s``. Sync functions run in a
+        daemon thread of their own, under the tool's limiter.
 
         Raises ``ToolError`` for anything the model should see (bad arguments, a region outside the
-        slide, a ``SlideError``); any other exception is the tool's bug and propagates.
-        """
+        slide, a ``SlideError``, ``ToolTimeout`` when the call was abandoned at its timeout); any
+        other exception is the tool's bug and propagates. The call gets a copy of ``ctx`` with
+        its own ``cancel_event``, set when the call is abandoned or cancelled (the thread of a
+        sync tool cannot be killed: a tool that checks the event stops)."""
         ctx = ctx if ctx is not None else ToolContext()
         kwargs = self.validate(arguments)
-        if self.context_param:
-            kwargs[self.context_param] = ctx
         ctx.check_cancelled()
-        limiter = ctx.limiters.get(self.limiter, ctx.limiter) if self.limiter else ctx.limiter
+        call_ctx = dataclasses.replace(ctx, cancel_event=threading.Event())
+        if self.context_param:
+            kwargs[self.context_param] = call_ctx
         try:
-            if self.setup_hook is not None:
-                await self.setup_hook(ctx)
-            if self.is_async:
-                value = await self.fn(**kwargs)
-            else:
-                value = await anyio.to_thread.run_sync(
-                    functools.partial(self.fn, **kwargs), limiter=limiter
-                )
+            value = await within(self._run(kwargs, call_ctx), self.timeout_s)
+        except DeadlinePassed:
+            call_ctx.cancel()
+            raise ToolTimeout(
+                f"the tool {self.name} did not finish within {self.timeout_s:g} s and was "
+                "stopped; try a smaller request or another tool"
+            ) from None
+        except asyncio.CancelledError:
+            call_ctx.cancel()
+            raise
         except SlideError as exc:
             raise ToolError(str(exc)) from exc
         return ToolResult.coerce(value)
+
+    async def _run(self, kwargs: dict[str, Any], ctx: ToolContext) -> Any:
+        if self.setup_hook is not None:
+            await self.setup_hook(ctx)
+        if self.is_async:
+            return await self.fn(**kwargs)
+        call = functools.partial(self.fn, **kwargs)
+        return await run_in_daemon_thread(call, limiter=ctx.limiter_for(self.limiter))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the wrapped function directly (no validation; handy in tests)."""
@@ -179,9 +204,11 @@ class Tool:
         limiter: str | None = None,
         needs: Needs | None = None,
         localns: dict[str, Any] | None = None,
+        timeout_s: float | None = DEFAULT_TOOL_TIMEOUT_S,
     ) -> Tool:
         """``localns``: extra names for resolving string annotations (e.g. the defining scope).
-        ``needs``: None infers it: a tool that takes a context needs a slide."""
+        ``needs``: None infers it: a tool that takes a context needs a slide. ``timeout_s``:
+        seconds one call may take (None: no limit of its own)."""
         tool_name: str = name or str(getattr(fn, "__name__", ""))
         _check_name(tool_name)
         doc_desc, param_docs = parse_docstring(inspect.getdoc(fn))
@@ -198,6 +225,7 @@ class Tool:
             limiter=limiter,
             needs=_needs(needs, sig.context_param),
             origin=fn,
+            timeout_s=timeout_s,
         )
 
     @classmethod
@@ -239,6 +267,7 @@ class Tool:
             needs=_needs(klass.needs, sig.context_param),
             setup_hook=instance._ensure_setup,
             origin=instance,
+            timeout_s=klass.timeout_s,
         )
 
 
@@ -248,6 +277,16 @@ def _needs(declared: Needs | None, context_param: str | None) -> Needs:
     if declared not in ("slide", "imageset", "none"):
         raise ConfigError(f"a tool's needs is 'slide', 'imageset' or 'none', not {declared!r}")
     return declared
+
+
+def _check_timeout(name: str, timeout_s: Any) -> float | None:
+    if timeout_s is None:
+        return None
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)):
+        raise ConfigError(f"tool {name}: timeout_s must be a number of seconds or None")
+    if not timeout_s > 0 or timeout_s == float("inf"):
+        raise ConfigError(f"tool {name}: timeout_s must be a positive number of seconds or None")
+    return float(timeout_s)
 
 
 def _check_name(name: str) -> None:
@@ -273,6 +312,7 @@ def tool(
     description: str | None = None,
     limiter: str | None = None,
     needs: Needs | None = None,
+    timeout_s: float | None = DEFAULT_TOOL_TIMEOUT_S,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -284,13 +324,16 @@ def tool(
     description: str | None = None,
     limiter: str | None = None,
     needs: Needs | None = None,
+    timeout_s: float | None = DEFAULT_TOOL_TIMEOUT_S,
 ) -> Any:
     """Turn a typed function (or a ToolClass subclass) into a :class:`Tool`; bare or with options.
 
     ``name`` defaults to the function's name, ``description`` to its docstring (without the
     ``Args:`` section). ``limiter`` names a ``ToolContext.limiters`` entry the call runs under.
     ``needs`` is what the tool needs from the sample: ``"slide"``, ``"imageset"`` or ``"none"``
-    (default: a slide when it takes a ``ToolContext``, else nothing).
+    (default: a slide when it takes a ``ToolContext``, else nothing). ``timeout_s``: seconds one
+    call may take before it is abandoned and the model gets a timeout error (default
+    :data:`DEFAULT_TOOL_TIMEOUT_S`; None: no limit of its own, the sample's deadline still holds).
     """
 
     def wrap(f: Any, localns: dict[str, Any] | None = None) -> Tool:
@@ -301,7 +344,13 @@ def tool(
         if not callable(f):
             raise ConfigError(f"@tool needs a function, got {type(f).__name__}")
         return Tool.from_function(
-            f, name=name, description=description, limiter=limiter, needs=needs, localns=localns
+            f,
+            name=name,
+            description=description,
+            limiter=limiter,
+            needs=needs,
+            localns=localns,
+            timeout_s=timeout_s,
         )
 
     return wrap(fn, dict(sys._getframe(1).f_locals)) if fn is not None else wrap
@@ -319,13 +368,14 @@ class ToolClass:
 
     Class attributes: ``name`` (default: the class name in snake_case, without a ``Tool``
     suffix), ``description`` (default: the class docstring, else ``run``'s), ``limiter``,
-    ``needs``.
+    ``needs``, ``timeout_s`` (seconds one call may take, its first call's setup included).
     """
 
     name: ClassVar[str | None] = None
     description: ClassVar[str | None] = None
     limiter: ClassVar[str | None] = None
     needs: ClassVar[Needs | None] = None  # None: a slide when ``run`` takes a ToolContext
+    timeout_s: ClassVar[float | None] = DEFAULT_TOOL_TIMEOUT_S
 
     def setup(self, ctx: ToolContext) -> None:
         """Load what the tool needs (weights on ``ctx.device``...). Runs once, lazily."""
@@ -378,8 +428,8 @@ class ToolClass:
                     raise
                 self.__dict__["_ss_ready"] = True
         else:
-            limiter = ctx.limiters.get(self.limiter, ctx.limiter) if self.limiter else ctx.limiter
-            await anyio.to_thread.run_sync(self._setup_sync, ctx, limiter=limiter)
+            setup = functools.partial(self._setup_sync, ctx)
+            await run_in_daemon_thread(setup, limiter=ctx.limiter_for(self.limiter))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,11 +462,13 @@ def as_tools(obj: Any, where: str = "") -> list[Tool]:
 
 
 __all__ = [
+    "DEFAULT_TOOL_TIMEOUT_S",
     "Needs",
     "Tool",
     "ToolClass",
     "ToolImage",
     "ToolResult",
+    "ToolTimeout",
     "as_tools",
     "parse_docstring",
     "summary_line",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from anyio import CapacityLimiter
 from typing_extensions import TypeVar
 
-from slidescout.core.types import GuideStyle, LevelRule
+from slidescout.core.types import BoxClamp, GuideStyle, LevelRule, MessageStyle
 from slidescout.errors import SlidescoutError, ToolError
 from slidescout.slides.imageset import ImageSet
 from slidescout.slides.slide import Slide
@@ -45,6 +45,8 @@ class ContextOptions:
     show_mpp: bool = True
     level_rule: LevelRule = "fine"
     guide_style: GuideStyle = "scout"
+    message_style: MessageStyle = "scout"
+    box_clamp: BoxClamp = "strict"
     run_dir: Path | None = None
     sample_id: str = ""
     device: str = "auto"
@@ -65,6 +67,10 @@ class ToolContext(Generic[SlideT]):
         show_mpp: state µm/px and magnification in results (False under the ``giant`` preset).
         level_rule: "fine" (ours) or "giant" (GIANT's ``best_level(0.85·ds)``), see slides.render.
         guide_style: "scout" or "giant" (see slides.guides).
+        message_style: "scout" or "giant": what a view's result text says (``giant``: the region
+            and the slide size only, as GIANT's results).
+        box_clamp: "strict" (a box wholly outside the slide or of no size is an error) or
+            "giant" (clamped down to a 1 px region and shown, as GIANT does).
         run_dir: the run directory, if any (tools may write artefacts under it).
         sample_id: the sample's id.
         device: torch device for model-backed tools ("auto", "cpu", "cuda:0").
@@ -86,6 +92,8 @@ class ToolContext(Generic[SlideT]):
     show_mpp: bool = True
     level_rule: LevelRule = "fine"
     guide_style: GuideStyle = "scout"
+    message_style: MessageStyle = "scout"
+    box_clamp: BoxClamp = "strict"
     run_dir: Path | None = None
     sample_id: str = ""
     device: str = "auto"  # the expert runtime resolves it: CUDA when present, else CPU
@@ -114,6 +122,8 @@ class ToolContext(Generic[SlideT]):
             show_mpp=options.show_mpp,
             level_rule=options.level_rule,
             guide_style=options.guide_style,
+            message_style=options.message_style,
+            box_clamp=options.box_clamp,
             run_dir=options.run_dir,
             sample_id=options.sample_id,
             device=options.device,

@@ -1,9 +1,9 @@
 """Built-in navigation tools: GIANT's ``slide_zoom`` plus views at a set resolution, pan, overview
 and measurements. Coordinates are level-0 pixels, origin top left.
 
-Each image result states the region shown as GIANT does ("region with top-left corner at (x0,y0)
-and size w×h pixels"), the level-0 slide size, the output resolution and whether the box was
-clamped; the loop appends how many calls remain. Every view is recorded in ``ctx.state``
+Each image result states the region shown (top-left corner and size) and the level-0 slide size,
+as GIANT's results do, in our words; under ``scout`` also the output size and resolution and
+whether the box was clamped. The loop appends how many calls remain. Every view is recorded in ``ctx.state``
 (``last_view``, ``views``).
 """
 
@@ -73,6 +73,16 @@ def _check_box(slide: Any, x: int, y: int, w: int, h: int) -> Box:
     return box
 
 
+def giant_clamp(slide: Any, x: int, y: int, w: int, h: int) -> Box:
+    """GIANT's clamp (``util.crop_to_image``): the origin into the slide, then the size into what is
+    left of it, at least 1 px each way, so every box gives an image. GIANT lets the origin reach
+    the slide's width or height (a 1 px read just past the edge, which OpenSlide returns
+    transparent); here it stops at the last pixel, so the pixel shown is the slide's own."""
+    sw, sh = _size(slide)
+    x, y = max(0, min(int(x), sw - 1)), max(0, min(int(y), sh - 1))
+    return Box(x, y, max(1, min(int(w), sw - x)), max(1, min(int(h), sh - y)))
+
+
 def _require_mpp(slide: Any, what: str) -> float:
     mpp = slide.mpp
     if not mpp:
@@ -90,14 +100,25 @@ def _call(slide: Any, fn: Any, *args: Any, **kw: Any) -> View:
         raise ToolError(f"{exc} (the slide is {_size_text(slide)})") from exc
 
 
-def _view_text(slide: Any, view: View, requested: Box | None = None, show_mpp: bool = True) -> str:
+def _view_text(
+    slide: Any,
+    view: View,
+    requested: Box | None = None,
+    show_mpp: bool = True,
+    style: str = "scout",
+) -> str:
+    """What a view's result says: the region shown (origin and size) and the full slide size, as
+    GIANT's results do (in our words); ``scout`` adds the image size and resolution and says when
+    the box was clamped. Under ``giant`` nothing else (the loop appends the calls remaining)."""
     b = view.box
     sw, sh = _size(slide)
     text = (
-        f"Here is the region with top-left corner at ({b.x},{b.y}) and size {b.w}×{b.h} pixels. "
-        f"REMINDER: Full slide resolution is {sw} × {sh} pixels - all coordinates must "
-        "reference this full resolution."
+        f"Region shown: top-left corner ({b.x},{b.y}), size {b.w}×{b.h} pixels. "
+        f"Reminder: the full slide is {sw} × {sh} pixels, and every coordinate refers to that "
+        "full resolution."
     )
+    if style == "giant":
+        return text
     res = f"The image is {view.width}×{view.height} px"
     if not show_mpp:  # GIANT states no resolution anywhere
         res += "."
@@ -106,7 +127,7 @@ def _view_text(slide: Any, view: View, requested: Box | None = None, show_mpp: b
     else:
         res += f", downsampled {view.downsample:.1f}× from level 0 (the slide's µm/px is unknown)."
     text += " " + res
-    asked = view.requested or requested
+    asked = requested or view.requested
     if view.clamped or (asked is not None and asked != b):
         a = asked or b
         text += (
@@ -117,7 +138,7 @@ def _view_text(slide: Any, view: View, requested: Box | None = None, show_mpp: b
 
 
 def _view_data(slide: Any, view: View, requested: Box | None) -> dict[str, Any]:
-    asked = view.requested or requested
+    asked = requested or view.requested
     return {
         "box": list(view.box.as_tuple()),
         "requested": list(asked.as_tuple()) if asked else None,
@@ -140,7 +161,7 @@ def _result(
     prefix: str = "",
 ) -> ToolResult:
     ctx.record_view(view, tool=tool_name, requested_mpp=requested_mpp)
-    text = prefix + _view_text(slide, view, requested, ctx.show_mpp)
+    text = prefix + _view_text(slide, view, requested, ctx.show_mpp, ctx.message_style)
     return ToolResult.from_view(
         view, text, label=tool_name, data=_view_data(slide, view, requested)
     )
@@ -162,15 +183,18 @@ def _read_at(ctx: ToolContext, slide: Any, box: Box, mpp: float | None) -> View:
 # ---------------------------------------------------------------------------------------------
 @tool
 def slide_zoom(x0: int, y0: int, w: int, h: int, ctx: ToolContext) -> ToolResult:
-    """Crop a rectangular region of the whole-slide image. Coordinate system: x-axis runs left to right, y-axis runs top to bottom. x0,y0 is the top-left corner of the region.
+    """Show a rectangle of the whole-slide image. Coordinates: x grows from left to right, y from top to bottom; (x0, y0) is the rectangle's top-left corner.
 
     Args:
-        x0: Left edge x-coordinate (x-axis: left to right)
-        y0: Top edge y-coordinate (y-axis: top to bottom)
-        w: Width of the region in pixels
-        h: Height of the region in pixels
+        x0: x of the left edge (x grows from left to right)
+        y0: y of the top edge (y grows from top to bottom)
+        w: Width of the rectangle in pixels
+        h: Height of the rectangle in pixels
     """
     slide = ctx.require_slide()
+    if ctx.box_clamp == "giant":  # any box gives an image, clamped down to 1 px (GIANT)
+        view = _read_at(ctx, slide, giant_clamp(slide, x0, y0, w, h), None)
+        return _result(ctx, slide, view, "slide_zoom", Box(x0, y0, w, h))
     box = _check_box(slide, x0, y0, w, h)
     view = _read_at(ctx, slide, box, None)
     return _result(ctx, slide, view, "slide_zoom", box)

@@ -46,6 +46,7 @@ BUILTIN_TOOLS: dict[str, str] = {
     "patch_classifier": "slidescout.tools.experts.tools",
     "segment": "slidescout.tools.experts.model_tools",
     "zero_shot": "slidescout.tools.experts.model_tools",
+    "slide_classifier": "slidescout.tools.experts.slidehead",
     "lookup": "slidescout.tools.knowledge.tool",
     "view_image": "slidescout.tools.imageset_tools",
     "crop_image": "slidescout.tools.imageset_tools",

@@ -10,6 +10,7 @@ Layout (DESIGN.md)::
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -30,6 +31,40 @@ from slidescout.errors import SlidescoutError
 from slidescout.traces.safeio import atomic_write, repair_jsonl_tail
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+# errors that mean the disk (or the quota) is full: the run stops, the sample is not failed
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(exc: BaseException | None) -> OSError | None:
+    """The disk-full ``OSError`` behind ``exc`` (itself, its cause or context, or a Ray task
+    error's ``cause``), or None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return exc
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return None
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A run's ``manifest.json`` ({} when there is none); a damaged one is a one-line error."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SlidescoutError(
+            f"{path} is damaged (not JSON: {exc}); restore it, or start a new run in another folder"
+        ) from None
+    if not isinstance(data, dict):
+        raise SlidescoutError(
+            f"{path} is damaged (not a JSON object); restore it, or start a new run in another "
+            "folder"
+        )
+    return data
 
 
 def safe_name(sample_id: str) -> str:
@@ -148,9 +183,7 @@ class RunDir:
         repair_jsonl_tail(
             path / "results.jsonl"
         )  # a torn last line must not swallow the next record
-        manifest: dict[str, Any] = {}
-        if manifest_path.exists():
-            manifest = json.loads(manifest_path.read_text())
+        manifest = read_manifest(manifest_path)
         manifest.setdefault("run_id", path.name)
         manifest.setdefault("created_at", datetime.now(timezone.utc).isoformat())
         manifest["config"] = config
@@ -199,8 +232,7 @@ class RunDir:
     # -- reading -------------------------------------------------------------
     @property
     def manifest(self) -> dict[str, Any]:
-        p = self.path / "manifest.json"
-        return json.loads(p.read_text()) if p.exists() else {}
+        return read_manifest(self.path / "manifest.json")
 
     def results(self) -> list[dict[str, Any]]:
         """Finished samples; a torn last line (a crash mid-write) is ignored. Last record per key wins."""
@@ -258,6 +290,10 @@ class TraceRecorder:
     A running trace is rewritten after every step so the viewer can follow it; with
     ``live_interval`` that is throttled to one write per interval (the final trace is always
     written).
+
+    A write that fails because the disk is full is remembered in ``disk_error`` (the agent may
+    have recorded it as a tool or sample error): the caller stops the run instead of keeping a
+    failed record, so the sample stays unfinished and a resumed run does it again.
     """
 
     def __init__(self, run: RunDir, repeat: int = 0, *, live_interval: float = 0.0) -> None:
@@ -265,13 +301,22 @@ class TraceRecorder:
         self.repeat = repeat
         self.live_interval = live_interval
         self._last_write = -math.inf
+        self.disk_error: OSError | None = None
+
+    def _full(self, exc: OSError) -> None:
+        if exc.errno in DISK_FULL_ERRNOS and self.disk_error is None:
+            self.disk_error = exc
 
     @property
     def location(self) -> Path:
         return self.run.path
 
     def put_image(self, data: bytes, media_type: str = "image/jpeg") -> str:
-        return self.run.blobs.put(data, media_type)
+        try:
+            return self.run.blobs.put(data, media_type)
+        except OSError as exc:
+            self._full(exc)
+            raise
 
     def get_image(self, sha256: str) -> bytes:
         return self.run.blobs.get(sha256)
@@ -284,4 +329,8 @@ class TraceRecorder:
         if trace.status == "running" and now - self._last_write < self.live_interval:
             return
         self._last_write = now
-        self.run.write_trace(trace, self.repeat)
+        try:
+            self.run.write_trace(trace, self.repeat)
+        except OSError as exc:
+            self._full(exc)
+            raise

@@ -16,11 +16,13 @@ Choices:
   blocks are present.
 - ``max_tokens`` is required: the setting ``max_output_tokens``, default 4096, raised above the
   thinking budget when needed.
-- Prompt caching (the setting ``prompt_cache``, on by default; off under ``giant``): a ``cache_control`` breakpoint on the last
-  block of the request, so each turn reads the previous turns from the cache, and one at the end
-  of the first turn (the question and the overview), which stays cached when older images are
-  pruned from the context. Cache reads are
-  billed at the cached rate, cache writes at the cache-write rate.
+- Prompt caching (the setting ``prompt_cache``: on under ``scout``, off under ``giant`` and the
+  baselines, as GIANT's requests; ``--prompt-cache`` says otherwise): a ``cache_control``
+  breakpoint on the last block of the request, so each turn reads the previous turns from the
+  cache, and one at the end of the first turn (the system prompt, the question and the
+  overview), which stays cached when old images are dropped to fit the context window. Cache
+  reads are billed at the cached rate, cache writes at the cache-write rate
+  (``agents.models.accounting``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from slidescout.agents.models.base import (
     parse_arguments,
     split_known,
     system_text,
+    window_of,
 )
 from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.messages import (
@@ -80,6 +83,8 @@ class AnthropicModel(ModelAdapter):
             tools=True if options.tools is None else options.tools,
             images=options.images,
             custom_endpoint=custom_endpoint,
+            context_window=window_of(provider, model, options, custom_endpoint),
+            request_layout=True,
             thinking=True,
             inline_tool_images=True,  # tool_result blocks hold their images
             parallel_tool_calls=True,
@@ -92,8 +97,8 @@ class AnthropicModel(ModelAdapter):
         )
 
     def default_settings(self) -> ModelSettings:
-        # max_tokens is required by the API; caching is on unless a preset or flag says otherwise
-        return ModelSettings(max_output_tokens=DEFAULT_MAX_TOKENS, prompt_cache=True)
+        # max_tokens is required by the API; cache breakpoints only when a preset or flag asks
+        return ModelSettings(max_output_tokens=DEFAULT_MAX_TOKENS)
 
     # -- request -----------------------------------------------------------------------------
     def _image(self, part: ImagePart) -> dict[str, Any]:
@@ -116,7 +121,7 @@ class AnthropicModel(ModelAdapter):
                 out.append(self._image(p))
         return out
 
-    def _turns(self, req: ModelRequest) -> list[dict[str, Any]]:
+    def _turns(self, req: ModelRequest, giant: bool = False) -> list[dict[str, Any]]:
         turns: list[dict[str, Any]] = []
 
         def add(role: str, blocks: list[dict[str, Any]]) -> None:
@@ -152,11 +157,16 @@ class AnthropicModel(ModelAdapter):
             elif isinstance(msg, ToolMessage):
                 results: list[dict[str, Any]] = []
                 for r in msg.results:
-                    content = self._blocks(list(r.content))
+                    content: Any = self._blocks(list(r.content)) or [
+                        {"type": "text", "text": "(no output)"}
+                    ]
+                    if giant and all(c["type"] == "text" for c in content):
+                        # GIANT sends a text-only result (an error) as a plain string
+                        content = "\n".join(c["text"] for c in content)
                     block: dict[str, Any] = {
                         "type": "tool_result",
                         "tool_use_id": r.tool_call_id,
-                        "content": content or [{"type": "text", "text": "(no output)"}],
+                        "content": content,
                     }
                     if r.is_error:
                         block["is_error"] = True
@@ -174,7 +184,7 @@ class AnthropicModel(ModelAdapter):
         return names
 
     def build_request(self, req: ModelRequest, settings: ModelSettings) -> dict[str, Any]:
-        turns = self._turns(req)
+        turns = self._turns(req, giant=settings.request_layout == "giant")
         max_tokens = settings.max_output_tokens or DEFAULT_MAX_TOKENS
         body: dict[str, Any] = {"model": self.model, "messages": turns}
         system = system_text(req.messages)
@@ -190,13 +200,22 @@ class AnthropicModel(ModelAdapter):
             body["temperature"] = settings.temperature
         body["max_tokens"] = max_tokens
         if settings.prompt_cache and turns:
-            # breakpoints on the last block and on the end of the first turn (question and overview):
-            # when a pruned image changes the history, that prefix is still read from the cache
-            for turn in {id(turns[0]): turns[0], id(turns[-1]): turns[-1]}.values():
-                last = turn["content"][-1]
-                if last.get("type") not in ("thinking", "redacted_thinking"):
-                    last["cache_control"] = {"type": "ephemeral"}
+            self._breakpoints(turns)
         return body
+
+    @staticmethod
+    def _breakpoints(turns: list[dict[str, Any]]) -> None:
+        """``cache_control`` where it pays (at most 3 of the 4 allowed): the end of the first turn
+        (the system prompt, the question and the overview: it stays cached when old images are
+        dropped, and across repeats of a sample), the end of the previous request (its last user
+        turn: read back exactly, however many blocks the last turn added, where Claude looks back
+        only 20 blocks from a breakpoint) and the end of this one (written for the next)."""
+        users = [i for i, t in enumerate(turns) if t["role"] == "user"]
+        marked = {users[0], len(turns) - 1, *(users[-2:-1] if len(users) > 1 else [])}
+        for i in sorted(marked):
+            last = turns[i]["content"][-1]
+            if last.get("type") not in ("thinking", "redacted_thinking"):
+                last["cache_control"] = {"type": "ephemeral"}
 
     def _add_tools(
         self,
@@ -209,9 +228,19 @@ class AnthropicModel(ModelAdapter):
     ) -> None:
         """``tools`` and ``tool_choice``: the tools offered, or stubs of those the history used."""
         choice = req.tool_choice
+        giant = settings.request_layout == "giant"
         if req.tools:
             body["tools"] = [
-                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    # GIANT's layout: the schema as its code declares it
+                    "input_schema": {
+                        k: v
+                        for k, v in t.parameters.items()
+                        if not (giant and k == "additionalProperties")
+                    },
+                }
                 for t in req.tools
             ]
         elif self._used_tools(turns):
@@ -230,7 +259,8 @@ class AnthropicModel(ModelAdapter):
             tc: dict[str, Any] = dict(_TOOL_CHOICE[choice])
             if settings.parallel_tool_calls is False and choice != "none":
                 tc["disable_parallel_tool_use"] = True
-            body["tool_choice"] = tc
+            if not (giant and tc == {"type": "auto"}):  # GIANT leaves it to the default
+                body["tool_choice"] = tc
 
     async def send(self, body: dict[str, Any]) -> Any:
         create = self.provider.client.messages.create

@@ -7,6 +7,7 @@ Chat adapter serves OpenAI, vLLM, Ollama and llama.cpp alike.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import inspect
@@ -19,12 +20,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from slidescout.agents.models import json_actions
-from slidescout.agents.models.pricing import Price, estimate_cost
+from slidescout.agents.models import accounting, json_actions
+from slidescout.agents.models.accounting import Bill
+from slidescout.agents.models.pricing import Price, price_table
 from slidescout.agents.models.profile import ModelApi, ModelProfile
 from slidescout.agents.models.providers import Provider
 from slidescout.agents.models.retry import (
     Decision,
+    RequestTimeout,
     RetryPolicy,
     call_with_retries,
     model_error_decision,
@@ -92,6 +95,20 @@ class Parsed:
 
 
 # -- helpers shared by the adapters -------------------------------------------------------------
+
+
+def window_of(
+    provider: str, model: str, options: AdapterOptions, custom_endpoint: bool
+) -> int | None:
+    """The context window a profile states: the option's, else the table's (not for a custom
+    endpoint, whose model may share a name with another)."""
+    if options.context_window is not None:
+        return options.context_window
+    return None if custom_endpoint else accounting.context_window(provider, model)
+
+
+_B64_CACHE: OrderedDict[str, str] = OrderedDict()
+_B64_LOCK = threading.Lock()
 
 
 class EncodedImages:
@@ -237,15 +254,17 @@ def to_plain(obj: Any) -> dict[str, Any]:
 @dataclass(frozen=True)
 class AdapterOptions:
     """How an adapter is built (not per request): function calling and images (None: by the
-    model's name), extra body fields every request carries, a user's price, the retry policy, and
-    two Responses-only options (``reasoning``: force the reasoning-model classification;
-    ``store``: keep responses on OpenAI's side)."""
+    model's name), extra body fields every request carries, a user's price, the retry policy, the
+    model's context window in tokens (None: the table's, ``token_rules.toml``), and two
+    Responses-only options (``reasoning``: force the reasoning-model classification; ``store``:
+    keep responses on OpenAI's side)."""
 
     tools: bool | None = None
     images: bool = True
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     price: Price | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    context_window: int | None = None
     reasoning: bool | None = None
     store: bool = False
 
@@ -327,23 +346,50 @@ class ModelAdapter:
             req = json_actions.without_images(req)
         return req
 
-    def cost(self, counts: TokenCounts) -> float | None:
-        price = self.options.price
-        if price is not None:  # a price the user gave (USD per 1M tokens) wins over the tables
-            return price.cost(
-                input_tokens=counts.input,
-                output_tokens=counts.output,
-                cached_input_tokens=counts.cached,
-                cache_write_tokens=counts.cache_write,
-            )
-        return estimate_cost(
+    def price(self) -> Price | None:
+        """USD per 1M tokens: a price the user gave, else the table's (None: unknown; a custom
+        endpoint is priced only from the user's own file)."""
+        if self.options.price is not None:
+            return self.options.price
+        return price_table().lookup(
+            self.provider.name, self.model, custom_endpoint=self.provider.custom_endpoint
+        )
+
+    def bill(self, counts: TokenCounts) -> Bill | None:
+        """What ``counts`` cost by the provider's rules (``accounting.bill``); None: unknown price."""
+        price = self.price()
+        if price is None:
+            return None
+        return accounting.bill(
             self.provider.name,
-            self.model,
+            price,
             input_tokens=counts.input,
             output_tokens=counts.output,
             cached_input_tokens=counts.cached,
             cache_write_tokens=counts.cache_write,
-            custom_endpoint=self.provider.custom_endpoint,
+        )
+
+    def cost(self, counts: TokenCounts) -> float | None:
+        found = self.bill(counts)
+        return None if found is None else found.usd
+
+    def usage(self, counts: TokenCounts, estimate: int) -> Usage:
+        """The call's usage: the provider's counts (they win), billed; the estimate beside them.
+        A server that reports no usage is counted by the estimate."""
+        if counts.input <= 0 and counts.output <= 0:
+            counts = TokenCounts(input=estimate)
+        found = self.bill(counts)
+        return Usage(
+            input_tokens=counts.input,
+            output_tokens=counts.output,
+            reasoning_tokens=counts.reasoning,
+            cached_input_tokens=counts.cached,
+            cache_write_tokens=counts.cache_write,
+            estimated_input_tokens=estimate,
+            cost_usd=None if found is None else found.usd,
+            cache_read_usd=None if found is None else found.cache_read_usd,
+            cache_write_usd=None if found is None else found.cache_write_usd,
+            uncached_usd=None if found is None else found.uncached_usd,
         )
 
     def request_settings(self, req: ModelRequest) -> ModelSettings:
@@ -362,7 +408,9 @@ class ModelAdapter:
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         t0 = time.monotonic()
-        body = self.build_request(self.prepare(req), self.request_settings(req))
+        prepared = self.prepare(req)
+        estimate = accounting.estimate_request(self.provider.name, self.model, prepared)
+        body = self.build_request(prepared, self.request_settings(req))
         if self.options.extra_body:
             body = {**body, **self.options.extra_body}
         request_bytes = json_size(body)
@@ -378,14 +426,7 @@ class ModelAdapter:
         message = parsed.message
         if not self.profile.tools:
             message = json_actions.reparse_message(message)
-        c = parsed.counts
-        usage = Usage(
-            input_tokens=c.input,
-            output_tokens=c.output,
-            reasoning_tokens=c.reasoning,
-            cached_input_tokens=c.cached,
-            cost_usd=self.cost(c),
-        )
+        usage = self.usage(parsed.counts, estimate)
         return ModelResponse(
             message=message,
             usage=usage,
@@ -423,10 +464,25 @@ class ModelAdapter:
             ) from None
 
     async def _send_checked(self, body: dict[str, Any]) -> Any:
-        """``send``, with a reply that is not valid JSON (cut off by a proxy or a crash) as a
-        retryable ``ModelError`` instead of a bare decoding error."""
+        """``send`` within the request's deadline, with a reply that is not valid JSON (cut off by
+        a proxy or a crash) as a retryable ``ModelError`` instead of a bare decoding error.
+
+        The deadline (the provider's ``timeout_s``, ``--timeout``) bounds the whole attempt:
+        connecting, sending, waiting and reading the reply. The SDK's own timeout bounds each
+        read only, so a server that trickles its reply would otherwise hold a request forever."""
+        limit = self.provider.timeout_s
+        self.provider.client  # noqa: B018 - made (its SDK imported) before the clock starts
+        deadline = asyncio.timeout(limit)
         try:
-            return await self.send(body)
+            async with deadline:
+                return await self.send(body)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise RequestTimeout(
+                f"{self.name}: timed out after {limit:g} s (--timeout) without a complete reply "
+                f"from {self.base_url}; the server is stalled or too slow"
+            ) from None
         except json.JSONDecodeError as exc:
             raise ModelError(
                 f"{self.name}: the server at {self.base_url} sent a reply that is not valid JSON "

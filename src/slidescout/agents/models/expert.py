@@ -280,7 +280,7 @@ class ExpertModel:
     def _remaining(obs) -> int | None:
         if not obs:
             return None
-        m = re.search(r"(\d+) tool calls? remain", obs[-1][2])
+        m = re.search(r"(\d+) (?:tool|function) calls? remain", obs[-1][2])
         if m:
             return int(m.group(1))
         return 0 if "No tool calls remain" in obs[-1][2] else None

@@ -33,7 +33,9 @@ from slidescout.agents.models.base import (
     result_images,
     result_text,
     split_known,
+    window_of,
 )
+from slidescout.agents.models.openai_responses import is_reasoning_model
 from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.messages import (
     AssistantMessage,
@@ -81,6 +83,7 @@ class OpenAIChatModel(ModelAdapter):
         cls, provider: str, model: str, options: AdapterOptions, *, custom_endpoint: bool
     ) -> ModelProfile:
         tools = not _NO_TOOLS.search(model) if options.tools is None else options.tools
+        reasoning = is_reasoning_model(model) if options.reasoning is None else options.reasoning
         return ModelProfile(
             api=cls.api,
             provider=provider,
@@ -89,10 +92,15 @@ class OpenAIChatModel(ModelAdapter):
             tools=tools,
             images=options.images,
             custom_endpoint=custom_endpoint,
+            context_window=window_of(provider, model, options, custom_endpoint),
+            request_layout=True,
+            temperature=not reasoning,  # OpenAI's reasoning models reject it
             seed=True,
             reasoning_effort=True,
             parallel_tool_calls=True,
             refusals={
+                "temperature": f"{model} is a reasoning model, which takes no --temperature; "
+                "drop it",
                 "reasoning_summary": _RESPONSES_ONLY.format(flag="--reasoning-summary"),
                 "tool_result_images": "tool images inside the tool output (the giant preset) "
                 + _RESPONSES_ONLY.format(flag="").strip(),
@@ -181,7 +189,10 @@ class OpenAIChatModel(ModelAdapter):
             if settings.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = settings.parallel_tool_calls
         if settings.max_output_tokens:
-            key = "max_tokens" if self.provider.custom_endpoint else "max_completion_tokens"
+            # max_completion_tokens: OpenAI's own name, the only one its reasoning models take;
+            # max_tokens for other servers (vLLM, Ollama...)
+            own = not self.provider.custom_endpoint or is_reasoning_model(self.model)
+            key = "max_completion_tokens" if own else "max_tokens"
             body[key] = settings.max_output_tokens
         if settings.temperature is not None:
             body["temperature"] = settings.temperature

@@ -39,6 +39,7 @@ from slidescout.agents.models.base import (
     result_text,
     split_known,
     system_text,
+    window_of,
 )
 from slidescout.agents.models.profile import ModelProfile
 from slidescout.core.messages import (
@@ -49,6 +50,7 @@ from slidescout.core.messages import (
     TextPart,
     ToolCallPart,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
 from slidescout.core.model_settings import ModelSettings
@@ -99,6 +101,8 @@ class OpenAIResponsesModel(ModelAdapter):
             tools=True if options.tools is None else options.tools,
             images=options.images,
             custom_endpoint=custom_endpoint,
+            context_window=window_of(provider, model, options, custom_endpoint),
+            request_layout=True,
             temperature=not reasoning,
             reasoning_effort=reasoning,
             reasoning_summary=reasoning,
@@ -146,7 +150,7 @@ class OpenAIResponsesModel(ModelAdapter):
                     for p in msg.parts
                 ]
                 if content:
-                    items.append({"role": "user", "content": content})
+                    items.append({"role": "user", "type": "message", "content": content})
             elif isinstance(msg, AssistantMessage):
                 texts: list[str] = []
                 for p in msg.parts:
@@ -204,26 +208,18 @@ class OpenAIResponsesModel(ModelAdapter):
 
     def build_request(self, req: ModelRequest, settings: ModelSettings) -> dict[str, Any]:
         store = self.options.store
-        body: dict[str, Any] = {
-            "model": self.model,
-            "input": self._items(req, settings.tool_result_images == "inline"),
-            "store": store,
-        }
+        giant = settings.request_layout == "giant"
+        items = self._items(req, settings.tool_result_images == "inline")
+        body: dict[str, Any] = {"model": self.model, "input": items, "store": store}
         instructions = system_text(req.messages)
-        if instructions:
+        if instructions and giant:  # GIANT: the system prompt is the first input item
+            items.insert(0, {"role": "system", "type": "message", "content": instructions})
+        elif instructions:
             body["instructions"] = instructions
         if req.tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "name": t.name,
-                    "description": t.description,
-                    "parameters": t.parameters,
-                    "strict": False,
-                }
-                for t in req.tools
-            ]
-            body["tool_choice"] = req.tool_choice
+            body["tools"] = [self._tool(t, giant) for t in req.tools]
+            if not (giant and req.tool_choice == "auto"):  # GIANT leaves it to the default
+                body["tool_choice"] = req.tool_choice
             if settings.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = settings.parallel_tool_calls
         if settings.max_output_tokens:
@@ -241,6 +237,26 @@ class OpenAIResponsesModel(ModelAdapter):
             if not store:
                 body["include"] = ["reasoning.encrypted_content"]
         return body
+
+    @staticmethod
+    def _tool(t: ToolSpec, giant: bool) -> dict[str, Any]:
+        """A function tool; under GIANT's layout as its code declares it (no ``strict``, no
+        ``additionalProperties``)."""
+        if giant:
+            params = {k: v for k, v in t.parameters.items() if k != "additionalProperties"}
+            return {
+                "type": "function",
+                "name": t.name,
+                "description": t.description,
+                "parameters": params,
+            }
+        return {
+            "type": "function",
+            "name": t.name,
+            "description": t.description,
+            "parameters": t.parameters,
+            "strict": False,
+        }
 
     async def send(self, body: dict[str, Any]) -> Any:
         create = self.provider.client.responses.create

@@ -38,6 +38,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as _toml  # type: ignore[no-redef]
 
 _SNAPSHOT = re.compile(r"^(?P<base>.+?)-(?:\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
+SNAPSHOT = _SNAPSHOT  # a dated snapshot or "-latest" alias of a model name
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ _CAPABILITY = {
     "tool_result_images": "inline_tool_images",
     "parallel_tool_calls": "parallel_tool_calls",
     "prompt_cache": "cache_breakpoints",
+    "request_layout": "request_layout",
 }
 _HINTS = frozenset({"seed"})  # sent where carried, silently dropped elsewhere
 
@@ -64,6 +65,8 @@ class ModelProfile:
         image_formats, max_images: media types it takes, and how many images per request.
         custom_endpoint: served from a base URL that is not the provider's own (a local server,
             a proxy): priced only from the user's pricing.
+        context_window: the model's context window in tokens (None: not known); ``scout`` drops
+            old images only when a request would not fit in it.
         reasoning_effort ... seed: whether the route carries that setting.
         refusals: setting -> the one line that says why it cannot be carried and what to do.
     """
@@ -77,6 +80,7 @@ class ModelProfile:
     image_formats: frozenset[str] = DEFAULT_IMAGE_FORMATS
     max_images: int | None = None
     custom_endpoint: bool = False
+    context_window: int | None = None
     max_output_tokens: bool = True
     temperature: bool = True
     seed: bool = False
@@ -86,6 +90,7 @@ class ModelProfile:
     inline_tool_images: bool = False
     parallel_tool_calls: bool = False
     cache_breakpoints: bool = False
+    request_layout: bool = False
     refusals: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def carries(self, name: str, value: object = None) -> bool:
@@ -198,4 +203,5 @@ def permissive_profile(name: str, api: ModelApi = "function") -> ModelProfile:
         inline_tool_images=True,
         parallel_tool_calls=True,
         cache_breakpoints=True,
+        request_layout=True,
     )

@@ -29,30 +29,54 @@ def _host(url: str | None) -> str:
 
 def check_base_url(url: str) -> str:
     """``url`` when it is an http(s) URL with a host; else a ConfigError saying what is expected."""
-    parsed = urlparse(url.strip())
+    example = "expected e.g. http://localhost:8000/v1"
+    if not url.strip():
+        raise ConfigError(f"the base URL is empty; {example}")
     try:
-        port_ok = parsed.port is None or 0 < parsed.port < 65536
-    except ValueError:
-        port_ok = False
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or not port_ok:
-        raise ConfigError(
-            f"base URL {url!r} is not an http(s) URL; expected e.g. http://localhost:8000/v1"
-        )
+        parsed = urlparse(url.strip())
+        port = parsed.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        raise ConfigError(f"base URL {url!r} is malformed ({exc}); {example}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"base URL {url!r} is not an http(s) URL; {example}")
+    if port == 0:
+        raise ConfigError(f"base URL {url!r}: port 0 is not a server's port; {example}")
     return url
+
+
+def api_root(url: str, *, versioned: bool) -> str:
+    """The base URL an SDK client wants, from either form a user may give: the host root
+    (``http://HOST``) or the versioned root (``http://HOST/v1``).
+
+    The ``openai`` SDK appends the endpoint to a versioned root (``/v1`` + ``/responses``), so a
+    bare host gets ``/v1`` (a URL with any other path is taken as given: ``/api/v1``, a proxy's
+    prefix). The ``anthropic`` SDK appends ``/v1/messages`` to the host root, so a trailing
+    ``/v1`` is removed (``versioned=False``): ``http://HOST/v1`` would otherwise post to
+    ``/v1/v1/messages``."""
+    url = url.strip().rstrip("/")
+    parsed = urlparse(url)
+    path = parsed.path.rstrip("/")
+    if versioned:
+        return url + "/v1" if not path else url
+    return url[: -len("/v1")] if path.endswith("/v1") else url
 
 
 class Provider:
     """Base of the providers. ``custom_endpoint`` is True for any base URL that is not the
-    provider's own (a local server, a proxy): such models are priced only from the user's file."""
+    provider's own (a local server, a proxy): such models are priced only from the user's file.
+
+    ``versioned``: whether the SDK's base URL ends in the API version (OpenAI's ``/v1``) or is
+    the host root (Anthropic's); either form a user gives is turned into it (``api_root``)."""
 
     name: str = ""
     key_env: str = ""
     default_url: str = ""
+    versioned: bool = True
 
     def __init__(self, *, base_url: str | None, api_key: str, timeout_s: float) -> None:
         if base_url:
             check_base_url(base_url)
-        self.base_url = (base_url or self.default_url).rstrip("/")
+        self.base_url = api_root(base_url or self.default_url, versioned=self.versioned)
         self.timeout_s = float(timeout_s)
         self.__key = api_key
         self._client: Any = None
@@ -152,6 +176,7 @@ class AnthropicProvider(Provider):
     name = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
     default_url = ANTHROPIC_URL
+    versioned = False
 
     @classmethod
     def from_env(

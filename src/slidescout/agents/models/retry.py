@@ -6,7 +6,9 @@ central list of SDKs, and nothing is imported to classify an exception.
 
 - 429: retry, honouring ``retry-after-ms`` / ``retry-after`` (capped at ``max_wait_s``).
 - 408, 409, 5xx (529 overloaded included), timeouts, connection errors: retry with exponential
-  backoff plus jitter, capped per wait and in total.
+  backoff plus jitter, capped per wait and in total. A timeout is the SDK's (no byte for the
+  timeout's length) or the request's own deadline (:class:`RequestTimeout`: the whole reply did
+  not arrive in time, however steadily it trickled).
 - Any other 4xx (400, 401, 403, 404, 422...) and invalid responses: fail at once with a clean
   ``ModelError(retryable=False)``: status and the provider's message, never the key.
 
@@ -157,9 +159,18 @@ def status_decision(status: int, headers: Any, message: tuple[str, str | None]) 
     return Decision(False, str(status), status, None, msg)
 
 
+class RequestTimeout(ModelError):
+    """One attempt of a request did not complete within its deadline (``--timeout``): connecting,
+    sending, waiting and reading the whole reply together. Retryable, like the SDK's timeouts."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
 def model_error_decision(exc: ModelError) -> Decision:
     """A ``ModelError`` raised by an adapter itself says whether it may be retried."""
-    return Decision(exc.retryable, "model error", exc.status, exc.retry_after, str(exc))
+    reason = "timeout" if isinstance(exc, RequestTimeout) else "model error"
+    return Decision(exc.retryable, reason, exc.status, exc.retry_after, str(exc))
 
 
 Classify = Callable[[BaseException], "Decision | None"]  # None: not a provider error

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 from slidescout.slides.synth.textures import CLASSES, periodic_noise
 
@@ -82,6 +81,8 @@ def blob(
     angle: float | None = None,
 ) -> np.ndarray:
     """An irregular closed outline (n, 2) of level-0 ``(x, y)`` around an ellipse."""
+    from scipy import ndimage  # ~0.5 s to import: only when a slide is generated
+
     t = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     r = np.ones(n)
     for k in range(2, 2 + harmonics):
@@ -96,6 +97,8 @@ def blob(
 def rasterise(poly: np.ndarray, scale: int, pad: int = 3) -> tuple[np.ndarray, tuple[int, int]]:
     """Anti-aliased coverage of ``poly`` on the coarse grid, over its bounding cells plus ``pad``:
     (mask, (col0, row0)); ``col0``/``row0`` may be negative near the slide's edge."""
+    from scipy import ndimage  # ~0.5 s to import: only when a slide is generated
+
     pts = poly / scale  # in mask pixels, continuous (corner) coordinates
     c0, r0 = np.floor(pts.min(axis=0)).astype(int) - pad
     c1, r1 = np.ceil(pts.max(axis=0)).astype(int) + pad
@@ -191,6 +194,8 @@ def _tone(rng: np.random.Generator, grid: tuple[int, int], scale: int, mpp: floa
 
 def _edge_distance(mask: np.ndarray) -> np.ndarray:
     """For each pixel inside ``mask``, its distance to the nearest pixel outside (float64)."""
+    from scipy import ndimage  # ~0.5 s to import: only when a slide is generated
+
     return np.asarray(ndimage.distance_transform_edt(mask), np.float64)
 
 
@@ -198,6 +203,7 @@ def add_holes(
     rng: np.random.Generator, layout: Layout, mpp: float, per_piece: tuple[int, int] = (1, 6)
 ) -> None:
     """Punch vessel lumens / fat vacuoles (40-250 microns) into the tissue, away from lesions."""
+
     s = layout.scale
     inside = _edge_distance(layout.tissue > 0.5) * s
     ys, xs = np.nonzero(inside > 0)
@@ -257,6 +263,7 @@ def place_lesions(
     A lesion that does not fit is shrunk, then left out. With ``want_quadrant`` the first
     lesion is kept inside one quadrant of the slide (so "where is it?" has one answer).
     """
+
     s = layout.scale
     inside = _edge_distance(layout.tissue > 0.5) * s  # level-0 px to the edge
     ys, xs = np.nonzero(inside > 0)

@@ -11,6 +11,12 @@
   ``vit.py``), the CPU-form choice, and the user's registry (``$SLIDESCOUT_HOME/experts.json``);
   ``named.py``: ready cards for published models (``experts catalog``); ``hub.py``: downloads.
 - ``nuclei.py``, ``tissue.py``, ``stain.py``: the weight-free experts.
+- Whole slides: ``features.py`` (tile features to HDF5, as CLAM/TRIDENT write them, and the cache
+  the tools read), ``slidehead.py`` (attention-MIL / linear slide heads, their training and the
+  ``slide_classifier`` tool: one module per expert kind), ``wholeslide.py`` (segmentation in tiles),
+  ``geojson.py`` (QuPath exports), ``stainnorm.py`` (Macenko, Vahadane, Reinhard),
+  ``checks.py`` (a card against its checkpoint), ``results.py`` (what a run returns),
+  ``optional.py`` (a broken torchvision named in one line).
 - ``kinds.py``: the expert-kind registry (what a card's ``output`` means; entry points
   ``slidescout.expert_kinds``).
 
@@ -26,7 +32,7 @@ _LAZY = {
     "Card": "cards",
     "ModelCard": "cards",
     "load_card": "cards",
-    "check_model": "loading",
+    "check_model": "checks",
     "load_runner": "loading",
     "resolve_device": "loading",
     "ModelPool": "pool",
@@ -50,8 +56,9 @@ _LAZY = {
 
 if TYPE_CHECKING:  # what the names are, for type checkers; at run time they load lazily
     from slidescout.tools.experts.cards import Card, ModelCard, load_card
+    from slidescout.tools.experts.checks import check_model
     from slidescout.tools.experts.kinds import EXPERT_KINDS, ExpertKind, get_kind
-    from slidescout.tools.experts.loading import check_model, load_runner, resolve_device
+    from slidescout.tools.experts.loading import load_runner, resolve_device
     from slidescout.tools.experts.nuclei import NucleiStats, outline_overlay, segment_nuclei
     from slidescout.tools.experts.pool import ModelPool, device_lock, model_pool
     from slidescout.tools.experts.runtime import PatchRun, RuntimeStats, run_patches

@@ -4,11 +4,13 @@ whose import breaks on a mismatched torchvision, are one-line ``ConfigError``s."
 
 from __future__ import annotations
 
-import importlib
+import difflib
+import importlib.util
 from typing import Any
 
 from slidescout.errors import ConfigError
 from slidescout.tools.experts.cards import Card
+from slidescout.tools.experts.optional import broken_torchvision_message, torchvision_problem
 
 BUILTIN_ARCHITECTURES = ("tiny_cnn", "resnet18", "resnet34", "resnet50", "vit_* (timm names)")
 
@@ -39,13 +41,36 @@ def build_architecture(card: Card) -> Any:
             raise ConfigError(
                 f"model card {card.file.name}: field 'architecture_args': {exc}"
             ) from None
+    hint = "" if forced_timm else _did_you_mean(name)
+    if hint and not _timm_installed():
+        raise ConfigError(
+            f"model card {card.file.name}: field 'architecture': {name!r} is not a built-in "
+            f"architecture{hint} (other names need timm, which is not installed)"
+        )
     timm = _import_timm(card, arch)
     try:
         return timm.create_model(name, pretrained=False, num_classes=n_out, **args)
     except Exception as exc:  # RuntimeError: unknown model, TypeError: bad kwargs
         raise ConfigError(
-            f"model card {card.file.name}: timm cannot build {name!r} ({_first_line(exc)})"
+            f"model card {card.file.name}: timm cannot build {name!r} ({_first_line(exc)}){hint}"
         ) from None
+
+
+def _timm_installed() -> bool:
+    try:
+        return importlib.util.find_spec("timm") is not None
+    except (ValueError, ImportError):  # a None placeholder in sys.modules
+        return False
+
+
+def _did_you_mean(name: str) -> str:
+    """ "; did you mean resnet18?" for a name close to a built-in architecture, else ""."""
+    known = builtin_architectures()
+    squashed = {k.replace("_", "").replace("-", ""): k for k in known}
+    key = name.lower().replace("_", "").replace("-", "").replace(" ", "")
+    close = [squashed[key]] if key in squashed else []
+    close = close or difflib.get_close_matches(name.lower(), known, n=2, cutoff=0.75)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def builtin_architectures() -> tuple[str, ...]:
@@ -73,15 +98,12 @@ def _import_timm(card: Card, arch: str) -> Any:
 
 
 def _timm_broken(card: Card, exc: BaseException, builtins: str) -> str:
-    import torch
-
     msg = f"{type(exc).__name__}: {_first_line(exc)}"
     fix = "reinstall timm and its dependencies (pip install -U timm)"
     if "torchvision" in msg:
-        fix = (
-            f"torchvision does not match torch {torch.__version__.split('+')[0]}: uninstall it "
-            "(pip uninstall torchvision) or install the build made for this torch"
-        )
+        fix = broken_torchvision_message(exc)
+    elif problem := torchvision_problem():
+        fix = problem
     return (
         f"model card {card.file.name}: timm is installed but fails to import ({msg}); {fix}; or "
         f"use a built-in architecture ({builtins}) or TorchScript"

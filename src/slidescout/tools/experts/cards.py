@@ -29,6 +29,12 @@ Outputs:
   ``decoder: label_map``: one channel of instance ids per patch (0 = background), merged across
   patch borders.
   Output maps the size of the input, or smaller and centred (valid convolutions), at the same mpp.
+  ``postprocess`` holds every threshold of the decoders (``threshold``, ``min_area``, ``edge``,
+  ``sobel_size``, ``opening``, ``blur``, ``nms_overlap``, ``min_distance``); a hovernet card may
+  name its background type channel in ``background``.
+- ``slide``: a slide-level head (``architecture: abmil`` or ``linear``) over the cached tile
+  features of ``encoder`` (``slidescout experts train-head`` writes one); one row of class
+  probabilities per slide and an attention value per patch.
 - ``zero_shot``: ``format: transformers``, a CLIP or SigLIP folder (or ``hub: org/name``);
   ``prompts`` are templates such as "an H&E image of {}." and ``labels`` the default classes.
 
@@ -55,6 +61,72 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 Triple = Annotated[list[float], Field(min_length=3, max_length=3)]
 
 
+class PostProcess(BaseModel):
+    """Thresholds of the instance decoders (card field ``postprocess``); the defaults are
+    HoVer-Net's published post-processing and StarDist's usual values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Foreground (or object) probability that counts as nucleus.",
+    )
+    min_area: int = Field(
+        default=10,
+        ge=0,
+        description="Parts and markers smaller than this (px at the model's mpp) go.",
+    )
+    edge: float = Field(
+        default=0.4,
+        gt=0,
+        lt=1,
+        description="hovernet: gradient energy that marks a border between nuclei.",
+    )
+    sobel_size: int = Field(
+        default=21, ge=3, le=31, description="hovernet: Sobel kernel taps (odd)."
+    )
+    opening: int = Field(
+        default=5,
+        ge=0,
+        le=31,
+        description="hovernet: elliptical opening of the markers, px (0: none).",
+    )
+    blur: int = Field(
+        default=3, ge=0, le=31, description="hovernet: Gaussian taps on the distance map (0: none)."
+    )
+    nms_overlap: float = Field(
+        default=0.4,
+        gt=0,
+        le=1,
+        description="stardist: share of a polygon already drawn that drops it.",
+    )
+    min_distance: int = Field(
+        default=3, ge=1, description="foreground: px between the centres the watershed starts from."
+    )
+
+    @field_validator("sobel_size", "blur", "opening")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v > 1 and v % 2 == 0:
+            raise ValueError("use an odd number of pixels")
+        return v
+
+
+class StainNorm(BaseModel):
+    """Stain normalisation applied to every patch before the model (card field ``stain_norm``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["macenko", "vahadane", "reinhard"]
+    target: str | None = Field(
+        None,
+        description="Image stained as the training data, relative to the card (Macenko and "
+        "Vahadane default to Macenko's reference stains; Reinhard needs one).",
+    )
+
+
 class ModelCard(BaseModel):
     """How to run one checkpoint on slide patches (validated; unknown fields are errors)."""
 
@@ -75,6 +147,10 @@ class ModelCard(BaseModel):
     labels: list[str] = Field(default_factory=list)
     # an expert kind (``kinds.py``): built in, or a plugin's
     output: str = "logits"
+    encoder: str | None = Field(
+        default=None,
+        description="slide heads: the registered tile encoder whose features they read.",
+    )
     embedding_dim: int | None = Field(default=None, ge=1)
     decoder: Literal["hovernet", "foreground", "stardist", "label_map"] = "hovernet"
     rays: int = Field(default=32, ge=3, le=256, description="stardist: rays per pixel.")
@@ -82,6 +158,8 @@ class ModelCard(BaseModel):
     overlap: int | None = Field(
         default=None, ge=0, description="mask/instances: px shared by neighbouring patches."
     )
+    postprocess: PostProcess = Field(default_factory=PostProcess)
+    stain_norm: StainNorm | None = None
     prompts: list[str] = Field(default_factory=lambda: ["an H&E image of {}."])
     heatmap_label: str | None = None
     score_range: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
@@ -130,6 +208,11 @@ class ModelCard(BaseModel):
                 "(a built-in one such as resnet50, or a timm model name)"
             )
         kind = self.kind
+        if kind.name == "slide" and not self.encoder:
+            raise ValueError(
+                "field 'encoder': a slide head (output 'slide') names the tile encoder whose "
+                "features it reads (e.g. encoder: uni)"
+            )
         if self.format == "transformers" and kind.card_format != "transformers":
             raise ValueError("field 'output': a 'transformers' card is a zero_shot model")
         if kind.card_format is not None and self.format != kind.card_format:
@@ -156,6 +239,10 @@ class ModelCard(BaseModel):
             raise ValueError(
                 f"field 'heatmap_label': {self.heatmap_label!r} is not one of the labels "
                 f"{self.labels}"
+            )
+        if self.stain_norm and self.stain_norm.method == "reinhard" and not self.stain_norm.target:
+            raise ValueError(
+                "field 'stain_norm.target': Reinhard normalisation needs a target image"
             )
         if self.score_range is not None and self.score_range[1] <= self.score_range[0]:
             raise ValueError("field 'score_range': give [low, high] with low < high")
@@ -217,6 +304,19 @@ class Card:
     @property
     def name(self) -> str:
         return self.card.name
+
+    def relative(self, value: str) -> Path:
+        """A path named in the card, resolved relative to the card file."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.file.parent / p).resolve()
+
+    @property
+    def stain(self) -> tuple[str | None, Path | None]:
+        """The card's stain normalisation: method (None: none) and target image."""
+        sn = self.card.stain_norm
+        if sn is None:
+            return None, None
+        return sn.method, self.relative(sn.target) if sn.target else None
 
     @property
     def weights(self) -> Path:
@@ -325,4 +425,12 @@ def load_card(path: str | Path) -> Card:
     return card_from_dict(_parse(p), p)
 
 
-__all__ = ["CARD_SUFFIXES", "Card", "ModelCard", "card_from_dict", "load_card"]
+__all__ = [
+    "CARD_SUFFIXES",
+    "Card",
+    "ModelCard",
+    "PostProcess",
+    "StainNorm",
+    "card_from_dict",
+    "load_card",
+]

@@ -7,7 +7,7 @@ values the model must produce, the card format it needs, and, for classifiers, h
 become class probabilities (the heatmap, class fractions and the tool's text follow from that).
 
 Built in: ``logits``, ``probabilities``, ``score``, ``embedding``, ``mask``, ``instances``,
-``zero_shot``. A plugin adds a kind with an entry point in ``slidescout.expert_kinds`` whose value
+``zero_shot``, ``slide``. A plugin adds a kind with an entry point in ``slidescout.expert_kinds`` whose value
 is an ``ExpertKind``; a card then names it in ``output``. Adding a kind is this one entry.
 """
 
@@ -23,7 +23,7 @@ from slidescout.core.registry import Registry
 
 __all__ = ["EXPERT_KINDS", "CardShape", "ExpertKind", "get_kind", "softmax"]
 
-ExpertTool = Literal["patch_classifier", "segment", "zero_shot"]
+ExpertTool = Literal["patch_classifier", "segment", "zero_shot", "slide_classifier"]
 
 
 class CardShape(Protocol):
@@ -136,6 +136,15 @@ BUILTIN_KINDS: dict[str, ExpertKind] = {
         returns="embedding",
         num_outputs=_embedding_width,
         card_format="transformers",
+    ),
+    # a slide-level head over a tile encoder's cached features (slidehead.py: the head, its
+    # training with `experts train-head`, and the slide_classifier tool)
+    "slide": ExpertKind(
+        "slide",
+        "class probabilities for a whole slide from its tile features (attention-MIL or linear)",
+        tool="slide_classifier",
+        card_format="state_dict",
+        probabilities=lambda p: p,
     ),
 }
 

@@ -10,14 +10,13 @@ float32 values per patch out.
 
 A runner normalises on the device (``x / 255``, then the card's mean/std), runs under
 ``torch.inference_mode`` in channels-last layout, with bf16 autocast on CUDA when enabled, and
-returns a NumPy array ``(N, K)``. :func:`check_model` runs two blank patches through a fresh load
-and compares the output width with the card (labels count or embedding size).
+returns a NumPy array ``(N, K)``. ``checks.check_model`` runs two blank patches through a fresh
+load and compares the output width with the card.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -160,6 +159,8 @@ class TorchRunner(HostNormalizer):
         self._init_host(card)
         self.host_prepare = device == "cpu"  # the runtime hands over prepared float batches
         self.spatial = card.card.spatial
+        params = [p for p in getattr(module, "parameters", list)() if p.is_floating_point()]
+        self.dtype = params[0].dtype if params else torch.float32
 
     def __call__(self, batch: Any) -> np.ndarray:
         import torch
@@ -181,6 +182,8 @@ class TorchRunner(HostNormalizer):
                 x = x.float() * self._scale + self._shift
             else:
                 raise ValueError(f"expected uint8 patches (N, H, W, 3), got shape {tuple(x.shape)}")
+            if x.dtype != self.dtype and not self.autocast:
+                x = x.to(self.dtype)  # bf16 weights on a GPU take bf16 input
             x = x.contiguous(
                 memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
             )
@@ -194,6 +197,25 @@ class TorchRunner(HostNormalizer):
             y = _first(y)
             y = y.float().reshape(y.shape[0], -1)
             return y.cpu().numpy()
+
+
+def weights_dtype(device: str, dtypes: set[Any], bf16_ok: bool | None = None) -> Any:
+    """The dtype a checkpoint's floating tensors (``dtypes``) are run in on ``device``: float32 on
+    the CPU (half-precision kernels are slow or missing there); on a GPU, a half-precision
+    checkpoint (fp16 or bf16) runs in bf16 where the GPU supports it (``bf16_ok``; asked of
+    torch when None), else in float32."""
+    import torch
+
+    half = {torch.float16, torch.bfloat16}
+    if not device.startswith("cuda") or not (set(dtypes) & half):
+        return torch.float32
+    if bf16_ok is None:
+        bf16_ok = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return torch.bfloat16 if bf16_ok else torch.float32
+
+
+def _floating_dtypes(tensors: Any) -> set[Any]:
+    return {t.dtype for t in tensors if t.is_floating_point()}
 
 
 def _load_torch(
@@ -214,9 +236,15 @@ def _load_torch(
                 f"({_first_line(exc)}); save it with torch.jit.save(torch.jit.script(m)) "
                 "or torch.jit.trace, or use format 'state_dict'"
             ) from None
+        dtype = weights_dtype(device, _floating_dtypes(module.parameters()))
     else:
-        module = _load_state_dict(card, path)
+        module, dtype = _load_state_dict(card, path, device)
         module = module.to(device)
+    if _floating_dtypes(module.parameters()) - {dtype}:
+        module = module.to(dtype)
+        say(f"weights cast to {str(dtype).removeprefix('torch.')} for {device}")
+    if dtype != torch.float32:
+        kw["autocast"] = False  # already in bf16: the runner feeds bf16 input
     module.eval()
     say(
         f"loaded {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s"
@@ -235,10 +263,11 @@ def _load_torch(
     return TorchRunner(module, card, device, **kw)
 
 
-def _load_state_dict(card: Card, path: Any) -> Any:
-    """The card's architecture with the checkpoint's weights. Built-in architectures are built on
-    the meta device and take the checkpoint's tensors as they are (no random initialisation, which
-    costs seconds for a ViT-g)."""
+def _load_state_dict(card: Card, path: Any, device: str = "cpu") -> tuple[Any, Any]:
+    """The card's architecture with the checkpoint's weights, and the dtype it runs in. Built-in
+    architectures are built on the meta device and take the checkpoint's tensors (no random
+    initialisation, which costs seconds for a ViT-g); half-precision tensors are cast to the dtype
+    :func:`weights_dtype` chooses for ``device``."""
     import torch
 
     c = card.card
@@ -260,13 +289,18 @@ def _load_state_dict(card: Card, path: Any) -> Any:
 
             obj = load_file(str(path), device="cpu")
         else:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            obj = _torch_load(path)
     except Exception as exc:
         raise ConfigError(
             f"model card {card.file.name}: cannot read {path.name} as a state_dict "
             f"({_first_line(exc)})"
         ) from None
     state = _unwrap_state_dict(obj, card)
+    dtype = weights_dtype(device, _floating_dtypes(state.values()))
+    state = {
+        k: (v.to(dtype) if v.is_floating_point() and v.dtype != dtype else v)
+        for k, v in state.items()
+    }
     missing, unexpected = _key_mismatch(module, state)
     if missing or unexpected:
         detail = []
@@ -278,9 +312,10 @@ def _load_state_dict(card: Card, path: Any) -> Any:
             f"model card {card.file.name}: the weights in {path.name} do not fit "
             f"architecture {c.architecture!r}: {'; '.join(detail)} parameter names"
         )
+    _check_shapes(card, path, module, state)
     try:
         module.load_state_dict(state, strict=not on_meta, assign=on_meta)
-    except RuntimeError as exc:  # shape mismatches
+    except RuntimeError as exc:  # anything _check_shapes did not foresee
         msg = " ".join(str(exc).split())
         raise ConfigError(
             f"model card {card.file.name}: the weights in {path.name} do not fit "
@@ -288,7 +323,51 @@ def _load_state_dict(card: Card, path: Any) -> Any:
         ) from None
     if on_meta:
         _materialise_leftovers(module)
-    return module
+    return module, dtype
+
+
+def _check_shapes(card: Card, path: Any, module: Any, state: dict[str, Any]) -> None:
+    """A ConfigError naming the card field to fix when a tensor's shape differs: the output layer's
+    width against the labels ("fix field 'labels'"), anything else against the architecture."""
+    c = card.card
+    want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    bad = [
+        (k, want[k], tuple(v.shape))
+        for k, v in state.items()
+        if k in want and want[k] != tuple(v.shape)
+    ]
+    if not bad:
+        return
+    n_out = c.head_outputs
+    head = [(k, w, g) for k, w, g in bad if n_out and w[:1] == (n_out,) and g[1:] == w[1:] and g]
+    if len(head) == len(bad):
+        k, _, got = head[0]
+        layer = k.rsplit(".", 1)[0]
+        raise ConfigError(
+            f"model card {card.file.name}: the checkpoint's output layer ({layer}) gives "
+            f"{got[0]} values per patch but the card lists {len(c.labels)} labels "
+            f"({', '.join(c.labels)}); fix field 'labels'"
+        )
+    k, w, g = bad[0]
+    raise ConfigError(
+        f"model card {card.file.name}: the weights in {path.name} do not fit architecture "
+        f"{c.architecture!r}: {k} is {list(g)} in the checkpoint but {list(w)} in the model "
+        f"({len(bad)} tensor{'s' if len(bad) != 1 else ''} differ); check fields "
+        "'architecture' and 'architecture_args'"
+    )
+
+
+def _torch_load(path: Any) -> Any:
+    """``torch.load`` memory-mapped (a 1 GB checkpoint is not copied into memory first), falling
+    back to a plain read for files in the legacy (non-zip) format."""
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc) and "zip" not in str(exc):
+            raise
+    return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def _materialise_leftovers(module: Any) -> None:
@@ -423,119 +502,6 @@ def load_runner(
     return _load_torch(card, device, progress, **kw)
 
 
-@dataclass(frozen=True)
-class CheckReport:
-    """What :func:`check_model` found."""
-
-    output_width: int
-    load_s: float
-    forward_s: float
-
-
-def check_model(
-    card: Card, device: str = "cpu", runner: Runner | None = None, progress: Progress | None = None
-) -> CheckReport:
-    """Load once and run two blank patches; ``ConfigError`` when the output does not fit the card."""
-    t0 = time.perf_counter()
-    runner = runner or load_runner(card, device, progress)
-    t1 = time.perf_counter()
-    c = card.card
-    blank = np.full((2, c.patch_size, c.patch_size, 3), 230, np.uint8)
-    try:
-        y = runner(blank)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(
-            f"model card {card.file.name}: the model fails on a batch of "
-            f"{c.patch_size}×{c.patch_size} RGB patches ({_first_line(exc)}); check "
-            "'patch_size' and that the model takes (N, 3, H, W) input"
-        ) from None
-    t2 = time.perf_counter()
-    if c.spatial:
-        return _check_maps(card, y, t1 - t0, t2 - t1)
-    if c.kind.tool == "zero_shot":
-        labels = list(c.labels) or ["tumor", "normal tissue"]
-        try:
-            probs = runner.classifier(labels)(blank)  # type: ignore[attr-defined]
-        except Exception as exc:
-            raise ConfigError(
-                f"model card {card.file.name}: the text side fails on the prompts "
-                f"{c.prompts} ({_first_line(exc)})"
-            ) from None
-        if probs.shape != (2, len(labels)) or not np.all(np.isfinite(probs)):
-            raise ConfigError(
-                f"model card {card.file.name}: label probabilities of shape {probs.shape} "
-                f"(want (2, {len(labels)})) or not finite"
-            )
-    if y.ndim != 2 or y.shape[0] != 2:
-        raise ConfigError(
-            f"model card {card.file.name}: the model returned shape {tuple(y.shape)} for "
-            "2 patches; it must return one row of values per patch"
-        )
-    k = int(y.shape[1])
-    if c.kind.returns == "embedding":
-        if c.embedding_dim is not None and k != c.embedding_dim:
-            raise ConfigError(
-                f"model card {card.file.name}: the model outputs {k} values per patch but "
-                f"field 'embedding_dim' says {c.embedding_dim}"
-            )
-    elif k != len(c.labels):
-        raise ConfigError(
-            f"model card {card.file.name}: the model outputs {k} values per patch but the "
-            f"card lists {len(c.labels)} labels ({', '.join(c.labels)}); fix field 'labels'"
-        )
-    if not np.all(np.isfinite(y)):
-        raise ConfigError(
-            f"model card {card.file.name}: the model returned NaN or infinite values on "
-            "blank patches"
-        )
-    return CheckReport(k, t1 - t0, t2 - t1)
-
-
-def _check_maps(card: Card, y: np.ndarray, load_s: float, forward_s: float) -> CheckReport:
-    c = card.card
-    name = card.file.name
-    if y.ndim != 4 or y.shape[0] != 2:
-        raise ConfigError(
-            f"model card {name}: output '{c.output}' needs maps (N, C, h, w), but the model "
-            f"returned shape {tuple(y.shape)} for 2 patches"
-        )
-    k, h, w = (int(v) for v in y.shape[1:])
-    want = c.num_outputs
-    if k != want:
-        layout = (
-            "one channel per label"
-            if c.output == "mask"
-            else "NP background, NP foreground, H, V, then one type channel per label"
-            if c.decoder == "hovernet"
-            else f"object probability, then {c.rays} ray distances"
-            if c.decoder == "stardist"
-            else "one channel of instance ids"
-            if c.decoder == "label_map"
-            else "background and foreground"
-        )
-        raise ConfigError(
-            f"model card {name}: the model returns {k} channels but the card needs {want} "
-            f"({layout})"
-        )
-    if h != w or h > c.patch_size or (c.patch_size - h) % 2:
-        raise ConfigError(
-            f"model card {name}: output maps of {h}x{w} for {c.patch_size} px patches; they "
-            "must be square, as large as the input, or smaller and centred (an even margin)"
-        )
-    if h < c.stride:
-        raise ConfigError(
-            f"model card {name}: output maps of {h} px leave gaps between patches {c.stride} px "
-            f"apart; set field 'overlap' to at least {c.patch_size - h}"
-        )
-    if not np.all(np.isfinite(y)):
-        raise ConfigError(
-            f"model card {name}: the model returned NaN or infinite values on blank patches"
-        )
-    return CheckReport(k, load_s, forward_s)
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
@@ -543,14 +509,13 @@ def _first_line(exc: BaseException) -> str:
 
 __all__ = [
     "BUILTIN_ARCHITECTURES",
-    "CheckReport",
     "OnnxRunner",
     "Runner",
     "TorchRunner",
     "build_architecture",
-    "check_model",
     "optimize_for_cpu",
     "device_kind",
     "load_runner",
     "resolve_device",
+    "weights_dtype",
 ]

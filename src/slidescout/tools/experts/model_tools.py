@@ -15,7 +15,13 @@ from slidescout.core.types import Box
 from slidescout.errors import ConfigError, ToolError
 from slidescout.tools.base import ToolImage, ToolResult, tool
 from slidescout.tools.context import ToolContext
-from slidescout.tools.experts.tools import PATCH_MIN_TISSUE, _clamp_note, _expert_card, _region
+from slidescout.tools.experts.tools import (
+    MODEL_TOOL_TIMEOUT_S,
+    PATCH_MIN_TISSUE,
+    _clamp_note,
+    _expert_card,
+    _region,
+)
 
 SEGMENT_MAX_SIDE = 3072  # canvas px per side at the model's mpp, per call
 ZERO_SHOT_MAX_PATCHES = 1000
@@ -58,7 +64,7 @@ def _segment(slide: Any, card: Any, box: Box, device: str, max_side: int, cancel
     return seg, seg.overlay(max_side)
 
 
-@tool
+@tool(timeout_s=MODEL_TOOL_TIMEOUT_S)
 async def segment(x: int, y: int, w: int, h: int, model: str, ctx: ToolContext) -> ToolResult:
     """Run a registered segmentation model over a region: per-class areas in µm² (tissue-class
     models), or nuclei found one by one with their count, density per mm² and morphometry (area,
@@ -89,8 +95,15 @@ async def segment(x: int, y: int, w: int, h: int, model: str, ctx: ToolContext) 
         seg, over = await anyio.to_thread.run_sync(call, limiter=limiter)
     except ConfigError as exc:
         raise ToolError(f"expert model {card.name!r} cannot be used: {exc}") from None
-    summary = seg.summary()
     stats = seg.stats.to_dict() if seg.stats else {}
+    if not len(seg.plan):
+        return ToolResult(
+            text=f"Expert {c.describe()}. Region with top-left ({box.x},{box.y}) and size "
+            f"{box.w}×{box.h} level-0 px: no patch holds tissue.{_clamp_note(box, clamped)} "
+            "No tissue in this region: nothing to segment; choose a region with tissue.",
+            data={"model": card.name, "box": list(box.as_tuple()), "patches": 0, "stats": stats},
+        )
+    summary = seg.summary()
     text = (
         f"Expert {c.describe()}. Region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} level-0 "
         f"px, segmented at {seg.mpp:g} µm/px in {len(seg.plan)} overlapping patches: {seg.describe()}."
@@ -210,7 +223,7 @@ def _zero_shot(
     return run, run.heatmap(slide, best, max_side=max_side)
 
 
-@tool
+@tool(timeout_s=MODEL_TOOL_TIMEOUT_S)
 async def zero_shot(
     x: int, y: int, w: int, h: int, labels: list[str], model: str, ctx: ToolContext
 ) -> ToolResult:

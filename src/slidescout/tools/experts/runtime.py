@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
@@ -37,235 +37,18 @@ from PIL import Image
 
 from slidescout.core.types import Box
 from slidescout.tools.context import ToolCancelled
-from slidescout.tools.experts import heatmap as hm
 from slidescout.tools.experts.cards import Card
-from slidescout.tools.experts.kinds import ExpertKind, get_kind
 from slidescout.tools.experts.loading import resolve_device
 from slidescout.tools.experts.pool import ModelPool, device_lock, model_pool
+from slidescout.tools.experts.results import HeatmapImage, PatchRun, RuntimeStats
 from slidescout.tools.experts.tiling import PatchPlan, plan_patches
 
 DEFAULT_MAX_PATCHES = 100_000
 DEFAULT_BATCH = {"cpu": 16, "gpu": 64}  # small CPU batches stay in cache; GPUs want big ones
-
-
-@dataclass
-class RuntimeStats:
-    """Where the time went. ``wait_fraction``: share of the model thread's busy time spent waiting
-    for the readers (0 = the device never starved)."""
-
-    patches: int
-    batches: int
-    batch_size: int
-    workers: int
-    device: str
-    total_s: float = 0.0
-    plan_s: float = 0.0
-    load_s: float = 0.0
-    model_s: float = 0.0
-    data_wait_s: float = 0.0
-    device_wait_s: float = 0.0
-    read_s: float = 0.0  # summed over reader threads
-
-    @property
-    def patches_per_s(self) -> float:
-        return self.patches / self.total_s if self.total_s > 0 else 0.0
-
-    @property
-    def wait_fraction(self) -> float:
-        busy = self.data_wait_s + self.model_s
-        return self.data_wait_s / busy if busy > 0 else 0.0
-
-    @property
-    def model_patches_per_s(self) -> float:
-        return self.patches / self.model_s if self.model_s > 0 else float("inf")
-
-    @property
-    def reader_patches_per_s(self) -> float:
-        """What the pool delivers when never held back: patches / (read time / workers)."""
-        return self.patches * self.workers / self.read_s if self.read_s > 0 else float("inf")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-        d.update(
-            patches_per_s=round(self.patches_per_s, 1),
-            wait_fraction=round(self.wait_fraction, 3),
-            model_patches_per_s=_finite(self.model_patches_per_s),
-            reader_patches_per_s=_finite(self.reader_patches_per_s),
-        )
-        return d
-
-    def describe(self) -> str:
-        return (
-            f"{self.patches} patches in {self.total_s:.2f} s ({self.patches_per_s:.0f}/s) on "
-            f"{self.device}, batch {self.batch_size}, {self.workers} reader thread{'s' if self.workers != 1 else ''}; "
-            f"the model waited for "
-            f"data {self.wait_fraction:.0%} of its time"
-        )
-
-
-def _finite(v: float) -> float | None:
-    return round(v, 1) if math.isfinite(v) else None
-
-
-@dataclass
-class PatchRun:
-    """Per-patch outputs of one run, their level-0 boxes, and how to draw them."""
-
-    plan: PatchPlan
-    outputs: np.ndarray  # (M, K) raw model outputs
-    output_kind: str  # an expert kind's name (``kinds.py``): logits, probabilities, score...
-    labels: list[str]
-    stats: RuntimeStats
-    model_name: str = ""
-    score_range: tuple[float, float] | None = None
-    heatmap_label: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def boxes(self) -> np.ndarray:
-        return self.plan.boxes()
-
-    @property
-    def kind(self) -> ExpertKind:
-        return get_kind(self.output_kind)
-
-    @property
-    def probs(self) -> np.ndarray | None:
-        """Class probabilities (M, K) for classifiers (what the kind makes of the outputs)."""
-        to_probs = self.kind.probabilities
-        return to_probs(self.outputs) if to_probs is not None else None
-
-    @property
-    def is_classifier(self) -> bool:
-        return self.kind.is_classifier
-
-    @property
-    def is_scalar(self) -> bool:
-        """One score per patch (not a classifier, not an embedding)."""
-        return self.kind.scalar
-
-    def label_index(self, label: str | None) -> int | None:
-        label = label or self.heatmap_label
-        if label is None:
-            return 0 if self.is_scalar else None
-        if label not in self.labels:
-            raise ValueError(
-                f"unknown label {label!r}; the model's labels are {', '.join(self.labels)}"
-            )
-        return self.labels.index(label)
-
-    def values(self, label: str | None = None) -> np.ndarray:
-        """The scalar per patch a heatmap shows: a class probability, or a score scaled to [0, 1]."""
-        i = self.label_index(label)
-        if self.is_classifier:
-            probs = self.probs
-            assert probs is not None
-            return probs.max(axis=1) if i is None else probs[:, i]
-        if self.is_scalar:
-            v = self.outputs[:, i or 0]
-            if self.score_range is not None:
-                lo, hi = self.score_range
-            else:
-                lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
-            return np.clip((v - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(v)
-        raise ValueError(
-            "an embedding has no scalar per patch; use heatmap(), which maps it to colours"
-        )
-
-    def class_fractions(self) -> dict[str, float]:
-        """Share of patches whose most probable class is each label (classifiers only)."""
-        probs = self.probs
-        if probs is None or not len(probs):
-            return {}
-        counts = np.bincount(probs.argmax(axis=1), minlength=len(self.labels))
-        return {lab: float(c / len(probs)) for lab, c in zip(self.labels, counts, strict=False)}
-
-    def mean_probs(self) -> dict[str, float]:
-        probs = self.probs
-        if probs is None or not len(probs):
-            return {}
-        return {lab: float(p) for lab, p in zip(self.labels, probs.mean(axis=0), strict=False)}
-
-    def top(self, label: str | None = None, k: int = 3) -> list[dict[str, Any]]:
-        """The ``k`` patches with the highest heatmap value: box and value."""
-        if not len(self.outputs) or not (self.is_classifier or self.is_scalar):
-            return []
-        v = self.values(label)
-        order = np.argsort(-v, kind="stable")[:k]
-        boxes = self.boxes
-        return [{"box": [int(b) for b in boxes[i]], "value": float(v[i])} for i in order]
-
-    def heatmap_colours(self, label: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-        """Per-patch colours (M, 3), alphas (M,), and a sentence saying what the colours mean."""
-        if not (self.is_classifier or self.is_scalar):  # an embedding: no value per patch
-            return (
-                hm.pca_colours(self.outputs),
-                np.full(len(self.outputs), 0.6, np.float32),
-                "colours are the first three principal components of the patch embeddings "
-                "(similar colours = similar patches)",
-            )
-        i = self.label_index(label)
-        if self.is_classifier and i is None:
-            probs = self.probs
-            assert probs is not None
-            win = probs.argmax(axis=1)
-            colours = np.array([hm.class_colour(int(c))[0] for c in win], np.float32).reshape(-1, 3)
-            legend = ", ".join(
-                f"{hm.class_colour(j)[1]} = {lab}" for j, lab in enumerate(self.labels)
-            )
-            return (
-                colours,
-                0.25 + 0.45 * probs.max(axis=1),
-                f"colour = most probable class ({legend}); stronger = more confident",
-            )
-        v = self.values(label)
-        what = (
-            f"P({self.labels[i]})"
-            if self.is_classifier and i is not None
-            else (f"{self.labels[i] if self.labels and i is not None else 'score'}")
-        )
-        return (
-            hm.colormap(v).astype(np.float32),
-            np.full(len(v), 0.55, np.float32),
-            f"{what}: {hm.SCALE_TEXT}",
-        )
-
-    def heatmap(
-        self,
-        slide: Any = None,
-        label: str | None = None,
-        *,
-        max_side: int = 1000,
-        background: bool = True,
-    ) -> HeatmapImage:
-        """The heatmap over the plan's region: blended with the slide when ``background`` (needs
-        ``slide``), else on white. ``image``, level-0 ``box``, ``mpp`` and a ``legend``."""
-        region = self.plan.region
-        colours, alpha, legend = self.heatmap_colours(label)
-        if background and slide is not None:
-            view = slide.read(region, max_side=max_side)
-            base, box, mpp, level = np.asarray(view.image), view.box, view.mpp, view.level
-            size = (view.width, view.height)
-        else:
-            scale = min(1.0, max_side / max(region.w, region.h))
-            size = (max(1, round(region.w * scale)), max(1, round(region.h * scale)))
-            base, box, level = None, region, None
-            mpp = self.plan.slide_mpp * region.w / size[0]
-        img = hm.render(self.plan, colours, alpha, box.as_tuple(), size, base)
-        return HeatmapImage(image=img, box=box, mpp=mpp, level=level, legend=legend)
-
-    def grid(self, label: str | None = None) -> np.ndarray:
-        """(rows, cols) heatmap values (NaN where no patch ran)."""
-        return hm.grid_of(self.plan, self.values(label))
-
-
-@dataclass
-class HeatmapImage:
-    image: np.ndarray
-    box: Box
-    mpp: float | None
-    level: int | None
-    legend: str
+# a segmentation net keeps full-resolution activations: on the CPU one patch at a time stays in
+# cache (a 256 px UNet costs about half the CPU a patch alone as in batches of 16; see
+# docs/benchmarks.md, "Expert models on whole slides")
+SPATIAL_CPU_BATCH = 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,28 +80,69 @@ def default_workers(device: str = "cpu") -> int:
     return max(2, min(8, cpus - 1))
 
 
-_THREADS_TUNED = False
+def _cpus() -> int:
+    import os
+
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    )
+
+
+def _threads_override() -> int:
+    import os
+
+    return int(os.environ.get("SLIDESCOUT_TORCH_THREADS", "0") or 0)
 
 
 def _leave_cores_for_readers(workers: int) -> None:
     """On the CPU, torch's intra-op threads default to every core, so they fight the reader
-    threads (measured on 2 cores: 1,088 patches/s with 2 torch threads, 1,977 with 1). Lower them
-    once to the cores the readers leave free; ``SLIDESCOUT_TORCH_THREADS`` overrides, and a value
-    the user already lowered is kept."""
-    global _THREADS_TUNED
-    if _THREADS_TUNED:
-        return
+    threads (measured on 2 cores: 1,088 patches/s with 2 torch threads, 1,977 with 1). A run
+    starts with the cores the readers leave free; :func:`_use_idle_cores` gives the model the
+    readers' cores too once it sees them idle. ``SLIDESCOUT_TORCH_THREADS`` fixes the number."""
+    import torch
+
+    want = _threads_override() or max(1, _cpus() - workers)
+    if want != torch.get_num_threads():
+        torch.set_num_threads(want)
+
+
+def _oversubscribed() -> bool:
+    """More runnable threads than cores over the last minute (load average; ours included)."""
     import os
+
+    try:
+        return os.getloadavg()[0] > _cpus() + 0.5
+    except OSError:
+        return False
+
+
+def _use_idle_cores(stats: RuntimeStats, batches_done: int, read_times: list[float]) -> None:
+    """Give the model the cores the readers leave idle, from the batches so far: the readers need
+    (read time per batch) / (model time per batch) cores; torch gets the most threads that leaves
+    them (a small CNN keeps one thread beside one busy reader on 2 cores; a segmentation net whose
+    patches take far longer to run than to read gets both). Called after the first batch and again
+    after the fourth, with better estimates; the model's time is assumed to scale with threads."""
+    import math
 
     import torch
 
-    _THREADS_TUNED = True
-    cpus = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
-    )
-    want = int(os.environ.get("SLIDESCOUT_TORCH_THREADS", "0") or 0) or max(1, cpus - workers)
-    if want < torch.get_num_threads() or os.environ.get("SLIDESCOUT_TORCH_THREADS"):
+    if _threads_override() or batches_done < 1 or not read_times or stats.model_s <= 0:
+        return
+    if _oversubscribed():
+        return  # no core is idle: other processes use them, and waiting OpenMP threads stall
+    per_read = sum(read_times) / len(read_times)
+    cur = torch.get_num_threads()
+    one_thread = stats.model_s / batches_done * cur  # model time per batch on one thread
+    cpus = _cpus()
+    for want in range(cpus, 0, -1):  # the most threads whose readers still keep up
+        needed = per_read / (one_thread / want)
+        if want + math.ceil(max(0.0, needed - 0.15)) <= cpus:
+            break
+    else:
+        want = max(1, cpus - stats.workers)
+    if want != cur:
         torch.set_num_threads(want)
+    stats.threads = want
 
 
 def run_patches(
@@ -342,6 +166,8 @@ def run_patches(
     plan: PatchPlan | None = None,
     sink: Callable[[int, np.ndarray], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stain: str | None = None,
+    stain_target: Path | None = None,
 ) -> PatchRun:
     """Run ``model`` over the patches of ``region`` (None: all the tissue of the slide).
 
@@ -351,7 +177,9 @@ def run_patches(
     slide and 0 for a region. Raises ``PatchLimitExceeded`` (a ``ToolError``) past ``max_patches``
     and ``ToolCancelled`` when ``cancel`` is set. ``sink(first_index, outputs)`` takes each batch's
     raw outputs instead of collecting them (segmentation maps; ``PatchRun.outputs`` is then empty).
-    ``progress(done, total)`` is called after each batch (patches).
+    ``progress(done, total)`` is called after each batch (patches). ``stain`` normalises every
+    patch first (``macenko``, ``vahadane``, ``reinhard``; ``none`` turns a card's off; default:
+    the card's ``stain_norm``), fitted once on the tissue of the region (or slide).
     """
     t_start = time.perf_counter()
     card = model if isinstance(model, Card) else None
@@ -386,9 +214,7 @@ def run_patches(
         dev = getattr(runner, "device", dev)
     n = len(plan)
     workers = max(1, workers or default_workers(str(dev)))
-    batch_size = max(
-        1, min(batch_size or DEFAULT_BATCH["cpu" if str(dev) == "cpu" else "gpu"], n or 1)
-    )
+    batch_size = max(1, min(batch_size or _default_batch(str(dev), card), n or 1))
     stats = RuntimeStats(
         patches=n,
         batches=math.ceil(n / batch_size),
@@ -400,6 +226,10 @@ def run_patches(
     )
     if str(dev) == "cpu":
         _leave_cores_for_readers(workers)
+        import torch
+
+        stats.threads = torch.get_num_threads()
+    normalize, method = _stain(slide, card, box, stain, stain_target, len(plan))
     outputs = _pipeline(
         slide,
         plan,
@@ -410,9 +240,10 @@ def run_patches(
         cancel,
         sink,
         progress,
+        normalize,
     )
     stats.total_s = time.perf_counter() - t_start
-    notes = []
+    notes = [f"patches stain-normalised ({method})"] if method else []
     if plan.mpp < plan.slide_mpp * 0.99:
         notes.append(
             f"the model wants {plan.mpp:g} µm/px but the slide is scanned at "
@@ -435,6 +266,32 @@ def run_patches(
     )
 
 
+def _default_batch(device: str, card: Card | None) -> int:
+    if device != "cpu":
+        return DEFAULT_BATCH["gpu"]
+    return SPATIAL_CPU_BATCH if card is not None and card.card.spatial else DEFAULT_BATCH["cpu"]
+
+
+def _stain(
+    slide: Any,
+    card: Card | None,
+    box: Box | None,
+    stain: str | None,
+    target: Path | None,
+    n: int,
+) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str | None]:
+    """The patch normaliser asked for (or the card's), fitted on the region, and its name."""
+    method, card_target = card.stain if card is not None else (None, None)
+    if stain is not None:
+        method = None if stain.lower() == "none" else stain.lower()
+        card_target = None
+    if method is None or n == 0:
+        return None, None
+    from slidescout.tools.experts.stainnorm import normalizer_for
+
+    return normalizer_for(slide, method, target or card_target, box), method
+
+
 def _pipeline(
     slide: Any,
     plan: PatchPlan,
@@ -445,6 +302,7 @@ def _pipeline(
     cancel: threading.Event | None,
     sink: Callable[[int, np.ndarray], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    normalize: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Outputs (M, K) of every patch, in plan order; with ``sink``, each batch's raw outputs go to
     ``sink(first_index, outputs)`` instead (segmentation maps) and an empty array comes back."""
@@ -476,6 +334,8 @@ def _pipeline(
                 tile = np.asarray(
                     Image.fromarray(tile).resize((size, size), Image.Resampling.BILINEAR)
                 )
+            if normalize is not None:
+                tile = normalize(tile[..., :3])
             if prepare is not None:
                 prepare(tile, arr[j])
             else:
@@ -509,6 +369,8 @@ def _pipeline(
             buffers.put(buf)
             stats.device_wait_s += t2 - t1
             stats.model_s += t3 - t2
+            if b in (0, 3) and stats.device == "cpu":
+                _use_idle_cores(stats, b + 1, read_times)
             if progress is not None:
                 progress(b * bsz + m, n)
             if sink is not None:

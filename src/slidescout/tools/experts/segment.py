@@ -87,7 +87,9 @@ class Stitcher:
             cy, cx = r * s + off + t0, c * s + off + l0
             dst = (slice(cy, cy + out - b0 - t0), slice(cx, cx + out - r0 - l0))
             if self.decoder == "stardist" and self.kind == "instances":
-                pts, pr, d = decoders.stardist_candidates(y[j][0], y[j][1:], ys, xs)
+                pts, pr, d = decoders.stardist_candidates(
+                    y[j][0], y[j][1:], ys, xs, threshold=self.card.card.postprocess.threshold
+                )
                 self.stars.append((pts + (cy, cx), pr, d))
             self._paste(y[j][:, ys, xs], dst)
 
@@ -370,6 +372,7 @@ def run_segmentation(
     view_side: int = VIEW_SIDE,
     cancel: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stain: str | None = None,
 ) -> SegRun:
     """Segment ``region`` with a ``mask`` or ``instances`` card: stitch, decode, measure."""
     c = card.card
@@ -392,6 +395,7 @@ def run_segmentation(
         cancel=cancel,
         sink=stitch.add,
         progress=progress,
+        stain=stain,
     )
     f = plan.patch_l0 / plan.patch_size  # level-0 px per canvas px
     ox, oy = plan.origin
@@ -410,16 +414,30 @@ def run_segmentation(
         assert stitch.maps is not None
         fg, hmap, vmap = (m[crop] for m in stitch.maps)
         fg = fg * covered
+        pp = c.postprocess
         if c.decoder == "stardist":
             instances = _stars_in(stitch, (y0, y1, x0, x1))
         elif c.decoder == "label_map":
             instances = stitch.merged_ids((y0, y1, x0, x1))
         elif c.decoder == "hovernet":
-            instances = decoders.hovernet_instances(fg, hmap, vmap)
+            instances = decoders.hovernet_instances(
+                fg,
+                hmap,
+                vmap,
+                threshold=pp.threshold,
+                edge=pp.edge,
+                min_area=pp.min_area,
+                sobel_size=pp.sobel_size,
+                opening=pp.opening,
+                blur=pp.blur,
+            )
         else:
-            instances = decoders.foreground_instances(fg)
+            instances = decoders.foreground_instances(
+                fg, threshold=pp.threshold, min_area=pp.min_area, min_distance=pp.min_distance
+            )
         typed = c.decoder == "hovernet" and bool(c.labels)
-        table = decoders.instance_table(instances, plan.mpp, classes if typed else None)
+        bg = c.labels.index(c.background) if typed and c.background else None
+        table = decoders.instance_table(instances, plan.mpp, classes if typed else None, bg)
     view = slide.read(seg_box, max_side=view_side)
     tissue_px = tissue_mask(np.asarray(view.image))
     seen = _resize_nearest(covered.astype(np.uint8), (tissue_px.shape[1], tissue_px.shape[0])) > 0
@@ -451,7 +469,12 @@ def _stars_in(stitch: Stitcher, window: tuple[int, int, int, int]) -> np.ndarray
     dists = np.concatenate([s[2] for s in stitch.stars])
     inside = (pts[:, 0] >= y0) & (pts[:, 0] < y1) & (pts[:, 1] >= x0) & (pts[:, 1] < x1)
     return decoders.star_instances(
-        (y1 - y0, x1 - x0), pts[inside] - (y0, x0), probs[inside], dists[inside]
+        (y1 - y0, x1 - x0),
+        pts[inside] - (y0, x0),
+        probs[inside],
+        dists[inside],
+        overlap=stitch.card.card.postprocess.nms_overlap,
+        min_area=stitch.card.card.postprocess.min_area,
     )
 
 

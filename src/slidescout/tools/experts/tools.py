@@ -26,6 +26,8 @@ NUCLEI_MPP_RANGE = (0.2, 1.0)
 STAIN_SIDE = 1024
 DEFAULT_MAX_PATCHES = 2000  # per patch_classifier call; ctx.extras["experts.max_patches"] overrides
 PATCH_MIN_TISSUE = 0.1
+# a model-backed call may load weights on its first use: a longer limit than the default
+MODEL_TOOL_TIMEOUT_S = 600.0
 MAX_LISTED_PIECES = 12
 
 
@@ -289,17 +291,43 @@ def _classify(
 ) -> tuple[Any, Any]:
     from slidescout.tools.experts.runtime import run_patches
 
-    run = run_patches(
-        slide,
-        card,
-        box,
-        device=device,
-        min_tissue=PATCH_MIN_TISSUE,
-        max_patches=max_patches,
-        cancel=cancel,
-    )
+    run = _cached_embeddings(slide, card, box) if card.card.output == "embedding" else None
+    if run is None:
+        run = run_patches(
+            slide,
+            card,
+            box,
+            device=device,
+            min_tissue=PATCH_MIN_TISSUE,
+            max_patches=max_patches,
+            cancel=cancel,
+        )
     heat = run.heatmap(slide, label, max_side=max_side) if len(run.plan) else None
     return run, heat
+
+
+def _cached_embeddings(slide: Any, card: Any, box: Box) -> Any:
+    """The region's patches from the slide's cached features of this encoder (``experts embed``
+    or an earlier tool call), as a run; None when there are none."""
+    from slidescout.tools.experts.features import find_cached
+    from slidescout.tools.experts.runtime import PatchRun, RuntimeStats
+
+    fs = find_cached(slide, card)
+    if fs is None:
+        return None
+    plan, keep = fs.plan(slide, box)
+    if not len(keep):
+        return None
+    stats = RuntimeStats(patches=len(keep), batches=0, batch_size=0, workers=0, device="cache")
+    return PatchRun(
+        plan=plan,
+        outputs=fs.features[keep],
+        output_kind="embedding",
+        labels=[],
+        stats=stats,
+        model_name=card.name,
+        notes=[f"embeddings read from the cached features {fs.path.name} (no model run)"],
+    )
 
 
 def _describe_run(run: Any, label: str | None) -> tuple[str, dict[str, Any]]:
@@ -354,7 +382,7 @@ def _describe_run(run: Any, label: str | None) -> tuple[str, dict[str, Any]]:
     return text, data
 
 
-@tool
+@tool(timeout_s=MODEL_TOOL_TIMEOUT_S)
 async def patch_classifier(
     x: int,
     y: int,

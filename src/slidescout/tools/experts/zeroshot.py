@@ -29,6 +29,7 @@ import numpy as np
 from slidescout.errors import ConfigError
 from slidescout.tools.experts.cards import Card
 from slidescout.tools.experts.hub import hub_download
+from slidescout.tools.experts.optional import torchvision_problem
 
 FAMILIES = ("clip", "siglip")
 
@@ -42,6 +43,8 @@ def _transformers(card: Card) -> Any:
             "installed (pip install 'slidescout[zeroshot]')"
         ) from None
     except Exception as exc:  # noqa: BLE001 - a broken install must not be a traceback
+        if problem := torchvision_problem():
+            raise ConfigError(f"model card {card.file.name}: {problem}") from None
         raise ConfigError(
             f"model card {card.file.name}: transformers is installed but fails to import "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); reinstall it "
@@ -206,6 +209,10 @@ def load_zero_shot(card: Card, device: str = "cpu") -> ZeroShotRunner:
         model = tf.AutoModel.from_pretrained(str(folder)).eval().to(device)
         tokenizer = tf.AutoTokenizer.from_pretrained(str(folder))
     except Exception as exc:  # noqa: BLE001
+        if problem := torchvision_problem():  # transformers' CLIP needs it when it is installed
+            raise ConfigError(
+                f"model card {name}: transformers cannot load {family}: {problem}"
+            ) from None
         raise ConfigError(
             f"model card {name}: transformers cannot load {folder} ({_line(exc)})"
         ) from None

@@ -1,5 +1,6 @@
 """Knowledge lookup: a starter pathology corpus, an FTS5/BM25 index (optionally fused with dense
-retrieval), a concept graph, and ``lookup`` for the agent's tool.
+retrieval), a concept graph, numeric criteria tables and per-task criteria cards, and ``lookup``
+for the agent's tool.
 
     from slidescout.tools.knowledge import lookup
     print(lookup("distinguish lung adenocarcinoma from lung squamous cell carcinoma").text)
@@ -12,6 +13,7 @@ from slidescout.tools.knowledge.corpus import (
     starter_corpus_dir,
     starter_files,
 )
+from slidescout.tools.knowledge.criteria import criteria_answer, criteria_card, load_tables
 from slidescout.tools.knowledge.dense import (
     Embedder,
     HashingEmbedder,
@@ -53,12 +55,15 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "SkippedFile",
     "SourceInfo",
+    "criteria_answer",
+    "criteria_card",
     "default_index_path",
     "default_knowledge_base",
     "fts_query",
     "isup_grade_group",
     "load_embedder",
     "load_graph",
+    "load_tables",
     "lookup",
     "normalize_name",
     "read_document",

@@ -8,6 +8,7 @@ a PDF gives one chunk per page (more when a page is long), cited as ``p. N``. Se
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import re
@@ -82,7 +83,7 @@ def read_document(path: Path) -> Document:
     if suffix == ".pdf":
         title, chunks = _pdf_chunks(path, data)
     else:
-        text = _decode(data)
+        text = _decode(data, path)
         if suffix in (".md", ".markdown"):
             title, chunks = markdown_chunks(text, default_title=path.stem)
         else:
@@ -92,9 +93,31 @@ def read_document(path: Path) -> Document:
     return Document(path=path, title=title, sha256=sha, chunks=chunks)
 
 
-def _decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: its BOM starts the same way
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """Text by its byte-order mark (UTF-8, UTF-16, UTF-32), else UTF-8, else Latin-1. Text full
+    of NUL characters is UTF-16 or UTF-32 without a mark: an error, not garbage to index."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise DatasetError(
+                    f"{path} starts with a {encoding} byte-order mark but is not {encoding}: {exc.reason}"
+                ) from exc
+    if data.count(b"\x00") > len(data) // 8:
+        raise DatasetError(
+            f"{path} looks like UTF-16 or UTF-32 text without a byte-order mark; "
+            "save it as UTF-8 (or with a byte-order mark) to index it"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -135,9 +135,8 @@ def packaged_minilm() -> Path | None:
     except Exception:  # noqa: BLE001 - any broken install means "not available"
         return None
     getter = getattr(package, "get_model_path", None)
-    folder = (
-        Path(str(getter())) if callable(getter) else Path(str(package.__file__)).parent / "model"
-    )
+    found = getter() if callable(getter) else None
+    folder = Path(str(found)) if found else Path(str(package.__file__)).parent / "model"
     return folder if (folder / "config.json").is_file() else None
 
 

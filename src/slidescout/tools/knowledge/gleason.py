@@ -1,8 +1,17 @@
-"""Gleason patterns, scores and ISUP grade groups: the arithmetic and the graph nodes for it."""
+"""Gleason patterns, scores and ISUP grade groups: the arithmetic and the graph nodes for it.
+
+Rules (ISUP 2014 consensus, Epstein et al. 2016; ISUP 2019, van Leenders et al. 2020; GUPS 2019,
+Epstein et al. 2021): the primary pattern is the most extensive. On a needle biopsy the
+secondary is the highest-grade remaining pattern, however small (a third, higher pattern
+becomes the secondary: 4+4 with a focus of 5 is 4+5=9). On a radical prostatectomy the
+secondary is the second most extensive pattern, and a third, higher pattern under 5% is
+reported as a tertiary pattern beside the score, outside it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel
@@ -10,6 +19,35 @@ from pydantic import BaseModel
 from slidescout.errors import DatasetError
 
 GLEASON_SOURCE = "gleason.md"
+SCORE_SECTION = f"{GLEASON_SOURCE} § Gleason score"
+Specimen = Literal["biopsy", "prostatectomy"]
+
+
+def check_pattern(value: int, allow_zero: bool = False) -> int:
+    """``value`` when it is a Gleason pattern (1-5; 0 only for the PANDA 0+0), else ValueError."""
+    if not (1 <= value <= 5 or (allow_zero and value == 0)):
+        raise ValueError(f"Gleason patterns run from 1 to 5 (got {value})")
+    return value
+
+
+def score_patterns(patterns: Sequence[int], specimen: Specimen) -> tuple[int, int, int | None]:
+    """(primary, secondary, tertiary) from the patterns in order of extent, most extensive first.
+
+    Biopsy: the secondary is the highest of the other patterns, however small; no tertiary.
+    Prostatectomy: primary and secondary by extent (one pattern is doubled); a third pattern
+    higher than both is the tertiary (reported, not scored); a lower third one is dropped.
+    """
+    if not 1 <= len(patterns) <= 3:
+        raise ValueError(f"give one to three Gleason patterns (got {len(patterns)})")
+    for value in patterns:
+        check_pattern(value)
+    primary, rest = patterns[0], list(patterns[1:])
+    if specimen == "biopsy":
+        return primary, max(rest, default=primary), None
+    secondary = rest[0] if rest else primary
+    third = rest[1] if len(rest) > 1 else None
+    tertiary = third if third is not None and third > max(primary, secondary) else None
+    return primary, secondary, tertiary
 
 
 def isup_grade_group(primary: int, secondary: int) -> int | None:
@@ -61,6 +99,8 @@ class GleasonGrade(BaseModel):
     grade_group: int | None
     note: str = ""
     citation: str = f"{GLEASON_SOURCE} § ISUP grade groups"
+    tertiary: int | None = None  # a radical prostatectomy's tertiary pattern (not in the score)
+    specimen: Specimen | None = None
 
 
 def add_gleason_nodes(g: nx.MultiDiGraph, patterns: dict[Any, Any], origin: str) -> None:

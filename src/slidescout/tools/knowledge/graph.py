@@ -67,6 +67,15 @@ def normalize_name(text: str) -> str:
     return " ".join(text.split())
 
 
+def spelling_variants(text: str) -> list[str]:
+    """``text`` (normalised, American) and its British spelling when that differs ('tumor' ->
+    'tumour'), for searching text that was not normalised."""
+    british = text
+    for old, new in _SPELLING:
+        british = british.replace(new, old)
+    return [text] if british == text else [text, british]
+
+
 def _variants(alias: str) -> set[str]:
     """The alias plus simple singular/plural forms of its last word."""
     out = {alias}
@@ -96,6 +105,7 @@ class Profile(BaseModel):
     differentials: list[str] = []
     entities: list[str] = []  # for an organ: what arises there
     citation: str | None = None
+    who_name: str | None = None  # the current WHO name when the label is an older (TCGA) one
 
 
 class Comparison(BaseModel):
@@ -286,6 +296,7 @@ class ConceptGraph:
             code=data.get("code"),
             features=ordered,
             citation=data.get("citation"),
+            who_name=data.get("who_name"),
         )
         if data["kind"] == "entity":
             profile.organs = [self.label(o) for o in self._sources(node, "has_entity")]
@@ -458,6 +469,7 @@ def build_graph(data: dict[str, Any], origin: str = "concepts") -> nx.MultiDiGra
             citation=citation,
             source=spec.get("source"),
             section=spec.get("section"),
+            who_name=spec.get("who_name"),
         )
     for key, spec in entities.items():
         node = f"entity:{key}"

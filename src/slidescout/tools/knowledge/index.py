@@ -18,16 +18,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from slidescout.core.home import slidescout_home
 from slidescout.errors import ConfigError, DatasetError
 from slidescout.tools.knowledge.corpus import (
     is_supported,
-    read_document,
     starter_files,
-    without_source,
 )
 from slidescout.tools.knowledge.dense import (
     EMBEDDER_ENV,
@@ -36,23 +33,24 @@ from slidescout.tools.knowledge.dense import (
     load_embedder,
     reciprocal_rank_fusion,
 )
+from slidescout.tools.knowledge.ingest import delete_source, now, sync_files
 from slidescout.tools.knowledge.models import AddReport, Hit, SkippedFile, SourceInfo
+from slidescout.tools.knowledge.terms import (
+    MAX_QUERY_TERMS,
+    STOPWORDS,
+    TermStats,
+    expression,
+    normalize_query,
+    query_terms,
+)
 
 log = logging.getLogger("slidescout.knowledge")
 
 SCHEMA_VERSION = "1"
 STARTER_ROOT = "starter"
-MAX_QUERY_TERMS = 32
-_CANDIDATES = 50  # per retriever, before fusion
+_CANDIDATES = 50  # per retriever, before fusion and re-ranking
 _TITLE_W, _SECTION_W, _TEXT_W = 1.0, 3.0, 1.0
-
-# Words that carry no meaning for retrieval; dropped from queries unless nothing else is left.
-STOPWORDS = frozenset(
-    """a an and are as at be been being but by can could do does did for from has have how i if in
-    into is it its me my of on or our show tell that the their them then there these they this to
-    was were what when where which who whom why will with would you your about please give find
-    describe explain list""".split()
-)
+__all__ = ["MAX_QUERY_TERMS", "STOPWORDS", "KnowledgeBase", "default_knowledge_base", "fts_query"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,21 +94,7 @@ def fts_query(query: str) -> str | None:
     """Turn free text into a safe FTS5 expression: each word quoted (punctuation inside a word
     makes it a phrase, e.g. ``TTF-1`` or ``4+3``), stopwords dropped, terms OR-combined so that
     BM25 ranks chunks matching more of them first. None when the query has no searchable word."""
-    terms: list[str] = []
-    seen: set[str] = set()
-    for word in query[:4000].split():
-        tokens = re.findall(r"[^\W_]+", word.lower())
-        if not tokens:
-            continue
-        phrase = " ".join(tokens)
-        if phrase not in seen:
-            seen.add(phrase)
-            terms.append(phrase)
-    meaningful = [t for t in terms if t not in STOPWORDS]
-    terms = (meaningful or terms)[:MAX_QUERY_TERMS]
-    if not terms:
-        return None
-    return " OR ".join(f'"{t}"' for t in terms)
+    return expression(query_terms(query))
 
 
 class KnowledgeBase:
@@ -124,6 +108,7 @@ class KnowledgeBase:
         self.embedder = embedder
         self._lock = threading.RLock()
         self._vectors = VectorStore()
+        self._stats = TermStats()
 
     # ------------------------------------------------------------------ opening
 
@@ -235,6 +220,12 @@ class KnowledgeBase:
             if self.embedder is not None:
                 self._embed_missing()
 
+    def _changed(self) -> None:
+        """The indexed text changed: drop the cached vectors matrix and term statistics."""
+        with self._lock:
+            self._vectors.invalidate()
+            self._stats.invalidate()
+
     def _embed_missing(self) -> int:
         assert self.embedder is not None
         with self._lock:
@@ -274,11 +265,11 @@ class KnowledgeBase:
             row = cur.execute("SELECT value FROM meta WHERE key='starter'").fetchone()
             if row is not None and row[0] == want:  # another process built it meanwhile
                 return
-            self._sync_files(
+            sync_files(
                 cur, STARTER_ROOT, [(f"{STARTER_ROOT}:{f.name}", f.name, f) for f in files], None
             )
             cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('starter', ?)", (want,))
-        self._vectors.invalidate()
+        self._changed()
 
     def add(
         self, directory: str | Path, *, progress: Callable[[str], None] | None = None
@@ -316,10 +307,10 @@ class KnowledgeBase:
                 raise DatasetError(f"no .md, .txt or .pdf files under {root}")
             with self._write() as cur:
                 cur.execute(
-                    "INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (key, _now())
+                    "INSERT OR IGNORE INTO roots(path, added_at) VALUES(?, ?)", (key, now())
                 )
-                report = self._sync_files(cur, key, entries, progress)
-            self._vectors.invalidate()
+                report = sync_files(cur, key, entries, progress)
+            self._changed()
             if self.embedder is not None:
                 self._embed_missing()
         if report.skipped:
@@ -354,83 +345,11 @@ class KnowledgeBase:
             ).fetchall()
             had_root = cur.execute("DELETE FROM roots WHERE path=?", (target,)).rowcount
             for (source_id,) in rows:
-                _delete_source(cur, source_id)
-        self._vectors.invalidate()
+                delete_source(cur, source_id)
+        self._changed()
         if not rows and not had_root:
             raise ConfigError(f"{target} is not in the knowledge base; see `slidescout kb list`")
         return len(rows)
-
-    def _sync_files(
-        self,
-        cur: sqlite3.Cursor,
-        root: str,
-        entries: list[tuple[str, str, Path]],
-        progress: Callable[[str], None] | None,
-    ) -> AddReport:
-        report = AddReport(root=root)
-        keys = [k for k, _, _ in entries]
-        existing: dict[str, tuple[int, str, str]] = {
-            k: (i, s, r)
-            for i, k, s, r in cur.execute(
-                "SELECT id, key, sha256, root FROM sources WHERE root=?", (root,)
-            )
-        }
-        for k in keys:  # the same file added before through another folder
-            if k not in existing:
-                row = cur.execute(
-                    "SELECT id, key, sha256, root FROM sources WHERE key=?", (k,)
-                ).fetchone()
-                if row:
-                    existing[k] = (row[0], row[2], row[3])
-        for key, name, path in entries:
-            if progress is not None:
-                progress(name)
-            old = existing.get(key)
-            try:
-                sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError as exc:
-                sha, error = "", f"cannot read: {exc.strerror or exc}"
-            else:
-                error = ""
-            if old is not None and sha and old[1] == sha:
-                cur.execute("UPDATE sources SET root=?, name=? WHERE id=?", (root, name, old[0]))
-                report.unchanged.append(name)
-                continue
-            if old is not None:
-                _delete_source(cur, old[0])
-            if error:
-                report.skipped.append(SkippedFile(path=str(path), reason=error))
-                continue
-            try:
-                doc = read_document(path)
-            except DatasetError as exc:
-                report.skipped.append(
-                    SkippedFile(path=str(path), reason=str(exc).replace(str(path), path.name))
-                )
-                continue
-            cur.execute(
-                "INSERT INTO sources(key, root, name, title, sha256, n_chunks, indexed_at) VALUES(?,?,?,?,?,?,?)",
-                (key, root, name, doc.title, doc.sha256, len(doc.chunks), _now()),
-            )
-            source_id = cur.lastrowid
-            for order, chunk in enumerate(doc.chunks):
-                cur.execute(
-                    "INSERT INTO chunks(source_id, ord, section, text) VALUES(?,?,?,?)",
-                    (source_id, order, chunk.section, chunk.text),
-                )
-                cur.execute(
-                    "INSERT INTO chunks_fts(rowid, title, section, text) VALUES(?,?,?,?)",
-                    (cur.lastrowid, doc.title, chunk.section, without_source(chunk.text)),
-                )
-            report.indexed.append(name)
-            report.chunks += len(doc.chunks)
-        wanted = set(keys)
-        for key, (source_id, _, old_root) in existing.items():
-            if key not in wanted and old_root == root:
-                name = cur.execute("SELECT name FROM sources WHERE id=?", (source_id,)).fetchone()
-                _delete_source(cur, source_id)
-                report.removed.append(name[0] if name else key)
-        return report
 
     # ------------------------------------------------------------------ reading
 
@@ -476,13 +395,26 @@ class KnowledgeBase:
             for i, t, n, s, k in rows
         ]
 
-    def search_phrase(self, phrase: str, k: int = 5) -> list[Hit]:
-        """The ``k`` chunks (BM25 order) that contain the words of ``phrase`` in sequence."""
-        tokens = re.findall(r"[^\W_]+", phrase.lower()[:400])
+    def search_phrase(
+        self, phrase: str, k: int = 5, *, query: str = "", any_order: bool = False
+    ) -> list[Hit]:
+        """The ``k`` chunks that contain the words of ``phrase`` in sequence (with
+        ``any_order``: anywhere in the chunk): in the order :meth:`search` gives them for
+        ``query`` when one is given, else by BM25."""
+        tokens = re.findall(r"[^\W_]+", normalize_query(phrase).lower()[:400])
         if not tokens:
             return []
+        if any_order:
+            fts = " AND ".join(f'"{t}"' for t in tokens)
+        else:
+            fts = '"' + " ".join(tokens) + '"'
         with self._lock:
-            return list(self._bm25('"' + " ".join(tokens) + '"', k).values())
+            found = self._bm25(fts, max(k, _CANDIDATES))
+        if not query or len(found) <= 1:
+            return list(found.values())[:k]
+        order = {h.chunk_id: i for i, h in enumerate(self.search(query, k=_CANDIDATES))}
+        ranked = sorted(found.values(), key=lambda h: order.get(h.chunk_id, len(order)))
+        return ranked[:k]
 
     def _bm25(self, expression: str, n: int) -> dict[int, Hit]:
         rows = self._conn.execute(
@@ -509,41 +441,69 @@ class KnowledgeBase:
     def search(self, query: str, k: int = 5, *, dense: bool = True) -> list[Hit]:
         """The ``k`` chunks that best match a free-text query, best first.
 
-        Any text is accepted: quotes, operators and punctuation are neutralised. With an
-        embedder set (and ``dense``), BM25 and dense rankings are fused by reciprocal rank
-        fusion. Returns an empty list when nothing matches (or the index is empty).
+        Any text is accepted: it is NFKC-normalised, quotes, operators and punctuation are
+        neutralised, and a word that no chunk has is replaced by the corpus word it is a close
+        misspelling of. Passages are ranked first by how much of the query's idf weight they
+        contain (``Hit.coverage``), then by BM25, or with an embedder set (and ``dense``) by
+        BM25 and dense similarity fused by reciprocal rank fusion; passages found by meaning
+        alone come last. Returns an empty list when nothing matches (or the index is empty).
         """
         if k < 1:
             raise ConfigError(f"k must be at least 1 (got {k})")
-        expression = fts_query(query)
-        if expression is None:
-            return []
-        n = k if self.embedder is None or not dense else max(_CANDIDATES, 5 * k)
         with self._lock:
-            lexical = self._bm25(expression, n)
-            if self.embedder is None or not dense:
-                return list(lexical.values())[:k]
-            dense_ids = self._vectors.rank(self._conn, self.embedder, self._write, query, n)
-            # Dense similarity re-ranks the passages that share words with the query; passages
-            # found only by meaning come after them (a synonym still surfaces when few match).
-            within = [cid for cid in dense_ids if cid in lexical]
-            fused = reciprocal_rank_fusion([list(lexical), within])
-            fused += [
-                (cid, score)
-                for cid, score in reciprocal_rank_fusion([dense_ids])
-                if cid not in lexical
-            ]
-            fused = fused[:k]
-            dense_rank = {cid: rank for rank, cid in enumerate(dense_ids, start=1)}
-            missing = [cid for cid, _ in fused if cid not in lexical]
-            extra = self._hits_by_id(missing)
-            hits = []
-            for cid, score in fused:
-                base = lexical.get(cid) or extra[cid]
-                hits.append(
-                    base.model_copy(update={"score": score, "dense_rank": dense_rank.get(cid)})
+            terms = [self._stats.correct(self._conn, t) for t in query_terms(query)]
+            fts = expression(terms)
+            if fts is None:
+                return []
+            lexical = self._bm25(fts, max(_CANDIDATES, 5 * k))
+            order: list[tuple[int, float]] = [(cid, h.score) for cid, h in lexical.items()]
+            dense_rank: dict[int, int] = {}
+            meaning_only: list[tuple[int, float]] = []
+            if self.embedder is not None and dense:
+                dense_ids = self._vectors.rank(
+                    self._conn, self.embedder, self._write, query, max(_CANDIDATES, 5 * k)
                 )
-            return hits
+                dense_rank = {cid: rank for rank, cid in enumerate(dense_ids, start=1)}
+                # Dense similarity re-ranks the passages that share words with the query;
+                # passages found only by meaning come after them (a synonym still surfaces).
+                within = [cid for cid in dense_ids if cid in lexical]
+                order = reciprocal_rank_fusion([list(lexical), within])
+                meaning_only = [
+                    (cid, score)
+                    for cid, score in reciprocal_rank_fusion([dense_ids])
+                    if cid not in lexical
+                ]
+            coverage = self._stats.coverage(self._conn, terms, list(lexical))
+            position = {cid: i for i, (cid, _) in enumerate(order)}
+            order.sort(key=lambda item: (-round(coverage[item[0]], 2), position[item[0]]))
+            chosen = (order + meaning_only)[:k]
+            extra = self._hits_by_id([cid for cid, _ in chosen if cid not in lexical])
+        hits = []
+        for cid, score in chosen:
+            base = lexical.get(cid) or extra[cid]
+            update: dict[str, float | int | None] = {
+                "score": score,
+                "coverage": coverage.get(cid, 0.0),
+            }
+            if dense_rank:
+                update["dense_rank"] = dense_rank.get(cid)
+            hits.append(base.model_copy(update=update))
+        return hits
+
+    def term_weights(self, terms: list[str]) -> dict[str, float]:
+        """The idf of each term (spelling left as given) in this index."""
+        with self._lock:
+            return {t: self._stats.idf(self._conn, t) for t in dict.fromkeys(terms)}
+
+    def correct(self, term: str) -> str:
+        """The term, or the corpus word it is a close misspelling of (see :meth:`search`)."""
+        with self._lock:
+            return self._stats.correct(self._conn, term)
+
+    def contains(self, terms: list[str], chunk_ids: list[int]) -> dict[str, set[int]]:
+        """For each term, which of the chunks contain it (FTS5 matching: stemmed, any column)."""
+        with self._lock:
+            return self._stats.presence(self._conn, terms, chunk_ids)
 
     def _hits_by_id(self, ids: list[int]) -> dict[int, Hit]:
         if not ids:
@@ -579,25 +539,8 @@ def _drop_all(cur: sqlite3.Cursor) -> None:
         cur.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _delete_source(cur: sqlite3.Cursor, source_id: int) -> None:
-    cur.execute(
-        "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE source_id=?)",
-        (source_id,),
-    )
-    cur.execute(
-        "DELETE FROM vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE source_id=?)",
-        (source_id,),
-    )
-    cur.execute("DELETE FROM chunks WHERE source_id=?", (source_id,))
-    cur.execute("DELETE FROM sources WHERE id=?", (source_id,))
-
-
 def _like_prefix(text: str) -> str:
     return re.sub(r"([\\%_])", r"\\\1", text) + "%"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 _DEFAULT: dict[tuple[str, str], KnowledgeBase] = {}

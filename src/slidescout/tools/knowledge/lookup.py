@@ -1,8 +1,10 @@
 """``lookup``: the one function the agent's knowledge tool wraps.
 
-A question is first matched against the concept graph (Gleason/ISUP arithmetic, "features of X",
-"markers of X", "distinguish X from Y", "which entities show F", "tumors of organ O"); anything
-else goes to text search. A name matches an entity only when the entity's name covers every
+A question is first matched against Gleason/ISUP arithmetic, then the numeric criteria tables
+(Nottingham, FNCLCC, WHO/ISUP renal, FIGO, oral cavity depth of invasion, HER2, ER, p16), then
+the concept graph ("features of X", "markers of X", "distinguish X from Y", "which entities show
+F", "tumors of organ O"); anything else goes to text search, ranked by how much of the question
+each passage covers. A name matches an entity only when the entity's name covers every
 distinguishing word of it ("follicular thyroid carcinoma" is not "thyroid carcinoma"). A subject
 the reference does not cover gets a "not covered" answer with the nearest entries. The answer is
 compact text with citations and published sources (at most ``MAX_TEXT_CHARS``) plus the hits.
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -22,16 +23,25 @@ from slidescout.tools.knowledge.answers import (
     GraphAnswer,
     comparison_answer,
     feature_answer,
-    gleason_answer,
     markers_answer,
     organ_answer,
     profile_answer,
 )
+from slidescout.tools.knowledge.coverage import WELL_MATCHED, concepts, rank
+from slidescout.tools.knowledge.criteria import criteria_answer
+from slidescout.tools.knowledge.excerpts import (
+    MAX_TEXT_CHARS,
+    contrast,
+    finish,
+    format_hits,
+    section_hits,
+)
+from slidescout.tools.knowledge.gleason_answers import gleason_answer
 from slidescout.tools.knowledge.graph import (
-    AMBIGUOUS_ABBREVIATIONS,
     ConceptGraph,
     load_graph,
     normalize_name,
+    spelling_variants,
 )
 from slidescout.tools.knowledge.index import (
     STOPWORDS,
@@ -43,6 +53,7 @@ from slidescout.tools.knowledge.questions import (
     CANCER_WORDS,
     COMPARISON_WORDS,
     DISTINGUISH,
+    FEATURE_THEN_WHICH,
     FEATURES_OF,
     IN_ORGAN,
     MARKERS,
@@ -52,32 +63,29 @@ from slidescout.tools.knowledge.questions import (
     has_content,
     marker_subject,
     match,
+    named_subjects,
     pair,
     strip_markers,
     subject_node,
 )
+from slidescout.tools.knowledge.terms import normalize_query
 from slidescout.tools.knowledge.text import (
     FILLER,
     GENERIC,
     MARKER_WORDS,
     clip,
     content_words,
-    focus_terms,
-    numbered_sources,
     plain,
     references,
     sentences,
-    snippet,
-    sources_line,
     stem,
-    wants_numbers,
     with_references,
 )
 
 log = logging.getLogger("slidescout.knowledge")
 
-MAX_TEXT_CHARS = 1500
 MAX_K = 20
+_RERANK = 10  # passages re-ranked by concept coverage before the k best are kept
 
 
 class LookupResult(BaseModel):
@@ -86,14 +94,15 @@ class LookupResult(BaseModel):
     entry for the subject asked about; the hits are the nearest entries."""
 
     query: str
-    kind: Literal["graph", "search", "not_covered", "no_match", "empty"]
+    kind: Literal["graph", "criteria", "search", "not_covered", "no_match", "empty"]
     text: str
     hits: list[Hit] = []
     data: dict[str, Any] | None = None
 
 
 def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupResult:
-    """Answer a pathology reference question from the concept graph or the knowledge index.
+    """Answer a pathology reference question from the criteria tables, the concept graph or the
+    knowledge index.
 
     When the question names a subject that the reference does not cover, the answer says so
     and lists the nearest entries instead of an unrelated passage.
@@ -104,7 +113,7 @@ def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupRes
         k: how many reference passages to return (1-20).
         kb: the index to search; default: the user's index under SLIDESCOUT_HOME.
     """
-    query = " ".join((query or "").split())
+    query = " ".join(normalize_query(query).split())
     if not query:
         raise ToolError(
             "lookup needs a query: a question or keywords, e.g. 'features of lung adenocarcinoma'"
@@ -114,16 +123,19 @@ def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupRes
     if kb is None:
         kb = _default_kb()
     graph = load_graph()
+    found = _criteria(query, graph, kb, k)
+    if found is not None:
+        return found
     answer = _graph_answer(query, graph)
     if answer is not None:
         text, citations, data = answer
-        hits = with_references(kb, _section_hits(kb, citations))
+        hits = with_references(kb, section_hits(kb, citations))
         refs = references(kb, citations)
-        focus = _contrast(hits, data, graph) if "comparison" in data else ""
+        focus = contrast(hits, data, graph) if "comparison" in data else ""
         excerpt = not any(key in data for key in ("gleason", "gleason_score", "isup_grade_group"))
         limit = 420 if "markers" in data else 600
-        text = _finish(
-            query, text, hits[:k] if excerpt else [], citations, refs, graph, focus, limit
+        text = finish(
+            query, text, hits[:k] if excerpt else [], citations, refs, graph, kb, focus, limit
         )
         return LookupResult(query=query, kind="graph", text=text, hits=hits[:k], data=data)
     if len(kb) == 0:
@@ -136,7 +148,8 @@ def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupRes
     unresolved = _asked_subjects(query.lower().strip(" ?.!"), graph)
     if unresolved:
         return _uncovered_subject(query, unresolved, kb, graph, k)
-    hits = kb.search(search_text(query), k=k)
+    asked = concepts(query, graph, kb)
+    hits = rank(asked, kb.search(search_text(query), k=max(k, _RERANK)), kb)[:k]
     if not hits:
         return LookupResult(
             query=query,
@@ -146,10 +159,25 @@ def lookup(query: str, k: int = 5, kb: KnowledgeBase | None = None) -> LookupRes
             "(e.g. 'Gleason 4+3', 'Nottingham mitotic count').",
         )
     hits = with_references(kb, hits)
-    if not _well_matched(query, hits[0]):
+    if (hits[0].coverage or 0.0) < WELL_MATCHED:
         return _not_covered(query, _salient_phrase(query), hits, graph, [])
     return LookupResult(
-        query=query, kind="search", text=_format_hits(query, hits, graph), hits=hits
+        query=query, kind="search", text=format_hits(query, hits, graph, kb), hits=hits
+    )
+
+
+def _criteria(query: str, graph: ConceptGraph, kb: KnowledgeBase, k: int) -> LookupResult | None:
+    """An answer from a criteria table the question names (after Gleason questions, which the
+    graph computes)."""
+    if gleason_answer(query.lower().strip(" ?.!"), graph) is not None:
+        return None
+    found = criteria_answer(query, graph)
+    if found is None:
+        return None
+    text, citations, data = found
+    hits = with_references(kb, section_hits(kb, citations))[:k]
+    return LookupResult(
+        query=query, kind="criteria", text=clip(text, MAX_TEXT_CHARS), hits=hits, data=data
     )
 
 
@@ -181,6 +209,12 @@ def _graph_answer(query: str, graph: ConceptGraph) -> GraphAnswer | None:
             feature = match(m.group(1), graph, ("feature",))
             if feature:
                 return feature_answer(feature, graph)
+    m = FEATURE_THEN_WHICH.search(q)
+    if m:
+        features = graph.mentions(m.group(1), kinds=("feature",))
+        if features:
+            only = "gleason_pattern" if "pattern" in m.group(2) else None
+            return feature_answer(features[0], graph, only=only)
     if MARKERS.search(q):
         node = marker_subject(q, graph)
         if node and graph.kind(node) == "entity":
@@ -197,6 +231,9 @@ def _graph_answer(query: str, graph: ConceptGraph) -> GraphAnswer | None:
             q, graph
         )  # the query is (nearly) just a name: "LUAD", "gleason pattern 4"
     if node and graph.kind(node) == "organ" and CANCER_WORDS & set(normalize_name(q).split()):
+        features = graph.mentions(q, kinds=("feature",))
+        if features:  # "rhabdomyoblasts in a uterine tumour": that organ's tumours showing it
+            return feature_answer(features[0], graph, organ=node)
         return organ_answer(node, graph)  # "lung cancer": the cancer types of the lung
     if node and has_content(node, graph):
         return profile_answer(node, graph)
@@ -208,24 +245,57 @@ def _graph_answer(query: str, graph: ConceptGraph) -> GraphAnswer | None:
 
 def _asked_subjects(q: str, graph: ConceptGraph) -> list[str]:
     """The subjects a question asks about by name that the concept graph does not know
-    ('features of seminoma'); [] when the question names none or names only known ones."""
+    ('features of seminoma', 'ependymoma pseudorosettes'); [] when it names only known ones."""
     for pattern in DISTINGUISH:
         m = pattern.search(q)
         if m:
             a, b = pair(m.group(1), m.group(2), graph)
-            return [
-                t for t, n in ((m.group(1), a), (m.group(2), b)) if n is None and _named(t, graph)
-            ]
+            sides = [t for t, n in ((m.group(1), a), (m.group(2), b)) if n is None]
+            return [s for side in sides for s in _unknown(side, graph, whole=True)]
     m = FEATURES_OF.search(q) or WHAT_IS.search(q)
     marker = bool(MARKERS.search(q)) and not m
     text = m.group(1) if m else (strip_markers(q) if marker else "")
     known = marker_subject(q, graph) if marker else subject_node(text, graph)
-    if text and known is None and _named(text, graph):
-        return [text]
-    return []
+    if text and known is None:
+        unknown = _unknown(text, graph, whole=True)
+        if unknown:
+            return unknown
+    return _unknown(q, graph)
 
 
-def _named(text: str, graph: ConceptGraph) -> bool:
+def _unknown(text: str, graph: ConceptGraph, whole: bool = False) -> list[str]:
+    """Tumour names in ``text`` that no graph entity has. With ``whole``, text that is itself
+    entity-like ('features of X') counts as one name when no tumour word is found in it."""
+    subjects = named_subjects(text)
+    if not subjects and whole and _named(text):
+        subjects = [text]
+    return [s for s in subjects if not _known_subject(s, graph)]
+
+
+def _known_subject(subject: str, graph: ConceptGraph) -> bool:
+    """The graph knows the subject: by name, or as a loose form of one entity name (every word
+    of it in that name: 'oropharyngeal carcinoma', 'serous carcinoma'). 'Follicular lymphoma'
+    and 'anaplastic thyroid carcinoma' are not known: the distinguishing word is in no name."""
+    if subject_node(subject, graph) is not None:
+        return True
+    words = normalize_name(subject).split()
+    distinct = set(words) - GENERIC
+    organ_words = {
+        w
+        for o in graph.mentions(subject, kinds=("organ",))
+        for n in graph.names(o)
+        for w in n.split()
+    }
+    if distinct and distinct <= organ_words:
+        return True  # 'renal tumour', 'uterine tumour': the tumours of an organ
+    return any(
+        distinct <= set(name.split()) and words[-1] in name.split()
+        for node in graph.nodes("entity")
+        for name in graph.names(node)
+    )
+
+
+def _named(text: str) -> bool:
     """Whether ``text`` names an entity-like subject (not a feature, organ or topic)."""
     words = [w for w in content_words(text) if w not in MARKER_WORDS]
     if not words or all(w in GENERIC for w in words):
@@ -237,27 +307,46 @@ def _named(text: str, graph: ConceptGraph) -> bool:
 def _uncovered_subject(
     query: str, subjects: list[str], kb: KnowledgeBase, graph: ConceptGraph, k: int
 ) -> LookupResult:
-    """A subject without an entry: passages that mention it by name, else 'not covered'."""
+    """A subject without an entry: passages that name it (its words in sequence, else all in
+    one sentence) and cover the question, else 'not covered'."""
+    asked = concepts(query, graph, kb)
     for subject in subjects:
-        for phrase in _phrases(subject, graph):
-            hits = kb.search_phrase(phrase, k=k)
-            if hits:
+        phrases = [
+            variant
+            for p in _phrases(subject, graph)
+            for variant in spelling_variants(" ".join(kb.correct(w) for w in p.split()))
+        ]
+        # the name in sequence (also without its organ words), else the whole name in one sentence
+        for phrase, any_order in [(p, False) for p in phrases] + [(phrases[0], True)]:
+            hits = kb.search_phrase(phrase, k=k, query=search_text(query), any_order=any_order)
+            if any_order:
+                hits = [h for h in hits if _in_one_sentence(phrase, h)]
+            hits = rank(asked, hits, kb)
+            if hits and (hits[0].coverage or 0.0) >= WELL_MATCHED:
                 hits = with_references(kb, hits)
-                text = _format_hits(
-                    query,
-                    hits,
-                    graph,
-                    phrase=phrase,
-                    header=(
-                        f'"{clip(subject, 80)}" has no section of its own; passages that mention '
-                        f"{phrase}:"
-                    ),
-                )
-                return LookupResult(query=query, kind="search", text=text, hits=hits)
+                return _phrase_hits(query, subject, phrase, hits, graph, kb)
     distinct = [w for w in content_words(" ".join(subjects)) if w not in GENERIC]
     hits = kb.search(" ".join(distinct), k=min(k, 3)) if distinct else []
     hits = with_references(kb, hits)
     return _not_covered(query, subjects[0], hits, graph, subjects)
+
+
+def _in_one_sentence(phrase: str, hit: Hit) -> bool:
+    """Some sentence of the passage holds every word of the phrase ('a lymphoma with MYC and
+    BCL2 rearrangements ("double hit")' names a double hit lymphoma)."""
+    wanted = {stem(w) for w in phrase.split()}
+    return any(
+        wanted <= {stem(w) for w in normalize_name(sentence).split()}
+        for sentence in sentences(plain(hit.text))
+    )
+
+
+def _phrase_hits(
+    query: str, subject: str, phrase: str, hits: list[Hit], graph: ConceptGraph, kb: KnowledgeBase
+) -> LookupResult:
+    header = f'"{clip(subject, 80)}" has no section of its own; passages that mention {phrase}:'
+    text = format_hits(query, hits, graph, kb, phrase=phrase, header=header)
+    return LookupResult(query=query, kind="search", text=text, hits=hits)
 
 
 def _phrases(subject: str, graph: ConceptGraph) -> list[str]:
@@ -324,106 +413,3 @@ def search_text(query: str) -> str:
 
 def _salient_phrase(query: str) -> str:
     return " ".join(w for w in content_words(query) if w not in GENERIC) or query
-
-
-def _well_matched(query: str, hit: Hit) -> bool:
-    """Whether the best passage carries at least half of the query's distinguishing words."""
-    terms = {stem(w) for w in content_words(query) if w not in GENERIC and w not in MARKER_WORDS}
-    if not terms:
-        return True
-    words = {
-        stem(w) for w in normalize_name(f"{hit.source} {hit.section} {plain(hit.text)}").split()
-    }
-    return len(terms & words) * 2 >= len(terms)
-
-
-# ---------------------------------------------------------------------- text
-
-
-def _section_hits(kb: KnowledgeBase, citations: list[str]) -> list[Hit]:
-    hits: list[Hit] = []
-    for citation in citations:
-        source, _, section = citation.partition(" § ")
-        hits.extend(kb.section(source, section))
-    return hits
-
-
-def _contrast(hits: list[Hit], data: dict[str, Any], graph: ConceptGraph) -> str:
-    """Sentences of each entity's section that name the other one (the corpus's own
-    "how to tell apart" advice)."""
-    a, b = data["a"], data["b"]
-    found: list[str] = []
-    for node, other in ((a, b), (b, a)):
-        citation = graph.citation_for(node)
-        names = {normalize_name(n) for n in graph.aliases(other)}
-        names = {n for n in names if len(n) > 2 and n not in AMBIGUOUS_ABBREVIATIONS}
-        text = " ".join(plain(h.text) for h in hits if h.citation == citation)
-        for sentence in sentences(text):
-            padded = f" {normalize_name(sentence)} "
-            if any(f" {n} " in padded for n in names):
-                found.append(re.sub(r"^[A-Z]\w*(?: \w+){0,2}\. ", "", sentence.strip()))
-    return " ".join(dict.fromkeys(found))
-
-
-def _finish(
-    query: str,
-    text: str,
-    hits: list[Hit],
-    citations: list[str],
-    refs: dict[str, str],
-    graph: ConceptGraph,
-    focus: str = "",
-    limit: int = 600,
-) -> str:
-    """Append reference excerpts (sentences comparing the two, or the sentences carrying what was
-    asked for) and the sources with their published references."""
-    sources = sources_line(citations, refs)
-    room = MAX_TEXT_CHARS - len(text) - len(sources) - 4
-    if focus and room > 160:
-        text = f"{text}\nHow to tell apart: {clip(focus, room - 20)}"
-    elif hits and room > 160:
-        terms = _terms(query, graph)
-        numbers = wants_numbers(query)
-        if len(hits) > 1 and room > 700 and "markers" not in text.split("\n")[0]:
-            per = (room - 20) // 2
-            excerpt = " | ".join(snippet(h.text, terms, per, numbers=numbers) for h in hits[:2])
-        else:
-            excerpt = snippet(hits[0].text, terms, min(room - 12, limit), numbers=numbers)
-        text = f"{text}\nReference: {excerpt}"
-    return clip(f"{text}\n{sources}" if sources else text, MAX_TEXT_CHARS)
-
-
-def _terms(query: str, graph: ConceptGraph) -> dict[str, float]:
-    markers = {
-        w
-        for node in graph.mentions(query, kinds=("feature",))
-        if graph.graph.nodes[node].get("category") in ("ihc", "molecular")
-        for name in graph.names(node)
-        for w in name.split()
-    }
-    terms = focus_terms(query, markers)
-    if MARKERS.search(query.lower()):
-        terms["ihc"] = 3.0
-    return terms
-
-
-def _format_hits(
-    query: str, hits: list[Hit], graph: ConceptGraph, *, phrase: str = "", header: str = ""
-) -> str:
-    terms = _terms(query, graph)
-    numbers = wants_numbers(query)
-    header = header or f'References for "{clip(query, 80)}":'
-    sources = clip(numbered_sources(hits), 400)
-    room = MAX_TEXT_CHARS - len(header) - len(sources) - 8
-    first = min(max(room * 3 // (len(hits) + 2), 560), room)  # the best passage gets more room
-    share = (room - first) // max(len(hits) - 1, 1)
-    parts = [header]
-    for number, hit in enumerate(hits, start=1):
-        budget = first if number == 1 else share
-        title = f"[{number}] {hit.citation}"
-        body = snippet(
-            hit.text, terms, max(budget - len(title) - 2, 80), numbers=numbers, phrase=phrase
-        )
-        parts.append(f"{title}\n{body}")
-    parts.append(sources)
-    return clip("\n".join(parts), MAX_TEXT_CHARS)

@@ -6,7 +6,9 @@ from pydantic import BaseModel, computed_field
 
 
 class Hit(BaseModel):
-    """One retrieved chunk. ``score`` is higher-is-better (negated BM25, or the fused RRF score)."""
+    """One retrieved chunk. ``score`` is higher-is-better (negated BM25, or the fused RRF score);
+    search results are ordered by ``coverage`` (the share of the query's weight the chunk
+    holds, rounded to 0.01) first, then by score."""
 
     text: str
     source: str
@@ -16,6 +18,7 @@ class Hit(BaseModel):
     chunk_id: int = 0
     bm25_rank: int | None = None
     dense_rank: int | None = None
+    coverage: float | None = None  # share of the query's idf weight the chunk contains
     reference: str = (
         ""  # the section's published source (WHO edition, ISUP, CAP), when it names one
     )

@@ -11,6 +11,7 @@ import difflib
 import re
 
 from slidescout.tools.knowledge.graph import ConceptGraph, normalize_name
+from slidescout.tools.knowledge.terms import STOPWORDS
 from slidescout.tools.knowledge.text import FILLER, GENERIC, MARKER_WORDS, content_words
 
 SUBJECT_KINDS = ("entity", "organ", "gleason_pattern")
@@ -22,7 +23,7 @@ FEATURES_OF = re.compile(
 )
 WHAT_IS = re.compile(r"^(?:what|who)\s+(?:is|are)\s+(?:an?\s+|the\s+)?(.+)$")
 MARKERS = re.compile(
-    r"\b(?:markers?|ihc|immunohistochem\w*|immunoprofile|immunophenotype|immunostains?|stains?|"
+    r"\b(?:markers?|ihc|immunohistochem\w*|immunoprofile|immunophenotype|immunostain\w*|stains?|"
     r"staining|antibod(?:y|ies))\b"
 )
 MARKERS_OF = re.compile(
@@ -54,7 +55,16 @@ COMPARISON_WORDS = re.compile(r"\b(?:vs|versus|from|distinguish\w*|differen\w*|c
 IN_ORGAN = re.compile(
     r"\b(?:tumou?rs|cancers|entities|neoplasms|carcinomas)\s+(?:that\s+)?(?:arise\s+|arising\s+|occur\s+|occurring\s+|are\s+found\s+)?(?:of|in|from)\s+(?:the\s+)?(.+)$"
 )
+# "comedonecrosis in a prostate biopsy: which Gleason pattern?" (the feature first)
+FEATURE_THEN_WHICH = re.compile(
+    r"^(.+?)[\s,;:-]+(?:which|what)\s+(gleason\s+patterns?|patterns?|entit(?:y|ies)|tumou?rs?|"
+    r"cancers?|tissues?)(?:\s+(?:is|are|has|have|shows?))?(?:\s+(?:it|this|that))?$"
+)
 NOT_TUMOURS = frozenset({"stroma", "stromas", "soma", "coma"})
+# Head words of a tumour name besides '-oma' words and CANCER_WORDS.
+TUMOUR_HEADS = frozenset(
+    "tumor tumors tumour tumours neoplasm neoplasms leukemia leukaemia nevus naevus".split()
+)
 CANCER_WORDS = frozenset(
     "tumor tumors cancer cancers carcinoma carcinomas neoplasm neoplasms".split()
 )
@@ -103,6 +113,11 @@ def match(text: str, graph: ConceptGraph, kinds: tuple[str, ...]) -> str | None:
     for node in dict.fromkeys(c for c in candidates if c):
         if _covers(graph.names(node), words, allowed):
             return node
+    core = [w for w in words if w not in allowed]
+    if core and core != words:  # 'cholangiocarinoma stains': the name alone, misspelt
+        close = graph.resolve(" ".join(core), kinds=kinds)
+        if close and _covers(graph.names(close), core, allowed):
+            return close
     return None
 
 
@@ -154,3 +169,37 @@ def in_organs(text: str, organs: list[str], graph: ConceptGraph) -> str | None:
     ]
     found = list(dict.fromkeys(found))
     return min(found, key=lambda e: len(graph.label(e))) if found else None
+
+
+def named_subjects(q: str) -> list[str]:
+    """The tumour names a question mentions ('ependymoma', 'follicular lymphoma', 'merkel cell
+    carcinoma'): a tumour head word with up to three modifiers before it. A head alone that
+    names no particular tumour ('carcinoma', 'tumor') is left out."""
+    words = normalize_name(q).split()
+    found: list[str] = []
+    for i, word in enumerate(words):
+        if not _tumour_head(word):
+            continue
+        start = i
+        while start > 0 and i - start < 3 and _modifier(words[start - 1]):
+            start -= 1
+        phrase = words[start : i + 1]
+        if len(phrase) == 1 and word in GENERIC | TUMOUR_HEADS:
+            continue
+        found.append(" ".join(phrase))
+    return list(dict.fromkeys(found))
+
+
+def _tumour_head(word: str) -> bool:
+    if word in CANCER_WORDS or word in TUMOUR_HEADS:
+        return True
+    return word.endswith(("oma", "omas")) and word not in NOT_TUMOURS and len(word) > 4
+
+
+_NOT_MODIFIERS = (
+    STOPWORDS | FILLER | MARKER_WORDS | {"malignant", "benign", "primary", "vs", "versus"}
+)
+
+
+def _modifier(word: str) -> bool:
+    return word.isalpha() and word not in _NOT_MODIFIERS and not _tumour_head(word)

@@ -11,19 +11,30 @@ from slidescout.tools.knowledge.index import STOPWORDS, KnowledgeBase
 from slidescout.tools.knowledge.models import Hit
 
 # Words that ask about a subject without naming it ("what do LUAD look like").
-FILLER = frozenset(
+FILLER: frozenset[str] = frozenset(
     "feature features hallmark hallmarks histology histological histologic morphology morphologic "
     "morphological appearance look looks like characteristic characteristics typical key main "
-    "diagnosis diagnostic criteria".split()
+    "diagnosis diagnostic criteria definition define defined defining defines".split()
+)
+# Words that say what kind of answer is wanted, not what it is about: a passage need not
+# contain them to answer the question (the coverage check leaves them out).
+ASKING: frozenset[str] = frozenset(
+    "meaning means mean significance role use used value values alteration alterations change "
+    "changes finding findings versus vs difference differences differ differs distinguish "
+    "distinguishing distinguished tell apart compare comparison compared many much cutoff "
+    "cutoffs cut off threshold thresholds grade grades grading graded score scores scoring "
+    "pattern patterns per count counts number numbers percent percentage proportion minimum "
+    "maximum required needed status state type types".split()
 )
 # Words that name no particular entity: a match may leave them uncovered.
-GENERIC = frozenset(
+GENERIC: frozenset[str] = frozenset(
     "tumor tumors cancer cancers carcinoma carcinomas neoplasm neoplasms lesion lesions type types "
     "primary malignant malignancy disease diseases entity entities cell cells".split()
 )
-MARKER_WORDS = frozenset(
+MARKER_WORDS: frozenset[str] = frozenset(
     "marker markers ihc immunohistochemistry immunohistochemical immunoprofile immunophenotype "
-    "stain stains staining immunostain immunostains antibody antibodies panel positive negative "
+    "stain stains staining immunostain immunostains immunostaining immunostained antibody "
+    "antibodies panel positive negative "
     "expression expressed express expresses positivity used useful helpful".split()
 )
 # The question asks for numbers: thresholds, counts, scores.
@@ -100,28 +111,36 @@ def snippet(
     numbers: bool = False,
     phrase: str = "",
 ) -> str:
-    """The sentences that carry the most of the asked-for terms (a sentence naming the asked
-    marker or phrase, or holding numbers when numbers are asked for, comes first), kept in
-    their original order."""
-    text = plain(text)
-    if len(text) <= budget:
-        return text
-    parts = sentences(text)
-    scored = []
-    for i, sentence in enumerate(parts):
-        norm = normalize_name(sentence)
-        words = {stem(w) for w in norm.split()}
-        score = sum(weight for term, weight in terms.items() if term in words)
-        if numbers and _NUMBER.search(sentence):
-            score += 1.0 + 0.25 * min(len(re.findall(r"\d+", sentence)), 8)
-        if phrase and f" {phrase} " in f" {norm} ":
-            score += 10.0
-        scored.append((score, -i, i))
-    if phrase and any(score >= 10.0 for score, _, _ in scored):
-        scored = [item for item in scored if item[0] >= 10.0]  # only what names the phrase
+    """The sentences that carry the most of the asked-for terms, kept in their original order.
+
+    A sentence scores the weights of the terms it holds, plus half of what its paragraph's
+    bold lead-in holds ("**Mimics not to count.**" speaks for the sentences under it); holding
+    numbers counts when numbers are asked for. With ``phrase``, only the paragraphs that name
+    the phrase are quoted (when any does)."""
+    parts: list[str] = []
+    scores: list[float] = []
+    naming: list[bool] = []
+    for paragraph in re.split(r"\n\s*\n", without_source(text)):
+        lead = re.match(r"\s*\*\*(.+?)\*\*", paragraph)
+        lead_score = _score(lead.group(1), terms) if lead else 0.0
+        flat = plain(paragraph)
+        names = bool(phrase) and f" {phrase} " in f" {normalize_name(flat)} "
+        for sentence in sentences(flat):
+            score = _score(sentence, terms) + 0.5 * lead_score
+            if numbers and _NUMBER.search(sentence):
+                score += 1.0 + 0.25 * min(len(re.findall(r"\d+", sentence)), 8)
+            parts.append(sentence)
+            scores.append(score)
+            naming.append(names)
+    whole = " ".join(parts)
+    if len(whole) <= budget:
+        return whole
+    chosen = list(range(len(parts)))
+    if any(naming):
+        chosen = [i for i in chosen if naming[i]]  # only what names the phrase
     keep: list[int] = []
     used = 0
-    for _, _, i in sorted(scored, reverse=True):
+    for i in sorted(chosen, key=lambda i: (-scores[i], i)):
         size = len(parts[i]) + 5
         if used + size > budget and keep:
             continue
@@ -130,6 +149,11 @@ def snippet(
         if used >= budget:
             break
     return clip(" ... ".join(parts[i] for i in sorted(keep)), budget)
+
+
+def _score(sentence: str, terms: dict[str, float]) -> float:
+    words = {stem(w) for w in normalize_name(sentence).split()}
+    return sum(weight for term, weight in terms.items() if term in words)
 
 
 def references(kb: KnowledgeBase, citations: list[str]) -> dict[str, str]:
@@ -162,11 +186,11 @@ def sources_line(citations: list[str], refs: dict[str, str]) -> str:
 
 
 def numbered_sources(hits: list[Hit]) -> str:
-    """'Sources: [1, 3] WHO ...; [2] Mills ...': each published reference once, with its hits."""
+    """'Sources: [1, 3] WHO ...; [2] notes.md': each published reference once, with its hits; a
+    passage whose section names no reference (the user's own files) by its file name."""
     groups: dict[str, list[int]] = {}
     for number, hit in enumerate(hits, start=1):
-        if hit.reference:
-            groups.setdefault(hit.reference, []).append(number)
+        groups.setdefault(hit.reference or f"{hit.source} (your file)", []).append(number)
     if not groups:
         return ""
     return "Sources: " + "; ".join(

@@ -14,12 +14,14 @@ from slidescout.tools.knowledge import lookup as kb_lookup
 def lookup(query: str, k: Annotated[int, Field(ge=1, le=20)] = 5) -> ToolResult:
     """Look up pathology reference knowledge: histological hallmarks of tumours and normal organs,
     how to tell two entities apart, markers (IHC) of an entity, Gleason patterns and ISUP grade
-    groups, mitotic grading. Answers name their published source (WHO, ISUP, CAP); a topic the
-    reference does not cover is answered "Not covered" with the nearest entries.
+    groups (say biopsy or prostatectomy when there is a third pattern), mitotic grading, and
+    exact criteria tables (Nottingham, FNCLCC, WHO/ISUP renal grade, FIGO, oral cavity depth of
+    invasion, HER2, ER, p16). Answers name their published source (WHO, ISUP, CAP, AJCC); a
+    topic the reference does not cover is answered "Not covered" with the nearest entries.
 
     Args:
         query: what to look up, e.g. "features of lung adenocarcinoma", "distinguish LUAD from LUSC",
-            "ISUP grade for Gleason 4+3", "cribriform glands".
+            "ISUP grade for Gleason 4+3", "Nottingham total score 7", "cribriform glands".
         k: how many passages to return when searching text.
     """
     res = kb_lookup(query, k=k)

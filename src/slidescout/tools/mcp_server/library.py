@@ -69,21 +69,29 @@ class SlideLibrary:
     def ids(self) -> list[str]:
         """Every slide id, sorted. Symbolic links are listed only when they stay inside the folder;
         linked folders are not walked."""
+        return self.scan()[0]
+
+    def scan(self) -> tuple[list[str], int]:
+        """(every slide id, sorted; how many symbolic links were skipped: slide links leading
+        out of the folder, and linked folders, which are not walked)."""
         out: list[str] = []
-        seen = 0
+        seen = skipped = 0
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            visible = sorted(d for d in dirnames if not d.startswith("."))
+            skipped += sum(1 for d in visible if os.path.islink(os.path.join(dirpath, d)))
+            dirnames[:] = visible
             for fn in sorted(filenames):
                 seen += 1
                 if seen > MAX_SCAN:
-                    return sorted(out)
+                    return sorted(out), skipped
                 if fn.startswith(".") or os.path.splitext(fn)[1].lower() not in self.extensions:
                     continue
                 p = Path(dirpath) / fn
                 if p.is_symlink() and not self._inside(p):
+                    skipped += 1
                     continue
                 out.append(p.relative_to(self.root).as_posix())
-        return sorted(out)
+        return sorted(out), skipped
 
     def _inside(self, p: Path) -> bool:
         try:

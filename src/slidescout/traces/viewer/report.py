@@ -66,10 +66,35 @@ def _box(b: list[int] | None) -> str:
 
 
 def _sid(sample_id: str) -> str:
-    """A sample id that loses its middle, not its distinguishing end, when the column is narrow."""
-    cut = max(len(sample_id) - 14, 10) if len(sample_id) > 24 else len(sample_id)
-    tail = f'<span class="sid-tail">{_e(sample_id[cut:])}</span>' if cut < len(sample_id) else ""
-    return f'<span class="sid" title="{_e(sample_id)}"><span class="sid-head">{_e(sample_id[:cut])}</span>{tail}</span>'
+    """A sample id, whole: it wraps when the column is narrow (never elided, so ids that differ
+    only in the middle stay apart)."""
+    return f'<span class="sid" title="{_e(sample_id)}">{_e(sample_id)}</span>'
+
+
+def label_place(
+    box: list[int], shown: tuple[int, int, int, int], fs: float, label: str
+) -> tuple[float, float, str, str]:
+    """(x, y, dy, text-anchor) of a truth label that stays inside the shown box: under the region,
+    right-aligned where it would run past the right edge, above the region near the bottom edge
+    (``staticview.js`` ``labelPlace`` does the same in the browser)."""
+    bx, by, bw, bh = shown
+    width = 0.62 * fs * len(label)
+    x, anchor = float(box[0]), "start"
+    if box[0] + width > bx + bw:
+        x, anchor = float(min(box[0] + box[2], bx + bw)), "end"
+        if x - width < bx:
+            x, anchor = float(bx), "start"
+    y, dy = float(box[1] + box[3]), "1em"
+    if y + 1.25 * fs > by + bh:
+        y, dy = (float(box[1]), "-0.3em") if box[1] - 1.25 * fs >= by else (y, "-0.3em")
+    return x, y, dy, anchor
+
+
+def home_label(d: dict[str, Any]) -> str:
+    """The button that shows everything again: the slide, or the images of an image set."""
+    if d["slide"]["kind"] != "imageset":
+        return "Whole slide"
+    return "All images" if len(d["images"]) > 1 else "Whole image"
 
 
 def _heat_legends(d: dict[str, Any]) -> str:
@@ -174,9 +199,10 @@ def _figure(img: dict[str, Any], d: dict[str, Any], src: str | None, box: list[i
         if t["image"] != img["index"]:
             continue
         x, y, w, h = t["box"]
+        lx, ly, dy, anchor = label_place(t["box"], (bx, by, bw, bh), fs, t["label"])
         parts.append(
             f'<g class="sv-truth"><rect x="{x}" y="{y}" width="{w}" height="{h}" vector-effect="non-scaling-stroke"/>'
-            f'<text x="{x}" y="{y + h}" dy="1em">{_e(t["label"])}</text></g>'
+            f'<text x="{lx:g}" y="{ly:g}" dy="{dy}" text-anchor="{anchor}">{_e(t["label"])}</text></g>'
         )
     if len(views) > 1:
         pts = " ".join(
@@ -202,8 +228,10 @@ def _figure(img: dict[str, Any], d: dict[str, Any], src: str | None, box: list[i
         else '<div class="sv-missing">slide file not available</div>'
     )
     caption = f"<figcaption>{_e(img['name'])}</figcaption>" if len(d["images"]) > 1 else ""
+    mpp = d["slide"]["mpp"] if d["slide"]["kind"] == "slide" else None
+    mpp_attr = f' data-mpp="{mpp:g}"' if mpp else ""
     return (
-        f'<figure class="sv-fig"><div class="sv" style="aspect-ratio:{bw}/{bh}" data-box="{bx} {by} {bw} {bh}">'
+        f'<figure class="sv-fig"><div class="sv" style="aspect-ratio:{bw}/{bh}" data-box="{bx} {by} {bw} {bh}"{mpp_attr}>'
         f'<div class="sv-inner">{pic}<svg class="sv-svg" viewBox="{bx} {by} {bw} {bh}" preserveAspectRatio="none" '
         f'style="--fs:{fs:.1f}px" role="img" aria-label="{len(views)} viewed regions">{"".join(parts)}</svg>'
         f"</div></div>{caption}</figure>"
@@ -408,7 +436,7 @@ def _sample_html(i: int, d: dict[str, Any], row: dict[str, Any] | None, figures:
   <div class="report-grid">
     <section class="report-view" aria-label="Slide with viewed regions">
       <div class="viewer-bar" role="toolbar" aria-label="Layers">{toggle("regions", "Viewed regions", n_view, True)}{toggle("truth", "Ground truth", n_truth, True)}{toggle("heat", "Heatmaps", n_heat, False)}
-        <span class="spacer"></span><button type="button" class="btn btn-small home">Whole slide</button></div>
+        <span class="spacer"></span><button type="button" class="btn btn-small home">{_e(home_label(d))}</button></div>
       <div class="slide-static hide-heat"><div class="sv-row">{figures}</div></div>
       <p class="legend small muted">Numbered boxes: regions the model viewed, in order; dashed green: ground truth. Click a step or a box.</p>
       {_heat_legends(d)}
@@ -517,7 +545,7 @@ def render_report_info(
             (
                 "Accuracy",
                 acc,
-                f"{summary['n_correct']} of {summary['n_scored']} scored"
+                f"{summary['n_correct']} correct of {summary['n_scored']} scored"
                 if summary["n_scored"]
                 else "no ground truth",
             ),

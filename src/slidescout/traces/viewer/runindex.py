@@ -89,6 +89,8 @@ def correctness(rec: dict[str, Any]) -> bool | None:
     Accepts the shapes the project writes: an explicit ``correct``; eval records
     (``predicted``/``parsed_ok``/``truth``); and ``slidescout ask`` records (``choice``/``truth``).
     """
+    if "truth" in rec and rec["truth"] is None:
+        return None  # a question asked without an answer (ask, studio): nothing to score
     if rec.get("correct") is not None:
         return bool(rec["correct"])
     truth = rec.get("truth")
@@ -111,6 +113,22 @@ def _option_label(value: Any, options: list[str]) -> str | None:
     if options and text.isdigit() and 1 <= int(text) <= len(options):
         return f"{text}. {options[int(text) - 1]}"
     return text
+
+
+_QUESTION_LABEL = re.compile(r"(?:^|\n)\s*Question:\s*", re.IGNORECASE)
+_OPTIONS_LABEL = re.compile(r"\n\s*Options:\s*\n", re.IGNORECASE)
+
+
+def display_question(text: str) -> str:
+    """The question itself, for the run table: a benchmark template that wraps it in a shared
+    instruction (MedFrameQA's ``... Question: {question} Options: ...``) shows only the part after
+    its ``Question:`` label, up to its ``Options:``; other questions are shown as they are."""
+    m = _QUESTION_LABEL.search(text or "")
+    if m is None:
+        return text
+    rest = text[m.end() :]
+    end = _OPTIONS_LABEL.search(rest)
+    return (rest[: end.start()] if end else rest).strip() or text
 
 
 def _first_line(text: str | None, limit: int = 160) -> str | None:
@@ -351,7 +369,7 @@ class RunIndex:
                     "sample_id": sid,
                     "repeat": repeat,
                     "task": str(rec.get("task") or (s.task if s else "")),
-                    "question": (s.question if s else "")[:400],
+                    "question": display_question(s.question if s else "")[:400],
                     "answer": None if answer is None else str(answer)[:200],
                     "truth": None if truth is None else str(truth)[:200],
                     "correct": correctness(rec),
@@ -374,7 +392,7 @@ class RunIndex:
                     "sample_id": running.sample_id,
                     "repeat": 0,
                     "task": running.task,
-                    "question": running.question[:400],
+                    "question": display_question(running.question)[:400],
                     "answer": _first_line(running.answer),
                     "truth": (
                         _option_label(running.truth, running.options)

@@ -25,9 +25,10 @@ from starlette.types import Receive, Scope, Send
 
 from slidescout.errors import SlidescoutError
 from slidescout.traces.viewer.app import JSON, STATIC_DIR, SecurityHeaders, create_app
+from slidescout.traces.viewer.compare_page import compare_page
 from slidescout.traces.viewer.runindex import RunIndex
 
-__all__ = ["create_runs_app", "find_runs", "is_run_dir"]
+__all__ = ["RunsFolder", "create_runs_app", "find_runs", "is_run_dir", "run_row"]
 
 _SKIP = {"blobs", "traces", "slides", "plots", "node_modules", "__pycache__"}
 
@@ -38,15 +39,25 @@ def is_run_dir(p: Path) -> bool:
 
 
 def find_runs(root: Path, depth: int = 3) -> list[str]:
-    """Names (paths relative to ``root``, with ``/``) of the run directories below ``root``."""
+    """Names (paths relative to ``root``, with ``/``) of the run directories below ``root``.
+
+    A folder that is (or lies behind) a symlink leading out of ``root`` is left out: the viewer
+    serves what is inside the folder it was given, nothing else."""
     found: list[str] = []
+    real_root = root.resolve()
+
+    def inside(c: Path) -> bool:
+        try:
+            return c.resolve().is_relative_to(real_root)
+        except (OSError, RuntimeError):  # a symlink loop
+            return False
 
     def walk(d: Path, level: int) -> None:
         try:
             children = sorted(
                 c
                 for c in d.iterdir()
-                if c.is_dir() and not c.name.startswith(".") and c.name not in _SKIP
+                if c.is_dir() and not c.name.startswith(".") and c.name not in _SKIP and inside(c)
             )
         except OSError:
             return
@@ -95,6 +106,14 @@ def _row(name: str, index: RunIndex | None, error: str | None, path: Path) -> di
     return out
 
 
+def run_row(name: str, path: Path) -> dict[str, Any]:
+    """The home page's row of one run (``error`` set when it cannot be read)."""
+    try:
+        return _row(name, RunIndex(path), None, path)
+    except SlidescoutError as exc:
+        return _row(name, None, str(exc), path)
+
+
 class RunsFolder:
     """The list of runs under a folder, and one single-run app per run, made on first use."""
 
@@ -131,6 +150,13 @@ class RunsFolder:
                 self.names = find_runs(self.root)
         return None
 
+    def index_for(self, name: str) -> RunIndex:
+        """The index of a listed run (made on first use)."""
+        with self._lock:
+            if name not in self._indexes:
+                self._indexes[name] = RunIndex(self.root / name)
+            return self._indexes[name]
+
     def app_for(self, name: str) -> Any:
         with self._lock:
             if name not in self._apps:
@@ -142,7 +168,7 @@ def _fmt_pct(n: int, d: int) -> str:
     return f"{100 * n / d:.1f}%" if d else "–"
 
 
-def _page(folder: RunsFolder, rows: list[dict[str, Any]]) -> str:
+def _page(folder: RunsFolder, rows: list[dict[str, Any]], notice: str = "") -> str:
     e = html.escape
     body = []
     for r in rows:
@@ -161,14 +187,25 @@ def _page(folder: RunsFolder, rows: list[dict[str, Any]]) -> str:
                 else ""
             )
             + f'</td><td class="c-num">{_fmt_pct(r.get("n_correct", 0), r.get("n_scored", 0))}</td>'
-            f'<td class="c-num">{cost}</td><td>{e((r.get("created_at") or "")[:19].replace("T", " "))}</td></tr>'
+            f'<td class="c-num">{cost}</td><td>{e((r.get("created_at") or "")[:19].replace("T", " "))}</td>'
+            f'<td class="c-pick"><input type="checkbox" name="run" value="{e(r["name"])}" '
+            f'aria-label="Compare {e(r["name"])}"></td></tr>'
         )
     table = (
+        '<form method="get" action="compare" class="compare-form">'
         '<div class="table-wrap"><table class="samples runs"><caption class="sr-only">Runs</caption><thead><tr>'
         '<th scope="col" class="c-id">Run</th><th scope="col">Model</th><th scope="col">Preset</th>'
         '<th scope="col" class="c-num">Samples</th><th scope="col" class="c-num">Accuracy</th>'
-        '<th scope="col" class="c-num">Cost</th><th scope="col">Started (UTC)</th></tr></thead>'
+        '<th scope="col" class="c-num">Cost</th><th scope="col">Started (UTC)</th>'
+        '<th scope="col" class="c-pick">Compare</th></tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
+        + (
+            '<p class="compare-bar"><button type="submit" class="btn">Compare the two selected runs</button> '
+            '<span class="muted small">per sample: answers, results, cost and steps side by side</span></p>'
+            if len(rows) > 1
+            else ""
+        )
+        + "</form>"
     )
     empty = "" if rows else '<p class="empty">No runs in this folder yet.</p>'
     return f"""<!doctype html>
@@ -177,9 +214,9 @@ def _page(folder: RunsFolder, rows: list[dict[str, Any]]) -> str:
 <link rel="stylesheet" href="static/viewer.css"></head>
 <body><a class="skip-link" href="#main">Skip to content</a>
 <header class="topbar"><a class="brand" href="./"><span class="logo" aria-hidden="true"></span>slidescout</a>
-<nav class="crumbs" aria-label="Breadcrumb"><ol><li><span aria-current="page">{e(str(folder.root))}</span></li></ol></nav></header>
+<nav class="crumbs" aria-label="Breadcrumb"><ol><li><span aria-current="page">{e(folder.root.name)}</span></li></ol></nav></header>
 <main id="main" class="run-page"><h1 class="runs-title">{len(rows)} run{"" if len(rows) == 1 else "s"} in {e(folder.root.name)}</h1>
-{table}{empty}</main></body></html>"""
+{f'<p class="notice notice-warn" role="alert">{e(notice)}</p>' if notice else ""}{table}{empty}</main></body></html>"""
 
 
 def create_runs_app(
@@ -194,8 +231,27 @@ def create_runs_app(
     def home(request: Request) -> Response:
         return HTMLResponse(_page(folder, folder.rows()))
 
+    def compare(request: Request) -> Response:
+        picked = [n for n in request.query_params.getlist("run") if n]
+        names = [m for m in (folder.match(f"/{n}") for n in picked[:2]) if m is not None]
+        if len(picked) != 2 or len(names) != 2 or names[0] == names[1]:
+            return HTMLResponse(
+                _page(folder, folder.rows(), notice="Pick two different runs to compare.")
+            )
+        # the older run first (the baseline, as ``slidescout compare`` takes its first run)
+        first, second = sorted(
+            names, key=lambda n: (str(folder.index_for(n).manifest().get("created_at") or ""), n)
+        )
+        page = compare_page(
+            (first, second),
+            folder.index_for(first),
+            folder.index_for(second),
+            only_diff=bool(request.query_params.get("diff")),
+        )
+        return HTMLResponse(page)
+
     def api_runs(request: Request) -> Response:
-        return JSON({"root": str(folder.root), "runs": folder.rows()})
+        return JSON({"root": folder.root.name, "runs": folder.rows()})
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         root_path, path = scope.get("root_path", ""), scope["path"]
@@ -221,6 +277,7 @@ def create_runs_app(
     routes: list[Any] = [
         Route("/", home),
         Route("/api/runs", api_runs),
+        Route("/compare", compare),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         Mount("/runs", app=dispatch),
     ]

@@ -68,7 +68,7 @@ class Running:
         self.thread.join(timeout=10)
 
 
-def _allowed_hosts(host: str) -> list[str]:
+def allowed_hosts(host: str) -> list[str]:
     hosts = {host, "127.0.0.1", "localhost", "[::1]", "::1"}
     if host in ("0.0.0.0", "::"):
         return ["*"]  # the user asked to serve every interface
@@ -90,11 +90,11 @@ def _server(path: Path | str, sock: socket.socket, openseadragon_dir: Path | Non
                 "traces/ in it or in its subfolders); pass a run directory or a trace file"
             )
         app = create_runs_app(
-            p, openseadragon_dir=openseadragon_dir, allowed_hosts=_allowed_hosts(host)
+            p, openseadragon_dir=openseadragon_dir, allowed_hosts=allowed_hosts(host)
         )
     else:
         app = create_app(
-            path, openseadragon_dir=openseadragon_dir, allowed_hosts=_allowed_hosts(host)
+            path, openseadragon_dir=openseadragon_dir, allowed_hosts=allowed_hosts(host)
         )
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     return uvicorn.Server(config)

@@ -24,6 +24,7 @@
     if (fly && ns.length) SV.flyTo(article, ns);
   }
 
+  SV.initScale(document);
   document.querySelectorAll('article.report-sample').forEach(article => {
     const view = article.querySelector('.slide-static');
     article.addEventListener('click', e => {

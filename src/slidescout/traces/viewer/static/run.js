@@ -120,7 +120,7 @@ function stats(d) {
     h('div', {class: 'stat-label'}, label), h('div', {class: 'stat-value'}, value), sub ? h('div', {class: 'stat-sub'}, sub) : null);
   return h('section', {class: 'stats', 'aria-label': 'Run totals'},
     card('Samples', String(d.n_samples), d.n_running ? `${d.n_running} running` : 'all finished'),
-    card('Accuracy', pct(d.n_correct, d.n_scored), d.n_scored ? `${d.n_correct} of ${d.n_scored} scored` : 'no ground truth'),
+    card('Accuracy', pct(d.n_correct, d.n_scored), d.n_scored ? `${d.n_correct} correct of ${d.n_scored} scored` : 'no ground truth'),
     card('Cost', fmtCost(d.cost_usd), d.cost_unknown ? `${d.cost_unknown} unknown` : 'total'),
     card('Model', d.model || '–', d.preset ? `preset ${d.preset}` : null),
   );

@@ -68,7 +68,8 @@ async function deepZoomView(container, data, onRegion) {
     regionEls = new Map();
     const add = (el, r) => { viewer.addOverlay({element: el, location: rect(r)}); overlays.push(el); };
     for (const t of d.truth_regions) {
-      add(h('div', {class: 'ov ov-truth', title: `ground truth: ${t.label}`}, h('span', {class: 'ov-tag'}, t.label)), t);
+      const img = d.images[t.image] || d.images[0];
+      add(h('div', {class: 'ov ov-truth' + tagPlacement(t.box, img), title: `ground truth: ${t.label}`}, h('span', {class: 'ov-tag'}, t.label)), t);
     }
     for (const r of d.overlays.filter(r => r.url)) {
       add(h('img', {class: 'ov ov-heat', src: r.url, alt: '', title: r.label || 'heatmap'}), r);
@@ -133,6 +134,16 @@ async function deepZoomView(container, data, onRegion) {
   };
 }
 
+/** Where a truth box's label goes so that it stays on the image: right-aligned in the right
+ * half, above the box near the bottom edge. */
+function tagPlacement(box, img) {
+  const w = img && img.width, hgt = img && img.height;
+  let cls = '';
+  if (w && box[0] + box[2] / 2 > w / 2) cls += ' tag-end';
+  if (hgt && box[1] + box[3] > hgt * 0.92) cls += ' tag-top';
+  return cls;
+}
+
 /** The region number a box is drawn under (a revisited box is drawn once, as its first visit). */
 function drawnAs(n) {
   const r = page && page.data.regions[n - 1];
@@ -156,9 +167,10 @@ function staticFigure(img, d) {
   }
   svg.append(heat);
   for (const t of d.truth_regions.filter(t => t.image === img.index)) {
+    const at = window.SlidescoutStatic.labelPlace(t.box, box, fs, t.label);
     svg.append(s('g', {class: 'sv-truth'},
       s('rect', {x: t.box[0], y: t.box[1], width: t.box[2], height: t.box[3], 'vector-effect': 'non-scaling-stroke'}),
-      s('text', {x: t.box[0], y: t.box[1] + t.box[3], dy: '1em', text: t.label})));
+      s('text', {x: at.x, y: at.y, dy: at.dy, 'text-anchor': at.anchor, text: t.label})));
   }
   if (views.length > 1) {
     svg.append(s('polyline', {class: 'sv-path', 'vector-effect': 'non-scaling-stroke',
@@ -175,7 +187,7 @@ function staticFigure(img, d) {
     src ? h('img', {class: 'sv-img', src, alt: `${img.name}: thumbnail`}) : h('div', {class: 'sv-missing'}, 'slide file not available'),
     svg);
   return h('figure', {class: 'sv-fig'},
-    h('div', {class: 'sv', style: `aspect-ratio:${bw}/${bh}`, dataset: {box: box.join(' ')}}, inner),
+    h('div', {class: 'sv', style: `aspect-ratio:${bw}/${bh}`, dataset: {box: box.join(' '), mpp: d.slide.kind === 'slide' && d.slide.mpp ? d.slide.mpp : null}}, inner),
     d.images.length > 1 ? h('figcaption', {}, img.name) : null);
 }
 
@@ -183,6 +195,7 @@ function staticView(container, data, onRegion) {
   const SV = window.SlidescoutStatic;
   function draw(d) {
     container.replaceChildren(h('div', {class: `sv-row n${d.images.length}`}, d.images.map(img => staticFigure(img, d))));
+    SV.initScale(container);
   }
   container.addEventListener('click', e => {
     const g = e.target.closest('.sv-region');
@@ -339,7 +352,13 @@ function toolbar(d, mode) {
     toggle('layer-heat', 'heat', `Heatmaps (${nHeat})`, false, !nHeat),
     h('span', {class: 'spacer'}),
     mode === 'static' ? h('span', {class: 'muted small', title: 'install OpenSeadragon (slidescout view --setup) for deep zoom'}, 'static view') : null,
-    h('button', {type: 'button', class: 'btn btn-small', id: 'home'}, 'Whole slide'));
+    h('button', {type: 'button', class: 'btn btn-small', id: 'home'}, homeLabel(d)));
+}
+
+/** The button that shows everything again: the slide, or the images of an image set. */
+export function homeLabel(d) {
+  if (d.slide.kind !== 'imageset') return 'Whole slide';
+  return d.images.length > 1 ? 'All images' : 'Whole image';
 }
 
 function selectEntry(i, opts = {}) {

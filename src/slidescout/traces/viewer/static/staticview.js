@@ -24,6 +24,7 @@
     inner.style.transform = `translate(${(tx * 100).toFixed(3)}%, ${(ty * 100).toFixed(3)}%) scale(${k.toFixed(4)})`;
     inner.style.setProperty('--k', k.toFixed(4));
     sv.classList.toggle('sv-zoomed', k > 1.001);
+    updateScale(sv);
   }
 
   function reset(sv) {
@@ -32,6 +33,7 @@
     inner.style.transform = '';
     inner.style.setProperty('--k', '1');
     sv.classList.remove('sv-zoomed');
+    updateScale(sv);
   }
 
   /** Mark regions numbered in `ns` (and their step) as selected in every static view under root. */
@@ -64,5 +66,62 @@
     });
   }
 
-  global.SlidescoutStatic = {fly, reset, highlight, flyTo, unionBox};
+  /** Where a truth label goes so that it stays inside the shown box [bx, by, bw, bh]: under the
+   * box, right-aligned when it would run past the right edge, above it near the bottom edge. */
+  function labelPlace(b, shown, fs, label) {
+    const [bx, by, bw, bh] = shown;
+    const width = 0.62 * fs * String(label).length;
+    let x = b[0], anchor = 'start';
+    if (b[0] + width > bx + bw) { x = Math.min(b[0] + b[2], bx + bw); anchor = 'end'; }
+    if (anchor === 'end' && x - width < bx) { x = bx; anchor = 'start'; }
+    let y = b[1] + b[3], dy = '1em';
+    if (y + 1.25 * fs > by + bh) {
+      if (b[1] - 1.25 * fs >= by) { y = b[1]; dy = '-0.3em'; } else { y = b[1] + b[3]; dy = '-0.3em'; }
+    }
+    return {x, y, dy, anchor};
+  }
+
+  const NICE = [1, 2, 5];
+  function niceLength(umPerPx, maxPx) {
+    const limit = umPerPx * maxPx;
+    let best = null;
+    for (let k = Math.floor(Math.log10(limit)) - 1; k <= Math.floor(Math.log10(limit)); k++) {
+      for (const m of NICE) { const v = m * Math.pow(10, k); if (v <= limit) best = v; }
+    }
+    return best;
+  }
+
+  /** A scale bar on each .sv[data-mpp] under root (1, 2 or 5 × 10^n µm), kept right on zoom and resize. */
+  function updateScale(sv) {
+    const bar = sv.querySelector('.sv-scale');
+    const mpp = Number(sv.dataset.mpp);
+    if (!bar || !(mpp > 0) || !sv.clientWidth) return;
+    const inner = sv.querySelector('.sv-inner');
+    const k = inner ? Number(inner.style.getPropertyValue('--k') || 1) || 1 : 1;
+    const umPerPx = mpp * shownBox(sv)[2] / (sv.clientWidth * k);
+    const len = niceLength(umPerPx, 120);
+    if (!len) return;
+    bar.querySelector('.scalebar-bar').style.width = `${(len / umPerPx).toFixed(1)}px`;
+    bar.querySelector('.scalebar-label').textContent = len >= 1000 ? `${len / 1000} mm` : `${len} µm`;
+    bar.dataset.umPerPx = String(umPerPx);
+  }
+
+  function initScale(root) {
+    root.querySelectorAll('.sv[data-mpp]').forEach(sv => {
+      if (!sv.querySelector('.sv-scale')) {
+        const bar = document.createElement('div');
+        bar.className = 'sv-scale';
+        bar.setAttribute('aria-label', 'Scale bar');
+        bar.innerHTML = '<span class="scalebar-bar"></span><span class="scalebar-label"></span>';
+        sv.append(bar);
+      }
+      updateScale(sv);
+      if (window.ResizeObserver && !sv.dataset.scaleWatched) {
+        sv.dataset.scaleWatched = '1';
+        new ResizeObserver(() => updateScale(sv)).observe(sv);
+      }
+    });
+  }
+
+  global.SlidescoutStatic = {fly, reset, highlight, flyTo, unionBox, labelPlace, initScale, updateScale};
 })(window);

@@ -103,12 +103,11 @@ export function announce(text) {
   if (live) live.textContent = text;
 }
 
-/** A sample id that, when it must be shortened, loses its middle and keeps its distinguishing end. */
+/** A sample id, whole: it wraps when the column is narrow (ids that share a prefix and a suffix,
+ * such as "synth_case-07-count-lesions", differ in the middle, so no part of one is ever cut). */
 export function sampleIdEl(id, tag = 'span', attrs = {}) {
   const text = String(id);
-  const cut = text.length > 24 ? Math.max(text.length - 14, 10) : text.length;
-  return h(tag, {...attrs, class: ((attrs.class || '') + ' sid').trim(), title: text},
-    h('span', {class: 'sid-head'}, text.slice(0, cut)), cut < text.length ? h('span', {class: 'sid-tail'}, text.slice(cut)) : null);
+  return h(tag, {...attrs, class: ((attrs.class || '') + ' sid').trim(), title: text}, text);
 }
 
 /** µm (or mm from 10 mm up) with thousands separators. */
