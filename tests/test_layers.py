@@ -184,3 +184,31 @@ def test_every_subpackage_has_an_init_with_all() -> None:
             assert set(lazy) <= set(module.__all__), name
         for attr in module.__all__:
             assert getattr(module, attr) is not None, f"{name}.{attr}"
+
+
+def test_architecture_doc_names_only_modules_that_exist() -> None:
+    """docs/architecture.md stays true: every module and folder it names exists, and every
+    package of the layer map is in its layer table."""
+    import re
+
+    doc = (ROOT.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    files = {p.name for p in ROOT.rglob("*.py")} | {
+        p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py")
+    }
+    folders = {p.relative_to(ROOT).as_posix() + "/" for p in ROOT.rglob("*") if p.is_dir()}
+    folders |= {p.name + "/" for p in ROOT.rglob("*") if p.is_dir()}
+    named = re.findall(r"`([A-Za-z0-9_./*]+\.py|[A-Za-z0-9_/]+/)`", doc)
+    missing = []
+    for name in named:
+        if name.startswith(("tests/", "benchmarks/", "corpus/", "src/")) or "*" in name:
+            continue
+        if name not in files and name not in folders:
+            missing.append(name)
+    assert missing == []
+    table = doc.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    for prefix, _ in LAYERS:
+        path = prefix.removeprefix("slidescout").strip(".").replace(".", "/")
+        if path and not path.startswith("__"):
+            shown = f"`{path}/`" if (ROOT / path).is_dir() else f"`{path}.py`"
+            if (ROOT / path).is_dir() or (ROOT / f"{path}.py").is_file():
+                assert shown in table, shown

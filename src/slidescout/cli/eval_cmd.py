@@ -47,7 +47,7 @@ from slidescout.eval.report import (
     report_data,
     write_plots,
 )
-from slidescout.eval.runner import run_eval
+from slidescout.eval.runner import RunSummary, run_eval
 from slidescout.eval.samples import DatasetLoad
 from slidescout.slides.synth import generate_dataset
 from slidescout.traces.rundir import RunDir, read_manifest
@@ -271,6 +271,12 @@ def _execute(
             markup=False,
         )
         raise typer.Exit(1) from None
+    _report(summary, run_dir, common, settings)
+
+
+def _report(summary: RunSummary, run_dir: Path, common: EvalCommon, settings: EvalConfig) -> None:
+    """What a finished run prints (tables, or the report's JSON), its plots, and its exit code:
+    1 when no sample could be scored or the endpoint failed every call."""
     rep = None
     if common.as_json:  # exactly what `slidescout report RUN --json` prints
         try:
