@@ -29,6 +29,7 @@ from test_eval_runner_data import make_mpqa, read_results  # noqa: E402
 from slidescout.agents.config import AgentConfig  # noqa: E402
 from slidescout.agents.models.pricing import Price, ceiling_price  # noqa: E402
 from slidescout.eval import load_multipathqa  # noqa: E402
+from slidescout.eval.config import EvalConfig  # noqa: E402
 from slidescout.eval.runner import run_eval  # noqa: E402
 from slidescout.testing.fake_openai import FakeOpenAI, Reply, ToolCall  # noqa: E402
 
@@ -63,9 +64,7 @@ def run_one(samples: list[Any], price: str, concurrency: int, out: Path) -> dict
                 samples,
                 out=out,
                 agent=agent,
-                concurrency=concurrency,
-                budget_usd=budget,
-                progress=False,
+                config=EvalConfig(concurrency=concurrency, budget_usd=budget),
             )
         )
         wall = time.monotonic() - t0

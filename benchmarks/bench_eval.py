@@ -183,6 +183,7 @@ def run_once(
 
     from slidescout.agents.config import AgentConfig
     from slidescout.agents.loop import make_agent
+    from slidescout.eval.config import EvalConfig
     from slidescout.eval.runner import run_eval
 
     spec = factory = None
@@ -204,10 +205,11 @@ def run_once(
             out=out,
             agent=spec,
             agent_factory=factory,
-            concurrency=args.concurrency,
-            executor="ray" if ray_options is not None else "asyncio",
-            ray_options=ray_options or {},
-            progress=False,
+            config=EvalConfig(
+                concurrency=args.concurrency,
+                executor="ray" if ray_options is not None else "asyncio",
+                ray_options=ray_options or {},
+            ),
         )
     )
     wall = time.perf_counter() - t0

@@ -62,7 +62,6 @@ def main() -> None:
                     root=Path(d),
                     gdc_url=url,
                     concurrency=a.concurrency,
-                    progress=False,
                     policy=RetryPolicy(base=0.01),
                 )
                 t, c = time.perf_counter(), cpu_seconds()

@@ -24,6 +24,7 @@ from benchlib import bench_dir, md_table
 
 from slidescout.agents.config import AgentConfig
 from slidescout.eval import load_synth
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.report import grounding_summary, load_run
 from slidescout.eval.runner import run_eval
 from slidescout.slides.synth import generate_dataset
@@ -48,8 +49,7 @@ def run_preset(
             samples,
             out=out,
             agent=AgentConfig(model="expert", preset=preset, max_steps=max_steps),
-            concurrency=concurrency,
-            progress=False,
+            config=EvalConfig(concurrency=concurrency),
         )
     )
     wall = time.perf_counter() - t0

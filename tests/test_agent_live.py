@@ -63,7 +63,7 @@ def test_observer_sees_the_requested_box_before_its_tool_runs(slide_path, tmp_pa
         statuses.append(trace.status)
 
     out = asyncio.run(run_sample(agent, sample, 0, run, observer=observer, live_interval=0))
-    assert out.record["status"] == "answered"
+    assert out.record.status == "answered"
     kinds = [k for _, ks in writes for k in ks]
     # the model call that asks for the region is delivered in a write of its own, before the tool
     first_call = next(i for i, (_, ks) in enumerate(writes) if "model_call" in ks)
@@ -101,9 +101,9 @@ def test_stop_keeps_the_trace_as_stopped(slide_path, tmp_path):
 
     loop: asyncio.AbstractEventLoop
     out = asyncio.run(main())
-    assert out.record["status"] == "stopped"
-    assert out.record["finished"] is True
-    assert "stopped by the user after 1 step" in out.record["error"]
+    assert out.record.status == "stopped"
+    assert out.record.finished is True
+    assert "stopped by the user after 1 step" in out.record.error
     trace = load_trace(run.trace_path(sample.sample_id))
     assert trace.status == "stopped" and trace.finished_at is not None
     assert [t.images[0].box for t in trace.tool_events] == [(1000, 1000, 2000, 2000)]
@@ -135,7 +135,7 @@ def test_stop_before_start_gives_a_stopped_record(slide_path, tmp_path):
     control = RunControl()
     control.stop()
     out = asyncio.run(run_sample(agent, sample, 0, run, control=control))
-    assert out.record["status"] == "stopped"
+    assert out.record.status == "stopped"
 
 
 def test_follow_up_carries_the_first_turn(slide_path, tmp_path):
@@ -148,7 +148,7 @@ def test_follow_up_carries_the_first_turn(slide_path, tmp_path):
     q2 = with_region_hint("Measure the largest nucleus there.", (100, 200, 300, 400))
     s2 = question_sample(slide_path, q2, sample_id="s/turn-2")
     second = asyncio.run(run_sample(agent, s2, 0, run, history=history, live_interval=0))
-    assert second.record["status"] == "answered"
+    assert second.record.status == "answered"
     req = model.requests[-1]
     text = _texts(req)
     assert "What tissue is this?" in text and "Tumour." in text  # the first turn
@@ -157,7 +157,7 @@ def test_follow_up_carries_the_first_turn(slide_path, tmp_path):
     images = [p for m in req.messages if isinstance(m, UserMessage) for p in m.parts]
     assert any(isinstance(p, ImagePart) and p.data for p in images)
     # each turn is a normal trace and record of the same run
-    keys = {r["sample_id"] for r in [first.record, second.record]}
+    keys = {r.sample_id for r in [first.record, second.record]}
     assert keys == {"s/turn-1", "s/turn-2"}
     assert load_trace(run.trace_path("s/turn-2")).messages[0].role == "system"
 

@@ -27,6 +27,7 @@ from slidescout.agents.models.pricing import Price, ceiling_price
 from slidescout.core.messages import ImagePart, ImageRef, ModelRequest, TextPart, Usage, UserMessage
 from slidescout.errors import BudgetExceeded
 from slidescout.eval import load_multipathqa
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.report import budget_line
 from slidescout.eval.runner import run_eval
 from slidescout.testing.fake_common import estimate_input_tokens
@@ -75,9 +76,7 @@ async def test_spending_never_passes_the_budget_with_samples_in_flight(
             samples,
             out=tmp_path / "run",
             agent=agent,
-            concurrency=4,
-            budget_usd=budget_usd,
-            progress=False,
+            config=EvalConfig(concurrency=4, budget_usd=budget_usd),
         )
         n_requests = len(srv.requests)
     records = read_results(tmp_path / "run")

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from slidescout.cli.app import console as cli_console
+from slidescout.core.record import ResultRecord
 from slidescout.eval.metrics import TaskScore
 from slidescout.eval.report import score_table
 from slidescout.eval.textfit import print_table, wrap_pairs
@@ -128,7 +129,9 @@ def test_ask_panel_wraps_long_replies_and_keeps_brackets(monkeypatch, capsys) ->
         + "/a/" * 40
         + "END"
     )
-    record = {"n_steps": 3, "input_tokens": 10, "output_tokens": 5, "cost_usd": None}
+    record = ResultRecord(
+        sample_id="s", task="ask", n_steps=3, input_tokens=10, output_tokens=5, cost_usd=None
+    )
     res = SimpleNamespace(
         choice="Lung squamous cell carcinoma",
         answer=reply,

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 from cli_helpers import all_commands
 from rich.console import Console
 
-from slidescout.cli.progress import fmt_clock, slide_progress
+from slidescout.cli.progress import EvalProgress, fmt_clock, slide_progress
+from slidescout.core.record import ResultRecord
 
 
 def _truth(i: int) -> SimpleNamespace:
@@ -64,14 +65,14 @@ def test_synth_and_eval_synth_share_one_default_size() -> None:
 
 def _eval_progress_line(width: int, records: list[dict]) -> str:
     """The last line the eval progress bar draws on a terminal ``width`` columns wide."""
-    from slidescout.eval.runner import _Progress
-
     buf = io.StringIO()
     con = Console(file=buf, width=width, force_terminal=True, color_system=None)
-    with _Progress(True, 200, 0, con) as bar:
-        for rec in records:
-            bar.started()
-            bar.record(rec)
+    bar = EvalProgress(con)
+    bar.start(200, 0)
+    for rec in records:
+        bar.sample_started()
+        bar.sample_finished(ResultRecord(sample_id="s", task="t", **rec))
+    bar.stop()
     return buf.getvalue().split("\r")[-1]
 
 

@@ -17,6 +17,7 @@ from cli_helpers import run_cli
 from slidefactory import make_tiff
 from test_eval_runner_data import finished_keys, gated_server, make_mpqa, read_results
 
+from slidescout.eval.config import EvalConfig
 from slidescout.testing.fake_common import hang
 from slidescout.testing.fake_openai import FakeOpenAI
 
@@ -476,9 +477,7 @@ async def test_eval_stops_after_n_samples_whose_every_call_failed(tmp_path: Path
         samples,
         out=tmp_path / "run",
         agent=spec,
-        concurrency=1,
-        progress=False,
-        stop_after_failures=3,
+        config=EvalConfig(concurrency=1, stop_after_failures=3),
     )
     assert summary.stopped == "endpoint_failed" and summary.n_run == 3
     assert summary.stop_detail and "could not connect" in summary.stop_detail

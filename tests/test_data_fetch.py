@@ -272,9 +272,7 @@ def test_panda_through_kaggle_or_one_line_without_it(
 ) -> None:
     items = plan_slides(default_csv(), "panda", 1)
     fake = FakeKaggle(slide_bytes[3])
-    summary = fetch_slides(
-        items, FetchConfig(root=tmp_path / "a", kaggle=lambda: fake, progress=False)
-    )
+    summary = fetch_slides(items, FetchConfig(root=tmp_path / "a", kaggle=lambda: fake))
     assert [o.status for o in summary.outcomes] == ["fetched"]
     assert fake.calls == [
         ("prostate-cancer-grade-assessment", f"train_images/{items[0].remote_id}")
@@ -390,7 +388,6 @@ def test_disk_space_refusal_before_any_download(tcga, tmp_path, monkeypatch, cap
                 root=tmp_path,
                 gdc_url=srv.gdc_url,
                 disk_free=lambda p: 0,
-                progress=False,
                 policy=RetryPolicy(base=0.01),
             ),
         )

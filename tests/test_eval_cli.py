@@ -12,6 +12,7 @@ from test_eval_runner_data import make_mpqa, read_results
 
 from slidescout.agents.config import AgentConfig
 from slidescout.eval import load_multipathqa
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.runner import run_eval
 from slidescout.testing.fake_openai import FakeOpenAI, Reply
 
@@ -29,11 +30,13 @@ def runs(data, tmp_path_factory) -> tuple[Path, Path]:
     with FakeOpenAI(auto_turns=2) as srv:
         spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, max_steps=5)
         asyncio.run(
-            run_eval(samples, out=root / "a", agent=spec, repeats=2, concurrency=4, progress=False)
+            run_eval(
+                samples, out=root / "a", agent=spec, config=EvalConfig(repeats=2, concurrency=4)
+            )
         )
     with FakeOpenAI(auto_turns=0, auto_answer='{"answer": 2}') as srv:
         spec = AgentConfig(model="openai:other-vlm", base_url=srv.base_url, max_steps=5)
-        asyncio.run(run_eval(samples, out=root / "b", agent=spec, concurrency=4, progress=False))
+        asyncio.run(run_eval(samples, out=root / "b", agent=spec, config=EvalConfig(concurrency=4)))
     return root / "a", root / "b"
 
 

@@ -34,7 +34,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 price_in=3.0,
                 price_out=15.0,
             )
-            asyncio.run(run_eval(samples, out=root / "run", agent=spec, progress=False))
+            asyncio.run(run_eval(samples, out=root / "run", agent=spec))
     return root / "run"
 
 

@@ -22,6 +22,7 @@ from test_eval_runner_data import finished_keys, make_mpqa, read_results
 
 from slidescout.agents.config import AgentConfig
 from slidescout.eval import load_multipathqa
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.ray_pool import pool_namespace, release_pool
 from slidescout.eval.report import print_report
 from slidescout.eval.runner import run_eval
@@ -90,10 +91,7 @@ async def test_ray_actors_and_tasks(local_ray, tmp_path: Path) -> None:
             samples,
             out=tmp_path / "actors",
             agent=spec,
-            repeats=2,
-            concurrency=4,
-            executor="ray",
-            progress=False,
+            config=EvalConfig(repeats=2, concurrency=4, executor="ray"),
         )
         lines = read_results(tmp_path / "actors")
         assert len(lines) == 12 and sorted(finished_keys(lines)) == sorted(
@@ -118,10 +116,9 @@ async def test_ray_actors_and_tasks(local_ray, tmp_path: Path) -> None:
             samples[:3],
             out=tmp_path / "tasks",
             agent=spec,
-            concurrency=2,
-            executor="ray",
-            ray_options={"mode": "tasks", "num_cpus": 0.5},
-            progress=False,
+            config=EvalConfig(
+                concurrency=2, executor="ray", ray_options={"mode": "tasks", "num_cpus": 0.5}
+            ),
         )
     assert tasks.n_finished == 3 and tasks.statuses == {"error": 1, "answered": 2}
     assert ray.is_initialized()  # a Ray instance the caller started is left running
@@ -145,10 +142,7 @@ async def test_kept_workers_serve_the_next_run(pool, tmp_path: Path) -> None:
                     samples,
                     out=tmp_path / f"run{k}",
                     agent=spec,
-                    concurrency=2,
-                    executor="ray",
-                    ray_options=options,
-                    progress=False,
+                    config=EvalConfig(concurrency=2, executor="ray", ray_options=options),
                 )
             )
             # one sample per worker (concurrency 2, 2 workers): both are ready once 2 arrive
@@ -188,10 +182,7 @@ async def test_a_crashed_worker_loses_only_its_samples_in_flight(pool, tmp_path:
                 samples,
                 out=out,
                 agent=spec,
-                concurrency=4,
-                executor="ray",
-                ray_options=options,
-                progress=False,
+                config=EvalConfig(concurrency=4, executor="ray", ray_options=options),
             )
         )
         await _until(lambda: srv.arrived >= 4 or run.done(), "4 samples at the server")
@@ -221,11 +212,7 @@ async def test_a_crashed_worker_loses_only_its_samples_in_flight(pool, tmp_path:
             samples,
             out=out,
             agent=spec,
-            concurrency=4,
-            executor="ray",
-            ray_options=options,
-            resume=True,
-            progress=False,
+            config=EvalConfig(concurrency=4, executor="ray", ray_options=options, resume=True),
         )
     assert resumed.n_skipped == 4 and resumed.n_run == 2 and resumed.n_unfinished == 0
     assert {r["sample_id"] for r in lost} == {

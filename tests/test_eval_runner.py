@@ -22,6 +22,7 @@ from slidescout.core.messages import AssistantMessage, ModelResponse, TextPart, 
 from slidescout.core.model_settings import ModelSettings
 from slidescout.errors import ConfigError
 from slidescout.eval import load_multipathqa, load_synth
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.runner import run_eval
 from slidescout.eval.sample_run import truth_regions
 from slidescout.testing.fake_openai import FakeOpenAI
@@ -50,9 +51,7 @@ async def test_end_to_end_fake_openai_with_a_bad_slide(mpqa, tmp_path: Path) -> 
             samples,
             out=tmp_path / "run",
             agent=_spec(srv),
-            repeats=2,
-            concurrency=4,
-            progress=False,
+            config=EvalConfig(repeats=2, concurrency=4),
         )
     lines = read_results(tmp_path / "run")
     assert len(lines) == 12  # one line per (sample, repeat)
@@ -121,10 +120,7 @@ async def test_connections_limited_per_endpoint(mpqa, tmp_path: Path) -> None:
         _samples(mpqa),
         out=tmp_path / "run",
         agent_factory=factory,
-        repeats=3,
-        concurrency=8,
-        max_connections=2,
-        progress=False,
+        config=EvalConfig(repeats=3, concurrency=8, max_connections=2),
     )
     assert model.peak == 2
     assert summary.n_finished == 18 and summary.cost_usd == pytest.approx(
@@ -135,8 +131,7 @@ async def test_connections_limited_per_endpoint(mpqa, tmp_path: Path) -> None:
             _samples(mpqa),
             out=tmp_path / "ray",
             agent_factory=factory,
-            executor="ray",
-            progress=False,
+            config=EvalConfig(executor="ray"),
         )
 
 
@@ -145,7 +140,7 @@ async def test_budget_stops_new_samples_and_resume_finishes(mpqa, tmp_path: Path
     run = tmp_path / "run"
     with FakeOpenAI(auto_turns=2) as srv:
         summary = await run_eval(
-            samples, out=run, agent=_spec(srv), concurrency=1, budget_tokens=1, progress=False
+            samples, out=run, agent=_spec(srv), config=EvalConfig(concurrency=1, budget_tokens=1)
         )
         assert summary.stopped == "budget_tokens"
         lines = read_results(run)
@@ -153,9 +148,9 @@ async def test_budget_stops_new_samples_and_resume_finishes(mpqa, tmp_path: Path
         assert [r["status"] for r in lines] == ["error", "budget_tokens"]
         assert lines[1]["finished"] is False and summary.n_unfinished == len(samples) - 1
         with pytest.raises(Exception, match="already holds a run"):
-            await run_eval(samples, out=run, agent=_spec(srv), progress=False)
+            await run_eval(samples, out=run, agent=_spec(srv))
         resumed = await run_eval(
-            samples, out=run, agent=_spec(srv), concurrency=3, resume=True, progress=False
+            samples, out=run, agent=_spec(srv), config=EvalConfig(concurrency=3, resume=True)
         )
     assert (
         resumed.n_skipped == 1 and resumed.n_run == len(samples) - 1 and resumed.n_unfinished == 0
@@ -170,7 +165,7 @@ async def test_ctrl_c_cancels_in_flight_and_keeps_finished(mpqa, tmp_path: Path)
     srv, release = gated_server(5, auto_turns=2)  # 2 at once x 3 calls: one sample answered
     with srv:
         task = asyncio.create_task(
-            run_eval(samples, out=run, agent=_spec(srv), concurrency=2, progress=False)
+            run_eval(samples, out=run, agent=_spec(srv), config=EvalConfig(concurrency=2))
         )
         try:
             deadline = time.monotonic() + 600  # a generous bound on waiting for the event
@@ -189,7 +184,7 @@ async def test_ctrl_c_cancels_in_flight_and_keeps_finished(mpqa, tmp_path: Path)
             assert '"status": "cancelled"' in (run / r["trace"]).read_text()
         done_before = set(finished_keys(lines))
         resumed = await run_eval(
-            samples, out=run, agent=_spec(srv), concurrency=3, resume=True, progress=False
+            samples, out=run, agent=_spec(srv), config=EvalConfig(concurrency=3, resume=True)
         )
     assert resumed.n_skipped == len(done_before) and resumed.n_unfinished == 0
     keys = finished_keys(read_results(run))
@@ -252,10 +247,8 @@ def test_resume_after_sigkill_gives_the_same_samples(tmp_path: Path) -> None:
             run_eval(
                 samples,
                 out=tmp_path / "straight",
-                repeats=2,
-                concurrency=8,
-                progress=False,
                 agent=AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, max_steps=4),
+                config=EvalConfig(repeats=2, concurrency=8),
             )
         )
     after = finished_keys(read_results(run))
@@ -293,8 +286,7 @@ async def test_expert_on_synthpath_with_grounding(tmp_path: Path) -> None:
         load.samples,
         out=tmp_path / "run",
         agent=AgentConfig(model="expert", max_steps=3),
-        concurrency=4,
-        progress=False,
+        config=EvalConfig(concurrency=4),
     )
     lines = read_results(tmp_path / "run")
     assert len(lines) == len(load.samples) >= 2

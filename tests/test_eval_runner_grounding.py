@@ -175,29 +175,22 @@ def _sample(**kw) -> Sample:
 
 def test_record_from_a_trace() -> None:
     rec = build_record(_sample(), make_trace(), repeat=1, latency_s=3.21)
-    assert rec["predicted"] == 1 and rec["parsed_ok"] and rec["truth"] == 1 and rec["repeat"] == 1
-    assert rec["status"] == "answered" and rec["finished"] and is_finished(rec)
-    assert (
-        rec["n_steps"] == 5
-        and rec["n_views"] == 4
-        and rec["cost_usd"] == 0.01
-        and rec["latency_s"] == 3.21
-    )
-    assert rec["grounding"]["n_seen"] == 1 and rec["grounding"]["answer_lesion_seen"] is True
-    assert rec["trace"] == "traces/synth__s1.r01.json"
+    assert rec.predicted == 1 and rec.parsed_ok and rec.truth == 1 and rec.repeat == 1
+    assert rec.status == "answered" and rec.finished and is_finished(rec)
+    assert rec.n_steps == 5 and rec.n_views == 4 and rec.cost_usd == 0.01 and rec.latency_s == 3.21
+    assert rec.grounding["n_seen"] == 1 and rec.grounding["answer_lesion_seen"] is True
+    assert rec.trace == "traces/synth__s1.r01.json"
 
     unparsed = build_record(_sample(), make_trace(answer="I am not sure."))
-    assert not unparsed["parsed_ok"] and unparsed["predicted"] is None and unparsed["error"]
+    assert not unparsed.parsed_ok and unparsed.predicted is None and unparsed.error
 
     stopped = make_trace()
     stopped.status, stopped.answer = "budget_usd", None
     rec = build_record(_sample(), stopped, run_budget_hit="budget_usd")
-    assert rec["finished"] is False and not is_finished(rec)
+    assert rec.finished is False and not is_finished(rec)
     timed = make_trace()
     timed.status = "budget_time"
-    assert (
-        build_record(_sample(), timed)["finished"] is True
-    )  # the per-sample time limit alone: final
+    assert build_record(_sample(), timed).finished is True  # the per-sample time limit alone: final
     assert is_finished({"status": "error"}) and not is_finished(
         {"status": "error"}, retry_errors=True
     )

@@ -16,6 +16,7 @@ from PIL import Image
 from slidescout.agents.config import AgentConfig
 from slidescout.errors import ToolError
 from slidescout.eval import load_medframeqa
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.runner import run_eval
 from slidescout.slides.imageset import ImageSet
 from slidescout.testing.fake_openai import FakeOpenAI, Reply, ToolCall
@@ -191,7 +192,7 @@ async def test_medframeqa_agent_and_thumbnail_baseline(
             model="openai:fake-vlm", base_url=srv.base_url, preset="giant", max_steps=6
         )
         summary = await run_eval(
-            load.samples, out=tmp_path / "run-agent", agent=spec, concurrency=2, progress=False
+            load.samples, out=tmp_path / "run-agent", agent=spec, config=EvalConfig(concurrency=2)
         )
         tools_offered = set().union(*(_tool_names(b) for b in srv.bodies))
     assert tools_offered == {"view_image", "crop_image", "compare_images"}
@@ -217,7 +218,7 @@ async def test_medframeqa_agent_and_thumbnail_baseline(
     with FakeOpenAI(lambda body: Reply(text="All images together.\nAnswer: C")) as srv:
         spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, preset="thumbnail")
         summary = await run_eval(
-            load.samples, out=tmp_path / "run-thumb", agent=spec, concurrency=2, progress=False
+            load.samples, out=tmp_path / "run-thumb", agent=spec, config=EvalConfig(concurrency=2)
         )
         per_request = sorted(_images_in(b) for b in srv.bodies)
         assert len(srv.bodies) == 2 and all(not b.get("tools") for b in srv.bodies)

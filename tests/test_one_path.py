@@ -52,14 +52,15 @@ def test_ask_and_eval_write_the_same_record(mpqa, tmp_path: Path) -> None:
     def factory(budget, repeat):  # noqa: ANN001, ANN202
         return make_agent(FunctionModel(script(reply(ECHO_THEN_FINAL))), budget=budget)
 
-    asyncio.run(run_eval([sample], out=tmp_path / "eval", agent_factory=factory, progress=False))
+    asyncio.run(run_eval([sample], out=tmp_path / "eval", agent_factory=factory))
     ask_rec = json.loads((tmp_path / "ask" / "results.jsonl").read_text())
     eval_rec = json.loads((tmp_path / "eval" / "results.jsonl").read_text())
     assert set(ask_rec) == set(eval_rec)
     # the echoed example {"answer": 2} comes first; the final {"answer": 3} is the answer
     assert ask_rec["predicted"] == eval_rec["predicted"] == 3
     assert asked.choice == ask_rec["answer_label"] == eval_rec["answer_label"] == options[2]
-    assert asked.status == "answered" and asked.error is None and asked.record == ask_rec
+    assert asked.status == "answered" and asked.error is None
+    assert asked.record.to_json_dict() == ask_rec
 
 
 def test_ask_failure_carries_its_reason(tmp_path: Path) -> None:
@@ -81,9 +82,7 @@ def test_ask_failure_carries_its_reason(tmp_path: Path) -> None:
     )
     assert res.status == "error" and res.choice is None
     assert res.error is not None and "the server went away" in res.error
-    assert (
-        res.record["error"] == res.error and res.trace is not None and res.trace.error == res.error
-    )
+    assert res.record.error == res.error and res.trace is not None and res.trace.error == res.error
 
 
 def _isup(grade: int) -> str:
@@ -162,3 +161,26 @@ def test_a_schema_1_0_trace_still_reads(tmp_path: Path) -> None:
     trace = load_trace(path)
     assert trace.schema_version == "1.0" and trace.error is None and trace.repeat == 0
     assert TRACE_SCHEMA_VERSION == "1.1" and Trace.model_validate(old).status == "error"
+
+
+def test_a_sample_with_no_truth_is_recorded_unscored(mpqa, tmp_path: Path) -> None:
+    """``ask`` has no ground truth: ``correct`` is null (not false), and the run is not scored."""
+    from slidescout.eval.metrics import score_run
+    from slidescout.eval.report import load_run, report_data
+    from slidescout.traces.viewer.runindex import correctness
+
+    csv_path, slides = mpqa
+    sample = load_multipathqa(csv_path, slides_dir=slides).samples[0]
+    asyncio.run(
+        arun(
+            sample.image_path,
+            "What is the primary diagnosis?",
+            sample.options,
+            model=FunctionModel(script(reply(ECHO_THEN_FINAL))),
+            out=tmp_path / "ask",
+        )
+    )
+    rec = json.loads((tmp_path / "ask" / "results.jsonl").read_text())
+    assert rec["status"] == "answered" and rec["truth"] is None and rec["correct"] is None
+    assert score_run([rec]) == {} and correctness(rec) is None
+    assert report_data(load_run(tmp_path / "ask"))["scores"] == {}

@@ -323,6 +323,6 @@ def test_giant_settings_reach_the_model_through_eval(slide_path: Path, tmp_path:
         config = AgentConfig(
             model="openai:gpt-5", preset="giant", base_url=srv.base_url, api="responses"
         )
-        asyncio.run(run_eval([sample], out=tmp_path / "run", agent=config, progress=False))
+        asyncio.run(run_eval([sample], out=tmp_path / "run", agent=config))
         body = srv.bodies[0]
     assert body["reasoning"] == {"effort": "high", "summary": "detailed"}

@@ -13,6 +13,7 @@ from slidescout.agents.baselines import official_question
 from slidescout.agents.config import AgentConfig
 from slidescout.core.sample import Sample
 from slidescout.eval import load_medframeqa
+from slidescout.eval.config import EvalConfig
 from slidescout.eval.runner import run_eval
 from slidescout.testing.fake_anthropic import FakeAnthropic
 from slidescout.testing.fake_openai import FakeOpenAI, Reply
@@ -80,7 +81,7 @@ async def test_medframeqa_layout_on_every_route(
                 model="openai:fake-vlm", base_url=srv.base_url, preset="medframeqa", api=route
             )
         await run_eval(
-            load.samples, out=tmp_path / "run", agent=spec, concurrency=1, progress=False
+            load.samples, out=tmp_path / "run", agent=spec, config=EvalConfig(concurrency=1)
         )
         bodies = srv.bodies
     assert len(bodies) == len(load.samples)
@@ -106,7 +107,7 @@ async def test_medframeqa_preset_is_the_official_protocol(
     with FakeOpenAI(lambda body: next(replies)) as srv:
         spec = AgentConfig(model="openai:fake-vlm", base_url=srv.base_url, preset="medframeqa")
         summary = await run_eval(
-            load.samples, out=tmp_path / "run", agent=spec, concurrency=1, progress=False
+            load.samples, out=tmp_path / "run", agent=spec, config=EvalConfig(concurrency=1)
         )
         bodies = srv.bodies
     assert len(bodies) == 2
@@ -154,8 +155,7 @@ async def test_agentic_presets_show_every_frame_first(
                 load.samples,
                 out=tmp_path / f"run-{preset}",
                 agent=spec,
-                concurrency=1,
-                progress=False,
+                config=EvalConfig(concurrency=1),
             )
             firsts = [b for b in srv.bodies if not _n_tool_results(b)]
         assert sorted(len(_image_urls(b, first_only=True)) for b in firsts) == [2, 3], preset

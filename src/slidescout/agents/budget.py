@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from slidescout.agents.models.base import ModelAdapter
 from slidescout.agents.models.pricing import Price, ceiling_price
@@ -125,6 +125,11 @@ class Reservation:
             self.budget._settle(self.usd, None)
 
 
+# the statuses a spent budget (or a run stopped from outside) ends a sample with: a subset of
+# ``core.trace.Status``
+BudgetStatus = Literal["budget_usd", "budget_tokens", "budget_time", "cancelled"]
+
+
 @dataclass
 class Budget:
     """Thread-safe running totals against optional limits. ``exceeded()`` names the first limit hit."""
@@ -202,7 +207,7 @@ class Budget:
             else:
                 self.spent_usd += usage.cost_usd
 
-    def exceeded(self) -> str | None:
+    def exceeded(self) -> BudgetStatus | None:
         """``"budget_usd"``, ``"budget_tokens"``, ``"budget_time"`` or None."""
         if self.usd is not None and (self.spent_usd >= self.usd or self._exhausted):
             return "budget_usd"
@@ -212,7 +217,7 @@ class Budget:
             return "budget_time"
         return None
 
-    def describe(self, kind: str) -> str:
+    def describe(self, kind: BudgetStatus) -> str:
         if kind == "budget_usd":
             note = (
                 f" (${self.estimated_usd:.4f} of it estimated at the highest known list price for "
@@ -225,7 +230,7 @@ class Budget:
             return f"token budget spent: {self.spent_tokens} of {self.tokens}"
         if kind == "budget_time":
             return f"time budget spent: {time.monotonic() - self.started:.1f} s of {self.seconds:.0f} s"
-        return kind
+        return "the run was stopped"
 
     def report(self) -> dict[str, Any]:
         """The dollar budget as a run reports it (summary.json): the limit, what was spent (and

@@ -346,7 +346,7 @@ class Agent:
         exceeded = self.budget.exceeded()
         if exceeded is not None:
             state.note(self.budget.describe(exceeded), step)
-            return exceeded  # type: ignore[return-value]
+            return exceeded
         if self._time_left(state.started) == 0:
             state.note(f"sample time limit of {self.settings.sample_seconds:.0f} s reached", step)
             return "budget_time"

@@ -10,6 +10,7 @@ import time
 from slidescout.agents.state import SampleState
 from slidescout.core.messages import ImagePart, TextPart, ToolCallPart, ToolResultPart
 from slidescout.core.trace import ToolEvent
+from slidescout.core.types import MessageStyle
 from slidescout.errors import ToolError
 from slidescout.tools.results import ToolImage
 
@@ -26,7 +27,7 @@ async def run_tool_calls(
     refusal: str = "only one tool call per turn is allowed",
     unit: str = "tool calls",
     jpeg_quality: int = 90,
-    style: str = "scout",
+    style: MessageStyle = "scout",
 ) -> tuple[list[ToolResultPart], int]:
     """Run ``calls`` (concurrently; results and events stay in call order); their results for
     the model and how many failed.
@@ -93,7 +94,7 @@ async def run_tool_calls(
     return results, sum(bool(ev.error) for ev in events)
 
 
-def _result_text(ev: ToolEvent, remaining: int, style: str, unit: str) -> str:
+def _result_text(ev: ToolEvent, remaining: int, style: MessageStyle, unit: str) -> str:
     """The text of a call's result: its output (or ``Error: ...``) and the calls remaining."""
     if style == "giant":
         if ev.error:

@@ -36,11 +36,11 @@ def _print_result(res: RunResult, as_json: bool, truth: str | None = None) -> No
             "rationale": res.rationale,
             "status": res.status,
             "error": res.error,
-            "steps": rec.get("n_steps"),
-            "cost_usd": rec.get("cost_usd"),
+            "steps": rec.n_steps,
+            "cost_usd": rec.cost_usd,
             "trace": str(res.trace_path),
             "run_dir": str(res.run_dir),
-            "record": rec,
+            "record": rec.to_json_dict(),
         }
         if truth is not None:
             out["truth"] = truth
@@ -53,10 +53,10 @@ def _print_result(res: RunResult, as_json: bool, truth: str | None = None) -> No
         body.append("Reply: ", style="bold").append(f"{res.answer.strip()[:1500]}\n")
     if truth is not None:
         body.append("Ground truth: ", style="bold").append(f"{truth}\n")
-    cost = rec.get("cost_usd")
-    tokens = int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
+    cost = rec.cost_usd
+    tokens = (rec.input_tokens or 0) + (rec.output_tokens or 0)
     body.append(
-        f"status {res.status} · {rec.get('n_steps') or 0} steps · {tokens} tokens · "
+        f"status {res.status} · {rec.n_steps or 0} steps · {tokens} tokens · "
         f"cost {'unknown' if cost is None else f'${cost:.4f}'}\n",
         style="dim",
     )

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from slidescout.cli.app import app, console
 from slidescout.cli.paths import check_input_dir
+from slidescout.cli.progress import TransferProgress
 from slidescout.errors import ConfigError, DatasetError
 from slidescout.eval.fetch import (
     GDC_URL,
@@ -118,8 +119,7 @@ def fetch_cmd(
         gtex_url=gtex_url or GTEX_URL,
         concurrency=concurrency,
         policy=RetryPolicy(attempts=retries, base=retry_wait),
-        progress=not no_progress,
-        console=console,
+        progress=None if no_progress else TransferProgress(console),
     )
     _run_fetch(items, cfg)
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from slidescout.agents.config import AgentConfig
-from slidescout.agents.models.registry import parse_model_id
+from slidescout.agents.models.registry import api_choice, parse_model_id
 from slidescout.cli.app import app, console, err_console
 from slidescout.cli.memory import memory_warning
 from slidescout.cli.model_opts import warn_price, warn_unused_tools
@@ -24,9 +26,10 @@ from slidescout.cli.paths import (
     ensure_dir,
     os_error_text,
 )
-from slidescout.cli.progress import slide_progress
+from slidescout.cli.progress import EvalProgress, slide_progress
 from slidescout.cli.signals import interrupt_code, terminated
 from slidescout.cli.synth_cmd import DEFAULT_SIZE, parse_size
+from slidescout.core.home import slidescout_home
 from slidescout.core.sample import Sample
 from slidescout.errors import ConfigError, DatasetError, SlidescoutError
 from slidescout.eval import load_medframeqa, load_multipathqa, load_synth
@@ -44,7 +47,7 @@ from slidescout.eval.report import (
     report_data,
     write_plots,
 )
-from slidescout.eval.runner import run_eval
+from slidescout.eval.runner import RunSummary, run_eval
 from slidescout.eval.samples import DatasetLoad
 from slidescout.slides.synth import generate_dataset
 from slidescout.traces.rundir import RunDir, read_manifest
@@ -131,10 +134,28 @@ _COMMON: list[tuple[str, Any, Any]] = [
 ]
 
 
-def _with_common(fn: Any) -> Any:
-    """Add the agent flags and the common eval options; they arrive as ``agent`` and a ``common`` dict."""
+@dataclass(frozen=True)
+class EvalCommon:
+    """The options every ``eval`` command takes besides the agent and run flags."""
+
+    out: Path | None = None
+    resume: Path | None = None
+    tasks: str | None = None
+    limit: int | None = None
+    ray_mode: str = "actors"
+    ray_workers: int | None = None
+    ray_keep: bool | None = None
+    num_gpus: float | None = None
+    plots: Path | None = None
+    no_progress: bool = False
+    as_json: bool = False
+
+
+def _with_common(fn: Callable[..., None]) -> Callable[..., None]:
+    """Add the agent flags and the common eval options; they arrive as ``agent``, ``settings``
+    and ``common`` (an :class:`EvalCommon`)."""
     return agent_options()(
-        eval_options()(with_options(_COMMON, lambda values: values, "common")(fn))
+        eval_options()(with_options(_COMMON, lambda values: EvalCommon(**values), "common")(fn))
     )
 
 
@@ -142,8 +163,8 @@ def _check_model(agent: AgentConfig) -> None:
     agent.check()  # a ConfigError naming the valid forms, before any slide is opened
 
 
-def _run_dir(common: dict[str, Any], dataset: str) -> Path:
-    out, resume = common["out"], common["resume"]
+def _run_dir(common: EvalCommon, dataset: str) -> Path:
+    out, resume = common.out, common.resume
     if resume is not None:
         if out is not None and Path(out).resolve() != Path(resume).resolve():
             raise ConfigError(
@@ -164,7 +185,7 @@ def _run_dir(common: dict[str, Any], dataset: str) -> Path:
     return default_run_dir(f"eval-{dataset}")
 
 
-def _select(load: Any, common: dict[str, Any], what: str) -> list[Any]:
+def _select(load: DatasetLoad, common: EvalCommon, what: str) -> list[Sample]:
     samples = list(load.samples)
     if not samples:
         if load.n_missing:
@@ -174,15 +195,15 @@ def _select(load: Any, common: dict[str, Any], what: str) -> list[Any]:
                 f"(e.g. {', '.join(load.missing_files[:3])}); check the folder"
             )
         raise DatasetError(f"{load.source}: no questions to run")
-    if common["limit"]:
-        samples = samples[: common["limit"]]
+    if common.limit:
+        samples = samples[: common.limit]
     return samples
 
 
 def _execute(
     load: DatasetLoad,
     samples: list[Sample],
-    common: dict[str, Any],
+    common: EvalCommon,
     dataset: str,
     agent: AgentConfig,
     settings: EvalConfig,
@@ -195,17 +216,17 @@ def _execute(
         if warning:
             err_console.print(warning, highlight=False, markup=False)
     run_dir = _run_dir(common, dataset)
-    if common["plots"]:
-        ensure_dir(common["plots"], "--plots folder")
-    if not common["as_json"]:
+    if common.plots:
+        ensure_dir(common.plots, "--plots folder")
+    if not common.as_json:
         console.print(load.summary(), highlight=False)
-        if common["limit"]:
+        if common.limit:
             console.print(f"running the first {len(samples)} samples (--limit)", highlight=False)
     ray_options = {
-        "mode": common["ray_mode"],
-        "workers": common["ray_workers"],
-        "num_gpus": common["num_gpus"],
-        "keep_workers": common["ray_keep"],
+        "mode": common.ray_mode,
+        "workers": common.ray_workers,
+        "num_gpus": common.num_gpus,
+        "keep_workers": common.ray_keep,
     }
     info = {
         "name": load.dataset,
@@ -214,20 +235,25 @@ def _execute(
         "n_run": len(samples),
         "n_missing": load.n_missing,
         "n_invalid": load.n_invalid,
-        "tasks": common["tasks"],
-        "limit": common["limit"],
+        "tasks": common.tasks,
+        "limit": common.limit,
     }
     try:
         config = settings.model_copy(
             update={
-                "resume": common["resume"] is not None,
+                "resume": common.resume is not None,
                 "ray_options": {k: v for k, v in ray_options.items() if v is not None},
-                "progress": not common["no_progress"] and not common["as_json"],
             }
         )
+        show = not common.no_progress and not common.as_json
         summary = asyncio.run(
             run_eval(
-                samples, out=run_dir, agent=agent, config=config, dataset=info, console=console
+                samples,
+                out=run_dir,
+                agent=agent,
+                config=config,
+                dataset=info,
+                progress=EvalProgress(console) if show else None,
             )
         )
     except KeyboardInterrupt:
@@ -245,8 +271,14 @@ def _execute(
             markup=False,
         )
         raise typer.Exit(1) from None
+    _report(summary, run_dir, common, settings)
+
+
+def _report(summary: RunSummary, run_dir: Path, common: EvalCommon, settings: EvalConfig) -> None:
+    """What a finished run prints (tables, or the report's JSON), its plots, and its exit code:
+    1 when no sample could be scored or the endpoint failed every call."""
     rep = None
-    if common["as_json"]:  # exactly what `slidescout report RUN --json` prints
+    if common.as_json:  # exactly what `slidescout report RUN --json` prints
         try:
             rep = load_run(run_dir)
             data = report_data(rep)
@@ -275,9 +307,9 @@ def _execute(
         console.print(
             f"run directory: {run_dir} · view it: slidescout view {run_dir}", highlight=False
         )
-    if common["plots"]:
-        for p in write_plots(run_dir, common["plots"]):
-            if not common["as_json"]:
+    if common.plots:
+        for p in write_plots(run_dir, common.plots):
+            if not common.as_json:
                 console.print(f"plot: {p}", highlight=False)
     if summary.stopped != "endpoint_failed" and rep is not None and rep.finished:
         if len(rep.failed) == len(rep.finished):  # every score would be a failure's zero
@@ -310,7 +342,7 @@ def eval_multipathqa(
     slides: Path = typer.Option(
         ..., "--slides", help="Folder holding the downloaded slides (searched recursively)."
     ),
-    common: Any = None,
+    common: EvalCommon = EvalCommon(),
     agent: AgentConfig = AgentConfig(),
     settings: EvalConfig = EvalConfig(),
 ) -> None:
@@ -318,8 +350,8 @@ def eval_multipathqa(
     _check_model(agent)
     check_input_file(csv_path or default_csv(), "--csv")
     check_input_dir(slides, "--slides")
-    load = load_multipathqa(csv_path or default_csv(), slides_dir=slides, tasks=common["tasks"])
-    if load.n_missing and not common["as_json"]:
+    load = load_multipathqa(csv_path or default_csv(), slides_dir=slides, tasks=common.tasks)
+    if load.n_missing and not common.as_json:
         console.print(
             f"{can_run_line(len(load.samples), len(load.samples) + load.n_missing, slides)}; "
             f"fetch the rest with: slidescout data fetch multipathqa --to {slides}",
@@ -341,7 +373,7 @@ def eval_medframeqa(
         "--cache-dir",
         help="Where parquet images are extracted (default $SLIDESCOUT_HOME/cache/images).",
     ),
-    common: Any = None,
+    common: EvalCommon = EvalCommon(),
     agent: AgentConfig = AgentConfig(),
     settings: EvalConfig = EvalConfig(),
 ) -> None:
@@ -352,8 +384,8 @@ def eval_medframeqa(
     if cache_dir is not None:
         ensure_dir(cache_dir, "--cache-dir")
     load = load_medframeqa(data, cache_dir=cache_dir)
-    if common["tasks"]:
-        wanted = {t.strip() for t in common["tasks"].split(",") if t.strip()}
+    if common.tasks:
+        wanted = {t.strip() for t in common.tasks.split(",") if t.strip()}
         load.samples = [
             s for s in load.samples if s.task in wanted or str(s.meta.get("system", "")) in wanted
         ]
@@ -379,7 +411,7 @@ def eval_file(
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="Where parquet images are extracted."
     ),
-    common: Any = None,
+    common: EvalCommon = EvalCommon(),
     agent: AgentConfig = AgentConfig(),
     settings: EvalConfig = EvalConfig(),
 ) -> None:
@@ -406,7 +438,7 @@ def eval_file(
             )
         ensure_dir(cache_dir, "--cache-dir")
     load = load_dataset(
-        path, slides_dir=slides, tasks=common["tasks"], cache_dir=cache_dir, dataset=spec.name
+        path, slides_dir=slides, tasks=common.tasks, cache_dir=cache_dir, dataset=spec.name
     )
     name = {"synthpath": "synth"}.get(load.dataset, load.dataset)
     what = "images" if spec.media == "images" else "slides"
@@ -414,10 +446,8 @@ def eval_file(
 
 
 def _synth_cache(n: int, size: tuple[int, int], seed: int) -> Path:
-    import os
 
-    home = Path(os.environ.get("SLIDESCOUT_HOME") or Path.home() / ".slidescout").expanduser()
-    return home / "cache" / "synth" / f"n{n}-{size[0]}x{size[1]}-seed{seed}"
+    return slidescout_home() / "cache" / "synth" / f"n{n}-{size[0]}x{size[1]}-seed{seed}"
 
 
 @eval_app.command("synth")
@@ -433,23 +463,21 @@ def eval_synth(
         "--data",
         help="Dataset folder: used as is if it holds questions.csv, else generated there (default: a cache under $SLIDESCOUT_HOME).",
     ),
-    common: Any = None,
+    common: EvalCommon = EvalCommon(),
     agent: AgentConfig = AgentConfig(),
     settings: EvalConfig = EvalConfig(),
 ) -> None:
     """Generate SynthPath slides (cached) and score the agent, including grounding on the lesions."""
     _check_model(agent)
     width, height = parse_size(size)
-    if common["out"] is not None or common["resume"] is not None:
+    if common.out is not None or common.resume is not None:
         _run_dir(common, "synth")  # a bad -o/--resume fails before slides are generated
     folder = ensure_dir(
         data if data is not None else _synth_cache(n, (width, height), data_seed), "--data folder"
     )
     csv_path = folder / "questions.csv"
     if data is None or not csv_path.exists():
-        out_console = (
-            err_console if common["as_json"] else console
-        )  # --json keeps stdout for the JSON
+        out_console = err_console if common.as_json else console  # --json keeps stdout for the JSON
         with slide_progress(
             out_console, n, f"generating {n} SynthPath slides {width}x{height} in {folder}"
         ) as prog:
@@ -461,7 +489,7 @@ def eval_synth(
                 on_slide=prog.on_slide,
                 on_done=prog.on_done,
             )
-    load = load_synth(csv_path, tasks=common["tasks"])
+    load = load_synth(csv_path, tasks=common.tasks)
     _execute(load, _select(load, common, "slides"), common, "synth", agent, settings)
 
 
@@ -559,7 +587,14 @@ def judge_cmd(
     if not RunDir.open(run).results():
         raise ConfigError(f"{run} has no results to grade (results.jsonl is missing or empty)")
     written = asyncio.run(
-        judge_run(run, model, base_url=base_url, api=api, concurrency=concurrency, limit=limit)
+        judge_run(
+            run,
+            model,
+            base_url=base_url,
+            api=api_choice(api),
+            concurrency=concurrency,
+            limit=limit,
+        )
     )
     failed = sum(1 for w in written if w.get("score") is None)
     console.print(

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from slidescout.cli.app import console, err_console, experts_app
 from slidescout.cli.paths import check_output_file
+from slidescout.cli.progress import CountProgress
 from slidescout.core.imaging import encode_image
 from slidescout.core.types import Box
 from slidescout.errors import ConfigError, ToolError
@@ -169,7 +170,7 @@ def _run_patches(
             "`slidescout experts embed` instead"
         )
     try:
-        with Progress(card.name, opts.as_json) as bar:
+        with CountProgress(err_console, card.name, "patches", opts.as_json) as bar:
             run = run_patches(
                 s,
                 card,
@@ -229,7 +230,7 @@ def _run_zero_shot(
     except ToolError as exc:
         raise ConfigError(str(exc)) from None
     tissue = opts.min_tissue if opts.min_tissue is not None else (0.25 if region is None else 0.1)
-    with Progress(card.name, opts.as_json) as bar:
+    with CountProgress(err_console, card.name, "patches", opts.as_json) as bar:
         run = zero_shot_run(
             s,
             card,
@@ -285,7 +286,7 @@ def _run_segmentation(card: Any, s: Any, slide: Path, region: Box | None, opts: 
         )
     writer = gj.GeoJSONWriter(opts.geojson) if opts.geojson is not None else None
     try:
-        with Progress(f"{card.name} (tiles)", opts.as_json) as bar:
+        with CountProgress(err_console, f"{card.name} (tiles)", "patches", opts.as_json) as bar:
             whole = segment_slide(s, card, region, writer=writer, progress=bar, **_seg_kw(opts))
         if writer is not None:
             writer.close()
@@ -327,7 +328,7 @@ def _seg_kw(opts: RunOptions) -> dict[str, Any]:
 
 def _one_region(card: Any, s: Any, slide: Path, region: Box, opts: RunOptions) -> None:
     try:
-        with Progress(card.name, opts.as_json) as bar:
+        with CountProgress(err_console, card.name, "patches", opts.as_json) as bar:
             seg = run_segmentation(s, card, region, progress=bar, **_seg_kw(opts))
     except ToolError as exc:
         raise ConfigError(str(exc)) from None
@@ -392,52 +393,6 @@ def _region_geojson(seg: Any, path: Path) -> dict[str, Any]:
     return {"path": str(path), "features": writer.count}
 
 
-class Progress:
-    """A rich progress bar with an ETA on stderr (nothing when ``quiet``): ``with Progress(...) as
-    p: run(..., progress=p)``."""
-
-    def __init__(self, what: str, quiet: bool, unit: str = "patches") -> None:
-        self.what, self.quiet, self.unit = what, quiet, unit
-        self.bar: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> Progress:
-        if not self.quiet:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as RichProgress
-
-            self.bar = RichProgress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn(self.unit),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=err_console,
-                transient=True,
-            )
-            self.bar.__enter__()
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            return
-        if self.task is None:
-            self.task = self.bar.add_task(self.what, total=total)
-        self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-
 def _save_heatmap(run: Any, slide: Any, label: str | None, out: Path) -> dict[str, Any]:
     """Write the heatmap of ``label`` over the run's region as an image; what the result records."""
     heat = run.heatmap(slide, label, max_side=2048)
@@ -481,4 +436,4 @@ def _print_tail(result: dict[str, Any], stats: Any) -> None:
         )
 
 
-__all__ = ["Progress", "experts_run"]
+__all__ = ["experts_run"]

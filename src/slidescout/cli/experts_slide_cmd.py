@@ -10,9 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from slidescout.cli.app import console, experts_app
-from slidescout.cli.experts_run_cmd import Progress
+from slidescout.cli.app import console, err_console, experts_app
 from slidescout.cli.paths import ensure_dir
+from slidescout.cli.progress import CountProgress
 from slidescout.errors import ConfigError, SlidescoutError
 from slidescout.slides import open_slide
 from slidescout.tools.experts import catalog
@@ -61,7 +61,10 @@ def experts_embed(
         target = folder / f"{path.stem}{feats.SUFFIX}"
         what = f"[{i}/{len(paths)}] {path.name}"
         try:
-            with open_slide(path) as slide, Progress(what, as_json) as bar:
+            with (
+                open_slide(path) as slide,
+                CountProgress(err_console, what, "patches", as_json) as bar,
+            ):
                 res = feats.embed_slide(
                     slide,
                     card,

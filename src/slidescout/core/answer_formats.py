@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-from slidescout.core.parsing import LETTERS, ParsedAnswer, parse_answer
+from slidescout.core.parsing import LETTERS, ParsedAnswer, ParseMode, parse_answer
 from slidescout.core.registry import Registry
 
 __all__ = [
@@ -24,9 +24,6 @@ __all__ = [
     "answer_label",
     "parse_reply",
 ]
-
-# "medframeqa": letter answers follow MedFrameQA's official parser (the preset's ``parser``)
-ParseMode = Literal["default", "medframeqa"]
 
 
 class SampleLike(Protocol):

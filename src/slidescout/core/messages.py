@@ -207,11 +207,23 @@ class ModelRequest(BaseModel):
     settings: ModelSettings = Field(default_factory=ModelSettings)
 
 
+# the wire format of a model call; a plugin provider that speaks its own says "plugin"
+ModelApi = Literal[
+    "openai-responses",
+    "openai-chat",
+    "anthropic-messages",
+    "expert",
+    "replay",
+    "function",
+    "plugin",
+]
+
+
 class ModelResponse(BaseModel):
     message: AssistantMessage
     usage: Usage = Field(default_factory=Usage)
     model: str = ""  # provider:model as resolved
-    api: str = ""  # "openai-responses", "openai-chat", "anthropic-messages", "expert", "replay"
+    api: ModelApi = "plugin"
     latency_s: float = 0.0
     request_bytes: int = 0
     retries: list[RetryInfo] = Field(default_factory=list)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -49,6 +49,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 __all__ = [
     "ISUP0_METHODS",
     "LETTERS",
+    "ParseMode",
     "ParsedAnswer",
     "extract_json_objects",
     "isup_from_gleason",
@@ -641,7 +642,13 @@ def parse_medframeqa_official(text: str | None, options: list[str]) -> ParsedAns
     return ParsedAnswer(value=letter, raw=_tail(text), ok=True, method=f"official_{rule}")
 
 
-def parse_answer(text: str | None, sample: _SampleLike, mode: str = "default") -> ParsedAnswer:
+# "medframeqa": letter answers follow MedFrameQA's official parser (a preset's ``parser``)
+ParseMode = Literal["default", "medframeqa"]
+
+
+def parse_answer(
+    text: str | None, sample: _SampleLike, mode: ParseMode = "default"
+) -> ParsedAnswer:
     """Parse a final reply for ``sample`` (anything with ``answer_format`` and ``options``).
 
     ``mode="medframeqa"``: letter questions follow MedFrameQA's official rules."""

@@ -20,8 +20,9 @@ from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import build_agent
 from slidescout.agents.models import Model
 from slidescout.core.parsing import split_reply
+from slidescout.core.record import ResultRecord
 from slidescout.core.sample import Sample
-from slidescout.core.trace import Trace
+from slidescout.core.trace import Status, Trace
 from slidescout.errors import ConfigError
 from slidescout.eval.sample_run import run_sample
 from slidescout.slides import open_slide
@@ -100,9 +101,9 @@ class RunResult:
     answer: str | None  # the final answer part of the reply (its <response> block when it has one)
     choice: str | None  # the option the parsed answer names
     rationale: str  # the reasoning part (its <report> block, or the reply without the answer JSON)
-    status: str
+    status: Status
     error: str | None
-    record: dict[str, Any]
+    record: ResultRecord
     trace: Trace | None
     trace_path: Path
     run_dir: Path
@@ -157,13 +158,13 @@ async def arun(
     rec, trace = outcome.record, outcome.trace
     return RunResult(
         answer=split_reply(trace.answer)[0] if trace and trace.answer is not None else None,
-        choice=rec.get("answer_label"),
+        choice=rec.answer_label,
         rationale=trace.rationale if trace else "",
-        status=str(rec.get("status")),
-        error=rec.get("error"),
+        status=rec.status,
+        error=rec.error,
         record=rec,
         trace=trace,
-        trace_path=run_dir.path / str(rec.get("trace")),
+        trace_path=run_dir.path / str(rec.trace),
         run_dir=run_dir.path,
     )
 

@@ -66,11 +66,10 @@ class EvalConfig(BaseModel):
         "many samples in a row (0: never)",
     )
     n_bootstrap: int = Field(default=1000, ge=10, description="bootstrap draws for the intervals")
-    progress: bool = Field(default=True, description="show progress bars")
 
     def manifest(self) -> dict[str, Any]:
-        """What the manifest records (the settings that shape results; not the display)."""
-        data = self.model_dump(mode="json", exclude={"progress"})
+        """What the manifest records (the settings that shape results)."""
+        data = self.model_dump(mode="json")
         data["max_connections"] = self.max_connections or self.concurrency
         data["budget"] = {
             "usd": self.budget_usd,

@@ -29,7 +29,7 @@ def cost_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for task, recs in by.items():
         billed = _sum([r.cost_usd for r in recs])
-        correct = sum(r.correct for r in recs)
+        correct = sum(r.correct is True for r in recs)
         estimates = [r.estimated_input_tokens for r in recs]
         out[task] = {
             "n": len(recs),

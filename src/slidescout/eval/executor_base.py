@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from slidescout.agents.budget import Budget
+from slidescout.agents.budget import Budget, BudgetStatus
+from slidescout.agents.loop import Agent
 from slidescout.agents.models import Model, ModelProfile
 from slidescout.core.messages import ModelRequest, ModelResponse
 from slidescout.core.model_settings import ModelSettings
+from slidescout.core.record import ResultRecord
 from slidescout.eval.samples import Sample
 
 __all__ = [
+    "AgentFactory",
     "ExecutorStats",
     "LimitedModel",
     "OnRecord",
@@ -27,7 +30,13 @@ __all__ = [
     "close_agent",
 ]
 
-OnRecord = Callable[[dict[str, Any]], None]
+OnRecord = Callable[[ResultRecord], None]
+
+
+class AgentFactory(Protocol):
+    """Builds the agent of one repeat (the asyncio executor only: it cannot travel to Ray)."""
+
+    def __call__(self, *, budget: Budget, repeat: int) -> Agent: ...
 
 
 @dataclass(frozen=True)
@@ -99,12 +108,12 @@ class LimitedModel:
 class StopBudget(Budget):
     """A :class:`Budget` that can also be stopped from outside (the Ray driver tells its workers)."""
 
-    forced: str | None = None
+    forced: BudgetStatus | None = None
 
-    def force(self, kind: str) -> None:
+    def force(self, kind: BudgetStatus) -> None:
         self.forced = kind
 
-    def exceeded(self) -> str | None:
+    def exceeded(self) -> BudgetStatus | None:
         return self.forced or super().exceeded()
 
 

@@ -36,6 +36,7 @@ from slidescout.agents.loop import build_agent
 from slidescout.agents.models import Model
 from slidescout.errors import ConfigError
 from slidescout.eval.executor_base import (
+    AgentFactory,
     ExecutorStats,
     LimitedModel,
     OnRecord,
@@ -45,11 +46,13 @@ from slidescout.eval.executor_base import (
 )
 from slidescout.eval.grounding import DEFAULT_MAX_MPP
 from slidescout.eval.ray_executor import RayExecutor
-from slidescout.eval.sample_run import failed_record, run_sample
+from slidescout.eval.sample_run import cancelled_record, run_sample
 from slidescout.traces.rundir import RunDir
 
 __all__ = [
+    "AgentFactory",
     "AsyncioExecutor",
+    "Executor",
     "ExecutorStats",
     "LimitedModel",
     "RayExecutor",
@@ -70,7 +73,7 @@ class AsyncioExecutor:
         self,
         spec: AgentConfig | None = None,
         *,
-        agent_factory: Callable[..., Any] | None = None,
+        agent_factory: AgentFactory | None = None,
         concurrency: int = 16,
         max_connections: int | None = None,
         max_mpp: float = DEFAULT_MAX_MPP,
@@ -137,15 +140,7 @@ class AsyncioExecutor:
                         )
                     ).record
                 except asyncio.CancelledError:
-                    on_record(
-                        failed_record(
-                            item.sample,
-                            item.repeat,
-                            "cancelled",
-                            "the run was interrupted",
-                            time.monotonic() - t0,
-                        )
-                    )
+                    on_record(cancelled_record(item.sample, item.repeat, time.monotonic() - t0))
                     raise
                 on_record(rec)
 
@@ -167,6 +162,8 @@ class AsyncioExecutor:
             self.stats.teardown_s = time.monotonic() - t_end
 
 
+Executor = AsyncioExecutor | RayExecutor
+
 RAY_OPTIONS = frozenset({"address", "mode", "workers", "num_cpus", "num_gpus", "keep_workers"})
 
 
@@ -174,12 +171,12 @@ def make_executor(
     name: str,
     spec: AgentConfig | None,
     *,
-    agent_factory: Callable[..., Any] | None = None,
+    agent_factory: AgentFactory | None = None,
     concurrency: int = 16,
     max_connections: int | None = None,
     max_mpp: float = DEFAULT_MAX_MPP,
     **ray_options: Any,
-) -> AsyncioExecutor | RayExecutor:
+) -> Executor:
     if name == "asyncio":
         if ray_options.get("address"):
             raise ConfigError("--address is for the Ray executor; add --executor ray")

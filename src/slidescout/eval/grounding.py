@@ -322,6 +322,12 @@ def _regions(trace: Trace, regions: list[dict[str, Any]] | None) -> list[dict[st
     return list(trace.truth.regions) if trace.truth else []
 
 
+def _box4(values: Any) -> tuple[int, int, int, int]:
+    """A region's ``[x, y, w, h]`` as four ints."""
+    x, y, w, h = (int(v) for v in values)
+    return x, y, w, h
+
+
 def grounding(
     trace: Trace,
     regions: list[dict[str, Any]] | None = None,
@@ -349,10 +355,10 @@ def grounding(
         LesionHit(
             id=str(r.get("id") or f"lesion{i + 1}"),
             label=str(r.get("label") or r.get("class") or ""),
-            box=tuple(int(v) for v in r["box"]),
+            box=_box4(r["box"]),
         )
         for i, r in enumerate(regs)
-    ]  # type: ignore[arg-type]
+    ]
     on_lesion = 0
     for v in views:
         touched_any = False

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from slidescout.agents.models import Model, resolve_model, resolve_settings
+from slidescout.agents.models.registry import ApiChoice
 from slidescout.core.messages import ModelRequest, SystemMessage, TextPart, UserMessage
 from slidescout.core.model_settings import ModelSettings
 from slidescout.core.parsing import extract_json_objects
@@ -87,7 +88,7 @@ async def judge_trace(
     *,
     truth: str | None = None,
     base_url: str | None = None,
-    api: str = "auto",
+    api: ApiChoice = "auto",
     temperature: float | None = 0.0,
 ) -> JudgeScore:
     """Grade one trace's rationale. ``model`` is a model id (``resolve_model``) or a Model object."""
@@ -95,7 +96,7 @@ async def judge_trace(
     own = isinstance(model, str)
     model_obj: Model
     if isinstance(model, str):
-        model_obj = resolve_model(model, base_url=base_url, api=api)  # type: ignore[arg-type]
+        model_obj = resolve_model(model, base_url=base_url, api=api)
     else:
         model_obj = model
     # the judge's temperature is a default: a reasoning model, which takes none, is sent none
@@ -137,7 +138,7 @@ async def judge_run(
     model: str,
     *,
     base_url: str | None = None,
-    api: str = "auto",
+    api: ApiChoice = "auto",
     concurrency: int = 8,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -160,7 +161,7 @@ async def judge_run(
     ]
     if limit is not None:
         todo = todo[:limit]
-    model_obj = resolve_model(model, base_url=base_url, api=api)  # type: ignore[arg-type]
+    model_obj = resolve_model(model, base_url=base_url, api=api)
     sem = asyncio.Semaphore(max(1, concurrency))
     written: list[dict[str, Any]] = []
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from slidescout.core.home import slidescout_home
 from slidescout.errors import DatasetError
 from slidescout.eval.samples import (
     LETTERS,
@@ -46,8 +47,7 @@ _MAGIC = [
 
 def default_cache_dir() -> Path:
     """``$SLIDESCOUT_HOME/cache/images`` (``~/.slidescout`` when the variable is unset)."""
-    home = os.environ.get("SLIDESCOUT_HOME") or "~/.slidescout"
-    return Path(home).expanduser() / "cache" / "images"
+    return slidescout_home() / "cache" / "images"
 
 
 def _image_ext(data: bytes, name: str | None) -> str:

@@ -28,10 +28,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import BaseModel, Field
 
-from slidescout.core.parsing import ISUP0_METHODS, ParsedAnswer
-from slidescout.eval.samples import Metric, Sample
+from slidescout.core.parsing import ISUP0_METHODS
+from slidescout.core.record import ResultRecord, Value, answer_key
+from slidescout.eval.samples import Metric
 
 __all__ = [
     "ResultRecord",
@@ -45,84 +46,9 @@ __all__ = [
     "score_task",
 ]
 
-Value = int | str
-
 
 def _key(v: Value | None) -> str | None:
-    return None if v is None else str(v).strip().lower()
-
-
-class ResultRecord(BaseModel):
-    """One finished (sample, repeat): one JSON line of ``results.jsonl``. Extra fields are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-    sample_id: str
-    task: str
-    metric: Metric = "accuracy"
-    truth: Value | None = None
-    predicted: Value | None = None  # ParsedAnswer.value; None when unparsed or the run failed
-    parsed_ok: bool = False
-    repeat: int = 0
-    status: str = "answered"  # a trace status: answered, error, max_steps, budget_usd, ...
-    n_steps: int | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None  # None = unknown (e.g. a local model without a price)
-    # the prompt cache's part of it, as billed (agents.models.accounting), and what the same
-    # tokens cost uncached; the input tokens slidescout estimated beside those reported
-    cached_input_tokens: int | None = None
-    cache_write_tokens: int | None = None
-    cache_read_usd: float | None = None
-    cache_write_usd: float | None = None
-    uncached_usd: float | None = None
-    estimated_input_tokens: int | None = None
-    latency_s: float | None = None
-    error: str | None = None  # run error or parse error
-    answer_format: str | None = None
-    truth_label: str | None = None
-    parse_method: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _derived_fields(cls, data: Any) -> Any:
-        """``correct`` is written for readers of results.jsonl but always derived again."""
-        if isinstance(data, dict) and "correct" in data:
-            data = {k: v for k, v in data.items() if k != "correct"}
-        return data
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def correct(self) -> bool:
-        """Whether the parsed answer equals the truth (False when unparsed or failed)."""
-        return (
-            self.parsed_ok
-            and self.predicted is not None
-            and _key(self.predicted) == _key(self.truth)
-        )
-
-    @classmethod
-    def from_answer(
-        cls, sample: Sample, parsed: ParsedAnswer | None, *, repeat: int = 0, **fields: Any
-    ) -> ResultRecord:
-        """The record of ``sample`` answered with ``parsed`` (None when the run gave no reply)."""
-        ok = bool(parsed and parsed.ok)
-        base: dict[str, Any] = dict(
-            sample_id=sample.sample_id,
-            task=sample.task,
-            metric=sample.metric,
-            truth=sample.answer,
-            truth_label=sample.answer_label,
-            answer_format=sample.answer_format,
-            repeat=repeat,
-            predicted=parsed.value if ok and parsed else None,
-            parsed_ok=ok,
-            parse_method=parsed.method if parsed else None,
-        )
-        if parsed is not None and not ok and fields.get("error") is None:
-            base["error"] = parsed.error
-        base.update(fields)
-        return cls(**base)
+    return answer_key(v)
 
 
 class TaskScore(BaseModel):
@@ -357,10 +283,12 @@ def bootstrap_ci(
     )
 
 
-def _check_metric(metric: str) -> str:
-    if metric not in ("accuracy", "balanced_accuracy"):
-        raise ValueError(f"unknown metric {metric!r}: use accuracy or balanced_accuracy")
-    return metric
+def _check_metric(metric: str) -> Metric:
+    if metric == "accuracy":
+        return "accuracy"
+    if metric == "balanced_accuracy":
+        return "balanced_accuracy"
+    raise ValueError(f"unknown metric {metric!r}: use accuracy or balanced_accuracy")
 
 
 # ---- scoring records ------------------------------------------------------------------------
@@ -408,7 +336,7 @@ def score_task(
     truth: dict[str, Value | None] = {}
     for r in recs:
         i, j = s_pos[r.sample_id], r_pos[r.repeat]
-        correct[i, j], mask[i, j] = r.correct, True
+        correct[i, j], mask[i, j] = bool(r.correct), True
         truth.setdefault(r.sample_id, r.truth)
     keys = [str(_key(truth[s])) for s in sample_ids]
     order = {k: i for i, k in enumerate(_class_order(keys))}
@@ -472,7 +400,7 @@ def score_task(
         ci_high=hi,
         ci_level=level,
         n_bootstrap=n_bootstrap,
-        n_correct=sum(r.correct for r in recs),
+        n_correct=sum(bool(r.correct) for r in recs),
         n_unparsed=sum(not r.parsed_ok for r in recs),
         n_errors=sum(r.status != "answered" for r in recs),
         n_incomplete=int((~mask).any(axis=1).sum()),
@@ -507,7 +435,8 @@ def score_run(
     in the order tasks first appear."""
     by_task: dict[str, list[ResultRecord]] = {}
     for r in _records(records):
-        by_task.setdefault(r.task, []).append(r)
+        if r.truth is not None:  # a sample with no ground truth (ask) is not scored
+            by_task.setdefault(r.task, []).append(r)
     return {
         t: score_task(rs, n_bootstrap=n_bootstrap, level=level, seed=seed)
         for t, rs in by_task.items()

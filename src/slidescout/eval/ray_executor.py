@@ -34,7 +34,7 @@ from slidescout.eval.grounding import DEFAULT_MAX_MPP
 from slidescout.eval.ray_connect import connect, import_ray, probe_address
 from slidescout.eval.ray_pool import WorkerPool, await_ref, ray_error_text
 from slidescout.eval.ray_worker import Limits, RayJob, run_task
-from slidescout.eval.sample_run import failed_record
+from slidescout.eval.sample_run import cancelled_record, failed_record
 from slidescout.traces.rundir import RunDir, disk_full
 
 __all__ = ["START_TIMEOUT_S", "RayExecutor"]
@@ -312,8 +312,7 @@ class _Dispatch:
                 "error",
                 f"Ray worker lost the sample ({reason}); --resume runs it again",
                 time.monotonic() - p.t0,
-            )
-            rec["finished"] = False
+            ).model_copy(update={"finished": False})
             if self.pool is not None:
                 self.pool.lost(p.slot, reason)
         self.on_record(rec)
@@ -321,12 +320,7 @@ class _Dispatch:
     def interrupted(self) -> None:
         """The run was interrupted: a ``cancelled`` record (not finished) per sample in flight."""
         for p in self.pending.values():
-            msg = "the run was interrupted"
-            self.on_record(
-                failed_record(
-                    p.item.sample, p.item.repeat, "cancelled", msg, time.monotonic() - p.t0
-                )
-            )
+            self.on_record(cancelled_record(p.item.sample, p.item.repeat, time.monotonic() - p.t0))
 
     def cancel(self, ray: Any) -> None:
         for fut, p in self.pending.items():

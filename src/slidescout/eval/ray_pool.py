@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from slidescout.agents.budget import BudgetStatus
 from slidescout.eval.ray_worker import RayJob, SampleWorker, code_key
 
 __all__ = [
@@ -172,7 +173,7 @@ class WorkerPool:
         room = [i for i, s in enumerate(self.slots) if s.active and s.load < self.per_slot]
         return min(room, key=lambda i: self.slots[i].load) if room else None
 
-    def stop(self, kind: str) -> None:
+    def stop(self, kind: BudgetStatus) -> None:
         """Tell the ready workers to stop the job's samples at their next step."""
         for s in self.slots:
             if s.active:

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import slidescout
+from slidescout.agents.budget import BudgetStatus
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import build_agent
 from slidescout.agents.models import Model
+from slidescout.core.record import ResultRecord
 from slidescout.eval.executor_base import LimitedModel, StopBudget, close_agent
 from slidescout.eval.grounding import DEFAULT_MAX_MPP
 from slidescout.eval.sample_run import run_sample
@@ -142,7 +144,7 @@ class SampleWorker:
             "ready_s": round(time.monotonic() - t0, 3),
         }
 
-    async def run_sample(self, job: RayJob, sample: Sample, repeat: int) -> dict[str, Any]:
+    async def run_sample(self, job: RayJob, sample: Sample, repeat: int) -> ResultRecord:
         state = self._state(job)
         outcome = await run_sample(
             state.agent(repeat),
@@ -154,7 +156,7 @@ class SampleWorker:
         )
         return outcome.record
 
-    def stop(self, key: str, kind: str) -> None:
+    def stop(self, key: str, kind: BudgetStatus) -> None:
         """Stop the samples of run ``key`` at their next step (the run's budget is spent)."""
         state = self.jobs.get(key)
         if state is not None:
@@ -172,10 +174,10 @@ class SampleWorker:
         return {"pid": self.pid, "cpu_s": round(time.process_time() - state.cpu0, 3)}
 
 
-def run_task(job: RayJob, sample: Sample, repeat: int) -> dict[str, Any]:
+def run_task(job: RayJob, sample: Sample, repeat: int) -> ResultRecord:
     """One sample as one Ray task: build the agent, run its loop with ``asyncio.run``."""
 
-    async def go() -> dict[str, Any]:
+    async def go() -> ResultRecord:
         budget = job.limits.budget()
         agent = build_agent(job.spec, budget, repeat=repeat)
         try:

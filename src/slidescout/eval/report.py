@@ -385,7 +385,7 @@ def grounding_summary(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]
 
 def _correct(r: dict[str, Any]) -> bool:
     try:
-        return ResultRecord.model_validate(r).correct
+        return bool(ResultRecord.model_validate(r).correct)
     except Exception:
         return False
 

@@ -1,6 +1,7 @@
 """The evaluation runner: many samples, concurrently, resumably, within a budget.
 
-``await run_eval(samples, agent=AgentConfig(model="openai:gpt-5"), out="runs/x", repeats=5)``:
+``await run_eval(samples, agent=AgentConfig(model="openai:gpt-5"), out="runs/x",
+config=EvalConfig(repeats=5))``:
 
 - Every finished (sample, repeat) is appended to ``RUN/results.jsonl`` (flushed and synced) the
   moment it finishes; a killed run loses only the samples in flight.
@@ -19,26 +20,36 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from slidescout.agents.budget import Budget
 from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import build_agent
 from slidescout.core.messages import Usage
+from slidescout.core.record import ResultRecord
 from slidescout.errors import ConfigError
 from slidescout.eval.config import EvalConfig
-from slidescout.eval.executors import WorkItem, make_executor
+from slidescout.eval.executors import AgentFactory, Executor, WorkItem, make_executor
 from slidescout.eval.metrics import TaskScore, score_run
 from slidescout.eval.sample_run import is_finished, record_key
 from slidescout.eval.samples import Sample
 from slidescout.traces.rundir import RunDir, read_manifest
 from slidescout.traces.runlock import RunLock
 
-__all__ = ["RunSummary", "finished_records", "load_run_records", "run_eval", "run_eval_sync"]
+__all__ = [
+    "NullProgress",
+    "RunProgress",
+    "RunSummary",
+    "finished_records",
+    "load_run_records",
+    "run_eval",
+    "run_eval_sync",
+]
 
 
 class RunSummary(BaseModel):
@@ -107,104 +118,66 @@ def _check_resumable(run_path: Path, config: dict[str, Any]) -> None:
             )
 
 
-class _Progress:
-    """Rich progress bars: samples done, elapsed and ETA first (they survive a narrow terminal),
-    then the bar and the running cost, tokens and samples in flight (cut with an ellipsis)."""
+class RunProgress(Protocol):
+    """What a run reports as it goes (the CLI draws it; ``NullProgress`` draws nothing)."""
 
-    def __init__(
-        self,
-        enabled: bool,
-        total: int,
-        done: int,
-        console: Any = None,
-        budget: Budget | None = None,
-    ) -> None:
-        self.enabled = enabled and total > 0
-        self.budget = budget if budget is not None and budget.usd is not None else None
-        self.cost = 0.0
-        self.known = 0
-        self.unknown = 0
-        self.tokens = 0
-        self.running = 0
-        self.errors = 0
-        if not self.enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.table import Column
+    def start(self, total: int, done: int, budget: Budget | None = None) -> None:
+        """``total`` (sample, repeat) pairs in the run, ``done`` of them finished before; the
+        run's ``budget`` (what it has spent and holds for calls in flight)."""
+        ...
 
-        width = (console or Console()).width
-        digits = len(str(total))
-        # "samples  12/200 0:01:02 eta 0:03:04 ": what a narrow terminal must still show
-        fixed = 7 + 2 * digits + 1 + 7 + 3 + 7 + 6
-        bar = 20 if width - fixed >= 60 else 0
-        columns: list[Any] = [
-            TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
-            MofNCompleteColumn(table_column=Column(no_wrap=True)),
-            TimeElapsedColumn(table_column=Column(no_wrap=True)),
-            TextColumn("eta", table_column=Column(no_wrap=True)),
-            TimeRemainingColumn(table_column=Column(no_wrap=True)),
-        ]
-        if bar:
-            columns.append(BarColumn(bar_width=bar))
-        stats_width = max(8, width - fixed - (bar + 1 if bar else 0) - 1)
-        columns.append(
-            TextColumn(
-                "{task.fields[stats]}",
-                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=stats_width),
-            )
-        )
-        self.progress = Progress(*columns, console=console, transient=False)
-        self.task = self.progress.add_task("samples", total=total, completed=done, stats="")
+    def sample_started(self) -> None: ...
 
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            self.progress.start()
-        return self
+    def sample_finished(self, record: ResultRecord) -> None: ...
 
-    def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            self._refresh()
-            self.progress.stop()
+    def stop(self) -> None: ...
 
-    def _refresh(self, advance: int = 0) -> None:
-        if not self.enabled:
-            return
-        if self.known == 0 and self.unknown:  # no price known: $0.0000 would be a lie
-            cost = "unknown"
-        else:
-            cost = f"${self.cost:.4f}" + (f" (+{self.unknown} unknown)" if self.unknown else "")
-        stats = (f"{self.errors} failed · " if self.errors else "") + (
-            f"{self.running} running · cost {cost} · {self.tokens:,} tok"
-        )
-        if self.budget is not None:  # spent (unknown prices at the ceiling) and held for calls
-            b = self.budget
-            stats += (
-                f" · budget ${b.spent_usd:.4f} spent + ${b.reserved_usd:.4f} reserved of ${b.usd:g}"
-            )
-        self.progress.update(self.task, advance=advance, stats=stats)
 
-    def started(self) -> None:
-        self.running += 1
-        self._refresh()
+class NullProgress:
+    """No progress display."""
 
-    def record(self, rec: dict[str, Any]) -> None:
-        self.running = max(0, self.running - 1)
-        if rec.get("cost_usd") is None:
-            self.unknown += 1
-        else:
-            self.known += 1
-            self.cost += float(rec["cost_usd"])
-        self.tokens += int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
-        self.errors += rec.get("status") not in ("answered",)
-        self._refresh(advance=1 if is_finished(rec) else 0)
+    def start(self, total: int, done: int, budget: Budget | None = None) -> None:
+        return None
+
+    def sample_started(self) -> None:
+        return None
+
+    def sample_finished(self, record: ResultRecord) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+def _check_ids(samples: list[Sample]) -> None:
+    ids = [s.sample_id for s in samples]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise ConfigError(f"sample id {dup!r} appears twice; sample ids must be unique")
+
+
+async def _agent_record(
+    agent: AgentConfig | None, agent_factory: AgentFactory | None, budget: Budget
+) -> tuple[dict[str, object], dict[str, str]]:
+    """The agent's config and prompt hashes, as the manifest records them (from a probe agent)."""
+    if agent is not None:
+        probe = build_agent(agent, budget)
+    else:
+        assert agent_factory is not None
+        probe = agent_factory(budget=budget, repeat=0)
+    try:
+        return probe.config(), probe.prompt_hashes()
+    finally:
+        await probe.aclose()
+
+
+def _make_dir(out: str | Path) -> Path:
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run directory {path}: {exc.strerror}") from None
+    return path
 
 
 async def run_eval(
@@ -213,10 +186,9 @@ async def run_eval(
     out: str | Path,
     agent: AgentConfig | None = None,
     config: EvalConfig | None = None,
-    agent_factory: Callable[..., Any] | None = None,
+    agent_factory: AgentFactory | None = None,
     dataset: dict[str, Any] | None = None,
-    console: Any = None,
-    **settings: Any,
+    progress: RunProgress | None = None,
 ) -> RunSummary:
     """Run ``samples`` × ``repeats`` with an agent and write a scored run directory.
 
@@ -224,151 +196,139 @@ async def run_eval(
         samples: eval samples (``load_dataset``...); ids must be unique.
         out: the run directory.
         agent: how to build the agent (model id, preset, overrides). Default: ``AgentConfig()``.
-        config: how to run (repeats, concurrency, budgets, resume, executor...): an
-            :class:`EvalConfig`; ``settings`` are its fields as keywords, over ``config``.
+        config: how to run (repeats, concurrency, budgets, resume, executor...).
         agent_factory: instead of ``agent``, ``fn(budget=, repeat=) -> Agent`` (asyncio executor only).
         dataset: what was loaded (name, source, counts), stored in the manifest.
-        console: where progress bars go.
+        progress: where progress is reported (the CLI's bars); default: nowhere.
     """
-    base = config or EvalConfig()
-    try:
-        cfg = EvalConfig.model_validate({**base.model_dump(), **settings})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
-    repeats, concurrency, executor = cfg.repeats, cfg.concurrency, cfg.executor
-    ids = [s.sample_id for s in samples]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i, c in Counter(ids).items() if c > 1)
-        raise ConfigError(f"sample id {dup!r} appears twice; sample ids must be unique")
+    cfg = config or EvalConfig()
+    _check_ids(samples)
     if agent is None and agent_factory is None:
         agent = AgentConfig()
     t_start = time.monotonic()
     budget = Budget(usd=cfg.budget_usd, tokens=cfg.budget_tokens, seconds=cfg.budget_seconds)
-    if agent is not None:
-        probe = build_agent(agent, budget)
-    else:
-        assert agent_factory is not None
-        probe = agent_factory(budget=budget, repeat=0)
-    try:
-        agent_config = probe.config()
-        prompt_hashes = probe.prompt_hashes()
-    finally:
-        await probe.aclose()
+    agent_config, prompt_hashes = await _agent_record(agent, agent_factory, budget)
     manifest_config = {
         "agent": agent_config,
         "eval": {**cfg.manifest(), "n_samples": len(samples), "dataset": dataset or {}},
     }
     ex = make_executor(
-        executor,
+        cfg.executor,
         agent,
         agent_factory=agent_factory,
-        concurrency=concurrency,
+        concurrency=cfg.concurrency,
         max_connections=cfg.max_connections,
         max_mpp=cfg.max_mpp,
         address=cfg.ray_address,
         **cfg.ray_options,
     )
     ex.check()  # an unreachable --address fails here, before the run directory is made
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the run directory {out}: {exc.strerror}") from None
-    with RunLock(out):  # one writer per run directory
+    path = _make_dir(out)
+    with RunLock(path):  # one writer per run directory
         if cfg.resume:
-            _check_resumable(out, manifest_config)
-        run = RunDir.create(out, manifest_config, prompt_hashes, resume=cfg.resume)
+            _check_resumable(path, manifest_config)
+        run = RunDir.create(path, manifest_config, prompt_hashes, resume=cfg.resume)
+        session = _Session(run, cfg, budget, samples, progress or NullProgress())
+        await session.execute(ex, t_start)
+        return session.summary
 
-        done_keys = {
-            record_key(r) for r in finished_records(run.results(), retry_errors=cfg.retry_errors)
-        }
-        wanted = {(s.sample_id, r) for r in range(repeats) for s in samples}
-        items = [
+
+class _Session:
+    """One invocation of a run: what to run, the records as they come, when to stop."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        cfg: EvalConfig,
+        budget: Budget,
+        samples: list[Sample],
+        progress: RunProgress,
+    ) -> None:
+        self.run, self.cfg, self.budget, self.progress = run, cfg, budget, progress
+        done_keys = {r.key for r in run.records() if r.is_finished(retry_errors=cfg.retry_errors)}
+        self.wanted = {(s.sample_id, r) for r in range(cfg.repeats) for s in samples}
+        self.items = [
             WorkItem(s, r)
-            for r in range(repeats)
+            for r in range(cfg.repeats)
             for s in samples
             if (s.sample_id, r) not in done_keys
         ]
-        n_skipped = len(wanted & done_keys)
-
-        summary = RunSummary(
+        self.summary = RunSummary(
             run_dir=str(run.path),
             n_samples=len(samples),
-            repeats=repeats,
-            n_total=len(wanted),
-            n_skipped=n_skipped,
+            repeats=cfg.repeats,
+            n_total=len(self.wanted),
+            n_skipped=len(self.wanted & done_keys),
         )
-        statuses: Counter[str] = Counter()
-        stop_reason: list[str] = []
-        failing = _FailureStreak(cfg.stop_after_failures)
+        self.statuses: Counter[str] = Counter()
+        self.stop_reason: list[str] = []
+        self.failing = _FailureStreak(cfg.stop_after_failures)
+        self.writer = _Appender(run)
 
-        def should_stop() -> bool:
-            if (
-                writer.failed is not None
-            ):  # results cannot be written (a full disk): start nothing more
-                return True
-            if failing.tripped():
-                if not stop_reason:
-                    stop_reason.append("endpoint_failed")
-                    summary.stop_detail = failing.last_error
-                return True
-            hit = budget.exceeded()
-            if hit and not stop_reason:
-                stop_reason.append(hit)
-            return hit is not None
+    def should_stop(self) -> bool:
+        if self.writer.failed is not None:  # results cannot be written (a full disk): start nothing
+            return True
+        if self.failing.tripped():
+            if not self.stop_reason:
+                self.stop_reason.append("endpoint_failed")
+                self.summary.stop_detail = self.failing.last_error
+            return True
+        hit = self.budget.exceeded()
+        if hit and not self.stop_reason:
+            self.stop_reason.append(hit)
+        return hit is not None
 
-        writer = _Appender(run)
-        with _Progress(cfg.progress, len(wanted), n_skipped, console, budget) as bar:
-
-            def on_record(rec: dict[str, Any]) -> None:
-                writer.append(
-                    rec
-                )  # in order, each flushed and synced before the next one is written
-                if (
-                    executor != "asyncio"
-                ):  # workers charged their own budgets; the driver's is the run's
-                    budget.charge(
-                        Usage(
-                            input_tokens=int(rec.get("input_tokens") or 0),
-                            output_tokens=int(rec.get("output_tokens") or 0),
-                            cost_usd=rec.get("cost_usd"),
-                        )
-                    )
-                statuses[str(rec.get("status"))] += 1
-                failing.record(rec)
-                summary.n_run += 1
-                if rec.get("cost_usd") is None:
-                    summary.n_cost_unknown += 1
-                else:
-                    summary.cost_usd += float(rec["cost_usd"])
-                summary.tokens += int(rec.get("input_tokens") or 0) + int(
-                    rec.get("output_tokens") or 0
+    def on_record(self, rec: ResultRecord) -> None:
+        self.writer.append(rec)  # in order, each flushed and synced before the next one
+        if self.cfg.executor != "asyncio":  # workers charged their own budgets; this is the run's
+            self.budget.charge(
+                Usage(
+                    input_tokens=rec.input_tokens or 0,
+                    output_tokens=rec.output_tokens or 0,
+                    cost_usd=rec.cost_usd,
                 )
-                bar.record(rec)
+            )
+        self.statuses[rec.status] += 1
+        self.failing.record(rec)
+        summary = self.summary
+        summary.n_run += 1
+        if rec.cost_usd is None:
+            summary.n_cost_unknown += 1
+        else:
+            summary.cost_usd += rec.cost_usd
+        summary.tokens += (rec.input_tokens or 0) + (rec.output_tokens or 0)
+        self.progress.sample_finished(rec)
 
+    async def execute(self, ex: Executor, t_start: float) -> None:
+        summary = self.summary
+        self.progress.start(len(self.wanted), summary.n_skipped, self.budget)
+        try:
+            await ex.run(
+                self.items,
+                self.run,
+                self.budget,
+                self.on_record,
+                self.should_stop,
+                on_start=lambda item: self.progress.sample_started(),
+            )
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            summary.stopped = "interrupted"
+            raise
+        finally:
             try:
-                await ex.run(
-                    items, run, budget, on_record, should_stop, on_start=lambda item: bar.started()
-                )
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                summary.stopped = "interrupted"
-                raise
+                self.writer.close()  # waits for the records still being written
             finally:
-                summary.executor = ex.stats.as_dict()
-                summary.startup_s = summary.executor["startup_s"]
-                writer.close()  # waits for the records still being written
-                summary.statuses = dict(statuses)
-                summary.budget = budget.report() if budget.usd is not None else None
-                summary.wall_s = round(time.monotonic() - t_start, 3)
-                if summary.stopped is None and stop_reason:
-                    summary.stopped = stop_reason[0]
-                if (
-                    summary.stopped is None and failing.tripped()
-                ):  # the last samples all failed to connect
-                    summary.stopped, summary.stop_detail = "endpoint_failed", failing.last_error
-                _finish_summary(summary, run, wanted, cfg.n_bootstrap)
-        return summary
+                self.progress.stop()
+            summary.executor = ex.stats.as_dict()
+            summary.startup_s = summary.executor["startup_s"]
+            summary.statuses = dict(self.statuses)
+            summary.budget = self.budget.report() if self.budget.usd is not None else None
+            summary.wall_s = round(time.monotonic() - t_start, 3)
+            if summary.stopped is None and self.stop_reason:
+                summary.stopped = self.stop_reason[0]
+            if summary.stopped is None and self.failing.tripped():  # the last ones all failed
+                summary.stopped, summary.stop_detail = "endpoint_failed", self.failing.last_error
+            _finish_summary(summary, self.run, self.wanted, self.cfg.n_bootstrap)
 
 
 class _FailureStreak:
@@ -381,23 +341,18 @@ class _FailureStreak:
         self.last_error: str | None = None
 
     @staticmethod
-    def endpoint_failed(rec: dict[str, Any]) -> bool:
-        error = str(rec.get("error") or "")
-        model = str(rec.get("model") or "")
-        used = int(rec.get("input_tokens") or 0) + int(rec.get("output_tokens") or 0)
-        return (
-            rec.get("status") == "error"
-            and used == 0
-            and bool(model)
-            and error.startswith(f"{model}:")
-        )
+    def endpoint_failed(rec: ResultRecord) -> bool:
+        error = rec.error or ""
+        model = rec.model or ""
+        used = (rec.input_tokens or 0) + (rec.output_tokens or 0)
+        return rec.status == "error" and used == 0 and bool(model) and error.startswith(f"{model}:")
 
-    def record(self, rec: dict[str, Any]) -> None:
-        if rec.get("status") == "cancelled":
+    def record(self, rec: ResultRecord) -> None:
+        if rec.status == "cancelled":
             return
         if self.endpoint_failed(rec):
             self.count += 1
-            self.last_error = str(rec.get("error") or "")[:300]
+            self.last_error = (rec.error or "")[:300]
         else:
             self.count = 0
 
@@ -410,14 +365,12 @@ class _Appender:
     so the event loop never waits for an fsync."""
 
     def __init__(self, run: RunDir) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self.run = run
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-writer")
-        self.futures: list[Any] = []
+        self.futures: list[Future[None]] = []
         self.failed: BaseException | None = None
 
-    def _write(self, rec: dict[str, Any]) -> None:
+    def _write(self, rec: ResultRecord) -> None:
         if self.failed is not None:  # never append after a failed (possibly torn) write
             raise self.failed
         try:
@@ -426,7 +379,7 @@ class _Appender:
             self.failed = exc
             raise
 
-    def append(self, rec: dict[str, Any]) -> None:
+    def append(self, rec: ResultRecord) -> None:
         self.futures = [f for f in self.futures if not f.done() or f.exception() is not None]
         self.futures.append(self.pool.submit(self._write, rec))
 
@@ -467,6 +420,25 @@ def _write_summary(run: RunDir, summary: RunSummary) -> None:
     os.replace(tmp, path)
 
 
-def run_eval_sync(samples: list[Sample], **kwargs: Any) -> RunSummary:
+def run_eval_sync(
+    samples: list[Sample],
+    *,
+    out: str | Path,
+    agent: AgentConfig | None = None,
+    config: EvalConfig | None = None,
+    agent_factory: AgentFactory | None = None,
+    dataset: dict[str, Any] | None = None,
+    progress: RunProgress | None = None,
+) -> RunSummary:
     """``run_eval`` from synchronous code."""
-    return asyncio.run(run_eval(samples, **kwargs))
+    return asyncio.run(
+        run_eval(
+            samples,
+            out=out,
+            agent=agent,
+            config=config,
+            agent_factory=agent_factory,
+            dataset=dataset,
+            progress=progress,
+        )
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,25 +22,23 @@ from slidescout.agents.conversation import Conversation
 from slidescout.agents.live import ObservedRecorder, RunControl, TraceObserver
 from slidescout.agents.loop import Agent
 from slidescout.core.answer_formats import ParseMode, answer_label, parse_reply
+from slidescout.core.record import FINAL_STATUSES, ResultRecord
 from slidescout.core.sample import Sample
-from slidescout.core.trace import Trace
+from slidescout.core.trace import Status, Trace
 from slidescout.eval.grounding import DEFAULT_MAX_MPP, score_trace
-from slidescout.eval.metrics import ResultRecord
 from slidescout.traces.rundir import BlobStore, RunDir, disk_full, trace_file
 
 __all__ = [
     "FINAL_STATUSES",
     "SampleOutcome",
     "build_record",
+    "cancelled_record",
     "failed_record",
     "is_finished",
     "record_key",
     "run_sample",
     "truth_regions",
 ]
-
-# statuses that end a sample for good; the others (budget_*, cancelled) are run again on resume
-FINAL_STATUSES = frozenset({"answered", "error", "max_steps", "stopped"})
 
 
 # ---- samples --------------------------------------------------------------------------------
@@ -77,12 +76,16 @@ def truth_regions(sample: Sample) -> list[dict[str, Any]]:
 # ---- records --------------------------------------------------------------------------------
 
 
-def record_key(rec: dict[str, Any]) -> tuple[str, int]:
+def record_key(rec: ResultRecord | Mapping[str, Any]) -> tuple[str, int]:
+    if isinstance(rec, ResultRecord):
+        return rec.key
     return str(rec.get("sample_id")), int(rec.get("repeat", 0) or 0)
 
 
-def is_finished(rec: dict[str, Any], *, retry_errors: bool = False) -> bool:
+def is_finished(rec: ResultRecord | Mapping[str, Any], *, retry_errors: bool = False) -> bool:
     """Whether a record ends its (sample, repeat) for good (a resumed run skips it)."""
+    if isinstance(rec, ResultRecord):
+        return rec.is_finished(retry_errors=retry_errors)
     finished = rec.get("finished")
     if finished is None:
         finished = rec.get("status", "answered") in FINAL_STATUSES
@@ -101,7 +104,7 @@ def build_record(
     max_mpp: float = DEFAULT_MAX_MPP,
     run_budget_hit: str | None = None,
     trace_name: str | None = None,
-) -> dict[str, Any]:
+) -> ResultRecord:
     """The ``results.jsonl`` line of a sample's trace: parsed answer, status, usage, trace scores.
 
     ``run_budget_hit`` is the run-wide budget found exceeded when the sample ended: a sample stopped
@@ -146,13 +149,12 @@ def build_record(
         fields["scoring_error"] = f"{type(exc).__name__}: {exc}"
     if fields["error"] is None:
         del fields["error"]  # from_answer then records the parse error, if any
-    rec = ResultRecord.from_answer(sample, parsed, repeat=repeat, **fields)
-    return rec.model_dump(mode="json")
+    return ResultRecord.from_answer(sample, parsed, repeat=repeat, **fields)
 
 
 def failed_record(
-    sample: Sample, repeat: int, status: str, message: str, latency_s: float = 0.0
-) -> dict[str, Any]:
+    sample: Sample, repeat: int, status: Status, message: str, latency_s: float = 0.0
+) -> ResultRecord:
     """A record for a sample whose run ended without a trace (an unexpected bug, a lost worker)."""
     rec = ResultRecord.from_answer(
         sample,
@@ -165,14 +167,19 @@ def failed_record(
         dataset=sample.meta.get("dataset"),
         trace=f"traces/{trace_file(sample.sample_id, repeat)}",
     )
-    return rec.model_dump(mode="json")
+    return rec
+
+
+def cancelled_record(sample: Sample, repeat: int, latency_s: float = 0.0) -> ResultRecord:
+    """The record of a sample the run was interrupted in (not finished: a resume runs it again)."""
+    return failed_record(sample, repeat, "cancelled", "the run was interrupted", latency_s)
 
 
 @dataclass
 class SampleOutcome:
     """A finished (sample, repeat): its ``results.jsonl`` record and, when the loop ran, its trace."""
 
-    record: dict[str, Any]
+    record: ResultRecord
     trace: Trace | None = None
 
 

@@ -65,13 +65,15 @@ class DatasetLoad(BaseModel):
 
 # ---- package data ---------------------------------------------------------------------------
 
+_PACKAGE = "slidescout.eval"
+
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
     """``eval/schemas/<name>.json``: columns and per-task settings of a dataset."""
     try:
         text = (
-            resources.files(__package__)
+            resources.files(_PACKAGE)
             .joinpath("schemas", f"{name}.json")
             .read_text(encoding="utf-8")
         )
@@ -85,7 +87,7 @@ def load_template(name: str) -> str:
     """``eval/templates/<name>.md``, a ``str.format``-style question template."""
     try:
         return (
-            resources.files(__package__)
+            resources.files(_PACKAGE)
             .joinpath("templates", f"{name}.md")
             .read_text(encoding="utf-8")
         )

@@ -159,7 +159,7 @@ class TiffPyramidBackend(_TiffMixin, _VipsBackendBase):
                 slots = [band] * 3
             else:
                 slots[COLOUR_BAND[colour]] = band
-        return slots[0].bandjoin(slots[1:]).copy(interpretation="srgb")
+        return slots[0].bandjoin(slots[1]).bandjoin(slots[2]).copy(interpretation="srgb")
 
     def close(self) -> None:
         self._levels.clear()

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -33,6 +34,9 @@ from slidescout.slides.backends import (
     padded_read,
 )
 from slidescout.slides.jpegtiles import JpegViews
+
+if TYPE_CHECKING:  # pyvips is imported on first use
+    import pyvips
 
 # TIFF compressions that pyvips-binary's tiffload decodes (no JPEG 2000 in the wheel).
 VIPS_COMPRESSIONS = {
@@ -290,12 +294,12 @@ class _VipsBackendBase(Backend):
     name = "pyvips"
 
     def __init__(self) -> None:
-        self._levels: dict[int, object] = {}
+        self._levels: dict[int, pyvips.Image] = {}
         self._readers: dict[tuple[int, bool], _VipsPatchReader] = {}
         self._generation: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def _load_level(self, level: int):  # pragma: no cover - abstract
+    def _load_level(self, level: int) -> pyvips.Image:  # pragma: no cover - abstract
         """The level as a pyvips image of this backend's own (loaders pass ``revalidate=True``:
         libvips' operation cache would hand every reopening of the file the same image, and with
         it the tiles a failed decode left black)."""
@@ -309,7 +313,7 @@ class _VipsBackendBase(Backend):
                 self._generation[level] = self._generation.get(level, 0) + 1
         return self.error(f"{what} ({_reason(exc)})")
 
-    def _level_image(self, level: int):
+    def _level_image(self, level: int) -> pyvips.Image:
         img = self._levels.get(level)
         if img is None:
             with self._lock:
@@ -323,7 +327,7 @@ class _VipsBackendBase(Backend):
                     self._levels[level] = img
         return img
 
-    def _patch_source(self, level: int):
+    def _patch_source(self, level: int) -> pyvips.Image:
         """A tile-cached view of the level for one patch-reading thread.
 
         Each thread gets its own cache: a shared (threaded) cache serialises its users on one

@@ -208,6 +208,7 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
         if why:
             osr.close()
             return _structure_backend(p, structure, backend, why)
+    reason: str | None = None
     try:
         if backend != "openslide":
             reason = bv.VipsTiffBackend.unsupported_reason(fmt, osr, pages)

@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from slidescout.core.types import Box
+from slidescout.core.types import Box, GuideStyle
 
 N_LINES = 4
 LINE_RGBA = (0, 255, 0, 170)
@@ -158,7 +158,7 @@ def draw_giant_guides(image: np.ndarray, box: Box) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def draw_guides(image: np.ndarray, box: Box, style: str = "scout") -> np.ndarray:
+def draw_guides(image: np.ndarray, box: Box, style: GuideStyle = "scout") -> np.ndarray:
     """A copy of ``image`` (H, W, 3 uint8 showing level-0 ``box``) with guides drawn on it."""
     if style == "giant":
         return draw_giant_guides(image, box)

@@ -22,7 +22,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
-from slidescout.core.types import Box
+from slidescout.core.types import Box, LevelRule
 from slidescout.errors import SlideError
 from slidescout.slides.backends import Backend, Region
 
@@ -151,7 +151,9 @@ def copy_region(
     return None
 
 
-def plan_region(backend: Backend, box: Box, out_w: int, out_h: int, rule: str = "fine") -> Region:
+def plan_region(
+    backend: Backend, box: Box, out_w: int, out_h: int, rule: LevelRule = "fine"
+) -> Region:
     """The level and exact level-pixel rectangle to resample for ``box`` at ``out_w x out_h``;
     the level's pixels themselves when the box is exactly the output's size there."""
     scales = [backend.level_scale(i) for i in range(len(backend.level_dimensions))]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from slidescout.core.types import Box, MppSource, View
+from slidescout.core.types import Box, GuideStyle, LevelRule, MppSource, View
 from slidescout.errors import SlideError
 from slidescout.slides.backends import Backend, PatchReader, padded_read
 from slidescout.slides.cache import HANDLE_CACHE_SIZE, VIEW_CACHE_BYTES, LRUCache
@@ -237,8 +237,8 @@ class Slide:
         max_side: int = 1000,
         *,
         guides: bool = False,
-        level_rule: str = "fine",
-        guide_style: str = "scout",
+        level_rule: LevelRule = "fine",
+        guide_style: GuideStyle = "scout",
     ) -> View:
         """View of a level-0 box, long side ``min(max_side, box long side)`` (never upscaled).
 
@@ -298,8 +298,8 @@ class Slide:
         max_side: int = 1024,
         *,
         guides: bool = False,
-        level_rule: str = "fine",
-        guide_style: str = "scout",
+        level_rule: LevelRule = "fine",
+        guide_style: GuideStyle = "scout",
     ) -> View:
         """The overview: the whole slide, or its ``bounds`` region when the format records one."""
         side = check_max_side(max_side)
@@ -317,8 +317,8 @@ class Slide:
         out_h: int,
         guides: bool,
         requested: Box,
-        level_rule: str = "fine",
-        guide_style: str = "scout",
+        level_rule: LevelRule = "fine",
+        guide_style: GuideStyle = "scout",
     ) -> View:
         if level_rule not in ("fine", "giant") or guide_style not in ("scout", "giant"):
             raise SlideError(
@@ -351,8 +351,8 @@ class Slide:
         out_w: int,
         out_h: int,
         guides: bool,
-        level_rule: str = "fine",
-        guide_style: str = "scout",
+        level_rule: LevelRule = "fine",
+        guide_style: GuideStyle = "scout",
     ) -> View:
         giant = giant_read(self._b, shown, max(out_w, out_h)) if level_rule == "giant" else None
         if giant is not None:  # GIANT's own read and resize, pixel for pixel

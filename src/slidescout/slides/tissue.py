@@ -23,3 +23,19 @@ def tissue_mask(
 
 def tissue_fraction(rgb: np.ndarray) -> float:
     return float(tissue_mask(rgb).mean()) if rgb.size else 0.0
+
+
+def label_components(
+    mask: np.ndarray, structure: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Connected components of a boolean mask: (int32 labels, 0 = background; their number).
+
+    ``scipy.ndimage.label`` returns either the labels and their count or, with an output array,
+    the count only; this is the first form, typed."""
+    from scipy import ndimage
+
+    found = ndimage.label(mask, structure=structure)
+    if not isinstance(found, tuple):  # scipy returns the count alone only with an output array
+        raise TypeError("scipy.ndimage.label returned no labels")
+    labels, n = found
+    return np.asarray(labels, np.int32), int(n)

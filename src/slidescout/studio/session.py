@@ -265,13 +265,13 @@ class Session:
                 )
                 self._snapshot(turn, outcome.trace)  # the final state (status stopped included)
             rec = outcome.record
-            turn.status = str(rec.get("status"))
-            turn.answer = rec.get("answer_text")
-            turn.answer_label = rec.get("answer_label")
-            turn.error = rec.get("error")
-            turn.cost_usd = rec.get("cost_usd")
-            turn.n_steps = int(rec.get("n_steps") or 0)
-            turn.trace = str(rec.get("trace") or "")
+            turn.status = rec.status
+            turn.answer = rec.answer_text
+            turn.answer_label = rec.answer_label
+            turn.error = rec.error
+            turn.cost_usd = rec.cost_usd
+            turn.n_steps = rec.n_steps or 0
+            turn.trace = rec.trace or ""
         except asyncio.CancelledError:
             turn.status = "cancelled"
             raise

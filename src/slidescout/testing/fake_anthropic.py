@@ -142,7 +142,7 @@ class FakeAnthropic(FakeServer):
         return n
 
     def tool_choice(self, body: dict[str, Any], path: str) -> str:
-        kind = (body.get("tool_choice") or {}).get("type", "auto")
+        kind = str((body.get("tool_choice") or {}).get("type", "auto"))
         return {"any": "required", "tool": "required"}.get(kind, kind)
 
     def check_auth(self, headers: dict[str, str]) -> str | None:

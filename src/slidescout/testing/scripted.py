@@ -9,6 +9,7 @@ from typing import Any
 from slidescout.agents.models.profile import ModelProfile, permissive_profile
 from slidescout.core.messages import (
     AssistantMessage,
+    ModelApi,
     ModelRequest,
     ModelResponse,
     TextPart,
@@ -32,7 +33,7 @@ class FunctionModel:
     """Calls ``fn(request, turn)`` (sync or async) for each model turn; it returns an AssistantMessage
     (or a ModelResponse, or raises, e.g. ``ModelError``). ``requests`` keeps every request seen."""
 
-    api = "function"
+    api: ModelApi = "function"
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from slidescout.core.types import Box, View
+from slidescout.core.types import Box, MessageStyle, View
 from slidescout.errors import SlideError, ToolError
 from slidescout.tools.base import ToolResult, tool
 from slidescout.tools.context import ToolContext
@@ -105,7 +105,7 @@ def _view_text(
     view: View,
     requested: Box | None = None,
     show_mpp: bool = True,
-    style: str = "scout",
+    style: MessageStyle = "scout",
 ) -> str:
     """What a view's result says: the region shown (origin and size) and the full slide size, as
     GIANT's results do (in our words); ``scout`` adds the image size and resolution and says when

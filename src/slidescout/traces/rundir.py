@@ -20,11 +20,12 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from slidescout.core.record import ResultRecord
 from slidescout.core.trace import Trace, load_trace
 from slidescout.errors import SlidescoutError
 from slidescout.traces.safeio import atomic_write, repair_jsonl_tail
@@ -219,9 +220,10 @@ class RunDir:
         """The :class:`~slidescout.core.recorder.Recorder` of one (sample, repeat) of this run."""
         return TraceRecorder(self, repeat, live_interval=live_interval)
 
-    def append_result(self, record: dict[str, Any]) -> None:
+    def append_result(self, record: ResultRecord | Mapping[str, Any]) -> None:
         """Append one finished sample to results.jsonl, flushed and synced before returning."""
-        line = json.dumps(record, default=str, ensure_ascii=False)
+        data = record.to_json_dict() if isinstance(record, ResultRecord) else dict(record)
+        line = json.dumps(data, default=str, ensure_ascii=False)
         with self._lock, open(self.path / "results.jsonl", "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
@@ -249,6 +251,16 @@ class RunDir:
                     continue
                 out[(str(rec.get("sample_id")), int(rec.get("repeat", 0) or 0))] = rec
         return list(out.values())
+
+    def records(self) -> list[ResultRecord]:
+        """:meth:`results` as ``ResultRecord`` objects (lines that are not records are skipped)."""
+        out: list[ResultRecord] = []
+        for rec in self.results():
+            try:
+                out.append(ResultRecord.model_validate(rec))
+            except ValueError:
+                continue
+        return out
 
     def finished_keys(self) -> set[tuple[str, int]]:
         return {(str(r.get("sample_id")), int(r.get("repeat", 0) or 0)) for r in self.results()}

@@ -34,7 +34,6 @@ from slidescout.agents.models.base import (
     ModelAdapter,
     Parsed,
     TokenCounts,
-    image_b64,
     parse_arguments,
     split_known,
     system_text,
@@ -102,14 +101,13 @@ class AnthropicModel(ModelAdapter):
         return ModelSettings(max_output_tokens=DEFAULT_MAX_TOKENS)
 
     # -- request -----------------------------------------------------------------------------
-    @staticmethod
-    def _image(part: ImagePart) -> dict[str, Any]:
+    def _image(self, part: ImagePart) -> dict[str, Any]:
         return {
             "type": "image",
             "source": {
                 "type": "base64",
                 "media_type": part.image.media_type,
-                "data": image_b64(part),
+                "data": self.images.b64(part),
             },
         }
 

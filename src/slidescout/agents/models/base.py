@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import inspect
 import json
 import logging
 import threading
@@ -109,26 +111,39 @@ _B64_CACHE: OrderedDict[str, str] = OrderedDict()
 _B64_LOCK = threading.Lock()
 
 
-def image_b64(part: ImagePart) -> str:
-    """Base64 of an image's bytes, cached by hash: every step re-sends the images in the context."""
-    if part.data is None:
-        raise ModelError(
-            f"image {part.image.sha256[:12]} has no bytes in memory; load it from the run's "
-            "blob store before sending the request",
-            retryable=False,
-        )
-    key = part.image.sha256
-    with _B64_LOCK:
-        hit = _B64_CACHE.get(key)
-        if hit is not None:
-            _B64_CACHE.move_to_end(key)
-            return hit
-    enc = base64.b64encode(part.data).decode("ascii")
-    with _B64_LOCK:
-        _B64_CACHE[key] = enc
-        while len(_B64_CACHE) > 256:
-            _B64_CACHE.popitem(last=False)
-    return enc
+class EncodedImages:
+    """Base64 of the images a model sends, by hash: every step re-sends the images in its context.
+
+    Each adapter owns one, so the cache lives as long as the model that fills it (the images of
+    the samples in flight), and bounded (``size`` images)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def b64(self, part: ImagePart) -> str:
+        if part.data is None:
+            raise ModelError(
+                f"image {part.image.sha256[:12]} has no bytes in memory; load it from the run's "
+                "blob store before sending the request",
+                retryable=False,
+            )
+        key = part.image.sha256
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        enc = base64.b64encode(part.data).decode("ascii")
+        with self._lock:
+            self._cache[key] = enc
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        return enc
+
+    def data_url(self, part: ImagePart) -> str:
+        return f"data:{part.image.media_type};base64,{self.b64(part)}"
 
 
 def json_size(obj: Any) -> int:
@@ -140,10 +155,6 @@ def json_size(obj: Any) -> int:
     if isinstance(obj, (list, tuple)):
         return 2 + sum(json_size(v) + 1 for v in obj)
     return len(str(obj))
-
-
-def image_data_url(part: ImagePart) -> str:
-    return f"data:{part.image.media_type};base64,{image_b64(part)}"
 
 
 def system_text(messages: list[Message]) -> str | None:
@@ -203,7 +214,10 @@ def parse_arguments(call_id: str, name: str, raw: Any) -> ToolCallPart:
     return ToolCallPart(id=call_id, name=name, arguments=value)
 
 
-_SIG_CACHE: dict[Any, frozenset[str]] = {}
+@functools.cache
+def _parameters(method: Callable[..., Any]) -> frozenset[str]:
+    """The keyword parameters an SDK method declares (facts of the installed SDK: cached)."""
+    return frozenset(inspect.signature(method).parameters)
 
 
 def split_known(
@@ -216,13 +230,7 @@ def split_known(
     also go through ``extra_body``, which the SDK sends as is: its recursive type transform of
     the history otherwise costs tens of milliseconds per step and grows with the context. A
     declared parameter gets an empty placeholder, which ``extra_body`` overrides."""
-    import inspect
-
-    key = getattr(method, "__func__", method)
-    names = _SIG_CACHE.get(key)
-    if names is None:
-        names = frozenset(inspect.signature(method).parameters)
-        _SIG_CACHE[key] = names
+    names = _parameters(getattr(method, "__func__", method))
     kwargs = {k: v for k, v in body.items() if k in names and k != "extra_body" and k not in raw}
     extra = {k: v for k, v in body.items() if k not in names or k in raw}
     for k in raw:
@@ -293,6 +301,7 @@ class ModelAdapter:
         own = settings or ModelSettings()
         self.profile.check(own)  # a setting the route cannot carry: one line, now
         self.settings: ModelSettings = self.default_settings().merged(own)
+        self.images = EncodedImages()  # base64 of the images sent, by hash
 
     # -- to implement -----------------------------------------------------------------------
     @classmethod

@@ -8,6 +8,7 @@ imported when such a model is built.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Literal
 
 from slidescout.agents.models.anthropic import AnthropicModel
@@ -78,13 +79,22 @@ class AnthropicSpec:
         return AnthropicModel(provider, model, route.options, route.settings)
 
 
-def _lazy(path: str, what: str) -> object:
+def _as_model(obj: object) -> Model:
+    if not isinstance(obj, Model):
+        raise TypeError(f"{obj!r} is not a Model")
+    return obj
+
+
+def _lazy(path: str, what: str) -> Callable[..., object]:
     try:
-        return load_path(path)
+        found = load_path(path)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
             f"{what} is not available in this installation ({path} could not be imported: {exc})"
         ) from None
+    if not callable(found):
+        raise ConfigError(f"{what} is not available in this installation ({path} is not a class)")
+    return found
 
 
 class ExpertSpec:
@@ -97,9 +107,7 @@ class ExpertSpec:
 
     def build(self, model: str, route: Route) -> Model:
         cls = _lazy("slidescout.agents.models.expert:ExpertModel", "the expert planner")
-        built = cls(variant=model) if model else cls()  # type: ignore[operator]
-        assert isinstance(built, Model)
-        return built
+        return _as_model(cls(variant=model) if model else cls())
 
 
 class ReplaySpec:
@@ -112,9 +120,7 @@ class ReplaySpec:
 
     def build(self, model: str, route: Route) -> Model:
         cls = _lazy("slidescout.agents.models.replay:ReplayModel", "replay")
-        built = cls(model)  # type: ignore[operator]
-        assert isinstance(built, Model)
-        return built
+        return _as_model(cls(model))
 
 
 OPENAI = OpenAISpec()

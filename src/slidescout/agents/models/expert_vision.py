@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from slidescout.slides.tissue import tissue_mask
+from slidescout.slides.tissue import label_components, tissue_mask
 from slidescout.tools.experts.nuclei import NucleiStats, hematoxylin, segment_nuclei
 
 CLASSES = ("tumor", "lymphocytes", "necrosis", "normal")
@@ -34,7 +34,7 @@ def clean_guides(rgb: np.ndarray) -> np.ndarray:
     guide = ((g > r + 15) & (g > b + 15)) | ((r > 180) & (g < 80) & (b < 80))
     text = (mx < 110) & (mx - mn < 40)  # black label outlines (and JPEG halos around them)
     if text.any():
-        guide |= ndi.binary_dilation(text, iterations=3)
+        guide |= np.asarray(ndi.binary_dilation(text, iterations=3), bool)
     out = rgb.copy()
     out[guide] = 245
     return out
@@ -65,9 +65,9 @@ def analyze_overview(
     rgb = clean_guides(decode(data))
     h, w = rgb.shape[:2]
     sx, sy = box[2] / w, box[3] / h
-    mask = ndi.binary_opening(tissue_mask(rgb), iterations=1)
-    mask = ndi.binary_fill_holes(ndi.binary_closing(mask, iterations=2))
-    labels, n = ndi.label(mask)
+    opened = ndi.binary_opening(tissue_mask(rgb), iterations=1)
+    mask = np.asarray(ndi.binary_fill_holes(ndi.binary_closing(opened, iterations=2)), bool)
+    labels, n = label_components(mask)
     pieces = []
     min_px = max(20, int(0.002 * w * h))
     for i, sl in enumerate(ndi.find_objects(labels), 1):

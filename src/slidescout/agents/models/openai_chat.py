@@ -29,7 +29,6 @@ from slidescout.agents.models.base import (
     Parsed,
     TokenCounts,
     arguments_json,
-    image_data_url,
     parse_arguments,
     result_images,
     result_text,
@@ -113,9 +112,8 @@ class OpenAIChatModel(ModelAdapter):
         )
 
     # -- request -----------------------------------------------------------------------------
-    @staticmethod
-    def _image(part: ImagePart) -> dict[str, Any]:
-        url: dict[str, Any] = {"url": image_data_url(part)}
+    def _image(self, part: ImagePart) -> dict[str, Any]:
+        url: dict[str, Any] = {"url": self.images.data_url(part)}
         if part.detail is not None:
             url["detail"] = part.detail
         return {"type": "image_url", "image_url": url}

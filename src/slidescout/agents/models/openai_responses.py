@@ -34,7 +34,6 @@ from slidescout.agents.models.base import (
     Parsed,
     TokenCounts,
     arguments_json,
-    image_data_url,
     parse_arguments,
     result_images,
     result_text,
@@ -126,9 +125,8 @@ class OpenAIResponsesModel(ModelAdapter):
         return self.profile.reasoning_effort
 
     # -- request -----------------------------------------------------------------------------
-    @staticmethod
-    def _image(part: ImagePart) -> dict[str, Any]:
-        item: dict[str, Any] = {"type": "input_image", "image_url": image_data_url(part)}
+    def _image(self, part: ImagePart) -> dict[str, Any]:
+        item: dict[str, Any] = {"type": "input_image", "image_url": self.images.data_url(part)}
         if part.detail is not None:  # GIANT sends its overview with detail unset
             item["detail"] = part.detail
         return item

@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from slidescout.core.home import slidescout_home
 from slidescout.errors import ConfigError
 
 try:  # Python 3.11+
@@ -174,8 +175,7 @@ def user_pricing_path() -> Path | None:
         if not path.is_file():
             raise ConfigError(f"SLIDESCOUT_PRICING points to {path}, which is not a file")
         return path
-    home = Path(os.environ.get("SLIDESCOUT_HOME") or Path.home() / ".slidescout").expanduser()
-    path = home / "pricing.toml"
+    path = slidescout_home() / "pricing.toml"
     return path if path.is_file() else None
 
 

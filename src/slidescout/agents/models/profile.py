@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
+from slidescout.core.messages import ModelApi
 from slidescout.core.model_settings import SETTING_NAMES, ModelSettings, flag_name
 from slidescout.errors import ConfigError
 
@@ -33,16 +33,6 @@ __all__ = [
     "resolve_settings",
 ]
 
-# the wire formats; a plugin provider that speaks its own says "plugin" (its name is in the model id)
-ModelApi = Literal[
-    "openai-responses",
-    "openai-chat",
-    "anthropic-messages",
-    "expert",
-    "replay",
-    "function",
-    "plugin",
-]
 DEFAULT_IMAGE_FORMATS = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 # ModelSettings field -> the profile flag that says whether the route carries it
 _CAPABILITY = {

@@ -29,6 +29,7 @@ __all__ = [
     "ApiChoice",
     "ProviderSpec",
     "Route",
+    "api_choice",
     "parse_model_id",
     "resolve_model",
     "route_profile",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 ApiChoice = Literal["auto", "responses", "chat"]
+_API_CHOICES: tuple[ApiChoice, ...] = ("auto", "responses", "chat")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-]*$")
 
 
@@ -101,6 +103,14 @@ PROVIDERS: Registry[ProviderSpec] = Registry(
     },
     _as_provider,
 )
+
+
+def api_choice(value: str) -> ApiChoice:
+    """``--api`` as given: auto, responses or chat (a one-line ``ConfigError`` otherwise)."""
+    for choice in _API_CHOICES:
+        if value == choice:
+            return choice
+    raise ConfigError(f"--api must be auto, responses or chat, not {value!r}")
 
 
 def valid_forms() -> str:

@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from slidescout.agents.models.profile import offline_profile
-from slidescout.core.messages import ModelRequest, ModelResponse, TextPart, UserMessage
+from slidescout.core.messages import ModelApi, ModelRequest, ModelResponse, TextPart, UserMessage
 from slidescout.core.model_settings import ModelSettings
 from slidescout.core.trace import load_trace
 from slidescout.errors import ConfigError, ModelError
 
 
 class ReplayModel:
-    api = "replay"
+    api: ModelApi = "replay"
     profile = offline_profile("replay", "replay")
     settings = ModelSettings()
 

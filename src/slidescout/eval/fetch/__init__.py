@@ -7,12 +7,12 @@
 - ``status``: what a folder holds, and a GDC manifest for the gdc-client.
 """
 
-from slidescout.eval.fetch.lock import FolderLock
 from slidescout.eval.fetch.plan import GDC_URL, GTEX_URL, SlideItem, default_csv, plan_slides
 from slidescout.eval.fetch.retry import RetryPolicy, SlideFailed
 from slidescout.eval.fetch.runner import (
     FetchConfig,
     FetchSummary,
+    FolderLock,
     Outcome,
     fetch_slides,
     human_bytes,

@@ -13,24 +13,14 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from slidescout.errors import DatasetError
+from slidescout.core.pidlock import PidLock
+from slidescout.errors import DatasetError, SlidescoutError
 from slidescout.eval.datasets import SlideFinder
 from slidescout.eval.fetch.download import download, md5_of, part_path
-from slidescout.eval.fetch.lock import FolderLock
 from slidescout.eval.fetch.plan import GDC_URL, GTEX_URL, SlideItem
 from slidescout.eval.fetch.retry import RetryPolicy, SlideFailed, describe, retrying
 from slidescout.eval.fetch.sources import (
@@ -57,6 +47,25 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+class FolderLock(PidLock):
+    """Keeps a second ``data fetch`` out of a folder another one is filling:
+    ``<folder>/.slidescout/fetch.lock`` (a :class:`~slidescout.core.pidlock.PidLock`)."""
+
+    def __init__(self, folder: str | Path, what: str = "slidescout data fetch") -> None:
+        self.folder = Path(folder)
+        self.what = what
+        super().__init__(self.folder / ".slidescout" / "fetch.lock")
+
+    def busy(self, holder: dict[str, Any]) -> SlidescoutError:
+        started = holder.get("started") or holder.get("since")
+        since = f", since {started}" if started else ""
+        return DatasetError(
+            f"another {self.what} (pid {holder.get('pid')} on host {holder.get('host')}{since}) is "
+            f"fetching into {self.folder}; wait for it to finish, or remove {self.path} if that "
+            "process is gone"
+        )
+
+
 @dataclass
 class FetchConfig:
     """Where to fetch into, from where, and how (every part injectable for tests)."""
@@ -68,8 +77,7 @@ class FetchConfig:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     disk_free: Callable[[Path], int] | None = None  # default: this module's disk_free
     kaggle: Callable[[], Any] | None = None  # default: sources.load_kaggle
-    progress: bool = True
-    console: Console | None = None
+    progress: FetchProgress | None = None  # None: no display
 
 
 @dataclass
@@ -93,54 +101,41 @@ class FetchSummary:
         return sum(o.bytes for o in self.outcomes)
 
 
-class _Bar:
-    """Progress in bytes (overall and per file), or nothing."""
+class FetchProgress(Protocol):
+    """Progress in bytes, overall and per file (the CLI draws it: ``cli.progress``)."""
 
-    def __init__(self, enabled: bool, console: Console | None) -> None:
-        self.p: Progress | None = None
-        if enabled:
-            self.p = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=False,
-            )
-        self.overall: TaskID | None = None
-
-    def start(self, total: int | None, n: int) -> None:
-        if self.p is not None:
-            self.p.start()
-            self.overall = self.p.add_task(f"{n} slides", total=total or None)
+    def start(self, total: int | None, n: int) -> None: ...
 
     def grow(self, n: int) -> None:
-        if self.p is not None and self.overall is not None:
-            t = self.p.tasks[self.overall]
-            self.p.update(self.overall, total=(t.total or 0) + n)
+        """The overall total grows by ``n`` bytes (a file whose size was unknown)."""
+        ...
 
     def file(self, name: str, total: int | None) -> Callable[[int], None]:
-        if self.p is None or self.overall is None:
-            return lambda n: None
-        p, overall = self.p, self.overall
-        tid = p.add_task(f"  {name}", total=total)
+        """A file starts; returns the callback that advances it by a number of bytes."""
+        ...
 
-        def advance(n: int) -> None:
-            p.advance(tid, n)
-            p.advance(overall, n)
+    def done(self, advance: Callable[[int], None]) -> None: ...
 
-        advance.task_id = tid  # type: ignore[attr-defined]
-        return advance
+    def stop(self) -> None: ...
+
+
+class NoProgress:
+    """No progress display."""
+
+    def start(self, total: int | None, n: int) -> None:
+        return None
+
+    def grow(self, n: int) -> None:
+        return None
+
+    def file(self, name: str, total: int | None) -> Callable[[int], None]:
+        return lambda n: None
 
     def done(self, advance: Callable[[int], None]) -> None:
-        tid = getattr(advance, "task_id", None)
-        if self.p is not None and tid is not None:
-            self.p.remove_task(tid)
+        return None
 
     def stop(self) -> None:
-        if self.p is not None:
-            self.p.stop()
+        return None
 
 
 class Fetcher:
@@ -219,7 +214,7 @@ class Fetcher:
         item: SlideItem,
         dest: Path,
         info: RemoteInfo | None,
-        bar: _Bar,
+        bar: FetchProgress,
     ) -> tuple[Path, int]:
         """Download one slide's bytes; returns (the downloaded file, bytes received)."""
         received = 0
@@ -282,7 +277,7 @@ class Fetcher:
         item: SlideItem,
         dest: Path,
         sem: asyncio.Semaphore,
-        bar: _Bar,
+        bar: FetchProgress,
     ) -> Outcome:
         async with sem:
             total = 0
@@ -339,7 +334,7 @@ class Fetcher:
                     todo.append((it, found or it.default_path(self.root)))
             self.state.save()
             self._check_space(todo)
-            bar = _Bar(cfg.progress and bool(todo), cfg.console)
+            bar: FetchProgress = cfg.progress if cfg.progress is not None and todo else NoProgress()
             bar.start(self._remaining(todo)[0], len(todo))
             try:
                 sem = asyncio.Semaphore(cfg.concurrency)

@@ -73,6 +73,7 @@ async def gtex_size(
     client: httpx.AsyncClient, gtex: str, item: SlideItem, policy: RetryPolicy
 ) -> int | None:
     """The size the GTEx endpoint announces (HEAD), or None when it does not say."""
+    resp: httpx.Response | None = None
     try:
         async for attempt in retrying(policy):
             with attempt:
@@ -80,6 +81,8 @@ async def gtex_size(
                 check_response(resp, "the GTEx image endpoint")
     except (SlideFailed, TransientError, httpx.TransportError):
         return None  # the GET will tell
+    if resp is None:
+        return None
     length = resp.headers.get("content-length")
     return int(length) if length and length.isdigit() else None
 

@@ -161,7 +161,8 @@ def _geojson(layout: Layout, lesions: list[LesionTruth]) -> dict:
 
 def _levels(path: Path) -> list[tuple[int, int]]:
     first = pyvips.Image.new_from_file(str(path), access="sequential")
-    n = first.get("n-pages") if first.get_typeof("n-pages") else 1
+    pages = first.get("n-pages") if first.get_typeof("n-pages") else 1
+    n = pages if isinstance(pages, int) else 1
     out = []
     for page in range(n):
         im = pyvips.Image.new_from_file(str(path), page=page, access="sequential")

@@ -192,14 +192,20 @@ def _tone(rng: np.random.Generator, grid: tuple[int, int], scale: int, mpp: floa
     return out
 
 
+def _edge_distance(mask: np.ndarray) -> np.ndarray:
+    """For each pixel inside ``mask``, its distance to the nearest pixel outside (float64)."""
+    from scipy import ndimage  # ~0.5 s to import: only when a slide is generated
+
+    return np.asarray(ndimage.distance_transform_edt(mask), np.float64)
+
+
 def add_holes(
     rng: np.random.Generator, layout: Layout, mpp: float, per_piece: tuple[int, int] = (1, 6)
 ) -> None:
     """Punch vessel lumens / fat vacuoles (40-250 microns) into the tissue, away from lesions."""
-    from scipy import ndimage  # ~0.5 s to import: only when a slide is generated
 
     s = layout.scale
-    inside = ndimage.distance_transform_edt(layout.tissue > 0.5) * s
+    inside = _edge_distance(layout.tissue > 0.5) * s
     ys, xs = np.nonzero(inside > 0)
     if len(ys) == 0:
         return
@@ -257,10 +263,9 @@ def place_lesions(
     A lesion that does not fit is shrunk, then left out. With ``want_quadrant`` the first
     lesion is kept inside one quadrant of the slide (so "where is it?" has one answer).
     """
-    from scipy import ndimage  # ~0.5 s to import: only when a slide is generated
 
     s = layout.scale
-    inside = ndimage.distance_transform_edt(layout.tissue > 0.5) * s  # level-0 px to the edge
+    inside = _edge_distance(layout.tissue > 0.5) * s  # level-0 px to the edge
     ys, xs = np.nonzero(inside > 0)
     if len(ys) == 0:
         return

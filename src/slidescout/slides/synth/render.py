@@ -76,7 +76,9 @@ class _CentreBlend:
 
             side = self.coarse > 127
             grow = np.ones((2 * cells + 1, 2 * cells + 1), bool)
-            near = ndimage.binary_dilation(side, grow) & ndimage.binary_dilation(~side, grow)
+            near = np.asarray(ndimage.binary_dilation(side, grow), bool) & np.asarray(
+                ndimage.binary_dilation(~side, grow), bool
+            )
             self._near[cells] = pyvips.Image.new_from_array((near * 255).astype(np.uint8))
         return self._near[cells].zoom(self.scale, self.scale)
 

@@ -160,7 +160,7 @@ def periodic_noise(
     white = rng.standard_normal(shape, dtype=np.float32)
     spec = sfft.rfft2(white, workers=2)
     spec *= filt
-    out = sfft.irfft2(spec, s=shape, workers=2)
+    out = np.asarray(sfft.irfft2(spec, s=shape, workers=2), np.float32)
     out -= out.mean()
     sd = float(out.std())
     out /= sd if sd > 0 else 1.0
@@ -209,7 +209,7 @@ def _voronoi(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Periodic Voronoi cells of ``centres`` (N, 2 as y, x): (cell index, border distance in px)."""
     from scipy.spatial import (
-        cKDTree,  # scipy takes ~0.5 s to import: only when a slide is generated
+        KDTree,  # scipy takes ~0.5 s to import: only when a slide is generated
     )
 
     rows, cols = shape
@@ -217,8 +217,9 @@ def _voronoi(
     gy, gx = np.meshgrid(
         (np.arange(sr) + 0.5) * rows / sr, (np.arange(sc) + 0.5) * cols / sc, indexing="ij"
     )
-    tree = cKDTree(np.mod(centres, [rows, cols]), boxsize=[rows, cols])
-    d, idx = tree.query(np.stack([gy.ravel(), gx.ravel()], 1), k=2)
+    tree = KDTree(np.mod(centres, [rows, cols]), boxsize=[rows, cols])
+    found = tree.query(np.stack([gy.ravel(), gx.ravel()], 1), k=2)
+    d, idx = np.asarray(found[0]), np.asarray(found[1])
     border = ((d[:, 1] - d[:, 0]) / 2.0).reshape(sr, sc).astype(np.float32)
     label = idx[:, 0].reshape(sr, sc)
     ys = (np.arange(rows) * sr) // rows
@@ -397,7 +398,10 @@ def _size(base_um: float, ppu: float) -> int:
     """A tile side near ``base_um`` microns that the FFT handles fast."""
     from scipy import fft as sfft  # scipy takes ~0.5 s to import: only when a slide is generated
 
-    return int(sfft.next_fast_len(max(64, int(round(base_um * ppu)))))
+    fast = sfft.next_fast_len(max(64, int(round(base_um * ppu))))
+    if fast is None:  # only for a target its tables do not cover
+        raise ValueError(f"no fast FFT length near {base_um} µm")
+    return int(fast)
 
 
 def stroma_parts(

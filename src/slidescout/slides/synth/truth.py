@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from slidescout.errors import DatasetError
 
@@ -19,7 +19,8 @@ class LesionTruth(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     id: str
-    cls: str = Field(alias="class")
+    # "class" in the JSON (a keyword in Python): read from either name, written as "class"
+    cls: str = Field(validation_alias=AliasChoices("class", "cls"), serialization_alias="class")
     box: tuple[int, int, int, int]
     area: float = Field(description="polygon area in level-0 pixels squared")
     piece: str | None = Field(default=None, description="id of the tissue piece holding it")

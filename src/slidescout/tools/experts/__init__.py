@@ -26,7 +26,7 @@ Names are imported lazily, so ``import slidescout.tools.experts`` never imports 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _LAZY = {
     "Card": "cards",
@@ -54,7 +54,44 @@ _LAZY = {
     "get_kind": "kinds",
 }
 
-__all__ = sorted(_LAZY)
+if TYPE_CHECKING:  # what the names are, for type checkers; at run time they load lazily
+    from slidescout.tools.experts.cards import Card, ModelCard, load_card
+    from slidescout.tools.experts.checks import check_model
+    from slidescout.tools.experts.kinds import EXPERT_KINDS, ExpertKind, get_kind
+    from slidescout.tools.experts.loading import load_runner, resolve_device
+    from slidescout.tools.experts.nuclei import NucleiStats, outline_overlay, segment_nuclei
+    from slidescout.tools.experts.pool import ModelPool, device_lock, model_pool
+    from slidescout.tools.experts.runtime import PatchRun, RuntimeStats, run_patches
+    from slidescout.tools.experts.stain import stain_stats
+    from slidescout.tools.experts.tiling import PatchLimitExceeded, PatchPlan, plan_patches
+    from slidescout.tools.experts.tissue import find_tissue
+
+# spelled out for type checkers; a test keeps it equal to the keys of _LAZY
+__all__ = [
+    "Card",
+    "EXPERT_KINDS",
+    "ExpertKind",
+    "ModelCard",
+    "ModelPool",
+    "NucleiStats",
+    "PatchLimitExceeded",
+    "PatchPlan",
+    "PatchRun",
+    "RuntimeStats",
+    "check_model",
+    "device_lock",
+    "find_tissue",
+    "get_kind",
+    "load_card",
+    "load_runner",
+    "model_pool",
+    "outline_overlay",
+    "plan_patches",
+    "resolve_device",
+    "run_patches",
+    "segment_nuclei",
+    "stain_stats",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -84,7 +84,7 @@ def _import_timm(card: Card, arch: str) -> Any:
     """timm, or a one-line ConfigError saying why it cannot be imported and how to fix it."""
     builtins = ", ".join(BUILTIN_ARCHITECTURES)
     try:
-        import timm
+        timm = importlib.import_module("timm")  # optional: the [timm] extra
     except ImportError as exc:
         if getattr(exc, "name", None) in ("timm", None) and "timm" in str(exc):
             raise ConfigError(

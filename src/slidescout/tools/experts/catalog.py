@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from slidescout.core.home import slidescout_home
 from slidescout.errors import ConfigError
 from slidescout.tools.experts.cards import Card, load_card
 
@@ -24,7 +25,7 @@ _LOCK = threading.Lock()
 
 
 def home() -> Path:
-    return Path(os.environ.get("SLIDESCOUT_HOME") or Path.home() / ".slidescout").expanduser()
+    return slidescout_home()
 
 
 def registry_path() -> Path:

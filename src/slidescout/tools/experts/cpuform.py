@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slidescout.core.home import slidescout_home
+
 FORMS = ("eager", "frozen", "optimized")
 TIME_BATCH = 1
 _LOCK = threading.Lock()
@@ -34,8 +36,7 @@ Progress = Callable[[str], None]
 
 
 def _cache_file() -> Path:
-    home = os.environ.get("SLIDESCOUT_HOME") or str(Path.home() / ".slidescout")
-    return Path(home).expanduser() / "cpu_forms.json"
+    return slidescout_home() / "cpu_forms.json"
 
 
 def _cpus() -> int:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from slidescout.slides.tissue import tissue_mask
+from slidescout.slides.tissue import label_components, tissue_mask
 
 
 @dataclass
@@ -98,14 +98,14 @@ def segment_nuclei(
     t = max(t, float(np.percentile(vals, 50)) + 0.02, 0.05)
     mask = (h > t) & tissue
     min_px = max(3, int(min_area_um2 / px_area))
-    lab, _ = ndi.label(mask)
+    lab, _ = label_components(mask)
     sizes = np.bincount(lab.ravel())
     mask &= sizes[lab] >= min_px  # drop specks (version-proof stand-in for remove_small_objects)
-    dist = ndi.distance_transform_edt(mask)
+    dist = np.asarray(ndi.distance_transform_edt(mask), np.float64)
     radius_px = max(1, int(round(2.0 / (mpp or 0.5))))  # nuclei ~>= 4 µm across
     peaks = (ndi.maximum_filter(dist, size=2 * radius_px + 1) == dist) & (dist >= radius_px * 0.8)
-    markers, _ = ndi.label(peaks)
-    labels = watershed(-dist, markers, mask=mask) if markers.max() else ndi.label(mask)[0]
+    markers, _ = label_components(peaks)
+    labels = watershed(-dist, markers, mask=mask) if markers.max() else label_components(mask)[0]
     props = [p for p in regionprops(labels) if min_px <= p.area <= max_area_um2 / px_area]
     areas = np.array([p.area * px_area for p in props], dtype=float)
     tissue_mm2 = tissue_px * px_area / 1e6 if mpp else None

@@ -132,7 +132,8 @@ def plan_patches(
     sw, sh = (int(v) for v in slide.dimensions)  # type: ignore[attr-defined]
     whole = region is None
     if region is None:
-        region = getattr(slide, "bounds", None) or Box(0, 0, sw, sh)
+        bounds: Box | None = getattr(slide, "bounds", None)
+        region = bounds or Box(0, 0, sw, sh)
     inside = region.intersect(Box(0, 0, sw, sh))
     if inside is None:
         raise ToolError(f"the region {region} lies outside the slide ({sw} x {sh} level-0 pixels)")

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from slidescout.core.types import Box
-from slidescout.slides.tissue import tissue_mask
+from slidescout.slides.tissue import label_components, tissue_mask
 
 THUMB_SIDE = 2048
 MIN_PIECE_SHARE = 0.002  # pieces smaller than this share of all tissue are specks
@@ -78,7 +78,7 @@ def find_tissue(slide: Any, max_side: int = THUMB_SIDE) -> TissueMap:
 
     view = slide.thumbnail(max_side)
     mask = clean_mask(tissue_mask(np.asarray(view.image)))
-    labels, n = ndi.label(mask, structure=np.ones((3, 3), bool))
+    labels, n = label_components(mask, structure=np.ones((3, 3), bool))
     vb = view.box
     fx, fy = vb.w / mask.shape[1], vb.h / mask.shape[0]  # level-0 px per mask px
     mpp = getattr(slide, "mpp", None)
@@ -138,7 +138,7 @@ def overlay(tmap: TissueMap, max_side: int = 1000, limit: int = 20) -> tuple[np.
         )
         > 0
     )
-    edge = mask & ~ndi.binary_erosion(mask, iterations=2)
+    edge = mask & ~np.asarray(ndi.binary_erosion(mask, iterations=2), bool)
     arr = np.array(img)
     arr[edge] = (0, 170, 0)
     img = Image.fromarray(arr)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from slidescout.core.home import slidescout_home
 from slidescout.errors import ConfigError, DatasetError
 from slidescout.tools.knowledge.corpus import (
     is_supported,
@@ -83,12 +84,6 @@ CREATE TABLE IF NOT EXISTS vectors(
     PRIMARY KEY (chunk_id, model)
 );
 """
-
-
-def slidescout_home() -> Path:
-    """The folder holding user state: ``$SLIDESCOUT_HOME``, by default ``~/.slidescout``."""
-    value = os.environ.get("SLIDESCOUT_HOME", "").strip()
-    return Path(value).expanduser() if value else Path.home() / ".slidescout"
 
 
 def default_index_path() -> Path:

@@ -119,7 +119,7 @@ def match(text: str, graph: ConceptGraph, kinds: tuple[str, ...]) -> str | None:
     if not words:
         return None
     joined = " ".join(words)
-    allowed = set(GENERIC) | set(FILLER) | set(MARKER_WORDS)
+    allowed: set[str] = {*GENERIC, *FILLER, *MARKER_WORDS}
     if "feature" not in kinds:
         for feature in graph.mentions(joined, kinds=("feature",)):
             for name in graph.names(feature):

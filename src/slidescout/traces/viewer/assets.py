@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from slidescout.core.home import slidescout_home
 from slidescout.errors import SlidescoutError
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -35,7 +36,7 @@ class AssetsError(SlidescoutError):
 
 
 def home_dir() -> Path:
-    return Path(os.environ.get("SLIDESCOUT_HOME") or Path.home() / ".slidescout").expanduser()
+    return slidescout_home()
 
 
 def lock_hash() -> str:
