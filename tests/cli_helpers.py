@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import typer.main
+import typer.rich_utils
 
 from slidescout.cli import main
 from slidescout.cli.app import app, console, err_console
@@ -20,11 +21,12 @@ from slidescout.cli.app import app, console, err_console
 def run_cli(
     capsys: pytest.CaptureFixture[str], *args: object, width: int = 250
 ) -> tuple[int, str, str]:
-    """``slidescout ARGS``: (exit status, stdout, stderr). The consoles are ``width`` columns wide
+    """``slidescout ARGS``: (exit status, stdout, stderr). The consoles (typer's help console too) are ``width`` columns wide
     while it runs; argv, the widths and the SIGTERM handler are put back afterwards."""
     old_argv, old_widths = sys.argv, (console.width, err_console.width)
+    old_help_width = typer.rich_utils.MAX_WIDTH  # --help is printed by typer's own console
     sys.argv = ["slidescout", *map(str, args)]
-    console.width = err_console.width = width
+    console.width = err_console.width = typer.rich_utils.MAX_WIDTH = width
     try:
         main()
         rc = 0
@@ -33,6 +35,7 @@ def run_cli(
     finally:
         sys.argv = old_argv
         console.width, err_console.width = old_widths
+        typer.rich_utils.MAX_WIDTH = old_help_width
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     out, err = capsys.readouterr()
     return rc, out, err

@@ -217,10 +217,7 @@ def test_claude_reads_the_previous_request_however_many_blocks_a_turn_adds(
         bodies = srv.bodies
     assert trace.status == "answered" and len(bodies) == 3
     marks = [
-        i
-        for i, m in enumerate(bodies[2]["messages"])
-        for b in m["content"]
-        if "cache_control" in b
+        i for i, m in enumerate(bodies[2]["messages"]) for b in m["content"] if "cache_control" in b
     ]
     assert marks == [0, 2, 4]  # first turn, the previous request's end, this request's end
     calls = [e for e in trace.events if e.kind == "model_call"]
