@@ -13,7 +13,9 @@ the runner should stay within 1.3x of it.
 Every executor runs the same samples in the same invocation, ``--rounds`` times each (medians are
 shown, and the range of the run time). Start-up (until the first sample is sent: for Ray, starting
 or reaching the instance and the worker actors, whose imports happen there) is reported apart from
-the run (first sample sent to last record). ``--executor ray`` gives three rows:
+the run (first sample sent to last record); for asyncio the driver's CPU per step is also shown
+for the run alone (the provider client and its SDK import belong to the start-up).
+``--executor ray`` gives three rows:
 
 - *new local instance*: what ``slidescout eval --executor ray`` does on one machine (the executor
   starts a local Ray instance and its workers, and ends them);
@@ -234,6 +236,12 @@ def run_once(
         "ratio": round(float(ex.get("run_s") or wall) / ideal, 3),
         "driver_cpu_s": round(cpu, 2),
         "driver_cpu_ms_per_step": round(1000 * cpu / max(1, sum(steps)), 2),
+        "run_cpu_s": ex.get("run_cpu_s"),
+        "run_cpu_ms_per_step": (
+            None
+            if ex.get("run_cpu_s") is None
+            else round(1000 * float(ex["run_cpu_s"]) / max(1, sum(steps)), 2)
+        ),
         "workers_cpu_s": ex.get("workers_cpu_s"),
         "steps": sum(steps),
     }
@@ -275,6 +283,8 @@ def summarize(rounds: list[list[dict]]) -> list[dict]:
         for key in ("wall_s", "startup_s", "run_s", "ratio", "driver_cpu_s"):
             first[key] = _median([r[key] for r in row])
         first["driver_cpu_ms_per_step"] = _median([r["driver_cpu_ms_per_step"] for r in row])
+        if first.get("run_cpu_ms_per_step") is not None:
+            first["run_cpu_ms_per_step"] = _median([r["run_cpu_ms_per_step"] or 0.0 for r in row])
         if first.get("workers_cpu_s") is not None:
             first["workers_cpu_s"] = _median([r["workers_cpu_s"] or 0.0 for r in row])
         first["run_range"] = (min(r["run_s"] for r in row), max(r["run_s"] for r in row))
@@ -350,6 +360,7 @@ def print_table(results: list[dict], args: argparse.Namespace, load0: float, loa
             f"{r['ratio']:.2f}x",
             f"{r['wall_s']:.1f} s",
             f"{r['driver_cpu_s']:.1f} s ({r['driver_cpu_ms_per_step']:.1f} ms/step)",
+            "-" if r.get("run_cpu_ms_per_step") is None else f"{r['run_cpu_ms_per_step']:.2f} ms",
             _workers_cpu(r),
         ]
         for r in results
@@ -361,7 +372,11 @@ def print_table(results: list[dict], args: argparse.Namespace, load0: float, loa
         f"median of {max(1, args.rounds)} round(s); load average {load0:.1f} before, "
         f"{load1:.1f} after, {os.cpu_count()} cores\n"
     )
-    print(md_table([*head, "wall", "driver CPU", "Ray workers' CPU"], rows))
+    print(
+        md_table(
+            [*head, "wall", "driver CPU", "driver CPU/step in the run", "Ray workers' CPU"], rows
+        )
+    )
 
 
 def _workers_cpu(r: dict) -> str:

@@ -729,6 +729,10 @@ def test_sigterm_inside_asyncio_run_cancels_like_ctrl_c() -> None:
             cancelled.append(True)
             raise
 
+    # as in a fresh `slidescout` process: Python's own SIGINT handler, which asyncio.run replaces
+    # with its cancelling one (an earlier test in this worker, Ray's driver for one, may have
+    # installed another)
+    old_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     signals.install_signal_handlers()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -736,6 +740,7 @@ def test_sigterm_inside_asyncio_run_cancels_like_ctrl_c() -> None:
         assert cancelled == [True] and signals.interrupt_code() == 143
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, old_sigint)
         signals._terminated.clear()
 
 

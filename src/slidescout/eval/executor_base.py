@@ -28,6 +28,7 @@ __all__ = [
     "StopBudget",
     "WorkItem",
     "close_agent",
+    "connect_model",
 ]
 
 OnRecord = Callable[[ResultRecord], None]
@@ -101,6 +102,9 @@ class LimitedModel:
         async with self._limiter:
             return await self._model.request(req)
 
+    def connect(self) -> None:
+        connect_model(self._model)
+
     async def aclose(self) -> None:
         await self._model.aclose()
 
@@ -115,6 +119,15 @@ class StopBudget(Budget):
 
     def exceeded(self) -> BudgetStatus | None:
         return self.forced or super().exceeded()
+
+
+def connect_model(model: Model) -> None:
+    """Build a model's provider client now (importing its SDK), before the samples start: built
+    by the first request instead, inside the running event loop, the import stalls every sample
+    in flight. A model without a client (an in-process one) has nothing to build."""
+    connect = getattr(model, "connect", None)
+    if callable(connect):
+        connect()
 
 
 async def close_agent(agent: Any) -> None:

@@ -19,7 +19,7 @@ their traces end ``cancelled`` and a ``cancelled`` record (not finished) is repo
   multi-node cluster) and return the record to the driver.
 
 After ``run``, ``executor.stats`` (:class:`ExecutorStats`) holds the start-up time apart from the
-run time.
+run time (for asyncio, also this process's CPU in each: ``startup_cpu_s``, ``run_cpu_s``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from slidescout.eval.executor_base import (
     StopBudget,
     WorkItem,
     close_agent,
+    connect_model,
 )
 from slidescout.eval.grounding import DEFAULT_MAX_MPP
 from slidescout.eval.ray_executor import RayExecutor
@@ -116,10 +117,12 @@ class AsyncioExecutor:
         on_start: Callable[[WorkItem], None] | None = None,
     ) -> None:
         self.stats = ExecutorStats("asyncio")
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         queue = deque(items)
         limiter = asyncio.Semaphore(self.max_connections)
         agents: dict[int, Any] = {}
+        for repeat in sorted({item.repeat for item in items}):  # clients built before any sample
+            connect_model(self._agent(agents, repeat, budget, limiter).model)
 
         async def worker() -> None:
             while queue and not should_stop():
@@ -145,8 +148,9 @@ class AsyncioExecutor:
                 on_record(rec)
 
         tasks = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(items)))]
-        t_run = time.monotonic()
+        t_run, cpu_run = time.monotonic(), time.process_time()
         self.stats.startup_s = t_run - t0
+        self.stats.detail["startup_cpu_s"] = round(cpu_run - cpu0, 3)
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -157,6 +161,7 @@ class AsyncioExecutor:
         finally:
             t_end = time.monotonic()
             self.stats.run_s = t_end - t_run
+            self.stats.detail["run_cpu_s"] = round(time.process_time() - cpu_run, 3)
             for agent in agents.values():
                 await close_agent(agent)
             self.stats.teardown_s = time.monotonic() - t_end

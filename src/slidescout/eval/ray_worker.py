@@ -30,7 +30,7 @@ from slidescout.agents.config import AgentConfig
 from slidescout.agents.loop import build_agent
 from slidescout.agents.models import Model
 from slidescout.core.record import ResultRecord
-from slidescout.eval.executor_base import LimitedModel, StopBudget, close_agent
+from slidescout.eval.executor_base import LimitedModel, StopBudget, close_agent, connect_model
 from slidescout.eval.grounding import DEFAULT_MAX_MPP
 from slidescout.eval.sample_run import run_sample
 from slidescout.eval.samples import Sample
@@ -93,20 +93,13 @@ class _JobState:
             limiter = self.limiter
 
             def wrap(model: Model) -> Model:
-                _build_client(model)
+                connect_model(model)  # its SDK imported here, not inside the first request
                 return LimitedModel(model, limiter)
 
             self.agents[repeat] = build_agent(
                 self.job.spec, self.budget, repeat=repeat, wrap_model=wrap
             )
         return self.agents[repeat]
-
-
-def _build_client(model: Model) -> None:
-    """Build the model's provider client now (importing its SDK), not inside the first request."""
-    provider = getattr(model, "provider", None)
-    if provider is not None:
-        _ = provider.client
 
 
 class SampleWorker:

@@ -346,6 +346,7 @@ class ToolSet:
         wires = [t.wire_name for t in self.tools]
         if len(set(wires)) != len(wires):
             raise ConfigError(f"two tools in one set share a name: {wires}")
+        self._specs: tuple[ToolSpec, ...] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -353,7 +354,11 @@ class ToolSet:
 
     @property
     def specs(self) -> list[ToolSpec]:
-        return [t.spec for t in self.tools]
+        """The tools' specs, made once per set: every request of a run offers the same objects,
+        so a model adapter encodes them once."""
+        if self._specs is None:
+            self._specs = tuple(t.spec for t in self.tools)
+        return list(self._specs)
 
     def __len__(self) -> int:
         return len(self.tools)

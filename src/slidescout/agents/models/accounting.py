@@ -29,9 +29,11 @@ from importlib import resources
 from typing import Any, Literal
 
 from slidescout.agents.models.pricing import SNAPSHOT, Price
+from slidescout.agents.models.wire import WireCache
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
+    Message,
     ModelRequest,
     SystemMessage,
     TextPart,
@@ -54,6 +56,7 @@ __all__ = [
     "context_window",
     "estimate_request",
     "image_tokens",
+    "message_tokens",
     "openai_cached_tokens",
     "openai_image_tokens",
     "rule_source",
@@ -282,27 +285,39 @@ def estimate_request(provider: str, model: str, req: ModelRequest) -> int:
     """A request's input tokens by the provider's rules: every text (system, messages, tool
     results, tool calls and the tools offered) at about 4 characters a token, and every image by
     the provider's image rule. Reasoning and thinking passed back are not counted (the providers
-    drop them from earlier turns)."""
+    drop them from earlier turns). Each message is counted once while it lives (the history is
+    append-only: a step counts only its new messages)."""
     n = sum(text_tokens(t.name + t.description + str(t.parameters)) for t in req.tools)
+    key = (provider, model)
     for m in req.messages:
-        if isinstance(m, SystemMessage):
-            n += text_tokens(m.content)
-        elif isinstance(m, UserMessage):
-            for p in m.parts:
+        n += _MESSAGE_TOKENS.get(m, key, message_tokens, provider, model, m)
+    return n
+
+
+_MESSAGE_TOKENS: WireCache[int] = WireCache()
+
+
+def message_tokens(provider: str, model: str, m: Message) -> int:
+    """One message's input tokens (:func:`estimate_request`)."""
+    n = 0
+    if isinstance(m, SystemMessage):
+        n += text_tokens(m.content)
+    elif isinstance(m, UserMessage):
+        for p in m.parts:
+            n += (
+                text_tokens(p.text)
+                if isinstance(p, TextPart)
+                else _image_part_tokens(provider, model, p)
+            )
+    elif isinstance(m, AssistantMessage):
+        n += text_tokens(m.text)
+        n += sum(text_tokens(c.name + str(c.arguments)) for c in m.tool_calls)
+    elif isinstance(m, ToolMessage):
+        for r in m.results:
+            for c in r.content:
                 n += (
-                    text_tokens(p.text)
-                    if isinstance(p, TextPart)
-                    else _image_part_tokens(provider, model, p)
+                    text_tokens(c.text)
+                    if isinstance(c, TextPart)
+                    else _image_part_tokens(provider, model, c)
                 )
-        elif isinstance(m, AssistantMessage):
-            n += text_tokens(m.text)
-            n += sum(text_tokens(c.name + str(c.arguments)) for c in m.tool_calls)
-        elif isinstance(m, ToolMessage):
-            for r in m.results:
-                for c in r.content:
-                    n += (
-                        text_tokens(c.text)
-                        if isinstance(c, TextPart)
-                        else _image_part_tokens(provider, model, c)
-                    )
     return n

@@ -27,6 +27,7 @@ Choices:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from slidescout.agents.models.base import (
@@ -35,19 +36,21 @@ from slidescout.agents.models.base import (
     Parsed,
     TokenCounts,
     parse_arguments,
-    split_known,
     system_text,
     window_of,
 )
 from slidescout.agents.models.profile import ModelProfile
+from slidescout.agents.models.wire import Raw, dumps, encode_list, encode_object
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
+    Message,
     ModelRequest,
     ReasoningPart,
     TextPart,
     ToolCallPart,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
 from slidescout.core.model_settings import ModelSettings
@@ -62,6 +65,36 @@ _STOP = {
     "refusal": "content_filter",
 }
 _TOOL_CHOICE = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
+_THINKING = ("thinking", "redacted_thinking")
+_CACHE_CONTROL = b',"cache_control":{"type":"ephemeral"}}'
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One message's part of the request: its role, its blocks as (type, JSON bytes), and the
+    names of the tools it called."""
+
+    role: str
+    blocks: tuple[tuple[str, bytes], ...]
+    tools: tuple[str, ...]
+
+    @classmethod
+    def of(cls, role: str, blocks: list[dict[str, Any]]) -> _Piece:
+        used = tuple(b["name"] for b in blocks if b.get("type") == "tool_use")
+        return cls(role, tuple((str(b.get("type")), dumps(b)) for b in blocks), used)
+
+
+@dataclass
+class _Turn:
+    """A turn being assembled: consecutive pieces of one role."""
+
+    role: str
+    blocks: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        return encode_object(
+            {"role": self.role, "content": Raw(encode_list(b for _, b in self.blocks))}
+        )
 
 
 class AnthropicModel(ModelAdapter):
@@ -69,6 +102,7 @@ class AnthropicModel(ModelAdapter):
     output tokens and temperature (not with thinking)."""
 
     api = "anthropic-messages"
+    path = "/v1/messages"
 
     @classmethod
     def profile_for(
@@ -121,77 +155,72 @@ class AnthropicModel(ModelAdapter):
                 out.append(self._image(p))
         return out
 
-    def _turns(self, req: ModelRequest, giant: bool = False) -> list[dict[str, Any]]:
-        turns: list[dict[str, Any]] = []
+    def _piece(self, msg: Message, giant: bool) -> _Piece | None:
+        """One message's blocks (each encoded), its role, and the tools it called; None for a
+        system message (it goes to ``system``)."""
+        if isinstance(msg, UserMessage):
+            return _Piece.of("user", self._blocks(list(msg.parts)))
+        if isinstance(msg, AssistantMessage):
+            blocks: list[dict[str, Any]] = []
+            for p in msg.parts:
+                if isinstance(p, ReasoningPart):
+                    data = p.provider_data
+                    if p.provider == PROVIDER_TAG and data.get("type") in _THINKING:
+                        blocks.append(dict(data))
+                elif isinstance(p, TextPart):
+                    if p.text.strip():
+                        blocks.append({"type": "text", "text": p.text})
+                elif isinstance(p, ToolCallPart):
+                    args = p.arguments if not p.parse_error else {}
+                    blocks.append({"type": "tool_use", "id": p.id, "name": p.name, "input": args})
+            return _Piece.of("assistant", blocks)
+        if isinstance(msg, ToolMessage):
+            results: list[dict[str, Any]] = []
+            for r in msg.results:
+                content: Any = self._blocks(list(r.content)) or [
+                    {"type": "text", "text": "(no output)"}
+                ]
+                if giant and all(c["type"] == "text" for c in content):
+                    # GIANT sends a text-only result (an error) as a plain string
+                    content = "\n".join(c["text"] for c in content)
+                block: dict[str, Any] = {
+                    "type": "tool_result",
+                    "tool_use_id": r.tool_call_id,
+                    "content": content,
+                }
+                if r.is_error:
+                    block["is_error"] = True
+                results.append(block)
+            return _Piece.of("user", results)
+        return None
 
-        def add(role: str, blocks: list[dict[str, Any]]) -> None:
-            if not blocks:
-                return
-            if turns and turns[-1]["role"] == role:
-                turns[-1]["content"].extend(blocks)
-            else:
-                turns.append({"role": role, "content": blocks})
-
+    def _turns(self, req: ModelRequest, giant: bool) -> tuple[list[_Turn], list[str]]:
+        """The turns (consecutive messages of one role merged, empty ones left out: the API
+        rejects both) from each message's cached blocks, and the tools the history called."""
+        turns: list[_Turn] = []
+        used: list[str] = []
         for msg in req.messages:
-            if isinstance(msg, UserMessage):
-                add("user", self._blocks(list(msg.parts)))
-            elif isinstance(msg, AssistantMessage):
-                blocks: list[dict[str, Any]] = []
-                for p in msg.parts:
-                    if isinstance(p, ReasoningPart):
-                        data = p.provider_data
-                        if p.provider == PROVIDER_TAG and data.get("type") in (
-                            "thinking",
-                            "redacted_thinking",
-                        ):
-                            blocks.append(dict(data))
-                    elif isinstance(p, TextPart):
-                        if p.text.strip():
-                            blocks.append({"type": "text", "text": p.text})
-                    elif isinstance(p, ToolCallPart):
-                        args = p.arguments if not p.parse_error else {}
-                        blocks.append(
-                            {"type": "tool_use", "id": p.id, "name": p.name, "input": args}
-                        )
-                add("assistant", blocks)
-            elif isinstance(msg, ToolMessage):
-                results: list[dict[str, Any]] = []
-                for r in msg.results:
-                    content: Any = self._blocks(list(r.content)) or [
-                        {"type": "text", "text": "(no output)"}
-                    ]
-                    if giant and all(c["type"] == "text" for c in content):
-                        # GIANT sends a text-only result (an error) as a plain string
-                        content = "\n".join(c["text"] for c in content)
-                    block: dict[str, Any] = {
-                        "type": "tool_result",
-                        "tool_use_id": r.tool_call_id,
-                        "content": content,
-                    }
-                    if r.is_error:
-                        block["is_error"] = True
-                    results.append(block)
-                add("user", results)
-        return turns
-
-    @staticmethod
-    def _used_tools(turns: list[dict[str, Any]]) -> list[str]:
-        names: list[str] = []
-        for t in turns:
-            for b in t["content"]:
-                if b.get("type") == "tool_use" and b["name"] not in names:
-                    names.append(b["name"])
-        return names
+            piece = self.wire.get(msg, ("turn", giant), self._piece, msg, giant)
+            if piece is None:
+                continue
+            used.extend(n for n in piece.tools if n not in used)
+            if not piece.blocks:
+                continue
+            if turns and turns[-1].role == piece.role:
+                turns[-1].blocks.extend(piece.blocks)
+            else:
+                turns.append(_Turn(piece.role, list(piece.blocks)))
+        return turns, used
 
     def build_request(self, req: ModelRequest, settings: ModelSettings) -> dict[str, Any]:
-        turns = self._turns(req, giant=settings.request_layout == "giant")
+        turns, used = self._turns(req, giant=settings.request_layout == "giant")
         max_tokens = settings.max_output_tokens or DEFAULT_MAX_TOKENS
-        body: dict[str, Any] = {"model": self.model, "messages": turns}
+        body: dict[str, Any] = {"model": self.model, "messages": None}
         system = system_text(req.messages)
         if system:
             body["system"] = system
         thinking = settings.thinking_budget
-        self._add_tools(body, req, turns, settings, thinking=bool(thinking))
+        self._add_tools(body, req, used, settings, thinking=bool(thinking))
         if thinking:
             body["thinking"] = {"type": "enabled", "budget_tokens": thinking}
             if max_tokens <= thinking:
@@ -201,27 +230,29 @@ class AnthropicModel(ModelAdapter):
         body["max_tokens"] = max_tokens
         if settings.prompt_cache and turns:
             self._breakpoints(turns)
+        body["messages"] = Raw(encode_list(t.encode() for t in turns))
         return body
 
     @staticmethod
-    def _breakpoints(turns: list[dict[str, Any]]) -> None:
+    def _breakpoints(turns: list[_Turn]) -> None:
         """``cache_control`` where it pays (at most 3 of the 4 allowed): the end of the first turn
         (the system prompt, the question and the overview: it stays cached when old images are
         dropped, and across repeats of a sample), the end of the previous request (its last user
         turn: read back exactly, however many blocks the last turn added, where Claude looks back
         only 20 blocks from a breakpoint) and the end of this one (written for the next)."""
-        users = [i for i, t in enumerate(turns) if t["role"] == "user"]
+        users = [i for i, t in enumerate(turns) if t.role == "user"]
         marked = {users[0], len(turns) - 1, *(users[-2:-1] if len(users) > 1 else [])}
         for i in sorted(marked):
-            last = turns[i]["content"][-1]
-            if last.get("type") not in ("thinking", "redacted_thinking"):
-                last["cache_control"] = {"type": "ephemeral"}
+            blocks = turns[i].blocks
+            kind, data = blocks[-1]
+            if kind not in _THINKING:  # the block's JSON, one key longer (``cache_control``)
+                blocks[-1] = (kind, data[:-1] + _CACHE_CONTROL)
 
     def _add_tools(
         self,
         body: dict[str, Any],
         req: ModelRequest,
-        turns: list[dict[str, Any]],
+        used: list[str],
         settings: ModelSettings,
         *,
         thinking: bool,
@@ -230,27 +261,20 @@ class AnthropicModel(ModelAdapter):
         choice = req.tool_choice
         giant = settings.request_layout == "giant"
         if req.tools:
-            body["tools"] = [
-                {
-                    "name": t.name,
-                    "description": t.description,
-                    # GIANT's layout: the schema as its code declares it
-                    "input_schema": {
-                        k: v
-                        for k, v in t.parameters.items()
-                        if not (giant and k == "additionalProperties")
-                    },
-                }
-                for t in req.tools
-            ]
-        elif self._used_tools(turns):
+            body["tools"] = Raw(
+                encode_list(
+                    self.wire.get(t, ("tool", giant), self._encoded_tool, t, giant)
+                    for t in req.tools
+                )
+            )
+        elif used:
             body["tools"] = [
                 {
                     "name": n,
                     "description": "(not available this turn)",
                     "input_schema": {"type": "object", "properties": {}},
                 }
-                for n in self._used_tools(turns)
+                for n in used
             ]
             choice = "none"
         if "tools" in body:
@@ -262,9 +286,19 @@ class AnthropicModel(ModelAdapter):
             if not (giant and tc == {"type": "auto"}):  # GIANT leaves it to the default
                 body["tool_choice"] = tc
 
-    async def send(self, body: dict[str, Any]) -> Any:
-        create = self.provider.client.messages.create
-        return await create(**split_known(create, body, raw=("messages", "tools")))
+    def _encoded_tool(self, t: ToolSpec, giant: bool) -> bytes:
+        return dumps(self._tool(t, giant))
+
+    @staticmethod
+    def _tool(t: ToolSpec, giant: bool) -> dict[str, Any]:
+        return {
+            "name": t.name,
+            "description": t.description,
+            # GIANT's layout: the schema as its code declares it
+            "input_schema": {
+                k: v for k, v in t.parameters.items() if not (giant and k == "additionalProperties")
+            },
+        }
 
     # -- response ----------------------------------------------------------------------------
     def parse_response(self, raw: dict[str, Any]) -> Parsed:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
-import inspect
 import json
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -32,6 +30,7 @@ from slidescout.agents.models.retry import (
     call_with_retries,
     model_error_decision,
 )
+from slidescout.agents.models.wire import WireCache, encode_object
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
@@ -146,17 +145,6 @@ class EncodedImages:
         return f"data:{part.image.media_type};base64,{self.b64(part)}"
 
 
-def json_size(obj: Any) -> int:
-    """Approximate bytes of ``obj`` as compact JSON, without encoding it (strings dominate)."""
-    if isinstance(obj, str):
-        return len(obj) + 2
-    if isinstance(obj, dict):
-        return 2 + sum(len(str(k)) + 3 + json_size(v) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return 2 + sum(json_size(v) + 1 for v in obj)
-    return len(str(obj))
-
-
 def system_text(messages: list[Message]) -> str | None:
     texts = [m.content for m in messages if isinstance(m, SystemMessage) and m.content.strip()]
     return "\n\n".join(texts) if texts else None
@@ -214,33 +202,6 @@ def parse_arguments(call_id: str, name: str, raw: Any) -> ToolCallPart:
     return ToolCallPart(id=call_id, name=name, arguments=value)
 
 
-@functools.cache
-def _parameters(method: Callable[..., Any]) -> frozenset[str]:
-    """The keyword parameters an SDK method declares (facts of the installed SDK: cached)."""
-    return frozenset(inspect.signature(method).parameters)
-
-
-def split_known(
-    method: Callable[..., Any], body: dict[str, Any], raw: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Keyword arguments for an SDK ``create`` method: parameters it does not declare go into
-    ``extra_body`` (servers' extensions, parameters newer or older than the SDK).
-
-    Keys in ``raw`` (the message history: already in wire format, holding every base64 image)
-    also go through ``extra_body``, which the SDK sends as is: its recursive type transform of
-    the history otherwise costs tens of milliseconds per step and grows with the context. A
-    declared parameter gets an empty placeholder, which ``extra_body`` overrides."""
-    names = _parameters(getattr(method, "__func__", method))
-    kwargs = {k: v for k, v in body.items() if k in names and k != "extra_body" and k not in raw}
-    extra = {k: v for k, v in body.items() if k not in names or k in raw}
-    for k in raw:
-        if k in body and k in names:
-            kwargs[k] = []
-    if extra:
-        kwargs["extra_body"] = extra
-    return kwargs
-
-
 def to_plain(obj: Any) -> dict[str, Any]:
     """An SDK response object as a plain dict, extra fields the server added included."""
     if isinstance(obj, dict):
@@ -275,14 +236,22 @@ ADAPTER_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(AdapterOptions))
 class ModelAdapter:
     """Base of the provider adapters: request translation, retries, usage and cost.
 
-    Subclasses set ``api`` and implement ``profile_for`` (what the route carries),
-    ``build_request(req, settings) -> dict`` (the wire body), ``send(body)`` (one SDK call) and
+    Subclasses set ``api`` and ``path`` (the endpoint, under the SDK client's base URL) and
+    implement ``profile_for`` (what the route carries), ``build_request(req, settings) -> dict``
+    (the body's fields; the history as :class:`~slidescout.agents.models.wire.Raw` bytes joined
+    from the pieces ``wire`` keeps per message, so each message is encoded once) and
     ``parse_response(raw) -> Parsed``. The adapter never changes after it is built: the settings
     a request carries arrive with it (``ModelRequest.settings``), over the adapter's own
     defaults (``settings``).
+
+    The body goes out as JSON bytes through the SDK client's ``post`` (its auth, headers, base
+    URL, timeout and error types), and the reply comes back as plain JSON: the SDK's typed
+    request and response models are not built, since the adapter reads and writes the wire
+    format itself.
     """
 
     api: ClassVar[ModelApi]
+    path: ClassVar[str]
 
     def __init__(
         self,
@@ -302,6 +271,7 @@ class ModelAdapter:
         self.profile.check(own)  # a setting the route cannot carry: one line, now
         self.settings: ModelSettings = self.default_settings().merged(own)
         self.images = EncodedImages()  # base64 of the images sent, by hash
+        self.wire: WireCache[Any] = WireCache()  # each message's encoded pieces, while it lives
 
     # -- to implement -----------------------------------------------------------------------
     @classmethod
@@ -319,8 +289,9 @@ class ModelAdapter:
     ) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def send(self, body: dict[str, Any]) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    async def send(self, body: bytes) -> Any:
+        """One POST of ``body`` to the route's endpoint; the reply as plain JSON (or text)."""
+        return await self.provider.post(self.path, body)
 
     def parse_response(self, raw: dict[str, Any]) -> Parsed:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -329,6 +300,11 @@ class ModelAdapter:
     @property
     def base_url(self) -> str:
         return self.provider.base_url
+
+    def connect(self) -> None:
+        """Build the SDK client now (importing the SDK), before samples start: done on the first
+        request instead, the import would stall every sample running in the event loop."""
+        self.provider.client  # noqa: B018 - the property builds it
 
     def should_retry(self, exc: BaseException) -> Decision | None:
         """Whether a failed call may succeed if tried again (inspect's ``should_retry``); None
@@ -410,10 +386,11 @@ class ModelAdapter:
         t0 = time.monotonic()
         prepared = self.prepare(req)
         estimate = accounting.estimate_request(self.provider.name, self.model, prepared)
-        body = self.build_request(prepared, self.request_settings(req))
+        fields = self.build_request(prepared, self.request_settings(req))
         if self.options.extra_body:
-            body = {**body, **self.options.extra_body}
-        request_bytes = json_size(body)
+            fields = {**fields, **self.options.extra_body}
+        body = encode_object(fields)
+        request_bytes = len(body)
         raw, retries = await call_with_retries(
             lambda: self._send_checked(body),
             self.options.retry,
@@ -463,7 +440,7 @@ class ModelAdapter:
                 retryable=False,
             ) from None
 
-    async def _send_checked(self, body: dict[str, Any]) -> Any:
+    async def _send_checked(self, body: bytes) -> Any:
         """``send`` within the request's deadline, with a reply that is not valid JSON (cut off by
         a proxy or a crash) as a retryable ``ModelError`` instead of a bare decoding error.
 

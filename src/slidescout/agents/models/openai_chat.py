@@ -32,20 +32,22 @@ from slidescout.agents.models.base import (
     parse_arguments,
     result_images,
     result_text,
-    split_known,
     window_of,
 )
 from slidescout.agents.models.openai_responses import is_reasoning_model
 from slidescout.agents.models.profile import ModelProfile
+from slidescout.agents.models.wire import Raw, dumps, encode_list
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
+    Message,
     ModelRequest,
     ReasoningPart,
     SystemMessage,
     TextPart,
     ToolCallPart,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
 from slidescout.core.model_settings import ModelSettings
@@ -77,6 +79,7 @@ class OpenAIChatModel(ModelAdapter):
     (sent as is: OpenAI's o-series, vLLM, DeepSeek), output tokens, temperature and seed."""
 
     api = "openai-chat"
+    path = "/chat/completions"
 
     @classmethod
     def profile_for(
@@ -129,62 +132,75 @@ class OpenAIChatModel(ModelAdapter):
             ],
         }
 
-    def _messages(self, req: ModelRequest) -> list[dict[str, Any]]:
+    def _wire_messages(self, msg: Message) -> list[dict[str, Any]]:
+        """One message in Chat Completions' form: a tool message per result, then the results'
+        images in one user message."""
         out: list[dict[str, Any]] = []
-        for msg in req.messages:
-            if isinstance(msg, SystemMessage):
-                out.append({"role": "system", "content": msg.content})
-            elif isinstance(msg, UserMessage):
-                if msg.parts:
-                    out.append(self._user(list(msg.parts)))
-            elif isinstance(msg, AssistantMessage):
-                text = "\n".join(p.text for p in msg.parts if isinstance(p, TextPart) and p.text)
-                calls = [p for p in msg.parts if isinstance(p, ToolCallPart)]
-                # "" rather than null: several servers' chat templates concatenate the content
-                entry: dict[str, Any] = {"role": "assistant", "content": text}
-                if calls:
-                    entry["tool_calls"] = [
-                        {
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": arguments_json(c)},
-                        }
-                        for c in calls
-                    ]
-                out.append(entry)
-            elif isinstance(msg, ToolMessage):
-                followers: list[Any] = []
-                for r in msg.results:
-                    out.append(
-                        {"role": "tool", "tool_call_id": r.tool_call_id, "content": result_text(r)}
-                    )
-                    images = result_images(r)
-                    if images:
-                        followers.append(
-                            TextPart(
-                                text=f"Image{'s' if len(images) > 1 else ''} returned by "
-                                f"{r.name} (call {r.tool_call_id}):"
-                            )
+        if isinstance(msg, SystemMessage):
+            out.append({"role": "system", "content": msg.content})
+        elif isinstance(msg, UserMessage):
+            if msg.parts:
+                out.append(self._user(list(msg.parts)))
+        elif isinstance(msg, AssistantMessage):
+            text = "\n".join(p.text for p in msg.parts if isinstance(p, TextPart) and p.text)
+            calls = [p for p in msg.parts if isinstance(p, ToolCallPart)]
+            # "" rather than null: several servers' chat templates concatenate the content
+            entry: dict[str, Any] = {"role": "assistant", "content": text}
+            if calls:
+                entry["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": arguments_json(c)},
+                    }
+                    for c in calls
+                ]
+            out.append(entry)
+        elif isinstance(msg, ToolMessage):
+            followers: list[Any] = []
+            for r in msg.results:
+                out.append(
+                    {"role": "tool", "tool_call_id": r.tool_call_id, "content": result_text(r)}
+                )
+                images = result_images(r)
+                if images:
+                    followers.append(
+                        TextPart(
+                            text=f"Image{'s' if len(images) > 1 else ''} returned by "
+                            f"{r.name} (call {r.tool_call_id}):"
                         )
-                        followers.extend(images)
-                if followers:
-                    out.append(self._user(followers))
+                    )
+                    followers.extend(images)
+            if followers:
+                out.append(self._user(followers))
         return out
+
+    def _encoded_messages(self, msg: Message) -> list[bytes]:
+        return [dumps(x) for x in self._wire_messages(msg)]
+
+    def _encoded_tool(self, t: ToolSpec) -> bytes:
+        return dumps(self._tool(t))
+
+    def _messages(self, req: ModelRequest) -> Raw:
+        """Every message, each encoded once (``wire``)."""
+        pieces: list[bytes] = []
+        for msg in req.messages:
+            pieces.extend(self.wire.get(msg, "messages", self._encoded_messages, msg))
+        return Raw(encode_list(pieces))
+
+    @staticmethod
+    def _tool(t: ToolSpec) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+        }
 
     def build_request(self, req: ModelRequest, settings: ModelSettings) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": self._messages(req)}
         if req.tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                }
-                for t in req.tools
-            ]
+            body["tools"] = Raw(
+                encode_list(self.wire.get(t, "tool", self._encoded_tool, t) for t in req.tools)
+            )
             body["tool_choice"] = req.tool_choice
             if settings.parallel_tool_calls is not None:
                 body["parallel_tool_calls"] = settings.parallel_tool_calls
@@ -201,10 +217,6 @@ class OpenAIChatModel(ModelAdapter):
         if settings.reasoning_effort:
             body["reasoning_effort"] = settings.reasoning_effort
         return body
-
-    async def send(self, body: dict[str, Any]) -> Any:
-        create = self.provider.client.chat.completions.create
-        return await create(**split_known(create, body, raw=("messages", "tools")))
 
     # -- response ----------------------------------------------------------------------------
     def parse_response(self, raw: dict[str, Any]) -> Parsed:

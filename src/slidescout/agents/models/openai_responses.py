@@ -37,14 +37,15 @@ from slidescout.agents.models.base import (
     parse_arguments,
     result_images,
     result_text,
-    split_known,
     system_text,
     window_of,
 )
 from slidescout.agents.models.profile import ModelProfile
+from slidescout.agents.models.wire import Raw, dumps, encode_list
 from slidescout.core.messages import (
     AssistantMessage,
     ImagePart,
+    Message,
     ModelRequest,
     ReasoningPart,
     TextPart,
@@ -83,6 +84,7 @@ class OpenAIResponsesModel(ModelAdapter):
     """
 
     api = "openai-responses"
+    path = "/responses"
 
     @classmethod
     def profile_for(
@@ -139,85 +141,105 @@ class OpenAIResponsesModel(ModelAdapter):
             return None  # would be looked up by id, and nothing is stored
         return dict(data)
 
-    def _items(self, req: ModelRequest, inline: bool) -> list[dict[str, Any]]:
+    def _items(self, msg: Message, inline: bool) -> list[dict[str, Any]]:
+        """One message's input items (none for a system message: it goes to ``instructions``)."""
         items: list[dict[str, Any]] = []
-        for msg in req.messages:
-            if isinstance(msg, UserMessage):
-                content = [
-                    {"type": "input_text", "text": p.text}
-                    if isinstance(p, TextPart)
-                    else self._image(p)
-                    for p in msg.parts
-                ]
-                if content:
-                    items.append({"role": "user", "type": "message", "content": content})
-            elif isinstance(msg, AssistantMessage):
-                texts: list[str] = []
-                for p in msg.parts:
-                    if isinstance(p, TextPart):
-                        if p.text:
-                            texts.append(p.text)
-                        continue
-                    _flush_text(items, texts)
-                    if isinstance(p, ReasoningPart):
-                        item = self._reasoning_item(p)
-                        if item is not None:
-                            items.append(item)
-                    elif isinstance(p, ToolCallPart):
-                        items.append(
-                            {
-                                "type": "function_call",
-                                "call_id": p.id,
-                                "name": p.name,
-                                "arguments": arguments_json(p),
-                            }
-                        )
+        if isinstance(msg, UserMessage):
+            content = [
+                {"type": "input_text", "text": p.text}
+                if isinstance(p, TextPart)
+                else self._image(p)
+                for p in msg.parts
+            ]
+            if content:
+                items.append({"role": "user", "type": "message", "content": content})
+        elif isinstance(msg, AssistantMessage):
+            texts: list[str] = []
+            for p in msg.parts:
+                if isinstance(p, TextPart):
+                    if p.text:
+                        texts.append(p.text)
+                    continue
                 _flush_text(items, texts)
-            elif isinstance(msg, ToolMessage):
-                followers: list[dict[str, Any]] = []
-                for r in msg.results:
-                    images = result_images(r)
-                    text = result_text(r)
-                    if images and inline:
-                        output: Any = [
-                            {"type": "input_text", "text": text},
-                            *(self._image(i) for i in images),
-                        ]
-                    else:
-                        output = text
-                        if images:
-                            followers.append(
-                                {
-                                    "type": "input_text",
-                                    "text": f"Image{'s' if len(images) > 1 else ''} returned by "
-                                    f"{r.name} (call {r.tool_call_id}):",
-                                }
-                            )
-                            followers.extend(self._image(i) for i in images)
+                if isinstance(p, ReasoningPart):
+                    item = self._reasoning_item(p)
+                    if item is not None:
+                        items.append(item)
+                elif isinstance(p, ToolCallPart):
                     items.append(
                         {
-                            "type": "function_call_output",
-                            "call_id": r.tool_call_id,
-                            "output": output,
+                            "type": "function_call",
+                            "call_id": p.id,
+                            "name": p.name,
+                            "arguments": arguments_json(p),
                         }
                     )
-                if followers:
-                    items.append({"role": "user", "content": followers})
-            # system messages go to ``instructions``
+            _flush_text(items, texts)
+        elif isinstance(msg, ToolMessage):
+            items.extend(self._tool_items(msg, inline))
         return items
+
+    def _tool_items(self, msg: ToolMessage, inline: bool) -> list[dict[str, Any]]:
+        """``function_call_output`` items; their images inline or in one user message after."""
+        items: list[dict[str, Any]] = []
+        followers: list[dict[str, Any]] = []
+        for r in msg.results:
+            images = result_images(r)
+            text = result_text(r)
+            if images and inline:
+                output: Any = [
+                    {"type": "input_text", "text": text},
+                    *(self._image(i) for i in images),
+                ]
+            else:
+                output = text
+                if images:
+                    followers.append(
+                        {
+                            "type": "input_text",
+                            "text": f"Image{'s' if len(images) > 1 else ''} returned by "
+                            f"{r.name} (call {r.tool_call_id}):",
+                        }
+                    )
+                    followers.extend(self._image(i) for i in images)
+            items.append(
+                {"type": "function_call_output", "call_id": r.tool_call_id, "output": output}
+            )
+        if followers:
+            items.append({"role": "user", "content": followers})
+        return items
+
+    def _encoded_items(self, msg: Message, inline: bool) -> list[bytes]:
+        return [dumps(i) for i in self._items(msg, inline)]
+
+    def _encoded_tool(self, t: ToolSpec, giant: bool) -> bytes:
+        return dumps(self._tool(t, giant))
+
+    def _input(self, req: ModelRequest, inline: bool) -> list[bytes]:
+        """The input items of every message, each message encoded once (``wire``)."""
+        out: list[bytes] = []
+        for msg in req.messages:
+            out.extend(self.wire.get(msg, ("items", inline), self._encoded_items, msg, inline))
+        return out
 
     def build_request(self, req: ModelRequest, settings: ModelSettings) -> dict[str, Any]:
         store = self.options.store
         giant = settings.request_layout == "giant"
-        items = self._items(req, settings.tool_result_images == "inline")
-        body: dict[str, Any] = {"model": self.model, "input": items, "store": store}
+        items = self._input(req, settings.tool_result_images == "inline")
+        body: dict[str, Any] = {"model": self.model, "input": None, "store": store}
         instructions = system_text(req.messages)
         if instructions and giant:  # GIANT: the system prompt is the first input item
-            items.insert(0, {"role": "system", "type": "message", "content": instructions})
+            items.insert(0, dumps({"role": "system", "type": "message", "content": instructions}))
         elif instructions:
             body["instructions"] = instructions
+        body["input"] = Raw(encode_list(items))
         if req.tools:
-            body["tools"] = [self._tool(t, giant) for t in req.tools]
+            body["tools"] = Raw(
+                encode_list(
+                    self.wire.get(t, ("tool", giant), self._encoded_tool, t, giant)
+                    for t in req.tools
+                )
+            )
             if not (giant and req.tool_choice == "auto"):  # GIANT leaves it to the default
                 body["tool_choice"] = req.tool_choice
             if settings.parallel_tool_calls is not None:
@@ -257,10 +279,6 @@ class OpenAIResponsesModel(ModelAdapter):
             "parameters": t.parameters,
             "strict": False,
         }
-
-    async def send(self, body: dict[str, Any]) -> Any:
-        create = self.provider.client.responses.create
-        return await create(**split_known(create, body, raw=("input", "tools")))
 
     # -- response ----------------------------------------------------------------------------
     def parse_response(self, raw: dict[str, Any]) -> Parsed:

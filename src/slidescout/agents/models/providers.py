@@ -101,6 +101,13 @@ class Provider:
             self._client, self._errors = self._make_client(self.__key)
         return self._client
 
+    async def post(self, path: str, body: bytes) -> Any:
+        """POST a JSON ``body`` (bytes, already encoded) to ``path`` through the SDK client: its
+        auth and headers, base URL, timeout and exception types. The reply is the plain JSON
+        the server sent (``cast_to=object``: no response model is built), or its text when it
+        is not JSON (an HTML error page), for the adapter to say so."""
+        return await self.client.post(path, cast_to=object, content=body)
+
     def _make_client(self, key: str) -> tuple[Any, SdkErrors]:  # pragma: no cover - abstract
         """The SDK client, and the SDK's exception classes (read while the SDK is at hand)."""
         raise NotImplementedError
