@@ -85,6 +85,15 @@ def experts_embed(
             console.print(
                 f"  {escape(what)}: {escape(_line(res))}", highlight=False, soft_wrap=True
             )
+    _report_embeddings(results, card.name, folder, as_json)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+def _report_embeddings(
+    results: list[feats.EmbedResult], model: str, folder: Path, as_json: bool
+) -> None:
+    """Each slide's outcome as JSON, or the count of slides that have features."""
     rows = [
         {
             "slide": r.slide,
@@ -97,15 +106,13 @@ def experts_embed(
         for r in results
     ]
     if as_json:
-        console.print_json(json.dumps({"model": card.name, "out": str(folder), "slides": rows}))
+        console.print_json(json.dumps({"model": model, "out": str(folder), "slides": rows}))
     else:
         done = sum(r.status != "failed" for r in results)
         console.print(
-            f"{done}/{len(results)} slides have {escape(card.name)} features in {escape(str(folder))}",
+            f"{done}/{len(results)} slides have {escape(model)} features in {escape(str(folder))}",
             highlight=False,
         )
-    if any(r.status == "failed" for r in results):
-        raise typer.Exit(1)
 
 
 def _line(r: feats.EmbedResult) -> str:

@@ -9,11 +9,15 @@ import logging
 import re
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from slidescout.cli.app import app, err_console
 from slidescout.errors import ConfigError
+
+if TYPE_CHECKING:
+    from slidescout.tools.mcp_server.server import SlidescoutMCP
 
 
 class Transport(str, Enum):
@@ -66,6 +70,34 @@ def mcp_serve(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log requests on stderr."),
 ) -> None:
     """Serve the agent's tools (navigation, experts, lookup, plugins) over MCP for a folder of slides."""
+    _check_options(slide_dir, jpeg_quality, max_side, port, device)
+    # the MCP SDK takes seconds to import: the server loads only when this command runs
+    from slidescout.tools.mcp_server.server import ServerOptions, SlidescoutMCP
+    from slidescout.tools.mcp_server.transports import check_host
+
+    if transport is Transport.http:
+        check_host(host, allow_remote)  # before anything is loaded
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )  # stderr: stdout is the wire
+    mcp_app = SlidescoutMCP(
+        slide_dir,
+        tools=tools,
+        options=ServerOptions(
+            max_side=max_side, guides=guides, jpeg_quality=jpeg_quality, device=device
+        ),
+    )
+    if transport is Transport.http and port == 0:
+        port = _free_port(host)
+    _announce(mcp_app, transport, host, port)
+    _serve(mcp_app, transport, host, port, allow_remote, verbose)
+
+
+def _check_options(
+    slide_dir: Path, jpeg_quality: int, max_side: int, port: int, device: str
+) -> None:
+    """Every option in range, before the (slow) MCP SDK loads; a ``ConfigError`` if not."""
     if not slide_dir.is_dir():
         raise ConfigError(f"{slide_dir}: no such folder; give the folder that holds the slides")
     if not 1 <= jpeg_quality <= 100:
@@ -77,33 +109,11 @@ def mcp_serve(
     if not re.fullmatch(r"auto|best|cpu|mps|(cuda|xpu)(:\d+)?", device.strip().lower()):
         raise ConfigError(f"unknown --device {device!r}; use auto, cpu, cuda or cuda:N")
 
-    # the MCP SDK takes seconds to import: the server loads only when this command runs
-    from slidescout.tools.mcp_server.server import ServerOptions, SlidescoutMCP
-    from slidescout.tools.mcp_server.transports import (
-        HTTP_PATH,
-        check_host,
-        http_server,
-        serve_stdio,
-    )
 
-    if transport is Transport.http:
-        check_host(host, allow_remote)  # before anything is loaded
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )  # stderr: stdout is the wire
+def _announce(mcp_app: SlidescoutMCP, transport: Transport, host: str, port: int) -> None:
+    """One line on stderr: the slides, the tools and where the server listens."""
+    from slidescout.tools.mcp_server.transports import HTTP_PATH
 
-    import anyio
-
-    mcp_app = SlidescoutMCP(
-        slide_dir,
-        tools=tools,
-        options=ServerOptions(
-            max_side=max_side, guides=guides, jpeg_quality=jpeg_quality, device=device
-        ),
-    )
-    if transport is Transport.http and port == 0:
-        port = _free_port(host)
     ids, n_links = mcp_app.library.scan()
     where = "stdio" if transport is Transport.stdio else f"http://{host}:{port}{HTTP_PATH}"
     links = (
@@ -118,6 +128,21 @@ def mcp_serve(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _serve(
+    mcp_app: SlidescoutMCP,
+    transport: Transport,
+    host: str,
+    port: int,
+    allow_remote: bool,
+    verbose: bool,
+) -> None:
+    """Serve until the client hangs up (stdio) or the process is stopped (HTTP)."""
+    import anyio
+
+    from slidescout.tools.mcp_server.transports import http_server, serve_stdio
+
     if transport is Transport.stdio:
         anyio.run(serve_stdio, mcp_app.server)
         return

@@ -206,74 +206,97 @@ def _load_csv(
         if not _flag(row.get("is_valid"), True):
             out.n_invalid += 1
             continue
-        cfg = _task_config(task, schema)
-        options = parse_options(row["options"], where)
-        fmt = cfg["answer_format"]
-        if task not in schema["tasks"] and options and _as_int(row["answer"]) is None:
-            fmt = "label"  # an unknown task whose answers are option texts
-        answer, label, answer_index, fmt = _ground_truth(row, options, fmt, where)
-        metric = row.get("metric_type", "").strip() or cfg["metric"]
-        if metric not in ("accuracy", "balanced_accuracy"):
-            raise DatasetError(
-                f"{where}metric_type {metric!r} is neither accuracy nor balanced_accuracy"
-            )
         name = row["image_path"].strip()
-        if not name:
-            raise DatasetError(f"{where}image_path is empty")
-        bench_id = row["benchmark_id"].strip() or f"row{line}"
-        sid = ids.make(task, bench_id)
-        meta: dict[str, Any] = {
-            "dataset": dataset,
-            "benchmark_id": bench_id,
-            "file_name": name,
-            "file_id": row.get("file_id", "").strip(),
-            "row": line,
-            "image_exists": _flag(row.get("image_exists"), True),
-            "patch_exists": _flag(row.get("patch_exists"), True),
-        }
-        image_path = name
-        found: Path | None = None
-        if index is not None:
-            found = index.find(name)
-        elif base_dir is not None:
-            candidate = (base_dir / name).resolve()
-            found = candidate if candidate.exists() else None
-        if (index is not None or base_dir is not None) and found is None:
+        sample = _row_sample(row, line, task, schema, ids, where, dataset)
+        if index is None and base_dir is None:
+            out.samples.append(sample)
+            continue
+        found = index.find(name) if index is not None else _under(base_dir, name)
+        if found is None:
             out.n_missing += 1
-            out.missing_sample_ids.append(sid)
+            out.missing_sample_ids.append(sample.sample_id)
             missing.add(Path(name).name)
             continue
-        if found is not None:
-            image_path = str(found)
-            if base_dir is not None:
-                truth = next(
-                    (
-                        found.with_suffix(ext)
-                        for ext in (".json", ".geojson")
-                        if found.with_suffix(ext).is_file()
-                    ),
-                    None,
-                )
-                if truth is not None:
-                    meta["truth_path"] = str(truth)
+        meta = dict(sample.meta)
+        if base_dir is not None and (truth := _truth_beside(found)) is not None:
+            meta["truth_path"] = str(truth)
         out.samples.append(
-            Sample(
-                sample_id=sid,
-                task=task,
-                question=_question(row["prompt"], options, cfg),
-                options=options,
-                answer=answer,
-                answer_label=label,
-                answer_index=answer_index,
-                metric=metric,  # type: ignore[arg-type]
-                answer_format=fmt,
-                image_path=image_path,
-                image_paths=[image_path],
-                meta=meta,  # type: ignore[arg-type]
+            sample.model_copy(
+                update={"image_path": str(found), "image_paths": [str(found)], "meta": meta}
             )
         )
     out.missing_files = sorted(missing)
     return out
+
+
+def _row_sample(
+    row: dict[str, str],
+    line: int,
+    task: str,
+    schema: dict[str, Any],
+    ids: IdMaker,
+    where: str,
+    dataset: str,
+) -> Sample:
+    """The sample of one valid row, its image path as the file gives it."""
+    cfg = _task_config(task, schema)
+    options = parse_options(row["options"], where)
+    fmt = cfg["answer_format"]
+    if task not in schema["tasks"] and options and _as_int(row["answer"]) is None:
+        fmt = "label"  # an unknown task whose answers are option texts
+    answer, label, answer_index, fmt = _ground_truth(row, options, fmt, where)
+    metric = row.get("metric_type", "").strip() or cfg["metric"]
+    if metric not in ("accuracy", "balanced_accuracy"):
+        raise DatasetError(
+            f"{where}metric_type {metric!r} is neither accuracy nor balanced_accuracy"
+        )
+    name = row["image_path"].strip()
+    if not name:
+        raise DatasetError(f"{where}image_path is empty")
+    bench_id = row["benchmark_id"].strip() or f"row{line}"
+    meta: dict[str, Any] = {
+        "dataset": dataset,
+        "benchmark_id": bench_id,
+        "file_name": name,
+        "file_id": row.get("file_id", "").strip(),
+        "row": line,
+        "image_exists": _flag(row.get("image_exists"), True),
+        "patch_exists": _flag(row.get("patch_exists"), True),
+    }
+    return Sample(
+        sample_id=ids.make(task, bench_id),
+        task=task,
+        question=_question(row["prompt"], options, cfg),
+        options=options,
+        answer=answer,
+        answer_label=label,
+        answer_index=answer_index,
+        metric=metric,  # type: ignore[arg-type]
+        answer_format=fmt,
+        image_path=name,
+        image_paths=[name],
+        meta=meta,  # type: ignore[arg-type]
+    )
+
+
+def _under(base_dir: Path | None, name: str) -> Path | None:
+    """``name`` resolved under ``base_dir``, if that file exists."""
+    if base_dir is None:
+        return None
+    candidate = (base_dir / name).resolve()
+    return candidate if candidate.exists() else None
+
+
+def _truth_beside(found: Path) -> Path | None:
+    """A generated slide's ground truth file beside it (``.json``, else ``.geojson``)."""
+    return next(
+        (
+            found.with_suffix(ext)
+            for ext in (".json", ".geojson")
+            if found.with_suffix(ext).is_file()
+        ),
+        None,
+    )
 
 
 def load_multipathqa(

@@ -197,34 +197,12 @@ def load_medframeqa(path: str | Path, cache_dir: str | Path | None = None) -> Da
     for i, rec in records:
         out.n_rows += 1
         where = f"{path.name}: question {i + 1}: "
-        options = rec.get("options")
-        if isinstance(options, str):
-            options = parse_options(options, where)
-        if not isinstance(options, (list, tuple)) or not 2 <= len(options) <= len(LETTERS):
-            raise DatasetError(
-                f"{where}options must be a list of 2 to 26 strings, got {str(options)[:80]!r}"
-            )
-        options = [str(o) for o in options]
-        raw_answer = next(
-            (rec[c] for c in schema["answer_columns"] if rec.get(c) not in (None, "")), None
-        )
-        letter = _letter(raw_answer, options)
-        if letter is None:
-            raise DatasetError(
-                f"{where}correct answer {raw_answer!r} is not a letter A-{LETTERS[len(options) - 1]}"
-            )
+        options, letter = _options_and_answer(rec, schema, where)
         raw_id = next(
             (str(rec[c]) for c in schema["id_columns"] if rec.get(c) not in (None, "")), f"q{i:05d}"
         )
         sid = ids.make(schema["task"], raw_id)
-        images: list[str] = []
-        lost: list[str] = []
-        for value in _image_values(rec):
-            found, name = _resolve_image(value, base, cache)
-            if found is None:
-                lost.append(name)
-            else:
-                images.append(str(found))
+        images, lost = _find_images(rec, base, cache)
         if not images and not lost:
             raise DatasetError(f"{where}has no images")
         if lost:
@@ -262,3 +240,40 @@ def load_medframeqa(path: str | Path, cache_dir: str | Path | None = None) -> Da
         )
     out.missing_files = sorted(missing)
     return out
+
+
+def _options_and_answer(
+    rec: dict[str, Any], schema: dict[str, Any], where: str
+) -> tuple[list[str], str]:
+    """The question's options (2 to 26) and its correct letter; a ``DatasetError`` if either is
+    malformed."""
+    options = rec.get("options")
+    if isinstance(options, str):
+        options = parse_options(options, where)
+    if not isinstance(options, (list, tuple)) or not 2 <= len(options) <= len(LETTERS):
+        raise DatasetError(
+            f"{where}options must be a list of 2 to 26 strings, got {str(options)[:80]!r}"
+        )
+    options = [str(o) for o in options]
+    raw_answer = next(
+        (rec[c] for c in schema["answer_columns"] if rec.get(c) not in (None, "")), None
+    )
+    letter = _letter(raw_answer, options)
+    if letter is None:
+        raise DatasetError(
+            f"{where}correct answer {raw_answer!r} is not a letter A-{LETTERS[len(options) - 1]}"
+        )
+    return options, letter
+
+
+def _find_images(rec: dict[str, Any], base: Path, cache: Path) -> tuple[list[str], list[str]]:
+    """The paths of the record's images that exist, and the names of those that do not."""
+    images: list[str] = []
+    lost: list[str] = []
+    for value in _image_values(rec):
+        found, name = _resolve_image(value, base, cache)
+        if found is None:
+            lost.append(name)
+        else:
+            images.append(str(found))
+    return images, lost

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -304,15 +305,67 @@ def _records(records: Iterable[ResultRecord | Mapping[str, Any]]) -> list[Result
     return list(latest.values())
 
 
-def score_task(
-    records: Iterable[ResultRecord | Mapping[str, Any]],
-    *,
-    n_bootstrap: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> TaskScore:
-    """Score the records of one task (see the module docstring for what each number means)."""
-    recs = _records(records)
+@dataclass
+class _Grid:
+    """One task's records laid out as samples × repeats: which answers were right, which cells
+    hold a record, which replies were empty, and each sample's truth class code."""
+
+    recs: list[ResultRecord]
+    sample_ids: list[str]
+    repeats: int
+    correct: np.ndarray  # (n, repeats) bool
+    mask: np.ndarray  # (n, repeats) bool: a record exists
+    empty: np.ndarray  # (n, repeats) bool: the reply was empty
+    truth: dict[str, Value | None]
+    codes: np.ndarray  # (n,) truth class code of each sample
+    k: int  # number of classes (at least 1)
+
+    @classmethod
+    def of(cls, recs: list[ResultRecord]) -> _Grid:
+        sample_ids = list(dict.fromkeys(r.sample_id for r in recs))
+        repeat_ids = sorted({r.repeat for r in recs})
+        s_pos = {s: i for i, s in enumerate(sample_ids)}
+        r_pos = {k: i for i, k in enumerate(repeat_ids)}
+        n, nr = len(sample_ids), len(repeat_ids)
+        correct = np.zeros((n, nr), dtype=bool)
+        mask = np.zeros((n, nr), dtype=bool)
+        empty = np.zeros((n, nr), dtype=bool)
+        truth: dict[str, Value | None] = {}
+        for r in recs:
+            i, j = s_pos[r.sample_id], r_pos[r.repeat]
+            correct[i, j], mask[i, j] = bool(r.correct), True
+            empty[i, j] |= r.error == "empty reply"
+            truth.setdefault(r.sample_id, r.truth)
+        keys = [str(_key(truth[s])) for s in sample_ids]
+        order = {k: i for i, k in enumerate(_class_order(keys))}
+        codes = np.array([order[k] for k in keys], dtype=np.int64)
+        return cls(recs, sample_ids, nr, correct, mask, empty, truth, codes, max(1, len(order)))
+
+    def value(self, correct: np.ndarray, mask: np.ndarray, metric: Metric) -> float:
+        """The metric over every sample, for a (n, r) grid of answers."""
+        all_idx = np.arange(len(self.sample_ids))[None, :]
+        return float(_metric_batch(all_idx, self.codes, correct, mask, self.k, metric)[0])
+
+    def majority_correct(self) -> np.ndarray:
+        """(n, 1): whether each sample's majority vote over its repeats is right."""
+        by_sample: dict[str, list[ResultRecord]] = {}
+        for r in sorted(self.recs, key=lambda r: r.repeat):
+            by_sample.setdefault(r.sample_id, []).append(r)
+        votes = [
+            majority_vote([r.predicted for r in by_sample[s]], [r.parsed_ok for r in by_sample[s]])
+            for s in self.sample_ids
+        ]
+        return np.array(
+            [
+                v is not None and _key(v) == _key(self.truth[s])
+                for v, s in zip(votes, self.sample_ids, strict=True)
+            ],
+            dtype=bool,
+        )[:, None]
+
+
+def _task_metric(recs: list[ResultRecord]) -> Metric:
+    """The one metric of one task's records; mixed tasks or metrics are a ``ValueError``."""
     if not recs:
         raise ValueError("no records to score")
     tasks = {r.task for r in recs}
@@ -325,74 +378,56 @@ def score_task(
         raise ValueError(
             f"records of task {recs[0].task} disagree on the metric ({', '.join(sorted(metrics))})"
         )
-    metric = _check_metric(recs[0].metric)
-    sample_ids = list(dict.fromkeys(r.sample_id for r in recs))
-    repeat_ids = sorted({r.repeat for r in recs})
-    s_pos = {s: i for i, s in enumerate(sample_ids)}
-    r_pos = {k: i for i, k in enumerate(repeat_ids)}
-    n, nr = len(sample_ids), len(repeat_ids)
-    correct = np.zeros((n, nr), dtype=bool)
-    mask = np.zeros((n, nr), dtype=bool)
-    truth: dict[str, Value | None] = {}
-    for r in recs:
-        i, j = s_pos[r.sample_id], r_pos[r.repeat]
-        correct[i, j], mask[i, j] = bool(r.correct), True
-        truth.setdefault(r.sample_id, r.truth)
-    keys = [str(_key(truth[s])) for s in sample_ids]
-    order = {k: i for i, k in enumerate(_class_order(keys))}
-    codes = np.array([order[k] for k in keys], dtype=np.int64)
-    k = max(1, len(order))
+    return _check_metric(recs[0].metric)
 
-    all_idx = np.arange(n)[None, :]
-    run_values = [
-        float(_metric_batch(all_idx, codes, correct[:, [j]], mask[:, [j]], k, metric)[0])
-        for j in range(nr)
-    ]
-    value = float(_metric_batch(all_idx, codes, correct, mask, k, metric)[0])
-    stats = _bootstrap_stats(codes, correct, mask, k, metric, n_bootstrap, seed)
+
+class _Majority(NamedTuple):
+    value: float | None = None
+    ci: tuple[float, float] | None = None
+    boot_mean: float | None = None
+    boot_std: float | None = None
+
+
+def _majority(g: _Grid, metric: Metric, n_bootstrap: int, level: float, seed: int) -> _Majority:
+    """Majority-vote value, interval and bootstrap mean/std (all ``None`` with one repeat)."""
+    if g.repeats <= 1:
+        return _Majority()
+    mc = g.majority_correct()
+    ones = np.ones((len(g.sample_ids), 1), dtype=bool)
+    maj_stats = _bootstrap_stats(g.codes, mc, ones, g.k, metric, n_bootstrap, seed)
+    maj_mean, maj_std = _mean_std(maj_stats)
+    return _Majority(g.value(mc, ones, metric), _percentiles(maj_stats, level), maj_mean, maj_std)
+
+
+def score_task(
+    records: Iterable[ResultRecord | Mapping[str, Any]],
+    *,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> TaskScore:
+    """Score the records of one task (see the module docstring for what each number means)."""
+    recs = _records(records)
+    metric = _task_metric(recs)
+    g = _Grid.of(recs)
+    nr = g.repeats
+    run_values = [g.value(g.correct[:, [j]], g.mask[:, [j]], metric) for j in range(nr)]
+    value = g.value(g.correct, g.mask, metric)
+    stats = _bootstrap_stats(g.codes, g.correct, g.mask, g.k, metric, n_bootstrap, seed)
     lo, hi = _percentiles(stats, level)
     boot_mean, boot_std = _mean_std(stats)
-    empty = np.zeros((n, nr), dtype=bool)
-    for r in recs:
-        if r.error == "empty reply":
-            empty[s_pos[r.sample_id], r_pos[r.repeat]] = True
     value_ne: float | None = None
-    if empty.any() and (mask & ~empty).any():
-        value_ne = float(_metric_batch(all_idx, codes, correct, mask & ~empty, k, metric)[0])
-
-    by_sample: dict[str, list[ResultRecord]] = {}
-    for r in sorted(recs, key=lambda r: r.repeat):
-        by_sample.setdefault(r.sample_id, []).append(r)
-    maj_value: float | None = None
-    maj_ci: tuple[float, float] | None = None
-    maj_mean: float | None = None
-    maj_std: float | None = None
-    if nr > 1:
-        votes = [
-            majority_vote([r.predicted for r in by_sample[s]], [r.parsed_ok for r in by_sample[s]])
-            for s in sample_ids
-        ]
-        mc = np.array(
-            [
-                v is not None and _key(v) == _key(truth[s])
-                for v, s in zip(votes, sample_ids, strict=True)
-            ],
-            dtype=bool,
-        )[:, None]
-        ones = np.ones((n, 1), dtype=bool)
-        maj_value = float(_metric_batch(all_idx, codes, mc, ones, k, metric)[0])
-        maj_stats = _bootstrap_stats(codes, mc, ones, k, metric, n_bootstrap, seed)
-        maj_ci = _percentiles(maj_stats, level)
-        maj_mean, maj_std = _mean_std(maj_stats)
-
+    if g.empty.any() and (g.mask & ~g.empty).any():
+        value_ne = g.value(g.correct, g.mask & ~g.empty, metric)
     recall = per_class_recall(
         [r.truth for r in recs], [r.predicted for r in recs], [r.parsed_ok for r in recs]
     )
+    maj = _majority(g, metric, n_bootstrap, level, seed)
     latencies = [r.latency_s for r in recs if r.latency_s is not None]
     return TaskScore(
         task=recs[0].task,
         metric=metric,
-        n=n,
+        n=len(g.sample_ids),
         n_records=len(recs),
         repeats=nr,
         value=value,  # type: ignore[arg-type]
@@ -403,18 +438,18 @@ def score_task(
         n_correct=sum(bool(r.correct) for r in recs),
         n_unparsed=sum(not r.parsed_ok for r in recs),
         n_errors=sum(r.status != "answered" for r in recs),
-        n_incomplete=int((~mask).any(axis=1).sum()),
+        n_incomplete=int((~g.mask).any(axis=1).sum()),
         per_class_recall=recall,
         run_values=run_values,
         mean_of_runs=value if nr > 1 else None,
-        majority_vote=maj_value,
-        majority_ci=maj_ci,
+        majority_vote=maj.value,
+        majority_ci=maj.ci,
         boot_mean=boot_mean,
         boot_std=boot_std,
-        majority_boot_mean=maj_mean,
-        majority_boot_std=maj_std,
+        majority_boot_mean=maj.boot_mean,
+        majority_boot_std=maj.boot_std,
         n_isup0_null=sum(r.parse_method in ISUP0_METHODS for r in recs),
-        n_empty=int(empty.sum()),
+        n_empty=int(g.empty.sum()),
         value_excluding_empty=value_ne,
         input_tokens=sum(r.input_tokens or 0 for r in recs),
         output_tokens=sum(r.output_tokens or 0 for r in recs),

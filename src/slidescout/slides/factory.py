@@ -25,6 +25,7 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from slidescout.errors import SlideError
 from slidescout.slides import backend_array as bad
@@ -117,16 +118,7 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
             f"slide path {p} is a directory; give the slide file itself "
             "(for MRXS the .mrxs file, for DICOM any .dcm file of the slide)"
         )
-    try:
-        st = p.stat()
-    except OSError as exc:
-        raise SlideError(f"cannot read slide file {p}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):  # a FIFO, a socket, a device: reading it may never end
-        raise SlideError(f"slide path {p} is not a regular file (a pipe, socket or device)")
-    if st.st_size == 0:
-        raise SlideError(f"slide file {p.name} is empty (0 bytes); copy or download it again")
-    if not os.access(p, os.R_OK):
-        raise SlideError(f"slide file {p.name} is not readable (permission denied)")
+    _check_regular_file(p)
 
     reader = readers.claim(p)
     if reader is not None and reader.openslide_vendor is None:
@@ -139,22 +131,10 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     tiff = is_tiff(p)
     if fmt is None and not tiff and (kind := non_slide_kind(p)) is not None:
         raise _refuse(p, kind)
-    pages: list[TiffPage] | None = None
-    if tiff:
-        # plain TIFFs and the TIFF layouts pyvips reads are checked here; other vendors' TIFFs
-        # (NDPI's 64-bit offset extension, ...) are left to OpenSlide, which reports its errors
-        strict = fmt is None or fmt in VIPS_TIFF_FORMATS
-        try:
-            pages = tiff_pages(p)
-        except SlideError:
-            if strict:
-                raise
-            log.debug("%s: cannot parse its TIFF structure; leaving it to OpenSlide", p.name)
-        if pages is not None and strict:
-            check_pages(p, pages)
+    pages = _checked_pages(p, fmt) if tiff else None
     structure = None
     # tifffile reads the structure only where OpenSlide may fall short: files it does not know,
-    # SubIFD pyramids, OME-TIFF/QPTIFF (checked below once OpenSlide has the description)
+    # SubIFD pyramids, OME-TIFF/QPTIFF (checked in _open_known once OpenSlide has the description)
     if (
         tiff
         and backend != "openslide"
@@ -167,28 +147,78 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
     ):
         structure = _read_structure(p)
     if fmt is None:
-        if structure is not None and (
-            structure.levels[0].tile_w
-            or len(structure.levels) > 1
-            or structure.kind in ("ome", "qpi")
-            or structure.is_multichannel
-            or structure.is_float
-            or not structure.compressions <= PYVIPS_COMPRESSIONS
-        ):
-            return _structure_backend(p, structure, backend, "OpenSlide does not recognise it")
-        if backend == "openslide":
-            raise SlideError(
-                f"slide {p.name}: OpenSlide does not recognise this file format; "
-                "use backend 'auto' for plain images"
-            )
-        img = VipsImageBackend.open(p)
-        loader = img.properties.get("slidescout.loader", "")
-        if loader.startswith(NON_IMAGE_LOADERS):
-            img.close()
-            raise _refuse(p, non_slide_kind(p) or f"a {loader} file")
-        img.reason = f"not an OpenSlide format; a plain image ({loader})"
-        return img
+        return _open_unknown(p, structure, backend)
+    return _open_known(p, fmt, backend, tiff, pages, structure)
 
+
+def _check_regular_file(p: Path) -> None:
+    """A non-empty, readable regular file, or a ``SlideError`` saying what it is instead."""
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise SlideError(f"cannot read slide file {p}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO, a socket, a device: reading it may never end
+        raise SlideError(f"slide path {p} is not a regular file (a pipe, socket or device)")
+    if st.st_size == 0:
+        raise SlideError(f"slide file {p.name} is empty (0 bytes); copy or download it again")
+    if not os.access(p, os.R_OK):
+        raise SlideError(f"slide file {p.name} is not readable (permission denied)")
+
+
+def _checked_pages(p: Path, fmt: str | None) -> list[TiffPage] | None:
+    """The TIFF's pages, checked where pyvips would read them; ``None`` where the structure of
+    another vendor's TIFF cannot be parsed (OpenSlide then reports its own errors)."""
+    # plain TIFFs and the TIFF layouts pyvips reads are checked here; other vendors' TIFFs
+    # (NDPI's 64-bit offset extension, ...) are left to OpenSlide, which reports its errors
+    strict = fmt is None or fmt in VIPS_TIFF_FORMATS
+    try:
+        pages = tiff_pages(p)
+    except SlideError:
+        if strict:
+            raise
+        log.debug("%s: cannot parse its TIFF structure; leaving it to OpenSlide", p.name)
+        return None
+    if strict:
+        check_pages(p, pages)
+    return pages
+
+
+def _open_unknown(p: Path, structure: TiffStructure | None, backend: str) -> Backend:
+    """A file OpenSlide does not recognise: a tifffile structure worth reading, else a plain
+    image through pyvips (refused when pyvips reads it as a non-image)."""
+    if structure is not None and (
+        structure.levels[0].tile_w
+        or len(structure.levels) > 1
+        or structure.kind in ("ome", "qpi")
+        or structure.is_multichannel
+        or structure.is_float
+        or not structure.compressions <= PYVIPS_COMPRESSIONS
+    ):
+        return _structure_backend(p, structure, backend, "OpenSlide does not recognise it")
+    if backend == "openslide":
+        raise SlideError(
+            f"slide {p.name}: OpenSlide does not recognise this file format; "
+            "use backend 'auto' for plain images"
+        )
+    img = VipsImageBackend.open(p)
+    loader = img.properties.get("slidescout.loader", "")
+    if loader.startswith(NON_IMAGE_LOADERS):
+        img.close()
+        raise _refuse(p, non_slide_kind(p) or f"a {loader} file")
+    img.reason = f"not an OpenSlide format; a plain image ({loader})"
+    return img
+
+
+def _open_known(
+    p: Path,
+    fmt: str,
+    backend: str,
+    tiff: bool,
+    pages: list[TiffPage] | None,
+    structure: TiffStructure | None,
+) -> Backend:
+    """A format OpenSlide knows: OpenSlide opens it; the tifffile structure takes over where it
+    reads more, else pixels come from pyvips where it can, else from OpenSlide."""
     try:
         osr = bos.open_openslide(p, fmt)
     except SlideError as exc:
@@ -208,29 +238,41 @@ def open_backend(path: str | os.PathLike, backend: str = "auto") -> Backend:
         if why:
             osr.close()
             return _structure_backend(p, structure, backend, why)
-    reason: str | None = None
     try:
-        if backend != "openslide":
-            reason = bv.VipsTiffBackend.unsupported_reason(fmt, osr, pages)
-            if reason is None:
-                assert pages is not None
-                b: Backend = bv.VipsTiffBackend(p, fmt, osr, pages)
-                b.reason = f"OpenSlide reads it as {fmt}; pixels from pyvips tiffload"
-                return _with_ome_resolution(b, structure)
-            if backend == "pyvips":
-                raise SlideError(
-                    f"slide {p.name}: the pyvips backend cannot read it ({reason}); "
-                    "use backend 'auto' or 'openslide'"
-                )
-            log.debug("%s: using OpenSlide for pixels (%s)", p.name, reason)
-        b = bos.OpenSlideBackend(p, fmt, osr)
-        b.reason = f"OpenSlide reads it as {fmt}" + (
-            " (requested)" if backend == "openslide" else f"; pyvips cannot ({reason})"
-        )
-        return _with_ome_resolution(b, structure)
+        return _pixel_backend(p, fmt, backend, osr, pages, structure)
     except BaseException:
         osr.close()
         raise
+
+
+def _pixel_backend(
+    p: Path,
+    fmt: str,
+    backend: str,
+    osr: Any,
+    pages: list[TiffPage] | None,
+    structure: TiffStructure | None,
+) -> Backend:
+    """pyvips tiffload for the pixels where it can read them, else OpenSlide itself."""
+    reason: str | None = None
+    if backend != "openslide":
+        reason = bv.VipsTiffBackend.unsupported_reason(fmt, osr, pages)
+        if reason is None:
+            assert pages is not None
+            b: Backend = bv.VipsTiffBackend(p, fmt, osr, pages)
+            b.reason = f"OpenSlide reads it as {fmt}; pixels from pyvips tiffload"
+            return _with_ome_resolution(b, structure)
+        if backend == "pyvips":
+            raise SlideError(
+                f"slide {p.name}: the pyvips backend cannot read it ({reason}); "
+                "use backend 'auto' or 'openslide'"
+            )
+        log.debug("%s: using OpenSlide for pixels (%s)", p.name, reason)
+    b = bos.OpenSlideBackend(p, fmt, osr)
+    b.reason = f"OpenSlide reads it as {fmt}" + (
+        " (requested)" if backend == "openslide" else f"; pyvips cannot ({reason})"
+    )
+    return _with_ome_resolution(b, structure)
 
 
 def _zarr(location: str | Path, backend: str) -> Backend:

@@ -115,115 +115,121 @@ class FakeSlideServer:
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 
 
-def _handler(srv: FakeSlideServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    """One request to the fake server ``srv`` (bound per server by :func:`_handler`)."""
 
-        def log_message(self, format: str, *args: object) -> None:  # quiet
-            pass
+    srv: FakeSlideServer
+    protocol_version = "HTTP/1.1"
 
-        def _route(self) -> tuple[str, str]:
-            parts = [unquote(p) for p in urlsplit(self.path).path.split("/") if p]
-            if len(parts) == 2 and parts[0] in ("files", "data", "gtex"):
-                return parts[0], parts[1]
-            return "", ""
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
 
-        def _plain(
-            self,
-            status: int,
-            body: bytes,
-            ctype: str = "application/json",
-            extra: dict[str, str] | None = None,
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+    def _route(self) -> tuple[str, str]:
+        parts = [unquote(p) for p in urlsplit(self.path).path.split("/") if p]
+        if len(parts) == 2 and parts[0] in ("files", "data", "gtex"):
+            return parts[0], parts[1]
+        return "", ""
 
-        def _error(self, status: int) -> None:
-            extra = {"Retry-After": "0"} if status == 429 else None
-            self._plain(
-                status, json.dumps({"message": f"fake error {status}"}).encode(), extra=extra
-            )
-
-        def do_HEAD(self) -> None:
-            self.do_GET()
-
-        def do_GET(self) -> None:
-            endpoint, id = self._route()
-            rng = self.headers.get("Range")
-            fault = srv._next_fault(endpoint, id) if endpoint and self.command == "GET" else None
-            content = self._content(endpoint, id)
-            status = 404 if content is None else 200
-            if fault in ("429", "500", "404"):
-                status = int(fault)
-            if status != 200 or content is None:
-                srv._record(SeenRequest(self.command, endpoint, id, rng, status))
-                self._error(status)
-                return
-            if endpoint == "files":
-                name, data = srv.gdc[id]
-                body = json.dumps(
-                    {
-                        "data": {
-                            "file_name": name,
-                            "file_size": len(data),
-                            "id": id,
-                            "md5sum": hashlib.md5(data).hexdigest(),
-                        },
-                        "warnings": {},
-                    }
-                ).encode()
-                srv._record(SeenRequest(self.command, endpoint, id, rng, 200))
-                self._plain(200, body)
-                return
-            self._bytes(endpoint, id, content, rng, fault)
-
-        def _content(self, endpoint: str, id: str) -> bytes | None:
-            if endpoint in ("files", "data"):
-                return srv.gdc[id][1] if id in srv.gdc else None
-            if endpoint == "gtex":
-                return srv.gtex.get(id)
-            return None
-
-        def _bytes(
-            self, endpoint: str, id: str, data: bytes, rng: str | None, fault: str | None
-        ) -> None:
-            start, status = 0, 200
-            m = _RANGE.match(rng or "") if fault != "norange" else None
-            if m:
-                start = int(m.group(1))
-                if start >= len(data):
-                    srv._record(SeenRequest(self.command, endpoint, id, rng, 416))
-                    self._plain(416, b"", extra={"Content-Range": f"bytes */{len(data)}"})
-                    return
-                status = 206
-            body = data[start:]
-            if fault == "corrupt":
-                body = bytes([body[0] ^ 0xFF]) + body[1:]
-            srv._record(SeenRequest(self.command, endpoint, id, rng, status))
-            self.send_response(status)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Accept-Ranges", "bytes")
-            if status == 206:
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            self.end_headers()
-            if self.command == "HEAD":
-                return
-            if fault == "drop":
-                self.wfile.write(body[: len(body) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return
+    def _plain(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
             self.wfile.write(body)
 
-    return Handler
+    def _error(self, status: int) -> None:
+        extra = {"Retry-After": "0"} if status == 429 else None
+        self._plain(status, json.dumps({"message": f"fake error {status}"}).encode(), extra=extra)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        endpoint, id = self._route()
+        rng = self.headers.get("Range")
+        fault = self.srv._next_fault(endpoint, id) if endpoint and self.command == "GET" else None
+        content = self._content(endpoint, id)
+        status = 404 if content is None else 200
+        if fault in ("429", "500", "404"):
+            status = int(fault)
+        if status != 200 or content is None:
+            self.srv._record(SeenRequest(self.command, endpoint, id, rng, status))
+            self._error(status)
+            return
+        if endpoint == "files":
+            self.srv._record(SeenRequest(self.command, endpoint, id, rng, 200))
+            self._plain(200, self._metadata(id))
+            return
+        self._bytes(endpoint, id, content, rng, fault)
+
+    def _metadata(self, id: str) -> bytes:
+        """The GDC ``files/<id>`` answer: name, size, md5."""
+        name, data = self.srv.gdc[id]
+        return json.dumps(
+            {
+                "data": {
+                    "file_name": name,
+                    "file_size": len(data),
+                    "id": id,
+                    "md5sum": hashlib.md5(data).hexdigest(),
+                },
+                "warnings": {},
+            }
+        ).encode()
+
+    def _content(self, endpoint: str, id: str) -> bytes | None:
+        if endpoint in ("files", "data"):
+            return self.srv.gdc[id][1] if id in self.srv.gdc else None
+        if endpoint == "gtex":
+            return self.srv.gtex.get(id)
+        return None
+
+    def _bytes(
+        self, endpoint: str, id: str, data: bytes, rng: str | None, fault: str | None
+    ) -> None:
+        start, status = 0, 200
+        m = _RANGE.match(rng or "") if fault != "norange" else None
+        if m:
+            start = int(m.group(1))
+            if start >= len(data):
+                self.srv._record(SeenRequest(self.command, endpoint, id, rng, 416))
+                self._plain(416, b"", extra={"Content-Range": f"bytes */{len(data)}"})
+                return
+            status = 206
+        body = data[start:]
+        if fault == "corrupt":
+            body = bytes([body[0] ^ 0xFF]) + body[1:]
+        self.srv._record(SeenRequest(self.command, endpoint, id, rng, status))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if fault == "drop":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.wfile.write(body)
+
+
+def _handler(srv: FakeSlideServer) -> type[BaseHTTPRequestHandler]:
+    """A handler class bound to ``srv`` (``ThreadingHTTPServer`` takes a class, not an object)."""
+    return type("Handler", (_Handler,), {"srv": srv})

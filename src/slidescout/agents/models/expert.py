@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from slidescout.agents.models.expert_vision import (
     Finding,
+    Overview,
     analyze_overview,
     classify,
     hotspots,
@@ -61,6 +63,54 @@ KEYWORDS = {
 }
 SCREEN_MPP = 1.0  # µm/px of screening views (~10x)
 DETAIL_MPP = 0.25  # µm/px of detail views (40x)
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """What one decision knows: the question, the tools, the view sizes and what was seen."""
+
+    question: str
+    tools: set[str]
+    slide_mpp: float | None
+    screen_side: int
+    detail_side: int
+    ov: Overview
+    calls: list[tuple[str, dict]]
+    findings: list[Finding]
+    last_img: ImagePart | None
+    prefix: str
+    remaining: int | None
+
+    @property
+    def budget_left(self) -> int:
+        return self.remaining if self.remaining is not None else 99
+
+    def views(self, *, screens: bool) -> list[tuple]:
+        """Boxes of the earlier zoom calls: the screening views, or else the detail views."""
+        return [
+            tuple(_call_box(a))
+            for n, a in self.calls
+            if n in ("slide_zoom", "view_region")
+            and (_call_box(a)[2] >= 0.75 * self.screen_side) == screens
+        ]
+
+
+def _note_detail_view(
+    last_img: ImagePart | None, screen_side: int, findings: list[Finding], step: int
+) -> str:
+    """Measure the last detail view (not a screen) into a new finding, appended to ``findings``;
+    returns the finding line that prefixes the next thought, or ``""``."""
+    if last_img is None or not last_img.image.box or _is_screen(last_img, screen_side):
+        return ""
+    x, y, w, h = last_img.image.box
+    b = (x, y, w, h)
+    if any(f.box == b for f in findings):
+        return ""
+    st = morphometry(last_img.data, last_img.image.mpp)
+    label, conf = classify(st)
+    f = Finding(b, label, conf, st, step)
+    findings.append(f)
+    return _finding_line(f) + "\n"
 
 
 class ExpertModel:
@@ -131,6 +181,7 @@ class ExpertModel:
 
     # -- deciding ---------------------------------------------------------------
     def _decide(self, req: ModelRequest) -> AssistantMessage:
+        """One step: read the conversation into a scene, then detail, confirm, answer or screen."""
         self._n += 1
         ov_part, question = self._overview(req)
         tools = {t.name for t in req.tools} if req.tool_choice != "none" else set()
@@ -141,6 +192,47 @@ class ExpertModel:
                 None,
                 "I could not see an overview image, so I answer from the question alone.",
             )
+        sc = self._read_scene(req, ov_part, question, tools)
+        if not tools or (sc.remaining is not None and sc.remaining <= 0):
+            return self._final(question, sc.findings, sc.ov, self._summary(sc.findings), sc.prefix)
+        zoom = (
+            "slide_zoom"
+            if "slide_zoom" in tools
+            else ("view_region" if "view_region" in tools else None)
+        )
+        if zoom is None:
+            return self._final(
+                question,
+                sc.findings,
+                sc.ov,
+                "No navigation tool is available; answering from the overview.",
+                sc.prefix,
+            )
+        # 1) after a screen: detail its most unusual spot at high magnification
+        detail = self._detail_hotspot(sc, zoom)
+        if detail is not None:
+            return detail
+        # 2) enough seen: confirm with the expert tools, then answer
+        screened = sc.views(screens=True)
+        candidates = [
+            c for c in sc.ov.candidates if not any(_overlap(c, s) > 0.5 for s in screened)
+        ]
+        if self._done_scanning(sc, screened, candidates):
+            return self._confirm_or_answer(sc)
+        # 3) screen the next candidate at low-medium magnification
+        cand = candidates[0]
+        why = (
+            f"{sc.prefix}The overview shows {len(sc.ov.pieces)} tissue piece(s). I screen region {len(screened) + 1} "
+            f"at ({cand[0]},{cand[1]}) at about {SCREEN_MPP} µm/px to look for areas that differ from the rest."
+        )
+        return self._call(zoom, cand, why)
+
+    def _read_scene(
+        self, req: ModelRequest, ov_part: ImagePart, question: str, tools: set[str]
+    ) -> _Scene:
+        """The view sizes, the overview analysis, the history, and the finding (if any) that the
+        last observation adds."""
+        assert ov_part.data is not None and ov_part.image.box is not None
         system = "\n".join(
             getattr(x, "content", "") for x in req.messages if getattr(x, "role", "") == "system"
         )
@@ -154,127 +246,85 @@ class ExpertModel:
         ov = analyze_overview(ov_part.data, box, ov_part.image.mpp, screen_side)
         calls, obs, thoughts = self._history(req)
         findings = _parse_findings(thoughts)
-        prefix = ""
         # what did the last observation show?
         last = obs[-1] if obs else None
         last_img = last[1][0] if last and last[1] else None
-        if last_img is not None and last_img.image.box and not _is_screen(last_img, screen_side):
-            x, y, w, h = last_img.image.box
-            b = (x, y, w, h)
-            if not any(f.box == b for f in findings):
-                st = morphometry(last_img.data, last_img.image.mpp)
-                label, conf = classify(st)
-                f = Finding(b, label, conf, st, len(thoughts))
-                findings.append(f)
-                prefix = _finding_line(f) + "\n"
-        remaining = self._remaining(obs)
-        if not tools or (remaining is not None and remaining <= 0):
-            return self._final(question, findings, ov, self._summary(findings), prefix)
-        zoom = (
-            "slide_zoom"
-            if "slide_zoom" in tools
-            else ("view_region" if "view_region" in tools else None)
+        prefix = _note_detail_view(last_img, screen_side, findings, len(thoughts))
+        return _Scene(
+            question=question,
+            tools=tools,
+            slide_mpp=slide_mpp,
+            screen_side=screen_side,
+            detail_side=detail_side,
+            ov=ov,
+            calls=calls,
+            findings=findings,
+            last_img=last_img,
+            prefix=prefix,
+            remaining=self._remaining(obs),
         )
-        if zoom is None:
-            return self._final(
-                question,
-                findings,
-                ov,
-                "No navigation tool is available; answering from the overview.",
-                prefix,
-            )
-        screened = [
-            tuple(_call_box(a))
-            for n, a in calls
-            if n in ("slide_zoom", "view_region") and _call_box(a)[2] >= 0.75 * screen_side
+
+    def _detail_hotspot(self, sc: _Scene, zoom: str) -> AssistantMessage | None:
+        """After a screening view: zoom into its most unusual spot not yet detailed, if any."""
+        last_img = sc.last_img
+        if last_img is None or not last_img.image.box or not _is_screen(last_img, sc.screen_side):
+            return None
+        detailed = sc.views(screens=False)
+        ib = tuple(last_img.image.box)
+        spots = [
+            sp
+            for sp in hotspots(last_img.data, ib, last_img.image.mpp)
+            if not any(_centre_in((sp[1][0], sp[1][1], 1, 1), d) for d in detailed)
         ]
-        detailed = [
-            tuple(_call_box(a))
-            for n, a in calls
-            if n in ("slide_zoom", "view_region") and _call_box(a)[2] < 0.75 * screen_side
-        ]
-        confirmed = {n for n, _ in calls}
-        lead = _lead(findings)
-        # 1) after a screen: detail its most unusual spot at high magnification
-        if last_img is not None and last_img.image.box and _is_screen(last_img, screen_side):
-            ib = tuple(last_img.image.box)
-            spots = [
-                sp
-                for sp in hotspots(last_img.data, ib, last_img.image.mpp)
-                if not any(_centre_in((sp[1][0], sp[1][1], 1, 1), d) for d in detailed)
-            ]
-            if spots:
-                score, (cx, cy) = spots[0]
-                target = _clamp_box(
-                    (cx - detail_side // 2, cy - detail_side // 2, detail_side, detail_side),
-                    ov.slide_box,
-                )
-                why = (
-                    f"{prefix}In the screen at ({ib[0]},{ib[1]}) the most unusual area (score {score:.1f}) is around "
-                    f"({cx},{cy}); I zoom in to about {DETAIL_MPP} µm/px to look at the nuclei there."
-                )
-                return self._call(zoom, target, why)
-        budget_left = remaining if remaining is not None else 99
-        # 2) enough seen: confirm with the expert tools, then answer
-        pieces_seen = all(any(_centre_in(s, p.box) for s in screened) for p in ov.pieces)
-        confident = lead is not None and lead.confidence >= 0.75
-        candidates = [c for c in ov.candidates if not any(_overlap(c, s) > 0.5 for s in screened)]
-        done_scanning = (confident and pieces_seen) or not candidates or budget_left <= 3
-        if done_scanning:
-            if (
-                lead is not None
-                and "nuclei_morphometry" in tools
-                and "nuclei_morphometry" not in confirmed
-                and budget_left >= 1
-            ):
-                x, y, w, h = lead.box
-                why = (
-                    f"{prefix}My leading finding is {lead.label} at ({x},{y}). I confirm it with the nuclei expert "
-                    "(colour deconvolution and watershed) to get its morphometry and an outline image."
-                )
-                return AssistantMessage(
-                    parts=[
-                        TextPart(text=why),
-                        ToolCallPart(
-                            id=f"expert_{self._n}",
-                            name="nuclei_morphometry",
-                            arguments={
-                                "x": x,
-                                "y": y,
-                                "w": w,
-                                "h": h,
-                                "mpp": max(DETAIL_MPP, slide_mpp or DETAIL_MPP),
-                            },
-                        ),
-                    ]
-                )
-            if (
-                lead is not None
-                and "lookup" in tools
-                and "lookup" not in confirmed
-                and budget_left >= 1
-            ):
-                why = (
-                    f"{prefix}I check the reference for the features of {LOOKUP_TERMS[lead.label]}."
-                )
-                return AssistantMessage(
-                    parts=[
-                        TextPart(text=why),
-                        ToolCallPart(
-                            id=f"expert_{self._n}",
-                            name="lookup",
-                            arguments={"query": f"features of {LOOKUP_TERMS[lead.label]}", "k": 2},
-                        ),
-                    ]
-                )
-            return self._final(question, findings, ov, self._summary(findings), prefix)
-        # 3) screen the next candidate at low-medium magnification
-        cand = candidates[0]
+        if not spots:
+            return None
+        score, (cx, cy) = spots[0]
+        side = sc.detail_side
+        target = _clamp_box((cx - side // 2, cy - side // 2, side, side), sc.ov.slide_box)
         why = (
-            f"{prefix}The overview shows {len(ov.pieces)} tissue piece(s). I screen region {len(screened) + 1} "
-            f"at ({cand[0]},{cand[1]}) at about {SCREEN_MPP} µm/px to look for areas that differ from the rest."
+            f"{sc.prefix}In the screen at ({ib[0]},{ib[1]}) the most unusual area (score {score:.1f}) is around "
+            f"({cx},{cy}); I zoom in to about {DETAIL_MPP} µm/px to look at the nuclei there."
         )
-        return self._call(zoom, cand, why)
+        return self._call(zoom, target, why)
+
+    @staticmethod
+    def _done_scanning(sc: _Scene, screened: list[tuple], candidates: list) -> bool:
+        """Every piece screened with a confident lead, nothing left to screen, or budget low."""
+        budget_left = sc.budget_left
+        lead = _lead(sc.findings)
+        pieces_seen = all(any(_centre_in(s, p.box) for s in screened) for p in sc.ov.pieces)
+        confident = lead is not None and lead.confidence >= 0.75
+        return (confident and pieces_seen) or not candidates or budget_left <= 3
+
+    def _confirm_or_answer(self, sc: _Scene) -> AssistantMessage:
+        """Confirm the lead with the nuclei expert, then the reference; then answer."""
+        lead = _lead(sc.findings)
+        confirmed = {n for n, _ in sc.calls}
+        can_call = lead is not None and sc.budget_left >= 1
+        if can_call and "nuclei_morphometry" in sc.tools and "nuclei_morphometry" not in confirmed:
+            assert lead is not None
+            x, y, w, h = lead.box
+            why = (
+                f"{sc.prefix}My leading finding is {lead.label} at ({x},{y}). I confirm it with the nuclei expert "
+                "(colour deconvolution and watershed) to get its morphometry and an outline image."
+            )
+            mpp = max(DETAIL_MPP, sc.slide_mpp or DETAIL_MPP)
+            args = {"x": x, "y": y, "w": w, "h": h, "mpp": mpp}
+            return self._tool_message(why, "nuclei_morphometry", args)
+        if can_call and "lookup" in sc.tools and "lookup" not in confirmed:
+            assert lead is not None
+            term = LOOKUP_TERMS[lead.label]
+            why = f"{sc.prefix}I check the reference for the features of {term}."
+            return self._tool_message(why, "lookup", {"query": f"features of {term}", "k": 2})
+        return self._final(sc.question, sc.findings, sc.ov, self._summary(sc.findings), sc.prefix)
+
+    def _tool_message(self, thought: str, tool: str, args: dict[str, Any]) -> AssistantMessage:
+        return AssistantMessage(
+            parts=[
+                TextPart(text=thought),
+                ToolCallPart(id=f"expert_{self._n}", name=tool, arguments=args),
+            ]
+        )
 
     @staticmethod
     def _remaining(obs) -> int | None:

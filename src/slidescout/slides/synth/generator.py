@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyvips
@@ -234,8 +235,60 @@ def generate_slide(
     out.mkdir(parents=True, exist_ok=True)
     streams = np.random.SeedSequence(int(seed)).spawn(4)
     r_layout, r_stain, r_tex, r_render = (np.random.default_rng(s) for s in streams)
+    layout, diameters = _plan_layout(
+        r_layout, width, height, mpp, primary, n_lesions, lesion_size, n_pieces
+    )
+    stain = Stain.jittered(r_stain, stain_jitter)
+    image, residual, kn = _image(layout, layout.primary, stain, r_tex, r_render, mpp)
+    tiff = _save_slide(image, out, slide_id, seed, mpp, progress)
+    lesions = _lesion_truths(layout, width, height)
+    seconds = time.perf_counter() - t0
+    truth = SynthTruth(
+        slide_id=slide_id,
+        image=tiff.name,
+        annotations=f"{slide_id}.geojson",
+        width=width,
+        height=height,
+        mpp=mpp,
+        objective_power=_power(mpp),
+        levels=_levels(tiff),
+        seed=int(seed),
+        params=_params_record(
+            (width, height), n_lesions, lesion_size, stain_jitter, mpp, n_pieces, primary
+        )
+        | {"lesion_diameters": [float(diameters[0]), float(diameters[1])]},
+        primary=layout.primary,
+        lesions=lesions,
+        tissue=_tissue_truths(layout, width, height),
+        stain=_stain_record(stain, kn),
+        colour_residual=round(residual, 2),
+    )
+    geojson = out / truth.annotations
+    geojson.write_text(json.dumps(_geojson(layout, lesions)), encoding="utf-8")
+    truth_file = out / f"{slide_id}.json"
+    truth_file.write_text(truth.dump(), encoding="utf-8")
+    return SynthSlide(
+        slide_id=slide_id,
+        path=tiff,
+        geojson=geojson,
+        truth_path=truth_file,
+        truth=truth,
+        seconds=seconds,
+    )
 
-    requested, n_lesions_requested, n_pieces_requested = primary, n_lesions, n_pieces
+
+def _plan_layout(
+    r_layout: np.random.Generator,
+    width: int,
+    height: int,
+    mpp: float,
+    primary: str | None,
+    n_lesions: int | None,
+    lesion_size: tuple[float, float] | None,
+    n_pieces: int | None,
+) -> tuple[Layout, tuple[float, float]]:
+    """Draw what was left to chance (primary class, pieces, lesion count), lay out the tissue,
+    lesions and holes; returns the layout (its ``primary`` set) and the lesion diameter range."""
     if primary is None:
         primary = str(r_layout.choice(CLASSES))
     if n_pieces is None:
@@ -254,13 +307,25 @@ def generate_slide(
     if primary != "normal" and primary not in placed:
         primary = "normal"  # the abnormal lesion did not fit: the slide is normal
     layout.primary = primary
+    return layout, (float(diameters[0]), float(diameters[1]))
 
-    stain = Stain.jittered(r_stain, stain_jitter)
-    image, residual, kn = _image(layout, primary, stain, r_tex, r_render, mpp)
 
+def _power(mpp: float) -> float:
+    return round(10.0 / mpp, 2)
+
+
+def _save_slide(
+    image: pyvips.Image,
+    out: Path,
+    slide_id: str,
+    seed: int,
+    mpp: float,
+    progress: Callable[[float], None] | None,
+) -> Path:
+    """Write the pyramidal TIFF atomically (a ``.part`` file renamed into place)."""
     tiff = out / f"{slide_id}.tiff"
     tmp = out / f".{slide_id}.tiff.part"
-    power = round(10.0 / mpp, 2)
+    power = _power(mpp)
     # Aperio-style keys (AppMag, MPP) as scanners write them: slidescout, QuPath and other
     # readers take the objective power from AppMag; the resolution tags carry the mpp
     description = (
@@ -269,11 +334,14 @@ def generate_slide(
     )
     save_tiff(image, str(tmp), mpp, description, progress)
     os.replace(tmp, tiff)
+    return tiff
 
-    lesions = []
+
+def _lesion_truths(layout: Layout, width: int, height: int) -> list[LesionTruth]:
+    out = []
     for region in layout.lesions:
         box = _clip_box(region.polygon, width, height)
-        lesions.append(
+        out.append(
             LesionTruth(
                 id=region.id,
                 cls=region.cls,
@@ -283,55 +351,45 @@ def generate_slide(
                 quadrant=_quadrant(box, width, height),
             )
         )
-    pieces = [
+    return out
+
+
+def _tissue_truths(layout: Layout, width: int, height: int) -> list[TissueTruth]:
+    return [
         TissueTruth(
             id=p.id, box=_clip_box(p.polygon, width, height), area=round(_area(p.polygon), 1)
         )
         for p in layout.pieces
     ]
-    seconds = time.perf_counter() - t0
-    truth = SynthTruth(
-        slide_id=slide_id,
-        image=tiff.name,
-        annotations=f"{slide_id}.geojson",
-        width=width,
-        height=height,
-        mpp=mpp,
-        objective_power=power,
-        levels=_levels(tiff),
-        seed=int(seed),
-        params={
-            "size": [width, height],
-            "n_lesions": n_lesions_requested,
-            "lesion_size": None if lesion_size is None else [float(v) for v in lesion_size],
-            "stain_jitter": stain_jitter,
-            "mpp": mpp,
-            "n_pieces": n_pieces_requested,
-            "primary": requested,
-            "lesion_diameters": [float(diameters[0]), float(diameters[1])],
-        },
-        primary=primary,
-        lesions=lesions,
-        tissue=pieces,
-        stain={
-            "h_vector": list(stain.h_vector),
-            "e_vector": list(stain.e_vector),
-            "h_max": stain.h_max,
-            "e_max": stain.e_max,
-            "glass": list(stain.glass),
-            "lesion_nuclear_scale": kn,
-        },
-        colour_residual=round(residual, 2),
-    )
-    geojson = out / truth.annotations
-    geojson.write_text(json.dumps(_geojson(layout, lesions)), encoding="utf-8")
-    truth_file = out / f"{slide_id}.json"
-    truth_file.write_text(truth.dump(), encoding="utf-8")
-    return SynthSlide(
-        slide_id=slide_id,
-        path=tiff,
-        geojson=geojson,
-        truth_path=truth_file,
-        truth=truth,
-        seconds=seconds,
-    )
+
+
+def _params_record(
+    size: tuple[int, int],
+    n_lesions: int | None,
+    lesion_size: tuple[float, float] | None,
+    stain_jitter: float,
+    mpp: float,
+    n_pieces: int | None,
+    primary: str | None,
+) -> dict[str, Any]:
+    """The parameters as the caller gave them (``None`` where left to the seed)."""
+    return {
+        "size": list(size),
+        "n_lesions": n_lesions,
+        "lesion_size": None if lesion_size is None else [float(v) for v in lesion_size],
+        "stain_jitter": stain_jitter,
+        "mpp": mpp,
+        "n_pieces": n_pieces,
+        "primary": primary,
+    }
+
+
+def _stain_record(stain: Stain, kn: float) -> dict[str, Any]:
+    return {
+        "h_vector": list(stain.h_vector),
+        "e_vector": list(stain.e_vector),
+        "h_max": stain.h_max,
+        "e_max": stain.e_max,
+        "glass": list(stain.glass),
+        "lesion_nuclear_scale": kn,
+    }

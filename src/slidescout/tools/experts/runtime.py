@@ -201,6 +201,91 @@ def run_patches(
             max_patches=max_patches,
         )
     t_plan = time.perf_counter()
+    runner, dev, load_s = _runner(model, card, pool, device)
+    stats = _start_stats(len(plan), dev, card, workers, batch_size, t_plan - t_start, load_s)
+    normalize, method = _stain(slide, card, box, stain, stain_target, len(plan))
+    outputs = _pipeline(
+        slide,
+        plan,
+        runner,
+        stats,
+        prefetch or stats.workers + 1,
+        dev.startswith("cuda"),
+        cancel,
+        sink,
+        progress,
+        normalize,
+    )
+    stats.total_s = time.perf_counter() - t_start
+    model_name = card.name if card else getattr(model, "__name__", "model")
+    return _patch_run(plan, outputs, output, labels, stats, card, model_name, method)
+
+
+def _start_stats(
+    n: int,
+    dev: str,
+    card: Card | None,
+    workers: int | None,
+    batch_size: int | None,
+    plan_s: float,
+    load_s: float,
+) -> RuntimeStats:
+    """The run's worker and batch sizes (defaults from the device), recorded in fresh stats; on
+    CPU, torch's threads are set to leave cores for the patch readers."""
+    workers = max(1, workers or default_workers(dev))
+    batch_size = max(1, min(batch_size or _default_batch(dev, card), n or 1))
+    stats = RuntimeStats(
+        patches=n,
+        batches=math.ceil(n / batch_size),
+        batch_size=batch_size,
+        workers=workers,
+        device=dev,
+        plan_s=plan_s,
+        load_s=load_s,
+    )
+    if dev == "cpu":
+        _leave_cores_for_readers(workers)
+        import torch
+
+        stats.threads = torch.get_num_threads()
+    return stats
+
+
+def _patch_run(
+    plan: PatchPlan,
+    outputs: Any,
+    output: str,
+    labels: list[str] | None,
+    stats: RuntimeStats,
+    card: Card | None,
+    model_name: str,
+    method: str | None,
+) -> PatchRun:
+    return PatchRun(
+        plan=plan,
+        outputs=outputs,
+        output_kind=output,
+        labels=list(labels or []),
+        stats=stats,
+        model_name=model_name,
+        score_range=(
+            (card.card.score_range[0], card.card.score_range[1])
+            if card and card.card.score_range
+            else None
+        ),
+        heatmap_label=card.card.heatmap_label if card else None,
+        notes=_run_notes(plan, method),
+    )
+
+
+def _runner(
+    model: Card | Callable[[Any], np.ndarray],
+    card: Card | None,
+    pool: ModelPool | None,
+    device: str | None,
+) -> tuple[Callable[[Any], np.ndarray], str, float]:
+    """The callable that scores a batch (a card's model, loaded once per device through the
+    pool), the device it runs on, and the seconds its loading took."""
     dev = resolve_device(device)
     load_s = 0.0
     if card is not None:
@@ -208,62 +293,20 @@ def run_patches(
         t0 = time.perf_counter()
         runner: Callable[[Any], np.ndarray] = p.get(card, dev)
         load_s = time.perf_counter() - t0
-        dev = getattr(runner, "device", dev)
     else:
         runner = model  # type: ignore[assignment]
-        dev = getattr(runner, "device", dev)
-    n = len(plan)
-    workers = max(1, workers or default_workers(str(dev)))
-    batch_size = max(1, min(batch_size or _default_batch(str(dev), card), n or 1))
-    stats = RuntimeStats(
-        patches=n,
-        batches=math.ceil(n / batch_size),
-        batch_size=batch_size,
-        workers=workers,
-        device=str(dev),
-        plan_s=t_plan - t_start,
-        load_s=load_s,
-    )
-    if str(dev) == "cpu":
-        _leave_cores_for_readers(workers)
-        import torch
+    return runner, str(getattr(runner, "device", dev)), load_s
 
-        stats.threads = torch.get_num_threads()
-    normalize, method = _stain(slide, card, box, stain, stain_target, len(plan))
-    outputs = _pipeline(
-        slide,
-        plan,
-        runner,
-        stats,
-        prefetch or workers + 1,
-        str(dev).startswith("cuda"),
-        cancel,
-        sink,
-        progress,
-        normalize,
-    )
-    stats.total_s = time.perf_counter() - t_start
+
+def _run_notes(plan: PatchPlan, method: str | None) -> list[str]:
+    """What the caller should know about how the patches were prepared."""
     notes = [f"patches stain-normalised ({method})"] if method else []
     if plan.mpp < plan.slide_mpp * 0.99:
         notes.append(
             f"the model wants {plan.mpp:g} µm/px but the slide is scanned at "
             f"{plan.slide_mpp:.3g} µm/px: patches were upsampled"
         )
-    return PatchRun(
-        plan=plan,
-        outputs=outputs,
-        output_kind=output,
-        labels=list(labels or []),
-        stats=stats,
-        model_name=card.name if card else getattr(model, "__name__", "model"),
-        score_range=(
-            (card.card.score_range[0], card.card.score_range[1])
-            if card and card.card.score_range
-            else None
-        ),
-        heatmap_label=card.card.heatmap_label if card else None,
-        notes=notes,
-    )
+    return notes
 
 
 def _default_batch(device: str, card: Card | None) -> int:
@@ -292,6 +335,66 @@ def _stain(
     return normalizer_for(slide, method, target or card_target, box), method
 
 
+class _BatchReader:
+    """Reads batch ``b`` of a plan into a reusable buffer (resized, stain-normalised and, for a
+    runner that prepares on the host, prepared); reader threads call :meth:`read`."""
+
+    def __init__(
+        self,
+        slide: Any,
+        plan: PatchPlan,
+        runner: Callable[[Any], np.ndarray],
+        batch_size: int,
+        n_buffers: int,
+        pinned: bool,
+        normalize: Callable[[np.ndarray], np.ndarray] | None,
+    ) -> None:
+        self.reader = slide.patch_reader(plan.level)
+        self.lx, self.ly = plan.level_xy()
+        self.n, self.bsz, self.size, self.r = len(plan), batch_size, plan.patch_size, plan.read_size
+        self.normalize = normalize
+        host = getattr(runner, "host_prepare", False)
+        self.prepare = getattr(runner, "prepare", None) if host else None
+        self.buffers: SimpleQueue = SimpleQueue()
+        for _ in range(n_buffers):
+            self.buffers.put(_alloc(batch_size, self.size, pinned, self.prepare is not None))
+        self.stop = threading.Event()
+        self.read_times: list[float] = []
+
+    def read(self, b: int) -> tuple[Any, int]:
+        """(buffer, patches in it); after :meth:`abort`, an untouched buffer and 0."""
+        buf = self.buffers.get()
+        if self.stop.is_set():
+            self.buffers.put(buf)
+            return buf, 0
+        t0 = time.perf_counter()
+        arr, size, r = buf[0], self.size, self.r
+        lo, hi = b * self.bsz, min(self.n, (b + 1) * self.bsz)
+        for j, i in enumerate(range(lo, hi)):
+            tile = self.reader.fetch(int(self.lx[i]), int(self.ly[i]), r, r)
+            if r != size:
+                tile = np.asarray(
+                    Image.fromarray(tile).resize((size, size), Image.Resampling.BILINEAR)
+                )
+            if self.normalize is not None:
+                tile = self.normalize(tile[..., :3])
+            if self.prepare is not None:
+                self.prepare(tile, arr[j])
+            else:
+                arr[j] = tile
+        self.read_times.append(time.perf_counter() - t0)
+        return buf, hi - lo
+
+    def release(self, buf: Any) -> None:
+        self.buffers.put(buf)
+
+    def abort(self, workers: int) -> None:
+        """Stop reading and wake the reader threads blocked on the buffer queue."""
+        self.stop.set()
+        for _ in range(workers):
+            self.buffers.put(_alloc(1, 1, False, False))
+
+
 def _pipeline(
     slide: Any,
     plan: PatchPlan,
@@ -305,44 +408,13 @@ def _pipeline(
     normalize: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Outputs (M, K) of every patch, in plan order; with ``sink``, each batch's raw outputs go to
-    ``sink(first_index, outputs)`` instead (segmentation maps) and an empty array comes back."""
-    n, bsz, size = len(plan), stats.batch_size, plan.patch_size
+    ``sink(first_index, outputs)`` instead (segmentation maps) and an empty array comes back.
+    Reader threads fill ``prefetch`` batches ahead while the model runs on the current one."""
+    n, bsz = len(plan), stats.batch_size
     if n == 0:
         return np.zeros((0, 0), np.float32)
-    reader = slide.patch_reader(plan.level)
-    lx, ly = plan.level_xy()
-    r = plan.read_size
     prefetch = max(1, min(prefetch, stats.batches))
-    prepare = getattr(runner, "prepare", None) if getattr(runner, "host_prepare", False) else None
-    buffers: SimpleQueue = SimpleQueue()
-    for _ in range(prefetch + 1):
-        buffers.put(_alloc(bsz, size, pinned, prepare is not None))
-    stop = threading.Event()
-    read_times: list[float] = []
-
-    def read_batch(b: int) -> tuple[Any, int]:
-        buf = buffers.get()
-        if stop.is_set():
-            buffers.put(buf)
-            return buf, 0
-        t0 = time.perf_counter()
-        arr = buf[0]
-        lo, hi = b * bsz, min(n, (b + 1) * bsz)
-        for j, i in enumerate(range(lo, hi)):
-            tile = reader.fetch(int(lx[i]), int(ly[i]), r, r)
-            if r != size:
-                tile = np.asarray(
-                    Image.fromarray(tile).resize((size, size), Image.Resampling.BILINEAR)
-                )
-            if normalize is not None:
-                tile = normalize(tile[..., :3])
-            if prepare is not None:
-                prepare(tile, arr[j])
-            else:
-                arr[j] = tile
-        read_times.append(time.perf_counter() - t0)
-        return buf, hi - lo
-
+    batches = _BatchReader(slide, plan, runner, bsz, prefetch + 1, pinned, normalize)
     out: np.ndarray | None = None
     lock = device_lock(stats.device)
     pending: deque[Future] = deque()
@@ -350,7 +422,7 @@ def _pipeline(
     try:
         nxt = 0
         while nxt < stats.batches and len(pending) < prefetch:
-            pending.append(ex.submit(read_batch, nxt))
+            pending.append(ex.submit(batches.read, nxt))
             nxt += 1
         for b in range(stats.batches):
             t0 = time.perf_counter()
@@ -358,7 +430,7 @@ def _pipeline(
             t1 = time.perf_counter()
             stats.data_wait_s += t1 - t0
             if nxt < stats.batches:
-                pending.append(ex.submit(read_batch, nxt))
+                pending.append(ex.submit(batches.read, nxt))
                 nxt += 1
             if cancel is not None and cancel.is_set():
                 raise ToolCancelled("the run was cancelled while an expert model was running")
@@ -366,33 +438,37 @@ def _pipeline(
                 t2 = time.perf_counter()
                 y = np.asarray(runner(buf[1][:m]), np.float32)
                 t3 = time.perf_counter()
-            buffers.put(buf)
+            batches.release(buf)
             stats.device_wait_s += t2 - t1
             stats.model_s += t3 - t2
             if b in (0, 3) and stats.device == "cpu":
-                _use_idle_cores(stats, b + 1, read_times)
+                _use_idle_cores(stats, b + 1, batches.read_times)
             if progress is not None:
                 progress(b * bsz + m, n)
             if sink is not None:
                 sink(b * bsz, y)
-                continue
-            if y.ndim == 1:
-                y = y[:, None]
-            if out is None:
-                out = np.empty((n, y.shape[1]), np.float32)
-            out[b * bsz : b * bsz + m] = y.reshape(m, -1)
+            else:
+                out = _collect(out, y, b * bsz, m, n)
     except BaseException:
-        stop.set()
         for f in pending:
             f.cancel()
-        for _ in range(stats.workers):
-            buffers.put(_alloc(1, 1, False, False))  # wake readers blocked on the buffer queue
+        batches.abort(stats.workers)
         raise
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
-        stats.read_s = float(sum(read_times))
+        stats.read_s = float(sum(batches.read_times))
     if out is None:
         return np.zeros((0, 0), np.float32)
+    return out
+
+
+def _collect(out: np.ndarray | None, y: np.ndarray, lo: int, m: int, n: int) -> np.ndarray:
+    """Write one batch's outputs ``y`` (m, K) into rows ``lo:lo+m`` of the (n, K) result."""
+    if y.ndim == 1:
+        y = y[:, None]
+    if out is None:
+        out = np.empty((n, y.shape[1]), np.float32)
+    out[lo : lo + m] = y.reshape(m, -1)
     return out
 
 

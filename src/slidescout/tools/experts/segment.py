@@ -397,52 +397,16 @@ def run_segmentation(
         progress=progress,
         stain=stain,
     )
-    f = plan.patch_l0 / plan.patch_size  # level-0 px per canvas px
-    ox, oy = plan.origin
-    x0, x1 = (max(0, min(stitch.shape[1], round((v - ox) / f))) for v in (box.x, box.x + box.w))
-    y0, y1 = (max(0, min(stitch.shape[0], round((v - oy) / f))) for v in (box.y, box.y + box.h))
+    window, seg_box = _crop(plan, stitch.shape, box)
+    y0, y1, x0, x1 = window
     crop = (slice(y0, y1), slice(x0, x1))
     covered, classes = stitch.covered[crop], stitch.classes[crop]
-    seg_box = Box(
-        round(ox + x0 * f),
-        round(oy + y0 * f),
-        max(1, round((x1 - x0) * f)),
-        max(1, round((y1 - y0) * f)),
-    )
-    instances, table = None, {}
+    instances: np.ndarray | None = None
+    table: dict[str, np.ndarray] = {}
     if c.output == "instances":
-        assert stitch.maps is not None
-        fg, hmap, vmap = (m[crop] for m in stitch.maps)
-        fg = fg * covered
-        pp = c.postprocess
-        if c.decoder == "stardist":
-            instances = _stars_in(stitch, (y0, y1, x0, x1))
-        elif c.decoder == "label_map":
-            instances = stitch.merged_ids((y0, y1, x0, x1))
-        elif c.decoder == "hovernet":
-            instances = decoders.hovernet_instances(
-                fg,
-                hmap,
-                vmap,
-                threshold=pp.threshold,
-                edge=pp.edge,
-                min_area=pp.min_area,
-                sobel_size=pp.sobel_size,
-                opening=pp.opening,
-                blur=pp.blur,
-            )
-        else:
-            instances = decoders.foreground_instances(
-                fg, threshold=pp.threshold, min_area=pp.min_area, min_distance=pp.min_distance
-            )
-        typed = c.decoder == "hovernet" and bool(c.labels)
-        bg = c.labels.index(c.background) if typed and c.background else None
-        table = decoders.instance_table(instances, plan.mpp, classes if typed else None, bg)
+        instances, table = _decode_instances(stitch, card, window, covered, classes, plan.mpp)
     view = slide.read(seg_box, max_side=view_side)
-    tissue_px = tissue_mask(np.asarray(view.image))
-    seen = _resize_nearest(covered.astype(np.uint8), (tissue_px.shape[1], tissue_px.shape[0])) > 0
-    tissue = float((tissue_px & seen).sum() / max(1, seen.sum()))  # share of the analysed area
-    seg = SegRun(
+    return SegRun(
         card=card,
         plan=plan,
         box=seg_box,
@@ -453,10 +417,74 @@ def run_segmentation(
         table=table,
         stats=run.stats,
         view=view,
-        tissue_fraction=tissue,
+        tissue_fraction=_tissue_share(view, covered),
         notes=list(run.notes),
     )
-    return seg
+
+
+def _crop(
+    plan: PatchPlan, shape: tuple[int, ...], box: Box
+) -> tuple[tuple[int, int, int, int], Box]:
+    """The window ``(y0, y1, x0, x1)`` of the stitched canvas that ``box`` covers, and the
+    level-0 box of that window."""
+    f = plan.patch_l0 / plan.patch_size  # level-0 px per canvas px
+    ox, oy = plan.origin
+    x0, x1 = (max(0, min(shape[1], round((v - ox) / f))) for v in (box.x, box.x + box.w))
+    y0, y1 = (max(0, min(shape[0], round((v - oy) / f))) for v in (box.y, box.y + box.h))
+    seg_box = Box(
+        round(ox + x0 * f),
+        round(oy + y0 * f),
+        max(1, round((x1 - x0) * f)),
+        max(1, round((y1 - y0) * f)),
+    )
+    return (y0, y1, x0, x1), seg_box
+
+
+def _decode_instances(
+    stitch: Stitcher,
+    card: Card,
+    window: tuple[int, int, int, int],
+    covered: np.ndarray,
+    classes: np.ndarray,
+    mpp: float,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The instance label map of the window, by the card's decoder, and its measurement table."""
+    c = card.card
+    y0, y1, x0, x1 = window
+    assert stitch.maps is not None
+    fg, hmap, vmap = (m[y0:y1, x0:x1] for m in stitch.maps)
+    fg = fg * covered
+    pp = c.postprocess
+    if c.decoder == "stardist":
+        instances = _stars_in(stitch, window)
+    elif c.decoder == "label_map":
+        instances = stitch.merged_ids(window)
+    elif c.decoder == "hovernet":
+        instances = decoders.hovernet_instances(
+            fg,
+            hmap,
+            vmap,
+            threshold=pp.threshold,
+            edge=pp.edge,
+            min_area=pp.min_area,
+            sobel_size=pp.sobel_size,
+            opening=pp.opening,
+            blur=pp.blur,
+        )
+    else:
+        instances = decoders.foreground_instances(
+            fg, threshold=pp.threshold, min_area=pp.min_area, min_distance=pp.min_distance
+        )
+    typed = c.decoder == "hovernet" and bool(c.labels)
+    bg = c.labels.index(c.background) if typed and c.background else None
+    return instances, decoders.instance_table(instances, mpp, classes if typed else None, bg)
+
+
+def _tissue_share(view: Any, covered: np.ndarray) -> float:
+    """The share of the analysed (covered) area of the view that is tissue."""
+    tissue_px = tissue_mask(np.asarray(view.image))
+    seen = _resize_nearest(covered.astype(np.uint8), (tissue_px.shape[1], tissue_px.shape[0])) > 0
+    return float((tissue_px & seen).sum() / max(1, seen.sum()))
 
 
 def _stars_in(stitch: Stitcher, window: tuple[int, int, int, int]) -> np.ndarray:

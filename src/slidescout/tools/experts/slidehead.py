@@ -249,15 +249,7 @@ def train_head(
     if kind not in KINDS:
         raise ConfigError(f"--kind: use {' or '.join(KINDS)} (got {kind!r})")
     wanted = read_labels(labels_csv)
-    bags: dict[str, np.ndarray] = {}
-    encoders: set[str] = set()
-    for slide in wanted:
-        path = features_dir / f"{slide}{feats.SUFFIX}"
-        if path.is_file():
-            fs = feats.read_features(path)
-            if len(fs):
-                bags[slide] = fs.features
-                encoders.add(str(fs.meta.get("model", "")))
+    bags, encoders = _read_bags(features_dir, wanted)
     labels = {s: lab for s, lab in wanted.items() if s in bags}
     if len(labels) < 4:
         raise ConfigError(
@@ -272,29 +264,9 @@ def train_head(
         raise ConfigError(f"{labels_csv.name}: the slides have one label only ({classes[0]})")
     train, val = split_slides(labels, val_fraction, seed)
     dim = int(next(iter(bags.values())).shape[1])
-    torch.manual_seed(seed)
-    module = build_head(kind, dim, len(classes))
-    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=1e-4)
     y = {s: classes.index(labels[s]) for s in labels}
-    rng = np.random.default_rng(seed)
-    module.train()
-    for _ in range(epochs):
-        for s in rng.permutation(train):
-            logits, _att = module(torch.from_numpy(bags[s]))
-            loss = torch.nn.functional.cross_entropy(logits[None], torch.tensor([y[s]]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    module.eval()
-
-    def evaluate(names: list[str]) -> dict[str, Any]:
-        with torch.inference_mode():
-            probs = np.stack(
-                [torch.softmax(module(torch.from_numpy(bags[s]))[0], -1).numpy() for s in names]
-            )
-        return metrics(np.array([y[s] for s in names]), probs)
-
-    m_train, m_val = evaluate(train), evaluate(val)
+    module = _fit(kind, dim, len(classes), bags, y, train, epochs=epochs, lr=lr, seed=seed)
+    m_train, m_val = _evaluate(module, bags, y, train), _evaluate(module, bags, y, val)
     name = name or out.name.lower()
     out.mkdir(parents=True, exist_ok=True)
     torch.save(module.state_dict(), out / f"{name}.pt")
@@ -322,6 +294,66 @@ def train_head(
     return HeadReport(
         c, kind, encoder.name, classes, m_train, m_val, {"train": train, "held_out": val}
     )
+
+
+def _read_bags(
+    features_dir: Path, wanted: dict[str, str]
+) -> tuple[dict[str, np.ndarray], set[str]]:
+    """The non-empty feature bag of each wanted slide found in ``features_dir``, and the
+    encoders that made them."""
+    bags: dict[str, np.ndarray] = {}
+    encoders: set[str] = set()
+    for slide in wanted:
+        path = features_dir / f"{slide}{feats.SUFFIX}"
+        if path.is_file():
+            fs = feats.read_features(path)
+            if len(fs):
+                bags[slide] = fs.features
+                encoders.add(str(fs.meta.get("model", "")))
+    return bags, encoders
+
+
+def _fit(
+    kind: str,
+    dim: int,
+    n_classes: int,
+    bags: dict[str, np.ndarray],
+    y: dict[str, int],
+    train: list[str],
+    *,
+    epochs: int,
+    lr: float,
+    seed: int,
+) -> Any:
+    """A fresh head trained with Adam on the training slides, one bag per step; in eval mode."""
+    import torch
+
+    torch.manual_seed(seed)
+    module = build_head(kind, dim, n_classes)
+    opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=1e-4)
+    rng = np.random.default_rng(seed)
+    module.train()
+    for _ in range(epochs):
+        for s in rng.permutation(train):
+            logits, _att = module(torch.from_numpy(bags[s]))
+            loss = torch.nn.functional.cross_entropy(logits[None], torch.tensor([y[s]]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    module.eval()
+    return module
+
+
+def _evaluate(
+    module: Any, bags: dict[str, np.ndarray], y: dict[str, int], names: list[str]
+) -> dict[str, Any]:
+    import torch
+
+    with torch.inference_mode():
+        probs = np.stack(
+            [torch.softmax(module(torch.from_numpy(bags[s]))[0], -1).numpy() for s in names]
+        )
+    return metrics(np.array([y[s] for s in names]), probs)
 
 
 # ---------------------------------------------------------------------------------------------

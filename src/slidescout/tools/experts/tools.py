@@ -171,6 +171,39 @@ def nuclei_morphometry(
             f"nuclei need an analysis resolution from {lo} to {hi} µm/px (got mpp={mpp:g}); "
             "use 0.5 (≈20x) unless nuclei are tiny"
         )
+    view, note = _nuclei_view(slide, box, mpp)
+    ctx.check_cancelled()
+    rgb = np.asarray(view.image)
+    labels, stats = segment_nuclei(rgb, view.mpp)
+    shown, scale = _fit(outline_overlay(rgb, labels), ctx.max_side)
+    res = f"{view.mpp:.3g} µm/px" if view.mpp else "level-0 resolution"
+    text = (
+        f"Nuclei in the region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} level-0 px, "
+        f"analysed at {res}: {stats.summary()}{note}{_clamp_note(box, clamped)} The image shows the "
+        "nucleus outlines in green."
+    )
+    data = {
+        **stats.to_dict(),
+        "box": list(box.as_tuple()),
+        "analysis_mpp": view.mpp,
+        "level": view.level,
+        "analysis_size": [view.width, view.height],
+        "clamped": clamped,
+    }
+    img = ToolImage(
+        image=shown,
+        box=view.box,
+        level=view.level,
+        mpp=(view.mpp / scale) if view.mpp else None,
+        label="nuclei overlay",
+    )
+    return ToolResult(text=text, images=[img], data=data)
+
+
+def _nuclei_view(slide: Any, box: Box, mpp: float) -> tuple[Any, str]:
+    """The region read at ``mpp`` (never finer than the scan; level 0 when the resolution is
+    unknown), and a note on what changed; too large a region is a ``ToolError`` naming a box
+    that fits."""
     base = slide.mpp
     note = ""
     if base:
@@ -199,32 +232,7 @@ def nuclei_morphometry(
             )
         view = slide.read(box, max_side=NUCLEI_MAX_SIDE)
         note = " The slide's resolution is unknown: areas and density cannot be given in µm."
-    ctx.check_cancelled()
-    rgb = np.asarray(view.image)
-    labels, stats = segment_nuclei(rgb, view.mpp)
-    shown, scale = _fit(outline_overlay(rgb, labels), ctx.max_side)
-    res = f"{view.mpp:.3g} µm/px" if view.mpp else "level-0 resolution"
-    text = (
-        f"Nuclei in the region with top-left ({box.x},{box.y}) and size {box.w}×{box.h} level-0 px, "
-        f"analysed at {res}: {stats.summary()}{note}{_clamp_note(box, clamped)} The image shows the "
-        "nucleus outlines in green."
-    )
-    data = {
-        **stats.to_dict(),
-        "box": list(box.as_tuple()),
-        "analysis_mpp": view.mpp,
-        "level": view.level,
-        "analysis_size": [view.width, view.height],
-        "clamped": clamped,
-    }
-    img = ToolImage(
-        image=shown,
-        box=view.box,
-        level=view.level,
-        mpp=(view.mpp / scale) if view.mpp else None,
-        label="nuclei overlay",
-    )
-    return ToolResult(text=text, images=[img], data=data)
+    return view, note
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,31 +413,11 @@ async def patch_classifier(
         label: Class whose probability the heatmap shows (default: the model's heatmap class, or a
             colour per most probable class).
     """
-    from slidescout.tools.experts.loading import device_kind, resolve_device
-
     slide = ctx.require_slide()
     box, clamped = _region(slide, x, y, w, h)
-    card = _expert_card(model)
+    card = _classifier_card(model, label, slide)
     c = card.card
-    if c.kind.tool != "patch_classifier":
-        raise ToolError(
-            f"model {card.name!r} has output {c.output!r}; use the {c.kind.tool} tool for it"
-        )
-    if label is not None and label not in c.labels:
-        raise ToolError(
-            f"model {card.name!r} has no label {label!r}; its labels are "
-            f"{', '.join(c.labels) or 'none (it returns embeddings)'}"
-        )
-    if not slide.mpp:
-        raise ToolError(
-            f"this slide's resolution is unknown, and model {card.name!r} needs patches at "
-            f"{c.mpp:g} µm/px; it cannot be run on this slide"
-        )
-    try:
-        device = resolve_device(ctx.device)
-    except ConfigError as exc:
-        raise ToolError(str(exc)) from None
-    limiter = ctx.limiters.get(device_kind(device), ctx.limiter)
+    device, limiter = _device_limiter(ctx)
     max_patches = int(ctx.extras.get("experts.max_patches", DEFAULT_MAX_PATCHES))
     call = functools.partial(
         _classify, slide, card, box, label, device, max_patches, ctx.max_side, ctx.cancel_event
@@ -462,16 +450,56 @@ async def patch_classifier(
     if run.notes:
         body += " Note: " + "; ".join(run.notes) + "."
     data["heatmap"] = {"box": list(heat.box.as_tuple()), "mpp": heat.mpp, "legend": heat.legend}
-    scalar = run.is_scalar or (run.is_classifier and (label or run.heatmap_label))
-    if scalar and run.plan.rows * run.plan.cols <= 4096:
-        data["grid"] = [
-            [None if np.isnan(v) else round(float(v), 3) for v in row] for row in run.grid(label)
-        ]
-        data["grid_origin"] = [round(v, 1) for v in run.plan.origin]
-        data["grid_step"] = round(run.plan.stride_l0, 2)
+    data.update(_grid_data(run, label))
     text = f"{head} {body} Heatmap: {heat.legend}. ({run.stats.describe()}.)"
     img = ToolImage(image=heat.image, box=heat.box, level=heat.level, mpp=heat.mpp, label="heatmap")
     return ToolResult(text=text, images=[img], data=data)
+
+
+def _classifier_card(model: str, label: str | None, slide: Any) -> Any:
+    """The card of a patch-classifier ``model`` that has ``label`` and can run on ``slide``."""
+    card = _expert_card(model)
+    c = card.card
+    if c.kind.tool != "patch_classifier":
+        raise ToolError(
+            f"model {card.name!r} has output {c.output!r}; use the {c.kind.tool} tool for it"
+        )
+    if label is not None and label not in c.labels:
+        raise ToolError(
+            f"model {card.name!r} has no label {label!r}; its labels are "
+            f"{', '.join(c.labels) or 'none (it returns embeddings)'}"
+        )
+    if not slide.mpp:
+        raise ToolError(
+            f"this slide's resolution is unknown, and model {card.name!r} needs patches at "
+            f"{c.mpp:g} µm/px; it cannot be run on this slide"
+        )
+    return card
+
+
+def _device_limiter(ctx: ToolContext) -> tuple[str, anyio.CapacityLimiter | None]:
+    """The device expert models run on, and the limiter for that kind of device."""
+    from slidescout.tools.experts.loading import device_kind, resolve_device
+
+    try:
+        device = resolve_device(ctx.device)
+    except ConfigError as exc:
+        raise ToolError(str(exc)) from None
+    return device, ctx.limiters.get(device_kind(device), ctx.limiter)
+
+
+def _grid_data(run: Any, label: str | None) -> dict[str, Any]:
+    """The per-patch values as a grid (scores or one class's probability), when small enough."""
+    scalar = run.is_scalar or (run.is_classifier and (label or run.heatmap_label))
+    if not scalar or run.plan.rows * run.plan.cols > 4096:
+        return {}
+    return {
+        "grid": [
+            [None if np.isnan(v) else round(float(v), 3) for v in row] for row in run.grid(label)
+        ],
+        "grid_origin": [round(v, 1) for v in run.plan.origin],
+        "grid_step": round(run.plan.stride_l0, 2),
+    }
 
 
 TOOLS = [tissue_map, nuclei_morphometry, stain_summary, patch_classifier]

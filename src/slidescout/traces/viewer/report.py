@@ -266,17 +266,16 @@ def _args(args: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (args or {}).items())
 
 
-def _step(e: dict[str, Any], running: bool) -> str:
+def _step_title(e: dict[str, Any]) -> str:
     tools = [c["name"] for c in e["calls"]]
-    title = (
-        "Answer"
-        if e["answer"]
-        else ", ".join(tools)
-        if tools
-        else "Setup"
-        if e["step"] is None
-        else "Thought"
-    )
+    if e["answer"]:
+        return "Answer"
+    if tools:
+        return ", ".join(tools)
+    return "Setup" if e["step"] is None else "Thought"
+
+
+def _step_metrics(e: dict[str, Any]) -> str:
     u = e["usage"]
     metrics = ""
     if u:
@@ -284,6 +283,85 @@ def _step(e: dict[str, Any], running: bool) -> str:
         metrics += f'<span title="cost">{_cost(u["cost_usd"])}</span>'
     if e["latency_s"] is not None:
         metrics += f'<span title="model latency">{_secs(e["latency_s"])}</span>'
+    return metrics
+
+
+def _rethink(rt: dict[str, Any] | None) -> str:
+    """The step's hypothesis, confidence, differential and needed evidence, or ``""``."""
+    if not rt or not (
+        rt.get("hypothesis") or rt.get("differential") or rt.get("confidence") is not None
+    ):
+        return ""
+    conf = rt.get("confidence")
+    conf_html = (
+        f'<span class="conf"><meter min="0" max="1" value="{conf}" aria-label="confidence"></meter> {conf * 100:.0f}%</span>'
+        if conf is not None
+        else ""
+    )
+    diff = "".join(f'<span class="chip">{_e(x)}</span>' for x in rt.get("differential") or [])
+    return (
+        '<div class="rethink"><div class="rethink-head"><span class="k">Hypothesis</span>'
+        + conf_html
+        + "</div>"
+        + (f"<p>{_e(rt['hypothesis'])}</p>" if rt.get("hypothesis") else "")
+        + (f'<p class="diff"><span class="k">Differential</span>{diff}</p>' if diff else "")
+        + (
+            f'<p class="muted"><span class="k">Needs</span>{_e(rt["needed_evidence"])}</p>'
+            if rt.get("needed_evidence")
+            else ""
+        )
+        + "</div>"
+    )
+
+
+def _call(c: dict[str, Any], running: bool) -> str:
+    """One tool call: its signature, duration, errors, result text and images."""
+    res = c["result"]
+    sig = _e(c["raw_arguments"] or _args(c["arguments"]))
+    part = f'<div class="call"><code class="call-sig"><span class="fn">{_e(c["name"])}</span>({sig})</code>'
+    if res and res.get("duration_s"):
+        part += f' <span class="muted small">{_secs(res["duration_s"])}</span>'
+    if c["parse_error"]:
+        part += f'<p class="err">could not parse arguments: {_e(c["parse_error"])}</p>'
+    if res:
+        if res["error"]:
+            part += f'<p class="err"><strong>Error: </strong>{_e(res["error"])}</p>'
+        if res["internal_error"]:
+            part += f'<p class="err small">internal: {_e(res["internal_error"])}</p>'
+        if res["text"]:
+            part += f'<details class="result"><summary>Tool result</summary><div class="pre">{_e(res["text"])}</div></details>'
+        if res["images"]:
+            part += '<div class="seen-row">' + "".join(_seen(i) for i in res["images"]) + "</div>"
+    elif running:
+        part += '<p class="muted small">running…</p>'
+    return part + "</div>"
+
+
+def _outcome(e: dict[str, Any]) -> list[str]:
+    """The step's errors, retries, notes and final answer."""
+    body: list[str] = []
+    for err in e["errors"]:
+        body.append(
+            f'<p class="err"><strong>{"Fatal error" if err["fatal"] else "Error"}: </strong>{_e(err["message"])}</p>'
+        )
+    if e["retries"]:
+        body.append(
+            f'<p class="muted small">{len(e["retries"])} retries: {_e(", ".join(r["reason"] for r in e["retries"]))}</p>'
+        )
+    for n in e["notes"]:
+        first = n.split("\n")[0][:120]
+        rest = f'<div class="pre small">{_e(n)}</div>' if "\n" in n else ""
+        body.append(f'<details class="note"><summary>{_e(first)}</summary>{rest}</details>')
+    if e["answer"]:
+        k = "Final answer (forced)" if e["answer"]["forced"] else "Final answer"
+        body.append(
+            f'<div class="answer"><span class="k">{k}</span><div class="pre">{_e(e["answer"]["text"])}</div></div>'
+        )
+    return body
+
+
+def _step(e: dict[str, Any], running: bool) -> str:
+    title = _step_title(e)
     rnums = "".join(f'<span class="rnum">{n}</span>' for n in e["regions"])
     classes = "step" + (" has-error" if e["errors"] else "") + (" is-answer" if e["answer"] else "")
     label = f"{e['title']}: {title}" + (
@@ -302,73 +380,16 @@ def _step(e: dict[str, Any], running: bool) -> str:
         )
     if e["thought"] and not (e["answer"] and e["answer"]["text"].strip() == e["thought"].strip()):
         body.append(f'<div class="thought pre">{_e(e["thought"])}</div>')
-    rt = e["rethink"]
-    if rt and (rt.get("hypothesis") or rt.get("differential") or rt.get("confidence") is not None):
-        conf = rt.get("confidence")
-        conf_html = (
-            f'<span class="conf"><meter min="0" max="1" value="{conf}" aria-label="confidence"></meter> {conf * 100:.0f}%</span>'
-            if conf is not None
-            else ""
-        )
-        diff = "".join(f'<span class="chip">{_e(x)}</span>' for x in rt.get("differential") or [])
-        body.append(
-            '<div class="rethink"><div class="rethink-head"><span class="k">Hypothesis</span>'
-            + conf_html
-            + "</div>"
-            + (f"<p>{_e(rt['hypothesis'])}</p>" if rt.get("hypothesis") else "")
-            + (f'<p class="diff"><span class="k">Differential</span>{diff}</p>' if diff else "")
-            + (
-                f'<p class="muted"><span class="k">Needs</span>{_e(rt["needed_evidence"])}</p>'
-                if rt.get("needed_evidence")
-                else ""
-            )
-            + "</div>"
-        )
-    for c in e["calls"]:
-        res = c["result"]
-        sig = _e(c["raw_arguments"] or _args(c["arguments"]))
-        part = f'<div class="call"><code class="call-sig"><span class="fn">{_e(c["name"])}</span>({sig})</code>'
-        if res and res.get("duration_s"):
-            part += f' <span class="muted small">{_secs(res["duration_s"])}</span>'
-        if c["parse_error"]:
-            part += f'<p class="err">could not parse arguments: {_e(c["parse_error"])}</p>'
-        if res:
-            if res["error"]:
-                part += f'<p class="err"><strong>Error: </strong>{_e(res["error"])}</p>'
-            if res["internal_error"]:
-                part += f'<p class="err small">internal: {_e(res["internal_error"])}</p>'
-            if res["text"]:
-                part += f'<details class="result"><summary>Tool result</summary><div class="pre">{_e(res["text"])}</div></details>'
-            if res["images"]:
-                part += (
-                    '<div class="seen-row">' + "".join(_seen(i) for i in res["images"]) + "</div>"
-                )
-        elif running:
-            part += '<p class="muted small">running…</p>'
-        body.append(part + "</div>")
-    for err in e["errors"]:
-        body.append(
-            f'<p class="err"><strong>{"Fatal error" if err["fatal"] else "Error"}: </strong>{_e(err["message"])}</p>'
-        )
-    if e["retries"]:
-        body.append(
-            f'<p class="muted small">{len(e["retries"])} retries: {_e(", ".join(r["reason"] for r in e["retries"]))}</p>'
-        )
-    for n in e["notes"]:
-        first = n.split("\n")[0][:120]
-        rest = f'<div class="pre small">{_e(n)}</div>' if "\n" in n else ""
-        body.append(f'<details class="note"><summary>{_e(first)}</summary>{rest}</details>')
-    if e["answer"]:
-        k = "Final answer (forced)" if e["answer"]["forced"] else "Final answer"
-        body.append(
-            f'<div class="answer"><span class="k">{k}</span><div class="pre">{_e(e["answer"]["text"])}</div></div>'
-        )
+    if rethink := _rethink(e["rethink"]):
+        body.append(rethink)
+    body.extend(_call(c, running) for c in e["calls"])
+    body.extend(_outcome(e))
     no = "·" if e["step"] is None else str(e["step"] + 1)
     return (
         f'<li class="{classes}" tabindex="0" data-entry="{e["index"]}" data-regions="{" ".join(map(str, e["regions"]))}" '
         f'aria-label="{_e(label)}"><div class="step-head"><span class="step-no" aria-hidden="true">{no}</span>'
         f'<span class="step-title">{_e(title)}</span><span class="step-regions">{rnums}</span>'
-        f'<span class="step-metrics">{metrics}</span></div><div class="step-body">{"".join(body)}</div></li>'
+        f'<span class="step-metrics">{_step_metrics(e)}</span></div><div class="step-body">{"".join(body)}</div></li>'
     )
 
 
@@ -495,13 +516,42 @@ def render_report_info(
     path_in: Path | str, *, limit: int | None = None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> tuple[str, EmbeddedImages]:
     """The report's HTML text, and how its images were embedded."""
-    from slidescout.traces.viewer.dzi import TileServer
-
     index = RunIndex(path_in)
     summary = index.summary()
     rows = summary["samples"]
-    tiles = TileServer()
     images = _Images(index)
+    sections, anchors = _sections(index, rows, images, limit)
+    note = ""
+    shown = len(sections)
+    total = len({r["trace"] for r in rows if r["trace"]})
+    if shown < total:
+        note = (
+            f'<p class="notice">Showing the first {shown} of {total} traced samples (--limit).</p>'
+        )
+    body = f"""<section class="stats" aria-label="Run totals">{_stats(summary)}</section>
+{note}
+<!--report-note-->
+{_index_table(rows, anchors)}
+{"".join(sections)}"""
+    page, info = embed(_page(summary["name"], body), images.sources, max_bytes=max_bytes)
+    if info.n_downscaled:
+        note = (
+            f'<p class="notice small">Images are embedded at up to {info.side} px on their long side '
+            f"({info.n_downscaled} of {info.n_images} downscaled); the full-size ones are in the run's "
+            "blobs/ folder: <code>slidescout view RUN</code> shows them.</p>"
+        )
+        page = page.replace("<!--report-note-->", note, 1)
+    return page, info
+
+
+def _sections(
+    index: RunIndex, rows: list[dict[str, Any]], images: _Images, limit: int | None
+) -> tuple[list[str], dict[str, int]]:
+    """One section per traced sample (the first ``limit``; unreadable traces are skipped), and
+    the section number of each sample id."""
+    from slidescout.traces.viewer.dzi import TileServer
+
+    tiles = TileServer()
     sections: list[str] = []
     anchors: dict[str, int] = {}
     seen_traces: set[str] = set()
@@ -526,15 +576,13 @@ def render_report_info(
         i = len(sections)
         anchors[row["id"]] = i
         sections.append(_sample_html(i, d, row, figures))
+    return sections, anchors
 
-    css = (STATIC_DIR / "viewer.css").read_text(encoding="utf-8") + (
-        STATIC_DIR / "report.css"
-    ).read_text(encoding="utf-8")
-    js = (STATIC_DIR / "staticview.js").read_text(encoding="utf-8") + (
-        STATIC_DIR / "report.js"
-    ).read_text(encoding="utf-8")
+
+def _stats(summary: dict[str, Any]) -> str:
+    """The run totals: samples, accuracy, cost, model."""
     acc = f"{100 * summary['n_correct'] / summary['n_scored']:.1f}%" if summary["n_scored"] else "–"
-    stats = "".join(
+    return "".join(
         f'<div class="stat"><div class="stat-label">{k}</div><div class="stat-value">{_e(v)}</div><div class="stat-sub">{_e(sub)}</div></div>'
         for k, v, sub in (
             (
@@ -561,38 +609,37 @@ def render_report_info(
             ),
         )
     )
-    note = ""
-    shown = len(sections)
-    total = len({r["trace"] for r in rows if r["trace"]})
-    if shown < total:
-        note = (
-            f'<p class="notice">Showing the first {shown} of {total} traced samples (--limit).</p>'
-        )
+
+
+def _page(name: str, main: str) -> str:
+    """The standalone page around ``main``, with the viewer's CSS and script inlined."""
+    css = (STATIC_DIR / "viewer.css").read_text(encoding="utf-8") + (
+        STATIC_DIR / "report.css"
+    ).read_text(encoding="utf-8")
+    js = (STATIC_DIR / "staticview.js").read_text(encoding="utf-8") + (
+        STATIC_DIR / "report.js"
+    ).read_text(encoding="utf-8")
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     # keep inlined code from closing its element early
     js = js.replace("</", "<\\/")
     css = css.replace("</", "<\\/")
-    page = f"""<!doctype html>
+    return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="slidescout report-html">
-<title>{_e(summary["name"])} · slidescout report</title>
+<title>{_e(name)} · slidescout report</title>
 <style>{css}</style>
 </head>
 <body class="report">
 <a class="skip-link" href="#main">Skip to content</a>
 <header class="topbar"><span class="brand"><span class="logo" aria-hidden="true"></span>slidescout</span>
-<span class="report-title">report · {_e(summary["name"])}</span><span class="report-when">{generated}</span></header>
+<span class="report-title">report · {_e(name)}</span><span class="report-when">{generated}</span></header>
 <main id="main" class="report-main">
-<h1 class="sr-only">Report of {_e(summary["name"])}</h1>
-<section class="stats" aria-label="Run totals">{stats}</section>
-{note}
-<!--report-note-->
-{_index_table(rows, anchors)}
-{"".join(sections)}
+<h1 class="sr-only">Report of {_e(name)}</h1>
+{main}
 </main>
 <noscript><p class="notice">The images of this report are shown by its script: allow JavaScript for this file.</p></noscript>
 <!--report-images-->
@@ -600,15 +647,6 @@ def render_report_info(
 </body>
 </html>
 """
-    page, info = embed(page, images.sources, max_bytes=max_bytes)
-    if info.n_downscaled:
-        note = (
-            f'<p class="notice small">Images are embedded at up to {info.side} px on their long side '
-            f"({info.n_downscaled} of {info.n_images} downscaled); the full-size ones are in the run's "
-            "blobs/ folder: <code>slidescout view RUN</code> shows them.</p>"
-        )
-        page = page.replace("<!--report-note-->", note, 1)
-    return page, info
 
 
 def write_report(
