@@ -77,7 +77,9 @@ def test_ask_against_a_server_that_never_answers_ends_within_timeout_times_attem
 ) -> None:
     import openai  # noqa: F401  (its first import takes seconds on a loaded machine: not what is measured)
 
-    with FakeOpenAI(lambda body: hang(30)) as srv:
+    # --timeout bounds the whole request, sending included: it is long enough for each attempt
+    # to reach the server on a loaded machine, and far shorter than the server's silence
+    with FakeOpenAI(lambda body: hang(120)) as srv:
         rc, out, _ = run_cli(
             capsys,
             "ask",
@@ -88,14 +90,14 @@ def test_ask_against_a_server_that_never_answers_ends_within_timeout_times_attem
             "--base-url",
             srv.base_url,
             "--timeout",
-            "0.5",
+            "5",
             "--retries",
             "1",
             "-o",
             str(tmp_path / "run"),
             "--json",
         )
-    # the client gave up on each attempt (a reply after 30 s would read "504", not "timed out")
+    # the client gave up on each attempt (a reply after 120 s would read "504", not "timed out")
     assert rc == 1 and "timed out" in json.loads(out)["error"]
     assert len(srv.requests) == 2  # two attempts, then the error
 

@@ -57,12 +57,12 @@ async def test_key_absent_everywhere(model_id, api, fake, monkeypatch):
         Fault(400, ECHO),
         Fault(500, ECHO),
         Fault(500, ECHO),
-        hang(0.5),
-        hang(0.5),
+        hang(30),
+        hang(30),
         Reply(text="fine", tool_calls=[ToolCall("t", raw_arguments="{bad")]),
     ]
     with fake(script) as srv:
-        model = resolve_model(model_id, base_url=srv.base_url, api=api, retry=FAST, timeout_s=0.15)
+        model = resolve_model(model_id, base_url=srv.base_url, api=api, retry=FAST, timeout_s=2.0)
         _clean(repr(model))
         for _ in range(3):  # a 400, exhausted 500s, exhausted timeouts
             with pytest.raises(ModelError) as ei:

@@ -320,9 +320,9 @@ async def test_500_retried_then_success():
 
 
 async def test_timeout_retried():
-    with FakeOpenAI([hang(0.5), Reply(text="ok")]) as srv:
+    with FakeOpenAI([hang(30), Reply(text="ok")]) as srv:
         model = resolve_model(
-            "openai:gpt-5", base_url=srv.base_url, api="responses", retry=FAST, timeout_s=0.15
+            "openai:gpt-5", base_url=srv.base_url, api="responses", retry=FAST, timeout_s=2.0
         )
         resp = await model.request(ModelRequest(messages=ask()))
         await model.aclose()
