@@ -2,22 +2,7 @@
 // numbered boxes, the region hints, and drawing a hint by dragging on the slide.
 import {h, fmtBox} from '../static/util.js';
 import {scaleAndCursor} from '../static/hud.js';
-
-
-let osdPromise = null;
-function loadOSD() {
-  if (window.OpenSeadragon) return Promise.resolve(window.OpenSeadragon);
-  if (!osdPromise) {
-    osdPromise = new Promise((resolve, reject) => {
-      const tag = document.createElement('script');
-      tag.src = 'vendor/openseadragon/openseadragon.min.js';
-      tag.onload = () => resolve(window.OpenSeadragon);
-      tag.onerror = () => { osdPromise = null; reject(new Error('could not load OpenSeadragon')); };
-      document.head.append(tag);
-    });
-  }
-  return osdPromise;
-}
+import {loadOSD} from '../static/osd.js';
 
 export function boxEl(b) {
   const cls = b.kind === 'hint' ? 'ov ov-hint' : `ov ov-region${b.pending ? ' pending' : ''}${b.latest ? ' latest' : ''}`;

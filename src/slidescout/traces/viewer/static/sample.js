@@ -1,27 +1,10 @@
 // The sample page: slide viewer (deep zoom, or static fallback) beside the step timeline.
 import {h, s, getJSON, fmtCost, fmtInt, fmtSecs, fmtBox, fmtArgs, verdictBadge, statusBadge, announce} from './util.js';
 import {scaleAndCursor, heatLegends} from './hud.js';
+import {loadOSD} from './osd.js';
 
 const POLL_MS = 3000;
 let page = null;  // {id, data, view, selected, timer}
-
-// ------------------------------------------------------------------------------------------
-// OpenSeadragon (loaded on demand from /vendor, installed from the npm registry)
-
-let osdPromise = null;
-function loadOSD() {
-  if (window.OpenSeadragon) return Promise.resolve(window.OpenSeadragon);
-  if (!osdPromise) {
-    osdPromise = new Promise((resolve, reject) => {
-      const tag = document.createElement('script');
-      tag.src = 'vendor/openseadragon/openseadragon.min.js';
-      tag.onload = () => resolve(window.OpenSeadragon);
-      tag.onerror = () => { osdPromise = null; reject(new Error('could not load OpenSeadragon')); };
-      document.head.append(tag);
-    });
-  }
-  return osdPromise;
-}
 
 const GAP = 0.04;  // between the images of an image set, in viewport units (image width = 1)
 
