@@ -50,6 +50,26 @@ from slidescout.slides.tiffmeta import PYVIPS_COMPRESSIONS, TiffStructure, compr
 
 log = logging.getLogger(__name__)
 
+# Single-file slide formats, by suffix, for listing a folder of slides: OpenSlide's, then those
+# of the readers behind extras (DICOM and OME-Zarr are left out: one slide is many files)
+SLIDE_SUFFIXES: tuple[str, ...] = (
+    ".svs",
+    ".tif",
+    ".tiff",
+    ".ndpi",
+    ".mrxs",
+    ".scn",
+    ".vms",
+    ".vmu",
+    ".bif",
+    ".svslide",
+    ".czi",
+    ".vsi",
+    ".isyntax",
+    ".lif",
+)
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")  # plain images, opened as slides
+
 _SIGNATURES = (
     (b"%PDF", "a PDF document"),
     (b"MATLAB", "a MATLAB matrix file"),

@@ -38,6 +38,7 @@ import numpy as np
 
 from slidescout.core.types import Box
 from slidescout.errors import ConfigError
+from slidescout.slides.factory import SLIDE_SUFFIXES
 from slidescout.tools.experts import catalog
 from slidescout.tools.experts.cards import Card
 from slidescout.tools.experts.runtime import run_patches
@@ -45,19 +46,6 @@ from slidescout.tools.experts.tiling import PatchPlan, choose_read_level, plan_p
 
 SUFFIX = ".h5"
 FORMAT = "slidescout-features-1"
-# single-file slide formats a folder is searched for (DICOM is left out: one slide is many files)
-SLIDE_SUFFIXES = (
-    ".svs",
-    ".tif",
-    ".tiff",
-    ".ndpi",
-    ".mrxs",
-    ".scn",
-    ".vms",
-    ".vmu",
-    ".bif",
-    ".svslide",
-)
 _LOCK = threading.Lock()
 
 

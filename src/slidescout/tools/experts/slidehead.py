@@ -31,6 +31,7 @@ import anyio.to_thread
 import numpy as np
 
 from slidescout.errors import ConfigError, ToolError
+from slidescout.slides.factory import SLIDE_SUFFIXES
 from slidescout.tools.base import ToolImage, ToolResult, tool
 from slidescout.tools.context import ToolContext
 from slidescout.tools.experts import catalog
@@ -190,7 +191,7 @@ def read_labels(path: Path) -> dict[str, str]:
     for r in rows:
         slide, label = (r.get("slide") or "").strip(), (r.get("label") or "").strip()
         if slide and label:
-            out[Path(slide).stem if Path(slide).suffix in feats.SLIDE_SUFFIXES else slide] = label
+            out[Path(slide).stem if Path(slide).suffix in SLIDE_SUFFIXES else slide] = label
     return out
 
 

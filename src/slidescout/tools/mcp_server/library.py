@@ -22,25 +22,11 @@ from pydantic import Field
 
 from slidescout.errors import ConfigError, SlidescoutError, ToolError
 from slidescout.slides import open_slide
+from slidescout.slides.factory import IMAGE_SUFFIXES, SLIDE_SUFFIXES
 from slidescout.tools.base import ToolResult, tool
 from slidescout.tools.context import ToolContext
 
-# Single-file slide formats (DICOM is left out: one slide is many .dcm files).
-SLIDE_EXTENSIONS: tuple[str, ...] = (
-    ".svs",
-    ".tif",
-    ".tiff",
-    ".ndpi",
-    ".mrxs",
-    ".scn",
-    ".vms",
-    ".vmu",
-    ".bif",
-    ".svslide",
-    ".png",
-    ".jpg",
-    ".jpeg",
-)
+SLIDE_EXTENSIONS: tuple[str, ...] = SLIDE_SUFFIXES + IMAGE_SUFFIXES  # what a folder lists
 LIBRARY_KEY = "slidescout.mcp.library"  # where list_slides finds the library in ctx.extras
 MAX_SCAN = 100_000  # files looked at per listing, so a huge folder cannot stall the server
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
